@@ -1,0 +1,265 @@
+"""The backtest engine: replays recorded data through the same kernel a live node runs.
+
+Time is a ``SimClock`` set from each event's timestamp; timers (venue latency,
+strategy timers) fire in order before the event that passes their due time.
+Equity is sampled every ``EQUITY_SAMPLE_NS`` of simulated time (and at the end)
+for the equity curve and max drawdown.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+from bastion.backtest.result import BacktestResult, FillRecord, PositionSummary
+from bastion.clock import SimClock
+from bastion.config import BacktestConfig, resolve_path
+from bastion.data import ReplaySource, open_replay
+from bastion.journal.sqlite import SqliteJournal
+from bastion.kernel import Kernel
+from bastion.model.data import Bar, QuoteTick
+from bastion.model.enums import OrderStatus
+from bastion.model.events import OrderFilled
+from bastion.model.instruments import Instrument
+from bastion.portfolio.portfolio import to_decimal
+
+EQUITY_SAMPLE_NS = 1_000_000_000
+_PROGRESS_EVERY = 1 << 16
+
+
+def run_backtest(
+    config: BacktestConfig, *, base_dir: Path, progress: bool = True
+) -> BacktestResult:
+    """Run ``config`` to the end of its data and return the result."""
+    started = time.perf_counter()
+    clock = SimClock()
+    journal = (
+        SqliteJournal(resolve_path(base_dir, config.journal.path))
+        if config.journal is not None
+        else None
+    )
+    kernel = Kernel(config=config, base_dir=base_dir, clock=clock, epoch=1, journal=journal)
+    fills: list[OrderFilled] = []
+    kernel.bus.subscribe(OrderFilled, fills.append)
+    sources = [
+        open_replay(
+            resolve_path(base_dir, source.path),
+            kernel.instruments[source.instrument],
+            kind=source.kind,
+            on_bad_row=source.on_bad_row,
+            bar_interval_ns=source.bar_interval_s * 1_000_000_000,
+        )
+        for source in config.data
+    ]
+    loop = _Loop(kernel, clock)
+    bar = _progress_bar(sources, progress and config.progress)
+    try:
+        events = _merged(sources)
+        first = next(events, None)
+        if first is not None:
+            clock.set_time(first.ts_ns)
+            loop.start_ns = first.ts_ns
+            kernel.start()
+            loop.run(first, events, bar)
+        kernel.stop_strategies()
+        kernel.cancel_all_orders()
+    finally:
+        if bar is not None:
+            bar.close()
+        if journal is not None:
+            journal.close()
+    loop.sample(clock.timestamp_ns())
+    return _result(
+        kernel, loop.n_events, loop.start_ns, loop.equity_curve(), sources, fills, started
+    )
+
+
+def _merged(sources: list[ReplaySource[Any]]) -> Iterator[QuoteTick | Bar]:
+    if len(sources) == 1:
+        return iter(sources[0])
+    return heapq.merge(*sources, key=attrgetter("ts_ns"))
+
+
+class _Loop:
+    """The hot loop and the equity sampler."""
+
+    def __init__(self, kernel: Kernel, clock: SimClock) -> None:
+        self.kernel = kernel
+        self.clock = clock
+        self.n_events = 0
+        self.start_ns = 0
+        self._samples: list[tuple[int, Decimal | int, Decimal | None]] = []
+        self._fast_equity = _common_scale(kernel)
+
+    def run(self, first: QuoteTick | Bar, events: Iterator[QuoteTick | Bar], bar: Any) -> None:
+        kernel = self.kernel
+        clock = self.clock
+        on_quote = kernel.on_quote
+        on_bar = kernel.on_bar
+        sample = self.sample
+        update = getattr(bar, "update", None)
+        on_quote(first) if type(first) is QuoteTick else on_bar(first)  # type: ignore[arg-type]
+        sample(first.ts_ns)
+        next_sample = first.ts_ns + EQUITY_SAMPLE_NS
+        n = 1
+        for event in events:
+            ts = event.ts_ns
+            if ts >= clock.next_due_ns:
+                clock.advance_to(ts)
+            else:
+                clock.now_ns = ts
+            if type(event) is QuoteTick:
+                on_quote(event)
+            else:
+                on_bar(event)  # type: ignore[arg-type]
+            n += 1
+            if ts >= next_sample:
+                sample(ts)
+                next_sample = ts + EQUITY_SAMPLE_NS
+                if update is not None and n >= _PROGRESS_EVERY:
+                    update(n)
+                    self.n_events += n
+                    n = 0
+        self.n_events += n
+        if update is not None:
+            update(n)
+
+    def sample(self, ts_ns: int) -> None:
+        portfolio = self.kernel.portfolio
+        if self._fast_equity is None:
+            self._samples.append((ts_ns, portfolio.equity(), None))
+            return
+        raw = portfolio.equity_change_raw()
+        if raw is not None:
+            self._samples.append((ts_ns, raw, portfolio.fees))
+
+    def equity_curve(self) -> list[tuple[int, Decimal]]:
+        """The samples as money, one point per timestamp (the last one taken)."""
+        scale = self._fast_equity
+        start = self.kernel.portfolio.starting_cash
+        curve: list[tuple[int, Decimal]] = []
+        for ts_ns, value, fees in self._samples:
+            if scale is not None and fees is not None:
+                value = start + scale.money(value) - fees
+            elif isinstance(value, int):
+                value = Decimal(value)
+            assert isinstance(value, Decimal)
+            point = (ts_ns, value)
+            if curve and curve[-1][0] == ts_ns:
+                curve[-1] = point
+            else:
+                curve.append(point)
+        return curve
+
+
+def _common_scale(kernel: Kernel) -> Instrument | None:
+    """The one instrument whose money scale all share, if they do (enables int equity)."""
+    instruments = list(kernel.instruments.values())
+    first = instruments[0]
+    for other in instruments[1:]:
+        if (other.price_precision, other.size_precision, other.multiplier) != (
+            first.price_precision,
+            first.size_precision,
+            first.multiplier,
+        ) or other.quote_currency != kernel.portfolio.currency:
+            return None
+    return first if first.quote_currency == kernel.portfolio.currency else None
+
+
+def _progress_bar(sources: list[ReplaySource[Any]], enabled: bool) -> Any:
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    total = sum(s.n_rows or 0 for s in sources) or None
+    return tqdm(total=total, unit="ev", unit_scale=True, desc="backtest", file=sys.stderr)
+
+
+def _max_drawdown(curve: list[tuple[int, Decimal]]) -> Decimal:
+    peak: Decimal | None = None
+    worst = Decimal(0)
+    for _, equity in curve:
+        if peak is None or equity > peak:
+            peak = equity
+        elif peak - equity > worst:
+            worst = peak - equity
+    return worst
+
+
+def _result(
+    kernel: Kernel,
+    n_events: int,
+    start_ns: int,
+    curve: list[tuple[int, Decimal]],
+    sources: list[ReplaySource[Any]],
+    fills: list[OrderFilled],
+    started: float,
+) -> BacktestResult:
+    portfolio = kernel.portfolio
+    instruments = kernel.instruments
+    orders = list(kernel.execution.orders())
+    positions = []
+    for position in portfolio.positions():
+        inst = instruments[position.instrument_id]
+        avg = position.avg_px
+        mark = portfolio.mark_px(position.instrument_id, position.quantity)
+        unrealized = position.unrealized(mark) if mark is not None and position.quantity else 0
+        positions.append(
+            PositionSummary(
+                instrument_id=position.instrument_id,
+                quantity=inst.size(position.quantity),
+                avg_px=None if avg is None else to_decimal(avg).scaleb(-inst.price_precision),
+                realized_pnl=inst.money(to_decimal(position.realized)),
+                unrealized_pnl=inst.money(to_decimal(unrealized)),
+                currency=inst.quote_currency,
+            )
+        )
+    skipped: dict[str, int] = {}
+    for source in sources:
+        for reason, count in source.stats.skipped_by_reason.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+    return BacktestResult(
+        n_ticks=n_events,
+        n_orders=len(orders),
+        n_fills=len(fills),
+        n_denied=sum(o.status is OrderStatus.DENIED for o in orders),
+        n_rejected=sum(o.status is OrderStatus.REJECTED for o in orders),
+        n_canceled=sum(o.status is OrderStatus.CANCELED for o in orders),
+        fills=[_fill_record(f, instruments[f.instrument_id]) for f in fills],
+        positions=positions,
+        currency=portfolio.currency,
+        starting_cash=portfolio.starting_cash,
+        final_cash=portfolio.cash(),
+        final_equity=portfolio.equity(),
+        realized_pnl=portfolio.realized_pnl(),
+        unrealized_pnl=portfolio.unrealized_pnl(),
+        fees=portfolio.fees,
+        max_drawdown=_max_drawdown(curve),
+        equity_curve=curve,
+        start_ns=start_ns,
+        end_ns=kernel.clock.timestamp_ns(),
+        wall_s=time.perf_counter() - started,
+        skipped_rows=skipped,
+        strategy_errors=list(kernel.strategies.failures),
+    )
+
+
+def _fill_record(fill: OrderFilled, instrument: Instrument) -> FillRecord:
+    return FillRecord(
+        ts_ns=fill.ts_ns,
+        client_order_id=fill.client_order_id,
+        exec_id=fill.exec_id,
+        strategy_id=fill.strategy_id,
+        instrument_id=fill.instrument_id,
+        side=fill.side.value,
+        quantity=instrument.size(fill.last_qty),
+        price=instrument.price(fill.last_px),
+        fee=fill.fee,
+        liquidity=fill.liquidity.value,
+    )

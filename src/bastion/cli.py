@@ -1,0 +1,351 @@
+"""The ``bastion`` command line: parse arguments, load config, call one component, map errors.
+
+Exit codes: 0 success; 2 usage or configuration error; 3 bad market data;
+1 any other bastion error. Expected errors print ``error: <message>`` to stderr,
+never a traceback. Logs go to stderr; reports go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import structlog
+
+from bastion import __version__
+from bastion.config import (
+    BacktestConfig,
+    InstrumentConfig,
+    PaperConfig,
+    default_paper_config,
+    load_config,
+    resolve_path,
+    scaffold_dir,
+)
+from bastion.data.config import SyntheticFeedConfig
+from bastion.errors import BastionError, ConfigError, DataError
+from bastion.logging import configure_logging
+
+EXIT_OK: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_DATA: Final = 3
+EXIT_INTERRUPTED: Final = 130
+
+SCAFFOLD_FILES: Final = ("paper.toml", "backtest.toml", "strategies/ema_cross.py")
+SAMPLE_QUOTES_PATH: Final = "data/quotes.csv"
+SAMPLE_QUOTES_N: Final = 20_000
+SAMPLE_START_NS: Final = 1_704_205_800_000_000_000  # 2024-01-02T14:30:00Z
+SAMPLE_INTERVAL_MS: Final = 100
+
+log = structlog.get_logger("bastion.cli")
+
+
+class UsageError(BastionError):
+    """The command line asks for something that cannot be done as asked (exit 2)."""
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Scaffold a desk directory: configs, the example strategy and sample data."""
+    target = Path(args.dir)
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{target} exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not args.force:
+        raise UsageError(
+            f"{target} exists and is not empty; choose a new directory or pass --force "
+            "to overwrite the scaffold files in it"
+        )
+    source = scaffold_dir()
+    missing = [rel for rel in SCAFFOLD_FILES if not (source / rel).is_file()]
+    if missing:
+        raise BastionError(f"the installed bastion package lacks scaffold files: {missing}")
+    created = not target.exists()
+    try:
+        for rel in SCAFFOLD_FILES:
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / rel, dest)
+        n = write_sample_quotes(target / SAMPLE_QUOTES_PATH)
+    except BaseException as e:
+        if created:  # leave nothing half-made behind, so a retry is not refused
+            shutil.rmtree(target, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise BastionError(f"cannot write into {target}: {e}") from e
+        raise
+
+    shown = str(target)
+    print(f"created {shown}/")
+    print("  paper.toml               paper trading node config (bastion run)")
+    print("  backtest.toml            backtest config (bastion backtest)")
+    print("  strategies/ema_cross.py  example strategy: EMA(10)/EMA(50) crossover")
+    print(f"  {SAMPLE_QUOTES_PATH:<24} {n:,} synthetic quotes for XYZ.SIM, 100 ms apart")
+    print()
+    print("next:")
+    print(f"  bastion backtest {shown}/backtest.toml   # replay the sample data, print a report")
+    print(f"  bastion run {shown}/paper.toml           # paper trade live; Ctrl-C stops cleanly")
+    return EXIT_OK
+
+
+def write_sample_quotes(path: Path, n: int = SAMPLE_QUOTES_N) -> int:
+    """Write ``n`` synthetic quotes for XYZ.SIM (the scaffold's instrument) as CSV."""
+    from bastion.data.synthetic import SyntheticQuoteFeed
+
+    instrument = InstrumentConfig(id="XYZ.SIM", tick_size=Decimal("0.01")).to_instrument()
+    feed_config = SyntheticFeedConfig(
+        instrument=instrument.id,
+        seed=42,
+        start_price=Decimal(100),
+        interval_ms=SAMPLE_INTERVAL_MS,
+    )
+    feed = SyntheticQuoteFeed(instrument, feed_config, SAMPLE_START_NS)
+    step_ns = SAMPLE_INTERVAL_MS * 1_000_000
+    price, size = instrument.price, instrument.size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write("ts_ns,bid,ask,bid_size,ask_size\n")
+        for i in range(n):
+            q = feed.next_quote(SAMPLE_START_NS + i * step_ns)
+            f.write(
+                f"{q.ts_ns},{price(q.bid)},{price(q.ask)},{size(q.bid_size)},{size(q.ask_size)}\n"
+            )
+    return n
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Replay recorded data through the strategies; print the report; write outputs."""
+    config_path = Path(args.config)
+    config = load_config(config_path, BacktestConfig)
+
+    from bastion.backtest.engine import run_backtest
+    from bastion.backtest.report import format_report, write_outputs
+
+    _configure_logging(args, config.node.log_level, config.node.log_format)
+    base_dir = config_path.resolve().parent
+    progress = config.progress and not args.no_progress
+    log.info("backtest.start", config=str(config_path), node=config.node.id)
+    result = run_backtest(config, base_dir=base_dir, progress=progress)
+    print(format_report(result), flush=True)
+    out_dir = Path(args.out) if args.out else resolve_path(base_dir, config.output_dir)
+    for written in write_outputs(result, out_dir):
+        print(f"wrote {written}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a paper trading node until a signal (or ``--duration-s``)."""
+    if args.config is not None:
+        config_path = Path(args.config)
+        config = load_config(config_path, PaperConfig)
+        base_dir = config_path.resolve().parent
+        source = str(config_path)
+    else:
+        config, base_dir = default_paper_config()
+        source = "embedded defaults"
+    if args.duration_s is not None:
+        config = msgspec.structs.replace(config, run_for_s=args.duration_s)
+    _configure_logging(args, config.node.log_level, config.node.log_format)
+
+    from bastion.node import run_node
+
+    log.info(
+        "node.config",
+        config=source,
+        node=config.node.id,
+        journal=str(resolve_path(base_dir, config.journal.path)),
+        run_for_s=config.run_for_s,
+    )
+    return run_node(config, base_dir=base_dir)
+
+
+# -- parser --------------------------------------------------------------------------
+
+_MAIN_EPILOG: Final = """\
+examples:
+  bastion init mydesk                      # configs, example strategy, sample data
+  bastion backtest mydesk/backtest.toml    # replay the sample data, print a report
+  bastion run mydesk/paper.toml            # paper trading node; Ctrl-C stops it
+  bastion run                              # paper node on the embedded defaults
+
+exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
+docs: docs/cli.md and docs/configuration.md.
+"""
+
+_INIT_EPILOG: Final = """\
+creates:
+  DIR/paper.toml               config for `bastion run`
+  DIR/backtest.toml            config for `bastion backtest`
+  DIR/strategies/ema_cross.py  the example strategy (EMA crossover)
+  DIR/data/quotes.csv          20,000 synthetic quotes (ts_ns,bid,ask,bid_size,ask_size)
+
+examples:
+  bastion init mydesk
+  bastion init --force mydesk   # rewrite the scaffold files, keep everything else
+"""
+
+_BACKTEST_EPILOG: Final = """\
+The report goes to stdout; fills.csv, equity.png and report.txt go to the output
+directory (--out, else output_dir from the config, relative to the config file).
+
+examples:
+  bastion backtest mydesk/backtest.toml
+  bastion backtest mydesk/backtest.toml --out /tmp/bt --no-progress
+"""
+
+_RUN_EPILOG: Final = """\
+Without CONFIG the node runs on the embedded defaults: the example EMA crossover
+strategy on a synthetic real-time feed against the simulated venue, journaling to
+./bastion-journal.sqlite. SIGINT (Ctrl-C) or SIGTERM stops it cleanly: open
+orders are canceled and the journal is flushed before it exits.
+
+examples:
+  bastion run
+  bastion run mydesk/paper.toml
+  bastion run mydesk/paper.toml --duration-s 60 --log-format json
+"""
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=80)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``bastion`` argument parser with all subcommands."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="bastion",
+        description=_wrap(
+            "bastion: run automated trading strategies (backtest, paper, live) "
+            "with pre-trade risk controls and a durable journal."
+        ),
+        epilog=_MAIN_EPILOG,
+        formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bastion {__version__}")
+
+    logging_options = argparse.ArgumentParser(add_help=False)
+    group = logging_options.add_argument_group("logging")
+    group.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe log level on stderr (default: node.log_level from the config)",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        help="log format on stderr (default: node.log_format from the config)",
+    )
+
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    init = commands.add_parser(
+        "init",
+        help="create a desk directory with configs, an example strategy and sample data",
+        description=_wrap(
+            "bastion init: create a desk directory with paper and backtest configs, "
+            "the example strategy and 20,000 synthetic sample quotes."
+        ),
+        epilog=_INIT_EPILOG,
+        formatter_class=formatter,
+    )
+    init.add_argument("dir", metavar="DIR", help="directory to create (must be new or empty)")
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty DIR, overwriting the scaffold files",
+    )
+    init.set_defaults(handler=cmd_init)
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay recorded market data through the strategies and report",
+        description=_wrap(
+            "bastion backtest: replay recorded quotes or bars through the same strategy, "
+            "risk, matching and portfolio code as the live node, on a simulated clock."
+        ),
+        epilog=_BACKTEST_EPILOG,
+        formatter_class=formatter,
+        parents=[logging_options],
+    )
+    backtest.add_argument("config", metavar="CONFIG", help="backtest config file (TOML)")
+    backtest.add_argument(
+        "--out", metavar="DIR", help="output directory (default: output_dir from the config)"
+    )
+    backtest.add_argument(
+        "--no-progress", action="store_true", help="do not show the progress bar on stderr"
+    )
+    backtest.set_defaults(handler=cmd_backtest)
+
+    run = commands.add_parser(
+        "run",
+        help="run a paper trading node (embedded defaults when no CONFIG)",
+        description=_wrap(
+            "bastion run: run a trading node live against the simulated venue "
+            "(paper trading) until SIGINT/SIGTERM or --duration-s."
+        ),
+        epilog=_RUN_EPILOG,
+        formatter_class=formatter,
+        parents=[logging_options],
+    )
+    run.add_argument(
+        "config", metavar="CONFIG", nargs="?", help="paper config file (TOML); optional"
+    )
+    run.add_argument(
+        "--duration-s",
+        metavar="SECONDS",
+        type=_positive_float,
+        help="stop by itself after SECONDS (overrides run_for_s in the config)",
+    )
+    run.set_defaults(handler=cmd_run)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace, level: str, fmt: str) -> None:
+    configure_logging(args.log_level or level, args.log_format or fmt)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bastion`` command; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    configure_logging(
+        getattr(args, "log_level", None) or "info", getattr(args, "log_format", None) or "console"
+    )
+    try:
+        return handler(args)
+    except (UsageError, ConfigError) as e:
+        return _fail(str(e), EXIT_USAGE)
+    except DataError as e:
+        return _fail(str(e), EXIT_DATA)
+    except BastionError as e:
+        return _fail(str(e), EXIT_ERROR)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)

@@ -1,0 +1,155 @@
+"""The composition root: one place wires clock, bus, portfolio, venue, execution,
+risk gate and strategies together, by keyword, from typed config.
+
+Backtests and live nodes build the same kernel; they differ only in the clock,
+the feed that calls ``on_quote``/``on_bar`` and what drives ``flush``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from bastion.bus import Handler, MessageBus
+from bastion.clock import Clock
+from bastion.config import BacktestConfig, PaperConfig
+from bastion.execution.engine import ExecutionEngine
+from bastion.execution.ids import ClientOrderIdGenerator
+from bastion.journal.sqlite import SqliteJournal
+from bastion.model.data import Bar, QuoteTick
+from bastion.model.events import (
+    CommandDenied,
+    OrderFilled,
+    StrategyFailed,
+    TradingStateChanged,
+)
+from bastion.model.instruments import Instrument
+from bastion.portfolio.portfolio import Portfolio
+from bastion.risk.gate import RiskGate
+from bastion.strategy.runner import StrategyRunner, load_strategy
+from bastion.venues.sim.venue import SimVenue
+
+log = structlog.get_logger("bastion.kernel")
+_NONE: tuple[()] = ()
+
+
+class Kernel:
+    """A trading node's components, wired."""
+
+    def __init__(
+        self,
+        *,
+        config: PaperConfig | BacktestConfig,
+        base_dir: Path,
+        clock: Clock,
+        epoch: int,
+        journal: SqliteJournal | None = None,
+        request_flush: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.journal = journal
+        self.bus = MessageBus(on_handler_error=self._on_handler_error)
+        self.handler_errors = 0
+        self.instruments: dict[str, Instrument] = {
+            i.id: i.to_instrument() for i in config.instruments
+        }
+        self.last_quotes: dict[str, QuoteTick] = {}
+        self.portfolio = Portfolio(
+            instruments=self.instruments,
+            last_quotes=self.last_quotes,
+            currency=config.account.currency,
+            starting_cash=config.account.starting_cash,
+        )
+        self.venue = SimVenue(
+            config=config.venue,
+            clock=clock,
+            instruments=self.instruments,
+            request_flush=request_flush,
+        )
+        self.execution = ExecutionEngine(
+            bus=self.bus,
+            clock=clock,
+            ids=ClientOrderIdGenerator(config.node.id, epoch),
+            venues={self.venue.name: self.venue},
+            journal=journal.append if journal is not None else None,
+        )
+        self.risk = RiskGate(
+            config=config.risk,
+            bus=self.bus,
+            clock=clock,
+            execution=self.execution,
+            portfolio=self.portfolio,
+            instruments=self.instruments,
+            last_quotes=self.last_quotes,
+            venues={self.venue.name},
+        )
+        self.strategies = StrategyRunner(
+            bus=self.bus,
+            clock=clock,
+            portfolio=self.portfolio,
+            execution=self.execution,
+            risk=self.risk,
+            instruments=self.instruments,
+            last_quotes=self.last_quotes,
+        )
+        self._venue_on_quote = self.venue.on_quote
+        self._venue_inbox = self.venue.inbox
+        self._quote_subscribers = self.strategies.quote_subscribers
+        # the portfolio sees a fill before any strategy does
+        self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
+        if journal is not None:
+            for event_type in (TradingStateChanged, StrategyFailed, CommandDenied):
+                self.bus.subscribe(event_type, journal.append)
+        for strategy_config in config.strategies:
+            strategy = load_strategy(strategy_config, base_dir)
+            self.strategies.add(
+                strategy, strategy_config.name, strategy_config.params, strategy_config.on_error
+            )
+
+    # -- data path ------------------------------------------------------------------------
+    def on_quote(self, quote: QuoteTick) -> None:
+        """The per-quote hot path: venue first (so fills see this touch), then strategies."""
+        self.last_quotes[quote.instrument_id] = quote
+        self._venue_on_quote(quote)
+        for handler in self._quote_subscribers.get(quote.instrument_id, _NONE):
+            try:
+                handler(quote)
+            except Exception as error:
+                self.strategies.fail(handler.__self__, error)  # type: ignore[attr-defined]
+        if self._venue_inbox:
+            self.venue.flush()
+
+    def on_bar(self, bar: Bar) -> None:
+        self.venue.on_bar(bar)
+        self.strategies.on_bar(bar)
+        if self._venue_inbox:
+            self.venue.flush()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.strategies.start_all()
+        self.venue.flush()
+
+    def stop_strategies(self) -> None:
+        self.strategies.stop_all()
+        self.venue.flush()
+
+    def cancel_all_orders(self) -> int:
+        """Ask the venue to cancel every open order; return how many were asked."""
+        orders = self.execution.open_orders()
+        for order in orders:
+            self.risk.cancel_order(order)
+        self.venue.flush()
+        return len(orders)
+
+    def _on_handler_error(self, handler: Handler, message: object, error: BaseException) -> None:
+        self.handler_errors += 1
+        log.error(
+            "event_handler_failed",
+            handler=getattr(handler, "__qualname__", repr(handler)),
+            event=type(message).__name__,
+            error=repr(error),
+        )

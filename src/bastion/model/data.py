@@ -1,0 +1,48 @@
+"""Market data: quotes, bars and trade ticks.
+
+Every price and size is a raw integer in the instrument's fixed-point scale
+(see ``Instrument.price_raw``); timestamps are UNIX epoch nanoseconds.
+These are hot-path objects: msgspec structs, no validation in the constructor
+(validation happens once, at the feed's edge, in ``bastion.data``).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class QuoteTick(msgspec.Struct, frozen=True, gc=False):
+    """Top of book: best bid and ask with their displayed sizes."""
+
+    instrument_id: str
+    ts_ns: int
+    bid: int
+    ask: int
+    bid_size: int
+    ask_size: int
+
+
+class Bar(msgspec.Struct, frozen=True, gc=False):
+    """An OHLCV bar; ``ts_ns`` is the bar's close time. ``interval_ns`` is its length."""
+
+    instrument_id: str
+    ts_ns: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    interval_ns: int
+
+
+class TradeTick(msgspec.Struct, frozen=True, gc=False):
+    """A public trade print at the venue."""
+
+    instrument_id: str
+    ts_ns: int
+    price: int
+    size: int
+    aggressor_buy: bool | None = None
+
+
+MarketData = QuoteTick | Bar | TradeTick

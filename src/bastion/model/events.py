@@ -1,0 +1,143 @@
+"""Typed events and commands carried on the bus and written to the journal.
+
+Order events move an order through its state machine (``model.orders``).
+Each is a tagged msgspec struct so the journal can encode and decode any of
+them without a registry of its own.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from bastion.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce, TradingState
+
+
+class Event(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
+    """Base of every event: ``ts_ns`` is when the event happened (clock time).
+
+    Events hold only scalars, so they are untracked by the cyclic GC (``gc=False``).
+    """
+
+    ts_ns: int
+
+
+class OrderEvent(Event, frozen=True, kw_only=True):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+
+
+class OrderInitialized(OrderEvent, frozen=True, kw_only=True):
+    side: OrderSide
+    order_type: OrderType
+    time_in_force: TimeInForce
+    quantity: int
+    price: int | None = None
+    reduce_only: bool = False
+
+
+class OrderDenied(OrderEvent, frozen=True, kw_only=True):
+    """The risk gate refused the order; it never left the node."""
+
+    reason: str
+    message: str
+
+
+class OrderSubmitted(OrderEvent, frozen=True, kw_only=True):
+    venue: str
+
+
+class OrderAccepted(OrderEvent, frozen=True, kw_only=True):
+    venue_order_id: str
+
+
+class OrderRejected(OrderEvent, frozen=True, kw_only=True):
+    reason: str
+
+
+class OrderPendingCancel(OrderEvent, frozen=True, kw_only=True):
+    pass
+
+
+class OrderPendingReplace(OrderEvent, frozen=True, kw_only=True):
+    pass
+
+
+class OrderCanceled(OrderEvent, frozen=True, kw_only=True):
+    reason: str = ""
+
+
+class OrderExpired(OrderEvent, frozen=True, kw_only=True):
+    pass
+
+
+class OrderUpdated(OrderEvent, frozen=True, kw_only=True):
+    quantity: int
+    price: int | None
+
+
+class OrderCancelRejected(OrderEvent, frozen=True, kw_only=True):
+    reason: str
+
+
+class OrderModifyRejected(OrderEvent, frozen=True, kw_only=True):
+    reason: str
+
+
+class OrderFilled(OrderEvent, frozen=True, kw_only=True):
+    """An execution. ``exec_id`` is the venue's id; a repeated one is never applied twice."""
+
+    venue_order_id: str
+    exec_id: str
+    side: OrderSide
+    last_qty: int
+    last_px: int
+    fee: Decimal
+    fee_currency: str
+    liquidity: LiquiditySide
+
+
+class OrderTransitionRefused(OrderEvent, frozen=True, kw_only=True):
+    """An event arrived that the order's state machine does not allow; it was not applied."""
+
+    status: str
+    event: str
+
+
+class TradingStateChanged(Event, frozen=True, kw_only=True):
+    state: TradingState
+    reason: str
+
+
+class StrategyFailed(Event, frozen=True, kw_only=True):
+    strategy_id: str
+    error: str
+
+
+class CommandDenied(Event, frozen=True, kw_only=True):
+    """The risk gate refused a cancel or modify request (the order itself is unchanged)."""
+
+    client_order_id: str
+    strategy_id: str
+    reason: str
+    message: str
+
+
+ORDER_EVENT_TYPES: tuple[type[OrderEvent], ...] = (
+    OrderInitialized,
+    OrderDenied,
+    OrderSubmitted,
+    OrderAccepted,
+    OrderRejected,
+    OrderPendingCancel,
+    OrderPendingReplace,
+    OrderCanceled,
+    OrderExpired,
+    OrderUpdated,
+    OrderCancelRejected,
+    OrderModifyRejected,
+    OrderFilled,
+    OrderTransitionRefused,
+)

@@ -1,0 +1,244 @@
+"""The live trading node (paper mode for now): the kernel on an asyncio loop.
+
+``run_node`` wires a ``Kernel`` to the live clock, a real-time quote feed and
+the SQLite journal, then runs until SIGINT/SIGTERM or ``run_for_s``. Shutdown
+is orderly: strategies stopped, every open order canceled at the venue (and
+confirmed), the journal flushed, exit code 0. Orders, fills and PnL are logged
+as they happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+
+from bastion.clock import LiveClock
+from bastion.config import PaperConfig, resolve_path
+from bastion.data import SyntheticQuoteFeed, open_replay
+from bastion.journal.sqlite import SqliteJournal
+from bastion.kernel import Kernel
+from bastion.model.data import Bar, QuoteTick
+from bastion.model.events import (
+    OrderCanceled,
+    OrderDenied,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+)
+from bastion.tasks import TaskManager
+
+log = structlog.get_logger("bastion.node")
+
+PNL_LOG_INTERVAL_S = 5.0
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+def run_node(config: PaperConfig, *, base_dir: Path) -> int:
+    """Run a paper-trading node until a signal or ``run_for_s``; return the exit code."""
+    return asyncio.run(_Node(config, base_dir).run())
+
+
+class _Node:
+    def __init__(self, config: PaperConfig, base_dir: Path) -> None:
+        self.config = config
+        self.base_dir = base_dir
+        self.stop_requested = asyncio.Event()
+        self.tasks = TaskManager(on_crash=self._on_task_crash)
+        self.exit_code = 0
+
+    async def run(self) -> int:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        clock = LiveClock()
+        journal = SqliteJournal(resolve_path(self.base_dir, config.journal.path))
+        epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
+        kernel_ref: list[Kernel] = []
+
+        def request_flush() -> None:
+            loop.call_soon(kernel_ref[0].venue.flush)
+
+        kernel = Kernel(
+            config=config,
+            base_dir=self.base_dir,
+            clock=clock,
+            epoch=epoch,
+            journal=journal,
+            request_flush=request_flush,
+        )
+        kernel_ref.append(kernel)
+        _log_order_events(kernel)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        log.info(
+            "node_started",
+            node=config.node.id,
+            epoch=epoch,
+            journal=str(journal.path),
+            strategies=list(kernel.strategies.strategies),
+            venue=kernel.venue.name,
+        )
+        try:
+            kernel.start()
+            self.tasks.spawn("feed", self._feed(kernel))
+            self.tasks.spawn("journal-flush", self._flush_journal(journal))
+            self.tasks.spawn("pnl-log", self._log_pnl(kernel))
+            try:
+                await asyncio.wait_for(self.stop_requested.wait(), timeout=config.run_for_s)
+            except TimeoutError:
+                log.info("run_time_elapsed", run_for_s=config.run_for_s)
+            await self._shutdown(kernel)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.tasks.cancel_all()
+            journal.close()
+        log.info("node_stopped", exit_code=self.exit_code, journal_events=journal.last_seq)
+        return self.exit_code
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("shutdown_requested", signal=sig.name)
+        self.stop_requested.set()
+
+    def _on_task_crash(self, name: str, error: BaseException) -> None:
+        self.exit_code = 1
+        self.stop_requested.set()
+
+    async def _shutdown(self, kernel: Kernel) -> None:
+        await self.tasks.cancel_all()  # no more data into strategies
+        kernel.stop_strategies()
+        asked = kernel.cancel_all_orders()
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
+        while kernel.execution.open_orders() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)  # venue latency: cancels confirm asynchronously
+        left = kernel.execution.open_orders()
+        if left:
+            self.exit_code = 1
+            log.error("orders_left_open", count=len(left), ids=[o.client_order_id for o in left])
+        log.info(
+            "shutdown_complete",
+            cancels_sent=asked,
+            open_orders=len(left),
+            realized_pnl=str(kernel.portfolio.realized_pnl()),
+            unrealized_pnl=str(kernel.portfolio.unrealized_pnl()),
+            fees=str(kernel.portfolio.fees),
+        )
+
+    async def _feed(self, kernel: Kernel) -> None:
+        async for event in self._events(kernel):
+            if type(event) is QuoteTick:
+                kernel.on_quote(event)
+            else:
+                kernel.on_bar(event)  # type: ignore[arg-type]
+
+    async def _events(self, kernel: Kernel) -> AsyncIterator[QuoteTick | Bar]:
+        config = self.config
+        if config.feed is not None:
+            feed_cfg = config.feed
+            feed = SyntheticQuoteFeed(
+                kernel.instruments[feed_cfg.instrument], feed_cfg, kernel.clock.timestamp_ns()
+            )
+            interval_s = feed_cfg.interval_ms / 1000
+            next_at = time.monotonic()
+            while True:
+                yield feed.next_quote(kernel.clock.timestamp_ns())
+                next_at += interval_s
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        for source in config.replay:
+            replay = open_replay(
+                resolve_path(self.base_dir, source.path),
+                kernel.instruments[source.instrument],
+                kind=source.kind,
+                on_bad_row=source.on_bad_row,
+                bar_interval_ns=source.bar_interval_s * 1_000_000_000,
+            )
+            # replay at the recorded pace, re-stamped to now
+            first_ts: int | None = None
+            wall0 = time.monotonic()
+            for event in replay:
+                if first_ts is None:
+                    first_ts = event.ts_ns
+                delay = wall0 + (event.ts_ns - first_ts) / 1e9 - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                yield _restamp(event, kernel.clock.timestamp_ns())
+        log.info("feed_exhausted")
+        await asyncio.Event().wait()  # keep running until stopped
+
+    async def _flush_journal(self, journal: SqliteJournal) -> None:
+        interval_s = self.config.journal.flush_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            journal.flush()
+
+    async def _log_pnl(self, kernel: Kernel) -> None:
+        portfolio = kernel.portfolio
+        while True:
+            await asyncio.sleep(PNL_LOG_INTERVAL_S)
+            log.info(
+                "pnl",
+                realized=str(portfolio.realized_pnl()),
+                unrealized=str(portfolio.unrealized_pnl()),
+                fees=str(portfolio.fees),
+                equity=str(portfolio.equity()),
+                positions={
+                    iid: str(kernel.instruments[iid].size(portfolio.net_quantity(iid)))
+                    for iid in portfolio.instruments_traded()
+                },
+            )
+
+
+def _restamp(event: QuoteTick | Bar, ts_ns: int) -> QuoteTick | Bar:
+    import msgspec
+
+    return msgspec.structs.replace(event, ts_ns=ts_ns)
+
+
+def _log_order_events(kernel: Kernel) -> None:
+    """Log what an operator needs to see: orders sent, fills, rejects, denials, failures."""
+    instruments = kernel.instruments
+
+    def on_event(event: OrderEvent) -> None:
+        inst = instruments.get(event.instrument_id)
+        fields: dict[str, object] = {
+            "client_order_id": event.client_order_id,
+            "strategy": event.strategy_id,
+            "instrument": event.instrument_id,
+        }
+        if type(event) is OrderSubmitted:
+            order = kernel.execution.order(event.client_order_id)
+            if order is not None and inst is not None:
+                fields.update(
+                    side=order.side.value,
+                    qty=str(inst.size(order.quantity)),
+                    type=order.order_type.value,
+                )
+        elif type(event) is OrderFilled and inst is not None:
+            fields.update(
+                side=event.side.value,
+                qty=str(inst.size(event.last_qty)),
+                price=str(inst.price(event.last_px)),
+                fee=str(event.fee),
+                position=str(inst.size(kernel.portfolio.net_quantity(event.instrument_id))),
+                realized_pnl=str(kernel.portfolio.realized_pnl(event.instrument_id)),
+            )
+        elif isinstance(event, OrderRejected | OrderDenied | OrderCanceled):
+            fields["reason"] = getattr(event, "reason", "")
+        log.info(_EVENT_NAMES[type(event)], **fields)
+
+    for event_type in _EVENT_NAMES:
+        kernel.bus.subscribe(event_type, on_event)
+
+
+_EVENT_NAMES: dict[type[OrderEvent], str] = {
+    OrderSubmitted: "order_submitted",
+    OrderFilled: "order_filled",
+    OrderRejected: "order_rejected",
+    OrderDenied: "order_denied",
+    OrderCanceled: "order_canceled",
+}

@@ -1,0 +1,209 @@
+"""The risk gate: every order command passes through here, and only here.
+
+Strategies hold a reference to the gate, never to the execution engine, so an
+order cannot reach a venue without the checks below. A denial is an
+``OrderDenied`` event with a machine-readable reason code; modify requests that
+fail a check produce a ``CommandDenied`` event. Cancels are always allowed,
+whatever the trading state, because they only reduce risk.
+
+Checks (first version): instrument and venue known, quantity on lot and price on
+tick, max order quantity, max order notional (limit price, or the touch for a
+market order), and the trading state: HALTED denies everything; REDUCING allows
+only orders that shrink the node's net position without flipping it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+
+import structlog
+
+from bastion.bus import MessageBus
+from bastion.clock import Clock
+from bastion.execution.engine import ExecutionEngine
+from bastion.model.data import QuoteTick
+from bastion.model.enums import OrderSide, TradingState
+from bastion.model.events import CommandDenied, TradingStateChanged
+from bastion.model.instruments import Instrument
+from bastion.model.orders import Order
+from bastion.portfolio.portfolio import Portfolio
+from bastion.risk.config import RiskConfig
+
+# Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
+_BUY = OrderSide.BUY
+_HALTED = TradingState.HALTED
+_REDUCING = TradingState.REDUCING
+
+
+log = structlog.get_logger("bastion.risk")
+
+
+class DenyReason(StrEnum):
+    TRADING_HALTED = "TRADING_HALTED"
+    REDUCING_ONLY = "REDUCING_ONLY"
+    UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
+    UNKNOWN_VENUE = "UNKNOWN_VENUE"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+    INVALID_PRICE = "INVALID_PRICE"
+    MAX_ORDER_QUANTITY = "MAX_ORDER_QUANTITY"
+    MAX_ORDER_NOTIONAL = "MAX_ORDER_NOTIONAL"
+    NO_REFERENCE_PRICE = "NO_REFERENCE_PRICE"
+    ORDER_NOT_OPEN = "ORDER_NOT_OPEN"
+
+
+class _Limits:
+    """A config's limits converted once into an instrument's raw units."""
+
+    __slots__ = ("max_notional_raw", "max_qty_raw")
+
+    def __init__(self, config: RiskConfig, instrument: Instrument) -> None:
+        self.max_qty_raw: int | None = None
+        self.max_notional_raw: Decimal | None = None
+        if config.max_order_quantity is not None:
+            self.max_qty_raw = int(
+                (config.max_order_quantity * instrument.size_scale).to_integral_value("ROUND_FLOOR")
+            )
+        if config.max_order_notional is not None:
+            # notional = qty_raw * px_raw * multiplier / 10**(pp+sp)
+            scale = instrument.price_scale * instrument.size_scale
+            self.max_notional_raw = config.max_order_notional * scale / instrument.multiplier
+
+
+class RiskGate:
+    """Pre-trade checks and the node's trading state."""
+
+    def __init__(
+        self,
+        *,
+        config: RiskConfig,
+        bus: MessageBus,
+        clock: Clock,
+        execution: ExecutionEngine,
+        portfolio: Portfolio,
+        instruments: dict[str, Instrument],
+        last_quotes: dict[str, QuoteTick],
+        venues: set[str],
+    ) -> None:
+        self._config = config
+        self._bus = bus
+        self._clock = clock
+        self._execution = execution
+        self._portfolio = portfolio
+        self._instruments = instruments
+        self._last_quotes = last_quotes
+        self._venues = venues
+        self._limits = {iid: _Limits(config, inst) for iid, inst in instruments.items()}
+        self.state = config.trading_state
+        self.denials: dict[str, int] = {}
+
+    # -- trading state ------------------------------------------------------------------
+    def set_trading_state(self, state: TradingState, reason: str) -> None:
+        if state is self.state:
+            return
+        log.warning("trading_state_changed", old=self.state.value, new=state.value, reason=reason)
+        self.state = state
+        self._bus.publish(
+            TradingStateChanged(ts_ns=self._clock.timestamp_ns(), state=state, reason=reason)
+        )
+
+    # -- commands ---------------------------------------------------------------------
+    def submit_order(self, order: Order) -> bool:
+        """Check ``order`` and send it on, or deny it. Returns True if it was sent."""
+        denial = self._check_new(order)
+        if denial is not None:
+            reason, message = denial
+            self.denials[reason.value] = self.denials.get(reason.value, 0) + 1
+            log.info(
+                "order_denied",
+                client_order_id=order.client_order_id,
+                reason=reason.value,
+                detail=message,
+            )
+            self._execution.deny(order, reason.value, message)
+            return False
+        self._execution.submit(order)
+        return True
+
+    def cancel_order(self, order: Order) -> bool:
+        if not order.is_open:
+            self._deny_command(order, DenyReason.ORDER_NOT_OPEN, "order is not open")
+            return False
+        return self._execution.cancel(order)
+
+    def modify_order(self, order: Order, quantity: int, price: int | None) -> bool:
+        if not order.is_open:
+            self._deny_command(order, DenyReason.ORDER_NOT_OPEN, "order is not open")
+            return False
+        denial = self._check(
+            order, order.side, quantity, price, is_increase=quantity > order.quantity
+        )
+        if denial is not None:
+            self._deny_command(order, *denial)
+            return False
+        return self._execution.modify(order, quantity, price)
+
+    # -- checks -------------------------------------------------------------------------
+    def _check_new(self, order: Order) -> tuple[DenyReason, str] | None:
+        return self._check(order, order.side, order.quantity, order.price, is_increase=True)
+
+    def _check(
+        self, order: Order, side: OrderSide, quantity: int, price: int | None, *, is_increase: bool
+    ) -> tuple[DenyReason, str] | None:
+        state = self.state
+        if state is _HALTED:
+            return DenyReason.TRADING_HALTED, "trading is halted"
+        instrument = self._instruments.get(order.instrument_id)
+        if instrument is None:
+            return DenyReason.UNKNOWN_INSTRUMENT, f"unknown instrument {order.instrument_id}"
+        if order.venue not in self._venues:
+            return DenyReason.UNKNOWN_VENUE, f"unknown venue {order.venue}"
+        if quantity <= 0 or quantity % instrument.lot_raw:
+            return DenyReason.INVALID_QUANTITY, (
+                f"quantity {instrument.size(quantity)} is not a positive multiple of lot size "
+                f"{instrument.lot_size}"
+            )
+        if price is not None and (price <= 0 or price % instrument.tick_raw):
+            return DenyReason.INVALID_PRICE, (
+                f"price {instrument.price(price)} is not a positive multiple of tick size "
+                f"{instrument.tick_size}"
+            )
+        if state is _REDUCING and is_increase:
+            net = self._portfolio.net_quantity(order.instrument_id)
+            signed = quantity if side is _BUY else -quantity
+            if net == 0 or (net > 0) == (signed > 0) or abs(signed) > abs(net):
+                return (
+                    DenyReason.REDUCING_ONLY,
+                    "trading is REDUCING: only orders that reduce the position",
+                )
+        limits = self._limits[order.instrument_id]
+        if limits.max_qty_raw is not None and quantity > limits.max_qty_raw:
+            return DenyReason.MAX_ORDER_QUANTITY, (
+                f"quantity {instrument.size(quantity)} exceeds max_order_quantity "
+                f"{self._config.max_order_quantity}"
+            )
+        if limits.max_notional_raw is not None:
+            reference = price
+            if reference is None:
+                quote = self._last_quotes.get(order.instrument_id)
+                if quote is None:
+                    return DenyReason.NO_REFERENCE_PRICE, "no quote to value a market order"
+                reference = quote.ask if side is _BUY else quote.bid
+            if quantity * reference > limits.max_notional_raw:
+                return DenyReason.MAX_ORDER_NOTIONAL, (
+                    f"notional {instrument.notional(quantity, reference)} exceeds "
+                    f"max_order_notional {self._config.max_order_notional}"
+                )
+        return None
+
+    def _deny_command(self, order: Order, reason: DenyReason, message: str) -> None:
+        self.denials[reason.value] = self.denials.get(reason.value, 0) + 1
+        self._bus.publish(
+            CommandDenied(
+                ts_ns=self._clock.timestamp_ns(),
+                client_order_id=order.client_order_id,
+                strategy_id=order.strategy_id,
+                reason=reason.value,
+                message=message,
+            )
+        )

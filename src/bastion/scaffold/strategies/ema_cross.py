@@ -1,0 +1,52 @@
+"""Example strategy: EMA crossover, always in the market with a fixed size.
+
+Two exponential moving averages of the mid price; when the fast one crosses
+above the slow one, target a long position of ``trade_size``; when it crosses
+below, target a short one. Indicators use floats (that is fine inside a
+strategy); orders and positions are exact.
+"""
+
+from decimal import Decimal
+
+from bastion.strategy import QuoteTick, Strategy
+
+
+class EmaCross(Strategy):
+    def on_start(self) -> None:
+        p = self.params
+        self.instrument_id: str = p["instrument"]
+        fast, slow = int(p.get("fast", 10)), int(p.get("slow", 50))
+        if not 0 < fast < slow:
+            raise ValueError(f"need 0 < fast < slow, got fast={fast} slow={slow}")
+        self.warmup = slow
+        self.alpha_fast = 2.0 / (fast + 1)
+        self.alpha_slow = 2.0 / (slow + 1)
+        self.keep_fast = 1.0 - self.alpha_fast
+        self.keep_slow = 1.0 - self.alpha_slow
+        self.size = Decimal(str(p.get("trade_size", "1")))
+        self.scale = float(self.instrument(self.instrument_id).price_scale)
+        self.count = 0
+        self.fast = self.slow = 0.0
+        self.subscribe_quotes(self.instrument_id)
+
+    def on_quote(self, quote: QuoteTick) -> None:
+        scale = self.scale
+        mid = (quote.bid / scale + quote.ask / scale) / 2
+        self.count += 1
+        if self.count == 1:
+            self.fast = self.slow = mid
+            return
+        prev_fast, prev_slow = self.fast, self.slow
+        fast = self.fast = self.alpha_fast * mid + self.keep_fast * prev_fast
+        slow = self.slow = self.alpha_slow * mid + self.keep_slow * prev_slow
+        if self.count < self.warmup:
+            return
+        if prev_fast <= prev_slow and fast > slow:
+            self.set_target_position(self.instrument_id, self.size)
+        elif prev_fast >= prev_slow and fast < slow:
+            self.set_target_position(self.instrument_id, -self.size)
+
+    def on_stop(self) -> None:
+        self.log.info(
+            "stopped", quotes_seen=self.count, position=str(self.position(self.instrument_id))
+        )

@@ -1,0 +1,50 @@
+"""The one way to start a background task: named, tracked, and canceled on stop.
+
+A task that dies with an exception is logged by name and reported to
+``on_crash`` (the node halts on it); nothing is fire-and-forget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("bastion.tasks")
+
+
+class TaskManager:
+    def __init__(self, on_crash: Callable[[str, BaseException], None] | None = None) -> None:
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._on_crash = on_crash
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        if name in self._tasks:
+            coro.close()
+            raise ValueError(f"a task named {name!r} is already running")
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks[name] = task
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(task.get_name(), None)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("task_crashed", task=task.get_name(), error=repr(error))
+            if self._on_crash is not None:
+                self._on_crash(task.get_name(), error)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    async def cancel_all(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

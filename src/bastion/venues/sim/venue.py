@@ -1,0 +1,334 @@
+"""The simulated venue: bastion's in-process exchange, used by backtests and paper trading.
+
+Requests from the node reach the matching engine after ``latency_ms``. With
+zero latency they are queued and handled by ``flush()``, which the node calls
+right after the callback that sent them returns (the backtest engine after each
+data event, the live node on the next loop turn): a strategy is never re-entered
+from inside its own ``submit``, and an order still meets the quote it reacted to.
+
+Events emitted (through the execution engine's sink): OrderAccepted,
+OrderRejected, OrderFilled, OrderCanceled, OrderExpired, OrderUpdated,
+OrderCancelRejected, OrderModifyRejected.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from bastion.clock import Clock
+from bastion.model.data import Bar, QuoteTick
+from bastion.model.enums import LiquiditySide, TimeInForce
+from bastion.model.events import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderExpired,
+    OrderFilled,
+    OrderModifyRejected,
+    OrderRejected,
+    OrderUpdated,
+)
+from bastion.model.instruments import Instrument
+from bastion.model.orders import Order
+from bastion.venues.base import VenueAdapter
+from bastion.venues.sim.config import SimVenueConfig
+from bastion.venues.sim.matching import OrderBook, SimOrder
+
+# Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
+_MAKER = LiquiditySide.MAKER
+_TAKER = LiquiditySide.TAKER
+_DAY = TimeInForce.DAY
+_IOC = TimeInForce.IOC
+
+
+_NS_PER_DAY = 86_400_000_000_000
+_ZERO = Decimal(0)
+_BPS = Decimal(10_000)
+
+
+class SimVenue(VenueAdapter):
+    """A faithful in-process venue driven by the market data the node sees."""
+
+    def __init__(
+        self,
+        *,
+        config: SimVenueConfig,
+        clock: Clock,
+        instruments: dict[str, Instrument],
+        request_flush: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(config.name)
+        self._config = config
+        self._clock = clock
+        self._instruments = {
+            iid: inst for iid, inst in instruments.items() if inst.venue == config.name
+        }
+        self._books = {iid: OrderBook() for iid in self._instruments}
+        self._open: dict[str, SimOrder] = {}
+        self.inbox: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._request_flush = request_flush
+        self._latency_ns = config.latency_ms * 1_000_000
+        self._taker_rate = config.taker_fee_bps / _BPS
+        self._maker_rate = config.maker_fee_bps / _BPS
+        self._max_qty = {
+            iid: (
+                None
+                if config.max_order_quantity is None
+                else inst.size_raw(config.max_order_quantity)
+            )
+            for iid, inst in self._instruments.items()
+        }
+        self._rng = random.Random(config.seed)
+        self._reject_p = float(config.reject_probability)
+        self._order_seq = 0
+        self._exec_seq = 0
+        self._day_end_ns = 0
+        self.n_fills = 0
+        self.n_rejects = 0
+
+    # -- requests from the node ---------------------------------------------------------
+    def submit(self, order: Order) -> None:
+        self._order_seq = seq = self._order_seq + 1
+        sim = SimOrder(
+            order.client_order_id,
+            order.strategy_id,
+            order.instrument_id,
+            order.side,
+            order.order_type,
+            order.time_in_force,
+            order.quantity,
+            order.price,
+            f"{self.name}-{seq}",
+            seq,
+        )
+        self._deliver(self._on_new, (sim,))
+
+    def cancel(self, order: Order) -> None:
+        self._deliver(
+            self._on_cancel, (order.client_order_id, order.strategy_id, order.instrument_id)
+        )
+
+    def modify(self, order: Order, quantity: int, price: int | None) -> None:
+        self._deliver(
+            self._on_modify,
+            (order.client_order_id, order.strategy_id, order.instrument_id, quantity, price),
+        )
+
+    async def open_order_ids(self) -> set[str]:
+        return set(self._open)
+
+    def flush(self) -> None:
+        """Handle every request that has arrived (zero-latency requests queue here)."""
+        inbox = self.inbox
+        while inbox:
+            action, args = inbox.popleft()
+            action(*args)
+
+    def _deliver(self, action: Callable[..., None], args: tuple[Any, ...]) -> None:
+        if self._latency_ns:
+            self._clock.call_later(self._latency_ns, lambda _ts: action(*args))
+            return
+        self.inbox.append((action, args))
+        if self._request_flush is not None and len(self.inbox) == 1:
+            self._request_flush()
+
+    # -- market data --------------------------------------------------------------------
+    def on_quote(self, quote: QuoteTick) -> None:
+        book = self._books.get(quote.instrument_id)
+        if book is None:
+            return
+        # set_touch inlined: this runs on every quote
+        book.bid = quote.bid
+        book.ask = quote.ask
+        book.bid_avail = quote.bid_size
+        book.ask_avail = quote.ask_size
+        book.has_market = True
+        if quote.ts_ns >= self._day_end_ns:
+            self._roll_day(quote.ts_ns)
+        if book.buys or book.sells:
+            book.match_resting(self._fill)
+
+    def on_bar(self, bar: Bar) -> None:
+        """Bars: resting limits fill if the range traded through them; the touch is the close."""
+        book = self._books.get(bar.instrument_id)
+        if book is None:
+            return
+        if bar.ts_ns >= self._day_end_ns:
+            self._roll_day(bar.ts_ns)
+        if book.buys or book.sells:
+            book.match_bar(bar.high, bar.low, self._fill)
+        size = bar.volume if bar.volume > 0 else 1 << 62
+        book.set_touch(bar.close, bar.close, size, size)
+        if book.buys or book.sells:
+            book.match_resting(self._fill)
+
+    # -- matching engine side -----------------------------------------------------------
+    def _on_new(self, sim: SimOrder) -> None:
+        book = self._books.get(sim.instrument_id)
+        reason = self._reject_reason(sim, book)
+        ts = self._clock.timestamp_ns()
+        if reason is not None:
+            self.n_rejects += 1
+            self.emit(
+                OrderRejected(
+                    ts_ns=ts,
+                    client_order_id=sim.client_order_id,
+                    strategy_id=sim.strategy_id,
+                    instrument_id=sim.instrument_id,
+                    reason=reason,
+                )
+            )
+            return
+        assert book is not None
+        self._open[sim.client_order_id] = sim
+        self.emit(
+            OrderAccepted(
+                ts_ns=ts,
+                client_order_id=sim.client_order_id,
+                strategy_id=sim.strategy_id,
+                instrument_id=sim.instrument_id,
+                venue_order_id=sim.venue_order_id,
+            )
+        )
+        self._work(sim, book)
+
+    def _work(self, sim: SimOrder, book: OrderBook) -> None:
+        """Take what the touch offers, then rest or cancel the remainder."""
+        book.take(sim, self._fill)
+        if not sim.leaves:
+            return
+        if sim.tif is _IOC:
+            self._close(sim, "IOC remainder")
+        elif sim.is_market and self._config.market_remainder == "cancel":
+            self._close(sim, "no more liquidity at the touch")
+        else:
+            book.rest(sim)
+
+    def _reject_reason(self, sim: SimOrder, book: OrderBook | None) -> str | None:
+        if book is None:
+            return f"instrument {sim.instrument_id} is not traded on {self.name}"
+        if sim.client_order_id in self._open:
+            return f"duplicate client order id {sim.client_order_id}"
+        max_qty = self._max_qty[sim.instrument_id]
+        if max_qty is not None and sim.quantity > max_qty:
+            return "quantity above the venue's maximum"
+        if sim.is_market and not book.has_market and self._config.reject_when_no_market:
+            return "no market"
+        if self._reject_p and self._rng.random() < self._reject_p:
+            return "rejected by simulation rule"
+        return None
+
+    def _on_cancel(self, coid: str, sid: str, iid: str) -> None:
+        sim = self._open.get(coid)
+        ts = self._clock.timestamp_ns()
+        if sim is None:
+            self.emit(
+                OrderCancelRejected(
+                    ts_ns=ts,
+                    client_order_id=coid,
+                    strategy_id=sid,
+                    instrument_id=iid,
+                    reason="order is not open at the venue",
+                )
+            )
+            return
+        self._books[iid].remove(sim)
+        self._close(sim, "canceled by request")
+
+    def _on_modify(self, coid: str, sid: str, iid: str, quantity: int, price: int | None) -> None:
+        sim = self._open.get(coid)
+        ts = self._clock.timestamp_ns()
+        reason = None
+        if sim is None:
+            reason = "order is not open at the venue"
+        elif quantity <= sim.filled:
+            reason = "new quantity is not above the filled quantity"
+        elif sim.is_market and price is not None:
+            reason = "a market order has no price to modify"
+        if reason is not None or sim is None:
+            self.emit(
+                OrderModifyRejected(
+                    ts_ns=ts,
+                    client_order_id=coid,
+                    strategy_id=sid,
+                    instrument_id=iid,
+                    reason=reason or "",
+                )
+            )
+            return
+        book = self._books[iid]
+        book.remove(sim)
+        self._order_seq += 1
+        sim.seq = self._order_seq  # a replace loses time priority
+        sim.quantity = quantity
+        if price is not None:
+            sim.price = price
+        self.emit(
+            OrderUpdated(
+                ts_ns=ts,
+                client_order_id=coid,
+                strategy_id=sid,
+                instrument_id=iid,
+                quantity=quantity,
+                price=sim.price,
+            )
+        )
+        self._work(sim, book)
+
+    def _close(self, sim: SimOrder, reason: str) -> None:
+        del self._open[sim.client_order_id]
+        self.emit(
+            OrderCanceled(
+                ts_ns=self._clock.timestamp_ns(),
+                client_order_id=sim.client_order_id,
+                strategy_id=sim.strategy_id,
+                instrument_id=sim.instrument_id,
+                reason=reason,
+            )
+        )
+
+    def _roll_day(self, ts_ns: int) -> None:
+        if self._day_end_ns:
+            for book in self._books.values():
+                for sim in [o for o in book.resting() if o.tif is _DAY]:
+                    book.remove(sim)
+                    del self._open[sim.client_order_id]
+                    self.emit(
+                        OrderExpired(
+                            ts_ns=self._day_end_ns,
+                            client_order_id=sim.client_order_id,
+                            strategy_id=sim.strategy_id,
+                            instrument_id=sim.instrument_id,
+                        )
+                    )
+        self._day_end_ns = (ts_ns // _NS_PER_DAY + 1) * _NS_PER_DAY
+
+    def _fill(self, sim: SimOrder, qty: int, price: int, maker: bool) -> None:
+        sim.filled += qty
+        self._exec_seq += 1
+        self.n_fills += 1
+        instrument = self._instruments[sim.instrument_id]
+        rate = self._maker_rate if maker else self._taker_rate
+        fee = (instrument.notional(qty, price) * rate) if rate else _ZERO
+        if not sim.leaves:
+            del self._open[sim.client_order_id]
+        self.emit(
+            OrderFilled(
+                ts_ns=self._clock.timestamp_ns(),
+                client_order_id=sim.client_order_id,
+                strategy_id=sim.strategy_id,
+                instrument_id=sim.instrument_id,
+                venue_order_id=sim.venue_order_id,
+                exec_id=f"{self.name}-E{self._exec_seq}",
+                side=sim.side,
+                last_qty=qty,
+                last_px=price,
+                fee=fee,
+                fee_currency=instrument.quote_currency,
+                liquidity=_MAKER if maker else _TAKER,
+            )
+        )
