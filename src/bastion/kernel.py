@@ -150,6 +150,6 @@ class Kernel:
         log.error(
             "event_handler_failed",
             handler=getattr(handler, "__qualname__", repr(handler)),
-            event=type(message).__name__,
+            event_type=type(message).__name__,
             error=repr(error),
         )

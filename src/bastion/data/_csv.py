@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 import pyarrow as pa
@@ -64,23 +64,27 @@ class CsvChunks:
         self._block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
         self._header = _read_header(path)
         header_names = self._header_names()
+        # Column name -> its name in the header, which may have blanks around it.
+        self._in_file: dict[str, str] = {}
         for name in self._names:
-            count = header_names.count(name)
-            if count == 0:
+            matches = [h for h in header_names if h.strip(" \t") == name]
+            if not matches:
                 raise DataError(
                     f"{path.name}:1: missing column '{name}'; the header has "
                     f"{', '.join(repr(h) for h in header_names) or 'no columns'}"
                 )
-            if count > 1:
-                raise DataError(f"{path.name}:1: column '{name}' appears {count} times")
+            if len(matches) > 1:
+                raise DataError(f"{path.name}:1: column '{name}' appears {len(matches)} times")
+            self._in_file[name] = matches[0]
+        in_file = [self._in_file[name] for name in self._names]
         null_values = {"null_values": [""], "strings_can_be_null": True}
         self._typed = pacsv.ConvertOptions(
-            column_types=dict(columns), include_columns=self._names, **null_values
+            column_types={self._in_file[name]: typ for name, typ in columns.items()},
+            include_columns=in_file,
+            **null_values,
         )
         self._raw = pacsv.ConvertOptions(
-            column_types={name: pa.binary() for name in self._names},
-            include_columns=self._names,
-            **null_values,
+            column_types={h: pa.binary() for h in in_file}, include_columns=in_file, **null_values
         )
 
     def where(self, line: int) -> str:
@@ -115,7 +119,7 @@ class CsvChunks:
         parsed = self.parse(block, threads=True)
         if isinstance(parsed, _Parsed) and not parsed.invalid and parsed.table.num_rows == n_lines:
             return RawChunk(
-                columns=_columns(parsed.table, self._names),
+                columns=self._columns(parsed.table),
                 n_rows=parsed.table.num_rows,
                 first_position=first_line,
                 cell_text=_CellReader(self, block, first_line),
@@ -145,7 +149,7 @@ class CsvChunks:
             for j, row in sorted(broken_at.items())
         ]
         return RawChunk(
-            columns=_columns(parsed.table, self._names),
+            columns=self._columns(parsed.table),
             n_rows=parsed.table.num_rows,
             first_position=positions[0] if positions else first_line,
             positions=np.array(positions, dtype=np.int64),
@@ -180,7 +184,7 @@ class CsvChunks:
                 broken.append(BrokenRow(line_no, Reason.UNPARSEABLE_ROW, detail))
             else:
                 for name in self._names:
-                    cells[name].append(parsed.table.column(name)[0].as_py())
+                    cells[name].append(cast(bytes | None, self.cell(parsed.table, name)))
                 positions.append(line_no)
         return RawChunk(
             columns={name: pa.array(values, pa.binary()) for name, values in cells.items()},
@@ -192,6 +196,13 @@ class CsvChunks:
         )
 
     # -- parsing --------------------------------------------------------------
+
+    def _columns(self, table: pa.Table) -> dict[str, pa.Array]:
+        return {name: table.column(self._in_file[name]).combine_chunks() for name in self._names}
+
+    def cell(self, table: pa.Table, name: str) -> object:
+        """The first cell of a column of a parsed table."""
+        return table.column(self._in_file[name])[0].as_py()
 
     def _header_names(self) -> list[str]:
         try:
@@ -253,12 +264,8 @@ class _CellReader:
         parsed = self._source.parse(lines[k] + b"\n", threads=False, typed=False)
         if isinstance(parsed, str) or parsed.table.num_rows != 1:
             return lines[k].decode("utf-8", "replace")
-        value = parsed.table.column(name)[0].as_py()
-        return "" if value is None else bytes(value).decode("utf-8", "replace")
-
-
-def _columns(table: pa.Table, names: list[str]) -> dict[str, pa.Array]:
-    return {name: table.column(name).combine_chunks() for name in names}
+        value = self._source.cell(parsed.table, name)
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else ""
 
 
 def _read_header(path: Path) -> bytes:

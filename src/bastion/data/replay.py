@@ -110,7 +110,11 @@ class ReplaySource(Generic[T]):
 
     @cached_property
     def first_ts_ns(self) -> int | None:
-        """Timestamp of the first row a pass delivers (None for no rows); reads one chunk."""
+        """Timestamp of the first row a pass delivers (None for no rows).
+
+        Reads only up to the first good row (usually one chunk). In fail mode a
+        bad first row raises ``DataError`` here, as the pass itself would.
+        """
         chunks = self._checked(prefetch=False)
         try:
             for chunk in chunks:

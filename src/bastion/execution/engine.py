@@ -62,6 +62,8 @@ class ExecutionEngine:
         self._journal = journal
         self._orders: dict[str, Order] = {}
         self._open: dict[str, Order] = {}
+        # (strategy, instrument) -> its open orders: target-position math reads this
+        self._open_by_key: dict[tuple[str, str], dict[str, Order]] = {}
         self._exec_ids: set[str] = set()
         self.duplicate_fills = 0
         self.unknown_events = 0
@@ -88,10 +90,13 @@ class ExecutionEngine:
 
     def open_quantity(self, strategy_id: str, instrument_id: str) -> int:
         """Signed raw quantity still working in open orders (buys positive)."""
+        orders = self._open_by_key.get((strategy_id, instrument_id))
+        if not orders:
+            return 0
         total = 0
-        for o in self._open.values():
-            if o.strategy_id == strategy_id and o.instrument_id == instrument_id:
-                total += o.leaves_qty if o.side is _BUY else -o.leaves_qty
+        for o in orders.values():
+            leaves = o.quantity - o.filled_qty
+            total += leaves if o.side is _BUY else -leaves
         return total
 
     @property
@@ -160,7 +165,7 @@ class ExecutionEngine:
 
     def submit(self, order: Order) -> None:
         venue = self._venues[order.venue]
-        self._apply(
+        submitted = self._apply(
             order,
             OrderSubmitted(
                 ts_ns=self._clock.timestamp_ns(),
@@ -170,7 +175,14 @@ class ExecutionEngine:
                 venue=order.venue,
             ),
         )
+        if not submitted:  # refused by the state machine (e.g. sent twice): never resend
+            return
         self._open[order.client_order_id] = order
+        key = (order.strategy_id, order.instrument_id)
+        by_key = self._open_by_key.get(key)
+        if by_key is None:
+            by_key = self._open_by_key[key] = {}
+        by_key[order.client_order_id] = order
         venue.submit(order)
 
     def cancel(self, order: Order) -> bool:
@@ -207,7 +219,7 @@ class ExecutionEngine:
             log.warning(
                 "venue_event_for_unknown_order",
                 client_order_id=event.client_order_id,
-                event=type(event).__name__,
+                event_type=type(event).__name__,
             )
             return
         if type(event) is OrderFilled:
@@ -238,9 +250,14 @@ class ExecutionEngine:
             log.warning("order_transition_refused", detail=str(error))
             self._record(refused)
             return False
-        if order.status in TERMINAL_STATUSES:
-            self._open.pop(order.client_order_id, None)
-        self._record(event)
+        if (
+            order.status in TERMINAL_STATUSES
+            and self._open.pop(order.client_order_id, None) is not None
+        ):
+            del self._open_by_key[(order.strategy_id, order.instrument_id)][order.client_order_id]
+        if self._journal is not None:
+            self._journal(event)
+        self._bus.publish(event)
         return True
 
     def _record(self, event: OrderEvent) -> None:

@@ -222,10 +222,11 @@ class Order:
             self.price = event.price
 
     def _apply_fill(self, fill: OrderFilled) -> None:
-        if fill.last_qty <= 0 or fill.last_qty > self.leaves_qty or fill.side is not self.side:
+        qty = fill.last_qty
+        if qty <= 0 or qty > self.quantity - self.filled_qty or fill.side is not self.side:
             raise InvalidTransition(self, fill)
-        self.filled_qty += fill.last_qty
-        self.filled_notional += fill.last_qty * fill.last_px
+        self.filled_qty += qty
+        self.filled_notional += qty * fill.last_px
         if not self.venue_order_id:
             self.venue_order_id = fill.venue_order_id
         self.ts_last = fill.ts_ns

@@ -14,12 +14,6 @@ from fractions import Fraction
 Exact = int | Fraction
 
 
-def _div(numerator: Exact, denominator: int) -> Exact:
-    if isinstance(numerator, int) and numerator % denominator == 0:
-        return numerator // denominator
-    return Fraction(numerator) / denominator
-
-
 class Position:
     """One netting position (per strategy and instrument)."""
 
@@ -51,7 +45,11 @@ class Position:
             return 0
         held_abs = held if held > 0 else -held
         closing = qty if qty < held_abs else held_abs
-        removed = _div(self.cost * closing, held_abs)
+        numerator = self.cost * closing
+        if type(numerator) is int and numerator % held_abs == 0:
+            removed: Exact = numerator // held_abs
+        else:
+            removed = Fraction(numerator) / held_abs
         realized = (closing * px if held > 0 else -closing * px) - removed
         self.realized += realized
         self.cost -= removed

@@ -110,7 +110,7 @@ class RiskGate:
     # -- commands ---------------------------------------------------------------------
     def submit_order(self, order: Order) -> bool:
         """Check ``order`` and send it on, or deny it. Returns True if it was sent."""
-        denial = self._check_new(order)
+        denial = self._check(order, order.side, order.quantity, order.price, is_increase=True)
         if denial is not None:
             reason, message = denial
             self.denials[reason.value] = self.denials.get(reason.value, 0) + 1
@@ -144,9 +144,6 @@ class RiskGate:
         return self._execution.modify(order, quantity, price)
 
     # -- checks -------------------------------------------------------------------------
-    def _check_new(self, order: Order) -> tuple[DenyReason, str] | None:
-        return self._check(order, order.side, order.quantity, order.price, is_increase=True)
-
     def _check(
         self, order: Order, side: OrderSide, quantity: int, price: int | None, *, is_increase: bool
     ) -> tuple[DenyReason, str] | None:
@@ -171,6 +168,11 @@ class RiskGate:
         if state is _REDUCING and is_increase:
             net = self._portfolio.net_quantity(order.instrument_id)
             signed = quantity if side is _BUY else -quantity
+            # working orders on the same side would close part of the position first
+            for working in self._execution.open_orders(instrument_id=order.instrument_id):
+                if working is not order and working.side is side:
+                    leaves = working.quantity - working.filled_qty
+                    signed += leaves if side is _BUY else -leaves
             if net == 0 or (net > 0) == (signed > 0) or abs(signed) > abs(net):
                 return (
                     DenyReason.REDUCING_ONLY,

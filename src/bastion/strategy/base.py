@@ -134,11 +134,13 @@ class Strategy:
         time_in_force: TimeInForce = _GTC,
     ) -> Order:
         """Submit with raw integer quantity and price (the fast path)."""
-        ctx = self.ctx
+        ctx = self._ctx
+        if ctx is None:
+            raise RuntimeError("strategy is not attached to a node yet")
         order = ctx.execution.create_order(
             strategy_id=self.id,
             instrument_id=instrument_id,
-            venue=ctx.instrument(instrument_id).venue,
+            venue=ctx.venue_of(instrument_id),
             side=side,
             order_type=_MARKET if price_raw is None else _LIMIT,
             quantity=quantity_raw,
@@ -168,11 +170,12 @@ class Strategy:
 
         Returns the order, or None when nothing needs to be done.
         """
-        instrument = self.instrument(instrument_id)
-        target_raw = instrument.size_raw(target)
-        current = self.position_raw(instrument_id) + self.ctx.execution.open_quantity(
-            self.id, instrument_id
-        )
+        ctx = self.ctx
+        target_raw = ctx.instrument(instrument_id).size_raw(target)
+        position = ctx.portfolio.position(self.id, instrument_id)
+        current = ctx.execution.open_quantity(self.id, instrument_id)
+        if position is not None:
+            current += position.quantity
         delta = target_raw - current
         if delta == 0:
             return None

@@ -64,6 +64,12 @@ class StrategyContext:
         except KeyError:
             raise StrategyError(f"unknown instrument {instrument_id!r}") from None
 
+    def venue_of(self, instrument_id: str) -> str:
+        instrument = self.instruments.get(instrument_id)
+        if instrument is None:
+            raise StrategyError(f"unknown instrument {instrument_id!r}")
+        return instrument.venue
+
     def subscribe_quotes(self, strategy: Strategy, instrument_id: str) -> None:
         self.instrument(instrument_id)
         self._runner.subscribe(self._runner.quote_subscribers, strategy, instrument_id)

@@ -227,3 +227,10 @@ def test_when_rows_exceed_one_real_chunk_then_all_arrive_in_order(tmp_path: Path
     assert count == n
     assert last == quote(n - 1, 10001, 10002, 1, 1)
     assert source.stats.rows_read == n
+
+
+def test_when_header_names_have_blanks_around_them_then_they_still_match(tmp_path: Path) -> None:
+    """'ts_ns, bid, ask' is read like 'ts_ns,bid,ask'."""
+    path = write(tmp_path, b"ts_ns, bid,\task ,bid_size, ask_size\n1, 100.01, 100.02, 1, 1\n")
+
+    assert list(open_replay(path, XYZ)) == [quote(1, 10001, 10002, 1, 1)]

@@ -118,13 +118,15 @@ class OrderBook:
         if order.side is _BUY:
             if self.ask_avail <= 0 or (not order.is_market and order.price < self.ask):  # type: ignore[operator]
                 return
-            qty = min(order.leaves, self.ask_avail)
+            leaves = order.quantity - order.filled
+            qty = leaves if leaves < self.ask_avail else self.ask_avail
             self.ask_avail -= qty
             on_fill(order, qty, self.ask, False)
         else:
             if self.bid_avail <= 0 or (not order.is_market and order.price > self.bid):  # type: ignore[operator]
                 return
-            qty = min(order.leaves, self.bid_avail)
+            leaves = order.quantity - order.filled
+            qty = leaves if leaves < self.bid_avail else self.bid_avail
             self.bid_avail -= qty
             on_fill(order, qty, self.bid, False)
 
@@ -155,9 +157,10 @@ class OrderBook:
                 price, maker = limit, True
             else:
                 break
-            qty = min(best.leaves, self.ask_avail)
+            leaves = best.quantity - best.filled
+            qty = leaves if leaves < self.ask_avail else self.ask_avail
             self.ask_avail -= qty
-            if qty == best.leaves:
+            if qty == leaves:
                 del buys[0]
             on_fill(best, qty, price, maker)
         sells = self.sells
@@ -170,9 +173,10 @@ class OrderBook:
                 price, maker = limit, True
             else:
                 break
-            qty = min(best.leaves, self.bid_avail)
+            leaves = best.quantity - best.filled
+            qty = leaves if leaves < self.bid_avail else self.bid_avail
             self.bid_avail -= qty
-            if qty == best.leaves:
+            if qty == leaves:
                 del sells[0]
             on_fill(best, qty, price, maker)
 

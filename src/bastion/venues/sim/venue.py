@@ -86,7 +86,6 @@ class SimVenue(VenueAdapter):
         self._reject_p = float(config.reject_probability)
         self._order_seq = 0
         self._exec_seq = 0
-        self._day_end_ns = 0
         self.n_fills = 0
         self.n_rejects = 0
 
@@ -147,8 +146,6 @@ class SimVenue(VenueAdapter):
         book.bid_avail = quote.bid_size
         book.ask_avail = quote.ask_size
         book.has_market = True
-        if quote.ts_ns >= self._day_end_ns:
-            self._roll_day(quote.ts_ns)
         if book.buys or book.sells:
             book.match_resting(self._fill)
 
@@ -157,8 +154,6 @@ class SimVenue(VenueAdapter):
         book = self._books.get(bar.instrument_id)
         if book is None:
             return
-        if bar.ts_ns >= self._day_end_ns:
-            self._roll_day(bar.ts_ns)
         if book.buys or book.sells:
             book.match_bar(bar.high, bar.low, self._fill)
         size = bar.volume if bar.volume > 0 else 1 << 62
@@ -199,7 +194,7 @@ class SimVenue(VenueAdapter):
     def _work(self, sim: SimOrder, book: OrderBook) -> None:
         """Take what the touch offers, then rest or cancel the remainder."""
         book.take(sim, self._fill)
-        if not sim.leaves:
+        if sim.filled == sim.quantity:
             return
         if sim.tif is _IOC:
             self._close(sim, "IOC remainder")
@@ -207,6 +202,8 @@ class SimVenue(VenueAdapter):
             self._close(sim, "no more liquidity at the touch")
         else:
             book.rest(sim)
+            if sim.tif is _DAY:
+                self._expire_at_day_end(sim)
 
     def _reject_reason(self, sim: SimOrder, book: OrderBook | None) -> str | None:
         if book is None:
@@ -291,21 +288,25 @@ class SimVenue(VenueAdapter):
             )
         )
 
-    def _roll_day(self, ts_ns: int) -> None:
-        if self._day_end_ns:
-            for book in self._books.values():
-                for sim in [o for o in book.resting() if o.tif is _DAY]:
-                    book.remove(sim)
-                    del self._open[sim.client_order_id]
-                    self.emit(
-                        OrderExpired(
-                            ts_ns=self._day_end_ns,
-                            client_order_id=sim.client_order_id,
-                            strategy_id=sim.strategy_id,
-                            instrument_id=sim.instrument_id,
-                        )
-                    )
-        self._day_end_ns = (ts_ns // _NS_PER_DAY + 1) * _NS_PER_DAY
+    def _expire_at_day_end(self, sim: SimOrder) -> None:
+        """A DAY order expires at the first UTC midnight after it reached the venue."""
+        day_end = (self._clock.timestamp_ns() // _NS_PER_DAY + 1) * _NS_PER_DAY
+
+        def expire(ts_ns: int) -> None:
+            if self._open.get(sim.client_order_id) is not sim:
+                return  # filled or canceled meanwhile
+            self._books[sim.instrument_id].remove(sim)
+            del self._open[sim.client_order_id]
+            self.emit(
+                OrderExpired(
+                    ts_ns=ts_ns,
+                    client_order_id=sim.client_order_id,
+                    strategy_id=sim.strategy_id,
+                    instrument_id=sim.instrument_id,
+                )
+            )
+
+        self._clock.call_at(day_end, expire)
 
     def _fill(self, sim: SimOrder, qty: int, price: int, maker: bool) -> None:
         sim.filled += qty
@@ -314,7 +315,7 @@ class SimVenue(VenueAdapter):
         instrument = self._instruments[sim.instrument_id]
         rate = self._maker_rate if maker else self._taker_rate
         fee = (instrument.notional(qty, price) * rate) if rate else _ZERO
-        if not sim.leaves:
+        if sim.filled == sim.quantity:
             del self._open[sim.client_order_id]
         self.emit(
             OrderFilled(
