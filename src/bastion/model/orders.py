@@ -203,7 +203,9 @@ class Order:
             self._apply_update(event)
         elif type(event) is OrderAccepted:
             self.venue_order_id = event.venue_order_id
-            if target is self.status:  # ack while a cancel/replace is pending
+            # an ack while a cancel/replace is pending: a rejected request returns to
+            # ACCEPTED, unless a fill meanwhile already made it PARTIALLY_FILLED
+            if target is self.status and self.previous_status is _SUBMITTED:
                 self.previous_status = _ACCEPTED
         if target in (_PENDING_CANCEL, _PENDING_REPLACE) and self.status not in (
             _PENDING_CANCEL,

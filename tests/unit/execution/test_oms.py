@@ -152,7 +152,9 @@ def test_when_distinct_exec_ids_then_each_fill_applied() -> None:
 def test_when_event_for_unknown_order_then_counted_and_ignored() -> None:
     """An event for an order the engine never created is counted, not raised, not published."""
     oms = Oms()
-    ghost = OrderCanceled(ts_ns=T0, client_order_id="other-9-9", strategy_id="s1", instrument_id=IID)
+    ghost = OrderCanceled(
+        ts_ns=T0, client_order_id="other-9-9", strategy_id="s1", instrument_id=IID
+    )
     oms.engine.process(ghost)
     assert oms.engine.unknown_events == 1
     assert oms.published == []

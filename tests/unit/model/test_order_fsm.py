@@ -217,9 +217,7 @@ def test_when_illegal_event_applied_then_invalid_transition_and_order_unchanged(
 
 @pytest.mark.parametrize(
     "status",
-    sorted(
-        (s for s, row in TRANSITIONS.items() if OrderFilled in row), key=lambda s: s.value
-    ),
+    sorted((s for s, row in TRANSITIONS.items() if OrderFilled in row), key=lambda s: s.value),
     ids=lambda s: s.value,
 )
 def test_when_fill_completes_quantity_then_filled_from_any_fillable_status(
@@ -344,6 +342,28 @@ def test_when_accepted_during_pending_request_and_request_rejected_then_accepted
     order.apply(make_event(reject, order))
     assert order.venue_order_id == "SIM-9"
     assert order.status is S.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("pending", "closer"),
+    [
+        (OrderPendingCancel, OrderCancelRejected),
+        (OrderPendingReplace, OrderModifyRejected),
+        (OrderPendingReplace, OrderUpdated),
+    ],
+    ids=["cancel-rejected", "modify-rejected", "replaced"],
+)
+def test_when_fill_then_late_ack_during_pending_request_then_returns_partially_filled(
+    pending: type[OrderEvent], closer: type[OrderEvent]
+) -> None:
+    """Pending request, a fill, then a late ack: ending the request returns PARTIALLY_FILLED."""
+    order = order_in(S.SUBMITTED)
+    order.apply(make_event(pending, order))
+    order.apply(make_event(OrderFilled, order, last_qty=4))
+    order.apply(make_event(OrderAccepted, order))
+    order.apply(make_event(closer, order))
+    assert order.filled_qty == 4
+    assert order.status is S.PARTIALLY_FILLED
 
 
 def test_when_replace_acknowledged_after_ack_during_pending_then_accepted() -> None:

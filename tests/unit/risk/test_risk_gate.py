@@ -29,23 +29,39 @@ from bastion.venues.base import VenueAdapter
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 T0 = 1_704_205_800_000_000_000
 STOCK = Instrument(
-    id="XYZ.SIM", venue="SIM", tick_size=Decimal("0.01"), lot_size=Decimal(1),
+    id="XYZ.SIM",
+    venue="SIM",
+    tick_size=Decimal("0.01"),
+    lot_size=Decimal(1),
     quote_currency="USD",
 )
 COARSE = Instrument(
-    id="ABC.SIM", venue="SIM", tick_size=Decimal("0.05"), lot_size=Decimal(10),
+    id="ABC.SIM",
+    venue="SIM",
+    tick_size=Decimal("0.05"),
+    lot_size=Decimal(10),
     quote_currency="USD",
 )
 FRACTIONAL = Instrument(
-    id="BTC.SIM", venue="SIM", tick_size=Decimal("0.5"), lot_size=Decimal("0.1"),
+    id="BTC.SIM",
+    venue="SIM",
+    tick_size=Decimal("0.5"),
+    lot_size=Decimal("0.1"),
     quote_currency="USD",
 )
 FUTURE = Instrument(
-    id="ES.SIM", venue="SIM", tick_size=Decimal("0.25"), lot_size=Decimal(1),
-    quote_currency="USD", multiplier=Decimal(50),
+    id="ES.SIM",
+    venue="SIM",
+    tick_size=Decimal("0.25"),
+    lot_size=Decimal(1),
+    quote_currency="USD",
+    multiplier=Decimal(50),
 )
 GHOST = Instrument(
-    id="GHOST.SIM", venue="SIM", tick_size=Decimal("0.01"), lot_size=Decimal(1),
+    id="GHOST.SIM",
+    venue="SIM",
+    tick_size=Decimal("0.01"),
+    lot_size=Decimal(1),
     quote_currency="USD",
 )
 

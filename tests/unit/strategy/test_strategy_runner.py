@@ -15,8 +15,13 @@ from bastion.errors import ConfigError
 from bastion.kernel import Kernel
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
-from bastion.model.events import OrderDenied, OrderEvent, OrderFilled, StrategyFailed
-from bastion.model.events import TradingStateChanged
+from bastion.model.events import (
+    OrderDenied,
+    OrderEvent,
+    OrderFilled,
+    StrategyFailed,
+    TradingStateChanged,
+)
 from bastion.risk.config import RiskConfig
 from bastion.strategy.base import Strategy
 from bastion.strategy.config import StrategyConfig
@@ -163,9 +168,7 @@ def test_when_failing_strategy_has_on_error_halt_then_risk_gate_halted(tmp_path:
     kernel.start()
     feed(kernel, 1)
     assert kernel.risk.state is TradingState.HALTED
-    assert [(e.state, e.reason) for e in changes] == [
-        (TradingState.HALTED, "strategy bad failed")
-    ]
+    assert [(e.state, e.reason) for e in changes] == [(TradingState.HALTED, "strategy bad failed")]
     assert [e.reason for e in denied] == ["TRADING_HALTED"]
     assert kernel.venue.n_fills == 0
 

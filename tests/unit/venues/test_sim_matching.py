@@ -13,7 +13,6 @@ from bastion.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
 from bastion.model.events import (
     OrderAccepted,
     OrderCanceled,
-    OrderCancelRejected,
     OrderEvent,
     OrderExpired,
     OrderFilled,
@@ -38,7 +37,10 @@ INSTRUMENT = Instrument(
     id=IID, venue="SIM", tick_size=Decimal("0.01"), lot_size=Decimal(1), quote_currency="USD"
 )
 OTHER = Instrument(
-    id="ABC.OTHER", venue="OTHER", tick_size=Decimal("0.01"), lot_size=Decimal(1),
+    id="ABC.OTHER",
+    venue="OTHER",
+    tick_size=Decimal("0.01"),
+    lot_size=Decimal(1),
     quote_currency="USD",
 )
 
@@ -163,10 +165,15 @@ def test_when_liquidity_exhausted_then_next_quote_refreshes_it() -> None:
     """After the ask size is used up, the next quote offers its full size again."""
     desk = Desk()
     desk.quote(9_999, 10_001, ask_size=2)
-    desk.send(BUY, 2)
+    first = desk.send(BUY, 2)
     empty = desk.send(BUY, 1)
-    assert [e.client_order_id for e in desk.take() if isinstance(e, OrderFilled)] == ["node-1-1"]
-    assert empty.client_order_id == "node-1-2"
+    events = desk.take()
+    assert [e.client_order_id for e in events if isinstance(e, OrderFilled)] == [
+        first.client_order_id
+    ]
+    assert [e.client_order_id for e in events if isinstance(e, OrderCanceled)] == [
+        empty.client_order_id
+    ]
     desk.quote(9_999, 10_001, ask_size=2)
     later = desk.send(BUY, 2)
     assert desk.fills() == [(later.client_order_id, 2, 10_001, TAKER)]
@@ -393,6 +400,61 @@ def test_when_day_order_rests_before_any_quote_then_it_expires_at_that_midnight(
     assert desk.open_ids() == set()
 
 
+def test_when_clock_reaches_midnight_without_quotes_then_day_order_expires() -> None:
+    """A resting DAY order expires at UTC midnight on the clock alone, no quote needed."""
+    desk = Desk()
+    day = desk.send(BUY, 5, 10_000, DAY)
+    desk.take()
+    desk.clock.advance_to(MIDNIGHT - 1)
+    assert desk.take() == []
+    desk.clock.advance_to(MIDNIGHT)
+    assert [(type(e), e.ts_ns) for e in desk.take()] == [(OrderExpired, MIDNIGHT)]
+    assert day.client_order_id not in desk.open_ids()
+
+
+def test_when_day_order_arrives_after_midnight_then_expires_at_the_next_one() -> None:
+    """A DAY order sent on day two lives until the end of day two."""
+    desk = Desk()
+    desk.clock.advance_to(MIDNIGHT + 3_600 * 10**9)
+    day = desk.send(BUY, 5, 10_000, DAY)
+    desk.take()
+    desk.clock.advance_to(MIDNIGHT + NS_PER_DAY - 1)
+    assert desk.open_ids() == {day.client_order_id}
+    desk.clock.advance_to(MIDNIGHT + NS_PER_DAY)
+    assert [type(e) for e in desk.take()] == [OrderExpired]
+
+
+@pytest.mark.parametrize("ending", ["filled", "canceled"])
+def test_when_day_order_closed_before_midnight_then_no_expiry(ending: str) -> None:
+    """A DAY order that filled or was canceled during the day emits no OrderExpired later."""
+    desk = Desk()
+    desk.quote(9_999, 10_001)
+    day = desk.send(BUY, 5, 10_000, DAY)
+    if ending == "filled":
+        desk.quote(9_999, 10_000)
+    else:
+        desk.venue.cancel(day)
+        desk.venue.flush()
+    desk.take()
+    desk.clock.advance_to(MIDNIGHT + 1)
+    assert desk.take() == []
+
+
+def test_when_day_order_partly_filled_and_modified_then_expires_exactly_once() -> None:
+    """A partly filled, replaced DAY order expires once at midnight with its remainder."""
+    desk = Desk()
+    desk.quote(9_999, 10_001)
+    day = desk.send(BUY, 5, 10_000, DAY)
+    desk.quote(9_999, 10_000, ask_size=2)
+    desk.venue.modify(day, 6, 9_990)
+    desk.venue.flush()
+    assert kinds(desk.take()) == ["OrderAccepted", "OrderFilled", "OrderUpdated"]
+    desk.clock.advance_to(MIDNIGHT + 1)
+    expired = desk.take()
+    assert [(type(e), e.client_order_id) for e in expired] == [(OrderExpired, day.client_order_id)]
+    assert desk.open_ids() == set()
+
+
 def test_when_taker_and_maker_fill_then_fees_are_exact_decimals() -> None:
     """Taker 2.5 bps and maker 1 bp are charged on notional exactly, as Decimal."""
     desk = Desk(taker_fee_bps=Decimal("2.5"), maker_fee_bps=Decimal(1))
@@ -419,7 +481,7 @@ def test_when_fees_configured_zero_then_fee_is_decimal_zero() -> None:
 
 
 def test_when_latency_set_then_order_reaches_book_only_after_latency() -> None:
-    """With 5 ms latency nothing happens until the clock passes T0 + 5 ms; then it meets that book."""
+    """With 5 ms latency nothing happens before T0 + 5 ms; then the order meets that book."""
     desk = Desk(latency_ms=5)
     desk.quote(9_999, 10_001)
     desk.venue.submit(desk.order(BUY, 2))
