@@ -17,6 +17,7 @@ import argparse
 import json
 import resource
 import sys
+import time
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -52,13 +53,30 @@ def workload_config(data: Path) -> BacktestConfig:
     )
 
 
+def _rate(marks: list[tuple[float, int]], start: float, end: float) -> int | None:
+    """Ticks per second between the progress marks nearest to two fractions of the run."""
+    total = marks[-1][1]
+    if len(marks) < 3 or total == 0:
+        return None
+    lo = min(marks, key=lambda m: abs(m[1] - start * total))
+    hi = min(marks, key=lambda m: abs(m[1] - end * total))
+    if hi[1] <= lo[1] or hi[0] <= lo[0]:
+        return None
+    return round((hi[1] - lo[1]) / (hi[0] - lo[0]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="quotes_N.parquet or .csv")
     args = parser.parse_args()
     configure_logging("warning", "console")
     config = workload_config(args.data)
-    result = run_backtest(config, base_dir=Path.cwd(), progress=False)
+    marks: list[tuple[float, int]] = [(time.perf_counter(), 0)]
+
+    def on_progress(n: int) -> None:
+        marks.append((time.perf_counter(), marks[-1][1] + n))
+
+    result = run_backtest(config, base_dir=Path.cwd(), progress=False, on_progress=on_progress)
     position = sum((p.quantity for p in result.positions), Decimal(0))
     expected = EXPECTED.get(result.n_ticks)
     got = (result.n_orders, result.n_fills, position, result.realized_pnl)
@@ -72,6 +90,9 @@ def main() -> int:
         "n_fills": result.n_fills,
         "final_position": str(position),
         "realized_pnl": str(result.realized_pnl),
+        # per-tick cost must not grow as orders accumulate: compare the run's two ends
+        "first_fifth_ticks_per_s": _rate(marks, 0.0, 0.2),
+        "last_fifth_ticks_per_s": _rate(marks, 0.8, 1.0),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "matches_expected": None if expected is None else got == expected,
     }

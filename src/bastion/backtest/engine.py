@@ -12,7 +12,7 @@ import gc
 import heapq
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from operator import attrgetter
 from pathlib import Path
@@ -36,9 +36,17 @@ _PROGRESS_EVERY = 1 << 16
 
 
 def run_backtest(
-    config: BacktestConfig, *, base_dir: Path, progress: bool = True
+    config: BacktestConfig,
+    *,
+    base_dir: Path,
+    progress: bool = True,
+    on_progress: Callable[[int], None] | None = None,
 ) -> BacktestResult:
-    """Run ``config`` to the end of its data and return the result."""
+    """Run ``config`` to the end of its data and return the result.
+
+    ``progress`` shows a progress bar on a terminal; ``on_progress(n)`` is told every
+    few tens of thousands of events how many more were processed.
+    """
     started = time.perf_counter()
     clock = SimClock()
     journal = (
@@ -65,6 +73,7 @@ def run_backtest(
     gc.collect()
     gc.freeze()
     bar = _progress_bar(sources, progress and config.progress)
+    update = _combine(bar.update if bar is not None else None, on_progress)
     try:
         events = _merged(sources)
         first = next(events, None)
@@ -72,9 +81,12 @@ def run_backtest(
             clock.set_time(first.ts_ns)
             loop.start_ns = first.ts_ns
             kernel.start()
-            loop.run(first, events, bar)
+            loop.run(first, events, update)
         kernel.stop_strategies()
         kernel.cancel_all_orders()
+        # with venue latency the cancels are still in flight: let them arrive
+        clock.advance_to(clock.timestamp_ns() + config.venue.latency_ms * 1_000_000)
+        kernel.venue.flush()
     finally:
         gc.unfreeze()
         if bar is not None:
@@ -104,13 +116,17 @@ class _Loop:
         self._samples: list[tuple[int, Decimal | int, Decimal | None]] = []
         self._fast_equity = _common_scale(kernel)
 
-    def run(self, first: QuoteTick | Bar, events: Iterator[QuoteTick | Bar], bar: Any) -> None:
+    def run(
+        self,
+        first: QuoteTick | Bar,
+        events: Iterator[QuoteTick | Bar],
+        update: Callable[[int], None] | None,
+    ) -> None:
         kernel = self.kernel
         clock = self.clock
         on_quote = kernel.on_quote
         on_bar = kernel.on_bar
         sample = self.sample
-        update = getattr(bar, "update", None)
         on_quote(first) if type(first) is QuoteTick else on_bar(first)  # type: ignore[arg-type]
         sample(first.ts_ns)
         next_sample = first.ts_ns + EQUITY_SAMPLE_NS
@@ -193,6 +209,20 @@ def _common_scale(kernel: Kernel) -> Instrument | None:
         ) or other.quote_currency != kernel.portfolio.currency:
             return None
     return first if first.quote_currency == kernel.portfolio.currency else None
+
+
+def _combine(*callbacks: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    present = [c for c in callbacks if c is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+
+    def both(n: int) -> None:
+        for callback in present:
+            callback(n)
+
+    return both
 
 
 def _progress_bar(sources: list[ReplaySource[Any]], enabled: bool) -> Any:

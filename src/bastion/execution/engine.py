@@ -19,7 +19,7 @@ import structlog
 from bastion.bus import MessageBus
 from bastion.clock import Clock
 from bastion.execution.ids import ClientOrderIdGenerator
-from bastion.model.enums import TERMINAL_STATUSES, OrderSide, OrderType, TimeInForce
+from bastion.model.enums import TERMINAL_STATUSES, OrderSide, OrderStatus, OrderType, TimeInForce
 from bastion.model.events import (
     OrderDenied,
     OrderEvent,
@@ -35,6 +35,7 @@ from bastion.venues.base import VenueAdapter
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
+_PENDING_CANCEL = OrderStatus.PENDING_CANCEL
 _GTC = TimeInForce.GTC
 
 
@@ -186,7 +187,12 @@ class ExecutionEngine:
         venue.submit(order)
 
     def cancel(self, order: Order) -> bool:
-        """Request a cancel; False if the order is not in a state that can be canceled."""
+        """Request a cancel; False if the order is not in a state that can be canceled.
+
+        A second request while one is pending sends nothing (the first is in flight).
+        """
+        if order.status is _PENDING_CANCEL:
+            return True
         event = OrderPendingCancel(
             ts_ns=self._clock.timestamp_ns(),
             client_order_id=order.client_order_id,

@@ -74,6 +74,9 @@ TRANSITIONS: dict[OrderStatus, dict[type[OrderEvent], object]] = {
         **_LIVE_ORDER_EVENTS,
         OrderCancelRejected: _PREVIOUS,
         OrderAccepted: _PENDING_CANCEL,
+        # a modify sent before the cancel is answered while the cancel is pending
+        OrderUpdated: _PENDING_CANCEL,
+        OrderModifyRejected: _PENDING_CANCEL,
     },
     _PENDING_REPLACE: {
         **_LIVE_ORDER_EVENTS,
@@ -136,8 +139,6 @@ class Order:
         reduce_only: bool = False,
         ts_init: int = 0,
     ) -> None:
-        if quantity <= 0:
-            raise ValueError(f"order quantity must be positive, got {quantity}")
         if order_type is _LIMIT and price is None:
             raise ValueError("a limit order needs a price")
         if order_type is _MARKET and price is not None:

@@ -154,10 +154,16 @@ class StrategyRunner:
 
     def stop_all(self) -> None:
         for sid, strategy in self.strategies.items():
-            if sid in self.running:
-                self._call(strategy, strategy.on_stop)
-                self._detach(strategy)
-                log.info("strategy_stopped", strategy=sid)
+            if sid not in self.running:
+                continue
+            self._detach(strategy)
+            try:
+                strategy.on_stop()
+            except Exception as error:
+                detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+                log.error("strategy_on_stop_failed", strategy=sid, error=detail)
+                self.failures.append(f"{sid}: on_stop: {detail}")
+            log.info("strategy_stopped", strategy=sid)
 
     # -- dispatch -----------------------------------------------------------------------
     def subscribe(

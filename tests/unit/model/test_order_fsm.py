@@ -77,6 +77,8 @@ EXPECTED: dict[tuple[OrderStatus, type[OrderEvent]], OrderStatus] = {
     (S.PENDING_CANCEL, OrderPendingReplace): S.PENDING_REPLACE,
     (S.PENDING_CANCEL, OrderCancelRejected): S.ACCEPTED,
     (S.PENDING_CANCEL, OrderAccepted): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, OrderUpdated): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, OrderModifyRejected): S.PENDING_CANCEL,
     (S.PENDING_REPLACE, OrderCanceled): S.CANCELED,
     (S.PENDING_REPLACE, OrderExpired): S.EXPIRED,
     (S.PENDING_REPLACE, OrderFilled): S.PENDING_REPLACE,
@@ -435,10 +437,13 @@ def test_when_market_order_with_price_then_value_error() -> None:
 
 
 @pytest.mark.parametrize("quantity", [0, -5])
-def test_when_quantity_not_positive_then_value_error(quantity: int) -> None:
-    """Order quantity must be positive."""
-    with pytest.raises(ValueError, match="must be positive"):
-        new_order(quantity=quantity)
+def test_when_quantity_not_positive_then_order_still_built_for_the_risk_gate(
+    quantity: int,
+) -> None:
+    """A non-positive quantity is the risk gate's to deny (INVALID_QUANTITY), not a crash."""
+    order = new_order(quantity=quantity)
+    assert order.quantity == quantity
+    assert order.status is S.INITIALIZED
 
 
 def test_when_market_order_built_then_initialized_and_not_open() -> None:

@@ -24,6 +24,9 @@ class EmaCross(Strategy):
         self.keep_fast = 1.0 - self.alpha_fast
         self.keep_slow = 1.0 - self.alpha_slow
         self.size = Decimal(str(p.get("trade_size", "1")))
+        self.short = -self.size
+        if self.size <= 0:
+            raise ValueError(f"trade_size must be positive, got {self.size}")
         self.scale = float(self.instrument(self.instrument_id).price_scale)
         self.count = 0
         self.fast = self.slow = 0.0
@@ -32,19 +35,21 @@ class EmaCross(Strategy):
     def on_quote(self, quote: QuoteTick) -> None:
         scale = self.scale
         mid = (quote.bid / scale + quote.ask / scale) / 2
-        self.count += 1
-        if self.count == 1:
+        count = self.count = self.count + 1
+        if count == 1:
             self.fast = self.slow = mid
             return
-        prev_fast, prev_slow = self.fast, self.slow
+        prev_fast = self.fast
+        prev_slow = self.slow
         fast = self.fast = self.alpha_fast * mid + self.keep_fast * prev_fast
         slow = self.slow = self.alpha_slow * mid + self.keep_slow * prev_slow
-        if self.count < self.warmup:
+        if count < self.warmup:
             return
-        if prev_fast <= prev_slow and fast > slow:
-            self.set_target_position(self.instrument_id, self.size)
-        elif prev_fast >= prev_slow and fast < slow:
-            self.set_target_position(self.instrument_id, -self.size)
+        if fast > slow:
+            if prev_fast <= prev_slow:  # crossed up
+                self.set_target_position(self.instrument_id, self.size)
+        elif fast < slow and prev_fast >= prev_slow:  # crossed down
+            self.set_target_position(self.instrument_id, self.short)
 
     def on_stop(self) -> None:
         self.log.info(
