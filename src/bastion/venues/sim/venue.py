@@ -140,12 +140,7 @@ class SimVenue(VenueAdapter):
         book = self._books.get(quote.instrument_id)
         if book is None:
             return
-        # set_touch inlined: this runs on every quote
-        book.bid = quote.bid
-        book.ask = quote.ask
-        book.bid_avail = quote.bid_size
-        book.ask_avail = quote.ask_size
-        book.has_market = True
+        book.quote = quote
         if book.buys or book.sells:
             book.match_resting(self._fill)
 
@@ -157,7 +152,7 @@ class SimVenue(VenueAdapter):
         if book.buys or book.sells:
             book.match_bar(bar.high, bar.low, self._fill)
         size = bar.volume if bar.volume > 0 else 1 << 62
-        book.set_touch(bar.close, bar.close, size, size)
+        book.quote = QuoteTick(bar.instrument_id, bar.ts_ns, bar.close, bar.close, size, size)
         if book.buys or book.sells:
             book.match_resting(self._fill)
 
@@ -213,7 +208,7 @@ class SimVenue(VenueAdapter):
         max_qty = self._max_qty[sim.instrument_id]
         if max_qty is not None and sim.quantity > max_qty:
             return "quantity above the venue's maximum"
-        if sim.is_market and not book.has_market and self._config.reject_when_no_market:
+        if sim.is_market and book.quote is None and self._config.reject_when_no_market:
             return "no market"
         if self._reject_p and self._rng.random() < self._reject_p:
             return "rejected by simulation rule"
