@@ -34,8 +34,36 @@ log = structlog.get_logger("bastion.strategy")
 _Hook = Callable[[Any], None]
 
 
+class OrdersView:
+    """The execution engine as a strategy sees it: it may create and read orders,
+    but sending, canceling and modifying them goes through ``GateView``."""
+
+    __slots__ = ("create_order", "open_orders", "open_quantity", "order")
+
+    def __init__(self, execution: ExecutionEngine) -> None:
+        self.create_order = execution.create_order
+        self.open_orders = execution.open_orders
+        self.open_quantity = execution.open_quantity
+        self.order = execution.order
+
+
+class GateView:
+    """The risk gate as a strategy sees it: order commands only. A strategy cannot
+    change the trading state or the limits."""
+
+    __slots__ = ("cancel_order", "modify_order", "submit_order")
+
+    def __init__(self, risk: RiskGate) -> None:
+        self.submit_order = risk.submit_order
+        self.cancel_order = risk.cancel_order
+        self.modify_order = risk.modify_order
+
+
 class StrategyContext:
-    """What a running strategy may use: read-only views plus the risk gate."""
+    """What a running strategy may use: read-only views plus the risk gate's commands.
+
+    Nothing here reaches a venue except through the gate (``risk``).
+    """
 
     def __init__(
         self,
@@ -51,8 +79,8 @@ class StrategyContext:
     ) -> None:
         self.clock = clock
         self.portfolio = portfolio
-        self.execution = execution
-        self.risk = risk
+        self.execution = OrdersView(execution)
+        self.risk = GateView(risk)
         self.instruments = instruments
         self.last_quotes = last_quotes
         self.log = log.bind(strategy=strategy_id)

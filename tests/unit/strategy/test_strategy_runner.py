@@ -336,3 +336,18 @@ def test_when_kernel_config_names_missing_class_then_config_error(tmp_path: Path
     config = StrategyConfig(name="delta", path="empty.py", class_name="Nope")
     with pytest.raises(ConfigError, match="'Nope'"):
         build_kernel(tmp_path, [], strategy_configs=[config])
+
+
+def test_when_strategy_looks_at_its_context_then_only_the_gate_can_send(tmp_path: Path) -> None:
+    """The context hands a strategy order commands through the gate only: no venue, no
+    execution-engine submit, no way to change the trading state or the limits."""
+    strategy = Recorder()
+    kernel = build_kernel(tmp_path, [("s", strategy, "stop")])
+    ctx = strategy.ctx
+    assert not hasattr(ctx.execution, "submit")
+    assert not hasattr(ctx.execution, "cancel")
+    assert not hasattr(ctx.execution, "process")
+    assert not hasattr(ctx.risk, "set_trading_state")
+    assert set(type(ctx.risk).__slots__) == {"submit_order", "cancel_order", "modify_order"}
+    assert not any("venue" in name for name in vars(ctx) if not name.startswith("_"))
+    assert kernel.risk.state is TradingState.ACTIVE
