@@ -123,6 +123,12 @@ class Kernel:
             self.venue.flush()
 
     def on_bar(self, bar: Bar) -> None:
+        # with bars only, the close is the node's latest price: it marks positions
+        # and is the risk gate's reference price
+        size = bar.volume if bar.volume > 0 else 1
+        self.last_quotes[bar.instrument_id] = QuoteTick(
+            bar.instrument_id, bar.ts_ns, bar.close, bar.close, size, size
+        )
         self.venue.on_bar(bar)
         self.strategies.on_bar(bar)
         if self._venue_inbox:
