@@ -1,10 +1,10 @@
 """The live trading node (paper mode for now): the kernel on an asyncio loop.
 
 ``run_node`` wires a ``Kernel`` to the live clock, a real-time quote feed and
-the SQLite journal, then runs until SIGINT/SIGTERM or ``run_for_s``. Shutdown
-is orderly: strategies stopped, every open order canceled at the venue (and
-confirmed), the journal flushed, exit code 0. Orders, fills and PnL are logged
-as they happen.
+the SQLite journal (which commits on its own writer thread), then runs until
+SIGINT/SIGTERM or ``run_for_s``. Shutdown is orderly: strategies stopped, every
+open order canceled at the venue (and confirmed), the journal drained and closed,
+exit code 0. Orders, fills and PnL are logged as they happen.
 """
 
 from __future__ import annotations
@@ -56,8 +56,14 @@ class _Node:
         config = self.config
         loop = asyncio.get_running_loop()
         clock = LiveClock()
-        journal = SqliteJournal(resolve_path(self.base_dir, config.journal.path))
-        epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
+        journal = SqliteJournal.from_config(
+            resolve_path(self.base_dir, config.journal.path), config.journal
+        )
+        try:
+            epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
+        except BaseException:
+            journal.close()  # stops its writer thread
+            raise
         kernel_ref: list[Kernel] = []
 
         def request_flush() -> None:
@@ -86,7 +92,6 @@ class _Node:
         try:
             kernel.start()
             self.tasks.spawn("feed", self._feed(kernel))
-            self.tasks.spawn("journal-flush", self._flush_journal(journal))
             self.tasks.spawn("pnl-log", self._log_pnl(kernel))
             try:
                 await asyncio.wait_for(self.stop_requested.wait(), timeout=config.run_for_s)
@@ -169,12 +174,6 @@ class _Node:
                 yield _restamp(event, kernel.clock.timestamp_ns())
         log.info("feed_exhausted")
         await asyncio.Event().wait()  # keep running until stopped
-
-    async def _flush_journal(self, journal: SqliteJournal) -> None:
-        interval_s = self.config.journal.flush_interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval_s)
-            journal.flush()
 
     async def _log_pnl(self, kernel: Kernel) -> None:
         portfolio = kernel.portfolio

@@ -1,6 +1,26 @@
-"""The event journal (SQLite)."""
+"""The event journal (SQLite): append-only, hash-chained, with read-only inspection tools."""
 
 from bastion.journal.config import JournalConfig
+from bastion.journal.reader import (
+    ExportedRecord,
+    JournalStats,
+    NotAJournalError,
+    VerifyResult,
+    export_jsonl,
+    journal_stats,
+    verify_journal,
+)
 from bastion.journal.sqlite import JournalEvent, SqliteJournal
 
-__all__ = ["JournalConfig", "JournalEvent", "SqliteJournal"]
+__all__ = [
+    "ExportedRecord",
+    "JournalConfig",
+    "JournalEvent",
+    "JournalStats",
+    "NotAJournalError",
+    "SqliteJournal",
+    "VerifyResult",
+    "export_jsonl",
+    "journal_stats",
+    "verify_journal",
+]

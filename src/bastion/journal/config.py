@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
+
+from bastion.errors import ConfigError
+
+Durability = Literal["group", "fsync_each"]
 
 
 class JournalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Where order events and fills are appended (a SQLite file, WAL mode).
+    """Where events are appended (a SQLite file, WAL mode) and how durably.
 
-    ``flush_interval_ms``: how often buffered events are committed by the live node;
-    everything buffered is committed on shutdown.
+    ``durability``: ``"group"`` (default) commits batches on a writer thread, one
+    fsync per batch, every ``flush_interval_ms`` or as soon as
+    ``group_commit_max_events`` are queued, so the trading loop never waits on the
+    disk; ``"fsync_each"`` commits and fsyncs every event before ``append`` returns.
+    Everything queued is committed on shutdown.
     """
 
     path: str = "journal.sqlite"
+    durability: Durability = "group"
     flush_interval_ms: int = 5
+    group_commit_max_events: int = 1024
+
+    def __post_init__(self) -> None:
+        for key in ("flush_interval_ms", "group_commit_max_events"):
+            value = getattr(self, key)
+            if value <= 0:
+                raise ConfigError(f"key 'journal.{key}': must be a positive number, got {value}")

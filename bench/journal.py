@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Journal append throughput in both durability modes, and what append() costs the caller.
+
+Appends a realistic order flow (initialized, submitted, accepted, filled: the events
+the OMS journals per order) to a fresh SQLite journal and prints one JSON line:
+
+- ``group_events_per_s``: ``n_group`` events / (first append .. ``close()`` returned,
+  i.e. everything committed and fsynced);
+- ``fsync_each_events_per_s``: the same for ``n_fsync_each`` events, one fsync each;
+- ``append_p50_us`` / ``append_p99_us`` / ``append_max_us``: the time one ``append()``
+  takes on the caller's thread in group mode (the latency the journal adds to the
+  order path), measured while the writer thread is busy with the same run;
+- ``fsync_each_p50_us`` / ``fsync_each_p99_us``: the same in fsync_each mode.
+
+    python bench/journal.py [--n-group 100000] [--n-fsync-each 2000] [--dir DIR]
+
+Use ``--dir`` on the disk a real journal would live on: fsync cost is the disk's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bastion.journal import SqliteJournal, verify_journal
+from bastion.logging import configure_logging
+from bastion.model import events as ev
+from bastion.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
+
+T0 = 1_704_205_800_000_000_000
+
+
+def order_flow(n: int) -> list[Any]:
+    """``n`` events: per order, initialized -> submitted -> accepted -> filled."""
+    events: list[Any] = []
+    i = 0
+    while len(events) < n:
+        coid = f"O-20260101-node-1-1-{i:08d}"
+        side = OrderSide.BUY if i % 2 == 0 else OrderSide.SELL
+        base = {
+            "client_order_id": coid,
+            "strategy_id": "ema_cross",
+            "instrument_id": "XYZ.SIM",
+        }
+        ts = T0 + i * 1_000_000
+        events += [
+            ev.OrderInitialized(
+                ts_ns=ts,
+                **base,
+                side=side,
+                order_type=OrderType.LIMIT,
+                time_in_force=TimeInForce.GTC,
+                quantity=100,
+                price=10_000 + i % 50,
+            ),
+            ev.OrderSubmitted(ts_ns=ts + 1_000, **base, venue="SIM"),
+            ev.OrderAccepted(ts_ns=ts + 50_000, **base, venue_order_id=f"SIM-{i}"),
+            ev.OrderFilled(
+                ts_ns=ts + 90_000,
+                **base,
+                venue_order_id=f"SIM-{i}",
+                exec_id=f"SIM-E-{i}",
+                side=side,
+                last_qty=100,
+                last_px=10_000 + i % 50,
+                fee=Decimal("0.0125"),
+                fee_currency="USD",
+                liquidity=LiquiditySide.MAKER,
+            ),
+        ]
+        i += 1
+    return events[:n]
+
+
+def percentile_us(samples_ns: list[int], q: float) -> float:
+    ordered = sorted(samples_ns)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 2)
+
+
+def run(path: Path, events: list[Any], durability: Any) -> dict[str, float]:
+    journal = SqliteJournal(path, durability=durability)
+    append = journal.append
+    clock = time.perf_counter_ns
+    samples = [0] * len(events)
+    started = clock()
+    for n, event in enumerate(events):
+        t = clock()
+        append(event)
+        samples[n] = clock() - t
+    journal.close()
+    wall_s = (clock() - started) / 1e9
+    result = verify_journal(path)
+    if not result.ok or result.events != len(events):
+        raise SystemExit(f"journal check failed: {result}")
+    return {
+        "events_per_s": round(len(events) / wall_s),
+        "p50_us": percentile_us(samples, 0.50),
+        "p99_us": percentile_us(samples, 0.99),
+        "max_us": round(max(samples) / 1000, 2),
+        "commits": journal.commits,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-group", type=int, default=100_000)
+    parser.add_argument("--n-fsync-each", type=int, default=2_000)
+    parser.add_argument("--dir", type=Path, help="where to create the journals (default: tmp)")
+    args = parser.parse_args()
+    configure_logging("warning", "console")
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        group = run(Path(tmp) / "group.sqlite", order_flow(args.n_group), "group")
+        each = run(Path(tmp) / "each.sqlite", order_flow(args.n_fsync_each), "fsync_each")
+    print(
+        json.dumps(
+            {
+                "bench": "journal",
+                "n_group": args.n_group,
+                "group_events_per_s": group["events_per_s"],
+                "group_commits": group["commits"],
+                "append_p50_us": group["p50_us"],
+                "append_p99_us": group["p99_us"],
+                "append_max_us": group["max_us"],
+                "n_fsync_each": args.n_fsync_each,
+                "fsync_each_events_per_s": each["events_per_s"],
+                "fsync_each_p50_us": each["p50_us"],
+                "fsync_each_p99_us": each["p99_us"],
+                "python": sys.version.split()[0],
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

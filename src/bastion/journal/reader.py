@@ -1,0 +1,212 @@
+"""Read-only journal tools behind ``bastion journal``: verify, stats, export.
+
+Each opens the SQLite file with ``mode=ro``, so inspecting a journal never changes
+it (a live node may be writing it meanwhile; readers see its last commit).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from bastion.errors import BastionError, OperationalError
+from bastion.journal._codec import (
+    GENESIS_HASH,
+    HASH_NAME,
+    JournalEvent,
+    new_decoder,
+    record_problem,
+)
+from bastion.journal._schema import SCHEMA_VERSION, read_version
+
+_COLUMNS = "seq, ts_ns, type, client_order_id, payload, prev_hash, hash"
+
+
+class NotAJournalError(BastionError):
+    """The path is missing or is not a bastion journal (a usage error)."""
+
+
+class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of checking a journal's whole chain.
+
+    ``broken_seq``/``problem`` name the first bad record; ``torn_tail`` is True when
+    that record is the last one (cut mid-write).
+    """
+
+    path: str
+    schema_version: int
+    events: int
+    first_seq: int | None
+    last_seq: int | None
+    last_hash: str | None
+    broken_seq: int | None = None
+    problem: str | None = None
+    torn_tail: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+class JournalStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Counts and extents of a journal."""
+
+    path: str
+    schema_version: int
+    file_bytes: int
+    events: int
+    by_type: dict[str, int]
+    runs: int
+    first_seq: int | None
+    last_seq: int | None
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+
+
+class ExportedRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of ``bastion journal export`` (Decimals are JSON strings)."""
+
+    seq: int
+    ts_ns: int
+    type: str
+    client_order_id: str | None
+    event: JournalEvent
+
+
+@contextmanager
+def open_readonly(path: Path) -> Iterator[tuple[sqlite3.Connection, int]]:
+    """The journal opened read-only, with its schema version; else ``NotAJournalError``."""
+    if not path.exists():
+        raise NotAJournalError(f"{path}: journal file not found")
+    if not path.is_file():
+        raise NotAJournalError(f"{path}: not a file")
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        raise NotAJournalError(f"{path}: cannot open: {error}") from error
+    try:
+        try:
+            version = read_version(db)
+        except sqlite3.DatabaseError as error:
+            raise NotAJournalError(f"{path}: not a bastion journal ({error})") from error
+        if version is None:
+            raise NotAJournalError(f"{path}: not a bastion journal (no schema version)")
+        if version > SCHEMA_VERSION:
+            raise NotAJournalError(
+                f"{path}: schema version {version} is newer than this bastion ({SCHEMA_VERSION})"
+            )
+        yield db, version
+    except sqlite3.Error as error:
+        raise OperationalError(f"{path}: cannot read the journal: {error}") from error
+    finally:
+        db.close()
+
+
+def verify_journal(path: Path) -> VerifyResult:
+    """Check every record: gapless seq from 1, hash chain, decodable payloads."""
+    with open_readonly(path) as (db, version):
+        count = db.execute("SELECT COUNT(*), MIN(seq), MAX(seq) FROM events").fetchone()
+        events, first_seq, last_seq = count
+        base = {
+            "path": str(path),
+            "schema_version": version,
+            "events": events,
+            "first_seq": first_seq,
+            "last_seq": last_seq,
+        }
+        if version < 2:
+            return VerifyResult(
+                **base,
+                last_hash=None,
+                problem=f"schema version {version} has no hash chain; it is added when "
+                "bastion next opens the journal for writing",
+            )
+        decoder = new_decoder()
+        expected_seq, prev = 1, GENESIS_HASH
+        for row in db.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq"):
+            problem = record_problem(row, expected_seq, prev, decoder)
+            if problem is not None:
+                return VerifyResult(
+                    **base,
+                    last_hash=None,
+                    broken_seq=row[0],
+                    problem=problem,
+                    torn_tail=row[0] == last_seq and not problem.startswith("gap"),
+                )
+            expected_seq, prev = row[0] + 1, row[6]
+        return VerifyResult(**base, last_hash=prev.hex() if events else None)
+
+
+def journal_stats(path: Path) -> JournalStats:
+    """Event counts (total and by type), runs, seq and time extents, file size."""
+    with open_readonly(path) as (db, version):
+        events, first_seq, last_seq = db.execute(
+            "SELECT COUNT(*), MIN(seq), MAX(seq) FROM events"
+        ).fetchone()
+        by_type = dict(
+            db.execute("SELECT type, COUNT(*) FROM events GROUP BY type ORDER BY type").fetchall()
+        )
+        runs = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        first_ts = db.execute("SELECT ts_ns FROM events ORDER BY seq LIMIT 1").fetchone()
+        last_ts = db.execute("SELECT ts_ns FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    wal = path.with_name(path.name + "-wal")
+    size = path.stat().st_size + (wal.stat().st_size if wal.is_file() else 0)
+    return JournalStats(
+        path=str(path),
+        schema_version=version,
+        file_bytes=size,
+        events=events,
+        by_type=by_type,
+        runs=runs,
+        first_seq=first_seq,
+        last_seq=last_seq,
+        first_ts_ns=first_ts[0] if first_ts else None,
+        last_ts_ns=last_ts[0] if last_ts else None,
+    )
+
+
+def export_jsonl(path: Path, out: IO[bytes], *, from_seq: int = 1) -> int:
+    """Write events with ``seq >= from_seq`` to ``out`` as JSON lines; return how many.
+
+    An undecodable payload stops the export with ``OperationalError`` naming its seq
+    (the lines before it are written).
+    """
+    decoder = new_decoder()
+    encoder = msgspec.json.Encoder()
+    n = 0
+    with open_readonly(path) as (db, _version):
+        rows = db.execute(
+            "SELECT seq, ts_ns, type, client_order_id, payload FROM events "
+            "WHERE seq >= ? ORDER BY seq",
+            (from_seq,),
+        )
+        for seq, ts_ns, type_name, client_order_id, payload in rows:
+            try:
+                event = decoder.decode(payload)
+            except (msgspec.DecodeError, TypeError) as error:
+                raise OperationalError(
+                    f"{path}: seq {seq}: undecodable payload: {error}"
+                ) from error
+            record = ExportedRecord(
+                seq=seq, ts_ns=ts_ns, type=type_name, client_order_id=client_order_id, event=event
+            )
+            out.write(encoder.encode(record) + b"\n")
+            n += 1
+    return n
+
+
+__all__ = [
+    "HASH_NAME",
+    "ExportedRecord",
+    "JournalStats",
+    "NotAJournalError",
+    "VerifyResult",
+    "export_jsonl",
+    "journal_stats",
+    "verify_journal",
+]

@@ -1,0 +1,154 @@
+"""Sample journal events: one of every journaled type, and a hypothesis strategy for them."""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hypothesis import strategies as st
+from msgspec import inspect as mi
+
+from bastion.journal.sqlite import JournalEvent
+from bastion.model import events as ev
+from bastion.model.enums import (
+    LiquiditySide,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+    TradingState,
+)
+
+T0 = 1_704_205_800_000_000_000
+EVENT_TYPES: tuple[type[Any], ...] = JournalEvent.__args__  # type: ignore[attr-defined]
+
+
+def one_of_each(ts_ns: int = T0) -> list[Any]:
+    """One event of every journaled type, with realistic fields."""
+    order = {"client_order_id": "O-node-1-1-000001", "strategy_id": "ema", "instrument_id": "X"}
+    return [
+        ev.OrderInitialized(
+            ts_ns=ts_ns,
+            **order,
+            side=OrderSide.BUY,
+            order_type=OrderType.LIMIT,
+            time_in_force=TimeInForce.GTC,
+            quantity=5,
+            price=10_001,
+        ),
+        ev.OrderDenied(ts_ns=ts_ns + 1, **order, reason="MAX_QTY", message="too big"),
+        ev.OrderSubmitted(ts_ns=ts_ns + 2, **order, venue="SIM"),
+        ev.OrderAccepted(ts_ns=ts_ns + 3, **order, venue_order_id="V1"),
+        ev.OrderRejected(ts_ns=ts_ns + 4, **order, reason="no market"),
+        ev.OrderPendingCancel(ts_ns=ts_ns + 5, **order),
+        ev.OrderPendingReplace(ts_ns=ts_ns + 6, **order),
+        ev.OrderCanceled(ts_ns=ts_ns + 7, **order, reason="user"),
+        ev.OrderExpired(ts_ns=ts_ns + 8, **order),
+        ev.OrderUpdated(ts_ns=ts_ns + 9, **order, quantity=3, price=None),
+        ev.OrderCancelRejected(ts_ns=ts_ns + 10, **order, reason="unknown"),
+        ev.OrderModifyRejected(ts_ns=ts_ns + 11, **order, reason="unknown"),
+        ev.OrderFilled(
+            ts_ns=ts_ns + 12,
+            **order,
+            venue_order_id="V1",
+            exec_id="E1",
+            side=OrderSide.BUY,
+            last_qty=2,
+            last_px=10_001,
+            fee=Decimal("0.012345"),
+            fee_currency="USD",
+            liquidity=LiquiditySide.MAKER,
+        ),
+        ev.OrderTransitionRefused(ts_ns=ts_ns + 13, **order, status="FILLED", event="x"),
+        ev.TradingStateChanged(ts_ns=ts_ns + 14, state=TradingState.HALTED, reason="kill"),
+        ev.StrategyFailed(ts_ns=ts_ns + 15, strategy_id="ema", error="ZeroDivisionError()"),
+        ev.CommandDenied(
+            ts_ns=ts_ns + 16,
+            client_order_id="O-node-1-1-000001",
+            strategy_id="ema",
+            reason="ORDER_NOT_OPEN",
+            message="closed",
+        ),
+    ]
+
+
+def fills(n: int, ts_ns: int = T0) -> list[ev.OrderFilled]:
+    """``n`` distinct fills."""
+    return [
+        ev.OrderFilled(
+            ts_ns=ts_ns + i,
+            client_order_id=f"O-node-1-1-{i:06d}",
+            strategy_id="ema",
+            instrument_id="X",
+            venue_order_id=f"V{i}",
+            exec_id=f"E{i}",
+            side=OrderSide.SELL if i % 2 else OrderSide.BUY,
+            last_qty=1 + i % 7,
+            last_px=10_000 + i,
+            fee=Decimal(i) / 1000,
+            fee_currency="USD",
+            liquidity=LiquiditySide.TAKER,
+        )
+        for i in range(n)
+    ]
+
+
+def rows(path: Path) -> list[tuple[Any, ...]]:
+    """Every stored record, raw, in seq order."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(
+            "SELECT seq, ts_ns, type, client_order_id, payload, prev_hash, hash "
+            "FROM events ORDER BY seq"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def execute(path: Path, sql: str, *params: object) -> None:
+    """Change the file behind the journal's back (tampering, simulated damage)."""
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            db.execute(sql, params)
+    finally:
+        db.close()
+
+
+# -- hypothesis ----------------------------------------------------------------------
+
+_INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+
+def _for_type(t: mi.Type) -> st.SearchStrategy[Any]:
+    if isinstance(t, mi.IntType):
+        return _INT64
+    if isinstance(t, mi.StrType):
+        return st.text(max_size=20)
+    if isinstance(t, mi.BoolType):
+        return st.booleans()
+    if isinstance(t, mi.DecimalType):
+        return st.decimals(allow_nan=False, allow_infinity=False, places=8)
+    if isinstance(t, mi.EnumType):
+        members: list[enum.Enum] = list(t.cls)
+        return st.sampled_from(members)
+    if isinstance(t, mi.UnionType):
+        return st.one_of([_for_type(x) for x in t.types])
+    if isinstance(t, mi.NoneType):
+        return st.none()
+    raise NotImplementedError(t)
+
+
+def _for_event(cls: type[Any]) -> st.SearchStrategy[Any]:
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    fields = {f.name: _for_type(f.type) for f in info.fields}
+    fields["ts_ns"] = st.integers(min_value=0, max_value=2**63 - 1)
+    return st.builds(cls, **fields)
+
+
+any_event: st.SearchStrategy[Any] = st.one_of([_for_event(cls) for cls in EVENT_TYPES])
+
+__all__ = ["EVENT_TYPES", "T0", "any_event", "execute", "fills", "one_of_each", "rows"]
