@@ -85,6 +85,7 @@ class Kernel:
             instruments=self.instruments,
             last_quotes=self.last_quotes,
             venues={self.venue.name},
+            strategies=[s.name for s in config.strategies],
         )
         self.strategies = StrategyRunner(
             bus=self.bus,

@@ -2,20 +2,22 @@
 
 Strategies hold a reference to the gate, never to the execution engine, so an
 order cannot reach a venue without the checks below. A denial is an
-``OrderDenied`` event with a machine-readable reason code; modify requests that
-fail a check produce a ``CommandDenied`` event. Cancels are always allowed,
-whatever the trading state, because they only reduce risk.
+``OrderDenied`` event with a machine-readable reason code (``DenyReason``) and a
+message naming the limit and its value; modify requests that fail a check produce
+a ``CommandDenied`` event. Cancels are always allowed, whatever the trading state
+or message rate, because they only reduce risk.
 
-Checks (first version): instrument and venue known, quantity on lot and price on
-tick, max order quantity, max order notional (limit price, or the touch for a
-market order), and the trading state: HALTED denies everything; REDUCING allows
-only orders that shrink the node's net position without flipping it.
+Checks here: trading state (HALTED denies everything; REDUCING allows only orders
+that shrink the node's net position without flipping it), instrument and venue
+known, quantity on lot and price on tick, max order quantity and notional (per
+instrument). The configurable controls (permissions, price collar, duplicates,
+throttle, position, credit, self-trade) live in ``risk.checks``; the gate builds
+them only when one is configured, so an unconfigured node pays one attribute test.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from enum import StrEnum
+from collections.abc import Collection
 
 import structlog
 
@@ -28,7 +30,12 @@ from bastion.model.events import CommandDenied, TradingStateChanged
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
+from bastion.risk.checks import PreTradeChecks
 from bastion.risk.config import RiskConfig
+from bastion.risk.limits import InstrumentLimits
+from bastion.risk.reasons import Denial, DenyReason
+
+__all__ = ["DenyReason", "RiskGate"]
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
@@ -37,37 +44,6 @@ _REDUCING = TradingState.REDUCING
 
 
 log = structlog.get_logger("bastion.risk")
-
-
-class DenyReason(StrEnum):
-    TRADING_HALTED = "TRADING_HALTED"
-    REDUCING_ONLY = "REDUCING_ONLY"
-    UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
-    UNKNOWN_VENUE = "UNKNOWN_VENUE"
-    INVALID_QUANTITY = "INVALID_QUANTITY"
-    INVALID_PRICE = "INVALID_PRICE"
-    MAX_ORDER_QUANTITY = "MAX_ORDER_QUANTITY"
-    MAX_ORDER_NOTIONAL = "MAX_ORDER_NOTIONAL"
-    NO_REFERENCE_PRICE = "NO_REFERENCE_PRICE"
-    ORDER_NOT_OPEN = "ORDER_NOT_OPEN"
-
-
-class _Limits:
-    """A config's limits converted once into an instrument's raw units."""
-
-    __slots__ = ("max_notional_raw", "max_qty_raw")
-
-    def __init__(self, config: RiskConfig, instrument: Instrument) -> None:
-        self.max_qty_raw: int | None = None
-        self.max_notional_raw: Decimal | None = None
-        if config.max_order_quantity is not None:
-            self.max_qty_raw = int(
-                (config.max_order_quantity * instrument.size_scale).to_integral_value("ROUND_FLOOR")
-            )
-        if config.max_order_notional is not None:
-            # notional = qty_raw * px_raw * multiplier / 10**(pp+sp)
-            scale = instrument.price_scale * instrument.size_scale
-            self.max_notional_raw = config.max_order_notional * scale / instrument.multiplier
 
 
 class RiskGate:
@@ -84,7 +60,13 @@ class RiskGate:
         instruments: dict[str, Instrument],
         last_quotes: dict[str, QuoteTick],
         venues: set[str],
+        strategies: Collection[str] | None = None,
     ) -> None:
+        """``strategies``: the node's strategy names, to reject overrides for unknown ones
+        (``ConfigError``); instrument and venue overrides are checked always."""
+        config.check_names(
+            set(instruments), None if strategies is None else set(strategies), venues
+        )
         self._config = config
         self._bus = bus
         self._clock = clock
@@ -93,7 +75,22 @@ class RiskGate:
         self._instruments = instruments
         self._last_quotes = last_quotes
         self._venues = venues
-        self._limits = {iid: _Limits(config, inst) for iid, inst in instruments.items()}
+        self._limits = {
+            iid: InstrumentLimits(config.for_instrument(iid), inst)
+            for iid, inst in instruments.items()
+        }
+        self._checks: PreTradeChecks | None = None
+        if PreTradeChecks.needed(config, self._limits):
+            self._checks = PreTradeChecks(
+                config=config,
+                bus=bus,
+                clock=clock,
+                portfolio=portfolio,
+                instruments=instruments,
+                last_quotes=last_quotes,
+                limits=self._limits,
+                venues=venues,
+            )
         self.state = config.trading_state
         self.denials: dict[str, int] = {}
 
@@ -110,7 +107,9 @@ class RiskGate:
     # -- commands ---------------------------------------------------------------------
     def submit_order(self, order: Order) -> bool:
         """Check ``order`` and send it on, or deny it. Returns True if it was sent."""
-        denial = self._check(order, order.side, order.quantity, order.price, is_increase=True)
+        denial = self._check(
+            order, order.side, order.quantity, order.price, is_increase=True, is_new=True
+        )
         if denial is not None:
             reason, message = denial
             self.denials[reason.value] = self.denials.get(reason.value, 0) + 1
@@ -122,31 +121,64 @@ class RiskGate:
             )
             self._execution.deny(order, reason.value, message)
             return False
+        checks = self._checks
+        if checks is None:
+            self._execution.submit(order)
+            return True
+        for resting in checks.to_cancel:
+            log.info(
+                "self_trade_resting_canceled",
+                client_order_id=resting.client_order_id,
+                incoming=order.client_order_id,
+            )
+            if self._execution.cancel(resting):
+                checks.canceled(resting)
         self._execution.submit(order)
+        checks.sent(order, order.quantity, order.price, is_new=True)
         return True
 
     def cancel_order(self, order: Order) -> bool:
         if not order.is_open:
             self._deny_command(order, DenyReason.ORDER_NOT_OPEN, "order is not open")
             return False
-        return self._execution.cancel(order)
+        if not self._execution.cancel(order):
+            return False
+        if self._checks is not None:
+            self._checks.canceled(order)
+        return True
 
     def modify_order(self, order: Order, quantity: int, price: int | None) -> bool:
         if not order.is_open:
             self._deny_command(order, DenyReason.ORDER_NOT_OPEN, "order is not open")
             return False
         denial = self._check(
-            order, order.side, quantity, price, is_increase=quantity > order.quantity
+            order, order.side, quantity, price, is_increase=quantity > order.quantity, is_new=False
         )
         if denial is not None:
             self._deny_command(order, *denial)
             return False
-        return self._execution.modify(order, quantity, price)
+        checks = self._checks
+        if checks is None:
+            return self._execution.modify(order, quantity, price)
+        for resting in checks.to_cancel:
+            if self._execution.cancel(resting):
+                checks.canceled(resting)
+        if not self._execution.modify(order, quantity, price):
+            return False
+        checks.sent(order, quantity, price, is_new=False)
+        return True
 
     # -- checks -------------------------------------------------------------------------
     def _check(
-        self, order: Order, side: OrderSide, quantity: int, price: int | None, *, is_increase: bool
-    ) -> tuple[DenyReason, str] | None:
+        self,
+        order: Order,
+        side: OrderSide,
+        quantity: int,
+        price: int | None,
+        *,
+        is_increase: bool,
+        is_new: bool,
+    ) -> Denial | None:
         state = self.state
         if state is _HALTED:
             return DenyReason.TRADING_HALTED, "trading is halted"
@@ -182,7 +214,7 @@ class RiskGate:
         if limits.max_qty_raw is not None and quantity > limits.max_qty_raw:
             return DenyReason.MAX_ORDER_QUANTITY, (
                 f"quantity {instrument.size(quantity)} exceeds max_order_quantity "
-                f"{self._config.max_order_quantity}"
+                f"{limits.config.max_order_quantity}"
             )
         if limits.max_notional_raw is not None:
             reference = price
@@ -194,8 +226,19 @@ class RiskGate:
             if quantity * reference > limits.max_notional_raw:
                 return DenyReason.MAX_ORDER_NOTIONAL, (
                     f"notional {instrument.notional(quantity, reference)} exceeds "
-                    f"max_order_notional {self._config.max_order_notional}"
+                    f"max_order_notional {limits.config.max_order_notional}"
                 )
+        if self._checks is not None:
+            return self._checks.check(
+                order,
+                instrument,
+                limits,
+                side,
+                quantity,
+                price,
+                is_increase=is_increase,
+                is_new=is_new,
+            )
         return None
 
     def _deny_command(self, order: Order, reason: DenyReason, message: str) -> None:

@@ -69,8 +69,8 @@ GHOST = Instrument(
 class RecordingVenue(VenueAdapter):
     """A venue that only records what the node asked of it."""
 
-    def __init__(self) -> None:
-        super().__init__("SIM")
+    def __init__(self, name: str = "SIM") -> None:
+        super().__init__(name)
         self.submitted: list[str] = []
         self.canceled: list[str] = []
         self.modified: list[tuple[str, int, int | None]] = []
@@ -91,10 +91,17 @@ class RecordingVenue(VenueAdapter):
 class Node:
     """Bus, clock, execution engine, portfolio and risk gate around a recording venue."""
 
-    def __init__(self, **risk: object) -> None:
+    def __init__(
+        self,
+        config: RiskConfig | None = None,
+        extra_venues: tuple[str, ...] = (),
+        **risk: object,
+    ) -> None:
         self.bus = MessageBus()
         self.clock = SimClock(T0)
         self.venue = RecordingVenue()
+        venues: dict[str, VenueAdapter] = {"SIM": self.venue}
+        venues.update((name, RecordingVenue(name)) for name in extra_venues)
         self.quotes: dict[str, QuoteTick] = {}
         instruments = {i.id: i for i in (STOCK, COARSE, FRACTIONAL, FUTURE)}
         self.portfolio = Portfolio(
@@ -107,22 +114,23 @@ class Node:
             bus=self.bus,
             clock=self.clock,
             ids=ClientOrderIdGenerator("node", 1),
-            venues={"SIM": self.venue},
+            venues=venues,
         )
         self.gate = RiskGate(
-            config=RiskConfig(**risk),  # type: ignore[arg-type]
+            config=config or RiskConfig(**risk),  # type: ignore[arg-type]
             bus=self.bus,
             clock=self.clock,
             execution=self.execution,
             portfolio=self.portfolio,
             instruments=instruments,
             last_quotes=self.quotes,
-            venues={"SIM"},
+            venues=set(venues),
         )
         self.denied: list[OrderDenied] = []
         self.command_denied: list[CommandDenied] = []
         self.submitted: list[OrderSubmitted] = []
         self.state_changes: list[TradingStateChanged] = []
+        self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
         self.bus.subscribe(OrderDenied, self.denied.append)
         self.bus.subscribe(CommandDenied, self.command_denied.append)
         self.bus.subscribe(OrderSubmitted, self.submitted.append)
@@ -135,9 +143,10 @@ class Node:
         price: int | None = None,
         instrument: Instrument = STOCK,
         venue: str = "SIM",
+        strategy: str = "s1",
     ) -> Order:
         return self.execution.create_order(
-            strategy_id="s1",
+            strategy_id=strategy,
             instrument_id=instrument.id,
             venue=venue,
             side=side,
@@ -151,19 +160,43 @@ class Node:
         self.gate.submit_order(order)
         return order
 
-    def hold(self, qty: int, px: int = 10_000, instrument: Instrument = STOCK) -> None:
+    def hold(
+        self, qty: int, px: int = 10_000, instrument: Instrument = STOCK, strategy: str = "s1"
+    ) -> None:
         """Give the portfolio a signed position by feeding it a fill."""
         self.portfolio.on_fill(
             OrderFilled(
                 ts_ns=T0,
                 client_order_id="seed-1",
-                strategy_id="s1",
+                strategy_id=strategy,
                 instrument_id=instrument.id,
                 venue_order_id="SIM-0",
                 exec_id="SIM-E0",
                 side=BUY if qty > 0 else SELL,
                 last_qty=abs(qty),
                 last_px=px,
+                fee=Decimal(0),
+                fee_currency="USD",
+                liquidity=LiquiditySide.TAKER,
+            )
+        )
+
+    def quote(self, bid: int, ask: int, instrument: Instrument = STOCK, ts_ns: int = T0) -> None:
+        self.quotes[instrument.id] = QuoteTick(instrument.id, ts_ns, bid, ask, 100, 100)
+
+    def fill(self, order: Order, qty: int | None = None, px: int | None = None) -> None:
+        """The venue fills ``order`` (all of what is left, by default) at its price."""
+        self.execution.process(
+            OrderFilled(
+                ts_ns=self.clock.timestamp_ns(),
+                client_order_id=order.client_order_id,
+                strategy_id=order.strategy_id,
+                instrument_id=order.instrument_id,
+                venue_order_id="SIM-1",
+                exec_id=f"E-{order.client_order_id}-{order.filled_qty}",
+                side=order.side,
+                last_qty=order.leaves_qty if qty is None else qty,
+                last_px=(order.price or 10_000) if px is None else px,
                 fee=Decimal(0),
                 fee_currency="USD",
                 liquidity=LiquiditySide.TAKER,

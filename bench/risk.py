@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""What the pre-trade risk checks cost per order. Prints one JSON line.
+
+A realistic flow on three instruments from three strategies: passive limit orders
+around a moving mid (inside the collar), some marketable and market orders, cancels
+that keep about ``--open`` orders working, partial fills, and the occasional
+duplicate or over-limit order, with EVERY pre-trade control configured (collar,
+reference age, per-instrument and per-strategy position and gross limits, credit,
+throttle per strategy and per venue, duplicates, self-trade, permissions).
+
+- ``p50_us`` / ``p99_us``: time of the full check set (``RiskGate._check``) per order;
+- ``submit_p50_us`` / ``submit_p99_us``: the whole ``RiskGate.submit_order`` (checks,
+  then the OMS: state machine, events on the bus, the venue call);
+- ``baseline_submit_p50_us`` / ``baseline_submit_p99_us``: the same flow with the
+  default config (no limits), for comparison;
+- ``kill_all_ms`` / ``accepted_after_kill``: null: the kill switch is not implemented
+  yet (a later part of issue 5).
+
+    python bench/risk.py [--orders 50000] [--open 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from decimal import Decimal
+from typing import Any
+
+from bastion.bus import MessageBus
+from bastion.clock import SimClock
+from bastion.execution.engine import ExecutionEngine
+from bastion.execution.ids import ClientOrderIdGenerator
+from bastion.logging import configure_logging
+from bastion.model.data import QuoteTick
+from bastion.model.enums import LiquiditySide, OrderSide, OrderType
+from bastion.model.events import OrderCanceled, OrderFilled
+from bastion.model.instruments import Instrument
+from bastion.model.orders import Order
+from bastion.portfolio.portfolio import Portfolio
+from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig, ThrottleConfig
+from bastion.risk.gate import RiskGate
+from bastion.venues.base import VenueAdapter
+
+T0 = 1_704_205_800_000_000_000
+BUY, SELL = OrderSide.BUY, OrderSide.SELL
+INSTRUMENTS = [
+    Instrument(id="XYZ.SIM", venue="SIM", tick_size=Decimal("0.01"), lot_size=Decimal(1),
+               quote_currency="USD"),
+    Instrument(id="ABC.SIM", venue="SIM", tick_size=Decimal("0.05"), lot_size=Decimal(10),
+               quote_currency="USD"),
+    Instrument(id="ES.SIM", venue="SIM", tick_size=Decimal("0.25"), lot_size=Decimal(1),
+               quote_currency="USD", multiplier=Decimal(50)),
+]  # fmt: skip
+MIDS = {"XYZ.SIM": 10_000, "ABC.SIM": 5_000, "ES.SIM": 400_000}
+STRATEGIES = ("mm", "trend", "arb")
+
+
+def all_checks() -> RiskConfig:
+    return RiskConfig(
+        max_order_quantity=Decimal(500),
+        max_order_notional=Decimal(2_000_000),
+        collar_pct=Decimal(5),
+        collar_ticks=400,
+        reference_max_age_ms=5_000,
+        max_long_quantity=Decimal(100_000),
+        max_short_quantity=Decimal(100_000),
+        max_gross_notional=Decimal(100_000_000),
+        max_total_exposure=Decimal(1_000_000_000),
+        max_cash_usage=Decimal(1_000_000_000),
+        duplicate_window_ms=5,
+        self_trade="deny",
+        max_new_orders_per_s=400,
+        max_amends_per_s=400,
+        max_messages_per_s=1_000,
+        instruments={"ES.SIM": InstrumentRiskConfig(max_long_quantity=Decimal(2_000))},
+        strategies={
+            name: StrategyRiskConfig(
+                max_long_quantity=Decimal(20_000),
+                max_short_quantity=Decimal(20_000),
+                max_gross_notional=Decimal(50_000_000),
+                instruments=[i.id for i in INSTRUMENTS],
+                venues=["SIM"],
+            )
+            for name in STRATEGIES
+        },
+        venues={"SIM": ThrottleConfig(max_messages_per_s=3_000)},
+    )
+
+
+class QuietVenue(VenueAdapter):
+    """Takes requests and answers nothing: fills are injected by the bench."""
+
+    def submit(self, order: Order) -> None:
+        pass
+
+    def cancel(self, order: Order) -> None:
+        pass
+
+    def modify(self, order: Order, quantity: int, price: int | None) -> None:
+        pass
+
+    async def open_order_ids(self) -> set[str]:
+        return set()
+
+
+def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[str, Any]:
+    rng = random.Random(seed)
+    bus = MessageBus()
+    clock = SimClock(T0)
+    instruments = {i.id: i for i in INSTRUMENTS}
+    quotes: dict[str, QuoteTick] = {}
+    portfolio = Portfolio(
+        instruments=instruments, last_quotes=quotes, currency="USD", starting_cash=Decimal(10**9)
+    )
+    execution = ExecutionEngine(
+        bus=bus,
+        clock=clock,
+        ids=ClientOrderIdGenerator("bench", 1),
+        venues={"SIM": QuietVenue("SIM")},
+    )
+    bus.subscribe(OrderFilled, portfolio.on_fill)
+    gate = RiskGate(
+        config=config,
+        bus=bus,
+        clock=clock,
+        execution=execution,
+        portfolio=portfolio,
+        instruments=instruments,
+        last_quotes=quotes,
+        venues={"SIM"},
+        strategies=STRATEGIES,
+    )
+    mids = dict(MIDS)
+    check_ns: list[int] = []
+    submit_ns: list[int] = []
+    working: list[Order] = []
+    exec_seq = 0
+    perf = time.perf_counter_ns
+    previous: tuple[Any, ...] | None = None
+    for n in range(n_orders):
+        now = T0 + n * 3_000_000  # an order every 3 ms of simulated time
+        clock.set_time(now)
+        inst = INSTRUMENTS[n % 3]
+        iid = inst.id
+        tick = inst.tick_raw
+        mids[iid] += rng.choice((-tick, 0, 0, tick))
+        mid = mids[iid]
+        quotes[iid] = QuoteTick(iid, now, mid - tick, mid + tick, 100, 100)
+        side = BUY if rng.random() < 0.5 else SELL
+        roll = rng.random()
+        if roll < 0.05:
+            price: int | None = None  # market order
+        elif roll < 0.10:
+            price = mid + (tick if side is BUY else -tick)  # marketable
+        else:
+            away = rng.randint(1, 20) * tick
+            price = mid - away if side is BUY else mid + away
+        qty = inst.lot_raw * rng.randint(1, 10)
+        strategy = STRATEGIES[rng.randrange(3)]
+        if previous is not None and rng.random() < 0.01:
+            strategy, iid, side, price, qty = previous  # a duplicate
+            inst = instruments[iid]
+        previous = (strategy, iid, side, price, qty)
+        order = execution.create_order(
+            strategy_id=strategy,
+            instrument_id=iid,
+            venue="SIM",
+            side=side,
+            order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
+            quantity=qty,
+            price=price,
+        )
+        t0 = perf()
+        gate._check(order, side, qty, price, is_increase=True, is_new=True)
+        t1 = perf()
+        sent = gate.submit_order(order)
+        t2 = perf()
+        check_ns.append(t1 - t0)
+        submit_ns.append(t2 - t1)
+        if sent:
+            working.append(order)
+        # fills: a marketable order fills at once, sometimes in part
+        if sent and (price is None or roll < 0.10):
+            exec_seq += 1
+            fill_qty = qty if rng.random() < 0.7 else inst.lot_raw
+            execution.process(
+                OrderFilled(
+                    ts_ns=now,
+                    client_order_id=order.client_order_id,
+                    strategy_id=strategy,
+                    instrument_id=iid,
+                    venue_order_id=f"V{exec_seq}",
+                    exec_id=f"E{exec_seq}",
+                    side=side,
+                    last_qty=fill_qty,
+                    last_px=price if price is not None else mid,
+                    fee=Decimal(0),
+                    fee_currency="USD",
+                    liquidity=LiquiditySide.TAKER,
+                )
+            )
+        # keep about n_open orders working: cancel the oldest (the venue confirms at once)
+        working = [o for o in working if o.is_open]
+        while len(working) > n_open:
+            old = working.pop(0)
+            gate.cancel_order(old)
+            execution.process(_canceled(old, now))
+    warm = min(2_000, n_orders // 10)
+    return {
+        "check": _percentiles(check_ns[warm:]),
+        "submit": _percentiles(submit_ns[warm:]),
+        "denials": dict(sorted(gate.denials.items())),
+        "open_at_end": len(execution.open_orders()),
+    }
+
+
+def _canceled(order: Order, now: int) -> OrderCanceled:
+    return OrderCanceled(
+        ts_ns=now,
+        client_order_id=order.client_order_id,
+        strategy_id=order.strategy_id,
+        instrument_id=order.instrument_id,
+    )
+
+
+def _percentiles(samples_ns: list[int]) -> tuple[float, float]:
+    ordered = sorted(samples_ns)
+    p50 = ordered[len(ordered) // 2]
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return round(p50 / 1000, 2), round(p99 / 1000, 2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=50_000)
+    parser.add_argument("--open", type=int, default=30, help="orders kept working")
+    args = parser.parse_args()
+    configure_logging("warning", "console")
+    full = run(all_checks(), args.orders, args.open)
+    base = run(RiskConfig(), args.orders, args.open)
+    result = {
+        "bench": "risk",
+        "n_orders": args.orders,
+        "open_orders": args.open,
+        "p50_us": full["check"][0],
+        "p99_us": full["check"][1],
+        "submit_p50_us": full["submit"][0],
+        "submit_p99_us": full["submit"][1],
+        "baseline_check_p50_us": base["check"][0],
+        "baseline_check_p99_us": base["check"][1],
+        "baseline_submit_p50_us": base["submit"][0],
+        "baseline_submit_p99_us": base["submit"][1],
+        "denials": full["denials"],
+        "kill_all_ms": None,
+        "accepted_after_kill": None,
+        "note": "kill switch not implemented yet: kill_all_ms is not measured",
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

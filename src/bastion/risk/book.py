@@ -1,0 +1,128 @@
+"""The working orders the gate has sent, summed so a check costs O(1), not O(open orders).
+
+Every order reaches a venue through the gate, which adds it here right after the
+OMS marks it SUBMITTED (in flight counts from that moment). Afterwards each event
+that can change what is left of an order (fill, update, cancel, expiry, reject)
+resynchronizes that order's contribution from the order itself, so the sums always
+equal a recount over ``ExecutionEngine.open_orders``: unfilled quantity per
+instrument and side, per (strategy, instrument) and side, and (for the credit
+limits) working notional on the common integer scale of ``risk.credit``.
+"""
+
+from __future__ import annotations
+
+from bastion.bus import MessageBus
+from bastion.model.enums import OrderSide
+from bastion.model.events import (
+    OrderCanceled,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderModifyRejected,
+    OrderRejected,
+    OrderUpdated,
+)
+from bastion.model.orders import Order
+
+# Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
+_BUY = OrderSide.BUY
+
+_EVENTS = (OrderFilled, OrderCanceled, OrderExpired, OrderRejected)
+_AMEND_ANSWERS = (OrderUpdated, OrderModifyRejected)
+
+
+class Working:
+    """One open order's current contribution to the sums."""
+
+    __slots__ = ("amend_px2", "amend_qty", "is_buy", "key", "leaves", "notional", "order", "px2")
+
+    def __init__(self, order: Order, px2: int) -> None:
+        self.order = order
+        self.is_buy = order.side is _BUY
+        self.key = (order.strategy_id, order.instrument_id)
+        self.leaves = 0
+        self.notional = 0
+        self.px2 = px2  # doubled price valuing a market order (fixed when it was sent)
+        # an amend in flight: until the venue answers, the larger of old and new counts
+        self.amend_qty = 0
+        self.amend_px2 = 0
+
+
+class WorkingBook:
+    """Sums of the unfilled quantity (and notional) of the node's open orders."""
+
+    def __init__(self, *, bus: MessageBus, weights: dict[str, int] | None) -> None:
+        self._weights = weights
+        self.buys: dict[str, int] = {}
+        self.sells: dict[str, int] = {}
+        self.strategy_buys: dict[tuple[str, str], int] = {}
+        self.strategy_sells: dict[tuple[str, str], int] = {}
+        self.exposure = 0  # working notional, common scale (only with weights)
+        self.buy_notional = 0
+        self.by_id: dict[str, Working] = {}
+        self.by_instrument: dict[str, dict[str, Working]] = {}
+        for event_type in _EVENTS:
+            bus.subscribe(event_type, self.on_event)
+        for answer_type in _AMEND_ANSWERS:
+            bus.subscribe(answer_type, self.on_amend_answer)
+
+    def add(self, order: Order, market_px2: int | None) -> None:
+        """Count an order just sent (``market_px2``: the doubled reference of a market order)."""
+        entry = Working(order, market_px2 or 0)
+        self.by_id[order.client_order_id] = entry
+        by_instrument = self.by_instrument.get(order.instrument_id)
+        if by_instrument is None:
+            by_instrument = self.by_instrument[order.instrument_id] = {}
+        by_instrument[order.client_order_id] = entry
+        self._resync(entry)
+
+    def amend(self, order: Order, quantity: int, price: int | None) -> None:
+        """An amend was sent: count the larger size and price until the venue answers."""
+        entry = self.by_id.get(order.client_order_id)
+        if entry is not None:
+            # two amends in flight: the larger of both counts until an answer
+            entry.amend_qty = max(entry.amend_qty, quantity)
+            entry.amend_px2 = max(entry.amend_px2, 0 if price is None else 2 * price)
+            self._resync(entry)
+
+    def on_amend_answer(self, event: OrderEvent) -> None:
+        entry = self.by_id.get(event.client_order_id)
+        if entry is not None:
+            entry.amend_qty = entry.amend_px2 = 0
+            self._resync(entry)
+
+    def on_event(self, event: OrderEvent) -> None:
+        entry = self.by_id.get(event.client_order_id)
+        if entry is not None:
+            self._resync(entry)
+
+    def _resync(self, entry: Working) -> None:
+        order = entry.order
+        is_open = order.is_open
+        leaves = max(order.quantity, entry.amend_qty) - order.filled_qty if is_open else 0
+        delta = leaves - entry.leaves
+        if delta:
+            iid = order.instrument_id
+            key = entry.key
+            if entry.is_buy:
+                self.buys[iid] = self.buys.get(iid, 0) + delta
+                self.strategy_buys[key] = self.strategy_buys.get(key, 0) + delta
+            else:
+                self.sells[iid] = self.sells.get(iid, 0) + delta
+                self.strategy_sells[key] = self.strategy_sells.get(key, 0) + delta
+            entry.leaves = leaves
+        weights = self._weights
+        if weights is not None:
+            price = order.price
+            px2 = entry.px2 if price is None else max(2 * price, entry.amend_px2)
+            notional = leaves * px2
+            notional *= weights[order.instrument_id]
+            change = notional - entry.notional
+            if change:
+                self.exposure += change
+                if entry.is_buy:
+                    self.buy_notional += change
+                entry.notional = notional
+        if not is_open:
+            del self.by_id[order.client_order_id]
+            del self.by_instrument[order.instrument_id][order.client_order_id]

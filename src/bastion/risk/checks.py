@@ -1,0 +1,456 @@
+"""The pre-trade checks beyond order size: permissions, price collar, duplicate
+orders, message throttle, position limits, credit and self-trade prevention.
+
+``RiskGate`` builds a ``PreTradeChecks`` only when at least one of these is
+configured, and each part is skipped when its own limits are absent, so a node
+without them pays nothing. Working orders count from the moment they are sent,
+acknowledged or not: ``risk.book`` keeps their running sums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from bastion.bus import MessageBus
+from bastion.clock import Clock
+from bastion.model.data import QuoteTick
+from bastion.model.enums import OrderSide
+from bastion.model.instruments import Instrument
+from bastion.model.orders import Order
+from bastion.portfolio.portfolio import Portfolio
+from bastion.risk.book import Working, WorkingBook
+from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
+from bastion.risk.credit import CreditLimits
+from bastion.risk.limits import InstrumentLimits, StrategyRules, Throttle
+from bastion.risk.reasons import Denial, DenyReason
+from bastion.risk.throttle import DuplicateFilter
+
+# Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
+_BUY = OrderSide.BUY
+
+_NO_ORDERS: tuple[Order, ...] = ()
+_NO_WORKING: dict[str, Working] = {}
+
+
+class PreTradeChecks:
+    """State and logic of the configurable pre-trade controls."""
+
+    def __init__(
+        self,
+        *,
+        config: RiskConfig,
+        bus: MessageBus,
+        clock: Clock,
+        portfolio: Portfolio,
+        instruments: dict[str, Instrument],
+        last_quotes: dict[str, QuoteTick],
+        limits: dict[str, InstrumentLimits],
+        venues: set[str],
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._portfolio = portfolio
+        self._instruments = instruments
+        self._last_quotes = last_quotes
+        self._limits = limits
+        self._strategies: dict[str, StrategyRules] = {}
+        self._venue_throttles = {
+            venue: Throttle(config.venues[venue]) for venue in venues if venue in config.venues
+        }
+        self._duplicates = (
+            None
+            if config.duplicate_window_ms is None
+            else DuplicateFilter(config.duplicate_window_ms * 1_000_000)
+        )
+        self._self_trade = config.self_trade
+        self._self_trade_on = config.self_trade != "off"
+        self._credit: CreditLimits | None = None
+        if config.max_total_exposure is not None or config.max_cash_usage is not None:
+            self._credit = CreditLimits(
+                config=config,
+                instruments=instruments,
+                portfolio=portfolio,
+                last_quotes=last_quotes,
+            )
+        self._book: WorkingBook | None = None
+        if PreTradeChecks.book_needed(config, limits):
+            self._book = WorkingBook(
+                bus=bus, weights=None if self._credit is None else self._credit.weights
+            )
+        # resting orders that a passing order asks to cancel first (self_trade = cancel_resting)
+        self.to_cancel: Sequence[Order] = _NO_ORDERS
+
+    @staticmethod
+    def needed(config: RiskConfig, limits: dict[str, InstrumentLimits]) -> bool:
+        """Whether any control of this module is configured."""
+        throttle_default = Throttle(config.throttle_for_strategy(""))
+        return (
+            any(lim.is_extended for lim in limits.values())
+            or bool(config.strategies)
+            or bool(config.venues)
+            or throttle_default.is_set
+            or config.duplicate_window_ms is not None
+            or config.self_trade != "off"
+            or config.max_total_exposure is not None
+            or config.max_cash_usage is not None
+        )
+
+    @staticmethod
+    def book_needed(config: RiskConfig, limits: dict[str, InstrumentLimits]) -> bool:
+        """Whether a control reads the working-order sums."""
+        return (
+            any(lim.has_position for lim in limits.values())
+            or any(
+                s.max_long_quantity is not None
+                or s.max_short_quantity is not None
+                or s.max_gross_notional is not None
+                for s in config.strategies.values()
+            )
+            or config.self_trade != "off"
+            or config.max_total_exposure is not None
+            or config.max_cash_usage is not None
+        )
+
+    def rules(self, strategy_id: str) -> StrategyRules:
+        rules = self._strategies.get(strategy_id)
+        if rules is None:
+            config = self._config
+            rules = self._strategies[strategy_id] = StrategyRules(
+                config.strategies.get(strategy_id),
+                config.throttle_for_strategy(strategy_id),
+                self._instruments,
+            )
+        return rules
+
+    # -- the check ----------------------------------------------------------------------
+    def check(
+        self,
+        order: Order,
+        instrument: Instrument,
+        limits: InstrumentLimits,
+        side: OrderSide,
+        quantity: int,
+        price: int | None,
+        *,
+        is_increase: bool,
+        is_new: bool,
+    ) -> Denial | None:
+        """The first failed control as ``(reason, message)``, or None (then
+        ``to_cancel`` lists resting orders to cancel before sending)."""
+        self.to_cancel = _NO_ORDERS
+        iid = order.instrument_id
+        sid = order.strategy_id
+        rules = self._strategies.get(sid) or self.rules(sid)
+        if rules.instruments is not None and iid not in rules.instruments:
+            return DenyReason.NOT_PERMITTED, (
+                f"strategy {sid} may not trade {iid} (risk.strategies.{sid}.instruments)"
+            )
+        if rules.venues is not None and order.venue not in rules.venues:
+            return DenyReason.NOT_PERMITTED, (
+                f"strategy {sid} may not trade on venue {order.venue} "
+                f"(risk.strategies.{sid}.venues)"
+            )
+        now = self._clock.timestamp_ns()
+        # an amend that keeps the price is not collared: shrinking an order that the
+        # market has left behind must stay possible
+        if limits.needs_reference and (is_new or price != order.price):
+            denial = self._check_collar(instrument, limits, side, price, now)
+            if denial is not None:
+                return denial
+        if is_new and self._duplicates is not None:
+            key = (sid, iid, side, order.order_type, quantity, price)
+            seen = self._duplicates.seen_at(key, now)
+            if seen is not None:
+                return DenyReason.DUPLICATE_ORDER, (
+                    f"identical order sent {(now - seen) / 1e6:g} ms ago, within "
+                    f"duplicate_window_ms {self._config.duplicate_window_ms}"
+                )
+        if rules.throttle.is_set:
+            denial = self._check_throttle(rules.throttle, "strategy", sid, is_new, now)
+            if denial is not None:
+                return denial
+        venue_throttle = self._venue_throttles.get(order.venue)
+        if venue_throttle is not None:
+            denial = self._check_throttle(venue_throttle, "venue", order.venue, is_new, now)
+            if denial is not None:
+                return denial
+        if self._book is not None and (
+            limits.has_position
+            or rules.positions is not None
+            or self._self_trade_on
+            or (self._credit is not None and is_increase)
+        ):
+            return self._check_book(
+                order, instrument, limits, rules, side, quantity, price, is_increase=is_increase
+            )
+        return None
+
+    # -- after sending ------------------------------------------------------------------
+    def sent(self, order: Order, quantity: int, price: int | None, *, is_new: bool) -> None:
+        """Record a new order or an amend that went to the venue."""
+        now = self._clock.timestamp_ns()
+        if is_new and self._book is not None:
+            market_px2 = None
+            if order.price is None:
+                market_px2 = self._valuation2(order.instrument_id, None)
+            self._book.add(order, market_px2)
+        elif self._book is not None:
+            self._book.amend(order, quantity, price)
+        if is_new and self._duplicates is not None:
+            key = (
+                order.strategy_id,
+                order.instrument_id,
+                order.side,
+                order.order_type,
+                quantity,
+                price,
+            )
+            self._duplicates.add(key, now)
+        self._count(self.rules(order.strategy_id).throttle, is_new, now)
+        venue_throttle = self._venue_throttles.get(order.venue)
+        if venue_throttle is not None:
+            self._count(venue_throttle, is_new, now)
+
+    def canceled(self, order: Order) -> None:
+        """A cancel counts toward the message rate; it is never denied for it."""
+        now = self._clock.timestamp_ns()
+        window = self.rules(order.strategy_id).throttle.messages
+        if window is not None:
+            window.add(now)
+        venue_throttle = self._venue_throttles.get(order.venue)
+        if venue_throttle is not None and venue_throttle.messages is not None:
+            venue_throttle.messages.add(now)
+
+    @staticmethod
+    def _count(throttle: Throttle, is_new: bool, now: int) -> None:
+        window = throttle.new_orders if is_new else throttle.amends
+        if window is not None:
+            window.add(now)
+        if throttle.messages is not None:
+            throttle.messages.add(now)
+
+    # -- parts --------------------------------------------------------------------------
+    def _check_collar(
+        self,
+        instrument: Instrument,
+        limits: InstrumentLimits,
+        side: OrderSide,
+        price: int | None,
+        now: int,
+    ) -> Denial | None:
+        if price is not None and not limits.has_collar:
+            return None  # a limit order needs a reference only to be collared
+        quote = self._last_quotes.get(instrument.id)
+        ref2: int | None = None
+        if quote is not None and (
+            limits.max_age_ns is None or now - quote.ts_ns <= limits.max_age_ns
+        ):
+            if limits.collar_touch:
+                ref2 = 2 * (quote.ask if side is _BUY else quote.bid)
+            else:
+                ref2 = quote.bid + quote.ask
+        if ref2 is None:
+            config = limits.config
+            age = (
+                ""
+                if config.reference_max_age_ms is None
+                else f" (reference_max_age_ms {config.reference_max_age_ms})"
+            )
+            what = "market order" if price is None else "limit price"
+            return DenyReason.NO_REFERENCE_PRICE, (
+                f"no fresh quote for {instrument.id}{age} to check the {what} against"
+            )
+        if price is None:
+            return None
+        dev2 = abs(2 * price - ref2)
+        if limits.collar_ticks2 is not None and dev2 > limits.collar_ticks2:
+            return DenyReason.PRICE_COLLAR, self._collar_message(
+                instrument, limits, price, ref2, f"collar_ticks {limits.config.collar_ticks}"
+            )
+        pct_num = limits.collar_pct_num
+        if pct_num is not None and dev2 * limits.collar_pct_den100 > pct_num * ref2:
+            return DenyReason.PRICE_COLLAR, self._collar_message(
+                instrument, limits, price, ref2, f"collar_pct {limits.config.collar_pct}"
+            )
+        return None
+
+    @staticmethod
+    def _collar_message(
+        instrument: Instrument, limits: InstrumentLimits, price: int, ref2: int, limit: str
+    ) -> str:
+        reference = instrument.price(ref2) / 2
+        distance = abs(instrument.price(price) - reference)
+        pct = (distance * 100 / reference).quantize(Decimal("0.001")) if reference else "inf"
+        return (
+            f"limit price {instrument.price(price)} is {distance} ({pct}%) from the "
+            f"{limits.config.collar_reference} reference {reference}: beyond {limit}"
+        )
+
+    @staticmethod
+    def _check_throttle(
+        throttle: Throttle, kind: str, name: str, is_new: bool, now: int
+    ) -> Denial | None:
+        window = throttle.new_orders if is_new else throttle.amends
+        if window is not None and window.is_full(now):
+            key = "max_new_orders_per_s" if is_new else "max_amends_per_s"
+            return DenyReason.THROTTLE, f"{kind} {name}: {key} {window.limit} reached"
+        messages = throttle.messages
+        if messages is not None and messages.is_full(now):
+            return DenyReason.THROTTLE, (
+                f"{kind} {name}: max_messages_per_s {messages.limit} reached"
+            )
+        return None
+
+    def _check_book(
+        self,
+        order: Order,
+        instrument: Instrument,
+        limits: InstrumentLimits,
+        rules: StrategyRules,
+        side: OrderSide,
+        quantity: int,
+        price: int | None,
+        *,
+        is_increase: bool,
+    ) -> Denial | None:
+        """Position limits (worst case: every working order on the order's side fills),
+        credit and self-trade prevention, from the working-order sums."""
+        book = self._book
+        assert book is not None
+        iid = order.instrument_id
+        sid = order.strategy_id
+        is_buy = side is _BUY
+        # a modified order replaces its own contribution
+        own = book.by_id.get(order.client_order_id)
+        if is_increase:
+            new = quantity - order.filled_qty
+            own_leaves = 0 if own is None else own.leaves
+            if limits.has_position:
+                net = self._portfolio.net_quantity(iid)
+                if is_buy:
+                    worst = book.buys.get(iid, 0) - own_leaves + new + net
+                else:
+                    worst = book.sells.get(iid, 0) - own_leaves + new - net
+                max_raw = limits.max_long_raw if is_buy else limits.max_short_raw
+                if (max_raw is not None and worst > max_raw) or limits.max_gross2_raw is not None:
+                    denial = self._position_denial(
+                        max_raw,
+                        limits.max_gross2_raw,
+                        worst,
+                        instrument,
+                        price,
+                        is_buy,
+                        None,
+                        limits.config,
+                    )
+                    if denial is not None:
+                        return denial
+            if rules.positions is not None and rules.config is not None:
+                position = self._portfolio.position(sid, iid)
+                held = 0 if position is None else position.quantity
+                key = (sid, iid)
+                if is_buy:
+                    worst = book.strategy_buys.get(key, 0) - own_leaves + new + held
+                else:
+                    worst = book.strategy_sells.get(key, 0) - own_leaves + new - held
+                plimits = rules.positions[iid]
+                max_raw = plimits.max_long_raw if is_buy else plimits.max_short_raw
+                if (max_raw is not None and worst > max_raw) or plimits.max_gross2_raw is not None:
+                    denial = self._position_denial(
+                        max_raw,
+                        plimits.max_gross2_raw,
+                        worst,
+                        instrument,
+                        price,
+                        is_buy,
+                        sid,
+                        rules.config,
+                    )
+                    if denial is not None:
+                        return denial
+            credit = self._credit
+            if credit is not None:
+                px2 = 2 * price if price is not None else self._valuation2(iid, None)
+                if px2 is None:
+                    return _no_value(iid)
+                notional = new * px2 * credit.weights[iid]
+                own_notional = 0 if own is None else own.notional
+                exposure = book.exposure - own_notional + notional
+                buys = book.buy_notional
+                if is_buy:
+                    buys += notional - own_notional
+                denial = credit.check(is_buy, exposure, buys)
+                if denial is not None:
+                    return denial
+        if self._self_trade_on:
+            crossing: list[Order] | None = None
+            for working in book.by_instrument.get(iid, _NO_WORKING).values():
+                resting = working.order
+                rest = resting.price
+                if working.is_buy is is_buy or rest is None or resting is order:
+                    continue
+                if price is None or (price >= rest if is_buy else price <= rest):
+                    if crossing is None:
+                        crossing = []
+                    crossing.append(resting)
+            if crossing is not None:
+                if self._self_trade == "deny":
+                    first = crossing[0]
+                    return DenyReason.SELF_TRADE, (
+                        f"would cross the node's own resting {first.side.value} order "
+                        f"{first.client_order_id} at {instrument.price(first.price or 0)} "
+                        f"(self_trade = deny)"
+                    )
+                self.to_cancel = crossing
+        return None
+
+    def _position_denial(
+        self,
+        max_side_raw: int | None,
+        max_gross2_raw: int | None,
+        worst: int,
+        instrument: Instrument,
+        price: int | None,
+        is_buy: bool,
+        strategy: str | None,
+        config: InstrumentRiskConfig | StrategyRiskConfig,
+    ) -> Denial | None:
+        if max_side_raw is not None and worst > max_side_raw:
+            max_side = config.max_long_quantity if is_buy else config.max_short_quantity
+            key = "max_long_quantity" if is_buy else "max_short_quantity"
+            side = "long" if is_buy else "short"
+            return DenyReason.POSITION_LIMIT, (
+                f"worst-case {side} {instrument.size(worst)} (position + working orders) "
+                f"exceeds {key} {max_side} for {_scope(instrument.id, strategy)}"
+            )
+        if max_gross2_raw is not None:
+            ref2 = self._valuation2(instrument.id, price)
+            if ref2 is None:
+                return DenyReason.NO_REFERENCE_PRICE, (
+                    f"no quote to value the position in {instrument.id} for max_gross_notional"
+                )
+            if worst * ref2 > max_gross2_raw:
+                gross = instrument.money(worst * ref2) / 2
+                return DenyReason.POSITION_LIMIT, (
+                    f"worst-case gross notional {gross} exceeds max_gross_notional "
+                    f"{config.max_gross_notional} for {_scope(instrument.id, strategy)}"
+                )
+        return None
+
+    def _valuation2(self, iid: str, price: int | None) -> int | None:
+        """Twice the price that values a position: the last mid, else the order's price."""
+        quote = self._last_quotes.get(iid)
+        if quote is not None:
+            return quote.bid + quote.ask
+        return None if price is None else 2 * price
+
+
+def _scope(iid: str, strategy: str | None) -> str:
+    if strategy is None:
+        return f'instrument {iid} (risk.instruments."{iid}" or [risk])'
+    return f"strategy {strategy} in {iid} (risk.strategies.{strategy})"
+
+
+def _no_value(iid: str) -> Denial:
+    return DenyReason.NO_REFERENCE_PRICE, f"no quote to value {iid} for the credit limits"

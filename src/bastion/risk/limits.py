@@ -1,0 +1,154 @@
+"""Risk limits converted once, at construction, into an instrument's raw integers.
+
+Prices and quantities reach the gate as raw integers (``Instrument.price_raw``);
+comparing them with limits precomputed on the same scale keeps Decimal arithmetic
+off the per-order path. Notional limits are floored: for an integer ``x`` and a
+real limit ``L``, ``x > L`` exactly when ``x > floor(L)``. Reference prices are
+kept doubled (``bid + ask`` is twice the mid) so a half-tick mid stays an integer.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, Decimal
+
+from bastion.model.instruments import Instrument
+from bastion.risk.config import InstrumentRiskConfig, StrategyRiskConfig, ThrottleConfig
+from bastion.risk.throttle import SlidingWindow
+
+
+def _floor(value: Decimal) -> int:
+    return int(Decimal(value).to_integral_value(ROUND_FLOOR))
+
+
+def qty_raw(value: Decimal | None, instrument: Instrument) -> int | None:
+    return None if value is None else _floor(value * instrument.size_scale)
+
+
+def notional_raw(value: Decimal | None, instrument: Instrument, factor: int = 1) -> int | None:
+    """``factor * value`` in raw ``size_raw * price_raw`` units (multiplier applied)."""
+    if value is None:
+        return None
+    scale = instrument.price_scale * instrument.size_scale
+    return _floor(value * factor * scale / instrument.multiplier)
+
+
+class InstrumentLimits:
+    """One instrument's effective limits (``[risk]`` overlaid with its override)."""
+
+    __slots__ = (
+        "collar_pct_den100",
+        "collar_pct_num",
+        "collar_ticks2",
+        "collar_touch",
+        "config",
+        "has_collar",
+        "has_position",
+        "max_age_ns",
+        "max_gross2_raw",
+        "max_long_raw",
+        "max_notional_raw",
+        "max_qty_raw",
+        "max_short_raw",
+        "needs_reference",
+    )
+
+    def __init__(self, config: InstrumentRiskConfig, instrument: Instrument) -> None:
+        self.config = config
+        self.max_qty_raw = qty_raw(config.max_order_quantity, instrument)
+        self.max_notional_raw = notional_raw(config.max_order_notional, instrument)
+        self.collar_pct_num: int | None = None
+        self.collar_pct_den100 = 0
+        if config.collar_pct is not None:
+            num, den = config.collar_pct.as_integer_ratio()
+            self.collar_pct_num, self.collar_pct_den100 = num, den * 100
+        self.collar_ticks2: int | None = (
+            None if config.collar_ticks is None else 2 * config.collar_ticks * instrument.tick_raw
+        )
+        self.collar_touch = config.collar_reference == "touch"
+        self.has_collar = self.collar_pct_num is not None or self.collar_ticks2 is not None
+        self.max_age_ns: int | None = (
+            None if config.reference_max_age_ms is None else config.reference_max_age_ms * 1_000_000
+        )
+        self.needs_reference = self.has_collar or self.max_age_ns is not None
+        self.max_long_raw = qty_raw(config.max_long_quantity, instrument)
+        self.max_short_raw = qty_raw(config.max_short_quantity, instrument)
+        self.max_gross2_raw = notional_raw(config.max_gross_notional, instrument, 2)
+        self.has_position = (
+            self.max_long_raw is not None
+            or self.max_short_raw is not None
+            or self.max_gross2_raw is not None
+        )
+
+    @property
+    def is_extended(self) -> bool:
+        """Whether any check beyond order size is configured."""
+        return self.needs_reference or self.has_position
+
+
+class PositionLimits:
+    """A strategy's position limits in one instrument, in raw units."""
+
+    __slots__ = ("max_gross2_raw", "max_long_raw", "max_short_raw")
+
+    def __init__(self, config: StrategyRiskConfig, instrument: Instrument) -> None:
+        self.max_long_raw = qty_raw(config.max_long_quantity, instrument)
+        self.max_short_raw = qty_raw(config.max_short_quantity, instrument)
+        self.max_gross2_raw = notional_raw(config.max_gross_notional, instrument, 2)
+
+
+class Throttle:
+    """The three message windows of a strategy or a venue session (None = no limit)."""
+
+    __slots__ = ("amends", "is_set", "messages", "new_orders")
+
+    def __init__(self, config: ThrottleConfig) -> None:
+        self.new_orders = _window(config.max_new_orders_per_s)
+        self.amends = _window(config.max_amends_per_s)
+        self.messages = _window(config.max_messages_per_s)
+        self.is_set = (
+            self.new_orders is not None or self.amends is not None or self.messages is not None
+        )
+
+
+def _window(limit: int | None) -> SlidingWindow | None:
+    return None if limit is None else SlidingWindow(limit)
+
+
+class StrategyRules:
+    """A strategy's permissions, position limits per instrument and throttle."""
+
+    __slots__ = ("config", "instruments", "positions", "throttle", "venues")
+
+    def __init__(
+        self,
+        config: StrategyRiskConfig | None,
+        throttle: ThrottleConfig,
+        instruments: dict[str, Instrument],
+    ) -> None:
+        self.config = config
+        self.instruments: frozenset[str] | None = None
+        self.venues: frozenset[str] | None = None
+        self.positions: dict[str, PositionLimits] | None = None
+        if config is not None:
+            if config.instruments is not None:
+                self.instruments = frozenset(config.instruments)
+            if config.venues is not None:
+                self.venues = frozenset(config.venues)
+            if (
+                config.max_long_quantity is not None
+                or config.max_short_quantity is not None
+                or config.max_gross_notional is not None
+            ):
+                self.positions = {
+                    iid: PositionLimits(config, inst) for iid, inst in instruments.items()
+                }
+        self.throttle = Throttle(throttle)
+
+    @property
+    def is_set(self) -> bool:
+        return (
+            self.instruments is not None
+            or self.venues is not None
+            or self.positions is not None
+            or self.throttle.is_set
+        )
