@@ -13,8 +13,11 @@ throttle per strategy and per venue, duplicates, self-trade, permissions).
   then the OMS: state machine, events on the bus, the venue call);
 - ``baseline_submit_p50_us`` / ``baseline_submit_p99_us``: the same flow with the
   default config (no limits), for comparison;
-- ``kill_all_ms`` / ``accepted_after_kill``: null: the kill switch is not implemented
-  yet (a later part of issue 5).
+- ``kill_all_ms``: the kill switch (``Kernel.kill``: HALT, then a cancel for every open
+  order) with ``--kill-orders`` (1,000) limit orders resting at the simulated venue
+  (5 ms latency), from the call until every cancel request has been handed to the
+  venue; ``accepted_after_kill``: strategy orders the gate let through after it (must
+  be 0, out of ``--kill-orders`` tried).
 
     python bench/risk.py [--orders 50000] [--open 30]
 """
@@ -31,8 +34,11 @@ from typing import Any
 
 from bastion.bus import MessageBus
 from bastion.clock import SimClock
+from bastion.config import InstrumentConfig, PaperConfig
+from bastion.data.config import SyntheticFeedConfig
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
+from bastion.kernel import Kernel
 from bastion.logging import configure_logging
 from bastion.model.data import QuoteTick
 from bastion.model.enums import LiquiditySide, OrderSide, OrderType
@@ -42,7 +48,9 @@ from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig, ThrottleConfig
 from bastion.risk.gate import RiskGate
+from bastion.strategy.runner import GateView
 from bastion.venues.base import VenueAdapter
+from bastion.venues.sim.config import SimVenueConfig
 
 T0 = 1_704_205_800_000_000_000
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
@@ -217,6 +225,61 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
     }
 
 
+def kill_all(n_orders: int) -> dict[str, Any]:
+    """Rest ``n_orders`` limit orders at the simulated venue, then time ``Kernel.kill``."""
+    from pathlib import Path
+
+    clock = SimClock(T0)
+    config = PaperConfig(
+        instruments=[InstrumentConfig(id="XYZ.SIM", tick_size=Decimal("0.01"))],
+        strategies=[],
+        venue=SimVenueConfig(latency_ms=5),
+        feed=SyntheticFeedConfig(instrument="XYZ.SIM"),
+    )
+    kernel = Kernel(config=config, base_dir=Path.cwd(), clock=clock, epoch=1)
+    kernel.on_quote(QuoteTick("XYZ.SIM", T0, 10_000, 10_002, 100, 100))
+    gate = GateView(kernel.risk)  # what a strategy holds
+    execution = kernel.execution
+
+    def order(i: int) -> Order:
+        side = BUY if i % 2 else SELL
+        return execution.create_order(
+            strategy_id="bench",
+            instrument_id="XYZ.SIM",
+            venue="SIM",
+            side=side,
+            order_type=OrderType.LIMIT,
+            quantity=1,
+            price=9_000 - i if side is BUY else 11_000 + i,  # far from the touch: they rest
+        )
+
+    for i in range(n_orders):
+        gate.submit_order(order(i))
+    clock.advance_to(T0 + 10_000_000)  # past the venue latency: all accepted
+    resting = len(execution.open_orders())
+    requested: list[int] = []
+    venue_cancel = kernel.venue.cancel
+
+    def counting_cancel(o: Order) -> None:
+        requested.append(0)
+        venue_cancel(o)
+
+    kernel.venue.cancel = counting_cancel  # type: ignore[method-assign]
+    t0 = time.perf_counter_ns()
+    asked = kernel.kill("bench")
+    elapsed_ns = time.perf_counter_ns() - t0
+    accepted = sum(gate.submit_order(order(n_orders + i)) for i in range(n_orders))
+    clock.advance_to(T0 + 20_000_000)
+    return {
+        "resting": resting,
+        "cancels_asked": asked,
+        "cancels_handed_to_venue": len(requested),
+        "kill_all_ms": round(elapsed_ns / 1e6, 3),
+        "accepted_after_kill": accepted,
+        "open_after_kill": len(execution.open_orders()),
+    }
+
+
 def _canceled(order: Order, now: int) -> OrderCanceled:
     return OrderCanceled(
         ts_ns=now,
@@ -237,10 +300,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=50_000)
     parser.add_argument("--open", type=int, default=30, help="orders kept working")
+    parser.add_argument("--kill-orders", type=int, default=1_000, help="resting at the kill")
     args = parser.parse_args()
     configure_logging("warning", "console")
+    # first, in a fresh heap: after the long runs a GC pass can land inside the kill
+    kill = kill_all(args.kill_orders)
     full = run(all_checks(), args.orders, args.open)
     base = run(RiskConfig(), args.orders, args.open)
+    if kill["cancels_handed_to_venue"] != kill["resting"] or kill["open_after_kill"]:
+        raise SystemExit(f"kill switch bench: not every order was canceled: {kill}")
     result = {
         "bench": "risk",
         "n_orders": args.orders,
@@ -254,9 +322,9 @@ def main() -> int:
         "baseline_submit_p50_us": base["submit"][0],
         "baseline_submit_p99_us": base["submit"][1],
         "denials": full["denials"],
-        "kill_all_ms": None,
-        "accepted_after_kill": None,
-        "note": "kill switch not implemented yet: kill_all_ms is not measured",
+        "kill_orders": kill["resting"],
+        "kill_all_ms": kill["kill_all_ms"],
+        "accepted_after_kill": kill["accepted_after_kill"],
     }
     print(json.dumps(result), flush=True)
     return 0

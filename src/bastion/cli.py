@@ -169,6 +169,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_node(config, base_dir=base_dir)
 
 
+# -- operator commands ---------------------------------------------------------------
+
+
+def _control_socket(args: argparse.Namespace) -> Path:
+    """The control socket of the node that runs with CONFIG (or the embedded defaults)."""
+    from bastion.control import socket_path
+
+    if args.config is not None:
+        config_path = Path(args.config)
+        config = load_config(config_path, PaperConfig)
+        base_dir = config_path.resolve().parent
+    else:
+        config, base_dir = default_paper_config()
+    return socket_path(resolve_path(base_dir, config.journal.path))
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid: still say who
+        import os
+
+        return f"uid {os.getuid()}"
+
+
+def _send_control(args: argparse.Namespace, req: dict[str, object]) -> int:
+    """Send one request to the node; print its response; 0 ok, 1 node error, 2 no node."""
+    from bastion.control import NoNodeListening, request
+
+    path = _control_socket(args)
+    try:
+        response = request(path, req)
+    except NoNodeListening as e:
+        raise UsageError(str(e)) from None
+    print(msgspec.json.encode(response).decode(), flush=True)
+    if response.get("ok") is not True:
+        return _fail(f"the node refused: {response.get('error', 'no reason given')}", EXIT_ERROR)
+    return EXIT_OK
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    """Kill switch: HALT the node, cancel every open order, optionally flatten."""
+    return _send_control(
+        args, {"cmd": "kill", "flatten": args.flatten, "who": _operator(), "why": args.why}
+    )
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Set a HALTED node back to ACTIVE."""
+    return _send_control(args, {"cmd": "resume", "who": _operator(), "why": args.why})
+
+
 # -- journal -------------------------------------------------------------------------
 
 
@@ -270,6 +324,8 @@ examples:
   bastion backtest mydesk/backtest.toml    # replay the sample data, print a report
   bastion run mydesk/paper.toml            # paper trading node; Ctrl-C stops it
   bastion run                              # paper node on the embedded defaults
+  bastion kill mydesk/paper.toml --flatten # halt, cancel all, close positions
+  bastion resume mydesk/paper.toml         # back to ACTIVE
   bastion journal verify mydesk/journal.sqlite   # check the journal's hash chain
 
 exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
@@ -307,6 +363,29 @@ examples:
   bastion run
   bastion run mydesk/paper.toml
   bastion run mydesk/paper.toml --duration-s 60 --log-format json
+"""
+
+
+_KILL_EPILOG: Final = """\
+Talks to the node over its control socket, <journal path>.sock (for the embedded
+defaults: ./bastion-journal.sqlite.sock). The node at once goes HALTED (journaled,
+so it stays HALTED across restarts until `bastion resume`), cancels every open
+order and, with --flatten, sends a market order that closes each position (the
+price collar still checks it). The node's answer is printed as JSON.
+
+exit codes: 0 done, 1 the node reported an error, 2 no node listening or bad
+arguments.
+
+examples:
+  bastion kill mydesk/paper.toml --flatten --why "runaway strategy"
+  bastion kill                     # the node running on the embedded defaults
+"""
+
+_RESUME_EPILOG: Final = """\
+Sets the node's trading state back to ACTIVE (journaled, with who and why).
+
+examples:
+  bastion resume mydesk/paper.toml --why "fixed the strategy config"
 """
 
 
@@ -424,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop by itself after SECONDS (overrides run_for_s in the config)",
     )
     run.set_defaults(handler=cmd_run)
+    _add_operator_commands(commands, formatter)
     _add_journal_commands(commands, formatter)
     return parser
 
@@ -436,6 +516,42 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
     return value
+
+
+def _add_operator_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    formatter: type[argparse.HelpFormatter],
+) -> None:
+    kill = commands.add_parser(
+        "kill",
+        help="kill switch: halt the running node, cancel all orders, optionally flatten",
+        description=_wrap(
+            "bastion kill: tell the running paper node to go HALTED, cancel every open "
+            "order at every venue and, with --flatten, close every position."
+        ),
+        epilog=_KILL_EPILOG,
+        formatter_class=formatter,
+    )
+    kill.add_argument(
+        "config", metavar="CONFIG", nargs="?", help="the node's config file (TOML); optional"
+    )
+    kill.add_argument(
+        "--flatten", action="store_true", help="also close every position with market orders"
+    )
+    kill.add_argument("--why", metavar="TEXT", default="", help="reason, journaled")
+    kill.set_defaults(handler=cmd_kill)
+    resume = commands.add_parser(
+        "resume",
+        help="set a halted node back to ACTIVE",
+        description=_wrap("bastion resume: set the running node's trading state to ACTIVE."),
+        epilog=_RESUME_EPILOG,
+        formatter_class=formatter,
+    )
+    resume.add_argument(
+        "config", metavar="CONFIG", nargs="?", help="the node's config file (TOML); optional"
+    )
+    resume.add_argument("--why", metavar="TEXT", default="", help="reason, journaled")
+    resume.set_defaults(handler=cmd_resume)
 
 
 def _add_journal_commands(

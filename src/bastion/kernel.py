@@ -19,6 +19,7 @@ from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
 from bastion.journal.sqlite import SqliteJournal
 from bastion.model.data import Bar, QuoteTick
+from bastion.model.enums import OrderSide, OrderType, TradingState
 from bastion.model.events import (
     CommandDenied,
     OrderFilled,
@@ -33,6 +34,9 @@ from bastion.venues.sim.venue import SimVenue
 
 log = structlog.get_logger("bastion.kernel")
 _NONE: tuple[()] = ()
+
+OPERATOR_STRATEGY_ID = "operator"
+"""The strategy id of orders the operator sends (the kill switch's flatten orders)."""
 
 
 class Kernel:
@@ -151,6 +155,41 @@ class Kernel:
             self.risk.cancel_order(order)
         self.venue.flush()
         return len(orders)
+
+    # -- kill switch ----------------------------------------------------------------------
+    def kill(self, reason: str) -> int:
+        """HALT (journaled), then ask the venue to cancel every open order; return how many."""
+        self.risk.set_trading_state(TradingState.HALTED, reason)
+        return self.cancel_all_orders()
+
+    def flatten(self) -> tuple[int, int]:
+        """A market order against each non-zero node-wide position, through the gate's
+        flatten path (allowed while HALTED, still collared); returns (sent, denied)."""
+        sent = denied = 0
+        portfolio = self.portfolio
+        for iid in portfolio.instruments_traded():
+            net = portfolio.net_quantity(iid)
+            if net == 0:
+                continue
+            order = self.execution.create_order(
+                strategy_id=OPERATOR_STRATEGY_ID,
+                instrument_id=iid,
+                venue=self.instruments[iid].venue,
+                side=OrderSide.SELL if net > 0 else OrderSide.BUY,
+                order_type=OrderType.MARKET,
+                quantity=abs(net),
+            )
+            if self.risk.submit_flatten(order):
+                sent += 1
+            else:
+                denied += 1
+        self.venue.flush()
+        return sent, denied
+
+    def restore_trading_state(self, state: TradingState, reason: str) -> None:
+        """Take over the state the journal last recorded (no new event: nothing changed)."""
+        log.warning("trading_state_restored", state=state.value, reason=reason)
+        self.risk.state = state
 
     def _on_handler_error(self, handler: Handler, message: object, error: BaseException) -> None:
         self.handler_errors += 1

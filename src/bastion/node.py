@@ -5,6 +5,11 @@ the SQLite journal (which commits on its own writer thread), then runs until
 SIGINT/SIGTERM or ``run_for_s``. Shutdown is orderly: strategies stopped, every
 open order canceled at the venue (and confirmed), the journal drained and closed,
 exit code 0. Orders, fills and PnL are logged as they happen.
+
+The node listens on a local control socket next to its journal (``bastion.control``)
+for the operator's kill switch (``bastion kill``), ``resume`` and ``status``. Its
+trading state is journaled: on start the last ``TradingStateChanged`` in the journal
+is restored before any strategy runs, so a HALTED node stays HALTED across restarts.
 """
 
 from __future__ import annotations
@@ -14,15 +19,20 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import structlog
 
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
+from bastion.control import open_control_socket, serve_control, socket_path
 from bastion.data import SyntheticQuoteFeed, open_replay
-from bastion.journal.sqlite import SqliteJournal
+from bastion.journal.reader import open_readonly
+from bastion.journal.sqlite import JournalEvent, SqliteJournal
 from bastion.kernel import Kernel
 from bastion.model.data import Bar, QuoteTick
+from bastion.model.enums import TradingState
 from bastion.model.events import (
     OrderCanceled,
     OrderDenied,
@@ -30,6 +40,7 @@ from bastion.model.events import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    TradingStateChanged,
 )
 from bastion.tasks import TaskManager
 
@@ -37,6 +48,7 @@ log = structlog.get_logger("bastion.node")
 
 PNL_LOG_INTERVAL_S = 5.0
 SHUTDOWN_TIMEOUT_S = 10.0
+KILL_SETTLE_TIMEOUT_S = 5.0  # kill --flatten: wait this long for cancels to confirm
 
 
 def run_node(config: PaperConfig, *, base_dir: Path) -> int:
@@ -79,6 +91,8 @@ class _Node:
         )
         kernel_ref.append(kernel)
         _log_order_events(kernel)
+        operator = _Operator(kernel)
+        operator.restore(journal.path)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
         log.info(
@@ -90,6 +104,9 @@ class _Node:
             venue=kernel.venue.name,
         )
         try:
+            control_path = socket_path(journal.path)
+            control_socket = open_control_socket(control_path)
+            self.tasks.spawn("control", serve_control(control_socket, control_path, operator))
             kernel.start()
             self.tasks.spawn("feed", self._feed(kernel))
             self.tasks.spawn("pnl-log", self._log_pnl(kernel))
@@ -190,6 +207,114 @@ class _Node:
                     for iid in portfolio.instruments_traded()
                 },
             )
+
+
+class _Operator:
+    """The control channel's commands (``bastion.control.ControlCommands``) on this node."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.reason = ""
+        self.restored = False
+        kernel.bus.subscribe(TradingStateChanged, self._on_state)
+
+    def _on_state(self, event: TradingStateChanged) -> None:
+        self.reason = event.reason
+        self.restored = False
+
+    def restore(self, journal_path: Path) -> None:
+        """Take over the journal's last trading state (read-only query, before trading)."""
+        last = _last_trading_state(journal_path)
+        if last is None:
+            return
+        state, reason = last
+        self.kernel.restore_trading_state(state, reason)
+        self.reason = reason
+        self.restored = True
+
+    async def kill(self, *, flatten: bool, who: str, why: str) -> dict[str, Any]:
+        kernel = self.kernel
+        started = time.perf_counter()
+        cancels = kernel.kill(f"kill by {who}: {why}" if why else f"kill by {who}")
+        kill_ms = (time.perf_counter() - started) * 1000
+        response: dict[str, Any] = {
+            "state": kernel.risk.state.value,
+            "cancels_sent": cancels,
+            "kill_ms": round(kill_ms, 3),
+        }
+        if flatten:
+            # flatten what is left once the cancels are answered: a resting order that
+            # fills meanwhile, or a market order in flight, changes the position
+            await _settle(kernel)
+            sent, denied = kernel.flatten()
+            await _settle(kernel)  # answer with the flatten orders' outcome
+            portfolio = kernel.portfolio
+            response.update(
+                flatten_sent=sent,
+                flatten_denied=denied,
+                positions={
+                    iid: str(kernel.instruments[iid].size(portfolio.net_quantity(iid)))
+                    for iid in portfolio.instruments_traded()
+                },
+            )
+        response["open_orders"] = len(kernel.execution.open_orders())
+        response["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        log.warning("kill_switch", who=who, why=why, flatten=flatten, **response)
+        return response
+
+    async def resume(self, *, who: str, why: str) -> dict[str, Any]:
+        risk = self.kernel.risk
+        previous = risk.state
+        risk.set_trading_state(
+            TradingState.ACTIVE, f"resume by {who}: {why}" if why else f"resume by {who}"
+        )
+        log.warning("trading_resumed", who=who, why=why, previous=previous.value)
+        return {"state": risk.state.value, "previous": previous.value}
+
+    async def status(self) -> dict[str, Any]:
+        kernel = self.kernel
+        portfolio = kernel.portfolio
+        return {
+            "state": kernel.risk.state.value,
+            "reason": self.reason,
+            "restored": self.restored,
+            "open_orders": len(kernel.execution.open_orders()),
+            "positions": {
+                iid: str(kernel.instruments[iid].size(portfolio.net_quantity(iid)))
+                for iid in portfolio.instruments_traded()
+            },
+            "denials": dict(sorted(kernel.risk.denials.items())),
+        }
+
+
+async def _settle(kernel: Kernel) -> None:
+    """Wait (bounded) until the venue has answered every open order."""
+    deadline = time.monotonic() + KILL_SETTLE_TIMEOUT_S
+    while kernel.execution.open_orders() and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+
+
+def _last_trading_state(journal_path: Path) -> tuple[TradingState, str] | None:
+    """The state and reason of the journal's last ``TradingStateChanged``, if any.
+
+    An undecodable record (a torn tail) restores HALTED: the safe side.
+    """
+    with open_readonly(journal_path) as (db, _version):
+        row = db.execute(
+            "SELECT seq, payload FROM events WHERE type = 'TradingStateChanged' "
+            "ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+    if row is None:
+        return None
+    seq, payload = row
+    try:
+        event = msgspec.msgpack.Decoder(JournalEvent).decode(payload)
+    except msgspec.DecodeError as error:
+        log.error("trading_state_unreadable", seq=seq, error=str(error))
+        return TradingState.HALTED, f"journal record {seq} (trading state) is unreadable"
+    if not isinstance(event, TradingStateChanged):
+        return TradingState.HALTED, f"journal record {seq} is not a trading state change"
+    return event.state, event.reason
 
 
 def _restamp(event: QuoteTick | Bar, ts_ns: int) -> QuoteTick | Bar:

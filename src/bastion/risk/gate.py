@@ -137,6 +137,51 @@ class RiskGate:
         checks.sent(order, order.quantity, order.price, is_new=True)
         return True
 
+    def submit_flatten(self, order: Order) -> bool:
+        """The kill switch's flatten order: for the operator path only (``Kernel.flatten``).
+
+        It passes every check but the trading state (HALTED would block it), so the
+        price collar, reference price, order size, throttle and permissions still apply.
+        It must close part or all of the node's net position in its instrument without
+        flipping it (else ``REDUCING_ONLY``); position and credit limits treat it as
+        reducing. Strategies cannot reach this method: ``GateView`` does not expose it.
+        """
+        net = self._portfolio.net_quantity(order.instrument_id)
+        signed = order.quantity if order.side is _BUY else -order.quantity
+        denial: Denial | None = None
+        if net == 0 or (net > 0) == (signed > 0) or abs(signed) > abs(net):
+            denial = DenyReason.REDUCING_ONLY, "a flatten order must reduce the net position"
+        else:
+            denial = self._check_order(
+                order,
+                order.side,
+                order.quantity,
+                order.price,
+                is_increase=False,
+                is_new=True,
+                reducing=False,
+            )
+        if denial is not None:
+            reason, message = denial
+            self.denials[reason.value] = self.denials.get(reason.value, 0) + 1
+            log.warning(
+                "flatten_order_denied",
+                client_order_id=order.client_order_id,
+                reason=reason.value,
+                detail=message,
+            )
+            self._execution.deny(order, reason.value, message)
+            return False
+        checks = self._checks
+        if checks is not None:
+            for resting in checks.to_cancel:
+                if self._execution.cancel(resting):
+                    checks.canceled(resting)
+        self._execution.submit(order)
+        if checks is not None:
+            checks.sent(order, order.quantity, order.price, is_new=True)
+        return True
+
     def cancel_order(self, order: Order) -> bool:
         if not order.is_open:
             self._deny_command(order, DenyReason.ORDER_NOT_OPEN, "order is not open")
@@ -182,6 +227,28 @@ class RiskGate:
         state = self.state
         if state is _HALTED:
             return DenyReason.TRADING_HALTED, "trading is halted"
+        return self._check_order(
+            order,
+            side,
+            quantity,
+            price,
+            is_increase=is_increase,
+            is_new=is_new,
+            reducing=state is _REDUCING,
+        )
+
+    def _check_order(
+        self,
+        order: Order,
+        side: OrderSide,
+        quantity: int,
+        price: int | None,
+        *,
+        is_increase: bool,
+        is_new: bool,
+        reducing: bool,
+    ) -> Denial | None:
+        """Every check but HALTED (``_check`` tests that first)."""
         instrument = self._instruments.get(order.instrument_id)
         if instrument is None:
             return DenyReason.UNKNOWN_INSTRUMENT, f"unknown instrument {order.instrument_id}"
@@ -197,7 +264,7 @@ class RiskGate:
                 f"price {instrument.price(price)} is not a positive multiple of tick size "
                 f"{instrument.tick_size}"
             )
-        if state is _REDUCING and is_increase:
+        if reducing and is_increase:
             net = self._portfolio.net_quantity(order.instrument_id)
             signed = quantity if side is _BUY else -quantity
             # working orders on the same side would close part of the position first
