@@ -111,30 +111,9 @@ class RiskGate:
             order, order.side, order.quantity, order.price, is_increase=True, is_new=True
         )
         if denial is not None:
-            reason, message = denial
-            self.denials[reason.value] = self.denials.get(reason.value, 0) + 1
-            log.info(
-                "order_denied",
-                client_order_id=order.client_order_id,
-                reason=reason.value,
-                detail=message,
-            )
-            self._execution.deny(order, reason.value, message)
+            self._deny(order, denial, "order_denied")
             return False
-        checks = self._checks
-        if checks is None:
-            self._execution.submit(order)
-            return True
-        for resting in checks.to_cancel:
-            log.info(
-                "self_trade_resting_canceled",
-                client_order_id=resting.client_order_id,
-                incoming=order.client_order_id,
-            )
-            if self._execution.cancel(resting):
-                checks.canceled(resting)
-        self._execution.submit(order)
-        checks.sent(order, order.quantity, order.price, is_new=True)
+        self._send(order)
         return True
 
     def submit_flatten(self, order: Order) -> bool:
@@ -162,25 +141,36 @@ class RiskGate:
                 reducing=False,
             )
         if denial is not None:
-            reason, message = denial
-            self.denials[reason.value] = self.denials.get(reason.value, 0) + 1
-            log.warning(
-                "flatten_order_denied",
-                client_order_id=order.client_order_id,
-                reason=reason.value,
-                detail=message,
-            )
-            self._execution.deny(order, reason.value, message)
+            self._deny(order, denial, "flatten_order_denied", warn=True)
             return False
-        checks = self._checks
-        if checks is not None:
-            for resting in checks.to_cancel:
-                if self._execution.cancel(resting):
-                    checks.canceled(resting)
-        self._execution.submit(order)
-        if checks is not None:
-            checks.sent(order, order.quantity, order.price, is_new=True)
+        self._send(order)
         return True
+
+    def _deny(self, order: Order, denial: Denial, log_event: str, *, warn: bool = False) -> None:
+        reason, message = denial
+        self.denials[reason.value] = self.denials.get(reason.value, 0) + 1
+        (log.warning if warn else log.info)(
+            log_event, client_order_id=order.client_order_id, reason=reason.value, detail=message
+        )
+        self._execution.deny(order, reason.value, message)
+
+    def _send(self, order: Order) -> None:
+        """Send an approved order; first cancel the resting orders self-trade prevention
+        marked (``self_trade = "cancel_resting"``)."""
+        checks = self._checks
+        if checks is None:
+            self._execution.submit(order)
+            return
+        for resting in checks.to_cancel:
+            log.info(
+                "self_trade_resting_canceled",
+                client_order_id=resting.client_order_id,
+                incoming=order.client_order_id,
+            )
+            if self._execution.cancel(resting):
+                checks.canceled(resting)
+        self._execution.submit(order)
+        checks.sent(order, order.quantity, order.price, is_new=True)
 
     def cancel_order(self, order: Order) -> bool:
         if not order.is_open:
