@@ -27,7 +27,7 @@ import structlog
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
 from bastion.control import open_control_socket, serve_control, socket_path
-from bastion.data import SyntheticQuoteFeed, open_replay
+from bastion.data import SyntheticQuoteFeed, replay_from_config
 from bastion.journal.reader import open_readonly
 from bastion.journal.sqlite import JournalEvent, SqliteJournal
 from bastion.kernel import Kernel
@@ -172,12 +172,8 @@ class _Node:
                 next_at += interval_s
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         for source in config.replay:
-            replay = open_replay(
-                resolve_path(self.base_dir, source.path),
-                kernel.instruments[source.instrument],
-                kind=source.kind,
-                on_bad_row=source.on_bad_row,
-                bar_interval_ns=source.bar_interval_s * 1_000_000_000,
+            replay = replay_from_config(
+                source, kernel.instruments[source.instrument], base_dir=self.base_dir
             )
             # replay at the recorded pace, re-stamped to now
             first_ts: int | None = None

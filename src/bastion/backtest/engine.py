@@ -21,7 +21,7 @@ from typing import Any
 from bastion.backtest.result import BacktestResult, FillRecord, PositionSummary
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, resolve_path
-from bastion.data import ReplaySource, open_replay
+from bastion.data import ReplaySource, replay_from_config
 from bastion.journal.sqlite import SqliteJournal
 from bastion.kernel import Kernel
 from bastion.model.data import Bar, QuoteTick
@@ -50,7 +50,7 @@ def run_backtest(
     started = time.perf_counter()
     clock = SimClock()
     journal = (
-        SqliteJournal(resolve_path(base_dir, config.journal.path))
+        SqliteJournal.from_config(resolve_path(base_dir, config.journal.path), config.journal)
         if config.journal is not None
         else None
     )
@@ -58,13 +58,7 @@ def run_backtest(
     fills: list[OrderFilled] = []
     kernel.bus.subscribe(OrderFilled, fills.append)
     sources = [
-        open_replay(
-            resolve_path(base_dir, source.path),
-            kernel.instruments[source.instrument],
-            kind=source.kind,
-            on_bad_row=source.on_bad_row,
-            bar_interval_ns=source.bar_interval_s * 1_000_000_000,
-        )
+        replay_from_config(source, kernel.instruments[source.instrument], base_dir=base_dir)
         for source in config.data
     ]
     loop = _Loop(kernel, clock)

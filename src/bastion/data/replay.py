@@ -284,13 +284,14 @@ def open_replay(
 def replay_from_config(
     config: ReplaySourceConfig, instrument: Instrument, *, base_dir: Path | None = None
 ) -> ReplaySource[QuoteTick] | ReplaySource[Bar]:
-    """Open the file a ``ReplaySourceConfig`` names (a relative path is taken from ``base_dir``)."""
+    """Open the file a ``ReplaySourceConfig`` names (``~`` expanded; a relative path is
+    taken from ``base_dir``, the config file's directory)."""
     if config.instrument != instrument.id:
         raise ConfigError(
             f"replay source {config.path}: instrument {config.instrument!r} "
             f"does not match {instrument.id!r}"
         )
-    path = Path(config.path)
+    path = Path(config.path).expanduser()
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
     if config.bar_interval_s <= 0:

@@ -16,14 +16,6 @@ class OrderSide(FastEnum):
     BUY = "BUY"
     SELL = "SELL"
 
-    @property
-    def sign(self) -> int:
-        return 1 if self is OrderSide.BUY else -1
-
-    @property
-    def opposite(self) -> OrderSide:
-        return OrderSide.SELL if self is OrderSide.BUY else OrderSide.BUY
-
 
 class OrderType(FastEnum):
     MARKET = "MARKET"

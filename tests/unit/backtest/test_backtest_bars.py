@@ -9,6 +9,8 @@ from pathlib import Path
 from bastion.backtest.engine import run_backtest
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
+from bastion.journal import verify_journal
+from bastion.journal.config import JournalConfig
 from bastion.strategy.config import StrategyConfig
 
 BARS = """\
@@ -38,18 +40,23 @@ class BarTrader(Strategy):
 """
 
 
+def _config(tmp_path: Path, journal: JournalConfig | None = None) -> BacktestConfig:
+    (tmp_path / "bars.csv").write_text(BARS)
+    (tmp_path / "bar_trader.py").write_text(textwrap.dedent(STRATEGY))
+    return BacktestConfig(
+        instruments=[InstrumentConfig(id="XYZ.SIM", tick_size=Decimal("0.01"))],
+        strategies=[StrategyConfig(name="b", path="bar_trader.py", class_name="BarTrader")],
+        data=[ReplaySourceConfig(path="bars.csv", instrument="XYZ.SIM", kind="bars")],
+        journal=journal,
+        progress=False,
+    )
+
+
 def test_when_bars_replayed_then_limits_fill_in_range_and_close_marks_the_position(
     tmp_path: Path,
 ) -> None:
     """Market at the close, limits as maker at their price, unrealized PnL at the last close."""
-    (tmp_path / "bars.csv").write_text(BARS)
-    (tmp_path / "bar_trader.py").write_text(textwrap.dedent(STRATEGY))
-    config = BacktestConfig(
-        instruments=[InstrumentConfig(id="XYZ.SIM", tick_size=Decimal("0.01"))],
-        strategies=[StrategyConfig(name="b", path="bar_trader.py", class_name="BarTrader")],
-        data=[ReplaySourceConfig(path="bars.csv", instrument="XYZ.SIM", kind="bars")],
-        progress=False,
-    )
+    config = _config(tmp_path)
     result = run_backtest(config, base_dir=tmp_path, progress=False)
     assert [(f.side, f.quantity, f.price, f.liquidity) for f in result.fills] == [
         ("BUY", Decimal(2), Decimal("100.20"), "TAKER"),
@@ -63,3 +70,15 @@ def test_when_bars_replayed_then_limits_fill_in_range_and_close_marks_the_positi
     assert result.unrealized_pnl == Decimal("-1.30")  # 2 x (99.20 - 99.85)
     assert result.final_equity == Decimal("999999.25")
     assert result.max_drawdown == Decimal("1.80")
+
+
+def test_when_backtest_has_a_journal_then_every_order_event_is_chained_in_it(
+    tmp_path: Path,
+) -> None:
+    """A configured journal (fsync per event here) records the run and verifies intact."""
+    journal = JournalConfig(path="bt.sqlite", durability="fsync_each")
+    run_backtest(_config(tmp_path, journal), base_dir=tmp_path, progress=False)
+    result = verify_journal(tmp_path / "bt.sqlite")
+    assert result.ok
+    # 3 orders: initialized, submitted, accepted, filled each
+    assert result.events == 12
