@@ -1,0 +1,832 @@
+"""The FIX 4.4 session layer, for either side of a connection.
+
+A ``FixSession`` owns one session's protocol state: logon and logout, heartbeats
+and TestRequest, sequence numbers (persisted in a ``SqliteSessionStore``), gap
+detection with ResendRequest, answering ResendRequest (application messages
+resent with PossDupFlag=Y and OrigSendingTime, admin messages replaced by a
+SequenceReset-GapFill), SequenceReset, session-level Reject (35=3) and
+BusinessMessageReject (35=j). It does no I/O of its own: a driver
+(``bastion.fix.transport``) hands it a ``write``/``close`` pair on connect, feeds
+it bytes and calls ``tick`` periodically. That keeps every rule testable
+without sockets and lets the same code be initiator and acceptor.
+
+Inbound messages that are garbled (bad BeginString, BodyLength or CheckSum)
+are ignored and counted, as the specification says; a gap they leave is
+recovered through ResendRequest. Well-framed but invalid messages get a
+Reject naming the reason and tag; the ones the specification makes fatal
+(CompID problem, SendingTime accuracy, MsgSeqNum too low without PossDup)
+end the session with a Logout.
+
+Application messages reach ``Application.on_message`` exactly once per
+sequence number and in order; the handler may raise ``RejectMessage`` or
+``BusinessReject`` to answer with a Reject or a BusinessMessageReject.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import enum
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from bastion.fix.codec import (
+    COMPID_PROBLEM,
+    INCORRECT_DATA_FORMAT,
+    INVALID_MSG_TYPE,
+    OTHER,
+    REQUIRED_TAG_MISSING,
+    SENDING_TIME_ACCURACY,
+    VALUE_INCORRECT,
+    FixMessage,
+    FixParser,
+    Garbled,
+    encode,
+    redact,
+)
+from bastion.fix.schedule import SessionSchedule
+from bastion.fix.store import SqliteSessionStore
+
+log = structlog.get_logger("bastion.fix")
+
+ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
+_FIX44_MSG_TYPES_TEXT = (
+    "0 1 2 3 4 5 6 7 8 9 A B C D E F G H J K L M N P Q R S T V W X Y Z "
+    "a b c d e f g h i j k l m n o p q r s t u v w x y z "
+    "AA AB AC AD AE AF AG AH AI AJ AK AL AM AN AO AP AQ AR AS AT AU AV AW AX AY AZ "
+    "BA BB BC BD BE BF BG BH"
+)
+FIX44_MSG_TYPES = frozenset(_FIX44_MSG_TYPES_TEXT.split())
+TEST_REQUEST_FACTOR = 1.2
+"""Silence longer than HeartBtInt times this triggers a TestRequest."""
+
+
+class SessionState(enum.Enum):
+    DISCONNECTED = "disconnected"
+    AWAITING_LOGON = "awaiting_logon"
+    ACTIVE = "active"
+    LOGGING_OUT = "logging_out"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSettings:
+    """One session's identity and timing. ``password`` never appears in ``repr``."""
+
+    sender_comp_id: str
+    target_comp_id: str
+    begin_string: str = "FIX.4.4"
+    heartbeat_s: int = 30
+    reset_on_logon: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    max_sending_time_skew_s: float = 120.0
+    logon_timeout_s: float = 10.0
+    logout_timeout_s: float = 2.0
+    schedule: SessionSchedule | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.begin_string}:{self.sender_comp_id}->{self.target_comp_id}"
+
+
+class RejectMessage(Exception):
+    """Raised by a handler: answer the message with a session-level Reject (35=3)."""
+
+    def __init__(self, reason: int, ref_tag: int | None, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.ref_tag = ref_tag
+        self.text = text
+
+
+class BusinessReject(Exception):
+    """Raised by a handler: answer with a BusinessMessageReject (35=j).
+
+    ``reason`` is BusinessRejectReason (380): 0 other, 1 unknown ID, 2 unknown
+    security, 3 unsupported message type, 4 application not available,
+    5 conditionally required field missing.
+    """
+
+    def __init__(self, reason: int, text: str, ref_id: str | None = None) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+        self.ref_id = ref_id
+
+
+class Application(Protocol):
+    """What a session calls back into."""
+
+    def on_logon(self, session: FixSession) -> None: ...
+
+    def on_logout(self, session: FixSession, reason: str) -> None: ...
+
+    def on_message(self, session: FixSession, message: FixMessage) -> None: ...
+
+    def authenticate(self, session: FixSession, logon: FixMessage) -> str | None:
+        """Acceptor side: ``None`` accepts the Logon, a string refuses it with that text."""
+        ...
+
+
+Writer = Callable[[bytes], None]
+Closer = Callable[[], None]
+
+
+class OutputGate:
+    """Holds outgoing bytes while state changes are being committed.
+
+    While any ``hold()`` is open, writes of every session sharing the gate are queued;
+    when the outermost closes without error they go out, one write per connection.
+    If it closes with an error they are dropped: a counterparty never sees what was
+    not committed. Sessions of one acceptor share a gate with the venue's ledger
+    writes, so a fill reported to a second account waits for the same commit.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending: list[tuple[Writer, bytes]] = []
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        except BaseException:
+            self.depth -= 1
+            if self.depth == 0:
+                self.pending.clear()
+            raise
+        self.depth -= 1
+        if self.depth == 0 and self.pending:
+            self.flush()
+
+    def flush(self, only: Writer | None = None) -> None:
+        """Write what is queued (for one writer, or all), in order, one write per writer."""
+        by_writer: dict[Writer, list[bytes]] = {}
+        keep: list[tuple[Writer, bytes]] = []
+        for write, raw in self.pending:
+            if only is None or write is only:
+                by_writer.setdefault(write, []).append(raw)
+            else:
+                keep.append((write, raw))
+        self.pending = keep
+        for write, chunks in by_writer.items():
+            write(b"".join(chunks))
+
+
+class FixSession:
+    """One FIX session's protocol state machine."""
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        store: SqliteSessionStore,
+        app: Application,
+        *,
+        now_ns: Callable[[], int] = time.time_ns,
+        monotonic: Callable[[], float] = time.monotonic,
+        gate: OutputGate | None = None,
+    ) -> None:
+        self.settings = settings
+        self.gate = gate or OutputGate()
+        self.store = store
+        self.app = app
+        self._now_ns = now_ns
+        self._monotonic = monotonic
+        self.state = SessionState.DISCONNECTED
+        self.initiator = True
+        self.heartbeat_s = settings.heartbeat_s
+        self.counters: Counter[str] = Counter()
+        self.disconnect_reason = ""
+        self._parser = FixParser(settings.begin_string)
+        self._write: Writer | None = None
+        self._close: Closer | None = None
+        self._queue: dict[int, FixMessage | None] = {}
+        self._resend_pending_to: int | None = None
+        self._connected_at = self._last_sent = self._last_received = 0.0
+        self._test_request_at: float | None = None
+        self._test_seq = 0
+        self._logout_deadline: float | None = None
+        self._reset_requested = False
+        self.unit_of_work: Callable[[], contextlib.AbstractContextManager[object]] | None = None
+        """Entered around each batch of inbound messages (e.g. a ledger transaction)."""
+        self.message_log = False
+        """Log every message in and out (credentials redacted) at debug level."""
+
+    # -- properties --------------------------------------------------------------------
+    @property
+    def logged_on(self) -> bool:
+        return self.state is SessionState.ACTIVE
+
+    @property
+    def connected(self) -> bool:
+        return self.state is not SessionState.DISCONNECTED
+
+    # -- connection lifecycle (called by the transport driver) -------------------------
+    def connection_made(self, write: Writer, close: Closer, *, initiator: bool) -> None:
+        now = self._monotonic()
+        self._parser = FixParser(self.settings.begin_string)
+        self._write = write
+        self._close = close
+        self.initiator = initiator
+        self.state = SessionState.AWAITING_LOGON
+        self.disconnect_reason = ""
+        self._connected_at = self._last_sent = self._last_received = now
+        self._test_request_at = None
+        self._logout_deadline = None
+        self._queue.clear()
+        self._resend_pending_to = None
+        self.heartbeat_s = self.settings.heartbeat_s
+        self._new_period_reset()
+        if initiator:
+            self._reset_requested = self.settings.reset_on_logon
+            if self._reset_requested:
+                self.store.reset(self._now_ns())
+            self._send_logon(reset=self._reset_requested)
+
+    def connection_lost(self, reason: str = "connection closed") -> None:
+        if self.state is SessionState.DISCONNECTED:
+            return
+        was_logged_on = self.state in (SessionState.ACTIVE, SessionState.LOGGING_OUT)
+        self.state = SessionState.DISCONNECTED
+        self.disconnect_reason = self.disconnect_reason or reason
+        write = self._write
+        close, self._close, self._write = self._close, None, None
+        if write is not None and self.gate.pending:  # a Logout or Reject of this batch first
+            self.gate.flush(only=write)
+        self._queue.clear()
+        self._resend_pending_to = None
+        if close is not None:
+            close()
+        log.info("fix_disconnected", session=self.settings.key, reason=self.disconnect_reason)
+        if was_logged_on:
+            self.app.on_logout(self, self.disconnect_reason)
+
+    def disconnect(self, reason: str) -> None:
+        """Drop the connection now."""
+        if self.state is SessionState.DISCONNECTED:
+            return
+        self.disconnect_reason = reason
+        self.connection_lost(reason)
+
+    def logout(self, text: str = "") -> None:
+        """Start an orderly logout; the connection closes when it is confirmed (or times out)."""
+        if self.state is SessionState.ACTIVE:
+            self._send_admin("5", [(58, text)] if text else [])
+            self.state = SessionState.LOGGING_OUT
+            self._logout_deadline = self._monotonic() + self.settings.logout_timeout_s
+        elif self.state is not SessionState.DISCONNECTED:
+            self.disconnect(text or "logout")
+
+    # -- inbound ----------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        """Process every complete message in ``data`` as one batch.
+
+        State changes of the whole read (sequence numbers, messages sent, and whatever
+        ``unit_of_work`` covers, such as a venue's ledger) are committed once, and only
+        then is the output of the batch written to the socket, in one write.
+        """
+        self._last_received = self._monotonic()
+        self._parser.feed(data)
+        with self.batch():
+            self._process_buffered()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Commit everything done inside at once, then write its output (see ``OutputGate``)."""
+        # the unit of work commits first: if the store's commit then fails, the inbound
+        # messages are asked for again and answered from what the unit of work kept
+        with self.gate.hold(), self.store.batch(), contextlib.ExitStack() as stack:
+            if self.unit_of_work is not None:
+                stack.enter_context(self.unit_of_work())
+            yield
+
+    def _process_buffered(self) -> None:
+        for item in self._parser.messages():
+            if self.state is SessionState.DISCONNECTED:
+                return
+            if isinstance(item, Garbled):
+                self.counters["garbled"] += 1
+                log.warning(
+                    "fix_garbled",
+                    session=self.settings.key,
+                    reason=item.reason,
+                    raw=redact(item.raw),
+                )
+                continue
+            self.counters["received"] += 1
+            self._test_request_at = None
+            if self.message_log:
+                log.debug("fix_in", session=self.settings.key, msg=redact(item.raw or b""))
+            self._on_message(item)
+
+    def _on_message(self, msg: FixMessage) -> None:
+        msg_type = msg.msg_type
+        seq_text = msg.get(34)
+        if seq_text is None or not seq_text.isdigit():
+            self._fatal("MsgSeqNum (34) missing or not a number", logout=self.logged_on)
+            return
+        seq = int(seq_text)
+        if self.state is SessionState.AWAITING_LOGON and msg_type != "A":
+            if msg_type == "5":
+                self.counters["logout_before_logon"] += 1
+                self.disconnect(f"logon refused by counterparty: {msg.get(58) or 'no reason'}")
+            else:
+                self._fatal(f"first message was MsgType {msg_type!r}, not a Logon", logout=False)
+            return
+        if msg.defect is not None:
+            self._reject(msg, msg.defect.reason, msg.defect.ref_tag, msg.defect.text)
+            if seq == self.store.next_target_seq:
+                self.store.set_next_target_seq(seq + 1)
+            return
+        if not self._header_ok(msg, seq):
+            return
+        if msg_type == "A" and self.state is SessionState.AWAITING_LOGON:
+            self._on_logon(msg, seq)
+            return
+        if msg_type == "4" and msg.get(123) != "Y":
+            self._on_sequence_reset(msg, seq)
+            return
+        expected = self.store.next_target_seq
+        if seq > expected:
+            self._on_seq_too_high(msg, seq, expected)
+            return
+        if seq < expected:
+            if msg.get(43) == "Y":
+                self.counters["poss_dup_ignored"] += 1
+                return
+            self._fatal(f"MsgSeqNum too low, expecting {expected} but received {seq}")
+            return
+        self._process(msg, seq)
+        self._drain_queue()
+
+    def _header_ok(self, msg: FixMessage, seq: int) -> bool:
+        settings = self.settings
+        if msg.get(49) != settings.target_comp_id or msg.get(56) != settings.sender_comp_id:
+            self._reject(
+                msg,
+                COMPID_PROBLEM,
+                49 if msg.get(49) != settings.target_comp_id else 56,
+                "CompID problem",
+            )
+            self._fatal("CompID problem")
+            return False
+        sending_time = msg.get(52)
+        if sending_time is None:
+            self._reject(msg, REQUIRED_TAG_MISSING, 52, "Required tag missing")
+            self._consume(seq)
+            return False
+        sent_ns = parse_utc_timestamp(sending_time)
+        if sent_ns is None:
+            self._reject(msg, INCORRECT_DATA_FORMAT, 52, "Incorrect data format for value")
+            self._consume(seq)
+            return False
+        poss_dup = msg.get(43) == "Y"
+        skew_ns = abs(self._now_ns() - sent_ns)
+        if not poss_dup and skew_ns > settings.max_sending_time_skew_s * 1e9:
+            self._reject(msg, SENDING_TIME_ACCURACY, 52, "SendingTime accuracy problem")
+            self._fatal("SendingTime accuracy problem")
+            return False
+        if poss_dup and msg.msg_type != "4":
+            orig = msg.get(122)
+            if orig is None:
+                self._reject(msg, REQUIRED_TAG_MISSING, 122, "Required tag missing")
+                self._consume(seq)
+                return False
+            orig_ns = parse_utc_timestamp(orig)
+            if orig_ns is None or orig_ns > sent_ns:
+                self._reject(msg, SENDING_TIME_ACCURACY, 122, "SendingTime accuracy problem")
+                self._fatal("OrigSendingTime later than SendingTime")
+                return False
+        return True
+
+    def _consume(self, seq: int) -> None:
+        """An answered (rejected) message still uses its sequence number."""
+        if seq == self.store.next_target_seq:
+            self.store.set_next_target_seq(seq + 1)
+            self._drain_queue()
+
+    def _on_seq_too_high(self, msg: FixMessage, seq: int, expected: int) -> None:
+        msg_type = msg.msg_type
+        self.counters["gaps_detected"] += 1 if self._resend_pending_to is None else 0
+        if msg_type == "5":
+            # a Logout is honoured even across a gap
+            self._on_logout(msg)
+            return
+        if msg_type == "2":
+            self._on_resend_request(msg)  # answer theirs before waiting for ours
+            self._queue[seq] = None
+        else:
+            self._queue[seq] = msg
+        self._request_resend(expected, seq)
+
+    def _request_resend(self, begin: int, seen: int) -> None:
+        if self._resend_pending_to is not None and begin <= self._resend_pending_to:
+            self._resend_pending_to = max(self._resend_pending_to, seen)
+            return
+        self._resend_pending_to = seen
+        self.counters["resend_requests_sent"] += 1
+        log.warning("fix_gap", session=self.settings.key, expected=begin, received=seen)
+        self._send_admin("2", [(7, str(begin)), (16, "0")])
+
+    def _drain_queue(self) -> None:
+        queue = self._queue
+        while queue and self.state is not SessionState.DISCONNECTED:
+            expected = self.store.next_target_seq
+            if expected not in queue:
+                if min(queue) < expected:  # filled by a GapFill past them
+                    for seq in [s for s in queue if s < expected]:
+                        del queue[seq]
+                    continue
+                break
+            msg = queue.pop(expected)
+            if msg is None:
+                self.store.set_next_target_seq(expected + 1)
+            else:
+                self._process(msg, expected)
+        if (
+            self._resend_pending_to is not None
+            and self.store.next_target_seq > self._resend_pending_to
+        ):
+            self._resend_pending_to = None
+            log.info("fix_gap_filled", session=self.settings.key, next=self.store.next_target_seq)
+
+    def _process(self, msg: FixMessage, seq: int) -> None:
+        msg_type = msg.msg_type
+        if msg_type == "0":
+            pass
+        elif msg_type == "1":
+            self._send_admin("0", [(112, msg.get(112) or "")])
+        elif msg_type == "2":
+            self._on_resend_request(msg)
+        elif msg_type == "3":
+            self.counters["rejects_received"] += 1
+            log.warning(
+                "fix_reject_received",
+                session=self.settings.key,
+                ref_seq=msg.get(45),
+                ref_tag=msg.get(371),
+                reason=msg.get(373),
+                text=msg.get(58),
+            )
+            self._deliver(msg)
+        elif msg_type == "4":
+            self._on_gap_fill(msg, seq)
+            return
+        elif msg_type == "5":
+            self.store.set_next_target_seq(seq + 1)
+            self._on_logout(msg)
+            return
+        elif msg_type == "A":
+            self._reject(msg, OTHER, None, "Logon received while logged on")
+        elif msg_type not in FIX44_MSG_TYPES:
+            self.counters["invalid_msg_type"] += 1
+            self._reject(msg, INVALID_MSG_TYPE, 35, "Invalid MsgType")
+        else:
+            self._deliver(msg)
+        if self.state is not SessionState.DISCONNECTED:
+            self.store.set_next_target_seq(seq + 1)
+
+    def _deliver(self, msg: FixMessage) -> None:
+        try:
+            self.app.on_message(self, msg)
+        except RejectMessage as reject:
+            self._reject(msg, reject.reason, reject.ref_tag, reject.text)
+        except BusinessReject as reject:
+            self._business_reject(msg, reject.reason, reject.text, reject.ref_id)
+        except Exception as error:
+            self.counters["handler_errors"] += 1
+            log.exception("fix_handler_failed", session=self.settings.key, error=repr(error))
+            self._business_reject(msg, 0, "message could not be processed", None)
+
+    # -- admin messages ---------------------------------------------------------------
+    def _on_logon(self, msg: FixMessage, seq: int) -> None:
+        heartbeat = msg.get(108)
+        if heartbeat is None or not heartbeat.isdigit() or int(heartbeat) <= 0:
+            self._fatal("HeartBtInt (108) missing or invalid", logout=True)
+            return
+        if msg.get(98) not in ("0", None):
+            self._fatal("EncryptMethod (98) not supported", logout=True)
+            return
+        reset = msg.get(141) == "Y"
+        if not self.initiator:
+            refusal = self.app.authenticate(self, msg)
+            if refusal is not None:
+                self.counters["logons_refused"] += 1
+                log.warning("fix_logon_refused", session=self.settings.key, reason=refusal)
+                self._send_admin("5", [(58, refusal)], force=True)
+                self.disconnect(f"logon refused: {refusal}")
+                return
+            if reset:
+                self.store.reset(self._now_ns())
+            self.heartbeat_s = int(heartbeat)
+            self._send_logon(reset=reset)
+        elif reset and not self._reset_requested:
+            self.store.set_next_target_seq(1)
+        self.state = SessionState.ACTIVE
+        self.counters["logons"] += 1
+        expected = self.store.next_target_seq
+        log.info("fix_logged_on", session=self.settings.key, heartbeat_s=self.heartbeat_s)
+        if seq < expected:
+            self._fatal(f"MsgSeqNum too low, expecting {expected} but received {seq}")
+            return
+        if seq > expected:
+            self._queue[seq] = None
+            self._request_resend(expected, seq)
+        else:
+            self.store.set_next_target_seq(seq + 1)
+        self.app.on_logon(self)
+
+    def _on_logout(self, msg: FixMessage) -> None:
+        text = msg.get(58) or ""
+        if self.state is SessionState.LOGGING_OUT:
+            self.disconnect("logout confirmed")
+            return
+        self._send_admin("5", [])
+        self.disconnect(f"logout by counterparty: {text}" if text else "logout by counterparty")
+
+    def _on_resend_request(self, msg: FixMessage) -> None:
+        begin_text, end_text = msg.get(7), msg.get(16)
+        if begin_text is None or not begin_text.isdigit():
+            self._reject(
+                msg,
+                REQUIRED_TAG_MISSING if begin_text is None else VALUE_INCORRECT,
+                7,
+                "BeginSeqNo (7) missing or invalid",
+            )
+            return
+        if end_text is None or not end_text.isdigit():
+            self._reject(
+                msg,
+                REQUIRED_TAG_MISSING if end_text is None else VALUE_INCORRECT,
+                16,
+                "EndSeqNo (16) missing or invalid",
+            )
+            return
+        self.counters["resend_requests_received"] += 1
+        last_sent = self.store.next_sender_seq - 1
+        begin, end = int(begin_text), int(end_text)
+        if end == 0 or end > last_sent:
+            end = last_sent
+        begin = max(begin, 1)
+        if begin > end:
+            return
+        log.info("fix_resending", session=self.settings.key, begin=begin, end=end)
+        gap_start: int | None = begin
+        for seq, raw in self.store.sent_messages(begin, end):
+            if gap_start is not None and gap_start < seq:
+                self._send_gap_fill(gap_start, seq)
+            gap_start = None
+            self._resend(raw)
+            gap_start = seq + 1
+        if gap_start is not None and gap_start <= end:
+            self._send_gap_fill(gap_start, end + 1)
+
+    def _resend(self, raw: bytes) -> None:
+        parser = FixParser(self.settings.begin_string)
+        parser.feed(raw)
+        original = next(iter(parser.messages()))
+        assert isinstance(original, FixMessage)
+        fields = [(t, v) for t, v in original.fields if t not in (43, 122, 52)]
+        orig_time = original.get(52) or format_utc_timestamp(self._now_ns())
+        at = next(i for i, (t, _) in enumerate(fields) if t == 34) + 1
+        fields[at:at] = [(43, "Y"), (52, format_utc_timestamp(self._now_ns())), (122, orig_time)]
+        self.counters["messages_resent"] += 1
+        self._write_raw(encode(self.settings.begin_string, fields))
+
+    def _send_gap_fill(self, seq: int, new_seq: int) -> None:
+        self.counters["gap_fills_sent"] += 1
+        fields = [
+            (35, "4"),
+            (49, self.settings.sender_comp_id),
+            (56, self.settings.target_comp_id),
+            (34, str(seq)),
+            (43, "Y"),
+            (52, format_utc_timestamp(self._now_ns())),
+            (122, format_utc_timestamp(self._now_ns())),
+            (123, "Y"),
+            (36, str(new_seq)),
+        ]
+        self._write_raw(encode(self.settings.begin_string, fields))
+
+    def _on_gap_fill(self, msg: FixMessage, seq: int) -> None:
+        new_text = msg.get(36)
+        if new_text is None or not new_text.isdigit():
+            self._reject(
+                msg,
+                REQUIRED_TAG_MISSING if new_text is None else VALUE_INCORRECT,
+                36,
+                "NewSeqNo (36) missing or invalid",
+            )
+            self.store.set_next_target_seq(seq + 1)
+            return
+        new_seq = int(new_text)
+        if new_seq <= seq:
+            self._reject(msg, VALUE_INCORRECT, 36, "NewSeqNo must be above MsgSeqNum")
+            self.store.set_next_target_seq(seq + 1)
+            return
+        self.counters["gap_fills_received"] += 1
+        self.store.set_next_target_seq(new_seq)
+
+    def _on_sequence_reset(self, msg: FixMessage, seq: int) -> None:
+        """SequenceReset-Reset: the next expected number is NewSeqNo, whatever MsgSeqNum says."""
+        new_text = msg.get(36)
+        expected = self.store.next_target_seq
+        if new_text is None or not new_text.isdigit():
+            self._reject(
+                msg,
+                REQUIRED_TAG_MISSING if new_text is None else VALUE_INCORRECT,
+                36,
+                "NewSeqNo (36) missing or invalid",
+            )
+            return
+        new_seq = int(new_text)
+        if new_seq < expected:
+            self._reject(msg, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} below expected {expected}")
+            return
+        self.counters["sequence_resets_received"] += 1
+        log.warning("fix_sequence_reset", session=self.settings.key, new_seq=new_seq)
+        self.store.set_next_target_seq(new_seq)
+        self._drain_queue()
+
+    # -- outbound ---------------------------------------------------------------------
+    def send(self, message: FixMessage) -> int:
+        """Send an application message; returns its MsgSeqNum.
+
+        It is stored first: while the session is not logged on it is only stored,
+        and reaches the counterparty through its ResendRequest after logon (unless
+        that logon resets sequence numbers, which starts a new session without it).
+        """
+        msg_type = message.msg_type
+        body = [(t, v) for t, v in message.fields if t != 35]
+        return self._send(msg_type, body, store=True, force=False)
+
+    def _send_admin(
+        self, msg_type: str, body: list[tuple[int, str]], *, force: bool = False
+    ) -> int:
+        return self._send(msg_type, body, store=False, force=force)
+
+    def _send(self, msg_type: str, body: list[tuple[int, str]], *, store: bool, force: bool) -> int:
+        seq = self.store.next_sender_seq
+        fields = [
+            (35, msg_type),
+            (49, self.settings.sender_comp_id),
+            (56, self.settings.target_comp_id),
+            (34, str(seq)),
+            (52, format_utc_timestamp(self._now_ns())),
+            *body,
+        ]
+        raw = encode(self.settings.begin_string, fields)
+        self.store.store_sent(seq, raw if store else None)
+        admin = msg_type in ADMIN_TYPES
+        if self.state is SessionState.ACTIVE or (admin and self._write is not None) or force:
+            self._write_raw(raw)
+        return seq
+
+    def _write_raw(self, raw: bytes) -> None:
+        write = self._write
+        if write is None:
+            return
+        self._last_sent = self._monotonic()
+        self.counters["sent"] += 1
+        if self.message_log:
+            log.debug("fix_out", session=self.settings.key, msg=redact(raw))
+        if self.gate.depth:
+            self.gate.pending.append((write, raw))  # written once the batch is committed
+        else:
+            write(raw)
+
+    def _send_logon(self, *, reset: bool) -> None:
+        body = [(98, "0"), (108, str(self.heartbeat_s))]
+        if reset:
+            body.append((141, "Y"))
+        if self.initiator:
+            if self.settings.username is not None:
+                body.append((553, self.settings.username))
+            if self.settings.password is not None:
+                body.append((554, self.settings.password))
+        self._send_admin("A", body)
+
+    def _reject(self, msg: FixMessage, reason: int, ref_tag: int | None, text: str) -> None:
+        self.counters["rejects_sent"] += 1
+        log.warning(
+            "fix_reject_sent",
+            session=self.settings.key,
+            ref_seq=msg.get(34),
+            msg_type=msg.get(35),
+            ref_tag=ref_tag,
+            reason=reason,
+            text=text,
+        )
+        body: list[tuple[int, str]] = []
+        ref_seq = msg.get(34)
+        body.append((45, ref_seq if ref_seq and ref_seq.isdigit() else "0"))
+        if ref_tag is not None:
+            body.append((371, str(ref_tag)))
+        if msg.get(35):
+            body.append((372, msg.get(35) or ""))
+        body += [(373, str(reason)), (58, text)]
+        if self._write is not None:
+            self._send_admin("3", body, force=True)
+
+    def _business_reject(self, msg: FixMessage, reason: int, text: str, ref_id: str | None) -> None:
+        self.counters["business_rejects_sent"] += 1
+        log.warning(
+            "fix_business_reject_sent",
+            session=self.settings.key,
+            ref_seq=msg.get(34),
+            msg_type=msg.get(35),
+            reason=reason,
+            text=text,
+        )
+        body = [(45, msg.get(34) or "0"), (372, msg.get(35) or "")]
+        if ref_id is not None:
+            body.append((379, ref_id))
+        body += [(380, str(reason)), (58, text)]
+        self._send("j", body, store=True, force=False)
+
+    def _fatal(self, text: str, *, logout: bool = True) -> None:
+        """A protocol violation that ends the session: Logout with the reason, then drop."""
+        self.counters["fatal_errors"] += 1
+        log.error("fix_session_error", session=self.settings.key, error=text)
+        if logout and self._write is not None:
+            self._send_admin("5", [(58, text)], force=True)
+        self.disconnect(text)
+
+    # -- timers -----------------------------------------------------------------------
+    def tick(self) -> None:
+        """Heartbeats, TestRequest, logon/logout timeouts, session end. Call about every 100 ms."""
+        state = self.state
+        if state is SessionState.DISCONNECTED:
+            return
+        now = self._monotonic()
+        if state is SessionState.AWAITING_LOGON:
+            if now - self._connected_at > self.settings.logon_timeout_s:
+                self.disconnect(f"no Logon within {self.settings.logon_timeout_s:g} s")
+            return
+        if state is SessionState.LOGGING_OUT:
+            if self._logout_deadline is not None and now > self._logout_deadline:
+                self.disconnect("logout not confirmed in time")
+            return
+        schedule = self.settings.schedule
+        if schedule is not None and not schedule.is_open(self._now_ns()):
+            self.logout("end of session")
+            return
+        heartbeat = self.heartbeat_s
+        if self._test_request_at is not None:
+            if now - self._test_request_at >= heartbeat:
+                self.counters["heartbeat_timeouts"] += 1
+                self.disconnect("heartbeat timeout: no answer to TestRequest")
+                return
+        elif now - self._last_received >= heartbeat * TEST_REQUEST_FACTOR:
+            self._test_seq += 1
+            self._test_request_at = now
+            self.counters["test_requests_sent"] += 1
+            self._send_admin("1", [(112, f"TEST-{self._test_seq}")])
+        if now - self._last_sent >= heartbeat:
+            self._send_admin("0", [])
+
+    def _new_period_reset(self) -> None:
+        """A scheduled session starts each period with sequence numbers at 1."""
+        schedule = self.settings.schedule
+        if schedule is None:
+            return
+        now = self._now_ns()
+        start = schedule.period_start_ns(now)
+        if start is not None and self.store.creation_ns < start:
+            log.info("fix_new_session_period", session=self.settings.key)
+            self.store.reset(now)
+
+
+def format_utc_timestamp(ts_ns: int) -> str:
+    """FIX UTCTimestamp with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
+    seconds, rest = divmod(ts_ns, 1_000_000_000)
+    tm = time.gmtime(seconds)
+    return (
+        f"{tm.tm_year:04d}{tm.tm_mon:02d}{tm.tm_mday:02d}-"
+        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{rest // 1_000_000:03d}"
+    )
+
+
+def parse_utc_timestamp(text: str) -> int | None:
+    """Nanoseconds since the epoch of a FIX UTCTimestamp, or ``None`` if malformed."""
+    if len(text) < 17 or text[8] != "-" or text[11] != ":" or text[14] != ":":
+        return None
+    date, hh, mm, ss = text[:8], text[9:11], text[12:14], text[15:17]
+    fraction = text[17:]
+    if not (date.isdigit() and hh.isdigit() and mm.isdigit() and ss.isdigit()):
+        return None
+    if fraction and (fraction[0] != "." or not fraction[1:].isdigit() or len(fraction) > 10):
+        return None
+    year, month, day = int(date[:4]), int(date[4:6]), int(date[6:8])
+    hour, minute, second = int(hh), int(mm), int(ss)
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second <= 60):
+        return None
+    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    frac_ns = int(fraction[1:].ljust(9, "0")) if fraction else 0
+    return seconds * 1_000_000_000 + frac_ns

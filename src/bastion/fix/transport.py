@@ -1,0 +1,251 @@
+"""asyncio drivers for FIX sessions: one TCP connection, an initiator and an acceptor.
+
+``run_connection`` pumps bytes between a stream and a ``FixSession`` and ticks
+its timers. ``FixInitiator`` keeps one session connected: it connects inside the
+session's schedule, and after a drop reconnects with exponential backoff and
+jitter (reset by a successful logon). ``FixAcceptor`` listens, reads the first
+message of each connection, which must be a Logon, and hands the connection to
+the session named by its CompIDs; unknown sessions and second connections for a
+session already connected are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Mapping
+
+import structlog
+
+from bastion.fix.codec import FixMessage, FixParser, Garbled
+from bastion.fix.session import FixSession
+
+log = structlog.get_logger("bastion.fix")
+
+TICK_S = 0.1
+READ_CHUNK = 1 << 16
+MAX_FIRST_MESSAGE_BYTES = 1 << 16
+
+
+async def run_connection(
+    session: FixSession,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    *,
+    initiator: bool,
+    first_data: bytes = b"",
+) -> str:
+    """Serve one TCP connection until it closes; returns why it closed."""
+    transport = writer.transport
+
+    def close() -> None:
+        transport.close()
+
+    session.connection_made(transport.write, close, initiator=initiator)
+    ticker = asyncio.create_task(_tick(session), name=f"fix-tick-{session.settings.key}")
+    try:
+        if first_data:
+            session.data_received(first_data)
+        while session.connected:
+            try:
+                data = await reader.read(READ_CHUNK)
+            except (ConnectionError, OSError) as error:
+                session.connection_lost(f"connection error: {error}")
+                break
+            if not data:
+                session.connection_lost("connection closed by counterparty")
+                break
+            session.data_received(data)
+    finally:
+        ticker.cancel()
+        session.connection_lost("connection closed")
+        transport.close()
+    return session.disconnect_reason
+
+
+async def _tick(session: FixSession) -> None:
+    while True:
+        await asyncio.sleep(TICK_S)
+        session.tick()
+
+
+class FixInitiator:
+    """Keeps a session connected to ``host:port``."""
+
+    def __init__(
+        self,
+        session: FixSession,
+        host: str,
+        port: int,
+        *,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.session = session
+        self.host = host
+        self.port = port
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.connect_timeout_s = connect_timeout_s
+        self._rng = rng or random.Random()
+        self._stopping = False
+        self.connects = 0
+        self.failures = 0
+
+    def backoff_s(self, attempt: int) -> float:
+        """Delay before reconnect attempt ``attempt`` (1-based): doubling, capped, ±50% jitter."""
+        base = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** (attempt - 1))
+        jitter: float = self._rng.uniform(0.5, 1.5)
+        return base * jitter
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect, until ``stop``."""
+        attempt = 0
+        session = self.session
+        while not self._stopping:
+            schedule = session.settings.schedule
+            if schedule is not None:
+                wait_s = schedule.seconds_until_open(time.time_ns())
+                if wait_s > 0:
+                    log.info("fix_waiting_for_session_start", seconds=round(wait_s))
+                    await asyncio.sleep(min(wait_s, 60.0))
+                    continue
+            logons_before = session.counters["logons"]
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port), self.connect_timeout_s
+                )
+            except (OSError, TimeoutError) as error:
+                self.failures += 1
+                reason = f"connect to {self.host}:{self.port} failed: {error or 'timeout'}"
+            else:
+                self.connects += 1
+                log.info(
+                    "fix_connected", session=session.settings.key, host=self.host, port=self.port
+                )
+                reason = await run_connection(session, reader, writer, initiator=True)
+            if self._stopping:
+                break
+            attempt = 1 if session.counters["logons"] > logons_before else attempt + 1
+            delay = self.backoff_s(attempt)
+            log.warning(
+                "fix_reconnecting",
+                session=session.settings.key,
+                reason=reason,
+                attempt=attempt,
+                delay_s=round(delay, 3),
+            )
+            await asyncio.sleep(delay)
+
+    async def stop(self, *, logout_timeout_s: float = 2.0) -> None:
+        """Log out (waiting for the confirmation, bounded) and stop reconnecting."""
+        self._stopping = True
+        session = self.session
+        if session.logged_on:
+            session.logout("node stopping")
+            deadline = time.monotonic() + logout_timeout_s
+            while session.connected and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        session.disconnect("stopped")
+
+
+class FixAcceptor:
+    """Listens for initiators of the configured sessions."""
+
+    def __init__(
+        self,
+        sessions: Mapping[tuple[str, str], FixSession],
+        host: str,
+        port: int,
+        *,
+        begin_string: str = "FIX.4.4",
+        first_message_timeout_s: float = 10.0,
+    ) -> None:
+        """``sessions`` are keyed by (our SenderCompID, their SenderCompID)."""
+        self.sessions = dict(sessions)
+        self.host = host
+        self.port = port
+        self.begin_string = begin_string
+        self.first_message_timeout_s = first_message_timeout_s
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self.refused = 0
+
+    async def start(self) -> int:
+        """Start listening; returns the bound port (useful with port 0)."""
+        self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
+        port: int = self._server.sockets[0].getsockname()[1]
+        self.port = port
+        return port
+
+    async def stop(self) -> None:
+        for session in self.sessions.values():
+            if session.logged_on:
+                session.logout("venue shutting down")
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for session in self.sessions.values():
+            session.disconnect("acceptor stopped")
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._connections.discard(task)
+            writer.transport.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        parser = FixParser(self.begin_string)
+        buffered = b""
+        first: FixMessage | None = None
+        deadline = time.monotonic() + self.first_message_timeout_s
+        while first is None:
+            remaining = deadline - time.monotonic()
+            try:
+                data = await asyncio.wait_for(reader.read(READ_CHUNK), max(remaining, 0.001))
+            except (TimeoutError, ConnectionError, OSError):
+                self._refuse(peer, "no Logon received")
+                return
+            if not data:
+                return
+            buffered += data
+            if len(buffered) > MAX_FIRST_MESSAGE_BYTES:
+                self._refuse(peer, "no Logon in the first 64 KiB")
+                return
+            parser.feed(data)
+            for item in parser.messages():
+                if isinstance(item, Garbled):
+                    continue
+                first = item
+                break
+        key = (first.get(56) or "", first.get(49) or "")
+        session = self.sessions.get(key)
+        if first.msg_type != "A" or session is None:
+            self._refuse(
+                peer,
+                f"first message MsgType {first.msg_type!r} for unknown session {key}"
+                if session is None
+                else "first message is not a Logon",
+            )
+            return
+        if session.connected:
+            self._refuse(peer, f"session {session.settings.key} is already connected")
+            return
+        await run_connection(session, reader, writer, initiator=False, first_data=buffered)
+
+    def _refuse(self, peer: object, reason: str) -> None:
+        self.refused += 1
+        log.warning("fix_connection_refused", peer=str(peer), reason=reason)

@@ -1,0 +1,270 @@
+"""The asyncio FIX drivers over real loopback TCP: acceptor, initiator, reconnect, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from fix_pair import ACC, INI, PASSWORD, RecordingApp, parse_all, settings
+
+from bastion.fix.codec import FixMessage, encode
+from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
+from bastion.fix.store import SqliteSessionStore
+from bastion.fix.transport import FixAcceptor, FixInitiator
+
+DEADLINE_S = 5.0
+
+
+async def until(predicate: Callable[[], object], timeout_s: float = DEADLINE_S) -> None:
+    """Poll ``predicate`` on the event loop until it is truthy, failing at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            name = getattr(predicate, "__name__", repr(predicate))
+            raise AssertionError(f"{name} not true within {timeout_s} s")
+        await asyncio.sleep(0.01)
+
+
+class Node:
+    """One session with its store and recording application."""
+
+    def __init__(self, path: Path, cfg: SessionSettings, app: RecordingApp) -> None:
+        self.store = SqliteSessionStore(path, cfg.key, now_ns=time.time_ns())
+        self.app = app
+        self.session = FixSession(cfg, self.store, app)
+
+
+@contextmanager
+def nodes(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+    """An initiator node (CLIENT) and an acceptor node (VENUE); stores closed at the end."""
+    ini = Node(
+        tmp_path / "ini.sqlite",
+        settings(INI, ACC, heartbeat_s=30, username="trader", password=PASSWORD),
+        RecordingApp(),
+    )
+    acc = Node(
+        tmp_path / "acc.sqlite",
+        settings(ACC, INI, heartbeat_s=30),
+        RecordingApp(password=PASSWORD),
+    )
+    try:
+        yield ini, acc
+    finally:
+        ini.store.close()
+        acc.store.close()
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(main(), 20))  # type: ignore[arg-type]
+
+
+def test_when_connection_dropped_then_initiator_reconnects_and_resend_delivers(
+    tmp_path: Path,
+) -> None:
+    """After the acceptor drops the line, the initiator reconnects and a resend fills the gap."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (ini, acc):
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            port = await acceptor.start()
+            initiator = FixInitiator(
+                ini.session,
+                "127.0.0.1",
+                port,
+                backoff_initial_s=0.05,
+                backoff_max_s=0.2,
+                rng=random.Random(1),
+            )
+            task = asyncio.create_task(initiator.run())
+            try:
+                await until(lambda: ini.session.logged_on and acc.session.logged_on)
+                ini.session.send(FixMessage.of("D", (11, "O1")))
+                acc.session.send(FixMessage.of("8", (17, "E1")))
+                await until(lambda: len(acc.app.messages) == 1 and len(ini.app.messages) == 1)
+
+                acc.session.disconnect("venue drops the line")
+                assert not acc.session.connected
+                acc.session.send(FixMessage.of("8", (17, "E2")))  # stored while down
+                acc.session.send(FixMessage.of("8", (17, "E3")))
+                await until(lambda: initiator.connects == 2 and ini.session.logged_on)
+                await until(lambda: len(ini.app.messages) == 3)
+                assert [m.get(17) for m in ini.app.messages] == ["E1", "E2", "E3"]
+                assert [m.get(43) for m in ini.app.messages] == [None, "Y", "Y"]
+                assert ini.app.logouts == ["connection closed by counterparty"]
+                assert ini.session.counters["resend_requests_sent"] == 1
+
+                ini.session.send(FixMessage.of("D", (11, "O2")))
+                await until(lambda: len(acc.app.messages) == 2)
+                assert [m.get(11) for m in acc.app.messages] == ["O1", "O2"]
+                assert acc.app.logons == 2
+            finally:
+                await initiator.stop(logout_timeout_s=2.0)
+                await asyncio.wait_for(task, DEADLINE_S)
+                await acceptor.stop()
+            assert not ini.session.connected
+            assert ini.session.disconnect_reason == "logout confirmed"
+
+    run(main)
+
+
+def test_when_initiator_down_then_sent_messages_delivered_after_reconnect(
+    tmp_path: Path,
+) -> None:
+    """Messages the initiator sends while it cannot connect reach the acceptor after logon."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (ini, acc):
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            port = await acceptor.start()
+            await acceptor.stop()  # nobody listens on `port` for now
+            initiator = FixInitiator(
+                ini.session,
+                "127.0.0.1",
+                port,
+                backoff_initial_s=0.02,
+                backoff_max_s=0.05,
+                rng=random.Random(2),
+            )
+            ini.session.send(FixMessage.of("D", (11, "early-1")))
+            ini.session.send(FixMessage.of("D", (11, "early-2")))
+            task = asyncio.create_task(initiator.run())
+            try:
+                await until(lambda: initiator.failures >= 2)
+                assert initiator.connects == 0
+                acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", port)
+                await acceptor.start()
+                await until(lambda: len(acc.app.messages) == 2)
+                assert [m.get(11) for m in acc.app.messages] == ["early-1", "early-2"]
+            finally:
+                await initiator.stop()
+                await asyncio.wait_for(task, DEADLINE_S)
+                await acceptor.stop()
+
+    run(main)
+
+
+async def _exchange(port: int, data: bytes) -> bytes:
+    """Connect, write ``data``, return whatever comes back until the peer closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        return await asyncio.wait_for(reader.read(), DEADLINE_S)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def _logon(sender: str, target: str, msg_type: str = "A") -> bytes:
+    return encode(
+        "FIX.4.4",
+        [
+            (35, msg_type),
+            (49, sender),
+            (56, target),
+            (34, "1"),
+            (52, format_utc_timestamp(time.time_ns())),
+            (98, "0"),
+            (108, "30"),
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("sender", "target", "msg_type"),
+    [("STRANGER", ACC, "A"), (INI, "OTHERVENUE", "A"), (INI, ACC, "D")],
+    ids=["unknown-sender", "unknown-target", "not-a-logon"],
+)
+def test_when_first_message_not_a_known_logon_then_connection_refused(
+    tmp_path: Path, sender: str, target: str, msg_type: str
+) -> None:
+    """An unknown session or a first message that is no Logon is closed unanswered, counted."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (_ini, acc):
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            port = await acceptor.start()
+            try:
+                answer = await _exchange(port, _logon(sender, target, msg_type))
+                assert answer == b""
+                await until(lambda: acceptor.refused == 1)
+                assert not acc.session.connected
+                assert acc.app.logons == 0
+            finally:
+                await acceptor.stop()
+
+    run(main)
+
+
+def test_when_session_already_connected_then_second_connection_refused(tmp_path: Path) -> None:
+    """A second connection for a session that is connected is refused; the first stays up."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (ini, acc):
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            port = await acceptor.start()
+            initiator = FixInitiator(
+                ini.session, "127.0.0.1", port, backoff_initial_s=0.05, rng=random.Random(3)
+            )
+            task = asyncio.create_task(initiator.run())
+            try:
+                await until(lambda: acc.session.logged_on)
+                answer = await _exchange(port, _logon(INI, ACC))
+                assert answer == b""
+                assert acceptor.refused == 1
+                assert acc.session.logged_on and ini.session.logged_on
+            finally:
+                await initiator.stop()
+                await asyncio.wait_for(task, DEADLINE_S)
+                await acceptor.stop()
+
+    run(main)
+
+
+def test_when_logon_refused_over_tcp_then_logout_text_reaches_initiator(
+    tmp_path: Path,
+) -> None:
+    """A wrong password gets a Logout with the reason on the wire, then the close."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (_ini, acc):
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            port = await acceptor.start()
+            fields = [(35, "A"), (49, INI), (56, ACC), (34, "1")]
+            fields += [(52, format_utc_timestamp(time.time_ns())), (98, "0"), (108, "30")]
+            fields += [(553, "trader"), (554, "wrong")]
+            logon = encode("FIX.4.4", fields)
+            try:
+                (logout,) = parse_all(await _exchange(port, logon))
+                assert logout.msg_type == "5"
+                assert logout.get(58) == "invalid username or password"
+                assert acc.session.counters["logons_refused"] == 1
+            finally:
+                await acceptor.stop()
+
+    run(main)
+
+
+def test_when_backoff_computed_then_doubles_capped_with_jitter() -> None:
+    """Backoff doubles from the initial delay to the cap, times a seeded jitter in [0.5, 1.5]."""
+    initiator = FixInitiator(
+        None,  # type: ignore[arg-type]
+        "127.0.0.1",
+        1,
+        backoff_initial_s=0.5,
+        backoff_max_s=4.0,
+        rng=random.Random(42),
+    )
+    replica = random.Random(42)
+    bases = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    for attempt, base in enumerate(bases, start=1):
+        delay = initiator.backoff_s(attempt)
+        assert 0.5 * base <= delay <= 1.5 * base
+        assert delay == pytest.approx(base * replica.uniform(0.5, 1.5), rel=1e-12)
+    many = [initiator.backoff_s(30) for _ in range(200)]
+    assert min(many) >= 2.0 and max(many) <= 6.0
+    assert max(many) - min(many) > 2.0  # the jitter really spreads
