@@ -120,6 +120,40 @@ class SimVenue(VenueAdapter):
     async def open_order_ids(self) -> set[str]:
         return set(self._open)
 
+    def restore(self, order: Order, *, arrived_ns: int) -> None:
+        """Rest an order that was open before a restart, ``order.filled_qty`` already filled.
+
+        Restore orders in their time priority: each ranks behind the orders restored
+        before it and ahead of every order submitted later. Nothing matches until the
+        next quote. A DAY order still expires at the first UTC midnight after
+        ``arrived_ns`` (at once if that midnight has passed). No event is emitted.
+        """
+        book = self._books.get(order.instrument_id)
+        if book is None:
+            raise ValueError(f"instrument {order.instrument_id} is not traded on {self.name}")
+        if order.client_order_id in self._open:
+            raise ValueError(f"order {order.client_order_id} is already open")
+        if not 0 <= order.filled_qty < order.quantity:
+            raise ValueError(f"order {order.client_order_id} has nothing left to rest")
+        self._order_seq = seq = self._order_seq + 1
+        sim = SimOrder(
+            order.client_order_id,
+            order.strategy_id,
+            order.instrument_id,
+            order.side,
+            order.order_type,
+            order.time_in_force,
+            order.quantity,
+            order.price,
+            order.venue_order_id or f"{self.name}-{seq}",
+            seq,
+        )
+        sim.filled = order.filled_qty
+        self._open[sim.client_order_id] = sim
+        book.rest(sim)
+        if sim.tif is _DAY:
+            self._expire_at_day_end(sim, arrived_ns)
+
     def flush(self) -> None:
         """Handle every request that has arrived (zero-latency requests queue here)."""
         inbox = self.inbox
@@ -283,9 +317,11 @@ class SimVenue(VenueAdapter):
             )
         )
 
-    def _expire_at_day_end(self, sim: SimOrder) -> None:
+    def _expire_at_day_end(self, sim: SimOrder, arrived_ns: int | None = None) -> None:
         """A DAY order expires at the first UTC midnight after it reached the venue."""
-        day_end = (self._clock.timestamp_ns() // _NS_PER_DAY + 1) * _NS_PER_DAY
+        if arrived_ns is None:
+            arrived_ns = self._clock.timestamp_ns()
+        day_end = (arrived_ns // _NS_PER_DAY + 1) * _NS_PER_DAY
 
         def expire(ts_ns: int) -> None:
             if self._open.get(sim.client_order_id) is not sim:

@@ -1,0 +1,40 @@
+"""The venue simulator (``bastion venue sim``): bastion's matching engine as a FIX venue.
+
+This package holds its network-free core: the request/report messages, the
+persistent ledger and the engine that applies FIX 4.4 order handling over the
+``SimVenue`` matching engine.
+"""
+
+from bastion.venuesim.engine import ReportSink, VenueSimEngine
+from bastion.venuesim.ledger import FillRow, OrderRow, PositionRow, VenueLedger
+from bastion.venuesim.messages import (
+    CancelReject,
+    CancelRequest,
+    ExecReport,
+    MassStatusRequest,
+    NewOrderRequest,
+    QuoteUpdate,
+    ReplaceRequest,
+    Report,
+    Request,
+    StatusRequest,
+)
+
+__all__ = [
+    "CancelReject",
+    "CancelRequest",
+    "ExecReport",
+    "FillRow",
+    "MassStatusRequest",
+    "NewOrderRequest",
+    "OrderRow",
+    "PositionRow",
+    "QuoteUpdate",
+    "ReplaceRequest",
+    "Report",
+    "ReportSink",
+    "Request",
+    "StatusRequest",
+    "VenueLedger",
+    "VenueSimEngine",
+]
