@@ -33,6 +33,7 @@ from bastion.config import (
 from bastion.data.config import SyntheticFeedConfig
 from bastion.errors import BastionError, ConfigError, DataError
 from bastion.logging import configure_logging
+from bastion.venuesim.cli import add_venue_commands
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -40,7 +41,13 @@ EXIT_USAGE: Final = 2
 EXIT_DATA: Final = 3
 EXIT_INTERRUPTED: Final = 130
 
-SCAFFOLD_FILES: Final = ("paper.toml", "backtest.toml", "strategies/ema_cross.py")
+SCAFFOLD_FILES: Final = (
+    "paper.toml",
+    "backtest.toml",
+    "strategies/ema_cross.py",
+    "venue-sim.toml",
+    "paper-fix.toml",
+)
 SAMPLE_QUOTES_PATH: Final = "data/quotes.csv"
 SAMPLE_QUOTES_N: Final = 20_000
 SAMPLE_START_NS: Final = 1_704_205_800_000_000_000  # 2024-01-02T14:30:00Z
@@ -90,6 +97,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     print("  paper.toml               paper trading node config (bastion run)")
     print("  backtest.toml            backtest config (bastion backtest)")
     print("  strategies/ema_cross.py  example strategy: EMA(10)/EMA(50) crossover")
+    print("  venue-sim.toml           FIX venue simulator config (bastion venue sim)")
+    print("  paper-fix.toml           paper node trading with it over FIX 4.4")
     print(f"  {SAMPLE_QUOTES_PATH:<24} {n:,} synthetic quotes for XYZ.SIM, 100 ms apart")
     print()
     print("next:")
@@ -505,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
     _add_operator_commands(commands, formatter)
     _add_journal_commands(commands, formatter)
+    add_venue_commands(commands, formatter, logging_options)
     return parser
 
 

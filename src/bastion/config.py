@@ -29,6 +29,7 @@ from bastion.model.instruments import Instrument
 from bastion.portfolio.config import AccountConfig
 from bastion.risk.config import RiskConfig
 from bastion.strategy.config import StrategyConfig
+from bastion.venues.fix.config import FixVenueConfig
 from bastion.venues.sim.config import SimVenueConfig
 
 __all__ = [
@@ -106,11 +107,13 @@ class InstrumentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``bastion run``: a live node trading on the simulated venue.
+    """``bastion run``: a live node trading on the simulated venue, or over FIX.
 
-    Exactly one market data source: ``feed`` (synthetic, real-time) or ``replay``
-    (recorded files, paced in real time). ``run_for_s``: stop by itself after that
-    many seconds; ``None`` runs until SIGINT/SIGTERM.
+    With ``fix_venue`` the node trades with that FIX 4.4 venue (every instrument
+    must be on it) and takes its market data from it; otherwise it trades on the
+    in-process simulated ``venue`` and needs exactly one market data source:
+    ``feed`` (synthetic, real-time) or ``replay`` (recorded files, paced in real time).
+    ``run_for_s``: stop by itself after that many seconds; ``None`` runs until SIGINT/SIGTERM.
     """
 
     node: NodeSection = msgspec.field(default_factory=NodeSection)
@@ -118,6 +121,7 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     strategies: list[StrategyConfig]
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     venue: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
+    fix_venue: FixVenueConfig | None = None
     feed: SyntheticFeedConfig | None = None
     replay: list[ReplaySourceConfig] = []
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
@@ -125,12 +129,18 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     run_for_s: float | None = None
 
     def __post_init__(self) -> None:
-        _check_common(self.instruments, self.strategies, self.venue)
+        _check_common(
+            self.instruments,
+            self.strategies,
+            self.venue,
+            venue_key="fix_venue.name" if self.fix_venue else "venue.name",
+            venue_name=self.fix_venue.name if self.fix_venue else self.venue.name,
+        )
         if self.feed is not None and self.replay:
             raise ConfigError(
                 "keys 'feed' and 'replay': give exactly one market data source, not both"
             )
-        if self.feed is None and not self.replay:
+        if self.feed is None and not self.replay and self.fix_venue is None:
             raise ConfigError(
                 "key 'feed': no market data source: add a [feed] table (synthetic quotes) "
                 "or [[replay]] tables (recorded files)"
@@ -191,7 +201,11 @@ def _check_common(
     instruments: list[InstrumentConfig],
     strategies: list[StrategyConfig],
     venue: SimVenueConfig,
+    *,
+    venue_key: str = "venue.name",
+    venue_name: str | None = None,
 ) -> None:
+    venue_name = venue.name if venue_name is None else venue_name
     if not instruments:
         raise ConfigError("key 'instruments': at least one [[instruments]] table is required")
     seen: set[str] = set()
@@ -203,10 +217,10 @@ def _check_common(
         if inst.id in seen:
             raise ConfigError(f"key 'instruments[{n}].id': duplicate instrument id '{inst.id}'")
         seen.add(inst.id)
-        if inst.venue != venue.name:
+        if inst.venue != venue_name:
             raise ConfigError(
                 f"key 'instruments[{n}].venue': venue '{inst.venue}' is not configured "
-                f"(venue.name is '{venue.name}')"
+                f"({venue_key} is '{venue_name}')"
             )
     names: set[str] = set()
     for n, strategy in enumerate(strategies):

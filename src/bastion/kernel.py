@@ -14,7 +14,7 @@ import structlog
 
 from bastion.bus import Handler, MessageBus
 from bastion.clock import Clock
-from bastion.config import BacktestConfig, PaperConfig
+from bastion.config import BacktestConfig, PaperConfig, resolve_path
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
 from bastion.journal.sqlite import SqliteJournal
@@ -30,6 +30,7 @@ from bastion.model.instruments import Instrument
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.gate import RiskGate
 from bastion.strategy.runner import StrategyRunner, load_strategy
+from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.sim.venue import SimVenue
 
 log = structlog.get_logger("bastion.kernel")
@@ -67,12 +68,30 @@ class Kernel:
             currency=config.account.currency,
             starting_cash=config.account.starting_cash,
         )
-        self.venue = SimVenue(
-            config=config.venue,
-            clock=clock,
-            instruments=self.instruments,
-            request_flush=request_flush,
-        )
+        fix_config = config.fix_venue if isinstance(config, PaperConfig) else None
+        self.venue: SimVenue | FixVenueAdapter
+        if fix_config is not None:
+            self.venue = FixVenueAdapter(
+                name=fix_config.name,
+                settings=fix_config.settings(),
+                store_path=resolve_path(base_dir, fix_config.store_path),
+                host=fix_config.host,
+                port=fix_config.port,
+                clock=clock,
+                instruments=self.instruments,
+                account=fix_config.account,
+                backoff_initial_s=fix_config.reconnect_initial_ms / 1000,
+                backoff_max_s=fix_config.reconnect_max_ms / 1000,
+                subscribe_market_data=fix_config.market_data,
+            )
+            self.venue.on_quote_sink = self.on_quote
+        else:
+            self.venue = SimVenue(
+                config=config.venue,
+                clock=clock,
+                instruments=self.instruments,
+                request_flush=request_flush,
+            )
         self.execution = ExecutionEngine(
             bus=self.bus,
             clock=clock,

@@ -43,6 +43,7 @@ from bastion.model.events import (
     TradingStateChanged,
 )
 from bastion.tasks import TaskManager
+from bastion.venues.fix.adapter import FixVenueAdapter
 
 log = structlog.get_logger("bastion.node")
 
@@ -107,6 +108,7 @@ class _Node:
             control_path = socket_path(journal.path)
             control_socket = open_control_socket(control_path)
             self.tasks.spawn("control", serve_control(control_socket, control_path, operator))
+            await self._connect_venue(kernel)
             kernel.start()
             self.tasks.spawn("feed", self._feed(kernel))
             self.tasks.spawn("pnl-log", self._log_pnl(kernel))
@@ -116,12 +118,31 @@ class _Node:
                 log.info("run_time_elapsed", run_for_s=config.run_for_s)
             await self._shutdown(kernel)
         finally:
+            if isinstance(kernel.venue, FixVenueAdapter):
+                await kernel.venue.disconnect()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.tasks.cancel_all()
             journal.close()
         log.info("node_stopped", exit_code=self.exit_code, journal_events=journal.last_seq)
         return self.exit_code
+
+    async def _connect_venue(self, kernel: Kernel) -> None:
+        """A FIX venue: start its session and give the first logon a bounded wait."""
+        venue = kernel.venue
+        if not isinstance(venue, FixVenueAdapter):
+            return
+        await venue.connect()
+        timeout_s = venue.session.settings.logon_timeout_s
+        if await venue.wait_logged_on(timeout_s):
+            log.info("venue_logged_on", venue=venue.name)
+        else:
+            log.warning(
+                "venue_not_logged_on",
+                venue=venue.name,
+                waited_s=timeout_s,
+                note="orders are refused until the session logs on; still trying",
+            )
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("shutdown_requested", signal=sig.name)

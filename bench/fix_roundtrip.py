@@ -1,0 +1,230 @@
+"""NewOrderSingle -> ExecutionReport(fill) round trip over FIX 4.4 against the venue simulator.
+
+Starts ``bastion venue sim`` as a separate process on loopback, logs on with
+bastion's own FIX session layer and measures:
+
+- latency: one marketable IOC order at a time; the time from handing the
+  NewOrderSingle to the session until its Trade ExecutionReport is parsed
+  (p50_us, p99_us over ``--orders``);
+- throughput: orders pipelined with up to ``--window`` in flight for
+  ``--seconds``; orders_per_s counts orders whose fill came back.
+
+Prints one JSON line. Usage: python bench/fix_roundtrip.py [--orders 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bastion.fix.codec import FixMessage
+from bastion.fix.session import FixSession, SessionSettings
+from bastion.fix.store import SqliteSessionStore
+from bastion.fix.transport import FixInitiator
+from bastion.logging import configure_logging
+
+PASSWORD_ENV = "BASTION_BENCH_FIX_PASSWORD"
+
+_CONFIG = """\
+host = "127.0.0.1"
+port = {port}
+comp_id = "SIM"
+ledger_path = "ledger.sqlite"
+session_store_path = "sessions.sqlite"
+
+[[accounts]]
+name = "bench"
+comp_id = "BENCH"
+username = "bench"
+password_env = "{env}"
+
+[matching]
+name = "FIXSIM"
+
+[[instruments]]
+id = "XYZ"
+venue = "FIXSIM"
+tick_size = "0.01"
+lot_size = "1"
+
+[[feeds]]
+instrument = "XYZ"
+seed = 7
+start_price = "100"
+volatility_bps = "1"
+size = "1000000000"
+interval_ms = 20
+"""
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.sent_ns: dict[str, int] = {}
+        self.latencies_ns: list[int] = []
+        self.filled = 0
+        self.waiters: dict[str, asyncio.Future[None]] = {}
+        self.logged_on = asyncio.Event()
+
+    def on_logon(self, session: FixSession) -> None:
+        self.logged_on.set()
+
+    def on_logout(self, session: FixSession, reason: str) -> None:
+        self.logged_on.clear()
+
+    def authenticate(self, session: FixSession, logon: FixMessage) -> str | None:
+        return None
+
+    def on_message(self, session: FixSession, message: FixMessage) -> None:
+        if message.msg_type != "8" or message.get(150) not in ("F", "8", "4"):
+            return
+        now = time.perf_counter_ns()
+        cl_ord_id = message.get(11) or ""
+        sent = self.sent_ns.pop(cl_ord_id, None)
+        if sent is None:
+            return
+        if message.get(150) == "F":
+            self.filled += 1
+            self.latencies_ns.append(now - sent)
+        waiter = self.waiters.pop(cl_ord_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _order(n: int) -> FixMessage:
+    return FixMessage.of(
+        "D",
+        (11, f"B{n}"),
+        (55, "XYZ"),
+        (54, "1" if n % 2 else "2"),
+        (60, "20260101-00:00:00.000"),
+        (38, "1"),
+        (40, "1"),
+        (59, "3"),
+    )
+
+
+async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
+    port = _free_port()
+    (workdir / "venue.toml").write_text(_CONFIG.format(port=port, env=PASSWORD_ENV))
+    env = dict(os.environ, **{PASSWORD_ENV: "bench-only-password"})
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bastion",
+            "venue",
+            "sim",
+            str(workdir / "venue.toml"),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "sim.log", "wb"),  # noqa: SIM115 - lives as long as the process
+    )
+    try:
+        settings = SessionSettings(
+            sender_comp_id="BENCH",
+            target_comp_id="SIM",
+            heartbeat_s=30,
+            username="bench",
+            password="bench-only-password",
+        )
+        store = SqliteSessionStore(workdir / "client.sqlite", settings.key, now_ns=time.time_ns())
+        client = _Client()
+        session = FixSession(settings, store, client)
+        initiator = FixInitiator(
+            session, "127.0.0.1", port, backoff_initial_s=0.05, backoff_max_s=0.2
+        )
+        task = asyncio.create_task(initiator.run())
+        await asyncio.wait_for(client.logged_on.wait(), 20)
+        await asyncio.sleep(0.3)  # the first quotes reach the book
+        loop = asyncio.get_running_loop()
+        n = 0
+        # warm-up
+        for _ in range(200):
+            n += 1
+            fut = loop.create_future()
+            client.waiters[f"B{n}"] = fut
+            client.sent_ns[f"B{n}"] = time.perf_counter_ns()
+            session.send(_order(n))
+            await asyncio.wait_for(fut, 5)
+        client.latencies_ns.clear()
+        for _ in range(args.orders):
+            n += 1
+            fut = loop.create_future()
+            client.waiters[f"B{n}"] = fut
+            client.sent_ns[f"B{n}"] = time.perf_counter_ns()
+            session.send(_order(n))
+            await asyncio.wait_for(fut, 5)
+        latencies = sorted(client.latencies_ns)
+        # throughput: keep `window` orders in flight
+        filled_before = client.filled
+        in_flight: set[asyncio.Future[None]] = set()
+        t0 = time.perf_counter()
+        deadline = t0 + args.seconds
+        while time.perf_counter() < deadline:
+            while len(in_flight) < args.window:
+                n += 1
+                fut = loop.create_future()
+                client.waiters[f"B{n}"] = fut
+                client.sent_ns[f"B{n}"] = time.perf_counter_ns()
+                session.send(_order(n))
+                in_flight.add(fut)
+            _done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait_for(asyncio.gather(*in_flight), 10)
+        elapsed = time.perf_counter() - t0
+        orders_per_s = (client.filled - filled_before) / elapsed
+        await initiator.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        store.close()
+    finally:
+        sim.terminate()
+        sim.wait(10)
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] / 1000, 1)
+
+    return {
+        "bench": "fix_roundtrip",
+        "orders": len(latencies),
+        "p50_us": pct(0.50),
+        "p99_us": pct(0.99),
+        "max_us": round(latencies[-1] / 1000, 1),
+        "orders_per_s": round(orders_per_s),
+        "window": args.window,
+        "throughput_seconds": args.seconds,
+        "sessions_stored": "sqlite",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=5000, help="orders in the latency run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="throughput run length")
+    parser.add_argument("--window", type=int, default=32, help="orders in flight (throughput)")
+    args = parser.parse_args()
+    configure_logging("warning", "console")
+    with tempfile.TemporaryDirectory(prefix="bastion-fix-bench-") as tmp:
+        result = asyncio.run(_run(args, Path(tmp)))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

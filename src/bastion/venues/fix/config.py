@@ -1,0 +1,114 @@
+"""Configuration of a venue reached over FIX 4.4 (``[fix_venue]`` in a node config)."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+from bastion.errors import ConfigError
+from bastion.fix.schedule import SessionSchedule
+from bastion.fix.session import SessionSettings
+
+
+class FixScheduleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The daily session window, ``HH:MM[:SS]`` in ``timezone`` (an IANA name).
+
+    ``start`` after ``end`` spans midnight; equal means a 24-hour session that
+    rolls over at ``start``. Each new session starts with sequence numbers at 1.
+    """
+
+    start: str
+    end: str
+    timezone: str = "UTC"
+
+    def to_schedule(self) -> SessionSchedule:
+        try:
+            return SessionSchedule.parse(self.start, self.end, self.timezone)
+        except (ValueError, KeyError) as error:
+            raise ConfigError(f"key 'fix_venue.schedule': {error}") from None
+
+
+class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A FIX 4.4 venue session: where, who, how often, and what to subscribe.
+
+    - ``name``: the venue name instruments refer to (``instruments[].venue``).
+    - ``password_env``: the environment variable holding the Logon password (554);
+      ``password`` in the file works too but keeps a secret in a file: prefer the
+      environment until the vault lands. Neither is ever logged.
+    - ``store_path``: sequence numbers and sent messages, so a restarted node
+      resumes its session; relative to the config file.
+    - ``reset_on_logon``: ask for sequence numbers 1 at every logon (141=Y).
+    - ``reconnect_initial_ms`` / ``reconnect_max_ms``: exponential backoff with
+      jitter between reconnect attempts.
+    - ``market_data``: subscribe to top of book for this venue's instruments.
+    """
+
+    name: str = "FIX"
+    host: str = "127.0.0.1"
+    port: int
+    sender_comp_id: str
+    target_comp_id: str
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    account: str | None = None
+    heartbeat_s: int = 30
+    reset_on_logon: bool = False
+    store_path: str = "fix-sessions.sqlite"
+    reconnect_initial_ms: int = 500
+    reconnect_max_ms: int = 30_000
+    logon_timeout_ms: int = 10_000
+    max_sending_time_skew_s: float = 120.0
+    schedule: FixScheduleConfig | None = None
+    market_data: bool = True
+
+    def __repr__(self) -> str:
+        return (
+            f"FixVenueConfig(name={self.name!r}, host={self.host!r}, port={self.port}, "
+            f"sender_comp_id={self.sender_comp_id!r}, target_comp_id={self.target_comp_id!r})"
+        )
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"key 'fix_venue.port': must be 1..65535, got {self.port}")
+        for key in ("name", "host", "sender_comp_id", "target_comp_id"):
+            if not getattr(self, key):
+                raise ConfigError(f"key 'fix_venue.{key}': must not be empty")
+        if self.heartbeat_s <= 0:
+            raise ConfigError(f"key 'fix_venue.heartbeat_s': must be > 0, got {self.heartbeat_s}")
+        if self.password is not None and self.password_env is not None:
+            raise ConfigError("keys 'fix_venue.password' and 'fix_venue.password_env': give one")
+        for key in ("reconnect_initial_ms", "reconnect_max_ms", "logon_timeout_ms"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"key 'fix_venue.{key}': must be > 0")
+        if self.reconnect_max_ms < self.reconnect_initial_ms:
+            raise ConfigError("key 'fix_venue.reconnect_max_ms': must be >= reconnect_initial_ms")
+        if not self.max_sending_time_skew_s > 0:
+            raise ConfigError("key 'fix_venue.max_sending_time_skew_s': must be > 0")
+        if self.schedule is not None:
+            self.schedule.to_schedule()
+
+    def resolve_password(self) -> str | None:
+        """The Logon password: from the environment variable named, or the file."""
+        if self.password_env is None:
+            return self.password
+        value = os.environ.get(self.password_env)
+        if not value:
+            raise ConfigError(
+                f"key 'fix_venue.password_env': environment variable {self.password_env} is not set"
+            )
+        return value
+
+    def settings(self) -> SessionSettings:
+        return SessionSettings(
+            sender_comp_id=self.sender_comp_id,
+            target_comp_id=self.target_comp_id,
+            heartbeat_s=self.heartbeat_s,
+            reset_on_logon=self.reset_on_logon,
+            username=self.username,
+            password=self.resolve_password(),
+            max_sending_time_skew_s=self.max_sending_time_skew_s,
+            logon_timeout_s=self.logon_timeout_ms / 1000,
+            schedule=None if self.schedule is None else self.schedule.to_schedule(),
+        )

@@ -1,0 +1,115 @@
+"""``bastion venue sim`` configuration: listener, accounts, instruments, matching, data."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+from bastion.config import InstrumentConfig
+from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
+from bastion.errors import ConfigError
+from bastion.venues.sim.config import SimVenueConfig
+
+
+class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A trading account: the FIX session its node logs on with, and its credentials.
+
+    ``comp_id`` is the node's SenderCompID. The Logon must carry ``username`` (553)
+    and the password (554) from the environment variable ``password_env`` (or
+    ``password`` in the file, which keeps a secret in a file: prefer the environment).
+    """
+
+    name: str
+    comp_id: str
+    username: str
+    password: str | None = None
+    password_env: str | None = None
+
+    def __repr__(self) -> str:
+        return f"AccountConfig(name={self.name!r}, comp_id={self.comp_id!r})"
+
+    def resolve_password(self, key: str) -> str:
+        if self.password is not None:
+            return self.password
+        assert self.password_env is not None
+        value = os.environ.get(self.password_env)
+        if not value:
+            raise ConfigError(
+                f"key '{key}.password_env': environment variable {self.password_env} is not set"
+            )
+        return value
+
+
+class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The venue simulator process.
+
+    - ``host``/``port``: where the FIX acceptor listens; ``comp_id`` is its CompID.
+    - ``ledger_path``: orders, fills and positions per account (SQLite), kept across
+      restarts of the simulator and of the nodes; ``session_store_path``: FIX
+      sequence numbers and sent messages per account session. Relative to this file.
+    - ``cancel_on_disconnect``: when an account's session drops, cancel its open orders.
+    - ``matching``: the matching engine's rules (the same as the in-process venue).
+    - ``feeds`` (synthetic quotes) and ``replay`` (recorded files): the market the
+      simulator matches against and publishes over FIX market data.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 9878
+    comp_id: str = "BASTION-SIM"
+    ledger_path: str = "venue-ledger.sqlite"
+    session_store_path: str = "venue-sessions.sqlite"
+    cancel_on_disconnect: bool = False
+    max_sending_time_skew_s: float = 120.0
+    matching: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
+    accounts: list[AccountConfig]
+    instruments: list[InstrumentConfig]
+    feeds: list[SyntheticFeedConfig] = []
+    replay: list[ReplaySourceConfig] = []
+    run_for_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"key 'port': must be 0..65535, got {self.port}")
+        if not self.comp_id:
+            raise ConfigError("key 'comp_id': must not be empty")
+        if not self.accounts:
+            raise ConfigError("key 'accounts': at least one [[accounts]] table is required")
+        names: set[str] = set()
+        comp_ids: set[str] = set()
+        for n, account in enumerate(self.accounts):
+            key = f"accounts[{n}]"
+            for field in ("name", "comp_id", "username"):
+                if not getattr(account, field):
+                    raise ConfigError(f"key '{key}.{field}': must not be empty")
+            if account.name in names:
+                raise ConfigError(f"key '{key}.name': duplicate account '{account.name}'")
+            if account.comp_id in comp_ids:
+                raise ConfigError(f"key '{key}.comp_id': duplicate comp_id '{account.comp_id}'")
+            if (account.password is None) == (account.password_env is None):
+                raise ConfigError(f"key '{key}': give exactly one of password_env or password")
+            names.add(account.name)
+            comp_ids.add(account.comp_id)
+        if not self.instruments:
+            raise ConfigError("key 'instruments': at least one [[instruments]] table is required")
+        ids: set[str] = set()
+        for n, inst in enumerate(self.instruments):
+            problem = inst.problem()
+            if problem is not None:
+                raise ConfigError(f"key 'instruments[{n}].{problem[0]}': {problem[1]}")
+            if inst.venue != self.matching.name:
+                raise ConfigError(
+                    f"key 'instruments[{n}].venue': '{inst.venue}' is not this venue "
+                    f"(matching.name is '{self.matching.name}')"
+                )
+            ids.add(inst.id)
+        for n, feed in enumerate(self.feeds):
+            if feed.instrument not in ids:
+                raise ConfigError(f"key 'feeds[{n}].instrument': unknown '{feed.instrument}'")
+            if feed.interval_ms <= 0:
+                raise ConfigError(f"key 'feeds[{n}].interval_ms': must be > 0")
+        for n, source in enumerate(self.replay):
+            if source.instrument not in ids:
+                raise ConfigError(f"key 'replay[{n}].instrument': unknown '{source.instrument}'")
+        if self.run_for_s is not None and not self.run_for_s > 0:
+            raise ConfigError(f"key 'run_for_s': must be > 0, got {self.run_for_s}")

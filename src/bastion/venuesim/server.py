@@ -1,0 +1,278 @@
+"""The venue simulator process: a FIX 4.4 acceptor in front of ``VenueSimEngine``.
+
+One FIX session per account (our CompID to the account's CompID), authenticated
+by Logon Username (553) and Password (554). Order messages (D, F, G, H, AF) are
+validated into venue requests; reports go back on the account's session. A
+report produced while the account is disconnected (a resting order filling, a
+cancel-on-disconnect) is stored with its sequence number and reaches the node
+through its ResendRequest after it logs on again. Market data comes from the
+configured synthetic feeds or recorded files, drives matching, and is published
+to each subscribed session (V → W snapshot, then X on every change).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import structlog
+
+from bastion.clock import LiveClock
+from bastion.config import resolve_path
+from bastion.data import SyntheticQuoteFeed, replay_from_config
+from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
+from bastion.fix.codec import REQUIRED_TAG_MISSING, VALUE_INCORRECT, FixMessage
+from bastion.fix.session import (
+    BusinessReject,
+    FixSession,
+    OutputGate,
+    RejectMessage,
+    SessionSettings,
+)
+from bastion.fix.store import SqliteSessionStore
+from bastion.fix.transport import FixAcceptor
+from bastion.model.data import QuoteTick
+from bastion.model.instruments import Instrument
+from bastion.tasks import TaskManager
+from bastion.venuesim.config import AccountConfig, VenueSimConfig
+from bastion.venuesim.engine import VenueSimEngine
+from bastion.venuesim.fixmap import (
+    ORDER_MSG_TYPES,
+    market_data_incremental,
+    market_data_snapshot,
+    parse_request,
+    report_to_fix,
+)
+from bastion.venuesim.ledger import VenueLedger
+from bastion.venuesim.messages import CancelReject, ExecReport, QuoteUpdate
+
+log = structlog.get_logger("bastion.venuesim")
+
+
+class _AccountSession:
+    """The FIX application of one account's session."""
+
+    def __init__(self, server: VenueSimServer, account: AccountConfig, password: str) -> None:
+        self.server = server
+        self.account = account
+        self._password = password.encode()
+        self.subscriptions: dict[str, str] = {}  # symbol -> MDReqID
+        self.session: FixSession | None = None
+
+    def authenticate(self, session: FixSession, logon: FixMessage) -> str | None:
+        username = (logon.get(553) or "").encode()
+        password = (logon.get(554) or "").encode()
+        ok_user = hmac.compare_digest(username, self.account.username.encode())
+        ok_password = hmac.compare_digest(password, self._password)
+        if not (ok_user and ok_password):
+            return "invalid username or password"
+        return None
+
+    def on_logon(self, session: FixSession) -> None:
+        log.info("account_logged_on", account=self.account.name)
+
+    def on_logout(self, session: FixSession, reason: str) -> None:
+        self.subscriptions.clear()
+        log.info("account_logged_out", account=self.account.name, reason=reason)
+        if self.server.config.cancel_on_disconnect:
+            canceled = self.server.engine.cancel_all(self.account.name, "cancel on disconnect")
+            log.warning("cancel_on_disconnect", account=self.account.name, canceled=canceled)
+
+    def on_message(self, session: FixSession, message: FixMessage) -> None:
+        msg_type = message.msg_type
+        if msg_type in ORDER_MSG_TYPES:
+            self.server.engine.handle(self.account.name, parse_request(message))
+        elif msg_type == "V":
+            self._on_market_data_request(session, message)
+        elif msg_type in ("3", "j"):
+            log.warning("account_reject_received", account=self.account.name, text=message.get(58))
+        else:
+            raise BusinessReject(3, f"unsupported message type {msg_type}")
+
+    def _on_market_data_request(self, session: FixSession, message: FixMessage) -> None:
+        req_id = message.get(262)
+        if req_id is None:
+            raise RejectMessage(REQUIRED_TAG_MISSING, 262, "Required tag missing: 262")
+        kind = message.get(263)
+        if kind not in ("0", "1", "2"):
+            raise RejectMessage(VALUE_INCORRECT, 263, "SubscriptionRequestType must be 0, 1 or 2")
+        symbols = message.get_all(55)
+        unknown = [s for s in symbols if s not in self.server.instruments]
+        if not symbols or unknown:
+            session.send(
+                FixMessage.of(
+                    "Y", (262, req_id), (281, "0"), (58, f"unknown symbol(s): {unknown or '-'}")
+                )
+            )
+            return
+        for symbol in symbols:
+            if kind == "2":
+                self.subscriptions.pop(symbol, None)
+                continue
+            last = self.server.last_quotes.get(symbol)
+            if last is not None:
+                session.send(market_data_snapshot(req_id, last))
+            if kind == "1":
+                self.subscriptions[symbol] = req_id
+
+
+class VenueSimServer:
+    """Everything of one simulator process, wired."""
+
+    def __init__(self, config: VenueSimConfig, base_dir: Path) -> None:
+        self.config = config
+        self.base_dir = base_dir
+        self.clock = LiveClock()
+        self.instruments: dict[str, Instrument] = {
+            i.id: i.to_instrument() for i in config.instruments
+        }
+        self.last_quotes: dict[str, QuoteUpdate] = {}
+        self.ledger = VenueLedger(resolve_path(base_dir, config.ledger_path))
+        self._engine: VenueSimEngine | None = None
+        store_path = resolve_path(base_dir, config.session_store_path)
+        self.gate = OutputGate()  # every session's output waits for the ledger's commit
+        self.apps: dict[str, _AccountSession] = {}
+        sessions: dict[tuple[str, str], FixSession] = {}
+        for n, account in enumerate(config.accounts):
+            app = _AccountSession(self, account, account.resolve_password(f"accounts[{n}]"))
+            settings = SessionSettings(
+                sender_comp_id=config.comp_id,
+                target_comp_id=account.comp_id,
+                max_sending_time_skew_s=config.max_sending_time_skew_s,
+            )
+            store = SqliteSessionStore(store_path, settings.key, now_ns=self.clock.timestamp_ns())
+            app.session = FixSession(
+                settings, store, app, now_ns=self.clock.timestamp_ns, gate=self.gate
+            )
+            app.session.unit_of_work = self.ledger.batch  # reports leave after the ledger commits
+            sessions[(config.comp_id, account.comp_id)] = app.session
+            self.apps[account.name] = app
+        self.acceptor = FixAcceptor(sessions, config.host, config.port)
+        self.tasks = TaskManager(on_crash=self._on_task_crash)
+        self.stop_requested = asyncio.Event()
+        self.exit_code = 0
+        self.port = config.port
+
+    @property
+    def engine(self) -> VenueSimEngine:
+        if self._engine is None:
+            raise RuntimeError("the venue simulator is not running")
+        return self._engine
+
+    def _start_engine(self) -> None:
+        """Inside the running loop: restoring DAY orders sets timers on the live clock, and
+        restoring may report (orders that cannot rest are canceled) to sessions that exist."""
+        self._engine = VenueSimEngine(
+            instruments=self.instruments,
+            sim_config=self.config.matching,
+            ledger=self.ledger,
+            clock=self.clock,
+            on_report=self._on_report,
+        )
+
+    def _on_report(self, account: str, report: ExecReport | CancelReject) -> None:
+        session = self.apps[account].session
+        assert session is not None
+        session.send(report_to_fix(report))
+
+    def _on_task_crash(self, name: str, error: BaseException) -> None:
+        self.exit_code = 1
+        self.stop_requested.set()
+
+    @contextlib.contextmanager
+    def _committing(self) -> Iterator[None]:
+        """Ledger and session stores committed together, then the reports written."""
+        store = next(iter(self.apps.values())).session
+        assert store is not None
+        with store.batch():
+            yield
+
+    def on_quote(self, quote: QuoteTick) -> None:
+        with self._committing():
+            update = self.engine.on_quote(quote)
+        if update is None:
+            return
+        self.last_quotes[update.symbol] = update
+        for app in self.apps.values():
+            req_id = app.subscriptions.get(update.symbol)
+            if req_id is not None and app.session is not None and app.session.logged_on:
+                app.session.send(market_data_incremental(req_id, update))
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop_requested.set)
+        try:
+            with self._committing():
+                self._start_engine()
+            self.port = await self.acceptor.start()
+            log.info(
+                "venue_sim_listening",
+                host=self.config.host,
+                port=self.port,
+                comp_id=self.config.comp_id,
+                accounts=[a.name for a in self.config.accounts],
+                open_orders=len(self.engine.open_orders()),
+            )
+            for feed in self.config.feeds:
+                self.tasks.spawn(f"feed-{feed.instrument}", self._synthetic(feed))
+            for n, source in enumerate(self.config.replay):
+                self.tasks.spawn(f"replay-{n}", self._replay(source))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), timeout=self.config.run_for_s)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.tasks.cancel_all()
+            await self.acceptor.stop()
+            for app in self.apps.values():
+                if app.session is not None:
+                    app.session.store.close()
+            self.ledger.close()
+        log.info("venue_sim_stopped", exit_code=self.exit_code)
+        return self.exit_code
+
+    async def _synthetic(self, feed_config: SyntheticFeedConfig) -> None:
+        instrument = self.instruments[feed_config.instrument]
+        feed = SyntheticQuoteFeed(instrument, feed_config, self.clock.timestamp_ns())
+        interval_s = feed_config.interval_ms / 1000
+        next_at = time.monotonic()
+        while True:
+            self.on_quote(feed.next_quote(self.clock.timestamp_ns()))
+            next_at += interval_s
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def _replay(self, source: ReplaySourceConfig) -> None:
+        replay = replay_from_config(
+            source, self.instruments[source.instrument], base_dir=self.base_dir
+        )
+        first_ts: int | None = None
+        wall0 = time.monotonic()
+        for event in replay:
+            if not isinstance(event, QuoteTick):
+                continue
+            if first_ts is None:
+                first_ts = event.ts_ns
+            delay = wall0 + (event.ts_ns - first_ts) / 1e9 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.on_quote(
+                QuoteTick(
+                    event.instrument_id,
+                    self.clock.timestamp_ns(),
+                    event.bid,
+                    event.ask,
+                    event.bid_size,
+                    event.ask_size,
+                )
+            )
+        log.info("venue_sim_replay_done", instrument=source.instrument)
+
+
+def run_venue_sim(config: VenueSimConfig, *, base_dir: Path) -> int:
+    return asyncio.run(VenueSimServer(config, base_dir).run())
