@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -122,9 +123,11 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     port = _free_port()
     (workdir / "venue.toml").write_text(_CONFIG.format(port=port, env=PASSWORD_ENV))
     env = dict(os.environ, **{PASSWORD_ENV: "bench-only-password"})
+    launcher = ["-m", "cProfile", "-o", args.profile_sim] if args.profile_sim else []
     sim = subprocess.Popen(
         [
             sys.executable,
+            *launcher,
             "-m",
             "bastion",
             "venue",
@@ -195,7 +198,7 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         await asyncio.gather(task, return_exceptions=True)
         store.close()
     finally:
-        sim.terminate()
+        sim.send_signal(signal.SIGINT)
         sim.wait(10)
 
     def pct(p: float) -> float:
@@ -219,6 +222,9 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=5000, help="orders in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput run length")
     parser.add_argument("--window", type=int, default=32, help="orders in flight (throughput)")
+    parser.add_argument(
+        "--profile-sim", metavar="FILE", help="run the simulator under cProfile, stats to FILE"
+    )
     args = parser.parse_args()
     configure_logging("warning", "console")
     with tempfile.TemporaryDirectory(prefix="bastion-fix-bench-") as tmp:

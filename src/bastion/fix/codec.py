@@ -120,7 +120,7 @@ def field_text(value: object) -> str:
 
 def encode(begin_string: str, fields: Iterable[tuple[int, str]]) -> bytes:
     """The wire bytes of ``fields`` (MsgType first) with 8, 9 and 10 added."""
-    body = b"".join(b"%d=%s\x01" % (tag, value.encode("latin-1")) for tag, value in fields)
+    body = "".join([f"{tag}={value}\x01" for tag, value in fields]).encode("latin-1")
     head = b"8=%s\x019=%d\x01" % (begin_string.encode("ascii"), len(body))
     message = head + body
     return message + b"10=%03d\x01" % (sum(message) & 0xFF)

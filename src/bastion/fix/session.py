@@ -803,14 +803,20 @@ class FixSession:
             self.store.reset(now)
 
 
+_last_second: list[object] = [None, ""]
+
+
 def format_utc_timestamp(ts_ns: int) -> str:
     """FIX UTCTimestamp with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
     seconds, rest = divmod(ts_ns, 1_000_000_000)
-    tm = time.gmtime(seconds)
-    return (
-        f"{tm.tm_year:04d}{tm.tm_mon:02d}{tm.tm_mday:02d}-"
-        f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{rest // 1_000_000:03d}"
-    )
+    if _last_second[0] != seconds:  # one gmtime per second, not per message
+        tm = time.gmtime(seconds)
+        _last_second[0] = seconds
+        _last_second[1] = (
+            f"{tm.tm_year:04d}{tm.tm_mon:02d}{tm.tm_mday:02d}-"
+            f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}."
+        )
+    return f"{_last_second[1]}{rest // 1_000_000:03d}"
 
 
 def parse_utc_timestamp(text: str) -> int | None:

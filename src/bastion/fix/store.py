@@ -61,6 +61,7 @@ class _StoreFile:
         self.checkpointer = WalCheckpointer(path, self.db)
         self.lock = threading.RLock()
         self.in_batch = False
+        self.dirty: set[SqliteSessionStore] = set()
         self.users = 0
 
 
@@ -119,27 +120,32 @@ class SqliteSessionStore:
                     "INSERT OR REPLACE INTO fix_messages VALUES (?, ?, ?)",
                     (self.session_key, seq, raw),
                 )
-            self._db.execute(
-                "UPDATE fix_sessions SET next_sender_seq = ? WHERE session_key = ?",
-                (seq + 1, self.session_key),
-            )
-        self.next_sender_seq = seq + 1
+            self.next_sender_seq = seq + 1
+            self._save_seqs()
 
     def set_next_sender_seq(self, seq: int) -> None:
         with self._lock, self._transaction():
-            self._db.execute(
-                "UPDATE fix_sessions SET next_sender_seq = ? WHERE session_key = ?",
-                (seq, self.session_key),
-            )
-        self.next_sender_seq = seq
+            self.next_sender_seq = seq
+            self._save_seqs()
 
     def set_next_target_seq(self, seq: int) -> None:
         with self._lock, self._transaction():
-            self._db.execute(
-                "UPDATE fix_sessions SET next_target_seq = ? WHERE session_key = ?",
-                (seq, self.session_key),
-            )
-        self.next_target_seq = seq
+            self.next_target_seq = seq
+            self._save_seqs()
+
+    def _save_seqs(self) -> None:
+        """Write both numbers now, or once at the end of the open batch."""
+        if self._file.in_batch:
+            self._file.dirty.add(self)
+            return
+        self._write_seqs()
+
+    def _write_seqs(self) -> None:
+        self._db.execute(
+            "UPDATE fix_sessions SET next_sender_seq = ?, next_target_seq = ? "
+            "WHERE session_key = ?",
+            (self.next_sender_seq, self.next_target_seq, self.session_key),
+        )
 
     def sent_messages(self, begin: int, end: int) -> list[tuple[int, bytes]]:
         """Stored application messages with ``begin <= seq <= end``, in order."""
@@ -180,12 +186,17 @@ class SqliteSessionStore:
             shared.in_batch = True
             try:
                 yield
+                for store in shared.dirty:
+                    store._write_seqs()
             except BaseException:
                 shared.in_batch = False
+                dirty, shared.dirty = shared.dirty, set()
                 self._db.execute("ROLLBACK")
-                self._reload()
+                for store in dirty | {self}:
+                    store._reload()
                 raise
             shared.in_batch = False
+            shared.dirty.clear()
             self._db.execute("COMMIT")
 
     def _reload(self) -> None:

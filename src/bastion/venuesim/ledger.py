@@ -173,6 +173,8 @@ class VenueLedger:
             raise OperationalError(f"venue ledger {path}: {error}") from error
         self._counters: dict[Counter, int] = {name: int(saved.get(name, 0)) for name in _COUNTERS}
         self._batch_db: sqlite3.Connection | None = None
+        # positions as last committed (a fill reads its position without a query)
+        self._positions: dict[tuple[str, str], PositionRow] = {}
         self._checkpointer = WalCheckpointer(path, self._db)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -239,7 +241,13 @@ class VenueLedger:
                     fill.ts_ns,
                 ),
             )
-            position = apply_fill(self._position(db, fill.account, fill.symbol), fill)
+            key = (fill.account, fill.symbol)
+            before = (
+                self._positions[key]
+                if key in self._positions
+                else self._position(db, fill.account, fill.symbol)
+            )
+            position = apply_fill(before, fill)
             db.execute(
                 f"INSERT OR REPLACE INTO positions ({_POSITION_COLUMNS}) VALUES ({_marks(8)})",
                 (
@@ -253,6 +261,7 @@ class VenueLedger:
                     position.updated_ns,
                 ),
             )
+            self._positions[key] = position  # kept only if the transaction commits
         return position
 
     # -- queries ----------------------------------------------------------------------
@@ -379,6 +388,7 @@ class VenueLedger:
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
+                self._positions.clear()  # may hold positions of the rolled-back writes
                 raise
         except sqlite3.Error as error:
             raise OperationalError(f"venue ledger {self.path}: {error}") from error
