@@ -712,17 +712,22 @@ class FixSession:
                 body.append((554, self.settings.password))
         self._send_admin("A", body)
 
-    def _reject(self, msg: FixMessage, reason: int, ref_tag: int | None, text: str) -> None:
-        self.counters["rejects_sent"] += 1
+    def _log_answer(
+        self, event: str, msg: FixMessage, reason: int, text: str, **more: object
+    ) -> None:
+        self.counters[f"{event}s_sent"] += 1
         log.warning(
-            "fix_reject_sent",
+            f"fix_{event}_sent",
             session=self.settings.key,
             ref_seq=msg.get(34),
             msg_type=msg.get(35),
-            ref_tag=ref_tag,
             reason=reason,
             text=text,
+            **more,
         )
+
+    def _reject(self, msg: FixMessage, reason: int, ref_tag: int | None, text: str) -> None:
+        self._log_answer("reject", msg, reason, text, ref_tag=ref_tag)
         body: list[tuple[int, str]] = []
         ref_seq = msg.get(34)
         body.append((45, ref_seq if ref_seq and ref_seq.isdigit() else "0"))
@@ -735,15 +740,7 @@ class FixSession:
             self._send_admin("3", body, force=True)
 
     def _business_reject(self, msg: FixMessage, reason: int, text: str, ref_id: str | None) -> None:
-        self.counters["business_rejects_sent"] += 1
-        log.warning(
-            "fix_business_reject_sent",
-            session=self.settings.key,
-            ref_seq=msg.get(34),
-            msg_type=msg.get(35),
-            reason=reason,
-            text=text,
-        )
+        self._log_answer("business_reject", msg, reason, text)
         body = [(45, msg.get(34) or "0"), (372, msg.get(35) or "")]
         if ref_id is not None:
             body.append((379, ref_id))

@@ -180,34 +180,27 @@ class FixVenueAdapter(VenueAdapter):
         self._sent_request(msg, coid)
 
     def cancel(self, order: Order) -> None:
-        coid = order.client_order_id
-        if not self.session.logged_on or coid not in self._venue_cl_ord_id:
-            reason = "order unknown to venue" if self.session.logged_on else NOT_LOGGED_ON
-            self._emit_later(OrderCancelRejected, order, reason=reason)
-            return
-        instrument = self.instruments[order.instrument_id]
-        msg = FixMessage.of(
-            "F",
-            (11, self._request_id(coid)),
-            (41, self._venue_cl_ord_id[coid]),
-            *(((1, self.account),) if self.account else ()),
-            (55, instrument.id),
-            (54, _SIDE_OUT[order.side]),
-            (60, _transact_time(self.clock)),
-            (38, instrument.size(order.quantity)),
-        )
-        self._sent_request(msg, coid)
+        self._amend(order, "F", OrderCancelRejected, order.quantity, None)
 
     def modify(self, order: Order, quantity: int, price: int | None) -> None:
+        self._amend(order, "G", OrderModifyRejected, quantity, price)
+
+    def _amend(
+        self,
+        order: Order,
+        msg_type: str,
+        refused: type[OrderCancelRejected | OrderModifyRejected],
+        quantity: int,
+        price: int | None,
+    ) -> None:
+        """A cancel (F) or cancel/replace (G) of the order the venue knows by its last ClOrdID."""
         coid = order.client_order_id
         if not self.session.logged_on or coid not in self._venue_cl_ord_id:
             reason = "order unknown to venue" if self.session.logged_on else NOT_LOGGED_ON
-            self._emit_later(OrderModifyRejected, order, reason=reason)
+            self._emit_later(refused, order, reason=reason)
             return
         instrument = self.instruments[order.instrument_id]
-        new_price = price if price is not None else order.price
-        msg = FixMessage.of(
-            "G",
+        fields: list[tuple[int, object]] = [
             (11, self._request_id(coid)),
             (41, self._venue_cl_ord_id[coid]),
             *(((1, self.account),) if self.account else ()),
@@ -215,11 +208,14 @@ class FixVenueAdapter(VenueAdapter):
             (54, _SIDE_OUT[order.side]),
             (60, _transact_time(self.clock)),
             (38, instrument.size(quantity)),
-            (40, _TYPE_OUT[order.order_type]),
-            *(((44, instrument.price(new_price)),) if new_price is not None else ()),
-            (59, _TIF_OUT[order.time_in_force]),
-        )
-        self._sent_request(msg, coid)
+        ]
+        if msg_type == "G":
+            new_price = price if price is not None else order.price
+            fields.append((40, _TYPE_OUT[order.order_type]))
+            if new_price is not None:
+                fields.append((44, instrument.price(new_price)))
+            fields.append((59, _TIF_OUT[order.time_in_force]))
+        self._sent_request(FixMessage.of(msg_type, *fields), coid)
 
     def _request_id(self, coid: str) -> str:
         return f"{coid}/{next(self._request_ids):x}"
