@@ -206,8 +206,10 @@ class _Node:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 yield _restamp(event, kernel.clock.timestamp_ns())
-        log.info("feed_exhausted")
-        await asyncio.Event().wait()  # keep running until stopped
+        if config.feed is not None or config.replay:
+            log.info("feed_exhausted")
+        # keep running until stopped (with a FIX venue, quotes arrive over its session)
+        await asyncio.Event().wait()
 
     async def _log_pnl(self, kernel: Kernel) -> None:
         portfolio = kernel.portfolio
