@@ -62,6 +62,8 @@ _FIX44_MSG_TYPES_TEXT = (
     "BA BB BC BD BE BF BG BH"
 )
 FIX44_MSG_TYPES = frozenset(_FIX44_MSG_TYPES_TEXT.split())
+RESEND_RETRIES = 2
+"""A ResendRequest that brings nothing is repeated this many times, then the session drops."""
 TEST_REQUEST_FACTOR = 1.2
 """Silence longer than HeartBtInt times this triggers a TestRequest."""
 
@@ -208,6 +210,9 @@ class FixSession:
         self._close: Closer | None = None
         self._queue: dict[int, FixMessage | None] = {}
         self._resend_pending_to: int | None = None
+        self._resend_asked_at = 0.0
+        self._resend_asked_from = 0
+        self._resend_retries = 0
         self._connected_at = self._last_sent = self._last_received = 0.0
         self._test_request_at: float | None = None
         self._test_seq = 0
@@ -430,6 +435,9 @@ class FixSession:
             self._resend_pending_to = max(self._resend_pending_to, seen)
             return
         self._resend_pending_to = seen
+        self._resend_asked_at = self._monotonic()
+        self._resend_asked_from = begin
+        self._resend_retries = 0
         self.counters["resend_requests_sent"] += 1
         log.warning("fix_gap", session=self.settings.key, expected=begin, received=seen)
         self._send_admin("2", [(7, str(begin)), (16, "0")])
@@ -775,6 +783,8 @@ class FixSession:
             self.logout("end of session")
             return
         heartbeat = self.heartbeat_s
+        if self._resend_pending_to is not None and not self._resend_progressing(now):
+            return
         if self._test_request_at is not None:
             if now - self._test_request_at >= heartbeat:
                 self.counters["heartbeat_timeouts"] += 1
@@ -787,6 +797,27 @@ class FixSession:
             self._send_admin("1", [(112, f"TEST-{self._test_seq}")])
         if now - self._last_sent >= heartbeat:
             self._send_admin("0", [])
+
+    def _resend_progressing(self, now: float) -> bool:
+        """A ResendRequest unanswered for two heartbeats is asked again, up to
+        ``RESEND_RETRIES`` times; then the session is dropped (a reconnect asks anew)."""
+        expected = self.store.next_target_seq
+        if expected != self._resend_asked_from:  # the gap is being filled
+            self._resend_asked_from = expected
+            self._resend_asked_at = now
+            return True
+        if now - self._resend_asked_at < 2 * self.heartbeat_s:
+            return True
+        if self._resend_retries >= RESEND_RETRIES:
+            self.counters["resend_timeouts"] += 1
+            self.disconnect(f"gap from {expected} not filled after {RESEND_RETRIES + 1} requests")
+            return False
+        self._resend_retries += 1
+        self._resend_asked_at = now
+        self.counters["resend_requests_sent"] += 1
+        log.warning("fix_resend_repeated", session=self.settings.key, expected=expected)
+        self._send_admin("2", [(7, str(expected)), (16, "0")])
+        return True
 
     def _new_period_reset(self) -> None:
         """A scheduled session starts each period with sequence numbers at 1."""

@@ -181,18 +181,27 @@ class FixAcceptor:
         self.port = port
         return port
 
-    async def stop(self) -> None:
+    async def stop(self, *, logout_timeout_s: float = 2.0) -> None:
+        """Log every session out (waiting, bounded, for the answers), then close."""
+        if self._server is not None:
+            self._server.close()  # no new connections
         for session in self.sessions.values():
             if session.logged_on:
                 session.logout("venue shutting down")
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        deadline = time.monotonic() + logout_timeout_s
+        while any(s.connected for s in self.sessions.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         for session in self.sessions.values():
             session.disconnect("acceptor stopped")
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        # each connection's task ends by itself once its session is disconnected; one
+        # still waiting for its first message is cancelled
+        if self._connections:
+            _, pending = await asyncio.wait(set(self._connections), timeout=logout_timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -202,6 +211,9 @@ class FixAcceptor:
         self._connections.add(task)
         try:
             await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # stopping: end normally (asyncio before 3.13 logs a cancelled handler as an error)
+            pass
         finally:
             self._connections.discard(task)
             writer.transport.close()

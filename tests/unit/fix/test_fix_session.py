@@ -791,3 +791,30 @@ def test_when_data_lost_and_reconnected_then_every_app_message_delivered_once_in
         assert p.acc.store.next_target_seq == p.ini.store.next_sender_seq
     finally:
         p.close()
+
+
+def test_when_resend_request_goes_unanswered_then_repeated_then_disconnect(pair: Pair) -> None:
+    """An ignored ResendRequest is asked again every two heartbeats, then the session drops."""
+    for n in range(1, 4):
+        pair.acc.send(report(f"E{n}"))
+    del pair.to_ini.pending[0]  # E1 is lost
+    pair.ini.data_received(pair.to_ini.take())
+    asked = [m for m in sent(pair.to_acc) if m.msg_type == "2"]
+
+    def two_heartbeats_later() -> None:
+        for _ in range(2):  # the venue keeps the line alive, but never fills the gap
+            pair.clock.advance(pair.ini.heartbeat_s)
+            pair.acc.tick()
+            pair.ini.data_received(pair.to_ini.take())
+            pair.ini.tick()
+
+    for _ in range(2):
+        two_heartbeats_later()
+        asked += [m for m in sent(pair.to_acc) if m.msg_type == "2"]
+        assert pair.ini.logged_on
+    assert [(m.get(7), m.get(16)) for m in asked] == [("2", "0")] * 3
+    two_heartbeats_later()
+    assert not pair.ini.connected
+    assert pair.ini.counters["resend_timeouts"] == 1
+    assert "not filled" in pair.ini.disconnect_reason
+    assert pair.ini_app.messages == []  # nothing out of order was delivered
