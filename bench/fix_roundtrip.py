@@ -7,7 +7,9 @@ bastion's own FIX session layer and measures:
   NewOrderSingle to the session until its Trade ExecutionReport is parsed
   (p50_us, p99_us over ``--orders``);
 - throughput: orders pipelined with up to ``--window`` in flight for
-  ``--seconds``; orders_per_s counts orders whose fill came back.
+  ``--seconds``; orders_per_s counts orders whose fill came back;
+- the CPU time each process spends per order in the latency run
+  (sim_cpu_us_per_order, client_cpu_us_per_order: both ends, all threads).
 
 Prints one JSON line. Usage: python bench/fix_roundtrip.py [--orders 5000]
 """
@@ -25,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 from bastion.fix.codec import FixMessage
 from bastion.fix.session import FixSession, SessionSettings
@@ -99,6 +103,11 @@ class _Client:
             waiter.set_result(None)
 
 
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -168,6 +177,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             session.send(_order(n))
             await asyncio.wait_for(fut, 5)
         client.latencies_ns.clear()
+        sim_proc, me = psutil.Process(sim.pid), psutil.Process()
+        sim_cpu0, my_cpu0 = _cpu_s(sim_proc), _cpu_s(me)
         for _ in range(args.orders):
             n += 1
             fut = loop.create_future()
@@ -176,6 +187,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             session.send(_order(n))
             await asyncio.wait_for(fut, 5)
         latencies = sorted(client.latencies_ns)
+        sim_cpu_us = (_cpu_s(sim_proc) - sim_cpu0) / args.orders * 1e6
+        client_cpu_us = (_cpu_s(me) - my_cpu0) / args.orders * 1e6
         # throughput: keep `window` orders in flight
         filled_before = client.filled
         in_flight: set[asyncio.Future[None]] = set()
@@ -211,6 +224,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         "p99_us": pct(0.99),
         "max_us": round(latencies[-1] / 1000, 1),
         "orders_per_s": round(orders_per_s),
+        "sim_cpu_us_per_order": round(sim_cpu_us),
+        "client_cpu_us_per_order": round(client_cpu_us),
         "window": args.window,
         "throughput_seconds": args.seconds,
         "sessions_stored": "sqlite",

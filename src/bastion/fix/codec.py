@@ -250,21 +250,18 @@ def _partial_prefix(buf: bytearray, marker: bytes) -> int:
 def _parse_fields(frame: bytes, body_start: int, trailer: int) -> FixMessage:
     fields: list[tuple[int, str]] = []
     defect: Defect | None = None
-    body = frame[body_start:trailer]
-    for part in body.split(SOH)[:-1]:
-        tag_bytes, sep, value = part.partition(b"=")
-        if not sep or not tag_bytes.isdigit():
+    # one decode per message; latin-1 maps every byte, so nothing is lost or refused
+    body = frame[body_start:trailer].decode("latin-1")
+    for part in body.split("\x01")[:-1]:
+        tag_text, sep, value = part.partition("=")
+        if not sep or not (tag_text.isascii() and tag_text.isdigit()):
             if defect is None:
-                defect = Defect(
-                    INVALID_TAG_NUMBER,
-                    None,
-                    f"malformed field {part[:32].decode('latin-1')!r}",
-                )
+                defect = Defect(INVALID_TAG_NUMBER, None, f"malformed field {part[:32]!r}")
             continue
-        tag = int(tag_bytes)
+        tag = int(tag_text)
         if not value and defect is None:
             defect = Defect(TAG_WITHOUT_VALUE, tag, f"tag {tag} has no value")
-        fields.append((tag, value.decode("latin-1")))
+        fields.append((tag, value))
     if defect is None and (not fields or fields[0][0] != 35):
         defect = Defect(REQUIRED_TAG_MISSING, 35, "MsgType (35) is not the third field")
     return FixMessage(fields, raw=frame, defect=defect)
