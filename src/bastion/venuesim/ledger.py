@@ -175,6 +175,8 @@ class VenueLedger:
         self._batch_db: sqlite3.Connection | None = None
         # positions as last committed (a fill reads its position without a query)
         self._positions: dict[tuple[str, str], PositionRow] = {}
+        self._ids: set[tuple[str, str]] | None = None  # see _known_ids
+        self._saved_counters = dict(self._counters)
         self._checkpointer = WalCheckpointer(path, self._db)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -273,6 +275,8 @@ class VenueLedger:
 
     def find(self, account: str, cl_ord_id: str) -> OrderRow | None:
         """The account's order that ``cl_ord_id`` names (any id of its replace chain)."""
+        if (account, cl_ord_id) not in self._known_ids():
+            return None  # the usual case, a new order: no query
         row = self._db.execute(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = "
             "(SELECT order_id FROM cl_ord_ids WHERE account = ? AND cl_ord_id = ?)",
@@ -381,14 +385,21 @@ class VenueLedger:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
-                db.executemany(
-                    "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)",
-                    list(self._counters.items()),
-                )
+                changed = [
+                    (name, value)
+                    for name, value in self._counters.items()
+                    if self._saved_counters.get(name) != value
+                ]
+                if changed:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)", changed
+                    )
                 db.execute("COMMIT")
+                self._saved_counters.update(changed)
             except BaseException:
                 db.execute("ROLLBACK")
                 self._positions.clear()  # may hold positions of the rolled-back writes
+                self._ids = None  # likewise ids
                 raise
         except sqlite3.Error as error:
             raise OperationalError(f"venue ledger {self.path}: {error}") from error
@@ -419,12 +430,23 @@ class VenueLedger:
             ),
         )
 
-    @staticmethod
-    def _add_cl_ord_id(db: sqlite3.Connection, order: OrderRow) -> None:
+    def _add_cl_ord_id(self, db: sqlite3.Connection, order: OrderRow) -> None:
         db.execute(
             "INSERT INTO cl_ord_ids (account, cl_ord_id, order_id) VALUES (?, ?, ?)",
             (order.account, order.cl_ord_id, order.order_id),
         )
+        self._known_ids().add((order.account, order.cl_ord_id))
+
+    def _known_ids(self) -> set[tuple[str, str]]:
+        """Every (account, ClOrdID) in the ledger, loaded once and kept up to date."""
+        if self._ids is None:
+            self._ids = {
+                (account, cl_ord_id)
+                for account, cl_ord_id in self._db.execute(
+                    "SELECT account, cl_ord_id FROM cl_ord_ids"
+                )
+            }
+        return self._ids
 
     @staticmethod
     def _position(db: sqlite3.Connection, account: str, symbol: str) -> PositionRow | None:
