@@ -91,8 +91,12 @@ class SimVenue(VenueAdapter):
 
     # -- requests from the node ---------------------------------------------------------
     def submit(self, order: Order) -> None:
+        self._deliver(self._on_new, (self._sim_order(order, None),))
+
+    def _sim_order(self, order: Order, venue_order_id: str | None) -> SimOrder:
+        """The matching engine's copy of ``order``, next in time priority."""
         self._order_seq = seq = self._order_seq + 1
-        sim = SimOrder(
+        return SimOrder(
             order.client_order_id,
             order.strategy_id,
             order.instrument_id,
@@ -101,10 +105,9 @@ class SimVenue(VenueAdapter):
             order.time_in_force,
             order.quantity,
             order.price,
-            f"{self.name}-{seq}",
+            venue_order_id or f"{self.name}-{seq}",
             seq,
         )
-        self._deliver(self._on_new, (sim,))
 
     def cancel(self, order: Order) -> None:
         self._deliver(
@@ -135,19 +138,7 @@ class SimVenue(VenueAdapter):
             raise ValueError(f"order {order.client_order_id} is already open")
         if not 0 <= order.filled_qty < order.quantity:
             raise ValueError(f"order {order.client_order_id} has nothing left to rest")
-        self._order_seq = seq = self._order_seq + 1
-        sim = SimOrder(
-            order.client_order_id,
-            order.strategy_id,
-            order.instrument_id,
-            order.side,
-            order.order_type,
-            order.time_in_force,
-            order.quantity,
-            order.price,
-            order.venue_order_id or f"{self.name}-{seq}",
-            seq,
-        )
+        sim = self._sim_order(order, order.venue_order_id)
         sim.filled = order.filled_qty
         self._open[sim.client_order_id] = sim
         book.rest(sim)
