@@ -29,21 +29,25 @@ because QuickFIX calls ``toApp``/``toAdmin`` while holding its session mutex.
 from __future__ import annotations
 
 import argparse
-import inspect
-import json
 import logging
 import os
 import re
 import sys
-import sysconfig
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import quickfix as fix
 import quickfix44 as fix44
+from qf_common import (
+    JsonController,
+    common_settings,
+    find_data_dictionary,
+    get,
+    utc_now,
+    write_line,
+)
 
 log = logging.getLogger("qf_initiator")
 
@@ -71,25 +75,6 @@ SUMMARY_TAGS: dict[str, tuple[int, ...]] = {
 }
 ENTRY_TAGS = (279, 269, 55, 270, 271)
 EXEC_TAGS = (11, 41, 37, 17, 150, 39, 32, 31, 14, 151, 6, 55, 54, 38, 44, 58, 584, 911, 912)
-
-
-def find_data_dictionary() -> Path:
-    """FIX44.xml as installed by the quickfix wheel under ``<prefix>/share/quickfix``."""
-    roots = [Path(sys.prefix), Path(sysconfig.get_path("data"))]
-    roots.append(Path(sysconfig.get_path("purelib")).parents[2])  # site-packages/../../..
-    for root in roots:
-        candidate = root / "share" / "quickfix" / "FIX44.xml"
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("FIX44.xml not found under " + ", ".join(map(str, roots)))
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
-
-
-def get(fields: fix.FieldMap, tag: int) -> str | None:
-    return fields.getField(tag) if fields.isSetField(tag) else None
 
 
 def masked(message: fix.Message) -> str:
@@ -287,40 +272,12 @@ def md_entries(message: fix.Message, msg_type: str) -> list[dict[str, str]]:
     return entries
 
 
-class Controller:
+class Controller(JsonController):
     """Runs one JSON command per stdin line; every reply is one JSON line on stdout."""
 
     def __init__(self, app: InitiatorApp, session_id: fix.SessionID) -> None:
         self.app = app
         self.session_id = session_id
-        self.running = True
-
-    def handle(self, line: str) -> dict[str, Any]:
-        try:
-            request = json.loads(line)
-        except json.JSONDecodeError as e:
-            return {"ok": False, "error": f"bad JSON: {e}"}
-        if not isinstance(request, dict):
-            return {"ok": False, "error": "a command is a JSON object"}
-        request_id = request.pop("id", None)
-        reply = self._run(request.pop("cmd", None), request)
-        return reply if request_id is None else {**reply, "id": request_id}
-
-    def _run(self, cmd: object, args: dict[str, Any]) -> dict[str, Any]:
-        method = getattr(self, f"_cmd_{cmd}", None) if isinstance(cmd, str) else None
-        if method is None:
-            return {"ok": False, "error": f"unknown command: {cmd!r}"}
-        try:
-            inspect.signature(method).bind(**args)
-        except TypeError as e:
-            return {"ok": False, "error": f"bad arguments for {cmd}: {e}"}
-        try:
-            return {"ok": True, **method(**args)}
-        except (ValueError, KeyError, fix.SessionNotFound) as e:
-            return {"ok": False, "error": str(e) or type(e).__name__}
-        except Exception as e:  # the initiator must outlive any one command
-            log.exception("command %s failed", cmd)
-            return {"ok": False, "error": f"{type(e).__name__}: {e}"}
 
     def session(self) -> fix.Session:
         return fix.Session.lookupSession(self.session_id)
@@ -416,10 +373,6 @@ class Controller:
             **self.app.snapshot(),
         }
 
-    def _cmd_quit(self) -> dict[str, Any]:
-        self.running = False
-        return {}
-
 
 def settings_text(args: argparse.Namespace, dictionary: Path) -> str:
     return "\n".join(
@@ -427,21 +380,9 @@ def settings_text(args: argparse.Namespace, dictionary: Path) -> str:
             "[DEFAULT]",
             "ConnectionType=initiator",
             "ReconnectInterval=1",
-            "StartTime=00:00:00",
-            "EndTime=00:00:00",
-            # Else QuickFIX may take midnight UTC for a new session and reset sequence numbers.
-            "NonStopSession=Y",
-            "UseDataDictionary=Y",
-            f"DataDictionary={dictionary}",
-            "ResetOnLogon=N",
-            "ResetOnLogout=N",
-            "ResetOnDisconnect=N",
-            "PersistMessages=Y",
-            "ValidateUserDefinedFields=N",
-            "AllowUnknownMsgFields=Y",
+            *common_settings(dictionary, args.store_dir),
             f"SocketConnectHost={args.host}",
             f"SocketConnectPort={args.port}",
-            f"FileStorePath={args.store_dir}",
             "",
             "[SESSION]",
             "BeginString=FIX.4.4",
@@ -475,11 +416,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def write_line(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -505,12 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     write_line({"ready": True})
     controller = Controller(app, session_id)
     try:
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            write_line(controller.handle(line))
-            if not controller.running:
-                break
+        controller.serve(sys.stdin)
     finally:
         # A graceful Logout when logged on; otherwise there is nobody to wait for.
         initiator.stop(not app.logged_on)

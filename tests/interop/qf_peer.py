@@ -23,18 +23,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import json
 import logging
 import os
 import re
 import socket
 import sys
-import sysconfig
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -42,6 +39,14 @@ from typing import Any
 import psutil
 import quickfix as fix
 import quickfix44 as fix44
+from qf_common import (
+    JsonController,
+    common_settings,
+    find_data_dictionary,
+    get,
+    utc_now,
+    write_line,
+)
 
 log = logging.getLogger("qf_peer")
 
@@ -64,17 +69,6 @@ APP_SUMMARY_TAGS = (11, 41, 37, 55, 54, 38, 44, 40, 790, 584, 585, 262, 263)
 EMIT_COMMANDS = frozenset({"quote", "fill", "cancel", "skip_seq", "resend_exec"})
 
 
-def find_data_dictionary() -> Path:
-    """FIX44.xml as installed by the quickfix wheel under ``<prefix>/share/quickfix``."""
-    roots = [Path(sys.prefix), Path(sysconfig.get_path("data"))]
-    roots.append(Path(sysconfig.get_path("purelib")).parents[2])  # site-packages/../../..
-    for root in roots:
-        candidate = root / "share" / "quickfix" / "FIX44.xml"
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("FIX44.xml not found under " + ", ".join(map(str, roots)))
-
-
 def dec(value: object, name: str) -> Decimal:
     """A decimal from a string or int; floats are refused because money is never a float."""
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -90,14 +84,6 @@ def dec(value: object, name: str) -> Decimal:
 
 def fmt(value: Decimal) -> str:
     return format(value.quantize(Decimal("1e-8")).normalize(), "f")
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
-
-
-def get(fields: fix.FieldMap, tag: int) -> str | None:
-    return fields.getField(tag) if fields.isSetField(tag) else None
 
 
 @dataclass
@@ -646,43 +632,17 @@ def drop_connections(port: int) -> int:
     return dropped
 
 
-class Controller:
+class Controller(JsonController):
     """Runs one JSON command per stdin line; every reply is one JSON line on stdout."""
 
     def __init__(self, app: PeerApp, port: int) -> None:
         self.app = app
         self.port = port
-        self.running = True
 
-    def handle(self, line: str) -> dict[str, Any]:
-        try:
-            request = json.loads(line)
-        except json.JSONDecodeError as e:
-            return {"ok": False, "error": f"bad JSON: {e}"}
-        if not isinstance(request, dict):
-            return {"ok": False, "error": "a command is a JSON object"}
-        request_id = request.pop("id", None)
-        reply = self._run(request.pop("cmd", None), request)
-        return reply if request_id is None else {**reply, "id": request_id}
-
-    def _run(self, cmd: object, args: dict[str, Any]) -> dict[str, Any]:
-        method = getattr(self, f"_cmd_{cmd}", None) if isinstance(cmd, str) else None
-        if method is None:
-            return {"ok": False, "error": f"unknown command: {cmd!r}"}
-        try:
-            inspect.signature(method).bind(**args)
-        except TypeError as e:
-            return {"ok": False, "error": f"bad arguments for {cmd}: {e}"}
-        try:
-            # Commands that change the book or the outgoing sequence go in order with
-            # QuickFIX-driven reports; the waiting ones must not block QuickFIX's thread.
-            with self.app._emit if cmd in EMIT_COMMANDS else contextlib.nullcontext():
-                return {"ok": True, **method(**args)}
-        except (ValueError, KeyError, fix.SessionNotFound) as e:
-            return {"ok": False, "error": str(e) or type(e).__name__}
-        except Exception as e:  # the peer must outlive any one command
-            log.exception("command %s failed", cmd)
-            return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+    def _guard(self, cmd: str) -> contextlib.AbstractContextManager[object]:
+        # Commands that change the book or the outgoing sequence go in order with
+        # QuickFIX-driven reports; the waiting ones must not block QuickFIX's thread.
+        return self.app._emit if cmd in EMIT_COMMANDS else contextlib.nullcontext()
 
     def session(self) -> fix.Session:
         return fix.Session.lookupSession(self.app.session_id)
@@ -751,32 +711,16 @@ class Controller:
             **self.app.snapshot(),
         }
 
-    def _cmd_quit(self) -> dict[str, Any]:
-        self.running = False
-        return {}
-
 
 def settings_text(args: argparse.Namespace, dictionary: Path) -> str:
     return "\n".join(
         [
             "[DEFAULT]",
             "ConnectionType=acceptor",
-            "StartTime=00:00:00",
-            "EndTime=00:00:00",
-            # Else QuickFIX may take midnight UTC for a new session and reset sequence numbers.
-            "NonStopSession=Y",
-            "UseDataDictionary=Y",
-            f"DataDictionary={dictionary}",
-            "ResetOnLogon=N",
-            "ResetOnLogout=N",
-            "ResetOnDisconnect=N",
-            "PersistMessages=Y",
-            "ValidateUserDefinedFields=N",
-            "AllowUnknownMsgFields=Y",
+            *common_settings(dictionary, args.store_dir),
             "ValidateFieldsOutOfOrder=N",
             "SocketAcceptHost=127.0.0.1",
             f"SocketAcceptPort={args.port}",
-            f"FileStorePath={args.store_dir}",
             "",
             "[SESSION]",
             "BeginString=FIX.4.4",
@@ -802,11 +746,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if (args.username is None) != (args.password is None):
         parser.error("--username and --password go together")
     return args
-
-
-def write_line(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -837,12 +776,7 @@ def main(argv: list[str] | None = None) -> int:
     write_line({"ready": True, "port": args.port})
     controller = Controller(app, args.port)
     try:
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            write_line(controller.handle(line))
-            if not controller.running:
-                break
+        controller.serve(sys.stdin)
     finally:
         acceptor.stop(True)
     return 0
