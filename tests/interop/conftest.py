@@ -104,17 +104,23 @@ class QfPeer:
             raise QfPeerError("peer is not running")
         return self._proc.pid
 
+    script = PEER_SCRIPT
+    what = "peer"
+
     def start(self, timeout_s: float = 15.0) -> None:
         """Start the process and wait for its ``{"ready": true}`` line."""
         if self._proc is not None and self._proc.poll() is None:
-            raise QfPeerError("peer is already running")
+            raise QfPeerError(f"{self.what} is already running")
         args = [
-            sys.executable, str(PEER_SCRIPT), "--port", str(self.port),
+            sys.executable, str(self.script), "--port", str(self.port),
             "--sender-comp-id", self.sender_comp_id, "--target-comp-id", self.target_comp_id,
             "--store-dir", str(self.store_dir), "--heartbeat-s", str(self.heartbeat_s),
         ]  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if self.username is not None and self.password is not None:
-            args += ["--username", self.username, "--password", self.password]
+            # through the environment: a password on the command line shows in ps
+            args += ["--username", self.username, "--password-env", "QF_CHILD_PASSWORD"]
+            env["QF_CHILD_PASSWORD"] = self.password
         self._lines = queue.Queue()
         with self.stderr_path.open("a") as stderr:
             self._proc = subprocess.Popen(
@@ -123,19 +129,19 @@ class QfPeer:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=env,
             )
         assert self._proc.stdout is not None
         self._reader = threading.Thread(
             target=self._read_lines,
             args=(self._proc.stdout, self._lines),
-            name=f"qf-peer-stdout-{self._proc.pid}",
+            name=f"qf-{self.what}-stdout-{self._proc.pid}",
             daemon=True,
         )
         self._reader.start()
         ready = self._next_reply(time.monotonic() + timeout_s, "the ready line")
         if ready.get("ready") is not True:
-            raise QfPeerError(f"peer failed to start: {ready}{self._stderr_tail()}")
+            raise QfPeerError(f"{self.what} failed to start: {ready}{self._stderr_tail()}")
 
     @staticmethod
     def _read_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:

@@ -7,10 +7,12 @@ holds that control loop, the session settings they have in common and small help
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import inspect
 import json
 import logging
+import os
 import sys
 import sysconfig
 from collections.abc import Iterable
@@ -59,6 +61,32 @@ def common_settings(dictionary: Path, store_dir: Path) -> list[str]:
         "AllowUnknownMsgFields=Y",
         f"FileStorePath={store_dir}",
     ]
+
+
+def parse_args(
+    description: str, sender: str, target: str, argv: list[str] | None = None
+) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The arguments both child processes take; the password from ``--password-env``
+    (an environment variable, so it is not on the command line) or ``--password``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--sender-comp-id", default=sender)
+    parser.add_argument("--target-comp-id", default=target)
+    parser.add_argument("--store-dir", type=Path, required=True)
+    parser.add_argument("--username")
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument("--password-env", help="environment variable holding the password")
+    secret.add_argument("--password", help="the password itself (visible in ps; prefer -env)")
+    parser.add_argument("--heartbeat-s", type=int, default=30)
+    args = parser.parse_args(argv)
+    if args.password_env is not None:
+        args.password = os.environ.get(args.password_env)
+        if not args.password:
+            parser.error(f"environment variable {args.password_env} is not set")
+    if (args.username is None) != (args.password is None):
+        parser.error("--username and a password go together")
+    return parser, args
 
 
 def write_line(data: dict[str, Any]) -> None:

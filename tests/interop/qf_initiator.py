@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import sys
 import threading
@@ -47,6 +46,9 @@ from qf_common import (
     get,
     utc_now,
     write_line,
+)
+from qf_common import (
+    parse_args as common_args,
 )
 
 log = logging.getLogger("qf_initiator")
@@ -395,25 +397,7 @@ def settings_text(args: argparse.Namespace, dictionary: Path) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--sender-comp-id", default="TRADER")
-    parser.add_argument("--target-comp-id", default="BASTION-SIM")
-    parser.add_argument("--store-dir", type=Path, required=True)
-    parser.add_argument("--username")
-    secret = parser.add_mutually_exclusive_group()
-    secret.add_argument("--password-env", help="environment variable holding the password")
-    secret.add_argument("--password", help="the password itself (visible in ps; prefer -env)")
-    parser.add_argument("--heartbeat-s", type=int, default=30)
-    args = parser.parse_args(argv)
-    if args.password_env is not None:
-        args.password = os.environ.get(args.password_env)
-        if not args.password:
-            parser.error(f"environment variable {args.password_env} is not set")
-    if (args.username is None) != (args.password is None):
-        parser.error("--username and a password go together")
-    return args
+    return common_args(__doc__.splitlines()[0], "TRADER", "BASTION-SIM", argv)[1]
 
 
 def main(argv: list[str] | None = None) -> int:

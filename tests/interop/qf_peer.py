@@ -47,6 +47,9 @@ from qf_common import (
     utc_now,
     write_line,
 )
+from qf_common import (
+    parse_args as common_args,
+)
 
 log = logging.getLogger("qf_peer")
 
@@ -734,18 +737,7 @@ def settings_text(args: argparse.Namespace, dictionary: Path) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--sender-comp-id", default="QFVENUE")
-    parser.add_argument("--target-comp-id", default="BASTION")
-    parser.add_argument("--store-dir", type=Path, required=True)
-    parser.add_argument("--username")
-    parser.add_argument("--password")
-    parser.add_argument("--heartbeat-s", type=int, default=30)
-    args = parser.parse_args(argv)
-    if (args.username is None) != (args.password is None):
-        parser.error("--username and --password go together")
-    return args
+    return common_args(__doc__.splitlines()[0], "QFVENUE", "BASTION", argv)[1]
 
 
 def main(argv: list[str] | None = None) -> int:

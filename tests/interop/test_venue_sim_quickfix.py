@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +22,7 @@ from typing import Any
 import pytest
 
 from bastion.venuesim.ledger import VenueLedger
-from conftest import QfPeer, QfPeerError, eventually, free_tcp_port
+from conftest import QfPeer, eventually, free_tcp_port
 
 INITIATOR_SCRIPT = Path(__file__).with_name("qf_initiator.py")
 VENUE_COMP_ID = "BASTION-SIM"
@@ -169,40 +166,8 @@ class QfInitiator(QfPeer):
     The password reaches the child through an environment variable, never its command line.
     """
 
-    def start(self, timeout_s: float = 15.0) -> None:
-        """Start the process and wait for its ``{"ready": true}`` line."""
-        if self._proc is not None and self._proc.poll() is None:
-            raise QfPeerError("initiator is already running")
-        args = [
-            sys.executable, str(INITIATOR_SCRIPT), "--port", str(self.port),
-            "--sender-comp-id", self.sender_comp_id, "--target-comp-id", self.target_comp_id,
-            "--store-dir", str(self.store_dir), "--heartbeat-s", str(self.heartbeat_s),
-        ]  # fmt: skip
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        if self.username is not None and self.password is not None:
-            args += ["--username", self.username, "--password-env", "QF_INITIATOR_PASSWORD"]
-            env["QF_INITIATOR_PASSWORD"] = self.password
-        self._lines = queue.Queue()
-        with self.stderr_path.open("a") as stderr:
-            self._proc = subprocess.Popen(
-                args,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                env=env,
-            )
-        assert self._proc.stdout is not None
-        self._reader = threading.Thread(
-            target=self._read_lines,
-            args=(self._proc.stdout, self._lines),
-            name=f"qf-initiator-stdout-{self._proc.pid}",
-            daemon=True,
-        )
-        self._reader.start()
-        ready = self._next_reply(time.monotonic() + timeout_s, "the ready line")
-        if ready.get("ready") is not True:
-            raise QfPeerError(f"initiator failed to start: {ready}{self._stderr_tail()}")
+    script = INITIATOR_SCRIPT
+    what = "initiator"
 
     def ok(self, cmd: str, **fields: Any) -> dict[str, Any]:
         """Run a command that must succeed."""
