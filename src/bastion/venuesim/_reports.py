@@ -1,23 +1,31 @@
-"""Building FIX-semantics reports from the ledger's order rows."""
+"""Building FIX-semantics reports from the ledger's order and position rows."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Final
 
 from bastion.model.enums import OrderSide
 from bastion.venuesim import _exact
-from bastion.venuesim.ledger import OrderRow
+from bastion.venuesim.ledger import OrderRow, PositionRow
 from bastion.venuesim.messages import (
     EXEC_STATUS,
     NONE_ID,
+    POS_RESULT_NONE_FOUND,
+    POS_RESULT_VALID,
+    POS_STATUS_COMPLETED,
+    POS_STATUS_REJECTED,
     STATUS_REJECTED,
     CancelReject,
     ExecReport,
     ExecTypeCode,
     LiquidityCode,
     OrdStatusCode,
+    PositionReport,
+    PositionsAck,
+    PositionsRequest,
     ResponseToCode,
 )
 
@@ -145,3 +153,66 @@ def cancel_reject(
         text=text,
         transact_time_ns=ts_ns,
     )
+
+
+def positions_ack(
+    request: PositionsRequest,
+    *,
+    account: str,
+    rpt_id: str,
+    total: int,
+    problem: tuple[int, str] | None,
+) -> PositionsAck:
+    """The RequestForPositionsAck: rejected with ``problem`` (PosReqResult, text), else
+    valid, or "no positions found" (2) when no report follows."""
+    if problem is not None:
+        result, status, text = problem[0], POS_STATUS_REJECTED, problem[1]
+    else:
+        result = POS_RESULT_VALID if total else POS_RESULT_NONE_FOUND
+        status, text = POS_STATUS_COMPLETED, ""
+    return PositionsAck(
+        pos_maint_rpt_id=rpt_id,
+        pos_req_id=request.pos_req_id,
+        total_num_pos_reports=total,
+        pos_req_result=result,
+        pos_req_status=status,
+        account=request.account or account,
+        text=text,
+    )
+
+
+def position_report(
+    position: PositionRow,
+    *,
+    request: PositionsRequest,
+    rpt_id: str,
+    total: int,
+    ts_ns: int,
+    price_precision: int,
+) -> PositionReport:
+    """The PositionReport of ``position``: net long as LongQty, net short as ShortQty."""
+    net = position.net_qty
+    return PositionReport(
+        pos_maint_rpt_id=rpt_id,
+        pos_req_id=request.pos_req_id,
+        total_num_pos_reports=total,
+        clearing_business_date=business_date(ts_ns),
+        account=position.account,
+        symbol=position.symbol,
+        settl_price=open_price(position, price_precision),
+        long_qty=net if net > 0 else _exact.ZERO,
+        short_qty=net.copy_abs() if net < 0 else _exact.ZERO,
+    )
+
+
+def open_price(position: PositionRow, price_precision: int) -> Decimal:
+    """The average price of the open quantity (zero when flat), rounded as AvgPx is."""
+    if not position.net_qty:
+        return _exact.ZERO
+    exact = position.cost / Fraction(position.net_qty)
+    return _exact.rounded(exact, price_precision + AVG_PX_EXTRA_DECIMALS)
+
+
+def business_date(ts_ns: int) -> str:
+    """The UTC date of ``ts_ns`` as a FIX LocalMktDate (YYYYMMDD)."""
+    return datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=UTC).strftime("%Y%m%d")

@@ -1,5 +1,5 @@
-"""Checking an account's request against an instrument; the rows and matching-engine
-orders it becomes."""
+"""Checking an account's request (against an instrument, or against the account asking);
+the rows and matching-engine orders it becomes."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ from bastion.model.orders import Order
 from bastion.venuesim import _exact
 from bastion.venuesim.ledger import OrderRow
 from bastion.venuesim.messages import (
+    POS_REQ_POSITIONS,
+    POS_RESULT_NOT_AUTHORIZED,
+    POS_RESULT_UNSUPPORTED,
     REJ_INCORRECT_QUANTITY,
     REJ_OTHER,
     REJ_UNSUPPORTED,
     STATUS_NEW,
     NewOrderRequest,
+    PositionsRequest,
 )
 
 
@@ -54,6 +58,20 @@ def new_order_problem(instrument: Instrument, request: NewOrderRequest) -> tuple
             price_raw(instrument, request.price)
         except ValueError as error:
             return REJ_OTHER, str(error)
+    return None
+
+
+def positions_problem(account: str, request: PositionsRequest) -> tuple[int, str] | None:
+    """Why the venue refuses ``request`` from ``account`` (PosReqResult, text), or None.
+
+    Another account's positions are "not authorized" (3): FIX has a result for exactly
+    that, so the node gets a RequestForPositionsAck it can match by PosReqID rather than
+    a BusinessMessageReject, which is for messages the application cannot process at all.
+    """
+    if request.pos_req_type != POS_REQ_POSITIONS:
+        return POS_RESULT_UNSUPPORTED, "unsupported request for positions"
+    if request.account is not None and request.account != account:
+        return POS_RESULT_NOT_AUTHORIZED, f"not authorized for account {request.account}"
     return None
 
 

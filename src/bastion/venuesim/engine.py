@@ -10,7 +10,9 @@ has committed what it reports:
 
 - ``ExecReport`` ExecType 0 New, 8 Rejected, F Trade, 4 Canceled, 5 Replaced,
   C Expired, I OrderStatus (answers to status, mass status and PossDup resends);
-- ``CancelReject`` for a cancel or replace that cannot be applied.
+- ``CancelReject`` for a cancel or replace that cannot be applied;
+- ``PositionsAck`` then one ``PositionReport`` per position row (answers to
+  RequestForPositions; they only read the ledger).
 
 Rules: a ClOrdID is never reused by an account (a NewOrderSingle reusing one is
 rejected with OrdRejReason 6, unless it is a PossDup resend, which is answered with
@@ -54,10 +56,17 @@ from bastion.model.events import (
 from bastion.model.instruments import Instrument
 from bastion.venues.sim import SimVenue, SimVenueConfig
 from bastion.venuesim import _exact
-from bastion.venuesim._reports import cancel_reject, no_order_report, order_report
+from bastion.venuesim._reports import (
+    cancel_reject,
+    no_order_report,
+    order_report,
+    position_report,
+    positions_ack,
+)
 from bastion.venuesim._requests import (
     new_order_problem,
     order_row,
+    positions_problem,
     price_raw,
     quantity_raw,
     sim_order,
@@ -99,6 +108,7 @@ from bastion.venuesim.messages import (
     MassStatusRequest,
     NewOrderRequest,
     OrdStatusCode,
+    PositionsRequest,
     QuoteUpdate,
     ReplaceRequest,
     Report,
@@ -170,8 +180,10 @@ class VenueSimEngine:
             self.replace(account, request)
         elif isinstance(request, StatusRequest):
             self.status(account, request)
-        else:
+        elif isinstance(request, MassStatusRequest):
             self.mass_status(account, request)
+        else:
+            self.positions(account, request)
 
     def new_order(self, account: str, request: NewOrderRequest) -> None:
         if self._latency_ns:
@@ -228,10 +240,36 @@ class VenueSimEngine:
                 exec_type=EXEC_STATUS,
                 exec_id=exec_id,
                 ts_ns=now,
-                price_precision=self._price_precision(order),
+                price_precision=self._price_precision(order.symbol),
                 mass_status_req_id=req_id,
                 tot_num_reports=len(orders),
                 last_rpt_requested=i == len(orders) - 1,
+            )
+            self._on_report(account, report)
+
+    def positions(self, account: str, request: PositionsRequest) -> None:
+        """A RequestForPositionsAck, then one PositionReport per position row of ``account``
+        (narrowed to ``request.symbol``), flat ones too: the node sees which symbols the
+        venue knows. None follows an ack that rejects the request."""
+        problem = positions_problem(account, request)
+        held = [] if problem else self._ledger.positions(account)
+        rows = [p for p in held if request.symbol in (None, p.symbol)]
+        # the exec counter is persisted, so sharing it keeps PosMaintRptIDs unique across restarts
+        rpt_ids = [f"{self.name}-P{self._ledger.take_id('exec')}" for _ in range(1 + len(rows))]
+        self._ledger.save_counters()
+        now, total = self._clock.timestamp_ns(), len(rows)
+        ack = positions_ack(
+            request, account=account, rpt_id=rpt_ids[0], total=total, problem=problem
+        )
+        self._on_report(account, ack)
+        for row, rpt_id in zip(rows, rpt_ids[1:], strict=True):
+            report = position_report(
+                row,
+                request=request,
+                rpt_id=rpt_id,
+                total=total,
+                ts_ns=now,
+                price_precision=self._price_precision(row.symbol),
             )
             self._on_report(account, report)
 
@@ -546,8 +584,8 @@ class VenueSimEngine:
     def _exec_id(self) -> str:
         return f"{self.name}-E{self._ledger.take_id('exec')}"
 
-    def _price_precision(self, order: OrderRow) -> int:
-        instrument = self._instruments.get(order.symbol)
+    def _price_precision(self, symbol: str) -> int:
+        instrument = self._instruments.get(symbol)
         return 0 if instrument is None else instrument.price_precision
 
     def _report(
@@ -566,7 +604,7 @@ class VenueSimEngine:
             exec_type=exec_type,
             exec_id=exec_id,
             ts_ns=order.updated_ns if ts_ns is None else ts_ns,
-            price_precision=self._price_precision(order),
+            price_precision=self._price_precision(order.symbol),
             ord_rej_reason=ord_rej_reason,
             text=text,
         )

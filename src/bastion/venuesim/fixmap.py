@@ -3,13 +3,15 @@
 ``parse_request`` validates an inbound order message and raises the session's
 ``RejectMessage`` naming the tag and the SessionRejectReason when a required tag
 is missing, a value is malformed or out of range: bad input is answered, never
-half-applied.
+half-applied. A well-formed request the venue declines is the engine's to answer
+(an ExecutionReport, an OrderCancelReject, a RequestForPositionsAck).
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from bastion.fix.codec import (
     INCORRECT_DATA_FORMAT,
@@ -22,11 +24,14 @@ from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.venuesim.messages import (
     CancelReject,
     CancelRequest,
-    ExecReport,
     MassStatusRequest,
     NewOrderRequest,
+    PositionReport,
+    PositionsAck,
+    PositionsRequest,
     QuoteUpdate,
     ReplaceRequest,
+    Report,
     Request,
     StatusRequest,
 )
@@ -38,7 +43,10 @@ _TYPE_OUT = {OrderType.MARKET: "1", OrderType.LIMIT: "2"}
 _TIF_IN = {"0": TimeInForce.DAY, "1": TimeInForce.GTC, "3": TimeInForce.IOC}
 _TIF_OUT = {TimeInForce.DAY: "0", TimeInForce.GTC: "1", TimeInForce.IOC: "3"}
 T = TypeVar("T")
-ORDER_MSG_TYPES = frozenset({"D", "F", "G", "H", "AF"})
+ORDER_MSG_TYPES = frozenset({"D", "F", "G", "H", "AF", "AN"})
+_INT: Final = re.compile(r"-?[0-9]+")  # FIX int: ASCII digits only, unlike Python's int()
+# AccountType (581) 1: carried on the customer side of the books
+_ACCOUNT_TYPE: Final = "1"
 
 
 def parse_request(msg: FixMessage) -> Request:
@@ -89,10 +97,21 @@ def parse_request(msg: FixMessage) -> Request:
                 VALUE_INCORRECT, 585, "MassStatusReqType (585): only 7 (all orders) is supported"
             )
         return MassStatusRequest(mass_status_req_id=_required(msg, 584))
+    if msg_type == "AN":  # AccountType (581), ClearingBusinessDate (715), 60: accepted, unused
+        return PositionsRequest(
+            pos_req_id=_required(msg, 710),
+            pos_req_type=_int(msg, 724),
+            account=msg.get(1),
+            symbol=msg.get(55),
+        )
     raise ValueError(f"not an order message: {msg_type}")
 
 
-def report_to_fix(report: ExecReport | CancelReject) -> FixMessage:
+def report_to_fix(report: Report) -> FixMessage:
+    if isinstance(report, PositionsAck):
+        return _positions_ack_to_fix(report)
+    if isinstance(report, PositionReport):
+        return _position_report_to_fix(report)
     if isinstance(report, CancelReject):
         return FixMessage.of(
             "9",
@@ -140,6 +159,43 @@ def report_to_fix(report: ExecReport | CancelReject) -> FixMessage:
     if report.last_rpt_requested is not None:
         fields.append((912, "Y" if report.last_rpt_requested else "N"))
     return FixMessage.of("8", *fields)
+
+
+def _positions_ack_to_fix(ack: PositionsAck) -> FixMessage:
+    fields: list[tuple[int, object]] = [
+        (721, ack.pos_maint_rpt_id),
+        (710, ack.pos_req_id),
+        (727, ack.total_num_pos_reports),
+        (728, ack.pos_req_result),
+        (729, ack.pos_req_status),
+        (1, ack.account),
+        (581, _ACCOUNT_TYPE),
+    ]
+    if ack.text:
+        fields.append((58, ack.text))
+    return FixMessage.of("AO", *fields)
+
+
+def _position_report_to_fix(report: PositionReport) -> FixMessage:
+    return FixMessage.of(
+        "AP",
+        (721, report.pos_maint_rpt_id),
+        (710, report.pos_req_id),
+        (727, report.total_num_pos_reports),
+        (728, 0),  # PosReqResult: valid request
+        (715, report.clearing_business_date),
+        (1, report.account),
+        (581, _ACCOUNT_TYPE),
+        (55, report.symbol),
+        (730, report.settl_price),
+        (731, "1"),  # SettlPriceType: final
+        (734, 0),  # PriorSettlPrice: the venue keeps no settlement history
+        (702, 1),  # NoPositions: the one net quantity
+        (703, "TQ"),  # PosType: transaction quantity
+        (704, report.long_qty),
+        (705, report.short_qty),
+        (706, "0"),  # PosQtyStatus: submitted
+    )
 
 
 def market_data_snapshot(req_id: str, quote: QuoteUpdate) -> FixMessage:
@@ -192,6 +248,15 @@ def _enum(msg: FixMessage, tag: int, table: dict[str, T], default: str | None = 
         raise RejectMessage(
             VALUE_INCORRECT, tag, f"Value is incorrect (out of range) for tag {tag}: {value!r}"
         ) from None
+
+
+def _int(msg: FixMessage, tag: int) -> int:
+    text = _required(msg, tag)
+    if not _INT.fullmatch(text):
+        raise RejectMessage(
+            INCORRECT_DATA_FORMAT, tag, f"Incorrect data format for tag {tag}: {text!r}"
+        )
+    return int(text)
 
 
 def _decimal(msg: FixMessage, tag: int) -> Decimal:

@@ -65,6 +65,15 @@ CXL_OTHER: Final = 99
 
 NONE_ID: Final = "NONE"  # the id FIX reports carry when they name no order
 
+# PosReqType (724), PosReqResult (728), PosReqStatus (729)
+POS_REQ_POSITIONS: Final = 0
+POS_RESULT_VALID: Final = 0
+POS_RESULT_UNSUPPORTED: Final = 1  # "invalid or unsupported request"
+POS_RESULT_NONE_FOUND: Final = 2
+POS_RESULT_NOT_AUTHORIZED: Final = 3
+POS_STATUS_COMPLETED: Final = 0
+POS_STATUS_REJECTED: Final = 2
+
 
 class _Message(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
@@ -118,7 +127,24 @@ class MassStatusRequest(_Message, frozen=True, kw_only=True):
     mass_status_req_id: str
 
 
-Request = NewOrderRequest | CancelRequest | ReplaceRequest | StatusRequest | MassStatusRequest
+class PositionsRequest(_Message, frozen=True, kw_only=True):
+    """RequestForPositions (AN): ``pos_req_type`` is PosReqType (724), of which only 0
+    (positions) is served; ``account`` (1) and ``symbol`` (55) are as sent, if sent."""
+
+    pos_req_id: str
+    pos_req_type: int
+    account: str | None = None
+    symbol: str | None = None
+
+
+Request = (
+    NewOrderRequest
+    | CancelRequest
+    | ReplaceRequest
+    | StatusRequest
+    | MassStatusRequest
+    | PositionsRequest
+)
 
 
 # -- reports (to an account) ------------------------------------------------------------
@@ -172,7 +198,36 @@ class CancelReject(_Message, frozen=True, kw_only=True):
     transact_time_ns: int
 
 
-Report = ExecReport | CancelReject
+class PositionsAck(_Message, frozen=True, kw_only=True):
+    """RequestForPositionsAck (AO): how a ``PositionsRequest`` is answered and how many
+    ``PositionReport``s follow. ``pos_maint_rpt_id`` is unique per venue, across restarts."""
+
+    pos_maint_rpt_id: str
+    pos_req_id: str
+    total_num_pos_reports: int
+    pos_req_result: int
+    pos_req_status: int
+    account: str
+    text: str = ""
+
+
+class PositionReport(_Message, frozen=True, kw_only=True):
+    """PositionReport (AP): one symbol's net position, as long and short quantity (one of
+    them zero). ``settl_price`` is the average open price (zero when flat);
+    ``clearing_business_date`` is the UTC date as YYYYMMDD."""
+
+    pos_maint_rpt_id: str
+    pos_req_id: str
+    total_num_pos_reports: int
+    clearing_business_date: str
+    account: str
+    symbol: str
+    settl_price: Decimal
+    long_qty: Decimal
+    short_qty: Decimal
+
+
+Report = ExecReport | CancelReject | PositionsAck | PositionReport
 
 
 class QuoteUpdate(_Message, frozen=True, kw_only=True):

@@ -1,8 +1,9 @@
 """The venue simulator process: a FIX 4.4 acceptor in front of ``VenueSimEngine``.
 
 One FIX session per account (our CompID to the account's CompID), authenticated
-by Logon Username (553) and Password (554). Order messages (D, F, G, H, AF) are
-validated into venue requests; reports go back on the account's session. A
+by Logon Username (553) and Password (554). Order messages (D, F, G, H, AF) and
+RequestForPositions (AN) are validated into venue requests; reports (8, 9, and AO
+then AP for positions) go back on the account's session. A
 report produced while the account is disconnected (a resting order filling, a
 cancel-on-disconnect) is stored with its sequence number and reaches the node
 through its ResendRequest after it logs on again. Market data comes from the
@@ -49,7 +50,7 @@ from bastion.venuesim.fixmap import (
     report_to_fix,
 )
 from bastion.venuesim.ledger import VenueLedger
-from bastion.venuesim.messages import CancelReject, ExecReport, QuoteUpdate
+from bastion.venuesim.messages import QuoteUpdate, Report
 
 log = structlog.get_logger("bastion.venuesim")
 
@@ -175,7 +176,7 @@ class VenueSimServer:
             on_report=self._on_report,
         )
 
-    def _on_report(self, account: str, report: ExecReport | CancelReject) -> None:
+    def _on_report(self, account: str, report: Report) -> None:
         session = self.apps[account].session
         assert session is not None
         session.send(report_to_fix(report))
