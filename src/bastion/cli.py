@@ -8,6 +8,7 @@ never a traceback. Logs go to stderr; reports go to stdout.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import textwrap
@@ -152,8 +153,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Run a paper trading node until a signal (or ``--duration-s``)."""
+def _node_config(args: argparse.Namespace) -> tuple[PaperConfig, Path]:
+    """The node config named on the command line (or the embedded defaults), logged."""
     if args.config is not None:
         config_path = Path(args.config)
         config = load_config(config_path, PaperConfig)
@@ -162,12 +163,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         config, base_dir = default_paper_config()
         source = "embedded defaults"
-    if args.duration_s is not None:
+    if getattr(args, "duration_s", None) is not None:
         config = msgspec.structs.replace(config, run_for_s=args.duration_s)
     _configure_logging(args, config.node.log_level, config.node.log_format)
-
-    from bastion.node import run_node
-
     log.info(
         "node.config",
         config=source,
@@ -175,7 +173,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         journal=str(resolve_path(base_dir, config.journal.path)),
         run_for_s=config.run_for_s,
     )
+    return config, base_dir
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a paper trading node until a signal (or ``--duration-s``)."""
+    config, base_dir = _node_config(args)
+    from bastion.node import run_node
+
     return run_node(config, base_dir=base_dir)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Recover a node's state and reconcile it with the venue, without trading."""
+    config, base_dir = _node_config(args)
+    from bastion.node import recover_node
+
+    code, report = recover_node(config, base_dir=base_dir)
+    sys.stdout.write(json.dumps(report, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+    return code
 
 
 # -- operator commands ---------------------------------------------------------------
@@ -512,6 +529,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop by itself after SECONDS (overrides run_for_s in the config)",
     )
     run.set_defaults(handler=cmd_run)
+    recover = commands.add_parser(
+        "recover",
+        help="recover a node's state and reconcile it with its venue, without trading",
+        description=_wrap(
+            "bastion recover: what a node does on start, and nothing more: load the last "
+            "snapshot, replay the journal tail, reconcile with the venue (open orders, "
+            "order status, missed executions, positions), store a snapshot and exit. No "
+            "strategy runs and no order is sent or canceled. Prints one JSON report on "
+            "stdout; exit code 0 when reconciled, 1 on a mismatch (the node's trading "
+            "state is then set per recovery.on_mismatch) or an unreachable venue."
+        ),
+        formatter_class=formatter,
+        parents=[logging_options],
+    )
+    recover.add_argument("config", metavar="CONFIG", help="the node's config file (TOML)")
+    recover.set_defaults(handler=cmd_recover)
     _add_operator_commands(commands, formatter)
     _add_journal_commands(commands, formatter)
     add_venue_commands(commands, formatter, logging_options)

@@ -27,6 +27,7 @@ from bastion.errors import ConfigError
 from bastion.journal.config import JournalConfig
 from bastion.model.instruments import Instrument
 from bastion.portfolio.config import AccountConfig
+from bastion.recovery.config import RecoveryConfig
 from bastion.risk.config import RiskConfig
 from bastion.strategy.config import StrategyConfig
 from bastion.venues.fix.config import FixVenueConfig
@@ -125,6 +126,7 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     feed: SyntheticFeedConfig | None = None
     replay: list[ReplaySourceConfig] = []
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
+    recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
     account: AccountConfig = msgspec.field(default_factory=AccountConfig)
     run_for_s: float | None = None
 

@@ -23,6 +23,8 @@ from bastion.model.enums import OrderSide, OrderType, TradingState
 from bastion.model.events import (
     CommandDenied,
     OrderFilled,
+    ReconciliationCompleted,
+    ReconciliationMismatch,
     StrategyFailed,
     TradingStateChanged,
 )
@@ -91,6 +93,7 @@ class Kernel:
                 clock=clock,
                 instruments=self.instruments,
                 request_flush=request_flush,
+                id_prefix=f"{epoch}-" if isinstance(config, PaperConfig) else "",
             )
         self.execution = ExecutionEngine(
             bus=self.bus,
@@ -125,7 +128,13 @@ class Kernel:
         # the portfolio sees a fill before any strategy does
         self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
         if journal is not None:
-            for event_type in (TradingStateChanged, StrategyFailed, CommandDenied):
+            for event_type in (
+                TradingStateChanged,
+                StrategyFailed,
+                CommandDenied,
+                ReconciliationCompleted,
+                ReconciliationMismatch,
+            ):
                 self.bus.subscribe(event_type, journal.append)
         for strategy_config in config.strategies:
             strategy = load_strategy(strategy_config, base_dir)
@@ -209,6 +218,7 @@ class Kernel:
         """Take over the state the journal last recorded (no new event: nothing changed)."""
         log.warning("trading_state_restored", state=state.value, reason=reason)
         self.risk.state = state
+        self.risk.state_reason = reason
 
     def _on_handler_error(self, handler: Handler, message: object, error: BaseException) -> None:
         self.handler_errors += 1

@@ -7,9 +7,16 @@ open order canceled at the venue (and confirmed), the journal drained and closed
 exit code 0. Orders, fills and PnL are logged as they happen.
 
 The node listens on a local control socket next to its journal (``bastion.control``)
-for the operator's kill switch (``bastion kill``), ``resume`` and ``status``. Its
-trading state is journaled: on start the last ``TradingStateChanged`` in the journal
-is restored before any strategy runs, so a HALTED node stays HALTED across restarts.
+for the operator's kill switch (``bastion kill``), ``resume`` and ``status``.
+
+Start-up is recovery first (``bastion.recovery``): the last snapshot is loaded and
+the journal tail replayed (orders, fills, positions, trading state, strategy
+state), the venue is connected and reconciled, and only then do strategies start
+(``on_load`` with their saved state, then ``on_start``). A HALTED node stays
+HALTED across restarts. While running, a snapshot is stored every
+``journal.snapshot_interval_s`` or ``journal.snapshot_every_events``, and once
+more at shutdown. ``recover_only`` (``bastion recover``) stops after the
+reconciliation: no strategy runs, nothing is canceled.
 """
 
 from __future__ import annotations
@@ -28,8 +35,7 @@ from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
 from bastion.control import open_control_socket, serve_control, socket_path
 from bastion.data import SyntheticQuoteFeed, replay_from_config
-from bastion.journal.reader import open_readonly
-from bastion.journal.sqlite import JournalEvent, SqliteJournal
+from bastion.journal.sqlite import SqliteJournal
 from bastion.kernel import Kernel
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import TradingState
@@ -42,6 +48,10 @@ from bastion.model.events import (
     OrderSubmitted,
     TradingStateChanged,
 )
+from bastion.recovery.reconcile import reconcile
+from bastion.recovery.replay import recover_state
+from bastion.recovery.state import capture
+from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.tasks import TaskManager
 from bastion.venues.fix.adapter import FixVenueAdapter
 
@@ -57,13 +67,29 @@ def run_node(config: PaperConfig, *, base_dir: Path) -> int:
     return asyncio.run(_Node(config, base_dir).run())
 
 
+def recover_node(config: PaperConfig, *, base_dir: Path) -> tuple[int, dict[str, Any]]:
+    """Recover and reconcile without trading; return (exit code, report).
+
+    Exit code 0: reconciled; 1: mismatches (the node's trading state was set per
+    ``recovery.on_mismatch``) or the venue could not be reached.
+    """
+    node = _Node(config, base_dir, recover_only=True)
+    code = asyncio.run(node.run())
+    return code, node.report
+
+
 class _Node:
-    def __init__(self, config: PaperConfig, base_dir: Path) -> None:
+    def __init__(self, config: PaperConfig, base_dir: Path, *, recover_only: bool = False) -> None:
         self.config = config
         self.base_dir = base_dir
+        self.recover_only = recover_only
         self.stop_requested = asyncio.Event()
         self.tasks = TaskManager(on_crash=self._on_task_crash)
         self.exit_code = 0
+        self.report: dict[str, Any] = {}
+        self.epoch = 0
+        self._last_snapshot_seq = -1
+        self._last_snapshot_at = 0.0
 
     async def run(self) -> int:
         config = self.config
@@ -91,9 +117,20 @@ class _Node:
             request_flush=request_flush,
         )
         kernel_ref.append(kernel)
+        self.epoch = epoch
         _log_order_events(kernel)
         operator = _Operator(kernel)
-        operator.restore(journal.path)
+        recovered = recover_state(kernel, journal)
+        operator.took_over_state()
+        self.report = {"epoch": epoch, **msgspec.structs.asdict(recovered)}
+        self.report["torn_tail"] = journal.torn_tail
+        adopted = 0
+        if isinstance(kernel.venue, FixVenueAdapter):
+            prep = kernel.venue.prepare_recovery(
+                kernel.execution, order_id_prefix=self._order_id_prefix
+            )
+            adopted = len(prep.adopted)
+            self.report["fix"] = msgspec.structs.asdict(prep)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
         log.info(
@@ -103,20 +140,35 @@ class _Node:
             journal=str(journal.path),
             strategies=list(kernel.strategies.strategies),
             venue=kernel.venue.name,
+            recover_only=self.recover_only,
         )
         try:
-            control_path = socket_path(journal.path)
-            control_socket = open_control_socket(control_path)
-            self.tasks.spawn("control", serve_control(control_socket, control_path, operator))
+            if not self.recover_only:
+                control_path = socket_path(journal.path)
+                control_socket = open_control_socket(control_path)
+                self.tasks.spawn("control", serve_control(control_socket, control_path, operator))
             await self._connect_venue(kernel)
-            kernel.start()
-            self.tasks.spawn("feed", self._feed(kernel))
-            self.tasks.spawn("pnl-log", self._log_pnl(kernel))
-            try:
-                await asyncio.wait_for(self.stop_requested.wait(), timeout=config.run_for_s)
-            except TimeoutError:
-                log.info("run_time_elapsed", run_for_s=config.run_for_s)
-            await self._shutdown(kernel)
+            reconciled = await self._reconcile(kernel, adopted)
+            if reconciled and not self.recover_only:
+                self._snapshot(kernel, journal)
+                kernel.start()
+                self.tasks.spawn("feed", self._feed(kernel))
+                self.tasks.spawn("pnl-log", self._log_pnl(kernel))
+                self.tasks.spawn("snapshots", self._snapshots(kernel, journal))
+                if isinstance(kernel.venue, FixVenueAdapter):
+                    self.tasks.spawn("relogon", self._reconcile_on_relogon(kernel, kernel.venue))
+                try:
+                    await asyncio.wait_for(self.stop_requested.wait(), timeout=config.run_for_s)
+                except TimeoutError:
+                    log.info("run_time_elapsed", run_for_s=config.run_for_s)
+                await self._shutdown(kernel)
+                self._snapshot(kernel, journal)
+            elif self.recover_only:
+                journal.flush()
+                self._snapshot(kernel, journal)
+                self.report["state"] = kernel.risk.state.value
+                if not reconciled or self.report.get("reconciliation", {}).get("mismatches"):
+                    self.exit_code = 1
         finally:
             if isinstance(kernel.venue, FixVenueAdapter):
                 await kernel.venue.disconnect()
@@ -126,6 +178,10 @@ class _Node:
             journal.close()
         log.info("node_stopped", exit_code=self.exit_code, journal_events=journal.last_seq)
         return self.exit_code
+
+    @property
+    def _order_id_prefix(self) -> str:
+        return f"{self.config.node.id}-"
 
     async def _connect_venue(self, kernel: Kernel) -> None:
         """A FIX venue: start its session and give the first logon a bounded wait."""
@@ -141,8 +197,75 @@ class _Node:
                 "venue_not_logged_on",
                 venue=venue.name,
                 waited_s=timeout_s,
-                note="orders are refused until the session logs on; still trying",
+                note="no strategy starts before the venue is reconciled; still trying",
             )
+
+    async def _reconcile(self, kernel: Kernel, adopted: int) -> bool:
+        """Reconcile once the venue is reachable; False if stopped (or, recovering only,
+        timed out) first. Strategies start only after this returns True."""
+        venue = kernel.venue
+        if isinstance(venue, FixVenueAdapter):
+            deadline = time.monotonic() + self.config.recovery.timeout_s
+            while not venue.session.logged_on:
+                if self.stop_requested.is_set():
+                    return False
+                if self.recover_only and time.monotonic() > deadline:
+                    self.report["reconciliation"] = {
+                        "mismatches": [f"venue {venue.name} not reachable"]
+                    }
+                    return False
+                stop = asyncio.ensure_future(self.stop_requested.wait())
+                logon = asyncio.ensure_future(venue.logged_on.wait())
+                await asyncio.wait({stop, logon}, timeout=0.5, return_when="FIRST_COMPLETED")
+                stop.cancel()
+                logon.cancel()
+        report = await reconcile(
+            kernel,
+            epoch=self.epoch,
+            config=self.config.recovery,
+            order_id_prefix=self._order_id_prefix,
+            adopted_before=adopted,
+        )
+        self.report["reconciliation"] = msgspec.structs.asdict(report)
+        return True
+
+    async def _reconcile_on_relogon(self, kernel: Kernel, venue: FixVenueAdapter) -> None:
+        """After every new logon (a dropped connection, a venue restart), reconcile again."""
+        while True:
+            while venue.session.logged_on:
+                await venue.logged_off.wait()
+            await venue.logged_on.wait()
+            await reconcile(
+                kernel,
+                epoch=self.epoch,
+                config=self.config.recovery,
+                order_id_prefix=self._order_id_prefix,
+            )
+
+    def _snapshot(self, kernel: Kernel, journal: SqliteJournal) -> None:
+        if journal.last_seq == self._last_snapshot_seq:
+            return
+        started = time.perf_counter()
+        payload = capture(kernel, node_id=self.config.node.id, epoch=self.epoch)
+        seq = journal.snapshot(payload, kernel.clock.timestamp_ns())
+        self._last_snapshot_seq = seq
+        self._last_snapshot_at = time.monotonic()
+        log.info(
+            "snapshot_taken",
+            seq=seq,
+            bytes=len(payload),
+            ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    async def _snapshots(self, kernel: Kernel, journal: SqliteJournal) -> None:
+        cfg = self.config.journal
+        poll_s = min(1.0, cfg.snapshot_interval_s)
+        while True:
+            await asyncio.sleep(poll_s)
+            new_events = journal.last_seq - self._last_snapshot_seq
+            due = time.monotonic() - self._last_snapshot_at >= cfg.snapshot_interval_s
+            if new_events >= cfg.snapshot_every_events or (due and new_events > 0):
+                self._snapshot(kernel, journal)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("shutdown_requested", signal=sig.name)
@@ -241,15 +364,12 @@ class _Operator:
         self.reason = event.reason
         self.restored = False
 
-    def restore(self, journal_path: Path) -> None:
-        """Take over the journal's last trading state (read-only query, before trading)."""
-        last = _last_trading_state(journal_path)
-        if last is None:
-            return
-        state, reason = last
-        self.kernel.restore_trading_state(state, reason)
-        self.reason = reason
-        self.restored = True
+    def took_over_state(self) -> None:
+        """Recovery has run: report the trading state it took over from the journal."""
+        risk = self.kernel.risk
+        if risk.state_reason != CONFIGURED_STATE_REASON:
+            self.reason = risk.state_reason
+            self.restored = True
 
     async def kill(self, *, flatten: bool, who: str, why: str) -> dict[str, Any]:
         kernel = self.kernel
@@ -311,29 +431,6 @@ async def _settle(kernel: Kernel) -> None:
     deadline = time.monotonic() + KILL_SETTLE_TIMEOUT_S
     while kernel.execution.open_orders() and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
-
-
-def _last_trading_state(journal_path: Path) -> tuple[TradingState, str] | None:
-    """The state and reason of the journal's last ``TradingStateChanged``, if any.
-
-    An undecodable record (a torn tail) restores HALTED: the safe side.
-    """
-    with open_readonly(journal_path) as (db, _version):
-        row = db.execute(
-            "SELECT seq, payload FROM events WHERE type = 'TradingStateChanged' "
-            "ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-    if row is None:
-        return None
-    seq, payload = row
-    try:
-        event = msgspec.msgpack.Decoder(JournalEvent).decode(payload)
-    except msgspec.DecodeError as error:
-        log.error("trading_state_unreadable", seq=seq, error=str(error))
-        return TradingState.HALTED, f"journal record {seq} (trading state) is unreadable"
-    if not isinstance(event, TradingStateChanged):
-        return TradingState.HALTED, f"journal record {seq} is not a trading state change"
-    return event.state, event.reason
 
 
 def _restamp(event: QuoteTick | Bar, ts_ns: int) -> QuoteTick | Bar:

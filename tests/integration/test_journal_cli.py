@@ -157,7 +157,7 @@ def test_when_stats_then_counts_by_type_runs_and_version_printed(
     proc = run_bastion("journal", "stats", journal)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "schema version: 2" in out
+    assert "schema version: 3" in out
     assert "events:         6" in out
     assert "runs:           1" in out
     assert re.search(r"^  OrderFilled +5$", out, re.MULTILINE)

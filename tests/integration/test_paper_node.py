@@ -349,6 +349,7 @@ def test_when_run_without_config_then_embedded_defaults_journal_in_cwd(tmp_path:
         "bastion-journal.sqlite",
         "bastion-journal.sqlite-wal",
         "bastion-journal.sqlite-shm",
+        "bastion-journal.sqlite.lock",  # the writer's lock (held only while running)
     }
 
 

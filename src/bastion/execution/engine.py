@@ -146,6 +146,7 @@ class ExecutionEngine:
                 quantity=quantity,
                 price=price,
                 reduce_only=reduce_only,
+                venue=venue,
             )
         )
         return order
@@ -238,6 +239,108 @@ class ExecutionEngine:
                 self._exec_ids.add(exec_id)
             return
         self._apply(order, event)
+
+    # -- recovery -------------------------------------------------------------------
+    @property
+    def exec_ids(self) -> set[str]:
+        """ExecIDs of every fill applied (a repeated one is never applied twice)."""
+        return self._exec_ids
+
+    def restore(self, orders: Iterable[Order], exec_ids: Iterable[str]) -> None:
+        """Take over orders and applied ExecIDs from a snapshot (nothing journaled)."""
+        for order in orders:
+            self._orders[order.client_order_id] = order
+            self._sync_open(order)
+        self._exec_ids.update(exec_ids)
+
+    def replay(self, event: OrderEvent) -> bool:
+        """Re-apply a journaled event to rebuilt state: nothing is journaled, published or
+        sent. Returns True if it changed an order (a refused or unknown one does not)."""
+        event_type = type(event)
+        if event_type is OrderInitialized:
+            assert isinstance(event, OrderInitialized)
+            new = Order(
+                client_order_id=event.client_order_id,
+                strategy_id=event.strategy_id,
+                instrument_id=event.instrument_id,
+                venue=event.venue,
+                side=event.side,
+                order_type=event.order_type,
+                quantity=event.quantity,
+                price=event.price,
+                time_in_force=event.time_in_force,
+                reduce_only=event.reduce_only,
+                ts_init=event.ts_ns,
+            )
+            self._orders[new.client_order_id] = new
+            return True
+        order = self._orders.get(event.client_order_id)
+        if order is None or event_type is OrderTransitionRefused:
+            return False
+        if event_type is OrderFilled:
+            assert isinstance(event, OrderFilled)
+            if event.exec_id in self._exec_ids:
+                return False
+        try:
+            order.apply(event)
+        except InvalidTransition:
+            return False
+        if event_type is OrderSubmitted:
+            assert isinstance(event, OrderSubmitted)
+            order.venue = event.venue
+        elif event_type is OrderFilled:
+            self._exec_ids.add(event.exec_id)  # type: ignore[attr-defined]
+        self._sync_open(order)
+        return True
+
+    def adopt(self, order: Order, *, reason: str) -> None:
+        """Take over an order the venue has but the journal lost (sent just before a crash):
+        journal and publish whatever of its initialization and submission is missing;
+        send nothing."""
+        if self._orders.get(order.client_order_id) is not order:
+            self._orders[order.client_order_id] = order
+            self._record(
+                OrderInitialized(
+                    ts_ns=order.ts_init,
+                    client_order_id=order.client_order_id,
+                    strategy_id=order.strategy_id,
+                    instrument_id=order.instrument_id,
+                    side=order.side,
+                    order_type=order.order_type,
+                    time_in_force=order.time_in_force,
+                    quantity=order.quantity,
+                    price=order.price,
+                    reduce_only=order.reduce_only,
+                    venue=order.venue,
+                )
+            )
+        if order.status is OrderStatus.INITIALIZED:
+            self._apply(
+                order,
+                OrderSubmitted(
+                    ts_ns=self._clock.timestamp_ns(),
+                    client_order_id=order.client_order_id,
+                    strategy_id=order.strategy_id,
+                    instrument_id=order.instrument_id,
+                    venue=order.venue,
+                ),
+            )
+        self._sync_open(order)
+        log.warning("order_adopted", client_order_id=order.client_order_id, reason=reason)
+
+    def resolve(self, order: Order, event: OrderEvent) -> bool:
+        """Apply a state the venue reported during reconciliation (journaled, published)."""
+        return self._apply(order, event)
+
+    def _sync_open(self, order: Order) -> None:
+        coid = order.client_order_id
+        key = (order.strategy_id, order.instrument_id)
+        if order.is_open:
+            if coid not in self._open:
+                self._open[coid] = order
+                self._open_by_key.setdefault(key, {})[coid] = order
+        elif self._open.pop(coid, None) is not None:
+            del self._open_by_key[key][coid]
 
     # -- internals ------------------------------------------------------------------
     def _apply(self, order: Order, event: OrderEvent) -> bool:

@@ -222,6 +222,9 @@ class FixSession:
         """Entered around each batch of inbound messages (e.g. a ledger transaction)."""
         self.message_log = False
         """Log every message in and out (credentials redacted) at debug level."""
+        self.resend_floor = 0
+        """Stored application messages below this MsgSeqNum are answered with a GapFill
+        instead of being resent (a restarted node never sends an old order late)."""
 
     # -- properties --------------------------------------------------------------------
     @property
@@ -586,7 +589,7 @@ class FixSession:
             return
         log.info("fix_resending", session=self.settings.key, begin=begin, end=end)
         gap_start: int | None = begin
-        for seq, raw in self.store.sent_messages(begin, end):
+        for seq, raw in self.store.sent_messages(max(begin, self.resend_floor), end):
             if gap_start is not None and gap_start < seq:
                 self._send_gap_fill(gap_start, seq)
             gap_start = None

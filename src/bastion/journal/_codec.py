@@ -39,12 +39,15 @@ JournalEvent = (
     | ev.TradingStateChanged
     | ev.StrategyFailed
     | ev.CommandDenied
+    | ev.ReconciliationCompleted
+    | ev.ReconciliationMismatch
 )
 
 # seq, ts_ns, type, client_order_id, payload, prev_hash, hash
 Row = tuple[int, int, str, str | None, bytes, bytes, bytes]
 
 _HEADER = struct.Struct(">QqH")
+_SEQ = struct.Struct(">Q")
 _sha256 = hashlib.sha256
 
 
@@ -54,6 +57,14 @@ def chain_hash(prev_hash: bytes, seq: int, ts_ns: int, type_name: str, payload: 
     h = _sha256(prev_hash)
     h.update(_HEADER.pack(seq, ts_ns, len(name)))
     h.update(name)
+    h.update(payload)
+    return h.digest()
+
+
+def snapshot_digest(seq: int, event_hash: bytes, payload: bytes) -> bytes:
+    """The integrity digest of a snapshot that covers events up to ``seq``."""
+    h = _sha256(_SEQ.pack(seq))
+    h.update(event_hash)
     h.update(payload)
     return h.digest()
 

@@ -15,7 +15,7 @@ from typing import Final
 from bastion.errors import OperationalError
 from bastion.journal._codec import GENESIS_HASH, chain_hash
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,6 +36,28 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_order ON events (client_order_id);
 """
 
+# Version 3: snapshots of the node's state, and torn records set aside on open.
+_SNAPSHOTS: Final = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq INTEGER PRIMARY KEY,
+    ts_ns INTEGER NOT NULL,
+    event_hash BLOB NOT NULL,
+    payload BLOB NOT NULL,
+    digest BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS torn_records (
+    seq INTEGER NOT NULL,
+    found_ns INTEGER NOT NULL,
+    problem TEXT NOT NULL,
+    ts_ns INTEGER,
+    type TEXT,
+    client_order_id TEXT,
+    payload BLOB,
+    prev_hash BLOB,
+    hash BLOB
+);
+"""
+
 
 def _v1_to_v2(db: sqlite3.Connection) -> None:
     """Add ``prev_hash``/``hash`` and chain the existing rows in seq order."""
@@ -51,7 +73,13 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
     db.executemany("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", updates)
 
 
-MIGRATIONS: Final[list[Callable[[sqlite3.Connection], None]]] = [_v1_to_v2]
+def _v2_to_v3(db: sqlite3.Connection) -> None:
+    """Add the ``snapshots`` and ``torn_records`` tables."""
+    for statement in _statements(_SNAPSHOTS):
+        db.execute(statement)
+
+
+MIGRATIONS: Final[list[Callable[[sqlite3.Connection], None]]] = [_v1_to_v2, _v2_to_v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION - 1
 
 
@@ -86,7 +114,7 @@ def prepare(db: sqlite3.Connection, path: Path) -> int:
             # a version-1 writer could stop between creating tables and writing meta
             found = 1 if _has_table(db, "events") else 0
             if found == 0:
-                for statement in _statements(_SCHEMA):
+                for statement in _statements(_SCHEMA + _SNAPSHOTS):
                     db.execute(statement)
             else:
                 db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")

@@ -19,15 +19,26 @@ class JournalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     ``group_commit_max_events`` are queued, so the trading loop never waits on the
     disk; ``"fsync_each"`` commits and fsyncs every event before ``append`` returns.
     Everything queued is committed on shutdown.
+
+    A live node also stores a snapshot of its state every ``snapshot_interval_s``
+    seconds, or sooner once ``snapshot_every_events`` events were journaled since the
+    last one, so recovery replays at most that many events on top of it.
     """
 
     path: str = "journal.sqlite"
     durability: Durability = "group"
     flush_interval_ms: int = 5
     group_commit_max_events: int = 1024
+    snapshot_every_events: int = 10_000
+    snapshot_interval_s: float = 60.0
 
     def __post_init__(self) -> None:
-        for key in ("flush_interval_ms", "group_commit_max_events"):
+        for key in (
+            "flush_interval_ms",
+            "group_commit_max_events",
+            "snapshot_every_events",
+            "snapshot_interval_s",
+        ):
             value = getattr(self, key)
             if value <= 0:
                 raise ConfigError(f"key 'journal.{key}': must be a positive number, got {value}")

@@ -36,6 +36,7 @@ class OrderInitialized(OrderEvent, frozen=True, kw_only=True):
     quantity: int
     price: int | None = None
     reduce_only: bool = False
+    venue: str = ""
 
 
 class OrderDenied(OrderEvent, frozen=True, kw_only=True):
@@ -123,6 +124,32 @@ class CommandDenied(Event, frozen=True, kw_only=True):
     strategy_id: str
     reason: str
     message: str
+
+
+class ReconciliationCompleted(Event, frozen=True, kw_only=True):
+    """The node compared its state with a venue (on start and after each logon).
+
+    ``adopted``: orders the venue holds that the journal had lost (sent just before a
+    crash), taken over from the FIX session store or the venue's report; ``resolved``:
+    open orders whose final state came from the venue's status answer;
+    ``mismatches``: what could not be made to agree (empty when reconciled).
+    """
+
+    venue: str
+    epoch: int
+    orders_checked: int
+    adopted: int
+    resolved: int
+    mismatches: list[str] = msgspec.field(default_factory=list)
+
+
+class ReconciliationMismatch(Event, frozen=True, kw_only=True):
+    """An alert: the node's state and the venue's disagree beyond tolerance; the node
+    moved to ``state`` instead of trading on wrong state."""
+
+    venue: str
+    state: TradingState
+    mismatches: list[str]
 
 
 ORDER_EVENT_TYPES: tuple[type[OrderEvent], ...] = (

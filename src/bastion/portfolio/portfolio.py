@@ -64,6 +64,25 @@ class Portfolio:
             self.fees += fill.fee
         self.n_fills += 1
 
+    # -- recovery -----------------------------------------------------------
+    def export_state(self) -> tuple[list[Position], dict[str, int], Decimal, int]:
+        """Positions, raw cash flows per instrument, fees and fill count (for snapshots)."""
+        return list(self._positions.values()), dict(self._cash_raw), self.fees, self.n_fills
+
+    def restore_state(
+        self, positions: list[Position], cash_raw: dict[str, int], fees: Decimal, n_fills: int
+    ) -> None:
+        """Replace the state with a snapshot's (``export_state``'s output)."""
+        self._positions = {(p.strategy_id, p.instrument_id): p for p in positions}
+        self._net = {}
+        for p in positions:
+            self._net[p.instrument_id] = self._net.get(p.instrument_id, 0) + p.quantity
+        for iid in cash_raw:
+            self._net.setdefault(iid, 0)
+        self._cash_raw = dict(cash_raw)
+        self.fees = fees
+        self.n_fills = n_fills
+
     # -- queries ------------------------------------------------------------
     def position(self, strategy_id: str, instrument_id: str) -> Position | None:
         return self._positions.get((strategy_id, instrument_id))

@@ -44,6 +44,8 @@ _REDUCING = TradingState.REDUCING
 
 
 log = structlog.get_logger("bastion.risk")
+CONFIGURED_STATE_REASON = "configured"
+"""``state_reason`` while the trading state is the config's (no change journaled yet)."""
 
 
 class RiskGate:
@@ -92,6 +94,7 @@ class RiskGate:
                 venues=venues,
             )
         self.state = config.trading_state
+        self.state_reason = CONFIGURED_STATE_REASON
         self.denials: dict[str, int] = {}
 
     # -- trading state ------------------------------------------------------------------
@@ -100,6 +103,7 @@ class RiskGate:
             return
         log.warning("trading_state_changed", old=self.state.value, new=state.value, reason=reason)
         self.state = state
+        self.state_reason = reason
         self._bus.publish(
             TradingStateChanged(ts_ns=self._clock.timestamp_ns(), state=state, reason=reason)
         )

@@ -66,6 +66,18 @@ class Strategy:
     def on_stop(self) -> None:
         """Called once when the node stops the strategy."""
 
+    def on_save(self) -> dict[str, Any]:
+        """State to keep across restarts (indicators, counters), taken at every snapshot.
+
+        Values must be msgpack-able: None, bool, int, float, str, bytes, Decimal, and
+        lists and dicts (str keys) of them. The default keeps nothing.
+        """
+        return {}
+
+    def on_load(self, state: dict[str, Any]) -> None:
+        """Called on restart, before ``on_start``, with what ``on_save`` returned at the
+        node's last snapshot (not called when there is none)."""
+
     # -- context --------------------------------------------------------------------------
     @property
     def ctx(self) -> StrategyContext:

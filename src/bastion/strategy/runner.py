@@ -8,6 +8,7 @@ strategy's ``on_error`` is ``halt``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 import traceback
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import structlog
 
 from bastion.bus import MessageBus
@@ -140,6 +142,8 @@ class StrategyRunner:
             str, tuple[Callable[[Any], None] | None, Callable[[Any], None] | None]
         ] = {}
         self.failures: list[str] = []
+        # strategy id -> state saved at the last snapshot, handed to on_load at start
+        self.restored_states: dict[str, bytes] = {}
         # instrument id -> bound handlers of running strategies, as tuples for the hot path
         self.quote_subscribers: dict[str, tuple[Callable[[Any], None], ...]] = {}
         self.bar_subscribers: dict[str, tuple[Callable[[Any], None], ...]] = {}
@@ -176,9 +180,37 @@ class StrategyRunner:
         if self._event_hooks:
             self._subscribe_order_events()
         for sid, strategy in self.strategies.items():
-            self._call(strategy, strategy.on_start)
+            saved = self.restored_states.get(sid)
+            if saved is not None:
+                self._call(strategy, functools.partial(_load_state, strategy, saved))
+                if sid in self.running:
+                    log.info("strategy_state_restored", strategy=sid, bytes=len(saved))
+            if sid in self.running:
+                self._call(strategy, strategy.on_start)
             if sid in self.running:
                 log.info("strategy_started", strategy=sid)
+
+    def save_states(self) -> dict[str, bytes]:
+        """Each strategy's ``on_save`` state, encoded (msgpack), for a snapshot.
+
+        A strategy whose ``on_save`` fails or returns something that cannot be encoded
+        keeps the state it had at the previous snapshot (logged, not fatal). A strategy
+        that is not running keeps its last saved state.
+        """
+        states = dict(self.restored_states)
+        for sid, strategy in self.strategies.items():
+            if sid not in self.running:
+                continue
+            try:
+                state = strategy.on_save()
+                if not isinstance(state, dict):
+                    raise TypeError(f"on_save returned {type(state).__name__}, not a dict")
+                states[sid] = _encode_state(state)
+            except Exception as error:
+                detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+                log.error("strategy_on_save_failed", strategy=sid, error=detail)
+        self.restored_states = states
+        return states
 
     def stop_all(self) -> None:
         for sid, strategy in self.strategies.items():
@@ -263,6 +295,14 @@ class StrategyRunner:
         for table in (self.quote_subscribers, self.bar_subscribers):
             for instrument_id, handlers in list(table.items()):
                 table[instrument_id] = tuple(h for h in handlers if h.__self__ is not strategy)  # type: ignore[attr-defined]
+
+
+_encode_state = msgspec.msgpack.Encoder().encode
+_state_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+
+
+def _load_state(strategy: Strategy, payload: bytes) -> None:
+    strategy.on_load(_state_decoder.decode(payload))
 
 
 def load_strategy(config: StrategyConfig, base_dir: Path) -> Strategy:

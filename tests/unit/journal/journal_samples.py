@@ -71,6 +71,21 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             reason="ORDER_NOT_OPEN",
             message="closed",
         ),
+        ev.ReconciliationCompleted(
+            ts_ns=ts_ns + 17,
+            venue="FIXSIM",
+            epoch=2,
+            orders_checked=3,
+            adopted=1,
+            resolved=1,
+            mismatches=[],
+        ),
+        ev.ReconciliationMismatch(
+            ts_ns=ts_ns + 18,
+            venue="FIXSIM",
+            state=TradingState.HALTED,
+            mismatches=["XYZ.SIM position: node 1, venue 2"],
+        ),
     ]
 
 
@@ -138,6 +153,8 @@ def _for_type(t: mi.Type) -> st.SearchStrategy[Any]:
         return st.one_of([_for_type(x) for x in t.types])
     if isinstance(t, mi.NoneType):
         return st.none()
+    if isinstance(t, mi.ListType):
+        return st.lists(_for_type(t.item_type), max_size=3)
     raise NotImplementedError(t)
 
 

@@ -113,33 +113,44 @@ def test_when_a_record_is_deleted_then_verify_reports_a_seq_gap(journal_path: Pa
     assert result.problem is not None and result.problem.startswith("gap in seq")
 
 
-def test_when_last_record_is_truncated_then_open_warns_and_verify_names_torn_tail(
+def test_when_last_record_is_truncated_then_verify_names_it_and_open_sets_it_aside(
     journal_path: Path,
 ) -> None:
-    """A cut last payload: torn_tail set on open with a warning; verify names seq 10; kept."""
+    """A cut last payload: verify names seq 10 as a torn tail; opening for writing moves it
+    to torn_records with a warning, the chain continues from seq 9 and verifies again."""
     execute(journal_path, "UPDATE events SET payload = substr(payload, 1, 9) WHERE seq = 10")
+    result = verify_journal(journal_path)
+    assert (result.broken_seq, result.torn_tail) == (10, True)
+    assert result.problem is not None and "undecodable payload" in result.problem
     with capture_logs() as logs:
         journal = SqliteJournal(journal_path)
     try:
         assert journal.torn_tail == 10
+        assert journal.last_seq == 9
+        journal.append(fills(1)[0])
     finally:
         journal.close()
     warnings = [e for e in logs if e["event"] == "journal_torn_tail"]
     assert len(warnings) == 1
     assert warnings[0]["seq"] == 10 and warnings[0]["log_level"] == "warning"
-    result = verify_journal(journal_path)
-    assert (result.broken_seq, result.torn_tail) == (10, True)
-    assert result.problem is not None and "undecodable payload" in result.problem
-    assert len(rows(journal_path)) == 10  # nothing deleted
+    assert verify_journal(journal_path).ok
+    assert [r[0] for r in rows(journal_path)] == list(range(1, 11))  # a new seq 10
+    db = sqlite3.connect(journal_path)
+    try:
+        kept = db.execute("SELECT seq, problem, length(payload) FROM torn_records").fetchall()
+    finally:
+        db.close()
+    assert kept == [(10, kept[0][1], 9)] and "undecodable payload" in kept[0][1]
 
 
 def test_when_last_hash_is_corrupt_then_torn_tail_is_reported(journal_path: Path) -> None:
     """A half-written hash on the last record is a torn tail too."""
     execute(journal_path, "UPDATE events SET hash = substr(hash, 1, 7) WHERE seq = 10")
+    assert verify_journal(journal_path).torn_tail
     journal = SqliteJournal(journal_path)
     journal.close()
     assert journal.torn_tail == 10
-    assert verify_journal(journal_path).torn_tail
+    assert verify_journal(journal_path).ok
 
 
 def test_when_journal_is_intact_then_torn_tail_is_none(journal_path: Path) -> None:
@@ -255,7 +266,7 @@ def test_when_v1_file_opened_then_migrated_to_v2_with_a_verifiable_chain(tmp_pat
         journal.close()
     result = verify_journal(path)
     assert result.ok, result.problem
-    assert (result.schema_version, result.events) == (2, len(events) + 1)
+    assert (result.schema_version, result.events) == (3, len(events) + 1)
     reopened = SqliteJournal(path)
     try:
         assert [e for _, e in reopened.read()] == [*events, fills(1)[0]]

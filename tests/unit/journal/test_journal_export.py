@@ -10,6 +10,7 @@ import msgspec
 from journal_samples import EVENT_TYPES, T0, fills, one_of_each
 
 from bastion.journal import ExportedRecord, SqliteJournal, export_jsonl, journal_stats
+from bastion.journal._schema import SCHEMA_VERSION
 
 
 def make_journal(path: Path, runs: int = 2) -> list[object]:
@@ -56,13 +57,13 @@ def test_when_stats_then_counts_runs_extent_and_version_are_reported(tmp_path: P
     path = tmp_path / "j.sqlite"
     events = make_journal(path, runs=3)
     stats = journal_stats(path)
-    assert stats.events == len(events) == 20
+    assert stats.events == len(events) == 22
     assert stats.by_type["OrderFilled"] == 4
-    assert sum(stats.by_type.values()) == 20
+    assert sum(stats.by_type.values()) == 22
     assert stats.runs == 3
-    assert (stats.first_seq, stats.last_seq) == (1, 20)
+    assert (stats.first_seq, stats.last_seq) == (1, 22)
     assert (stats.first_ts_ns, stats.last_ts_ns) == (T0, T0 + 102)
-    assert stats.schema_version == 2
+    assert stats.schema_version == SCHEMA_VERSION == 3
     assert stats.file_bytes >= path.stat().st_size > 0
 
 

@@ -3,15 +3,27 @@
 Two exponential moving averages of the mid price; when the fast one crosses
 above the slow one, target a long position of ``trade_size``; when it crosses
 below, target a short one. Indicators use floats (that is fine inside a
-strategy); orders and positions are exact.
+strategy); orders and positions are exact. The averages survive a restart: the
+node stores ``on_save``'s state in its snapshots and hands it to ``on_load``.
 """
 
 from decimal import Decimal
+from typing import Any
 
 from bastion.strategy import QuoteTick, Strategy
 
 
 class EmaCross(Strategy):
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: dict[str, Any] = {}
+
+    def on_save(self) -> dict[str, Any]:
+        return {"count": self.count, "fast": self.fast, "slow": self.slow}
+
+    def on_load(self, state: dict[str, Any]) -> None:
+        self.saved = state  # applied in on_start, once the parameters are read
+
     def on_start(self) -> None:
         p = self.params
         self.instrument_id: str = p["instrument"]
@@ -28,8 +40,9 @@ class EmaCross(Strategy):
         if self.size <= 0:
             raise ValueError(f"trade_size must be positive, got {self.size}")
         self.scale = float(self.instrument(self.instrument_id).price_scale)
-        self.count = 0
-        self.fast = self.slow = 0.0
+        self.count = int(self.saved.get("count", 0))
+        self.fast = float(self.saved.get("fast", 0.0))
+        self.slow = float(self.saved.get("slow", 0.0))
         self.subscribe_quotes(self.instrument_id)
 
     def on_quote(self, quote: QuoteTick) -> None:

@@ -29,7 +29,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -64,7 +64,13 @@ from bastion.model.events import (
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
+from bastion.recovery.state import VenueMark
 from bastion.venues.base import VenueAdapter
+from bastion.venues.fix import recovery
+from bastion.venues.fix.marketdata import TopOfBook
+
+if TYPE_CHECKING:
+    from bastion.execution.engine import ExecutionEngine
 
 log = structlog.get_logger("bastion.venues.fix")
 
@@ -119,11 +125,18 @@ class FixVenueAdapter(VenueAdapter):
         self._exec_ids: set[str] = set()
         self._request_ids = itertools.count(time.time_ns() // 1_000_000)
         self._sent: dict[int, tuple[str, str]] = {}  # MsgSeqNum -> (MsgType, client order id)
-        self._books: dict[str, list[int | None]] = {}
+        self._book = TopOfBook(self)
         self._mass_status: dict[str, tuple[asyncio.Future[list[FixMessage]], list[FixMessage]]] = {}
         self._status: dict[str, asyncio.Future[FixMessage]] = {}
+        self.position_requests: dict[
+            str, tuple[asyncio.Future[list[FixMessage]], list[FixMessage]]
+        ] = {}
+        self.position_expected: dict[str, int] = {}
+        self.resume_mark: VenueMark | None = None
         self._run_task: asyncio.Task[None] | None = None
         self.logged_on = asyncio.Event()
+        self.logged_off = asyncio.Event()
+        self.logged_off.set()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -176,6 +189,7 @@ class FixVenueAdapter(VenueAdapter):
             (40, _TYPE_OUT[order.order_type]),
             *(((44, instrument.price(order.price)),) if order.price is not None else ()),
             (59, _TIF_OUT[order.time_in_force]),
+            (526, order.strategy_id),
         )
         self._sent_request(msg, coid)
 
@@ -219,6 +233,10 @@ class FixVenueAdapter(VenueAdapter):
 
     def _request_id(self, coid: str) -> str:
         return f"{coid}/{next(self._request_ids):x}"
+
+    def send_request(self, msg: FixMessage, ref: str) -> None:
+        """Send a request whose session-level reject must reach whoever waits on ``ref``."""
+        self._sent_request(msg, ref)
 
     def _sent_request(self, msg: FixMessage, coid: str) -> None:
         seq = self.session.send(msg)
@@ -282,8 +300,46 @@ class FixVenueAdapter(VenueAdapter):
         finally:
             self._status.pop(coid, None)
 
+    async def positions(self, timeout_s: float = 5.0) -> dict[str, Decimal]:
+        """The account's net position per symbol, as the venue reports (RequestForPositions)."""
+        return await recovery.positions(self, timeout_s)
+
+    def next_request_id(self) -> int:
+        return next(self._request_ids)
+
+    # -- recovery ---------------------------------------------------------------------------
+    def recovery_mark(self) -> VenueMark:
+        """Where the inbound stream stands, for a snapshot."""
+        return recovery.mark(self)
+
+    def restore_mark(self, mark: VenueMark) -> None:
+        """The last snapshot's mark: ``prepare_recovery`` rewinds the inbound stream to it."""
+        self.resume_mark = mark
+
+    def prepare_recovery(
+        self, execution: ExecutionEngine, *, order_id_prefix: str
+    ) -> recovery.FixRecoveryPrep:
+        """Before connecting after a restart (see ``bastion.venues.fix.recovery``)."""
+        return recovery.prepare(self, execution, self.resume_mark, order_id_prefix=order_id_prefix)
+
+    def register(self, order: Order) -> None:
+        """Know a recovered order, so reports about it map back to it."""
+        coid = order.client_order_id
+        self._orders[coid] = order
+        self._venue_cl_ord_id.setdefault(coid, coid)
+
+    def set_venue_cl_ord_id(self, client_order_id: str, cl_ord_id: str) -> None:
+        """The ClOrdID the venue knows the order by now (after replaces)."""
+        if _order_key(cl_ord_id) == client_order_id:
+            self._venue_cl_ord_id[client_order_id] = cl_ord_id
+
+    def seed_exec_ids(self, exec_ids: set[str]) -> None:
+        """ExecIDs already applied (from the journal): a resend of them is skipped."""
+        self._exec_ids.update(exec_ids)
+
     # -- session callbacks ------------------------------------------------------------------
     def on_logon(self, session: FixSession) -> None:
+        self.logged_off.clear()
         self.logged_on.set()
         if self.subscribe_market_data and self.instruments:
             symbols = sorted(self.instruments)
@@ -302,7 +358,8 @@ class FixVenueAdapter(VenueAdapter):
 
     def on_logout(self, session: FixSession, reason: str) -> None:
         self.logged_on.clear()
-        self._books.clear()
+        self.logged_off.set()
+        self._book.clear()
         error = ConnectionError(f"session closed: {reason}")
         for future, _ in self._mass_status.values():
             if not future.done():
@@ -321,9 +378,14 @@ class FixVenueAdapter(VenueAdapter):
         elif msg_type == "9":
             self._on_cancel_reject(message)
         elif msg_type in ("W", "X"):
-            self._on_market_data(message, snapshot=msg_type == "W")
+            if message.get(43) == "Y":
+                self.counters["resent_market_data_ignored"] += 1  # stale: a resend
+                return
+            self._book.on_market_data(message, snapshot=msg_type == "W")
         elif msg_type == "3" or msg_type == "j":
             self._on_reject(message)
+        elif msg_type == "AO" or msg_type == "AP":
+            recovery.on_position_message(self, message)
         elif msg_type == "Y":
             self.counters["market_data_rejects"] += 1
             log.warning("fix_market_data_rejected", venue=self.name, text=message.get(58))
@@ -362,38 +424,43 @@ class FixVenueAdapter(VenueAdapter):
             "instrument_id": order.instrument_id,
         }
         venue_order_id = msg.get(37) or ""
+        event: OrderEvent
         if exec_type == "F":
             self._on_trade(msg, order, base, venue_order_id)
-        elif exec_type == "0":
-            self._once(msg)
-            self.emit(OrderAccepted(venue_order_id=venue_order_id, **base))
+            return
+        if exec_type == "0":
+            event = OrderAccepted(venue_order_id=venue_order_id, **base)
         elif exec_type == "4":
-            self._once(msg)
-            self.emit(OrderCanceled(reason=msg.get(58) or "canceled", **base))
+            event = OrderCanceled(reason=msg.get(58) or "canceled", **base)
         elif exec_type == "5":
-            if not self._once(msg):
-                return
             instrument = self.instruments[order.instrument_id]
             quantity = _decimal_field(msg, 38)
             price_text = msg.get(44)
-            self._venue_cl_ord_id[coid] = cl_ord_id
-            self.emit(
-                OrderUpdated(
-                    quantity=_to_raw(instrument.size_raw, quantity, 38),
-                    price=None
-                    if price_text is None
-                    else _to_raw(instrument.price_raw, _decimal_field(msg, 44), 44),
-                    **base,
-                )
+            event = OrderUpdated(
+                quantity=_to_raw(instrument.size_raw, quantity, 38),
+                price=None
+                if price_text is None
+                else _to_raw(instrument.price_raw, _decimal_field(msg, 44), 44),
+                **base,
             )
+            if not self._once(msg):
+                return
+            self._venue_cl_ord_id[coid] = cl_ord_id
         elif exec_type == "8":
-            self._once(msg)
-            self.emit(OrderRejected(reason=_reject_text(msg), **base))
+            event = OrderRejected(reason=_reject_text(msg), **base)
         elif exec_type == "C":
-            self._once(msg)
-            self.emit(OrderExpired(**base))
+            event = OrderExpired(**base)
         else:
             self.counters[f"exec_type_{exec_type}_ignored"] += 1
+            return
+        if exec_type != "5":
+            self._once(msg)
+        if msg.get(43) == "Y" and _already_applied(order, event):
+            # a resend (after a restart rewound the inbound stream) of a report whose
+            # effect the journal already holds
+            self.counters["resent_reports_already_applied"] += 1
+            return
+        self.emit(event)
 
     def _once(self, msg: FixMessage) -> bool:
         """False for an ExecID already seen; the OMS refuses repeated state changes anyway."""
@@ -483,6 +550,11 @@ class FixVenueAdapter(VenueAdapter):
         if sent is None:
             return
         msg_type, coid = sent
+        if msg_type == "AN":
+            entry = self.position_requests.get(coid)
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(ConnectionError(f"venue rejected AN: {msg.get(58)}"))
+            return
         order = self._orders.get(coid)
         if order is None:
             return
@@ -502,71 +574,16 @@ class FixVenueAdapter(VenueAdapter):
             )
         )
 
-    # -- market data ------------------------------------------------------------------------
-    def _on_market_data(self, msg: FixMessage, *, snapshot: bool) -> None:
-        """W: the whole top of book of one symbol. X: entries that each start with
-        MDUpdateAction (279) and carry their own MDEntryType (269) and Symbol (55)."""
-        symbol = msg.get(55)
-        entries: list[dict[str, str]] = []
-        current: dict[str, str] | None = None
-        for tag, value in msg.fields:
-            starts_entry = (tag == 279) or (tag == 269 and (current is None or "269" in current))
-            if starts_entry:
-                current = {}
-                entries.append(current)
-            if current is not None and tag in (55, 269, 270, 271, 279):
-                current[str(tag)] = value
-        touched: set[str] = set()
-        if snapshot:
-            instrument = self.instruments.get(symbol or "")
-            if instrument is None:
-                self.counters["market_data_unknown_symbol"] += 1
-                return
-            self._books[instrument.id] = [None, None, None, None]  # a snapshot replaces
-            touched.add(instrument.id)
-        for entry in entries:
-            self._apply_entry(entry, symbol, touched)
-        for sym in touched:
-            self._publish(sym)
 
-    def _apply_entry(self, entry: dict[str, str], symbol: str | None, touched: set[str]) -> None:
-        sym = entry.get("55", symbol)
-        instrument = self.instruments.get(sym or "")
-        if instrument is None:
-            self.counters["market_data_unknown_symbol"] += 1
-            return
-        side = entry.get("269")
-        if side not in ("0", "1"):
-            return
-        book = self._books.setdefault(instrument.id, [None, None, None, None])
-        offset = 0 if side == "0" else 2
-        if entry.get("279") == "2":
-            book[offset] = book[offset + 1] = None
-            touched.add(instrument.id)
-            return
-        try:
-            price = instrument.price_raw(Decimal(entry["270"]))
-            size = instrument.size_raw(Decimal(entry.get("271", "0")))
-        except (KeyError, ArithmeticError, ValueError) as error:
-            raise RejectMessage(
-                INCORRECT_DATA_FORMAT, 270, f"bad market data entry: {error}"
-            ) from None
-        if price <= 0 or size < 0:
-            self.counters["market_data_invalid"] += 1
-            return
-        book[offset], book[offset + 1] = price, size
-        touched.add(instrument.id)
-
-    def _publish(self, instrument_id: str) -> None:
-        bid, bid_size, ask, ask_size = self._books[instrument_id]
-        if bid is None or ask is None or bid_size is None or ask_size is None:
-            return
-        if bid >= ask:
-            self.counters["market_data_crossed"] += 1
-            return
-        sink = self.on_quote_sink
-        if sink is not None:
-            sink(QuoteTick(instrument_id, self.clock.timestamp_ns(), bid, ask, bid_size, ask_size))
+def _already_applied(order: Order, event: OrderEvent) -> bool:
+    """True when ``event`` repeats what the order already reflects."""
+    if not order.can_apply(event):
+        return True
+    if type(event) is OrderUpdated:
+        return order.quantity == event.quantity and (
+            event.price is None or order.price == event.price
+        )
+    return type(event) is OrderAccepted and order.venue_order_id == event.venue_order_id
 
 
 def _order_key(cl_ord_id: str) -> str:

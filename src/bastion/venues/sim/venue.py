@@ -60,9 +60,13 @@ class SimVenue(VenueAdapter):
         clock: Clock,
         instruments: dict[str, Instrument],
         request_flush: Callable[[], None] | None = None,
+        id_prefix: str = "",
     ) -> None:
         super().__init__(config.name)
         self._config = config
+        # venue order ids and ExecIDs are "<name>-<id_prefix><n>": a live node passes its
+        # run epoch, so ids stay unique across restarts of the in-process venue
+        self._id_prefix = f"{config.name}-{id_prefix}"
         self._clock = clock
         self._instruments = {
             iid: inst for iid, inst in instruments.items() if inst.venue == config.name
@@ -105,7 +109,7 @@ class SimVenue(VenueAdapter):
             order.time_in_force,
             order.quantity,
             order.price,
-            venue_order_id or f"{self.name}-{seq}",
+            venue_order_id or f"{self._id_prefix}{seq}",
             seq,
         )
 
@@ -346,7 +350,7 @@ class SimVenue(VenueAdapter):
                 strategy_id=sim.strategy_id,
                 instrument_id=sim.instrument_id,
                 venue_order_id=sim.venue_order_id,
-                exec_id=f"{self.name}-E{self._exec_seq}",
+                exec_id=f"{self._id_prefix}E{self._exec_seq}",
                 side=sim.side,
                 last_qty=qty,
                 last_px=price,

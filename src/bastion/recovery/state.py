@@ -1,0 +1,208 @@
+"""What a snapshot holds: the node's whole recoverable state, as one msgpack document.
+
+``capture`` encodes it from a running kernel; ``restore`` puts it back into a new
+kernel before the journal tail is replayed on top. Prices and quantities stay raw
+integers; exact averages (``Fraction``) are stored as numerator/denominator pairs.
+``SNAPSHOT_VERSION`` changes when the layout does; a snapshot of another version is
+not used (recovery replays the whole journal instead).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingState
+from bastion.model.orders import Order
+from bastion.portfolio.position import Exact, Position
+from bastion.risk.gate import CONFIGURED_STATE_REASON
+
+if TYPE_CHECKING:
+    from bastion.kernel import Kernel
+
+SNAPSHOT_VERSION: Final = 1
+
+
+class OrderState(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    venue: str
+    side: OrderSide
+    order_type: OrderType
+    time_in_force: TimeInForce
+    quantity: int
+    price: int | None
+    reduce_only: bool
+    ts_init: int
+    ts_last: int
+    status: OrderStatus
+    previous_status: OrderStatus
+    filled_qty: int
+    filled_notional: int
+    venue_order_id: str
+
+
+class PositionState(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    strategy_id: str
+    instrument_id: str
+    quantity: int
+    cost: tuple[int, int]
+    realized: tuple[int, int]
+
+
+class VenueMark(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a FIX venue's inbound stream stood when the snapshot was taken: recovery
+    asks the venue to resend from here (the journal may have lost what followed)."""
+
+    venue: str
+    session_key: str
+    creation_ns: int
+    next_target_seq: int
+    next_sender_seq: int
+
+
+class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    version: int = SNAPSHOT_VERSION
+    node_id: str
+    epoch: int
+    ts_ns: int
+    orders: list[OrderState]
+    exec_ids: list[str]
+    positions: list[PositionState]
+    cash_raw: dict[str, int]
+    fees: Decimal
+    n_fills: int
+    trading_state: TradingState
+    trading_reason: str
+    strategies: dict[str, bytes]
+    venues: list[VenueMark] = msgspec.field(default_factory=list)
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decoder = msgspec.msgpack.Decoder(NodeSnapshot)
+
+
+class SnapshotError(Exception):
+    """A stored snapshot that cannot be used (another version, or undecodable)."""
+
+
+def capture(kernel: Kernel, *, node_id: str, epoch: int) -> bytes:
+    """The kernel's state, encoded."""
+    positions, cash_raw, fees, n_fills = kernel.portfolio.export_state()
+    venue = kernel.venue
+    mark = getattr(venue, "recovery_mark", None)
+    snapshot = NodeSnapshot(
+        node_id=node_id,
+        epoch=epoch,
+        ts_ns=kernel.clock.timestamp_ns(),
+        orders=[_order_state(o) for o in kernel.execution.orders()],
+        exec_ids=sorted(kernel.execution.exec_ids),
+        positions=[
+            PositionState(
+                p.strategy_id, p.instrument_id, p.quantity, _pair(p.cost), _pair(p.realized)
+            )
+            for p in positions
+        ],
+        cash_raw=cash_raw,
+        fees=fees,
+        n_fills=n_fills,
+        trading_state=kernel.risk.state,
+        trading_reason=kernel.risk.state_reason,
+        strategies=kernel.strategies.save_states(),
+        venues=[mark()] if mark is not None else [],
+    )
+    return _encode(snapshot)
+
+
+def decode(payload: bytes) -> NodeSnapshot:
+    """A stored snapshot; ``SnapshotError`` if it is of another version or damaged."""
+    try:
+        snapshot = _decoder.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise SnapshotError(f"snapshot does not decode: {error}") from error
+    if snapshot.version != SNAPSHOT_VERSION:
+        raise SnapshotError(
+            f"snapshot version {snapshot.version}, this bastion reads {SNAPSHOT_VERSION}"
+        )
+    return snapshot
+
+
+def restore(kernel: Kernel, snapshot: NodeSnapshot) -> None:
+    """Put a snapshot's state into a freshly built kernel (before anything runs)."""
+    kernel.execution.restore((_order(s) for s in snapshot.orders), snapshot.exec_ids)
+    positions = []
+    for s in snapshot.positions:
+        position = Position(s.strategy_id, s.instrument_id)
+        position.quantity = s.quantity
+        position.cost = _exact(s.cost)
+        position.realized = _exact(s.realized)
+        positions.append(position)
+    kernel.portfolio.restore_state(positions, snapshot.cash_raw, snapshot.fees, snapshot.n_fills)
+    if snapshot.trading_reason != CONFIGURED_STATE_REASON:  # else the config's state applies
+        kernel.restore_trading_state(snapshot.trading_state, snapshot.trading_reason)
+    kernel.strategies.restored_states = dict(snapshot.strategies)
+    restore_mark = getattr(kernel.venue, "restore_mark", None)
+    if restore_mark is not None:
+        for mark in snapshot.venues:
+            if mark.venue == kernel.venue.name:
+                restore_mark(mark)
+
+
+def _order_state(o: Order) -> OrderState:
+    return OrderState(
+        o.client_order_id,
+        o.strategy_id,
+        o.instrument_id,
+        o.venue,
+        o.side,
+        o.order_type,
+        o.time_in_force,
+        o.quantity,
+        o.price,
+        o.reduce_only,
+        o.ts_init,
+        o.ts_last,
+        o.status,
+        o.previous_status,
+        o.filled_qty,
+        o.filled_notional,
+        o.venue_order_id,
+    )
+
+
+def _order(s: OrderState) -> Order:
+    order = Order(
+        client_order_id=s.client_order_id,
+        strategy_id=s.strategy_id,
+        instrument_id=s.instrument_id,
+        venue=s.venue,
+        side=s.side,
+        order_type=s.order_type,
+        quantity=s.quantity,
+        price=s.price,
+        time_in_force=s.time_in_force,
+        reduce_only=s.reduce_only,
+        ts_init=s.ts_init,
+    )
+    order.ts_last = s.ts_last
+    order.status = s.status
+    order.previous_status = s.previous_status
+    order.filled_qty = s.filled_qty
+    order.filled_notional = s.filled_notional
+    order.venue_order_id = s.venue_order_id
+    return order
+
+
+def _pair(value: Exact) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, 1
+    return value.numerator, value.denominator
+
+
+def _exact(pair: tuple[int, int]) -> Exact:
+    numerator, denominator = pair
+    return numerator if denominator == 1 else Fraction(numerator, denominator)

@@ -1,0 +1,100 @@
+"""Top of book from FIX market data: MarketDataSnapshotFullRefresh (W) and
+MarketDataIncrementalRefresh (X) into ``QuoteTick`` s for the node's data path.
+
+A snapshot replaces a symbol's book; X entries each start with MDUpdateAction (279)
+and carry their own MDEntryType (269) and Symbol (55). A crossed or one-sided book
+publishes nothing (counted); a malformed entry is answered with a session Reject.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from bastion.fix.codec import INCORRECT_DATA_FORMAT, FixMessage
+from bastion.fix.session import RejectMessage
+from bastion.model.data import QuoteTick
+
+if TYPE_CHECKING:
+    from bastion.venues.fix.adapter import FixVenueAdapter
+
+
+class TopOfBook:
+    """Best bid and offer per instrument of one FIX venue, published on every change."""
+
+    def __init__(self, adapter: FixVenueAdapter) -> None:
+        self._adapter = adapter
+        self._books: dict[str, list[int | None]] = {}
+
+    def clear(self) -> None:
+        """Forget every book (the session is down: what we had is stale)."""
+        self._books.clear()
+
+    def on_market_data(self, msg: FixMessage, *, snapshot: bool) -> None:
+        """W: the whole top of book of one symbol. X: entries that each start with
+        MDUpdateAction (279) and carry their own MDEntryType (269) and Symbol (55)."""
+        symbol = msg.get(55)
+        entries: list[dict[str, str]] = []
+        current: dict[str, str] | None = None
+        for tag, value in msg.fields:
+            starts_entry = (tag == 279) or (tag == 269 and (current is None or "269" in current))
+            if starts_entry:
+                current = {}
+                entries.append(current)
+            if current is not None and tag in (55, 269, 270, 271, 279):
+                current[str(tag)] = value
+        touched: set[str] = set()
+        if snapshot:
+            instrument = self._adapter.instruments.get(symbol or "")
+            if instrument is None:
+                self._adapter.counters["market_data_unknown_symbol"] += 1
+                return
+            self._books[instrument.id] = [None, None, None, None]  # a snapshot replaces
+            touched.add(instrument.id)
+        for entry in entries:
+            self._apply_entry(entry, symbol, touched)
+        for sym in touched:
+            self._publish(sym)
+
+    def _apply_entry(self, entry: dict[str, str], symbol: str | None, touched: set[str]) -> None:
+        sym = entry.get("55", symbol)
+        instrument = self._adapter.instruments.get(sym or "")
+        if instrument is None:
+            self._adapter.counters["market_data_unknown_symbol"] += 1
+            return
+        side = entry.get("269")
+        if side not in ("0", "1"):
+            return
+        book = self._books.setdefault(instrument.id, [None, None, None, None])
+        offset = 0 if side == "0" else 2
+        if entry.get("279") == "2":
+            book[offset] = book[offset + 1] = None
+            touched.add(instrument.id)
+            return
+        try:
+            price = instrument.price_raw(Decimal(entry["270"]))
+            size = instrument.size_raw(Decimal(entry.get("271", "0")))
+        except (KeyError, ArithmeticError, ValueError) as error:
+            raise RejectMessage(
+                INCORRECT_DATA_FORMAT, 270, f"bad market data entry: {error}"
+            ) from None
+        if price <= 0 or size < 0:
+            self._adapter.counters["market_data_invalid"] += 1
+            return
+        book[offset], book[offset + 1] = price, size
+        touched.add(instrument.id)
+
+    def _publish(self, instrument_id: str) -> None:
+        bid, bid_size, ask, ask_size = self._books[instrument_id]
+        if bid is None or ask is None or bid_size is None or ask_size is None:
+            return
+        if bid >= ask:
+            self._adapter.counters["market_data_crossed"] += 1
+            return
+        sink = self._adapter.on_quote_sink
+        if sink is not None:
+            sink(
+                QuoteTick(
+                    instrument_id, self._adapter.clock.timestamp_ns(), bid, ask, bid_size, ask_size
+                )
+            )

@@ -1,0 +1,209 @@
+"""What a FIX venue adds to recovery: the inbound stream rewound, lost orders adopted,
+and the venue's positions queried.
+
+The journal commits in groups, so a node killed mid-stream may have lost the last
+few milliseconds of events while its FIX session store (committed before every
+send and with every inbound batch) has moved on. Recovery therefore:
+
+- rewinds the session's expected inbound MsgSeqNum to where it stood at the last
+  snapshot (``VenueMark``): after logon the venue resends everything since, and the
+  adapter applies only what the journal does not already hold (fills by ExecID,
+  other reports when the order does not reflect them yet);
+- adopts orders whose NewOrderSingle is in the session store but whose journal
+  records were lost: the order exists at the venue, so the node takes it over from
+  the stored message (strategy from SecondaryClOrdID 526) instead of forgetting it;
+- sets the resend floor: messages stored before this start are never resent (a
+  ResendRequest for them gets a GapFill), so an old order never reaches the venue
+  late; reconciliation resolves it by ClOrdID instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+
+from bastion.fix.codec import FixMessage, FixParser
+from bastion.fix.session import format_utc_timestamp, parse_utc_timestamp
+from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from bastion.model.orders import Order
+from bastion.recovery.state import VenueMark
+
+if TYPE_CHECKING:
+    from bastion.execution.engine import ExecutionEngine
+    from bastion.venues.fix.adapter import FixVenueAdapter
+
+log = structlog.get_logger("bastion.venues.fix")
+
+_SIDE = {"1": OrderSide.BUY, "2": OrderSide.SELL}
+_TYPE = {"1": OrderType.MARKET, "2": OrderType.LIMIT}
+_TIF = {"0": TimeInForce.DAY, "1": TimeInForce.GTC, "3": TimeInForce.IOC}
+UNKNOWN_STRATEGY = "unknown"
+
+
+class FixRecoveryPrep(msgspec.Struct, kw_only=True):
+    """What preparing a FIX venue for recovery did."""
+
+    rewound_from: int
+    rewound_to: int
+    adopted: list[str]
+    resend_floor: int
+
+
+def mark(adapter: FixVenueAdapter) -> VenueMark:
+    store = adapter.store
+    return VenueMark(
+        venue=adapter.name,
+        session_key=store.session_key,
+        creation_ns=store.creation_ns,
+        next_target_seq=store.next_target_seq,
+        next_sender_seq=store.next_sender_seq,
+    )
+
+
+def prepare(
+    adapter: FixVenueAdapter,
+    execution: ExecutionEngine,
+    resume: VenueMark | None,
+    *,
+    order_id_prefix: str,
+) -> FixRecoveryPrep:
+    """Before connecting: register the recovered orders, adopt lost ones, rewind inbound."""
+    store = adapter.store
+    same_session = (
+        resume is not None
+        and resume.session_key == store.session_key
+        and resume.creation_ns == store.creation_ns
+    )
+    target_from = store.next_target_seq
+    sender_from = 1
+    if resume is None or same_session:
+        rewind_to = resume.next_target_seq if resume is not None else 1
+        if resume is not None:
+            sender_from = resume.next_sender_seq
+        if rewind_to < target_from:
+            store.set_next_target_seq(rewind_to)
+            log.info(
+                "fix_inbound_rewound",
+                venue=adapter.name,
+                from_seq=target_from,
+                to_seq=rewind_to,
+                note="the venue resends from here; reports the journal holds are skipped",
+            )
+    else:
+        log.warning(
+            "fix_session_changed_since_snapshot",
+            venue=adapter.name,
+            note="no resend across sessions; reconciliation relies on order status",
+        )
+        sender_from = store.next_sender_seq
+    for order in execution.orders():
+        if order.venue == adapter.name:
+            adapter.register(order)
+    adapter.seed_exec_ids(execution.exec_ids)
+    adopted = []
+    for _seq, raw in store.sent_messages(sender_from, store.next_sender_seq - 1):
+        lost = _lost_order(adapter, execution, raw, order_id_prefix)
+        if lost is not None:
+            execution.adopt(lost, reason="sent to the venue; its journal records were lost")
+            adapter.register(lost)
+            adopted.append(lost.client_order_id)
+    adapter.session.resend_floor = store.next_sender_seq
+    return FixRecoveryPrep(
+        rewound_from=target_from,
+        rewound_to=store.next_target_seq,
+        adopted=adopted,
+        resend_floor=store.next_sender_seq,
+    )
+
+
+def _lost_order(
+    adapter: FixVenueAdapter, execution: ExecutionEngine, raw: bytes, prefix: str
+) -> Order | None:
+    """The order a stored NewOrderSingle sent, if the journal lost it (or its submission)."""
+    parser = FixParser(adapter.session.settings.begin_string)
+    parser.feed(raw)
+    msg = next(iter(parser.messages()), None)
+    if not isinstance(msg, FixMessage) or msg.msg_type != "D":
+        return None
+    coid = msg.get(11) or ""
+    known = execution.order(coid)
+    if known is not None:
+        # journaled as intent (INITIALIZED) but its submission was lost: it was sent
+        return known if known.status is OrderStatus.INITIALIZED else None
+    if not coid.startswith(prefix):
+        return None
+    instrument = adapter.instruments.get(msg.get(55) or "")
+    side, order_type = _SIDE.get(msg.get(54) or ""), _TYPE.get(msg.get(40) or "")
+    if instrument is None or side is None or order_type is None:
+        log.error("fix_stored_order_unreadable", venue=adapter.name, client_order_id=coid)
+        return None
+    price_text = msg.get(44)
+    sent_ns = parse_utc_timestamp(msg.get(60) or "") or adapter.clock.timestamp_ns()
+    return Order(
+        client_order_id=coid,
+        strategy_id=msg.get(526) or UNKNOWN_STRATEGY,
+        instrument_id=instrument.id,
+        venue=adapter.name,
+        side=side,
+        order_type=order_type,
+        quantity=instrument.size_raw(Decimal(msg.get(38) or "0")),
+        price=None if price_text is None else instrument.price_raw(Decimal(price_text)),
+        time_in_force=_TIF.get(msg.get(59) or "0", TimeInForce.DAY),
+        ts_init=sent_ns,
+    )
+
+
+async def positions(adapter: FixVenueAdapter, timeout_s: float = 5.0) -> dict[str, Decimal]:
+    """The account's net position per symbol (RequestForPositions), as the venue reports."""
+    if not adapter.session.logged_on:
+        raise ConnectionError("venue session not logged on")
+    req_id = f"POS-{adapter.next_request_id():x}"
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[list[FixMessage]] = loop.create_future()
+    adapter.position_requests[req_id] = (future, [])
+    fields: list[tuple[int, object]] = [(710, req_id), (724, "0")]
+    if adapter.account:
+        fields.append((1, adapter.account))
+    now = adapter.clock.timestamp_ns()
+    fields += [(581, "1"), (715, format_utc_timestamp(now)[:8]), (60, format_utc_timestamp(now))]
+    adapter.send_request(FixMessage.of("AN", *fields), req_id)
+    try:
+        reports = await asyncio.wait_for(future, timeout_s)
+    finally:
+        adapter.position_requests.pop(req_id, None)
+    net: dict[str, Decimal] = {}
+    for report in reports:
+        symbol = report.get(55) or ""
+        long_qty = sum((Decimal(v) for v in report.get_all(704)), Decimal(0))
+        short_qty = sum((Decimal(v) for v in report.get_all(705)), Decimal(0))
+        net[symbol] = net.get(symbol, Decimal(0)) + long_qty - short_qty
+    return net
+
+
+def on_position_message(adapter: FixVenueAdapter, msg: FixMessage) -> None:
+    """AO (the request's ack: how many reports follow) and AP (one report)."""
+    entry = adapter.position_requests.get(msg.get(710) or "")
+    if entry is None:
+        return
+    future, reports = entry
+    if future.done():
+        return
+    if msg.msg_type == "AO":
+        result = msg.get(728) or "0"
+        if result not in ("0", "2"):
+            future.set_exception(
+                ConnectionError(f"venue refused RequestForPositions: PosReqResult {result}")
+            )
+            return
+        expected = int(msg.get(727) or "0")
+        adapter.position_expected[msg.get(710) or ""] = expected
+    else:
+        reports.append(msg)
+    expected_n = adapter.position_expected.get(msg.get(710) or "")
+    if expected_n is not None and len(reports) >= expected_n:
+        adapter.position_expected.pop(msg.get(710) or "", None)
+        future.set_result(reports)

@@ -1,0 +1,193 @@
+"""Snapshots in the journal: committed with the events they cover, checked, pruned, and
+never half-written, even when the process is killed in the middle of writing one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from journal_samples import execute, fills
+
+from bastion.errors import OperationalError
+from bastion.journal import SqliteJournal, verify_journal
+from bastion.journal.sqlite import KEEP_SNAPSHOTS
+from conftest import REPO_ROOT, eventually
+
+
+@pytest.mark.parametrize("durability", ["group", "fsync_each"])
+def test_when_snapshot_taken_then_it_covers_exactly_the_events_before_it(
+    tmp_path: Path, durability: str
+) -> None:
+    """A snapshot queued after 5 events has seq 5, even though 5 more follow in its batch."""
+    path = tmp_path / "j.sqlite"
+    events = fills(10)
+    journal = SqliteJournal(path, durability=durability, commit_interval_ms=10_000)  # type: ignore[arg-type]
+    try:
+        for event in events[:5]:
+            journal.append(event)
+        assert journal.snapshot(b"state-after-5", 123) == 5
+        for event in events[5:]:
+            journal.append(event)
+    finally:
+        journal.close()
+    journal = SqliteJournal(path)
+    try:
+        stored = journal.latest_snapshot()
+        assert stored is not None
+        assert (stored.seq, stored.ts_ns, stored.payload) == (5, 123, b"state-after-5")
+        assert [seq for seq, _ in journal.read(after=stored.seq)] == list(range(6, 11))
+    finally:
+        journal.close()
+
+
+def test_when_many_snapshots_then_only_the_newest_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = SqliteJournal(path)
+    try:
+        for n, event in enumerate(fills(6)):
+            journal.append(event)
+            journal.snapshot(f"s{n}".encode(), n)
+    finally:
+        journal.close()
+    db_rows = _snapshot_seqs(path)
+    assert db_rows == [4, 5, 6][-KEEP_SNAPSHOTS:]
+
+
+def test_when_newest_snapshot_is_damaged_then_the_previous_one_is_used(tmp_path: Path) -> None:
+    """A flipped byte fails the digest: the snapshot before it is returned instead."""
+    path = tmp_path / "j.sqlite"
+    journal = SqliteJournal(path)
+    try:
+        for n, event in enumerate(fills(3), 1):
+            journal.append(event)
+            journal.snapshot(f"state-{n}".encode(), n)
+    finally:
+        journal.close()
+    execute(path, "UPDATE snapshots SET payload = ? WHERE seq = 3", b"state-X")
+    journal = SqliteJournal(path)
+    try:
+        stored = journal.latest_snapshot()
+    finally:
+        journal.close()
+    assert stored is not None and (stored.seq, stored.payload) == (2, b"state-2")
+
+
+def test_when_snapshot_points_at_another_chain_then_it_is_not_used(tmp_path: Path) -> None:
+    """A snapshot whose event hash does not match the record at its seq is refused."""
+    path = tmp_path / "j.sqlite"
+    journal = SqliteJournal(path)
+    try:
+        for event in fills(2):
+            journal.append(event)
+        journal.snapshot(b"state", 1)
+    finally:
+        journal.close()
+    execute(path, "UPDATE snapshots SET event_hash = zeroblob(32)")
+    journal = SqliteJournal(path)
+    try:
+        assert journal.latest_snapshot() is None
+    finally:
+        journal.close()
+
+
+def test_when_torn_tail_set_aside_then_snapshots_committed_with_it_go_too(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = SqliteJournal(path)
+    try:
+        for event in fills(4):
+            journal.append(event)
+            journal.snapshot(b"s", 0)
+    finally:
+        journal.close()
+    execute(path, "UPDATE events SET payload = substr(payload, 1, 5) WHERE seq = 4")
+    journal = SqliteJournal(path)
+    try:
+        assert journal.torn_tail == 4
+        stored = journal.latest_snapshot()
+        assert stored is not None and stored.seq == 3
+    finally:
+        journal.close()
+    assert verify_journal(path).ok
+
+
+def test_when_journal_is_open_then_a_second_writer_is_refused(tmp_path: Path) -> None:
+    """Two writers would fork the chain: the second open names the lock holder."""
+    path = tmp_path / "j.sqlite"
+    journal = SqliteJournal(path)
+    try:
+        with pytest.raises(
+            OperationalError, match=f"in use by another bastion process \\(pid {os.getpid()}\\)"
+        ):
+            SqliteJournal(path)
+    finally:
+        journal.close()
+    SqliteJournal(path).close()  # released on close
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, {samples!r})
+    from journal_samples import fills
+    from bastion.journal import SqliteJournal
+
+    journal = SqliteJournal(Path({path!r}), durability="fsync_each")
+    for event in fills(10):
+        journal.append(event)
+    journal.snapshot(b"small", 1)
+    print("ready", flush=True)
+    journal.snapshot(b"x" * (200 * 1024 * 1024), 2)  # a long write: killed during it
+    print("done", flush=True)
+    """
+)
+
+
+def test_when_killed_during_a_snapshot_write_then_previous_snapshot_and_chain_survive(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL while a 200 MB snapshot is being written (its WAL growing): on reopen the
+    half-written snapshot is not there, the previous one is, and the chain verifies."""
+    path = tmp_path / "j.sqlite"
+    wal = path.with_name(path.name + "-wal")
+    script = _WRITER.format(samples=str(Path(__file__).parent), path=str(path))
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+            size_ready = wal.stat().st_size
+            eventually(lambda: wal.stat().st_size > size_ready + 8 * 1024 * 1024, timeout_s=30)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    journal = SqliteJournal(path)
+    try:
+        stored = journal.latest_snapshot()
+        assert journal.torn_tail is None
+        assert journal.last_seq == 10
+    finally:
+        journal.close()
+    assert stored is not None and (stored.seq, stored.payload) == (10, b"small")
+    assert verify_journal(path).ok
+    assert _snapshot_seqs(path) == [10]
+
+
+def _snapshot_seqs(path: Path) -> list[int]:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return [row[0] for row in db.execute("SELECT seq FROM snapshots ORDER BY seq")]
+    finally:
+        db.close()

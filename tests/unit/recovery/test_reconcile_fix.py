@@ -1,0 +1,254 @@
+"""Reconciliation against the venue simulator, both in this process over a real TCP FIX
+session: what the node does with orders it never sent, orders the venue never got,
+orders the journal lost, and positions that disagree."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bastion.clock import LiveClock
+from bastion.config import PaperConfig, load_config
+from bastion.journal import SqliteJournal
+from bastion.kernel import Kernel
+from bastion.model.enums import (
+    LiquiditySide,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    TradingState,
+)
+from bastion.model.events import (
+    OrderFilled,
+    OrderRejected,
+    ReconciliationCompleted,
+    ReconciliationMismatch,
+)
+from bastion.model.orders import Order
+from bastion.recovery.config import RecoveryConfig
+from bastion.recovery.reconcile import NOT_KNOWN_AT_VENUE, ReconciliationReport, reconcile
+from bastion.venues.fix.adapter import FixVenueAdapter
+from bastion.venuesim.config import VenueSimConfig
+from bastion.venuesim.ledger import VenueLedger
+from bastion.venuesim.messages import NewOrderRequest
+from bastion.venuesim.server import VenueSimServer
+
+IID = "XYZ.SIM"
+PREFIX = "recnode-"
+
+VENUE_TOML = """
+host = "127.0.0.1"
+port = 0
+comp_id = "SIM"
+ledger_path = "venue/ledger.sqlite"
+session_store_path = "venue/sessions.sqlite"
+
+[[accounts]]
+name = "acct"
+comp_id = "NODE"
+username = "trader"
+password_env = "BASTION_FIX_PASSWORD"
+
+[matching]
+name = "FIXSIM"
+
+[[instruments]]
+id = "XYZ.SIM"
+venue = "FIXSIM"
+tick_size = "0.01"
+lot_size = "1"
+
+[[feeds]]
+instrument = "XYZ.SIM"
+seed = 3
+size = "1000"
+interval_ms = 50
+"""
+
+NODE_TOML = """
+strategies = []
+
+[node]
+id = "recnode"
+
+[[instruments]]
+id = "XYZ.SIM"
+venue = "FIXSIM"
+tick_size = "0.01"
+lot_size = "1"
+
+[fix_venue]
+name = "FIXSIM"
+port = {port}
+sender_comp_id = "NODE"
+target_comp_id = "SIM"
+username = "trader"
+password_env = "BASTION_FIX_PASSWORD"
+store_path = "fix/session.sqlite"
+reconnect_initial_ms = 50
+reconnect_max_ms = 200
+"""
+
+Scenario = Callable[[Kernel, VenueSimServer], Awaitable[None]]
+
+
+def run(tmp_path: Path, before: Scenario) -> tuple[ReconciliationReport, Kernel, list[Any]]:
+    """Start the venue, connect a node kernel, run ``before``, then reconcile."""
+
+    async def main() -> tuple[ReconciliationReport, Kernel, list[Any]]:
+        (tmp_path / "venue-sim.toml").write_text(VENUE_TOML)
+        server = VenueSimServer(load_config(tmp_path / "venue-sim.toml", VenueSimConfig), tmp_path)
+        venue_task = asyncio.create_task(server.run())
+        while not server.port:
+            await asyncio.sleep(0.01)  # the acceptor binds within the first loop turns
+        (tmp_path / "node.toml").write_text(NODE_TOML.replace("{port}", str(server.port)))
+        config = load_config(tmp_path / "node.toml", PaperConfig)
+        journal = SqliteJournal(tmp_path / "journal.sqlite")
+        kernel = Kernel(
+            config=config, base_dir=tmp_path, clock=LiveClock(), epoch=1, journal=journal
+        )
+        published: list[Any] = []
+        for event_type in (ReconciliationCompleted, ReconciliationMismatch, OrderRejected):
+            kernel.bus.subscribe(event_type, published.append)
+        venue = kernel.venue
+        assert isinstance(venue, FixVenueAdapter)
+        try:
+            await venue.connect()
+            assert await venue.wait_logged_on(10)
+            await before(kernel, server)
+            report = await reconcile(
+                kernel, epoch=1, config=RecoveryConfig(timeout_s=5), order_id_prefix=PREFIX
+            )
+        finally:
+            await venue.disconnect()
+            server.stop_requested.set()
+            await venue_task
+            journal.close()
+        return report, kernel, published
+
+    return asyncio.run(main())
+
+
+def rest_at_venue(server: VenueSimServer, cl_ord_id: str) -> None:
+    """An order placed on the account directly at the venue, far from the market."""
+    with server._committing():
+        server.engine.handle(
+            "acct",
+            NewOrderRequest(
+                cl_ord_id=cl_ord_id,
+                symbol=IID,
+                side=OrderSide.BUY,
+                order_type=OrderType.LIMIT,
+                quantity=Decimal(2),
+                price=Decimal("1.00"),
+                time_in_force=TimeInForce.GTC,
+            ),
+        )
+
+
+def test_when_in_agreement_then_no_mismatch_and_positions_compared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-reconcile")
+
+    async def nothing(kernel: Kernel, server: VenueSimServer) -> None:
+        return None
+
+    report, kernel, published = run(tmp_path, nothing)
+    assert report.mismatches == [] and report.positions_compared
+    assert kernel.risk.state is TradingState.ACTIVE
+    assert [type(e) for e in published] == [ReconciliationCompleted]
+
+
+def test_when_venue_holds_an_order_this_node_never_sent_then_halted_with_an_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-reconcile")
+
+    async def foreign(kernel: Kernel, server: VenueSimServer) -> None:
+        rest_at_venue(server, "someone-else-1")
+
+    report, kernel, published = run(tmp_path, foreign)
+    assert report.mismatches == ["venue holds open order someone-else-1 that this node never sent"]
+    assert kernel.risk.state is TradingState.HALTED
+    alert = published[-1]
+    assert isinstance(alert, ReconciliationMismatch) and alert.state is TradingState.HALTED
+
+
+def test_when_venue_holds_an_order_with_our_prefix_the_journal_lost_then_it_is_adopted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-reconcile")
+
+    async def lost(kernel: Kernel, server: VenueSimServer) -> None:
+        rest_at_venue(server, f"{PREFIX}0-7")
+
+    report, kernel, _ = run(tmp_path, lost)
+    assert (report.adopted, report.mismatches) == (1, [])
+    order = kernel.execution.order(f"{PREFIX}0-7")
+    assert order is not None and order.status is OrderStatus.ACCEPTED
+    assert (order.quantity, order.price, order.strategy_id) == (2, 100, "unknown")
+
+
+def test_when_an_open_order_never_reached_the_venue_then_rejected_not_resent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-reconcile")
+
+    async def never_sent(kernel: Kernel, server: VenueSimServer) -> None:
+        order = Order(
+            client_order_id=f"{PREFIX}1-1",
+            strategy_id="s",
+            instrument_id=IID,
+            venue="FIXSIM",
+            side=OrderSide.SELL,
+            order_type=OrderType.LIMIT,
+            quantity=1,
+            price=99_999,
+        )
+        kernel.execution.adopt(order, reason="test: journaled, never sent")
+
+    report, kernel, published = run(tmp_path, never_sent)
+    order = kernel.execution.order(f"{PREFIX}1-1")
+    assert order is not None and order.status is OrderStatus.REJECTED
+    assert (report.resolved, report.mismatches) == (1, [])
+    rejected = [e for e in published if isinstance(e, OrderRejected)]
+    assert [(e.client_order_id, e.reason) for e in rejected] == [
+        (f"{PREFIX}1-1", NOT_KNOWN_AT_VENUE)
+    ]
+    with VenueLedger(tmp_path / "venue" / "ledger.sqlite") as ledger:
+        assert ledger.find("acct", f"{PREFIX}1-1") is None  # asked about, never sent
+
+
+def test_when_positions_disagree_beyond_tolerance_then_mismatch_names_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-reconcile")
+
+    async def phantom_fill(kernel: Kernel, server: VenueSimServer) -> None:
+        kernel.portfolio.on_fill(
+            OrderFilled(
+                ts_ns=1,
+                client_order_id="x",
+                strategy_id="s",
+                instrument_id=IID,
+                venue_order_id="v",
+                exec_id="e",
+                side=OrderSide.BUY,
+                last_qty=3,
+                last_px=10_000,
+                fee=Decimal(0),
+                fee_currency="USD",
+                liquidity=LiquiditySide.TAKER,
+            )
+        )
+
+    report, kernel, _ = run(tmp_path, phantom_fill)
+    assert report.mismatches == ["XYZ.SIM: position 3 in the node, 0 at the venue"]
+    assert kernel.risk.state is TradingState.HALTED
