@@ -334,6 +334,10 @@ def cmd_journal_stats(args: argparse.Namespace) -> int:
         print(f"seq:            {stats.first_seq}..{stats.last_seq}")
     print(f"first event:    {_iso_ns(stats.first_ts_ns)}")
     print(f"last event:     {_iso_ns(stats.last_ts_ns)}")
+    last = f" (newest at seq {stats.last_snapshot_seq})" if stats.snapshots else ""
+    print(f"snapshots:      {stats.snapshots}{last}")
+    if stats.torn_records:
+        print(f"torn records:   {stats.torn_records} (set aside; see docs/journal.md)")
     if stats.by_type:
         print("by type:")
         width = max(len(name) for name in stats.by_type)

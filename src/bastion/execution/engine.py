@@ -12,7 +12,8 @@ applied twice. Events for unknown orders are counted and logged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Iterable, KeysView
 
 import structlog
 
@@ -65,7 +66,9 @@ class ExecutionEngine:
         self._open: dict[str, Order] = {}
         # (strategy, instrument) -> its open orders: target-position math reads this
         self._open_by_key: dict[tuple[str, str], dict[str, Order]] = {}
-        self._exec_ids: set[str] = set()
+        # applied ExecIDs in the order they were applied (a dict: recent ones are cheap
+        # to take for a snapshot)
+        self._exec_ids: dict[str, None] = {}
         self.duplicate_fills = 0
         self.unknown_events = 0
         self.refused_transitions = 0
@@ -236,22 +239,32 @@ class ExecutionEngine:
                 log.warning("duplicate_fill_ignored", exec_id=exec_id)
                 return
             if self._apply(order, event):
-                self._exec_ids.add(exec_id)
+                self._exec_ids[exec_id] = None
             return
         self._apply(order, event)
 
     # -- recovery -------------------------------------------------------------------
     @property
-    def exec_ids(self) -> set[str]:
+    def exec_ids(self) -> KeysView[str]:
         """ExecIDs of every fill applied (a repeated one is never applied twice)."""
-        return self._exec_ids
+        return self._exec_ids.keys()
+
+    def recent_exec_ids(self, n: int) -> list[str]:
+        """The last ``n`` ExecIDs applied, oldest first."""
+        return list(itertools.islice(reversed(self._exec_ids), n))[::-1]
+
+    def recent_orders(self, n: int) -> list[Order]:
+        """Every open order, and the last ``n`` orders created (open or not), oldest first."""
+        recent = list(itertools.islice(reversed(self._orders.values()), n))[::-1]
+        seen = {o.client_order_id for o in recent}
+        return [o for o in self._open.values() if o.client_order_id not in seen] + recent
 
     def restore(self, orders: Iterable[Order], exec_ids: Iterable[str]) -> None:
         """Take over orders and applied ExecIDs from a snapshot (nothing journaled)."""
         for order in orders:
             self._orders[order.client_order_id] = order
             self._sync_open(order)
-        self._exec_ids.update(exec_ids)
+        self._exec_ids.update(dict.fromkeys(exec_ids))
 
     def replay(self, event: OrderEvent) -> bool:
         """Re-apply a journaled event to rebuilt state: nothing is journaled, published or
@@ -289,7 +302,7 @@ class ExecutionEngine:
             assert isinstance(event, OrderSubmitted)
             order.venue = event.venue
         elif event_type is OrderFilled:
-            self._exec_ids.add(event.exec_id)  # type: ignore[attr-defined]
+            self._exec_ids[event.exec_id] = None  # type: ignore[attr-defined]
         self._sync_open(order)
         return True
 

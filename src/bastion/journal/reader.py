@@ -66,6 +66,9 @@ class JournalStats(msgspec.Struct, frozen=True, kw_only=True):
     last_seq: int | None
     first_ts_ns: int | None
     last_ts_ns: int | None
+    snapshots: int = 0
+    last_snapshot_seq: int | None = None
+    torn_records: int = 0
 
 
 class ExportedRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -154,6 +157,12 @@ def journal_stats(path: Path) -> JournalStats:
         runs = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         first_ts = db.execute("SELECT ts_ns FROM events ORDER BY seq LIMIT 1").fetchone()
         last_ts = db.execute("SELECT ts_ns FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        snapshots, last_snapshot, torn = 0, None, 0
+        if version >= 3:
+            snapshots, last_snapshot = db.execute(
+                "SELECT COUNT(*), MAX(seq) FROM snapshots"
+            ).fetchone()
+            torn = db.execute("SELECT COUNT(*) FROM torn_records").fetchone()[0]
     wal = path.with_name(path.name + "-wal")
     size = path.stat().st_size + (wal.stat().st_size if wal.is_file() else 0)
     return JournalStats(
@@ -167,6 +176,9 @@ def journal_stats(path: Path) -> JournalStats:
         last_seq=last_seq,
         first_ts_ns=first_ts[0] if first_ts else None,
         last_ts_ns=last_ts[0] if last_ts else None,
+        snapshots=snapshots,
+        last_snapshot_seq=last_snapshot,
+        torn_records=torn,
     )
 
 

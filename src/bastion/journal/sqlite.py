@@ -437,18 +437,22 @@ class SqliteJournal:
         A damaged one is logged and skipped (an older one, or a full replay, is used).
         """
         with self._db_lock:
-            rows = self._db.execute(
-                "SELECT s.seq, s.ts_ns, s.event_hash, s.payload, s.digest, e.hash "
+            candidates = self._db.execute(
+                "SELECT s.seq, s.ts_ns, s.event_hash, s.digest, e.hash "
                 "FROM snapshots s LEFT JOIN events e ON e.seq = s.seq ORDER BY s.seq DESC"
             ).fetchall()
-        for seq, ts_ns, event_hash, payload, digest, chained in rows:
+        for seq, ts_ns, event_hash, digest, chained in candidates:
+            with self._db_lock:
+                row = self._db.execute(
+                    "SELECT payload FROM snapshots WHERE seq = ?", (seq,)
+                ).fetchone()
+            payload = row[0] if row is not None else None
             expected = GENESIS_HASH if seq == 0 else chained
-            ok = (
+            if (
                 isinstance(payload, bytes)
                 and event_hash == expected
                 and digest == snapshot_digest(seq, event_hash, payload)
-            )
-            if ok:
+            ):
                 return StoredSnapshot(seq, ts_ns, payload)
             log.error("journal_snapshot_damaged", path=str(self.path), seq=seq)
         return None

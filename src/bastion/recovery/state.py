@@ -2,7 +2,13 @@
 
 ``capture`` encodes it from a running kernel; ``restore`` puts it back into a new
 kernel before the journal tail is replayed on top. Prices and quantities stay raw
-integers; exact averages (``Fraction``) are stored as numerator/denominator pairs.
+integers; notionals, cash and exact averages (``Fraction``), which can outgrow 64
+bits, are stored as decimal strings (``"123"``, ``"7/3"``).
+
+A snapshot holds every open order and the last ``RECENT_ORDERS`` orders (so late
+reports about just-closed orders still find them), and the last ``RECENT_EXEC_IDS``
+ExecIDs: recovery asks the venue to resend only what followed the snapshot, so
+older fills cannot come back. Taking one costs the same at any age of the node.
 ``SNAPSHOT_VERSION`` changes when the layout does; a snapshot of another version is
 not used (recovery replays the whole journal instead).
 """
@@ -24,6 +30,8 @@ if TYPE_CHECKING:
     from bastion.kernel import Kernel
 
 SNAPSHOT_VERSION: Final = 1
+RECENT_ORDERS: Final = 1000
+RECENT_EXEC_IDS: Final = 10_000
 
 
 class OrderState(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -42,7 +50,7 @@ class OrderState(msgspec.Struct, array_like=True, frozen=True, gc=False):
     status: OrderStatus
     previous_status: OrderStatus
     filled_qty: int
-    filled_notional: int
+    filled_notional: str
     venue_order_id: str
 
 
@@ -50,8 +58,8 @@ class PositionState(msgspec.Struct, array_like=True, frozen=True, gc=False):
     strategy_id: str
     instrument_id: str
     quantity: int
-    cost: tuple[int, int]
-    realized: tuple[int, int]
+    cost: str
+    realized: str
 
 
 class VenueMark(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,7 +81,7 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     orders: list[OrderState]
     exec_ids: list[str]
     positions: list[PositionState]
-    cash_raw: dict[str, int]
+    cash_raw: dict[str, str]
     fees: Decimal
     n_fills: int
     trading_state: TradingState
@@ -99,15 +107,13 @@ def capture(kernel: Kernel, *, node_id: str, epoch: int) -> bytes:
         node_id=node_id,
         epoch=epoch,
         ts_ns=kernel.clock.timestamp_ns(),
-        orders=[_order_state(o) for o in kernel.execution.orders()],
-        exec_ids=sorted(kernel.execution.exec_ids),
+        orders=[_order_state(o) for o in kernel.execution.recent_orders(RECENT_ORDERS)],
+        exec_ids=kernel.execution.recent_exec_ids(RECENT_EXEC_IDS),
         positions=[
-            PositionState(
-                p.strategy_id, p.instrument_id, p.quantity, _pair(p.cost), _pair(p.realized)
-            )
+            PositionState(p.strategy_id, p.instrument_id, p.quantity, str(p.cost), str(p.realized))
             for p in positions
         ],
-        cash_raw=cash_raw,
+        cash_raw={iid: str(raw) for iid, raw in cash_raw.items()},
         fees=fees,
         n_fills=n_fills,
         trading_state=kernel.risk.state,
@@ -141,7 +147,8 @@ def restore(kernel: Kernel, snapshot: NodeSnapshot) -> None:
         position.cost = _exact(s.cost)
         position.realized = _exact(s.realized)
         positions.append(position)
-    kernel.portfolio.restore_state(positions, snapshot.cash_raw, snapshot.fees, snapshot.n_fills)
+    cash_raw = {iid: int(raw) for iid, raw in snapshot.cash_raw.items()}
+    kernel.portfolio.restore_state(positions, cash_raw, snapshot.fees, snapshot.n_fills)
     if snapshot.trading_reason != CONFIGURED_STATE_REASON:  # else the config's state applies
         kernel.restore_trading_state(snapshot.trading_state, snapshot.trading_reason)
     kernel.strategies.restored_states = dict(snapshot.strategies)
@@ -169,7 +176,7 @@ def _order_state(o: Order) -> OrderState:
         o.status,
         o.previous_status,
         o.filled_qty,
-        o.filled_notional,
+        str(o.filled_notional),
         o.venue_order_id,
     )
 
@@ -192,17 +199,11 @@ def _order(s: OrderState) -> Order:
     order.status = s.status
     order.previous_status = s.previous_status
     order.filled_qty = s.filled_qty
-    order.filled_notional = s.filled_notional
+    order.filled_notional = int(s.filled_notional)
     order.venue_order_id = s.venue_order_id
     return order
 
 
-def _pair(value: Exact) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, 1
-    return value.numerator, value.denominator
-
-
-def _exact(pair: tuple[int, int]) -> Exact:
-    numerator, denominator = pair
-    return numerator if denominator == 1 else Fraction(numerator, denominator)
+def _exact(text: str) -> Exact:
+    value = Fraction(text)
+    return value.numerator if value.denominator == 1 else value

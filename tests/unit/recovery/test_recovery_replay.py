@@ -227,3 +227,65 @@ def test_when_snapshot_unusable_then_the_whole_journal_is_replayed(tmp_path: Pat
     assert report.snapshot_seq is None and report.snapshot_problem is not None
     assert report.replayed_events == report.last_seq
     assert state_of(recovered) == expected
+
+
+def test_when_values_outgrow_64_bits_then_the_snapshot_keeps_them_exact(tmp_path: Path) -> None:
+    """Exact averages and notionals are unbounded; a snapshot round-trips them exactly."""
+    from fractions import Fraction
+
+    from bastion.recovery.state import restore
+
+    live, _ = build(tmp_path, None)
+    positions, _, fees, n_fills = live.portfolio.export_state()
+    from bastion.portfolio.position import Position
+
+    huge = Position("rt", IID)
+    huge.quantity = 7
+    huge.cost = Fraction(3**200 + 1, 7**90)
+    huge.realized = -(2**130)
+    live.portfolio.restore_state([huge], {IID: 10**40}, Decimal("1.25"), 3)
+    snapshot = decode(capture(live, node_id="n", epoch=1))
+    again, _ = build(tmp_path, None)
+    restore(again, snapshot)
+    (p,) = list(again.portfolio.positions())
+    assert (p.quantity, p.cost, p.realized) == (7, huge.cost, -(2**130))
+    assert again.portfolio.export_state()[1] == {IID: 10**40}
+    assert (again.portfolio.fees, again.portfolio.n_fills) == (Decimal("1.25"), 3)
+    assert (positions, fees, n_fills) == ([], Decimal(0), 0)
+
+
+def test_when_node_has_many_orders_then_snapshot_keeps_open_and_recent_ones_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot's size does not grow with the node's age: open orders, the last few
+    closed ones and the last ExecIDs; recovery from it still equals the live state."""
+    import bastion.recovery.state as state_module
+
+    monkeypatch.setattr(state_module, "RECENT_ORDERS", 5)
+    monkeypatch.setattr(state_module, "RECENT_EXEC_IDS", 4)
+    path = tmp_path / "j.sqlite"
+    journal = SqliteJournal(path)
+    live, _ = build(tmp_path, journal)
+    prices = [random.Random(7).randint(-3, 3) for _ in range(300)]
+    try:
+        trade(live, prices, snapshot_at=250)
+        expected = state_of(live)
+    finally:
+        journal.close()
+    assert len(expected["orders"]) > 50
+    journal = SqliteJournal(path)
+    try:
+        stored = journal.latest_snapshot()
+        recovered, _ = build(tmp_path, None)
+        recover_state(recovered, journal)
+    finally:
+        journal.close()
+    assert stored is not None
+    snapshot = decode(stored.payload)
+    assert len(snapshot.exec_ids) <= 4
+    assert len(snapshot.orders) <= 5 + len(expected["open"])
+    got = state_of(recovered)
+    for key in ("open", "open_qty", "net", "cash", "fees", "fills", "realized", "position"):
+        assert got[key] == expected[key], key
+    live_orders = {o[0]: o for o in expected["orders"]}
+    assert all(live_orders[o[0]] == o for o in got["orders"])  # what it has, it has right

@@ -26,7 +26,7 @@ import asyncio
 import itertools
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -333,7 +333,7 @@ class FixVenueAdapter(VenueAdapter):
         if _order_key(cl_ord_id) == client_order_id:
             self._venue_cl_ord_id[client_order_id] = cl_ord_id
 
-    def seed_exec_ids(self, exec_ids: set[str]) -> None:
+    def seed_exec_ids(self, exec_ids: Iterable[str]) -> None:
         """ExecIDs already applied (from the journal): a resend of them is skipped."""
         self._exec_ids.update(exec_ids)
 
@@ -407,6 +407,9 @@ class FixVenueAdapter(VenueAdapter):
             raise RejectMessage(REQUIRED_TAG_MISSING, 11, "Required tag missing: 11")
         coid = _order_key(cl_ord_id)
         order = self._orders.get(coid)
+        if order is None and msg.get(43) == "Y":
+            self.counters["resent_reports_unknown_order"] += 1  # closed before the snapshot
+            return
         if order is None:
             self.counters["unknown_order_reports"] += 1
             log.warning(
