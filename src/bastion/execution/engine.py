@@ -137,21 +137,7 @@ class ExecutionEngine:
             ts_init=ts,
         )
         self._orders[order.client_order_id] = order
-        self._record(
-            OrderInitialized(
-                ts_ns=ts,
-                client_order_id=order.client_order_id,
-                strategy_id=strategy_id,
-                instrument_id=instrument_id,
-                side=side,
-                order_type=order_type,
-                time_in_force=time_in_force,
-                quantity=quantity,
-                price=price,
-                reduce_only=reduce_only,
-                venue=venue,
-            )
-        )
+        self._record(_initialized(order))
         return order
 
     # -- commands (called by the risk gate only) --------------------------------
@@ -312,21 +298,7 @@ class ExecutionEngine:
         send nothing."""
         if self._orders.get(order.client_order_id) is not order:
             self._orders[order.client_order_id] = order
-            self._record(
-                OrderInitialized(
-                    ts_ns=order.ts_init,
-                    client_order_id=order.client_order_id,
-                    strategy_id=order.strategy_id,
-                    instrument_id=order.instrument_id,
-                    side=order.side,
-                    order_type=order.order_type,
-                    time_in_force=order.time_in_force,
-                    quantity=order.quantity,
-                    price=order.price,
-                    reduce_only=order.reduce_only,
-                    venue=order.venue,
-                )
-            )
+            self._record(_initialized(order))
         if order.status is OrderStatus.INITIALIZED:
             self._apply(
                 order,
@@ -386,3 +358,20 @@ class ExecutionEngine:
         if self._journal is not None:
             self._journal(event)
         self._bus.publish(event)
+
+
+def _initialized(order: Order) -> OrderInitialized:
+    """The event that records a new order, as it was created."""
+    return OrderInitialized(
+        ts_ns=order.ts_init,
+        client_order_id=order.client_order_id,
+        strategy_id=order.strategy_id,
+        instrument_id=order.instrument_id,
+        side=order.side,
+        order_type=order.order_type,
+        time_in_force=order.time_in_force,
+        quantity=order.quantity,
+        price=order.price,
+        reduce_only=order.reduce_only,
+        venue=order.venue,
+    )

@@ -178,17 +178,22 @@ def _compare_open(kernel: Kernel, order: Order, status: FixMessage) -> str | Non
     coid = order.client_order_id
     if not order.is_open:
         return f"{coid}: open at the venue, {order.status.value} in the node"
+    return _compare_filled(kernel, order, status, "open")
+
+
+def _compare_filled(kernel: Kernel, order: Order, status: FixMessage, state: str) -> str | None:
+    """The venue's CumQty (14) against the node's filled quantity: a mismatch, or None."""
     instrument = kernel.instruments[order.instrument_id]
     try:
         cum = instrument.size_raw(Decimal(status.get(14) or "0"))
     except (InvalidOperation, ValueError):
-        return f"{coid}: venue CumQty {status.get(14)!r} unreadable"
-    if cum != order.filled_qty:
-        return (
-            f"{coid}: filled {instrument.size(cum)} at the venue, "
-            f"{instrument.size(order.filled_qty)} in the node"
-        )
-    return None
+        return f"{order.client_order_id}: venue CumQty {status.get(14)!r} unreadable"
+    if cum == order.filled_qty:
+        return None
+    return (
+        f"{order.client_order_id}: {state} at the venue with {instrument.size(cum)} filled, "
+        f"{instrument.size(order.filled_qty)} in the node"
+    )
 
 
 def _resolve_closed(kernel: Kernel, order: Order, status: FixMessage) -> str | None:
@@ -206,15 +211,9 @@ def _resolve_closed(kernel: Kernel, order: Order, status: FixMessage) -> str | N
         return None
     if ord_status in _OPEN_STATUSES:
         return None  # opened meanwhile (it was in flight); nothing to resolve
-    try:
-        cum = instrument.size_raw(Decimal(status.get(14) or "0"))
-    except (InvalidOperation, ValueError):
-        return f"{coid}: venue CumQty {status.get(14)!r} unreadable"
-    if cum != order.filled_qty:
-        return (
-            f"{coid}: {_status_name(ord_status)} at the venue with "
-            f"{instrument.size(cum)} filled, {instrument.size(order.filled_qty)} in the node"
-        )
+    problem = _compare_filled(kernel, order, status, _status_name(ord_status))
+    if problem is not None:
+        return problem
     reason = f"{_status_name(ord_status)} at the venue (reconciliation)"
     event: OrderEvent
     if ord_status == "4":
