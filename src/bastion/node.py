@@ -13,7 +13,9 @@ Start-up is recovery first (``bastion.recovery``): the last snapshot is loaded a
 the journal tail replayed (orders, fills, positions, trading state, strategy
 state), the venue is connected and reconciled, and only then do strategies start
 (``on_load`` with their saved state, then ``on_start``). A HALTED node stays
-HALTED across restarts. While running, a snapshot is stored every
+HALTED across restarts. After each reconciliation (at start and after every new
+logon) ``fix_venue.cancel_on_disconnect`` decides what becomes of the orders the drop
+left open (``bastion.venues.fix.disconnect``). While running, a snapshot is stored every
 ``journal.snapshot_interval_s`` or ``journal.snapshot_every_events``, and once
 more at shutdown. ``recover_only`` (``bastion recover``) stops after the
 reconciliation: no strategy runs, nothing is canceled.
@@ -54,6 +56,7 @@ from bastion.recovery.state import capture
 from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.tasks import TaskManager
 from bastion.venues.fix.adapter import FixVenueAdapter
+from bastion.venues.fix.disconnect import DisconnectCancels
 
 log = structlog.get_logger("bastion.node")
 
@@ -125,12 +128,16 @@ class _Node:
         self.report = {"epoch": epoch, **msgspec.structs.asdict(recovered)}
         self.report["torn_tail"] = journal.torn_tail
         adopted = 0
+        disconnect: DisconnectCancels | None = None
         if isinstance(kernel.venue, FixVenueAdapter):
             prep = kernel.venue.prepare_recovery(
                 kernel.execution, order_id_prefix=self._order_id_prefix
             )
             adopted = len(prep.adopted)
             self.report["fix"] = msgspec.structs.asdict(prep)
+            assert config.fix_venue is not None
+            disconnect = DisconnectCancels(kernel.venue, config.fix_venue.cancel_on_disconnect)
+            disconnect.session_lost(kernel.execution.open_orders())  # a restart is a drop
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
         log.info(
@@ -150,13 +157,17 @@ class _Node:
             await self._connect_venue(kernel)
             reconciled = await self._reconcile(kernel, adopted)
             if reconciled and not self.recover_only:
+                if disconnect is not None:
+                    disconnect.after_reconcile(
+                        kernel.execution.open_orders(), kernel.risk.cancel_order
+                    )
                 self._snapshot(kernel, journal)
                 kernel.start()
                 self.tasks.spawn("feed", self._feed(kernel))
                 self.tasks.spawn("pnl-log", self._log_pnl(kernel))
                 self.tasks.spawn("snapshots", self._snapshots(kernel, journal))
-                if isinstance(kernel.venue, FixVenueAdapter):
-                    self.tasks.spawn("relogon", self._reconcile_on_relogon(kernel, kernel.venue))
+                if disconnect is not None:
+                    self.tasks.spawn("relogon", self._reconcile_on_relogon(kernel, disconnect))
                 try:
                     await asyncio.wait_for(self.stop_requested.wait(), timeout=config.run_for_s)
                 except TimeoutError:
@@ -229,11 +240,14 @@ class _Node:
         self.report["reconciliation"] = msgspec.structs.asdict(report)
         return True
 
-    async def _reconcile_on_relogon(self, kernel: Kernel, venue: FixVenueAdapter) -> None:
-        """After every new logon (a dropped connection, a venue restart), reconcile again."""
+    async def _reconcile_on_relogon(self, kernel: Kernel, disconnect: DisconnectCancels) -> None:
+        """After every new logon (a dropped connection, a venue restart), reconcile again,
+        then apply ``fix_venue.cancel_on_disconnect`` to what the drop left open."""
+        venue = disconnect.venue
         while True:
             while venue.session.logged_on:
                 await venue.logged_off.wait()
+            disconnect.session_lost(kernel.execution.open_orders())
             await venue.logged_on.wait()
             await reconcile(
                 kernel,
@@ -241,6 +255,7 @@ class _Node:
                 config=self.config.recovery,
                 order_id_prefix=self._order_id_prefix,
             )
+            disconnect.after_reconcile(kernel.execution.open_orders(), kernel.risk.cancel_order)
 
     def _snapshot(self, kernel: Kernel, journal: SqliteJournal) -> None:
         if journal.last_seq == self._last_snapshot_seq:

@@ -90,6 +90,8 @@ class SessionSettings:
     logon_timeout_s: float = 10.0
     logout_timeout_s: float = 2.0
     schedule: SessionSchedule | None = None
+    logon_fields: tuple[tuple[int, str], ...] = ()
+    """Extra tags on the initiator's Logon, after 553/554 (e.g. 8013=Y, cancel on disconnect)."""
 
     @property
     def key(self) -> str:
@@ -721,6 +723,7 @@ class FixSession:
                 body.append((553, self.settings.username))
             if self.settings.password is not None:
                 body.append((554, self.settings.password))
+            body += self.settings.logon_fields
         self._send_admin("A", body)
 
     def _log_answer(

@@ -48,7 +48,9 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``ledger_path``: orders, fills and positions per account (SQLite), kept across
       restarts of the simulator and of the nodes; ``session_store_path``: FIX
       sequence numbers and sent messages per account session. Relative to this file.
-    - ``cancel_on_disconnect``: when an account's session drops, cancel its open orders.
+    - ``cancel_on_disconnect``: when an account's session drops, cancel its open orders
+      (every account). Without it a session still gets this by asking in its Logon
+      (CancelOrdersOnDisconnect, 8013=Y).
     - ``matching``: the matching engine's rules (the same as the in-process venue).
     - ``feeds`` (synthetic quotes) and ``replay`` (recorded files): the market the
       simulator matches against and publishes over FIX market data.

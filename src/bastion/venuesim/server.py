@@ -9,6 +9,12 @@ cancel-on-disconnect) is stored with its sequence number and reaches the node
 through its ResendRequest after it logs on again. Market data comes from the
 configured synthetic feeds or recorded files, drives matching, and is published
 to each subscribed session (V → W snapshot, then X on every change).
+
+Cancel on disconnect: when an account's session drops, its open orders are canceled
+if the simulator's ``cancel_on_disconnect`` is set, or if that session's Logon asked
+for it with CancelOrdersOnDisconnect (8013) Y or S (both mean the account's orders:
+one session per account). 8013=N or absent leaves them working; any other value
+refuses the Logon.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import hmac
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +47,7 @@ from bastion.fix.transport import FixAcceptor
 from bastion.model.data import QuoteTick
 from bastion.model.instruments import Instrument
 from bastion.tasks import TaskManager
+from bastion.venues.fix.config import CANCEL_ORDERS_ON_DISCONNECT
 from bastion.venuesim.config import AccountConfig, VenueSimConfig
 from bastion.venuesim.engine import VenueSimEngine
 from bastion.venuesim.fixmap import (
@@ -54,6 +62,8 @@ from bastion.venuesim.messages import QuoteUpdate, Report
 
 log = structlog.get_logger("bastion.venuesim")
 
+_COD_VALUES = {"Y": True, "S": True, "N": False}
+
 
 class _AccountSession:
     """The FIX application of one account's session."""
@@ -64,25 +74,49 @@ class _AccountSession:
         self._password = password.encode()
         self.subscriptions: dict[str, str] = {}  # symbol -> MDReqID
         self.session: FixSession | None = None
+        self.cancel_on_disconnect = False
+        """Asked for by the current Logon (8013=Y); the venue-wide setting applies too."""
+        self._cod_asked = False
 
     def authenticate(self, session: FixSession, logon: FixMessage) -> str | None:
+        """Check the credentials, and the Logon's CancelOrdersOnDisconnect (8013)."""
         username = (logon.get(553) or "").encode()
         password = (logon.get(554) or "").encode()
         ok_user = hmac.compare_digest(username, self.account.username.encode())
         ok_password = hmac.compare_digest(password, self._password)
         if not (ok_user and ok_password):
             return "invalid username or password"
+        cod = _COD_VALUES.get(logon.get(CANCEL_ORDERS_ON_DISCONNECT) or "N")
+        if cod is None:
+            return "CancelOrdersOnDisconnect (8013) must be Y, S or N"
+        self._cod_asked = cod
         return None
 
     def on_logon(self, session: FixSession) -> None:
-        log.info("account_logged_on", account=self.account.name)
+        self.cancel_on_disconnect = self._cod_asked
+        venue_wide = self.server.config.cancel_on_disconnect
+        log.info(
+            "account_logged_on",
+            account=self.account.name,
+            cancel_on_disconnect=self.cancel_on_disconnect or venue_wide,
+        )
 
     def on_logout(self, session: FixSession, reason: str) -> None:
         self.subscriptions.clear()
-        log.info("account_logged_out", account=self.account.name, reason=reason)
-        if self.server.config.cancel_on_disconnect:
+        asked, self.cancel_on_disconnect = self.cancel_on_disconnect, False
+        canceled = 0
+        if self.server.config.cancel_on_disconnect or asked:
             canceled = self.server.engine.cancel_all(self.account.name, "cancel on disconnect")
-            log.warning("cancel_on_disconnect", account=self.account.name, canceled=canceled)
+            self.server.counters["canceled_on_disconnect"] += canceled
+        if canceled:
+            log.warning(
+                "cancel_on_disconnect",
+                account=self.account.name,
+                canceled=canceled,
+                asked_by="logon 8013" if asked else "venue config",
+            )
+        # logged after the cancels: a reader of this line sees the ledger with them
+        log.info("account_logged_out", account=self.account.name, reason=reason)
 
     def on_message(self, session: FixSession, message: FixMessage) -> None:
         msg_type = message.msg_type
@@ -155,6 +189,7 @@ class VenueSimServer:
             self.apps[account.name] = app
         self.acceptor = FixAcceptor(sessions, config.host, config.port)
         self.tasks = TaskManager(on_crash=self._on_task_crash)
+        self.counters: Counter[str] = Counter()
         self.stop_requested = asyncio.Event()
         self.exit_code = 0
         self.port = config.port

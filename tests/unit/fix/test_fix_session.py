@@ -84,6 +84,26 @@ def test_when_credentials_right_then_both_sides_log_on(pair: Pair) -> None:
     assert pair.ini.store.next_sender_seq == pair.acc.store.next_target_seq == 2
 
 
+def test_when_logon_fields_set_then_initiator_logon_carries_them_after_credentials(
+    tmp_path: Path,
+) -> None:
+    """``logon_fields`` (e.g. 8013=Y) follow 553/554 on the initiator's Logon only."""
+    p = Pair(
+        tmp_path,
+        ini_settings=settings(
+            INI, ACC, username="trader", password=PASSWORD, logon_fields=((8013, "Y"),)
+        ),
+        acc_settings=settings(ACC, INI, logon_fields=((8013, "Y"),)),
+    )
+    p.logon()
+    (logon,) = p.to_acc.messages()
+    assert [t for t, _ in logon.fields][-3:] == [553, 554, 8013]
+    assert logon.get(8013) == "Y"
+    (answer,) = p.to_ini.messages()
+    assert 8013 not in answer  # the acceptor's answer is a plain Logon
+    p.close()
+
+
 def test_when_password_wrong_then_logout_with_text_and_disconnect(tmp_path: Path) -> None:
     """A refused Logon is answered by a Logout naming why, then the connection drops."""
     p = Pair(

@@ -133,6 +133,10 @@ class FixVenueAdapter(VenueAdapter):
         ] = {}
         self.position_expected: dict[str, int] = {}
         self.resume_mark: VenueMark | None = None
+        self.submitted_since_logon: set[str] = set()
+        """Orders sent on the current logon, from the logon until ``logon_settled``:
+        cancel-on-reconnect leaves them alone."""
+        self._track_submitted = False
         self._run_task: asyncio.Task[None] | None = None
         self.logged_on = asyncio.Event()
         self.logged_off = asyncio.Event()
@@ -178,6 +182,8 @@ class FixVenueAdapter(VenueAdapter):
         coid = order.client_order_id
         self._orders[coid] = order
         self._venue_cl_ord_id[coid] = coid
+        if self._track_submitted:
+            self.submitted_since_logon.add(coid)
         msg = FixMessage.of(
             "D",
             (11, coid),
@@ -333,12 +339,19 @@ class FixVenueAdapter(VenueAdapter):
         if _order_key(cl_ord_id) == client_order_id:
             self._venue_cl_ord_id[client_order_id] = cl_ord_id
 
+    def logon_settled(self) -> None:
+        """The logon's reconciliation is done: stop noting the orders sent since."""
+        self.submitted_since_logon.clear()
+        self._track_submitted = False
+
     def seed_exec_ids(self, exec_ids: Iterable[str]) -> None:
         """ExecIDs already applied (from the journal): a resend of them is skipped."""
         self._exec_ids.update(exec_ids)
 
     # -- session callbacks ------------------------------------------------------------------
     def on_logon(self, session: FixSession) -> None:
+        self.submitted_since_logon.clear()
+        self._track_submitted = True
         self.logged_off.clear()
         self.logged_on.set()
         if self.subscribe_market_data and self.instruments:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 
 import msgspec
@@ -9,6 +10,24 @@ import msgspec
 from bastion.errors import ConfigError
 from bastion.fix.schedule import SessionSchedule
 from bastion.fix.session import SessionSettings
+
+CANCEL_ORDERS_ON_DISCONNECT = 8013
+"""Logon tag asking the venue to cancel this session's orders when it drops. FIX 4.4 has
+no such field; 8013 (CancelOrdersOnDisconnect, Y) is the user-defined tag venues such as
+Coinbase use, and ``bastion venue sim`` honours it."""
+
+
+class CancelOnDisconnect(enum.Enum):
+    """What happens to the venue's open orders when the session drops.
+
+    ``OFF``: nothing, they keep working. ``VENUE``: the Logon asks the venue to cancel
+    them (8013=Y). ``RECONNECT``: the node cancels them itself after the next logon,
+    once the resend and the reconciliation have settled.
+    """
+
+    OFF = "off"
+    VENUE = "venue"
+    RECONNECT = "reconnect"
 
 
 class FixScheduleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -42,6 +61,7 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``reconnect_initial_ms`` / ``reconnect_max_ms``: exponential backoff with
       jitter between reconnect attempts.
     - ``market_data``: subscribe to top of book for this venue's instruments.
+    - ``cancel_on_disconnect``: see ``CancelOnDisconnect``.
     """
 
     name: str = "FIX"
@@ -62,6 +82,7 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_sending_time_skew_s: float = 120.0
     schedule: FixScheduleConfig | None = None
     market_data: bool = True
+    cancel_on_disconnect: CancelOnDisconnect = CancelOnDisconnect.OFF
 
     def __repr__(self) -> str:
         return (
@@ -111,4 +132,7 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             max_sending_time_skew_s=self.max_sending_time_skew_s,
             logon_timeout_s=self.logon_timeout_ms / 1000,
             schedule=None if self.schedule is None else self.schedule.to_schedule(),
+            logon_fields=((CANCEL_ORDERS_ON_DISCONNECT, "Y"),)
+            if self.cancel_on_disconnect is CancelOnDisconnect.VENUE
+            else (),
         )

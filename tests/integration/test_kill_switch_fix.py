@@ -1,0 +1,437 @@
+"""The kill switch end to end over FIX: `bastion venue sim` and a `bastion run` node as
+processes, `bastion kill --flatten` and `bastion resume` as an operator types them.
+
+The venue's ledger is the independent witness: after the kill it holds no open order
+for the account and a flat position, and no strategy order reached it after the HALT
+(the operator's flatten order excepted); a restarted node stays HALTED and sends
+nothing until it is resumed. Waits use ``eventually``; the one bounded wait checks that
+nothing happens (no order reaches the venue) for a short while.
+
+The helpers (process start, the venue ledger, a TCP relay that drops the FIX session)
+serve ``test_cancel_on_disconnect_fix.py`` too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_kill_switch import (
+    HOARDER,
+    halted_denials_after,
+    last_state_change,
+    status,
+    trading_long_with_resting_orders,
+)
+from test_paper_node import (
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    bastion_cmd,
+    peek_journal,
+    read_journal,
+    run_to_end,
+    still_running,
+)
+
+from bastion.model import events as ev
+from bastion.model.enums import OrderSide, TradingState
+from bastion.venuesim.ledger import OrderRow, VenueLedger
+from conftest import eventually
+
+PASSWORD = "kill-fix-test-password"
+ACCOUNT = "acct"
+IID = "XYZ.SIM"
+QUIET_S = 1.5  # a restarted HALTED node must send nothing for this long
+
+VENUE_TOML = """
+host = "127.0.0.1"
+port = {port}
+comp_id = "SIM"
+ledger_path = "venue/ledger.sqlite"
+session_store_path = "venue/sessions.sqlite"
+
+[[accounts]]
+name = "acct"
+comp_id = "NODE"
+username = "trader"
+password_env = "BASTION_FIX_PASSWORD"
+
+[matching]
+name = "FIXSIM"
+
+[[instruments]]
+id = "XYZ.SIM"
+venue = "FIXSIM"
+tick_size = "0.01"
+lot_size = "1"
+
+[[feeds]]
+instrument = "XYZ.SIM"
+seed = 7
+size = "1000"
+interval_ms = 20
+"""
+
+NODE_TOML = """
+[node]
+id = "killfix"
+
+[[instruments]]
+id = "XYZ.SIM"
+venue = "FIXSIM"
+tick_size = "0.01"
+lot_size = "1"
+
+[[strategies]]
+name = "{strategy}"
+path = "strategies/{strategy}.py"
+class = "{cls}"
+[strategies.params]
+instrument = "XYZ.SIM"
+market_every = 10
+
+[risk]
+max_order_quantity = "1000"
+max_order_notional = "1000000"
+collar_pct = "5"
+reference_max_age_ms = 2000
+
+[fix_venue]
+name = "FIXSIM"
+port = {port}
+sender_comp_id = "NODE"
+target_comp_id = "SIM"
+username = "trader"
+password_env = "BASTION_FIX_PASSWORD"
+heartbeat_s = 5
+store_path = "fix/session.sqlite"
+reconnect_initial_ms = 50
+reconnect_max_ms = 200
+logon_timeout_ms = 5000
+cancel_on_disconnect = "{cod}"
+
+[journal]
+path = "j/node.sqlite"
+"""
+
+
+# -- helpers shared with test_cancel_on_disconnect_fix.py ------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def write_desk(
+    root: Path,
+    *,
+    venue_port: int,
+    node_port: int | None = None,
+    strategy: str = "hoarder",
+    source: str = HOARDER,
+    cls: str = "Hoarder",
+    cod: str = "off",
+) -> tuple[Path, Path, Path]:
+    """The venue and node configs and the strategy file: (venue config, node config,
+    journal). ``node_port`` (default: the venue's) lets the node go through a relay."""
+    (root / "strategies").mkdir(parents=True, exist_ok=True)
+    (root / "strategies" / f"{strategy}.py").write_text(source, encoding="utf-8")
+    venue = root / "venue-sim.toml"
+    venue.write_text(VENUE_TOML.format(port=venue_port), encoding="utf-8")
+    node = root / "paper-fix.toml"
+    node.write_text(
+        NODE_TOML.format(port=node_port or venue_port, strategy=strategy, cls=cls, cod=cod),
+        encoding="utf-8",
+    )
+    return venue, node, root / "j" / "node.sqlite"
+
+
+@contextmanager
+def process(*args: str | Path, cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``bastion ARGS`` with the FIX password in its environment; stderr to ``log``."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BASTION_FIX_PASSWORD": PASSWORD}
+    with log.open("ab") as stderr:
+        proc = subprocess.Popen(
+            bastion_cmd(*args),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def terminate(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def ledger_orders(root: Path) -> list[OrderRow]:
+    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
+        return ledger.orders(ACCOUNT)
+
+
+def ledger_open(root: Path) -> list[OrderRow]:
+    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
+        return ledger.open_orders(ACCOUNT)
+
+
+def ledger_position(root: Path) -> Decimal:
+    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
+        position = ledger.position(ACCOUNT, IID)
+    return Decimal(0) if position is None else position.net_qty
+
+
+def stays(predicate: Callable[[], bool], for_s: float) -> None:
+    """Check that ``predicate`` keeps holding for ``for_s`` seconds (polled).
+
+    The one legitimate bounded wait: proving that something does *not* happen."""
+    deadline = time.monotonic() + for_s
+    while time.monotonic() < deadline:
+        assert predicate()
+        time.sleep(0.05)
+    assert predicate()
+
+
+class Relay:
+    """A TCP relay between the node and the venue, to drop the FIX session while both
+    processes live: ``cut`` closes the live connections (each side sees its peer go);
+    while ``refusing`` is set, new connections are closed as soon as they arrive."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)  # so close() is noticed by the accept loop
+        self.port = int(self.listener.getsockname()[1])
+        self.refusing = False
+        self.connections = 0
+        self._closed = False
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            if self.refusing:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self.connections += 1
+                self._pairs.append((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                thread = threading.Thread(target=_pump, args=(src, dst), daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def cut(self) -> None:
+        """Drop every live connection now."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for sock in pair:
+                _shut(sock)
+
+    def close(self) -> None:
+        self._closed = True
+        self.refusing = True
+        self.cut()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.listener.close()
+
+
+def _shut(sock: socket.socket) -> None:
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(1 << 16):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (src, dst):
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextmanager
+def relay(target_port: int) -> Iterator[Relay]:
+    r = Relay(target_port)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def started_venue(proc: subprocess.Popen[bytes], log: Path, port: int) -> None:
+    eventually(lambda: still_running(proc, log) and listening(port), START_TIMEOUT_S)
+
+
+# -- the kill switch ---------------------------------------------------------------------------
+def operator_ids(events: list[tuple[int, Any]]) -> set[str]:
+    return {
+        e.client_order_id
+        for _, e in events
+        if isinstance(e, ev.OrderInitialized) and e.strategy_id == "operator"
+    }
+
+
+def submitted_before(events: list[tuple[int, Any]], seq: int) -> set[str]:
+    return {e.client_order_id for s, e in events if s < seq and isinstance(e, ev.OrderSubmitted)}
+
+
+@pytest.mark.timeout(180)
+def test_when_killed_with_flatten_over_fix_then_venue_flat_quiet_and_halted_until_resumed(
+    tmp_path: Path,
+) -> None:
+    """kill --flatten against the venue simulator: the ledger shows nothing open, a flat
+    position and no strategy order after the HALT; a restart stays HALTED and sends
+    nothing; resume makes orders reach the venue again."""
+    port = free_port()
+    venue_cfg, node_cfg, journal = write_desk(tmp_path, venue_port=port)
+    venue_log, node_log = tmp_path / "venue.log", tmp_path / "node.log"
+    with process("venue", "sim", venue_cfg, cwd=tmp_path, log=venue_log) as venue:
+        started_venue(venue, venue_log, port)
+
+        # -- run 1: trade, kill --flatten over FIX ---------------------------------------
+        with process("run", node_cfg, cwd=tmp_path, log=node_log) as node:
+
+            def trading() -> bool:
+                still_running(node, node_log)
+                trading_long_with_resting_orders(journal)
+                assert len(ledger_open(tmp_path)) >= 2, "no resting orders at the venue yet"
+                assert ledger_position(tmp_path) >= 2, "no long position at the venue yet"
+                return True
+
+            eventually(trading, START_TIMEOUT_S + 15)
+            killed = run_to_end("kill", node_cfg.name, "--flatten", "--why", "test", cwd=tmp_path)
+            assert killed.returncode == 0, killed.stderr
+            answer = json.loads(killed.stdout)
+            assert answer["ok"] is True
+            assert answer["state"] == "HALTED"
+            assert answer["cancels_sent"] >= 2  # the two resting quotes at least
+            assert (answer["flatten_sent"], answer["flatten_denied"]) == (1, 0)
+            assert answer["open_orders"] == 0
+            assert answer["positions"] == {IID: "0"}
+
+            # the venue's own books: nothing open, flat
+            assert ledger_open(tmp_path) == []
+            assert ledger_position(tmp_path) == 0
+            seq_halt, halt = last_state_change(peek_journal(journal))
+            assert halt.state is TradingState.HALTED
+            assert "kill by " in halt.reason and halt.reason.endswith(": test")
+            # the strategy keeps trying and is denied; none of it reaches the venue
+            denied = eventually(lambda: halted_denials_after(journal, seq_halt, "hoarder"), 5)
+            assert {e.reason for e in denied} == {"TRADING_HALTED"}
+            events = peek_journal(journal)
+            operator = operator_ids(events)
+            assert len(operator) == 1
+            before_halt = submitted_before(events, seq_halt)
+            at_venue = ledger_orders(tmp_path)
+            strategy_orders = {o.root_cl_ord_id for o in at_venue} - operator
+            assert strategy_orders <= before_halt, "a strategy order reached the venue after HALT"
+            late = {
+                o.root_cl_ord_id
+                for o in at_venue
+                if o.created_ns > halt.ts_ns and o.root_cl_ord_id not in operator
+            }
+            assert late <= before_halt  # only orders already in flight at the HALT
+            (flatten,) = [o for o in at_venue if o.root_cl_ord_id in operator]
+            assert flatten.side is OrderSide.SELL and flatten.status == "2"  # Filled
+            assert flatten.created_ns > halt.ts_ns
+            assert terminate(node) == 0, node_log.read_text()
+        last_seq_1 = read_journal(journal)[-1][0]
+        ids_1 = {o.order_id for o in ledger_orders(tmp_path)}
+        orders_1 = len(ids_1)
+
+        # -- run 2: restored HALTED; nothing reaches the venue until resume ----------------
+        with process("run", node_cfg, cwd=tmp_path, log=node_log) as node:
+            restarted = eventually(
+                lambda: still_running(node, node_log) and status(journal), START_TIMEOUT_S
+            )
+            assert (restarted["state"], restarted["restored"]) == ("HALTED", True)
+            assert restarted["reason"].endswith(": test")
+            eventually(lambda: halted_denials_after(journal, last_seq_1, "hoarder"), 10)
+            stays(lambda: len(ledger_orders(tmp_path)) == orders_1, QUIET_S)
+            assert not [
+                e
+                for s, e in peek_journal(journal)
+                if s > last_seq_1 and isinstance(e, ev.OrderSubmitted)
+            ]
+
+            resumed = run_to_end("resume", node_cfg.name, "--why", "drill over", cwd=tmp_path)
+            assert resumed.returncode == 0, resumed.stderr
+            assert json.loads(resumed.stdout) == {
+                "ok": True,
+                "state": "ACTIVE",
+                "previous": "HALTED",
+            }
+
+            def orders_reach_the_venue() -> bool:
+                _, change = last_state_change(peek_journal(journal))
+                assert change.state is TradingState.ACTIVE and "drill over" in change.reason
+                new = [
+                    o
+                    for o in ledger_orders(tmp_path)
+                    if o.order_id not in ids_1 and o.status != "8"  # not Rejected
+                ]
+                assert new, "no order reached the venue since resume"
+                assert all(o.created_ns > change.ts_ns for o in new)
+                return True
+
+            eventually(orders_reach_the_venue, 10)
+            assert terminate(node) == 0, node_log.read_text()
+        assert terminate(venue) == 0, venue_log.read_text()
+
+    with VenueLedger(tmp_path / "venue" / "ledger.sqlite") as ledger:
+        assert ledger.verify() == []
+        assert ledger.open_orders(ACCOUNT) == []
+        venue_fills = {f.exec_id: (f.qty, f.px) for f in ledger.fills(ACCOUNT)}
+    journal_fills = {
+        e.exec_id: (Decimal(e.last_qty), Decimal(e.last_px) / 100)
+        for _, e in read_journal(journal)
+        if isinstance(e, ev.OrderFilled)
+    }
+    assert journal_fills == venue_fills
+    text = venue_log.read_text() + node_log.read_text()
+    assert PASSWORD not in text
