@@ -4,15 +4,21 @@
 A realistic flow on three instruments from three strategies: passive limit orders
 around a moving mid (inside the collar), some marketable and market orders, cancels
 that keep about ``--open`` orders working, partial fills, and the occasional
-duplicate or over-limit order, with EVERY pre-trade control configured (collar,
-reference age, per-instrument and per-strategy position and gross limits, credit,
-throttle per strategy and per venue, duplicates, self-trade, permissions).
+duplicate or over-limit order, with EVERY control configured (collar, reference
+age, time-window collar, stale data, per-instrument and per-strategy position and
+gross limits, credit, throttle per strategy and per venue, duplicates, self-trade,
+permissions, repeated executions, daily loss and drawdown per strategy and node).
 
 - ``p50_us`` / ``p99_us``: time of the full check set (``RiskGate._check``) per order;
 - ``submit_p50_us`` / ``submit_p99_us``: the whole ``RiskGate.submit_order`` (checks,
   then the OMS: state machine, events on the bus, the venue call);
 - ``baseline_submit_p50_us`` / ``baseline_submit_p99_us``: the same flow with the
   default config (no limits), for comparison;
+- ``quote_hook_p50_us`` / ``quote_hook_p99_us``: the gate's work per quote (the
+  time-window collar's sliding window), what ``Kernel.on_quote`` adds;
+- ``fill_post_trade_p50_us`` / ``fill_post_trade_p99_us``: the post-trade work per fill
+  (``RiskGate.on_fill``: repeated executions, daily loss and drawdown, every strategy's
+  PnL); ``post_trade_eval_p50_us``: the periodic ``check_post_trade`` (every 1 s);
 - ``kill_all_ms``: the kill switch (``Kernel.kill``: HALT, then a cancel for every open
   order) with ``--kill-orders`` (1,000) limit orders resting at the simulated venue
   (5 ms latency), from the call until every cancel request has been handed to the
@@ -83,6 +89,16 @@ def all_checks() -> RiskConfig:
         max_new_orders_per_s=400,
         max_amends_per_s=400,
         max_messages_per_s=1_000,
+        collar_window_pct=Decimal(5),
+        collar_window_ms=1_000,
+        collar_window_pause_ms=5_000,
+        stale_data_ms=1_000,
+        max_fills=200,
+        fills_window_ms=1_000,
+        max_daily_loss=Decimal(1_000_000_000),
+        max_drawdown=Decimal(1_000_000_000),
+        max_daily_loss_node=Decimal(1_000_000_000),
+        max_drawdown_node=Decimal(1_000_000_000),
         instruments={"ES.SIM": InstrumentRiskConfig(max_long_quantity=Decimal(2_000))},
         strategies={
             name: StrategyRiskConfig(
@@ -130,6 +146,7 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
         venues={"SIM": QuietVenue("SIM")},
     )
     bus.subscribe(OrderFilled, portfolio.on_fill)
+    perf = time.perf_counter_ns
     gate = RiskGate(
         config=config,
         bus=bus,
@@ -141,12 +158,24 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
         venues={"SIM"},
         strategies=STRATEGIES,
     )
+    fill_ns: list[int] = []
+    if gate.watches_fills:  # as Kernel wires it: after the portfolio
+
+        def timed_on_fill(fill: OrderFilled) -> None:
+            t = perf()
+            gate.on_fill(fill)
+            fill_ns.append(perf() - t)
+
+        bus.subscribe(OrderFilled, timed_on_fill)
+    quote_hook = gate.quote_hook
     mids = dict(MIDS)
     check_ns: list[int] = []
     submit_ns: list[int] = []
+    quote_ns: list[int] = []
+    eval_ns: list[int] = []
+    next_eval = T0
     working: list[Order] = []
     exec_seq = 0
-    perf = time.perf_counter_ns
     previous: tuple[Any, ...] | None = None
     for n in range(n_orders):
         now = T0 + n * 3_000_000  # an order every 3 ms of simulated time
@@ -156,7 +185,16 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
         tick = inst.tick_raw
         mids[iid] += rng.choice((-tick, 0, 0, tick))
         mid = mids[iid]
-        quotes[iid] = QuoteTick(iid, now, mid - tick, mid + tick, 100, 100)
+        quote = quotes[iid] = QuoteTick(iid, now, mid - tick, mid + tick, 100, 100)
+        if quote_hook is not None:
+            t = perf()
+            quote_hook(quote)
+            quote_ns.append(perf() - t)
+        if now >= next_eval:  # the node's periodic post-trade evaluation
+            next_eval += 1_000_000_000
+            t = perf()
+            gate.check_post_trade()
+            eval_ns.append(perf() - t)
         side = BUY if rng.random() < 0.5 else SELL
         roll = rng.random()
         if roll < 0.05:
@@ -220,6 +258,9 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
     return {
         "check": _percentiles(check_ns[warm:]),
         "submit": _percentiles(submit_ns[warm:]),
+        "quote": _percentiles(quote_ns[warm:]) if quote_ns else (0.0, 0.0),
+        "fill": _percentiles(fill_ns[warm // 10 :]) if fill_ns else (0.0, 0.0),
+        "eval": _percentiles(eval_ns) if eval_ns else (0.0, 0.0),
         "denials": dict(sorted(gate.denials.items())),
         "open_at_end": len(execution.open_orders()),
     }
@@ -321,6 +362,11 @@ def main() -> int:
         "baseline_check_p99_us": base["check"][1],
         "baseline_submit_p50_us": base["submit"][0],
         "baseline_submit_p99_us": base["submit"][1],
+        "quote_hook_p50_us": full["quote"][0],
+        "quote_hook_p99_us": full["quote"][1],
+        "fill_post_trade_p50_us": full["fill"][0],
+        "fill_post_trade_p99_us": full["fill"][1],
+        "post_trade_eval_p50_us": full["eval"][0],
         "denials": full["denials"],
         "kill_orders": kill["resting"],
         "kill_all_ms": kill["kill_all_ms"],

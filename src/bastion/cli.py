@@ -32,8 +32,9 @@ from bastion.config import (
     scaffold_dir,
 )
 from bastion.data.config import SyntheticFeedConfig
-from bastion.errors import BastionError, ConfigError, DataError
+from bastion.errors import BastionError, ConfigError, DataError, UsageError
 from bastion.logging import configure_logging
+from bastion.operator_cli import add_operator_commands
 from bastion.venuesim.cli import add_venue_commands
 
 EXIT_OK: Final = 0
@@ -56,10 +57,6 @@ SAMPLE_INTERVAL_MS: Final = 100
 
 log = structlog.get_logger("bastion.cli")
 T = TypeVar("T")
-
-
-class UsageError(BastionError):
-    """The command line asks for something that cannot be done as asked (exit 2)."""
 
 
 # -- commands ------------------------------------------------------------------------
@@ -153,7 +150,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _node_config(args: argparse.Namespace) -> tuple[PaperConfig, Path]:
+def _node_config(args: argparse.Namespace) -> tuple[PaperConfig, Path, str]:
     """The node config named on the command line (or the embedded defaults), logged."""
     if args.config is not None:
         config_path = Path(args.config)
@@ -173,80 +170,26 @@ def _node_config(args: argparse.Namespace) -> tuple[PaperConfig, Path]:
         journal=str(resolve_path(base_dir, config.journal.path)),
         run_for_s=config.run_for_s,
     )
-    return config, base_dir
+    return config, base_dir, source
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a paper trading node until a signal (or ``--duration-s``)."""
-    config, base_dir = _node_config(args)
+    config, base_dir, source = _node_config(args)
     from bastion.node import run_node
 
-    return run_node(config, base_dir=base_dir)
+    return run_node(config, base_dir=base_dir, source=source)
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """Recover a node's state and reconcile it with the venue, without trading."""
-    config, base_dir = _node_config(args)
+    config, base_dir, source = _node_config(args)
     from bastion.node import recover_node
 
-    code, report = recover_node(config, base_dir=base_dir)
+    code, report = recover_node(config, base_dir=base_dir, source=source)
     sys.stdout.write(json.dumps(report, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
     return code
-
-
-# -- operator commands ---------------------------------------------------------------
-
-
-def _control_socket(args: argparse.Namespace) -> Path:
-    """The control socket of the node that runs with CONFIG (or the embedded defaults)."""
-    from bastion.control import socket_path
-
-    if args.config is not None:
-        config_path = Path(args.config)
-        config = load_config(config_path, PaperConfig)
-        base_dir = config_path.resolve().parent
-    else:
-        config, base_dir = default_paper_config()
-    return socket_path(resolve_path(base_dir, config.journal.path))
-
-
-def _operator() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid: still say who
-        import os
-
-        return f"uid {os.getuid()}"
-
-
-def _send_control(args: argparse.Namespace, req: dict[str, object]) -> int:
-    """Send one request to the node; print its response; 0 ok, 1 node error, 2 no node."""
-    from bastion.control import NoNodeListening, request
-
-    path = _control_socket(args)
-    try:
-        response = request(path, req)
-    except NoNodeListening as e:
-        raise UsageError(str(e)) from None
-    print(msgspec.json.encode(response).decode(), flush=True)
-    if response.get("ok") is not True:
-        return _fail(f"the node refused: {response.get('error', 'no reason given')}", EXIT_ERROR)
-    return EXIT_OK
-
-
-def cmd_kill(args: argparse.Namespace) -> int:
-    """Kill switch: HALT the node, cancel every open order, optionally flatten."""
-    return _send_control(
-        args, {"cmd": "kill", "flatten": args.flatten, "who": _operator(), "why": args.why}
-    )
-
-
-def cmd_resume(args: argparse.Namespace) -> int:
-    """Set a HALTED node back to ACTIVE."""
-    return _send_control(args, {"cmd": "resume", "who": _operator(), "why": args.why})
 
 
 # -- journal -------------------------------------------------------------------------
@@ -396,29 +339,6 @@ examples:
 """
 
 
-_KILL_EPILOG: Final = """\
-Talks to the node over its control socket, <journal path>.sock (for the embedded
-defaults: ./bastion-journal.sqlite.sock). The node at once goes HALTED (journaled,
-so it stays HALTED across restarts until `bastion resume`), cancels every open
-order and, with --flatten, sends a market order that closes each position (the
-price collar still checks it). The node's answer is printed as JSON.
-
-exit codes: 0 done, 1 the node reported an error, 2 no node listening or bad
-arguments.
-
-examples:
-  bastion kill mydesk/paper.toml --flatten --why "runaway strategy"
-  bastion kill                     # the node running on the embedded defaults
-"""
-
-_RESUME_EPILOG: Final = """\
-Sets the node's trading state back to ACTIVE (journaled, with who and why).
-
-examples:
-  bastion resume mydesk/paper.toml --why "fixed the strategy config"
-"""
-
-
 _JOURNAL_EPILOG: Final = """\
 Read-only: the journal file is opened with SQLite's mode=ro, so a running node
 may keep writing it. A missing file or a file that is not a journal exits 2.
@@ -549,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recover.add_argument("config", metavar="CONFIG", help="the node's config file (TOML)")
     recover.set_defaults(handler=cmd_recover)
-    _add_operator_commands(commands, formatter)
+    add_operator_commands(commands, formatter)
     _add_journal_commands(commands, formatter)
     add_venue_commands(commands, formatter, logging_options)
     return parser
@@ -563,42 +483,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
     return value
-
-
-def _add_operator_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    formatter: type[argparse.HelpFormatter],
-) -> None:
-    kill = commands.add_parser(
-        "kill",
-        help="kill switch: halt the running node, cancel all orders, optionally flatten",
-        description=_wrap(
-            "bastion kill: tell the running paper node to go HALTED, cancel every open "
-            "order at every venue and, with --flatten, close every position."
-        ),
-        epilog=_KILL_EPILOG,
-        formatter_class=formatter,
-    )
-    kill.add_argument(
-        "config", metavar="CONFIG", nargs="?", help="the node's config file (TOML); optional"
-    )
-    kill.add_argument(
-        "--flatten", action="store_true", help="also close every position with market orders"
-    )
-    kill.add_argument("--why", metavar="TEXT", default="", help="reason, journaled")
-    kill.set_defaults(handler=cmd_kill)
-    resume = commands.add_parser(
-        "resume",
-        help="set a halted node back to ACTIVE",
-        description=_wrap("bastion resume: set the running node's trading state to ACTIVE."),
-        epilog=_RESUME_EPILOG,
-        formatter_class=formatter,
-    )
-    resume.add_argument(
-        "config", metavar="CONFIG", nargs="?", help="the node's config file (TOML); optional"
-    )
-    resume.add_argument("--why", metavar="TEXT", default="", help="reason, journaled")
-    resume.set_defaults(handler=cmd_resume)
 
 
 def _add_journal_commands(

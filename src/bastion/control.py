@@ -3,7 +3,11 @@
 The socket lives next to the journal (``<journal path>.sock``), mode 0600, so only
 the node's OS user can talk to it. The protocol is one JSON object per line each
 way: a request ``{"cmd": "kill", "flatten": bool, "who": str, "why": str}``,
-``{"cmd": "resume", "who": str, "why": str}`` or ``{"cmd": "status"}`` gets one
+``{"cmd": "resume", "who": str, "why": str}``, ``{"cmd": "status"}``,
+``{"cmd": "enable", "strategy": str, "who": str, "why": str}`` (a strategy the
+risk gate disabled), ``{"cmd": "risk_set", "path": str, "value": str, "for_s": float,
+"who": str, "why": str}`` (a temporary limit override), ``{"cmd": "risk_clear",
+"id": str, "who": str, "why": str}`` or ``{"cmd": "risk_list"}`` gets one
 response ``{"ok": true, ...}``, or ``{"ok": false, "error": "..."}`` for a request
 that is not JSON, names an unknown command, has a field of the wrong type or is
 longer than ``MAX_REQUEST_BYTES``. A bad request never reaches the node.
@@ -31,9 +35,13 @@ from bastion.errors import BastionError, OperationalError
 __all__ = [
     "MAX_REQUEST_BYTES",
     "ControlCommands",
+    "EnableRequest",
     "KillRequest",
     "NoNodeListening",
     "ResumeRequest",
+    "RiskClearRequest",
+    "RiskListRequest",
+    "RiskSetRequest",
     "StatusRequest",
     "dispatch",
     "handle_line",
@@ -91,8 +99,74 @@ class StatusRequest(
     """Trading state, open orders and positions."""
 
 
-Request = KillRequest | ResumeRequest | StatusRequest
-COMMANDS: Final = ("kill", "resume", "status")
+class EnableRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="enable",
+    tag_field="cmd",
+):
+    """Re-enable a strategy the risk gate disabled (repeated executions, loss limits)."""
+
+    strategy: str
+    who: str
+    why: str = ""
+
+
+class RiskSetRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="risk_set",
+    tag_field="cmd",
+):
+    """Override one risk limit for ``for_s`` seconds."""
+
+    path: str
+    value: str
+    for_s: float
+    who: str
+    why: str
+
+
+class RiskClearRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="risk_clear",
+    tag_field="cmd",
+):
+    """End an override before it expires."""
+
+    id: str
+    who: str
+    why: str = ""
+
+
+class RiskListRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="risk_list",
+    tag_field="cmd",
+):
+    """The active overrides."""
+
+
+Request = (
+    KillRequest
+    | ResumeRequest
+    | StatusRequest
+    | EnableRequest
+    | RiskSetRequest
+    | RiskClearRequest
+    | RiskListRequest
+)
+COMMANDS: Final = ("kill", "resume", "status", "enable", "risk_set", "risk_clear", "risk_list")
 
 _decoder = msgspec.json.Decoder(Request)
 _encoder = msgspec.json.Encoder()
@@ -106,6 +180,16 @@ class ControlCommands(Protocol):
     async def resume(self, *, who: str, why: str) -> dict[str, Any]: ...
 
     async def status(self) -> dict[str, Any]: ...
+
+    async def enable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]: ...
+
+    async def risk_set(
+        self, *, path: str, value: str, for_s: float, who: str, why: str
+    ) -> dict[str, Any]: ...
+
+    async def risk_clear(self, *, override_id: str, who: str, why: str) -> dict[str, Any]: ...
+
+    async def risk_list(self) -> dict[str, Any]: ...
 
 
 class NoNodeListening(BastionError):
@@ -145,6 +229,16 @@ async def dispatch(req: Request, commands: ControlCommands) -> dict[str, Any]:
         fields = await commands.kill(flatten=req.flatten, who=req.who, why=req.why)
     elif type(req) is ResumeRequest:
         fields = await commands.resume(who=req.who, why=req.why)
+    elif type(req) is EnableRequest:
+        fields = await commands.enable(strategy=req.strategy, who=req.who, why=req.why)
+    elif type(req) is RiskSetRequest:
+        fields = await commands.risk_set(
+            path=req.path, value=req.value, for_s=req.for_s, who=req.who, why=req.why
+        )
+    elif type(req) is RiskClearRequest:
+        fields = await commands.risk_clear(override_id=req.id, who=req.who, why=req.why)
+    elif type(req) is RiskListRequest:
+        fields = await commands.risk_list()
     else:
         fields = await commands.status()
     return {"ok": True, **fields}

@@ -31,3 +31,7 @@ class OperationalError(BastionError):
 
 class StrategyError(BastionError):
     """A user strategy could not be loaded or raised while running."""
+
+
+class UsageError(BastionError):
+    """The command line asks for something that cannot be done as asked (exit 2)."""

@@ -22,15 +22,24 @@ from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import OrderSide, OrderType, TradingState
 from bastion.model.events import (
     CommandDenied,
+    InstrumentPaused,
+    InstrumentResumed,
     OrderFilled,
     ReconciliationCompleted,
     ReconciliationMismatch,
+    RiskLimitsChanged,
+    RiskOverrideEnded,
+    RiskOverrideSet,
+    StrategyDisabled,
+    StrategyEnabled,
     StrategyFailed,
     TradingStateChanged,
 )
 from bastion.model.instruments import Instrument
 from bastion.portfolio.portfolio import Portfolio
+from bastion.risk.config import RiskConfig
 from bastion.risk.gate import RiskGate
+from bastion.risk.overrides import RiskOverrides
 from bastion.strategy.runner import StrategyRunner, load_strategy
 from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.sim.venue import SimVenue
@@ -125,8 +134,20 @@ class Kernel:
         self._venue_on_quote = self.venue.on_quote
         self._venue_inbox = self.venue.inbox
         self._quote_subscribers = self.strategies.quote_subscribers
-        # the portfolio sees a fill before any strategy does
+        self._quote_guard = self.risk.quote_hook  # None unless a collar window is set
+        # the portfolio sees a fill before any strategy does, then the post-trade limits
         self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
+        self._risk_sees_fills = False
+        if self.risk.watches_fills:
+            self.bus.subscribe(OrderFilled, self.risk.on_fill)
+            self._risk_sees_fills = True
+        self.risk_overrides = RiskOverrides(
+            base=config.risk,
+            apply=self.apply_risk_config,
+            bus=self.bus,
+            clock=clock,
+            id_prefix=f"{epoch}.",
+        )
         if journal is not None:
             for event_type in (
                 TradingStateChanged,
@@ -134,6 +155,13 @@ class Kernel:
                 CommandDenied,
                 ReconciliationCompleted,
                 ReconciliationMismatch,
+                InstrumentPaused,
+                InstrumentResumed,
+                StrategyDisabled,
+                StrategyEnabled,
+                RiskLimitsChanged,
+                RiskOverrideSet,
+                RiskOverrideEnded,
             ):
                 self.bus.subscribe(event_type, journal.append)
         for strategy_config in config.strategies:
@@ -146,6 +174,9 @@ class Kernel:
     def on_quote(self, quote: QuoteTick) -> None:
         """The per-quote hot path: venue first (so fills see this touch), then strategies."""
         self.last_quotes[quote.instrument_id] = quote
+        guard = self._quote_guard
+        if guard is not None:
+            guard(quote)
         self._venue_on_quote(quote)
         for handler in self._quote_subscribers.get(quote.instrument_id, _NONE):
             try:
@@ -159,16 +190,27 @@ class Kernel:
         # with bars only, the close is the node's latest price: it marks positions
         # and is the risk gate's reference price
         size = bar.volume if bar.volume > 0 else 1
-        self.last_quotes[bar.instrument_id] = QuoteTick(
-            bar.instrument_id, bar.ts_ns, bar.close, bar.close, size, size
-        )
+        quote = QuoteTick(bar.instrument_id, bar.ts_ns, bar.close, bar.close, size, size)
+        self.last_quotes[bar.instrument_id] = quote
+        if self._quote_guard is not None:
+            self._quote_guard(quote)
         self.venue.on_bar(bar)
         self.strategies.on_bar(bar)
         if self._venue_inbox:
             self.venue.flush()
 
+    def apply_risk_config(self, config: RiskConfig) -> None:
+        """New risk limits in force now (operator overrides: ``risk_overrides``)."""
+        risk = self.risk
+        risk.reconfigure(config)
+        self._quote_guard = risk.quote_hook
+        if risk.watches_fills and not self._risk_sees_fills:
+            self.bus.subscribe(OrderFilled, risk.on_fill)
+            self._risk_sees_fills = True
+
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
+        self.risk.check_post_trade()  # the day's starting PnL, before any strategy trades
         self.strategies.start_all()
         self.venue.flush()
 

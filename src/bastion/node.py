@@ -36,11 +36,10 @@ import structlog
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
 from bastion.control import open_control_socket, serve_control, socket_path
-from bastion.data import SyntheticQuoteFeed, replay_from_config
+from bastion.data import SyntheticQuoteFeed
 from bastion.journal.sqlite import SqliteJournal
 from bastion.kernel import Kernel
 from bastion.model.data import Bar, QuoteTick
-from bastion.model.enums import TradingState
 from bastion.model.events import (
     OrderCanceled,
     OrderDenied,
@@ -48,12 +47,12 @@ from bastion.model.events import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
-    TradingStateChanged,
 )
+from bastion.operator import NodeOperator
+from bastion.operator_cli import operator_name
 from bastion.recovery.reconcile import reconcile
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
-from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.tasks import TaskManager
 from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.fix.disconnect import DisconnectCancels
@@ -62,28 +61,35 @@ log = structlog.get_logger("bastion.node")
 
 PNL_LOG_INTERVAL_S = 5.0
 SHUTDOWN_TIMEOUT_S = 10.0
-KILL_SETTLE_TIMEOUT_S = 5.0  # kill --flatten: wait this long for cancels to confirm
+RISK_TIMER_S = 0.25  # post-trade limits and override expiry are checked this often
 
 
-def run_node(config: PaperConfig, *, base_dir: Path) -> int:
-    """Run a paper-trading node until a signal or ``run_for_s``; return the exit code."""
-    return asyncio.run(_Node(config, base_dir).run())
+def run_node(config: PaperConfig, *, base_dir: Path, source: str = "") -> int:
+    """Run a paper-trading node until a signal or ``run_for_s``; return the exit code.
+
+    ``source``: where the config came from (journaled when the risk limits changed)."""
+    return asyncio.run(_Node(config, base_dir, source=source).run())
 
 
-def recover_node(config: PaperConfig, *, base_dir: Path) -> tuple[int, dict[str, Any]]:
+def recover_node(
+    config: PaperConfig, *, base_dir: Path, source: str = ""
+) -> tuple[int, dict[str, Any]]:
     """Recover and reconcile without trading; return (exit code, report).
 
     Exit code 0: reconciled; 1: mismatches (the node's trading state was set per
     ``recovery.on_mismatch``) or the venue could not be reached.
     """
-    node = _Node(config, base_dir, recover_only=True)
+    node = _Node(config, base_dir, recover_only=True, source=source)
     code = asyncio.run(node.run())
     return code, node.report
 
 
 class _Node:
-    def __init__(self, config: PaperConfig, base_dir: Path, *, recover_only: bool = False) -> None:
+    def __init__(
+        self, config: PaperConfig, base_dir: Path, *, recover_only: bool = False, source: str = ""
+    ) -> None:
         self.config = config
+        self.source = source or str(base_dir)
         self.base_dir = base_dir
         self.recover_only = recover_only
         self.stop_requested = asyncio.Event()
@@ -122,9 +128,10 @@ class _Node:
         kernel_ref.append(kernel)
         self.epoch = epoch
         _log_order_events(kernel)
-        operator = _Operator(kernel)
+        operator = NodeOperator(kernel)
         recovered = recover_state(kernel, journal)
         operator.took_over_state()
+        kernel.risk_overrides.audit_config(who=operator_name(), source=self.source)
         self.report = {"epoch": epoch, **msgspec.structs.asdict(recovered)}
         self.report["torn_tail"] = journal.torn_tail
         adopted = 0
@@ -161,8 +168,10 @@ class _Node:
                     disconnect.after_reconcile(
                         kernel.execution.open_orders(), kernel.risk.cancel_order
                     )
+                kernel.risk.track_open_orders(kernel.execution.open_orders())
                 self._snapshot(kernel, journal)
                 kernel.start()
+                self.tasks.spawn("risk-timer", self._risk_timer(kernel))
                 self.tasks.spawn("feed", self._feed(kernel))
                 self.tasks.spawn("pnl-log", self._log_pnl(kernel))
                 self.tasks.spawn("snapshots", self._snapshots(kernel, journal))
@@ -257,6 +266,13 @@ class _Node:
             )
             disconnect.after_reconcile(kernel.execution.open_orders(), kernel.risk.cancel_order)
 
+    async def _risk_timer(self, kernel: Kernel) -> None:
+        """Post-trade limits (daily loss, drawdown) between fills, and override expiry."""
+        while True:
+            await asyncio.sleep(RISK_TIMER_S)
+            kernel.risk.check_post_trade()
+            kernel.risk_overrides.expire()
+
     def _snapshot(self, kernel: Kernel, journal: SqliteJournal) -> None:
         if journal.last_seq == self._last_snapshot_seq:
             return
@@ -331,6 +347,8 @@ class _Node:
                 next_at += interval_s
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         for source in config.replay:
+            from bastion.data.replay import replay_from_config  # numpy, pyarrow: on use
+
             replay = replay_from_config(
                 source, kernel.instruments[source.instrument], base_dir=self.base_dir
             )
@@ -364,88 +382,6 @@ class _Node:
                     for iid in portfolio.instruments_traded()
                 },
             )
-
-
-class _Operator:
-    """The control channel's commands (``bastion.control.ControlCommands``) on this node."""
-
-    def __init__(self, kernel: Kernel) -> None:
-        self.kernel = kernel
-        self.reason = ""
-        self.restored = False
-        kernel.bus.subscribe(TradingStateChanged, self._on_state)
-
-    def _on_state(self, event: TradingStateChanged) -> None:
-        self.reason = event.reason
-        self.restored = False
-
-    def took_over_state(self) -> None:
-        """Recovery has run: report the trading state it took over from the journal."""
-        risk = self.kernel.risk
-        if risk.state_reason != CONFIGURED_STATE_REASON:
-            self.reason = risk.state_reason
-            self.restored = True
-
-    async def kill(self, *, flatten: bool, who: str, why: str) -> dict[str, Any]:
-        kernel = self.kernel
-        started = time.perf_counter()
-        cancels = kernel.kill(f"kill by {who}: {why}" if why else f"kill by {who}")
-        kill_ms = (time.perf_counter() - started) * 1000
-        response: dict[str, Any] = {
-            "state": kernel.risk.state.value,
-            "cancels_sent": cancels,
-            "kill_ms": round(kill_ms, 3),
-        }
-        if flatten:
-            # flatten what is left once the cancels are answered: a resting order that
-            # fills meanwhile, or a market order in flight, changes the position
-            await _settle(kernel)
-            sent, denied = kernel.flatten()
-            await _settle(kernel)  # answer with the flatten orders' outcome
-            portfolio = kernel.portfolio
-            response.update(
-                flatten_sent=sent,
-                flatten_denied=denied,
-                positions={
-                    iid: str(kernel.instruments[iid].size(portfolio.net_quantity(iid)))
-                    for iid in portfolio.instruments_traded()
-                },
-            )
-        response["open_orders"] = len(kernel.execution.open_orders())
-        response["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        log.warning("kill_switch", who=who, why=why, flatten=flatten, **response)
-        return response
-
-    async def resume(self, *, who: str, why: str) -> dict[str, Any]:
-        risk = self.kernel.risk
-        previous = risk.state
-        risk.set_trading_state(
-            TradingState.ACTIVE, f"resume by {who}: {why}" if why else f"resume by {who}"
-        )
-        log.warning("trading_resumed", who=who, why=why, previous=previous.value)
-        return {"state": risk.state.value, "previous": previous.value}
-
-    async def status(self) -> dict[str, Any]:
-        kernel = self.kernel
-        portfolio = kernel.portfolio
-        return {
-            "state": kernel.risk.state.value,
-            "reason": self.reason,
-            "restored": self.restored,
-            "open_orders": len(kernel.execution.open_orders()),
-            "positions": {
-                iid: str(kernel.instruments[iid].size(portfolio.net_quantity(iid)))
-                for iid in portfolio.instruments_traded()
-            },
-            "denials": dict(sorted(kernel.risk.denials.items())),
-        }
-
-
-async def _settle(kernel: Kernel) -> None:
-    """Wait (bounded) until the venue has answered every open order."""
-    deadline = time.monotonic() + KILL_SETTLE_TIMEOUT_S
-    while kernel.execution.open_orders() and time.monotonic() < deadline:
-        await asyncio.sleep(0.005)
 
 
 def _restamp(event: QuoteTick | Bar, ts_ns: int) -> QuoteTick | Bar:

@@ -47,6 +47,26 @@ class FakeNode:
         self.calls.append(("status", {}))
         return {"state": "ACTIVE", "open_orders": 0}
 
+    async def enable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
+        self.calls.append(("enable", {"strategy": strategy, "who": who, "why": why}))
+        return {"enabled": strategy}
+
+    async def risk_set(
+        self, *, path: str, value: str, for_s: float, who: str, why: str
+    ) -> dict[str, Any]:
+        self.calls.append(
+            ("risk_set", {"path": path, "value": value, "for_s": for_s, "who": who, "why": why})
+        )
+        return {"id": "1"}
+
+    async def risk_clear(self, *, override_id: str, who: str, why: str) -> dict[str, Any]:
+        self.calls.append(("risk_clear", {"id": override_id, "who": who, "why": why}))
+        return {"cleared": override_id}
+
+    async def risk_list(self) -> dict[str, Any]:
+        self.calls.append(("risk_list", {}))
+        return {"overrides": []}
+
 
 def answer(line: bytes, node: FakeNode | None = None) -> dict[str, Any]:
     response = asyncio.run(handle_line(line, node or FakeNode()))
@@ -259,3 +279,57 @@ def test_when_no_node_listens_then_no_node_listening_naming_path(tmp_path: Path)
     path = tmp_path / "missing.sock"
     with pytest.raises(NoNodeListening, match=str(path)):
         request(path, {"cmd": "status"})
+
+
+@pytest.mark.parametrize(
+    ("line", "call"),
+    [
+        (
+            b'{"cmd":"enable","strategy":"ema","who":"ops","why":"checked"}',
+            ("enable", {"strategy": "ema", "who": "ops", "why": "checked"}),
+        ),
+        (
+            b'{"cmd":"risk_set","path":"max_order_quantity","value":"5","for_s":60,'
+            b'"who":"ops","why":"news"}',
+            (
+                "risk_set",
+                {
+                    "path": "max_order_quantity",
+                    "value": "5",
+                    "for_s": 60.0,
+                    "who": "ops",
+                    "why": "news",
+                },
+            ),
+        ),
+        (
+            b'{"cmd":"risk_clear","id":"7","who":"ops"}',
+            ("risk_clear", {"id": "7", "who": "ops", "why": ""}),
+        ),
+        (b'{"cmd":"risk_list"}', ("risk_list", {})),
+    ],
+)
+def test_when_operator_risk_commands_arrive_then_they_reach_the_node(
+    line: bytes, call: tuple[str, dict[str, Any]]
+) -> None:
+    node = FakeNode()
+    assert answer(line, node)["ok"] is True
+    assert node.calls == [call]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"cmd":"risk_set","path":"max_order_quantity","value":5,"for_s":60,"who":"o","why":""}',
+        b'{"cmd":"risk_set","path":"max_order_quantity","value":"5","who":"o","why":""}',
+        b'{"cmd":"enable","who":"ops"}',
+        b'{"cmd":"risk_clear","id":7,"who":"ops"}',
+    ],
+)
+def test_when_operator_risk_command_is_malformed_then_refused_before_the_node(
+    line: bytes,
+) -> None:
+    node = FakeNode()
+    response = answer(line, node)
+    assert response["ok"] is False and "bad request" in response["error"]
+    assert node.calls == []

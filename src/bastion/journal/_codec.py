@@ -41,6 +41,13 @@ JournalEvent = (
     | ev.CommandDenied
     | ev.ReconciliationCompleted
     | ev.ReconciliationMismatch
+    | ev.InstrumentPaused
+    | ev.InstrumentResumed
+    | ev.StrategyDisabled
+    | ev.StrategyEnabled
+    | ev.RiskLimitsChanged
+    | ev.RiskOverrideSet
+    | ev.RiskOverrideEnded
 )
 
 # seq, ts_ns, type, client_order_id, payload, prev_hash, hash

@@ -152,6 +152,73 @@ class ReconciliationMismatch(Event, frozen=True, kw_only=True):
     mismatches: list[str]
 
 
+class InstrumentPaused(Event, frozen=True, kw_only=True):
+    """The risk gate paused new orders on an instrument until ``until_ns`` (its mid
+    moved beyond ``collar_window_pct`` within ``collar_window_ms``); cancels still go.
+    A further move during the pause extends it with another ``InstrumentPaused``."""
+
+    instrument_id: str
+    reason: str
+    until_ns: int
+
+
+class InstrumentResumed(Event, frozen=True, kw_only=True):
+    """An instrument's pause ended: new orders on it are checked as usual again."""
+
+    instrument_id: str
+
+
+class StrategyDisabled(Event, frozen=True, kw_only=True):
+    """The risk gate disabled a strategy (repeated executions, or one of its post-trade
+    limits): its new orders and amends are denied until an operator enables it."""
+
+    strategy_id: str
+    reason: str
+
+
+class StrategyEnabled(Event, frozen=True, kw_only=True):
+    """An operator enabled a disabled strategy again."""
+
+    strategy_id: str
+    who: str
+    why: str
+
+
+class RiskLimitsChanged(Event, frozen=True, kw_only=True):
+    """The node started with other risk limits than it last journaled: ``changes`` says
+    what changed (``key: old -> new``), ``config`` is the new ``[risk]`` (canonical JSON),
+    ``who`` the OS user that started it, ``source`` the config file."""
+
+    who: str
+    source: str
+    changes: list[str]
+    config: str
+
+
+class RiskOverrideSet(Event, frozen=True, kw_only=True):
+    """An operator set one risk limit (``path``) to ``value`` until ``expires_ns``;
+    ``previous`` is the value it replaced."""
+
+    override_id: str
+    path: str
+    value: str
+    previous: str
+    who: str
+    why: str
+    expires_ns: int
+
+
+class RiskOverrideEnded(Event, frozen=True, kw_only=True):
+    """An override ended: ``how`` is ``expired`` or ``cleared`` (by ``who``, for ``why``);
+    the limit is back to the config's value (or to an older override still running)."""
+
+    override_id: str
+    path: str
+    how: str
+    who: str
+    why: str
+
+
 ORDER_EVENT_TYPES: tuple[type[OrderEvent], ...] = (
     OrderInitialized,
     OrderDenied,

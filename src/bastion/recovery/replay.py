@@ -14,8 +14,18 @@ import msgspec
 import structlog
 
 from bastion.journal.sqlite import SqliteJournal
-from bastion.model.events import OrderEvent, OrderFilled, TradingStateChanged
+from bastion.model.events import (
+    OrderEvent,
+    OrderFilled,
+    RiskLimitsChanged,
+    RiskOverrideEnded,
+    RiskOverrideSet,
+    StrategyDisabled,
+    StrategyEnabled,
+    TradingStateChanged,
+)
 from bastion.recovery.state import SnapshotError, decode, restore
+from bastion.risk.overrides import Override
 
 if TYPE_CHECKING:
     from bastion.kernel import Kernel
@@ -34,6 +44,7 @@ class RecoveryReport(msgspec.Struct, kw_only=True):
     positions: dict[str, int]
     elapsed_ms: float
     snapshot_problem: str | None = None
+    disabled_strategies: list[str] = msgspec.field(default_factory=list)
 
 
 def recover_state(kernel: Kernel, journal: SqliteJournal) -> RecoveryReport:
@@ -55,6 +66,10 @@ def recover_state(kernel: Kernel, journal: SqliteJournal) -> RecoveryReport:
     replay = kernel.execution.replay
     on_fill = kernel.portfolio.on_fill
     last_state: TradingStateChanged | None = None
+    disabled = dict(kernel.risk.disabled)  # the snapshot's, then the journal's changes
+    overrides = kernel.risk_overrides
+    active = dict(overrides.active)
+    journaled_config = overrides.journaled_config
     replayed = 0
     for _seq, event in journal.read(after):
         replayed += 1
@@ -64,10 +79,32 @@ def recover_state(kernel: Kernel, journal: SqliteJournal) -> RecoveryReport:
                 on_fill(event)  # type: ignore[arg-type]
         elif event_type is TradingStateChanged:
             last_state = event  # type: ignore[assignment]
+        elif event_type is StrategyDisabled:
+            disabled[event.strategy_id] = event.reason  # type: ignore[union-attr]
+        elif event_type is StrategyEnabled:
+            disabled.pop(event.strategy_id, None)  # type: ignore[union-attr]
+        elif event_type is RiskOverrideSet:
+            assert isinstance(event, RiskOverrideSet)
+            active[event.override_id] = Override(
+                id=event.override_id,
+                path=event.path,
+                value=event.value,
+                who=event.who,
+                why=event.why,
+                set_ns=event.ts_ns,
+                expires_ns=event.expires_ns,
+            )
+        elif event_type is RiskOverrideEnded:
+            active.pop(event.override_id, None)  # type: ignore[union-attr]
+        elif event_type is RiskLimitsChanged:
+            journaled_config = event.config  # type: ignore[union-attr]
         elif isinstance(event, OrderEvent):
             replay(event)
     if last_state is not None:
         kernel.restore_trading_state(last_state.state, last_state.reason)
+    if disabled != kernel.risk.disabled:
+        kernel.risk.restore_disabled(disabled)
+    overrides.restore(list(active.values()), journaled_config)
     portfolio = kernel.portfolio
     report = RecoveryReport(
         snapshot_seq=snapshot_seq,
@@ -78,6 +115,7 @@ def recover_state(kernel: Kernel, journal: SqliteJournal) -> RecoveryReport:
         positions={iid: portfolio.net_quantity(iid) for iid in portfolio.instruments_traded()},
         elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
         snapshot_problem=problem,
+        disabled_strategies=sorted(disabled),
     )
     log.info("state_recovered", **msgspec.structs.asdict(report))
     return report

@@ -25,6 +25,7 @@ from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, 
 from bastion.model.orders import Order
 from bastion.portfolio.position import Exact, Position
 from bastion.risk.gate import CONFIGURED_STATE_REASON
+from bastion.risk.overrides import Override
 
 if TYPE_CHECKING:
     from bastion.kernel import Kernel
@@ -88,6 +89,11 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     trading_reason: str
     strategies: dict[str, bytes]
     venues: list[VenueMark] = msgspec.field(default_factory=list)
+    # strategies the risk gate disabled, and why (older snapshots: none)
+    disabled_strategies: dict[str, str] = msgspec.field(default_factory=dict)
+    # operator overrides of risk limits still running, and the [risk] last journaled
+    risk_overrides: list[Override] = msgspec.field(default_factory=list)
+    risk_config: str | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -120,6 +126,9 @@ def capture(kernel: Kernel, *, node_id: str, epoch: int) -> bytes:
         trading_reason=kernel.risk.state_reason,
         strategies=kernel.strategies.save_states(),
         venues=[mark()] if mark is not None else [],
+        disabled_strategies=dict(kernel.risk.disabled),
+        risk_overrides=list(kernel.risk_overrides.active.values()),
+        risk_config=kernel.risk_overrides.journaled_config,
     )
     return _encode(snapshot)
 
@@ -152,6 +161,11 @@ def restore(kernel: Kernel, snapshot: NodeSnapshot) -> None:
     if snapshot.trading_reason != CONFIGURED_STATE_REASON:  # else the config's state applies
         kernel.restore_trading_state(snapshot.trading_state, snapshot.trading_reason)
     kernel.strategies.restored_states = dict(snapshot.strategies)
+    if snapshot.disabled_strategies:
+        kernel.risk.restore_disabled(snapshot.disabled_strategies)
+    # applied once the journal tail is replayed too (``recover_state``)
+    kernel.risk_overrides.active = {o.id: o for o in snapshot.risk_overrides}
+    kernel.risk_overrides.journaled_config = snapshot.risk_config
     restore_mark = getattr(kernel.venue, "restore_mark", None)
     if restore_mark is not None:
         for mark in snapshot.venues:

@@ -61,10 +61,18 @@ class WorkingBook:
         self.buy_notional = 0
         self.by_id: dict[str, Working] = {}
         self.by_instrument: dict[str, dict[str, Working]] = {}
+        self._bus = bus
         for event_type in _EVENTS:
             bus.subscribe(event_type, self.on_event)
         for answer_type in _AMEND_ANSWERS:
             bus.subscribe(answer_type, self.on_amend_answer)
+
+    def detach(self) -> None:
+        """Stop following order events (a new book replaces this one)."""
+        for event_type in _EVENTS:
+            self._bus.unsubscribe(event_type, self.on_event)
+        for answer_type in _AMEND_ANSWERS:
+            self._bus.unsubscribe(answer_type, self.on_amend_answer)
 
     def add(self, order: Order, market_px2: int | None) -> None:
         """Count an order just sent (``market_px2``: the doubled reference of a market order)."""

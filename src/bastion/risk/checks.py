@@ -1,5 +1,6 @@
-"""The pre-trade checks beyond order size: permissions, price collar, duplicate
-orders, message throttle, position limits, credit and self-trade prevention.
+"""The pre-trade checks beyond order size: instrument pause and stale data (asked of
+``risk.market``), permissions, price collar, duplicate orders, message throttle,
+position limits, credit and self-trade prevention.
 
 ``RiskGate`` builds a ``PreTradeChecks`` only when at least one of these is
 configured, and each part is skipped when its own limits are absent, so a node
@@ -23,6 +24,7 @@ from bastion.risk.book import Working, WorkingBook
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
 from bastion.risk.credit import CreditLimits
 from bastion.risk.limits import InstrumentLimits, StrategyRules, Throttle
+from bastion.risk.market import MarketGuard
 from bastion.risk.reasons import Denial, DenyReason
 from bastion.risk.throttle import DuplicateFilter
 
@@ -30,6 +32,16 @@ from bastion.risk.throttle import DuplicateFilter
 _BUY = OrderSide.BUY
 
 _NO_ORDERS: tuple[Order, ...] = ()
+_STRATEGY_PRE_TRADE_KEYS = (
+    "max_long_quantity",
+    "max_short_quantity",
+    "max_gross_notional",
+    "max_new_orders_per_s",
+    "max_amends_per_s",
+    "max_messages_per_s",
+    "instruments",
+    "venues",
+)
 _NO_WORKING: dict[str, Working] = {}
 
 
@@ -47,8 +59,10 @@ class PreTradeChecks:
         last_quotes: dict[str, QuoteTick],
         limits: dict[str, InstrumentLimits],
         venues: set[str],
+        market: MarketGuard | None = None,
     ) -> None:
         self._config = config
+        self._market = market
         self._clock = clock
         self._portfolio = portfolio
         self._instruments = instruments
@@ -87,7 +101,11 @@ class PreTradeChecks:
         throttle_default = Throttle(config.throttle_for_strategy(""))
         return (
             any(lim.is_extended for lim in limits.values())
-            or bool(config.strategies)
+            or any(
+                getattr(s, key) is not None
+                for s in config.strategies.values()
+                for key in _STRATEGY_PRE_TRADE_KEYS
+            )
             or bool(config.venues)
             or throttle_default.is_set
             or config.duplicate_window_ms is not None
@@ -141,6 +159,14 @@ class PreTradeChecks:
         self.to_cancel = _NO_ORDERS
         iid = order.instrument_id
         sid = order.strategy_id
+        now = self._clock.timestamp_ns()
+        # an amend that only shrinks the order (same price) lowers risk: it passes
+        if limits.paused_or_stale and (is_new or is_increase or price != order.price):
+            market = self._market
+            assert market is not None
+            denial = market.check(instrument, limits, now)
+            if denial is not None:
+                return denial
         rules = self._strategies.get(sid) or self.rules(sid)
         if rules.instruments is not None and iid not in rules.instruments:
             return DenyReason.NOT_PERMITTED, (
@@ -151,7 +177,6 @@ class PreTradeChecks:
                 f"strategy {sid} may not trade on venue {order.venue} "
                 f"(risk.strategies.{sid}.venues)"
             )
-        now = self._clock.timestamp_ns()
         # an amend that keeps the price is not collared: shrinking an order that the
         # market has left behind must stay possible
         if limits.needs_reference and (is_new or price != order.price):
@@ -187,6 +212,21 @@ class PreTradeChecks:
         return None
 
     # -- after sending ------------------------------------------------------------------
+    def detach(self) -> None:
+        """Stop following order events (new checks, from a new config, replace these)."""
+        if self._book is not None:
+            self._book.detach()
+
+    def track(self, order: Order) -> None:
+        """Count an order that is already working (recovered after a restart, or taken
+        over by a new config) without touching the throttles or the duplicate filter."""
+        if self._book is None or not order.is_open:
+            return
+        market_px2 = None
+        if order.price is None:
+            market_px2 = self._valuation2(order.instrument_id, None)
+        self._book.add(order, market_px2)
+
     def sent(self, order: Order, quantity: int, price: int | None, *, is_new: bool) -> None:
         """Record a new order or an amend that went to the venue."""
         now = self._clock.timestamp_ns()

@@ -2,14 +2,16 @@
 
 ``[risk]`` holds node-wide values; ``[risk.instruments."ID"]`` overrides the
 per-instrument limits for one instrument, ``[risk.strategies.NAME]`` sets a
-strategy's own limits, throttle and permissions, and ``[risk.venues.NAME]`` a
-venue session's message throttle. Quantities are in instrument units, notionals
-in the instrument's quote currency (exposure and cash in the account currency);
-an absent key means no limit (in an override table: inherit the ``[risk]`` value).
+strategy's own limits, throttle, permissions and post-trade limits, and
+``[risk.venues.NAME]`` a venue session's message throttle. Quantities are in
+instrument units, notionals in the instrument's quote currency (exposure, cash and
+PnL in the account currency); an absent key means no limit (in an override table:
+inherit the ``[risk]`` value).
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Literal
 
@@ -20,6 +22,7 @@ from bastion.model.enums import TradingState
 
 CollarReference = Literal["mid", "touch"]
 SelfTradeMode = Literal["off", "deny", "cancel_resting"]
+PostTradeAction = Literal["REDUCING", "HALTED"]
 
 
 class InstrumentRiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -38,6 +41,10 @@ class InstrumentRiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unk
     max_long_quantity: Decimal | None = None
     max_short_quantity: Decimal | None = None
     max_gross_notional: Decimal | None = None
+    collar_window_pct: Decimal | None = None
+    collar_window_ms: int | None = None
+    collar_window_pause_ms: int | None = None
+    stale_data_ms: int | None = None
 
 
 class ThrottleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -54,7 +61,8 @@ class StrategyRiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
 
     Position limits count the strategy's own position in an instrument plus its own
     working orders in it. Throttle keys override the ``[risk]`` defaults.
-    ``instruments`` / ``venues``: allow-lists (absent = everything allowed)."""
+    ``instruments`` / ``venues``: allow-lists (absent = everything allowed). The
+    repeated-execution and post-trade keys (``STRATEGY_KEYS``) override ``[risk]``'s."""
 
     max_long_quantity: Decimal | None = None
     max_short_quantity: Decimal | None = None
@@ -64,6 +72,14 @@ class StrategyRiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     max_messages_per_s: int | None = None
     instruments: list[str] | None = None
     venues: list[str] | None = None
+    max_fills: int | None = None
+    fills_window_ms: int | None = None
+    max_daily_loss: Decimal | None = None
+    max_drawdown: Decimal | None = None
+
+
+STRATEGY_KEYS = ("max_fills", "fills_window_ms", "max_daily_loss", "max_drawdown")
+"""Per-strategy keys whose ``[risk]`` value is every strategy's default."""
 
 
 class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -83,15 +99,27 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_long_quantity: Decimal | None = None
     max_short_quantity: Decimal | None = None
     max_gross_notional: Decimal | None = None
+    collar_window_pct: Decimal | None = None
+    collar_window_ms: int | None = None
+    collar_window_pause_ms: int | None = None
+    stale_data_ms: int | None = None
     # node (= the account)
     max_total_exposure: Decimal | None = None
     max_cash_usage: Decimal | None = None
     duplicate_window_ms: int | None = None
     self_trade: SelfTradeMode = "off"
+    max_daily_loss_node: Decimal | None = None
+    max_drawdown_node: Decimal | None = None
+    trading_day_start: str = "00:00"
+    post_trade_action: PostTradeAction = "HALTED"
     # per strategy (defaults)
     max_new_orders_per_s: int | None = None
     max_amends_per_s: int | None = None
     max_messages_per_s: int | None = None
+    max_fills: int | None = None
+    fills_window_ms: int | None = None
+    max_daily_loss: Decimal | None = None
+    max_drawdown: Decimal | None = None
     trading_state: TradingState = TradingState.ACTIVE
     instruments: dict[str, InstrumentRiskConfig] = msgspec.field(default_factory=dict)
     strategies: dict[str, StrategyRiskConfig] = msgspec.field(default_factory=dict)
@@ -106,6 +134,22 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         ):
             for name, sub in table.items():
                 _check_limits(sub, f'risk.{kind}."{name}".')
+        if _DAY_START.fullmatch(self.trading_day_start) is None:
+            raise ConfigError(
+                f"key 'risk.trading_day_start': must be \"HH:MM\" (UTC, 00:00 to 23:59), "
+                f"got {self.trading_day_start!r}"
+            )
+        _check_pairs(self, "risk.")
+        for iid in self.instruments:
+            _check_pairs(self.for_instrument(iid), f'risk.instruments."{iid}".')
+        for name in self.strategies:
+            _check_pairs(self.for_strategy(name), f'risk.strategies."{name}".')
+
+    @property
+    def trading_day_start_ns(self) -> int:
+        """``trading_day_start`` as nanoseconds after 00:00 UTC."""
+        hours, minutes = self.trading_day_start.split(":")
+        return (int(hours) * 60 + int(minutes)) * 60 * 1_000_000_000
 
     def for_instrument(self, instrument_id: str) -> InstrumentRiskConfig:
         """The effective per-instrument limits: the override's keys over ``[risk]``'s."""
@@ -117,6 +161,16 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
                 if value is not None:
                     values[f] = value
         return InstrumentRiskConfig(**values)
+
+    def for_strategy(self, name: str) -> StrategyRiskConfig:
+        """A strategy's effective repeated-execution and post-trade keys (``STRATEGY_KEYS``:
+        its own over ``[risk]``'s), with its other keys as configured."""
+        override = self.strategies.get(name) or StrategyRiskConfig()
+        values = {f: getattr(override, f) for f in StrategyRiskConfig.__struct_fields__}
+        for f in STRATEGY_KEYS:
+            if values[f] is None:
+                values[f] = getattr(self, f)
+        return StrategyRiskConfig(**values)
 
     def throttle_for_strategy(self, name: str) -> ThrottleConfig:
         override = self.strategies.get(name)
@@ -169,6 +223,11 @@ _POSITIVE = (
     "max_amends_per_s",
     "max_messages_per_s",
     "duplicate_window_ms",
+    "collar_window_pct",
+    "collar_window_ms",
+    "collar_window_pause_ms",
+    "max_fills",
+    "fills_window_ms",
 )
 _NON_NEGATIVE = (
     "reference_max_age_ms",
@@ -177,7 +236,18 @@ _NON_NEGATIVE = (
     "max_gross_notional",
     "max_total_exposure",
     "max_cash_usage",
+    "stale_data_ms",
+    "max_daily_loss",
+    "max_drawdown",
+    "max_daily_loss_node",
+    "max_drawdown_node",
 )
+_DAY_START = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+# a limit key that means nothing without its window (in its table or inherited)
+_NEEDS = {
+    "collar_window_pct": ("collar_window_ms", "collar_window_pause_ms"),
+    "max_fills": ("fills_window_ms",),
+}
 
 
 def _check_limits(section: msgspec.Struct, prefix: str) -> None:
@@ -193,3 +263,17 @@ def _check_limits(section: msgspec.Struct, prefix: str) -> None:
             raise ConfigError(f"key '{prefix}{name}': must be > 0, got {value}")
         if not value >= 0:
             raise ConfigError(f"key '{prefix}{name}': must be >= 0, got {value}")
+
+
+def _check_pairs(section: msgspec.Struct, prefix: str) -> None:
+    """A limit needs its window: ``collar_window_pct`` its ``collar_window_ms`` and
+    ``collar_window_pause_ms``, ``max_fills`` its ``fills_window_ms``."""
+    for key, needed in _NEEDS.items():
+        if getattr(section, key, None) is None:
+            continue
+        missing = [n for n in needed if getattr(section, n, None) is None]
+        if missing:
+            raise ConfigError(
+                f"key '{prefix}{key}': needs {' and '.join(missing)} "
+                "(in the same table or in [risk])"
+            )

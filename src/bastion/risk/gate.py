@@ -8,16 +8,22 @@ a ``CommandDenied`` event. Cancels are always allowed, whatever the trading stat
 or message rate, because they only reduce risk.
 
 Checks here: trading state (HALTED denies everything; REDUCING allows only orders
-that shrink the node's net position without flipping it), instrument and venue
-known, quantity on lot and price on tick, max order quantity and notional (per
-instrument). The configurable controls (permissions, price collar, duplicates,
-throttle, position, credit, self-trade) live in ``risk.checks``; the gate builds
-them only when one is configured, so an unconfigured node pays one attribute test.
+that shrink the node's net position without flipping it), disabled strategies,
+instrument and venue known, quantity on lot and price on tick, max order quantity
+and notional (per instrument). The configurable controls (instrument pause, stale
+data, permissions, price collar, duplicates, throttle, position, credit, self-trade)
+live in ``risk.checks`` and ``risk.market``, the post-trade limits (repeated
+executions, daily loss, drawdown) in ``risk.post_trade``; the gate builds them only
+when one is configured, so an unconfigured node pays two attribute tests per order.
+
+Events it publishes: ``TradingStateChanged``, ``StrategyDisabled``,
+``StrategyEnabled``, ``CommandDenied`` (and, through ``risk.market``,
+``InstrumentPaused`` / ``InstrumentResumed``; ``OrderDenied`` through the OMS).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 
 import structlog
 
@@ -26,13 +32,21 @@ from bastion.clock import Clock
 from bastion.execution.engine import ExecutionEngine
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, TradingState
-from bastion.model.events import CommandDenied, TradingStateChanged
+from bastion.model.events import (
+    CommandDenied,
+    OrderFilled,
+    StrategyDisabled,
+    StrategyEnabled,
+    TradingStateChanged,
+)
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.checks import PreTradeChecks
 from bastion.risk.config import RiskConfig
 from bastion.risk.limits import InstrumentLimits
+from bastion.risk.market import MarketGuard
+from bastion.risk.post_trade import PostTradeMonitor
 from bastion.risk.reasons import Denial, DenyReason
 
 __all__ = ["DenyReason", "RiskGate"]
@@ -41,6 +55,7 @@ __all__ = ["DenyReason", "RiskGate"]
 _BUY = OrderSide.BUY
 _HALTED = TradingState.HALTED
 _REDUCING = TradingState.REDUCING
+_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
 
 log = structlog.get_logger("bastion.risk")
@@ -77,25 +92,97 @@ class RiskGate:
         self._instruments = instruments
         self._last_quotes = last_quotes
         self._venues = venues
+        self._strategy_names = None if strategies is None else set(strategies)
+        self._market: MarketGuard | None = None
+        self._checks: PreTradeChecks | None = None
+        self._post_trade: PostTradeMonitor | None = None
+        self.quote_hook: Callable[[QuoteTick], None] | None = None
+        """For ``Kernel.on_quote``: every quote, when a collar window is configured."""
+        self._build(config)
+        self.state = config.trading_state
+        self.state_reason = CONFIGURED_STATE_REASON
+        self.disabled: dict[str, str] = {}
+        """Disabled strategies and why: their new orders and amends are denied."""
+        self.denials: dict[str, int] = {}
+
+    def _build(self, config: RiskConfig, *, reconfiguring: bool = False) -> None:
+        """Limits and the optional controls from ``config`` (keeping pauses and the
+        post-trade day when they exist already)."""
+        self._config = config
         self._limits = {
             iid: InstrumentLimits(config.for_instrument(iid), inst)
-            for iid, inst in instruments.items()
+            for iid, inst in self._instruments.items()
         }
-        self._checks: PreTradeChecks | None = None
+        if not MarketGuard.needed(self._limits):
+            self._market = None
+        elif self._market is not None:
+            self._market.reconfigure(self._limits)
+        else:
+            self._market = MarketGuard(
+                bus=self._bus,
+                clock=self._clock,
+                instruments=self._instruments,
+                limits=self._limits,
+                last_quotes=self._last_quotes,
+            )
+        market = self._market
+        self.quote_hook = market.on_quote if market is not None and market.watches_quotes else None
+        old_checks = self._checks
+        self._checks = None
         if PreTradeChecks.needed(config, self._limits):
             self._checks = PreTradeChecks(
                 config=config,
-                bus=bus,
-                clock=clock,
-                portfolio=portfolio,
-                instruments=instruments,
-                last_quotes=last_quotes,
+                bus=self._bus,
+                clock=self._clock,
+                portfolio=self._portfolio,
+                instruments=self._instruments,
+                last_quotes=self._last_quotes,
                 limits=self._limits,
-                venues=venues,
+                venues=self._venues,
+                market=self._market,
             )
-        self.state = config.trading_state
-        self.state_reason = CONFIGURED_STATE_REASON
-        self.denials: dict[str, int] = {}
+        if old_checks is not None:
+            old_checks.detach()
+        if reconfiguring:  # the new sums start from the orders working now
+            self.track_open_orders(self._execution.open_orders())
+        if not PostTradeMonitor.needed(config):
+            self._post_trade = None
+        elif self._post_trade is not None:
+            self._post_trade.reconfigure(config)
+        else:
+            self._post_trade = PostTradeMonitor(
+                config=config,
+                clock=self._clock,
+                portfolio=self._portfolio,
+                instruments=self._instruments,
+                last_quotes=self._last_quotes,
+                strategies=self._strategy_names,
+                on_strategy_breach=self.disable_strategy,
+                on_node_breach=self._post_trade_breach,
+            )
+
+    @property
+    def config(self) -> RiskConfig:
+        """The limits in force (the config file's, or with operator overrides)."""
+        return self._config
+
+    def reconfigure(self, config: RiskConfig) -> None:
+        """Apply new limits now (an operator override, or its end). Working orders keep
+        counting; pauses, the post-trade day and repeated-fill windows carry over; the
+        message throttles and the duplicate filter start afresh."""
+        config.check_names(set(self._instruments), self._strategy_names, self._venues)
+        self._build(config, reconfiguring=True)
+        log.warning("risk_limits_applied")
+
+    @property
+    def watches_fills(self) -> bool:
+        """Whether ``on_fill`` must see every fill (a post-trade limit is configured)."""
+        return self._post_trade is not None
+
+    @property
+    def paused_instruments(self) -> dict[str, tuple[int, str]]:
+        """Instruments paused now by the time-window collar: ``(until_ns, reason)``."""
+        return {} if self._market is None else dict(self._market.paused)
 
     # -- trading state ------------------------------------------------------------------
     def set_trading_state(self, state: TradingState, reason: str) -> None:
@@ -107,6 +194,70 @@ class RiskGate:
         self._bus.publish(
             TradingStateChanged(ts_ns=self._clock.timestamp_ns(), state=state, reason=reason)
         )
+
+    def _post_trade_breach(self, reason: str) -> None:
+        """A node-wide post-trade limit: go to ``post_trade_action``, never to a milder
+        state than the current one."""
+        target = TradingState(self._config.post_trade_action)
+        if _SEVERITY[target] > _SEVERITY[self.state]:
+            self.set_trading_state(target, reason)
+
+    def track_open_orders(self, orders: Iterable[Order]) -> None:
+        """Count orders that are working already (recovered on start) against every limit,
+        as if the gate had just sent them. Call once, after recovery and reconciliation."""
+        if self._checks is not None:
+            for order in orders:
+                self._checks.track(order)
+
+    # -- strategies ---------------------------------------------------------------------
+    def disable_strategy(self, strategy_id: str, reason: str) -> bool:
+        """Deny the strategy's new orders and amends from now on (cancels still go);
+        journaled as ``StrategyDisabled``. False if it was disabled already."""
+        if strategy_id in self.disabled:
+            return False
+        self.disabled[strategy_id] = reason
+        log.warning("strategy_disabled", strategy_id=strategy_id, reason=reason)
+        self._bus.publish(
+            StrategyDisabled(
+                ts_ns=self._clock.timestamp_ns(), strategy_id=strategy_id, reason=reason
+            )
+        )
+        return True
+
+    def enable_strategy(self, strategy_id: str, who: str, why: str) -> bool:
+        """The operator's command: let a disabled strategy trade again (journaled as
+        ``StrategyEnabled`` with who and why); its fills count afresh. False if it was
+        not disabled."""
+        if self.disabled.pop(strategy_id, None) is None:
+            return False
+        if self._post_trade is not None:
+            self._post_trade.strategy_enabled(strategy_id)
+        log.warning("strategy_enabled", strategy_id=strategy_id, who=who, why=why)
+        self._bus.publish(
+            StrategyEnabled(
+                ts_ns=self._clock.timestamp_ns(), strategy_id=strategy_id, who=who, why=why
+            )
+        )
+        return True
+
+    def restore_disabled(self, disabled: dict[str, str]) -> None:
+        """Recovery: take over the disabled strategies the journal recorded (no event)."""
+        self.disabled = dict(disabled)
+        for strategy_id, reason in self.disabled.items():
+            log.warning("strategy_disabled_restored", strategy_id=strategy_id, reason=reason)
+
+    # -- post-trade ---------------------------------------------------------------------
+    def on_fill(self, fill: OrderFilled) -> None:
+        """Every fill, after the portfolio applied it (``Kernel`` subscribes this when
+        ``watches_fills``): repeated executions, then the PnL limits."""
+        if self._post_trade is not None:
+            self._post_trade.on_fill(fill)
+
+    def check_post_trade(self) -> None:
+        """Evaluate the daily loss and drawdown limits of the node and every strategy
+        now. For the node's periodic timer; a no-op when none is configured."""
+        if self._post_trade is not None:
+            self._post_trade.evaluate(self._clock.timestamp_ns())
 
     # -- commands ---------------------------------------------------------------------
     def submit_order(self, order: Order) -> bool:
@@ -221,6 +372,12 @@ class RiskGate:
         state = self.state
         if state is _HALTED:
             return DenyReason.TRADING_HALTED, "trading is halted"
+        disabled = self.disabled
+        if disabled and order.strategy_id in disabled:
+            return DenyReason.STRATEGY_DISABLED, (
+                f"strategy {order.strategy_id} is disabled until an operator enables it: "
+                f"{disabled[order.strategy_id]}"
+            )
         return self._check_order(
             order,
             side,

@@ -50,6 +50,8 @@ class InstrumentLimits:
         "max_qty_raw",
         "max_short_raw",
         "needs_reference",
+        "paused_or_stale",
+        "stale_ns",
     )
 
     def __init__(self, config: InstrumentRiskConfig, instrument: Instrument) -> None:
@@ -78,11 +80,16 @@ class InstrumentLimits:
             or self.max_short_raw is not None
             or self.max_gross2_raw is not None
         )
+        self.stale_ns: int | None = (
+            None if config.stale_data_ms is None else config.stale_data_ms * 1_000_000
+        )
+        # whether an order on this instrument asks ``risk.market`` (pause, stale data)
+        self.paused_or_stale = self.stale_ns is not None or config.collar_window_pct is not None
 
     @property
     def is_extended(self) -> bool:
         """Whether any check beyond order size is configured."""
-        return self.needs_reference or self.has_position
+        return self.needs_reference or self.has_position or self.paused_or_stale
 
 
 class PositionLimits:

@@ -32,7 +32,7 @@ import structlog
 
 from bastion.clock import LiveClock
 from bastion.config import resolve_path
-from bastion.data import SyntheticQuoteFeed, replay_from_config
+from bastion.data import SyntheticQuoteFeed
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.fix.codec import REQUIRED_TAG_MISSING, VALUE_INCORRECT, FixMessage
 from bastion.fix.session import (
@@ -284,6 +284,8 @@ class VenueSimServer:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     async def _replay(self, source: ReplaySourceConfig) -> None:
+        from bastion.data.replay import replay_from_config  # numpy, pyarrow: on use
+
         replay = replay_from_config(
             source, self.instruments[source.instrument], base_dir=self.base_dir
         )

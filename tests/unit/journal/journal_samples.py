@@ -86,6 +86,44 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             state=TradingState.HALTED,
             mismatches=["XYZ.SIM position: node 1, venue 2"],
         ),
+        ev.InstrumentPaused(
+            ts_ns=ts_ns + 19,
+            instrument_id="X",
+            reason="mid of X moved 5.010% (100.00 to 105.01) within collar_window_ms 1000",
+            until_ns=ts_ns + 5_000_000_019,
+        ),
+        ev.InstrumentResumed(ts_ns=ts_ns + 20, instrument_id="X"),
+        ev.StrategyDisabled(
+            ts_ns=ts_ns + 21,
+            strategy_id="ema",
+            reason="strategy ema: 11 fills within fills_window_ms 1000: beyond max_fills 10",
+        ),
+        ev.StrategyEnabled(ts_ns=ts_ns + 22, strategy_id="ema", who="alice", why="checked"),
+        ev.RiskLimitsChanged(
+            ts_ns=ts_ns + 23,
+            who="alice",
+            source="paper.toml",
+            changes=["max_order_quantity: 10 -> 20"],
+            config='{"max_order_quantity":"20"}',
+        ),
+        ev.RiskOverrideSet(
+            ts_ns=ts_ns + 24,
+            override_id="3.1",
+            path="instruments.X.collar_pct",
+            value="2",
+            previous="1",
+            who="alice",
+            why="news",
+            expires_ns=ts_ns + 10**12,
+        ),
+        ev.RiskOverrideEnded(
+            ts_ns=ts_ns + 25,
+            override_id="3.1",
+            path="instruments.X.collar_pct",
+            how="cleared",
+            who="bob",
+            why="done",
+        ),
     ]
 
 

@@ -1,0 +1,159 @@
+"""What the operator's commands do on a running node (``bastion.control.ControlCommands``):
+the kill switch, resume, status, enabling a disabled strategy, and temporary risk
+limit overrides. Every change is journaled (through the bus) with who and why; a
+refused command raises ``ConfigError`` with the reason, which the control channel
+answers as ``{"ok": false, "error": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import structlog
+
+from bastion.errors import ConfigError
+from bastion.kernel import Kernel
+from bastion.model.enums import TradingState
+from bastion.model.events import TradingStateChanged
+from bastion.risk.gate import CONFIGURED_STATE_REASON
+from bastion.risk.overrides import Override
+
+log = structlog.get_logger("bastion.node")
+
+KILL_SETTLE_TIMEOUT_S: Final = 5.0  # kill --flatten: wait this long for cancels to confirm
+
+
+class NodeOperator:
+    """The control channel's commands (``bastion.control.ControlCommands``) on this node."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.reason = ""
+        self.restored = False
+        kernel.bus.subscribe(TradingStateChanged, self._on_state)
+
+    def _on_state(self, event: TradingStateChanged) -> None:
+        self.reason = event.reason
+        self.restored = False
+
+    def took_over_state(self) -> None:
+        """Recovery has run: report the trading state it took over from the journal."""
+        risk = self.kernel.risk
+        if risk.state_reason != CONFIGURED_STATE_REASON:
+            self.reason = risk.state_reason
+            self.restored = True
+
+    async def kill(self, *, flatten: bool, who: str, why: str) -> dict[str, Any]:
+        kernel = self.kernel
+        started = time.perf_counter()
+        cancels = kernel.kill(f"kill by {who}: {why}" if why else f"kill by {who}")
+        kill_ms = (time.perf_counter() - started) * 1000
+        response: dict[str, Any] = {
+            "state": kernel.risk.state.value,
+            "cancels_sent": cancels,
+            "kill_ms": round(kill_ms, 3),
+        }
+        if flatten:
+            # flatten what is left once the cancels are answered: a resting order that
+            # fills meanwhile, or a market order in flight, changes the position
+            await _settle(kernel)
+            sent, denied = kernel.flatten()
+            await _settle(kernel)  # answer with the flatten orders' outcome
+            portfolio = kernel.portfolio
+            response.update(
+                flatten_sent=sent,
+                flatten_denied=denied,
+                positions={
+                    iid: str(kernel.instruments[iid].size(portfolio.net_quantity(iid)))
+                    for iid in portfolio.instruments_traded()
+                },
+            )
+        response["open_orders"] = len(kernel.execution.open_orders())
+        response["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        log.warning("kill_switch", who=who, why=why, flatten=flatten, **response)
+        return response
+
+    async def resume(self, *, who: str, why: str) -> dict[str, Any]:
+        risk = self.kernel.risk
+        previous = risk.state
+        risk.set_trading_state(
+            TradingState.ACTIVE, f"resume by {who}: {why}" if why else f"resume by {who}"
+        )
+        log.warning("trading_resumed", who=who, why=why, previous=previous.value)
+        return {"state": risk.state.value, "previous": previous.value}
+
+    async def status(self) -> dict[str, Any]:
+        kernel = self.kernel
+        portfolio = kernel.portfolio
+        risk = kernel.risk
+        return {
+            "state": risk.state.value,
+            "reason": self.reason,
+            "restored": self.restored,
+            "open_orders": len(kernel.execution.open_orders()),
+            "positions": {
+                iid: str(kernel.instruments[iid].size(portfolio.net_quantity(iid)))
+                for iid in portfolio.instruments_traded()
+            },
+            "denials": dict(sorted(risk.denials.items())),
+            "disabled_strategies": dict(sorted(risk.disabled.items())),
+            "paused_instruments": {
+                iid: {"until": _iso(until), "reason": reason}
+                for iid, (until, reason) in sorted(risk.paused_instruments.items())
+            },
+            "risk_overrides": len(kernel.risk_overrides.active),
+        }
+
+    async def enable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
+        risk = self.kernel.risk
+        if strategy not in self.kernel.strategies.strategies:
+            known = ", ".join(sorted(self.kernel.strategies.strategies)) or "none"
+            raise ConfigError(f"no strategy {strategy!r} on this node (strategies: {known})")
+        if not risk.enable_strategy(strategy, who, why):
+            return {"enabled": False, "strategy": strategy, "note": "it was not disabled"}
+        return {"enabled": True, "strategy": strategy}
+
+    async def risk_set(
+        self, *, path: str, value: str, for_s: float, who: str, why: str
+    ) -> dict[str, Any]:
+        override = self.kernel.risk_overrides.set(path, value, for_s, who=who, why=why)
+        return {"override": _override_fields(override)}
+
+    async def risk_clear(self, *, override_id: str, who: str, why: str) -> dict[str, Any]:
+        override = self.kernel.risk_overrides.clear(override_id, who=who, why=why)
+        return {"cleared": override.id, "path": override.path}
+
+    async def risk_list(self) -> dict[str, Any]:
+        overrides = self.kernel.risk_overrides
+        return {
+            "overrides": [
+                _override_fields(o)
+                for o in sorted(overrides.active.values(), key=lambda o: o.set_ns)
+            ]
+        }
+
+
+def _override_fields(override: Override) -> dict[str, Any]:
+    return {
+        "id": override.id,
+        "path": override.path,
+        "value": override.value,
+        "who": override.who,
+        "why": override.why,
+        "set": _iso(override.set_ns),
+        "expires": _iso(override.expires_ns),
+    }
+
+
+def _iso(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, UTC).isoformat(timespec="milliseconds")
+
+
+async def _settle(kernel: Kernel) -> None:
+    """Wait (bounded) until the venue has answered every open order."""
+    deadline = time.monotonic() + KILL_SETTLE_TIMEOUT_S
+    while kernel.execution.open_orders() and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)

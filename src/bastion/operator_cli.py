@@ -1,0 +1,233 @@
+"""The operator's commands to a running node, over its control socket (``bastion.control``):
+``kill``, ``resume``, ``enable`` (a strategy the risk gate disabled) and ``risk set |
+clear | list`` (temporary limit overrides). Each prints the node's answer as JSON;
+exit 0 done, 1 the node refused or failed, 2 no node listening or bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from bastion.config import PaperConfig, default_paper_config, load_config, resolve_path
+from bastion.errors import OperationalError, UsageError
+
+_KILL_EPILOG: Final = """\
+Talks to the node over its control socket, <journal path>.sock (for the embedded
+defaults: ./bastion-journal.sqlite.sock). The node at once goes HALTED (journaled,
+so it stays HALTED across restarts until `bastion resume`), cancels every open
+order and, with --flatten, sends a market order that closes each position (the
+price collar still checks it). The node's answer is printed as JSON.
+
+exit codes: 0 done, 1 the node reported an error, 2 no node listening or bad
+arguments.
+
+examples:
+  bastion kill mydesk/paper.toml --flatten --why "runaway strategy"
+  bastion kill                     # the node running on the embedded defaults
+"""
+
+_RESUME_EPILOG: Final = """\
+Sets the node's trading state back to ACTIVE (journaled, with who and why).
+
+examples:
+  bastion resume mydesk/paper.toml --why "fixed the strategy config"
+"""
+
+_ENABLE_EPILOG: Final = """\
+A strategy the risk gate disabled (too many fills in a window, its daily loss or
+drawdown limit) stays disabled, across restarts, until an operator enables it.
+Journaled with who and why.
+
+example:
+  bastion enable mydesk/paper.toml ema_cross --why "fills were a venue replay"
+"""
+
+_RISK_EPILOG: Final = """\
+A limit is named by its key in [risk] (max_order_quantity), or by table, name and
+key: instruments.XYZ.SIM.collar_pct, strategies.ema_cross.max_fills,
+venues.SIM.max_messages_per_s. The value is written as in TOML (quotes not
+needed). An override is temporary: it ends by itself after --for (at most 7 days),
+or with `bastion risk clear`; then the config file's value applies again. Every
+override, its end and who asked why are journaled.
+
+examples:
+  bastion risk set mydesk/paper.toml max_order_quantity 50 --for 30m --why "index rebalance"
+  bastion risk list mydesk/paper.toml
+  bastion risk clear mydesk/paper.toml 3 --why "rebalance done"
+"""
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)")
+_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def control_socket(config: str | None) -> Path:
+    """The control socket of the node that runs with ``config`` (or the embedded defaults)."""
+    from bastion.control import socket_path
+
+    if config is not None:
+        config_path = Path(config)
+        node_config = load_config(config_path, PaperConfig)
+        base_dir = config_path.resolve().parent
+    else:
+        node_config, base_dir = default_paper_config()
+    return socket_path(resolve_path(base_dir, node_config.journal.path))
+
+
+def operator_name() -> str:
+    """Who is asking: the OS user name (the uid when it has none)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        import os
+
+        return f"uid {os.getuid()}"
+
+
+def send(config: str | None, req: dict[str, object]) -> int:
+    """Send one request to the node and print its answer; raise if it refused."""
+    from bastion.control import NoNodeListening, request
+
+    try:
+        response = request(control_socket(config), req)
+    except NoNodeListening as e:
+        raise UsageError(str(e)) from None
+    print(msgspec.json.encode(response).decode(), flush=True)
+    if response.get("ok") is not True:
+        raise OperationalError(f"the node refused: {response.get('error', 'no reason given')}")
+    return 0
+
+
+def duration_s(text: str) -> float:
+    """``90s``, ``30m``, ``4h``, ``1d`` (or plain seconds) as seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is not None:
+        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    else:
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a duration: {text!r} (e.g. 90s, 30m, 4h, 1d)"
+            ) from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return seconds
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    req = {"cmd": "kill", "flatten": args.flatten, "who": operator_name(), "why": args.why}
+    return send(args.config, req)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return send(args.config, {"cmd": "resume", "who": operator_name(), "why": args.why})
+
+
+def cmd_enable(args: argparse.Namespace) -> int:
+    req = {"cmd": "enable", "strategy": args.strategy, "who": operator_name(), "why": args.why}
+    return send(args.config, req)
+
+
+def cmd_risk_set(args: argparse.Namespace) -> int:
+    req = {
+        "cmd": "risk_set",
+        "path": args.key,
+        "value": args.value,
+        "for_s": args.for_s,
+        "who": operator_name(),
+        "why": args.why,
+    }
+    return send(args.config, req)
+
+
+def cmd_risk_clear(args: argparse.Namespace) -> int:
+    req = {"cmd": "risk_clear", "id": args.id, "who": operator_name(), "why": args.why}
+    return send(args.config, req)
+
+
+def cmd_risk_list(args: argparse.Namespace) -> int:
+    return send(args.config, {"cmd": "risk_list"})
+
+
+def add_operator_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    formatter: type[argparse.HelpFormatter],
+) -> None:
+    def command(name: str, help_text: str, epilog: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(
+            name,
+            help=help_text,
+            description=f"bastion {name}: {help_text}.",
+            epilog=epilog,
+            formatter_class=formatter,
+        )
+        parser.add_argument(
+            "config", metavar="CONFIG", nargs="?", help="the node's config file (TOML); optional"
+        )
+        return parser
+
+    kill = command(
+        "kill", "halt the running node, cancel all orders, optionally flatten", _KILL_EPILOG
+    )
+    kill.add_argument(
+        "--flatten", action="store_true", help="also close every position with market orders"
+    )
+    kill.add_argument("--why", metavar="TEXT", default="", help="reason, journaled")
+    kill.set_defaults(handler=cmd_kill)
+
+    resume = command("resume", "set a halted node back to ACTIVE", _RESUME_EPILOG)
+    resume.add_argument("--why", metavar="TEXT", default="", help="reason, journaled")
+    resume.set_defaults(handler=cmd_resume)
+
+    enable = command("enable", "enable a strategy the risk gate disabled", _ENABLE_EPILOG)
+    enable.add_argument("strategy", metavar="STRATEGY", help="the strategy's name")
+    enable.add_argument("--why", metavar="TEXT", required=True, help="reason, journaled")
+    enable.set_defaults(handler=cmd_enable)
+
+    risk = commands.add_parser(
+        "risk",
+        help="temporary overrides of the running node's risk limits",
+        description="bastion risk: set, clear and list temporary risk limit overrides.",
+        epilog=_RISK_EPILOG,
+        formatter_class=formatter,
+    )
+    sub = risk.add_subparsers(dest="risk_command", metavar="COMMAND", title="commands")
+    risk.set_defaults(handler=lambda _args: _usage(risk))
+    set_ = sub.add_parser(
+        "set", help="override one limit for a while", epilog=_RISK_EPILOG, formatter_class=formatter
+    )
+    set_.add_argument("config", metavar="CONFIG", help="the node's config file (TOML)")
+    set_.add_argument("key", metavar="KEY", help="e.g. max_order_quantity, instruments.ID.KEY")
+    set_.add_argument("value", metavar="VALUE", help="the new value, as in TOML")
+    set_.add_argument(
+        "--for",
+        dest="for_s",
+        metavar="DURATION",
+        type=duration_s,
+        required=True,
+        help="how long: 90s, 30m, 4h, 1d (at most 7d)",
+    )
+    set_.add_argument("--why", metavar="TEXT", required=True, help="reason, journaled")
+    set_.set_defaults(handler=cmd_risk_set)
+    clear = sub.add_parser("clear", help="end an override now", formatter_class=formatter)
+    clear.add_argument("config", metavar="CONFIG", help="the node's config file (TOML)")
+    clear.add_argument("id", metavar="ID", help="the override's id (bastion risk list)")
+    clear.add_argument("--why", metavar="TEXT", default="", help="reason, journaled")
+    clear.set_defaults(handler=cmd_risk_clear)
+    list_ = sub.add_parser("list", help="the active overrides", formatter_class=formatter)
+    list_.add_argument("config", metavar="CONFIG", help="the node's config file (TOML)")
+    list_.set_defaults(handler=cmd_risk_list)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    import sys
+
+    parser.print_help(sys.stderr)
+    return 2
