@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -94,6 +94,8 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     # operator overrides of risk limits still running, and the [risk] last journaled
     risk_overrides: list[Override] = msgspec.field(default_factory=list)
     risk_config: str | None = None
+    # the post-trade limits' trading day: starting PnL, peak, limits crossed
+    post_trade: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -129,6 +131,7 @@ def capture(kernel: Kernel, *, node_id: str, epoch: int) -> bytes:
         disabled_strategies=dict(kernel.risk.disabled),
         risk_overrides=list(kernel.risk_overrides.active.values()),
         risk_config=kernel.risk_overrides.journaled_config,
+        post_trade=kernel.risk.post_trade_state(),
     )
     return _encode(snapshot)
 
@@ -166,6 +169,7 @@ def restore(kernel: Kernel, snapshot: NodeSnapshot) -> None:
     # applied once the journal tail is replayed too (``recover_state``)
     kernel.risk_overrides.active = {o.id: o for o in snapshot.risk_overrides}
     kernel.risk_overrides.journaled_config = snapshot.risk_config
+    kernel.risk.restore_post_trade(snapshot.post_trade)
     restore_mark = getattr(kernel.venue, "restore_mark", None)
     if restore_mark is not None:
         for mark in snapshot.venues:

@@ -24,6 +24,7 @@ Events it publishes: ``TradingStateChanged``, ``StrategyDisabled``,
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
+from typing import Any
 
 import structlog
 
@@ -252,6 +253,15 @@ class RiskGate:
         ``watches_fills``): repeated executions, then the PnL limits."""
         if self._post_trade is not None:
             self._post_trade.on_fill(fill)
+
+    def post_trade_state(self) -> dict[str, Any]:
+        """The post-trade limits' trading day so far, for a snapshot ({} when none)."""
+        return {} if self._post_trade is None else self._post_trade.export_state()
+
+    def restore_post_trade(self, state: dict[str, Any]) -> None:
+        """Recovery: the trading day as the last snapshot had it."""
+        if self._post_trade is not None:
+            self._post_trade.restore_state(state)
 
     def check_post_trade(self) -> None:
         """Evaluate the daily loss and drawdown limits of the node and every strategy

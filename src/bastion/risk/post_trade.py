@@ -187,6 +187,32 @@ class PostTradeMonitor:
             if track.fills is not None and old.fills is not None:
                 track.fills.times = old.fills.times
 
+    def export_state(self) -> dict[str, Any]:
+        """The trading day so far (starting PnL, peak, limits crossed, fees per strategy),
+        for a snapshot: a restart mid-day keeps the day's baseline instead of taking a
+        new one (which would let a node lose its daily limit again after a crash)."""
+        tracks = {sid: _day_state(t.day) for sid, t in self._tracks.items() if t is not None}
+        return {
+            "day": self._day,
+            "present": sorted(self._present),
+            "node": _day_state(self._node),
+            "strategies": tracks,
+            "fees": {sid: str(fee) for sid, fee in self._fees.items()},
+        }
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Take over ``export_state``'s output (from the last snapshot)."""
+        if not state:
+            return
+        self._day = state.get("day")
+        self._present = set(state.get("present", ()))
+        _set_day(self._node, state.get("node") or {})
+        for sid, day_state in (state.get("strategies") or {}).items():
+            track = self._track(sid)
+            if track is not None:
+                _set_day(track.day, day_state)
+        self._fees = {sid: Decimal(fee) for sid, fee in (state.get("fees") or {}).items()}
+
     @staticmethod
     def needed(config: RiskConfig) -> bool:
         keys = ("max_fills", "max_daily_loss", "max_drawdown")
@@ -332,6 +358,24 @@ class PostTradeMonitor:
 
 
 _KEYS = {"loss": "max_daily_loss", "drawdown": "max_drawdown"}
+
+
+def _day_state(track: DayTrack) -> dict[str, Any]:
+    return {
+        "day": track.day,
+        "start": str(track.start),
+        "peak": str(track.peak),
+        "beyond": sorted(track.beyond),
+    }
+
+
+def _set_day(track: DayTrack, state: dict[str, Any]) -> None:
+    if state.get("day") is None:
+        return
+    track.day = int(state["day"])
+    track.start = Decimal(state["start"])
+    track.peak = Decimal(state["peak"])
+    track.beyond = set(state.get("beyond", ()))
 
 
 def _money_scale(instruments: dict[str, Instrument]) -> tuple[int, dict[str, int]]:
