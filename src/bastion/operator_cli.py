@@ -1,5 +1,5 @@
 """The operator's commands to a running node, over its control socket (``bastion.control``):
-``kill``, ``resume``, ``enable`` (a strategy the risk gate disabled) and ``risk set |
+``kill``, ``resume``, ``status``, ``enable`` (a strategy the risk gate disabled) and ``risk set |
 clear | list`` (temporary limit overrides). Each prints the node's answer as JSON;
 exit 0 done, 1 the node refused or failed, 2 no node listening or bad arguments.
 """
@@ -36,6 +36,15 @@ Sets the node's trading state back to ACTIVE (journaled, with who and why).
 
 examples:
   bastion resume mydesk/paper.toml --why "fixed the strategy config"
+"""
+
+_STATUS_EPILOG: Final = """\
+Prints, as JSON: the trading state and why, whether it was restored from the
+journal, open orders, positions, denials per reason, disabled strategies, paused
+instruments and how many risk overrides are active.
+
+example:
+  bastion status mydesk/paper.toml
 """
 
 _ENABLE_EPILOG: Final = """\
@@ -130,6 +139,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return send(args.config, {"cmd": "resume", "who": operator_name(), "why": args.why})
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    return send(args.config, {"cmd": "status"})
+
+
 def cmd_enable(args: argparse.Namespace) -> int:
     req = {"cmd": "enable", "strategy": args.strategy, "who": operator_name(), "why": args.why}
     return send(args.config, req)
@@ -185,6 +198,13 @@ def add_operator_commands(
     resume = command("resume", "set a halted node back to ACTIVE", _RESUME_EPILOG)
     resume.add_argument("--why", metavar="TEXT", default="", help="reason, journaled")
     resume.set_defaults(handler=cmd_resume)
+
+    status = command(
+        "status",
+        "the running node's trading state, open orders, positions and risk controls",
+        _STATUS_EPILOG,
+    )
+    status.set_defaults(handler=cmd_status)
 
     enable = command("enable", "enable a strategy the risk gate disabled", _ENABLE_EPILOG)
     enable.add_argument("strategy", metavar="STRATEGY", help="the strategy's name")

@@ -168,7 +168,10 @@ def test_overrides_enable_and_config_changes_are_applied_and_journaled(tmp_path:
         # 5. the hoarder's fills pass max_fills: disabled; the operator enables it
         disabled = eventually(lambda: events_of(journal, ev.StrategyDisabled), timeout_s=15)
         assert disabled[0].strategy_id == "hoarder" and "max_fills 3" in disabled[0].reason
-        assert status(journal)["disabled_strategies"] == {"hoarder": disabled[0].reason}
+        code, answer, err = cli("status", config, cwd=tmp_path)
+        assert code == 0, err
+        assert answer["disabled_strategies"] == {"hoarder": disabled[0].reason}
+        assert answer["state"] == "ACTIVE" and answer["risk_overrides"] == 1
         code, answer, err = cli("enable", config, "hoarder", "--why", "drill", cwd=tmp_path)
         assert code == 0 and answer["enabled"] is True, err
         (enabled,) = events_of(journal, ev.StrategyEnabled)
