@@ -221,7 +221,10 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
     result = _journal_call(lambda: verify_journal(path))
     if result.ok:
         seqs = f"seq {result.first_seq}..{result.last_seq}" if result.events else "empty"
-        print(f"ok: {path}: {result.events:,} events ({seqs}), hash chain intact")
+        print(
+            f"ok: {path}: {result.events:,} events ({seqs}), hash chain intact, "
+            f"{result.snapshots} snapshot(s) intact"
+        )
         if result.last_hash is not None:
             print(f"last hash: {result.last_hash}")
         return EXIT_OK

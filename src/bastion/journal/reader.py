@@ -21,6 +21,7 @@ from bastion.journal._codec import (
     JournalEvent,
     new_decoder,
     record_problem,
+    snapshot_digest,
 )
 from bastion.journal._schema import SCHEMA_VERSION, read_version
 
@@ -47,6 +48,7 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     broken_seq: int | None = None
     problem: str | None = None
     torn_tail: bool = False
+    snapshots: int = 0
 
     @property
     def ok(self) -> bool:
@@ -142,7 +144,33 @@ def verify_journal(path: Path) -> VerifyResult:
                     torn_tail=row[0] == last_seq and not problem.startswith("gap"),
                 )
             expected_seq, prev = row[0] + 1, row[6]
-        return VerifyResult(**base, last_hash=prev.hex() if events else None)
+        last_hash = prev.hex() if events else None
+        snapshots = 0
+        if version >= 3:
+            for seq, event_hash, payload, digest, chained in db.execute(
+                "SELECT s.seq, s.event_hash, s.payload, s.digest, e.hash FROM snapshots s "
+                "LEFT JOIN events e ON e.seq = s.seq ORDER BY s.seq"
+            ):
+                snapshots += 1
+                problem = _snapshot_problem(seq, event_hash, payload, digest, chained)
+                if problem is not None:
+                    return VerifyResult(
+                        **base, last_hash=last_hash, snapshots=snapshots, problem=problem
+                    )
+        return VerifyResult(**base, last_hash=last_hash, snapshots=snapshots)
+
+
+def _snapshot_problem(
+    seq: int, event_hash: object, payload: object, digest: object, chained: object
+) -> str | None:
+    """What is wrong with a stored snapshot (recovery would skip it), or None."""
+    if not isinstance(payload, bytes) or not isinstance(event_hash, bytes):
+        return f"snapshot at seq {seq}: not a blob"
+    if event_hash != (GENESIS_HASH if seq == 0 else chained):
+        return f"snapshot at seq {seq}: its event hash is not the chain's hash at that seq"
+    if digest != snapshot_digest(seq, event_hash, payload):
+        return f"snapshot at seq {seq}: digest mismatch (damaged)"
+    return None
 
 
 def journal_stats(path: Path) -> JournalStats:

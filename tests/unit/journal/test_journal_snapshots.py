@@ -135,3 +135,21 @@ def _snapshot_seqs(path: Path) -> list[int]:
         return [row[0] for row in db.execute("SELECT seq FROM snapshots ORDER BY seq")]
     finally:
         db.close()
+
+
+def test_when_a_snapshot_is_damaged_then_verify_names_it(tmp_path: Path) -> None:
+    """verify checks snapshots too: a flipped payload byte fails it, naming the seq."""
+    path = tmp_path / "j.sqlite"
+    journal = SqliteJournal(path)
+    try:
+        for event in fills(3):
+            journal.append(event)
+        journal.snapshot(b"state", 1)
+    finally:
+        journal.close()
+    result = verify_journal(path)
+    assert result.ok and result.snapshots == 1
+    execute(path, "UPDATE snapshots SET payload = ?", b"stat3")
+    result = verify_journal(path)
+    assert not result.ok and result.broken_seq is None
+    assert result.problem == "snapshot at seq 3: digest mismatch (damaged)"
