@@ -5,11 +5,14 @@ OMS marks it SUBMITTED (in flight counts from that moment). Afterwards each even
 that can change what is left of an order (fill, update, cancel, expiry, reject)
 resynchronizes that order's contribution from the order itself, so the sums always
 equal a recount over ``ExecutionEngine.open_orders``: unfilled quantity per
-instrument and side, per (strategy, instrument) and side, and (for the credit
-limits) working notional on the common integer scale of ``risk.credit``.
+instrument and side, per (strategy, instrument) and side, (for the credit limits)
+working notional on the common integer scale of ``risk.credit``, and (for self-trade
+prevention) the best resting limit price on each side of each instrument.
 """
 
 from __future__ import annotations
+
+import heapq
 
 from bastion.bus import MessageBus
 from bastion.model.enums import OrderSide
@@ -31,10 +34,63 @@ _EVENTS = (OrderFilled, OrderCanceled, OrderExpired, OrderRejected)
 _AMEND_ANSWERS = (OrderUpdated, OrderModifyRejected)
 
 
+class RestingPrices:
+    """The limit prices of the working orders on one side of one instrument, and the
+    best of them (highest buy, lowest sell) as an attribute: a count per price and a
+    heap whose entries for prices no longer counted are dropped when they reach the
+    top (O(log n) amortized per change, nothing per check)."""
+
+    __slots__ = ("_counts", "_heap", "_sign", "best")
+
+    def __init__(self, *, buys: bool) -> None:
+        self._sign = -1 if buys else 1  # heapq is a min-heap: buys are stored negated
+        self._counts: dict[int, int] = {}
+        self._heap: list[int] = []
+        self.best: int | None = None
+        """The highest buy or the lowest sell price, None when there is none."""
+
+    def add(self, price: int) -> None:
+        counts = self._counts
+        count = counts.get(price, 0)
+        counts[price] = count + 1
+        if not count:
+            heap = self._heap
+            if len(heap) >= 2 * len(counts) + 32:  # many dropped prices: rebuild
+                heap = self._heap = [self._sign * p for p in counts]
+                heapq.heapify(heap)
+            else:
+                heapq.heappush(heap, self._sign * price)
+            self.best = self._sign * heap[0]
+
+    def remove(self, price: int) -> None:
+        counts = self._counts
+        count = counts[price]
+        if count > 1:
+            counts[price] = count - 1
+            return
+        del counts[price]
+        if price == self.best:
+            heap = self._heap
+            sign = self._sign
+            while heap and sign * heap[0] not in counts:
+                heapq.heappop(heap)
+            self.best = sign * heap[0] if heap else None
+
+
 class Working:
     """One open order's current contribution to the sums."""
 
-    __slots__ = ("amend_px2", "amend_qty", "is_buy", "key", "leaves", "notional", "order", "px2")
+    __slots__ = (
+        "amend_px2",
+        "amend_qty",
+        "is_buy",
+        "key",
+        "leaves",
+        "notional",
+        "order",
+        "px2",
+        "rest_px",
+    )
 
     def __init__(self, order: Order, px2: int) -> None:
         self.order = order
@@ -46,13 +102,20 @@ class Working:
         # an amend in flight: until the venue answers, the larger of old and new counts
         self.amend_qty = 0
         self.amend_px2 = 0
+        self.rest_px: int | None = None  # the limit price counted in ``RestingPrices``
 
 
 class WorkingBook:
     """Sums of the unfilled quantity (and notional) of the node's open orders."""
 
-    def __init__(self, *, bus: MessageBus, weights: dict[str, int] | None) -> None:
+    def __init__(
+        self, *, bus: MessageBus, weights: dict[str, int] | None, resting: bool = False
+    ) -> None:
+        """``resting``: keep the best resting price of each side (``resting``)."""
         self._weights = weights
+        self._resting = resting
+        self.resting_buys: dict[str, RestingPrices] = {}
+        self.resting_sells: dict[str, RestingPrices] = {}
         self.buys: dict[str, int] = {}
         self.sells: dict[str, int] = {}
         self.strategy_buys: dict[tuple[str, str], int] = {}
@@ -131,6 +194,26 @@ class WorkingBook:
                 if entry.is_buy:
                     self.buy_notional += change
                 entry.notional = notional
+        if self._resting:
+            rest = order.price if is_open else None
+            if rest != entry.rest_px:
+                self._move_resting(entry, rest)
         if not is_open:
             del self.by_id[order.client_order_id]
             del self.by_instrument[order.instrument_id][order.client_order_id]
+
+    def _move_resting(self, entry: Working, price: int | None) -> None:
+        prices = self.resting(entry.order.instrument_id, buys=entry.is_buy)
+        if entry.rest_px is not None:
+            prices.remove(entry.rest_px)
+        if price is not None:
+            prices.add(price)
+        entry.rest_px = price
+
+    def resting(self, instrument_id: str, *, buys: bool) -> RestingPrices:
+        """The resting limit prices of one side of an instrument (kept with ``resting``)."""
+        table = self.resting_buys if buys else self.resting_sells
+        prices = table.get(instrument_id)
+        if prices is None:
+            prices = table[instrument_id] = RestingPrices(buys=buys)
+        return prices

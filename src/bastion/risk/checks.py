@@ -20,13 +20,13 @@ from bastion.model.enums import OrderSide
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
-from bastion.risk.book import Working, WorkingBook
+from bastion.risk.book import RestingPrices, Working, WorkingBook
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
 from bastion.risk.credit import CreditLimits
-from bastion.risk.limits import InstrumentLimits, StrategyRules, Throttle
+from bastion.risk.limits import InstrumentLimits, PositionLimits, StrategyRules, Throttle
 from bastion.risk.market import MarketGuard
 from bastion.risk.reasons import Denial, DenyReason
-from bastion.risk.throttle import DuplicateFilter
+from bastion.risk.throttle import DuplicateFilter, SlidingWindow
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
@@ -43,6 +43,48 @@ _STRATEGY_PRE_TRADE_KEYS = (
     "venues",
 )
 _NO_WORKING: dict[str, Working] = {}
+_NO_WINDOWS: tuple[SlidingWindow, ...] = ()
+
+
+class _Lane:
+    """What the checks need for one (strategy, instrument), looked up once and kept:
+    the strategy's rules, its position limits there, and the message windows that can
+    deny a new order or an amend."""
+
+    __slots__ = (
+        "amend_windows",
+        "key",
+        "new_windows",
+        "permitted",
+        "positions",
+        "resting_buys",
+        "resting_sells",
+        "rules",
+        "uses_book",
+        "weight",
+    )
+
+    def __init__(self, rules: StrategyRules, key: tuple[str, str], weight: int) -> None:
+        self.rules = rules
+        self.key = key
+        iid = key[1]
+        self.permitted = rules.instruments is None or iid in rules.instruments
+        self.positions: PositionLimits | None = (
+            None if rules.positions is None or rules.config is None else rules.positions[iid]
+        )
+        self.new_windows = _windows(rules.throttle, is_new=True)
+        self.amend_windows = _windows(rules.throttle, is_new=False)
+        self.weight = weight
+        # set by ``PreTradeChecks._lane``
+        self.uses_book = False
+        self.resting_buys: RestingPrices | None = None
+        self.resting_sells: RestingPrices | None = None
+
+
+def _windows(throttle: Throttle, *, is_new: bool) -> tuple[SlidingWindow, ...]:
+    """The windows that deny a new order (or an amend) when full."""
+    first = throttle.new_orders if is_new else throttle.amends
+    return tuple(w for w in (first, throttle.messages) if w is not None)
 
 
 class PreTradeChecks:
@@ -69,8 +111,13 @@ class PreTradeChecks:
         self._last_quotes = last_quotes
         self._limits = limits
         self._strategies: dict[str, StrategyRules] = {}
+        self._lanes: dict[str, dict[str, _Lane]] = {}  # strategy -> instrument -> lane
         self._venue_throttles = {
             venue: Throttle(config.venues[venue]) for venue in venues if venue in config.venues
+        }
+        self._venue_windows = {
+            venue: (_windows(throttle, is_new=True), _windows(throttle, is_new=False))
+            for venue, throttle in self._venue_throttles.items()
         }
         self._duplicates = (
             None
@@ -86,11 +133,14 @@ class PreTradeChecks:
                 instruments=instruments,
                 portfolio=portfolio,
                 last_quotes=last_quotes,
+                bus=bus,
             )
         self._book: WorkingBook | None = None
         if PreTradeChecks.book_needed(config, limits):
             self._book = WorkingBook(
-                bus=bus, weights=None if self._credit is None else self._credit.weights
+                bus=bus,
+                weights=None if self._credit is None else self._credit.weights,
+                resting=self._self_trade_on,
             )
         # resting orders that a passing order asks to cancel first (self_trade = cancel_resting)
         self.to_cancel: Sequence[Order] = _NO_ORDERS
@@ -141,7 +191,27 @@ class PreTradeChecks:
             )
         return rules
 
+    def _lane(self, sid: str, iid: str) -> _Lane:
+        lane = _Lane(
+            self.rules(sid), (sid, iid), 0 if self._credit is None else self._credit.weights[iid]
+        )
+        limits = self._limits[iid]
+        lane.uses_book = self._book is not None and (
+            limits.has_position
+            or lane.positions is not None
+            or self._self_trade_on
+            or self._credit is not None
+        )
+        if self._book is not None and self._self_trade_on:
+            lane.resting_buys = self._book.resting(iid, buys=True)
+            lane.resting_sells = self._book.resting(iid, buys=False)
+        self._lanes.setdefault(sid, {})[iid] = lane
+        return lane
+
     # -- the check ----------------------------------------------------------------------
+    # One flat function: on this path a call costs more than most checks, so the pass
+    # path inlines them and builds nothing; each denial is re-derived (with its message)
+    # by the helper that owns it.
     def check(
         self,
         order: Order,
@@ -159,16 +229,26 @@ class PreTradeChecks:
         self.to_cancel = _NO_ORDERS
         iid = order.instrument_id
         sid = order.strategy_id
+        lanes = self._lanes.get(sid)
+        lane = None if lanes is None else lanes.get(iid)
+        if lane is None:
+            lane = self._lane(sid, iid)
         now = self._clock.timestamp_ns()
+        quote = self._last_quotes.get(iid)
+        reprices = is_new or price != order.price
         # an amend that only shrinks the order (same price) lowers risk: it passes
-        if limits.paused_or_stale and (is_new or is_increase or price != order.price):
+        if limits.paused_or_stale and (is_increase or reprices):
             market = self._market
             assert market is not None
-            denial = market.check(instrument, limits, now)
-            if denial is not None:
-                return denial
-        rules = self._strategies.get(sid) or self.rules(sid)
-        if rules.instruments is not None and iid not in rules.instruments:
+            stale_ns = limits.stale_ns
+            if market.paused or (
+                stale_ns is not None and (quote is None or now - quote.ts_ns > stale_ns)
+            ):
+                denial = market.check(instrument, limits, now)
+                if denial is not None:
+                    return denial
+        rules = lane.rules
+        if not lane.permitted:
             return DenyReason.NOT_PERMITTED, (
                 f"strategy {sid} may not trade {iid} (risk.strategies.{sid}.instruments)"
             )
@@ -179,36 +259,133 @@ class PreTradeChecks:
             )
         # an amend that keeps the price is not collared: shrinking an order that the
         # market has left behind must stay possible
-        if limits.needs_reference and (is_new or price != order.price):
-            denial = self._check_collar(instrument, limits, side, price, now)
-            if denial is not None:
-                return denial
-        if is_new and self._duplicates is not None:
-            key = (sid, iid, side, order.order_type, quantity, price)
-            seen = self._duplicates.seen_at(key, now)
-            if seen is not None:
+        if limits.needs_reference and reprices and (price is None or limits.has_collar):
+            max_age = limits.max_age_ns
+            if quote is None or (max_age is not None and now - quote.ts_ns > max_age):
+                return self._check_collar(instrument, limits, side, price, now)
+            if price is not None:
+                if limits.collar_touch:
+                    ref2 = 2 * (quote.ask if side is _BUY else quote.bid)
+                else:
+                    ref2 = quote.bid + quote.ask
+                dev2 = 2 * price - ref2
+                if dev2 < 0:
+                    dev2 = -dev2
+                ticks2 = limits.collar_ticks2
+                pct_num = limits.collar_pct_num
+                if (ticks2 is not None and dev2 > ticks2) or (
+                    pct_num is not None and dev2 * limits.collar_pct_den100 > pct_num * ref2
+                ):
+                    return self._check_collar(instrument, limits, side, price, now)
+        duplicates = self._duplicates
+        if is_new and duplicates is not None:
+            seen = duplicates.last.get((sid, iid, side, order.order_type, quantity, price))
+            if seen is not None and seen > now - duplicates.window_ns:
                 return DenyReason.DUPLICATE_ORDER, (
                     f"identical order sent {(now - seen) / 1e6:g} ms ago, within "
                     f"duplicate_window_ms {self._config.duplicate_window_ms}"
                 )
-        if rules.throttle.is_set:
-            denial = self._check_throttle(rules.throttle, "strategy", sid, is_new, now)
-            if denial is not None:
-                return denial
-        venue_throttle = self._venue_throttles.get(order.venue)
-        if venue_throttle is not None:
-            denial = self._check_throttle(venue_throttle, "venue", order.venue, is_new, now)
-            if denial is not None:
-                return denial
-        if self._book is not None and (
-            limits.has_position
-            or rules.positions is not None
-            or self._self_trade_on
-            or (self._credit is not None and is_increase)
+        # a window can be full only when it holds its limit, expired entries included
+        for window in lane.new_windows if is_new else lane.amend_windows:
+            if len(window.times) >= window.limit:
+                denial = self._check_throttle(rules.throttle, "strategy", sid, is_new, now)
+                if denial is not None:
+                    return denial
+                break
+        venue_windows = self._venue_windows
+        if venue_windows:
+            windows = venue_windows.get(order.venue)
+            for window in _NO_WINDOWS if windows is None else windows[0 if is_new else 1]:
+                if len(window.times) >= window.limit:
+                    venue = order.venue
+                    throttle = self._venue_throttles[venue]
+                    denial = self._check_throttle(throttle, "venue", venue, is_new, now)
+                    if denial is not None:
+                        return denial
+                    break
+        if not lane.uses_book:
+            return None
+        book = self._book
+        assert book is not None
+        is_buy = side is _BUY
+        if is_increase and (
+            limits.has_position or lane.positions is not None or self._credit is not None
         ):
-            return self._check_book(
-                order, instrument, limits, rules, side, quantity, price, is_increase=is_increase
+            # a modified order replaces its own contribution
+            own = book.by_id.get(order.client_order_id)
+            new = quantity - order.filled_qty
+            own_leaves = 0 if own is None else own.leaves
+            # twice the price that values a position: the last mid, else the order's price
+            mid2 = (
+                quote.bid + quote.ask
+                if quote is not None
+                else (None if price is None else 2 * price)
             )
+            if limits.has_position:
+                net = self._portfolio.net_quantity(iid)
+                if is_buy:
+                    worst = book.buys.get(iid, 0) - own_leaves + new + net
+                    max_raw = limits.max_long_raw
+                else:
+                    worst = book.sells.get(iid, 0) - own_leaves + new - net
+                    max_raw = limits.max_short_raw
+                gross2 = limits.max_gross2_raw
+                if (max_raw is not None and worst > max_raw) or (
+                    gross2 is not None and (mid2 is None or worst * mid2 > gross2)
+                ):
+                    denial = self._position_denial(
+                        max_raw, gross2, worst, instrument, price, is_buy, None, limits.config
+                    )
+                    if denial is not None:
+                        return denial
+            plimits = lane.positions
+            if plimits is not None:
+                position = self._portfolio.position(sid, iid)
+                held = 0 if position is None else position.quantity
+                key2 = lane.key
+                if is_buy:
+                    worst = book.strategy_buys.get(key2, 0) - own_leaves + new + held
+                    max_raw = plimits.max_long_raw
+                else:
+                    worst = book.strategy_sells.get(key2, 0) - own_leaves + new - held
+                    max_raw = plimits.max_short_raw
+                gross2 = plimits.max_gross2_raw
+                if (max_raw is not None and worst > max_raw) or (
+                    gross2 is not None and (mid2 is None or worst * mid2 > gross2)
+                ):
+                    assert rules.config is not None
+                    denial = self._position_denial(
+                        max_raw, gross2, worst, instrument, price, is_buy, sid, rules.config
+                    )
+                    if denial is not None:
+                        return denial
+            credit = self._credit
+            if credit is not None:
+                px2 = 2 * price if price is not None else mid2
+                if px2 is None:
+                    return _no_value(iid)
+                notional = new * px2 * lane.weight
+                own_notional = 0 if own is None else own.notional
+                exposure = book.exposure - own_notional + notional
+                buys = book.buy_notional
+                if is_buy:
+                    buys += notional - own_notional
+                denial = credit.check(is_buy, exposure, buys)
+                if denial is not None:
+                    return denial
+        if self._self_trade_on:
+            # only when the best resting price on the other side is crossed are the
+            # crossed orders looked for
+            if is_buy:
+                assert lane.resting_sells is not None
+                best = lane.resting_sells.best
+                crosses = best is not None and (price is None or price >= best)
+            else:
+                assert lane.resting_buys is not None
+                best = lane.resting_buys.best
+                crosses = best is not None and (price is None or price <= best)
+            if crosses:
+                return self._check_self_trade(book, order, instrument, is_buy, price)
         return None
 
     # -- after sending ------------------------------------------------------------------
@@ -216,6 +393,8 @@ class PreTradeChecks:
         """Stop following order events (new checks, from a new config, replace these)."""
         if self._book is not None:
             self._book.detach()
+        if self._credit is not None:
+            self._credit.detach()
 
     def track(self, order: Order) -> None:
         """Count an order that is already working (recovered after a restart, or taken
@@ -342,107 +521,35 @@ class PreTradeChecks:
             )
         return None
 
-    def _check_book(
+    def _check_self_trade(
         self,
+        book: WorkingBook,
         order: Order,
         instrument: Instrument,
-        limits: InstrumentLimits,
-        rules: StrategyRules,
-        side: OrderSide,
-        quantity: int,
+        is_buy: bool,
         price: int | None,
-        *,
-        is_increase: bool,
     ) -> Denial | None:
-        """Position limits (worst case: every working order on the order's side fills),
-        credit and self-trade prevention, from the working-order sums."""
-        book = self._book
-        assert book is not None
-        iid = order.instrument_id
-        sid = order.strategy_id
-        is_buy = side is _BUY
-        # a modified order replaces its own contribution
-        own = book.by_id.get(order.client_order_id)
-        if is_increase:
-            new = quantity - order.filled_qty
-            own_leaves = 0 if own is None else own.leaves
-            if limits.has_position:
-                net = self._portfolio.net_quantity(iid)
-                if is_buy:
-                    worst = book.buys.get(iid, 0) - own_leaves + new + net
-                else:
-                    worst = book.sells.get(iid, 0) - own_leaves + new - net
-                max_raw = limits.max_long_raw if is_buy else limits.max_short_raw
-                if (max_raw is not None and worst > max_raw) or limits.max_gross2_raw is not None:
-                    denial = self._position_denial(
-                        max_raw,
-                        limits.max_gross2_raw,
-                        worst,
-                        instrument,
-                        price,
-                        is_buy,
-                        None,
-                        limits.config,
-                    )
-                    if denial is not None:
-                        return denial
-            if rules.positions is not None and rules.config is not None:
-                position = self._portfolio.position(sid, iid)
-                held = 0 if position is None else position.quantity
-                key = (sid, iid)
-                if is_buy:
-                    worst = book.strategy_buys.get(key, 0) - own_leaves + new + held
-                else:
-                    worst = book.strategy_sells.get(key, 0) - own_leaves + new - held
-                plimits = rules.positions[iid]
-                max_raw = plimits.max_long_raw if is_buy else plimits.max_short_raw
-                if (max_raw is not None and worst > max_raw) or plimits.max_gross2_raw is not None:
-                    denial = self._position_denial(
-                        max_raw,
-                        plimits.max_gross2_raw,
-                        worst,
-                        instrument,
-                        price,
-                        is_buy,
-                        sid,
-                        rules.config,
-                    )
-                    if denial is not None:
-                        return denial
-            credit = self._credit
-            if credit is not None:
-                px2 = 2 * price if price is not None else self._valuation2(iid, None)
-                if px2 is None:
-                    return _no_value(iid)
-                notional = new * px2 * credit.weights[iid]
-                own_notional = 0 if own is None else own.notional
-                exposure = book.exposure - own_notional + notional
-                buys = book.buy_notional
-                if is_buy:
-                    buys += notional - own_notional
-                denial = credit.check(is_buy, exposure, buys)
-                if denial is not None:
-                    return denial
-        if self._self_trade_on:
-            crossing: list[Order] | None = None
-            for working in book.by_instrument.get(iid, _NO_WORKING).values():
-                resting = working.order
-                rest = resting.price
-                if working.is_buy is is_buy or rest is None or resting is order:
-                    continue
-                if price is None or (price >= rest if is_buy else price <= rest):
-                    if crossing is None:
-                        crossing = []
-                    crossing.append(resting)
-            if crossing is not None:
-                if self._self_trade == "deny":
-                    first = crossing[0]
+        """The node's resting orders that ``order`` would cross: denied, or listed in
+        ``to_cancel`` (``self_trade = "cancel_resting"``)."""
+        deny = self._self_trade == "deny"
+        crossing: list[Order] | None = None
+        for working in book.by_instrument.get(order.instrument_id, _NO_WORKING).values():
+            resting = working.order
+            rest = resting.price
+            if working.is_buy is is_buy or rest is None or resting is order:
+                continue
+            if price is None or (price >= rest if is_buy else price <= rest):
+                if deny:  # the first one crossed (in sending order) is named
                     return DenyReason.SELF_TRADE, (
-                        f"would cross the node's own resting {first.side.value} order "
-                        f"{first.client_order_id} at {instrument.price(first.price or 0)} "
+                        f"would cross the node's own resting {resting.side.value} order "
+                        f"{resting.client_order_id} at {instrument.price(rest)} "
                         f"(self_trade = deny)"
                     )
-                self.to_cancel = crossing
+                if crossing is None:
+                    crossing = []
+                crossing.append(resting)
+        if crossing is not None:
+            self.to_cancel = crossing
         return None
 
     def _position_denial(

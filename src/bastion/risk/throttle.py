@@ -1,7 +1,8 @@
 """Sliding-window message counters and the duplicate-order filter.
 
 Both keep timestamps from the injected clock in a deque and drop the expired ones
-from its left end as time moves on, so each order costs O(1) amortized.
+from its left end as time moves on (when a message is added), so each order costs
+O(1) amortized; a check only reads.
 """
 
 from __future__ import annotations
@@ -44,24 +45,28 @@ class SlidingWindow:
 class DuplicateFilter:
     """Remembers the keys of orders sent in the last ``window_ns``."""
 
-    __slots__ = ("_expiry", "_last", "window_ns")
+    __slots__ = ("_expiry", "last", "window_ns")
 
     def __init__(self, window_ns: int) -> None:
         self.window_ns = window_ns
-        self._last: dict[Hashable, int] = {}
+        self.last: dict[Hashable, int] = {}
+        """Each key's latest send (an expired one may linger until the next ``add``)."""
         self._expiry: deque[tuple[int, Hashable]] = deque()
 
     def seen_at(self, key: Hashable, now_ns: int) -> int | None:
         """When an identical order was sent within the window, or None."""
+        seen = self.last.get(key)
+        if seen is None or seen <= now_ns - self.window_ns:
+            return None
+        return seen
+
+    def add(self, key: Hashable, now_ns: int) -> None:
         expiry = self._expiry
-        last = self._last
+        last = self.last
         edge = now_ns - self.window_ns
         while expiry and expiry[0][0] <= edge:
             ts, old = expiry.popleft()
             if last.get(old) == ts:
                 del last[old]
-        return last.get(key)
-
-    def add(self, key: Hashable, now_ns: int) -> None:
-        self._last[key] = now_ns
-        self._expiry.append((now_ns, key))
+        last[key] = now_ns
+        expiry.append((now_ns, key))
