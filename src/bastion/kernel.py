@@ -233,26 +233,37 @@ class Kernel:
         return self.cancel_all_orders()
 
     def flatten(self) -> tuple[int, int]:
-        """A market order against each non-zero node-wide position, through the gate's
-        flatten path (allowed while HALTED, still collared); returns (sent, denied)."""
+        """Market orders against each non-zero node-wide position, through the gate's
+        flatten path (allowed while HALTED, still collared); a position larger than the
+        instrument's ``max_order_quantity`` is closed in slices of at most that size.
+        Returns (orders sent, orders denied); the first denied slice stops that
+        instrument."""
         sent = denied = 0
         portfolio = self.portfolio
         for iid in portfolio.instruments_traded():
             net = portfolio.net_quantity(iid)
             if net == 0:
                 continue
-            order = self.execution.create_order(
-                strategy_id=OPERATOR_STRATEGY_ID,
-                instrument_id=iid,
-                venue=self.instruments[iid].venue,
-                side=OrderSide.SELL if net > 0 else OrderSide.BUY,
-                order_type=OrderType.MARKET,
-                quantity=abs(net),
-            )
-            if self.risk.submit_flatten(order):
+            instrument = self.instruments[iid]
+            largest = self.risk.max_order_quantity_raw(iid)
+            step = abs(net)
+            if largest is not None:
+                step = max(1, largest // instrument.lot_raw) * instrument.lot_raw
+            left = abs(net)
+            while left > 0:
+                order = self.execution.create_order(
+                    strategy_id=OPERATOR_STRATEGY_ID,
+                    instrument_id=iid,
+                    venue=instrument.venue,
+                    side=OrderSide.SELL if net > 0 else OrderSide.BUY,
+                    order_type=OrderType.MARKET,
+                    quantity=min(step, left),
+                )
+                if not self.risk.submit_flatten(order):
+                    denied += 1
+                    break
                 sent += 1
-            else:
-                denied += 1
+                left -= order.quantity
         self.venue.flush()
         return sent, denied
 

@@ -223,9 +223,12 @@ class PreTradeChecks:
         *,
         is_increase: bool,
         is_new: bool,
+        operator: bool = False,
     ) -> Denial | None:
         """The first failed control as ``(reason, message)``, or None (then
-        ``to_cancel`` lists resting orders to cancel before sending)."""
+        ``to_cancel`` lists resting orders to cancel before sending). ``operator``: the
+        kill switch's flatten orders, which the duplicate filter does not hold back (a
+        position larger than ``max_order_quantity`` is closed in equal slices)."""
         self.to_cancel = _NO_ORDERS
         iid = order.instrument_id
         sid = order.strategy_id
@@ -278,7 +281,7 @@ class PreTradeChecks:
                 ):
                     return self._check_collar(instrument, limits, side, price, now)
         duplicates = self._duplicates
-        if is_new and duplicates is not None:
+        if is_new and duplicates is not None and not operator:
             seen = duplicates.last.get((sid, iid, side, order.order_type, quantity, price))
             if seen is not None and seen > now - duplicates.window_ns:
                 return DenyReason.DUPLICATE_ORDER, (

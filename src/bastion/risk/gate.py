@@ -203,6 +203,10 @@ class RiskGate:
         if _SEVERITY[target] > _SEVERITY[self.state]:
             self.set_trading_state(target, reason)
 
+    def max_order_quantity_raw(self, instrument_id: str) -> int | None:
+        """The instrument's ``max_order_quantity`` in force, in raw units (None: no limit)."""
+        return self._limits[instrument_id].max_qty_raw
+
     def track_open_orders(self, orders: Iterable[Order]) -> None:
         """Count orders that are working already (recovered on start) against every limit,
         as if the gate had just sent them. Call once, after recovery and reconciliation."""
@@ -304,6 +308,7 @@ class RiskGate:
                 is_increase=False,
                 is_new=True,
                 reducing=False,
+                operator=True,
             )
         if denial is not None:
             self._deny(order, denial, "flatten_order_denied", warn=True)
@@ -408,6 +413,7 @@ class RiskGate:
         is_increase: bool,
         is_new: bool,
         reducing: bool,
+        operator: bool = False,
     ) -> Denial | None:
         """Every check but HALTED (``_check`` tests that first)."""
         instrument = self._instruments.get(order.instrument_id)
@@ -466,6 +472,7 @@ class RiskGate:
                 price,
                 is_increase=is_increase,
                 is_new=is_new,
+                operator=operator,
             )
         return None
 
