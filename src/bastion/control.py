@@ -82,10 +82,11 @@ class ResumeRequest(
     tag="resume",
     tag_field="cmd",
 ):
-    """Back to ACTIVE."""
+    """Back to ACTIVE; with ``instrument``: end that instrument's pause instead."""
 
     who: str
     why: str = ""
+    instrument: str | None = None
 
 
 class StatusRequest(
@@ -177,7 +178,9 @@ class ControlCommands(Protocol):
 
     async def kill(self, *, flatten: bool, who: str, why: str) -> dict[str, Any]: ...
 
-    async def resume(self, *, who: str, why: str) -> dict[str, Any]: ...
+    async def resume(
+        self, *, who: str, why: str, instrument: str | None = None
+    ) -> dict[str, Any]: ...
 
     async def status(self) -> dict[str, Any]: ...
 
@@ -228,7 +231,7 @@ async def dispatch(req: Request, commands: ControlCommands) -> dict[str, Any]:
     if type(req) is KillRequest:
         fields = await commands.kill(flatten=req.flatten, who=req.who, why=req.why)
     elif type(req) is ResumeRequest:
-        fields = await commands.resume(who=req.who, why=req.why)
+        fields = await commands.resume(who=req.who, why=req.why, instrument=req.instrument)
     elif type(req) is EnableRequest:
         fields = await commands.enable(strategy=req.strategy, who=req.who, why=req.why)
     elif type(req) is RiskSetRequest:

@@ -76,8 +76,13 @@ class NodeOperator:
         log.warning("kill_switch", who=who, why=why, flatten=flatten, **response)
         return response
 
-    async def resume(self, *, who: str, why: str) -> dict[str, Any]:
+    async def resume(self, *, who: str, why: str, instrument: str | None = None) -> dict[str, Any]:
         risk = self.kernel.risk
+        if instrument is not None:
+            if instrument not in self.kernel.instruments:
+                raise ConfigError(f"no instrument {instrument!r} on this node")
+            resumed = risk.resume_instrument(instrument, who, why)
+            return {"instrument": instrument, "resumed": resumed, "state": risk.state.value}
         previous = risk.state
         risk.set_trading_state(
             TradingState.ACTIVE, f"resume by {who}: {why}" if why else f"resume by {who}"

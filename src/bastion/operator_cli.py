@@ -36,6 +36,7 @@ Sets the node's trading state back to ACTIVE (journaled, with who and why).
 
 examples:
   bastion resume mydesk/paper.toml --why "fixed the strategy config"
+  bastion resume mydesk/paper.toml --instrument XYZ.SIM --why "news checked"
 """
 
 _STATUS_EPILOG: Final = """\
@@ -136,7 +137,10 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return send(args.config, {"cmd": "resume", "who": operator_name(), "why": args.why})
+    req: dict[str, object] = {"cmd": "resume", "who": operator_name(), "why": args.why}
+    if args.instrument is not None:
+        req["instrument"] = args.instrument
+    return send(args.config, req)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -197,6 +201,11 @@ def add_operator_commands(
 
     resume = command("resume", "set a halted node back to ACTIVE", _RESUME_EPILOG)
     resume.add_argument("--why", metavar="TEXT", default="", help="reason, journaled")
+    resume.add_argument(
+        "--instrument",
+        metavar="ID",
+        help="end this instrument's pause (time-window collar) early instead",
+    )
     resume.set_defaults(handler=cmd_resume)
 
     status = command(

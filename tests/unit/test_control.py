@@ -39,8 +39,11 @@ class FakeNode:
             raise RuntimeError("venue gone")
         return {"state": "HALTED", "cancels_sent": 3}
 
-    async def resume(self, *, who: str, why: str) -> dict[str, Any]:
-        self.calls.append(("resume", {"who": who, "why": why}))
+    async def resume(self, *, who: str, why: str, instrument: str | None = None) -> dict[str, Any]:
+        call: dict[str, Any] = {"who": who, "why": why}
+        if instrument is not None:
+            call["instrument"] = instrument
+        self.calls.append(("resume", call))
         return {"state": "ACTIVE"}
 
     async def status(self) -> dict[str, Any]:
@@ -307,6 +310,10 @@ def test_when_no_node_listens_then_no_node_listening_naming_path(tmp_path: Path)
             ("risk_clear", {"id": "7", "who": "ops", "why": ""}),
         ),
         (b'{"cmd":"risk_list"}', ("risk_list", {})),
+        (
+            b'{"cmd":"resume","who":"ops","instrument":"XYZ.SIM"}',
+            ("resume", {"who": "ops", "why": "", "instrument": "XYZ.SIM"}),
+        ),
     ],
 )
 def test_when_operator_risk_commands_arrive_then_they_reach_the_node(

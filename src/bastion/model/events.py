@@ -163,9 +163,12 @@ class InstrumentPaused(Event, frozen=True, kw_only=True):
 
 
 class InstrumentResumed(Event, frozen=True, kw_only=True):
-    """An instrument's pause ended: new orders on it are checked as usual again."""
+    """An instrument's pause ended: new orders on it are checked as usual again. ``who``
+    and ``why`` are set when an operator ended it early (``bastion resume --instrument``)."""
 
     instrument_id: str
+    who: str = ""
+    why: str = ""
 
 
 class StrategyDisabled(Event, frozen=True, kw_only=True):

@@ -203,6 +203,10 @@ class RiskGate:
         if _SEVERITY[target] > _SEVERITY[self.state]:
             self.set_trading_state(target, reason)
 
+    def resume_instrument(self, instrument_id: str, who: str, why: str) -> bool:
+        """The operator ends an instrument's pause early; False if it is not paused."""
+        return self._market is not None and self._market.resume_now(instrument_id, who, why)
+
     def max_order_quantity_raw(self, instrument_id: str) -> int | None:
         """The instrument's ``max_order_quantity`` in force, in raw units (None: no limit)."""
         return self._limits[instrument_id].max_qty_raw

@@ -208,6 +208,20 @@ class MarketGuard:
         log.warning("instrument_resumed", instrument_id=iid)
         self._bus.publish(InstrumentResumed(ts_ns=self._clock.timestamp_ns(), instrument_id=iid))
 
+    def resume_now(self, iid: str, who: str, why: str) -> bool:
+        """An operator ends a pause early (journaled with who and why); False if the
+        instrument is not paused."""
+        if self.paused.pop(iid, None) is None:
+            return False
+        timer = self._timers.pop(iid, None)
+        if timer is not None:
+            timer.cancel()
+        log.warning("instrument_resumed", instrument_id=iid, who=who, why=why)
+        self._bus.publish(
+            InstrumentResumed(ts_ns=self._clock.timestamp_ns(), instrument_id=iid, who=who, why=why)
+        )
+        return True
+
     # -- orders -------------------------------------------------------------------------
     def check(self, instrument: Instrument, limits: InstrumentLimits, now: int) -> Denial | None:
         """``INSTRUMENT_PAUSED`` during a pause, else ``STALE_MARKET_DATA`` when the last

@@ -265,3 +265,20 @@ def test_when_paused_then_flatten_order_is_denied_too() -> None:
     assert not node.gate.submit_flatten(flatten)
     assert flatten.status is OrderStatus.DENIED
     assert node.denied[-1].reason == "INSTRUMENT_PAUSED"
+
+
+def test_when_operator_resumes_a_paused_instrument_then_orders_pass_and_no_timer_fires() -> None:
+    """An early resume is journaled with who and why; the pause's own end does not fire
+    again later; an instrument that is not paused is answered False."""
+    node = Wired(**WINDOW)
+    node.mid(10_000, T0)
+    node.mid(10_600, T0 + MS)
+    assert len(node.paused) == 1
+    assert node.gate.resume_instrument(STOCK.id, "alice", "news checked")
+    assert [(r.instrument_id, r.who, r.why) for r in node.resumed] == [
+        (STOCK.id, "alice", "news checked")
+    ]
+    assert_sent(node, node.submit(BUY, 1, 10_600))
+    node.at(T0 + 2 * SECOND)  # past the pause's own end: its timer was canceled
+    assert len(node.resumed) == 1
+    assert not node.gate.resume_instrument(STOCK.id, "alice", "again")
