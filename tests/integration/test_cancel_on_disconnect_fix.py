@@ -221,14 +221,16 @@ def test_when_node_killed_in_reconnect_mode_then_restart_cancels_its_orders_befo
         last_seq_1 = peek_journal(journal)[-1][0]
         with process("run", node_cfg, cwd=tmp_path, log=node_log) as node:
 
-            def replaced() -> bool:
+            def replaced() -> list[tuple[int, Any]]:
                 still_running(node, node_log)
                 open_now = {o.root_cl_ord_id for o in ledger_open(tmp_path)}
                 assert len(open_now) == RESTING and not open_now & old, "old orders still open"
-                return True
+                # the journal commits in groups: wait until it holds what the venue shows
+                run_2 = [(s, e) for s, e in peek_journal(journal) if s > last_seq_1]
+                assert any(isinstance(e, ev.OrderInitialized) for _, e in run_2), "not yet"
+                return run_2
 
-            eventually(replaced, START_TIMEOUT_S + 15)
-            run_2 = [(s, e) for s, e in peek_journal(journal) if s > last_seq_1]
+            run_2 = eventually(replaced, START_TIMEOUT_S + 15)
             (reconciled,) = [s for s, e in run_2 if isinstance(e, ev.ReconciliationCompleted)]
             pending = [
                 s
