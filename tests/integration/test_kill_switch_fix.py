@@ -48,40 +48,12 @@ from bastion.model import events as ev
 from bastion.model.enums import OrderSide, TradingState
 from bastion.venuesim.ledger import OrderRow, VenueLedger
 from conftest import eventually
+from fix_desk import venue_sim_toml
 
 PASSWORD = "kill-fix-test-password"
 ACCOUNT = "acct"
 IID = "XYZ.SIM"
 QUIET_S = 1.5  # a restarted HALTED node must send nothing for this long
-
-VENUE_TOML = """
-host = "127.0.0.1"
-port = {port}
-comp_id = "SIM"
-ledger_path = "venue/ledger.sqlite"
-session_store_path = "venue/sessions.sqlite"
-
-[[accounts]]
-name = "acct"
-comp_id = "NODE"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-
-[matching]
-name = "FIXSIM"
-
-[[instruments]]
-id = "XYZ.SIM"
-venue = "FIXSIM"
-tick_size = "0.01"
-lot_size = "1"
-
-[[feeds]]
-instrument = "XYZ.SIM"
-seed = 7
-size = "1000"
-interval_ms = 20
-"""
 
 NODE_TOML = """
 [node]
@@ -153,7 +125,7 @@ def write_desk(
     (root / "strategies").mkdir(parents=True, exist_ok=True)
     (root / "strategies" / f"{strategy}.py").write_text(source, encoding="utf-8")
     venue = root / "venue-sim.toml"
-    venue.write_text(VENUE_TOML.format(port=venue_port), encoding="utf-8")
+    venue.write_text(venue_sim_toml(venue_port, seed=7), encoding="utf-8")
     node = root / "paper-fix.toml"
     node.write_text(
         NODE_TOML.format(port=node_port or venue_port, strategy=strategy, cls=cls, cod=cod),

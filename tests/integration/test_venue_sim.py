@@ -30,38 +30,9 @@ from test_paper_node import (
 from bastion.model import events as ev
 from bastion.venuesim.ledger import VenueLedger
 from conftest import eventually
+from fix_desk import venue_sim_toml
 
 PASSWORD = "venue-sim-test-password"
-
-VENUE_TOML = """
-host = "127.0.0.1"
-port = {port}
-comp_id = "SIM"
-ledger_path = "venue/ledger.sqlite"
-session_store_path = "venue/sessions.sqlite"
-cancel_on_disconnect = {cod}
-
-[[accounts]]
-name = "acct"
-comp_id = "NODE"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-
-[matching]
-name = "FIXSIM"
-
-[[instruments]]
-id = "XYZ.SIM"
-venue = "FIXSIM"
-tick_size = "0.01"
-lot_size = "1"
-
-[[feeds]]
-instrument = "XYZ.SIM"
-seed = 3
-size = "1000"
-interval_ms = 20
-"""
 
 NODE_TOML = """
 [node]
@@ -114,7 +85,7 @@ def _write(root: Path, *, cod: bool = False) -> tuple[Path, Path, int]:
     (root / "strategies").mkdir(parents=True, exist_ok=True)
     (root / "strategies" / "hoarder.py").write_text(HOARDER, encoding="utf-8")
     venue = root / "venue-sim.toml"
-    venue.write_text(VENUE_TOML.format(port=port, cod="true" if cod else "false"))
+    venue.write_text(venue_sim_toml(port, cancel_on_disconnect=cod))
     node = root / "paper-fix.toml"
     node.write_text(NODE_TOML.format(port=port))
     return venue, node, port

@@ -38,38 +38,10 @@ from bastion.venuesim.config import VenueSimConfig
 from bastion.venuesim.ledger import VenueLedger
 from bastion.venuesim.messages import NewOrderRequest
 from bastion.venuesim.server import VenueSimServer
+from fix_desk import venue_sim_toml
 
 IID = "XYZ.SIM"
 PREFIX = "recnode-"
-
-VENUE_TOML = """
-host = "127.0.0.1"
-port = 0
-comp_id = "SIM"
-ledger_path = "venue/ledger.sqlite"
-session_store_path = "venue/sessions.sqlite"
-
-[[accounts]]
-name = "acct"
-comp_id = "NODE"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-
-[matching]
-name = "FIXSIM"
-
-[[instruments]]
-id = "XYZ.SIM"
-venue = "FIXSIM"
-tick_size = "0.01"
-lot_size = "1"
-
-[[feeds]]
-instrument = "XYZ.SIM"
-seed = 3
-size = "1000"
-interval_ms = 50
-"""
 
 NODE_TOML = """
 strategies = []
@@ -102,7 +74,7 @@ def run(tmp_path: Path, before: Scenario) -> tuple[ReconciliationReport, Kernel,
     """Start the venue, connect a node kernel, run ``before``, then reconcile."""
 
     async def main() -> tuple[ReconciliationReport, Kernel, list[Any]]:
-        (tmp_path / "venue-sim.toml").write_text(VENUE_TOML)
+        (tmp_path / "venue-sim.toml").write_text(venue_sim_toml(0, feed_interval_ms=50))
         server = VenueSimServer(load_config(tmp_path / "venue-sim.toml", VenueSimConfig), tmp_path)
         venue_task = asyncio.create_task(server.run())
         while not server.port:

@@ -27,37 +27,10 @@ from bastion.venues.fix.disconnect import AfterReconnect, DisconnectCancels
 from bastion.venuesim.config import VenueSimConfig
 from bastion.venuesim.ledger import VenueLedger
 from bastion.venuesim.server import VenueSimServer
+from fix_desk import venue_sim_toml
 
 IID = "XYZ.SIM"
 PASSWORD = "pw-cod-node-41"
-
-VENUE_TOML = """
-port = 0
-comp_id = "SIM"
-ledger_path = "venue/ledger.sqlite"
-session_store_path = "venue/sessions.sqlite"
-
-[[accounts]]
-name = "acct"
-comp_id = "NODE"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-
-[matching]
-name = "FIXSIM"
-
-[[instruments]]
-id = "XYZ.SIM"
-venue = "FIXSIM"
-tick_size = "0.01"
-lot_size = "1"
-
-[[feeds]]
-instrument = "XYZ.SIM"
-seed = 3
-size = "1000"
-interval_ms = 50
-"""
 
 NODE_TOML = """
 strategies = []
@@ -109,7 +82,7 @@ Scenario = Callable[[Kernel, FixVenueAdapter, DisconnectCancels, Run], Awaitable
 
 def run(tmp_path: Path, mode: str, scenario: Scenario) -> tuple[Kernel, Run]:
     async def main() -> tuple[Kernel, Run]:
-        (tmp_path / "venue-sim.toml").write_text(VENUE_TOML)
+        (tmp_path / "venue-sim.toml").write_text(venue_sim_toml(0, feed_interval_ms=50))
         server = VenueSimServer(load_config(tmp_path / "venue-sim.toml", VenueSimConfig), tmp_path)
         venue_task = asyncio.create_task(server.run())
         while not server.port:
