@@ -5,6 +5,9 @@ venue_sim_toml`` (tests/ is on the path, as for ``conftest``)."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 
 def venue_sim_toml(
     port: int,
@@ -43,3 +46,17 @@ seed = {seed}
 size = "1000"
 interval_ms = {feed_interval_ms}
 """
+
+
+async def listening_port(server: Any, task: asyncio.Task[Any], timeout_s: float = 10.0) -> int:
+    """The port an in-process ``VenueSimServer`` (``task`` runs it) listens on, once it
+    does; fails at the deadline, or at once if the server stopped."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not server.port:
+        if task.done():
+            task.result()  # raises what stopped it
+            raise AssertionError("the venue simulator stopped before it listened")
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the venue simulator did not listen within {timeout_s}s")
+        await asyncio.sleep(0.01)
+    return int(server.port)

@@ -38,7 +38,7 @@ from bastion.venuesim.config import VenueSimConfig
 from bastion.venuesim.ledger import VenueLedger
 from bastion.venuesim.messages import NewOrderRequest
 from bastion.venuesim.server import VenueSimServer
-from fix_desk import venue_sim_toml
+from fix_desk import listening_port, venue_sim_toml
 
 IID = "XYZ.SIM"
 PREFIX = "recnode-"
@@ -77,8 +77,7 @@ def run(tmp_path: Path, before: Scenario) -> tuple[ReconciliationReport, Kernel,
         (tmp_path / "venue-sim.toml").write_text(venue_sim_toml(0, feed_interval_ms=50))
         server = VenueSimServer(load_config(tmp_path / "venue-sim.toml", VenueSimConfig), tmp_path)
         venue_task = asyncio.create_task(server.run())
-        while not server.port:
-            await asyncio.sleep(0.01)  # the acceptor binds within the first loop turns
+        await listening_port(server, venue_task)
         (tmp_path / "node.toml").write_text(NODE_TOML.replace("{port}", str(server.port)))
         config = load_config(tmp_path / "node.toml", PaperConfig)
         journal = SqliteJournal(tmp_path / "journal.sqlite")

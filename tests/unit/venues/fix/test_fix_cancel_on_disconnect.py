@@ -27,7 +27,7 @@ from bastion.venues.fix.disconnect import AfterReconnect, DisconnectCancels
 from bastion.venuesim.config import VenueSimConfig
 from bastion.venuesim.ledger import VenueLedger
 from bastion.venuesim.server import VenueSimServer
-from fix_desk import venue_sim_toml
+from fix_desk import listening_port, venue_sim_toml
 
 IID = "XYZ.SIM"
 PASSWORD = "pw-cod-node-41"
@@ -85,8 +85,7 @@ def run(tmp_path: Path, mode: str, scenario: Scenario) -> tuple[Kernel, Run]:
         (tmp_path / "venue-sim.toml").write_text(venue_sim_toml(0, feed_interval_ms=50))
         server = VenueSimServer(load_config(tmp_path / "venue-sim.toml", VenueSimConfig), tmp_path)
         venue_task = asyncio.create_task(server.run())
-        while not server.port:
-            await asyncio.sleep(0.01)  # the acceptor binds within the first loop turns
+        await listening_port(server, venue_task)
         (tmp_path / "node.toml").write_text(
             NODE_TOML.replace("{port}", str(server.port)).replace("{mode}", mode)
         )
