@@ -6,7 +6,57 @@ venue_sim_toml`` (tests/ is on the path, as for ``conftest``)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+PROCESS_STOP_TIMEOUT_S = 15.0  # a node's own shutdown deadline is 10 s
+
+
+@contextmanager
+def fix_process(
+    *args: str | Path, cwd: Path, log: Path, password: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``bastion ARGS`` as a child process with ``password`` as the FIX password in its
+    environment (never on its command line); stderr appended to ``log``. Killed if still
+    running when the block ends."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BASTION_FIX_PASSWORD": password}
+    with log.open("ab") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bastion", *(str(a) for a in args)],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=PROCESS_STOP_TIMEOUT_S)
+
+
+def node_fix_venue_toml(port: int, *, extra: str = "") -> str:
+    """The ``[fix_venue]`` table of a node trading with ``venue_sim_toml``'s venue."""
+    return f"""
+[fix_venue]
+name = "FIXSIM"
+port = {port}
+sender_comp_id = "NODE"
+target_comp_id = "SIM"
+username = "trader"
+password_env = "BASTION_FIX_PASSWORD"
+store_path = "fix/session.sqlite"
+reconnect_initial_ms = 50
+reconnect_max_ms = 200
+{extra}
+"""
 
 
 def venue_sim_toml(

@@ -14,7 +14,6 @@ serve ``test_cancel_on_disconnect_fix.py`` too.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -37,7 +36,6 @@ from test_kill_switch import (
 from test_paper_node import (
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,
-    bastion_cmd,
     peek_journal,
     read_journal,
     run_to_end,
@@ -48,7 +46,7 @@ from bastion.model import events as ev
 from bastion.model.enums import OrderSide, TradingState
 from bastion.venuesim.ledger import OrderRow, VenueLedger
 from conftest import eventually
-from fix_desk import venue_sim_toml
+from fix_desk import fix_process, venue_sim_toml
 
 PASSWORD = "kill-fix-test-password"
 ACCOUNT = "acct"
@@ -136,23 +134,9 @@ def write_desk(
 
 @contextmanager
 def process(*args: str | Path, cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``bastion ARGS`` with the FIX password in its environment; stderr to ``log``."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BASTION_FIX_PASSWORD": PASSWORD}
-    with log.open("ab") as stderr:
-        proc = subprocess.Popen(
-            bastion_cmd(*args),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT_S)
+    """``bastion ARGS`` with this module's FIX password; stderr to ``log``."""
+    with fix_process(*args, cwd=cwd, log=log, password=PASSWORD) as proc:
+        yield proc
 
 
 def terminate(proc: subprocess.Popen[bytes]) -> int:

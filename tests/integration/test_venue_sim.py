@@ -7,7 +7,6 @@ Waits use ``eventually``, never a sleep.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -30,7 +29,7 @@ from test_paper_node import (
 from bastion.model import events as ev
 from bastion.venuesim.ledger import VenueLedger
 from conftest import eventually
-from fix_desk import venue_sim_toml
+from fix_desk import fix_process, venue_sim_toml
 
 PASSWORD = "venue-sim-test-password"
 
@@ -95,22 +94,8 @@ def _write(root: Path, *, cod: bool = False) -> tuple[Path, Path, int]:
 def _process(
     *args: str | Path, cwd: Path, log: Path, password: str = PASSWORD
 ) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BASTION_FIX_PASSWORD": password}
-    with log.open("ab") as stderr:
-        proc = subprocess.Popen(
-            bastion_cmd(*args),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT_S)
+    with fix_process(*args, cwd=cwd, log=log, password=password) as proc:
+        yield proc
 
 
 def _listening(port: int) -> bool:

@@ -38,7 +38,7 @@ from bastion.venuesim.config import VenueSimConfig
 from bastion.venuesim.ledger import VenueLedger
 from bastion.venuesim.messages import NewOrderRequest
 from bastion.venuesim.server import VenueSimServer
-from fix_desk import listening_port, venue_sim_toml
+from fix_desk import listening_port, node_fix_venue_toml, venue_sim_toml
 
 IID = "XYZ.SIM"
 PREFIX = "recnode-"
@@ -55,17 +55,8 @@ venue = "FIXSIM"
 tick_size = "0.01"
 lot_size = "1"
 
-[fix_venue]
-name = "FIXSIM"
-port = {port}
-sender_comp_id = "NODE"
-target_comp_id = "SIM"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-store_path = "fix/session.sqlite"
-reconnect_initial_ms = 50
-reconnect_max_ms = 200
 """
+
 
 Scenario = Callable[[Kernel, VenueSimServer], Awaitable[None]]
 
@@ -78,7 +69,7 @@ def run(tmp_path: Path, before: Scenario) -> tuple[ReconciliationReport, Kernel,
         server = VenueSimServer(load_config(tmp_path / "venue-sim.toml", VenueSimConfig), tmp_path)
         venue_task = asyncio.create_task(server.run())
         await listening_port(server, venue_task)
-        (tmp_path / "node.toml").write_text(NODE_TOML.replace("{port}", str(server.port)))
+        (tmp_path / "node.toml").write_text(NODE_TOML + node_fix_venue_toml(server.port))
         config = load_config(tmp_path / "node.toml", PaperConfig)
         journal = SqliteJournal(tmp_path / "journal.sqlite")
         kernel = Kernel(

@@ -27,7 +27,7 @@ from bastion.venues.fix.disconnect import AfterReconnect, DisconnectCancels
 from bastion.venuesim.config import VenueSimConfig
 from bastion.venuesim.ledger import VenueLedger
 from bastion.venuesim.server import VenueSimServer
-from fix_desk import listening_port, venue_sim_toml
+from fix_desk import listening_port, node_fix_venue_toml, venue_sim_toml
 
 IID = "XYZ.SIM"
 PASSWORD = "pw-cod-node-41"
@@ -44,17 +44,6 @@ venue = "FIXSIM"
 tick_size = "0.01"
 lot_size = "1"
 
-[fix_venue]
-name = "FIXSIM"
-port = {port}
-sender_comp_id = "NODE"
-target_comp_id = "SIM"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-store_path = "fix/session.sqlite"
-reconnect_initial_ms = 50
-reconnect_max_ms = 200
-cancel_on_disconnect = "{mode}"
 """
 
 
@@ -87,7 +76,7 @@ def run(tmp_path: Path, mode: str, scenario: Scenario) -> tuple[Kernel, Run]:
         venue_task = asyncio.create_task(server.run())
         await listening_port(server, venue_task)
         (tmp_path / "node.toml").write_text(
-            NODE_TOML.replace("{port}", str(server.port)).replace("{mode}", mode)
+            NODE_TOML + node_fix_venue_toml(server.port, extra=f'cancel_on_disconnect = "{mode}"')
         )
         config = load_config(tmp_path / "node.toml", PaperConfig)
         journal = SqliteJournal(tmp_path / "journal.sqlite")
@@ -183,7 +172,9 @@ def test_when_mode_unset_then_off() -> None:
 
 def test_when_mode_unknown_then_config_error_names_key_and_choices(tmp_path: Path) -> None:
     """A typo is a usage error naming ``fix_venue.cancel_on_disconnect`` and the values."""
-    (tmp_path / "node.toml").write_text(NODE_TOML.replace("{port}", "1").replace("{mode}", "yes"))
+    (tmp_path / "node.toml").write_text(
+        NODE_TOML + node_fix_venue_toml(1, extra='cancel_on_disconnect = "yes"')
+    )
     with pytest.raises(ConfigError) as error:
         load_config(tmp_path / "node.toml", PaperConfig)
     assert "fix_venue.cancel_on_disconnect" in str(error.value)
