@@ -6,7 +6,8 @@ around a moving mid (inside the collar), some marketable and market orders, canc
 that keep about ``--open`` orders working, partial fills, and the occasional
 duplicate or over-limit order, with EVERY control configured (collar, reference
 age, time-window collar, stale data, per-instrument and per-strategy position and
-gross limits, credit, throttle per strategy and per venue, duplicates, self-trade,
+gross limits, credit for the node and for a risk account holding two of the three
+strategies, throttle per strategy and per venue, duplicates, self-trade,
 permissions, repeated executions, daily loss and drawdown per strategy and node).
 
 - ``p50_us`` / ``p99_us``: time of the full check set (``RiskGate._check``) per order;
@@ -52,7 +53,13 @@ from bastion.model.events import OrderCanceled, OrderFilled
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
-from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig, ThrottleConfig
+from bastion.risk.config import (
+    AccountRiskConfig,
+    InstrumentRiskConfig,
+    RiskConfig,
+    StrategyRiskConfig,
+    ThrottleConfig,
+)
 from bastion.risk.gate import RiskGate
 from bastion.strategy.runner import GateView
 from bastion.venues.base import VenueAdapter
@@ -111,6 +118,13 @@ def all_checks() -> RiskConfig:
             for name in STRATEGIES
         },
         venues={"SIM": ThrottleConfig(max_messages_per_s=3_000)},
+        accounts={
+            "desk": AccountRiskConfig(
+                strategies=["mm", "arb"],  # "trend" is in no account
+                max_total_exposure=Decimal(500_000_000),
+                max_cash_usage=Decimal(500_000_000),
+            )
+        },
     )
 
 

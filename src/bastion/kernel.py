@@ -2,7 +2,9 @@
 risk gate and strategies together, by keyword, from typed config.
 
 Backtests and live nodes build the same kernel; they differ only in the clock,
-the feed that calls ``on_quote``/``on_bar`` and what drives ``flush``.
+the feed that calls ``on_quote``/``on_bar`` and what drives ``flush``. Trade
+prints (``on_trade``) come from the venue: the FIX venue's market data, or the
+in-process venue's own matches.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from bastion.config import BacktestConfig, PaperConfig, resolve_path
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
 from bastion.journal.sqlite import SqliteJournal
-from bastion.model.data import Bar, QuoteTick
+from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, OrderType, TradingState
 from bastion.model.events import (
     CommandDenied,
@@ -73,6 +75,9 @@ class Kernel:
             i.id: i.to_instrument() for i in config.instruments
         }
         self.last_quotes: dict[str, QuoteTick] = {}
+        self.last_trades: dict[str, TradeTick] = {}
+        """The last trade print per instrument (``on_trade``): the price collar's
+        reference under ``collar_reference = "last"``."""
         self.portfolio = Portfolio(
             instruments=self.instruments,
             last_quotes=self.last_quotes,
@@ -96,6 +101,7 @@ class Kernel:
                 subscribe_market_data=fix_config.market_data,
             )
             self.venue.on_quote_sink = self.on_quote
+            self.venue.on_trade_sink = self.on_trade
         else:
             self.venue = SimVenue(
                 config=config.venue,
@@ -104,6 +110,7 @@ class Kernel:
                 request_flush=request_flush,
                 id_prefix=f"{epoch}-" if isinstance(config, PaperConfig) else "",
             )
+            self.venue.on_trade_sink = self.on_trade  # its own matches are the trades
         self.execution = ExecutionEngine(
             bus=self.bus,
             clock=clock,
@@ -121,6 +128,7 @@ class Kernel:
             last_quotes=self.last_quotes,
             venues={self.venue.name},
             strategies=[s.name for s in config.strategies],
+            last_trades=self.last_trades,
         )
         self.strategies = StrategyRunner(
             bus=self.bus,
@@ -185,6 +193,10 @@ class Kernel:
                 self.strategies.fail(handler.__self__, error)  # type: ignore[attr-defined]
         if self._venue_inbox:
             self.venue.flush()
+
+    def on_trade(self, trade: TradeTick) -> None:
+        """A trade print at the venue: kept as the instrument's last trade."""
+        self.last_trades[trade.instrument_id] = trade
 
     def on_bar(self, bar: Bar) -> None:
         # with bars only, the close is the node's latest price: it marks positions

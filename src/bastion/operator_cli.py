@@ -60,10 +60,10 @@ example:
 _RISK_EPILOG: Final = """\
 A limit is named by its key in [risk] (max_order_quantity), or by table, name and
 key: instruments.XYZ.SIM.collar_pct, strategies.ema_cross.max_fills,
-venues.SIM.max_messages_per_s. The value is written as in TOML (quotes not
-needed). An override is temporary: it ends by itself after --for (at most 7 days),
-or with `bastion risk clear`; then the config file's value applies again. Every
-override, its end and who asked why are journaled.
+venues.SIM.max_messages_per_s, accounts.desk_a.max_cash_usage. The value is written
+as in TOML (quotes not needed). An override is temporary: it ends by itself after
+--for (at most 7 days), or with `bastion risk clear`; then the config file's value
+applies again. Every override, its end and who asked why are journaled.
 
 examples:
   bastion risk set mydesk/paper.toml max_order_quantity 50 --for 30m --why "index rebalance"

@@ -18,6 +18,7 @@ from bastion.portfolio.position import Exact, Position
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
+_ZERO = Decimal(0)
 
 
 def to_decimal(value: Exact) -> Decimal:
@@ -47,6 +48,8 @@ class Portfolio:
         # raw cash flows per instrument (size_raw * price_raw units), exact ints
         self._cash_raw: dict[str, int] = {}
         self.fees = Decimal(0)
+        self.strategy_fees: dict[str, Decimal] = {}
+        """Fees per strategy (their sum is ``fees``): the risk accounts' cash usage."""
         self.n_fills = 0
 
     # -- updates ------------------------------------------------------------
@@ -62,6 +65,8 @@ class Portfolio:
         self._cash_raw[iid] = self._cash_raw.get(iid, 0) - sign * fill.last_qty * fill.last_px
         if fill.fee:
             self.fees += fill.fee
+            fees = self.strategy_fees
+            fees[fill.strategy_id] = fees.get(fill.strategy_id, _ZERO) + fill.fee
         self.n_fills += 1
 
     # -- recovery -----------------------------------------------------------
@@ -70,9 +75,15 @@ class Portfolio:
         return list(self._positions.values()), dict(self._cash_raw), self.fees, self.n_fills
 
     def restore_state(
-        self, positions: list[Position], cash_raw: dict[str, int], fees: Decimal, n_fills: int
+        self,
+        positions: list[Position],
+        cash_raw: dict[str, int],
+        fees: Decimal,
+        n_fills: int,
+        strategy_fees: dict[str, Decimal] | None = None,
     ) -> None:
-        """Replace the state with a snapshot's (``export_state``'s output)."""
+        """Replace the state with a snapshot's (``export_state``'s output, and
+        ``strategy_fees``: absent from older snapshots)."""
         self._positions = {(p.strategy_id, p.instrument_id): p for p in positions}
         self._net = {}
         for p in positions:
@@ -81,6 +92,7 @@ class Portfolio:
             self._net.setdefault(iid, 0)
         self._cash_raw = dict(cash_raw)
         self.fees = fees
+        self.strategy_fees = dict(strategy_fees or {})
         self.n_fills = n_fills
 
     # -- queries ------------------------------------------------------------

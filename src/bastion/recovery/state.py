@@ -96,6 +96,8 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     risk_config: str | None = None
     # the post-trade limits' trading day: starting PnL, peak, limits crossed
     post_trade: dict[str, Any] = msgspec.field(default_factory=dict)
+    # fees per strategy (the risk accounts' cash usage; older snapshots: none)
+    strategy_fees: dict[str, Decimal] = msgspec.field(default_factory=dict)
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -132,6 +134,7 @@ def capture(kernel: Kernel, *, node_id: str, epoch: int) -> bytes:
         risk_overrides=list(kernel.risk_overrides.active.values()),
         risk_config=kernel.risk_overrides.journaled_config,
         post_trade=kernel.risk.post_trade_state(),
+        strategy_fees=dict(kernel.portfolio.strategy_fees),
     )
     return _encode(snapshot)
 
@@ -160,7 +163,9 @@ def restore(kernel: Kernel, snapshot: NodeSnapshot) -> None:
         position.realized = _exact(s.realized)
         positions.append(position)
     cash_raw = {iid: int(raw) for iid, raw in snapshot.cash_raw.items()}
-    kernel.portfolio.restore_state(positions, cash_raw, snapshot.fees, snapshot.n_fills)
+    kernel.portfolio.restore_state(
+        positions, cash_raw, snapshot.fees, snapshot.n_fills, snapshot.strategy_fees
+    )
     if snapshot.trading_reason != CONFIGURED_STATE_REASON:  # else the config's state applies
         kernel.restore_trading_state(snapshot.trading_state, snapshot.trading_reason)
     kernel.strategies.restored_states = dict(snapshot.strategies)

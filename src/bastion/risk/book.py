@@ -6,8 +6,9 @@ that can change what is left of an order (fill, update, cancel, expiry, reject)
 resynchronizes that order's contribution from the order itself, so the sums always
 equal a recount over ``ExecutionEngine.open_orders``: unfilled quantity per
 instrument and side, per (strategy, instrument) and side, (for the credit limits)
-working notional on the common integer scale of ``risk.credit``, and (for self-trade
-prevention) the best resting limit price on each side of each instrument.
+working notional on the common integer scale of ``risk.credit``, for the node and for
+each risk account, and (for self-trade prevention) the best resting limit price on
+each side of each instrument.
 """
 
 from __future__ import annotations
@@ -77,10 +78,22 @@ class RestingPrices:
             self.best = sign * heap[0] if heap else None
 
 
+class WorkingSums:
+    """The working notional of one risk account's orders (common scale of ``risk.credit``):
+    all of them, and the buys."""
+
+    __slots__ = ("buy_notional", "exposure")
+
+    def __init__(self) -> None:
+        self.exposure = 0
+        self.buy_notional = 0
+
+
 class Working:
     """One open order's current contribution to the sums."""
 
     __slots__ = (
+        "account",
         "amend_px2",
         "amend_qty",
         "is_buy",
@@ -92,8 +105,9 @@ class Working:
         "rest_px",
     )
 
-    def __init__(self, order: Order, px2: int) -> None:
+    def __init__(self, order: Order, px2: int, account: WorkingSums | None = None) -> None:
         self.order = order
+        self.account = account  # its strategy's risk account, if in one
         self.is_buy = order.side is _BUY
         self.key = (order.strategy_id, order.instrument_id)
         self.leaves = 0
@@ -109,11 +123,19 @@ class WorkingBook:
     """Sums of the unfilled quantity (and notional) of the node's open orders."""
 
     def __init__(
-        self, *, bus: MessageBus, weights: dict[str, int] | None, resting: bool = False
+        self,
+        *,
+        bus: MessageBus,
+        weights: dict[str, int] | None,
+        resting: bool = False,
+        accounts: dict[str, WorkingSums] | None = None,
     ) -> None:
-        """``resting``: keep the best resting price of each side (``resting``)."""
+        """``resting``: keep the best resting price of each side (``resting``);
+        ``accounts``: the working sums of each strategy's risk account (with ``weights``),
+        kept too."""
         self._weights = weights
         self._resting = resting
+        self._accounts = accounts or None
         self.resting_buys: dict[str, RestingPrices] = {}
         self.resting_sells: dict[str, RestingPrices] = {}
         self.buys: dict[str, int] = {}
@@ -139,7 +161,10 @@ class WorkingBook:
 
     def add(self, order: Order, market_px2: int | None) -> None:
         """Count an order just sent (``market_px2``: the doubled reference of a market order)."""
-        entry = Working(order, market_px2 or 0)
+        accounts = self._accounts
+        entry = Working(
+            order, market_px2 or 0, None if accounts is None else accounts.get(order.strategy_id)
+        )
         self.by_id[order.client_order_id] = entry
         by_instrument = self.by_instrument.get(order.instrument_id)
         if by_instrument is None:
@@ -193,6 +218,11 @@ class WorkingBook:
                 self.exposure += change
                 if entry.is_buy:
                     self.buy_notional += change
+                account = entry.account
+                if account is not None:
+                    account.exposure += change
+                    if entry.is_buy:
+                        account.buy_notional += change
                 entry.notional = notional
         if self._resting:
             rest = order.price if is_open else None

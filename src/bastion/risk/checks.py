@@ -10,17 +10,18 @@ acknowledged or not: ``risk.book`` keeps their running sums.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from bastion.bus import MessageBus
 from bastion.clock import Clock
-from bastion.model.data import QuoteTick
+from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import OrderSide
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.book import RestingPrices, Working, WorkingBook
+from bastion.risk.collar import check_reference
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
 from bastion.risk.credit import CreditLimits
 from bastion.risk.limits import InstrumentLimits, PositionLimits, StrategyRules, Throttle
@@ -44,15 +45,18 @@ _STRATEGY_PRE_TRADE_KEYS = (
 )
 _NO_WORKING: dict[str, Working] = {}
 _NO_WINDOWS: tuple[SlidingWindow, ...] = ()
+# (is_buy, exposure, buys, change) -> denial: ``CreditLimits.check`` or an account's
+CreditCheck = Callable[[bool, int, int, int], Denial | None]
 
 
 class _Lane:
     """What the checks need for one (strategy, instrument), looked up once and kept:
-    the strategy's rules, its position limits there, and the message windows that can
-    deny a new order or an amend."""
+    the strategy's rules, its position limits there, the message windows that can
+    deny a new order or an amend, and its credit check (the node's, or its account's)."""
 
     __slots__ = (
         "amend_windows",
+        "credit",
         "key",
         "new_windows",
         "permitted",
@@ -76,6 +80,7 @@ class _Lane:
         self.amend_windows = _windows(rules.throttle, is_new=False)
         self.weight = weight
         # set by ``PreTradeChecks._lane``
+        self.credit: CreditCheck | None = None
         self.uses_book = False
         self.resting_buys: RestingPrices | None = None
         self.resting_sells: RestingPrices | None = None
@@ -102,6 +107,7 @@ class PreTradeChecks:
         limits: dict[str, InstrumentLimits],
         venues: set[str],
         market: MarketGuard | None = None,
+        last_trades: dict[str, TradeTick] | None = None,
     ) -> None:
         self._config = config
         self._market = market
@@ -109,6 +115,7 @@ class PreTradeChecks:
         self._portfolio = portfolio
         self._instruments = instruments
         self._last_quotes = last_quotes
+        self._last_trades: dict[str, TradeTick] = {} if last_trades is None else last_trades
         self._limits = limits
         self._strategies: dict[str, StrategyRules] = {}
         self._lanes: dict[str, dict[str, _Lane]] = {}  # strategy -> instrument -> lane
@@ -127,7 +134,11 @@ class PreTradeChecks:
         self._self_trade = config.self_trade
         self._self_trade_on = config.self_trade != "off"
         self._credit: CreditLimits | None = None
-        if config.max_total_exposure is not None or config.max_cash_usage is not None:
+        if (
+            config.max_total_exposure is not None
+            or config.max_cash_usage is not None
+            or config.accounts
+        ):
             self._credit = CreditLimits(
                 config=config,
                 instruments=instruments,
@@ -141,6 +152,7 @@ class PreTradeChecks:
                 bus=bus,
                 weights=None if self._credit is None else self._credit.weights,
                 resting=self._self_trade_on,
+                accounts=None if self._credit is None else self._credit.account_sums,
             )
         # resting orders that a passing order asks to cancel first (self_trade = cancel_resting)
         self.to_cancel: Sequence[Order] = _NO_ORDERS
@@ -162,6 +174,7 @@ class PreTradeChecks:
             or config.self_trade != "off"
             or config.max_total_exposure is not None
             or config.max_cash_usage is not None
+            or bool(config.accounts)
         )
 
     @staticmethod
@@ -178,6 +191,7 @@ class PreTradeChecks:
             or config.self_trade != "off"
             or config.max_total_exposure is not None
             or config.max_cash_usage is not None
+            or bool(config.accounts)
         )
 
     def rules(self, strategy_id: str) -> StrategyRules:
@@ -196,11 +210,20 @@ class PreTradeChecks:
             self.rules(sid), (sid, iid), 0 if self._credit is None else self._credit.weights[iid]
         )
         limits = self._limits[iid]
+        credit = self._credit
+        if credit is not None:
+            # a strategy in a risk account checks the node's limits and its account's; one
+            # outside any account only the node's (nothing when the node has none)
+            account = credit.account_of.get(sid)
+            if account is not None:
+                lane.credit = account.check
+            elif credit.node_limited:
+                lane.credit = credit.check
         lane.uses_book = self._book is not None and (
             limits.has_position
             or lane.positions is not None
             or self._self_trade_on
-            or self._credit is not None
+            or lane.credit is not None
         )
         if self._book is not None and self._self_trade_on:
             lane.resting_buys = self._book.resting(iid, buys=True)
@@ -264,9 +287,15 @@ class PreTradeChecks:
         # market has left behind must stay possible
         if limits.needs_reference and reprices and (price is None or limits.has_collar):
             max_age = limits.max_age_ns
-            if quote is None or (max_age is not None and now - quote.ts_ns > max_age):
+            if limits.collar_other:  # the last trade or a fixed band: ``risk.collar``
+                denial = check_reference(
+                    instrument, limits, side, price, now, quote, self._last_trades.get(iid)
+                )
+                if denial is not None:
+                    return denial
+            elif quote is None or (max_age is not None and now - quote.ts_ns > max_age):
                 return self._check_collar(instrument, limits, side, price, now)
-            if price is not None:
+            elif price is not None:
                 if limits.collar_touch:
                     ref2 = 2 * (quote.ask if side is _BUY else quote.bid)
                 else:
@@ -311,8 +340,9 @@ class PreTradeChecks:
         book = self._book
         assert book is not None
         is_buy = side is _BUY
+        credit_check = lane.credit
         if is_increase and (
-            limits.has_position or lane.positions is not None or self._credit is not None
+            limits.has_position or lane.positions is not None or credit_check is not None
         ):
             # a modified order replaces its own contribution
             own = book.by_id.get(order.client_order_id)
@@ -362,18 +392,18 @@ class PreTradeChecks:
                     )
                     if denial is not None:
                         return denial
-            credit = self._credit
-            if credit is not None:
+            if credit_check is not None:
                 px2 = 2 * price if price is not None else mid2
                 if px2 is None:
                     return _no_value(iid)
-                notional = new * px2 * lane.weight
-                own_notional = 0 if own is None else own.notional
-                exposure = book.exposure - own_notional + notional
+                change = new * px2 * lane.weight
+                if own is not None:
+                    change -= own.notional
+                exposure = book.exposure + change
                 buys = book.buy_notional
                 if is_buy:
-                    buys += notional - own_notional
-                denial = credit.check(is_buy, exposure, buys)
+                    buys += change
+                denial = credit_check(is_buy, exposure, buys, change)
                 if denial is not None:
                     return denial
         if self._self_trade_on:

@@ -1,4 +1,5 @@
-"""Credit limits of the node's account: total exposure and cash usage.
+"""Credit limits of the node's account and of its risk accounts: total exposure and
+cash usage.
 
 Notionals of different instruments (other price and size scales, multipliers) are
 added up as integers on one common scale: ``raw2 * weight[iid]`` is the notional in
@@ -11,6 +12,15 @@ revalued only for an instrument whose last quote changed (or after a fill), and 
 room left under ``max_cash_usage`` moves with each fill. Both are keyed on the
 portfolio's fill count: when it is not the one they follow (a fill the gate did not
 see, a restored portfolio), they are rebuilt from the portfolio.
+
+A risk account (``[risk.accounts.NAME]``, ``AccountCredit``) keeps the same figures for
+its strategies alone: their net position per instrument (revalued lazily as above),
+the cash their fills spent (buys - sells on the common scale, plus their fees), both
+moved by each of their fills, and their working orders' notional (``WorkingSums``, kept
+by ``risk.book``). Their source on a rebuild is the portfolio too: the positions per
+strategy (cash spent = cost - realized, exact) and its fees per strategy, both in
+snapshots and replayed from the journal, so a restart does not forget an account's
+spending.
 """
 
 from __future__ import annotations
@@ -25,7 +35,9 @@ from bastion.model.enums import OrderSide
 from bastion.model.events import OrderFilled
 from bastion.model.instruments import Instrument
 from bastion.portfolio.portfolio import Portfolio
-from bastion.risk.config import RiskConfig
+from bastion.portfolio.position import Exact
+from bastion.risk.book import WorkingSums
+from bastion.risk.config import AccountRiskConfig, RiskConfig
 from bastion.risk.reasons import Denial, DenyReason
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
@@ -76,11 +88,11 @@ class CreditLimits:
             num, den = ratios[iid]
             scale: int = 10 ** (inst.price_precision + inst.size_precision)
             self.weights[iid] = num * denominator // (2 * scale * den)
-        self.max_exposure: int | None = None
-        if config.max_total_exposure is not None:
-            self.max_exposure = math.floor(Fraction(config.max_total_exposure) * denominator)
+        self.max_exposure = self.common(config.max_total_exposure)
         self._cash_limit = config.max_cash_usage
         self.checks_cash = self._cash_limit is not None
+        self.node_limited = self.max_exposure is not None or self.checks_cash
+        """Whether the node itself has a credit limit (else only its accounts have)."""
         # positions' exposure: the instruments held at fill count ``_held_fills``
         self._held_fills = -1
         self._held: list[_Held] = []
@@ -89,21 +101,40 @@ class CreditLimits:
         self._cash_fills = -1
         self._room_exact = Decimal(0)
         self._cash_room = 0  # working buys may add up to this (its floor)
+        # risk accounts, by name and by strategy; in step with the fill count ``account_fills``
+        self.accounts = {
+            name: AccountCredit(name, account, self) for name, account in config.accounts.items()
+        }
+        self.account_of = {
+            sid: account for account in self.accounts.values() for sid in account.strategies
+        }
+        self.account_sums = {sid: account.working for sid, account in self.account_of.items()}
+        """Each strategy's account's working sums, for ``risk.book``."""
+        self.account_fills = -1
         self._bus = bus
         if bus is not None and self.checks_cash:
             bus.subscribe(OrderFilled, self.on_fill)
+        if bus is not None and self.accounts:
+            bus.subscribe(OrderFilled, self.on_account_fill)
 
     def detach(self) -> None:
         """Stop following fills (new limits replace these)."""
         if self._bus is not None and self.checks_cash:
             self._bus.unsubscribe(OrderFilled, self.on_fill)
+        if self._bus is not None and self.accounts:
+            self._bus.unsubscribe(OrderFilled, self.on_account_fill)
+
+    def common(self, limit: Decimal | None) -> int | None:
+        """A money limit on the common scale (rounded down: the limit itself passes)."""
+        return None if limit is None else math.floor(Fraction(limit) * self.denominator)
 
     def money(self, common: int) -> Decimal:
         return (Decimal(common) / self.denominator).quantize(Decimal("0.01"))
 
-    def check(self, is_buy: bool, exposure: int, buys: int) -> Denial | None:
+    def check(self, is_buy: bool, exposure: int, buys: int, change: int = 0) -> Denial | None:
         """``exposure``: working orders' notional, the new order's included; ``buys``: the
-        working buys' notional (new one included when it is a buy); both common-scale."""
+        working buys' notional (new one included when it is a buy); both common-scale.
+        ``change``: what the order adds to them (``AccountCredit.check``'s signature)."""
         max_exposure = self.max_exposure
         if max_exposure is not None:
             if self._portfolio.n_fills != self._held_fills:
@@ -188,3 +219,186 @@ class CreditLimits:
             change = _EXACT.subtract(change, _EXACT.multiply(fill.fee, self.denominator))
         self._room_exact = _EXACT.add(self._room_exact, change)
         self._cash_room = int(self._room_exact.to_integral_value(ROUND_FLOOR, context=_EXACT))
+
+    # -- risk accounts ------------------------------------------------------------------
+    def on_account_fill(self, fill: OrderFilled) -> None:
+        """Move the position and cash of the fill's strategy's account (every fill keeps
+        the accounts in step with the portfolio's fill count; out of step, the next
+        account check rebuilds them)."""
+        fills = self._portfolio.n_fills
+        seen = self.account_fills
+        if seen < 0:
+            return  # not counted yet: the next check rebuilds
+        if fills == seen:  # the portfolio has not applied it yet
+            self.account_fills = seen + 1
+        elif fills == seen + 1:  # it has
+            self.account_fills = fills
+        else:
+            self.account_fills = -1
+            return
+        account = self.account_of.get(fill.strategy_id)
+        if account is None:
+            return
+        weight = self.weights.get(fill.instrument_id)
+        if weight is None:
+            self.account_fills = -1
+            return
+        account.apply_fill(fill, weight)
+
+    def rebuild_accounts(self) -> None:
+        """Every account's positions and spent cash, from the portfolio's positions per
+        strategy and fees per strategy."""
+        portfolio = self._portfolio
+        self.account_fills = portfolio.n_fills
+        accounts = self.accounts.values()
+        for each in accounts:
+            each.reset()
+        account_of = self.account_of
+        weights = self.weights
+        for position in portfolio.positions():
+            account = account_of.get(position.strategy_id)
+            weight = weights.get(position.instrument_id)
+            if account is not None and weight is not None:  # else: no longer configured
+                account.add_position(
+                    position.instrument_id,
+                    position.quantity,
+                    _spent(position.cost, position.realized),
+                    weight,
+                )
+        for sid, fee in portfolio.strategy_fees.items():
+            account = account_of.get(sid)
+            if account is not None:
+                account.fees = _EXACT.add(account.fees, fee)
+        for each in accounts:
+            each.settle()
+
+
+def _spent(cost: Exact, realized: Exact) -> int:
+    """The cash a position's fills spent (buys - sells), raw: cost - realized, an integer
+    (each fill moves it by exactly quantity * price); rounded up if it were not."""
+    spent = cost - realized
+    if isinstance(spent, int):
+        return spent
+    return -(-spent.numerator // spent.denominator)
+
+
+class AccountCredit:
+    """One risk account's credit limits (common scale) and what counts against them:
+    its strategies' net position per instrument, valued lazily at the mid (with
+    ``max_total_exposure``), and the cash their fills spent (with ``max_cash_usage``);
+    ``working`` holds their working orders' notional (kept by ``risk.book``)."""
+
+    def __init__(self, name: str, config: AccountRiskConfig, credit: CreditLimits) -> None:
+        self.name = name
+        self.config = config
+        self.strategies = tuple(config.strategies)
+        self._credit = credit
+        self.working = WorkingSums()
+        self.max_exposure = credit.common(config.max_total_exposure)
+        self._cash_limit = config.max_cash_usage
+        self._net: dict[str, int] = {}
+        self._held: dict[str, _Held] = {}  # instruments with a non-zero net position
+        self.positions_exposure = 0
+        self.flow = 0  # buys - sells of its fills, common scale
+        self.fees = Decimal(0)
+        # working buys may add up to this: floor((limit - fees) * denominator) - flow
+        self.cash_room = 0
+
+    def check(self, is_buy: bool, exposure: int, buys: int, change: int) -> Denial | None:
+        """The node's limits (``exposure``, ``buys`` as ``CreditLimits.check``), then the
+        account's: ``change`` is what the order adds to its working notional."""
+        credit = self._credit
+        if credit.node_limited:
+            denial = credit.check(is_buy, exposure, buys)
+            if denial is not None:
+                return denial
+        if credit._portfolio.n_fills != credit.account_fills:
+            credit.rebuild_accounts()
+        max_exposure = self.max_exposure
+        if max_exposure is not None:
+            quotes = credit._last_quotes
+            for held in self._held.values():
+                quote = quotes.get(held.iid)
+                if quote is not held.quote:
+                    if quote is None:
+                        return DenyReason.NO_REFERENCE_PRICE, (
+                            f"no quote to value the position in {held.iid} for "
+                            f"max_total_exposure of account {self.name}"
+                        )
+                    value = held.size_weight * (quote.bid + quote.ask)
+                    self.positions_exposure += value - held.value
+                    held.value = value
+                    held.quote = quote
+            total = self.working.exposure + change + self.positions_exposure
+            if total > max_exposure:
+                return DenyReason.CREDIT_LIMIT, (
+                    f"account {self.name}: total exposure {credit.money(total)} (positions + "
+                    f"working orders of its strategies) would exceed max_total_exposure "
+                    f"{self.config.max_total_exposure} (risk.accounts.{self.name})"
+                )
+        if is_buy and self._cash_limit is not None:
+            working_buys = self.working.buy_notional + change
+            if working_buys > self.cash_room:
+                used = self.fees + Decimal(self.flow + working_buys) / credit.denominator
+                return DenyReason.CREDIT_LIMIT, (
+                    f"account {self.name}: cash usage {used.quantize(Decimal('0.01'))} "
+                    f"(spent + working buys of its strategies) would exceed max_cash_usage "
+                    f"{self.config.max_cash_usage} (risk.accounts.{self.name})"
+                )
+        return None
+
+    def reset(self) -> None:
+        self._net = {}
+        self._held = {}
+        self.positions_exposure = 0
+        self.flow = 0
+        self.fees = Decimal(0)
+
+    def add_position(self, iid: str, quantity: int, spent_raw: int, weight: int) -> None:
+        """A strategy's position (a rebuild): its signed quantity and the cash spent."""
+        if quantity:
+            self._net[iid] = self._net.get(iid, 0) + quantity
+        self.flow += 2 * spent_raw * weight
+
+    def settle(self) -> None:
+        """After a rebuild: the held instruments (not valued yet) and the cash room."""
+        for iid, weight in self._credit.weights.items():
+            net = self._net.get(iid, 0)
+            if net:
+                self._held[iid] = _Held(iid, abs(net) * weight)
+        self._room()
+
+    def apply_fill(self, fill: OrderFilled, weight: int) -> None:
+        """One of its strategies' fills: the position (revalued at the next check) and
+        the cash."""
+        iid = fill.instrument_id
+        qty = fill.last_qty
+        is_buy = fill.side is _BUY
+        if self.max_exposure is not None:
+            net = self._net.get(iid, 0) + (qty if is_buy else -qty)
+            self._net[iid] = net
+            held = self._held.get(iid)
+            if held is not None:
+                self.positions_exposure -= held.value
+                if net:
+                    held.size_weight = abs(net) * weight
+                    held.value = 0
+                    held.quote = _NO_QUOTE
+                else:
+                    del self._held[iid]
+            elif net:
+                self._held[iid] = _Held(iid, abs(net) * weight)
+        if self._cash_limit is not None:
+            flow = 2 * qty * fill.last_px * weight
+            self.flow += flow if is_buy else -flow
+            if fill.fee:
+                self.fees = _EXACT.add(self.fees, fill.fee)
+            self._room()
+
+    def _room(self) -> None:
+        if self._cash_limit is None:
+            return
+        room = _EXACT.multiply(
+            _EXACT.subtract(self._cash_limit, self.fees), self._credit.denominator
+        )
+        self.cash_room = int(room.to_integral_value(ROUND_FLOOR, context=_EXACT)) - self.flow

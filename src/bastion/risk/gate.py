@@ -31,7 +31,7 @@ import structlog
 from bastion.bus import MessageBus
 from bastion.clock import Clock
 from bastion.execution.engine import ExecutionEngine
-from bastion.model.data import QuoteTick
+from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, TradingState
 from bastion.model.events import (
     CommandDenied,
@@ -79,12 +79,16 @@ class RiskGate:
         last_quotes: dict[str, QuoteTick],
         venues: set[str],
         strategies: Collection[str] | None = None,
+        last_trades: dict[str, TradeTick] | None = None,
     ) -> None:
         """``strategies``: the node's strategy names, to reject overrides for unknown ones
-        (``ConfigError``); instrument and venue overrides are checked always."""
+        (``ConfigError``); instrument and venue overrides are checked always.
+        ``last_trades``: the last trade print per instrument (``Kernel.last_trades``), the
+        collar's reference for ``collar_reference = "last"``."""
         config.check_names(
             set(instruments), None if strategies is None else set(strategies), venues
         )
+        config.check_bands(instruments)
         self._config = config
         self._bus = bus
         self._clock = clock
@@ -92,6 +96,7 @@ class RiskGate:
         self._portfolio = portfolio
         self._instruments = instruments
         self._last_quotes = last_quotes
+        self._last_trades: dict[str, TradeTick] = {} if last_trades is None else last_trades
         self._venues = venues
         self._strategy_names = None if strategies is None else set(strategies)
         self._market: MarketGuard | None = None
@@ -141,6 +146,7 @@ class RiskGate:
                 limits=self._limits,
                 venues=self._venues,
                 market=self._market,
+                last_trades=self._last_trades,
             )
         if old_checks is not None:
             old_checks.detach()
@@ -172,6 +178,7 @@ class RiskGate:
         counting; pauses, the post-trade day and repeated-fill windows carry over; the
         message throttles and the duplicate filter start afresh."""
         config.check_names(set(self._instruments), self._strategy_names, self._venues)
+        config.check_bands(self._instruments)
         self._build(config, reconfiguring=True)
         log.warning("risk_limits_applied")
 

@@ -36,6 +36,11 @@ class InstrumentLimits:
     """One instrument's effective limits (``[risk]`` overlaid with its override)."""
 
     __slots__ = (
+        "band_high_raw",
+        "band_low_raw",
+        "collar_band",
+        "collar_last",
+        "collar_other",
         "collar_pct_den100",
         "collar_pct_num",
         "collar_ticks2",
@@ -67,7 +72,21 @@ class InstrumentLimits:
             None if config.collar_ticks is None else 2 * config.collar_ticks * instrument.tick_raw
         )
         self.collar_touch = config.collar_reference == "touch"
-        self.has_collar = self.collar_pct_num is not None or self.collar_ticks2 is not None
+        self.collar_last = config.collar_reference == "last"
+        # the band's edges, raw (``RiskConfig.check_bands`` has put them on the tick)
+        self.band_low_raw: int | None = None
+        self.band_high_raw: int | None = None
+        if config.collar_reference == "band":
+            low, high = config.collar_band_low, config.collar_band_high
+            assert low is not None and high is not None
+            self.band_low_raw = instrument.price_raw(low)
+            self.band_high_raw = instrument.price_raw(high)
+        self.collar_band = self.band_low_raw is not None
+        # a reference other than the quote's (``risk.collar``): one test on the order path
+        self.collar_other = self.collar_last or self.collar_band
+        self.has_collar = (
+            self.collar_pct_num is not None or self.collar_ticks2 is not None or self.collar_band
+        )
         self.max_age_ns: int | None = (
             None if config.reference_max_age_ms is None else config.reference_max_age_ms * 1_000_000
         )

@@ -5,14 +5,16 @@ Two ways a limit changes, both journaled with who, when and why:
 - the config file: on start the node compares its ``[risk]`` section with the one it
   last journaled (``config_changes``) and journals the differences;
 - an operator override (``bastion risk set``): one key, in one table (``[risk]``, an
-  instrument's, a strategy's or a venue's), for a limited time. ``apply_overrides``
-  builds the effective config from the file's plus the active overrides; an expired
-  override ends by itself (journaled) and the file's value applies again.
+  instrument's, a strategy's, a venue's or a risk account's), for a limited time.
+  ``apply_overrides`` builds the effective config from the file's plus the active
+  overrides; an expired override ends by itself (journaled) and the file's value
+  applies again.
 
 A key path names one value: ``max_order_quantity`` (``[risk]``),
 ``instruments.XYZ.SIM.collar_pct``, ``strategies.ema_cross.max_fills``,
-``venues.SIM.max_messages_per_s``. Values are given as text and converted (and
-checked) exactly as the TOML loader would.
+``venues.SIM.max_messages_per_s``, ``accounts.desk_a.max_cash_usage`` (an account's
+limits only, of an account the config defines: its strategies are file-only). Values
+are given as text and converted (and checked) exactly as the TOML loader would.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from bastion.clock import Clock
 from bastion.errors import ConfigError
 from bastion.model.events import RiskLimitsChanged, RiskOverrideEnded, RiskOverrideSet
 from bastion.risk.config import (
+    ACCOUNT_LIMIT_KEYS,
+    AccountRiskConfig,
     InstrumentRiskConfig,
     RiskConfig,
     StrategyRiskConfig,
@@ -40,8 +44,13 @@ _TABLES: Final[dict[str, type[msgspec.Struct]]] = {
     "instruments": InstrumentRiskConfig,
     "strategies": StrategyRiskConfig,
     "venues": ThrottleConfig,
+    "accounts": AccountRiskConfig,
 }
-_NOT_OVERRIDABLE: Final = frozenset({"trading_state", "instruments", "strategies", "venues"})
+# the keys an override may set, where not every field of the table
+_KEYS: Final[dict[str, tuple[str, ...]]] = {"accounts": ACCOUNT_LIMIT_KEYS}
+_NOT_OVERRIDABLE: Final = frozenset(
+    {"trading_state", "instruments", "strategies", "venues", "accounts"}
+)
 MAX_OVERRIDE_S: Final = 7 * 24 * 3600
 """The longest an override may last: a week (then it must be set again, or the config changed)."""
 
@@ -65,18 +74,23 @@ def split_path(path: str, config: RiskConfig) -> tuple[str | None, str | None, s
         name, _, key = rest.rpartition(".")
         if not name:
             raise ConfigError(f"risk key '{path}': expected {table}.NAME.KEY")
-        fields = _TABLES[table].__struct_fields__
+        fields = _KEYS.get(table, _TABLES[table].__struct_fields__)
         if key not in fields:
             raise ConfigError(
                 f"risk key '{path}': '{key}' is not a limit of [risk.{table}] "
                 f"(valid: {', '.join(fields)})"
+            )
+        if table == "accounts" and name not in config.accounts:
+            known = ", ".join(sorted(config.accounts)) or "none"
+            raise ConfigError(
+                f"risk key '{path}': unknown account '{name}' (defined in the config: {known})"
             )
         return table, name, key
     if path in _NOT_OVERRIDABLE or path not in RiskConfig.__struct_fields__:
         valid = ", ".join(f for f in RiskConfig.__struct_fields__ if f not in _NOT_OVERRIDABLE)
         raise ConfigError(
             f"risk key '{path}': not a limit that can be set (valid: {valid}, or "
-            "instruments.ID.KEY, strategies.NAME.KEY, venues.NAME.KEY)"
+            "instruments.ID.KEY, strategies.NAME.KEY, venues.NAME.KEY, accounts.NAME.KEY)"
         )
     return None, None, path
 

@@ -18,6 +18,7 @@ from bastion.venuesim.messages import (
     Report,
     Request,
     StatusRequest,
+    TradeUpdate,
 )
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "ReportSink",
     "Request",
     "StatusRequest",
+    "TradeUpdate",
     "VenueLedger",
     "VenueSimEngine",
 ]

@@ -14,6 +14,9 @@ has committed what it reports:
 - ``PositionsAck`` then one ``PositionReport`` per position row (answers to
   RequestForPositions; they only read the ledger).
 
+Each match is also a public trade: ``on_trade(TradeUpdate)`` (its price, size and
+time), for the server to publish as market data.
+
 Rules: a ClOrdID is never reused by an account (a NewOrderSingle reusing one is
 rejected with OrdRejReason 6, unless it is a PossDup resend, which is answered with
 the existing order's status); cancel and replace carry a new ClOrdID and name the
@@ -40,7 +43,7 @@ import structlog
 
 from bastion.clock import Clock
 from bastion.errors import ConfigError
-from bastion.model.data import QuoteTick
+from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import LiquiditySide, OrderType, TimeInForce
 from bastion.model.events import (
     OrderAccepted,
@@ -114,6 +117,7 @@ from bastion.venuesim.messages import (
     Report,
     Request,
     StatusRequest,
+    TradeUpdate,
 )
 
 __all__ = ["ReportSink", "VenueSimEngine"]
@@ -121,6 +125,7 @@ __all__ = ["ReportSink", "VenueSimEngine"]
 log = structlog.get_logger("bastion.venuesim")
 
 ReportSink = Callable[[str, Report], None]
+TradeSink = Callable[[TradeUpdate], None]
 
 # SimVenue's reject reasons that have their own OrdRejReason; any other is 0 (venue option).
 _REJECT_CODES: Final = {"quantity above the venue's maximum": REJ_EXCEEDS_LIMIT}
@@ -144,6 +149,7 @@ class VenueSimEngine:
         ledger: VenueLedger,
         clock: Clock,
         on_report: ReportSink,
+        on_trade: TradeSink | None = None,
     ) -> None:
         foreign = sorted(s for s, i in instruments.items() if i.venue != sim_config.name)
         if foreign:
@@ -163,6 +169,9 @@ class VenueSimEngine:
             instruments=self._instruments,
         )
         self._venue.bind(self._on_event)
+        self._on_trade = on_trade
+        if on_trade is not None:
+            self._venue.on_trade_sink = self._trade
         self._open: dict[str, OrderRow] = {}  # by order id
         self._cancels: dict[str, _Cancel] = {}  # order id -> the cancel being applied
         self._replaces: dict[str, ReplaceRequest] = {}  # order id -> the replace being applied
@@ -434,6 +443,18 @@ class VenueSimEngine:
         self._on_report(account, reject)
 
     # -- matching engine events ---------------------------------------------------------
+    def _trade(self, trade: TradeTick) -> None:
+        instrument = self._instruments[trade.instrument_id]
+        assert self._on_trade is not None
+        self._on_trade(
+            TradeUpdate(
+                symbol=trade.instrument_id,
+                price=instrument.price(trade.price),
+                size=instrument.size(trade.size),
+                ts_ns=trade.ts_ns,
+            )
+        )
+
     def _on_event(self, event: OrderEvent) -> None:
         order = self._open.get(event.client_order_id)
         if order is None:  # the books and the engine disagree: never apply it blindly

@@ -34,6 +34,7 @@ from bastion.venuesim.messages import (
     Report,
     Request,
     StatusRequest,
+    TradeUpdate,
 )
 
 _SIDE_IN = {"1": OrderSide.BUY, "2": OrderSide.SELL}
@@ -198,19 +199,43 @@ def _position_report_to_fix(report: PositionReport) -> FixMessage:
     )
 
 
-def market_data_snapshot(req_id: str, quote: QuoteUpdate) -> FixMessage:
-    return FixMessage.of(
-        "W",
+def market_data_snapshot(
+    req_id: str, quote: QuoteUpdate, trade: TradeUpdate | None = None
+) -> FixMessage:
+    """Bid and offer, then the last trade (269=2, with its MDEntryDate and MDEntryTime)
+    when one is given."""
+    fields: list[tuple[int, object]] = [
         (262, req_id),
         (55, quote.symbol),
-        (268, 2),
+        (268, 2 if trade is None else 3),
         (269, "0"),
         (270, quote.bid),
         (271, quote.bid_size),
         (269, "1"),
         (270, quote.ask),
         (271, quote.ask_size),
+    ]
+    if trade is not None:
+        fields += [(269, "2"), *_trade_fields(trade)]
+    return FixMessage.of("W", *fields)
+
+
+def market_data_trade(req_id: str, trade: TradeUpdate) -> FixMessage:
+    """One new Trade entry (279=0, 269=2): a match's price, size and time."""
+    return FixMessage.of(
+        "X",
+        (262, req_id),
+        (268, 1),
+        (279, "0"),
+        (269, "2"),
+        (55, trade.symbol),
+        *_trade_fields(trade),
     )
+
+
+def _trade_fields(trade: TradeUpdate) -> list[tuple[int, object]]:
+    stamp = format_utc_timestamp(trade.ts_ns)  # YYYYMMDD-HH:MM:SS.sss
+    return [(270, trade.price), (271, trade.size), (272, stamp[:8]), (273, stamp[9:])]
 
 
 def market_data_incremental(req_id: str, quote: QuoteUpdate) -> FixMessage:

@@ -239,3 +239,13 @@ class QuoteUpdate(_Message, frozen=True, kw_only=True):
     bid_size: Decimal
     ask_size: Decimal
     ts_ns: int
+
+
+class TradeUpdate(_Message, frozen=True, kw_only=True):
+    """One match of the simulator (an order against the book), for market data
+    publication as a Trade entry (269=2): its price, size and time."""
+
+    symbol: str
+    price: Decimal
+    size: Decimal
+    ts_ns: int

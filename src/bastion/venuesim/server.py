@@ -8,7 +8,9 @@ report produced while the account is disconnected (a resting order filling, a
 cancel-on-disconnect) is stored with its sequence number and reaches the node
 through its ResendRequest after it logs on again. Market data comes from the
 configured synthetic feeds or recorded files, drives matching, and is published
-to each subscribed session (V → W snapshot, then X on every change).
+to each subscribed session (V → W snapshot, then X on every change). A session whose
+V asks for Trade entries (269=2) also gets each match of the venue (any account's)
+as a trade print, X with 269=2, and the last one in its W snapshot.
 
 Cancel on disconnect: when an account's session drops, its open orders are canceled
 if the simulator's ``cancel_on_disconnect`` is set, or if that session's Logon asked
@@ -54,11 +56,12 @@ from bastion.venuesim.fixmap import (
     ORDER_MSG_TYPES,
     market_data_incremental,
     market_data_snapshot,
+    market_data_trade,
     parse_request,
     report_to_fix,
 )
 from bastion.venuesim.ledger import VenueLedger
-from bastion.venuesim.messages import QuoteUpdate, Report
+from bastion.venuesim.messages import QuoteUpdate, Report, TradeUpdate
 
 log = structlog.get_logger("bastion.venuesim")
 
@@ -73,6 +76,7 @@ class _AccountSession:
         self.account = account
         self._password = password.encode()
         self.subscriptions: dict[str, str] = {}  # symbol -> MDReqID
+        self.trade_subscriptions: set[str] = set()  # symbols whose V asked for 269=2
         self.session: FixSession | None = None
         self.cancel_on_disconnect = False
         """Asked for by the current Logon (8013=Y); the venue-wide setting applies too."""
@@ -103,6 +107,7 @@ class _AccountSession:
 
     def on_logout(self, session: FixSession, reason: str) -> None:
         self.subscriptions.clear()
+        self.trade_subscriptions.clear()
         asked, self.cancel_on_disconnect = self.cancel_on_disconnect, False
         canceled = 0
         if self.server.config.cancel_on_disconnect or asked:
@@ -145,15 +150,22 @@ class _AccountSession:
                 )
             )
             return
+        trades = "2" in message.get_all(269)
         for symbol in symbols:
             if kind == "2":
                 self.subscriptions.pop(symbol, None)
+                self.trade_subscriptions.discard(symbol)
                 continue
             last = self.server.last_quotes.get(symbol)
             if last is not None:
-                session.send(market_data_snapshot(req_id, last))
+                trade = self.server.last_trades.get(symbol) if trades else None
+                session.send(market_data_snapshot(req_id, last, trade))
             if kind == "1":
                 self.subscriptions[symbol] = req_id
+                if trades:
+                    self.trade_subscriptions.add(symbol)
+                else:
+                    self.trade_subscriptions.discard(symbol)
 
 
 class VenueSimServer:
@@ -167,6 +179,7 @@ class VenueSimServer:
             i.id: i.to_instrument() for i in config.instruments
         }
         self.last_quotes: dict[str, QuoteUpdate] = {}
+        self.last_trades: dict[str, TradeUpdate] = {}
         self.ledger = VenueLedger(resolve_path(base_dir, config.ledger_path))
         self._engine: VenueSimEngine | None = None
         store_path = resolve_path(base_dir, config.session_store_path)
@@ -209,12 +222,26 @@ class VenueSimServer:
             ledger=self.ledger,
             clock=self.clock,
             on_report=self._on_report,
+            on_trade=self._on_trade,
         )
 
     def _on_report(self, account: str, report: Report) -> None:
         session = self.apps[account].session
         assert session is not None
         session.send(report_to_fix(report))
+
+    def _on_trade(self, trade: TradeUpdate) -> None:
+        """A match: a trade print to every session subscribed to the symbol's trades."""
+        self.last_trades[trade.symbol] = trade
+        for app in self.apps.values():
+            req_id = app.subscriptions.get(trade.symbol)
+            if (
+                req_id is not None
+                and trade.symbol in app.trade_subscriptions
+                and app.session is not None
+                and app.session.logged_on
+            ):
+                app.session.send(market_data_trade(req_id, trade))
 
     def _on_task_crash(self, name: str, error: BaseException) -> None:
         self.exit_code = 1

@@ -19,6 +19,7 @@ from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.venuesim.fixmap import (
     market_data_incremental,
     market_data_snapshot,
+    market_data_trade,
     parse_request,
     report_to_fix,
 )
@@ -31,6 +32,7 @@ from bastion.venuesim.messages import (
     QuoteUpdate,
     ReplaceRequest,
     StatusRequest,
+    TradeUpdate,
 )
 
 T0 = 1_704_205_800_000_000_000  # 2024-01-02T14:30:00Z
@@ -368,6 +370,35 @@ def test_when_quote_published_then_snapshot_and_incremental_entries() -> None:
     x = market_data_incremental("md-1", quote)
     assert x.msg_type == "X" and x.get_all(279) == ["1", "1"] and x.get_all(55) == ["XYZ"] * 2
     assert x.get_all(270) == ["101.25", "101.30"]
+
+
+def test_when_trade_published_then_x_trade_entry_and_w_carries_the_last_trade() -> None:
+    """A match is X [279=0, 269=2, 55, 270, 271, 272 date, 273 time]; a W given the last
+    trade lists it after bid and ask (268=3)."""
+    trade = TradeUpdate(symbol="XYZ", price=Decimal("101.27"), size=Decimal("2"), ts_ns=T0)
+    x = market_data_trade("md-1", trade)
+    assert x.fields[1:] == [
+        (262, "md-1"),
+        (268, "1"),
+        (279, "0"),
+        (269, "2"),
+        (55, "XYZ"),
+        (270, "101.27"),
+        (271, "2"),
+        (272, "20240102"),
+        (273, "14:30:00.000"),
+    ]
+    quote = QuoteUpdate(
+        symbol="XYZ",
+        bid=Decimal("101.25"),
+        ask=Decimal("101.30"),
+        bid_size=Decimal("5"),
+        ask_size=Decimal("7"),
+        ts_ns=T0,
+    )
+    w = market_data_snapshot("md-1", quote, trade)
+    assert w.get(268) == "3" and w.get_all(269) == ["0", "1", "2"]
+    assert w.get_all(270)[-1] == "101.27" and w.get(272) == "20240102"
 
 
 # -- property: bad input is answered, never crashes ----------------------------------------------

@@ -195,5 +195,6 @@ def test_when_scaffold_risk_examples_uncommented_then_they_load(tmp_path: Path) 
         config = load_config(tmp_path / name, schema)
         assert config.risk.collar_pct == Decimal(5)
         assert set(config.risk.strategies) == {"ema_cross"}
+        assert config.risk.accounts["desk"].strategies == ["ema_cross"]
         kernel = Kernel(config=config, base_dir=tmp_path, clock=SimClock(0), epoch=1)
         assert kernel.risk._checks is not None

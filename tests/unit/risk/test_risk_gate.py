@@ -10,7 +10,7 @@ from bastion.bus import MessageBus
 from bastion.clock import SimClock
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
-from bastion.model.data import QuoteTick
+from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import LiquiditySide, OrderSide, OrderStatus, OrderType, TradingState
 from bastion.model.events import (
     CommandDenied,
@@ -103,6 +103,7 @@ class Node:
         venues: dict[str, VenueAdapter] = {"SIM": self.venue}
         venues.update((name, RecordingVenue(name)) for name in extra_venues)
         self.quotes: dict[str, QuoteTick] = {}
+        self.trades: dict[str, TradeTick] = {}
         instruments = {i.id: i for i in (STOCK, COARSE, FRACTIONAL, FUTURE)}
         self.portfolio = Portfolio(
             instruments=instruments,
@@ -125,6 +126,7 @@ class Node:
             instruments=instruments,
             last_quotes=self.quotes,
             venues=set(venues),
+            last_trades=self.trades,
         )
         self.denied: list[OrderDenied] = []
         self.command_denied: list[CommandDenied] = []
@@ -183,6 +185,10 @@ class Node:
 
     def quote(self, bid: int, ask: int, instrument: Instrument = STOCK, ts_ns: int = T0) -> None:
         self.quotes[instrument.id] = QuoteTick(instrument.id, ts_ns, bid, ask, 100, 100)
+
+    def trade(self, price: int, instrument: Instrument = STOCK, ts_ns: int = T0) -> None:
+        """A trade print at ``price`` (raw), as the kernel keeps it."""
+        self.trades[instrument.id] = TradeTick(instrument.id, ts_ns, price, 100)
 
     def fill(self, order: Order, qty: int | None = None, px: int | None = None) -> None:
         """The venue fills ``order`` (all of what is left, by default) at its price."""

@@ -1,6 +1,7 @@
 """Property: the pre-trade checks' incremental state (working-order sums, best resting
-prices, the positions' exposure and the cash room of the credit limits) always equals a
-recount from scratch, whatever orders, fills, amends, cancels and quotes came before."""
+prices, the positions' exposure and the cash room of the credit limits, for the node and
+for a risk account) always equals a recount from scratch, whatever orders, fills,
+amends, cancels and quotes came before."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.risk.book import WorkingBook
 from bastion.risk.checks import PreTradeChecks
-from bastion.risk.config import RiskConfig, StrategyRiskConfig
-from bastion.risk.credit import CreditLimits
+from bastion.risk.config import AccountRiskConfig, RiskConfig, StrategyRiskConfig
+from bastion.risk.credit import CreditLimits, _spent
 
 INSTRUMENTS = (STOCK, FUTURE)
 MIDS = {STOCK.id: 10_000, FUTURE.id: 400_000}
@@ -69,6 +70,13 @@ def build() -> Node:
             max_short_quantity=Decimal(1_000),
             self_trade="cancel_resting",
             strategies={"s1": StrategyRiskConfig(max_long_quantity=Decimal(500))},
+            accounts={
+                "desk": AccountRiskConfig(
+                    strategies=["s1"],
+                    max_total_exposure=Decimal(10**9),
+                    max_cash_usage=CASH_LIMIT,
+                )
+            },
         )
     )
     for inst in INSTRUMENTS:
@@ -125,6 +133,29 @@ def assert_matches_recount(node: Node, pending: dict[str, int]) -> None:
     spent = node.portfolio.starting_cash - node.portfolio.cash()
     room = (CASH_LIMIT - spent) * credit.denominator
     assert credit._cash_room == math.floor(room.to_integral_value(ROUND_FLOOR))
+    assert_account_matches_recount(node, credit)
+
+
+def assert_account_matches_recount(node: Node, credit: CreditLimits) -> None:
+    """Account desk (strategy s1): its working sums, positions' exposure and cash room."""
+    account = credit.accounts["desk"]
+    assert account.check(False, 0, 0, 0) is None  # brings its lazy state up to date
+    _, book, _ = parts(node)
+    s1 = [w for w in book.by_id.values() if w.order.strategy_id == "s1"]
+    assert account.working.exposure == sum(w.notional for w in s1)
+    assert account.working.buy_notional == sum(w.notional for w in s1 if w.is_buy)
+    expected = flow = 0
+    for iid, weight in credit.weights.items():
+        position = node.portfolio.position("s1", iid)
+        if position is None:
+            continue
+        quote = node.quotes[iid]
+        expected += abs(position.quantity) * (quote.bid + quote.ask) * weight
+        flow += 2 * _spent(position.cost, position.realized) * weight
+    assert account.positions_exposure == expected
+    fees = node.portfolio.strategy_fees.get("s1", Decimal(0))
+    room = (CASH_LIMIT - fees) * credit.denominator
+    assert account.cash_room == math.floor(room.to_integral_value(ROUND_FLOOR)) - flow
 
 
 def answer_modify(node: Node, order: Order, qty: int, price: int | None, how: str) -> None:

@@ -13,9 +13,10 @@ seen before (a PossDup resend, or a venue repeating itself) never becomes a
 second fill. While the session is not logged on, new orders are rejected at
 once rather than queued: an order must never reach a venue late.
 
-Market data: on logon, a MarketDataRequest (V) subscribes to top of book for
-every instrument of this venue; snapshots (W) and incremental refreshes (X)
-become ``QuoteTick`` s handed to ``on_quote`` (the node's data path).
+Market data: on logon, a MarketDataRequest (V) subscribes to top of book and
+trades for every instrument of this venue; snapshots (W) and incremental refreshes
+(X) become ``QuoteTick`` s handed to ``on_quote_sink`` and ``TradeTick`` s handed
+to ``on_trade_sink`` (the node's data path).
 OrderStatusRequest (H) and OrderMassStatusRequest (AF) answer reconciliation
 queries (``order_status``, ``open_order_ids``).
 """
@@ -49,7 +50,7 @@ from bastion.fix.session import (
 )
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixInitiator
-from bastion.model.data import Bar, QuoteTick
+from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
 from bastion.model.events import (
     OrderAccepted,
@@ -83,6 +84,7 @@ _EXEC_REPORT_REQUIRED = (37, 17, 150, 39, 54, 151, 14, 6)
 NOT_LOGGED_ON = "venue session not logged on"
 
 QuoteSink = Callable[[QuoteTick], None]
+TradeSink = Callable[[TradeTick], None]
 
 
 class FixVenueAdapter(VenueAdapter):
@@ -109,6 +111,7 @@ class FixVenueAdapter(VenueAdapter):
         self.account = account
         self.subscribe_market_data = subscribe_market_data
         self.on_quote_sink: QuoteSink | None = None
+        self.on_trade_sink: TradeSink | None = None
         self.store = SqliteSessionStore(store_path, settings.key, now_ns=clock.timestamp_ns())
         self.session = FixSession(settings, self.store, self, now_ns=clock.timestamp_ns)
         self.initiator = FixInitiator(
@@ -361,9 +364,10 @@ class FixVenueAdapter(VenueAdapter):
                 (263, "1"),
                 (264, "1"),
                 (265, "1"),
-                (267, "2"),
+                (267, "3"),
                 (269, "0"),
                 (269, "1"),
+                (269, "2"),
                 (146, len(symbols)),
             ]
             fields += [(55, s) for s in symbols]

@@ -1,9 +1,16 @@
-"""Top of book from FIX market data: MarketDataSnapshotFullRefresh (W) and
-MarketDataIncrementalRefresh (X) into ``QuoteTick`` s for the node's data path.
+"""Top of book and trades from FIX market data: MarketDataSnapshotFullRefresh (W) and
+MarketDataIncrementalRefresh (X) into ``QuoteTick`` s and ``TradeTick`` s for the
+node's data path.
 
 A snapshot replaces a symbol's book; X entries each start with MDUpdateAction (279)
 and carry their own MDEntryType (269) and Symbol (55). A crossed or one-sided book
 publishes nothing (counted); a malformed entry is answered with a session Reject.
+
+A Trade entry (269=2) is a print, handed to ``on_trade_sink`` at once. In an X it is
+new: stamped with the time it arrived, as a quote is. In a W it is the last trade,
+possibly old: stamped with its MDEntryDate (272) and MDEntryTime (273), never later
+than its arrival, and dropped (counted) without them, so an old print never passes
+for a fresh reference price.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from bastion.fix.codec import INCORRECT_DATA_FORMAT, FixMessage
-from bastion.fix.session import RejectMessage
-from bastion.model.data import QuoteTick
+from bastion.fix.session import RejectMessage, parse_utc_timestamp
+from bastion.model.data import QuoteTick, TradeTick
 
 if TYPE_CHECKING:
+    from bastion.model.instruments import Instrument
     from bastion.venues.fix.adapter import FixVenueAdapter
 
 
@@ -25,6 +33,7 @@ class TopOfBook:
     def __init__(self, adapter: FixVenueAdapter) -> None:
         self._adapter = adapter
         self._books: dict[str, list[int | None]] = {}
+        self._snapshot = False
 
     def clear(self) -> None:
         """Forget every book (the session is down: what we had is stale)."""
@@ -41,9 +50,10 @@ class TopOfBook:
             if starts_entry:
                 current = {}
                 entries.append(current)
-            if current is not None and tag in (55, 269, 270, 271, 279):
+            if current is not None and tag in (55, 269, 270, 271, 272, 273, 279):
                 current[str(tag)] = value
         touched: set[str] = set()
+        self._snapshot = snapshot
         if snapshot:
             instrument = self._adapter.instruments.get(symbol or "")
             if instrument is None:
@@ -63,6 +73,9 @@ class TopOfBook:
             self._adapter.counters["market_data_unknown_symbol"] += 1
             return
         side = entry.get("269")
+        if side == "2":
+            self._trade(entry, instrument)
+            return
         if side not in ("0", "1"):
             return
         book = self._books.setdefault(instrument.id, [None, None, None, None])
@@ -83,6 +96,32 @@ class TopOfBook:
             return
         book[offset], book[offset + 1] = price, size
         touched.add(instrument.id)
+
+    def _trade(self, entry: dict[str, str], instrument: Instrument) -> None:
+        if entry.get("279", "0") != "0":
+            return  # a trade print is only ever new; a change or delete of one is no print
+        adapter = self._adapter
+        try:
+            price = instrument.price_raw(Decimal(entry["270"]))
+            size = instrument.size_raw(Decimal(entry.get("271", "0")))
+        except (KeyError, ArithmeticError, ValueError) as error:
+            raise RejectMessage(INCORRECT_DATA_FORMAT, 270, f"bad trade entry: {error}") from None
+        if price <= 0 or size < 0:
+            adapter.counters["market_data_invalid"] += 1
+            return
+        ts_ns = now = adapter.clock.timestamp_ns()
+        if self._snapshot:
+            date, clock_time = entry.get("272"), entry.get("273")
+            traded = None
+            if date is not None and clock_time is not None:
+                traded = parse_utc_timestamp(f"{date}-{clock_time}")
+            if traded is None:
+                adapter.counters["market_data_trade_undated"] += 1
+                return
+            ts_ns = min(traded, now)
+        sink = adapter.on_trade_sink
+        if sink is not None:
+            sink(TradeTick(instrument.id, ts_ns, price, size))
 
     def _publish(self, instrument_id: str) -> None:
         bid, bid_size, ask, ask_size = self._books[instrument_id]

@@ -8,7 +8,9 @@ from inside its own ``submit``, and an order still meets the quote it reacted to
 
 Events emitted (through the execution engine's sink): OrderAccepted,
 OrderRejected, OrderFilled, OrderCanceled, OrderExpired, OrderUpdated,
-OrderCancelRejected, OrderModifyRejected.
+OrderCancelRejected, OrderModifyRejected. Each match is also a public trade print,
+a ``TradeTick`` with its price and size, handed to ``on_trade_sink`` (the node's
+``Kernel.on_trade``) after its fill event.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from decimal import Decimal
 from typing import Any
 
 from bastion.clock import Clock
-from bastion.model.data import Bar, QuoteTick
-from bastion.model.enums import LiquiditySide, TimeInForce
+from bastion.model.data import Bar, QuoteTick, TradeTick
+from bastion.model.enums import LiquiditySide, OrderSide, TimeInForce
 from bastion.model.events import (
     OrderAccepted,
     OrderCanceled,
@@ -40,6 +42,7 @@ from bastion.venues.sim.matching import OrderBook, SimOrder
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _MAKER = LiquiditySide.MAKER
+_BUY = OrderSide.BUY
 _TAKER = LiquiditySide.TAKER
 _DAY = TimeInForce.DAY
 _IOC = TimeInForce.IOC
@@ -92,6 +95,7 @@ class SimVenue(VenueAdapter):
         self._exec_seq = 0
         self.n_fills = 0
         self.n_rejects = 0
+        self.on_trade_sink: Callable[[TradeTick], None] | None = None
 
     # -- requests from the node ---------------------------------------------------------
     def submit(self, order: Order) -> None:
@@ -359,3 +363,16 @@ class SimVenue(VenueAdapter):
                 liquidity=_MAKER if maker else _TAKER,
             )
         )
+        sink = self.on_trade_sink
+        if sink is not None:
+            # the side that took liquidity: the order when it took, else the market
+            is_buy = sim.side is _BUY
+            sink(
+                TradeTick(
+                    sim.instrument_id,
+                    self._clock.timestamp_ns(),
+                    price,
+                    qty,
+                    is_buy is not maker,
+                )
+            )

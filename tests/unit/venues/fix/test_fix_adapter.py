@@ -33,7 +33,7 @@ from bastion.fix.session import (
     format_utc_timestamp,
 )
 from bastion.fix.store import SqliteSessionStore
-from bastion.model.data import QuoteTick
+from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
 from bastion.model.events import (
     OrderAccepted,
@@ -111,8 +111,10 @@ class Link:
         )
         self.events: list[OrderEvent] = []
         self.quotes: list[QuoteTick] = []
+        self.trades: list[TradeTick] = []
         self.adapter.bind(self.events.append)
         self.adapter.on_quote_sink = self.quotes.append
+        self.adapter.on_trade_sink = self.trades.append
         venue_settings = SessionSettings(sender_comp_id="EXCH", target_comp_id="NODE")
         self.venue_store = SqliteSessionStore(
             tmp_path / "venue.sqlite", venue_settings.key, now_ns=T0
@@ -259,10 +261,11 @@ def test_when_ioc_order_submitted_then_time_in_force_3(link: Link) -> None:
 
 
 def test_when_logged_on_then_market_data_subscribed_for_own_instruments(link: Link) -> None:
-    """On logon a MarketDataRequest asks for top of book of this venue's instruments only."""
+    """On logon a MarketDataRequest asks for top of book and trades of this venue's
+    instruments only."""
     request = link.venue_app.last("V")
     assert (request.get(263), request.get(264), request.get(265)) == ("1", "1", "1")
-    assert request.get_all(269) == ["0", "1"]
+    assert request.get(267) == "3" and request.get_all(269) == ["0", "1", "2"]
     assert request.get(146) == "1" and request.get_all(55) == [IID]
 
 
@@ -649,6 +652,57 @@ def test_when_snapshot_has_no_offers_then_stale_ask_not_published(link: Link) ->
     link.send(snapshot("101.25", "2.5", "101.30", "1"))
     link.send(FixMessage.of("W", (262, "MD-1"), (55, IID), (268, 1), (269, "0"), (270, "101")))
     assert len(link.quotes) == 1
+
+
+def trade_entry(price: str, size: str, *extra: tuple[int, object]) -> FixMessage:
+    return FixMessage.of(
+        "X",
+        (262, "MD-1"),
+        (268, 1),
+        (279, "0"),
+        (269, "2"),
+        (55, IID),
+        (270, price),
+        (271, size),
+        *extra,
+    )
+
+
+def test_when_incremental_trade_entry_then_trade_tick_at_arrival_and_no_quote(link: Link) -> None:
+    """X with a Trade entry (269=2) is a print stamped when it arrived; the book and the
+    quotes are untouched."""
+    link.send(snapshot("101.25", "2.5", "101.30", "1"))
+    link.clock.set_time(T0 + 7)
+    link.send(trade_entry("101.30", "0.5"))
+    assert link.trades == [TradeTick(IID, T0 + 7, 10_130, 500)]
+    assert len(link.quotes) == 1
+
+
+def test_when_snapshot_holds_last_trade_then_it_keeps_its_own_time(link: Link) -> None:
+    """A W's Trade entry is the last trade, dated by MDEntryDate/MDEntryTime (272/273):
+    an old print stays old; one without a date is dropped and counted."""
+    traded = T0 - 60_000_000_000  # a minute before
+    stamp = format_utc_timestamp(traded)
+
+    def with_trade(*dates: tuple[int, str]) -> FixMessage:
+        book = snapshot("101.25", "2.5", "101.30", "1")
+        book.set(268, "3")
+        return FixMessage([*book.fields, (269, "2"), (270, "101.27"), (271, "2"), *dates])
+
+    link.send(with_trade((272, stamp[:8]), (273, stamp[9:])))
+    assert link.trades == [TradeTick(IID, traded, 10_127, 2_000)]
+    assert link.quotes == [QuoteTick(IID, T0, 10_125, 10_130, 2_500, 1_000)]
+    link.send(with_trade())
+    assert len(link.trades) == 1
+    assert link.adapter.counters["market_data_trade_undated"] == 1
+
+
+def test_when_trade_entry_price_bad_then_reject_message(link: Link) -> None:
+    """A Trade entry whose price is not a decimal raises RejectMessage (270)."""
+    with pytest.raises(RejectMessage) as info:
+        link.adapter.on_message(link.session, trade_entry("x", "1"))
+    assert (info.value.reason, info.value.ref_tag) == (INCORRECT_DATA_FORMAT, 270)
+    assert link.trades == []
 
 
 # -- reconciliation queries ----------------------------------------------------------------------
