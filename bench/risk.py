@@ -20,6 +20,8 @@ permissions, repeated executions, daily loss and drawdown per strategy and node)
 - ``fill_post_trade_p50_us`` / ``fill_post_trade_p99_us``: the post-trade work per fill
   (``RiskGate.on_fill``: repeated executions, daily loss and drawdown, every strategy's
   PnL); ``post_trade_eval_p50_us``: the periodic ``check_post_trade`` (every 1 s);
+- ``compiled``: whether the gate ran as the C extensions ``setup.py`` builds with mypyc
+  at install (else interpreted: ``BASTION_PURE_PYTHON=1`` at install, or no compiler);
 - ``kill_all_ms``: the kill switch (``Kernel.kill``: HALT, then a cancel for every open
   order) with ``--kill-orders`` (1,000) limit orders resting at the simulated venue
   (5 ms latency), from the call until every cancel request has been handed to the
@@ -53,6 +55,7 @@ from bastion.model.events import OrderCanceled, OrderFilled
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
+from bastion.risk import native
 from bastion.risk.config import (
     AccountRiskConfig,
     InstrumentRiskConfig,
@@ -366,6 +369,7 @@ def main() -> int:
         raise SystemExit(f"kill switch bench: not every order was canceled: {kill}")
     result = {
         "bench": "risk",
+        "compiled": native.compiled(),
         "n_orders": args.orders,
         "open_orders": args.open,
         "p50_us": full["check"][0],

@@ -52,6 +52,19 @@ def eventually(predicate: Callable[[], T], timeout_s: float = 10.0, interval_s: 
         time.sleep(interval_s)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a compiled risk gate built from older sources than the checkout's."""
+    from bastion.risk import native
+
+    stale = native.stale()
+    if stale:
+        pytest.exit(
+            f"the compiled risk modules {', '.join(stale)} are older than their sources: "
+            "./test rebuilds them (or run: .venv/bin/pip install -e .)",
+            returncode=2,
+        )
+
+
 @pytest.fixture(name="eventually")
 def eventually_fixture() -> Callable[..., object]:
     """The ``eventually`` helper, for tests that prefer a fixture to an import."""

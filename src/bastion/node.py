@@ -53,6 +53,7 @@ from bastion.operator_cli import operator_name
 from bastion.recovery.reconcile import reconcile
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
+from bastion.risk import native
 from bastion.tasks import TaskManager
 from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.fix.disconnect import DisconnectCancels
@@ -155,6 +156,7 @@ class _Node:
             strategies=list(kernel.strategies.strategies),
             venue=kernel.venue.name,
             recover_only=self.recover_only,
+            risk_gate_compiled=native.compiled(),
         )
         try:
             if not self.recover_only:
