@@ -23,6 +23,7 @@ _NAMES = ast.literal_eval(
     )
 )
 COMPILED = [f"src/bastion/risk/{name}.py" for name in _NAMES]
+_GROUP = "bastion_risk"  # the library is ``bastion_risk__mypyc`` (``native.LIBRARY``)
 
 
 def _ext_modules() -> list[object]:
@@ -31,7 +32,7 @@ def _ext_modules() -> list[object]:
     from mypyc.build import mypycify
 
     extensions = mypycify(
-        ["--config-file=pyproject.toml", *COMPILED], opt_level="3", group_name="bastion_risk"
+        ["--config-file=pyproject.toml", *COMPILED], opt_level="3", group_name=_GROUP
     )
     for extension in extensions:  # a failed C build installs the interpreted modules
         extension.optional = True

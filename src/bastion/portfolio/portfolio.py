@@ -43,8 +43,12 @@ class Portfolio:
         self._last_quotes = last_quotes
         self.currency = currency
         self.starting_cash = starting_cash
-        self._positions: dict[tuple[str, str], Position] = {}
-        self._net: dict[str, int] = {}
+        # read directly by the risk gate's per-order path (a method call costs more than
+        # the check); only this class writes them
+        self.by_key: dict[tuple[str, str], Position] = {}
+        """Positions by (strategy, instrument)."""
+        self.net: dict[str, int] = {}
+        """The node's signed raw position per instrument (``net_quantity``)."""
         # raw cash flows per instrument (size_raw * price_raw units), exact ints
         self._cash_raw: dict[str, int] = {}
         self.fees = Decimal(0)
@@ -55,13 +59,13 @@ class Portfolio:
     # -- updates ------------------------------------------------------------
     def on_fill(self, fill: OrderFilled) -> None:
         key = (fill.strategy_id, fill.instrument_id)
-        position = self._positions.get(key)
+        position = self.by_key.get(key)
         if position is None:
-            position = self._positions[key] = Position(fill.strategy_id, fill.instrument_id)
+            position = self.by_key[key] = Position(fill.strategy_id, fill.instrument_id)
         sign = 1 if fill.side is _BUY else -1
         position.apply_fill(sign, fill.last_qty, fill.last_px)
         iid = fill.instrument_id
-        self._net[iid] = self._net.get(iid, 0) + sign * fill.last_qty
+        self.net[iid] = self.net.get(iid, 0) + sign * fill.last_qty
         self._cash_raw[iid] = self._cash_raw.get(iid, 0) - sign * fill.last_qty * fill.last_px
         if fill.fee:
             self.fees += fill.fee
@@ -72,7 +76,7 @@ class Portfolio:
     # -- recovery -----------------------------------------------------------
     def export_state(self) -> tuple[list[Position], dict[str, int], Decimal, int]:
         """Positions, raw cash flows per instrument, fees and fill count (for snapshots)."""
-        return list(self._positions.values()), dict(self._cash_raw), self.fees, self.n_fills
+        return list(self.by_key.values()), dict(self._cash_raw), self.fees, self.n_fills
 
     def restore_state(
         self,
@@ -84,12 +88,12 @@ class Portfolio:
     ) -> None:
         """Replace the state with a snapshot's (``export_state``'s output, and
         ``strategy_fees``: absent from older snapshots)."""
-        self._positions = {(p.strategy_id, p.instrument_id): p for p in positions}
-        self._net = {}
+        self.by_key = {(p.strategy_id, p.instrument_id): p for p in positions}
+        self.net = {}
         for p in positions:
-            self._net[p.instrument_id] = self._net.get(p.instrument_id, 0) + p.quantity
+            self.net[p.instrument_id] = self.net.get(p.instrument_id, 0) + p.quantity
         for iid in cash_raw:
-            self._net.setdefault(iid, 0)
+            self.net.setdefault(iid, 0)
         self._cash_raw = dict(cash_raw)
         self.fees = fees
         self.strategy_fees = dict(strategy_fees or {})
@@ -97,17 +101,17 @@ class Portfolio:
 
     # -- queries ------------------------------------------------------------
     def position(self, strategy_id: str, instrument_id: str) -> Position | None:
-        return self._positions.get((strategy_id, instrument_id))
+        return self.by_key.get((strategy_id, instrument_id))
 
     def positions(self) -> Iterator[Position]:
-        return iter(self._positions.values())
+        return iter(self.by_key.values())
 
     def net_quantity(self, instrument_id: str) -> int:
         """Node-wide signed raw position in an instrument."""
-        return self._net.get(instrument_id, 0)
+        return self.net.get(instrument_id, 0)
 
     def instruments_traded(self) -> list[str]:
-        return sorted(self._net)
+        return sorted(self.net)
 
     def mark_px(self, instrument_id: str, quantity: int) -> int | None:
         quote = self._last_quotes.get(instrument_id)
@@ -118,14 +122,14 @@ class Portfolio:
     def realized_pnl(self, instrument_id: str | None = None) -> Decimal:
         """Realized PnL (gross of fees) in the account currency."""
         total = Decimal(0)
-        for (_, iid), position in self._positions.items():
+        for (_, iid), position in self.by_key.items():
             if instrument_id is None or iid == instrument_id:
                 total += self._money(iid, position.realized)
         return total
 
     def unrealized_pnl(self, instrument_id: str | None = None) -> Decimal:
         total = Decimal(0)
-        for (_, iid), position in self._positions.items():
+        for (_, iid), position in self.by_key.items():
             if instrument_id is not None and iid != instrument_id:
                 continue
             if position.quantity:
@@ -141,7 +145,7 @@ class Portfolio:
 
     def market_value(self) -> Decimal:
         total = Decimal(0)
-        for iid, qty in self._net.items():
+        for iid, qty in self.net.items():
             if qty:
                 mark = self.mark_px(iid, qty)
                 if mark is not None:
@@ -158,7 +162,7 @@ class Portfolio:
         total = 0
         last_quotes = self._last_quotes
         cash_raw = self._cash_raw
-        for iid, qty in self._net.items():
+        for iid, qty in self.net.items():
             total += cash_raw[iid]
             if qty:
                 quote = last_quotes.get(iid)

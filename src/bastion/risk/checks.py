@@ -10,7 +10,7 @@ acknowledged or not: ``risk.book`` keeps their running sums.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
 from bastion.bus import MessageBus
@@ -23,7 +23,7 @@ from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.book import RestingPrices, Working, WorkingBook
 from bastion.risk.collar import check_reference
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
-from bastion.risk.credit import CreditLimits
+from bastion.risk.credit import AccountCredit, CreditLimits
 from bastion.risk.limits import InstrumentLimits, PositionLimits, StrategyRules, Throttle
 from bastion.risk.market import MarketGuard
 from bastion.risk.reasons import Denial, DenyReason
@@ -45,8 +45,6 @@ _STRATEGY_PRE_TRADE_KEYS = (
 )
 _NO_WORKING: dict[str, Working] = {}
 _NO_WINDOWS: tuple[SlidingWindow, ...] = ()
-# (is_buy, exposure, buys, change) -> denial: ``CreditLimits.check`` or an account's
-CreditCheck = Callable[[bool, int, int, int], Denial | None]
 
 
 class _Lane:
@@ -55,6 +53,7 @@ class _Lane:
     deny a new order or an amend, and its credit check (the node's, or its account's)."""
 
     __slots__ = (
+        "account",
         "amend_windows",
         "credit",
         "key",
@@ -64,11 +63,21 @@ class _Lane:
         "resting_buys",
         "resting_sells",
         "rules",
+        "strategy_amend",
+        "strategy_new",
         "uses_book",
+        "venue",
         "weight",
     )
 
-    def __init__(self, rules: StrategyRules, key: tuple[str, str], weight: int) -> None:
+    def __init__(
+        self,
+        rules: StrategyRules,
+        key: tuple[str, str],
+        weight: int,
+        venue: str,
+        venue_windows: tuple[tuple[SlidingWindow, ...], tuple[SlidingWindow, ...]] | None,
+    ) -> None:
         self.rules = rules
         self.key = key
         iid = key[1]
@@ -76,11 +85,22 @@ class _Lane:
         self.positions: PositionLimits | None = (
             None if rules.positions is None or rules.config is None else rules.positions[iid]
         )
-        self.new_windows = _windows(rules.throttle, is_new=True)
-        self.amend_windows = _windows(rules.throttle, is_new=False)
+        self.strategy_new = _windows(rules.throttle, is_new=True)
+        self.strategy_amend = _windows(rules.throttle, is_new=False)
+        # with those of the instrument's venue session (an order sent elsewhere looks its
+        # venue's windows up)
+        self.venue = venue
+        self.new_windows = self.strategy_new
+        self.amend_windows = self.strategy_amend
+        if venue_windows is not None:
+            self.new_windows += venue_windows[0]
+            self.amend_windows += venue_windows[1]
         self.weight = weight
         # set by ``PreTradeChecks._lane``
-        self.credit: CreditCheck | None = None
+        # the strategy's risk account (whose check runs the node's too), else the node's
+        # limits when it has one; called as native methods, not through a callable
+        self.account: AccountCredit | None = None
+        self.credit: CreditLimits | None = None
         self.uses_book = False
         self.resting_buys: RestingPrices | None = None
         self.resting_sells: RestingPrices | None = None
@@ -206,8 +226,13 @@ class PreTradeChecks:
         return rules
 
     def _lane(self, sid: str, iid: str) -> _Lane:
+        venue = self._instruments[iid].venue
         lane = _Lane(
-            self.rules(sid), (sid, iid), 0 if self._credit is None else self._credit.weights[iid]
+            self.rules(sid),
+            (sid, iid),
+            0 if self._credit is None else self._credit.weights[iid],
+            venue,
+            self._venue_windows.get(venue),
         )
         limits = self._limits[iid]
         credit = self._credit
@@ -216,9 +241,10 @@ class PreTradeChecks:
             # outside any account only the node's (nothing when the node has none)
             account = credit.account_of.get(sid)
             if account is not None:
-                lane.credit = account.check
+                lane.account = account
+                lane.credit = credit
             elif credit.node_limited:
-                lane.credit = credit.check
+                lane.credit = credit
         lane.uses_book = self._book is not None and (
             limits.has_position
             or lane.positions is not None
@@ -238,7 +264,7 @@ class PreTradeChecks:
     def check(
         self,
         order: Order,
-        instrument: Instrument,
+        iid: str,
         limits: InstrumentLimits,
         side: OrderSide,
         quantity: int,
@@ -253,7 +279,6 @@ class PreTradeChecks:
         kill switch's flatten orders, which the duplicate filter does not hold back (a
         position larger than ``max_order_quantity`` is closed in equal slices)."""
         self.to_cancel = _NO_ORDERS
-        iid = order.instrument_id
         sid = order.strategy_id
         lanes = self._lanes.get(sid)
         lane = None if lanes is None else lanes.get(iid)
@@ -270,7 +295,7 @@ class PreTradeChecks:
             if market.paused or (
                 stale_ns is not None and (quote is None or now - quote.ts_ns > stale_ns)
             ):
-                denial = market.check(instrument, limits, now)
+                denial = market.check(self._instruments[iid], limits, now)
                 if denial is not None:
                     return denial
         rules = lane.rules
@@ -289,12 +314,18 @@ class PreTradeChecks:
             max_age = limits.max_age_ns
             if limits.collar_other:  # the last trade or a fixed band: ``risk.collar``
                 denial = check_reference(
-                    instrument, limits, side, price, now, quote, self._last_trades.get(iid)
+                    self._instruments[iid],
+                    limits,
+                    side,
+                    price,
+                    now,
+                    quote,
+                    self._last_trades.get(iid),
                 )
                 if denial is not None:
                     return denial
             elif quote is None or (max_age is not None and now - quote.ts_ns > max_age):
-                return self._check_collar(instrument, limits, side, price, now)
+                return self._check_collar(self._instruments[iid], limits, side, price, now)
             elif price is not None:
                 if limits.collar_touch:
                     ref2 = 2 * (quote.ask if side is _BUY else quote.bid)
@@ -308,7 +339,7 @@ class PreTradeChecks:
                 if (ticks2 is not None and dev2 > ticks2) or (
                     pct_num is not None and dev2 * limits.collar_pct_den100 > pct_num * ref2
                 ):
-                    return self._check_collar(instrument, limits, side, price, now)
+                    return self._check_collar(self._instruments[iid], limits, side, price, now)
         duplicates = self._duplicates
         if is_new and duplicates is not None and not operator:
             seen = duplicates.last.get((sid, iid, side, order.order_type, quantity, price))
@@ -317,24 +348,23 @@ class PreTradeChecks:
                     f"identical order sent {(now - seen) / 1e6:g} ms ago, within "
                     f"duplicate_window_ms {self._config.duplicate_window_ms}"
                 )
-        # a window can be full only when it holds its limit, expired entries included
-        for window in lane.new_windows if is_new else lane.amend_windows:
+        # a window can be full only when it holds its limit, expired entries included; the
+        # lane lists the strategy's windows and its instrument's venue's together
+        venue = order.venue
+        if venue == lane.venue:
+            windows = lane.new_windows if is_new else lane.amend_windows
+        else:
+            windows = _NO_WINDOWS
+            venue_windows = self._venue_windows.get(venue)
+            if venue_windows is not None:
+                windows = venue_windows[0 if is_new else 1]
+            windows = (lane.strategy_new if is_new else lane.strategy_amend) + windows
+        for window in windows:
             if len(window.times) >= window.limit:
-                denial = self._check_throttle(rules.throttle, "strategy", sid, is_new, now)
+                denial = self._check_throttles(rules.throttle, sid, venue, is_new, now)
                 if denial is not None:
                     return denial
                 break
-        venue_windows = self._venue_windows
-        if venue_windows:
-            windows = venue_windows.get(order.venue)
-            for window in _NO_WINDOWS if windows is None else windows[0 if is_new else 1]:
-                if len(window.times) >= window.limit:
-                    venue = order.venue
-                    throttle = self._venue_throttles[venue]
-                    denial = self._check_throttle(throttle, "venue", venue, is_new, now)
-                    if denial is not None:
-                        return denial
-                    break
         if not lane.uses_book:
             return None
         book = self._book
@@ -345,7 +375,7 @@ class PreTradeChecks:
             limits.has_position or lane.positions is not None or credit_check is not None
         ):
             # a modified order replaces its own contribution
-            own = book.by_id.get(order.client_order_id)
+            own = None if is_new else book.by_id.get(order.client_order_id)
             new = quantity - order.filled_qty
             own_leaves = 0 if own is None else own.leaves
             # twice the price that values a position: the last mid, else the order's price
@@ -355,7 +385,7 @@ class PreTradeChecks:
                 else (None if price is None else 2 * price)
             )
             if limits.has_position:
-                net = self._portfolio.net_quantity(iid)
+                net = self._portfolio.net.get(iid, 0)
                 if is_buy:
                     worst = book.buys.get(iid, 0) - own_leaves + new + net
                     max_raw = limits.max_long_raw
@@ -367,13 +397,20 @@ class PreTradeChecks:
                     gross2 is not None and (mid2 is None or worst * mid2 > gross2)
                 ):
                     denial = self._position_denial(
-                        max_raw, gross2, worst, instrument, price, is_buy, None, limits.config
+                        max_raw,
+                        gross2,
+                        worst,
+                        self._instruments[iid],
+                        price,
+                        is_buy,
+                        None,
+                        limits.config,
                     )
                     if denial is not None:
                         return denial
             plimits = lane.positions
             if plimits is not None:
-                position = self._portfolio.position(sid, iid)
+                position = self._portfolio.by_key.get(lane.key)
                 held = 0 if position is None else position.quantity
                 key2 = lane.key
                 if is_buy:
@@ -388,7 +425,14 @@ class PreTradeChecks:
                 ):
                     assert rules.config is not None
                     denial = self._position_denial(
-                        max_raw, gross2, worst, instrument, price, is_buy, sid, rules.config
+                        max_raw,
+                        gross2,
+                        worst,
+                        self._instruments[iid],
+                        price,
+                        is_buy,
+                        sid,
+                        rules.config,
                     )
                     if denial is not None:
                         return denial
@@ -403,7 +447,11 @@ class PreTradeChecks:
                 buys = book.buy_notional
                 if is_buy:
                     buys += change
-                denial = credit_check(is_buy, exposure, buys, change)
+                account = lane.account
+                if account is not None:
+                    denial = account.check(is_buy, exposure, buys, change)
+                else:
+                    denial = credit_check.check(is_buy, exposure, buys, change)
                 if denial is not None:
                     return denial
         if self._self_trade_on:
@@ -418,7 +466,7 @@ class PreTradeChecks:
                 best = lane.resting_buys.best
                 crosses = best is not None and (price is None or price <= best)
             if crosses:
-                return self._check_self_trade(book, order, instrument, is_buy, price)
+                return self._check_self_trade(book, order, self._instruments[iid], is_buy, price)
         return None
 
     # -- after sending ------------------------------------------------------------------
@@ -538,6 +586,17 @@ class PreTradeChecks:
             f"limit price {instrument.price(price)} is {distance} ({pct}%) from the "
             f"{limits.config.collar_reference} reference {reference}: beyond {limit}"
         )
+
+    def _check_throttles(
+        self, throttle: Throttle, sid: str, venue: str, is_new: bool, now: int
+    ) -> Denial | None:
+        """The strategy's throttle, then its venue session's."""
+        denial = self._check_throttle(throttle, "strategy", sid, is_new, now)
+        if denial is None:
+            venue_throttle = self._venue_throttles.get(venue)
+            if venue_throttle is not None:
+                denial = self._check_throttle(venue_throttle, "venue", venue, is_new, now)
+        return denial
 
     @staticmethod
     def _check_throttle(

@@ -427,26 +427,29 @@ class RiskGate:
         operator: bool = False,
     ) -> Denial | None:
         """Every check but HALTED (``_check`` tests that first)."""
-        instrument = self._instruments.get(order.instrument_id)
-        if instrument is None:
-            return DenyReason.UNKNOWN_INSTRUMENT, f"unknown instrument {order.instrument_id}"
+        iid = order.instrument_id
+        limits = self._limits.get(iid)
+        if limits is None:
+            return DenyReason.UNKNOWN_INSTRUMENT, f"unknown instrument {iid}"
         if order.venue not in self._venues:
             return DenyReason.UNKNOWN_VENUE, f"unknown venue {order.venue}"
-        if quantity <= 0 or quantity % instrument.lot_raw:
+        if quantity <= 0 or quantity % limits.lot_raw:
+            instrument = self._instruments[iid]
             return DenyReason.INVALID_QUANTITY, (
                 f"quantity {instrument.size(quantity)} is not a positive multiple of lot size "
                 f"{instrument.lot_size}"
             )
-        if price is not None and (price <= 0 or price % instrument.tick_raw):
+        if price is not None and (price <= 0 or price % limits.tick_raw):
+            instrument = self._instruments[iid]
             return DenyReason.INVALID_PRICE, (
                 f"price {instrument.price(price)} is not a positive multiple of tick size "
                 f"{instrument.tick_size}"
             )
         if reducing and is_increase:
-            net = self._portfolio.net_quantity(order.instrument_id)
+            net = self._portfolio.net_quantity(iid)
             signed = quantity if side is _BUY else -quantity
             # working orders on the same side would close part of the position first
-            for working in self._execution.open_orders(instrument_id=order.instrument_id):
+            for working in self._execution.open_orders(instrument_id=iid):
                 if working is not order and working.side is side:
                     leaves = working.quantity - working.filled_qty
                     signed += leaves if side is _BUY else -leaves
@@ -455,28 +458,30 @@ class RiskGate:
                     DenyReason.REDUCING_ONLY,
                     "trading is REDUCING: only orders that reduce the position",
                 )
-        limits = self._limits[order.instrument_id]
-        if limits.max_qty_raw is not None and quantity > limits.max_qty_raw:
+        max_qty = limits.max_qty_raw
+        if max_qty is not None and quantity > max_qty:
             return DenyReason.MAX_ORDER_QUANTITY, (
-                f"quantity {instrument.size(quantity)} exceeds max_order_quantity "
+                f"quantity {self._instruments[iid].size(quantity)} exceeds max_order_quantity "
                 f"{limits.config.max_order_quantity}"
             )
-        if limits.max_notional_raw is not None:
+        max_notional = limits.max_notional_raw
+        if max_notional is not None:
             reference = price
             if reference is None:
-                quote = self._last_quotes.get(order.instrument_id)
+                quote = self._last_quotes.get(iid)
                 if quote is None:
                     return DenyReason.NO_REFERENCE_PRICE, "no quote to value a market order"
                 reference = quote.ask if side is _BUY else quote.bid
-            if quantity * reference > limits.max_notional_raw:
+            if quantity * reference > max_notional:
                 return DenyReason.MAX_ORDER_NOTIONAL, (
-                    f"notional {instrument.notional(quantity, reference)} exceeds "
+                    f"notional {self._instruments[iid].notional(quantity, reference)} exceeds "
                     f"max_order_notional {limits.config.max_order_notional}"
                 )
-        if self._checks is not None:
-            return self._checks.check(
+        checks = self._checks
+        if checks is not None:
+            return checks.check(
                 order,
-                instrument,
+                iid,
                 limits,
                 side,
                 quantity,

@@ -48,6 +48,7 @@ class InstrumentLimits:
         "config",
         "has_collar",
         "has_position",
+        "lot_raw",
         "max_age_ns",
         "max_gross2_raw",
         "max_long_raw",
@@ -57,10 +58,13 @@ class InstrumentLimits:
         "needs_reference",
         "paused_or_stale",
         "stale_ns",
+        "tick_raw",
     )
 
     def __init__(self, config: InstrumentRiskConfig, instrument: Instrument) -> None:
         self.config = config
+        self.lot_raw = instrument.lot_raw
+        self.tick_raw = instrument.tick_raw
         self.max_qty_raw = qty_raw(config.max_order_quantity, instrument)
         self.max_notional_raw = notional_raw(config.max_order_notional, instrument)
         self.collar_pct_num: int | None = None

@@ -24,6 +24,9 @@ COMPILED_MODULES = (
     "throttle",
 )
 
+LIBRARY = "bastion_risk__mypyc"
+"""The extension that holds the compiled code (``group_name`` in ``setup.py``)."""
+
 
 def _origin(name: str) -> Path | None:
     spec = importlib.util.find_spec(f"bastion.risk.{name}")
@@ -39,13 +42,19 @@ def compiled() -> bool:
 
 
 def stale() -> list[str]:
-    """The compiled modules whose source is newer than their extension."""
+    """The compiled modules whose source is newer than their build (the module's own
+    extension, a small shim, or the library that holds the code of them all)."""
+    library = importlib.util.find_spec(LIBRARY)
+    built_all = 0.0
+    if library is not None and library.origin is not None:
+        built_all = Path(library.origin).stat().st_mtime
     out = []
     for name in COMPILED_MODULES:
         origin = _origin(name)
         if origin is None or origin.suffix == ".py":
             continue
         source = origin.with_name(f"{name}.py")
-        if source.exists() and source.stat().st_mtime > origin.stat().st_mtime:
+        built = max(origin.stat().st_mtime, built_all)
+        if source.exists() and source.stat().st_mtime > built:
             out.append(name)
     return out

@@ -166,7 +166,8 @@ def test_when_no_accounts_then_the_book_keeps_no_account_sums() -> None:
     assert checks._book._accounts is None
     assert checks._credit.accounts == {}
     lane = checks._lanes["s1"]["XYZ.SIM"]
-    assert lane.credit == checks._credit.check
+    assert lane.credit is checks._credit
+    assert lane.account is None
 
 
 # -- configuration ---------------------------------------------------------------------
