@@ -65,6 +65,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+IDLE_STRATEGY = """
+from bastion.strategy.base import Strategy
+
+
+class Idle(Strategy):
+    pass
+"""
+"""A strategy that sends nothing by itself (``idle.py``, class ``Idle``): tests drive
+the kernel's orders directly."""
+
+
+@pytest.fixture(scope="module")
+def idle_strategy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding ``idle.py`` (``IDLE_STRATEGY``)."""
+    path = tmp_path_factory.mktemp("idle")
+    (path / "idle.py").write_text(IDLE_STRATEGY)
+    return path
+
+
 @pytest.fixture(name="eventually")
 def eventually_fixture() -> Callable[..., object]:
     """The ``eventually`` helper, for tests that prefer a fixture to an import."""

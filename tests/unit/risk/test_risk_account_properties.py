@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,21 +29,6 @@ MID = 10_000
 ACCOUNT_EXPOSURE = Decimal(1_500)  # account "desk": strategies a and b
 ACCOUNT_CASH = Decimal(1_000)
 NODE_EXPOSURE = Decimal(2_000)  # a, b and c (in no account) together
-
-IDLE = """
-from bastion.strategy.base import Strategy
-
-
-class Idle(Strategy):
-    pass
-"""
-
-
-@pytest.fixture(scope="module")
-def strategy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("idle")
-    (path / "idle.py").write_text(IDLE)
-    return path
 
 
 def build(base: Path) -> Kernel:
@@ -91,11 +75,11 @@ steps = st.lists(st.one_of(order_step, cancel_step, modify_step), min_size=10, m
 @settings(max_examples=100, derandomize=True, database=None, deadline=None)
 @given(steps)
 def test_when_any_orders_fills_and_cancels_then_accounts_stay_within_credit_limits(
-    strategy_dir: Path, actions: list[tuple[Any, ...]]
+    idle_strategy_dir: Path, actions: list[tuple[Any, ...]]
 ) -> None:
     """Account desk's exposure and cash usage, and the node's exposure, never pass their
     limits; the account's running sums equal a recount after every step."""
-    kernel = build(strategy_dir)
+    kernel = build(idle_strategy_dir)
     for action in actions:
         if action[0] in ("cancel", "modify"):
             open_orders = kernel.execution.open_orders()

@@ -32,6 +32,7 @@ from bastion.model.enums import OrderSide, OrderType
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig
 from bastion.risk.overrides import apply_override
 from bastion.strategy.config import StrategyConfig
+from conftest import IDLE_STRATEGY
 
 MS = 1_000_000
 
@@ -342,21 +343,13 @@ def test_when_reference_is_overridden_to_last_then_trades_collar_orders() -> Non
 
 # -- trades in the kernel ---------------------------------------------------------------
 
-IDLE = """
-from bastion.strategy.base import Strategy
-
-
-class Idle(Strategy):
-    pass
-"""
-
 
 def test_when_in_process_venue_matches_then_kernel_keeps_the_trade_and_collars_on_it(
     tmp_path: Path,
 ) -> None:
     """A market buy of 3 fills at the ask 100.02: the kernel's last trade is that match
     (price, size, aggressor), and the "last" collar is measured from it."""
-    (tmp_path / "idle.py").write_text(IDLE)
+    (tmp_path / "idle.py").write_text(IDLE_STRATEGY)
     config = BacktestConfig(
         instruments=[InstrumentConfig(id=STOCK.id, tick_size=Decimal("0.01"))],
         strategies=[StrategyConfig(name="a", path="idle.py", class_name="Idle")],

@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,20 +41,6 @@ RISK = RiskConfig(
     max_drawdown=Decimal(2),
     strategies={"a": StrategyRiskConfig(max_daily_loss=Decimal(1))},
 )
-IDLE = """
-from bastion.strategy.base import Strategy
-
-
-class Idle(Strategy):
-    pass
-"""
-
-
-@pytest.fixture(scope="module")
-def strategy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("idle")
-    (path / "idle.py").write_text(IDLE)
-    return path
 
 
 class Oracle:
@@ -163,10 +148,10 @@ steps = st.lists(step, min_size=10, max_size=80)
 @settings(max_examples=150, derandomize=True, database=None, deadline=None)
 @given(steps)
 def test_when_any_sequence_then_no_order_passes_a_disable_or_a_pause(
-    strategy_dir: Path, actions: list[tuple[Any, ...]]
+    idle_strategy_dir: Path, actions: list[tuple[Any, ...]]
 ) -> None:
     """Disabled strategies, paused instruments and stale data let nothing out; cancels go."""
-    kernel = build(strategy_dir)
+    kernel = build(idle_strategy_dir)
     oracle = Oracle(kernel)
     clock = kernel.clock
     assert isinstance(clock, SimClock)

@@ -22,17 +22,11 @@ from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture, decode
 from bastion.risk.config import RiskConfig
 from bastion.strategy.config import StrategyConfig
+from conftest import IDLE_STRATEGY
 
 IID = "XYZ.SIM"
 T0 = 1_704_205_800_000_000_000
 MS = 1_000_000
-IDLE = """
-from bastion.strategy.base import Strategy
-
-
-class Idle(Strategy):
-    pass
-"""
 RISK = RiskConfig(
     collar_window_pct=Decimal(2),
     collar_window_ms=1_000,
@@ -45,7 +39,7 @@ RISK = RiskConfig(
 
 @pytest.fixture
 def base(tmp_path: Path) -> Path:
-    (tmp_path / "idle.py").write_text(IDLE)
+    (tmp_path / "idle.py").write_text(IDLE_STRATEGY)
     return tmp_path
 
 

@@ -7,7 +7,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,22 +23,6 @@ IID = "XYZ.SIM"
 T0 = 1_704_205_800_000_000_000
 MAX_LONG, MAX_SHORT = 20, 15  # the instrument, all strategies together
 A_LONG, A_SHORT = 8, 6  # strategy "a" alone
-
-IDLE = """
-from bastion.strategy.base import Strategy
-
-
-class Idle(Strategy):
-    pass
-"""
-
-
-@pytest.fixture(scope="module")
-def strategy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding a strategy that sends nothing by itself."""
-    path = tmp_path_factory.mktemp("idle")
-    (path / "idle.py").write_text(IDLE)
-    return path
 
 
 def build(base: Path) -> Kernel:
@@ -91,10 +74,10 @@ steps = st.lists(
 @settings(max_examples=100, derandomize=True, database=None, deadline=None)
 @given(steps)
 def test_when_any_orders_and_fills_then_positions_stay_within_limits(
-    strategy_dir: Path, actions: list[tuple[Any, ...]]
+    idle_strategy_dir: Path, actions: list[tuple[Any, ...]]
 ) -> None:
     """Positions (node and strategy a) never pass max_long/max_short, whatever fills."""
-    kernel = build(strategy_dir)
+    kernel = build(idle_strategy_dir)
     clock = kernel.clock
     assert isinstance(clock, SimClock)
     mid, ts = 10_000, T0
