@@ -233,8 +233,7 @@ class Kernel:
     def cancel_all_orders(self) -> int:
         """Ask the venue to cancel every open order; return how many were asked."""
         orders = self.execution.open_orders()
-        for order in orders:
-            self.risk.cancel_order(order)
+        self.risk.cancel_orders(orders)
         self.venue.flush()
         return len(orders)
 

@@ -173,10 +173,15 @@ class InstrumentResumed(Event, frozen=True, kw_only=True):
 
 class StrategyDisabled(Event, frozen=True, kw_only=True):
     """The risk gate disabled a strategy (repeated executions, or one of its post-trade
-    limits): its new orders and amends are denied until an operator enables it."""
+    limits): its new orders and amends are denied until an operator enables it.
+
+    ``cancels_requested``: how many of its open orders the gate then asked the venues
+    to cancel (``risk.cancel_on_disable``; 0 when off, or in a journal written before
+    the field existed). Each cancel follows as its own ``OrderPendingCancel``."""
 
     strategy_id: str
     reason: str
+    cancels_requested: int = 0
 
 
 class StrategyEnabled(Event, frozen=True, kw_only=True):

@@ -136,6 +136,8 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_drawdown_node: Decimal | None = None
     trading_day_start: str = "00:00"
     post_trade_action: PostTradeAction = "HALTED"
+    # a disabled strategy's open orders: canceled at every venue (False: they keep working)
+    cancel_on_disable: bool = True
     # per strategy (defaults)
     max_new_orders_per_s: int | None = None
     max_amends_per_s: int | None = None
@@ -161,6 +163,11 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             for name, sub in table.items():
                 _check_limits(sub, f'risk.{kind}."{name}".')
         _check_accounts(self.accounts)
+        if not isinstance(self.cancel_on_disable, bool):
+            raise ConfigError(
+                f"key 'risk.cancel_on_disable': must be true or false, "
+                f"got {self.cancel_on_disable!r}"
+            )
         if _DAY_START.fullmatch(self.trading_day_start) is None:
             raise ConfigError(
                 f"key 'risk.trading_day_start': must be \"HH:MM\" (UTC, 00:00 to 23:59), "

@@ -15,6 +15,8 @@ data, permissions, price collar, duplicates, throttle, position, credit, self-tr
 live in ``risk.checks`` and ``risk.market``, the post-trade limits (repeated
 executions, daily loss, drawdown) in ``risk.post_trade``; the gate builds them only
 when one is configured, so an unconfigured node pays two attribute tests per order.
+A strategy the post-trade limits disable has its open orders canceled at once
+(``cancel_on_disable``), through ``cancel_orders`` as the kill switch's.
 
 Events it publishes: ``TradingStateChanged``, ``StrategyDisabled``,
 ``StrategyEnabled``, ``CommandDenied`` (and, through ``risk.market``,
@@ -227,17 +229,32 @@ class RiskGate:
 
     # -- strategies ---------------------------------------------------------------------
     def disable_strategy(self, strategy_id: str, reason: str) -> bool:
-        """Deny the strategy's new orders and amends from now on (cancels still go);
-        journaled as ``StrategyDisabled``. False if it was disabled already."""
+        """Deny the strategy's new orders and amends from now on (cancels still go) and,
+        with ``cancel_on_disable``, ask the venues to cancel every open order of it (of
+        no other strategy). Journaled as ``StrategyDisabled`` with the number of cancels,
+        before them, as the kill switch journals HALTED before its cancels. False if it
+        was disabled already."""
         if strategy_id in self.disabled:
             return False
         self.disabled[strategy_id] = reason
-        log.warning("strategy_disabled", strategy_id=strategy_id, reason=reason)
+        orders: list[Order] = []
+        if self._config.cancel_on_disable:
+            orders = self._execution.open_orders(strategy_id=strategy_id)
+        log.warning(
+            "strategy_disabled",
+            strategy_id=strategy_id,
+            reason=reason,
+            cancels_requested=len(orders),
+        )
         self._bus.publish(
             StrategyDisabled(
-                ts_ns=self._clock.timestamp_ns(), strategy_id=strategy_id, reason=reason
+                ts_ns=self._clock.timestamp_ns(),
+                strategy_id=strategy_id,
+                reason=reason,
+                cancels_requested=len(orders),
             )
         )
+        self.cancel_orders(orders)
         return True
 
     def enable_strategy(self, strategy_id: str, who: str, why: str) -> bool:
@@ -362,6 +379,13 @@ class RiskGate:
         if self._checks is not None:
             self._checks.canceled(order)
         return True
+
+    def cancel_orders(self, orders: Iterable[Order]) -> None:
+        """Cancel each of ``orders`` as ``cancel_order`` does (the kill switch's open
+        orders, a disabled strategy's): through the execution engine, counted in the
+        message rates. An in-process venue handles the requests at its next flush."""
+        for order in orders:
+            self.cancel_order(order)
 
     def modify_order(self, order: Order, quantity: int, price: int | None) -> bool:
         if not order.is_open:

@@ -51,6 +51,7 @@ _KEYS: Final[dict[str, tuple[str, ...]]] = {"accounts": ACCOUNT_LIMIT_KEYS}
 _NOT_OVERRIDABLE: Final = frozenset(
     {"trading_state", "instruments", "strategies", "venues", "accounts"}
 )
+_BOOL_KEYS: Final = frozenset(f.name for f in msgspec.structs.fields(RiskConfig) if f.type is bool)
 MAX_OVERRIDE_S: Final = 7 * 24 * 3600
 """The longest an override may last: a week (then it must be set again, or the config changed)."""
 
@@ -100,6 +101,9 @@ def apply_override(config: RiskConfig, path: str, value: str) -> RiskConfig:
     table, name, key = split_path(path, config)
     raw: Any = _parse(value)
     if table is None:
+        if key in _BOOL_KEYS and not isinstance(raw, bool):
+            # non-strict conversion would take "1" or "True"; TOML takes true/false only
+            raise ConfigError(f"risk key '{path}': must be true or false, got {value!r}")
         data = msgspec.structs.asdict(config)
         data[key] = raw
         changed: RiskConfig = _convert(data, RiskConfig, path)
@@ -190,6 +194,8 @@ def _convert(data: dict[str, Any], struct_type: type[Any], path: str) -> Any:
 def _text(value: Any) -> str:
     if value is None:
         return "none"
+    if isinstance(value, bool):  # as TOML writes it
+        return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(str(v) for v in value) + "]"
     return str(getattr(value, "value", value))
