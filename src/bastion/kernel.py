@@ -237,6 +237,25 @@ class Kernel:
         self.venue.flush()
         return len(orders)
 
+    def cancel_disabled_orders(self) -> int:
+        """At start, after recovery and reconciliation: cancel the open orders of the
+        strategies that were disabled before (``risk.cancel_on_disable``), e.g. when the
+        node stopped between journaling ``StrategyDisabled`` and sending the cancels, or
+        the key was off then. Returns how many were asked."""
+        risk = self.risk
+        if not risk.config.cancel_on_disable or not risk.disabled:
+            return 0
+        orders = [o for o in self.execution.open_orders() if o.strategy_id in risk.disabled]
+        if orders:
+            log.warning(
+                "disabled_strategies_orders_canceled",
+                strategies=sorted({o.strategy_id for o in orders}),
+                cancels_requested=len(orders),
+            )
+            risk.cancel_orders(orders)
+            self.venue.flush()
+        return len(orders)
+
     # -- kill switch ----------------------------------------------------------------------
     def kill(self, reason: str) -> int:
         """HALT (journaled), then ask the venue to cancel every open order; return how many."""

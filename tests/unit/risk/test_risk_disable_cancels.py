@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from test_risk_config import load
-from test_risk_kernel_controls import IDLE, IID, T0, build, journaled_types, market, quote
+from test_risk_kernel_controls import IID, T0, build, journaled_types, market, quote
 from wired_node import BUY, Wired
 
 from bastion.errors import ConfigError
@@ -23,6 +23,7 @@ from bastion.model.orders import Order
 from bastion.recovery.replay import recover_state
 from bastion.risk.config import RiskConfig
 from bastion.risk.overrides import apply_override, value_at
+from conftest import IDLE_STRATEGY
 
 FILLS = {"max_fills": 2, "fills_window_ms": 1_000}
 ACCEPTED, CANCELED = OrderStatus.ACCEPTED, OrderStatus.CANCELED
@@ -30,7 +31,7 @@ ACCEPTED, CANCELED = OrderStatus.ACCEPTED, OrderStatus.CANCELED
 
 @pytest.fixture
 def base(tmp_path: Path) -> Path:
-    (tmp_path / "idle.py").write_text(IDLE)
+    (tmp_path / "idle.py").write_text(IDLE_STRATEGY)
     return tmp_path
 
 
@@ -350,3 +351,38 @@ def test_when_cancel_on_disable_is_overridden_then_it_reads_as_toml_writes_it() 
     assert value_at(changed, "cancel_on_disable") == "false"
     assert value_at(RiskConfig(), "cancel_on_disable") == "true"
     assert apply_override(changed, "cancel_on_disable", "true").cancel_on_disable is True
+
+
+@pytest.mark.parametrize("cancel_now", [True, False])
+def test_when_a_strategy_disabled_before_a_restart_still_has_orders_then_start_cancels_them(
+    base: Path, monkeypatch: pytest.MonkeyPatch, cancel_now: bool
+) -> None:
+    """Disabled with the key off (its order stayed); the restarted node, with the key on,
+    cancels that order once recovered, and nothing of strategy b; with the key still
+    off, nothing."""
+    path = base / "j.sqlite"
+    journal = SqliteJournal(path)
+    try:
+        live = build(base, journal, RiskConfig(**FILLS, cancel_on_disable=False))
+        live.start()
+        quote(live, 10_000, T0)
+        a_order, _ = rest(live, "a"), rest(live, "b")
+        live.risk.disable_strategy("a", "max_fills")
+    finally:
+        journal.close()
+    recovered = build(base, None, RiskConfig(**FILLS, cancel_on_disable=cancel_now))
+    sent: list[Order] = []
+    monkeypatch.setattr(recovered.venue, "cancel", sent.append)
+    journal = SqliteJournal(path)
+    try:
+        recover_state(recovered, journal)
+    finally:
+        journal.close()
+    asked = recovered.cancel_disabled_orders()
+    if cancel_now:
+        assert asked == 1
+        assert [o.client_order_id for o in sent] == [a_order.client_order_id]
+    else:
+        assert asked == 0 and sent == []
+    recovered.cancel_disabled_orders()  # a cancel pending already is not sent again
+    assert len(sent) == (1 if cancel_now else 0)
