@@ -11,6 +11,8 @@ strategies, throttle per strategy and per venue, duplicates, self-trade,
 permissions, repeated executions, daily loss and drawdown per strategy and node).
 
 - ``p50_us`` / ``p99_us``: time of the full check set (``RiskGate._check``) per order;
+- ``passed_*`` / ``denied_*``: the same time for the orders the checks let through and
+  for those they denied (about a tenth: self-trade, notional, duplicates);
 - ``submit_p50_us`` / ``submit_p99_us``: the whole ``RiskGate.submit_order`` (checks,
   then the OMS: state machine, events on the bus, the venue call);
 - ``baseline_submit_p50_us`` / ``baseline_submit_p99_us``: the same flow with the
@@ -187,6 +189,8 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
     quote_hook = gate.quote_hook
     mids = dict(MIDS)
     check_ns: list[int] = []
+    pass_ns: list[int] = []  # the same, split: orders the checks let through
+    deny_ns: list[int] = []  # and orders they denied (a message built)
     submit_ns: list[int] = []
     quote_ns: list[int] = []
     eval_ns: list[int] = []
@@ -237,11 +241,12 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
             price=price,
         )
         t0 = perf()
-        gate._check(order, side, qty, price, is_increase=True, is_new=True)
+        denial = gate._check(order, side, qty, price, is_increase=True, is_new=True)
         t1 = perf()
         sent = gate.submit_order(order)
         t2 = perf()
         check_ns.append(t1 - t0)
+        (pass_ns if denial is None else deny_ns).append(t1 - t0)
         submit_ns.append(t2 - t1)
         if sent:
             working.append(order)
@@ -274,6 +279,8 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
     warm = min(2_000, n_orders // 10)
     return {
         "check": _percentiles(check_ns[warm:]),
+        "pass": _percentiles(pass_ns[len(pass_ns) * warm // n_orders :]),
+        "deny": _percentiles(deny_ns[len(deny_ns) * warm // n_orders :]),
         "submit": _percentiles(submit_ns[warm:]),
         "quote": _percentiles(quote_ns[warm:]) if quote_ns else (0.0, 0.0),
         "fill": _percentiles(fill_ns[warm // 10 :]) if fill_ns else (0.0, 0.0),
@@ -348,6 +355,8 @@ def _canceled(order: Order, now: int) -> OrderCanceled:
 
 
 def _percentiles(samples_ns: list[int]) -> tuple[float, float]:
+    if not samples_ns:
+        return 0.0, 0.0
     ordered = sorted(samples_ns)
     p50 = ordered[len(ordered) // 2]
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -374,6 +383,10 @@ def main() -> int:
         "open_orders": args.open,
         "p50_us": full["check"][0],
         "p99_us": full["check"][1],
+        "passed_p50_us": full["pass"][0],
+        "passed_p99_us": full["pass"][1],
+        "denied_p50_us": full["deny"][0],
+        "denied_p99_us": full["deny"][1],
         "submit_p50_us": full["submit"][0],
         "submit_p99_us": full["submit"][1],
         "baseline_check_p50_us": base["check"][0],

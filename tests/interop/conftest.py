@@ -45,6 +45,7 @@ eventually = _root.eventually
 shared_dir = _root.shared_dir
 RunBastion = _root.RunBastion
 REPO_ROOT = _root.REPO_ROOT
+IDLE_STRATEGY = _root.IDLE_STRATEGY
 
 
 def free_tcp_port() -> int:
