@@ -128,6 +128,7 @@ class _Loop:
         # Kernel.on_quote, inlined: this loop body runs once per tick, and a Python call
         # is a noticeable share of it. Keep the two in step.
         last_quotes = kernel.last_quotes
+        guard = kernel.risk.quote_hook  # the risk gate's collar window, when configured
         venue_on_quote = kernel.venue.on_quote
         venue_inbox = kernel.venue.inbox
         venue_flush = kernel.venue.flush
@@ -141,6 +142,8 @@ class _Loop:
                 clock.now_ns = ts
             if type(event) is QuoteTick:
                 last_quotes[event.instrument_id] = event
+                if guard is not None:
+                    guard(event)
                 venue_on_quote(event)
                 for handler in quote_handlers.get(event.instrument_id, _NONE):
                     try:
