@@ -625,15 +625,20 @@ class PreTradeChecks:
         ``to_cancel`` (``self_trade = "cancel_resting"``)."""
         deny = self._self_trade == "deny"
         crossing: list[Order] | None = None
+        # the book's own copies of side and resting price: the scan reads no order but the
+        # crossed ones (each object it touches can be a cache miss on the order path)
         for working in book.by_instrument.get(order.instrument_id, _NO_WORKING).values():
-            resting = working.order
-            rest = resting.price
-            if working.is_buy is is_buy or rest is None or resting is order:
+            rest = working.rest_px
+            if rest is None or working.is_buy is is_buy:
                 continue
             if price is None or (price >= rest if is_buy else price <= rest):
+                resting = working.order
+                if resting is order:
+                    continue
                 if deny:  # the first one crossed (in sending order) is named
+                    side = "SELL" if is_buy else "BUY"
                     return DenyReason.SELF_TRADE, (
-                        f"would cross the node's own resting {resting.side.value} order "
+                        f"would cross the node's own resting {side} order "
                         f"{resting.client_order_id} at {instrument.price(rest)} "
                         f"(self_trade = deny)"
                     )
