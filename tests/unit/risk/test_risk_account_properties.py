@@ -11,13 +11,14 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_steps import cancel_or_modify, send
 
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
 from bastion.kernel import Kernel
 from bastion.model.data import QuoteTick
-from bastion.model.enums import OrderSide, OrderType
+from bastion.model.enums import OrderSide
 from bastion.risk.config import AccountRiskConfig, RiskConfig
 from bastion.strategy.config import StrategyConfig
 
@@ -82,30 +83,14 @@ def test_when_any_orders_fills_and_cancels_then_accounts_stay_within_credit_limi
     kernel = build(idle_strategy_dir)
     for action in actions:
         if action[0] in ("cancel", "modify"):
-            open_orders = kernel.execution.open_orders()
-            if open_orders:
-                target = open_orders[int(action[1]) % len(open_orders)]
-                if action[0] == "cancel":
-                    kernel.risk.cancel_order(target)
-                else:
-                    kernel.risk.modify_order(
-                        target, max(target.filled_qty + 1, action[2]), target.price
-                    )
+            resize = int(action[2]) if action[0] == "modify" else 0
+            cancel_or_modify(kernel, action[0], int(action[1]), resize)
         else:
             _, strategy, side, qty, ticks = action
             if ticks is not None and side is OrderSide.SELL:
                 ticks = abs(ticks)
             price = None if ticks is None else MID + int(ticks)
-            order = kernel.execution.create_order(
-                strategy_id=str(strategy),
-                instrument_id=IID,
-                venue="SIM",
-                side=side,
-                order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
-                quantity=int(qty),
-                price=price,
-            )
-            kernel.risk.submit_order(order)
+            send(kernel, IID, str(strategy), side, int(qty), price)
         kernel.venue.flush()
         exposure, cash = recount(kernel, {"a", "b"})
         assert exposure <= ACCOUNT_EXPOSURE

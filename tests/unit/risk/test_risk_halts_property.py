@@ -10,13 +10,14 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kernel_steps import send
 
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
 from bastion.kernel import Kernel
 from bastion.model.data import QuoteTick
-from bastion.model.enums import OrderSide, OrderType
+from bastion.model.enums import OrderSide
 from bastion.model.events import (
     InstrumentPaused,
     OrderFilled,
@@ -183,15 +184,6 @@ def test_when_any_sequence_then_no_order_passes_a_disable_or_a_pause(
         else:
             _, strategy, side, qty, ticks = action
             price = None if ticks is None else mid + int(ticks)
-            order = kernel.execution.create_order(
-                strategy_id=str(strategy),
-                instrument_id=IID,
-                venue="SIM",
-                side=side,
-                order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
-                quantity=int(qty),
-                price=price,
-            )
-            kernel.risk.submit_order(order)
+            send(kernel, IID, str(strategy), side, int(qty), price)
         kernel.venue.flush()
         oracle.check_fills()
