@@ -21,7 +21,7 @@ from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
 from bastion.journal.sqlite import SqliteJournal
 from bastion.model.data import Bar, QuoteTick, TradeTick
-from bastion.model.enums import OrderSide, OrderType, TradingState
+from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
 from bastion.model.events import (
     CommandDenied,
     InstrumentPaused,
@@ -46,6 +46,7 @@ from bastion.strategy.runner import StrategyRunner, load_strategy
 from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.sim.venue import SimVenue
 
+_PENDING_CANCEL = OrderStatus.PENDING_CANCEL
 log = structlog.get_logger("bastion.kernel")
 _NONE: tuple[()] = ()
 
@@ -235,6 +236,22 @@ class Kernel:
         orders = self.execution.open_orders()
         self.risk.cancel_orders(orders)
         self.venue.flush()
+        return len(orders)
+
+    def resend_pending_cancels(self) -> int:
+        """At start, after recovery and reconciliation: send again the cancels of orders
+        still ``PENDING_CANCEL`` (the node stopped between asking and the venue's answer;
+        the venue still lists them open, so the first request may be lost). A venue that
+        had it already answers with a reject or the cancel. Returns how many."""
+        orders = [o for o in self.execution.open_orders() if o.status is _PENDING_CANCEL]
+        if orders:
+            log.warning(
+                "pending_cancels_resent",
+                client_order_ids=[o.client_order_id for o in orders],
+            )
+            for order in orders:
+                self.execution.resend_cancel(order)
+            self.venue.flush()
         return len(orders)
 
     def cancel_disabled_orders(self) -> int:

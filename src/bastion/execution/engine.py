@@ -194,6 +194,16 @@ class ExecutionEngine:
         self._venues[order.venue].cancel(order)
         return True
 
+    def resend_cancel(self, order: Order) -> bool:
+        """Send the cancel of a ``PENDING_CANCEL`` order to its venue again, with no state
+        change: after a restart, its first request may never have reached the venue (a
+        FIX message stored before the restart is gap-filled, never resent). False if the
+        order is not pending a cancel."""
+        if order.status is not _PENDING_CANCEL:
+            return False
+        self._venues[order.venue].cancel(order)
+        return True
+
     def modify(self, order: Order, quantity: int, price: int | None) -> bool:
         event = OrderPendingReplace(
             ts_ns=self._clock.timestamp_ns(),

@@ -61,8 +61,11 @@ lot_size = "1"
 Scenario = Callable[[Kernel, VenueSimServer], Awaitable[None]]
 
 
-def run(tmp_path: Path, before: Scenario) -> tuple[ReconciliationReport, Kernel, list[Any]]:
-    """Start the venue, connect a node kernel, run ``before``, then reconcile."""
+def run(
+    tmp_path: Path, before: Scenario, after: Scenario | None = None
+) -> tuple[ReconciliationReport, Kernel, list[Any]]:
+    """Start the venue, connect a node kernel, run ``before``, reconcile, then run
+    ``after`` (still connected)."""
 
     async def main() -> tuple[ReconciliationReport, Kernel, list[Any]]:
         (tmp_path / "venue-sim.toml").write_text(venue_sim_toml(0, feed_interval_ms=50))
@@ -87,6 +90,8 @@ def run(tmp_path: Path, before: Scenario) -> tuple[ReconciliationReport, Kernel,
             report = await reconcile(
                 kernel, epoch=1, config=RecoveryConfig(timeout_s=5), order_id_prefix=PREFIX
             )
+            if after is not None:
+                await after(kernel, server)
         finally:
             await venue.disconnect()
             server.stop_requested.set()
@@ -214,3 +219,54 @@ def test_when_positions_disagree_beyond_tolerance_then_mismatch_names_both(
     report, kernel, _ = run(tmp_path, phantom_fill)
     assert report.mismatches == ["XYZ.SIM: position 3 in the node, 0 at the venue"]
     assert kernel.risk.state is TradingState.HALTED
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def test_when_a_cancel_never_reached_the_venue_then_start_sends_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node journaled a cancel (PENDING_CANCEL) that the venue never got (the node
+    stopped; a FIX message stored before a restart is gap-filled, not resent): the venue
+    still lists the order open, reconciliation leaves it pending, and the start sends
+    the cancel again, so the order does not stay working at the venue."""
+    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-reconcile")
+    coids: list[str] = []
+
+    async def cancel_lost(kernel: Kernel, server: VenueSimServer) -> None:
+        order = kernel.execution.create_order(
+            strategy_id="s",
+            instrument_id=IID,
+            venue="FIXSIM",
+            side=OrderSide.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=1,
+            price=100,
+        )
+        coids.append(order.client_order_id)
+        kernel.execution.submit(order)
+        await _until(lambda: order.status is OrderStatus.ACCEPTED)
+        venue_cancel = kernel.venue.cancel
+        monkeypatch.setattr(kernel.venue, "cancel", lambda order: None)  # lost on the way
+        assert kernel.execution.cancel(order)
+        monkeypatch.setattr(kernel.venue, "cancel", venue_cancel)
+        assert order.status is OrderStatus.PENDING_CANCEL
+
+    resent: list[int] = []
+
+    async def start(kernel: Kernel, server: VenueSimServer) -> None:
+        order = kernel.execution.order(coids[0])
+        assert order is not None and order.status is OrderStatus.PENDING_CANCEL
+        resent.append(kernel.resend_pending_cancels())
+        await _until(lambda: order.status is OrderStatus.CANCELED)
+
+    report, _, _ = run(tmp_path, cancel_lost, start)
+    assert report.mismatches == [] and resent == [1]
+    with VenueLedger(tmp_path / "venue" / "ledger.sqlite") as ledger:
+        row = ledger.find("acct", coids[0])
+        assert row is not None and row.status == "4"  # FIX OrdStatus: canceled
