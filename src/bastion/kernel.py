@@ -27,6 +27,7 @@ from bastion.model.events import (
     InstrumentPaused,
     InstrumentResumed,
     OrderFilled,
+    OrderModifyRejected,
     ReconciliationCompleted,
     ReconciliationMismatch,
     RiskLimitsChanged,
@@ -47,6 +48,7 @@ from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.sim.venue import SimVenue
 
 _PENDING_CANCEL = OrderStatus.PENDING_CANCEL
+_PENDING_REPLACE = OrderStatus.PENDING_REPLACE
 log = structlog.get_logger("bastion.kernel")
 _NONE: tuple[()] = ()
 
@@ -236,6 +238,31 @@ class Kernel:
         orders = self.execution.open_orders()
         self.risk.cancel_orders(orders)
         self.venue.flush()
+        return len(orders)
+
+    def settle_pending_amends(self) -> int:
+        """At start, after recovery and reconciliation: an amend still unanswered
+        (``PENDING_REPLACE``) never reached the venue: a request stored before the restart
+        is gap-filled, and the venue's answer, had it had one, came back during
+        reconciliation. It is rejected: the order keeps the size and price the venue has,
+        and its strategy may amend again. Returns how many."""
+        orders = [o for o in self.execution.open_orders() if o.status is _PENDING_REPLACE]
+        if orders:
+            log.warning(
+                "pending_amends_rejected",
+                client_order_ids=[o.client_order_id for o in orders],
+            )
+        for order in orders:
+            self.execution.resolve(
+                order,
+                OrderModifyRejected(
+                    ts_ns=self.clock.timestamp_ns(),
+                    client_order_id=order.client_order_id,
+                    strategy_id=order.strategy_id,
+                    instrument_id=order.instrument_id,
+                    reason="the amend did not reach the venue before the node restarted",
+                ),
+            )
         return len(orders)
 
     def resend_pending_cancels(self) -> int:

@@ -171,6 +171,7 @@ class _Node:
                         kernel.execution.open_orders(), kernel.risk.cancel_order
                     )
                 kernel.risk.track_open_orders(kernel.execution.open_orders())
+                kernel.settle_pending_amends()
                 kernel.resend_pending_cancels()
                 kernel.cancel_disabled_orders()
                 self._snapshot(kernel, journal)

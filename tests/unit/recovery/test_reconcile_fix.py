@@ -270,3 +270,46 @@ def test_when_a_cancel_never_reached_the_venue_then_start_sends_it_again(
     with VenueLedger(tmp_path / "venue" / "ledger.sqlite") as ledger:
         row = ledger.find("acct", coids[0])
         assert row is not None and row.status == "4"  # FIX OrdStatus: canceled
+
+
+def test_when_an_amend_never_reached_the_venue_then_start_rejects_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An amend journaled (PENDING_REPLACE) that the venue never got: after
+    reconciliation the order is still pending; the start rejects the amend, so the order
+    is ACCEPTED again at the size the venue has (1, not 2), and can be amended anew."""
+    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-reconcile")
+    coids: list[str] = []
+
+    async def amend_lost(kernel: Kernel, server: VenueSimServer) -> None:
+        order = kernel.execution.create_order(
+            strategy_id="s",
+            instrument_id=IID,
+            venue="FIXSIM",
+            side=OrderSide.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=1,
+            price=100,
+        )
+        coids.append(order.client_order_id)
+        kernel.execution.submit(order)
+        await _until(lambda: order.status is OrderStatus.ACCEPTED)
+        venue_modify = kernel.venue.modify
+        monkeypatch.setattr(kernel.venue, "modify", lambda order, qty, px: None)
+        assert kernel.execution.modify(order, 2, 100)
+        monkeypatch.setattr(kernel.venue, "modify", venue_modify)
+        assert order.status is OrderStatus.PENDING_REPLACE
+
+    settled: list[int] = []
+
+    async def start(kernel: Kernel, server: VenueSimServer) -> None:
+        order = kernel.execution.order(coids[0])
+        assert order is not None and order.status is OrderStatus.PENDING_REPLACE
+        settled.append(kernel.settle_pending_amends())
+        assert order.status is OrderStatus.ACCEPTED and order.quantity == 1
+        assert kernel.settle_pending_amends() == 0
+        assert kernel.execution.modify(order, 3, 100)  # amendable again, and it arrives
+        await _until(lambda: order.status is OrderStatus.ACCEPTED and order.quantity == 3)
+
+    report, _, _ = run(tmp_path, amend_lost, start)
+    assert report.mismatches == [] and settled == [1]
