@@ -240,6 +240,14 @@ class Kernel:
         self.venue.flush()
         return len(orders)
 
+    def settle_after_restart(self) -> None:
+        """At start, once recovered and reconciled, before the strategies start: what the
+        stop left half done (an amend or a cancel the venue never got, a disabled
+        strategy's orders still working)."""
+        self.settle_pending_amends()
+        self.resend_pending_cancels()
+        self.cancel_disabled_orders()
+
     def settle_pending_amends(self) -> int:
         """At start, after recovery and reconciliation: an amend still unanswered
         (``PENDING_REPLACE``) never reached the venue: a request stored before the restart

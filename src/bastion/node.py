@@ -171,9 +171,7 @@ class _Node:
                         kernel.execution.open_orders(), kernel.risk.cancel_order
                     )
                 kernel.risk.track_open_orders(kernel.execution.open_orders())
-                kernel.settle_pending_amends()
-                kernel.resend_pending_cancels()
-                kernel.cancel_disabled_orders()
+                kernel.settle_after_restart()
                 self._snapshot(kernel, journal)
                 kernel.start()
                 self.tasks.spawn("risk-timer", self._risk_timer(kernel))

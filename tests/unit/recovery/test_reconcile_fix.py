@@ -228,6 +228,22 @@ async def _until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None
         await asyncio.sleep(0.01)
 
 
+async def rest_own_order(kernel: Kernel) -> Order:
+    """A limit buy of 1 at 1.00 sent by the node; returns once the venue accepted it."""
+    order = kernel.execution.create_order(
+        strategy_id="s",
+        instrument_id=IID,
+        venue="FIXSIM",
+        side=OrderSide.BUY,
+        order_type=OrderType.LIMIT,
+        quantity=1,
+        price=100,
+    )
+    kernel.execution.submit(order)
+    await _until(lambda: order.status is OrderStatus.ACCEPTED)
+    return order
+
+
 def test_when_a_cancel_never_reached_the_venue_then_start_sends_it_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -239,18 +255,8 @@ def test_when_a_cancel_never_reached_the_venue_then_start_sends_it_again(
     coids: list[str] = []
 
     async def cancel_lost(kernel: Kernel, server: VenueSimServer) -> None:
-        order = kernel.execution.create_order(
-            strategy_id="s",
-            instrument_id=IID,
-            venue="FIXSIM",
-            side=OrderSide.BUY,
-            order_type=OrderType.LIMIT,
-            quantity=1,
-            price=100,
-        )
+        order = await rest_own_order(kernel)
         coids.append(order.client_order_id)
-        kernel.execution.submit(order)
-        await _until(lambda: order.status is OrderStatus.ACCEPTED)
         venue_cancel = kernel.venue.cancel
         monkeypatch.setattr(kernel.venue, "cancel", lambda order: None)  # lost on the way
         assert kernel.execution.cancel(order)
@@ -282,18 +288,8 @@ def test_when_an_amend_never_reached_the_venue_then_start_rejects_it(
     coids: list[str] = []
 
     async def amend_lost(kernel: Kernel, server: VenueSimServer) -> None:
-        order = kernel.execution.create_order(
-            strategy_id="s",
-            instrument_id=IID,
-            venue="FIXSIM",
-            side=OrderSide.BUY,
-            order_type=OrderType.LIMIT,
-            quantity=1,
-            price=100,
-        )
+        order = await rest_own_order(kernel)
         coids.append(order.client_order_id)
-        kernel.execution.submit(order)
-        await _until(lambda: order.status is OrderStatus.ACCEPTED)
         venue_modify = kernel.venue.modify
         monkeypatch.setattr(kernel.venue, "modify", lambda order, qty, px: None)
         assert kernel.execution.modify(order, 2, 100)
