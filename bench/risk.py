@@ -241,7 +241,7 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
             price=price,
         )
         t0 = perf()
-        denial = gate._check(order, side, qty, price, is_increase=True, is_new=True)
+        denial = gate._decide(order, side, qty, price, clock.timestamp_ns(), True, True, False)
         t1 = perf()
         sent = gate.submit_order(order)
         t2 = perf()

@@ -5,7 +5,7 @@ OMS marks it SUBMITTED (in flight counts from that moment). Afterwards each even
 that can change what is left of an order (fill, update, cancel, expiry, reject)
 resynchronizes that order's contribution from the order itself, so the sums always
 equal a recount over ``ExecutionEngine.open_orders``: unfilled quantity per
-instrument and side, per (strategy, instrument) and side, (for the credit limits)
+instrument and side, per (strategy, instrument) and side (``Sides``), (for the credit limits)
 working notional on the common integer scale of ``risk.credit``, for the node and for
 each risk account, and (for self-trade prevention) the best resting limit price on
 each side of each instrument.
@@ -78,6 +78,19 @@ class RestingPrices:
             self.best = sign * heap[0] if heap else None
 
 
+class Sides:
+    """The unfilled quantity of working orders on each side: of one instrument, or of
+    one strategy in one instrument (a check reads the attributes, no key is hashed);
+    and the position there, the node's or the strategy's (kept by ``risk.checks``)."""
+
+    __slots__ = ("buys", "position", "sells")
+
+    def __init__(self) -> None:
+        self.buys = 0
+        self.sells = 0
+        self.position = 0
+
+
 class WorkingSums:
     """The working notional of one risk account's orders (common scale of ``risk.credit``):
     all of them, and the buys."""
@@ -96,8 +109,9 @@ class Working:
         "account",
         "amend_px2",
         "amend_qty",
+        "instrument",
         "is_buy",
-        "key",
+        "lane",
         "leaves",
         "notional",
         "order",
@@ -105,11 +119,19 @@ class Working:
         "rest_px",
     )
 
-    def __init__(self, order: Order, px2: int, account: WorkingSums | None = None) -> None:
+    def __init__(
+        self,
+        order: Order,
+        px2: int,
+        instrument: Sides,
+        lane: Sides,
+        account: WorkingSums | None = None,
+    ) -> None:
         self.order = order
+        self.instrument = instrument  # the sums it adds to: its instrument's
+        self.lane = lane  # and its strategy's in that instrument
         self.account = account  # its strategy's risk account, if in one
         self.is_buy = order.side is _BUY
-        self.key = (order.strategy_id, order.instrument_id)
         self.leaves = 0
         self.notional = 0
         self.px2 = px2  # doubled price valuing a market order (fixed when it was sent)
@@ -138,10 +160,8 @@ class WorkingBook:
         self._accounts = accounts or None
         self.resting_buys: dict[str, RestingPrices] = {}
         self.resting_sells: dict[str, RestingPrices] = {}
-        self.buys: dict[str, int] = {}
-        self.sells: dict[str, int] = {}
-        self.strategy_buys: dict[tuple[str, str], int] = {}
-        self.strategy_sells: dict[tuple[str, str], int] = {}
+        self.instruments: dict[str, Sides] = {}
+        self.lanes: dict[tuple[str, str], Sides] = {}  # by (strategy, instrument)
         self.exposure = 0  # working notional, common scale (only with weights)
         self.buy_notional = 0
         self.by_id: dict[str, Working] = {}
@@ -162,8 +182,14 @@ class WorkingBook:
     def add(self, order: Order, market_px2: int | None) -> None:
         """Count an order just sent (``market_px2``: the doubled reference of a market order)."""
         accounts = self._accounts
+        sid = order.strategy_id
+        iid = order.instrument_id
         entry = Working(
-            order, market_px2 or 0, None if accounts is None else accounts.get(order.strategy_id)
+            order,
+            market_px2 or 0,
+            self.sides(iid),
+            self.lane_sides(sid, iid),
+            None if accounts is None else accounts.get(sid),
         )
         self.by_id[order.client_order_id] = entry
         by_instrument = self.by_instrument.get(order.instrument_id)
@@ -198,14 +224,12 @@ class WorkingBook:
         leaves = max(order.quantity, entry.amend_qty) - order.filled_qty if is_open else 0
         delta = leaves - entry.leaves
         if delta:
-            iid = order.instrument_id
-            key = entry.key
             if entry.is_buy:
-                self.buys[iid] = self.buys.get(iid, 0) + delta
-                self.strategy_buys[key] = self.strategy_buys.get(key, 0) + delta
+                entry.instrument.buys += delta
+                entry.lane.buys += delta
             else:
-                self.sells[iid] = self.sells.get(iid, 0) + delta
-                self.strategy_sells[key] = self.strategy_sells.get(key, 0) + delta
+                entry.instrument.sells += delta
+                entry.lane.sells += delta
             entry.leaves = leaves
         weights = self._weights
         if weights is not None:
@@ -239,6 +263,21 @@ class WorkingBook:
         if price is not None:
             prices.add(price)
         entry.rest_px = price
+
+    def sides(self, instrument_id: str) -> Sides:
+        """The working quantity of an instrument's orders, per side."""
+        sides = self.instruments.get(instrument_id)
+        if sides is None:
+            sides = self.instruments[instrument_id] = Sides()
+        return sides
+
+    def lane_sides(self, strategy_id: str, instrument_id: str) -> Sides:
+        """The working quantity of one strategy's orders in an instrument, per side."""
+        key = (strategy_id, instrument_id)
+        sides = self.lanes.get(key)
+        if sides is None:
+            sides = self.lanes[key] = Sides()
+        return sides
 
     def resting(self, instrument_id: str, *, buys: bool) -> RestingPrices:
         """The resting limit prices of one side of an instrument (kept with ``resting``)."""

@@ -17,16 +17,27 @@ from bastion.bus import MessageBus
 from bastion.clock import Clock
 from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import OrderSide
+from bastion.model.events import OrderFilled
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
-from bastion.risk.book import RestingPrices, Working, WorkingBook
+from bastion.risk.book import RestingPrices, Sides, Working, WorkingBook
 from bastion.risk.collar import check_reference
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
 from bastion.risk.credit import AccountCredit, CreditLimits
 from bastion.risk.limits import InstrumentLimits, PositionLimits, StrategyRules, Throttle
 from bastion.risk.market import MarketGuard
-from bastion.risk.reasons import Denial, DenyReason
+from bastion.risk.reasons import (
+    BRIEF_DUPLICATE_ORDER,
+    BRIEF_NO_REFERENCE_PRICE,
+    BRIEF_NOT_PERMITTED,
+    BRIEF_POSITION_LIMIT,
+    BRIEF_PRICE_COLLAR,
+    BRIEF_SELF_TRADE,
+    BRIEF_THROTTLE,
+    Denial,
+    DenyReason,
+)
 from bastion.risk.throttle import DuplicateFilter, SlidingWindow
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
@@ -56,6 +67,7 @@ class _Lane:
         "account",
         "amend_windows",
         "credit",
+        "instrument_sides",
         "key",
         "new_windows",
         "permitted",
@@ -63,10 +75,13 @@ class _Lane:
         "resting_buys",
         "resting_sells",
         "rules",
+        "sides",
+        "sized",
         "strategy_amend",
         "strategy_new",
         "uses_book",
         "venue",
+        "venue_permitted",
         "weight",
     )
 
@@ -90,6 +105,7 @@ class _Lane:
         # with those of the instrument's venue session (an order sent elsewhere looks its
         # venue's windows up)
         self.venue = venue
+        self.venue_permitted = rules.venues is None or venue in rules.venues
         self.new_windows = self.strategy_new
         self.amend_windows = self.strategy_amend
         if venue_windows is not None:
@@ -102,6 +118,9 @@ class _Lane:
         self.account: AccountCredit | None = None
         self.credit: CreditLimits | None = None
         self.uses_book = False
+        self.sized = False  # a position or credit limit counts the order's size
+        self.sides: Sides | None = None  # the strategy's working quantity here
+        self.instrument_sides: Sides | None = None  # the instrument's
         self.resting_buys: RestingPrices | None = None
         self.resting_sells: RestingPrices | None = None
 
@@ -176,6 +195,12 @@ class PreTradeChecks:
             )
         # resting orders that a passing order asks to cancel first (self_trade = cancel_resting)
         self.to_cancel: Sequence[Order] = _NO_ORDERS
+        # the positions in the book's ``Sides``, at the portfolio's fill count
+        # ``_position_fills`` (moved by each fill; out of step, a check copies them again)
+        self._position_fills = -1
+        self._bus = bus
+        if self._book is not None:
+            bus.subscribe(OrderFilled, self.on_fill)
 
     @staticmethod
     def needed(config: RiskConfig, limits: dict[str, InstrumentLimits]) -> bool:
@@ -251,9 +276,14 @@ class PreTradeChecks:
             or self._self_trade_on
             or lane.credit is not None
         )
-        if self._book is not None and self._self_trade_on:
-            lane.resting_buys = self._book.resting(iid, buys=True)
-            lane.resting_sells = self._book.resting(iid, buys=False)
+        lane.sized = limits.has_position or lane.positions is not None or lane.credit is not None
+        book = self._book
+        if book is not None:
+            lane.sides = book.lane_sides(sid, iid)
+            lane.instrument_sides = book.sides(iid)
+            if self._self_trade_on:
+                lane.resting_buys = book.resting(iid, buys=True)
+                lane.resting_sells = book.resting(iid, buys=False)
         self._lanes.setdefault(sid, {})[iid] = lane
         return lane
 
@@ -265,27 +295,40 @@ class PreTradeChecks:
         self,
         order: Order,
         iid: str,
+        venue: str,
         limits: InstrumentLimits,
         side: OrderSide,
         quantity: int,
         price: int | None,
+        now: int,
         *,
         is_increase: bool,
         is_new: bool,
         operator: bool = False,
+        explain: bool = True,
     ) -> Denial | None:
         """The first failed control as ``(reason, message)``, or None (then
         ``to_cancel`` lists resting orders to cancel before sending). ``operator``: the
         kill switch's flatten orders, which the duplicate filter does not hold back (a
-        position larger than ``max_order_quantity`` is closed in equal slices)."""
+        position larger than ``max_order_quantity`` is closed in equal slices).
+        ``explain`` False: most denials come without their message (``reasons.Denial``)."""
         self.to_cancel = _NO_ORDERS
         sid = order.strategy_id
         lanes = self._lanes.get(sid)
         lane = None if lanes is None else lanes.get(iid)
         if lane is None:
             lane = self._lane(sid, iid)
-        now = self._clock.timestamp_ns()
         quote = self._last_quotes.get(iid)
+        # the quote's fields, read once (each is an attribute lookup); mid2 is twice the
+        # price that values a position: the mid, else the order's price (0: none)
+        quote_ts = bid = ask = mid2 = 0
+        if quote is not None:
+            quote_ts = quote.ts_ns
+            bid = quote.bid
+            ask = quote.ask
+            mid2 = bid + ask
+        elif price is not None:
+            mid2 = 2 * price
         reprices = is_new or price != order.price
         # an amend that only shrinks the order (same price) lowers risk: it passes
         if limits.paused_or_stale and (is_increase or reprices):
@@ -293,20 +336,27 @@ class PreTradeChecks:
             assert market is not None
             stale_ns = limits.stale_ns
             if market.paused or (
-                stale_ns is not None and (quote is None or now - quote.ts_ns > stale_ns)
+                stale_ns is not None and (quote is None or now - quote_ts > stale_ns)
             ):
                 denial = market.check(self._instruments[iid], limits, now)
                 if denial is not None:
                     return denial
         rules = lane.rules
         if not lane.permitted:
+            if not explain:
+                return BRIEF_NOT_PERMITTED
             return DenyReason.NOT_PERMITTED, (
                 f"strategy {sid} may not trade {iid} (risk.strategies.{sid}.instruments)"
             )
-        if rules.venues is not None and order.venue not in rules.venues:
+        if not (
+            lane.venue_permitted
+            if venue == lane.venue
+            else rules.venues is None or venue in rules.venues
+        ):
+            if not explain:
+                return BRIEF_NOT_PERMITTED
             return DenyReason.NOT_PERMITTED, (
-                f"strategy {sid} may not trade on venue {order.venue} "
-                f"(risk.strategies.{sid}.venues)"
+                f"strategy {sid} may not trade on venue {venue} (risk.strategies.{sid}.venues)"
             )
         # an amend that keeps the price is not collared: shrinking an order that the
         # market has left behind must stay possible
@@ -321,16 +371,14 @@ class PreTradeChecks:
                     now,
                     quote,
                     self._last_trades.get(iid),
+                    explain,
                 )
                 if denial is not None:
                     return denial
-            elif quote is None or (max_age is not None and now - quote.ts_ns > max_age):
-                return self._check_collar(self._instruments[iid], limits, side, price, now)
+            elif quote is None or (max_age is not None and now - quote_ts > max_age):
+                return self._check_collar(self._instruments[iid], limits, side, price, now, explain)
             elif price is not None:
-                if limits.collar_touch:
-                    ref2 = 2 * (quote.ask if side is _BUY else quote.bid)
-                else:
-                    ref2 = quote.bid + quote.ask
+                ref2 = 2 * (ask if side is _BUY else bid) if limits.collar_touch else mid2
                 dev2 = 2 * price - ref2
                 if dev2 < 0:
                     dev2 = -dev2
@@ -339,18 +387,22 @@ class PreTradeChecks:
                 if (ticks2 is not None and dev2 > ticks2) or (
                     pct_num is not None and dev2 * limits.collar_pct_den100 > pct_num * ref2
                 ):
-                    return self._check_collar(self._instruments[iid], limits, side, price, now)
+                    return self._check_collar(
+                        self._instruments[iid], limits, side, price, now, explain
+                    )
         duplicates = self._duplicates
         if is_new and duplicates is not None and not operator:
-            seen = duplicates.last.get((sid, iid, side, order.order_type, quantity, price))
+            # the price tells the order type too: a market order has none
+            seen = duplicates.last.get((sid, iid, side, quantity, price))
             if seen is not None and seen > now - duplicates.window_ns:
+                if not explain:
+                    return BRIEF_DUPLICATE_ORDER
                 return DenyReason.DUPLICATE_ORDER, (
                     f"identical order sent {(now - seen) / 1e6:g} ms ago, within "
                     f"duplicate_window_ms {self._config.duplicate_window_ms}"
                 )
         # a window can be full only when it holds its limit, expired entries included; the
         # lane lists the strategy's windows and its instrument's venue's together
-        venue = order.venue
         if venue == lane.venue:
             windows = lane.new_windows if is_new else lane.amend_windows
         else:
@@ -361,40 +413,35 @@ class PreTradeChecks:
             windows = (lane.strategy_new if is_new else lane.strategy_amend) + windows
         for window in windows:
             if len(window.times) >= window.limit:
-                denial = self._check_throttles(rules.throttle, sid, venue, is_new, now)
+                denial = self._check_throttles(rules.throttle, sid, venue, is_new, now, explain)
                 if denial is not None:
                     return denial
                 break
         if not lane.uses_book:
             return None
-        book = self._book
-        assert book is not None
         is_buy = side is _BUY
-        credit_check = lane.credit
-        if is_increase and (
-            limits.has_position or lane.positions is not None or credit_check is not None
-        ):
+        if is_increase and lane.sized:
             # a modified order replaces its own contribution
+            book = self._book
+            assert book is not None
             own = None if is_new else book.by_id.get(order.client_order_id)
-            new = quantity - order.filled_qty
+            new = quantity if is_new else quantity - order.filled_qty
             own_leaves = 0 if own is None else own.leaves
-            # twice the price that values a position: the last mid, else the order's price
-            mid2 = (
-                quote.bid + quote.ask
-                if quote is not None
-                else (None if price is None else 2 * price)
-            )
+            fills = self._portfolio.n_fills
+            if fills != self._position_fills:
+                self._copy_positions(fills)
             if limits.has_position:
-                net = self._portfolio.net.get(iid, 0)
+                sides = lane.instrument_sides
+                assert sides is not None
                 if is_buy:
-                    worst = book.buys.get(iid, 0) - own_leaves + new + net
+                    worst = sides.buys - own_leaves + new + sides.position
                     max_raw = limits.max_long_raw
                 else:
-                    worst = book.sells.get(iid, 0) - own_leaves + new - net
+                    worst = sides.sells - own_leaves + new - sides.position
                     max_raw = limits.max_short_raw
                 gross2 = limits.max_gross2_raw
                 if (max_raw is not None and worst > max_raw) or (
-                    gross2 is not None and (mid2 is None or worst * mid2 > gross2)
+                    gross2 is not None and (mid2 == 0 or worst * mid2 > gross2)
                 ):
                     denial = self._position_denial(
                         max_raw,
@@ -405,23 +452,23 @@ class PreTradeChecks:
                         is_buy,
                         None,
                         limits.config,
+                        explain,
                     )
                     if denial is not None:
                         return denial
             plimits = lane.positions
             if plimits is not None:
-                position = self._portfolio.by_key.get(lane.key)
-                held = 0 if position is None else position.quantity
-                key2 = lane.key
+                sides = lane.sides
+                assert sides is not None
                 if is_buy:
-                    worst = book.strategy_buys.get(key2, 0) - own_leaves + new + held
+                    worst = sides.buys - own_leaves + new + sides.position
                     max_raw = plimits.max_long_raw
                 else:
-                    worst = book.strategy_sells.get(key2, 0) - own_leaves + new - held
+                    worst = sides.sells - own_leaves + new - sides.position
                     max_raw = plimits.max_short_raw
                 gross2 = plimits.max_gross2_raw
                 if (max_raw is not None and worst > max_raw) or (
-                    gross2 is not None and (mid2 is None or worst * mid2 > gross2)
+                    gross2 is not None and (mid2 == 0 or worst * mid2 > gross2)
                 ):
                     assert rules.config is not None
                     denial = self._position_denial(
@@ -433,12 +480,14 @@ class PreTradeChecks:
                         is_buy,
                         sid,
                         rules.config,
+                        explain,
                     )
                     if denial is not None:
                         return denial
+            credit_check = lane.credit
             if credit_check is not None:
                 px2 = 2 * price if price is not None else mid2
-                if px2 is None:
+                if px2 == 0:
                     return _no_value(iid)
                 change = new * px2 * lane.weight
                 if own is not None:
@@ -449,9 +498,9 @@ class PreTradeChecks:
                     buys += change
                 account = lane.account
                 if account is not None:
-                    denial = account.check(is_buy, exposure, buys, change)
+                    denial = account.check(is_buy, exposure, buys, change, fills, explain)
                 else:
-                    denial = credit_check.check(is_buy, exposure, buys, change)
+                    denial = credit_check.check(is_buy, exposure, buys, change, fills, explain)
                 if denial is not None:
                     return denial
         if self._self_trade_on:
@@ -466,14 +515,62 @@ class PreTradeChecks:
                 best = lane.resting_buys.best
                 crosses = best is not None and (price is None or price <= best)
             if crosses:
-                return self._check_self_trade(book, order, self._instruments[iid], is_buy, price)
+                if not explain and self._self_trade == "deny":
+                    # some order of the node rests at or beyond the best price, on the other
+                    # side (the order itself is on its own side): naming it can wait
+                    return BRIEF_SELF_TRADE
+                book = self._book
+                assert book is not None
+                return self._check_self_trade(
+                    book, order, self._instruments[iid], is_buy, price, explain
+                )
         return None
+
+    # -- positions ----------------------------------------------------------------------
+    def on_fill(self, fill: OrderFilled) -> None:
+        """Move the positions of the fill's instrument and strategy (the portfolio applies
+        the same fill before or after this; its fill count tells which)."""
+        fills = self._portfolio.n_fills
+        seen = self._position_fills
+        if seen < 0:
+            return  # not copied yet: the next check copies them
+        if fills == seen:  # the portfolio has not applied it yet
+            self._position_fills = seen + 1
+        elif fills == seen + 1:  # it has
+            self._position_fills = fills
+        else:
+            self._position_fills = -1
+            return
+        book = self._book
+        assert book is not None
+        iid = fill.instrument_id
+        signed = fill.last_qty if fill.side is _BUY else -fill.last_qty
+        book.sides(iid).position += signed
+        book.lane_sides(fill.strategy_id, iid).position += signed
+
+    def _copy_positions(self, fills: int) -> None:
+        """Every position from the portfolio (after a restore, or a fill not seen)."""
+        book = self._book
+        assert book is not None
+        for sides in book.instruments.values():
+            sides.position = 0
+        for sides in book.lanes.values():
+            sides.position = 0
+        portfolio = self._portfolio
+        for position in portfolio.positions():
+            book.lane_sides(
+                position.strategy_id, position.instrument_id
+            ).position = position.quantity
+        for iid, net in portfolio.net.items():
+            book.sides(iid).position = net
+        self._position_fills = fills
 
     # -- after sending ------------------------------------------------------------------
     def detach(self) -> None:
         """Stop following order events (new checks, from a new config, replace these)."""
         if self._book is not None:
             self._book.detach()
+            self._bus.unsubscribe(OrderFilled, self.on_fill)
         if self._credit is not None:
             self._credit.detach()
 
@@ -498,14 +595,7 @@ class PreTradeChecks:
         elif self._book is not None:
             self._book.amend(order, quantity, price)
         if is_new and self._duplicates is not None:
-            key = (
-                order.strategy_id,
-                order.instrument_id,
-                order.side,
-                order.order_type,
-                quantity,
-                price,
-            )
+            key = (order.strategy_id, order.instrument_id, order.side, quantity, price)
             self._duplicates.add(key, now)
         self._count(self.rules(order.strategy_id).throttle, is_new, now)
         venue_throttle = self._venue_throttles.get(order.venue)
@@ -538,6 +628,7 @@ class PreTradeChecks:
         side: OrderSide,
         price: int | None,
         now: int,
+        explain: bool = True,
     ) -> Denial | None:
         if price is not None and not limits.has_collar:
             return None  # a limit order needs a reference only to be collared
@@ -551,6 +642,8 @@ class PreTradeChecks:
             else:
                 ref2 = quote.bid + quote.ask
         if ref2 is None:
+            if not explain:
+                return BRIEF_NO_REFERENCE_PRICE
             config = limits.config
             age = (
                 ""
@@ -565,11 +658,15 @@ class PreTradeChecks:
             return None
         dev2 = abs(2 * price - ref2)
         if limits.collar_ticks2 is not None and dev2 > limits.collar_ticks2:
+            if not explain:
+                return BRIEF_PRICE_COLLAR
             return DenyReason.PRICE_COLLAR, self._collar_message(
                 instrument, limits, price, ref2, f"collar_ticks {limits.config.collar_ticks}"
             )
         pct_num = limits.collar_pct_num
         if pct_num is not None and dev2 * limits.collar_pct_den100 > pct_num * ref2:
+            if not explain:
+                return BRIEF_PRICE_COLLAR
             return DenyReason.PRICE_COLLAR, self._collar_message(
                 instrument, limits, price, ref2, f"collar_pct {limits.config.collar_pct}"
             )
@@ -588,26 +685,30 @@ class PreTradeChecks:
         )
 
     def _check_throttles(
-        self, throttle: Throttle, sid: str, venue: str, is_new: bool, now: int
+        self, throttle: Throttle, sid: str, venue: str, is_new: bool, now: int, explain: bool
     ) -> Denial | None:
         """The strategy's throttle, then its venue session's."""
-        denial = self._check_throttle(throttle, "strategy", sid, is_new, now)
+        denial = self._check_throttle(throttle, "strategy", sid, is_new, now, explain)
         if denial is None:
             venue_throttle = self._venue_throttles.get(venue)
             if venue_throttle is not None:
-                denial = self._check_throttle(venue_throttle, "venue", venue, is_new, now)
+                denial = self._check_throttle(venue_throttle, "venue", venue, is_new, now, explain)
         return denial
 
     @staticmethod
     def _check_throttle(
-        throttle: Throttle, kind: str, name: str, is_new: bool, now: int
+        throttle: Throttle, kind: str, name: str, is_new: bool, now: int, explain: bool
     ) -> Denial | None:
         window = throttle.new_orders if is_new else throttle.amends
         if window is not None and window.is_full(now):
+            if not explain:
+                return BRIEF_THROTTLE
             key = "max_new_orders_per_s" if is_new else "max_amends_per_s"
             return DenyReason.THROTTLE, f"{kind} {name}: {key} {window.limit} reached"
         messages = throttle.messages
         if messages is not None and messages.is_full(now):
+            if not explain:
+                return BRIEF_THROTTLE
             return DenyReason.THROTTLE, (
                 f"{kind} {name}: max_messages_per_s {messages.limit} reached"
             )
@@ -620,6 +721,7 @@ class PreTradeChecks:
         instrument: Instrument,
         is_buy: bool,
         price: int | None,
+        explain: bool = True,
     ) -> Denial | None:
         """The node's resting orders that ``order`` would cross: denied, or listed in
         ``to_cancel`` (``self_trade = "cancel_resting"``)."""
@@ -636,6 +738,8 @@ class PreTradeChecks:
                 if resting is order:
                     continue
                 if deny:  # the first one crossed (in sending order) is named
+                    if not explain:
+                        return BRIEF_SELF_TRADE
                     side = "SELL" if is_buy else "BUY"
                     return DenyReason.SELF_TRADE, (
                         f"would cross the node's own resting {side} order "
@@ -659,8 +763,11 @@ class PreTradeChecks:
         is_buy: bool,
         strategy: str | None,
         config: InstrumentRiskConfig | StrategyRiskConfig,
+        explain: bool = True,
     ) -> Denial | None:
         if max_side_raw is not None and worst > max_side_raw:
+            if not explain:
+                return BRIEF_POSITION_LIMIT
             max_side = config.max_long_quantity if is_buy else config.max_short_quantity
             key = "max_long_quantity" if is_buy else "max_short_quantity"
             side = "long" if is_buy else "short"
@@ -675,6 +782,8 @@ class PreTradeChecks:
                     f"no quote to value the position in {instrument.id} for max_gross_notional"
                 )
             if worst * ref2 > max_gross2_raw:
+                if not explain:
+                    return BRIEF_POSITION_LIMIT
                 gross = instrument.money(worst * ref2) / 2
                 return DenyReason.POSITION_LIMIT, (
                     f"worst-case gross notional {gross} exceeds max_gross_notional "

@@ -23,7 +23,12 @@ from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import OrderSide
 from bastion.model.instruments import Instrument
 from bastion.risk.limits import InstrumentLimits
-from bastion.risk.reasons import Denial, DenyReason
+from bastion.risk.reasons import (
+    BRIEF_NO_REFERENCE_PRICE,
+    BRIEF_PRICE_COLLAR,
+    Denial,
+    DenyReason,
+)
 
 _BUY = OrderSide.BUY
 
@@ -36,8 +41,10 @@ def check_reference(
     now: int,
     quote: QuoteTick | None,
     trade: TradeTick | None,
+    explain: bool = True,
 ) -> Denial | None:
-    """A new price (``price`` None: a market order) against the last trade or the band."""
+    """A new price (``price`` None: a market order) against the last trade or the band.
+    ``explain`` False: a denial without its message (``reasons.Denial``)."""
     max_age = limits.max_age_ns
     if limits.collar_band:
         low = limits.band_low_raw
@@ -46,11 +53,15 @@ def check_reference(
         if price is not None:
             if low <= price <= high:
                 return None
+            if not explain:
+                return BRIEF_PRICE_COLLAR
             return DenyReason.PRICE_COLLAR, (
                 f"limit price {instrument.price(price)} is outside the collar band "
                 f"{_band(limits)} of {instrument.id}"
             )
         if quote is None or (max_age is not None and now - quote.ts_ns > max_age):
+            if not explain:
+                return BRIEF_NO_REFERENCE_PRICE
             return DenyReason.NO_REFERENCE_PRICE, (
                 f"no fresh quote for {instrument.id}{_age(limits)} to check the market "
                 f"order against its collar band {_band(limits)}"
@@ -58,12 +69,16 @@ def check_reference(
         touch = quote.ask if side is _BUY else quote.bid
         if low <= touch <= high:
             return None
+        if not explain:
+            return BRIEF_PRICE_COLLAR
         name = "ask" if side is _BUY else "bid"
         return DenyReason.PRICE_COLLAR, (
             f"market {side.value.lower()} would take the {name} {instrument.price(touch)}, "
             f"outside the collar band {_band(limits)} of {instrument.id}"
         )
     if trade is None or (max_age is not None and now - trade.ts_ns > max_age):
+        if not explain:
+            return BRIEF_NO_REFERENCE_PRICE
         what = "market order" if price is None else "limit price"
         return DenyReason.NO_REFERENCE_PRICE, (
             f"no fresh last trade for {instrument.id}{_age(limits)} to check the {what} "
@@ -78,11 +93,15 @@ def check_reference(
     config = limits.config
     ticks2 = limits.collar_ticks2
     if ticks2 is not None and dev2 > ticks2:
+        if not explain:
+            return BRIEF_PRICE_COLLAR
         return DenyReason.PRICE_COLLAR, _last_message(
             instrument, price, trade.price, f"collar_ticks {config.collar_ticks}"
         )
     pct_num = limits.collar_pct_num
     if pct_num is not None and dev2 * limits.collar_pct_den100 > pct_num * ref2:
+        if not explain:
+            return BRIEF_PRICE_COLLAR
         return DenyReason.PRICE_COLLAR, _last_message(
             instrument, price, trade.price, f"collar_pct {config.collar_pct}"
         )

@@ -38,7 +38,7 @@ from bastion.portfolio.portfolio import Portfolio
 from bastion.portfolio.position import Exact
 from bastion.risk.book import WorkingSums
 from bastion.risk.config import AccountRiskConfig, RiskConfig
-from bastion.risk.reasons import Denial, DenyReason
+from bastion.risk.reasons import BRIEF_CREDIT_LIMIT, Denial, DenyReason
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
@@ -58,6 +58,67 @@ class _Held:
         self.size_weight = size_weight  # |net| * weight: times the doubled mid, the exposure
         self.quote: object = _NO_QUOTE
         self.value = 0
+
+
+class _Positions:
+    """Net positions per instrument and their exposure at the mid on the common scale,
+    revalued lazily: an instrument's value is recomputed only when its last quote is
+    another object than the one that valued it."""
+
+    __slots__ = ("exposure", "held", "net")
+
+    def __init__(self) -> None:
+        self.net: dict[str, int] = {}
+        self.held: dict[str, _Held] = {}  # instruments with a non-zero net position
+        self.exposure = 0
+
+    def reset(self) -> None:
+        self.net = {}
+        self.held = {}
+        self.exposure = 0
+
+    def move(self, iid: str, signed: int, weight: int) -> None:
+        """A fill (or a rebuilt position) of ``signed`` quantity; revalued at the next check."""
+        net = self.net.get(iid, 0) + signed
+        self.net[iid] = net
+        held = self.held.get(iid)
+        if held is not None:
+            self.exposure -= held.value
+            if net:
+                held.size_weight = abs(net) * weight
+                held.value = 0
+                held.quote = _NO_QUOTE
+            else:
+                del self.held[iid]
+        elif net:
+            self.held[iid] = _Held(iid, abs(net) * weight)
+
+    def revalue(self, quotes: dict[str, QuoteTick]) -> str | None:
+        """Bring ``exposure`` up to the last quotes; the first instrument held without a
+        quote, if any (then ``exposure`` is incomplete)."""
+        for held in self.held.values():
+            quote = quotes.get(held.iid)
+            if quote is not held.quote:
+                if quote is None:
+                    return held.iid
+                value = held.size_weight * (quote.bid + quote.ask)
+                self.exposure += value - held.value
+                held.value = value
+                held.quote = quote
+        return None
+
+
+def _advance(seen: int, fills: int) -> int:
+    """The fill count a follower of fills has after one more fill: ``fills`` is the
+    portfolio's, which applies the same fill before or after the follower; -1 when out
+    of step (the next check rebuilds from the portfolio), or when not counted yet."""
+    if seen < 0:
+        return -1
+    if fills == seen:  # the portfolio has not applied it yet
+        return seen + 1
+    if fills == seen + 1:  # it has
+        return fills
+    return -1
 
 
 class CreditLimits:
@@ -93,10 +154,9 @@ class CreditLimits:
         self.checks_cash = self._cash_limit is not None
         self.node_limited = self.max_exposure is not None or self.checks_cash
         """Whether the node itself has a credit limit (else only its accounts have)."""
-        # positions' exposure: the instruments held at fill count ``_held_fills``
+        # positions' exposure: the net positions at fill count ``_held_fills``
         self._held_fills = -1
-        self._held: list[_Held] = []
-        self.positions_exposure = 0
+        self._positions = _Positions()
         # (max_cash_usage - spent) * denominator, exact, at fill count ``_cash_fills``
         self._cash_fills = -1
         self._room_exact = Decimal(0)
@@ -112,14 +172,19 @@ class CreditLimits:
         """Each strategy's account's working sums, for ``risk.book``."""
         self.account_fills = -1
         self._bus = bus
-        if bus is not None and self.checks_cash:
+        if bus is not None and self.node_limited:
             bus.subscribe(OrderFilled, self.on_fill)
         if bus is not None and self.accounts:
             bus.subscribe(OrderFilled, self.on_account_fill)
 
+    @property
+    def positions_exposure(self) -> int:
+        """The node's positions valued at the mid as of the last check (common scale)."""
+        return self._positions.exposure
+
     def detach(self) -> None:
         """Stop following fills (new limits replace these)."""
-        if self._bus is not None and self.checks_cash:
+        if self._bus is not None and self.node_limited:
             self._bus.unsubscribe(OrderFilled, self.on_fill)
         if self._bus is not None and self.accounts:
             self._bus.unsubscribe(OrderFilled, self.on_account_fill)
@@ -131,34 +196,46 @@ class CreditLimits:
     def money(self, common: int) -> Decimal:
         return (Decimal(common) / self.denominator).quantize(Decimal("0.01"))
 
-    def check(self, is_buy: bool, exposure: int, buys: int, change: int = 0) -> Denial | None:
+    def check(
+        self,
+        is_buy: bool,
+        exposure: int,
+        buys: int,
+        change: int = 0,
+        fills: int = -1,
+        explain: bool = True,
+    ) -> Denial | None:
         """``exposure``: working orders' notional, the new order's included; ``buys``: the
         working buys' notional (new one included when it is a buy); both common-scale.
-        ``change``: what the order adds to them (``AccountCredit.check``'s signature)."""
+        ``change``: what the order adds to them (``AccountCredit.check``'s signature).
+        ``fills``: the portfolio's fill count, when the caller has read it.
+        ``explain`` False: a denial without its message (``reasons.Denial``)."""
+        if fills < 0:
+            fills = self._portfolio.n_fills
         max_exposure = self.max_exposure
         if max_exposure is not None:
-            if self._portfolio.n_fills != self._held_fills:
-                self._rebuild_held()
-            quotes = self._last_quotes
-            for held in self._held:
-                quote = quotes.get(held.iid)
-                if quote is not held.quote:
-                    if quote is None:
-                        return self._no_quote()
-                    value = held.size_weight * (quote.bid + quote.ask)
-                    self.positions_exposure += value - held.value
-                    held.value = value
-                    held.quote = quote
-            if exposure + self.positions_exposure > max_exposure:
+            if fills != self._held_fills:
+                self._rebuild_held(fills)
+            positions = self._positions
+            missing = positions.revalue(self._last_quotes)
+            if missing is not None:
+                return DenyReason.NO_REFERENCE_PRICE, (
+                    f"no quote to value the position in {missing} for max_total_exposure"
+                )
+            if exposure + positions.exposure > max_exposure:
+                if not explain:
+                    return BRIEF_CREDIT_LIMIT
                 return DenyReason.CREDIT_LIMIT, (
-                    f"total exposure {self.money(exposure + self.positions_exposure)} "
+                    f"total exposure {self.money(exposure + positions.exposure)} "
                     f"(positions + working orders) would exceed max_total_exposure "
                     f"{self._config.max_total_exposure}"
                 )
         if is_buy and self._cash_limit is not None:
-            if self._portfolio.n_fills != self._cash_fills:  # cash only changes with fills
+            if fills != self._cash_fills:  # cash only changes with fills
                 self._recount_cash()
             if buys > self._cash_room:
+                if not explain:
+                    return BRIEF_CREDIT_LIMIT
                 portfolio = self._portfolio
                 spent_now = portfolio.starting_cash - portfolio.cash()
                 return DenyReason.CREDIT_LIMIT, (
@@ -167,23 +244,15 @@ class CreditLimits:
                 )
         return None
 
-    def _rebuild_held(self) -> None:
+    def _rebuild_held(self, fills: int) -> None:
         portfolio = self._portfolio
-        self._held_fills = portfolio.n_fills
-        self._held = []
+        self._held_fills = fills
+        positions = self._positions
+        positions.reset()
         for iid, weight in self.weights.items():
             net = portfolio.net_quantity(iid)
             if net:
-                self._held.append(_Held(iid, abs(net) * weight))
-        self.positions_exposure = 0
-
-    def _no_quote(self) -> Denial:
-        """The first instrument (in the instruments' order) held without a quote."""
-        quotes = self._last_quotes
-        iid = next(h.iid for h in self._held if quotes.get(h.iid) is None)
-        return DenyReason.NO_REFERENCE_PRICE, (
-            f"no quote to value the position in {iid} for max_total_exposure"
-        )
+                positions.move(iid, net, weight)
 
     def _recount_cash(self) -> None:
         assert self._cash_limit is not None
@@ -196,22 +265,23 @@ class CreditLimits:
         self._cash_room = int(self._room_exact.to_integral_value(ROUND_FLOOR, context=_EXACT))
 
     def on_fill(self, fill: OrderFilled) -> None:
-        """Move the cash room by the fill's cash flow and fee (the portfolio applies the
-        same fill before or after this; the fill count tells which)."""
+        """Move the node's position in the fill's instrument, and the cash room by the
+        fill's cash flow and fee (the portfolio applies the same fill before or after
+        this; the fill count tells which)."""
         fills = self._portfolio.n_fills
-        if self._cash_fills < 0:
-            return  # not counted yet: the next check recounts
-        if fills == self._cash_fills:  # the portfolio has not applied it yet
-            self._cash_fills += 1
-        elif fills == self._cash_fills + 1:  # it has
-            self._cash_fills = fills
-        else:
-            self._cash_fills = -1  # out of step: recount at the next check
-            return
         weight = self.weights.get(fill.instrument_id)
-        if weight is None:
-            self._cash_fills = -1
+        if self.max_exposure is not None:
+            self._held_fills = -1 if weight is None else _advance(self._held_fills, fills)
+            if self._held_fills >= 0:
+                assert weight is not None
+                qty = fill.last_qty
+                self._positions.move(fill.instrument_id, qty if fill.side is _BUY else -qty, weight)
+        if self._cash_limit is None:
             return
+        self._cash_fills = -1 if weight is None else _advance(self._cash_fills, fills)
+        if self._cash_fills < 0:
+            return
+        assert weight is not None
         # a buy spends qty * px (raw2 = 2 * qty * px on the common scale), a sell earns it
         flow = 2 * fill.last_qty * fill.last_px * weight
         change = Decimal(-flow if fill.side is _BUY else flow)
@@ -225,16 +295,8 @@ class CreditLimits:
         """Move the position and cash of the fill's strategy's account (every fill keeps
         the accounts in step with the portfolio's fill count; out of step, the next
         account check rebuilds them)."""
-        fills = self._portfolio.n_fills
-        seen = self.account_fills
-        if seen < 0:
-            return  # not counted yet: the next check rebuilds
-        if fills == seen:  # the portfolio has not applied it yet
-            self.account_fills = seen + 1
-        elif fills == seen + 1:  # it has
-            self.account_fills = fills
-        else:
-            self.account_fills = -1
+        self.account_fills = _advance(self.account_fills, self._portfolio.n_fills)
+        if self.account_fills < 0:
             return
         account = self.account_of.get(fill.strategy_id)
         if account is None:
@@ -296,41 +358,45 @@ class AccountCredit:
         self.working = WorkingSums()
         self.max_exposure = credit.common(config.max_total_exposure)
         self._cash_limit = config.max_cash_usage
-        self._net: dict[str, int] = {}
-        self._held: dict[str, _Held] = {}  # instruments with a non-zero net position
-        self.positions_exposure = 0
+        self._positions = _Positions()
         self.flow = 0  # buys - sells of its fills, common scale
         self.fees = Decimal(0)
         # working buys may add up to this: floor((limit - fees) * denominator) - flow
         self.cash_room = 0
 
-    def check(self, is_buy: bool, exposure: int, buys: int, change: int) -> Denial | None:
+    def check(
+        self,
+        is_buy: bool,
+        exposure: int,
+        buys: int,
+        change: int,
+        fills: int = -1,
+        explain: bool = True,
+    ) -> Denial | None:
         """The node's limits (``exposure``, ``buys`` as ``CreditLimits.check``), then the
         account's: ``change`` is what the order adds to its working notional."""
         credit = self._credit
+        if fills < 0:
+            fills = credit._portfolio.n_fills
         if credit.node_limited:
-            denial = credit.check(is_buy, exposure, buys)
+            denial = credit.check(is_buy, exposure, buys, 0, fills, explain)
             if denial is not None:
                 return denial
-        if credit._portfolio.n_fills != credit.account_fills:
+        if fills != credit.account_fills:
             credit.rebuild_accounts()
         max_exposure = self.max_exposure
         if max_exposure is not None:
-            quotes = credit._last_quotes
-            for held in self._held.values():
-                quote = quotes.get(held.iid)
-                if quote is not held.quote:
-                    if quote is None:
-                        return DenyReason.NO_REFERENCE_PRICE, (
-                            f"no quote to value the position in {held.iid} for "
-                            f"max_total_exposure of account {self.name}"
-                        )
-                    value = held.size_weight * (quote.bid + quote.ask)
-                    self.positions_exposure += value - held.value
-                    held.value = value
-                    held.quote = quote
-            total = self.working.exposure + change + self.positions_exposure
+            positions = self._positions
+            missing = positions.revalue(credit._last_quotes)
+            if missing is not None:
+                return DenyReason.NO_REFERENCE_PRICE, (
+                    f"no quote to value the position in {missing} for "
+                    f"max_total_exposure of account {self.name}"
+                )
+            total = self.working.exposure + change + positions.exposure
             if total > max_exposure:
+                if not explain:
+                    return BRIEF_CREDIT_LIMIT
                 return DenyReason.CREDIT_LIMIT, (
                     f"account {self.name}: total exposure {credit.money(total)} (positions + "
                     f"working orders of its strategies) would exceed max_total_exposure "
@@ -339,6 +405,8 @@ class AccountCredit:
         if is_buy and self._cash_limit is not None:
             working_buys = self.working.buy_notional + change
             if working_buys > self.cash_room:
+                if not explain:
+                    return BRIEF_CREDIT_LIMIT
                 used = self.fees + Decimal(self.flow + working_buys) / credit.denominator
                 return DenyReason.CREDIT_LIMIT, (
                     f"account {self.name}: cash usage {used.quantize(Decimal('0.01'))} "
@@ -347,25 +415,24 @@ class AccountCredit:
                 )
         return None
 
+    @property
+    def positions_exposure(self) -> int:
+        """Its strategies' positions valued at the mid as of the last check (common scale)."""
+        return self._positions.exposure
+
     def reset(self) -> None:
-        self._net = {}
-        self._held = {}
-        self.positions_exposure = 0
+        self._positions.reset()
         self.flow = 0
         self.fees = Decimal(0)
 
     def add_position(self, iid: str, quantity: int, spent_raw: int, weight: int) -> None:
         """A strategy's position (a rebuild): its signed quantity and the cash spent."""
         if quantity:
-            self._net[iid] = self._net.get(iid, 0) + quantity
+            self._positions.move(iid, quantity, weight)
         self.flow += 2 * spent_raw * weight
 
     def settle(self) -> None:
-        """After a rebuild: the held instruments (not valued yet) and the cash room."""
-        for iid, weight in self._credit.weights.items():
-            net = self._net.get(iid, 0)
-            if net:
-                self._held[iid] = _Held(iid, abs(net) * weight)
+        """After a rebuild: the cash room."""
         self._room()
 
     def apply_fill(self, fill: OrderFilled, weight: int) -> None:
@@ -375,19 +442,7 @@ class AccountCredit:
         qty = fill.last_qty
         is_buy = fill.side is _BUY
         if self.max_exposure is not None:
-            net = self._net.get(iid, 0) + (qty if is_buy else -qty)
-            self._net[iid] = net
-            held = self._held.get(iid)
-            if held is not None:
-                self.positions_exposure -= held.value
-                if net:
-                    held.size_weight = abs(net) * weight
-                    held.value = 0
-                    held.quote = _NO_QUOTE
-                else:
-                    del self._held[iid]
-            elif net:
-                self._held[iid] = _Held(iid, abs(net) * weight)
+            self._positions.move(iid, qty if is_buy else -qty, weight)
         if self._cash_limit is not None:
             flow = 2 * qty * fill.last_px * weight
             self.flow += flow if is_buy else -flow

@@ -50,7 +50,14 @@ from bastion.risk.config import RiskConfig
 from bastion.risk.limits import InstrumentLimits
 from bastion.risk.market import MarketGuard
 from bastion.risk.post_trade import PostTradeMonitor
-from bastion.risk.reasons import Denial, DenyReason
+from bastion.risk.reasons import (
+    BRIEF_INVALID_PRICE,
+    BRIEF_INVALID_QUANTITY,
+    BRIEF_MAX_ORDER_NOTIONAL,
+    BRIEF_MAX_ORDER_QUANTITY,
+    Denial,
+    DenyReason,
+)
 
 __all__ = ["DenyReason", "RiskGate"]
 
@@ -333,6 +340,7 @@ class RiskGate:
                 order.side,
                 order.quantity,
                 order.price,
+                self._clock.timestamp_ns(),
                 is_increase=False,
                 is_new=True,
                 reducing=False,
@@ -419,6 +427,31 @@ class RiskGate:
         is_increase: bool,
         is_new: bool,
     ) -> Denial | None:
+        """Every check (``_decide``); a denial with its message."""
+        now = 0 if self._checks is None else self._clock.timestamp_ns()
+        denial = self._decide(order, side, quantity, price, now, is_increase, is_new, False)
+        if denial is not None and not denial[1]:
+            # the same checks at the same time, naming the limit this time
+            explained = self._decide(order, side, quantity, price, now, is_increase, is_new, True)
+            if explained is None or explained[0] is not denial[0]:  # they are deterministic
+                log.error("risk_denial_not_explained", reason=denial[0].value)
+                explained = denial[0], f"denied: {denial[0].value}"
+            denial = explained
+        return denial
+
+    def _decide(
+        self,
+        order: Order,
+        side: OrderSide,
+        quantity: int,
+        price: int | None,
+        now: int,
+        is_increase: bool,
+        is_new: bool,
+        explain: bool,
+    ) -> Denial | None:
+        """The first failed check, or None. ``explain`` False: the answer to send or not;
+        most denials then come without their message (``reasons.Denial``)."""
         state = self.state
         if state is _HALTED:
             return DenyReason.TRADING_HALTED, "trading is halted"
@@ -433,9 +466,11 @@ class RiskGate:
             side,
             quantity,
             price,
+            now,
             is_increase=is_increase,
             is_new=is_new,
             reducing=state is _REDUCING,
+            explain=explain,
         )
 
     def _check_order(
@@ -444,26 +479,33 @@ class RiskGate:
         side: OrderSide,
         quantity: int,
         price: int | None,
+        now: int,
         *,
         is_increase: bool,
         is_new: bool,
         reducing: bool,
         operator: bool = False,
+        explain: bool = True,
     ) -> Denial | None:
-        """Every check but HALTED (``_check`` tests that first)."""
+        """Every check but HALTED (``_decide`` tests that first)."""
         iid = order.instrument_id
         limits = self._limits.get(iid)
         if limits is None:
             return DenyReason.UNKNOWN_INSTRUMENT, f"unknown instrument {iid}"
-        if order.venue not in self._venues:
-            return DenyReason.UNKNOWN_VENUE, f"unknown venue {order.venue}"
+        venue = order.venue
+        if venue not in self._venues:
+            return DenyReason.UNKNOWN_VENUE, f"unknown venue {venue}"
         if quantity <= 0 or quantity % limits.lot_raw:
+            if not explain:
+                return BRIEF_INVALID_QUANTITY
             instrument = self._instruments[iid]
             return DenyReason.INVALID_QUANTITY, (
                 f"quantity {instrument.size(quantity)} is not a positive multiple of lot size "
                 f"{instrument.lot_size}"
             )
         if price is not None and (price <= 0 or price % limits.tick_raw):
+            if not explain:
+                return BRIEF_INVALID_PRICE
             instrument = self._instruments[iid]
             return DenyReason.INVALID_PRICE, (
                 f"price {instrument.price(price)} is not a positive multiple of tick size "
@@ -484,6 +526,8 @@ class RiskGate:
                 )
         max_qty = limits.max_qty_raw
         if max_qty is not None and quantity > max_qty:
+            if not explain:
+                return BRIEF_MAX_ORDER_QUANTITY
             return DenyReason.MAX_ORDER_QUANTITY, (
                 f"quantity {self._instruments[iid].size(quantity)} exceeds max_order_quantity "
                 f"{limits.config.max_order_quantity}"
@@ -497,6 +541,8 @@ class RiskGate:
                     return DenyReason.NO_REFERENCE_PRICE, "no quote to value a market order"
                 reference = quote.ask if side is _BUY else quote.bid
             if quantity * reference > max_notional:
+                if not explain:
+                    return BRIEF_MAX_ORDER_NOTIONAL
                 return DenyReason.MAX_ORDER_NOTIONAL, (
                     f"notional {self._instruments[iid].notional(quantity, reference)} exceeds "
                     f"max_order_notional {limits.config.max_order_notional}"
@@ -506,13 +552,16 @@ class RiskGate:
             return checks.check(
                 order,
                 iid,
+                venue,
                 limits,
                 side,
                 quantity,
                 price,
+                now,
                 is_increase=is_increase,
                 is_new=is_new,
                 operator=operator,
+                explain=explain,
             )
         return None
 

@@ -115,8 +115,8 @@ def assert_matches_recount(node: Node, pending: dict[str, int]) -> None:
             best[key] = pick(best.get(key, order.price), order.price)
     for inst in INSTRUMENTS:
         iid = inst.id
-        assert book.buys.get(iid, 0) == buys.get(iid, 0)
-        assert book.sells.get(iid, 0) == sells.get(iid, 0)
+        assert book.sides(iid).buys == buys.get(iid, 0)
+        assert book.sides(iid).sells == sells.get(iid, 0)
         assert book.resting(iid, buys=True).best == best.get((iid, True))
         assert book.resting(iid, buys=False).best == best.get((iid, False))
     # the positions' exposure, as revalued by the last check

@@ -118,7 +118,7 @@ def assert_sums_match(kernel: Kernel) -> None:
             strategy_buys[order.strategy_id] = strategy_buys.get(order.strategy_id, 0) + leaves
         else:
             sells += leaves
-    assert book.buys.get(IID, 0) == buys
-    assert book.sells.get(IID, 0) == sells
+    assert book.sides(IID).buys == buys
+    assert book.sides(IID).sells == sells
     for sid in ("a", "b"):
-        assert book.strategy_buys.get((sid, IID), 0) == strategy_buys.get(sid, 0)
+        assert book.lane_sides(sid, IID).buys == strategy_buys.get(sid, 0)
