@@ -10,15 +10,20 @@ gross limits, credit for the node and for a risk account holding two of the thre
 strategies, throttle per strategy and per venue, duplicates, self-trade,
 permissions, repeated executions, daily loss and drawdown per strategy and node).
 
-- ``p50_us`` / ``p99_us``: time of the full check set (``RiskGate._check``) per order;
+- ``p50_us`` / ``p99_us``: time of the full check set per order: the clock read, then
+  ``RiskGate._decide`` as ``submit_order`` runs it first (``explain=False``), until the
+  order may go or is known denied;
 - ``passed_*`` / ``denied_*``: the same time for the orders the checks let through and
   for those they denied (about a tenth: self-trade, notional, duplicates);
 - ``submit_p50_us`` / ``submit_p99_us``: the whole ``RiskGate.submit_order`` (checks,
   then the OMS: state machine, events on the bus, the venue call);
+  ``denied_submit_*``: the same for the denied orders (the checks, then again at the
+  same time to build the message, the ``OrderDenied`` event and its log line);
 - ``baseline_submit_p50_us`` / ``baseline_submit_p99_us``: the same flow with the
   default config (no limits), for comparison;
 - ``quote_hook_p50_us`` / ``quote_hook_p99_us``: the gate's work per quote (the
-  time-window collar's sliding window), what ``Kernel.on_quote`` adds;
+  time-window collar's sliding window, and the revaluation of the positions held in
+  the quote's instrument for the exposure limits), what ``Kernel.on_quote`` adds;
 - ``fill_post_trade_p50_us`` / ``fill_post_trade_p99_us``: the post-trade work per fill
   (``RiskGate.on_fill``: repeated executions, daily loss and drawdown, every strategy's
   PnL); ``post_trade_eval_p50_us``: the periodic ``check_post_trade`` (every 1 s);
@@ -192,6 +197,7 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
     pass_ns: list[int] = []  # the same, split: orders the checks let through
     deny_ns: list[int] = []  # and orders they denied (a message built)
     submit_ns: list[int] = []
+    denied_submit_ns: list[int] = []
     quote_ns: list[int] = []
     eval_ns: list[int] = []
     next_eval = T0
@@ -248,6 +254,8 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
         check_ns.append(t1 - t0)
         (pass_ns if denial is None else deny_ns).append(t1 - t0)
         submit_ns.append(t2 - t1)
+        if denial is not None:
+            denied_submit_ns.append(t2 - t1)
         if sent:
             working.append(order)
         # fills: a marketable order fills at once, sometimes in part
@@ -282,6 +290,7 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
         "pass": _percentiles(pass_ns[len(pass_ns) * warm // n_orders :]),
         "deny": _percentiles(deny_ns[len(deny_ns) * warm // n_orders :]),
         "submit": _percentiles(submit_ns[warm:]),
+        "denied_submit": _percentiles(denied_submit_ns[len(deny_ns) * warm // n_orders :]),
         "quote": _percentiles(quote_ns[warm:]) if quote_ns else (0.0, 0.0),
         "fill": _percentiles(fill_ns[warm // 10 :]) if fill_ns else (0.0, 0.0),
         "eval": _percentiles(eval_ns) if eval_ns else (0.0, 0.0),
@@ -389,6 +398,8 @@ def main() -> int:
         "denied_p99_us": full["deny"][1],
         "submit_p50_us": full["submit"][0],
         "submit_p99_us": full["submit"][1],
+        "denied_submit_p50_us": full["denied_submit"][0],
+        "denied_submit_p99_us": full["denied_submit"][1],
         "baseline_check_p50_us": base["check"][0],
         "baseline_check_p99_us": base["check"][1],
         "baseline_submit_p50_us": base["submit"][0],

@@ -145,7 +145,7 @@ class Kernel:
         self._venue_on_quote = self.venue.on_quote
         self._venue_inbox = self.venue.inbox
         self._quote_subscribers = self.strategies.quote_subscribers
-        self._quote_guard = self.risk.quote_hook  # None unless a collar window is set
+        self._quote_guard = self.risk.quote_hook  # None unless a risk limit watches quotes
         # the portfolio sees a fill before any strategy does, then the post-trade limits
         self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
         self._risk_sees_fills = False

@@ -128,7 +128,7 @@ class _Loop:
         # Kernel.on_quote, inlined: this loop body runs once per tick, and a Python call
         # is a noticeable share of it. Keep the two in step.
         last_quotes = kernel.last_quotes
-        guard = kernel.risk.quote_hook  # the risk gate's collar window, when configured
+        guard = kernel.risk.quote_hook  # the risk gate's, when a limit watches quotes
         venue_on_quote = kernel.venue.on_quote
         venue_inbox = kernel.venue.inbox
         venue_flush = kernel.venue.flush

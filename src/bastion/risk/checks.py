@@ -10,7 +10,7 @@ acknowledged or not: ``risk.book`` keeps their running sums.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from bastion.bus import MessageBus
@@ -201,6 +201,12 @@ class PreTradeChecks:
         self._bus = bus
         if self._book is not None:
             bus.subscribe(OrderFilled, self.on_fill)
+
+    @property
+    def quote_hook(self) -> Callable[[QuoteTick], None] | None:
+        """What must see every quote: the credit limits, when they value positions."""
+        credit = self._credit
+        return credit.on_quote if credit is not None and credit.values_positions else None
 
     @staticmethod
     def needed(config: RiskConfig, limits: dict[str, InstrumentLimits]) -> bool:

@@ -7,14 +7,16 @@ units of ``1/denominator`` of the account currency, where ``raw2`` is
 ``quantity_raw * 2 * price_raw`` (prices doubled, so a mid is an integer). The
 limits are converted once to that scale, so the per-order sums are pure integers.
 
-Nothing is recounted per order: the positions' exposure is kept per instrument and
-revalued only for an instrument whose last quote changed (or after a fill), and the
-room left under ``max_cash_usage`` moves with each fill. Both are keyed on the
+Nothing is recounted per order: the positions' exposure is kept per instrument,
+valued when a fill moves the position and revalued at each quote of its instrument
+(``on_quote``: the gate's quote hook, which ``Kernel.on_quote``, ``Kernel.on_bar`` and
+the backtest loop call for every quote they store), and the room left under
+``max_cash_usage`` moves with each fill. Both are keyed on the
 portfolio's fill count: when it is not the one they follow (a fill the gate did not
 see, a restored portfolio), they are rebuilt from the portfolio.
 
 A risk account (``[risk.accounts.NAME]``, ``AccountCredit``) keeps the same figures for
-its strategies alone: their net position per instrument (revalued lazily as above),
+its strategies alone: their net position per instrument (valued as above),
 the cash their fills spent (buys - sells on the common scale, plus their fees), both
 moved by each of their fills, and their working orders' notional (``WorkingSums``, kept
 by ``risk.book``). Their source on a rebuild is the portfolio too: the positions per
@@ -42,7 +44,6 @@ from bastion.risk.reasons import BRIEF_CREDIT_LIMIT, Denial, DenyReason
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
-_NO_QUOTE = object()  # a held instrument not valued yet
 
 # enough digits that limit * denominator is exact (denominators reach 10**25)
 _EXACT = Context(prec=100)
@@ -56,56 +57,75 @@ class _Held:
     def __init__(self, iid: str, size_weight: int) -> None:
         self.iid = iid
         self.size_weight = size_weight  # |net| * weight: times the doubled mid, the exposure
-        self.quote: object = _NO_QUOTE
+        self.quote: QuoteTick | None = None
         self.value = 0
 
 
 class _Positions:
     """Net positions per instrument and their exposure at the mid on the common scale,
-    revalued lazily: an instrument's value is recomputed only when its last quote is
-    another object than the one that valued it."""
+    kept current: valued when a fill moves them and again at each quote of their
+    instrument (``on_quote``, the gate's quote hook), so a check reads one integer.
+    ``unvalued`` counts the instruments held without a quote yet."""
 
-    __slots__ = ("exposure", "held", "net")
+    __slots__ = ("exposure", "held", "net", "quotes", "unvalued")
 
-    def __init__(self) -> None:
+    def __init__(self, quotes: dict[str, QuoteTick]) -> None:
+        self.quotes = quotes
         self.net: dict[str, int] = {}
         self.held: dict[str, _Held] = {}  # instruments with a non-zero net position
         self.exposure = 0
+        self.unvalued = 0
 
     def reset(self) -> None:
         self.net = {}
         self.held = {}
         self.exposure = 0
+        self.unvalued = 0
 
     def move(self, iid: str, signed: int, weight: int) -> None:
-        """A fill (or a rebuilt position) of ``signed`` quantity; revalued at the next check."""
+        """A fill (or a rebuilt position) of ``signed`` quantity, valued at the last quote."""
         net = self.net.get(iid, 0) + signed
         self.net[iid] = net
         held = self.held.get(iid)
         if held is not None:
-            self.exposure -= held.value
-            if net:
-                held.size_weight = abs(net) * weight
-                held.value = 0
-                held.quote = _NO_QUOTE
-            else:
+            self._unvalue(held)
+            if not net:
                 del self.held[iid]
+                return
+            held.size_weight = abs(net) * weight
         elif net:
-            self.held[iid] = _Held(iid, abs(net) * weight)
+            held = self.held[iid] = _Held(iid, abs(net) * weight)
+        else:
+            return
+        self._value(held, self.quotes.get(iid))
 
-    def revalue(self, quotes: dict[str, QuoteTick]) -> str | None:
-        """Bring ``exposure`` up to the last quotes; the first instrument held without a
-        quote, if any (then ``exposure`` is incomplete)."""
+    def on_quote(self, quote: QuoteTick) -> None:
+        held = self.held.get(quote.instrument_id)
+        if held is not None:
+            self._unvalue(held)
+            self._value(held, quote)
+
+    def missing(self) -> str | None:
+        """The first instrument held without a quote, if any."""
         for held in self.held.values():
-            quote = quotes.get(held.iid)
-            if quote is not held.quote:
-                if quote is None:
-                    return held.iid
-                value = held.size_weight * (quote.bid + quote.ask)
-                self.exposure += value - held.value
-                held.value = value
-                held.quote = quote
+            if held.quote is None:
+                return held.iid
         return None
+
+    def _unvalue(self, held: _Held) -> None:
+        if held.quote is None:
+            self.unvalued -= 1
+        else:
+            self.exposure -= held.value
+
+    def _value(self, held: _Held, quote: QuoteTick | None) -> None:
+        held.quote = quote
+        if quote is None:
+            held.value = 0
+            self.unvalued += 1
+        else:
+            held.value = held.size_weight * (quote.bid + quote.ask)
+            self.exposure += held.value
 
 
 def _advance(seen: int, fills: int) -> int:
@@ -156,7 +176,7 @@ class CreditLimits:
         """Whether the node itself has a credit limit (else only its accounts have)."""
         # positions' exposure: the net positions at fill count ``_held_fills``
         self._held_fills = -1
-        self._positions = _Positions()
+        self._positions = _Positions(last_quotes)
         # (max_cash_usage - spent) * denominator, exact, at fill count ``_cash_fills``
         self._cash_fills = -1
         self._room_exact = Decimal(0)
@@ -169,6 +189,7 @@ class CreditLimits:
             sid: account for account in self.accounts.values() for sid in account.strategies
         }
         self.account_sums = {sid: account.working for sid, account in self.account_of.items()}
+        self._valued_accounts = [a for a in self.accounts.values() if a.max_exposure is not None]
         """Each strategy's account's working sums, for ``risk.book``."""
         self.account_fills = -1
         self._bus = bus
@@ -179,8 +200,24 @@ class CreditLimits:
 
     @property
     def positions_exposure(self) -> int:
-        """The node's positions valued at the mid as of the last check (common scale)."""
+        """The node's positions valued at the last mids (common scale)."""
         return self._positions.exposure
+
+    @property
+    def values_positions(self) -> bool:
+        """Whether an exposure limit values positions: then ``on_quote`` must see every
+        quote (the gate's quote hook)."""
+        return self.max_exposure is not None or any(
+            account.max_exposure is not None for account in self.accounts.values()
+        )
+
+    def on_quote(self, quote: QuoteTick) -> None:
+        """Revalue the positions held in the quote's instrument, the node's and each
+        risk account's."""
+        if self.max_exposure is not None:
+            self._positions.on_quote(quote)
+        for account in self._valued_accounts:
+            account.positions.on_quote(quote)
 
     def detach(self) -> None:
         """Stop following fills (new limits replace these)."""
@@ -217,10 +254,10 @@ class CreditLimits:
             if fills != self._held_fills:
                 self._rebuild_held(fills)
             positions = self._positions
-            missing = positions.revalue(self._last_quotes)
-            if missing is not None:
+            if positions.unvalued:
                 return DenyReason.NO_REFERENCE_PRICE, (
-                    f"no quote to value the position in {missing} for max_total_exposure"
+                    f"no quote to value the position in {positions.missing()} for "
+                    "max_total_exposure"
                 )
             if exposure + positions.exposure > max_exposure:
                 if not explain:
@@ -346,7 +383,7 @@ def _spent(cost: Exact, realized: Exact) -> int:
 
 class AccountCredit:
     """One risk account's credit limits (common scale) and what counts against them:
-    its strategies' net position per instrument, valued lazily at the mid (with
+    its strategies' net position per instrument, valued at the last mid (with
     ``max_total_exposure``), and the cash their fills spent (with ``max_cash_usage``);
     ``working`` holds their working orders' notional (kept by ``risk.book``)."""
 
@@ -358,7 +395,7 @@ class AccountCredit:
         self.working = WorkingSums()
         self.max_exposure = credit.common(config.max_total_exposure)
         self._cash_limit = config.max_cash_usage
-        self._positions = _Positions()
+        self.positions = _Positions(credit._last_quotes)
         self.flow = 0  # buys - sells of its fills, common scale
         self.fees = Decimal(0)
         # working buys may add up to this: floor((limit - fees) * denominator) - flow
@@ -386,11 +423,10 @@ class AccountCredit:
             credit.rebuild_accounts()
         max_exposure = self.max_exposure
         if max_exposure is not None:
-            positions = self._positions
-            missing = positions.revalue(credit._last_quotes)
-            if missing is not None:
+            positions = self.positions
+            if positions.unvalued:
                 return DenyReason.NO_REFERENCE_PRICE, (
-                    f"no quote to value the position in {missing} for "
+                    f"no quote to value the position in {positions.missing()} for "
                     f"max_total_exposure of account {self.name}"
                 )
             total = self.working.exposure + change + positions.exposure
@@ -417,18 +453,18 @@ class AccountCredit:
 
     @property
     def positions_exposure(self) -> int:
-        """Its strategies' positions valued at the mid as of the last check (common scale)."""
-        return self._positions.exposure
+        """Its strategies' positions valued at the last mids (common scale)."""
+        return self.positions.exposure
 
     def reset(self) -> None:
-        self._positions.reset()
+        self.positions.reset()
         self.flow = 0
         self.fees = Decimal(0)
 
     def add_position(self, iid: str, quantity: int, spent_raw: int, weight: int) -> None:
         """A strategy's position (a rebuild): its signed quantity and the cash spent."""
         if quantity:
-            self._positions.move(iid, quantity, weight)
+            self.positions.move(iid, quantity, weight)
         self.flow += 2 * spent_raw * weight
 
     def settle(self) -> None:
@@ -436,13 +472,13 @@ class AccountCredit:
         self._room()
 
     def apply_fill(self, fill: OrderFilled, weight: int) -> None:
-        """One of its strategies' fills: the position (revalued at the next check) and
-        the cash."""
+        """One of its strategies' fills: the position (valued at the last quote) and the
+        cash."""
         iid = fill.instrument_id
         qty = fill.last_qty
         is_buy = fill.side is _BUY
         if self.max_exposure is not None:
-            self._positions.move(iid, qty if is_buy else -qty, weight)
+            self.positions.move(iid, qty if is_buy else -qty, weight)
         if self._cash_limit is not None:
             flow = 2 * qty * fill.last_px * weight
             self.flow += flow if is_buy else -flow

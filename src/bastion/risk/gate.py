@@ -112,7 +112,9 @@ class RiskGate:
         self._checks: PreTradeChecks | None = None
         self._post_trade: PostTradeMonitor | None = None
         self.quote_hook: Callable[[QuoteTick], None] | None = None
-        """For ``Kernel.on_quote``: every quote, when a collar window is configured."""
+        """For ``Kernel.on_quote``: every quote, when a collar window is configured or an
+        exposure limit values positions (``risk.credit``)."""
+        self._quote_hooks: tuple[Callable[[QuoteTick], None], ...] = ()
         self._build(config)
         self.state = config.trading_state
         self.state_reason = CONFIGURED_STATE_REASON
@@ -140,8 +142,6 @@ class RiskGate:
                 limits=self._limits,
                 last_quotes=self._last_quotes,
             )
-        market = self._market
-        self.quote_hook = market.on_quote if market is not None and market.watches_quotes else None
         old_checks = self._checks
         self._checks = None
         if PreTradeChecks.needed(config, self._limits):
@@ -159,6 +159,19 @@ class RiskGate:
             )
         if old_checks is not None:
             old_checks.detach()
+        market = self._market
+        hooks = [
+            hook
+            for hook in (
+                market.on_quote if market is not None and market.watches_quotes else None,
+                None if self._checks is None else self._checks.quote_hook,
+            )
+            if hook is not None
+        ]
+        self._quote_hooks = tuple(hooks)
+        self.quote_hook = (
+            None if not hooks else hooks[0] if len(hooks) == 1 else self._on_quote_hooks
+        )
         if reconfiguring:  # the new sums start from the orders working now
             self.track_open_orders(self._execution.open_orders())
         if not PostTradeMonitor.needed(config):
@@ -176,6 +189,10 @@ class RiskGate:
                 on_strategy_breach=self.disable_strategy,
                 on_node_breach=self._post_trade_breach,
             )
+
+    def _on_quote_hooks(self, quote: QuoteTick) -> None:
+        for hook in self._quote_hooks:
+            hook(quote)
 
     @property
     def config(self) -> RiskConfig:

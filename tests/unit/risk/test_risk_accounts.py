@@ -140,7 +140,7 @@ def test_when_account_order_fills_then_working_becomes_position_at_the_mid() -> 
     node.trade(BUY, 10, 10_000, strategy="s1")
     assert_sent(node, node.submit(BUY, 1, 10_000, strategy="s1"))
     assert_denied(node, node.submit(BUY, 1, 1, strategy="s1"), "CREDIT_LIMIT")
-    node.quote(8_000, 8_000)  # revalued lazily: 800 + 100 held, room for 100 more
+    node.quote(8_000, 8_000)  # revalued at the quote: 800 + 100 held, room for 100 more
     assert_sent(node, node.submit(BUY, 1, 10_000, strategy="s1"))
 
 

@@ -184,7 +184,11 @@ class Node:
         )
 
     def quote(self, bid: int, ask: int, instrument: Instrument = STOCK, ts_ns: int = T0) -> None:
-        self.quotes[instrument.id] = QuoteTick(instrument.id, ts_ns, bid, ask, 100, 100)
+        """A quote, stored and handed to the gate's quote hook as ``Kernel.on_quote`` does."""
+        quote = QuoteTick(instrument.id, ts_ns, bid, ask, 100, 100)
+        self.quotes[instrument.id] = quote
+        if self.gate.quote_hook is not None:
+            self.gate.quote_hook(quote)
 
     def trade(self, price: int, instrument: Instrument = STOCK, ts_ns: int = T0) -> None:
         """A trade print at ``price`` (raw), as the kernel keeps it."""
