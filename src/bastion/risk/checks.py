@@ -24,7 +24,7 @@ from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.book import RestingPrices, Sides, Working, WorkingBook
 from bastion.risk.collar import check_reference
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
-from bastion.risk.credit import AccountCredit, CreditLimits
+from bastion.risk.credit import AccountCredit, CreditLimits, advance_fill_count
 from bastion.risk.limits import InstrumentLimits, PositionLimits, StrategyRules, Throttle
 from bastion.risk.market import MarketGuard
 from bastion.risk.reasons import (
@@ -68,7 +68,6 @@ class _Lane:
         "amend_windows",
         "credit",
         "instrument_sides",
-        "key",
         "new_windows",
         "permitted",
         "positions",
@@ -88,14 +87,12 @@ class _Lane:
     def __init__(
         self,
         rules: StrategyRules,
-        key: tuple[str, str],
+        iid: str,
         weight: int,
         venue: str,
         venue_windows: tuple[tuple[SlidingWindow, ...], tuple[SlidingWindow, ...]] | None,
     ) -> None:
         self.rules = rules
-        self.key = key
-        iid = key[1]
         self.permitted = rules.instruments is None or iid in rules.instruments
         self.positions: PositionLimits | None = (
             None if rules.positions is None or rules.config is None else rules.positions[iid]
@@ -260,7 +257,7 @@ class PreTradeChecks:
         venue = self._instruments[iid].venue
         lane = _Lane(
             self.rules(sid),
-            (sid, iid),
+            iid,
             0 if self._credit is None else self._credit.weights[iid],
             venue,
             self._venue_windows.get(venue),
@@ -436,60 +433,44 @@ class PreTradeChecks:
             fills = self._portfolio.n_fills
             if fills != self._position_fills:
                 self._copy_positions(fills)
+            change = new - own_leaves
             if limits.has_position:
                 sides = lane.instrument_sides
                 assert sides is not None
-                if is_buy:
-                    worst = sides.buys - own_leaves + new + sides.position
-                    max_raw = limits.max_long_raw
-                else:
-                    worst = sides.sells - own_leaves + new - sides.position
-                    max_raw = limits.max_short_raw
-                gross2 = limits.max_gross2_raw
-                if (max_raw is not None and worst > max_raw) or (
-                    gross2 is not None and (mid2 == 0 or worst * mid2 > gross2)
-                ):
-                    denial = self._position_denial(
-                        max_raw,
-                        gross2,
-                        worst,
-                        self._instruments[iid],
-                        price,
-                        is_buy,
-                        None,
-                        limits.config,
-                        explain,
-                    )
-                    if denial is not None:
-                        return denial
+                denial = self._check_position(
+                    sides,
+                    limits.max_long_raw,
+                    limits.max_short_raw,
+                    limits.max_gross2_raw,
+                    is_buy,
+                    change,
+                    mid2,
+                    iid,
+                    None,
+                    limits.config,
+                    explain,
+                )
+                if denial is not None:
+                    return denial
             plimits = lane.positions
             if plimits is not None:
                 sides = lane.sides
-                assert sides is not None
-                if is_buy:
-                    worst = sides.buys - own_leaves + new + sides.position
-                    max_raw = plimits.max_long_raw
-                else:
-                    worst = sides.sells - own_leaves + new - sides.position
-                    max_raw = plimits.max_short_raw
-                gross2 = plimits.max_gross2_raw
-                if (max_raw is not None and worst > max_raw) or (
-                    gross2 is not None and (mid2 == 0 or worst * mid2 > gross2)
-                ):
-                    assert rules.config is not None
-                    denial = self._position_denial(
-                        max_raw,
-                        gross2,
-                        worst,
-                        self._instruments[iid],
-                        price,
-                        is_buy,
-                        sid,
-                        rules.config,
-                        explain,
-                    )
-                    if denial is not None:
-                        return denial
+                assert sides is not None and rules.config is not None
+                denial = self._check_position(
+                    sides,
+                    plimits.max_long_raw,
+                    plimits.max_short_raw,
+                    plimits.max_gross2_raw,
+                    is_buy,
+                    change,
+                    mid2,
+                    iid,
+                    sid,
+                    rules.config,
+                    explain,
+                )
+                if denial is not None:
+                    return denial
             credit_check = lane.credit
             if credit_check is not None:
                 px2 = 2 * price if price is not None else mid2
@@ -527,26 +508,16 @@ class PreTradeChecks:
                     return BRIEF_SELF_TRADE
                 book = self._book
                 assert book is not None
-                return self._check_self_trade(
-                    book, order, self._instruments[iid], is_buy, price, explain
-                )
+                return self._check_self_trade(book, order, self._instruments[iid], is_buy, price)
         return None
 
     # -- positions ----------------------------------------------------------------------
     def on_fill(self, fill: OrderFilled) -> None:
         """Move the positions of the fill's instrument and strategy (the portfolio applies
         the same fill before or after this; its fill count tells which)."""
-        fills = self._portfolio.n_fills
-        seen = self._position_fills
-        if seen < 0:
-            return  # not copied yet: the next check copies them
-        if fills == seen:  # the portfolio has not applied it yet
-            self._position_fills = seen + 1
-        elif fills == seen + 1:  # it has
-            self._position_fills = fills
-        else:
-            self._position_fills = -1
-            return
+        self._position_fills = advance_fill_count(self._position_fills, self._portfolio.n_fills)
+        if self._position_fills < 0:
+            return  # not copied yet, or out of step: the next check copies them
         book = self._book
         assert book is not None
         iid = fill.instrument_id
@@ -727,7 +698,6 @@ class PreTradeChecks:
         instrument: Instrument,
         is_buy: bool,
         price: int | None,
-        explain: bool = True,
     ) -> Denial | None:
         """The node's resting orders that ``order`` would cross: denied, or listed in
         ``to_cancel`` (``self_trade = "cancel_resting"``)."""
@@ -744,8 +714,6 @@ class PreTradeChecks:
                 if resting is order:
                     continue
                 if deny:  # the first one crossed (in sending order) is named
-                    if not explain:
-                        return BRIEF_SELF_TRADE
                     side = "SELL" if is_buy else "BUY"
                     return DenyReason.SELF_TRADE, (
                         f"would cross the node's own resting {side} order "
@@ -759,41 +727,53 @@ class PreTradeChecks:
             self.to_cancel = crossing
         return None
 
-    def _position_denial(
+    def _check_position(
         self,
-        max_side_raw: int | None,
+        sides: Sides,
+        max_long_raw: int | None,
+        max_short_raw: int | None,
         max_gross2_raw: int | None,
-        worst: int,
-        instrument: Instrument,
-        price: int | None,
         is_buy: bool,
+        change: int,
+        mid2: int,
+        iid: str,
         strategy: str | None,
         config: InstrumentRiskConfig | StrategyRiskConfig,
-        explain: bool = True,
+        explain: bool,
     ) -> Denial | None:
+        """The worst case on the order's side (the position, the side's working orders
+        and ``change``, what the order adds) against one set of position limits (the
+        instrument's, or ``strategy``'s in it). ``mid2``: twice the valuing price, 0 if
+        there is none."""
+        if is_buy:
+            worst = sides.buys + change + sides.position
+            max_side_raw = max_long_raw
+        else:
+            worst = sides.sells + change - sides.position
+            max_side_raw = max_short_raw
         if max_side_raw is not None and worst > max_side_raw:
             if not explain:
                 return BRIEF_POSITION_LIMIT
+            instrument = self._instruments[iid]
             max_side = config.max_long_quantity if is_buy else config.max_short_quantity
             key = "max_long_quantity" if is_buy else "max_short_quantity"
             side = "long" if is_buy else "short"
             return DenyReason.POSITION_LIMIT, (
                 f"worst-case {side} {instrument.size(worst)} (position + working orders) "
-                f"exceeds {key} {max_side} for {_scope(instrument.id, strategy)}"
+                f"exceeds {key} {max_side} for {_scope(iid, strategy)}"
             )
         if max_gross2_raw is not None:
-            ref2 = self._valuation2(instrument.id, price)
-            if ref2 is None:
+            if mid2 == 0:
                 return DenyReason.NO_REFERENCE_PRICE, (
-                    f"no quote to value the position in {instrument.id} for max_gross_notional"
+                    f"no quote to value the position in {iid} for max_gross_notional"
                 )
-            if worst * ref2 > max_gross2_raw:
+            if worst * mid2 > max_gross2_raw:
                 if not explain:
                     return BRIEF_POSITION_LIMIT
-                gross = instrument.money(worst * ref2) / 2
+                gross = self._instruments[iid].money(worst * mid2) / 2
                 return DenyReason.POSITION_LIMIT, (
                     f"worst-case gross notional {gross} exceeds max_gross_notional "
-                    f"{config.max_gross_notional} for {_scope(instrument.id, strategy)}"
+                    f"{config.max_gross_notional} for {_scope(iid, strategy)}"
                 )
         return None
 

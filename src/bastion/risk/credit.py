@@ -128,7 +128,7 @@ class _Positions:
             self.exposure += held.value
 
 
-def _advance(seen: int, fills: int) -> int:
+def advance_fill_count(seen: int, fills: int) -> int:
     """The fill count a follower of fills has after one more fill: ``fills`` is the
     portfolio's, which applies the same fill before or after the follower; -1 when out
     of step (the next check rebuilds from the portfolio), or when not counted yet."""
@@ -189,8 +189,8 @@ class CreditLimits:
             sid: account for account in self.accounts.values() for sid in account.strategies
         }
         self.account_sums = {sid: account.working for sid, account in self.account_of.items()}
-        self._valued_accounts = [a for a in self.accounts.values() if a.max_exposure is not None]
         """Each strategy's account's working sums, for ``risk.book``."""
+        self._valued_accounts = [a for a in self.accounts.values() if a.max_exposure is not None]
         self.account_fills = -1
         self._bus = bus
         if bus is not None and self.node_limited:
@@ -308,14 +308,14 @@ class CreditLimits:
         fills = self._portfolio.n_fills
         weight = self.weights.get(fill.instrument_id)
         if self.max_exposure is not None:
-            self._held_fills = -1 if weight is None else _advance(self._held_fills, fills)
+            self._held_fills = -1 if weight is None else advance_fill_count(self._held_fills, fills)
             if self._held_fills >= 0:
                 assert weight is not None
                 qty = fill.last_qty
                 self._positions.move(fill.instrument_id, qty if fill.side is _BUY else -qty, weight)
         if self._cash_limit is None:
             return
-        self._cash_fills = -1 if weight is None else _advance(self._cash_fills, fills)
+        self._cash_fills = -1 if weight is None else advance_fill_count(self._cash_fills, fills)
         if self._cash_fills < 0:
             return
         assert weight is not None
@@ -332,7 +332,7 @@ class CreditLimits:
         """Move the position and cash of the fill's strategy's account (every fill keeps
         the accounts in step with the portfolio's fill count; out of step, the next
         account check rebuilds them)."""
-        self.account_fills = _advance(self.account_fills, self._portfolio.n_fills)
+        self.account_fills = advance_fill_count(self.account_fills, self._portfolio.n_fills)
         if self.account_fills < 0:
             return
         account = self.account_of.get(fill.strategy_id)

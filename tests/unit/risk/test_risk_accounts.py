@@ -154,6 +154,8 @@ def test_when_account_position_has_no_quote_then_no_reference_price() -> None:
         "no quote to value the position in ES.SIM for max_total_exposure of account desk"
     )
     assert_sent(node, node.submit(BUY, 1, 10_000, strategy="s2"))
+    node.quote(400_000, 400_000, FUTURE)  # the position is valued at its first quote
+    assert_sent(node, node.submit(BUY, 1, 10_000, strategy="s1"))
 
 
 def test_when_no_accounts_then_the_book_keeps_no_account_sums() -> None:

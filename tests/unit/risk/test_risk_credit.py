@@ -35,6 +35,19 @@ def test_when_exposure_across_instruments_then_multiplier_and_scales_apply() -> 
     assert_denied(node, node.submit(SELL, 10, 10_000, instrument=COARSE), "CREDIT_LIMIT")
 
 
+def test_when_another_instruments_quote_moves_then_the_exposure_follows_it() -> None:
+    """Long 1 ES: at 4000.25 (x 50 = 200012.50) a buy of 1 XYZ at 100 exceeds 200100;
+    an ES quote at 4000.00, with no order on ES, makes room for it (revalued at the quote)."""
+    node = Node(max_total_exposure=Decimal(200_100))
+    node.quote(10_000, 10_000)
+    node.hold(1, 400_000, FUTURE)
+    node.quote(400_025, 400_025, FUTURE)
+    assert_denied(node, node.submit(BUY, 1, 10_000), "CREDIT_LIMIT")
+    assert "total exposure 200112.50" in node.denied[-1].message
+    node.quote(400_000, 400_000, FUTURE)
+    assert_sent(node, node.submit(BUY, 1, 10_000))
+
+
 def test_when_cash_usage_at_max_then_allowed_and_one_lot_beyond_denied() -> None:
     """5000 spent + buy 40 working + buy 10 = 10000 of cash passes; one more lot does not."""
     node = Node(max_cash_usage=Decimal(10_000))
