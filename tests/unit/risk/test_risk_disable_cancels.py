@@ -52,6 +52,18 @@ def rest(kernel: Kernel, strategy: str, price: int = 9_000) -> Order:
     return order
 
 
+def disable_a(kernel: Kernel) -> tuple[Order, Order, Order]:
+    """Start, rest two buys of strategy a and one of b, then fill a three times (its
+    third fill disables it: ``FILLS``). The resting orders, a's first."""
+    kernel.start()
+    quote(kernel, 10_000, T0)
+    resting = rest(kernel, "a"), rest(kernel, "a"), rest(kernel, "b")
+    for _ in range(3):
+        assert market(kernel, "a").status is OrderStatus.FILLED
+    assert kernel.risk.disabled.keys() == {"a"}
+    return resting
+
+
 def disabled_events(kernel: Kernel) -> list[StrategyDisabled]:
     events: list[StrategyDisabled] = []
     kernel.bus.subscribe(StrategyDisabled, events.append)
@@ -77,12 +89,7 @@ def test_when_max_fills_disables_a_strategy_then_its_orders_are_canceled_at_the_
     try:
         kernel = build(base, journal, RiskConfig(**FILLS))
         events = disabled_events(kernel)
-        kernel.start()
-        quote(kernel, 10_000, T0)
-        a1, a2, b1 = rest(kernel, "a"), rest(kernel, "a"), rest(kernel, "b")
-        for _ in range(3):
-            market(kernel, "a")
-        assert kernel.risk.disabled.keys() == {"a"}
+        a1, a2, b1 = disable_a(kernel)
         assert (a1.status, a2.status, b1.status) == (CANCELED, CANCELED, ACCEPTED)
         assert venue_open_ids(kernel) == {b1.client_order_id}
         assert kernel.execution.open_orders() == [b1]
@@ -101,12 +108,7 @@ def test_when_cancel_on_disable_is_false_then_the_disabled_strategys_orders_stay
     """cancel_on_disable = false: a is disabled, its resting orders keep working."""
     kernel = build(base, None, RiskConfig(**FILLS, cancel_on_disable=False))
     events = disabled_events(kernel)
-    kernel.start()
-    quote(kernel, 10_000, T0)
-    a1, a2, b1 = rest(kernel, "a"), rest(kernel, "a"), rest(kernel, "b")
-    for _ in range(3):
-        market(kernel, "a")
-    assert kernel.risk.disabled.keys() == {"a"}
+    a1, a2, b1 = disable_a(kernel)
     assert (a1.status, a2.status, b1.status) == (ACCEPTED, ACCEPTED, ACCEPTED)
     assert venue_open_ids(kernel) == {o.client_order_id for o in (a1, a2, b1)}
     assert [e.cancels_requested for e in events] == [0]
@@ -121,12 +123,7 @@ def test_when_disabled_strategys_orders_are_canceled_then_the_position_limit_fre
     work (cancel_on_disable = false) it may not: the working sums follow the cancels."""
     risk = RiskConfig(**FILLS, max_long_quantity=Decimal(6), cancel_on_disable=cancel_on_disable)
     kernel = build(base, None, risk)
-    kernel.start()
-    quote(kernel, 10_000, T0)
-    rest(kernel, "a"), rest(kernel, "a"), rest(kernel, "b")
-    for _ in range(3):
-        assert market(kernel, "a").status is OrderStatus.FILLED
-    assert kernel.risk.disabled.keys() == {"a"}
+    disable_a(kernel)
     order = kernel.execution.create_order(
         strategy_id="b",
         instrument_id=IID,
