@@ -34,7 +34,7 @@ from bastion.fix.codec import FixMessage
 from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixInitiator
-from bastion.logging import configure_logging
+from bastion.logs import configure_logging
 
 PASSWORD_ENV = "BASTION_BENCH_FIX_PASSWORD"
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.journal import SqliteJournal, verify_journal
-from bastion.logging import configure_logging
+from bastion.logs import configure_logging
 from bastion.model import events as ev
 from bastion.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from bastion.backtest.engine import run_backtest
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
-from bastion.logging import configure_logging
+from bastion.logs import configure_logging
 from bastion.risk.config import RiskConfig
 from bastion.strategy.config import StrategyConfig
 

@@ -67,8 +67,8 @@ from msgspec.structs import replace
 from bastion.clock import SimClock
 from bastion.config import PaperConfig, default_paper_config
 from bastion.journal.sqlite import SqliteJournal
-from bastion.kernel import Kernel
-from bastion.logging import configure_logging
+from bastion.node.kernel import Kernel
+from bastion.logs import configure_logging
 from bastion.model import events as ev
 from bastion.model.enums import (
     LiquiditySide,

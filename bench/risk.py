@@ -54,8 +54,8 @@ from bastion.config import InstrumentConfig, PaperConfig
 from bastion.data.config import SyntheticFeedConfig
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
-from bastion.kernel import Kernel
-from bastion.logging import configure_logging
+from bastion.node.kernel import Kernel
+from bastion.logs import configure_logging
 from bastion.model.data import QuoteTick
 from bastion.model.enums import LiquiditySide, OrderSide, OrderType
 from bastion.model.events import OrderCanceled, OrderFilled

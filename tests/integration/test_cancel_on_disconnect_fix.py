@@ -40,7 +40,7 @@ from test_paper_node import (
 
 from bastion.model import events as ev
 from bastion.model.enums import OrderStatus
-from bastion.venuesim.ledger import VenueLedger
+from bastion.venue_server.ledger import VenueLedger
 from conftest import eventually
 
 RESTER = '''

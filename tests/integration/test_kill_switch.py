@@ -23,7 +23,7 @@ from test_paper_node import (
     still_running,
 )
 
-from bastion.control import request, socket_path
+from bastion.node.control import request, socket_path
 from bastion.model import events as ev
 from bastion.model.enums import OrderSide, OrderType, TradingState
 from conftest import eventually

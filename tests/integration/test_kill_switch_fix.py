@@ -44,7 +44,7 @@ from test_paper_node import (
 
 from bastion.model import events as ev
 from bastion.model.enums import OrderSide, TradingState
-from bastion.venuesim.ledger import OrderRow, VenueLedger
+from bastion.venue_server.ledger import OrderRow, VenueLedger
 from conftest import eventually
 from fix_desk import fix_process, venue_sim_toml
 

@@ -27,7 +27,7 @@ from test_paper_node import (
 )
 
 from bastion.model import events as ev
-from bastion.venuesim.ledger import VenueLedger
+from bastion.venue_server.ledger import VenueLedger
 from conftest import eventually
 from fix_desk import fix_process, venue_sim_toml
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bastion.venuesim.ledger import VenueLedger
+from bastion.venue_server.ledger import VenueLedger
 from conftest import QfPeer, eventually, free_tcp_port
 
 INITIATOR_SCRIPT = Path(__file__).with_name("qf_initiator.py")

@@ -23,7 +23,7 @@ from bastion.clock import SimClock
 from bastion.config import BacktestConfig, resolve_path
 from bastion.data import ReplaySource, replay_from_config
 from bastion.journal.sqlite import SqliteJournal
-from bastion.kernel import Kernel
+from bastion.node.kernel import Kernel
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import OrderStatus
 from bastion.model.events import OrderFilled

@@ -11,7 +11,7 @@ SequenceReset-GapFill, as the FIX specification says.
 ``synchronous=NORMAL``: a committed message survives the process being killed;
 a power loss may lose the last few, which the counterparty's ResendRequest (or
 our own gap detection) recovers. WAL checkpoints (the only fsyncs) run on a
-background thread (``bastion.walcheckpoint``), never inside a commit.
+background thread (``bastion.storage.wal``), never inside a commit.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bastion.walcheckpoint import WalCheckpointer
+from bastion.storage.wal import WalCheckpointer
 
 SCHEMA_VERSION = 1
 

@@ -51,7 +51,7 @@ from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.fix.recovery import UNKNOWN_STRATEGY
 
 if TYPE_CHECKING:
-    from bastion.kernel import Kernel
+    from bastion.node.kernel import Kernel
 
 log = structlog.get_logger("bastion.recovery")
 

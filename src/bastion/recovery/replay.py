@@ -28,7 +28,7 @@ from bastion.recovery.state import SnapshotError, decode, restore
 from bastion.risk.overrides import Override
 
 if TYPE_CHECKING:
-    from bastion.kernel import Kernel
+    from bastion.node.kernel import Kernel
 
 log = structlog.get_logger("bastion.recovery")
 

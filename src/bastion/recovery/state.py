@@ -28,7 +28,7 @@ from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.risk.overrides import Override
 
 if TYPE_CHECKING:
-    from bastion.kernel import Kernel
+    from bastion.node.kernel import Kernel
 
 SNAPSHOT_VERSION: Final = 1
 RECENT_ORDERS: Final = 1000

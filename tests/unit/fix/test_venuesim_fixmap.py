@@ -16,14 +16,14 @@ from bastion.fix.codec import (
 )
 from bastion.fix.session import RejectMessage, format_utc_timestamp
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
-from bastion.venuesim.fixmap import (
+from bastion.venue_server.fixmap import (
     market_data_incremental,
     market_data_snapshot,
     market_data_trade,
     parse_request,
     report_to_fix,
 )
-from bastion.venuesim.messages import (
+from bastion.venue_server.messages import (
     CancelReject,
     CancelRequest,
     ExecReport,

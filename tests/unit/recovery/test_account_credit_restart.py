@@ -13,7 +13,7 @@ from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
 from bastion.journal import SqliteJournal
-from bastion.kernel import Kernel
+from bastion.node.kernel import Kernel
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType
 from bastion.model.orders import Order

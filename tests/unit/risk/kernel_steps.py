@@ -3,7 +3,7 @@ order through the gate, and a cancel or an amend of one of the open orders."""
 
 from __future__ import annotations
 
-from bastion.kernel import Kernel
+from bastion.node.kernel import Kernel
 from bastion.model.enums import OrderSide, OrderType
 from bastion.model.orders import Order
 

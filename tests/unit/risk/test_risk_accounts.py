@@ -238,7 +238,7 @@ def test_when_account_names_undefined_strategy_in_kernel_then_config_error(
 ) -> None:
     """The kernel passes its strategy names: an account listing another is refused."""
     from bastion.clock import SimClock
-    from bastion.kernel import Kernel
+    from bastion.node.kernel import Kernel
 
     config = load(
         tmp_path, '[risk.accounts.a]\nstrategies = ["s1", "ghost"]\nmax_cash_usage = "1"\n'

@@ -26,7 +26,7 @@ from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
 from bastion.errors import ConfigError
-from bastion.kernel import Kernel
+from bastion.node.kernel import Kernel
 from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, OrderType
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig

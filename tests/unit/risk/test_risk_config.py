@@ -113,7 +113,7 @@ def test_when_override_for_undefined_strategy_in_kernel_then_config_error(
 ) -> None:
     """The kernel passes its strategy names: an override for another name is an error."""
     from bastion.clock import SimClock
-    from bastion.kernel import Kernel
+    from bastion.node.kernel import Kernel
 
     config = load(tmp_path, '[risk.strategies.ghost]\nmax_long_quantity = "1"\n')
     with pytest.raises(ConfigError, match="ghost"):
@@ -173,7 +173,7 @@ def test_when_scaffold_risk_examples_uncommented_then_they_load(tmp_path: Path) 
     """Every commented example in the scaffold's [risk] section is a valid setting."""
     from bastion.clock import SimClock
     from bastion.config import BacktestConfig, scaffold_dir
-    from bastion.kernel import Kernel
+    from bastion.node.kernel import Kernel
 
     (tmp_path / "strategies").mkdir()
     (tmp_path / "strategies" / "ema_cross.py").write_text(

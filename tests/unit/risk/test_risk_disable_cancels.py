@@ -16,7 +16,7 @@ from wired_node import BUY, Wired
 
 from bastion.errors import ConfigError
 from bastion.journal import SqliteJournal, verify_journal
-from bastion.kernel import Kernel
+from bastion.node.kernel import Kernel
 from bastion.model.enums import OrderSide, OrderStatus, OrderType
 from bastion.model.events import OrderPendingCancel, StrategyDisabled
 from bastion.model.orders import Order

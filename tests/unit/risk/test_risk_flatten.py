@@ -10,7 +10,7 @@ from pathlib import Path
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
-from bastion.kernel import OPERATOR_STRATEGY_ID, Kernel
+from bastion.node.kernel import OPERATOR_STRATEGY_ID, Kernel
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
 from bastion.model.events import OrderDenied

@@ -12,7 +12,7 @@ from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
 from bastion.errors import ConfigError
-from bastion.kernel import Kernel
+from bastion.node.kernel import Kernel
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
 from bastion.model.events import (

@@ -50,9 +50,9 @@ from bastion.model.data import QuoteTick
 from bastion.model.instruments import Instrument
 from bastion.tasks import TaskManager
 from bastion.venues.fix.config import CANCEL_ORDERS_ON_DISCONNECT
-from bastion.venuesim.config import AccountConfig, VenueSimConfig
-from bastion.venuesim.engine import VenueSimEngine
-from bastion.venuesim.fixmap import (
+from bastion.venue_server.config import AccountConfig, VenueSimConfig
+from bastion.venue_server.engine import VenueSimEngine
+from bastion.venue_server.fixmap import (
     ORDER_MSG_TYPES,
     market_data_incremental,
     market_data_snapshot,
@@ -60,10 +60,10 @@ from bastion.venuesim.fixmap import (
     parse_request,
     report_to_fix,
 )
-from bastion.venuesim.ledger import VenueLedger
-from bastion.venuesim.messages import QuoteUpdate, Report, TradeUpdate
+from bastion.venue_server.ledger import VenueLedger
+from bastion.venue_server.messages import QuoteUpdate, Report, TradeUpdate
 
-log = structlog.get_logger("bastion.venuesim")
+log = structlog.get_logger("bastion.venue_server")
 
 _COD_VALUES = {"Y": True, "S": True, "N": False}
 

@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from venuesim_desk import BUY, DAY, GTC, IOC, NS_PER_DAY, SELL, Desk
 
 from bastion.model.enums import OrderSide, TimeInForce
-from bastion.venuesim.messages import ExecReport
+from bastion.venue_server.messages import ExecReport
 
 ACCOUNTS = st.sampled_from(["A", "B"])
 OFFSETS = st.integers(min_value=-3, max_value=3)

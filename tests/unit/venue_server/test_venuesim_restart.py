@@ -10,7 +10,7 @@ import pytest
 from venuesim_desk import BUY, DAY, GTC, IOC, MIDNIGHT, SELL, SYM, T0, Desk, kinds
 
 from bastion.model.enums import OrderType
-from bastion.venuesim.ledger import OrderRow
+from bastion.venue_server.ledger import OrderRow
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from bastion.errors import ConfigError
 from bastion.model.enums import OrderType
 from bastion.model.instruments import Instrument
 from bastion.venues.sim.config import SimVenueConfig
-from bastion.venuesim.engine import VenueSimEngine
-from bastion.venuesim.ledger import VenueLedger
-from bastion.venuesim.messages import (
+from bastion.venue_server.engine import VenueSimEngine
+from bastion.venue_server.ledger import VenueLedger
+from bastion.venue_server.messages import (
     CancelReject,
     ExecReport,
     MassStatusRequest,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bastion.control import (
+from bastion.node.control import (
     MAX_REQUEST_BYTES,
     NoNodeListening,
     handle_line,

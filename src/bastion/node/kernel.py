@@ -49,7 +49,7 @@ from bastion.venues.sim.venue import SimVenue
 
 _PENDING_CANCEL = OrderStatus.PENDING_CANCEL
 _PENDING_REPLACE = OrderStatus.PENDING_REPLACE
-log = structlog.get_logger("bastion.kernel")
+log = structlog.get_logger("bastion.node.kernel")
 _NONE: tuple[()] = ()
 
 OPERATOR_STRATEGY_ID = "operator"

@@ -11,7 +11,7 @@ import pytest
 
 from bastion.errors import OperationalError
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
-from bastion.venuesim.ledger import SCHEMA_VERSION, FillRow, OrderRow, VenueLedger
+from bastion.venue_server.ledger import SCHEMA_VERSION, FillRow, OrderRow, VenueLedger
 
 T0 = 1_704_205_800_000_000_000
 

@@ -16,8 +16,8 @@ from bastion.fix.codec import FixMessage, FixParser, Garbled
 from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
 from bastion.model.data import QuoteTick
-from bastion.venuesim.config import AccountConfig, VenueSimConfig
-from bastion.venuesim.server import VenueSimServer
+from bastion.venue_server.config import AccountConfig, VenueSimConfig
+from bastion.venue_server.server import VenueSimServer
 
 PASSWORD = "pw-cod-5c1e"
 

@@ -10,9 +10,9 @@ from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.model.instruments import Instrument
 from bastion.venues.sim.config import SimVenueConfig
-from bastion.venuesim.engine import VenueSimEngine
-from bastion.venuesim.ledger import OrderRow, PositionRow, VenueLedger
-from bastion.venuesim.messages import (
+from bastion.venue_server.engine import VenueSimEngine
+from bastion.venue_server.ledger import OrderRow, PositionRow, VenueLedger
+from bastion.venue_server.messages import (
     CancelReject,
     CancelRequest,
     ExecReport,

@@ -21,7 +21,7 @@ from bastion.fix.codec import (
 )
 from bastion.fix.session import RejectMessage, format_utc_timestamp
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
-from bastion.venuesim.messages import (
+from bastion.venue_server.messages import (
     CancelReject,
     CancelRequest,
     MassStatusRequest,

@@ -1,4 +1,4 @@
-"""What the operator's commands do on a running node (``bastion.control.ControlCommands``):
+"""What the operator's commands do on a running node (``bastion.node.control.ControlCommands``):
 the kill switch, resume, status, enabling a disabled strategy, and temporary risk
 limit overrides. Every change is journaled (through the bus) with who and why; a
 refused command raises ``ConfigError`` with the reason, which the control channel
@@ -15,7 +15,7 @@ from typing import Any, Final
 import structlog
 
 from bastion.errors import ConfigError
-from bastion.kernel import Kernel
+from bastion.node.kernel import Kernel
 from bastion.model.enums import TradingState
 from bastion.model.events import TradingStateChanged
 from bastion.risk.gate import CONFIGURED_STATE_REASON
@@ -27,7 +27,7 @@ KILL_SETTLE_TIMEOUT_S: Final = 5.0  # kill --flatten: wait this long for cancels
 
 
 class NodeOperator:
-    """The control channel's commands (``bastion.control.ControlCommands``) on this node."""
+    """The control channel's commands (``bastion.node.control.ControlCommands``) on this node."""
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel

@@ -8,9 +8,9 @@ from fractions import Fraction
 from typing import Final
 
 from bastion.model.enums import OrderSide
-from bastion.venuesim import _exact
-from bastion.venuesim.ledger import OrderRow, PositionRow
-from bastion.venuesim.messages import (
+from bastion.venue_server import _exact
+from bastion.venue_server.ledger import OrderRow, PositionRow
+from bastion.venue_server.messages import (
     EXEC_STATUS,
     NONE_ID,
     POS_RESULT_NONE_FOUND,

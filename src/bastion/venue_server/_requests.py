@@ -8,9 +8,9 @@ from decimal import Decimal
 from bastion.model.enums import OrderType
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
-from bastion.venuesim import _exact
-from bastion.venuesim.ledger import OrderRow
-from bastion.venuesim.messages import (
+from bastion.venue_server import _exact
+from bastion.venue_server.ledger import OrderRow
+from bastion.venue_server.messages import (
     POS_REQ_POSITIONS,
     POS_RESULT_NOT_AUTHORIZED,
     POS_RESULT_UNSUPPORTED,

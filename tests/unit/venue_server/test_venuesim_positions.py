@@ -22,18 +22,18 @@ from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderType
 from bastion.model.instruments import Instrument
 from bastion.venues.sim.config import SimVenueConfig
-from bastion.venuesim.config import AccountConfig, VenueSimConfig
-from bastion.venuesim.engine import VenueSimEngine
-from bastion.venuesim.fixmap import parse_request, report_to_fix
-from bastion.venuesim.ledger import VenueLedger
-from bastion.venuesim.messages import (
+from bastion.venue_server.config import AccountConfig, VenueSimConfig
+from bastion.venue_server.engine import VenueSimEngine
+from bastion.venue_server.fixmap import parse_request, report_to_fix
+from bastion.venue_server.ledger import VenueLedger
+from bastion.venue_server.messages import (
     NewOrderRequest,
     PositionReport,
     PositionsAck,
     PositionsRequest,
     Report,
 )
-from bastion.venuesim.server import VenueSimServer
+from bastion.venue_server.server import VenueSimServer
 
 AN = {710: "p1", 724: "0", 1: "A", 581: "1", 715: "20240102", 60: "20240102-14:30:00.000"}
 ABC = Instrument(

@@ -51,7 +51,7 @@ __all__ = [
     "socket_path",
 ]
 
-log = structlog.get_logger("bastion.control")
+log = structlog.get_logger("bastion.node.control")
 
 MAX_REQUEST_BYTES: Final = 64 * 1024
 SOCKET_MODE: Final = 0o600
@@ -430,3 +430,13 @@ def request(path: Path, req: dict[str, Any], *, timeout_s: float = 30.0) -> dict
     if not isinstance(response, dict):
         raise OperationalError(f"the node at {path} sent no valid response: {data!r}")
     return response
+
+
+def operator_name() -> str:
+    """Who is asking: the OS user name (the uid when it has none)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"

@@ -6,7 +6,7 @@ SIGINT/SIGTERM or ``run_for_s``. Shutdown is orderly: strategies stopped, every
 open order canceled at the venue (and confirmed), the journal drained and closed,
 exit code 0. Orders, fills and PnL are logged as they happen.
 
-The node listens on a local control socket next to its journal (``bastion.control``)
+The node listens on a local control socket next to its journal (``bastion.node.control``)
 for the operator's kill switch (``bastion kill``), ``resume`` and ``status``.
 
 Start-up is recovery first (``bastion.recovery``): the last snapshot is loaded and
@@ -35,10 +35,15 @@ import structlog
 
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
-from bastion.control import open_control_socket, serve_control, socket_path
+from bastion.node.control import (
+    open_control_socket,
+    operator_name,
+    serve_control,
+    socket_path,
+)
 from bastion.data import SyntheticQuoteFeed
 from bastion.journal.sqlite import SqliteJournal
-from bastion.kernel import Kernel
+from bastion.node.kernel import Kernel
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.events import (
     OrderCanceled,
@@ -48,8 +53,7 @@ from bastion.model.events import (
     OrderRejected,
     OrderSubmitted,
 )
-from bastion.operator import NodeOperator
-from bastion.operator_cli import operator_name
+from bastion.node.actions import NodeOperator
 from bastion.recovery.reconcile import reconcile
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture

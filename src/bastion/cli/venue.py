@@ -9,7 +9,7 @@ import msgspec
 import structlog
 
 from bastion.config import load_config
-from bastion.logging import configure_logging
+from bastion.logs import configure_logging
 
 log = structlog.get_logger("bastion.cli")
 
@@ -57,8 +57,8 @@ def add_venue_commands(
 
 
 def cmd_venue_sim(args: argparse.Namespace) -> int:
-    from bastion.venuesim.config import VenueSimConfig
-    from bastion.venuesim.server import run_venue_sim
+    from bastion.venue_server.config import VenueSimConfig
+    from bastion.venue_server.server import run_venue_sim
 
     config_path = Path(args.config)
     config = load_config(config_path, VenueSimConfig)

@@ -5,9 +5,9 @@ persistent ledger and the engine that applies FIX 4.4 order handling over the
 ``SimVenue`` matching engine.
 """
 
-from bastion.venuesim.engine import ReportSink, VenueSimEngine
-from bastion.venuesim.ledger import FillRow, OrderRow, PositionRow, VenueLedger
-from bastion.venuesim.messages import (
+from bastion.venue_server.engine import ReportSink, VenueSimEngine
+from bastion.venue_server.ledger import FillRow, OrderRow, PositionRow, VenueLedger
+from bastion.venue_server.messages import (
     CancelReject,
     CancelRequest,
     ExecReport,

@@ -1,4 +1,4 @@
-"""The operator's commands to a running node, over its control socket (``bastion.control``):
+"""The operator's commands to a running node, over its control socket (``bastion.node.control``):
 ``kill``, ``resume``, ``status``, ``enable`` (a strategy the risk gate disabled) and ``risk set |
 clear | list`` (temporary limit overrides). Each prints the node's answer as JSON;
 exit 0 done, 1 the node refused or failed, 2 no node listening or bad arguments.
@@ -15,6 +15,7 @@ import msgspec
 
 from bastion.config import PaperConfig, default_paper_config, load_config, resolve_path
 from bastion.errors import OperationalError, UsageError
+from bastion.node.control import operator_name
 
 _KILL_EPILOG: Final = """\
 Talks to the node over its control socket, <journal path>.sock (for the embedded
@@ -77,7 +78,7 @@ _UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def control_socket(config: str | None) -> Path:
     """The control socket of the node that runs with ``config`` (or the embedded defaults)."""
-    from bastion.control import socket_path
+    from bastion.node.control import socket_path
 
     if config is not None:
         config_path = Path(config)
@@ -88,21 +89,9 @@ def control_socket(config: str | None) -> Path:
     return socket_path(resolve_path(base_dir, node_config.journal.path))
 
 
-def operator_name() -> str:
-    """Who is asking: the OS user name (the uid when it has none)."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        import os
-
-        return f"uid {os.getuid()}"
-
-
 def send(config: str | None, req: dict[str, object]) -> int:
     """Send one request to the node and print its answer; raise if it refused."""
-    from bastion.control import NoNodeListening, request
+    from bastion.node.control import NoNodeListening, request
 
     try:
         response = request(control_socket(config), req)

@@ -33,9 +33,9 @@ from bastion.config import (
 )
 from bastion.data.config import SyntheticFeedConfig
 from bastion.errors import BastionError, ConfigError, DataError, UsageError
-from bastion.logging import configure_logging
-from bastion.operator_cli import add_operator_commands
-from bastion.venuesim.cli import add_venue_commands
+from bastion.logs import configure_logging
+from bastion.cli.control import add_operator_commands
+from bastion.cli.venue import add_venue_commands
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -176,7 +176,7 @@ def _node_config(args: argparse.Namespace) -> tuple[PaperConfig, Path, str]:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a paper trading node until a signal (or ``--duration-s``)."""
     config, base_dir, source = _node_config(args)
-    from bastion.node import run_node
+    from bastion.node.runner import run_node
 
     return run_node(config, base_dir=base_dir, source=source)
 
@@ -184,7 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_recover(args: argparse.Namespace) -> int:
     """Recover a node's state and reconcile it with the venue, without trading."""
     config, base_dir, source = _node_config(args)
-    from bastion.node import recover_node
+    from bastion.node.runner import recover_node
 
     code, report = recover_node(config, base_dir=base_dir, source=source)
     sys.stdout.write(json.dumps(report, sort_keys=True, default=str) + "\n")

@@ -58,15 +58,15 @@ from bastion.model.events import (
 )
 from bastion.model.instruments import Instrument
 from bastion.venues.sim import SimVenue, SimVenueConfig
-from bastion.venuesim import _exact
-from bastion.venuesim._reports import (
+from bastion.venue_server import _exact
+from bastion.venue_server._reports import (
     cancel_reject,
     no_order_report,
     order_report,
     position_report,
     positions_ack,
 )
-from bastion.venuesim._requests import (
+from bastion.venue_server._requests import (
     new_order_problem,
     order_row,
     positions_problem,
@@ -74,8 +74,8 @@ from bastion.venuesim._requests import (
     quantity_raw,
     sim_order,
 )
-from bastion.venuesim.ledger import FillRow, OrderRow, VenueLedger
-from bastion.venuesim.messages import (
+from bastion.venue_server.ledger import FillRow, OrderRow, VenueLedger
+from bastion.venue_server.messages import (
     CXL_ALREADY_PENDING,
     CXL_DUPLICATE_CL_ORD_ID,
     CXL_OTHER,
@@ -122,7 +122,7 @@ from bastion.venuesim.messages import (
 
 __all__ = ["ReportSink", "VenueSimEngine"]
 
-log = structlog.get_logger("bastion.venuesim")
+log = structlog.get_logger("bastion.venue_server")
 
 ReportSink = Callable[[str, Report], None]
 TradeSink = Callable[[TradeUpdate], None]

@@ -1,0 +1,1 @@
+"""Storage helpers shared by every component that keeps an SQLite file."""
