@@ -67,7 +67,6 @@ from msgspec.structs import replace
 from bastion.clock import SimClock
 from bastion.config import PaperConfig, default_paper_config
 from bastion.journal.sqlite import SqliteJournal
-from bastion.node.kernel import Kernel
 from bastion.logs import configure_logging
 from bastion.model import events as ev
 from bastion.model.enums import (
@@ -77,6 +76,7 @@ from bastion.model.enums import (
     TimeInForce,
     TradingState,
 )
+from bastion.node.kernel import Kernel
 from bastion.recovery.replay import RecoveryReport, recover_state
 from bastion.recovery.state import capture
 

@@ -54,13 +54,13 @@ from bastion.config import InstrumentConfig, PaperConfig
 from bastion.data.config import SyntheticFeedConfig
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
-from bastion.node.kernel import Kernel
 from bastion.logs import configure_logging
 from bastion.model.data import QuoteTick
 from bastion.model.enums import LiquiditySide, OrderSide, OrderType
 from bastion.model.events import OrderCanceled, OrderFilled
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
+from bastion.node.kernel import Kernel
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk import native
 from bastion.risk.config import (

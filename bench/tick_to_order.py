@@ -31,10 +31,10 @@ from bastion.config import InstrumentConfig, PaperConfig
 from bastion.data.config import SyntheticFeedConfig
 from bastion.journal.config import JournalConfig
 from bastion.journal.sqlite import SqliteJournal
-from bastion.node.kernel import Kernel
 from bastion.logs import configure_logging
 from bastion.model.data import QuoteTick
 from bastion.model.orders import Order
+from bastion.node.kernel import Kernel
 from bastion.strategy.config import StrategyConfig
 
 STRATEGY = '''

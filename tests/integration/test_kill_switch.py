@@ -23,9 +23,9 @@ from test_paper_node import (
     still_running,
 )
 
-from bastion.node.control import request, socket_path
 from bastion.model import events as ev
 from bastion.model.enums import OrderSide, OrderType, TradingState
+from bastion.node.control import request, socket_path
 from conftest import eventually
 
 HOARDER = '''

@@ -12,9 +12,9 @@ from bastion.bus import MessageBus
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
-from bastion.node.kernel import Kernel
 from bastion.model.enums import TradingState
 from bastion.model.events import TradingStateChanged
+from bastion.node.kernel import Kernel
 
 
 class Ping(msgspec.Struct, frozen=True):

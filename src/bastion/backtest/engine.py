@@ -23,11 +23,11 @@ from bastion.clock import SimClock
 from bastion.config import BacktestConfig, resolve_path
 from bastion.data import ReplaySource, replay_from_config
 from bastion.journal.sqlite import SqliteJournal
-from bastion.node.kernel import Kernel
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import OrderStatus
 from bastion.model.events import OrderFilled
 from bastion.model.instruments import Instrument
+from bastion.node.kernel import Kernel
 from bastion.portfolio.portfolio import to_decimal
 
 EQUITY_SAMPLE_NS = 1_000_000_000

@@ -22,6 +22,8 @@ import msgspec
 import structlog
 
 from bastion import __version__
+from bastion.cli.control import add_operator_commands
+from bastion.cli.venue import add_venue_commands
 from bastion.config import (
     BacktestConfig,
     InstrumentConfig,
@@ -34,8 +36,6 @@ from bastion.config import (
 from bastion.data.config import SyntheticFeedConfig
 from bastion.errors import BastionError, ConfigError, DataError, UsageError
 from bastion.logs import configure_logging
-from bastion.cli.control import add_operator_commands
-from bastion.cli.venue import add_venue_commands
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1

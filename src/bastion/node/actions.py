@@ -15,9 +15,9 @@ from typing import Any, Final
 import structlog
 
 from bastion.errors import ConfigError
-from bastion.node.kernel import Kernel
 from bastion.model.enums import TradingState
 from bastion.model.events import TradingStateChanged
+from bastion.node.kernel import Kernel
 from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.risk.overrides import Override
 

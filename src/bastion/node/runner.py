@@ -35,15 +35,8 @@ import structlog
 
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
-from bastion.node.control import (
-    open_control_socket,
-    operator_name,
-    serve_control,
-    socket_path,
-)
 from bastion.data import SyntheticQuoteFeed
 from bastion.journal.sqlite import SqliteJournal
-from bastion.node.kernel import Kernel
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.events import (
     OrderCanceled,
@@ -54,6 +47,13 @@ from bastion.model.events import (
     OrderSubmitted,
 )
 from bastion.node.actions import NodeOperator
+from bastion.node.control import (
+    open_control_socket,
+    operator_name,
+    serve_control,
+    socket_path,
+)
+from bastion.node.kernel import Kernel
 from bastion.recovery.reconcile import reconcile
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture

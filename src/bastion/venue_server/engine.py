@@ -57,7 +57,6 @@ from bastion.model.events import (
     OrderUpdated,
 )
 from bastion.model.instruments import Instrument
-from bastion.venues.sim import SimVenue, SimVenueConfig
 from bastion.venue_server import _exact
 from bastion.venue_server._reports import (
     cancel_reject,
@@ -119,6 +118,7 @@ from bastion.venue_server.messages import (
     StatusRequest,
     TradeUpdate,
 )
+from bastion.venues.sim import SimVenue, SimVenueConfig
 
 __all__ = ["ReportSink", "VenueSimEngine"]
 

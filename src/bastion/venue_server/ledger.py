@@ -25,10 +25,10 @@ from typing import Any, Final, Literal
 
 from bastion.errors import OperationalError
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
+from bastion.storage.wal import WalCheckpointer
 from bastion.venue_server import _exact
 from bastion.venue_server._schema import SCHEMA_VERSION, prepare
 from bastion.venue_server.messages import OPEN_STATUSES, LiquidityCode, OrdStatusCode
-from bastion.storage.wal import WalCheckpointer
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -49,7 +49,6 @@ from bastion.fix.transport import FixAcceptor
 from bastion.model.data import QuoteTick
 from bastion.model.instruments import Instrument
 from bastion.tasks import TaskManager
-from bastion.venues.fix.config import CANCEL_ORDERS_ON_DISCONNECT
 from bastion.venue_server.config import AccountConfig, VenueSimConfig
 from bastion.venue_server.engine import VenueSimEngine
 from bastion.venue_server.fixmap import (
@@ -62,6 +61,7 @@ from bastion.venue_server.fixmap import (
 )
 from bastion.venue_server.ledger import VenueLedger
 from bastion.venue_server.messages import QuoteUpdate, Report, TradeUpdate
+from bastion.venues.fix.config import CANCEL_ORDERS_ON_DISCONNECT
 
 log = structlog.get_logger("bastion.venue_server")
 

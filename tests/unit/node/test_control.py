@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bastion.errors import OperationalError
 from bastion.node.control import (
     MAX_REQUEST_BYTES,
     NoNodeListening,
@@ -23,7 +24,6 @@ from bastion.node.control import (
     serve_control,
     socket_path,
 )
-from bastion.errors import OperationalError
 
 
 class FakeNode:

@@ -13,10 +13,10 @@ from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
 from bastion.journal import SqliteJournal
-from bastion.node.kernel import Kernel
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType
 from bastion.model.orders import Order
+from bastion.node.kernel import Kernel
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
 from bastion.risk.config import AccountRiskConfig, RiskConfig

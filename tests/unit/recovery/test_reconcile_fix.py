@@ -15,7 +15,6 @@ import pytest
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, load_config
 from bastion.journal import SqliteJournal
-from bastion.node.kernel import Kernel
 from bastion.model.enums import (
     LiquiditySide,
     OrderSide,
@@ -31,13 +30,14 @@ from bastion.model.events import (
     ReconciliationMismatch,
 )
 from bastion.model.orders import Order
+from bastion.node.kernel import Kernel
 from bastion.recovery.config import RecoveryConfig
 from bastion.recovery.reconcile import NOT_KNOWN_AT_VENUE, ReconciliationReport, reconcile
-from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venue_server.config import VenueSimConfig
 from bastion.venue_server.ledger import VenueLedger
 from bastion.venue_server.messages import NewOrderRequest
 from bastion.venue_server.server import VenueSimServer
+from bastion.venues.fix.adapter import FixVenueAdapter
 from fix_desk import listening_port, node_fix_venue_toml, venue_sim_toml
 
 IID = "XYZ.SIM"

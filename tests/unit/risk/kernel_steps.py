@@ -3,9 +3,9 @@ order through the gate, and a cancel or an amend of one of the open orders."""
 
 from __future__ import annotations
 
-from bastion.node.kernel import Kernel
 from bastion.model.enums import OrderSide, OrderType
 from bastion.model.orders import Order
+from bastion.node.kernel import Kernel
 
 
 def send(

@@ -26,9 +26,9 @@ from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
 from bastion.errors import ConfigError
-from bastion.node.kernel import Kernel
 from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, OrderType
+from bastion.node.kernel import Kernel
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig
 from bastion.risk.overrides import apply_override
 from bastion.strategy.config import StrategyConfig

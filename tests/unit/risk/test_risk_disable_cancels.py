@@ -16,10 +16,10 @@ from wired_node import BUY, Wired
 
 from bastion.errors import ConfigError
 from bastion.journal import SqliteJournal, verify_journal
-from bastion.node.kernel import Kernel
 from bastion.model.enums import OrderSide, OrderStatus, OrderType
 from bastion.model.events import OrderPendingCancel, StrategyDisabled
 from bastion.model.orders import Order
+from bastion.node.kernel import Kernel
 from bastion.recovery.replay import recover_state
 from bastion.risk.config import RiskConfig
 from bastion.risk.overrides import apply_override, value_at

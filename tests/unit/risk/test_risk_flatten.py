@@ -10,10 +10,10 @@ from pathlib import Path
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
-from bastion.node.kernel import OPERATOR_STRATEGY_ID, Kernel
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
 from bastion.model.events import OrderDenied
+from bastion.node.kernel import OPERATOR_STRATEGY_ID, Kernel
 from bastion.risk.config import RiskConfig
 
 T0 = 1_704_205_800_000_000_000

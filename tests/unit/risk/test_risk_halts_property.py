@@ -15,7 +15,6 @@ from kernel_steps import send
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
-from bastion.node.kernel import Kernel
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide
 from bastion.model.events import (
@@ -25,6 +24,7 @@ from bastion.model.events import (
     StrategyEnabled,
 )
 from bastion.model.orders import Order
+from bastion.node.kernel import Kernel
 from bastion.risk.config import RiskConfig, StrategyRiskConfig
 from bastion.strategy.config import StrategyConfig
 

@@ -14,9 +14,9 @@ from kernel_steps import cancel_or_modify, send
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
-from bastion.node.kernel import Kernel
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide
+from bastion.node.kernel import Kernel
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
 from bastion.strategy.config import StrategyConfig
 

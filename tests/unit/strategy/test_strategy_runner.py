@@ -12,7 +12,6 @@ from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
 from bastion.errors import ConfigError
-from bastion.node.kernel import Kernel
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
 from bastion.model.events import (
@@ -22,6 +21,7 @@ from bastion.model.events import (
     StrategyFailed,
     TradingStateChanged,
 )
+from bastion.node.kernel import Kernel
 from bastion.risk.config import RiskConfig
 from bastion.strategy.base import Strategy
 from bastion.strategy.config import StrategyConfig

@@ -13,7 +13,6 @@ from bastion.clock import SimClock
 from bastion.errors import ConfigError
 from bastion.model.enums import OrderType
 from bastion.model.instruments import Instrument
-from bastion.venues.sim.config import SimVenueConfig
 from bastion.venue_server.engine import VenueSimEngine
 from bastion.venue_server.ledger import VenueLedger
 from bastion.venue_server.messages import (
@@ -23,6 +22,7 @@ from bastion.venue_server.messages import (
     NewOrderRequest,
     StatusRequest,
 )
+from bastion.venues.sim.config import SimVenueConfig
 
 
 @pytest.fixture

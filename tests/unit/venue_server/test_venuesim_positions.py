@@ -21,7 +21,6 @@ from bastion.fix.session import RejectMessage
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderType
 from bastion.model.instruments import Instrument
-from bastion.venues.sim.config import SimVenueConfig
 from bastion.venue_server.config import AccountConfig, VenueSimConfig
 from bastion.venue_server.engine import VenueSimEngine
 from bastion.venue_server.fixmap import parse_request, report_to_fix
@@ -34,6 +33,7 @@ from bastion.venue_server.messages import (
     Report,
 )
 from bastion.venue_server.server import VenueSimServer
+from bastion.venues.sim.config import SimVenueConfig
 
 AN = {710: "p1", 724: "0", 1: "A", 581: "1", 715: "20240102", 60: "20240102-14:30:00.000"}
 ABC = Instrument(

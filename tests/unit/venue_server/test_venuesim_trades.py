@@ -15,17 +15,17 @@ from venuesim_desk import BUY, SYM, T0, XYZ
 from bastion.clock import LiveClock, SimClock
 from bastion.config import InstrumentConfig, PaperConfig
 from bastion.fix.codec import FixMessage
-from bastion.node.kernel import Kernel
 from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
+from bastion.node.kernel import Kernel
 from bastion.risk.config import RiskConfig
 from bastion.strategy.config import StrategyConfig
-from bastion.venues.fix.adapter import FixVenueAdapter
-from bastion.venues.fix.config import FixVenueConfig
-from bastion.venues.sim.config import SimVenueConfig
 from bastion.venue_server.engine import VenueSimEngine
 from bastion.venue_server.ledger import VenueLedger
 from bastion.venue_server.messages import NewOrderRequest, TradeUpdate
+from bastion.venues.fix.adapter import FixVenueAdapter
+from bastion.venues.fix.config import FixVenueConfig
+from bastion.venues.sim.config import SimVenueConfig
 
 IDLE = """
 from bastion.strategy.base import Strategy

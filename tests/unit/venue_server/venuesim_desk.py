@@ -9,7 +9,6 @@ from bastion.clock import SimClock
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.model.instruments import Instrument
-from bastion.venues.sim.config import SimVenueConfig
 from bastion.venue_server.engine import VenueSimEngine
 from bastion.venue_server.ledger import OrderRow, PositionRow, VenueLedger
 from bastion.venue_server.messages import (
@@ -20,6 +19,7 @@ from bastion.venue_server.messages import (
     ReplaceRequest,
     Report,
 )
+from bastion.venues.sim.config import SimVenueConfig
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 GTC, IOC, DAY = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.DAY

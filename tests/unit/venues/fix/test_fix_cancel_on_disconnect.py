@@ -15,18 +15,18 @@ from bastion.clock import LiveClock
 from bastion.config import PaperConfig, load_config
 from bastion.errors import ConfigError
 from bastion.journal import SqliteJournal
-from bastion.node.kernel import Kernel
 from bastion.model.enums import OrderSide, OrderStatus, OrderType
 from bastion.model.events import OrderCanceled
 from bastion.model.orders import Order
+from bastion.node.kernel import Kernel
 from bastion.recovery.config import RecoveryConfig
 from bastion.recovery.reconcile import reconcile
-from bastion.venues.fix.adapter import FixVenueAdapter
-from bastion.venues.fix.config import CancelOnDisconnect, FixVenueConfig
-from bastion.venues.fix.disconnect import AfterReconnect, DisconnectCancels
 from bastion.venue_server.config import VenueSimConfig
 from bastion.venue_server.ledger import VenueLedger
 from bastion.venue_server.server import VenueSimServer
+from bastion.venues.fix.adapter import FixVenueAdapter
+from bastion.venues.fix.config import CancelOnDisconnect, FixVenueConfig
+from bastion.venues.fix.disconnect import AfterReconnect, DisconnectCancels
 from fix_desk import listening_port, node_fix_venue_toml, venue_sim_toml
 
 IID = "XYZ.SIM"
