@@ -19,7 +19,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from harness import (
+
+from bastion.journal.reader import verify_journal
+from kit.chaos_harness import (
     Desk,
     alive,
     chaos_pause,
@@ -31,15 +33,13 @@ from harness import (
     run_recover,
     start_node,
     start_recover,
-    terminate,
     venue_process,
     wait_reconciled,
     write_desk,
 )
-from oracle import compare, read_ledger, summary
-
-from bastion.journal.reader import verify_journal
-from conftest import eventually
+from kit.chaos_oracle import compare, read_ledger, summary
+from kit.node_process import terminate
+from kit.waiting import eventually
 
 SEED = 20_240_917
 KILLS = 50

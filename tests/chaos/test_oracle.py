@@ -13,21 +13,21 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from harness import (
+
+from bastion.fix.codec import encode
+from kit.chaos_harness import (
     Desk,
     alive,
     kill,
     node_fill_count,
     start_node,
-    terminate,
     venue_process,
     wait_reconciled,
     write_desk,
 )
-from oracle import compare, read_ledger
-
-from bastion.fix.codec import encode
-from conftest import eventually
+from kit.chaos_oracle import compare, read_ledger
+from kit.node_process import terminate
+from kit.waiting import eventually
 
 Tamper = Callable[[Desk], str]  # changes the copy; returns the text a mismatch must contain
 

@@ -18,7 +18,8 @@ import textwrap
 from pathlib import Path
 
 from bastion.journal import SqliteJournal, verify_journal
-from conftest import REPO_ROOT, eventually
+from kit.paths import REPO_ROOT
+from kit.waiting import eventually
 
 _WRITER = textwrap.dedent(
     """

@@ -11,21 +11,21 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from harness import (
+
+from kit.chaos_harness import (
     alive,
     journal_verify,
     kill,
     node_fill_count,
     run_recover,
     start_node,
-    terminate,
     venue_process,
     wait_reconciled,
     write_desk,
 )
-from oracle import compare, journal_events, summary
-
-from conftest import eventually
+from kit.chaos_oracle import compare, journal_events, summary
+from kit.node_process import terminate
+from kit.waiting import eventually
 
 MARKET_ORDERS = 6  # the node sends these and then stays quiet: its journal ends on a fill
 

@@ -8,21 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import (
+
+from kit.chaos_harness import (
     alive,
     journal_verify,
     kill,
     node_fill_count,
     start_node,
     start_venue,
-    terminate,
     venue_fill_count,
     wait_reconciled,
     write_desk,
 )
-from oracle import compare, read_ledger, summary
-
-from conftest import eventually
+from kit.chaos_oracle import compare, read_ledger, summary
+from kit.node_process import terminate
+from kit.waiting import eventually
 
 FILLS_BEFORE_KILL = 3
 FILLS_AFTER_RESTART = 3

@@ -18,30 +18,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_kill_switch_fix import (
-    ACCOUNT,
-    free_port,
-    ledger_open,
-    ledger_orders,
-    process,
-    relay,
-    started_venue,
-    terminate,
-    write_desk,
-)
-from test_paper_node import (
-    START_TIMEOUT_S,
-    assert_every_order_terminal,
-    peek_journal,
-    read_journal,
-    replay_orders,
-    still_running,
-)
 
 from bastion.model import events as ev
 from bastion.model.enums import OrderStatus
 from bastion.venue_server.ledger import VenueLedger
-from conftest import eventually
+from kit.fix_node_desk import (
+    ACCOUNT,
+    ledger_open,
+    ledger_orders,
+    process,
+    started_venue,
+    write_desk,
+)
+from kit.journal_reading import (
+    assert_every_order_terminal,
+    peek_journal,
+    read_journal,
+    replay_orders,
+)
+from kit.net import free_tcp_port, relay
+from kit.node_process import START_TIMEOUT_S, still_running, terminate
+from kit.waiting import eventually
 
 RESTER = '''
 """Places three limit orders 2 % away from the market on its first quote, then waits:
@@ -107,7 +104,7 @@ def test_when_session_drops_then_orders_canceled_per_mode_and_both_books_agree(
     """The session drops under two live processes: per ``cancel_on_disconnect`` the venue
     (while the node is away) or the node (after logon and reconciliation) cancels the
     resting orders, or nobody does; journal and ledger agree."""
-    port = free_port()
+    port = free_tcp_port()
     venue_log, node_log = tmp_path / "venue.log", tmp_path / "node.log"
     with relay(port) as link:
         venue_cfg, node_cfg, journal = write_desk(
@@ -200,7 +197,7 @@ def test_when_node_killed_in_reconnect_mode_then_restart_cancels_its_orders_befo
 ) -> None:
     """A restart is a dropped session: the orders recovered from the journal are canceled
     after the reconciliation, before any strategy runs; the strategy's new ones rest."""
-    port = free_port()
+    port = free_tcp_port()
     venue_cfg, node_cfg, journal = write_desk(
         tmp_path, venue_port=port, strategy="rester", source=RESTER, cls="Rester", cod="reconnect"
     )

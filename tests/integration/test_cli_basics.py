@@ -11,7 +11,7 @@ import pytest
 
 from bastion import __version__
 from bastion.config import BacktestConfig, PaperConfig, load_config
-from conftest import RunBastion
+from kit.node_process import RunBastion
 
 SUBCOMMANDS = ("init", "backtest", "run")
 

@@ -13,7 +13,7 @@ import pytest
 from bastion.journal import SqliteJournal
 from bastion.model import events as ev
 from bastion.model.enums import LiquiditySide, OrderSide, TradingState
-from conftest import RunBastion
+from kit.node_process import RunBastion
 
 T0 = 1_704_205_800_000_000_000
 

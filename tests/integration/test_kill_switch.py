@@ -13,52 +13,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_paper_node import (
-    START_TIMEOUT_S,
-    STOP_TIMEOUT_S,
-    peek_journal,
-    read_journal,
-    run_to_end,
-    running_node,
-    still_running,
-)
 
 from bastion.model import events as ev
-from bastion.model.enums import OrderSide, OrderType, TradingState
-from bastion.node.control import request, socket_path
-from conftest import eventually
-
-HOARDER = '''
-"""Keeps one limit BUY 5 ticks under the bid and one limit SELL 5 ticks over the ask,
-and buys one lot at market every ``market_every`` quotes: a long position that grows."""
-
-from bastion.model.enums import OrderSide
-from bastion.model.orders import Order
-from bastion.strategy import QuoteTick, Strategy
-
-BUY, SELL = OrderSide.BUY, OrderSide.SELL
-
-
-class Hoarder(Strategy):
-    def on_start(self) -> None:
-        self.iid = self.params["instrument"]
-        self.inst = self.instrument(self.iid)
-        self.offset = 5 * self.inst.tick_raw
-        self.every = int(self.params["market_every"])
-        self.n = 0
-        self.bid: Order | None = None
-        self.ask: Order | None = None
-        self.subscribe_quotes(self.iid)
-
-    def on_quote(self, quote: QuoteTick) -> None:
-        self.n += 1
-        if self.bid is None or self.bid.is_closed:
-            self.bid = self.submit(BUY, self.iid, self.inst.lot_raw, quote.bid - self.offset)
-        if self.ask is None or self.ask.is_closed:
-            self.ask = self.submit(SELL, self.iid, self.inst.lot_raw, quote.ask + self.offset)
-        if self.n % self.every == 0:
-            self.submit(BUY, self.iid, self.inst.lot_raw)
-'''
+from bastion.model.enums import OrderSide, TradingState
+from bastion.node.control import socket_path
+from kit.journal_reading import (
+    halted_denials_after,
+    last_state_change,
+    net_position,
+    peek_journal,
+    read_journal,
+    trading_long_with_resting_orders,
+)
+from kit.node_process import (
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    run_to_end,
+    running_node,
+    status,
+    still_running,
+)
+from kit.strategies import HOARDER
+from kit.waiting import eventually
 
 KILL_TOML = """
 [node]
@@ -102,52 +78,6 @@ def write_desk(root: Path) -> tuple[Path, Path]:
     config = root / "kill.toml"
     config.write_text(KILL_TOML, encoding="utf-8")
     return config, root / "j" / "node.sqlite"
-
-
-def status(journal: Path) -> dict[str, Any]:
-    try:
-        response = request(socket_path(journal), {"cmd": "status"}, timeout_s=5)
-    except Exception as e:
-        raise AssertionError(f"no status yet: {e}") from e
-    assert response["ok"] is True, response
-    return response
-
-
-def net_position(events: list[tuple[int, Any]]) -> int:
-    net = 0
-    for _, e in events:
-        if isinstance(e, ev.OrderFilled):
-            net += e.last_qty if e.side is OrderSide.BUY else -e.last_qty
-    return net
-
-
-def trading_long_with_resting_orders(journal: Path) -> bool:
-    events = peek_journal(journal)
-    limits = {
-        e.client_order_id
-        for _, e in events
-        if isinstance(e, ev.OrderInitialized) and e.order_type is OrderType.LIMIT
-    }
-    accepted = {e.client_order_id for _, e in events if isinstance(e, ev.OrderAccepted)}
-    assert len(limits & accepted) >= 2, "resting orders not accepted yet"
-    assert net_position(events) >= 2, "no position yet"
-    return True
-
-
-def halted_denials_after(journal: Path, seq: int, strategy: str) -> list[Any]:
-    denied = [
-        e
-        for s, e in peek_journal(journal)
-        if s > seq and isinstance(e, ev.OrderDenied) and e.strategy_id == strategy
-    ]
-    assert denied, "no strategy order denied yet"
-    return denied
-
-
-def last_state_change(events: list[tuple[int, Any]]) -> tuple[int, ev.TradingStateChanged]:
-    changes = [(s, e) for s, e in events if isinstance(e, ev.TradingStateChanged)]
-    assert changes, "no TradingStateChanged journaled"
-    return changes[-1]
 
 
 @pytest.mark.timeout(120)

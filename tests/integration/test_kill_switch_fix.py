@@ -14,150 +14,49 @@ serve ``test_cancel_on_disconnect_fix.py`` too.
 from __future__ import annotations
 
 import json
-import signal
-import socket
-import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_kill_switch import (
-    HOARDER,
-    halted_denials_after,
-    last_state_change,
-    status,
-    trading_long_with_resting_orders,
-)
-from test_paper_node import (
-    START_TIMEOUT_S,
-    STOP_TIMEOUT_S,
-    peek_journal,
-    read_journal,
-    run_to_end,
-    still_running,
-)
 
 from bastion.model import events as ev
 from bastion.model.enums import OrderSide, TradingState
-from bastion.venue_server.ledger import OrderRow, VenueLedger
-from conftest import eventually
-from fix_desk import fix_process, venue_sim_toml
+from bastion.venue_server.ledger import VenueLedger
+from kit.fix_node_desk import (
+    ACCOUNT,
+    IID,
+    PASSWORD,
+    ledger_open,
+    ledger_orders,
+    ledger_position,
+    process,
+    started_venue,
+    write_desk,
+)
+from kit.journal_reading import (
+    halted_denials_after,
+    last_state_change,
+    peek_journal,
+    read_journal,
+    trading_long_with_resting_orders,
+)
+from kit.net import free_tcp_port
+from kit.node_process import (
+    START_TIMEOUT_S,
+    run_to_end,
+    status,
+    still_running,
+    terminate,
+)
+from kit.waiting import eventually
 
-PASSWORD = "kill-fix-test-password"
-ACCOUNT = "acct"
-IID = "XYZ.SIM"
 QUIET_S = 1.5  # a restarted HALTED node must send nothing for this long
-
-NODE_TOML = """
-[node]
-id = "killfix"
-
-[[instruments]]
-id = "XYZ.SIM"
-venue = "FIXSIM"
-tick_size = "0.01"
-lot_size = "1"
-
-[[strategies]]
-name = "{strategy}"
-path = "strategies/{strategy}.py"
-class = "{cls}"
-[strategies.params]
-instrument = "XYZ.SIM"
-market_every = 10
-
-[risk]
-max_order_quantity = "1000"
-max_order_notional = "1000000"
-collar_pct = "5"
-reference_max_age_ms = 2000
-
-[fix_venue]
-name = "FIXSIM"
-port = {port}
-sender_comp_id = "NODE"
-target_comp_id = "SIM"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-heartbeat_s = 5
-store_path = "fix/session.sqlite"
-reconnect_initial_ms = 50
-reconnect_max_ms = 200
-logon_timeout_ms = 5000
-cancel_on_disconnect = "{cod}"
-
-[journal]
-path = "j/node.sqlite"
-"""
 
 
 # -- helpers shared with test_cancel_on_disconnect_fix.py ------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def write_desk(
-    root: Path,
-    *,
-    venue_port: int,
-    node_port: int | None = None,
-    strategy: str = "hoarder",
-    source: str = HOARDER,
-    cls: str = "Hoarder",
-    cod: str = "off",
-) -> tuple[Path, Path, Path]:
-    """The venue and node configs and the strategy file: (venue config, node config,
-    journal). ``node_port`` (default: the venue's) lets the node go through a relay."""
-    (root / "strategies").mkdir(parents=True, exist_ok=True)
-    (root / "strategies" / f"{strategy}.py").write_text(source, encoding="utf-8")
-    venue = root / "venue-sim.toml"
-    venue.write_text(venue_sim_toml(venue_port, seed=7), encoding="utf-8")
-    node = root / "paper-fix.toml"
-    node.write_text(
-        NODE_TOML.format(port=node_port or venue_port, strategy=strategy, cls=cls, cod=cod),
-        encoding="utf-8",
-    )
-    return venue, node, root / "j" / "node.sqlite"
-
-
-@contextmanager
-def process(*args: str | Path, cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``bastion ARGS`` with this module's FIX password; stderr to ``log``."""
-    with fix_process(*args, cwd=cwd, log=log, password=PASSWORD) as proc:
-        yield proc
-
-
-def terminate(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=STOP_TIMEOUT_S)
-
-
-def ledger_orders(root: Path) -> list[OrderRow]:
-    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
-        return ledger.orders(ACCOUNT)
-
-
-def ledger_open(root: Path) -> list[OrderRow]:
-    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
-        return ledger.open_orders(ACCOUNT)
-
-
-def ledger_position(root: Path) -> Decimal:
-    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
-        position = ledger.position(ACCOUNT, IID)
-    return Decimal(0) if position is None else position.net_qty
 
 
 def stays(predicate: Callable[[], bool], for_s: float) -> None:
@@ -169,98 +68,6 @@ def stays(predicate: Callable[[], bool], for_s: float) -> None:
         assert predicate()
         time.sleep(0.05)
     assert predicate()
-
-
-class Relay:
-    """A TCP relay between the node and the venue, to drop the FIX session while both
-    processes live: ``cut`` closes the live connections (each side sees its peer go);
-    while ``refusing`` is set, new connections are closed as soon as they arrive."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)  # so close() is noticed by the accept loop
-        self.port = int(self.listener.getsockname()[1])
-        self.refusing = False
-        self.connections = 0
-        self._closed = False
-        self._pairs: list[tuple[socket.socket, socket.socket]] = []
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(None)
-            if self.refusing:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self.connections += 1
-                self._pairs.append((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                thread = threading.Thread(target=_pump, args=(src, dst), daemon=True)
-                thread.start()
-                self._threads.append(thread)
-
-    def cut(self) -> None:
-        """Drop every live connection now."""
-        with self._lock:
-            pairs, self._pairs = self._pairs, []
-        for pair in pairs:
-            for sock in pair:
-                _shut(sock)
-
-    def close(self) -> None:
-        self._closed = True
-        self.refusing = True
-        self.cut()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self.listener.close()
-
-
-def _shut(sock: socket.socket) -> None:
-    with suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(1 << 16):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for sock in (src, dst):
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-@contextmanager
-def relay(target_port: int) -> Iterator[Relay]:
-    r = Relay(target_port)
-    try:
-        yield r
-    finally:
-        r.close()
-
-
-def started_venue(proc: subprocess.Popen[bytes], log: Path, port: int) -> None:
-    eventually(lambda: still_running(proc, log) and listening(port), START_TIMEOUT_S)
 
 
 # -- the kill switch ---------------------------------------------------------------------------
@@ -283,7 +90,7 @@ def test_when_killed_with_flatten_over_fix_then_venue_flat_quiet_and_halted_unti
     """kill --flatten against the venue simulator: the ledger shows nothing open, a flat
     position and no strategy order after the HALT; a restart stays HALTED and sends
     nothing; resume makes orders reach the venue again."""
-    port = free_port()
+    port = free_tcp_port()
     venue_cfg, node_cfg, journal = write_desk(tmp_path, venue_port=port)
     venue_log, node_log = tmp_path / "venue.log", tmp_path / "node.log"
     with process("venue", "sim", venue_cfg, cwd=tmp_path, log=venue_log) as venue:

@@ -8,29 +8,30 @@ never a sleep.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
-from bastion.journal.sqlite import JournalEvent, SqliteJournal
 from bastion.model import events as ev
-from bastion.model.enums import TERMINAL_STATUSES, OrderType
-from bastion.model.orders import Order
-from conftest import eventually
-
-START_TIMEOUT_S = 15.0  # interpreter start, imports, first fills
-STOP_TIMEOUT_S = 15.0  # the node's own shutdown deadline is 10 s
-RUN_TIMEOUT_S = 30.0
+from bastion.model.enums import OrderType
+from kit.journal_reading import (
+    assert_every_order_terminal,
+    peek_journal,
+    read_journal,
+)
+from kit.node_process import (
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    run_to_end,
+    running_node,
+    still_running,
+)
+from kit.waiting import eventually
 
 QUOTER = '''
 """Keeps one limit BUY 5 ticks under the bid and one limit SELL 5 ticks over the ask,
@@ -112,14 +113,6 @@ path = "{journal}"
 # -- helpers -----------------------------------------------------------------------------
 
 
-def bastion_cmd(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "bastion", *(str(a) for a in args)]
-
-
-def child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-
-
 def write_desk(root: Path) -> tuple[Path, Path]:
     """A paper config, its strategy file and where its journal will be: (config, journal)."""
     journal = root / "journal" / "paper.sqlite"
@@ -128,74 +121,6 @@ def write_desk(root: Path) -> tuple[Path, Path]:
     config = root / "paper.toml"
     config.write_text(PAPER_TOML.format(journal="journal/paper.sqlite"), encoding="utf-8")
     return config, journal
-
-
-@contextmanager
-def running_node(*args: str | Path, cwd: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """Start ``bastion ARGS``; stderr goes to a file (a full pipe would block the node).
-
-    The node is killed if the test leaves the block while it still runs.
-    """
-    stderr_path = cwd / "node.stderr.log"
-    with stderr_path.open("wb") as stderr:
-        proc = subprocess.Popen(
-            bastion_cmd(*args),
-            cwd=cwd,
-            env=child_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        try:
-            yield proc, stderr_path
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT_S)
-
-
-def run_to_end(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        bastion_cmd(*args),
-        cwd=cwd,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-
-
-_DECODER = msgspec.msgpack.Decoder(JournalEvent)
-
-
-def peek_journal(path: Path) -> list[tuple[int, Any]]:
-    """Committed events, read-only while the node may be writing; AssertionError if none yet."""
-    if not path.is_file():
-        raise AssertionError(f"no journal at {path} yet")
-    try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)) as db:
-            rows = db.execute("SELECT seq, payload FROM events ORDER BY seq").fetchall()
-    except sqlite3.Error as e:  # schema not created yet, or a writer holds a lock
-        raise AssertionError(f"journal not readable yet: {e}") from e
-    return [(seq, _DECODER.decode(payload)) for seq, payload in rows]
-
-
-def read_journal(path: Path) -> list[tuple[int, Any]]:
-    """Every event in the journal, through bastion's own reader (the node has exited)."""
-    journal = SqliteJournal(path)
-    try:
-        return list(journal.read())
-    finally:
-        journal.close()
-
-
-def still_running(proc: subprocess.Popen[bytes], log: Path) -> bool:
-    """True while the node runs; fails the test at once (not "not yet") if it exited."""
-    if proc.poll() is not None:
-        pytest.fail(f"node exited early with {proc.returncode}:\n{log.read_text()}")
-    return True
 
 
 def has_fill_and_resting_order(path: Path) -> bool:
@@ -212,52 +137,6 @@ def has_fill_and_resting_order(path: Path) -> bool:
     assert fills, "no fill yet"
     assert accepted_limits, "no resting limit order accepted yet"
     return True
-
-
-def replay_orders(events: list[tuple[int, Any]]) -> dict[str, Order]:
-    """Each journaled order rebuilt by applying its events through the order state machine.
-
-    An ``OrderTransitionRefused`` is what the OMS journals *instead of* an event it did
-    not apply, so it is skipped, exactly as the node did.
-    """
-    orders: dict[str, Order] = {}
-    for _, event in events:
-        if isinstance(event, ev.OrderInitialized):
-            orders[event.client_order_id] = Order(
-                client_order_id=event.client_order_id,
-                strategy_id=event.strategy_id,
-                instrument_id=event.instrument_id,
-                venue="SIM",
-                side=event.side,
-                order_type=event.order_type,
-                quantity=event.quantity,
-                price=event.price,
-                time_in_force=event.time_in_force,
-            )
-        elif isinstance(event, ev.OrderEvent) and not isinstance(event, ev.OrderTransitionRefused):
-            orders[event.client_order_id].apply(event)
-    return orders
-
-
-def assert_every_order_terminal(events: list[tuple[int, Any]]) -> dict[str, Order]:
-    orders = replay_orders(events)
-    assert orders, "the journal has no orders"
-    submitted = {e.client_order_id for _, e in events if isinstance(e, ev.OrderSubmitted)}
-    assert submitted <= set(orders)
-    open_left = {
-        coid: o.status.value for coid, o in orders.items() if o.status not in TERMINAL_STATUSES
-    }
-    assert open_left == {}, f"orders not in a terminal state: {open_left}"
-    # independently of the state machine: each order has an event that ends it
-    ending = (ev.OrderCanceled, ev.OrderRejected, ev.OrderDenied, ev.OrderExpired)
-    ended = {e.client_order_id for _, e in events if isinstance(e, ending)}
-    filled_qty: dict[str, int] = {}
-    for _, e in events:
-        if isinstance(e, ev.OrderFilled):
-            filled_qty[e.client_order_id] = filled_qty.get(e.client_order_id, 0) + e.last_qty
-    ended |= {coid for coid, o in orders.items() if filled_qty.get(coid) == o.quantity}
-    assert set(orders) <= ended
-    return orders
 
 
 _CONSOLE_LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<event>\S+)\s*(?P<fields>.*)$")

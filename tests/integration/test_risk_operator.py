@@ -11,19 +11,18 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from test_kill_switch import HOARDER, status
-from test_paper_node import (
+from bastion.model import events as ev
+from kit.journal_reading import peek_journal, read_journal
+from kit.node_process import (
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,
-    peek_journal,
-    read_journal,
     run_to_end,
     running_node,
+    status,
     still_running,
 )
-
-from bastion.model import events as ev
-from conftest import eventually
+from kit.strategies import HOARDER
+from kit.waiting import eventually
 
 TOML = """
 [node]

@@ -16,20 +16,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_kill_switch import HOARDER
-from test_paper_node import (
-    START_TIMEOUT_S,
-    STOP_TIMEOUT_S,
-    bastion_cmd,
-    peek_journal,
-    read_journal,
-    still_running,
-)
 
 from bastion.model import events as ev
 from bastion.venue_server.ledger import VenueLedger
-from conftest import eventually
-from fix_desk import fix_process, venue_sim_toml
+from kit.fix_desk import fix_process, venue_sim_toml
+from kit.journal_reading import peek_journal, read_journal
+from kit.net import free_tcp_port
+from kit.node_process import START_TIMEOUT_S, STOP_TIMEOUT_S, bastion_cmd, still_running
+from kit.strategies import HOARDER
+from kit.waiting import eventually
 
 PASSWORD = "venue-sim-test-password"
 
@@ -73,14 +68,8 @@ path = "journal.sqlite"
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _write(root: Path, *, cod: bool = False) -> tuple[Path, Path, int]:
-    port = _free_port()
+    port = free_tcp_port()
     (root / "strategies").mkdir(parents=True, exist_ok=True)
     (root / "strategies" / "hoarder.py").write_text(HOARDER, encoding="utf-8")
     venue = root / "venue-sim.toml"

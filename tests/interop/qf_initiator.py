@@ -37,9 +37,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+# the script runs outside pytest: tests/ goes on the path for the shared test kit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import quickfix as fix
 import quickfix44 as fix44
-from qf_common import (
+
+from kit.qf_common import (
     JsonController,
     common_settings,
     find_data_dictionary,
@@ -47,7 +51,7 @@ from qf_common import (
     utc_now,
     write_line,
 )
-from qf_common import (
+from kit.qf_common import (
     parse_args as common_args,
 )
 

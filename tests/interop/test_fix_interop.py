@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +26,8 @@ from bastion.model.events import OrderEvent, OrderFilled
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.venues.fix.adapter import FixVenueAdapter
-from conftest import QfPeer
+from kit.quickfix import QfPeer
+from kit.waiting import until
 
 VENUE = "QF"
 SYMBOL = "XYZ"
@@ -109,14 +109,6 @@ class Desk:
         ]
 
 
-async def until(predicate: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(scenario(), 60))
 
@@ -137,20 +129,20 @@ def test_order_flow_with_partial_fills_and_cancel_replace_when_against_quickfix(
         await desk.peer_command(
             "quote", symbol=SYMBOL, bid="99.99", ask="100.01", bid_size="50", ask_size="70"
         )
-        await until(lambda: desk.quotes, "a quote over FIX market data")
+        await until(lambda: desk.quotes, what="a quote over FIX market data")
         quote = desk.quotes[-1]
         assert (quote.bid, quote.ask, quote.bid_size, quote.ask_size) == (9999, 10001, 50, 70)
 
         order = desk.limit(OrderSide.BUY, 10, "100.00")
-        await until(lambda: order.status is OrderStatus.ACCEPTED, "the order accepted")
+        await until(lambda: order.status is OrderStatus.ACCEPTED, what="the order accepted")
         assert await desk.adapter.open_order_ids() == {order.client_order_id}
 
         await desk.peer_command("fill", cl_ord_id=order.client_order_id, qty="4", px="100.00")
-        await until(lambda: order.filled_qty == 4, "the first partial fill")
+        await until(lambda: order.filled_qty == 4, what="the first partial fill")
         assert order.status is OrderStatus.PARTIALLY_FILLED
 
         desk.oms.modify(order, 12, desk.instrument.price_raw(Decimal("100.02")))
-        await until(lambda: order.quantity == 12, "the replace confirmed")
+        await until(lambda: order.quantity == 12, what="the replace confirmed")
         assert order.price == 10002
         peer_order = (await desk.peer_command("status"))["orders"][order.client_order_id]
         assert Decimal(peer_order["qty"]) == 12 and Decimal(peer_order["price"]) == Decimal(
@@ -158,9 +150,9 @@ def test_order_flow_with_partial_fills_and_cancel_replace_when_against_quickfix(
         )
 
         await desk.peer_command("fill", cl_ord_id=order.client_order_id, qty="3", px="100.02")
-        await until(lambda: order.filled_qty == 7, "the fill after the replace")
+        await until(lambda: order.filled_qty == 7, what="the fill after the replace")
         desk.oms.cancel(order)
-        await until(lambda: order.status is OrderStatus.CANCELED, "the cancel confirmed")
+        await until(lambda: order.status is OrderStatus.CANCELED, what="the cancel confirmed")
         assert order.filled_qty == 7
         assert [(f.last_qty, f.last_px) for f in desk.fills(order)] == [(4, 10000), (3, 10002)]
         assert await desk.adapter.open_order_ids() == set()
@@ -179,16 +171,20 @@ def test_fills_during_a_dropped_connection_arrive_by_resend_when_reconnected(
         desk = Desk(qf_peer, tmp_path)
         await _started(desk)
         order = desk.limit(OrderSide.SELL, 10, "101.00")
-        await until(lambda: order.status is OrderStatus.ACCEPTED, "the order accepted")
+        await until(lambda: order.status is OrderStatus.ACCEPTED, what="the order accepted")
         await desk.peer_command("fill", cl_ord_id=order.client_order_id, qty="2", px="101.00")
-        await until(lambda: order.filled_qty == 2, "the fill before the drop")
+        await until(lambda: order.filled_qty == 2, what="the fill before the drop")
 
         await desk.peer_command("disconnect")
-        await until(lambda: not desk.adapter.session.logged_on, "bastion seeing the drop")
+        await until(lambda: not desk.adapter.session.logged_on, what="bastion seeing the drop")
         await desk.peer_command("fill", cl_ord_id=order.client_order_id, qty="3", px="101.00")
         await desk.peer_command("fill", cl_ord_id=order.client_order_id, qty="5", px="101.00")
 
-        await until(lambda: order.status is OrderStatus.FILLED, "the fills made while down", 20)
+        await until(
+            lambda: order.status is OrderStatus.FILLED,
+            what="the fills made while down",
+            timeout_s=20,
+        )
         assert [f.last_qty for f in desk.fills(order)] == [2, 3, 5]
         counters = desk.session_counters
         assert counters["resend_requests_sent"] >= 1
@@ -209,10 +205,10 @@ def test_inbound_sequence_gap_is_recovered_by_resend_request(
         desk = Desk(qf_peer, tmp_path)
         await _started(desk)
         order = desk.limit(OrderSide.BUY, 5, "99.00")
-        await until(lambda: order.status is OrderStatus.ACCEPTED, "the order accepted")
+        await until(lambda: order.status is OrderStatus.ACCEPTED, what="the order accepted")
         await desk.peer_command("skip_seq", n=5)
         await desk.peer_command("fill", cl_ord_id=order.client_order_id, qty="5", px="99.00")
-        await until(lambda: order.status is OrderStatus.FILLED, "the fill after the gap")
+        await until(lambda: order.status is OrderStatus.FILLED, what="the fill after the gap")
         counters = desk.session_counters
         assert counters["gaps_detected"] == 1
         assert counters["resend_requests_sent"] == 1
@@ -236,18 +232,18 @@ def test_possdup_resend_of_an_applied_execution_is_not_applied_twice(
         desk = Desk(qf_peer, tmp_path)
         await _started(desk)
         order = desk.limit(OrderSide.BUY, 10, "100.00")
-        await until(lambda: order.status is OrderStatus.ACCEPTED, "the order accepted")
+        await until(lambda: order.status is OrderStatus.ACCEPTED, what="the order accepted")
         fill = await desk.peer_command(
             "fill", cl_ord_id=order.client_order_id, qty="4", px="100.00"
         )
-        await until(lambda: order.filled_qty == 4, "the fill")
+        await until(lambda: order.filled_qty == 4, what="the fill")
         received_before = desk.session_counters["received"]
         await desk.peer_command("resend_exec", exec_id=fill["exec_id"])
         await until(
-            lambda: desk.session_counters["received"] > received_before, "the PossDup resend"
+            lambda: desk.session_counters["received"] > received_before, what="the PossDup resend"
         )
         await desk.peer_command("fill", cl_ord_id=order.client_order_id, qty="1", px="100.00")
-        await until(lambda: order.filled_qty == 5, "the next fill")
+        await until(lambda: order.filled_qty == 5, what="the next fill")
         assert [f.last_qty for f in desk.fills(order)] == [4, 1]
         assert desk.adapter.counters["duplicate_exec_ids"] == 1
         await desk.adapter.disconnect()
@@ -267,15 +263,17 @@ def test_heartbeat_timeout_sends_test_request_then_disconnects(
         try:
             await until(
                 lambda: desk.session_counters.get("heartbeat_timeouts", 0) == 1,
-                "the heartbeat timeout",
-                15,
+                what="the heartbeat timeout",
+                timeout_s=15,
             )
             assert desk.session_counters["test_requests_sent"] >= 1
             assert not desk.adapter.session.logged_on
             assert "heartbeat timeout" in desk.adapter.session.disconnect_reason
         finally:
             os.kill(qf_peer.pid, signal.SIGCONT)
-        await until(lambda: desk.adapter.session.logged_on, "the reconnect after SIGCONT", 20)
+        await until(
+            lambda: desk.adapter.session.logged_on, what="the reconnect after SIGCONT", timeout_s=20
+        )
         await desk.adapter.disconnect()
 
     run(scenario)
@@ -289,7 +287,7 @@ def test_logon_with_wrong_password_is_refused(qf_peer: QfPeer, tmp_path: Path) -
         await desk.adapter.connect()
         await until(
             lambda: desk.session_counters.get("logout_before_logon", 0) >= 1,
-            "the refused logon",
+            what="the refused logon",
         )
         assert not desk.adapter.session.logged_on
         assert "logon refused" in desk.adapter.session.disconnect_reason

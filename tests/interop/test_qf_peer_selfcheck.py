@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from conftest import QfPeer
+from kit.quickfix import QfPeer
 
 SOH = "\x01"
 Msg = dict[int, str]

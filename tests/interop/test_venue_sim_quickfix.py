@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 from bastion.venue_server.ledger import VenueLedger
-from conftest import QfPeer, eventually, free_tcp_port
+from kit.net import free_tcp_port
+from kit.quickfix import QfPeer
+from kit.waiting import eventually
 
 INITIATOR_SCRIPT = Path(__file__).with_name("qf_initiator.py")
 VENUE_COMP_ID = "BASTION-SIM"

@@ -16,18 +16,9 @@ from bastion.fix.codec import FixMessage, encode
 from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixAcceptor, FixInitiator
+from kit.waiting import until
 
 DEADLINE_S = 5.0
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = DEADLINE_S) -> None:
-    """Poll ``predicate`` on the event loop until it is truthy, failing at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            name = getattr(predicate, "__name__", repr(predicate))
-            raise AssertionError(f"{name} not true within {timeout_s} s")
-        await asyncio.sleep(0.01)
 
 
 class Node:
@@ -82,24 +73,31 @@ def test_when_connection_dropped_then_initiator_reconnects_and_resend_delivers(
             )
             task = asyncio.create_task(initiator.run())
             try:
-                await until(lambda: ini.session.logged_on and acc.session.logged_on)
+                await until(
+                    lambda: ini.session.logged_on and acc.session.logged_on, timeout_s=DEADLINE_S
+                )
                 ini.session.send(FixMessage.of("D", (11, "O1")))
                 acc.session.send(FixMessage.of("8", (17, "E1")))
-                await until(lambda: len(acc.app.messages) == 1 and len(ini.app.messages) == 1)
+                await until(
+                    lambda: len(acc.app.messages) == 1 and len(ini.app.messages) == 1,
+                    timeout_s=DEADLINE_S,
+                )
 
                 acc.session.disconnect("venue drops the line")
                 assert not acc.session.connected
                 acc.session.send(FixMessage.of("8", (17, "E2")))  # stored while down
                 acc.session.send(FixMessage.of("8", (17, "E3")))
-                await until(lambda: initiator.connects == 2 and ini.session.logged_on)
-                await until(lambda: len(ini.app.messages) == 3)
+                await until(
+                    lambda: initiator.connects == 2 and ini.session.logged_on, timeout_s=DEADLINE_S
+                )
+                await until(lambda: len(ini.app.messages) == 3, timeout_s=DEADLINE_S)
                 assert [m.get(17) for m in ini.app.messages] == ["E1", "E2", "E3"]
                 assert [m.get(43) for m in ini.app.messages] == [None, "Y", "Y"]
                 assert ini.app.logouts == ["connection closed by counterparty"]
                 assert ini.session.counters["resend_requests_sent"] == 1
 
                 ini.session.send(FixMessage.of("D", (11, "O2")))
-                await until(lambda: len(acc.app.messages) == 2)
+                await until(lambda: len(acc.app.messages) == 2, timeout_s=DEADLINE_S)
                 assert [m.get(11) for m in acc.app.messages] == ["O1", "O2"]
                 assert acc.app.logons == 2
             finally:
@@ -134,11 +132,11 @@ def test_when_initiator_down_then_sent_messages_delivered_after_reconnect(
             ini.session.send(FixMessage.of("D", (11, "early-2")))
             task = asyncio.create_task(initiator.run())
             try:
-                await until(lambda: initiator.failures >= 2)
+                await until(lambda: initiator.failures >= 2, timeout_s=DEADLINE_S)
                 assert initiator.connects == 0
                 acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", port)
                 await acceptor.start()
-                await until(lambda: len(acc.app.messages) == 2)
+                await until(lambda: len(acc.app.messages) == 2, timeout_s=DEADLINE_S)
                 assert [m.get(11) for m in acc.app.messages] == ["early-1", "early-2"]
             finally:
                 await initiator.stop()
@@ -191,7 +189,7 @@ def test_when_first_message_not_a_known_logon_then_connection_refused(
             try:
                 answer = await _exchange(port, _logon(sender, target, msg_type))
                 assert answer == b""
-                await until(lambda: acceptor.refused == 1)
+                await until(lambda: acceptor.refused == 1, timeout_s=DEADLINE_S)
                 assert not acc.session.connected
                 assert acc.app.logons == 0
             finally:
@@ -212,7 +210,7 @@ def test_when_session_already_connected_then_second_connection_refused(tmp_path:
             )
             task = asyncio.create_task(initiator.run())
             try:
-                await until(lambda: acc.session.logged_on)
+                await until(lambda: acc.session.logged_on, timeout_s=DEADLINE_S)
                 answer = await _exchange(port, _logon(INI, ACC))
                 assert answer == b""
                 assert acceptor.refused == 1

@@ -38,7 +38,8 @@ from bastion.venue_server.ledger import VenueLedger
 from bastion.venue_server.messages import NewOrderRequest
 from bastion.venue_server.server import VenueSimServer
 from bastion.venues.fix.adapter import FixVenueAdapter
-from fix_desk import listening_port, node_fix_venue_toml, venue_sim_toml
+from kit.fix_desk import listening_port, node_fix_venue_toml, venue_sim_toml
+from kit.waiting import until
 
 IID = "XYZ.SIM"
 PREFIX = "recnode-"
@@ -221,13 +222,6 @@ def test_when_positions_disagree_beyond_tolerance_then_mismatch_names_both(
     assert kernel.risk.state is TradingState.HALTED
 
 
-async def _until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 async def rest_own_order(kernel: Kernel) -> Order:
     """A limit buy of 1 at 1.00 sent by the node; returns once the venue accepted it."""
     order = kernel.execution.create_order(
@@ -240,7 +234,7 @@ async def rest_own_order(kernel: Kernel) -> Order:
         price=100,
     )
     kernel.execution.submit(order)
-    await _until(lambda: order.status is OrderStatus.ACCEPTED)
+    await until(lambda: order.status is OrderStatus.ACCEPTED)
     return order
 
 
@@ -269,7 +263,7 @@ def test_when_a_cancel_never_reached_the_venue_then_start_sends_it_again(
         order = kernel.execution.order(coids[0])
         assert order is not None and order.status is OrderStatus.PENDING_CANCEL
         resent.append(kernel.resend_pending_cancels())
-        await _until(lambda: order.status is OrderStatus.CANCELED)
+        await until(lambda: order.status is OrderStatus.CANCELED)
 
     report, _, _ = run(tmp_path, cancel_lost, start)
     assert report.mismatches == [] and resent == [1]
@@ -305,7 +299,7 @@ def test_when_an_amend_never_reached_the_venue_then_start_rejects_it(
         assert order.status is OrderStatus.ACCEPTED and order.quantity == 1
         assert kernel.settle_pending_amends() == 0
         assert kernel.execution.modify(order, 3, 100)  # amendable again, and it arrives
-        await _until(lambda: order.status is OrderStatus.ACCEPTED and order.quantity == 3)
+        await until(lambda: order.status is OrderStatus.ACCEPTED and order.quantity == 3)
 
     report, _, _ = run(tmp_path, amend_lost, start)
     assert report.mismatches == [] and settled == [1]

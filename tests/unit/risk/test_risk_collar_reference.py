@@ -32,7 +32,7 @@ from bastion.node.kernel import Kernel
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig
 from bastion.risk.overrides import apply_override
 from bastion.strategy.config import StrategyConfig
-from conftest import IDLE_STRATEGY
+from kit.strategies import IDLE_STRATEGY
 
 MS = 1_000_000
 

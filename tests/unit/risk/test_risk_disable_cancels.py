@@ -23,7 +23,7 @@ from bastion.node.kernel import Kernel
 from bastion.recovery.replay import recover_state
 from bastion.risk.config import RiskConfig
 from bastion.risk.overrides import apply_override, value_at
-from conftest import IDLE_STRATEGY
+from kit.strategies import IDLE_STRATEGY
 
 FILLS = {"max_fills": 2, "fills_window_ms": 1_000}
 ACCEPTED, CANCELED = OrderStatus.ACCEPTED, OrderStatus.CANCELED

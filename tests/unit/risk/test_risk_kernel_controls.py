@@ -22,7 +22,7 @@ from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture, decode
 from bastion.risk.config import RiskConfig
 from bastion.strategy.config import StrategyConfig
-from conftest import IDLE_STRATEGY
+from kit.strategies import IDLE_STRATEGY
 
 IID = "XYZ.SIM"
 T0 = 1_704_205_800_000_000_000

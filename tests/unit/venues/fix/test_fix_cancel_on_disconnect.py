@@ -27,7 +27,8 @@ from bastion.venue_server.server import VenueSimServer
 from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.fix.config import CancelOnDisconnect, FixVenueConfig
 from bastion.venues.fix.disconnect import AfterReconnect, DisconnectCancels
-from fix_desk import listening_port, node_fix_venue_toml, venue_sim_toml
+from kit.fix_desk import listening_port, node_fix_venue_toml, venue_sim_toml
+from kit.waiting import until
 
 IID = "XYZ.SIM"
 PASSWORD = "pw-cod-node-41"
@@ -45,15 +46,6 @@ tick_size = "0.01"
 lot_size = "1"
 
 """
-
-
-async def until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Let the loop run until ``predicate`` holds (the async form of ``eventually``)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        await asyncio.sleep(0.01)
 
 
 class Run:

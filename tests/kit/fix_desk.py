@@ -1,7 +1,7 @@
 """The venue simulator config the FIX tests share: one account (CompID ``NODE``, user
 ``trader``, password from ``BASTION_FIX_PASSWORD``) on venue ``FIXSIM`` (CompID ``SIM``),
-one instrument ``XYZ.SIM`` with a synthetic feed. Import with ``from fix_desk import
-venue_sim_toml`` (tests/ is on the path, as for ``conftest``)."""
+one instrument ``XYZ.SIM`` with a synthetic feed; a bastion FIX process with its password
+in the environment, and the port of an in-process venue simulator."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from bastion.venue_server.server import VenueSimServer
+from kit.waiting import until
 
 PROCESS_STOP_TIMEOUT_S = 15.0  # a node's own shutdown deadline is 10 s
 
@@ -98,15 +103,16 @@ interval_ms = {feed_interval_ms}
 """
 
 
-async def listening_port(server: Any, task: asyncio.Task[Any], timeout_s: float = 10.0) -> int:
+async def listening_port(
+    server: VenueSimServer, task: asyncio.Task[Any], timeout_s: float = 10.0
+) -> int:
     """The port an in-process ``VenueSimServer`` (``task`` runs it) listens on, once it
     does; fails at the deadline, or at once if the server stopped."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not server.port:
+
+    def port() -> int:
         if task.done():
             task.result()  # raises what stopped it
-            raise AssertionError("the venue simulator stopped before it listened")
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"the venue simulator did not listen within {timeout_s}s")
-        await asyncio.sleep(0.01)
-    return int(server.port)
+            pytest.fail("the venue simulator stopped before it listened")
+        return server.port
+
+    return await until(port, timeout_s, what="the venue simulator listening")

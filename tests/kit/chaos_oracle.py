@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from harness import ACCOUNT, NODE_ID, PRICE_DECIMALS, SIZE_DECIMALS, Desk, read_only
+
+from kit.chaos_harness import ACCOUNT, NODE_ID, PRICE_DECIMALS, SIZE_DECIMALS, Desk, read_only
 
 # -- the node's journal ---------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
@@ -23,9 +22,11 @@ from typing import Any
 
 import msgspec
 import pytest
-from test_paper_node import START_TIMEOUT_S, STOP_TIMEOUT_S, bastion_cmd, child_env
 
-from conftest import eventually
+from kit.net import free_tcp_port, listening
+from kit.node_process import START_TIMEOUT_S, STOP_TIMEOUT_S, bastion_cmd, child_env
+from kit.paths import TESTS_DIR
+from kit.waiting import eventually
 
 PASSWORD = "chaos-test-password"
 NODE_ID = "chaos"
@@ -33,7 +34,7 @@ ACCOUNT = "acct"
 INSTRUMENT = "XYZ.SIM"
 PRICE_DECIMALS = 2  # tick_size 0.01
 SIZE_DECIMALS = 0  # lot_size 1
-STRATEGY_FILE = Path(__file__).resolve().parent / "strategies" / "chaos_trader.py"
+STRATEGY_FILE = TESTS_DIR / "chaos" / "strategies" / "chaos_trader.py"
 RECONCILE_TIMEOUT_S = 30.0  # interpreter start, journal replay, logon, reconciliation
 RECOVER_TIMEOUT_S = 60.0
 LOG_TAIL_CHARS = 4000
@@ -162,12 +163,6 @@ class Desk:
         return Desk(root=root, port=self.port)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_desk(
     root: Path,
     *,
@@ -179,7 +174,7 @@ def write_desk(
 ) -> Desk:
     """Venue and node configs in ``root``; ``snapshot_every_events=None`` leaves out the
     snapshot keys (for a node that does not know them)."""
-    port = free_port()
+    port = free_tcp_port()
     snapshot_keys = (
         ""
         if snapshot_every_events is None
@@ -247,21 +242,10 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=STOP_TIMEOUT_S)
 
 
-def terminate(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM (orderly shutdown) and the exit code."""
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=STOP_TIMEOUT_S)
-
-
 def chaos_pause(seconds: float) -> None:
     """Let the processes run for ``seconds``: the random moment of a kill, not a wait for
     any condition (conditions are polled with ``eventually``)."""
     time.sleep(seconds)
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def start_venue(desk: Desk) -> subprocess.Popen[bytes]:

@@ -1,0 +1,116 @@
+"""A venue simulator process and a node trading with it over FIX: their configs, the
+processes (with the FIX password in their environment) and the venue's ledger read back."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+from bastion.venue_server.ledger import OrderRow, VenueLedger
+from kit.fix_desk import fix_process, venue_sim_toml
+from kit.net import listening
+from kit.node_process import (
+    START_TIMEOUT_S,
+    still_running,
+)
+from kit.strategies import HOARDER
+from kit.waiting import eventually
+
+PASSWORD = "kill-fix-test-password"
+ACCOUNT = "acct"
+IID = "XYZ.SIM"
+NODE_TOML = """
+[node]
+id = "killfix"
+
+[[instruments]]
+id = "XYZ.SIM"
+venue = "FIXSIM"
+tick_size = "0.01"
+lot_size = "1"
+
+[[strategies]]
+name = "{strategy}"
+path = "strategies/{strategy}.py"
+class = "{cls}"
+[strategies.params]
+instrument = "XYZ.SIM"
+market_every = 10
+
+[risk]
+max_order_quantity = "1000"
+max_order_notional = "1000000"
+collar_pct = "5"
+reference_max_age_ms = 2000
+
+[fix_venue]
+name = "FIXSIM"
+port = {port}
+sender_comp_id = "NODE"
+target_comp_id = "SIM"
+username = "trader"
+password_env = "BASTION_FIX_PASSWORD"
+heartbeat_s = 5
+store_path = "fix/session.sqlite"
+reconnect_initial_ms = 50
+reconnect_max_ms = 200
+logon_timeout_ms = 5000
+cancel_on_disconnect = "{cod}"
+
+[journal]
+path = "j/node.sqlite"
+"""
+
+
+def write_desk(
+    root: Path,
+    *,
+    venue_port: int,
+    node_port: int | None = None,
+    strategy: str = "hoarder",
+    source: str = HOARDER,
+    cls: str = "Hoarder",
+    cod: str = "off",
+) -> tuple[Path, Path, Path]:
+    """The venue and node configs and the strategy file: (venue config, node config,
+    journal). ``node_port`` (default: the venue's) lets the node go through a relay."""
+    (root / "strategies").mkdir(parents=True, exist_ok=True)
+    (root / "strategies" / f"{strategy}.py").write_text(source, encoding="utf-8")
+    venue = root / "venue-sim.toml"
+    venue.write_text(venue_sim_toml(venue_port, seed=7), encoding="utf-8")
+    node = root / "paper-fix.toml"
+    node.write_text(
+        NODE_TOML.format(port=node_port or venue_port, strategy=strategy, cls=cls, cod=cod),
+        encoding="utf-8",
+    )
+    return venue, node, root / "j" / "node.sqlite"
+
+
+@contextmanager
+def process(*args: str | Path, cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``bastion ARGS`` with this module's FIX password; stderr to ``log``."""
+    with fix_process(*args, cwd=cwd, log=log, password=PASSWORD) as proc:
+        yield proc
+
+
+def ledger_orders(root: Path) -> list[OrderRow]:
+    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
+        return ledger.orders(ACCOUNT)
+
+
+def ledger_open(root: Path) -> list[OrderRow]:
+    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
+        return ledger.open_orders(ACCOUNT)
+
+
+def ledger_position(root: Path) -> Decimal:
+    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
+        position = ledger.position(ACCOUNT, IID)
+    return Decimal(0) if position is None else position.net_qty
+
+
+def started_venue(proc: subprocess.Popen[bytes], log: Path, port: int) -> None:
+    eventually(lambda: still_running(proc, log) and listening(port), START_TIMEOUT_S)
