@@ -26,6 +26,7 @@ from bastion.model.orders import Order
 from bastion.venues.base import VenueAdapter
 from bastion.venues.sim.config import SimVenueConfig
 from bastion.venues.sim.venue import SimVenue
+from kit.venues import RecordingVenue
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 T0 = 1_704_205_800_000_000_000
@@ -33,28 +34,6 @@ IID = "XYZ.SIM"
 INSTRUMENT = Instrument(
     id=IID, venue="SIM", tick_size=Decimal("0.01"), lot_size=Decimal(1), quote_currency="USD"
 )
-
-
-class RecordingVenue(VenueAdapter):
-    """A venue that records requests and emits only what a test tells it to."""
-
-    def __init__(self) -> None:
-        super().__init__("SIM")
-        self.submitted: list[str] = []
-        self.canceled: list[str] = []
-        self.modified: list[tuple[str, int, int | None]] = []
-
-    def submit(self, order: Order) -> None:
-        self.submitted.append(order.client_order_id)
-
-    def cancel(self, order: Order) -> None:
-        self.canceled.append(order.client_order_id)
-
-    def modify(self, order: Order, quantity: int, price: int | None) -> None:
-        self.modified.append((order.client_order_id, quantity, price))
-
-    async def open_order_ids(self) -> set[str]:
-        return set(self.submitted)
 
 
 class Oms:

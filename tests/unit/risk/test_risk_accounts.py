@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 from test_risk_config import load
-from test_risk_gate import FUTURE, assert_denied, assert_sent
-from wired_node import BUY, SELL, Wired
 
 from bastion.errors import ConfigError
 from bastion.risk.config import AccountRiskConfig, RiskConfig
 from bastion.risk.overrides import apply_override, value_at
+from kit.risk_node import BUY, FUTURE, SELL, Wired, assert_denied, assert_sent
 
 
 def desk(**limits: Any) -> RiskConfig:

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from test_risk_gate import (
-    BUY,
-    COARSE,
-    SELL,
-    STOCK,
-    T0,
-    Node,
-    assert_denied,
-    assert_sent,
-)
-
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig
+from kit.risk_node import BUY, COARSE, SELL, STOCK, T0, Node, assert_denied, assert_sent
 
 MS = 1_000_000
 

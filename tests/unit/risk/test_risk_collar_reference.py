@@ -11,16 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from test_risk_config import load
-from test_risk_gate import (
-    BUY,
-    COARSE,
-    SELL,
-    STOCK,
-    T0,
-    Node,
-    assert_denied,
-    assert_sent,
-)
 
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
@@ -32,6 +22,7 @@ from bastion.node.kernel import Kernel
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig
 from bastion.risk.overrides import apply_override
 from bastion.strategy.config import StrategyConfig
+from kit.risk_node import BUY, COARSE, SELL, STOCK, T0, Node, assert_denied, assert_sent
 from kit.strategies import IDLE_STRATEGY
 
 MS = 1_000_000
@@ -61,7 +52,7 @@ def test_when_price_at_collar_ticks_from_last_trade_then_allowed_and_one_tick_be
     quote's mid (105.00) plays no part."""
     node = Node(collar_ticks=5, collar_reference="last")
     node.quote(10_499, 10_501)
-    node.trade(10_000)
+    node.trade_print(10_000)
     assert_sent(node, node.submit(BUY, 1, 10_005))
     assert_sent(node, node.submit(SELL, 1, 9_995))
     assert_denied(node, node.submit(BUY, 1, 10_006), "PRICE_COLLAR")
@@ -74,7 +65,7 @@ def test_when_price_at_collar_ticks_from_last_trade_then_allowed_and_one_tick_be
 def test_when_price_at_collar_pct_from_last_trade_then_allowed_and_one_tick_beyond_denied() -> None:
     """Last trade 100.00, collar_pct 1: 101.00 and 99.00 pass, 101.01 and 98.99 do not."""
     node = Node(collar_pct=Decimal(1), collar_reference="last")
-    node.trade(10_000)
+    node.trade_print(10_000)
     assert_sent(node, node.submit(BUY, 1, 10_100))
     assert_sent(node, node.submit(SELL, 1, 9_900))
     assert_denied(node, node.submit(BUY, 1, 10_101), "PRICE_COLLAR")
@@ -96,7 +87,7 @@ def test_when_last_trade_reaches_max_age_then_fresh_and_one_ns_older_is_stale() 
     """reference_max_age_ms=500 on the trade's timestamp: a market order passes at exactly
     500 ms, not 1 ns later (a fresh quote does not help)."""
     node = Node(collar_ticks=5, collar_reference="last", reference_max_age_ms=500)
-    node.trade(10_000, ts_ns=T0)
+    node.trade_print(10_000, ts_ns=T0)
     node.clock.set_time(T0 + 500 * MS)
     node.quote(10_000, 10_002, ts_ns=T0 + 500 * MS)
     assert_sent(node, node.submit(BUY, 1))
@@ -113,14 +104,14 @@ def test_when_only_max_age_with_last_reference_then_market_orders_need_a_fresh_t
     node = Node(collar_reference="last", reference_max_age_ms=500)
     assert_sent(node, node.submit(BUY, 1, 10_000))
     assert_denied(node, node.submit(BUY, 1), "NO_REFERENCE_PRICE")
-    node.trade(10_000)
+    node.trade_print(10_000)
     assert_sent(node, node.submit(BUY, 1))
 
 
 def test_when_amend_reprices_away_from_last_trade_then_command_denied() -> None:
     """A modify that moves the price beyond the collar around the last trade is refused."""
     node = Node(collar_ticks=2, collar_reference="last")
-    node.trade(10_000)
+    node.trade_print(10_000)
     order = node.submit(BUY, 1, 10_000)
     assert node.gate.modify_order(order, 1, 10_003) is False
     assert node.command_denied[-1].reason == "PRICE_COLLAR"
@@ -135,8 +126,8 @@ def test_when_other_instrument_uses_last_then_mid_instrument_ignores_trades() ->
             instruments={STOCK.id: InstrumentRiskConfig(collar_reference="last")},
         )
     )
-    node.trade(10_000)
-    node.trade(20_000, instrument=COARSE)
+    node.trade_print(10_000)
+    node.trade_print(20_000, instrument=COARSE)
     node.quote(10_000, 10_000, instrument=COARSE)
     assert_sent(node, node.submit(BUY, 1, 10_002))
     assert_sent(node, node.submit(BUY, 10, 10_010, instrument=COARSE))
@@ -150,7 +141,7 @@ def test_when_price_is_within_ticks_of_last_trade_then_allowed_else_collared(
 ) -> None:
     """Any last trade and price: allowed exactly when |price - last| <= collar_ticks ticks."""
     node = Node(collar_ticks=ticks, collar_reference="last")
-    node.trade(last)
+    node.trade_print(last)
     price = last + offset
     if price <= 0:
         return
@@ -334,7 +325,7 @@ def test_when_reference_is_overridden_to_last_then_trades_collar_orders() -> Non
     """collar_reference = "last" by override: the next order is checked on the trade."""
     node = Node(collar_ticks=2)
     node.quote(10_000, 10_000)
-    node.trade(10_500)
+    node.trade_print(10_500)
     assert_sent(node, node.submit(BUY, 1, 10_002))
     node.gate.reconfigure(apply_override(node.gate.config, "collar_reference", "last"))
     assert_denied(node, node.submit(BUY, 1, 10_002), "PRICE_COLLAR")

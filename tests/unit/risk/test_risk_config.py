@@ -8,11 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_risk_gate import STOCK, Node
 
 from bastion.config import PaperConfig, load_config
 from bastion.errors import ConfigError
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig, ThrottleConfig
+from kit.risk_node import STOCK, Node
 
 HEAD = """
 [[instruments]]

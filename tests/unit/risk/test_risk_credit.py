@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from test_risk_gate import BUY, COARSE, FUTURE, SELL, Node, assert_denied, assert_sent
+from kit.risk_node import BUY, COARSE, FUTURE, SELL, Node, assert_denied, assert_sent
 
 
 def test_when_exposure_at_max_then_allowed_and_one_lot_beyond_denied() -> None:

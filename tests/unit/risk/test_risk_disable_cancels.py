@@ -12,7 +12,6 @@ import msgspec
 import pytest
 from test_risk_config import load
 from test_risk_kernel_controls import IID, T0, build, journaled_types, market, quote
-from wired_node import BUY, Wired
 
 from bastion.errors import ConfigError
 from bastion.journal import SqliteJournal, verify_journal
@@ -23,6 +22,7 @@ from bastion.node.kernel import Kernel
 from bastion.recovery.replay import recover_state
 from bastion.risk.config import RiskConfig
 from bastion.risk.overrides import apply_override, value_at
+from kit.risk_node import BUY, Wired
 from kit.strategies import IDLE_STRATEGY
 
 FILLS = {"max_fills": 2, "fills_window_ms": 1_000}

@@ -6,57 +6,22 @@ from decimal import Decimal
 
 import pytest
 
-from bastion.bus import MessageBus
-from bastion.clock import SimClock
-from bastion.execution.engine import ExecutionEngine
-from bastion.execution.ids import ClientOrderIdGenerator
-from bastion.model.data import QuoteTick, TradeTick
-from bastion.model.enums import LiquiditySide, OrderSide, OrderStatus, OrderType, TradingState
-from bastion.model.events import (
-    CommandDenied,
-    OrderDenied,
-    OrderFilled,
-    OrderSubmitted,
-    TradingStateChanged,
-)
+from bastion.model.data import QuoteTick
+from bastion.model.enums import OrderSide, OrderStatus, TradingState
 from bastion.model.instruments import Instrument
-from bastion.model.orders import Order
-from bastion.portfolio.portfolio import Portfolio
-from bastion.risk.config import RiskConfig
-from bastion.risk.gate import RiskGate
-from bastion.venues.base import VenueAdapter
+from kit.risk_node import (
+    BUY,
+    COARSE,
+    FRACTIONAL,
+    FUTURE,
+    SELL,
+    STOCK,
+    T0,
+    Node,
+    assert_denied,
+    assert_sent,
+)
 
-BUY, SELL = OrderSide.BUY, OrderSide.SELL
-T0 = 1_704_205_800_000_000_000
-STOCK = Instrument(
-    id="XYZ.SIM",
-    venue="SIM",
-    tick_size=Decimal("0.01"),
-    lot_size=Decimal(1),
-    quote_currency="USD",
-)
-COARSE = Instrument(
-    id="ABC.SIM",
-    venue="SIM",
-    tick_size=Decimal("0.05"),
-    lot_size=Decimal(10),
-    quote_currency="USD",
-)
-FRACTIONAL = Instrument(
-    id="BTC.SIM",
-    venue="SIM",
-    tick_size=Decimal("0.5"),
-    lot_size=Decimal("0.1"),
-    quote_currency="USD",
-)
-FUTURE = Instrument(
-    id="ES.SIM",
-    venue="SIM",
-    tick_size=Decimal("0.25"),
-    lot_size=Decimal(1),
-    quote_currency="USD",
-    multiplier=Decimal(50),
-)
 GHOST = Instrument(
     id="GHOST.SIM",
     venue="SIM",
@@ -64,169 +29,6 @@ GHOST = Instrument(
     lot_size=Decimal(1),
     quote_currency="USD",
 )
-
-
-class RecordingVenue(VenueAdapter):
-    """A venue that only records what the node asked of it."""
-
-    def __init__(self, name: str = "SIM") -> None:
-        super().__init__(name)
-        self.submitted: list[str] = []
-        self.canceled: list[str] = []
-        self.modified: list[tuple[str, int, int | None]] = []
-
-    def submit(self, order: Order) -> None:
-        self.submitted.append(order.client_order_id)
-
-    def cancel(self, order: Order) -> None:
-        self.canceled.append(order.client_order_id)
-
-    def modify(self, order: Order, quantity: int, price: int | None) -> None:
-        self.modified.append((order.client_order_id, quantity, price))
-
-    async def open_order_ids(self) -> set[str]:
-        return set(self.submitted)
-
-
-class Node:
-    """Bus, clock, execution engine, portfolio and risk gate around a recording venue."""
-
-    def __init__(
-        self,
-        config: RiskConfig | None = None,
-        extra_venues: tuple[str, ...] = (),
-        **risk: object,
-    ) -> None:
-        self.bus = MessageBus()
-        self.clock = SimClock(T0)
-        self.venue = RecordingVenue()
-        venues: dict[str, VenueAdapter] = {"SIM": self.venue}
-        venues.update((name, RecordingVenue(name)) for name in extra_venues)
-        self.quotes: dict[str, QuoteTick] = {}
-        self.trades: dict[str, TradeTick] = {}
-        instruments = {i.id: i for i in (STOCK, COARSE, FRACTIONAL, FUTURE)}
-        self.portfolio = Portfolio(
-            instruments=instruments,
-            last_quotes=self.quotes,
-            currency="USD",
-            starting_cash=Decimal(100_000),
-        )
-        self.execution = ExecutionEngine(
-            bus=self.bus,
-            clock=self.clock,
-            ids=ClientOrderIdGenerator("node", 1),
-            venues=venues,
-        )
-        self.gate = RiskGate(
-            config=config or RiskConfig(**risk),  # type: ignore[arg-type]
-            bus=self.bus,
-            clock=self.clock,
-            execution=self.execution,
-            portfolio=self.portfolio,
-            instruments=instruments,
-            last_quotes=self.quotes,
-            venues=set(venues),
-            last_trades=self.trades,
-        )
-        self.denied: list[OrderDenied] = []
-        self.command_denied: list[CommandDenied] = []
-        self.submitted: list[OrderSubmitted] = []
-        self.state_changes: list[TradingStateChanged] = []
-        self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
-        self.bus.subscribe(OrderDenied, self.denied.append)
-        self.bus.subscribe(CommandDenied, self.command_denied.append)
-        self.bus.subscribe(OrderSubmitted, self.submitted.append)
-        self.bus.subscribe(TradingStateChanged, self.state_changes.append)
-
-    def order(
-        self,
-        side: OrderSide,
-        qty: int,
-        price: int | None = None,
-        instrument: Instrument = STOCK,
-        venue: str = "SIM",
-        strategy: str = "s1",
-    ) -> Order:
-        return self.execution.create_order(
-            strategy_id=strategy,
-            instrument_id=instrument.id,
-            venue=venue,
-            side=side,
-            order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
-            quantity=qty,
-            price=price,
-        )
-
-    def submit(self, *args: object, **kwargs: object) -> Order:
-        order = self.order(*args, **kwargs)  # type: ignore[arg-type]
-        self.gate.submit_order(order)
-        return order
-
-    def hold(
-        self, qty: int, px: int = 10_000, instrument: Instrument = STOCK, strategy: str = "s1"
-    ) -> None:
-        """Give the portfolio a signed position by feeding it a fill."""
-        self.portfolio.on_fill(
-            OrderFilled(
-                ts_ns=T0,
-                client_order_id="seed-1",
-                strategy_id=strategy,
-                instrument_id=instrument.id,
-                venue_order_id="SIM-0",
-                exec_id="SIM-E0",
-                side=BUY if qty > 0 else SELL,
-                last_qty=abs(qty),
-                last_px=px,
-                fee=Decimal(0),
-                fee_currency="USD",
-                liquidity=LiquiditySide.TAKER,
-            )
-        )
-
-    def quote(self, bid: int, ask: int, instrument: Instrument = STOCK, ts_ns: int = T0) -> None:
-        """A quote, stored and handed to the gate's quote hook as ``Kernel.on_quote`` does."""
-        quote = QuoteTick(instrument.id, ts_ns, bid, ask, 100, 100)
-        self.quotes[instrument.id] = quote
-        if self.gate.quote_hook is not None:
-            self.gate.quote_hook(quote)
-
-    def trade(self, price: int, instrument: Instrument = STOCK, ts_ns: int = T0) -> None:
-        """A trade print at ``price`` (raw), as the kernel keeps it."""
-        self.trades[instrument.id] = TradeTick(instrument.id, ts_ns, price, 100)
-
-    def fill(self, order: Order, qty: int | None = None, px: int | None = None) -> None:
-        """The venue fills ``order`` (all of what is left, by default) at its price."""
-        self.execution.process(
-            OrderFilled(
-                ts_ns=self.clock.timestamp_ns(),
-                client_order_id=order.client_order_id,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                venue_order_id="SIM-1",
-                exec_id=f"E-{order.client_order_id}-{order.filled_qty}",
-                side=order.side,
-                last_qty=order.leaves_qty if qty is None else qty,
-                last_px=(order.price or 10_000) if px is None else px,
-                fee=Decimal(0),
-                fee_currency="USD",
-                liquidity=LiquiditySide.TAKER,
-            )
-        )
-
-    def reasons(self) -> list[str]:
-        return [e.reason for e in self.denied]
-
-
-def assert_denied(node: Node, order: Order, reason: str) -> None:
-    assert order.status is OrderStatus.DENIED
-    assert node.denied[-1].client_order_id == order.client_order_id
-    assert node.denied[-1].reason == reason
-    assert order.client_order_id not in node.venue.submitted
-
-
-def assert_sent(node: Node, order: Order) -> None:
-    assert order.status is OrderStatus.SUBMITTED
-    assert node.venue.submitted[-1] == order.client_order_id
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_risk_gate import BUY, FUTURE, SELL, STOCK, Node
 
 from bastion.model.enums import LiquiditySide, OrderSide
 from bastion.model.events import OrderCanceled, OrderFilled, OrderModifyRejected, OrderUpdated
@@ -21,6 +20,7 @@ from bastion.risk.book import WorkingBook
 from bastion.risk.checks import PreTradeChecks
 from bastion.risk.config import AccountRiskConfig, RiskConfig, StrategyRiskConfig
 from bastion.risk.credit import CreditLimits, _spent
+from kit.risk_node import BUY, FUTURE, SELL, STOCK, Node
 
 INSTRUMENTS = (STOCK, FUTURE)
 MIDS = {STOCK.id: 10_000, FUTURE.id: 400_000}

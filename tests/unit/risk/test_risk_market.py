@@ -6,12 +6,22 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from test_risk_gate import COARSE, assert_denied, assert_sent
-from wired_node import BUY, MS, SECOND, SELL, STOCK, T0, Wired
 
 from bastion.model.enums import OrderStatus
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig
 from bastion.risk.market import MoveWindow
+from kit.risk_node import (
+    BUY,
+    COARSE,
+    MS,
+    SECOND,
+    SELL,
+    STOCK,
+    T0,
+    Wired,
+    assert_denied,
+    assert_sent,
+)
 
 WINDOW = dict(collar_window_pct=Decimal(5), collar_window_ms=1_000, collar_window_pause_ms=500)
 

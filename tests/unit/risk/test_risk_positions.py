@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from test_risk_gate import (
-    BUY,
-    COARSE,
-    SELL,
-    STOCK,
-    Node,
-    assert_denied,
-    assert_sent,
-)
-
 from bastion.model.events import OrderCanceled, OrderModifyRejected
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
+from kit.risk_node import BUY, COARSE, SELL, STOCK, Node, assert_denied, assert_sent
 
 
 def test_when_long_at_max_long_then_allowed_and_one_lot_beyond_denied() -> None:

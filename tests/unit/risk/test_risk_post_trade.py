@@ -8,11 +8,21 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_risk_gate import FUTURE, assert_denied, assert_sent
-from wired_node import BUY, MS, SECOND, SELL, STOCK, T0, Wired
 
 from bastion.model.enums import TradingState
 from bastion.risk.config import RiskConfig, StrategyRiskConfig
+from kit.risk_node import (
+    BUY,
+    FUTURE,
+    MS,
+    SECOND,
+    SELL,
+    STOCK,
+    T0,
+    Wired,
+    assert_denied,
+    assert_sent,
+)
 
 HOUR = 3_600 * SECOND
 

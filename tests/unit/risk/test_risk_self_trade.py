@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from test_risk_gate import BUY, COARSE, SELL, Node, assert_denied, assert_sent
-
 from bastion.model.enums import OrderStatus
 from bastion.risk.config import RiskConfig, StrategyRiskConfig
+from kit.risk_node import BUY, COARSE, SELL, Node, assert_denied, assert_sent
 
 
 def test_when_buy_reaches_own_resting_sell_then_self_trade_and_one_tick_below_allowed() -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from test_risk_gate import BUY, COARSE, SELL, T0, Node, assert_denied, assert_sent
-
 from bastion.risk.config import RiskConfig, StrategyRiskConfig, ThrottleConfig
 from bastion.risk.throttle import DuplicateFilter, SlidingWindow
+from kit.risk_node import BUY, COARSE, SELL, T0, Node, assert_denied, assert_sent
 
 SECOND = 1_000_000_000
 MS = 1_000_000
