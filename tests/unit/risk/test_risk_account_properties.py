@@ -11,7 +11,6 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_steps import cancel_or_modify, send
 
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
@@ -21,6 +20,7 @@ from bastion.model.enums import OrderSide
 from bastion.node.kernel import Kernel
 from bastion.risk.config import AccountRiskConfig, RiskConfig
 from bastion.strategy.config import StrategyConfig
+from kit.risk_steps import cancel_or_modify, send
 
 IID = "XYZ.SIM"
 T0 = 1_704_205_800_000_000_000

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_risk_config import load
 
 from bastion.errors import ConfigError
 from bastion.risk.config import AccountRiskConfig, RiskConfig
 from bastion.risk.overrides import apply_override, value_at
+from kit.risk_config import load
 from kit.risk_node import BUY, FUTURE, SELL, Wired, assert_denied, assert_sent
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_risk_config import load
 
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
@@ -22,6 +21,7 @@ from bastion.node.kernel import Kernel
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig
 from bastion.risk.overrides import apply_override
 from bastion.strategy.config import StrategyConfig
+from kit.risk_config import load
 from kit.risk_node import BUY, COARSE, SELL, STOCK, T0, Node, assert_denied, assert_sent
 from kit.strategies import IDLE_STRATEGY
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,28 +11,8 @@ import pytest
 from bastion.config import PaperConfig, load_config
 from bastion.errors import ConfigError
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig, ThrottleConfig
+from kit.risk_config import load
 from kit.risk_node import STOCK, Node
-
-HEAD = """
-[[instruments]]
-id = "XYZ.SIM"
-tick_size = "0.01"
-
-[[strategies]]
-name = "s1"
-path = "s.py"
-class = "S"
-
-[feed]
-instrument = "XYZ.SIM"
-"""
-
-
-def load(tmp_path: Path, risk: str) -> PaperConfig:
-    (tmp_path / "s.py").write_text("# placeholder\n")
-    path = tmp_path / "paper.toml"
-    path.write_text(HEAD + textwrap.dedent(risk))
-    return load_config(path, PaperConfig)
 
 
 def test_when_every_control_in_toml_then_it_loads(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_risk_config import load
 
 from bastion.errors import ConfigError
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
+from kit.risk_config import load
 
 
 def test_when_every_new_key_in_toml_then_it_loads(tmp_path: Path) -> None:

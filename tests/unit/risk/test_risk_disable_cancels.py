@@ -10,8 +10,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from test_risk_config import load
-from test_risk_kernel_controls import IID, T0, build, journaled_types, market, quote
 
 from bastion.errors import ConfigError
 from bastion.journal import SqliteJournal, verify_journal
@@ -22,6 +20,8 @@ from bastion.node.kernel import Kernel
 from bastion.recovery.replay import recover_state
 from bastion.risk.config import RiskConfig
 from bastion.risk.overrides import apply_override, value_at
+from kit.risk_config import load
+from kit.risk_kernel import IID, T0, build, journaled_types, market, quote
 from kit.risk_node import BUY, Wired
 from kit.strategies import IDLE_STRATEGY
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_steps import send
 
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
@@ -27,6 +26,7 @@ from bastion.model.orders import Order
 from bastion.node.kernel import Kernel
 from bastion.risk.config import RiskConfig, StrategyRiskConfig
 from bastion.strategy.config import StrategyConfig
+from kit.risk_steps import send
 
 IID = "XYZ.SIM"
 T0 = 1_704_205_800_000_000_000

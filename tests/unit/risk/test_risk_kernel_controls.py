@@ -10,77 +10,19 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from bastion.clock import SimClock
-from bastion.config import BacktestConfig, InstrumentConfig
-from bastion.data.config import ReplaySourceConfig
 from bastion.journal import SqliteJournal
-from bastion.model.data import QuoteTick
-from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
-from bastion.model.orders import Order
-from bastion.node.kernel import Kernel
+from bastion.model.enums import OrderStatus, TradingState
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture, decode
 from bastion.risk.config import RiskConfig
-from bastion.strategy.config import StrategyConfig
+from kit.risk_kernel import IID, MS, T0, build, journaled_types, market, quote
 from kit.strategies import IDLE_STRATEGY
-
-IID = "XYZ.SIM"
-T0 = 1_704_205_800_000_000_000
-MS = 1_000_000
-RISK = RiskConfig(
-    collar_window_pct=Decimal(2),
-    collar_window_ms=1_000,
-    collar_window_pause_ms=100,
-    max_fills=2,
-    fills_window_ms=1_000,
-    max_daily_loss_node=Decimal(1_000),
-)
 
 
 @pytest.fixture
 def base(tmp_path: Path) -> Path:
     (tmp_path / "idle.py").write_text(IDLE_STRATEGY)
     return tmp_path
-
-
-def build(base: Path, journal: SqliteJournal | None, risk: RiskConfig = RISK) -> Kernel:
-    config = BacktestConfig(
-        instruments=[InstrumentConfig(id=IID, tick_size=Decimal("0.01"))],
-        strategies=[
-            StrategyConfig(name=name, path="idle.py", class_name="Idle") for name in ("a", "b")
-        ],
-        data=[ReplaySourceConfig(path="unused.csv", instrument=IID)],
-        risk=risk,
-        progress=False,
-    )
-    return Kernel(config=config, base_dir=base, clock=SimClock(T0), epoch=1, journal=journal)
-
-
-def quote(kernel: Kernel, mid: int, ts: int) -> None:
-    kernel.clock.advance_to(ts)  # type: ignore[attr-defined]
-    kernel.on_quote(QuoteTick(IID, ts, mid - 1, mid + 1, 50, 50))
-
-
-def market(kernel: Kernel, strategy: str, side: OrderSide = OrderSide.BUY) -> Order:
-    order = kernel.execution.create_order(
-        strategy_id=strategy,
-        instrument_id=IID,
-        venue="SIM",
-        side=side,
-        order_type=OrderType.MARKET,
-        quantity=1,
-    )
-    kernel.risk.submit_order(order)
-    kernel.venue.flush()
-    return order
-
-
-def journaled_types(path: Path) -> list[str]:
-    journal = SqliteJournal(path)
-    try:
-        return [type(event).__name__ for _, event in journal.read()]
-    finally:
-        journal.close()
 
 
 def test_when_quotes_jump_and_fills_repeat_then_events_are_journaled(base: Path) -> None:

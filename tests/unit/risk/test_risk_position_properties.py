@@ -9,7 +9,6 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_steps import cancel_or_modify, send
 
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
@@ -19,6 +18,7 @@ from bastion.model.enums import OrderSide
 from bastion.node.kernel import Kernel
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
 from bastion.strategy.config import StrategyConfig
+from kit.risk_steps import cancel_or_modify, send
 
 IID = "XYZ.SIM"
 T0 = 1_704_205_800_000_000_000
