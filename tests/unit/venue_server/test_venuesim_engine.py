@@ -7,7 +7,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from venuesim_desk import BUY, DAY, IOC, MIDNIGHT, SELL, SYM, T0, XYZ, Desk, kinds
 
 from bastion.clock import SimClock
 from bastion.errors import ConfigError
@@ -23,6 +22,7 @@ from bastion.venue_server.messages import (
     StatusRequest,
 )
 from bastion.venues.sim.config import SimVenueConfig
+from kit.venuesim_desk import BUY, DAY, IOC, MIDNIGHT, SELL, SYM, T0, XYZ, Desk, kinds
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from venuesim_desk import BUY, SELL, SYM, T0, XYZ, Desk
 
 from bastion.clock import SimClock
 from bastion.config import InstrumentConfig
@@ -34,6 +33,7 @@ from bastion.venue_server.messages import (
 )
 from bastion.venue_server.server import VenueSimServer
 from bastion.venues.sim.config import SimVenueConfig
+from kit.venuesim_desk import BUY, SELL, SYM, T0, XYZ, Desk
 
 AN = {710: "p1", 724: "0", 1: "A", 581: "1", 715: "20240102", 60: "20240102-14:30:00.000"}
 ABC = Instrument(

@@ -11,10 +11,10 @@ from pathlib import Path
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from venuesim_desk import BUY, DAY, GTC, IOC, NS_PER_DAY, SELL, Desk
 
 from bastion.model.enums import OrderSide, TimeInForce
 from bastion.venue_server.messages import ExecReport
+from kit.venuesim_desk import BUY, DAY, GTC, IOC, NS_PER_DAY, SELL, Desk
 
 ACCOUNTS = st.sampled_from(["A", "B"])
 OFFSETS = st.integers(min_value=-3, max_value=3)

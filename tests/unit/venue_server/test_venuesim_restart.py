@@ -7,10 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from venuesim_desk import BUY, DAY, GTC, IOC, MIDNIGHT, SELL, SYM, T0, Desk, kinds
 
 from bastion.model.enums import OrderType
 from bastion.venue_server.ledger import OrderRow
+from kit.venuesim_desk import BUY, DAY, GTC, IOC, MIDNIGHT, SELL, SYM, T0, Desk, kinds
 
 
 @pytest.fixture

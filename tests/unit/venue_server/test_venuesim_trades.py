@@ -9,8 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_venuesim_cancel_on_disconnect import PASSWORD, Wire
-from venuesim_desk import BUY, SYM, T0, XYZ
 
 from bastion.clock import LiveClock, SimClock
 from bastion.config import InstrumentConfig, PaperConfig
@@ -26,6 +24,8 @@ from bastion.venue_server.messages import NewOrderRequest, TradeUpdate
 from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.fix.config import FixVenueConfig
 from bastion.venues.sim.config import SimVenueConfig
+from kit.venuesim_desk import BUY, SYM, T0, XYZ
+from kit.venuesim_wire import PASSWORD, Wire
 
 IDLE = """
 from bastion.strategy.base import Strategy

@@ -1,4 +1,4 @@
-"""Test harness: a VenueSimEngine on a SimClock and a ledger file, reports collected."""
+"""A VenueSimEngine on a SimClock and a ledger file, its reports collected (``Desk``)."""
 
 from __future__ import annotations
 
