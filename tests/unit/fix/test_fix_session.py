@@ -9,18 +9,6 @@ from pathlib import Path
 
 import pytest
 import structlog
-from fix_pair import (
-    ACC,
-    INI,
-    PASSWORD,
-    T0,
-    FakeClock,
-    Pair,
-    Pipe,
-    frame,
-    parse_all,
-    settings,
-)
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -36,6 +24,7 @@ from bastion.fix.codec import (
 )
 from bastion.fix.schedule import SessionSchedule
 from bastion.fix.session import BusinessReject, RejectMessage, SessionState
+from kit.fix_pair import ACC, INI, PASSWORD, T0, FakeClock, Pair, Pipe, frame, parse_all, settings
 
 S = 1_000_000_000
 

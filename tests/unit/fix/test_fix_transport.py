@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from fix_pair import ACC, INI, PASSWORD, RecordingApp, parse_all, settings
 
 from bastion.fix.codec import FixMessage, encode
 from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixAcceptor, FixInitiator
+from kit.fix_pair import ACC, INI, PASSWORD, RecordingApp, parse_all, settings
 from kit.waiting import until
 
 DEADLINE_S = 5.0

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fix_adapter import IID, Link, execution, order
 
 from bastion.fix.codec import FixMessage
 from bastion.model.events import OrderFilled
+from kit.fix_link import IID, Link, execution, order
 
 _DECIMALS = st.one_of(
     st.decimals(min_value=-10, max_value=10_000, places=4, allow_nan=False).map(str),
