@@ -18,15 +18,15 @@ import textwrap
 from pathlib import Path
 
 from bastion.journal import SqliteJournal, verify_journal
-from kit.paths import REPO_ROOT
+from kit.paths import REPO_ROOT, TESTS_DIR
 from kit.waiting import eventually
 
 _WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    sys.path.insert(0, {samples!r})
-    from journal_samples import fills
+    sys.path.insert(0, {tests!r})
+    from kit.journal_samples import fills
     from bastion.journal import SqliteJournal
 
     journal = SqliteJournal(Path({path!r}), durability="fsync_each")
@@ -47,7 +47,7 @@ def test_when_killed_during_a_snapshot_write_then_previous_snapshot_and_chain_su
     half-written snapshot is not there, the previous one is, and the chain verifies."""
     path = tmp_path / "j.sqlite"
     wal = path.with_name(path.name + "-wal")
-    script = _WRITER.format(samples=str(REPO_ROOT / "tests" / "unit" / "journal"), path=str(path))
+    script = _WRITER.format(tests=str(TESTS_DIR), path=str(path))
     with subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
     ) as proc:

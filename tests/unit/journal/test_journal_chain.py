@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from journal_samples import execute, fills, one_of_each, rows
 from structlog.testing import capture_logs
 
 from bastion.errors import OperationalError
 from bastion.journal import SqliteJournal, verify_journal
 from bastion.journal._codec import GENESIS_HASH, chain_hash
 from bastion.journal.sqlite import WRITER_THREAD_NAME
+from kit.journal_samples import execute, fills, one_of_each, rows
 
 
 def write(path: Path, events: list[Any], **options: Any) -> None:

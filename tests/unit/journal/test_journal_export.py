@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import msgspec
-from journal_samples import EVENT_TYPES, T0, fills, one_of_each
 
 from bastion.journal import ExportedRecord, SqliteJournal, export_jsonl, journal_stats
 from bastion.journal._schema import SCHEMA_VERSION
+from kit.journal_samples import EVENT_TYPES, T0, fills, one_of_each
 
 
 def make_journal(path: Path, runs: int = 2) -> list[object]:

@@ -8,9 +8,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from journal_samples import any_event
 
 from bastion.journal import SqliteJournal, verify_journal
+from kit.journal_samples import any_event
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)

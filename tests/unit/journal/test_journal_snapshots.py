@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from journal_samples import execute, fills
 
 from bastion.errors import OperationalError
 from bastion.journal import SqliteJournal, journal_stats, verify_journal
 from bastion.journal.sqlite import KEEP_SNAPSHOTS
+from kit.journal_samples import execute, fills
 
 
 @pytest.mark.parametrize("durability", ["group", "fsync_each"])

@@ -6,7 +6,7 @@ import enum
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, get_args
 
 from hypothesis import strategies as st
 from msgspec import inspect as mi
@@ -22,12 +22,22 @@ from bastion.model.enums import (
 )
 
 T0 = 1_704_205_800_000_000_000
-EVENT_TYPES: tuple[type[Any], ...] = JournalEvent.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[type[Any], ...] = get_args(JournalEvent)
+
+
+class _OrderIds(TypedDict):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
 
 
 def one_of_each(ts_ns: int = T0) -> list[Any]:
     """One event of every journaled type, with realistic fields."""
-    order = {"client_order_id": "O-node-1-1-000001", "strategy_id": "ema", "instrument_id": "X"}
+    order: _OrderIds = {
+        "client_order_id": "O-node-1-1-000001",
+        "strategy_id": "ema",
+        "instrument_id": "X",
+    }
     return [
         ev.OrderInitialized(
             ts_ns=ts_ns,
