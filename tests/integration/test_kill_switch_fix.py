@@ -7,8 +7,8 @@ for the account and a flat position, and no strategy order reached it after the 
 nothing until it is resumed. Waits use ``eventually``; the one bounded wait checks that
 nothing happens (no order reaches the venue) for a short while.
 
-The helpers (process start, the venue ledger, a TCP relay that drops the FIX session)
-serve ``test_cancel_on_disconnect_fix.py`` too.
+The desk (configs, processes, the venue ledger) is ``kit.fix_node_desk``, which
+``test_cancel_on_disconnect_fix.py`` shares.
 """
 
 from __future__ import annotations
@@ -44,19 +44,10 @@ from kit.journal_reading import (
     trading_long_with_resting_orders,
 )
 from kit.net import free_tcp_port
-from kit.node_process import (
-    START_TIMEOUT_S,
-    run_to_end,
-    status,
-    still_running,
-    terminate,
-)
+from kit.node_process import START_TIMEOUT_S, run_to_end, status, still_running, terminate
 from kit.waiting import eventually
 
 QUIET_S = 1.5  # a restarted HALTED node must send nothing for this long
-
-
-# -- helpers shared with test_cancel_on_disconnect_fix.py ------------------------------------
 
 
 def stays(predicate: Callable[[], bool], for_s: float) -> None:

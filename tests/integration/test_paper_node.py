@@ -19,11 +19,7 @@ import pytest
 
 from bastion.model import events as ev
 from bastion.model.enums import OrderType
-from kit.journal_reading import (
-    assert_every_order_terminal,
-    peek_journal,
-    read_journal,
-)
+from kit.journal_reading import assert_every_order_terminal, peek_journal, read_journal
 from kit.node_process import (
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,

@@ -52,9 +52,7 @@ from kit.qf_common import (
     utc_now,
     write_line,
 )
-from kit.qf_common import (
-    parse_args as common_args,
-)
+from kit.qf_common import parse_args as common_args
 
 log = logging.getLogger("qf_peer")
 

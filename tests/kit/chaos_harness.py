@@ -1,6 +1,6 @@
 """The chaos tests' harness: a venue simulator and a FIX paper node as processes in one
 directory (a ``Desk``), ``bastion recover`` and ``bastion journal verify`` runs, and
-read-only queries on the node's journal while it runs. The oracle is in ``oracle.py``.
+read-only queries on the node's journal while it runs. The oracle is ``kit.chaos_oracle``.
 
 Waits use ``eventually``; ``chaos_pause`` is the only sleep, and it waits for no
 condition: it is the random moment at which a process is killed.

@@ -165,6 +165,7 @@ def order(
     tif: TimeInForce = TimeInForce.GTC,
     instrument_id: str = IID,
 ) -> Order:
+    """A new order on the FIX venue (a limit unless ``price`` is None), fresh client id."""
     return Order(
         client_order_id=f"node-1-{next(_seq)}",
         strategy_id="s1",

@@ -12,10 +12,7 @@ from pathlib import Path
 from bastion.venue_server.ledger import OrderRow, VenueLedger
 from kit.fix_desk import fix_process, venue_sim_toml
 from kit.net import listening
-from kit.node_process import (
-    START_TIMEOUT_S,
-    still_running,
-)
+from kit.node_process import START_TIMEOUT_S, still_running
 from kit.strategies import HOARDER
 from kit.waiting import eventually
 
@@ -97,20 +94,24 @@ def process(*args: str | Path, cwd: Path, log: Path) -> Iterator[subprocess.Pope
 
 
 def ledger_orders(root: Path) -> list[OrderRow]:
+    """Every order of the account in the venue's ledger."""
     with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
         return ledger.orders(ACCOUNT)
 
 
 def ledger_open(root: Path) -> list[OrderRow]:
+    """The account's open orders in the venue's ledger."""
     with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
         return ledger.open_orders(ACCOUNT)
 
 
 def ledger_position(root: Path) -> Decimal:
+    """The account's net position in ``IID`` at the venue (0 when it has none)."""
     with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
         position = ledger.position(ACCOUNT, IID)
     return Decimal(0) if position is None else position.net_qty
 
 
 def started_venue(proc: subprocess.Popen[bytes], log: Path, port: int) -> None:
+    """Wait until the venue process listens on ``port``; fail at once if it exited."""
     eventually(lambda: still_running(proc, log) and listening(port), START_TIMEOUT_S)

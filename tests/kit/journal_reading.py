@@ -65,6 +65,7 @@ def replay_orders(events: list[tuple[int, Any]]) -> dict[str, Order]:
 
 
 def assert_every_order_terminal(events: list[tuple[int, Any]]) -> dict[str, Order]:
+    """Every journaled order ended (by the state machine and by its events); the orders."""
     orders = replay_orders(events)
     assert orders, "the journal has no orders"
     submitted = {e.client_order_id for _, e in events if isinstance(e, ev.OrderSubmitted)}
@@ -86,6 +87,7 @@ def assert_every_order_terminal(events: list[tuple[int, Any]]) -> dict[str, Orde
 
 
 def net_position(events: list[tuple[int, Any]]) -> int:
+    """The net filled quantity (buys minus sells) in ``events``."""
     net = 0
     for _, e in events:
         if isinstance(e, ev.OrderFilled):
@@ -94,6 +96,7 @@ def net_position(events: list[tuple[int, Any]]) -> int:
 
 
 def trading_long_with_resting_orders(journal: Path) -> bool:
+    """True once two limit orders rest and the position is 2 or more long (else AssertionError)."""
     events = peek_journal(journal)
     limits = {
         e.client_order_id
@@ -107,6 +110,7 @@ def trading_long_with_resting_orders(journal: Path) -> bool:
 
 
 def halted_denials_after(journal: Path, seq: int, strategy: str) -> list[Any]:
+    """The strategy's denials journaled after ``seq``; AssertionError while there are none."""
     denied = [
         e
         for s, e in peek_journal(journal)
@@ -117,6 +121,7 @@ def halted_denials_after(journal: Path, seq: int, strategy: str) -> list[Any]:
 
 
 def last_state_change(events: list[tuple[int, Any]]) -> tuple[int, ev.TradingStateChanged]:
+    """The last ``TradingStateChanged`` and its seq; AssertionError if there is none."""
     changes = [(s, e) for s, e in events if isinstance(e, ev.TradingStateChanged)]
     assert changes, "no TradingStateChanged journaled"
     return changes[-1]

@@ -10,12 +10,14 @@ from contextlib import contextmanager, suppress
 
 
 def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
@@ -101,6 +103,7 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
 
 @contextmanager
 def relay(target_port: int) -> Iterator[Relay]:
+    """A ``Relay`` to ``target_port``, closed when the block ends."""
     r = Relay(target_port)
     try:
         yield r

@@ -24,10 +24,12 @@ RUN_TIMEOUT_S = 30.0
 
 
 def bastion_cmd(*args: str | Path) -> list[str]:
+    """``python -m bastion ARGS`` with the running interpreter."""
     return [sys.executable, "-m", "bastion", *(str(a) for a in args)]
 
 
 def child_env() -> dict[str, str]:
+    """The environment of a bastion child process: unbuffered, no colours."""
     return {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
 
 
@@ -56,6 +58,7 @@ def running_node(*args: str | Path, cwd: Path) -> Iterator[tuple[subprocess.Pope
 
 
 def run_to_end(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``bastion ARGS`` in ``cwd`` to its end (at most ``RUN_TIMEOUT_S``); text output."""
     return subprocess.run(
         bastion_cmd(*args),
         cwd=cwd,
@@ -76,6 +79,7 @@ def still_running(proc: subprocess.Popen[bytes], log: Path) -> bool:
 
 
 def status(journal: Path) -> dict[str, Any]:
+    """The node's ``status`` answer over its control socket; AssertionError until it answers."""
     try:
         response = request(socket_path(journal), {"cmd": "status"}, timeout_s=5)
     except Exception as e:
@@ -85,5 +89,6 @@ def status(journal: Path) -> dict[str, Any]:
 
 
 def terminate(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM (an orderly shutdown), then the exit code."""
     proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout=STOP_TIMEOUT_S)

@@ -32,6 +32,7 @@ RISK = RiskConfig(
 
 
 def build(base: Path, journal: SqliteJournal | None, risk: RiskConfig = RISK) -> Kernel:
+    """A kernel on a ``SimClock`` at ``T0``, epoch 1, journaling to ``journal`` if given."""
     config = BacktestConfig(
         instruments=[InstrumentConfig(id=IID, tick_size=Decimal("0.01"))],
         strategies=[
@@ -45,11 +46,13 @@ def build(base: Path, journal: SqliteJournal | None, risk: RiskConfig = RISK) ->
 
 
 def quote(kernel: Kernel, mid: int, ts: int) -> None:
+    """Move the clock to ``ts`` and hand the kernel a quote one tick either side of ``mid``."""
     kernel.clock.advance_to(ts)  # type: ignore[attr-defined]
     kernel.on_quote(QuoteTick(IID, ts, mid - 1, mid + 1, 50, 50))
 
 
 def market(kernel: Kernel, strategy: str, side: OrderSide = OrderSide.BUY) -> Order:
+    """A market order of one lot by ``strategy`` through the gate, the venue flushed."""
     order = kernel.execution.create_order(
         strategy_id=strategy,
         instrument_id=IID,
@@ -64,6 +67,7 @@ def market(kernel: Kernel, strategy: str, side: OrderSide = OrderSide.BUY) -> Or
 
 
 def journaled_types(path: Path) -> list[str]:
+    """The class names of the journal's events, in order."""
     journal = SqliteJournal(path)
     try:
         return [type(event).__name__ for _, event in journal.read()]

@@ -198,6 +198,7 @@ class Node:
 
 
 def assert_denied(node: Node, order: Order, reason: str) -> None:
+    """``order`` was denied for ``reason`` and never reached the venue."""
     assert order.status is OrderStatus.DENIED
     assert node.denied[-1].client_order_id == order.client_order_id
     assert node.denied[-1].reason == reason
@@ -205,6 +206,7 @@ def assert_denied(node: Node, order: Order, reason: str) -> None:
 
 
 def assert_sent(node: Node, order: Order) -> None:
+    """``order`` passed the gate and was the last order the venue received."""
     assert order.status is OrderStatus.SUBMITTED
     assert node.venue.submitted[-1] == order.client_order_id
 

@@ -43,17 +43,7 @@ from bastion.model.events import (
 )
 from bastion.venues.fix.adapter import NOT_LOGGED_ON
 from bastion.venues.fix.config import FixScheduleConfig, FixVenueConfig
-from kit.fix_link import (
-    BUY,
-    ELSEWHERE,
-    IID,
-    SELL,
-    T0,
-    VENUE,
-    Link,
-    execution,
-    order,
-)
+from kit.fix_link import BUY, ELSEWHERE, IID, SELL, T0, VENUE, Link, execution, order
 
 
 @pytest.fixture
