@@ -26,6 +26,7 @@ from bastion.model.orders import Order
 from bastion.portfolio.position import Exact, Position
 from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.risk.overrides import Override
+from bastion.venues.base import VenueMark
 
 if TYPE_CHECKING:
     from bastion.node.kernel import Kernel
@@ -61,17 +62,6 @@ class PositionState(msgspec.Struct, array_like=True, frozen=True, gc=False):
     quantity: int
     cost: str
     realized: str
-
-
-class VenueMark(msgspec.Struct, frozen=True, kw_only=True):
-    """Where a FIX venue's inbound stream stood when the snapshot was taken: recovery
-    asks the venue to resend from here (the journal may have lost what followed)."""
-
-    venue: str
-    session_key: str
-    creation_ns: int
-    next_target_seq: int
-    next_sender_seq: int
 
 
 class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,8 +101,7 @@ class SnapshotError(Exception):
 def capture(kernel: Kernel, *, node_id: str, epoch: int) -> bytes:
     """The kernel's state, encoded."""
     positions, cash_raw, fees, n_fills = kernel.portfolio.export_state()
-    venue = kernel.venue
-    mark = getattr(venue, "recovery_mark", None)
+    marks = [venue.recovery_mark() for venue in kernel.venues.values()]
     snapshot = NodeSnapshot(
         node_id=node_id,
         epoch=epoch,
@@ -129,7 +118,7 @@ def capture(kernel: Kernel, *, node_id: str, epoch: int) -> bytes:
         trading_state=kernel.risk.state,
         trading_reason=kernel.risk.state_reason,
         strategies=kernel.strategies.save_states(),
-        venues=[mark()] if mark is not None else [],
+        venues=[mark for mark in marks if mark is not None],
         disabled_strategies=dict(kernel.risk.disabled),
         risk_overrides=list(kernel.risk_overrides.active.values()),
         risk_config=kernel.risk_overrides.journaled_config,
@@ -175,11 +164,10 @@ def restore(kernel: Kernel, snapshot: NodeSnapshot) -> None:
     kernel.risk_overrides.active = {o.id: o for o in snapshot.risk_overrides}
     kernel.risk_overrides.journaled_config = snapshot.risk_config
     kernel.risk.restore_post_trade(snapshot.post_trade)
-    restore_mark = getattr(kernel.venue, "restore_mark", None)
-    if restore_mark is not None:
-        for mark in snapshot.venues:
-            if mark.venue == kernel.venue.name:
-                restore_mark(mark)
+    for mark in snapshot.venues:
+        venue = kernel.venues.get(mark.venue)
+        if venue is not None:
+            venue.restore_mark(mark)
 
 
 def _order_state(o: Order) -> OrderState:
