@@ -489,7 +489,8 @@ def load_config(path: Path, schema: type[T]) -> T:
     try:
         config = msgspec.convert(document, schema)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"{name}: {_describe_validation_error(str(e), schema)}") from None
+        described = _describe_validation_error(str(e), schema, document)
+        raise ConfigError(f"{name}: {described}") from None
     except ConfigError as e:
         raise ConfigError(f"{name}: {e}") from None
     try:
@@ -505,6 +506,7 @@ _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`$")
 _EXPECTED = re.compile(r"^Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`$")
 _INVALID_ENUM = re.compile(r"^Invalid enum value (?P<value>.*)$")
+_INVALID_TAG = re.compile(r"^Invalid value (?P<value>.*)$")
 _SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
 # msgspec's names for types -> the names a TOML author knows.
@@ -514,13 +516,20 @@ _TYPE_NAMES: Final = {
 }
 
 
-def _describe_validation_error(text: str, schema: type[msgspec.Struct]) -> str:
+def _describe_validation_error(
+    text: str, schema: type[msgspec.Struct], document: object = None
+) -> str:
     match = _MSGSPEC_ERROR.match(text)
     message, path = (match["message"], match["path"] or "") if match else (text, "")
     key = path.lstrip(".")
     if m := _UNKNOWN.match(message):
         full = f"{key}.{m['field']}" if key else m["field"]
-        return f"unknown key '{full}'{_suggest(m['field'], _type_at(schema, path))}"
+        struct = _type_at(schema, path, document)
+        return f"unknown key '{full}'{_suggest(m['field'], struct)}"
+    if m := _INVALID_TAG.match(message):
+        kinds = _kinds_at(schema, path, document)
+        options = f" (expected one of: {', '.join(kinds)})" if kinds else ""
+        return f"key '{key}': invalid value {m['value']}{options}"
     if m := _MISSING.match(message):
         full = f"{key}.{m['field']}" if key else m["field"]
         return f"missing required key '{full}'"
@@ -538,24 +547,50 @@ def _toml_type(msgspec_type: str) -> str:
     return " or ".join(_TYPE_NAMES.get(p, p) for p in parts)
 
 
-def _type_at(schema: type[msgspec.Struct], path: str) -> mi.Type | None:
-    """The msgspec type found at a validation path like ``.strategies[0].params``."""
+def _type_at(schema: type[msgspec.Struct], path: str, document: object = None) -> mi.Type | None:
+    """The msgspec type found at a validation path like ``.strategies[0].params``; a
+    table that is one of several kinds (``[[venues]]``) resolves by its ``kind`` in
+    ``document``."""
     current: mi.Type | None = mi.type_info(schema)
+    value = document
     for name, index in _SEGMENT.findall(path):
-        current = _unwrap(current)
+        current = _unwrap(current, value)
         if index and isinstance(current, mi.ListType):
             current = current.item_type
+            value = _item(value, int(index))
         elif name and isinstance(current, mi.StructType):
             current = next((f.type for f in current.fields if f.encode_name == name), None)
+            value = value.get(name) if isinstance(value, dict) else None
         else:
             return None
-    return _unwrap(current)
+    return _unwrap(current, value)
 
 
-def _unwrap(t: mi.Type | None) -> mi.Type | None:
+def _kinds_at(schema: type[msgspec.Struct], path: str, document: object) -> list[str]:
+    """The kinds a table may be, when ``path`` is its tag key (``.venues[0].kind``)."""
+    parent = _type_at(schema, path.rsplit(".", 1)[0], None)
+    if not isinstance(parent, mi.UnionType):
+        return []
+    return [str(t.tag) for t in parent.types if isinstance(t, mi.StructType) and t.tag]
+
+
+def _item(value: object, index: int) -> object:
+    return value[index] if isinstance(value, list) and index < len(value) else None
+
+
+def _unwrap(t: mi.Type | None, value: object = None) -> mi.Type | None:
     if isinstance(t, mi.UnionType):
         rest = [x for x in t.types if not isinstance(x, mi.NoneType)]
-        return rest[0] if len(rest) == 1 else t
+        if len(rest) == 1:
+            return rest[0]
+        if isinstance(value, dict):  # tagged tables: the one its tag names
+            for member in rest:
+                if (
+                    isinstance(member, mi.StructType)
+                    and member.tag_field is not None
+                    and value.get(member.tag_field) == member.tag
+                ):
+                    return member
     return t
 
 

@@ -186,7 +186,8 @@ def test_when_instrument_on_unknown_venue_then_error_lists_the_venues(tmp_path: 
         ),
         (
             '[[feeds]]\nkind = "radio"\nname = "x"\n',
-            "key 'feeds[0].kind': invalid value 'radio'",
+            "key 'feeds[0].kind': invalid value 'radio' "
+            "(expected one of: synthetic, replay, venue)",
         ),
     ],
 )
@@ -195,3 +196,19 @@ def test_when_feed_table_wrong_then_error_names_the_key(
 ) -> None:
     """Each feed mistake names its key; an instrument has at most one feed."""
     assert expected in error(tmp_path, HEAD + SIM + FIX + feeds)
+
+
+def test_when_venue_or_feed_key_misspelt_then_error_suggests_the_kinds_key(
+    tmp_path: Path,
+) -> None:
+    """An unknown key in a [[venues]] or [[feeds]] table is matched against that kind's
+    keys; an unknown kind lists the kinds."""
+    typo = SIM.replace("latency_ms", "latncy_ms")
+    message = error(tmp_path, HEAD + typo + FIX + SYNTHETIC)
+    assert "unknown key 'venues[0].latncy_ms' (did you mean 'latency_ms'?)" in message
+    message = error(tmp_path, HEAD + SIM + FIX.replace("port =", "prot =") + SYNTHETIC)
+    assert "unknown key 'venues[1].prot' (did you mean 'port'?)" in message
+    message = error(tmp_path, HEAD + SIM + FIX + SYNTHETIC.replace("interval_ms", "intervl_ms"))
+    assert "unknown key 'feeds[0].intervl_ms' (did you mean 'interval_ms'?)" in message
+    message = error(tmp_path, HEAD + SIM.replace('"sim"', '"ib"') + FIX + SYNTHETIC)
+    assert "key 'venues[0].kind': invalid value 'ib' (expected one of: sim, fix)" in message
