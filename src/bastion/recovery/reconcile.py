@@ -15,19 +15,15 @@ the node goes to ``recovery.on_mismatch`` (HALTED or REDUCING) and publishes a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 import structlog
 
 from bastion.model.enums import TradingState
 from bastion.model.events import ReconciliationCompleted, ReconciliationMismatch
 from bastion.recovery.config import RecoveryConfig
+from bastion.recovery.node import RecoverableNode
 from bastion.venues.base import ReconcileContext, VenueAdapter, VenueReconciliation
 from bastion.venues.fix.reconcile import NOT_KNOWN_AT_VENUE
-
-if TYPE_CHECKING:
-    from bastion.node.kernel import Kernel
 
 __all__ = ["NOT_KNOWN_AT_VENUE", "ReconciliationReport", "reconcile"]
 
@@ -37,7 +33,7 @@ ReconciliationReport = VenueReconciliation
 
 
 async def reconcile(
-    kernel: Kernel,
+    kernel: RecoverableNode,
     *,
     epoch: int,
     config: RecoveryConfig,

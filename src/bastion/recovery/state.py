@@ -17,19 +17,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgspec
 
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingState
 from bastion.model.orders import Order
 from bastion.portfolio.position import Exact, Position
+from bastion.recovery.node import RecoverableNode
 from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.risk.overrides import Override
 from bastion.venues.base import VenueMark
-
-if TYPE_CHECKING:
-    from bastion.node.kernel import Kernel
 
 SNAPSHOT_VERSION: Final = 1
 RECENT_ORDERS: Final = 1000
@@ -98,7 +96,7 @@ class SnapshotError(Exception):
     """A stored snapshot that cannot be used (another version, or undecodable)."""
 
 
-def capture(kernel: Kernel, *, node_id: str, epoch: int) -> bytes:
+def capture(kernel: RecoverableNode, *, node_id: str, epoch: int) -> bytes:
     """The kernel's state, encoded."""
     positions, cash_raw, fees, n_fills = kernel.portfolio.export_state()
     marks = [venue.recovery_mark() for venue in kernel.venues.values()]
@@ -141,7 +139,7 @@ def decode(payload: bytes) -> NodeSnapshot:
     return snapshot
 
 
-def restore(kernel: Kernel, snapshot: NodeSnapshot) -> None:
+def restore(kernel: RecoverableNode, snapshot: NodeSnapshot) -> None:
     """Put a snapshot's state into a freshly built kernel (before anything runs)."""
     kernel.execution.restore((_order(s) for s in snapshot.orders), snapshot.exec_ids)
     positions = []
