@@ -30,7 +30,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,7 @@ import structlog
 
 from bastion.clock import Clock
 from bastion.fix.codec import (
-    INCORRECT_DATA_FORMAT,
     REQUIRED_TAG_MISSING,
-    VALUE_INCORRECT,
     FixMessage,
 )
 from bastion.fix.session import (
@@ -53,17 +51,13 @@ from bastion.fix.session import (
 )
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixInitiator
-from bastion.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
+from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.model.events import (
-    OrderAccepted,
-    OrderCanceled,
     OrderCancelRejected,
     OrderEvent,
-    OrderExpired,
     OrderFilled,
     OrderModifyRejected,
     OrderRejected,
-    OrderUpdated,
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
@@ -81,11 +75,11 @@ from bastion.venues.fix.config import CancelOnDisconnect, FixVenueConfig
 from bastion.venues.fix.disconnect import DisconnectCancels
 from bastion.venues.fix.marketdata import TopOfBook
 from bastion.venues.fix.reconcile import reconcile
+from bastion.venues.fix.reports import already_applied, report_event
 
 log = structlog.get_logger("bastion.venues.fix")
 
 _SIDE_OUT = {OrderSide.BUY: "1", OrderSide.SELL: "2"}
-_SIDE_IN = {"1": OrderSide.BUY, "2": OrderSide.SELL}
 _TYPE_OUT = {OrderType.MARKET: "1", OrderType.LIMIT: "2"}
 _TIF_OUT = {TimeInForce.DAY: "0", TimeInForce.GTC: "1", TimeInForce.IOC: "3"}
 _OPEN_STATUSES = frozenset({"0", "1", "5", "6", "9", "A", "D", "E"})
@@ -501,46 +495,24 @@ class FixVenueAdapter(VenueAdapter):
                 exec_type=exec_type,
             )
             return
-        ts = self.clock.timestamp_ns()
-        base: dict[str, Any] = {
-            "ts_ns": ts,
-            "client_order_id": coid,
-            "strategy_id": order.strategy_id,
-            "instrument_id": order.instrument_id,
-        }
-        venue_order_id = msg.get(37) or ""
-        event: OrderEvent
-        if exec_type == "F":
-            self._on_trade(msg, order, base, venue_order_id)
+        instrument = self.instruments[order.instrument_id]
+        event = report_event(msg, order, instrument, self.clock.timestamp_ns())
+        if event is None:
+            self.counters[f"exec_type_{exec_type}_ignored"] += 1
             return
-        if exec_type == "0":
-            event = OrderAccepted(venue_order_id=venue_order_id, **base)
-        elif exec_type == "4":
-            event = OrderCanceled(reason=msg.get(58) or "canceled", **base)
-        elif exec_type == "5":
-            instrument = self.instruments[order.instrument_id]
-            quantity = _decimal_field(msg, 38)
-            price_text = msg.get(44)
-            event = OrderUpdated(
-                quantity=_to_raw(instrument.size_raw, quantity, 38),
-                price=None
-                if price_text is None
-                else _to_raw(instrument.price_raw, _decimal_field(msg, 44), 44),
-                **base,
-            )
+        if type(event) is OrderFilled:
+            if not self._once(msg):
+                return  # a resend of a fill already applied
+            self.counters["fills"] += 1
+            self.emit(event)
+            return
+        if exec_type == "5":
             if not self._once(msg):
                 return
             self._venue_cl_ord_id[coid] = cl_ord_id
-        elif exec_type == "8":
-            event = OrderRejected(reason=_reject_text(msg), **base)
-        elif exec_type == "C":
-            event = OrderExpired(**base)
         else:
-            self.counters[f"exec_type_{exec_type}_ignored"] += 1
-            return
-        if exec_type != "5":
             self._once(msg)
-        if msg.get(43) == "Y" and _already_applied(order, event):
+        if msg.get(43) == "Y" and already_applied(order, event):
             # a resend (after a restart rewound the inbound stream) of a report whose
             # effect the journal already holds
             self.counters["resent_reports_already_applied"] += 1
@@ -555,42 +527,6 @@ class FixVenueAdapter(VenueAdapter):
             return False
         self._exec_ids.add(exec_id)
         return True
-
-    def _on_trade(
-        self, msg: FixMessage, order: Order, base: dict[str, Any], venue_order_id: str
-    ) -> None:
-        instrument = self.instruments[order.instrument_id]
-        last_qty = _to_raw(instrument.size_raw, _decimal_field(msg, 32), 32)
-        last_px = _to_raw(instrument.price_raw, _decimal_field(msg, 31), 31)
-        if last_qty <= 0 or last_px <= 0:
-            raise RejectMessage(
-                VALUE_INCORRECT,
-                32 if last_qty <= 0 else 31,
-                "Value is incorrect (out of range) for this tag",
-            )
-        side = _SIDE_IN.get(msg.get(54) or "")
-        if side is None:
-            raise RejectMessage(
-                VALUE_INCORRECT, 54, "Value is incorrect (out of range) for this tag"
-            )
-        if not self._once(msg):
-            return  # a resend of a fill already applied
-        fee_text = msg.get(12)
-        fee = _decimal_field(msg, 12) if fee_text is not None else Decimal(0)
-        self.counters["fills"] += 1
-        self.emit(
-            OrderFilled(
-                venue_order_id=venue_order_id,
-                exec_id=msg.get(17) or "",
-                side=side,
-                last_qty=last_qty,
-                last_px=last_px,
-                fee=fee,
-                fee_currency=instrument.quote_currency,
-                liquidity=LiquiditySide.MAKER if msg.get(851) == "1" else LiquiditySide.TAKER,
-                **base,
-            )
-        )
 
     def _on_status_report(self, msg: FixMessage, mass_id: str | None) -> None:
         if mass_id is not None:
@@ -660,50 +596,9 @@ class FixVenueAdapter(VenueAdapter):
         )
 
 
-def _already_applied(order: Order, event: OrderEvent) -> bool:
-    """True when ``event`` repeats what the order already reflects."""
-    if not order.can_apply(event):
-        return True
-    if type(event) is OrderUpdated:
-        return order.quantity == event.quantity and (
-            event.price is None or order.price == event.price
-        )
-    return type(event) is OrderAccepted and order.venue_order_id == event.venue_order_id
-
-
 def _order_key(cl_ord_id: str) -> str:
     return cl_ord_id.split("/", 1)[0]
 
 
 def _transact_time(clock: Clock) -> str:
     return format_utc_timestamp(clock.timestamp_ns())
-
-
-def _decimal_field(msg: FixMessage, tag: int) -> Decimal:
-    text = msg.get(tag)
-    if text is None:
-        raise RejectMessage(REQUIRED_TAG_MISSING, tag, f"Required tag missing: {tag}")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise RejectMessage(INCORRECT_DATA_FORMAT, tag, "Incorrect data format for value") from None
-    if not value.is_finite():
-        raise RejectMessage(INCORRECT_DATA_FORMAT, tag, "Incorrect data format for value")
-    return value
-
-
-def _to_raw(convert: Callable[[Decimal], int], value: Decimal, tag: int) -> int:
-    try:
-        return convert(value)
-    except (ValueError, ArithmeticError):
-        raise RejectMessage(
-            VALUE_INCORRECT, tag, "Value is incorrect (out of range) for this tag"
-        ) from None
-
-
-def _reject_text(msg: FixMessage) -> str:
-    text = msg.get(58)
-    reason = msg.get(103)
-    if text and reason:
-        return f"{text} (OrdRejReason {reason})"
-    return text or (f"OrdRejReason {reason}" if reason else "rejected by venue")
