@@ -152,3 +152,53 @@ def test_when_relative_and_lazy_imports_read_then_they_count(tmp_path: Path) -> 
         "bastion.venues.base",
         "bastion.clock",
     }
+
+
+def _adapter_classes() -> dict[str, str]:
+    """Each venue adapter class (a ``VenueAdapter`` subclass under ``bastion.venues``)
+    and the venue package that defines it."""
+    found: dict[str, str] = {}
+    for name, path in _modules().items():
+        parts = name.split(".")
+        if parts[:2] != ["bastion", "venues"] or len(parts) < 4:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(base, ast.Name) and base.id == "VenueAdapter" for base in node.bases
+            ):
+                found[node.name] = ".".join(parts[:3])
+    return found
+
+
+def _names_used(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+# The venue simulator process runs the in-process venue's matching engine behind its
+# FIX acceptor: it is a venue itself, not a node using one.
+_VENUE_SERVER = "bastion.venue_server"
+
+
+def test_when_source_read_then_only_a_venues_own_package_names_its_adapter() -> None:
+    """The node, recovery, feeds and the rest reach venues through VenueAdapter and the
+    registry: no module outside a venue's package names its adapter class."""
+    adapters = _adapter_classes()
+    assert {"SimVenue", "FixVenueAdapter"} <= set(adapters)
+    offenders = sorted(
+        f"{module} names {cls}"
+        for module, path in _modules().items()
+        for cls in _names_used(path) & set(adapters)
+        if not (module == adapters[cls] or module.startswith(adapters[cls] + "."))
+        and not module.startswith(_VENUE_SERVER)
+    )
+    assert offenders == []
