@@ -23,9 +23,8 @@ from bastion.model.events import ReconciliationCompleted, ReconciliationMismatch
 from bastion.recovery.config import RecoveryConfig
 from bastion.recovery.node import RecoverableNode
 from bastion.venues.base import ReconcileContext, VenueAdapter, VenueReconciliation
-from bastion.venues.fix.reconcile import NOT_KNOWN_AT_VENUE
 
-__all__ = ["NOT_KNOWN_AT_VENUE", "ReconciliationReport", "reconcile"]
+__all__ = ["ReconciliationReport", "reconcile"]
 
 log = structlog.get_logger("bastion.recovery")
 
