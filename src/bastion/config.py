@@ -152,6 +152,13 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                     "([[feeds]] tables, or a single [feed] / [[replay]])"
                 )
             _check_feeds(self.feeds, ids, self.instruments, venue_keys)
+            sends = {v.name for v in self.venues if v.sends_market_data}
+            for n, feed in enumerate(self.feeds):
+                if isinstance(feed, VenueFeedEntry) and feed.venue not in sends:
+                    raise ConfigError(
+                        f"key 'feeds[{n}].venue': venue '{feed.venue}' sends no market data "
+                        "(a FIX venue needs market_data = true)"
+                    )
         else:
             if self.feed is not None and self.replay:
                 raise ConfigError(

@@ -170,6 +170,10 @@ def test_when_instrument_on_unknown_venue_then_error_lists_the_venues(tmp_path: 
             "key 'feeds[0].instruments': instrument 'ABC.SIM' is on venue 'SIM', not 'FIXSIM'",
         ),
         (
+            '[[feeds]]\nkind = "venue"\nname = "md"\nvenue = "SIM"\n',
+            "key 'feeds[0].venue': venue 'SIM' sends no market data",
+        ),
+        (
             '[[feeds]]\nkind = "venue"\nname = "md"\nvenue = "LSE"\n',
             "key 'feeds[0].venue': venue 'LSE' is not configured",
         ),
@@ -212,3 +216,11 @@ def test_when_venue_or_feed_key_misspelt_then_error_suggests_the_kinds_key(
     assert "unknown key 'feeds[0].intervl_ms' (did you mean 'interval_ms'?)" in message
     message = error(tmp_path, HEAD + SIM.replace('"sim"', '"ib"') + FIX + SYNTHETIC)
     assert "key 'venues[0].kind': invalid value 'ib' (expected one of: sim, fix)" in message
+
+
+def test_when_fix_venue_subscribes_to_nothing_then_it_cannot_be_a_feed(tmp_path: Path) -> None:
+    """A venue feed needs a FIX venue with market_data = true."""
+    quiet = FIX + "market_data = false\n"
+    feed = '[[feeds]]\nkind = "venue"\nname = "md"\nvenue = "FIXSIM"\n'
+    message = error(tmp_path, HEAD + SIM + quiet + feed)
+    assert "key 'feeds[0].venue': venue 'FIXSIM' sends no market data" in message

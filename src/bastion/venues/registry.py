@@ -1,9 +1,10 @@
 """The venue kinds a node config may name (``[[venues]]`` with ``kind = ...``).
 
-Each kind is a package under ``bastion.venues``: a config struct (with a ``KIND`` and a
-``[[venues]]`` entry form tagged with it) and a ``build(config, context)`` next to its
-adapter. Adding a venue kind means adding its package and one line to ``_KINDS`` and
-to ``VenueEntry`` below; nothing else in the node names it.
+Each kind is a package under ``bastion.venues``: a config struct (with
+``sends_market_data``, and a ``[[venues]]`` entry form tagged with its kind) and a
+``build(config, context)`` next to its adapter. Adding a venue kind means adding its
+package and one line to ``_KINDS`` and to ``VenueEntry`` below; nothing else in the
+node names it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import enum
 import os
-from typing import ClassVar
 
 import msgspec
 
@@ -93,7 +92,10 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             f"sender_comp_id={self.sender_comp_id!r}, target_comp_id={self.target_comp_id!r})"
         )
 
-    KIND: ClassVar[str] = "fix"
+    @property
+    def sends_market_data(self) -> bool:
+        """Its session carries top of book for a venue feed (``market_data``)."""
+        return self.market_data
 
     def __post_init__(self) -> None:
         self.check("fix_venue")

@@ -22,7 +22,8 @@ class SimVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``reject_probability`` / ``seed``: reject a random share of new orders, reproducibly.
     """
 
-    KIND: ClassVar[str] = "sim"
+    sends_market_data: ClassVar[bool] = False
+    """It matches on the node's quotes; it has none of its own to feed."""
 
     name: str = "SIM"
     latency_ms: int = 0
