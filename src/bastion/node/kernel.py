@@ -112,6 +112,13 @@ class Kernel:
                 self._venue_on_quote[iid] = venue.on_quote
                 self._venue_on_bar[iid] = venue
         self._pending = [(venue.inbox, venue.flush) for venue in self.venues.values()]
+        if len(self.venues) == 1 and len(self._venue_on_quote) == len(self.instruments):
+            # one venue matching on every quote (every backtest): the shorter path
+            (sole,) = self.venues.values()
+            self._sole_on_quote = sole.on_quote
+            self._sole_inbox = sole.inbox
+            self._sole_flush = sole.flush
+            self.on_quote = self._on_quote_one_venue  # type: ignore[method-assign]
         self.execution = ExecutionEngine(
             bus=self.bus,
             clock=clock,
@@ -216,6 +223,21 @@ class Kernel:
         for inbox, flush in self._pending:
             if inbox:
                 flush()
+
+    def _on_quote_one_venue(self, quote: QuoteTick) -> None:
+        """``on_quote`` for a node whose one venue matches on every quote."""
+        self.last_quotes[quote.instrument_id] = quote
+        guard = self._quote_guard
+        if guard is not None:
+            guard(quote)
+        self._sole_on_quote(quote)
+        for handler in self._quote_subscribers.get(quote.instrument_id, _NONE):
+            try:
+                handler(quote)
+            except Exception as error:
+                self.strategies.fail(handler.__self__, error)  # type: ignore[attr-defined]
+        if self._sole_inbox:
+            self._sole_flush()
 
     def on_trade(self, trade: TradeTick) -> None:
         """A trade print at the venue: kept as the instrument's last trade."""
