@@ -114,7 +114,7 @@ heartbeat_s = 5
 store_path = "fix/session.sqlite"
 reconnect_initial_ms = 50
 reconnect_max_ms = 200
-logon_timeout_ms = 5000
+logon_timeout_ms = {logon_ms}
 market_data = false
 
 [[feeds]]
@@ -131,6 +131,16 @@ _DECODER = msgspec.msgpack.Decoder(JournalEvent)
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def write_desk(root: Path, port: int, *, logon_ms: int = 5000) -> tuple[Path, Path, Path]:
+    """(venue config, node config, journal) of the two-venue desk."""
+    (root / "trader.py").write_text(TRADER, encoding="utf-8")
+    venue_cfg = root / "venue-sim.toml"
+    venue_cfg.write_text(venue_sim_toml(port, seed=7), encoding="utf-8")
+    node_cfg = root / "node.toml"
+    node_cfg.write_text(NODE_TOML.format(port=port, logon_ms=logon_ms), encoding="utf-8")
+    return venue_cfg, node_cfg, root / "j" / "node.sqlite"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -240,12 +250,7 @@ def test_when_node_has_two_venues_then_orders_routed_venues_killed_and_dropped_o
     process: the other venue trades on, the dropped one's instrument is unavailable until
     the venue is back and reconciled."""
     port = free_port()
-    (tmp_path / "trader.py").write_text(TRADER, encoding="utf-8")
-    venue_cfg = tmp_path / "venue-sim.toml"
-    venue_cfg.write_text(venue_sim_toml(port, seed=7), encoding="utf-8")
-    node_cfg = tmp_path / "node.toml"
-    node_cfg.write_text(NODE_TOML.format(port=port), encoding="utf-8")
-    journal = tmp_path / "j" / "node.sqlite"
+    venue_cfg, node_cfg, journal = write_desk(tmp_path, port)
     venue_log, node_log = tmp_path / "venue.log", tmp_path / "node.log"
 
     with process("venue", "sim", venue_cfg, cwd=tmp_path, log=venue_log) as venue:
@@ -373,3 +378,51 @@ def test_when_node_has_two_venues_then_orders_routed_venues_killed_and_dropped_o
     assert node_fix_fills == venue_fills  # every FIX fill the node has, the venue made
     assert {e.instrument_id for e in fills} == {SIM_IID, FIX_IID}
     assert PASSWORD not in venue_log.read_text() + node_log.read_text()
+
+
+@pytest.mark.timeout(180)
+def test_when_fix_venue_down_at_start_then_sim_trades_and_fix_joins_once_reconciled(
+    tmp_path: Path,
+) -> None:
+    """A node whose FIX venue is not running at start trades at SIM after the logon wait,
+    with XYZ.SIM unavailable; once the venue runs, FIXSIM is reconciled and trades."""
+    port = free_port()
+    venue_cfg, node_cfg, journal = write_desk(tmp_path, port, logon_ms=500)
+    venue_log, node_log = tmp_path / "venue.log", tmp_path / "node.log"
+    with process("run", node_cfg, cwd=tmp_path, log=node_log) as node:
+
+        def sim_trades_alone() -> dict[str, Any]:
+            alive(node, node_log)
+            answer = status(journal)
+            assert after(journal, 0, ev.OrderFilled, SIM_IID), "no SIM fill yet"
+            rejected = after(journal, 0, ev.OrderRejected, FIX_IID)
+            assert any(NOT_LOGGED_ON in e.reason for e in rejected), "no refusal yet"
+            return answer
+
+        alone = eventually(sim_trades_alone, START_TIMEOUT_S + 10)
+        assert alone["state"] == "ACTIVE"
+        assert alone["unavailable_instruments"] == [FIX_IID]
+        assert alone["venues"]["FIXSIM"]["connected"] is False
+        assert reconciliations(journal, "FIXSIM") == []
+        (sim,) = reconciliations(journal, "SIM")
+        assert sim.mismatches == []
+
+        with process("venue", "sim", venue_cfg, cwd=tmp_path, log=venue_log) as venue:
+            eventually(lambda: alive(venue, venue_log) and listening(port), START_TIMEOUT_S)
+            joined_seq = last_seq(journal)
+
+            def fix_joined() -> bool:
+                done = reconciliations(journal, "FIXSIM")
+                assert len(done) == 1, "FIXSIM not reconciled yet"
+                assert done[0].mismatches == []
+                assert status(journal)["unavailable_instruments"] == []
+                assert after(journal, joined_seq, ev.OrderAccepted, FIX_IID), "no XYZ order yet"
+                return True
+
+            eventually(fix_joined, 20)
+            assert any(o.symbol == FIX_IID for o in ledger_orders(tmp_path))
+            assert status(journal)["state"] == "ACTIVE"
+            assert terminate(node) == 0, node_log.read_text()
+            assert terminate(venue) == 0, venue_log.read_text()
+    with VenueLedger(tmp_path / "venue" / "ledger.sqlite") as ledger:
+        assert ledger.open_orders(ACCOUNT) == []

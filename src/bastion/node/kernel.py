@@ -11,7 +11,7 @@ venue's own matches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import structlog
@@ -42,6 +42,7 @@ from bastion.model.events import (
     TradingStateChanged,
 )
 from bastion.model.instruments import Instrument
+from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.config import RiskConfig
 from bastion.risk.gate import RiskGate
@@ -283,21 +284,26 @@ class Kernel:
         self.flush()
         return len(orders)
 
-    def settle_after_restart(self) -> None:
+    def settle_after_restart(self, venues: Collection[str] | None = None) -> None:
         """At start, once recovered and reconciled, before the strategies start: what the
         stop left half done (an amend or a cancel the venue never got, a disabled
-        strategy's orders still working)."""
-        self.settle_pending_amends()
-        self.resend_pending_cancels()
-        self.cancel_disabled_orders()
+        strategy's orders still working). ``venues``: only the orders at these (the ones
+        reconciled; a venue reached later is settled once it is reconciled)."""
+        self.settle_pending_amends(venues)
+        self.resend_pending_cancels(venues)
+        self.cancel_disabled_orders(venues)
 
-    def settle_pending_amends(self) -> int:
+    def _open_at(self, venues: Collection[str] | None) -> list[Order]:
+        orders = self.execution.open_orders()
+        return orders if venues is None else [o for o in orders if o.venue in venues]
+
+    def settle_pending_amends(self, venues: Collection[str] | None = None) -> int:
         """At start, after recovery and reconciliation: an amend still unanswered
         (``PENDING_REPLACE``) never reached the venue: a request stored before the restart
         is gap-filled, and the venue's answer, had it had one, came back during
         reconciliation. It is rejected: the order keeps the size and price the venue has,
         and its strategy may amend again. Returns how many."""
-        orders = [o for o in self.execution.open_orders() if o.status is _PENDING_REPLACE]
+        orders = [o for o in self._open_at(venues) if o.status is _PENDING_REPLACE]
         if orders:
             log.warning(
                 "pending_amends_rejected",
@@ -316,12 +322,12 @@ class Kernel:
             )
         return len(orders)
 
-    def resend_pending_cancels(self) -> int:
+    def resend_pending_cancels(self, venues: Collection[str] | None = None) -> int:
         """At start, after recovery and reconciliation: send again the cancels of orders
         still ``PENDING_CANCEL`` (the node stopped between asking and the venue's answer;
         the venue still lists them open, so the first request may be lost). A venue that
         had it already answers with a reject or the cancel. Returns how many."""
-        orders = [o for o in self.execution.open_orders() if o.status is _PENDING_CANCEL]
+        orders = [o for o in self._open_at(venues) if o.status is _PENDING_CANCEL]
         if orders:
             log.warning(
                 "pending_cancels_resent",
@@ -332,7 +338,7 @@ class Kernel:
             self.flush()
         return len(orders)
 
-    def cancel_disabled_orders(self) -> int:
+    def cancel_disabled_orders(self, venues: Collection[str] | None = None) -> int:
         """At start, after recovery and reconciliation: cancel the open orders of the
         strategies that were disabled before (``risk.cancel_on_disable``), e.g. when the
         node stopped between journaling ``StrategyDisabled`` and sending the cancels, or
@@ -340,7 +346,7 @@ class Kernel:
         risk = self.risk
         if not risk.config.cancel_on_disable or not risk.disabled:
             return 0
-        orders = [o for o in self.execution.open_orders() if o.strategy_id in risk.disabled]
+        orders = [o for o in self._open_at(venues) if o.strategy_id in risk.disabled]
         if orders:
             log.warning(
                 "disabled_strategies_orders_canceled",

@@ -12,7 +12,9 @@ for the operator's kill switch (``bastion kill``), ``resume`` and ``status``.
 Start-up is recovery first (``bastion.recovery``): the last snapshot is loaded and
 the journal tail replayed (orders, fills, positions, trading state, strategy
 state), every venue is connected and reconciled, and only then do strategies start
-(``on_load`` with their saved state, then ``on_start``) and the feeds run. A HALTED
+(``on_load`` with their saved state, then ``on_start``) and the feeds run (with several
+venues, one still down after its logon wait is reconciled when it logs on, while the
+others trade). A HALTED
 node stays HALTED across restarts. Each venue is watched on its own: when its session
 drops, orders for its instruments are rejected (the venue is not connected) while the
 other venues trade on; after each new logon it is reconciled again, and its
@@ -164,12 +166,16 @@ class _Node:
                 control_socket = open_control_socket(control_path)
                 self.tasks.spawn("control", serve_control(control_socket, control_path, operator))
             await self._connect_venues(kernel)
-            reconciled = await self._reconcile_all(kernel, adopted)
-            if reconciled and not self.recover_only:
+            deferred = await self._reconcile_all(kernel, adopted)
+            reconciled = deferred is not None
+            if deferred is not None and not self.recover_only:
                 for venue in kernel.venues.values():
-                    venue.after_reconcile(kernel.execution.open_orders(), kernel.risk.cancel_order)
+                    if venue.name not in deferred:
+                        venue.after_reconcile(
+                            kernel.execution.open_orders(), kernel.risk.cancel_order
+                        )
                 kernel.risk.track_open_orders(kernel.execution.open_orders())
-                kernel.settle_after_restart()
+                kernel.settle_after_restart(set(kernel.venues) - deferred if deferred else None)
                 self._snapshot(kernel, journal)
                 kernel.start()
                 self.tasks.spawn("risk-timer", self._risk_timer(kernel))
@@ -179,7 +185,12 @@ class _Node:
                 self.tasks.spawn("pnl-log", self._log_pnl(kernel))
                 self.tasks.spawn("snapshots", self._snapshots(kernel, journal))
                 for venue in kernel.venues.values():
-                    self.tasks.spawn(f"venue-{venue.name}", self._watch_venue(kernel, venue))
+                    watch = self._watch_venue(
+                        kernel,
+                        venue,
+                        deferred=adopted.get(venue.name, 0) if venue.name in deferred else None,
+                    )
+                    self.tasks.spawn(f"venue-{venue.name}", watch)
                 try:
                     await asyncio.wait_for(self.stop_requested.wait(), timeout=config.run_for_s)
                 except TimeoutError:
@@ -223,16 +234,30 @@ class _Node:
                     note="no strategy starts before the venue is reconciled; still trying",
                 )
 
-    async def _reconcile_all(self, kernel: Kernel, adopted: dict[str, int]) -> bool:
-        """Reconcile every venue once it is reachable; False if stopped (or, recovering
-        only, timed out) first. Strategies start only after this returns True.
+    async def _reconcile_all(self, kernel: Kernel, adopted: dict[str, int]) -> set[str] | None:
+        """Reconcile the venues; None if stopped (or, recovering only, timed out) first.
+        Strategies start only after this returns.
 
-        ``report["reconciliation"]`` sums the venues' reports (with one venue: its
-        report); ``report["venues"][name]["reconciliation"]`` is each venue's."""
+        Every venue is waited for, except in a live node with several venues: there a
+        venue still down after its logon wait is deferred (the set returned) once another
+        is reconciled, and is reconciled when it logs on, as after a drop; its
+        instruments are unavailable until then. ``report["reconciliation"]`` sums the
+        venues' reports (with one venue: its report); ``report["venues"][name]
+        ["reconciliation"]`` is each venue's (None while deferred)."""
+        venues = list(kernel.venues.values())
+        deferred: set[str] = set()
+        if not self.recover_only and len(venues) > 1:
+            if not await self._until_any_connected(venues):
+                return None
+            deferred = {v.name for v in venues if not v.connected}
         reports: list[dict[str, Any]] = []
-        for venue in kernel.venues.values():
+        for venue in venues:
+            if venue.name in deferred:
+                log.warning("venue_reconciliation_deferred", venue=venue.name)
+                self.report["venues"][venue.name]["reconciliation"] = None
+                continue
             if not await self._until_connected(venue):
-                return False
+                return None
             report = await reconcile(
                 kernel,
                 venue=venue,
@@ -244,6 +269,16 @@ class _Node:
             reports.append(msgspec.structs.asdict(report))
             self.report["venues"][venue.name]["reconciliation"] = reports[-1]
         self.report["reconciliation"] = _combined(reports)
+        return deferred
+
+    async def _until_any_connected(self, venues: list[VenueAdapter]) -> bool:
+        """Wait until one of ``venues`` is connected; False if stopped first."""
+        while not any(venue.connected for venue in venues):
+            if self.stop_requested.is_set():
+                return False
+            for venue in venues:
+                if await venue.wait_connected(0.1):
+                    break
         return True
 
     async def _until_connected(self, venue: VenueAdapter) -> bool:
@@ -262,11 +297,17 @@ class _Node:
             await venue.wait_connected(0.5)
         return True
 
-    async def _watch_venue(self, kernel: Kernel, venue: VenueAdapter) -> None:
+    async def _watch_venue(
+        self, kernel: Kernel, venue: VenueAdapter, *, deferred: int | None = None
+    ) -> None:
         """After every new logon of ``venue`` (a dropped connection, a venue restart),
         reconcile it again, then apply its cancel-on-disconnect policy to what the drop
         left open. While it is down, its instruments are unavailable (orders for them
-        are rejected) and the other venues trade on."""
+        are rejected) and the other venues trade on.
+
+        ``deferred``: the venue was down at start (the orders its recovery adopted): its
+        first reconciliation counts them, and settles what the stop left half done at
+        this venue (``Kernel.settle_after_restart``)."""
         while True:
             await venue.wait_disconnected()
             log.warning(
@@ -284,8 +325,12 @@ class _Node:
                 epoch=self.epoch,
                 config=self.config.recovery,
                 order_id_prefix=self._order_id_prefix,
+                adopted_before=deferred or 0,
             )
             venue.after_reconcile(kernel.execution.open_orders(), kernel.risk.cancel_order)
+            if deferred is not None:
+                kernel.settle_after_restart({venue.name})
+                deferred = None
 
     async def _risk_timer(self, kernel: Kernel) -> None:
         """Post-trade limits (daily loss, drawdown) between fills, and override expiry."""
