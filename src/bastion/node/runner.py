@@ -14,13 +14,13 @@ the journal tail replayed (orders, fills, positions, trading state, strategy
 state), every venue is connected and reconciled, and only then do strategies start
 (``on_load`` with their saved state, then ``on_start``) and the feeds run (with several
 venues, one still down after its logon wait is reconciled when it logs on, while the
-others trade). A HALTED
-node stays HALTED across restarts. Each venue is watched on its own: when its session
-drops, orders for its instruments are rejected (the venue is not connected) while the
-other venues trade on; after each new logon it is reconciled again, and its
-cancel-on-disconnect policy decides what becomes of the orders the drop left open
-(for a FIX venue, ``bastion.venues.fix.disconnect``). While running, a snapshot is stored every
-``journal.snapshot_interval_s`` or ``journal.snapshot_every_events``, and once
+others trade). A HALTED node stays HALTED across restarts. Each venue is watched on
+its own: when its session drops, orders for its instruments are rejected (the venue is
+not connected) while the other venues trade on; after each new logon it is reconciled
+again, and its cancel-on-disconnect policy decides what becomes of the orders the drop
+left open (for a FIX venue, ``bastion.venues.fix.disconnect``). While running, a
+snapshot is stored every ``journal.snapshot_interval_s`` or
+``journal.snapshot_every_events``, and once
 more at shutdown. ``recover_only`` (``bastion recover``) stops after the
 reconciliation: no strategy runs, nothing is canceled.
 """
