@@ -11,26 +11,26 @@ relative to the directory of the config file; see ``resolve_path``.
 
 from __future__ import annotations
 
-import difflib
-import re
 import tomllib
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Final, Literal, TypeVar
 
 import msgspec
-from msgspec import inspect as mi
 
+from bastion._toml_errors import describe_validation_error
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
+from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
 from bastion.journal.config import JournalConfig
 from bastion.model.instruments import Instrument
 from bastion.portfolio.config import AccountConfig
 from bastion.recovery.config import RecoveryConfig
 from bastion.risk.config import RiskConfig
 from bastion.strategy.config import StrategyConfig
-from bastion.venues.fix.config import FixVenueConfig
+from bastion.venues.fix.config import FixVenueConfig, FixVenueEntry
+from bastion.venues.registry import VenueConfig, VenueEntry
 from bastion.venues.sim.config import SimVenueConfig
 
 __all__ = [
@@ -108,12 +108,18 @@ class InstrumentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``bastion run``: a live node trading on the simulated venue, or over FIX.
+    """``bastion run``: a live node trading on one or more venues.
 
-    With ``fix_venue`` the node trades with that FIX 4.4 venue (every instrument
-    must be on it) and takes its market data from it; otherwise it trades on the
-    in-process simulated ``venue`` and needs exactly one market data source:
-    ``feed`` (synthetic, real-time) or ``replay`` (recorded files, paced in real time).
+    Venues: ``[[venues]]`` tables, each with a ``kind`` (``sim``: the in-process
+    simulated venue; ``fix``: a FIX 4.4 venue) and a ``name`` that instruments give in
+    their ``venue`` key. A single-venue node may instead write ``[venue]`` (the
+    simulated venue, the default) or ``[fix_venue]``; not both forms at once.
+
+    Market data: ``[[feeds]]`` tables, each with a ``kind`` (``synthetic``, ``replay``,
+    ``venue``) and the instruments it supplies, at most one feed per instrument. The
+    single-feed forms ``[feed]`` (synthetic) or ``[[replay]]`` (recorded files) still
+    work; with ``[fix_venue]`` the FIX venue's own market data supplies its instruments
+    that no other feed does.
     ``run_for_s``: stop by itself after that many seconds; ``None`` runs until SIGINT/SIGTERM.
     """
 
@@ -121,8 +127,10 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     instruments: list[InstrumentConfig]
     strategies: list[StrategyConfig]
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    venues: list[VenueEntry] = []
     venue: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
     fix_venue: FixVenueConfig | None = None
+    feeds: list[FeedEntry] = []
     feed: SyntheticFeedConfig | None = None
     replay: list[ReplaySourceConfig] = []
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
@@ -131,31 +139,117 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     run_for_s: float | None = None
 
     def __post_init__(self) -> None:
-        _check_common(
-            self.instruments,
-            self.strategies,
-            self.venue,
-            venue_key="fix_venue.name" if self.fix_venue else "venue.name",
-            venue_name=self.fix_venue.name if self.fix_venue else self.venue.name,
-        )
-        if self.feed is not None and self.replay:
-            raise ConfigError(
-                "keys 'feed' and 'replay': give exactly one market data source, not both"
-            )
-        if self.feed is None and not self.replay and self.fix_venue is None:
-            raise ConfigError(
-                "key 'feed': no market data source: add a [feed] table (synthetic quotes) "
-                "or [[replay]] tables (recorded files)"
-            )
+        venue_keys = self._check_venues()
+        _check_common(self.instruments, self.strategies, venue_keys)
         ids = {i.id for i in self.instruments}
-        if self.feed is not None:
-            _check_instrument_ref("feed.instrument", self.feed.instrument, ids)
-            _check_positive("feed.interval_ms", self.feed.interval_ms)
-        for n, source in enumerate(self.replay):
-            _check_instrument_ref(f"replay[{n}].instrument", source.instrument, ids)
+        if self.feeds:
+            if self.feed is not None or self.replay:
+                legacy = "feed" if self.feed is not None else "replay"
+                raise ConfigError(
+                    f"keys 'feeds' and '{legacy}': give the market data in one form "
+                    "([[feeds]] tables, or a single [feed] / [[replay]])"
+                )
+            _check_feeds(self.feeds, ids, self.instruments, venue_keys)
+            sends = {v.name for v in self.venues if v.sends_market_data}
+            for n, feed in enumerate(self.feeds):
+                if isinstance(feed, VenueFeedEntry) and feed.venue not in sends:
+                    raise ConfigError(
+                        f"key 'feeds[{n}].venue': venue '{feed.venue}' sends no market data "
+                        "(a FIX venue needs market_data = true)"
+                    )
+        else:
+            if self.feed is not None and self.replay:
+                raise ConfigError(
+                    "keys 'feed' and 'replay': give exactly one market data source, not both"
+                )
+            if self.feed is None and not self.replay and self.fix_venue is None:
+                raise ConfigError(
+                    "key 'feed': no market data source: add [[feeds]] tables, a [feed] "
+                    "table (synthetic quotes) or [[replay]] tables (recorded files)"
+                )
+            if self.feed is not None:
+                _check_instrument_ref("feed.instrument", self.feed.instrument, ids)
+                _check_positive("feed.interval_ms", self.feed.interval_ms)
+            for n, source in enumerate(self.replay):
+                _check_instrument_ref(f"replay[{n}].instrument", source.instrument, ids)
         _check_positive("journal.flush_interval_ms", self.journal.flush_interval_ms)
         if self.run_for_s is not None:
             _check_positive("run_for_s", self.run_for_s)
+
+    def _check_venues(self) -> dict[str, str]:
+        """The configured venue names, each with the key that names it."""
+        if not self.venues:
+            if self.fix_venue is not None:
+                return {self.fix_venue.name: "fix_venue.name"}
+            _check_sim_venue(self.venue, "venue")
+            return {self.venue.name: "venue.name"}
+        if self.fix_venue is not None:
+            raise ConfigError(
+                "keys 'venues' and 'fix_venue': list every venue as a [[venues]] table"
+            )
+        if self.venue != SimVenueConfig():
+            raise ConfigError("keys 'venues' and 'venue': list every venue as a [[venues]] table")
+        keys: dict[str, str] = {}
+        for n, venue in enumerate(self.venues):
+            key = f"venues[{n}]"
+            if not venue.name:
+                raise ConfigError(f"key '{key}.name': must not be empty")
+            if venue.name in keys:
+                raise ConfigError(
+                    f"key '{key}.name': duplicate venue name '{venue.name}' "
+                    f"(also {keys[venue.name].removesuffix('.name')})"
+                )
+            if isinstance(venue, FixVenueEntry):
+                venue.check(key)
+            else:
+                _check_sim_venue(venue, key)
+            keys[venue.name] = f"{key}.name"
+        return keys
+
+    def venue_configs(self) -> list[VenueConfig]:
+        """Every venue of the node, whichever form the config used."""
+        if self.venues:
+            return list(self.venues)
+        return [self.fix_venue if self.fix_venue is not None else self.venue]
+
+    def feed_configs(self) -> list[FeedEntry]:
+        """Every feed of the node with the instruments it supplies, whichever form the
+        config used (a venue feed's instruments filled in)."""
+        if self.feeds:
+            return [_resolve_venue_feed(f, self.instruments) for f in self.feeds]
+        feeds: list[FeedEntry] = []
+        if self.feed is not None:
+            walk = self.feed
+            feeds.append(
+                SyntheticFeedEntry(
+                    name="synthetic",
+                    instruments=[walk.instrument],
+                    seed=walk.seed,
+                    start_price=walk.start_price,
+                    volatility_bps=walk.volatility_bps,
+                    spread_ticks=walk.spread_ticks,
+                    size=walk.size,
+                    interval_ms=walk.interval_ms,
+                )
+            )
+        for n, source in enumerate(self.replay):
+            feeds.append(
+                ReplayFeedEntry(
+                    name=f"replay-{n}",
+                    path=source.path,
+                    instrument=source.instrument,
+                    data=source.kind,
+                    on_bad_row=source.on_bad_row,
+                    bar_interval_s=source.bar_interval_s,
+                )
+            )
+        fix = self.fix_venue
+        if fix is not None and fix.market_data:
+            covered = {iid for f in feeds for iid in f.instruments}
+            rest = [i.id for i in self.instruments if i.venue == fix.name and i.id not in covered]
+            if rest:
+                feeds.append(VenueFeedEntry(name=fix.name, venue=fix.name, instruments=rest))
+        return feeds
 
     def instrument_map(self) -> dict[str, Instrument]:
         """Engine instruments by id."""
@@ -182,7 +276,8 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     progress: bool = True
 
     def __post_init__(self) -> None:
-        _check_common(self.instruments, self.strategies, self.venue)
+        _check_sim_venue(self.venue, "venue")
+        _check_common(self.instruments, self.strategies, {self.venue.name: "venue.name"})
         if not self.data:
             raise ConfigError("key 'data': at least one [[data]] file is required")
         ids = {i.id for i in self.instruments}
@@ -190,6 +285,24 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             _check_instrument_ref(f"data[{n}].instrument", source.instrument, ids)
         if not self.output_dir:
             raise ConfigError("key 'output_dir': must not be empty")
+
+    def venue_configs(self) -> list[VenueConfig]:
+        """The backtest's one venue: the in-process simulated venue."""
+        return [self.venue]
+
+    def feed_configs(self) -> list[FeedEntry]:
+        """The ``[[data]]`` files as replay feeds (``data-0``, ``data-1``, ...)."""
+        return [
+            ReplayFeedEntry(
+                name=f"data-{n}",
+                path=source.path,
+                instrument=source.instrument,
+                data=source.kind,
+                on_bad_row=source.on_bad_row,
+                bar_interval_s=source.bar_interval_s,
+            )
+            for n, source in enumerate(self.data)
+        ]
 
     def instrument_map(self) -> dict[str, Instrument]:
         """Engine instruments by id."""
@@ -202,12 +315,10 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 def _check_common(
     instruments: list[InstrumentConfig],
     strategies: list[StrategyConfig],
-    venue: SimVenueConfig,
-    *,
-    venue_key: str = "venue.name",
-    venue_name: str | None = None,
+    venue_keys: dict[str, str],
 ) -> None:
-    venue_name = venue.name if venue_name is None else venue_name
+    """Instruments and strategies; ``venue_keys``: each configured venue name and the key
+    that names it."""
     if not instruments:
         raise ConfigError("key 'instruments': at least one [[instruments]] table is required")
     seen: set[str] = set()
@@ -219,10 +330,11 @@ def _check_common(
         if inst.id in seen:
             raise ConfigError(f"key 'instruments[{n}].id': duplicate instrument id '{inst.id}'")
         seen.add(inst.id)
-        if inst.venue != venue_name:
+        if inst.venue not in venue_keys:
+            configured = ", ".join(f"{k} is '{name}'" for name, k in venue_keys.items())
             raise ConfigError(
                 f"key 'instruments[{n}].venue': venue '{inst.venue}' is not configured "
-                f"({venue_key} is '{venue_name}')"
+                f"({configured})"
             )
     names: set[str] = set()
     for n, strategy in enumerate(strategies):
@@ -233,8 +345,65 @@ def _check_common(
                 f"key 'strategies[{n}].name': duplicate strategy name '{strategy.name}'"
             )
         names.add(strategy.name)
+
+
+def _check_sim_venue(venue: SimVenueConfig, key: str) -> None:
     if venue.latency_ms < 0:
-        raise ConfigError(f"key 'venue.latency_ms': must be >= 0, got {venue.latency_ms}")
+        raise ConfigError(f"key '{key}.latency_ms': must be >= 0, got {venue.latency_ms}")
+
+
+def _check_feeds(
+    feeds: list[FeedEntry],
+    ids: set[str],
+    instruments: list[InstrumentConfig],
+    venue_keys: dict[str, str],
+) -> None:
+    """Names unique, instruments known, at most one feed per instrument."""
+    names: dict[str, int] = {}
+    supplier: dict[str, int] = {}
+    for n, feed in enumerate(feeds):
+        key = f"feeds[{n}]"
+        if not feed.name:
+            raise ConfigError(f"key '{key}.name': must not be empty")
+        if feed.name in names:
+            also = names[feed.name]
+            raise ConfigError(
+                f"key '{key}.name': duplicate feed name '{feed.name}' (also feeds[{also}])"
+            )
+        names[feed.name] = n
+        if isinstance(feed, VenueFeedEntry) and feed.venue not in venue_keys:
+            raise ConfigError(
+                f"key '{key}.venue': venue '{feed.venue}' is not configured "
+                f"(venues: {', '.join(venue_keys)})"
+            )
+        if isinstance(feed, SyntheticFeedEntry):
+            if not feed.instruments:
+                raise ConfigError(f"key '{key}.instruments': name at least one instrument")
+            _check_positive(f"{key}.interval_ms", feed.interval_ms)
+        field = "instrument" if isinstance(feed, ReplayFeedEntry) else "instruments"
+        for iid in _resolve_venue_feed(feed, instruments).instruments:
+            _check_instrument_ref(f"{key}.{field}", iid, ids)
+            if isinstance(feed, VenueFeedEntry):
+                venue = next(i.venue for i in instruments if i.id == iid)
+                if venue != feed.venue:
+                    raise ConfigError(
+                        f"key '{key}.instruments': instrument '{iid}' is on venue '{venue}', "
+                        f"not '{feed.venue}'"
+                    )
+            if iid in supplier:
+                raise ConfigError(
+                    f"key '{key}.{field}': instrument '{iid}' already has a feed "
+                    f"(feeds[{supplier[iid]}]); one feed per instrument"
+                )
+            supplier[iid] = n
+
+
+def _resolve_venue_feed(feed: FeedEntry, instruments: list[InstrumentConfig]) -> FeedEntry:
+    """A venue feed with no instruments listed supplies every instrument of its venue."""
+    if isinstance(feed, VenueFeedEntry) and not feed.instruments:
+        on_venue = [i.id for i in instruments if i.venue == feed.venue]
+        return msgspec.structs.replace(feed, instruments=on_venue)
+    return feed
 
 
 def _check_instrument_ref(key: str, instrument_id: str, defined: set[str]) -> None:
@@ -258,6 +427,11 @@ def _check_files(config: msgspec.Struct, base_dir: Path) -> None:
         checks += [(f"strategies[{n}].path", s.path) for n, s in enumerate(config.strategies)]
     if isinstance(config, PaperConfig):
         checks += [(f"replay[{n}].path", s.path) for n, s in enumerate(config.replay)]
+        checks += [
+            (f"feeds[{n}].path", f.path)
+            for n, f in enumerate(config.feeds)
+            if isinstance(f, ReplayFeedEntry)
+        ]
     if isinstance(config, BacktestConfig):
         checks += [(f"data[{n}].path", s.path) for n, s in enumerate(config.data)]
     for key, p in checks:
@@ -320,7 +494,8 @@ def load_config(path: Path, schema: type[T]) -> T:
     try:
         config = msgspec.convert(document, schema)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"{name}: {_describe_validation_error(str(e), schema)}") from None
+        described = describe_validation_error(str(e), schema, document)
+        raise ConfigError(f"{name}: {described}") from None
     except ConfigError as e:
         raise ConfigError(f"{name}: {e}") from None
     try:
@@ -329,84 +504,6 @@ def load_config(path: Path, schema: type[T]) -> T:
     except ConfigError as e:
         raise ConfigError(f"{name}: {e}") from None
     return config
-
-
-_MSGSPEC_ERROR = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`$")
-_EXPECTED = re.compile(r"^Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`$")
-_INVALID_ENUM = re.compile(r"^Invalid enum value (?P<value>.*)$")
-_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
-
-# msgspec's names for types -> the names a TOML author knows.
-_TYPE_NAMES: Final = {
-    "object": "table",
-    "decimal": 'decimal (a string like "0.01" or a number)',
-}
-
-
-def _describe_validation_error(text: str, schema: type[msgspec.Struct]) -> str:
-    match = _MSGSPEC_ERROR.match(text)
-    message, path = (match["message"], match["path"] or "") if match else (text, "")
-    key = path.lstrip(".")
-    if m := _UNKNOWN.match(message):
-        full = f"{key}.{m['field']}" if key else m["field"]
-        return f"unknown key '{full}'{_suggest(m['field'], _type_at(schema, path))}"
-    if m := _MISSING.match(message):
-        full = f"{key}.{m['field']}" if key else m["field"]
-        return f"missing required key '{full}'"
-    where = f"key '{key}'" if key else "top level"
-    if m := _EXPECTED.match(message):
-        return f"{where}: expected {_toml_type(m['expected'])}, got {_toml_type(m['got'])}"
-    if m := _INVALID_ENUM.match(message):
-        options = _options(_type_at(schema, path))
-        return f"{where}: invalid value {m['value']}{options}"
-    return f"{where}: {message[:1].lower()}{message[1:]}"
-
-
-def _toml_type(msgspec_type: str) -> str:
-    parts = [p.strip() for p in msgspec_type.split("|") if p.strip() != "null"]
-    return " or ".join(_TYPE_NAMES.get(p, p) for p in parts)
-
-
-def _type_at(schema: type[msgspec.Struct], path: str) -> mi.Type | None:
-    """The msgspec type found at a validation path like ``.strategies[0].params``."""
-    current: mi.Type | None = mi.type_info(schema)
-    for name, index in _SEGMENT.findall(path):
-        current = _unwrap(current)
-        if index and isinstance(current, mi.ListType):
-            current = current.item_type
-        elif name and isinstance(current, mi.StructType):
-            current = next((f.type for f in current.fields if f.encode_name == name), None)
-        else:
-            return None
-    return _unwrap(current)
-
-
-def _unwrap(t: mi.Type | None) -> mi.Type | None:
-    if isinstance(t, mi.UnionType):
-        rest = [x for x in t.types if not isinstance(x, mi.NoneType)]
-        return rest[0] if len(rest) == 1 else t
-    return t
-
-
-def _suggest(field: str, struct: mi.Type | None) -> str:
-    if not isinstance(struct, mi.StructType):
-        return ""
-    valid = [f.encode_name for f in struct.fields]
-    close = difflib.get_close_matches(field, valid, n=1)
-    if close:
-        return f" (did you mean '{close[0]}'?)"
-    return f" (valid keys: {', '.join(valid)})"
-
-
-def _options(t: mi.Type | None) -> str:
-    values: list[Any] = []
-    if isinstance(t, mi.LiteralType):
-        values = list(t.values)
-    elif isinstance(t, mi.EnumType):
-        values = [member.value for member in t.cls]
-    return f" (expected one of: {', '.join(str(v) for v in values)})" if values else ""
 
 
 # -- embedded defaults ---------------------------------------------------------------

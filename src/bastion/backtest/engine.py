@@ -21,7 +21,8 @@ from typing import Any
 from bastion.backtest.result import BacktestResult, FillRecord, PositionSummary
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, resolve_path
-from bastion.data import ReplaySource, replay_from_config
+from bastion.data import ReplaySource
+from bastion.errors import ConfigError
 from bastion.journal.sqlite import SqliteJournal
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import OrderStatus
@@ -57,10 +58,7 @@ def run_backtest(
     kernel = Kernel(config=config, base_dir=base_dir, clock=clock, epoch=1, journal=journal)
     fills: list[OrderFilled] = []
     kernel.bus.subscribe(OrderFilled, fills.append)
-    sources = [
-        replay_from_config(source, kernel.instruments[source.instrument], base_dir=base_dir)
-        for source in config.data
-    ]
+    sources = _recorded(kernel)
     loop = _Loop(kernel, clock)
     # Everything built so far lives for the whole run: keep it out of the cyclic
     # collector's full passes, which would otherwise rescan it again and again.
@@ -80,7 +78,7 @@ def run_backtest(
         kernel.cancel_all_orders()
         # with venue latency the cancels are still in flight: let them arrive
         clock.advance_to(clock.timestamp_ns() + config.venue.latency_ms * 1_000_000)
-        kernel.venue.flush()
+        kernel.flush()
     finally:
         gc.unfreeze()
         if bar is not None:
@@ -91,6 +89,18 @@ def run_backtest(
     return _result(
         kernel, loop.n_events, loop.start_ns, loop.equity_curve(), sources, fills, started
     )
+
+
+def _recorded(kernel: Kernel) -> list[ReplaySource[Any]]:
+    """The recorded events of each of the backtest's feeds (the same seam a live node's
+    feeds go through)."""
+    sources = []
+    for feed in kernel.feeds:
+        recorded = feed.recorded()
+        if recorded is None:
+            raise ConfigError(f"feed '{feed.name}' has no recorded data to backtest")
+        sources.append(recorded)
+    return sources
 
 
 def _merged(sources: list[ReplaySource[Any]]) -> Iterator[QuoteTick | Bar]:
@@ -125,13 +135,14 @@ class _Loop:
         sample(first.ts_ns)
         next_sample = first.ts_ns + EQUITY_SAMPLE_NS
         n = 1
-        # Kernel.on_quote, inlined: this loop body runs once per tick, and a Python call
+        # Kernel._on_quote_one_venue, inlined: this loop body runs once per tick, and a Python call
         # is a noticeable share of it. Keep the two in step.
         last_quotes = kernel.last_quotes
         guard = kernel.risk.quote_hook  # the risk gate's, when a limit watches quotes
-        venue_on_quote = kernel.venue.on_quote
-        venue_inbox = kernel.venue.inbox
-        venue_flush = kernel.venue.flush
+        venue = kernel.venue  # a backtest has the one in-process venue
+        venue_on_quote = venue.on_quote
+        venue_inbox = venue.inbox
+        venue_flush = venue.flush
         quote_handlers = kernel.strategies.quote_subscribers
         fail = kernel.strategies.fail
         for event in events:

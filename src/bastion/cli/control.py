@@ -22,13 +22,18 @@ Talks to the node over its control socket, <journal path>.sock (for the embedded
 defaults: ./bastion-journal.sqlite.sock). The node at once goes HALTED (journaled,
 so it stays HALTED across restarts until `bastion resume`), cancels every open
 order and, with --flatten, sends a market order that closes each position (the
-price collar still checks it). The node's answer is printed as JSON.
+price collar still checks it). With --venue NAME only that venue is halted: its
+open orders are canceled and new orders for its instruments are rejected, while the
+node trades on at its other venues (until `bastion resume --venue NAME`; a venue
+halt is not journaled: a restarted node trades at every venue again). The node's
+answer is printed as JSON.
 
 exit codes: 0 done, 1 the node reported an error, 2 no node listening or bad
 arguments.
 
 examples:
   bastion kill mydesk/paper.toml --flatten --why "runaway strategy"
+  bastion kill mydesk/paper.toml --venue FIXSIM --why "venue trading badly"
   bastion kill                     # the node running on the embedded defaults
 """
 
@@ -38,12 +43,15 @@ Sets the node's trading state back to ACTIVE (journaled, with who and why).
 examples:
   bastion resume mydesk/paper.toml --why "fixed the strategy config"
   bastion resume mydesk/paper.toml --instrument XYZ.SIM --why "news checked"
+  bastion resume mydesk/paper.toml --venue FIXSIM --why "venue back to normal"
 """
 
 _STATUS_EPILOG: Final = """\
 Prints, as JSON: the trading state and why, whether it was restored from the
 journal, open orders, positions, denials per reason, disabled strategies, paused
-instruments and how many risk overrides are active.
+instruments, how many risk overrides are active, each venue's state (connected,
+halted, open orders, instruments) and the instruments that cannot trade now
+(their venue disconnected or halted).
 
 example:
   bastion status mydesk/paper.toml
@@ -121,7 +129,14 @@ def duration_s(text: str) -> float:
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    req = {"cmd": "kill", "flatten": args.flatten, "who": operator_name(), "why": args.why}
+    req: dict[str, object] = {
+        "cmd": "kill",
+        "flatten": args.flatten,
+        "who": operator_name(),
+        "why": args.why,
+    }
+    if args.venue is not None:
+        req["venue"] = args.venue
     return send(args.config, req)
 
 
@@ -129,6 +144,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     req: dict[str, object] = {"cmd": "resume", "who": operator_name(), "why": args.why}
     if args.instrument is not None:
         req["instrument"] = args.instrument
+    if args.venue is not None:
+        req["venue"] = args.venue
     return send(args.config, req)
 
 
@@ -186,6 +203,11 @@ def add_operator_commands(
         "--flatten", action="store_true", help="also close every position with market orders"
     )
     kill.add_argument("--why", metavar="TEXT", default="", help="reason, journaled")
+    kill.add_argument(
+        "--venue",
+        metavar="NAME",
+        help="halt only this venue (cancel its orders, refuse new ones); the node trades on",
+    )
     kill.set_defaults(handler=cmd_kill)
 
     resume = command("resume", "set a halted node back to ACTIVE", _RESUME_EPILOG)
@@ -194,6 +216,9 @@ def add_operator_commands(
         "--instrument",
         metavar="ID",
         help="end this instrument's pause (time-window collar) early instead",
+    )
+    resume.add_argument(
+        "--venue", metavar="NAME", help="let this venue take orders again (after kill --venue)"
     )
     resume.set_defaults(handler=cmd_resume)
 

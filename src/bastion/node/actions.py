@@ -46,7 +46,11 @@ class NodeOperator:
             self.reason = risk.state_reason
             self.restored = True
 
-    async def kill(self, *, flatten: bool, who: str, why: str) -> dict[str, Any]:
+    async def kill(
+        self, *, flatten: bool, who: str, why: str, venue: str | None = None
+    ) -> dict[str, Any]:
+        if venue is not None:
+            return self._kill_venue(venue, flatten=flatten, who=who, why=why)
         kernel = self.kernel
         started = time.perf_counter()
         cancels = kernel.kill(f"kill by {who}: {why}" if why else f"kill by {who}")
@@ -76,8 +80,39 @@ class NodeOperator:
         log.warning("kill_switch", who=who, why=why, flatten=flatten, **response)
         return response
 
-    async def resume(self, *, who: str, why: str, instrument: str | None = None) -> dict[str, Any]:
+    def _kill_venue(self, name: str, *, flatten: bool, who: str, why: str) -> dict[str, Any]:
+        kernel = self.kernel
+        self._check_venue(name)
+        if flatten:
+            raise ConfigError("--flatten applies to the whole node, not to one venue")
+        started = time.perf_counter()
+        reason = f"kill by {who}: {why}" if why else f"kill by {who}"
+        cancels = kernel.kill_venue(name, reason)
+        response: dict[str, Any] = {
+            "venue": name,
+            "halted": reason,
+            "cancels_sent": cancels,
+            "state": kernel.risk.state.value,
+            "unavailable_instruments": kernel.unavailable_instruments(),
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        log.warning("venue_kill_switch", who=who, why=why, **response)
+        return response
+
+    def _check_venue(self, name: str) -> None:
+        if name not in self.kernel.venues:
+            known = ", ".join(sorted(self.kernel.venues))
+            raise ConfigError(f"no venue {name!r} on this node (venues: {known})")
+
+    async def resume(
+        self, *, who: str, why: str, instrument: str | None = None, venue: str | None = None
+    ) -> dict[str, Any]:
         risk = self.kernel.risk
+        if venue is not None:
+            self._check_venue(venue)
+            resumed = self.kernel.venues[venue].resume()
+            log.warning("venue_resumed", venue=venue, who=who, why=why, resumed=resumed)
+            return {"venue": venue, "resumed": resumed, "state": risk.state.value}
         if instrument is not None:
             if instrument not in self.kernel.instruments:
                 raise ConfigError(f"no instrument {instrument!r} on this node")
@@ -94,11 +129,12 @@ class NodeOperator:
         kernel = self.kernel
         portfolio = kernel.portfolio
         risk = kernel.risk
+        open_orders = kernel.execution.open_orders()
         return {
             "state": risk.state.value,
             "reason": self.reason,
             "restored": self.restored,
-            "open_orders": len(kernel.execution.open_orders()),
+            "open_orders": len(open_orders),
             "positions": {
                 iid: str(kernel.instruments[iid].size(portfolio.net_quantity(iid)))
                 for iid in portfolio.instruments_traded()
@@ -110,6 +146,17 @@ class NodeOperator:
                 for iid, (until, reason) in sorted(risk.paused_instruments.items())
             },
             "risk_overrides": len(kernel.risk_overrides.active),
+            "venues": {
+                name: {
+                    **venue.status(),
+                    "open_orders": sum(1 for o in open_orders if o.venue == name),
+                    "instruments": sorted(
+                        iid for iid, i in kernel.instruments.items() if i.venue == name
+                    ),
+                }
+                for name, venue in kernel.venues.items()
+            },
+            "unavailable_instruments": kernel.unavailable_instruments(),
         }
 
     async def enable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 The socket lives next to the journal (``<journal path>.sock``), mode 0600, so only
 the node's OS user can talk to it. The protocol is one JSON object per line each
 way: a request ``{"cmd": "kill", "flatten": bool, "who": str, "why": str}``,
-``{"cmd": "resume", "who": str, "why": str}``, ``{"cmd": "status"}``,
+``{"cmd": "resume", "who": str, "why": str}`` (either with ``"venue": str``: that venue
+only), ``{"cmd": "status"}``,
 ``{"cmd": "enable", "strategy": str, "who": str, "why": str}`` (a strategy the
 risk gate disabled), ``{"cmd": "risk_set", "path": str, "value": str, "for_s": float,
 "who": str, "why": str}`` (a temporary limit override), ``{"cmd": "risk_clear",
@@ -67,11 +68,13 @@ class KillRequest(
     tag="kill",
     tag_field="cmd",
 ):
-    """HALT, cancel every open order, and with ``flatten`` close every position."""
+    """HALT, cancel every open order, and with ``flatten`` close every position; with
+    ``venue``: halt that venue only and cancel its open orders."""
 
     who: str
     why: str = ""
     flatten: bool = False
+    venue: str | None = None
 
 
 class ResumeRequest(
@@ -82,11 +85,13 @@ class ResumeRequest(
     tag="resume",
     tag_field="cmd",
 ):
-    """Back to ACTIVE; with ``instrument``: end that instrument's pause instead."""
+    """Back to ACTIVE; with ``instrument``: end that instrument's pause instead; with
+    ``venue``: that venue takes orders again instead."""
 
     who: str
     why: str = ""
     instrument: str | None = None
+    venue: str | None = None
 
 
 class StatusRequest(
@@ -176,10 +181,12 @@ _encoder = msgspec.json.Encoder()
 class ControlCommands(Protocol):
     """What the node does for each command; each returns the response's fields."""
 
-    async def kill(self, *, flatten: bool, who: str, why: str) -> dict[str, Any]: ...
+    async def kill(
+        self, *, flatten: bool, who: str, why: str, venue: str | None = None
+    ) -> dict[str, Any]: ...
 
     async def resume(
-        self, *, who: str, why: str, instrument: str | None = None
+        self, *, who: str, why: str, instrument: str | None = None, venue: str | None = None
     ) -> dict[str, Any]: ...
 
     async def status(self) -> dict[str, Any]: ...
@@ -229,9 +236,19 @@ def parse_request(line: bytes) -> Request | str:
 async def dispatch(req: Request, commands: ControlCommands) -> dict[str, Any]:
     """Run one parsed request; the response always has ``ok``."""
     if type(req) is KillRequest:
-        fields = await commands.kill(flatten=req.flatten, who=req.who, why=req.why)
+        if req.venue is None:
+            fields = await commands.kill(flatten=req.flatten, who=req.who, why=req.why)
+        else:
+            fields = await commands.kill(
+                flatten=req.flatten, who=req.who, why=req.why, venue=req.venue
+            )
     elif type(req) is ResumeRequest:
-        fields = await commands.resume(who=req.who, why=req.why, instrument=req.instrument)
+        if req.venue is None:
+            fields = await commands.resume(who=req.who, why=req.why, instrument=req.instrument)
+        else:
+            fields = await commands.resume(
+                who=req.who, why=req.why, instrument=req.instrument, venue=req.venue
+            )
     elif type(req) is EnableRequest:
         fields = await commands.enable(strategy=req.strategy, who=req.who, why=req.why)
     elif type(req) is RiskSetRequest:

@@ -1,24 +1,27 @@
 """The composition root: one place wires clock, bus, portfolio, venue, execution,
 risk gate and strategies together, by keyword, from typed config.
 
-Backtests and live nodes build the same kernel; they differ only in the clock,
-the feed that calls ``on_quote``/``on_bar`` and what drives ``flush``. Trade
-prints (``on_trade``) come from the venue: the FIX venue's market data, or the
-in-process venue's own matches.
+A node has one or more venues (``venues``, built through ``bastion.venues.registry``
+from the config; nothing here knows their kinds): each order goes to its instrument's
+venue. Backtests and live nodes build the same kernel; they differ only in the clock,
+the feed that calls ``on_quote``/``on_bar`` and what drives ``flush``. Trade prints
+(``on_trade``) come from the venues: a FIX venue's market data, or the in-process
+venue's own matches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import structlog
 
 from bastion.bus import Handler, MessageBus
 from bastion.clock import Clock
-from bastion.config import BacktestConfig, PaperConfig, resolve_path
+from bastion.config import BacktestConfig, PaperConfig
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
+from bastion.feeds import Feed, FeedContext, build_feed
 from bastion.journal.sqlite import SqliteJournal
 from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
@@ -39,13 +42,14 @@ from bastion.model.events import (
     TradingStateChanged,
 )
 from bastion.model.instruments import Instrument
+from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.config import RiskConfig
 from bastion.risk.gate import RiskGate
 from bastion.risk.overrides import RiskOverrides
 from bastion.strategy.runner import StrategyRunner, load_strategy
-from bastion.venues.fix.adapter import FixVenueAdapter
-from bastion.venues.sim.venue import SimVenue
+from bastion.venues.base import QuoteSink, VenueAdapter, VenueContext
+from bastion.venues.registry import build_venue
 
 _PENDING_CANCEL = OrderStatus.PENDING_CANCEL
 _PENDING_REPLACE = OrderStatus.PENDING_REPLACE
@@ -87,38 +91,40 @@ class Kernel:
             currency=config.account.currency,
             starting_cash=config.account.starting_cash,
         )
-        fix_config = config.fix_venue if isinstance(config, PaperConfig) else None
-        self.venue: SimVenue | FixVenueAdapter
-        if fix_config is not None:
-            self.venue = FixVenueAdapter(
-                name=fix_config.name,
-                settings=fix_config.settings(),
-                store_path=resolve_path(base_dir, fix_config.store_path),
-                host=fix_config.host,
-                port=fix_config.port,
-                clock=clock,
-                instruments=self.instruments,
-                account=fix_config.account,
-                backoff_initial_s=fix_config.reconnect_initial_ms / 1000,
-                backoff_max_s=fix_config.reconnect_max_ms / 1000,
-                subscribe_market_data=fix_config.market_data,
-            )
-            self.venue.on_quote_sink = self.on_quote
-            self.venue.on_trade_sink = self.on_trade
-        else:
-            self.venue = SimVenue(
-                config=config.venue,
-                clock=clock,
-                instruments=self.instruments,
-                request_flush=request_flush,
-                id_prefix=f"{epoch}-" if isinstance(config, PaperConfig) else "",
-            )
-            self.venue.on_trade_sink = self.on_trade  # its own matches are the trades
+        context = VenueContext(
+            clock=clock,
+            instruments=self.instruments,
+            base_dir=base_dir,
+            epoch=epoch,
+            live=isinstance(config, PaperConfig),
+            request_flush=request_flush,
+        )
+        self.venues: dict[str, VenueAdapter] = {}
+        for venue_config in config.venue_configs():
+            venue = build_venue(venue_config, context)
+            venue.on_trade_sink = self.on_trade  # a FIX venue's prints, a sim venue's matches
+            self.venues[venue.name] = venue
+        # quotes and bars go to the venue of their instrument if it matches on them
+        self._venue_on_quote: dict[str, QuoteSink] = {}
+        self._venue_on_bar: dict[str, VenueAdapter] = {}
+        for iid, instrument in self.instruments.items():
+            venue = self.venues[instrument.venue]
+            if venue.matches_on_quotes:
+                self._venue_on_quote[iid] = venue.on_quote
+                self._venue_on_bar[iid] = venue
+        self._pending = [(venue.inbox, venue.flush) for venue in self.venues.values()]
+        if len(self.venues) == 1 and len(self._venue_on_quote) == len(self.instruments):
+            # one venue matching on every quote (every backtest): the shorter path
+            (sole,) = self.venues.values()
+            self._sole_on_quote = sole.on_quote
+            self._sole_inbox = sole.inbox
+            self._sole_flush = sole.flush
+            self.on_quote = self._on_quote_one_venue  # type: ignore[method-assign]
         self.execution = ExecutionEngine(
             bus=self.bus,
             clock=clock,
             ids=ClientOrderIdGenerator(config.node.id, epoch),
-            venues={self.venue.name: self.venue},
+            venues=self.venues,
             journal=journal.append if journal is not None else None,
         )
         self.risk = RiskGate(
@@ -129,7 +135,7 @@ class Kernel:
             portfolio=self.portfolio,
             instruments=self.instruments,
             last_quotes=self.last_quotes,
-            venues={self.venue.name},
+            venues=set(self.venues),
             strategies=[s.name for s in config.strategies],
             last_trades=self.last_trades,
         )
@@ -142,8 +148,6 @@ class Kernel:
             instruments=self.instruments,
             last_quotes=self.last_quotes,
         )
-        self._venue_on_quote = self.venue.on_quote
-        self._venue_inbox = self.venue.inbox
         self._quote_subscribers = self.strategies.quote_subscribers
         self._quote_guard = self.risk.quote_hook  # None unless a risk limit watches quotes
         # the portfolio sees a fill before any strategy does, then the post-trade limits
@@ -175,27 +179,66 @@ class Kernel:
                 RiskOverrideEnded,
             ):
                 self.bus.subscribe(event_type, journal.append)
+        feed_context = FeedContext(
+            instruments=self.instruments, venues=self.venues, base_dir=base_dir
+        )
+        self.feeds: list[Feed] = [build_feed(f, feed_context) for f in config.feed_configs()]
+        """The node's market data sources; one that pushes (a venue's) is wired now."""
+        for feed in self.feeds:
+            feed.attach(self)
         for strategy_config in config.strategies:
             strategy = load_strategy(strategy_config, base_dir)
             self.strategies.add(
                 strategy, strategy_config.name, strategy_config.params, strategy_config.on_error
             )
 
+    @property
+    def venue(self) -> VenueAdapter:
+        """The node's venue, when it has exactly one (backtests, most tests and benches)."""
+        if len(self.venues) != 1:
+            raise ValueError(f"this node has {len(self.venues)} venues: use kernel.venues")
+        return next(iter(self.venues.values()))
+
+    def flush(self) -> None:
+        """Every venue delivers the requests it has queued."""
+        for inbox, flush in self._pending:
+            if inbox:
+                flush()
+
     # -- data path ------------------------------------------------------------------------
     def on_quote(self, quote: QuoteTick) -> None:
         """The per-quote hot path: venue first (so fills see this touch), then strategies."""
+        iid = quote.instrument_id
+        self.last_quotes[iid] = quote
+        guard = self._quote_guard
+        if guard is not None:
+            guard(quote)
+        venue_on_quote = self._venue_on_quote.get(iid)
+        if venue_on_quote is not None:
+            venue_on_quote(quote)
+        for handler in self._quote_subscribers.get(iid, _NONE):
+            try:
+                handler(quote)
+            except Exception as error:
+                self.strategies.fail(handler.__self__, error)  # type: ignore[attr-defined]
+        for inbox, flush in self._pending:
+            if inbox:
+                flush()
+
+    def _on_quote_one_venue(self, quote: QuoteTick) -> None:
+        """``on_quote`` for a node whose one venue matches on every quote."""
         self.last_quotes[quote.instrument_id] = quote
         guard = self._quote_guard
         if guard is not None:
             guard(quote)
-        self._venue_on_quote(quote)
+        self._sole_on_quote(quote)
         for handler in self._quote_subscribers.get(quote.instrument_id, _NONE):
             try:
                 handler(quote)
             except Exception as error:
                 self.strategies.fail(handler.__self__, error)  # type: ignore[attr-defined]
-        if self._venue_inbox:
-            self.venue.flush()
+        if self._sole_inbox:
+            self._sole_flush()
 
     def on_trade(self, trade: TradeTick) -> None:
         """A trade print at the venue: kept as the instrument's last trade."""
@@ -209,10 +252,11 @@ class Kernel:
         self.last_quotes[bar.instrument_id] = quote
         if self._quote_guard is not None:
             self._quote_guard(quote)
-        self.venue.on_bar(bar)
+        venue = self._venue_on_bar.get(bar.instrument_id)
+        if venue is not None:
+            venue.on_bar(bar)
         self.strategies.on_bar(bar)
-        if self._venue_inbox:
-            self.venue.flush()
+        self.flush()
 
     def apply_risk_config(self, config: RiskConfig) -> None:
         """New risk limits in force now (operator overrides: ``risk_overrides``)."""
@@ -227,34 +271,39 @@ class Kernel:
     def start(self) -> None:
         self.risk.check_post_trade()  # the day's starting PnL, before any strategy trades
         self.strategies.start_all()
-        self.venue.flush()
+        self.flush()
 
     def stop_strategies(self) -> None:
         self.strategies.stop_all()
-        self.venue.flush()
+        self.flush()
 
     def cancel_all_orders(self) -> int:
         """Ask the venue to cancel every open order; return how many were asked."""
         orders = self.execution.open_orders()
         self.risk.cancel_orders(orders)
-        self.venue.flush()
+        self.flush()
         return len(orders)
 
-    def settle_after_restart(self) -> None:
+    def settle_after_restart(self, venues: Collection[str] | None = None) -> None:
         """At start, once recovered and reconciled, before the strategies start: what the
         stop left half done (an amend or a cancel the venue never got, a disabled
-        strategy's orders still working)."""
-        self.settle_pending_amends()
-        self.resend_pending_cancels()
-        self.cancel_disabled_orders()
+        strategy's orders still working). ``venues``: only the orders at these (the ones
+        reconciled; a venue reached later is settled once it is reconciled)."""
+        self.settle_pending_amends(venues)
+        self.resend_pending_cancels(venues)
+        self.cancel_disabled_orders(venues)
 
-    def settle_pending_amends(self) -> int:
+    def _open_at(self, venues: Collection[str] | None) -> list[Order]:
+        orders = self.execution.open_orders()
+        return orders if venues is None else [o for o in orders if o.venue in venues]
+
+    def settle_pending_amends(self, venues: Collection[str] | None = None) -> int:
         """At start, after recovery and reconciliation: an amend still unanswered
         (``PENDING_REPLACE``) never reached the venue: a request stored before the restart
         is gap-filled, and the venue's answer, had it had one, came back during
         reconciliation. It is rejected: the order keeps the size and price the venue has,
         and its strategy may amend again. Returns how many."""
-        orders = [o for o in self.execution.open_orders() if o.status is _PENDING_REPLACE]
+        orders = [o for o in self._open_at(venues) if o.status is _PENDING_REPLACE]
         if orders:
             log.warning(
                 "pending_amends_rejected",
@@ -273,12 +322,12 @@ class Kernel:
             )
         return len(orders)
 
-    def resend_pending_cancels(self) -> int:
+    def resend_pending_cancels(self, venues: Collection[str] | None = None) -> int:
         """At start, after recovery and reconciliation: send again the cancels of orders
         still ``PENDING_CANCEL`` (the node stopped between asking and the venue's answer;
         the venue still lists them open, so the first request may be lost). A venue that
         had it already answers with a reject or the cancel. Returns how many."""
-        orders = [o for o in self.execution.open_orders() if o.status is _PENDING_CANCEL]
+        orders = [o for o in self._open_at(venues) if o.status is _PENDING_CANCEL]
         if orders:
             log.warning(
                 "pending_cancels_resent",
@@ -286,10 +335,10 @@ class Kernel:
             )
             for order in orders:
                 self.execution.resend_cancel(order)
-            self.venue.flush()
+            self.flush()
         return len(orders)
 
-    def cancel_disabled_orders(self) -> int:
+    def cancel_disabled_orders(self, venues: Collection[str] | None = None) -> int:
         """At start, after recovery and reconciliation: cancel the open orders of the
         strategies that were disabled before (``risk.cancel_on_disable``), e.g. when the
         node stopped between journaling ``StrategyDisabled`` and sending the cancels, or
@@ -297,7 +346,7 @@ class Kernel:
         risk = self.risk
         if not risk.config.cancel_on_disable or not risk.disabled:
             return 0
-        orders = [o for o in self.execution.open_orders() if o.strategy_id in risk.disabled]
+        orders = [o for o in self._open_at(venues) if o.strategy_id in risk.disabled]
         if orders:
             log.warning(
                 "disabled_strategies_orders_canceled",
@@ -305,7 +354,7 @@ class Kernel:
                 cancels_requested=len(orders),
             )
             risk.cancel_orders(orders)
-            self.venue.flush()
+            self.flush()
         return len(orders)
 
     # -- kill switch ----------------------------------------------------------------------
@@ -313,6 +362,20 @@ class Kernel:
         """HALT (journaled), then ask the venue to cancel every open order; return how many."""
         self.risk.set_trading_state(TradingState.HALTED, reason)
         return self.cancel_all_orders()
+
+    def kill_venue(self, name: str, reason: str) -> int:
+        """Halt one venue (new orders for its instruments are rejected) and ask it to
+        cancel its open orders; the other venues trade on. Returns how many were asked."""
+        self.venues[name].halt(reason)
+        orders = [o for o in self.execution.open_orders() if o.venue == name]
+        self.risk.cancel_orders(orders)
+        self.flush()
+        return len(orders)
+
+    def unavailable_instruments(self) -> list[str]:
+        """Instruments whose venue cannot take orders now (disconnected or halted)."""
+        down = {n for n, v in self.venues.items() if not v.connected or v.halted is not None}
+        return sorted(iid for iid, i in self.instruments.items() if i.venue in down)
 
     def flatten(self) -> tuple[int, int]:
         """Market orders against each non-zero node-wide position, through the gate's
@@ -346,7 +409,7 @@ class Kernel:
                     break
                 sent += 1
                 left -= order.quantity
-        self.venue.flush()
+        self.flush()
         return sent, denied
 
     def restore_trading_state(self, state: TradingState, reason: str) -> None:

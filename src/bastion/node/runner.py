@@ -11,12 +11,16 @@ for the operator's kill switch (``bastion kill``), ``resume`` and ``status``.
 
 Start-up is recovery first (``bastion.recovery``): the last snapshot is loaded and
 the journal tail replayed (orders, fills, positions, trading state, strategy
-state), the venue is connected and reconciled, and only then do strategies start
-(``on_load`` with their saved state, then ``on_start``). A HALTED node stays
-HALTED across restarts. After each reconciliation (at start and after every new
-logon) ``fix_venue.cancel_on_disconnect`` decides what becomes of the orders the drop
-left open (``bastion.venues.fix.disconnect``). While running, a snapshot is stored every
-``journal.snapshot_interval_s`` or ``journal.snapshot_every_events``, and once
+state), every venue is connected and reconciled, and only then do strategies start
+(``on_load`` with their saved state, then ``on_start``) and the feeds run (with several
+venues, one still down after its logon wait is reconciled when it logs on, while the
+others trade). A HALTED node stays HALTED across restarts. Each venue is watched on
+its own: when its session drops, orders for its instruments are rejected (the venue is
+not connected) while the other venues trade on; after each new logon it is reconciled
+again, and its cancel-on-disconnect policy decides what becomes of the orders the drop
+left open (for a FIX venue, ``bastion.venues.fix.disconnect``). While running, a
+snapshot is stored every ``journal.snapshot_interval_s`` or
+``journal.snapshot_every_events``, and once
 more at shutdown. ``recover_only`` (``bastion recover``) stops after the
 reconciliation: no strategy runs, nothing is canceled.
 """
@@ -26,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +38,8 @@ import structlog
 
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
-from bastion.data import SyntheticQuoteFeed
+from bastion.feeds import Feed
 from bastion.journal.sqlite import SqliteJournal
-from bastion.model.data import Bar, QuoteTick
 from bastion.model.events import (
     OrderCanceled,
     OrderDenied,
@@ -59,8 +61,7 @@ from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
 from bastion.risk import native
 from bastion.tasks import TaskManager
-from bastion.venues.fix.adapter import FixVenueAdapter
-from bastion.venues.fix.disconnect import DisconnectCancels
+from bastion.venues.base import VenueAdapter
 
 log = structlog.get_logger("bastion.node")
 
@@ -120,7 +121,7 @@ class _Node:
         kernel_ref: list[Kernel] = []
 
         def request_flush() -> None:
-            loop.call_soon(kernel_ref[0].venue.flush)
+            loop.call_soon(kernel_ref[0].flush)
 
         kernel = Kernel(
             config=config,
@@ -139,17 +140,13 @@ class _Node:
         kernel.risk_overrides.audit_config(who=operator_name(), source=self.source)
         self.report = {"epoch": epoch, **msgspec.structs.asdict(recovered)}
         self.report["torn_tail"] = journal.torn_tail
-        adopted = 0
-        disconnect: DisconnectCancels | None = None
-        if isinstance(kernel.venue, FixVenueAdapter):
-            prep = kernel.venue.prepare_recovery(
-                kernel.execution, order_id_prefix=self._order_id_prefix
-            )
-            adopted = len(prep.adopted)
-            self.report["fix"] = msgspec.structs.asdict(prep)
-            assert config.fix_venue is not None
-            disconnect = DisconnectCancels(kernel.venue, config.fix_venue.cancel_on_disconnect)
-            disconnect.session_lost(kernel.execution.open_orders())  # a restart is a drop
+        adopted: dict[str, int] = {}
+        self.report["venues"] = {}
+        for venue in kernel.venues.values():
+            prep = venue.prepare_recovery(kernel.execution, order_id_prefix=self._order_id_prefix)
+            adopted[venue.name] = len(prep.get("adopted", ()))
+            self.report["venues"][venue.name] = {"kind": venue.kind, "recovery": prep}
+            venue.session_lost(kernel.execution.open_orders())  # a restart is a drop
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
         log.info(
@@ -158,7 +155,8 @@ class _Node:
             epoch=epoch,
             journal=str(journal.path),
             strategies=list(kernel.strategies.strategies),
-            venue=kernel.venue.name,
+            venues=list(kernel.venues),
+            feeds={feed.name: sorted(feed.instruments) for feed in kernel.feeds},
             recover_only=self.recover_only,
             risk_gate_compiled=native.compiled(),
         )
@@ -167,23 +165,32 @@ class _Node:
                 control_path = socket_path(journal.path)
                 control_socket = open_control_socket(control_path)
                 self.tasks.spawn("control", serve_control(control_socket, control_path, operator))
-            await self._connect_venue(kernel)
-            reconciled = await self._reconcile(kernel, adopted)
-            if reconciled and not self.recover_only:
-                if disconnect is not None:
-                    disconnect.after_reconcile(
-                        kernel.execution.open_orders(), kernel.risk.cancel_order
-                    )
+            await self._connect_venues(kernel)
+            deferred = await self._reconcile_all(kernel, adopted)
+            reconciled = deferred is not None
+            if deferred is not None and not self.recover_only:
+                for venue in kernel.venues.values():
+                    if venue.name not in deferred:
+                        venue.after_reconcile(
+                            kernel.execution.open_orders(), kernel.risk.cancel_order
+                        )
                 kernel.risk.track_open_orders(kernel.execution.open_orders())
-                kernel.settle_after_restart()
+                kernel.settle_after_restart(set(kernel.venues) - deferred if deferred else None)
                 self._snapshot(kernel, journal)
                 kernel.start()
                 self.tasks.spawn("risk-timer", self._risk_timer(kernel))
-                self.tasks.spawn("feed", self._feed(kernel))
+                for feed in kernel.feeds:
+                    if feed.paced:
+                        self.tasks.spawn(f"feed-{feed.name}", self._feed(kernel, feed))
                 self.tasks.spawn("pnl-log", self._log_pnl(kernel))
                 self.tasks.spawn("snapshots", self._snapshots(kernel, journal))
-                if disconnect is not None:
-                    self.tasks.spawn("relogon", self._reconcile_on_relogon(kernel, disconnect))
+                for venue in kernel.venues.values():
+                    watch = self._watch_venue(
+                        kernel,
+                        venue,
+                        deferred=adopted.get(venue.name, 0) if venue.name in deferred else None,
+                    )
+                    self.tasks.spawn(f"venue-{venue.name}", watch)
                 try:
                     await asyncio.wait_for(self.stop_requested.wait(), timeout=config.run_for_s)
                 except TimeoutError:
@@ -197,8 +204,8 @@ class _Node:
                 if not reconciled or self.report.get("reconciliation", {}).get("mismatches"):
                     self.exit_code = 1
         finally:
-            if isinstance(kernel.venue, FixVenueAdapter):
-                await kernel.venue.disconnect()
+            for venue in kernel.venues.values():
+                await venue.disconnect()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.tasks.cancel_all()
@@ -210,68 +217,120 @@ class _Node:
     def _order_id_prefix(self) -> str:
         return f"{self.config.node.id}-"
 
-    async def _connect_venue(self, kernel: Kernel) -> None:
-        """A FIX venue: start its session and give the first logon a bounded wait."""
-        venue = kernel.venue
-        if not isinstance(venue, FixVenueAdapter):
-            return
-        await venue.connect()
-        timeout_s = venue.session.settings.logon_timeout_s
-        if await venue.wait_logged_on(timeout_s):
-            log.info("venue_logged_on", venue=venue.name)
-        else:
-            log.warning(
-                "venue_not_logged_on",
-                venue=venue.name,
-                waited_s=timeout_s,
-                note="no strategy starts before the venue is reconciled; still trying",
-            )
+    async def _connect_venues(self, kernel: Kernel) -> None:
+        """Start every venue's session and give the first logons a bounded wait."""
+        venues = list(kernel.venues.values())
+        for venue in venues:
+            await venue.connect()
+        waits = [venue.wait_connected(venue.logon_timeout_s) for venue in venues]
+        for venue, connected in zip(venues, await asyncio.gather(*waits), strict=True):
+            if connected:
+                log.info("venue_logged_on", venue=venue.name)
+            else:
+                log.warning(
+                    "venue_not_logged_on",
+                    venue=venue.name,
+                    waited_s=venue.logon_timeout_s,
+                    note="no strategy starts before the venue is reconciled; still trying",
+                )
 
-    async def _reconcile(self, kernel: Kernel, adopted: int) -> bool:
-        """Reconcile once the venue is reachable; False if stopped (or, recovering only,
-        timed out) first. Strategies start only after this returns True."""
-        venue = kernel.venue
-        if isinstance(venue, FixVenueAdapter):
-            deadline = time.monotonic() + self.config.recovery.timeout_s
-            while not venue.session.logged_on:
-                if self.stop_requested.is_set():
-                    return False
-                if self.recover_only and time.monotonic() > deadline:
-                    self.report["reconciliation"] = {
-                        "mismatches": [f"venue {venue.name} not reachable"]
-                    }
-                    return False
-                stop = asyncio.ensure_future(self.stop_requested.wait())
-                logon = asyncio.ensure_future(venue.logged_on.wait())
-                await asyncio.wait({stop, logon}, timeout=0.5, return_when="FIRST_COMPLETED")
-                stop.cancel()
-                logon.cancel()
-        report = await reconcile(
-            kernel,
-            epoch=self.epoch,
-            config=self.config.recovery,
-            order_id_prefix=self._order_id_prefix,
-            adopted_before=adopted,
-        )
-        self.report["reconciliation"] = msgspec.structs.asdict(report)
-        return True
+    async def _reconcile_all(self, kernel: Kernel, adopted: dict[str, int]) -> set[str] | None:
+        """Reconcile the venues; None if stopped (or, recovering only, timed out) first.
+        Strategies start only after this returns.
 
-    async def _reconcile_on_relogon(self, kernel: Kernel, disconnect: DisconnectCancels) -> None:
-        """After every new logon (a dropped connection, a venue restart), reconcile again,
-        then apply ``fix_venue.cancel_on_disconnect`` to what the drop left open."""
-        venue = disconnect.venue
-        while True:
-            while venue.session.logged_on:
-                await venue.logged_off.wait()
-            disconnect.session_lost(kernel.execution.open_orders())
-            await venue.logged_on.wait()
-            await reconcile(
+        Every venue is waited for, except in a live node with several venues: there a
+        venue still down after its logon wait is deferred (the set returned) once another
+        is reconciled, and is reconciled when it logs on, as after a drop; its
+        instruments are unavailable until then. ``report["reconciliation"]`` sums the
+        venues' reports (with one venue: its report); ``report["venues"][name]
+        ["reconciliation"]`` is each venue's (None while deferred)."""
+        venues = list(kernel.venues.values())
+        deferred: set[str] = set()
+        if not self.recover_only and len(venues) > 1:
+            if not await self._until_any_connected(venues):
+                return None
+            deferred = {v.name for v in venues if not v.connected}
+        reports: list[dict[str, Any]] = []
+        for venue in venues:
+            if venue.name in deferred:
+                log.warning("venue_reconciliation_deferred", venue=venue.name)
+                self.report["venues"][venue.name]["reconciliation"] = None
+                continue
+            if not await self._until_connected(venue):
+                return None
+            report = await reconcile(
                 kernel,
+                venue=venue,
                 epoch=self.epoch,
                 config=self.config.recovery,
                 order_id_prefix=self._order_id_prefix,
+                adopted_before=adopted.get(venue.name, 0),
             )
-            disconnect.after_reconcile(kernel.execution.open_orders(), kernel.risk.cancel_order)
+            reports.append(msgspec.structs.asdict(report))
+            self.report["venues"][venue.name]["reconciliation"] = reports[-1]
+        self.report["reconciliation"] = _combined(reports)
+        return deferred
+
+    async def _until_any_connected(self, venues: list[VenueAdapter]) -> bool:
+        """Wait until one of ``venues`` is connected; False if stopped first."""
+        while not any(venue.connected for venue in venues):
+            if self.stop_requested.is_set():
+                return False
+            for venue in venues:
+                if await venue.wait_connected(0.1):
+                    break
+        return True
+
+    async def _until_connected(self, venue: VenueAdapter) -> bool:
+        """Wait for ``venue``'s session; False if stopped (or, recovering only, past
+        ``recovery.timeout_s``) first."""
+        deadline = time.monotonic() + self.config.recovery.timeout_s
+        while not venue.connected:
+            if self.stop_requested.is_set():
+                return False
+            if self.recover_only and time.monotonic() > deadline:
+                self.report["reconciliation"] = {
+                    "venue": venue.name,
+                    "mismatches": [f"venue {venue.name} not reachable"],
+                }
+                return False
+            await venue.wait_connected(0.5)
+        return True
+
+    async def _watch_venue(
+        self, kernel: Kernel, venue: VenueAdapter, *, deferred: int | None = None
+    ) -> None:
+        """After every new logon of ``venue`` (a dropped connection, a venue restart),
+        reconcile it again, then apply its cancel-on-disconnect policy to what the drop
+        left open. While it is down, its instruments are unavailable (orders for them
+        are rejected) and the other venues trade on.
+
+        ``deferred``: the venue was down at start (the orders its recovery adopted): its
+        first reconciliation counts them, and settles what the stop left half done at
+        this venue (``Kernel.settle_after_restart``)."""
+        while True:
+            await venue.wait_disconnected()
+            log.warning(
+                "venue_disconnected",
+                venue=venue.name,
+                unavailable_instruments=sorted(
+                    iid for iid, i in kernel.instruments.items() if i.venue == venue.name
+                ),
+            )
+            venue.session_lost(kernel.execution.open_orders())
+            await venue.wait_connected()
+            await reconcile(
+                kernel,
+                venue=venue,
+                epoch=self.epoch,
+                config=self.config.recovery,
+                order_id_prefix=self._order_id_prefix,
+                adopted_before=deferred or 0,
+            )
+            venue.after_reconcile(kernel.execution.open_orders(), kernel.risk.cancel_order)
+            if deferred is not None:
+                kernel.settle_after_restart({venue.name})
+                deferred = None
 
     async def _risk_timer(self, kernel: Kernel) -> None:
         """Post-trade limits (daily loss, drawdown) between fills, and override expiry."""
@@ -333,46 +392,11 @@ class _Node:
             fees=str(kernel.portfolio.fees),
         )
 
-    async def _feed(self, kernel: Kernel) -> None:
-        async for event in self._events(kernel):
-            if type(event) is QuoteTick:
-                kernel.on_quote(event)
-            else:
-                kernel.on_bar(event)  # type: ignore[arg-type]
-
-    async def _events(self, kernel: Kernel) -> AsyncIterator[QuoteTick | Bar]:
-        config = self.config
-        if config.feed is not None:
-            feed_cfg = config.feed
-            feed = SyntheticQuoteFeed(
-                kernel.instruments[feed_cfg.instrument], feed_cfg, kernel.clock.timestamp_ns()
-            )
-            interval_s = feed_cfg.interval_ms / 1000
-            next_at = time.monotonic()
-            while True:
-                yield feed.next_quote(kernel.clock.timestamp_ns())
-                next_at += interval_s
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        for source in config.replay:
-            from bastion.data.replay import replay_from_config  # numpy, pyarrow: on use
-
-            replay = replay_from_config(
-                source, kernel.instruments[source.instrument], base_dir=self.base_dir
-            )
-            # replay at the recorded pace, re-stamped to now
-            first_ts: int | None = None
-            wall0 = time.monotonic()
-            for event in replay:
-                if first_ts is None:
-                    first_ts = event.ts_ns
-                delay = wall0 + (event.ts_ns - first_ts) / 1e9 - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                yield _restamp(event, kernel.clock.timestamp_ns())
-        if config.feed is not None or config.replay:
-            log.info("feed_exhausted")
-        # keep running until stopped (with a FIX venue, quotes arrive over its session)
-        await asyncio.Event().wait()
+    async def _feed(self, kernel: Kernel, feed: Feed) -> None:
+        """Run a feed the node paces (one that pushes on its own was attached when the
+        kernel was built)."""
+        await feed.run(kernel, kernel.clock)
+        log.info("feed_exhausted", feed=feed.name)
 
     async def _log_pnl(self, kernel: Kernel) -> None:
         portfolio = kernel.portfolio
@@ -391,10 +415,18 @@ class _Node:
             )
 
 
-def _restamp(event: QuoteTick | Bar, ts_ns: int) -> QuoteTick | Bar:
-    import msgspec
-
-    return msgspec.structs.replace(event, ts_ns=ts_ns)
+def _combined(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The venues' reconciliation reports as one (with one venue: its report)."""
+    if len(reports) == 1:
+        return reports[0]
+    return {
+        "venue": ", ".join(r["venue"] for r in reports),
+        "orders_checked": sum(r["orders_checked"] for r in reports),
+        "adopted": sum(r["adopted"] for r in reports),
+        "resolved": sum(r["resolved"] for r in reports),
+        "positions_compared": all(r["positions_compared"] for r in reports),
+        "mismatches": [f"{r['venue']}: {m}" for r in reports for m in r["mismatches"]],
+    }
 
 
 def _log_order_events(kernel: Kernel) -> None:

@@ -8,7 +8,6 @@ and the whole journal is replayed instead.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
@@ -24,11 +23,9 @@ from bastion.model.events import (
     StrategyEnabled,
     TradingStateChanged,
 )
+from bastion.recovery.node import RecoverableNode
 from bastion.recovery.state import SnapshotError, decode, restore
 from bastion.risk.overrides import Override
-
-if TYPE_CHECKING:
-    from bastion.node.kernel import Kernel
 
 log = structlog.get_logger("bastion.recovery")
 
@@ -47,7 +44,7 @@ class RecoveryReport(msgspec.Struct, kw_only=True):
     disabled_strategies: list[str] = msgspec.field(default_factory=list)
 
 
-def recover_state(kernel: Kernel, journal: SqliteJournal) -> RecoveryReport:
+def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryReport:
     """Load the newest usable snapshot into ``kernel`` and replay the events after it."""
     started = time.perf_counter()
     after = 0

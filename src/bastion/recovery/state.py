@@ -17,18 +17,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgspec
 
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingState
 from bastion.model.orders import Order
 from bastion.portfolio.position import Exact, Position
+from bastion.recovery.node import RecoverableNode
 from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.risk.overrides import Override
-
-if TYPE_CHECKING:
-    from bastion.node.kernel import Kernel
+from bastion.venues.base import VenueMark
 
 SNAPSHOT_VERSION: Final = 1
 RECENT_ORDERS: Final = 1000
@@ -61,17 +60,6 @@ class PositionState(msgspec.Struct, array_like=True, frozen=True, gc=False):
     quantity: int
     cost: str
     realized: str
-
-
-class VenueMark(msgspec.Struct, frozen=True, kw_only=True):
-    """Where a FIX venue's inbound stream stood when the snapshot was taken: recovery
-    asks the venue to resend from here (the journal may have lost what followed)."""
-
-    venue: str
-    session_key: str
-    creation_ns: int
-    next_target_seq: int
-    next_sender_seq: int
 
 
 class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,11 +96,10 @@ class SnapshotError(Exception):
     """A stored snapshot that cannot be used (another version, or undecodable)."""
 
 
-def capture(kernel: Kernel, *, node_id: str, epoch: int) -> bytes:
+def capture(kernel: RecoverableNode, *, node_id: str, epoch: int) -> bytes:
     """The kernel's state, encoded."""
     positions, cash_raw, fees, n_fills = kernel.portfolio.export_state()
-    venue = kernel.venue
-    mark = getattr(venue, "recovery_mark", None)
+    marks = [venue.recovery_mark() for venue in kernel.venues.values()]
     snapshot = NodeSnapshot(
         node_id=node_id,
         epoch=epoch,
@@ -129,7 +116,7 @@ def capture(kernel: Kernel, *, node_id: str, epoch: int) -> bytes:
         trading_state=kernel.risk.state,
         trading_reason=kernel.risk.state_reason,
         strategies=kernel.strategies.save_states(),
-        venues=[mark()] if mark is not None else [],
+        venues=[mark for mark in marks if mark is not None],
         disabled_strategies=dict(kernel.risk.disabled),
         risk_overrides=list(kernel.risk_overrides.active.values()),
         risk_config=kernel.risk_overrides.journaled_config,
@@ -152,7 +139,7 @@ def decode(payload: bytes) -> NodeSnapshot:
     return snapshot
 
 
-def restore(kernel: Kernel, snapshot: NodeSnapshot) -> None:
+def restore(kernel: RecoverableNode, snapshot: NodeSnapshot) -> None:
     """Put a snapshot's state into a freshly built kernel (before anything runs)."""
     kernel.execution.restore((_order(s) for s in snapshot.orders), snapshot.exec_ids)
     positions = []
@@ -175,11 +162,10 @@ def restore(kernel: Kernel, snapshot: NodeSnapshot) -> None:
     kernel.risk_overrides.active = {o.id: o for o in snapshot.risk_overrides}
     kernel.risk_overrides.journaled_config = snapshot.risk_config
     kernel.risk.restore_post_trade(snapshot.post_trade)
-    restore_mark = getattr(kernel.venue, "restore_mark", None)
-    if restore_mark is not None:
-        for mark in snapshot.venues:
-            if mark.venue == kernel.venue.name:
-                restore_mark(mark)
+    for mark in snapshot.venues:
+        venue = kernel.venues.get(mark.venue)
+        if venue is not None:
+            venue.restore_mark(mark)
 
 
 def _order_state(o: Order) -> OrderState:

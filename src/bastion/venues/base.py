@@ -1,31 +1,141 @@
-"""The one interface every venue adapter implements.
+"""The one interface every venue adapter implements, and what recovery exchanges with it.
 
 Order commands are non-blocking: ``submit``, ``cancel`` and ``modify`` hand the
 request to the adapter (which sends it or queues it) and return at once.
 Everything the venue says back — acks, rejects, fills, cancels — arrives as
 order events through the ``on_event`` callback given to ``bind``. Connection
 lifecycle and queries that wait on the venue are async.
+
+Besides orders, the node (kernel, runner, reconciliation, kill switch, status) uses
+only what is declared here, so it never needs to know which kind of venue it holds:
+
+- data path: ``on_quote`` / ``on_bar`` for a venue that matches on the node's own
+  market data (``matches_on_quotes``), ``inbox`` and ``flush`` for one that queues
+  requests until the callback that made them returns; trade prints go to
+  ``on_trade_sink``; a venue with market data of its own hands quotes to the sink
+  given to ``subscribe_quotes`` (a feed, ``bastion.feeds``);
+- session: ``connected``, ``wait_connected``, ``wait_disconnected``;
+- recovery: ``recovery_mark`` / ``restore_mark`` (snapshot), ``prepare_recovery``
+  (before connecting), ``reconcile`` (once connected), ``session_lost`` and
+  ``after_reconcile`` (cancel-on-disconnect);
+- the operator: ``halt`` / ``resume`` (a per-venue kill switch) and ``status``.
+
+Each hook has a default for a venue that has nothing to do there (the in-process
+venue never disconnects). A venue kind is one package under ``bastion.venues``
+with a config struct tagged by its ``kind``, listed in ``bastion.venues.registry``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, KeysView, Sized
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
+
+from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.events import OrderEvent
 from bastion.model.orders import Order
 
+if TYPE_CHECKING:
+    from bastion.clock import Clock
+    from bastion.model.instruments import Instrument
+
 EventSink = Callable[[OrderEvent], None]
+QuoteSink = Callable[[QuoteTick], None]
+TradeSink = Callable[[TradeTick], None]
+
+
+class VenueMark(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a venue's inbound stream stood when a snapshot was taken: recovery asks
+    the venue to resend from here (the journal may have lost what followed)."""
+
+    venue: str
+    session_key: str
+    creation_ns: int
+    next_target_seq: int
+    next_sender_seq: int
+
+
+class VenueReconciliation(msgspec.Struct, kw_only=True):
+    """What reconciling the node with one venue found."""
+
+    venue: str
+    orders_checked: int = 0
+    adopted: int = 0
+    resolved: int = 0
+    positions_compared: bool = False
+    mismatches: list[str] = msgspec.field(default_factory=list)
+
+
+class NodeOrders(Protocol):
+    """The node's orders as a venue's recovery sees them (the execution engine)."""
+
+    @property
+    def exec_ids(self) -> KeysView[str]: ...
+
+    def order(self, client_order_id: str) -> Order | None: ...
+
+    def orders(self) -> Iterable[Order]: ...
+
+    def open_orders(
+        self, strategy_id: str | None = None, instrument_id: str | None = None
+    ) -> list[Order]: ...
+
+    def resolve(self, order: Order, event: OrderEvent) -> bool: ...
+
+    def adopt(self, order: Order, *, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileContext:
+    """What a venue's ``reconcile`` may read and change in the node."""
+
+    orders: NodeOrders
+    net_quantity: Callable[[str], int]
+    """The node's net raw position in an instrument."""
+    clock: Clock
+    instruments: dict[str, Instrument]
+    order_id_prefix: str
+    timeout_s: float
+    compare_positions: bool
+    position_tolerance: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class VenueContext:
+    """What building a venue adapter may use (given by the kernel)."""
+
+    clock: Clock
+    instruments: dict[str, Instrument]
+    base_dir: Path
+    epoch: int
+    live: bool
+    """A live node (ids must stay unique across restarts), not a backtest."""
+    request_flush: Callable[[], None] | None = None
 
 
 class VenueAdapter(ABC):
     """A connection to one venue."""
 
     name: str
+    kind: str = "venue"
+    matches_on_quotes: bool = False
+    """True for a venue that matches on the market data the node sees (the kernel then
+    hands it each quote and bar of its instruments before the strategies)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.emit: EventSink = self._unbound
+        self.on_trade_sink: TradeSink | None = None
+        self.inbox: Sized = deque()
+        self.halted: str | None = None
+        """Why the operator halted this venue (``halt``); None while it takes orders."""
 
     def bind(self, sink: EventSink) -> None:
         """Route this venue's order events to ``sink`` (the execution engine).
@@ -37,15 +147,10 @@ class VenueAdapter(ABC):
     def _unbound(self, event: OrderEvent) -> None:
         raise RuntimeError(f"venue {self.name} is not bound to an execution engine")
 
-    async def connect(self) -> None:  # noqa: B027 - optional hook
-        """Open the session. The in-process venue has nothing to open."""
-
-    async def disconnect(self) -> None:  # noqa: B027 - optional hook
-        """Close the session."""
-
+    # -- orders ---------------------------------------------------------------------------
     @abstractmethod
     def submit(self, order: Order) -> None:
-        """Send a new order."""
+        """Send a new order (refused with a reject while ``halted`` or disconnected)."""
 
     @abstractmethod
     def cancel(self, order: Order) -> None:
@@ -58,3 +163,110 @@ class VenueAdapter(ABC):
     @abstractmethod
     async def open_order_ids(self) -> set[str]:
         """Client order ids the venue holds open (for reconciliation)."""
+
+    # -- data path ------------------------------------------------------------------------
+    def on_quote(self, quote: QuoteTick) -> None:  # noqa: B027 - optional hook
+        """A quote of one of this venue's instruments (``matches_on_quotes`` venues)."""
+
+    def on_bar(self, bar: Bar) -> None:  # noqa: B027 - optional hook
+        """A bar of one of this venue's instruments (``matches_on_quotes`` venues)."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Deliver the requests queued in ``inbox`` (nothing, for a venue that sends at once)."""
+
+    def subscribe_quotes(self, sink: QuoteSink) -> bool:
+        """Hand this venue's own market data to ``sink``; False if it has none."""
+        return False
+
+    # -- session --------------------------------------------------------------------------
+    async def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open the session (returns at once; see ``wait_connected``)."""
+
+    async def disconnect(self) -> None:  # noqa: B027 - optional hook
+        """Close the session."""
+
+    @property
+    def connected(self) -> bool:
+        """The venue takes orders and answers queries now."""
+        return True
+
+    @property
+    def logon_timeout_s(self) -> float:
+        """How long the node waits for the first logon before it says so."""
+        return 0.0
+
+    async def wait_connected(self, timeout_s: float | None = None) -> bool:
+        """Wait until ``connected`` (at most ``timeout_s``); True if it is."""
+        return True
+
+    async def wait_disconnected(self) -> None:
+        """Return once the session has dropped (never, for a venue that cannot drop)."""
+        await asyncio.Event().wait()
+
+    # -- recovery -------------------------------------------------------------------------
+    def recovery_mark(self) -> VenueMark | None:
+        """Where the inbound stream stands, for a snapshot (None: nothing to resume)."""
+        return None
+
+    def restore_mark(self, mark: VenueMark) -> None:  # noqa: B027 - optional hook
+        """The last snapshot's mark for this venue (``prepare_recovery`` uses it)."""
+
+    def prepare_recovery(self, orders: NodeOrders, *, order_id_prefix: str) -> dict[str, Any]:
+        """Before connecting after a restart: what the venue's own recovery did.
+
+        ``adopted`` (a list of client order ids) counts in the reconciliation report."""
+        return {}
+
+    async def reconcile(self, context: ReconcileContext) -> VenueReconciliation:
+        """Make the node's orders (and positions) agree with the venue's, once connected.
+
+        Fills are never invented here; what cannot be resolved is a mismatch. This
+        default only compares ``open_order_ids`` with the node's open orders at this
+        venue: any difference is a mismatch."""
+        report = VenueReconciliation(venue=self.name)
+        theirs = await self.open_order_ids()
+        ours = {o.client_order_id for o in context.orders.open_orders() if o.venue == self.name}
+        report.orders_checked = len(theirs | ours)
+        report.mismatches += [f"{c}: open at the venue, not in the node" for c in theirs - ours]
+        report.mismatches += [f"{c}: open in the node, not at the venue" for c in ours - theirs]
+        return report
+
+    def session_lost(self, open_orders: Iterable[Order]) -> None:  # noqa: B027
+        """The session dropped (or the node restarted) with these orders open."""
+
+    def after_reconcile(  # noqa: B027 - optional hook
+        self, open_orders: Iterable[Order], cancel: Callable[[Order], bool]
+    ) -> None:
+        """Reconciled after a new logon: apply the venue's cancel-on-disconnect policy."""
+
+    # -- operator -------------------------------------------------------------------------
+    def halt(self, reason: str) -> None:
+        """Refuse new orders at this venue (cancels and amends still go)."""
+        self.halted = reason
+
+    def resume(self) -> bool:
+        """Take orders again; False if the venue was not halted."""
+        was = self.halted is not None
+        self.halted = None
+        return was
+
+    def status(self) -> dict[str, Any]:
+        """The venue's state for ``bastion status``."""
+        return {
+            "kind": self.kind,
+            "connected": self.connected,
+            "halted": self.halted,
+        }
+
+
+def order_event(
+    event_type: type[OrderEvent], ts_ns: int, order: Order, **fields: object
+) -> OrderEvent:
+    """An event about ``order`` (its ids filled in), as a venue would report it."""
+    return event_type(
+        ts_ns=ts_ns,
+        client_order_id=order.client_order_id,
+        strategy_id=order.strategy_id,
+        instrument_id=order.instrument_id,
+        **fields,
+    )

@@ -32,12 +32,13 @@ from bastion.model.events import (
 from bastion.model.orders import Order
 from bastion.node.kernel import Kernel
 from bastion.recovery.config import RecoveryConfig
-from bastion.recovery.reconcile import NOT_KNOWN_AT_VENUE, ReconciliationReport, reconcile
+from bastion.recovery.reconcile import ReconciliationReport, reconcile
 from bastion.venue_server.config import VenueSimConfig
 from bastion.venue_server.ledger import VenueLedger
 from bastion.venue_server.messages import NewOrderRequest
 from bastion.venue_server.server import VenueSimServer
 from bastion.venues.fix.adapter import FixVenueAdapter
+from bastion.venues.fix.reconcile import NOT_KNOWN_AT_VENUE
 from kit.fix_desk import listening_port, node_fix_venue_toml, venue_sim_toml
 from kit.waiting import until
 

@@ -15,10 +15,12 @@ once rather than queued: an order must never reach a venue late.
 
 Market data: on logon, a MarketDataRequest (V) subscribes to top of book and
 trades for every instrument of this venue; snapshots (W) and incremental refreshes
-(X) become ``QuoteTick`` s handed to ``on_quote_sink`` and ``TradeTick`` s handed
-to ``on_trade_sink`` (the node's data path).
+(X) become ``QuoteTick`` s handed to ``on_quote_sink`` (set by ``subscribe_quotes``: a
+venue feed, ``bastion.feeds``) and ``TradeTick`` s handed to ``on_trade_sink``.
 OrderStatusRequest (H) and OrderMassStatusRequest (AF) answer reconciliation
-queries (``order_status``, ``open_order_ids``).
+queries (``order_status``, ``open_order_ids``; ``bastion.venues.fix.reconcile``).
+Cancel-on-disconnect (``bastion.venues.fix.disconnect``) runs on ``session_lost`` and
+``after_reconcile``.
 """
 
 from __future__ import annotations
@@ -26,19 +28,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import msgspec
 import structlog
 
 from bastion.clock import Clock
 from bastion.fix.codec import (
-    INCORRECT_DATA_FORMAT,
     REQUIRED_TAG_MISSING,
-    VALUE_INCORRECT,
     FixMessage,
 )
 from bastion.fix.session import (
@@ -50,45 +51,69 @@ from bastion.fix.session import (
 )
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixInitiator
-from bastion.model.data import Bar, QuoteTick, TradeTick
-from bastion.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
+from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.model.events import (
-    OrderAccepted,
-    OrderCanceled,
     OrderCancelRejected,
     OrderEvent,
-    OrderExpired,
     OrderFilled,
     OrderModifyRejected,
     OrderRejected,
-    OrderUpdated,
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
-from bastion.recovery.state import VenueMark
-from bastion.venues.base import VenueAdapter
+from bastion.venues.base import (
+    NodeOrders,
+    QuoteSink,
+    ReconcileContext,
+    VenueAdapter,
+    VenueContext,
+    VenueMark,
+    VenueReconciliation,
+)
 from bastion.venues.fix import recovery
+from bastion.venues.fix.config import CancelOnDisconnect, FixVenueConfig
+from bastion.venues.fix.disconnect import DisconnectCancels
 from bastion.venues.fix.marketdata import TopOfBook
-
-if TYPE_CHECKING:
-    from bastion.execution.engine import ExecutionEngine
+from bastion.venues.fix.reconcile import reconcile
+from bastion.venues.fix.reports import already_applied, report_event
 
 log = structlog.get_logger("bastion.venues.fix")
 
 _SIDE_OUT = {OrderSide.BUY: "1", OrderSide.SELL: "2"}
-_SIDE_IN = {"1": OrderSide.BUY, "2": OrderSide.SELL}
 _TYPE_OUT = {OrderType.MARKET: "1", OrderType.LIMIT: "2"}
 _TIF_OUT = {TimeInForce.DAY: "0", TimeInForce.GTC: "1", TimeInForce.IOC: "3"}
 _OPEN_STATUSES = frozenset({"0", "1", "5", "6", "9", "A", "D", "E"})
 _EXEC_REPORT_REQUIRED = (37, 17, 150, 39, 54, 151, 14, 6)
 NOT_LOGGED_ON = "venue session not logged on"
 
-QuoteSink = Callable[[QuoteTick], None]
-TradeSink = Callable[[TradeTick], None]
+
+def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
+    """A venue reached over FIX 4.4 (``kind = "fix"``)."""
+    return FixVenueAdapter(
+        name=config.name,
+        settings=config.settings(),
+        store_path=_resolve(context.base_dir, config.store_path),
+        host=config.host,
+        port=config.port,
+        clock=context.clock,
+        instruments=context.instruments,
+        account=config.account,
+        backoff_initial_s=config.reconnect_initial_ms / 1000,
+        backoff_max_s=config.reconnect_max_ms / 1000,
+        subscribe_market_data=config.market_data,
+        cancel_on_disconnect=config.cancel_on_disconnect,
+    )
+
+
+def _resolve(base_dir: Path, path: str) -> Path:
+    resolved = Path(path).expanduser()
+    return resolved if resolved.is_absolute() else base_dir / resolved
 
 
 class FixVenueAdapter(VenueAdapter):
     """One venue over one FIX 4.4 initiator session."""
+
+    kind = "fix"
 
     def __init__(
         self,
@@ -104,6 +129,7 @@ class FixVenueAdapter(VenueAdapter):
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         subscribe_market_data: bool = True,
+        cancel_on_disconnect: CancelOnDisconnect = CancelOnDisconnect.OFF,
     ) -> None:
         super().__init__(name)
         self.clock = clock
@@ -111,7 +137,6 @@ class FixVenueAdapter(VenueAdapter):
         self.account = account
         self.subscribe_market_data = subscribe_market_data
         self.on_quote_sink: QuoteSink | None = None
-        self.on_trade_sink: TradeSink | None = None
         self.store = SqliteSessionStore(store_path, settings.key, now_ns=clock.timestamp_ns())
         self.session = FixSession(settings, self.store, self, now_ns=clock.timestamp_ns)
         self.initiator = FixInitiator(
@@ -121,7 +146,6 @@ class FixVenueAdapter(VenueAdapter):
             backoff_initial_s=backoff_initial_s,
             backoff_max_s=backoff_max_s,
         )
-        self.inbox: deque[Any] = deque()  # the kernel's flush contract; FIX sends at once
         self.counters: Counter[str] = Counter()
         self._orders: dict[str, Order] = {}
         self._venue_cl_ord_id: dict[str, str] = {}
@@ -144,6 +168,7 @@ class FixVenueAdapter(VenueAdapter):
         self.logged_on = asyncio.Event()
         self.logged_off = asyncio.Event()
         self.logged_off.set()
+        self.disconnect_cancels = DisconnectCancels(self, cancel_on_disconnect)
 
     # -- lifecycle ----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -151,12 +176,27 @@ class FixVenueAdapter(VenueAdapter):
         if self._run_task is None:
             self._run_task = asyncio.create_task(self.initiator.run(), name=f"fix-{self.name}")
 
-    async def wait_logged_on(self, timeout_s: float) -> bool:
+    async def wait_logged_on(self, timeout_s: float | None) -> bool:
         try:
             await asyncio.wait_for(self.logged_on.wait(), timeout_s)
         except TimeoutError:
             return False
         return True
+
+    @property
+    def connected(self) -> bool:
+        return self.session.logged_on
+
+    @property
+    def logon_timeout_s(self) -> float:
+        return self.session.settings.logon_timeout_s
+
+    async def wait_connected(self, timeout_s: float | None = None) -> bool:
+        return await self.wait_logged_on(timeout_s)
+
+    async def wait_disconnected(self) -> None:
+        while self.session.logged_on:
+            await self.logged_off.wait()
 
     async def disconnect(self) -> None:
         await self.initiator.stop()
@@ -166,20 +206,21 @@ class FixVenueAdapter(VenueAdapter):
             self._run_task = None
         self.store.close()
 
-    def flush(self) -> None:
-        """Nothing is queued: FIX messages leave when they are sent."""
-
-    def on_quote(self, quote: QuoteTick) -> None:
-        """The venue matches on its own side; quotes are not echoed to it."""
-
-    def on_bar(self, bar: Bar) -> None:
-        """As ``on_quote``."""
+    def subscribe_quotes(self, sink: QuoteSink) -> bool:
+        """Top of book from this venue's market data goes to ``sink``."""
+        self.on_quote_sink = sink
+        return self.subscribe_market_data
 
     # -- orders out ----------------------------------------------------------------------
     def submit(self, order: Order) -> None:
         instrument = self.instruments.get(order.instrument_id)
-        if instrument is None or not self.session.logged_on:
-            reason = NOT_LOGGED_ON if instrument else f"{order.instrument_id} is not on {self.name}"
+        if instrument is None or not self.session.logged_on or self.halted is not None:
+            if instrument is None:
+                reason = f"{order.instrument_id} is not on {self.name}"
+            elif self.halted is not None:
+                reason = f"venue {self.name} halted: {self.halted}"
+            else:
+                reason = NOT_LOGGED_ON
             self._emit_later(OrderRejected, order, reason=reason)
             return
         coid = order.client_order_id
@@ -325,11 +366,29 @@ class FixVenueAdapter(VenueAdapter):
         """The last snapshot's mark: ``prepare_recovery`` rewinds the inbound stream to it."""
         self.resume_mark = mark
 
-    def prepare_recovery(
-        self, execution: ExecutionEngine, *, order_id_prefix: str
-    ) -> recovery.FixRecoveryPrep:
+    def prepare_recovery(self, orders: NodeOrders, *, order_id_prefix: str) -> dict[str, Any]:
         """Before connecting after a restart (see ``bastion.venues.fix.recovery``)."""
-        return recovery.prepare(self, execution, self.resume_mark, order_id_prefix=order_id_prefix)
+        prep = recovery.prepare(self, orders, self.resume_mark, order_id_prefix=order_id_prefix)
+        return msgspec.structs.asdict(prep)
+
+    async def reconcile(self, context: ReconcileContext) -> VenueReconciliation:
+        """Orders and positions against the venue's (``bastion.venues.fix.reconcile``)."""
+        return await reconcile(self, context)
+
+    def session_lost(self, open_orders: Iterable[Order]) -> None:
+        self.disconnect_cancels.session_lost(open_orders)
+
+    def after_reconcile(
+        self, open_orders: Iterable[Order], cancel: Callable[[Order], bool]
+    ) -> None:
+        self.disconnect_cancels.after_reconcile(open_orders, cancel)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            **super().status(),
+            "cancel_on_disconnect": self.disconnect_cancels.mode.value,
+            "refused_locally": self.counters["refused_locally"],
+        }
 
     def register(self, order: Order) -> None:
         """Know a recovered order, so reports about it map back to it."""
@@ -436,46 +495,24 @@ class FixVenueAdapter(VenueAdapter):
                 exec_type=exec_type,
             )
             return
-        ts = self.clock.timestamp_ns()
-        base: dict[str, Any] = {
-            "ts_ns": ts,
-            "client_order_id": coid,
-            "strategy_id": order.strategy_id,
-            "instrument_id": order.instrument_id,
-        }
-        venue_order_id = msg.get(37) or ""
-        event: OrderEvent
-        if exec_type == "F":
-            self._on_trade(msg, order, base, venue_order_id)
+        instrument = self.instruments[order.instrument_id]
+        event = report_event(msg, order, instrument, self.clock.timestamp_ns())
+        if event is None:
+            self.counters[f"exec_type_{exec_type}_ignored"] += 1
             return
-        if exec_type == "0":
-            event = OrderAccepted(venue_order_id=venue_order_id, **base)
-        elif exec_type == "4":
-            event = OrderCanceled(reason=msg.get(58) or "canceled", **base)
-        elif exec_type == "5":
-            instrument = self.instruments[order.instrument_id]
-            quantity = _decimal_field(msg, 38)
-            price_text = msg.get(44)
-            event = OrderUpdated(
-                quantity=_to_raw(instrument.size_raw, quantity, 38),
-                price=None
-                if price_text is None
-                else _to_raw(instrument.price_raw, _decimal_field(msg, 44), 44),
-                **base,
-            )
+        if type(event) is OrderFilled:
+            if not self._once(msg):
+                return  # a resend of a fill already applied
+            self.counters["fills"] += 1
+            self.emit(event)
+            return
+        if exec_type == "5":
             if not self._once(msg):
                 return
             self._venue_cl_ord_id[coid] = cl_ord_id
-        elif exec_type == "8":
-            event = OrderRejected(reason=_reject_text(msg), **base)
-        elif exec_type == "C":
-            event = OrderExpired(**base)
         else:
-            self.counters[f"exec_type_{exec_type}_ignored"] += 1
-            return
-        if exec_type != "5":
             self._once(msg)
-        if msg.get(43) == "Y" and _already_applied(order, event):
+        if msg.get(43) == "Y" and already_applied(order, event):
             # a resend (after a restart rewound the inbound stream) of a report whose
             # effect the journal already holds
             self.counters["resent_reports_already_applied"] += 1
@@ -490,42 +527,6 @@ class FixVenueAdapter(VenueAdapter):
             return False
         self._exec_ids.add(exec_id)
         return True
-
-    def _on_trade(
-        self, msg: FixMessage, order: Order, base: dict[str, Any], venue_order_id: str
-    ) -> None:
-        instrument = self.instruments[order.instrument_id]
-        last_qty = _to_raw(instrument.size_raw, _decimal_field(msg, 32), 32)
-        last_px = _to_raw(instrument.price_raw, _decimal_field(msg, 31), 31)
-        if last_qty <= 0 or last_px <= 0:
-            raise RejectMessage(
-                VALUE_INCORRECT,
-                32 if last_qty <= 0 else 31,
-                "Value is incorrect (out of range) for this tag",
-            )
-        side = _SIDE_IN.get(msg.get(54) or "")
-        if side is None:
-            raise RejectMessage(
-                VALUE_INCORRECT, 54, "Value is incorrect (out of range) for this tag"
-            )
-        if not self._once(msg):
-            return  # a resend of a fill already applied
-        fee_text = msg.get(12)
-        fee = _decimal_field(msg, 12) if fee_text is not None else Decimal(0)
-        self.counters["fills"] += 1
-        self.emit(
-            OrderFilled(
-                venue_order_id=venue_order_id,
-                exec_id=msg.get(17) or "",
-                side=side,
-                last_qty=last_qty,
-                last_px=last_px,
-                fee=fee,
-                fee_currency=instrument.quote_currency,
-                liquidity=LiquiditySide.MAKER if msg.get(851) == "1" else LiquiditySide.TAKER,
-                **base,
-            )
-        )
 
     def _on_status_report(self, msg: FixMessage, mass_id: str | None) -> None:
         if mass_id is not None:
@@ -595,50 +596,9 @@ class FixVenueAdapter(VenueAdapter):
         )
 
 
-def _already_applied(order: Order, event: OrderEvent) -> bool:
-    """True when ``event`` repeats what the order already reflects."""
-    if not order.can_apply(event):
-        return True
-    if type(event) is OrderUpdated:
-        return order.quantity == event.quantity and (
-            event.price is None or order.price == event.price
-        )
-    return type(event) is OrderAccepted and order.venue_order_id == event.venue_order_id
-
-
 def _order_key(cl_ord_id: str) -> str:
     return cl_ord_id.split("/", 1)[0]
 
 
 def _transact_time(clock: Clock) -> str:
     return format_utc_timestamp(clock.timestamp_ns())
-
-
-def _decimal_field(msg: FixMessage, tag: int) -> Decimal:
-    text = msg.get(tag)
-    if text is None:
-        raise RejectMessage(REQUIRED_TAG_MISSING, tag, f"Required tag missing: {tag}")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise RejectMessage(INCORRECT_DATA_FORMAT, tag, "Incorrect data format for value") from None
-    if not value.is_finite():
-        raise RejectMessage(INCORRECT_DATA_FORMAT, tag, "Incorrect data format for value")
-    return value
-
-
-def _to_raw(convert: Callable[[Decimal], int], value: Decimal, tag: int) -> int:
-    try:
-        return convert(value)
-    except (ValueError, ArithmeticError):
-        raise RejectMessage(
-            VALUE_INCORRECT, tag, "Value is incorrect (out of range) for this tag"
-        ) from None
-
-
-def _reject_text(msg: FixMessage) -> str:
-    text = msg.get(58)
-    reason = msg.get(103)
-    if text and reason:
-        return f"{text} (OrdRejReason {reason})"
-    return text or (f"OrdRejReason {reason}" if reason else "rejected by venue")

@@ -1,4 +1,6 @@
-"""Configuration of a venue reached over FIX 4.4 (``[fix_venue]`` in a node config)."""
+"""Configuration of a venue reached over FIX 4.4: a ``[[venues]]`` table with
+``kind = "fix"`` (``FixVenueEntry``), or the single ``[fix_venue]`` table of a node
+config (``FixVenueConfig``)."""
 
 from __future__ import annotations
 
@@ -41,11 +43,11 @@ class FixScheduleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     end: str
     timezone: str = "UTC"
 
-    def to_schedule(self) -> SessionSchedule:
+    def to_schedule(self, key: str = "fix_venue") -> SessionSchedule:
         try:
             return SessionSchedule.parse(self.start, self.end, self.timezone)
         except (ValueError, KeyError) as error:
-            raise ConfigError(f"key 'fix_venue.schedule': {error}") from None
+            raise ConfigError(f"key '{key}.schedule': {error}") from None
 
 
 class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -90,25 +92,34 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             f"sender_comp_id={self.sender_comp_id!r}, target_comp_id={self.target_comp_id!r})"
         )
 
+    @property
+    def sends_market_data(self) -> bool:
+        """Its session carries top of book for a venue feed (``market_data``)."""
+        return self.market_data
+
     def __post_init__(self) -> None:
+        self.check("fix_venue")
+
+    def check(self, key: str) -> None:
+        """Raise ``ConfigError`` naming ``key.<field>`` for the first invalid value."""
         if not 0 < self.port < 65536:
-            raise ConfigError(f"key 'fix_venue.port': must be 1..65535, got {self.port}")
-        for key in ("name", "host", "sender_comp_id", "target_comp_id"):
-            if not getattr(self, key):
-                raise ConfigError(f"key 'fix_venue.{key}': must not be empty")
+            raise ConfigError(f"key '{key}.port': must be 1..65535, got {self.port}")
+        for field in ("name", "host", "sender_comp_id", "target_comp_id"):
+            if not getattr(self, field):
+                raise ConfigError(f"key '{key}.{field}': must not be empty")
         if self.heartbeat_s <= 0:
-            raise ConfigError(f"key 'fix_venue.heartbeat_s': must be > 0, got {self.heartbeat_s}")
+            raise ConfigError(f"key '{key}.heartbeat_s': must be > 0, got {self.heartbeat_s}")
         if self.password is not None and self.password_env is not None:
-            raise ConfigError("keys 'fix_venue.password' and 'fix_venue.password_env': give one")
-        for key in ("reconnect_initial_ms", "reconnect_max_ms", "logon_timeout_ms"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"key 'fix_venue.{key}': must be > 0")
+            raise ConfigError(f"keys '{key}.password' and '{key}.password_env': give one")
+        for field in ("reconnect_initial_ms", "reconnect_max_ms", "logon_timeout_ms"):
+            if getattr(self, field) <= 0:
+                raise ConfigError(f"key '{key}.{field}': must be > 0")
         if self.reconnect_max_ms < self.reconnect_initial_ms:
-            raise ConfigError("key 'fix_venue.reconnect_max_ms': must be >= reconnect_initial_ms")
+            raise ConfigError(f"key '{key}.reconnect_max_ms': must be >= reconnect_initial_ms")
         if not self.max_sending_time_skew_s > 0:
-            raise ConfigError("key 'fix_venue.max_sending_time_skew_s': must be > 0")
+            raise ConfigError(f"key '{key}.max_sending_time_skew_s': must be > 0")
         if self.schedule is not None:
-            self.schedule.to_schedule()
+            self.schedule.to_schedule(key)
 
     def resolve_password(self) -> str | None:
         """The Logon password: from the environment variable named, or the file."""
@@ -136,3 +147,11 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             if self.cancel_on_disconnect is CancelOnDisconnect.VENUE
             else (),
         )
+
+
+class FixVenueEntry(FixVenueConfig, frozen=True, tag="fix", tag_field="kind"):
+    """A ``[[venues]]`` table with ``kind = "fix"``: checked by the node config, which
+    knows its place in the list (``venues[n]``)."""
+
+    def __post_init__(self) -> None:
+        pass

@@ -17,14 +17,15 @@ treated as the ones open when it dropped. Whatever the mode, what happened is lo
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import msgspec
 import structlog
 
 from bastion.model.enums import OrderStatus
 from bastion.model.orders import Order
-from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.fix.config import CancelOnDisconnect
 
 log = structlog.get_logger("bastion.venues.fix")
@@ -43,6 +44,19 @@ class AfterReconnect(msgspec.Struct, frozen=True, kw_only=True):
     ``reconnect`` mode, the ones it then cancels)."""
 
 
+class _Venue(Protocol):
+    """What this needs of the FIX venue adapter."""
+
+    name: str
+    counters: Counter[str]
+    submitted_since_logon: set[str]
+
+    @property
+    def connected(self) -> bool: ...
+
+    def logon_settled(self) -> None: ...
+
+
 class DisconnectCancels:
     """Applies one venue's ``cancel_on_disconnect`` mode around each reconnection.
 
@@ -50,7 +64,7 @@ class DisconnectCancels:
     recovered orders), then ``after_reconcile`` once the next logon is reconciled.
     """
 
-    def __init__(self, venue: FixVenueAdapter, mode: CancelOnDisconnect) -> None:
+    def __init__(self, venue: _Venue, mode: CancelOnDisconnect) -> None:
         self.venue = venue
         self.mode = mode
         self._open_at_drop: dict[str, Order] = {}
@@ -71,7 +85,7 @@ class DisconnectCancels:
         None when the session dropped again meanwhile: the next logon does it.
         """
         venue = self.venue
-        if not venue.session.logged_on:
+        if not venue.connected:
             log.info("fix_cancel_on_disconnect_deferred", venue=venue.name, mode=self.mode.value)
             return None
         was = self._open_at_drop

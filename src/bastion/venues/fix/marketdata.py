@@ -15,22 +15,32 @@ for a fresh reference price.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from bastion.clock import Clock
 from bastion.fix.codec import INCORRECT_DATA_FORMAT, FixMessage
 from bastion.fix.session import RejectMessage, parse_utc_timestamp
 from bastion.model.data import QuoteTick, TradeTick
+from bastion.model.instruments import Instrument
 
-if TYPE_CHECKING:
-    from bastion.model.instruments import Instrument
-    from bastion.venues.fix.adapter import FixVenueAdapter
+
+class BookOwner(Protocol):
+    """What the book needs of the FIX venue adapter (``bastion.venues.fix.adapter``)."""
+
+    clock: Clock
+    counters: Counter[str]
+    instruments: dict[str, Instrument]
+    on_quote_sink: Callable[[QuoteTick], None] | None
+    on_trade_sink: Callable[[TradeTick], None] | None
 
 
 class TopOfBook:
     """Best bid and offer per instrument of one FIX venue, published on every change."""
 
-    def __init__(self, adapter: FixVenueAdapter) -> None:
+    def __init__(self, adapter: BookOwner) -> None:
         self._adapter = adapter
         self._books: dict[str, list[int | None]] = {}
         self._snapshot = False

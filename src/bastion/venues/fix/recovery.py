@@ -20,21 +20,21 @@ send and with every inbound batch) has moved on. Recovery therefore:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import msgspec
 import structlog
 
+from bastion.clock import Clock
 from bastion.fix.codec import FixMessage, FixParser
-from bastion.fix.session import format_utc_timestamp, parse_utc_timestamp
+from bastion.fix.session import FixSession, format_utc_timestamp, parse_utc_timestamp
+from bastion.fix.store import SqliteSessionStore
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
-from bastion.recovery.state import VenueMark
-
-if TYPE_CHECKING:
-    from bastion.execution.engine import ExecutionEngine
-    from bastion.venues.fix.adapter import FixVenueAdapter
+from bastion.venues.base import NodeOrders, VenueMark
 
 log = structlog.get_logger("bastion.venues.fix")
 
@@ -42,6 +42,27 @@ _SIDE = {"1": OrderSide.BUY, "2": OrderSide.SELL}
 _TYPE = {"1": OrderType.MARKET, "2": OrderType.LIMIT}
 _TIF = {"0": TimeInForce.DAY, "1": TimeInForce.GTC, "3": TimeInForce.IOC}
 UNKNOWN_STRATEGY = "unknown"
+
+
+class RecoveringVenue(Protocol):
+    """What recovery needs of the FIX venue adapter (``bastion.venues.fix.adapter``)."""
+
+    name: str
+    account: str | None
+    clock: Clock
+    instruments: dict[str, Instrument]
+    store: SqliteSessionStore
+    session: FixSession
+    position_requests: dict[str, tuple[asyncio.Future[list[FixMessage]], list[FixMessage]]]
+    position_expected: dict[str, int]
+
+    def register(self, order: Order) -> None: ...
+
+    def seed_exec_ids(self, exec_ids: Iterable[str]) -> None: ...
+
+    def next_request_id(self) -> int: ...
+
+    def send_request(self, msg: FixMessage, ref: str) -> None: ...
 
 
 class FixRecoveryPrep(msgspec.Struct, kw_only=True):
@@ -53,7 +74,7 @@ class FixRecoveryPrep(msgspec.Struct, kw_only=True):
     resend_floor: int
 
 
-def mark(adapter: FixVenueAdapter) -> VenueMark:
+def mark(adapter: RecoveringVenue) -> VenueMark:
     store = adapter.store
     return VenueMark(
         venue=adapter.name,
@@ -65,8 +86,8 @@ def mark(adapter: FixVenueAdapter) -> VenueMark:
 
 
 def prepare(
-    adapter: FixVenueAdapter,
-    execution: ExecutionEngine,
+    adapter: RecoveringVenue,
+    execution: NodeOrders,
     resume: VenueMark | None,
     *,
     order_id_prefix: str,
@@ -121,7 +142,7 @@ def prepare(
 
 
 def _lost_order(
-    adapter: FixVenueAdapter, execution: ExecutionEngine, raw: bytes, prefix: str
+    adapter: RecoveringVenue, execution: NodeOrders, raw: bytes, prefix: str
 ) -> Order | None:
     """The order a stored NewOrderSingle sent, if the journal lost it (or its submission)."""
     parser = FixParser(adapter.session.settings.begin_string)
@@ -157,7 +178,7 @@ def _lost_order(
     )
 
 
-async def positions(adapter: FixVenueAdapter, timeout_s: float = 5.0) -> dict[str, Decimal]:
+async def positions(adapter: RecoveringVenue, timeout_s: float = 5.0) -> dict[str, Decimal]:
     """The account's net position per symbol (RequestForPositions), as the venue reports."""
     if not adapter.session.logged_on:
         raise ConnectionError("venue session not logged on")
@@ -184,7 +205,7 @@ async def positions(adapter: FixVenueAdapter, timeout_s: float = 5.0) -> dict[st
     return net
 
 
-def on_position_message(adapter: FixVenueAdapter, msg: FixMessage) -> None:
+def on_position_message(adapter: RecoveringVenue, msg: FixMessage) -> None:
     """AO (the request's ack: how many reports follow) and AP (one report)."""
     entry = adapter.position_requests.get(msg.get(710) or "")
     if entry is None:

@@ -1,9 +1,10 @@
-"""Simulated venue configuration."""
+"""Configuration of the in-process simulated venue: a ``[[venues]]`` table with
+``kind = "sim"`` (``SimVenueEntry``), or the single ``[venue]`` table of a node config."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import ClassVar, Literal
 
 import msgspec
 
@@ -21,6 +22,9 @@ class SimVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``reject_probability`` / ``seed``: reject a random share of new orders, reproducibly.
     """
 
+    sends_market_data: ClassVar[bool] = False
+    """It matches on the node's quotes; it has none of its own to feed."""
+
     name: str = "SIM"
     latency_ms: int = 0
     market_remainder: Literal["cancel", "rest"] = "cancel"
@@ -30,3 +34,7 @@ class SimVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_order_quantity: Decimal | None = None
     reject_probability: Decimal = Decimal(0)
     seed: int = 0
+
+
+class SimVenueEntry(SimVenueConfig, frozen=True, tag="sim", tag_field="kind"):
+    """A ``[[venues]]`` table with ``kind = "sim"``."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from bastion.clock import Clock
 from bastion.model.data import Bar, QuoteTick, TradeTick
-from bastion.model.enums import LiquiditySide, OrderSide, TimeInForce
+from bastion.model.enums import LiquiditySide, OrderSide, OrderStatus, OrderType, TimeInForce
 from bastion.model.events import (
     OrderAccepted,
     OrderCanceled,
@@ -36,7 +36,13 @@ from bastion.model.events import (
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
-from bastion.venues.base import VenueAdapter
+from bastion.venues.base import (
+    ReconcileContext,
+    VenueAdapter,
+    VenueContext,
+    VenueReconciliation,
+    order_event,
+)
 from bastion.venues.sim.config import SimVenueConfig
 from bastion.venues.sim.matching import OrderBook, SimOrder
 
@@ -53,8 +59,22 @@ _ZERO = Decimal(0)
 _BPS = Decimal(10_000)
 
 
+def build(config: SimVenueConfig, context: VenueContext) -> SimVenue:
+    """The in-process venue of a node or backtest (``kind = "sim"``)."""
+    return SimVenue(
+        config=config,
+        clock=context.clock,
+        instruments=context.instruments,
+        request_flush=context.request_flush,
+        id_prefix=f"{context.epoch}-" if context.live else "",
+    )
+
+
 class SimVenue(VenueAdapter):
     """A faithful in-process venue driven by the market data the node sees."""
+
+    kind = "sim"
+    matches_on_quotes = True
 
     def __init__(
         self,
@@ -95,7 +115,6 @@ class SimVenue(VenueAdapter):
         self._exec_seq = 0
         self.n_fills = 0
         self.n_rejects = 0
-        self.on_trade_sink: Callable[[TradeTick], None] | None = None
 
     # -- requests from the node ---------------------------------------------------------
     def submit(self, order: Order) -> None:
@@ -152,6 +171,40 @@ class SimVenue(VenueAdapter):
         book.rest(sim)
         if sim.tif is _DAY:
             self._expire_at_day_end(sim, arrived_ns)
+
+    async def reconcile(self, context: ReconcileContext) -> VenueReconciliation:
+        """The in-process venue restarted with the node: rest its open orders again
+        (limit orders with quantity left); the others are canceled."""
+        report = VenueReconciliation(venue=self.name)
+        orders = context.orders
+        now = context.clock.timestamp_ns
+        for order in orders.open_orders():
+            if order.venue != self.name:
+                continue
+            report.orders_checked += 1
+            if order.status is OrderStatus.PENDING_REPLACE:
+                orders.resolve(
+                    order,
+                    order_event(OrderModifyRejected, now(), order, reason="the node restarted"),
+                )
+            if order.status is OrderStatus.SUBMITTED:
+                venue_order_id = order.venue_order_id or order.client_order_id
+                orders.resolve(
+                    order, order_event(OrderAccepted, now(), order, venue_order_id=venue_order_id)
+                )
+            if (
+                order.order_type is OrderType.LIMIT
+                and order.status is not OrderStatus.PENDING_CANCEL
+                and order.leaves_qty > 0
+            ):
+                self.restore(order, arrived_ns=order.ts_init)
+            else:
+                orders.resolve(
+                    order,
+                    order_event(OrderCanceled, now(), order, reason="canceled: the node restarted"),
+                )
+            report.resolved += 1
+        return report
 
     def flush(self) -> None:
         """Handle every request that has arrived (zero-latency requests queue here)."""
@@ -234,6 +287,8 @@ class SimVenue(VenueAdapter):
                 self._expire_at_day_end(sim)
 
     def _reject_reason(self, sim: SimOrder, book: OrderBook | None) -> str | None:
+        if self.halted is not None:
+            return f"venue {self.name} halted: {self.halted}"
         if book is None:
             return f"instrument {sim.instrument_id} is not traded on {self.name}"
         if sim.client_order_id in self._open:

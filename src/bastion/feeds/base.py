@@ -1,0 +1,67 @@
+"""The feed seam: a source of market data for some instruments, separate from execution.
+
+A node config names which feed supplies which instrument (``[[feeds]]``), so a node can
+trade on one venue with quotes from another source. Three ways a feed delivers:
+
+- ``attach``: a feed that pushes on its own (a venue's market data over its session) is
+  wired to the node when the node is built;
+- ``run``: a feed the node paces (synthetic quotes, a recorded file replayed in real
+  time) delivers until it is exhausted, from when the strategies start;
+- ``recorded``: a recorded feed's events in time order, for a backtest, which drives
+  its own clock through them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bastion.clock import Clock
+from bastion.model.data import Bar, QuoteTick
+from bastion.model.instruments import Instrument
+from bastion.venues.base import VenueAdapter
+
+if TYPE_CHECKING:
+    from bastion.data.replay import ReplaySource
+
+
+class FeedSink(Protocol):
+    """Where a feed delivers (the node's kernel)."""
+
+    def on_quote(self, quote: QuoteTick) -> None: ...
+
+    def on_bar(self, bar: Bar) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedContext:
+    """What building a feed may use (given by the node)."""
+
+    instruments: dict[str, Instrument]
+    venues: dict[str, VenueAdapter]
+    base_dir: Path
+
+
+class Feed(ABC):  # noqa: B024 - every delivery mode is optional
+    """A market data source for ``instruments``."""
+
+    kind: str = "feed"
+    paced: bool = False
+    """True for a feed the node runs (``run``); False for one that pushes (``attach``)."""
+
+    def __init__(self, name: str, instruments: Iterable[str]) -> None:
+        self.name = name
+        self.instruments = frozenset(instruments)
+
+    def attach(self, sink: FeedSink) -> None:  # noqa: B027 - optional hook
+        """Wire a feed that pushes on its own to ``sink`` (when the node is built)."""
+
+    async def run(self, sink: FeedSink, clock: Clock) -> None:  # noqa: B027
+        """Deliver to ``sink`` in real time, stamped by ``clock``, until exhausted."""
+
+    def recorded(self) -> ReplaySource[Any] | None:
+        """The recorded events in time order (a backtest's data); None if live only."""
+        return None

@@ -1,0 +1,101 @@
+"""The ``[[feeds]]`` tables of a node config: which source supplies which instruments.
+
+``kind`` picks the source: ``synthetic`` (a seeded random walk per instrument, paced in
+real time), ``replay`` (a recorded file, paced at its recorded rate), ``venue`` (the
+market data a venue sends over its own session, e.g. a FIX venue's top of book).
+Each instrument has at most one feed.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
+
+
+class SyntheticFeedEntry(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="synthetic",
+    tag_field="kind",
+):
+    """Synthetic quotes for ``instruments``: one random walk each (seeds ``seed``,
+    ``seed + 1``, ... in list order), a quote every ``interval_ms`` per instrument."""
+
+    name: str
+    instruments: list[str]
+    seed: int = 42
+    start_price: Decimal = Decimal(100)
+    volatility_bps: Decimal = Decimal(2)
+    spread_ticks: int = 1
+    size: Decimal = Decimal(100)
+    interval_ms: int = 100
+
+    def walk(self, instrument_id: str) -> SyntheticFeedConfig:
+        """The walk of one instrument."""
+        return SyntheticFeedConfig(
+            instrument=instrument_id,
+            seed=self.seed + self.instruments.index(instrument_id),
+            start_price=self.start_price,
+            volatility_bps=self.volatility_bps,
+            spread_ticks=self.spread_ticks,
+            size=self.size,
+            interval_ms=self.interval_ms,
+        )
+
+
+class ReplayFeedEntry(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="replay",
+    tag_field="kind",
+):
+    """A recorded file of ``instrument``'s quotes or bars (``data``), replayed at its
+    recorded pace and re-stamped to now; columns as in ``ReplaySourceConfig``."""
+
+    name: str
+    path: str
+    instrument: str
+    data: Literal["quotes", "bars"] = "quotes"
+    on_bad_row: Literal["fail", "skip"] = "fail"
+    bar_interval_s: int = 60
+
+    @property
+    def instruments(self) -> list[str]:
+        return [self.instrument]
+
+    def source(self) -> ReplaySourceConfig:
+        return ReplaySourceConfig(
+            path=self.path,
+            instrument=self.instrument,
+            kind=self.data,
+            on_bad_row=self.on_bad_row,
+            bar_interval_s=self.bar_interval_s,
+        )
+
+
+class VenueFeedEntry(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="venue",
+    tag_field="kind",
+):
+    """The market data of the configured venue ``venue`` (its own session), for
+    ``instruments`` (empty: every instrument of that venue)."""
+
+    name: str
+    venue: str
+    instruments: list[str] = []
+
+
+FeedEntry = SyntheticFeedEntry | ReplayFeedEntry | VenueFeedEntry
+"""A ``[[feeds]]`` table, chosen by ``kind``."""

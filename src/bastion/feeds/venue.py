@@ -1,0 +1,38 @@
+"""The venue feed: the market data a venue sends over its own session (a FIX venue's
+top of book), for the instruments the config gives it."""
+
+from __future__ import annotations
+
+from bastion.errors import ConfigError
+from bastion.feeds.base import Feed, FeedContext, FeedSink
+from bastion.feeds.config import VenueFeedEntry
+from bastion.model.data import QuoteTick
+from bastion.venues.base import VenueAdapter
+
+
+class VenueFeed(Feed):
+    """Quotes of ``instruments`` from ``venue``'s session, as they arrive."""
+
+    kind = "venue"
+
+    def __init__(self, name: str, venue: VenueAdapter, instruments: list[str]) -> None:
+        super().__init__(name, instruments)
+        self.venue = venue
+
+    def attach(self, sink: FeedSink) -> None:
+        wanted = self.instruments
+        on_quote = sink.on_quote
+
+        def deliver(quote: QuoteTick) -> None:
+            if quote.instrument_id in wanted:
+                on_quote(quote)
+
+        if not self.venue.subscribe_quotes(deliver):
+            raise ConfigError(
+                f"feed '{self.name}': venue '{self.venue.name}' sends no market data "
+                "(a FIX venue needs market_data = true)"
+            )
+
+
+def build(config: VenueFeedEntry, context: FeedContext) -> VenueFeed:
+    return VenueFeed(config.name, context.venues[config.venue], config.instruments)

@@ -1,0 +1,41 @@
+"""What recovery reads and restores in a node: the components of the kernel
+(``bastion.node.kernel.Kernel`` is one), named here so that recovery depends on the
+components and not on the node package that composes them."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bastion.bus import MessageBus
+from bastion.clock import Clock
+from bastion.execution.engine import ExecutionEngine
+from bastion.model.enums import TradingState
+from bastion.model.instruments import Instrument
+from bastion.portfolio.portfolio import Portfolio
+from bastion.risk.gate import RiskGate
+from bastion.risk.overrides import RiskOverrides
+from bastion.strategy.runner import StrategyRunner
+from bastion.venues.base import VenueAdapter
+
+
+class RecoverableNode(Protocol):
+    """A node's recoverable state and the venues it reconciles with."""
+
+    clock: Clock
+    bus: MessageBus
+    execution: ExecutionEngine
+    portfolio: Portfolio
+    risk: RiskGate
+    risk_overrides: RiskOverrides
+    strategies: StrategyRunner
+    instruments: dict[str, Instrument]
+    venues: dict[str, VenueAdapter]
+
+    @property
+    def venue(self) -> VenueAdapter:
+        """The node's venue, when it has exactly one."""
+        ...
+
+    def restore_trading_state(self, state: TradingState, reason: str) -> None:
+        """Take over the trading state the journal last recorded."""
+        ...

@@ -1,0 +1,127 @@
+"""A kernel with two venues: each order goes to its instrument's venue, each venue sees
+only its instruments' quotes, and one venue halted leaves the other trading; status
+reports each venue and the instruments that cannot trade."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bastion.clock import SimClock
+from bastion.config import InstrumentConfig, PaperConfig
+from bastion.errors import ConfigError
+from bastion.feeds.config import SyntheticFeedEntry
+from bastion.model.data import QuoteTick
+from bastion.model.enums import OrderSide, OrderStatus, OrderType
+from bastion.model.events import OrderRejected
+from bastion.model.orders import Order
+from bastion.node.actions import NodeOperator
+from bastion.node.kernel import Kernel
+from bastion.venues.sim.config import SimVenueEntry
+
+T0 = 1_704_205_800_000_000_000
+X, Y = "X.A", "Y.B"
+
+
+def two_venue_kernel(tmp_path: Path) -> Kernel:
+    config = PaperConfig(
+        instruments=[
+            InstrumentConfig(id=X, venue="A", tick_size=Decimal("0.01")),
+            InstrumentConfig(id=Y, venue="B", tick_size=Decimal("0.01")),
+        ],
+        strategies=[],
+        venues=[SimVenueEntry(name="A"), SimVenueEntry(name="B")],
+        feeds=[SyntheticFeedEntry(name="house", instruments=[X, Y])],
+    )
+    kernel = Kernel(config=config, base_dir=tmp_path, clock=SimClock(T0), epoch=7)
+    for iid in (X, Y):
+        kernel.on_quote(QuoteTick(iid, T0, 10_000, 10_002, 500, 500))
+    return kernel
+
+
+def send(kernel: Kernel, iid: str, price: int | None = 9_000) -> Order:
+    order = kernel.execution.create_order(
+        strategy_id="s",
+        instrument_id=iid,
+        venue=kernel.instruments[iid].venue,
+        side=OrderSide.BUY,
+        order_type=OrderType.LIMIT if price is not None else OrderType.MARKET,
+        quantity=1,
+        price=price,
+    )
+    assert kernel.risk.submit_order(order)
+    kernel.flush()
+    return order
+
+
+def test_when_orders_sent_then_each_reaches_its_instruments_venue(tmp_path: Path) -> None:
+    """X.A rests at venue A, Y.B at venue B (venue order ids carry the venue's name)."""
+    kernel = two_venue_kernel(tmp_path)
+    at_a, at_b = send(kernel, X), send(kernel, Y)
+    assert (at_a.status, at_b.status) == (OrderStatus.ACCEPTED, OrderStatus.ACCEPTED)
+    assert at_a.venue_order_id.startswith("A-7-") and at_b.venue_order_id.startswith("B-7-")
+    assert asyncio.run(kernel.venues["A"].open_order_ids()) == {at_a.client_order_id}
+    assert asyncio.run(kernel.venues["B"].open_order_ids()) == {at_b.client_order_id}
+    with pytest.raises(ValueError, match="2 venues"):
+        _ = kernel.venue
+
+
+def test_when_quote_arrives_then_only_its_venue_matches_on_it(tmp_path: Path) -> None:
+    """A quote of Y.B that crosses a resting Y.B buy fills it at venue B; venue A's
+    resting X.A buy at the same price is untouched."""
+    kernel = two_venue_kernel(tmp_path)
+    at_a, at_b = send(kernel, X), send(kernel, Y)
+    kernel.on_quote(QuoteTick(Y, T0 + 1, 8_990, 9_000, 500, 500))
+    assert at_b.status is OrderStatus.FILLED
+    assert at_a.status is OrderStatus.ACCEPTED
+    assert kernel.portfolio.net_quantity(Y) == 1 and kernel.portfolio.net_quantity(X) == 0
+
+
+def test_when_one_venue_killed_then_its_orders_canceled_and_refused_other_trades_on(
+    tmp_path: Path,
+) -> None:
+    """kill --venue A: A's order canceled, a new X.A order rejected with the reason, Y.B
+    still accepted; status shows A halted and X.A unavailable; resume lets A trade."""
+    kernel = two_venue_kernel(tmp_path)
+    operator = NodeOperator(kernel)
+    at_a, at_b = send(kernel, X), send(kernel, Y)
+    rejected: list[OrderRejected] = []
+    kernel.bus.subscribe(OrderRejected, rejected.append)
+
+    answer = asyncio.run(operator.kill(flatten=False, who="op", why="drill", venue="A"))
+    assert (answer["venue"], answer["cancels_sent"]) == ("A", 1)
+    assert answer["halted"] == "kill by op: drill"
+    assert answer["unavailable_instruments"] == [X]
+    assert at_a.status is OrderStatus.CANCELED and at_b.status is OrderStatus.ACCEPTED
+    refused = send(kernel, X)
+    assert refused.status is OrderStatus.REJECTED
+    assert [e.reason for e in rejected] == ["venue A halted: kill by op: drill"]
+    assert send(kernel, Y).status is OrderStatus.ACCEPTED
+    status = asyncio.run(operator.status())
+    assert status["state"] == "ACTIVE"
+    assert status["unavailable_instruments"] == [X]
+    assert status["venues"]["A"] == {
+        "kind": "sim",
+        "connected": True,
+        "halted": "kill by op: drill",
+        "open_orders": 0,
+        "instruments": [X],
+    }
+    assert status["venues"]["B"]["open_orders"] == 2
+
+    resumed = asyncio.run(operator.resume(who="op", why="over", venue="A"))
+    assert resumed["resumed"] is True
+    assert send(kernel, X).status is OrderStatus.ACCEPTED
+    assert asyncio.run(operator.status())["unavailable_instruments"] == []
+
+
+def test_when_kill_names_unknown_venue_or_flattens_one_then_refused(tmp_path: Path) -> None:
+    """A venue the node does not have, or --flatten for one venue, is refused."""
+    operator = NodeOperator(two_venue_kernel(tmp_path))
+    with pytest.raises(ConfigError, match="no venue 'C' on this node"):
+        asyncio.run(operator.kill(flatten=False, who="op", why="", venue="C"))
+    with pytest.raises(ConfigError, match="whole node"):
+        asyncio.run(operator.kill(flatten=True, who="op", why="", venue="A"))

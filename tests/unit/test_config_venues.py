@@ -1,0 +1,226 @@
+"""``[[venues]]`` and ``[[feeds]]`` in a node config: several venues and feeds load, the
+single-venue forms map into them, and every mistake names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bastion.config import PaperConfig, load_config
+from bastion.errors import ConfigError
+from bastion.feeds.config import ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
+from bastion.venues.fix.config import FixVenueConfig
+from bastion.venues.sim.config import SimVenueConfig
+
+HEAD = """
+[[instruments]]
+id = "ABC.SIM"
+venue = "SIM"
+tick_size = "0.01"
+
+[[instruments]]
+id = "XYZ.SIM"
+venue = "FIXSIM"
+tick_size = "0.01"
+
+[[strategies]]
+name = "s1"
+path = "s.py"
+class = "S"
+"""
+
+SIM = """
+[[venues]]
+kind = "sim"
+name = "SIM"
+latency_ms = 3
+"""
+
+FIX = """
+[[venues]]
+kind = "fix"
+name = "FIXSIM"
+port = 9878
+sender_comp_id = "NODE"
+target_comp_id = "SIM"
+"""
+
+SYNTHETIC = """
+[[feeds]]
+kind = "synthetic"
+name = "house"
+instruments = ["ABC.SIM", "XYZ.SIM"]
+interval_ms = 50
+"""
+
+
+def load(tmp_path: Path, text: str) -> PaperConfig:
+    (tmp_path / "s.py").write_text("# placeholder\n")
+    (tmp_path / "q.csv").write_text("ts_ns,bid,ask,bid_size,ask_size\n")
+    path = tmp_path / "node.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path, PaperConfig)
+
+
+def error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    return str(caught.value)
+
+
+def test_when_two_venues_and_a_feed_then_each_loads_with_its_kind(tmp_path: Path) -> None:
+    """A sim and a FIX venue, and one synthetic feed quoting instruments of both."""
+    config = load(tmp_path, HEAD + SIM + FIX + SYNTHETIC)
+    sim, fix = config.venue_configs()
+    assert isinstance(sim, SimVenueConfig) and sim.latency_ms == 3
+    assert isinstance(fix, FixVenueConfig) and fix.port == 9878
+    (feed,) = config.feed_configs()
+    assert isinstance(feed, SyntheticFeedEntry)
+    assert feed.instruments == ["ABC.SIM", "XYZ.SIM"]
+    assert (feed.walk("ABC.SIM").seed, feed.walk("XYZ.SIM").seed) == (42, 43)
+
+
+def test_when_venue_feed_lists_no_instrument_then_it_supplies_all_of_its_venue(
+    tmp_path: Path,
+) -> None:
+    """A venue feed without instruments supplies every instrument of that venue; a replay
+    feed supplies its file's instrument."""
+    feeds = """
+[[feeds]]
+kind = "venue"
+name = "md"
+venue = "FIXSIM"
+
+[[feeds]]
+kind = "replay"
+name = "tape"
+path = "q.csv"
+instrument = "ABC.SIM"
+"""
+    venue_feed, replay = load(tmp_path, HEAD + SIM + FIX + feeds).feed_configs()
+    assert isinstance(venue_feed, VenueFeedEntry) and venue_feed.instruments == ["XYZ.SIM"]
+    assert isinstance(replay, ReplayFeedEntry)
+    assert replay.instruments == ["ABC.SIM"] and replay.source().kind == "quotes"
+
+
+def test_when_single_fix_venue_form_then_it_maps_to_one_venue_and_its_feed(
+    tmp_path: Path,
+) -> None:
+    """[fix_venue] is one FIX venue whose market data feeds its instruments."""
+    text = HEAD.replace('venue = "SIM"', 'venue = "FIXSIM"') + FIX.replace(
+        '[[venues]]\nkind = "fix"', "[fix_venue]"
+    )
+    config = load(tmp_path, text)
+    (venue,) = config.venue_configs()
+    assert isinstance(venue, FixVenueConfig) and venue.name == "FIXSIM"
+    (feed,) = config.feed_configs()
+    assert isinstance(feed, VenueFeedEntry)
+    assert (feed.venue, feed.instruments) == ("FIXSIM", ["ABC.SIM", "XYZ.SIM"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            FIX.replace("port = 9878", "port = 0"),
+            "key 'venues[1].port': must be 1..65535, got 0",
+        ),
+        (
+            SIM + SYNTHETIC,
+            "key 'venues[1].name': duplicate venue name 'SIM' (also venues[0])",
+        ),
+        (
+            FIX
+            + SYNTHETIC
+            + '\n[fix_venue]\nport = 1\nsender_comp_id = "A"\ntarget_comp_id = "B"\n',
+            "keys 'venues' and 'fix_venue'",
+        ),
+        (FIX + SYNTHETIC + "\n[venue]\nlatency_ms = 1\n", "keys 'venues' and 'venue'"),
+        (
+            SIM.replace('"SIM"', '"SIM2"').replace("latency_ms = 3", "latency_ms = -1"),
+            "key 'venues[1].latency_ms': must be >= 0, got -1",
+        ),
+    ],
+)
+def test_when_venue_table_wrong_then_error_names_the_key(
+    tmp_path: Path, extra: str, expected: str
+) -> None:
+    """Each venue mistake names the key of that venue in the list."""
+    assert expected in error(tmp_path, HEAD + SIM + extra + SYNTHETIC)
+
+
+def test_when_instrument_on_unknown_venue_then_error_lists_the_venues(tmp_path: Path) -> None:
+    """An instrument's venue must be one of the [[venues]] names."""
+    text = HEAD.replace('venue = "FIXSIM"', 'venue = "NYSE"') + SIM + FIX + SYNTHETIC
+    message = error(tmp_path, text)
+    assert "key 'instruments[1].venue': venue 'NYSE' is not configured" in message
+    assert "venues[0].name is 'SIM'" in message and "venues[1].name is 'FIXSIM'" in message
+
+
+@pytest.mark.parametrize(
+    ("feeds", "expected"),
+    [
+        (
+            SYNTHETIC + '\n[[feeds]]\nkind = "venue"\nname = "md"\nvenue = "FIXSIM"\n',
+            "key 'feeds[1].instruments': instrument 'XYZ.SIM' already has a feed (feeds[0])",
+        ),
+        (
+            '[[feeds]]\nkind = "venue"\nname = "md"\nvenue = "FIXSIM"\ninstruments = ["ABC.SIM"]\n',
+            "key 'feeds[0].instruments': instrument 'ABC.SIM' is on venue 'SIM', not 'FIXSIM'",
+        ),
+        (
+            '[[feeds]]\nkind = "venue"\nname = "md"\nvenue = "SIM"\n',
+            "key 'feeds[0].venue': venue 'SIM' sends no market data",
+        ),
+        (
+            '[[feeds]]\nkind = "venue"\nname = "md"\nvenue = "LSE"\n',
+            "key 'feeds[0].venue': venue 'LSE' is not configured",
+        ),
+        (
+            SYNTHETIC.replace('"XYZ.SIM"]', '"NOPE"]'),
+            "key 'feeds[0].instruments': unknown instrument 'NOPE'",
+        ),
+        (SYNTHETIC + SYNTHETIC, "key 'feeds[1].name': duplicate feed name 'house'"),
+        (SYNTHETIC + '\n[feed]\ninstrument = "ABC.SIM"\n', "keys 'feeds' and 'feed'"),
+        (
+            '[[feeds]]\nkind = "replay"\nname = "tape"\npath = "missing.csv"\n'
+            'instrument = "ABC.SIM"\n',
+            "key 'feeds[0].path': file not found",
+        ),
+        (
+            '[[feeds]]\nkind = "radio"\nname = "x"\n',
+            "key 'feeds[0].kind': invalid value 'radio' "
+            "(expected one of: synthetic, replay, venue)",
+        ),
+    ],
+)
+def test_when_feed_table_wrong_then_error_names_the_key(
+    tmp_path: Path, feeds: str, expected: str
+) -> None:
+    """Each feed mistake names its key; an instrument has at most one feed."""
+    assert expected in error(tmp_path, HEAD + SIM + FIX + feeds)
+
+
+def test_when_venue_or_feed_key_misspelt_then_error_suggests_the_kinds_key(
+    tmp_path: Path,
+) -> None:
+    """An unknown key in a [[venues]] or [[feeds]] table is matched against that kind's
+    keys; an unknown kind lists the kinds."""
+    typo = SIM.replace("latency_ms", "latncy_ms")
+    message = error(tmp_path, HEAD + typo + FIX + SYNTHETIC)
+    assert "unknown key 'venues[0].latncy_ms' (did you mean 'latency_ms'?)" in message
+    message = error(tmp_path, HEAD + SIM + FIX.replace("port =", "prot =") + SYNTHETIC)
+    assert "unknown key 'venues[1].prot' (did you mean 'port'?)" in message
+    message = error(tmp_path, HEAD + SIM + FIX + SYNTHETIC.replace("interval_ms", "intervl_ms"))
+    assert "unknown key 'feeds[0].intervl_ms' (did you mean 'interval_ms'?)" in message
+    message = error(tmp_path, HEAD + SIM.replace('"sim"', '"ib"') + FIX + SYNTHETIC)
+    assert "key 'venues[0].kind': invalid value 'ib' (expected one of: sim, fix)" in message
+
+
+def test_when_fix_venue_subscribes_to_nothing_then_it_cannot_be_a_feed(tmp_path: Path) -> None:
+    """A venue feed needs a FIX venue with market_data = true."""
+    quiet = FIX + "market_data = false\n"
+    feed = '[[feeds]]\nkind = "venue"\nname = "md"\nvenue = "FIXSIM"\n'
+    message = error(tmp_path, HEAD + SIM + quiet + feed)
+    assert "key 'feeds[0].venue': venue 'FIXSIM' sends no market data" in message
