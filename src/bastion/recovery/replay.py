@@ -80,9 +80,9 @@ def recover_state(kernel: Kernel, journal: SqliteJournal) -> RecoveryReport:
         elif event_type is TradingStateChanged:
             last_state = event  # type: ignore[assignment]
         elif event_type is StrategyDisabled:
-            disabled[event.strategy_id] = event.reason  # type: ignore[union-attr]
+            disabled[event.strategy_id] = event.reason  # type: ignore[attr-defined]
         elif event_type is StrategyEnabled:
-            disabled.pop(event.strategy_id, None)  # type: ignore[union-attr]
+            disabled.pop(event.strategy_id, None)  # type: ignore[attr-defined]
         elif event_type is RiskOverrideSet:
             assert isinstance(event, RiskOverrideSet)
             active[event.override_id] = Override(
@@ -95,9 +95,9 @@ def recover_state(kernel: Kernel, journal: SqliteJournal) -> RecoveryReport:
                 expires_ns=event.expires_ns,
             )
         elif event_type is RiskOverrideEnded:
-            active.pop(event.override_id, None)  # type: ignore[union-attr]
+            active.pop(event.override_id, None)  # type: ignore[attr-defined]
         elif event_type is RiskLimitsChanged:
-            journaled_config = event.config  # type: ignore[union-attr]
+            journaled_config = event.config  # type: ignore[attr-defined]
         elif isinstance(event, OrderEvent):
             replay(event)
     if last_state is not None:
