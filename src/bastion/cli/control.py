@@ -14,7 +14,7 @@ from typing import Final
 import msgspec
 
 from bastion.config import PaperConfig, default_paper_config, load_config, resolve_path
-from bastion.errors import OperationalError, UsageError
+from bastion.errors import CommandRefused, UsageError
 from bastion.node.control import operator_name
 
 _KILL_EPILOG: Final = """\
@@ -99,7 +99,7 @@ def send(config: str | None, req: dict[str, object]) -> int:
         raise UsageError(str(e)) from None
     print(msgspec.json.encode(response).decode(), flush=True)
     if response.get("ok") is not True:
-        raise OperationalError(f"the node refused: {response.get('error', 'no reason given')}")
+        raise CommandRefused(f"the node refused: {response.get('error', 'no reason given')}")
     return 0
 
 

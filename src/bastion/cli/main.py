@@ -34,7 +34,16 @@ from bastion.config import (
     scaffold_dir,
 )
 from bastion.data.config import SyntheticFeedConfig
-from bastion.errors import BastionError, ConfigError, DataError, UsageError
+from bastion.errors import (
+    BastionError,
+    CommandRefused,
+    ConfigError,
+    DataError,
+    OperationalError,
+    StrategyError,
+    TemporaryError,
+    UsageError,
+)
 from bastion.logs import configure_logging
 
 EXIT_OK: Final = 0
@@ -42,6 +51,26 @@ EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_DATA: Final = 3
 EXIT_INTERRUPTED: Final = 130
+
+_EXIT_CODES: Final[tuple[tuple[type[BastionError], int], ...]] = (
+    (ConfigError, EXIT_USAGE),  # the user fixes the input
+    (UsageError, EXIT_USAGE),
+    (DataError, EXIT_DATA),  # bad market data
+    (TemporaryError, EXIT_ERROR),  # the venue was not reachable: try again later
+    (OperationalError, EXIT_ERROR),  # the node had to halt
+    (StrategyError, EXIT_ERROR),
+    (CommandRefused, EXIT_ERROR),  # the node refused an operator command
+)
+
+
+def exit_code(error: BastionError) -> int:
+    """The process exit code for an error that reached the command line (README, "Exit
+    codes"): chosen by the error's handling group, 1 for any other bastion error."""
+    for error_type, code in _EXIT_CODES:
+        if isinstance(error, error_type):
+            return code
+    return EXIT_ERROR
+
 
 SCAFFOLD_FILES: Final = (
     "paper.toml",
@@ -568,11 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return handler(args)
-    except (UsageError, ConfigError) as e:
-        return _fail(str(e), EXIT_USAGE)
-    except DataError as e:
-        return _fail(str(e), EXIT_DATA)
     except BastionError as e:
-        return _fail(str(e), EXIT_ERROR)
+        return _fail(str(e), exit_code(e))
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)

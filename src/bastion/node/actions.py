@@ -1,8 +1,8 @@
 """What the operator's commands do on a running node (``bastion.node.control.ControlCommands``):
 the kill switch, resume, status, enabling a disabled strategy, and temporary risk
 limit overrides. Every change is journaled (through the bus) with who and why; a
-refused command raises ``ConfigError`` with the reason, which the control channel
-answers as ``{"ok": false, "error": ...}``.
+refused command raises ``CommandRefused`` with the reason (nothing changed), which the
+control channel answers as ``{"ok": false, "error": ...}``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import structlog
 
-from bastion.errors import ConfigError
+from bastion.errors import CommandRefused, ConfigError
 from bastion.model.enums import TradingState
 from bastion.model.events import TradingStateChanged
 from bastion.node.kernel import Kernel
@@ -80,7 +80,7 @@ class NodeOperator:
         risk = self.kernel.risk
         if instrument is not None:
             if instrument not in self.kernel.instruments:
-                raise ConfigError(f"no instrument {instrument!r} on this node")
+                raise CommandRefused(f"no instrument {instrument!r} on this node")
             resumed = risk.resume_instrument(instrument, who, why)
             return {"instrument": instrument, "resumed": resumed, "state": risk.state.value}
         previous = risk.state
@@ -116,7 +116,7 @@ class NodeOperator:
         risk = self.kernel.risk
         if strategy not in self.kernel.strategies.strategies:
             known = ", ".join(sorted(self.kernel.strategies.strategies)) or "none"
-            raise ConfigError(f"no strategy {strategy!r} on this node (strategies: {known})")
+            raise CommandRefused(f"no strategy {strategy!r} on this node (strategies: {known})")
         if not risk.enable_strategy(strategy, who, why):
             return {"enabled": False, "strategy": strategy, "note": "it was not disabled"}
         return {"enabled": True, "strategy": strategy}
@@ -124,11 +124,17 @@ class NodeOperator:
     async def risk_set(
         self, *, path: str, value: str, for_s: float, who: str, why: str
     ) -> dict[str, Any]:
-        override = self.kernel.risk_overrides.set(path, value, for_s, who=who, why=why)
+        try:
+            override = self.kernel.risk_overrides.set(path, value, for_s, who=who, why=why)
+        except ConfigError as error:  # a bad key or value from the operator
+            raise CommandRefused(str(error)) from error
         return {"override": _override_fields(override)}
 
     async def risk_clear(self, *, override_id: str, who: str, why: str) -> dict[str, Any]:
-        override = self.kernel.risk_overrides.clear(override_id, who=who, why=why)
+        try:
+            override = self.kernel.risk_overrides.clear(override_id, who=who, why=why)
+        except ConfigError as error:  # no such active override
+            raise CommandRefused(str(error)) from error
         return {"cleared": override.id, "path": override.path}
 
     async def risk_list(self) -> dict[str, Any]:

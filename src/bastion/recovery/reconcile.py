@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
+from bastion.errors import TemporaryError
 from bastion.fix.codec import FixMessage
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
 from bastion.model.events import (
@@ -83,8 +84,8 @@ async def reconcile(
     if isinstance(venue, FixVenueAdapter):
         try:
             await _reconcile_fix(kernel, venue, config, order_id_prefix, report)
-        except (ConnectionError, TimeoutError) as error:
-            report.mismatches.append(f"reconciliation incomplete: {error or type(error).__name__}")
+        except TemporaryError as error:
+            report.mismatches.append(f"reconciliation incomplete: {error}")
     else:
         _restore_sim_orders(kernel, report)
     clock = kernel.clock
@@ -240,8 +241,8 @@ async def _compare_positions(
 ) -> None:
     try:
         venue_net = await venue.positions(config.timeout_s)
-    except (ConnectionError, TimeoutError) as error:
-        report.mismatches.append(f"no positions from the venue ({error or type(error).__name__})")
+    except TemporaryError as error:
+        report.mismatches.append(f"no positions from the venue ({error})")
         return
     report.positions_compared = True
     portfolio = kernel.portfolio

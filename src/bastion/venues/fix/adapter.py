@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bastion.clock import Clock
+from bastion.errors import VenueRequestFailed, VenueUnavailable
 from bastion.fix.codec import (
     INCORRECT_DATA_FORMAT,
     REQUIRED_TAG_MISSING,
@@ -279,20 +280,22 @@ class FixVenueAdapter(VenueAdapter):
     async def mass_status(self, timeout_s: float = 5.0) -> list[FixMessage]:
         """Every open order's ExecutionReport (ExecType I), as the venue reports it."""
         if not self.session.logged_on:
-            raise ConnectionError(NOT_LOGGED_ON)
+            raise VenueUnavailable(NOT_LOGGED_ON)
         req_id = f"MS-{next(self._request_ids):x}"
         future: asyncio.Future[list[FixMessage]] = asyncio.get_running_loop().create_future()
         self._mass_status[req_id] = (future, [])
         self.session.send(FixMessage.of("AF", (584, req_id), (585, "7")))
         try:
             return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError as error:
+            raise VenueRequestFailed(f"no OrderMassStatus answer in {timeout_s} s") from error
         finally:
             self._mass_status.pop(req_id, None)
 
     async def order_status(self, order: Order, timeout_s: float = 5.0) -> FixMessage:
         """The venue's ExecutionReport (ExecType I) for one order (OrderStatusRequest)."""
         if not self.session.logged_on:
-            raise ConnectionError(NOT_LOGGED_ON)
+            raise VenueUnavailable(NOT_LOGGED_ON)
         coid = order.client_order_id
         future: asyncio.Future[FixMessage] = asyncio.get_running_loop().create_future()
         self._status[coid] = future
@@ -306,6 +309,8 @@ class FixVenueAdapter(VenueAdapter):
         )
         try:
             return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError as error:
+            raise VenueRequestFailed(f"no OrderStatus answer in {timeout_s} s") from error
         finally:
             self._status.pop(coid, None)
 
@@ -377,7 +382,7 @@ class FixVenueAdapter(VenueAdapter):
         self.logged_on.clear()
         self.logged_off.set()
         self._book.clear()
-        error = ConnectionError(f"session closed: {reason}")
+        error = VenueUnavailable(f"session closed: {reason}")
         for future, _ in self._mass_status.values():
             if not future.done():
                 future.set_exception(error)
@@ -573,7 +578,7 @@ class FixVenueAdapter(VenueAdapter):
         if msg_type == "AN":
             entry = self.position_requests.get(coid)
             if entry is not None and not entry[0].done():
-                entry[0].set_exception(ConnectionError(f"venue rejected AN: {msg.get(58)}"))
+                entry[0].set_exception(VenueRequestFailed(f"venue rejected AN: {msg.get(58)}"))
             return
         order = self._orders.get(coid)
         if order is None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
+from bastion.errors import VenueRequestFailed, VenueUnavailable
 from bastion.fix.codec import FixMessage, FixParser
 from bastion.fix.session import format_utc_timestamp, parse_utc_timestamp
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
@@ -160,7 +161,7 @@ def _lost_order(
 async def positions(adapter: FixVenueAdapter, timeout_s: float = 5.0) -> dict[str, Decimal]:
     """The account's net position per symbol (RequestForPositions), as the venue reports."""
     if not adapter.session.logged_on:
-        raise ConnectionError("venue session not logged on")
+        raise VenueUnavailable("venue session not logged on")
     req_id = f"POS-{adapter.next_request_id():x}"
     loop = asyncio.get_running_loop()
     future: asyncio.Future[list[FixMessage]] = loop.create_future()
@@ -173,6 +174,8 @@ async def positions(adapter: FixVenueAdapter, timeout_s: float = 5.0) -> dict[st
     adapter.send_request(FixMessage.of("AN", *fields), req_id)
     try:
         reports = await asyncio.wait_for(future, timeout_s)
+    except TimeoutError as error:
+        raise VenueRequestFailed(f"no RequestForPositions answer in {timeout_s} s") from error
     finally:
         adapter.position_requests.pop(req_id, None)
     net: dict[str, Decimal] = {}
@@ -196,7 +199,7 @@ def on_position_message(adapter: FixVenueAdapter, msg: FixMessage) -> None:
         result = msg.get(728) or "0"
         if result not in ("0", "2"):
             future.set_exception(
-                ConnectionError(f"venue refused RequestForPositions: PosReqResult {result}")
+                VenueRequestFailed(f"venue refused RequestForPositions: PosReqResult {result}")
             )
             return
         expected = int(msg.get(727) or "0")
