@@ -8,7 +8,6 @@ control channel answers as ``{"ok": false, "error": ...}``.
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -48,9 +47,10 @@ class NodeOperator:
 
     async def kill(self, *, flatten: bool, who: str, why: str) -> dict[str, Any]:
         kernel = self.kernel
-        started = time.perf_counter()
+        clock = kernel.clock
+        started = clock.monotonic_s()
         cancels = kernel.kill(f"kill by {who}: {why}" if why else f"kill by {who}")
-        kill_ms = (time.perf_counter() - started) * 1000
+        kill_ms = (clock.monotonic_s() - started) * 1000
         response: dict[str, Any] = {
             "state": kernel.risk.state.value,
             "cancels_sent": cancels,
@@ -72,7 +72,7 @@ class NodeOperator:
                 },
             )
         response["open_orders"] = len(kernel.execution.open_orders())
-        response["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        response["elapsed_ms"] = round((clock.monotonic_s() - started) * 1000, 3)
         log.warning("kill_switch", who=who, why=why, flatten=flatten, **response)
         return response
 
@@ -165,6 +165,7 @@ def _iso(ts_ns: int) -> str:
 
 async def _settle(kernel: Kernel) -> None:
     """Wait (bounded) until the venue has answered every open order."""
-    deadline = time.monotonic() + KILL_SETTLE_TIMEOUT_S
-    while kernel.execution.open_orders() and time.monotonic() < deadline:
+    clock = kernel.clock
+    deadline = clock.monotonic_s() + KILL_SETTLE_TIMEOUT_S
+    while kernel.execution.open_orders() and clock.monotonic_s() < deadline:
         await asyncio.sleep(0.005)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ from bastion.recovery.reconcile import reconcile
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
 from bastion.risk import native
-from bastion.tasks import TaskManager
+from bastion.tasks import TaskManager, wait_first
 from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.fix.disconnect import DisconnectCancels
 
@@ -98,6 +97,7 @@ class _Node:
         self.base_dir = base_dir
         self.recover_only = recover_only
         self.stop_requested = asyncio.Event()
+        self.clock = LiveClock()
         self.tasks = TaskManager(on_crash=self._on_task_crash)
         self.exit_code = 0
         self.report: dict[str, Any] = {}
@@ -108,7 +108,7 @@ class _Node:
     async def run(self) -> int:
         config = self.config
         loop = asyncio.get_running_loop()
-        clock = LiveClock()
+        clock = self.clock
         journal = SqliteJournal.from_config(
             resolve_path(self.base_dir, config.journal.path), config.journal
         )
@@ -232,20 +232,16 @@ class _Node:
         timed out) first. Strategies start only after this returns True."""
         venue = kernel.venue
         if isinstance(venue, FixVenueAdapter):
-            deadline = time.monotonic() + self.config.recovery.timeout_s
+            deadline = self.clock.monotonic_s() + self.config.recovery.timeout_s
             while not venue.session.logged_on:
                 if self.stop_requested.is_set():
                     return False
-                if self.recover_only and time.monotonic() > deadline:
+                if self.recover_only and self.clock.monotonic_s() > deadline:
                     self.report["reconciliation"] = {
                         "mismatches": [f"venue {venue.name} not reachable"]
                     }
                     return False
-                stop = asyncio.ensure_future(self.stop_requested.wait())
-                logon = asyncio.ensure_future(venue.logged_on.wait())
-                await asyncio.wait({stop, logon}, timeout=0.5, return_when="FIRST_COMPLETED")
-                stop.cancel()
-                logon.cancel()
+                await wait_first(self.stop_requested.wait(), venue.logged_on.wait(), timeout_s=0.5)
         report = await reconcile(
             kernel,
             epoch=self.epoch,
@@ -283,16 +279,16 @@ class _Node:
     def _snapshot(self, kernel: Kernel, journal: SqliteJournal) -> None:
         if journal.last_seq == self._last_snapshot_seq:
             return
-        started = time.perf_counter()
+        started = self.clock.monotonic_s()
         payload = capture(kernel, node_id=self.config.node.id, epoch=self.epoch)
         seq = journal.snapshot(payload, kernel.clock.timestamp_ns())
         self._last_snapshot_seq = seq
-        self._last_snapshot_at = time.monotonic()
+        self._last_snapshot_at = self.clock.monotonic_s()
         log.info(
             "snapshot_taken",
             seq=seq,
             bytes=len(payload),
-            ms=round((time.perf_counter() - started) * 1000, 3),
+            ms=round((self.clock.monotonic_s() - started) * 1000, 3),
         )
 
     async def _snapshots(self, kernel: Kernel, journal: SqliteJournal) -> None:
@@ -301,7 +297,7 @@ class _Node:
         while True:
             await asyncio.sleep(poll_s)
             new_events = journal.last_seq - self._last_snapshot_seq
-            due = time.monotonic() - self._last_snapshot_at >= cfg.snapshot_interval_s
+            due = self.clock.monotonic_s() - self._last_snapshot_at >= cfg.snapshot_interval_s
             if new_events >= cfg.snapshot_every_events or (due and new_events > 0):
                 self._snapshot(kernel, journal)
 
@@ -317,8 +313,8 @@ class _Node:
         await self.tasks.cancel_all()  # no more data into strategies
         kernel.stop_strategies()
         asked = kernel.cancel_all_orders()
-        deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
-        while kernel.execution.open_orders() and time.monotonic() < deadline:
+        deadline = self.clock.monotonic_s() + SHUTDOWN_TIMEOUT_S
+        while kernel.execution.open_orders() and self.clock.monotonic_s() < deadline:
             await asyncio.sleep(0.005)  # venue latency: cancels confirm asynchronously
         left = kernel.execution.open_orders()
         if left:
@@ -348,11 +344,11 @@ class _Node:
                 kernel.instruments[feed_cfg.instrument], feed_cfg, kernel.clock.timestamp_ns()
             )
             interval_s = feed_cfg.interval_ms / 1000
-            next_at = time.monotonic()
+            next_at = self.clock.monotonic_s()
             while True:
                 yield feed.next_quote(kernel.clock.timestamp_ns())
                 next_at += interval_s
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                await asyncio.sleep(max(0.0, next_at - self.clock.monotonic_s()))
         for source in config.replay:
             from bastion.data.replay import replay_from_config  # numpy, pyarrow: on use
 
@@ -361,11 +357,11 @@ class _Node:
             )
             # replay at the recorded pace, re-stamped to now
             first_ts: int | None = None
-            wall0 = time.monotonic()
+            wall0 = self.clock.monotonic_s()
             for event in replay:
                 if first_ts is None:
                     first_ts = event.ts_ns
-                delay = wall0 + (event.ts_ns - first_ts) / 1e9 - time.monotonic()
+                delay = wall0 + (event.ts_ns - first_ts) / 1e9 - self.clock.monotonic_s()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 yield _restamp(event, kernel.clock.timestamp_ns())

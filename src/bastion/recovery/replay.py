@@ -7,7 +7,6 @@ and the whole journal is replayed instead.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -49,7 +48,7 @@ class RecoveryReport(msgspec.Struct, kw_only=True):
 
 def recover_state(kernel: Kernel, journal: SqliteJournal) -> RecoveryReport:
     """Load the newest usable snapshot into ``kernel`` and replay the events after it."""
-    started = time.perf_counter()
+    started = kernel.clock.monotonic_s()
     after = 0
     snapshot_seq: int | None = None
     problem: str | None = None
@@ -113,7 +112,7 @@ def recover_state(kernel: Kernel, journal: SqliteJournal) -> RecoveryReport:
         torn_tail=journal.torn_tail,
         open_orders=len(kernel.execution.open_orders()),
         positions={iid: portfolio.net_quantity(iid) for iid in portfolio.instruments_traded()},
-        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        elapsed_ms=round((kernel.clock.monotonic_s() - started) * 1000, 3),
         snapshot_problem=problem,
         disabled_strategies=sorted(disabled),
     )

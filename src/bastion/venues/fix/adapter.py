@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
@@ -67,6 +66,7 @@ from bastion.model.events import (
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.recovery.state import VenueMark
+from bastion.tasks import spawn
 from bastion.venues.base import VenueAdapter
 from bastion.venues.fix import recovery
 from bastion.venues.fix.marketdata import TopOfBook
@@ -127,7 +127,7 @@ class FixVenueAdapter(VenueAdapter):
         self._orders: dict[str, Order] = {}
         self._venue_cl_ord_id: dict[str, str] = {}
         self._exec_ids: set[str] = set()
-        self._request_ids = itertools.count(time.time_ns() // 1_000_000)
+        self._request_ids = itertools.count(clock.timestamp_ns() // 1_000_000)
         self._sent: dict[int, tuple[str, str]] = {}  # MsgSeqNum -> (MsgType, client order id)
         self._book = TopOfBook(self)
         self._mass_status: dict[str, tuple[asyncio.Future[list[FixMessage]], list[FixMessage]]] = {}
@@ -150,7 +150,7 @@ class FixVenueAdapter(VenueAdapter):
     async def connect(self) -> None:
         """Start keeping the session connected (returns at once; see ``wait_logged_on``)."""
         if self._run_task is None:
-            self._run_task = asyncio.create_task(self.initiator.run(), name=f"fix-{self.name}")
+            self._run_task = spawn(f"fix-{self.name}", self.initiator.run())
 
     async def wait_logged_on(self, timeout_s: float) -> bool:
         try:
