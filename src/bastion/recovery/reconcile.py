@@ -46,10 +46,9 @@ from bastion.model.events import (
     ReconciliationCompleted,
     ReconciliationMismatch,
 )
-from bastion.model.orders import Order
+from bastion.model.orders import UNKNOWN_STRATEGY, Order
 from bastion.recovery.config import RecoveryConfig
 from bastion.venues.fix.adapter import FixVenueAdapter
-from bastion.venues.fix.recovery import UNKNOWN_STRATEGY
 
 if TYPE_CHECKING:
     from bastion.node.kernel import Kernel

@@ -30,7 +30,7 @@ from bastion.errors import VenueRequestFailed, VenueUnavailable
 from bastion.fix.codec import FixMessage, FixParser
 from bastion.fix.session import format_utc_timestamp, parse_utc_timestamp
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
-from bastion.model.orders import Order
+from bastion.model.orders import UNKNOWN_STRATEGY, Order
 from bastion.recovery.state import VenueMark
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ log = structlog.get_logger("bastion.venues.fix")
 _SIDE = {"1": OrderSide.BUY, "2": OrderSide.SELL}
 _TYPE = {"1": OrderType.MARKET, "2": OrderType.LIMIT}
 _TIF = {"0": TimeInForce.DAY, "1": TimeInForce.GTC, "3": TimeInForce.IOC}
-UNKNOWN_STRATEGY = "unknown"
 
 
 class FixRecoveryPrep(msgspec.Struct, kw_only=True):
