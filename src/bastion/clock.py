@@ -1,8 +1,9 @@
 """Clocks: one interface, a live implementation and a simulated one.
 
 Every component takes a ``Clock`` by keyword and never reads the system time
-itself, so backtests and tests drive time explicitly. Timers call back with the
-clock time at which they were due.
+itself (``timestamp_ns`` for time stamps, ``monotonic_s`` for deadlines and
+durations), so backtests and tests drive time explicitly. Timers call back with
+the clock time at which they were due.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ class Clock(ABC):
     @abstractmethod
     def timestamp_ns(self) -> int:
         """Current UNIX time in nanoseconds."""
+
+    def monotonic_s(self) -> float:
+        """Seconds on a clock that never goes back, for deadlines and durations (only
+        differences mean anything). Simulated time is its own monotonic clock."""
+        return self.timestamp_ns() / 1e9
 
     @abstractmethod
     def call_at(self, ts_ns: int, callback: TimerCallback) -> Cancelable:
@@ -119,6 +125,9 @@ class LiveClock(Clock):
 
     def timestamp_ns(self) -> int:
         return time.time_ns()
+
+    def monotonic_s(self) -> float:
+        return time.monotonic()
 
     def call_at(self, ts_ns: int, callback: TimerCallback) -> Cancelable:
         loop = self._loop or asyncio.get_running_loop()

@@ -1,9 +1,18 @@
 """All bastion exceptions, grouped by what the caller must do about them.
 
-- ``ConfigError``: the user's input is wrong; report it and exit with code 2.
-- ``DataError``: a market data file or message is malformed; report or skip it.
-- ``TemporaryError``: transient trouble (a venue connection); back off and retry.
-- ``OperationalError``: the node cannot go on safely; halt and notify.
+Errors that cross a component boundary are these classes; code at an edge (a venue
+adapter, a socket, a file) translates what it catches with ``raise Ours(...) from e``.
+
+- the user fixes the input (exit code 2): ``ConfigError``, ``UsageError``;
+- bad market data (exit code 3): ``DataError``, report or skip it;
+- transient trouble (exit code 1 if it reaches the command line): ``TemporaryError``
+  (``VenueUnavailable``, ``VenueRequestFailed``): back off and retry;
+- the node cannot go on safely (exit code 1): ``OperationalError``: halt and notify;
+  ``StrategyError``: a user strategy failed to load or run;
+- an operator command refused (exit code 1): ``CommandRefused``: nothing changed, the
+  reason goes back to the operator.
+
+``bastion.cli.main.exit_code`` maps each group to the process exit code.
 """
 
 from __future__ import annotations
@@ -13,16 +22,42 @@ class BastionError(Exception):
     """Base of every error bastion raises on purpose."""
 
 
+# -- the user fixes the input ----------------------------------------------------------
+
+
 class ConfigError(BastionError):
     """A configuration file or value is invalid. The message names the file and key."""
+
+
+class UsageError(BastionError):
+    """The command line asks for something that cannot be done as asked (exit 2)."""
+
+
+# -- bad data --------------------------------------------------------------------------
 
 
 class DataError(BastionError):
     """Market data is malformed. The message names the source and the line or row."""
 
 
+# -- back off and retry ----------------------------------------------------------------
+
+
 class TemporaryError(BastionError):
     """A transient failure: the caller may back off and retry."""
+
+
+class VenueUnavailable(TemporaryError):
+    """A venue cannot be reached now: not connected, or its session is not logged on
+    (or closed while a request waited). Retry once it is logged on again."""
+
+
+class VenueRequestFailed(TemporaryError):
+    """A venue did not answer a request (it refused it, or no answer came in time): what
+    it would have told is unknown. Ask again later."""
+
+
+# -- halt and notify -------------------------------------------------------------------
 
 
 class OperationalError(BastionError):
@@ -33,5 +68,9 @@ class StrategyError(BastionError):
     """A user strategy could not be loaded or raised while running."""
 
 
-class UsageError(BastionError):
-    """The command line asks for something that cannot be done as asked (exit 2)."""
+# -- an operator command refused -------------------------------------------------------
+
+
+class CommandRefused(BastionError):
+    """An operator command cannot be done as asked (an unknown strategy or instrument, a
+    bad risk key or value); nothing changed. The message says why."""

@@ -2,21 +2,70 @@
 
 A task that dies with an exception is logged by name and reported to
 ``on_crash`` (the node halts on it); nothing is fire-and-forget.
+
+- ``TaskManager``: a component's set of tasks, canceled together on stop.
+- ``spawn``: one task whose owner keeps it and cancels it itself (a FIX session's
+  connection loop, a timer ticking one connection); a crash is logged all the same.
+- ``wait_first``: wait for the first of a few awaitables (bounded), cancel the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
 
 log = structlog.get_logger("bastion.tasks")
 
+CrashHandler = Callable[[str, BaseException], None]
+
+_detached: set[asyncio.Task[Any]] = set()
+"""Tasks started by ``spawn``: the loop keeps only weak references to its tasks."""
+
+
+def spawn(
+    name: str, coro: Coroutine[Any, Any, Any], *, on_crash: CrashHandler | None = None
+) -> asyncio.Task[Any]:
+    """Start ``coro`` as a task named ``name``, for an owner that keeps it and cancels it.
+
+    If it dies with an exception, the crash is logged and reported to ``on_crash``."""
+    task = asyncio.get_running_loop().create_task(coro, name=name)
+    _detached.add(task)
+
+    def done(task: asyncio.Task[Any]) -> None:
+        _detached.discard(task)
+        _report(task, on_crash)
+
+    task.add_done_callback(done)
+    return task
+
+
+async def wait_first(*awaitables: Awaitable[Any], timeout_s: float) -> None:
+    """Return once the first of ``awaitables`` is done, or after ``timeout_s``; the
+    others are canceled (and awaited) before returning."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _report(task: asyncio.Task[Any], on_crash: CrashHandler | None) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("task_crashed", task=task.get_name(), error=repr(error))
+        if on_crash is not None:
+            on_crash(task.get_name(), error)
+
 
 class TaskManager:
-    def __init__(self, on_crash: Callable[[str, BaseException], None] | None = None) -> None:
+    def __init__(self, on_crash: CrashHandler | None = None) -> None:
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._on_crash = on_crash
 
@@ -30,14 +79,9 @@ class TaskManager:
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.pop(task.get_name(), None)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            log.error("task_crashed", task=task.get_name(), error=repr(error))
-            if self._on_crash is not None:
-                self._on_crash(task.get_name(), error)
+        if self._tasks.get(task.get_name()) is task:
+            del self._tasks[task.get_name()]
+        _report(task, self._on_crash)
 
     @property
     def names(self) -> list[str]:

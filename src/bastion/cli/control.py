@@ -13,8 +13,9 @@ from typing import Final
 
 import msgspec
 
+from bastion.cli.common import usage
 from bastion.config import PaperConfig, default_paper_config, load_config, resolve_path
-from bastion.errors import OperationalError, UsageError
+from bastion.errors import CommandRefused, UsageError
 from bastion.node.control import operator_name
 
 _KILL_EPILOG: Final = """\
@@ -107,7 +108,7 @@ def send(config: str | None, req: dict[str, object]) -> int:
         raise UsageError(str(e)) from None
     print(msgspec.json.encode(response).decode(), flush=True)
     if response.get("ok") is not True:
-        raise OperationalError(f"the node refused: {response.get('error', 'no reason given')}")
+        raise CommandRefused(f"the node refused: {response.get('error', 'no reason given')}")
     return 0
 
 
@@ -242,7 +243,7 @@ def add_operator_commands(
         formatter_class=formatter,
     )
     sub = risk.add_subparsers(dest="risk_command", metavar="COMMAND", title="commands")
-    risk.set_defaults(handler=lambda _args: _usage(risk))
+    risk.set_defaults(handler=lambda _args: usage(risk))
     set_ = sub.add_parser(
         "set", help="override one limit for a while", epilog=_RISK_EPILOG, formatter_class=formatter
     )
@@ -267,10 +268,3 @@ def add_operator_commands(
     list_ = sub.add_parser("list", help="the active overrides", formatter_class=formatter)
     list_.add_argument("config", metavar="CONFIG", help="the node's config file (TOML)")
     list_.set_defaults(handler=cmd_risk_list)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    import sys
-
-    parser.print_help(sys.stderr)
-    return 2

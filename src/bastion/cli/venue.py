@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import structlog
 
+from bastion.cli.common import usage
 from bastion.config import load_config
 from bastion.logs import configure_logging
 
@@ -32,7 +33,7 @@ def add_venue_commands(
         description="bastion venue: venue tools.",
         formatter_class=formatter,
     )
-    venue.set_defaults(handler=lambda _args: _usage(venue))
+    venue.set_defaults(handler=lambda _args: usage(venue))
     sub = venue.add_subparsers(dest="venue_command", metavar="COMMAND", title="commands")
     sim = sub.add_parser(
         "sim",
@@ -69,13 +70,6 @@ def cmd_venue_sim(args: argparse.Namespace) -> int:
     configure_logging(args.log_level or "info", args.log_format or "console")
     log.info("venue_sim.config", config=str(config_path))
     return run_venue_sim(config, base_dir=config_path.resolve().parent)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    import sys
-
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _port(text: str) -> int:

@@ -6,20 +6,22 @@ session's schedule, and after a drop reconnects with exponential backoff and
 jitter (reset by a successful logon). ``FixAcceptor`` listens, reads the first
 message of each connection, which must be a Logon, and hands the connection to
 the session named by its CompIDs; unknown sessions and second connections for a
-session already connected are dropped.
+session already connected are dropped. Both read time from a ``Clock`` (the live
+one unless given).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Mapping
 
 import structlog
 
+from bastion.clock import Clock, LiveClock
 from bastion.fix.codec import FixMessage, FixParser, Garbled
 from bastion.fix.session import FixSession
+from bastion.tasks import spawn
 
 log = structlog.get_logger("bastion.fix")
 
@@ -43,7 +45,7 @@ async def run_connection(
         transport.close()
 
     session.connection_made(transport.write, close, initiator=initiator)
-    ticker = asyncio.create_task(_tick(session), name=f"fix-tick-{session.settings.key}")
+    ticker = spawn(f"fix-tick-{session.settings.key}", _tick(session))
     try:
         if first_data:
             session.data_received(first_data)
@@ -83,8 +85,10 @@ class FixInitiator:
         backoff_max_s: float = 30.0,
         connect_timeout_s: float = 5.0,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.session = session
+        self._clock = clock or LiveClock()
         self.host = host
         self.port = port
         self.backoff_initial_s = backoff_initial_s
@@ -108,7 +112,7 @@ class FixInitiator:
         while not self._stopping:
             schedule = session.settings.schedule
             if schedule is not None:
-                wait_s = schedule.seconds_until_open(time.time_ns())
+                wait_s = schedule.seconds_until_open(self._clock.timestamp_ns())
                 if wait_s > 0:
                     log.info("fix_waiting_for_session_start", seconds=round(wait_s))
                     await asyncio.sleep(min(wait_s, 60.0))
@@ -146,8 +150,8 @@ class FixInitiator:
         session = self.session
         if session.logged_on:
             session.logout("node stopping")
-            deadline = time.monotonic() + logout_timeout_s
-            while session.connected and time.monotonic() < deadline:
+            deadline = self._clock.monotonic_s() + logout_timeout_s
+            while session.connected and self._clock.monotonic_s() < deadline:
                 await asyncio.sleep(0.01)
         session.disconnect("stopped")
 
@@ -163,9 +167,11 @@ class FixAcceptor:
         *,
         begin_string: str = "FIX.4.4",
         first_message_timeout_s: float = 10.0,
+        clock: Clock | None = None,
     ) -> None:
         """``sessions`` are keyed by (our SenderCompID, their SenderCompID)."""
         self.sessions = dict(sessions)
+        self._clock = clock or LiveClock()
         self.host = host
         self.port = port
         self.begin_string = begin_string
@@ -188,8 +194,11 @@ class FixAcceptor:
         for session in self.sessions.values():
             if session.logged_on:
                 session.logout("venue shutting down")
-        deadline = time.monotonic() + logout_timeout_s
-        while any(s.connected for s in self.sessions.values()) and time.monotonic() < deadline:
+        deadline = self._clock.monotonic_s() + logout_timeout_s
+        while (
+            any(s.connected for s in self.sessions.values())
+            and self._clock.monotonic_s() < deadline
+        ):
             await asyncio.sleep(0.01)
         for session in self.sessions.values():
             session.disconnect("acceptor stopped")
@@ -223,9 +232,9 @@ class FixAcceptor:
         parser = FixParser(self.begin_string)
         buffered = b""
         first: FixMessage | None = None
-        deadline = time.monotonic() + self.first_message_timeout_s
+        deadline = self._clock.monotonic_s() + self.first_message_timeout_s
         while first is None:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock.monotonic_s()
             try:
                 data = await asyncio.wait_for(reader.read(READ_CHUNK), max(remaining, 0.001))
             except (TimeoutError, ConnectionError, OSError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, Union
 
 import msgspec
 
@@ -21,34 +21,12 @@ from bastion.model import events as ev
 HASH_NAME: Final = "sha256"
 GENESIS_HASH: Final = bytes(32)
 
-JournalEvent = (
-    ev.OrderInitialized
-    | ev.OrderDenied
-    | ev.OrderSubmitted
-    | ev.OrderAccepted
-    | ev.OrderRejected
-    | ev.OrderPendingCancel
-    | ev.OrderPendingReplace
-    | ev.OrderCanceled
-    | ev.OrderExpired
-    | ev.OrderUpdated
-    | ev.OrderCancelRejected
-    | ev.OrderModifyRejected
-    | ev.OrderFilled
-    | ev.OrderTransitionRefused
-    | ev.TradingStateChanged
-    | ev.StrategyFailed
-    | ev.CommandDenied
-    | ev.ReconciliationCompleted
-    | ev.ReconciliationMismatch
-    | ev.InstrumentPaused
-    | ev.InstrumentResumed
-    | ev.StrategyDisabled
-    | ev.StrategyEnabled
-    | ev.RiskLimitsChanged
-    | ev.RiskOverrideSet
-    | ev.RiskOverrideEnded
-)
+# What a journal record decodes to: the union of the registry's event types
+# (``ev.EVENT_REGISTRY``), built from it at run time; the type checker sees their base.
+if TYPE_CHECKING:
+    JournalEvent: TypeAlias = ev.Event
+else:
+    JournalEvent = Union[ev.EVENT_TYPES]  # noqa: UP007
 
 # seq, ts_ns, type, client_order_id, payload, prev_hash, hash
 Row = tuple[int, int, str, str | None, bytes, bytes, bytes]
@@ -98,6 +76,7 @@ class RecordEncoder:
 
 
 def new_decoder() -> msgspec.msgpack.Decoder[JournalEvent]:
+    """A decoder for every registered event type (by its tag)."""
     return msgspec.msgpack.Decoder(JournalEvent)
 
 

@@ -1,12 +1,15 @@
 """Typed events and commands carried on the bus and written to the journal.
 
 Order events move an order through its state machine (``model.orders``).
-Each is a tagged msgspec struct so the journal can encode and decode any of
-them without a registry of its own.
+Each is a tagged msgspec struct; ``EVENT_REGISTRY`` at the end states every event
+type once, with its journal tag and who journals it, and the journal codec and the
+node take their lists from it.
 """
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from decimal import Decimal
 
 import msgspec
@@ -227,19 +230,87 @@ class RiskOverrideEnded(Event, frozen=True, kw_only=True):
     why: str
 
 
-ORDER_EVENT_TYPES: tuple[type[OrderEvent], ...] = (
-    OrderInitialized,
-    OrderDenied,
-    OrderSubmitted,
-    OrderAccepted,
-    OrderRejected,
-    OrderPendingCancel,
-    OrderPendingReplace,
-    OrderCanceled,
-    OrderExpired,
-    OrderUpdated,
-    OrderCancelRejected,
-    OrderModifyRejected,
-    OrderFilled,
-    OrderTransitionRefused,
+class JournaledBy(enum.Enum):
+    """Who writes an event type to the journal."""
+
+    EXECUTION = "execution"
+    """The execution engine, as it applies the event to its order (order events)."""
+    BUS = "bus"
+    """The node, as the event is published on the bus."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventKind:
+    """One registered event type: its journal tag (the record's ``type`` column and the
+    payload's msgpack tag; never change it, old journals are decoded by it) and who
+    journals it."""
+
+    type: type[Event]
+    tag: str
+    journaled_by: JournaledBy
+
+
+_EXECUTION = JournaledBy.EXECUTION
+_BUS = JournaledBy.BUS
+
+EVENT_REGISTRY: tuple[EventKind, ...] = (
+    EventKind(OrderInitialized, "OrderInitialized", _EXECUTION),
+    EventKind(OrderDenied, "OrderDenied", _EXECUTION),
+    EventKind(OrderSubmitted, "OrderSubmitted", _EXECUTION),
+    EventKind(OrderAccepted, "OrderAccepted", _EXECUTION),
+    EventKind(OrderRejected, "OrderRejected", _EXECUTION),
+    EventKind(OrderPendingCancel, "OrderPendingCancel", _EXECUTION),
+    EventKind(OrderPendingReplace, "OrderPendingReplace", _EXECUTION),
+    EventKind(OrderCanceled, "OrderCanceled", _EXECUTION),
+    EventKind(OrderExpired, "OrderExpired", _EXECUTION),
+    EventKind(OrderUpdated, "OrderUpdated", _EXECUTION),
+    EventKind(OrderCancelRejected, "OrderCancelRejected", _EXECUTION),
+    EventKind(OrderModifyRejected, "OrderModifyRejected", _EXECUTION),
+    EventKind(OrderFilled, "OrderFilled", _EXECUTION),
+    EventKind(OrderTransitionRefused, "OrderTransitionRefused", _EXECUTION),
+    EventKind(TradingStateChanged, "TradingStateChanged", _BUS),
+    EventKind(StrategyFailed, "StrategyFailed", _BUS),
+    EventKind(CommandDenied, "CommandDenied", _BUS),
+    EventKind(ReconciliationCompleted, "ReconciliationCompleted", _BUS),
+    EventKind(ReconciliationMismatch, "ReconciliationMismatch", _BUS),
+    EventKind(InstrumentPaused, "InstrumentPaused", _BUS),
+    EventKind(InstrumentResumed, "InstrumentResumed", _BUS),
+    EventKind(StrategyDisabled, "StrategyDisabled", _BUS),
+    EventKind(StrategyEnabled, "StrategyEnabled", _BUS),
+    EventKind(RiskLimitsChanged, "RiskLimitsChanged", _BUS),
+    EventKind(RiskOverrideSet, "RiskOverrideSet", _BUS),
+    EventKind(RiskOverrideEnded, "RiskOverrideEnded", _BUS),
 )
+"""Every event type, stated once: the journal codec decodes exactly these, the execution
+engine journals the order events and the node subscribes the journal to the others.
+A new event type is added here (a test fails otherwise)."""
+
+EVENT_BASES: tuple[type[Event], ...] = (Event, OrderEvent)
+"""Abstract bases: never published nor journaled themselves."""
+
+
+def _check_registry() -> None:
+    for kind in EVENT_REGISTRY:
+        if kind.type.__struct_config__.tag != kind.tag:
+            raise TypeError(
+                f"{kind.type.__name__} is tagged {kind.type.__struct_config__.tag!r}, "
+                f"registered as {kind.tag!r}: old journals would not decode"
+            )
+        if (kind.journaled_by is _EXECUTION) != issubclass(kind.type, OrderEvent):
+            raise TypeError(f"{kind.tag}: the execution engine journals exactly the order events")
+
+
+_check_registry()
+
+EVENT_TYPES: tuple[type[Event], ...] = tuple(kind.type for kind in EVENT_REGISTRY)
+"""Every journaled event type, in registry order."""
+
+ORDER_EVENT_TYPES: tuple[type[OrderEvent], ...] = tuple(
+    t for t in EVENT_TYPES if issubclass(t, OrderEvent)
+)
+"""The order events (the execution engine applies and journals them)."""
+
+BUS_JOURNALED_EVENT_TYPES: tuple[type[Event], ...] = tuple(
+    kind.type for kind in EVENT_REGISTRY if kind.journaled_by is _BUS
+)
+"""The events the node journals from the bus."""

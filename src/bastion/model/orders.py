@@ -34,6 +34,10 @@ from bastion.model.events import (
 )
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
+UNKNOWN_STRATEGY = "unknown"
+"""The strategy id of an order taken over from a venue that does not say which strategy
+sent it (reconciliation adopts orders the journal lost)."""
+
 _ACCEPTED = OrderStatus.ACCEPTED
 _CANCELED = OrderStatus.CANCELED
 _DENIED = OrderStatus.DENIED

@@ -1,20 +1,19 @@
 """What the operator's commands do on a running node (``bastion.node.control.ControlCommands``):
 the kill switch, resume, status, enabling a disabled strategy, and temporary risk
 limit overrides. Every change is journaled (through the bus) with who and why; a
-refused command raises ``ConfigError`` with the reason, which the control channel
-answers as ``{"ok": false, "error": ...}``.
+refused command raises ``CommandRefused`` with the reason (nothing changed), which the
+control channel answers as ``{"ok": false, "error": ...}``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import structlog
 
-from bastion.errors import ConfigError
+from bastion.errors import CommandRefused, ConfigError
 from bastion.model.enums import TradingState
 from bastion.model.events import TradingStateChanged
 from bastion.node.kernel import Kernel
@@ -52,9 +51,10 @@ class NodeOperator:
         if venue is not None:
             return self._kill_venue(venue, flatten=flatten, who=who, why=why)
         kernel = self.kernel
-        started = time.perf_counter()
+        clock = kernel.clock
+        started = clock.monotonic_s()
         cancels = kernel.kill(f"kill by {who}: {why}" if why else f"kill by {who}")
-        kill_ms = (time.perf_counter() - started) * 1000
+        kill_ms = (clock.monotonic_s() - started) * 1000
         response: dict[str, Any] = {
             "state": kernel.risk.state.value,
             "cancels_sent": cancels,
@@ -76,7 +76,7 @@ class NodeOperator:
                 },
             )
         response["open_orders"] = len(kernel.execution.open_orders())
-        response["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        response["elapsed_ms"] = round((clock.monotonic_s() - started) * 1000, 3)
         log.warning("kill_switch", who=who, why=why, flatten=flatten, **response)
         return response
 
@@ -84,8 +84,8 @@ class NodeOperator:
         kernel = self.kernel
         self._check_venue(name)
         if flatten:
-            raise ConfigError("--flatten applies to the whole node, not to one venue")
-        started = time.perf_counter()
+            raise CommandRefused("--flatten applies to the whole node, not to one venue")
+        started = kernel.clock.monotonic_s()
         reason = f"kill by {who}: {why}" if why else f"kill by {who}"
         cancels = kernel.kill_venue(name, reason)
         response: dict[str, Any] = {
@@ -94,7 +94,7 @@ class NodeOperator:
             "cancels_sent": cancels,
             "state": kernel.risk.state.value,
             "unavailable_instruments": kernel.unavailable_instruments(),
-            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+            "elapsed_ms": round((kernel.clock.monotonic_s() - started) * 1000, 3),
         }
         log.warning("venue_kill_switch", who=who, why=why, **response)
         return response
@@ -102,7 +102,7 @@ class NodeOperator:
     def _check_venue(self, name: str) -> None:
         if name not in self.kernel.venues:
             known = ", ".join(sorted(self.kernel.venues))
-            raise ConfigError(f"no venue {name!r} on this node (venues: {known})")
+            raise CommandRefused(f"no venue {name!r} on this node (venues: {known})")
 
     async def resume(
         self, *, who: str, why: str, instrument: str | None = None, venue: str | None = None
@@ -115,7 +115,7 @@ class NodeOperator:
             return {"venue": venue, "resumed": resumed, "state": risk.state.value}
         if instrument is not None:
             if instrument not in self.kernel.instruments:
-                raise ConfigError(f"no instrument {instrument!r} on this node")
+                raise CommandRefused(f"no instrument {instrument!r} on this node")
             resumed = risk.resume_instrument(instrument, who, why)
             return {"instrument": instrument, "resumed": resumed, "state": risk.state.value}
         previous = risk.state
@@ -163,7 +163,7 @@ class NodeOperator:
         risk = self.kernel.risk
         if strategy not in self.kernel.strategies.strategies:
             known = ", ".join(sorted(self.kernel.strategies.strategies)) or "none"
-            raise ConfigError(f"no strategy {strategy!r} on this node (strategies: {known})")
+            raise CommandRefused(f"no strategy {strategy!r} on this node (strategies: {known})")
         if not risk.enable_strategy(strategy, who, why):
             return {"enabled": False, "strategy": strategy, "note": "it was not disabled"}
         return {"enabled": True, "strategy": strategy}
@@ -171,11 +171,17 @@ class NodeOperator:
     async def risk_set(
         self, *, path: str, value: str, for_s: float, who: str, why: str
     ) -> dict[str, Any]:
-        override = self.kernel.risk_overrides.set(path, value, for_s, who=who, why=why)
+        try:
+            override = self.kernel.risk_overrides.set(path, value, for_s, who=who, why=why)
+        except ConfigError as error:  # a bad key or value from the operator
+            raise CommandRefused(str(error)) from error
         return {"override": _override_fields(override)}
 
     async def risk_clear(self, *, override_id: str, who: str, why: str) -> dict[str, Any]:
-        override = self.kernel.risk_overrides.clear(override_id, who=who, why=why)
+        try:
+            override = self.kernel.risk_overrides.clear(override_id, who=who, why=why)
+        except ConfigError as error:  # no such active override
+            raise CommandRefused(str(error)) from error
         return {"cleared": override.id, "path": override.path}
 
     async def risk_list(self) -> dict[str, Any]:
@@ -206,6 +212,7 @@ def _iso(ts_ns: int) -> str:
 
 async def _settle(kernel: Kernel) -> None:
     """Wait (bounded) until the venue has answered every open order."""
-    deadline = time.monotonic() + KILL_SETTLE_TIMEOUT_S
-    while kernel.execution.open_orders() and time.monotonic() < deadline:
+    clock = kernel.clock
+    deadline = clock.monotonic_s() + KILL_SETTLE_TIMEOUT_S
+    while kernel.execution.open_orders() and clock.monotonic_s() < deadline:
         await asyncio.sleep(0.005)

@@ -31,7 +31,7 @@ from typing import Any, Final, Protocol
 import msgspec
 import structlog
 
-from bastion.errors import BastionError, OperationalError
+from bastion.errors import BastionError, CommandRefused, OperationalError
 
 __all__ = [
     "MAX_REQUEST_BYTES",
@@ -272,6 +272,9 @@ async def handle_line(line: bytes, commands: ControlCommands) -> bytes:
         return _response({"ok": False, "error": parsed})
     try:
         response = await dispatch(parsed, commands)
+    except CommandRefused as error:
+        log.warning("control_command_refused", cmd=type(parsed).__name__, error=str(error))
+        response = {"ok": False, "error": f"command failed: {error}"}
     except Exception as error:
         log.error("control_command_failed", cmd=type(parsed).__name__, error=repr(error))
         response = {"ok": False, "error": f"command failed: {error}"}

@@ -26,20 +26,9 @@ from bastion.journal.sqlite import SqliteJournal
 from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
 from bastion.model.events import (
-    CommandDenied,
-    InstrumentPaused,
-    InstrumentResumed,
+    BUS_JOURNALED_EVENT_TYPES,
     OrderFilled,
     OrderModifyRejected,
-    ReconciliationCompleted,
-    ReconciliationMismatch,
-    RiskLimitsChanged,
-    RiskOverrideEnded,
-    RiskOverrideSet,
-    StrategyDisabled,
-    StrategyEnabled,
-    StrategyFailed,
-    TradingStateChanged,
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
@@ -164,20 +153,7 @@ class Kernel:
             id_prefix=f"{epoch}.",
         )
         if journal is not None:
-            for event_type in (
-                TradingStateChanged,
-                StrategyFailed,
-                CommandDenied,
-                ReconciliationCompleted,
-                ReconciliationMismatch,
-                InstrumentPaused,
-                InstrumentResumed,
-                StrategyDisabled,
-                StrategyEnabled,
-                RiskLimitsChanged,
-                RiskOverrideSet,
-                RiskOverrideEnded,
-            ):
+            for event_type in BUS_JOURNALED_EVENT_TYPES:
                 self.bus.subscribe(event_type, journal.append)
         feed_context = FeedContext(
             instruments=self.instruments, venues=self.venues, base_dir=base_dir

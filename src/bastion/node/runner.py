@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +98,7 @@ class _Node:
         self.base_dir = base_dir
         self.recover_only = recover_only
         self.stop_requested = asyncio.Event()
+        self.clock = LiveClock()
         self.tasks = TaskManager(on_crash=self._on_task_crash)
         self.exit_code = 0
         self.report: dict[str, Any] = {}
@@ -109,7 +109,7 @@ class _Node:
     async def run(self) -> int:
         config = self.config
         loop = asyncio.get_running_loop()
-        clock = LiveClock()
+        clock = self.clock
         journal = SqliteJournal.from_config(
             resolve_path(self.base_dir, config.journal.path), config.journal
         )
@@ -284,11 +284,11 @@ class _Node:
     async def _until_connected(self, venue: VenueAdapter) -> bool:
         """Wait for ``venue``'s session; False if stopped (or, recovering only, past
         ``recovery.timeout_s``) first."""
-        deadline = time.monotonic() + self.config.recovery.timeout_s
+        deadline = self.clock.monotonic_s() + self.config.recovery.timeout_s
         while not venue.connected:
             if self.stop_requested.is_set():
                 return False
-            if self.recover_only and time.monotonic() > deadline:
+            if self.recover_only and self.clock.monotonic_s() > deadline:
                 self.report["reconciliation"] = {
                     "venue": venue.name,
                     "mismatches": [f"venue {venue.name} not reachable"],
@@ -342,16 +342,16 @@ class _Node:
     def _snapshot(self, kernel: Kernel, journal: SqliteJournal) -> None:
         if journal.last_seq == self._last_snapshot_seq:
             return
-        started = time.perf_counter()
+        started = self.clock.monotonic_s()
         payload = capture(kernel, node_id=self.config.node.id, epoch=self.epoch)
         seq = journal.snapshot(payload, kernel.clock.timestamp_ns())
         self._last_snapshot_seq = seq
-        self._last_snapshot_at = time.monotonic()
+        self._last_snapshot_at = self.clock.monotonic_s()
         log.info(
             "snapshot_taken",
             seq=seq,
             bytes=len(payload),
-            ms=round((time.perf_counter() - started) * 1000, 3),
+            ms=round((self.clock.monotonic_s() - started) * 1000, 3),
         )
 
     async def _snapshots(self, kernel: Kernel, journal: SqliteJournal) -> None:
@@ -360,7 +360,7 @@ class _Node:
         while True:
             await asyncio.sleep(poll_s)
             new_events = journal.last_seq - self._last_snapshot_seq
-            due = time.monotonic() - self._last_snapshot_at >= cfg.snapshot_interval_s
+            due = self.clock.monotonic_s() - self._last_snapshot_at >= cfg.snapshot_interval_s
             if new_events >= cfg.snapshot_every_events or (due and new_events > 0):
                 self._snapshot(kernel, journal)
 
@@ -376,8 +376,8 @@ class _Node:
         await self.tasks.cancel_all()  # no more data into strategies
         kernel.stop_strategies()
         asked = kernel.cancel_all_orders()
-        deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
-        while kernel.execution.open_orders() and time.monotonic() < deadline:
+        deadline = self.clock.monotonic_s() + SHUTDOWN_TIMEOUT_S
+        while kernel.execution.open_orders() and self.clock.monotonic_s() < deadline:
             await asyncio.sleep(0.005)  # venue latency: cancels confirm asynchronously
         left = kernel.execution.open_orders()
         if left:

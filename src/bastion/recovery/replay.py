@@ -7,8 +7,6 @@ and the whole journal is replayed instead.
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import structlog
 
@@ -46,7 +44,7 @@ class RecoveryReport(msgspec.Struct, kw_only=True):
 
 def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryReport:
     """Load the newest usable snapshot into ``kernel`` and replay the events after it."""
-    started = time.perf_counter()
+    started = kernel.clock.monotonic_s()
     after = 0
     snapshot_seq: int | None = None
     problem: str | None = None
@@ -77,9 +75,9 @@ def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryRe
         elif event_type is TradingStateChanged:
             last_state = event  # type: ignore[assignment]
         elif event_type is StrategyDisabled:
-            disabled[event.strategy_id] = event.reason  # type: ignore[union-attr]
+            disabled[event.strategy_id] = event.reason  # type: ignore[attr-defined]
         elif event_type is StrategyEnabled:
-            disabled.pop(event.strategy_id, None)  # type: ignore[union-attr]
+            disabled.pop(event.strategy_id, None)  # type: ignore[attr-defined]
         elif event_type is RiskOverrideSet:
             assert isinstance(event, RiskOverrideSet)
             active[event.override_id] = Override(
@@ -92,9 +90,9 @@ def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryRe
                 expires_ns=event.expires_ns,
             )
         elif event_type is RiskOverrideEnded:
-            active.pop(event.override_id, None)  # type: ignore[union-attr]
+            active.pop(event.override_id, None)  # type: ignore[attr-defined]
         elif event_type is RiskLimitsChanged:
-            journaled_config = event.config  # type: ignore[union-attr]
+            journaled_config = event.config  # type: ignore[attr-defined]
         elif isinstance(event, OrderEvent):
             replay(event)
     if last_state is not None:
@@ -110,7 +108,7 @@ def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryRe
         torn_tail=journal.torn_tail,
         open_orders=len(kernel.execution.open_orders()),
         positions={iid: portfolio.net_quantity(iid) for iid in portfolio.instruments_traded()},
-        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        elapsed_ms=round((kernel.clock.monotonic_s() - started) * 1000, 3),
         snapshot_problem=problem,
         disabled_strategies=sorted(disabled),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bastion.clock import Clock
 from bastion.model.data import Bar, QuoteTick
@@ -22,6 +22,7 @@ from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.model.events import OrderEvent, OrderFilled
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
+from bastion.strategy.context import StrategyContext
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
@@ -29,10 +30,6 @@ _SELL = OrderSide.SELL
 _LIMIT = OrderType.LIMIT
 _MARKET = OrderType.MARKET
 _GTC = TimeInForce.GTC
-
-
-if TYPE_CHECKING:
-    from bastion.strategy.runner import StrategyContext
 
 Number = Decimal | str | int
 
@@ -98,10 +95,10 @@ class Strategy:
         return self.ctx.instrument(instrument_id)
 
     def subscribe_quotes(self, instrument_id: str) -> None:
-        self.ctx.subscribe_quotes(self, instrument_id)
+        self.ctx.subscribe_quotes(instrument_id)
 
     def subscribe_bars(self, instrument_id: str) -> None:
-        self.ctx.subscribe_bars(self, instrument_id)
+        self.ctx.subscribe_bars(instrument_id)
 
     def last_quote(self, instrument_id: str) -> QuoteTick | None:
         return self.ctx.last_quotes.get(instrument_id)

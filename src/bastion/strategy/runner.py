@@ -61,8 +61,9 @@ class GateView:
         self.modify_order = risk.modify_order
 
 
-class StrategyContext:
-    """What a running strategy may use: read-only views plus the risk gate's commands.
+class RunnerContext:
+    """What a running strategy may use (``strategy.context.StrategyContext``): read-only
+    views plus the risk gate's commands.
 
     Nothing here reaches a venue except through the gate (``risk``).
     """
@@ -70,6 +71,7 @@ class StrategyContext:
     def __init__(
         self,
         *,
+        strategy: Strategy,
         strategy_id: str,
         clock: Clock,
         portfolio: Portfolio,
@@ -86,6 +88,7 @@ class StrategyContext:
         self.instruments = instruments
         self.last_quotes = last_quotes
         self.log = log.bind(strategy=strategy_id)
+        self._strategy = strategy
         self._runner = runner
 
     def instrument(self, instrument_id: str) -> Instrument:
@@ -100,13 +103,13 @@ class StrategyContext:
             raise StrategyError(f"unknown instrument {instrument_id!r}")
         return instrument.venue
 
-    def subscribe_quotes(self, strategy: Strategy, instrument_id: str) -> None:
+    def subscribe_quotes(self, instrument_id: str) -> None:
         self.instrument(instrument_id)
-        self._runner.subscribe(self._runner.quote_subscribers, strategy, instrument_id)
+        self._runner.subscribe(self._runner.quote_subscribers, self._strategy, instrument_id)
 
-    def subscribe_bars(self, strategy: Strategy, instrument_id: str) -> None:
+    def subscribe_bars(self, instrument_id: str) -> None:
         self.instrument(instrument_id)
-        self._runner.subscribe(self._runner.bar_subscribers, strategy, instrument_id)
+        self._runner.subscribe(self._runner.bar_subscribers, self._strategy, instrument_id)
 
 
 class StrategyRunner:
@@ -155,7 +158,9 @@ class StrategyRunner:
             raise ConfigError(f"duplicate strategy name {strategy_id!r}")
         strategy.id = strategy_id
         strategy.params = dict(params)
-        strategy._ctx = StrategyContext(strategy_id=strategy_id, runner=self, **self._deps)
+        strategy._ctx = RunnerContext(
+            strategy=strategy, strategy_id=strategy_id, runner=self, **self._deps
+        )
         self.strategies[strategy_id] = strategy
         self._on_error[strategy_id] = on_error
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Final
 
+import bastion.venue_server._exact as _exact
 from bastion.model.enums import OrderSide
-from bastion.venue_server import _exact
 from bastion.venue_server.ledger import OrderRow, PositionRow
 from bastion.venue_server.messages import (
     EXEC_STATUS,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import bastion.venue_server._exact as _exact
 from bastion.model.enums import OrderType
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
-from bastion.venue_server import _exact
 from bastion.venue_server.ledger import OrderRow
 from bastion.venue_server.messages import (
     POS_REQ_POSITIONS,

@@ -41,6 +41,7 @@ from typing import Final
 import msgspec
 import structlog
 
+import bastion.venue_server._exact as _exact
 from bastion.clock import Clock
 from bastion.errors import ConfigError
 from bastion.model.data import QuoteTick, TradeTick
@@ -57,7 +58,6 @@ from bastion.model.events import (
     OrderUpdated,
 )
 from bastion.model.instruments import Instrument
-from bastion.venue_server import _exact
 from bastion.venue_server._reports import (
     cancel_reject,
     no_order_report,

@@ -23,10 +23,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal
 
+import bastion.venue_server._exact as _exact
 from bastion.errors import OperationalError
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.storage.wal import WalCheckpointer
-from bastion.venue_server import _exact
 from bastion.venue_server._schema import SCHEMA_VERSION, prepare
 from bastion.venue_server.messages import OPEN_STATUSES, LiquidityCode, OrdStatusCode
 

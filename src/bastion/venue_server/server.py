@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import hmac
 import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -304,11 +303,11 @@ class VenueSimServer:
         instrument = self.instruments[feed_config.instrument]
         feed = SyntheticQuoteFeed(instrument, feed_config, self.clock.timestamp_ns())
         interval_s = feed_config.interval_ms / 1000
-        next_at = time.monotonic()
+        next_at = self.clock.monotonic_s()
         while True:
             self.on_quote(feed.next_quote(self.clock.timestamp_ns()))
             next_at += interval_s
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.sleep(max(0.0, next_at - self.clock.monotonic_s()))
 
     async def _replay(self, source: ReplaySourceConfig) -> None:
         from bastion.data.replay import replay_from_config  # numpy, pyarrow: on use
@@ -317,13 +316,13 @@ class VenueSimServer:
             source, self.instruments[source.instrument], base_dir=self.base_dir
         )
         first_ts: int | None = None
-        wall0 = time.monotonic()
+        wall0 = self.clock.monotonic_s()
         for event in replay:
             if not isinstance(event, QuoteTick):
                 continue
             if first_ts is None:
                 first_ts = event.ts_ns
-            delay = wall0 + (event.ts_ns - first_ts) / 1e9 - time.monotonic()
+            delay = wall0 + (event.ts_ns - first_ts) / 1e9 - self.clock.monotonic_s()
             if delay > 0:
                 await asyncio.sleep(delay)
             self.on_quote(

@@ -12,7 +12,7 @@ import pytest
 
 from bastion.clock import SimClock
 from bastion.config import InstrumentConfig, PaperConfig
-from bastion.errors import ConfigError
+from bastion.errors import CommandRefused
 from bastion.feeds.config import SyntheticFeedEntry
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType
@@ -121,7 +121,7 @@ def test_when_one_venue_killed_then_its_orders_canceled_and_refused_other_trades
 def test_when_kill_names_unknown_venue_or_flattens_one_then_refused(tmp_path: Path) -> None:
     """A venue the node does not have, or --flatten for one venue, is refused."""
     operator = NodeOperator(two_venue_kernel(tmp_path))
-    with pytest.raises(ConfigError, match="no venue 'C' on this node"):
+    with pytest.raises(CommandRefused, match="no venue 'C' on this node"):
         asyncio.run(operator.kill(flatten=False, who="op", why="", venue="C"))
-    with pytest.raises(ConfigError, match="whole node"):
+    with pytest.raises(CommandRefused, match="whole node"):
         asyncio.run(operator.kill(flatten=True, who="op", why="", venue="A"))

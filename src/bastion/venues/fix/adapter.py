@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -38,6 +37,7 @@ import msgspec
 import structlog
 
 from bastion.clock import Clock
+from bastion.errors import VenueRequestFailed, VenueUnavailable
 from bastion.fix.codec import (
     REQUIRED_TAG_MISSING,
     FixMessage,
@@ -61,6 +61,7 @@ from bastion.model.events import (
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
+from bastion.tasks import spawn
 from bastion.venues.base import (
     NodeOrders,
     QuoteSink,
@@ -150,7 +151,7 @@ class FixVenueAdapter(VenueAdapter):
         self._orders: dict[str, Order] = {}
         self._venue_cl_ord_id: dict[str, str] = {}
         self._exec_ids: set[str] = set()
-        self._request_ids = itertools.count(time.time_ns() // 1_000_000)
+        self._request_ids = itertools.count(clock.timestamp_ns() // 1_000_000)
         self._sent: dict[int, tuple[str, str]] = {}  # MsgSeqNum -> (MsgType, client order id)
         self._book = TopOfBook(self)
         self._mass_status: dict[str, tuple[asyncio.Future[list[FixMessage]], list[FixMessage]]] = {}
@@ -174,7 +175,7 @@ class FixVenueAdapter(VenueAdapter):
     async def connect(self) -> None:
         """Start keeping the session connected (returns at once; see ``wait_logged_on``)."""
         if self._run_task is None:
-            self._run_task = asyncio.create_task(self.initiator.run(), name=f"fix-{self.name}")
+            self._run_task = spawn(f"fix-{self.name}", self.initiator.run())
 
     async def wait_logged_on(self, timeout_s: float | None) -> bool:
         try:
@@ -320,20 +321,22 @@ class FixVenueAdapter(VenueAdapter):
     async def mass_status(self, timeout_s: float = 5.0) -> list[FixMessage]:
         """Every open order's ExecutionReport (ExecType I), as the venue reports it."""
         if not self.session.logged_on:
-            raise ConnectionError(NOT_LOGGED_ON)
+            raise VenueUnavailable(NOT_LOGGED_ON)
         req_id = f"MS-{next(self._request_ids):x}"
         future: asyncio.Future[list[FixMessage]] = asyncio.get_running_loop().create_future()
         self._mass_status[req_id] = (future, [])
         self.session.send(FixMessage.of("AF", (584, req_id), (585, "7")))
         try:
             return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError as error:
+            raise VenueRequestFailed(f"no OrderMassStatus answer in {timeout_s} s") from error
         finally:
             self._mass_status.pop(req_id, None)
 
     async def order_status(self, order: Order, timeout_s: float = 5.0) -> FixMessage:
         """The venue's ExecutionReport (ExecType I) for one order (OrderStatusRequest)."""
         if not self.session.logged_on:
-            raise ConnectionError(NOT_LOGGED_ON)
+            raise VenueUnavailable(NOT_LOGGED_ON)
         coid = order.client_order_id
         future: asyncio.Future[FixMessage] = asyncio.get_running_loop().create_future()
         self._status[coid] = future
@@ -347,6 +350,8 @@ class FixVenueAdapter(VenueAdapter):
         )
         try:
             return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError as error:
+            raise VenueRequestFailed(f"no OrderStatus answer in {timeout_s} s") from error
         finally:
             self._status.pop(coid, None)
 
@@ -436,7 +441,7 @@ class FixVenueAdapter(VenueAdapter):
         self.logged_on.clear()
         self.logged_off.set()
         self._book.clear()
-        error = ConnectionError(f"session closed: {reason}")
+        error = VenueUnavailable(f"session closed: {reason}")
         for future, _ in self._mass_status.values():
             if not future.done():
                 future.set_exception(error)
@@ -574,7 +579,7 @@ class FixVenueAdapter(VenueAdapter):
         if msg_type == "AN":
             entry = self.position_requests.get(coid)
             if entry is not None and not entry[0].done():
-                entry[0].set_exception(ConnectionError(f"venue rejected AN: {msg.get(58)}"))
+                entry[0].set_exception(VenueRequestFailed(f"venue rejected AN: {msg.get(58)}"))
             return
         order = self._orders.get(coid)
         if order is None:

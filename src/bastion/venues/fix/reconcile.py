@@ -22,6 +22,7 @@ import asyncio
 from decimal import Decimal, InvalidOperation
 from typing import Final, Protocol
 
+from bastion.errors import TemporaryError
 from bastion.fix.codec import FixMessage
 from bastion.model.enums import OrderSide, OrderStatus, OrderType
 from bastion.model.events import (
@@ -32,9 +33,8 @@ from bastion.model.events import (
     OrderRejected,
 )
 from bastion.model.instruments import Instrument
-from bastion.model.orders import Order
+from bastion.model.orders import UNKNOWN_STRATEGY, Order
 from bastion.venues.base import ReconcileContext, VenueReconciliation, order_event
-from bastion.venues.fix.recovery import UNKNOWN_STRATEGY
 
 NOT_KNOWN_AT_VENUE: Final = "not known at venue (reconciliation): it never reached the venue"
 _OPEN_STATUSES = frozenset({"0", "1", "5", "6", "9", "A", "D", "E"})
@@ -64,8 +64,8 @@ async def reconcile(venue: _Venue, context: ReconcileContext) -> VenueReconcilia
     report = VenueReconciliation(venue=venue.name)
     try:
         await _reconcile(venue, context, report)
-    except (ConnectionError, TimeoutError) as error:
-        report.mismatches.append(f"reconciliation incomplete: {error or type(error).__name__}")
+    except TemporaryError as error:
+        report.mismatches.append(f"reconciliation incomplete: {error}")
     return report
 
 
@@ -180,8 +180,8 @@ async def _compare_positions(
 ) -> None:
     try:
         venue_net = await venue.positions(context.timeout_s)
-    except (ConnectionError, TimeoutError) as error:
-        report.mismatches.append(f"no positions from the venue ({error or type(error).__name__})")
+    except TemporaryError as error:
+        report.mismatches.append(f"no positions from the venue ({error})")
         return
     report.positions_compared = True
     for symbol in sorted(set(venue_net) | set(venue.instruments)):

@@ -28,12 +28,13 @@ import msgspec
 import structlog
 
 from bastion.clock import Clock
+from bastion.errors import VenueRequestFailed, VenueUnavailable
 from bastion.fix.codec import FixMessage, FixParser
 from bastion.fix.session import FixSession, format_utc_timestamp, parse_utc_timestamp
 from bastion.fix.store import SqliteSessionStore
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from bastion.model.instruments import Instrument
-from bastion.model.orders import Order
+from bastion.model.orders import UNKNOWN_STRATEGY, Order
 from bastion.venues.base import NodeOrders, VenueMark
 
 log = structlog.get_logger("bastion.venues.fix")
@@ -41,7 +42,6 @@ log = structlog.get_logger("bastion.venues.fix")
 _SIDE = {"1": OrderSide.BUY, "2": OrderSide.SELL}
 _TYPE = {"1": OrderType.MARKET, "2": OrderType.LIMIT}
 _TIF = {"0": TimeInForce.DAY, "1": TimeInForce.GTC, "3": TimeInForce.IOC}
-UNKNOWN_STRATEGY = "unknown"
 
 
 class RecoveringVenue(Protocol):
@@ -181,7 +181,7 @@ def _lost_order(
 async def positions(adapter: RecoveringVenue, timeout_s: float = 5.0) -> dict[str, Decimal]:
     """The account's net position per symbol (RequestForPositions), as the venue reports."""
     if not adapter.session.logged_on:
-        raise ConnectionError("venue session not logged on")
+        raise VenueUnavailable("venue session not logged on")
     req_id = f"POS-{adapter.next_request_id():x}"
     loop = asyncio.get_running_loop()
     future: asyncio.Future[list[FixMessage]] = loop.create_future()
@@ -194,6 +194,8 @@ async def positions(adapter: RecoveringVenue, timeout_s: float = 5.0) -> dict[st
     adapter.send_request(FixMessage.of("AN", *fields), req_id)
     try:
         reports = await asyncio.wait_for(future, timeout_s)
+    except TimeoutError as error:
+        raise VenueRequestFailed(f"no RequestForPositions answer in {timeout_s} s") from error
     finally:
         adapter.position_requests.pop(req_id, None)
     net: dict[str, Decimal] = {}
@@ -217,7 +219,7 @@ def on_position_message(adapter: RecoveringVenue, msg: FixMessage) -> None:
         result = msg.get(728) or "0"
         if result not in ("0", "2"):
             future.set_exception(
-                ConnectionError(f"venue refused RequestForPositions: PosReqResult {result}")
+                VenueRequestFailed(f"venue refused RequestForPositions: PosReqResult {result}")
             )
             return
         expected = int(msg.get(727) or "0")

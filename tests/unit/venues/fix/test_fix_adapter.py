@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, VenueUnavailable
 from bastion.fix.codec import (
     INCORRECT_DATA_FORMAT,
     REQUIRED_TAG_MISSING,
@@ -596,25 +596,25 @@ def test_when_mass_status_finds_nothing_then_empty_list(link: Link) -> None:
     assert asyncio.run(main()) == set()
 
 
-def test_when_session_drops_during_mass_status_then_connection_error(link: Link) -> None:
-    """A pending query fails with ConnectionError when the session goes down."""
+def test_when_session_drops_during_mass_status_then_venue_unavailable(link: Link) -> None:
+    """A pending query fails with VenueUnavailable when the session goes down."""
 
     async def main() -> None:
         task = asyncio.create_task(link.adapter.mass_status(timeout_s=2))
         await asyncio.sleep(0)
         link.session.disconnect("line drop")
-        with pytest.raises(ConnectionError, match="line drop"):
+        with pytest.raises(VenueUnavailable, match="line drop"):
             await task
 
     asyncio.run(main())
     assert not link.adapter.logged_on.is_set()
 
 
-def test_when_mass_status_while_logged_off_then_connection_error(tmp_path: Path) -> None:
+def test_when_mass_status_while_logged_off_then_venue_unavailable(tmp_path: Path) -> None:
     """Queries need a logged-on session."""
     lk = Link(tmp_path)
     try:
-        with pytest.raises(ConnectionError, match=NOT_LOGGED_ON):
+        with pytest.raises(VenueUnavailable, match=NOT_LOGGED_ON):
             asyncio.run(lk.adapter.mass_status())
     finally:
         lk.close()

@@ -1,0 +1,35 @@
+"""What the command groups share: exit codes, help text wrapping, usage, logging set-up."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from typing import Final, TypeAlias
+
+from bastion.logs import configure_logging
+
+EXIT_OK: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_DATA: Final = 3
+EXIT_INTERRUPTED: Final = 130
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""The ``bastion`` parser's subcommands, which each group adds its commands to."""
+Formatter: TypeAlias = type[argparse.HelpFormatter]
+
+
+def wrap(text: str) -> str:
+    return textwrap.fill(text, width=80)
+
+
+def usage(parser: argparse.ArgumentParser) -> int:
+    """Print ``parser``'s help on stderr: a command group named without a command."""
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def configure_command_logging(args: argparse.Namespace, level: str, fmt: str) -> None:
+    """Logging as the command line asks, else as the config says."""
+    configure_logging(args.log_level or level, args.log_format or fmt)

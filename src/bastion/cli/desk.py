@@ -1,0 +1,127 @@
+"""``bastion init DIR``: scaffold a desk directory (configs, the example strategy and
+synthetic sample quotes)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+from bastion.cli.common import EXIT_OK, Commands, Formatter, wrap
+from bastion.config import InstrumentConfig, scaffold_dir
+from bastion.data.config import SyntheticFeedConfig
+from bastion.errors import BastionError, UsageError
+
+SCAFFOLD_FILES: Final = (
+    "paper.toml",
+    "backtest.toml",
+    "strategies/ema_cross.py",
+    "venue-sim.toml",
+    "paper-fix.toml",
+)
+SAMPLE_QUOTES_PATH: Final = "data/quotes.csv"
+SAMPLE_QUOTES_N: Final = 20_000
+SAMPLE_START_NS: Final = 1_704_205_800_000_000_000  # 2024-01-02T14:30:00Z
+SAMPLE_INTERVAL_MS: Final = 100
+
+_INIT_EPILOG: Final = """\
+creates:
+  DIR/paper.toml               config for `bastion run`
+  DIR/backtest.toml            config for `bastion backtest`
+  DIR/strategies/ema_cross.py  the example strategy (EMA crossover)
+  DIR/data/quotes.csv          20,000 synthetic quotes (ts_ns,bid,ask,bid_size,ask_size)
+
+examples:
+  bastion init mydesk
+  bastion init --force mydesk   # rewrite the scaffold files, keep everything else
+"""
+
+
+def add_desk_commands(commands: Commands, formatter: Formatter) -> None:
+    init = commands.add_parser(
+        "init",
+        help="create a desk directory with configs, an example strategy and sample data",
+        description=wrap(
+            "bastion init: create a desk directory with paper and backtest configs, "
+            "the example strategy and 20,000 synthetic sample quotes."
+        ),
+        epilog=_INIT_EPILOG,
+        formatter_class=formatter,
+    )
+    init.add_argument("dir", metavar="DIR", help="directory to create (must be new or empty)")
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty DIR, overwriting the scaffold files",
+    )
+    init.set_defaults(handler=cmd_init)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Scaffold a desk directory: configs, the example strategy and sample data."""
+    target = Path(args.dir)
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{target} exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not args.force:
+        raise UsageError(
+            f"{target} exists and is not empty; choose a new directory or pass --force "
+            "to overwrite the scaffold files in it"
+        )
+    source = scaffold_dir()
+    missing = [rel for rel in SCAFFOLD_FILES if not (source / rel).is_file()]
+    if missing:
+        raise BastionError(f"the installed bastion package lacks scaffold files: {missing}")
+    created = not target.exists()
+    try:
+        for rel in SCAFFOLD_FILES:
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / rel, dest)
+        n = write_sample_quotes(target / SAMPLE_QUOTES_PATH)
+    except BaseException as e:
+        if created:  # leave nothing half-made behind, so a retry is not refused
+            shutil.rmtree(target, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise BastionError(f"cannot write into {target}: {e}") from e
+        raise
+
+    shown = str(target)
+    print(f"created {shown}/")
+    print("  paper.toml               paper trading node config (bastion run)")
+    print("  backtest.toml            backtest config (bastion backtest)")
+    print("  strategies/ema_cross.py  example strategy: EMA(10)/EMA(50) crossover")
+    print("  venue-sim.toml           FIX venue simulator config (bastion venue sim)")
+    print("  paper-fix.toml           paper node trading with it over FIX 4.4")
+    print(f"  {SAMPLE_QUOTES_PATH:<24} {n:,} synthetic quotes for XYZ.SIM, 100 ms apart")
+    print()
+    print("next:")
+    print(f"  bastion backtest {shown}/backtest.toml   # replay the sample data, print a report")
+    print(f"  bastion run {shown}/paper.toml           # paper trade live; Ctrl-C stops cleanly")
+    return EXIT_OK
+
+
+def write_sample_quotes(path: Path, n: int = SAMPLE_QUOTES_N) -> int:
+    """Write ``n`` synthetic quotes for XYZ.SIM (the scaffold's instrument) as CSV."""
+    from bastion.data.synthetic import SyntheticQuoteFeed
+
+    instrument = InstrumentConfig(id="XYZ.SIM", tick_size=Decimal("0.01")).to_instrument()
+    feed_config = SyntheticFeedConfig(
+        instrument=instrument.id,
+        seed=42,
+        start_price=Decimal(100),
+        interval_ms=SAMPLE_INTERVAL_MS,
+    )
+    feed = SyntheticQuoteFeed(instrument, feed_config, SAMPLE_START_NS)
+    step_ns = SAMPLE_INTERVAL_MS * 1_000_000
+    price, size = instrument.price, instrument.size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write("ts_ns,bid,ask,bid_size,ask_size\n")
+        for i in range(n):
+            q = feed.next_quote(SAMPLE_START_NS + i * step_ns)
+            f.write(
+                f"{q.ts_ns},{price(q.bid)},{price(q.ask)},{size(q.bid_size)},{size(q.ask_size)}\n"
+            )
+    return n

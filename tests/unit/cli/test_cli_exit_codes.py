@@ -1,0 +1,79 @@
+"""Errors reaching the command line map to the exit codes the README states, by the
+error's handling group: 2 the user fixes the input, 3 bad market data, 1 the rest."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import pytest
+
+from bastion.errors import (
+    BastionError,
+    CommandRefused,
+    ConfigError,
+    DataError,
+    OperationalError,
+    StrategyError,
+    TemporaryError,
+    UsageError,
+    VenueRequestFailed,
+    VenueUnavailable,
+)
+
+# the module, not the ``main`` function that ``bastion.cli`` exports under its name
+cli_main = importlib.import_module("bastion.cli.main")
+
+README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
+    (ConfigError, 2),
+    (UsageError, 2),
+    (DataError, 3),
+    (TemporaryError, 1),
+    (VenueUnavailable, 1),
+    (VenueRequestFailed, 1),
+    (OperationalError, 1),
+    (StrategyError, 1),
+    (CommandRefused, 1),
+    (BastionError, 1),
+]
+
+
+@pytest.mark.parametrize(("error_type", "code"), README_EXIT_CODES)
+def test_when_an_error_reaches_the_cli_then_its_group_exit_code(
+    error_type: type[BastionError], code: int
+) -> None:
+    """Each error class maps to the exit code of its handling group."""
+    assert cli_main.exit_code(error_type("boom")) == code
+
+
+@pytest.mark.parametrize(("error_type", "code"), README_EXIT_CODES)
+def test_when_a_command_raises_then_main_prints_one_line_and_returns_the_code(
+    error_type: type[BastionError],
+    code: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``main`` turns the error into ``error: <message>`` on stderr and its exit code."""
+
+    def failing(_args: argparse.Namespace) -> int:
+        raise error_type("the venue is gone")
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(handler=failing)
+    monkeypatch.setattr(cli_main, "build_parser", lambda: parser)
+    # structlog would keep writing to this test's captured stderr after it is closed
+    monkeypatch.setattr(cli_main, "configure_logging", lambda *_args: None)
+    assert cli_main.main([]) == code
+    assert capsys.readouterr().err.splitlines()[-1] == "error: the venue is gone"
+
+
+def test_when_an_error_group_is_added_then_it_has_an_exit_code() -> None:
+    """Every bastion error class has a stated exit code in this table."""
+    import bastion.errors as errors
+
+    classes = {
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, BastionError)
+    }
+    assert classes == {error_type for error_type, _ in README_EXIT_CODES}

@@ -1,0 +1,95 @@
+"""Runtime code starts background tasks only through ``bastion.tasks`` and reads time
+only through the injected clock (``bastion.clock``): a scan of every module under
+src/bastion, with a short allow-list, each entry with its reason."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import bastion
+
+SRC = Path(bastion.__file__).parent
+TIME_READS = {
+    "time",
+    "time_ns",
+    "monotonic",
+    "monotonic_ns",
+    "perf_counter",
+    "perf_counter_ns",
+    "process_time",
+    "process_time_ns",
+}
+TASK_STARTS = {"create_task", "ensure_future"}
+DATETIME_READS = {"now", "utcnow", "today"}
+
+ALLOWED: dict[tuple[str, str], str] = {
+    ("clock.py", "time.time_ns"): "the live clock itself",
+    ("clock.py", "time.monotonic"): "the live clock itself",
+    ("tasks.py", "create_task"): "the task helper itself",
+    ("tasks.py", "ensure_future"): "the task helper itself (wait_first)",
+    ("backtest/engine.py", "time.perf_counter"): (
+        "a backtest reports its own wall-clock speed; its simulated clock cannot"
+    ),
+    ("journal/sqlite.py", "time.time_ns"): (
+        "opening a journal stamps a torn last record set aside, before any node clock"
+    ),
+    ("fix/session.py", "time.time_ns"): "the sans-I/O session's default injected now_ns",
+    ("fix/session.py", "time.monotonic"): "the sans-I/O session's default injected monotonic",
+}
+
+
+def _uses(tree: ast.AST) -> set[str]:
+    """Names of the task starts and time reads a module makes (calls or references)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            base = node.value.id if isinstance(node.value, ast.Name) else None
+            if node.attr in TASK_STARTS:
+                found.add(node.attr)
+            elif base == "time" and node.attr in TIME_READS:
+                found.add(f"time.{node.attr}")
+            elif base in ("datetime", "date") and node.attr in DATETIME_READS:
+                found.add(f"{base}.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module in ("time", "asyncio"):
+            for alias in node.names:
+                if alias.name in TIME_READS | TASK_STARTS:
+                    found.add(f"from {node.module} import {alias.name}")
+        elif isinstance(node, ast.Name) and node.id in TASK_STARTS:
+            found.add(node.id)
+    return found
+
+
+def _scan() -> set[tuple[str, str]]:
+    return {
+        (path.relative_to(SRC).as_posix(), use)
+        for path in sorted(SRC.rglob("*.py"))
+        for use in _uses(ast.parse(path.read_text(), str(path)))
+    }
+
+
+def test_when_runtime_code_starts_a_task_or_reads_time_then_through_the_helpers() -> None:
+    """No bare create_task/ensure_future and no direct time read outside the allow-list."""
+    assert sorted(_scan() - ALLOWED.keys()) == []
+
+
+def test_when_an_allowance_is_no_longer_needed_then_it_is_removed() -> None:
+    """Every allow-list entry is still used (the list stays short and true)."""
+    assert sorted(ALLOWED.keys() - _scan()) == []
+
+
+def test_when_a_module_reads_time_directly_then_the_scan_finds_it() -> None:
+    """The scan sees calls, references and imports of the forbidden names."""
+    source = (
+        "import time, asyncio\nfrom time import perf_counter\n"
+        "a = time.monotonic()\nb = asyncio.ensure_future(x)\nloop.create_task(y)\n"
+        "c = datetime.now()\nf = time.time_ns\n"
+    )
+    assert _uses(ast.parse(source)) == {
+        "time.monotonic",
+        "time.time_ns",
+        "ensure_future",
+        "create_task",
+        "datetime.now",
+        "from time import perf_counter",
+    }
