@@ -25,7 +25,7 @@ permissions, repeated executions, daily loss and drawdown per strategy and node)
   time-window collar's sliding window, and the revaluation of the positions held in
   the quote's instrument for the exposure limits), what ``Kernel.on_quote`` adds;
 - ``fill_post_trade_p50_us`` / ``fill_post_trade_p99_us``: the post-trade work per fill
-  (``RiskGate.on_fill``: repeated executions, daily loss and drawdown, every strategy's
+  (``RiskGate.fill_post_trade``: repeated executions, daily loss and drawdown, every strategy's
   PnL); ``post_trade_eval_p50_us``: the periodic ``check_post_trade`` (every 1 s);
 - ``compiled``: whether the gate ran as the C extensions ``setup.py`` builds with mypyc
   at install (else interpreted: ``BASTION_PURE_PYTHON=1`` at install, or no compiler);
@@ -70,6 +70,7 @@ from bastion.risk.config import (
     StrategyRiskConfig,
     ThrottleConfig,
 )
+from bastion.risk.fills import FillPipeline
 from bastion.risk.gate import RiskGate
 from bastion.strategy.runner import GateView
 from bastion.venues.base import VenueAdapter
@@ -169,7 +170,6 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
         ids=ClientOrderIdGenerator("bench", 1),
         venues={"SIM": QuietVenue("SIM")},
     )
-    bus.subscribe(OrderFilled, portfolio.on_fill)
     perf = time.perf_counter_ns
     gate = RiskGate(
         config=config,
@@ -183,14 +183,19 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
         strategies=STRATEGIES,
     )
     fill_ns: list[int] = []
-    if gate.watches_fills:  # as Kernel wires it: after the portfolio
 
-        def timed_on_fill(fill: OrderFilled) -> None:
-            t = perf()
-            gate.on_fill(fill)
-            fill_ns.append(perf() - t)
+    def timed_post_trade(fill: OrderFilled) -> None:
+        t = perf()
+        gate.fill_post_trade(fill)
+        fill_ns.append(perf() - t)
 
-        bus.subscribe(OrderFilled, timed_on_fill)
+    # as Kernel wires it (``risk.fills``), the post-trade stage timed
+    fills = FillPipeline(portfolio=portfolio, risk=gate)
+    fills.stages = tuple(
+        (name, timed_post_trade if name == "risk post-trade" else handler)
+        for name, handler in fills.stages
+    )
+    bus.subscribe(OrderFilled, fills.on_fill)
     quote_hook = gate.quote_hook
     mids = dict(MIDS)
     check_ns: list[int] = []

@@ -3,7 +3,8 @@
 Every order reaches a venue through the gate, which adds it here right after the
 OMS marks it SUBMITTED (in flight counts from that moment). Afterwards each event
 that can change what is left of an order (fill, update, cancel, expiry, reject)
-resynchronizes that order's contribution from the order itself, so the sums always
+resynchronizes that order's contribution (a fill comes through ``risk.fills``, the
+others from the bus) from the order itself, so the sums always
 equal a recount over ``ExecutionEngine.open_orders``: unfilled quantity per
 instrument and side, per (strategy, instrument) and side (``Sides``), (for the credit limits)
 working notional on the common integer scale of ``risk.credit``, for the node and for
@@ -21,7 +22,6 @@ from bastion.model.events import (
     OrderCanceled,
     OrderEvent,
     OrderExpired,
-    OrderFilled,
     OrderModifyRejected,
     OrderRejected,
     OrderUpdated,
@@ -31,7 +31,8 @@ from bastion.model.orders import Order
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
 
-_EVENTS = (OrderFilled, OrderCanceled, OrderExpired, OrderRejected)
+# fills reach ``on_event`` through ``risk.fills`` (``PreTradeChecks.on_fill``)
+_EVENTS = (OrderCanceled, OrderExpired, OrderRejected)
 _AMEND_ANSWERS = (OrderUpdated, OrderModifyRejected)
 
 

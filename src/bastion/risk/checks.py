@@ -24,7 +24,7 @@ from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.book import RestingPrices, Sides, Working, WorkingBook
 from bastion.risk.collar import check_reference
 from bastion.risk.config import InstrumentRiskConfig, RiskConfig, StrategyRiskConfig
-from bastion.risk.credit import AccountCredit, CreditLimits, advance_fill_count
+from bastion.risk.credit import AccountCredit, CreditLimits
 from bastion.risk.limits import InstrumentLimits, PositionLimits, StrategyRules, Throttle
 from bastion.risk.market import MarketGuard
 from bastion.risk.reasons import (
@@ -180,7 +180,6 @@ class PreTradeChecks:
                 instruments=instruments,
                 portfolio=portfolio,
                 last_quotes=last_quotes,
-                bus=bus,
             )
         self._book: WorkingBook | None = None
         if PreTradeChecks.book_needed(config, limits):
@@ -195,9 +194,6 @@ class PreTradeChecks:
         # the positions in the book's ``Sides``, at the portfolio's fill count
         # ``_position_fills`` (moved by each fill; out of step, a check copies them again)
         self._position_fills = -1
-        self._bus = bus
-        if self._book is not None:
-            bus.subscribe(OrderFilled, self.on_fill)
 
     @property
     def quote_hook(self) -> Callable[[QuoteTick], None] | None:
@@ -513,17 +509,24 @@ class PreTradeChecks:
 
     # -- positions ----------------------------------------------------------------------
     def on_fill(self, fill: OrderFilled) -> None:
-        """Move the positions of the fill's instrument and strategy (the portfolio applies
-        the same fill before or after this; its fill count tells which)."""
-        self._position_fills = advance_fill_count(self._position_fills, self._portfolio.n_fills)
-        if self._position_fills < 0:
-            return  # not copied yet, or out of step: the next check copies them
+        """A fill the portfolio has applied (``risk.fills``): what is left of the order
+        in the working book, then the positions of the fill's instrument and strategy,
+        then the credit limits'."""
         book = self._book
-        assert book is not None
-        iid = fill.instrument_id
-        signed = fill.last_qty if fill.side is _BUY else -fill.last_qty
-        book.sides(iid).position += signed
-        book.lane_sides(fill.strategy_id, iid).position += signed
+        if book is not None:
+            book.on_event(fill)
+            fills = self._portfolio.n_fills
+            if self._position_fills == fills - 1:
+                self._position_fills = fills
+                iid = fill.instrument_id
+                signed = fill.last_qty if fill.side is _BUY else -fill.last_qty
+                book.sides(iid).position += signed
+                book.lane_sides(fill.strategy_id, iid).position += signed
+            else:  # not copied yet, or the portfolio moved without a fill: the next check copies
+                self._position_fills = -1
+        credit = self._credit
+        if credit is not None:
+            credit.on_fill(fill)
 
     def _copy_positions(self, fills: int) -> None:
         """Every position from the portfolio (after a restore, or a fill not seen)."""
@@ -547,9 +550,6 @@ class PreTradeChecks:
         """Stop following order events (new checks, from a new config, replace these)."""
         if self._book is not None:
             self._book.detach()
-            self._bus.unsubscribe(OrderFilled, self.on_fill)
-        if self._credit is not None:
-            self._credit.detach()
 
     def track(self, order: Order) -> None:
         """Count an order that is already working (recovered after a restart, or taken

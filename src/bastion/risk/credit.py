@@ -11,9 +11,10 @@ Nothing is recounted per order: the positions' exposure is kept per instrument,
 valued when a fill moves the position and revalued at each quote of its instrument
 (``on_quote``: the gate's quote hook, which ``Kernel.on_quote``, ``Kernel.on_bar`` and
 the backtest loop call for every quote they store), and the room left under
-``max_cash_usage`` moves with each fill. Both are keyed on the
-portfolio's fill count: when it is not the one they follow (a fill the gate did not
-see, a restored portfolio), they are rebuilt from the portfolio.
+``max_cash_usage`` moves with each fill (``on_fill``, which ``risk.fills`` calls
+right after the portfolio applied the fill). Both are keyed on the portfolio's fill
+count: when it moved by more than the fill (a restored or replayed portfolio), they are
+rebuilt from the portfolio at the next check.
 
 A risk account (``[risk.accounts.NAME]``, ``AccountCredit``) keeps the same figures for
 its strategies alone: their net position per instrument (valued as above),
@@ -31,7 +32,6 @@ import math
 from decimal import ROUND_FLOOR, Context, Decimal
 from fractions import Fraction
 
-from bastion.bus import MessageBus
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide
 from bastion.model.events import OrderFilled
@@ -128,19 +128,6 @@ class _Positions:
             self.exposure += held.value
 
 
-def advance_fill_count(seen: int, fills: int) -> int:
-    """The fill count a follower of fills has after one more fill: ``fills`` is the
-    portfolio's, which applies the same fill before or after the follower; -1 when out
-    of step (the next check rebuilds from the portfolio), or when not counted yet."""
-    if seen < 0:
-        return -1
-    if fills == seen:  # the portfolio has not applied it yet
-        return seen + 1
-    if fills == seen + 1:  # it has
-        return fills
-    return -1
-
-
 class CreditLimits:
     """``max_total_exposure`` and ``max_cash_usage`` on the common integer scale."""
 
@@ -151,7 +138,6 @@ class CreditLimits:
         instruments: dict[str, Instrument],
         portfolio: Portfolio,
         last_quotes: dict[str, QuoteTick],
-        bus: MessageBus | None = None,
     ) -> None:
         self._config = config
         self._portfolio = portfolio
@@ -192,11 +178,6 @@ class CreditLimits:
         """Each strategy's account's working sums, for ``risk.book``."""
         self._valued_accounts = [a for a in self.accounts.values() if a.max_exposure is not None]
         self.account_fills = -1
-        self._bus = bus
-        if bus is not None and self.node_limited:
-            bus.subscribe(OrderFilled, self.on_fill)
-        if bus is not None and self.accounts:
-            bus.subscribe(OrderFilled, self.on_account_fill)
 
     @property
     def positions_exposure(self) -> int:
@@ -218,13 +199,6 @@ class CreditLimits:
             self._positions.on_quote(quote)
         for account in self._valued_accounts:
             account.positions.on_quote(quote)
-
-    def detach(self) -> None:
-        """Stop following fills (new limits replace these)."""
-        if self._bus is not None and self.node_limited:
-            self._bus.unsubscribe(OrderFilled, self.on_fill)
-        if self._bus is not None and self.accounts:
-            self._bus.unsubscribe(OrderFilled, self.on_account_fill)
 
     def common(self, limit: Decimal | None) -> int | None:
         """A money limit on the common scale (rounded down: the limit itself passes)."""
@@ -302,23 +276,26 @@ class CreditLimits:
         self._cash_room = int(self._room_exact.to_integral_value(ROUND_FLOOR, context=_EXACT))
 
     def on_fill(self, fill: OrderFilled) -> None:
-        """Move the node's position in the fill's instrument, and the cash room by the
-        fill's cash flow and fee (the portfolio applies the same fill before or after
-        this; the fill count tells which)."""
+        """A fill the portfolio has applied (``risk.fills``): the node's limits, then the
+        risk accounts'. Each figure moves only when it was in step with the portfolio
+        before the fill, else the next check rebuilds it (``-1``: out of step)."""
         fills = self._portfolio.n_fills
         weight = self.weights.get(fill.instrument_id)
+        if self.accounts:
+            self._account_fill(fill, fills, weight)
         if self.max_exposure is not None:
-            self._held_fills = -1 if weight is None else advance_fill_count(self._held_fills, fills)
-            if self._held_fills >= 0:
-                assert weight is not None
+            if weight is None or self._held_fills != fills - 1:
+                self._held_fills = -1
+            else:
+                self._held_fills = fills
                 qty = fill.last_qty
                 self._positions.move(fill.instrument_id, qty if fill.side is _BUY else -qty, weight)
         if self._cash_limit is None:
             return
-        self._cash_fills = -1 if weight is None else advance_fill_count(self._cash_fills, fills)
-        if self._cash_fills < 0:
+        if weight is None or self._cash_fills != fills - 1:
+            self._cash_fills = -1
             return
-        assert weight is not None
+        self._cash_fills = fills
         # a buy spends qty * px (raw2 = 2 * qty * px on the common scale), a sell earns it
         flow = 2 * fill.last_qty * fill.last_px * weight
         change = Decimal(-flow if fill.side is _BUY else flow)
@@ -328,21 +305,21 @@ class CreditLimits:
         self._cash_room = int(self._room_exact.to_integral_value(ROUND_FLOOR, context=_EXACT))
 
     # -- risk accounts ------------------------------------------------------------------
-    def on_account_fill(self, fill: OrderFilled) -> None:
+    def _account_fill(self, fill: OrderFilled, fills: int, weight: int | None) -> None:
         """Move the position and cash of the fill's strategy's account (every fill keeps
         the accounts in step with the portfolio's fill count; out of step, the next
         account check rebuilds them)."""
-        self.account_fills = advance_fill_count(self.account_fills, self._portfolio.n_fills)
-        if self.account_fills < 0:
-            return
-        account = self.account_of.get(fill.strategy_id)
-        if account is None:
-            return
-        weight = self.weights.get(fill.instrument_id)
-        if weight is None:
+        if self.account_fills != fills - 1:
             self.account_fills = -1
             return
-        account.apply_fill(fill, weight)
+        account = self.account_of.get(fill.strategy_id)
+        if account is not None and weight is None:
+            self.account_fills = -1
+            return
+        self.account_fills = fills
+        if account is not None:
+            assert weight is not None
+            account.apply_fill(fill, weight)
 
     def rebuild_accounts(self) -> None:
         """Every account's positions and spent cash, from the portfolio's positions per

@@ -210,7 +210,7 @@ class RiskGate:
 
     @property
     def watches_fills(self) -> bool:
-        """Whether ``on_fill`` must see every fill (a post-trade limit is configured)."""
+        """Whether a post-trade limit follows fills (else ``fill_post_trade`` does nothing)."""
         return self._post_trade is not None
 
     @property
@@ -303,10 +303,18 @@ class RiskGate:
         for strategy_id, reason in self.disabled.items():
             log.warning("strategy_disabled_restored", strategy_id=strategy_id, reason=reason)
 
+    # -- fills (``risk.fills`` states the order) -----------------------------------------
+    def fill_pre_trade(self, fill: OrderFilled) -> None:
+        """A fill the portfolio has applied: the pre-trade checks' working book,
+        positions and credit (nothing when no control reads them)."""
+        if self._checks is not None:
+            self._checks.on_fill(fill)
+
     # -- post-trade ---------------------------------------------------------------------
-    def on_fill(self, fill: OrderFilled) -> None:
-        """Every fill, after the portfolio applied it (``Kernel`` subscribes this when
-        ``watches_fills``): repeated executions, then the PnL limits."""
+    def fill_post_trade(self, fill: OrderFilled) -> None:
+        """A fill the portfolio and the pre-trade state have applied, before any strategy
+        hears of it: repeated executions, then the PnL limits (nothing when none is
+        configured)."""
         if self._post_trade is not None:
             self._post_trade.on_fill(fill)
 

@@ -23,6 +23,7 @@ from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.config import RiskConfig
+from bastion.risk.fills import FillPipeline
 from bastion.risk.gate import RiskGate
 from bastion.venues.base import VenueAdapter
 
@@ -132,7 +133,9 @@ class Node:
         self.command_denied: list[CommandDenied] = []
         self.submitted: list[OrderSubmitted] = []
         self.state_changes: list[TradingStateChanged] = []
-        self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
+        # fills as ``Kernel`` hands them on: portfolio, then the gate (``risk.fills``)
+        self.fills = FillPipeline(portfolio=self.portfolio, risk=self.gate)
+        self.bus.subscribe(OrderFilled, self.fills.on_fill)
         self.bus.subscribe(OrderDenied, self.denied.append)
         self.bus.subscribe(CommandDenied, self.command_denied.append)
         self.bus.subscribe(OrderSubmitted, self.submitted.append)

@@ -1,5 +1,6 @@
-"""A test ``Node`` wired like ``Kernel`` wires the gate: quotes reach its quote hook and
-fills its post-trade monitor (after the portfolio); the gate's own events are recorded."""
+"""A test ``Node`` wired like ``Kernel`` wires the gate: quotes reach its quote hook (and
+fills the portfolio and the gate, as ``Node`` has them); the gate's own events are
+recorded."""
 
 from __future__ import annotations
 
@@ -32,8 +33,6 @@ class Wired(Node):
 
     def __init__(self, config: RiskConfig | None = None, **risk: Any) -> None:
         super().__init__(config, **risk)
-        if self.gate.watches_fills:
-            self.bus.subscribe(OrderFilled, self.gate.on_fill)
         self.paused: list[InstrumentPaused] = []
         self.resumed: list[InstrumentResumed] = []
         self.disabled: list[StrategyDisabled] = []
