@@ -11,14 +11,14 @@ strategies, throttle per strategy and per venue, duplicates, self-trade,
 permissions, repeated executions, daily loss and drawdown per strategy and node).
 
 - ``p50_us`` / ``p99_us``: time of the full check set per order: the clock read, then
-  ``RiskGate._decide`` as ``submit_order`` runs it first (``explain=False``), until the
-  order may go or is known denied;
+  ``RiskGate._decide`` as ``submit_order`` runs it, until the order may go or is known
+  denied (a denial's message is not built yet);
 - ``passed_*`` / ``denied_*``: the same time for the orders the checks let through and
   for those they denied (about a tenth: self-trade, notional, duplicates);
 - ``submit_p50_us`` / ``submit_p99_us``: the whole ``RiskGate.submit_order`` (checks,
   then the OMS: state machine, events on the bus, the venue call);
-  ``denied_submit_*``: the same for the denied orders (the checks, then again at the
-  same time to build the message, the ``OrderDenied`` event and its log line);
+  ``denied_submit_*``: the same for the denied orders (the checks, the message built
+  from the denial's figures, the ``OrderDenied`` event and its log line);
 - ``baseline_submit_p50_us`` / ``baseline_submit_p99_us``: the same flow with the
   default config (no limits), for comparison;
 - ``quote_hook_p50_us`` / ``quote_hook_p99_us``: the gate's work per quote (the
@@ -252,7 +252,7 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
             price=price,
         )
         t0 = perf()
-        denial = gate._decide(order, side, qty, price, clock.timestamp_ns(), True, True, False)
+        denial = gate._decide(order, side, qty, price, clock.timestamp_ns(), True, True)
         t1 = perf()
         sent = gate.submit_order(order)
         t2 = perf()

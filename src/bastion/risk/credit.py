@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from decimal import ROUND_FLOOR, Context, Decimal
 from fractions import Fraction
+from typing import final
 
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide
@@ -40,7 +41,7 @@ from bastion.portfolio.portfolio import Portfolio
 from bastion.portfolio.position import Exact
 from bastion.risk.book import WorkingSums
 from bastion.risk.config import AccountRiskConfig, RiskConfig
-from bastion.risk.reasons import BRIEF_CREDIT_LIMIT, Denial, DenyReason
+from bastion.risk.reasons import Denial, DenyReason
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
@@ -214,13 +215,11 @@ class CreditLimits:
         buys: int,
         change: int = 0,
         fills: int = -1,
-        explain: bool = True,
     ) -> Denial | None:
         """``exposure``: working orders' notional, the new order's included; ``buys``: the
         working buys' notional (new one included when it is a buy); both common-scale.
         ``change``: what the order adds to them (``AccountCredit.check``'s signature).
-        ``fills``: the portfolio's fill count, when the caller has read it.
-        ``explain`` False: a denial without its message (``reasons.Denial``)."""
+        ``fills``: the portfolio's fill count, when the caller has read it."""
         if fills < 0:
             fills = self._portfolio.n_fills
         max_exposure = self.max_exposure
@@ -229,30 +228,15 @@ class CreditLimits:
                 self._rebuild_held(fills)
             positions = self._positions
             if positions.unvalued:
-                return DenyReason.NO_REFERENCE_PRICE, (
-                    f"no quote to value the position in {positions.missing()} for "
-                    "max_total_exposure"
-                )
-            if exposure + positions.exposure > max_exposure:
-                if not explain:
-                    return BRIEF_CREDIT_LIMIT
-                return DenyReason.CREDIT_LIMIT, (
-                    f"total exposure {self.money(exposure + positions.exposure)} "
-                    f"(positions + working orders) would exceed max_total_exposure "
-                    f"{self._config.max_total_exposure}"
-                )
+                return Unvalued(positions, None)
+            total = exposure + positions.exposure
+            if total > max_exposure:
+                return CreditDenied(self, None, total, True)
         if is_buy and self._cash_limit is not None:
             if fills != self._cash_fills:  # cash only changes with fills
                 self._recount_cash()
             if buys > self._cash_room:
-                if not explain:
-                    return BRIEF_CREDIT_LIMIT
-                portfolio = self._portfolio
-                spent_now = portfolio.starting_cash - portfolio.cash()
-                return DenyReason.CREDIT_LIMIT, (
-                    f"cash usage {spent_now + self.money(buys)} (spent + working buys) would "
-                    f"exceed max_cash_usage {self._config.max_cash_usage}"
-                )
+                return CreditDenied(self, None, buys, False)
         return None
 
     def _rebuild_held(self, fills: int) -> None:
@@ -385,7 +369,6 @@ class AccountCredit:
         buys: int,
         change: int,
         fills: int = -1,
-        explain: bool = True,
     ) -> Denial | None:
         """The node's limits (``exposure``, ``buys`` as ``CreditLimits.check``), then the
         account's: ``change`` is what the order adds to its working notional."""
@@ -393,7 +376,7 @@ class AccountCredit:
         if fills < 0:
             fills = credit._portfolio.n_fills
         if credit.node_limited:
-            denial = credit.check(is_buy, exposure, buys, 0, fills, explain)
+            denial = credit.check(is_buy, exposure, buys, 0, fills)
             if denial is not None:
                 return denial
         if fills != credit.account_fills:
@@ -402,30 +385,14 @@ class AccountCredit:
         if max_exposure is not None:
             positions = self.positions
             if positions.unvalued:
-                return DenyReason.NO_REFERENCE_PRICE, (
-                    f"no quote to value the position in {positions.missing()} for "
-                    f"max_total_exposure of account {self.name}"
-                )
+                return Unvalued(positions, self)
             total = self.working.exposure + change + positions.exposure
             if total > max_exposure:
-                if not explain:
-                    return BRIEF_CREDIT_LIMIT
-                return DenyReason.CREDIT_LIMIT, (
-                    f"account {self.name}: total exposure {credit.money(total)} (positions + "
-                    f"working orders of its strategies) would exceed max_total_exposure "
-                    f"{self.config.max_total_exposure} (risk.accounts.{self.name})"
-                )
+                return CreditDenied(credit, self, total, True)
         if is_buy and self._cash_limit is not None:
             working_buys = self.working.buy_notional + change
             if working_buys > self.cash_room:
-                if not explain:
-                    return BRIEF_CREDIT_LIMIT
-                used = self.fees + Decimal(self.flow + working_buys) / credit.denominator
-                return DenyReason.CREDIT_LIMIT, (
-                    f"account {self.name}: cash usage {used.quantize(Decimal('0.01'))} "
-                    f"(spent + working buys of its strategies) would exceed max_cash_usage "
-                    f"{self.config.max_cash_usage} (risk.accounts.{self.name})"
-                )
+                return CreditDenied(credit, self, working_buys, False)
         return None
 
     @property
@@ -470,3 +437,67 @@ class AccountCredit:
             _EXACT.subtract(self._cash_limit, self.fees), self._credit.denominator
         )
         self.cash_room = int(room.to_integral_value(ROUND_FLOOR, context=_EXACT)) - self.flow
+
+
+@final
+class CreditDenied(Denial):
+    """``CREDIT_LIMIT`` of the node (``account`` None) or of a risk account: ``total`` is
+    the exposure (positions + working orders) beyond ``max_total_exposure``
+    (``exposure``), else the working buys beyond the room under ``max_cash_usage``; both
+    on the common scale."""
+
+    def __init__(
+        self, credit: CreditLimits, account: AccountCredit | None, total: int, exposure: bool
+    ) -> None:
+        super().__init__(DenyReason.CREDIT_LIMIT)
+        self.credit = credit
+        self.account = account
+        self.total = total
+        self.exposure = exposure
+
+    def message(self) -> str:
+        credit = self.credit
+        account = self.account
+        if account is None:
+            config = credit._config
+            if self.exposure:
+                return (
+                    f"total exposure {credit.money(self.total)} (positions + working orders) "
+                    f"would exceed max_total_exposure {config.max_total_exposure}"
+                )
+            portfolio = credit._portfolio
+            spent_now = portfolio.starting_cash - portfolio.cash()
+            return (
+                f"cash usage {spent_now + credit.money(self.total)} (spent + working buys) "
+                f"would exceed max_cash_usage {config.max_cash_usage}"
+            )
+        name = account.name
+        if self.exposure:
+            return (
+                f"account {name}: total exposure {credit.money(self.total)} (positions + "
+                f"working orders of its strategies) would exceed max_total_exposure "
+                f"{account.config.max_total_exposure} (risk.accounts.{name})"
+            )
+        used = account.fees + Decimal(account.flow + self.total) / credit.denominator
+        return (
+            f"account {name}: cash usage {used.quantize(Decimal('0.01'))} "
+            f"(spent + working buys of its strategies) would exceed max_cash_usage "
+            f"{account.config.max_cash_usage} (risk.accounts.{name})"
+        )
+
+
+@final
+class Unvalued(Denial):
+    """``NO_REFERENCE_PRICE``: a position of the node (``account`` None) or of a risk
+    account has no quote to value it for ``max_total_exposure``."""
+
+    def __init__(self, positions: _Positions, account: AccountCredit | None) -> None:
+        super().__init__(DenyReason.NO_REFERENCE_PRICE)
+        self.missing = positions.missing()
+        self.account = account
+
+    def message(self) -> str:
+        text = f"no quote to value the position in {self.missing} for max_total_exposure"
+        if self.account is not None:
+            text += f" of account {self.account.name}"
+        return text

@@ -50,14 +50,8 @@ from bastion.risk.config import RiskConfig
 from bastion.risk.limits import InstrumentLimits
 from bastion.risk.market import MarketGuard
 from bastion.risk.post_trade import PostTradeMonitor
-from bastion.risk.reasons import (
-    BRIEF_INVALID_PRICE,
-    BRIEF_INVALID_QUANTITY,
-    BRIEF_MAX_ORDER_NOTIONAL,
-    BRIEF_MAX_ORDER_QUANTITY,
-    Denial,
-    DenyReason,
-)
+from bastion.risk.reasons import Denial, DenyReason
+from bastion.risk.size import check_form, check_size
 
 __all__ = ["DenyReason", "RiskGate"]
 
@@ -66,6 +60,13 @@ _BUY = OrderSide.BUY
 _HALTED = TradingState.HALTED
 _REDUCING = TradingState.REDUCING
 _SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+_HALTED_DENIAL = Denial(DenyReason.TRADING_HALTED, "trading is halted")
+_NOT_REDUCING_DENIAL = Denial(
+    DenyReason.REDUCING_ONLY, "a flatten order must reduce the net position"
+)
+_REDUCING_DENIAL = Denial(
+    DenyReason.REDUCING_ONLY, "trading is REDUCING: only orders that reduce the position"
+)
 
 
 log = structlog.get_logger("bastion.risk")
@@ -358,7 +359,7 @@ class RiskGate:
         signed = order.quantity if order.side is _BUY else -order.quantity
         denial: Denial | None = None
         if net == 0 or (net > 0) == (signed > 0) or abs(signed) > abs(net):
-            denial = DenyReason.REDUCING_ONLY, "a flatten order must reduce the net position"
+            denial = _NOT_REDUCING_DENIAL
         else:
             denial = self._check_order(
                 order,
@@ -378,7 +379,8 @@ class RiskGate:
         return True
 
     def _deny(self, order: Order, denial: Denial, log_event: str, *, warn: bool = False) -> None:
-        reason, message = denial
+        reason = denial.reason
+        message = denial.message()
         self.denials[reason.value] = self.denials.get(reason.value, 0) + 1
         (log.warning if warn else log.info)(
             log_event, client_order_id=order.client_order_id, reason=reason.value, detail=message
@@ -428,7 +430,7 @@ class RiskGate:
             order, order.side, quantity, price, is_increase=quantity > order.quantity, is_new=False
         )
         if denial is not None:
-            self._deny_command(order, *denial)
+            self._deny_command(order, denial.reason, denial.message())
             return False
         checks = self._checks
         if checks is None:
@@ -452,17 +454,9 @@ class RiskGate:
         is_increase: bool,
         is_new: bool,
     ) -> Denial | None:
-        """Every check (``_decide``); a denial with its message."""
+        """Every check (``_decide``) at the clock's time (read only when a check needs it)."""
         now = 0 if self._checks is None else self._clock.timestamp_ns()
-        denial = self._decide(order, side, quantity, price, now, is_increase, is_new, False)
-        if denial is not None and not denial[1]:
-            # the same checks at the same time, naming the limit this time
-            explained = self._decide(order, side, quantity, price, now, is_increase, is_new, True)
-            if explained is None or explained[0] is not denial[0]:  # they are deterministic
-                log.error("risk_denial_not_explained", reason=denial[0].value)
-                explained = denial[0], f"denied: {denial[0].value}"
-            denial = explained
-        return denial
+        return self._decide(order, side, quantity, price, now, is_increase, is_new)
 
     def _decide(
         self,
@@ -473,18 +467,18 @@ class RiskGate:
         now: int,
         is_increase: bool,
         is_new: bool,
-        explain: bool,
     ) -> Denial | None:
-        """The first failed check, or None. ``explain`` False: the answer to send or not;
-        most denials then come without their message (``reasons.Denial``)."""
+        """The first failed check, or None. A denial's message is built only when it is
+        published (``Denial.message``)."""
         state = self.state
         if state is _HALTED:
-            return DenyReason.TRADING_HALTED, "trading is halted"
+            return _HALTED_DENIAL
         disabled = self.disabled
         if disabled and order.strategy_id in disabled:
-            return DenyReason.STRATEGY_DISABLED, (
+            return Denial(
+                DenyReason.STRATEGY_DISABLED,
                 f"strategy {order.strategy_id} is disabled until an operator enables it: "
-                f"{disabled[order.strategy_id]}"
+                f"{disabled[order.strategy_id]}",
             )
         return self._check_order(
             order,
@@ -495,7 +489,6 @@ class RiskGate:
             is_increase=is_increase,
             is_new=is_new,
             reducing=state is _REDUCING,
-            explain=explain,
         )
 
     def _check_order(
@@ -510,32 +503,20 @@ class RiskGate:
         is_new: bool,
         reducing: bool,
         operator: bool = False,
-        explain: bool = True,
     ) -> Denial | None:
-        """Every check but HALTED (``_decide`` tests that first)."""
+        """Every check but HALTED (``_decide`` tests that first): the order's form
+        (``risk.size``), the REDUCING state, its size, then the configurable controls
+        (``risk.checks``)."""
         iid = order.instrument_id
         limits = self._limits.get(iid)
         if limits is None:
-            return DenyReason.UNKNOWN_INSTRUMENT, f"unknown instrument {iid}"
+            return Denial(DenyReason.UNKNOWN_INSTRUMENT, f"unknown instrument {iid}")
         venue = order.venue
         if venue not in self._venues:
-            return DenyReason.UNKNOWN_VENUE, f"unknown venue {venue}"
-        if quantity <= 0 or quantity % limits.lot_raw:
-            if not explain:
-                return BRIEF_INVALID_QUANTITY
-            instrument = self._instruments[iid]
-            return DenyReason.INVALID_QUANTITY, (
-                f"quantity {instrument.size(quantity)} is not a positive multiple of lot size "
-                f"{instrument.lot_size}"
-            )
-        if price is not None and (price <= 0 or price % limits.tick_raw):
-            if not explain:
-                return BRIEF_INVALID_PRICE
-            instrument = self._instruments[iid]
-            return DenyReason.INVALID_PRICE, (
-                f"price {instrument.price(price)} is not a positive multiple of tick size "
-                f"{instrument.tick_size}"
-            )
+            return Denial(DenyReason.UNKNOWN_VENUE, f"unknown venue {venue}")
+        denial = check_form(limits, quantity, price)
+        if denial is not None:
+            return denial
         if reducing and is_increase:
             net = self._portfolio.net_quantity(iid)
             signed = quantity if side is _BUY else -quantity
@@ -545,33 +526,10 @@ class RiskGate:
                     leaves = working.quantity - working.filled_qty
                     signed += leaves if side is _BUY else -leaves
             if net == 0 or (net > 0) == (signed > 0) or abs(signed) > abs(net):
-                return (
-                    DenyReason.REDUCING_ONLY,
-                    "trading is REDUCING: only orders that reduce the position",
-                )
-        max_qty = limits.max_qty_raw
-        if max_qty is not None and quantity > max_qty:
-            if not explain:
-                return BRIEF_MAX_ORDER_QUANTITY
-            return DenyReason.MAX_ORDER_QUANTITY, (
-                f"quantity {self._instruments[iid].size(quantity)} exceeds max_order_quantity "
-                f"{limits.config.max_order_quantity}"
-            )
-        max_notional = limits.max_notional_raw
-        if max_notional is not None:
-            reference = price
-            if reference is None:
-                quote = self._last_quotes.get(iid)
-                if quote is None:
-                    return DenyReason.NO_REFERENCE_PRICE, "no quote to value a market order"
-                reference = quote.ask if side is _BUY else quote.bid
-            if quantity * reference > max_notional:
-                if not explain:
-                    return BRIEF_MAX_ORDER_NOTIONAL
-                return DenyReason.MAX_ORDER_NOTIONAL, (
-                    f"notional {self._instruments[iid].notional(quantity, reference)} exceeds "
-                    f"max_order_notional {limits.config.max_order_notional}"
-                )
+                return _REDUCING_DENIAL
+        denial = check_size(limits, side, quantity, price, self._last_quotes)
+        if denial is not None:
+            return denial
         checks = self._checks
         if checks is not None:
             return checks.check(
@@ -586,7 +544,6 @@ class RiskGate:
                 is_increase=is_increase,
                 is_new=is_new,
                 operator=operator,
-                explain=explain,
             )
         return None
 

@@ -20,7 +20,10 @@ COMPILED_MODULES = (
     "gate",
     "limits",
     "market",
+    "positions",
     "post_trade",
+    "reasons",
+    "size",
     "throttle",
 )
 
