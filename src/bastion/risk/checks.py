@@ -315,14 +315,21 @@ class PreTradeChecks:
         lane = None if lanes is None else lanes.get(iid)
         if lane is None:
             lane = self._lane(sid, iid)
+        # the quote's fields, read once (each is an attribute lookup on a Python object)
         quote = self._last_quotes.get(iid)
+        has_quote = quote is not None
+        quote_ts = bid = ask = 0
+        if quote is not None:
+            quote_ts = quote.ts_ns
+            bid = quote.bid
+            ask = quote.ask
         reprices = is_new or price != order.price
         denial: Denial | None = None
         # an amend that only shrinks the order (same price) lowers risk: it passes
         if limits.paused_or_stale and (is_increase or reprices):
             market = self._market
             assert market is not None
-            denial = market.check(limits, quote, now)
+            denial = market.check(limits, has_quote, quote_ts, now)
             if denial is not None:
                 return denial
         rules = lane.rules
@@ -337,7 +344,9 @@ class PreTradeChecks:
         # an amend that keeps the price is not collared: shrinking an order that the
         # market has left behind must stay possible
         if limits.needs_reference and reprices and (price is None or limits.has_collar):
-            denial = check_collar(limits, side, price, now, quote, self._last_trades.get(iid))
+            denial = check_collar(
+                limits, side, price, now, has_quote, quote_ts, bid, ask, self._last_trades
+            )
             if denial is not None:
                 return denial
         duplicates = self._duplicates
@@ -365,8 +374,8 @@ class PreTradeChecks:
         if is_increase and lane.sized:
             # twice the price that values a position: the mid, else the order's price
             mid2 = 0
-            if quote is not None:
-                mid2 = quote.bid + quote.ask
+            if has_quote:
+                mid2 = bid + ask
             elif price is not None:
                 mid2 = 2 * price
             # a modified order replaces its own contribution

@@ -25,7 +25,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import final
 
-from bastion.model.data import QuoteTick, TradeTick
+from bastion.model.data import TradeTick
 from bastion.model.enums import OrderSide
 from bastion.risk.limits import InstrumentLimits
 from bastion.risk.reasons import Denial, DenyReason
@@ -43,11 +43,15 @@ def check_collar(
     side: OrderSide,
     price: int | None,
     now: int,
-    quote: QuoteTick | None,
-    trade: TradeTick | None,
+    has_quote: bool,
+    quote_ts: int,
+    bid: int,
+    ask: int,
+    trades: dict[str, TradeTick],
 ) -> Denial | None:
     """A new price (``price`` None: a market order) against the instrument's reference:
-    ``quote`` is its last quote, ``trade`` its last trade print."""
+    its last quote (``quote_ts``, ``bid``, ``ask``, if ``has_quote``) or its last trade
+    print (in ``trades``)."""
     max_age = limits.max_age_ns
     if limits.collar_band:
         low = limits.band_low_raw
@@ -57,27 +61,25 @@ def check_collar(
             if low <= price <= high:
                 return None
             return BandDenied(limits, side, price, False)
-        if quote is None or (max_age is not None and now - quote.ts_ns > max_age):
+        if not has_quote or (max_age is not None and now - quote_ts > max_age):
             return NoReference(limits, price, _BAND)
-        touch = quote.ask if side is _BUY else quote.bid
+        touch = ask if side is _BUY else bid
         if low <= touch <= high:
             return None
         return BandDenied(limits, side, touch, True)
     if limits.collar_last:
+        trade = trades.get(limits.instrument.id)
         if trade is None or (max_age is not None and now - trade.ts_ns > max_age):
             return NoReference(limits, price, _LAST)
         if price is None:
             return None
         ref2 = 2 * trade.price
     else:
-        if quote is None or (max_age is not None and now - quote.ts_ns > max_age):
+        if not has_quote or (max_age is not None and now - quote_ts > max_age):
             return NoReference(limits, price, _QUOTE)
         if price is None:
             return None
-        if limits.collar_touch:
-            ref2 = 2 * (quote.ask if side is _BUY else quote.bid)
-        else:
-            ref2 = quote.bid + quote.ask
+        ref2 = 2 * (ask if side is _BUY else bid) if limits.collar_touch else bid + ask
     dev2 = 2 * price - ref2
     if dev2 < 0:
         dev2 = -dev2

@@ -527,9 +527,10 @@ class RiskGate:
                     signed += leaves if side is _BUY else -leaves
             if net == 0 or (net > 0) == (signed > 0) or abs(signed) > abs(net):
                 return _REDUCING_DENIAL
-        denial = check_size(limits, side, quantity, price, self._last_quotes)
-        if denial is not None:
-            return denial
+        if limits.has_size:
+            denial = check_size(limits, side, quantity, price, self._last_quotes)
+            if denial is not None:
+                return denial
         checks = self._checks
         if checks is not None:
             return checks.check(

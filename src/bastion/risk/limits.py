@@ -28,6 +28,7 @@ class InstrumentLimits:
         "config",
         "has_collar",
         "has_position",
+        "has_size",
         "instrument",
         "lot_raw",
         "max_age_ns",
@@ -47,6 +48,8 @@ class InstrumentLimits:
         self.tick_raw = instrument.tick_raw
         self.max_qty_raw = qty_raw(config.max_order_quantity, instrument)
         self.max_notional_raw = notional_raw(config.max_order_notional, instrument)
+        # whether an order asks ``risk.size.check_size`` (order size limits)
+        self.has_size = self.max_qty_raw is not None or self.max_notional_raw is not None
         self.collar_pct_num: int | None = None
         self.collar_pct_den100 = 0
         if config.collar_pct is not None:

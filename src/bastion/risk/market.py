@@ -224,17 +224,20 @@ class MarketGuard:
         return True
 
     # -- orders -------------------------------------------------------------------------
-    def check(self, limits: InstrumentLimits, quote: QuoteTick | None, now: int) -> Denial | None:
+    def check(
+        self, limits: InstrumentLimits, has_quote: bool, quote_ts: int, now: int
+    ) -> Denial | None:
         """``INSTRUMENT_PAUSED`` during a pause, else ``STALE_MARKET_DATA`` when the last
-        quote (``quote``) is older than ``stale_data_ms`` (or there is none); else None."""
+        quote (at ``quote_ts``, if ``has_quote``) is older than ``stale_data_ms`` (or there
+        is none); else None."""
         paused = self.paused
         if paused:
             pause = paused.get(limits.instrument.id)
             if pause is not None and now < pause[0]:
                 return PausedDenied(limits, pause[0] - now, pause[1])
         stale_ns = limits.stale_ns
-        if stale_ns is not None and (quote is None or now - quote.ts_ns > stale_ns):
-            return StaleDenied(limits, -1 if quote is None else now - quote.ts_ns)
+        if stale_ns is not None and (not has_quote or now - quote_ts > stale_ns):
+            return StaleDenied(limits, now - quote_ts if has_quote else -1)
         return None
 
 

@@ -84,17 +84,17 @@ class DuplicateFilter:
         """Each key's latest send (an expired one may linger until the next ``add``)."""
         self._expiry: deque[tuple[int, Hashable]] = deque()
 
-    def seen_at(self, key: Hashable, now_ns: int) -> int | None:
-        """When an identical order was sent within the window, or None."""
+    def check(self, key: Hashable, now_ns: int) -> DuplicateDenied | None:
+        """``DUPLICATE_ORDER`` when an identical order was sent within the window."""
         seen = self.last.get(key)
         if seen is None or seen <= now_ns - self.window_ns:
             return None
-        return seen
+        return DuplicateDenied(self.window_ns, now_ns - seen)
 
-    def check(self, key: Hashable, now_ns: int) -> Denial | None:
-        """``DUPLICATE_ORDER`` when an identical order was sent within the window."""
-        seen = self.seen_at(key, now_ns)
-        return None if seen is None else DuplicateDenied(self.window_ns, now_ns - seen)
+    def seen_at(self, key: Hashable, now_ns: int) -> int | None:
+        """When an identical order was sent within the window (``check``), or None."""
+        denial = self.check(key, now_ns)
+        return None if denial is None else now_ns - denial.age_ns
 
     def add(self, key: Hashable, now_ns: int) -> None:
         expiry = self._expiry
