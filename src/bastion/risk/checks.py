@@ -90,7 +90,7 @@ class _Lane:
         venue_windows: tuple[tuple[SlidingWindow, ...], tuple[SlidingWindow, ...]] | None,
     ) -> None:
         self.rules = rules
-        self.permitted = rules.instruments is None or iid in rules.instruments
+        self.permitted = rules.permits(iid)
         self.positions: PositionLimits | None = (
             None if rules.positions is None or rules.config is None else rules.positions[iid]
         )
@@ -99,7 +99,7 @@ class _Lane:
         # with those of the instrument's venue session (an order sent elsewhere looks its
         # venue's windows up)
         self.venue = venue
-        self.venue_permitted = rules.venues is None or venue in rules.venues
+        self.venue_permitted = rules.permits_venue(venue)
         self.new_windows = self.strategy_new
         self.amend_windows = self.strategy_amend
         if venue_windows is not None:
@@ -332,14 +332,9 @@ class PreTradeChecks:
             denial = market.check(limits, has_quote, quote_ts, now)
             if denial is not None:
                 return denial
-        rules = lane.rules
         if not lane.permitted:
             return NotPermitted(sid, iid, None)
-        if not (
-            lane.venue_permitted
-            if venue == lane.venue
-            else rules.venues is None or venue in rules.venues
-        ):
+        if not (lane.venue_permitted if venue == lane.venue else lane.rules.permits_venue(venue)):
             return NotPermitted(sid, iid, venue)
         # an amend that keeps the price is not collared: shrinking an order that the
         # market has left behind must stay possible
@@ -427,15 +422,10 @@ class PreTradeChecks:
         if self._self_trade_on:
             # only when the best resting price on the other side is crossed are the
             # crossed orders looked for
-            if is_buy:
-                assert lane.resting_sells is not None
-                best = lane.resting_sells.best
-                crosses = best is not None and (price is None or price >= best)
-            else:
-                assert lane.resting_buys is not None
-                best = lane.resting_buys.best
-                crosses = best is not None and (price is None or price <= best)
-            if crosses:
+            resting = lane.resting_sells if is_buy else lane.resting_buys
+            assert resting is not None
+            best = resting.best
+            if best is not None and _crosses(is_buy, price, best):
                 book = self._book
                 assert book is not None
                 if self._self_trade == "deny":
@@ -570,10 +560,15 @@ def _crossing(book: WorkingBook, order: Order, is_buy: bool, price: int | None) 
         rest = working.rest_px
         if rest is None or working.is_buy is is_buy:
             continue
-        crossed = price is None or (price >= rest if is_buy else price <= rest)
-        if crossed and working.order is not order:
+        if _crosses(is_buy, price, rest) and working.order is not order:
             crossing.append(working)
     return crossing
+
+
+def _crosses(is_buy: bool, price: int | None, rest: int) -> bool:
+    """The self-trade rule: whether an order (``price`` None: at market) would trade with
+    a resting order of the other side at ``rest``."""
+    return price is None or (price >= rest if is_buy else price <= rest)
 
 
 @final

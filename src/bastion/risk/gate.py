@@ -358,7 +358,7 @@ class RiskGate:
         net = self._portfolio.net_quantity(order.instrument_id)
         signed = order.quantity if order.side is _BUY else -order.quantity
         denial: Denial | None = None
-        if net == 0 or (net > 0) == (signed > 0) or abs(signed) > abs(net):
+        if not _reduces(net, signed):
             denial = _NOT_REDUCING_DENIAL
         else:
             denial = self._check_order(
@@ -525,7 +525,7 @@ class RiskGate:
                 if working is not order and working.side is side:
                     leaves = working.quantity - working.filled_qty
                     signed += leaves if side is _BUY else -leaves
-            if net == 0 or (net > 0) == (signed > 0) or abs(signed) > abs(net):
+            if not _reduces(net, signed):
                 return _REDUCING_DENIAL
         if limits.has_size:
             denial = check_size(limits, side, quantity, price, self._last_quotes)
@@ -559,3 +559,9 @@ class RiskGate:
                 message=message,
             )
         )
+
+
+def _reduces(net: int, signed: int) -> bool:
+    """The REDUCING rule: whether a signed quantity closes part or all of the net
+    position ``net`` without flipping it."""
+    return net != 0 and (net > 0) != (signed > 0) and abs(signed) <= abs(net)

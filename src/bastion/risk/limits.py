@@ -144,6 +144,14 @@ class StrategyRules:
                 }
         self.throttle = Throttle(throttle, f"strategy {strategy_id}")
 
+    def permits(self, instrument_id: str) -> bool:
+        """The permission rule (``instruments``): whether it may trade the instrument."""
+        return self.instruments is None or instrument_id in self.instruments
+
+    def permits_venue(self, venue: str) -> bool:
+        """The permission rule (``venues``): whether it may trade on the venue."""
+        return self.venues is None or venue in self.venues
+
     @property
     def is_set(self) -> bool:
         return (
