@@ -52,7 +52,7 @@ from bastion.risk.limits import InstrumentLimits
 from bastion.risk.market import MarketGuard
 from bastion.risk.post_trade import PostTradeMonitor
 from bastion.risk.reasons import Denial, DenyReason
-from bastion.risk.size import check_form, check_size
+from bastion.risk.size import InvalidPrice, InvalidQuantity, check_size
 
 __all__ = ["DenyReason", "RiskGate"]
 
@@ -515,9 +515,11 @@ class RiskGate:
         venue = order.venue
         if venue not in self._venues:
             return Denial(DenyReason.UNKNOWN_VENUE, f"unknown venue {venue}")
-        denial = check_form(limits, quantity, price)
-        if denial is not None:
-            return denial
+        # the order's form, on every order (inline: a call would cost more than the rule)
+        if quantity <= 0 or quantity % limits.lot_raw:
+            return InvalidQuantity(limits, quantity)
+        if price is not None and (price <= 0 or price % limits.tick_raw):
+            return InvalidPrice(limits, price)
         if reducing and is_increase:
             net = self._portfolio.net_quantity(iid)
             signed = quantity if side is _BUY else -quantity

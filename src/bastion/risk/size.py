@@ -1,8 +1,11 @@
 """The order's form and size: quantity on the lot, price on the tick,
 ``max_order_quantity`` and ``max_order_notional`` (per instrument).
 
-Each rule is one check returning None or a ``Denial`` that keeps the figures it
-compared; its message is built from them only when the denial is published.
+Each rule is one test returning None or a ``Denial`` that keeps the figures it
+compared; its message is built from them only when the denial is published. The
+form (lot and tick), which every order of every config passes through, is tested
+where ``RiskGate._check_order`` reads the limits (a call would cost more than the two
+tests); its denials are here, with the size rules.
 """
 
 from __future__ import annotations
@@ -15,15 +18,6 @@ from bastion.risk.limits import InstrumentLimits
 from bastion.risk.reasons import Denial, DenyReason
 
 _BUY = OrderSide.BUY
-
-
-def check_form(limits: InstrumentLimits, quantity: int, price: int | None) -> Denial | None:
-    """A positive quantity on the lot size, a positive price (if any) on the tick size."""
-    if quantity <= 0 or quantity % limits.lot_raw:
-        return InvalidQuantity(limits, quantity)
-    if price is not None and (price <= 0 or price % limits.tick_raw):
-        return InvalidPrice(limits, price)
-    return None
 
 
 def check_size(
