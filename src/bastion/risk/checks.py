@@ -1,7 +1,7 @@
 """The pre-trade checks beyond order size: instrument pause and stale data
 (``risk.market``), permissions, price collar (``risk.collar``), duplicate orders and
 message throttle (``risk.throttle``), position limits (``risk.positions``), credit
-(``risk.credit``) and self-trade prevention.
+(``risk.credit``) and self-trade prevention (``risk.self_trade``).
 
 Each control's rule is written once, in the module named: a check that returns None or
 a ``Denial`` keeping the figures it compared, and beside it the ``Denial`` subclass
@@ -27,7 +27,7 @@ from bastion.model.events import OrderFilled
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
-from bastion.risk.book import RestingPrices, Sides, Working, WorkingBook
+from bastion.risk.book import RestingPrices, Sides, WorkingBook
 from bastion.risk.collar import check_collar
 from bastion.risk.config import RiskConfig
 from bastion.risk.credit import AccountCredit, CreditLimits
@@ -35,6 +35,7 @@ from bastion.risk.limits import InstrumentLimits, StrategyRules, Throttle
 from bastion.risk.market import MarketGuard
 from bastion.risk.positions import PositionLimits
 from bastion.risk.reasons import Denial, DenyReason
+from bastion.risk.self_trade import SelfTradeDenied, crosses, crossing_orders
 from bastion.risk.throttle import DuplicateFilter, SlidingWindow, check_windows
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
@@ -51,7 +52,6 @@ _STRATEGY_PRE_TRADE_KEYS = (
     "instruments",
     "venues",
 )
-_NO_WORKING: dict[str, Working] = {}
 _NO_WINDOWS: tuple[SlidingWindow, ...] = ()
 
 
@@ -425,12 +425,12 @@ class PreTradeChecks:
             resting = lane.resting_sells if is_buy else lane.resting_buys
             assert resting is not None
             best = resting.best
-            if best is not None and _crosses(is_buy, price, best):
+            if best is not None and crosses(is_buy, price, best):
                 book = self._book
                 assert book is not None
                 if self._self_trade == "deny":
                     return SelfTradeDenied(book, order, limits.instrument, is_buy, price)
-                crossing = _crossing(book, order, is_buy, price)
+                crossing = crossing_orders(book, order, is_buy, price)
                 if crossing:
                     self.to_cancel = [working.order for working in crossing]
         return None
@@ -549,56 +549,3 @@ class NotPermitted(Denial):
         if self.venue is None:
             return f"strategy {sid} may not trade {self.iid} (risk.strategies.{sid}.instruments)"
         return f"strategy {sid} may not trade on venue {self.venue} (risk.strategies.{sid}.venues)"
-
-
-def _crossing(book: WorkingBook, order: Order, is_buy: bool, price: int | None) -> list[Working]:
-    """The node's resting orders that ``order`` would cross, in sending order."""
-    crossing: list[Working] = []
-    # the book's own copies of side and resting price: the scan reads no order but the
-    # crossed ones (each object it touches can be a cache miss on the order path)
-    for working in book.by_instrument.get(order.instrument_id, _NO_WORKING).values():
-        rest = working.rest_px
-        if rest is None or working.is_buy is is_buy:
-            continue
-        if _crosses(is_buy, price, rest) and working.order is not order:
-            crossing.append(working)
-    return crossing
-
-
-def _crosses(is_buy: bool, price: int | None, rest: int) -> bool:
-    """The self-trade rule: whether an order (``price`` None: at market) would trade with
-    a resting order of the other side at ``rest``."""
-    return price is None or (price >= rest if is_buy else price <= rest)
-
-
-@final
-class SelfTradeDenied(Denial):
-    """``SELF_TRADE`` (``self_trade = "deny"``): some resting order of the node, on the
-    other side, is at or beyond the order's price; the message names the first one sent."""
-
-    def __init__(
-        self,
-        book: WorkingBook,
-        order: Order,
-        instrument: Instrument,
-        is_buy: bool,
-        price: int | None,
-    ) -> None:
-        super().__init__(DenyReason.SELF_TRADE)
-        self.book = book
-        self.order = order
-        self.instrument = instrument
-        self.is_buy = is_buy
-        self.price = price
-
-    def message(self) -> str:
-        crossing = _crossing(self.book, self.order, self.is_buy, self.price)
-        side = "SELL" if self.is_buy else "BUY"
-        if not crossing:  # the best price crossed is always some order's: not reached
-            return f"would cross the node's own resting {side} orders (self_trade = deny)"
-        first = crossing[0]
-        assert first.rest_px is not None
-        return (
-            f"would cross the node's own resting {side} order {first.order.client_order_id} "
-            f"at {self.instrument.price(first.rest_px)} (self_trade = deny)"
-        )

@@ -23,6 +23,7 @@ COMPILED_MODULES = (
     "positions",
     "post_trade",
     "reasons",
+    "self_trade",
     "size",
     "throttle",
 )

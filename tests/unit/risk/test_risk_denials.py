@@ -20,7 +20,8 @@ EXPECTED = {
     "bastion.risk.throttle": {"ThrottleDenied", "DuplicateDenied"},
     "bastion.risk.positions": {"PositionDenied"},
     "bastion.risk.credit": {"CreditDenied", "Unvalued"},
-    "bastion.risk.checks": {"NotPermitted", "SelfTradeDenied"},
+    "bastion.risk.checks": {"NotPermitted"},
+    "bastion.risk.self_trade": {"SelfTradeDenied"},
 }
 
 
