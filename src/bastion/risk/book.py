@@ -15,6 +15,7 @@ each side of each instrument.
 from __future__ import annotations
 
 import heapq
+from typing import final
 
 from bastion.bus import MessageBus
 from bastion.model.enums import OrderSide
@@ -142,6 +143,7 @@ class Working:
         self.rest_px: int | None = None  # the limit price counted in ``RestingPrices``
 
 
+@final
 class WorkingBook:
     """Sums of the unfilled quantity (and notional) of the node's open orders."""
 

@@ -125,6 +125,7 @@ def _windows(throttle: Throttle, *, is_new: bool) -> tuple[SlidingWindow, ...]:
     return tuple(w for w in (first, throttle.messages) if w is not None)
 
 
+@final
 class PreTradeChecks:
     """State and logic of the configurable pre-trade controls."""
 

@@ -129,6 +129,7 @@ class _Positions:
             self.exposure += held.value
 
 
+@final
 class CreditLimits:
     """``max_total_exposure`` and ``max_cash_usage`` on the common integer scale."""
 
@@ -342,6 +343,7 @@ def _spent(cost: Exact, realized: Exact) -> int:
     return -(-spent.numerator // spent.denominator)
 
 
+@final
 class AccountCredit:
     """One risk account's credit limits (common scale) and what counts against them:
     its strategies' net position per instrument, valued at the last mid (with

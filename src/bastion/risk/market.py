@@ -105,6 +105,7 @@ def _ratio100(pct: Decimal) -> tuple[int, int]:
     return num, den * 100
 
 
+@final
 class MarketGuard:
     """Instrument pauses (time-window collar) and stale-data checks.
 

@@ -18,6 +18,7 @@ from bastion.risk.reasons import Denial, DenyReason
 WINDOW_NS = 1_000_000_000  # throttle limits are per second
 
 
+@final
 class SlidingWindow:
     """Messages sent in the last ``window_ns`` (a message at ``t`` counts while
     ``now - t < window_ns``); ``limit`` is how many the window may hold. ``scope``
@@ -73,6 +74,7 @@ class ThrottleDenied(Denial):
         return f"{window.scope}: {window.key} {window.limit} reached"
 
 
+@final
 class DuplicateFilter:
     """Remembers the keys of orders sent in the last ``window_ns``."""
 
