@@ -11,21 +11,21 @@ strategies, throttle per strategy and per venue, duplicates, self-trade,
 permissions, repeated executions, daily loss and drawdown per strategy and node).
 
 - ``p50_us`` / ``p99_us``: time of the full check set per order: the clock read, then
-  ``RiskGate._decide`` as ``submit_order`` runs it first (``explain=False``), until the
-  order may go or is known denied;
+  ``RiskGate._decide`` as ``submit_order`` runs it, until the order may go or is known
+  denied (a denial's message is not built yet);
 - ``passed_*`` / ``denied_*``: the same time for the orders the checks let through and
   for those they denied (about a tenth: self-trade, notional, duplicates);
 - ``submit_p50_us`` / ``submit_p99_us``: the whole ``RiskGate.submit_order`` (checks,
   then the OMS: state machine, events on the bus, the venue call);
-  ``denied_submit_*``: the same for the denied orders (the checks, then again at the
-  same time to build the message, the ``OrderDenied`` event and its log line);
+  ``denied_submit_*``: the same for the denied orders (the checks, the message built
+  from the denial's figures, the ``OrderDenied`` event and its log line);
 - ``baseline_submit_p50_us`` / ``baseline_submit_p99_us``: the same flow with the
   default config (no limits), for comparison;
 - ``quote_hook_p50_us`` / ``quote_hook_p99_us``: the gate's work per quote (the
   time-window collar's sliding window, and the revaluation of the positions held in
   the quote's instrument for the exposure limits), what ``Kernel.on_quote`` adds;
 - ``fill_post_trade_p50_us`` / ``fill_post_trade_p99_us``: the post-trade work per fill
-  (``RiskGate.on_fill``: repeated executions, daily loss and drawdown, every strategy's
+  (``RiskGate.fill_post_trade``: repeated executions, daily loss and drawdown, every strategy's
   PnL); ``post_trade_eval_p50_us``: the periodic ``check_post_trade`` (every 1 s);
 - ``compiled``: whether the gate ran as the C extensions ``setup.py`` builds with mypyc
   at install (else interpreted: ``BASTION_PURE_PYTHON=1`` at install, or no compiler);
@@ -70,6 +70,7 @@ from bastion.risk.config import (
     StrategyRiskConfig,
     ThrottleConfig,
 )
+from bastion.risk.fills import FillPipeline
 from bastion.risk.gate import RiskGate
 from bastion.strategy.runner import GateView
 from bastion.venues.base import VenueAdapter
@@ -169,7 +170,6 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
         ids=ClientOrderIdGenerator("bench", 1),
         venues={"SIM": QuietVenue("SIM")},
     )
-    bus.subscribe(OrderFilled, portfolio.on_fill)
     perf = time.perf_counter_ns
     gate = RiskGate(
         config=config,
@@ -183,14 +183,19 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
         strategies=STRATEGIES,
     )
     fill_ns: list[int] = []
-    if gate.watches_fills:  # as Kernel wires it: after the portfolio
 
-        def timed_on_fill(fill: OrderFilled) -> None:
-            t = perf()
-            gate.on_fill(fill)
-            fill_ns.append(perf() - t)
+    def timed_post_trade(fill: OrderFilled) -> None:
+        t = perf()
+        gate.fill_post_trade(fill)
+        fill_ns.append(perf() - t)
 
-        bus.subscribe(OrderFilled, timed_on_fill)
+    # as Kernel wires it (``risk.fills``), the post-trade stage timed
+    fills = FillPipeline(portfolio=portfolio, risk=gate)
+    fills.stages = tuple(
+        (name, timed_post_trade if name == "risk post-trade" else handler)
+        for name, handler in fills.stages
+    )
+    bus.subscribe(OrderFilled, fills.on_fill)
     quote_hook = gate.quote_hook
     mids = dict(MIDS)
     check_ns: list[int] = []
@@ -247,7 +252,7 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
             price=price,
         )
         t0 = perf()
-        denial = gate._decide(order, side, qty, price, clock.timestamp_ns(), True, True, False)
+        denial = gate._decide(order, side, qty, price, clock.timestamp_ns(), True, True)
         t1 = perf()
         sent = gate.submit_order(order)
         t2 = perf()

@@ -1,9 +1,9 @@
 """A risk gate on a small node (bus, clock, OMS, portfolio) in front of a recording venue,
 the instruments it knows, and the assertions on what reached the venue.
 
-``Node`` is the gate alone; ``Wired`` adds the kernel's wiring: quotes reach the gate's
-quote hook and fills its post-trade monitor (after the portfolio), and the gate's own
-events are recorded."""
+``Node`` has fills reach the portfolio, then the gate, through the kernel's
+``FillPipeline``; ``Wired`` adds the kernel's quote wiring (quotes reach the gate's quote
+hook) and records the gate's own events."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.config import RiskConfig
+from bastion.risk.fills import FillPipeline
 from bastion.risk.gate import RiskGate
 from bastion.venues.base import VenueAdapter
 from kit.venues import RecordingVenue
@@ -112,7 +113,9 @@ class Node:
         self.command_denied: list[CommandDenied] = []
         self.submitted: list[OrderSubmitted] = []
         self.state_changes: list[TradingStateChanged] = []
-        self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
+        # fills as ``Kernel`` hands them on: portfolio, then the gate (``risk.fills``)
+        self.fills = FillPipeline(portfolio=self.portfolio, risk=self.gate)
+        self.bus.subscribe(OrderFilled, self.fills.on_fill)
         self.bus.subscribe(OrderDenied, self.denied.append)
         self.bus.subscribe(CommandDenied, self.command_denied.append)
         self.bus.subscribe(OrderSubmitted, self.submitted.append)
@@ -220,8 +223,6 @@ class Wired(Node):
 
     def __init__(self, config: RiskConfig | None = None, **risk: Any) -> None:
         super().__init__(config, **risk)
-        if self.gate.watches_fills:
-            self.bus.subscribe(OrderFilled, self.gate.on_fill)
         self.paused: list[InstrumentPaused] = []
         self.resumed: list[InstrumentResumed] = []
         self.disabled: list[StrategyDisabled] = []

@@ -34,6 +34,7 @@ from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.config import RiskConfig
+from bastion.risk.fills import FillPipeline
 from bastion.risk.gate import RiskGate
 from bastion.risk.overrides import RiskOverrides
 from bastion.strategy.runner import StrategyRunner, load_strategy
@@ -139,12 +140,11 @@ class Kernel:
         )
         self._quote_subscribers = self.strategies.quote_subscribers
         self._quote_guard = self.risk.quote_hook  # None unless a risk limit watches quotes
-        # the portfolio sees a fill before any strategy does, then the post-trade limits
-        self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
-        self._risk_sees_fills = False
-        if self.risk.watches_fills:
-            self.bus.subscribe(OrderFilled, self.risk.on_fill)
-            self._risk_sees_fills = True
+        # the only fill subscriber of the node: ``risk.fills`` states who sees a fill when
+        self.fills = FillPipeline(
+            portfolio=self.portfolio, risk=self.risk, strategies=self.strategies.on_order_event
+        )
+        self.bus.subscribe(OrderFilled, self.fills.on_fill)
         self.risk_overrides = RiskOverrides(
             base=config.risk,
             apply=self.apply_risk_config,
@@ -239,9 +239,6 @@ class Kernel:
         risk = self.risk
         risk.reconfigure(config)
         self._quote_guard = risk.quote_hook
-        if risk.watches_fills and not self._risk_sees_fills:
-            self.bus.subscribe(OrderFilled, risk.on_fill)
-            self._risk_sees_fills = True
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:

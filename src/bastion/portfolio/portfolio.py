@@ -1,8 +1,9 @@
 """The portfolio: positions, cash, fees and PnL, updated from fills.
 
-Subscribes to ``OrderFilled`` on the bus (before strategies, so a strategy's
-``on_fill`` sees the updated position). Marks use the last quote: a long is
-marked at the bid and a short at the ask (what closing it would get).
+Applies each fill first, before the risk gate and the strategies see it
+(``risk.fills`` states the order), so a strategy's ``on_fill`` sees the updated
+position. Marks use the last quote: a long is marked at the bid and a short at the
+ask (what closing it would get).
 """
 
 from __future__ import annotations

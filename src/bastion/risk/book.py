@@ -3,7 +3,8 @@
 Every order reaches a venue through the gate, which adds it here right after the
 OMS marks it SUBMITTED (in flight counts from that moment). Afterwards each event
 that can change what is left of an order (fill, update, cancel, expiry, reject)
-resynchronizes that order's contribution from the order itself, so the sums always
+resynchronizes that order's contribution (a fill comes through ``risk.fills``, the
+others from the bus) from the order itself, so the sums always
 equal a recount over ``ExecutionEngine.open_orders``: unfilled quantity per
 instrument and side, per (strategy, instrument) and side (``Sides``), (for the credit limits)
 working notional on the common integer scale of ``risk.credit``, for the node and for
@@ -14,6 +15,7 @@ each side of each instrument.
 from __future__ import annotations
 
 import heapq
+from typing import final
 
 from bastion.bus import MessageBus
 from bastion.model.enums import OrderSide
@@ -21,7 +23,6 @@ from bastion.model.events import (
     OrderCanceled,
     OrderEvent,
     OrderExpired,
-    OrderFilled,
     OrderModifyRejected,
     OrderRejected,
     OrderUpdated,
@@ -31,7 +32,8 @@ from bastion.model.orders import Order
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
 
-_EVENTS = (OrderFilled, OrderCanceled, OrderExpired, OrderRejected)
+# fills reach ``on_event`` through ``risk.fills`` (``PreTradeChecks.on_fill``)
+_EVENTS = (OrderCanceled, OrderExpired, OrderRejected)
 _AMEND_ANSWERS = (OrderUpdated, OrderModifyRejected)
 
 
@@ -141,6 +143,7 @@ class Working:
         self.rest_px: int | None = None  # the limit price counted in ``RestingPrices``
 
 
+@final
 class WorkingBook:
     """Sums of the unfilled quantity (and notional) of the node's open orders."""
 

@@ -11,9 +11,10 @@ Nothing is recounted per order: the positions' exposure is kept per instrument,
 valued when a fill moves the position and revalued at each quote of its instrument
 (``on_quote``: the gate's quote hook, which ``Kernel.on_quote``, ``Kernel.on_bar`` and
 the backtest loop call for every quote they store), and the room left under
-``max_cash_usage`` moves with each fill. Both are keyed on the
-portfolio's fill count: when it is not the one they follow (a fill the gate did not
-see, a restored portfolio), they are rebuilt from the portfolio.
+``max_cash_usage`` moves with each fill (``on_fill``, which ``risk.fills`` calls
+right after the portfolio applied the fill). Both are keyed on the portfolio's fill
+count: when it moved by more than the fill (a restored or replayed portfolio), they are
+rebuilt from the portfolio at the next check.
 
 A risk account (``[risk.accounts.NAME]``, ``AccountCredit``) keeps the same figures for
 its strategies alone: their net position per instrument (valued as above),
@@ -30,8 +31,8 @@ from __future__ import annotations
 import math
 from decimal import ROUND_FLOOR, Context, Decimal
 from fractions import Fraction
+from typing import final
 
-from bastion.bus import MessageBus
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide
 from bastion.model.events import OrderFilled
@@ -40,7 +41,7 @@ from bastion.portfolio.portfolio import Portfolio
 from bastion.portfolio.position import Exact
 from bastion.risk.book import WorkingSums
 from bastion.risk.config import AccountRiskConfig, RiskConfig
-from bastion.risk.reasons import BRIEF_CREDIT_LIMIT, Denial, DenyReason
+from bastion.risk.reasons import Denial, DenyReason
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
@@ -128,19 +129,7 @@ class _Positions:
             self.exposure += held.value
 
 
-def advance_fill_count(seen: int, fills: int) -> int:
-    """The fill count a follower of fills has after one more fill: ``fills`` is the
-    portfolio's, which applies the same fill before or after the follower; -1 when out
-    of step (the next check rebuilds from the portfolio), or when not counted yet."""
-    if seen < 0:
-        return -1
-    if fills == seen:  # the portfolio has not applied it yet
-        return seen + 1
-    if fills == seen + 1:  # it has
-        return fills
-    return -1
-
-
+@final
 class CreditLimits:
     """``max_total_exposure`` and ``max_cash_usage`` on the common integer scale."""
 
@@ -151,7 +140,6 @@ class CreditLimits:
         instruments: dict[str, Instrument],
         portfolio: Portfolio,
         last_quotes: dict[str, QuoteTick],
-        bus: MessageBus | None = None,
     ) -> None:
         self._config = config
         self._portfolio = portfolio
@@ -192,11 +180,6 @@ class CreditLimits:
         """Each strategy's account's working sums, for ``risk.book``."""
         self._valued_accounts = [a for a in self.accounts.values() if a.max_exposure is not None]
         self.account_fills = -1
-        self._bus = bus
-        if bus is not None and self.node_limited:
-            bus.subscribe(OrderFilled, self.on_fill)
-        if bus is not None and self.accounts:
-            bus.subscribe(OrderFilled, self.on_account_fill)
 
     @property
     def positions_exposure(self) -> int:
@@ -219,13 +202,6 @@ class CreditLimits:
         for account in self._valued_accounts:
             account.positions.on_quote(quote)
 
-    def detach(self) -> None:
-        """Stop following fills (new limits replace these)."""
-        if self._bus is not None and self.node_limited:
-            self._bus.unsubscribe(OrderFilled, self.on_fill)
-        if self._bus is not None and self.accounts:
-            self._bus.unsubscribe(OrderFilled, self.on_account_fill)
-
     def common(self, limit: Decimal | None) -> int | None:
         """A money limit on the common scale (rounded down: the limit itself passes)."""
         return None if limit is None else math.floor(Fraction(limit) * self.denominator)
@@ -240,13 +216,11 @@ class CreditLimits:
         buys: int,
         change: int = 0,
         fills: int = -1,
-        explain: bool = True,
     ) -> Denial | None:
         """``exposure``: working orders' notional, the new order's included; ``buys``: the
         working buys' notional (new one included when it is a buy); both common-scale.
         ``change``: what the order adds to them (``AccountCredit.check``'s signature).
-        ``fills``: the portfolio's fill count, when the caller has read it.
-        ``explain`` False: a denial without its message (``reasons.Denial``)."""
+        ``fills``: the portfolio's fill count, when the caller has read it."""
         if fills < 0:
             fills = self._portfolio.n_fills
         max_exposure = self.max_exposure
@@ -255,30 +229,15 @@ class CreditLimits:
                 self._rebuild_held(fills)
             positions = self._positions
             if positions.unvalued:
-                return DenyReason.NO_REFERENCE_PRICE, (
-                    f"no quote to value the position in {positions.missing()} for "
-                    "max_total_exposure"
-                )
-            if exposure + positions.exposure > max_exposure:
-                if not explain:
-                    return BRIEF_CREDIT_LIMIT
-                return DenyReason.CREDIT_LIMIT, (
-                    f"total exposure {self.money(exposure + positions.exposure)} "
-                    f"(positions + working orders) would exceed max_total_exposure "
-                    f"{self._config.max_total_exposure}"
-                )
+                return Unvalued(positions, None)
+            total = exposure + positions.exposure
+            if total > max_exposure:
+                return CreditDenied(self, None, total, True)
         if is_buy and self._cash_limit is not None:
             if fills != self._cash_fills:  # cash only changes with fills
                 self._recount_cash()
             if buys > self._cash_room:
-                if not explain:
-                    return BRIEF_CREDIT_LIMIT
-                portfolio = self._portfolio
-                spent_now = portfolio.starting_cash - portfolio.cash()
-                return DenyReason.CREDIT_LIMIT, (
-                    f"cash usage {spent_now + self.money(buys)} (spent + working buys) would "
-                    f"exceed max_cash_usage {self._config.max_cash_usage}"
-                )
+                return CreditDenied(self, None, buys, False)
         return None
 
     def _rebuild_held(self, fills: int) -> None:
@@ -302,23 +261,26 @@ class CreditLimits:
         self._cash_room = int(self._room_exact.to_integral_value(ROUND_FLOOR, context=_EXACT))
 
     def on_fill(self, fill: OrderFilled) -> None:
-        """Move the node's position in the fill's instrument, and the cash room by the
-        fill's cash flow and fee (the portfolio applies the same fill before or after
-        this; the fill count tells which)."""
+        """A fill the portfolio has applied (``risk.fills``): the node's limits, then the
+        risk accounts'. Each figure moves only when it was in step with the portfolio
+        before the fill, else the next check rebuilds it (``-1``: out of step)."""
         fills = self._portfolio.n_fills
         weight = self.weights.get(fill.instrument_id)
+        if self.accounts:
+            self._account_fill(fill, fills, weight)
         if self.max_exposure is not None:
-            self._held_fills = -1 if weight is None else advance_fill_count(self._held_fills, fills)
-            if self._held_fills >= 0:
-                assert weight is not None
+            if weight is None or self._held_fills != fills - 1:
+                self._held_fills = -1
+            else:
+                self._held_fills = fills
                 qty = fill.last_qty
                 self._positions.move(fill.instrument_id, qty if fill.side is _BUY else -qty, weight)
         if self._cash_limit is None:
             return
-        self._cash_fills = -1 if weight is None else advance_fill_count(self._cash_fills, fills)
-        if self._cash_fills < 0:
+        if weight is None or self._cash_fills != fills - 1:
+            self._cash_fills = -1
             return
-        assert weight is not None
+        self._cash_fills = fills
         # a buy spends qty * px (raw2 = 2 * qty * px on the common scale), a sell earns it
         flow = 2 * fill.last_qty * fill.last_px * weight
         change = Decimal(-flow if fill.side is _BUY else flow)
@@ -328,21 +290,21 @@ class CreditLimits:
         self._cash_room = int(self._room_exact.to_integral_value(ROUND_FLOOR, context=_EXACT))
 
     # -- risk accounts ------------------------------------------------------------------
-    def on_account_fill(self, fill: OrderFilled) -> None:
+    def _account_fill(self, fill: OrderFilled, fills: int, weight: int | None) -> None:
         """Move the position and cash of the fill's strategy's account (every fill keeps
         the accounts in step with the portfolio's fill count; out of step, the next
         account check rebuilds them)."""
-        self.account_fills = advance_fill_count(self.account_fills, self._portfolio.n_fills)
-        if self.account_fills < 0:
-            return
-        account = self.account_of.get(fill.strategy_id)
-        if account is None:
-            return
-        weight = self.weights.get(fill.instrument_id)
-        if weight is None:
+        if self.account_fills != fills - 1:
             self.account_fills = -1
             return
-        account.apply_fill(fill, weight)
+        account = self.account_of.get(fill.strategy_id)
+        if account is not None and weight is None:
+            self.account_fills = -1
+            return
+        self.account_fills = fills
+        if account is not None:
+            assert weight is not None
+            account.apply_fill(fill, weight)
 
     def rebuild_accounts(self) -> None:
         """Every account's positions and spent cash, from the portfolio's positions per
@@ -381,6 +343,7 @@ def _spent(cost: Exact, realized: Exact) -> int:
     return -(-spent.numerator // spent.denominator)
 
 
+@final
 class AccountCredit:
     """One risk account's credit limits (common scale) and what counts against them:
     its strategies' net position per instrument, valued at the last mid (with
@@ -408,7 +371,6 @@ class AccountCredit:
         buys: int,
         change: int,
         fills: int = -1,
-        explain: bool = True,
     ) -> Denial | None:
         """The node's limits (``exposure``, ``buys`` as ``CreditLimits.check``), then the
         account's: ``change`` is what the order adds to its working notional."""
@@ -416,7 +378,7 @@ class AccountCredit:
         if fills < 0:
             fills = credit._portfolio.n_fills
         if credit.node_limited:
-            denial = credit.check(is_buy, exposure, buys, 0, fills, explain)
+            denial = credit.check(is_buy, exposure, buys, 0, fills)
             if denial is not None:
                 return denial
         if fills != credit.account_fills:
@@ -425,30 +387,14 @@ class AccountCredit:
         if max_exposure is not None:
             positions = self.positions
             if positions.unvalued:
-                return DenyReason.NO_REFERENCE_PRICE, (
-                    f"no quote to value the position in {positions.missing()} for "
-                    f"max_total_exposure of account {self.name}"
-                )
+                return Unvalued(positions, self)
             total = self.working.exposure + change + positions.exposure
             if total > max_exposure:
-                if not explain:
-                    return BRIEF_CREDIT_LIMIT
-                return DenyReason.CREDIT_LIMIT, (
-                    f"account {self.name}: total exposure {credit.money(total)} (positions + "
-                    f"working orders of its strategies) would exceed max_total_exposure "
-                    f"{self.config.max_total_exposure} (risk.accounts.{self.name})"
-                )
+                return CreditDenied(credit, self, total, True)
         if is_buy and self._cash_limit is not None:
             working_buys = self.working.buy_notional + change
             if working_buys > self.cash_room:
-                if not explain:
-                    return BRIEF_CREDIT_LIMIT
-                used = self.fees + Decimal(self.flow + working_buys) / credit.denominator
-                return DenyReason.CREDIT_LIMIT, (
-                    f"account {self.name}: cash usage {used.quantize(Decimal('0.01'))} "
-                    f"(spent + working buys of its strategies) would exceed max_cash_usage "
-                    f"{self.config.max_cash_usage} (risk.accounts.{self.name})"
-                )
+                return CreditDenied(credit, self, working_buys, False)
         return None
 
     @property
@@ -493,3 +439,67 @@ class AccountCredit:
             _EXACT.subtract(self._cash_limit, self.fees), self._credit.denominator
         )
         self.cash_room = int(room.to_integral_value(ROUND_FLOOR, context=_EXACT)) - self.flow
+
+
+@final
+class CreditDenied(Denial):
+    """``CREDIT_LIMIT`` of the node (``account`` None) or of a risk account: ``total`` is
+    the exposure (positions + working orders) beyond ``max_total_exposure``
+    (``exposure``), else the working buys beyond the room under ``max_cash_usage``; both
+    on the common scale."""
+
+    def __init__(
+        self, credit: CreditLimits, account: AccountCredit | None, total: int, exposure: bool
+    ) -> None:
+        super().__init__(DenyReason.CREDIT_LIMIT)
+        self.credit = credit
+        self.account = account
+        self.total = total
+        self.exposure = exposure
+
+    def message(self) -> str:
+        credit = self.credit
+        account = self.account
+        if account is None:
+            config = credit._config
+            if self.exposure:
+                return (
+                    f"total exposure {credit.money(self.total)} (positions + working orders) "
+                    f"would exceed max_total_exposure {config.max_total_exposure}"
+                )
+            portfolio = credit._portfolio
+            spent_now = portfolio.starting_cash - portfolio.cash()
+            return (
+                f"cash usage {spent_now + credit.money(self.total)} (spent + working buys) "
+                f"would exceed max_cash_usage {config.max_cash_usage}"
+            )
+        name = account.name
+        if self.exposure:
+            return (
+                f"account {name}: total exposure {credit.money(self.total)} (positions + "
+                f"working orders of its strategies) would exceed max_total_exposure "
+                f"{account.config.max_total_exposure} (risk.accounts.{name})"
+            )
+        used = account.fees + Decimal(account.flow + self.total) / credit.denominator
+        return (
+            f"account {name}: cash usage {used.quantize(Decimal('0.01'))} "
+            f"(spent + working buys of its strategies) would exceed max_cash_usage "
+            f"{account.config.max_cash_usage} (risk.accounts.{name})"
+        )
+
+
+@final
+class Unvalued(Denial):
+    """``NO_REFERENCE_PRICE``: a position of the node (``account`` None) or of a risk
+    account has no quote to value it for ``max_total_exposure``."""
+
+    def __init__(self, positions: _Positions, account: AccountCredit | None) -> None:
+        super().__init__(DenyReason.NO_REFERENCE_PRICE)
+        self.missing = positions.missing()
+        self.account = account
+
+    def message(self) -> str:
+        text = f"no quote to value the position in {self.missing} for max_total_exposure"
+        if self.account is not None:
+            text += f" of account {self.account.name}"
+        return text

@@ -10,9 +10,10 @@ or message rate, because they only reduce risk.
 Checks here: trading state (HALTED denies everything; REDUCING allows only orders
 that shrink the node's net position without flipping it), disabled strategies,
 instrument and venue known, quantity on lot and price on tick, max order quantity
-and notional (per instrument). The configurable controls (instrument pause, stale
-data, permissions, price collar, duplicates, throttle, position, credit, self-trade)
-live in ``risk.checks`` and ``risk.market``, the post-trade limits (repeated
+and notional (per instrument: their rules in ``risk.size``). The configurable
+controls (instrument pause, stale data, permissions, price collar, duplicates,
+throttle, position, credit, self-trade) are called from ``risk.checks``, each rule
+in its own module (see there), the post-trade limits (repeated
 executions, daily loss, drawdown) in ``risk.post_trade``; the gate builds them only
 when one is configured, so an unconfigured node pays two attribute tests per order.
 A strategy the post-trade limits disable has its open orders canceled at once
@@ -50,14 +51,8 @@ from bastion.risk.config import RiskConfig
 from bastion.risk.limits import InstrumentLimits
 from bastion.risk.market import MarketGuard
 from bastion.risk.post_trade import PostTradeMonitor
-from bastion.risk.reasons import (
-    BRIEF_INVALID_PRICE,
-    BRIEF_INVALID_QUANTITY,
-    BRIEF_MAX_ORDER_NOTIONAL,
-    BRIEF_MAX_ORDER_QUANTITY,
-    Denial,
-    DenyReason,
-)
+from bastion.risk.reasons import Denial, DenyReason
+from bastion.risk.size import InvalidPrice, InvalidQuantity, check_size
 
 __all__ = ["DenyReason", "RiskGate"]
 
@@ -66,6 +61,13 @@ _BUY = OrderSide.BUY
 _HALTED = TradingState.HALTED
 _REDUCING = TradingState.REDUCING
 _SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+_HALTED_DENIAL = Denial(DenyReason.TRADING_HALTED, "trading is halted")
+_NOT_REDUCING_DENIAL = Denial(
+    DenyReason.REDUCING_ONLY, "a flatten order must reduce the net position"
+)
+_REDUCING_DENIAL = Denial(
+    DenyReason.REDUCING_ONLY, "trading is REDUCING: only orders that reduce the position"
+)
 
 
 log = structlog.get_logger("bastion.risk")
@@ -210,7 +212,7 @@ class RiskGate:
 
     @property
     def watches_fills(self) -> bool:
-        """Whether ``on_fill`` must see every fill (a post-trade limit is configured)."""
+        """Whether a post-trade limit follows fills (else ``fill_post_trade`` does nothing)."""
         return self._post_trade is not None
 
     @property
@@ -303,10 +305,18 @@ class RiskGate:
         for strategy_id, reason in self.disabled.items():
             log.warning("strategy_disabled_restored", strategy_id=strategy_id, reason=reason)
 
+    # -- fills (``risk.fills`` states the order) -----------------------------------------
+    def fill_pre_trade(self, fill: OrderFilled) -> None:
+        """A fill the portfolio has applied: the pre-trade checks' working book,
+        positions and credit (nothing when no control reads them)."""
+        if self._checks is not None:
+            self._checks.on_fill(fill)
+
     # -- post-trade ---------------------------------------------------------------------
-    def on_fill(self, fill: OrderFilled) -> None:
-        """Every fill, after the portfolio applied it (``Kernel`` subscribes this when
-        ``watches_fills``): repeated executions, then the PnL limits."""
+    def fill_post_trade(self, fill: OrderFilled) -> None:
+        """A fill the portfolio and the pre-trade state have applied, before any strategy
+        hears of it: repeated executions, then the PnL limits (nothing when none is
+        configured)."""
         if self._post_trade is not None:
             self._post_trade.on_fill(fill)
 
@@ -349,8 +359,8 @@ class RiskGate:
         net = self._portfolio.net_quantity(order.instrument_id)
         signed = order.quantity if order.side is _BUY else -order.quantity
         denial: Denial | None = None
-        if net == 0 or (net > 0) == (signed > 0) or abs(signed) > abs(net):
-            denial = DenyReason.REDUCING_ONLY, "a flatten order must reduce the net position"
+        if not _reduces(net, signed):
+            denial = _NOT_REDUCING_DENIAL
         else:
             denial = self._check_order(
                 order,
@@ -370,7 +380,8 @@ class RiskGate:
         return True
 
     def _deny(self, order: Order, denial: Denial, log_event: str, *, warn: bool = False) -> None:
-        reason, message = denial
+        reason = denial.reason
+        message = denial.message()
         self.denials[reason.value] = self.denials.get(reason.value, 0) + 1
         (log.warning if warn else log.info)(
             log_event, client_order_id=order.client_order_id, reason=reason.value, detail=message
@@ -420,7 +431,7 @@ class RiskGate:
             order, order.side, quantity, price, is_increase=quantity > order.quantity, is_new=False
         )
         if denial is not None:
-            self._deny_command(order, *denial)
+            self._deny_command(order, denial.reason, denial.message())
             return False
         checks = self._checks
         if checks is None:
@@ -444,17 +455,9 @@ class RiskGate:
         is_increase: bool,
         is_new: bool,
     ) -> Denial | None:
-        """Every check (``_decide``); a denial with its message."""
+        """Every check (``_decide``) at the clock's time (read only when a check needs it)."""
         now = 0 if self._checks is None else self._clock.timestamp_ns()
-        denial = self._decide(order, side, quantity, price, now, is_increase, is_new, False)
-        if denial is not None and not denial[1]:
-            # the same checks at the same time, naming the limit this time
-            explained = self._decide(order, side, quantity, price, now, is_increase, is_new, True)
-            if explained is None or explained[0] is not denial[0]:  # they are deterministic
-                log.error("risk_denial_not_explained", reason=denial[0].value)
-                explained = denial[0], f"denied: {denial[0].value}"
-            denial = explained
-        return denial
+        return self._decide(order, side, quantity, price, now, is_increase, is_new)
 
     def _decide(
         self,
@@ -465,18 +468,18 @@ class RiskGate:
         now: int,
         is_increase: bool,
         is_new: bool,
-        explain: bool,
     ) -> Denial | None:
-        """The first failed check, or None. ``explain`` False: the answer to send or not;
-        most denials then come without their message (``reasons.Denial``)."""
+        """The first failed check, or None. A denial's message is built only when it is
+        published (``Denial.message``)."""
         state = self.state
         if state is _HALTED:
-            return DenyReason.TRADING_HALTED, "trading is halted"
+            return _HALTED_DENIAL
         disabled = self.disabled
         if disabled and order.strategy_id in disabled:
-            return DenyReason.STRATEGY_DISABLED, (
+            return Denial(
+                DenyReason.STRATEGY_DISABLED,
                 f"strategy {order.strategy_id} is disabled until an operator enables it: "
-                f"{disabled[order.strategy_id]}"
+                f"{disabled[order.strategy_id]}",
             )
         return self._check_order(
             order,
@@ -487,7 +490,6 @@ class RiskGate:
             is_increase=is_increase,
             is_new=is_new,
             reducing=state is _REDUCING,
-            explain=explain,
         )
 
     def _check_order(
@@ -502,32 +504,22 @@ class RiskGate:
         is_new: bool,
         reducing: bool,
         operator: bool = False,
-        explain: bool = True,
     ) -> Denial | None:
-        """Every check but HALTED (``_decide`` tests that first)."""
+        """Every check but HALTED (``_decide`` tests that first): the order's form
+        (``risk.size``), the REDUCING state, its size, then the configurable controls
+        (``risk.checks``)."""
         iid = order.instrument_id
         limits = self._limits.get(iid)
         if limits is None:
-            return DenyReason.UNKNOWN_INSTRUMENT, f"unknown instrument {iid}"
+            return Denial(DenyReason.UNKNOWN_INSTRUMENT, f"unknown instrument {iid}")
         venue = order.venue
         if venue not in self._venues:
-            return DenyReason.UNKNOWN_VENUE, f"unknown venue {venue}"
+            return Denial(DenyReason.UNKNOWN_VENUE, f"unknown venue {venue}")
+        # the order's form, on every order (inline: a call would cost more than the rule)
         if quantity <= 0 or quantity % limits.lot_raw:
-            if not explain:
-                return BRIEF_INVALID_QUANTITY
-            instrument = self._instruments[iid]
-            return DenyReason.INVALID_QUANTITY, (
-                f"quantity {instrument.size(quantity)} is not a positive multiple of lot size "
-                f"{instrument.lot_size}"
-            )
+            return InvalidQuantity(limits, quantity)
         if price is not None and (price <= 0 or price % limits.tick_raw):
-            if not explain:
-                return BRIEF_INVALID_PRICE
-            instrument = self._instruments[iid]
-            return DenyReason.INVALID_PRICE, (
-                f"price {instrument.price(price)} is not a positive multiple of tick size "
-                f"{instrument.tick_size}"
-            )
+            return InvalidPrice(limits, price)
         if reducing and is_increase:
             net = self._portfolio.net_quantity(iid)
             signed = quantity if side is _BUY else -quantity
@@ -536,34 +528,12 @@ class RiskGate:
                 if working is not order and working.side is side:
                     leaves = working.quantity - working.filled_qty
                     signed += leaves if side is _BUY else -leaves
-            if net == 0 or (net > 0) == (signed > 0) or abs(signed) > abs(net):
-                return (
-                    DenyReason.REDUCING_ONLY,
-                    "trading is REDUCING: only orders that reduce the position",
-                )
-        max_qty = limits.max_qty_raw
-        if max_qty is not None and quantity > max_qty:
-            if not explain:
-                return BRIEF_MAX_ORDER_QUANTITY
-            return DenyReason.MAX_ORDER_QUANTITY, (
-                f"quantity {self._instruments[iid].size(quantity)} exceeds max_order_quantity "
-                f"{limits.config.max_order_quantity}"
-            )
-        max_notional = limits.max_notional_raw
-        if max_notional is not None:
-            reference = price
-            if reference is None:
-                quote = self._last_quotes.get(iid)
-                if quote is None:
-                    return DenyReason.NO_REFERENCE_PRICE, "no quote to value a market order"
-                reference = quote.ask if side is _BUY else quote.bid
-            if quantity * reference > max_notional:
-                if not explain:
-                    return BRIEF_MAX_ORDER_NOTIONAL
-                return DenyReason.MAX_ORDER_NOTIONAL, (
-                    f"notional {self._instruments[iid].notional(quantity, reference)} exceeds "
-                    f"max_order_notional {limits.config.max_order_notional}"
-                )
+            if not _reduces(net, signed):
+                return _REDUCING_DENIAL
+        if limits.has_size:
+            denial = check_size(limits, side, quantity, price, self._last_quotes)
+            if denial is not None:
+                return denial
         checks = self._checks
         if checks is not None:
             return checks.check(
@@ -578,7 +548,6 @@ class RiskGate:
                 is_increase=is_increase,
                 is_new=is_new,
                 operator=operator,
-                explain=explain,
             )
         return None
 
@@ -593,3 +562,9 @@ class RiskGate:
                 message=message,
             )
         )
+
+
+def _reduces(net: int, signed: int) -> bool:
+    """The REDUCING rule: whether a signed quantity closes part or all of the net
+    position ``net`` without flipping it."""
+    return net != 0 and (net > 0) != (signed > 0) and abs(signed) <= abs(net)

@@ -1,35 +1,15 @@
-"""Risk limits converted once, at construction, into an instrument's raw integers.
-
-Prices and quantities reach the gate as raw integers (``Instrument.price_raw``);
-comparing them with limits precomputed on the same scale keeps Decimal arithmetic
-off the per-order path. Notional limits are floored: for an integer ``x`` and a
-real limit ``L``, ``x > L`` exactly when ``x > floor(L)``. Reference prices are
-kept doubled (``bid + ask`` is twice the mid) so a half-tick mid stays an integer.
+"""Risk limits converted once, at construction, into an instrument's raw integers
+(``risk.units``). Reference prices are kept doubled (``bid + ask`` is twice the mid)
+so a half-tick mid stays an integer.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, Decimal
-
 from bastion.model.instruments import Instrument
 from bastion.risk.config import InstrumentRiskConfig, StrategyRiskConfig, ThrottleConfig
+from bastion.risk.positions import PositionLimits
 from bastion.risk.throttle import SlidingWindow
-
-
-def _floor(value: Decimal) -> int:
-    return int(Decimal(value).to_integral_value(ROUND_FLOOR))
-
-
-def qty_raw(value: Decimal | None, instrument: Instrument) -> int | None:
-    return None if value is None else _floor(value * instrument.size_scale)
-
-
-def notional_raw(value: Decimal | None, instrument: Instrument, factor: int = 1) -> int | None:
-    """``factor * value`` in raw ``size_raw * price_raw`` units (multiplier applied)."""
-    if value is None:
-        return None
-    scale = instrument.price_scale * instrument.size_scale
-    return _floor(value * factor * scale / instrument.multiplier)
+from bastion.risk.units import notional_raw, qty_raw
 
 
 class InstrumentLimits:
@@ -48,25 +28,28 @@ class InstrumentLimits:
         "config",
         "has_collar",
         "has_position",
+        "has_size",
+        "instrument",
         "lot_raw",
         "max_age_ns",
-        "max_gross2_raw",
-        "max_long_raw",
         "max_notional_raw",
         "max_qty_raw",
-        "max_short_raw",
         "needs_reference",
         "paused_or_stale",
+        "positions",
         "stale_ns",
         "tick_raw",
     )
 
     def __init__(self, config: InstrumentRiskConfig, instrument: Instrument) -> None:
         self.config = config
+        self.instrument = instrument
         self.lot_raw = instrument.lot_raw
         self.tick_raw = instrument.tick_raw
         self.max_qty_raw = qty_raw(config.max_order_quantity, instrument)
         self.max_notional_raw = notional_raw(config.max_order_notional, instrument)
+        # whether an order asks ``risk.size.check_size`` (order size limits)
+        self.has_size = self.max_qty_raw is not None or self.max_notional_raw is not None
         self.collar_pct_num: int | None = None
         self.collar_pct_den100 = 0
         if config.collar_pct is not None:
@@ -95,14 +78,9 @@ class InstrumentLimits:
             None if config.reference_max_age_ms is None else config.reference_max_age_ms * 1_000_000
         )
         self.needs_reference = self.has_collar or self.max_age_ns is not None
-        self.max_long_raw = qty_raw(config.max_long_quantity, instrument)
-        self.max_short_raw = qty_raw(config.max_short_quantity, instrument)
-        self.max_gross2_raw = notional_raw(config.max_gross_notional, instrument, 2)
-        self.has_position = (
-            self.max_long_raw is not None
-            or self.max_short_raw is not None
-            or self.max_gross2_raw is not None
-        )
+        positions = PositionLimits(config, instrument)
+        self.has_position = positions.is_set
+        self.positions: PositionLimits | None = positions if positions.is_set else None
         self.stale_ns: int | None = (
             None if config.stale_data_ms is None else config.stale_data_ms * 1_000_000
         )
@@ -115,33 +93,23 @@ class InstrumentLimits:
         return self.needs_reference or self.has_position or self.paused_or_stale
 
 
-class PositionLimits:
-    """A strategy's position limits in one instrument, in raw units."""
-
-    __slots__ = ("max_gross2_raw", "max_long_raw", "max_short_raw")
-
-    def __init__(self, config: StrategyRiskConfig, instrument: Instrument) -> None:
-        self.max_long_raw = qty_raw(config.max_long_quantity, instrument)
-        self.max_short_raw = qty_raw(config.max_short_quantity, instrument)
-        self.max_gross2_raw = notional_raw(config.max_gross_notional, instrument, 2)
-
-
 class Throttle:
-    """The three message windows of a strategy or a venue session (None = no limit)."""
+    """The three message windows of a strategy or a venue session (None = no limit);
+    ``scope`` ("strategy NAME", "venue NAME") names it in a denial."""
 
     __slots__ = ("amends", "is_set", "messages", "new_orders")
 
-    def __init__(self, config: ThrottleConfig) -> None:
-        self.new_orders = _window(config.max_new_orders_per_s)
-        self.amends = _window(config.max_amends_per_s)
-        self.messages = _window(config.max_messages_per_s)
+    def __init__(self, config: ThrottleConfig, scope: str = "") -> None:
+        self.new_orders = _window(config.max_new_orders_per_s, scope, "max_new_orders_per_s")
+        self.amends = _window(config.max_amends_per_s, scope, "max_amends_per_s")
+        self.messages = _window(config.max_messages_per_s, scope, "max_messages_per_s")
         self.is_set = (
             self.new_orders is not None or self.amends is not None or self.messages is not None
         )
 
 
-def _window(limit: int | None) -> SlidingWindow | None:
-    return None if limit is None else SlidingWindow(limit)
+def _window(limit: int | None, scope: str, key: str) -> SlidingWindow | None:
+    return None if limit is None else SlidingWindow(limit, scope=scope, key=key)
 
 
 class StrategyRules:
@@ -154,6 +122,7 @@ class StrategyRules:
         config: StrategyRiskConfig | None,
         throttle: ThrottleConfig,
         instruments: dict[str, Instrument],
+        strategy_id: str = "",
     ) -> None:
         self.config = config
         self.instruments: frozenset[str] | None = None
@@ -170,9 +139,18 @@ class StrategyRules:
                 or config.max_gross_notional is not None
             ):
                 self.positions = {
-                    iid: PositionLimits(config, inst) for iid, inst in instruments.items()
+                    iid: PositionLimits(config, inst, strategy_id)
+                    for iid, inst in instruments.items()
                 }
-        self.throttle = Throttle(throttle)
+        self.throttle = Throttle(throttle, f"strategy {strategy_id}")
+
+    def permits(self, instrument_id: str) -> bool:
+        """The permission rule (``instruments``): whether it may trade the instrument."""
+        return self.instruments is None or instrument_id in self.instruments
+
+    def permits_venue(self, venue: str) -> bool:
+        """The permission rule (``venues``): whether it may trade on the venue."""
+        return self.venues is None or venue in self.venues
 
     @property
     def is_set(self) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 from collections import deque
 from decimal import Decimal
+from typing import final
 
 import structlog
 
@@ -104,6 +105,7 @@ def _ratio100(pct: Decimal) -> tuple[int, int]:
     return num, den * 100
 
 
+@final
 class MarketGuard:
     """Instrument pauses (time-window collar) and stale-data checks.
 
@@ -223,28 +225,54 @@ class MarketGuard:
         return True
 
     # -- orders -------------------------------------------------------------------------
-    def check(self, instrument: Instrument, limits: InstrumentLimits, now: int) -> Denial | None:
+    def check(
+        self, limits: InstrumentLimits, has_quote: bool, quote_ts: int, now: int
+    ) -> Denial | None:
         """``INSTRUMENT_PAUSED`` during a pause, else ``STALE_MARKET_DATA`` when the last
-        quote is older than ``stale_data_ms`` (or there is none); else None."""
-        iid = instrument.id
-        if self.paused:
-            pause = self.paused.get(iid)
+        quote (at ``quote_ts``, if ``has_quote``) is older than ``stale_data_ms`` (or there
+        is none); else None."""
+        paused = self.paused
+        if paused:
+            pause = paused.get(limits.instrument.id)
             if pause is not None and now < pause[0]:
-                return DenyReason.INSTRUMENT_PAUSED, (
-                    f"{iid} is paused for another {(pause[0] - now) / 1e6:g} ms: {pause[1]} "
-                    f"(collar_window_pause_ms {limits.config.collar_window_pause_ms})"
-                )
+                return PausedDenied(limits, pause[0] - now, pause[1])
         stale_ns = limits.stale_ns
-        if stale_ns is not None:
-            quote = self._last_quotes.get(iid)
-            if quote is None:
-                return DenyReason.STALE_MARKET_DATA, (
-                    f"no quote for {iid} yet (stale_data_ms {limits.config.stale_data_ms})"
-                )
-            age = now - quote.ts_ns
-            if age > stale_ns:
-                return DenyReason.STALE_MARKET_DATA, (
-                    f"last quote for {iid} is {age / 1e6:g} ms old: beyond stale_data_ms "
-                    f"{limits.config.stale_data_ms}"
-                )
+        if stale_ns is not None and (not has_quote or now - quote_ts > stale_ns):
+            return StaleDenied(limits, now - quote_ts if has_quote else -1)
         return None
+
+
+@final
+class PausedDenied(Denial):
+    def __init__(self, limits: InstrumentLimits, left_ns: int, why: str) -> None:
+        super().__init__(DenyReason.INSTRUMENT_PAUSED)
+        self.limits = limits
+        self.left_ns = left_ns
+        self.why = why
+
+    def message(self) -> str:
+        limits = self.limits
+        return (
+            f"{limits.instrument.id} is paused for another {self.left_ns / 1e6:g} ms: "
+            f"{self.why} (collar_window_pause_ms {limits.config.collar_window_pause_ms})"
+        )
+
+
+@final
+class StaleDenied(Denial):
+    """The last quote ``age_ns`` old (-1: none yet)."""
+
+    def __init__(self, limits: InstrumentLimits, age_ns: int) -> None:
+        super().__init__(DenyReason.STALE_MARKET_DATA)
+        self.limits = limits
+        self.age_ns = age_ns
+
+    def message(self) -> str:
+        limits = self.limits
+        iid = limits.instrument.id
+        stale_ms = limits.config.stale_data_ms
+        if self.age_ns < 0:
+            return f"no quote for {iid} yet (stale_data_ms {stale_ms})"
+        return (
+            f"last quote for {iid} is {self.age_ns / 1e6:g} ms old: beyond stale_data_ms {stale_ms}"
+        )

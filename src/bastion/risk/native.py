@@ -20,7 +20,11 @@ COMPILED_MODULES = (
     "gate",
     "limits",
     "market",
+    "positions",
     "post_trade",
+    "reasons",
+    "self_trade",
+    "size",
     "throttle",
 )
 

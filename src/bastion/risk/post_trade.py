@@ -1,7 +1,8 @@
 """Post-trade controls: repeated executions, daily loss and drawdown.
 
-Evaluated on every fill (``RiskGate.on_fill``, after the portfolio has applied it)
-and whenever the node calls ``RiskGate.check_post_trade``:
+Evaluated on every fill (``RiskGate.fill_post_trade``, after the portfolio and
+the pre-trade state have applied it: ``risk.fills``) and whenever the node calls
+``RiskGate.check_post_trade``:
 
 - repeated executions: a strategy with more than ``max_fills`` fills within
   ``fills_window_ms`` (a fill at ``t`` counts while ``now - t < fills_window_ms``);

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final
 
 
 class DenyReason(StrEnum):
@@ -29,22 +28,19 @@ class DenyReason(StrEnum):
     STRATEGY_DISABLED = "STRATEGY_DISABLED"
 
 
-Denial = tuple[DenyReason, str]
-"""``(reason, message)``. The checks decide first without building messages
-(``explain=False``): a denial then has an empty message, and the same checks, run
-again at the same time with ``explain=True``, name the limit and its value."""
+class Denial:
+    """A control's refusal of an order: the reason code at once, and ``message()``, the
+    limit and its value, built only when the denial is published.
 
-# The first answers (``explain=False``): constants, as an enum member lookup costs
-# ~250 ns on CPython 3.11 and building a message costs more than the checks.
-BRIEF_INVALID_QUANTITY: Final[Denial] = (DenyReason.INVALID_QUANTITY, "")
-BRIEF_INVALID_PRICE: Final[Denial] = (DenyReason.INVALID_PRICE, "")
-BRIEF_MAX_ORDER_QUANTITY: Final[Denial] = (DenyReason.MAX_ORDER_QUANTITY, "")
-BRIEF_MAX_ORDER_NOTIONAL: Final[Denial] = (DenyReason.MAX_ORDER_NOTIONAL, "")
-BRIEF_NO_REFERENCE_PRICE: Final[Denial] = (DenyReason.NO_REFERENCE_PRICE, "")
-BRIEF_PRICE_COLLAR: Final[Denial] = (DenyReason.PRICE_COLLAR, "")
-BRIEF_POSITION_LIMIT: Final[Denial] = (DenyReason.POSITION_LIMIT, "")
-BRIEF_CREDIT_LIMIT: Final[Denial] = (DenyReason.CREDIT_LIMIT, "")
-BRIEF_THROTTLE: Final[Denial] = (DenyReason.THROTTLE, "")
-BRIEF_DUPLICATE_ORDER: Final[Denial] = (DenyReason.DUPLICATE_ORDER, "")
-BRIEF_SELF_TRADE: Final[Denial] = (DenyReason.SELF_TRADE, "")
-BRIEF_NOT_PERMITTED: Final[Denial] = (DenyReason.NOT_PERMITTED, "")
+    Each control decides once, and when it denies, returns a ``Denial`` holding the
+    figures it decided on; its subclass (beside the control's check) turns them into
+    the message, so the decision and its explanation cannot disagree and a denial that
+    is not published (the checks are timed, or a flatten order is retried) costs no
+    formatting. ``Denial(reason, text)`` itself is for refusals whose text is fixed."""
+
+    def __init__(self, reason: DenyReason, text: str = "") -> None:
+        self.reason = reason
+        self.text = text
+
+    def message(self) -> str:
+        return self.text

@@ -166,11 +166,12 @@ class StrategyRunner:
 
     def _subscribe_order_events(self) -> None:
         """Listen to order events only if some strategy has a hook for them: with none,
-        an order event costs the bus one dict lookup."""
-        wants_all = any(on_event is not None for on_event, _ in self._event_hooks.values())
-        event_types = ORDER_EVENT_TYPES if wants_all else (OrderFilled,)
-        for event_type in event_types:
-            self._bus.subscribe(event_type, self.on_order_event)
+        an order event costs the bus one dict lookup. Fills come from the kernel's fill
+        pipeline (``risk.fills``), after the portfolio and the risk gate have them."""
+        if any(on_event is not None for on_event, _ in self._event_hooks.values()):
+            for event_type in ORDER_EVENT_TYPES:
+                if event_type is not OrderFilled:
+                    self._bus.subscribe(event_type, self.on_order_event)
 
     # -- lifecycle ----------------------------------------------------------------------
     def start_all(self) -> None:
