@@ -87,7 +87,7 @@ class NodeOperator:
             raise CommandRefused("--flatten applies to the whole node, not to one venue")
         started = kernel.clock.monotonic_s()
         reason = f"kill by {who}: {why}" if why else f"kill by {who}"
-        cancels = kernel.kill_venue(name, reason)
+        cancels = kernel.kill_venue(name, reason, who=who, why=why)
         response: dict[str, Any] = {
             "venue": name,
             "halted": reason,
@@ -110,7 +110,7 @@ class NodeOperator:
         risk = self.kernel.risk
         if venue is not None:
             self._check_venue(venue)
-            resumed = self.kernel.venues[venue].resume()
+            resumed = self.kernel.resume_venue(venue, who=who, why=why)
             log.warning("venue_resumed", venue=venue, who=who, why=why, resumed=resumed)
             return {"venue": venue, "resumed": resumed, "state": risk.state.value}
         if instrument is not None:
