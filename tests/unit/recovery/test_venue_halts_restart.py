@@ -241,3 +241,25 @@ def test_when_a_halted_venue_is_no_longer_configured_then_the_others_are_unaffec
         assert report is not None and report.halted_venues == {"B": HALT}
         assert kernel.venues["A"].halted is None
         assert send(kernel, X).status is OrderStatus.ACCEPTED
+
+
+def test_when_kill_or_resume_venue_answers_then_the_change_is_committed(tmp_path: Path) -> None:
+    """The operator's answer comes once the event is on disk (a crash right after it cannot
+    lose the halt), even with a journal that commits seldom."""
+    journal = SqliteJournal(tmp_path / "j.sqlite", commit_interval_ms=60_000)
+    try:
+        kernel = Kernel(
+            config=config(("A", "B")),
+            base_dir=tmp_path,
+            clock=SimClock(T0),
+            epoch=1,
+            journal=journal,
+        )
+        operator = NodeOperator(kernel)
+        kill(operator, "B")
+        assert journal.committed_seq == journal.last_seq >= 1
+        halted_seq = journal.last_seq
+        assert resume(operator, "B") is True
+        assert journal.committed_seq == journal.last_seq > halted_seq
+    finally:
+        journal.close()
