@@ -111,6 +111,8 @@ def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryRe
         kernel.risk.restore_disabled(disabled)
     overrides.restore(list(active.values()), journaled_config)
     restore_venue_halts(kernel, halted)
+    for name in sorted(set(halted) - set(kernel.venues)):  # the config no longer lists it
+        log.warning("venue_halt_of_unknown_venue", venue=name, reason=halted[name])
     portfolio = kernel.portfolio
     report = RecoveryReport(
         snapshot_seq=snapshot_seq,

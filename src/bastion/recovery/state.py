@@ -178,9 +178,9 @@ def restore(kernel: RecoverableNode, snapshot: NodeSnapshot) -> None:
 
 
 def restore_venue_halts(kernel: RecoverableNode, halted: dict[str, str]) -> None:
-    """Halt exactly the venues in ``halted`` (name: reason), as the journal last recorded
-    them, before any order can be sent; a halted venue the config no longer lists is
-    reported, not applied."""
+    """Halt exactly the node's venues named in ``halted`` (name: reason), as the journal
+    last recorded them, before any order can be sent (a name the node has no venue for
+    is left to the caller to report)."""
     for name, venue in kernel.venues.items():
         reason = halted.get(name)
         if reason is None:
@@ -188,8 +188,6 @@ def restore_venue_halts(kernel: RecoverableNode, halted: dict[str, str]) -> None
         elif venue.halted != reason:
             log.warning("venue_halt_restored", venue=name, reason=reason)
             venue.halt(reason)
-    for name in sorted(set(halted) - set(kernel.venues)):
-        log.warning("venue_halt_of_unknown_venue", venue=name, reason=halted[name])
 
 
 def _order_state(o: Order) -> OrderState:
