@@ -7,7 +7,8 @@ Checked as an operator would see it (``bastion status``, ``kill --venue``, ``res
 witness: each order reaches its instrument's venue, each venue is reconciled on its own,
 a venue's kill leaves the other trading, and when the simulator process dies the node
 reports ``XYZ.SIM`` unavailable, rejects its orders with the reason and trades on at
-``SIM``; once the simulator is back, ``FIXSIM`` is reconciled again and trades.
+``SIM``; once the simulator is back, ``FIXSIM`` is reconciled again and trades. A venue's
+halt outlives a restart of the node (a crash or a clean stop) until it is resumed.
 Waits poll with a deadline (``eventually``); nothing sleeps.
 """
 
@@ -29,9 +30,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from bastion.journal.sqlite import JournalEvent, SqliteJournal
+from bastion.journal.sqlite import JournalEvent, SqliteJournal, StoredSnapshot
 from bastion.model import events as ev
 from bastion.node.control import request, socket_path
+from bastion.recovery.state import decode
 from bastion.venue_server.ledger import OrderRow, VenueLedger
 from kit.fix_desk import fix_process, venue_sim_toml
 from kit.waiting import eventually
@@ -426,3 +428,114 @@ def test_when_fix_venue_down_at_start_then_sim_trades_and_fix_joins_once_reconci
             assert terminate(venue) == 0, venue_log.read_text()
     with VenueLedger(tmp_path / "venue" / "ledger.sqlite") as ledger:
         assert ledger.open_orders(ACCOUNT) == []
+
+
+@pytest.mark.timeout(300)
+def test_when_node_restarts_after_kill_venue_then_the_venue_stays_halted_until_resumed(
+    tmp_path: Path,
+) -> None:
+    """kill --venue FIXSIM, then the node is SIGKILLed and restarted (the halt comes back
+    from the journal tail), then stopped and restarted (from the snapshot it took on the
+    way out): each time FIXSIM stays halted, no XYZ.SIM order reaches the venue (its ledger
+    is the witness) and SIM trades; a resume naming a venue the node does not have is
+    refused, and resume --venue FIXSIM lets XYZ.SIM trade again."""
+    port = free_port()
+    venue_cfg, node_cfg, journal = write_desk(tmp_path, port)
+    venue_log, node_log = tmp_path / "venue.log", tmp_path / "node.log"
+
+    def restarted_halted(node: subprocess.Popen[bytes], since: int, reason: str) -> None:
+        """After a restart at ``since``: FIXSIM halted for ``reason``, SIM trading."""
+
+        def halted_while_sim_trades() -> dict[str, Any]:
+            alive(node, node_log)
+            answer = status(journal)
+            assert after(journal, since, ev.OrderFilled, SIM_IID), "SIM not trading yet"
+            rejected = after(journal, since, ev.OrderRejected, FIX_IID)
+            assert rejected, "no XYZ.SIM order refused yet"
+            assert all(HALTED_AT_VENUE in e.reason for e in rejected)
+            return answer
+
+        answer = eventually(halted_while_sim_trades, START_TIMEOUT_S + 15)
+        assert answer["venues"]["FIXSIM"]["halted"] == reason
+        assert answer["venues"]["SIM"]["halted"] is None
+        assert answer["unavailable_instruments"] == [FIX_IID]
+        assert answer["state"] == "ACTIVE"
+        assert not after(journal, since, ev.OrderAccepted, FIX_IID)
+
+    with process("venue", "sim", venue_cfg, cwd=tmp_path, log=venue_log) as venue:
+        eventually(lambda: alive(venue, venue_log) and listening(port), START_TIMEOUT_S)
+        with process("run", node_cfg, cwd=tmp_path, log=node_log) as node:
+
+            def trading_at_both() -> bool:
+                alive(node, node_log)
+                for iid in (SIM_IID, FIX_IID):
+                    assert after(journal, 0, ev.OrderFilled, iid), f"no fill on {iid} yet"
+                return True
+
+            eventually(trading_at_both, START_TIMEOUT_S + 15)
+            bastion("kill", node_cfg.name, "--venue", "FIXSIM", "--why", "drill", cwd=tmp_path)
+            # committed before the answer: there for the SIGKILL below
+            ((halt_seq, halt),) = [(s, e) for s, e in peek(journal) if type(e) is ev.VenueHalted]
+            assert (halt.venue, halt.why) == ("FIXSIM", "drill") and halt.who
+            assert halt.reason == f"kill by {halt.who}: drill"
+            eventually(lambda: ledger_open(tmp_path) == [], 10)
+            node.kill()  # SIGKILL: no snapshot on the way out
+            node.wait(timeout=STOP_TIMEOUT_S)
+        sent_to_venue = {o.order_id for o in ledger_orders(tmp_path)}
+
+        # -- after the crash: the halt comes back from the journal tail -------------------
+        assert latest_snapshot(journal).seq < halt_seq
+        crash_seq = last_seq(journal)
+        with process("run", node_cfg, cwd=tmp_path, log=node_log) as node:
+            restarted_halted(node, crash_seq, halt.reason)
+            assert terminate(node) == 0, node_log.read_text()
+        assert {o.order_id for o in ledger_orders(tmp_path)} == sent_to_venue
+
+        # -- after a clean stop: the halt comes back from the snapshot --------------------
+        stored = latest_snapshot(journal)
+        assert stored.seq > halt_seq
+        assert decode(stored.payload).halted_venues == {"FIXSIM": halt.reason}
+        stop_seq = last_seq(journal)
+        with process("run", node_cfg, cwd=tmp_path, log=node_log) as node:
+            restarted_halted(node, stop_seq, halt.reason)
+            assert {o.order_id for o in ledger_orders(tmp_path)} == sent_to_venue
+
+            # -- a resume of another venue is refused; FIXSIM's own resume lets it trade --
+            refused = subprocess.run(
+                [sys.executable, "-m", "bastion", "resume", node_cfg.name, "--venue", "NOPE"],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                timeout=30,
+                check=False,
+            )
+            assert refused.returncode == 1, refused.stderr
+            assert "no venue 'NOPE' on this node" in refused.stdout
+            assert status(journal)["venues"]["FIXSIM"]["halted"] == halt.reason
+            assert not after(journal, 0, ev.VenueResumed)
+            resumed = bastion("resume", node_cfg.name, "--venue", "FIXSIM", cwd=tmp_path)
+            assert (resumed["venue"], resumed["resumed"]) == ("FIXSIM", True)
+            (back,) = after(journal, 0, ev.VenueResumed)
+            assert (back.venue, back.who) == ("FIXSIM", halt.who)
+            eventually(
+                lambda: any(o.order_id not in sent_to_venue for o in ledger_orders(tmp_path)),
+                10,
+            )
+            assert status(journal)["unavailable_instruments"] == []
+            assert terminate(node) == 0, node_log.read_text()
+        assert terminate(venue) == 0, venue_log.read_text()
+    with VenueLedger(tmp_path / "venue" / "ledger.sqlite") as ledger:
+        assert ledger.verify() == []
+        assert ledger.open_orders(ACCOUNT) == []
+
+
+def latest_snapshot(journal: Path) -> StoredSnapshot:
+    """The journal's newest snapshot (the node stopped)."""
+    stored = SqliteJournal(journal)
+    try:
+        snapshot = stored.latest_snapshot()
+    finally:
+        stored.close()
+    assert snapshot is not None, "no snapshot"
+    return snapshot

@@ -134,6 +134,10 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             who="bob",
             why="done",
         ),
+        ev.VenueHalted(
+            ts_ns=ts_ns + 26, venue="FIXSIM", reason="kill by bob: drill", who="bob", why="drill"
+        ),
+        ev.VenueResumed(ts_ns=ts_ns + 27, venue="FIXSIM", who="bob", why="over"),
     ]
 
 

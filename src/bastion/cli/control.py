@@ -25,8 +25,8 @@ so it stays HALTED across restarts until `bastion resume`), cancels every open
 order and, with --flatten, sends a market order that closes each position (the
 price collar still checks it). With --venue NAME only that venue is halted: its
 open orders are canceled and new orders for its instruments are rejected, while the
-node trades on at its other venues (until `bastion resume --venue NAME`; a venue
-halt is not journaled: a restarted node trades at every venue again). The node's
+node trades on at its other venues; the halt is journaled with who and why, so the
+venue stays halted across restarts until `bastion resume --venue NAME`. The node's
 answer is printed as JSON.
 
 exit codes: 0 done, 1 the node reported an error, 2 no node listening or bad

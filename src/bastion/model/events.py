@@ -230,6 +230,26 @@ class RiskOverrideEnded(Event, frozen=True, kw_only=True):
     why: str
 
 
+class VenueHalted(Event, frozen=True, kw_only=True):
+    """An operator halted one venue (``bastion kill --venue``): it refuses new orders,
+    cancels still go, the other venues trade on. It stays halted across restarts (recovery
+    takes it over from the journal) until a ``VenueResumed``. ``reason`` is what the venue
+    answers an order with (``kill by who: why``)."""
+
+    venue: str
+    reason: str
+    who: str
+    why: str
+
+
+class VenueResumed(Event, frozen=True, kw_only=True):
+    """An operator let a halted venue take orders again (``bastion resume --venue``)."""
+
+    venue: str
+    who: str
+    why: str
+
+
 class JournaledBy(enum.Enum):
     """Who writes an event type to the journal."""
 
@@ -280,6 +300,8 @@ EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(RiskLimitsChanged, "RiskLimitsChanged", _BUS),
     EventKind(RiskOverrideSet, "RiskOverrideSet", _BUS),
     EventKind(RiskOverrideEnded, "RiskOverrideEnded", _BUS),
+    EventKind(VenueHalted, "VenueHalted", _BUS),
+    EventKind(VenueResumed, "VenueResumed", _BUS),
 )
 """Every event type, stated once: the journal codec decodes exactly these, the execution
 engine journals the order events and the node subscribes the journal to the others.

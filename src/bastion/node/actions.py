@@ -49,7 +49,9 @@ class NodeOperator:
         self, *, flatten: bool, who: str, why: str, venue: str | None = None
     ) -> dict[str, Any]:
         if venue is not None:
-            return self._kill_venue(venue, flatten=flatten, who=who, why=why)
+            answer = self._kill_venue(venue, flatten=flatten, who=who, why=why)
+            await _committed(self.kernel)  # the halt outlives a crash once answered
+            return answer
         kernel = self.kernel
         clock = kernel.clock
         started = clock.monotonic_s()
@@ -87,7 +89,7 @@ class NodeOperator:
             raise CommandRefused("--flatten applies to the whole node, not to one venue")
         started = kernel.clock.monotonic_s()
         reason = f"kill by {who}: {why}" if why else f"kill by {who}"
-        cancels = kernel.kill_venue(name, reason)
+        cancels = kernel.kill_venue(name, reason, who=who, why=why)
         response: dict[str, Any] = {
             "venue": name,
             "halted": reason,
@@ -110,7 +112,8 @@ class NodeOperator:
         risk = self.kernel.risk
         if venue is not None:
             self._check_venue(venue)
-            resumed = self.kernel.venues[venue].resume()
+            resumed = self.kernel.resume_venue(venue, who=who, why=why)
+            await _committed(self.kernel)
             log.warning("venue_resumed", venue=venue, who=who, why=why, resumed=resumed)
             return {"venue": venue, "resumed": resumed, "state": risk.state.value}
         if instrument is not None:
@@ -216,3 +219,9 @@ async def _settle(kernel: Kernel) -> None:
     deadline = clock.monotonic_s() + KILL_SETTLE_TIMEOUT_S
     while kernel.execution.open_orders() and clock.monotonic_s() < deadline:
         await asyncio.sleep(0.005)
+
+
+async def _committed(kernel: Kernel) -> None:
+    """Return once everything journaled so far is on disk (off the loop's thread)."""
+    if kernel.journal is not None:
+        await asyncio.to_thread(kernel.journal.flush)

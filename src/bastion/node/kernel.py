@@ -29,6 +29,8 @@ from bastion.model.events import (
     BUS_JOURNALED_EVENT_TYPES,
     OrderFilled,
     OrderModifyRejected,
+    VenueHalted,
+    VenueResumed,
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
@@ -336,14 +338,31 @@ class Kernel:
         self.risk.set_trading_state(TradingState.HALTED, reason)
         return self.cancel_all_orders()
 
-    def kill_venue(self, name: str, reason: str) -> int:
-        """Halt one venue (new orders for its instruments are rejected) and ask it to
-        cancel its open orders; the other venues trade on. Returns how many were asked."""
+    def kill_venue(self, name: str, reason: str, *, who: str, why: str) -> int:
+        """Halt one venue (new orders for its instruments are rejected; journaled as
+        ``VenueHalted``, so the halt outlives a restart) and ask it to cancel its open
+        orders; the other venues trade on. Returns how many were asked."""
+        self.bus.publish(
+            VenueHalted(
+                ts_ns=self.clock.timestamp_ns(), venue=name, reason=reason, who=who, why=why
+            )
+        )
         self.venues[name].halt(reason)
         orders = [o for o in self.execution.open_orders() if o.venue == name]
         self.risk.cancel_orders(orders)
         self.flush()
         return len(orders)
+
+    def resume_venue(self, name: str, *, who: str, why: str) -> bool:
+        """Let a halted venue take orders again (journaled as ``VenueResumed``); False,
+        and nothing journaled, if it was not halted."""
+        venue = self.venues[name]
+        if venue.halted is None:
+            return False
+        self.bus.publish(
+            VenueResumed(ts_ns=self.clock.timestamp_ns(), venue=name, who=who, why=why)
+        )
+        return venue.resume()
 
     def unavailable_instruments(self) -> list[str]:
         """Instruments whose venue cannot take orders now (disconnected or halted)."""

@@ -20,9 +20,11 @@ from bastion.model.events import (
     StrategyDisabled,
     StrategyEnabled,
     TradingStateChanged,
+    VenueHalted,
+    VenueResumed,
 )
 from bastion.recovery.node import RecoverableNode
-from bastion.recovery.state import SnapshotError, decode, restore
+from bastion.recovery.state import SnapshotError, decode, restore, restore_venue_halts
 from bastion.risk.overrides import Override
 
 log = structlog.get_logger("bastion.recovery")
@@ -40,6 +42,8 @@ class RecoveryReport(msgspec.Struct, kw_only=True):
     elapsed_ms: float
     snapshot_problem: str | None = None
     disabled_strategies: list[str] = msgspec.field(default_factory=list)
+    halted_venues: dict[str, str] = msgspec.field(default_factory=dict)
+    """Venues the operator had halted (name: reason): they stay halted until resumed."""
 
 
 def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryReport:
@@ -48,6 +52,7 @@ def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryRe
     after = 0
     snapshot_seq: int | None = None
     problem: str | None = None
+    halted: dict[str, str] = {}  # venue: reason, the snapshot's, then the journal's changes
     stored = journal.latest_snapshot()
     if stored is not None:
         try:
@@ -57,6 +62,7 @@ def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryRe
             log.error("snapshot_unusable", seq=stored.seq, error=str(error))
         else:
             restore(kernel, snapshot)
+            halted = dict(snapshot.halted_venues)
             after = snapshot_seq = stored.seq
     replay = kernel.execution.replay
     on_fill = kernel.portfolio.on_fill
@@ -93,6 +99,10 @@ def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryRe
             active.pop(event.override_id, None)  # type: ignore[attr-defined]
         elif event_type is RiskLimitsChanged:
             journaled_config = event.config  # type: ignore[attr-defined]
+        elif event_type is VenueHalted:
+            halted[event.venue] = event.reason  # type: ignore[attr-defined]
+        elif event_type is VenueResumed:
+            halted.pop(event.venue, None)  # type: ignore[attr-defined]
         elif isinstance(event, OrderEvent):
             replay(event)
     if last_state is not None:
@@ -100,6 +110,9 @@ def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryRe
     if disabled != kernel.risk.disabled:
         kernel.risk.restore_disabled(disabled)
     overrides.restore(list(active.values()), journaled_config)
+    restore_venue_halts(kernel, halted)
+    for name in sorted(set(halted) - set(kernel.venues)):  # the config no longer lists it
+        log.warning("venue_halt_of_unknown_venue", venue=name, reason=halted[name])
     portfolio = kernel.portfolio
     report = RecoveryReport(
         snapshot_seq=snapshot_seq,
@@ -111,6 +124,7 @@ def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryRe
         elapsed_ms=round((kernel.clock.monotonic_s() - started) * 1000, 3),
         snapshot_problem=problem,
         disabled_strategies=sorted(disabled),
+        halted_venues=dict(sorted(halted.items())),
     )
     log.info("state_recovered", **msgspec.structs.asdict(report))
     return report

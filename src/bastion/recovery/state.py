@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import Any, Final
 
 import msgspec
+import structlog
 
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingState
 from bastion.model.orders import Order
@@ -32,6 +33,8 @@ from bastion.venues.base import VenueMark
 SNAPSHOT_VERSION: Final = 1
 RECENT_ORDERS: Final = 1000
 RECENT_EXEC_IDS: Final = 10_000
+
+log = structlog.get_logger("bastion.recovery")
 
 
 class OrderState(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -86,6 +89,8 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     post_trade: dict[str, Any] = msgspec.field(default_factory=dict)
     # fees per strategy (the risk accounts' cash usage; older snapshots: none)
     strategy_fees: dict[str, Decimal] = msgspec.field(default_factory=dict)
+    # venues the operator halted, and why (``kill --venue``; older snapshots: none)
+    halted_venues: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -122,6 +127,9 @@ def capture(kernel: RecoverableNode, *, node_id: str, epoch: int) -> bytes:
         risk_config=kernel.risk_overrides.journaled_config,
         post_trade=kernel.risk.post_trade_state(),
         strategy_fees=dict(kernel.portfolio.strategy_fees),
+        halted_venues={
+            name: venue.halted for name, venue in kernel.venues.items() if venue.halted is not None
+        },
     )
     return _encode(snapshot)
 
@@ -166,6 +174,20 @@ def restore(kernel: RecoverableNode, snapshot: NodeSnapshot) -> None:
         venue = kernel.venues.get(mark.venue)
         if venue is not None:
             venue.restore_mark(mark)
+    restore_venue_halts(kernel, snapshot.halted_venues)
+
+
+def restore_venue_halts(kernel: RecoverableNode, halted: dict[str, str]) -> None:
+    """Halt exactly the node's venues named in ``halted`` (name: reason), as the journal
+    last recorded them, before any order can be sent (a name the node has no venue for
+    is left to the caller to report)."""
+    for name, venue in kernel.venues.items():
+        reason = halted.get(name)
+        if reason is None:
+            venue.resume()
+        elif venue.halted != reason:
+            log.warning("venue_halt_restored", venue=name, reason=reason)
+            venue.halt(reason)
 
 
 def _order_state(o: Order) -> OrderState:

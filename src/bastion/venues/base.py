@@ -18,7 +18,9 @@ only what is declared here, so it never needs to know which kind of venue it hol
 - recovery: ``recovery_mark`` / ``restore_mark`` (snapshot), ``prepare_recovery``
   (before connecting), ``reconcile`` (once connected), ``session_lost`` and
   ``after_reconcile`` (cancel-on-disconnect);
-- the operator: ``halt`` / ``resume`` (a per-venue kill switch) and ``status``.
+- the operator: ``halt`` / ``resume`` (a per-venue kill switch; the kernel journals
+  each as ``VenueHalted`` / ``VenueResumed`` and recovery halts the venue again after a
+  restart) and ``status``.
 
 Each hook has a default for a venue that has nothing to do there (the in-process
 venue never disconnects). A venue kind is one package under ``bastion.venues``

@@ -32,10 +32,12 @@ from bastion.node.kernel import Kernel
 # One payload of every event type as written before the registry existed (schema 3):
 # a registered tag may never change or go away, or those journals would not decode.
 _GOLDEN = Path(__file__).with_name("journal_payloads_v3.txt")
+# One payload of every event type registered since, as first journaled.
+_ADDED = Path(__file__).with_name("journal_payloads_added.txt")
 
 
-def _golden_payloads() -> dict[str, bytes]:
-    lines = _GOLDEN.read_text().splitlines()
+def _golden_payloads(path: Path = _GOLDEN) -> dict[str, bytes]:
+    lines = path.read_text().splitlines()
     return {
         tag: bytes.fromhex(payload)
         for tag, payload in (line.split() for line in lines if not line.startswith("#"))
@@ -96,6 +98,20 @@ def test_when_an_old_journal_payload_is_read_then_it_decodes_to_the_same_bytes()
     golden = _golden_payloads()
     assert len(golden) == 26
     for tag, payload in golden.items():
+        event = decoder.decode(payload)
+        assert type(event).__struct_config__.tag == tag
+        assert encoder.encode(event) == payload, tag
+
+
+def test_when_an_event_type_is_added_then_its_first_payload_is_pinned() -> None:
+    """Every registered tag has a reference payload (schema 3's, or one added since), and
+    each added payload decodes to its tag's type and encodes back byte for byte: a field
+    of a journaled event cannot change without a journal written with it failing here."""
+    decoder, encoder = new_decoder(), msgspec.msgpack.Encoder()
+    old, added = _golden_payloads(), _golden_payloads(_ADDED)
+    assert not set(old) & set(added)
+    assert set(old) | set(added) == {kind.tag for kind in ev.EVENT_REGISTRY}
+    for tag, payload in added.items():
         event = decoder.decode(payload)
         assert type(event).__struct_config__.tag == tag
         assert encoder.encode(event) == payload, tag
