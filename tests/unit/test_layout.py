@@ -9,6 +9,7 @@ modules together).
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import bastion
@@ -128,6 +129,18 @@ def test_when_import_graph_read_then_only_the_cli_imports_the_cli() -> None:
         if target == "bastion.cli" or target.startswith("bastion.cli.")
     )
     assert offenders == []
+
+
+def test_when_module_names_read_then_none_is_a_standard_library_name() -> None:
+    """No module or package of bastion is named like a standard-library module
+    (``logging``, ``operator``, ``_csv`` ...), leading underscores included."""
+    clashes = sorted(
+        name
+        for name in _modules()
+        if name.rpartition(".")[2] in sys.stdlib_module_names
+        or name.rpartition(".")[2].lstrip("_") in sys.stdlib_module_names
+    )
+    assert clashes == []
 
 
 def test_when_cycle_planted_then_the_check_finds_it() -> None:

@@ -9,7 +9,7 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bastion.data._chunk import RawChunk
+from bastion.data._chunks import RawChunk
 from bastion.data._convert import is_supported
 from bastion.errors import DataError
 

@@ -19,8 +19,8 @@ from typing import Any, Final, Generic, Literal, Protocol, TypeVar, cast, overlo
 import numpy as np
 import pyarrow as pa
 
-from bastion.data._chunk import RawChunk
-from bastion.data._csv import CsvChunks
+from bastion.data._chunks import RawChunk
+from bastion.data._csvfile import CsvChunks
 from bastion.data._parquet import ParquetChunks
 from bastion.data._prefetch import prefetched
 from bastion.data.config import ReplaySourceConfig

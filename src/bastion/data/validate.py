@@ -28,7 +28,7 @@ from typing import Final, Literal
 
 import numpy as np
 
-from bastion.data._chunk import BrokenRow, RawChunk
+from bastion.data._chunks import BrokenRow, RawChunk
 from bastion.data._convert import (
     BoolArray,
     IntArray,

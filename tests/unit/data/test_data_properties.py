@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bastion.data import _csv, open_replay
+from bastion.data import _csvfile, open_replay
 from bastion.errors import DataError
 from bastion.model.data import QuoteTick
 from bastion.model.instruments import Instrument
@@ -79,7 +79,7 @@ def write_parquet(path: Path, inst: Instrument, quotes: list[QuoteTick]) -> None
 
 @contextmanager
 def csv_blocks_of(size: int) -> Iterator[None]:
-    with mock.patch.object(_csv, "BLOCK_BYTES", size):
+    with mock.patch.object(_csvfile, "BLOCK_BYTES", size):
         yield
 
 

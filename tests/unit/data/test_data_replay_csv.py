@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bastion.data import _csv, open_replay
+from bastion.data import _csvfile, open_replay
 from bastion.errors import DataError
 from bastion.model.data import QuoteTick
 from bastion.model.instruments import Instrument
@@ -200,7 +200,7 @@ def test_when_the_file_spans_many_chunks_then_rows_and_lines_are_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
 ) -> None:
     """Rows cross chunk boundaries intact, and line numbers carry across chunks."""
-    monkeypatch.setattr(_csv, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(_csvfile, "BLOCK_BYTES", block_bytes)
     lines = [f"{ts},100.{ts % 100:02d},101.00,{ts},1" for ts in range(1, 60)]
     lines[20:20] = ["", "\r"]  # a blank line and a lone carriage return: two more lines
     good = write(tmp_path, "\n".join(lines) + "\n", "good.csv")

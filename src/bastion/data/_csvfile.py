@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from bastion.data._chunk import BrokenRow, RawChunk
+from bastion.data._chunks import BrokenRow, RawChunk
 from bastion.data._reasons import Reason
 from bastion.errors import DataError
 
