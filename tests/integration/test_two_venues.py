@@ -35,7 +35,7 @@ from bastion.model import events as ev
 from bastion.node.control import request, socket_path
 from bastion.recovery.state import decode
 from bastion.venue_server.ledger import OrderRow, VenueLedger
-from kit.fix_desk import fix_process, venue_sim_toml
+from kit.fix_desk import fix_process, node_fix_venue_toml, venue_sim_toml
 from kit.waiting import eventually
 
 PASSWORD = "two-venues-test-password"
@@ -104,21 +104,7 @@ max_order_notional = "1000000"
 kind = "sim"
 name = "SIM"
 
-[[venues]]
-kind = "fix"
-name = "FIXSIM"
-port = {port}
-sender_comp_id = "NODE"
-target_comp_id = "SIM"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-heartbeat_s = 5
-store_path = "fix/session.sqlite"
-reconnect_initial_ms = 50
-reconnect_max_ms = 200
-logon_timeout_ms = {logon_ms}
-market_data = false
-
+{fix_venue}
 [[feeds]]
 kind = "synthetic"
 name = "house"
@@ -139,7 +125,18 @@ def write_desk(root: Path, port: int, *, logon_ms: int = 5000) -> tuple[Path, Pa
     venue_cfg = root / "venue-sim.toml"
     venue_cfg.write_text(venue_sim_toml(port, seed=7), encoding="utf-8")
     node_cfg = root / "node.toml"
-    node_cfg.write_text(NODE_TOML.format(port=port, logon_ms=logon_ms), encoding="utf-8")
+    node_cfg.write_text(
+        NODE_TOML.format(
+            fix_venue=node_fix_venue_toml(
+                port,
+                table="[[venues]]",
+                heartbeat_s=5,
+                logon_timeout_ms=logon_ms,
+                extra="market_data = false",
+            )
+        ),
+        encoding="utf-8",
+    )
     return venue_cfg, node_cfg, root / "j" / "node.sqlite"
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from bastion.model import events as ev
 from bastion.venue_server.ledger import VenueLedger
-from kit.fix_desk import fix_process, venue_sim_toml
+from kit.fix_desk import fix_process, node_fix_venue_toml, venue_sim_toml
 from kit.journal_reading import peek_journal, read_journal
 from kit.net import free_tcp_port
 from kit.node_process import START_TIMEOUT_S, STOP_TIMEOUT_S, bastion_cmd, still_running
@@ -50,19 +50,7 @@ market_every = 10
 [risk]
 max_order_quantity = "10"
 
-[fix_venue]
-name = "FIXSIM"
-port = {port}
-sender_comp_id = "NODE"
-target_comp_id = "SIM"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-heartbeat_s = 5
-store_path = "fix/session.sqlite"
-reconnect_initial_ms = 50
-reconnect_max_ms = 200
-logon_timeout_ms = 5000
-
+{fix_venue}
 [journal]
 path = "journal.sqlite"
 """
@@ -75,7 +63,9 @@ def _write(root: Path, *, cod: bool = False) -> tuple[Path, Path, int]:
     venue = root / "venue-sim.toml"
     venue.write_text(venue_sim_toml(port, cancel_on_disconnect=cod))
     node = root / "paper-fix.toml"
-    node.write_text(NODE_TOML.format(port=port))
+    node.write_text(
+        NODE_TOML.format(fix_venue=node_fix_venue_toml(port, heartbeat_s=5, logon_timeout_ms=5000))
+    )
     return venue, node, port
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from kit.fix_desk import node_fix_venue_toml
 from kit.net import free_tcp_port, listening
 from kit.node_process import START_TIMEOUT_S, STOP_TIMEOUT_S, bastion_cmd, child_env
 from kit.paths import TESTS_DIR
@@ -99,19 +100,7 @@ max_actions = {max_actions}
 max_order_quantity = "10"
 max_order_notional = "100000"
 
-[fix_venue]
-name = "FIXSIM"
-port = {port}
-sender_comp_id = "NODE"
-target_comp_id = "SIM"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-heartbeat_s = 5
-store_path = "fix/session.sqlite"
-reconnect_initial_ms = 50
-reconnect_max_ms = 200
-logon_timeout_ms = 5000
-
+{fix_venue}
 [journal]
 path = "journal.sqlite"
 {snapshot_keys}
@@ -195,7 +184,7 @@ def write_desk(
             seed=seed,
             mode=mode,
             max_actions=max_actions,
-            port=port,
+            fix_venue=node_fix_venue_toml(port, heartbeat_s=5, logon_timeout_ms=5000),
             snapshot_keys=snapshot_keys,
         ),
         encoding="utf-8",

@@ -47,11 +47,22 @@ def fix_process(
             proc.wait(timeout=PROCESS_STOP_TIMEOUT_S)
 
 
-def node_fix_venue_toml(port: int, *, extra: str = "") -> str:
-    """The ``[fix_venue]`` table of a node trading with ``venue_sim_toml``'s venue."""
+def node_fix_venue_toml(
+    port: int,
+    *,
+    table: str = "[fix_venue]",
+    heartbeat_s: int | None = None,
+    logon_timeout_ms: int | None = None,
+    extra: str = "",
+) -> str:
+    """The FIX venue table of a node trading with ``venue_sim_toml``'s venue: the short
+    form ``[fix_venue]``, or ``table = '[[venues]]'`` for an entry of the venue list."""
+    kind = 'kind = "fix"\n' if table == "[[venues]]" else ""
+    heartbeat = "" if heartbeat_s is None else f"heartbeat_s = {heartbeat_s}\n"
+    logon = "" if logon_timeout_ms is None else f"logon_timeout_ms = {logon_timeout_ms}\n"
     return f"""
-[fix_venue]
-name = "FIXSIM"
+{table}
+{kind}name = "FIXSIM"
 port = {port}
 sender_comp_id = "NODE"
 target_comp_id = "SIM"
@@ -60,7 +71,7 @@ password_env = "BASTION_FIX_PASSWORD"
 store_path = "fix/session.sqlite"
 reconnect_initial_ms = 50
 reconnect_max_ms = 200
-{extra}
+{heartbeat}{logon}{extra}
 """
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bastion.venue_server.ledger import OrderRow, VenueLedger
-from kit.fix_desk import fix_process, venue_sim_toml
+from kit.fix_desk import fix_process, node_fix_venue_toml, venue_sim_toml
 from kit.net import listening
 from kit.node_process import START_TIMEOUT_S, still_running
 from kit.strategies import HOARDER
@@ -43,19 +43,7 @@ max_order_notional = "1000000"
 collar_pct = "5"
 reference_max_age_ms = 2000
 
-[fix_venue]
-name = "FIXSIM"
-port = {port}
-sender_comp_id = "NODE"
-target_comp_id = "SIM"
-username = "trader"
-password_env = "BASTION_FIX_PASSWORD"
-heartbeat_s = 5
-store_path = "fix/session.sqlite"
-reconnect_initial_ms = 50
-reconnect_max_ms = 200
-logon_timeout_ms = 5000
-cancel_on_disconnect = "{cod}"
+{fix_venue}
 
 [journal]
 path = "j/node.sqlite"
@@ -80,7 +68,16 @@ def write_desk(
     venue.write_text(venue_sim_toml(venue_port, seed=7), encoding="utf-8")
     node = root / "paper-fix.toml"
     node.write_text(
-        NODE_TOML.format(port=node_port or venue_port, strategy=strategy, cls=cls, cod=cod),
+        NODE_TOML.format(
+            fix_venue=node_fix_venue_toml(
+                node_port or venue_port,
+                heartbeat_s=5,
+                logon_timeout_ms=5000,
+                extra=f'cancel_on_disconnect = "{cod}"',
+            ),
+            strategy=strategy,
+            cls=cls,
+        ),
         encoding="utf-8",
     )
     return venue, node, root / "j" / "node.sqlite"
