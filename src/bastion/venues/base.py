@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterable, KeysView, Sized
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -76,8 +76,7 @@ class VenueReconciliation(msgspec.Struct, kw_only=True):
 class NodeOrders(Protocol):
     """The node's orders as a venue's recovery sees them (the execution engine)."""
 
-    @property
-    def exec_ids(self) -> KeysView[str]: ...
+    def venue_exec_ids(self, venue: str) -> list[str]: ...
 
     def order(self, client_order_id: str) -> Order | None: ...
 

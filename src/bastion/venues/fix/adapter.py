@@ -412,7 +412,8 @@ class FixVenueAdapter(VenueAdapter):
         self._track_submitted = False
 
     def seed_exec_ids(self, exec_ids: Iterable[str]) -> None:
-        """ExecIDs already applied (from the journal): a resend of them is skipped."""
+        """This venue's ExecIDs already applied (from the journal): a resend of them is
+        skipped."""
         self._exec_ids.update(exec_ids)
 
     # -- session callbacks ------------------------------------------------------------------
