@@ -186,6 +186,9 @@ class ExecutionEngine:
         """
         if order.status is _PENDING_CANCEL:
             return True
+        venue = self._venue_of(order, "cancel")
+        if venue is None:
+            return False
         event = OrderPendingCancel(
             ts_ns=self._clock.timestamp_ns(),
             client_order_id=order.client_order_id,
@@ -194,7 +197,7 @@ class ExecutionEngine:
         )
         if not self._apply(order, event):
             return False
-        self._venues[order.venue].cancel(order)
+        venue.cancel(order)
         return True
 
     def resend_cancel(self, order: Order) -> bool:
@@ -204,10 +207,16 @@ class ExecutionEngine:
         order is not pending a cancel."""
         if order.status is not _PENDING_CANCEL:
             return False
-        self._venues[order.venue].cancel(order)
+        venue = self._venue_of(order, "cancel")
+        if venue is None:
+            return False
+        venue.cancel(order)
         return True
 
     def modify(self, order: Order, quantity: int, price: int | None) -> bool:
+        venue = self._venue_of(order, "modify")
+        if venue is None:
+            return False
         event = OrderPendingReplace(
             ts_ns=self._clock.timestamp_ns(),
             client_order_id=order.client_order_id,
@@ -216,8 +225,23 @@ class ExecutionEngine:
         )
         if not self._apply(order, event):
             return False
-        self._venues[order.venue].modify(order, quantity, price)
+        venue.modify(order, quantity, price)
         return True
+
+    def _venue_of(self, order: Order, request: str) -> VenueAdapter | None:
+        """The order's venue, looked up before its state changes; None (logged) if the
+        node has no such venue (start-up refuses recovered open orders at unknown
+        venues, ``bastion.recovery.reconcile.refuse_unknown_venues``): the request is
+        refused and the order left as it is, so a kill canceling many orders goes on."""
+        venue = self._venues.get(order.venue)
+        if venue is None:
+            log.error(
+                "order_venue_unknown",
+                client_order_id=order.client_order_id,
+                venue=order.venue,
+                request=request,
+            )
+        return venue
 
     # -- venue events -------------------------------------------------------------
     def process(self, event: OrderEvent) -> None:

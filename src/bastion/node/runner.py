@@ -55,7 +55,7 @@ from bastion.node.control import (
     socket_path,
 )
 from bastion.node.kernel import Kernel
-from bastion.recovery.reconcile import reconcile
+from bastion.recovery.reconcile import reconcile, refuse_unknown_venues
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
 from bastion.risk import native
@@ -136,6 +136,11 @@ class _Node:
         _log_order_events(kernel)
         operator = NodeOperator(kernel)
         recovered = recover_state(kernel, journal)
+        try:
+            refuse_unknown_venues(kernel.execution.open_orders(), kernel.venues)
+        except BaseException:
+            journal.close()
+            raise
         operator.took_over_state()
         kernel.risk_overrides.audit_config(who=operator_name(), source=self.source)
         self.report = {"epoch": epoch, **msgspec.structs.asdict(recovered)}
