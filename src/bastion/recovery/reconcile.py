@@ -1,7 +1,9 @@
 """Reconciliation: make the node's orders and positions agree with each venue's.
 
 Run on start, after the journal is replayed and before any strategy trades, once per
-venue, and again for a venue after every new logon of its session. What a venue
+venue, and again for a venue after every new logon of its session. Until then, the
+venue's instruments are unavailable (``VenueAdapter.reconciled``): orders for them
+are rejected at once. What a venue
 checks is its own (``VenueAdapter.reconcile``): a FIX venue is asked for its open
 orders, the status of the node's others and its positions
 (``bastion.venues.fix.reconcile``); the in-process simulated venue, which lives and
@@ -91,7 +93,9 @@ async def reconcile(
         compare_positions=config.compare_positions,
         position_tolerance=config.position_tolerance,
     )
+    logon = venue.logons  # a drop and a new logon meanwhile leave the venue unreconciled
     report = await venue.reconcile(context)
+    venue.reconciled_logon = logon
     report.adopted += adopted_before
     clock = kernel.clock
     kernel.bus.publish(
