@@ -11,6 +11,7 @@ relative to the directory of the config file; see ``resolve_path``.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from decimal import Decimal
 from importlib import resources
@@ -204,6 +205,7 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             else:
                 _check_sim_venue(venue, key)
             keys[venue.name] = f"{key}.name"
+        check_fix_stores(self, None)
         return keys
 
     def venue_configs(self) -> list[VenueConfig]:
@@ -420,12 +422,38 @@ def _check_positive(key: str, value: float) -> None:
         raise ConfigError(f"key '{key}': must be a positive number, got {value}")
 
 
+def check_fix_stores(config: PaperConfig, base_dir: Path | None) -> None:
+    """No two FIX venues share a session: the same store file (resolved against
+    ``base_dir`` when known) with the same SenderCompID and TargetCompID would be one
+    row of sequence numbers and sent messages for two sessions."""
+    seen: dict[tuple[str, str, str], int] = {}
+    for n, venue in enumerate(config.venues):
+        if not isinstance(venue, FixVenueEntry):
+            continue
+        path = (
+            str(resolve_path(base_dir, venue.store_path).resolve())
+            if base_dir is not None
+            else os.path.normpath(os.path.expanduser(venue.store_path))
+        )
+        ident = (path, venue.sender_comp_id, venue.target_comp_id)
+        if ident in seen:
+            other = config.venues[seen[ident]]
+            raise ConfigError(
+                f"key 'venues[{n}].store_path': venue '{venue.name}' would share the FIX "
+                f"session store of venues[{seen[ident]}] ('{other.name}'): same file "
+                f"'{venue.store_path}' and {venue.sender_comp_id}->{venue.target_comp_id}; "
+                "give each FIX venue its own store_path"
+            )
+        seen[ident] = n
+
+
 def _check_files(config: msgspec.Struct, base_dir: Path) -> None:
     """Files the config refers to must exist (relative to the config's directory)."""
     checks: list[tuple[str, str]] = []
     if isinstance(config, PaperConfig | BacktestConfig):
         checks += [(f"strategies[{n}].path", s.path) for n, s in enumerate(config.strategies)]
     if isinstance(config, PaperConfig):
+        check_fix_stores(config, base_dir)
         checks += [(f"replay[{n}].path", s.path) for n, s in enumerate(config.replay)]
         checks += [
             (f"feeds[{n}].path", f.path)

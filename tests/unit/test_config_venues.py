@@ -224,3 +224,22 @@ def test_when_fix_venue_subscribes_to_nothing_then_it_cannot_be_a_feed(tmp_path:
     feed = '[[feeds]]\nkind = "venue"\nname = "md"\nvenue = "FIXSIM"\n'
     message = error(tmp_path, HEAD + SIM + quiet + feed)
     assert "key 'feeds[0].venue': venue 'FIXSIM' sends no market data" in message
+
+
+FIX2 = FIX.replace('"FIXSIM"', '"FIX2"').replace("9878", "9879")
+TWO_FIX_HEAD = HEAD.replace('venue = "SIM"', 'venue = "FIX2"')
+
+
+def test_when_two_fix_venues_would_share_a_session_store_then_error_names_store_path(
+    tmp_path: Path,
+) -> None:
+    """Same file (the default) and the same SenderCompID->TargetCompID: one row of
+    sequence numbers for two sessions. The same file written another way counts too."""
+    message = error(tmp_path, TWO_FIX_HEAD + FIX + FIX2 + SYNTHETIC)
+    assert "key 'venues[1].store_path': venue 'FIX2' would share the FIX session store" in message
+    assert "venues[0] ('FIXSIM')" in message and "NODE->SIM" in message
+    aliased = FIX2 + f'store_path = "{tmp_path / "sub" / ".." / "fix-sessions.sqlite"}"\n'
+    assert "key 'venues[1].store_path'" in error(tmp_path, TWO_FIX_HEAD + FIX + aliased + SYNTHETIC)
+    own_file = load(tmp_path, TWO_FIX_HEAD + FIX + FIX2 + 'store_path = "b.sqlite"\n' + SYNTHETIC)
+    other_ids = load(tmp_path, TWO_FIX_HEAD + FIX + FIX2.replace('"NODE"', '"NODE2"') + SYNTHETIC)
+    assert len(own_file.venue_configs()) == len(other_ids.venue_configs()) == 2
