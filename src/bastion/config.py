@@ -171,8 +171,17 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             if self.feed is not None:
                 _check_instrument_ref("feed.instrument", self.feed.instrument, ids)
                 _check_positive("feed.interval_ms", self.feed.interval_ms)
+            replayed: dict[str, int] = {}
             for n, source in enumerate(self.replay):
                 _check_instrument_ref(f"replay[{n}].instrument", source.instrument, ids)
+                if source.instrument in replayed:
+                    raise ConfigError(
+                        f"key 'replay[{n}].instrument': instrument '{source.instrument}' "
+                        f"already has a feed (replay[{replayed[source.instrument]}]); the "
+                        "[[replay]] tables play at the same time, one file per instrument: "
+                        "join its files into one, in time order"
+                    )
+                replayed[source.instrument] = n
         _check_positive("journal.flush_interval_ms", self.journal.flush_interval_ms)
         if self.run_for_s is not None:
             _check_positive("run_for_s", self.run_for_s)

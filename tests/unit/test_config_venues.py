@@ -243,3 +243,21 @@ def test_when_two_fix_venues_would_share_a_session_store_then_error_names_store_
     own_file = load(tmp_path, TWO_FIX_HEAD + FIX + FIX2 + 'store_path = "b.sqlite"\n' + SYNTHETIC)
     other_ids = load(tmp_path, TWO_FIX_HEAD + FIX + FIX2.replace('"NODE"', '"NODE2"') + SYNTHETIC)
     assert len(own_file.venue_configs()) == len(other_ids.venue_configs()) == 2
+
+
+def test_when_two_legacy_replays_feed_one_instrument_then_error_names_the_key(
+    tmp_path: Path,
+) -> None:
+    """[[replay]] tables play at the same time: two files of one instrument would
+    interleave; one file per instrument (as [[feeds]] requires too)."""
+    replay = '\n[[replay]]\npath = "q.csv"\ninstrument = "ABC.SIM"\n'
+    sim_only = HEAD.replace('venue = "FIXSIM"', 'venue = "SIM"')
+    message = error(tmp_path, sim_only + replay + replay)
+    assert "key 'replay[1].instrument': instrument 'ABC.SIM' already has a feed (replay[0])" in (
+        message
+    )
+    other = replay.replace("ABC.SIM", "XYZ.SIM")
+    assert [f.instruments for f in load(tmp_path, sim_only + replay + other).feed_configs()] == [
+        ["ABC.SIM"],
+        ["XYZ.SIM"],
+    ]
