@@ -151,7 +151,7 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                     "([[feeds]] tables, or a single [feed] / [[replay]])"
                 )
             _check_feeds(self.feeds, ids, self.instruments, venue_keys)
-            sends = {v.name for v in self.venues if v.sends_market_data}
+            sends = {v.name for v in self.venue_configs() if v.sends_market_data}
             for n, feed in enumerate(self.feeds):
                 if isinstance(feed, VenueFeedEntry) and feed.venue not in sends:
                     raise ConfigError(

@@ -261,3 +261,18 @@ def test_when_two_legacy_replays_feed_one_instrument_then_error_names_the_key(
         ["ABC.SIM"],
         ["XYZ.SIM"],
     ]
+
+
+def test_when_single_fix_venue_form_has_a_venue_feed_then_it_loads(tmp_path: Path) -> None:
+    """[fix_venue] with market data is a venue that sends it: a [[feeds]] venue feed may
+    name it."""
+    head = HEAD.replace('venue = "SIM"', 'venue = "FIXSIM"')
+    fix_venue = (
+        '\n[fix_venue]\nname = "FIXSIM"\nport = 1\nsender_comp_id = "a"\ntarget_comp_id = "b"\n'
+    )
+    config = load(
+        tmp_path, head + '\n[[feeds]]\nkind = "venue"\nname = "v"\nvenue = "FIXSIM"\n' + fix_venue
+    )
+    (feed,) = config.feed_configs()
+    assert isinstance(feed, VenueFeedEntry)
+    assert (feed.venue, feed.instruments) == ("FIXSIM", ["ABC.SIM", "XYZ.SIM"])
