@@ -217,6 +217,16 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         check_fix_stores(self, None)
         return keys
 
+    def check_secrets(self) -> None:
+        """Every FIX venue's password can be read now (its ``password_env`` variable is
+        set): ``ConfigError`` naming the key otherwise. Checked when a node is about to
+        run, not by the operator commands that read the same file."""
+        if self.fix_venue is not None:
+            self.fix_venue.resolve_password("fix_venue")
+        for n, venue in enumerate(self.venues):
+            if isinstance(venue, FixVenueEntry):
+                venue.resolve_password(f"venues[{n}]")
+
     def venue_configs(self) -> list[VenueConfig]:
         """Every venue of the node, whichever form the config used."""
         if self.venues:

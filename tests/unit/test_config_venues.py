@@ -3,6 +3,7 @@ single-venue forms map into them, and every mistake names its key."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,26 @@ def test_when_single_fix_venue_form_has_a_venue_feed_then_it_loads(tmp_path: Pat
     (feed,) = config.feed_configs()
     assert isinstance(feed, VenueFeedEntry)
     assert (feed.venue, feed.instruments) == ("FIXSIM", ["ABC.SIM", "XYZ.SIM"])
+
+
+def test_when_password_variable_missing_then_the_node_refuses_naming_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A [[venues]] FIX venue's password_env unset: the error names venues[1], the
+    variable and the file, before the node starts; no secret in it. The operator
+    commands that only read the file do not need it."""
+    cli_main = importlib.import_module("bastion.cli.main")  # the package exports main()
+    monkeypatch.delenv("NO_SUCH_VAR_XYZ", raising=False)
+    text = HEAD + SIM + FIX + 'password_env = "NO_SUCH_VAR_XYZ"\n' + SYNTHETIC
+    config = load(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        config.check_secrets()
+    expected = "key 'venues[1].password_env': environment variable NO_SUCH_VAR_XYZ is not set"
+    assert str(caught.value) == expected
+    monkeypatch.setattr(cli_main, "configure_logging", lambda *_args: None)
+    path = tmp_path / "node.toml"
+    assert cli_main.main(["recover", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {path}: {expected}"
+    assert not (tmp_path / "journal.sqlite").exists()
+    monkeypatch.setenv("NO_SUCH_VAR_XYZ", "s3cret-pw")
+    config.check_secrets()
