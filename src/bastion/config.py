@@ -129,7 +129,7 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     strategies: list[StrategyConfig]
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     venues: list[VenueEntry] = []
-    venue: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
+    venue: SimVenueConfig | None = None  # None: not given (the default simulated venue)
     fix_venue: FixVenueConfig | None = None
     feeds: list[FeedEntry] = []
     feed: SyntheticFeedConfig | None = None
@@ -190,14 +190,19 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """The configured venue names, each with the key that names it."""
         if not self.venues:
             if self.fix_venue is not None:
+                if self.venue is not None:
+                    raise ConfigError(
+                        "keys 'venue' and 'fix_venue': list every venue as a [[venues]] table"
+                    )
                 return {self.fix_venue.name: "fix_venue.name"}
-            _check_sim_venue(self.venue, "venue")
-            return {self.venue.name: "venue.name"}
+            sim = self.venue if self.venue is not None else SimVenueConfig()
+            _check_sim_venue(sim, "venue")
+            return {sim.name: "venue.name"}
         if self.fix_venue is not None:
             raise ConfigError(
                 "keys 'venues' and 'fix_venue': list every venue as a [[venues]] table"
             )
-        if self.venue != SimVenueConfig():
+        if self.venue is not None:
             raise ConfigError("keys 'venues' and 'venue': list every venue as a [[venues]] table")
         keys: dict[str, str] = {}
         for n, venue in enumerate(self.venues):
@@ -231,7 +236,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """Every venue of the node, whichever form the config used."""
         if self.venues:
             return list(self.venues)
-        return [self.fix_venue if self.fix_venue is not None else self.venue]
+        if self.fix_venue is not None:
+            return [self.fix_venue]
+        return [self.venue if self.venue is not None else SimVenueConfig()]
 
     def feed_configs(self) -> list[FeedEntry]:
         """Every feed of the node with the instruments it supplies, whichever form the

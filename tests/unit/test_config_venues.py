@@ -300,3 +300,16 @@ def test_when_password_variable_missing_then_the_node_refuses_naming_file_and_ke
     assert not (tmp_path / "journal.sqlite").exists()
     monkeypatch.setenv("NO_SUCH_VAR_XYZ", "s3cret-pw")
     config.check_secrets()
+
+
+def test_when_venue_table_with_default_values_next_to_venues_then_error(tmp_path: Path) -> None:
+    """[venue] beside [[venues]] is refused even when it only repeats default values
+    (it used to be ignored silently); so is [venue] beside [fix_venue]."""
+    assert "keys 'venues' and 'venue'" in error(
+        tmp_path, HEAD + SIM + FIX + SYNTHETIC + '\n[venue]\nname = "SIM"\n'
+    )
+    head = HEAD.replace('venue = "SIM"', 'venue = "FIXSIM"')
+    fix_venue = (
+        '\n[fix_venue]\nname = "FIXSIM"\nport = 1\nsender_comp_id = "a"\ntarget_comp_id = "b"\n'
+    )
+    assert "keys 'venue' and 'fix_venue'" in error(tmp_path, head + fix_venue + "\n[venue]\n")
