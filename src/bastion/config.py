@@ -11,6 +11,7 @@ relative to the directory of the config file; see ``resolve_path``.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from decimal import Decimal
 from importlib import resources
@@ -128,7 +129,7 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     strategies: list[StrategyConfig]
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     venues: list[VenueEntry] = []
-    venue: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
+    venue: SimVenueConfig | None = None  # None: not given (the default simulated venue)
     fix_venue: FixVenueConfig | None = None
     feeds: list[FeedEntry] = []
     feed: SyntheticFeedConfig | None = None
@@ -150,7 +151,7 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                     "([[feeds]] tables, or a single [feed] / [[replay]])"
                 )
             _check_feeds(self.feeds, ids, self.instruments, venue_keys)
-            sends = {v.name for v in self.venues if v.sends_market_data}
+            sends = {v.name for v in self.venue_configs() if v.sends_market_data}
             for n, feed in enumerate(self.feeds):
                 if isinstance(feed, VenueFeedEntry) and feed.venue not in sends:
                     raise ConfigError(
@@ -170,8 +171,17 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             if self.feed is not None:
                 _check_instrument_ref("feed.instrument", self.feed.instrument, ids)
                 _check_positive("feed.interval_ms", self.feed.interval_ms)
+            replayed: dict[str, int] = {}
             for n, source in enumerate(self.replay):
                 _check_instrument_ref(f"replay[{n}].instrument", source.instrument, ids)
+                if source.instrument in replayed:
+                    raise ConfigError(
+                        f"key 'replay[{n}].instrument': instrument '{source.instrument}' "
+                        f"already has a feed (replay[{replayed[source.instrument]}]); the "
+                        "[[replay]] tables play at the same time, one file per instrument: "
+                        "join its files into one, in time order"
+                    )
+                replayed[source.instrument] = n
         _check_positive("journal.flush_interval_ms", self.journal.flush_interval_ms)
         if self.run_for_s is not None:
             _check_positive("run_for_s", self.run_for_s)
@@ -180,14 +190,19 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """The configured venue names, each with the key that names it."""
         if not self.venues:
             if self.fix_venue is not None:
+                if self.venue is not None:
+                    raise ConfigError(
+                        "keys 'venue' and 'fix_venue': list every venue as a [[venues]] table"
+                    )
                 return {self.fix_venue.name: "fix_venue.name"}
-            _check_sim_venue(self.venue, "venue")
-            return {self.venue.name: "venue.name"}
+            sim = self.venue if self.venue is not None else SimVenueConfig()
+            _check_sim_venue(sim, "venue")
+            return {sim.name: "venue.name"}
         if self.fix_venue is not None:
             raise ConfigError(
                 "keys 'venues' and 'fix_venue': list every venue as a [[venues]] table"
             )
-        if self.venue != SimVenueConfig():
+        if self.venue is not None:
             raise ConfigError("keys 'venues' and 'venue': list every venue as a [[venues]] table")
         keys: dict[str, str] = {}
         for n, venue in enumerate(self.venues):
@@ -204,13 +219,26 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             else:
                 _check_sim_venue(venue, key)
             keys[venue.name] = f"{key}.name"
+        check_fix_stores(self, None)
         return keys
+
+    def check_secrets(self) -> None:
+        """Every FIX venue's password can be read now (its ``password_env`` variable is
+        set): ``ConfigError`` naming the key otherwise. Checked when a node is about to
+        run, not by the operator commands that read the same file."""
+        if self.fix_venue is not None:
+            self.fix_venue.resolve_password("fix_venue")
+        for n, venue in enumerate(self.venues):
+            if isinstance(venue, FixVenueEntry):
+                venue.resolve_password(f"venues[{n}]")
 
     def venue_configs(self) -> list[VenueConfig]:
         """Every venue of the node, whichever form the config used."""
         if self.venues:
             return list(self.venues)
-        return [self.fix_venue if self.fix_venue is not None else self.venue]
+        if self.fix_venue is not None:
+            return [self.fix_venue]
+        return [self.venue if self.venue is not None else SimVenueConfig()]
 
     def feed_configs(self) -> list[FeedEntry]:
         """Every feed of the node with the instruments it supplies, whichever form the
@@ -420,12 +448,38 @@ def _check_positive(key: str, value: float) -> None:
         raise ConfigError(f"key '{key}': must be a positive number, got {value}")
 
 
+def check_fix_stores(config: PaperConfig, base_dir: Path | None) -> None:
+    """No two FIX venues share a session: the same store file (resolved against
+    ``base_dir`` when known) with the same SenderCompID and TargetCompID would be one
+    row of sequence numbers and sent messages for two sessions."""
+    seen: dict[tuple[str, str, str], int] = {}
+    for n, venue in enumerate(config.venues):
+        if not isinstance(venue, FixVenueEntry):
+            continue
+        path = (
+            str(resolve_path(base_dir, venue.store_path).resolve())
+            if base_dir is not None
+            else os.path.normpath(os.path.expanduser(venue.store_path))
+        )
+        ident = (path, venue.sender_comp_id, venue.target_comp_id)
+        if ident in seen:
+            other = config.venues[seen[ident]]
+            raise ConfigError(
+                f"key 'venues[{n}].store_path': venue '{venue.name}' would share the FIX "
+                f"session store of venues[{seen[ident]}] ('{other.name}'): same file "
+                f"'{venue.store_path}' and {venue.sender_comp_id}->{venue.target_comp_id}; "
+                "give each FIX venue its own store_path"
+            )
+        seen[ident] = n
+
+
 def _check_files(config: msgspec.Struct, base_dir: Path) -> None:
     """Files the config refers to must exist (relative to the config's directory)."""
     checks: list[tuple[str, str]] = []
     if isinstance(config, PaperConfig | BacktestConfig):
         checks += [(f"strategies[{n}].path", s.path) for n, s in enumerate(config.strategies)]
     if isinstance(config, PaperConfig):
+        check_fix_stores(config, base_dir)
         checks += [(f"replay[{n}].path", s.path) for n, s in enumerate(config.replay)]
         checks += [
             (f"feeds[{n}].path", f.path)

@@ -116,6 +116,7 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 async def _started(desk: Desk) -> None:
     await desk.adapter.connect()
     assert await desk.adapter.wait_logged_on(10), "bastion did not log on to QuickFIX"
+    desk.adapter.reconciled_logon = desk.adapter.logons  # as the node's reconciliation does
 
 
 def test_order_flow_with_partial_fills_and_cancel_replace_when_against_quickfix(

@@ -112,13 +112,17 @@ class Link:
     def session(self) -> FixSession:
         return self.adapter.session
 
-    def connect(self) -> None:
+    def connect(self, *, reconciled: bool = True) -> None:
+        """Log on; ``reconciled``: as if the node had reconciled the venue on this logon
+        (the adapter takes new orders only then)."""
         self.to_venue.clear()
         self.to_node.clear()
         self.venue.connection_made(self._to_node, lambda: None, initiator=False)
         self.session.connection_made(self.to_venue.append, lambda: None, initiator=True)
         self.pump()
         assert self.session.logged_on and self.venue.logged_on
+        if reconciled:
+            self.adapter.reconciled_logon = self.adapter.logons
 
     def _to_node(self, data: bytes) -> None:
         self.to_node.append(data)

@@ -3,6 +3,7 @@ single-venue forms map into them, and every mistake names its key."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,91 @@ def test_when_fix_venue_subscribes_to_nothing_then_it_cannot_be_a_feed(tmp_path:
     feed = '[[feeds]]\nkind = "venue"\nname = "md"\nvenue = "FIXSIM"\n'
     message = error(tmp_path, HEAD + SIM + quiet + feed)
     assert "key 'feeds[0].venue': venue 'FIXSIM' sends no market data" in message
+
+
+FIX2 = FIX.replace('"FIXSIM"', '"FIX2"').replace("9878", "9879")
+TWO_FIX_HEAD = HEAD.replace('venue = "SIM"', 'venue = "FIX2"')
+
+
+def test_when_two_fix_venues_would_share_a_session_store_then_error_names_store_path(
+    tmp_path: Path,
+) -> None:
+    """Same file (the default) and the same SenderCompID->TargetCompID: one row of
+    sequence numbers for two sessions. The same file written another way counts too."""
+    message = error(tmp_path, TWO_FIX_HEAD + FIX + FIX2 + SYNTHETIC)
+    assert "key 'venues[1].store_path': venue 'FIX2' would share the FIX session store" in message
+    assert "venues[0] ('FIXSIM')" in message and "NODE->SIM" in message
+    aliased = FIX2 + f'store_path = "{tmp_path / "sub" / ".." / "fix-sessions.sqlite"}"\n'
+    assert "key 'venues[1].store_path'" in error(tmp_path, TWO_FIX_HEAD + FIX + aliased + SYNTHETIC)
+    own_file = load(tmp_path, TWO_FIX_HEAD + FIX + FIX2 + 'store_path = "b.sqlite"\n' + SYNTHETIC)
+    other_ids = load(tmp_path, TWO_FIX_HEAD + FIX + FIX2.replace('"NODE"', '"NODE2"') + SYNTHETIC)
+    assert len(own_file.venue_configs()) == len(other_ids.venue_configs()) == 2
+
+
+def test_when_two_legacy_replays_feed_one_instrument_then_error_names_the_key(
+    tmp_path: Path,
+) -> None:
+    """[[replay]] tables play at the same time: two files of one instrument would
+    interleave; one file per instrument (as [[feeds]] requires too)."""
+    replay = '\n[[replay]]\npath = "q.csv"\ninstrument = "ABC.SIM"\n'
+    sim_only = HEAD.replace('venue = "FIXSIM"', 'venue = "SIM"')
+    message = error(tmp_path, sim_only + replay + replay)
+    assert "key 'replay[1].instrument': instrument 'ABC.SIM' already has a feed (replay[0])" in (
+        message
+    )
+    other = replay.replace("ABC.SIM", "XYZ.SIM")
+    assert [f.instruments for f in load(tmp_path, sim_only + replay + other).feed_configs()] == [
+        ["ABC.SIM"],
+        ["XYZ.SIM"],
+    ]
+
+
+def test_when_single_fix_venue_form_has_a_venue_feed_then_it_loads(tmp_path: Path) -> None:
+    """[fix_venue] with market data is a venue that sends it: a [[feeds]] venue feed may
+    name it."""
+    head = HEAD.replace('venue = "SIM"', 'venue = "FIXSIM"')
+    fix_venue = (
+        '\n[fix_venue]\nname = "FIXSIM"\nport = 1\nsender_comp_id = "a"\ntarget_comp_id = "b"\n'
+    )
+    config = load(
+        tmp_path, head + '\n[[feeds]]\nkind = "venue"\nname = "v"\nvenue = "FIXSIM"\n' + fix_venue
+    )
+    (feed,) = config.feed_configs()
+    assert isinstance(feed, VenueFeedEntry)
+    assert (feed.venue, feed.instruments) == ("FIXSIM", ["ABC.SIM", "XYZ.SIM"])
+
+
+def test_when_password_variable_missing_then_the_node_refuses_naming_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A [[venues]] FIX venue's password_env unset: the error names venues[1], the
+    variable and the file, before the node starts; no secret in it. The operator
+    commands that only read the file do not need it."""
+    cli_main = importlib.import_module("bastion.cli.main")  # the package exports main()
+    monkeypatch.delenv("NO_SUCH_VAR_XYZ", raising=False)
+    text = HEAD + SIM + FIX + 'password_env = "NO_SUCH_VAR_XYZ"\n' + SYNTHETIC
+    config = load(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        config.check_secrets()
+    expected = "key 'venues[1].password_env': environment variable NO_SUCH_VAR_XYZ is not set"
+    assert str(caught.value) == expected
+    monkeypatch.setattr(cli_main, "configure_logging", lambda *_args: None)
+    path = tmp_path / "node.toml"
+    assert cli_main.main(["recover", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {path}: {expected}"
+    assert not (tmp_path / "journal.sqlite").exists()
+    monkeypatch.setenv("NO_SUCH_VAR_XYZ", "s3cret-pw")
+    config.check_secrets()
+
+
+def test_when_venue_table_with_default_values_next_to_venues_then_error(tmp_path: Path) -> None:
+    """[venue] beside [[venues]] is refused even when it only repeats default values
+    (it used to be ignored silently); so is [venue] beside [fix_venue]."""
+    assert "keys 'venues' and 'venue'" in error(
+        tmp_path, HEAD + SIM + FIX + SYNTHETIC + '\n[venue]\nname = "SIM"\n'
+    )
+    head = HEAD.replace('venue = "SIM"', 'venue = "FIXSIM"')
+    fix_venue = (
+        '\n[fix_venue]\nname = "FIXSIM"\nport = 1\nsender_comp_id = "a"\ntarget_comp_id = "b"\n'
+    )
+    assert "keys 'venue' and 'fix_venue'" in error(tmp_path, head + fix_venue + "\n[venue]\n")

@@ -14,6 +14,7 @@ import structlog
 
 from bastion.cli.common import Commands, Formatter, configure_command_logging, wrap
 from bastion.config import PaperConfig, default_paper_config, load_config, resolve_path
+from bastion.errors import ConfigError
 
 log = structlog.get_logger("bastion.cli")
 
@@ -96,6 +97,10 @@ def _node_config(args: argparse.Namespace) -> tuple[PaperConfig, Path, str]:
     if args.config is not None:
         config_path = Path(args.config)
         config = load_config(config_path, PaperConfig)
+        try:
+            config.check_secrets()  # a node about to run needs them now
+        except ConfigError as error:
+            raise ConfigError(f"{config_path}: {error}") from None
         base_dir = config_path.resolve().parent
         source = str(config_path)
     else:

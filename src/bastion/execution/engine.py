@@ -6,8 +6,10 @@ event and publishes it on the bus.
 
 Events published: every ``OrderEvent`` subtype, including
 ``OrderTransitionRefused`` when a venue event is illegal for the order's state.
-Duplicate fills (an ``exec_id`` seen before) are dropped and counted, never
-applied twice. Events for unknown orders are counted and logged.
+Duplicate fills (an ``exec_id`` seen before from the same venue) are dropped and
+counted, never applied twice: ExecIDs are unique only per venue (two venues may both
+number their first execution ``E1``), so they are keyed by ``(venue, exec_id)``.
+Events for unknown orders are counted and logged.
 """
 
 from __future__ import annotations
@@ -66,9 +68,10 @@ class ExecutionEngine:
         self._open: dict[str, Order] = {}
         # (strategy, instrument) -> its open orders: target-position math reads this
         self._open_by_key: dict[tuple[str, str], dict[str, Order]] = {}
-        # applied ExecIDs in the order they were applied (a dict: recent ones are cheap
-        # to take for a snapshot)
-        self._exec_ids: dict[str, None] = {}
+        # applied (venue, ExecID) pairs in the order they were applied (a dict: recent
+        # ones are cheap to take for a snapshot); a venue promises unique ExecIDs only
+        # among its own executions
+        self._exec_ids: dict[tuple[str, str], None] = {}
         self.duplicate_fills = 0
         self.unknown_events = 0
         self.refused_transitions = 0
@@ -183,6 +186,9 @@ class ExecutionEngine:
         """
         if order.status is _PENDING_CANCEL:
             return True
+        venue = self._venue_of(order, "cancel")
+        if venue is None:
+            return False
         event = OrderPendingCancel(
             ts_ns=self._clock.timestamp_ns(),
             client_order_id=order.client_order_id,
@@ -191,7 +197,7 @@ class ExecutionEngine:
         )
         if not self._apply(order, event):
             return False
-        self._venues[order.venue].cancel(order)
+        venue.cancel(order)
         return True
 
     def resend_cancel(self, order: Order) -> bool:
@@ -201,10 +207,16 @@ class ExecutionEngine:
         order is not pending a cancel."""
         if order.status is not _PENDING_CANCEL:
             return False
-        self._venues[order.venue].cancel(order)
+        venue = self._venue_of(order, "cancel")
+        if venue is None:
+            return False
+        venue.cancel(order)
         return True
 
     def modify(self, order: Order, quantity: int, price: int | None) -> bool:
+        venue = self._venue_of(order, "modify")
+        if venue is None:
+            return False
         event = OrderPendingReplace(
             ts_ns=self._clock.timestamp_ns(),
             client_order_id=order.client_order_id,
@@ -213,8 +225,23 @@ class ExecutionEngine:
         )
         if not self._apply(order, event):
             return False
-        self._venues[order.venue].modify(order, quantity, price)
+        venue.modify(order, quantity, price)
         return True
+
+    def _venue_of(self, order: Order, request: str) -> VenueAdapter | None:
+        """The order's venue, looked up before its state changes; None (logged) if the
+        node has no such venue (start-up refuses recovered open orders at unknown
+        venues, ``bastion.recovery.reconcile.refuse_unknown_venues``): the request is
+        refused and the order left as it is, so a kill canceling many orders goes on."""
+        venue = self._venues.get(order.venue)
+        if venue is None:
+            log.error(
+                "order_venue_unknown",
+                client_order_id=order.client_order_id,
+                venue=order.venue,
+                request=request,
+            )
+        return venue
 
     # -- venue events -------------------------------------------------------------
     def process(self, event: OrderEvent) -> None:
@@ -229,24 +256,29 @@ class ExecutionEngine:
             )
             return
         if type(event) is OrderFilled:
-            exec_id = event.exec_id
-            if exec_id in self._exec_ids:
+            key = (order.venue, event.exec_id)
+            if key in self._exec_ids:
                 self.duplicate_fills += 1
-                log.warning("duplicate_fill_ignored", exec_id=exec_id)
+                log.warning("duplicate_fill_ignored", venue=order.venue, exec_id=event.exec_id)
                 return
             if self._apply(order, event):
-                self._exec_ids[exec_id] = None
+                self._exec_ids[key] = None
             return
         self._apply(order, event)
 
     # -- recovery -------------------------------------------------------------------
     @property
-    def exec_ids(self) -> KeysView[str]:
-        """ExecIDs of every fill applied (a repeated one is never applied twice)."""
+    def exec_ids(self) -> KeysView[tuple[str, str]]:
+        """``(venue, exec_id)`` of every fill applied (a repeated one is never applied
+        twice)."""
         return self._exec_ids.keys()
 
-    def recent_exec_ids(self, n: int) -> list[str]:
-        """The last ``n`` ExecIDs applied, oldest first."""
+    def venue_exec_ids(self, venue: str) -> list[str]:
+        """The ExecIDs of the fills applied from one venue, oldest first."""
+        return [exec_id for name, exec_id in self._exec_ids if name == venue]
+
+    def recent_exec_ids(self, n: int) -> list[tuple[str, str]]:
+        """The last ``n`` ``(venue, exec_id)`` applied, oldest first."""
         return list(itertools.islice(reversed(self._exec_ids), n))[::-1]
 
     def recent_orders(self, n: int) -> list[Order]:
@@ -255,8 +287,9 @@ class ExecutionEngine:
         seen = {o.client_order_id for o in recent}
         return [o for o in self._open.values() if o.client_order_id not in seen] + recent
 
-    def restore(self, orders: Iterable[Order], exec_ids: Iterable[str]) -> None:
-        """Take over orders and applied ExecIDs from a snapshot (nothing journaled)."""
+    def restore(self, orders: Iterable[Order], exec_ids: Iterable[tuple[str, str]]) -> None:
+        """Take over orders and applied ``(venue, exec_id)`` from a snapshot (nothing
+        journaled)."""
         for order in orders:
             self._orders[order.client_order_id] = order
             self._sync_open(order)
@@ -288,7 +321,7 @@ class ExecutionEngine:
             return False
         if event_type is OrderFilled:
             assert isinstance(event, OrderFilled)
-            if event.exec_id in self._exec_ids:
+            if (order.venue, event.exec_id) in self._exec_ids:
                 return False
         try:
             order.apply(event)
@@ -298,7 +331,7 @@ class ExecutionEngine:
             assert isinstance(event, OrderSubmitted)
             order.venue = event.venue
         elif event_type is OrderFilled:
-            self._exec_ids[event.exec_id] = None  # type: ignore[attr-defined]
+            self._exec_ids[order.venue, event.exec_id] = None  # type: ignore[attr-defined]
         self._sync_open(order)
         return True
 

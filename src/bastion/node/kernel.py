@@ -365,8 +365,13 @@ class Kernel:
         return venue.resume()
 
     def unavailable_instruments(self) -> list[str]:
-        """Instruments whose venue cannot take orders now (disconnected or halted)."""
-        down = {n for n, v in self.venues.items() if not v.connected or v.halted is not None}
+        """Instruments whose venue cannot take orders now (disconnected, not reconciled
+        since its last logon, or halted)."""
+        down = {
+            n
+            for n, v in self.venues.items()
+            if not v.connected or not v.reconciled or v.halted is not None
+        }
         return sorted(iid for iid, i in self.instruments.items() if i.venue in down)
 
     def flatten(self) -> tuple[int, int]:

@@ -17,11 +17,11 @@ venues, one still down after its logon wait is reconciled when it logs on, while
 others trade). A HALTED node stays HALTED across restarts. Each venue is watched on
 its own: when its session drops, orders for its instruments are rejected (the venue is
 not connected) while the other venues trade on; after each new logon it is reconciled
-again, and its cancel-on-disconnect policy decides what becomes of the orders the drop
-left open (for a FIX venue, ``bastion.venues.fix.disconnect``). While running, a
-snapshot is stored every ``journal.snapshot_interval_s`` or
-``journal.snapshot_every_events``, and once
-more at shutdown. ``recover_only`` (``bastion recover``) stops after the
+again (its instruments stay unavailable until then), and its cancel-on-disconnect
+policy decides what becomes of the orders the drop left open (for a FIX venue,
+``bastion.venues.fix.disconnect``). While running, a snapshot is stored every
+``journal.snapshot_interval_s`` or ``journal.snapshot_every_events``, and once more
+at shutdown. ``recover_only`` (``bastion recover``) stops after the
 reconciliation: no strategy runs, nothing is canceled.
 """
 
@@ -55,7 +55,7 @@ from bastion.node.control import (
     socket_path,
 )
 from bastion.node.kernel import Kernel
-from bastion.recovery.reconcile import reconcile
+from bastion.recovery.reconcile import reconcile, refuse_unknown_venues
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
 from bastion.risk import native
@@ -136,6 +136,11 @@ class _Node:
         _log_order_events(kernel)
         operator = NodeOperator(kernel)
         recovered = recover_state(kernel, journal)
+        try:
+            refuse_unknown_venues(kernel.execution.open_orders(), kernel.venues)
+        except BaseException:
+            journal.close()
+            raise
         operator.took_over_state()
         kernel.risk_overrides.audit_config(who=operator_name(), source=self.source)
         self.report = {"epoch": epoch, **msgspec.structs.asdict(recovered)}
@@ -302,22 +307,31 @@ class _Node:
     ) -> None:
         """After every new logon of ``venue`` (a dropped connection, a venue restart),
         reconcile it again, then apply its cancel-on-disconnect policy to what the drop
-        left open. While it is down, its instruments are unavailable (orders for them
-        are rejected) and the other venues trade on.
+        left open. From the drop until it is reconciled, its instruments are unavailable
+        (orders for them are rejected) and the other venues trade on.
 
-        ``deferred``: the venue was down at start (the orders its recovery adopted): its
-        first reconciliation counts them, and settles what the stop left half done at
-        this venue (``Kernel.settle_after_restart``)."""
+        A logon is told by the venue's logon count, not by its logged-on flag: a drop
+        and a new logon while this task was busy (or, for a deferred venue, before it
+        started) is still reconciled.
+
+        ``deferred``: the venue was down at start (the orders its recovery adopted): it
+        is reconciled as soon as it is logged on (at once if it already is), which
+        counts them and settles what the stop left half done at this venue
+        (``Kernel.settle_after_restart``)."""
+        first = deferred is not None
         while True:
-            await venue.wait_disconnected()
-            log.warning(
-                "venue_disconnected",
-                venue=venue.name,
-                unavailable_instruments=sorted(
-                    iid for iid, i in kernel.instruments.items() if i.venue == venue.name
-                ),
-            )
-            venue.session_lost(kernel.execution.open_orders())
+            if not first:
+                if venue.reconciled:
+                    await venue.wait_disconnected()
+                # it dropped (and may be logged on again already): a new logon follows
+                log.warning(
+                    "venue_disconnected",
+                    venue=venue.name,
+                    unavailable_instruments=sorted(
+                        iid for iid, i in kernel.instruments.items() if i.venue == venue.name
+                    ),
+                )
+                venue.session_lost(kernel.execution.open_orders())
             await venue.wait_connected()
             await reconcile(
                 kernel,
@@ -328,8 +342,9 @@ class _Node:
                 adopted_before=deferred or 0,
             )
             venue.after_reconcile(kernel.execution.open_orders(), kernel.risk.cancel_order)
-            if deferred is not None:
+            if first:
                 kernel.settle_after_restart({venue.name})
+                first = False
                 deferred = None
 
     async def _risk_timer(self, kernel: Kernel) -> None:

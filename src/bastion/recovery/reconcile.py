@@ -1,7 +1,9 @@
 """Reconciliation: make the node's orders and positions agree with each venue's.
 
 Run on start, after the journal is replayed and before any strategy trades, once per
-venue, and again for a venue after every new logon of its session. What a venue
+venue, and again for a venue after every new logon of its session. Until then, the
+venue's instruments are unavailable (``VenueAdapter.reconciled``): orders for them
+are rejected at once. What a venue
 checks is its own (``VenueAdapter.reconcile``): a FIX venue is asked for its open
 orders, the status of the node's others and its positions
 (``bastion.venues.fix.reconcile``); the in-process simulated venue, which lives and
@@ -11,24 +13,61 @@ Fills are never invented here. A cumulative quantity that still differs, a posit
 off by more than the tolerance, or a query the venue does not answer is a mismatch:
 the node goes to ``recovery.on_mismatch`` (HALTED or REDUCING) and publishes a
 ``ReconciliationMismatch`` alert rather than trading on wrong state.
+
+Before any of it, ``refuse_unknown_venues``: an open order the journal holds at a
+venue the config no longer names can be neither reconciled nor canceled, so the node
+refuses to start (``OperationalError`` naming the orders and the venue) rather than
+trade beside an order it cannot reach.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
 import msgspec
 import structlog
 
+from bastion.errors import OperationalError
 from bastion.model.enums import TradingState
 from bastion.model.events import ReconciliationCompleted, ReconciliationMismatch
+from bastion.model.orders import Order
 from bastion.recovery.config import RecoveryConfig
 from bastion.recovery.node import RecoverableNode
 from bastion.venues.base import ReconcileContext, VenueAdapter, VenueReconciliation
 
-__all__ = ["ReconciliationReport", "reconcile"]
+__all__ = ["ReconciliationReport", "reconcile", "refuse_unknown_venues"]
 
 log = structlog.get_logger("bastion.recovery")
 
 ReconciliationReport = VenueReconciliation
+
+_LISTED = 10  # orders named per venue in the error
+
+
+def refuse_unknown_venues(open_orders: Iterable[Order], venues: Collection[str]) -> None:
+    """``OperationalError`` if a recovered open order is at a venue not configured (a
+    venue renamed or removed while it had orders working): it could be neither
+    reconciled nor canceled, and may still fill. Put the venue back in the config (same
+    name) to reconcile and cancel it, then remove it."""
+    orphans: dict[str, list[str]] = {}
+    for order in open_orders:
+        if order.venue not in venues:
+            orphans.setdefault(order.venue, []).append(order.client_order_id)
+    if not orphans:
+        return
+    parts = []
+    for venue, ids in sorted(orphans.items()):
+        shown = ", ".join(ids[:_LISTED]) + (
+            f" and {len(ids) - _LISTED} more" if len(ids) > _LISTED else ""
+        )
+        parts.append(f"{len(ids)} at venue {venue!r} ({shown})")
+    raise OperationalError(
+        "the journal holds open orders at venues the config does not name: "
+        + "; ".join(parts)
+        + f" (configured venues: {', '.join(sorted(venues)) or 'none'}); they could be "
+        "neither reconciled nor canceled. Add each venue back under [[venues]] with the "
+        "same name so its orders are reconciled (and canceled if need be), then remove it"
+    )
 
 
 async def reconcile(
@@ -54,7 +93,9 @@ async def reconcile(
         compare_positions=config.compare_positions,
         position_tolerance=config.position_tolerance,
     )
+    logon = venue.logons  # a drop and a new logon meanwhile leave the venue unreconciled
     report = await venue.reconcile(context)
+    venue.reconciled_logon = logon
     report.adopted += adopted_before
     clock = kernel.clock
     kernel.bus.publish(

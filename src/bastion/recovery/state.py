@@ -10,7 +10,9 @@ reports about just-closed orders still find them), and the last ``RECENT_EXEC_ID
 ExecIDs: recovery asks the venue to resend only what followed the snapshot, so
 older fills cannot come back. Taking one costs the same at any age of the node.
 ``SNAPSHOT_VERSION`` changes when the layout does; a snapshot of another version is
-not used (recovery replays the whole journal instead).
+not used (recovery reports it and replays the whole journal instead, which the
+journal always holds). Version 2 keys ExecIDs by venue (``[venue, exec_id]``):
+version 1 held bare ExecIDs, which are unique only per venue.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.risk.overrides import Override
 from bastion.venues.base import VenueMark
 
-SNAPSHOT_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = 2
 RECENT_ORDERS: Final = 1000
 RECENT_EXEC_IDS: Final = 10_000
 
@@ -71,7 +73,7 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     epoch: int
     ts_ns: int
     orders: list[OrderState]
-    exec_ids: list[str]
+    exec_ids: list[tuple[str, str]]  # (venue, exec_id), oldest first
     positions: list[PositionState]
     cash_raw: dict[str, str]
     fees: Decimal
@@ -93,8 +95,16 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     halted_venues: dict[str, str] = msgspec.field(default_factory=dict)
 
 
+class _Versioned(msgspec.Struct):
+    """Only the version of a snapshot: read first, so a snapshot of another layout is
+    reported as such rather than as undecodable."""
+
+    version: int = 1
+
+
 _encode = msgspec.msgpack.Encoder().encode
 _decoder = msgspec.msgpack.Decoder(NodeSnapshot)
+_version_decoder = msgspec.msgpack.Decoder(_Versioned)
 
 
 class SnapshotError(Exception):
@@ -137,14 +147,14 @@ def capture(kernel: RecoverableNode, *, node_id: str, epoch: int) -> bytes:
 def decode(payload: bytes) -> NodeSnapshot:
     """A stored snapshot; ``SnapshotError`` if it is of another version or damaged."""
     try:
-        snapshot = _decoder.decode(payload)
+        version = _version_decoder.decode(payload).version
+        if version != SNAPSHOT_VERSION:
+            raise SnapshotError(
+                f"snapshot version {version}, this bastion reads {SNAPSHOT_VERSION}"
+            )
+        return _decoder.decode(payload)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
         raise SnapshotError(f"snapshot does not decode: {error}") from error
-    if snapshot.version != SNAPSHOT_VERSION:
-        raise SnapshotError(
-            f"snapshot version {snapshot.version}, this bastion reads {SNAPSHOT_VERSION}"
-        )
-    return snapshot
 
 
 def restore(kernel: RecoverableNode, snapshot: NodeSnapshot) -> None:

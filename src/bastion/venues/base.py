@@ -14,7 +14,8 @@ only what is declared here, so it never needs to know which kind of venue it hol
   requests until the callback that made them returns; trade prints go to
   ``on_trade_sink``; a venue with market data of its own hands quotes to the sink
   given to ``subscribe_quotes`` (a feed, ``bastion.feeds``);
-- session: ``connected``, ``wait_connected``, ``wait_disconnected``;
+- session: ``connected``, ``wait_connected``, ``wait_disconnected``, ``logons`` and
+  ``reconciled`` (orders only once reconciled since the last logon);
 - recovery: ``recovery_mark`` / ``restore_mark`` (snapshot), ``prepare_recovery``
   (before connecting), ``reconcile`` (once connected), ``session_lost`` and
   ``after_reconcile`` (cancel-on-disconnect);
@@ -32,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterable, KeysView, Sized
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -78,8 +79,7 @@ class VenueReconciliation(msgspec.Struct, kw_only=True):
 class NodeOrders(Protocol):
     """The node's orders as a venue's recovery sees them (the execution engine)."""
 
-    @property
-    def exec_ids(self) -> KeysView[str]: ...
+    def venue_exec_ids(self, venue: str) -> list[str]: ...
 
     def order(self, client_order_id: str) -> Order | None: ...
 
@@ -138,6 +138,9 @@ class VenueAdapter(ABC):
         self.inbox: Sized = deque()
         self.halted: str | None = None
         """Why the operator halted this venue (``halt``); None while it takes orders."""
+        self.reconciled_logon = 0
+        """The logon (``logons``) the node last reconciled this venue on
+        (``bastion.recovery.reconcile`` sets it)."""
 
     def bind(self, sink: EventSink) -> None:
         """Route this venue's order events to ``sink`` (the execution engine).
@@ -200,6 +203,19 @@ class VenueAdapter(ABC):
     async def wait_connected(self, timeout_s: float | None = None) -> bool:
         """Wait until ``connected`` (at most ``timeout_s``); True if it is."""
         return True
+
+    @property
+    def logons(self) -> int:
+        """How many times the session has logged on since the node started (0 for a
+        venue without a session, which never drops)."""
+        return 0
+
+    @property
+    def reconciled(self) -> bool:
+        """Reconciled since the session's last logon. From a drop until then, the
+        venue's instruments are unavailable: a venue with a session rejects new orders
+        at once."""
+        return self.reconciled_logon == self.logons
 
     async def wait_disconnected(self) -> None:
         """Return once the session has dropped (never, for a venue that cannot drop)."""

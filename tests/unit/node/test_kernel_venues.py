@@ -5,56 +5,16 @@ reports each venue and the instruments that cannot trade."""
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from bastion.clock import SimClock
-from bastion.config import InstrumentConfig, PaperConfig
 from bastion.errors import CommandRefused
-from bastion.feeds.config import SyntheticFeedEntry
 from bastion.model.data import QuoteTick
-from bastion.model.enums import OrderSide, OrderStatus, OrderType
+from bastion.model.enums import OrderStatus
 from bastion.model.events import OrderRejected
-from bastion.model.orders import Order
 from bastion.node.actions import NodeOperator
-from bastion.node.kernel import Kernel
-from bastion.venues.sim.config import SimVenueEntry
-
-T0 = 1_704_205_800_000_000_000
-X, Y = "X.A", "Y.B"
-
-
-def two_venue_kernel(tmp_path: Path) -> Kernel:
-    config = PaperConfig(
-        instruments=[
-            InstrumentConfig(id=X, venue="A", tick_size=Decimal("0.01")),
-            InstrumentConfig(id=Y, venue="B", tick_size=Decimal("0.01")),
-        ],
-        strategies=[],
-        venues=[SimVenueEntry(name="A"), SimVenueEntry(name="B")],
-        feeds=[SyntheticFeedEntry(name="house", instruments=[X, Y])],
-    )
-    kernel = Kernel(config=config, base_dir=tmp_path, clock=SimClock(T0), epoch=7)
-    for iid in (X, Y):
-        kernel.on_quote(QuoteTick(iid, T0, 10_000, 10_002, 500, 500))
-    return kernel
-
-
-def send(kernel: Kernel, iid: str, price: int | None = 9_000) -> Order:
-    order = kernel.execution.create_order(
-        strategy_id="s",
-        instrument_id=iid,
-        venue=kernel.instruments[iid].venue,
-        side=OrderSide.BUY,
-        order_type=OrderType.LIMIT if price is not None else OrderType.MARKET,
-        quantity=1,
-        price=price,
-    )
-    assert kernel.risk.submit_order(order)
-    kernel.flush()
-    return order
+from kit.two_venues import T0, X, Y, send, two_venue_kernel
 
 
 def test_when_orders_sent_then_each_reaches_its_instruments_venue(tmp_path: Path) -> None:

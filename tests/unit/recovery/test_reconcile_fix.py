@@ -88,6 +88,7 @@ def run(
         try:
             await venue.connect()
             assert await venue.wait_logged_on(10)
+            venue.reconciled_logon = venue.logons  # ``before`` is the node's earlier run
             await before(kernel, server)
             report = await reconcile(
                 kernel, epoch=1, config=RecoveryConfig(timeout_s=5), order_id_prefix=PREFIX

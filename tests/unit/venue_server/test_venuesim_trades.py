@@ -180,6 +180,7 @@ def test_when_node_trades_with_venue_sim_over_fix_then_kernel_keeps_the_print(
         wire.venue.connection_made(wire.to_node.append, lambda: None, initiator=False)
         adapter.session.connection_made(wire.to_venue.append, lambda: None, initiator=True)
         wire.pump()  # logon, then the adapter's MarketDataRequest and the W snapshot
+        adapter.reconciled_logon = adapter.logons  # as the node's reconciliation does
         assert kernel.last_quotes[SYM].ask == 10_001
         assert kernel.last_trades == {}
 

@@ -10,8 +10,10 @@ Events emitted (through the execution engine's sink): OrderAccepted,
 OrderRejected, OrderFilled, OrderCanceled, OrderExpired, OrderUpdated,
 OrderCancelRejected, OrderModifyRejected. An ExecutionReport whose ExecID was
 seen before (a PossDup resend, or a venue repeating itself) never becomes a
-second fill. While the session is not logged on, new orders are rejected at
-once rather than queued: an order must never reach a venue late.
+second fill. While the session is not logged on, and from each logon until the node
+has reconciled the venue on it (``reconciled``), new orders are rejected at once
+rather than queued: an order must never reach a venue late, nor before the node
+knows what the venue holds.
 
 Market data: on logon, a MarketDataRequest (V) subscribes to top of book and
 trades for every instrument of this venue; snapshots (W) and incremental refreshes
@@ -86,6 +88,7 @@ _TIF_OUT = {TimeInForce.DAY: "0", TimeInForce.GTC: "1", TimeInForce.IOC: "3"}
 _OPEN_STATUSES = frozenset({"0", "1", "5", "6", "9", "A", "D", "E"})
 _EXEC_REPORT_REQUIRED = (37, 17, 150, 39, 54, 151, 14, 6)
 NOT_LOGGED_ON = "venue session not logged on"
+NOT_RECONCILED = "venue not reconciled since its logon"
 
 
 def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
@@ -166,6 +169,7 @@ class FixVenueAdapter(VenueAdapter):
         cancel-on-reconnect leaves them alone."""
         self._track_submitted = False
         self._run_task: asyncio.Task[None] | None = None
+        self._logons = 0
         self.logged_on = asyncio.Event()
         self.logged_off = asyncio.Event()
         self.logged_off.set()
@@ -187,6 +191,10 @@ class FixVenueAdapter(VenueAdapter):
     @property
     def connected(self) -> bool:
         return self.session.logged_on
+
+    @property
+    def logons(self) -> int:
+        return self._logons
 
     @property
     def logon_timeout_s(self) -> float:
@@ -215,13 +223,20 @@ class FixVenueAdapter(VenueAdapter):
     # -- orders out ----------------------------------------------------------------------
     def submit(self, order: Order) -> None:
         instrument = self.instruments.get(order.instrument_id)
-        if instrument is None or not self.session.logged_on or self.halted is not None:
+        if (
+            instrument is None
+            or not self.session.logged_on
+            or self.reconciled_logon != self._logons
+            or self.halted is not None
+        ):
             if instrument is None:
                 reason = f"{order.instrument_id} is not on {self.name}"
             elif self.halted is not None:
                 reason = f"venue {self.name} halted: {self.halted}"
-            else:
+            elif not self.session.logged_on:
                 reason = NOT_LOGGED_ON
+            else:
+                reason = NOT_RECONCILED
             self._emit_later(OrderRejected, order, reason=reason)
             return
         coid = order.client_order_id
@@ -412,11 +427,13 @@ class FixVenueAdapter(VenueAdapter):
         self._track_submitted = False
 
     def seed_exec_ids(self, exec_ids: Iterable[str]) -> None:
-        """ExecIDs already applied (from the journal): a resend of them is skipped."""
+        """This venue's ExecIDs already applied (from the journal): a resend of them is
+        skipped."""
         self._exec_ids.update(exec_ids)
 
     # -- session callbacks ------------------------------------------------------------------
     def on_logon(self, session: FixSession) -> None:
+        self._logons += 1  # new orders wait for this logon's reconciliation
         self.submitted_since_logon.clear()
         self._track_submitted = True
         self.logged_off.clear()

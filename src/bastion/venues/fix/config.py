@@ -121,15 +121,16 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         if self.schedule is not None:
             self.schedule.to_schedule(key)
 
-    def resolve_password(self) -> str | None:
-        """The Logon password: from the environment variable named, or the file."""
+    def resolve_password(self, key: str | None = None) -> str | None:
+        """The Logon password: from the environment variable named, or the file.
+        ``key``: this venue's table in the config (``venues[1]``), for the error; the
+        error names the variable, never a value."""
         if self.password_env is None:
             return self.password
         value = os.environ.get(self.password_env)
         if not value:
-            raise ConfigError(
-                f"key 'fix_venue.password_env': environment variable {self.password_env} is not set"
-            )
+            where = f"key '{key}.password_env'" if key else f"venue '{self.name}': password_env"
+            raise ConfigError(f"{where}: environment variable {self.password_env} is not set")
         return value
 
     def settings(self) -> SessionSettings:

@@ -2,13 +2,15 @@
 
 1. OrderMassStatusRequest: every order the venue holds open. One the node knows
    takes the venue's current ClOrdID; one it does not know but that carries its
-   client order id prefix is adopted (the journal lost it); anyone else's is a
-   mismatch.
+   client order id prefix is adopted (the journal lost it); anyone else's, or one the
+   node holds at another venue, is a mismatch.
 2. OrderStatusRequest for each order the node holds open at this venue that the venue
    did not list: the venue's final state (canceled, expired, rejected) is applied; an
    order the venue does not know never reached it and is rejected ("not known at
    venue") - it is never re-sent.
-3. RequestForPositions: the venue's net position per instrument against the node's.
+3. RequestForPositions: the venue's net position per instrument against the node's,
+   for this venue's instruments only (a position the venue reports in another
+   venue's instrument is a mismatch, never compared with the node's position there).
 
 Fills are never invented here: missed ExecutionReports arrive through the FIX resend
 (see ``bastion.venues.fix.recovery``) and are applied once, by ExecID. A cumulative
@@ -79,6 +81,12 @@ async def _reconcile(venue: _Venue, context: ReconcileContext, report: VenueReco
         listed.add(coid)
         report.orders_checked += 1
         order = orders.order(coid)
+        if order is not None and order.venue != venue.name:
+            # the node sent it to another venue: never take this venue's word for it
+            mismatches.append(
+                f"venue lists open order {cl_ord_id}, which the node holds at venue {order.venue}"
+            )
+            continue
         if order is None:
             if not coid.startswith(context.order_id_prefix):
                 mismatches.append(f"venue holds open order {cl_ord_id} that this node never sent")
@@ -187,9 +195,13 @@ async def _compare_positions(
     for symbol in sorted(set(venue_net) | set(venue.instruments)):
         instrument = venue.instruments.get(symbol)
         theirs = venue_net.get(symbol, Decimal(0))
-        if instrument is None:
+        if instrument is None:  # not this venue's: the node's position there is elsewhere
             if theirs:
-                report.mismatches.append(f"{symbol}: venue position {theirs}, not traded by node")
+                other = context.instruments.get(symbol)
+                where = (
+                    f"traded by the node at venue {other.venue}" if other else "not traded by node"
+                )
+                report.mismatches.append(f"{symbol}: venue position {theirs}, {where}")
             continue
         ours = instrument.size(context.net_quantity(symbol))
         if abs(ours - theirs) > context.position_tolerance:

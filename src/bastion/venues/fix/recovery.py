@@ -124,7 +124,7 @@ def prepare(
     for order in execution.orders():
         if order.venue == adapter.name:
             adapter.register(order)
-    adapter.seed_exec_ids(execution.exec_ids)
+    adapter.seed_exec_ids(execution.venue_exec_ids(adapter.name))  # unique per venue only
     adopted = []
     for _seq, raw in store.sent_messages(sender_from, store.next_sender_seq - 1):
         lost = _lost_order(adapter, execution, raw, order_id_prefix)

@@ -54,6 +54,7 @@ class Run:
     def __init__(self) -> None:
         self.before: list[Order] = []
         self.after_logon: Order | None = None
+        self.too_early: Order | None = None
         self.outcome: AfterReconnect | None = None
         self.canceled: dict[str, str] = {}  # client order id -> OrderCanceled reason
 
@@ -86,6 +87,7 @@ def run(tmp_path: Path, mode: str, scenario: Scenario) -> tuple[Kernel, Run]:
         try:
             await venue.connect()
             assert await venue.wait_logged_on(10)
+            venue.reconciled_logon = venue.logons  # as the node's start-up reconciliation
             await scenario(kernel, venue, cancels, result)
         finally:
             await venue.disconnect()
@@ -123,11 +125,12 @@ async def drop_and_reconcile(
     venue.session.disconnect("network failure (test)")
     cancels.session_lost(kernel.execution.open_orders())
     await until(lambda: venue.session.counters["logons"] > logons and venue.session.logged_on)
-    result.after_logon = resting(kernel, price_raw=101)  # a strategy trading again
+    result.too_early = resting(kernel, price_raw=101)  # logged on, not reconciled yet
     report = await reconcile(
         kernel, epoch=1, config=RecoveryConfig(timeout_s=5), order_id_prefix="codnode-"
     )
     assert report.mismatches == []
+    result.after_logon = resting(kernel, price_raw=101)  # a strategy trading again
     result.outcome = cancels.after_reconcile(
         kernel.execution.open_orders(), kernel.risk.cancel_order
     )
@@ -207,6 +210,9 @@ def test_when_reconnect_mode_then_node_cancels_what_the_drop_left_open_not_new_o
     assert result.outcome.cancels_sent == 2
     assert result.outcome.open_after_reconcile == sorted(o.client_order_id for o in result.before)
     assert result.after_logon is not None and result.after_logon.is_open
+    # an order sent between the logon and its reconciliation never reached the venue
+    assert result.too_early is not None and result.too_early.status is OrderStatus.REJECTED
+    assert result.too_early.client_order_id not in ledger_statuses(tmp_path)
     # answers to the node's own OrderCancelRequests (no text), not the venue's doing
     assert [result.canceled[o.client_order_id] for o in result.before] == ["canceled"] * 2
     statuses = ledger_statuses(tmp_path)
