@@ -11,12 +11,12 @@ Checks here: trading state (HALTED denies everything; REDUCING allows only order
 that shrink the node's net position without flipping it), disabled strategies,
 instrument known, the order's venue known and its instrument's, quantity on lot and
 price on tick, max order quantity and notional (per instrument: their rules in
-``risk.size``). The configurable
-controls (instrument pause, stale data, permissions, price collar, duplicates,
-throttle, position, credit, self-trade) are called from ``risk.checks``, each rule
-in its own module (see there), the post-trade limits (repeated
-executions, daily loss, drawdown) in ``risk.post_trade``; the gate builds them only
-when one is configured, so an unconfigured node pays two attribute tests per order.
+``risk.size``). The configurable controls (instrument pause, stale data,
+permissions, price collar, duplicates, throttle, position, credit, self-trade) are
+called from ``risk.checks``, each rule in its own module (see there), the post-trade
+limits (repeated executions, daily loss, drawdown) in ``risk.post_trade``; the gate
+builds them only when one is configured, so an unconfigured node pays two attribute
+tests per order.
 A strategy the post-trade limits disable has its open orders canceled at once
 (``cancel_on_disable``), through ``cancel_orders`` as the kill switch's.
 
