@@ -105,7 +105,7 @@ def test_when_killed_with_flatten_then_flat_halted_across_restart_until_resumed(
         assert answer["flatten_denied"] == 0
         assert answer["open_orders"] == 0
         assert answer["positions"] == {"XYZ.SIM": "0"}
-        assert answer["elapsed_ms"] >= answer["kill_ms"] >= 0
+        assert answer["elapsed_ms"] >= answer["committed_ms"] >= answer["kill_ms"] >= 0
 
         def flat_and_halted() -> dict[str, Any]:
             now = status(journal)
@@ -168,6 +168,37 @@ def test_when_killed_with_flatten_then_flat_halted_across_restart_until_resumed(
 
         eventually(orders_flow, timeout_s=5)
         assert status(journal)["state"] == "ACTIVE"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STOP_TIMEOUT_S) == 0, log.read_text()
+
+
+@pytest.mark.timeout(120)
+def test_when_the_node_dies_right_after_kill_answers_then_it_restarts_halted(
+    tmp_path: Path,
+) -> None:
+    """kill answers once HALTED is committed: a node SIGKILLed right after the answer, with
+    a journal that commits only every 60 s, restarts HALTED with the kill's reason."""
+    config, journal = write_desk(tmp_path)
+    slow = KILL_TOML.replace(
+        'path = "j/node.sqlite"\n', 'path = "j/node.sqlite"\nflush_interval_ms = 60000\n'
+    )
+    assert slow != KILL_TOML
+    config.write_text(slow, encoding="utf-8")
+    with running_node("run", config.name, cwd=tmp_path) as (proc, log):
+        eventually(
+            lambda: still_running(proc, log) and status(journal)["open_orders"] >= 1,
+            timeout_s=START_TIMEOUT_S,
+        )
+        killed = run_to_end("kill", config.name, "--why", "crash drill", cwd=tmp_path)
+        assert killed.returncode == 0, killed.stderr
+        proc.kill()  # no orderly shutdown: only what was committed survives
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    with running_node("run", config.name, cwd=tmp_path) as (proc, log):
+        restarted = eventually(
+            lambda: still_running(proc, log) and status(journal), timeout_s=START_TIMEOUT_S
+        )
+        assert restarted["state"] == "HALTED" and restarted["restored"] is True
+        assert "kill by " in restarted["reason"] and "crash drill" in restarted["reason"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=STOP_TIMEOUT_S) == 0, log.read_text()
 

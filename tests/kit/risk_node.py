@@ -69,6 +69,18 @@ FUTURE = Instrument(
 )
 
 
+def stock_at(venue: str) -> Instrument:
+    """``STOCK``'s twin traded at ``venue`` (``XYZ.<venue>``): a ``Node`` knows one for
+    each of its extra venues, so an order can go there through the gate."""
+    return Instrument(
+        id=f"XYZ.{venue}",
+        venue=venue,
+        tick_size=Decimal("0.01"),
+        lot_size=Decimal(1),
+        quote_currency="USD",
+    )
+
+
 class Node:
     """Bus, clock, execution engine, portfolio and risk gate around a recording venue."""
 
@@ -85,7 +97,8 @@ class Node:
         venues.update((name, RecordingVenue(name)) for name in extra_venues)
         self.quotes: dict[str, QuoteTick] = {}
         self.trades: dict[str, TradeTick] = {}
-        instruments = {i.id: i for i in (STOCK, COARSE, FRACTIONAL, FUTURE)}
+        known = (STOCK, COARSE, FRACTIONAL, FUTURE, *(stock_at(v) for v in extra_venues))
+        instruments = {i.id: i for i in known}
         self.portfolio = Portfolio(
             instruments=instruments,
             last_quotes=self.quotes,
@@ -127,13 +140,14 @@ class Node:
         qty: int,
         price: int | None = None,
         instrument: Instrument = STOCK,
-        venue: str = "SIM",
+        venue: str | None = None,
         strategy: str = "s1",
     ) -> Order:
+        """An order for ``instrument``, at its venue unless ``venue`` says otherwise."""
         return self.execution.create_order(
             strategy_id=strategy,
             instrument_id=instrument.id,
-            venue=venue,
+            venue=instrument.venue if venue is None else venue,
             side=side,
             order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
             quantity=qty,

@@ -1,8 +1,10 @@
 """What the operator's commands do on a running node (``bastion.node.control.ControlCommands``):
 the kill switch, resume, status, enabling a disabled strategy, and temporary risk
-limit overrides. Every change is journaled (through the bus) with who and why; a
-refused command raises ``CommandRefused`` with the reason (nothing changed), which the
-control channel answers as ``{"ok": false, "error": ...}``.
+limit overrides. Every change is journaled (through the bus) with who and why, and
+answered only once its event is committed to the journal (``_committed``), so a crash
+right after the answer cannot undo what the operator was told. A refused command
+raises ``CommandRefused`` with the reason (nothing changed), which the control channel
+answers as ``{"ok": false, "error": ...}``.
 """
 
 from __future__ import annotations
@@ -57,10 +59,13 @@ class NodeOperator:
         started = clock.monotonic_s()
         cancels = kernel.kill(f"kill by {who}: {why}" if why else f"kill by {who}")
         kill_ms = (clock.monotonic_s() - started) * 1000
+        await _committed(kernel)  # HALTED outlives a crash before anything waits on a venue
+        committed_ms = (clock.monotonic_s() - started) * 1000
         response: dict[str, Any] = {
             "state": kernel.risk.state.value,
             "cancels_sent": cancels,
             "kill_ms": round(kill_ms, 3),
+            "committed_ms": round(committed_ms, 3),
         }
         if flatten:
             # flatten what is left once the cancels are answered: a resting order that
@@ -77,6 +82,7 @@ class NodeOperator:
                     for iid in portfolio.instruments_traded()
                 },
             )
+            await _committed(kernel)  # the flatten orders and their outcome, as answered
         response["open_orders"] = len(kernel.execution.open_orders())
         response["elapsed_ms"] = round((clock.monotonic_s() - started) * 1000, 3)
         log.warning("kill_switch", who=who, why=why, flatten=flatten, **response)
@@ -120,11 +126,13 @@ class NodeOperator:
             if instrument not in self.kernel.instruments:
                 raise CommandRefused(f"no instrument {instrument!r} on this node")
             resumed = risk.resume_instrument(instrument, who, why)
+            await _committed(self.kernel)
             return {"instrument": instrument, "resumed": resumed, "state": risk.state.value}
         previous = risk.state
         risk.set_trading_state(
             TradingState.ACTIVE, f"resume by {who}: {why}" if why else f"resume by {who}"
         )
+        await _committed(self.kernel)
         log.warning("trading_resumed", who=who, why=why, previous=previous.value)
         return {"state": risk.state.value, "previous": previous.value}
 
@@ -169,6 +177,7 @@ class NodeOperator:
             raise CommandRefused(f"no strategy {strategy!r} on this node (strategies: {known})")
         if not risk.enable_strategy(strategy, who, why):
             return {"enabled": False, "strategy": strategy, "note": "it was not disabled"}
+        await _committed(self.kernel)
         return {"enabled": True, "strategy": strategy}
 
     async def risk_set(
@@ -178,6 +187,7 @@ class NodeOperator:
             override = self.kernel.risk_overrides.set(path, value, for_s, who=who, why=why)
         except ConfigError as error:  # a bad key or value from the operator
             raise CommandRefused(str(error)) from error
+        await _committed(self.kernel)
         return {"override": _override_fields(override)}
 
     async def risk_clear(self, *, override_id: str, who: str, why: str) -> dict[str, Any]:
@@ -185,6 +195,7 @@ class NodeOperator:
             override = self.kernel.risk_overrides.clear(override_id, who=who, why=why)
         except ConfigError as error:  # no such active override
             raise CommandRefused(str(error)) from error
+        await _committed(self.kernel)
         return {"cleared": override.id, "path": override.path}
 
     async def risk_list(self) -> dict[str, Any]:

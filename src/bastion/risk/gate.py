@@ -9,13 +9,14 @@ or message rate, because they only reduce risk.
 
 Checks here: trading state (HALTED denies everything; REDUCING allows only orders
 that shrink the node's net position without flipping it), disabled strategies,
-instrument and venue known, quantity on lot and price on tick, max order quantity
-and notional (per instrument: their rules in ``risk.size``). The configurable
-controls (instrument pause, stale data, permissions, price collar, duplicates,
-throttle, position, credit, self-trade) are called from ``risk.checks``, each rule
-in its own module (see there), the post-trade limits (repeated
-executions, daily loss, drawdown) in ``risk.post_trade``; the gate builds them only
-when one is configured, so an unconfigured node pays two attribute tests per order.
+instrument known, the order's venue known and its instrument's, quantity on lot and
+price on tick, max order quantity and notional (per instrument: their rules in
+``risk.size``). The configurable controls (instrument pause, stale data,
+permissions, price collar, duplicates, throttle, position, credit, self-trade) are
+called from ``risk.checks``, each rule in its own module (see there), the post-trade
+limits (repeated executions, daily loss, drawdown) in ``risk.post_trade``; the gate
+builds them only when one is configured, so an unconfigured node pays two attribute
+tests per order.
 A strategy the post-trade limits disable has its open orders canceled at once
 (``cancel_on_disable``), through ``cancel_orders`` as the kill switch's.
 
@@ -33,6 +34,7 @@ import structlog
 
 from bastion.bus import MessageBus
 from bastion.clock import Clock
+from bastion.errors import ConfigError
 from bastion.execution.engine import ExecutionEngine
 from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, TradingState
@@ -52,7 +54,7 @@ from bastion.risk.limits import InstrumentLimits
 from bastion.risk.market import MarketGuard
 from bastion.risk.post_trade import PostTradeMonitor
 from bastion.risk.reasons import Denial, DenyReason
-from bastion.risk.size import InvalidPrice, InvalidQuantity, check_size
+from bastion.risk.size import InvalidPrice, InvalidQuantity, WrongVenue, check_size
 
 __all__ = ["DenyReason", "RiskGate"]
 
@@ -100,6 +102,11 @@ class RiskGate:
             set(instruments), None if strategies is None else set(strategies), venues
         )
         config.check_bands(instruments)
+        for instrument in instruments.values():  # the config's rule, relied on per order
+            if instrument.venue not in venues:
+                raise ConfigError(
+                    f"instrument {instrument.id}: venue '{instrument.venue}' is not configured"
+                )
         self._config = config
         self._bus = bus
         self._clock = clock
@@ -512,10 +519,12 @@ class RiskGate:
         limits = self._limits.get(iid)
         if limits is None:
             return Denial(DenyReason.UNKNOWN_INSTRUMENT, f"unknown instrument {iid}")
-        venue = order.venue
-        if venue not in self._venues:
-            return Denial(DenyReason.UNKNOWN_VENUE, f"unknown venue {venue}")
         # the order's form, on every order (inline: a call would cost more than the rule)
+        venue = order.venue
+        if venue != limits.venue:  # the instrument's venue, a configured one (__init__)
+            if venue not in self._venues:
+                return Denial(DenyReason.UNKNOWN_VENUE, f"unknown venue {venue}")
+            return WrongVenue(limits, venue)
         if quantity <= 0 or quantity % limits.lot_raw:
             return InvalidQuantity(limits, quantity)
         if price is not None and (price <= 0 or price % limits.tick_raw):

@@ -39,11 +39,13 @@ class InstrumentLimits:
         "positions",
         "stale_ns",
         "tick_raw",
+        "venue",
     )
 
     def __init__(self, config: InstrumentRiskConfig, instrument: Instrument) -> None:
         self.config = config
         self.instrument = instrument
+        self.venue = instrument.venue  # where its orders go: the only venue the gate allows
         self.lot_raw = instrument.lot_raw
         self.tick_raw = instrument.tick_raw
         self.max_qty_raw = qty_raw(config.max_order_quantity, instrument)

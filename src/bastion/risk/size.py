@@ -1,10 +1,10 @@
-"""The order's form and size: quantity on the lot, price on the tick,
-``max_order_quantity`` and ``max_order_notional`` (per instrument).
+"""The order's form and size: the instrument's own venue, quantity on the lot, price
+on the tick, ``max_order_quantity`` and ``max_order_notional`` (per instrument).
 
 Each rule is one test returning None or a ``Denial`` that keeps the figures it
 compared; its message is built from them only when the denial is published. The
-form (lot and tick), which every order of every config passes through, is tested
-where ``RiskGate._check_order`` reads the limits (a call would cost more than the two
+form (venue, lot and tick), which every order of every config passes through, is tested
+where ``RiskGate._check_order`` reads the limits (a call would cost more than the three
 tests); its denials are here, with the size rules.
 """
 
@@ -43,6 +43,21 @@ def check_size(
         if quantity * reference > max_notional:
             return MaxOrderNotional(limits, quantity, reference)
     return None
+
+
+@final
+class WrongVenue(Denial):
+    """An order routed to a venue the node has, but not its instrument's: the venue's
+    throttle and the strategy's venue permission would be the wrong venue's."""
+
+    def __init__(self, limits: InstrumentLimits, venue: str) -> None:
+        super().__init__(DenyReason.WRONG_VENUE)
+        self.limits = limits
+        self.venue = venue
+
+    def message(self) -> str:
+        limits = self.limits
+        return f"{limits.instrument.id} trades at venue {limits.venue}, not at {self.venue}"
 
 
 @final

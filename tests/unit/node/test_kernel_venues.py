@@ -1,6 +1,7 @@
-"""A kernel with two venues: each order goes to its instrument's venue, each venue sees
-only its instruments' quotes, and one venue halted leaves the other trading; status
-reports each venue and the instruments that cannot trade."""
+"""A kernel with two venues: each order goes to its instrument's venue (one addressed to
+another is denied), each venue sees only its instruments' quotes, and one venue halted
+leaves the other trading; status reports each venue and the instruments that cannot
+trade."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 
 from bastion.errors import CommandRefused
 from bastion.model.data import QuoteTick
-from bastion.model.enums import OrderStatus
-from bastion.model.events import OrderRejected
+from bastion.model.enums import OrderSide, OrderStatus, OrderType
+from bastion.model.events import OrderDenied, OrderRejected
 from bastion.node.actions import NodeOperator
+from bastion.strategy.runner import GateView, OrdersView
 from kit.two_venues import T0, X, Y, send, two_venue_kernel
 
 
@@ -85,3 +87,34 @@ def test_when_kill_names_unknown_venue_or_flattens_one_then_refused(tmp_path: Pa
         asyncio.run(operator.kill(flatten=False, who="op", why="", venue="C"))
     with pytest.raises(CommandRefused, match="whole node"):
         asyncio.run(operator.kill(flatten=True, who="op", why="", venue="A"))
+
+
+def test_when_a_strategy_routes_an_order_to_another_venue_then_denied_wrong_venue(
+    tmp_path: Path,
+) -> None:
+    """A strategy builds an order for X.A (venue A, halted) addressed to venue B: the gate
+    denies it WRONG_VENUE, so it reaches neither venue (nor B's throttle); Y.B at B
+    still trades."""
+    kernel = two_venue_kernel(tmp_path)
+    asyncio.run(NodeOperator(kernel).kill(flatten=False, who="op", why="drill", venue="A"))
+    orders, gate = OrdersView(kernel.execution), GateView(kernel.risk)  # a strategy's views
+    denied: list[OrderDenied] = []
+    kernel.bus.subscribe(OrderDenied, denied.append)
+    order = orders.create_order(
+        strategy_id="s",
+        instrument_id=X,
+        venue="B",
+        side=OrderSide.BUY,
+        order_type=OrderType.LIMIT,
+        quantity=1,
+        price=9_000,
+    )
+    assert gate.submit_order(order) is False
+    kernel.flush()
+    assert order.status is OrderStatus.DENIED
+    assert [(e.reason, e.message) for e in denied] == [
+        ("WRONG_VENUE", "X.A trades at venue A, not at B")
+    ]
+    for venue in ("A", "B"):
+        assert asyncio.run(kernel.venues[venue].open_order_ids()) == set()
+    assert send(kernel, Y).status is OrderStatus.ACCEPTED

@@ -10,6 +10,7 @@ from bastion.risk.reasons import Denial, DenyReason
 # the denial kinds of the controls, by the module that holds each control's check
 EXPECTED = {
     "bastion.risk.size": {
+        "WrongVenue",
         "InvalidQuantity",
         "InvalidPrice",
         "MaxOrderQuantity",

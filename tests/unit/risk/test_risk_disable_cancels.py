@@ -22,7 +22,7 @@ from bastion.risk.config import RiskConfig
 from bastion.risk.overrides import apply_override, value_at
 from kit.risk_config import load
 from kit.risk_kernel import IID, T0, build, journaled_types, market, quote
-from kit.risk_node import BUY, Wired
+from kit.risk_node import BUY, Wired, stock_at
 from kit.strategies import IDLE_STRATEGY
 
 FILLS = {"max_fills": 2, "fills_window_ms": 1_000}
@@ -142,8 +142,8 @@ def test_when_a_strategy_has_orders_at_two_venues_then_both_venues_get_its_cance
     cancels go through the execution engine (PENDING_CANCEL until the venue answers)."""
     node = Wired(RiskConfig(max_fills=1, fills_window_ms=1_000), extra_venues=("SIM2",))
     at_sim = node.submit(BUY, 1, 9_000)
-    at_sim2 = node.submit(BUY, 1, 9_000, venue="SIM2")
-    other = node.submit(BUY, 1, 9_000, venue="SIM2", strategy="s2")
+    at_sim2 = node.submit(BUY, 1, 9_000, instrument=stock_at("SIM2"))
+    other = node.submit(BUY, 1, 9_000, instrument=stock_at("SIM2"), strategy="s2")
     node.trade(BUY, 1, 10_000)
     node.trade(BUY, 1, 10_000)
     assert [(e.strategy_id, e.cancels_requested) for e in node.disabled] == [("s1", 2)]

@@ -6,9 +6,12 @@ from decimal import Decimal
 
 import pytest
 
+from bastion.errors import ConfigError
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderStatus, TradingState
 from bastion.model.instruments import Instrument
+from bastion.risk.config import RiskConfig, StrategyRiskConfig
+from bastion.risk.gate import RiskGate
 from kit.risk_node import (
     BUY,
     COARSE,
@@ -194,6 +197,45 @@ def test_when_venue_unknown_then_unknown_venue() -> None:
     """An order routed to a venue the node does not have is denied."""
     node = Node()
     assert_denied(node, node.submit(BUY, 1, 10_000, venue="NOWHERE"), "UNKNOWN_VENUE")
+
+
+def test_when_venue_is_another_than_the_instruments_then_wrong_venue() -> None:
+    """An order for XYZ.SIM (venue SIM) routed to ALT, a venue the node has, is denied (s1
+    may trade on ALT, but XYZ.SIM is not traded there); amending an open order that got
+    there without the gate is refused too, and canceling it still goes."""
+    node = Node(
+        RiskConfig(strategies={"s1": StrategyRiskConfig(venues=["ALT"])}), extra_venues=("ALT",)
+    )
+    alt = node.execution._venues["ALT"]
+    assert_denied(node, node.submit(BUY, 1, 10_000, venue="ALT"), "WRONG_VENUE")
+    assert node.denied[-1].message == "XYZ.SIM trades at venue SIM, not at ALT"
+    assert alt.submitted == []  # type: ignore[attr-defined]
+    stray = node.order(BUY, 1, 10_000, venue="ALT")
+    node.execution.submit(stray)  # e.g. recovered from a journal written before the check
+    assert node.gate.modify_order(stray, 2, 10_000) is False
+    assert [(e.reason, e.message) for e in node.command_denied] == [
+        ("WRONG_VENUE", "XYZ.SIM trades at venue SIM, not at ALT")
+    ]
+    assert stray.quantity == 1 and alt.modified == []  # type: ignore[attr-defined]
+    assert node.gate.cancel_order(stray) is True
+    assert alt.canceled == [stray.client_order_id]  # type: ignore[attr-defined]
+    assert node.gate.denials == {"WRONG_VENUE": 2}
+
+
+def test_when_an_instruments_venue_is_not_the_gates_then_config_error() -> None:
+    """The gate relies on each instrument's venue being one it knows (the config's rule)."""
+    node = Node()
+    with pytest.raises(ConfigError, match=r"instrument XYZ\.SIM: venue 'SIM' is not configured"):
+        RiskGate(
+            config=RiskConfig(),
+            bus=node.bus,
+            clock=node.clock,
+            execution=node.execution,
+            portfolio=node.portfolio,
+            instruments={STOCK.id: STOCK},
+            last_quotes=node.quotes,
+            venues={"ALT"},
+        )
 
 
 def test_when_order_denied_then_venue_saw_nothing() -> None:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from bastion.model.enums import OrderStatus
 from bastion.risk.config import RiskConfig, StrategyRiskConfig
-from kit.risk_node import BUY, COARSE, SELL, Node, assert_denied, assert_sent
+from kit.risk_node import BUY, COARSE, SELL, Node, assert_denied, assert_sent, stock_at
 
 
 def test_when_buy_reaches_own_resting_sell_then_self_trade_and_one_tick_below_allowed() -> None:
@@ -78,10 +78,10 @@ def test_when_instrument_not_in_allow_list_then_not_permitted() -> None:
 
 
 def test_when_venue_not_in_allow_list_then_not_permitted() -> None:
-    """s1 may trade on SIM only: an order routed to ALT is refused."""
+    """s1 may trade on SIM only: an order for an instrument at ALT is refused."""
     node = Node(
         RiskConfig(strategies={"s1": StrategyRiskConfig(venues=["SIM"])}), extra_venues=("ALT",)
     )
     assert_sent(node, node.submit(BUY, 1, 10_000))
-    assert_denied(node, node.submit(BUY, 1, 10_000, venue="ALT"), "NOT_PERMITTED")
+    assert_denied(node, node.submit(BUY, 1, 10_000, instrument=stock_at("ALT")), "NOT_PERMITTED")
     assert "venue ALT" in node.denied[-1].message
