@@ -139,7 +139,17 @@ class FixVenueAdapter(VenueAdapter):
         self.subscribe_market_data = subscribe_market_data
         self.on_quote_sink: QuoteSink | None = None
         self.store = SqliteSessionStore(store_path, settings.key, now_ns=clock.timestamp_ns())
-        self.session = FixSession(settings, self.store, self, now_ns=clock.timestamp_ns)
+        # every logon gap-fills the orders and amends sent before it: one lost with a
+        # dropped connection never reaches the venue late (reconciliation settles it by
+        # ClOrdID); a lost cancel is still resent, late does no harm
+        self.session = FixSession(
+            settings,
+            self.store,
+            self,
+            now_ns=clock.timestamp_ns,
+            gap_fill_before_logon=True,
+            resent_below_floor=frozenset({"F"}),
+        )
         self.initiator = FixInitiator(
             self.session,
             host,
