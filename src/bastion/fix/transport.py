@@ -44,9 +44,16 @@ async def run_connection(
     def close() -> None:
         transport.close()
 
-    session.connection_made(transport.write, close, initiator=initiator)
-    ticker = spawn(f"fix-tick-{session.settings.key}", _tick(session))
+    def ticker_crashed(name: str, error: BaseException) -> None:
+        # without its timer a session sends no heartbeat and never notices a dead peer:
+        # drop the connection (an initiator reconnects) rather than run on blind
+        log.error("fix_timer_failed", session=session.settings.key, error=repr(error))
+        session.disconnect(f"session timer failed: {error!r}")
+
+    ticker: asyncio.Task[None] | None = None
     try:
+        session.connection_made(transport.write, close, initiator=initiator)
+        ticker = spawn(f"fix-tick-{session.settings.key}", _tick(session), on_crash=ticker_crashed)
         if first_data:
             session.data_received(first_data)
         while session.connected:
@@ -60,7 +67,8 @@ async def run_connection(
                 break
             session.data_received(data)
     finally:
-        ticker.cancel()
+        if ticker is not None:
+            ticker.cancel()
         session.connection_lost("connection closed")
         transport.close()
     return session.disconnect_reason

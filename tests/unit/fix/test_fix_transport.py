@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import structlog
 
 from bastion.fix.codec import FixMessage, encode
 from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
@@ -266,3 +267,52 @@ def test_when_backoff_computed_then_doubles_capped_with_jitter() -> None:
     many = [initiator.backoff_s(30) for _ in range(200)]
     assert min(many) >= 2.0 and max(many) <= 6.0
     assert max(many) - min(many) > 2.0  # the jitter really spreads
+
+
+def test_when_session_timer_fails_then_connection_dropped_and_initiator_reconnects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session whose timer task dies would send no heartbeat and never notice a dead
+    peer: the connection is dropped instead (logged as an error) and the initiator
+    connects again."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (ini, acc):
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            port = await acceptor.start()
+            initiator = FixInitiator(
+                ini.session,
+                "127.0.0.1",
+                port,
+                backoff_initial_s=0.02,
+                backoff_max_s=0.05,
+                rng=random.Random(3),
+            )
+            task = asyncio.create_task(initiator.run())
+            try:
+                await until(lambda: ini.session.logged_on, timeout_s=DEADLINE_S)
+                original_tick = ini.session.tick
+                failures: list[int] = []
+
+                def failing_tick() -> None:
+                    if not failures:
+                        failures.append(1)
+                        raise RuntimeError("injected timer failure")
+                    original_tick()
+
+                with structlog.testing.capture_logs() as logs:
+                    monkeypatch.setattr(ini.session, "tick", failing_tick)
+                    await until(
+                        lambda: initiator.connects == 2 and ini.session.logged_on,
+                        timeout_s=DEADLINE_S,
+                    )
+                assert failures == [1]
+                (failed,) = [e for e in logs if e["event"] == "fix_timer_failed"]
+                assert failed["log_level"] == "error" and "injected" in str(failed["error"])
+                assert "session timer failed" in ini.app.logouts[0]
+            finally:
+                await initiator.stop(logout_timeout_s=2.0)
+                await asyncio.wait_for(task, DEADLINE_S)
+                await acceptor.stop()
+
+    run(main)
