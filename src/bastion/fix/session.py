@@ -35,6 +35,7 @@ from typing import Protocol
 
 import structlog
 
+from bastion.clock import Clock
 from bastion.fix.codec import (
     COMPID_PROBLEM,
     INCORRECT_DATA_FORMAT,
@@ -192,8 +193,7 @@ class FixSession:
         store: SqliteSessionStore,
         app: Application,
         *,
-        now_ns: Callable[[], int] = time.time_ns,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock,
         gate: OutputGate | None = None,
         gap_fill_before_logon: bool = False,
         resent_below_floor: frozenset[str] = frozenset(),
@@ -202,8 +202,8 @@ class FixSession:
         self.gate = gate or OutputGate()
         self.store = store
         self.app = app
-        self._now_ns = now_ns
-        self._monotonic = monotonic
+        self._now_ns = clock.timestamp_ns  # SendingTime
+        self._monotonic = clock.monotonic_s  # heartbeats, timeouts
         self.state = SessionState.DISCONNECTED
         self.initiator = True
         self.heartbeat_s = settings.heartbeat_s

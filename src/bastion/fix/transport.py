@@ -6,8 +6,8 @@ session's schedule, and after a drop reconnects with exponential backoff and
 jitter (reset by a successful logon). ``FixAcceptor`` listens, reads the first
 message of each connection, which must be a Logon, and hands the connection to
 the session named by its CompIDs; unknown sessions and second connections for a
-session already connected are dropped. Both read time from a ``Clock`` (the live
-one unless given).
+session already connected are dropped. Both read time from the ``Clock`` they are
+given, as their sessions do.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import structlog
 
-from bastion.clock import Clock, LiveClock
+from bastion.clock import Clock
 from bastion.fix.codec import FixMessage, FixParser, Garbled
 from bastion.fix.session import FixSession
 from bastion.tasks import spawn
@@ -93,10 +93,10 @@ class FixInitiator:
         backoff_max_s: float = 30.0,
         connect_timeout_s: float = 5.0,
         rng: random.Random | None = None,
-        clock: Clock | None = None,
+        clock: Clock,
     ) -> None:
         self.session = session
-        self._clock = clock or LiveClock()
+        self._clock = clock
         self.host = host
         self.port = port
         self.backoff_initial_s = backoff_initial_s
@@ -175,11 +175,11 @@ class FixAcceptor:
         *,
         begin_string: str = "FIX.4.4",
         first_message_timeout_s: float = 10.0,
-        clock: Clock | None = None,
+        clock: Clock,
     ) -> None:
         """``sessions`` are keyed by (our SenderCompID, their SenderCompID)."""
         self.sessions = dict(sessions)
-        self._clock = clock or LiveClock()
+        self._clock = clock
         self.host = host
         self.port = port
         self.begin_string = begin_string

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from bastion.clock import LiveClock
 from bastion.fix.codec import FixMessage, encode
 from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
 from bastion.fix.store import SqliteSessionStore
@@ -20,6 +21,7 @@ from kit.fix_pair import ACC, INI, PASSWORD, RecordingApp, parse_all, settings
 from kit.waiting import until
 
 DEADLINE_S = 5.0
+CLOCK = LiveClock()
 
 
 class Node:
@@ -28,7 +30,7 @@ class Node:
     def __init__(self, path: Path, cfg: SessionSettings, app: RecordingApp) -> None:
         self.store = SqliteSessionStore(path, cfg.key, now_ns=time.time_ns())
         self.app = app
-        self.session = FixSession(cfg, self.store, app)
+        self.session = FixSession(cfg, self.store, app, clock=CLOCK)
 
 
 @contextmanager
@@ -62,7 +64,7 @@ def test_when_connection_dropped_then_initiator_reconnects_and_resend_delivers(
 
     async def main() -> None:
         with nodes(tmp_path) as (ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             initiator = FixInitiator(
                 ini.session,
@@ -71,6 +73,7 @@ def test_when_connection_dropped_then_initiator_reconnects_and_resend_delivers(
                 backoff_initial_s=0.05,
                 backoff_max_s=0.2,
                 rng=random.Random(1),
+                clock=CLOCK,
             )
             task = asyncio.create_task(initiator.run())
             try:
@@ -118,7 +121,7 @@ def test_when_initiator_down_then_sent_messages_delivered_after_reconnect(
 
     async def main() -> None:
         with nodes(tmp_path) as (ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             await acceptor.stop()  # nobody listens on `port` for now
             initiator = FixInitiator(
@@ -128,6 +131,7 @@ def test_when_initiator_down_then_sent_messages_delivered_after_reconnect(
                 backoff_initial_s=0.02,
                 backoff_max_s=0.05,
                 rng=random.Random(2),
+                clock=CLOCK,
             )
             ini.session.send(FixMessage.of("D", (11, "early-1")))
             ini.session.send(FixMessage.of("D", (11, "early-2")))
@@ -135,7 +139,7 @@ def test_when_initiator_down_then_sent_messages_delivered_after_reconnect(
             try:
                 await until(lambda: initiator.failures >= 2, timeout_s=DEADLINE_S)
                 assert initiator.connects == 0
-                acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", port)
+                acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", port, clock=CLOCK)
                 await acceptor.start()
                 await until(lambda: len(acc.app.messages) == 2, timeout_s=DEADLINE_S)
                 assert [m.get(11) for m in acc.app.messages] == ["early-1", "early-2"]
@@ -185,7 +189,7 @@ def test_when_first_message_not_a_known_logon_then_connection_refused(
 
     async def main() -> None:
         with nodes(tmp_path) as (_ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             try:
                 answer = await _exchange(port, _logon(sender, target, msg_type))
@@ -204,10 +208,15 @@ def test_when_session_already_connected_then_second_connection_refused(tmp_path:
 
     async def main() -> None:
         with nodes(tmp_path) as (ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             initiator = FixInitiator(
-                ini.session, "127.0.0.1", port, backoff_initial_s=0.05, rng=random.Random(3)
+                ini.session,
+                "127.0.0.1",
+                port,
+                backoff_initial_s=0.05,
+                rng=random.Random(3),
+                clock=CLOCK,
             )
             task = asyncio.create_task(initiator.run())
             try:
@@ -231,7 +240,7 @@ def test_when_logon_refused_over_tcp_then_logout_text_reaches_initiator(
 
     async def main() -> None:
         with nodes(tmp_path) as (_ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             fields = [(35, "A"), (49, INI), (56, ACC), (34, "1")]
             fields += [(52, format_utc_timestamp(time.time_ns())), (98, "0"), (108, "30")]
@@ -257,6 +266,7 @@ def test_when_backoff_computed_then_doubles_capped_with_jitter() -> None:
         backoff_initial_s=0.5,
         backoff_max_s=4.0,
         rng=random.Random(42),
+        clock=CLOCK,
     )
     replica = random.Random(42)
     bases = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
@@ -278,7 +288,7 @@ def test_when_session_timer_fails_then_connection_dropped_and_initiator_reconnec
 
     async def main() -> None:
         with nodes(tmp_path) as (ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             initiator = FixInitiator(
                 ini.session,
@@ -287,6 +297,7 @@ def test_when_session_timer_fails_then_connection_dropped_and_initiator_reconnec
                 backoff_initial_s=0.02,
                 backoff_max_s=0.05,
                 rng=random.Random(3),
+                clock=CLOCK,
             )
             task = asyncio.create_task(initiator.run())
             try:

@@ -146,7 +146,7 @@ class FixVenueAdapter(VenueAdapter):
             settings,
             self.store,
             self,
-            now_ns=clock.timestamp_ns,
+            clock=clock,
             gap_fill_before_logon=True,
             resent_below_floor=frozenset({"F"}),
         )
@@ -156,6 +156,7 @@ class FixVenueAdapter(VenueAdapter):
             port,
             backoff_initial_s=backoff_initial_s,
             backoff_max_s=backoff_max_s,
+            clock=clock,
         )
         self.counters: Counter[str] = Counter()
         self._orders: dict[str, Order] = {}

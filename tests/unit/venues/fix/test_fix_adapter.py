@@ -44,6 +44,7 @@ from bastion.model.events import (
 from bastion.venues.fix.adapter import NOT_LOGGED_ON
 from bastion.venues.fix.config import FixScheduleConfig, FixVenueConfig
 from kit.fix_link import BUY, ELSEWHERE, IID, SELL, T0, VENUE, Link, execution, order
+from kit.fix_pair import parse_all
 
 
 @pytest.fixture
@@ -413,6 +414,20 @@ def test_when_cancel_lost_in_a_dropped_connection_then_resent_on_the_next_logon(
     cancels = [m for m in link.venue_app.messages if m.msg_type == "F"]
     assert [(m.get(41), m.get(43)) for m in cancels] == [(o.client_order_id, "Y")]
     assert [m.get(11) for m in link.venue_app.messages if m.msg_type == "D"] == [o.client_order_id]
+
+
+def test_when_node_clock_moves_then_session_heartbeats_follow_it(link: Link) -> None:
+    """The session's timers read the node's clock (here simulated), not the system's: a
+    heartbeat interval of silence on that clock sends a Heartbeat, SendingTime from it."""
+    link.pump()
+    link.session.tick()
+    assert link.to_venue == []
+    link.clock.advance_to(T0 + 31 * 1_000_000_000)
+    link.session.tick()
+    sent = parse_all(b"".join(link.to_venue))
+    assert [(m.msg_type, m.get(52)) for m in sent] == [
+        ("0", format_utc_timestamp(T0 + 31 * 1_000_000_000))
+    ]
 
 
 def test_when_cancel_of_unknown_order_then_cancel_rejected(link: Link) -> None:

@@ -35,8 +35,8 @@ def test_when_connection_loop_fails_then_venue_down_logged_and_loop_restarted(
             tmp_path / "venue.sqlite", venue_settings.key, now_ns=clock.timestamp_ns()
         )
         venue_app = VenueApp()
-        venue_session = FixSession(venue_settings, venue_store, venue_app)
-        acceptor = FixAcceptor({("EXCH", "NODE"): venue_session}, "127.0.0.1", 0)
+        venue_session = FixSession(venue_settings, venue_store, venue_app, clock=clock)
+        acceptor = FixAcceptor({("EXCH", "NODE"): venue_session}, "127.0.0.1", 0, clock=clock)
         port = await acceptor.start()
         adapter = FixVenueAdapter(
             name=VENUE,
