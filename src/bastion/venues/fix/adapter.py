@@ -61,7 +61,6 @@ from bastion.model.events import (
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
-from bastion.tasks import spawn
 from bastion.venues.base import (
     NodeOrders,
     QuoteSink,
@@ -176,10 +175,6 @@ class FixVenueAdapter(VenueAdapter):
         """Orders sent on the current logon, from the logon until ``logon_settled``:
         cancel-on-reconnect leaves them alone."""
         self._track_submitted = False
-        self._run_task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._loop_failures = 0
-        self._logons_at_failure = 0
         self.logged_on = asyncio.Event()
         self.logged_off = asyncio.Event()
         self.logged_off.set()
@@ -188,38 +183,19 @@ class FixVenueAdapter(VenueAdapter):
     # -- lifecycle ----------------------------------------------------------------------
     async def connect(self) -> None:
         """Start keeping the session connected (returns at once; see ``wait_logged_on``)."""
-        if self._run_task is None:
-            self._run_task = spawn(
-                f"fix-{self.name}", self.initiator.run(), on_crash=self._connection_loop_failed
-            )
+        self.initiator.start(f"fix-{self.name}", on_failure=self._connection_loop_failed)
 
-    def _connection_loop_failed(self, task: str, error: BaseException) -> None:
+    def _connection_loop_failed(self, error: BaseException, restart_in_s: float) -> None:
         """The connection loop died (a bug, or the session store failing to write): the
-        venue is down until the loop, started again after the reconnect backoff, logs on
-        and is reconciled. Safe: nothing reaches the venue that the store did not commit,
-        and inbound messages not committed are asked for again (and deduplicated)."""
-        logons = self.session.counters["logons"]
-        self._loop_failures = 1 if logons > self._logons_at_failure else self._loop_failures + 1
-        self._logons_at_failure = logons
+        session is dropped, so the venue is down until the loop, started again after the
+        backoff, logs on and is reconciled (``FixInitiator.start``)."""
         self.counters["connection_loop_failures"] += 1
-        delay_s = self.initiator.backoff_s(self._loop_failures)
         log.error(
             "fix_connection_loop_failed",
             venue=self.name,
             error=repr(error),
-            restart_in_s=round(delay_s, 3),
+            restart_in_s=round(restart_in_s, 3),
         )
-        self.session.disconnect(f"connection loop failed: {error!r}")
-        if self._stopping:
-            self._run_task = None
-            return
-        self._run_task = spawn(
-            f"fix-{self.name}", self._run_after(delay_s), on_crash=self._connection_loop_failed
-        )
-
-    async def _run_after(self, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
-        await self.initiator.run()
 
     async def wait_logged_on(self, timeout_s: float | None) -> bool:
         try:
@@ -244,12 +220,7 @@ class FixVenueAdapter(VenueAdapter):
             await self.logged_off.wait()
 
     async def disconnect(self) -> None:
-        self._stopping = True
         await self.initiator.stop()
-        if self._run_task is not None:
-            self._run_task.cancel()
-            await asyncio.gather(self._run_task, return_exceptions=True)
-            self._run_task = None
         self.store.close()
 
     def subscribe_quotes(self, sink: QuoteSink) -> bool:
