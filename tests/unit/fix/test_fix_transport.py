@@ -327,3 +327,48 @@ def test_when_session_timer_fails_then_connection_dropped_and_initiator_reconnec
                 await acceptor.stop()
 
     run(main)
+
+
+def test_when_started_loop_dies_then_reported_and_started_again_after_backoff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``start``: a connection loop that dies (here the store fails as the Logon is
+    stored) is reported with its restart delay and runs again; ``stop`` ends it."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (ini, acc):
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
+            port = await acceptor.start()
+            initiator = FixInitiator(
+                ini.session,
+                "127.0.0.1",
+                port,
+                backoff_initial_s=0.02,
+                backoff_max_s=0.05,
+                rng=random.Random(4),
+                clock=CLOCK,
+            )
+            store_sent = ini.store.store_sent
+            reported: list[tuple[str, float]] = []
+
+            def failing_store_sent(seq: int, raw: bytes | None) -> None:
+                if not reported:
+                    raise OSError("injected store failure")
+                store_sent(seq, raw)
+
+            monkeypatch.setattr(ini.store, "store_sent", failing_store_sent)
+            initiator.start(
+                "fix-test", on_failure=lambda error, delay: reported.append((str(error), delay))
+            )
+            try:
+                await until(lambda: ini.session.logged_on, timeout_s=DEADLINE_S)
+                assert len(reported) == 1 and reported[0][0] == "injected store failure"
+                assert 0.01 <= reported[0][1] <= 0.03  # first backoff: 0.02 s, +-50%
+                assert initiator.connects == 2
+            finally:
+                await initiator.stop(logout_timeout_s=2.0)
+                await acceptor.stop()
+            assert not ini.session.connected
+            assert not [t for t in asyncio.all_tasks() if t.get_name() == "fix-test"]
+
+    run(main)
