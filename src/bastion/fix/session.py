@@ -688,7 +688,8 @@ class FixSession:
 
         It is stored first: while the session is not logged on it is only stored,
         and reaches the counterparty through its ResendRequest after logon (unless
-        that logon resets sequence numbers, which starts a new session without it).
+        that logon resets sequence numbers, which starts a new session without it, or
+        the session gap-fills what was sent before each logon: ``gap_fill_before_logon``).
         """
         msg_type = message.msg_type
         body = [(t, v) for t, v in message.fields if t != 35]
