@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psutil
 
+from bastion.clock import LiveClock
 from bastion.fix.codec import FixMessage
 from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
@@ -159,9 +160,10 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         )
         store = SqliteSessionStore(workdir / "client.sqlite", settings.key, now_ns=time.time_ns())
         client = _Client()
-        session = FixSession(settings, store, client)
+        clock = LiveClock()
+        session = FixSession(settings, store, client, clock=clock)
         initiator = FixInitiator(
-            session, "127.0.0.1", port, backoff_initial_s=0.05, backoff_max_s=0.2
+            session, "127.0.0.1", port, backoff_initial_s=0.05, backoff_max_s=0.2, clock=clock
         )
         task = asyncio.create_task(initiator.run())
         await asyncio.wait_for(client.logged_on.wait(), 20)

@@ -6,13 +6,12 @@ A task that dies with an exception is logged by name and reported to
 - ``TaskManager``: a component's set of tasks, canceled together on stop.
 - ``spawn``: one task whose owner keeps it and cancels it itself (a FIX session's
   connection loop, a timer ticking one connection); a crash is logged all the same.
-- ``wait_first``: wait for the first of a few awaitables (bounded), cancel the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -40,18 +39,6 @@ def spawn(
 
     task.add_done_callback(done)
     return task
-
-
-async def wait_first(*awaitables: Awaitable[Any], timeout_s: float) -> None:
-    """Return once the first of ``awaitables`` is done, or after ``timeout_s``; the
-    others are canceled (and awaited) before returning."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        await asyncio.wait(tasks, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _report(task: asyncio.Task[Any], on_crash: CrashHandler | None) -> None:

@@ -101,9 +101,7 @@ class Link:
             tmp_path / "venue.sqlite", venue_settings.key, now_ns=T0
         )
         self.venue_app = VenueApp()
-        self.venue = FixSession(
-            venue_settings, self.venue_store, self.venue_app, now_ns=self.clock.timestamp_ns
-        )
+        self.venue = FixSession(venue_settings, self.venue_store, self.venue_app, clock=self.clock)
         self.to_venue: list[bytes] = []
         self.to_node: list[bytes] = []
         self.node_wire: list[bytes] = []  # everything the venue wrote to the node

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from bastion.clock import Cancelable, Clock, TimerCallback
 from bastion.fix.codec import FixMessage, FixParser, Garbled, encode
 from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
 from bastion.fix.store import SqliteSessionStore
@@ -22,8 +23,8 @@ INI, ACC = "CLIENT", "VENUE"
 PASSWORD = "s3cr3t-pw-9f1c"
 
 
-class FakeClock:
-    """Wall and monotonic time that move only when the test says so."""
+class FakeClock(Clock):
+    """Wall and monotonic time that move only when the test says so (no timers)."""
 
     def __init__(self, start_ns: int = T0) -> None:
         self.ns = start_ns
@@ -32,8 +33,14 @@ class FakeClock:
     def now_ns(self) -> int:
         return self.ns
 
-    def monotonic(self) -> float:
+    def timestamp_ns(self) -> int:
+        return self.ns
+
+    def monotonic_s(self) -> float:
         return self.mono
+
+    def call_at(self, ts_ns: int, callback: TimerCallback) -> Cancelable:
+        raise NotImplementedError("FIX sessions set no timers")
 
     def advance(self, seconds: float) -> None:
         self.ns += round(seconds * 1e9)
@@ -154,9 +161,7 @@ class Pair:
             self.tmp_path / f"{side}.sqlite", cfg.key, now_ns=self.clock.now_ns()
         )
         self.stores.append(store)
-        session = FixSession(
-            cfg, store, app, now_ns=self.clock.now_ns, monotonic=self.clock.monotonic
-        )
+        session = FixSession(cfg, store, app, clock=self.clock)
         if side == "ini":
             self.ini = session
         else:

@@ -75,9 +75,11 @@ class Wire:
         if self.node is None:
             store = SqliteSessionStore(self.tmp_path / "node.sqlite", settings.key, now_ns=T0)
             self._stores.append(store)
-            self.node = FixSession(settings, store, self.node_app)
+            self.node = FixSession(settings, store, self.node_app, clock=self.server.clock)
         else:  # same store, new settings: what a reconfigured node would send
-            self.node = FixSession(settings, self.node.store, self.node_app)
+            self.node = FixSession(
+                settings, self.node.store, self.node_app, clock=self.server.clock
+            )
         self.venue.connection_made(self.to_node.append, lambda: None, initiator=False)
         self.node.connection_made(self.to_venue.append, lambda: None, initiator=True)
         self.pump()

@@ -27,22 +27,45 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("clock.py", "time.time_ns"): "the live clock itself",
     ("clock.py", "time.monotonic"): "the live clock itself",
     ("tasks.py", "create_task"): "the task helper itself",
-    ("tasks.py", "ensure_future"): "the task helper itself (wait_first)",
+    ("node/runner.py", "LiveClock()"): "the live node's composition root picks its clock",
+    ("venue_server/server.py", "LiveClock()"): "the venue simulator process picks its clock",
     ("backtest/engine.py", "time.perf_counter"): (
         "a backtest reports its own wall-clock speed; its simulated clock cannot"
     ),
     ("journal/sqlite.py", "time.time_ns"): (
         "opening a journal stamps a torn last record set aside, before any node clock"
     ),
-    ("fix/session.py", "time.time_ns"): "the sans-I/O session's default injected now_ns",
-    ("fix/session.py", "time.monotonic"): "the sans-I/O session's default injected monotonic",
 }
 
 
+LOOP_GETTERS = {"get_running_loop", "get_event_loop"}
+
+
+def _is_loop_time(node: ast.Call) -> bool:
+    """``loop.time()``, ``self._loop.time()``, ``asyncio.get_running_loop().time()``: the
+    event loop's own monotonic clock."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr == "time" and not node.args):
+        return False
+    base = func.value
+    if isinstance(base, ast.Call):
+        getter = base.func
+        name = getter.attr if isinstance(getter, ast.Attribute) else getattr(getter, "id", "")
+        return name in LOOP_GETTERS
+    name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+    return "loop" in name.lower()
+
+
 def _uses(tree: ast.AST) -> set[str]:
-    """Names of the task starts and time reads a module makes (calls or references)."""
+    """Names of the task starts and time reads a module makes (calls or references),
+    including a clock made on the spot (``clock or LiveClock()``) instead of injected."""
     found: set[str] = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            if _is_loop_time(node):
+                found.add("loop.time()")
+            elif isinstance(node.func, ast.Name) and node.func.id == "LiveClock":
+                found.add("LiveClock()")
         if isinstance(node, ast.Attribute):
             base = node.value.id if isinstance(node.value, ast.Name) else None
             if node.attr in TASK_STARTS:
@@ -84,8 +107,13 @@ def test_when_a_module_reads_time_directly_then_the_scan_finds_it() -> None:
         "import time, asyncio\nfrom time import perf_counter\n"
         "a = time.monotonic()\nb = asyncio.ensure_future(x)\nloop.create_task(y)\n"
         "c = datetime.now()\nf = time.time_ns\n"
+        "d = loop.time()\ne = asyncio.get_running_loop().time()\n"
+        "def g(clock=None, now=time.monotonic):\n    return clock or LiveClock()\n"
+        "h = datetime.time()\n"
     )
     assert _uses(ast.parse(source)) == {
+        "loop.time()",
+        "LiveClock()",
         "time.monotonic",
         "time.time_ns",
         "ensure_future",

@@ -1,5 +1,5 @@
 """The task helper: every background task is named and tracked, a crash is logged and
-reported by name, and a bounded wait for the first of several leaves nothing running."""
+reported by name."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from bastion.clock import LiveClock, SimClock
-from bastion.tasks import TaskManager, spawn, wait_first
+from bastion.clock import SimClock
+from bastion.tasks import TaskManager, spawn
 
 
 async def _fail() -> None:
@@ -48,31 +48,6 @@ def test_when_a_managed_task_crashes_then_reported_and_forgotten() -> None:
 
     assert asyncio.run(scenario()) == ["idle"]
     assert crashes == ["crash"]
-
-
-def test_when_waiting_for_the_first_then_the_others_are_canceled() -> None:
-    """``wait_first`` returns at the first done awaitable and cancels the others."""
-
-    async def scenario() -> tuple[bool, bool]:
-        first, never = asyncio.Event(), asyncio.Event()
-        first.set()
-        waiting = asyncio.ensure_future(never.wait())
-        await wait_first(first.wait(), waiting, timeout_s=5)
-        return waiting.cancelled(), never.is_set()
-
-    assert asyncio.run(scenario()) == (True, False)
-
-
-def test_when_nothing_finishes_then_wait_first_returns_after_the_timeout() -> None:
-    """The wait is bounded: nothing done, it returns after ``timeout_s``."""
-
-    async def scenario() -> float:
-        clock = LiveClock()
-        started = clock.monotonic_s()
-        await wait_first(asyncio.Event().wait(), timeout_s=0.05)
-        return clock.monotonic_s() - started
-
-    assert 0.04 <= asyncio.run(scenario()) < 5
 
 
 def test_when_simulated_then_monotonic_time_is_the_simulated_time() -> None:

@@ -47,13 +47,12 @@ class ReplayFeed(Feed):
         return self._opened
 
     async def run(self, sink: FeedSink, clock: Clock) -> None:
-        loop = asyncio.get_running_loop()
         first_ts: int | None = None
-        start = loop.time()
+        start = clock.monotonic_s()
         for event in self.recorded():
             if first_ts is None:
                 first_ts = event.ts_ns
-            delay = start + (event.ts_ns - first_ts) / 1e9 - loop.time()
+            delay = start + (event.ts_ns - first_ts) / 1e9 - clock.monotonic_s()
             if delay > 0:
                 await asyncio.sleep(delay)
             event = msgspec.structs.replace(event, ts_ns=clock.timestamp_ns())

@@ -27,14 +27,13 @@ class SyntheticFeed(Feed):
             SyntheticQuoteFeed(instrument, self.config.walk(instrument.id), start)
             for instrument in self._instruments
         ]
-        loop = asyncio.get_running_loop()
         interval_s = self.config.interval_ms / 1000
-        next_at = loop.time()
+        next_at = clock.monotonic_s()
         while True:
             for walk in walks:
                 sink.on_quote(walk.next_quote(clock.timestamp_ns()))
             next_at += interval_s
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            await asyncio.sleep(max(0.0, next_at - clock.monotonic_s()))
 
 
 def build(config: SyntheticFeedEntry, context: FeedContext) -> SyntheticFeed:

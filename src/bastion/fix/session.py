@@ -35,6 +35,7 @@ from typing import Protocol
 
 import structlog
 
+from bastion.clock import Clock
 from bastion.fix.codec import (
     COMPID_PROBLEM,
     INCORRECT_DATA_FORMAT,
@@ -192,16 +193,17 @@ class FixSession:
         store: SqliteSessionStore,
         app: Application,
         *,
-        now_ns: Callable[[], int] = time.time_ns,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock,
         gate: OutputGate | None = None,
+        gap_fill_before_logon: bool = False,
+        resent_below_floor: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
         self.gate = gate or OutputGate()
         self.store = store
         self.app = app
-        self._now_ns = now_ns
-        self._monotonic = monotonic
+        self._now_ns = clock.timestamp_ns  # SendingTime
+        self._monotonic = clock.monotonic_s  # heartbeats, timeouts
         self.state = SessionState.DISCONNECTED
         self.initiator = True
         self.heartbeat_s = settings.heartbeat_s
@@ -227,6 +229,13 @@ class FixSession:
         self.resend_floor = 0
         """Stored application messages below this MsgSeqNum are answered with a GapFill
         instead of being resent (a restarted node never sends an old order late)."""
+        self.gap_fill_before_logon = gap_fill_before_logon
+        """Raise ``resend_floor`` to the next outbound MsgSeqNum at every logon: what was
+        sent before it (lost in a dropped connection, or stored while down) is gap-filled,
+        never resent, so an order cannot reach the counterparty late."""
+        self.resent_below_floor = resent_below_floor
+        """Application MsgTypes resent even below ``resend_floor`` (the node's cancels:
+        one that arrives late does no harm, one that never arrives leaves an order working)."""
 
     # -- properties --------------------------------------------------------------------
     @property
@@ -543,6 +552,8 @@ class FixSession:
             self.store.set_next_target_seq(1)
         self.state = SessionState.ACTIVE
         self.counters["logons"] += 1
+        if self.gap_fill_before_logon:
+            self.resend_floor = self.store.next_sender_seq
         expected = self.store.next_target_seq
         log.info("fix_logged_on", session=self.settings.key, heartbeat_s=self.heartbeat_s)
         if seq < expected:
@@ -591,7 +602,11 @@ class FixSession:
             return
         log.info("fix_resending", session=self.settings.key, begin=begin, end=end)
         gap_start: int | None = begin
-        for seq, raw in self.store.sent_messages(max(begin, self.resend_floor), end):
+        floor = self.resend_floor
+        lowest = begin if self.resent_below_floor else max(begin, floor)
+        for seq, raw in self.store.sent_messages(lowest, end):
+            if seq < floor and _msg_type(raw) not in self.resent_below_floor:
+                continue
             if gap_start is not None and gap_start < seq:
                 self._send_gap_fill(gap_start, seq)
             gap_start = None
@@ -673,7 +688,8 @@ class FixSession:
 
         It is stored first: while the session is not logged on it is only stored,
         and reaches the counterparty through its ResendRequest after logon (unless
-        that logon resets sequence numbers, which starts a new session without it).
+        that logon resets sequence numbers, which starts a new session without it, or
+        the session gap-fills what was sent before each logon: ``gap_fill_before_logon``).
         """
         msg_type = message.msg_type
         body = [(t, v) for t, v in message.fields if t != 35]
@@ -835,6 +851,12 @@ class FixSession:
         if start is not None and self.store.creation_ns < start:
             log.info("fix_new_session_period", session=self.settings.key)
             self.store.reset(now)
+
+
+def _msg_type(raw: bytes) -> str:
+    """MsgType of an encoded message (35 is its third field)."""
+    start = raw.find(b"\x0135=") + 4
+    return raw[start : raw.find(b"\x01", start)].decode("ascii")
 
 
 _last_second: list[object] = [None, ""]

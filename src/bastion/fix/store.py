@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bastion.errors import ConfigError
 from bastion.storage.wal import WalCheckpointer
 
 SCHEMA_VERSION = 1
@@ -42,8 +43,9 @@ CREATE TABLE IF NOT EXISTS fix_messages (
 """
 
 
-class SessionStoreError(Exception):
-    """The session store file is unusable (wrong schema, not a database)."""
+class SessionStoreError(ConfigError):
+    """The session store file is unusable (wrong schema, not a database): the user points
+    ``store_path`` at a good file or moves the bad one aside. The message names the file."""
 
 
 class _StoreFile:

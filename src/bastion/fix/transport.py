@@ -3,27 +3,31 @@
 ``run_connection`` pumps bytes between a stream and a ``FixSession`` and ticks
 its timers. ``FixInitiator`` keeps one session connected: it connects inside the
 session's schedule, and after a drop reconnects with exponential backoff and
-jitter (reset by a successful logon). ``FixAcceptor`` listens, reads the first
+jitter (reset by a successful logon); started with ``start``, a loop that dies is
+started again after the backoff. ``FixAcceptor`` listens, reads the first
 message of each connection, which must be a Logon, and hands the connection to
 the session named by its CompIDs; unknown sessions and second connections for a
-session already connected are dropped. Both read time from a ``Clock`` (the live
-one unless given).
+session already connected are dropped. Both read time from the ``Clock`` they are
+given, as their sessions do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 
-from bastion.clock import Clock, LiveClock
+from bastion.clock import Clock
 from bastion.fix.codec import FixMessage, FixParser, Garbled
 from bastion.fix.session import FixSession
 from bastion.tasks import spawn
 
 log = structlog.get_logger("bastion.fix")
+
+LoopFailed = Callable[[BaseException, float], None]
+"""Told that a connection loop died: the error, and the delay before it starts again."""
 
 TICK_S = 0.1
 READ_CHUNK = 1 << 16
@@ -44,9 +48,16 @@ async def run_connection(
     def close() -> None:
         transport.close()
 
-    session.connection_made(transport.write, close, initiator=initiator)
-    ticker = spawn(f"fix-tick-{session.settings.key}", _tick(session))
+    def ticker_crashed(name: str, error: BaseException) -> None:
+        # without its timer a session sends no heartbeat and never notices a dead peer:
+        # drop the connection (an initiator reconnects) rather than run on blind
+        log.error("fix_timer_failed", session=session.settings.key, error=repr(error))
+        session.disconnect(f"session timer failed: {error!r}")
+
+    ticker: asyncio.Task[None] | None = None
     try:
+        session.connection_made(transport.write, close, initiator=initiator)
+        ticker = spawn(f"fix-tick-{session.settings.key}", _tick(session), on_crash=ticker_crashed)
         if first_data:
             session.data_received(first_data)
         while session.connected:
@@ -60,7 +71,8 @@ async def run_connection(
                 break
             session.data_received(data)
     finally:
-        ticker.cancel()
+        if ticker is not None:
+            ticker.cancel()
         session.connection_lost("connection closed")
         transport.close()
     return session.disconnect_reason
@@ -85,10 +97,10 @@ class FixInitiator:
         backoff_max_s: float = 30.0,
         connect_timeout_s: float = 5.0,
         rng: random.Random | None = None,
-        clock: Clock | None = None,
+        clock: Clock,
     ) -> None:
         self.session = session
-        self._clock = clock or LiveClock()
+        self._clock = clock
         self.host = host
         self.port = port
         self.backoff_initial_s = backoff_initial_s
@@ -98,6 +110,37 @@ class FixInitiator:
         self._stopping = False
         self.connects = 0
         self.failures = 0
+        self._task: asyncio.Task[None] | None = None
+        self._on_failure: LoopFailed | None = None
+        self._loop_failures = 0
+        self._logons_at_failure = 0
+
+    def start(self, name: str, *, on_failure: LoopFailed | None = None) -> None:
+        """Run the connection loop as the task ``name`` until ``stop``. If the loop dies
+        (a bug, the session store failing to write), the session is dropped, the failure
+        reported to ``on_failure`` with the delay, and the loop started again after the
+        reconnect backoff. Safe: nothing reaches the counterparty that the store did not
+        commit, and inbound messages not committed are asked for again."""
+        if self._task is None:
+            self._on_failure = on_failure
+            self._task = spawn(name, self.run(), on_crash=self._loop_crashed)
+
+    def _loop_crashed(self, name: str, error: BaseException) -> None:
+        logons = self.session.counters["logons"]
+        self._loop_failures = 1 if logons > self._logons_at_failure else self._loop_failures + 1
+        self._logons_at_failure = logons
+        delay_s = self.backoff_s(self._loop_failures)
+        self.session.disconnect(f"connection loop failed: {error!r}")
+        if self._on_failure is not None:
+            self._on_failure(error, delay_s)
+        if self._stopping:
+            self._task = None
+            return
+        self._task = spawn(name, self._run_after(delay_s), on_crash=self._loop_crashed)
+
+    async def _run_after(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        await self.run()
 
     def backoff_s(self, attempt: int) -> float:
         """Delay before reconnect attempt ``attempt`` (1-based): doubling, capped, ±50% jitter."""
@@ -154,6 +197,10 @@ class FixInitiator:
             while session.connected and self._clock.monotonic_s() < deadline:
                 await asyncio.sleep(0.01)
         session.disconnect("stopped")
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
 
 class FixAcceptor:
@@ -167,11 +214,11 @@ class FixAcceptor:
         *,
         begin_string: str = "FIX.4.4",
         first_message_timeout_s: float = 10.0,
-        clock: Clock | None = None,
+        clock: Clock,
     ) -> None:
         """``sessions`` are keyed by (our SenderCompID, their SenderCompID)."""
         self.sessions = dict(sessions)
-        self._clock = clock or LiveClock()
+        self._clock = clock
         self.host = host
         self.port = port
         self.begin_string = begin_string

@@ -193,13 +193,11 @@ class VenueSimServer:
                 max_sending_time_skew_s=config.max_sending_time_skew_s,
             )
             store = SqliteSessionStore(store_path, settings.key, now_ns=self.clock.timestamp_ns())
-            app.session = FixSession(
-                settings, store, app, now_ns=self.clock.timestamp_ns, gate=self.gate
-            )
+            app.session = FixSession(settings, store, app, clock=self.clock, gate=self.gate)
             app.session.unit_of_work = self.ledger.batch  # reports leave after the ledger commits
             sessions[(config.comp_id, account.comp_id)] = app.session
             self.apps[account.name] = app
-        self.acceptor = FixAcceptor(sessions, config.host, config.port)
+        self.acceptor = FixAcceptor(sessions, config.host, config.port, clock=self.clock)
         self.tasks = TaskManager(on_crash=self._on_task_crash)
         self.counters: Counter[str] = Counter()
         self.stop_requested = asyncio.Event()

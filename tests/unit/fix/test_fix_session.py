@@ -637,6 +637,67 @@ def test_when_sent_while_disconnected_then_delivered_by_resend_after_reconnect(
     assert pair.acc.store.next_target_seq == pair.ini.store.next_sender_seq
 
 
+def test_when_gap_fill_before_logon_and_order_lost_in_a_drop_then_gap_filled_not_resent(
+    tmp_path: Path,
+) -> None:
+    """With ``gap_fill_before_logon`` (the node's side), an order whose bytes died with the
+    connection is answered with a GapFill on the next logon, a minute later: never sent late.
+    Messages stored while down are gap-filled the same way."""
+    p = Pair(tmp_path)
+    p.ini.gap_fill_before_logon = True
+    p.logon()
+    p.ini.send(order("O-lost"))
+    p.drop()  # bytes in flight lost: the venue never saw the order
+    p.ini.send(order("O-down"))
+    p.tick(60)
+    p.logon()
+    p.pump()
+    assert [m for m in p.acc_app.messages if m.msg_type == "D"] == []
+    assert p.ini.counters["messages_resent"] == 0
+    assert p.ini.counters["gap_fills_sent"] >= 1
+    assert p.acc.store.next_target_seq == p.ini.store.next_sender_seq
+    p.ini.send(order("O-new"))
+    p.pump()
+    assert [m.get(11) for m in p.acc_app.messages] == ["O-new"]
+    p.close()
+
+
+def test_when_type_resent_below_floor_then_only_it_goes_out_again_after_a_drop(
+    tmp_path: Path,
+) -> None:
+    """``resent_below_floor`` lets chosen types (the node's cancels) through the floor:
+    they are resent with PossDup, the rest of the range is gap-filled around them."""
+    p = Pair(tmp_path)
+    p.ini.gap_fill_before_logon = True
+    p.ini.resent_below_floor = frozenset({"F"})
+    p.logon()
+    p.ini.send(order("O2"))
+    p.ini.send(FixMessage.of("F", (11, "O1/1"), (41, "O1")))
+    p.ini.send(order("O4"))
+    p.drop()
+    p.logon()
+    p.pump()
+    assert [(m.msg_type, m.get(11), m.get(43)) for m in p.acc_app.messages] == [("F", "O1/1", "Y")]
+    assert p.acc.store.next_target_seq == p.ini.store.next_sender_seq
+    p.close()
+
+
+def test_when_gap_fill_before_logon_then_messages_of_the_current_logon_still_resent(
+    tmp_path: Path,
+) -> None:
+    """The floor moves only at a logon: a message lost in flight on a live connection is
+    resent (PossDup) when the counterparty notices the gap."""
+    p = Pair(tmp_path)
+    p.ini.gap_fill_before_logon = True
+    p.logon()
+    p.ini.send(order("O2"))
+    p.to_acc.pending.clear()  # lost in flight, the connection stays up
+    p.ini.send(order("O3"))
+    p.pump()
+    assert [(m.get(11), m.get(43)) for m in p.acc_app.messages] == [("O2", "Y"), ("O3", None)]
+    p.close()
+
+
 def test_when_reset_on_logon_then_both_sides_restart_at_one(tmp_path: Path) -> None:
     """141=Y on the Logon resets both sides' numbers to 1 at every logon."""
     p = Pair(

@@ -10,7 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import structlog
 
+from bastion.clock import LiveClock
 from bastion.fix.codec import FixMessage, encode
 from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
 from bastion.fix.store import SqliteSessionStore
@@ -19,6 +21,7 @@ from kit.fix_pair import ACC, INI, PASSWORD, RecordingApp, parse_all, settings
 from kit.waiting import until
 
 DEADLINE_S = 5.0
+CLOCK = LiveClock()
 
 
 class Node:
@@ -27,7 +30,7 @@ class Node:
     def __init__(self, path: Path, cfg: SessionSettings, app: RecordingApp) -> None:
         self.store = SqliteSessionStore(path, cfg.key, now_ns=time.time_ns())
         self.app = app
-        self.session = FixSession(cfg, self.store, app)
+        self.session = FixSession(cfg, self.store, app, clock=CLOCK)
 
 
 @contextmanager
@@ -61,7 +64,7 @@ def test_when_connection_dropped_then_initiator_reconnects_and_resend_delivers(
 
     async def main() -> None:
         with nodes(tmp_path) as (ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             initiator = FixInitiator(
                 ini.session,
@@ -70,6 +73,7 @@ def test_when_connection_dropped_then_initiator_reconnects_and_resend_delivers(
                 backoff_initial_s=0.05,
                 backoff_max_s=0.2,
                 rng=random.Random(1),
+                clock=CLOCK,
             )
             task = asyncio.create_task(initiator.run())
             try:
@@ -117,7 +121,7 @@ def test_when_initiator_down_then_sent_messages_delivered_after_reconnect(
 
     async def main() -> None:
         with nodes(tmp_path) as (ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             await acceptor.stop()  # nobody listens on `port` for now
             initiator = FixInitiator(
@@ -127,6 +131,7 @@ def test_when_initiator_down_then_sent_messages_delivered_after_reconnect(
                 backoff_initial_s=0.02,
                 backoff_max_s=0.05,
                 rng=random.Random(2),
+                clock=CLOCK,
             )
             ini.session.send(FixMessage.of("D", (11, "early-1")))
             ini.session.send(FixMessage.of("D", (11, "early-2")))
@@ -134,7 +139,7 @@ def test_when_initiator_down_then_sent_messages_delivered_after_reconnect(
             try:
                 await until(lambda: initiator.failures >= 2, timeout_s=DEADLINE_S)
                 assert initiator.connects == 0
-                acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", port)
+                acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", port, clock=CLOCK)
                 await acceptor.start()
                 await until(lambda: len(acc.app.messages) == 2, timeout_s=DEADLINE_S)
                 assert [m.get(11) for m in acc.app.messages] == ["early-1", "early-2"]
@@ -184,7 +189,7 @@ def test_when_first_message_not_a_known_logon_then_connection_refused(
 
     async def main() -> None:
         with nodes(tmp_path) as (_ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             try:
                 answer = await _exchange(port, _logon(sender, target, msg_type))
@@ -203,10 +208,15 @@ def test_when_session_already_connected_then_second_connection_refused(tmp_path:
 
     async def main() -> None:
         with nodes(tmp_path) as (ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             initiator = FixInitiator(
-                ini.session, "127.0.0.1", port, backoff_initial_s=0.05, rng=random.Random(3)
+                ini.session,
+                "127.0.0.1",
+                port,
+                backoff_initial_s=0.05,
+                rng=random.Random(3),
+                clock=CLOCK,
             )
             task = asyncio.create_task(initiator.run())
             try:
@@ -230,7 +240,7 @@ def test_when_logon_refused_over_tcp_then_logout_text_reaches_initiator(
 
     async def main() -> None:
         with nodes(tmp_path) as (_ini, acc):
-            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0)
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
             port = await acceptor.start()
             fields = [(35, "A"), (49, INI), (56, ACC), (34, "1")]
             fields += [(52, format_utc_timestamp(time.time_ns())), (98, "0"), (108, "30")]
@@ -256,6 +266,7 @@ def test_when_backoff_computed_then_doubles_capped_with_jitter() -> None:
         backoff_initial_s=0.5,
         backoff_max_s=4.0,
         rng=random.Random(42),
+        clock=CLOCK,
     )
     replica = random.Random(42)
     bases = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
@@ -266,3 +277,98 @@ def test_when_backoff_computed_then_doubles_capped_with_jitter() -> None:
     many = [initiator.backoff_s(30) for _ in range(200)]
     assert min(many) >= 2.0 and max(many) <= 6.0
     assert max(many) - min(many) > 2.0  # the jitter really spreads
+
+
+def test_when_session_timer_fails_then_connection_dropped_and_initiator_reconnects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session whose timer task dies would send no heartbeat and never notice a dead
+    peer: the connection is dropped instead (logged as an error) and the initiator
+    connects again."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (ini, acc):
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
+            port = await acceptor.start()
+            initiator = FixInitiator(
+                ini.session,
+                "127.0.0.1",
+                port,
+                backoff_initial_s=0.02,
+                backoff_max_s=0.05,
+                rng=random.Random(3),
+                clock=CLOCK,
+            )
+            task = asyncio.create_task(initiator.run())
+            try:
+                await until(lambda: ini.session.logged_on, timeout_s=DEADLINE_S)
+                original_tick = ini.session.tick
+                failures: list[int] = []
+
+                def failing_tick() -> None:
+                    if not failures:
+                        failures.append(1)
+                        raise RuntimeError("injected timer failure")
+                    original_tick()
+
+                with structlog.testing.capture_logs() as logs:
+                    monkeypatch.setattr(ini.session, "tick", failing_tick)
+                    await until(
+                        lambda: initiator.connects == 2 and ini.session.logged_on,
+                        timeout_s=DEADLINE_S,
+                    )
+                assert failures == [1]
+                (failed,) = [e for e in logs if e["event"] == "fix_timer_failed"]
+                assert failed["log_level"] == "error" and "injected" in str(failed["error"])
+                assert "session timer failed" in ini.app.logouts[0]
+            finally:
+                await initiator.stop(logout_timeout_s=2.0)
+                await asyncio.wait_for(task, DEADLINE_S)
+                await acceptor.stop()
+
+    run(main)
+
+
+def test_when_started_loop_dies_then_reported_and_started_again_after_backoff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``start``: a connection loop that dies (here the store fails as the Logon is
+    stored) is reported with its restart delay and runs again; ``stop`` ends it."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (ini, acc):
+            acceptor = FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=CLOCK)
+            port = await acceptor.start()
+            initiator = FixInitiator(
+                ini.session,
+                "127.0.0.1",
+                port,
+                backoff_initial_s=0.02,
+                backoff_max_s=0.05,
+                rng=random.Random(4),
+                clock=CLOCK,
+            )
+            store_sent = ini.store.store_sent
+            reported: list[tuple[str, float]] = []
+
+            def failing_store_sent(seq: int, raw: bytes | None) -> None:
+                if not reported:
+                    raise OSError("injected store failure")
+                store_sent(seq, raw)
+
+            monkeypatch.setattr(ini.store, "store_sent", failing_store_sent)
+            initiator.start(
+                "fix-test", on_failure=lambda error, delay: reported.append((str(error), delay))
+            )
+            try:
+                await until(lambda: ini.session.logged_on, timeout_s=DEADLINE_S)
+                assert len(reported) == 1 and reported[0][0] == "injected store failure"
+                assert 0.01 <= reported[0][1] <= 0.03  # first backoff: 0.02 s, +-50%
+                assert initiator.connects == 2
+            finally:
+                await initiator.stop(logout_timeout_s=2.0)
+                await acceptor.stop()
+            assert not ini.session.connected
+            assert not [t for t in asyncio.all_tasks() if t.get_name() == "fix-test"]
+
+    run(main)

@@ -63,7 +63,6 @@ from bastion.model.events import (
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
-from bastion.tasks import spawn
 from bastion.venues.base import (
     NodeOrders,
     QuoteSink,
@@ -142,13 +141,24 @@ class FixVenueAdapter(VenueAdapter):
         self.subscribe_market_data = subscribe_market_data
         self.on_quote_sink: QuoteSink | None = None
         self.store = SqliteSessionStore(store_path, settings.key, now_ns=clock.timestamp_ns())
-        self.session = FixSession(settings, self.store, self, now_ns=clock.timestamp_ns)
+        # every logon gap-fills the orders and amends sent before it: one lost with a
+        # dropped connection never reaches the venue late (reconciliation settles it by
+        # ClOrdID); a lost cancel is still resent, late does no harm
+        self.session = FixSession(
+            settings,
+            self.store,
+            self,
+            clock=clock,
+            gap_fill_before_logon=True,
+            resent_below_floor=frozenset({"F"}),
+        )
         self.initiator = FixInitiator(
             self.session,
             host,
             port,
             backoff_initial_s=backoff_initial_s,
             backoff_max_s=backoff_max_s,
+            clock=clock,
         )
         self.counters: Counter[str] = Counter()
         self._orders: dict[str, Order] = {}
@@ -168,7 +178,6 @@ class FixVenueAdapter(VenueAdapter):
         """Orders sent on the current logon, from the logon until ``logon_settled``:
         cancel-on-reconnect leaves them alone."""
         self._track_submitted = False
-        self._run_task: asyncio.Task[None] | None = None
         self._logons = 0
         self.logged_on = asyncio.Event()
         self.logged_off = asyncio.Event()
@@ -178,8 +187,19 @@ class FixVenueAdapter(VenueAdapter):
     # -- lifecycle ----------------------------------------------------------------------
     async def connect(self) -> None:
         """Start keeping the session connected (returns at once; see ``wait_logged_on``)."""
-        if self._run_task is None:
-            self._run_task = spawn(f"fix-{self.name}", self.initiator.run())
+        self.initiator.start(f"fix-{self.name}", on_failure=self._connection_loop_failed)
+
+    def _connection_loop_failed(self, error: BaseException, restart_in_s: float) -> None:
+        """The connection loop died (a bug, or the session store failing to write): the
+        session is dropped, so the venue is down until the loop, started again after the
+        backoff, logs on and is reconciled (``FixInitiator.start``)."""
+        self.counters["connection_loop_failures"] += 1
+        log.error(
+            "fix_connection_loop_failed",
+            venue=self.name,
+            error=repr(error),
+            restart_in_s=round(restart_in_s, 3),
+        )
 
     async def wait_logged_on(self, timeout_s: float | None) -> bool:
         try:
@@ -209,10 +229,6 @@ class FixVenueAdapter(VenueAdapter):
 
     async def disconnect(self) -> None:
         await self.initiator.stop()
-        if self._run_task is not None:
-            self._run_task.cancel()
-            await asyncio.gather(self._run_task, return_exceptions=True)
-            self._run_task = None
         self.store.close()
 
     def subscribe_quotes(self, sink: QuoteSink) -> bool:
@@ -408,6 +424,7 @@ class FixVenueAdapter(VenueAdapter):
             **super().status(),
             "cancel_on_disconnect": self.disconnect_cancels.mode.value,
             "refused_locally": self.counters["refused_locally"],
+            "connection_loop_failures": self.counters["connection_loop_failures"],
         }
 
     def register(self, order: Order) -> None:

@@ -44,6 +44,7 @@ from bastion.model.events import (
 from bastion.venues.fix.adapter import NOT_LOGGED_ON
 from bastion.venues.fix.config import FixScheduleConfig, FixVenueConfig
 from kit.fix_link import BUY, ELSEWHERE, IID, SELL, T0, VENUE, Link, execution, order
+from kit.fix_pair import parse_all
 
 
 @pytest.fixture
@@ -374,6 +375,59 @@ def test_when_not_logged_on_then_requests_refused_on_next_loop_turn(tmp_path: Pa
         assert lk.session.store.sent_messages(1, 100) == []
     finally:
         lk.close()
+
+
+def test_when_order_lost_in_a_dropped_connection_then_never_resent_on_the_next_logon(
+    link: Link,
+) -> None:
+    """A NewOrderSingle whose bytes die with the connection is gap-filled when the venue
+    asks for it after the next logon, however late: reconciliation settles it by ClOrdID."""
+    o = order()
+    link.adapter.submit(o)
+    lost_seq = int(link.adapter.store.sent_messages(1, 100)[-1][0])
+    link.to_venue.clear()  # in flight when the connection fails
+    link.session.connection_lost("network failure")
+    link.venue.connection_lost("network failure")
+    link.clock.advance_to(T0 + 60 * 1_000_000_000)
+    link.connect()
+    link.pump()
+    assert [m.get(11) for m in link.venue_app.messages if m.msg_type == "D"] == []
+    assert link.session.counters["gap_fills_sent"] >= 1
+    assert link.session.resend_floor > lost_seq
+    assert link.venue.store.next_target_seq == link.session.store.next_sender_seq
+
+
+def test_when_cancel_lost_in_a_dropped_connection_then_resent_on_the_next_logon(
+    link: Link,
+) -> None:
+    """A cancel is the one request still resent after a drop (PossDup): late it does no
+    harm, lost it would leave the order working at the venue."""
+    o = order()
+    link.adapter.submit(o)
+    link.send(execution(o.client_order_id, "0", "X-1"))
+    link.adapter.cancel(o)
+    link.to_venue.clear()
+    link.session.connection_lost("network failure")
+    link.venue.connection_lost("network failure")
+    link.connect()
+    link.pump()
+    cancels = [m for m in link.venue_app.messages if m.msg_type == "F"]
+    assert [(m.get(41), m.get(43)) for m in cancels] == [(o.client_order_id, "Y")]
+    assert [m.get(11) for m in link.venue_app.messages if m.msg_type == "D"] == [o.client_order_id]
+
+
+def test_when_node_clock_moves_then_session_heartbeats_follow_it(link: Link) -> None:
+    """The session's timers read the node's clock (here simulated), not the system's: a
+    heartbeat interval of silence on that clock sends a Heartbeat, SendingTime from it."""
+    link.pump()
+    link.session.tick()
+    assert link.to_venue == []
+    link.clock.advance_to(T0 + 31 * 1_000_000_000)
+    link.session.tick()
+    sent = parse_all(b"".join(link.to_venue))
+    assert [(m.msg_type, m.get(52)) for m in sent] == [
+        ("0", format_utc_timestamp(T0 + 31 * 1_000_000_000))
+    ]
 
 
 def test_when_cancel_of_unknown_order_then_cancel_rejected(link: Link) -> None:
