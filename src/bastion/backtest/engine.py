@@ -64,6 +64,7 @@ def run_backtest(
     # collector's full passes, which would otherwise rescan it again and again.
     gc.collect()
     gc.freeze()
+    collecting = gc.isenabled()
     bar = _progress_bar(sources, progress and config.progress)
     update = _combine(bar.update if bar is not None else None, on_progress)
     try:
@@ -79,16 +80,21 @@ def run_backtest(
         # with venue latency the cancels are still in flight: let them arrive
         clock.advance_to(clock.timestamp_ns() + config.venue.latency_ms * 1_000_000)
         kernel.flush()
+        loop.sample(clock.timestamp_ns())
+        # the result's tens of thousands of records all live: a collection while they
+        # are built finds nothing and may rescan the whole heap
+        gc.disable()
+        return _result(
+            kernel, loop.n_events, loop.start_ns, loop.equity_curve(), sources, fills, started
+        )
     finally:
+        if collecting:
+            gc.enable()
         gc.unfreeze()
         if bar is not None:
             bar.close()
         if journal is not None:
             journal.close()
-    loop.sample(clock.timestamp_ns())
-    return _result(
-        kernel, loop.n_events, loop.start_ns, loop.equity_curve(), sources, fills, started
-    )
 
 
 def _recorded(kernel: Kernel) -> list[ReplaySource[Any]]:
