@@ -231,7 +231,8 @@ class RiskOverrideEnded(Event, frozen=True, kw_only=True):
 
 
 class VenueHalted(Event, frozen=True, kw_only=True):
-    """An operator halted one venue (``bastion kill --venue``): it refuses new orders,
+    """An operator halted one venue (``bastion kill --venue``), or a reconciliation
+    mismatch confined to its orders did (``who`` = ``node``): it refuses new orders,
     cancels still go, the other venues trade on. It stays halted across restarts (recovery
     takes it over from the journal) until a ``VenueResumed``. ``reason`` is what the venue
     answers an order with (``kill by who: why``)."""

@@ -446,6 +446,7 @@ def _combined(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "adopted": sum(r["adopted"] for r in reports),
         "resolved": sum(r["resolved"] for r in reports),
         "positions_compared": all(r["positions_compared"] for r in reports),
+        "node_wide": any(r["node_wide"] for r in reports),
         "mismatches": [f"{r['venue']}: {m}" for r in reports for m in r["mismatches"]],
     }
 

@@ -74,6 +74,11 @@ class VenueReconciliation(msgspec.Struct, kw_only=True):
     resolved: int = 0
     positions_compared: bool = False
     mismatches: list[str] = msgspec.field(default_factory=list)
+    node_wide: bool = False
+    """A mismatch touches state the whole node shares, not only this venue's orders: a
+    fill or a position that differs (the portfolio, PnL and node-wide limits read them),
+    or another venue's order. A node with several venues halts only this venue for a
+    mismatch that does not (``bastion.recovery.reconcile``)."""
 
 
 class NodeOrders(Protocol):
@@ -247,6 +252,7 @@ class VenueAdapter(ABC):
         report.orders_checked = len(theirs | ours)
         report.mismatches += [f"{c}: open at the venue, not in the node" for c in theirs - ours]
         report.mismatches += [f"{c}: open in the node, not at the venue" for c in ours - theirs]
+        report.node_wide = bool(ours - theirs)  # closed at the venue: it may have filled
         return report
 
     def session_lost(self, open_orders: Iterable[Order]) -> None:  # noqa: B027
