@@ -299,6 +299,29 @@ class Kernel:
                 "pending_amends_rejected",
                 client_order_ids=[o.client_order_id for o in orders],
             )
+        self._reject_amends(orders, "the amend did not reach the venue before the node restarted")
+        return len(orders)
+
+    def reject_lost_amends(self, name: str) -> int:
+        """After venue ``name`` is reconciled on a new logon: reject the amends sent on an
+        earlier logon and still unanswered (``VenueAdapter.lost_amends``): the dropped
+        connection lost them, they are never resent, and the venue's answer to one it had
+        got came back before the reconciliation ended. Each order keeps the size and price
+        the venue has, and its strategy may amend again. Returns how many."""
+        orders = self.venues[name].lost_amends()
+        if orders:
+            log.warning(
+                "lost_amends_rejected",
+                venue=name,
+                client_order_ids=[o.client_order_id for o in orders],
+            )
+        self._reject_amends(
+            [o for o in orders if o.status is _PENDING_REPLACE],
+            "the amend was lost with the venue's dropped connection (never resent)",
+        )
+        return len(orders)
+
+    def _reject_amends(self, orders: Iterable[Order], reason: str) -> None:
         for order in orders:
             self.execution.resolve(
                 order,
@@ -307,10 +330,9 @@ class Kernel:
                     client_order_id=order.client_order_id,
                     strategy_id=order.strategy_id,
                     instrument_id=order.instrument_id,
-                    reason="the amend did not reach the venue before the node restarted",
+                    reason=reason,
                 ),
             )
-        return len(orders)
 
     def resend_pending_cancels(self, venues: Collection[str] | None = None) -> int:
         """At start, after recovery and reconciliation: send again the cancels of orders

@@ -309,11 +309,11 @@ class _Node:
         self, kernel: Kernel, venue: VenueAdapter, *, deferred: int | None = None
     ) -> None:
         """After every new logon of ``venue`` (a dropped connection, a venue restart),
-        reconcile it again, then apply its cancel-on-disconnect policy to what the drop
-        left open; if the node is HALTED or the venue halted, cancel its open orders (a
-        kill while it was down could not reach it). From the drop until it is reconciled,
-        its instruments are unavailable (orders for them are rejected) and the other
-        venues trade on.
+        reconcile it again, reject the amends the drop lost (``Kernel.reject_lost_amends``),
+        then apply its cancel-on-disconnect policy to what the drop left open; if the
+        node is HALTED or the venue halted, cancel its open orders (a kill while it was
+        down could not reach it). From the drop until it is reconciled, its instruments
+        are unavailable (orders for them are rejected) and the other venues trade on.
 
         A logon is told by the venue's logon count, not by its logged-on flag: a drop
         and a new logon while this task was busy (or, for a deferred venue, before it
@@ -346,6 +346,7 @@ class _Node:
                 order_id_prefix=self._order_id_prefix,
                 adopted_before=deferred or 0,
             )
+            kernel.reject_lost_amends(venue.name)  # sent before this logon, never answered
             venue.after_reconcile(kernel.execution.open_orders(), kernel.risk.cancel_order)
             if first:
                 kernel.settle_after_restart({venue.name})

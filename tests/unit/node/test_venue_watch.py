@@ -43,6 +43,7 @@ def fake_kernel(settled: list[set[str]]) -> Any:
         risk=SimpleNamespace(cancel_order=lambda order: True),
         settle_after_restart=settled.append,
         cancel_if_halted=lambda name: 0,
+        reject_lost_amends=lambda name: 0,
     )
 
 
