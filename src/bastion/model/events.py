@@ -148,7 +148,9 @@ class ReconciliationCompleted(Event, frozen=True, kw_only=True):
 
 class ReconciliationMismatch(Event, frozen=True, kw_only=True):
     """An alert: the node's state and the venue's disagree beyond tolerance; the node
-    moved to ``state`` instead of trading on wrong state."""
+    moved to ``state`` instead of trading on wrong state (or, with several venues and a
+    mismatch confined to this venue's orders, halted only the venue: a ``VenueHalted``
+    precedes this, and ``state`` is the node's, unchanged)."""
 
     venue: str
     state: TradingState
