@@ -134,7 +134,7 @@ async def reconcile(
         log.error(
             "reconciliation_mismatch",
             venue=venue.name,
-            halted="venue" if venue_only else "node",
+            scope="venue" if venue_only else "node",
             mismatches=report.mismatches,
         )
     else:
