@@ -345,7 +345,7 @@ def kill_all(n_orders: int) -> dict[str, Any]:
 
     kernel.venue.cancel = counting_cancel  # type: ignore[method-assign]
     t0 = time.perf_counter_ns()
-    asked = kernel.kill("bench")
+    asked = kernel.kill("bench").sent
     elapsed_ns = time.perf_counter_ns() - t0
     accepted = sum(gate.submit_order(order(n_orders + i)) for i in range(n_orders))
     clock.advance_to(T0 + 20_000_000)

@@ -20,6 +20,7 @@ journal_samples        one event of every journaled type; hypothesis strategies
 net                    a free TCP port, whether a port listens, a relay that cuts
 fix_pair               two FIX sessions back to back in memory on a fake clock
 fix_link               a FIX venue adapter linked in memory to an acceptor session
+fix_venue_node         a kernel with a sim venue and a linked FIX venue; a stand-in reconciler
 fix_desk               the venue simulator config FIX tests share; a FIX process
 fix_node_desk          a venue simulator process and a node trading with it over FIX
 venuesim_desk          a venue simulator engine on a ``SimClock`` (``Desk``)

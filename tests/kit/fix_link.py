@@ -73,29 +73,36 @@ class VenueApp:
 class Link:
     """A FixVenueAdapter and a venue acceptor session, connected through in-memory pipes."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.clock = SimClock(T0)
-        self.adapter = FixVenueAdapter(
-            name=VENUE,
-            settings=SessionSettings(
-                sender_comp_id="NODE",
-                target_comp_id="EXCH",
-                username="trader",
-                password=PASSWORD,
-            ),
-            store_path=tmp_path / "node.sqlite",
-            host="127.0.0.1",
-            port=1,
-            clock=self.clock,
-            instruments={IID: INSTRUMENT, ELSEWHERE.id: ELSEWHERE},
-            account="ACC-1",
-        )
+    def __init__(self, tmp_path: Path, adapter: FixVenueAdapter | None = None) -> None:
+        """``adapter``: a node's own FIX venue (a kernel's, already bound to its OMS; its
+        settings must be ``NODE`` -> ``EXCH`` with ``PASSWORD``); by default a new one."""
         self.events: list[OrderEvent] = []
         self.quotes: list[QuoteTick] = []
         self.trades: list[TradeTick] = []
-        self.adapter.bind(self.events.append)
-        self.adapter.on_quote_sink = self.quotes.append
-        self.adapter.on_trade_sink = self.trades.append
+        if adapter is not None:
+            assert isinstance(adapter.clock, SimClock)
+            self.clock = adapter.clock
+            self.adapter = adapter
+        else:
+            self.clock = SimClock(T0)
+            self.adapter = FixVenueAdapter(
+                name=VENUE,
+                settings=SessionSettings(
+                    sender_comp_id="NODE",
+                    target_comp_id="EXCH",
+                    username="trader",
+                    password=PASSWORD,
+                ),
+                store_path=tmp_path / "node.sqlite",
+                host="127.0.0.1",
+                port=1,
+                clock=self.clock,
+                instruments={IID: INSTRUMENT, ELSEWHERE.id: ELSEWHERE},
+                account="ACC-1",
+            )
+            self.adapter.bind(self.events.append)
+            self.adapter.on_quote_sink = self.quotes.append
+            self.adapter.on_trade_sink = self.trades.append
         venue_settings = SessionSettings(sender_comp_id="EXCH", target_comp_id="NODE")
         self.venue_store = SqliteSessionStore(
             tmp_path / "venue.sqlite", venue_settings.key, now_ns=T0

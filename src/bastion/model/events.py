@@ -148,7 +148,9 @@ class ReconciliationCompleted(Event, frozen=True, kw_only=True):
 
 class ReconciliationMismatch(Event, frozen=True, kw_only=True):
     """An alert: the node's state and the venue's disagree beyond tolerance; the node
-    moved to ``state`` instead of trading on wrong state."""
+    moved to ``state`` instead of trading on wrong state (or, with several venues and a
+    mismatch confined to this venue's orders, halted only the venue: a ``VenueHalted``
+    precedes this, and ``state`` is the node's, unchanged)."""
 
     venue: str
     state: TradingState
@@ -231,7 +233,8 @@ class RiskOverrideEnded(Event, frozen=True, kw_only=True):
 
 
 class VenueHalted(Event, frozen=True, kw_only=True):
-    """An operator halted one venue (``bastion kill --venue``): it refuses new orders,
+    """An operator halted one venue (``bastion kill --venue``), or a reconciliation
+    mismatch confined to its orders did (``who`` = ``node``): it refuses new orders,
     cancels still go, the other venues trade on. It stays halted across restarts (recovery
     takes it over from the journal) until a ``VenueResumed``. ``reason`` is what the venue
     answers an order with (``kill by who: why``)."""

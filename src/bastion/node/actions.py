@@ -63,7 +63,8 @@ class NodeOperator:
         committed_ms = (clock.monotonic_s() - started) * 1000
         response: dict[str, Any] = {
             "state": kernel.risk.state.value,
-            "cancels_sent": cancels,
+            "cancels_sent": cancels.sent,
+            "cancels_pending_reconnect": cancels.pending_reconnect,
             "kill_ms": round(kill_ms, 3),
             "committed_ms": round(committed_ms, 3),
         }
@@ -99,7 +100,8 @@ class NodeOperator:
         response: dict[str, Any] = {
             "venue": name,
             "halted": reason,
-            "cancels_sent": cancels,
+            "cancels_sent": cancels.sent,
+            "cancels_pending_reconnect": cancels.pending_reconnect,
             "state": kernel.risk.state.value,
             "unavailable_instruments": kernel.unavailable_instruments(),
             "elapsed_ms": round((kernel.clock.monotonic_s() - started) * 1000, 3),
@@ -160,6 +162,7 @@ class NodeOperator:
             "venues": {
                 name: {
                     **venue.status(),
+                    "cancels_after_halt": kernel.halt_cancels[name],
                     "open_orders": sum(1 for o in open_orders if o.venue == name),
                     "instruments": sorted(
                         iid for iid, i in kernel.instruments.items() if i.venue == name

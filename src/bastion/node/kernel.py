@@ -11,8 +11,10 @@ venue's own matches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import structlog
 
@@ -50,6 +52,16 @@ _NONE: tuple[()] = ()
 
 OPERATOR_STRATEGY_ID = "operator"
 """The strategy id of orders the operator sends (the kill switch's flatten orders)."""
+
+
+class KillCancels(NamedTuple):
+    """What a kill did with the open orders."""
+
+    sent: int
+    """Cancels handed to a connected venue."""
+    pending_reconnect: int
+    """Orders at a venue down now: nothing can reach it, so they are canceled once it is
+    logged on and reconciled again (``Kernel.cancel_if_halted``)."""
 
 
 class Kernel:
@@ -147,6 +159,9 @@ class Kernel:
             portfolio=self.portfolio, risk=self.risk, strategies=self.strategies.on_order_event
         )
         self.bus.subscribe(OrderFilled, self.fills.on_fill)
+        self.halt_cancels: Counter[str] = Counter()
+        """Per venue: cancels sent after a reconciliation because the node or the venue
+        was halted (``cancel_if_halted``)."""
         self.risk_overrides = RiskOverrides(
             base=config.risk,
             apply=self.apply_risk_config,
@@ -284,6 +299,29 @@ class Kernel:
                 "pending_amends_rejected",
                 client_order_ids=[o.client_order_id for o in orders],
             )
+        self._reject_amends(orders, "the amend did not reach the venue before the node restarted")
+        return len(orders)
+
+    def reject_lost_amends(self, name: str) -> int:
+        """After venue ``name`` is reconciled on a new logon: reject the amends sent on an
+        earlier logon and still unanswered (``VenueAdapter.lost_amends``): the dropped
+        connection lost them, they are never resent, and the venue's answer to one it had
+        got came back before the reconciliation ended. Each order keeps the size and price
+        the venue has, and its strategy may amend again. Returns how many."""
+        orders = self.venues[name].lost_amends()
+        if orders:
+            log.warning(
+                "lost_amends_rejected",
+                venue=name,
+                client_order_ids=[o.client_order_id for o in orders],
+            )
+        self._reject_amends(
+            [o for o in orders if o.status is _PENDING_REPLACE],
+            "the amend was lost with the venue's dropped connection (never resent)",
+        )
+        return len(orders)
+
+    def _reject_amends(self, orders: Iterable[Order], reason: str) -> None:
         for order in orders:
             self.execution.resolve(
                 order,
@@ -292,10 +330,9 @@ class Kernel:
                     client_order_id=order.client_order_id,
                     strategy_id=order.strategy_id,
                     instrument_id=order.instrument_id,
-                    reason="the amend did not reach the venue before the node restarted",
+                    reason=reason,
                 ),
             )
-        return len(orders)
 
     def resend_pending_cancels(self, venues: Collection[str] | None = None) -> int:
         """At start, after recovery and reconciliation: send again the cancels of orders
@@ -333,25 +370,74 @@ class Kernel:
         return len(orders)
 
     # -- kill switch ----------------------------------------------------------------------
-    def kill(self, reason: str) -> int:
-        """HALT (journaled), then ask the venue to cancel every open order; return how many."""
+    def kill(self, reason: str) -> KillCancels:
+        """HALT (journaled), then ask each connected venue to cancel every open order; the
+        orders at a venue down now are canceled once it is reconciled again."""
         self.risk.set_trading_state(TradingState.HALTED, reason)
-        return self.cancel_all_orders()
+        return self._cancel_reachable(self.execution.open_orders())
 
-    def kill_venue(self, name: str, reason: str, *, who: str, why: str) -> int:
+    def kill_venue(self, name: str, reason: str, *, who: str, why: str) -> KillCancels:
         """Halt one venue (new orders for its instruments are rejected; journaled as
         ``VenueHalted``, so the halt outlives a restart) and ask it to cancel its open
-        orders; the other venues trade on. Returns how many were asked."""
+        orders (once it is reconciled again, if it is down now); the other venues trade
+        on."""
+        self.halt_venue(name, reason, who=who, why=why)
+        return self._cancel_reachable(o for o in self.execution.open_orders() if o.venue == name)
+
+    def halt_venue(self, name: str, reason: str, *, who: str, why: str) -> None:
+        """Journal ``VenueHalted`` and halt the venue: it refuses new orders until
+        ``resume_venue``, across restarts too."""
         self.bus.publish(
             VenueHalted(
                 ts_ns=self.clock.timestamp_ns(), venue=name, reason=reason, who=who, why=why
             )
         )
         self.venues[name].halt(reason)
-        orders = [o for o in self.execution.open_orders() if o.venue == name]
-        self.risk.cancel_orders(orders)
+
+    def _cancel_reachable(self, orders: Iterable[Order]) -> KillCancels:
+        """Cancel each order whose venue is connected; leave the others (a cancel cannot
+        reach a venue that is down: ``cancel_if_halted`` sends it after the next logon's
+        reconciliation). An order at a venue the node lacks is neither."""
+        venues = self.venues
+        sent = later = 0
+        for order in orders:
+            venue = venues.get(order.venue)
+            if venue is not None and not venue.connected:
+                later += 1
+            elif self.risk.cancel_order(order):
+                sent += 1
         self.flush()
-        return len(orders)
+        return KillCancels(sent, later)
+
+    def cancel_if_halted(self, name: str) -> int:
+        """Once venue ``name`` is reconciled (at start, after every logon): if the node is
+        HALTED or the venue halted, cancel every open order at it that no cancel is
+        pending for (a kill while it was down could not reach it; nor could an order it
+        held through a restart). Logged (``halted_orders_canceled``) and counted in
+        ``halt_cancels``. Nothing if it dropped again meanwhile: its next reconciliation
+        does it. Returns how many cancels were sent."""
+        venue = self.venues[name]
+        halted = self.risk.state is TradingState.HALTED or venue.halted is not None
+        if not halted or not venue.connected:
+            return 0
+        orders = [
+            o
+            for o in self.execution.open_orders()
+            if o.venue == name and o.status is not _PENDING_CANCEL
+        ]
+        if not orders:
+            return 0
+        sent = sum(1 for o in orders if self.risk.cancel_order(o))
+        self.flush()
+        self.halt_cancels[name] += sent
+        log.warning(
+            "halted_orders_canceled",
+            venue=name,
+            cancels_sent=sent,
+            client_order_ids=[o.client_order_id for o in orders],
+            halted=venue.halted or f"node {self.risk.state.value}: {self.risk.state_reason}",
+        )
+        return sent
 
     def resume_venue(self, name: str, *, who: str, why: str) -> bool:
         """Let a halted venue take orders again (journaled as ``VenueResumed``); False,

@@ -181,6 +181,9 @@ class _Node:
                         )
                 kernel.risk.track_open_orders(kernel.execution.open_orders())
                 kernel.settle_after_restart(set(kernel.venues) - deferred if deferred else None)
+                for name in kernel.venues:
+                    if name not in deferred:
+                        kernel.cancel_if_halted(name)
                 self._snapshot(kernel, journal)
                 kernel.start()
                 self.tasks.spawn("risk-timer", self._risk_timer(kernel))
@@ -306,9 +309,11 @@ class _Node:
         self, kernel: Kernel, venue: VenueAdapter, *, deferred: int | None = None
     ) -> None:
         """After every new logon of ``venue`` (a dropped connection, a venue restart),
-        reconcile it again, then apply its cancel-on-disconnect policy to what the drop
-        left open. From the drop until it is reconciled, its instruments are unavailable
-        (orders for them are rejected) and the other venues trade on.
+        reconcile it again, reject the amends the drop lost (``Kernel.reject_lost_amends``),
+        then apply its cancel-on-disconnect policy to what the drop left open; if the
+        node is HALTED or the venue halted, cancel its open orders (a kill while it was
+        down could not reach it). From the drop until it is reconciled, its instruments
+        are unavailable (orders for them are rejected) and the other venues trade on.
 
         A logon is told by the venue's logon count, not by its logged-on flag: a drop
         and a new logon while this task was busy (or, for a deferred venue, before it
@@ -341,11 +346,13 @@ class _Node:
                 order_id_prefix=self._order_id_prefix,
                 adopted_before=deferred or 0,
             )
+            kernel.reject_lost_amends(venue.name)  # sent before this logon, never answered
             venue.after_reconcile(kernel.execution.open_orders(), kernel.risk.cancel_order)
             if first:
                 kernel.settle_after_restart({venue.name})
                 first = False
                 deferred = None
+            kernel.cancel_if_halted(venue.name)  # a kill it was down for
 
     async def _risk_timer(self, kernel: Kernel) -> None:
         """Post-trade limits (daily loss, drawdown) between fills, and override expiry."""
@@ -440,6 +447,7 @@ def _combined(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "adopted": sum(r["adopted"] for r in reports),
         "resolved": sum(r["resolved"] for r in reports),
         "positions_compared": all(r["positions_compared"] for r in reports),
+        "node_wide": any(r["node_wide"] for r in reports),
         "mismatches": [f"{r['venue']}: {m}" for r in reports for m in r["mismatches"]],
     }
 

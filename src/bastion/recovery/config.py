@@ -15,7 +15,9 @@ class RecoveryConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     ``on_mismatch``: the trading state a node takes when its state and the venue's
     disagree beyond tolerance (``HALTED``: nothing new is sent; ``REDUCING``: only
-    orders that reduce a position). ``position_tolerance``: the largest position
+    orders that reduce a position); with several venues, ``HALTED`` halts only the
+    venue for a mismatch confined to its orders (``bastion.recovery.reconcile``).
+    ``position_tolerance``: the largest position
     difference per instrument (in instrument units) that is not a mismatch.
     ``compare_positions``: ask the venue for positions (FIX RequestForPositions);
     turn off for a venue that does not answer it. ``timeout_s``: how long each

@@ -39,3 +39,8 @@ class RecoverableNode(Protocol):
     def restore_trading_state(self, state: TradingState, reason: str) -> None:
         """Take over the trading state the journal last recorded."""
         ...
+
+    def halt_venue(self, name: str, reason: str, *, who: str, why: str) -> None:
+        """Halt one venue, journaled (``VenueHalted``): it refuses new orders until
+        ``bastion resume --venue``, across restarts too."""
+        ...

@@ -12,7 +12,11 @@ dies with the node, rests its open orders again.
 Fills are never invented here. A cumulative quantity that still differs, a position
 off by more than the tolerance, or a query the venue does not answer is a mismatch:
 the node goes to ``recovery.on_mismatch`` (HALTED or REDUCING) and publishes a
-``ReconciliationMismatch`` alert rather than trading on wrong state.
+``ReconciliationMismatch`` alert rather than trading on wrong state. With several
+venues and ``on_mismatch = "HALTED"``, a mismatch confined to the venue's orders (the
+report is not ``node_wide``: no fill or position differs, no other venue is involved)
+halts that venue only, journaled as ``VenueHalted`` (it stays halted across restarts
+until ``bastion resume --venue``), and the other venues trade on.
 
 Before any of it, ``refuse_unknown_venues``: an open order the journal holds at a
 venue the config no longer names can be neither reconciled nor canceled, so the node
@@ -112,7 +116,12 @@ async def reconcile(
     if report.mismatches:
         state = TradingState(config.on_mismatch)
         risk = kernel.risk
-        if risk.state is TradingState.ACTIVE or state is TradingState.HALTED:
+        venue_only = (
+            state is TradingState.HALTED and len(kernel.venues) > 1 and not report.node_wide
+        )
+        if venue_only:
+            _halt_venue(kernel, venue, report.mismatches)
+        elif risk.state is TradingState.ACTIVE or state is TradingState.HALTED:
             risk.set_trading_state(state, f"reconciliation with {venue.name}: mismatch")
         kernel.bus.publish(
             ReconciliationMismatch(
@@ -122,7 +131,31 @@ async def reconcile(
                 mismatches=report.mismatches,
             )
         )
-        log.error("reconciliation_mismatch", venue=venue.name, mismatches=report.mismatches)
+        log.error(
+            "reconciliation_mismatch",
+            venue=venue.name,
+            scope="venue" if venue_only else "node",
+            mismatches=report.mismatches,
+        )
     else:
         log.info("reconciliation_completed", **msgspec.structs.asdict(report))
     return report
+
+
+_SHOWN = 3  # mismatches named in a venue's halt reason
+
+
+def _halt_venue(kernel: RecoverableNode, venue: VenueAdapter, mismatches: list[str]) -> None:
+    """Halt ``venue`` for a mismatch confined to its orders (journaled ``VenueHalted``,
+    so it holds across restarts until ``bastion resume --venue``); a venue already
+    halted keeps the reason it has."""
+    if venue.halted is not None:
+        return
+    more = len(mismatches) - _SHOWN
+    listed = "; ".join(mismatches[:_SHOWN]) + (f" and {more} more" if more > 0 else "")
+    kernel.halt_venue(
+        venue.name,
+        f"reconciliation mismatch: {listed}",
+        who="node",
+        why="reconciliation mismatch at this venue",
+    )

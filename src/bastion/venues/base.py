@@ -17,8 +17,8 @@ only what is declared here, so it never needs to know which kind of venue it hol
 - session: ``connected``, ``wait_connected``, ``wait_disconnected``, ``logons`` and
   ``reconciled`` (orders only once reconciled since the last logon);
 - recovery: ``recovery_mark`` / ``restore_mark`` (snapshot), ``prepare_recovery``
-  (before connecting), ``reconcile`` (once connected), ``session_lost`` and
-  ``after_reconcile`` (cancel-on-disconnect);
+  (before connecting), ``reconcile`` (once connected), ``lost_amends`` (after it),
+  ``session_lost`` and ``after_reconcile`` (cancel-on-disconnect);
 - the operator: ``halt`` / ``resume`` (a per-venue kill switch; the kernel journals
   each as ``VenueHalted`` / ``VenueResumed`` and recovery halts the venue again after a
   restart) and ``status``.
@@ -74,6 +74,11 @@ class VenueReconciliation(msgspec.Struct, kw_only=True):
     resolved: int = 0
     positions_compared: bool = False
     mismatches: list[str] = msgspec.field(default_factory=list)
+    node_wide: bool = False
+    """A mismatch touches state the whole node shares, not only this venue's orders: a
+    fill or a position that differs (the portfolio, PnL and node-wide limits read them),
+    or another venue's order. A node with several venues halts only this venue for a
+    mismatch that does not (``bastion.recovery.reconcile``)."""
 
 
 class NodeOrders(Protocol):
@@ -247,10 +252,19 @@ class VenueAdapter(ABC):
         report.orders_checked = len(theirs | ours)
         report.mismatches += [f"{c}: open at the venue, not in the node" for c in theirs - ours]
         report.mismatches += [f"{c}: open in the node, not at the venue" for c in ours - theirs]
+        report.node_wide = bool(ours - theirs)  # closed at the venue: it may have filled
         return report
 
     def session_lost(self, open_orders: Iterable[Order]) -> None:  # noqa: B027
         """The session dropped (or the node restarted) with these orders open."""
+
+    def lost_amends(self) -> list[Order]:
+        """Orders whose amend was sent on a logon before the one last reconciled and is
+        still unanswered: a dropped connection lost it (it is never sent again) and the
+        venue's answer, had it had one, came back before the reconciliation ended. The
+        node rejects them (``Kernel.reject_lost_amends``). None for a venue that cannot
+        drop."""
+        return []
 
     def after_reconcile(  # noqa: B027 - optional hook
         self, open_orders: Iterable[Order], cancel: Callable[[Order], bool]

@@ -69,6 +69,7 @@ def test_when_one_venue_killed_then_its_orders_canceled_and_refused_other_trades
         "kind": "sim",
         "connected": True,
         "halted": "kill by op: drill",
+        "cancels_after_halt": 0,
         "open_orders": 0,
         "instruments": [X],
     }

@@ -42,6 +42,8 @@ def fake_kernel(settled: list[set[str]]) -> Any:
         execution=SimpleNamespace(open_orders=list),
         risk=SimpleNamespace(cancel_order=lambda order: True),
         settle_after_restart=settled.append,
+        cancel_if_halted=lambda name: 0,
+        reject_lost_amends=lambda name: 0,
     )
 
 

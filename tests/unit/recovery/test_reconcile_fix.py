@@ -146,6 +146,7 @@ def test_when_venue_holds_an_order_this_node_never_sent_then_halted_with_an_aler
 
     report, kernel, published = run(tmp_path, foreign)
     assert report.mismatches == ["venue holds open order someone-else-1 that this node never sent"]
+    assert not report.node_wide  # this venue's orders only
     assert kernel.risk.state is TradingState.HALTED
     alert = published[-1]
     assert isinstance(alert, ReconciliationMismatch) and alert.state is TradingState.HALTED
@@ -221,6 +222,7 @@ def test_when_positions_disagree_beyond_tolerance_then_mismatch_names_both(
 
     report, kernel, _ = run(tmp_path, phantom_fill)
     assert report.mismatches == ["XYZ.SIM: position 3 in the node, 0 at the venue"]
+    assert report.node_wide  # positions are the whole node's
     assert kernel.risk.state is TradingState.HALTED
 
 

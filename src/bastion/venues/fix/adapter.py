@@ -53,7 +53,7 @@ from bastion.fix.session import (
 )
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixInitiator
-from bastion.model.enums import OrderSide, OrderType, TimeInForce
+from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from bastion.model.events import (
     OrderCancelRejected,
     OrderEvent,
@@ -178,6 +178,8 @@ class FixVenueAdapter(VenueAdapter):
         """Orders sent on the current logon, from the logon until ``logon_settled``:
         cancel-on-reconnect leaves them alone."""
         self._track_submitted = False
+        self._amend_logons: dict[str, int] = {}
+        """The logon each order's last amend (G) was sent on (``lost_amends``)."""
         self._logons = 0
         self.logged_on = asyncio.Event()
         self.logged_off = asyncio.Event()
@@ -311,6 +313,7 @@ class FixVenueAdapter(VenueAdapter):
             if new_price is not None:
                 fields.append((44, instrument.price(new_price)))
             fields.append((59, _TIF_OUT[order.time_in_force]))
+            self._amend_logons[coid] = self._logons
         self._sent_request(FixMessage.of(msg_type, *fields), coid)
 
     def _request_id(self, coid: str) -> str:
@@ -410,6 +413,21 @@ class FixVenueAdapter(VenueAdapter):
     async def reconcile(self, context: ReconcileContext) -> VenueReconciliation:
         """Orders and positions against the venue's (``bastion.venues.fix.reconcile``)."""
         return await reconcile(self, context)
+
+    def lost_amends(self) -> list[Order]:
+        """Amends (G) sent on a logon before the one last reconciled and still unanswered:
+        the drop lost them (the next logon gap-fills them, never resends them), and the
+        venue's answer to one it had received came back with the resend, before the
+        reconciliation's answers. Amends sent on the reconciled logon are left alone."""
+        lost: list[Order] = []
+        for coid, logon in list(self._amend_logons.items()):
+            order = self._orders.get(coid)
+            if order is None or order.status is not OrderStatus.PENDING_REPLACE:
+                del self._amend_logons[coid]  # answered
+            elif logon < self.reconciled_logon:
+                del self._amend_logons[coid]
+                lost.append(order)
+        return lost
 
     def session_lost(self, open_orders: Iterable[Order]) -> None:
         self.disconnect_cancels.session_lost(open_orders)

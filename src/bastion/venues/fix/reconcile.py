@@ -15,14 +15,18 @@
 Fills are never invented here: missed ExecutionReports arrive through the FIX resend
 (see ``bastion.venues.fix.recovery``) and are applied once, by ExecID. A cumulative
 quantity that still differs, a position off by more than the tolerance, or a query
-the venue does not answer is a mismatch.
+the venue does not answer is a mismatch. The report's ``node_wide`` says whether one
+touches what the whole node shares: a fill or position that differs, an order the
+node closed that the venue still works, another venue's order or instrument. One
+that does not (a query unanswered, somebody else's order, a state that cannot be
+applied) concerns this venue's orders only.
 """
 
 from __future__ import annotations
 
 import asyncio
 from decimal import Decimal, InvalidOperation
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from bastion.errors import TemporaryError
 from bastion.fix.codec import FixMessage
@@ -86,6 +90,7 @@ async def _reconcile(venue: _Venue, context: ReconcileContext, report: VenueReco
             mismatches.append(
                 f"venue lists open order {cl_ord_id}, which the node holds at venue {order.venue}"
             )
+            report.node_wide = True
             continue
         if order is None:
             if not coid.startswith(context.order_id_prefix):
@@ -99,7 +104,7 @@ async def _reconcile(venue: _Venue, context: ReconcileContext, report: VenueReco
         venue.set_venue_cl_ord_id(coid, cl_ord_id)
         problem = _compare_open(context, order, status)
         if problem is not None:
-            mismatches.append(problem)
+            _add(report, problem)
         elif order.status is OrderStatus.SUBMITTED:
             orders.resolve(order, _event(OrderAccepted, context, order, status.get(37) or ""))
             report.resolved += 1
@@ -118,36 +123,50 @@ async def _reconcile(venue: _Venue, context: ReconcileContext, report: VenueReco
         if problem is None:
             report.resolved += 1
         else:
-            mismatches.append(problem)
+            _add(report, problem)
     if context.compare_positions:
         await _compare_positions(context, venue, report)
 
 
-def _compare_open(context: ReconcileContext, order: Order, status: FixMessage) -> str | None:
+class _Problem(NamedTuple):
+    """A mismatch, and whether it touches what the whole node shares (fills, positions)."""
+
+    text: str
+    node_wide: bool = False
+
+
+def _add(report: VenueReconciliation, problem: _Problem) -> None:
+    report.mismatches.append(problem.text)
+    report.node_wide = report.node_wide or problem.node_wide
+
+
+def _compare_open(context: ReconcileContext, order: Order, status: FixMessage) -> _Problem | None:
     coid = order.client_order_id
     if not order.is_open:
-        return f"{coid}: open at the venue, {order.status.value} in the node"
+        # still working at the venue, where it may fill, while the node counts it closed
+        return _Problem(f"{coid}: open at the venue, {order.status.value} in the node", True)
     return _compare_filled(context, order, status, "open")
 
 
 def _compare_filled(
     context: ReconcileContext, order: Order, status: FixMessage, state: str
-) -> str | None:
+) -> _Problem | None:
     """The venue's CumQty (14) against the node's filled quantity: a mismatch, or None."""
     instrument = context.instruments[order.instrument_id]
     try:
         cum = instrument.size_raw(Decimal(status.get(14) or "0"))
     except (InvalidOperation, ValueError):
-        return f"{order.client_order_id}: venue CumQty {status.get(14)!r} unreadable"
+        return _Problem(f"{order.client_order_id}: venue CumQty {status.get(14)!r} unreadable")
     if cum == order.filled_qty:
         return None
-    return (
+    return _Problem(
         f"{order.client_order_id}: {state} at the venue with {instrument.size(cum)} filled, "
-        f"{instrument.size(order.filled_qty)} in the node"
+        f"{instrument.size(order.filled_qty)} in the node",
+        node_wide=True,
     )
 
 
-def _resolve_closed(context: ReconcileContext, order: Order, status: FixMessage) -> str | None:
+def _resolve_closed(context: ReconcileContext, order: Order, status: FixMessage) -> _Problem | None:
     """Apply the final state the venue reports for an order it no longer lists open."""
     coid = order.client_order_id
     ord_status = status.get(39) or ""
@@ -156,7 +175,10 @@ def _resolve_closed(context: ReconcileContext, order: Order, status: FixMessage)
     orders = context.orders
     if ord_status == "8" and "unknown" in text.lower():
         if order.filled_qty:
-            return f"{coid}: unknown at the venue but {instrument.size(order.filled_qty)} filled"
+            return _Problem(
+                f"{coid}: unknown at the venue but {instrument.size(order.filled_qty)} filled",
+                node_wide=True,
+            )
         orders.resolve(order, _event(OrderRejected, context, order, reason=NOT_KNOWN_AT_VENUE))
         return None
     if ord_status in _OPEN_STATUSES:
@@ -173,11 +195,13 @@ def _resolve_closed(context: ReconcileContext, order: Order, status: FixMessage)
     elif ord_status == "8":
         event = _event(OrderRejected, context, order, reason=text or reason)
     else:
-        return f"{coid}: venue OrdStatus {ord_status!r} with the node's fills, node has it open"
+        return _Problem(
+            f"{coid}: venue OrdStatus {ord_status!r} with the node's fills, node has it open"
+        )
     if order.status is OrderStatus.SUBMITTED and ord_status != "8":
         orders.resolve(order, _event(OrderAccepted, context, order, status.get(37) or ""))
     if not orders.resolve(order, event):
-        return (
+        return _Problem(
             f"{coid}: venue state {_status_name(ord_status)} cannot apply to {order.status.value}"
         )
     return None
@@ -201,12 +225,13 @@ async def _compare_positions(
                 where = (
                     f"traded by the node at venue {other.venue}" if other else "not traded by node"
                 )
-                report.mismatches.append(f"{symbol}: venue position {theirs}, {where}")
+                _add(report, _Problem(f"{symbol}: venue position {theirs}, {where}", bool(other)))
             continue
         ours = instrument.size(context.net_quantity(symbol))
         if abs(ours - theirs) > context.position_tolerance:
-            report.mismatches.append(
-                f"{symbol}: position {ours} in the node, {theirs} at the venue"
+            _add(
+                report,
+                _Problem(f"{symbol}: position {ours} in the node, {theirs} at the venue", True),
             )
 
 

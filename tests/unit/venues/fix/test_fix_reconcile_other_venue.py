@@ -92,6 +92,7 @@ def test_when_a_venue_lists_an_order_held_at_another_venue_then_mismatch_and_unt
         f"venue lists open order {at_a.client_order_id}, which the node holds at venue A",
         "X.A: venue position 3, traded by the node at venue A",
     ]
+    assert report.node_wide  # another venue's order and position: the node halts
     assert at_a.status is OrderStatus.SUBMITTED  # B's word never accepted it
     assert venue.venue_cl_ord_ids == {}
     assert report.resolved == 0 and report.adopted == 0
