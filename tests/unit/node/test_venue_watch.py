@@ -15,25 +15,9 @@ import bastion.node.runner as runner
 from bastion.model.events import OrderRejected
 from bastion.venues.fix.adapter import NOT_RECONCILED
 from kit.fix_link import IID, Link, order
+from kit.fix_venue_node import Reconciler
 from kit.two_venues import two_venue_config
 from kit.waiting import until
-
-
-class Reconciler:
-    """Stands in for ``bastion.recovery.reconcile.reconcile``: records each call and, as
-    the real one does, marks the venue reconciled on the logon it started on. While
-    ``gate`` is clear, a reconciliation waits (a venue slow to answer)."""
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-        self.gate = asyncio.Event()
-        self.gate.set()
-
-    async def __call__(self, kernel: Any, *, venue: Any, **_: Any) -> None:
-        logon = venue.logons
-        self.calls.append(logon)
-        await self.gate.wait()
-        venue.reconciled_logon = logon
 
 
 def fake_kernel(settled: list[set[str]]) -> Any:
