@@ -152,12 +152,21 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 )
             _check_feeds(self.feeds, ids, self.instruments, venue_keys)
             sends = {v.name for v in self.venue_configs() if v.sends_market_data}
+            fed_by: dict[str, int] = {}
             for n, feed in enumerate(self.feeds):
-                if isinstance(feed, VenueFeedEntry) and feed.venue not in sends:
+                if not isinstance(feed, VenueFeedEntry):
+                    continue
+                if feed.venue not in sends:
                     raise ConfigError(
                         f"key 'feeds[{n}].venue': venue '{feed.venue}' sends no market data "
                         "(a FIX venue needs market_data = true)"
                     )
+                if feed.venue in fed_by:  # a venue's session has one quote sink
+                    raise ConfigError(
+                        f"key 'feeds[{n}].venue': venue '{feed.venue}' already has a feed "
+                        f"(feeds[{fed_by[feed.venue]}]): list all its instruments in that one"
+                    )
+                fed_by[feed.venue] = n
         else:
             if self.feed is not None and self.replay:
                 raise ConfigError(

@@ -227,6 +227,20 @@ def test_when_fix_venue_subscribes_to_nothing_then_it_cannot_be_a_feed(tmp_path:
     assert "key 'feeds[0].venue': venue 'FIXSIM' sends no market data" in message
 
 
+def test_when_two_feeds_take_one_venues_market_data_then_error_names_the_second(
+    tmp_path: Path,
+) -> None:
+    """A venue's session hands its quotes to one feed: a second venue feed of the same
+    venue (even for other instruments) would silently take them all, so it is refused."""
+    third = '\n[[instruments]]\nid = "QQQ.SIM"\nvenue = "FIXSIM"\ntick_size = "0.01"\n'
+    feeds = (
+        '[[feeds]]\nkind = "venue"\nname = "md1"\nvenue = "FIXSIM"\ninstruments = ["XYZ.SIM"]\n'
+        '[[feeds]]\nkind = "venue"\nname = "md2"\nvenue = "FIXSIM"\ninstruments = ["QQQ.SIM"]\n'
+    )
+    message = error(tmp_path, HEAD + third + SIM + FIX + feeds)
+    assert "key 'feeds[1].venue': venue 'FIXSIM' already has a feed (feeds[0])" in message
+
+
 FIX2 = FIX.replace('"FIXSIM"', '"FIX2"').replace("9878", "9879")
 TWO_FIX_HEAD = HEAD.replace('venue = "SIM"', 'venue = "FIX2"')
 

@@ -273,8 +273,14 @@ class VenueAdapter(ABC):
 
     # -- operator -------------------------------------------------------------------------
     def halt(self, reason: str) -> None:
-        """Refuse new orders at this venue (cancels and amends still go)."""
+        """Refuse new orders and amends at this venue (cancels still go)."""
         self.halted = reason
+
+    def refusal(self) -> str | None:
+        """Why this venue takes no new order or amend now (None: it takes them): every
+        adapter's ``submit`` and ``modify`` ask here, so a halt (and, for a session, a
+        logon not yet reconciled) stops both the same way. Cancels are never refused."""
+        return None if self.halted is None else f"venue {self.name} halted: {self.halted}"
 
     def resume(self) -> bool:
         """Take orders again; False if the venue was not halted."""

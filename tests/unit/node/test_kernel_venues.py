@@ -13,7 +13,7 @@ import pytest
 from bastion.errors import CommandRefused
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType
-from bastion.model.events import OrderDenied, OrderRejected
+from bastion.model.events import OrderDenied, OrderModifyRejected, OrderRejected
 from bastion.node.actions import NodeOperator
 from bastion.strategy.runner import GateView, OrdersView
 from kit.two_venues import T0, X, Y, send, two_venue_kernel
@@ -119,3 +119,25 @@ def test_when_a_strategy_routes_an_order_to_another_venue_then_denied_wrong_venu
     for venue in ("A", "B"):
         assert asyncio.run(kernel.venues[venue].open_order_ids()) == set()
     assert send(kernel, Y).status is OrderStatus.ACCEPTED
+
+
+def test_when_venue_halted_then_an_amend_is_refused_and_a_cancel_still_goes(
+    tmp_path: Path,
+) -> None:
+    """An order still working at a halted venue cannot be made bigger or moved (the amend
+    is refused with the halt's reason, the order keeps its size and price); it can
+    still be canceled."""
+    kernel = two_venue_kernel(tmp_path)
+    order = send(kernel, X)
+    size, price = order.quantity, order.price
+    refused: list[OrderModifyRejected] = []
+    kernel.bus.subscribe(OrderModifyRejected, refused.append)
+    kernel.venues["A"].halt("drill")
+
+    assert kernel.risk.modify_order(order, size * 5, 9_500)
+    kernel.flush()
+    assert [e.reason for e in refused] == ["venue A halted: drill"]
+    assert (order.status, order.quantity, order.price) == (OrderStatus.ACCEPTED, size, price)
+    assert kernel.risk.cancel_order(order)
+    kernel.flush()
+    assert order.status is OrderStatus.CANCELED

@@ -13,6 +13,7 @@ import pytest
 import bastion.node.runner as runner
 from bastion.model.enums import OrderStatus
 from bastion.model.events import OrderModifyRejected
+from bastion.venues.fix.adapter import NOT_RECONCILED
 from kit.fix_link import IID
 from kit.fix_venue_node import Reconciler, buy, drop, fix_venue_kernel
 from kit.waiting import until
@@ -22,8 +23,9 @@ def test_when_an_amend_is_lost_in_a_drop_then_rejected_once_the_new_logon_is_rec
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``lost``'s amend is written and the line drops before the venue reads it;
-    ``fresh`` is amended on the new logon while its reconciliation runs: after it,
-    ``lost`` is ACCEPTED at its old size and price, ``fresh`` still waits for the venue."""
+    An amend of ``fresh`` while the new logon's reconciliation runs is refused and never
+    sent; after it, ``lost`` is ACCEPTED at its old size and price, and an amend of
+    ``fresh`` on the reconciled logon goes out and waits for the venue."""
     reconciler = Reconciler()
     monkeypatch.setattr(runner, "reconcile", reconciler)
     kernel, link = fix_venue_kernel(tmp_path)
@@ -51,15 +53,22 @@ def test_when_an_amend_is_lost_in_a_drop_then_rejected_once_the_new_logon_is_rec
             reconciler.gate.clear()
             link.connect(reconciled=False)
             await until(lambda: reconciler.calls == [2], what="the new logon reconciled")
-            assert kernel.risk.modify_order(fresh, size * 3, 9_700)  # on the new logon
-            assert amends_at_venue() == [fresh.client_order_id]  # the lost one gap-filled
+            # while the new logon is not reconciled, an amend is refused, never sent
+            assert kernel.risk.modify_order(fresh, size * 3, 9_700)
+            await until(lambda: fresh.status is OrderStatus.ACCEPTED, what="refused amend")
+            assert [e.client_order_id for e in rejected] == [fresh.client_order_id]
+            assert rejected[0].reason == NOT_RECONCILED
+            assert amends_at_venue() == []  # and the lost one gap-filled
             assert lost.status is OrderStatus.PENDING_REPLACE
             reconciler.gate.set()
             await until(lambda: lost.status is OrderStatus.ACCEPTED, what="the lost amend")
             assert (lost.quantity, lost.price) == (size, price)
-            assert [e.client_order_id for e in rejected] == [lost.client_order_id]
-            assert "dropped connection" in rejected[0].reason
-            assert fresh.status is OrderStatus.PENDING_REPLACE  # the venue will answer it
+            assert [e.client_order_id for e in rejected[1:]] == [lost.client_order_id]
+            assert "dropped connection" in rejected[1].reason
+            # on the reconciled logon an amend goes out and is left to the venue
+            assert kernel.risk.modify_order(fresh, size * 3, 9_700)
+            assert amends_at_venue() == [fresh.client_order_id]
+            assert fresh.status is OrderStatus.PENDING_REPLACE
         finally:
             watch.cancel()
 

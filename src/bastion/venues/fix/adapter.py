@@ -241,21 +241,11 @@ class FixVenueAdapter(VenueAdapter):
     # -- orders out ----------------------------------------------------------------------
     def submit(self, order: Order) -> None:
         instrument = self.instruments.get(order.instrument_id)
-        if (
-            instrument is None
-            or not self.session.logged_on
-            or self.reconciled_logon != self._logons
-            or self.halted is not None
-        ):
-            if instrument is None:
-                reason = f"{order.instrument_id} is not on {self.name}"
-            elif self.halted is not None:
-                reason = f"venue {self.name} halted: {self.halted}"
-            elif not self.session.logged_on:
-                reason = NOT_LOGGED_ON
-            else:
-                reason = NOT_RECONCILED
-            self._emit_later(OrderRejected, order, reason=reason)
+        reason = (
+            f"{order.instrument_id} is not on {self.name}" if instrument is None else self.refusal()
+        )
+        if reason is not None or instrument is None:
+            self._emit_later(OrderRejected, order, reason=reason or "")
             return
         coid = order.client_order_id
         self._orders[coid] = order
@@ -281,7 +271,22 @@ class FixVenueAdapter(VenueAdapter):
         self._amend(order, "F", OrderCancelRejected, order.quantity, None)
 
     def modify(self, order: Order, quantity: int, price: int | None) -> None:
+        reason = self.refusal()
+        if reason is not None:
+            self._emit_later(OrderModifyRejected, order, reason=reason)
+            return
         self._amend(order, "G", OrderModifyRejected, quantity, price)
+
+    def refusal(self) -> str | None:
+        """Halted, not logged on, or logged on but not yet reconciled (what the venue
+        holds is not known yet: an order or amend now could double what it works)."""
+        if self.halted is not None:
+            return super().refusal()
+        if not self.session.logged_on:
+            return NOT_LOGGED_ON
+        if self.reconciled_logon != self._logons:
+            return NOT_RECONCILED
+        return None
 
     def _amend(
         self,

@@ -287,8 +287,9 @@ class SimVenue(VenueAdapter):
                 self._expire_at_day_end(sim)
 
     def _reject_reason(self, sim: SimOrder, book: OrderBook | None) -> str | None:
-        if self.halted is not None:
-            return f"venue {self.name} halted: {self.halted}"
+        refused = self.refusal()
+        if refused is not None:
+            return refused
         if book is None:
             return f"instrument {sim.instrument_id} is not traded on {self.name}"
         if sim.client_order_id in self._open:
@@ -322,8 +323,10 @@ class SimVenue(VenueAdapter):
     def _on_modify(self, coid: str, sid: str, iid: str, quantity: int, price: int | None) -> None:
         sim = self._open.get(coid)
         ts = self._clock.timestamp_ns()
-        reason = None
-        if sim is None:
+        reason = self.refusal()
+        if reason is not None:
+            pass
+        elif sim is None:
             reason = "order is not open at the venue"
         elif quantity <= sim.filled:
             reason = "new quantity is not above the filled quantity"
