@@ -66,8 +66,7 @@ class TaskManager:
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
-        if self._tasks.get(task.get_name()) is task:
-            del self._tasks[task.get_name()]
+        self._tasks.pop(task.get_name(), None)
         _report(task, self._on_crash)
 
     @property

@@ -33,3 +33,14 @@ def usage(parser: argparse.ArgumentParser) -> int:
 def configure_command_logging(args: argparse.Namespace, level: str, fmt: str) -> None:
     """Logging as the command line asks, else as the config says."""
     configure_logging(args.log_level or level, args.log_format or fmt)
+
+
+def positive_seconds(text: str) -> float:
+    """An argument that is a duration: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value

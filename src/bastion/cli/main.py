@@ -24,6 +24,7 @@ from bastion.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    usage,
     wrap,
 )
 from bastion.cli.control import add_operator_commands
@@ -141,8 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return usage(parser)
     configure_logging(
         getattr(args, "log_level", None) or "info", getattr(args, "log_format", None) or "console"
     )

@@ -12,7 +12,13 @@ from typing import Final
 import msgspec
 import structlog
 
-from bastion.cli.common import Commands, Formatter, configure_command_logging, wrap
+from bastion.cli.common import (
+    Commands,
+    Formatter,
+    configure_command_logging,
+    positive_seconds,
+    wrap,
+)
 from bastion.config import PaperConfig, default_paper_config, load_config, resolve_path
 from bastion.errors import ConfigError
 
@@ -51,7 +57,7 @@ def add_node_commands(
     run.add_argument(
         "--duration-s",
         metavar="SECONDS",
-        type=_positive_float,
+        type=positive_seconds,
         help="stop by itself after SECONDS (overrides run_for_s in the config)",
     )
     run.set_defaults(handler=cmd_run)
@@ -117,13 +123,3 @@ def _node_config(args: argparse.Namespace) -> tuple[PaperConfig, Path, str]:
         run_for_s=config.run_for_s,
     )
     return config, base_dir, source
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
-    return value

@@ -8,9 +8,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from bastion.cli.common import usage
+from bastion.cli.common import configure_command_logging, positive_seconds, usage
 from bastion.config import load_config
-from bastion.logs import configure_logging
 
 log = structlog.get_logger("bastion.cli")
 
@@ -52,7 +51,7 @@ def add_venue_commands(
         "--port", type=_port, help="listen on this TCP port (overrides port in the config)"
     )
     sim.add_argument(
-        "--duration-s", type=_positive_float, metavar="SECONDS", help="stop after SECONDS"
+        "--duration-s", type=positive_seconds, metavar="SECONDS", help="stop after SECONDS"
     )
     sim.set_defaults(handler=cmd_venue_sim)
 
@@ -67,7 +66,7 @@ def cmd_venue_sim(args: argparse.Namespace) -> int:
         config = msgspec.structs.replace(config, port=args.port)
     if args.duration_s is not None:
         config = msgspec.structs.replace(config, run_for_s=args.duration_s)
-    configure_logging(args.log_level or "info", args.log_format or "console")
+    configure_command_logging(args, "info", "console")
     log.info("venue_sim.config", config=str(config_path))
     return run_venue_sim(config, base_dir=config_path.resolve().parent)
 
@@ -79,14 +78,4 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= value < 65536:
         raise argparse.ArgumentTypeError(f"port must be 0..65535: {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
     return value
