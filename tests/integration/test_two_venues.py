@@ -16,26 +16,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
-from bastion.journal.sqlite import JournalEvent, SqliteJournal, StoredSnapshot
+from bastion.journal.sqlite import SqliteJournal, StoredSnapshot
 from bastion.model import events as ev
-from bastion.node.control import request, socket_path
 from bastion.recovery.state import decode
 from bastion.venue_server.ledger import OrderRow, VenueLedger
 from kit.fix_desk import fix_process, node_fix_venue_toml, venue_sim_toml
+from kit.journal_reading import peek_journal
+from kit.net import free_tcp_port, listening
+from kit.node_process import status, still_running, terminate
 from kit.waiting import eventually
 
 PASSWORD = "two-venues-test-password"
@@ -115,8 +113,6 @@ interval_ms = 20
 path = "j/node.sqlite"
 """
 
-_DECODER = msgspec.msgpack.Decoder(JournalEvent)
-
 
 # -- helpers ------------------------------------------------------------------------------------
 def write_desk(root: Path, port: int, *, logon_ms: int = 5000) -> tuple[Path, Path, Path]:
@@ -140,27 +136,10 @@ def write_desk(root: Path, port: int, *, logon_ms: int = 5000) -> tuple[Path, Pa
     return venue_cfg, node_cfg, root / "j" / "node.sqlite"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @contextmanager
 def process(*args: str | Path, cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with fix_process(*args, cwd=cwd, log=log, password=PASSWORD) as proc:
         yield proc
-
-
-def alive(proc: subprocess.Popen[bytes], log: Path) -> bool:
-    if proc.poll() is not None:
-        pytest.fail(f"process exited early with {proc.returncode}:\n{log.read_text()}")
-    return True
 
 
 def bastion(*args: str | Path, cwd: Path) -> dict[str, Any]:
@@ -181,36 +160,15 @@ def bastion(*args: str | Path, cwd: Path) -> dict[str, Any]:
     return answer
 
 
-def status(journal: Path) -> dict[str, Any]:
-    try:
-        response = request(socket_path(journal), {"cmd": "status"}, timeout_s=5)
-    except Exception as e:
-        raise AssertionError(f"no status yet: {e}") from e
-    assert response["ok"] is True, response
-    return response
-
-
-def peek(journal: Path) -> list[tuple[int, Any]]:
-    """Committed events, read-only while the node writes."""
-    if not journal.is_file():
-        raise AssertionError(f"no journal at {journal} yet")
-    try:
-        with closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1.0)) as db:
-            rows = db.execute("SELECT seq, payload FROM events ORDER BY seq").fetchall()
-    except sqlite3.Error as e:
-        raise AssertionError(f"journal not readable yet: {e}") from e
-    return [(seq, _DECODER.decode(payload)) for seq, payload in rows]
-
-
 def last_seq(journal: Path) -> int:
-    return peek(journal)[-1][0]
+    return peek_journal(journal)[-1][0]
 
 
 def after(journal: Path, seq: int, kind: type[Any], instrument: str | None = None) -> list[Any]:
     """Events of ``kind`` (for ``instrument``) journaled after ``seq``."""
     return [
         e
-        for s, e in peek(journal)
+        for s, e in peek_journal(journal)
         if s > seq
         and isinstance(e, kind)
         and (instrument is None or getattr(e, "instrument_id", None) == instrument)
@@ -220,7 +178,7 @@ def after(journal: Path, seq: int, kind: type[Any], instrument: str | None = Non
 def reconciliations(journal: Path, venue: str) -> list[ev.ReconciliationCompleted]:
     return [
         e
-        for _, e in peek(journal)
+        for _, e in peek_journal(journal)
         if isinstance(e, ev.ReconciliationCompleted) and e.venue == venue
     ]
 
@@ -235,11 +193,6 @@ def ledger_open(root: Path) -> list[OrderRow]:
         return ledger.open_orders(ACCOUNT)
 
 
-def terminate(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=STOP_TIMEOUT_S)
-
-
 # -- the test -----------------------------------------------------------------------------------
 @pytest.mark.timeout(240)
 def test_when_node_has_two_venues_then_orders_routed_venues_killed_and_dropped_one_by_one(
@@ -248,16 +201,16 @@ def test_when_node_has_two_venues_then_orders_routed_venues_killed_and_dropped_o
     """Routing by instrument, per-venue reconciliation, kill --venue, and a dropped venue
     process: the other venue trades on, the dropped one's instrument is unavailable until
     the venue is back and reconciled."""
-    port = free_port()
+    port = free_tcp_port()
     venue_cfg, node_cfg, journal = write_desk(tmp_path, port)
     venue_log, node_log = tmp_path / "venue.log", tmp_path / "node.log"
 
     with process("venue", "sim", venue_cfg, cwd=tmp_path, log=venue_log) as venue:
-        eventually(lambda: alive(venue, venue_log) and listening(port), START_TIMEOUT_S)
+        eventually(lambda: still_running(venue, venue_log) and listening(port), START_TIMEOUT_S)
         with process("run", node_cfg, cwd=tmp_path, log=node_log) as node:
             # -- both venues reconciled, each instrument trading at its own venue ----------
             def trading_at_both() -> dict[str, Any]:
-                alive(node, node_log)
+                still_running(node, node_log)
                 answer = status(journal)
                 for iid in (SIM_IID, FIX_IID):
                     assert after(journal, 0, ev.OrderFilled, iid), f"no fill on {iid} yet"
@@ -276,7 +229,9 @@ def test_when_node_has_two_venues_then_orders_routed_venues_killed_and_dropped_o
                 (first,) = reconciliations(journal, name)
                 assert first.mismatches == []
             routed = {
-                (e.instrument_id, e.venue) for _, e in peek(journal) if type(e) is ev.OrderSubmitted
+                (e.instrument_id, e.venue)
+                for _, e in peek_journal(journal)
+                if type(e) is ev.OrderSubmitted
             }
             assert routed == {(SIM_IID, "SIM"), (FIX_IID, "FIXSIM")}
             assert {o.symbol for o in ledger_orders(tmp_path)} == {FIX_IID}
@@ -339,11 +294,13 @@ def test_when_node_has_two_venues_then_orders_routed_venues_killed_and_dropped_o
                 return True
 
             eventually(refused_while_down, 15)
-            alive(node, node_log)
+            still_running(node, node_log)
 
             # -- the venue is back: reconciled again on its own, then it trades -------------
             with process("venue", "sim", venue_cfg, cwd=tmp_path, log=venue_log) as venue:
-                eventually(lambda: alive(venue, venue_log) and listening(port), START_TIMEOUT_S)
+                eventually(
+                    lambda: still_running(venue, venue_log) and listening(port), START_TIMEOUT_S
+                )
                 back_seq = last_seq(journal)
 
                 def reconciled_again() -> bool:
@@ -385,13 +342,13 @@ def test_when_fix_venue_down_at_start_then_sim_trades_and_fix_joins_once_reconci
 ) -> None:
     """A node whose FIX venue is not running at start trades at SIM after the logon wait,
     with XYZ.SIM unavailable; once the venue runs, FIXSIM is reconciled and trades."""
-    port = free_port()
+    port = free_tcp_port()
     venue_cfg, node_cfg, journal = write_desk(tmp_path, port, logon_ms=500)
     venue_log, node_log = tmp_path / "venue.log", tmp_path / "node.log"
     with process("run", node_cfg, cwd=tmp_path, log=node_log) as node:
 
         def sim_trades_alone() -> dict[str, Any]:
-            alive(node, node_log)
+            still_running(node, node_log)
             answer = status(journal)
             assert after(journal, 0, ev.OrderFilled, SIM_IID), "no SIM fill yet"
             rejected = after(journal, 0, ev.OrderRejected, FIX_IID)
@@ -407,7 +364,7 @@ def test_when_fix_venue_down_at_start_then_sim_trades_and_fix_joins_once_reconci
         assert sim.mismatches == []
 
         with process("venue", "sim", venue_cfg, cwd=tmp_path, log=venue_log) as venue:
-            eventually(lambda: alive(venue, venue_log) and listening(port), START_TIMEOUT_S)
+            eventually(lambda: still_running(venue, venue_log) and listening(port), START_TIMEOUT_S)
             joined_seq = last_seq(journal)
 
             def fix_joined() -> bool:
@@ -436,7 +393,7 @@ def test_when_node_restarts_after_kill_venue_then_the_venue_stays_halted_until_r
     way out): each time FIXSIM stays halted, no XYZ.SIM order reaches the venue (its ledger
     is the witness) and SIM trades; a resume naming a venue the node does not have is
     refused, and resume --venue FIXSIM lets XYZ.SIM trade again."""
-    port = free_port()
+    port = free_tcp_port()
     venue_cfg, node_cfg, journal = write_desk(tmp_path, port)
     venue_log, node_log = tmp_path / "venue.log", tmp_path / "node.log"
 
@@ -444,7 +401,7 @@ def test_when_node_restarts_after_kill_venue_then_the_venue_stays_halted_until_r
         """After a restart at ``since``: FIXSIM halted for ``reason``, SIM trading."""
 
         def halted_while_sim_trades() -> dict[str, Any]:
-            alive(node, node_log)
+            still_running(node, node_log)
             answer = status(journal)
             assert after(journal, since, ev.OrderFilled, SIM_IID), "SIM not trading yet"
             rejected = after(journal, since, ev.OrderRejected, FIX_IID)
@@ -460,11 +417,11 @@ def test_when_node_restarts_after_kill_venue_then_the_venue_stays_halted_until_r
         assert not after(journal, since, ev.OrderAccepted, FIX_IID)
 
     with process("venue", "sim", venue_cfg, cwd=tmp_path, log=venue_log) as venue:
-        eventually(lambda: alive(venue, venue_log) and listening(port), START_TIMEOUT_S)
+        eventually(lambda: still_running(venue, venue_log) and listening(port), START_TIMEOUT_S)
         with process("run", node_cfg, cwd=tmp_path, log=node_log) as node:
 
             def trading_at_both() -> bool:
-                alive(node, node_log)
+                still_running(node, node_log)
                 for iid in (SIM_IID, FIX_IID):
                     assert after(journal, 0, ev.OrderFilled, iid), f"no fill on {iid} yet"
                 return True
@@ -472,7 +429,9 @@ def test_when_node_restarts_after_kill_venue_then_the_venue_stays_halted_until_r
             eventually(trading_at_both, START_TIMEOUT_S + 15)
             bastion("kill", node_cfg.name, "--venue", "FIXSIM", "--why", "drill", cwd=tmp_path)
             # committed before the answer: there for the SIGKILL below
-            ((halt_seq, halt),) = [(s, e) for s, e in peek(journal) if type(e) is ev.VenueHalted]
+            ((halt_seq, halt),) = [
+                (s, e) for s, e in peek_journal(journal) if type(e) is ev.VenueHalted
+            ]
             assert (halt.venue, halt.why) == ("FIXSIM", "drill") and halt.who
             assert halt.reason == f"kill by {halt.who}: drill"
             eventually(lambda: ledger_open(tmp_path) == [], 10)

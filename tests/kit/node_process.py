@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bastion.errors import BastionError
 from bastion.node.control import request, socket_path
 
 RunBastion = Callable[..., subprocess.CompletedProcess[str]]
@@ -82,7 +83,7 @@ def status(journal: Path) -> dict[str, Any]:
     """The node's ``status`` answer over its control socket; AssertionError until it answers."""
     try:
         response = request(socket_path(journal), {"cmd": "status"}, timeout_s=5)
-    except Exception as e:
+    except (OSError, BastionError) as e:  # no node listening yet, or no answer yet
         raise AssertionError(f"no status yet: {e}") from e
     assert response["ok"] is True, response
     return response

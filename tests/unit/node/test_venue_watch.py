@@ -15,7 +15,7 @@ import bastion.node.runner as runner
 from bastion.model.events import OrderRejected
 from bastion.venues.fix.adapter import NOT_RECONCILED
 from kit.fix_link import IID, Link, order
-from kit.fix_venue_node import Reconciler
+from kit.fix_venue_node import Reconciler, drop
 from kit.two_venues import two_venue_config
 from kit.waiting import until
 
@@ -29,11 +29,6 @@ def fake_kernel(settled: list[set[str]]) -> Any:
         cancel_if_halted=lambda name: 0,
         reject_lost_amends=lambda name: 0,
     )
-
-
-def drop(link: Link) -> None:
-    link.session.disconnect("line drop")
-    link.venue.disconnect("line drop")
 
 
 def test_when_a_deferred_venue_logged_on_before_its_watcher_started_then_it_is_reconciled(
