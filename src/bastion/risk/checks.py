@@ -52,7 +52,6 @@ _STRATEGY_PRE_TRADE_KEYS = (
     "instruments",
     "venues",
 )
-_NO_WINDOWS: tuple[SlidingWindow, ...] = ()
 
 
 class _Lane:
@@ -73,8 +72,6 @@ class _Lane:
         "rules",
         "sides",
         "sized",
-        "strategy_amend",
-        "strategy_new",
         "uses_book",
         "venue",
         "venue_permitted",
@@ -94,14 +91,12 @@ class _Lane:
         self.positions: PositionLimits | None = (
             None if rules.positions is None or rules.config is None else rules.positions[iid]
         )
-        self.strategy_new = _windows(rules.throttle, is_new=True)
-        self.strategy_amend = _windows(rules.throttle, is_new=False)
-        # with those of the instrument's venue session (an order sent elsewhere looks its
-        # venue's windows up)
+        # the strategy's windows with those of the instrument's venue session (the gate
+        # denies an order for any other venue, WRONG_VENUE, before these checks)
         self.venue = venue
         self.venue_permitted = rules.permits_venue(venue)
-        self.new_windows = self.strategy_new
-        self.amend_windows = self.strategy_amend
+        self.new_windows = _windows(rules.throttle, is_new=True)
+        self.amend_windows = _windows(rules.throttle, is_new=False)
         if venue_windows is not None:
             self.new_windows += venue_windows[0]
             self.amend_windows += venue_windows[1]
@@ -295,7 +290,6 @@ class PreTradeChecks:
         self,
         order: Order,
         iid: str,
-        venue: str,
         limits: InstrumentLimits,
         side: OrderSide,
         quantity: int,
@@ -335,8 +329,8 @@ class PreTradeChecks:
                 return denial
         if not lane.permitted:
             return NotPermitted(sid, iid, None)
-        if not (lane.venue_permitted if venue == lane.venue else lane.rules.permits_venue(venue)):
-            return NotPermitted(sid, iid, venue)
+        if not lane.venue_permitted:
+            return NotPermitted(sid, iid, lane.venue)
         # an amend that keeps the price is not collared: shrinking an order that the
         # market has left behind must stay possible
         if limits.needs_reference and reprices and (price is None or limits.has_collar):
@@ -352,14 +346,7 @@ class PreTradeChecks:
             if denial is not None:
                 return denial
         # the lane lists the strategy's windows and its instrument's venue's together
-        if venue == lane.venue:
-            windows = lane.new_windows if is_new else lane.amend_windows
-        else:
-            windows = _NO_WINDOWS
-            venue_windows = self._venue_windows.get(venue)
-            if venue_windows is not None:
-                windows = venue_windows[0 if is_new else 1]
-            windows = (lane.strategy_new if is_new else lane.strategy_amend) + windows
+        windows = lane.new_windows if is_new else lane.amend_windows
         if windows:
             denial = check_windows(windows, now)
             if denial is not None:

@@ -548,7 +548,6 @@ class RiskGate:
             return checks.check(
                 order,
                 iid,
-                venue,
                 limits,
                 side,
                 quantity,
