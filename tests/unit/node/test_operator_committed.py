@@ -14,17 +14,19 @@ from typing import Any
 import pytest
 
 from bastion.journal import SqliteJournal
-from bastion.model.enums import TradingState
+from bastion.model.enums import OrderStatus, TradingState
 from bastion.model.events import (
     InstrumentResumed,
+    OrderFilled,
     RiskOverrideEnded,
     RiskOverrideSet,
     StrategyEnabled,
     TradingStateChanged,
 )
 from bastion.node.actions import NodeOperator
+from bastion.node.kernel import OPERATOR_STRATEGY_ID
 from kit.journal_reading import peek_journal
-from kit.risk_kernel import IID, MS, T0, build, quote
+from kit.risk_kernel import IID, MS, T0, build, market, quote
 from kit.strategies import IDLE_STRATEGY
 
 
@@ -72,6 +74,30 @@ def test_when_kill_answers_then_halted_is_on_disk(
     assert event.state is TradingState.HALTED and event.reason == "kill by op: drill"
     assert answer["state"] == "HALTED"
     assert answer["elapsed_ms"] >= answer["committed_ms"] >= answer["kill_ms"] >= 0
+
+
+def test_when_kill_flatten_answers_then_its_flatten_orders_are_on_disk(tmp_path: Path) -> None:
+    """kill --flatten with a position: the flatten order it sends, and its fill, are
+    committed before the answer too (the last of them is the fill)."""
+    (tmp_path / "idle.py").write_text(IDLE_STRATEGY)
+    journal = SqliteJournal(tmp_path / "j.sqlite", commit_interval_ms=60_000)
+    try:
+        kernel = build(tmp_path, journal)
+        kernel.start()
+        quote(kernel, 10_000, T0)
+        assert market(kernel, "b").status is OrderStatus.FILLED
+        assert kernel.portfolio.net_quantity(IID) == 1
+        assert journal.committed_seq < journal.last_seq
+        answer, fill = answered(
+            journal,
+            NodeOperator(kernel).kill(flatten=True, who="op", why="drill"),
+            OrderFilled,
+        )
+        assert (answer["flatten_sent"], answer["flatten_denied"]) == (1, 0)
+        assert fill.strategy_id == OPERATOR_STRATEGY_ID
+        assert kernel.portfolio.net_quantity(IID) == 0
+    finally:
+        journal.close()
 
 
 def test_when_a_state_changing_command_answers_then_its_event_is_on_disk(
