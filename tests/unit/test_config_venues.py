@@ -6,12 +6,15 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from bastion.clock import SimClock
 from bastion.config import PaperConfig, load_config
 from bastion.errors import ConfigError
 from bastion.feeds.config import ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
-from bastion.venues.fix.config import FixVenueConfig
+from bastion.node.kernel import Kernel
+from bastion.venues.fix.config import FixVenueConfig, FixVenueEntry
 from bastion.venues.sim.config import SimVenueConfig
 
 HEAD = """
@@ -327,3 +330,20 @@ def test_when_venue_table_with_default_values_next_to_venues_then_error(tmp_path
         '\n[fix_venue]\nname = "FIXSIM"\nport = 1\nsender_comp_id = "a"\ntarget_comp_id = "b"\n'
     )
     assert "keys 'venue' and 'fix_venue'" in error(tmp_path, head + fix_venue + "\n[venue]\n")
+
+
+def test_when_a_config_built_in_code_shares_a_store_then_the_node_refuses_to_build(
+    tmp_path: Path,
+) -> None:
+    """The store check also runs where the node is built, against its directory: two FIX
+    venues whose store paths differ only in how they are written (relative, absolute)
+    are one session store there, whoever wrote the config."""
+    config = load(tmp_path, TWO_FIX_HEAD + FIX + FIX2 + 'store_path = "b.sqlite"\n' + SYNTHETIC)
+    first, second = config.venues
+    assert isinstance(first, FixVenueEntry) and isinstance(second, FixVenueEntry)
+    same_file = msgspec.structs.replace(second, store_path=str(tmp_path / first.store_path))
+    config = msgspec.structs.replace(
+        config, venues=[first, same_file]
+    )  # passes the as-written check
+    with pytest.raises(ConfigError, match=r"key 'venues\[1\].store_path'"):
+        Kernel(config=config, base_dir=tmp_path, clock=SimClock(0), epoch=1)

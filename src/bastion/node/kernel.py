@@ -20,7 +20,7 @@ import structlog
 
 from bastion.bus import Handler, MessageBus
 from bastion.clock import Clock
-from bastion.config import BacktestConfig, PaperConfig
+from bastion.config import BacktestConfig, PaperConfig, check_fix_stores
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
 from bastion.feeds import Feed, FeedContext, build_feed
@@ -77,6 +77,8 @@ class Kernel:
         journal: SqliteJournal | None = None,
         request_flush: Callable[[], None] | None = None,
     ) -> None:
+        if isinstance(config, PaperConfig):  # a config built in code skipped the file check
+            check_fix_stores(config, base_dir)
         self.config = config
         self.clock = clock
         self.journal = journal
