@@ -54,12 +54,19 @@ DEFAULT_JOURNAL_NAME: Final = "bastion-journal.sqlite"
 _MAX_DECIMALS: Final = 12
 
 
+Isolation = Literal["process", "inline"]
+
+
 class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Identity and logging of the node process."""
 
     id: str = "node-1"
     log_level: LogLevel = "info"
     log_format: LogFormat = "console"
+    isolation: Isolation | None = None
+    """Where strategies run: ``process`` (each in its own sandboxed process; the default
+    of a live node) or ``inline`` (in the node's process: backtests, and paper nodes
+    that ask for it, with a warning; ``bastion.isolation``)."""
 
 
 class InstrumentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -138,6 +145,11 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
     account: AccountConfig = msgspec.field(default_factory=AccountConfig)
     run_for_s: float | None = None
+
+    @property
+    def isolation(self) -> Isolation:
+        """Where the strategies run: ``process`` unless the config says ``inline``."""
+        return self.node.isolation or "process"
 
     def __post_init__(self) -> None:
         venue_keys = self._check_venues()
@@ -322,6 +334,11 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             _check_instrument_ref(f"data[{n}].instrument", source.instrument, ids)
         if not self.output_dir:
             raise ConfigError("key 'output_dir': must not be empty")
+        if self.node.isolation == "process":
+            raise ConfigError(
+                "key 'node.isolation': a backtest runs its strategies inline (in-process, "
+                'for speed and determinism); remove the key or write "inline"'
+            )
 
     def venue_configs(self) -> list[VenueConfig]:
         """The backtest's one venue: the in-process simulated venue."""
@@ -382,6 +399,9 @@ def _check_common(
                 f"key 'strategies[{n}].name': duplicate strategy name '{strategy.name}'"
             )
         names.add(strategy.name)
+        problem = strategy.problem()
+        if problem is not None:
+            raise ConfigError(f"key 'strategies[{n}].{problem[0]}': {problem[1]}")
 
 
 def _check_sim_venue(venue: SimVenueConfig, key: str) -> None:

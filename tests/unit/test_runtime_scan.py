@@ -27,6 +27,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("clock.py", "time.time_ns"): "the live clock itself",
     ("clock.py", "time.monotonic"): "the live clock itself",
     ("tasks.py", "create_task"): "the task helper itself",
+    ("isolation/worker.py", "time.time_ns"): "a strategy process's own live clock",
+    ("isolation/worker.py", "time.monotonic"): "a strategy process's own live clock",
     ("node/runner.py", "LiveClock()"): "the live node's composition root picks its clock",
     ("venue_server/server.py", "LiveClock()"): "the venue simulator process picks its clock",
     ("backtest/engine.py", "time.perf_counter"): (

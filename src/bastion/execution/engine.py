@@ -123,11 +123,14 @@ class ExecutionEngine:
         price: int | None = None,
         time_in_force: TimeInForce = _GTC,
         reduce_only: bool = False,
+        client_order_id: str | None = None,
     ) -> Order:
-        """Build a new order with a fresh client order id and record its initialization."""
+        """Build a new order with a fresh client order id (or ``client_order_id``: one a
+        strategy process made from a range granted to it, checked unused by its host)
+        and record its initialization."""
         ts = self._clock.timestamp_ns()
         order = Order(
-            client_order_id=self._ids.next(),
+            client_order_id=client_order_id or self._ids.next(),
             strategy_id=strategy_id,
             instrument_id=instrument_id,
             venue=venue,

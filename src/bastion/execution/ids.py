@@ -27,6 +27,17 @@ class ClientOrderIdGenerator:
         self._seq += 1
         return f"{self._prefix}{self._seq}"
 
+    def reserve(self, n: int) -> tuple[int, int]:
+        """Set aside the next ``n`` sequence numbers (for a strategy process, which
+        makes ids of them itself: ``prefix`` + number); returns (first, last)."""
+        first = self._seq + 1
+        self._seq += n
+        return first, self._seq
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
     @property
     def count(self) -> int:
         return self._seq

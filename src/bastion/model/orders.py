@@ -81,6 +81,8 @@ TRANSITIONS: dict[OrderStatus, dict[type[OrderEvent], object]] = {
         # a modify sent before the cancel is answered while the cancel is pending
         OrderUpdated: _PENDING_CANCEL,
         OrderModifyRejected: _PENDING_CANCEL,
+        # a cancel asked before the venue answered the order, which it then refused
+        OrderRejected: _REJECTED,
     },
     _PENDING_REPLACE: {
         **_LIVE_ORDER_EVENTS,

@@ -16,6 +16,7 @@ from typing import Any, Final
 import structlog
 
 from bastion.errors import CommandRefused, ConfigError
+from bastion.isolation.host import ProcessStrategyHost
 from bastion.model.enums import TradingState
 from bastion.model.events import TradingStateChanged
 from bastion.node.kernel import Kernel
@@ -171,6 +172,7 @@ class NodeOperator:
                 for name, venue in kernel.venues.items()
             },
             "unavailable_instruments": kernel.unavailable_instruments(),
+            "strategies": _strategies_status(kernel),
         }
 
     async def enable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
@@ -239,3 +241,18 @@ async def _committed(kernel: Kernel) -> None:
     """Return once everything journaled so far is on disk (off the loop's thread)."""
     if kernel.journal is not None:
         await asyncio.to_thread(kernel.journal.flush)
+
+
+def _strategies_status(kernel: Kernel) -> dict[str, Any]:
+    """Where the strategies run and how their processes are (isolated), or the warning
+    that they share the node's process (inline)."""
+    strategies = kernel.strategies
+    running = sorted(strategies.running)
+    if isinstance(strategies, ProcessStrategyHost):
+        return {**strategies.status(), "running": running}
+    return {
+        "isolation": "inline",
+        "warning": "strategies run in the node's process: not isolated from the risk gate, "
+        "the node's secrets or the kill switch",
+        "running": running,
+    }

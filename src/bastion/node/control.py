@@ -32,6 +32,7 @@ import msgspec
 import structlog
 
 from bastion.errors import BastionError, CommandRefused, OperationalError
+from bastion.isolation.sandbox import is_descendant, peer_pid
 
 __all__ = [
     "MAX_REQUEST_BYTES",
@@ -378,6 +379,19 @@ def _unlink(path: Path) -> None:
 async def _serve_client(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, commands: ControlCommands
 ) -> None:
+    pid = peer_pid(writer.get_extra_info("socket"))
+    if pid and is_descendant(pid, os.getpid()):
+        # a strategy process (or its child): the code the controls guard never commands them
+        log.error("control_refused_own_descendant", pid=pid)
+        writer.write(
+            _response(
+                {"ok": False, "error": "refused: the node's own processes may not command it"}
+            )
+        )
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.drain()
+        writer.close()
+        return
     try:
         while True:
             try:

@@ -24,6 +24,7 @@ from bastion.config import BacktestConfig, PaperConfig, check_fix_stores
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
 from bastion.feeds import Feed, FeedContext, build_feed
+from bastion.isolation.host import ProcessStrategyHost
 from bastion.journal.sqlite import SqliteJournal
 from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
@@ -41,6 +42,7 @@ from bastion.risk.config import RiskConfig
 from bastion.risk.fills import FillPipeline
 from bastion.risk.gate import RiskGate
 from bastion.risk.overrides import RiskOverrides
+from bastion.strategy.context import StrategyHost
 from bastion.strategy.runner import StrategyRunner, load_strategy
 from bastion.venues.base import QuoteSink, VenueAdapter, VenueContext
 from bastion.venues.registry import build_venue
@@ -126,10 +128,11 @@ class Kernel:
             self._sole_inbox = sole.inbox
             self._sole_flush = sole.flush
             self.on_quote = self._on_quote_one_venue  # type: ignore[method-assign]
+        ids = ClientOrderIdGenerator(config.node.id, epoch)
         self.execution = ExecutionEngine(
             bus=self.bus,
             clock=clock,
-            ids=ClientOrderIdGenerator(config.node.id, epoch),
+            ids=ids,
             venues=self.venues,
             journal=journal.append if journal is not None else None,
         )
@@ -145,15 +148,36 @@ class Kernel:
             strategies=[s.name for s in config.strategies],
             last_trades=self.last_trades,
         )
-        self.strategies = StrategyRunner(
-            bus=self.bus,
-            clock=clock,
-            portfolio=self.portfolio,
-            execution=self.execution,
-            risk=self.risk,
-            instruments=self.instruments,
-            last_quotes=self.last_quotes,
-        )
+        self.isolation = "inline"
+        """Where the strategies run: ``inline`` (this process) or ``process``."""
+        self.strategies: StrategyHost
+        if isinstance(config, PaperConfig) and config.isolation == "process":
+            self.isolation = "process"
+            self.strategies = ProcessStrategyHost(
+                configs=config.strategies,
+                base_dir=base_dir,
+                bus=self.bus,
+                clock=clock,
+                portfolio=self.portfolio,
+                execution=self.execution,
+                risk=self.risk,
+                ids=ids,
+                instruments=config.instruments,
+                last_quotes=self.last_quotes,
+                flush=self.flush,
+                log_level=config.node.log_level,
+                log_format=config.node.log_format,
+            )
+        else:
+            self.strategies = StrategyRunner(
+                bus=self.bus,
+                clock=clock,
+                portfolio=self.portfolio,
+                execution=self.execution,
+                risk=self.risk,
+                instruments=self.instruments,
+                last_quotes=self.last_quotes,
+            )
         self._quote_subscribers = self.strategies.quote_subscribers
         self._quote_guard = self.risk.quote_hook  # None unless a risk limit watches quotes
         # the only fill subscriber of the node: ``risk.fills`` states who sees a fill when
@@ -181,11 +205,12 @@ class Kernel:
         """The node's market data sources; one that pushes (a venue's) is wired now."""
         for feed in self.feeds:
             feed.attach(self)
-        for strategy_config in config.strategies:
-            strategy = load_strategy(strategy_config, base_dir)
-            self.strategies.add(
-                strategy, strategy_config.name, strategy_config.params, strategy_config.on_error
-            )
+        if isinstance(self.strategies, StrategyRunner):
+            for strategy_config in config.strategies:
+                strategy = load_strategy(strategy_config, base_dir)
+                self.strategies.add(
+                    strategy, strategy_config.name, strategy_config.params, strategy_config.on_error
+                )
 
     @property
     def venue(self) -> VenueAdapter:

@@ -38,6 +38,7 @@ import structlog
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
 from bastion.feeds import Feed
+from bastion.isolation.sandbox import harden_core
 from bastion.journal.sqlite import SqliteJournal
 from bastion.model.events import (
     OrderCanceled,
@@ -66,6 +67,7 @@ log = structlog.get_logger("bastion.node")
 
 PNL_LOG_INTERVAL_S = 5.0
 SHUTDOWN_TIMEOUT_S = 10.0
+STATE_REFRESH_S = 0.1  # longest a snapshot waits for isolated strategies' states
 RISK_TIMER_S = 0.25  # post-trade limits and override expiry are checked this often
 
 
@@ -133,6 +135,17 @@ class _Node:
         )
         kernel_ref.append(kernel)
         self.epoch = epoch
+        if kernel.isolation == "process":
+            refused = harden_core()
+            if refused:
+                log.warning("core_hardening_incomplete", refused=refused)
+        elif config.strategies:
+            log.warning(
+                "strategies_inline",
+                note='node.isolation = "inline": strategies run in the node\'s own process, '
+                "where a strategy can reach the risk gate, read the node's secrets and stall "
+                'the kill switch; a node trading money runs them isolated ("process")',
+            )
         _log_order_events(kernel)
         operator = NodeOperator(kernel)
         recovered = recover_state(kernel, journal)
@@ -160,6 +173,7 @@ class _Node:
             epoch=epoch,
             journal=str(journal.path),
             strategies=list(kernel.strategies.strategies),
+            isolation=kernel.isolation,
             venues=list(kernel.venues),
             feeds={feed.name: sorted(feed.instruments) for feed in kernel.feeds},
             recover_only=self.recover_only,
@@ -384,6 +398,7 @@ class _Node:
             new_events = journal.last_seq - self._last_snapshot_seq
             due = self.clock.monotonic_s() - self._last_snapshot_at >= cfg.snapshot_interval_s
             if new_events >= cfg.snapshot_every_events or (due and new_events > 0):
+                await kernel.strategies.refresh_states(STATE_REFRESH_S)
                 self._snapshot(kernel, journal)
 
     def _on_signal(self, sig: signal.Signals) -> None:

@@ -14,7 +14,7 @@ from bastion.model.instruments import Instrument
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.gate import RiskGate
 from bastion.risk.overrides import RiskOverrides
-from bastion.strategy.runner import StrategyRunner
+from bastion.strategy.context import StrategyHost
 from bastion.venues.base import VenueAdapter
 
 
@@ -27,7 +27,7 @@ class RecoverableNode(Protocol):
     portfolio: Portfolio
     risk: RiskGate
     risk_overrides: RiskOverrides
-    strategies: StrategyRunner
+    strategies: StrategyHost
     instruments: dict[str, Instrument]
     venues: dict[str, VenueAdapter]
 

@@ -119,12 +119,9 @@ def capture(kernel: RecoverableNode, *, node_id: str, epoch: int) -> bytes:
         node_id=node_id,
         epoch=epoch,
         ts_ns=kernel.clock.timestamp_ns(),
-        orders=[_order_state(o) for o in kernel.execution.recent_orders(RECENT_ORDERS)],
+        orders=[order_state(o) for o in kernel.execution.recent_orders(RECENT_ORDERS)],
         exec_ids=kernel.execution.recent_exec_ids(RECENT_EXEC_IDS),
-        positions=[
-            PositionState(p.strategy_id, p.instrument_id, p.quantity, str(p.cost), str(p.realized))
-            for p in positions
-        ],
+        positions=[position_state(p) for p in positions],
         cash_raw={iid: str(raw) for iid, raw in cash_raw.items()},
         fees=fees,
         n_fills=n_fills,
@@ -159,14 +156,8 @@ def decode(payload: bytes) -> NodeSnapshot:
 
 def restore(kernel: RecoverableNode, snapshot: NodeSnapshot) -> None:
     """Put a snapshot's state into a freshly built kernel (before anything runs)."""
-    kernel.execution.restore((_order(s) for s in snapshot.orders), snapshot.exec_ids)
-    positions = []
-    for s in snapshot.positions:
-        position = Position(s.strategy_id, s.instrument_id)
-        position.quantity = s.quantity
-        position.cost = _exact(s.cost)
-        position.realized = _exact(s.realized)
-        positions.append(position)
+    kernel.execution.restore((order_from_state(s) for s in snapshot.orders), snapshot.exec_ids)
+    positions = [position_from_state(s) for s in snapshot.positions]
     cash_raw = {iid: int(raw) for iid, raw in snapshot.cash_raw.items()}
     kernel.portfolio.restore_state(
         positions, cash_raw, snapshot.fees, snapshot.n_fills, snapshot.strategy_fees
@@ -200,7 +191,7 @@ def restore_venue_halts(kernel: RecoverableNode, halted: dict[str, str]) -> None
             venue.halt(reason)
 
 
-def _order_state(o: Order) -> OrderState:
+def order_state(o: Order) -> OrderState:
     return OrderState(
         o.client_order_id,
         o.strategy_id,
@@ -222,7 +213,7 @@ def _order_state(o: Order) -> OrderState:
     )
 
 
-def _order(s: OrderState) -> Order:
+def order_from_state(s: OrderState) -> Order:
     order = Order(
         client_order_id=s.client_order_id,
         strategy_id=s.strategy_id,
@@ -243,6 +234,18 @@ def _order(s: OrderState) -> Order:
     order.filled_notional = int(s.filled_notional)
     order.venue_order_id = s.venue_order_id
     return order
+
+
+def position_state(p: Position) -> PositionState:
+    return PositionState(p.strategy_id, p.instrument_id, p.quantity, str(p.cost), str(p.realized))
+
+
+def position_from_state(s: PositionState) -> Position:
+    position = Position(s.strategy_id, s.instrument_id)
+    position.quantity = s.quantity
+    position.cost = _exact(s.cost)
+    position.realized = _exact(s.realized)
+    return position
 
 
 def _exact(text: str) -> Exact:

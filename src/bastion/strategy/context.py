@@ -7,12 +7,13 @@ Nothing here reaches a venue except through the risk gate's order commands.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from bastion.clock import Clock
-from bastion.model.data import QuoteTick
+from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
+from bastion.model.events import OrderEvent
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
@@ -85,3 +86,37 @@ class StrategyContext(Protocol):
 
     def subscribe_bars(self, instrument_id: str) -> None:
         """Deliver ``instrument_id``'s bars to this context's strategy (``on_bar``)."""
+
+
+class StrategyHost(Protocol):
+    """What runs a node's strategies, as the kernel, recovery and the backtest use it:
+    ``strategy.runner.StrategyRunner`` (inline, in the node's process) or
+    ``isolation.host.ProcessStrategyHost`` (each group in a process of its own)."""
+
+    running: set[str]
+    failures: list[str]
+    restored_states: dict[str, bytes]
+    """Each strategy's state saved at the last snapshot, handed to ``on_load`` at start."""
+    quote_subscribers: dict[str, tuple[Callable[[Any], None], ...]]
+    """Instrument id -> what takes its quotes (the kernel's hot path calls them)."""
+
+    @property
+    def strategies(self) -> Mapping[str, object]:
+        """The configured strategies by name."""
+
+    def on_order_event(self, event: OrderEvent) -> None: ...
+
+    def on_bar(self, bar: Bar) -> None: ...
+
+    def fail(self, target: Any, error: BaseException) -> None:
+        """A quote handler (``target``: its ``__self__``) raised ``error``."""
+
+    def start_all(self) -> None: ...
+
+    def stop_all(self) -> None: ...
+
+    def save_states(self) -> dict[str, bytes]: ...
+
+    async def refresh_states(self, timeout_s: float) -> None:
+        """Bring the states ``save_states`` returns up to date (isolated strategies
+        answer asynchronously) before a snapshot."""

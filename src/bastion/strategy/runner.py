@@ -188,7 +188,7 @@ class StrategyRunner:
         for sid, strategy in self.strategies.items():
             saved = self.restored_states.get(sid)
             if saved is not None:
-                self._call(strategy, functools.partial(_load_state, strategy, saved))
+                self._call(strategy, functools.partial(load_state, strategy, saved))
                 if sid in self.running:
                     log.info("strategy_state_restored", strategy=sid, bytes=len(saved))
             if sid in self.running:
@@ -211,12 +211,15 @@ class StrategyRunner:
                 state = strategy.on_save()
                 if not isinstance(state, dict):
                     raise TypeError(f"on_save returned {type(state).__name__}, not a dict")
-                states[sid] = _encode_state(state)
+                states[sid] = encode_state(state)
             except Exception as error:
                 detail = "".join(traceback.format_exception_only(type(error), error)).strip()
                 log.error("strategy_on_save_failed", strategy=sid, error=detail)
         self.restored_states = states
         return states
+
+    async def refresh_states(self, timeout_s: float) -> None:
+        """Nothing to wait for: ``save_states`` calls the strategies directly."""
 
     def stop_all(self) -> None:
         for sid, strategy in self.strategies.items():
@@ -303,11 +306,11 @@ class StrategyRunner:
                 table[instrument_id] = tuple(h for h in handlers if h.__self__ is not strategy)  # type: ignore[attr-defined]
 
 
-_encode_state = msgspec.msgpack.Encoder().encode
+encode_state = msgspec.msgpack.Encoder().encode
 _state_decoder = msgspec.msgpack.Decoder(dict[str, Any])
 
 
-def _load_state(strategy: Strategy, payload: bytes) -> None:
+def load_state(strategy: Strategy, payload: bytes) -> None:
     strategy.on_load(_state_decoder.decode(payload))
 
 

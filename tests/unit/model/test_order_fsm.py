@@ -79,6 +79,7 @@ EXPECTED: dict[tuple[OrderStatus, type[OrderEvent]], OrderStatus] = {
     (S.PENDING_CANCEL, OrderAccepted): S.PENDING_CANCEL,
     (S.PENDING_CANCEL, OrderUpdated): S.PENDING_CANCEL,
     (S.PENDING_CANCEL, OrderModifyRejected): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, OrderRejected): S.REJECTED,
     (S.PENDING_REPLACE, OrderCanceled): S.CANCELED,
     (S.PENDING_REPLACE, OrderExpired): S.EXPIRED,
     (S.PENDING_REPLACE, OrderFilled): S.PENDING_REPLACE,

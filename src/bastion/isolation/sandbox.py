@@ -1,0 +1,300 @@
+"""What the operating system enforces around a strategy process, and around the core.
+
+A strategy process, before it imports any strategy code (``confine``):
+
+- resource limits (``setrlimit``): address space, CPU seconds, open files, no core dumps;
+- ``no_new_privs``, and every capability dropped (bounding, effective, permitted), so
+  even when the node runs as root the process cannot ptrace the core, read another
+  process's ``/proc`` entries, or override file permissions;
+- Landlock (Linux 5.13 and later): it may read and execute only Python's and bastion's
+  directories, its strategy's directory and the ``read_paths`` of its config; it may
+  write nothing (``/dev/null`` aside); with ABI 4 and later it may not open or accept a
+  TCP connection; with ABI 6 and later it may not signal a process outside its sandbox
+  (the core) nor reach an abstract Unix socket;
+- the parent-death signal, so it never outlives the core.
+
+The core (``harden_core``): not dumpable (its ``/proc/<pid>/environ``, ``mem`` and
+``fd`` are closed to processes without ``CAP_SYS_PTRACE``), and the subreaper of its
+descendants (a strategy's child that double-forks is still the core's descendant, so
+the control socket can refuse it).
+
+Each step that the kernel refuses is reported, not hidden: ``Confinement`` says what
+holds, the core logs it and ``bastion status`` shows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+_CAP_LAST = 63
+
+_SYS_LANDLOCK_CREATE_RULESET = 444
+_SYS_LANDLOCK_ADD_RULE = 445
+_SYS_LANDLOCK_RESTRICT_SELF = 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LANDLOCK_RULE_PATH_BENEATH = 1
+
+_FS_EXECUTE = 1 << 0
+_FS_WRITE_FILE = 1 << 1
+_FS_READ_FILE = 1 << 2
+_FS_READ_DIR = 1 << 3
+_FS_TRUNCATE = 1 << 14
+_FS_IOCTL_DEV = 1 << 15
+_FS_ALL_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1}
+_FS_ALL_LATEST = (1 << 16) - 1  # ABI 5 and later
+_NET_BIND_TCP = 1 << 0
+_NET_CONNECT_TCP = 1 << 1
+_SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0
+_SCOPE_SIGNAL = 1 << 1
+
+_READ_DIR = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+_READ_FILE = _FS_EXECUTE | _FS_READ_FILE
+_SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt")
+_SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/dev/urandom")
+
+ENV_ALWAYS: tuple[str, ...] = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH")
+"""The environment variables every strategy process gets (none of them is a secret);
+a strategy's ``env`` names any more."""
+
+
+class Confinement(msgspec.Struct, frozen=True, kw_only=True):
+    """What holds around a strategy process (it reports this to the core)."""
+
+    rlimits: bool
+    no_new_privs: bool
+    capabilities_dropped: bool
+    landlock_abi: int
+    """0: the kernel has no Landlock: the filesystem is not confined."""
+    network_denied: bool
+    signals_scoped: bool
+
+    def gaps(self) -> list[str]:
+        """What does not hold, in words, for the log and ``bastion status``."""
+        gaps = []
+        if not self.rlimits:
+            gaps.append("resource limits not set")
+        if not self.no_new_privs:
+            gaps.append("no_new_privs not set")
+        if not self.capabilities_dropped:
+            gaps.append("capabilities not dropped")
+        if not self.landlock_abi:
+            gaps.append("no Landlock: files are not confined")
+        if not self.network_denied:
+            gaps.append("Landlock ABI < 4: TCP connections not denied")
+        if not self.signals_scoped:
+            gaps.append("Landlock ABI < 6: signals to the core not denied")
+        return gaps
+
+
+def scrubbed_env(names: Iterable[str], environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a strategy process: ``ENV_ALWAYS`` and ``names``, if set."""
+    source = os.environ if environ is None else environ
+    return {n: source[n] for n in (*ENV_ALWAYS, *names) if n in source}
+
+
+def harden_core() -> list[str]:
+    """Make the core non-dumpable and the subreaper of its descendants; return what the
+    kernel refused (empty: both hold)."""
+    refused = []
+    if _prctl(PR_SET_DUMPABLE, 0) != 0:
+        refused.append("not dumpable")
+    if _prctl(PR_SET_CHILD_SUBREAPER, 1) != 0:
+        refused.append("child subreaper")
+    return refused
+
+
+def confine(
+    *,
+    memory_mb: int,
+    cpu_s: int | None,
+    open_files: int,
+    read_dirs: Iterable[str],
+) -> Confinement:
+    """Confine this process (a strategy process, before it loads strategy code)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    rlimits = _set_rlimits(memory_mb, cpu_s, open_files)
+    no_new_privs = _prctl(PR_SET_NO_NEW_PRIVS, 1) == 0
+    caps = _drop_capabilities()
+    abi, network, signals = _landlock(read_dirs)
+    return Confinement(
+        rlimits=rlimits,
+        no_new_privs=no_new_privs,
+        capabilities_dropped=caps,
+        landlock_abi=abi,
+        network_denied=network,
+        signals_scoped=signals,
+    )
+
+
+def python_dirs() -> list[str]:
+    """The directories this interpreter imports from (stdlib, site-packages, bastion)."""
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    dirs.update(p for p in sys.path if p)
+    dirs.add(str(Path(__file__).resolve().parents[1]))
+    return sorted(d for d in dirs if os.path.isdir(d))
+
+
+def _prctl(option: int, arg: int) -> int:
+    return int(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0))
+
+
+def _set_rlimits(memory_mb: int, cpu_s: int | None, open_files: int) -> bool:
+    try:
+        memory = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if cpu_s is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _drop_capabilities() -> bool:
+    """Drop every capability from the bounding set, then the effective, permitted and
+    inheritable sets. True when the process holds none afterwards."""
+    for cap in range(_CAP_LAST + 1):
+        _prctl(PR_CAPBSET_DROP, cap)  # EINVAL past the kernel's last: ignored
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        return False
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(("CapEff:", "CapPrm:")) and int(line.split()[1], 16):
+                return False
+    return True
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 when it has none."""
+    version = _libc.syscall(
+        _SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), _LANDLOCK_CREATE_RULESET_VERSION
+    )
+    return max(0, int(version))
+
+
+def _landlock(read_dirs: Iterable[str]) -> tuple[int, bool, bool]:
+    """Restrict this process to reading ``read_dirs`` (and the system's libraries);
+    return (ABI, TCP denied, signals scoped). (0, False, False): not confined."""
+    abi = landlock_abi()
+    if abi < 1:
+        return 0, False, False
+    handled_fs = _FS_ALL_BY_ABI.get(abi, _FS_ALL_LATEST)
+    attr = _RulesetAttr(handled_fs, 0, 0)
+    size = 8
+    if abi >= 4:
+        attr.handled_access_net = _NET_BIND_TCP | _NET_CONNECT_TCP
+        size = 16
+    if abi >= 6:
+        attr.scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL
+        size = 24
+    ruleset = _libc.syscall(
+        _SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0
+    )
+    if ruleset < 0:
+        return 0, False, False
+    try:
+        dirs = {*read_dirs, *_SYSTEM_DIRS}
+        for path in sorted(dirs):
+            _allow(ruleset, path, _READ_DIR & handled_fs)
+        for path in _SYSTEM_FILES:
+            _allow(ruleset, path, _READ_FILE & handled_fs)
+        dev_null = _FS_READ_FILE | _FS_WRITE_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
+        _allow(ruleset, "/dev/null", dev_null & handled_fs)
+        if _libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+            return 0, False, False
+    finally:
+        os.close(ruleset)
+    return abi, abi >= 4, abi >= 6
+
+
+def _allow(ruleset: int, path: str, access: int) -> None:
+    if not os.path.isdir(path):  # a file takes only the rights of files
+        access &= _FS_EXECUTE | _FS_READ_FILE | _FS_WRITE_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # not on this machine: nothing to allow
+    try:
+        rule = _PathBeneathAttr(access, fd)
+        _libc.syscall(
+            _SYS_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0
+        )
+    finally:
+        os.close(fd)
+
+
+def is_descendant(pid: int, ancestor: int) -> bool:
+    """Whether process ``pid`` descends from ``ancestor`` (by ``/proc``'s parent links;
+    the core is its descendants' subreaper, so a double fork does not hide one)."""
+    for _ in range(64):
+        if pid <= 1:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            return False
+        parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        if parent == ancestor:
+            return True
+        pid = parent
+    return False
+
+
+def peer_pid(sock: object) -> int:
+    """The pid of the process at the other end of a Unix socket (``SO_PEERCRED``); 0
+    when the kernel does not say."""
+    import socket
+    import struct
+
+    if not isinstance(sock, socket.socket):
+        return 0
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return 0
+    return int(struct.unpack("3i", creds)[0])
