@@ -46,7 +46,15 @@ from bastion.isolation import protocol as p
 from bastion.isolation.sandbox import Confinement, python_dirs, scrubbed_env
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import TradingState
-from bastion.model.events import ORDER_EVENT_TYPES, OrderEvent, OrderFilled, StrategyFailed
+from bastion.model.events import (
+    ORDER_EVENT_TYPES,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderFilled,
+    OrderModifyRejected,
+    StrategyFailed,
+)
+from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
 from bastion.recovery.state import order_state, position_state
 from bastion.risk.gate import RiskGate
@@ -517,12 +525,15 @@ class ProcessStrategyHost:
         elif kind is p.Submit:
             self._submit(proc, message)  # type: ignore[arg-type]
         elif kind is p.Cancel:
-            order = self._own_order(proc, message.strategy_id, message.client_order_id)  # type: ignore[union-attr]
-            self._risk.cancel_order(order)
+            c: p.Cancel = message  # type: ignore[assignment]
+            order = self._own_order(proc, c.strategy_id, c.client_order_id)
+            if not self._risk.cancel_order(order) and order.is_open:
+                self._refused(proc, OrderCancelRejected, order)
         elif kind is p.Modify:
             m: p.Modify = message  # type: ignore[assignment]
             order = self._own_order(proc, m.strategy_id, m.client_order_id)
-            self._risk.modify_order(order, m.quantity, m.price)
+            if not self._risk.modify_order(order, m.quantity, m.price) and order.is_open:
+                self._refused(proc, OrderModifyRejected, order)
         elif kind is p.Subscribe:
             s: p.Subscribe = message  # type: ignore[assignment]
             self._check_strategy(proc, s.strategy_id)
@@ -541,6 +552,24 @@ class ProcessStrategyHost:
             self._fail(proc, f"strategy {f.strategy_id} raised: {f.error[:2000]}")
         elif kind is p.Bye:
             proc.state = "stopped"
+
+    def _refused(
+        self,
+        proc: StrategyProcess,
+        kind: type[OrderCancelRejected | OrderModifyRejected],
+        order: Order,
+    ) -> None:
+        """Tell the process the gate refused its cancel or modify (journaled in the core
+        as ``CommandDenied``; the core's order is unchanged), so that its copy, which
+        went pending when it asked, returns to where the core's is."""
+        event = kind(
+            ts_ns=self._clock.timestamp_ns(),
+            client_order_id=order.client_order_id,
+            strategy_id=order.strategy_id,
+            instrument_id=order.instrument_id,
+            reason="refused by the risk gate",
+        )
+        self._send_input(proc, p.frame(p.EventMsg(event)))
 
     def _check_strategy(self, proc: StrategyProcess, strategy_id: str) -> None:
         if strategy_id not in proc.strategy_ids:

@@ -31,8 +31,15 @@ from bastion.isolation import protocol as p
 from bastion.isolation.sandbox import confine
 from bastion.logs import configure_logging
 from bastion.model.data import Bar, QuoteTick
-from bastion.model.enums import TERMINAL_STATUSES, OrderSide, OrderType, TimeInForce
-from bastion.model.events import OrderEvent, OrderFilled
+from bastion.model.enums import TERMINAL_STATUSES, OrderSide, OrderStatus, OrderType, TimeInForce
+from bastion.model.events import (
+    OrderDenied,
+    OrderEvent,
+    OrderFilled,
+    OrderPendingCancel,
+    OrderPendingReplace,
+    OrderSubmitted,
+)
 from bastion.model.instruments import Instrument
 from bastion.model.orders import InvalidTransition, Order
 from bastion.portfolio.portfolio import Portfolio
@@ -43,7 +50,16 @@ from bastion.strategy.runner import encode_state, load_state, load_strategy
 
 _GTC = TimeInForce.GTC
 _BUY = OrderSide.BUY
-_INITIALIZED_OR_TERMINAL = {*TERMINAL_STATUSES}
+_INITIALIZED = OrderStatus.INITIALIZED
+_SUBMITTED = OrderStatus.SUBMITTED
+_DENIED = OrderStatus.DENIED
+_PENDING_CANCEL = OrderStatus.PENDING_CANCEL
+_CONFIRMS: dict[type[OrderEvent], OrderStatus] = {
+    OrderSubmitted: _SUBMITTED,
+    OrderPendingCancel: _PENDING_CANCEL,
+    OrderPendingReplace: OrderStatus.PENDING_REPLACE,
+}
+"""The core's events that confirm a request this process already applied to its copy."""
 
 
 class Outbox:
@@ -189,13 +205,23 @@ class WorkerOrders:
         return self.orders.get(client_order_id)
 
     def apply(self, event: OrderEvent) -> None:
+        """Follow the core's copy. The requests this process sent moved its copy ahead
+        (``WorkerGate``): the core's event confirming one is already applied, and a
+        denial ends an order this copy took for submitted."""
         order = self.orders.get(event.client_order_id)
         if order is None:
             return
-        try:
-            order.apply(event)
-        except InvalidTransition:
-            return  # the core's copy is the truth; this one follows it where it can
+        kind = type(event)
+        if _CONFIRMS.get(kind) is order.status:
+            return
+        if kind is OrderDenied:
+            order.status = _DENIED
+            order.ts_last = event.ts_ns
+        else:
+            try:
+                order.apply(event)
+            except InvalidTransition:
+                return  # the core's copy is the truth; this one follows it where it can
         if order.status in TERMINAL_STATUSES:
             del self.orders[event.client_order_id]
 
@@ -209,6 +235,12 @@ class WorkerGate:
         self._orders = orders
 
     def submit_order(self, order: Order) -> bool:
+        """Send the order to the core's risk gate. The order counts as submitted from
+        now on (``open_orders``, ``set_target_position`` see it), until the gate's
+        answer arrives: ``OrderSubmitted``, or ``OrderDenied`` (then ``DENIED``)."""
+        if order.status is not _INITIALIZED:
+            return False
+        order.status = _SUBMITTED
         self._outbox.send(
             p.Submit(
                 order.strategy_id,
@@ -226,16 +258,33 @@ class WorkerGate:
         return True
 
     def cancel_order(self, order: Order) -> bool:
-        if order.status in TERMINAL_STATUSES:
+        """Ask the core to cancel; the order is ``PENDING_CANCEL`` at once, as it is in
+        the core once the gate passed the request (a refusal comes back as
+        ``OrderCancelRejected``)."""
+        if not order.is_open:
             return False
-        self._outbox.send(p.Cancel(order.strategy_id, order.client_order_id))
+        if order.status is not _PENDING_CANCEL:
+            order.apply(_pending(OrderPendingCancel, order))
+            self._outbox.send(p.Cancel(order.strategy_id, order.client_order_id))
         return True
 
     def modify_order(self, order: Order, quantity: int, price: int | None) -> bool:
-        if order.status in TERMINAL_STATUSES:
+        """Ask the core to modify; the order is ``PENDING_REPLACE`` at once (a refusal by
+        the gate comes back as ``OrderModifyRejected``)."""
+        if not order.is_open or not order.can_apply(_pending(OrderPendingReplace, order)):
             return False
+        order.apply(_pending(OrderPendingReplace, order))
         self._outbox.send(p.Modify(order.strategy_id, order.client_order_id, quantity, price))
         return True
+
+
+def _pending(kind: type[OrderPendingCancel | OrderPendingReplace], order: Order) -> OrderEvent:
+    return kind(
+        ts_ns=time.time_ns(),
+        client_order_id=order.client_order_id,
+        strategy_id=order.strategy_id,
+        instrument_id=order.instrument_id,
+    )
 
 
 class WorkerContext:
