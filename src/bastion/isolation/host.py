@@ -347,7 +347,7 @@ class ProcessStrategyHost:
         proc.failure = proc.exit_cause = ""
         proc.send_quote = functools.partial(self._send_quote, proc)
         self._loop.add_reader(parent.fileno(), self._on_readable, proc)
-        self._loop.add_reader(out_r, self._on_output, proc)
+        self._loop.add_reader(out_r, self._on_output, proc, out_r)
         first = self._grant(proc, fresh=True)
         sids = proc.strategy_ids
         read_dirs = set(python_dirs())
@@ -395,7 +395,12 @@ class ProcessStrategyHost:
 
     # -- sending ------------------------------------------------------------------------
     def _send_quote(self, proc: StrategyProcess, quote: QuoteTick) -> None:
-        self._send_input(proc, p.quote_frame(quote))
+        """A quote handler of the kernel's hot path: never raises into it."""
+        try:
+            self._send_input(proc, p.quote_frame(quote))
+        except Exception as error:
+            log.error("strategy_quote_send_failed", group=proc.group, error=repr(error))
+            self._fail(proc, f"the core could not send it a quote: {error!r}")
 
     def _send_input(self, proc: StrategyProcess, data: bytes) -> None:
         """Send an input the process must handle (the watchdog counts it)."""
@@ -480,6 +485,9 @@ class ProcessStrategyHost:
             self._fail(proc, f"protocol violation: {error}")
         except _Violation as error:
             self._fail(proc, f"protocol violation: {error}")
+        except Exception as error:  # a fault of the core's: logged, and the process failed
+            log.error("strategy_message_failed", group=proc.group, error=repr(error))
+            self._fail(proc, f"the core could not handle its message: {error!r}")
         if handled:
             self._flush()
         sock = proc.sock
@@ -643,9 +651,9 @@ class ProcessStrategyHost:
             log.warning("strategy_sandbox_incomplete", gaps=gaps, **fields)
         log.info("strategy_started", landlock_abi=confinement.landlock_abi, **fields)
 
-    def _on_output(self, proc: StrategyProcess) -> None:
-        """Relay the process's stdout/stderr lines to the node's stderr, bounded."""
-        fd = proc.output_fd
+    def _on_output(self, proc: StrategyProcess, fd: int) -> None:
+        """Relay the process's stdout/stderr lines (pipe ``fd``) to the node's stderr,
+        bounded."""
         try:
             data = os.read(fd, 1 << 16)
         except BlockingIOError:
@@ -656,7 +664,8 @@ class ProcessStrategyHost:
             if self._loop is not None:
                 self._loop.remove_reader(fd)
             os.close(fd)
-            proc.output_fd = -1
+            if proc.output_fd == fd:  # not already a restarted process's
+                proc.output_fd = -1
             return
         lines = (proc.output_tail + data).split(b"\n")
         proc.output_tail = lines.pop()[-OUTPUT_LINE_MAX:]
