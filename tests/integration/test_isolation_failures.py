@@ -91,11 +91,17 @@ market_every = 10
 
 
 def misbehaving(
-    name: str, how: str, *, limits: str = "", settings: str = "", in_timer: bool = False
+    name: str,
+    how: str,
+    *,
+    limits: str = "",
+    settings: str = "",
+    in_timer: bool = False,
+    after_save: bool = False,
 ) -> str:
     """A ``[[strategies]]`` entry for ``Misbehaving``: ``settings`` are keys of the
-    strategy's table (``on_error``, ``restart``...), ``limits`` of its ``limits``; with
-    ``in_timer`` it misbehaves in a timer, with no data flowing to it."""
+    strategy's table (``on_error``, ``restart``...), ``limits`` of its ``limits``;
+    ``in_timer`` and ``after_save`` are its params of those names."""
     return f"""
 [[strategies]]
 name = "{name}"
@@ -105,8 +111,8 @@ class = "Misbehaving"
 [strategies.params]
 instrument = "XYZ.SIM"
 how = "{how}"
-after_save = {"true" if "on_failure" in settings else "false"}
-in_timer = {"true" if in_timer else "false"}
+after_save = {str(after_save).lower()}
+in_timer = {str(in_timer).lower()}
 [strategies.limits]
 {limits}
 """
@@ -504,6 +510,7 @@ def test_when_strategies_crash_then_each_fails_with_its_cause_and_on_failure_res
         "phoenix",
         "raise",
         settings=f'restart = "on_failure"\nrestart_backoff_s = 0.1\nmax_restarts = {RESTARTS}',
+        after_save=True,
     )
     config, journal = write_desk(
         tmp_path,
