@@ -16,7 +16,8 @@ class ProcessLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     - ``cpu_s``: CPU seconds over the process's life (``RLIMIT_CPU``; ``None``: none).
     - ``open_files``: file descriptors (``RLIMIT_NOFILE``).
     - ``max_handler_ms``: longest the process may keep an input (a quote, an order
-      event, the node's ping) unhandled before it is unresponsive.
+      event, the node's ping) unhandled before it is unresponsive (a stall of the
+      node's own event loop, reported as its loop lag, does not count).
     - ``max_backlog``: most inputs it may have unhandled at once.
     """
 
