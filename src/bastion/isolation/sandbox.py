@@ -269,7 +269,22 @@ def _allow(ruleset: int, path: str, access: int) -> None:
 
 def is_descendant(pid: int, ancestor: int) -> bool:
     """Whether process ``pid`` descends from ``ancestor`` (by ``/proc``'s parent links;
-    the core is its descendants' subreaper, so a double fork does not hide one)."""
+    the core is its descendants' subreaper, so a double fork does not hide one).
+
+    An ancestor that exits while the links are read is not an answer: the links are
+    read again from ``pid`` (by then its orphans are the subreaper's). False when
+    ``pid`` itself is gone: a caller that must not trust a stranger checks
+    ``process_exists`` after this."""
+    for _ in range(16):
+        found = _descends(pid, ancestor)
+        if found is not None:
+            return found
+    return True  # its ancestry keeps changing under us: not a stranger to trust
+
+
+def _descends(pid: int, ancestor: int) -> bool | None:
+    """One walk up the parent links; None when a process on the way exited meanwhile."""
+    first = True
     for _ in range(64):
         if pid <= 1:
             return False
@@ -277,24 +292,35 @@ def is_descendant(pid: int, ancestor: int) -> bool:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 stat = f.read()
         except OSError:
-            return False
+            return False if first else None
         parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
         if parent == ancestor:
             return True
         pid = parent
+        first = False
     return False
 
 
+def process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie does)."""
+    return os.path.exists(f"/proc/{pid}")
+
+
 def peer_pid(sock: object) -> int:
-    """The pid of the process at the other end of a Unix socket (``SO_PEERCRED``); 0
-    when the kernel does not say."""
+    """The pid of the process at the other end of a Unix socket (``SO_PEERCRED``: the
+    process that connected, as it was then); 0 when the kernel does not say. ``sock``:
+    a socket, or the wrapper asyncio's ``get_extra_info("socket")`` hands out (which
+    is not a ``socket.socket``)."""
     import socket
     import struct
 
-    if not isinstance(sock, socket.socket):
+    getsockopt = getattr(sock, "getsockopt", None)
+    if getsockopt is None:
         return 0
     try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        creds = getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
+        return 0
+    if not isinstance(creds, bytes):
         return 0
     return int(struct.unpack("3i", creds)[0])

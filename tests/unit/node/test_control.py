@@ -7,6 +7,8 @@ import asyncio
 import json
 import socket
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -229,6 +231,42 @@ def test_when_client_hangs_up_mid_request_then_node_keeps_serving(tmp_path: Path
             assert not task.done()
 
     asyncio.run(scenario())
+
+
+CHILD_KILL = """
+import socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(sys.argv[1])
+sock.sendall(b'{"cmd":"kill","who":"child"}\\n')
+print(sock.makefile("rb").readline().decode(), end="")
+"""
+
+
+def test_when_a_child_of_the_node_asks_then_refused_and_no_command_runs(tmp_path: Path) -> None:
+    """A process the node started (a strategy process, its children) never commands it:
+    ``ok: false``, and the node is not called."""
+    path = tmp_path / "j.sock"
+    node = FakeNode()
+
+    async def scenario() -> None:
+        async with serving(path, node):
+            child = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-c", CHILD_KILL, str(path)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            )
+            assert json.loads(child.stdout) == {
+                "ok": False,
+                "error": "refused: the node's own processes may not command it",
+            }
+            status = await asyncio.to_thread(request, path, {"cmd": "status"})
+            assert status["ok"] is True  # this process is not its own descendant
+
+    asyncio.run(scenario())
+    assert node.calls == [("status", {})]
 
 
 def test_when_stale_socket_file_then_replaced(tmp_path: Path) -> None:
