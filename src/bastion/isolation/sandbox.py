@@ -143,9 +143,16 @@ def confine(
 
 
 def python_dirs() -> list[str]:
-    """The directories this interpreter imports from (stdlib, site-packages, bastion)."""
+    """The directories this interpreter imports from (stdlib, site-packages, bastion).
+
+    Not the directory Python puts first on ``sys.path`` by itself: under ``python -m``
+    it is the working directory, and a node's working directory may hold its journal,
+    its config and its FIX stores. (``PYTHONPATH``'s directories stay: an operator put
+    them there for the strategies, and their processes get ``PYTHONPATH`` too.)
+    """
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    dirs.update(p for p in sys.path if p)
+    implicit = 0 if sys.flags.safe_path else 1
+    dirs.update(p for p in sys.path[implicit:] if p)
     dirs.add(str(Path(__file__).resolve().parents[1]))
     return sorted(d for d in dirs if os.path.isdir(d))
 
