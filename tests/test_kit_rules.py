@@ -22,6 +22,7 @@ SUBPROCESS_SCRIPTS = frozenset(
         "interop/qf_peer.py",
         "interop/qf_initiator.py",
         "chaos/strategies/chaos_trader.py",
+        "integration/strategies/hostile.py",
     }
 )
 
