@@ -126,6 +126,30 @@ def _ignore(_: object) -> None:
     return None
 
 
+Launch = Callable[[socket.socket, int, dict[str, str]], "subprocess.Popen[bytes]"]
+"""Starts a strategy process: (its end of the channel, the descriptor for its stdout and
+stderr, its environment) -> the process. It must start the process in a session of
+its own (the host kills its process group)."""
+
+
+def launch_worker(
+    channel: socket.socket, output_fd: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """``python -m bastion.isolation.worker FD``: the channel its one descriptor of the
+    core, a session of its own, ``/`` its working directory."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bastion.isolation.worker", str(channel.fileno())],
+        pass_fds=(channel.fileno(),),
+        stdin=subprocess.DEVNULL,
+        stdout=output_fd,
+        stderr=output_fd,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+        cwd="/",
+    )
+
+
 class ProcessStrategyHost:
     """Runs the node's strategies in their own processes (``node.isolation = "process"``)."""
 
@@ -187,6 +211,9 @@ class ProcessStrategyHost:
         self.loop_lag_ms = 0.0
         self.loop_lag_max_ms = 0.0
         self._events_subscribed = False
+        self.launch: Launch = launch_worker
+        """How a strategy process is started. The one test seam: a test sets a launch
+        that keeps the channel's other end and plays the strategy process itself."""
 
     # -- lifecycle ----------------------------------------------------------------------
     def start_all(self) -> None:
@@ -304,17 +331,7 @@ class ProcessStrategyHost:
         for config in proc.configs:
             env.update(config.env)
         try:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "bastion.isolation.worker", str(child.fileno())],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=out_w,
-                env=scrubbed_env(sorted(env)),
-                close_fds=True,
-                start_new_session=True,
-                cwd="/",
-            )
+            popen = self.launch(child, out_w, scrubbed_env(sorted(env)))
         except OSError as error:
             for fd in (out_r, out_w):
                 os.close(fd)
@@ -798,4 +815,4 @@ def _exit_cause(code: int | None) -> str:
     return f"process exited with code {code}"
 
 
-__all__ = ("ProcessStrategyHost", "StrategyProcess")
+__all__ = ("Launch", "ProcessStrategyHost", "StrategyProcess", "launch_worker")
