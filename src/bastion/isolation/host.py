@@ -475,9 +475,14 @@ class ProcessStrategyHost:
             self._lost(proc)
             return
         proc.buffer.feed(data)
-        self._drain(proc)
+        if self._drain(proc) and self._loop is not None and proc.sock is not None:
+            # more may wait: read no more until they are handled, a turn at a time
+            self._loop.remove_reader(proc.sock.fileno())
+            self._loop.call_soon(self._resume, proc)
 
-    def _drain(self, proc: StrategyProcess) -> None:
+    def _drain(self, proc: StrategyProcess) -> bool:
+        """Handle the whole messages received, at most ``MAX_MESSAGES_PER_TURN``; True
+        when it stopped there (more may wait)."""
         handled = 0
         try:
             while proc.sock is not None and (payload := proc.buffer.next()) is not None:
@@ -491,20 +496,20 @@ class ProcessStrategyHost:
             self._fail(proc, f"protocol violation: {error}")
         if handled:
             self._flush()
+        return handled >= MAX_MESSAGES_PER_TURN and proc.sock is not None
+
+    def _resume(self, proc: StrategyProcess) -> None:
+        """The next turn of a process that sent more than one turn's messages: handle
+        another turn's, and read its channel again once none is left whole (what is left
+        then is part of a message: the rest is still to be read)."""
+        more = self._drain(proc)
         sock = proc.sock
         if sock is None or self._loop is None:
             return
-        if handled >= MAX_MESSAGES_PER_TURN:  # more may wait: read no more until they are done
-            self._loop.remove_reader(sock.fileno())
+        if more:
             self._loop.call_soon(self._resume, proc)
-
-    def _resume(self, proc: StrategyProcess) -> None:
-        self._drain(proc)
-        sock = proc.sock
-        if sock is not None and self._loop is not None and len(proc.buffer) < 4:
+        else:
             self._loop.add_reader(sock.fileno(), self._on_readable, proc)
-        elif sock is not None and self._loop is not None:
-            self._loop.call_soon(self._resume, proc)
 
     def _wait_readable(self, procs: list[StrategyProcess], timeout: float) -> None:
         """At stop: block up to ``timeout`` for the processes' messages and handle them."""
