@@ -494,6 +494,9 @@ class ProcessStrategyHost:
             self._fail(proc, f"protocol violation: {error}")
         except _Violation as error:
             self._fail(proc, f"protocol violation: {error}")
+        except Exception as error:  # a message the core cannot handle fails its sender
+            log.exception("strategy_message_not_handled", group=proc.group)
+            self._fail(proc, f"message not handled: {type(error).__name__}: {error}")
         if handled:
             self._flush()
         return handled >= MAX_MESSAGES_PER_TURN and proc.sock is not None
@@ -578,9 +581,15 @@ class ProcessStrategyHost:
     def _submit(self, proc: StrategyProcess, m: p.Submit) -> None:
         self._check_strategy(proc, m.strategy_id)
         coid = m.client_order_id
-        if not coid.startswith(proc.id_prefix) or not coid[len(proc.id_prefix) :].isdigit():
+        digits = coid[len(proc.id_prefix) :]
+        # one spelling per number: ASCII digits, no leading zero (int() takes '٣' and '03')
+        if (
+            not coid.startswith(proc.id_prefix)
+            or not (digits.isascii() and digits.isdigit())
+            or str(int(digits)) != digits
+        ):
             raise _Violation(f"client order id {coid!r} was not granted to it")
-        seq = int(coid[len(proc.id_prefix) :])
+        seq = int(digits)
         if seq < proc.next_seq or not any(a <= seq <= b for a, b in proc.ranges):
             raise _Violation(f"client order id {coid!r} was not granted to it, or is used")
         proc.next_seq = seq + 1
