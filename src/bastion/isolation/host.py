@@ -565,6 +565,8 @@ class ProcessStrategyHost:
             self._check_strategy(proc, f.strategy_id)
             self._fail(proc, f"strategy {f.strategy_id} raised: {f.error[:2000]}")
         elif kind is p.Bye:
+            if proc.state != "stopping":
+                raise _Violation("said goodbye unasked (the node did not ask it to stop)")
             proc.state = "stopped"
 
     def _check_strategy(self, proc: StrategyProcess, strategy_id: str) -> None:
