@@ -233,7 +233,7 @@ class Hostile(Strategy):
                 with open(f"/proc/{self.ppid}/fd/{fd}", "rb") as f:
                     raise Breach(f"opened the core's fd {fd}: {f.read(64)!r}")
             except OSError as error:
-                errors.append(error.errno)
+                errors.append(error.errno or 0)
         raise PermissionError(f"errnos {sorted(set(errors))}")
 
     def ptrace_core(self) -> int:
