@@ -269,6 +269,46 @@ def test_when_a_child_of_the_node_asks_then_refused_and_no_command_runs(tmp_path
     assert node.calls == [("status", {})]
 
 
+CHILD_HANDS_OVER = """
+import socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect(sys.argv[1])
+socket.send_fds(socket.socket(fileno=int(sys.argv[2])), [b"x"], [conn.fileno()])
+"""
+
+
+def test_when_the_process_that_connected_has_exited_then_refused(tmp_path: Path) -> None:
+    """A child connects, hands the connection to its parent and exits before the node
+    looks: the node cannot tell it from its own processes, so the request is refused."""
+    path = tmp_path / "j.sock"
+    node = FakeNode()
+
+    async def scenario() -> None:
+        async with serving(path, node):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            with ours, theirs:
+                # run on the loop's thread: the node accepts only once the child is gone
+                subprocess.run(
+                    [sys.executable, "-c", CHILD_HANDS_OVER, str(path), str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),),
+                    timeout=30,
+                    check=True,
+                )
+                _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+            with socket.socket(fileno=fds[0]) as conn:
+                conn.setblocking(False)
+                loop = asyncio.get_running_loop()
+                await loop.sock_sendall(conn, b'{"cmd":"kill","who":"gone"}\n')
+                answer = await loop.sock_recv(conn, 65536)
+            assert json.loads(answer) == {
+                "ok": False,
+                "error": "refused: the process that connected has exited",
+            }
+
+    asyncio.run(scenario())
+    assert node.calls == []
+
+
 def test_when_stale_socket_file_then_replaced(tmp_path: Path) -> None:
     """A socket file left by a crashed node (nobody listening) is replaced."""
     path = tmp_path / "j.sock"
