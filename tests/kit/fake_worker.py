@@ -59,6 +59,7 @@ CONFINED = Confinement(
     landlock_abi=7,
     network_denied=True,
     signals_scoped=True,
+    processes_denied=True,
 )
 WIDE = ProcessLimits(max_handler_ms=600_000, max_backlog=10_000_000)
 """Limits the watchdog never reaches in a test (it steps in only when a test asks)."""

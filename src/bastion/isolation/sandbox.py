@@ -11,6 +11,9 @@ A strategy process, before it imports any strategy code (``confine``):
   write nothing (``/dev/null`` aside); with ABI 4 and later it may not open or accept a
   TCP connection; with ABI 6 and later it may not signal a process outside its sandbox
   (the core) nor reach an abstract Unix socket;
+- a seccomp filter that refuses to start processes (``fork``, ``vfork``, a ``clone``
+  that is not a thread's), so nothing it runs can outlive it, its sandbox's limits or
+  the node (a process left behind could command the next node on its control socket);
 - the parent-death signal, so it never outlives the core.
 
 The core (``harden_core``): not dumpable (its ``/proc/<pid>/environ``, ``mem`` and
@@ -83,6 +86,8 @@ class Confinement(msgspec.Struct, frozen=True, kw_only=True):
     """0: the kernel has no Landlock: the filesystem is not confined."""
     network_denied: bool
     signals_scoped: bool
+    processes_denied: bool
+    """seccomp refuses it new processes (threads are allowed)."""
 
     def gaps(self) -> list[str]:
         """What does not hold, in words, for the log and ``bastion status``."""
@@ -99,6 +104,8 @@ class Confinement(msgspec.Struct, frozen=True, kw_only=True):
             gaps.append("Landlock ABI < 4: TCP connections not denied")
         if not self.signals_scoped:
             gaps.append("Landlock ABI < 6: signals to the core not denied")
+        if not self.processes_denied:
+            gaps.append("no seccomp: it may start processes, which can outlive it")
         return gaps
 
 
@@ -132,6 +139,7 @@ def confine(
     no_new_privs = _prctl(PR_SET_NO_NEW_PRIVS, 1) == 0
     caps = _drop_capabilities()
     abi, network, signals = _landlock(read_dirs)
+    processes = no_new_privs and _deny_processes()
     return Confinement(
         rlimits=rlimits,
         no_new_privs=no_new_privs,
@@ -139,6 +147,7 @@ def confine(
         landlock_abi=abi,
         network_denied=network,
         signals_scoped=signals,
+        processes_denied=processes,
     )
 
 
@@ -272,6 +281,70 @@ def _allow(ruleset: int, path: str, access: int) -> None:
         )
     finally:
         os.close(fd)
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+_RET_ALLOW = 0x7FFF0000
+_RET_EPERM = 0x00050000 | 1
+_RET_ENOSYS = 0x00050000 | 38  # clone3: its flags are out of reach; libc falls back to clone
+_CLONE_THREAD = 0x00010000
+_X32_SYSCALL_BIT = 0x40000000
+# machine -> (audit arch, clone, clone3, fork and vfork where the machine has them)
+_SYSCALLS: dict[str, tuple[int, int, int, tuple[int, ...]]] = {
+    "x86_64": (0xC000003E, 56, 435, (57, 58)),
+    "aarch64": (0xC00000B7, 220, 435, ()),
+}
+
+
+def _deny_processes() -> bool:
+    """Install a seccomp filter that fails ``fork``, ``vfork`` and every ``clone`` that
+    does not make a thread (``clone3`` answers ENOSYS, so libc uses ``clone``); a
+    system call of another ABI (x32, 32-bit) fails too. True when it holds."""
+    machine = os.uname().machine
+    if machine not in _SYSCALLS:
+        return False
+    arch, clone, clone3, forks = _SYSCALLS[machine]
+    deny = [(nr, _RET_EPERM) for nr in forks] + [(clone3, _RET_ENOSYS)]
+    n = len(deny)
+    # 0: arch; 1: other ABI -> EPERM; 2: nr; 3: x32 -> EPERM; 4..: denied numbers;
+    # then clone -> its flags; else allow
+    program = [
+        (_LD_W_ABS, 0, 0, 4),
+        (_JEQ_K, 1, 0, arch),
+        (_RET_K, 0, 0, _RET_EPERM),
+        (_LD_W_ABS, 0, 0, 0),
+        (_JGE_K, 2 * n + 4, 0, _X32_SYSCALL_BIT),
+    ]
+    for nr, ret in deny:
+        program += [(_JEQ_K, 0, 1, nr), (_RET_K, 0, 0, ret)]
+    program += [
+        (_JEQ_K, 0, 2, clone),
+        (_LD_W_ABS, 0, 0, 16),  # args[0], low 32 bits: the flags
+        (_JSET_K, 0, 1, _CLONE_THREAD),
+        (_RET_K, 0, 0, _RET_ALLOW),
+        (_RET_K, 0, 0, _RET_EPERM),
+    ]
+    filters = (_SockFilter * len(program))(*(_SockFilter(*i) for i in program))
+    fprog = _SockFprog(len(program), filters)
+    result = _libc.prctl(
+        PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(fprog), 0, 0
+    )
+    return int(result) == 0
 
 
 def is_descendant(pid: int, ancestor: int) -> bool:

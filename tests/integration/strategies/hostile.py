@@ -7,10 +7,11 @@ In ``on_start``: the objects behind its context's bound methods, ``gc`` for the 
 objects and sockets, a way to set the trading state, its environment, the core's
 ``/proc`` entries (environ, mem, fds), ptrace, its own file descriptors, the journal
 (read and write), a TCP connect and listen, the control socket (kill, resume, and kill
-from a child that has exited before the node looks at it), signals to the core. On its
-first quote: a 5,000-lot market order through the normal API. Once that order is
-answered: ``attacks_done``, then a forged frame straight on its channel (a 5,000-lot
-order in another strategy's name), which must fail its process and nothing else.
+from a child that has exited before the node looks at it), signals to the core, a
+process of its own left behind. On its first quote: a 5,000-lot market order through
+the normal API. Once that order is answered: ``attacks_done``, then a forged frame
+straight on its channel (a 5,000-lot order in another strategy's name), which must
+fail its process and nothing else.
 
 Params: ``instrument``, ``journal``, ``control_socket``, ``tcp_port``, ``victim`` (the
 other strategy's id). Run by the node under test; never imported.
@@ -26,6 +27,7 @@ import signal
 import socket
 import stat
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -147,6 +149,7 @@ class Hostile(Strategy):
         self.attempt("control_kill_exited_child", self.control_kill_exited_child)
         self.attempt("signal_core_sigterm", lambda: self.signal_core(signal.SIGTERM))
         self.attempt("signal_core_sigstop", lambda: self.signal_core(signal.SIGSTOP))
+        self.attempt("process_left_behind", self.leave_a_process)
         self.subscribe_quotes(self.iid)
 
     # -- reporting ----------------------------------------------------------------------
@@ -298,6 +301,18 @@ class Hostile(Strategy):
         finally:
             sock.close()
         raise PermissionError(f"refused: {answer}")
+
+    def leave_a_process(self) -> None:
+        """A daemon of its own (a new session, a double fork), which would outlive its
+        process and the node, and could command the next node on its control socket."""
+        pid = os.fork()
+        if pid == 0:  # the child
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(3)  # long enough to be a threat, short enough not to leak
+            os._exit(0)
+        os.waitpid(pid, 0)
+        raise Breach("started a process of its own, in a session of its own")
 
     def signal_core(self, sig: signal.Signals) -> None:
         os.kill(self.ppid, sig)
