@@ -54,6 +54,7 @@ ATTACKS = frozenset(
         "journal_write",
         "tcp_connect",
         "tcp_listen",
+        "udp_send",
         "control_kill",
         "control_resume",
         "control_kill_exited_child",
@@ -92,6 +93,7 @@ instrument = "XYZ.SIM"
 journal = "{journal}"
 control_socket = "{control}"
 tcp_port = {port}
+udp_port = {udp_port}
 victim = "trader"
 
 [risk]
@@ -118,7 +120,16 @@ def listener() -> Iterator[socket.socket]:
         yield sock
 
 
-def write_desk(root: Path, port: int) -> tuple[Path, Path]:
+@pytest.fixture
+def udp_listener() -> Iterator[socket.socket]:
+    """A UDP port on 127.0.0.1 that the strategy must not reach."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        yield sock
+
+
+def write_desk(root: Path, port: int, udp_port: int) -> tuple[Path, Path]:
     """The node's config and its trader's file: (config, journal)."""
     journal = root / "j" / "node.sqlite"
     (root / "strategies").mkdir()
@@ -130,6 +141,7 @@ def write_desk(root: Path, port: int) -> tuple[Path, Path]:
             journal=journal,
             control=socket_path(journal),
             port=port,
+            udp_port=udp_port,
             max_lots=MAX_LOTS,
         ),
         encoding="utf-8",
@@ -166,11 +178,14 @@ def trader_filled_after(journal: Path, seq: int) -> bool:
 @pytest.mark.skipif(landlock_abi() < 6, reason="needs Landlock ABI 6 (signals scoped)")
 @pytest.mark.timeout(90)
 def test_when_a_strategy_attacks_the_node_then_every_attempt_fails_and_trading_goes_on(
-    tmp_path: Path, listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    listener: socket.socket,
+    udp_listener: socket.socket,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every attempt blocked; nothing over 100 lots reaches the venue; ACTIVE, trading."""
     monkeypatch.setenv(SECRET_NAME, SECRET)
-    config, journal = write_desk(tmp_path, listener.getsockname()[1])
+    config, journal = write_desk(tmp_path, listener.getsockname()[1], udp_listener.getsockname()[1])
     with running_node("run", config.name, cwd=tmp_path) as (proc, log):
         seq = eventually(
             lambda: still_running(proc, log) and hostile_done_and_failed(journal, log),
@@ -196,6 +211,8 @@ def test_when_a_strategy_attacks_the_node_then_every_attempt_fails_and_trading_g
     assert SECRET not in log.read_text(encoding="utf-8")
     with pytest.raises(BlockingIOError):
         listener.accept()  # nothing connected to the port
+    with pytest.raises(BlockingIOError):
+        udp_listener.recv(16)  # nothing came in
 
     assert now["state"] == TradingState.ACTIVE.value
     processes = now["strategies"]["processes"]

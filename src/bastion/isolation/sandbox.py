@@ -11,9 +11,10 @@ A strategy process, before it imports any strategy code (``confine``):
   write nothing (``/dev/null`` aside); with ABI 4 and later it may not open or accept a
   TCP connection; with ABI 6 and later it may not signal a process outside its sandbox
   (the core) nor reach an abstract Unix socket;
-- a seccomp filter that refuses to start processes (``fork``, ``vfork``, a ``clone``
-  that is not a thread's), so nothing it runs can outlive it, its sandbox's limits or
-  the node (a process left behind could command the next node on its control socket);
+- a seccomp filter: it may not start processes (``fork``, ``vfork``, a ``clone`` that
+  is not a thread's), so nothing it runs outlives it or the node (a process left
+  behind could command the next node on its control socket), nor open a socket but a
+  Unix one (Landlock denies TCP only), nor use ``io_uring``;
 - the parent-death signal, so it never outlives the core.
 
 The core (``harden_core``): not dumpable (its ``/proc/<pid>/environ``, ``mem`` and
@@ -32,9 +33,11 @@ import ctypes
 import os
 import resource
 import signal
+import socket
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 
@@ -85,6 +88,7 @@ class Confinement(msgspec.Struct, frozen=True, kw_only=True):
     landlock_abi: int
     """0: the kernel has no Landlock: the filesystem is not confined."""
     network_denied: bool
+    """No socket but a Unix one (seccomp), or at least no TCP (Landlock ABI 4)."""
     signals_scoped: bool
     processes_denied: bool
     """seccomp refuses it new processes (threads are allowed)."""
@@ -101,7 +105,7 @@ class Confinement(msgspec.Struct, frozen=True, kw_only=True):
         if not self.landlock_abi:
             gaps.append("no Landlock: files are not confined")
         if not self.network_denied:
-            gaps.append("Landlock ABI < 4: TCP connections not denied")
+            gaps.append("no seccomp and Landlock ABI < 4: the network is not denied")
         if not self.signals_scoped:
             gaps.append("Landlock ABI < 6: signals to the core not denied")
         if not self.processes_denied:
@@ -139,15 +143,15 @@ def confine(
     no_new_privs = _prctl(PR_SET_NO_NEW_PRIVS, 1) == 0
     caps = _drop_capabilities()
     abi, network, signals = _landlock(read_dirs)
-    processes = no_new_privs and _deny_processes()
+    filtered = no_new_privs and _seccomp()
     return Confinement(
         rlimits=rlimits,
         no_new_privs=no_new_privs,
         capabilities_dropped=caps,
         landlock_abi=abi,
-        network_denied=network,
+        network_denied=network or filtered,
         signals_scoped=signals,
-        processes_denied=processes,
+        processes_denied=filtered,
     )
 
 
@@ -299,48 +303,65 @@ class _SockFprog(ctypes.Structure):
 PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 _LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
-_RET_ALLOW = 0x7FFF0000
-_RET_EPERM = 0x00050000 | 1
-_RET_ENOSYS = 0x00050000 | 38  # clone3: its flags are out of reach; libc falls back to clone
+_NR, _ARCH, _ARG0 = 0, 4, 16  # offsets in seccomp_data (the low 32 bits of args[0])
+_RET = {"allow": 0x7FFF0000, "eperm": 0x00050000 | 1, "enosys": 0x00050000 | 38}
 _CLONE_THREAD = 0x00010000
 _X32_SYSCALL_BIT = 0x40000000
-# machine -> (audit arch, clone, clone3, fork and vfork where the machine has them)
-_SYSCALLS: dict[str, tuple[int, int, int, tuple[int, ...]]] = {
-    "x86_64": (0xC000003E, 56, 435, (57, 58)),
-    "aarch64": (0xC00000B7, 220, 435, ()),
+
+
+class _Syscalls(NamedTuple):
+    arch: int
+    """AUDIT_ARCH_*"""
+    clone: int
+    clone3: int
+    socket: int
+    io_uring_setup: int
+    forks: tuple[int, ...]
+    """fork and vfork, where the machine has them."""
+
+
+_SYSCALLS = {
+    "x86_64": _Syscalls(0xC000003E, 56, 435, 41, 425, (57, 58)),
+    "aarch64": _Syscalls(0xC00000B7, 220, 435, 198, 425, ()),
 }
 
 
-def _deny_processes() -> bool:
-    """Install a seccomp filter that fails ``fork``, ``vfork`` and every ``clone`` that
-    does not make a thread (``clone3`` answers ENOSYS, so libc uses ``clone``); a
-    system call of another ABI (x32, 32-bit) fails too. True when it holds."""
-    machine = os.uname().machine
-    if machine not in _SYSCALLS:
+def _seccomp() -> bool:
+    """Install the strategy process's seccomp filter; True when it holds. It fails:
+    ``fork``, ``vfork`` and every ``clone`` that does not make a thread (``clone3``
+    answers ENOSYS: its flags are out of a filter's reach, and libc then uses
+    ``clone``); a socket of any family but ``AF_UNIX`` (Landlock denies TCP only: UDP
+    went out); ``io_uring`` (whose operations a filter does not see); a system call of
+    another ABI (x32, 32-bit)."""
+    nrs = _SYSCALLS.get(os.uname().machine)
+    if nrs is None:
         return False
-    arch, clone, clone3, forks = _SYSCALLS[machine]
-    deny = [(nr, _RET_EPERM) for nr in forks] + [(clone3, _RET_ENOSYS)]
-    n = len(deny)
-    # 0: arch; 1: other ABI -> EPERM; 2: nr; 3: x32 -> EPERM; 4..: denied numbers;
-    # then clone -> its flags; else allow
-    program = [
-        (_LD_W_ABS, 0, 0, 4),
-        (_JEQ_K, 1, 0, arch),
-        (_RET_K, 0, 0, _RET_EPERM),
-        (_LD_W_ABS, 0, 0, 0),
-        (_JGE_K, 2 * n + 4, 0, _X32_SYSCALL_BIT),
+    code: list[tuple[int, int | str, int | str, int]] = [
+        (_LD_W_ABS, 0, 0, _ARCH),
+        (_JEQ_K, 0, "eperm", nrs.arch),
+        (_LD_W_ABS, 0, 0, _NR),
+        (_JGE_K, "eperm", 0, _X32_SYSCALL_BIT),
+        *((_JEQ_K, "eperm", 0, nr) for nr in nrs.forks),
+        (_JEQ_K, "enosys", 0, nrs.clone3),
+        (_JEQ_K, "enosys", 0, nrs.io_uring_setup),
+        (_JEQ_K, "socket", 0, nrs.socket),
+        (_JEQ_K, "clone", "allow", nrs.clone),
     ]
-    for nr, ret in deny:
-        program += [(_JEQ_K, 0, 1, nr), (_RET_K, 0, 0, ret)]
-    program += [
-        (_JEQ_K, 0, 2, clone),
-        (_LD_W_ABS, 0, 0, 16),  # args[0], low 32 bits: the flags
-        (_JSET_K, 0, 1, _CLONE_THREAD),
-        (_RET_K, 0, 0, _RET_ALLOW),
-        (_RET_K, 0, 0, _RET_EPERM),
-    ]
-    filters = (_SockFilter * len(program))(*(_SockFilter(*i) for i in program))
-    fprog = _SockFprog(len(program), filters)
+    labels = {"socket": len(code)}
+    code += [(_LD_W_ABS, 0, 0, _ARG0), (_JEQ_K, "allow", "eperm", socket.AF_UNIX)]
+    labels["clone"] = len(code)
+    code += [(_LD_W_ABS, 0, 0, _ARG0), (_JSET_K, "allow", "eperm", _CLONE_THREAD)]
+    for name in ("allow", "eperm", "enosys"):
+        labels[name] = len(code)
+        code.append((_RET_K, 0, 0, _RET[name]))
+
+    def jump(at: int, to: int | str) -> int:
+        return to if isinstance(to, int) else labels[to] - at - 1
+
+    program = (_SockFilter * len(code))(
+        *(_SockFilter(op, jump(i, jt), jump(i, jf), k) for i, (op, jt, jf, k) in enumerate(code))
+    )
+    fprog = _SockFprog(len(code), program)
     result = _libc.prctl(
         PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(fprog), 0, 0
     )
@@ -391,7 +412,6 @@ def peer_pid(sock: object) -> int:
     process that connected, as it was then); 0 when the kernel does not say. ``sock``:
     a socket, or the wrapper asyncio's ``get_extra_info("socket")`` hands out (which
     is not a ``socket.socket``)."""
-    import socket
     import struct
 
     getsockopt = getattr(sock, "getsockopt", None)

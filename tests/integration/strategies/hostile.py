@@ -6,15 +6,15 @@ tried, and a few more, and logs one ``attack`` line per attempt (``name``, ``blo
 In ``on_start``: the objects behind its context's bound methods, ``gc`` for the core's
 objects and sockets, a way to set the trading state, its environment, the core's
 ``/proc`` entries (environ, mem, fds), ptrace, its own file descriptors, the journal
-(read and write), a TCP connect and listen, the control socket (kill, resume, and kill
-from a child that has exited before the node looks at it), signals to the core, a
-process of its own left behind. On its first quote: a 5,000-lot market order through
-the normal API. Once that order is answered: ``attacks_done``, then a forged frame
-straight on its channel (a 5,000-lot order in another strategy's name), which must
-fail its process and nothing else.
+(read and write), a TCP connect and listen, a UDP datagram out, the control socket
+(kill, resume, and kill from a child that has exited before the node looks at it),
+signals to the core, a process of its own left behind. On its first quote: a 5,000-lot
+market order through the normal API. Once that order is answered: ``attacks_done``,
+then a forged frame straight on its channel (a 5,000-lot order in another strategy's
+name), which must fail its process and nothing else.
 
-Params: ``instrument``, ``journal``, ``control_socket``, ``tcp_port``, ``victim`` (the
-other strategy's id). Run by the node under test; never imported.
+Params: ``instrument``, ``journal``, ``control_socket``, ``tcp_port``, ``udp_port``,
+``victim`` (the other strategy's id). Run by the node under test; never imported.
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ class Hostile(Strategy):
         self.attempt("journal_write", self.journal_write)
         self.attempt("tcp_connect", self.tcp_connect)
         self.attempt("tcp_listen", self.tcp_listen)
+        self.attempt("udp_send", self.udp_send)
         self.attempt("control_kill", lambda: self.control({"cmd": "kill", "who": "hostile"}))
         self.attempt("control_resume", lambda: self.control({"cmd": "resume", "who": "hostile"}))
         self.attempt("control_kill_exited_child", self.control_kill_exited_child)
@@ -267,6 +268,13 @@ class Hostile(Strategy):
         sock.bind(("127.0.0.1", 0))
         sock.listen(1)
         sock.close()
+
+    def udp_send(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.sendto(b"out", ("127.0.0.1", int(self.params["udp_port"])))
+        finally:
+            sock.close()
 
     def control(self, request: dict[str, Any]) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
