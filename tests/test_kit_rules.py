@@ -23,6 +23,7 @@ SUBPROCESS_SCRIPTS = frozenset(
         "interop/qf_initiator.py",
         "chaos/strategies/chaos_trader.py",
         "integration/strategies/misbehaving.py",
+        "integration/strategies/hostile.py",
     }
 )
 

@@ -14,6 +14,7 @@ risk_kernel            a whole backtest ``Kernel`` with risk controls, and its s
 risk_config            a paper config around a ``[risk]`` section
 risk_steps             orders, cancels and amends through a kernel's gate
 strategies             strategy sources written into a node's strategies/ folder
+fake_worker            a core whose strategy processes the test plays (``IsolatedCore``)
 node_process           ``bastion`` as a child process; the node's status command
 journal_reading        a node's journal read back, orders rebuilt from their events
 journal_samples        one event of every journaled type; hypothesis strategies

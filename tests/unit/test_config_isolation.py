@@ -5,10 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.test_config import DATA, FEED, INSTRUMENT, STRATEGY, load_error, write
 
 from bastion.config import BacktestConfig, PaperConfig, load_config
+from bastion.errors import ConfigError
 from bastion.strategy.config import ProcessLimits, StrategyConfig
+
+INSTRUMENT = '[[instruments]]\nid = "XYZ.SIM"\ntick_size = "0.01"\n'
+STRATEGY = (
+    '[[strategies]]\nname = "s1"\npath = "strategies/s.py"\nclass = "S"\n'
+    "[strategies.params]\nfast = 10\n"
+)
+FEED = '[feed]\ninstrument = "XYZ.SIM"\n'
+DATA = '[[data]]\npath = "data/quotes.csv"\ninstrument = "XYZ.SIM"\n'
+
+
+def write(directory: Path, text: str, name: str = "paper.toml") -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def load_error(path: Path, schema: type[PaperConfig] | type[BacktestConfig]) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, schema)
+    return str(info.value)
 
 
 @pytest.fixture

@@ -136,6 +136,30 @@ def _ignore(_: object) -> None:
     return None
 
 
+Launch = Callable[[socket.socket, int, dict[str, str]], "subprocess.Popen[bytes]"]
+"""Starts a strategy process: (its end of the channel, the descriptor for its stdout and
+stderr, its environment) -> the process. It must start the process in a session of
+its own (the host kills its process group)."""
+
+
+def launch_worker(
+    channel: socket.socket, output_fd: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """``python -m bastion.isolation.worker FD``: the channel its one descriptor of the
+    core, a session of its own, ``/`` its working directory."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bastion.isolation.worker", str(channel.fileno())],
+        pass_fds=(channel.fileno(),),
+        stdin=subprocess.DEVNULL,
+        stdout=output_fd,
+        stderr=output_fd,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+        cwd="/",
+    )
+
+
 class ProcessStrategyHost:
     """Runs the node's strategies in their own processes (``node.isolation = "process"``)."""
 
@@ -197,6 +221,9 @@ class ProcessStrategyHost:
         self.loop_lag_ms = 0.0
         self.loop_lag_max_ms = 0.0
         self._events_subscribed = False
+        self.launch: Launch = launch_worker
+        """How a strategy process is started. The one test seam: a test sets a launch
+        that keeps the channel's other end and plays the strategy process itself."""
 
     # -- lifecycle ----------------------------------------------------------------------
     def start_all(self) -> None:
@@ -314,17 +341,7 @@ class ProcessStrategyHost:
         for config in proc.configs:
             env.update(config.env)
         try:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "bastion.isolation.worker", str(child.fileno())],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=out_w,
-                env=scrubbed_env(sorted(env)),
-                close_fds=True,
-                start_new_session=True,
-                cwd="/",
-            )
+            popen = self.launch(child, out_w, scrubbed_env(sorted(env)))
         except OSError as error:
             for fd in (out_r, out_w):
                 os.close(fd)
@@ -473,9 +490,14 @@ class ProcessStrategyHost:
             self._lost(proc)
             return
         proc.buffer.feed(data)
-        self._drain(proc)
+        if self._drain(proc) and self._loop is not None and proc.sock is not None:
+            # more may wait: read no more until they are handled, a turn at a time
+            self._loop.remove_reader(proc.sock.fileno())
+            self._loop.call_soon(self._resume, proc)
 
-    def _drain(self, proc: StrategyProcess) -> None:
+    def _drain(self, proc: StrategyProcess) -> bool:
+        """Handle the whole messages received, at most ``MAX_MESSAGES_PER_TURN``; True
+        when it stopped there (more may wait)."""
         handled = 0
         try:
             while proc.sock is not None and (payload := proc.buffer.next()) is not None:
@@ -487,25 +509,25 @@ class ProcessStrategyHost:
             self._fail(proc, f"protocol violation: {error}")
         except _Violation as error:
             self._fail(proc, f"protocol violation: {error}")
-        except Exception as error:  # a fault of the core's: logged, and the process failed
-            log.error("strategy_message_failed", group=proc.group, error=repr(error))
-            self._fail(proc, f"the core could not handle its message: {error!r}")
+        except Exception as error:  # a message the core cannot handle fails its sender
+            log.exception("strategy_message_not_handled", group=proc.group)
+            self._fail(proc, f"message not handled: {type(error).__name__}: {error}")
         if handled:
             self._flush()
+        return handled >= MAX_MESSAGES_PER_TURN and proc.sock is not None
+
+    def _resume(self, proc: StrategyProcess) -> None:
+        """The next turn of a process that sent more than one turn's messages: handle
+        another turn's, and read its channel again once none is left whole (what is left
+        then is part of a message: the rest is still to be read)."""
+        more = self._drain(proc)
         sock = proc.sock
         if sock is None or self._loop is None:
             return
-        if handled >= MAX_MESSAGES_PER_TURN:  # more may wait: read no more until they are done
-            self._loop.remove_reader(sock.fileno())
+        if more:
             self._loop.call_soon(self._resume, proc)
-
-    def _resume(self, proc: StrategyProcess) -> None:
-        self._drain(proc)
-        sock = proc.sock
-        if sock is not None and self._loop is not None and len(proc.buffer) < 4:
+        else:
             self._loop.add_reader(sock.fileno(), self._on_readable, proc)
-        elif sock is not None and self._loop is not None:
-            self._loop.call_soon(self._resume, proc)
 
     def _wait_readable(self, procs: list[StrategyProcess], timeout: float) -> None:
         """At stop: block up to ``timeout`` for the processes' messages and handle them."""
@@ -561,6 +583,8 @@ class ProcessStrategyHost:
             self._check_strategy(proc, f.strategy_id)
             self._fail(proc, f"strategy {f.strategy_id} raised: {f.error[:2000]}")
         elif kind is p.Bye:
+            if proc.state != "stopping":
+                raise _Violation("said goodbye unasked (the node did not ask it to stop)")
             proc.state = "stopped"
 
     def _refused(
@@ -595,9 +619,15 @@ class ProcessStrategyHost:
     def _submit(self, proc: StrategyProcess, m: p.Submit) -> None:
         self._check_strategy(proc, m.strategy_id)
         coid = m.client_order_id
-        if not coid.startswith(proc.id_prefix) or not coid[len(proc.id_prefix) :].isdigit():
+        digits = coid[len(proc.id_prefix) :]
+        # one spelling per number: ASCII digits, no leading zero (int() takes '٣' and '03')
+        if (
+            not coid.startswith(proc.id_prefix)
+            or not (digits.isascii() and digits.isdigit())
+            or str(int(digits)) != digits
+        ):
             raise _Violation(f"client order id {coid!r} was not granted to it")
-        seq = int(coid[len(proc.id_prefix) :])
+        seq = int(digits)
         if seq < proc.next_seq or not any(a <= seq <= b for a, b in proc.ranges):
             raise _Violation(f"client order id {coid!r} was not granted to it, or is used")
         proc.next_seq = seq + 1
@@ -847,4 +877,4 @@ def _exit_cause(code: int | None) -> str:
     return f"process exited with code {code}"
 
 
-__all__ = ("ProcessStrategyHost", "StrategyProcess")
+__all__ = ("Launch", "ProcessStrategyHost", "StrategyProcess", "launch_worker")

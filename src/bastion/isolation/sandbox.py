@@ -11,6 +11,10 @@ A strategy process, before it imports any strategy code (``confine``):
   write nothing (``/dev/null`` aside); with ABI 4 and later it may not open or accept a
   TCP connection; with ABI 6 and later it may not signal a process outside its sandbox
   (the core) nor reach an abstract Unix socket;
+- a seccomp filter: it may not start processes (``fork``, ``vfork``, a ``clone`` that
+  is not a thread's), so nothing it runs outlives it or the node (a process left
+  behind could command the next node on its control socket), nor open a socket but a
+  Unix one (Landlock denies TCP only), nor use ``io_uring``;
 - the parent-death signal, so it never outlives the core.
 
 The core (``harden_core``): not dumpable (its ``/proc/<pid>/environ``, ``mem`` and
@@ -29,9 +33,11 @@ import ctypes
 import os
 import resource
 import signal
+import socket
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 
@@ -82,7 +88,10 @@ class Confinement(msgspec.Struct, frozen=True, kw_only=True):
     landlock_abi: int
     """0: the kernel has no Landlock: the filesystem is not confined."""
     network_denied: bool
+    """No socket but a Unix one (seccomp), or at least no TCP (Landlock ABI 4)."""
     signals_scoped: bool
+    processes_denied: bool
+    """seccomp refuses it new processes (threads are allowed)."""
 
     def gaps(self) -> list[str]:
         """What does not hold, in words, for the log and ``bastion status``."""
@@ -96,9 +105,11 @@ class Confinement(msgspec.Struct, frozen=True, kw_only=True):
         if not self.landlock_abi:
             gaps.append("no Landlock: files are not confined")
         if not self.network_denied:
-            gaps.append("Landlock ABI < 4: TCP connections not denied")
+            gaps.append("no seccomp and Landlock ABI < 4: the network is not denied")
         if not self.signals_scoped:
             gaps.append("Landlock ABI < 6: signals to the core not denied")
+        if not self.processes_denied:
+            gaps.append("no seccomp: it may start processes, which can outlive it")
         return gaps
 
 
@@ -132,20 +143,29 @@ def confine(
     no_new_privs = _prctl(PR_SET_NO_NEW_PRIVS, 1) == 0
     caps = _drop_capabilities()
     abi, network, signals = _landlock(read_dirs)
+    filtered = no_new_privs and _seccomp()
     return Confinement(
         rlimits=rlimits,
         no_new_privs=no_new_privs,
         capabilities_dropped=caps,
         landlock_abi=abi,
-        network_denied=network,
+        network_denied=network or filtered,
         signals_scoped=signals,
+        processes_denied=filtered,
     )
 
 
 def python_dirs() -> list[str]:
-    """The directories this interpreter imports from (stdlib, site-packages, bastion)."""
+    """The directories this interpreter imports from (stdlib, site-packages, bastion).
+
+    Not the directory Python puts first on ``sys.path`` by itself: under ``python -m``
+    it is the working directory, and a node's working directory may hold its journal,
+    its config and its FIX stores. (``PYTHONPATH``'s directories stay: an operator put
+    them there for the strategies, and their processes get ``PYTHONPATH`` too.)
+    """
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    dirs.update(p for p in sys.path if p)
+    implicit = 0 if sys.flags.safe_path else 1
+    dirs.update(p for p in sys.path[implicit:] if p)
     dirs.add(str(Path(__file__).resolve().parents[1]))
     return sorted(d for d in dirs if os.path.isdir(d))
 
@@ -267,9 +287,105 @@ def _allow(ruleset: int, path: str, access: int) -> None:
         os.close(fd)
 
 
+class _SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+_NR, _ARCH, _ARG0 = 0, 4, 16  # offsets in seccomp_data (the low 32 bits of args[0])
+_RET = {"allow": 0x7FFF0000, "eperm": 0x00050000 | 1, "enosys": 0x00050000 | 38}
+_CLONE_THREAD = 0x00010000
+_X32_SYSCALL_BIT = 0x40000000
+
+
+class _Syscalls(NamedTuple):
+    arch: int
+    """AUDIT_ARCH_*"""
+    clone: int
+    clone3: int
+    socket: int
+    io_uring_setup: int
+    forks: tuple[int, ...]
+    """fork and vfork, where the machine has them."""
+
+
+_SYSCALLS = {
+    "x86_64": _Syscalls(0xC000003E, 56, 435, 41, 425, (57, 58)),
+    "aarch64": _Syscalls(0xC00000B7, 220, 435, 198, 425, ()),
+}
+
+
+def _seccomp() -> bool:
+    """Install the strategy process's seccomp filter; True when it holds. It fails:
+    ``fork``, ``vfork`` and every ``clone`` that does not make a thread (``clone3``
+    answers ENOSYS: its flags are out of a filter's reach, and libc then uses
+    ``clone``); a socket of any family but ``AF_UNIX`` (Landlock denies TCP only: UDP
+    went out); ``io_uring`` (whose operations a filter does not see); a system call of
+    another ABI (x32, 32-bit)."""
+    nrs = _SYSCALLS.get(os.uname().machine)
+    if nrs is None:
+        return False
+    code: list[tuple[int, int | str, int | str, int]] = [
+        (_LD_W_ABS, 0, 0, _ARCH),
+        (_JEQ_K, 0, "eperm", nrs.arch),
+        (_LD_W_ABS, 0, 0, _NR),
+        (_JGE_K, "eperm", 0, _X32_SYSCALL_BIT),
+        *((_JEQ_K, "eperm", 0, nr) for nr in nrs.forks),
+        (_JEQ_K, "enosys", 0, nrs.clone3),
+        (_JEQ_K, "enosys", 0, nrs.io_uring_setup),
+        (_JEQ_K, "socket", 0, nrs.socket),
+        (_JEQ_K, "clone", "allow", nrs.clone),
+    ]
+    labels = {"socket": len(code)}
+    code += [(_LD_W_ABS, 0, 0, _ARG0), (_JEQ_K, "allow", "eperm", socket.AF_UNIX)]
+    labels["clone"] = len(code)
+    code += [(_LD_W_ABS, 0, 0, _ARG0), (_JSET_K, "allow", "eperm", _CLONE_THREAD)]
+    for name in ("allow", "eperm", "enosys"):
+        labels[name] = len(code)
+        code.append((_RET_K, 0, 0, _RET[name]))
+
+    def jump(at: int, to: int | str) -> int:
+        return to if isinstance(to, int) else labels[to] - at - 1
+
+    program = (_SockFilter * len(code))(
+        *(_SockFilter(op, jump(i, jt), jump(i, jf), k) for i, (op, jt, jf, k) in enumerate(code))
+    )
+    fprog = _SockFprog(len(code), program)
+    result = _libc.prctl(
+        PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(fprog), 0, 0
+    )
+    return int(result) == 0
+
+
 def is_descendant(pid: int, ancestor: int) -> bool:
     """Whether process ``pid`` descends from ``ancestor`` (by ``/proc``'s parent links;
-    the core is its descendants' subreaper, so a double fork does not hide one)."""
+    the core is its descendants' subreaper, so a double fork does not hide one).
+
+    An ancestor that exits while the links are read is not an answer: the links are
+    read again from ``pid`` (by then its orphans are the subreaper's). False when
+    ``pid`` itself is gone: a caller that must not trust a stranger checks
+    ``process_exists`` after this."""
+    for _ in range(16):
+        found = _descends(pid, ancestor)
+        if found is not None:
+            return found
+    return True  # its ancestry keeps changing under us: not a stranger to trust
+
+
+def _descends(pid: int, ancestor: int) -> bool | None:
+    """One walk up the parent links; None when a process on the way exited meanwhile."""
+    first = True
     for _ in range(64):
         if pid <= 1:
             return False
@@ -277,24 +393,34 @@ def is_descendant(pid: int, ancestor: int) -> bool:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 stat = f.read()
         except OSError:
-            return False
+            return False if first else None
         parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
         if parent == ancestor:
             return True
         pid = parent
+        first = False
     return False
 
 
+def process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie does)."""
+    return os.path.exists(f"/proc/{pid}")
+
+
 def peer_pid(sock: object) -> int:
-    """The pid of the process at the other end of a Unix socket (``SO_PEERCRED``); 0
-    when the kernel does not say."""
-    import socket
+    """The pid of the process at the other end of a Unix socket (``SO_PEERCRED``: the
+    process that connected, as it was then); 0 when the kernel does not say. ``sock``:
+    a socket, or the wrapper asyncio's ``get_extra_info("socket")`` hands out (which
+    is not a ``socket.socket``)."""
     import struct
 
-    if not isinstance(sock, socket.socket):
+    getsockopt = getattr(sock, "getsockopt", None)
+    if getsockopt is None:
         return 0
     try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        creds = getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
+        return 0
+    if not isinstance(creds, bytes):
         return 0
     return int(struct.unpack("3i", creds)[0])

@@ -32,7 +32,7 @@ import msgspec
 import structlog
 
 from bastion.errors import BastionError, CommandRefused, OperationalError
-from bastion.isolation.sandbox import is_descendant, peer_pid
+from bastion.isolation.sandbox import is_descendant, peer_pid, process_exists
 
 __all__ = [
     "MAX_REQUEST_BYTES",
@@ -376,18 +376,34 @@ def _unlink(path: Path) -> None:
         path.unlink()
 
 
+def _refusal(pid: int) -> tuple[str, str] | None:
+    """(log event, error) when the process that connected (``pid``, 0: unknown) may not
+    command the node, or None.
+
+    A strategy process, or any process it started, never commands the node: the code
+    the controls guard must not be able to lift them. A process that has exited by now
+    cannot be told from one of those (a strategy's child can connect, hand the
+    connection to its parent and exit), so it is refused too; the operator's ``bastion``
+    commands wait for their answer.
+    """
+    if pid == 0:
+        return "control_refused_unknown_peer", "the kernel does not say which process asks"
+    if is_descendant(pid, os.getpid()):
+        return "control_refused_own_descendant", "the node's own processes may not command it"
+    if not process_exists(pid):  # after the walk: gone before or during it
+        return "control_refused_unknown_peer", "the process that connected has exited"
+    return None
+
+
 async def _serve_client(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, commands: ControlCommands
 ) -> None:
     pid = peer_pid(writer.get_extra_info("socket"))
-    if pid and is_descendant(pid, os.getpid()):
-        # a strategy process (or its child): the code the controls guard never commands them
-        log.error("control_refused_own_descendant", pid=pid)
-        writer.write(
-            _response(
-                {"ok": False, "error": "refused: the node's own processes may not command it"}
-            )
-        )
+    refusal = _refusal(pid)
+    if refusal is not None:
+        event, error = refusal
+        log.error(event, pid=pid)
+        writer.write(_response({"ok": False, "error": f"refused: {error}"}))
         with contextlib.suppress(ConnectionError, OSError):
             await writer.drain()
         writer.close()

@@ -4,9 +4,12 @@ commands dispatched to the node, and the socket file's lifecycle, on a real Unix
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -229,6 +232,86 @@ def test_when_client_hangs_up_mid_request_then_node_keeps_serving(tmp_path: Path
             assert not task.done()
 
     asyncio.run(scenario())
+
+
+CHILD_KILL = """
+import socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(sys.argv[1])
+try:
+    sock.sendall(b'{"cmd":"kill","who":"child"}\\n')
+except BrokenPipeError:
+    pass  # the node answered and hung up before reading it
+print(sock.makefile("rb").readline().decode(), end="")
+"""
+
+
+def test_when_a_child_of_the_node_asks_then_refused_and_no_command_runs(tmp_path: Path) -> None:
+    """A process the node started (a strategy process, its children) never commands it:
+    ``ok: false``, and the node is not called."""
+    path = tmp_path / "j.sock"
+    node = FakeNode()
+
+    async def scenario() -> None:
+        async with serving(path, node):
+            child = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-c", CHILD_KILL, str(path)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            )
+            assert json.loads(child.stdout) == {
+                "ok": False,
+                "error": "refused: the node's own processes may not command it",
+            }
+            status = await asyncio.to_thread(request, path, {"cmd": "status"})
+            assert status["ok"] is True  # this process is not its own descendant
+
+    asyncio.run(scenario())
+    assert node.calls == [("status", {})]
+
+
+CHILD_HANDS_OVER = """
+import socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect(sys.argv[1])
+socket.send_fds(socket.socket(fileno=int(sys.argv[2])), [b"x"], [conn.fileno()])
+"""
+
+
+def test_when_the_process_that_connected_has_exited_then_refused(tmp_path: Path) -> None:
+    """A child connects, hands the connection to its parent and exits before the node
+    looks: the node cannot tell it from its own processes, so the request is refused."""
+    path = tmp_path / "j.sock"
+    node = FakeNode()
+
+    async def scenario() -> None:
+        async with serving(path, node):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            with ours, theirs:
+                # run on the loop's thread: the node accepts only once the child is gone
+                subprocess.run(
+                    [sys.executable, "-c", CHILD_HANDS_OVER, str(path), str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),),
+                    timeout=30,
+                    check=True,
+                )
+                _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+            with socket.socket(fileno=fds[0]) as conn:
+                conn.setblocking(False)
+                loop = asyncio.get_running_loop()
+                with contextlib.suppress(BrokenPipeError):  # it may answer and hang up first
+                    await loop.sock_sendall(conn, b'{"cmd":"kill","who":"gone"}\n')
+                answer = await loop.sock_recv(conn, 65536)
+            assert json.loads(answer) == {
+                "ok": False,
+                "error": "refused: the process that connected has exited",
+            }
+
+    asyncio.run(scenario())
+    assert node.calls == []
 
 
 def test_when_stale_socket_file_then_replaced(tmp_path: Path) -> None:
