@@ -1,0 +1,49 @@
+"""The benches run (``--quick``) and print their JSON line with the keys the docs name.
+
+Smoke tests only: no figure is checked against a target here (a benchmark is not a
+timed test).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from kit.node_process import child_env
+from kit.paths import REPO_ROOT
+
+
+def _bench(name: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / name), "--quick", *args],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("isolation", ["inline", "process"])
+def test_when_tick_to_order_runs_then_it_prints_latency_and_rate(isolation: str) -> None:
+    """tick_to_order.py --quick prints p50/p99 and quotes/s for either isolation."""
+    result = _bench("tick_to_order.py", "--isolation", isolation)
+    assert result["isolation"] == isolation
+    assert result["orders_timed"] > 0
+    for key in ("p50_us", "p99_us", "quotes_per_s"):
+        assert result[key] > 0, key
+
+
+def test_when_tick_to_order_runs_isolated_then_it_times_the_round_trip_and_load() -> None:
+    """The isolated run also prints the round trip and the latency under load."""
+    result = _bench("tick_to_order.py", "--isolation", "process")
+    for key in ("roundtrip_p50_us", "lockstep_quotes_per_s", "loaded_p50_us", "loaded_p99_us"):
+        assert result[key] > 0, key
