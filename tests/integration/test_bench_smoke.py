@@ -1,7 +1,8 @@
 """The benches run (``--quick``) and print their JSON line with the keys the docs name.
 
 Smoke tests only: no figure is checked against a target here (a benchmark is not a
-timed test).
+timed test); what must hold whatever the timing (no order accepted after the kill,
+none left open) is.
 """
 
 from __future__ import annotations
@@ -47,3 +48,19 @@ def test_when_tick_to_order_runs_isolated_then_it_times_the_round_trip_and_load(
     result = _bench("tick_to_order.py", "--isolation", "process")
     for key in ("roundtrip_p50_us", "lockstep_quotes_per_s", "loaded_p50_us", "loaded_p99_us"):
         assert result[key] > 0, key
+
+
+@pytest.mark.parametrize("variant", ["spin", "flood"])
+def test_when_kill_runs_then_no_order_is_accepted_after_it_and_none_stays_open(
+    variant: str,
+) -> None:
+    """kill.py --quick prints kill_all_ms; nothing passes the gate after the kill."""
+    result = _bench("kill.py", "--variant", variant)
+    assert result["variant"] == variant
+    assert result["kill_all_ms"] > 0
+    assert result["accepted_after_kill"] == 0
+    assert result["open_after_kill"] == 0
+    assert result["cancels_sent"] == result["resting_orders"] == result["open_at_kill"]
+    if variant == "flood":
+        assert result["orders_accepted_before_kill"] > 0  # it did flood
+        assert result["denied_after_kill"] > 0  # and went on after the kill
