@@ -86,6 +86,8 @@ class StrategyProcess:
         self.output_fd = -1
         self.buffer = p.FrameBuffer(p.MAX_WORKER_FRAME)
         self.unsent = bytearray()
+        self.held = bytearray()
+        """Frames kept while the host handles this process's messages (``_drain``)."""
         self.sent = 0
         self.acked = 0
         self.busy_since = 0.0
@@ -187,6 +189,8 @@ class ProcessStrategyHost:
         self.loop_lag_ms = 0.0
         self.loop_lag_max_ms = 0.0
         self._events_subscribed = False
+        self._holding = False
+        self._held: list[StrategyProcess] = []
 
     # -- lifecycle ----------------------------------------------------------------------
     def start_all(self) -> None:
@@ -407,9 +411,14 @@ class ProcessStrategyHost:
             return
         self._send(proc, data)
 
-    def _send(self, proc: StrategyProcess, data: bytes) -> None:
+    def _send(self, proc: StrategyProcess, data: bytes | bytearray) -> None:
         sock = proc.sock
         if sock is None:
+            return
+        if self._holding:
+            if not proc.held:
+                self._held.append(proc)
+            proc.held += data
             return
         if proc.unsent:
             proc.unsent += data
@@ -427,6 +436,13 @@ class ProcessStrategyHost:
             proc.unsent += data[sent:]
             if self._loop is not None:
                 self._loop.add_writer(sock.fileno(), self._on_writable, proc)
+
+    def _send_held(self) -> None:
+        held, self._held = self._held, []
+        for proc in held:
+            data, proc.held = proc.held, bytearray()
+            if data:
+                self._send(proc, data)
 
     def _on_writable(self, proc: StrategyProcess) -> None:
         sock = proc.sock
@@ -461,19 +477,29 @@ class ProcessStrategyHost:
         self._drain(proc)
 
     def _drain(self, proc: StrategyProcess) -> None:
+        # What the messages cause (order events, ids, for this process or another) is
+        # held and sent once they are handled: one write per process, not one per
+        # event, and none ahead of the orders on their way to the venue.
+        holding = self._holding
+        self._holding = True
         handled = 0
         try:
-            while proc.sock is not None and (payload := proc.buffer.next()) is not None:
-                self._handle(proc, p.WORKER_DECODER.decode(payload))
-                handled += 1
-                if handled >= MAX_MESSAGES_PER_TURN:
-                    break
-        except (p.ProtocolError, msgspec.DecodeError, msgspec.ValidationError) as error:
-            self._fail(proc, f"protocol violation: {error}")
-        except _Violation as error:
-            self._fail(proc, f"protocol violation: {error}")
-        if handled:
-            self._flush()
+            try:
+                while proc.sock is not None and (payload := proc.buffer.next()) is not None:
+                    self._handle(proc, p.WORKER_DECODER.decode(payload))
+                    handled += 1
+                    if handled >= MAX_MESSAGES_PER_TURN:
+                        break
+            except (p.ProtocolError, msgspec.DecodeError, msgspec.ValidationError) as error:
+                self._fail(proc, f"protocol violation: {error}")
+            except _Violation as error:
+                self._fail(proc, f"protocol violation: {error}")
+            if handled:
+                self._flush()
+        finally:
+            if not holding:
+                self._holding = False
+                self._send_held()
         sock = proc.sock
         if sock is None or self._loop is None:
             return
@@ -730,6 +756,7 @@ class ProcessStrategyHost:
             sock.close()
             proc.sock = None
         proc.unsent = bytearray()
+        proc.held = bytearray()
         popen = proc.popen
         if kill and popen is not None and popen.poll() is None:
             try:
