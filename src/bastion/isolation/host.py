@@ -191,6 +191,7 @@ class ProcessStrategyHost:
         self._events_subscribed = False
         self._holding = False
         self._held: list[StrategyProcess] = []
+        self._held_write_due = False
 
     # -- lifecycle ----------------------------------------------------------------------
     def start_all(self) -> None:
@@ -292,7 +293,9 @@ class ProcessStrategyHost:
     def on_order_event(self, event: OrderEvent) -> None:
         proc = self._process_of.get(event.strategy_id)
         if proc is not None and proc.state in ("starting", "running", "stopping"):
-            self._send_input(proc, p.frame(p.EventMsg(event)))  # type: ignore[arg-type]
+            # held to the end of this callback: the events of a burst (the kill's
+            # cancels, an order's fills) go in one write, not one each
+            self._send_input(proc, p.frame(p.EventMsg(event)), hold=True)  # type: ignore[arg-type]
 
     def fail(self, target: object, error: BaseException) -> None:
         """The kernel's hook for a handler that raised; a process's never does."""
@@ -393,8 +396,9 @@ class ProcessStrategyHost:
     def _send_quote(self, proc: StrategyProcess, quote: QuoteTick) -> None:
         self._send_input(proc, p.quote_frame(quote))
 
-    def _send_input(self, proc: StrategyProcess, data: bytes) -> None:
-        """Send an input the process must handle (the watchdog counts it)."""
+    def _send_input(self, proc: StrategyProcess, data: bytes, *, hold: bool = False) -> None:
+        """Send an input the process must handle (the watchdog counts it); with
+        ``hold``, at the end of the current event-loop callback."""
         if proc.state not in ("starting", "running", "stopping"):
             return
         proc.sent += 1
@@ -409,17 +413,22 @@ class ProcessStrategyHost:
                 f"(max_backlog {proc.limits.max_backlog})",
             )
             return
-        self._send(proc, data)
+        self._send(proc, data, hold=hold)
 
-    def _send(self, proc: StrategyProcess, data: bytes | bytearray) -> None:
+    def _send(self, proc: StrategyProcess, data: bytes | bytearray, *, hold: bool = False) -> None:
         sock = proc.sock
         if sock is None:
             return
-        if self._holding:
+        if self._holding or hold:
             if not proc.held:
                 self._held.append(proc)
+                if not self._holding and not self._held_write_due and self._loop is not None:
+                    self._held_write_due = True
+                    self._loop.call_soon(self._send_held)
             proc.held += data
             return
+        if proc.held:  # what is held goes first
+            data, proc.held = proc.held + data, bytearray()
         if proc.unsent:
             proc.unsent += data
             if len(proc.unsent) > MAX_UNSENT_BYTES:
@@ -438,6 +447,7 @@ class ProcessStrategyHost:
                 self._loop.add_writer(sock.fileno(), self._on_writable, proc)
 
     def _send_held(self) -> None:
+        self._held_write_due = False
         held, self._held = self._held, []
         for proc in held:
             data, proc.held = proc.held, bytearray()

@@ -1,4 +1,4 @@
-"""What the host writes to a strategy process while it handles the process's orders."""
+"""What the host writes to a strategy process, and when: the events of its orders."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bastion.clock import LiveClock
 from bastion.config import InstrumentConfig, NodeSection, PaperConfig
 from bastion.data.config import SyntheticFeedConfig
 from bastion.isolation import protocol as p
-from bastion.isolation.host import ProcessStrategyHost
+from bastion.isolation.host import ProcessStrategyHost, StrategyProcess
 from bastion.model.data import QuoteTick
 from bastion.model.orders import Order
 from bastion.node.kernel import Kernel
@@ -45,6 +45,24 @@ class OneOrder(Strategy):
         return {"seen": self.seen}
 """
 
+THREE_RESTING = """
+from bastion.model.enums import OrderSide
+from bastion.strategy import Strategy
+
+
+class ThreeResting(Strategy):
+    def on_start(self):
+        self.placed = False
+        self.subscribe_quotes("XYZ.SIM")
+
+    def on_quote(self, quote):
+        if not self.placed:
+            self.placed = True
+            for i in range(3):
+                self.submit(OrderSide.BUY, "XYZ.SIM", 1, quote.bid - 100 - i)
+"""
+PINGS = [["Ping"]]  # the watchdog's, on a machine slow enough
+
 
 class CountingSocket:
     """A strategy process's channel, as the host holds it, keeping each write."""
@@ -70,32 +88,49 @@ class CountingSocket:
         return getattr(self._sock, name)
 
 
+def _node(tmp_path: Path, source: str, class_name: str) -> Kernel:
+    (tmp_path / "strategy.py").write_text(source)
+    config = PaperConfig(
+        node=NodeSection(isolation="process"),
+        instruments=[InstrumentConfig(id=IID, tick_size=Decimal("0.01"))],
+        strategies=[StrategyConfig(name="s", path="strategy.py", class_name=class_name)],
+        feed=SyntheticFeedConfig(instrument=IID),
+    )
+    return Kernel(config=config, base_dir=tmp_path, clock=LiveClock(), epoch=1)
+
+
+async def _started(kernel: Kernel) -> tuple[ProcessStrategyHost, StrategyProcess]:
+    host = kernel.strategies
+    assert isinstance(host, ProcessStrategyHost)
+    (proc,) = host.processes.values()
+    kernel.start()
+    await until(lambda: proc.state == "running" and host.quote_subscribers.get(IID))
+    return host, proc
+
+
+def _quote(kernel: Kernel) -> QuoteTick:
+    return QuoteTick(IID, kernel.clock.timestamp_ns(), 10_000, 10_001, 100, 100)
+
+
+def _watch(proc: StrategyProcess) -> CountingSocket:
+    assert proc.sock is not None
+    channel = CountingSocket(proc.sock)
+    proc.sock = channel  # type: ignore[assignment]
+    return channel
+
+
 def test_when_a_process_orders_then_its_order_events_follow_in_one_write_after_the_order(
     tmp_path: Path,
 ) -> None:
     """The events of an order the host handles for a process (initialized to filled)
     go to it in one write, once its messages are handled: none ahead of the order on
     its way to the venue. The process gets them in order and answers each."""
-    (tmp_path / "one.py").write_text(ONE_ORDER)
-    config = PaperConfig(
-        node=NodeSection(isolation="process"),
-        instruments=[InstrumentConfig(id=IID, tick_size=Decimal("0.01"))],
-        strategies=[StrategyConfig(name="one", path="one.py", class_name="OneOrder")],
-        feed=SyntheticFeedConfig(instrument=IID),
-    )
+    kernel = _node(tmp_path, ONE_ORDER, "OneOrder")
 
     async def scenario() -> tuple[list[list[str]], int, list[str], tuple[int, int]]:
-        clock = LiveClock()
-        kernel = Kernel(config=config, base_dir=tmp_path, clock=clock, epoch=1)
-        host = kernel.strategies
-        assert isinstance(host, ProcessStrategyHost)
-        (proc,) = host.processes.values()
-        kernel.start()
+        host, proc = await _started(kernel)
         try:
-            await until(lambda: proc.state == "running" and host.quote_subscribers.get(IID))
-            assert proc.sock is not None
-            channel = CountingSocket(proc.sock)
-            proc.sock = channel  # type: ignore[assignment]
+            channel = _watch(proc)
             writes_at_venue: list[int] = []
             venue_submit = kernel.venue.submit
 
@@ -104,20 +139,47 @@ def test_when_a_process_orders_then_its_order_events_follow_in_one_write_after_t
                 venue_submit(order)
 
             kernel.venue.submit = submit  # type: ignore[method-assign]
-            kernel.on_quote(QuoteTick(IID, clock.timestamp_ns(), 10_000, 10_001, 100, 100))
+            kernel.on_quote(_quote(kernel))
             await until(lambda: [o for o in kernel.execution.orders() if o.filled_qty])
             await until(lambda: proc.sent == proc.acked, what="every input answered")
             counts = (proc.sent, proc.acked)
             await host.refresh_states(10.0)
-            state = msgspec.msgpack.decode(host.restored_states["one"])
+            state = msgspec.msgpack.decode(host.restored_states["s"])
         finally:
             kernel.stop_strategies()
         return channel.writes, writes_at_venue[0], state["seen"], counts
 
     writes, writes_at_venue, seen, (sent, acked) = asyncio.run(scenario())
     events = ["OrderInitialized", "OrderSubmitted", "OrderAccepted", "OrderFilled"]
-    pings = [["Ping"]]
-    assert [w for w in writes if w not in pings][:3] == [["Quote"], events, ["Save"]]
+    assert [w for w in writes if w not in PINGS][:3] == [["Quote"], events, ["Save"]]
     assert writes_at_venue == 1  # the quote only
     assert seen == ["ordered", *events]
     assert acked == sent
+
+
+def test_when_the_node_is_killed_then_a_process_gets_its_cancels_in_one_write(
+    tmp_path: Path,
+) -> None:
+    """The kill's events for a process's resting orders (pending cancel, canceled)
+    go to it in one write after the kill, in order, and it answers them."""
+    kernel = _node(tmp_path, THREE_RESTING, "ThreeResting")
+
+    async def scenario() -> tuple[list[list[str]], bool]:
+        _, proc = await _started(kernel)
+        try:
+            kernel.on_quote(_quote(kernel))
+            await until(lambda: len([o for o in kernel.execution.orders() if o.is_open]) == 3)
+            await until(lambda: proc.sent == proc.acked, what="every input answered")
+            channel = _watch(proc)
+            kernel.kill("test")
+            written_in_kill = bool(channel.writes)
+            await until(lambda: not kernel.execution.open_orders())
+            await until(lambda: proc.sent == proc.acked, what="every input answered")
+        finally:
+            kernel.stop_strategies()
+        return channel.writes, written_in_kill
+
+    writes, written_in_kill = asyncio.run(scenario())
+    assert not written_in_kill
+    cancels = 3 * ["OrderPendingCancel"] + 3 * ["OrderCanceled"]
+    assert next(w for w in writes if w not in PINGS) == cancels
