@@ -12,7 +12,8 @@ the strategy turns bad (``--variant``):
 - ``spin``: it enters ``while True: pass`` in ``on_quote`` and never comes back;
 - ``flood``: on every quote it submits ``--burst`` market orders (alternating sides),
   more than the core can take, so the core's loop is saturated by its commands. Its
-  ``max_backlog`` / ``max_handler_ms`` are raised so the watchdog leaves it running.
+  ``max_backlog`` / ``max_handler_ms`` are raised so the watchdog leaves it running;
+- ``idle``: it does nothing more (the baseline: a well-behaved strategy).
 
 ``--misbehave-ms`` later an operator, in a process of its own, sends ``kill`` over the
 control socket (``bastion kill``'s request, ``bastion.node.control.request``). The node
@@ -32,7 +33,7 @@ keeps running (and the strategy misbehaving) for ``--after-ms`` more.
 
 Times are CLOCK_MONOTONIC (``time.perf_counter_ns``) on both sides of the socket.
 
-    python bench/kill.py [--variant spin|flood] [--orders 1000]
+    python bench/kill.py [--variant spin|flood|idle] [--orders 1000]
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class Bad(Strategy):
                     self.submit(OrderSide.SELL, self.iid, self.lot, quote.ask + 100 + i)
             return
         if quote.bid_size != self.params["go_size"]:
+            return
+        if self.params["variant"] == "idle":
             return
         if self.params["variant"] == "spin":
             while True:
@@ -305,7 +308,7 @@ async def _run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", choices=("spin", "flood"), default="spin")
+    parser.add_argument("--variant", choices=("spin", "flood", "idle"), default="spin")
     parser.add_argument("--orders", type=int, default=1_000, help="resting at the kill")
     parser.add_argument("--burst", type=int, default=50, help="flood: orders per quote")
     parser.add_argument("--misbehave-ms", type=int, default=200, help="before the kill")
