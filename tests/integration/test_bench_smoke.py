@@ -64,3 +64,10 @@ def test_when_kill_runs_then_no_order_is_accepted_after_it_and_none_stays_open(
     if variant == "flood":
         assert result["orders_accepted_before_kill"] > 0  # it did flood
         assert result["denied_after_kill"] > 0  # and went on after the kill
+
+
+def test_when_ipc_floor_runs_then_it_prints_each_shape() -> None:
+    """ipc_floor.py --quick prints a round trip for each way of waiting."""
+    result = _bench("ipc_floor.py")
+    for shape in ("asyncio_poll", "blocking", "child_spins", "one_cpu"):
+        assert 0 < result[shape]["p50_us"] <= result[shape]["p99_us"], shape
