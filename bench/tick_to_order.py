@@ -3,17 +3,36 @@
 
 A node is built as ``bastion run`` builds it: the kernel on an asyncio loop with the
 live clock, the SQLite journal committing on its writer thread (group commit), the
-risk gate with its default config, and the in-process venue. It is fed quotes as fast
-as it takes them; the loop runs between quotes, so the venue's flush and the journal's
-thread see live-mode scheduling. The strategy sends a market order every
-``--every`` quotes, alternating buy and sell.
+risk gate with its default config, and the in-process venue. The strategy sends a
+market order every ``--every`` quotes, alternating buy and sell.
+
+``--isolation inline`` (the default): the strategy runs in the node's process. The
+node is fed quotes as fast as it takes them; the loop runs every 16 quotes, so the
+venue's flush and the journal's thread see live-mode scheduling.
 
 - ``p50_us`` / ``p99_us``: from a quote entering the node (``Kernel.on_quote``) to the
   resulting order being handed to the venue adapter (``submit``), through strategy,
   risk gate, OMS and journal enqueue;
 - ``quotes_per_s``: quotes the node took per second over the whole run, orders included.
 
-    python bench/tick_to_order.py [--quotes 200000] [--every 10]
+``--isolation process``: the strategy runs in its own process
+(``ProcessStrategyHost`` and its worker, as in a node with ``isolation = "process"``),
+the loop waiting in its selector between messages as a node's does. Two runs of
+``--quotes`` quotes each:
+
+- one quote at a time, the next sent once the strategy process has answered the last
+  (its ``Done``): ``p50_us`` / ``p99_us`` from the quote entering ``Kernel.on_quote``,
+  through the channel, the strategy process and back, the risk gate, OMS and journal
+  enqueue, to the venue adapter's ``submit``: the path's own latency, nothing queued
+  before the quote. ``roundtrip_p50_us`` / ``roundtrip_p99_us``: from a quote
+  entering the node to the process's ``Done`` for it being handled, every quote;
+  ``lockstep_quotes_per_s``: the rate of that run;
+- quotes fed as fast as the process takes them (at most ``--window`` unanswered):
+  ``quotes_per_s``, the quotes one strategy process takes per second, orders
+  included; ``loaded_p50_us`` / ``loaded_p99_us``: the same tick-to-order span, now
+  with the quotes queued before each one.
+
+    python bench/tick_to_order.py [--isolation inline|process] [--quotes 200000] [--every 10]
 """
 
 from __future__ import annotations
@@ -21,14 +40,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 from bastion.clock import LiveClock
-from bastion.config import InstrumentConfig, PaperConfig
+from bastion.config import InstrumentConfig, NodeSection, PaperConfig
 from bastion.data.config import SyntheticFeedConfig
+from bastion.isolation import protocol as p
+from bastion.isolation.host import ProcessStrategyHost, StrategyProcess
 from bastion.journal.config import JournalConfig
 from bastion.journal.sqlite import SqliteJournal
 from bastion.logs import configure_logging
@@ -60,9 +83,10 @@ class EveryN(Strategy):
 '''
 
 
-def _config(root: Path, every: int) -> PaperConfig:
+def _config(root: Path, every: int, isolation: str) -> PaperConfig:
     (root / "every_n.py").write_text(STRATEGY)
     return PaperConfig(
+        node=NodeSection(isolation="process" if isolation == "process" else "inline"),
         instruments=[InstrumentConfig(id="XYZ.SIM", tick_size=Decimal("0.01"))],
         strategies=[
             StrategyConfig(
@@ -77,20 +101,25 @@ def _config(root: Path, every: int) -> PaperConfig:
     )
 
 
-async def _run(args: argparse.Namespace, root: Path) -> dict[str, object]:
-    config = _config(root, args.every)
+def _node(args: argparse.Namespace, root: Path) -> tuple[Kernel, SqliteJournal, list[int]]:
+    """The node (not started), and the list its venue's ``submit`` stamps each order in."""
+    config = _config(root, args.every, args.isolation)
     loop = asyncio.get_running_loop()
     clock = LiveClock()
     journal = SqliteJournal.from_config(root / "journal.sqlite", config.journal)
     epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
     holder: list[Kernel] = []
+
+    def request_flush() -> None:
+        loop.call_soon(holder[0].venue.flush)
+
     kernel = Kernel(
         config=config,
         base_dir=root,
         clock=clock,
         epoch=epoch,
         journal=journal,
-        request_flush=lambda: loop.call_soon(holder[0].venue.flush),
+        request_flush=request_flush,
     )
     holder.append(kernel)
     venue = kernel.venue
@@ -102,6 +131,26 @@ async def _run(args: argparse.Namespace, root: Path) -> dict[str, object]:
         submit(order)
 
     venue.submit = timed_submit  # type: ignore[method-assign]
+    return kernel, journal, handed
+
+
+def _quotes(clock: LiveClock) -> Iterator[QuoteTick]:
+    mid = 10_000
+    i = 0
+    while True:
+        mid += 1 if (i * 7919) % 3 else -1
+        i += 1
+        yield QuoteTick("XYZ.SIM", clock.timestamp_ns(), mid, mid + 1, 100, 100)
+
+
+def _pct(samples: list[int], p: float) -> float:
+    return round(samples[min(len(samples) - 1, int(p * len(samples)))] / 1000, 1)
+
+
+async def _run_inline(args: argparse.Namespace, root: Path) -> dict[str, object]:
+    kernel, journal, handed = _node(args, root)
+    clock = kernel.clock
+    assert isinstance(clock, LiveClock)
     kernel.start()
     latencies: list[int] = []
     perf = time.perf_counter_ns
@@ -123,16 +172,13 @@ async def _run(args: argparse.Namespace, root: Path) -> dict[str, object]:
         kernel.stop_strategies()
         journal.close()
     latencies.sort()
-
-    def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] / 1000, 1)
-
     return {
         "bench": "tick_to_order",
+        "isolation": "inline",
         "quotes": args.quotes,
         "orders_timed": len(latencies),
-        "p50_us": pct(0.50),
-        "p99_us": pct(0.99),
+        "p50_us": _pct(latencies, 0.50),
+        "p99_us": _pct(latencies, 0.99),
         "max_us": round(latencies[-1] / 1000, 1),
         "quotes_per_s": round(args.quotes / elapsed),
         "journal_events": journal.last_seq,
@@ -140,15 +186,158 @@ async def _run(args: argparse.Namespace, root: Path) -> dict[str, object]:
     }
 
 
+class _Answers:
+    """Wakes the bench when the strategy process has answered up to an input: the
+    host's message handler, with a look at each ``Done`` after the host handled it."""
+
+    def __init__(self, host: ProcessStrategyHost, proc: StrategyProcess) -> None:
+        self._proc = proc
+        self._target = 0
+        self._waiter: asyncio.Future[int] | None = None
+        handle = host._handle
+
+        def handle_and_wake(proc: StrategyProcess, message: p.WorkerMessage) -> None:
+            handle(proc, message)
+            waiter = self._waiter
+            if waiter is not None and type(message) is p.Done and proc.acked >= self._target:
+                self._waiter = None
+                waiter.set_result(time.perf_counter_ns())
+
+        host._handle = handle_and_wake  # type: ignore[method-assign]
+
+    async def through(self, sent: int) -> int:
+        """Wait until the process has handled its first ``sent`` inputs; the time the
+        host handled the ``Done`` that said so (now, if it had already)."""
+        if self._proc.acked >= sent:
+            return time.perf_counter_ns()
+        self._target = sent
+        self._waiter = asyncio.get_running_loop().create_future()
+        return await self._waiter
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _run_process(args: argparse.Namespace, root: Path) -> dict[str, object]:
+    kernel, journal, handed = _node(args, root)
+    clock = kernel.clock
+    assert isinstance(clock, LiveClock)
+    host = kernel.strategies
+    assert isinstance(host, ProcessStrategyHost)
+    (proc,) = host.processes.values()
+    answers = _Answers(host, proc)
+    kernel.start()
+    perf = time.perf_counter_ns
+    quotes = _quotes(clock)
+    every = args.every
+    try:
+        deadline = time.monotonic() + 60
+        while proc.state != "running" or not host.quote_subscribers.get("XYZ.SIM"):
+            if proc.state not in ("starting", "running") or time.monotonic() > deadline:
+                raise SystemExit(f"the strategy process did not start: {proc.status()}")
+            await asyncio.sleep(0.005)
+        # quote k (from 1) is the strategy's k-th: it orders on every ``every``-th
+        seen = 0
+
+        # one at a time: the path's own latency
+        latencies: list[int] = []
+        roundtrips: list[int] = []
+        cpu_core, cpu_worker = time.process_time(), _cpu_s(proc.pid)
+        t_start = perf()
+        for i in range(args.quotes):
+            quote = next(quotes)
+            before = len(handed)
+            t0 = perf()
+            kernel.on_quote(quote)
+            t_done = await answers.through(proc.sent)
+            seen += 1
+            if seen % every == 0 and len(handed) != before + 1:
+                raise SystemExit(f"quote {seen}: its order did not reach the venue")
+            if i >= args.warmup:
+                roundtrips.append(t_done - t0)
+                if seen % every == 0:
+                    latencies.append(handed[before] - t0)
+        lockstep_s = (perf() - t_start) / 1e9
+        lockstep_cpu = (time.process_time() - cpu_core, _cpu_s(proc.pid) - cpu_worker)
+
+        # as fast as the process takes them: its throughput, and the latency under load
+        order_t0: list[int] = []
+        base = len(handed)
+        window = args.window
+        cpu_core, cpu_worker = time.process_time(), _cpu_s(proc.pid)
+        t_start = perf()
+        for i in range(args.quotes):
+            quote = next(quotes)
+            t0 = perf()
+            kernel.on_quote(quote)
+            seen += 1
+            if seen % every == 0:
+                order_t0.append(t0)
+            if proc.pending >= window:
+                await answers.through(proc.sent - window // 2)
+            elif i % 16 == 0:
+                await asyncio.sleep(0)  # the loop runs: the process's answers, timers
+        await answers.through(proc.sent)
+        loaded_s = (perf() - t_start) / 1e9
+        loaded_cpu = (time.process_time() - cpu_core, _cpu_s(proc.pid) - cpu_worker)
+        if len(handed) - base != len(order_t0):
+            raise SystemExit(f"{len(order_t0)} orders sent, {len(handed) - base} reached the venue")
+        skip = args.warmup // every
+        loaded = sorted(h - t for h, t in zip(handed[base + skip :], order_t0[skip:], strict=True))
+        state = proc.state
+    finally:
+        kernel.stop_strategies()
+        journal.close()
+    if state != "running":
+        raise SystemExit(f"the strategy process is {state}: {proc.failure}")
+    latencies.sort()
+    roundtrips.sort()
+    n = args.quotes
+    return {
+        "bench": "tick_to_order",
+        "isolation": "process",
+        "quotes": n,
+        "orders_timed": len(latencies),
+        "p50_us": _pct(latencies, 0.50),
+        "p99_us": _pct(latencies, 0.99),
+        "max_us": round(latencies[-1] / 1000, 1),
+        "roundtrip_p50_us": _pct(roundtrips, 0.50),
+        "roundtrip_p99_us": _pct(roundtrips, 0.99),
+        "lockstep_quotes_per_s": round(n / lockstep_s),
+        "lockstep_core_cpu_us_per_quote": round(lockstep_cpu[0] / n * 1e6, 1),
+        "lockstep_worker_cpu_us_per_quote": round(lockstep_cpu[1] / n * 1e6, 1),
+        "quotes_per_s": round(n / loaded_s),
+        "window": window,
+        "loaded_p50_us": _pct(loaded, 0.50),
+        "loaded_p99_us": _pct(loaded, 0.99),
+        "loaded_core_cpu_us_per_quote": round(loaded_cpu[0] / n * 1e6, 1),
+        "loaded_worker_cpu_us_per_quote": round(loaded_cpu[1] / n * 1e6, 1),
+        "journal_events": journal.last_seq,
+        "fills": sum(1 for o in kernel.execution.orders() if o.filled_qty),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--isolation", choices=("inline", "process"), default="inline")
     parser.add_argument("--quotes", type=int, default=200_000)
     parser.add_argument("--every", type=int, default=10, help="an order every N quotes")
     parser.add_argument("--warmup", type=int, default=2_000, help="quotes not timed at start")
+    parser.add_argument(
+        "--window", type=int, default=256, help="process: most quotes unanswered at once"
+    )
+    parser.add_argument("--quick", action="store_true", help="a short run (a smoke test)")
     args = parser.parse_args()
+    if args.quick:
+        args.quotes, args.warmup = 2_000, 200
     configure_logging("warning", "console")
+    run = _run_process if args.isolation == "process" else _run_inline
     with tempfile.TemporaryDirectory(prefix="bastion-t2o-") as tmp:
-        result = asyncio.run(_run(args, Path(tmp)))
+        result = asyncio.run(run(args, Path(tmp)))
     print(json.dumps(result), flush=True)
 
 

@@ -96,6 +96,8 @@ class StrategyProcess:
         self.output_fd = -1
         self.buffer = p.FrameBuffer(p.MAX_WORKER_FRAME)
         self.unsent = bytearray()
+        self.held = bytearray()
+        """Frames kept while the host handles this process's messages (``_drain``)."""
         self.sent = 0
         self.acked = 0
         self.busy_since = 0.0
@@ -224,6 +226,9 @@ class ProcessStrategyHost:
         self.launch: Launch = launch_worker
         """How a strategy process is started. The one test seam: a test sets a launch
         that keeps the channel's other end and plays the strategy process itself."""
+        self._holding = False
+        self._held: list[StrategyProcess] = []
+        self._held_write_due = False
 
     # -- lifecycle ----------------------------------------------------------------------
     def start_all(self) -> None:
@@ -325,7 +330,9 @@ class ProcessStrategyHost:
     def on_order_event(self, event: OrderEvent) -> None:
         proc = self._process_of.get(event.strategy_id)
         if proc is not None and proc.state in ("starting", "running", "stopping"):
-            self._send_input(proc, p.frame(p.EventMsg(event)))  # type: ignore[arg-type]
+            # held to the end of this callback: the events of a burst (the kill's
+            # cancels, an order's fills) go in one write, not one each
+            self._send_input(proc, p.frame(p.EventMsg(event)), hold=True)  # type: ignore[arg-type]
 
     def fail(self, target: object, error: BaseException) -> None:
         """The kernel's hook for a handler that raised; a process's never does."""
@@ -421,8 +428,9 @@ class ProcessStrategyHost:
             log.error("strategy_quote_send_failed", group=proc.group, error=repr(error))
             self._fail(proc, f"the core could not send it a quote: {error!r}")
 
-    def _send_input(self, proc: StrategyProcess, data: bytes) -> None:
-        """Send an input the process must handle (the watchdog counts it)."""
+    def _send_input(self, proc: StrategyProcess, data: bytes, *, hold: bool = False) -> None:
+        """Send an input the process must handle (the watchdog counts it); with
+        ``hold``, at the end of the current event-loop callback."""
         if proc.state not in ("starting", "running", "stopping"):
             return
         proc.sent += 1
@@ -437,12 +445,22 @@ class ProcessStrategyHost:
                 f"(max_backlog {proc.limits.max_backlog})",
             )
             return
-        self._send(proc, data)
+        self._send(proc, data, hold=hold)
 
-    def _send(self, proc: StrategyProcess, data: bytes) -> None:
+    def _send(self, proc: StrategyProcess, data: bytes | bytearray, *, hold: bool = False) -> None:
         sock = proc.sock
         if sock is None:
             return
+        if self._holding or hold:
+            if not proc.held:
+                self._held.append(proc)
+                if not self._holding and not self._held_write_due and self._loop is not None:
+                    self._held_write_due = True
+                    self._loop.call_soon(self._send_held)
+            proc.held += data
+            return
+        if proc.held:  # what is held goes first
+            data, proc.held = proc.held + data, bytearray()
         if proc.unsent:
             proc.unsent += data
             if len(proc.unsent) > MAX_UNSENT_BYTES:
@@ -459,6 +477,14 @@ class ProcessStrategyHost:
             proc.unsent += data[sent:]
             if self._loop is not None:
                 self._loop.add_writer(sock.fileno(), self._on_writable, proc)
+
+    def _send_held(self) -> None:
+        self._held_write_due = False
+        held, self._held = self._held, []
+        for proc in held:
+            data, proc.held = proc.held, bytearray()
+            if data:
+                self._send(proc, data)
 
     def _on_writable(self, proc: StrategyProcess) -> None:
         sock = proc.sock
@@ -497,23 +523,34 @@ class ProcessStrategyHost:
 
     def _drain(self, proc: StrategyProcess) -> bool:
         """Handle the whole messages received, at most ``MAX_MESSAGES_PER_TURN``; True
-        when it stopped there (more may wait)."""
+        when it stopped there (more may wait).
+
+        What the messages cause (order events, ids, for this process or another) is
+        held and sent once they are handled: one write per process, not one per event,
+        and none ahead of the orders on their way to the venue."""
+        holding = self._holding
+        self._holding = True
         handled = 0
         try:
-            while proc.sock is not None and (payload := proc.buffer.next()) is not None:
-                self._handle(proc, p.WORKER_DECODER.decode(payload))
-                handled += 1
-                if handled >= MAX_MESSAGES_PER_TURN:
-                    break
-        except (p.ProtocolError, msgspec.DecodeError, msgspec.ValidationError) as error:
-            self._fail(proc, f"protocol violation: {error}")
-        except _Violation as error:
-            self._fail(proc, f"protocol violation: {error}")
-        except Exception as error:  # a message the core cannot handle fails its sender
-            log.exception("strategy_message_not_handled", group=proc.group)
-            self._fail(proc, f"message not handled: {type(error).__name__}: {error}")
-        if handled:
-            self._flush()
+            try:
+                while proc.sock is not None and (payload := proc.buffer.next()) is not None:
+                    self._handle(proc, p.WORKER_DECODER.decode(payload))
+                    handled += 1
+                    if handled >= MAX_MESSAGES_PER_TURN:
+                        break
+            except (p.ProtocolError, msgspec.DecodeError, msgspec.ValidationError) as error:
+                self._fail(proc, f"protocol violation: {error}")
+            except _Violation as error:
+                self._fail(proc, f"protocol violation: {error}")
+            except Exception as error:  # a message the core cannot handle fails its sender
+                log.exception("strategy_message_not_handled", group=proc.group)
+                self._fail(proc, f"message not handled: {type(error).__name__}: {error}")
+            if handled:
+                self._flush()
+        finally:
+            if not holding:
+                self._holding = False
+                self._send_held()
         return handled >= MAX_MESSAGES_PER_TURN and proc.sock is not None
 
     def _resume(self, proc: StrategyProcess) -> None:
@@ -800,6 +837,7 @@ class ProcessStrategyHost:
             sock.close()
             proc.sock = None
         proc.unsent = bytearray()
+        proc.held = bytearray()
         popen = proc.popen
         if kill and popen is not None and popen.poll() is None:
             try:

@@ -231,7 +231,7 @@ class FrameBuffer:
         self._buf = bytearray()
         self._limit = limit
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         self._buf += data
 
     def __len__(self) -> int:

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
@@ -48,6 +48,8 @@ from bastion.strategy.base import Strategy
 from bastion.strategy.config import StrategyConfig
 from bastion.strategy.runner import encode_state, load_state, load_strategy
 
+RECV_BYTES: Final = 1 << 20
+"""Most bytes read from the channel at once."""
 _GTC = TimeInForce.GTC
 _BUY = OrderSide.BUY
 _INITIALIZED = OrderStatus.INITIALIZED
@@ -476,12 +478,15 @@ class Worker:
         sock = self.sock
         buffer = self.buffer
         decode = p.CORE_DECODER.decode
+        # read into one buffer: ``recv(n)`` allocates n bytes each time (for 1 MiB, an
+        # mmap and munmap: ~12 us, more than the rest of a quote's handling)
+        received = memoryview(bytearray(RECV_BYTES))
         while True:
             if poller.poll(self.timers.timeout_ms()):
-                data = sock.recv(1 << 20)
-                if not data:
+                size = sock.recv_into(received)
+                if not size:
                     return  # the core is gone
-                buffer.feed(data)
+                buffer.feed(received[:size])
                 while (payload := buffer.next()) is not None:
                     self.handled += 1
                     if not self.handle(decode(payload)):

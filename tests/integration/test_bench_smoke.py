@@ -1,0 +1,73 @@
+"""The benches run (``--quick``) and print their JSON line with the keys the docs name.
+
+Smoke tests only: no figure is checked against a target here (a benchmark is not a
+timed test); what must hold whatever the timing (no order accepted after the kill,
+none left open) is.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from kit.node_process import child_env
+from kit.paths import REPO_ROOT
+
+
+def _bench(name: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / name), "--quick", *args],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("isolation", ["inline", "process"])
+def test_when_tick_to_order_runs_then_it_prints_latency_and_rate(isolation: str) -> None:
+    """tick_to_order.py --quick prints p50/p99 and quotes/s for either isolation."""
+    result = _bench("tick_to_order.py", "--isolation", isolation)
+    assert result["isolation"] == isolation
+    assert result["orders_timed"] > 0
+    for key in ("p50_us", "p99_us", "quotes_per_s"):
+        assert result[key] > 0, key
+
+
+def test_when_tick_to_order_runs_isolated_then_it_times_the_round_trip_and_load() -> None:
+    """The isolated run also prints the round trip and the latency under load."""
+    result = _bench("tick_to_order.py", "--isolation", "process")
+    for key in ("roundtrip_p50_us", "lockstep_quotes_per_s", "loaded_p50_us", "loaded_p99_us"):
+        assert result[key] > 0, key
+
+
+@pytest.mark.parametrize("variant", ["spin", "flood"])
+def test_when_kill_runs_then_no_order_is_accepted_after_it_and_none_stays_open(
+    variant: str,
+) -> None:
+    """kill.py --quick prints kill_all_ms; nothing passes the gate after the kill."""
+    result = _bench("kill.py", "--variant", variant)
+    assert result["variant"] == variant
+    assert result["kill_all_ms"] > 0
+    assert result["accepted_after_kill"] == 0
+    assert result["open_after_kill"] == 0
+    assert result["cancels_sent"] == result["resting_orders"] == result["open_at_kill"]
+    if variant == "flood":
+        assert result["orders_accepted_before_kill"] > 0  # it did flood
+        assert result["denied_after_kill"] > 0  # and went on after the kill
+
+
+def test_when_ipc_floor_runs_then_it_prints_each_shape() -> None:
+    """ipc_floor.py --quick prints a round trip for each way of waiting."""
+    result = _bench("ipc_floor.py")
+    for shape in ("asyncio_poll", "blocking", "child_spins", "one_cpu"):
+        assert 0 < result[shape]["p50_us"] <= result[shape]["p99_us"], shape
