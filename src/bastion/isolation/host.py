@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -115,7 +116,6 @@ class StrategyProcess:
         self.output_tail = b""
         self.output_window = (0.0, 0)
         self.output_dropped = 0
-        self.exit_cause = ""
 
     @property
     def pending(self) -> int:
@@ -164,8 +164,6 @@ def launch_worker(
 
 class ProcessStrategyHost:
     """Runs the node's strategies in their own processes (``node.isolation = "process"``)."""
-
-    isolation = "process"
 
     def __init__(
         self,
@@ -275,11 +273,8 @@ class ProcessStrategyHost:
             proc.state = "stopped"
 
     def save_states(self) -> dict[str, bytes]:
-        """The states the strategies saved last (their processes are asked for new ones,
-        which the next snapshot takes)."""
-        for proc in self.processes.values():
-            if proc.state == "running":
-                self._send_input(proc, p.frame(p.Save()))
+        """The states the strategies saved last: asked for before each snapshot
+        (``refresh_states``) and at stop."""
         return dict(self.restored_states)
 
     async def refresh_states(self, timeout_s: float) -> None:
@@ -304,9 +299,6 @@ class ProcessStrategyHost:
             "loop_lag_ms": round(self.loop_lag_ms, 3),
             "loop_lag_max_ms": round(self.loop_lag_max_ms, 3),
         }
-
-    def pids(self) -> set[int]:
-        return {proc.pid for proc in self.processes.values() if proc.pid}
 
     # -- data and events to the processes -----------------------------------------------
     def on_bar(self, bar: Bar) -> None:
@@ -370,7 +362,7 @@ class ProcessStrategyHost:
         proc.state = "starting"
         proc.started_at = proc.last_input = self._clock.monotonic_s()
         proc.subscribed = set()
-        proc.failure = proc.exit_cause = ""
+        proc.failure = ""
         proc.send_quote = functools.partial(self._send_quote, proc)
         self._loop.add_reader(parent.fileno(), self._on_readable, proc)
         self._loop.add_reader(out_r, self._on_output, proc, out_r)
@@ -381,7 +373,6 @@ class ProcessStrategyHost:
             read_dirs.add(str(self.paths[config.name].parent))
             read_dirs.update(config.read_paths)
         start = p.Start(
-            node_id=self._ids.prefix,
             id_prefix=self._ids.prefix,
             ids=first,
             strategies=[
@@ -568,8 +559,6 @@ class ProcessStrategyHost:
 
     def _wait_readable(self, procs: list[StrategyProcess], timeout: float) -> None:
         """At stop: block up to ``timeout`` for the processes' messages and handle them."""
-        import select
-
         socks = {proc.sock.fileno(): proc for proc in procs if proc.sock is not None}
         ready, _, _ = select.select(list(socks), [], [], max(0.0, timeout))
         for fd in ready:
@@ -646,7 +635,7 @@ class ProcessStrategyHost:
         if strategy_id not in proc.strategy_ids:
             raise _Violation(f"strategy {strategy_id!r} is not one of this process's")
 
-    def _own_order(self, proc: StrategyProcess, strategy_id: str, client_order_id: str) -> Any:
+    def _own_order(self, proc: StrategyProcess, strategy_id: str, client_order_id: str) -> Order:
         self._check_strategy(proc, strategy_id)
         order = self._execution.order(client_order_id)
         if order is None or order.strategy_id != strategy_id:
@@ -776,7 +765,7 @@ class ProcessStrategyHost:
         if code is None and self._clock.monotonic_s() < deadline and self._loop is not None:
             self._loop.call_later(0.005, self._poll_exit, proc, deadline)
             return
-        self._fail(proc, proc.exit_cause or _exit_cause(code))
+        self._fail(proc, _exit_cause(code))
 
     def _fail(self, proc: StrategyProcess, cause: str) -> None:
         if proc.state in ("failed", "stopped", "new"):

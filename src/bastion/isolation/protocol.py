@@ -63,7 +63,6 @@ class StrategySpec(msgspec.Struct, array_like=True, frozen=True):
 
 
 class Start(_Msg, frozen=True, tag=1):
-    node_id: str
     id_prefix: str
     """Client order ids are ``id_prefix`` + a sequence number from a granted range."""
     ids: tuple[int, int]
