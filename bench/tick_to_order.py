@@ -110,8 +110,8 @@ def _node(args: argparse.Namespace, root: Path) -> tuple[Kernel, SqliteJournal, 
     epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
     holder: list[Kernel] = []
 
-    def request_flush() -> None:
-        loop.call_soon(holder[0].venue.flush)
+    def request_flush() -> None:  # as the node's runner asks for it
+        loop.call_soon(holder[0].flush)
 
     kernel = Kernel(
         config=config,
