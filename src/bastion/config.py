@@ -25,6 +25,7 @@ from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
 from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
 from bastion.journal.config import JournalConfig
+from bastion.live.limits import missing_live_limits
 from bastion.model.instruments import Instrument
 from bastion.portfolio.config import AccountConfig
 from bastion.recovery.config import RecoveryConfig
@@ -55,6 +56,7 @@ _MAX_DECIMALS: Final = 12
 
 
 Isolation = Literal["process", "inline"]
+Mode = Literal["backtest", "paper", "live"]
 
 
 class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -67,6 +69,13 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Where strategies run: ``process`` (each in its own sandboxed process; the default
     of a live node) or ``inline`` (in the node's process: backtests, and paper nodes
     that ask for it, with a warning; ``bastion.isolation``)."""
+    mode: Mode = "paper"
+    """``paper`` (the simulated venue or a venue's test environment) or ``live`` (real
+    money: isolated strategies, a minimum set of limits, an armed start, a clean git
+    tree; ``bastion.live``). A backtest config is ``backtest`` whatever it says."""
+    allow_dirty: bool = False
+    """Live only: start even when the desk's git tree has changes not committed (the
+    run manifest records it either way)."""
 
 
 class InstrumentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -152,6 +161,7 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         return self.node.isolation or "process"
 
     def __post_init__(self) -> None:
+        self._check_mode()
         venue_keys = self._check_venues()
         _check_common(self.instruments, self.strategies, venue_keys)
         ids = {i.id for i in self.instruments}
@@ -206,6 +216,29 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         _check_positive("journal.flush_interval_ms", self.journal.flush_interval_ms)
         if self.run_for_s is not None:
             _check_positive("run_for_s", self.run_for_s)
+
+    def _check_mode(self) -> None:
+        """A live config: isolated strategies and the minimum set of limits."""
+        mode = self.node.mode
+        if mode == "backtest":
+            raise ConfigError(
+                "key 'node.mode': 'backtest' is a `bastion backtest` config; "
+                "a node runs 'paper' or 'live'"
+            )
+        if self.node.allow_dirty and mode != "live":
+            raise ConfigError("key 'node.allow_dirty': only a live node checks its git tree")
+        if mode != "live":
+            return
+        if self.node.isolation == "inline":
+            raise ConfigError(
+                "key 'node.isolation': a live node runs its strategies isolated "
+                "('process'): inline, a strategy can reach the risk gate and the secrets"
+            )
+        missing = missing_live_limits(self.risk, (i.id for i in self.instruments))
+        if missing:
+            raise ConfigError(
+                "key 'risk': a live node must set these limits: " + "; ".join(missing)
+            )
 
     def _check_venues(self) -> dict[str, str]:
         """The configured venue names, each with the key that names it."""
@@ -325,6 +358,9 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.node.mode == "live" or self.node.allow_dirty:
+            key = "mode" if self.node.mode == "live" else "allow_dirty"
+            raise ConfigError(f"key 'node.{key}': a backtest replays data; it never runs live")
         _check_sim_venue(self.venue, "venue")
         _check_common(self.instruments, self.strategies, {self.venue.name: "venue.name"})
         if not self.data:

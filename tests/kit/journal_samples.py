@@ -138,6 +138,22 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             ts_ns=ts_ns + 26, venue="FIXSIM", reason="kill by bob: drill", who="bob", why="drill"
         ),
         ev.VenueResumed(ts_ns=ts_ns + 27, venue="FIXSIM", who="bob", why="over"),
+        ev.RunManifest(
+            ts_ns=ts_ns + 28,
+            node_id="node-1",
+            epoch=2,
+            mode="live",
+            version="0.1.0",
+            python="3.11.7",
+            host="desk-1",
+            who="alice",
+            config_path="desk/live.toml",
+            config_sha256="ab" * 32,
+            files={"strategies/ema.py": "cd" * 32},
+            git_commit="ef" * 20,
+            git_dirty=False,
+            untracked=[],
+        ),
     ]
 
 
@@ -207,6 +223,8 @@ def _for_type(t: mi.Type) -> st.SearchStrategy[Any]:
         return st.none()
     if isinstance(t, mi.ListType):
         return st.lists(_for_type(t.item_type), max_size=3)
+    if isinstance(t, mi.DictType):
+        return st.dictionaries(_for_type(t.key_type), _for_type(t.value_type), max_size=3)
     raise NotImplementedError(t)
 
 

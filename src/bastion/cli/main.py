@@ -30,6 +30,7 @@ from bastion.cli.common import (
 from bastion.cli.control import add_operator_commands
 from bastion.cli.desk import add_desk_commands
 from bastion.cli.journal import add_journal_commands
+from bastion.cli.manifest import add_manifest_commands
 from bastion.cli.node import add_node_commands
 from bastion.cli.venue import add_venue_commands
 from bastion.errors import (
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_node_commands(commands, formatter, logging_options)
     add_operator_commands(commands, formatter)
     add_journal_commands(commands, formatter)
+    add_manifest_commands(commands, formatter)
     add_venue_commands(commands, formatter, logging_options)
     return parser
 

@@ -240,6 +240,25 @@ def export_jsonl(path: Path, out: IO[bytes], *, from_seq: int = 1) -> int:
     return n
 
 
+def read_events(path: Path, type_name: str) -> list[tuple[int, JournalEvent]]:
+    """Every event of type ``type_name`` (its journal tag) as ``(seq, event)``, in order.
+    An undecodable payload is an ``OperationalError`` naming its seq."""
+    decoder = new_decoder()
+    found: list[tuple[int, JournalEvent]] = []
+    with open_readonly(path) as (db, _version):
+        rows = db.execute(
+            "SELECT seq, payload FROM events WHERE type = ? ORDER BY seq", (type_name,)
+        )
+        for seq, payload in rows:
+            try:
+                found.append((seq, decoder.decode(payload)))
+            except (msgspec.DecodeError, TypeError) as error:
+                raise OperationalError(
+                    f"{path}: seq {seq}: undecodable payload: {error}"
+                ) from error
+    return found
+
+
 __all__ = [
     "HASH_NAME",
     "ExportedRecord",
@@ -248,5 +267,6 @@ __all__ = [
     "VerifyResult",
     "export_jsonl",
     "journal_stats",
+    "read_events",
     "verify_journal",
 ]

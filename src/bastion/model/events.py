@@ -20,7 +20,8 @@ from bastion.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
 class Event(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
     """Base of every event: ``ts_ns`` is when the event happened (clock time).
 
-    Events hold only scalars, so they are untracked by the cyclic GC (``gc=False``).
+    Events hold only scalars (and lists or dicts of scalars): they cannot form a cycle,
+    so they are untracked by the cyclic GC (``gc=False``).
     """
 
     ts_ns: int
@@ -253,6 +254,30 @@ class VenueResumed(Event, frozen=True, kw_only=True):
     why: str
 
 
+class RunManifest(Event, frozen=True, kw_only=True):
+    """What a node ran, journaled at every start (``bastion manifest show|diff``).
+
+    ``files``: every strategy file (its path as the config gives it) with its SHA-256;
+    ``config_sha256``: the config file's (it holds secret references, never values).
+    ``git_commit``/``git_dirty``: the desk's git repository, when it is one (``None``
+    otherwise); ``untracked``: the run's files git does not track (a dirty tree too).
+    ``who``: the OS user that started the node."""
+
+    node_id: str
+    epoch: int
+    mode: str
+    version: str
+    python: str
+    host: str
+    who: str
+    config_path: str
+    config_sha256: str
+    files: dict[str, str]
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    untracked: list[str] = []
+
+
 class JournaledBy(enum.Enum):
     """Who writes an event type to the journal."""
 
@@ -305,6 +330,7 @@ EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(RiskOverrideEnded, "RiskOverrideEnded", _BUS),
     EventKind(VenueHalted, "VenueHalted", _BUS),
     EventKind(VenueResumed, "VenueResumed", _BUS),
+    EventKind(RunManifest, "RunManifest", _BUS),
 )
 """Every event type, stated once: the journal codec decodes exactly these, the execution
 engine journals the order events and the node subscribes the journal to the others.

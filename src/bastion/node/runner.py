@@ -40,6 +40,7 @@ from bastion.config import PaperConfig, resolve_path
 from bastion.feeds import Feed
 from bastion.isolation.sandbox import harden_core
 from bastion.journal.sqlite import SqliteJournal
+from bastion.live.preflight import check_live_start, node_manifest
 from bastion.model.events import (
     OrderCanceled,
     OrderDenied,
@@ -112,6 +113,14 @@ class _Node:
         config = self.config
         loop = asyncio.get_running_loop()
         clock = self.clock
+        manifest = node_manifest(
+            config,
+            base_dir=self.base_dir,
+            source=self.source,
+            who=operator_name(),
+            ts_ns=clock.timestamp_ns(),
+        )
+        check_live_start(config, manifest)
         journal = SqliteJournal.from_config(
             resolve_path(self.base_dir, config.journal.path), config.journal
         )
@@ -156,6 +165,16 @@ class _Node:
             raise
         operator.took_over_state()
         kernel.risk_overrides.audit_config(who=operator_name(), source=self.source)
+        kernel.bus.publish(
+            msgspec.structs.replace(manifest, epoch=epoch, ts_ns=clock.timestamp_ns())
+        )
+        log.info(
+            "run_manifest",
+            mode=manifest.mode,
+            config_sha256=manifest.config_sha256,
+            git_commit=manifest.git_commit,
+            git_dirty=manifest.git_dirty,
+        )
         self.report = {"epoch": epoch, **msgspec.structs.asdict(recovered)}
         self.report["torn_tail"] = journal.torn_tail
         adopted: dict[str, int] = {}

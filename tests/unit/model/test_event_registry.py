@@ -65,6 +65,9 @@ def _sample_value(annotation: Any) -> Any:
         return _sample_value(next(a for a in get_args(annotation) if a is not type(None)))
     if get_origin(annotation) is list:
         return [_sample_value(get_args(annotation)[0])]
+    if get_origin(annotation) is dict:
+        key, value = get_args(annotation)
+        return {_sample_value(key): _sample_value(value)}
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return next(iter(annotation))
     samples: dict[Any, Any] = {int: 7, str: "x", bool: True, Decimal: Decimal("0.012345")}

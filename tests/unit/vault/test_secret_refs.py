@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from bastion.errors import ConfigError
-from bastion.secrets import MemorySecrets, Secret, SecretNotFound, secret_name
+from bastion.vault import MemorySecrets, Secret, SecretNotFound, secret_name
 
 
 def test_when_secret_is_printed_then_only_its_name_shows() -> None:

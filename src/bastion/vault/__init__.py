@@ -7,7 +7,7 @@ or ``MemorySecrets`` in tests) turns a name into a ``Secret``, whose ``repr``/``
 never show the value: only ``reveal()`` does, in the component that uses it.
 """
 
-from bastion.secrets.refs import (
+from bastion.vault.refs import (
     SECRET_PREFIX,
     MemorySecrets,
     Secret,
