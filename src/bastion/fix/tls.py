@@ -88,6 +88,11 @@ class TlsClientConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             spki_sha256=_normalise_fingerprint(self.pin_spki_sha256 or ""),
         )
 
+    def client(self, base_dir: Path, key: str, *, secrets: SecretSource | None = None) -> ClientTls:
+        """Context, hostname and pin, ready for ``FixInitiator``."""
+        context = self.context(base_dir, key, secrets=secrets)
+        return ClientTls(context, self.server_hostname, self.pin())
+
     def context(
         self, base_dir: Path, key: str, *, secrets: SecretSource | None = None
     ) -> ssl.SSLContext:
@@ -161,6 +166,16 @@ class TlsServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
                 ) from None
             context.verify_mode = ssl.CERT_REQUIRED
         return context
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTls:
+    """What an initiator needs for TLS: the context, the name the venue's certificate
+    must carry (``None``: the host connected to), and the pin, if any."""
+
+    context: ssl.SSLContext
+    server_hostname: str | None = None
+    pin: Pin | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from bastion.clock import Clock
 from bastion.fix.admission import AcceptorLimits, AccessRule, AddressGuard, Peer
 from bastion.fix.codec import FixMessage, FixParser, Garbled
 from bastion.fix.session import FixSession
-from bastion.fix.tls import PeerCertificate, Pin
+from bastion.fix.tls import ClientTls, PeerCertificate
 from bastion.tasks import spawn
 
 log = structlog.get_logger("bastion.fix")
@@ -110,18 +110,14 @@ class FixInitiator:
         backoff_max_s: float = 30.0,
         connect_timeout_s: float = 5.0,
         rng: random.Random | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        pin: Pin | None = None,
+        tls: ClientTls | None = None,
         clock: Clock,
     ) -> None:
-        """``ssl_context``: connect over TLS; ``server_hostname`` is the name checked
-        against the venue's certificate (default ``host``); ``pin``: the certificate or
+        """``tls``: connect over TLS; its ``server_hostname`` is the name checked against
+        the venue's certificate (default ``host``), its ``pin`` the certificate or
         public key the venue must show, checked before the Logon is sent."""
         self.session = session
-        self.ssl_context = ssl_context
-        self.server_hostname = server_hostname
-        self.pin = pin
+        self.tls = tls
         self.last_failure = ""
         self._clock = clock
         self.host = host
@@ -195,7 +191,7 @@ class FixInitiator:
                     session=session.settings.key,
                     host=self.host,
                     port=self.port,
-                    tls=self.ssl_context is not None,
+                    tls=self.tls is not None,
                 )
                 reason = await run_connection(session, *connection, initiator=True)
             if self._stopping:
@@ -214,27 +210,30 @@ class FixInitiator:
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | str:
         """A connection, TLS handshake and pin checked; or why there is none."""
         where = f"{self.host}:{self.port}"
-        tls = self.ssl_context
+        tls = self.tls
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(
                     self.host,
                     self.port,
-                    ssl=tls,
-                    server_hostname=(self.server_hostname or self.host) if tls else None,
-                    ssl_handshake_timeout=self.connect_timeout_s if tls else None,
+                    ssl=None if tls is None else tls.context,
+                    server_hostname=None if tls is None else (tls.server_hostname or self.host),
+                    ssl_handshake_timeout=None if tls is None else self.connect_timeout_s,
                 ),
                 self.connect_timeout_s,
             )
         except ssl.SSLError as error:
             log.error("fix_tls_failed", session=self.session.settings.key, error=str(error))
-            return f"TLS with {where} failed: {error.reason or error}"
+            detail = getattr(error, "verify_message", None)
+            return f"TLS with {where} failed: {error.reason or error}" + (
+                f" ({detail})" if detail else ""
+            )
         except (OSError, TimeoutError) as error:
-            return f"connect to {where} failed: {error or 'timeout'}"
-        if self.pin is not None:
+            return f"connect to {where} failed: {error!r}"
+        if tls is not None and tls.pin is not None:
             ssl_object = writer.get_extra_info("ssl_object")
             der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-            mismatch = self.pin.mismatch(der)
+            mismatch = tls.pin.mismatch(der)
             if mismatch is not None:
                 writer.transport.abort()  # nothing of the session was written
                 log.error("fix_tls_pin_mismatch", session=self.session.settings.key, error=mismatch)
@@ -388,12 +387,13 @@ class FixAcceptor:
         certificate: PeerCertificate | None = None
         if self.ssl_context is not None:
             try:
-                await asyncio.wait_for(
-                    writer.start_tls(self.ssl_context),
-                    max(deadline - self._clock.monotonic_s(), 0.001),
+                # its own timeout: start_tls run under wait_for (another task) stalls
+                await writer.start_tls(
+                    self.ssl_context,
+                    ssl_handshake_timeout=max(deadline - self._clock.monotonic_s(), 0.001),
                 )
             except (TimeoutError, ConnectionError, OSError) as error:
-                self._failed(address, f"TLS handshake failed: {error or 'timeout'}")
+                self._failed(address, f"TLS handshake failed: {error!r}")
                 return None
             certificate = PeerCertificate.of(writer.get_extra_info("ssl_object"))
         read = await self._first_message(reader, deadline)

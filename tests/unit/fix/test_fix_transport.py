@@ -162,9 +162,7 @@ async def _exchange(port: int, data: bytes) -> bytes:
         await writer.wait_closed()
 
 
-def _logon(
-    sender: str, target: str, msg_type: str = "A", *extra: tuple[int, str]
-) -> bytes:
+def _logon(sender: str, target: str, msg_type: str = "A", *extra: tuple[int, str]) -> bytes:
     return encode(
         "FIX.4.4",
         [
