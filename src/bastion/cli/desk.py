@@ -36,6 +36,8 @@ creates:
 examples:
   bastion init mydesk
   bastion init --force mydesk   # rewrite the scaffold files, keep everything else
+  bastion init --tls mydesk     # FIX over mutual TLS: DIR/tls/ (a local CA, venue and
+                                # node certificates) and FIX configs that use them
 """
 
 
@@ -55,6 +57,12 @@ def add_desk_commands(commands: Commands, formatter: Formatter) -> None:
         "--force",
         action="store_true",
         help="write into a non-empty DIR, overwriting the scaffold files",
+    )
+    init.add_argument(
+        "--tls",
+        action="store_true",
+        help="also write DIR/tls/ (local CA, venue and node certificates) and make the "
+        "FIX configs use mutual TLS",
     )
     init.set_defaults(handler=cmd_init)
 
@@ -80,6 +88,8 @@ def cmd_init(args: argparse.Namespace) -> int:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source / rel, dest)
         n = write_sample_quotes(target / SAMPLE_QUOTES_PATH)
+        if getattr(args, "tls", False):
+            use_tls(target)
     except BaseException as e:
         if created:  # leave nothing half-made behind, so a retry is not refused
             shutil.rmtree(target, ignore_errors=True)
@@ -95,6 +105,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     print("  venue-sim.toml           FIX venue simulator config (bastion venue sim)")
     print("  paper-fix.toml           paper node trading with it over FIX 4.4")
     print(f"  {SAMPLE_QUOTES_PATH:<24} {n:,} synthetic quotes for XYZ.SIM, 100 ms apart")
+    if getattr(args, "tls", False):
+        print("  tls/                     local CA, venue and node certificates (FIX over TLS)")
     print()
     print("next:")
     print(f"  bastion backtest {shown}/backtest.toml   # replay the sample data, print a report")
@@ -125,3 +137,43 @@ def write_sample_quotes(path: Path, n: int = SAMPLE_QUOTES_N) -> int:
                 f"{q.ts_ns},{price(q.bid)},{price(q.ask)},{size(q.bid_size)},{size(q.ask_size)}\n"
             )
     return n
+
+
+TLS_DIR: Final = "tls"
+
+
+def use_tls(target: Path) -> None:
+    """Write ``target/tls`` and switch the scaffold's FIX configs to mutual TLS: the
+    venue serves its certificate and requires the node's (CN ``node``) for the account."""
+    from bastion.certs import create_certs
+
+    create_certs(target / TLS_DIR)
+    sim = target / "venue-sim.toml"
+    text = sim.read_text(encoding="utf-8")
+    account = 'comp_id = "BASTION"\n'
+    if account not in text:
+        raise BastionError("the scaffold venue-sim.toml has no BASTION account to secure")
+    text = text.replace(
+        account,
+        account + "# the client certificate this account must log on with (mutual TLS)\n"
+        'client_cert_cn = "node"\nallowed_ips = ["127.0.0.1/32"]\n',
+        1,
+    )
+    sim.write_text(
+        text + "\n# FIX over TLS only, with client certificates (`bastion init --tls`).\n"
+        "[tls]\n"
+        f'cert_file = "{TLS_DIR}/venue.pem"\n'
+        f'key_file = "{TLS_DIR}/venue.key"\n'
+        f'client_ca_file = "{TLS_DIR}/ca.pem"\n',
+        encoding="utf-8",
+    )
+    node = target / "paper-fix.toml"
+    node.write_text(
+        node.read_text(encoding="utf-8")
+        + "\n# TLS to the venue of the [[venues]] table above (`bastion init --tls`).\n"
+        "[venues.tls]\n"
+        f'ca_file = "{TLS_DIR}/ca.pem"\n'
+        f'client_cert = "{TLS_DIR}/node.pem"\n'
+        f'client_key = "{TLS_DIR}/node.key"\n',
+        encoding="utf-8",
+    )

@@ -18,6 +18,7 @@ from typing import Final
 
 from bastion import __version__
 from bastion.cli.backtest import add_backtest_commands
+from bastion.cli.certs import add_certs_commands
 from bastion.cli.common import (
     EXIT_DATA,
     EXIT_ERROR,
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_journal_commands(commands, formatter)
     add_manifest_commands(commands, formatter)
     add_venue_commands(commands, formatter, logging_options)
+    add_certs_commands(commands, formatter)
     return parser
 
 

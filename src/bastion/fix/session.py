@@ -351,6 +351,16 @@ class FixSession:
             self._fatal("MsgSeqNum (34) missing or not a number", logout=self.logged_on)
             return
         seq = int(seq_text)
+        if self.state is SessionState.AWAITING_LOGON and not self.initiator and msg_type == "A":
+            # authenticated before anything is touched: a refused Logon uses no sequence
+            # number and stores nothing, however many arrive
+            refusal = self.screen_logon(msg)
+            if refusal is not None:
+                self._write_raw(self.refusal_logout(refusal))
+                self.disconnect(f"logon refused: {refusal}")
+                return
+            self._on_logon(msg, seq)
+            return
         if self.state is SessionState.AWAITING_LOGON and msg_type != "A":
             if msg_type == "5":
                 self.counters["logout_before_logon"] += 1
@@ -536,14 +546,7 @@ class FixSession:
             self._fatal("EncryptMethod (98) not supported", logout=True)
             return
         reset = msg.get(141) == "Y"
-        if not self.initiator:
-            refusal = self.app.authenticate(self, msg)
-            if refusal is not None:
-                self.counters["logons_refused"] += 1
-                log.warning("fix_logon_refused", session=self.settings.key, reason=refusal)
-                self._send_admin("5", [(58, refusal)], force=True)
-                self.disconnect(f"logon refused: {refusal}")
-                return
+        if not self.initiator:  # screened by ``screen_logon`` already
             if reset:
                 self.store.reset(self._now_ns())
             self.heartbeat_s = int(heartbeat)
@@ -565,6 +568,55 @@ class FixSession:
         else:
             self.store.set_next_target_seq(seq + 1)
         self.app.on_logon(self)
+
+    def screen_logon(self, msg: FixMessage) -> str | None:
+        """Why an acceptor refuses the Logon ``msg``, or ``None`` to accept it.
+
+        Checks it is a well-formed Logon for this session (CompIDs, MsgSeqNum,
+        SendingTime, HeartBtInt, EncryptMethod), then the application's credentials.
+        Changes no sequence number and stores nothing, so a flood of bad Logons cannot
+        move the real counterparty's session; a refusal is counted and logged."""
+        refusal = self._logon_problem(msg) or self.app.authenticate(self, msg)
+        if refusal is not None:
+            self.counters["logons_refused"] += 1
+            log.warning("fix_logon_refused", session=self.settings.key, reason=refusal)
+        return refusal
+
+    def _logon_problem(self, msg: FixMessage) -> str | None:
+        settings = self.settings
+        if msg.msg_type != "A":
+            return "first message is not a Logon"
+        if msg.defect is not None:
+            return f"malformed Logon: {msg.defect.text}"
+        if msg.get(49) != settings.target_comp_id or msg.get(56) != settings.sender_comp_id:
+            return "CompID problem"
+        seq_text = msg.get(34)
+        if seq_text is None or not seq_text.isdigit() or int(seq_text) <= 0:
+            return "MsgSeqNum (34) missing or not a number"
+        sent_ns = parse_utc_timestamp(msg.get(52) or "")
+        if sent_ns is None:
+            return "SendingTime (52) missing or malformed"
+        if abs(self._now_ns() - sent_ns) > settings.max_sending_time_skew_s * 1e9:
+            return "SendingTime accuracy problem"
+        heartbeat = msg.get(108)
+        if heartbeat is None or not heartbeat.isdigit() or int(heartbeat) <= 0:
+            return "HeartBtInt (108) missing or invalid"
+        if msg.get(98) not in ("0", None):
+            return "EncryptMethod (98) not supported"
+        return None
+
+    def refusal_logout(self, text: str) -> bytes:
+        """The Logout that answers a refused Logon, outside the session: it carries the
+        next outbound MsgSeqNum without using it, and is not stored."""
+        fields = [
+            (35, "5"),
+            (49, self.settings.sender_comp_id),
+            (56, self.settings.target_comp_id),
+            (34, str(self.store.next_sender_seq)),
+            (52, format_utc_timestamp(self._now_ns())),
+            (58, text),
+        ]
+        return encode(self.settings.begin_string, fields)
 
     def _on_logout(self, msg: FixMessage) -> None:
         text = msg.get(58) or ""

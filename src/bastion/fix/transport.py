@@ -9,19 +9,32 @@ message of each connection, which must be a Logon, and hands the connection to
 the session named by its CompIDs; unknown sessions and second connections for a
 session already connected are dropped. Both read time from the ``Clock`` they are
 given, as their sessions do.
+
+TLS: the initiator connects with the ``ssl.SSLContext`` it is given and, when a
+``Pin`` is set, checks the venue's certificate against it before its session sends a
+byte. The acceptor admits a connection before any session hears of it
+(``bastion.fix.admission``): a locked-out address or one over the connection caps is
+closed unread; then the TLS handshake and the first message, a Logon, must come within
+the logon timeout; the session's ``AccessRule`` (source network, client certificate)
+and its ``screen_logon`` (a well-formed Logon with good credentials) must pass. A
+refusal is counted against the address and touches no session state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import ssl
+from collections import Counter
 from collections.abc import Callable, Mapping
 
 import structlog
 
 from bastion.clock import Clock
+from bastion.fix.admission import AcceptorLimits, AccessRule, AddressGuard, Peer
 from bastion.fix.codec import FixMessage, FixParser, Garbled
 from bastion.fix.session import FixSession
+from bastion.fix.tls import ClientTls, PeerCertificate
 from bastion.tasks import spawn
 
 log = structlog.get_logger("bastion.fix")
@@ -97,9 +110,15 @@ class FixInitiator:
         backoff_max_s: float = 30.0,
         connect_timeout_s: float = 5.0,
         rng: random.Random | None = None,
+        tls: ClientTls | None = None,
         clock: Clock,
     ) -> None:
+        """``tls``: connect over TLS; its ``server_hostname`` is the name checked against
+        the venue's certificate (default ``host``), its ``pin`` the certificate or
+        public key the venue must show, checked before the Logon is sent."""
         self.session = session
+        self.tls = tls
+        self.last_failure = ""
         self._clock = clock
         self.host = host
         self.port = port
@@ -161,19 +180,20 @@ class FixInitiator:
                     await asyncio.sleep(min(wait_s, 60.0))
                     continue
             logons_before = session.counters["logons"]
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.host, self.port), self.connect_timeout_s
-                )
-            except (OSError, TimeoutError) as error:
+            connection = await self._connect()
+            if isinstance(connection, str):
                 self.failures += 1
-                reason = f"connect to {self.host}:{self.port} failed: {error or 'timeout'}"
+                self.last_failure = reason = connection
             else:
                 self.connects += 1
                 log.info(
-                    "fix_connected", session=session.settings.key, host=self.host, port=self.port
+                    "fix_connected",
+                    session=session.settings.key,
+                    host=self.host,
+                    port=self.port,
+                    tls=self.tls is not None,
                 )
-                reason = await run_connection(session, reader, writer, initiator=True)
+                reason = await run_connection(session, *connection, initiator=True)
             if self._stopping:
                 break
             attempt = 1 if session.counters["logons"] > logons_before else attempt + 1
@@ -186,6 +206,39 @@ class FixInitiator:
                 delay_s=round(delay, 3),
             )
             await asyncio.sleep(delay)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | str:
+        """A connection, TLS handshake and pin checked; or why there is none."""
+        where = f"{self.host}:{self.port}"
+        tls = self.tls
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=None if tls is None else tls.context,
+                    server_hostname=None if tls is None else (tls.server_hostname or self.host),
+                    ssl_handshake_timeout=None if tls is None else self.connect_timeout_s,
+                ),
+                self.connect_timeout_s,
+            )
+        except ssl.SSLError as error:
+            log.error("fix_tls_failed", session=self.session.settings.key, error=str(error))
+            detail = getattr(error, "verify_message", None)
+            return f"TLS with {where} failed: {error.reason or error}" + (
+                f" ({detail})" if detail else ""
+            )
+        except (OSError, TimeoutError) as error:
+            return f"connect to {where} failed: {error!r}"
+        if tls is not None and tls.pin is not None:
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            mismatch = tls.pin.mismatch(der)
+            if mismatch is not None:
+                writer.transport.abort()  # nothing of the session was written
+                log.error("fix_tls_pin_mismatch", session=self.session.settings.key, error=mismatch)
+                return f"TLS with {where}: pinned certificate mismatch: {mismatch}"
+        return reader, writer
 
     async def stop(self, *, logout_timeout_s: float = 2.0) -> None:
         """Log out (waiting for the confirmation, bounded) and stop reconnecting."""
@@ -204,7 +257,10 @@ class FixInitiator:
 
 
 class FixAcceptor:
-    """Listens for initiators of the configured sessions."""
+    """Listens for initiators of the configured sessions.
+
+    ``counters``: ``refused`` (every connection closed before a session got it), and
+    why: ``locked_out``, ``over_capacity``, ``logon_failures``, ``lockouts``."""
 
     def __init__(
         self,
@@ -213,22 +269,35 @@ class FixAcceptor:
         port: int,
         *,
         begin_string: str = "FIX.4.4",
-        first_message_timeout_s: float = 10.0,
+        limits: AcceptorLimits | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        access: Mapping[tuple[str, str], AccessRule] | None = None,
         clock: Clock,
     ) -> None:
-        """``sessions`` are keyed by (our SenderCompID, their SenderCompID)."""
+        """``sessions`` (and ``access``, each session's conditions) are keyed by (our
+        SenderCompID, their SenderCompID). ``ssl_context``: serve TLS only."""
         self.sessions = dict(sessions)
         self._clock = clock
         self.host = host
         self.port = port
         self.begin_string = begin_string
-        self.first_message_timeout_s = first_message_timeout_s
+        self.limits = limits or AcceptorLimits()
+        self.ssl_context = ssl_context
+        self.access = dict(access or {})
+        self.guard = AddressGuard(self.limits)
+        self.counters: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
-        self.refused = 0
+        self._unauthenticated: Counter[str] = Counter()
+
+    @property
+    def refused(self) -> int:
+        return self.counters["refused"]
 
     async def start(self) -> int:
         """Start listening; returns the bound port (useful with port 0)."""
+        # TLS is started per connection, after the caps and the lockout are checked:
+        # a refused address costs no handshake
         self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
         port: int = self._server.sockets[0].getsockname()[1]
         self.port = port
@@ -264,56 +333,137 @@ class FixAcceptor:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
+        peername = writer.get_extra_info("peername")
+        address = str(peername[0]) if isinstance(peername, tuple) else str(peername)
+        refusal = self._over_limits(address)
+        if refusal is not None:
+            writer.transport.abort()
+            return
         self._connections.add(task)
+        self._unauthenticated[address] += 1
         try:
-            await self._serve(reader, writer)
+            try:
+                found = await self._admit(reader, writer, address)
+            finally:
+                self._unauthenticated[address] -= 1
+                if self._unauthenticated[address] <= 0:
+                    del self._unauthenticated[address]
+            if found is not None:
+                session, first_data = found
+                await run_connection(
+                    session, reader, writer, initiator=False, first_data=first_data
+                )
         except asyncio.CancelledError:
             # stopping: end normally (asyncio before 3.13 logs a cancelled handler as an error)
             pass
         finally:
             self._connections.discard(task)
-            writer.transport.close()
+            writer.transport.close()  # after what was written (a refusal's Logout)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+    def _over_limits(self, address: str) -> str | None:
+        """Why a new connection from ``address`` is closed unread, or ``None``."""
+        limits = self.limits
+        now_s = self._clock.monotonic_s()
+        if self.guard.locked(address, now_s):
+            self.counters["locked_out"] += 1
+            return self._refuse(address, "address locked out after failed logons")
+        if len(self._connections) >= limits.max_connections:
+            self.counters["over_capacity"] += 1
+            return self._refuse(address, "too many connections")
+        if (
+            sum(self._unauthenticated.values()) >= limits.max_unauthenticated
+            or self._unauthenticated[address] >= limits.max_unauthenticated_per_address
+        ):
+            self.counters["over_capacity"] += 1
+            return self._refuse(address, "too many connections not logged on")
+        return None
+
+    async def _admit(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str
+    ) -> tuple[FixSession, bytes] | None:
+        """The session this connection logs on to and the bytes read so far, or ``None``
+        (refused and counted)."""
+        deadline = self._clock.monotonic_s() + self.limits.logon_timeout_ms / 1000
+        certificate: PeerCertificate | None = None
+        if self.ssl_context is not None:
+            try:
+                # its own timeout: start_tls run under wait_for (another task) stalls
+                await writer.start_tls(
+                    self.ssl_context,
+                    ssl_handshake_timeout=max(deadline - self._clock.monotonic_s(), 0.001),
+                )
+            except (TimeoutError, ConnectionError, OSError) as error:
+                self._failed(address, f"TLS handshake failed: {error!r}")
+                return None
+            certificate = PeerCertificate.of(writer.get_extra_info("ssl_object"))
+        read = await self._first_message(reader, deadline)
+        if isinstance(read, str):
+            if read:
+                self._failed(address, read)
+            return None
+        first, buffered = read
+        key = (first.get(56) or "", first.get(49) or "")
+        session = self.sessions.get(key)
+        if session is None:
+            self._failed(
+                address, f"first message MsgType {first.msg_type!r} for unknown session {key}"
+            )
+            return None
+        if first.msg_type != "A":
+            self._failed(address, "first message is not a Logon")
+            return None
+        rule = self.access.get(key)
+        refusal = None if rule is None else rule.refusal(Peer(address, certificate))
+        if refusal is not None:
+            session.counters["logons_refused"] += 1
+        refusal = refusal or session.screen_logon(first)
+        if refusal is not None:
+            writer.write(session.refusal_logout(refusal))
+            self._failed(address, f"session {session.settings.key}: {refusal}")
+            return None
+        if session.connected:
+            self._refuse(address, f"session {session.settings.key} is already connected")
+            return None
+        self.guard.succeeded(address)
+        return session, buffered
+
+    async def _first_message(
+        self, reader: asyncio.StreamReader, deadline: float
+    ) -> tuple[FixMessage, bytes] | str:
+        """The first well-framed message and the bytes read with it; or why there is
+        none (empty: closed without a byte, not a logon attempt)."""
         parser = FixParser(self.begin_string)
         buffered = b""
-        first: FixMessage | None = None
-        deadline = self._clock.monotonic_s() + self.first_message_timeout_s
-        while first is None:
+        while True:
             remaining = deadline - self._clock.monotonic_s()
             try:
                 data = await asyncio.wait_for(reader.read(READ_CHUNK), max(remaining, 0.001))
             except (TimeoutError, ConnectionError, OSError):
-                self._refuse(peer, "no Logon received")
-                return
+                return "no Logon received in time"
             if not data:
-                return
+                return "closed before a Logon" if buffered else ""
             buffered += data
             if len(buffered) > MAX_FIRST_MESSAGE_BYTES:
-                self._refuse(peer, "no Logon in the first 64 KiB")
-                return
+                return "no Logon in the first 64 KiB"
             parser.feed(data)
             for item in parser.messages():
-                if isinstance(item, Garbled):
-                    continue
-                first = item
-                break
-        key = (first.get(56) or "", first.get(49) or "")
-        session = self.sessions.get(key)
-        if first.msg_type != "A" or session is None:
-            self._refuse(
-                peer,
-                f"first message MsgType {first.msg_type!r} for unknown session {key}"
-                if session is None
-                else "first message is not a Logon",
-            )
-            return
-        if session.connected:
-            self._refuse(peer, f"session {session.settings.key} is already connected")
-            return
-        await run_connection(session, reader, writer, initiator=False, first_data=buffered)
+                if not isinstance(item, Garbled):
+                    return item, buffered
 
-    def _refuse(self, peer: object, reason: str) -> None:
-        self.refused += 1
-        log.warning("fix_connection_refused", peer=str(peer), reason=reason)
+    def _failed(self, address: str, reason: str) -> None:
+        """A failed logon: refused, and counted against the address."""
+        self.counters["logon_failures"] += 1
+        self._refuse(address, reason)
+        if self.guard.failed(address, self._clock.monotonic_s()):
+            self.counters["lockouts"] += 1
+            log.warning(
+                "fix_address_locked_out",
+                peer=address,
+                failures=self.limits.max_logon_failures,
+                lockout_s=self.limits.lockout_s,
+            )
+
+    def _refuse(self, address: str, reason: str) -> str:
+        self.counters["refused"] += 1
+        log.warning("fix_connection_refused", peer=address, reason=reason)
+        return reason

@@ -9,6 +9,8 @@ import msgspec
 from bastion.config import InstrumentConfig
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
+from bastion.fix.admission import AcceptorLimits, AccessRule
+from bastion.fix.tls import TlsServerConfig
 from bastion.venues.sim.config import SimVenueConfig
 
 
@@ -18,6 +20,9 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     ``comp_id`` is the node's SenderCompID. The Logon must carry ``username`` (553)
     and the password (554) from the environment variable ``password_env`` (or
     ``password`` in the file, which keeps a secret in a file: prefer the environment).
+    ``allowed_ips``: the addresses or networks it may connect from (empty: any).
+    ``client_cert_cn`` / ``client_cert_sha256``: with mutual TLS, the client
+    certificate (its common name, or its SHA-256) this account must log on with.
     """
 
     name: str
@@ -25,6 +30,18 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     username: str
     password: str | None = None
     password_env: str | None = None
+    allowed_ips: list[str] = []
+    client_cert_cn: str | None = None
+    client_cert_sha256: str | None = None
+
+    def access_rule(self, key: str) -> AccessRule:
+        """Its conditions on a connection; ``ConfigError`` naming the key."""
+        return AccessRule.parse(
+            self.allowed_ips,
+            key,
+            cert_common_name=self.client_cert_cn,
+            cert_sha256=self.client_cert_sha256,
+        )
 
     def __repr__(self) -> str:
         return f"AccountConfig(name={self.name!r}, comp_id={self.comp_id!r})"
@@ -54,6 +71,9 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``matching``: the matching engine's rules (the same as the in-process venue).
     - ``feeds`` (synthetic quotes) and ``replay`` (recorded files): the market the
       simulator matches against and publishes over FIX market data.
+    - ``tls``: serve FIX over TLS only (``bastion.fix.tls.TlsServerConfig``).
+    - ``limits``: connection caps, logon timeout and lockout
+      (``bastion.fix.admission.AcceptorLimits``).
     """
 
     host: str = "127.0.0.1"
@@ -69,6 +89,8 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     feeds: list[SyntheticFeedConfig] = []
     replay: list[ReplaySourceConfig] = []
     run_for_s: float | None = None
+    tls: TlsServerConfig | None = None
+    limits: AcceptorLimits = msgspec.field(default_factory=AcceptorLimits)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -90,6 +112,12 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                 raise ConfigError(f"key '{key}.comp_id': duplicate comp_id '{account.comp_id}'")
             if (account.password is None) == (account.password_env is None):
                 raise ConfigError(f"key '{key}': give exactly one of password_env or password")
+            rule = account.access_rule(key)
+            if rule.needs_certificate and (self.tls is None or self.tls.client_ca_file is None):
+                raise ConfigError(
+                    f"key '{key}.client_cert_cn': a client certificate is checked only with "
+                    "mutual TLS: set tls.client_ca_file"
+                )
             names.add(account.name)
             comp_ids.add(account.comp_id)
         if not self.instruments:
@@ -113,5 +141,8 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         for n, source in enumerate(self.replay):
             if source.instrument not in ids:
                 raise ConfigError(f"key 'replay[{n}].instrument': unknown '{source.instrument}'")
+        if self.tls is not None:
+            self.tls.check("tls")
+        self.limits.check("limits")
         if self.run_for_s is not None and not self.run_for_s > 0:
             raise ConfigError(f"key 'run_for_s': must be > 0, got {self.run_for_s}")

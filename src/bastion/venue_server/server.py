@@ -35,6 +35,7 @@ from bastion.clock import LiveClock
 from bastion.config import resolve_path
 from bastion.data import SyntheticQuoteFeed
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
+from bastion.fix.admission import AccessRule
 from bastion.fix.codec import REQUIRED_TAG_MISSING, VALUE_INCORRECT, FixMessage
 from bastion.fix.session import (
     BusinessReject,
@@ -185,6 +186,7 @@ class VenueSimServer:
         self.gate = OutputGate()  # every session's output waits for the ledger's commit
         self.apps: dict[str, _AccountSession] = {}
         sessions: dict[tuple[str, str], FixSession] = {}
+        access: dict[tuple[str, str], AccessRule] = {}
         for n, account in enumerate(config.accounts):
             app = _AccountSession(self, account, account.resolve_password(f"accounts[{n}]"))
             settings = SessionSettings(
@@ -196,8 +198,17 @@ class VenueSimServer:
             app.session = FixSession(settings, store, app, clock=self.clock, gate=self.gate)
             app.session.unit_of_work = self.ledger.batch  # reports leave after the ledger commits
             sessions[(config.comp_id, account.comp_id)] = app.session
+            access[(config.comp_id, account.comp_id)] = account.access_rule(f"accounts[{n}]")
             self.apps[account.name] = app
-        self.acceptor = FixAcceptor(sessions, config.host, config.port, clock=self.clock)
+        self.acceptor = FixAcceptor(
+            sessions,
+            config.host,
+            config.port,
+            limits=config.limits,
+            ssl_context=None if config.tls is None else config.tls.context(base_dir, "tls"),
+            access=access,
+            clock=self.clock,
+        )
         self.tasks = TaskManager(on_crash=self._on_task_crash)
         self.counters: Counter[str] = Counter()
         self.stop_requested = asyncio.Event()
@@ -275,6 +286,7 @@ class VenueSimServer:
                 "venue_sim_listening",
                 host=self.config.host,
                 port=self.port,
+                tls=self.config.tls is not None,
                 comp_id=self.config.comp_id,
                 accounts=[a.name for a in self.config.accounts],
                 open_orders=len(self.engine.open_orders()),

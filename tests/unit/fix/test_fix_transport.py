@@ -162,7 +162,7 @@ async def _exchange(port: int, data: bytes) -> bytes:
         await writer.wait_closed()
 
 
-def _logon(sender: str, target: str, msg_type: str = "A") -> bytes:
+def _logon(sender: str, target: str, msg_type: str = "A", *extra: tuple[int, str]) -> bytes:
     return encode(
         "FIX.4.4",
         [
@@ -173,6 +173,7 @@ def _logon(sender: str, target: str, msg_type: str = "A") -> bytes:
             (52, format_utc_timestamp(time.time_ns())),
             (98, "0"),
             (108, "30"),
+            *extra,
         ],
     )
 
@@ -221,7 +222,8 @@ def test_when_session_already_connected_then_second_connection_refused(tmp_path:
             task = asyncio.create_task(initiator.run())
             try:
                 await until(lambda: acc.session.logged_on, timeout_s=DEADLINE_S)
-                answer = await _exchange(port, _logon(INI, ACC))
+                credentials = ((553, "trader"), (554, PASSWORD))
+                answer = await _exchange(port, _logon(INI, ACC, "A", *credentials))
                 assert answer == b""
                 assert acceptor.refused == 1
                 assert acc.session.logged_on and ini.session.logged_on

@@ -52,6 +52,7 @@ from bastion.fix.session import (
     format_utc_timestamp,
 )
 from bastion.fix.store import SqliteSessionStore
+from bastion.fix.tls import ClientTls
 from bastion.fix.transport import FixInitiator
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from bastion.model.events import (
@@ -105,6 +106,9 @@ def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
         backoff_max_s=config.reconnect_max_ms / 1000,
         subscribe_market_data=config.market_data,
         cancel_on_disconnect=config.cancel_on_disconnect,
+        tls=None
+        if config.tls is None
+        else config.tls.client(context.base_dir, f"venues[name={config.name}].tls"),
     )
 
 
@@ -133,6 +137,7 @@ class FixVenueAdapter(VenueAdapter):
         backoff_max_s: float = 30.0,
         subscribe_market_data: bool = True,
         cancel_on_disconnect: CancelOnDisconnect = CancelOnDisconnect.OFF,
+        tls: ClientTls | None = None,
     ) -> None:
         super().__init__(name)
         self.clock = clock
@@ -158,6 +163,7 @@ class FixVenueAdapter(VenueAdapter):
             port,
             backoff_initial_s=backoff_initial_s,
             backoff_max_s=backoff_max_s,
+            tls=tls,
             clock=clock,
         )
         self.counters: Counter[str] = Counter()

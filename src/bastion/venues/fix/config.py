@@ -5,6 +5,7 @@ config (``FixVenueConfig``)."""
 from __future__ import annotations
 
 import enum
+import ipaddress
 import os
 
 import msgspec
@@ -12,6 +13,7 @@ import msgspec
 from bastion.errors import ConfigError
 from bastion.fix.schedule import SessionSchedule
 from bastion.fix.session import SessionSettings
+from bastion.fix.tls import TlsClientConfig
 
 CANCEL_ORDERS_ON_DISCONNECT = 8013
 """Logon tag asking the venue to cancel this session's orders when it drops. FIX 4.4 has
@@ -64,6 +66,9 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
       jitter between reconnect attempts.
     - ``market_data``: subscribe to top of book for this venue's instruments.
     - ``cancel_on_disconnect``: see ``CancelOnDisconnect``.
+    - ``tls``: connect over TLS (``bastion.fix.tls.TlsClientConfig``). A password is
+      refused over plain TCP to a host that is not loopback, unless
+      ``allow_plaintext_password`` says so.
     """
 
     name: str = "FIX"
@@ -85,6 +90,8 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     schedule: FixScheduleConfig | None = None
     market_data: bool = True
     cancel_on_disconnect: CancelOnDisconnect = CancelOnDisconnect.OFF
+    tls: TlsClientConfig | None = None
+    allow_plaintext_password: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -120,6 +127,22 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ConfigError(f"key '{key}.max_sending_time_skew_s': must be > 0")
         if self.schedule is not None:
             self.schedule.to_schedule(key)
+        if self.tls is not None:
+            self.tls.check(f"{key}.tls")
+        self._check_plaintext_password(key)
+
+    def _check_plaintext_password(self, key: str) -> None:
+        """A password in clear text is readable by anyone on the path: only to loopback."""
+        has_password = self.password is not None or self.password_env is not None
+        if not has_password or self.tls is not None or self.allow_plaintext_password:
+            return
+        if _is_loopback(self.host):
+            return
+        raise ConfigError(
+            f"key '{key}.host': '{self.host}' is not loopback and the Logon password would "
+            f"cross the network in clear text; add a [{key}.tls] table (or, knowingly, "
+            f"'{key}.allow_plaintext_password = true')"
+        )
 
     def resolve_password(self, key: str | None = None) -> str | None:
         """The Logon password: from the environment variable named, or the file.
@@ -148,6 +171,15 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             if self.cancel_on_disconnect is CancelOnDisconnect.VENUE
             else (),
         )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: where it resolves is not known here
 
 
 class FixVenueEntry(FixVenueConfig, frozen=True, tag="fix", tag_field="kind"):
