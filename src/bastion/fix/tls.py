@@ -27,7 +27,7 @@ from pathlib import Path
 import msgspec
 
 from bastion.errors import ConfigError
-from bastion.secrets import Secret, SecretSource, is_secret_ref, secret_name
+from bastion.vault import Secret, SecretSource, is_secret_ref, secret_name
 
 
 class TlsVersion(enum.Enum):

@@ -15,7 +15,7 @@ from bastion.errors import ConfigError
 from bastion.fix.admission import AccessRule
 from bastion.fix.tls import Fingerprints, TlsClientConfig, TlsServerConfig
 from bastion.fix.transport import FixAcceptor, FixInitiator
-from bastion.secrets import MemorySecrets
+from bastion.vault import MemorySecrets
 from kit.fix_pair import ACC, INI, PASSWORD
 from kit.fix_tcp import DEADLINE_S, Node, acceptor, initiator, nodes, run
 from kit.waiting import until
