@@ -287,9 +287,8 @@ class SimVenue(VenueAdapter):
                 self._expire_at_day_end(sim)
 
     def _reject_reason(self, sim: SimOrder, book: OrderBook | None) -> str | None:
-        refused = self.refusal()
-        if refused is not None:
-            return refused
+        if self.halted is not None:  # refusal() answers only to a halt in this venue
+            return self.refusal()
         if book is None:
             return f"instrument {sim.instrument_id} is not traded on {self.name}"
         if sim.client_order_id in self._open:
