@@ -4,10 +4,12 @@ strategy. Helpers live in the test kit (tests/kit), never here."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bastion.vault import redact
 from kit import bench_data
 from kit.node_process import RunBastion, bastion_cmd, child_env
 from kit.strategies import IDLE_STRATEGY
@@ -59,3 +61,11 @@ def run_bastion(tmp_path: Path) -> RunBastion:
         )
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_outlives_its_test() -> Iterator[None]:
+    """Each test starts with a process that has loaded no secret: the redaction set a
+    test fills (a vault opened, a password read) does not mask another test's logs."""
+    yield
+    redact.forget_all()

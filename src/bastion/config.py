@@ -31,6 +31,8 @@ from bastion.portfolio.config import AccountConfig
 from bastion.recovery.config import RecoveryConfig
 from bastion.risk.config import RiskConfig
 from bastion.strategy.config import StrategyConfig
+from bastion.vault.config import VaultConfig
+from bastion.vault.refs import SecretSource
 from bastion.venues.fix.config import FixVenueConfig, FixVenueEntry
 from bastion.venues.registry import VenueConfig, VenueEntry
 from bastion.venues.sim.config import SimVenueConfig
@@ -138,6 +140,10 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     work; with ``[fix_venue]`` the FIX venue's own market data supplies its instruments
     that no other feed does.
     ``run_for_s``: stop by itself after that many seconds; ``None`` runs until SIGINT/SIGTERM.
+
+    Secrets: a field that holds one (a FIX venue's ``password``) takes a reference,
+    ``"secret:NAME"``, to the vault ``[vault] path`` names (``vault.bastion`` beside
+    the config by default); ``secret_refs`` lists them for the node's start.
     """
 
     node: NodeSection = msgspec.field(default_factory=NodeSection)
@@ -154,6 +160,7 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
     account: AccountConfig = msgspec.field(default_factory=AccountConfig)
     run_for_s: float | None = None
+    vault: VaultConfig = msgspec.field(default_factory=VaultConfig)
 
     @property
     def isolation(self) -> Isolation:
@@ -276,15 +283,27 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         check_fix_stores(self, None)
         return keys
 
-    def check_secrets(self) -> None:
-        """Every FIX venue's password can be read now (its ``password_env`` variable is
-        set): ``ConfigError`` naming the key otherwise. Checked when a node is about to
-        run, not by the operator commands that read the same file."""
+    def _fix_venues(self) -> list[tuple[str, FixVenueConfig]]:
+        """Each FIX venue with its key in the config."""
         if self.fix_venue is not None:
-            self.fix_venue.resolve_password("fix_venue")
-        for n, venue in enumerate(self.venues):
-            if isinstance(venue, FixVenueEntry):
-                venue.resolve_password(f"venues[{n}]")
+            return [("fix_venue", self.fix_venue)]
+        return [
+            (f"venues[{n}]", venue)
+            for n, venue in enumerate(self.venues)
+            if isinstance(venue, FixVenueEntry)
+        ]
+
+    def secret_refs(self) -> list[tuple[str, str]]:
+        """The vault secrets the node needs: ``(config key, secret name)`` pairs."""
+        return [ref for key, venue in self._fix_venues() for ref in venue.secret_refs(key)]
+
+    def check_secrets(self, secrets: SecretSource | None = None) -> None:
+        """Every FIX venue's password can be read now: its ``password_env`` variable is
+        set, its ``secret:NAME`` is in ``secrets``. ``ConfigError`` naming the key
+        otherwise. Checked when a node is about to run, not by the operator commands
+        that read the same file."""
+        for key, venue in self._fix_venues():
+            venue.resolve_password(key, secrets)
 
     def venue_configs(self) -> list[VenueConfig]:
         """Every venue of the node, whichever form the config used."""

@@ -3,14 +3,17 @@
 Errors that cross a component boundary are these classes; code at an edge (a venue
 adapter, a socket, a file) translates what it catches with ``raise Ours(...) from e``.
 
-- the user fixes the input (exit code 2): ``ConfigError``, ``UsageError``;
+- the user fixes the input (exit code 2): ``ConfigError`` (``InsecureFile``),
+  ``UsageError``, ``VaultLocked`` (a wrong passphrase);
 - bad market data (exit code 3): ``DataError``, report or skip it;
 - transient trouble (exit code 1 if it reaches the command line): ``TemporaryError``
   (``VenueUnavailable``, ``VenueRequestFailed``): back off and retry;
 - the node cannot go on safely (exit code 1): ``OperationalError``: halt and notify;
   ``StrategyError``: a user strategy failed to load or run;
 - an operator command refused (exit code 1): ``CommandRefused``: nothing changed, the
-  reason goes back to the operator.
+  reason goes back to the operator;
+- the vault cannot be opened or changed (exit code 1; 2 for a wrong passphrase):
+  ``VaultError`` (``VaultLocked``, ``VaultCorrupt``): nothing in it changed.
 
 ``bastion.cli.main.exit_code`` maps each group to the process exit code.
 """
@@ -27,6 +30,11 @@ class BastionError(Exception):
 
 class ConfigError(BastionError):
     """A configuration file or value is invalid. The message names the file and key."""
+
+
+class InsecureFile(ConfigError):
+    """A file holding a secret (or its directory) is open to other users, or owned by
+    another user. The message names the path and the ``chmod`` that fixes it."""
 
 
 class UsageError(BastionError):
@@ -74,3 +82,21 @@ class StrategyError(BastionError):
 class CommandRefused(BastionError):
     """An operator command cannot be done as asked (an unknown strategy or instrument, a
     bad risk key or value); nothing changed. The message says why."""
+
+
+# -- the vault refused -----------------------------------------------------------------
+
+
+class VaultError(BastionError):
+    """The vault cannot be opened or changed as asked; nothing in it changed. The message
+    names the file."""
+
+
+class VaultLocked(VaultError):
+    """The passphrase does not open the vault (or the file's header was altered, which
+    the passphrase check cannot tell apart). Give the right passphrase (exit 2)."""
+
+
+class VaultCorrupt(VaultError):
+    """The vault file is damaged: truncated, altered, or not a vault at all. Restore it
+    from a backup; bastion never repairs a vault."""

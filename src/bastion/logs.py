@@ -1,7 +1,8 @@
 """Process-wide structured logging: one event name plus key=value fields, to stderr.
 
 ``configure_logging`` is called by the CLI; library code only does
-``structlog.get_logger(__name__)`` and logs events.
+``structlog.get_logger(__name__)`` and logs events. Every secret the process has loaded
+is masked in every line, structlog's and the stdlib's (``bastion.vault.redact``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 from typing import Final, Literal
 
 import structlog
+
+from bastion.vault.redact import RedactingFormatter, redact_event, redact_rendered
 
 _LEVELS: Final = {
     "debug": logging.DEBUG,
@@ -41,11 +44,16 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        # a traceback is made text here, so the redaction sees it (and a renderer that
+        # shows a frame's locals never runs)
+        structlog.processors.format_exc_info,
+        redact_event,
     ]
     if fmt == "json":
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        processors.append(structlog.processors.JSONRenderer())
     else:
         processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    processors.append(redact_rendered)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -59,7 +67,7 @@ def configure_logging(
         root.removeHandler(_stdlib_handler)
     _stdlib_handler = logging.StreamHandler(sys.stderr)
     _stdlib_handler.setFormatter(
-        logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s")
+        RedactingFormatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s")
     )
     root.addHandler(_stdlib_handler)
     root.setLevel(numeric)

@@ -427,7 +427,7 @@ def test_when_strategy_raises_in_on_quote_then_backtest_completes_and_report_nam
 
 def test_when_init_then_backtest_of_the_scaffold_works_out_of_the_box(tmp_path: Path) -> None:
     """`bastion init DIR` then `bastion backtest DIR/backtest.toml` runs and writes outputs."""
-    init = bastion("init", "desk", cwd=tmp_path)
+    init = bastion("init", "--no-vault", "desk", cwd=tmp_path)
     assert init.returncode == 0, init.stderr
     proc = bastion("backtest", "desk/backtest.toml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

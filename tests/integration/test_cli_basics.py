@@ -94,7 +94,7 @@ def test_when_init_then_configs_strategy_and_sample_data_created(
     run_bastion: RunBastion, tmp_path: Path
 ) -> None:
     """`bastion init DIR` writes both configs, the example strategy and 20,000 quotes."""
-    proc = run_bastion("init", "mydesk")
+    proc = run_bastion("init", "--no-vault", "mydesk")
     assert proc.returncode == 0, proc.stderr
     desk = tmp_path / "mydesk"
     for rel in ("paper.toml", "backtest.toml", "strategies/ema_cross.py", "data/quotes.csv"):
@@ -125,7 +125,7 @@ def test_when_init_into_non_empty_dir_then_exit_2_unless_forced(
     target = tmp_path / "busy"
     target.mkdir()
     (target / "notes.txt").write_text("mine\n")
-    proc = run_bastion("init", "busy")
+    proc = run_bastion("init", "--no-vault", "busy")
     assert proc.returncode == 2
     assert_one_line_error(proc.stderr, "busy", "not empty", "--force")
     assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]

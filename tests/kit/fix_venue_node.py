@@ -19,6 +19,7 @@ from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderType
 from bastion.model.orders import Order
 from bastion.node.kernel import Kernel
+from bastion.vault import MemorySecrets
 from bastion.venues.fix.adapter import FixVenueAdapter
 from bastion.venues.fix.config import FixVenueEntry
 from bastion.venues.sim.config import SimVenueEntry
@@ -63,12 +64,13 @@ def fix_venue_kernel(tmp_path: Path) -> tuple[Kernel, Link]:
                 sender_comp_id="NODE",
                 target_comp_id="EXCH",
                 username="trader",
-                password=PASSWORD,
+                password="secret:fix/trader",
             ),
         ],
         feeds=[SyntheticFeedEntry(name="house", instruments=[X, IID])],
     )
-    kernel = Kernel(config=config, base_dir=tmp_path, clock=SimClock(T0), epoch=7)
+    secrets = MemorySecrets({"fix/trader": PASSWORD})
+    kernel = Kernel(config=config, base_dir=tmp_path, clock=SimClock(T0), epoch=7, secrets=secrets)
     for iid in (X, IID):
         kernel.on_quote(QuoteTick(iid, T0, 10_000, 10_002, 500_000, 500_000))
     adapter = kernel.venues[VENUE]

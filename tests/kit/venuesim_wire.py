@@ -11,6 +11,7 @@ from bastion.fix.codec import FixMessage, FixParser, Garbled
 from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
 from bastion.model.data import QuoteTick
+from bastion.vault import MemorySecrets
 from bastion.venue_server.config import AccountConfig, VenueSimConfig
 from bastion.venue_server.server import VenueSimServer
 from kit.venuesim_desk import SYM, T0
@@ -44,10 +45,13 @@ class Wire:
         config = VenueSimConfig(
             comp_id="SIM",
             cancel_on_disconnect=venue_wide,
-            accounts=[AccountConfig(name="acct", comp_id="NODE", username="u", password=PASSWORD)],
+            accounts=[
+                AccountConfig(name="acct", comp_id="NODE", username="u", password="secret:fix/acct")
+            ],
             instruments=[InstrumentConfig(id=SYM, tick_size=Decimal("0.01"))],
         )
-        self.server = VenueSimServer(config, tmp_path)
+        secrets = MemorySecrets({"fix/acct": PASSWORD})
+        self.server = VenueSimServer(config, tmp_path, secrets=secrets)
         with self.server._committing():
             self.server._start_engine()
         self.server.on_quote(QuoteTick(SYM, T0, 9_999, 10_001, 100, 100))

@@ -34,6 +34,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("backtest/engine.py", "time.perf_counter"): (
         "a backtest reports its own wall-clock speed; its simulated clock cannot"
     ),
+    ("cli/common.py", "LiveClock()"): "commands that run no node stamp vault entries with it",
     ("journal/sqlite.py", "time.time_ns"): (
         "opening a journal stamps a torn last record set aside, before any node clock"
     ),

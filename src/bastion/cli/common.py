@@ -7,6 +7,7 @@ import sys
 import textwrap
 from typing import Final, TypeAlias
 
+from bastion.clock import Clock, LiveClock
 from bastion.logs import configure_logging
 
 EXIT_OK: Final = 0
@@ -44,3 +45,9 @@ def positive_seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
     return value
+
+
+def wall_clock() -> Clock:
+    """The clock of a command that runs no node (it stamps vault entries, times an
+    unlock)."""
+    return LiveClock()

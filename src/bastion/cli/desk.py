@@ -1,5 +1,5 @@
 """``bastion init DIR``: scaffold a desk directory (configs, the example strategy and
-synthetic sample quotes)."""
+synthetic sample quotes) and create its vault with the machine keys the node uses."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
-from bastion.cli.common import EXIT_OK, Commands, Formatter, wrap
+from bastion.cli.common import EXIT_OK, Commands, Formatter, wall_clock, wrap
 from bastion.config import InstrumentConfig, scaffold_dir
 from bastion.data.config import SyntheticFeedConfig
 from bastion.errors import BastionError, UsageError
+from bastion.vault import keysource
+from bastion.vault.config import DEFAULT_VAULT_NAME
+from bastion.vault.files import make_private_dir
+from bastion.vault.vault import Vault
 
 SCAFFOLD_FILES: Final = (
     "paper.toml",
@@ -25,6 +29,8 @@ SAMPLE_QUOTES_PATH: Final = "data/quotes.csv"
 SAMPLE_QUOTES_N: Final = 20_000
 SAMPLE_START_NS: Final = 1_704_205_800_000_000_000  # 2024-01-02T14:30:00Z
 SAMPLE_INTERVAL_MS: Final = 100
+MACHINE_KEYS: Final = ("journal/encryption", "journal/chain")
+"""Random keys the desk's vault holds from the start, for the node's own use."""
 
 _INIT_EPILOG: Final = """\
 creates:
@@ -32,12 +38,18 @@ creates:
   DIR/backtest.toml            config for `bastion backtest`
   DIR/strategies/ema_cross.py  the example strategy (EMA crossover)
   DIR/data/quotes.csv          20,000 synthetic quotes (ts_ns,bid,ask,bid_size,ask_size)
+  DIR/vault.bastion            the desk's vault (secrets the configs refer to), with
+                               random keys journal/encryption and journal/chain
+
+The vault passphrase comes from the file BASTION_VAULT_KEY_FILE names (mode 0600),
+systemd's credential bastion-vault, or a prompt (asked twice).
 
 examples:
   bastion init mydesk
   bastion init --force mydesk   # rewrite the scaffold files, keep everything else
   bastion init --tls mydesk     # FIX over mutual TLS: DIR/tls/ (a local CA, venue and
                                 # node certificates) and FIX configs that use them
+  bastion init --no-vault mydesk  # no vault (add one later: bastion secrets init)
 """
 
 
@@ -56,7 +68,13 @@ def add_desk_commands(commands: Commands, formatter: Formatter) -> None:
     init.add_argument(
         "--force",
         action="store_true",
-        help="write into a non-empty DIR, overwriting the scaffold files",
+        help="write into a non-empty DIR, overwriting the scaffold files (an existing "
+        "vault is kept, and given the machine keys it lacks)",
+    )
+    init.add_argument(
+        "--no-vault",
+        action="store_true",
+        help="create no vault (a desk whose configs refer to no secret)",
     )
     init.add_argument(
         "--tls",
@@ -81,8 +99,22 @@ def cmd_init(args: argparse.Namespace) -> int:
     missing = [rel for rel in SCAFFOLD_FILES if not (source / rel).is_file()]
     if missing:
         raise BastionError(f"the installed bastion package lacks scaffold files: {missing}")
+    vault_path = target / DEFAULT_VAULT_NAME
+    passphrase = None
+    if not args.no_vault:  # asked before anything is written: a refusal leaves nothing
+        if keysource.unattended_passphrase() is None and not keysource.can_prompt():
+            raise UsageError(
+                f"{keysource.no_passphrase_message()}; give one of them, or pass "
+                "--no-vault to create the desk without a vault"
+            )
+        passphrase = keysource.passphrase(
+            purpose=f"{'unlock' if vault_path.exists() else 'create'} {vault_path}",
+            confirm=not vault_path.exists(),
+        )
     created = not target.exists()
     try:
+        if created:
+            make_private_dir(target)  # the journal and the FIX stores go here too
         for rel in SCAFFOLD_FILES:
             dest = target / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +122,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         n = write_sample_quotes(target / SAMPLE_QUOTES_PATH)
         if getattr(args, "tls", False):
             use_tls(target)
+        if passphrase is not None:
+            made = desk_vault(vault_path, passphrase)
     except BaseException as e:
         if created:  # leave nothing half-made behind, so a retry is not refused
             shutil.rmtree(target, ignore_errors=True)
@@ -107,11 +141,33 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  {SAMPLE_QUOTES_PATH:<24} {n:,} synthetic quotes for XYZ.SIM, 100 ms apart")
     if getattr(args, "tls", False):
         print("  tls/                     local CA, venue and node certificates (FIX over TLS)")
+    if passphrase is not None:
+        print(f"  {DEFAULT_VAULT_NAME:<24} the desk's vault ({made}): {', '.join(MACHINE_KEYS)}")
     print()
     print("next:")
     print(f"  bastion backtest {shown}/backtest.toml   # replay the sample data, print a report")
     print(f"  bastion run {shown}/paper.toml           # paper trade live; Ctrl-C stops cleanly")
+    if passphrase is not None:
+        print(
+            f"  bastion secrets set fix/trader --vault {shown}/{DEFAULT_VAULT_NAME}"
+            "   # the FIX password paper-fix.toml and venue-sim.toml refer to"
+        )
     return EXIT_OK
+
+
+def desk_vault(path: Path, passphrase: str) -> str:
+    """Create the desk's vault (or open the one there) and give it the machine keys it
+    lacks; says which it did."""
+    clock = wall_clock()
+    if path.exists():
+        vault = Vault.open(path, passphrase, clock=clock)
+        made = "kept"
+    else:
+        vault = Vault.create(path, passphrase, clock=clock)
+        made = "created"
+    for name in MACHINE_KEYS:
+        vault.ensure_key(name)
+    return made
 
 
 def write_sample_quotes(path: Path, n: int = SAMPLE_QUOTES_N) -> int:

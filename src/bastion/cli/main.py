@@ -2,7 +2,7 @@
 map the errors it raises to exit codes.
 
 One module per command group: ``desk`` (init), ``backtest``, ``node`` (run, recover),
-``control`` (kill, resume, status, enable, risk), ``journal``, ``venue``.
+``control`` (kill, resume, status, enable, risk), ``journal``, ``venue``, ``secrets``.
 
 Exit codes: 0 success; 2 usage or configuration error; 3 bad market data;
 1 any other bastion error. Expected errors print ``error: <message>`` to stderr,
@@ -33,6 +33,7 @@ from bastion.cli.desk import add_desk_commands
 from bastion.cli.journal import add_journal_commands
 from bastion.cli.manifest import add_manifest_commands
 from bastion.cli.node import add_node_commands
+from bastion.cli.vault import add_secrets_commands
 from bastion.cli.venue import add_venue_commands
 from bastion.errors import (
     BastionError,
@@ -43,6 +44,8 @@ from bastion.errors import (
     StrategyError,
     TemporaryError,
     UsageError,
+    VaultError,
+    VaultLocked,
 )
 from bastion.logs import configure_logging
 
@@ -65,6 +68,8 @@ _EXIT_CODES: Final[tuple[tuple[type[BastionError], int], ...]] = (
     (OperationalError, EXIT_ERROR),  # the node had to halt
     (StrategyError, EXIT_ERROR),
     (CommandRefused, EXIT_ERROR),  # the node refused an operator command
+    (VaultLocked, EXIT_USAGE),  # a wrong passphrase: the user gives the right one
+    (VaultError, EXIT_ERROR),  # a damaged or unwritable vault
 )
 
 
@@ -86,6 +91,7 @@ examples:
   bastion kill mydesk/paper.toml --flatten # halt, cancel all, close positions
   bastion resume mydesk/paper.toml         # back to ACTIVE
   bastion journal verify mydesk/journal.sqlite   # check the journal's hash chain
+  bastion secrets set fix/acct1 --vault mydesk/vault.bastion   # a secret into the vault
 
 exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
 docs: docs/cli.md and docs/configuration.md.
@@ -115,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_manifest_commands(commands, formatter)
     add_venue_commands(commands, formatter, logging_options)
     add_certs_commands(commands, formatter)
+    add_secrets_commands(commands, formatter)
     return parser
 
 

@@ -17,10 +17,13 @@ from bastion.cli.common import (
     Formatter,
     configure_command_logging,
     positive_seconds,
+    wall_clock,
     wrap,
 )
 from bastion.config import PaperConfig, default_paper_config, load_config, resolve_path
 from bastion.errors import ConfigError
+from bastion.vault.config import load_secrets
+from bastion.vault.refs import MemorySecrets, SecretSource
 
 log = structlog.get_logger("bastion.cli")
 
@@ -81,36 +84,47 @@ def add_node_commands(
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a paper trading node until a signal (or ``--duration-s``)."""
-    config, base_dir, source = _node_config(args)
+    config, base_dir, source, secrets = _node_config(args)
     from bastion.node.runner import run_node
 
-    return run_node(config, base_dir=base_dir, source=source)
+    return run_node(config, base_dir=base_dir, source=source, secrets=secrets)
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """Recover a node's state and reconcile it with the venue, without trading."""
-    config, base_dir, source = _node_config(args)
+    config, base_dir, source, secrets = _node_config(args)
     from bastion.node.runner import recover_node
 
-    code, report = recover_node(config, base_dir=base_dir, source=source)
+    code, report = recover_node(config, base_dir=base_dir, source=source, secrets=secrets)
     sys.stdout.write(json.dumps(report, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
     return code
 
 
-def _node_config(args: argparse.Namespace) -> tuple[PaperConfig, Path, str]:
-    """The node config named on the command line (or the embedded defaults), logged."""
+def _node_config(
+    args: argparse.Namespace,
+) -> tuple[PaperConfig, Path, str, SecretSource]:
+    """The node config named on the command line (or the embedded defaults), logged,
+    and the secrets it refers to, read from its vault (none opened if it needs none)."""
     if args.config is not None:
         config_path = Path(args.config)
         config = load_config(config_path, PaperConfig)
-        try:
-            config.check_secrets()  # a node about to run needs them now
-        except ConfigError as error:
-            raise ConfigError(f"{config_path}: {error}") from None
         base_dir = config_path.resolve().parent
+        try:  # a node about to run needs them now
+            secrets = load_secrets(
+                config.secret_refs(),
+                vault=config.vault,
+                base_dir=base_dir,
+                scope="paper",  # every node is a paper node until live mode lands
+                clock=wall_clock(),
+            )
+            config.check_secrets(secrets)
+        except ConfigError as error:
+            raise type(error)(f"{config_path}: {error}") from None
         source = str(config_path)
     else:
         config, base_dir = default_paper_config()
+        secrets = MemorySecrets({})
         source = "embedded defaults"
     if getattr(args, "duration_s", None) is not None:
         config = msgspec.structs.replace(config, run_for_s=args.duration_s)
@@ -122,4 +136,4 @@ def _node_config(args: argparse.Namespace) -> tuple[PaperConfig, Path, str]:
         journal=str(resolve_path(base_dir, config.journal.path)),
         run_for_s=config.run_for_s,
     )
-    return config, base_dir, source
+    return config, base_dir, source, secrets

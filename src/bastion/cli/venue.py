@@ -8,14 +8,15 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from bastion.cli.common import configure_command_logging, positive_seconds, usage
+from bastion.cli.common import configure_command_logging, positive_seconds, usage, wall_clock
 from bastion.config import load_config
+from bastion.errors import ConfigError
 
 log = structlog.get_logger("bastion.cli")
 
 _EPILOG = """\
 example:
-  export BASTION_FIX_PASSWORD=...      # the account's Logon password
+  bastion secrets set fix/trader --vault mydesk/vault.bastion   # the account's password
   bastion venue sim mydesk/venue-sim.toml
   bastion run mydesk/paper-fix.toml    # a paper node trading with it over FIX
 """
@@ -57,6 +58,7 @@ def add_venue_commands(
 
 
 def cmd_venue_sim(args: argparse.Namespace) -> int:
+    from bastion.vault.config import load_secrets
     from bastion.venue_server.config import VenueSimConfig
     from bastion.venue_server.server import run_venue_sim
 
@@ -67,8 +69,19 @@ def cmd_venue_sim(args: argparse.Namespace) -> int:
     if args.duration_s is not None:
         config = msgspec.structs.replace(config, run_for_s=args.duration_s)
     configure_command_logging(args, "info", "console")
+    base_dir = config_path.resolve().parent
+    try:
+        secrets = load_secrets(
+            config.secret_refs(),
+            vault=config.vault,
+            base_dir=base_dir,
+            scope="paper",  # a simulator's accounts are paper accounts
+            clock=wall_clock(),
+        )
+    except ConfigError as error:
+        raise type(error)(f"{config_path}: {error}") from None
     log.info("venue_sim.config", config=str(config_path))
-    return run_venue_sim(config, base_dir=config_path.resolve().parent)
+    return run_venue_sim(config, base_dir=base_dir, secrets=secrets)
 
 
 def _port(text: str) -> int:

@@ -44,6 +44,7 @@ from bastion.risk.gate import RiskGate
 from bastion.risk.overrides import RiskOverrides
 from bastion.strategy.context import StrategyHost
 from bastion.strategy.runner import StrategyRunner, load_strategy
+from bastion.vault.refs import SecretSource
 from bastion.venues.base import QuoteSink, VenueAdapter, VenueContext
 from bastion.venues.registry import build_venue
 
@@ -78,6 +79,7 @@ class Kernel:
         epoch: int,
         journal: SqliteJournal | None = None,
         request_flush: Callable[[], None] | None = None,
+        secrets: SecretSource | None = None,
     ) -> None:
         if isinstance(config, PaperConfig):  # a config built in code skipped the file check
             check_fix_stores(config, base_dir)
@@ -106,6 +108,7 @@ class Kernel:
             epoch=epoch,
             live=isinstance(config, PaperConfig),
             request_flush=request_flush,
+            secrets=secrets,
         )
         self.venues: dict[str, VenueAdapter] = {}
         for venue_config in config.venue_configs():

@@ -62,6 +62,7 @@ from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
 from bastion.risk import native
 from bastion.tasks import TaskManager
+from bastion.vault.refs import SecretSource
 from bastion.venues.base import VenueAdapter
 
 log = structlog.get_logger("bastion.node")
@@ -72,31 +73,50 @@ STATE_REFRESH_S = 0.1  # longest a snapshot waits for isolated strategies' state
 RISK_TIMER_S = 0.25  # post-trade limits and override expiry are checked this often
 
 
-def run_node(config: PaperConfig, *, base_dir: Path, source: str = "") -> int:
+def run_node(
+    config: PaperConfig,
+    *,
+    base_dir: Path,
+    source: str = "",
+    secrets: SecretSource | None = None,
+) -> int:
     """Run a paper-trading node until a signal or ``run_for_s``; return the exit code.
 
-    ``source``: where the config came from (journaled when the risk limits changed)."""
-    return asyncio.run(_Node(config, base_dir, source=source).run())
+    ``source``: where the config came from (journaled when the risk limits changed);
+    ``secrets``: what the config's ``secret:NAME`` references resolve to
+    (``bastion.vault.config.load_secrets``)."""
+    return asyncio.run(_Node(config, base_dir, source=source, secrets=secrets).run())
 
 
 def recover_node(
-    config: PaperConfig, *, base_dir: Path, source: str = ""
+    config: PaperConfig,
+    *,
+    base_dir: Path,
+    source: str = "",
+    secrets: SecretSource | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Recover and reconcile without trading; return (exit code, report).
 
     Exit code 0: reconciled; 1: mismatches (the node's trading state was set per
     ``recovery.on_mismatch``) or the venue could not be reached.
     """
-    node = _Node(config, base_dir, recover_only=True, source=source)
+    node = _Node(config, base_dir, recover_only=True, source=source, secrets=secrets)
     code = asyncio.run(node.run())
     return code, node.report
 
 
 class _Node:
     def __init__(
-        self, config: PaperConfig, base_dir: Path, *, recover_only: bool = False, source: str = ""
+        self,
+        config: PaperConfig,
+        base_dir: Path,
+        *,
+        recover_only: bool = False,
+        source: str = "",
+        secrets: SecretSource | None = None,
     ) -> None:
         self.config = config
+        self.secrets = secrets
         self.source = source or str(base_dir)
         self.base_dir = base_dir
         self.recover_only = recover_only
@@ -141,6 +161,7 @@ class _Node:
             epoch=epoch,
             journal=journal,
             request_flush=request_flush,
+            secrets=self.secrets,
         )
         kernel_ref.append(kernel)
         self.epoch = epoch

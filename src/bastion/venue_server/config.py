@@ -11,6 +11,9 @@ from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
 from bastion.fix.admission import AcceptorLimits, AccessRule
 from bastion.fix.tls import TlsServerConfig
+from bastion.vault.config import VaultConfig
+from bastion.vault.redact import register
+from bastion.vault.refs import Secret, SecretNotFound, SecretSource, secret_name
 from bastion.venues.sim.config import SimVenueConfig
 
 
@@ -18,8 +21,9 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """A trading account: the FIX session its node logs on with, and its credentials.
 
     ``comp_id`` is the node's SenderCompID. The Logon must carry ``username`` (553)
-    and the password (554) from the environment variable ``password_env`` (or
-    ``password`` in the file, which keeps a secret in a file: prefer the environment).
+    and the password (554): ``password``, a reference to the vault (``"secret:NAME"``;
+    a literal is refused), or ``password_env``, the environment variable a parent
+    process (a test harness, a supervisor) hands it down in.
     ``allowed_ips``: the addresses or networks it may connect from (empty: any).
     ``client_cert_cn`` / ``client_cert_sha256``: with mutual TLS, the client
     certificate (its common name, or its SHA-256) this account must log on with.
@@ -46,16 +50,25 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     def __repr__(self) -> str:
         return f"AccountConfig(name={self.name!r}, comp_id={self.comp_id!r})"
 
-    def resolve_password(self, key: str) -> str:
-        if self.password is not None:
-            return self.password
-        assert self.password_env is not None
-        value = os.environ.get(self.password_env)
-        if not value:
-            raise ConfigError(
-                f"key '{key}.password_env': environment variable {self.password_env} is not set"
-            )
-        return value
+    def resolve_password(self, key: str, secrets: SecretSource | None = None) -> Secret:
+        """The account's password, from its environment variable or through ``secrets``;
+        an error names the key and the variable or secret, never a value."""
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise ConfigError(
+                    f"key '{key}.password_env': environment variable {self.password_env} is not set"
+                )
+            register(value)  # handed down by a parent: kept out of this process's logs
+            return Secret(self.password_env, value)
+        assert self.password is not None
+        name = secret_name(self.password, f"{key}.password")
+        if secrets is None:
+            raise ConfigError(f"key '{key}.password': secret '{name}' needs a vault; none is open")
+        try:
+            return secrets.get(name)
+        except SecretNotFound as e:
+            raise SecretNotFound(f"key '{key}.password': {e}") from None
 
 
 class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -74,6 +87,8 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``tls``: serve FIX over TLS only (``bastion.fix.tls.TlsServerConfig``).
     - ``limits``: connection caps, logon timeout and lockout
       (``bastion.fix.admission.AcceptorLimits``).
+    - ``vault``: the vault the accounts' ``secret:NAME`` passwords are read from
+      (``vault.bastion`` beside this file by default).
     """
 
     host: str = "127.0.0.1"
@@ -91,6 +106,15 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     run_for_s: float | None = None
     tls: TlsServerConfig | None = None
     limits: AcceptorLimits = msgspec.field(default_factory=AcceptorLimits)
+    vault: VaultConfig = msgspec.field(default_factory=VaultConfig)
+
+    def secret_refs(self) -> list[tuple[str, str]]:
+        """The vault secrets the accounts need: ``(config key, secret name)`` pairs."""
+        return [
+            (f"accounts[{n}].password", secret_name(a.password, f"accounts[{n}].password"))
+            for n, a in enumerate(self.accounts)
+            if a.password is not None
+        ]
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -118,6 +142,8 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                     f"key '{key}.client_cert_cn': a client certificate is checked only with "
                     "mutual TLS: set tls.client_ca_file"
                 )
+            if account.password is not None:
+                secret_name(account.password, f"{key}.password")
             names.add(account.name)
             comp_ids.add(account.comp_id)
         if not self.instruments:

@@ -49,6 +49,7 @@ from bastion.fix.transport import FixAcceptor
 from bastion.model.data import QuoteTick
 from bastion.model.instruments import Instrument
 from bastion.tasks import TaskManager
+from bastion.vault.refs import Secret, SecretSource
 from bastion.venue_server.config import AccountConfig, VenueSimConfig
 from bastion.venue_server.engine import VenueSimEngine
 from bastion.venue_server.fixmap import (
@@ -71,10 +72,10 @@ _COD_VALUES = {"Y": True, "S": True, "N": False}
 class _AccountSession:
     """The FIX application of one account's session."""
 
-    def __init__(self, server: VenueSimServer, account: AccountConfig, password: str) -> None:
+    def __init__(self, server: VenueSimServer, account: AccountConfig, password: Secret) -> None:
         self.server = server
         self.account = account
-        self._password = password.encode()
+        self._password = password.reveal().encode()
         self.subscriptions: dict[str, str] = {}  # symbol -> MDReqID
         self.trade_subscriptions: set[str] = set()  # symbols whose V asked for 269=2
         self.session: FixSession | None = None
@@ -171,7 +172,9 @@ class _AccountSession:
 class VenueSimServer:
     """Everything of one simulator process, wired."""
 
-    def __init__(self, config: VenueSimConfig, base_dir: Path) -> None:
+    def __init__(
+        self, config: VenueSimConfig, base_dir: Path, *, secrets: SecretSource | None = None
+    ) -> None:
         self.config = config
         self.base_dir = base_dir
         self.clock = LiveClock()
@@ -188,7 +191,8 @@ class VenueSimServer:
         sessions: dict[tuple[str, str], FixSession] = {}
         access: dict[tuple[str, str], AccessRule] = {}
         for n, account in enumerate(config.accounts):
-            app = _AccountSession(self, account, account.resolve_password(f"accounts[{n}]"))
+            password = account.resolve_password(f"accounts[{n}]", secrets)
+            app = _AccountSession(self, account, password)
             settings = SessionSettings(
                 sender_comp_id=config.comp_id,
                 target_comp_id=account.comp_id,
@@ -348,5 +352,9 @@ class VenueSimServer:
         log.info("venue_sim_replay_done", instrument=source.instrument)
 
 
-def run_venue_sim(config: VenueSimConfig, *, base_dir: Path) -> int:
-    return asyncio.run(VenueSimServer(config, base_dir).run())
+def run_venue_sim(
+    config: VenueSimConfig, *, base_dir: Path, secrets: SecretSource | None = None
+) -> int:
+    """Run the simulator until a signal or ``run_for_s``; ``secrets``: where the
+    accounts' ``secret:NAME`` passwords come from (``bastion.vault.config``)."""
+    return asyncio.run(VenueSimServer(config, base_dir, secrets=secrets).run())

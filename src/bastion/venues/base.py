@@ -44,6 +44,7 @@ import msgspec
 from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.events import OrderEvent
 from bastion.model.orders import Order
+from bastion.vault.refs import SecretSource
 
 if TYPE_CHECKING:
     from bastion.clock import Clock
@@ -125,6 +126,8 @@ class VenueContext:
     live: bool
     """A live node (ids must stay unique across restarts), not a backtest."""
     request_flush: Callable[[], None] | None = None
+    secrets: SecretSource | None = None
+    """Where a venue's credentials come from (the vault's, resolved at node start)."""
 
 
 class VenueAdapter(ABC):

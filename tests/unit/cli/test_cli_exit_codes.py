@@ -13,10 +13,14 @@ from bastion.errors import (
     CommandRefused,
     ConfigError,
     DataError,
+    InsecureFile,
     OperationalError,
     StrategyError,
     TemporaryError,
     UsageError,
+    VaultCorrupt,
+    VaultError,
+    VaultLocked,
     VenueRequestFailed,
     VenueUnavailable,
 )
@@ -34,6 +38,10 @@ README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
     (OperationalError, 1),
     (StrategyError, 1),
     (CommandRefused, 1),
+    (InsecureFile, 2),  # the user fixes the file's permissions
+    (VaultLocked, 2),  # the user gives the right passphrase
+    (VaultError, 1),
+    (VaultCorrupt, 1),  # restore the vault from a backup
     (BastionError, 1),
 ]
 

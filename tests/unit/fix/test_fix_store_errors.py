@@ -32,7 +32,6 @@ port = 1
 sender_comp_id = "NODE"
 target_comp_id = "SIM"
 username = "trader"
-password = "store-test-pw"
 store_path = "fix/session.sqlite"
 
 [journal]

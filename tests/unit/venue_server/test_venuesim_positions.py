@@ -20,6 +20,7 @@ from bastion.fix.session import RejectMessage
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderType
 from bastion.model.instruments import Instrument
+from bastion.vault import MemorySecrets
 from bastion.venue_server.config import AccountConfig, VenueSimConfig
 from bastion.venue_server.engine import VenueSimEngine
 from bastion.venue_server.fixmap import parse_request, report_to_fix
@@ -306,10 +307,12 @@ def test_when_an_arrives_on_a_session_then_ao_and_ap_are_sent_on_it(tmp_path: Pa
     for it (sent once it is logged on), encoded as FIX."""
     config = VenueSimConfig(
         comp_id="SIM",
-        accounts=[AccountConfig(name="acct", comp_id="NODE", username="u", password="pw")],
+        accounts=[
+            AccountConfig(name="acct", comp_id="NODE", username="u", password="secret:fix/acct")
+        ],
         instruments=[InstrumentConfig(id=SYM, tick_size=Decimal("0.01"))],
     )
-    server = VenueSimServer(config, tmp_path)
+    server = VenueSimServer(config, tmp_path, secrets=MemorySecrets({"fix/acct": "pw-123456"}))
     app = server.apps["acct"]
     session = app.session
     assert session is not None

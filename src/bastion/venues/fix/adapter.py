@@ -95,7 +95,7 @@ def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
     """A venue reached over FIX 4.4 (``kind = "fix"``)."""
     return FixVenueAdapter(
         name=config.name,
-        settings=config.settings(),
+        settings=config.settings(context.secrets),
         store_path=_resolve(context.base_dir, config.store_path),
         host=config.host,
         port=config.port,

@@ -14,6 +14,8 @@ from bastion.errors import ConfigError
 from bastion.fix.schedule import SessionSchedule
 from bastion.fix.session import SessionSettings
 from bastion.fix.tls import TlsClientConfig
+from bastion.vault.redact import register
+from bastion.vault.refs import Secret, SecretNotFound, SecretSource, secret_name
 
 CANCEL_ORDERS_ON_DISCONNECT = 8013
 """Logon tag asking the venue to cancel this session's orders when it drops. FIX 4.4 has
@@ -56,9 +58,9 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """A FIX 4.4 venue session: where, who, how often, and what to subscribe.
 
     - ``name``: the venue name instruments refer to (``instruments[].venue``).
-    - ``password_env``: the environment variable holding the Logon password (554);
-      ``password`` in the file works too but keeps a secret in a file: prefer the
-      environment until the vault lands. Neither is ever logged.
+    - ``password``: the Logon password (554) as a reference to the vault,
+      ``"secret:NAME"`` (a literal is refused); or ``password_env``: the environment
+      variable a parent process hands it down in. Neither is ever logged.
     - ``store_path``: sequence numbers and sent messages, so a restarted node
       resumes its session; relative to the config file.
     - ``reset_on_logon``: ask for sequence numbers 1 at every logon (141=Y).
@@ -118,6 +120,8 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ConfigError(f"key '{key}.heartbeat_s': must be > 0, got {self.heartbeat_s}")
         if self.password is not None and self.password_env is not None:
             raise ConfigError(f"keys '{key}.password' and '{key}.password_env': give one")
+        if self.password is not None:
+            secret_name(self.password, f"{key}.password")
         for field in ("reconnect_initial_ms", "reconnect_max_ms", "logon_timeout_ms"):
             if getattr(self, field) <= 0:
                 raise ConfigError(f"key '{key}.{field}': must be > 0")
@@ -144,26 +148,51 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             f"'{key}.allow_plaintext_password = true')"
         )
 
-    def resolve_password(self, key: str | None = None) -> str | None:
-        """The Logon password: from the environment variable named, or the file.
-        ``key``: this venue's table in the config (``venues[1]``), for the error; the
-        error names the variable, never a value."""
-        if self.password_env is None:
-            return self.password
-        value = os.environ.get(self.password_env)
-        if not value:
-            where = f"key '{key}.password_env'" if key else f"venue '{self.name}': password_env"
-            raise ConfigError(f"{where}: environment variable {self.password_env} is not set")
-        return value
+    def secret_refs(self, key: str) -> list[tuple[str, str]]:
+        """The vault secrets this venue needs: ``(config key, secret name)`` pairs."""
+        if self.password is None:
+            return []
+        return [(f"{key}.password", secret_name(self.password, f"{key}.password"))]
 
-    def settings(self) -> SessionSettings:
+    def resolve_password(
+        self, key: str | None = None, secrets: SecretSource | None = None
+    ) -> Secret | None:
+        """The Logon password: from the environment variable named, or the vault secret
+        referred to, through ``secrets``. ``key``: this venue's table in the config
+        (``venues[1]``), for the error; an error names the variable or the secret,
+        never a value."""
+
+        def where(field: str) -> str:
+            return f"key '{key}.{field}'" if key else f"venue '{self.name}': {field}"
+
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise ConfigError(
+                    f"{where('password_env')}: environment variable {self.password_env} is not set"
+                )
+            register(value)  # handed down by a parent: kept out of this process's logs
+            return Secret(self.password_env, value)
+        if self.password is None:
+            return None
+        name = secret_name(self.password, f"{key or self.name}.password")
+        if secrets is None:
+            raise ConfigError(f"{where('password')}: secret '{name}' needs a vault; none is open")
+        try:
+            return secrets.get(name)
+        except SecretNotFound as e:
+            raise SecretNotFound(f"{where('password')}: {e}") from None
+
+    def settings(self, secrets: SecretSource | None = None) -> SessionSettings:
+        """The session's settings, its password resolved through ``secrets``."""
+        password = self.resolve_password(secrets=secrets)
         return SessionSettings(
             sender_comp_id=self.sender_comp_id,
             target_comp_id=self.target_comp_id,
             heartbeat_s=self.heartbeat_s,
             reset_on_logon=self.reset_on_logon,
             username=self.username,
-            password=self.resolve_password(),
+            password=None if password is None else password.reveal(),
             max_sending_time_skew_s=self.max_sending_time_skew_s,
             logon_timeout_s=self.logon_timeout_ms / 1000,
             schedule=None if self.schedule is None else self.schedule.to_schedule(),

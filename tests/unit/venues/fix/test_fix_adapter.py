@@ -41,6 +41,7 @@ from bastion.model.events import (
     OrderRejected,
     OrderUpdated,
 )
+from bastion.vault import MemorySecrets, SecretNotFound
 from bastion.venues.fix.adapter import NOT_LOGGED_ON
 from bastion.venues.fix.config import FixScheduleConfig, FixVenueConfig
 from kit.fix_link import BUY, ELSEWHERE, IID, SELL, T0, VENUE, Link, execution, order
@@ -698,9 +699,25 @@ def test_when_password_env_set_then_used_and_never_shown(monkeypatch: pytest.Mon
     settings = config.settings()
     assert settings.password == "env-secret-31"
     assert "env-secret-31" not in repr(settings) and "env-secret-31" not in str(settings)
-    file_config = fix_config(password="file-secret-77")
-    assert "file-secret-77" not in repr(file_config)
-    assert "file-secret-77" not in str(file_config)
+
+
+def test_when_password_is_a_literal_then_refused_naming_the_key() -> None:
+    """``password`` takes a vault reference; a literal is refused, its value not echoed."""
+    with pytest.raises(ConfigError, match=r"fix_venue\.password") as caught:
+        fix_config(password="file-secret-77")
+    assert "file-secret-77" not in str(caught.value)
+
+
+def test_when_password_is_a_reference_then_resolved_through_the_source() -> None:
+    """``secret:NAME`` is read from the secret source; without one the error names it."""
+    config = fix_config(password="secret:fix/acct1", username="u")
+    settings = config.settings(MemorySecrets({"fix/acct1": "vault-secret-55"}))
+    assert settings.password == "vault-secret-55"
+    assert "vault-secret-55" not in repr(settings)
+    with pytest.raises(ConfigError, match="fix/acct1"):
+        config.settings()
+    with pytest.raises(SecretNotFound, match="fix/acct1"):
+        config.settings(MemorySecrets({}))
 
 
 @pytest.mark.parametrize(
@@ -709,7 +726,7 @@ def test_when_password_env_set_then_used_and_never_shown(monkeypatch: pytest.Mon
         ({"port": 0}, "fix_venue.port"),
         ({"sender_comp_id": ""}, "fix_venue.sender_comp_id"),
         ({"heartbeat_s": 0}, "fix_venue.heartbeat_s"),
-        ({"password": "a", "password_env": "B"}, "fix_venue.password"),
+        ({"password": "secret:a", "password_env": "B"}, "fix_venue.password"),
         ({"reconnect_initial_ms": 0}, "fix_venue.reconnect_initial_ms"),
         ({"reconnect_initial_ms": 10, "reconnect_max_ms": 5}, "fix_venue.reconnect_max_ms"),
         ({"max_sending_time_skew_s": 0.0}, "fix_venue.max_sending_time_skew_s"),

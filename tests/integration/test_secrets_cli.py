@@ -1,0 +1,145 @@
+"""``bastion secrets`` and ``bastion init``'s vault through the real command line."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from bastion.clock import SimClock
+from bastion.vault.vault import Vault
+from kit.node_process import bastion_cmd
+from kit.vaults import FAST_KDF_ARGS, PASSPHRASE, T0, key_file, vault_env
+
+SECRET = "fix-pw-canary-4711"
+
+
+def _run(
+    *args: str | Path, cwd: Path, key: Path | None, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        bastion_cmd(*args),
+        cwd=cwd,
+        env=vault_env(key, **env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_when_init_set_list_rm_rotate_then_round_trip(tmp_path: Path) -> None:
+    """The whole life of a vault; no value ever on stdout or stderr."""
+    key = key_file(tmp_path)
+    v = ("--vault", "v/vault.bastion")
+    init = _run("secrets", "init", *v, *FAST_KDF_ARGS, cwd=tmp_path, key=key)
+    assert init.returncode == 0, init.stderr
+    assert "scope paper" in init.stdout
+    put = _run("secrets", "set", "fix/acct1", *v, cwd=tmp_path, key=key, stdin=SECRET + "\n")
+    assert put.returncode == 0 and "added fix/acct1" in put.stdout, put.stderr
+    _run("secrets", "set", "fix/acct2", *v, cwd=tmp_path, key=key, stdin="other-value")
+    listed = _run("secrets", "list", *v, cwd=tmp_path, key=key)
+    assert listed.returncode == 0
+    assert "fix/acct1" in listed.stdout and "fix/acct2" in listed.stdout
+    gone = _run("secrets", "rm", "fix/acct2", *v, cwd=tmp_path, key=key)
+    assert gone.returncode == 0, gone.stderr
+    new_key = key_file(tmp_path, "the next passphrase", name="new.key")
+    rotated = _run(
+        "secrets", "rotate-key", *v, "--new-key-file", str(new_key), cwd=tmp_path, key=key
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    old = _run("secrets", "list", *v, cwd=tmp_path, key=key)
+    assert old.returncode == 2 and "wrong passphrase" in old.stderr
+    vault = Vault.open(tmp_path / "v" / "vault.bastion", "the next passphrase", clock=SimClock(T0))
+    assert [e.name for e in vault.entries()] == ["fix/acct1"]
+    assert vault.get("fix/acct1").reveal() == SECRET
+    assert vault.kdf.memory_kib == 64  # rotate kept the cost
+    for proc in (init, put, listed, gone, rotated, old):
+        assert SECRET not in proc.stdout + proc.stderr
+        assert PASSPHRASE not in proc.stdout + proc.stderr
+
+
+def test_when_wrong_passphrase_or_damaged_then_clear_error_and_unchanged(tmp_path: Path) -> None:
+    """Exit 2 for a wrong passphrase, 1 for a damaged file; the file never changes."""
+    key = key_file(tmp_path)
+    _run("secrets", "init", *FAST_KDF_ARGS, cwd=tmp_path, key=key)
+    path = tmp_path / "vault.bastion"
+    before = path.read_bytes()
+    wrong = key_file(tmp_path, "not the passphrase", name="wrong.key")
+    proc = _run("secrets", "set", "fix/a", cwd=tmp_path, key=wrong, stdin=SECRET)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: vault")
+    assert "Traceback" not in proc.stderr and path.read_bytes() == before
+    path.write_bytes(before[:-3])
+    proc = _run("secrets", "set", "fix/a", cwd=tmp_path, key=key, stdin=SECRET)
+    assert proc.returncode == 1 and "damaged" in proc.stderr
+    assert path.read_bytes() == before[:-3]
+
+
+def test_when_key_file_readable_by_others_then_refused_naming_the_fix(tmp_path: Path) -> None:
+    """A 0644 key file: exit 2 naming the file and `chmod 600 PATH`; no vault made."""
+    key = key_file(tmp_path)
+    key.chmod(0o644)
+    proc = _run("secrets", "init", *FAST_KDF_ARGS, cwd=tmp_path, key=key)
+    assert proc.returncode == 2
+    assert f"chmod 600 {key}" in proc.stderr
+    assert not (tmp_path / "vault.bastion").exists()
+
+
+def test_when_credentials_directory_given_then_it_supplies_the_passphrase(tmp_path: Path) -> None:
+    """Under systemd: $CREDENTIALS_DIRECTORY/bastion-vault unlocks the vault."""
+    creds = tmp_path / "creds"
+    creds.mkdir(mode=0o700)
+    key_file(creds, name="bastion-vault")
+    proc = _run(
+        "secrets", "init", *FAST_KDF_ARGS, cwd=tmp_path, key=None, CREDENTIALS_DIRECTORY=str(creds)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert Vault.open(tmp_path / "vault.bastion", PASSPHRASE, clock=SimClock(T0)).scope == "paper"
+
+
+def test_when_value_given_as_argument_then_refused(tmp_path: Path) -> None:
+    """`set` has no way to take the value on the command line (ps would show it)."""
+    key = key_file(tmp_path)
+    _run("secrets", "init", *FAST_KDF_ARGS, cwd=tmp_path, key=key)
+    for args in (("fix/a", SECRET), ("fix/a", "--value", SECRET), ("fix/a", f"--value={SECRET}")):
+        proc = _run("secrets", "set", *args, cwd=tmp_path, key=key)
+        assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
+    assert "--value" not in _run("secrets", "set", "--help", cwd=tmp_path, key=key).stdout
+
+
+def test_when_no_passphrase_source_then_clear_error(tmp_path: Path) -> None:
+    """Not on a terminal, no key file, no credential: one error line saying what to set."""
+    proc = _run("secrets", "init", cwd=tmp_path, key=None)
+    assert proc.returncode == 2
+    assert "BASTION_VAULT_KEY_FILE" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_when_desk_initialised_then_vault_with_journal_keys(tmp_path: Path) -> None:
+    """`bastion init DIR` creates DIR/vault.bastion (0600) with the two machine keys."""
+    key = key_file(tmp_path)
+    proc = _run("init", "desk", cwd=tmp_path, key=key)
+    assert proc.returncode == 0, proc.stderr
+    path = tmp_path / "desk" / "vault.bastion"
+    assert path.stat().st_mode & 0o777 == 0o600
+    vault = Vault.open(path, PASSPHRASE, clock=SimClock(T0))
+    assert [e.name for e in vault.entries()] == ["journal/chain", "journal/encryption"]
+
+
+def test_when_desk_initialised_without_passphrase_then_nothing_created(tmp_path: Path) -> None:
+    """No passphrase source: init refuses before writing, and says --no-vault."""
+    proc = _run("init", "desk", cwd=tmp_path, key=None)
+    assert proc.returncode == 2 and "--no-vault" in proc.stderr
+    assert not (tmp_path / "desk").exists()
+    ok = _run("init", "--no-vault", "desk", cwd=tmp_path, key=None)
+    assert ok.returncode == 0, ok.stderr
+    assert not (tmp_path / "desk" / "vault.bastion").exists()
+
+
+def test_when_node_config_names_missing_secret_then_refused_naming_key(tmp_path: Path) -> None:
+    """The scaffold's FIX node refers to fix/trader; absent from the vault: exit 2
+    naming the key and the secret, before anything starts."""
+    key = key_file(tmp_path)
+    assert _run("init", "desk", cwd=tmp_path, key=key).returncode == 0
+    proc = _run("run", "desk/paper-fix.toml", cwd=tmp_path, key=key)
+    assert proc.returncode == 2
+    assert "venues[0].password" in proc.stderr and "fix/trader" in proc.stderr
