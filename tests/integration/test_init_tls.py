@@ -11,14 +11,18 @@ import msgspec
 import pytest
 
 from bastion.cli.main import main
+from bastion.clock import SimClock
 from bastion.config import PaperConfig, load_config
 from bastion.fix.session import FixSession
 from bastion.fix.store import SqliteSessionStore
+from bastion.vault.keysource import KEY_FILE_ENV
+from bastion.vault.vault import Vault
 from bastion.venue_server.config import VenueSimConfig
 from bastion.venue_server.server import VenueSimServer
 from bastion.venues.fix.config import FixVenueEntry
 from kit.fix_pair import RecordingApp
 from kit.fix_tcp import CLOCK, DEADLINE_S, initiator, run
+from kit.vaults import PASSPHRASE, T0, key_file
 from kit.waiting import until
 
 
@@ -27,9 +31,11 @@ def test_when_init_tls_then_keys_owner_only_and_node_logs_on_over_mutual_tls(
 ) -> None:
     """tls/ is 0700 with 0600 keys; the scaffold's node logs on to the scaffold's venue
     over TLS with its client certificate."""
-    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-init-tls-3e1")
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file(tmp_path)))
     desk = tmp_path / "desk"
     assert main(["init", "--tls", str(desk)]) == 0
+    secrets = Vault.open(desk / "vault.bastion", PASSPHRASE, clock=SimClock(T0))
+    secrets.set("fix/trader", "pw-init-tls-3e1")  # what `bastion secrets set` does
     tls = desk / "tls"
     assert stat.S_IMODE(tls.stat().st_mode) == 0o700
     for key in ("venue.key", "node.key"):
@@ -43,10 +49,11 @@ def test_when_init_tls_then_keys_owner_only_and_node_logs_on_over_mutual_tls(
     assert sim_config.tls is not None and sim_config.tls.client_ca_file is not None
 
     async def main_() -> None:
-        server = VenueSimServer(msgspec.structs.replace(sim_config, port=0), desk)
+        server = VenueSimServer(msgspec.structs.replace(sim_config, port=0), desk, secrets=secrets)
         app = RecordingApp()
-        store = SqliteSessionStore(tmp_path / "node.sqlite", venue.settings().key, now_ns=0)
-        session = FixSession(venue.settings(), store, app, clock=CLOCK)
+        settings = venue.settings(secrets)
+        store = SqliteSessionStore(tmp_path / "node.sqlite", settings.key, now_ns=0)
+        session = FixSession(settings, store, app, clock=CLOCK)
         port = await server.acceptor.start()
         client = initiator(session, port, venue.tls.client(desk, "venues[0].tls"))  # type: ignore[union-attr]
         task = asyncio.create_task(client.run())

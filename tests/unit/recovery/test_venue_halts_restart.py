@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import structlog
+import structlog.testing
 
 from bastion.clock import SimClock
 from bastion.config import InstrumentConfig, PaperConfig
@@ -232,19 +234,22 @@ def test_when_resuming_an_unknown_venue_then_refused_and_nothing_journaled(
 
 
 def test_when_a_halted_venue_is_no_longer_configured_then_the_others_are_unaffected(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
 ) -> None:
     """A node restarted without the halted venue reports the halt (once, from the snapshot
     and the tail alike) and trades at A."""
     with node(tmp_path) as (kernel, operator, _):
         kill(operator, "B")
         snapshot(kernel)
-    capsys.readouterr()
-    with node(tmp_path, recover=True, venues=("A",)) as (kernel, _, report):
+    # captured whatever logging an earlier test configured (stdout or stderr)
+    with (
+        structlog.testing.capture_logs() as logs,
+        node(tmp_path, recover=True, venues=("A",)) as (kernel, _, report),
+    ):
         assert report is not None and report.halted_venues == {"B": HALT}
         assert kernel.venues["A"].halted is None
         assert send(kernel, X).status is OrderStatus.ACCEPTED
-    assert capsys.readouterr().out.count("venue_halt_of_unknown_venue") == 1
+    assert [e["event"] for e in logs].count("venue_halt_of_unknown_venue") == 1
 
 
 def test_when_kill_or_resume_venue_answers_then_the_change_is_committed(tmp_path: Path) -> None:
