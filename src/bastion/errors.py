@@ -3,11 +3,13 @@
 Errors that cross a component boundary are these classes; code at an edge (a venue
 adapter, a socket, a file) translates what it catches with ``raise Ours(...) from e``.
 
-- the user fixes the input (exit code 2): ``ConfigError``, ``UsageError``;
+- the user fixes the input (exit code 2): ``ConfigError`` (``StorageKeyError``),
+  ``UsageError``;
 - bad market data (exit code 3): ``DataError``, report or skip it;
 - transient trouble (exit code 1 if it reaches the command line): ``TemporaryError``
   (``VenueUnavailable``, ``VenueRequestFailed``): back off and retry;
-- the node cannot go on safely (exit code 1): ``OperationalError``: halt and notify;
+- the node cannot go on safely (exit code 1): ``OperationalError``: halt and notify
+  (``IntegrityError``: a stored file was tampered with);
   ``StrategyError``: a user strategy failed to load or run;
 - an operator command refused (exit code 1): ``CommandRefused``: nothing changed, the
   reason goes back to the operator.
@@ -27,6 +29,12 @@ class BastionError(Exception):
 
 class ConfigError(BastionError):
     """A configuration file or value is invalid. The message names the file and key."""
+
+
+class StorageKeyError(ConfigError):
+    """A stored file and the key given for it do not go together: an encrypted file
+    opened without a key, a plaintext one with a key, a wrong encryption key, or a wrong
+    chain key for a keyed journal. The message names the file; the file is unchanged."""
 
 
 class UsageError(BastionError):
@@ -62,6 +70,12 @@ class VenueRequestFailed(TemporaryError):
 
 class OperationalError(BastionError):
     """The node cannot continue safely: halt trading and notify an operator."""
+
+
+class IntegrityError(OperationalError):
+    """A journal, snapshot or anchor fails its check: a record was edited, deleted or
+    forged, the journal was cut short of an anchor, or its chain was downgraded. The
+    message names the first bad record; the node refuses to start from the file."""
 
 
 class StrategyError(BastionError):

@@ -138,6 +138,9 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             ts_ns=ts_ns + 26, venue="FIXSIM", reason="kill by bob: drill", who="bob", why="drill"
         ),
         ev.VenueResumed(ts_ns=ts_ns + 27, venue="FIXSIM", who="bob", why="over"),
+        ev.JournalTailSetAside(
+            ts_ns=ts_ns + 28, first_seq=9, last_seq=9, byte_count=120, problem="hash mismatch"
+        ),
     ]
 
 
