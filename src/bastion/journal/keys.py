@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bastion.errors import ConfigError
 from bastion.journal.config import JournalConfig
 from bastion.secrets import SecretSource, secret_name
 from bastion.storage.keys import key_from_secret
@@ -42,3 +43,19 @@ def journal_keys(config: JournalConfig, secrets: SecretSource) -> JournalKeys:
             config_key = f"journal.{field}_key"
             keys[field] = key_from_secret(secrets.get(secret_name(ref, config_key)), config_key)
     return JournalKeys(**keys)
+
+
+def require_keys(config: JournalConfig, keys: JournalKeys | None) -> JournalKeys:
+    """``keys``, or plaintext when none are given and the config refers to none.
+
+    A config that refers to keys the caller did not resolve is refused: a journal that
+    should be encrypted or keyed is never written plaintext instead."""
+    if keys is not None:
+        return keys
+    for field in ("encryption_key", "chain_key"):
+        if getattr(config, field) is not None:
+            raise ConfigError(
+                f"key 'journal.{field}': refers to the vault, but this command was given "
+                "no vault to resolve it"
+            )
+    return PLAINTEXT

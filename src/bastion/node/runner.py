@@ -39,6 +39,7 @@ from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
 from bastion.feeds import Feed
 from bastion.isolation.sandbox import harden_core
+from bastion.journal.keys import JournalKeys, require_keys
 from bastion.journal.sqlite import SqliteJournal
 from bastion.model.events import (
     OrderCanceled,
@@ -71,31 +72,42 @@ STATE_REFRESH_S = 0.1  # longest a snapshot waits for isolated strategies' state
 RISK_TIMER_S = 0.25  # post-trade limits and override expiry are checked this often
 
 
-def run_node(config: PaperConfig, *, base_dir: Path, source: str = "") -> int:
+def run_node(
+    config: PaperConfig, *, base_dir: Path, source: str = "", keys: JournalKeys | None = None
+) -> int:
     """Run a paper-trading node until a signal or ``run_for_s``; return the exit code.
 
-    ``source``: where the config came from (journaled when the risk limits changed)."""
-    return asyncio.run(_Node(config, base_dir, source=source).run())
+    ``source``: where the config came from (journaled when the risk limits changed).
+    ``keys``: the journal's keys (``journal_keys(config.journal, vault)``); None for a
+    plaintext, unkeyed journal (refused if the config refers to keys)."""
+    return asyncio.run(_Node(config, base_dir, source=source, keys=keys).run())
 
 
 def recover_node(
-    config: PaperConfig, *, base_dir: Path, source: str = ""
+    config: PaperConfig, *, base_dir: Path, source: str = "", keys: JournalKeys | None = None
 ) -> tuple[int, dict[str, Any]]:
     """Recover and reconcile without trading; return (exit code, report).
 
     Exit code 0: reconciled; 1: mismatches (the node's trading state was set per
     ``recovery.on_mismatch``) or the venue could not be reached.
     """
-    node = _Node(config, base_dir, recover_only=True, source=source)
+    node = _Node(config, base_dir, recover_only=True, source=source, keys=keys)
     code = asyncio.run(node.run())
     return code, node.report
 
 
 class _Node:
     def __init__(
-        self, config: PaperConfig, base_dir: Path, *, recover_only: bool = False, source: str = ""
+        self,
+        config: PaperConfig,
+        base_dir: Path,
+        *,
+        recover_only: bool = False,
+        source: str = "",
+        keys: JournalKeys | None = None,
     ) -> None:
         self.config = config
+        self.keys = require_keys(config.journal, keys)
         self.source = source or str(base_dir)
         self.base_dir = base_dir
         self.recover_only = recover_only
@@ -113,7 +125,7 @@ class _Node:
         loop = asyncio.get_running_loop()
         clock = self.clock
         journal = SqliteJournal.from_config(
-            resolve_path(self.base_dir, config.journal.path), config.journal
+            resolve_path(self.base_dir, config.journal.path), config.journal, keys=self.keys
         )
         try:
             epoch = journal.begin_run(config.node.id, clock.timestamp_ns())

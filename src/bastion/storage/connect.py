@@ -40,6 +40,8 @@ DB_OPERATIONAL_ERRORS: Final[tuple[type[Exception], ...]] = (
     sqlite3.OperationalError,
     _cipher.OperationalError,
 )
+STORAGE_ERRORS: Final[tuple[type[Exception], ...]] = (OSError, *DB_ERRORS)
+"""What opening a file can raise besides ``StorageKeyError``: the disk's or the driver's."""
 
 
 def make_private_dir(path: Path) -> None:
