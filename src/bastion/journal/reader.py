@@ -16,13 +16,13 @@ from typing import IO
 
 import msgspec
 
-from bastion.errors import BastionError, IntegrityError, OperationalError
+from bastion.errors import BastionError, IntegrityError, OperationalError, StorageKeyError
 from bastion.journal._codec import HASH_NAME, Chain, JournalEvent, new_decoder
 from bastion.journal._integrity import check_keying, read_keying, scan
 from bastion.journal._schema import SCHEMA_VERSION, read_version
 from bastion.journal.anchors import anchor_path, read_anchors
 from bastion.journal.keys import PLAINTEXT, JournalKeys
-from bastion.storage.connect import DB_DATABASE_ERRORS, DB_ERRORS, connect
+from bastion.storage.connect import DB_DATABASE_ERRORS, DB_ERRORS, connect, is_encrypted
 
 
 class NotAJournalError(BastionError):
@@ -96,6 +96,12 @@ def open_readonly(path: Path, key: bytes | None = None) -> Iterator[tuple[sqlite
         db = connect(path, key=key, readonly=True, what="journal")
     except DB_ERRORS as error:
         raise NotAJournalError(f"{path}: cannot open: {error}") from error
+    except StorageKeyError as error:
+        if key is not None or is_encrypted(path) is None:
+            raise
+        raise NotAJournalError(
+            f"{path}: not a bastion journal, or an encrypted one (it needs its encryption key)"
+        ) from error
     try:
         try:
             version = read_version(db)
