@@ -76,7 +76,7 @@ def test_when_encrypted_and_keyed_then_recovery_and_export_round_trip(tmp_path: 
 
 def test_when_started_without_the_keys_then_recovery_refuses(tmp_path: Path) -> None:
     """No keys, or the wrong chain key: a key error naming the journal, nothing replayed."""
-    path, _ = node_journal(tmp_path, ENCRYPTED)
+    node_journal(tmp_path, ENCRYPTED)
     with pytest.raises(StorageKeyError, match="without its encryption key"):
         recover_node(config(), base_dir=tmp_path)
     wrong = JournalKeys(encryption=ENCRYPTED.encryption, chain=OTHER_KEY)

@@ -180,12 +180,12 @@ def test_when_a_key_secret_is_malformed_or_missing_then_the_error_names_it() -> 
 
 def test_when_a_key_field_holds_a_literal_then_the_config_is_refused() -> None:
     """A key written into the config file itself is refused, naming the field."""
-    with pytest.raises(ConfigError, match="journal.encryption_key"):
+    with pytest.raises(ConfigError, match=r"journal\.encryption_key"):
         JournalConfig(encryption_key=ENCRYPTION_KEY.hex())
 
 
 def test_when_config_refers_to_keys_but_none_are_given_then_it_is_refused() -> None:
     """A journal meant to be keyed is never opened plaintext for want of a vault."""
-    with pytest.raises(ConfigError, match="journal.chain_key"):
+    with pytest.raises(ConfigError, match=r"journal\.chain_key"):
         require_keys(JournalConfig(chain_key="secret:journal/chain"), None)
     assert require_keys(JournalConfig(), None) == JournalKeys()
