@@ -120,7 +120,7 @@ def connect(
         if key is not None:
             db.execute("PRAGMA cipher_log_level = NONE")  # a wrong key is our error, not stderr
             db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
-        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        db.execute("SELECT count(*) FROM sqlite_master").fetchall()  # stepped to its end
     except DB_DATABASE_ERRORS as error:
         db.close()
         if key is not None and encrypted:

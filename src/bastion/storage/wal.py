@@ -45,13 +45,16 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         try:
-            db = connect(
-                self._path,
-                key=self._key,
-                create=False,
-                isolation_level=None,
-                check_same_thread=False,
-            )
+            if self._key is None:
+                db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            else:
+                db = connect(
+                    self._path,
+                    key=self._key,
+                    create=False,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
         except STORAGE_ERRORS as error:
             log.error("wal_checkpointer_failed", path=str(self._path), error=str(error))
             return
