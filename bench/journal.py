@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.journal import SqliteJournal, verify_journal
+from bastion.journal.keys import JournalKeys
 from bastion.logs import configure_logging
 from bastion.model import events as ev
 from bastion.model.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
@@ -83,8 +85,8 @@ def percentile_us(samples_ns: list[int], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 2)
 
 
-def run(path: Path, events: list[Any], durability: Any) -> dict[str, float]:
-    journal = SqliteJournal(path, durability=durability)
+def run(path: Path, events: list[Any], durability: Any, keys: JournalKeys) -> dict[str, float]:
+    journal = SqliteJournal(path, durability=durability, keys=keys)
     append = journal.append
     clock = time.perf_counter_ns
     samples = [0] * len(events)
@@ -95,7 +97,7 @@ def run(path: Path, events: list[Any], durability: Any) -> dict[str, float]:
         samples[n] = clock() - t
     journal.close()
     wall_s = (clock() - started) / 1e9
-    result = verify_journal(path)
+    result = verify_journal(path, keys=keys)
     if not result.ok or result.events != len(events):
         raise SystemExit(f"journal check failed: {result}")
     return {
@@ -112,15 +114,24 @@ def main() -> None:
     parser.add_argument("--n-group", type=int, default=100_000)
     parser.add_argument("--n-fsync-each", type=int, default=2_000)
     parser.add_argument("--dir", type=Path, help="where to create the journals (default: tmp)")
+    parser.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="encrypted (SQLCipher) with a keyed chain (HMAC-SHA256) and anchors",
+    )
     args = parser.parse_args()
+    keys = JournalKeys()
+    if args.encrypt:
+        keys = JournalKeys(encryption=os.urandom(32), chain=os.urandom(32))
     configure_logging("warning", "console")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        group = run(Path(tmp) / "group.sqlite", order_flow(args.n_group), "group")
-        each = run(Path(tmp) / "each.sqlite", order_flow(args.n_fsync_each), "fsync_each")
+        group = run(Path(tmp) / "group.sqlite", order_flow(args.n_group), "group", keys)
+        each = run(Path(tmp) / "each.sqlite", order_flow(args.n_fsync_each), "fsync_each", keys)
     print(
         json.dumps(
             {
                 "bench": "journal",
+                "encrypted": args.encrypt,
                 "n_group": args.n_group,
                 "group_events_per_s": group["events_per_s"],
                 "group_commits": group["commits"],

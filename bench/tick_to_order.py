@@ -53,6 +53,7 @@ from bastion.data.config import SyntheticFeedConfig
 from bastion.isolation import protocol as p
 from bastion.isolation.host import ProcessStrategyHost, StrategyProcess
 from bastion.journal.config import JournalConfig
+from bastion.journal.keys import JournalKeys
 from bastion.journal.sqlite import SqliteJournal
 from bastion.logs import configure_logging
 from bastion.model.data import QuoteTick
@@ -106,7 +107,10 @@ def _node(args: argparse.Namespace, root: Path) -> tuple[Kernel, SqliteJournal, 
     config = _config(root, args.every, args.isolation)
     loop = asyncio.get_running_loop()
     clock = LiveClock()
-    journal = SqliteJournal.from_config(root / "journal.sqlite", config.journal)
+    keys = JournalKeys()
+    if args.encrypt:  # the file encrypted and the chain keyed, as a node with a vault runs
+        keys = JournalKeys(encryption=os.urandom(32), chain=os.urandom(32))
+    journal = SqliteJournal.from_config(root / "journal.sqlite", config.journal, keys=keys)
     epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
     holder: list[Kernel] = []
 
@@ -331,6 +335,11 @@ def main() -> None:
         "--window", type=int, default=256, help="process: most quotes unanswered at once"
     )
     parser.add_argument("--quick", action="store_true", help="a short run (a smoke test)")
+    parser.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="journal encrypted (SQLCipher) with a keyed chain (HMAC-SHA256) and anchors",
+    )
     args = parser.parse_args()
     if args.quick:
         args.quotes, args.warmup = 2_000, 200
@@ -338,6 +347,7 @@ def main() -> None:
     run = _run_process if args.isolation == "process" else _run_inline
     with tempfile.TemporaryDirectory(prefix="bastion-t2o-") as tmp:
         result = asyncio.run(run(args, Path(tmp)))
+    result["encrypted"] = args.encrypt
     print(json.dumps(result), flush=True)
 
 

@@ -295,7 +295,8 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     def secret_refs(self) -> list[tuple[str, str]]:
         """The vault secrets the node needs: ``(config key, secret name)`` pairs."""
-        return [ref for key, venue in self._fix_venues() for ref in venue.secret_refs(key)]
+        venues = [ref for key, venue in self._fix_venues() for ref in venue.secret_refs(key)]
+        return venues + self.journal.secret_refs()
 
     def check_secrets(self, secrets: SecretSource | None = None) -> None:
         """Every FIX venue's password can be read now: its ``password_env`` variable is

@@ -3,12 +3,13 @@
 Errors that cross a component boundary are these classes; code at an edge (a venue
 adapter, a socket, a file) translates what it catches with ``raise Ours(...) from e``.
 
-- the user fixes the input (exit code 2): ``ConfigError`` (``InsecureFile``),
-  ``UsageError``, ``VaultLocked`` (a wrong passphrase);
+- the user fixes the input (exit code 2): ``ConfigError`` (``InsecureFile``,
+  ``StorageKeyError``), ``UsageError``, ``VaultLocked`` (a wrong passphrase);
 - bad market data (exit code 3): ``DataError``, report or skip it;
 - transient trouble (exit code 1 if it reaches the command line): ``TemporaryError``
   (``VenueUnavailable``, ``VenueRequestFailed``): back off and retry;
-- the node cannot go on safely (exit code 1): ``OperationalError``: halt and notify;
+- the node cannot go on safely (exit code 1): ``OperationalError``: halt and notify
+  (``IntegrityError``: a stored file was tampered with);
   ``StrategyError``: a user strategy failed to load or run;
 - an operator command refused (exit code 1): ``CommandRefused``: nothing changed, the
   reason goes back to the operator;
@@ -35,6 +36,12 @@ class ConfigError(BastionError):
 class InsecureFile(ConfigError):
     """A file holding a secret (or its directory) is open to other users, or owned by
     another user. The message names the path and the ``chmod`` that fixes it."""
+
+
+class StorageKeyError(ConfigError):
+    """A stored file and the key given for it do not go together: an encrypted file
+    opened without a key, a plaintext one with a key, a wrong encryption key, or a wrong
+    chain key for a keyed journal. The message names the file; the file is unchanged."""
 
 
 class UsageError(BastionError):
@@ -70,6 +77,12 @@ class VenueRequestFailed(TemporaryError):
 
 class OperationalError(BastionError):
     """The node cannot continue safely: halt trading and notify an operator."""
+
+
+class IntegrityError(OperationalError):
+    """A journal, snapshot or anchor fails its check: a record was edited, deleted or
+    forged, the journal was cut short of an anchor, or its chain was downgraded. The
+    message names the first bad record; the node refuses to start from the file."""
 
 
 class StrategyError(BastionError):

@@ -154,6 +154,9 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             git_dirty=False,
             untracked=[],
         ),
+        ev.JournalTailSetAside(
+            ts_ns=ts_ns + 29, first_seq=9, last_seq=9, byte_count=120, problem="hash mismatch"
+        ),
     ]
 
 

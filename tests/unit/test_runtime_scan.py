@@ -36,7 +36,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
     ("cli/common.py", "LiveClock()"): "commands that run no node stamp vault entries with it",
     ("journal/sqlite.py", "time.time_ns"): (
-        "opening a journal stamps a torn last record set aside, before any node clock"
+        "opening a journal stamps a torn last record set aside, before any node clock; "
+        "the writer thread stamps its anchors (no node clock reaches that thread)"
+    ),
+    ("journal/sqlite.py", "time.monotonic"): (
+        "the journal's writer thread times its anchors; no node clock reaches that thread"
     ),
 }
 

@@ -7,10 +7,13 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from bastion.cli.common import EXIT_ERROR, EXIT_OK, Commands, Formatter, usage, wrap
 from bastion.errors import BastionError, UsageError
+
+if TYPE_CHECKING:
+    from bastion.journal import VerifyResult
 
 T = TypeVar("T")
 
@@ -106,6 +109,7 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
             f"ok: {path}: {result.events:,} events ({seqs}), hash chain intact, "
             f"{result.snapshots} snapshot(s) intact"
         )
+        print(f"chain: {_chain_summary(result)}")
         if result.last_hash is not None:
             print(f"last hash: {result.last_hash}")
         return EXIT_OK
@@ -115,7 +119,17 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
         tail = " (torn tail: the last record)" if result.torn_tail else ""
         print(f"broken: {path}: first bad record seq {result.broken_seq}{tail}: {result.problem}")
     print(f"records: {result.events:,} (seq {result.first_seq}..{result.last_seq})")
+    print(f"chain: {_chain_summary(result)}")
     return EXIT_ERROR
+
+
+def _chain_summary(result: VerifyResult) -> str:
+    if result.keyed:
+        return f"keyed (HMAC-SHA256), {result.anchors} anchor(s) checked"
+    return (
+        "unkeyed (plain SHA-256): detects damage, not an edit by someone who re-chains "
+        "the file; configure journal.chain_key"
+    )
 
 
 def cmd_journal_export(args: argparse.Namespace) -> int:

@@ -12,6 +12,9 @@ SequenceReset-GapFill, as the FIX specification says.
 a power loss may lose the last few, which the counterparty's ResendRequest (or
 our own gap detection) recovers. WAL checkpoints (the only fsyncs) run on a
 background thread (``bastion.storage.wal``), never inside a commit.
+
+With an ``encryption_key`` the file is encrypted (SQLCipher, ``bastion.storage.connect``):
+it holds every order sent, with the account and prices. Its files are 0600.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, StorageKeyError
+from bastion.storage.connect import DB_DATABASE_ERRORS, connect, make_private_dir
 from bastion.storage.wal import WalCheckpointer
 
 SCHEMA_VERSION = 1
@@ -57,10 +61,11 @@ class _StoreFile:
     waiting on each other's write lock.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: bytes | None) -> None:
         self.path = path
-        self.db = _open(path)
-        self.checkpointer = WalCheckpointer(path, self.db)
+        self.key = key
+        self.db = _open(path, key)
+        self.checkpointer = WalCheckpointer(path, self.db, key=key)
         self.lock = threading.RLock()
         self.in_batch = False
         self.dirty: set[SqliteSessionStore] = set()
@@ -71,12 +76,16 @@ _FILES: dict[Path, _StoreFile] = {}
 _FILES_LOCK = threading.Lock()
 
 
-def _acquire(path: Path) -> _StoreFile:
+def _acquire(path: Path, encryption_key: bytes | None) -> _StoreFile:
     key = path.resolve()
     with _FILES_LOCK:
         shared = _FILES.get(key)
         if shared is None:
-            shared = _FILES[key] = _StoreFile(path)
+            shared = _FILES[key] = _StoreFile(path, encryption_key)
+        elif shared.key != encryption_key:
+            raise StorageKeyError(
+                f"FIX session store {path} is open with another encryption key in this process"
+            )
         shared.users += 1
         return shared
 
@@ -94,11 +103,13 @@ def _release(shared: _StoreFile) -> None:
 class SqliteSessionStore:
     """Sequence numbers and sent messages of one FIX session, in SQLite."""
 
-    def __init__(self, path: Path, session_key: str, *, now_ns: int) -> None:
+    def __init__(
+        self, path: Path, session_key: str, *, now_ns: int, encryption_key: bytes | None = None
+    ) -> None:
         self.path = path
         self.session_key = session_key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = _acquire(path)
+        make_private_dir(path.parent)
+        self._file = _acquire(path, encryption_key)
         self._db = self._file.db
         self._lock = self._file.lock
         self._closed = False
@@ -236,9 +247,15 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def _open(path: Path) -> sqlite3.Connection:
+def _open(path: Path, key: bytes | None) -> sqlite3.Connection:
     try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db = connect(
+            path,
+            key=key,
+            isolation_level=None,
+            check_same_thread=False,
+            what="FIX session store",
+        )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -250,6 +267,10 @@ def _open(path: Path) -> sqlite3.Connection:
             )
         db.executescript(_SCHEMA)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except sqlite3.DatabaseError as error:
+    except DB_DATABASE_ERRORS as error:
+        raise SessionStoreError(f"{path}: not a FIX session store: {error}") from error
+    except StorageKeyError as error:
+        if key is not None:
+            raise
         raise SessionStoreError(f"{path}: not a FIX session store: {error}") from error
     return db

@@ -5,13 +5,17 @@ A record's payload is the msgpack encoding of the tagged event struct. Its hash 
     sha256(prev_hash || seq:u64be || ts_ns:i64be || len(type):u16be || type:utf-8 || payload)
 
 with ``prev_hash`` the previous record's hash (32 zero bytes before the first
-record). Only this module computes it, so every writer and reader agrees.
+record). A keyed journal (``Chain(key)``) uses HMAC-SHA256 with the chain key over the
+same bytes instead, so only a holder of the key can compute a chain that verifies.
+Only this module computes either, so every writer and reader agrees.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, Union
 
 import msgspec
@@ -20,6 +24,11 @@ from bastion.model import events as ev
 
 HASH_NAME: Final = "sha256"
 GENESIS_HASH: Final = bytes(32)
+CHAIN_SHA256: Final = "sha256"
+CHAIN_HMAC: Final = "hmac-sha256"
+CHAIN_KEY_BYTES: Final = 32
+_KEY_CHECK_INPUT: Final = b"bastion-journal-key-check"
+_SNAPSHOT_DOMAIN: Final = b"bastion-snapshot\x00"
 
 # What a journal record decodes to: the union of the registry's event types
 # (``ev.EVENT_REGISTRY``), built from it at run time; the type checker sees their base.
@@ -54,13 +63,86 @@ def snapshot_digest(seq: int, event_hash: bytes, payload: bytes) -> bytes:
     return h.digest()
 
 
+Link = Callable[[bytes, int, int, str, bytes], bytes]
+Seal = Callable[[int, bytes, bytes], bytes]
+
+
+class Chain:
+    """How records are linked and snapshots sealed: plain SHA-256 (``key=None``, the
+    unkeyed chain of older journals) or HMAC-SHA256 with a 32-byte chain key.
+
+    ``link(prev_hash, seq, ts_ns, type, payload)`` is a record's hash; ``seal(seq,
+    event_hash, payload)`` a snapshot's digest; ``key_check`` (keyed only) is stored in
+    the journal's meta so a wrong key is told apart from a forged record.
+    """
+
+    __slots__ = ("_key", "key_check", "link", "name", "seal")
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key
+        if key is None:
+            self.name: str = CHAIN_SHA256
+            self.link: Link = chain_hash
+            self.seal: Seal = snapshot_digest
+            self.key_check: str | None = None
+            return
+        if len(key) != CHAIN_KEY_BYTES:
+            raise ValueError(f"a chain key is {CHAIN_KEY_BYTES} bytes, got {len(key)}")
+        self.name = CHAIN_HMAC
+        self.link = _keyed_link(key)
+        self.seal = _keyed_seal(key)
+        self.key_check = hmac.digest(key, _KEY_CHECK_INPUT, "sha256").hex()
+
+    @property
+    def keyed(self) -> bool:
+        return self._key is not None
+
+    def __repr__(self) -> str:
+        return f"Chain({self.name})"  # never the key
+
+
+UNKEYED: Final = Chain()
+
+
+def _keyed_link(key: bytes) -> Link:
+    """HMAC-SHA256(key, prev_hash || header || type || payload), as ``hmac`` computes it,
+    from the two padded-key states hashed once: a record costs two ``copy``s instead of
+    ``hmac.digest``'s fresh key schedule (0.7 µs rather than 1.6 µs, on the writer thread)."""
+    block = key.ljust(64, b"\x00")  # a 32-byte key fits SHA-256's 64-byte block
+    inner_base = _sha256(bytes(b ^ 0x36 for b in block))
+    outer_base = _sha256(bytes(b ^ 0x5C for b in block))
+    pack = _HEADER.pack
+
+    def link(prev_hash: bytes, seq: int, ts_ns: int, type_name: str, payload: bytes) -> bytes:
+        name = type_name.encode()
+        inner = inner_base.copy()
+        inner.update(prev_hash)
+        inner.update(pack(seq, ts_ns, len(name)))
+        inner.update(name)
+        inner.update(payload)
+        outer = outer_base.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    return link
+
+
+def _keyed_seal(key: bytes) -> Seal:
+    def seal(seq: int, event_hash: bytes, payload: bytes) -> bytes:
+        message = b"".join((_SNAPSHOT_DOMAIN, _SEQ.pack(seq), event_hash, payload))
+        return hmac.digest(key, message, "sha256")
+
+    return seal
+
+
 class RecordEncoder:
     """Turns events into chained rows; the one place seq and hashes are assigned."""
 
-    def __init__(self, last_seq: int, last_hash: bytes) -> None:
+    def __init__(self, last_seq: int, last_hash: bytes, chain: Chain = UNKEYED) -> None:
         self.last_seq = last_seq
         self.last_hash = last_hash
         self._encode = msgspec.msgpack.Encoder().encode
+        self._link = chain.link
 
     def encode(self, event: Any) -> Row:
         seq = self.last_seq + 1
@@ -68,7 +150,7 @@ class RecordEncoder:
         ts_ns = event.ts_ns
         payload = self._encode(event)
         prev = self.last_hash
-        digest = chain_hash(prev, seq, ts_ns, type_name, payload)
+        digest = self._link(prev, seq, ts_ns, type_name, payload)
         self.last_seq = seq
         self.last_hash = digest
         client_order_id = getattr(event, "client_order_id", None)
@@ -85,6 +167,7 @@ def record_problem(
     expected_seq: int,
     expected_prev: bytes,
     decoder: msgspec.msgpack.Decoder[JournalEvent],
+    chain: Chain = UNKEYED,
 ) -> str | None:
     """What is wrong with one stored record, or None: the checks ``verify`` makes.
 
@@ -103,11 +186,11 @@ def record_problem(
     except msgspec.DecodeError as error:
         return f"undecodable payload: {error}"
     try:
-        computed = chain_hash(expected_prev, seq, ts_ns, type_name, payload)
+        computed = chain.link(expected_prev, seq, ts_ns, type_name, payload)
     except (struct.error, TypeError, AttributeError):
         computed = None  # a column of the wrong type: it cannot match
     if digest != computed:
-        return "hash mismatch"
+        return "hash mismatch" if not chain.keyed else "hash mismatch (HMAC with the chain key)"
     if type(event).__name__ != type_name:
         return f"type column {type_name!r} but payload is {type(event).__name__}"
     if event.ts_ns != ts_ns:

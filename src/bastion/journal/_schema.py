@@ -14,6 +14,7 @@ from typing import Final
 
 from bastion.errors import OperationalError
 from bastion.journal._codec import GENESIS_HASH, chain_hash
+from bastion.storage.connect import DB_OPERATIONAL_ERRORS
 
 SCHEMA_VERSION: Final = 3
 
@@ -87,7 +88,7 @@ def read_version(db: sqlite3.Connection) -> int | None:
     """The file's schema version, or None if it has no journal tables."""
     try:
         row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    except sqlite3.OperationalError:
+    except DB_OPERATIONAL_ERRORS:
         return None
     return None if row is None else int(row[0])
 

@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from bastion.errors import ConfigError
+from bastion.vault import secret_name
 
 Durability = Literal["group", "fsync_each"]
 
@@ -23,6 +24,12 @@ class JournalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     A live node also stores a snapshot of its state every ``snapshot_interval_s``
     seconds, or sooner once ``snapshot_every_events`` events were journaled since the
     last one, so recovery replays at most that many events on top of it.
+
+    ``encryption_key`` and ``chain_key`` are references to the vault
+    (``"secret:journal/encryption"``), each holding 32 bytes as 64 hex characters: the
+    first encrypts the file (SQLCipher), the second keys the hash chain (HMAC-SHA256),
+    seals snapshots and MACs the anchors written every ``anchor_interval_s`` to
+    ``<path>.anchors``. Unset, the journal is plaintext and its chain unkeyed.
     """
 
     path: str = "journal.sqlite"
@@ -31,13 +38,29 @@ class JournalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     group_commit_max_events: int = 1024
     snapshot_every_events: int = 10_000
     snapshot_interval_s: float = 60.0
+    encryption_key: str | None = None
+    chain_key: str | None = None
+    anchor_interval_s: float = 10.0
+
+    def secret_refs(self) -> list[tuple[str, str]]:
+        """The vault secrets the journal's keys are: ``(config key, secret name)`` pairs."""
+        return [
+            (f"journal.{field}", secret_name(value, f"journal.{field}"))
+            for field in ("encryption_key", "chain_key")
+            if (value := getattr(self, field)) is not None
+        ]
 
     def __post_init__(self) -> None:
+        for ref in ("encryption_key", "chain_key"):
+            value = getattr(self, ref)
+            if value is not None:
+                secret_name(value, f"journal.{ref}")
         for key in (
             "flush_interval_ms",
             "group_commit_max_events",
             "snapshot_every_events",
             "snapshot_interval_s",
+            "anchor_interval_s",
         ):
             value = getattr(self, key)
             if value <= 0:

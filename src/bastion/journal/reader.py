@@ -1,7 +1,9 @@
 """Read-only journal tools behind ``bastion journal``: verify, stats, export.
 
 Each opens the SQLite file with ``mode=ro``, so inspecting a journal never changes
-it (a live node may be writing it meanwhile; readers see its last commit).
+it (a live node may be writing it meanwhile; readers see its last commit). Each takes
+the journal's ``JournalKeys``: the encryption key to open an encrypted file, the chain
+key for ``verify`` to check a keyed chain, its snapshots and its anchors.
 """
 
 from __future__ import annotations
@@ -14,18 +16,13 @@ from typing import IO
 
 import msgspec
 
-from bastion.errors import BastionError, OperationalError
-from bastion.journal._codec import (
-    GENESIS_HASH,
-    HASH_NAME,
-    JournalEvent,
-    new_decoder,
-    record_problem,
-    snapshot_digest,
-)
+from bastion.errors import BastionError, IntegrityError, OperationalError, StorageKeyError
+from bastion.journal._codec import HASH_NAME, Chain, JournalEvent, new_decoder
+from bastion.journal._integrity import check_keying, read_keying, scan
 from bastion.journal._schema import SCHEMA_VERSION, read_version
-
-_COLUMNS = "seq, ts_ns, type, client_order_id, payload, prev_hash, hash"
+from bastion.journal.anchors import anchor_path, read_anchors
+from bastion.journal.keys import PLAINTEXT, JournalKeys
+from bastion.storage.connect import DB_DATABASE_ERRORS, DB_ERRORS, connect, is_encrypted
 
 
 class NotAJournalError(BastionError):
@@ -36,7 +33,9 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     """The outcome of checking a journal's whole chain.
 
     ``broken_seq``/``problem`` name the first bad record; ``torn_tail`` is True when
-    that record is the last one (cut mid-write).
+    that record is the last one (cut mid-write). ``keyed``: the chain is HMAC-SHA256
+    with a chain key (False: plain SHA-256, which anyone can recompute after an edit);
+    ``anchors``: how many anchors were checked against the chain.
     """
 
     path: str
@@ -49,6 +48,8 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     problem: str | None = None
     torn_tail: bool = False
     snapshots: int = 0
+    keyed: bool = False
+    anchors: int = 0
 
     @property
     def ok(self) -> bool:
@@ -84,20 +85,27 @@ class ExportedRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @contextmanager
-def open_readonly(path: Path) -> Iterator[tuple[sqlite3.Connection, int]]:
-    """The journal opened read-only, with its schema version; else ``NotAJournalError``."""
+def open_readonly(path: Path, key: bytes | None = None) -> Iterator[tuple[sqlite3.Connection, int]]:
+    """The journal opened read-only (decrypted with ``key``), with its schema version;
+    else ``NotAJournalError`` (or ``StorageKeyError`` for a key that does not fit)."""
     if not path.exists():
         raise NotAJournalError(f"{path}: journal file not found")
     if not path.is_file():
         raise NotAJournalError(f"{path}: not a file")
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as error:
+        db = connect(path, key=key, readonly=True, what="journal")
+    except DB_ERRORS as error:
         raise NotAJournalError(f"{path}: cannot open: {error}") from error
+    except StorageKeyError as error:
+        if key is not None or is_encrypted(path) is None:
+            raise
+        raise NotAJournalError(
+            f"{path}: not a bastion journal, or an encrypted one (it needs its encryption key)"
+        ) from error
     try:
         try:
             version = read_version(db)
-        except sqlite3.DatabaseError as error:
+        except DB_DATABASE_ERRORS as error:
             raise NotAJournalError(f"{path}: not a bastion journal ({error})") from error
         if version is None:
             raise NotAJournalError(f"{path}: not a bastion journal (no schema version)")
@@ -106,17 +114,23 @@ def open_readonly(path: Path) -> Iterator[tuple[sqlite3.Connection, int]]:
                 f"{path}: schema version {version} is newer than this bastion ({SCHEMA_VERSION})"
             )
         yield db, version
-    except sqlite3.Error as error:
+    except DB_ERRORS as error:
         raise OperationalError(f"{path}: cannot read the journal: {error}") from error
     finally:
         db.close()
 
 
-def verify_journal(path: Path) -> VerifyResult:
-    """Check every record: gapless seq from 1, hash chain, decodable payloads."""
-    with open_readonly(path) as (db, version):
-        count = db.execute("SELECT COUNT(*), MIN(seq), MAX(seq) FROM events").fetchone()
-        events, first_seq, last_seq = count
+def verify_journal(path: Path, *, keys: JournalKeys = PLAINTEXT) -> VerifyResult:
+    """Check every record: gapless seq from 1, the chain (keyed with ``keys.chain``),
+    decodable payloads, every snapshot's seal, and each anchor against the chain.
+
+    A keyed journal without the chain key, or a journal downgraded to an unkeyed chain,
+    is reported (not ok). A wrong chain key raises ``StorageKeyError``."""
+    chain = Chain(keys.chain)
+    with open_readonly(path, keys.encryption) as (db, version):
+        events, first_seq, last_seq = db.execute(
+            "SELECT COUNT(*), MIN(seq), MAX(seq) FROM events"
+        ).fetchone()
         base = {
             "path": str(path),
             "schema_version": version,
@@ -131,51 +145,55 @@ def verify_journal(path: Path) -> VerifyResult:
                 problem=f"schema version {version} has no hash chain; it is added when "
                 "bastion next opens the journal for writing",
             )
-        decoder = new_decoder()
-        expected_seq, prev = 1, GENESIS_HASH
-        for row in db.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq"):
-            problem = record_problem(row, expected_seq, prev, decoder)
-            if problem is not None:
-                return VerifyResult(
-                    **base,
-                    last_hash=None,
-                    broken_seq=row[0],
-                    problem=problem,
-                    torn_tail=row[0] == last_seq and not problem.startswith("gap"),
-                )
-            expected_seq, prev = row[0] + 1, row[6]
-        last_hash = prev.hex() if events else None
-        snapshots = 0
-        if version >= 3:
-            for seq, event_hash, payload, digest, chained in db.execute(
-                "SELECT s.seq, s.event_hash, s.payload, s.digest, e.hash FROM snapshots s "
-                "LEFT JOIN events e ON e.seq = s.seq ORDER BY s.seq"
-            ):
-                snapshots += 1
-                problem = _snapshot_problem(seq, event_hash, payload, digest, chained)
-                if problem is not None:
-                    return VerifyResult(
-                        **base, last_hash=last_hash, snapshots=snapshots, problem=problem
-                    )
-        return VerifyResult(**base, last_hash=last_hash, snapshots=snapshots)
+        stored = read_keying(db)
+        if stored.keyed and not chain.keyed:
+            return VerifyResult(
+                **base,
+                last_hash=None,
+                keyed=True,
+                problem="the journal's chain is keyed (HMAC-SHA256): it cannot be checked "
+                "without the chain key",
+            )
+        anchors_file = anchor_path(path)
+        try:
+            check_keying(path, stored, chain, events=events, anchors_exist=anchors_file.exists())
+            anchors = read_anchors(anchors_file, keys.chain) if keys.chain else []
+        except IntegrityError as error:
+            return VerifyResult(**base, last_hash=None, keyed=stored.keyed, problem=str(error))
+        if stored.keyed and events and not anchors:
+            return VerifyResult(
+                **base,
+                last_hash=None,
+                keyed=True,
+                problem=f"its anchors ({anchors_file.name}) are missing or empty, but a keyed "
+                "journal with events always has some: they were deleted",
+            )
+        result = scan(db, chain, anchors)
+        if result.problem is not None:
+            return VerifyResult(
+                **base,
+                keyed=stored.keyed,
+                anchors=result.anchors,
+                snapshots=result.snapshots,
+                last_hash=None,
+                broken_seq=result.broken_seq,
+                problem=result.problem,
+                torn_tail=result.torn_tail,
+            )
+        last_hash = result.last_hash.hex() if events else None
+        return VerifyResult(
+            **base,
+            keyed=stored.keyed,
+            anchors=result.anchors,
+            snapshots=result.snapshots,
+            last_hash=last_hash,
+            problem=result.snapshot_problem,
+        )
 
 
-def _snapshot_problem(
-    seq: int, event_hash: object, payload: object, digest: object, chained: object
-) -> str | None:
-    """What is wrong with a stored snapshot (recovery would skip it), or None."""
-    if not isinstance(payload, bytes) or not isinstance(event_hash, bytes):
-        return f"snapshot at seq {seq}: not a blob"
-    if event_hash != (GENESIS_HASH if seq == 0 else chained):
-        return f"snapshot at seq {seq}: its event hash is not the chain's hash at that seq"
-    if digest != snapshot_digest(seq, event_hash, payload):
-        return f"snapshot at seq {seq}: digest mismatch (damaged)"
-    return None
-
-
-def journal_stats(path: Path) -> JournalStats:
+def journal_stats(path: Path, *, keys: JournalKeys = PLAINTEXT) -> JournalStats:
     """Event counts (total and by type), runs, seq and time extents, file size."""
-    with open_readonly(path) as (db, version):
+    with open_readonly(path, keys.encryption) as (db, version):
         events, first_seq, last_seq = db.execute(
             "SELECT COUNT(*), MIN(seq), MAX(seq) FROM events"
         ).fetchone()
@@ -210,7 +228,9 @@ def journal_stats(path: Path) -> JournalStats:
     )
 
 
-def export_jsonl(path: Path, out: IO[bytes], *, from_seq: int = 1) -> int:
+def export_jsonl(
+    path: Path, out: IO[bytes], *, from_seq: int = 1, keys: JournalKeys = PLAINTEXT
+) -> int:
     """Write events with ``seq >= from_seq`` to ``out`` as JSON lines; return how many.
 
     An undecodable payload stops the export with ``OperationalError`` naming its seq
@@ -219,7 +239,7 @@ def export_jsonl(path: Path, out: IO[bytes], *, from_seq: int = 1) -> int:
     decoder = new_decoder()
     encoder = msgspec.json.Encoder()
     n = 0
-    with open_readonly(path) as (db, _version):
+    with open_readonly(path, keys.encryption) as (db, _version):
         rows = db.execute(
             "SELECT seq, ts_ns, type, client_order_id, payload FROM events "
             "WHERE seq >= ? ORDER BY seq",

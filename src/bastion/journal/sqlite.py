@@ -25,9 +25,16 @@ digest of its own. The last ``KEEP_SNAPSHOTS`` are kept. ``latest_snapshot``
 returns the newest one that checks out.
 
 If the last record is torn (cut mid-write, corrupt), opening the journal for
-writing moves it to ``torn_records`` (kept, never deleted), logs
-``journal_torn_tail`` and sets ``torn_tail`` to its seq: the chain continues from
-the last whole record, so ``verify`` passes again and recovery replays up to it.
+writing moves it to ``torn_records`` (kept, never deleted), journals a
+``JournalTailSetAside`` event, logs ``journal_tail_set_aside`` (error) and sets
+``torn_tail`` to its seq: the chain continues from the last whole record, so
+``verify`` passes again and recovery replays up to it.
+
+Keys (``JournalKeys``): with an encryption key the file is a SQLCipher database
+(``bastion.storage.connect``); with a chain key the chain is HMAC-SHA256, snapshots
+are sealed with it, and the chain head is anchored outside the file (``anchors``).
+Opening a keyed journal checks all of it first (``_integrity``) and refuses a file
+that does not verify with ``IntegrityError`` naming the first forged record.
 """
 
 from __future__ import annotations
@@ -45,18 +52,23 @@ from typing import IO, Any, Final, NamedTuple
 import msgspec
 import structlog
 
-from bastion.errors import OperationalError
+from bastion.errors import IntegrityError, OperationalError
 from bastion.journal._codec import (
     GENESIS_HASH,
+    Chain,
     JournalEvent,
     RecordEncoder,
     Row,
     new_decoder,
     record_problem,
-    snapshot_digest,
 )
+from bastion.journal._integrity import check_keying, read_keying, scan, write_keying
 from bastion.journal._schema import SCHEMA_VERSION, prepare
+from bastion.journal.anchors import AnchorWriter, anchor_path, read_anchors
 from bastion.journal.config import Durability, JournalConfig
+from bastion.journal.keys import PLAINTEXT, JournalKeys
+from bastion.model.events import JournalTailSetAside
+from bastion.storage.connect import DB_ERRORS, connect, make_private_dir
 
 __all__ = ["SCHEMA_VERSION", "JournalEvent", "SqliteJournal", "StoredSnapshot"]
 
@@ -93,7 +105,8 @@ def _lock_exclusively(path: Path) -> IO[str]:
     """Hold ``<journal>.lock`` for as long as the journal is open for writing: two
     processes appending to one journal would fork its chain. The OS releases the
     lock when the process dies, however it dies."""
-    lock_file = open(path.with_name(path.name + ".lock"), "a+")  # noqa: SIM115
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    lock_file = open(fd, "a+")  # noqa: SIM115
     try:
         fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -121,6 +134,8 @@ class SqliteJournal:
         durability: Durability = "group",
         commit_interval_ms: int = 5,
         max_batch: int = 1024,
+        keys: JournalKeys = PLAINTEXT,
+        anchor_interval_s: float = 10.0,
     ) -> None:
         if durability not in ("group", "fsync_each"):
             raise ValueError(f"unknown durability {durability!r}")
@@ -128,35 +143,44 @@ class SqliteJournal:
         self.durability: Durability = durability
         self.commits = 0
         self.torn_tail: int | None = None
+        self._chain = Chain(keys.chain)
+        self._anchors: AnchorWriter | None = None
         self._db_lock = threading.Lock()  # one connection, shared by writer and caller
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)
             self._lock_file = _lock_exclusively(path)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as error:
+        except OSError as error:
             raise OperationalError(f"journal {path}: {error}") from error
+        try:
+            self._db = connect(
+                path,
+                key=keys.encryption,
+                isolation_level=None,
+                check_same_thread=False,
+                what="journal",
+            )
+        except BaseException as error:
+            self._lock_file.close()
+            if isinstance(error, DB_ERRORS):
+                raise OperationalError(f"journal {path}: {error}") from error
+            raise
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # fsync each commit (each batch)
             self.migrated_from = prepare(self._db, path)
-            tail = self._db.execute(
-                f"SELECT {_COLUMNS} FROM events ORDER BY seq DESC LIMIT 2"
-            ).fetchall()
-        except (sqlite3.Error, OperationalError) as error:
+            last_seq, last_hash, torn = self._check_integrity(keys.chain)
+        except BaseException as error:
             self._db.close()
             self._lock_file.close()
-            if isinstance(error, OperationalError):
-                raise
-            raise OperationalError(f"journal {path}: {error}") from error
+            if isinstance(error, DB_ERRORS):
+                raise OperationalError(f"journal {path}: {error}") from error
+            raise
         if self.migrated_from not in (0, SCHEMA_VERSION):
             log.info("journal_migrated", path=str(path), from_version=self.migrated_from)
-        last_seq, last_hash = 0, GENESIS_HASH
-        if tail:
-            self.torn_tail = self._set_aside_torn_tail(tail)
-            whole = tail[1:] if self.torn_tail is not None else tail[:1]
-            if whole:
-                last_seq, last_hash = whole[0][0], whole[0][6]
-        self._encoder = RecordEncoder(last_seq, last_hash)
+        if torn is not None:
+            torn_event = self._set_aside_torn_tail(*torn)
+            self.torn_tail = torn_event.first_seq
+        self._encoder = RecordEncoder(last_seq, last_hash, self._chain)
         self._base_seq = last_seq
         self._appended = 0
         self._committed_seq = last_seq
@@ -171,37 +195,114 @@ class SqliteJournal:
         self._committed = threading.Condition()
         self._stopping = False
         self._writer: threading.Thread | None = None
+        self._anchor_interval_s = anchor_interval_s
+        self._next_anchor_at = time.monotonic() + anchor_interval_s
+        self._committed_hash = last_hash
+        self._anchored_seq = -1
+        if self._chain.keyed:
+            assert keys.chain is not None
+            try:
+                self._anchors = AnchorWriter(
+                    anchor_path(path), keys.chain, written=self._anchors_read
+                )
+                self._write_anchor()  # the head as found: a later cut is caught against it
+            except OSError as error:
+                self._db.close()
+                self._lock_file.close()
+                raise OperationalError(f"journal {path}: anchors: {error}") from error
         if durability == "group":
             self._writer = threading.Thread(
                 target=self._run_writer, name=WRITER_THREAD_NAME, daemon=False
             )
             self._writer.start()
+        if torn is not None:
+            self.append(torn_event)
 
     @classmethod
-    def from_config(cls, path: Path, config: JournalConfig) -> SqliteJournal:
-        """A journal at ``path`` (``config.path`` resolved by the caller) as configured."""
+    def from_config(
+        cls, path: Path, config: JournalConfig, *, keys: JournalKeys = PLAINTEXT
+    ) -> SqliteJournal:
+        """A journal at ``path`` (``config.path`` resolved by the caller) as configured,
+        with the keys ``journal_keys(config, vault)`` resolved."""
         return cls(
             path,
             durability=config.durability,
             commit_interval_ms=config.flush_interval_ms,
             max_batch=config.group_commit_max_events,
+            keys=keys,
+            anchor_interval_s=config.anchor_interval_s,
         )
 
-    def _set_aside_torn_tail(self, tail: list[Any]) -> int | None:
-        """Move a torn last record to ``torn_records``; return its seq (None if whole).
+    def _check_integrity(
+        self, chain_key: bytes | None
+    ) -> tuple[int, bytes, tuple[int, str] | None]:
+        """Check the file before writing to it; return the last whole record (seq, hash)
+        and the torn last record (seq, problem) to set aside, if any.
+
+        A keyed journal is checked whole (chain, snapshots, anchors): a forged, deleted
+        or cut record raises ``IntegrityError`` naming it. An unkeyed one only has its
+        last record checked, as before keying (its chain proves nothing to an insider).
+        """
+        db, chain, path = self._db, self._chain, self.path
+        events = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        anchors_file = anchor_path(path)
+        stored = read_keying(db)
+        if check_keying(path, stored, chain, events=events, anchors_exist=anchors_file.exists()):
+            db.execute("BEGIN IMMEDIATE")
+            write_keying(db, chain)
+            db.execute("COMMIT")
+        self._anchors_read = 0
+        if not chain.keyed:
+            tail = db.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq DESC LIMIT 2").fetchall()
+            if not tail:
+                return 0, GENESIS_HASH, None
+            expected_prev = tail[1][6] if len(tail) > 1 else GENESIS_HASH
+            problem = record_problem(tail[0], tail[0][0], expected_prev, new_decoder())
+            if problem is None:
+                return tail[0][0], tail[0][6], None
+            whole = tail[1] if len(tail) > 1 else None
+            last = (whole[0], whole[6]) if whole is not None else (0, GENESIS_HASH)
+            return last[0], last[1], (tail[0][0], problem)
+        assert chain_key is not None
+        anchors = read_anchors(anchors_file, chain_key)
+        self._anchors_read = len(anchors)
+        if events and not anchors:
+            raise IntegrityError(
+                f"journal {path}: its anchors ({anchors_file.name}) are missing or empty, "
+                "but a keyed journal with events always has some: they were deleted"
+            )
+        result = scan(db, chain, anchors)
+        if result.problem is not None and not result.torn_tail:
+            where = f"first bad record seq {result.broken_seq}: " if result.broken_seq else ""
+            raise IntegrityError(
+                f"journal {path}: {where}{result.problem}; refusing to start from it "
+                "(`bastion journal verify` with the key names the damage; restore a backup)"
+            )
+        if result.snapshot_problem is not None:
+            raise IntegrityError(
+                f"journal {path}: {result.snapshot_problem}; refusing to start from it"
+            )
+        last_seq = result.broken_seq - 1 if result.torn_tail and result.broken_seq else None
+        if last_seq is None:
+            return result.last_seq or 0, result.last_hash, None
+        assert result.problem is not None and result.broken_seq is not None
+        return last_seq, result.last_hash, (result.broken_seq, result.problem)
+
+    def _set_aside_torn_tail(self, seq: int, problem: str) -> JournalTailSetAside:
+        """Move a torn last record to ``torn_records``; return the event that says so.
 
         Snapshots at or after it go too: they were committed with it.
         """
-        last = tail[0]
-        expected_prev = tail[1][6] if len(tail) > 1 else GENESIS_HASH
-        problem = record_problem(last, last[0], expected_prev, new_decoder())
-        if problem is None:
-            return None
-        seq = int(last[0])
         try:
             with self._db_lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
+                    size = self._db.execute(
+                        "SELECT length(payload) + length(type) + ifnull(length(prev_hash), 0) "
+                        "+ ifnull(length(hash), 0) + ifnull(length(client_order_id), 0) + 16 "
+                        "FROM events WHERE seq = ?",
+                        (seq,),
+                    ).fetchone()[0]
                     self._db.execute(
                         "INSERT INTO torn_records SELECT seq, ?, ?, ts_ns, type, "
                         "client_order_id, payload, prev_hash, hash FROM events WHERE seq = ?",
@@ -213,18 +314,41 @@ class SqliteJournal:
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
-        except sqlite3.Error as error:
+        except DB_ERRORS as error:
             self._db.close()
             self._lock_file.close()
             raise OperationalError(f"journal {self.path}: {error}") from error
-        log.warning(
-            "journal_torn_tail",
+        log.error(
+            "journal_tail_set_aside",
             path=str(self.path),
-            seq=seq,
+            first_seq=seq,
+            last_seq=seq,
+            byte_count=size,
             problem=problem,
-            note="set aside in torn_records; recovery continues from the last whole record",
+            note="moved to torn_records; recovery continues from the last whole record",
         )
-        return seq
+        return JournalTailSetAside(
+            ts_ns=time.time_ns(), first_seq=seq, last_seq=seq, byte_count=size, problem=problem
+        )
+
+    # -- anchors -----------------------------------------------------------------------
+    def _write_anchor(self) -> None:
+        """Anchor the committed head (if it moved since the last anchor).
+
+        Called on the writer thread after a commit, on close, and in ``fsync_each`` mode
+        from ``append`` once per ``anchor_interval_s``; never while a batch is encoded.
+        """
+        self._next_anchor_at = time.monotonic() + self._anchor_interval_s
+        if self._anchors is None or self._committed_seq == self._anchored_seq:
+            return
+        seq, digest = self._committed_seq, self._committed_hash
+        try:
+            self._anchors.write(seq, digest, time.time_ns())
+        except OSError as error:
+            # the journal itself is intact; the anchor is a check against later edits
+            log.error("journal_anchor_failed", path=str(self.path), seq=seq, error=repr(error))
+            return
+        self._anchored_seq = seq
 
     # -- writing -----------------------------------------------------------------------
     def begin_run(self, node_id: str, started_ns: int) -> int:
@@ -234,7 +358,7 @@ class SqliteJournal:
                 cursor = self._db.execute(
                     "INSERT INTO runs (node_id, started_ns) VALUES (?, ?)", (node_id, started_ns)
                 )
-        except sqlite3.Error as error:
+        except DB_ERRORS as error:
             raise OperationalError(f"journal {self.path}: {error}") from error
         assert cursor.lastrowid is not None
         return cursor.lastrowid
@@ -293,11 +417,10 @@ class SqliteJournal:
         self._wake.set()
         return seq
 
-    @staticmethod
     def _insert_snapshot(
-        db: sqlite3.Connection, seq: int, event_hash: bytes, marker: _Snapshot
+        self, db: sqlite3.Connection, seq: int, event_hash: bytes, marker: _Snapshot
     ) -> None:
-        digest = snapshot_digest(seq, event_hash, marker.payload)
+        digest = self._chain.seal(seq, event_hash, marker.payload)
         db.execute(_INSERT_SNAPSHOT, (seq, marker.ts_ns, event_hash, marker.payload, digest))
         db.execute(_PRUNE_SNAPSHOTS, (KEEP_SNAPSHOTS,))
 
@@ -324,6 +447,10 @@ class SqliteJournal:
             self._stopping = True
             self._wake.set()
             self._writer.join()
+        if self._anchors is not None:
+            if self._error is None:
+                self._write_anchor()
+            self._anchors.close()
         with self._db_lock:
             self._db.close()
         self._lock_file.close()  # releases the lock
@@ -339,7 +466,10 @@ class SqliteJournal:
             self._fail(error)
             raise OperationalError(f"journal {self.path}: {self._refused}") from error
         self._committed_seq = row[0]
+        self._committed_hash = row[6]
         self.commits += 1
+        if self._anchors is not None and time.monotonic() >= self._next_anchor_at:
+            self._write_anchor()
 
     def _run_writer(self) -> None:
         main = threading.main_thread()
@@ -353,6 +483,8 @@ class SqliteJournal:
             except Exception as error:
                 self._fail(error)
                 return
+            if self._anchors is not None and time.monotonic() >= self._next_anchor_at:
+                self._write_anchor()
             if stopping:
                 return
 
@@ -395,6 +527,7 @@ class SqliteJournal:
         if rows:
             with self._committed:
                 self._committed_seq = rows[-1][0]
+                self._committed_hash = rows[-1][6]
                 self._committed.notify_all()
 
     def _fail(self, error: BaseException) -> None:
@@ -451,7 +584,7 @@ class SqliteJournal:
             if (
                 isinstance(payload, bytes)
                 and event_hash == expected
-                and digest == snapshot_digest(seq, event_hash, payload)
+                and digest == self._chain.seal(seq, event_hash, payload)
             ):
                 return StoredSnapshot(seq, ts_ns, payload)
             log.error("journal_snapshot_damaged", path=str(self.path), seq=seq)

@@ -278,6 +278,18 @@ class RunManifest(Event, frozen=True, kw_only=True):
     untracked: list[str] = []
 
 
+class JournalTailSetAside(Event, frozen=True, kw_only=True):
+    """The journal, as it opened, found its last records torn (cut mid-write, or not
+    verifying) and moved records ``first_seq``..``last_seq`` (``byte_count`` bytes) to
+    ``torn_records``; ``problem`` is what was wrong. Whatever they held comes back from
+    the venues through reconciliation; an operator looks at why."""
+
+    first_seq: int
+    last_seq: int
+    byte_count: int
+    problem: str
+
+
 class JournaledBy(enum.Enum):
     """Who writes an event type to the journal."""
 
@@ -285,6 +297,8 @@ class JournaledBy(enum.Enum):
     """The execution engine, as it applies the event to its order (order events)."""
     BUS = "bus"
     """The node, as the event is published on the bus."""
+    JOURNAL = "journal"
+    """The journal itself, about its own file, as it opens."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +314,7 @@ class EventKind:
 
 _EXECUTION = JournaledBy.EXECUTION
 _BUS = JournaledBy.BUS
+_JOURNAL = JournaledBy.JOURNAL
 
 EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(OrderInitialized, "OrderInitialized", _EXECUTION),
@@ -331,6 +346,7 @@ EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(VenueHalted, "VenueHalted", _BUS),
     EventKind(VenueResumed, "VenueResumed", _BUS),
     EventKind(RunManifest, "RunManifest", _BUS),
+    EventKind(JournalTailSetAside, "JournalTailSetAside", _JOURNAL),
 )
 """Every event type, stated once: the journal codec decodes exactly these, the execution
 engine journals the order events and the node subscribes the journal to the others.
@@ -365,3 +381,8 @@ BUS_JOURNALED_EVENT_TYPES: tuple[type[Event], ...] = tuple(
     kind.type for kind in EVENT_REGISTRY if kind.journaled_by is _BUS
 )
 """The events the node journals from the bus."""
+
+JOURNAL_OWN_EVENT_TYPES: tuple[type[Event], ...] = tuple(
+    kind.type for kind in EVENT_REGISTRY if kind.journaled_by is _JOURNAL
+)
+"""The events the journal writes about itself."""

@@ -39,6 +39,7 @@ from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
 from bastion.feeds import Feed
 from bastion.isolation.sandbox import harden_core
+from bastion.journal.keys import JournalKeys, journal_keys, require_keys
 from bastion.journal.sqlite import SqliteJournal
 from bastion.live.preflight import check_live_start, node_manifest
 from bastion.model.events import (
@@ -79,13 +80,16 @@ def run_node(
     base_dir: Path,
     source: str = "",
     secrets: SecretSource | None = None,
+    keys: JournalKeys | None = None,
 ) -> int:
     """Run a paper-trading node until a signal or ``run_for_s``; return the exit code.
 
     ``source``: where the config came from (journaled when the risk limits changed);
     ``secrets``: what the config's ``secret:NAME`` references resolve to
-    (``bastion.vault.config.load_secrets``)."""
-    return asyncio.run(_Node(config, base_dir, source=source, secrets=secrets).run())
+    (``bastion.vault.config.load_secrets``); ``keys``: the journal's keys, when not
+    from ``secrets`` (``journal_keys``); neither: a plaintext, unkeyed journal (refused
+    if the config refers to keys)."""
+    return asyncio.run(_Node(config, base_dir, source=source, secrets=secrets, keys=keys).run())
 
 
 def recover_node(
@@ -94,13 +98,14 @@ def recover_node(
     base_dir: Path,
     source: str = "",
     secrets: SecretSource | None = None,
+    keys: JournalKeys | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Recover and reconcile without trading; return (exit code, report).
 
     Exit code 0: reconciled; 1: mismatches (the node's trading state was set per
     ``recovery.on_mismatch``) or the venue could not be reached.
     """
-    node = _Node(config, base_dir, recover_only=True, source=source, secrets=secrets)
+    node = _Node(config, base_dir, recover_only=True, source=source, secrets=secrets, keys=keys)
     code = asyncio.run(node.run())
     return code, node.report
 
@@ -114,9 +119,13 @@ class _Node:
         recover_only: bool = False,
         source: str = "",
         secrets: SecretSource | None = None,
+        keys: JournalKeys | None = None,
     ) -> None:
         self.config = config
         self.secrets = secrets
+        if keys is None and secrets is not None:
+            keys = journal_keys(config.journal, secrets)
+        self.keys = require_keys(config.journal, keys)
         self.source = source or str(base_dir)
         self.base_dir = base_dir
         self.recover_only = recover_only
@@ -142,7 +151,7 @@ class _Node:
         )
         check_live_start(config, manifest)
         journal = SqliteJournal.from_config(
-            resolve_path(self.base_dir, config.journal.path), config.journal
+            resolve_path(self.base_dir, config.journal.path), config.journal, keys=self.keys
         )
         try:
             epoch = journal.begin_run(config.node.id, clock.timestamp_ns())

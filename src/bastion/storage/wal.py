@@ -16,15 +16,26 @@ from pathlib import Path
 
 import structlog
 
+from bastion.storage.connect import DB_ERRORS, STORAGE_ERRORS, connect
+
 log = structlog.get_logger("bastion.sqlite")
 
 
 class WalCheckpointer:
     """A daemon thread that checkpoints ``path`` every ``interval_s``."""
 
-    def __init__(self, path: Path, writer: sqlite3.Connection, *, interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        path: Path,
+        writer: sqlite3.Connection,
+        *,
+        interval_s: float = 0.5,
+        key: bytes | None = None,
+    ) -> None:
+        """``key``: the file's encryption key (its connection opens it as the writer's)."""
         writer.execute("PRAGMA wal_autocheckpoint=0")
         self._path = path
+        self._key = key
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -34,18 +45,27 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         try:
-            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as error:
+            if self._key is None:
+                db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            else:
+                db = connect(
+                    self._path,
+                    key=self._key,
+                    create=False,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+        except STORAGE_ERRORS as error:
             log.error("wal_checkpointer_failed", path=str(self._path), error=str(error))
             return
         try:
             while not self._stop.wait(self._interval_s):
                 try:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as error:  # busy or closing: try again next time
+                except DB_ERRORS as error:  # busy or closing: try again next time
                     log.debug("wal_checkpoint_skipped", path=str(self._path), error=str(error))
             db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
+        except DB_ERRORS:
             pass
         finally:
             db.close()

@@ -26,6 +26,7 @@ from typing import Any, Final, Literal
 import bastion.venue_server._exact as _exact
 from bastion.errors import OperationalError
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
+from bastion.storage.connect import DB_ERRORS, STORAGE_ERRORS, connect
 from bastion.storage.wal import WalCheckpointer
 from bastion.venue_server._schema import SCHEMA_VERSION, prepare
 from bastion.venue_server.messages import OPEN_STATUSES, LiquidityCode, OrdStatusCode
@@ -153,12 +154,12 @@ def apply_fill(position: PositionRow | None, fill: FillRow) -> PositionRow:
 class VenueLedger:
     """The simulator's durable books in one SQLite file (single-threaded use)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, encryption_key: bytes | None = None) -> None:
+        """``encryption_key``: 32 bytes to keep the books encrypted (SQLCipher), or None."""
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None)
-        except (OSError, sqlite3.Error) as error:
+            self._db = connect(path, key=encryption_key, what="venue ledger")
+        except STORAGE_ERRORS as error:
             raise OperationalError(f"venue ledger {path}: {error}") from error
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -166,18 +167,18 @@ class VenueLedger:
             self._db.execute("PRAGMA foreign_keys=ON")
             self.migrated_from = prepare(self._db, path)
             saved = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
-        except (sqlite3.Error, OperationalError) as error:
+        except BaseException as error:
             self._db.close()
-            if isinstance(error, OperationalError):
-                raise
-            raise OperationalError(f"venue ledger {path}: {error}") from error
+            if isinstance(error, DB_ERRORS):
+                raise OperationalError(f"venue ledger {path}: {error}") from error
+            raise
         self._counters: dict[Counter, int] = {name: int(saved.get(name, 0)) for name in _COUNTERS}
         self._batch_db: sqlite3.Connection | None = None
         # positions as last committed (a fill reads its position without a query)
         self._positions: dict[tuple[str, str], PositionRow] = {}
         self._ids: set[tuple[str, str]] | None = None  # see _known_ids
         self._saved_counters = dict(self._counters)
-        self._checkpointer = WalCheckpointer(path, self._db)
+        self._checkpointer = WalCheckpointer(path, self._db, key=encryption_key)
 
     # -- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
@@ -401,7 +402,7 @@ class VenueLedger:
                 self._positions.clear()  # may hold positions of the rolled-back writes
                 self._ids = None  # likewise ids
                 raise
-        except sqlite3.Error as error:
+        except DB_ERRORS as error:
             raise OperationalError(f"venue ledger {self.path}: {error}") from error
 
     def _orders(self, where: str, account: str | None) -> list[OrderRow]:

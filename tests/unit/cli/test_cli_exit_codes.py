@@ -14,7 +14,9 @@ from bastion.errors import (
     ConfigError,
     DataError,
     InsecureFile,
+    IntegrityError,
     OperationalError,
+    StorageKeyError,
     StrategyError,
     TemporaryError,
     UsageError,
@@ -30,12 +32,14 @@ cli_main = importlib.import_module("bastion.cli.main")
 
 README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
     (ConfigError, 2),
+    (StorageKeyError, 2),
     (UsageError, 2),
     (DataError, 3),
     (TemporaryError, 1),
     (VenueUnavailable, 1),
     (VenueRequestFailed, 1),
     (OperationalError, 1),
+    (IntegrityError, 1),
     (StrategyError, 1),
     (CommandRefused, 1),
     (InsecureFile, 2),  # the user fixes the file's permissions

@@ -14,6 +14,7 @@ from bastion.errors import OperationalError
 from bastion.journal import SqliteJournal, verify_journal
 from bastion.journal._codec import GENESIS_HASH, chain_hash
 from bastion.journal.sqlite import WRITER_THREAD_NAME
+from bastion.model.events import JournalTailSetAside
 from kit.journal_samples import execute, fills, one_of_each, rows
 
 
@@ -117,7 +118,8 @@ def test_when_last_record_is_truncated_then_verify_names_it_and_open_sets_it_asi
     journal_path: Path,
 ) -> None:
     """A cut last payload: verify names seq 10 as a torn tail; opening for writing moves it
-    to torn_records with a warning, the chain continues from seq 9 and verifies again."""
+    to torn_records, journals a JournalTailSetAside as the new seq 10 and logs an error
+    (never silent); the chain continues from seq 9 and verifies again."""
     execute(journal_path, "UPDATE events SET payload = substr(payload, 1, 9) WHERE seq = 10")
     result = verify_journal(journal_path)
     assert (result.broken_seq, result.torn_tail) == (10, True)
@@ -126,15 +128,22 @@ def test_when_last_record_is_truncated_then_verify_names_it_and_open_sets_it_asi
         journal = SqliteJournal(journal_path)
     try:
         assert journal.torn_tail == 10
-        assert journal.last_seq == 9
+        assert journal.last_seq == 10  # the JournalTailSetAside event
         journal.append(fills(1)[0])
+        journal.flush()
+        journaled = [event for seq, event in journal.read(9)]
     finally:
         journal.close()
-    warnings = [e for e in logs if e["event"] == "journal_torn_tail"]
-    assert len(warnings) == 1
-    assert warnings[0]["seq"] == 10 and warnings[0]["log_level"] == "warning"
+    assert isinstance(journaled[0], JournalTailSetAside)
+    assert (journaled[0].first_seq, journaled[0].last_seq) == (10, 10)
+    assert journaled[0].byte_count > 9 and "undecodable payload" in journaled[0].problem
+    errors = [e for e in logs if e["event"] == "journal_tail_set_aside"]
+    assert len(errors) == 1
+    assert errors[0]["first_seq"] == errors[0]["last_seq"] == 10
+    assert errors[0]["byte_count"] == journaled[0].byte_count
+    assert errors[0]["log_level"] == "error"
     assert verify_journal(journal_path).ok
-    assert [r[0] for r in rows(journal_path)] == list(range(1, 11))  # a new seq 10
+    assert [r[0] for r in rows(journal_path)] == list(range(1, 12))  # new seqs 10 and 11
     db = sqlite3.connect(journal_path)
     try:
         kept = db.execute("SELECT seq, problem, length(payload) FROM torn_records").fetchall()
