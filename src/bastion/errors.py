@@ -3,7 +3,7 @@
 Errors that cross a component boundary are these classes; code at an edge (a venue
 adapter, a socket, a file) translates what it catches with ``raise Ours(...) from e``.
 
-- the user fixes the input (exit code 2): ``ConfigError`` (``InsecureFile``),
+- the user fixes the input (exit code 2): ``ConfigError`` (``InsecureFile``, ``NotArmed``),
   ``UsageError``, ``VaultLocked`` (a wrong passphrase);
 - bad market data (exit code 3): ``DataError``, report or skip it;
 - transient trouble (exit code 1 if it reaches the command line): ``TemporaryError``
@@ -35,6 +35,11 @@ class ConfigError(BastionError):
 class InsecureFile(ConfigError):
     """A file holding a secret (or its directory) is open to other users, or owned by
     another user. The message names the path and the ``chmod`` that fixes it."""
+
+
+class NotArmed(ConfigError):
+    """A live node may not start: it was not armed (``bastion arm``), or its arming is
+    expired, used, forged, or for another config or node. The message says which."""
 
 
 class UsageError(BastionError):

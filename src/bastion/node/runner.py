@@ -40,7 +40,7 @@ from bastion.config import PaperConfig, resolve_path
 from bastion.feeds import Feed
 from bastion.isolation.sandbox import harden_core
 from bastion.journal.sqlite import SqliteJournal
-from bastion.live.preflight import check_live_start, node_manifest
+from bastion.live.preflight import admit_start, check_live_start, node_manifest
 from bastion.model.events import (
     OrderCanceled,
     OrderDenied,
@@ -141,9 +141,16 @@ class _Node:
             ts_ns=clock.timestamp_ns(),
         )
         check_live_start(config, manifest)
-        journal = SqliteJournal.from_config(
-            resolve_path(self.base_dir, config.journal.path), config.journal
+        journal_path = resolve_path(self.base_dir, config.journal.path)
+        armed = admit_start(
+            config,
+            manifest,
+            journal=journal_path,
+            secrets=self.secrets,
+            now_ns=clock.timestamp_ns(),
+            trading=not self.recover_only,
         )
+        journal = SqliteJournal.from_config(journal_path, config.journal)
         try:
             epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
         except BaseException:
@@ -196,6 +203,15 @@ class _Node:
             git_commit=manifest.git_commit,
             git_dirty=manifest.git_dirty,
         )
+        if armed is not None:
+            kernel.bus.publish(msgspec.structs.replace(armed, ts_ns=clock.timestamp_ns()))
+            log.info(
+                "live_arming_used",
+                token_id=armed.token_id,
+                armed_by=armed.who,
+                why=armed.why,
+                armed_at_ns=armed.armed_at_ns,
+            )
         self.report = {"epoch": epoch, **msgspec.structs.asdict(recovered)}
         self.report["torn_tail"] = journal.torn_tail
         adopted: dict[str, int] = {}

@@ -14,6 +14,7 @@ from bastion.errors import (
     ConfigError,
     DataError,
     InsecureFile,
+    NotArmed,
     OperationalError,
     StrategyError,
     TemporaryError,
@@ -39,6 +40,7 @@ README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
     (StrategyError, 1),
     (CommandRefused, 1),
     (InsecureFile, 2),  # the user fixes the file's permissions
+    (NotArmed, 2),  # the operator arms the live node (`bastion arm`)
     (VaultLocked, 2),  # the user gives the right passphrase
     (VaultError, 1),
     (VaultCorrupt, 1),  # restore the vault from a backup
