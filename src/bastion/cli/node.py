@@ -46,10 +46,10 @@ def add_node_commands(
 ) -> None:
     run = commands.add_parser(
         "run",
-        help="run a paper trading node (embedded defaults when no CONFIG)",
+        help="run a trading node, paper or live (embedded defaults when no CONFIG)",
         description=wrap(
-            "bastion run: run a trading node live against the simulated venue "
-            "(paper trading) until SIGINT/SIGTERM or --duration-s."
+            "bastion run: run a trading node (paper, or live once armed with `bastion "
+            "arm`) until SIGINT/SIGTERM or --duration-s."
         ),
         epilog=_RUN_EPILOG,
         formatter_class=formatter,

@@ -1,10 +1,14 @@
-"""The live trading node (paper mode for now): the kernel on an asyncio loop.
+"""The trading node (paper or live): the kernel on an asyncio loop.
 
 ``run_node`` wires a ``Kernel`` to the live clock, a real-time quote feed and
 the SQLite journal (which commits on its own writer thread), then runs until
 SIGINT/SIGTERM or ``run_for_s``. Shutdown is orderly: strategies stopped, every
 open order canceled at the venue (and confirmed), the journal drained and closed,
 exit code 0. Orders, fills and PnL are logged as they happen.
+
+Before the journal is opened, ``bastion.live.preflight`` admits the start: the journal
+is not the other mode's, and a live node has a clean tree and consumes its arming
+(journaled as ``LiveArmed``).
 
 The node listens on a local control socket next to its journal (``bastion.node.control``)
 for the operator's kill switch (``bastion kill``), ``resume`` and ``status``.
