@@ -55,6 +55,7 @@ LogFormat = Literal["console", "json"]
 
 DEFAULT_JOURNAL_NAME: Final = "bastion-journal.sqlite"
 _MAX_DECIMALS: Final = 12
+MAX_ARM_VALID_S: Final = 86_400.0
 
 
 Isolation = Literal["process", "inline"]
@@ -78,6 +79,9 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     allow_dirty: bool = False
     """Live only: start even when the desk's git tree has changes not committed (the
     run manifest records it either way)."""
+    arm_valid_s: float = 900.0
+    """Live only: how long an arming (``bastion arm``) stays good if the node is not
+    started, in seconds (at most a day); ``bastion arm --for-s`` may only shorten it."""
 
 
 class InstrumentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -236,6 +240,12 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise ConfigError("key 'node.allow_dirty': only a live node checks its git tree")
         if mode != "live":
             return
+        valid_s = self.node.arm_valid_s
+        if not 0 < valid_s <= MAX_ARM_VALID_S:
+            raise ConfigError(
+                f"key 'node.arm_valid_s': must be above 0 and at most {MAX_ARM_VALID_S:.0f} "
+                f"(a day), got {valid_s}"
+            )
         if self.node.isolation == "inline":
             raise ConfigError(
                 "key 'node.isolation': a live node runs its strategies isolated "

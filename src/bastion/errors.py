@@ -4,7 +4,7 @@ Errors that cross a component boundary are these classes; code at an edge (a ven
 adapter, a socket, a file) translates what it catches with ``raise Ours(...) from e``.
 
 - the user fixes the input (exit code 2): ``ConfigError`` (``InsecureFile``,
-  ``StorageKeyError``), ``UsageError``, ``VaultLocked`` (a wrong passphrase);
+  ``StorageKeyError``, ``NotArmed``), ``UsageError``, ``VaultLocked`` (a wrong passphrase);
 - bad market data (exit code 3): ``DataError``, report or skip it;
 - transient trouble (exit code 1 if it reaches the command line): ``TemporaryError``
   (``VenueUnavailable``, ``VenueRequestFailed``): back off and retry;
@@ -42,6 +42,11 @@ class StorageKeyError(ConfigError):
     """A stored file and the key given for it do not go together: an encrypted file
     opened without a key, a plaintext one with a key, a wrong encryption key, or a wrong
     chain key for a keyed journal. The message names the file; the file is unchanged."""
+
+
+class NotArmed(ConfigError):
+    """A live node may not start: it was not armed (``bastion arm``), or its arming is
+    expired, used, forged, or for another config or node. The message says which."""
 
 
 class UsageError(BastionError):

@@ -4,75 +4,15 @@ a live node refuses a dirty git tree."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from bastion.clock import SimClock
+from bastion.vault.vault import Vault
+from kit.live_desk import NODE, STRATEGY, bastion, commit_desk, write_desk
 from kit.node_process import run_to_end
-
-STRATEGY = '''
-from bastion.strategy import Strategy
-
-
-class Idle(Strategy):
-    """Subscribes and does nothing: the run is about what was started."""
-
-    def on_start(self) -> None:
-        self.subscribe_quotes("XYZ.SIM")
-'''
-
-NODE = """
-[node]
-id = "m-1"
-{node_extra}
-
-[[instruments]]
-id = "XYZ.SIM"
-tick_size = "0.01"
-
-[[strategies]]
-name = "idle"
-path = "strategies/idle.py"
-class = "Idle"
-
-[risk]
-max_order_quantity = "10"
-max_order_notional = "10000"
-max_long_quantity = "10"
-max_short_quantity = "10"
-stale_data_ms = 5000
-max_daily_loss_node = "1000"
-max_messages_per_s = 20
-
-[feed]
-instrument = "XYZ.SIM"
-interval_ms = 50
-
-[journal]
-path = "journal.sqlite"
-"""
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "desk",
-    "GIT_AUTHOR_EMAIL": "desk@example.invalid",
-    "GIT_COMMITTER_NAME": "desk",
-    "GIT_COMMITTER_EMAIL": "desk@example.invalid",
-    "PATH": "/usr/bin:/bin",
-    "HOME": "/nonexistent",
-}
-
-
-def write_desk(root: Path, node_extra: str = 'isolation = "inline"') -> Path:
-    (root / "strategies").mkdir(exist_ok=True)
-    (root / "strategies" / "idle.py").write_text(STRATEGY)
-    config = root / "node.toml"
-    config.write_text(NODE.format(node_extra=node_extra))
-    return config
-
-
-def git(desk: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=desk, env=GIT_ENV, capture_output=True, check=True)
+from kit.vaults import FAST_KDF, PASSPHRASE, T0, key_file
 
 
 @pytest.mark.timeout(120)
@@ -114,22 +54,33 @@ def test_when_journal_has_no_manifest_then_usage_error(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_when_live_desk_tree_is_dirty_then_node_refuses_to_start(tmp_path: Path) -> None:
     """A live node whose strategy differs from the commit refuses, naming the fix; with
-    allow_dirty it starts and the manifest records the dirty tree."""
-    config = write_desk(tmp_path, 'mode = "live"')
-    (tmp_path / ".gitignore").write_text("journal.sqlite*\n*.log\n")
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "add", ".")
-    git(tmp_path, "commit", "-q", "-m", "desk")
-    (tmp_path / "strategies" / "idle.py").write_text(STRATEGY + "\n# not committed\n")
+    allow_dirty (and an arming) it starts and the manifest records the dirty tree."""
+    key = key_file(tmp_path)
+    desk = tmp_path / "desk"
+    config = write_desk(desk, 'mode = "live"')
+    Vault.create(desk / "vault.bastion", PASSPHRASE, clock=SimClock(T0), scope="live", kdf=FAST_KDF)
+    commit_desk(desk)
+    (desk / "strategies" / "idle.py").write_text(STRATEGY + "\n# not committed\n")
 
-    refused = run_to_end("run", config.name, "--duration-s", "0.5", cwd=tmp_path)
+    refused = bastion("run", config.name, "--duration-s", "0.5", cwd=desk, key=key)
     assert refused.returncode == 2
     assert "git tree is dirty" in refused.stderr and "allow_dirty" in refused.stderr
-    assert not (tmp_path / "journal.sqlite").exists()  # refused before anything was written
+    assert not (desk / "journal.sqlite").exists()  # refused before anything was written
 
-    config.write_text(NODE.format(node_extra='mode = "live"\nallow_dirty = true'))
-    started = run_to_end("run", config.name, "--duration-s", "0.5", cwd=tmp_path)
+    config.write_text(
+        NODE.format(
+            node_extra='mode = "live"\nallow_dirty = true',
+            journal="journal.sqlite",
+            vault="vault.bastion",
+        )
+    )
+    armed = bastion(
+        "arm", config.name, "--why", "dirty drill", "--passphrase-stdin",
+        cwd=desk, key=None, stdin=PASSPHRASE + "\n",
+    )  # fmt: skip
+    assert armed.returncode == 0, armed.stderr
+    started = bastion("run", config.name, "--duration-s", "0.5", cwd=desk, key=key)
     assert started.returncode == 0, started.stderr
-    shown = run_to_end("manifest", "show", "journal.sqlite", "--json", cwd=tmp_path)
+    shown = run_to_end("manifest", "show", "journal.sqlite", "--json", cwd=desk)
     latest = json.loads(shown.stdout)
     assert latest["mode"] == "live" and latest["git_dirty"] is True

@@ -225,7 +225,9 @@ def test_when_run_without_config_then_embedded_defaults_journal_in_cwd(tmp_path:
         "bastion-journal.sqlite-wal",
         "bastion-journal.sqlite-shm",
         "bastion-journal.sqlite.lock",  # the writer's lock (held only while running)
+        ".bastion-mode",  # the journal directory is a paper node's (bastion.live.separation)
     }
+    assert (tmp_path / ".bastion-mode").read_text() == "paper\n"
 
 
 @pytest.mark.timeout(90)

@@ -157,6 +157,16 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
         ev.JournalTailSetAside(
             ts_ns=ts_ns + 29, first_seq=9, last_seq=9, byte_count=120, problem="hash mismatch"
         ),
+        ev.LiveArmed(
+            ts_ns=ts_ns + 30,
+            token_id="9f" * 16,
+            node_id="node-1",
+            who="alice",
+            why="go live after review",
+            armed_at_ns=ts_ns - 60_000_000_000,
+            expires_ns=ts_ns + 840_000_000_000,
+            config_sha256="ab" * 32,
+        ),
     ]
 
 

@@ -136,3 +136,23 @@ def test_when_mode_is_unknown_then_refused_naming_the_key(tmp_path: Path) -> Non
     """An unknown mode is refused by the schema, naming node.mode."""
     message = error_of(tmp_path, '[node]\nmode = "real"\n' + INSTRUMENTS + STRATEGY + FEED)
     assert "node.mode" in message
+
+
+def test_when_arm_valid_s_is_at_the_limit_then_loads_and_one_step_past_is_refused(
+    tmp_path: Path,
+) -> None:
+    """An arming lasts at most a day: 86400 s loads, 86401 s and 0 s are refused."""
+    body = INSTRUMENTS + STRATEGY + FEED + risk(ALL_LIMITS)
+    day = '[node]\nmode = "live"\narm_valid_s = 86400\n'
+    assert load(tmp_path, day + body).node.arm_valid_s == 86_400
+    for bad in ("86401", "0"):
+        text = f'[node]\nmode = "live"\narm_valid_s = {bad}\n' + body
+        assert "key 'node.arm_valid_s'" in error_of(tmp_path, text)
+
+
+def test_when_a_backtest_config_names_a_vault_then_refused(tmp_path: Path) -> None:
+    """A backtest reads no secrets: a [vault] table in its config is an unknown key."""
+    text = INSTRUMENTS + STRATEGY + DATA + '[vault]\npath = "live/vault.bastion"\n'
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "quotes.csv").write_text("ts,bid,ask\n")
+    assert "unknown key 'vault'" in error_of(tmp_path, text, BacktestConfig)

@@ -24,6 +24,7 @@ from bastion.config import BacktestConfig, resolve_path
 from bastion.data import ReplaySource
 from bastion.errors import ConfigError
 from bastion.journal.sqlite import SqliteJournal
+from bastion.live.separation import check_backtest_journal
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import OrderStatus
 from bastion.model.events import OrderFilled
@@ -50,11 +51,11 @@ def run_backtest(
     """
     started = time.perf_counter()
     clock = SimClock()
-    journal = (
-        SqliteJournal.from_config(resolve_path(base_dir, config.journal.path), config.journal)
-        if config.journal is not None
-        else None
-    )
+    journal = None
+    if config.journal is not None:
+        journal_path = resolve_path(base_dir, config.journal.path)
+        check_backtest_journal(journal_path)
+        journal = SqliteJournal.from_config(journal_path, config.journal)
     kernel = Kernel(config=config, base_dir=base_dir, clock=clock, epoch=1, journal=journal)
     fills: list[OrderFilled] = []
     kernel.bus.subscribe(OrderFilled, fills.append)

@@ -1,7 +1,7 @@
 """The ``bastion`` command line: assemble the command groups' parsers, run one command,
 map the errors it raises to exit codes.
 
-One module per command group: ``desk`` (init), ``backtest``, ``node`` (run, recover),
+One module per command group: ``desk`` (init), ``backtest``, ``node`` (run, recover), ``arm``,
 ``control`` (kill, resume, status, enable, risk), ``journal``, ``venue``, ``secrets``.
 
 Exit codes: 0 success; 2 usage or configuration error; 3 bad market data;
@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from bastion import __version__
+from bastion.cli.arm import add_arm_commands
 from bastion.cli.backtest import add_backtest_commands
 from bastion.cli.certs import add_certs_commands
 from bastion.cli.common import (
@@ -92,6 +93,7 @@ examples:
   bastion resume mydesk/paper.toml         # back to ACTIVE
   bastion journal verify mydesk/journal.sqlite   # check the journal's hash chain
   bastion secrets set fix/acct1 --vault mydesk/vault.bastion   # a secret into the vault
+  bastion arm live/node.toml --why "..."   # allow one start of a live node
 
 exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
 docs: docs/cli.md and docs/configuration.md.
@@ -116,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_desk_commands(commands, formatter)
     add_backtest_commands(commands, formatter, logging_options)
     add_node_commands(commands, formatter, logging_options)
+    add_arm_commands(commands, formatter)
     add_operator_commands(commands, formatter)
     add_journal_commands(commands, formatter)
     add_manifest_commands(commands, formatter)

@@ -22,7 +22,8 @@ from bastion.cli.common import (
 )
 from bastion.config import PaperConfig, default_paper_config, load_config, resolve_path
 from bastion.errors import ConfigError
-from bastion.vault.config import load_secrets
+from bastion.live.arming import ARM_KEY_NAME
+from bastion.vault.config import load_secrets, refuse_live_vault
 from bastion.vault.refs import MemorySecrets, SecretSource
 
 log = structlog.get_logger("bastion.cli")
@@ -45,10 +46,10 @@ def add_node_commands(
 ) -> None:
     run = commands.add_parser(
         "run",
-        help="run a paper trading node (embedded defaults when no CONFIG)",
+        help="run a trading node, paper or live (embedded defaults when no CONFIG)",
         description=wrap(
-            "bastion run: run a trading node live against the simulated venue "
-            "(paper trading) until SIGINT/SIGTERM or --duration-s."
+            "bastion run: run a trading node (paper, or live once armed with `bastion "
+            "arm`) until SIGINT/SIGTERM or --duration-s."
         ),
         epilog=_RUN_EPILOG,
         formatter_class=formatter,
@@ -110,13 +111,19 @@ def _node_config(
         config_path = Path(args.config)
         config = load_config(config_path, PaperConfig)
         base_dir = config_path.resolve().parent
+        live = config.node.mode == "live"
         try:  # a node about to run needs them now
+            if not live:
+                refuse_live_vault(config.vault, base_dir)
             secrets = load_secrets(
                 config.secret_refs(),
                 vault=config.vault,
                 base_dir=base_dir,
-                scope="paper",  # every node is a paper node until live mode lands
+                scope="live" if live else "paper",
                 clock=wall_clock(),
+                # a live node opens its vault even without secret references: the
+                # arming is checked with its key
+                machine_keys=(ARM_KEY_NAME,) if live else (),
             )
             config.check_secrets(secrets)
         except ConfigError as error:

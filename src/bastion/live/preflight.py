@@ -1,5 +1,6 @@
-"""What a node checks before it trades: the run manifest it journals, and for a live
-node the conditions that must hold before real orders go out."""
+"""What a node checks before it trades: the run manifest it journals, the journal's
+mode (paper and live never share one), and for a live node the conditions that must
+hold before real orders go out (a clean tree, an arming)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import msgspec
 
 from bastion.config import PaperConfig, resolve_path
 from bastion.errors import ConfigError
+from bastion.live.arming import ARM_KEY_NAME, consume_token
+from bastion.live.separation import JournalMode, check_journal_mode, mark_journal_dir
 from bastion.manifest import collect_manifest
-from bastion.model.events import RunManifest
+from bastion.model.events import LiveArmed, RunManifest
+from bastion.vault.refs import Secret, SecretNotFound, SecretSource
 
 
 def node_manifest(
@@ -56,3 +60,46 @@ def check_live_start(config: PaperConfig, manifest: RunManifest) -> None:
         f"live node: the desk's git tree is dirty ({what}); commit the changes, or set "
         "node.allow_dirty = true to run them anyway (the run manifest records it)"
     )
+
+
+def admit_start(
+    config: PaperConfig,
+    manifest: RunManifest,
+    *,
+    journal: Path,
+    secrets: SecretSource | None,
+    now_ns: int,
+    trading: bool,
+    journal_key: bytes | None = None,
+) -> LiveArmed | None:
+    """Admit this start on ``journal``, or refuse it before the journal is opened.
+
+    Every node: the journal (and its directory) must not be the other mode's
+    (``bastion.live.separation``); the directory is marked with this mode. A live node
+    that will trade (``trading``; ``bastion recover`` sends no order) consumes its
+    arming (``bastion.live.arming``), verified with the vault's ``live/arm`` key from
+    ``secrets``: the returned ``LiveArmed`` is journaled once the journal is open.
+    ``journal_key``: the journal's encryption key (None: plaintext)."""
+    mode: JournalMode = "live" if config.node.mode == "live" else "paper"
+    check_journal_mode(journal, mode, journal_key)
+    armed = None
+    if mode == "live" and trading:
+        armed = consume_token(
+            journal,
+            key=_arm_key(secrets),
+            node_id=config.node.id,
+            config_sha256=manifest.config_sha256,
+            now_ns=now_ns,
+            journal_key=journal_key,
+        )
+    mark_journal_dir(journal, mode)
+    return armed
+
+
+def _arm_key(secrets: SecretSource | None) -> Secret | None:
+    if secrets is None:
+        return None
+    try:
+        return secrets.get(ARM_KEY_NAME)
+    except SecretNotFound:
+        return None

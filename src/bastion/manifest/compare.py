@@ -21,9 +21,10 @@ _COMPARED: tuple[str, ...] = (
 )
 
 
-def read_manifests(journal: Path) -> list[RunManifest]:
-    """Every start's manifest in ``journal``, oldest first."""
-    return [event for _, event in read_events(journal, "RunManifest") if type(event) is RunManifest]
+def read_manifests(journal: Path, key: bytes | None = None) -> list[RunManifest]:
+    """Every start's manifest in ``journal`` (decrypted with ``key``), oldest first."""
+    events = read_events(journal, "RunManifest", key)
+    return [event for _, event in events if type(event) is RunManifest]
 
 
 def diff_manifests(old: RunManifest, new: RunManifest) -> list[str]:

@@ -290,6 +290,21 @@ class JournalTailSetAside(Event, frozen=True, kw_only=True):
     problem: str
 
 
+class LiveArmed(Event, frozen=True, kw_only=True):
+    """A live node started on an arming (``bastion arm``), which it consumed: ``who``
+    armed it (the OS user) and ``why``, at ``armed_at_ns``, valid until ``expires_ns``,
+    for the config whose SHA-256 is ``config_sha256``. ``token_id`` is the arming's
+    id: a copy of a consumed token is refused because its id is journaled here."""
+
+    token_id: str
+    node_id: str
+    who: str
+    why: str
+    armed_at_ns: int
+    expires_ns: int
+    config_sha256: str
+
+
 class JournaledBy(enum.Enum):
     """Who writes an event type to the journal."""
 
@@ -347,6 +362,7 @@ EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(VenueResumed, "VenueResumed", _BUS),
     EventKind(RunManifest, "RunManifest", _BUS),
     EventKind(JournalTailSetAside, "JournalTailSetAside", _JOURNAL),
+    EventKind(LiveArmed, "LiveArmed", _BUS),
 )
 """Every event type, stated once: the journal codec decodes exactly these, the execution
 engine journals the order events and the node subscribes the journal to the others.

@@ -1,10 +1,14 @@
-"""The live trading node (paper mode for now): the kernel on an asyncio loop.
+"""The trading node (paper or live): the kernel on an asyncio loop.
 
 ``run_node`` wires a ``Kernel`` to the live clock, a real-time quote feed and
 the SQLite journal (which commits on its own writer thread), then runs until
 SIGINT/SIGTERM or ``run_for_s``. Shutdown is orderly: strategies stopped, every
 open order canceled at the venue (and confirmed), the journal drained and closed,
 exit code 0. Orders, fills and PnL are logged as they happen.
+
+Before the journal is opened, ``bastion.live.preflight`` admits the start: the journal
+is not the other mode's, and a live node has a clean tree and consumes its arming
+(journaled as ``LiveArmed``).
 
 The node listens on a local control socket next to its journal (``bastion.node.control``)
 for the operator's kill switch (``bastion kill``), ``resume`` and ``status``.
@@ -41,7 +45,7 @@ from bastion.feeds import Feed
 from bastion.isolation.sandbox import harden_core
 from bastion.journal.keys import JournalKeys, journal_keys, require_keys
 from bastion.journal.sqlite import SqliteJournal
-from bastion.live.preflight import check_live_start, node_manifest
+from bastion.live.preflight import admit_start, check_live_start, node_manifest
 from bastion.model.events import (
     OrderCanceled,
     OrderDenied,
@@ -150,9 +154,17 @@ class _Node:
             ts_ns=clock.timestamp_ns(),
         )
         check_live_start(config, manifest)
-        journal = SqliteJournal.from_config(
-            resolve_path(self.base_dir, config.journal.path), config.journal, keys=self.keys
+        journal_path = resolve_path(self.base_dir, config.journal.path)
+        armed = admit_start(
+            config,
+            manifest,
+            journal=journal_path,
+            secrets=self.secrets,
+            now_ns=clock.timestamp_ns(),
+            trading=not self.recover_only,
+            journal_key=self.keys.encryption,
         )
+        journal = SqliteJournal.from_config(journal_path, config.journal, keys=self.keys)
         try:
             epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
         except BaseException:
@@ -205,6 +217,15 @@ class _Node:
             git_commit=manifest.git_commit,
             git_dirty=manifest.git_dirty,
         )
+        if armed is not None:
+            kernel.bus.publish(msgspec.structs.replace(armed, ts_ns=clock.timestamp_ns()))
+            log.info(
+                "live_arming_used",
+                token_id=armed.token_id,
+                armed_by=armed.who,
+                why=armed.why,
+                armed_at_ns=armed.armed_at_ns,
+            )
         self.report = {"epoch": epoch, **msgspec.structs.asdict(recovered)}
         self.report["torn_tail"] = journal.torn_tail
         adopted: dict[str, int] = {}

@@ -16,9 +16,10 @@ from typing import Final
 import msgspec
 
 from bastion.clock import Clock
+from bastion.errors import ConfigError
 from bastion.vault import keysource
 from bastion.vault.refs import MemorySecrets, SecretNotFound, SecretSource
-from bastion.vault.vault import Scope, Vault, require_scope
+from bastion.vault.vault import Scope, Vault, require_scope, stated_scope
 
 DEFAULT_VAULT_NAME: Final = "vault.bastion"
 
@@ -32,6 +33,17 @@ class VaultConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     def resolve(self, base_dir: Path) -> Path:
         path = Path(self.path).expanduser()
         return path if path.is_absolute() else base_dir / path
+
+
+def refuse_live_vault(vault: VaultConfig, base_dir: Path) -> None:
+    """A paper node refuses a config whose vault is a live one, even before it needs a
+    secret from it (read from the file's header, without the passphrase)."""
+    path = vault.resolve(base_dir)
+    if stated_scope(path) == "live":
+        raise ConfigError(
+            f"key 'vault.path': the vault {path} holds live secrets, and this is a paper "
+            "config; point it at a paper vault (`bastion secrets init`)"
+        )
 
 
 def unlock(
@@ -56,10 +68,13 @@ def load_secrets(
     clock: Clock,
     environ: Mapping[str, str] | None = None,
     prompt: keysource.Prompt | None = None,
+    machine_keys: Sequence[str] = (),
 ) -> SecretSource:
     """The secrets named by ``refs`` (``(config key, secret name)`` pairs), read from the
-    config's vault; no vault is opened when ``refs`` is empty."""
-    if not refs:
+    config's vault, and the ``machine_keys`` it holds (keys the node itself uses, such
+    as a live vault's ``live/arm``; one it lacks is left out, not an error). No vault is
+    opened when both are empty."""
+    if not refs and not machine_keys:
         return MemorySecrets({})
     path = vault.resolve(base_dir)
     opened = unlock(path, clock=clock, environ=environ, prompt=prompt)
@@ -72,4 +87,7 @@ def load_secrets(
                 f"(add it: bastion secrets set {name} --vault {path})"
             )
         values[name] = opened.get(name).reveal()
+    for name in machine_keys:
+        if name in opened:
+            values[name] = opened.get(name).reveal()
     return MemorySecrets(values)

@@ -47,7 +47,15 @@ from bastion.vault.files import (
 )
 from bastion.vault.refs import _NAME, Secret, SecretNotFound
 
-__all__ = ["MIN_PASSPHRASE", "EntryInfo", "KdfParams", "Scope", "Vault", "require_scope"]
+__all__ = [
+    "MIN_PASSPHRASE",
+    "EntryInfo",
+    "KdfParams",
+    "Scope",
+    "Vault",
+    "require_scope",
+    "stated_scope",
+]
 
 MIN_PASSPHRASE: Final = 8
 MAX_VALUE_BYTES: Final = 64 * 1024
@@ -281,6 +289,18 @@ class Vault:
             raise VaultError(
                 f"vault {self._path}: cannot write it ({e.strerror or e}); it is unchanged"
             ) from None
+
+
+def stated_scope(path: Path) -> Scope | None:
+    """The scope the vault file at ``path`` states in its header, read without the
+    passphrase (None: no readable vault there). Not authenticated: good for refusing a
+    vault early, never for trusting one (``Vault.open`` checks the header)."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(64 * 1024)
+        return split(data).header.scope
+    except (OSError, FormatError):
+        return None
 
 
 def require_scope(vault: Vault, expected: Scope, key: str) -> None:

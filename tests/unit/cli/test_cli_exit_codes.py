@@ -15,6 +15,7 @@ from bastion.errors import (
     DataError,
     InsecureFile,
     IntegrityError,
+    NotArmed,
     OperationalError,
     StorageKeyError,
     StrategyError,
@@ -43,6 +44,7 @@ README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
     (StrategyError, 1),
     (CommandRefused, 1),
     (InsecureFile, 2),  # the user fixes the file's permissions
+    (NotArmed, 2),  # the operator arms the live node (`bastion arm`)
     (VaultLocked, 2),  # the user gives the right passphrase
     (VaultError, 1),
     (VaultCorrupt, 1),  # restore the vault from a backup

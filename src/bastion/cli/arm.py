@@ -1,0 +1,160 @@
+"""``bastion arm CONFIG --why TEXT``: let a live node start once (``bastion.live.arming``).
+
+The live vault's passphrase is asked on the terminal, or read from stdin with
+``--passphrase-stdin``; never from ``BASTION_VAULT_KEY_FILE`` or the systemd
+credential, which the node reads unattended: arming with them would be automatic, and
+arming is there to prove that a person who knows the passphrase asked for this start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+from bastion.cli.common import EXIT_OK, Commands, Formatter, positive_seconds, wall_clock, wrap
+from bastion.config import PaperConfig, load_config, resolve_path
+from bastion.errors import UsageError
+from bastion.journal.keys import journal_keys
+from bastion.live.arming import (
+    ARM_KEY_NAME,
+    mac_key,
+    new_claims,
+    token_path,
+    write_token,
+)
+from bastion.live.separation import check_journal_mode
+from bastion.manifest.collect import sha256_file
+from bastion.node.control import operator_name
+from bastion.vault import keysource, redact
+from bastion.vault.files import make_private_dir
+from bastion.vault.vault import Vault, require_scope
+
+log = structlog.get_logger("bastion.cli")
+
+_EPILOG: Final = """\
+The arming is written beside the journal (<journal>.armed, mode 0600) and is good
+for one start of this config, by this node id, until it expires (node.arm_valid_s,
+900 s by default; --for-s may shorten it). The node journals who armed it and why
+(LiveArmed) and deletes it; a restart needs a new arming.
+
+examples:
+  bastion arm live/node.toml --why "go live after the 2026-03 review"
+  bastion arm live/node.toml --why "restart after venue outage" --for-s 120
+  bastion run live/node.toml
+"""
+
+
+def add_arm_commands(commands: Commands, formatter: Formatter) -> None:
+    arm = commands.add_parser(
+        "arm",
+        help="arm a live config for one start (asks for the live vault's passphrase)",
+        description=wrap(
+            "bastion arm: allow one start of a live node. Asks for the live vault's "
+            "passphrase (on the terminal, or stdin with --passphrase-stdin; never from "
+            "the key file the node uses), unlocks the vault to prove it, and writes an "
+            "arming saying who asked and why, MACed with a key kept in the vault."
+        ),
+        epilog=_EPILOG,
+        formatter_class=formatter,
+    )
+    arm.add_argument("config", metavar="CONFIG", help="the live node's config file (TOML)")
+    arm.add_argument(
+        "--why", required=True, metavar="TEXT", help="why this start (journaled with who armed)"
+    )
+    arm.add_argument(
+        "--for-s",
+        metavar="SECONDS",
+        type=positive_seconds,
+        help="valid for SECONDS if the node is not started (at most node.arm_valid_s)",
+    )
+    arm.add_argument(
+        "--passphrase-stdin",
+        action="store_true",
+        help="read the passphrase from the first line of stdin instead of the terminal",
+    )
+    arm.set_defaults(handler=cmd_arm)
+
+
+def cmd_arm(args: argparse.Namespace) -> int:
+    """Arm a live config for one start."""
+    config_path = Path(args.config)
+    config = load_config(config_path, PaperConfig)
+    if config.node.mode != "live":
+        raise UsageError(
+            f"{config_path}: node.mode is '{config.node.mode}': only a live config is armed "
+            "(a paper node starts without arming)"
+        )
+    valid_s: float = config.node.arm_valid_s
+    if args.for_s is not None:
+        if args.for_s > valid_s:
+            raise UsageError(
+                f"--for-s {args.for_s:g}: longer than node.arm_valid_s ({valid_s:g} s) in "
+                f"{config_path}"
+            )
+        valid_s = args.for_s
+    base_dir = config_path.resolve().parent
+    journal = resolve_path(base_dir, config.journal.path)
+    vault_path = config.vault.resolve(base_dir)
+    clock = wall_clock()
+    new_claims(  # a missing or overlong reason is refused before the passphrase is asked
+        node_id=config.node.id, config_sha256="", who="", why=args.why, armed_at_ns=0, valid_s=1
+    )
+    passphrase = _passphrase(args.passphrase_stdin, config_path)
+    vault = Vault.open(vault_path, passphrase, clock=clock)
+    require_scope(vault, "live", "vault.path")
+    # said now, not only when the node starts (an encrypted journal is read with its key)
+    check_journal_mode(journal, "live", journal_keys(config.journal, vault).encryption)
+    vault.ensure_key(ARM_KEY_NAME)
+    claims = new_claims(
+        node_id=config.node.id,
+        config_sha256=sha256_file(config_path),
+        who=operator_name(),
+        why=args.why,
+        armed_at_ns=clock.timestamp_ns(),
+        valid_s=valid_s,
+    )
+    path = token_path(journal)
+    replaced = path.exists()
+    make_private_dir(path.parent)
+    write_token(path, claims, mac_key(vault.get(ARM_KEY_NAME)))
+    log.info(
+        "live_armed",
+        config=str(config_path),
+        node=claims.node_id,
+        who=claims.who,
+        why=claims.why,
+        token_id=claims.token_id,
+        expires_ns=claims.expires_ns,
+        replaced=replaced,
+    )
+    until = datetime.fromtimestamp(claims.expires_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    print(
+        f"armed {config_path} (node {claims.node_id}) for one start until {until} UTC "
+        f"({valid_s:g} s){'; the earlier arming is replaced' if replaced else ''}"
+    )
+    return EXIT_OK
+
+
+def _passphrase(from_stdin: bool, config_path: Path) -> str:
+    """The live vault's passphrase from a person: the terminal, or stdin when asked."""
+    if from_stdin:
+        text = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        if not text:
+            raise UsageError("--passphrase-stdin: no passphrase on stdin; nothing armed")
+        redact.register(text)
+        return text
+    if not keysource.can_prompt():
+        raise UsageError(
+            "bastion arm asks for the live vault's passphrase on a terminal, and this is "
+            "none: give it on stdin with --passphrase-stdin (the node's key file is never "
+            "used to arm)"
+        )
+    return keysource.ask(
+        getpass.getpass, f"live vault passphrase to arm {config_path}: ", confirm=False
+    )

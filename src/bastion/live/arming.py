@@ -1,0 +1,220 @@
+"""Arming: the step a person takes before a live node may start.
+
+``bastion arm CONFIG --why TEXT`` (``bastion.cli.arm``) proves that someone who knows
+the live vault's passphrase asked for this start, and why: it writes an arming token
+beside the journal (``<journal>.armed``, mode 0600) holding who armed, why, when, until
+when, the config's SHA-256 and the node id, MACed (HMAC-SHA256) with a key kept in the
+live vault (``live/arm``, made at the first arming). The node, at start, verifies the
+MAC with that key (read from the vault it unlocks unattended), checks the token is not
+expired on the wall clock, names this config and node, and was not used before (its id
+is not in the journal's ``LiveArmed`` events); then it deletes the token and journals a
+``LiveArmed``. A token is single-use: a restart, also after a crash, needs a new
+arming.
+
+Any refusal is a ``NotArmed`` (a ``ConfigError``, exit 2) saying to run ``bastion arm``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from bastion.errors import NotArmed
+from bastion.journal.reader import NotAJournalError, read_events
+from bastion.model.events import LiveArmed
+from bastion.vault.files import write_private
+from bastion.vault.refs import Secret
+
+ARM_KEY_NAME: Final = "live/arm"
+"""The vault entry whose value (hex) keys the arming tokens' MAC."""
+TOKEN_VERSION: Final = 1
+MAX_TOKEN_BYTES: Final = 16 * 1024
+MAX_WHY_CHARS: Final = 500
+_DOMAIN: Final = b"bastion arming token v1\n"
+
+
+class ArmClaims(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What an arming says; the MAC covers exactly its canonical JSON encoding."""
+
+    version: int = TOKEN_VERSION
+    token_id: str
+    node_id: str
+    config_sha256: str
+    who: str
+    why: str
+    armed_at_ns: int
+    expires_ns: int
+
+
+class ArmToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The token file: the claims and their MAC (hex)."""
+
+    claims: ArmClaims
+    mac: str
+
+
+def token_path(journal: Path) -> Path:
+    """Where the arming of the node journaling to ``journal`` is kept."""
+    return journal.with_name(journal.name + ".armed")
+
+
+def mac_key(secret: Secret) -> bytes:
+    """The MAC key from the vault entry ``live/arm`` (hex, as ``Vault.ensure_key`` makes)."""
+    try:
+        key = bytes.fromhex(secret.reveal())
+    except ValueError:
+        raise NotArmed(f"vault secret '{ARM_KEY_NAME}' is not a hex key") from None
+    if len(key) < 16:
+        raise NotArmed(f"vault secret '{ARM_KEY_NAME}' is too short to be a MAC key")
+    return key
+
+
+def _mac(key: bytes, claims: ArmClaims) -> str:
+    return hmac.new(key, _DOMAIN + msgspec.json.encode(claims), hashlib.sha256).hexdigest()
+
+
+def new_claims(
+    *, node_id: str, config_sha256: str, who: str, why: str, armed_at_ns: int, valid_s: float
+) -> ArmClaims:
+    """An arming from now (``armed_at_ns``) for ``valid_s`` seconds, with a fresh id."""
+    why = why.strip()
+    if not why:
+        raise NotArmed("an arming needs a reason: --why TEXT (it is journaled)")
+    if len(why) > MAX_WHY_CHARS:
+        raise NotArmed(f"--why: at most {MAX_WHY_CHARS} characters, got {len(why)}")
+    return ArmClaims(
+        token_id=os.urandom(16).hex(),
+        node_id=node_id,
+        config_sha256=config_sha256,
+        who=who,
+        why=why,
+        armed_at_ns=armed_at_ns,
+        expires_ns=armed_at_ns + round(valid_s * 1e9),
+    )
+
+
+def write_token(path: Path, claims: ArmClaims, key: bytes) -> None:
+    """Store ``claims`` MACed with ``key`` at ``path`` (0600, atomically; an earlier
+    arming there is replaced)."""
+    token = ArmToken(claims=claims, mac=_mac(key, claims))
+    write_private(path, msgspec.json.format(msgspec.json.encode(token)) + b"\n")
+
+
+def read_token(path: Path) -> ArmToken:
+    """The token at ``path``; ``NotArmed`` when there is none or it is not a token."""
+    try:
+        data = path.read_bytes()[: MAX_TOKEN_BYTES + 1]
+    except FileNotFoundError:
+        raise NotArmed(
+            f"this live node is not armed (no arming at {path}): run "
+            "`bastion arm CONFIG --why TEXT` first; an arming is good for one start"
+        ) from None
+    except OSError as error:
+        raise NotArmed(f"arming {path}: cannot read it: {error.strerror or error}") from None
+    try:
+        if len(data) > MAX_TOKEN_BYTES:
+            raise msgspec.DecodeError("too large")
+        return msgspec.json.decode(data, type=ArmToken)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise NotArmed(
+            f"arming {path} is not a valid arming token ({error}); run `bastion arm` again"
+        ) from None
+
+
+def used_token_ids(journal: Path, journal_key: bytes | None = None) -> set[str]:
+    """The ids of the armings earlier starts on ``journal`` consumed."""
+    if not journal.exists():
+        return set()
+    try:
+        events = read_events(journal, "LiveArmed", journal_key)
+    except NotAJournalError as error:
+        raise NotArmed(f"key 'journal.path': {error}") from None
+    return {event.token_id for _, event in events if isinstance(event, LiveArmed)}
+
+
+def verify_token(
+    token: ArmToken,
+    *,
+    key: bytes,
+    node_id: str,
+    config_sha256: str,
+    now_ns: int,
+    used_ids: set[str],
+) -> ArmClaims:
+    """The token's claims if it arms this start; ``NotArmed`` saying why not."""
+    again = "; run `bastion arm CONFIG --why TEXT` again"
+    if not hmac.compare_digest(_mac(key, token.claims), token.mac):
+        raise NotArmed(
+            "the arming token's MAC does not match the live vault's arming key (forged, "
+            "edited, or made with another vault)" + again
+        )
+    claims = token.claims
+    if claims.version != TOKEN_VERSION:
+        raise NotArmed(f"arming token version {claims.version} is not {TOKEN_VERSION}" + again)
+    if claims.node_id != node_id:
+        raise NotArmed(f"the arming is for node '{claims.node_id}', not '{node_id}'" + again)
+    if claims.config_sha256 != config_sha256:
+        raise NotArmed(
+            "the arming is for another config (its SHA-256 differs: the config changed "
+            "after `bastion arm`, or another config was armed)" + again
+        )
+    if claims.token_id in used_ids:
+        raise NotArmed(
+            f"the arming {claims.token_id} was already used by an earlier start "
+            "(an arming is good for one start)" + again
+        )
+    if now_ns >= claims.expires_ns:
+        expired_s = (now_ns - claims.expires_ns) / 1e9
+        raise NotArmed(f"the arming expired {expired_s:.0f} s ago" + again)
+    return claims
+
+
+def consume_token(
+    journal: Path,
+    *,
+    key: Secret | None,
+    node_id: str,
+    config_sha256: str,
+    now_ns: int,
+    journal_key: bytes | None = None,
+) -> LiveArmed:
+    """Verify the arming beside ``journal`` and delete it: the ``LiveArmed`` the node
+    journals (``ts_ns`` = ``now_ns``). ``key``: the vault's ``live/arm`` (None: the
+    vault has none, so nothing was ever armed with it); ``journal_key``: the journal's
+    encryption key, to read the armings it already consumed."""
+    path = token_path(journal)
+    token = read_token(path)
+    if key is None:
+        raise NotArmed(
+            f"the live vault has no arming key ('{ARM_KEY_NAME}'): the arming at {path} "
+            "was not made with it; run `bastion arm CONFIG --why TEXT`"
+        )
+    claims = verify_token(
+        token,
+        key=mac_key(key),
+        node_id=node_id,
+        config_sha256=config_sha256,
+        now_ns=now_ns,
+        used_ids=used_token_ids(journal, journal_key),
+    )
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass  # taken by a start that raced this one: its id is journaled
+    except OSError as error:
+        raise NotArmed(f"arming {path}: cannot consume it: {error.strerror or error}") from None
+    return LiveArmed(
+        ts_ns=now_ns,
+        token_id=claims.token_id,
+        node_id=claims.node_id,
+        who=claims.who,
+        why=claims.why,
+        armed_at_ns=claims.armed_at_ns,
+        expires_ns=claims.expires_ns,
+        config_sha256=claims.config_sha256,
+    )

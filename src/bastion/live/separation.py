@@ -1,0 +1,106 @@
+"""Paper and live never share a journal, nor a journal directory.
+
+Two marks say which mode a journal belongs to, and a node of the other mode is refused
+on either:
+
+- the journal's own run manifests (``RunManifest.mode``, journaled at every start):
+  a paper node refuses a journal a live node wrote, and the other way round;
+- a marker file, ``.bastion-mode``, in the journal's directory (mode 0600, written at
+  the first start of a node there, holding ``paper`` or ``live``): a live node refuses a
+  directory a paper node's journal lives in, even in another journal file, since what
+  sits beside a journal (the control socket, the arming, FIX stores a desk keeps there)
+  is then shared as well.
+
+A backtest with a journal only reads the marker: it refuses a live directory and
+writes none. The checks guard against mistakes (a paper config pointed at the live
+journal, a desk switched to live in place); a user who can write the directory can
+delete the marker, and the manifests still speak.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final, Literal
+
+from bastion.errors import ConfigError
+from bastion.journal.reader import NotAJournalError
+from bastion.manifest import read_manifests
+from bastion.storage.connect import is_encrypted
+from bastion.vault.files import write_private
+
+MARKER_NAME: Final = ".bastion-mode"
+
+JournalMode = Literal["paper", "live"]
+_MODES: Final[tuple[JournalMode, ...]] = ("paper", "live")
+
+
+def marker_path(journal: Path) -> Path:
+    """The mode marker of ``journal``'s directory."""
+    return journal.parent / MARKER_NAME
+
+
+def directory_mode(journal: Path) -> JournalMode | None:
+    """The mode ``journal``'s directory is marked with (None: not marked yet)."""
+    path = marker_path(journal)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"journal directory marker {path}: cannot read it: {error}") from None
+    for mode in _MODES:
+        if text == mode:
+            return mode
+    raise ConfigError(
+        f"journal directory marker {path}: says {text[:40]!r}, expected 'paper' or 'live'"
+    )
+
+
+def journal_modes(journal: Path, key: bytes | None = None) -> set[str]:
+    """The modes of the nodes that started on ``journal`` (empty: a new journal);
+    ``key``: the journal's encryption key."""
+    if not journal.exists():
+        return set()
+    if key is None and is_encrypted(journal):
+        # unreadable without its key: the journal's own open says so (StorageKeyError);
+        # the directory's marker still tells the modes apart
+        return set()
+    try:
+        return {manifest.mode for manifest in read_manifests(journal, key)}
+    except NotAJournalError as error:
+        raise ConfigError(f"key 'journal.path': {error}") from None
+
+
+def check_journal_mode(journal: Path, mode: JournalMode, key: bytes | None = None) -> None:
+    """Refuse a ``mode`` node on a journal, or in a journal directory, of the other
+    mode. Reads only: ``mark_journal_dir`` writes the marker once the start is
+    admitted."""
+    other = "live" if mode == "paper" else "paper"
+    marked = directory_mode(journal)
+    if marked is not None and marked != mode:
+        raise ConfigError(
+            f"key 'journal.path': {journal.parent} holds a {marked} node's journal "
+            f"({marker_path(journal)} says {marked}); a {mode} node keeps its journal in a "
+            f"directory of its own, never one a {other} node uses"
+        )
+    if other in journal_modes(journal, key):
+        raise ConfigError(
+            f"key 'journal.path': {journal} was written by a {other} node; a {mode} node "
+            "needs a journal of its own"
+        )
+
+
+def mark_journal_dir(journal: Path, mode: JournalMode) -> None:
+    """Write the directory's marker if it has none (``check_journal_mode`` first)."""
+    if directory_mode(journal) is None:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        write_private(marker_path(journal), f"{mode}\n".encode())
+
+
+def check_backtest_journal(journal: Path) -> None:
+    """A backtest never journals into a live node's directory or journal."""
+    if directory_mode(journal) == "live" or "live" in journal_modes(journal):
+        raise ConfigError(
+            f"key 'journal.path': {journal} is a live node's journal (or in its "
+            "directory); a backtest journals elsewhere"
+        )

@@ -1,0 +1,113 @@
+"""A desk for live-mode tests: a node config with the live minimum limits, a strategy,
+a git repository, and the bastion CLI run with a chosen vault passphrase source."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Final
+
+from kit.node_process import RUN_TIMEOUT_S, bastion_cmd
+from kit.vaults import vault_env
+
+STRATEGY: Final = '''
+from bastion.strategy import Strategy
+
+
+class Idle(Strategy):
+    """Subscribes and does nothing: the run is about what was started."""
+
+    def on_start(self) -> None:
+        self.subscribe_quotes("XYZ.SIM")
+'''
+
+NODE: Final = """
+[node]
+id = "m-1"
+{node_extra}
+
+[[instruments]]
+id = "XYZ.SIM"
+tick_size = "0.01"
+
+[[strategies]]
+name = "idle"
+path = "strategies/idle.py"
+class = "Idle"
+
+[risk]
+max_order_quantity = "10"
+max_order_notional = "10000"
+max_long_quantity = "10"
+max_short_quantity = "10"
+stale_data_ms = 5000
+max_daily_loss_node = "1000"
+max_messages_per_s = 20
+
+[feed]
+instrument = "XYZ.SIM"
+interval_ms = 50
+
+[journal]
+path = "{journal}"
+
+[vault]
+path = "{vault}"
+"""
+"""A node config; ``node_extra`` goes in ``[node]`` (``mode = "live"``, ...)."""
+
+GITIGNORE: Final = "journal.sqlite*\n*.log\n.bastion-mode\nvault.bastion\n"
+
+_GIT_ENV: Final = {
+    "GIT_AUTHOR_NAME": "desk",
+    "GIT_AUTHOR_EMAIL": "desk@example.invalid",
+    "GIT_COMMITTER_NAME": "desk",
+    "GIT_COMMITTER_EMAIL": "desk@example.invalid",
+    "PATH": "/usr/bin:/bin",
+    "HOME": "/nonexistent",
+}
+
+
+def write_desk(
+    root: Path,
+    node_extra: str = 'isolation = "inline"',
+    *,
+    journal: str = "journal.sqlite",
+    vault: str = "vault.bastion",
+    name: str = "node.toml",
+) -> Path:
+    """The config ``root/name`` and its strategy; returns the config's path."""
+    (root / "strategies").mkdir(parents=True, exist_ok=True)
+    (root / "strategies" / "idle.py").write_text(STRATEGY)
+    config = root / name
+    config.write_text(NODE.format(node_extra=node_extra, journal=journal, vault=vault))
+    return config
+
+
+def git(desk: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=desk, env=_GIT_ENV, capture_output=True, check=True)
+
+
+def commit_desk(desk: Path) -> None:
+    """Make ``desk`` a git repository with everything but the run's own files committed."""
+    (desk / ".gitignore").write_text(GITIGNORE)
+    git(desk, "init", "-q")
+    git(desk, "add", ".")
+    git(desk, "commit", "-q", "-m", "desk")
+
+
+def bastion(
+    *args: str | Path, cwd: Path, key: Path | None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``bastion ARGS`` to its end, the vault passphrase from the key file ``key`` only
+    (none: no unattended source); stdin is ``stdin`` (not a terminal)."""
+    return subprocess.run(
+        bastion_cmd(*args),
+        cwd=cwd,
+        env=vault_env(key),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
