@@ -109,12 +109,16 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     vault: VaultConfig = msgspec.field(default_factory=VaultConfig)
 
     def secret_refs(self) -> list[tuple[str, str]]:
-        """The vault secrets the accounts need: ``(config key, secret name)`` pairs."""
-        return [
+        """The vault secrets the simulator needs: ``(config key, secret name)`` pairs
+        (the accounts' passwords, the TLS key)."""
+        refs = [
             (f"accounts[{n}].password", secret_name(a.password, f"accounts[{n}].password"))
             for n, a in enumerate(self.accounts)
             if a.password is not None
         ]
+        if self.tls is not None:
+            refs.extend(self.tls.secret_refs("tls"))
+        return refs
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
