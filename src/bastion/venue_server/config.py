@@ -142,8 +142,9 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                 raise ConfigError(f"key '{key}': give exactly one of password_env or password")
             rule = account.access_rule(key)
             if rule.needs_certificate and (self.tls is None or self.tls.client_ca_file is None):
+                field = "client_cert_cn" if account.client_cert_cn else "client_cert_sha256"
                 raise ConfigError(
-                    f"key '{key}.client_cert_cn': a client certificate is checked only with "
+                    f"key '{key}.{field}': a client certificate is checked only with "
                     "mutual TLS: set tls.client_ca_file"
                 )
             if account.password is not None:
