@@ -4,16 +4,17 @@ logging on to the simulator's acceptor over mutual TLS with exactly those files.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import stat
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from bastion.cli.main import main
 from bastion.config import PaperConfig, load_config
 from bastion.fix.session import FixSession
 from bastion.fix.store import SqliteSessionStore
+from bastion.vault import MemorySecrets
 from bastion.venue_server.config import VenueSimConfig
 from bastion.venue_server.server import VenueSimServer
 from bastion.venues.fix.config import FixVenueEntry
@@ -26,10 +27,12 @@ def test_when_init_tls_then_keys_owner_only_and_node_logs_on_over_mutual_tls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """tls/ is 0700 with 0600 keys; the scaffold's node logs on to the scaffold's venue
-    over TLS with its client certificate."""
-    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-init-tls-3e1")
+    over TLS with its client certificate (the password, ``fix/trader``, from memory)."""
+    secrets = MemorySecrets({"fix/trader": "pw-init-tls-3e1"})
     desk = tmp_path / "desk"
-    assert main(["init", "--tls", str(desk)]) == 0
+    cli_main = importlib.import_module("bastion.cli.main")  # the package exports main()
+    monkeypatch.setattr(cli_main, "configure_logging", lambda *_args: None)  # process-wide
+    assert cli_main.main(["init", "--tls", "--no-vault", str(desk)]) == 0
     tls = desk / "tls"
     assert stat.S_IMODE(tls.stat().st_mode) == 0o700
     for key in ("venue.key", "node.key"):
@@ -43,10 +46,11 @@ def test_when_init_tls_then_keys_owner_only_and_node_logs_on_over_mutual_tls(
     assert sim_config.tls is not None and sim_config.tls.client_ca_file is not None
 
     async def main_() -> None:
-        server = VenueSimServer(msgspec.structs.replace(sim_config, port=0), desk)
+        server = VenueSimServer(msgspec.structs.replace(sim_config, port=0), desk, secrets=secrets)
         app = RecordingApp()
-        store = SqliteSessionStore(tmp_path / "node.sqlite", venue.settings().key, now_ns=0)
-        session = FixSession(venue.settings(), store, app, clock=CLOCK)
+        settings = venue.settings(secrets)
+        store = SqliteSessionStore(tmp_path / "node.sqlite", settings.key, now_ns=0)
+        session = FixSession(settings, store, app, clock=CLOCK)
         port = await server.acceptor.start()
         client = initiator(session, port, venue.tls.client(desk, "venues[0].tls"))  # type: ignore[union-attr]
         task = asyncio.create_task(client.run())
