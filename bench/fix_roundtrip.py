@@ -11,7 +11,11 @@ bastion's own FIX session layer and measures:
 - the CPU time each process spends per order in the latency run
   (sim_cpu_us_per_order, client_cpu_us_per_order: both ends, all threads).
 
-Prints one JSON line. Usage: python bench/fix_roundtrip.py [--orders 5000]
+``--tls`` runs the same over mutual TLS (a fresh local CA from ``bastion.certs``; the
+venue requires the client's certificate for the account), to compare with a plain run
+on the same machine: alternate the two.
+
+Prints one JSON line. Usage: python bench/fix_roundtrip.py [--orders 5000] [--tls]
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from pathlib import Path
 
 import psutil
 
+from bastion.certs import create_certs
 from bastion.clock import LiveClock
 from bastion.fix.codec import FixMessage
 from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
+from bastion.fix.tls import ClientTls, TlsClientConfig
 from bastion.fix.transport import FixInitiator
 from bastion.logs import configure_logging
 
@@ -51,7 +57,7 @@ name = "bench"
 comp_id = "BENCH"
 username = "bench"
 password_env = "{env}"
-
+{account_tls}
 [matching]
 name = "FIXSIM"
 
@@ -68,6 +74,13 @@ start_price = "100"
 volatility_bps = "1"
 size = "1000000000"
 interval_ms = 20
+{tls}"""
+
+_SERVER_TLS = """
+[tls]
+cert_file = "tls/venue.pem"
+key_file = "tls/venue.key"
+client_ca_file = "tls/ca.pem"
 """
 
 
@@ -129,9 +142,26 @@ def _order(n: int) -> FixMessage:
     )
 
 
+def _client_tls(workdir: Path) -> ClientTls:
+    """Mutual TLS: certificates for the venue and for the client ``bench``."""
+    create_certs(workdir / "tls", clients=("bench",))
+    config = TlsClientConfig(
+        ca_file="tls/ca.pem", client_cert="tls/bench.pem", client_key="tls/bench.key"
+    )
+    return config.client(workdir, "tls")
+
+
 async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     port = _free_port()
-    (workdir / "venue.toml").write_text(_CONFIG.format(port=port, env=PASSWORD_ENV))
+    tls = _client_tls(workdir) if args.tls else None
+    (workdir / "venue.toml").write_text(
+        _CONFIG.format(
+            port=port,
+            env=PASSWORD_ENV,
+            account_tls='client_cert_cn = "bench"\n' if args.tls else "",
+            tls=_SERVER_TLS if args.tls else "",
+        )
+    )
     env = dict(os.environ, **{PASSWORD_ENV: "bench-only-password"})
     launcher = ["-m", "cProfile", "-o", args.profile_sim] if args.profile_sim else []
     sim = subprocess.Popen(
@@ -163,7 +193,13 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         clock = LiveClock()
         session = FixSession(settings, store, client, clock=clock)
         initiator = FixInitiator(
-            session, "127.0.0.1", port, backoff_initial_s=0.05, backoff_max_s=0.2, clock=clock
+            session,
+            "127.0.0.1",
+            port,
+            backoff_initial_s=0.05,
+            backoff_max_s=0.2,
+            tls=tls,
+            clock=clock,
         )
         task = asyncio.create_task(initiator.run())
         await asyncio.wait_for(client.logged_on.wait(), 20)
@@ -171,7 +207,7 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         loop = asyncio.get_running_loop()
         n = 0
         # warm-up
-        for _ in range(200):
+        for _ in range(args.warmup):
             n += 1
             fut = loop.create_future()
             client.waiters[f"B{n}"] = fut
@@ -231,6 +267,7 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         "window": args.window,
         "throughput_seconds": args.seconds,
         "sessions_stored": "sqlite",
+        "tls": args.tls,
     }
 
 
@@ -242,7 +279,14 @@ def main() -> None:
     parser.add_argument(
         "--profile-sim", metavar="FILE", help="run the simulator under cProfile, stats to FILE"
     )
+    parser.add_argument("--tls", action="store_true", help="over mutual TLS (default: plain)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run (300 orders, 1 s): a smoke test"
+    )
     args = parser.parse_args()
+    args.warmup = 200
+    if args.quick:
+        args.orders, args.seconds, args.warmup = 300, 1.0, 50
     configure_logging("warning", "console")
     with tempfile.TemporaryDirectory(prefix="bastion-fix-bench-") as tmp:
         result = asyncio.run(_run(args, Path(tmp)))

@@ -71,3 +71,14 @@ def test_when_ipc_floor_runs_then_it_prints_each_shape() -> None:
     result = _bench("ipc_floor.py")
     for shape in ("asyncio_poll", "blocking", "child_spins", "one_cpu"):
         assert 0 < result[shape]["p50_us"] <= result[shape]["p99_us"], shape
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_when_fix_roundtrip_runs_then_it_prints_latency_and_rate(tls: bool) -> None:
+    """fix_roundtrip.py --quick (and --tls: the venue takes mutual TLS only, so a fill
+    means the round trip went through it) prints p50/p99, orders/s and the mode."""
+    result = _bench("fix_roundtrip.py", *(["--tls"] if tls else []))
+    assert result["tls"] is tls
+    assert result["orders"] == 300
+    assert 0 < result["p50_us"] <= result["p99_us"]
+    assert result["orders_per_s"] > 0

@@ -4,25 +4,22 @@ logging on to the simulator's acceptor over mutual TLS with exactly those files.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import stat
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from bastion.cli.main import main
-from bastion.clock import SimClock
 from bastion.config import PaperConfig, load_config
 from bastion.fix.session import FixSession
 from bastion.fix.store import SqliteSessionStore
-from bastion.vault.keysource import KEY_FILE_ENV
-from bastion.vault.vault import Vault
+from bastion.vault import MemorySecrets
 from bastion.venue_server.config import VenueSimConfig
 from bastion.venue_server.server import VenueSimServer
 from bastion.venues.fix.config import FixVenueEntry
 from kit.fix_pair import RecordingApp
 from kit.fix_tcp import CLOCK, DEADLINE_S, initiator, run
-from kit.vaults import PASSPHRASE, T0, key_file
 from kit.waiting import until
 
 
@@ -30,12 +27,12 @@ def test_when_init_tls_then_keys_owner_only_and_node_logs_on_over_mutual_tls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """tls/ is 0700 with 0600 keys; the scaffold's node logs on to the scaffold's venue
-    over TLS with its client certificate."""
-    monkeypatch.setenv(KEY_FILE_ENV, str(key_file(tmp_path)))
+    over TLS with its client certificate (the password, ``fix/trader``, from memory)."""
+    secrets = MemorySecrets({"fix/trader": "pw-init-tls-3e1"})
     desk = tmp_path / "desk"
-    assert main(["init", "--tls", str(desk)]) == 0
-    secrets = Vault.open(desk / "vault.bastion", PASSPHRASE, clock=SimClock(T0))
-    secrets.set("fix/trader", "pw-init-tls-3e1")  # what `bastion secrets set` does
+    cli_main = importlib.import_module("bastion.cli.main")  # the package exports main()
+    monkeypatch.setattr(cli_main, "configure_logging", lambda *_args: None)  # process-wide
+    assert cli_main.main(["init", "--tls", "--no-vault", str(desk)]) == 0
     tls = desk / "tls"
     assert stat.S_IMODE(tls.stat().st_mode) == 0o700
     for key in ("venue.key", "node.key"):

@@ -8,7 +8,7 @@ from pathlib import Path
 from bastion.clock import SimClock
 from bastion.vault.vault import Vault
 from kit.node_process import bastion_cmd
-from kit.vaults import FAST_KDF_ARGS, PASSPHRASE, T0, key_file, vault_env
+from kit.vaults import FAST_KDF_ARGS, PASSPHRASE, T0, key_file, new_vault, vault_env
 
 SECRET = "fix-pw-canary-4711"
 
@@ -143,3 +143,22 @@ def test_when_node_config_names_missing_secret_then_refused_naming_key(tmp_path:
     proc = _run("run", "desk/paper-fix.toml", cwd=tmp_path, key=key)
     assert proc.returncode == 2
     assert "venues[0].password" in proc.stderr and "fix/trader" in proc.stderr
+
+
+def test_when_init_force_and_vault_rejects_passphrase_then_no_file_rewritten(
+    tmp_path: Path,
+) -> None:
+    """`init --force` on a desk whose vault refuses the passphrase fails before touching
+    the scaffold (an edited config survives); with the right one it rewrites it."""
+    assert _run("init", "--no-vault", "desk", cwd=tmp_path, key=None).returncode == 0
+    desk = tmp_path / "desk"
+    new_vault(desk / "vault.bastion")
+    paper = desk / "paper.toml"
+    paper.write_text("# the operator's own edits\n", encoding="utf-8")
+    wrong = key_file(tmp_path, "not the passphrase", name="wrong.key")
+    proc = _run("init", "--force", "desk", cwd=tmp_path, key=wrong)
+    assert proc.returncode != 0 and "passphrase" in proc.stderr, proc.stderr
+    assert paper.read_text(encoding="utf-8") == "# the operator's own edits\n"
+    ok = _run("init", "--force", "desk", cwd=tmp_path, key=key_file(tmp_path))
+    assert ok.returncode == 0, ok.stderr
+    assert paper.read_text(encoding="utf-8") != "# the operator's own edits\n"

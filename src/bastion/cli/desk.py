@@ -111,6 +111,10 @@ def cmd_init(args: argparse.Namespace) -> int:
             purpose=f"{'unlock' if vault_path.exists() else 'create'} {vault_path}",
             confirm=not vault_path.exists(),
         )
+    kept = None
+    if passphrase is not None and vault_path.exists():
+        # before a scaffold file is rewritten: a wrong passphrase changes nothing
+        kept = Vault.open(vault_path, passphrase, clock=wall_clock())
     created = not target.exists()
     try:
         if created:
@@ -123,7 +127,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         if getattr(args, "tls", False):
             use_tls(target)
         if passphrase is not None:
-            made = desk_vault(vault_path, passphrase)
+            made = desk_vault(vault_path, passphrase, kept)
     except BaseException as e:
         if created:  # leave nothing half-made behind, so a retry is not refused
             shutil.rmtree(target, ignore_errors=True)
@@ -155,16 +159,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def desk_vault(path: Path, passphrase: str) -> str:
-    """Create the desk's vault (or open the one there) and give it the machine keys it
-    lacks; says which it did."""
-    clock = wall_clock()
-    if path.exists():
-        vault = Vault.open(path, passphrase, clock=clock)
-        made = "kept"
+def desk_vault(path: Path, passphrase: str, kept: Vault | None = None) -> str:
+    """Create the desk's vault (or use ``kept``, the one there, already opened) and give
+    it the machine keys it lacks; says which it did."""
+    if kept is not None:
+        vault, made = kept, "kept"
     else:
-        vault = Vault.create(path, passphrase, clock=clock)
-        made = "created"
+        vault, made = Vault.create(path, passphrase, clock=wall_clock()), "created"
     for name in MACHINE_KEYS:
         vault.ensure_key(name)
     return made

@@ -3,14 +3,14 @@
 ``AcceptorLimits`` caps connections (all, and those not yet logged on, in total and per
 address), bounds how long a connection may take to log on, and locks an address out
 after repeated failed logons. ``AddressGuard`` keeps that count per source address on
-the acceptor's clock. ``AccessRule`` is one session's own conditions: the networks it
-may connect from, and the client certificate it must show.
+the acceptor's clock, in a table of bounded size. ``AccessRule`` is one session's own
+conditions: the networks it may connect from, and the client certificate it must show.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import msgspec
@@ -32,7 +32,11 @@ class AcceptorLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``max_logon_failures`` / ``lockout_s``: after this many failed logons in a row
       from one address (wrong credentials, malformed or missing Logon, a refused
       certificate or address), that address's connections are closed unread for
-      ``lockout_s``. A good logon clears its count.
+      ``lockout_s``. A good logon clears its count; so do ``lockout_s`` without a
+      failure.
+    - ``max_tracked_addresses``: addresses whose failures are remembered at once; one
+      more forgets the one whose last failure is oldest (bounds the memory a flood
+      from many addresses can take).
     """
 
     max_connections: int = 64
@@ -41,6 +45,7 @@ class AcceptorLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     logon_timeout_ms: int = 10_000
     max_logon_failures: int = 5
     lockout_s: float = 60.0
+    max_tracked_addresses: int = 10_000
 
     def check(self, key: str) -> None:
         for field in (
@@ -49,6 +54,7 @@ class AcceptorLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             "max_unauthenticated_per_address",
             "logon_timeout_ms",
             "max_logon_failures",
+            "max_tracked_addresses",
         ):
             if getattr(self, field) <= 0:
                 raise ConfigError(f"key '{key}.{field}': must be > 0, got {getattr(self, field)}")
@@ -123,42 +129,69 @@ class AccessRule:
         return None
 
 
+@dataclass(slots=True)
+class _Record:
+    """One address's failed logons in a row, whether they locked it out, and when the
+    record is forgotten."""
+
+    failures: int
+    locked: bool
+    expires_s: float
+
+
 class AddressGuard:
     """Failed logons per source address, and the lockouts they cause.
 
-    Time is the acceptor clock's monotonic seconds, given to each call."""
+    Time is the acceptor clock's monotonic seconds, given to each call. An address's
+    record (its failures in a row, or its lockout) is forgotten ``lockout_s`` after its
+    last failure, and at most ``max_tracked_addresses`` records are kept: one more
+    evicts the one whose last failure is oldest. Records are kept in the order they
+    expire, so each call purges the expired ones from the front at no cost when there
+    are none: a flood from many addresses cannot grow the table without bound."""
 
     def __init__(self, limits: AcceptorLimits) -> None:
         self.limits = limits
-        self._failures: Counter[str] = Counter()
-        self._locked_until: dict[str, float] = {}
+        self._records: OrderedDict[str, _Record] = OrderedDict()
         self.lockouts = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, address: object) -> bool:
+        return address in self._records
 
     def locked(self, address: str, now_s: float) -> bool:
-        until = self._locked_until.get(address)
-        if until is None:
-            return False
-        if now_s < until:
-            return True
-        del self._locked_until[address]  # served: a fresh count
-        self._failures.pop(address, None)
-        return False
+        self._purge(now_s)
+        record = self._records.get(address)
+        return record is not None and record.locked
 
     def failed(self, address: str, now_s: float) -> bool:
         """Count a failed logon; ``True`` when it locks the address out."""
-        self._failures[address] += 1
-        if self._failures[address] < self.limits.max_logon_failures:
-            return False
-        self._failures.pop(address, None)
-        self._locked_until[address] = now_s + self.limits.lockout_s
-        self.lockouts += 1
-        return True
+        self._purge(now_s)
+        record = self._records.pop(address, None)  # re-inserted last: latest expiry
+        failures = 1 if record is None else record.failures + 1
+        was_locked = record is not None and record.locked
+        locked = was_locked or failures >= self.limits.max_logon_failures
+        self._records[address] = _Record(failures, locked, now_s + self.limits.lockout_s)
+        while len(self._records) > self.limits.max_tracked_addresses:
+            self._records.popitem(last=False)
+            self.evicted += 1
+        if locked and not was_locked:
+            self.lockouts += 1
+            return True
+        return False
 
     def succeeded(self, address: str) -> None:
-        self._failures.pop(address, None)
+        """A good logon clears the address's count (not a lockout it is under)."""
+        record = self._records.get(address)
+        if record is not None and not record.locked:
+            del self._records[address]
 
-    def forget_expired(self, now_s: float) -> None:
-        """Drop lockouts that have run out (bounds the table under many addresses)."""
-        for address in [a for a, until in self._locked_until.items() if until <= now_s]:
-            del self._locked_until[address]
-            self._failures.pop(address, None)
+    def _purge(self, now_s: float) -> None:
+        records = self._records
+        while records:
+            oldest = next(iter(records.values()))
+            if oldest.expires_s > now_s:
+                return
+            records.popitem(last=False)

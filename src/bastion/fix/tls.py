@@ -80,6 +80,10 @@ class TlsClientConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         if self.client_key is not None and is_secret_ref(self.client_key):
             secret_name(self.client_key, f"{key}.client_key")
 
+    def secret_refs(self, key: str) -> list[tuple[str, str]]:
+        """The vault secret the client key refers to, if it does: ``(config key, name)``."""
+        return _key_refs(self.client_key, f"{key}.client_key")
+
     def pin(self) -> Pin | None:
         if self.pin_cert_sha256 is None and self.pin_spki_sha256 is None:
             return None
@@ -142,6 +146,10 @@ class TlsServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
                 raise ConfigError(f"key '{key}.{field}': must not be empty")
         if is_secret_ref(self.key_file):
             secret_name(self.key_file, f"{key}.key_file")
+
+    def secret_refs(self, key: str) -> list[tuple[str, str]]:
+        """The vault secret the key refers to, if it does: ``(config key, name)``."""
+        return _key_refs(self.key_file, f"{key}.key_file")
 
     def context(
         self, base_dir: Path, key: str, *, secrets: SecretSource | None = None
@@ -313,6 +321,12 @@ def _pem_file(secret: Secret) -> Iterator[Path]:
     finally:
         path.unlink(missing_ok=True)
         os.rmdir(directory)
+
+
+def _key_refs(value: str | None, key: str) -> list[tuple[str, str]]:
+    if value is None or not is_secret_ref(value):
+        return []
+    return [(key, secret_name(value, key))]
 
 
 def _path(base_dir: Path, value: str) -> Path:

@@ -392,7 +392,12 @@ class FixAcceptor:
                     self.ssl_context,
                     ssl_handshake_timeout=max(deadline - self._clock.monotonic_s(), 0.001),
                 )
-            except (TimeoutError, ConnectionError, OSError) as error:
+            except ConnectionError as error:
+                # the peer left mid-handshake (a port check, a health probe): it tried
+                # no credential and no certificate, so it is not held against the address
+                self._refuse(address, f"TLS handshake not completed: {error!r}")
+                return None
+            except (TimeoutError, OSError) as error:  # ssl.SSLError: refused certificate
                 self._failed(address, f"TLS handshake failed: {error!r}")
                 return None
             certificate = PeerCertificate.of(writer.get_extra_info("ssl_object"))

@@ -109,12 +109,16 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     vault: VaultConfig = msgspec.field(default_factory=VaultConfig)
 
     def secret_refs(self) -> list[tuple[str, str]]:
-        """The vault secrets the accounts need: ``(config key, secret name)`` pairs."""
-        return [
+        """The vault secrets the simulator needs: ``(config key, secret name)`` pairs
+        (the accounts' passwords, the TLS key)."""
+        refs = [
             (f"accounts[{n}].password", secret_name(a.password, f"accounts[{n}].password"))
             for n, a in enumerate(self.accounts)
             if a.password is not None
         ]
+        if self.tls is not None:
+            refs.extend(self.tls.secret_refs("tls"))
+        return refs
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -138,8 +142,9 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                 raise ConfigError(f"key '{key}': give exactly one of password_env or password")
             rule = account.access_rule(key)
             if rule.needs_certificate and (self.tls is None or self.tls.client_ca_file is None):
+                field = "client_cert_cn" if account.client_cert_cn else "client_cert_sha256"
                 raise ConfigError(
-                    f"key '{key}.client_cert_cn': a client certificate is checked only with "
+                    f"key '{key}.{field}': a client certificate is checked only with "
                     "mutual TLS: set tls.client_ca_file"
                 )
             if account.password is not None:

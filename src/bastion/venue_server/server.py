@@ -209,7 +209,9 @@ class VenueSimServer:
             config.host,
             config.port,
             limits=config.limits,
-            ssl_context=None if config.tls is None else config.tls.context(base_dir, "tls"),
+            ssl_context=None
+            if config.tls is None
+            else config.tls.context(base_dir, "tls", secrets=secrets),
             access=access,
             clock=self.clock,
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bastion.clock import LiveClock
-from bastion.fix.admission import AcceptorLimits, AccessRule
+from bastion.fix.admission import AcceptorLimits, AccessRule, AddressGuard
 from bastion.fix.codec import FixMessage, encode
 from bastion.fix.session import format_utc_timestamp
 from kit.fix_pair import ACC, INI, parse_all
@@ -232,3 +232,43 @@ def test_when_account_has_allowlist_then_other_addresses_refused(
                 await server.stop()
 
     run(main)
+
+
+def test_when_bad_logons_come_from_many_addresses_then_failure_table_stays_bounded(
+    tmp_path: Path,
+) -> None:
+    """40 addresses (127.0.0.10-49) each send a wrong Logon: the acceptor remembers the 8
+    latest, the oldest are evicted, and each refusal was still answered and counted."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (_ini, acc):
+            limits = AcceptorLimits(max_tracked_addresses=8, max_logon_failures=3)
+            server = acceptor(acc, limits=limits)
+            port = await server.start()
+            sources = [f"127.0.0.{n}" for n in range(10, 50)]
+            try:
+                for source in sources:
+                    answer = await exchange(port, logon(password="guess"), source=source)
+                    assert [m.msg_type for m in parse_all(answer)] == ["5"], source
+                    assert len(server.guard) <= 8
+                assert server.counters["logon_failures"] == len(sources)
+                assert len(server.guard) == 8 and server.guard.evicted == len(sources) - 8
+                assert all(s in server.guard for s in sources[-8:])
+                assert not any(s in server.guard for s in sources[:-8])
+            finally:
+                await server.stop()
+
+    run(main)
+
+
+def test_when_failures_age_past_lockout_then_records_purged_on_next_admission() -> None:
+    """Records are dropped ``lockout_s`` after their last failure, at the next call: a
+    lockout ends, a count of failures in a row starts again from zero."""
+    guard = AddressGuard(AcceptorLimits(max_logon_failures=2, lockout_s=10.0))
+    assert guard.failed("10.0.0.1", 0.0) is False
+    assert guard.failed("10.0.0.2", 1.0) is False
+    assert guard.failed("10.0.0.2", 2.0) is True  # the second in a row locks it out
+    assert guard.locked("10.0.0.2", 11.9) and len(guard) == 1  # 10.0.0.1 expired at 10.0
+    assert not guard.locked("10.0.0.2", 12.0) and len(guard) == 0
+    assert guard.failed("10.0.0.2", 12.0) is False  # a fresh count
+    assert guard.lockouts == 1

@@ -12,7 +12,7 @@ import pytest
 
 from bastion.certs import CertFiles, create_certs
 from bastion.errors import ConfigError
-from bastion.fix.admission import AccessRule
+from bastion.fix.admission import AcceptorLimits, AccessRule
 from bastion.fix.tls import Fingerprints, TlsClientConfig, TlsServerConfig
 from bastion.fix.transport import FixAcceptor, FixInitiator
 from bastion.vault import MemorySecrets
@@ -243,3 +243,37 @@ def test_when_tls_trusts_nothing_then_config_refused() -> None:
         TlsClientConfig().check("venues[0].tls")
     with pytest.raises(ConfigError, match="pin_spki_sha256': not a SHA-256"):
         TlsClientConfig(pin_spki_sha256="abc").check("venues[0].tls")
+
+
+def test_when_port_checks_hit_a_tls_acceptor_then_address_not_locked_out(
+    tmp_path: Path, certs: CertFiles
+) -> None:
+    """Ten connect-and-close probes (no byte sent) on the TLS port, with a lockout after
+    three failures: none is counted, and the node on the same address then logs on."""
+
+    async def main() -> None:
+        with nodes(tmp_path) as (ini, acc):
+            server = acceptor(
+                acc,
+                ssl_context=_server(certs).context(tmp_path, "tls"),
+                limits=AcceptorLimits(max_logon_failures=3),
+            )
+            port = await server.start()
+            try:
+                for _ in range(10):
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    await writer.wait_closed()
+                await until(lambda: server.counters["refused"] >= 10, timeout_s=DEADLINE_S)
+                assert server.counters["logon_failures"] == 0 and len(server.guard) == 0
+                client = initiator(ini.session, port, _client(certs).client(tmp_path, "tls"))
+                task = asyncio.create_task(client.run())
+                try:
+                    await until(lambda: acc.app.logons == 1, timeout_s=DEADLINE_S)
+                finally:
+                    await client.stop()
+                    await task
+            finally:
+                await server.stop()
+
+    run(main)

@@ -108,7 +108,9 @@ def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
         cancel_on_disconnect=config.cancel_on_disconnect,
         tls=None
         if config.tls is None
-        else config.tls.client(context.base_dir, f"venues[name={config.name}].tls"),
+        else config.tls.client(
+            context.base_dir, f"venues[name={config.name}].tls", secrets=context.secrets
+        ),
     )
 
 

@@ -149,10 +149,14 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         )
 
     def secret_refs(self, key: str) -> list[tuple[str, str]]:
-        """The vault secrets this venue needs: ``(config key, secret name)`` pairs."""
-        if self.password is None:
-            return []
-        return [(f"{key}.password", secret_name(self.password, f"{key}.password"))]
+        """The vault secrets this venue needs: ``(config key, secret name)`` pairs (the
+        Logon password, the TLS client key)."""
+        refs = []
+        if self.password is not None:
+            refs.append((f"{key}.password", secret_name(self.password, f"{key}.password")))
+        if self.tls is not None:
+            refs.extend(self.tls.secret_refs(f"{key}.tls"))
+        return refs
 
     def resolve_password(
         self, key: str | None = None, secrets: SecretSource | None = None

@@ -93,8 +93,14 @@ def test_when_account_allowed_ips_invalid_then_error_names_the_entry() -> None:
         _sim(account)
 
 
-def test_when_account_names_client_cert_without_mutual_tls_then_refused() -> None:
-    """A client certificate condition without ``tls.client_ca_file`` could never hold."""
-    account = AccountConfig(name="a", comp_id="N", username="u", password="p", client_cert_cn="n")
-    with pytest.raises(ConfigError, match=r"accounts\[0\].*tls.client_ca_file"):
+@pytest.mark.parametrize(
+    ("field", "value"), [("client_cert_cn", "n"), ("client_cert_sha256", "ab" * 32)]
+)
+def test_when_account_names_client_cert_without_mutual_tls_then_refused_naming_the_key(
+    field: str, value: str
+) -> None:
+    """A client certificate condition without ``tls.client_ca_file`` could never hold;
+    the error names the key the account set."""
+    account = AccountConfig(name="a", comp_id="N", username="u", password="p", **{field: value})
+    with pytest.raises(ConfigError, match=rf"key 'accounts\[0\]\.{field}'.*tls.client_ca_file"):
         _sim(account)
