@@ -18,7 +18,6 @@ the places it searched so that a run that searched little cannot pass quietly.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import random
@@ -27,7 +26,6 @@ import signal
 import socket
 import string
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,10 +40,10 @@ from bastion.journal import export_jsonl, verify_journal
 from bastion.journal.config import JournalConfig
 from bastion.journal.keys import JournalKeys, journal_keys
 from bastion.node.control import socket_path
-from bastion.storage.connect import connect
 from bastion.vault import MemorySecrets
 from bastion.vault.vault import Vault
 from bastion.venue_server.ledger import VenueLedger
+from kit.leaks import Witness, assert_forms_found_anywhere_in_a_stream, needles
 from kit.net import free_tcp_port, listening
 from kit.node_process import START_TIMEOUT_S, STOP_TIMEOUT_S, bastion_cmd, status, still_running
 from kit.paths import TESTS_DIR
@@ -56,7 +54,6 @@ from kit.waiting import eventually
 SEED = 14  # the issue's number: the canaries are the same in every run
 MIN_PLACES = 60  # files, captures, replies and command lines: fewer means a step went missing
 CLI_TIMEOUT_S = 30.0
-SAMPLE_INTERVAL_S = 0.02  # how often the command-line watcher walks the process tree
 
 
 @dataclass(frozen=True)
@@ -86,126 +83,6 @@ class Canaries:
     @property
     def notify_url(self) -> str:
         return f"https://hooks.example.invalid/T0/{self.notify_token}"
-
-
-def encoded_forms(raw: bytes) -> set[bytes]:
-    """``raw`` as it could be written: as is, hex (both cases), and base64 (standard
-    and urlsafe) at each of the three alignments a value can have inside a longer
-    encoded stream, the edge characters that depend on the neighbours stripped."""
-    forms = {raw, raw.hex().encode(), raw.hex().upper().encode()}
-    for shift, lead in ((0, 0), (1, 2), (2, 3)):
-        encoded = base64.b64encode(b"\0" * shift + raw).rstrip(b"=")
-        trail = 1 if (shift + len(raw)) % 3 else 0
-        stable = encoded[lead : len(encoded) - trail]
-        forms |= {stable, stable.translate(bytes.maketrans(b"+/", b"-_"))}
-    return forms
-
-
-def assert_forms_found_anywhere_in_a_stream() -> None:
-    """The witness's own check: a value encoded at any offset inside a longer stream is
-    found by one of its forms (else a leak could hide behind base64's alignment)."""
-    value = b"canary-self-check-value"
-    forms = encoded_forms(value)
-    for before in range(4):
-        for after in range(4):
-            stream = b"<" * before + value + b">" * after
-            for written in (
-                base64.b64encode(stream),
-                base64.urlsafe_b64encode(stream),
-                stream.hex().encode(),
-                stream.hex().upper().encode(),
-            ):
-                assert any(form in written for form in forms), (before, after, written)
-
-
-def needles(secrets: dict[str, str]) -> dict[bytes, str]:
-    """Every form of every secret, each naming the secret it betrays. A machine key
-    (64 hex characters) is also searched as the 32 bytes it stands for."""
-    found: dict[bytes, str] = {}
-    for name, value in secrets.items():
-        assert len(value) >= 16, name
-        for form in encoded_forms(value.encode()):
-            found[form] = name
-        if name.startswith("journal/"):
-            for form in encoded_forms(bytes.fromhex(value)):
-                found[form] = f"{name} (raw bytes)"
-    return found
-
-
-class Witness:
-    """What the test saw: named places (bytes) to search, and the command line of every
-    process below the test, sampled by a thread while the flow runs."""
-
-    def __init__(self) -> None:
-        self.places: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="cmdline-witness", daemon=True)
-
-    def add(self, name: str, data: bytes | str) -> None:
-        with self._lock:
-            self.places[name] = data.encode() if isinstance(data, str) else data
-
-    def sample_cmdlines(self) -> list[bytes]:
-        """The command lines of the test's descendants now (each recorded as a place)."""
-        lines = []
-        for child in psutil.Process().children(recursive=True):
-            try:
-                raw = Path(f"/proc/{child.pid}/cmdline").read_bytes()
-            except OSError:  # gone since the walk
-                continue
-            if raw:
-                lines.append(raw)
-                shown = raw.replace(b"\0", b" ").decode(errors="replace")[:120]
-                self.add(f"cmdline of pid {child.pid}: {shown}", raw)
-        return lines
-
-    def _watch(self) -> None:
-        while not self._stop.wait(SAMPLE_INTERVAL_S):
-            self.sample_cmdlines()
-
-    @contextmanager
-    def watching(self) -> Iterator[Witness]:
-        self._thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            self._thread.join(timeout=5)
-
-    def add_files(self, root: Path) -> int:
-        """Every regular file under ``root`` (SQLite WAL/SHM, anchors, logs...)."""
-        n = 0
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                self.add(f"file {path.relative_to(root.parent)}", path.read_bytes())
-                n += 1
-        return n
-
-    def add_database(self, path: Path, key: bytes | None) -> None:
-        """Every table of a SQLite file, decrypted with ``key``: an encrypted file's bytes
-        say nothing, its contents must not carry a secret either."""
-        db = connect(path, key=key, readonly=True)
-        try:
-            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-            for table in tables:
-                cells = [
-                    value if isinstance(value, bytes) else str(value).encode()
-                    for row in db.execute(f'SELECT * FROM "{table}"')
-                    for value in row
-                ]
-                self.add(f"table {table} of {path.name} (decrypted)", b"\0".join(cells))
-        finally:
-            db.close()
-
-    def leaks(self, secrets: dict[str, str]) -> list[str]:
-        forms = needles(secrets)
-        return [
-            f"{name} in {place}"
-            for place, data in self.places.items()
-            for form, name in forms.items()
-            if form in data
-        ]
 
 
 class Desk:
