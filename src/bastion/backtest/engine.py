@@ -23,6 +23,7 @@ from bastion.clock import SimClock
 from bastion.config import BacktestConfig, resolve_path
 from bastion.data import ReplaySource
 from bastion.errors import ConfigError
+from bastion.journal.keys import require_keys
 from bastion.journal.sqlite import SqliteJournal
 from bastion.live.separation import check_backtest_journal
 from bastion.model.data import Bar, QuoteTick
@@ -55,7 +56,10 @@ def run_backtest(
     if config.journal is not None:
         journal_path = resolve_path(base_dir, config.journal.path)
         check_backtest_journal(journal_path)
-        journal = SqliteJournal.from_config(journal_path, config.journal)
+        # a backtest opens no vault: a journal config that refers to keys is refused
+        # rather than written plaintext
+        keys = require_keys(config.journal, None)
+        journal = SqliteJournal.from_config(journal_path, config.journal, keys=keys)
     kernel = Kernel(config=config, base_dir=base_dir, clock=clock, epoch=1, journal=journal)
     fills: list[OrderFilled] = []
     kernel.bus.subscribe(OrderFilled, fills.append)

@@ -6,9 +6,12 @@ import textwrap
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from bastion.backtest.engine import run_backtest
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
+from bastion.errors import ConfigError
 from bastion.journal import verify_journal
 from bastion.journal.config import JournalConfig
 from bastion.strategy.config import StrategyConfig
@@ -82,3 +85,14 @@ def test_when_backtest_has_a_journal_then_every_order_event_is_chained_in_it(
     assert result.ok
     # 3 orders: initialized, submitted, accepted, filled each
     assert result.events == 12
+
+
+def test_when_backtest_journal_refers_to_vault_keys_then_refused_not_plaintext(
+    tmp_path: Path,
+) -> None:
+    """A backtest opens no vault: a journal that should be encrypted is refused, never
+    written plaintext."""
+    journal = JournalConfig(path="bt.sqlite", encryption_key="secret:journal/encryption")
+    with pytest.raises(ConfigError, match=r"journal\.encryption_key"):
+        run_backtest(_config(tmp_path, journal), base_dir=tmp_path, progress=False)
+    assert not (tmp_path / "bt.sqlite").exists()
