@@ -114,15 +114,22 @@ def test_when_no_passphrase_source_then_clear_error(tmp_path: Path) -> None:
     assert "BASTION_VAULT_KEY_FILE" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_when_desk_initialised_then_vault_with_journal_keys(tmp_path: Path) -> None:
-    """`bastion init DIR` creates DIR/vault.bastion (0600) with the two machine keys."""
+def test_when_desk_initialised_then_vault_with_machine_keys(tmp_path: Path) -> None:
+    """`bastion init DIR` creates DIR/vault.bastion (0600) with the machine keys: the
+    journal's two, the node's FIX store's, the simulator's ledger's and stores'."""
     key = key_file(tmp_path)
     proc = _run("init", "desk", cwd=tmp_path, key=key)
     assert proc.returncode == 0, proc.stderr
     path = tmp_path / "desk" / "vault.bastion"
     assert path.stat().st_mode & 0o777 == 0o600
     vault = Vault.open(path, PASSPHRASE, clock=SimClock(T0))
-    assert [e.name for e in vault.entries()] == ["journal/chain", "journal/encryption"]
+    assert [e.name for e in vault.entries()] == [
+        "fix/store",
+        "journal/chain",
+        "journal/encryption",
+        "venue/ledger",
+        "venue/store",
+    ]
 
 
 def test_when_desk_initialised_without_passphrase_then_nothing_created(tmp_path: Path) -> None:

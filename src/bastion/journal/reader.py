@@ -260,12 +260,14 @@ def export_jsonl(
     return n
 
 
-def read_events(path: Path, type_name: str) -> list[tuple[int, JournalEvent]]:
+def read_events(
+    path: Path, type_name: str, *, keys: JournalKeys = PLAINTEXT
+) -> list[tuple[int, JournalEvent]]:
     """Every event of type ``type_name`` (its journal tag) as ``(seq, event)``, in order.
     An undecodable payload is an ``OperationalError`` naming its seq."""
     decoder = new_decoder()
     found: list[tuple[int, JournalEvent]] = []
-    with open_readonly(path) as (db, _version):
+    with open_readonly(path, keys.encryption) as (db, _version):
         rows = db.execute(
             "SELECT seq, payload FROM events WHERE type = ? ORDER BY seq", (type_name,)
         )
