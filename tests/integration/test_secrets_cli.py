@@ -6,7 +6,9 @@ import subprocess
 from pathlib import Path
 
 from bastion.clock import SimClock
+from bastion.config import BacktestConfig, PaperConfig, load_config
 from bastion.vault.vault import Vault
+from bastion.venue_server.config import VenueSimConfig
 from kit.node_process import bastion_cmd
 from kit.vaults import FAST_KDF_ARGS, PASSPHRASE, T0, key_file, vault_env
 
@@ -150,3 +152,36 @@ def test_when_node_config_names_missing_secret_then_refused_naming_key(tmp_path:
     proc = _run("run", "desk/paper-fix.toml", cwd=tmp_path, key=key)
     assert proc.returncode == 2
     assert "venues[0].password" in proc.stderr and "fix/trader" in proc.stderr
+
+
+def test_when_desk_initialised_with_vault_then_its_stores_are_encrypted_with_its_keys(
+    tmp_path: Path,
+) -> None:
+    """The paper nodes' journals, the FIX store and the simulator's ledger and stores
+    refer to the vault's machine keys; backtest.toml stays plaintext. --no-vault: none
+    does, and the comments say how to turn it on."""
+    key = key_file(tmp_path)
+    assert _run("init", "desk", cwd=tmp_path, key=key).returncode == 0
+    assert _run("init", "--no-vault", "plain", cwd=tmp_path, key=None).returncode == 0
+    desk, plain = tmp_path / "desk", tmp_path / "plain"
+    journal = [
+        ("journal.encryption_key", "journal/encryption"),
+        ("journal.chain_key", "journal/chain"),
+    ]
+    assert load_config(desk / "paper.toml", PaperConfig).secret_refs() == journal
+    assert load_config(desk / "paper-fix.toml", PaperConfig).secret_refs() == [
+        ("venues[0].store_encryption_key", "fix/store"),
+        ("venues[0].password", "fix/trader"),
+        *journal,
+    ]
+    assert load_config(desk / "venue-sim.toml", VenueSimConfig).secret_refs() == [
+        ("ledger_encryption_key", "venue/ledger"),
+        ("store_encryption_key", "venue/store"),
+        ("accounts[0].password", "fix/trader"),
+    ]
+    assert load_config(desk / "backtest.toml", BacktestConfig).journal is None
+    assert load_config(plain / "paper.toml", PaperConfig).secret_refs() == []
+    assert load_config(plain / "venue-sim.toml", VenueSimConfig).secret_refs() == [
+        ("accounts[0].password", "fix/trader")
+    ]
+    assert '# encryption_key = "secret:journal/encryption"' in (plain / "paper.toml").read_text()
