@@ -11,7 +11,11 @@ bastion's own FIX session layer and measures:
 - the CPU time each process spends per order in the latency run
   (sim_cpu_us_per_order, client_cpu_us_per_order: both ends, all threads).
 
-Prints one JSON line. Usage: python bench/fix_roundtrip.py [--orders 5000]
+``--encrypt-stores``: the simulator's ledger and session stores and the client's
+session store encrypted (SQLCipher), the simulator's keys read from a vault as
+``bastion venue sim`` reads them.
+
+Prints one JSON line. Usage: python bench/fix_roundtrip.py [--orders 5000] [--encrypt-stores]
 """
 
 from __future__ import annotations
@@ -129,10 +133,44 @@ def _order(n: int) -> FixMessage:
     )
 
 
+_ENCRYPTED = """\
+ledger_encryption_key = "secret:venue/ledger"
+store_encryption_key = "secret:venue/store"
+"""
+
+
+def _vault(workdir: Path) -> tuple[Path, bytes]:
+    """A vault with the simulator's keys (cheap Argon2: the unlock is not timed here), its
+    key file, and a key for the client's store."""
+    from bastion.clock import LiveClock
+    from bastion.vault.vault import KdfParams, Vault
+
+    key_path = workdir / "vault.key"
+    key_path.write_text("bench-only-passphrase\n")
+    key_path.chmod(0o600)
+    vault = Vault.create(
+        workdir / "vault.bastion",
+        "bench-only-passphrase",
+        clock=LiveClock(),
+        kdf=KdfParams(time_cost=1, memory_kib=64, parallelism=1),
+    )
+    for name in ("venue/ledger", "venue/store"):
+        vault.ensure_key(name)
+    return key_path, os.urandom(32)
+
+
 async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
+    from bastion.vault.keysource import KEY_FILE_ENV
+
     port = _free_port()
-    (workdir / "venue.toml").write_text(_CONFIG.format(port=port, env=PASSWORD_ENV))
+    config = _CONFIG.format(port=port, env=PASSWORD_ENV)
     env = dict(os.environ, **{PASSWORD_ENV: "bench-only-password"})
+    client_key = None
+    if args.encrypt_stores:
+        key_path, client_key = _vault(workdir)
+        config = _ENCRYPTED + config
+        env[KEY_FILE_ENV] = str(key_path)
+    (workdir / "venue.toml").write_text(config)
     launcher = ["-m", "cProfile", "-o", args.profile_sim] if args.profile_sim else []
     sim = subprocess.Popen(
         [
@@ -158,7 +196,12 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             username="bench",
             password="bench-only-password",
         )
-        store = SqliteSessionStore(workdir / "client.sqlite", settings.key, now_ns=time.time_ns())
+        store = SqliteSessionStore(
+            workdir / "client.sqlite",
+            settings.key,
+            now_ns=time.time_ns(),
+            encryption_key=client_key,
+        )
         client = _Client()
         clock = LiveClock()
         session = FixSession(settings, store, client, clock=clock)
@@ -231,6 +274,7 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         "window": args.window,
         "throughput_seconds": args.seconds,
         "sessions_stored": "sqlite",
+        "encrypted_stores": args.encrypt_stores,
     }
 
 
@@ -241,6 +285,11 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=32, help="orders in flight (throughput)")
     parser.add_argument(
         "--profile-sim", metavar="FILE", help="run the simulator under cProfile, stats to FILE"
+    )
+    parser.add_argument(
+        "--encrypt-stores",
+        action="store_true",
+        help="the simulator's ledger and session stores and the client's store encrypted",
     )
     args = parser.parse_args()
     configure_logging("warning", "console")

@@ -71,3 +71,19 @@ def test_when_ipc_floor_runs_then_it_prints_each_shape() -> None:
     result = _bench("ipc_floor.py")
     for shape in ("asyncio_poll", "blocking", "child_spins", "one_cpu"):
         assert 0 < result[shape]["p50_us"] <= result[shape]["p99_us"], shape
+
+
+def test_when_secrets_bench_runs_then_it_prints_each_cost() -> None:
+    """secrets.py --quick prints the unlock time and each plain/encrypted pair."""
+    result = _bench("secrets.py")
+    for key in (
+        "unlock_s",
+        "journal_events_per_s_plain",
+        "journal_events_per_s_encrypted",
+        "tick_to_order_p99_us_plain",
+        "tick_to_order_p99_us_encrypted",
+        "tick_to_order_p99_ratio",
+        "fix_roundtrip_p50_us_plain",
+        "fix_roundtrip_p50_us_encrypted",
+    ):
+        assert result[key] > 0, key
