@@ -68,7 +68,7 @@ def _pairs(n: int, name: str, plain: list[str], encrypted: list[str], key: str) 
     for _ in range(n):
         runs[0].append(float(_bench(name, *plain)[key]))
         runs[1].append(float(_bench(name, *encrypted)[key]))
-    return [statistics.median(runs[0]), statistics.median(runs[1])]
+    return [round(statistics.median(runs[0]), 2), round(statistics.median(runs[1]), 2)]
 
 
 def main() -> None:

@@ -90,7 +90,7 @@ examples:
   bastion run                              # paper node on the embedded defaults
   bastion kill mydesk/paper.toml --flatten # halt, cancel all, close positions
   bastion resume mydesk/paper.toml         # back to ACTIVE
-  bastion journal verify mydesk/journal.sqlite   # check the journal's hash chain
+  bastion journal verify --config mydesk/paper.toml   # check the journal's hash chain
   bastion secrets set fix/acct1 --vault mydesk/vault.bastion   # a secret into the vault
 
 exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
