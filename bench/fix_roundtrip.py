@@ -13,9 +13,12 @@ bastion's own FIX session layer and measures:
 
 ``--tls`` runs the same over mutual TLS (a fresh local CA from ``bastion.certs``; the
 venue requires the client's certificate for the account), to compare with a plain run
-on the same machine: alternate the two.
+on the same machine: alternate the two. ``--encrypt-stores``: the simulator's ledger
+and session stores and the client's session store encrypted (SQLCipher), the
+simulator's keys read from a vault as ``bastion venue sim`` reads them.
 
 Prints one JSON line. Usage: python bench/fix_roundtrip.py [--orders 5000] [--tls]
+[--encrypt-stores]
 """
 
 from __future__ import annotations
@@ -151,18 +154,50 @@ def _client_tls(workdir: Path) -> ClientTls:
     return config.client(workdir, "tls")
 
 
+_ENCRYPTED = """\
+ledger_encryption_key = "secret:venue/ledger"
+store_encryption_key = "secret:venue/store"
+"""
+
+
+def _vault(workdir: Path) -> tuple[Path, bytes]:
+    """A vault with the simulator's keys (cheap Argon2: the unlock is not timed here), its
+    key file, and a key for the client's store."""
+    from bastion.clock import LiveClock
+    from bastion.vault.vault import KdfParams, Vault
+
+    key_path = workdir / "vault.key"
+    key_path.write_text("bench-only-passphrase\n")
+    key_path.chmod(0o600)
+    vault = Vault.create(
+        workdir / "vault.bastion",
+        "bench-only-passphrase",
+        clock=LiveClock(),
+        kdf=KdfParams(time_cost=1, memory_kib=64, parallelism=1),
+    )
+    for name in ("venue/ledger", "venue/store"):
+        vault.ensure_key(name)
+    return key_path, os.urandom(32)
+
+
 async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
+    from bastion.vault.keysource import KEY_FILE_ENV
+
     port = _free_port()
     tls = _client_tls(workdir) if args.tls else None
-    (workdir / "venue.toml").write_text(
-        _CONFIG.format(
-            port=port,
-            env=PASSWORD_ENV,
-            account_tls='client_cert_cn = "bench"\n' if args.tls else "",
-            tls=_SERVER_TLS if args.tls else "",
-        )
+    config = _CONFIG.format(
+        port=port,
+        env=PASSWORD_ENV,
+        account_tls='client_cert_cn = "bench"\n' if args.tls else "",
+        tls=_SERVER_TLS if args.tls else "",
     )
     env = dict(os.environ, **{PASSWORD_ENV: "bench-only-password"})
+    client_key = None
+    if args.encrypt_stores:
+        key_path, client_key = _vault(workdir)
+        config = _ENCRYPTED + config
+        env[KEY_FILE_ENV] = str(key_path)
+    (workdir / "venue.toml").write_text(config)
     launcher = ["-m", "cProfile", "-o", args.profile_sim] if args.profile_sim else []
     sim = subprocess.Popen(
         [
@@ -188,7 +223,12 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             username="bench",
             password="bench-only-password",
         )
-        store = SqliteSessionStore(workdir / "client.sqlite", settings.key, now_ns=time.time_ns())
+        store = SqliteSessionStore(
+            workdir / "client.sqlite",
+            settings.key,
+            now_ns=time.time_ns(),
+            encryption_key=client_key,
+        )
         client = _Client()
         clock = LiveClock()
         session = FixSession(settings, store, client, clock=clock)
@@ -268,6 +308,7 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         "throughput_seconds": args.seconds,
         "sessions_stored": "sqlite",
         "tls": args.tls,
+        "encrypted_stores": args.encrypt_stores,
     }
 
 
@@ -280,6 +321,11 @@ def main() -> None:
         "--profile-sim", metavar="FILE", help="run the simulator under cProfile, stats to FILE"
     )
     parser.add_argument("--tls", action="store_true", help="over mutual TLS (default: plain)")
+    parser.add_argument(
+        "--encrypt-stores",
+        action="store_true",
+        help="the simulator's ledger and session stores and the client's store encrypted",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="a short run (300 orders, 1 s): a smoke test"
     )

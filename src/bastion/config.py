@@ -30,6 +30,7 @@ from bastion.model.instruments import Instrument
 from bastion.portfolio.config import AccountConfig
 from bastion.recovery.config import RecoveryConfig
 from bastion.risk.config import RiskConfig
+from bastion.storage.keys import resolve_key
 from bastion.strategy.config import StrategyConfig
 from bastion.vault.config import VaultConfig
 from bastion.vault.refs import SecretSource
@@ -310,11 +311,12 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     def check_secrets(self, secrets: SecretSource | None = None) -> None:
         """Every FIX venue's password can be read now: its ``password_env`` variable is
-        set, its ``secret:NAME`` is in ``secrets``. ``ConfigError`` naming the key
-        otherwise. Checked when a node is about to run, not by the operator commands
-        that read the same file."""
+        set, its ``secret:NAME`` is in ``secrets``; so can its session store's key (a
+        32-byte key). ``ConfigError`` naming the key otherwise. Checked when a node is
+        about to run, not by the operator commands that read the same file."""
         for key, venue in self._fix_venues():
             venue.resolve_password(key, secrets)
+            resolve_key(venue.store_encryption_key, f"{key}.store_encryption_key", secrets)
 
     def venue_configs(self) -> list[VenueConfig]:
         """Every venue of the node, whichever form the config used."""
@@ -548,6 +550,7 @@ def check_fix_stores(config: PaperConfig, base_dir: Path | None) -> None:
     ``base_dir`` when known) with the same SenderCompID and TargetCompID would be one
     row of sequence numbers and sent messages for two sessions."""
     seen: dict[tuple[str, str, str], int] = {}
+    files: dict[str, int] = {}
     for n, venue in enumerate(config.venues):
         if not isinstance(venue, FixVenueEntry):
             continue
@@ -556,6 +559,14 @@ def check_fix_stores(config: PaperConfig, base_dir: Path | None) -> None:
             if base_dir is not None
             else os.path.normpath(os.path.expanduser(venue.store_path))
         )
+        first = config.venues[files.setdefault(path, n)]
+        assert isinstance(first, FixVenueEntry)
+        if first.store_encryption_key != venue.store_encryption_key:
+            raise ConfigError(
+                f"key 'venues[{n}].store_encryption_key': venue '{venue.name}' shares the "
+                f"FIX session store file '{venue.store_path}' with venues[{files[path]}] "
+                f"('{first.name}'), which has another encryption key; one file has one key"
+            )
         ident = (path, venue.sender_comp_id, venue.target_comp_id)
         if ident in seen:
             other = config.venues[seen[ident]]

@@ -82,3 +82,19 @@ def test_when_fix_roundtrip_runs_then_it_prints_latency_and_rate(tls: bool) -> N
     assert result["orders"] == 300
     assert 0 < result["p50_us"] <= result["p99_us"]
     assert result["orders_per_s"] > 0
+
+
+def test_when_secrets_bench_runs_then_it_prints_each_cost() -> None:
+    """secrets.py --quick prints the unlock time and each plain/encrypted pair."""
+    result = _bench("secrets.py")
+    for key in (
+        "unlock_s",
+        "journal_events_per_s_plain",
+        "journal_events_per_s_encrypted",
+        "tick_to_order_p99_us_plain",
+        "tick_to_order_p99_us_encrypted",
+        "tick_to_order_p99_ratio",
+        "fix_roundtrip_p50_us_plain",
+        "fix_roundtrip_p50_us_encrypted",
+    ):
+        assert result[key] > 0, key

@@ -6,7 +6,9 @@ import subprocess
 from pathlib import Path
 
 from bastion.clock import SimClock
+from bastion.config import BacktestConfig, PaperConfig, load_config
 from bastion.vault.vault import Vault
+from bastion.venue_server.config import VenueSimConfig
 from kit.node_process import bastion_cmd
 from kit.vaults import FAST_KDF_ARGS, PASSPHRASE, T0, key_file, new_vault, vault_env
 
@@ -114,15 +116,22 @@ def test_when_no_passphrase_source_then_clear_error(tmp_path: Path) -> None:
     assert "BASTION_VAULT_KEY_FILE" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_when_desk_initialised_then_vault_with_journal_keys(tmp_path: Path) -> None:
-    """`bastion init DIR` creates DIR/vault.bastion (0600) with the two machine keys."""
+def test_when_desk_initialised_then_vault_with_machine_keys(tmp_path: Path) -> None:
+    """`bastion init DIR` creates DIR/vault.bastion (0600) with the machine keys: the
+    journal's two, the node's FIX store's, the simulator's ledger's and stores'."""
     key = key_file(tmp_path)
     proc = _run("init", "desk", cwd=tmp_path, key=key)
     assert proc.returncode == 0, proc.stderr
     path = tmp_path / "desk" / "vault.bastion"
     assert path.stat().st_mode & 0o777 == 0o600
     vault = Vault.open(path, PASSPHRASE, clock=SimClock(T0))
-    assert [e.name for e in vault.entries()] == ["journal/chain", "journal/encryption"]
+    assert [e.name for e in vault.entries()] == [
+        "fix/store",
+        "journal/chain",
+        "journal/encryption",
+        "venue/ledger",
+        "venue/store",
+    ]
 
 
 def test_when_desk_initialised_without_passphrase_then_nothing_created(tmp_path: Path) -> None:
@@ -162,3 +171,36 @@ def test_when_init_force_and_vault_rejects_passphrase_then_no_file_rewritten(
     ok = _run("init", "--force", "desk", cwd=tmp_path, key=key_file(tmp_path))
     assert ok.returncode == 0, ok.stderr
     assert paper.read_text(encoding="utf-8") != "# the operator's own edits\n"
+
+
+def test_when_desk_initialised_with_vault_then_its_stores_are_encrypted_with_its_keys(
+    tmp_path: Path,
+) -> None:
+    """The paper nodes' journals, the FIX store and the simulator's ledger and stores
+    refer to the vault's machine keys; backtest.toml stays plaintext. --no-vault: none
+    does, and the comments say how to turn it on."""
+    key = key_file(tmp_path)
+    assert _run("init", "desk", cwd=tmp_path, key=key).returncode == 0
+    assert _run("init", "--no-vault", "plain", cwd=tmp_path, key=None).returncode == 0
+    desk, plain = tmp_path / "desk", tmp_path / "plain"
+    journal = [
+        ("journal.encryption_key", "journal/encryption"),
+        ("journal.chain_key", "journal/chain"),
+    ]
+    assert load_config(desk / "paper.toml", PaperConfig).secret_refs() == journal
+    assert load_config(desk / "paper-fix.toml", PaperConfig).secret_refs() == [
+        ("venues[0].store_encryption_key", "fix/store"),
+        ("venues[0].password", "fix/trader"),
+        *journal,
+    ]
+    assert load_config(desk / "venue-sim.toml", VenueSimConfig).secret_refs() == [
+        ("ledger_encryption_key", "venue/ledger"),
+        ("store_encryption_key", "venue/store"),
+        ("accounts[0].password", "fix/trader"),
+    ]
+    assert load_config(desk / "backtest.toml", BacktestConfig).journal is None
+    assert load_config(plain / "paper.toml", PaperConfig).secret_refs() == []
+    assert load_config(plain / "venue-sim.toml", VenueSimConfig).secret_refs() == [
+        ("accounts[0].password", "fix/trader")
+    ]
+    assert '# encryption_key = "secret:journal/encryption"' in (plain / "paper.toml").read_text()

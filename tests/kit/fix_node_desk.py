@@ -47,6 +47,13 @@ reference_max_age_ms = 2000
 
 [journal]
 path = "j/node.sqlite"
+{journal_keys}"""
+
+ENCRYPTED_JOURNAL = """encryption_key = "secret:journal/encryption"
+chain_key = "secret:journal/chain"
+"""
+ENCRYPTED_VENUE = """ledger_encryption_key = "secret:venue/ledger"
+store_encryption_key = "secret:venue/store"
 """
 
 
@@ -59,13 +66,21 @@ def write_desk(
     source: str = HOARDER,
     cls: str = "Hoarder",
     cod: str = "off",
+    encrypted: bool = False,
 ) -> tuple[Path, Path, Path]:
     """The venue and node configs and the strategy file: (venue config, node config,
-    journal). ``node_port`` (default: the venue's) lets the node go through a relay."""
+    journal). ``node_port`` (default: the venue's) lets the node go through a relay.
+    ``encrypted``: the node's journal (keyed too) and FIX store, the venue's ledger and
+    stores encrypted with the keys of ``kit.vaults.DESK_KEYS`` (the desk's vault, which
+    the caller writes)."""
     (root / "strategies").mkdir(parents=True, exist_ok=True)
     (root / "strategies" / f"{strategy}.py").write_text(source, encoding="utf-8")
     venue = root / "venue-sim.toml"
-    venue.write_text(venue_sim_toml(venue_port, seed=7), encoding="utf-8")
+    venue.write_text(
+        (ENCRYPTED_VENUE if encrypted else "") + venue_sim_toml(venue_port, seed=7),
+        encoding="utf-8",
+    )
+    store_key = '\nstore_encryption_key = "secret:fix/store"' if encrypted else ""
     node = root / "paper-fix.toml"
     node.write_text(
         NODE_TOML.format(
@@ -73,10 +88,11 @@ def write_desk(
                 node_port or venue_port,
                 heartbeat_s=5,
                 logon_timeout_ms=5000,
-                extra=f'cancel_on_disconnect = "{cod}"',
+                extra=f'cancel_on_disconnect = "{cod}"{store_key}',
             ),
             strategy=strategy,
             cls=cls,
+            journal_keys=ENCRYPTED_JOURNAL if encrypted else "",
         ),
         encoding="utf-8",
     )
@@ -90,21 +106,21 @@ def process(*args: str | Path, cwd: Path, log: Path) -> Iterator[subprocess.Pope
         yield proc
 
 
-def ledger_orders(root: Path) -> list[OrderRow]:
-    """Every order of the account in the venue's ledger."""
-    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
+def ledger_orders(root: Path, key: bytes | None = None) -> list[OrderRow]:
+    """Every order of the account in the venue's ledger (encrypted with ``key``)."""
+    with VenueLedger(root / "venue" / "ledger.sqlite", encryption_key=key) as ledger:
         return ledger.orders(ACCOUNT)
 
 
-def ledger_open(root: Path) -> list[OrderRow]:
+def ledger_open(root: Path, key: bytes | None = None) -> list[OrderRow]:
     """The account's open orders in the venue's ledger."""
-    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
+    with VenueLedger(root / "venue" / "ledger.sqlite", encryption_key=key) as ledger:
         return ledger.open_orders(ACCOUNT)
 
 
-def ledger_position(root: Path) -> Decimal:
+def ledger_position(root: Path, key: bytes | None = None) -> Decimal:
     """The account's net position in ``IID`` at the venue (0 when it has none)."""
-    with VenueLedger(root / "venue" / "ledger.sqlite") as ledger:
+    with VenueLedger(root / "venue" / "ledger.sqlite", encryption_key=key) as ledger:
         position = ledger.position(ACCOUNT, IID)
     return Decimal(0) if position is None else position.net_qty
 

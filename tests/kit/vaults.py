@@ -17,6 +17,23 @@ PASSPHRASE: Final = "correct horse battery"
 T0: Final = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 
 
+DESK_KEYS: Final = {
+    name: bytes([n + 1]) * 32
+    for n, name in enumerate(
+        ("journal/encryption", "journal/chain", "fix/store", "venue/ledger", "venue/store")
+    )
+}
+"""Machine keys of a desk's vault as `bastion init` makes them (fixed here, not random)."""
+
+
+def desk_vault(path: Path, passphrase: str = PASSPHRASE, **values: str) -> Vault:
+    """A desk's vault (cheap Argon2) holding ``DESK_KEYS`` and ``values``."""
+    vault = new_vault(path, passphrase, **values)
+    for name, key in DESK_KEYS.items():
+        vault.set(name, key.hex())
+    return vault
+
+
 def key_file(directory: Path, passphrase: str = PASSPHRASE, *, name: str = "vault.key") -> Path:
     """A key file holding ``passphrase`` (and a newline, as an editor leaves it), 0600."""
     path = directory / name

@@ -1,5 +1,7 @@
 """``bastion init DIR``: scaffold a desk directory (configs, the example strategy and
-synthetic sample quotes) and create its vault with the machine keys the node uses."""
+synthetic sample quotes) and create its vault with the machine keys the node and the
+venue simulator use; a desk with a vault keeps its journals, FIX session stores and
+the simulator's ledger encrypted at rest."""
 
 from __future__ import annotations
 
@@ -29,8 +31,33 @@ SAMPLE_QUOTES_PATH: Final = "data/quotes.csv"
 SAMPLE_QUOTES_N: Final = 20_000
 SAMPLE_START_NS: Final = 1_704_205_800_000_000_000  # 2024-01-02T14:30:00Z
 SAMPLE_INTERVAL_MS: Final = 100
-MACHINE_KEYS: Final = ("journal/encryption", "journal/chain")
-"""Random keys the desk's vault holds from the start, for the node's own use."""
+MACHINE_KEYS: Final = (
+    "journal/encryption",
+    "journal/chain",
+    "fix/store",
+    "venue/ledger",
+    "venue/store",
+)
+"""Random keys the desk's vault holds from the start, for the node's and the venue
+simulator's own use (32 bytes each, as hex)."""
+ENCRYPTED_AT_REST: Final = {
+    "paper.toml": (
+        'encryption_key = "secret:journal/encryption"',
+        'chain_key = "secret:journal/chain"',
+    ),
+    "paper-fix.toml": (
+        'encryption_key = "secret:journal/encryption"',
+        'chain_key = "secret:journal/chain"',
+        'store_encryption_key = "secret:fix/store"',
+    ),
+    "venue-sim.toml": (
+        'ledger_encryption_key = "secret:venue/ledger"',
+        'store_encryption_key = "secret:venue/store"',
+    ),
+}
+"""The lines a desk with a vault turns on (they are commented out in the packaged
+scaffold, which is also ``bastion run``'s embedded defaults and needs no vault);
+``backtest.toml`` stays plaintext."""
 
 _INIT_EPILOG: Final = """\
 creates:
@@ -38,8 +65,16 @@ creates:
   DIR/backtest.toml            config for `bastion backtest`
   DIR/strategies/ema_cross.py  the example strategy (EMA crossover)
   DIR/data/quotes.csv          20,000 synthetic quotes (ts_ns,bid,ask,bid_size,ask_size)
+  DIR/venue-sim.toml           config for `bastion venue sim` (a FIX venue simulator)
+  DIR/paper-fix.toml           a paper node trading with it over FIX 4.4
   DIR/vault.bastion            the desk's vault (secrets the configs refer to), with
-                               random keys journal/encryption and journal/chain
+                               random keys journal/encryption, journal/chain,
+                               fix/store, venue/ledger and venue/store
+
+With a vault, the paper nodes' journals (encrypted, keyed hash chain), the FIX
+session store and the simulator's ledger and stores are encrypted at rest with those
+keys; read a journal with `bastion journal verify --config DIR/paper.toml`.
+--no-vault writes plaintext configs (their comments say how to turn encryption on).
 
 The vault passphrase comes from the file BASTION_VAULT_KEY_FILE names (mode 0600),
 systemd's credential bastion-vault, or a prompt (asked twice).
@@ -128,6 +163,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             use_tls(target)
         if passphrase is not None:
             made = desk_vault(vault_path, passphrase, kept)
+            encrypt_at_rest(target)
     except BaseException as e:
         if created:  # leave nothing half-made behind, so a retry is not refused
             shutil.rmtree(target, ignore_errors=True)
@@ -151,6 +187,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     print("next:")
     print(f"  bastion backtest {shown}/backtest.toml   # replay the sample data, print a report")
     print(f"  bastion run {shown}/paper.toml           # paper trade live; Ctrl-C stops cleanly")
+    print(f"  bastion journal verify --config {shown}/paper.toml   # check the node's journal")
     if passphrase is not None:
         print(
             f"  bastion secrets set fix/trader --vault {shown}/{DEFAULT_VAULT_NAME}"
@@ -169,6 +206,19 @@ def desk_vault(path: Path, passphrase: str, kept: Vault | None = None) -> str:
     for name in MACHINE_KEYS:
         vault.ensure_key(name)
     return made
+
+
+def encrypt_at_rest(target: Path) -> None:
+    """Turn on the commented ``ENCRYPTED_AT_REST`` lines of the desk's configs."""
+    for name, lines in ENCRYPTED_AT_REST.items():
+        path = target / name
+        text = path.read_text(encoding="utf-8")
+        for line in lines:
+            commented = f"\n# {line}\n"
+            if commented not in text:
+                raise BastionError(f"the scaffold {name} has no line '# {line}' to turn on")
+            text = text.replace(commented, f"\n{line}\n", 1)
+        path.write_text(text, encoding="utf-8")
 
 
 def write_sample_quotes(path: Path, n: int = SAMPLE_QUOTES_N) -> int:

@@ -1,4 +1,6 @@
-"""``bastion journal verify|export|stats PATH``: inspect an event journal, read-only."""
+"""``bastion journal verify|export|stats [PATH] [--config CONFIG | --vault VAULT]``:
+inspect an event journal, read-only; an encrypted or keyed journal with the keys from
+the vault (``bastion.cli.journal_keys``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from bastion.cli.common import EXIT_ERROR, EXIT_OK, Commands, Formatter, usage, wrap
+from bastion.cli.common import EXIT_ERROR, EXIT_OK, Commands, Formatter, usage, wall_clock, wrap
+from bastion.cli.journal_keys import KEY_OPTIONS_HINT, add_key_options, journal_and_keys
 from bastion.errors import BastionError, UsageError
 
 if TYPE_CHECKING:
@@ -21,11 +24,18 @@ _JOURNAL_EPILOG: Final = """\
 Read-only: the journal file is opened with SQLite's mode=ro, so a running node
 may keep writing it. A missing file or a file that is not a journal exits 2.
 
+An encrypted or keyed journal (a `bastion init` desk's) is read with its keys from
+the vault: --config CONFIG takes the journal, the vault and the key references from
+the node's config (PATH may then be left out); --vault VAULT takes the keys named
+journal/encryption and journal/chain. The vault's passphrase comes from
+BASTION_VAULT_KEY_FILE, systemd's credential bastion-vault, or a prompt.
+
 examples:
-  bastion journal verify mydesk/journal.sqlite
-  bastion journal export mydesk/journal.sqlite --out events.jsonl
-  bastion journal export mydesk/journal.sqlite --from-seq 1000 | jq .type
-  bastion journal stats mydesk/journal.sqlite
+  bastion journal verify --config mydesk/paper.toml
+  bastion journal export --config mydesk/paper.toml --out events.jsonl
+  bastion journal export --config mydesk/paper.toml --from-seq 1000 | jq .type
+  bastion journal stats mydesk/journal.sqlite --vault mydesk/vault.bastion
+  bastion journal verify backtest-journal.sqlite      # plaintext: no keys needed
 """
 
 
@@ -50,7 +60,8 @@ def add_journal_commands(commands: Commands, formatter: Formatter) -> None:
             "exit 1 naming the first broken record and what is wrong."
         ),
     )
-    verify.add_argument("path", metavar="PATH", help="journal file (SQLite)")
+    verify.add_argument("path", metavar="PATH", nargs="?", help=_PATH_HELP)
+    add_key_options(verify, path_dest="path")
     verify.set_defaults(handler=cmd_journal_verify)
     export = sub.add_parser(
         "export",
@@ -60,7 +71,8 @@ def add_journal_commands(commands: Commands, formatter: Formatter) -> None:
             '"event": {...}}, with exact decimals as strings.'
         ),
     )
-    export.add_argument("path", metavar="PATH", help="journal file (SQLite)")
+    export.add_argument("path", metavar="PATH", nargs="?", help=_PATH_HELP)
+    add_key_options(export, path_dest="path")
     export.add_argument("--out", metavar="FILE", help="write to FILE (default: stdout)")
     export.add_argument(
         "--from-seq",
@@ -75,8 +87,12 @@ def add_journal_commands(commands: Commands, formatter: Formatter) -> None:
         help="event counts by type, runs, first/last time, file size, schema version",
         description=wrap("Print a summary of a journal."),
     )
-    stats.add_argument("path", metavar="PATH", help="journal file (SQLite)")
+    stats.add_argument("path", metavar="PATH", nargs="?", help=_PATH_HELP)
+    add_key_options(stats, path_dest="path")
     stats.set_defaults(handler=cmd_journal_stats)
+
+
+_PATH_HELP: Final = "journal file (SQLite); default with --config: the config's journal"
 
 
 def _journal_call(fn: Callable[[], T]) -> T:
@@ -101,8 +117,8 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
     """Check a journal's whole hash chain; exit 1 naming the first broken record."""
     from bastion.journal import verify_journal
 
-    path = Path(args.path)
-    result = _journal_call(lambda: verify_journal(path))
+    path, keys = journal_and_keys(args, clock=wall_clock())
+    result = _journal_call(lambda: verify_journal(path, keys=keys))
     if result.ok:
         seqs = f"seq {result.first_seq}..{result.last_seq}" if result.events else "empty"
         print(
@@ -120,6 +136,8 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
         print(f"broken: {path}: first bad record seq {result.broken_seq}{tail}: {result.problem}")
     print(f"records: {result.events:,} (seq {result.first_seq}..{result.last_seq})")
     print(f"chain: {_chain_summary(result)}")
+    if result.keyed and keys.chain is None:
+        print(f"to check it: {KEY_OPTIONS_HINT}")
     return EXIT_ERROR
 
 
@@ -136,27 +154,29 @@ def cmd_journal_export(args: argparse.Namespace) -> int:
     """Write a journal's events as JSON lines, to --out or stdout."""
     from bastion.journal import export_jsonl
 
-    path = Path(args.path)
+    path, keys = journal_and_keys(args, clock=wall_clock())
     if args.out is None:
-        _journal_call(lambda: export_jsonl(path, sys.stdout.buffer, from_seq=args.from_seq))
+        _journal_call(
+            lambda: export_jsonl(path, sys.stdout.buffer, from_seq=args.from_seq, keys=keys)
+        )
         sys.stdout.buffer.flush()
         return EXIT_OK
-    _journal_call(lambda: verify_readable(path))
+    _journal_call(lambda: verify_readable(path, keys.encryption))
     out = Path(args.out)
     try:
         with out.open("wb") as f:
-            n = _journal_call(lambda: export_jsonl(path, f, from_seq=args.from_seq))
+            n = _journal_call(lambda: export_jsonl(path, f, from_seq=args.from_seq, keys=keys))
     except OSError as e:
         raise BastionError(f"cannot write {out}: {e.strerror or e}") from e
     print(f"exported {n:,} events to {out}")
     return EXIT_OK
 
 
-def verify_readable(path: Path) -> None:
+def verify_readable(path: Path, key: bytes | None = None) -> None:
     """Fail before creating an output file if ``path`` is not a journal."""
     from bastion.journal.reader import open_readonly
 
-    with open_readonly(path):
+    with open_readonly(path, key):
         pass
 
 
@@ -164,8 +184,8 @@ def cmd_journal_stats(args: argparse.Namespace) -> int:
     """Print a journal's counts, runs, time extent, size and schema version."""
     from bastion.journal import journal_stats
 
-    path = Path(args.path)
-    stats = _journal_call(lambda: journal_stats(path))
+    path, keys = journal_and_keys(args, clock=wall_clock())
+    stats = _journal_call(lambda: journal_stats(path, keys=keys))
     print(f"journal:        {path}")
     print(f"schema version: {stats.schema_version}")
     print(f"file size:      {stats.file_bytes:,} bytes")

@@ -91,7 +91,7 @@ examples:
   bastion run                              # paper node on the embedded defaults
   bastion kill mydesk/paper.toml --flatten # halt, cancel all, close positions
   bastion resume mydesk/paper.toml         # back to ACTIVE
-  bastion journal verify mydesk/journal.sqlite   # check the journal's hash chain
+  bastion journal verify --config mydesk/paper.toml   # check the journal's hash chain
   bastion secrets set fix/acct1 --vault mydesk/vault.bastion   # a secret into the vault
   bastion arm live/node.toml --why "..."   # allow one start of a live node
 

@@ -1,5 +1,6 @@
-"""``bastion manifest show|diff JOURNAL``: what a node ran at each start, and what
-changed between two starts (read-only, from the journal's ``RunManifest`` events)."""
+"""``bastion manifest show|diff [JOURNAL] [--config CONFIG | --vault VAULT]``: what a node
+ran at each start, and what changed between two starts (read-only, from the journal's
+``RunManifest`` events; an encrypted journal with its key from the vault)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,22 @@ from typing import Final
 
 import msgspec
 
-from bastion.cli.common import EXIT_ERROR, EXIT_OK, Commands, Formatter, usage, wrap
+from bastion.cli.common import EXIT_ERROR, EXIT_OK, Commands, Formatter, usage, wall_clock, wrap
+from bastion.cli.journal_keys import add_key_options, journal_and_keys
 from bastion.errors import UsageError
 from bastion.model.events import RunManifest
 
 _EPILOG: Final = """\
 A start is named by its epoch (the journal's run number); by default `show` prints
-the latest start and `diff` compares the last two.
+the latest start and `diff` compares the last two. An encrypted journal (a `bastion
+init` desk's) is read with its key from the vault: --config CONFIG (the node's config;
+JOURNAL may then be left out) or --vault VAULT (the key named journal/encryption).
 
 examples:
-  bastion manifest show mydesk/journal.sqlite
-  bastion manifest show mydesk/journal.sqlite --epoch 3 --json
-  bastion manifest diff mydesk/journal.sqlite          # last start vs the one before
-  bastion manifest diff mydesk/journal.sqlite 2 5
+  bastion manifest show --config mydesk/paper.toml
+  bastion manifest show --config mydesk/paper.toml --epoch 3 --json
+  bastion manifest diff --config mydesk/paper.toml     # last start vs the one before
+  bastion manifest diff mydesk/journal.sqlite 2 5 --vault mydesk/vault.bastion
 """
 
 
@@ -41,7 +45,8 @@ def add_manifest_commands(commands: Commands, formatter: Formatter) -> None:
     manifest.set_defaults(handler=lambda _args: usage(manifest))
     sub = manifest.add_subparsers(dest="manifest_command", metavar="COMMAND", title="commands")
     show = sub.add_parser("show", help="print one start's manifest (default: the latest)")
-    show.add_argument("journal", metavar="JOURNAL", help="journal file (SQLite)")
+    show.add_argument("journal", metavar="JOURNAL", nargs="?", help=_JOURNAL_HELP)
+    add_key_options(show, path_dest="journal")
     show.add_argument("--epoch", type=int, metavar="N", help="the start with epoch N")
     show.add_argument("--json", action="store_true", help="one JSON object")
     show.set_defaults(handler=cmd_manifest_show)
@@ -53,22 +58,27 @@ def add_manifest_commands(commands: Commands, formatter: Formatter) -> None:
             "difference; exit 0 when the same code and config ran, 1 otherwise."
         ),
     )
-    diff.add_argument("journal", metavar="JOURNAL", help="journal file (SQLite)")
+    diff.add_argument("journal", metavar="JOURNAL", nargs="?", help=_JOURNAL_HELP)
+    add_key_options(diff, path_dest="journal")
     diff.add_argument("epochs", type=int, nargs="*", metavar="EPOCH", help="two epochs")
     diff.set_defaults(handler=cmd_manifest_diff)
 
 
-def _manifests(path: Path) -> list[RunManifest]:
+_JOURNAL_HELP: Final = "journal file (SQLite); default with --config: the config's journal"
+
+
+def _manifests(args: argparse.Namespace) -> tuple[Path, list[RunManifest]]:
     from bastion.journal import NotAJournalError
     from bastion.manifest import read_manifests
 
+    path, keys = journal_and_keys(args, clock=wall_clock())
     try:
-        found = read_manifests(path)
+        found = read_manifests(path, keys=keys)
     except NotAJournalError as error:
         raise UsageError(str(error)) from None
     if not found:
         raise UsageError(f"{path}: no run manifest (no node started on this journal yet)")
-    return found
+    return path, found
 
 
 def _by_epoch(found: list[RunManifest], epoch: int, path: Path) -> RunManifest:
@@ -81,8 +91,7 @@ def _by_epoch(found: list[RunManifest], epoch: int, path: Path) -> RunManifest:
 
 def cmd_manifest_show(args: argparse.Namespace) -> int:
     """Print one start's manifest."""
-    path = Path(args.journal)
-    found = _manifests(path)
+    path, found = _manifests(args)
     manifest = found[-1] if args.epoch is None else _by_epoch(found, args.epoch, path)
     if args.json:
         print(json.dumps(msgspec.to_builtins(manifest), sort_keys=True))
@@ -109,8 +118,11 @@ def cmd_manifest_diff(args: argparse.Namespace) -> int:
     """Print what changed between two starts."""
     from bastion.manifest import diff_manifests
 
-    path = Path(args.journal)
-    found = _manifests(path)
+    # `diff --config CONFIG 2 5`: two epochs and no journal (unless a file is named "2")
+    journal = args.journal
+    if args.config and journal and journal.isdigit() and not Path(journal).exists():
+        args.epochs, args.journal = [int(journal), *args.epochs], None
+    path, found = _manifests(args)
     if len(args.epochs) == 2:
         old, new = (_by_epoch(found, e, path) for e in args.epochs)
     elif not args.epochs:

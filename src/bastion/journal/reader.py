@@ -261,14 +261,13 @@ def export_jsonl(
 
 
 def read_events(
-    path: Path, type_name: str, key: bytes | None = None
+    path: Path, type_name: str, *, keys: JournalKeys = PLAINTEXT
 ) -> list[tuple[int, JournalEvent]]:
-    """Every event of type ``type_name`` (its journal tag) as ``(seq, event)``, in order
-    (an encrypted journal decrypted with ``key``). An undecodable payload is an
-    ``OperationalError`` naming its seq."""
+    """Every event of type ``type_name`` (its journal tag) as ``(seq, event)``, in order.
+    An undecodable payload is an ``OperationalError`` naming its seq."""
     decoder = new_decoder()
     found: list[tuple[int, JournalEvent]] = []
-    with open_readonly(path, key) as (db, _version):
+    with open_readonly(path, keys.encryption) as (db, _version):
         rows = db.execute(
             "SELECT seq, payload FROM events WHERE type = ? ORDER BY seq", (type_name,)
         )

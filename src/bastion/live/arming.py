@@ -25,6 +25,7 @@ from typing import Final
 import msgspec
 
 from bastion.errors import NotArmed
+from bastion.journal.keys import JournalKeys
 from bastion.journal.reader import NotAJournalError, read_events
 from bastion.model.events import LiveArmed
 from bastion.vault.files import write_private
@@ -131,7 +132,7 @@ def used_token_ids(journal: Path, journal_key: bytes | None = None) -> set[str]:
     if not journal.exists():
         return set()
     try:
-        events = read_events(journal, "LiveArmed", journal_key)
+        events = read_events(journal, "LiveArmed", keys=JournalKeys(encryption=journal_key))
     except NotAJournalError as error:
         raise NotArmed(f"key 'journal.path': {error}") from None
     return {event.token_id for _, event in events if isinstance(event, LiveArmed)}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from bastion.errors import ConfigError
+from bastion.journal.keys import JournalKeys
 from bastion.journal.reader import NotAJournalError
 from bastion.manifest import read_manifests
 from bastion.storage.connect import is_encrypted
@@ -66,7 +67,7 @@ def journal_modes(journal: Path, key: bytes | None = None) -> set[str]:
         # the directory's marker still tells the modes apart
         return set()
     try:
-        return {manifest.mode for manifest in read_manifests(journal, key)}
+        return {m.mode for m in read_manifests(journal, keys=JournalKeys(encryption=key))}
     except NotAJournalError as error:
         raise ConfigError(f"key 'journal.path': {error}") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bastion.journal.keys import PLAINTEXT, JournalKeys
 from bastion.journal.reader import read_events
 from bastion.model.events import RunManifest
 
@@ -21,10 +22,13 @@ _COMPARED: tuple[str, ...] = (
 )
 
 
-def read_manifests(journal: Path, key: bytes | None = None) -> list[RunManifest]:
-    """Every start's manifest in ``journal`` (decrypted with ``key``), oldest first."""
-    events = read_events(journal, "RunManifest", key)
-    return [event for _, event in events if type(event) is RunManifest]
+def read_manifests(journal: Path, *, keys: JournalKeys = PLAINTEXT) -> list[RunManifest]:
+    """Every start's manifest in ``journal`` (decrypted with ``keys``), oldest first."""
+    return [
+        event
+        for _, event in read_events(journal, "RunManifest", keys=keys)
+        if type(event) is RunManifest
+    ]
 
 
 def diff_manifests(old: RunManifest, new: RunManifest) -> list[str]:

@@ -10,6 +10,14 @@ first 16 bytes (a plaintext database starts with ``SQLite format 3``), so the th
 mistakes are told apart, each as a ``StorageKeyError`` naming the file: an encrypted
 file opened without a key, a plaintext file opened with one, and a wrong key.
 
+Those bytes are read only when the process has no connection to the file yet: closing
+any descriptor of a file drops every POSIX lock the process holds on it (``fcntl``
+semantics), SQLite's included. A WAL database whose shared lock was dropped looks
+unused to other processes: the next one to close its connection checkpoints and
+deletes the WAL under the writer, whose later commits then go to a deleted file that
+no new reader sees. A second connection (the WAL checkpointer's) says what the file
+is instead (``encrypted=``).
+
 A file or directory created here is readable by its owner only (0600 / 0700); SQLite
 gives its ``-wal`` and ``-shm`` files the mode of the database file.
 
@@ -84,17 +92,21 @@ def connect(
     check_same_thread: bool = True,
     isolation_level: str | None = None,
     what: str = "database",
+    encrypted: bool | None = None,
 ) -> sqlite3.Connection:
     """An open, checked connection to ``path``, encrypted iff ``key`` is given.
 
     ``readonly`` opens with ``mode=ro`` (never creates or changes the file). Otherwise a
     missing file is created 0600 (with its directory, 0700) unless ``create`` is False.
     ``what`` names the file in errors ("journal", "FIX session store"…).
+    ``encrypted``: what the file is, given by a caller whose process already holds a
+    connection to it, so its first bytes are not read (see the module docstring).
     Raises ``StorageKeyError`` for a key mismatch; other failures as the driver's error.
     """
     if key is not None and len(key) != KEY_BYTES:
         raise StorageKeyError(f"{what} {path}: an encryption key is {KEY_BYTES} bytes")
-    encrypted = is_encrypted(path)
+    if encrypted is None:
+        encrypted = is_encrypted(path)
     if encrypted and key is None:
         raise StorageKeyError(
             f"{what} {path} is encrypted (or is not a SQLite database): "

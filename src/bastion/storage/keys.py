@@ -1,4 +1,7 @@
-"""Key bytes from the vault: a 32-byte key is stored as 64 hex characters."""
+"""Key bytes from the vault: a 32-byte key is stored as 64 hex characters.
+
+``resolve_key`` is how a store's ``*_encryption_key = "secret:NAME"`` config field
+becomes the key bytes its ``connect()`` takes."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import re
 from typing import Final
 
 from bastion.errors import ConfigError
-from bastion.vault import Secret
+from bastion.vault import Secret, SecretNotFound, SecretSource, secret_name
 
 KEY_BYTES: Final = 32
 _HEX_KEY: Final = re.compile(rf"[0-9a-fA-F]{{{2 * KEY_BYTES}}}")
@@ -23,3 +26,21 @@ def key_from_secret(secret: Secret, config_key: str) -> bytes:
             f'print(secrets.token_hex({KEY_BYTES}))"`)'
         )
     return bytes.fromhex(value)
+
+
+def resolve_key(ref: str | None, config_key: str, secrets: SecretSource | None) -> bytes | None:
+    """The key a config field's ``"secret:NAME"`` reference holds, through ``secrets``;
+    None when the field is unset (a plaintext file).
+
+    ``ConfigError`` (``SecretNotFound``) naming ``config_key`` when no vault is open, the
+    secret is missing, or it is not a 32-byte key; never the value."""
+    if ref is None:
+        return None
+    name = secret_name(ref, config_key)
+    if secrets is None:
+        raise ConfigError(f"key '{config_key}': secret '{name}' needs a vault; none is open")
+    try:
+        secret = secrets.get(name)
+    except SecretNotFound as error:
+        raise SecretNotFound(f"key '{config_key}': {error}") from None
+    return key_from_secret(secret, config_key)

@@ -45,16 +45,14 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         try:
-            if self._key is None:
-                db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            else:
-                db = connect(
-                    self._path,
-                    key=self._key,
-                    create=False,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
+            db = connect(
+                self._path,
+                key=self._key,
+                create=False,
+                isolation_level=None,
+                check_same_thread=False,
+                encrypted=self._key is not None,  # the writer has it open: no peeking
+            )
         except STORAGE_ERRORS as error:
             log.error("wal_checkpointer_failed", path=str(self._path), error=str(error))
             return

@@ -78,6 +78,9 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``ledger_path``: orders, fills and positions per account (SQLite), kept across
       restarts of the simulator and of the nodes; ``session_store_path``: FIX
       sequence numbers and sent messages per account session. Relative to this file.
+    - ``ledger_encryption_key`` / ``store_encryption_key``: references to the vault
+      (``"secret:venue/ledger"``, 32 bytes as 64 hex characters) that encrypt the ledger
+      and the session stores (SQLCipher); unset: plaintext.
     - ``cancel_on_disconnect``: when an account's session drops, cancel its open orders
       (every account). Without it a session still gets this by asking in its Logon
       (CancelOrdersOnDisconnect, 8013=Y).
@@ -96,6 +99,8 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     comp_id: str = "BASTION-SIM"
     ledger_path: str = "venue-ledger.sqlite"
     session_store_path: str = "venue-sessions.sqlite"
+    ledger_encryption_key: str | None = None
+    store_encryption_key: str | None = None
     cancel_on_disconnect: bool = False
     max_sending_time_skew_s: float = 120.0
     matching: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
@@ -110,8 +115,13 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     def secret_refs(self) -> list[tuple[str, str]]:
         """The vault secrets the simulator needs: ``(config key, secret name)`` pairs
-        (the accounts' passwords, the TLS key)."""
+        (the ledger's and stores' keys, the accounts' passwords, the TLS key)."""
         refs = [
+            (field, secret_name(value, field))
+            for field in ("ledger_encryption_key", "store_encryption_key")
+            if (value := getattr(self, field)) is not None
+        ]
+        refs += [
             (f"accounts[{n}].password", secret_name(a.password, f"accounts[{n}].password"))
             for n, a in enumerate(self.accounts)
             if a.password is not None
@@ -125,6 +135,9 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ConfigError(f"key 'port': must be 0..65535, got {self.port}")
         if not self.comp_id:
             raise ConfigError("key 'comp_id': must not be empty")
+        for field in ("ledger_encryption_key", "store_encryption_key"):
+            if (value := getattr(self, field)) is not None:
+                secret_name(value, field)
         if not self.accounts:
             raise ConfigError("key 'accounts': at least one [[accounts]] table is required")
         names: set[str] = set()

@@ -48,6 +48,7 @@ from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixAcceptor
 from bastion.model.data import QuoteTick
 from bastion.model.instruments import Instrument
+from bastion.storage.keys import resolve_key
 from bastion.tasks import TaskManager
 from bastion.vault.refs import Secret, SecretSource
 from bastion.venue_server.config import AccountConfig, VenueSimConfig
@@ -183,7 +184,11 @@ class VenueSimServer:
         }
         self.last_quotes: dict[str, QuoteUpdate] = {}
         self.last_trades: dict[str, TradeUpdate] = {}
-        self.ledger = VenueLedger(resolve_path(base_dir, config.ledger_path))
+        ledger_key = resolve_key(config.ledger_encryption_key, "ledger_encryption_key", secrets)
+        store_key = resolve_key(config.store_encryption_key, "store_encryption_key", secrets)
+        self.ledger = VenueLedger(
+            resolve_path(base_dir, config.ledger_path), encryption_key=ledger_key
+        )
         self._engine: VenueSimEngine | None = None
         store_path = resolve_path(base_dir, config.session_store_path)
         self.gate = OutputGate()  # every session's output waits for the ledger's commit
@@ -198,7 +203,9 @@ class VenueSimServer:
                 target_comp_id=account.comp_id,
                 max_sending_time_skew_s=config.max_sending_time_skew_s,
             )
-            store = SqliteSessionStore(store_path, settings.key, now_ns=self.clock.timestamp_ns())
+            store = SqliteSessionStore(
+                store_path, settings.key, now_ns=self.clock.timestamp_ns(), encryption_key=store_key
+            )
             app.session = FixSession(settings, store, app, clock=self.clock, gate=self.gate)
             app.session.unit_of_work = self.ledger.batch  # reports leave after the ledger commits
             sessions[(config.comp_id, account.comp_id)] = app.session

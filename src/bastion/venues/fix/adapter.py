@@ -64,6 +64,7 @@ from bastion.model.events import (
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
+from bastion.storage.keys import resolve_key
 from bastion.venues.base import (
     NodeOrders,
     QuoteSink,
@@ -97,6 +98,11 @@ def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
         name=config.name,
         settings=config.settings(context.secrets),
         store_path=_resolve(context.base_dir, config.store_path),
+        store_key=resolve_key(
+            config.store_encryption_key,
+            f"venues[name={config.name}].store_encryption_key",
+            context.secrets,
+        ),
         host=config.host,
         port=config.port,
         clock=context.clock,
@@ -140,6 +146,7 @@ class FixVenueAdapter(VenueAdapter):
         subscribe_market_data: bool = True,
         cancel_on_disconnect: CancelOnDisconnect = CancelOnDisconnect.OFF,
         tls: ClientTls | None = None,
+        store_key: bytes | None = None,
     ) -> None:
         super().__init__(name)
         self.clock = clock
@@ -147,7 +154,9 @@ class FixVenueAdapter(VenueAdapter):
         self.account = account
         self.subscribe_market_data = subscribe_market_data
         self.on_quote_sink: QuoteSink | None = None
-        self.store = SqliteSessionStore(store_path, settings.key, now_ns=clock.timestamp_ns())
+        self.store = SqliteSessionStore(
+            store_path, settings.key, now_ns=clock.timestamp_ns(), encryption_key=store_key
+        )
         # every logon gap-fills the orders and amends sent before it: one lost with a
         # dropped connection never reaches the venue late (reconciliation settles it by
         # ClOrdID); a lost cancel is still resent, late does no harm

@@ -63,6 +63,8 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
       variable a parent process hands it down in. Neither is ever logged.
     - ``store_path``: sequence numbers and sent messages, so a restarted node
       resumes its session; relative to the config file.
+    - ``store_encryption_key``: a reference to the vault (``"secret:fix/store"``, 32
+      bytes as 64 hex characters) that encrypts the store (SQLCipher); unset: plaintext.
     - ``reset_on_logon``: ask for sequence numbers 1 at every logon (141=Y).
     - ``reconnect_initial_ms`` / ``reconnect_max_ms``: exponential backoff with
       jitter between reconnect attempts.
@@ -85,6 +87,7 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     heartbeat_s: int = 30
     reset_on_logon: bool = False
     store_path: str = "fix-sessions.sqlite"
+    store_encryption_key: str | None = None
     reconnect_initial_ms: int = 500
     reconnect_max_ms: int = 30_000
     logon_timeout_ms: int = 10_000
@@ -122,6 +125,8 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ConfigError(f"keys '{key}.password' and '{key}.password_env': give one")
         if self.password is not None:
             secret_name(self.password, f"{key}.password")
+        if self.store_encryption_key is not None:
+            secret_name(self.store_encryption_key, f"{key}.store_encryption_key")
         for field in ("reconnect_initial_ms", "reconnect_max_ms", "logon_timeout_ms"):
             if getattr(self, field) <= 0:
                 raise ConfigError(f"key '{key}.{field}': must be > 0")
@@ -150,8 +155,11 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     def secret_refs(self, key: str) -> list[tuple[str, str]]:
         """The vault secrets this venue needs: ``(config key, secret name)`` pairs (the
-        Logon password, the TLS client key)."""
+        Logon password, the TLS client key, the session store's key)."""
         refs = []
+        if self.store_encryption_key is not None:
+            field = f"{key}.store_encryption_key"
+            refs.append((field, secret_name(self.store_encryption_key, field)))
         if self.password is not None:
             refs.append((f"{key}.password", secret_name(self.password, f"{key}.password")))
         if self.tls is not None:
