@@ -90,7 +90,7 @@ client_cert = "{tls}/node.pem"
 client_key = "secret:tls/node"
 """
     config = root / "paper-fix.toml"
-    text = NODE_TOML.format(fix_venue=fix_venue, strategy="hoarder", cls="Hoarder")
+    text = NODE_TOML.format(fix_venue=fix_venue, strategy="hoarder", cls="Hoarder", journal_keys="")
     config.write_text(text, encoding="utf-8")
     return config, root / "j" / "node.sqlite"
 
