@@ -25,11 +25,10 @@ from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
 from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
 from bastion.journal.config import JournalConfig
-from bastion.live.limits import missing_live_limits
 from bastion.model.instruments import Instrument
 from bastion.portfolio.config import AccountConfig
 from bastion.recovery.config import RecoveryConfig
-from bastion.risk.config import RiskConfig
+from bastion.risk.config import RiskConfig, missing_live_limits
 from bastion.storage.keys import resolve_key
 from bastion.strategy.config import StrategyConfig
 from bastion.vault.config import VaultConfig

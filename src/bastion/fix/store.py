@@ -26,8 +26,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bastion.errors import ConfigError, StorageKeyError
-from bastion.storage.connect import DB_DATABASE_ERRORS, connect, make_private_dir
+from bastion.storage.connect import DB_DATABASE_ERRORS, connect
 from bastion.storage.wal import WalCheckpointer
+from bastion.vault.files import make_private_dir
 
 SCHEMA_VERSION = 1
 

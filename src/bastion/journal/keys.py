@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from bastion.errors import ConfigError
 from bastion.journal.config import JournalConfig
-from bastion.storage.keys import key_from_secret
-from bastion.vault import SecretSource, secret_name
+from bastion.storage.keys import resolve_key
+from bastion.vault import SecretSource
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -37,12 +37,10 @@ def journal_keys(config: JournalConfig, secrets: SecretSource) -> JournalKeys:
 
     ``ConfigError`` (``SecretNotFound``) names a missing secret, or one that is not 64
     hex characters, and the config key that refers to it; never the value."""
-    keys: dict[str, bytes | None] = {"encryption": None, "chain": None}
-    for field, ref in (("encryption", config.encryption_key), ("chain", config.chain_key)):
-        if ref is not None:
-            config_key = f"journal.{field}_key"
-            keys[field] = key_from_secret(secrets.get(secret_name(ref, config_key)), config_key)
-    return JournalKeys(**keys)
+    return JournalKeys(
+        encryption=resolve_key(config.encryption_key, "journal.encryption_key", secrets),
+        chain=resolve_key(config.chain_key, "journal.chain_key", secrets),
+    )
 
 
 def require_keys(config: JournalConfig, keys: JournalKeys | None) -> JournalKeys:

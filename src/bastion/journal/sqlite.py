@@ -68,7 +68,8 @@ from bastion.journal.anchors import AnchorWriter, anchor_path, read_anchors
 from bastion.journal.config import Durability, JournalConfig
 from bastion.journal.keys import PLAINTEXT, JournalKeys
 from bastion.model.events import JournalTailSetAside
-from bastion.storage.connect import DB_ERRORS, connect, make_private_dir
+from bastion.storage.connect import DB_ERRORS, connect
+from bastion.vault.files import make_private_dir
 
 __all__ = ["SCHEMA_VERSION", "JournalEvent", "SqliteJournal", "StoredSnapshot"]
 

@@ -36,6 +36,7 @@ import sqlcipher3.dbapi2 as _cipher
 
 from bastion.errors import StorageKeyError
 from bastion.storage.keys import KEY_BYTES
+from bastion.vault.files import make_private_dir
 
 _PLAIN_HEADER: Final = b"SQLite format 3\x00"
 
@@ -50,14 +51,6 @@ DB_OPERATIONAL_ERRORS: Final[tuple[type[Exception], ...]] = (
 )
 STORAGE_ERRORS: Final[tuple[type[Exception], ...]] = (OSError, *DB_ERRORS)
 """What opening a file can raise besides ``StorageKeyError``: the disk's or the driver's."""
-
-
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and missing parents) as 0700; an existing directory is left as is."""
-    if path.is_dir():
-        return
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
 
 
 def create_private_file(path: Path) -> None:
