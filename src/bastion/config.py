@@ -26,6 +26,7 @@ from bastion.errors import ConfigError
 from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
 from bastion.journal.config import JournalConfig
 from bastion.model.instruments import Instrument
+from bastion.monitor.config import MonitoringConfig
 from bastion.portfolio.config import AccountConfig
 from bastion.recovery.config import RecoveryConfig
 from bastion.risk.config import RiskConfig, missing_live_limits
@@ -165,6 +166,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     account: AccountConfig = msgspec.field(default_factory=AccountConfig)
     run_for_s: float | None = None
     vault: VaultConfig = msgspec.field(default_factory=VaultConfig)
+    monitoring: MonitoringConfig | None = None
+    """Metrics, health and alerts (``bastion.monitor``); None: not given, monitoring off
+    (a live node refuses to start without it)."""
 
     @property
     def isolation(self) -> Isolation:
@@ -306,7 +310,8 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     def secret_refs(self) -> list[tuple[str, str]]:
         """The vault secrets the node needs: ``(config key, secret name)`` pairs."""
         venues = [ref for key, venue in self._fix_venues() for ref in venue.secret_refs(key)]
-        return venues + self.journal.secret_refs()
+        monitoring = self.monitoring.secret_refs() if self.monitoring is not None else []
+        return venues + self.journal.secret_refs() + monitoring
 
     def check_secrets(self, secrets: SecretSource | None = None) -> None:
         """Every FIX venue's password can be read now: its ``password_env`` variable is
