@@ -2,7 +2,8 @@
 map the errors it raises to exit codes.
 
 One module per command group: ``desk`` (init), ``backtest``, ``node`` (run, recover), ``arm``,
-``control`` (kill, resume, status, enable, risk), ``journal``, ``venue``, ``secrets``.
+``control`` (kill, resume, status, enable, risk), ``journal``, ``manifest``, ``incident``,
+``venue``, ``secrets``.
 
 Exit codes: 0 success; 2 usage or configuration error; 3 bad market data;
 1 any other bastion error. Expected errors print ``error: <message>`` to stderr,
@@ -31,6 +32,7 @@ from bastion.cli.common import (
 )
 from bastion.cli.control import add_operator_commands
 from bastion.cli.desk import add_desk_commands
+from bastion.cli.incident import add_incident_commands
 from bastion.cli.journal import add_journal_commands
 from bastion.cli.manifest import add_manifest_commands
 from bastion.cli.node import add_node_commands
@@ -94,6 +96,7 @@ examples:
   bastion journal verify --config mydesk/paper.toml   # check the journal's hash chain
   bastion secrets set fix/acct1 --vault mydesk/vault.bastion   # a secret into the vault
   bastion arm live/node.toml --why "..."   # allow one start of a live node
+  bastion incident bundle mydesk/paper.toml   # status, journal, metrics, log for a post-mortem
 
 exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
 docs: docs/cli.md and docs/configuration.md.
@@ -122,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_operator_commands(commands, formatter)
     add_journal_commands(commands, formatter)
     add_manifest_commands(commands, formatter)
+    add_incident_commands(commands, formatter)
     add_venue_commands(commands, formatter, logging_options)
     add_certs_commands(commands, formatter)
     add_secrets_commands(commands, formatter)
