@@ -1,0 +1,407 @@
+"""The Grafana dashboard and the Prometheus alerting rules that ship in deploy/: every
+metric their PromQL names is one the node exposes, every rule is labelled and has a
+runbook, and every built-in alert has a runbook."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kit.paths import TESTS_DIR
+
+# The node's metric names and kinds, as the monitoring plan states them. At merge this
+# becomes the catalogue itself, one line (name -> kind):
+#   KNOWN_METRICS = {name: m.kind for name, m in bastion.monitor.catalogue.METRICS.items()}
+KNOWN_METRICS: Mapping[str, str] = {
+    **dict.fromkeys(
+        (
+            "bastion_venue_connected",
+            "bastion_venue_reconciled",
+            "bastion_venue_halted",
+            "bastion_venue_heartbeat_rtt_seconds",
+            "bastion_venue_last_message_age_seconds",
+            "bastion_orders_fill_ratio",
+            "bastion_orders_open",
+            "bastion_trading_state",
+            "bastion_risk_limit_utilisation",
+            "bastion_strategy_disabled",
+            "bastion_strategies_disabled",
+            "bastion_instrument_paused",
+            "bastion_instruments_paused",
+            "bastion_position",
+            "bastion_realized_pnl",
+            "bastion_unrealized_pnl",
+            "bastion_fees",
+            "bastion_cash",
+            "bastion_equity",
+            "bastion_pnl",
+            "bastion_exposure_gross",
+            "bastion_exposure_net",
+            "bastion_quotes_per_second",
+            "bastion_quote_age_seconds",
+            "bastion_journal_events_per_second",
+            "bastion_journal_commit_lag_events",
+            "bastion_journal_commit_lag_seconds",
+            "bastion_journal_queue_depth",
+            "bastion_journal_bytes",
+            "bastion_journal_snapshot_age_seconds",
+            "bastion_journal_writable",
+            "bastion_process_cpu_percent",
+            "bastion_process_memory_rss_bytes",
+            "bastion_process_open_fds",
+            "bastion_disk_free_bytes",
+            "bastion_disk_free_ratio",
+            "bastion_event_loop_lag_seconds",
+            "bastion_clock_offset_seconds",
+            "bastion_clock_synchronized",
+            "bastion_node_ready",
+            "bastion_node_info",
+            "bastion_node_up_seconds",
+            "bastion_alerts_firing",
+            "bastion_notification_queue_depth",
+            "bastion_venuesim_sessions",
+            "bastion_venuesim_resting_orders",
+        ),
+        "gauge",
+    ),
+    **dict.fromkeys(
+        (
+            "bastion_venue_logons_total",
+            "bastion_venue_disconnects_total",
+            "bastion_venue_resend_requests_total",
+            "bastion_venue_gap_fills_total",
+            "bastion_orders_submitted_total",
+            "bastion_orders_accepted_total",
+            "bastion_orders_denied_total",
+            "bastion_orders_rejected_total",
+            "bastion_orders_canceled_total",
+            "bastion_orders_filled_total",
+            "bastion_fills_total",
+            "bastion_kill_switch_activations_total",
+            "bastion_quotes_total",
+            "bastion_md_rejects_total",
+            "bastion_journal_events_total",
+            "bastion_notifications_sent_total",
+            "bastion_notifications_failed_total",
+            "bastion_notifications_dropped_total",
+            "bastion_deadman_pings_total",
+            "bastion_deadman_failures_total",
+            "bastion_venuesim_orders_total",
+            "bastion_venuesim_fills_total",
+        ),
+        "counter",
+    ),
+    **dict.fromkeys(
+        (
+            "bastion_tick_to_order_seconds",
+            "bastion_order_to_ack_seconds",
+            "bastion_order_to_fill_seconds",
+            "bastion_gc_pause_seconds",
+        ),
+        "histogram",
+    ),
+}
+
+# Series Prometheus makes itself, not the node (the node-down rule reads ``up``).
+PROMETHEUS_SERIES = frozenset({"up"})
+
+BUILTIN_ALERTS = (
+    "venue-disconnected",
+    "order-rejected",
+    "kill-switch",
+    "reconciliation-mismatch",
+    "strategy-failed",
+    "instrument-paused",
+    "pnl-drop",
+    "stale-market-data",
+    "journal-lag",
+    "disk-nearly-full",
+    "clock-offset",
+    "node-not-ready",
+    "notifier-failing",
+)
+"""The node's built-in alerts (the monitoring plan); each names its runbook file."""
+
+SEVERITIES = frozenset({"info", "warning", "critical"})
+
+REPO = TESTS_DIR.parent
+DASHBOARD = REPO / "deploy" / "grafana" / "bastion-node.json"
+RULES = REPO / "deploy" / "prometheus" / "bastion-alerts.yml"
+SCRAPE_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+RUNBOOKS = REPO / "docs" / "runbooks"
+
+# -- reading PromQL --------------------------------------------------------------------
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^{}]*\}")
+_RANGE = re.compile(r"\[[^\[\]]*\]")
+_GRAFANA_VARIABLE = re.compile(r"\$\{[^}]*\}|\$\w+")
+_LABEL_LIST = re.compile(
+    r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", re.IGNORECASE
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_KEYWORDS = frozenset(
+    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
+    | {"and", "or", "unless", "atan2", "inf", "nan"}
+)
+_COUNTER_FUNCTIONS = re.compile(r"\b(rate|irate|increase|resets)\s*\(\s*([A-Za-z_:][\w:]*)")
+_HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def series_names(expr: str) -> set[str]:
+    """The series names a PromQL expression selects: what is left once strings, label
+    matchers, ranges, grouping clauses, Grafana variables, numbers, functions (a name
+    before a parenthesis) and keywords are taken out."""
+    text = _GRAFANA_VARIABLE.sub(" ", _STRING.sub('""', expr))
+    text = _RANGE.sub(" ", _MATCHERS.sub(" ", text))
+    text = _LABEL_LIST.sub(" ", text)
+    found = set()
+    for match in _IDENTIFIER.finditer(text):
+        name = match.group()
+        before = text[match.start() - 1] if match.start() else ""
+        if before.isdigit() or before == ".":  # 1e3, 0.5: part of a number
+            continue
+        if text[match.end() :].lstrip().startswith("(") or name.lower() in _KEYWORDS:
+            continue
+        found.add(name)
+    return found
+
+
+def metric_of(series: str) -> str:
+    """The metric a series belongs to: a histogram's ``_bucket``, ``_sum`` and ``_count``
+    series belong to the histogram; any other name is the metric itself."""
+    for suffix in _HISTOGRAM_SUFFIXES:
+        base = series.removesuffix(suffix)
+        if base != series and KNOWN_METRICS.get(base) == "histogram":
+            return base
+    return series
+
+
+def unknown_metrics(exprs: Mapping[str, str]) -> list[str]:
+    """``where: name`` for every series an expression names that the node does not
+    expose (and Prometheus does not make)."""
+    return [
+        f"{where}: {name}"
+        for where, expr in exprs.items()
+        for name in sorted(series_names(expr))
+        if metric_of(name) not in KNOWN_METRICS and name not in PROMETHEUS_SERIES
+    ]
+
+
+def rates_of_gauges(exprs: Mapping[str, str]) -> list[str]:
+    """``where: name`` for each rate/increase taken of a gauge (a mistake: only counters
+    and a histogram's series only grow)."""
+    return [
+        f"{where}: {match.group(1)}({match.group(2)})"
+        for where, expr in exprs.items()
+        for match in _COUNTER_FUNCTIONS.finditer(expr)
+        if KNOWN_METRICS.get(metric_of(match.group(2))) == "gauge"
+    ]
+
+
+# -- reading the files -----------------------------------------------------------------
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return loaded
+
+
+def rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def panels(board: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, those inside collapsed rows included."""
+    for panel in board["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def dashboard_exprs(board: Mapping[str, Any]) -> dict[str, str]:
+    """Every PromQL expression of the dashboard: its panels' targets and its variables'
+    queries (``label_values(metric, label)`` names the metric)."""
+    exprs = {
+        f"panel {panel['title']!r} target {target['refId']}": target["expr"]
+        for panel in panels(board)
+        for target in panel.get("targets", [])
+    }
+    for variable in board["templating"]["list"]:
+        query = variable.get("query")
+        query = query.get("query") if isinstance(query, dict) else query
+        if variable["type"] == "query" and query:
+            inner = re.fullmatch(r"label_values\((.*),\s*\w+\)", query)
+            exprs[f"variable {variable['name']}"] = inner.group(1) if inner else query
+    return exprs
+
+
+def rule_exprs() -> dict[str, str]:
+    return {f"rule {rule['alert']}": rule["expr"] for rule in rules()}
+
+
+def runbook_file(url: str) -> Path:
+    """The file a runbook_url points at: the part from ``docs/runbooks/`` on, in this
+    repository (a desk rewrites the prefix to where it publishes the docs)."""
+    _, sep, rest = url.partition("docs/runbooks/")
+    assert sep, f"runbook_url {url!r} does not point into docs/runbooks/"
+    return RUNBOOKS / rest
+
+
+# -- the reader itself -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        ('bastion_pnl{instance=~"$instance"}', {"bastion_pnl"}),
+        (
+            "histogram_quantile(0.99, sum by (le, venue) "
+            '(rate(bastion_order_to_ack_seconds_bucket{instance=~"$instance"}[$__rate_interval])))',
+            {"bastion_order_to_ack_seconds_bucket"},
+        ),
+        ("(max_over_time(bastion_pnl[15m]) - bastion_pnl) > 1e3", {"bastion_pnl"}),
+        ('up{job="bastion"} == 0 or on (instance) absent(x_y)', {"up", "x_y"}),
+        ('sum without (state) (a{s="b c"}) / ignoring (z) group_left (q) b_c', {"a", "b_c"}),
+    ],
+)
+def test_when_promql_read_then_only_its_series_names_come_out(expr: str, names: set[str]) -> None:
+    """Functions, labels, ranges, strings, numbers and Grafana variables are no names."""
+    assert series_names(expr) == names
+
+
+def test_when_a_name_is_misspelt_or_a_gauge_is_rated_then_it_is_reported() -> None:
+    """The checks below catch what they are for: an unknown name, a histogram suffix on
+    a gauge, rate() of a gauge."""
+    exprs = {
+        "a": "rate(bastion_order_to_ack_seconds_bucket[5m])",
+        "b": "bastoin_pnl + bastion_pnl_bucket",
+        "c": "increase(bastion_pnl[5m])",
+    }
+    assert unknown_metrics(exprs) == ["b: bastion_pnl_bucket", "b: bastoin_pnl"]
+    assert rates_of_gauges(exprs) == ["c: increase(bastion_pnl)"]
+
+
+# -- the dashboard ---------------------------------------------------------------------
+
+
+def test_when_dashboard_read_then_every_metric_it_names_is_exposed() -> None:
+    """Every series the dashboard's queries select is in the node's metric list."""
+    exprs = dashboard_exprs(dashboard())
+    assert len(exprs) > 50
+    assert unknown_metrics(exprs) == []
+    assert rates_of_gauges(exprs) == []
+
+
+def test_when_dashboard_read_then_it_covers_every_area_of_the_node() -> None:
+    """Panels for venues, orders, latency, risk, PnL, market data, journal and host; each
+    latency histogram as quantiles over its _bucket series."""
+    board = dashboard()
+    rows = {panel["title"] for panel in panels(board) if panel["type"] == "row"}
+    for area in ("Venues", "Orders", "Latency", "Risk", "PnL", "Market data", "Journal", "Host"):
+        assert any(area in title for title in rows), area
+    exprs = " ".join(dashboard_exprs(board).values())
+    for histogram in ("tick_to_order", "order_to_ack", "order_to_fill"):
+        assert re.search(
+            rf"histogram_quantile\(0\.99, sum by \(le[^)]*\) "
+            rf"\(rate\(bastion_{histogram}_seconds_bucket\{{",
+            exprs,
+        ), histogram
+
+
+def test_when_dashboard_imported_then_datasource_and_node_are_variables() -> None:
+    """A Prometheus data-source variable and a node (instance) variable; every query goes
+    to the chosen data source and selects the chosen nodes."""
+    board = dashboard()
+    variables = {variable["name"]: variable for variable in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["instance"]["type"] == "query"
+    for panel in panels(board):
+        for target in panel.get("targets", []):
+            where = f"{panel['title']} {target['refId']}"
+            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
+            assert 'instance=~"$instance"' in target["expr"], where
+    assert len({panel["id"] for panel in panels(board)}) == len(list(panels(board)))
+
+
+# -- the alerting rules ----------------------------------------------------------------
+
+
+def test_when_rules_read_then_every_metric_they_name_is_exposed() -> None:
+    """Every series the rules select is in the node's metric list (or Prometheus's up)."""
+    exprs = rule_exprs()
+    assert unknown_metrics(exprs) == []
+    assert rates_of_gauges(exprs) == []
+
+
+def test_when_rules_read_then_each_has_severity_summary_and_an_existing_runbook() -> None:
+    """Severity info, warning or critical; a summary; a runbook_url whose file exists."""
+    for rule in rules():
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in SEVERITIES, name
+        assert rule["annotations"]["summary"].strip(), name
+        runbook = runbook_file(rule["annotations"]["runbook_url"])
+        assert runbook.is_file(), f"{name}: {runbook} missing"
+        assert runbook.stem == name, f"{name}: runbook {runbook.name}"
+
+
+def test_when_rules_read_then_they_are_the_builtin_alerts_promql_can_express() -> None:
+    """Each rule is a built-in alert of the same name (node-down excepted: a node that is
+    down cannot raise it), and only the event-only alert is missing."""
+    names = [rule["alert"] for rule in rules()]
+    assert len(names) == len(set(names))
+    assert set(names) - set(BUILTIN_ALERTS) == {"node-down"}
+    assert set(BUILTIN_ALERTS) - set(names) == {"reconciliation-mismatch"}
+
+
+def test_when_scrape_config_read_then_node_down_matches_its_job() -> None:
+    """The example prometheus.yml loads the rules file and scrapes the job node-down
+    watches, at the node's default listen address."""
+    config = yaml.safe_load(SCRAPE_CONFIG.read_text(encoding="utf-8"))
+    assert config["rule_files"] == [RULES.name]
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "bastion"
+    assert job["static_configs"][0]["targets"] == ["127.0.0.1:9464"]
+    (node_down,) = (rule for rule in rules() if rule["alert"] == "node-down")
+    assert 'job="bastion"' in node_down["expr"]
+
+
+# -- runbooks --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alert", BUILTIN_ALERTS)
+def test_when_a_builtin_alert_fires_then_its_runbook_exists(alert: str) -> None:
+    """docs/runbooks/<alert>.md exists, says what to check and which commands to run,
+    and is listed in the runbooks' index."""
+    runbook = RUNBOOKS / f"{alert}.md"
+    assert runbook.is_file(), runbook
+    text = runbook.read_text(encoding="utf-8")
+    assert text.startswith(f"# {alert}"), runbook
+    for section in ("## What it means", "## Check first", "## Escalate"):
+        assert section in text, f"{runbook.name}: no {section!r}"
+    assert "bastion " in text, runbook.name
+    assert f"({alert}.md)" in (RUNBOOKS / "README.md").read_text(encoding="utf-8")
+
+
+def test_when_runbooks_name_commands_then_each_is_a_bastion_command() -> None:
+    """Every `bastion COMMAND` a runbook names is a command of the CLI (or one the alert
+    engine adds: alerts), so a runbook never sends an operator to a command that is not
+    there."""
+    from bastion.cli.main import build_parser
+
+    parser = build_parser()
+    subparsers = next(
+        action for action in parser._actions if action.dest == "command" and action.choices
+    )
+    commands = set(subparsers.choices or {}) | {"alerts"}
+    for runbook in sorted(RUNBOOKS.glob("*.md")):
+        text = runbook.read_text(encoding="utf-8")
+        for match in re.finditer(r"(?:^|`)bastion ([a-z][a-z-]*)", text, re.MULTILINE):
+            assert match.group(1) in commands, f"{runbook.name}: bastion {match.group(1)}"
