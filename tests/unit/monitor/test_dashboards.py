@@ -405,3 +405,30 @@ def test_when_runbooks_name_commands_then_each_is_a_bastion_command() -> None:
         text = runbook.read_text(encoding="utf-8")
         for match in re.finditer(r"(?:^|`)bastion ([a-z][a-z-]*)", text, re.MULTILINE):
             assert match.group(1) in commands, f"{runbook.name}: bastion {match.group(1)}"
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces
+    as hyphens."""
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", markdown, re.MULTILINE)
+    }
+
+
+def test_when_incident_docs_link_somewhere_then_the_file_and_heading_exist() -> None:
+    """Every relative link of the runbooks, monitoring.md and incident-response.md names
+    a file that exists, and a heading of it when it names one."""
+    pages = [*sorted(RUNBOOKS.glob("*.md")), REPO / "docs" / "monitoring.md"]
+    pages.append(REPO / "docs" / "incident-response.md")
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: {target}"
+            if anchor and linked.suffix == ".md":
+                assert anchor in _anchors(linked.read_text(encoding="utf-8")), (
+                    f"{page.name}: {target}"
+                )
