@@ -70,7 +70,8 @@ class _Recorder:
 
 
 class HttpReceiver(_Recorder):
-    """An aiohttp server taking apprise's JSON posts; ``status`` is what it answers."""
+    """An aiohttp server taking apprise's JSON posts (and any other request: a
+    dead-man's switch's ping); ``status`` is what it answers."""
 
     def __init__(self, *, port: int | None = None, status: int = 200) -> None:
         super().__init__()
@@ -80,6 +81,10 @@ class HttpReceiver(_Recorder):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
+
+    def http_url(self, path: str = "ping") -> str:
+        """A plain ``http://`` URL of this receiver."""
+        return f"http://127.0.0.1:{self.port}/{path}"
 
     def url(self, path: str = "hook", *, token: str = "") -> str:
         """The apprise URL of this receiver (``json://127.0.0.1:PORT/PATH``)."""
@@ -91,9 +96,12 @@ class HttpReceiver(_Recorder):
         data = await request.read()
         at = time.monotonic()
         if self.status == 200:
-            payload = json.loads(data)
+            try:
+                payload = json.loads(data) if data else {}
+            except json.JSONDecodeError:
+                payload = {"message": data.decode(errors="replace")}
             extra = {k: v for k, v in payload.items() if k not in ("title", "message")}
-            extra["path"] = request.path
+            extra.update(path=request.path, method=request.method)
             self.record(Arrival(at, payload.get("title", ""), payload.get("message", ""), extra))
         return web.Response(status=self.status, text="ok")
 

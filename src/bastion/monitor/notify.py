@@ -9,8 +9,9 @@ another route or URL. Sent, failed (each failed attempt) and dropped notificatio
 counted per route (``sources``) and every failure is logged by route and URL number.
 
 A URL is a secret (it carries a token): it is kept as a ``Secret``, registered with the
-log redaction, and apprise's own logging is kept out of the node's log but for its
-warnings, which are passed on with every part of every URL masked (``_AppriseLogBridge``).
+log redaction, and the logging of apprise and the HTTP libraries under it is kept out
+of the node's log but for their warnings, which are passed on with every part of every
+URL masked (``_DeliveryLogBridge``).
 """
 
 from __future__ import annotations
@@ -88,9 +89,9 @@ class AppriseTransport:
     e-mail and most others: it sleeps on this thread until then)."""
 
     def __init__(self, min_interval_s: float | None = None) -> None:
+        quiet_delivery_logs()  # before the import: apprise logs as it loads
         import apprise
 
-        quiet_apprise()
         self._min_interval_s = min_interval_s
         self._apprise = apprise
         self._asset = apprise.AppriseAsset(plugin_paths=[], storage_mode="memory")
@@ -249,7 +250,7 @@ class Notifier:
             secrets = urls[name]
             for secret in secrets:
                 redact.register(secret.reveal())
-                _AppriseLogBridge.mask(secret.reveal())
+                _DeliveryLogBridge.mask(secret.reveal())
             self._workers[name] = [
                 _Worker(route, i, secret, make, self._stop, on_outcome)
                 for i, secret in enumerate(secrets)
@@ -324,10 +325,10 @@ _masked_pieces: set[str] = set()
 _masked_lock = threading.Lock()
 
 
-class _AppriseLogBridge(logging.Handler):
-    """Apprise's warnings and errors into the node's log, with every part of every
-    notifier URL (user, password, host, path segments, query values) masked; its debug
-    and info lines, which print URLs whole, are dropped."""
+class _DeliveryLogBridge(logging.Handler):
+    """The delivery libraries' warnings and errors into the node's log, with every part
+    of every notifier URL (user, password, host, path segments, query values) masked;
+    their debug and info lines, which print URLs whole, are dropped."""
 
     @staticmethod
     def mask(url: str) -> None:
@@ -353,16 +354,26 @@ class _AppriseLogBridge(logging.Handler):
             message = record.getMessage()
         except Exception:  # a bad format from the library: nothing worth passing on
             message = str(record.msg)
-        log.warning("notifier_library", level=record.levelname, message=self.masked(message))
+        log.warning(
+            "notifier_library",
+            library=record.name,
+            level=record.levelname,
+            message=self.masked(message),
+        )
 
 
-_bridge = _AppriseLogBridge(level=logging.WARNING)
+_bridge = _DeliveryLogBridge(level=logging.WARNING)
 
 
-def quiet_apprise() -> None:
-    """Apprise logs to the ``apprise`` logger; keep it to the bridge only."""
-    logger = logging.getLogger("apprise")
-    logger.propagate = False
-    logger.setLevel(logging.WARNING)
-    if _bridge not in logger.handlers:
+DELIVERY_LOGGERS: Final = ("apprise", "requests", "urllib3")
+"""The libraries a delivery goes through, which log URLs whole at debug level (urllib3:
+the request line, with a webhook's token in its path)."""
+
+
+def quiet_delivery_logs() -> None:
+    """Keep ``DELIVERY_LOGGERS`` to the bridge: their warnings masked, the rest dropped."""
+    for name in DELIVERY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
         logger.handlers = [_bridge]

@@ -9,6 +9,7 @@ name it does not know renders as ``?``.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Mapping
 from typing import Final
@@ -55,6 +56,8 @@ def render(template: str, values: Mapping[str, str]) -> str:
 
 def format_value(value: float) -> str:
     """A metric's value as a summary shows it (``0.0512``, ``3``, ``-1250.5``)."""
+    if not math.isfinite(value):
+        return str(value)
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.6g}"
