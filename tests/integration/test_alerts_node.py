@@ -29,7 +29,7 @@ from kit.chaos_harness import (
 from kit.journal_reading import peek_journal
 from kit.net import free_tcp_port
 from kit.node_process import bastion_cmd, terminate
-from kit.receivers import Arrival, HttpReceiver, http_receiver, smtp_receiver
+from kit.receivers import Arrival, HttpReceiver, hanging_peer, http_receiver, smtp_receiver
 from kit.vaults import key_file, new_vault, vault_env
 from kit.waiting import eventually
 
@@ -97,17 +97,23 @@ def test_when_the_venue_simulator_dies_then_the_alert_arrives_within_a_second_an
     tmp_path: Path,
 ) -> None:
     """Kill -9 the simulator: venue-disconnected reaches the HTTP receiver within a
-    second, though another route's receiver is down (retried, counted, logged); list,
+    second, though another route's receiver is down (retried, counted, logged) and a
+    third's accepts and never answers; list,
     ack and silence over the CLI; restart the simulator: the resolution arrives, the
     node trades on, and the journal holds the session and alert events."""
     desk = write_desk(tmp_path, seed=7)
     dead_port = free_tcp_port()
-    with http_receiver() as receiver:
+    with http_receiver() as receiver, hanging_peer() as hung:
         key = add_alerting(
             desk,
-            {"ops": receiver.url(), "down": f"json://127.0.0.1:{dead_port}/hook"},
+            {
+                "ops": receiver.url(),
+                "down": f"json://127.0.0.1:{dead_port}/hook",
+                "hung": hung.url(),
+            },
             route_toml("ops"),
             route_toml("down", attempts=3),
+            route_toml("hung"),
         )
         venue = start_venue(desk)
         node = start_node(desk, key)
@@ -123,6 +129,7 @@ def test_when_the_venue_simulator_dies_then_the_alert_arrives_within_a_second_an
             # the dead route: retried and counted, and it held nothing up
             eventually(lambda: node_log.read_text().count('"route": "down"') >= 3)
             assert "notification_given_up" in node_log.read_text()
+            assert hung.connections >= 1
 
             listed = bastion(desk, key, "alerts", "list", str(desk.node_config))
             assert listed.returncode == 0, listed.stderr

@@ -258,7 +258,7 @@ class _Node:
         try:
             if alerting is not None:
                 operator.alerts = alerting.engine
-                alerting.start()
+                alerting.start(kernel.risk)
                 self.tasks.spawn("alerts", alerting.run())
             if not self.recover_only:
                 control_path = socket_path(journal.path)

@@ -35,6 +35,7 @@ from bastion.model.events import (
     VenueSessionLost,
 )
 from bastion.monitor.alerts.config import AlertRuleConfig
+from bastion.monitor.alerts.node import standing_conditions
 from bastion.node.kernel import Kernel
 from kit.alerts import T0, bench, labels, route, sample_node
 
@@ -509,4 +510,31 @@ def test_when_a_kernel_gets_no_quote_for_too_long_then_stale_market_data_fires_a
     assert b.notifier.to("ops")[0].summary == "no quote for X for 2.25 s"
     quote()
     b.engine.on_sample(sample_node(kernel))
+    assert b.active() == []
+
+
+def test_when_a_node_starts_halted_then_its_recovered_conditions_alert_again(
+    tmp_path: Path,
+) -> None:
+    """Recovered HALTED, a disabled strategy and a paused instrument each fire their
+    rule at start (nothing published for them); they resolve as usual."""
+    b = bench()
+    config = BacktestConfig(
+        instruments=[InstrumentConfig(id="X", tick_size=Decimal("0.01"))],
+        strategies=[],
+        data=[ReplaySourceConfig(path="unused.csv", instrument="X")],
+        progress=False,
+    )
+    kernel = Kernel(config=config, base_dir=tmp_path, clock=b.clock, epoch=1)
+    kernel.restore_trading_state(TradingState.HALTED, "kill by ops: drill")
+    kernel.risk.restore_disabled({"ema": "max_fills"})
+    published: list[Event] = []
+    for kind in (TradingStateChanged, StrategyDisabled):
+        b.bus.subscribe(kind, published.append)
+    b.engine.standing(standing_conditions(kernel.risk, b.clock))
+    assert b.active() == ["kill-switch", "strategy-failed"]
+    assert b.notifier.to("ops")[0].summary == "node HALTED: kill by ops: drill"
+    assert published == []
+    b.publish(state(TradingState.ACTIVE))
+    b.publish(ENABLED)
     assert b.active() == []

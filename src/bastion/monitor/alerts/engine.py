@@ -125,7 +125,7 @@ class AlertEngine:
         """``id_prefix`` makes alert ids unique across the node's runs (its epoch);
         ``sources`` add more series to every sample (the notifier's counts, ...)."""
         self._bus = bus
-        self._clock = clock
+        self.clock = clock
         self.rules = {rule.name: rule for rule in rules}
         self._routes = {route.name: route for route in routes}
         self._notifier = notifier
@@ -242,7 +242,7 @@ class AlertEngine:
                 self._fire(rule, series, 1.0, {**values, "count": "1"})
             else:
                 alert.value += 1
-                alert.last_seen_s = self._clock.monotonic_s()
+                alert.last_seen_s = self.clock.monotonic_s()
                 alert.values = {**values, "count": format_value(alert.value)}
         for rule in self._resolve_on.get(event_type, ()):
             condition = rule.condition
@@ -253,9 +253,17 @@ class AlertEngine:
                 if alert is not None:
                     self._resolve(alert, event_type.__name__)
 
+    def standing(self, events: Iterable[Event]) -> None:
+        """Conditions the node starts in, recovered from its journal (HALTED, a strategy
+        disabled, an instrument paused), as events: each sets off its rule as if it had
+        just happened, so it is announced again and resolved when it clears (the events
+        themselves are not published: they happened in an earlier run)."""
+        for event in events:
+            self._on_event(event)
+
     # -- alert lifecycle ---------------------------------------------------------------
     def _fire(self, rule: AlertRule, series: Labels, value: float, values: dict[str, str]) -> None:
-        clock = self._clock
+        clock = self.clock
         now_s = clock.monotonic_s()
         self._ids += 1
         alert = Alert(
@@ -295,14 +303,14 @@ class AlertEngine:
         del self.by_id[alert.id]
         self._bus.publish(
             AlertResolved(
-                ts_ns=self._clock.timestamp_ns(),
+                ts_ns=self.clock.timestamp_ns(),
                 alert_id=alert.id,
                 alert=alert.rule.name,
                 labels=alert.labels,
                 how=how,
             )
         )
-        self._notify(alert, "resolved", list(alert.routes), self._clock.monotonic_s())
+        self._notify(alert, "resolved", list(alert.routes), self.clock.monotonic_s())
 
     def _routes_for(self, rule: AlertRule) -> list[str]:
         return [r.name for r in self._routes.values() if rule.severity in r.severities]
@@ -321,7 +329,7 @@ class AlertEngine:
             value=alert.value,
             runbook=rule.runbook,
             node=self._node,
-            ts_ns=self._clock.timestamp_ns(),
+            ts_ns=self.clock.timestamp_ns(),
         )
         sending = [] if alert.silenced and status != "resolved" else routes
         level = log.info if status == "resolved" or rule.severity == "info" else log.warning
@@ -342,7 +350,7 @@ class AlertEngine:
 
     def tick(self) -> None:
         """Quiet event alerts resolve, repeats and escalations go out, silences end."""
-        clock = self._clock
+        clock = self.clock
         now_s, now_ns = clock.monotonic_s(), clock.timestamp_ns()
         for silence in [s for s in self.silences.values() if s.until_ns <= now_ns]:
             del self.silences[silence.id]
@@ -386,7 +394,7 @@ class AlertEngine:
         alert.acknowledged = (who, why)
         self._bus.publish(
             AlertAcknowledged(
-                ts_ns=self._clock.timestamp_ns(),
+                ts_ns=self.clock.timestamp_ns(),
                 alert_id=alert.id,
                 alert=alert.rule.name,
                 who=who,
@@ -411,14 +419,14 @@ class AlertEngine:
             id=f"{self._prefix}s{self._ids}",
             alert=alert,
             labels=dict(labels),
-            until_ns=self._clock.timestamp_ns() + round(for_s * 1e9),
+            until_ns=self.clock.timestamp_ns() + round(for_s * 1e9),
             who=who,
             why=why,
         )
         self.silences[silence.id] = silence
         self._bus.publish(
             AlertSilenced(
-                ts_ns=self._clock.timestamp_ns(),
+                ts_ns=self.clock.timestamp_ns(),
                 silence_id=silence.id,
                 alert=alert,
                 labels=silence.labels,

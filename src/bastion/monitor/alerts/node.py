@@ -2,7 +2,8 @@
 dead-man's switch, built from the node's config and vault.
 
 The node runner builds it (``Alerting.for_node``, None when the config has no
-``[monitoring]`` or turns it off), starts it, runs ``run()`` as one of its tasks (the
+``[monitoring]`` or turns it off), starts it once its state is recovered (the alerts
+that state calls for fire then), runs ``run()`` as one of its tasks (the
 heartbeat of the dead-man's switch, and the engine's ``tick``) and closes it on the way
 out. The node's sampler hands it each sample (``on_sample``) and asks it for its own
 series (``sources``).
@@ -18,11 +19,19 @@ from bastion.bus import MessageBus
 from bastion.clock import Clock
 from bastion.config import PaperConfig
 from bastion.errors import ConfigError
+from bastion.model.enums import TradingState
+from bastion.model.events import (
+    Event,
+    InstrumentPaused,
+    StrategyDisabled,
+    TradingStateChanged,
+)
 from bastion.monitor.alerts.config import AlertRouteConfig
 from bastion.monitor.alerts.engine import AlertEngine
 from bastion.monitor.deadman import DeadmanSwitch, check_ping_url
 from bastion.monitor.notify import Notifier, Transport
 from bastion.monitor.sample import Sample, SampleBuilder
+from bastion.risk.gate import RiskGate
 from bastion.vault.refs import MemorySecrets, Secret, SecretSource, secret_name
 
 TICK_S: Final = 0.25
@@ -39,6 +48,24 @@ def route_urls(config: PaperConfig, secrets: SecretSource | None) -> dict[str, l
             _secret(source, key, name) for key, name in route.secret_refs(f"alert_routes[{n}]")
         ]
     return urls
+
+
+def standing_conditions(risk: RiskGate, clock: Clock) -> list[Event]:
+    """The state the risk gate recovered, as the events that would have set it: HALTED,
+    each disabled strategy, each paused instrument."""
+    now_ns = clock.timestamp_ns()
+    events: list[Event] = []
+    if risk.state is TradingState.HALTED:
+        events.append(TradingStateChanged(ts_ns=now_ns, state=risk.state, reason=risk.state_reason))
+    events += [
+        StrategyDisabled(ts_ns=now_ns, strategy_id=strategy, reason=reason)
+        for strategy, reason in sorted(risk.disabled.items())
+    ]
+    events += [
+        InstrumentPaused(ts_ns=now_ns, instrument_id=iid, reason=reason, until_ns=until_ns)
+        for iid, (until_ns, reason) in sorted(risk.paused_instruments.items())
+    ]
+    return events
 
 
 def _secret(source: SecretSource, key: str, name: str) -> Secret:
@@ -98,11 +125,13 @@ class Alerting:
         )
         return cls(engine=engine, notifier=notifier, deadman=deadman)
 
-    def start(self) -> None:
-        """Start the delivery threads and the dead-man's switch."""
+    def start(self, risk: RiskGate) -> None:
+        """Start the delivery threads and the dead-man's switch; alert on the conditions
+        the node recovered (``standing_conditions``)."""
         self.notifier.start()
         if self.deadman is not None:
             self.deadman.start()
+        self.engine.standing(standing_conditions(risk, self.engine.clock))
 
     async def run(self) -> None:
         """On the trading loop until canceled: the heartbeat and the engine's tick."""
