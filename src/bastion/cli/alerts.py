@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import threading
-import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -108,18 +107,19 @@ def drill(
     lock = threading.Lock()
     done = threading.Event()
     expected = sum(len(u) for u in urls.values())
-    started = time.monotonic()
+    clock = wall_clock()
+    started = clock.monotonic_s()
 
     def on_outcome(route: str, index: int, notification: Notification, delivered: bool) -> None:
         with lock:
-            outcomes[(route, index)] = (delivered, time.monotonic() - started)
+            outcomes[(route, index)] = (delivered, clock.monotonic_s() - started)
             if len(outcomes) == expected:
                 done.set()
 
     notifier = Notifier(config.alert_routes, urls, on_outcome=on_outcome)
     notifier.start()
     try:
-        ts_ns = wall_clock().timestamp_ns()
+        ts_ns = clock.timestamp_ns()
         for route in config.alert_routes:
             notifier.send(
                 route.name,

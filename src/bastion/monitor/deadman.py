@@ -12,7 +12,6 @@ failures logged without the URL (it is a secret: it carries the monitor's token)
 from __future__ import annotations
 
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -58,9 +57,11 @@ class DeadmanSwitch:
         *,
         interval_s: float,
         timeout_s: float,
+        monotonic: Callable[[], float],
         ping: Callable[[str, float], None] = http_get,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``monotonic``: the node's clock (``Clock.monotonic_s``), read by the loop's
+        beats and by this thread alike."""
         redact.register(url.reveal())
         self._url = url
         self._interval_s = interval_s

@@ -111,6 +111,7 @@ class Alerting:
                 url,
                 interval_s=monitoring.deadman.interval_s,
                 timeout_s=monitoring.deadman.timeout_s,
+                monotonic=clock.monotonic_s,
             )
         sources = [notifier.sources] + ([deadman.sources] if deadman is not None else [])
         engine = AlertEngine(
