@@ -14,9 +14,9 @@ before the next):
   a sampler every 250 ms (``monitoring.sample_interval_ms``'s default) reading the
   quote ages; quotes every 20 ms stop, and stale-market-data
   (``quote_stale_s = 0.5``) fires. Timed from the moment the last quote became older
-  than ``quote_stale_s``.
+  than ``quote_stale_s``. Each gap starts at a random moment of the sampler's interval.
 - ``loss``: same engine and sampler; the node's PnL falls by more than pnl-drop's
-  ``drop``. Timed from the fall.
+  ``drop`` (at a random moment of the sampler's interval). Timed from the fall.
 
 Every alert goes to two routes through apprise: a webhook (``json://``) to an aiohttp
 receiver and an e-mail (``mailto://``, plain SMTP) to an aiosmtpd server, both on
@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -285,12 +286,14 @@ async def in_process(
             engine.tick()
             await asyncio.sleep(SAMPLE_INTERVAL_S)
 
+    rng = random.Random(7)
     tasks = [asyncio.create_task(feed()), asyncio.create_task(sampler())]
     results: dict[str, list[tuple[float, float]]] = {"quote_gap": [], "loss": []}
     try:
         await asyncio.sleep(1.0)  # the delivery threads load apprise
         for _ in range(cycles):
             before = len(http.about("stale-market-data", "resolved"))
+            await asyncio.sleep(rng.uniform(0, SAMPLE_INTERVAL_S))  # any phase of the sampler
             state["feeding"] = False
             await asyncio.sleep(0.001)
             became_true = state["last_quote"] + QUOTE_STALE_S
@@ -304,7 +307,8 @@ async def in_process(
             )
         for _ in range(cycles):
             before = len(http.about("pnl-drop", "resolved"))
-            await asyncio.sleep(SAMPLE_INTERVAL_S * 1.5)  # the window has seen 0
+            # the window has seen 0; then any phase of the sampler
+            await asyncio.sleep(SAMPLE_INTERVAL_S * (1 + rng.uniform(0, 1)))
             state["pnl"] = -1.5 * PNL_DROP
             became_true = time.monotonic()
             results["loss"].append(await _arrived("pnl-drop", became_true, http, mail))

@@ -139,7 +139,7 @@ def test_when_a_receiver_hangs_then_other_routes_and_the_caller_are_not_held_up(
         for i in range(50):
             n.send("slow", note(f"1.{i}"))
             n.send("fast", note(f"1.{i}"))
-        assert time.monotonic() - started < 0.1  # 100 sends, none waiting on a receiver
+        assert time.monotonic() - started < 0.5  # 100 sends; the hang alone is 4 s per try
         eventually(lambda: len(receiver.arrivals) == 50, timeout_s=5.0)
         assert peer.connections >= 1
         assert n.counts("slow")[0] == 0
