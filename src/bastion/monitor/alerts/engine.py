@@ -139,10 +139,10 @@ class AlertEngine:
         self._pending: dict[Key, float] = {}
         self._windows: dict[Key, SlidingExtremes] = {}
         self._sampled = [r for r in rules if isinstance(r.condition, Threshold | Change)]
-        self._quiet = [r for r in rules if isinstance(r.condition, EventMatch)]
+        self._event_rules = [r for r in rules if isinstance(r.condition, EventMatch)]
         self._fire_on: dict[type[Event], list[AlertRule]] = {}
         self._resolve_on: dict[type[Event], list[AlertRule]] = {}
-        for rule in self._quiet:
+        for rule in self._event_rules:
             condition = rule.condition
             assert isinstance(condition, EventMatch)
             for event_type in condition.events:
