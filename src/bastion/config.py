@@ -26,6 +26,8 @@ from bastion.errors import ConfigError
 from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
 from bastion.journal.config import JournalConfig
 from bastion.model.instruments import Instrument
+from bastion.monitor.alerts.config import AlertRouteConfig, AlertRuleConfig, check_routes
+from bastion.monitor.alerts.rules import AlertRule, alert_rules, daily_loss_limit
 from bastion.monitor.config import MonitoringConfig
 from bastion.portfolio.config import AccountConfig
 from bastion.recovery.config import RecoveryConfig
@@ -169,6 +171,11 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     monitoring: MonitoringConfig | None = None
     """Metrics, health and alerts (``bastion.monitor``); None: not given, monitoring off
     (a live node refuses to start without it)."""
+    alerts: list[AlertRuleConfig] = []
+    """``[[alerts]]``: rules beside and over the built-in ones (``bastion.monitor.alerts``)."""
+    alert_routes: list[AlertRouteConfig] = []
+    """``[[alert_routes]]``: where alerts are sent, by severity (the ``log`` route always
+    exists)."""
 
     @property
     def isolation(self) -> Isolation:
@@ -231,6 +238,26 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         _check_positive("journal.flush_interval_ms", self.journal.flush_interval_ms)
         if self.run_for_s is not None:
             _check_positive("run_for_s", self.run_for_s)
+        self._check_alerting()
+
+    def _check_alerting(self) -> None:
+        if self.monitoring is None and (self.alerts or self.alert_routes):
+            key = "alerts" if self.alerts else "alert_routes"
+            raise ConfigError(
+                f"key '{key}': alerts run with the node's monitoring: add a [monitoring] section"
+            )
+        check_routes(self.alert_routes)
+        self.alert_rules()
+
+    def alert_rules(self) -> list[AlertRule]:
+        """The alert rules this node runs: the built-in ones as ``[[alerts]]`` adjusts
+        them, and its own."""
+        monitoring = self.monitoring if self.monitoring is not None else MonitoringConfig()
+        return alert_rules(
+            self.alerts,
+            quote_stale_s=monitoring.quote_stale_s,
+            daily_loss=daily_loss_limit(self.risk.max_daily_loss_node, self.risk.max_daily_loss),
+        )
 
     def _check_mode(self) -> None:
         """A live config: isolated strategies and the minimum set of limits."""
@@ -311,7 +338,12 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """The vault secrets the node needs: ``(config key, secret name)`` pairs."""
         venues = [ref for key, venue in self._fix_venues() for ref in venue.secret_refs(key)]
         monitoring = self.monitoring.secret_refs() if self.monitoring is not None else []
-        return venues + self.journal.secret_refs() + monitoring
+        routes = [
+            ref
+            for n, route in enumerate(self.alert_routes)
+            for ref in route.secret_refs(f"alert_routes[{n}]")
+        ]
+        return venues + self.journal.secret_refs() + monitoring + routes
 
     def check_secrets(self, secrets: SecretSource | None = None) -> None:
         """Every FIX venue's password can be read now: its ``password_env`` variable is

@@ -98,3 +98,21 @@ def test_when_secrets_bench_runs_then_it_prints_each_cost() -> None:
         "fix_roundtrip_p50_us_encrypted",
     ):
         assert result[key] > 0, key
+
+
+def test_when_alerts_bench_runs_then_it_prints_webhook_and_smtp_latencies() -> None:
+    """alerts.py --quick: each condition (venue session cut, quote gap, loss) set off,
+    timed to the webhook and to the SMTP server."""
+    result = _bench("alerts.py")
+    assert result["alerts"] == 9
+    for key in (
+        "alert_p50_ms",
+        "alert_p99_ms",
+        "smtp_p50_ms",
+        "smtp_p99_ms",
+        "venue_p50_ms",
+        "quote_gap_p50_ms",
+        "loss_p50_ms",
+    ):
+        assert result[key] > 0, key
+    assert result["alert_p50_ms"] <= result["alert_p99_ms"]

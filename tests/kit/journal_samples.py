@@ -167,6 +167,37 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             expires_ns=ts_ns + 840_000_000_000,
             config_sha256="ab" * 32,
         ),
+        ev.VenueSessionLost(ts_ns=ts_ns + 31, venue="FIXSIM", reason="session dropped"),
+        ev.VenueLoggedOn(ts_ns=ts_ns + 32, venue="FIXSIM", logons=2),
+        ev.AlertFired(
+            ts_ns=ts_ns + 33,
+            alert_id="2.1",
+            alert="venue-disconnected",
+            severity="critical",
+            labels={"venue": "FIXSIM"},
+            summary="venue FIXSIM: session dropped",
+            value=1.0,
+            runbook="docs/runbooks/venue-disconnected.md",
+        ),
+        ev.AlertResolved(
+            ts_ns=ts_ns + 34,
+            alert_id="2.1",
+            alert="venue-disconnected",
+            labels={"venue": "FIXSIM"},
+            how="VenueLoggedOn",
+        ),
+        ev.AlertAcknowledged(
+            ts_ns=ts_ns + 35, alert_id="2.1", alert="venue-disconnected", who="alice", why="on it"
+        ),
+        ev.AlertSilenced(
+            ts_ns=ts_ns + 36,
+            silence_id="2.s1",
+            alert="stale-market-data",
+            labels={"instrument": "X"},
+            until_ns=ts_ns + 1_800_000_000_000,
+            who="alice",
+            why="exchange holiday",
+        ),
     ]
 
 
@@ -225,6 +256,8 @@ def _for_type(t: mi.Type) -> st.SearchStrategy[Any]:
         return st.text(max_size=20)
     if isinstance(t, mi.BoolType):
         return st.booleans()
+    if isinstance(t, mi.FloatType):
+        return st.floats(allow_nan=False)  # NaN != NaN: a round trip could not compare
     if isinstance(t, mi.DecimalType):
         return st.decimals(allow_nan=False, allow_infinity=False, places=8)
     if isinstance(t, mi.EnumType):

@@ -2,8 +2,8 @@
 map the errors it raises to exit codes.
 
 One module per command group: ``desk`` (init), ``backtest``, ``node`` (run, recover), ``arm``,
-``control`` (kill, resume, status, enable, risk), ``journal``, ``manifest``, ``incident``,
-``venue``, ``secrets``.
+``control`` (kill, resume, status, enable, risk), ``alerts``, ``journal``, ``manifest``,
+``incident``, ``venue``, ``secrets``.
 
 Exit codes: 0 success; 2 usage or configuration error; 3 bad market data;
 1 any other bastion error. Expected errors print ``error: <message>`` to stderr,
@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from bastion import __version__
+from bastion.cli.alerts import add_alerts_commands
 from bastion.cli.arm import add_arm_commands
 from bastion.cli.backtest import add_backtest_commands
 from bastion.cli.certs import add_certs_commands
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_node_commands(commands, formatter, logging_options)
     add_arm_commands(commands, formatter)
     add_operator_commands(commands, formatter)
+    add_alerts_commands(commands, formatter)
     add_journal_commands(commands, formatter)
     add_manifest_commands(commands, formatter)
     add_incident_commands(commands, formatter)

@@ -305,6 +305,70 @@ class LiveArmed(Event, frozen=True, kw_only=True):
     config_sha256: str
 
 
+class VenueSessionLost(Event, frozen=True, kw_only=True):
+    """The node has no session with a venue: it dropped (``reason``), or it was not
+    logged on within its logon wait at start. Orders for the venue's instruments are
+    rejected until it is logged on and reconciled again (``VenueLoggedOn`` follows)."""
+
+    venue: str
+    reason: str
+
+
+class VenueLoggedOn(Event, frozen=True, kw_only=True):
+    """A venue's session logged on (the ``logons``-th time since the node started); the
+    node reconciles the venue next."""
+
+    venue: str
+    logons: int
+
+
+class AlertFired(Event, frozen=True, kw_only=True):
+    """An alert rule's condition held (``bastion.monitor.alerts``): alert ``alert_id``
+    of rule ``alert`` for the series or event group ``labels``, with the rendered
+    ``summary``, the ``value`` that set it off (a metric's value, or how many events),
+    and its ``runbook``. ``silenced``: a silence matched it, so nobody was notified."""
+
+    alert_id: str
+    alert: str
+    severity: str
+    labels: dict[str, str]
+    summary: str
+    value: float
+    runbook: str
+    silenced: bool = False
+
+
+class AlertResolved(Event, frozen=True, kw_only=True):
+    """Alert ``alert_id``'s condition cleared (``how``: why it is over)."""
+
+    alert_id: str
+    alert: str
+    labels: dict[str, str]
+    how: str
+
+
+class AlertAcknowledged(Event, frozen=True, kw_only=True):
+    """An operator took alert ``alert_id`` on: it is no longer repeated nor escalated."""
+
+    alert_id: str
+    alert: str
+    who: str
+    why: str
+
+
+class AlertSilenced(Event, frozen=True, kw_only=True):
+    """An operator silenced the alerts of rule ``alert`` whose labels include ``labels``
+    until ``until_ns``: they are journaled but nobody is notified; the silence ends by
+    itself."""
+
+    silence_id: str
+    alert: str
+    labels: dict[str, str]
+    until_ns: int
+    who: str
+    why: str
+
+
 class JournaledBy(enum.Enum):
     """Who writes an event type to the journal."""
 
@@ -363,6 +427,12 @@ EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(RunManifest, "RunManifest", _BUS),
     EventKind(JournalTailSetAside, "JournalTailSetAside", _JOURNAL),
     EventKind(LiveArmed, "LiveArmed", _BUS),
+    EventKind(VenueSessionLost, "VenueSessionLost", _BUS),
+    EventKind(VenueLoggedOn, "VenueLoggedOn", _BUS),
+    EventKind(AlertFired, "AlertFired", _BUS),
+    EventKind(AlertResolved, "AlertResolved", _BUS),
+    EventKind(AlertAcknowledged, "AlertAcknowledged", _BUS),
+    EventKind(AlertSilenced, "AlertSilenced", _BUS),
 )
 """Every event type, stated once: the journal codec decodes exactly these, the execution
 engine journals the order events and the node subscribes the journal to the others.

@@ -19,6 +19,7 @@ from bastion.errors import CommandRefused, ConfigError
 from bastion.isolation.host import ProcessStrategyHost
 from bastion.model.enums import TradingState
 from bastion.model.events import TradingStateChanged
+from bastion.monitor.alerts.engine import AlertEngine
 from bastion.node.kernel import Kernel
 from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.risk.overrides import Override
@@ -35,6 +36,8 @@ class NodeOperator:
         self.kernel = kernel
         self.reason = ""
         self.restored = False
+        self.alerts: AlertEngine | None = None
+        """The node's alert engine (None: its monitoring is off)."""
         kernel.bus.subscribe(TradingStateChanged, self._on_state)
 
     def _on_state(self, event: TradingStateChanged) -> None:
@@ -211,6 +214,31 @@ class NodeOperator:
                 for o in sorted(overrides.active.values(), key=lambda o: o.set_ns)
             ]
         }
+
+    async def alerts_list(self) -> dict[str, Any]:
+        return self._alert_engine().listing()
+
+    async def alert_ack(self, *, alert_id: str, who: str, why: str) -> dict[str, Any]:
+        alert = self._alert_engine().acknowledge(alert_id, who=who, why=why)
+        await _committed(self.kernel)
+        return {"acknowledged": alert.id, "alert": alert.rule.name}
+
+    async def alert_silence(
+        self, *, alert: str, labels: dict[str, str], for_s: float, who: str, why: str
+    ) -> dict[str, Any]:
+        silence = self._alert_engine().silence(alert, labels, for_s=for_s, who=who, why=why)
+        await _committed(self.kernel)
+        return {
+            "silence": silence.id,
+            "alert": silence.alert,
+            "labels": silence.labels,
+            "until": _iso(silence.until_ns),
+        }
+
+    def _alert_engine(self) -> AlertEngine:
+        if self.alerts is None:
+            raise CommandRefused("alerting is off on this node (no [monitoring] section)")
+        return self.alerts
 
 
 def _override_fields(override: Override) -> dict[str, Any]:

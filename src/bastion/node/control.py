@@ -8,7 +8,10 @@ only), ``{"cmd": "status"}``,
 ``{"cmd": "enable", "strategy": str, "who": str, "why": str}`` (a strategy the
 risk gate disabled), ``{"cmd": "risk_set", "path": str, "value": str, "for_s": float,
 "who": str, "why": str}`` (a temporary limit override), ``{"cmd": "risk_clear",
-"id": str, "who": str, "why": str}`` or ``{"cmd": "risk_list"}`` gets one
+"id": str, "who": str, "why": str}``, ``{"cmd": "risk_list"}``, ``{"cmd": "alerts_list"}``
+(active alerts and silences), ``{"cmd": "alert_ack", "id": str, "who": str, "why": str}``
+or ``{"cmd": "alert_silence", "alert": str, "labels": {str: str}, "for_s": float,
+"who": str, "why": str}`` gets one
 response ``{"ok": true, ...}``, or ``{"ok": false, "error": "..."}`` for a request
 that is not JSON, names an unknown command, has a field of the wrong type or is
 longer than ``MAX_REQUEST_BYTES``. A bad request never reaches the node.
@@ -36,6 +39,9 @@ from bastion.isolation.sandbox import is_descendant, peer_pid, process_exists
 
 __all__ = [
     "MAX_REQUEST_BYTES",
+    "AlertAckRequest",
+    "AlertSilenceRequest",
+    "AlertsListRequest",
     "ControlCommands",
     "EnableRequest",
     "KillRequest",
@@ -164,6 +170,50 @@ class RiskListRequest(
     """The active overrides."""
 
 
+class AlertsListRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="alerts_list",
+    tag_field="cmd",
+):
+    """The active alerts and silences."""
+
+
+class AlertAckRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="alert_ack",
+    tag_field="cmd",
+):
+    """Take an active alert on: no more repeats nor escalation."""
+
+    id: str
+    who: str
+    why: str = ""
+
+
+class AlertSilenceRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="alert_silence",
+    tag_field="cmd",
+):
+    """Notify nobody about rule ``alert``'s alerts whose labels include ``labels`` for
+    ``for_s`` seconds."""
+
+    alert: str
+    labels: dict[str, str] = {}
+    for_s: float
+    who: str
+    why: str
+
+
 Request = (
     KillRequest
     | ResumeRequest
@@ -172,8 +222,22 @@ Request = (
     | RiskSetRequest
     | RiskClearRequest
     | RiskListRequest
+    | AlertsListRequest
+    | AlertAckRequest
+    | AlertSilenceRequest
 )
-COMMANDS: Final = ("kill", "resume", "status", "enable", "risk_set", "risk_clear", "risk_list")
+COMMANDS: Final = (
+    "kill",
+    "resume",
+    "status",
+    "enable",
+    "risk_set",
+    "risk_clear",
+    "risk_list",
+    "alerts_list",
+    "alert_ack",
+    "alert_silence",
+)
 
 _decoder = msgspec.json.Decoder(Request)
 _encoder = msgspec.json.Encoder()
@@ -201,6 +265,14 @@ class ControlCommands(Protocol):
     async def risk_clear(self, *, override_id: str, who: str, why: str) -> dict[str, Any]: ...
 
     async def risk_list(self) -> dict[str, Any]: ...
+
+    async def alerts_list(self) -> dict[str, Any]: ...
+
+    async def alert_ack(self, *, alert_id: str, who: str, why: str) -> dict[str, Any]: ...
+
+    async def alert_silence(
+        self, *, alert: str, labels: dict[str, str], for_s: float, who: str, why: str
+    ) -> dict[str, Any]: ...
 
 
 class NoNodeListening(BastionError):
@@ -260,6 +332,14 @@ async def dispatch(req: Request, commands: ControlCommands) -> dict[str, Any]:
         fields = await commands.risk_clear(override_id=req.id, who=req.who, why=req.why)
     elif type(req) is RiskListRequest:
         fields = await commands.risk_list()
+    elif type(req) is AlertsListRequest:
+        fields = await commands.alerts_list()
+    elif type(req) is AlertAckRequest:
+        fields = await commands.alert_ack(alert_id=req.id, who=req.who, why=req.why)
+    elif type(req) is AlertSilenceRequest:
+        fields = await commands.alert_silence(
+            alert=req.alert, labels=req.labels, for_s=req.for_s, who=req.who, why=req.why
+        )
     else:
         fields = await commands.status()
     return {"ok": True, **fields}

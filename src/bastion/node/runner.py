@@ -53,7 +53,10 @@ from bastion.model.events import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    VenueLoggedOn,
+    VenueSessionLost,
 )
+from bastion.monitor.alerts.node import Alerting
 from bastion.node.actions import NodeOperator
 from bastion.node.control import (
     open_control_socket,
@@ -141,6 +144,8 @@ class _Node:
         self.epoch = 0
         self._last_snapshot_seq = -1
         self._last_snapshot_at = 0.0
+        self._logons_journaled: dict[str, int] = {}
+        self._sessions_down: set[str] = set()
 
     async def run(self) -> int:
         config = self.config
@@ -202,6 +207,7 @@ class _Node:
         recovered = recover_state(kernel, journal)
         try:
             refuse_unknown_venues(kernel.execution.open_orders(), kernel.venues)
+            alerting = None if self.recover_only else self._alerting(kernel, epoch)
         except BaseException:
             journal.close()
             raise
@@ -250,6 +256,10 @@ class _Node:
             risk_gate_compiled=native.compiled(),
         )
         try:
+            if alerting is not None:
+                operator.alerts = alerting.engine
+                alerting.start(kernel.risk)
+                self.tasks.spawn("alerts", alerting.run())
             if not self.recover_only:
                 control_path = socket_path(journal.path)
                 control_socket = open_control_socket(control_path)
@@ -301,9 +311,36 @@ class _Node:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.tasks.cancel_all()
+            if alerting is not None:
+                alerting.close()
             journal.close()
         log.info("node_stopped", exit_code=self.exit_code, journal_events=journal.last_seq)
         return self.exit_code
+
+    def _alerting(self, kernel: Kernel, epoch: int) -> Alerting | None:
+        """The node's alert rules, notifiers and dead-man's switch (None: monitoring off)."""
+        return Alerting.for_node(
+            bus=kernel.bus, clock=self.clock, config=self.config, secrets=self.secrets, epoch=epoch
+        )
+
+    def _journal_logon(self, kernel: Kernel, venue: VenueAdapter) -> None:
+        """Journal ``venue``'s logon (``VenueLoggedOn``) unless it already is."""
+        if venue.connected and venue.logons > self._logons_journaled.get(venue.name, 0):
+            self._logons_journaled[venue.name] = venue.logons
+            self._sessions_down.discard(venue.name)
+            kernel.bus.publish(
+                VenueLoggedOn(
+                    ts_ns=self.clock.timestamp_ns(), venue=venue.name, logons=venue.logons
+                )
+            )
+
+    def _journal_session_lost(self, kernel: Kernel, venue: VenueAdapter, reason: str) -> None:
+        """Journal that ``venue`` has no session (``VenueSessionLost``), once per loss."""
+        if venue.name not in self._sessions_down:
+            self._sessions_down.add(venue.name)
+            kernel.bus.publish(
+                VenueSessionLost(ts_ns=self.clock.timestamp_ns(), venue=venue.name, reason=reason)
+            )
 
     @property
     def _order_id_prefix(self) -> str:
@@ -318,7 +355,11 @@ class _Node:
         for venue, connected in zip(venues, await asyncio.gather(*waits), strict=True):
             if connected:
                 log.info("venue_logged_on", venue=venue.name)
+                self._journal_logon(kernel, venue)
             else:
+                self._journal_session_lost(
+                    kernel, venue, f"not logged on within {venue.logon_timeout_s:g} s of start"
+                )
                 log.warning(
                     "venue_not_logged_on",
                     venue=venue.name,
@@ -350,6 +391,7 @@ class _Node:
                 continue
             if not await self._until_connected(venue):
                 return None
+            self._journal_logon(kernel, venue)
             report = await reconcile(
                 kernel,
                 venue=venue,
@@ -421,7 +463,9 @@ class _Node:
                     ),
                 )
                 venue.session_lost(kernel.execution.open_orders())
+                self._journal_session_lost(kernel, venue, "session dropped")
             await venue.wait_connected()
+            self._journal_logon(kernel, venue)
             await reconcile(
                 kernel,
                 venue=venue,

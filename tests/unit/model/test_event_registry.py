@@ -70,7 +70,13 @@ def _sample_value(annotation: Any) -> Any:
         return {_sample_value(key): _sample_value(value)}
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return next(iter(annotation))
-    samples: dict[Any, Any] = {int: 7, str: "x", bool: True, Decimal: Decimal("0.012345")}
+    samples: dict[Any, Any] = {
+        int: 7,
+        str: "x",
+        bool: True,
+        float: 0.5,
+        Decimal: Decimal("0.012345"),
+    }
     return samples[annotation]
 
 

@@ -73,6 +73,21 @@ class FakeNode:
         self.calls.append(("risk_list", {}))
         return {"overrides": []}
 
+    async def alerts_list(self) -> dict[str, Any]:
+        self.calls.append(("alerts_list", {}))
+        return {"alerts": [], "silences": []}
+
+    async def alert_ack(self, *, alert_id: str, who: str, why: str) -> dict[str, Any]:
+        self.calls.append(("alert_ack", {"id": alert_id, "who": who, "why": why}))
+        return {"acknowledged": alert_id}
+
+    async def alert_silence(
+        self, *, alert: str, labels: dict[str, str], for_s: float, who: str, why: str
+    ) -> dict[str, Any]:
+        call = {"alert": alert, "labels": labels, "for_s": for_s, "who": who, "why": why}
+        self.calls.append(("alert_silence", call))
+        return {"silence": "1.s1"}
+
 
 def answer(line: bytes, node: FakeNode | None = None) -> dict[str, Any]:
     response = asyncio.run(handle_line(line, node or FakeNode()))
@@ -393,6 +408,25 @@ def test_when_no_node_listens_then_no_node_listening_naming_path(tmp_path: Path)
             ("risk_clear", {"id": "7", "who": "ops", "why": ""}),
         ),
         (b'{"cmd":"risk_list"}', ("risk_list", {})),
+        (b'{"cmd":"alerts_list"}', ("alerts_list", {})),
+        (
+            b'{"cmd":"alert_ack","id":"2.1","who":"ops","why":"on it"}',
+            ("alert_ack", {"id": "2.1", "who": "ops", "why": "on it"}),
+        ),
+        (
+            b'{"cmd":"alert_silence","alert":"stale-market-data",'
+            b'"labels":{"instrument":"X"},"for_s":1800,"who":"ops","why":"holiday"}',
+            (
+                "alert_silence",
+                {
+                    "alert": "stale-market-data",
+                    "labels": {"instrument": "X"},
+                    "for_s": 1800.0,
+                    "who": "ops",
+                    "why": "holiday",
+                },
+            ),
+        ),
         (
             b'{"cmd":"resume","who":"ops","instrument":"XYZ.SIM"}',
             ("resume", {"who": "ops", "why": "", "instrument": "XYZ.SIM"}),
@@ -414,6 +448,9 @@ def test_when_operator_risk_commands_arrive_then_they_reach_the_node(
         b'{"cmd":"risk_set","path":"max_order_quantity","value":"5","who":"o","why":""}',
         b'{"cmd":"enable","who":"ops"}',
         b'{"cmd":"risk_clear","id":7,"who":"ops"}',
+        b'{"cmd":"alert_ack","who":"ops"}',
+        b'{"cmd":"alert_silence","alert":"x","for_s":"1h","who":"o","why":""}',
+        b'{"cmd":"alert_silence","alert":"x","labels":{"a":1},"for_s":60,"who":"o","why":""}',
     ],
 )
 def test_when_operator_risk_command_is_malformed_then_refused_before_the_node(

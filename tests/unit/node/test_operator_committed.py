@@ -13,18 +13,25 @@ from typing import Any
 
 import pytest
 
+from bastion.errors import CommandRefused
 from bastion.journal import SqliteJournal
 from bastion.model.enums import OrderStatus, TradingState
 from bastion.model.events import (
+    AlertAcknowledged,
+    AlertSilenced,
     InstrumentResumed,
     OrderFilled,
     RiskOverrideEnded,
     RiskOverrideSet,
     StrategyEnabled,
     TradingStateChanged,
+    VenueSessionLost,
 )
+from bastion.monitor.alerts.engine import AlertEngine
+from bastion.monitor.alerts.rules import alert_rules
 from bastion.node.actions import NodeOperator
 from bastion.node.kernel import OPERATOR_STRATEGY_ID
+from kit.alerts import RecordingNotifier
 from kit.journal_reading import peek_journal
 from kit.risk_kernel import IID, MS, T0, build, market, quote
 from kit.strategies import IDLE_STRATEGY
@@ -128,3 +135,60 @@ def test_when_a_state_changing_command_answers_then_its_event_is_on_disk(
         journal, operator.risk_clear(override_id=override_id, who="op", why="y"), RiskOverrideEnded
     )
     assert answer["cleared"] == event.override_id == override_id and event.how == "cleared"
+
+
+def alerting(operator: NodeOperator) -> AlertEngine:
+    """The built-in alert rules on the operator's kernel, notifying a recorder."""
+    kernel = operator.kernel
+    engine = AlertEngine(
+        bus=kernel.bus,
+        clock=kernel.clock,
+        rules=alert_rules([], quote_stale_s=5.0, daily_loss=None),
+        routes=[],
+        notifier=RecordingNotifier(),
+        node="node-1",
+        id_prefix="1.",
+    )
+    operator.alerts = engine
+    return engine
+
+
+def test_when_an_alert_is_acknowledged_then_the_answer_comes_once_it_is_on_disk(
+    node: tuple[NodeOperator, SqliteJournal],
+) -> None:
+    """alert_ack: AlertAcknowledged (with who and why) is committed before the answer."""
+    operator, journal = node
+    engine = alerting(operator)
+    operator.kernel.bus.publish(VenueSessionLost(ts_ns=T0, venue="SIM", reason="dropped"))
+    (alert_id,) = engine.by_id
+    answer, event = answered(
+        journal, operator.alert_ack(alert_id=alert_id, who="op", why="on it"), AlertAcknowledged
+    )
+    assert answer == {"acknowledged": alert_id, "alert": "venue-disconnected"}
+    assert (event.alert_id, event.who, event.why) == (alert_id, "op", "on it")
+    listed = asyncio.run(operator.alerts_list())
+    assert listed["alerts"][0]["acknowledged"] == {"who": "op", "why": "on it"}
+
+
+def test_when_alerts_are_silenced_then_the_answer_comes_once_it_is_on_disk(
+    node: tuple[NodeOperator, SqliteJournal],
+) -> None:
+    """alert_silence: AlertSilenced (who, why, until) is committed before the answer."""
+    operator, journal = node
+    alerting(operator)
+    command = operator.alert_silence(
+        alert="stale-market-data", labels={"instrument": IID}, for_s=3600, who="op", why="halt"
+    )
+    answer, event = answered(journal, command, AlertSilenced)
+    assert answer["silence"] == event.silence_id and answer["labels"] == {"instrument": IID}
+    assert (event.alert, event.who, event.why) == ("stale-market-data", "op", "halt")
+    assert event.until_ns == operator.kernel.clock.timestamp_ns() + 3600 * 10**9
+
+
+def test_when_alerting_is_off_then_alert_commands_are_refused(
+    node: tuple[NodeOperator, SqliteJournal],
+) -> None:
+    """A node without monitoring says so instead of pretending."""
+    operator, _ = node
+    with pytest.raises(CommandRefused, match="alerting is off on this node"):
+        asyncio.run(operator.alerts_list())

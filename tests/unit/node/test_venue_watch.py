@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 import bastion.node.runner as runner
-from bastion.model.events import OrderRejected
+from bastion.bus import MessageBus
+from bastion.model.events import OrderRejected, VenueLoggedOn, VenueSessionLost
 from bastion.venues.fix.adapter import NOT_RECONCILED
 from kit.fix_link import IID, Link, order
 from kit.fix_venue_node import Reconciler, drop
@@ -20,8 +21,14 @@ from kit.two_venues import two_venue_config
 from kit.waiting import until
 
 
-def fake_kernel(settled: list[set[str]]) -> Any:
+def fake_kernel(settled: list[set[str]], sessions: list[Any] | None = None) -> Any:
+    """What the watcher uses of a kernel; ``sessions`` records the venue session events
+    it journals (through the bus)."""
+    bus = MessageBus()
+    for kind in (VenueSessionLost, VenueLoggedOn):
+        bus.subscribe(kind, (sessions if sessions is not None else []).append)
     return SimpleNamespace(
+        bus=bus,
         instruments={},
         execution=SimpleNamespace(open_orders=list),
         risk=SimpleNamespace(cancel_order=lambda order: True),
@@ -40,12 +47,13 @@ def test_when_a_deferred_venue_logged_on_before_its_watcher_started_then_it_is_r
     monkeypatch.setattr(runner, "reconcile", reconciler)
     link = Link(tmp_path)
     settled: list[set[str]] = []
+    sessions: list[Any] = []
 
     async def main() -> None:
         link.connect(reconciled=False)
         node = runner._Node(two_venue_config(), tmp_path)
         watch = asyncio.create_task(
-            node._watch_venue(fake_kernel(settled), link.adapter, deferred=0)
+            node._watch_venue(fake_kernel(settled, sessions), link.adapter, deferred=0)
         )
         try:
             await until(lambda: reconciler.calls == [1] and settled, what="the reconciliation")
@@ -58,6 +66,7 @@ def test_when_a_deferred_venue_logged_on_before_its_watcher_started_then_it_is_r
     finally:
         link.close()
     assert settled == [{link.adapter.name}]
+    assert [(type(e), e.logons) for e in sessions] == [(VenueLoggedOn, 1)]
 
 
 def test_when_a_venue_drops_and_logs_on_again_while_reconciled_then_it_is_reconciled_again(
@@ -69,11 +78,12 @@ def test_when_a_venue_drops_and_logs_on_again_while_reconciled_then_it_is_reconc
     reconciler = Reconciler()
     monkeypatch.setattr(runner, "reconcile", reconciler)
     link = Link(tmp_path)
+    sessions: list[Any] = []
 
     async def main() -> None:
         link.connect()  # logon 1, reconciled at start
         node = runner._Node(two_venue_config(), tmp_path)
-        watch = asyncio.create_task(node._watch_venue(fake_kernel([]), link.adapter))
+        watch = asyncio.create_task(node._watch_venue(fake_kernel([], sessions), link.adapter))
         try:
             reconciler.gate.clear()
             drop(link)
@@ -92,6 +102,13 @@ def test_when_a_venue_drops_and_logs_on_again_while_reconciled_then_it_is_reconc
         asyncio.run(main())
     finally:
         link.close()
+    # each drop journaled once, each new logon once, in order
+    assert [(type(e).__name__, getattr(e, "logons", None)) for e in sessions] == [
+        ("VenueSessionLost", None),
+        ("VenueLoggedOn", 2),
+        ("VenueSessionLost", None),
+        ("VenueLoggedOn", 3),
+    ]
 
 
 def test_when_logged_on_but_not_reconciled_then_new_orders_rejected_with_the_reason(
