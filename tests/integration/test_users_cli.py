@@ -240,13 +240,15 @@ def test_when_mfa_reset_then_only_the_new_seed_logs_in(desk: Path) -> None:
 
 
 def test_when_unknown_operator_or_fresh_vault_then_clear_answers(desk: Path) -> None:
-    """A fresh vault lists no operators (without making a key); an unknown name is
-    exit 2 naming it; reset-mfa of an unknown name shows no seed."""
+    """A fresh vault lists no operators (without making a key); an unknown name, a
+    taken name or uid, a bad strategy name: exit 2 naming it, before any seed is shown."""
     empty = _run(desk, "list")
     assert empty.returncode == 0 and "no operators" in empty.stdout
     assert USERS_KEY not in Vault.open(desk / "vault.bastion", PASSPHRASE, clock=SimClock(T0))
     added, _ = _enrol(
-        desk, "add", "alice", "--role", "viewer", "--password-stdin", stdin_first=PASSWORD + "\n"
+        desk,
+        *("add", "alice", "--role", "viewer", "--uid", "4242", "--password-stdin"),
+        stdin_first=PASSWORD + "\n",
     )
     assert added.returncode == 0, added.stderr
     for args in (
@@ -257,6 +259,14 @@ def test_when_unknown_operator_or_fresh_vault_then_clear_answers(desk: Path) -> 
         run = _run(desk, *args)
         assert run.returncode == 2 and "no operator 'carol'" in run.stderr, args
         assert "otpauth://" not in run.output
+    for args, error in (
+        (("add", "alice", "--role", "admin"), "operator 'alice' already exists"),
+        (("add", "carol", "--role", "admin", "--uid", "4242"), "uid 4242 is already mapped"),
+        (("add", "carol", "--role", "trader", "--strategy", "a b"), "not a valid strategy"),
+    ):
+        run = _run(desk, *args, "--password-stdin", stdin=PASSWORD + "\n")
+        assert run.returncode == 2 and error in run.stderr, (args, run.stderr)
+        assert "otpauth://" not in run.output  # refused before a seed is shown
 
 
 def test_when_store_damaged_then_exit_1_and_file_unchanged(desk: Path) -> None:

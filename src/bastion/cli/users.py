@@ -17,11 +17,11 @@ import getpass
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 import segno
 
-from bastion.cli.common import EXIT_OK, EXIT_USAGE, Commands, Formatter, usage, wall_clock, wrap
+from bastion.cli.common import EXIT_OK, Commands, Formatter, usage, wall_clock, wrap
 from bastion.cli.vault import vault_options, vault_path
 from bastion.clock import Clock
 from bastion.errors import PasswordRejected, UsageError
@@ -30,7 +30,7 @@ from bastion.security.passwords import MIN_PASSWORD, password_problem
 from bastion.security.roles import Role
 from bastion.security.store import UserStore
 from bastion.security.totp import ConfirmedTotp, Enrolment, confirm
-from bastion.security.users import User, check_name
+from bastion.security.users import User, check_name, check_strategy
 from bastion.vault import redact
 from bastion.vault.config import unlock
 
@@ -68,10 +68,6 @@ class _NoEchoParser(argparse.ArgumentParser):
         if extras:
             self.error(_ARGV_REFUSED.format(count=len(extras)))
         return parsed, extras
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def add_users_commands(commands: Commands, formatter: Formatter) -> None:
@@ -202,10 +198,16 @@ def _store(args: argparse.Namespace, clock: Clock, *, create_key: bool = False) 
 def cmd_add(args: argparse.Namespace) -> int:
     """A new operator, stored once their TOTP code matched."""
     check_name(args.name)
+    for strategy in args.strategy:
+        check_strategy(strategy)
     clock = wall_clock()
     store = _store(args, clock, create_key=True)
+    # refused before a password is asked or a seed shown
     if store.find(args.name) is not None:
         raise UsageError(f"operator {args.name!r} already exists in {store.path}")
+    holder = None if args.uid is None else store.by_uid(args.uid)
+    if holder is not None:
+        raise UsageError(f"uid {args.uid} is already mapped to operator {holder.name!r}")
     password = _new_password(args.name, from_stdin=args.password_stdin)
     confirmed = _enrol(args.name, store.config, clock, from_stdin=args.password_stdin)
     user = store.add(

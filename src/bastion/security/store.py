@@ -125,7 +125,15 @@ class UserStore:
                     "(add the first: bastion users add NAME --role admin)"
                 )
             vault.ensure_key(USERS_KEY)
-        key = bytes.fromhex(vault.get(USERS_KEY).reveal())
+        try:
+            key = bytes.fromhex(vault.get(USERS_KEY).reveal())
+        except ValueError:
+            key = b""
+        if len(key) != KEY_BYTES:
+            raise UserStoreCorrupt(
+                f"the vault {vault.path}'s {USERS_KEY} is not a {KEY_BYTES}-byte key in hex "
+                "(it is made by `bastion users add`, never by hand)"
+            )
         return cls(path, key, clock=clock, config=config, passwords=passwords)
 
     def __repr__(self) -> str:

@@ -287,6 +287,14 @@ def test_when_store_opened_through_vault_then_key_made_once_and_kept(tmp_path: P
         UserStore.for_vault(vault, clock=clock, create_key=True)
 
 
+def test_when_vault_key_is_not_a_key_then_refused(tmp_path: Path) -> None:
+    """A users/key set by hand to something that is not 32 bytes of hex: refused."""
+    for value in ("not hex at all", "ab" * 16):
+        vault = new_vault(tmp_path / value[:3] / "vault.bastion", users__key=value)
+        with pytest.raises(UserStoreCorrupt, match="not a 32-byte key"):
+            UserStore.for_vault(vault, clock=SimClock(T0))
+
+
 def test_when_config_names_another_path_then_store_lives_there(tmp_path: Path) -> None:
     """UsersConfig.path is relative to the vault's directory."""
     vault = new_vault(tmp_path / "vault.bastion")
