@@ -18,6 +18,7 @@ from bastion.security.store import UserStore
 from bastion.security.users import LoginReason
 from bastion.vault.vault import Vault
 from kit.node_process import bastion_cmd
+from kit.terminal import Terminal
 from kit.users import STEP_NS, code
 from kit.vaults import PASSPHRASE, T0, key_file, new_vault, vault_env
 
@@ -287,3 +288,45 @@ def test_when_store_damaged_then_exit_1_and_file_unchanged(desk: Path) -> None:
         assert "user store" in run.stderr and "is damaged" in run.stderr
         assert "Traceback" not in run.stderr
     assert path.read_bytes() == bytes(data)
+
+
+def test_when_on_a_terminal_then_password_hidden_and_a_wrong_code_retried(desk: Path) -> None:
+    """On a terminal: the password is asked twice without echo, a wrong code is
+    answered and asked again, the right one stores the operator and clears the screen."""
+    cmd = bastion_cmd("users", "add", "alice", "--role", "admin")
+    with Terminal(cmd, cwd=desk, env=vault_env(desk / "vault.key")) as term:
+        term.expect("new password for alice: ")
+        term.type(PASSWORD)
+        term.expect("again: ")
+        term.type(PASSWORD)
+        screen = term.expect("the 6-digit code the app shows now: ")
+        uri = screen[screen.index("otpauth://") :].split()[0]
+        seed = parse_qs(urlparse(uri).query)["secret"][0]
+        near = {code(seed, time.time_ns(), steps=s) for s in (-1, 0, 1, 2)}
+        term.type(next(c for c in ("000000", "111111", "222222", "333333") if c not in near))
+        term.expect("that code does not match")
+        term.expect("the 6-digit code the app shows now: ", count=2)
+        term.type(code(seed, time.time_ns()))
+        assert term.wait() == 0, term.screen
+    assert "added alice" in term.screen and "\x1b[2J\x1b[3J" in term.screen
+    assert PASSWORD not in term.screen
+    assert _store(desk).get("alice").mfa_enrolled
+
+
+def test_when_on_a_terminal_and_entries_differ_then_nothing_changes(desk: Path) -> None:
+    """passwd on a terminal: two different entries are refused; the store is unchanged."""
+    added, _ = _enrol(
+        desk, "add", "alice", "--role", "viewer", "--password-stdin", stdin_first=PASSWORD + "\n"
+    )
+    assert added.returncode == 0, added.stderr
+    before = (desk / "users.bastion").read_bytes()
+    cmd = bastion_cmd("users", "passwd", "alice")
+    with Terminal(cmd, cwd=desk, env=vault_env(desk / "vault.key")) as term:
+        term.expect("new password for alice: ")
+        term.type(NEW_PASSWORD)
+        term.expect("again: ")
+        term.type(NEW_PASSWORD + "x")
+        assert term.wait() == 2
+    assert "the two entries differ; nothing changed" in term.screen
+    assert NEW_PASSWORD not in term.screen
+    assert (desk / "users.bastion").read_bytes() == before

@@ -163,6 +163,24 @@ def test_when_file_from_another_vault_then_refused_saying_so(tmp_path: Path) -> 
     assert mine.path.read_bytes() == foreign
 
 
+def test_when_store_swapped_between_desks_then_each_vault_refuses_the_other(
+    tmp_path: Path,
+) -> None:
+    """Two desks' vaults, each with its own users/key: a users.bastion copied from one
+    desk to the other is refused as sealed with another vault's key."""
+    clock = SimClock(T0)
+    stores = []
+    for desk in ("a", "b"):
+        vault = new_vault(tmp_path / desk / "vault.bastion")
+        users = UserStore.for_vault(vault, clock=clock, config=FAST_USERS, create_key=True)
+        add_operator(users, f"op-{desk}", "admin")
+        stores.append(users)
+    a, b = stores
+    b.path.write_bytes(a.path.read_bytes())
+    with pytest.raises(UserStoreCorrupt, match="another vault's users/key"):
+        b.users()
+
+
 def test_when_administered_then_each_change_is_stored_and_dated(tmp_path: Path) -> None:
     """set_roles, set_os_uid, disable/enable, set_password, reset_mfa: each written,
     changed_ns moves, created_ns stays; another store object sees them."""
