@@ -4,7 +4,8 @@ Errors that cross a component boundary are these classes; code at an edge (a ven
 adapter, a socket, a file) translates what it catches with ``raise Ours(...) from e``.
 
 - the user fixes the input (exit code 2): ``ConfigError`` (``InsecureFile``,
-  ``StorageKeyError``, ``NotArmed``), ``UsageError``, ``VaultLocked`` (a wrong passphrase);
+  ``StorageKeyError``, ``NotArmed``), ``UsageError`` (``UnknownUser``,
+  ``PasswordRejected``), ``VaultLocked`` (a wrong passphrase);
 - bad market data (exit code 3): ``DataError``, report or skip it;
 - transient trouble (exit code 1 if it reaches the command line): ``TemporaryError``
   (``VenueUnavailable``, ``VenueRequestFailed``): back off and retry;
@@ -14,7 +15,8 @@ adapter, a socket, a file) translates what it catches with ``raise Ours(...) fro
 - an operator command refused (exit code 1): ``CommandRefused``: nothing changed, the
   reason goes back to the operator;
 - the vault cannot be opened or changed (exit code 1; 2 for a wrong passphrase):
-  ``VaultError`` (``VaultLocked``, ``VaultCorrupt``): nothing in it changed.
+  ``VaultError`` (``VaultLocked``, ``VaultCorrupt``, ``UserStoreCorrupt``): nothing in
+  it changed.
 
 ``bastion.cli.main.exit_code`` maps each group to the process exit code.
 """
@@ -51,6 +53,15 @@ class NotArmed(ConfigError):
 
 class UsageError(BastionError):
     """The command line asks for something that cannot be done as asked (exit 2)."""
+
+
+class UnknownUser(UsageError):
+    """An operator administration names no operator in the user store (never raised by a
+    login, whose answer must not tell whether a name exists)."""
+
+
+class PasswordRejected(UsageError):
+    """A new operator password breaks the password rule; the message names the rule."""
 
 
 # -- bad data --------------------------------------------------------------------------
@@ -118,3 +129,8 @@ class VaultLocked(VaultError):
 class VaultCorrupt(VaultError):
     """The vault file is damaged: truncated, altered, or not a vault at all. Restore it
     from a backup; bastion never repairs a vault."""
+
+
+class UserStoreCorrupt(VaultCorrupt):
+    """The operator user store is damaged, truncated, or sealed with another vault's key
+    (a file from another desk). Restore it from a backup; it is never repaired."""

@@ -3,7 +3,7 @@ map the errors it raises to exit codes.
 
 One module per command group: ``desk`` (init), ``backtest``, ``node`` (run, recover), ``arm``,
 ``control`` (kill, resume, status, enable, risk), ``alerts``, ``journal``, ``manifest``,
-``incident``, ``venue``, ``secrets``.
+``incident``, ``venue``, ``secrets``, ``users``.
 
 Exit codes: 0 success; 2 usage or configuration error; 3 bad market data;
 1 any other bastion error. Expected errors print ``error: <message>`` to stderr,
@@ -37,6 +37,7 @@ from bastion.cli.incident import add_incident_commands
 from bastion.cli.journal import add_journal_commands
 from bastion.cli.manifest import add_manifest_commands
 from bastion.cli.node import add_node_commands
+from bastion.cli.users import add_users_commands
 from bastion.cli.vault import add_secrets_commands
 from bastion.cli.venue import add_venue_commands
 from bastion.errors import (
@@ -98,6 +99,7 @@ examples:
   bastion secrets set fix/acct1 --vault mydesk/vault.bastion   # a secret into the vault
   bastion arm live/node.toml --why "..."   # allow one start of a live node
   bastion incident bundle mydesk/paper.toml   # status, journal, metrics, log for a post-mortem
+  bastion users add alice --role risk_officer   # an operator: password + TOTP
 
 exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
 docs: docs/cli.md and docs/configuration.md.
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_venue_commands(commands, formatter, logging_options)
     add_certs_commands(commands, formatter)
     add_secrets_commands(commands, formatter)
+    add_users_commands(commands, formatter)
     return parser
 
 

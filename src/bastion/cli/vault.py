@@ -58,15 +58,7 @@ def add_secrets_commands(commands: Commands, formatter: Formatter) -> None:
         formatter_class=formatter,
     )
     group.set_defaults(handler=lambda _args: usage(group))
-    where = argparse.ArgumentParser(add_help=False)
-    options = where.add_argument_group("which vault")
-    choice = options.add_mutually_exclusive_group()
-    choice.add_argument("--vault", metavar="PATH", help="the vault file")
-    choice.add_argument(
-        "--config",
-        metavar="FILE",
-        help=f"a config file: its [vault] path (default: {DEFAULT_VAULT_NAME} beside it)",
-    )
+    where = vault_options()
     cost = argparse.ArgumentParser(add_help=False)
     defaults = KdfParams()
     kdf = cost.add_argument_group(
@@ -140,6 +132,20 @@ def add_secrets_commands(commands: Commands, formatter: Formatter) -> None:
         help="read the new passphrase from this file (mode 0600) instead of a prompt",
     )
     rotate.set_defaults(handler=cmd_rotate)
+
+
+def vault_options() -> argparse.ArgumentParser:
+    """``--vault PATH`` or ``--config FILE``: a parent parser for commands on a vault."""
+    where = argparse.ArgumentParser(add_help=False)
+    options = where.add_argument_group("which vault")
+    choice = options.add_mutually_exclusive_group()
+    choice.add_argument("--vault", metavar="PATH", help="the vault file")
+    choice.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"a config file: its [vault] path (default: {DEFAULT_VAULT_NAME} beside it)",
+    )
+    return where
 
 
 def vault_path(args: argparse.Namespace) -> Path:

@@ -131,14 +131,30 @@ def preamble(header: Header) -> bytes:
     return MAGIC + _LENGTH.pack(len(encoded)) + encoded
 
 
-def wrap(kek: bytes, data_key: bytes, preamble_bytes: bytes) -> bytes:
+def encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """``nonce + AES-256-GCM(key, plaintext)`` with ``aad`` authenticated, under a fresh
+    random nonce (the one AEAD of the vault and of the files sealed like it)."""
     nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(kek).encrypt(nonce, data_key, preamble_bytes)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def decrypt(key: bytes, sealed: bytes, aad: bytes) -> bytes | None:
+    """The plaintext of ``encrypt``'s output, or None if it (or ``aad``) was altered,
+    cut, or sealed under another key."""
+    if len(sealed) < NONCE_BYTES + TAG_BYTES:
+        return None
+    try:
+        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+    except InvalidTag:
+        return None
+
+
+def wrap(kek: bytes, data_key: bytes, preamble_bytes: bytes) -> bytes:
+    return encrypt(kek, data_key, preamble_bytes)
 
 
 def seal(data_key: bytes, body: Body, aad: bytes) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(data_key).encrypt(nonce, msgspec.msgpack.encode(body), aad)
+    return encrypt(data_key, msgspec.msgpack.encode(body), aad)
 
 
 class Sealed(msgspec.Struct, frozen=True, kw_only=True):
@@ -184,20 +200,14 @@ def split(data: bytes) -> Sealed:
 
 def unwrap(kek: bytes, sealed: Sealed) -> bytes | None:
     """The data key, or None if the passphrase (or the header) is not the one sealed."""
-    nonce, ciphertext = sealed.wrapped[:NONCE_BYTES], sealed.wrapped[NONCE_BYTES:]
-    try:
-        return AESGCM(kek).decrypt(nonce, ciphertext, sealed.preamble)
-    except InvalidTag:
-        return None
+    return decrypt(kek, sealed.wrapped, sealed.preamble)
 
 
 def open_body(data_key: bytes, sealed: Sealed) -> Body:
     """The decrypted entries; ``FormatError`` if the body was altered or cut."""
-    nonce, ciphertext = sealed.body[:NONCE_BYTES], sealed.body[NONCE_BYTES:]
-    try:
-        plain = AESGCM(data_key).decrypt(nonce, ciphertext, sealed.preamble + sealed.wrapped)
-    except InvalidTag:
-        raise FormatError("its contents fail authentication (altered or truncated)") from None
+    plain = decrypt(data_key, sealed.body, sealed.preamble + sealed.wrapped)
+    if plain is None:
+        raise FormatError("its contents fail authentication (altered or truncated)")
     try:
         return msgspec.msgpack.decode(plain, type=Body)
     except msgspec.DecodeError as e:  # authenticated but unreadable: a writer's bug

@@ -17,10 +17,13 @@ from bastion.errors import (
     IntegrityError,
     NotArmed,
     OperationalError,
+    PasswordRejected,
     StorageKeyError,
     StrategyError,
     TemporaryError,
+    UnknownUser,
     UsageError,
+    UserStoreCorrupt,
     VaultCorrupt,
     VaultError,
     VaultLocked,
@@ -35,6 +38,8 @@ README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
     (ConfigError, 2),
     (StorageKeyError, 2),
     (UsageError, 2),
+    (UnknownUser, 2),  # an administration names no operator
+    (PasswordRejected, 2),  # the new password breaks the rule
     (DataError, 3),
     (TemporaryError, 1),
     (VenueUnavailable, 1),
@@ -48,6 +53,7 @@ README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
     (VaultLocked, 2),  # the user gives the right passphrase
     (VaultError, 1),
     (VaultCorrupt, 1),  # restore the vault from a backup
+    (UserStoreCorrupt, 1),  # restore the operator store from a backup
     (BastionError, 1),
 ]
 

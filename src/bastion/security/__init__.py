@@ -1,0 +1,54 @@
+"""Operators: who may use a node, how they prove it, and what each may do.
+
+- ``roles``: the ``Role`` and ``Command`` enums and the one table (``MATRIX``) of who
+  may give which command, read through ``allowed`` / ``allowed_any`` / ``may_approve``;
+- ``store``: ``UserStore``, the encrypted file of operators (beside the vault, sealed
+  with its ``users/key``), their administration and the login checks
+  (``verify_login``, ``verify_totp``);
+- ``users``: what is stored (``UserRecord``), what may be shown (``User``), and the
+  outcome of a login (``LoginResult``, ``LoginReason``);
+- ``passwords``: the password rule and Argon2id hashing; ``totp``: the second factor
+  and its enrolment; ``config``: ``UsersConfig``.
+
+docs/security.md ("Operators") says what each part protects against, and what not.
+"""
+
+from bastion.security.config import USERS_KEY, UsersConfig
+from bastion.security.passwords import PASSWORD_PARAMS, Passwords, password_problem
+from bastion.security.roles import (
+    MATRIX,
+    Command,
+    Grant,
+    Role,
+    allowed,
+    allowed_any,
+    matrix_markdown,
+    may_approve,
+)
+from bastion.security.store import UserStore
+from bastion.security.totp import ConfirmedTotp, Enrolment, confirm
+from bastion.security.users import PUBLIC_REFUSAL, LoginReason, LoginResult, User
+
+__all__ = [
+    "MATRIX",
+    "PASSWORD_PARAMS",
+    "PUBLIC_REFUSAL",
+    "USERS_KEY",
+    "Command",
+    "ConfirmedTotp",
+    "Enrolment",
+    "Grant",
+    "LoginReason",
+    "LoginResult",
+    "Passwords",
+    "Role",
+    "User",
+    "UserStore",
+    "UsersConfig",
+    "allowed",
+    "allowed_any",
+    "confirm",
+    "matrix_markdown",
+    "may_approve",
+    "password_problem",
+]
