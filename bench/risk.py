@@ -46,6 +46,7 @@ import random
 import sys
 import time
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from bastion.bus import MessageBus
@@ -190,12 +191,15 @@ def run(config: RiskConfig, n_orders: int, n_open: int, seed: int = 7) -> dict[s
         fill_ns.append(perf() - t)
 
     # as Kernel wires it (``risk.fills``), the post-trade stage timed
-    fills = FillPipeline(portfolio=portfolio, risk=gate)
-    fills.stages = tuple(
-        (name, timed_post_trade if name == "risk post-trade" else handler)
-        for name, handler in fills.stages
+    timed_gate = SimpleNamespace(
+        fill_pre_trade=gate.fill_pre_trade,
+        fill_post_trade=timed_post_trade,
+        books_fills=gate.books_fills,
+        watches_fills=gate.watches_fills,
     )
-    bus.subscribe(OrderFilled, fills.on_fill)
+    fills = FillPipeline(portfolio=portfolio, risk=timed_gate)
+    fills.attach(bus)
+    fills.refresh()
     quote_hook = gate.quote_hook
     mids = dict(MIDS)
     check_ns: list[int] = []

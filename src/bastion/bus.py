@@ -4,7 +4,8 @@
   has exactly one handler (the component that owns it); sending a command nobody
   owns is a programming error.
 - ``subscribe(event_type, handler)`` / ``publish(event)``: any number of
-  subscribers per exact event type, called in subscription order, synchronously.
+  subscribers per exact event type, called in subscription order, synchronously;
+  ``replace`` swaps one for another in the same place.
 
 Dispatch is by exact type through a dict: no string topics, no pattern matching,
 so a publish costs one lookup and a loop. A subscriber that raises is isolated:
@@ -37,6 +38,17 @@ class MessageBus:
     # -- events ---------------------------------------------------------------
     def subscribe(self, event_type: type[T], handler: Callable[[T], None]) -> None:
         self._subscribers[event_type] = (*self._subscribers.get(event_type, ()), handler)
+
+    def replace(
+        self, event_type: type[T], old: Callable[[T], None], new: Callable[[T], None]
+    ) -> None:
+        """Put ``new`` in ``old``'s place: it runs where ``old`` ran in the order."""
+        handlers = list(self._subscribers.get(event_type, ()))
+        try:
+            handlers[handlers.index(old)] = new
+        except ValueError:
+            raise LookupError(f"{old!r} is not subscribed to {event_type.__name__}") from None
+        self._subscribers[event_type] = tuple(handlers)
 
     def unsubscribe(self, event_type: type[T], handler: Callable[[T], None]) -> None:
         handlers = self._subscribers.get(event_type, ())

@@ -108,6 +108,21 @@ def test_when_unsubscribed_then_handler_no_longer_called() -> None:
     assert bus.subscribers(Ping) == (second,)
 
 
+def test_when_a_subscriber_is_replaced_then_the_new_one_runs_in_its_place() -> None:
+    """replace swaps one handler for another at the same place in the order; replacing
+    one that is not subscribed is a lookup error."""
+    bus = MessageBus()
+    calls: list[str] = []
+    handlers = {name: (lambda e, name=name: calls.append(name)) for name in "abcd"}
+    for name in "abc":
+        bus.subscribe(Ping, handlers[name])
+    bus.replace(Ping, handlers["b"], handlers["d"])
+    bus.publish(Ping(1))
+    assert calls == ["a", "d", "c"]
+    with pytest.raises(LookupError, match="not subscribed to Ping"):
+        bus.replace(Ping, handlers["b"], handlers["a"])
+
+
 def test_when_command_executed_then_its_one_handler_runs() -> None:
     """execute sends a command to the handler registered for its type."""
     bus = MessageBus()

@@ -146,7 +146,7 @@ class _Loop:
         sample(first.ts_ns)
         next_sample = first.ts_ns + EQUITY_SAMPLE_NS
         n = 1
-        # Kernel._on_quote_one_venue, inlined: this loop body runs once per tick, and a Python call
+        # Kernel.on_quote (one venue), inlined: this loop body runs once per tick, and a Python call
         # is a noticeable share of it. Keep the two in step.
         last_quotes = kernel.last_quotes
         guard = kernel.risk.quote_hook  # the risk gate's, when a limit watches quotes

@@ -319,6 +319,12 @@ class ProcessStrategyHost:
             for proc in procs:
                 self._send_input(proc, data)
 
+    @property
+    def hears_order_events(self) -> bool:
+        """Always: each process's strategies get their orders' events (the host does not
+        know which of them listen)."""
+        return True
+
     def on_order_event(self, event: OrderEvent) -> None:
         proc = self._process_of.get(event.strategy_id)
         if proc is not None and proc.state in ("starting", "running", "stopping"):

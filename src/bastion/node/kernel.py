@@ -30,7 +30,6 @@ from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
 from bastion.model.events import (
     BUS_JOURNALED_EVENT_TYPES,
-    OrderFilled,
     OrderModifyRejected,
     VenueHalted,
     VenueResumed,
@@ -124,13 +123,11 @@ class Kernel:
                 self._venue_on_quote[iid] = venue.on_quote
                 self._venue_on_bar[iid] = venue
         self._pending = [(venue.inbox, venue.flush) for venue in self.venues.values()]
+        self._sole_venue: VenueAdapter | None = None
+        """The node's venue when it is the only one and matches on every quote (every
+        backtest, most nodes): ``on_quote`` and ``flush`` take the shorter path."""
         if len(self.venues) == 1 and len(self._venue_on_quote) == len(self.instruments):
-            # one venue matching on every quote (every backtest): the shorter path
-            (sole,) = self.venues.values()
-            self._sole_on_quote = sole.on_quote
-            self._sole_inbox = sole.inbox
-            self._sole_flush = sole.flush
-            self.on_quote = self._on_quote_one_venue  # type: ignore[method-assign]
+            (self._sole_venue,) = self.venues.values()
         ids = ClientOrderIdGenerator(config.node.id, epoch)
         self.execution = ExecutionEngine(
             bus=self.bus,
@@ -187,7 +184,8 @@ class Kernel:
         self.fills = FillPipeline(
             portfolio=self.portfolio, risk=self.risk, strategies=self.strategies.on_order_event
         )
-        self.bus.subscribe(OrderFilled, self.fills.on_fill)
+        self.fills.attach(self.bus)
+        self._refresh_fills()
         self.halt_cancels: Counter[str] = Counter()
         """Per venue: cancels sent after a reconciliation because the node or the venue
         was halted (``cancel_if_halted``)."""
@@ -224,13 +222,43 @@ class Kernel:
 
     def flush(self) -> None:
         """Every venue delivers the requests it has queued."""
+        sole = self._sole_venue
+        if sole is not None:
+            if sole.inbox:
+                sole.flush()
+            return
         for inbox, flush in self._pending:
             if inbox:
                 flush()
 
     # -- data path ------------------------------------------------------------------------
+    # ``on_quote`` is a plain method and calls the sole venue through an attribute load:
+    # CPython 3.11 specializes ``kernel.on_quote(q)`` and ``sole.on_quote(q)`` where they
+    # are called, and not the call of a bound method stored on the instance. Its frame
+    # keeps few locals (each costs its clearing, every quote): several venues go on in
+    # ``_on_quote_venues``.
     def on_quote(self, quote: QuoteTick) -> None:
         """The per-quote hot path: venue first (so fills see this touch), then strategies."""
+        sole = self._sole_venue
+        if sole is None:
+            self._on_quote_venues(quote)
+            return
+        self.last_quotes[quote.instrument_id] = quote
+        guard = self._quote_guard
+        if guard is not None:
+            guard(quote)
+        sole.on_quote(quote)
+        for handler in self._quote_subscribers.get(quote.instrument_id, _NONE):
+            try:
+                handler(quote)
+            except Exception as error:
+                self.strategies.fail(handler.__self__, error)  # type: ignore[attr-defined]
+        if sole.inbox:
+            sole.flush()
+
+    def _on_quote_venues(self, quote: QuoteTick) -> None:
+        """``on_quote`` for a node with several venues, or one that does not match on
+        quotes: the quote goes to its instrument's venue if that one matches on it."""
         iid = quote.instrument_id
         self.last_quotes[iid] = quote
         guard = self._quote_guard
@@ -247,21 +275,6 @@ class Kernel:
         for inbox, flush in self._pending:
             if inbox:
                 flush()
-
-    def _on_quote_one_venue(self, quote: QuoteTick) -> None:
-        """``on_quote`` for a node whose one venue matches on every quote."""
-        self.last_quotes[quote.instrument_id] = quote
-        guard = self._quote_guard
-        if guard is not None:
-            guard(quote)
-        self._sole_on_quote(quote)
-        for handler in self._quote_subscribers.get(quote.instrument_id, _NONE):
-            try:
-                handler(quote)
-            except Exception as error:
-                self.strategies.fail(handler.__self__, error)  # type: ignore[attr-defined]
-        if self._sole_inbox:
-            self._sole_flush()
 
     def on_trade(self, trade: TradeTick) -> None:
         """A trade print at the venue: kept as the instrument's last trade."""
@@ -286,11 +299,18 @@ class Kernel:
         risk = self.risk
         risk.reconfigure(config)
         self._quote_guard = risk.quote_hook
+        self._refresh_fills()
+
+    def _refresh_fills(self) -> None:
+        """The fill pipeline leaves out the stages with nothing to do now (``risk.fills``):
+        after the risk limits or the strategies listening to fills changed."""
+        self.fills.refresh(strategies_listen=self.strategies.hears_order_events)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self.risk.check_post_trade()  # the day's starting PnL, before any strategy trades
         self.strategies.start_all()
+        self._refresh_fills()  # which strategies listen is known now
         self.flush()
 
     def stop_strategies(self) -> None:

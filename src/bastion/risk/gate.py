@@ -218,6 +218,12 @@ class RiskGate:
         log.warning("risk_limits_applied")
 
     @property
+    def books_fills(self) -> bool:
+        """Whether a pre-trade control keeps state from fills: the working book, positions,
+        credit (else ``fill_pre_trade`` does nothing)."""
+        return self._checks is not None
+
+    @property
     def watches_fills(self) -> bool:
         """Whether a post-trade limit follows fills (else ``fill_post_trade`` does nothing)."""
         return self._post_trade is not None

@@ -106,6 +106,11 @@ class StrategyHost(Protocol):
 
     def on_order_event(self, event: OrderEvent) -> None: ...
 
+    @property
+    def hears_order_events(self) -> bool:
+        """Whether ``on_order_event`` has anything to do now (the fill pipeline leaves it
+        out when not: ``risk.fills``)."""
+
     def on_bar(self, bar: Bar) -> None: ...
 
     def fail(self, target: Any, error: BaseException) -> None:

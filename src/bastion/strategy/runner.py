@@ -164,6 +164,12 @@ class StrategyRunner:
         self.strategies[strategy_id] = strategy
         self._on_error[strategy_id] = on_error
 
+    @property
+    def hears_order_events(self) -> bool:
+        """Whether a running strategy overrides ``on_order_event`` or ``on_fill`` (else
+        ``on_order_event`` does nothing): known once ``start_all`` has run."""
+        return bool(self._event_hooks)
+
     def _subscribe_order_events(self) -> None:
         """Listen to order events only if some strategy has a hook for them: with none,
         an order event costs the bus one dict lookup. Fills come from the kernel's fill

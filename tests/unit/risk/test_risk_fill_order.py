@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bastion.bus import MessageBus
 from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
@@ -105,11 +106,68 @@ def test_when_a_stage_fails_then_the_later_ones_still_see_the_fill_and_the_error
     assert seen == ORDER
 
 
-def _kernel(base: Path) -> Kernel:
-    (base / "recorder.py").write_text(RECORDER)
+class _Idle(_Stage):
+    """A risk gate with no control that follows fills, as a default config has."""
+
+    books_fills = False
+    watches_fills = False
+
+
+def test_when_stages_have_nothing_to_do_then_refresh_leaves_them_out_in_order() -> None:
+    """``refresh`` drops the risk stages no control needs and the strategies' when none
+    listens; the others keep their order, and the stated order stays whole."""
+    seen: list[str] = []
+    stage = _Idle(seen)
+    stage.watches_fills = True
+    pipeline = FillPipeline(portfolio=stage, risk=stage, strategies=stage.strategies)
+    pipeline.refresh(strategies_listen=False)
+    pipeline.on_fill(_fill())
+    assert seen == ["portfolio", "risk post-trade"]
+    seen.clear()
+    pipeline.refresh()
+    pipeline.on_fill(_fill(2))
+    assert seen == ["portfolio", "risk post-trade", "strategies"]
+    assert [name for name, _ in pipeline.stages] == ORDER
+
+
+def test_when_only_the_portfolio_has_work_then_the_bus_calls_it_in_the_pipelines_place() -> None:
+    """Attached to a bus, a pipeline left with one stage has the bus call that stage
+    directly, where the pipeline was (before later observers); with more stages again,
+    the pipeline itself, in the same place."""
+    bus = MessageBus()
+    seen: list[str] = []
+    stage = _Idle(seen)
+    pipeline = FillPipeline(portfolio=stage, risk=stage, strategies=stage.strategies)
+    pipeline.attach(bus)
+    later: list[OrderFilled] = []
+    bus.subscribe(OrderFilled, later.append)
+    pipeline.refresh(strategies_listen=False)
+    assert pipeline.on_fill == stage.on_fill
+    assert bus.subscribers(OrderFilled) == (stage.on_fill, later.append)
+    bus.publish(_fill())
+    assert seen == ["portfolio"]
+    stage.books_fills = True
+    pipeline.refresh(strategies_listen=False)
+    assert bus.subscribers(OrderFilled) == (pipeline.each, later.append)
+    bus.publish(_fill(2))
+    assert seen == ["portfolio", "portfolio", "risk pre-trade"]
+    assert [f.exec_id for f in later] == ["E-1", "E-2"]
+
+
+QUIET = '''
+from bastion.strategy.base import Strategy
+
+
+class Quiet(Strategy):
+    """Listens to none of its orders' events."""
+'''
+
+
+def _kernel(base: Path, source: str = RECORDER, class_name: str = "Recorder") -> Kernel:
+    (base / "strategy.py").write_text(source)
     config = BacktestConfig(
         instruments=[InstrumentConfig(id=IID, tick_size=Decimal("0.01"))],
-        strategies=[StrategyConfig(name="rec", path="recorder.py", class_name="Recorder")],
+        strategies=[StrategyConfig(name="rec", path="strategy.py", class_name=class_name)],
         data=[ReplaySourceConfig(path="unused.csv", instrument=IID)],
         progress=False,
     )
@@ -167,3 +225,27 @@ def test_when_new_limits_watch_fills_mid_run_then_strategies_still_see_fills_las
     assert seen == [(1, 1, False), (5, 6, False), (4, 10, True)]
     assert kernel.portfolio.n_fills == 3
     assert kernel.bus.subscribers(OrderFilled) == (kernel.fills.on_fill,)
+
+
+def test_when_no_control_and_no_strategy_follows_fills_then_the_bus_calls_the_portfolio(
+    tmp_path: Path,
+) -> None:
+    """Through a whole kernel with a default risk config and a strategy that does not
+    listen: a fill goes from the bus to the portfolio with no call in between; limits
+    applied mid-run put the pipeline back in that place, and they count the next fill."""
+    kernel = _kernel(tmp_path, QUIET, "Quiet")
+    strategy: Any = kernel.strategies.strategies["rec"]
+    assert kernel.bus.subscribers(OrderFilled) == (kernel.portfolio.on_fill,)
+    assert kernel.fills.on_fill == kernel.portfolio.on_fill
+    strategy.buy(IID, 1)
+    _settle(kernel)
+    assert kernel.portfolio.n_fills == 1
+
+    kernel.apply_risk_config(RiskConfig(max_fills=1, fills_window_ms=60_000))
+    assert kernel.bus.subscribers(OrderFilled) == (kernel.fills.each,)
+    strategy.buy(IID, 1)
+    _settle(kernel)
+    strategy.buy(IID, 1)
+    _settle(kernel)
+    assert kernel.portfolio.n_fills == 3
+    assert "rec" in kernel.risk.disabled  # the post-trade stage saw the fills after the change
