@@ -16,8 +16,11 @@ standard handler without being read further.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
+import itertools
 import json
+import math
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -26,8 +29,13 @@ from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import structlog
-from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from bastion.errors import ConfigError
@@ -75,24 +83,58 @@ class SampleCollector(Collector):
             yield family
 
 
+class Histogram(Collector):
+    """A histogram of the catalogue, observed on the loop by the sampler and collected by
+    the listener's threads (a lock keeps a scrape from reading half an observation)."""
+
+    def __init__(self, name: str, buckets: tuple[float, ...]) -> None:
+        self.metric = METRICS[name]
+        self._bounds = (*buckets, math.inf)
+        self._series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, values: Iterable[float], *label_values: str) -> None:
+        """Count each of ``values`` (seconds) in the series of ``label_values``."""
+        with self._lock:
+            series = self._series.get(label_values)
+            if series is None:
+                series = self._series[label_values] = ([0] * len(self._bounds), [0.0])
+            counts, total = series
+            bounds = self._bounds
+            for value in values:
+                counts[bisect.bisect_left(bounds, value)] += 1
+                total[0] += value
+
+    def collect(self) -> Iterator[Metric]:
+        metric = self.metric
+        family = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
+        with self._lock:
+            series = [
+                (labels, list(counts), total[0]) for labels, (counts, total) in self._series.items()
+            ]
+        for labels, counts, total in series:
+            cumulative = list(itertools.accumulate(counts))
+            buckets = [
+                (_le(bound), float(n)) for bound, n in zip(self._bounds, cumulative, strict=True)
+            ]
+            family.add_metric(list(labels), buckets, total)
+        yield family
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == math.inf else repr(bound)
+
+
 class Histograms:
-    """The latency and GC-pause histograms, observed by the sampler on the loop."""
+    """The latency and GC-pause histograms of a node."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        def histogram(name: str, buckets: tuple[float, ...]) -> Histogram:
-            metric = METRICS[name]
-            return Histogram(
-                name,
-                metric.help,
-                labelnames=metric.labels,
-                buckets=buckets,
-                registry=registry,
-            )
-
-        self.tick_to_order = histogram("bastion_tick_to_order_seconds", LATENCY_BUCKETS_S)
-        self.order_to_ack = histogram("bastion_order_to_ack_seconds", LATENCY_BUCKETS_S)
-        self.order_to_fill = histogram("bastion_order_to_fill_seconds", LATENCY_BUCKETS_S)
-        self.gc_pause = histogram("bastion_gc_pause_seconds", GC_BUCKETS_S)
+        self.tick_to_order = Histogram("bastion_tick_to_order_seconds", LATENCY_BUCKETS_S)
+        self.order_to_ack = Histogram("bastion_order_to_ack_seconds", LATENCY_BUCKETS_S)
+        self.order_to_fill = Histogram("bastion_order_to_fill_seconds", LATENCY_BUCKETS_S)
+        self.gc_pause = Histogram("bastion_gc_pause_seconds", GC_BUCKETS_S)
+        for histogram in (self.tick_to_order, self.order_to_ack, self.order_to_fill, self.gc_pause):
+            registry.register(histogram)
 
     def observe(
         self,
@@ -101,18 +143,19 @@ class Histograms:
         order_to_fill_ns: list[tuple[str, int]],
         gc_pauses_s: list[float],
     ) -> None:
-        observe = self.tick_to_order.observe
-        for ns in tick_to_order_ns:
-            observe(ns / 1e9)
+        if tick_to_order_ns:
+            self.tick_to_order.observe([ns / 1e9 for ns in tick_to_order_ns])
         for histogram, pairs in (
             (self.order_to_ack, order_to_ack_ns),
             (self.order_to_fill, order_to_fill_ns),
         ):
+            by_venue: dict[str, list[float]] = {}
             for venue, ns in pairs:
-                histogram.labels(venue=venue).observe(ns / 1e9)
-        observe = self.gc_pause.observe
-        for pause in gc_pauses_s:
-            observe(pause)
+                by_venue.setdefault(venue, []).append(ns / 1e9)
+            for venue, values in by_venue.items():
+                histogram.observe(values, venue)
+        if gc_pauses_s:
+            self.gc_pause.observe(gc_pauses_s)
 
 
 def monitor_app(
@@ -173,26 +216,36 @@ class _Server(ThreadingMixIn, WSGIServer):
     request_queue_size = MAX_CONNECTIONS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._count_lock = threading.Lock()
+        self.active = 0
         self.refused = 0
         super().__init__(*args, **kwargs)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.refused += 1
+        with self._count_lock:
+            full = self.active >= MAX_CONNECTIONS
+            if full:
+                self.refused += 1
+            else:
+                self.active += 1
+        if full:
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._release()
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._release()
+
+    def _release(self) -> None:
+        with self._count_lock:
+            self.active -= 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("monitor_http_client_error", client=str(client_address))
@@ -214,10 +267,18 @@ class MonitorServer:
     """The listener: ``bind`` (at start, so a bad address stops the process), then
     ``start`` (its thread) and ``stop``."""
 
-    def __init__(self, listen: str, app: WsgiApp, *, key: str = "monitoring.listen") -> None:
+    def __init__(
+        self,
+        listen: str,
+        app: WsgiApp,
+        *,
+        key: str = "monitoring.listen",
+        client_timeout_s: float = CLIENT_TIMEOUT_S,
+    ) -> None:
         self.listen = listen
         self._key = key
         self._app = app
+        self._handler = type("_TimedHandler", (_Handler,), {"timeout": client_timeout_s})
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -234,6 +295,11 @@ class MonitorServer:
         """Connections closed unanswered because ``MAX_CONNECTIONS`` were busy."""
         return 0 if self._server is None else self._server.refused
 
+    @property
+    def active(self) -> int:
+        """Connections being served now."""
+        return 0 if self._server is None else self._server.active
+
     def bind(self) -> tuple[str, int]:
         """Listen on ``listen``; ``ConfigError`` naming the key if that is not possible."""
         if self._server is None:
@@ -241,7 +307,7 @@ class MonitorServer:
             server_class = _server_class(host)
             try:
                 self._server = make_server(
-                    host, port, self._app, server_class=server_class, handler_class=_Handler
+                    host, port, self._app, server_class=server_class, handler_class=self._handler
                 )
             except OSError as error:
                 raise ConfigError(

@@ -14,8 +14,9 @@ The API other parts of the observability plane use (the alert engine, notifiers)
   sample (their names must be in ``bastion.monitor.catalogue``);
 - ``add_listener(fn)``: ``fn(sample: Sample) -> None`` is called on the loop after each
   sample (it must not block: hand slow work to a thread);
-- ``latest``: the last sample (None before the first); ``readiness()``: why the node
-  is not ready (empty: ready); ``address``: the bound (host, port);
+- ``latest``: the last sample (None before the first); ``sample_now()``: one more, now;
+  ``readiness()``: why the node is not ready (empty: ready); ``health()``: why it is
+  not alive (None: alive); ``address`` / ``url``: where it listens;
 - ``bind()`` (at start, so a bad address stops the node), ``attach(kernel, ...)``,
   ``start()`` (on the running loop), ``trading_started()``, ``await stop()``.
 """
@@ -103,6 +104,10 @@ class NodeMonitor:
     def add_listener(self, fn: Listener) -> None:
         """``fn(sample)`` is called on the loop with every new sample."""
         self._sampler.listeners.append(fn)
+
+    def sample_now(self) -> Sample:
+        """Take a sample now, on the loop, besides the periodic ones (a drill, a test)."""
+        return self._sampler.sample()
 
     def readiness(self) -> list[str]:
         """Why the node is not ready, as of the last sample (empty: ready)."""
