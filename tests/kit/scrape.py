@@ -5,8 +5,10 @@ balancer would: ``get`` any path (an error status is an answer, not an exception
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -47,3 +49,15 @@ def value(scraped: dict[Series, float], name: str, **labels: str) -> float | Non
 
 def names(scraped: dict[Series, float]) -> set[str]:
     return {name for name, _ in scraped}
+
+
+_LISTENING = re.compile(r"monitoring_listening.*?\bport=(\d+)")
+
+
+def listening_url(log: Path) -> str:
+    """The URL of a process's monitoring listener, from its ``monitoring_listening`` log
+    line (port 0 takes a free one); AssertionError until it is logged."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    found = _LISTENING.search(text)
+    assert found is not None, "monitoring_listening not logged yet"
+    return f"http://127.0.0.1:{found.group(1)}"
