@@ -416,6 +416,8 @@ def main() -> None:
         help="journal encrypted (SQLCipher) with a keyed chain (HMAC-SHA256) and anchors",
     )
     args = parser.parse_args()
+    if args.monitoring and args.isolation == "process":
+        parser.error("--monitoring: with --isolation inline only")
     if args.quick:
         args.quotes, args.warmup = 2_000, 200
     configure_logging("warning", "console")

@@ -215,7 +215,7 @@ _ALL: Final = (
     Metric(
         "bastion_quotes_per_second",
         _G,
-        "Quotes delivered per second over the last sample interval",
+        "Quotes delivered per second over about the last second",
         ("instrument",),
     ),
     Metric(
@@ -235,7 +235,7 @@ _ALL: Final = (
     Metric(
         "bastion_journal_events_per_second",
         _G,
-        "Events appended per second over the last sample interval",
+        "Events appended per second over about the last second",
     ),
     Metric("bastion_journal_commit_lag_events", _G, "Events appended and not committed yet"),
     Metric(
@@ -256,7 +256,7 @@ _ALL: Final = (
     Metric(
         "bastion_event_loop_lag_seconds",
         _G,
-        "How late the trading loop woke the sampler (its longest wait for the loop)",
+        "How late the trading loop woke the sampler for its last sample",
     ),
     Metric("bastion_gc_pause_seconds", _H, "Pauses of Python's cyclic garbage collector"),
     Metric(

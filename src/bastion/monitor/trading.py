@@ -9,6 +9,7 @@ they enter the sample.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -25,17 +26,22 @@ _NS = 1e9
 
 
 class _Rate:
-    """Per second between two readings of a growing total."""
+    """Per second, of a growing total, over the last ``window_s`` (at least one sample
+    interval): smoother than between two samples, still quick to follow a change."""
 
-    def __init__(self) -> None:
-        self._last: dict[str, tuple[float, float]] = {}
+    def __init__(self, window_s: float = 1.0) -> None:
+        self._window_s = window_s
+        self._seen: dict[str, deque[tuple[float, float]]] = {}
 
     def __call__(self, key: str, total: float, now_s: float) -> float:
-        last = self._last.get(key)
-        self._last[key] = (total, now_s)
-        if last is None or now_s <= last[1]:
+        seen = self._seen.setdefault(key, deque())
+        seen.append((now_s, total))
+        while len(seen) > 2 and now_s - seen[1][0] >= self._window_s:
+            seen.popleft()
+        first_s, first_total = seen[0]
+        if now_s <= first_s:
             return 0.0
-        return max(0.0, (total - last[0]) / (now_s - last[1]))
+        return max(0.0, (total - first_total) / (now_s - first_s))
 
 
 class TradingReadings:
