@@ -73,6 +73,10 @@ class VenueSimMonitor:
     def bind(self) -> tuple[str, int]:
         return self._http.bind()
 
+    def sample_now(self) -> Sample:
+        """Take a sample now, besides the periodic ones."""
+        return self._sampler.sample()
+
     def readiness(self) -> list[str]:
         return [] if self.listening else [NOT_LISTENING]
 
