@@ -48,6 +48,7 @@ log = structlog.get_logger("bastion.monitor")
 MAX_CONNECTIONS: Final = 16
 CLIENT_TIMEOUT_S: Final = 5.0
 THREAD_NAME: Final = "bastion-monitor-http"
+NOT_FOUND: Final = "no such path: /metrics, /healthz and /readyz are served"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -173,7 +174,7 @@ def monitor_app(
         if path == "/metrics":
             return metrics(environ, start_response)  # type: ignore[no-any-return]
         if path not in ("/healthz", "/readyz"):
-            return _answer(start_response, "404 Not Found", {"error": f"no such path {path}"})
+            return _answer(start_response, "404 Not Found", {"error": NOT_FOUND})
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return _answer(start_response, "405 Method Not Allowed", {"error": "use GET"})
         if path == "/healthz":
