@@ -138,7 +138,8 @@ _ALL: Final = (
     Metric(
         "bastion_tick_to_order_seconds",
         _H,
-        "From the quote an order reacted to (stamped on receipt) to the order sent",
+        "From the quote an order answered (stamped on receipt) to the order sent; the "
+        "first 64 orders of each sample interval",
     ),
     Metric(
         "bastion_order_to_ack_seconds",

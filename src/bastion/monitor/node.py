@@ -134,6 +134,7 @@ class NodeMonitor:
         orders = OrderStats(
             bus=kernel.bus,
             order=kernel.execution.order,
+            orders_after=kernel.execution.orders_after,
             last_quotes=kernel.last_quotes,
             started_ns=self.clock.timestamp_ns(),
         )

@@ -1,16 +1,20 @@
-"""Order and trading-state events counted for monitoring, as bus subscribers.
+"""Orders counted and timed for monitoring, off the order path.
 
-Only order events and ``TradingStateChanged`` are subscribed to, never quotes, and each
-subscriber is a list's ``append``: the event is noted as it is published and counted by
-the sampler (``settle``), between events, so the order path pays a C call per event.
-``OrderSubmitted`` is noted with the instrument's last quote (the one the order
-answered), by a small function (about 60 ns).
+Orders sent are counted from the OMS's own list of orders, read by the sampler
+(``settle``): nothing is added to the path from a quote to an order for them. The
+order events that come back (accepted, denied, rejected, canceled, filled) and
+``TradingStateChanged`` are bus subscriptions, each a list's ``append``: the event is
+noted as it is published and counted by the sampler, between events. Quotes are never
+subscribed to.
 
-Latencies come from the events' own timestamps (the node's clock): tick-to-order is
-``OrderSubmitted.ts_ns`` minus the ``ts_ns`` of that quote (feeds stamp quotes on
-receipt); order-to-ack is ``OrderAccepted.ts_ns - order.ts_init``; order-to-fill the
-first ``OrderFilled.ts_ns - order.ts_init``. Orders created before the monitor started
-(recovered ones) are counted but not timed.
+Latencies come from the events' own timestamps (the node's clock): order-to-ack is
+``OrderAccepted.ts_ns - order.ts_init``; order-to-fill the first
+``OrderFilled.ts_ns - order.ts_init``; tick-to-order is ``OrderSubmitted.ts_ns`` minus
+the ``ts_ns`` of the instrument's last quote then (feeds stamp quotes on receipt). That
+one must be read as the order goes out, on the order path itself, so it is sampled: the
+first ``TICK_TO_ORDER_PER_SAMPLE`` orders of each sample interval are timed (all of them
+at the rates most nodes trade at). Orders created before the monitor started
+(recovered, adopted) are neither counted as sent nor timed.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ NOTED_EVENTS: tuple[type[Noted], ...] = (
     TradingStateChanged,
 )
 _FILLED = OrderStatus.FILLED
+_INITIALIZED = OrderStatus.INITIALIZED
+_DENIED = OrderStatus.DENIED
 _HALTED = TradingState.HALTED
 
 
@@ -56,10 +62,12 @@ class OrderStats:
         *,
         bus: MessageBus,
         order: Callable[[str], Order | None],
+        orders_after: Callable[[int], list[Order]],
         last_quotes: Mapping[str, QuoteTick],
         started_ns: int,
     ) -> None:
         self._order = order
+        self._orders_after = orders_after
         self._started_ns = started_ns
         self.submitted: dict[Pair, int] = {}
         self.accepted: dict[Pair, int] = {}
@@ -73,38 +81,45 @@ class OrderStats:
         self.tick_to_order_ns: list[int] = []
         self.order_to_ack_ns: list[tuple[str, int]] = []
         self.order_to_fill_ns: list[tuple[str, int]] = []
-        self._sent: list[tuple[OrderSubmitted, QuoteTick | None]] = []
+        self._seen_orders = len(orders_after(0))  # created before: not counted
+        self._unsent: list[Order] = []  # created, not sent yet when last read
         self._events: list[Noted] = []
-        bus.subscribe(OrderSubmitted, _noter(self._sent, last_quotes))
         for event_type in NOTED_EVENTS:
             bus.subscribe(event_type, self._events.append)
+        self._timer = _TickToOrder(bus, last_quotes, self.tick_to_order_ns)
+        self._timer.arm()
 
     def settle(self) -> None:
-        """Count the events noted since the last call (the sampler calls it first)."""
-        if self._sent:
-            self._settle_sent()
+        """Count what happened since the last call (the sampler calls it first), and time
+        the next interval's first orders."""
+        self._settle_sent()
         if self._events:
             self._settle_events()
+        self._timer.arm()
 
     def take_latencies(self) -> tuple[list[int], list[tuple[str, int]], list[tuple[str, int]]]:
         """The latencies noted since the last call (tick-to-order, and per venue
         order-to-ack and order-to-fill), handed over and forgotten here."""
         self.settle()
-        taken = (self.tick_to_order_ns, self.order_to_ack_ns, self.order_to_fill_ns)
-        self.tick_to_order_ns, self.order_to_ack_ns, self.order_to_fill_ns = [], [], []
+        taken = (list(self.tick_to_order_ns), self.order_to_ack_ns, self.order_to_fill_ns)
+        del self.tick_to_order_ns[:]  # the timer holds this very list
+        self.order_to_ack_ns, self.order_to_fill_ns = [], []
         return taken
 
     def _settle_sent(self) -> None:
-        sent = self._sent
-        taken = sent[:]
-        del sent[:]  # the handler holds this very list
+        fresh = self._orders_after(self._seen_orders)
+        self._seen_orders += len(fresh)
+        candidates = self._unsent + fresh if self._unsent else fresh
+        self._unsent = []
+        started = self._started_ns
         submitted = self.submitted
-        latencies = self.tick_to_order_ns
-        for event, quote in taken:
-            key = (event.strategy_id, event.venue)
-            submitted[key] = submitted.get(key, 0) + 1
-            if quote is not None:
-                latencies.append(event.ts_ns - quote.ts_ns)
+        for order in candidates:
+            status = order.status
+            if status is _INITIALIZED:
+                self._unsent.append(order)
+            elif status is not _DENIED and order.ts_init >= started:
+                key = (order.strategy_id, order.venue)
+                submitted[key] = submitted.get(key, 0) + 1
 
     def _settle_events(self) -> None:
         events = self._events
@@ -147,20 +162,35 @@ class OrderStats:
                 _count(self.filled, order.strategy_id, order.venue)
 
 
-def _noter(
-    sent: list[tuple[OrderSubmitted, QuoteTick | None]], last_quotes: Mapping[str, QuoteTick]
-) -> Callable[[OrderSubmitted], None]:
-    """The ``OrderSubmitted`` handler: the event and the instrument's last quote (the one
-    the order answered), noted for ``settle``; its lookups bound once, as defaults."""
+TICK_TO_ORDER_PER_SAMPLE = 64
+"""Orders timed from their quote per sample interval (``_TickToOrder``)."""
 
-    def note(
-        event: OrderSubmitted,
-        append: Callable[[tuple[OrderSubmitted, QuoteTick | None]], None] = sent.append,
-        quote: Callable[[str], QuoteTick | None] = last_quotes.get,
+
+class _TickToOrder:
+    """Times orders from the quote they answered: subscribed to ``OrderSubmitted`` (on
+    the order path) only until it has timed ``TICK_TO_ORDER_PER_SAMPLE`` of them, armed
+    again by each sample, so a node sending thousands of orders a second pays for a few."""
+
+    def __init__(
+        self, bus: MessageBus, last_quotes: Mapping[str, QuoteTick], out: list[int]
     ) -> None:
-        append((event, quote(event.instrument_id)))
+        self._bus = bus
+        self._quote = last_quotes.get
+        self._out = out
+        self._left = 0
 
-    return note
+    def arm(self) -> None:
+        if self._left == 0:
+            self._bus.subscribe(OrderSubmitted, self._note)
+        self._left = TICK_TO_ORDER_PER_SAMPLE
+
+    def _note(self, event: OrderSubmitted) -> None:
+        quote = self._quote(event.instrument_id)
+        if quote is not None:
+            self._out.append(event.ts_ns - quote.ts_ns)
+        self._left -= 1
+        if self._left == 0:
+            self._bus.unsubscribe(OrderSubmitted, self._note)
 
 
 def _count(counts: dict[Pair, int], first: str, second: str) -> None:
