@@ -32,7 +32,13 @@ the loop waiting in its selector between messages as a node's does. Two runs of
   included; ``loaded_p50_us`` / ``loaded_p99_us``: the same tick-to-order span, now
   with the quotes queued before each one.
 
+``--monitoring``: the node also runs its ``NodeMonitor`` (sampling every 250 ms on the
+loop, its HTTP listener on a thread) and a scraper thread fetches ``/metrics`` every
+100 ms for the whole run, as Prometheus would (far more often): compare ``p99_us`` with
+and without it. ``scrapes`` says how many answered.
+
     python bench/tick_to_order.py [--isolation inline|process] [--quotes 200000] [--every 10]
+        [--monitoring]
 """
 
 from __future__ import annotations
@@ -42,8 +48,11 @@ import asyncio
 import json
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,6 +67,8 @@ from bastion.journal.sqlite import SqliteJournal
 from bastion.logs import configure_logging
 from bastion.model.data import QuoteTick
 from bastion.model.orders import Order
+from bastion.monitor.config import MonitoringConfig
+from bastion.monitor.node import NodeMonitor
 from bastion.node.kernel import Kernel
 from bastion.strategy.config import StrategyConfig
 
@@ -138,6 +149,60 @@ def _node(args: argparse.Namespace, root: Path) -> tuple[Kernel, SqliteJournal, 
     return kernel, journal, handed
 
 
+class _Scraper:
+    """A thread that GETs ``url`` every ``every_s`` until stopped; counts the answers."""
+
+    def __init__(self, url: str, every_s: float) -> None:
+        self.url = url
+        self.every_s = every_s
+        self.scrapes = 0
+        self.failures = 0
+        self.bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as answer:
+                    self.bytes += len(answer.read())
+                self.scrapes += 1
+            except OSError:
+                self.failures += 1
+
+    def __enter__(self) -> _Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@asynccontextmanager
+async def _monitored(
+    args: argparse.Namespace, kernel: Kernel, journal: SqliteJournal
+) -> AsyncIterator[dict[str, object]]:
+    """With ``--monitoring``: the node's monitor running and a scraper on its /metrics;
+    yields the fields it adds to the result (filled in when the block ends)."""
+    extra: dict[str, object] = {"monitoring": bool(args.monitoring)}
+    if not args.monitoring:
+        yield extra
+        return
+    monitor = NodeMonitor(
+        MonitoringConfig(listen="127.0.0.1:0"), node_id="bench", mode="paper", clock=kernel.clock
+    )
+    monitor.attach(kernel, journal=journal, epoch=1)
+    monitor.start()
+    monitor.trading_started()
+    try:
+        with _Scraper(f"{monitor.url}/metrics", args.scrape_every_s) as scraper:
+            yield extra
+        extra.update(scrapes=scraper.scrapes, scrape_failures=scraper.failures)
+    finally:
+        await monitor.stop()
+
+
 def _quotes(clock: LiveClock) -> Iterator[QuoteTick]:
     mid = 10_000
     i = 0
@@ -159,24 +224,26 @@ async def _run_inline(args: argparse.Namespace, root: Path) -> dict[str, object]
     latencies: list[int] = []
     perf = time.perf_counter_ns
     mid = 10_000
-    t_start = time.perf_counter()
     try:
-        for i in range(args.quotes):
-            mid += 1 if (i * 7919) % 3 else -1
-            quote = QuoteTick("XYZ.SIM", clock.timestamp_ns(), mid, mid + 1, 100, 100)
-            before = len(handed)
-            t0 = perf()
-            kernel.on_quote(quote)
-            if len(handed) > before and i >= args.warmup:
-                latencies.append(handed[before] - t0)
-            if i % 16 == 0:
-                await asyncio.sleep(0)  # the loop runs: venue flush, timers
-        elapsed = time.perf_counter() - t_start
+        async with _monitored(args, kernel, journal) as monitoring:
+            t_start = time.perf_counter()
+            for i in range(args.quotes):
+                mid += 1 if (i * 7919) % 3 else -1
+                quote = QuoteTick("XYZ.SIM", clock.timestamp_ns(), mid, mid + 1, 100, 100)
+                before = len(handed)
+                t0 = perf()
+                kernel.on_quote(quote)
+                if len(handed) > before and i >= args.warmup:
+                    latencies.append(handed[before] - t0)
+                if i % 16 == 0:
+                    await asyncio.sleep(0)  # the loop runs: venue flush, timers, sampler
+            elapsed = time.perf_counter() - t_start
     finally:
         kernel.stop_strategies()
         journal.close()
     latencies.sort()
     return {
+        **monitoring,
         "bench": "tick_to_order",
         "isolation": "inline",
         "quotes": args.quotes,
@@ -336,11 +403,21 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="a short run (a smoke test)")
     parser.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="inline: the node's monitor sampling, and a thread scraping /metrics",
+    )
+    parser.add_argument(
+        "--scrape-every-s", type=float, default=0.1, help="--monitoring: seconds between scrapes"
+    )
+    parser.add_argument(
         "--encrypt",
         action="store_true",
         help="journal encrypted (SQLCipher) with a keyed chain (HMAC-SHA256) and anchors",
     )
     args = parser.parse_args()
+    if args.monitoring and args.isolation == "process":
+        parser.error("--monitoring: with --isolation inline only")
     if args.quick:
         args.quotes, args.warmup = 2_000, 200
     configure_logging("warning", "console")

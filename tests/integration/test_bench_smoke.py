@@ -43,6 +43,13 @@ def test_when_tick_to_order_runs_then_it_prints_latency_and_rate(isolation: str)
         assert result[key] > 0, key
 
 
+def test_when_tick_to_order_runs_monitored_then_it_says_so_and_scrapes_fail_none() -> None:
+    """--monitoring runs the node's monitor and a scraper beside the timed path."""
+    result = _bench("tick_to_order.py", "--monitoring", "--scrape-every-s", "0.01")
+    assert result["monitoring"] is True
+    assert result["scrape_failures"] == 0 and result["p99_us"] > 0
+
+
 def test_when_tick_to_order_runs_isolated_then_it_times_the_round_trip_and_load() -> None:
     """The isolated run also prints the round trip and the latency under load."""
     result = _bench("tick_to_order.py", "--isolation", "process")

@@ -53,6 +53,9 @@ path = "{journal}"
 
 [vault]
 path = "{vault}"
+
+[monitoring]
+listen = "127.0.0.1:0"
 """
 """A node config; ``node_extra`` goes in ``[node]`` (``mode = "live"``, ...)."""
 

@@ -284,6 +284,14 @@ class ExecutionEngine:
         """The last ``n`` ``(venue, exec_id)`` applied, oldest first."""
         return list(itertools.islice(reversed(self._exec_ids), n))[::-1]
 
+    def orders_after(self, count: int) -> list[Order]:
+        """The orders created after the first ``count`` (oldest first): what a reader that
+        follows the new orders has not seen yet (monitoring)."""
+        new = len(self._orders) - count
+        if new <= 0:
+            return []
+        return list(itertools.islice(reversed(self._orders.values()), new))[::-1]
+
     def recent_orders(self, n: int) -> list[Order]:
         """Every open order, and the last ``n`` orders created (open or not), oldest first."""
         recent = list(itertools.islice(reversed(self._orders.values()), n))[::-1]

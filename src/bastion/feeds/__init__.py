@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from bastion.feeds import replay, synthetic, venue
-from bastion.feeds.base import Feed, FeedContext, FeedSink
+from bastion.feeds.base import Feed, FeedContext, FeedSink, FeedStats
 from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
 
-__all__ = ["Feed", "FeedContext", "FeedEntry", "FeedSink", "build_feed"]
+__all__ = ["Feed", "FeedContext", "FeedEntry", "FeedSink", "FeedStats", "build_feed"]
 
 _KINDS: dict[type[Any], Callable[[Any, FeedContext], Feed]] = {
     SyntheticFeedEntry: synthetic.build,

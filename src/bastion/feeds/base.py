@@ -9,13 +9,17 @@ trade on one venue with quotes from another source. Three ways a feed delivers:
   time) delivers until it is exhausted, from when the strategies start;
 - ``recorded``: a recorded feed's events in time order, for a backtest, which drives
   its own clock through them.
+
+Each live feed counts the quotes it delivers per instrument and the data it dropped as
+bad, by reason (``stats``, for monitoring): counted here, at the source, so the node's
+per-quote path (``Kernel.on_quote``) stays as it is.
 """
 
 from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,6 +49,16 @@ class FeedContext:
     base_dir: Path
 
 
+@dataclass(frozen=True, slots=True)
+class FeedStats:
+    """A feed's counts since the node started (``Feed.stats``)."""
+
+    quotes: dict[str, int]
+    """Quotes delivered, per instrument."""
+    rejects: dict[str, int] = field(default_factory=dict)
+    """Data dropped as bad before it reached the node, by reason."""
+
+
 class Feed(ABC):  # noqa: B024 - every delivery mode is optional
     """A market data source for ``instruments``."""
 
@@ -55,6 +69,12 @@ class Feed(ABC):  # noqa: B024 - every delivery mode is optional
     def __init__(self, name: str, instruments: Iterable[str]) -> None:
         self.name = name
         self.instruments = frozenset(instruments)
+        self.quote_counts: dict[str, int] = dict.fromkeys(sorted(self.instruments), 0)
+        """Quotes delivered per instrument (the feed's own delivery loop counts them)."""
+
+    def stats(self) -> FeedStats:
+        """Quotes delivered and data rejected so far (read on the node's loop)."""
+        return FeedStats(dict(self.quote_counts))
 
     def attach(self, sink: FeedSink) -> None:  # noqa: B027 - optional hook
         """Wire a feed that pushes on its own to ``sink`` (when the node is built)."""

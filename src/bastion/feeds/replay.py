@@ -15,7 +15,7 @@ import msgspec
 
 from bastion.clock import Clock
 from bastion.data.config import ReplaySourceConfig
-from bastion.feeds.base import Feed, FeedContext, FeedSink
+from bastion.feeds.base import Feed, FeedContext, FeedSink, FeedStats
 from bastion.feeds.config import ReplayFeedEntry
 from bastion.model.data import QuoteTick
 from bastion.model.instruments import Instrument
@@ -57,9 +57,16 @@ class ReplayFeed(Feed):
                 await asyncio.sleep(delay)
             event = msgspec.structs.replace(event, ts_ns=clock.timestamp_ns())
             if type(event) is QuoteTick:
+                self.quote_counts[event.instrument_id] += 1
                 sink.on_quote(event)
             else:
                 sink.on_bar(event)
+
+    def stats(self) -> FeedStats:
+        """Quotes replayed, and the file's bad rows skipped by reason (``on_bad_row =
+        "skip"``)."""
+        skipped = {} if self._opened is None else dict(self._opened.stats.skipped_by_reason)
+        return FeedStats(dict(self.quote_counts), skipped)
 
 
 def build(config: ReplayFeedEntry, context: FeedContext) -> ReplayFeed:

@@ -29,9 +29,12 @@ class SyntheticFeed(Feed):
         ]
         interval_s = self.config.interval_ms / 1000
         next_at = clock.monotonic_s()
+        counts = self.quote_counts
         while True:
             for walk in walks:
-                sink.on_quote(walk.next_quote(clock.timestamp_ns()))
+                quote = walk.next_quote(clock.timestamp_ns())
+                counts[quote.instrument_id] += 1
+                sink.on_quote(quote)
             next_at += interval_s
             await asyncio.sleep(max(0.0, next_at - clock.monotonic_s()))
 

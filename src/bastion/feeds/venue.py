@@ -4,7 +4,7 @@ top of book), for the instruments the config gives it."""
 from __future__ import annotations
 
 from bastion.errors import ConfigError
-from bastion.feeds.base import Feed, FeedContext, FeedSink
+from bastion.feeds.base import Feed, FeedContext, FeedSink, FeedStats
 from bastion.feeds.config import VenueFeedEntry
 from bastion.model.data import QuoteTick
 from bastion.venues.base import VenueAdapter
@@ -20,11 +20,13 @@ class VenueFeed(Feed):
         self.venue = venue
 
     def attach(self, sink: FeedSink) -> None:
-        wanted = self.instruments
+        counts = self.quote_counts  # a key per wanted instrument
         on_quote = sink.on_quote
 
         def deliver(quote: QuoteTick) -> None:
-            if quote.instrument_id in wanted:
+            iid = quote.instrument_id
+            if iid in counts:
+                counts[iid] += 1
                 on_quote(quote)
 
         if not self.venue.subscribe_quotes(deliver):
@@ -32,6 +34,10 @@ class VenueFeed(Feed):
                 f"feed '{self.name}': venue '{self.venue.name}' sends no market data "
                 "(a FIX venue needs market_data = true)"
             )
+
+    def stats(self) -> FeedStats:
+        """Quotes delivered, and the venue's market data it dropped as bad."""
+        return FeedStats(dict(self.quote_counts), dict(self.venue.stats().md_rejects))
 
 
 def build(config: VenueFeedEntry, context: FeedContext) -> VenueFeed:

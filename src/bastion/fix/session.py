@@ -67,6 +67,9 @@ RESEND_RETRIES = 2
 """A ResendRequest that brings nothing is repeated this many times, then the session drops."""
 TEST_REQUEST_FACTOR = 1.2
 """Silence longer than HeartBtInt times this triggers a TestRequest."""
+PROBE_PREFIX = "RTT-"
+"""TestReqID (112) of the TestRequests that only measure the round trip (``rtt_probe_s``)."""
+_TESTS_REMEMBERED = 8  # TestRequests awaiting their Heartbeat, at most (oldest forgotten)
 
 
 class SessionState(enum.Enum):
@@ -220,6 +223,16 @@ class FixSession:
         self._connected_at = self._last_sent = self._last_received = 0.0
         self._test_request_at: float | None = None
         self._test_seq = 0
+        self._tests_out: dict[str, float] = {}  # TestReqID -> when sent, until answered
+        self._probe_at = 0.0
+        self.rtt_probe_s: float | None = None
+        """Send a TestRequest this often while logged on, to measure the round trip
+        (``heartbeat_rtt_s``) even when the counterparty is never silent; None: only the
+        TestRequests that silence triggers are measured."""
+        self.heartbeat_rtt_s: float | None = None
+        """The last round trip measured: a TestRequest sent to its Heartbeat received."""
+        self.last_received_s: float | None = None
+        """When bytes last arrived (the clock's monotonic seconds); None: never."""
         self._logout_deadline: float | None = None
         self._reset_requested = False
         self.unit_of_work: Callable[[], contextlib.AbstractContextManager[object]] | None = None
@@ -257,6 +270,8 @@ class FixSession:
         self.disconnect_reason = ""
         self._connected_at = self._last_sent = self._last_received = now
         self._test_request_at = None
+        self._tests_out.clear()
+        self._probe_at = now
         self._logout_deadline = None
         self._queue.clear()
         self._resend_pending_to = None
@@ -284,6 +299,7 @@ class FixSession:
             close()
         log.info("fix_disconnected", session=self.settings.key, reason=self.disconnect_reason)
         if was_logged_on:
+            self.counters["disconnects"] += 1
             self.app.on_logout(self, self.disconnect_reason)
 
     def disconnect(self, reason: str) -> None:
@@ -310,7 +326,7 @@ class FixSession:
         ``unit_of_work`` covers, such as a venue's ledger) are committed once, and only
         then is the output of the batch written to the socket, in one write.
         """
-        self._last_received = self._monotonic()
+        self._last_received = self.last_received_s = self._monotonic()
         self._parser.feed(data)
         with self.batch():
             self._process_buffered()
@@ -491,7 +507,8 @@ class FixSession:
     def _process(self, msg: FixMessage, seq: int) -> None:
         msg_type = msg.msg_type
         if msg_type == "0":
-            pass
+            if self._tests_out:
+                self._on_heartbeat(msg)
         elif msg_type == "1":
             self._send_admin("0", [(112, msg.get(112) or "")])
         elif msg_type == "2":
@@ -537,6 +554,20 @@ class FixSession:
             self._business_reject(msg, 0, "message could not be processed", None)
 
     # -- admin messages ---------------------------------------------------------------
+    def _on_heartbeat(self, msg: FixMessage) -> None:
+        """A Heartbeat that answers one of our TestRequests: the round trip."""
+        sent_at = self._tests_out.pop(msg.get(112) or "", None)
+        if sent_at is not None:
+            self.heartbeat_rtt_s = self._monotonic() - sent_at
+            self.counters["round_trips_measured"] += 1
+
+    def _send_test_request(self, test_id: str, now: float) -> None:
+        tests = self._tests_out
+        if len(tests) >= _TESTS_REMEMBERED:  # never answered: forget the oldest
+            del tests[next(iter(tests))]
+        tests[test_id] = now
+        self._send_admin("1", [(112, test_id)])
+
     def _on_logon(self, msg: FixMessage, seq: int) -> None:
         heartbeat = msg.get(108)
         if heartbeat is None or not heartbeat.isdigit() or int(heartbeat) <= 0:
@@ -868,7 +899,13 @@ class FixSession:
             self._test_seq += 1
             self._test_request_at = now
             self.counters["test_requests_sent"] += 1
-            self._send_admin("1", [(112, f"TEST-{self._test_seq}")])
+            self._send_test_request(f"TEST-{self._test_seq}", now)
+        probe_s = self.rtt_probe_s
+        if probe_s is not None and now - self._probe_at >= probe_s:
+            self._probe_at = now
+            self._test_seq += 1
+            self.counters["rtt_probes_sent"] += 1
+            self._send_test_request(f"{PROBE_PREFIX}{self._test_seq}", now)
         if now - self._last_sent >= heartbeat:
             self._send_admin("0", [])
 

@@ -39,6 +39,7 @@ that does not verify with ``IntegrityError`` naming the first forged record.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -71,7 +72,7 @@ from bastion.model.events import JournalTailSetAside
 from bastion.storage.connect import DB_ERRORS, connect
 from bastion.vault.files import make_private_dir
 
-__all__ = ["SCHEMA_VERSION", "JournalEvent", "SqliteJournal", "StoredSnapshot"]
+__all__ = ["SCHEMA_VERSION", "JournalEvent", "JournalStats", "SqliteJournal", "StoredSnapshot"]
 
 log = structlog.get_logger("bastion.journal")
 
@@ -93,6 +94,28 @@ class StoredSnapshot(NamedTuple):
     seq: int
     ts_ns: int
     payload: bytes
+
+
+class JournalStats(NamedTuple):
+    """The journal's figures for monitoring (``SqliteJournal.stats``)."""
+
+    last_seq: int
+    """Seq of the last event appended (committed or queued)."""
+    committed_seq: int
+    queue_depth: int
+    """Events and snapshots waiting for the writer thread."""
+    bytes: int
+    """The database file and its write-ahead log."""
+    commit_lag_s: float
+    """Age of the oldest event appended and not committed yet (0: none waits)."""
+    writable: bool
+    """False once closed or after a failed write (``append`` raises)."""
+    snapshot_ts_ns: int | None
+    """When the newest snapshot was taken (None: never)."""
+
+    @property
+    def commit_lag_events(self) -> int:
+        return self.last_seq - self.committed_seq
 
 
 class _Snapshot(NamedTuple):
@@ -189,6 +212,11 @@ class SqliteJournal:
         self._error: BaseException | None = None
         self._closed = False
         self._queue: deque[Any] = deque()
+        # when the queue last went from empty to not (``append``), and the oldest append
+        # of the batch the writer is committing: ``stats`` ages the commit lag from them
+        self._queued_since = 0.0
+        self._committing_since: float | None = None
+        self._snapshot_ts_ns = self._newest_snapshot_ts()
         self._snapshots_queued = 0
         self._max_batch = max_batch
         self._interval_s = commit_interval_ms / 1000
@@ -386,6 +414,8 @@ class SqliteJournal:
             self._write_now(event)
             return
         queue = self._queue
+        if not queue:
+            self._queued_since = time.monotonic()
         queue.append(event)
         if len(queue) >= self._max_batch and not self._wake.is_set():
             self._wake.set()
@@ -399,6 +429,7 @@ class SqliteJournal:
             raise OperationalError(f"journal {self.path}: {self._refused}") from self._error
         seq = self.last_seq
         marker = _Snapshot(ts_ns, payload)
+        self._snapshot_ts_ns = ts_ns
         if self._writer is None:
             try:
                 with self._db_lock:
@@ -414,9 +445,39 @@ class SqliteJournal:
                 raise OperationalError(f"journal {self.path}: {self._refused}") from error
             return seq
         self._snapshots_queued += 1
+        if not self._queue:
+            self._queued_since = time.monotonic()
         self._queue.append(marker)
         self._wake.set()
         return seq
+
+    def stats(self) -> JournalStats:
+        """Where the journal stands (for monitoring; any thread, no lock taken)."""
+        committing = self._committing_since
+        oldest = (
+            committing if committing is not None else (self._queued_since if self._queue else None)
+        )
+        size = 0
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(OSError):  # no WAL right after a checkpoint
+                size += path.stat().st_size
+        return JournalStats(
+            last_seq=self.last_seq,
+            committed_seq=self._committed_seq,
+            queue_depth=len(self._queue),
+            bytes=size,
+            commit_lag_s=0.0 if oldest is None else max(0.0, time.monotonic() - oldest),
+            writable=self._refused is None,
+            snapshot_ts_ns=self._snapshot_ts_ns,
+        )
+
+    def _newest_snapshot_ts(self) -> int | None:
+        try:
+            with self._db_lock:
+                row = self._db.execute("SELECT MAX(ts_ns) FROM snapshots").fetchone()
+        except DB_ERRORS:
+            return None
+        return None if row is None or row[0] is None else int(row[0])
 
     def _insert_snapshot(
         self, db: sqlite3.Connection, seq: int, event_hash: bytes, marker: _Snapshot
@@ -494,6 +555,13 @@ class SqliteJournal:
         n = len(queue)
         if n == 0:
             return
+        self._committing_since = self._queued_since
+        try:
+            self._commit_batch(queue, n)
+        finally:
+            self._committing_since = None
+
+    def _commit_batch(self, queue: deque[Any], n: int) -> None:
         encoder = self._encoder
         encode = encoder.encode
         popleft = queue.popleft
@@ -513,6 +581,8 @@ class SqliteJournal:
                 # Encoding holds the GIL; yield it so the trading thread is not held up
                 # for a whole switch interval (5 ms) behind a large batch.
                 time.sleep(0)
+        if queue:  # appended while this batch was taken: about now (stats' commit lag)
+            self._queued_since = time.monotonic()
         db = self._db
         with self._db_lock:
             db.execute("BEGIN")

@@ -1,6 +1,6 @@
 """What a node checks before it trades: the run manifest it journals, the journal's
 mode (paper and live never share one), and for a live node the conditions that must
-hold before real orders go out (a clean tree, an arming)."""
+hold before real orders go out (monitoring on, a clean tree, an arming)."""
 
 from __future__ import annotations
 
@@ -47,9 +47,19 @@ def node_manifest(
 
 
 def check_live_start(config: PaperConfig, manifest: RunManifest) -> None:
-    """Refuse to start a live node whose code is not exactly a commit (unless
-    ``node.allow_dirty``): the manifest must say what ran."""
-    if config.node.mode != "live" or config.node.allow_dirty or not manifest.git_dirty:
+    """Refuse to start a live node without monitoring (nobody would hear of a venue
+    disconnect or a journal falling behind), or whose code is not exactly a commit
+    (unless ``node.allow_dirty``): the manifest must say what ran."""
+    if config.node.mode != "live":
+        return
+    monitoring = config.monitoring
+    if monitoring is None or not monitoring.enabled:
+        raise ConfigError(
+            "live node: monitoring is off; a node trading money must serve its metrics "
+            'and health: add a [monitoring] section (listen = "127.0.0.1:9464", '
+            "docs/monitoring.md)" + ("" if monitoring is None else " and remove enabled = false")
+        )
+    if config.node.allow_dirty or not manifest.git_dirty:
         return
     what = (
         f"files not in git: {', '.join(manifest.untracked)}"

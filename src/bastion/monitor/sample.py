@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import SupportsFloat
 
 Labels = tuple[tuple[str, str], ...]
 """A series' labels, sorted by name."""
@@ -43,7 +44,8 @@ class SampleBuilder:
     def __init__(self) -> None:
         self._values: dict[str, dict[Labels, float]] = {}
 
-    def set(self, name: str, value: float, **labels: str) -> None:
+    def set(self, name: str, value: SupportsFloat, **labels: str) -> None:
+        """One series' value (a bool is 0 or 1; an exact Decimal becomes a float here)."""
         self._values.setdefault(name, {})[labels_of(**labels)] = float(value)
 
     def build(self, ts_ns: int, monotonic_s: float) -> Sample:

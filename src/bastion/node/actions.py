@@ -32,8 +32,10 @@ KILL_SETTLE_TIMEOUT_S: Final = 5.0  # kill --flatten: wait this long for cancels
 class NodeOperator:
     """The control channel's commands (``bastion.node.control.ControlCommands``) on this node."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: Kernel, *, monitoring: str | None = None) -> None:
+        """``monitoring``: the URL of the node's metrics and health listener (None: off)."""
         self.kernel = kernel
+        self.monitoring = monitoring
         self.reason = ""
         self.restored = False
         self.alerts: AlertEngine | None = None
@@ -176,6 +178,7 @@ class NodeOperator:
             },
             "unavailable_instruments": kernel.unavailable_instruments(),
             "strategies": _strategies_status(kernel),
+            "monitoring": _monitoring_status(self.monitoring),
         }
 
     async def enable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
@@ -269,6 +272,18 @@ async def _committed(kernel: Kernel) -> None:
     """Return once everything journaled so far is on disk (off the loop's thread)."""
     if kernel.journal is not None:
         await asyncio.to_thread(kernel.journal.flush)
+
+
+def _monitoring_status(url: str | None) -> dict[str, Any]:
+    if url is None:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "listen": url,
+        "metrics": f"{url}/metrics",
+        "healthz": f"{url}/healthz",
+        "readyz": f"{url}/readyz",
+    }
 
 
 def _strategies_status(kernel: Kernel) -> dict[str, Any]:

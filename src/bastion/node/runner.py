@@ -11,7 +11,11 @@ is not the other mode's, and a live node has a clean tree and consumes its armin
 (journaled as ``LiveArmed``).
 
 The node listens on a local control socket next to its journal (``bastion.node.control``)
-for the operator's kill switch (``bastion kill``), ``resume`` and ``status``.
+for the operator's kill switch (``bastion kill``), ``resume`` and ``status``. With
+``[monitoring]`` it also serves its metrics, ``/healthz`` and ``/readyz`` over HTTP
+(``bastion.monitor.node``), bound before anything else starts so that an address it
+cannot listen on stops it; without, it logs ``monitoring_off`` (a live node refuses to
+start: ``bastion.live.preflight``).
 
 Start-up is recovery first (``bastion.recovery``): the last snapshot is loaded and
 the journal tail replayed (orders, fills, positions, trading state, strategy
@@ -53,10 +57,12 @@ from bastion.model.events import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    RunManifest,
     VenueLoggedOn,
     VenueSessionLost,
 )
 from bastion.monitor.alerts.node import Alerting
+from bastion.monitor.node import NodeMonitor
 from bastion.node.actions import NodeOperator
 from bastion.node.control import (
     open_control_socket,
@@ -149,7 +155,6 @@ class _Node:
 
     async def run(self) -> int:
         config = self.config
-        loop = asyncio.get_running_loop()
         clock = self.clock
         manifest = node_manifest(
             config,
@@ -159,6 +164,36 @@ class _Node:
             ts_ns=clock.timestamp_ns(),
         )
         check_live_start(config, manifest)
+        monitor = self._bind_monitor()  # before anything is journaled or an arming used
+        try:
+            return await self._run(manifest, monitor)
+        finally:
+            if monitor is not None:
+                await monitor.stop()
+
+    def _bind_monitor(self) -> NodeMonitor | None:
+        """The node's metrics and health listener, bound (``monitoring_listening``); None
+        when ``[monitoring]`` is absent or disabled (``monitoring_off``) or recovering only."""
+        config = self.config.monitoring
+        if self.recover_only:
+            return None
+        if config is None or not config.enabled:
+            log.info(
+                "monitoring_off",
+                note="no [monitoring] section (or enabled = false): no metrics, health or "
+                "alerts for this node",
+            )
+            return None
+        monitor = NodeMonitor(
+            config, node_id=self.config.node.id, mode=self.config.node.mode, clock=self.clock
+        )
+        monitor.bind()
+        return monitor
+
+    async def _run(self, manifest: RunManifest, monitor: NodeMonitor | None) -> int:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        clock = self.clock
         journal_path = resolve_path(self.base_dir, config.journal.path)
         armed = admit_start(
             config,
@@ -203,7 +238,9 @@ class _Node:
                 'the kill switch; a node trading money runs them isolated ("process")',
             )
         _log_order_events(kernel)
-        operator = NodeOperator(kernel)
+        if monitor is not None:
+            monitor.attach(kernel, journal=journal, epoch=epoch)
+        operator = NodeOperator(kernel, monitoring=None if monitor is None else monitor.url)
         recovered = recover_state(kernel, journal)
         try:
             refuse_unknown_venues(kernel.execution.open_orders(), kernel.venues)
@@ -258,8 +295,13 @@ class _Node:
         try:
             if alerting is not None:
                 operator.alerts = alerting.engine
+                if monitor is not None:  # metric rules read each sample; its own series
+                    monitor.add_listener(alerting.on_sample)
+                    monitor.add_source(alerting.sources)
                 alerting.start(kernel.risk)
                 self.tasks.spawn("alerts", alerting.run())
+            if monitor is not None:
+                monitor.start()
             if not self.recover_only:
                 control_path = socket_path(journal.path)
                 control_socket = open_control_socket(control_path)
@@ -286,6 +328,8 @@ class _Node:
                         self.tasks.spawn(f"feed-{feed.name}", self._feed(kernel, feed))
                 self.tasks.spawn("pnl-log", self._log_pnl(kernel))
                 self.tasks.spawn("snapshots", self._snapshots(kernel, journal))
+                if monitor is not None:
+                    monitor.trading_started()
                 for venue in kernel.venues.values():
                     watch = self._watch_venue(
                         kernel,
@@ -313,6 +357,8 @@ class _Node:
             await self.tasks.cancel_all()
             if alerting is not None:
                 alerting.close()
+            if monitor is not None:
+                await monitor.stop()  # it reads the journal
             journal.close()
         log.info("node_stopped", exit_code=self.exit_code, journal_events=journal.last_seq)
         return self.exit_code

@@ -70,6 +70,7 @@ class Portfolio:
         self._cash_raw[iid] = self._cash_raw.get(iid, 0) - sign * fill.last_qty * fill.last_px
         if fill.fee:
             self.fees += fill.fee
+            position.fees += fill.fee
             fees = self.strategy_fees
             fees[fill.strategy_id] = fees.get(fill.strategy_id, _ZERO) + fill.fee
         self.n_fills += 1

@@ -9,15 +9,17 @@ as exact ``Fraction``s, so a round trip's realized PnL equals its cash change.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
 
 Exact = int | Fraction
+_NO_FEES = Decimal(0)
 
 
 class Position:
     """One netting position (per strategy and instrument)."""
 
-    __slots__ = ("cost", "instrument_id", "quantity", "realized", "strategy_id")
+    __slots__ = ("cost", "fees", "instrument_id", "quantity", "realized", "strategy_id")
 
     def __init__(self, strategy_id: str, instrument_id: str) -> None:
         self.strategy_id = strategy_id
@@ -25,6 +27,8 @@ class Position:
         self.quantity = 0
         self.cost: Exact = 0
         self.realized: Exact = 0
+        self.fees = _NO_FEES
+        """Fees its fills paid, in the account currency (``Portfolio.on_fill``)."""
 
     def __repr__(self) -> str:
         return f"Position({self.strategy_id} {self.instrument_id} qty={self.quantity})"

@@ -65,6 +65,7 @@ class PositionState(msgspec.Struct, array_like=True, frozen=True, gc=False):
     quantity: int
     cost: str
     realized: str
+    fees: str = "0"  # older snapshots: none recorded
 
 
 class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -237,7 +238,9 @@ def order_from_state(s: OrderState) -> Order:
 
 
 def position_state(p: Position) -> PositionState:
-    return PositionState(p.strategy_id, p.instrument_id, p.quantity, str(p.cost), str(p.realized))
+    return PositionState(
+        p.strategy_id, p.instrument_id, p.quantity, str(p.cost), str(p.realized), str(p.fees)
+    )
 
 
 def position_from_state(s: PositionState) -> Position:
@@ -245,6 +248,7 @@ def position_from_state(s: PositionState) -> Position:
     position.quantity = s.quantity
     position.cost = _exact(s.cost)
     position.realized = _exact(s.realized)
+    position.fees = Decimal(s.fees)
     return position
 
 

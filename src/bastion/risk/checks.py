@@ -16,7 +16,7 @@ acknowledged or not: ``risk.book`` keeps their running sums.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import final
 
 from bastion.bus import MessageBus
@@ -37,6 +37,7 @@ from bastion.risk.positions import PositionLimits
 from bastion.risk.reasons import Denial, DenyReason
 from bastion.risk.self_trade import SelfTradeDenied, crosses, crossing_orders
 from bastion.risk.throttle import DuplicateFilter, SlidingWindow, check_windows
+from bastion.risk.usage import LimitUse
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
@@ -460,6 +461,44 @@ class PreTradeChecks:
         for iid, net in portfolio.net.items():
             book.sides(iid).position = net
         self._position_fills = fills
+
+    # -- monitoring -----------------------------------------------------------------------
+    def usage(self, now_ns: int, strategies: Iterable[str]) -> list[LimitUse]:
+        """Each configured position, credit and throttle limit with what counts against it
+        now (``risk.usage``). A strategy's position limits report the instrument where
+        it is closest to them."""
+        out: list[LimitUse] = []
+        book = self._book
+        if book is not None:
+            fills = self._portfolio.n_fills
+            if fills != self._position_fills:
+                self._copy_positions(fills)
+            for iid, limits in self._limits.items():
+                positions = limits.positions
+                if positions is not None:
+                    out += positions.usage(book.sides(iid), self._mid2(iid), iid)
+        names = set(strategies) | set(self._config.strategies) | set(self._strategies)
+        for sid in sorted(names):
+            rules = self.rules(sid)
+            lanes = rules.positions
+            if book is not None and lanes is not None:
+                closest: dict[str, LimitUse] = {}
+                for iid, positions in lanes.items():
+                    for use in positions.usage(book.lane_sides(sid, iid), self._mid2(iid), sid):
+                        held = closest.get(use.limit)
+                        if held is None or use.ratio > held.ratio:
+                            closest[use.limit] = use
+                out += closest.values()
+            out += rules.throttle.usage(now_ns, sid)
+        for venue in sorted(self._venue_throttles):
+            out += self._venue_throttles[venue].usage(now_ns, venue)
+        if self._credit is not None:
+            out += self._credit.usage(book)
+        return out
+
+    def _mid2(self, iid: str) -> int:
+        quote = self._last_quotes.get(iid)
+        return 0 if quote is None else quote.bid + quote.ask
 
     # -- after sending ------------------------------------------------------------------
     def detach(self) -> None:

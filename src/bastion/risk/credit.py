@@ -39,9 +39,10 @@ from bastion.model.events import OrderFilled
 from bastion.model.instruments import Instrument
 from bastion.portfolio.portfolio import Portfolio
 from bastion.portfolio.position import Exact
-from bastion.risk.book import WorkingSums
+from bastion.risk.book import WorkingBook, WorkingSums
 from bastion.risk.config import AccountRiskConfig, RiskConfig
 from bastion.risk.reasons import Denial, DenyReason
+from bastion.risk.usage import LimitUse
 
 # Enum member lookups cost ~250 ns on CPython 3.11; hot paths use these aliases.
 _BUY = OrderSide.BUY
@@ -240,6 +241,34 @@ class CreditLimits:
                 return CreditDenied(self, None, buys, False)
         return None
 
+    def usage(self, book: WorkingBook | None) -> list[LimitUse]:
+        """What counts against the node's credit limits and each risk account's now, as
+        a check counts it (positions and working orders; an exposure is not reported
+        while a position has no quote to value it)."""
+        out: list[LimitUse] = []
+        config = self._config
+        exposure = 0 if book is None else book.exposure
+        buys = 0 if book is None else book.buy_notional
+        fills = self._portfolio.n_fills
+        if self.max_exposure is not None and config.max_total_exposure is not None:
+            if fills != self._held_fills:
+                self._rebuild_held(fills)
+            positions = self._positions
+            if not positions.unvalued:
+                used = self.money(exposure + positions.exposure)
+                out.append(LimitUse("max_total_exposure", "node", used, config.max_total_exposure))
+        cash_limit = self._cash_limit
+        if cash_limit is not None:
+            portfolio = self._portfolio
+            spent = portfolio.starting_cash - portfolio.cash()
+            out.append(LimitUse("max_cash_usage", "node", spent + self.money(buys), cash_limit))
+        if self.accounts:
+            if fills != self.account_fills:
+                self.rebuild_accounts()
+            for name in sorted(self.accounts):
+                out += self.accounts[name].usage()
+        return out
+
     def _rebuild_held(self, fills: int) -> None:
         portfolio = self._portfolio
         self._held_fills = fills
@@ -396,6 +425,21 @@ class AccountCredit:
             if working_buys > self.cash_room:
                 return CreditDenied(credit, self, working_buys, False)
         return None
+
+    def usage(self) -> list[LimitUse]:
+        """What counts against the account's limits now (``CreditLimits.usage``)."""
+        out: list[LimitUse] = []
+        credit = self._credit
+        config = self.config
+        working = self.working
+        if config.max_total_exposure is not None and not self.positions.unvalued:
+            used = credit.money(working.exposure + self.positions.exposure)
+            out.append(LimitUse("max_total_exposure", self.name, used, config.max_total_exposure))
+        cash_limit = self._cash_limit
+        if cash_limit is not None:
+            spent = Decimal(self.flow + working.buy_notional) / credit.denominator
+            out.append(LimitUse("max_cash_usage", self.name, self.fees + spent, cash_limit))
+        return out
 
     @property
     def positions_exposure(self) -> int:

@@ -55,6 +55,7 @@ from bastion.risk.market import MarketGuard
 from bastion.risk.post_trade import PostTradeMonitor
 from bastion.risk.reasons import Denial, DenyReason
 from bastion.risk.size import InvalidPrice, InvalidQuantity, WrongVenue, check_size
+from bastion.risk.usage import LimitUse
 
 __all__ = ["DenyReason", "RiskGate"]
 
@@ -232,6 +233,18 @@ class RiskGate:
     def paused_instruments(self) -> dict[str, tuple[int, str]]:
         """Instruments paused now by the time-window collar: ``(until_ns, reason)``."""
         return {} if self._market is None else dict(self._market.paused)
+
+    def limit_usage(self) -> list[LimitUse]:
+        """Each configured position, credit, throttle, daily loss and drawdown limit, with
+        what counts against it now (``risk.usage``), for monitoring: read on the trading
+        loop, never on the order path. Per-order limits (size, collar) are not in it."""
+        now = self._clock.timestamp_ns()
+        out: list[LimitUse] = []
+        if self._checks is not None:
+            out += self._checks.usage(now, self._strategy_names or ())
+        if self._post_trade is not None:
+            out += self._post_trade.usage(now)
+        return out
 
     # -- trading state ------------------------------------------------------------------
     def set_trading_state(self, state: TradingState, reason: str) -> None:

@@ -5,11 +5,14 @@ so a half-tick mid stays an integer.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from bastion.model.instruments import Instrument
 from bastion.risk.config import InstrumentRiskConfig, StrategyRiskConfig, ThrottleConfig
 from bastion.risk.positions import PositionLimits
 from bastion.risk.throttle import SlidingWindow
 from bastion.risk.units import notional_raw, qty_raw
+from bastion.risk.usage import LimitUse
 
 
 class InstrumentLimits:
@@ -108,6 +111,14 @@ class Throttle:
         self.is_set = (
             self.new_orders is not None or self.amends is not None or self.messages is not None
         )
+
+    def usage(self, now_ns: int, scope: str) -> list[LimitUse]:
+        """Messages in each window now, against its limit."""
+        return [
+            LimitUse(window.key, scope, Decimal(window.count(now_ns)), Decimal(window.limit))
+            for window in (self.new_orders, self.amends, self.messages)
+            if window is not None
+        ]
 
 
 def _window(limit: int | None, scope: str, key: str) -> SlidingWindow | None:

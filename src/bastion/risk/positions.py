@@ -17,6 +17,7 @@ from bastion.risk.book import Sides
 from bastion.risk.config import InstrumentRiskConfig, StrategyRiskConfig
 from bastion.risk.reasons import Denial, DenyReason
 from bastion.risk.units import notional_raw, qty_raw
+from bastion.risk.usage import LimitUse
 
 
 @final
@@ -75,6 +76,26 @@ class PositionLimits:
             if worst * mid2 > max_gross2_raw:
                 return PositionDenied(self, is_buy, worst, mid2)
         return None
+
+    def usage(self, sides: Sides, mid2: int, scope: str) -> list[LimitUse]:
+        """What counts against each of these limits now, as ``check`` counts it before an
+        order (``mid2`` 0: no quote, the gross notional is not reported)."""
+        instrument = self.instrument
+        config = self.config
+        long_worst = sides.buys + sides.position
+        short_worst = sides.sells - sides.position
+        out: list[LimitUse] = []
+        if config.max_long_quantity is not None:
+            used = instrument.size(max(0, long_worst))
+            out.append(LimitUse("max_long_quantity", scope, used, config.max_long_quantity))
+        if config.max_short_quantity is not None:
+            used = instrument.size(max(0, short_worst))
+            out.append(LimitUse("max_short_quantity", scope, used, config.max_short_quantity))
+        if config.max_gross_notional is not None and mid2:
+            worst = max(0, long_worst, short_worst)
+            gross = instrument.money(worst * mid2) / 2
+            out.append(LimitUse("max_gross_notional", scope, gross, config.max_gross_notional))
+        return out
 
     def scope(self) -> str:
         iid = self.instrument.id

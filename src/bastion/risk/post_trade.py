@@ -41,6 +41,7 @@ from bastion.portfolio.portfolio import Portfolio
 from bastion.portfolio.position import Exact
 from bastion.risk.config import RiskConfig, StrategyRiskConfig
 from bastion.risk.throttle import SlidingWindow
+from bastion.risk.usage import LimitUse
 
 log = structlog.get_logger("bastion.risk")
 
@@ -316,6 +317,34 @@ class PostTradeMonitor:
                     f"{_KEYS[kind]} {limit} (risk.strategies.{sid} or [risk])",
                 )
 
+    def usage(self, now_ns: int) -> list[LimitUse]:
+        """The day's loss and drawdown against their limits, of the node (scope ``node``:
+        ``max_daily_loss_node``, ``max_drawdown_node``) and each limited strategy, as the
+        last evaluation's day has them (a scope not evaluated today, or whose position
+        has no quote to mark it, is not reported)."""
+        if not self._pnl_limited:
+            return []
+        day = (now_ns - self._day_offset_ns) // DAY_NS
+        by_strategy, unmarked = self._pnl()
+        config = self._config
+        out: list[LimitUse] = []
+        node = self._node
+        if self._node_limited and not unmarked and node.day == day:
+            pnl = sum(by_strategy.values(), _ZERO) - self._portfolio.fees
+            out += _day_usage(
+                node, pnl, config.max_daily_loss_node, config.max_drawdown_node, "node"
+            )
+        for sid in sorted(self._candidates(by_strategy.keys() | self._fees.keys())):
+            track = self._track(sid)
+            if track is None or not track.has_pnl_limit or sid in unmarked:
+                continue
+            if track.day.day != day:
+                continue
+            pnl = by_strategy.get(sid, _ZERO) - self._fees.get(sid, _ZERO)
+            limits = track.config
+            out += _day_usage(track.day, pnl, limits.max_daily_loss, limits.max_drawdown, sid)
+        return out
+
     def _pnl(self) -> tuple[dict[str, Decimal], set[str]]:
         """Realized + unrealized PnL per strategy (before fees), and the strategies
         with a position that has no quote to mark it."""
@@ -359,6 +388,22 @@ class PostTradeMonitor:
 
 
 _KEYS = {"loss": "max_daily_loss", "drawdown": "max_drawdown"}
+
+
+def _day_usage(
+    track: DayTrack,
+    pnl: Decimal,
+    max_loss: Decimal | None,
+    max_drawdown: Decimal | None,
+    scope: str,
+) -> list[LimitUse]:
+    out: list[LimitUse] = []
+    if max_loss is not None:
+        out.append(LimitUse("max_daily_loss", scope, max(_ZERO, track.start - pnl), max_loss))
+    if max_drawdown is not None:
+        drop = max(_ZERO, max(track.peak, pnl) - pnl)
+        out.append(LimitUse("max_drawdown", scope, drop, max_drawdown))
+    return out
 
 
 def _day_state(track: DayTrack) -> dict[str, Any]:

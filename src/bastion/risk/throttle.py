@@ -52,6 +52,11 @@ class SlidingWindow:
         self._prune(now_ns)
         self.times.append(now_ns)
 
+    def count(self, now_ns: int) -> int:
+        """Messages in the window now."""
+        self._prune(now_ns)
+        return len(self.times)
+
 
 def check_windows(windows: tuple[SlidingWindow, ...], now_ns: int) -> Denial | None:
     """``THROTTLE`` for the first of ``windows`` that is full: one more message would

@@ -11,6 +11,7 @@ from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
 from bastion.fix.admission import AcceptorLimits, AccessRule
 from bastion.fix.tls import TlsServerConfig
+from bastion.monitor.config import MonitoringConfig
 from bastion.vault.config import VaultConfig
 from bastion.vault.redact import register
 from bastion.vault.refs import Secret, SecretNotFound, SecretSource, secret_name
@@ -92,6 +93,8 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
       (``bastion.fix.admission.AcceptorLimits``).
     - ``vault``: the vault the accounts' ``secret:NAME`` passwords are read from
       (``vault.bastion`` beside this file by default).
+    - ``monitoring``: its own ``/metrics``, ``/healthz`` and ``/readyz``
+      (``bastion_venuesim_*``); a dead-man's switch is not used here.
     """
 
     host: str = "127.0.0.1"
@@ -112,6 +115,8 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     tls: TlsServerConfig | None = None
     limits: AcceptorLimits = msgspec.field(default_factory=AcceptorLimits)
     vault: VaultConfig = msgspec.field(default_factory=VaultConfig)
+    monitoring: MonitoringConfig | None = None
+    """Its metrics and health over HTTP (``bastion.venue_server.monitoring``); None: off."""
 
     def secret_refs(self) -> list[tuple[str, str]]:
         """The vault secrets the simulator needs: ``(config key, secret name)`` pairs
@@ -190,3 +195,8 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         self.limits.check("limits")
         if self.run_for_s is not None and not self.run_for_s > 0:
             raise ConfigError(f"key 'run_for_s': must be > 0, got {self.run_for_s}")
+        if self.monitoring is not None and self.monitoring.deadman is not None:
+            raise ConfigError(
+                "key 'monitoring.deadman': the venue simulator has no dead-man's switch "
+                "(a node's [monitoring] has)"
+            )

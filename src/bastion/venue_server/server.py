@@ -12,6 +12,9 @@ to each subscribed session (V → W snapshot, then X on every change). A session
 V asks for Trade entries (269=2) also gets each match of the venue (any account's)
 as a trade print, X with 269=2, and the last one in its W snapshot.
 
+With ``[monitoring]`` the simulator serves its own metrics and health over HTTP
+(``bastion.venue_server.monitoring``).
+
 Cancel on disconnect: when an account's session drops, its open orders are canceled
 if the simulator's ``cancel_on_disconnect`` is set, or if that session's Logon asked
 for it with CancelOrdersOnDisconnect (8013) Y or S (both mean the account's orders:
@@ -43,6 +46,7 @@ from bastion.fix.session import (
     OutputGate,
     RejectMessage,
     SessionSettings,
+    SessionState,
 )
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixAcceptor
@@ -62,7 +66,8 @@ from bastion.venue_server.fixmap import (
     report_to_fix,
 )
 from bastion.venue_server.ledger import VenueLedger
-from bastion.venue_server.messages import QuoteUpdate, Report, TradeUpdate
+from bastion.venue_server.messages import ExecReport, QuoteUpdate, Report, TradeUpdate
+from bastion.venue_server.monitoring import VenueSimMonitor
 from bastion.venues.fix.config import CANCEL_ORDERS_ON_DISCONNECT
 
 log = structlog.get_logger("bastion.venue_server")
@@ -128,6 +133,8 @@ class _AccountSession:
     def on_message(self, session: FixSession, message: FixMessage) -> None:
         msg_type = message.msg_type
         if msg_type in ORDER_MSG_TYPES:
+            if msg_type == "D":
+                self.server.counters["orders_received"] += 1
             self.server.engine.handle(self.account.name, parse_request(message))
         elif msg_type == "V":
             self._on_market_data_request(session, message)
@@ -247,6 +254,8 @@ class VenueSimServer:
         )
 
     def _on_report(self, account: str, report: Report) -> None:
+        if isinstance(report, ExecReport) and report.exec_type == "F":
+            self.counters["fills"] += 1
         session = self.apps[account].session
         assert session is not None
         session.send(report_to_fix(report))
@@ -276,7 +285,14 @@ class VenueSimServer:
         with store.batch():
             yield
 
+    def _session_states(self) -> list[SessionState]:
+        return [app.session.state for app in self.apps.values() if app.session is not None]
+
+    def _resting(self) -> int | None:
+        return None if self._engine is None else len(self._engine.open_orders())
+
     def on_quote(self, quote: QuoteTick) -> None:
+        self.counters["quotes"] += 1
         with self._committing():
             update = self.engine.on_quote(quote)
         if update is None:
@@ -289,12 +305,27 @@ class VenueSimServer:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        monitor: VenueSimMonitor | None = None
+        monitoring = self.config.monitoring
+        if monitoring is not None and monitoring.enabled:
+            monitor = VenueSimMonitor(
+                monitoring,
+                clock=self.clock,
+                sessions=self._session_states,
+                counters=self.counters,
+                resting=self._resting,
+            )
+            monitor.bind()  # before anything starts: an address it cannot take stops it
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop_requested.set)
         try:
             with self._committing():
                 self._start_engine()
+            if monitor is not None:
+                monitor.start()
             self.port = await self.acceptor.start()
+            if monitor is not None:
+                monitor.listening = True
             log.info(
                 "venue_sim_listening",
                 host=self.config.host,
@@ -314,6 +345,8 @@ class VenueSimServer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.tasks.cancel_all()
+            if monitor is not None:
+                await monitor.stop()
             await self.acceptor.stop()
             for app in self.apps.values():
                 if app.session is not None:

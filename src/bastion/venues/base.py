@@ -21,7 +21,9 @@ only what is declared here, so it never needs to know which kind of venue it hol
   ``session_lost`` and ``after_reconcile`` (cancel-on-disconnect);
 - the operator: ``halt`` / ``resume`` (a per-venue kill switch; the kernel journals
   each as ``VenueHalted`` / ``VenueResumed`` and recovery halts the venue again after a
-  restart) and ``status``.
+  restart) and ``status``;
+- monitoring: ``stats`` (session counters, round trip, market data dropped) and
+  ``probe_round_trip`` (measure the round trip even on a busy session).
 
 Each hook has a default for a venue that has nothing to do there (the in-process
 venue never disconnects). A venue kind is one package under ``bastion.venues``
@@ -34,7 +36,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -113,6 +115,27 @@ class ReconcileContext:
     timeout_s: float
     compare_positions: bool
     position_tolerance: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VenueStats:
+    """A venue session's counters since the node started, for monitoring (``stats``).
+
+    A venue without a session (the in-process one) has none of them: it never drops."""
+
+    logons: int = 0
+    disconnects: int = 0
+    """Logged-on sessions that dropped (by either side, or a lost connection)."""
+    heartbeat_rtt_s: float | None = None
+    """The last round trip measured: a TestRequest to its Heartbeat (None: none yet)."""
+    last_received_s: float | None = None
+    """When the venue last sent anything, on the node clock's monotonic seconds."""
+    resend_requests: int = 0
+    """ResendRequests exchanged: sent for a gap in what the venue sent, and received."""
+    gap_fills: int = 0
+    """SequenceReset-GapFills exchanged, sent and received."""
+    md_rejects: dict[str, int] = field(default_factory=dict)
+    """Market data dropped, by reason (a crossed book, a bad entry, an unknown symbol)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -290,6 +313,15 @@ class VenueAdapter(ABC):
         was = self.halted is not None
         self.halted = None
         return was
+
+    # -- monitoring -----------------------------------------------------------------------
+    def stats(self) -> VenueStats:
+        """The session's counters for monitoring (read on the trading loop; cheap)."""
+        return VenueStats(logons=self.logons)
+
+    def probe_round_trip(self, every_s: float) -> None:  # noqa: B027 - optional hook
+        """Measure the round trip to the venue at least every ``every_s`` seconds (a venue
+        without a session has none to measure)."""
 
     def status(self) -> dict[str, Any]:
         """The venue's state for ``bastion status``."""

@@ -17,7 +17,7 @@ from bastion.feeds.config import ReplayFeedEntry, SyntheticFeedEntry, VenueFeedE
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
-from bastion.venues.base import QuoteSink, VenueAdapter
+from bastion.venues.base import QuoteSink, VenueAdapter, VenueStats
 
 T0 = 1_704_205_800_000_000_000
 INSTRUMENTS = {
@@ -148,3 +148,65 @@ def test_when_venue_sends_no_market_data_then_attaching_its_feed_fails(tmp_path:
     )
     with pytest.raises(ConfigError, match="feed 'md': venue 'V' sends no market data"):
         feed.attach(Sink())
+
+
+# -- what each feed counts (for monitoring) --------------------------------------------------
+class BadDataVenue(MarketDataVenue):
+    """A venue that has dropped some of its market data as bad."""
+
+    def stats(self) -> VenueStats:
+        return VenueStats(md_rejects={"crossed_book": 2})
+
+
+def test_when_synthetic_feed_runs_then_quotes_counted_per_instrument(tmp_path: Path) -> None:
+    """Every quote delivered counts under its instrument; nothing is rejected."""
+    feed = build_feed(
+        SyntheticFeedEntry(name="house", instruments=["A", "B"], interval_ms=1), context(tmp_path)
+    )
+    assert feed.stats().quotes == {"A": 0, "B": 0}
+    sink = Sink(n=6)
+
+    async def main() -> None:
+        task = asyncio.create_task(feed.run(sink, SimClock(T0)))
+        try:
+            await asyncio.wait_for(sink.full.wait(), 5.0)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    stats = feed.stats()
+    assert sum(stats.quotes.values()) == len(sink.quotes)
+    assert stats.quotes["A"] == sum(1 for q in sink.quotes if q.instrument_id == "A")
+    assert stats.rejects == {}
+
+
+def test_when_replay_feed_skips_bad_rows_then_they_count_by_reason(tmp_path: Path) -> None:
+    """``on_bad_row = "skip"``: the good rows count as quotes, the crossed one as a reject."""
+    (tmp_path / "q.csv").write_text(
+        f"ts_ns,bid,ask,bid_size,ask_size\n{T0},100.00,100.02,5,5\n"
+        f"{T0 + 1},100.05,100.01,5,5\n{T0 + 2},100.01,100.03,5,5\n"
+    )
+    feed = build_feed(
+        ReplayFeedEntry(name="tape", path="q.csv", instrument="A", on_bad_row="skip"),
+        context(tmp_path),
+    )
+    asyncio.run(asyncio.wait_for(feed.run(Sink(), SimClock(T0)), 5.0))
+    assert feed.stats().quotes == {"A": 2}
+    assert feed.stats().rejects == {"crossed_quote": 1}
+
+
+def test_when_venue_feed_delivers_then_its_quotes_counted_and_venue_rejects_reported(
+    tmp_path: Path,
+) -> None:
+    """Only the feed's instruments count; the venue's dropped market data is the feed's."""
+    venue = BadDataVenue()
+    feed = build_feed(
+        VenueFeedEntry(name="v", venue="V", instruments=["A"]), context(tmp_path, venue)
+    )
+    feed.attach(Sink())
+    assert venue.sink is not None
+    for iid in ("A", "B", "A"):
+        venue.sink(QuoteTick(iid, T0, 100, 102, 1, 1))
+    assert feed.stats().quotes == {"A": 2}
+    assert feed.stats().rejects == {"crossed_book": 2}

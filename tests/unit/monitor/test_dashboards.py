@@ -4,183 +4,40 @@ runbook, and every built-in alert has a runbook."""
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
+from bastion.monitor.alerts.rules import builtin_rules
 from kit.paths import TESTS_DIR
-
-# The node's metric names and kinds, as the monitoring plan states them. At merge this
-# becomes the catalogue itself, one line (name -> kind):
-#   KNOWN_METRICS = {name: m.kind for name, m in bastion.monitor.catalogue.METRICS.items()}
-KNOWN_METRICS: Mapping[str, str] = {
-    **dict.fromkeys(
-        (
-            "bastion_venue_connected",
-            "bastion_venue_reconciled",
-            "bastion_venue_halted",
-            "bastion_venue_heartbeat_rtt_seconds",
-            "bastion_venue_last_message_age_seconds",
-            "bastion_orders_fill_ratio",
-            "bastion_orders_open",
-            "bastion_trading_state",
-            "bastion_risk_limit_utilisation",
-            "bastion_strategy_disabled",
-            "bastion_strategies_disabled",
-            "bastion_instrument_paused",
-            "bastion_instruments_paused",
-            "bastion_position",
-            "bastion_realized_pnl",
-            "bastion_unrealized_pnl",
-            "bastion_fees",
-            "bastion_cash",
-            "bastion_equity",
-            "bastion_pnl",
-            "bastion_exposure_gross",
-            "bastion_exposure_net",
-            "bastion_quotes_per_second",
-            "bastion_quote_age_seconds",
-            "bastion_journal_events_per_second",
-            "bastion_journal_commit_lag_events",
-            "bastion_journal_commit_lag_seconds",
-            "bastion_journal_queue_depth",
-            "bastion_journal_bytes",
-            "bastion_journal_snapshot_age_seconds",
-            "bastion_journal_writable",
-            "bastion_process_cpu_percent",
-            "bastion_process_memory_rss_bytes",
-            "bastion_process_open_fds",
-            "bastion_disk_free_bytes",
-            "bastion_disk_free_ratio",
-            "bastion_event_loop_lag_seconds",
-            "bastion_clock_offset_seconds",
-            "bastion_clock_synchronized",
-            "bastion_node_ready",
-            "bastion_node_info",
-            "bastion_node_up_seconds",
-            "bastion_alerts_firing",
-            "bastion_notification_queue_depth",
-            "bastion_venuesim_sessions",
-            "bastion_venuesim_resting_orders",
-        ),
-        "gauge",
-    ),
-    **dict.fromkeys(
-        (
-            "bastion_venue_logons_total",
-            "bastion_venue_disconnects_total",
-            "bastion_venue_resend_requests_total",
-            "bastion_venue_gap_fills_total",
-            "bastion_orders_submitted_total",
-            "bastion_orders_accepted_total",
-            "bastion_orders_denied_total",
-            "bastion_orders_rejected_total",
-            "bastion_orders_canceled_total",
-            "bastion_orders_filled_total",
-            "bastion_fills_total",
-            "bastion_kill_switch_activations_total",
-            "bastion_quotes_total",
-            "bastion_md_rejects_total",
-            "bastion_journal_events_total",
-            "bastion_notifications_sent_total",
-            "bastion_notifications_failed_total",
-            "bastion_notifications_dropped_total",
-            "bastion_deadman_pings_total",
-            "bastion_deadman_failures_total",
-            "bastion_venuesim_orders_total",
-            "bastion_venuesim_fills_total",
-        ),
-        "counter",
-    ),
-    **dict.fromkeys(
-        (
-            "bastion_tick_to_order_seconds",
-            "bastion_order_to_ack_seconds",
-            "bastion_order_to_fill_seconds",
-            "bastion_gc_pause_seconds",
-        ),
-        "histogram",
-    ),
-}
-
-# Series Prometheus makes itself, not the node (the node-down rule reads ``up``).
-PROMETHEUS_SERIES = frozenset({"up"})
-
-BUILTIN_ALERTS = (
-    "venue-disconnected",
-    "order-rejected",
-    "kill-switch",
-    "reconciliation-mismatch",
-    "strategy-failed",
-    "instrument-paused",
-    "pnl-drop",
-    "stale-market-data",
-    "journal-lag",
-    "disk-nearly-full",
-    "clock-offset",
-    "node-not-ready",
-    "notifier-failing",
+from kit.promql import (
+    COUNTER_FUNCTIONS,
+    KNOWN_METRICS,
+    PROMETHEUS_SERIES,
+    RULES,
+    dashboard,
+    dashboard_exprs,
+    metric_of,
+    panels,
+    rule_exprs,
+    rules,
+    series_names,
 )
-"""The node's built-in alerts (the monitoring plan); each names its runbook file."""
+
+BUILTIN_ALERTS = tuple(
+    rule.name for rule in builtin_rules(quote_stale_s=5.0, daily_loss=Decimal("1000"))
+)
+"""The node's built-in alerts; each names its runbook file."""
 
 SEVERITIES = frozenset({"info", "warning", "critical"})
 
 REPO = TESTS_DIR.parent
-DASHBOARD = REPO / "deploy" / "grafana" / "bastion-node.json"
-RULES = REPO / "deploy" / "prometheus" / "bastion-alerts.yml"
 SCRAPE_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 RUNBOOKS = REPO / "docs" / "runbooks"
-
-# -- reading PromQL --------------------------------------------------------------------
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_MATCHERS = re.compile(r"\{[^{}]*\}")
-_RANGE = re.compile(r"\[[^\[\]]*\]")
-_GRAFANA_VARIABLE = re.compile(r"\$\{[^}]*\}|\$\w+")
-_LABEL_LIST = re.compile(
-    r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", re.IGNORECASE
-)
-_IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
-_KEYWORDS = frozenset(
-    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
-    | {"and", "or", "unless", "atan2", "inf", "nan"}
-)
-_COUNTER_FUNCTIONS = re.compile(r"\b(rate|irate|increase|resets)\s*\(\s*([A-Za-z_:][\w:]*)")
-_HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-
-
-def series_names(expr: str) -> set[str]:
-    """The series names a PromQL expression selects: what is left once strings, label
-    matchers, ranges, grouping clauses, Grafana variables, numbers, functions (a name
-    before a parenthesis) and keywords are taken out."""
-    text = _GRAFANA_VARIABLE.sub(" ", _STRING.sub('""', expr))
-    text = _RANGE.sub(" ", _MATCHERS.sub(" ", text))
-    text = _LABEL_LIST.sub(" ", text)
-    found = set()
-    for match in _IDENTIFIER.finditer(text):
-        name = match.group()
-        before = text[match.start() - 1] if match.start() else ""
-        if before.isdigit() or before == ".":  # 1e3, 0.5: part of a number
-            continue
-        if text[match.end() :].lstrip().startswith("(") or name.lower() in _KEYWORDS:
-            continue
-        found.add(name)
-    return found
-
-
-def metric_of(series: str) -> str:
-    """The metric a series belongs to: a histogram's ``_bucket``, ``_sum`` and ``_count``
-    series belong to the histogram; any other name is the metric itself."""
-    for suffix in _HISTOGRAM_SUFFIXES:
-        base = series.removesuffix(suffix)
-        if base != series and KNOWN_METRICS.get(base) == "histogram":
-            return base
-    return series
 
 
 def unknown_metrics(exprs: Mapping[str, str]) -> list[str]:
@@ -200,50 +57,9 @@ def rates_of_gauges(exprs: Mapping[str, str]) -> list[str]:
     return [
         f"{where}: {match.group(1)}({match.group(2)})"
         for where, expr in exprs.items()
-        for match in _COUNTER_FUNCTIONS.finditer(expr)
+        for match in COUNTER_FUNCTIONS.finditer(expr)
         if KNOWN_METRICS.get(metric_of(match.group(2))) == "gauge"
     ]
-
-
-# -- reading the files -----------------------------------------------------------------
-
-
-def dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    return loaded
-
-
-def rules() -> list[dict[str, Any]]:
-    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    return [rule for group in document["groups"] for rule in group["rules"]]
-
-
-def panels(board: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every panel, those inside collapsed rows included."""
-    for panel in board["panels"]:
-        yield panel
-        yield from panel.get("panels", [])
-
-
-def dashboard_exprs(board: Mapping[str, Any]) -> dict[str, str]:
-    """Every PromQL expression of the dashboard: its panels' targets and its variables'
-    queries (``label_values(metric, label)`` names the metric)."""
-    exprs = {
-        f"panel {panel['title']!r} target {target['refId']}": target["expr"]
-        for panel in panels(board)
-        for target in panel.get("targets", [])
-    }
-    for variable in board["templating"]["list"]:
-        query = variable.get("query")
-        query = query.get("query") if isinstance(query, dict) else query
-        if variable["type"] == "query" and query:
-            inner = re.fullmatch(r"label_values\((.*),\s*\w+\)", query)
-            exprs[f"variable {variable['name']}"] = inner.group(1) if inner else query
-    return exprs
-
-
-def rule_exprs() -> dict[str, str]:
-    return {f"rule {rule['alert']}": rule["expr"] for rule in rules()}
 
 
 def runbook_file(url: str) -> Path:
@@ -391,16 +207,15 @@ def test_when_a_builtin_alert_fires_then_its_runbook_exists(alert: str) -> None:
 
 
 def test_when_runbooks_name_commands_then_each_is_a_bastion_command() -> None:
-    """Every `bastion COMMAND` a runbook names is a command of the CLI (or one the alert
-    engine adds: alerts), so a runbook never sends an operator to a command that is not
-    there."""
+    """Every `bastion COMMAND` a runbook names is a command of the CLI, so a runbook
+    never sends an operator to a command that is not there."""
     from bastion.cli.main import build_parser
 
     parser = build_parser()
     subparsers = next(
         action for action in parser._actions if action.dest == "command" and action.choices
     )
-    commands = set(subparsers.choices or {}) | {"alerts"}
+    commands = set(subparsers.choices or {})
     for runbook in sorted(RUNBOOKS.glob("*.md")):
         text = runbook.read_text(encoding="utf-8")
         for match in re.finditer(r"(?:^|`)bastion ([a-z][a-z-]*)", text, re.MULTILINE):

@@ -235,3 +235,33 @@ def test_when_no_quote_then_open_position_has_no_unrealized_or_market_value() ->
     assert portfolio.market_value() == 0
     assert portfolio.cash() == Decimal(100_000) - Decimal("100.00")
     assert portfolio.position("s1", STOCK.id).quantity == 1
+
+
+def test_when_fills_pay_fees_then_each_position_keeps_its_own_and_they_sum_to_the_total() -> None:
+    """Fees land on the position (strategy, instrument) that paid them; the portfolio's
+    total and per-strategy fees are their sums; a snapshot keeps them."""
+    import msgspec
+
+    from bastion.recovery.state import PositionState, position_from_state, position_state
+
+    portfolio, _ = make_portfolio(STOCK, FUTURE)
+    portfolio.on_fill(
+        fill_event(OrderSide.BUY, 2, 10_000, instrument_id=STOCK.id, n=1, fee=Decimal("0.5"))
+    )
+    portfolio.on_fill(
+        fill_event(OrderSide.SELL, 1, 10_010, instrument_id=STOCK.id, n=2, fee=Decimal("0.25"))
+    )
+    portfolio.on_fill(
+        fill_event(OrderSide.BUY, 1, 400, instrument_id=FUTURE.id, n=3, fee=Decimal(2))
+    )
+    stock = portfolio.position("s1", STOCK.id)
+    future = portfolio.position("s1", FUTURE.id)
+    assert stock is not None and future is not None
+    assert (stock.fees, future.fees) == (Decimal("0.75"), Decimal(2))
+    assert portfolio.fees == stock.fees + future.fees == portfolio.strategy_fees["s1"]
+    assert position_from_state(position_state(stock)).fees == Decimal("0.75")
+    # a snapshot from before fees were kept: five fields
+    old = msgspec.msgpack.decode(
+        msgspec.msgpack.encode(["s1", STOCK.id, 1, "10000", "10"]), type=PositionState
+    )
+    assert position_from_state(old).fees == 0

@@ -73,6 +73,7 @@ from bastion.venues.base import (
     VenueContext,
     VenueMark,
     VenueReconciliation,
+    VenueStats,
 )
 from bastion.venues.fix import recovery
 from bastion.venues.fix.config import CancelOnDisconnect, FixVenueConfig
@@ -89,6 +90,14 @@ _TIF_OUT = {TimeInForce.DAY: "0", TimeInForce.GTC: "1", TimeInForce.IOC: "3"}
 _OPEN_STATUSES = frozenset({"0", "1", "5", "6", "9", "A", "D", "E"})
 _EXEC_REPORT_REQUIRED = (37, 17, 150, 39, 54, 151, 14, 6)
 NOT_LOGGED_ON = "venue session not logged on"
+_MD_REJECTS = {  # reason (bastion_md_rejects_total) -> the adapter's counter
+    "crossed_book": "market_data_crossed",
+    "invalid_entry": "market_data_invalid",
+    "malformed_entry": "market_data_malformed",
+    "unknown_symbol": "market_data_unknown_symbol",
+    "undated_trade": "market_data_trade_undated",
+    "resent": "resent_market_data_ignored",
+}
 NOT_RECONCILED = "venue not reconciled since its logon"
 
 
@@ -458,6 +467,24 @@ class FixVenueAdapter(VenueAdapter):
         self, open_orders: Iterable[Order], cancel: Callable[[Order], bool]
     ) -> None:
         self.disconnect_cancels.after_reconcile(open_orders, cancel)
+
+    def stats(self) -> VenueStats:
+        session = self.session
+        counters = session.counters
+        mine = self.counters
+        return VenueStats(
+            logons=self._logons,
+            disconnects=counters["disconnects"],
+            heartbeat_rtt_s=session.heartbeat_rtt_s,
+            last_received_s=session.last_received_s,
+            resend_requests=counters["resend_requests_sent"] + counters["resend_requests_received"],
+            gap_fills=counters["gap_fills_sent"] + counters["gap_fills_received"],
+            md_rejects={reason: mine[key] for reason, key in _MD_REJECTS.items() if mine[key]},
+        )
+
+    def probe_round_trip(self, every_s: float) -> None:
+        """A TestRequest every ``every_s`` while logged on (``FixSession.rtt_probe_s``)."""
+        self.session.rtt_probe_s = every_s
 
     def status(self) -> dict[str, Any]:
         return {

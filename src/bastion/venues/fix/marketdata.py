@@ -4,7 +4,8 @@ node's data path.
 
 A snapshot replaces a symbol's book; X entries each start with MDUpdateAction (279)
 and carry their own MDEntryType (269) and Symbol (55). A crossed or one-sided book
-publishes nothing (counted); a malformed entry is answered with a session Reject.
+publishes nothing (a crossed one is counted); a malformed entry is answered with a
+session Reject (and counted).
 
 A Trade entry (269=2) is a print, handed to ``on_trade_sink`` at once. In an X it is
 new: stamped with the time it arrived, as a quote is. In a W it is the last trade,
@@ -98,6 +99,7 @@ class TopOfBook:
             price = instrument.price_raw(Decimal(entry["270"]))
             size = instrument.size_raw(Decimal(entry.get("271", "0")))
         except (KeyError, ArithmeticError, ValueError) as error:
+            self._adapter.counters["market_data_malformed"] += 1
             raise RejectMessage(
                 INCORRECT_DATA_FORMAT, 270, f"bad market data entry: {error}"
             ) from None
@@ -115,6 +117,7 @@ class TopOfBook:
             price = instrument.price_raw(Decimal(entry["270"]))
             size = instrument.size_raw(Decimal(entry.get("271", "0")))
         except (KeyError, ArithmeticError, ValueError) as error:
+            adapter.counters["market_data_malformed"] += 1
             raise RejectMessage(INCORRECT_DATA_FORMAT, 270, f"bad trade entry: {error}") from None
         if price <= 0 or size < 0:
             adapter.counters["market_data_invalid"] += 1

@@ -41,6 +41,7 @@ from bastion.venues.base import (
     VenueAdapter,
     VenueContext,
     VenueReconciliation,
+    VenueStats,
     order_event,
 )
 from bastion.venues.sim.config import SimVenueConfig
@@ -115,6 +116,10 @@ class SimVenue(VenueAdapter):
         self._exec_seq = 0
         self.n_fills = 0
         self.n_rejects = 0
+
+    def stats(self) -> VenueStats:
+        """In process: no session, so nothing to log on, drop, resend or go quiet."""
+        return VenueStats()
 
     # -- requests from the node ---------------------------------------------------------
     def submit(self, order: Order) -> None:
