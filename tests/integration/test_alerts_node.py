@@ -128,12 +128,16 @@ def test_when_the_venue_simulator_dies_then_the_alert_arrives_within_a_second_an
             assert "venue FIXSIM: no session (session dropped)" in firing.body
             # the dead route: retried and counted, and it held nothing up
             eventually(lambda: node_log.read_text().count('"route": "down"') >= 3)
-            assert "notification_given_up" in node_log.read_text()
+            eventually(lambda: "notification_given_up" in node_log.read_text())
             assert hung.connections >= 1
 
             listed = bastion(desk, key, "alerts", "list", str(desk.node_config))
             assert listed.returncode == 0, listed.stderr
-            (alert,) = json.loads(listed.stdout)["alerts"]
+            # with the venue gone its quotes go stale and the node is not ready: those
+            # rules read the samples and fire too
+            (alert,) = [
+                a for a in json.loads(listed.stdout)["alerts"] if a["alert"] == "venue-disconnected"
+            ]
             assert (alert["alert"], alert["labels"]) == ("venue-disconnected", {"venue": "FIXSIM"})
             assert alert["id"] == firing.alert_id
             acked = bastion(
