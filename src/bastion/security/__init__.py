@@ -8,12 +8,18 @@
 - ``users``: what is stored (``UserRecord``), what may be shown (``User``), and the
   outcome of a login (``LoginResult``, ``LoginReason``);
 - ``passwords``: the password rule and Argon2id hashing; ``totp``: the second factor
-  and its enrolment; ``config``: ``UsersConfig``.
+  and its enrolment; ``config``: ``UsersConfig`` and the node's ``AccessConfig``.
 
 docs/security.md ("Operators") says what each part protects against, and what not.
 """
 
-from bastion.security.config import USERS_KEY, UsersConfig
+from bastion.security.config import (
+    USERS_KEY,
+    AccessConfig,
+    FourEyes,
+    FourEyesConfig,
+    UsersConfig,
+)
 from bastion.security.passwords import PASSWORD_PARAMS, Passwords, password_problem
 from bastion.security.roles import (
     MATRIX,
@@ -34,9 +40,12 @@ __all__ = [
     "PASSWORD_PARAMS",
     "PUBLIC_REFUSAL",
     "USERS_KEY",
+    "AccessConfig",
     "Command",
     "ConfirmedTotp",
     "Enrolment",
+    "FourEyes",
+    "FourEyesConfig",
     "Grant",
     "LoginReason",
     "LoginResult",
