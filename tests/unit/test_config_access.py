@@ -126,3 +126,24 @@ def test_when_a_live_node_has_no_access_then_its_start_is_refused(tmp_path: Path
 
 def _fields(config: PaperConfig) -> dict[str, object]:
     return {name: getattr(config, name) for name in config.__struct_fields__}
+
+
+def test_when_bastion_users_is_given_a_config_then_it_uses_its_access_users(
+    tmp_path: Path,
+) -> None:
+    """`bastion users --config FILE` administers the store the node will read:
+    [access.users] path (beside the vault by default), whatever else the file holds."""
+    from argparse import Namespace
+
+    from bastion.cli.users import _users_config
+
+    path = tmp_path / "node.toml"
+    path.write_text('[access.users]\npath = "ops/users.bastion"\n[risk]\nanything = 1\n')
+    chosen = _users_config(Namespace(config=str(path)))
+    assert chosen.resolve(tmp_path / "vault.bastion") == tmp_path / "ops" / "users.bastion"
+    path.write_text("[node]\n")
+    assert _users_config(Namespace(config=str(path))).path == "users.bastion"
+    assert _users_config(Namespace(config=None)).path == "users.bastion"
+    path.write_text("[access.users]\nmax_failures = 0\n")
+    with pytest.raises(ConfigError, match="max_failures"):
+        _users_config(Namespace(config=str(path)))
