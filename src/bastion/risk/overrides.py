@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 import structlog
@@ -46,9 +46,6 @@ from bastion.risk.config import (
     ThrottleConfig,
 )
 
-if TYPE_CHECKING:
-    from bastion.risk.ceilings import Ceilings, Change
-
 log = structlog.get_logger("bastion.risk")
 
 _TABLES: Final[dict[str, type[msgspec.Struct]]] = {
@@ -65,6 +62,24 @@ _NOT_OVERRIDABLE: Final = frozenset(
 _BOOL_KEYS: Final = frozenset(f.name for f in msgspec.structs.fields(RiskConfig) if f.type is bool)
 MAX_OVERRIDE_S: Final = 7 * 24 * 3600
 """The longest an override may last: a week (then it must be set again, or the config changed)."""
+
+
+class Assessed(Protocol):
+    """What an override would do (``bastion.risk.ceilings.Change``)."""
+
+    @property
+    def looser(self) -> bool: ...
+
+
+class Bounds(Protocol):
+    """How far overrides may go (``bastion.risk.ceilings.Ceilings``)."""
+
+    factor: Decimal
+    raised: dict[str, Decimal]
+
+    def assess(self, base: RiskConfig, path: str, value: str) -> Assessed: ...
+
+    def check_raise(self, base: RiskConfig, path: str, value: str) -> tuple[Decimal, Decimal]: ...
 
 
 class Override(msgspec.Struct, frozen=True, kw_only=True):
@@ -232,7 +247,7 @@ class RiskOverrides:
         bus: MessageBus,
         clock: Clock,
         id_prefix: str,
-        ceilings: Ceilings,
+        ceilings: Bounds,
     ) -> None:
         self.base = base
         self.ceilings = ceilings
@@ -286,7 +301,7 @@ class RiskOverrides:
         log.warning("risk_limits_changed", who=who, source=source, changes=changes)
         return changes
 
-    def assess(self, path: str, value: str, for_s: float, *, why: str) -> Change:
+    def assess(self, path: str, value: str, for_s: float, *, why: str) -> Assessed:
         """What setting ``path`` to ``value`` would do (is it looser than the config?);
         ``ConfigError`` if the key, the value (beyond its ceiling too), the duration or
         the reason is not acceptable. Nothing changes."""
