@@ -16,7 +16,6 @@ from bastion.node.authz import CommandGuard
 from bastion.node.control import SOCKET_MODE
 from bastion.node.identity import Identities
 from bastion.security.config import USERS_KEY, FourEyes
-from bastion.security.store import UserStore
 from bastion.vault._format import KEY_BYTES
 from bastion.vault.refs import SecretNotFound, SecretSource
 
@@ -45,6 +44,9 @@ def node_identities(
         ) from None
     if len(key) != KEY_BYTES:
         raise ConfigError(f"key 'access': the vault's {USERS_KEY} is not a {KEY_BYTES}-byte key")
+    # the store's libraries (TOTP, Argon2) are loaded only by a node that has operators
+    from bastion.security.store import UserStore
+
     store = UserStore(access.users.resolve(vault), key, clock=clock, config=access.users)
     mapped = [u for u in store.users() if u.os_uid is not None and not u.disabled]
     if not mapped:

@@ -13,6 +13,9 @@
 docs/security.md ("Operators") says what each part protects against, and what not.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from bastion.security.config import (
     USERS_KEY,
     AccessConfig,
@@ -20,7 +23,6 @@ from bastion.security.config import (
     FourEyesConfig,
     UsersConfig,
 )
-from bastion.security.passwords import PASSWORD_PARAMS, Passwords, password_problem
 from bastion.security.roles import (
     MATRIX,
     Command,
@@ -31,9 +33,36 @@ from bastion.security.roles import (
     matrix_markdown,
     may_approve,
 )
-from bastion.security.store import UserStore
-from bastion.security.totp import ConfirmedTotp, Enrolment, confirm
-from bastion.security.users import PUBLIC_REFUSAL, LoginReason, LoginResult, User
+
+if TYPE_CHECKING:
+    from bastion.security.passwords import PASSWORD_PARAMS, Passwords, password_problem
+    from bastion.security.store import UserStore
+    from bastion.security.totp import ConfirmedTotp, Enrolment, confirm
+    from bastion.security.users import PUBLIC_REFUSAL, LoginReason, LoginResult, User
+
+# loaded when first asked for: a node's config (``bastion.config``) reads ``config`` and
+# ``roles`` only, without the TOTP and store libraries
+_LAZY: dict[str, str] = {
+    "PASSWORD_PARAMS": "passwords",
+    "Passwords": "passwords",
+    "password_problem": "passwords",
+    "UserStore": "store",
+    "ConfirmedTotp": "totp",
+    "Enrolment": "totp",
+    "confirm": "totp",
+    "PUBLIC_REFUSAL": "users",
+    "LoginReason": "users",
+    "LoginResult": "users",
+    "User": "users",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "MATRIX",
