@@ -13,7 +13,7 @@ became of it. Pending requests live in memory only: a restart drops them (their
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -23,7 +23,10 @@ from bastion.node.identity import Operator
 from bastion.security.config import FourEyes
 from bastion.security.roles import Command
 
-__all__ = ["Approvals", "Pending"]
+__all__ = ["MAX_PENDING", "Approvals", "Pending"]
+
+MAX_PENDING: Final = 64
+"""Requests waiting at once; more are refused (a runaway script cannot fill memory)."""
 
 
 class Pending(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,7 +79,11 @@ class Approvals:
         requester: Operator,
         why: str,
         window_s: float,
-    ) -> Pending:
+    ) -> Pending | str:
+        """A new pending request, or why not (``MAX_PENDING`` already wait)."""
+        self.listing()  # closes the expired ones
+        if len(self.pending) >= MAX_PENDING:
+            return f"{MAX_PENDING} approvals are pending already: approve or let them expire"
         now = self._clock.timestamp_ns()
         self._count += 1
         pending = Pending(

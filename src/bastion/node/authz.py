@@ -217,7 +217,7 @@ class CommandGuard:
         self, operator: Operator, req: Request, need: Need, action: FourEyes, window_s: float
     ) -> dict[str, Any]:
         why = getattr(req, "why", "")
-        pending = self.approvals.open(
+        opened = self.approvals.open(
             action=action,
             command=need.command,
             strategy=need.strategy,
@@ -227,6 +227,10 @@ class CommandGuard:
             why=why,
             window_s=window_s,
         )
+        if isinstance(opened, str):
+            peer = PeerCredentials(pid=operator.pid, uid=operator.uid, gid=-1)
+            return await self._refuse(operator, peer, need.command, detail(req), why, opened)
+        pending = opened
         self._publish(
             ApprovalRequested(
                 ts_ns=pending.created_ns,

@@ -17,6 +17,7 @@ from bastion.model.events import (
     OperatorCommand,
     OperatorRefused,
 )
+from bastion.node.approvals import MAX_PENDING
 from bastion.node.identity import Identities
 from bastion.security.store import UserStore
 from kit.control import UIDS, Guarded, desk_store, guarded, peer
@@ -258,3 +259,20 @@ def test_when_a_venue_or_an_instrument_is_resumed_then_no_second_operator(
     assert ask(guard, "rita", {"cmd": "resume", "venue": "SIM", "why": "x"})["ok"] is True
     assert ask(guard, "rita", {"cmd": "resume", "instrument": "X", "why": "x"})["ok"] is True
     assert len(guard.node.calls) == 2
+
+
+def test_when_too_many_approvals_are_pending_then_the_next_request_is_refused(
+    desk: tuple[Guarded, UserStore],
+) -> None:
+    """At most 64 wait at once (a runaway script cannot fill the node's memory); once
+    they expire, requests are taken again."""
+    guard, _ = desk
+    for _ in range(MAX_PENDING):
+        assert "pending" in ask(guard, "rita", RESUME)
+    refused = ask(guard, "rita", RESUME)
+    assert refused == {
+        "ok": False,
+        "error": "refused: 64 approvals are pending already: approve or let them expire",
+    }
+    guard.clock.set_time(T0 + 60 * S)
+    assert ask(guard, "rita", RESUME)["pending"] == f"7.a{MAX_PENDING + 1}"
