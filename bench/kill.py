@@ -4,7 +4,7 @@
 A node is built as ``bastion run`` builds it with ``isolation = "process"``: the kernel
 on an asyncio loop with the live clock, the SQLite journal (group commit), the
 default risk config, the in-process simulated venue, its control socket served by
-``serve_control`` with ``NodeOperator``, and a quote every millisecond from a feed
+``serve_control`` with ``NodeOperator`` behind its guard, and a quote every millisecond from a feed
 task. One strategy, in its own process, rests ``--orders`` limit orders (1,000) far
 from the touch; once the venue has accepted them all, the feed marks its quotes and
 the strategy turns bad (``--variant``):
@@ -60,8 +60,10 @@ from bastion.model.data import QuoteTick
 from bastion.model.enums import TradingState
 from bastion.model.events import OrderCanceled, OrderDenied, OrderSubmitted, TradingStateChanged
 from bastion.model.orders import Order
+from bastion.node.access import command_guard
 from bastion.node.actions import NodeOperator
 from bastion.node.control import open_control_socket, serve_control, socket_path
+from bastion.node.identity import Identities
 from bastion.node.kernel import Kernel
 from bastion.strategy.config import ProcessLimits, StrategyConfig
 from bastion.tasks import spawn
@@ -114,7 +116,7 @@ from bastion.node.control import request
 print("ready", flush=True)
 sys.stdin.readline()
 sent = time.perf_counter_ns()
-response = request(Path(sys.argv[1]), {"cmd": "kill", "who": "bench", "why": "kill bench"})
+response = request(Path(sys.argv[1]), {"cmd": "kill", "why": "kill bench"})
 answered = time.perf_counter_ns()
 print(json.dumps({"sent_ns": sent, "answered_ns": answered, "response": response}), flush=True)
 """
@@ -250,7 +252,9 @@ async def _run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
     venue.cancel = timed_cancel  # type: ignore[method-assign]
 
-    control = spawn("control", serve_control(open_control_socket(sock_path), sock_path, operator))
+    # the node's own account, as a paper node without [access]: the operator process runs as it
+    guard = command_guard(operator, identities=Identities(None), epoch=epoch, mode="paper")
+    control = spawn("control", serve_control(open_control_socket(sock_path), sock_path, guard))
     await venue.connect()
     marked = [False]
     feed: asyncio.Task[None] | None = None

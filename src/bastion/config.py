@@ -32,6 +32,7 @@ from bastion.monitor.config import MonitoringConfig
 from bastion.portfolio.config import AccountConfig
 from bastion.recovery.config import RecoveryConfig
 from bastion.risk.config import RiskConfig, missing_live_limits
+from bastion.security.config import AccessConfig
 from bastion.storage.keys import resolve_key
 from bastion.strategy.config import StrategyConfig
 from bastion.vault.config import VaultConfig
@@ -176,6 +177,10 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     alert_routes: list[AlertRouteConfig] = []
     """``[[alert_routes]]``: where alerts are sent, by severity (the ``log`` route always
     exists)."""
+    access: AccessConfig | None = None
+    """Operators, four-eyes and override bounds (``bastion.security.config``); None: not
+    given, only the node's own OS account commands it (a live node refuses to start
+    without it)."""
 
     @property
     def isolation(self) -> Isolation:

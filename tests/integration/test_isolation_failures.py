@@ -209,7 +209,7 @@ def stalled(journal: Path, group: str) -> dict[str, Any]:
 
 def command(journal: Path, cmd: str, **fields: object) -> dict[str, Any]:
     """One control command, as ``bastion kill``/``resume`` sends it."""
-    answer = request(socket_path(journal), {"cmd": cmd, "who": "test", **fields}, timeout_s=10)
+    answer = request(socket_path(journal), {"cmd": cmd, **fields}, timeout_s=10)
     assert answer["ok"] is True, answer
     return answer
 

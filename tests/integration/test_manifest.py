@@ -10,7 +10,16 @@ import pytest
 
 from bastion.clock import SimClock
 from bastion.vault.vault import Vault
-from kit.live_desk import NODE, STRATEGY, bastion, commit_desk, write_desk
+from kit.live_desk import (
+    ME,
+    NODE,
+    ONE_ADMIN,
+    STRATEGY,
+    add_operators,
+    bastion,
+    commit_desk,
+    write_desk,
+)
 from kit.node_process import run_to_end
 from kit.vaults import FAST_KDF, PASSPHRASE, T0, key_file
 
@@ -57,8 +66,9 @@ def test_when_live_desk_tree_is_dirty_then_node_refuses_to_start(tmp_path: Path)
     allow_dirty (and an arming) it starts and the manifest records the dirty tree."""
     key = key_file(tmp_path)
     desk = tmp_path / "desk"
-    config = write_desk(desk, 'mode = "live"')
+    config = write_desk(desk, 'mode = "live"', access=ONE_ADMIN)
     Vault.create(desk / "vault.bastion", PASSPHRASE, clock=SimClock(T0), scope="live", kdf=FAST_KDF)
+    add_operators(desk / "vault.bastion", {"ada": (ME, "admin")})
     commit_desk(desk)
     (desk / "strategies" / "idle.py").write_text(STRATEGY + "\n# not committed\n")
 
@@ -72,6 +82,7 @@ def test_when_live_desk_tree_is_dirty_then_node_refuses_to_start(tmp_path: Path)
             node_extra='mode = "live"\nallow_dirty = true',
             journal="journal.sqlite",
             vault="vault.bastion",
+            access=ONE_ADMIN,
         )
     )
     armed = bastion(

@@ -1,14 +1,20 @@
-"""A desk for live-mode tests: a node config with the live minimum limits, a strategy,
-a git repository, and the bastion CLI run with a chosen vault passphrase source."""
+"""A desk for live-mode tests: a node config with the live minimum limits and its
+operators, a strategy, a git repository, and the bastion CLI run with a chosen vault
+passphrase source."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Final
 
+from bastion.clock import SimClock
+from bastion.security.store import UserStore
+from bastion.vault.vault import Vault
 from kit.node_process import RUN_TIMEOUT_S, bastion_cmd
-from kit.vaults import vault_env
+from kit.users import FAST_USERS, PASSWORD, enrolled
+from kit.vaults import PASSPHRASE, T0, vault_env
 
 STRATEGY: Final = '''
 from bastion.strategy import Strategy
@@ -56,10 +62,21 @@ path = "{vault}"
 
 [monitoring]
 listen = "127.0.0.1:0"
-"""
-"""A node config; ``node_extra`` goes in ``[node]`` (``mode = "live"``, ...)."""
 
-GITIGNORE: Final = "journal.sqlite*\n*.log\n.bastion-mode\nvault.bastion\n"
+{access}
+"""
+"""A node config; ``node_extra`` goes in ``[node]`` (``mode = "live"``, ...), ``access``
+is its ``[access]`` section (or nothing)."""
+
+ONE_ADMIN: Final = "[access]\n[access.four_eyes]\narm_live_s = 0\n"
+"""Operators from the store beside the vault; arming needs no second admin."""
+FOUR_EYES: Final = "[access]\n"
+"""Operators from the store beside the vault, four-eyes as a live node's default."""
+ME: Final = os.getuid()
+
+GITIGNORE: Final = (
+    "journal.sqlite*\n*.log\n.bastion-mode\nvault.bastion\nusers.bastion\n.users.bastion.lock\n"
+)
 
 _GIT_ENV: Final = {
     "GIT_AUTHOR_NAME": "desk",
@@ -78,13 +95,28 @@ def write_desk(
     journal: str = "journal.sqlite",
     vault: str = "vault.bastion",
     name: str = "node.toml",
+    access: str = "",
 ) -> Path:
     """The config ``root/name`` and its strategy; returns the config's path."""
     (root / "strategies").mkdir(parents=True, exist_ok=True)
     (root / "strategies" / "idle.py").write_text(STRATEGY)
     config = root / name
-    config.write_text(NODE.format(node_extra=node_extra, journal=journal, vault=vault))
+    text = NODE.format(node_extra=node_extra, journal=journal, vault=vault, access=access)
+    config.write_text(text)
     return config
+
+
+def add_operators(
+    vault_path: Path, operators: dict[str, tuple[int, str]], passphrase: str = PASSPHRASE
+) -> UserStore:
+    """Operators ``{name: (uid, role)}`` in the store beside the vault at ``vault_path``
+    (made with its ``users/key``, as ``bastion users add`` does; cheap hashes)."""
+    vault = Vault.open(vault_path, passphrase, clock=SimClock(T0))
+    users = UserStore.for_vault(vault, clock=SimClock(T0), config=FAST_USERS, create_key=True)
+    for name, (uid, role) in operators.items():
+        _, confirmed = enrolled(name)
+        users.add(name, PASSWORD, roles=(role,), os_uid=uid, totp=confirmed)
+    return users
 
 
 def git(desk: Path, *args: str) -> None:
@@ -100,14 +132,18 @@ def commit_desk(desk: Path) -> None:
 
 
 def bastion(
-    *args: str | Path, cwd: Path, key: Path | None, stdin: str = ""
+    *args: str | Path, cwd: Path, key: Path | None, stdin: str = "", sudo_uid: int | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``bastion ARGS`` to its end, the vault passphrase from the key file ``key`` only
-    (none: no unattended source); stdin is ``stdin`` (not a terminal)."""
+    (none: no unattended source); stdin is ``stdin`` (not a terminal). ``sudo_uid``: run
+    as if through sudo from that account (``SUDO_UID``; tests cannot switch uid)."""
+    env = vault_env(key)
+    if sudo_uid is not None:
+        env["SUDO_UID"] = str(sudo_uid)
     return subprocess.run(
         bastion_cmd(*args),
         cwd=cwd,
-        env=vault_env(key),
+        env=env,
         input=stdin,
         capture_output=True,
         text=True,

@@ -54,7 +54,9 @@ def new_vault(path: Path, passphrase: str = PASSPHRASE, **values: str) -> Vault:
 def vault_env(key: Path | None, **extra: str) -> dict[str, str]:
     """A child's environment with only the vault passphrase source given here (none of
     the developer's own), unbuffered and without colours."""
-    env = {k: v for k, v in os.environ.items() if k not in (KEY_FILE_ENV, CREDENTIALS_ENV)}
+    # nor the developer's sudo: `bastion arm` takes the arming admin from SUDO_UID
+    dropped = (KEY_FILE_ENV, CREDENTIALS_ENV, "SUDO_UID", "SUDO_USER", "SUDO_GID")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(PYTHONUNBUFFERED="1", NO_COLOR="1", **extra)
     if key is not None:
         env[KEY_FILE_ENV] = str(key)

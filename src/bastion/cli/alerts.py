@@ -18,7 +18,6 @@ from bastion.config import PaperConfig, load_config
 from bastion.errors import ConfigError, OperationalError
 from bastion.monitor.alerts.node import route_urls
 from bastion.monitor.notify import Notification, Notifier
-from bastion.node.control import operator_name
 from bastion.vault.config import load_secrets
 from bastion.vault.refs import Secret
 
@@ -46,7 +45,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    req = {"cmd": "alert_ack", "id": args.id, "who": operator_name(), "why": args.why}
+    req = {"cmd": "alert_ack", "id": args.id, "why": args.why}
     return send(args.config, req)
 
 
@@ -56,7 +55,6 @@ def cmd_silence(args: argparse.Namespace) -> int:
         "alert": args.alert,
         "labels": dict(args.labels or []),
         "for_s": args.for_s,
-        "who": operator_name(),
         "why": args.why,
     }
     return send(args.config, req)

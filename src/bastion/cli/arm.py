@@ -4,6 +4,11 @@ The live vault's passphrase is asked on the terminal, or read from stdin with
 ``--passphrase-stdin``; never from ``BASTION_VAULT_KEY_FILE`` or the systemd
 credential, which the node reads unattended: arming with them would be automatic, and
 arming is there to prove that a person who knows the passphrase asked for this start.
+
+The person must be an admin of the desk's operators (``[access]``: the local account
+running it maps to one, ``bastion.live.arm_request.invoking_uid``); with four-eyes on
+for ``arm_live`` (a live node's default), a first admin's ``bastion arm`` writes a
+request and a second admin's ``bastion arm CONFIG --approve ID --why TEXT`` arms.
 """
 
 from __future__ import annotations
@@ -21,16 +26,21 @@ from bastion.cli.common import EXIT_OK, Commands, Formatter, positive_seconds, w
 from bastion.config import PaperConfig, load_config, resolve_path
 from bastion.errors import UsageError
 from bastion.journal.keys import journal_keys
+from bastion.live import arm_request
 from bastion.live.arming import (
     ARM_KEY_NAME,
+    ArmClaims,
     mac_key,
     new_claims,
     token_path,
     write_token,
 )
+from bastion.live.preflight import check_live_access
 from bastion.live.separation import check_journal_mode
 from bastion.manifest.collect import sha256_file
-from bastion.node.control import operator_name
+from bastion.node.identity import account_name
+from bastion.security.config import FourEyes
+from bastion.security.store import UserStore
 from bastion.vault import keysource, redact
 from bastion.vault.files import make_private_dir
 from bastion.vault.vault import Vault, require_scope
@@ -43,8 +53,16 @@ for one start of this config, by this node id, until it expires (node.arm_valid_
 900 s by default; --for-s may shorten it). The node journals who armed it and why
 (LiveArmed) and deletes it; a restart needs a new arming.
 
+Only an admin of the desk's operators ([access]) arms: the local account running
+the command must map to one (through sudo: the account that ran sudo). With
+four-eyes on ([access.four_eyes] arm_live_s, 900 s on a live node unless set), the
+first admin's command writes a request (<journal>.arm-request) and prints its id;
+a second, different admin approves it within that window with --approve ID, and
+only then is the node armed (who: "alice, approved by bob").
+
 examples:
-  bastion arm live/node.toml --why "go live after the 2026-03 review"
+  sudo -u bastion bastion arm live/node.toml --why "go live after the 2026-03 review"
+  sudo -u bastion bastion arm live/node.toml --approve 3f9a0c1d2e4b --why "config reviewed"
   bastion arm live/node.toml --why "restart after venue outage" --for-s 120
   bastion run live/node.toml
 """
@@ -74,6 +92,11 @@ def add_arm_commands(commands: Commands, formatter: Formatter) -> None:
         help="valid for SECONDS if the node is not started (at most node.arm_valid_s)",
     )
     arm.add_argument(
+        "--approve",
+        metavar="ID",
+        help="approve another admin's pending arming request ID (four-eyes): arms now",
+    )
+    arm.add_argument(
         "--passphrase-stdin",
         action="store_true",
         help="read the passphrase from the first line of stdin instead of the terminal",
@@ -82,7 +105,7 @@ def add_arm_commands(commands: Commands, formatter: Formatter) -> None:
 
 
 def cmd_arm(args: argparse.Namespace) -> int:
-    """Arm a live config for one start."""
+    """Arm a live config for one start (or ask for it, or approve another admin's ask)."""
     config_path = Path(args.config)
     config = load_config(config_path, PaperConfig)
     if config.node.mode != "live":
@@ -90,8 +113,13 @@ def cmd_arm(args: argparse.Namespace) -> int:
             f"{config_path}: node.mode is '{config.node.mode}': only a live config is armed "
             "(a paper node starts without arming)"
         )
+    check_live_access(config)
+    access = config.access
+    assert access is not None
     valid_s: float = config.node.arm_valid_s
     if args.for_s is not None:
+        if args.approve is not None:
+            raise UsageError("--for-s goes with the request, not the approval")
         if args.for_s > valid_s:
             raise UsageError(
                 f"--for-s {args.for_s:g}: longer than node.arm_valid_s ({valid_s:g} s) in "
@@ -110,19 +138,98 @@ def cmd_arm(args: argparse.Namespace) -> int:
     require_scope(vault, "live", "vault.path")
     # said now, not only when the node starts (an encrypted journal is read with its key)
     check_journal_mode(journal, "live", journal_keys(config.journal, vault).encryption)
+    users = UserStore.for_vault(vault, clock=clock, config=access.users)
+    uid = current_uid()
+    admin = arm_request.arming_admin(users.by_uid(uid), uid, account_name(uid))
     vault.ensure_key(ARM_KEY_NAME)
+    key = mac_key(vault.get(ARM_KEY_NAME))
+    config_sha256 = sha256_file(config_path)
+    now_ns = clock.timestamp_ns()
+    if args.approve is not None:
+        path = arm_request.request_path(journal)
+        request = arm_request.approve(
+            arm_request.read_request(path),
+            key=key,
+            request_id=args.approve,
+            approver=admin.name,
+            approver_uid=uid,
+            node_id=config.node.id,
+            config_sha256=config_sha256,
+            now_ns=now_ns,
+        )
+        requester = users.find(request.requested_by)
+        arm_request.arming_admin(requester, request.requested_uid, request.requested_by)
+        claims = new_claims(
+            node_id=config.node.id,
+            config_sha256=config_sha256,
+            who=f"{request.requested_by}, approved by {admin.name}",
+            why=f"{request.why} (approved: {args.why.strip()})",
+            armed_at_ns=now_ns,
+            valid_s=request.valid_s,
+        )
+        _write_arming(config_path, journal, claims, key, valid_s=request.valid_s)
+        path.unlink(missing_ok=True)  # approved once: a second approval finds nothing
+        return EXIT_OK
+    window_s = access.four_eyes.window_s(FourEyes.ARM_LIVE, "live")
+    if window_s > 0:
+        request = arm_request.new_request(
+            node_id=config.node.id,
+            config_sha256=config_sha256,
+            requested_by=admin.name,
+            requested_uid=uid,
+            why=args.why.strip(),
+            valid_s=valid_s,
+            now_ns=now_ns,
+            window_s=window_s,
+        )
+        path = arm_request.request_path(journal)
+        replaced = path.exists()
+        make_private_dir(path.parent)
+        arm_request.write_request(path, request, key)
+        log.info(
+            "live_arming_requested",
+            config=str(config_path),
+            node=request.node_id,
+            who=admin.name,
+            uid=uid,
+            why=request.why,
+            request_id=request.request_id,
+            expires_ns=request.expires_ns,
+            replaced=replaced,
+        )
+        until = _utc(request.expires_ns)
+        print(
+            f"arming request {request.request_id} for {config_path} (node {request.node_id}) "
+            f"by {admin.name}: not armed yet; a second admin approves it before {until} UTC "
+            f"with: bastion arm {config_path} --approve {request.request_id} --why TEXT"
+            f"{'; the earlier request is replaced' if replaced else ''}"
+        )
+        return EXIT_OK
     claims = new_claims(
         node_id=config.node.id,
-        config_sha256=sha256_file(config_path),
-        who=operator_name(),
+        config_sha256=config_sha256,
+        who=admin.name,
         why=args.why,
-        armed_at_ns=clock.timestamp_ns(),
+        armed_at_ns=now_ns,
         valid_s=valid_s,
     )
+    _write_arming(config_path, journal, claims, key, valid_s=valid_s)
+    return EXIT_OK
+
+
+def current_uid() -> int:
+    """The local account arming (``arm_request.invoking_uid``); a seam for tests, which
+    cannot switch uid."""
+    return arm_request.invoking_uid()
+
+
+def _write_arming(
+    config_path: Path, journal: Path, claims: ArmClaims, key: bytes, *, valid_s: float
+) -> None:
     path = token_path(journal)
     replaced = path.exists()
     make_private_dir(path.parent)
-    write_token(path, claims, mac_key(vault.get(ARM_KEY_NAME)))
+    write_token(path, claims, key)
     log.info(
         "live_armed",
         config=str(config_path),
@@ -133,12 +240,15 @@ def cmd_arm(args: argparse.Namespace) -> int:
         expires_ns=claims.expires_ns,
         replaced=replaced,
     )
-    until = datetime.fromtimestamp(claims.expires_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
     print(
-        f"armed {config_path} (node {claims.node_id}) for one start until {until} UTC "
-        f"({valid_s:g} s){'; the earlier arming is replaced' if replaced else ''}"
+        f"armed {config_path} (node {claims.node_id}) by {claims.who} for one start until "
+        f"{_utc(claims.expires_ns)} UTC ({valid_s:g} s)"
+        f"{'; the earlier arming is replaced' if replaced else ''}"
     )
-    return EXIT_OK
+
+
+def _utc(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _passphrase(from_stdin: bool, config_path: Path) -> str:

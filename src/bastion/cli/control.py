@@ -1,7 +1,11 @@
 """The operator's commands to a running node, over its control socket (``bastion.node.control``):
-``kill``, ``resume``, ``status``, ``enable`` (a strategy the risk gate disabled) and ``risk set |
-clear | list`` (temporary limit overrides). Each prints the node's answer as JSON;
-exit 0 done, 1 the node refused or failed, 2 no node listening or bad arguments.
+``kill``, ``resume``, ``status``, ``enable`` / ``disable`` (a strategy), ``risk set | clear |
+list | raise-ceiling`` (temporary limit overrides and their bounds), ``approvals`` and
+``approve`` (four-eyes). The node knows who asks from the kernel (the socket's peer
+uid), so nothing here says who; the client speaks only to a process running as the
+journal's owner. Each prints the node's answer as JSON; exit 0 done (or, for a
+four-eyes command, waiting for a second operator: the answer has ``pending``), 1 the
+node refused or failed, 2 no node listening or bad arguments.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import msgspec
 from bastion.cli.common import usage
 from bastion.config import PaperConfig, default_paper_config, load_config, resolve_path
 from bastion.errors import CommandRefused, UsageError
-from bastion.node.control import operator_name
 
 _KILL_EPILOG: Final = """\
 Talks to the node over its control socket, <journal path>.sock (for the embedded
@@ -39,7 +42,10 @@ examples:
 """
 
 _RESUME_EPILOG: Final = """\
-Sets the node's trading state back to ACTIVE (journaled, with who and why).
+Sets the node's trading state back to ACTIVE (journaled, with who and why). With
+four-eyes on (the default of a live node), resuming a HALTED node waits for a
+second operator: the answer is {"ok": true, "pending": ID, ...} and another risk
+officer runs `bastion approve CONFIG ID --why TEXT` within the window.
 
 examples:
   bastion resume mydesk/paper.toml --why "fixed the strategy config"
@@ -52,7 +58,9 @@ Prints, as JSON: the trading state and why, whether it was restored from the
 journal, open orders, positions, denials per reason, disabled strategies, paused
 instruments, how many risk overrides are active, each venue's state (connected,
 halted, open orders, instruments) and the instruments that cannot trade now
-(their venue disconnected or halted).
+(their venue disconnected or halted); "you": the operator the node takes you for
+(from your local account) and your roles; "access": operators or owner only, the
+four-eyes windows and how many approvals are pending.
 
 example:
   bastion status mydesk/paper.toml
@@ -75,10 +83,30 @@ as in TOML (quotes not needed). An override is temporary: it ends by itself afte
 --for (at most 7 days), or with `bastion risk clear`; then the config file's value
 applies again. Every override, its end and who asked why are journaled.
 
+An override may loosen a limit at most [access] max_override_factor (2 by default)
+times the config's value (divided by it for a limit that is looser lower, such as
+fills_window_ms); beyond that it is refused, naming the ceiling. An admin raises one
+limit's ceiling with `bastion risk raise-ceiling` (until the node stops). With
+four-eyes on, a value looser than the config's, and every raised ceiling, wait for a
+second operator (`bastion approve`).
+
 examples:
   bastion risk set mydesk/paper.toml max_order_quantity 50 --for 30m --why "index rebalance"
   bastion risk list mydesk/paper.toml
   bastion risk clear mydesk/paper.toml 3 --why "rebalance done"
+  bastion risk raise-ceiling mydesk/paper.toml max_order_quantity 500 --why "rebalance"
+"""
+
+_APPROVE_EPILOG: Final = """\
+A four-eyes command (a resume after a kill, an override looser than the config, a
+raised ceiling) runs only when a second, different operator approves it within its
+window ([access.four_eyes]): one whose roles may approve it (the approve right and
+the command's own). Approving your own request, an expired or an already used id is
+refused and journaled.
+
+examples:
+  bastion approvals mydesk/live.toml
+  bastion approve mydesk/live.toml 7.a1 --why "checked the fills with alice"
 """
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)")
@@ -130,19 +158,14 @@ def duration_s(text: str) -> float:
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    req: dict[str, object] = {
-        "cmd": "kill",
-        "flatten": args.flatten,
-        "who": operator_name(),
-        "why": args.why,
-    }
+    req: dict[str, object] = {"cmd": "kill", "flatten": args.flatten, "why": args.why}
     if args.venue is not None:
         req["venue"] = args.venue
     return send(args.config, req)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    req: dict[str, object] = {"cmd": "resume", "who": operator_name(), "why": args.why}
+    req: dict[str, object] = {"cmd": "resume", "why": args.why}
     if args.instrument is not None:
         req["instrument"] = args.instrument
     if args.venue is not None:
@@ -155,8 +178,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_enable(args: argparse.Namespace) -> int:
-    req = {"cmd": "enable", "strategy": args.strategy, "who": operator_name(), "why": args.why}
-    return send(args.config, req)
+    return send(args.config, {"cmd": "enable", "strategy": args.strategy, "why": args.why})
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    return send(args.config, {"cmd": "disable", "strategy": args.strategy, "why": args.why})
 
 
 def cmd_risk_set(args: argparse.Namespace) -> int:
@@ -165,15 +191,26 @@ def cmd_risk_set(args: argparse.Namespace) -> int:
         "path": args.key,
         "value": args.value,
         "for_s": args.for_s,
-        "who": operator_name(),
         "why": args.why,
     }
     return send(args.config, req)
 
 
 def cmd_risk_clear(args: argparse.Namespace) -> int:
-    req = {"cmd": "risk_clear", "id": args.id, "who": operator_name(), "why": args.why}
+    return send(args.config, {"cmd": "risk_clear", "id": args.id, "why": args.why})
+
+
+def cmd_raise_ceiling(args: argparse.Namespace) -> int:
+    req = {"cmd": "raise_ceiling", "path": args.key, "value": args.value, "why": args.why}
     return send(args.config, req)
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    return send(args.config, {"cmd": "approvals_list"})
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    return send(args.config, {"cmd": "approve", "id": args.id, "why": args.why})
 
 
 def cmd_risk_list(args: argparse.Namespace) -> int:
@@ -235,6 +272,31 @@ def add_operator_commands(
     enable.add_argument("--why", metavar="TEXT", required=True, help="reason, journaled")
     enable.set_defaults(handler=cmd_enable)
 
+    disable = command(
+        "disable",
+        "disable a strategy: its new orders are denied until it is enabled",
+        _ENABLE_EPILOG,
+    )
+    disable.add_argument("strategy", metavar="STRATEGY", help="the strategy's name")
+    disable.add_argument("--why", metavar="TEXT", required=True, help="reason, journaled")
+    disable.set_defaults(handler=cmd_disable)
+
+    approvals = command(
+        "approvals", "the four-eyes requests waiting for a second operator", _APPROVE_EPILOG
+    )
+    approvals.set_defaults(handler=cmd_approvals)
+    approve = commands.add_parser(
+        "approve",
+        help="approve another operator's four-eyes request: it runs now",
+        description="bastion approve: approve another operator's four-eyes request.",
+        epilog=_APPROVE_EPILOG,
+        formatter_class=formatter,
+    )
+    approve.add_argument("config", metavar="CONFIG", help="the node's config file (TOML)")
+    approve.add_argument("id", metavar="ID", help="the request's id (bastion approvals)")
+    approve.add_argument("--why", metavar="TEXT", required=True, help="reason, journaled")
+    approve.set_defaults(handler=cmd_approve)
+
     risk = commands.add_parser(
         "risk",
         help="temporary overrides of the running node's risk limits",
@@ -268,3 +330,14 @@ def add_operator_commands(
     list_ = sub.add_parser("list", help="the active overrides", formatter_class=formatter)
     list_.add_argument("config", metavar="CONFIG", help="the node's config file (TOML)")
     list_.set_defaults(handler=cmd_risk_list)
+    ceiling = sub.add_parser(
+        "raise-ceiling",
+        help="let overrides of one limit go further (admin; four-eyes)",
+        epilog=_RISK_EPILOG,
+        formatter_class=formatter,
+    )
+    ceiling.add_argument("config", metavar="CONFIG", help="the node's config file (TOML)")
+    ceiling.add_argument("key", metavar="KEY", help="e.g. max_order_quantity, instruments.ID.KEY")
+    ceiling.add_argument("value", metavar="VALUE", help="the new ceiling, as in TOML")
+    ceiling.add_argument("--why", metavar="TEXT", required=True, help="reason, journaled")
+    ceiling.set_defaults(handler=cmd_raise_ceiling)

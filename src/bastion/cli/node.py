@@ -23,6 +23,7 @@ from bastion.cli.common import (
 from bastion.config import PaperConfig, default_paper_config, load_config, resolve_path
 from bastion.errors import ConfigError
 from bastion.live.arming import ARM_KEY_NAME
+from bastion.security.config import USERS_KEY
 from bastion.vault.config import load_secrets, refuse_live_vault
 from bastion.vault.refs import MemorySecrets, SecretSource
 
@@ -102,6 +103,17 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return code
 
 
+def _machine_keys(config: PaperConfig) -> tuple[str, ...]:
+    """The vault's keys the node itself uses: the arming's (live), the operators' store's
+    (``[access]``)."""
+    keys: list[str] = []
+    if config.node.mode == "live":
+        keys.append(ARM_KEY_NAME)
+    if config.access is not None:
+        keys.append(USERS_KEY)
+    return tuple(keys)
+
+
 def _node_config(
     args: argparse.Namespace,
 ) -> tuple[PaperConfig, Path, str, SecretSource]:
@@ -122,8 +134,9 @@ def _node_config(
                 scope="live" if live else "paper",
                 clock=wall_clock(),
                 # a live node opens its vault even without secret references: the
-                # arming is checked with its key
-                machine_keys=(ARM_KEY_NAME,) if live else (),
+                # arming is checked with its key; the operators' store is read with
+                # users/key
+                machine_keys=_machine_keys(config),
             )
             config.check_secrets(secrets)
         except ConfigError as error:

@@ -15,16 +15,19 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
+import msgspec
 import segno
 
 from bastion.cli.common import EXIT_OK, Commands, Formatter, usage, wall_clock, wrap
 from bastion.cli.vault import vault_options, vault_path
 from bastion.clock import Clock
-from bastion.errors import PasswordRejected, UsageError
+from bastion.errors import ConfigError, PasswordRejected, UsageError
 from bastion.security.config import USERS_KEY, UsersConfig
 from bastion.security.passwords import MIN_PASSWORD, password_problem
 from bastion.security.roles import Role
@@ -192,7 +195,34 @@ def add_users_commands(commands: Commands, formatter: Formatter) -> None:
 
 def _store(args: argparse.Namespace, clock: Clock, *, create_key: bool = False) -> UserStore:
     vault = unlock(vault_path(args), clock=clock)
-    return UserStore.for_vault(vault, clock=clock, create_key=create_key)
+    return UserStore.for_vault(
+        vault, clock=clock, config=_users_config(args), create_key=create_key
+    )
+
+
+class _UsersTable(msgspec.Struct, frozen=True, kw_only=True):
+    users: UsersConfig = msgspec.field(default_factory=UsersConfig)
+
+
+class _AccessSection(msgspec.Struct, frozen=True, kw_only=True):
+    """The ``[access.users]`` table of a node's config (its other tables not read here)."""
+
+    access: _UsersTable | None = None
+
+
+def _users_config(args: argparse.Namespace) -> UsersConfig:
+    """``--config FILE``'s ``[access.users]`` (where the node looks for its operators),
+    else the defaults (``users.bastion`` beside the vault)."""
+    if not getattr(args, "config", None):
+        return UsersConfig()
+    path = Path(args.config)
+    try:
+        section = msgspec.convert(tomllib.loads(path.read_text(encoding="utf-8")), _AccessSection)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, msgspec.ValidationError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return UsersConfig() if section.access is None else section.access.users
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -229,7 +259,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if USERS_KEY not in vault:
         print(f"no operators for {vault.path} (add one: bastion users add NAME --role admin)")
         return EXIT_OK
-    store = UserStore.for_vault(vault, clock=clock)
+    store = UserStore.for_vault(vault, clock=clock, config=_users_config(args))
     now = clock.timestamp_ns()
     rows = [
         (

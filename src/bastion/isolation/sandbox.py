@@ -405,22 +405,3 @@ def _descends(pid: int, ancestor: int) -> bool | None:
 def process_exists(pid: int) -> bool:
     """Whether process ``pid`` exists (a zombie does)."""
     return os.path.exists(f"/proc/{pid}")
-
-
-def peer_pid(sock: object) -> int:
-    """The pid of the process at the other end of a Unix socket (``SO_PEERCRED``: the
-    process that connected, as it was then); 0 when the kernel does not say. ``sock``:
-    a socket, or the wrapper asyncio's ``get_extra_info("socket")`` hands out (which
-    is not a ``socket.socket``)."""
-    import struct
-
-    getsockopt = getattr(sock, "getsockopt", None)
-    if getsockopt is None:
-        return 0
-    try:
-        creds = getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return 0
-    if not isinstance(creds, bytes):
-        return 0
-    return int(struct.unpack("3i", creds)[0])

@@ -48,8 +48,10 @@ def node_manifest(
 
 def check_live_start(config: PaperConfig, manifest: RunManifest) -> None:
     """Refuse to start a live node without monitoring (nobody would hear of a venue
-    disconnect or a journal falling behind), or whose code is not exactly a commit
-    (unless ``node.allow_dirty``): the manifest must say what ran."""
+    disconnect or a journal falling behind), without operators (``check_live_access``)
+    or whose code is not exactly a commit (unless ``node.allow_dirty``): the manifest
+    must say what ran."""
+    check_live_access(config)
     if config.node.mode != "live":
         return
     monitoring = config.monitoring
@@ -69,6 +71,19 @@ def check_live_start(config: PaperConfig, manifest: RunManifest) -> None:
     raise ConfigError(
         f"live node: the desk's git tree is dirty ({what}); commit the changes, or set "
         "node.allow_dirty = true to run them anyway (the run manifest records it)"
+    )
+
+
+def check_live_access(config: PaperConfig) -> None:
+    """A live node has named operators (``[access]``: an operator store with roles and
+    four-eyes), never just whoever runs as its account."""
+    if config.node.mode != "live" or config.access is not None:
+        return
+    raise ConfigError(
+        "key 'access': a live node needs operators: add an [access] section and its "
+        "operators (bastion users add NAME --role risk_officer --uid UID --config CONFIG); "
+        "without it, anyone using the node's account could kill, resume or override "
+        "limits, unnamed and without a second operator"
     )
 
 

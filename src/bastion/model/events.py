@@ -369,6 +369,87 @@ class AlertSilenced(Event, frozen=True, kw_only=True):
     why: str
 
 
+class OperatorCommand(Event, frozen=True, kw_only=True):
+    """An operator's command the node carries out, journaled before its effects: who
+    gave it as the kernel says (``operator``, mapped from the peer's ``uid``, with
+    ``roles``; ``pid`` the process that asked), over ``source`` (``local socket``), the
+    command (a ``bastion.security.Command``), what it acts on (``detail``, the request's
+    fields as JSON) and the reason given. Its effects follow (a ``TradingStateChanged``,
+    a ``RiskOverrideSet``, ...), or an ``OperatorRefused`` if the node could not do it."""
+
+    operator: str
+    roles: list[str]
+    uid: int
+    pid: int
+    source: str
+    command: str
+    detail: str
+    why: str
+
+
+class OperatorRefused(Event, frozen=True, kw_only=True):
+    """A command the node refused, and why: the peer's ``uid`` maps to no operator (then
+    ``operator`` is empty), the operator's roles do not allow it, an approval that is
+    their own, expired, already used or beyond their right, or the node could not do
+    it. Nothing changed."""
+
+    operator: str
+    roles: list[str]
+    uid: int
+    pid: int
+    source: str
+    command: str
+    detail: str
+    why: str
+    reason: str
+
+
+class ApprovalRequested(Event, frozen=True, kw_only=True):
+    """A four-eyes command waits for a second operator: ``approval_id`` until
+    ``expires_ns``; requested by ``operator`` (``uid``, ``pid``, ``source``) for ``why``.
+    Nothing changed yet."""
+
+    approval_id: str
+    command: str
+    detail: str
+    operator: str
+    roles: list[str]
+    uid: int
+    pid: int
+    source: str
+    why: str
+    expires_ns: int
+
+
+class ApprovalGranted(Event, frozen=True, kw_only=True):
+    """A second operator (``operator``, ``uid``, ``pid``, ``source``, for ``why``)
+    approved ``approval_id``, which ``requested_by`` asked for: the command runs now and
+    its effects follow."""
+
+    approval_id: str
+    command: str
+    detail: str
+    requested_by: str
+    operator: str
+    roles: list[str]
+    uid: int
+    pid: int
+    source: str
+    why: str
+
+
+class RiskCeilingRaised(Event, frozen=True, kw_only=True):
+    """The bound an override of ``path`` may reach is now ``ceiling`` (was ``previous``:
+    ``max_override_factor`` times the config's value), until the node stops; ``who``
+    asked for ``why`` (a four-eyes command: its ``ApprovalGranted`` precedes this)."""
+
+    path: str
+    ceiling: str
+    previous: str
+    who: str
+    why: str
+
+
 class JournaledBy(enum.Enum):
     """Who writes an event type to the journal."""
 
@@ -433,6 +514,11 @@ EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(AlertResolved, "AlertResolved", _BUS),
     EventKind(AlertAcknowledged, "AlertAcknowledged", _BUS),
     EventKind(AlertSilenced, "AlertSilenced", _BUS),
+    EventKind(OperatorCommand, "OperatorCommand", _BUS),
+    EventKind(OperatorRefused, "OperatorRefused", _BUS),
+    EventKind(ApprovalRequested, "ApprovalRequested", _BUS),
+    EventKind(ApprovalGranted, "ApprovalGranted", _BUS),
+    EventKind(RiskCeilingRaised, "RiskCeilingRaised", _BUS),
 )
 """Every event type, stated once: the journal codec decodes exactly these, the execution
 engine journals the order events and the node subscribes the journal to the others.

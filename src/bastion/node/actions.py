@@ -1,10 +1,12 @@
 """What the operator's commands do on a running node (``bastion.node.control.ControlCommands``):
-the kill switch, resume, status, enabling a disabled strategy, and temporary risk
-limit overrides. Every change is journaled (through the bus) with who and why, and
-answered only once its event is committed to the journal (``_committed``), so a crash
-right after the answer cannot undo what the operator was told. A refused command
-raises ``CommandRefused`` with the reason (nothing changed), which the control channel
-answers as ``{"ok": false, "error": ...}``.
+the kill switch, resume, status, enabling and disabling a strategy, temporary risk
+limit overrides and their ceilings, and which of them need a second operator
+(``four_eyes``). Who may give them is decided before (``bastion.node.authz``); ``who``
+here is the authenticated operator. Every change is journaled (through the bus) with
+who and why, and answered only once its event is committed to the journal
+(``_committed``), so a crash right after the answer cannot undo what the operator was
+told. A refused command raises ``CommandRefused`` with the reason (nothing changed),
+which the control channel answers as ``{"ok": false, "error": ...}``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from bastion.isolation.host import ProcessStrategyHost
 from bastion.model.enums import TradingState
 from bastion.model.events import TradingStateChanged
 from bastion.monitor.alerts.engine import AlertEngine
+from bastion.node.control import RaiseCeilingRequest, Request, ResumeRequest, RiskSetRequest
 from bastion.node.kernel import Kernel
 from bastion.risk.gate import CONFIGURED_STATE_REASON
-from bastion.risk.overrides import Override
+from bastion.risk.overrides import Override, number
+from bastion.security.config import FourEyes
 
 log = structlog.get_logger("bastion.node")
 
@@ -45,6 +49,10 @@ class NodeOperator:
     def _on_state(self, event: TradingStateChanged) -> None:
         self.reason = event.reason
         self.restored = False
+
+    async def committed(self) -> None:
+        """Return once everything journaled so far is on disk."""
+        await _committed(self.kernel)
 
     def took_over_state(self) -> None:
         """Recovery has run: report the trading state it took over from the journal."""
@@ -183,13 +191,56 @@ class NodeOperator:
 
     async def enable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
         risk = self.kernel.risk
-        if strategy not in self.kernel.strategies.strategies:
-            known = ", ".join(sorted(self.kernel.strategies.strategies)) or "none"
-            raise CommandRefused(f"no strategy {strategy!r} on this node (strategies: {known})")
+        self._check_strategy(strategy)
         if not risk.enable_strategy(strategy, who, why):
             return {"enabled": False, "strategy": strategy, "note": "it was not disabled"}
         await _committed(self.kernel)
         return {"enabled": True, "strategy": strategy}
+
+    async def disable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
+        risk = self.kernel.risk
+        self._check_strategy(strategy)
+        reason = f"disabled by {who}: {why}" if why else f"disabled by {who}"
+        if not risk.disable_strategy(strategy, reason):
+            return {"disabled": False, "strategy": strategy, "note": "it was disabled already"}
+        await _committed(self.kernel)
+        return {"disabled": True, "strategy": strategy, "reason": reason}
+
+    def _check_strategy(self, strategy: str) -> None:
+        if strategy not in self.kernel.strategies.strategies:
+            known = ", ".join(sorted(self.kernel.strategies.strategies)) or "none"
+            raise CommandRefused(f"no strategy {strategy!r} on this node (strategies: {known})")
+
+    def four_eyes(self, req: Request) -> FourEyes | None:
+        if isinstance(req, ResumeRequest):
+            node_wide = req.instrument is None and req.venue is None
+            halted = self.kernel.risk.state is TradingState.HALTED
+            return FourEyes.RESUME if node_wide and halted else None
+        overrides = self.kernel.risk_overrides
+        try:
+            if isinstance(req, RiskSetRequest):
+                change = overrides.assess(req.path, req.value, req.for_s, why=req.why)
+                return FourEyes.RAISE_LIMIT if change.looser else None
+            if isinstance(req, RaiseCeilingRequest):
+                overrides.ceilings.check_raise(overrides.base, req.path, req.value)
+                return FourEyes.RAISE_CEILING
+        except ConfigError as error:  # a bad key or value, or one beyond its ceiling
+            raise CommandRefused(str(error)) from error
+        return None
+
+    async def raise_ceiling(self, *, path: str, value: str, who: str, why: str) -> dict[str, Any]:
+        overrides = self.kernel.risk_overrides
+        previous = overrides.ceilings.raised.get(path)
+        try:
+            ceiling = overrides.raise_ceiling(path, value, who=who, why=why)
+        except ConfigError as error:
+            raise CommandRefused(str(error)) from error
+        await _committed(self.kernel)
+        return {
+            "path": path,
+            "ceiling": number(ceiling),
+            "previous": None if previous is None else number(previous),
+        }
 
     async def risk_set(
         self, *, path: str, value: str, for_s: float, who: str, why: str
@@ -215,7 +266,11 @@ class NodeOperator:
             "overrides": [
                 _override_fields(o)
                 for o in sorted(overrides.active.values(), key=lambda o: o.set_ns)
-            ]
+            ],
+            "max_override_factor": str(overrides.ceilings.factor.normalize()),
+            "raised_ceilings": {
+                path: number(ceiling) for path, ceiling in sorted(overrides.ceilings.raised.items())
+            },
         }
 
     async def alerts_list(self) -> dict[str, Any]:

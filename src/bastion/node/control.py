@@ -1,24 +1,31 @@
 """The node's local control channel: operator commands over a Unix domain socket.
 
-The socket lives next to the journal (``<journal path>.sock``), mode 0600, so only
-the node's OS user can talk to it. The protocol is one JSON object per line each
-way: a request ``{"cmd": "kill", "flatten": bool, "who": str, "why": str}``,
-``{"cmd": "resume", "who": str, "why": str}`` (either with ``"venue": str``: that venue
-only), ``{"cmd": "status"}``,
-``{"cmd": "enable", "strategy": str, "who": str, "why": str}`` (a strategy the
-risk gate disabled), ``{"cmd": "risk_set", "path": str, "value": str, "for_s": float,
-"who": str, "why": str}`` (a temporary limit override), ``{"cmd": "risk_clear",
-"id": str, "who": str, "why": str}``, ``{"cmd": "risk_list"}``, ``{"cmd": "alerts_list"}``
-(active alerts and silences), ``{"cmd": "alert_ack", "id": str, "who": str, "why": str}``
-or ``{"cmd": "alert_silence", "alert": str, "labels": {str: str}, "for_s": float,
-"who": str, "why": str}`` gets one
-response ``{"ok": true, ...}``, or ``{"ok": false, "error": "..."}`` for a request
-that is not JSON, names an unknown command, has a field of the wrong type or is
-longer than ``MAX_REQUEST_BYTES``. A bad request never reaches the node.
+The socket lives next to the journal (``<journal path>.sock``), mode 0600 (0660 with
+``[access] socket = "group"``: the node's group may connect). The protocol is one JSON
+object per line each way: a request ``{"cmd": "kill", "flatten": bool, "why": str}``,
+``{"cmd": "resume", "why": str}`` (either with ``"venue": str``: that venue only;
+resume with ``"instrument": str``: end that instrument's pause), ``{"cmd": "status"}``,
+``{"cmd": "enable" | "disable", "strategy": str, "why": str}``, ``{"cmd": "risk_set",
+"path": str, "value": str, "for_s": float, "why": str}`` (a temporary limit override),
+``{"cmd": "risk_clear", "id": str, "why": str}``, ``{"cmd": "risk_list"}``,
+``{"cmd": "raise_ceiling", "path": str, "value": str, "why": str}``,
+``{"cmd": "alerts_list"}``, ``{"cmd": "alert_ack", "id": str, "why": str}``,
+``{"cmd": "alert_silence", "alert": str, "labels": {str: str}, "for_s": float, "why":
+str}``, ``{"cmd": "approvals_list"}`` or ``{"cmd": "approve", "id": str, "why": str}``
+gets one response ``{"ok": true, ...}`` (``{"ok": true, "pending": ID, ...}`` for a
+command that waits for a second operator), or ``{"ok": false, "error": "..."}`` for a
+request that is not JSON, names an unknown command, has a field of the wrong type or
+is longer than ``MAX_REQUEST_BYTES``, or that the node refuses. A bad request never
+reaches the node.
+
+Who asks is the kernel's to say (``SO_PEERCRED``, ``bastion.node.identity``): a request
+naming its own ``who`` is refused. What each operator may do, four-eyes approval and the
+audit records are ``bastion.node.authz``'s (the ``RequestHandler`` here).
 
 ``serve_control`` owns the socket file: a stale one left by a crashed node is
 replaced, a live one (another node answering) is refused, and the file is removed
-when the server stops. ``request`` is the client side, used by ``bastion kill``.
+when the server stops. ``request`` is the client side, used by ``bastion kill``: it
+speaks only to a process running as the owner of the journal it meant.
 """
 
 from __future__ import annotations
@@ -28,24 +35,36 @@ import contextlib
 import os
 import socket
 import stat
+import typing
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 import msgspec
 import structlog
 
-from bastion.errors import BastionError, CommandRefused, OperationalError
-from bastion.isolation.sandbox import is_descendant, peer_pid, process_exists
+from bastion.errors import BastionError, OperationalError
+from bastion.isolation.sandbox import is_descendant, process_exists
+from bastion.node.identity import PeerCredentials, account_name, peer_credentials
+from bastion.security.config import FourEyes
+from bastion.vault.files import ensure_safe_parent
 
 __all__ = [
     "MAX_REQUEST_BYTES",
+    "REQUEST_TYPES",
     "AlertAckRequest",
     "AlertSilenceRequest",
     "AlertsListRequest",
+    "ApprovalsListRequest",
+    "ApproveRequest",
     "ControlCommands",
+    "DisableRequest",
     "EnableRequest",
+    "ImpostorSocket",
     "KillRequest",
     "NoNodeListening",
+    "RaiseCeilingRequest",
+    "Request",
+    "RequestHandler",
     "ResumeRequest",
     "RiskClearRequest",
     "RiskListRequest",
@@ -53,6 +72,7 @@ __all__ = [
     "StatusRequest",
     "dispatch",
     "handle_line",
+    "journal_owner",
     "open_control_socket",
     "request",
     "serve_control",
@@ -63,6 +83,7 @@ log = structlog.get_logger("bastion.node.control")
 
 MAX_REQUEST_BYTES: Final = 64 * 1024
 SOCKET_MODE: Final = 0o600
+SOCKET_MODES: Final = frozenset({0o600, 0o660})
 # sockaddr_un.sun_path holds 108 bytes on Linux, including the terminating NUL
 MAX_SOCKET_PATH_BYTES: Final = 107
 
@@ -78,7 +99,6 @@ class KillRequest(
     """HALT, cancel every open order, and with ``flatten`` close every position; with
     ``venue``: halt that venue only and cancel its open orders."""
 
-    who: str
     why: str = ""
     flatten: bool = False
     venue: str | None = None
@@ -95,7 +115,6 @@ class ResumeRequest(
     """Back to ACTIVE; with ``instrument``: end that instrument's pause instead; with
     ``venue``: that venue takes orders again instead."""
 
-    who: str
     why: str = ""
     instrument: str | None = None
     venue: str | None = None
@@ -120,11 +139,25 @@ class EnableRequest(
     tag="enable",
     tag_field="cmd",
 ):
-    """Re-enable a strategy the risk gate disabled (repeated executions, loss limits)."""
+    """Re-enable a strategy the risk gate (or an operator) disabled."""
 
     strategy: str
-    who: str
     why: str = ""
+
+
+class DisableRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="disable",
+    tag_field="cmd",
+):
+    """Disable a strategy: its new orders and amends are denied (with
+    ``risk.cancel_on_disable`` its open orders are canceled) until it is enabled."""
+
+    strategy: str
+    why: str
 
 
 class RiskSetRequest(
@@ -140,7 +173,6 @@ class RiskSetRequest(
     path: str
     value: str
     for_s: float
-    who: str
     why: str
 
 
@@ -155,8 +187,23 @@ class RiskClearRequest(
     """End an override before it expires."""
 
     id: str
-    who: str
     why: str = ""
+
+
+class RaiseCeilingRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="raise_ceiling",
+    tag_field="cmd",
+):
+    """Let overrides of one limit reach ``value`` (beyond ``max_override_factor`` times
+    its configured value) while the node runs."""
+
+    path: str
+    value: str
+    why: str
 
 
 class RiskListRequest(
@@ -192,7 +239,6 @@ class AlertAckRequest(
     """Take an active alert on: no more repeats nor escalation."""
 
     id: str
-    who: str
     why: str = ""
 
 
@@ -210,7 +256,31 @@ class AlertSilenceRequest(
     alert: str
     labels: dict[str, str] = {}
     for_s: float
-    who: str
+    why: str
+
+
+class ApprovalsListRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="approvals_list",
+    tag_field="cmd",
+):
+    """The four-eyes requests waiting for a second operator."""
+
+
+class ApproveRequest(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="approve",
+    tag_field="cmd",
+):
+    """Approve another operator's four-eyes request ``id``: it runs now."""
+
+    id: str
     why: str
 
 
@@ -225,26 +295,22 @@ Request = (
     | AlertsListRequest
     | AlertAckRequest
     | AlertSilenceRequest
+    | DisableRequest
+    | RaiseCeilingRequest
+    | ApprovalsListRequest
+    | ApproveRequest
 )
-COMMANDS: Final = (
-    "kill",
-    "resume",
-    "status",
-    "enable",
-    "risk_set",
-    "risk_clear",
-    "risk_list",
-    "alerts_list",
-    "alert_ack",
-    "alert_silence",
-)
+REQUEST_TYPES: Final[tuple[type[Request], ...]] = typing.get_args(Request)
+"""Every request type, from the one union: what the authorisation test walks."""
+COMMANDS: Final = tuple(str(t.__struct_config__.tag) for t in REQUEST_TYPES)
 
 _decoder = msgspec.json.Decoder(Request)
 _encoder = msgspec.json.Encoder()
 
 
 class ControlCommands(Protocol):
-    """What the node does for each command; each returns the response's fields."""
+    """What the node does for each command; each returns the response's fields. ``who``
+    is the authenticated operator's name (``bastion.node.authz``)."""
 
     async def kill(
         self, *, flatten: bool, who: str, why: str, venue: str | None = None
@@ -258,6 +324,8 @@ class ControlCommands(Protocol):
 
     async def enable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]: ...
 
+    async def disable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]: ...
+
     async def risk_set(
         self, *, path: str, value: str, for_s: float, who: str, why: str
     ) -> dict[str, Any]: ...
@@ -266,6 +334,10 @@ class ControlCommands(Protocol):
 
     async def risk_list(self) -> dict[str, Any]: ...
 
+    async def raise_ceiling(
+        self, *, path: str, value: str, who: str, why: str
+    ) -> dict[str, Any]: ...
+
     async def alerts_list(self) -> dict[str, Any]: ...
 
     async def alert_ack(self, *, alert_id: str, who: str, why: str) -> dict[str, Any]: ...
@@ -273,6 +345,20 @@ class ControlCommands(Protocol):
     async def alert_silence(
         self, *, alert: str, labels: dict[str, str], for_s: float, who: str, why: str
     ) -> dict[str, Any]: ...
+
+    def four_eyes(self, req: Request) -> FourEyes | None:
+        """The four-eyes action ``req`` is on the node as it is now (a node-wide resume
+        while HALTED, an override looser than the config, a raised ceiling), or None.
+        ``CommandRefused`` when it could not be done at all (a bad key, a value beyond
+        its ceiling): refused before any second operator is asked."""
+        ...
+
+
+class RequestHandler(Protocol):
+    """Who may do what (``bastion.node.authz.CommandGuard``): a parsed request from the
+    process ``peer`` to the response's fields (with ``ok``); never raises."""
+
+    async def handle(self, req: Request, peer: PeerCredentials) -> dict[str, Any]: ...
 
 
 class NoNodeListening(BastionError):
@@ -301,62 +387,68 @@ def parse_request(line: bytes) -> Request | str:
             raw = None
         if isinstance(raw, dict) and raw.get("cmd") not in COMMANDS:
             return f"unknown cmd {raw.get('cmd')!r}; expected one of {', '.join(COMMANDS)}"
+        if isinstance(raw, dict) and "who" in raw:
+            return (
+                "bad request: a request does not say who sends it (`who`): the node takes "
+                "the operator from the kernel (the socket's peer uid)"
+            )
         return f"bad request: {error}"
     except msgspec.DecodeError as error:
         return f"not JSON: {error}"
 
 
-async def dispatch(req: Request, commands: ControlCommands) -> dict[str, Any]:
-    """Run one parsed request; the response always has ``ok``."""
-    if type(req) is KillRequest:
+async def dispatch(req: Request, commands: ControlCommands, *, who: str) -> dict[str, Any]:
+    """Run one parsed, authorised request as the operator ``who``; the response's fields.
+    ``approve`` and ``approvals_list`` are the guard's own (``bastion.node.authz``)."""
+    if isinstance(req, KillRequest):
         if req.venue is None:
-            fields = await commands.kill(flatten=req.flatten, who=req.who, why=req.why)
-        else:
-            fields = await commands.kill(
-                flatten=req.flatten, who=req.who, why=req.why, venue=req.venue
-            )
-    elif type(req) is ResumeRequest:
+            return await commands.kill(flatten=req.flatten, who=who, why=req.why)
+        return await commands.kill(flatten=req.flatten, who=who, why=req.why, venue=req.venue)
+    if isinstance(req, ResumeRequest):
         if req.venue is None:
-            fields = await commands.resume(who=req.who, why=req.why, instrument=req.instrument)
-        else:
-            fields = await commands.resume(
-                who=req.who, why=req.why, instrument=req.instrument, venue=req.venue
-            )
-    elif type(req) is EnableRequest:
-        fields = await commands.enable(strategy=req.strategy, who=req.who, why=req.why)
-    elif type(req) is RiskSetRequest:
-        fields = await commands.risk_set(
-            path=req.path, value=req.value, for_s=req.for_s, who=req.who, why=req.why
+            return await commands.resume(who=who, why=req.why, instrument=req.instrument)
+        return await commands.resume(
+            who=who, why=req.why, instrument=req.instrument, venue=req.venue
         )
-    elif type(req) is RiskClearRequest:
-        fields = await commands.risk_clear(override_id=req.id, who=req.who, why=req.why)
-    elif type(req) is RiskListRequest:
-        fields = await commands.risk_list()
-    elif type(req) is AlertsListRequest:
-        fields = await commands.alerts_list()
-    elif type(req) is AlertAckRequest:
-        fields = await commands.alert_ack(alert_id=req.id, who=req.who, why=req.why)
-    elif type(req) is AlertSilenceRequest:
-        fields = await commands.alert_silence(
-            alert=req.alert, labels=req.labels, for_s=req.for_s, who=req.who, why=req.why
+    if isinstance(req, StatusRequest):
+        return await commands.status()
+    if isinstance(req, EnableRequest):
+        return await commands.enable(strategy=req.strategy, who=who, why=req.why)
+    if isinstance(req, DisableRequest):
+        return await commands.disable(strategy=req.strategy, who=who, why=req.why)
+    if isinstance(req, RiskSetRequest):
+        return await commands.risk_set(
+            path=req.path, value=req.value, for_s=req.for_s, who=who, why=req.why
         )
-    else:
-        fields = await commands.status()
-    return {"ok": True, **fields}
+    if isinstance(req, RiskClearRequest):
+        return await commands.risk_clear(override_id=req.id, who=who, why=req.why)
+    if isinstance(req, RiskListRequest):
+        return await commands.risk_list()
+    if isinstance(req, RaiseCeilingRequest):
+        return await commands.raise_ceiling(path=req.path, value=req.value, who=who, why=req.why)
+    if isinstance(req, AlertsListRequest):
+        return await commands.alerts_list()
+    if isinstance(req, AlertAckRequest):
+        return await commands.alert_ack(alert_id=req.id, who=who, why=req.why)
+    if isinstance(req, AlertSilenceRequest):
+        return await commands.alert_silence(
+            alert=req.alert, labels=req.labels, for_s=req.for_s, who=who, why=req.why
+        )
+    if isinstance(req, ApprovalsListRequest | ApproveRequest):
+        raise TypeError(f"{req.__struct_config__.tag} is answered by the guard, not the node")
+    typing.assert_never(req)
 
 
-async def handle_line(line: bytes, commands: ControlCommands) -> bytes:
-    """One request line to one response line; never raises (but for cancellation)."""
+async def handle_line(line: bytes, handler: RequestHandler, peer: PeerCredentials) -> bytes:
+    """One request line from ``peer`` to one response line; never raises (but for
+    cancellation)."""
     parsed = parse_request(line.strip())
     if isinstance(parsed, str):
-        log.warning("control_request_refused", error=parsed)
+        log.warning("control_request_refused", error=parsed, uid=peer.uid, pid=peer.pid)
         return _response({"ok": False, "error": parsed})
     try:
-        response = await dispatch(parsed, commands)
-    except CommandRefused as error:
-        log.warning("control_command_refused", cmd=type(parsed).__name__, error=str(error))
-        response = {"ok": False, "error": f"command failed: {error}"}
-    except Exception as error:
+        response = await handler.handle(parsed, peer)
+    except Exception as error:  # the guard answers refusals itself; this is a bug
         log.error("control_command_failed", cmd=type(parsed).__name__, error=repr(error))
         response = {"ok": False, "error": f"command failed: {error}"}
     return _response(response)
@@ -366,12 +458,15 @@ def _response(fields: dict[str, Any]) -> bytes:
     return _encoder.encode(fields) + b"\n"
 
 
-def open_control_socket(path: Path) -> socket.socket:
-    """A listening socket at ``path``, mode 0600; a stale socket file is replaced.
+def open_control_socket(path: Path, *, mode: int = SOCKET_MODE) -> socket.socket:
+    """A listening socket at ``path``, ``mode`` 0600 (or 0660, for the node's group);
+    a stale socket file is replaced.
 
     Raises ``OperationalError`` if the path is too long, is not a socket, or another
     node answers on it.
     """
+    if mode not in SOCKET_MODES:
+        raise ValueError(f"a control socket is mode 0600 or 0660, not {mode:04o}")
     if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
         raise OperationalError(
             f"control socket path {path} is longer than {MAX_SOCKET_PATH_BYTES} bytes; "
@@ -394,7 +489,7 @@ def open_control_socket(path: Path) -> socket.socket:
             sock.bind(str(path))
         finally:
             os.umask(old_umask)
-        os.chmod(path, SOCKET_MODE)
+        os.chmod(path, mode)
         sock.listen(16)
         sock.setblocking(False)
     except OSError as error:
@@ -403,8 +498,9 @@ def open_control_socket(path: Path) -> socket.socket:
     return sock
 
 
-async def serve_control(sock: socket.socket, path: Path, commands: ControlCommands) -> None:
-    """Serve ``commands`` on ``sock`` (from ``open_control_socket``) until canceled.
+async def serve_control(sock: socket.socket, path: Path, handler: RequestHandler) -> None:
+    """Serve requests on ``sock`` (from ``open_control_socket``) through ``handler``
+    until canceled.
 
     On the way out the server and every client connection are closed and the socket
     file at ``path`` is removed.
@@ -416,7 +512,7 @@ async def serve_control(sock: socket.socket, path: Path, commands: ControlComman
         assert task is not None
         clients.add(task)
         try:
-            await _serve_client(reader, writer, commands)
+            await _serve_client(reader, writer, handler)
         finally:
             clients.discard(task)
 
@@ -456,38 +552,39 @@ def _unlink(path: Path) -> None:
         path.unlink()
 
 
-def _refusal(pid: int) -> tuple[str, str] | None:
-    """(log event, error) when the process that connected (``pid``, 0: unknown) may not
-    command the node, or None.
+def _refusal(peer: PeerCredentials | None) -> tuple[str, str] | None:
+    """(log event, error) when the process that connected (``peer``, None: the kernel
+    does not say) may not command the node, or None.
 
     A strategy process, or any process it started, never commands the node: the code
     the controls guard must not be able to lift them. A process that has exited by now
     cannot be told from one of those (a strategy's child can connect, hand the
     connection to its parent and exit), so it is refused too; the operator's ``bastion``
-    commands wait for their answer.
+    commands wait for their answer. Which operator asks is the handler's to decide.
     """
-    if pid == 0:
+    if peer is None or peer.pid == 0:
         return "control_refused_unknown_peer", "the kernel does not say which process asks"
-    if is_descendant(pid, os.getpid()):
+    if is_descendant(peer.pid, os.getpid()):
         return "control_refused_own_descendant", "the node's own processes may not command it"
-    if not process_exists(pid):  # after the walk: gone before or during it
+    if not process_exists(peer.pid):  # after the walk: gone before or during it
         return "control_refused_unknown_peer", "the process that connected has exited"
     return None
 
 
 async def _serve_client(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, commands: ControlCommands
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: RequestHandler
 ) -> None:
-    pid = peer_pid(writer.get_extra_info("socket"))
-    refusal = _refusal(pid)
+    peer = peer_credentials(writer.get_extra_info("socket"))
+    refusal = _refusal(peer)
     if refusal is not None:
         event, error = refusal
-        log.error(event, pid=pid)
+        log.error(event, pid=None if peer is None else peer.pid)
         writer.write(_response({"ok": False, "error": f"refused: {error}"}))
         with contextlib.suppress(ConnectionError, OSError):
             await writer.drain()
         writer.close()
         return
+    assert peer is not None
     try:
         while True:
             try:
@@ -506,7 +603,7 @@ async def _serve_client(
                 await writer.drain()
                 return
             if line.strip():
-                writer.write(await handle_line(line, commands))
+                writer.write(await handle_line(line, handler, peer))
                 await writer.drain()
             if not line.endswith(b"\n"):
                 return
@@ -521,14 +618,53 @@ async def _serve_client(
 # -- client side -----------------------------------------------------------------------
 
 
-def request(path: Path, req: dict[str, Any], *, timeout_s: float = 30.0) -> dict[str, Any]:
+class ImpostorSocket(OperationalError):
+    """The process answering on a node's socket does not run as the journal's owner:
+    not the node (a socket another user planted). Nothing was sent to it."""
+
+
+def journal_of(path: Path) -> Path:
+    """The journal whose node listens at the socket ``path`` (``socket_path``'s inverse)."""
+    return path.with_name(path.name.removesuffix(".sock"))
+
+
+def journal_owner(path: Path) -> int:
+    """The uid the node at socket ``path`` must run as: its journal's owner. The
+    journal's directory must not let other users replace it (``ensure_safe_parent``)."""
+    journal = journal_of(path)
+    try:
+        owner = journal.stat().st_uid
+    except FileNotFoundError:
+        raise NoNodeListening(
+            f"no journal at {journal}, so no node to talk to on {path}; is the node running "
+            "with this config?"
+        ) from None
+    except OSError as error:
+        raise NoNodeListening(f"cannot read {journal}: {error.strerror or error}") from None
+    ensure_safe_parent(journal, "journal")
+    return owner
+
+
+def request(
+    path: Path,
+    req: dict[str, Any],
+    *,
+    timeout_s: float = 30.0,
+    expected_uid: int | None = None,
+) -> dict[str, Any]:
     """Send one request to the node listening at ``path``; return its response.
+
+    Before anything is sent, the process answering must run as ``expected_uid`` (by
+    default the owner of the journal the socket belongs to, ``journal_owner``), as the
+    kernel reports it (``SO_PEERCRED``): a socket another local user planted there
+    cannot take the request nor answer it (``ImpostorSocket``).
 
     Raises ``NoNodeListening`` when nothing answers there, ``OperationalError`` when
     the node hangs up or answers something that is not a JSON object.
     """
     if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
         raise NoNodeListening(f"control socket path {path} is too long to be a node's socket")
+    owner = journal_owner(path) if expected_uid is None else expected_uid
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout_s)
     try:
@@ -541,6 +677,18 @@ def request(path: Path, req: dict[str, Any], *, timeout_s: float = 30.0) -> dict
             ) from None
         except OSError as error:
             raise NoNodeListening(f"cannot connect to {path}: {error.strerror or error}") from None
+        server = peer_credentials(sock)
+        if server is None or server.uid != owner:
+            who = (
+                "an unknown account"
+                if server is None
+                else (f"uid {server.uid} ({account_name(server.uid)})")
+            )
+            raise ImpostorSocket(
+                f"the process answering on {path} runs as {who}, not as uid {owner} "
+                f"({account_name(owner)}), the owner of the node's journal: it is not the "
+                "node (a socket planted by another user?); nothing was sent"
+            )
         try:
             sock.sendall(_encoder.encode(req) + b"\n")
             data = b""

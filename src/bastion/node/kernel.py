@@ -37,10 +37,12 @@ from bastion.model.events import (
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.portfolio.portfolio import Portfolio
+from bastion.risk.ceilings import Ceilings
 from bastion.risk.config import RiskConfig
 from bastion.risk.fills import FillPipeline
 from bastion.risk.gate import RiskGate
 from bastion.risk.overrides import RiskOverrides
+from bastion.security.config import DEFAULT_OVERRIDE_FACTOR
 from bastion.strategy.context import StrategyHost
 from bastion.strategy.runner import StrategyRunner, load_strategy
 from bastion.vault.refs import SecretSource
@@ -195,6 +197,11 @@ class Kernel:
             bus=self.bus,
             clock=clock,
             id_prefix=f"{epoch}.",
+            ceilings=Ceilings(
+                config.access.max_override_factor
+                if isinstance(config, PaperConfig) and config.access is not None
+                else DEFAULT_OVERRIDE_FACTOR
+            ),
         )
         if journal is not None:
             for event_type in BUS_JOURNALED_EVENT_TYPES:

@@ -63,6 +63,7 @@ from bastion.model.events import (
 )
 from bastion.monitor.alerts.node import Alerting
 from bastion.monitor.node import NodeMonitor
+from bastion.node.access import command_guard, node_identities, socket_mode
 from bastion.node.actions import NodeOperator
 from bastion.node.control import (
     open_control_socket,
@@ -144,6 +145,12 @@ class _Node:
         self.recover_only = recover_only
         self.stop_requested = asyncio.Event()
         self.clock = LiveClock()
+        # who may command it (refused now, before anything starts, if [access] is wrong)
+        self.identities = None
+        if not recover_only:
+            self.identities = node_identities(
+                config, base_dir=base_dir, secrets=secrets, clock=self.clock
+            )
         self.tasks = TaskManager(on_crash=self._on_task_crash)
         self.exit_code = 0
         self.report: dict[str, Any] = {}
@@ -302,10 +309,13 @@ class _Node:
                 self.tasks.spawn("alerts", alerting.run())
             if monitor is not None:
                 monitor.start()
-            if not self.recover_only:
+            if self.identities is not None:
                 control_path = socket_path(journal.path)
-                control_socket = open_control_socket(control_path)
-                self.tasks.spawn("control", serve_control(control_socket, control_path, operator))
+                control_socket = open_control_socket(control_path, mode=socket_mode(config))
+                guard = command_guard(
+                    operator, identities=self.identities, epoch=epoch, mode=config.node.mode
+                )
+                self.tasks.spawn("control", serve_control(control_socket, control_path, guard))
             await self._connect_venues(kernel)
             deferred = await self._reconcile_all(kernel, adopted)
             reconciled = deferred is not None

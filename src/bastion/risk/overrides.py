@@ -5,7 +5,9 @@ Two ways a limit changes, both journaled with who, when and why:
 - the config file: on start the node compares its ``[risk]`` section with the one it
   last journaled (``config_changes``) and journals the differences;
 - an operator override (``bastion risk set``): one key, in one table (``[risk]``, an
-  instrument's, a strategy's, a venue's or a risk account's), for a limited time.
+  instrument's, a strategy's, a venue's or a risk account's), for a limited time, and
+  never beyond the limit's ceiling (``bastion.risk.ceilings``: a factor times the
+  file's value unless an admin raised it, journaled as ``RiskCeilingRaised``).
   ``apply_overrides`` builds the effective config from the file's plus the active
   overrides; an expired override ends by itself (journaled) and the file's value
   applies again.
@@ -20,7 +22,8 @@ are given as text and converted (and checked) exactly as the TOML loader would.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from decimal import Decimal
+from typing import Any, Final, Protocol
 
 import msgspec
 import structlog
@@ -28,7 +31,12 @@ import structlog
 from bastion.bus import MessageBus
 from bastion.clock import Clock
 from bastion.errors import ConfigError
-from bastion.model.events import RiskLimitsChanged, RiskOverrideEnded, RiskOverrideSet
+from bastion.model.events import (
+    RiskCeilingRaised,
+    RiskLimitsChanged,
+    RiskOverrideEnded,
+    RiskOverrideSet,
+)
 from bastion.risk.config import (
     ACCOUNT_LIMIT_KEYS,
     AccountRiskConfig,
@@ -54,6 +62,24 @@ _NOT_OVERRIDABLE: Final = frozenset(
 _BOOL_KEYS: Final = frozenset(f.name for f in msgspec.structs.fields(RiskConfig) if f.type is bool)
 MAX_OVERRIDE_S: Final = 7 * 24 * 3600
 """The longest an override may last: a week (then it must be set again, or the config changed)."""
+
+
+class Assessed(Protocol):
+    """What an override would do (``bastion.risk.ceilings.Change``)."""
+
+    @property
+    def looser(self) -> bool: ...
+
+
+class Bounds(Protocol):
+    """How far overrides may go (``bastion.risk.ceilings.Ceilings``)."""
+
+    factor: Decimal
+    raised: dict[str, Decimal]
+
+    def assess(self, base: RiskConfig, path: str, value: str) -> Assessed: ...
+
+    def check_raise(self, base: RiskConfig, path: str, value: str) -> tuple[Decimal, Decimal]: ...
 
 
 class Override(msgspec.Struct, frozen=True, kw_only=True):
@@ -140,6 +166,13 @@ def value_at(config: RiskConfig, path: str) -> str:
     return _text(value)
 
 
+def number(value: Decimal) -> str:
+    """A bound as an operator reads it: ``20``, ``0.5``, ``333.33333333``."""
+    if value == value.to_integral_value():
+        return str(value.quantize(Decimal(1)))
+    return str(round(value, 8).normalize())
+
+
 def config_changes(old: RiskConfig | None, new: RiskConfig) -> list[str]:
     """What differs between two risk configs, one ``path: old -> new`` line per value."""
     before = _flatten(msgspec.to_builtins(old) if old is not None else {})
@@ -203,7 +236,8 @@ def _text(value: Any) -> str:
 
 class RiskOverrides:
     """The node's active overrides over its config file's ``[risk]``, applied through
-    ``apply`` (the risk gate's ``reconfigure``) and journaled on the bus."""
+    ``apply`` (the risk gate's ``reconfigure``), bounded by ``ceilings`` and journaled
+    on the bus."""
 
     def __init__(
         self,
@@ -213,8 +247,10 @@ class RiskOverrides:
         bus: MessageBus,
         clock: Clock,
         id_prefix: str,
+        ceilings: Bounds,
     ) -> None:
         self.base = base
+        self.ceilings = ceilings
         self.active: dict[str, Override] = {}
         self.journaled_config: str | None = None
         """The ``[risk]`` the journal last recorded (``RiskLimitsChanged``)."""
@@ -265,9 +301,10 @@ class RiskOverrides:
         log.warning("risk_limits_changed", who=who, source=source, changes=changes)
         return changes
 
-    def set(self, path: str, value: str, for_s: float, *, who: str, why: str) -> Override:
-        """Override one limit for ``for_s`` seconds; ``ConfigError`` if the key, the value
-        or the duration is not acceptable (nothing changes then)."""
+    def assess(self, path: str, value: str, for_s: float, *, why: str) -> Assessed:
+        """What setting ``path`` to ``value`` would do (is it looser than the config?);
+        ``ConfigError`` if the key, the value (beyond its ceiling too), the duration or
+        the reason is not acceptable. Nothing changes."""
         if not 0 < for_s <= MAX_OVERRIDE_S:
             raise ConfigError(
                 f"override duration {for_s:g} s: must be more than 0 and at most "
@@ -275,6 +312,41 @@ class RiskOverrides:
             )
         if not why.strip():
             raise ConfigError("an override needs a reason (why)")
+        return self.ceilings.assess(self.base, path, value)
+
+    def raise_ceiling(self, path: str, value: str, *, who: str, why: str) -> Decimal:
+        """Let overrides of ``path`` reach ``value`` (until the node stops); journaled
+        as ``RiskCeilingRaised``. ``ConfigError`` if the limit has no ceiling or
+        ``value`` is not beyond the current one."""
+        if not why.strip():
+            raise ConfigError("raising a ceiling needs a reason (why)")
+        ceiling, previous = self.ceilings.check_raise(self.base, path, value)
+        self.ceilings.raised[path] = ceiling
+        self._bus.publish(
+            RiskCeilingRaised(
+                ts_ns=self._clock.timestamp_ns(),
+                path=path,
+                ceiling=number(ceiling),
+                previous=number(previous),
+                who=who,
+                why=why,
+            )
+        )
+        log.warning(
+            "risk_ceiling_raised",
+            path=path,
+            ceiling=str(ceiling),
+            previous=str(previous),
+            who=who,
+            why=why,
+        )
+        return ceiling
+
+    def set(self, path: str, value: str, for_s: float, *, who: str, why: str) -> Override:
+        """Override one limit for ``for_s`` seconds; ``ConfigError`` if the key, the value
+        (beyond the limit's ceiling too) or the duration is not acceptable (nothing
+        changes then)."""
+        self.assess(path, value, for_s, why=why)
         now = self._clock.timestamp_ns()
         self._count += 1
         override = Override(

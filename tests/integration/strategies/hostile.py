@@ -145,8 +145,8 @@ class Hostile(Strategy):
         self.attempt("tcp_connect", self.tcp_connect)
         self.attempt("tcp_listen", self.tcp_listen)
         self.attempt("udp_send", self.udp_send)
-        self.attempt("control_kill", lambda: self.control({"cmd": "kill", "who": "hostile"}))
-        self.attempt("control_resume", lambda: self.control({"cmd": "resume", "who": "hostile"}))
+        self.attempt("control_kill", lambda: self.control({"cmd": "kill"}))
+        self.attempt("control_resume", lambda: self.control({"cmd": "resume"}))
         self.attempt("control_kill_exited_child", self.control_kill_exited_child)
         self.attempt("signal_core_sigterm", lambda: self.signal_core(signal.SIGTERM))
         self.attempt("signal_core_sigstop", lambda: self.signal_core(signal.SIGSTOP))
@@ -305,7 +305,7 @@ class Hostile(Strategy):
             raise OSError("the child could not connect")
         sock = socket.socket(fileno=fds[0])
         try:
-            answer = control_request(sock, {"cmd": "kill", "who": "hostile-child"})
+            answer = control_request(sock, {"cmd": "kill"})
         finally:
             sock.close()
         raise PermissionError(f"refused: {answer}")

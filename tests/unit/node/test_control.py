@@ -1,11 +1,14 @@
 """The control channel's protocol: bad requests answered ``ok: false`` (never raised),
-commands dispatched to the node, and the socket file's lifecycle, on a real Unix socket."""
+commands dispatched to the node as the operator the kernel names, the socket file's
+lifecycle on a real Unix socket, and the client that speaks only to the journal's
+owner."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import stat
 import subprocess
@@ -20,85 +23,34 @@ import pytest
 from bastion.errors import OperationalError
 from bastion.node.control import (
     MAX_REQUEST_BYTES,
+    ImpostorSocket,
     NoNodeListening,
-    handle_line,
     open_control_socket,
     request,
     serve_control,
     socket_path,
 )
+from bastion.node.identity import account_name, peer_credentials
+from kit.control import FakeNode, guarded, me
 
-
-class FakeNode:
-    """Records the commands it receives; ``fail`` makes every command raise."""
-
-    def __init__(self, *, fail: bool = False) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.fail = fail
-
-    async def kill(self, *, flatten: bool, who: str, why: str) -> dict[str, Any]:
-        self.calls.append(("kill", {"flatten": flatten, "who": who, "why": why}))
-        if self.fail:
-            raise RuntimeError("venue gone")
-        return {"state": "HALTED", "cancels_sent": 3}
-
-    async def resume(self, *, who: str, why: str, instrument: str | None = None) -> dict[str, Any]:
-        call: dict[str, Any] = {"who": who, "why": why}
-        if instrument is not None:
-            call["instrument"] = instrument
-        self.calls.append(("resume", call))
-        return {"state": "ACTIVE"}
-
-    async def status(self) -> dict[str, Any]:
-        self.calls.append(("status", {}))
-        return {"state": "ACTIVE", "open_orders": 0}
-
-    async def enable(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
-        self.calls.append(("enable", {"strategy": strategy, "who": who, "why": why}))
-        return {"enabled": strategy}
-
-    async def risk_set(
-        self, *, path: str, value: str, for_s: float, who: str, why: str
-    ) -> dict[str, Any]:
-        self.calls.append(
-            ("risk_set", {"path": path, "value": value, "for_s": for_s, "who": who, "why": why})
-        )
-        return {"id": "1"}
-
-    async def risk_clear(self, *, override_id: str, who: str, why: str) -> dict[str, Any]:
-        self.calls.append(("risk_clear", {"id": override_id, "who": who, "why": why}))
-        return {"cleared": override_id}
-
-    async def risk_list(self) -> dict[str, Any]:
-        self.calls.append(("risk_list", {}))
-        return {"overrides": []}
-
-    async def alerts_list(self) -> dict[str, Any]:
-        self.calls.append(("alerts_list", {}))
-        return {"alerts": [], "silences": []}
-
-    async def alert_ack(self, *, alert_id: str, who: str, why: str) -> dict[str, Any]:
-        self.calls.append(("alert_ack", {"id": alert_id, "who": who, "why": why}))
-        return {"acknowledged": alert_id}
-
-    async def alert_silence(
-        self, *, alert: str, labels: dict[str, str], for_s: float, who: str, why: str
-    ) -> dict[str, Any]:
-        call = {"alert": alert, "labels": labels, "for_s": for_s, "who": who, "why": why}
-        self.calls.append(("alert_silence", call))
-        return {"silence": "1.s1"}
+OWNER = account_name(os.geteuid())
 
 
 def answer(line: bytes, node: FakeNode | None = None) -> dict[str, Any]:
-    response = asyncio.run(handle_line(line, node or FakeNode()))
-    assert response.endswith(b"\n") and response.count(b"\n") == 1
-    decoded: dict[str, Any] = json.loads(response)
-    return decoded
+    """``line`` from this process (the node's owner) to a guard in front of ``node``."""
+    return guarded(node).ask(line, me())
 
 
 @asynccontextmanager
-async def serving(path: Path, node: FakeNode) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(serve_control(open_control_socket(path), path, node))
+async def serving(
+    path: Path, node: FakeNode, *, mode: int = 0o600
+) -> AsyncIterator[asyncio.Task[None]]:
+    """``node`` behind its guard, served at ``path``; ``path`` minus ``.sock`` stands for
+    the journal (this process owns it), as the client expects."""
+    journal = path.with_name(path.name.removesuffix(".sock"))
+    journal.touch(exist_ok=True)
+    sock = open_control_socket(path, mode=mode)
+    task = asyncio.create_task(serve_control(sock, path, guarded(node).guard))
     await asyncio.sleep(0)  # let the server start
     try:
         yield task
@@ -134,11 +86,11 @@ def raw_exchange(path: Path, payload: bytes) -> list[dict[str, Any]]:
         (b"{}", "unknown cmd None"),
         (b'{"cmd": "launch"}', "unknown cmd 'launch'"),
         (b'{"cmd": 7}', "unknown cmd 7"),
-        (b'{"cmd": "kill"}', "missing required field `who`"),
-        (b'{"cmd": "kill", "who": 1}', "Expected `str`, got `int` - at `$.who`"),
-        (b'{"cmd": "kill", "who": "a", "flatten": "yes"}', "Expected `bool`"),
-        (b'{"cmd": "kill", "who": "a", "flatten": 1}', "Expected `bool`"),
-        (b'{"cmd": "resume", "who": "a", "why": null}', "Expected `str`, got `null`"),
+        (b'{"cmd": "kill", "why": 1}', "Expected `str`, got `int` - at `$.why`"),
+        (b'{"cmd": "kill", "flatten": "yes"}', "Expected `bool`"),
+        (b'{"cmd": "kill", "flatten": 1}', "Expected `bool`"),
+        (b'{"cmd": "resume", "why": null}', "Expected `str`, got `null`"),
+        (b'{"cmd": "approve", "id": "7.a1"}', "missing required field `why`"),
         (b'{"cmd": "status", "extra": 1}', "unknown field `extra`"),
         (b"\xff\xfe", "not JSON"),
         (b'{"cmd": "status", "pad": "' + b"x" * MAX_REQUEST_BYTES + b'"}', "longer than"),
@@ -155,30 +107,47 @@ def test_when_request_is_bad_then_ok_false_with_reason_and_no_command_runs(
     assert node.calls == []
 
 
-def test_when_kill_request_then_kill_called_with_its_fields() -> None:
-    """A kill request reaches ``kill`` with flatten, who and why; its fields are returned."""
+def test_when_kill_request_then_kill_called_as_the_kernels_operator() -> None:
+    """A kill request reaches ``kill`` with flatten and why, and as ``who`` the operator
+    the peer's uid is (here the node's owner); its fields are returned."""
     node = FakeNode()
-    response = answer(b'{"cmd":"kill","flatten":true,"who":"ops","why":"runaway"}', node)
+    response = answer(b'{"cmd":"kill","flatten":true,"why":"runaway"}', node)
     assert response == {"ok": True, "state": "HALTED", "cancels_sent": 3}
-    assert node.calls == [("kill", {"flatten": True, "who": "ops", "why": "runaway"})]
+    assert node.calls == [("kill", {"flatten": True, "who": OWNER, "why": "runaway"})]
+
+
+def test_when_a_request_names_who_then_refused_and_nothing_runs() -> None:
+    """A spoofed ``who`` is never believed: the request is refused, saying that the
+    node takes the operator from the kernel; the node is not called."""
+    node = FakeNode()
+    for line in (
+        b'{"cmd":"kill","who":"alice","why":"x"}',
+        b'{"cmd":"resume","who":"' + OWNER.encode() + b'"}',
+        b'{"cmd":"status","who":"bob"}',
+    ):
+        response = answer(line, node)
+        assert response["ok"] is False
+        assert "does not say who sends it" in response["error"]
+        assert "from the kernel" in response["error"]
+    assert node.calls == []
 
 
 def test_when_optional_fields_omitted_then_defaults() -> None:
     """flatten defaults to false and why to empty; resume and status dispatch too."""
     node = FakeNode()
-    assert answer(b'{"cmd":"kill","who":"ops"}', node)["ok"] is True
-    assert answer(b'{"cmd":"resume","who":"ops"}\n', node) == {"ok": True, "state": "ACTIVE"}
+    assert answer(b'{"cmd":"kill"}', node)["ok"] is True
+    assert answer(b'{"cmd":"resume"}\n', node) == {"ok": True, "state": "ACTIVE"}
     assert answer(b'  {"cmd":"status"}  \r\n', node)["open_orders"] == 0
     assert node.calls == [
-        ("kill", {"flatten": False, "who": "ops", "why": ""}),
-        ("resume", {"who": "ops", "why": ""}),
+        ("kill", {"flatten": False, "who": OWNER, "why": ""}),
+        ("resume", {"who": OWNER, "why": ""}),
         ("status", {}),
     ]
 
 
 def test_when_command_raises_then_ok_false_not_raised() -> None:
     """A failing command is reported as ``ok: false``; handle_line does not raise."""
-    response = answer(b'{"cmd":"kill","who":"ops"}', FakeNode(fail=True))
+    response = answer(b'{"cmd":"kill"}', FakeNode(fail=True))
     assert response == {"ok": False, "error": "command failed: venue gone"}
 
 
@@ -193,7 +162,9 @@ def test_when_journal_path_then_socket_next_to_it() -> None:
 def test_when_serving_then_mode_0600_requests_answered_and_file_removed_on_stop(
     tmp_path: Path,
 ) -> None:
-    """A real socket: mode 0600, one response line per request line, removed on cancel."""
+    """A real socket: mode 0600, one response line per request line, removed on cancel;
+    the status says who the node takes the asker for (from the kernel: this process's
+    uid, the node's owner)."""
     path = tmp_path / "j.sock"
     node = FakeNode()
 
@@ -202,9 +173,18 @@ def test_when_serving_then_mode_0600_requests_answered_and_file_removed_on_stop(
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
             assert stat.S_ISSOCK(path.stat().st_mode)
             status = await asyncio.to_thread(request, path, {"cmd": "status"})
-            assert status == {"ok": True, "state": "ACTIVE", "open_orders": 0}
+            assert status["ok"] is True and status["state"] == "ACTIVE"
+            assert status["you"] == {
+                "operator": OWNER,
+                "roles": ["viewer", "trader", "risk_officer", "admin"],
+                "strategies": [],
+                "uid": os.geteuid(),
+                "source": "local socket",
+                "owner": True,
+            }
+            assert status["access"]["operators"] == "owner only"
             many = await asyncio.to_thread(
-                raw_exchange, path, b'{"cmd":"status"}\ngarbage\n\n{"cmd":"resume","who":"a"}'
+                raw_exchange, path, b'{"cmd":"status"}\ngarbage\n\n{"cmd":"resume"}'
             )
             assert [r["ok"] for r in many] == [True, False, True]
         assert not path.exists()
@@ -254,7 +234,7 @@ import socket, sys
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 sock.connect(sys.argv[1])
 try:
-    sock.sendall(b'{"cmd":"kill","who":"child"}\\n')
+    sock.sendall(b'{"cmd":"kill"}\\n')
 except BrokenPipeError:
     pass  # the node answered and hung up before reading it
 print(sock.makefile("rb").readline().decode(), end="")
@@ -318,7 +298,7 @@ def test_when_the_process_that_connected_has_exited_then_refused(tmp_path: Path)
                 conn.setblocking(False)
                 loop = asyncio.get_running_loop()
                 with contextlib.suppress(BrokenPipeError):  # it may answer and hang up first
-                    await loop.sock_sendall(conn, b'{"cmd":"kill","who":"gone"}\n')
+                    await loop.sock_sendall(conn, b'{"cmd":"kill"}\n')
                 answer = await loop.sock_recv(conn, 65536)
             assert json.loads(answer) == {
                 "ok": False,
@@ -332,6 +312,7 @@ def test_when_the_process_that_connected_has_exited_then_refused(tmp_path: Path)
 def test_when_stale_socket_file_then_replaced(tmp_path: Path) -> None:
     """A socket file left by a crashed node (nobody listening) is replaced."""
     path = tmp_path / "j.sock"
+    (tmp_path / "j").touch()
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(path))
     stale.close()  # the file stays, nothing listens
@@ -376,66 +357,181 @@ def test_when_path_too_long_then_clear_error(tmp_path: Path) -> None:
 
 
 def test_when_no_node_listens_then_no_node_listening_naming_path(tmp_path: Path) -> None:
-    """The client names the socket path when nothing is there."""
+    """The client names the socket path when nothing is there (with or without a
+    journal beside it)."""
     path = tmp_path / "missing.sock"
+    with pytest.raises(NoNodeListening, match="no journal at"):
+        request(path, {"cmd": "status"})
+    (tmp_path / "missing").touch()
     with pytest.raises(NoNodeListening, match=str(path)):
         request(path, {"cmd": "status"})
+
+
+PLANTED = """
+import json, socket, sys
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sys.argv[1])
+server.listen(1)
+print("listening", flush=True)
+conn, _ = server.accept()
+conn.settimeout(5)
+got = b""
+try:
+    got = conn.recv(65536)
+    conn.sendall(b'{"ok": true, "state": "ACTIVE"}\\n')
+except OSError:
+    pass  # the client hung up without a word
+print(json.dumps(got.decode()), flush=True)
+"""
+
+
+def test_when_a_planted_socket_answers_then_the_client_sends_nothing(tmp_path: Path) -> None:
+    """A process that does not run as the journal's owner answers on the node's socket
+    path ("ok" to anything): the client checks the peer's uid first and refuses, naming
+    both accounts; the planted server never receives the request. (Tests cannot switch
+    uid: the journal's owner is given as another uid than this process's.)"""
+    path = tmp_path / "j.sock"
+    planted = subprocess.Popen(
+        [sys.executable, "-c", PLANTED, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert planted.stdout is not None
+        assert planted.stdout.readline().strip() == "listening"
+        someone_else = os.geteuid() + 1
+        with pytest.raises(ImpostorSocket, match="not the node") as refused:
+            request(path, {"cmd": "kill", "why": "x"}, expected_uid=someone_else)
+        assert f"runs as uid {os.geteuid()}" in str(refused.value)
+        assert f"not as uid {someone_else}" in str(refused.value)
+        assert "nothing was sent" in str(refused.value)
+        out, _ = planted.communicate(timeout=30)
+        assert json.loads(out) == ""  # it received nothing
+    finally:
+        planted.kill()
+        planted.wait()
+
+
+def test_when_the_journal_is_owned_by_the_server_then_the_client_talks(tmp_path: Path) -> None:
+    """The same server, and the journal beside it owned by the uid it runs as (this
+    process's): the client sends, and the peer's uid is the one the kernel reports."""
+    path = tmp_path / "j.sock"
+    (tmp_path / "j").touch()
+    planted = subprocess.Popen(
+        [sys.executable, "-c", PLANTED, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert planted.stdout is not None
+        assert planted.stdout.readline().strip() == "listening"
+        assert request(path, {"cmd": "status"}) == {"ok": True, "state": "ACTIVE"}
+        out, _ = planted.communicate(timeout=30)
+        assert json.loads(out) == '{"cmd":"status"}\n'
+    finally:
+        planted.kill()
+        planted.wait()
+
+
+def test_when_a_peer_connects_then_the_kernel_reports_its_own_uid_and_pid(
+    tmp_path: Path,
+) -> None:
+    """SO_PEERCRED on a real socket: the server sees this process's uid, gid and pid."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with server:
+        server.bind(str(tmp_path / "p.sock"))
+        server.listen(1)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(tmp_path / "p.sock"))
+            conn, _ = server.accept()
+            with conn:
+                seen = peer_credentials(conn)
+                assert seen is not None
+                assert (seen.uid, seen.gid, seen.pid) == (os.geteuid(), os.getegid(), os.getpid())
+                server_side = peer_credentials(client)
+                assert server_side is not None and server_side.uid == os.geteuid()
+    assert peer_credentials(object()) is None
+
+
+def test_when_the_socket_is_for_a_group_then_mode_0660(tmp_path: Path) -> None:
+    """[access] socket = "group": the node's group may connect (the uid then decides);
+    any other mode is refused."""
+    path = tmp_path / "j.sock"
+
+    async def scenario() -> None:
+        async with serving(path, FakeNode(), mode=0o660):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o660
+
+    asyncio.run(scenario())
+    with pytest.raises(ValueError, match="0600 or 0660"):
+        open_control_socket(tmp_path / "k.sock", mode=0o666)
 
 
 @pytest.mark.parametrize(
     ("line", "call"),
     [
         (
-            b'{"cmd":"enable","strategy":"ema","who":"ops","why":"checked"}',
-            ("enable", {"strategy": "ema", "who": "ops", "why": "checked"}),
+            b'{"cmd":"enable","strategy":"ema","why":"checked"}',
+            ("enable", {"strategy": "ema", "who": OWNER, "why": "checked"}),
         ),
         (
-            b'{"cmd":"risk_set","path":"max_order_quantity","value":"5","for_s":60,'
-            b'"who":"ops","why":"news"}',
+            b'{"cmd":"disable","strategy":"ema","why":"runaway"}',
+            ("disable", {"strategy": "ema", "who": OWNER, "why": "runaway"}),
+        ),
+        (
+            b'{"cmd":"risk_set","path":"max_order_quantity","value":"5","for_s":60,"why":"news"}',
             (
                 "risk_set",
                 {
                     "path": "max_order_quantity",
                     "value": "5",
                     "for_s": 60.0,
-                    "who": "ops",
+                    "who": OWNER,
                     "why": "news",
                 },
             ),
         ),
         (
-            b'{"cmd":"risk_clear","id":"7","who":"ops"}',
-            ("risk_clear", {"id": "7", "who": "ops", "why": ""}),
+            b'{"cmd":"risk_clear","id":"7"}',
+            ("risk_clear", {"id": "7", "who": OWNER, "why": ""}),
         ),
         (b'{"cmd":"risk_list"}', ("risk_list", {})),
+        (
+            b'{"cmd":"raise_ceiling","path":"max_order_quantity","value":"50","why":"w"}',
+            (
+                "raise_ceiling",
+                {"path": "max_order_quantity", "value": "50", "who": OWNER, "why": "w"},
+            ),
+        ),
         (b'{"cmd":"alerts_list"}', ("alerts_list", {})),
         (
-            b'{"cmd":"alert_ack","id":"2.1","who":"ops","why":"on it"}',
-            ("alert_ack", {"id": "2.1", "who": "ops", "why": "on it"}),
+            b'{"cmd":"alert_ack","id":"2.1","why":"on it"}',
+            ("alert_ack", {"id": "2.1", "who": OWNER, "why": "on it"}),
         ),
         (
             b'{"cmd":"alert_silence","alert":"stale-market-data",'
-            b'"labels":{"instrument":"X"},"for_s":1800,"who":"ops","why":"holiday"}',
+            b'"labels":{"instrument":"X"},"for_s":1800,"why":"holiday"}',
             (
                 "alert_silence",
                 {
                     "alert": "stale-market-data",
                     "labels": {"instrument": "X"},
                     "for_s": 1800.0,
-                    "who": "ops",
+                    "who": OWNER,
                     "why": "holiday",
                 },
             ),
         ),
         (
-            b'{"cmd":"resume","who":"ops","instrument":"XYZ.SIM"}',
-            ("resume", {"who": "ops", "why": "", "instrument": "XYZ.SIM"}),
+            b'{"cmd":"resume","instrument":"XYZ.SIM"}',
+            ("resume", {"who": OWNER, "why": "", "instrument": "XYZ.SIM"}),
+        ),
+        (
+            b'{"cmd":"kill","venue":"FIXSIM","why":"drill"}',
+            ("kill", {"flatten": False, "who": OWNER, "why": "drill", "venue": "FIXSIM"}),
         ),
     ],
 )
 def test_when_operator_risk_commands_arrive_then_they_reach_the_node(
     line: bytes, call: tuple[str, dict[str, Any]]
 ) -> None:
+    """Each command reaches the node with its fields, as the owner (four-eyes off)."""
     node = FakeNode()
     assert answer(line, node)["ok"] is True
     assert node.calls == [call]
@@ -444,18 +540,22 @@ def test_when_operator_risk_commands_arrive_then_they_reach_the_node(
 @pytest.mark.parametrize(
     "line",
     [
-        b'{"cmd":"risk_set","path":"max_order_quantity","value":5,"for_s":60,"who":"o","why":""}',
-        b'{"cmd":"risk_set","path":"max_order_quantity","value":"5","who":"o","why":""}',
-        b'{"cmd":"enable","who":"ops"}',
-        b'{"cmd":"risk_clear","id":7,"who":"ops"}',
-        b'{"cmd":"alert_ack","who":"ops"}',
-        b'{"cmd":"alert_silence","alert":"x","for_s":"1h","who":"o","why":""}',
-        b'{"cmd":"alert_silence","alert":"x","labels":{"a":1},"for_s":60,"who":"o","why":""}',
+        b'{"cmd":"risk_set","path":"max_order_quantity","value":5,"for_s":60,"why":""}',
+        b'{"cmd":"risk_set","path":"max_order_quantity","value":"5","why":""}',
+        b'{"cmd":"enable"}',
+        b'{"cmd":"disable","strategy":"ema"}',
+        b'{"cmd":"risk_clear","id":7}',
+        b'{"cmd":"raise_ceiling","path":"max_order_quantity","value":"9"}',
+        b'{"cmd":"alert_ack"}',
+        b'{"cmd":"alert_silence","alert":"x","for_s":"1h","why":""}',
+        b'{"cmd":"alert_silence","alert":"x","labels":{"a":1},"for_s":60,"why":""}',
+        b'{"cmd":"approve","id":1,"why":"x"}',
     ],
 )
 def test_when_operator_risk_command_is_malformed_then_refused_before_the_node(
     line: bytes,
 ) -> None:
+    """A field missing or of the wrong type: refused before the node is called."""
     node = FakeNode()
     response = answer(line, node)
     assert response["ok"] is False and "bad request" in response["error"]

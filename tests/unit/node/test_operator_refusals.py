@@ -15,8 +15,12 @@ from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
 from bastion.errors import CommandRefused
 from bastion.node.actions import NodeOperator
+from bastion.node.approvals import Approvals
+from bastion.node.authz import CommandGuard
 from bastion.node.control import handle_line
+from bastion.node.identity import Identities
 from bastion.node.kernel import Kernel
+from kit.control import me
 
 
 @pytest.fixture
@@ -58,7 +62,18 @@ def test_when_a_command_is_refused_then_the_channel_answers_ok_false(
     operator: NodeOperator,
 ) -> None:
     """The refusal's reason goes back to the operator; the channel does not raise."""
-    line = asyncio.run(handle_line(b'{"cmd":"enable","strategy":"nope","who":"ops"}', operator))
+    guard = CommandGuard(
+        commands=operator,
+        identities=Identities(None),
+        approvals=Approvals(clock=operator.kernel.clock, id_prefix="1."),
+        window_s=lambda _action: 0.0,
+        publish=operator.kernel.bus.publish,
+        commit=operator.committed,
+        clock=operator.kernel.clock,
+    )
+    line = asyncio.run(handle_line(b'{"cmd":"enable","strategy":"nope"}', guard, me()))
     response = msgspec.json.decode(line)
-    assert response["ok"] is False
-    assert "no strategy 'nope' on this node" in response["error"]
+    assert response == {
+        "ok": False,
+        "error": "command failed: no strategy 'nope' on this node (strategies: none)",
+    }

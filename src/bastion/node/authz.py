@@ -1,0 +1,364 @@
+"""Who may do what on the control socket: every request authorised, four-eyes commands
+held for a second operator, and every decision journaled with the kernel's identity.
+
+``required`` maps every request type to the ``bastion.security.Command`` it is (and the
+strategy it acts on), the one place that says so; the role matrix
+(``bastion.security.roles.MATRIX``) then decides. ``CommandGuard.handle`` is the path of
+every parsed request:
+
+1. the peer's uid to an operator (``bastion.node.identity``), or refused;
+2. the operator's roles allow the command, or refused ("refused: alice (viewer) may not
+   kill");
+3. a four-eyes command (``ControlCommands.four_eyes``: a node-wide resume while HALTED,
+   an override looser than the config, a raised ceiling), when its window
+   (``[access.four_eyes]``) is on: held as pending (``ApprovalRequested``) and answered
+   ``{"ok": true, "pending": ID, "expires_ns": ...}``;
+4. otherwise run as that operator (``OperatorCommand`` journaled before its effects).
+
+``approve`` runs a pending command once a second operator approves it within its window
+(``ApprovalGranted``): one who may approve (``may_approve``: the ``approve`` right and
+the right to give the command), is not the requester, and while the requester may still
+give it. Every refusal is journaled (``OperatorRefused``) with the identity, the
+command, what it acted on, the reason given and why it was refused. Reads (``status``,
+``risk_list``, ``alerts_list``, ``approvals_list``) are not journaled when allowed.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+import msgspec
+import structlog
+
+from bastion.clock import Clock
+from bastion.errors import CommandRefused
+from bastion.model.events import (
+    ApprovalGranted,
+    ApprovalRequested,
+    Event,
+    OperatorCommand,
+    OperatorRefused,
+)
+from bastion.node.approvals import Approvals, Pending
+from bastion.node.control import (
+    AlertAckRequest,
+    AlertSilenceRequest,
+    AlertsListRequest,
+    ApprovalsListRequest,
+    ApproveRequest,
+    ControlCommands,
+    DisableRequest,
+    EnableRequest,
+    KillRequest,
+    RaiseCeilingRequest,
+    Request,
+    ResumeRequest,
+    RiskClearRequest,
+    RiskListRequest,
+    RiskSetRequest,
+    StatusRequest,
+    dispatch,
+)
+from bastion.node.identity import SOURCE_LOCAL, Identities, Operator, PeerCredentials
+from bastion.security.config import FourEyes
+from bastion.security.roles import Command, may_approve
+
+__all__ = ["CommandGuard", "Need", "required"]
+
+log = structlog.get_logger("bastion.node.authz")
+
+
+class Need(NamedTuple):
+    """The command a request is, and the strategy it acts on (for ``assigned``)."""
+
+    command: Command
+    strategy: str | None = None
+
+
+def required(req: Request) -> Need:
+    """The security command ``req`` is: every request type has exactly one answer
+    (mypy checks that none is left out; a test walks them all against the matrix)."""
+    if isinstance(req, KillRequest):
+        return Need(Command.FLATTEN if req.flatten else Command.KILL)
+    if isinstance(req, ResumeRequest):
+        return Need(Command.RESUME if req.instrument is None else Command.RESUME_INSTRUMENT)
+    if isinstance(req, EnableRequest):
+        return Need(Command.STRATEGY_ENABLE, req.strategy)
+    if isinstance(req, DisableRequest):
+        return Need(Command.STRATEGY_DISABLE, req.strategy)
+    if isinstance(req, RiskSetRequest):
+        return Need(Command.RISK_SET)
+    if isinstance(req, RiskClearRequest):
+        return Need(Command.RISK_CLEAR)
+    if isinstance(req, RaiseCeilingRequest):
+        return Need(Command.RAISE_CEILING)
+    if isinstance(req, AlertAckRequest):
+        return Need(Command.ALERT_ACK)
+    if isinstance(req, AlertSilenceRequest):
+        return Need(Command.ALERT_SILENCE)
+    if isinstance(req, ApproveRequest):
+        return Need(Command.APPROVE)
+    if isinstance(req, StatusRequest | RiskListRequest | AlertsListRequest | ApprovalsListRequest):
+        return Need(Command.READ)
+    typing.assert_never(req)
+
+
+def detail(req: Request) -> str:
+    """What ``req`` acts on, for the journal: its fields but the command, the reason and
+    those left unset, as canonical JSON."""
+    fields = msgspec.to_builtins(req)
+    assert isinstance(fields, dict)
+    kept = {k: v for k, v in fields.items() if k not in ("cmd", "why") and v is not None}
+    return msgspec.json.encode(dict(sorted(kept.items()))).decode()
+
+
+class CommandGuard:
+    """The control socket's ``RequestHandler`` for one node.
+
+    ``commands``: what the node does (``NodeOperator``); ``identities``: peers to
+    operators; ``window_s``: the approval window of a four-eyes action (0: off);
+    ``publish``: where the audit events go (the bus, which journals them); ``commit``:
+    returns once what was published is on disk."""
+
+    def __init__(
+        self,
+        *,
+        commands: ControlCommands,
+        identities: Identities,
+        approvals: Approvals,
+        window_s: Callable[[FourEyes], float],
+        publish: Callable[[Event], None],
+        commit: Callable[[], Awaitable[None]],
+        clock: Clock,
+    ) -> None:
+        self.commands = commands
+        self.identities = identities
+        self.approvals = approvals
+        self._window_s = window_s
+        self._publish = publish
+        self._commit = commit
+        self._clock = clock
+
+    async def handle(self, req: Request, peer: PeerCredentials) -> dict[str, Any]:
+        """``req`` from ``peer``, authorised, held or run; the response (with ``ok``)."""
+        need = required(req)
+        why = getattr(req, "why", "")
+        found = self.identities.identify(peer)
+        if isinstance(found, str):
+            return await self._refuse(None, peer, need.command, detail(req), why, found)
+        operator = found
+        if not operator.may(need.command, strategy=need.strategy):
+            target = "" if need.strategy is None else f" {need.strategy}"
+            reason = f"{operator.describe()} may not {need.command.value}{target}"
+            return await self._refuse(operator, peer, need.command, detail(req), why, reason)
+        if isinstance(req, ApprovalsListRequest):
+            return {"ok": True, "approvals": self.approvals.listing()}
+        if isinstance(req, ApproveRequest):
+            return await self._approve(operator, req)
+        try:
+            action = self.commands.four_eyes(req)
+        except CommandRefused as error:
+            reason = f"command failed: {error}"
+            return await self._refuse(operator, peer, need.command, detail(req), why, reason)
+        if action is not None:
+            window_s = self._window_s(action)
+            if window_s > 0:
+                return await self._hold(operator, req, need, action, window_s)
+        return await self._run(operator, req, need, who=operator.name, audit=True)
+
+    # -- running -------------------------------------------------------------------------
+
+    async def _run(
+        self, operator: Operator, req: Request, need: Need, *, who: str, audit: bool
+    ) -> dict[str, Any]:
+        why = getattr(req, "why", "")
+        mutating = need.command is not Command.READ
+        if audit and mutating:
+            self._publish(
+                OperatorCommand(
+                    ts_ns=self._clock.timestamp_ns(),
+                    operator=operator.name,
+                    roles=operator.role_names,
+                    uid=operator.uid,
+                    pid=operator.pid,
+                    source=operator.source,
+                    command=need.command.value,
+                    detail=detail(req),
+                    why=why,
+                )
+            )
+        try:
+            fields = await dispatch(req, self.commands, who=who)
+        except CommandRefused as error:
+            peer = PeerCredentials(pid=operator.pid, uid=operator.uid, gid=-1)
+            reason = f"command failed: {error}"
+            return await self._refuse(operator, peer, need.command, detail(req), why, reason)
+        except Exception as error:
+            log.error("control_command_failed", cmd=need.command.value, error=repr(error))
+            peer = PeerCredentials(pid=operator.pid, uid=operator.uid, gid=-1)
+            reason = f"command failed: {error}"
+            return await self._refuse(operator, peer, need.command, detail(req), why, reason)
+        if isinstance(req, StatusRequest):
+            fields = {**fields, "you": operator.whoami(), "access": self._access()}
+        return {"ok": True, **fields}
+
+    def _access(self) -> dict[str, Any]:
+        return {
+            "operators": self.identities.mode,
+            "four_eyes_s": {action.value: self._window_s(action) for action in FourEyes},
+            "pending_approvals": len(self.approvals.pending),
+        }
+
+    # -- four-eyes ----------------------------------------------------------------------
+
+    async def _hold(
+        self, operator: Operator, req: Request, need: Need, action: FourEyes, window_s: float
+    ) -> dict[str, Any]:
+        why = getattr(req, "why", "")
+        opened = self.approvals.open(
+            action=action,
+            command=need.command,
+            strategy=need.strategy,
+            request=req,
+            detail=detail(req),
+            requester=operator,
+            why=why,
+            window_s=window_s,
+        )
+        if isinstance(opened, str):
+            peer = PeerCredentials(pid=operator.pid, uid=operator.uid, gid=-1)
+            return await self._refuse(operator, peer, need.command, detail(req), why, opened)
+        pending = opened
+        self._publish(
+            ApprovalRequested(
+                ts_ns=pending.created_ns,
+                approval_id=pending.id,
+                command=need.command.value,
+                detail=pending.detail,
+                operator=operator.name,
+                roles=operator.role_names,
+                uid=operator.uid,
+                pid=operator.pid,
+                source=operator.source,
+                why=why,
+                expires_ns=pending.expires_ns,
+            )
+        )
+        await self._commit()
+        log.warning(
+            "approval_requested",
+            id=pending.id,
+            command=need.command.value,
+            operator=operator.name,
+            expires_ns=pending.expires_ns,
+        )
+        return {
+            "ok": True,
+            "pending": pending.id,
+            "action": action.value,
+            "expires_ns": pending.expires_ns,
+            "expires": pending.listing()["expires"],
+            "note": (
+                f"{action.value} needs a second operator: another operator allowed to "
+                f"approve it runs `bastion approve CONFIG {pending.id} --why TEXT` within "
+                f"{window_s:g} s"
+            ),
+        }
+
+    async def _approve(self, approver: Operator, req: ApproveRequest) -> dict[str, Any]:
+        peer = PeerCredentials(pid=approver.pid, uid=approver.uid, gid=-1)
+        asked = detail(req)
+        if not req.why.strip():
+            reason = "an approval needs a reason (why)"
+            return await self._refuse(approver, peer, Command.APPROVE, asked, req.why, reason)
+        taken = self.approvals.take(req.id, approver)
+        if isinstance(taken, str):
+            return await self._refuse(approver, peer, Command.APPROVE, asked, req.why, taken)
+        pending: Pending = taken
+        if not may_approve(
+            approver.roles,
+            pending.command,
+            strategy=pending.strategy,
+            assigned=approver.strategies,
+        ):
+            reason = f"{approver.describe()} may not approve {pending.command.value}"
+            return await self._refuse(approver, peer, Command.APPROVE, asked, req.why, reason)
+        requester = self.identities.current(pending.requester)
+        if isinstance(requester, str) or not requester.may(
+            pending.command, strategy=pending.strategy
+        ):
+            why_not = requester if isinstance(requester, str) else "their roles changed"
+            self.approvals.close(pending.id, f"withdrawn ({why_not})")
+            reason = (
+                f"{pending.requester.name} may no longer {pending.command.value} "
+                f"({why_not}): {pending.id} is withdrawn"
+            )
+            return await self._refuse(approver, peer, Command.APPROVE, asked, req.why, reason)
+        self.approvals.close(pending.id, f"granted by {approver.name}")
+        self._publish(
+            ApprovalGranted(
+                ts_ns=self._clock.timestamp_ns(),
+                approval_id=pending.id,
+                command=pending.command.value,
+                detail=pending.detail,
+                requested_by=pending.requester.name,
+                operator=approver.name,
+                roles=approver.role_names,
+                uid=approver.uid,
+                pid=approver.pid,
+                source=approver.source,
+                why=req.why,
+            )
+        )
+        log.warning(
+            "approval_granted",
+            id=pending.id,
+            command=pending.command.value,
+            requested_by=pending.requester.name,
+            approved_by=approver.name,
+        )
+        need = Need(pending.command, pending.strategy)
+        who = f"{pending.requester.name}, approved by {approver.name}"
+        answer = await self._run(pending.requester, pending.request, need, who=who, audit=False)
+        await self._commit()  # the grant, also when the command then failed
+        return {**answer, "approved": pending.id, "command": pending.command.value}
+
+    # -- refusals -----------------------------------------------------------------------
+
+    async def _refuse(
+        self,
+        operator: Operator | None,
+        peer: PeerCredentials,
+        command: Command,
+        acted_on: str,
+        why: str,
+        reason: str,
+    ) -> dict[str, Any]:
+        self._publish(
+            OperatorRefused(
+                ts_ns=self._clock.timestamp_ns(),
+                operator="" if operator is None else operator.name,
+                roles=[] if operator is None else operator.role_names,
+                uid=peer.uid,
+                pid=peer.pid,
+                source=SOURCE_LOCAL if operator is None else operator.source,
+                command=command.value,
+                detail=acted_on,
+                why=why,
+                reason=reason,
+            )
+        )
+        await self._commit()
+        log.warning(
+            "control_command_refused",
+            operator=None if operator is None else operator.name,
+            uid=peer.uid,
+            pid=peer.pid,
+            command=command.value,
+            reason=reason,
+        )
+        if reason.startswith("command failed: "):
+            return {"ok": False, "error": reason}
+        return {"ok": False, "error": f"refused: {reason}"}
