@@ -42,7 +42,8 @@ def start(tmp_path: Path, mode: str, monitoring: str) -> None:
     (tmp_path / "s.py").write_text("# placeholder strategy\n")
     path = tmp_path / "node.toml"
     node = 'mode = "live"\nallow_dirty = true' if mode == "live" else 'mode = "paper"'
-    path.write_text(NODE.format(mode=node) + monitoring)
+    access = "\n[access]\n" if mode == "live" else ""  # operators: checked before this
+    path.write_text(NODE.format(mode=node) + access + monitoring)
     config = load_config(path, PaperConfig)
     manifest = node_manifest(config, base_dir=tmp_path, source=str(path), who="op", ts_ns=1)
     check_live_start(config, manifest)
