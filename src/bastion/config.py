@@ -24,6 +24,7 @@ from bastion._toml_errors import describe_validation_error
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
 from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
+from bastion.feeds.validation.config import ValidationConfig
 from bastion.journal.config import JournalConfig
 from bastion.model.instruments import Instrument
 from bastion.monitor.alerts.config import AlertRouteConfig, AlertRuleConfig, check_routes
@@ -164,6 +165,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     feeds: list[FeedEntry] = []
     feed: SyntheticFeedConfig | None = None
     replay: list[ReplaySourceConfig] = []
+    validation: ValidationConfig = msgspec.field(default_factory=ValidationConfig)
+    """``[validation]``: the checks every live quote and trade passes before the node
+    sees it (``bastion.feeds.validation``)."""
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
     account: AccountConfig = msgspec.field(default_factory=AccountConfig)
@@ -240,6 +244,7 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                         "join its files into one, in time order"
                     )
                 replayed[source.instrument] = n
+        self.validation.check_instruments(ids)
         _check_positive("journal.flush_interval_ms", self.journal.flush_interval_ms)
         if self.run_for_s is not None:
             _check_positive("run_for_s", self.run_for_s)

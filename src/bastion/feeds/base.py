@@ -18,13 +18,13 @@ per-quote path (``Kernel.on_quote``) stays as it is.
 from __future__ import annotations
 
 from abc import ABC
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bastion.clock import Clock
-from bastion.model.data import Bar, QuoteTick
+from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.instruments import Instrument
 from bastion.venues.base import VenueAdapter
 
@@ -78,6 +78,10 @@ class Feed(ABC):  # noqa: B024 - every delivery mode is optional
 
     def attach(self, sink: FeedSink) -> None:  # noqa: B027 - optional hook
         """Wire a feed that pushes on its own to ``sink`` (when the node is built)."""
+
+    def attach_trades(self, on_trade: Callable[[TradeTick], None]) -> None:  # noqa: B027
+        """Wire the trade prints of a feed that carries them to ``on_trade`` (in place
+        of their default route; when the node is built)."""
 
     async def run(self, sink: FeedSink, clock: Clock) -> None:  # noqa: B027
         """Deliver to ``sink`` in real time, stamped by ``clock``, until exhausted."""

@@ -3,10 +3,12 @@ top of book), for the instruments the config gives it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bastion.errors import ConfigError
 from bastion.feeds.base import Feed, FeedContext, FeedSink, FeedStats
 from bastion.feeds.config import VenueFeedEntry
-from bastion.model.data import QuoteTick
+from bastion.model.data import QuoteTick, TradeTick
 from bastion.venues.base import VenueAdapter
 
 
@@ -34,6 +36,20 @@ class VenueFeed(Feed):
                 f"feed '{self.name}': venue '{self.venue.name}' sends no market data "
                 "(a FIX venue needs market_data = true)"
             )
+
+    def attach_trades(self, on_trade: Callable[[TradeTick], None]) -> None:
+        """The venue's trade prints of this feed's instruments go to ``on_trade``; those
+        of its other instruments keep their route."""
+        previous = self.venue.on_trade_sink
+        mine = self.instruments
+
+        def route(trade: TradeTick) -> None:
+            if trade.instrument_id in mine:
+                on_trade(trade)
+            elif previous is not None:
+                previous(trade)
+
+        self.venue.on_trade_sink = route
 
     def stats(self) -> FeedStats:
         """Quotes delivered, and the venue's market data it dropped as bad."""

@@ -3,7 +3,8 @@
 Every price and size is a raw integer in the instrument's fixed-point scale
 (see ``Instrument.price_raw``); timestamps are UNIX epoch nanoseconds.
 These are hot-path objects: msgspec structs, no validation in the constructor
-(validation happens once, at the feed's edge, in ``bastion.data``).
+(validation happens once, at the feed's edge: files in ``bastion.data``, every live
+quote and trade in ``bastion.feeds.validation``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class QuoteTick(msgspec.Struct, frozen=True, gc=False):
     ask: int
     bid_size: int
     ask_size: int
+    seq: int = 0
+    """The source's sequence number for the instrument (0: the source numbers none)."""
 
 
 class Bar(msgspec.Struct, frozen=True, gc=False):
@@ -43,6 +46,8 @@ class TradeTick(msgspec.Struct, frozen=True, gc=False):
     price: int
     size: int
     aggressor_buy: bool | None = None
+    seq: int = 0
+    """The source's sequence number for the instrument (0: the source numbers none)."""
 
 
 MarketData = QuoteTick | Bar | TradeTick

@@ -231,6 +231,18 @@ _ALL: Final = (
         "Market data a feed dropped as bad, by reason",
         ("feed", "reason"),
     ),
+    Metric(
+        "bastion_feed_rejected_total",
+        _C,
+        "Quotes and trades a validator stopped before the node (drop or pause), by reason",
+        ("feed", "instrument", "reason"),
+    ),
+    Metric(
+        "bastion_feed_flagged_total",
+        _C,
+        "Quotes and trades a validator flagged and let through, by reason",
+        ("feed", "instrument", "reason"),
+    ),
     # -- journal --------------------------------------------------------------------------
     Metric("bastion_journal_events_total", _C, "Events appended to the journal (its last seq)"),
     Metric(

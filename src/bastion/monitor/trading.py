@@ -174,6 +174,20 @@ class TradingReadings:
                 totals[iid] = totals.get(iid, 0) + n
             for reason, n in stats.rejects.items():
                 b.set("bastion_md_rejects_total", n, feed=feed.name, reason=reason)
+        for validated in kernel.validated_feeds:
+            for hits in validated.counts():
+                name = (
+                    "bastion_feed_flagged_total"
+                    if hits.action == "flag"
+                    else ("bastion_feed_rejected_total")
+                )
+                b.set(
+                    name,
+                    hits.hits,
+                    feed=validated.feed,
+                    instrument=hits.instrument_id,
+                    reason=hits.reason,
+                )
         for iid, n in totals.items():
             b.set("bastion_quotes_total", n, instrument=iid)
             b.set("bastion_quotes_per_second", self._rate(f"q:{iid}", n, now_s), instrument=iid)

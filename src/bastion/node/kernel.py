@@ -23,7 +23,8 @@ from bastion.clock import Clock
 from bastion.config import BacktestConfig, PaperConfig, check_fix_stores
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
-from bastion.feeds import Feed, FeedContext, build_feed
+from bastion.feeds import Feed, FeedContext, FeedSink, build_feed
+from bastion.feeds.validation import ValidatedFeed
 from bastion.isolation.host import ProcessStrategyHost
 from bastion.journal.sqlite import SqliteJournal
 from bastion.model.data import Bar, QuoteTick, TradeTick
@@ -130,6 +131,18 @@ class Kernel:
         backtest, most nodes): ``on_quote`` and ``flush`` take the shorter path."""
         if len(self.venues) == 1 and len(self._venue_on_quote) == len(self.instruments):
             (self._sole_venue,) = self.venues.values()
+        validation = config.validation if isinstance(config, PaperConfig) else None
+        if validation is not None and not validation.enabled:
+            validation = None
+        pausable = (
+            []
+            if validation is None
+            else [
+                iid
+                for iid in self.instruments
+                if "pause" in validation.for_instrument(iid).actions.values()
+            ]
+        )
         ids = ClientOrderIdGenerator(config.node.id, epoch)
         self.execution = ExecutionEngine(
             bus=self.bus,
@@ -149,6 +162,7 @@ class Kernel:
             venues=set(self.venues),
             strategies=[s.name for s in config.strategies],
             last_trades=self.last_trades,
+            pausable=pausable,
         )
         self.isolation = "inline"
         """Where the strategies run: ``inline`` (this process) or ``process``."""
@@ -211,8 +225,27 @@ class Kernel:
         )
         self.feeds: list[Feed] = [build_feed(f, feed_context) for f in config.feed_configs()]
         """The node's market data sources; one that pushes (a venue's) is wired now."""
+        self.feed_sinks: dict[str, FeedSink] = {}
+        """Where each feed delivers: its ``ValidatedFeed`` (``[validation]``), which hands
+        the quotes that pass to ``on_quote``; the kernel itself with validation off."""
+        self.validated_feeds: list[ValidatedFeed] = []
         for feed in self.feeds:
-            feed.attach(self)
+            sink: FeedSink = self
+            if validation is not None:
+                validated = ValidatedFeed(
+                    feed=feed.name,
+                    instruments=[self.instruments[iid] for iid in sorted(feed.instruments)],
+                    config=validation,
+                    sink=self,
+                    clock=clock,
+                    pause=self.risk.pause_instrument,
+                    trade_sink=self.on_trade,
+                )
+                self.validated_feeds.append(validated)
+                feed.attach_trades(validated.on_trade)
+                sink = validated
+            self.feed_sinks[feed.name] = sink
+            feed.attach(sink)
         if isinstance(self.strategies, StrategyRunner):
             for strategy_config in config.strategies:
                 strategy = load_strategy(strategy_config, base_dir)

@@ -602,7 +602,7 @@ class _Node:
     async def _feed(self, kernel: Kernel, feed: Feed) -> None:
         """Run a feed the node paces (one that pushes on its own was attached when the
         kernel was built)."""
-        await feed.run(kernel, kernel.clock)
+        await feed.run(kernel.feed_sinks[feed.name], kernel.clock)
         log.info("feed_exhausted", feed=feed.name)
 
     async def _log_pnl(self, kernel: Kernel) -> None:

@@ -94,11 +94,13 @@ class RiskGate:
         venues: set[str],
         strategies: Collection[str] | None = None,
         last_trades: dict[str, TradeTick] | None = None,
+        pausable: Collection[str] = (),
     ) -> None:
         """``strategies``: the node's strategy names, to reject overrides for unknown ones
         (``ConfigError``); instrument and venue overrides are checked always.
         ``last_trades``: the last trade print per instrument (``Kernel.last_trades``), the
-        collar's reference for ``collar_reference = "last"``."""
+        collar's reference for ``collar_reference = "last"``. ``pausable``: instruments a
+        market data validator may pause (``pause_instrument``)."""
         config.check_names(
             set(instruments), None if strategies is None else set(strategies), venues
         )
@@ -118,6 +120,7 @@ class RiskGate:
         self._last_trades: dict[str, TradeTick] = {} if last_trades is None else last_trades
         self._venues = venues
         self._strategy_names = None if strategies is None else set(strategies)
+        self._pausable = frozenset(pausable)
         self._market: MarketGuard | None = None
         self._checks: PreTradeChecks | None = None
         self._post_trade: PostTradeMonitor | None = None
@@ -137,7 +140,7 @@ class RiskGate:
         post-trade day when they exist already)."""
         self._config = config
         self._limits = {
-            iid: InstrumentLimits(config.for_instrument(iid), inst)
+            iid: InstrumentLimits(config.for_instrument(iid), inst, pausable=iid in self._pausable)
             for iid, inst in self._instruments.items()
         }
         if not MarketGuard.needed(self._limits):
@@ -231,7 +234,8 @@ class RiskGate:
 
     @property
     def paused_instruments(self) -> dict[str, tuple[int, str]]:
-        """Instruments paused now by the time-window collar: ``(until_ns, reason)``."""
+        """Instruments paused now (time-window collar, feed validation): ``(until_ns,
+        reason)``."""
         return {} if self._market is None else dict(self._market.paused)
 
     def limit_usage(self) -> list[LimitUse]:
@@ -267,6 +271,15 @@ class RiskGate:
     def resume_instrument(self, instrument_id: str, who: str, why: str) -> bool:
         """The operator ends an instrument's pause early; False if it is not paused."""
         return self._market is not None and self._market.resume_now(instrument_id, who, why)
+
+    def pause_instrument(self, instrument_id: str, pause_ms: int, reason: str, key: str) -> bool:
+        """Pause new orders on a ``pausable`` instrument for ``pause_ms`` (a market data
+        validator's ``pause`` action; ``key`` names the setting); False if it is not one."""
+        market = self._market
+        if market is None or instrument_id not in self._pausable:
+            return False
+        market.pause(instrument_id, pause_ms, reason, key)
+        return True
 
     def max_order_quantity_raw(self, instrument_id: str) -> int | None:
         """The instrument's ``max_order_quantity`` in force, in raw units (None: no limit)."""

@@ -45,7 +45,11 @@ class InstrumentLimits:
         "venue",
     )
 
-    def __init__(self, config: InstrumentRiskConfig, instrument: Instrument) -> None:
+    def __init__(
+        self, config: InstrumentRiskConfig, instrument: Instrument, *, pausable: bool = False
+    ) -> None:
+        """``pausable``: a market data validator may pause the instrument (then its orders
+        ask ``risk.market`` whether it is paused)."""
         self.config = config
         self.instrument = instrument
         self.venue = instrument.venue  # where its orders go: the only venue the gate allows
@@ -90,7 +94,9 @@ class InstrumentLimits:
             None if config.stale_data_ms is None else config.stale_data_ms * 1_000_000
         )
         # whether an order on this instrument asks ``risk.market`` (pause, stale data)
-        self.paused_or_stale = self.stale_ns is not None or config.collar_window_pct is not None
+        self.paused_or_stale = (
+            pausable or self.stale_ns is not None or config.collar_window_pct is not None
+        )
 
     @property
     def is_extended(self) -> bool:

@@ -8,6 +8,9 @@
   its end are ``InstrumentPaused`` / ``InstrumentResumed`` events. A pause starts a
   new window (its trigger quote is the new reference), so a further move of the
   percentage extends it.
+- Feed pauses: a market data validator with the ``pause`` action
+  (``bastion.feeds.validation``) pauses an instrument the same way
+  (``RiskGate.pause_instrument``), for ``validation.pause_ms``.
 - Stale data (``stale_data_ms``): the same orders on an instrument whose last quote is
   older than that (or that has no quote yet) are denied ``STALE_MARKET_DATA``.
 
@@ -129,6 +132,7 @@ class MarketGuard:
         self._last_quotes = last_quotes
         self._windows: dict[str, MoveWindow] = {}
         self.paused: dict[str, tuple[int, str]] = {}  # instrument -> (until_ns, reason)
+        self._pause_keys: dict[str, str] = {}  # instrument -> the setting its pause lasts
         self._timers: dict[str, Cancelable] = {}
         self.reconfigure(limits)
 
@@ -182,8 +186,6 @@ class MarketGuard:
         instrument = self._instruments[iid]
         config = self._limits[iid].config
         assert config.collar_window_pause_ms is not None
-        now = self._clock.timestamp_ns()
-        until = now + config.collar_window_pause_ms * 1_000_000
         before = instrument.price(reference2) / 2
         after = instrument.price(mid2) / 2
         pct = (abs(after - before) * 100 / before).quantize(Decimal("0.001"))
@@ -191,10 +193,23 @@ class MarketGuard:
             f"mid of {iid} moved {pct}% ({before} to {after}) within collar_window_ms "
             f"{config.collar_window_ms}: beyond collar_window_pct {config.collar_window_pct}"
         )
+        self.pause(
+            iid,
+            config.collar_window_pause_ms,
+            reason,
+            f"collar_window_pause_ms {config.collar_window_pause_ms}",
+        )
+
+    def pause(self, iid: str, pause_ms: int, reason: str, key: str) -> None:
+        """Pause new orders on ``iid`` for ``pause_ms`` from now (a running pause is
+        extended); ``key`` names the setting the pause lasts (for the denial)."""
+        now = self._clock.timestamp_ns()
+        until = now + pause_ms * 1_000_000
         previous = self._timers.pop(iid, None)
         if previous is not None:
             previous.cancel()
         self.paused[iid] = (until, reason)
+        self._pause_keys[iid] = key
         log.warning("instrument_paused", instrument_id=iid, reason=reason, until_ns=until)
         self._bus.publish(
             InstrumentPaused(ts_ns=now, instrument_id=iid, reason=reason, until_ns=until)
@@ -235,7 +250,8 @@ class MarketGuard:
         if paused:
             pause = paused.get(limits.instrument.id)
             if pause is not None and now < pause[0]:
-                return PausedDenied(limits, pause[0] - now, pause[1])
+                key = self._pause_keys.get(limits.instrument.id, "")
+                return PausedDenied(limits, pause[0] - now, pause[1], key)
         stale_ns = limits.stale_ns
         if stale_ns is not None and (not has_quote or now - quote_ts > stale_ns):
             return StaleDenied(limits, now - quote_ts if has_quote else -1)
@@ -244,17 +260,17 @@ class MarketGuard:
 
 @final
 class PausedDenied(Denial):
-    def __init__(self, limits: InstrumentLimits, left_ns: int, why: str) -> None:
+    def __init__(self, limits: InstrumentLimits, left_ns: int, why: str, key: str) -> None:
         super().__init__(DenyReason.INSTRUMENT_PAUSED)
         self.limits = limits
         self.left_ns = left_ns
         self.why = why
+        self.key = key
 
     def message(self) -> str:
-        limits = self.limits
         return (
-            f"{limits.instrument.id} is paused for another {self.left_ns / 1e6:g} ms: "
-            f"{self.why} (collar_window_pause_ms {limits.config.collar_window_pause_ms})"
+            f"{self.limits.instrument.id} is paused for another {self.left_ns / 1e6:g} ms: "
+            f"{self.why} ({self.key})"
         )
 
 

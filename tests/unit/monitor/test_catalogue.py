@@ -24,6 +24,8 @@ from kit.waiting import until
 
 NOT_IN_THIS_NODE = {
     "bastion_md_rejects_total": "no feed here dropped anything",
+    "bastion_feed_rejected_total": "no validator stopped a quote here",
+    "bastion_feed_flagged_total": "no validator flagged a quote here",
     "bastion_clock_offset_seconds": "only when the host reports it",
     "bastion_clock_synchronized": "only when the host reports it",
     "bastion_orders_rejected_total": "no venue rejected an order",
