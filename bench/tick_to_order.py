@@ -10,7 +10,8 @@ market order every ``--every`` quotes, alternating buy and sell.
 node is fed quotes as fast as it takes them; the loop runs every 16 quotes, so the
 venue's flush and the journal's thread see live-mode scheduling.
 
-- ``p50_us`` / ``p99_us``: from a quote entering the node (``Kernel.on_quote``) to the
+- ``p50_us`` / ``p99_us``: from a quote entering the node where its feed delivers it
+  (``Kernel.feed_sinks``: the market data validators, then ``Kernel.on_quote``) to the
   resulting order being handed to the venue adapter (``submit``), through strategy,
   risk gate, OMS and journal enqueue;
 - ``quotes_per_s``: quotes the node took per second over the whole run, orders included.
@@ -224,6 +225,7 @@ async def _run_inline(args: argparse.Namespace, root: Path) -> dict[str, object]
     latencies: list[int] = []
     perf = time.perf_counter_ns
     mid = 10_000
+    (feed_sink,) = kernel.feed_sinks.values()  # validation, then the kernel
     try:
         async with _monitored(args, kernel, journal) as monitoring:
             t_start = time.perf_counter()
@@ -232,7 +234,7 @@ async def _run_inline(args: argparse.Namespace, root: Path) -> dict[str, object]
                 quote = QuoteTick("XYZ.SIM", clock.timestamp_ns(), mid, mid + 1, 100, 100)
                 before = len(handed)
                 t0 = perf()
-                kernel.on_quote(quote)
+                feed_sink.on_quote(quote)
                 if len(handed) > before and i >= args.warmup:
                     latencies.append(handed[before] - t0)
                 if i % 16 == 0:
