@@ -11,16 +11,25 @@ resume with ``"instrument": str``: end that instrument's pause), ``{"cmd": "stat
 ``{"cmd": "raise_ceiling", "path": str, "value": str, "why": str}``,
 ``{"cmd": "alerts_list"}``, ``{"cmd": "alert_ack", "id": str, "why": str}``,
 ``{"cmd": "alert_silence", "alert": str, "labels": {str: str}, "for_s": float, "why":
-str}``, ``{"cmd": "approvals_list"}`` or ``{"cmd": "approve", "id": str, "why": str}``
-gets one response ``{"ok": true, ...}`` (``{"ok": true, "pending": ID, ...}`` for a
-command that waits for a second operator), or ``{"ok": false, "error": "..."}`` for a
-request that is not JSON, names an unknown command, has a field of the wrong type or
-is longer than ``MAX_REQUEST_BYTES``, or that the node refuses. A bad request never
-reaches the node.
+str}``, ``{"cmd": "approvals_list"}``, ``{"cmd": "approve", "id": str, "why": str}``,
+``{"cmd": "view"}`` (everything a console shows: ``bastion.node.view``), ``{"cmd":
+"audit", "query": str, "limit": int, "before_seq": int | null}`` (the audit trail,
+newest first: ``bastion.node.audit``), ``{"cmd": "pause_instrument", "instrument": str,
+"for_s": float, "why": str}``, ``{"cmd": "strategy_start" | "strategy_stop",
+"strategy": str, "why": str}`` or ``{"cmd": "record_auth", "operator": str, "source":
+str, "kind": str, "outcome": str, "why": str}`` (a console's sign-in event; from a
+console's account only) gets one response ``{"ok": true, ...}`` (``{"ok": true,
+"pending": ID, ...}`` for a command that waits for a second operator), or ``{"ok":
+false, "error": "..."}`` for a request that is not JSON, names an unknown command, has
+a field of the wrong type or is longer than ``MAX_REQUEST_BYTES``, or that the node
+refuses. A bad request never reaches the node.
 
 Who asks is the kernel's to say (``SO_PEERCRED``, ``bastion.node.identity``): a request
-naming its own ``who`` is refused. What each operator may do, four-eyes approval and the
-audit records are ``bastion.node.authz``'s (the ``RequestHandler`` here).
+naming its own ``who`` is refused. Any request may carry ``"on_behalf": {"operator":
+str, "source": str}`` (``OnBehalf``): accepted only from a console's account
+(``[access] consoles``), it is then that store operator's request. What each operator
+may do, four-eyes approval and the audit records are ``bastion.node.authz``'s (the
+``RequestHandler`` here).
 
 ``serve_control`` owns the socket file: a stale one left by a crashed node is
 replaced, a live one (another node answering) is refused, and the file is removed
@@ -95,7 +104,7 @@ SOCKET_MODES: Final = frozenset({0o600, 0o660})
 MAX_SOCKET_PATH_BYTES: Final = 107
 MAX_AUDIT_LIMIT: Final = 500
 MAX_PAUSE_S: Final = 86_400.0
-_PRINTABLE: Final = r"^[ -~]*$"  # printable ASCII: no control character reaches a log
+_PRINTABLE: Final = r"^[ -~]*\Z"  # printable ASCII: no control character reaches a log
 
 
 class OnBehalf(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -103,7 +112,7 @@ class OnBehalf(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     in at the console from ``source`` (the browser's address). Accepted only from a
     console's account (``[access] consoles``; ``bastion.node.identity``)."""
 
-    operator: Annotated[str, msgspec.Meta(max_length=64, pattern=f"^{OPERATOR_NAME_PATTERN}$")]
+    operator: Annotated[str, msgspec.Meta(max_length=64, pattern=rf"^{OPERATOR_NAME_PATTERN}\Z")]
     source: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_PRINTABLE)]
 
 
