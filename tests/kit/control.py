@@ -153,6 +153,28 @@ class FakeNode:
         self._record("alert_silence", alert=alert, labels=labels, for_s=for_s, who=who, why=why)
         return {"silence": "1.s1"}
 
+    async def view(self) -> dict[str, Any]:
+        self._record("view")
+        return {"view": {"node": "fake", "approvals": []}}
+
+    async def audit(self, *, query: str, limit: int, before_seq: int | None) -> dict[str, Any]:
+        self._record("audit", query=query, limit=limit, before_seq=before_seq)
+        return {"records": [], "more": False, "next_before_seq": None}
+
+    async def pause_instrument(
+        self, *, instrument: str, for_s: float, who: str, why: str
+    ) -> dict[str, Any]:
+        self._record("pause_instrument", instrument=instrument, for_s=for_s, who=who, why=why)
+        return {"instrument": instrument}
+
+    async def strategy_start(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
+        self._record("strategy_start", strategy=strategy, who=who, why=why)
+        return {"started": strategy}
+
+    async def strategy_stop(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
+        self._record("strategy_stop", strategy=strategy, who=who, why=why)
+        return {"stopped": strategy}
+
     def four_eyes(self, req: Request) -> FourEyes | None:
         if isinstance(req, ResumeRequest):
             node_wide = req.instrument is None and req.venue is None

@@ -255,6 +255,16 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             who="dave, approved by erin",
             why="index rebalance",
         ),
+        ev.OperatorAuth(
+            ts_ns=ts_ns + 42,
+            operator="alice",
+            source="console 203.0.113.7 (uid 1005)",
+            kind="login",
+            outcome="ok",
+            why="",
+            uid=1005,
+            pid=4646,
+        ),
     ]
 
 

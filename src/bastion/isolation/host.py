@@ -272,6 +272,19 @@ class ProcessStrategyHost:
                     proc.popen.wait()
             proc.state = "stopped"
 
+    def stop_strategy(self, strategy_id: str) -> str | None:
+        """Not one by one: a process may hold several strategies and a stopped one
+        cannot yet be started again in it."""
+        return (
+            f"strategy {strategy_id} runs isolated in a process: stopping and starting one "
+            "isolated strategy is not supported yet; disable it instead (its orders are "
+            "denied; with risk.cancel_on_disable its open orders are canceled)"
+        )
+
+    def start_strategy(self, strategy_id: str) -> str | None:
+        """Not one by one (see ``stop_strategy``)."""
+        return self.stop_strategy(strategy_id)
+
     def save_states(self) -> dict[str, bytes]:
         """The states the strategies saved last: asked for before each snapshot
         (``refresh_states``) and at stop."""

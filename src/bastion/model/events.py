@@ -450,6 +450,22 @@ class RiskCeilingRaised(Event, frozen=True, kw_only=True):
     why: str
 
 
+class OperatorAuth(Event, frozen=True, kw_only=True):
+    """A console sign-in event, as the console (a ``[access] consoles`` peer, ``uid``
+    ``pid``) reports it: ``operator`` (as typed: maybe nobody's name) from ``source``
+    (the browser's address), ``kind`` (``login``, ``step_up``, ``logout``, ``expired``,
+    ``lockout``), ``outcome`` (``ok`` or why refused) and ``why``. Nothing changed on
+    the node."""
+
+    operator: str
+    source: str
+    kind: str
+    outcome: str
+    why: str
+    uid: int
+    pid: int
+
+
 class JournaledBy(enum.Enum):
     """Who writes an event type to the journal."""
 
@@ -519,6 +535,7 @@ EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(ApprovalRequested, "ApprovalRequested", _BUS),
     EventKind(ApprovalGranted, "ApprovalGranted", _BUS),
     EventKind(RiskCeilingRaised, "RiskCeilingRaised", _BUS),
+    EventKind(OperatorAuth, "OperatorAuth", _BUS),
 )
 """Every event type, stated once: the journal codec decodes exactly these, the execution
 engine journals the order events and the node subscribes the journal to the others.

@@ -55,7 +55,7 @@ def node_identities(
             "account, so nobody could command this node over its control socket "
             "(bastion users set-role NAME --role ROLE --uid UID)"
         )
-    return Identities(store)
+    return Identities(store, consoles=access.consoles, now_ns=clock.timestamp_ns)
 
 
 def socket_mode(config: PaperConfig) -> int:

@@ -22,8 +22,10 @@ from bastion.isolation.host import ProcessStrategyHost
 from bastion.model.enums import TradingState
 from bastion.model.events import TradingStateChanged
 from bastion.monitor.alerts.engine import AlertEngine
+from bastion.node.audit import AuditTrail
 from bastion.node.control import RaiseCeilingRequest, Request, ResumeRequest, RiskSetRequest
 from bastion.node.kernel import Kernel
+from bastion.node.view import node_view
 from bastion.risk.gate import CONFIGURED_STATE_REASON
 from bastion.risk.overrides import Override, number
 from bastion.security.config import FourEyes
@@ -44,6 +46,8 @@ class NodeOperator:
         self.restored = False
         self.alerts: AlertEngine | None = None
         """The node's alert engine (None: its monitoring is off)."""
+        self.audit_trail: AuditTrail | None = None
+        """Where ``audit`` reads (the node's journal; None: no journal)."""
         kernel.bus.subscribe(TradingStateChanged, self._on_state)
 
     def _on_state(self, event: TradingStateChanged) -> None:
@@ -205,6 +209,52 @@ class NodeOperator:
             return {"disabled": False, "strategy": strategy, "note": "it was disabled already"}
         await _committed(self.kernel)
         return {"disabled": True, "strategy": strategy, "reason": reason}
+
+    async def strategy_stop(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
+        kernel = self.kernel
+        self._check_strategy(strategy)
+        refused = kernel.stop_strategy(strategy)
+        if refused is not None:
+            raise CommandRefused(refused)
+        orders = kernel.execution.open_orders(strategy_id=strategy)
+        kernel.risk.cancel_orders(orders)
+        kernel.flush()
+        await _committed(kernel)
+        log.warning("strategy_stopped_by_operator", strategy=strategy, who=who, why=why)
+        return {"stopped": strategy, "cancels_sent": len(orders)}
+
+    async def strategy_start(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
+        kernel = self.kernel
+        self._check_strategy(strategy)
+        refused = kernel.start_strategy(strategy)
+        if refused is not None:
+            raise CommandRefused(refused)
+        await _committed(kernel)
+        log.warning("strategy_started_by_operator", strategy=strategy, who=who, why=why)
+        note = {}
+        if strategy in kernel.risk.disabled:
+            note = {"note": f"{strategy} is disabled: its orders are denied until enabled"}
+        return {"started": strategy, **note}
+
+    async def pause_instrument(
+        self, *, instrument: str, for_s: float, who: str, why: str
+    ) -> dict[str, Any]:
+        if instrument not in self.kernel.instruments:
+            raise CommandRefused(f"no instrument {instrument!r} on this node")
+        reason = f"paused by {who}: {why}" if why else f"paused by {who}"
+        until = self.kernel.risk.pause_instrument(instrument, round(for_s * 1e9), reason)
+        await _committed(self.kernel)
+        return {"instrument": instrument, "paused_until": _iso(until), "reason": reason}
+
+    async def view(self) -> dict[str, Any]:
+        return {"view": node_view(self.kernel, reason=self.reason, alerts=self.alerts)}
+
+    async def audit(self, *, query: str, limit: int, before_seq: int | None) -> dict[str, Any]:
+        trail = self.audit_trail
+        if trail is None:
+            raise CommandRefused("this node has no journal to read the audit trail from")
+        await _committed(self.kernel)  # what was journaled until now is in the answer
+        return await asyncio.to_thread(trail.read, query=query, limit=limit, before_seq=before_seq)
 
     def _check_strategy(self, strategy: str) -> None:
         if strategy not in self.kernel.strategies.strategies:

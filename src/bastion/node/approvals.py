@@ -4,10 +4,11 @@ A command that needs a second, different operator (``bastion.security.config.Fou
 is not run when asked: ``Approvals.open`` keeps it, under an id unique to this node's
 run (``<epoch>.a<n>``), until ``expires_ns``. ``take`` is the check an approval passes
 before it runs: the id is pending, not expired, and the approver is not the requester
-(neither by name nor by uid). A granted, expired or withdrawn request is remembered
-for the rest of the run, so an approval sent twice (a replay) is refused saying what
-became of it. Pending requests live in memory only: a restart drops them (their
-``ApprovalRequested`` stays in the journal); the command must be asked again.
+(neither by name nor, but for two operators a console names, by uid). A granted,
+expired or withdrawn request is remembered for the rest of the run, so an approval sent
+twice (a replay) is refused saying what became of it. Pending requests live in memory
+only: a restart drops them (their ``ApprovalRequested`` stays in the journal); the
+command must be asked again.
 """
 
 from __future__ import annotations
@@ -119,7 +120,13 @@ class Approvals:
                 f"{pending.requester.name} must ask again"
             )
         requester = pending.requester
-        if approver.name == requester.name or approver.uid == requester.uid:
+        # the same name, or the same local account: but a console's operators share its
+        # uid, so among them only the names tell them apart (the console's own account
+        # approving what it asked for someone is refused: one side is not delegated)
+        same_account = approver.uid == requester.uid and not (
+            approver.delegated and requester.delegated
+        )
+        if approver.name == requester.name or same_account:
             return (
                 f"{approver.name} asked for {approval_id} and may not approve it: a second, "
                 "different operator must"

@@ -38,6 +38,7 @@ from bastion.model.events import (
     ApprovalGranted,
     ApprovalRequested,
     Event,
+    OperatorAuth,
     OperatorCommand,
     OperatorRefused,
 )
@@ -48,17 +49,23 @@ from bastion.node.control import (
     AlertsListRequest,
     ApprovalsListRequest,
     ApproveRequest,
+    AuditRequest,
     ControlCommands,
     DisableRequest,
     EnableRequest,
     KillRequest,
+    PauseInstrumentRequest,
     RaiseCeilingRequest,
+    RecordAuthRequest,
     Request,
     ResumeRequest,
     RiskClearRequest,
     RiskListRequest,
     RiskSetRequest,
     StatusRequest,
+    StrategyStartRequest,
+    StrategyStopRequest,
+    ViewRequest,
     dispatch,
 )
 from bastion.node.identity import SOURCE_LOCAL, Identities, Operator, PeerCredentials
@@ -100,7 +107,24 @@ def required(req: Request) -> Need:
         return Need(Command.ALERT_SILENCE)
     if isinstance(req, ApproveRequest):
         return Need(Command.APPROVE)
-    if isinstance(req, StatusRequest | RiskListRequest | AlertsListRequest | ApprovalsListRequest):
+    if isinstance(req, PauseInstrumentRequest):
+        return Need(Command.PAUSE_INSTRUMENT)
+    if isinstance(req, StrategyStartRequest):
+        return Need(Command.STRATEGY_START, req.strategy)
+    if isinstance(req, StrategyStopRequest):
+        return Need(Command.STRATEGY_STOP, req.strategy)
+    if isinstance(
+        req,
+        StatusRequest
+        | RiskListRequest
+        | AlertsListRequest
+        | ApprovalsListRequest
+        | ViewRequest
+        | AuditRequest,
+    ):
+        return Need(Command.READ)
+    if isinstance(req, RecordAuthRequest):
+        # no operator's command: the console's account is its gate (``CommandGuard``)
         return Need(Command.READ)
     typing.assert_never(req)
 
@@ -110,7 +134,9 @@ def detail(req: Request) -> str:
     those left unset, as canonical JSON."""
     fields = msgspec.to_builtins(req)
     assert isinstance(fields, dict)
-    kept = {k: v for k, v in fields.items() if k not in ("cmd", "why") and v is not None}
+    kept = {
+        k: v for k, v in fields.items() if k not in ("cmd", "why", "on_behalf") and v is not None
+    }
     return msgspec.json.encode(dict(sorted(kept.items()))).decode()
 
 
@@ -145,9 +171,18 @@ class CommandGuard:
         """``req`` from ``peer``, authorised, held or run; the response (with ``ok``)."""
         need = required(req)
         why = getattr(req, "why", "")
-        found = self.identities.identify(peer)
+        if isinstance(req, RecordAuthRequest):
+            return await self._record_auth(req, peer)
+        on_behalf = req.on_behalf
+        if on_behalf is None:
+            found = self.identities.identify(peer)
+        else:
+            found = self.identities.identify_delegated(peer, on_behalf.operator, on_behalf.source)
         if isinstance(found, str):
-            return await self._refuse(None, peer, need.command, detail(req), why, found)
+            source = None if on_behalf is None else f"console {on_behalf.source} (uid {peer.uid})"
+            return await self._refuse(
+                None, peer, need.command, detail(req), why, found, source=source
+            )
         operator = found
         if not operator.may(need.command, strategy=need.strategy):
             target = "" if need.strategy is None else f" {need.strategy}"
@@ -202,7 +237,46 @@ class CommandGuard:
             return await self._refuse(operator, peer, need.command, detail(req), why, reason)
         if isinstance(req, StatusRequest):
             fields = {**fields, "you": operator.whoami(), "access": self._access()}
+        if isinstance(req, ViewRequest):
+            fields["view"]["approvals"] = self._approvals_view()
         return {"ok": True, **fields}
+
+    def _approvals_view(self) -> list[dict[str, Any]]:
+        """The pending four-eyes requests as the console's VIEW lists them."""
+        return [
+            {
+                "id": p["id"],
+                "command": p["command"],
+                "summary": f"{p['command']} {p['detail']}" + (f": {p['why']}" if p["why"] else ""),
+                "requested_by": p["requested_by"],
+                "expires": p["expires"],
+                "expires_ms": p["expires_ns"] // 1_000_000,
+            }
+            for p in self.approvals.listing()
+        ]
+
+    # -- console sign-ins ----------------------------------------------------------------
+
+    async def _record_auth(self, req: RecordAuthRequest, peer: PeerCredentials) -> dict[str, Any]:
+        """Journal a console's sign-in event (``OperatorAuth``); refused (and journaled)
+        from anyone but a console's account."""
+        if not self.identities.is_console(peer):
+            reason = f"uid {peer.uid} is not a console ([access] consoles): it may not record_auth"
+            return await self._refuse(None, peer, "record_auth", detail(req), req.why, reason)
+        self._publish(
+            OperatorAuth(
+                ts_ns=self._clock.timestamp_ns(),
+                operator=req.operator,
+                source=f"console {req.source} (uid {peer.uid})",
+                kind=req.kind,
+                outcome=req.outcome,
+                why=req.why,
+                uid=peer.uid,
+                pid=peer.pid,
+            )
+        )
+        await self._commit()
+        return {"ok": True, "recorded": req.kind}
 
     def _access(self) -> dict[str, Any]:
         return {
@@ -331,11 +405,16 @@ class CommandGuard:
         self,
         operator: Operator | None,
         peer: PeerCredentials,
-        command: Command,
+        command: Command | str,
         acted_on: str,
         why: str,
         reason: str,
+        *,
+        source: str | None = None,
     ) -> dict[str, Any]:
+        if source is None:
+            source = SOURCE_LOCAL if operator is None else operator.source
+        command = str(command)
         self._publish(
             OperatorRefused(
                 ts_ns=self._clock.timestamp_ns(),
@@ -343,8 +422,8 @@ class CommandGuard:
                 roles=[] if operator is None else operator.role_names,
                 uid=peer.uid,
                 pid=peer.pid,
-                source=SOURCE_LOCAL if operator is None else operator.source,
-                command=command.value,
+                source=source,
+                command=command,
                 detail=acted_on,
                 why=why,
                 reason=reason,
@@ -356,7 +435,7 @@ class CommandGuard:
             operator=None if operator is None else operator.name,
             uid=peer.uid,
             pid=peer.pid,
-            command=command.value,
+            command=command,
             reason=reason,
         )
         if reason.startswith("command failed: "):

@@ -11,16 +11,25 @@ resume with ``"instrument": str``: end that instrument's pause), ``{"cmd": "stat
 ``{"cmd": "raise_ceiling", "path": str, "value": str, "why": str}``,
 ``{"cmd": "alerts_list"}``, ``{"cmd": "alert_ack", "id": str, "why": str}``,
 ``{"cmd": "alert_silence", "alert": str, "labels": {str: str}, "for_s": float, "why":
-str}``, ``{"cmd": "approvals_list"}`` or ``{"cmd": "approve", "id": str, "why": str}``
-gets one response ``{"ok": true, ...}`` (``{"ok": true, "pending": ID, ...}`` for a
-command that waits for a second operator), or ``{"ok": false, "error": "..."}`` for a
-request that is not JSON, names an unknown command, has a field of the wrong type or
-is longer than ``MAX_REQUEST_BYTES``, or that the node refuses. A bad request never
-reaches the node.
+str}``, ``{"cmd": "approvals_list"}``, ``{"cmd": "approve", "id": str, "why": str}``,
+``{"cmd": "view"}`` (everything a console shows: ``bastion.node.view``), ``{"cmd":
+"audit", "query": str, "limit": int, "before_seq": int | null}`` (the audit trail,
+newest first: ``bastion.node.audit``), ``{"cmd": "pause_instrument", "instrument": str,
+"for_s": float, "why": str}``, ``{"cmd": "strategy_start" | "strategy_stop",
+"strategy": str, "why": str}`` or ``{"cmd": "record_auth", "operator": str, "source":
+str, "kind": str, "outcome": str, "why": str}`` (a console's sign-in event; from a
+console's account only) gets one response ``{"ok": true, ...}`` (``{"ok": true,
+"pending": ID, ...}`` for a command that waits for a second operator), or ``{"ok":
+false, "error": "..."}`` for a request that is not JSON, names an unknown command, has
+a field of the wrong type or is longer than ``MAX_REQUEST_BYTES``, or that the node
+refuses. A bad request never reaches the node.
 
 Who asks is the kernel's to say (``SO_PEERCRED``, ``bastion.node.identity``): a request
-naming its own ``who`` is refused. What each operator may do, four-eyes approval and the
-audit records are ``bastion.node.authz``'s (the ``RequestHandler`` here).
+naming its own ``who`` is refused. Any request may carry ``"on_behalf": {"operator":
+str, "source": str}`` (``OnBehalf``): accepted only from a console's account
+(``[access] consoles``), it is then that store operator's request. What each operator
+may do, four-eyes approval and the audit records are ``bastion.node.authz``'s (the
+``RequestHandler`` here).
 
 ``serve_control`` owns the socket file: a stale one left by a crashed node is
 replaced, a live one (another node answering) is refused, and the file is removed
@@ -37,7 +46,7 @@ import socket
 import stat
 import typing
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Annotated, Any, Final, Literal, Protocol
 
 import msgspec
 import structlog
@@ -45,7 +54,7 @@ import structlog
 from bastion.errors import BastionError, OperationalError
 from bastion.isolation.sandbox import is_descendant, process_exists
 from bastion.node.identity import PeerCredentials, account_name, peer_credentials
-from bastion.security.config import FourEyes
+from bastion.security.config import OPERATOR_NAME_PATTERN, FourEyes
 from bastion.vault.files import ensure_safe_parent
 
 __all__ = [
@@ -56,13 +65,17 @@ __all__ = [
     "AlertsListRequest",
     "ApprovalsListRequest",
     "ApproveRequest",
+    "AuditRequest",
     "ControlCommands",
     "DisableRequest",
     "EnableRequest",
     "ImpostorSocket",
     "KillRequest",
     "NoNodeListening",
+    "OnBehalf",
+    "PauseInstrumentRequest",
     "RaiseCeilingRequest",
+    "RecordAuthRequest",
     "Request",
     "RequestHandler",
     "ResumeRequest",
@@ -70,6 +83,9 @@ __all__ = [
     "RiskListRequest",
     "RiskSetRequest",
     "StatusRequest",
+    "StrategyStartRequest",
+    "StrategyStopRequest",
+    "ViewRequest",
     "dispatch",
     "handle_line",
     "journal_owner",
@@ -86,16 +102,29 @@ SOCKET_MODE: Final = 0o600
 SOCKET_MODES: Final = frozenset({0o600, 0o660})
 # sockaddr_un.sun_path holds 108 bytes on Linux, including the terminating NUL
 MAX_SOCKET_PATH_BYTES: Final = 107
+MAX_AUDIT_LIMIT: Final = 500
+MAX_PAUSE_S: Final = 86_400.0
+_PRINTABLE: Final = r"^[ -~]*\Z"  # printable ASCII: no control character reaches a log
 
 
-class KillRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="kill",
-    tag_field="cmd",
+class OnBehalf(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Whom a console asks for (``on_behalf``): the store's operator ``operator``, signed
+    in at the console from ``source`` (the browser's address). Accepted only from a
+    console's account (``[access] consoles``; ``bastion.node.identity``)."""
+
+    operator: Annotated[str, msgspec.Meta(max_length=64, pattern=rf"^{OPERATOR_NAME_PATTERN}\Z")]
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_PRINTABLE)]
+
+
+class _Request(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="cmd"
 ):
+    """What every request may carry: ``on_behalf``, from a console only."""
+
+    on_behalf: OnBehalf | None = None
+
+
+class KillRequest(_Request, tag="kill", frozen=True, kw_only=True):
     """HALT, cancel every open order, and with ``flatten`` close every position; with
     ``venue``: halt that venue only and cancel its open orders."""
 
@@ -104,14 +133,7 @@ class KillRequest(
     venue: str | None = None
 
 
-class ResumeRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="resume",
-    tag_field="cmd",
-):
+class ResumeRequest(_Request, tag="resume", frozen=True, kw_only=True):
     """Back to ACTIVE; with ``instrument``: end that instrument's pause instead; with
     ``venue``: that venue takes orders again instead."""
 
@@ -120,39 +142,18 @@ class ResumeRequest(
     venue: str | None = None
 
 
-class StatusRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="status",
-    tag_field="cmd",
-):
+class StatusRequest(_Request, tag="status", frozen=True, kw_only=True):
     """Trading state, open orders and positions."""
 
 
-class EnableRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="enable",
-    tag_field="cmd",
-):
+class EnableRequest(_Request, tag="enable", frozen=True, kw_only=True):
     """Re-enable a strategy the risk gate (or an operator) disabled."""
 
     strategy: str
     why: str = ""
 
 
-class DisableRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="disable",
-    tag_field="cmd",
-):
+class DisableRequest(_Request, tag="disable", frozen=True, kw_only=True):
     """Disable a strategy: its new orders and amends are denied (with
     ``risk.cancel_on_disable`` its open orders are canceled) until it is enabled."""
 
@@ -160,14 +161,7 @@ class DisableRequest(
     why: str
 
 
-class RiskSetRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="risk_set",
-    tag_field="cmd",
-):
+class RiskSetRequest(_Request, tag="risk_set", frozen=True, kw_only=True):
     """Override one risk limit for ``for_s`` seconds."""
 
     path: str
@@ -176,28 +170,14 @@ class RiskSetRequest(
     why: str
 
 
-class RiskClearRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="risk_clear",
-    tag_field="cmd",
-):
+class RiskClearRequest(_Request, tag="risk_clear", frozen=True, kw_only=True):
     """End an override before it expires."""
 
     id: str
     why: str = ""
 
 
-class RaiseCeilingRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="raise_ceiling",
-    tag_field="cmd",
-):
+class RaiseCeilingRequest(_Request, tag="raise_ceiling", frozen=True, kw_only=True):
     """Let overrides of one limit reach ``value`` (beyond ``max_override_factor`` times
     its configured value) while the node runs."""
 
@@ -206,50 +186,22 @@ class RaiseCeilingRequest(
     why: str
 
 
-class RiskListRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="risk_list",
-    tag_field="cmd",
-):
+class RiskListRequest(_Request, tag="risk_list", frozen=True, kw_only=True):
     """The active overrides."""
 
 
-class AlertsListRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="alerts_list",
-    tag_field="cmd",
-):
+class AlertsListRequest(_Request, tag="alerts_list", frozen=True, kw_only=True):
     """The active alerts and silences."""
 
 
-class AlertAckRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="alert_ack",
-    tag_field="cmd",
-):
+class AlertAckRequest(_Request, tag="alert_ack", frozen=True, kw_only=True):
     """Take an active alert on: no more repeats nor escalation."""
 
     id: str
     why: str = ""
 
 
-class AlertSilenceRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="alert_silence",
-    tag_field="cmd",
-):
+class AlertSilenceRequest(_Request, tag="alert_silence", frozen=True, kw_only=True):
     """Notify nobody about rule ``alert``'s alerts whose labels include ``labels`` for
     ``for_s`` seconds."""
 
@@ -259,29 +211,63 @@ class AlertSilenceRequest(
     why: str
 
 
-class ApprovalsListRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="approvals_list",
-    tag_field="cmd",
-):
+class ApprovalsListRequest(_Request, tag="approvals_list", frozen=True, kw_only=True):
     """The four-eyes requests waiting for a second operator."""
 
 
-class ApproveRequest(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag="approve",
-    tag_field="cmd",
-):
+class ApproveRequest(_Request, tag="approve", frozen=True, kw_only=True):
     """Approve another operator's four-eyes request ``id``: it runs now."""
 
     id: str
     why: str
+
+
+class ViewRequest(_Request, tag="view", frozen=True, kw_only=True):
+    """Everything a console shows of the node, in one answer (``bastion.node.view``)."""
+
+
+class AuditRequest(_Request, tag="audit", frozen=True, kw_only=True):
+    """The audit trail from the journal, newest first: records whose type, operator,
+    source or summary holds ``query`` (any case), at most ``limit``, older than
+    ``before_seq`` (None: from the newest)."""
+
+    query: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_AUDIT_LIMIT)] = 100
+    before_seq: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class PauseInstrumentRequest(_Request, tag="pause_instrument", frozen=True, kw_only=True):
+    """No new orders (nor amends that add or reprice) on ``instrument`` for ``for_s``
+    seconds; ``resume`` with ``instrument`` ends it early."""
+
+    instrument: str
+    for_s: Annotated[float, msgspec.Meta(gt=0, le=MAX_PAUSE_S)]
+    why: str
+
+
+class StrategyStartRequest(_Request, tag="strategy_start", frozen=True, kw_only=True):
+    """Run a stopped strategy again (``on_start``, its events again)."""
+
+    strategy: str
+    why: str = ""
+
+
+class StrategyStopRequest(_Request, tag="strategy_stop", frozen=True, kw_only=True):
+    """Stop a strategy: no more events for it (``on_stop``), its open orders canceled."""
+
+    strategy: str
+    why: str
+
+
+class RecordAuthRequest(_Request, tag="record_auth", frozen=True, kw_only=True):
+    """A console journals a sign-in event (``OperatorAuth``); from a console's account
+    only. ``operator`` is kept as typed (maybe nobody's name)."""
+
+    operator: Annotated[str, msgspec.Meta(max_length=64, pattern=_PRINTABLE)]
+    source: Annotated[str, msgspec.Meta(max_length=128, pattern=_PRINTABLE)]
+    kind: Literal["login", "step_up", "logout", "expired", "lockout"]
+    outcome: Annotated[str, msgspec.Meta(max_length=128, pattern=_PRINTABLE)]
+    why: Annotated[str, msgspec.Meta(max_length=512)] = ""
 
 
 Request = (
@@ -299,6 +285,12 @@ Request = (
     | RaiseCeilingRequest
     | ApprovalsListRequest
     | ApproveRequest
+    | ViewRequest
+    | AuditRequest
+    | PauseInstrumentRequest
+    | StrategyStartRequest
+    | StrategyStopRequest
+    | RecordAuthRequest
 )
 REQUEST_TYPES: Final[tuple[type[Request], ...]] = typing.get_args(Request)
 """Every request type, from the one union: what the authorisation test walks."""
@@ -345,6 +337,20 @@ class ControlCommands(Protocol):
     async def alert_silence(
         self, *, alert: str, labels: dict[str, str], for_s: float, who: str, why: str
     ) -> dict[str, Any]: ...
+
+    async def view(self) -> dict[str, Any]:
+        """``{"view": VIEW}`` (the guard adds the pending approvals)."""
+        ...
+
+    async def audit(self, *, query: str, limit: int, before_seq: int | None) -> dict[str, Any]: ...
+
+    async def pause_instrument(
+        self, *, instrument: str, for_s: float, who: str, why: str
+    ) -> dict[str, Any]: ...
+
+    async def strategy_start(self, *, strategy: str, who: str, why: str) -> dict[str, Any]: ...
+
+    async def strategy_stop(self, *, strategy: str, who: str, why: str) -> dict[str, Any]: ...
 
     def four_eyes(self, req: Request) -> FourEyes | None:
         """The four-eyes action ``req`` is on the node as it is now (a node-wide resume
@@ -399,7 +405,8 @@ def parse_request(line: bytes) -> Request | str:
 
 async def dispatch(req: Request, commands: ControlCommands, *, who: str) -> dict[str, Any]:
     """Run one parsed, authorised request as the operator ``who``; the response's fields.
-    ``approve`` and ``approvals_list`` are the guard's own (``bastion.node.authz``)."""
+    ``approve``, ``approvals_list`` and ``record_auth`` are the guard's own
+    (``bastion.node.authz``)."""
     if isinstance(req, KillRequest):
         if req.venue is None:
             return await commands.kill(flatten=req.flatten, who=who, why=req.why)
@@ -434,7 +441,19 @@ async def dispatch(req: Request, commands: ControlCommands, *, who: str) -> dict
         return await commands.alert_silence(
             alert=req.alert, labels=req.labels, for_s=req.for_s, who=who, why=req.why
         )
-    if isinstance(req, ApprovalsListRequest | ApproveRequest):
+    if isinstance(req, ViewRequest):
+        return await commands.view()
+    if isinstance(req, AuditRequest):
+        return await commands.audit(query=req.query, limit=req.limit, before_seq=req.before_seq)
+    if isinstance(req, PauseInstrumentRequest):
+        return await commands.pause_instrument(
+            instrument=req.instrument, for_s=req.for_s, who=who, why=req.why
+        )
+    if isinstance(req, StrategyStartRequest):
+        return await commands.strategy_start(strategy=req.strategy, who=who, why=req.why)
+    if isinstance(req, StrategyStopRequest):
+        return await commands.strategy_stop(strategy=req.strategy, who=who, why=req.why)
+    if isinstance(req, ApprovalsListRequest | ApproveRequest | RecordAuthRequest):
         raise TypeError(f"{req.__struct_config__.tag} is answered by the guard, not the node")
     typing.assert_never(req)
 

@@ -13,7 +13,12 @@ uid into an ``Operator``:
   refused.
 
 A name the client sends is never read: a request carrying ``who`` is refused
-(``bastion.node.control``).
+(``bastion.node.control``). The one exception is a console (``bastion console``, a
+process that signs operators in with password and TOTP): a request from a uid listed in
+``[access] consoles`` may carry ``on_behalf`` (``identify_delegated``), and is then the
+store's operator of that name (who must exist, be enabled and not be locked out; their
+roles and strategies are the store's), with ``source`` ``console <address> (uid N)``.
+From any other uid, ``on_behalf`` is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import os
 import pwd
 import socket
 import struct
+import time
+from collections.abc import Callable, Collection
 from typing import Final, NamedTuple, Protocol
 
 import msgspec
@@ -82,6 +89,8 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True):
     source: str = SOURCE_LOCAL
     owner: bool = False
     """The built-in owner of a node without an operator store."""
+    delegated: bool = False
+    """Named by a console (``on_behalf``): ``uid`` and ``pid`` are the console's."""
 
     def may(self, command: Command, *, strategy: str | None = None) -> bool:
         return allowed_any(self.roles, command, strategy=strategy, assigned=self.strategies)
@@ -103,6 +112,7 @@ class Operator(msgspec.Struct, frozen=True, kw_only=True):
             "uid": self.uid,
             "source": self.source,
             "owner": self.owner,
+            "delegated": self.delegated,
         }
 
 
@@ -110,6 +120,8 @@ class UsersByUid(Protocol):
     """What identification needs of the operator store (``UserStore``)."""
 
     def by_uid(self, os_uid: int) -> _User | None: ...
+
+    def find(self, name: str) -> _User | None: ...
 
 
 class _User(Protocol):
@@ -128,6 +140,8 @@ class _User(Protocol):
     @property
     def disabled(self) -> bool: ...
 
+    def locked(self, now_ns: int) -> bool: ...
+
 
 def account_name(uid: int) -> str:
     """The OS account name of ``uid`` (``uid N`` when it has none)."""
@@ -139,12 +153,59 @@ def account_name(uid: int) -> str:
 
 class Identities:
     """Peers to operators for one node: from ``store`` (None: the owner alone, the
-    account ``owner_uid``, by default the node's own)."""
+    account ``owner_uid``, by default the node's own). ``consoles``: the uids that may
+    name the operator they act for (``[access] consoles``); ``now_ns``: the clock a
+    lockout is read against."""
 
-    def __init__(self, store: UsersByUid | None, *, owner_uid: int | None = None) -> None:
+    def __init__(
+        self,
+        store: UsersByUid | None,
+        *,
+        owner_uid: int | None = None,
+        consoles: Collection[int] = (),
+        now_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.store = store
         self.owner_uid = os.geteuid() if owner_uid is None else owner_uid
+        self.consoles = frozenset(consoles)
+        self._now_ns = now_ns
         self._owner_name = account_name(self.owner_uid)
+
+    def is_console(self, peer: PeerCredentials) -> bool:
+        """Whether ``peer`` runs as a console's account (``[access] consoles``)."""
+        return peer.uid in self.consoles
+
+    def identify_delegated(self, peer: PeerCredentials, name: str, source: str) -> Operator | str:
+        """The store's operator ``name``, for whom the console at ``peer`` asks from
+        ``source``; or why not (the peer is no console, the operator is unknown, disabled
+        or locked out)."""
+        if not self.is_console(peer):
+            return (
+                f"uid {peer.uid} ({account_name(peer.uid)}) is not a console ([access] "
+                f"consoles) and may not act on behalf of {name}"
+            )
+        if self.store is None:
+            return "this node has no operators ([access]): nobody to act on behalf of"
+        try:
+            user = self.store.find(name)
+        except BastionError as error:
+            log.error("operator_store_unreadable", error=str(error))
+            return f"the operator store cannot be read ({error})"
+        if user is None:
+            return f"no operator {name!r} in the store"
+        if user.disabled:
+            return f"operator {name} is disabled"
+        if user.locked(self._now_ns()):
+            return f"operator {name} is locked out"
+        return Operator(
+            name=user.name,
+            roles=tuple(user.roles),
+            strategies=tuple(user.strategies),
+            uid=peer.uid,
+            pid=peer.pid,
+            source=f"console {source} (uid {peer.uid})",
+            delegated=True,
+        )
 
     @property
     def mode(self) -> str:
@@ -186,7 +247,12 @@ class Identities:
     def current(self, operator: Operator) -> Operator | str:
         """``operator`` as the store has them now (their roles may have changed, they
         may be disabled, their uid mapped to someone else), for an approval of their
-        earlier request; or why they are no longer an operator."""
+        earlier request; or why they are no longer an operator. One a console named is
+        looked up by name (the console's uid is shared by all its operators)."""
+        if operator.delegated:
+            peer = PeerCredentials(pid=operator.pid, uid=operator.uid, gid=-1)
+            source = operator.source.removeprefix("console ").rpartition(" (uid ")[0]
+            return self.identify_delegated(peer, operator.name, source)
         found = self.identify(PeerCredentials(pid=operator.pid, uid=operator.uid, gid=-1))
         if isinstance(found, Operator) and found.name != operator.name:
             return f"uid {operator.uid} is operator {found.name} now, not {operator.name}"

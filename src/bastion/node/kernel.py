@@ -238,7 +238,7 @@ class Kernel:
                     config=validation,
                     sink=self,
                     clock=clock,
-                    pause=self.risk.pause_instrument,
+                    pause=self.risk.pause_for_data,
                     trade_sink=self.on_trade,
                 )
                 self.validated_feeds.append(validated)
@@ -352,6 +352,22 @@ class Kernel:
         self.strategies.start_all()
         self._refresh_fills()  # which strategies listen is known now
         self.flush()
+
+    def stop_strategy(self, strategy_id: str) -> str | None:
+        """An operator stops one strategy (``StrategyHost.stop_strategy``); None when
+        done, else why not. Its open orders are the caller's to cancel."""
+        refused = self.strategies.stop_strategy(strategy_id)
+        if refused is None:
+            self._refresh_fills()
+        return refused
+
+    def start_strategy(self, strategy_id: str) -> str | None:
+        """An operator runs a stopped strategy again; None when done, else why not."""
+        refused = self.strategies.start_strategy(strategy_id)
+        if refused is None:
+            self._refresh_fills()
+            self.flush()  # what its on_start sent
+        return refused
 
     def stop_strategies(self) -> None:
         self.strategies.stop_all()

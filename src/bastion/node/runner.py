@@ -65,6 +65,7 @@ from bastion.monitor.alerts.node import Alerting
 from bastion.monitor.node import NodeMonitor
 from bastion.node.access import command_guard, node_identities, socket_mode
 from bastion.node.actions import NodeOperator
+from bastion.node.audit import AuditTrail
 from bastion.node.control import (
     open_control_socket,
     operator_name,
@@ -248,6 +249,7 @@ class _Node:
         if monitor is not None:
             monitor.attach(kernel, journal=journal, epoch=epoch)
         operator = NodeOperator(kernel, monitoring=None if monitor is None else monitor.url)
+        operator.audit_trail = AuditTrail(journal.path, self.keys.encryption)
         recovered = recover_state(kernel, journal)
         try:
             refuse_unknown_venues(kernel.execution.open_orders(), kernel.venues)

@@ -245,6 +245,12 @@ class Ceilings:
         """``assess`` with this node's factor and raised ceilings."""
         return assess(base, path, value, factor=self.factor, raised=self.raised)
 
+    def ceiling(self, base: RiskConfig, path: str) -> Decimal | None:
+        """The loosest value an override of ``path`` may have now (None: no bound, the
+        limit is unset in ``base`` or unordered); ``ConfigError`` for a bad path."""
+        default = _default_ceiling(_key(path, base), configured_value(base, path), self.factor)
+        return None if default is None else self.raised.get(path, default)
+
     def check_raise(self, base: RiskConfig, path: str, value: str) -> tuple[Decimal, Decimal]:
         """``raised_ceiling`` with this node's factor and raised ceilings; nothing changes."""
         return raised_ceiling(base, path, value, factor=self.factor, raised=self.raised)

@@ -20,26 +20,34 @@ tests per order.
 A strategy the post-trade limits disable has its open orders canceled at once
 (``cancel_on_disable``), through ``cancel_orders`` as the kill switch's.
 
+An operator may pause an instrument for a while (``pause_instrument``): its new orders,
+and amends that add or reprice, are denied (``INSTRUMENT_PAUSED``) until the pause ends
+or ``resume_instrument``; cancels and the kill switch's flatten orders still go.
+
 Events it publishes: ``TradingStateChanged``, ``StrategyDisabled``,
-``StrategyEnabled``, ``CommandDenied`` (and, through ``risk.market``,
-``InstrumentPaused`` / ``InstrumentResumed``; ``OrderDenied`` through the OMS).
+``StrategyEnabled``, ``CommandDenied``, ``InstrumentPaused`` / ``InstrumentResumed``
+(an operator's pause, and through ``risk.market`` the collar's; ``OrderDenied`` through
+the OMS).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import structlog
 
 from bastion.bus import MessageBus
-from bastion.clock import Clock
+from bastion.clock import Cancelable, Clock
 from bastion.errors import ConfigError
 from bastion.execution.engine import ExecutionEngine
 from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, TradingState
 from bastion.model.events import (
     CommandDenied,
+    InstrumentPaused,
+    InstrumentResumed,
     OrderFilled,
     StrategyDisabled,
     StrategyEnabled,
@@ -100,7 +108,7 @@ class RiskGate:
         (``ConfigError``); instrument and venue overrides are checked always.
         ``last_trades``: the last trade print per instrument (``Kernel.last_trades``), the
         collar's reference for ``collar_reference = "last"``. ``pausable``: instruments a
-        market data validator may pause (``pause_instrument``)."""
+        market data validator may pause (``pause_for_data``)."""
         config.check_names(
             set(instruments), None if strategies is None else set(strategies), venues
         )
@@ -134,6 +142,9 @@ class RiskGate:
         self.disabled: dict[str, str] = {}
         """Disabled strategies and why: their new orders and amends are denied."""
         self.denials: dict[str, int] = {}
+        self.operator_pauses: dict[str, tuple[int, str]] = {}
+        """Instruments an operator paused: ``(until_ns, reason)``."""
+        self._pause_timers: dict[str, Cancelable] = {}
 
     def _build(self, config: RiskConfig, *, reconfiguring: bool = False) -> None:
         """Limits and the optional controls from ``config`` (keeping pauses and the
@@ -234,9 +245,13 @@ class RiskGate:
 
     @property
     def paused_instruments(self) -> dict[str, tuple[int, str]]:
-        """Instruments paused now (time-window collar, feed validation): ``(until_ns,
-        reason)``."""
-        return {} if self._market is None else dict(self._market.paused)
+        """Instruments paused now, by the time-window collar or an operator (the later
+        end when both): ``(until_ns, reason)``."""
+        paused = {} if self._market is None else dict(self._market.paused)
+        for iid, pause in self.operator_pauses.items():
+            if iid not in paused or pause[0] > paused[iid][0]:
+                paused[iid] = pause
+        return paused
 
     def limit_usage(self) -> list[LimitUse]:
         """Each configured position, credit, throttle, daily loss and drawdown limit, with
@@ -268,11 +283,59 @@ class RiskGate:
         if _SEVERITY[target] > _SEVERITY[self.state]:
             self.set_trading_state(target, reason)
 
-    def resume_instrument(self, instrument_id: str, who: str, why: str) -> bool:
-        """The operator ends an instrument's pause early; False if it is not paused."""
-        return self._market is not None and self._market.resume_now(instrument_id, who, why)
+    def pause_instrument(self, instrument_id: str, for_ns: int, reason: str) -> int:
+        """An operator pauses ``instrument_id`` for ``for_ns`` (journaled as
+        ``InstrumentPaused`` with ``reason``); a pause running now is replaced. Returns
+        when it ends (``until_ns``)."""
+        if instrument_id not in self._instruments:
+            raise ConfigError(f"no instrument {instrument_id!r} on this node")
+        now = self._clock.timestamp_ns()
+        until = now + for_ns
+        timer = self._pause_timers.pop(instrument_id, None)
+        if timer is not None:
+            timer.cancel()
+        self.operator_pauses[instrument_id] = (until, reason)
+        log.warning("instrument_paused", instrument_id=instrument_id, reason=reason, until_ns=until)
+        self._bus.publish(
+            InstrumentPaused(ts_ns=now, instrument_id=instrument_id, reason=reason, until_ns=until)
+        )
+        self._pause_timers[instrument_id] = self._clock.call_at(
+            until, functools.partial(self._operator_pause_over, instrument_id)
+        )
+        return until
 
-    def pause_instrument(self, instrument_id: str, pause_ms: int, reason: str, key: str) -> bool:
+    def _operator_pause_over(self, instrument_id: str, due_ns: int) -> None:
+        pause = self.operator_pauses.get(instrument_id)
+        if pause is None or pause[0] != due_ns:
+            return  # replaced or ended since
+        del self.operator_pauses[instrument_id]
+        self._pause_timers.pop(instrument_id, None)
+        log.warning("instrument_resumed", instrument_id=instrument_id)
+        self._bus.publish(
+            InstrumentResumed(ts_ns=self._clock.timestamp_ns(), instrument_id=instrument_id)
+        )
+
+    def resume_instrument(self, instrument_id: str, who: str, why: str) -> bool:
+        """The operator ends an instrument's pause early (an operator's and the
+        collar's); False if it is not paused."""
+        held = self.operator_pauses.pop(instrument_id, None) is not None
+        timer = self._pause_timers.pop(instrument_id, None)
+        if timer is not None:
+            timer.cancel()
+        collar = self._market is not None and self._market.resume_now(instrument_id, who, why)
+        if held and not collar:
+            log.warning("instrument_resumed", instrument_id=instrument_id, who=who, why=why)
+            self._bus.publish(
+                InstrumentResumed(
+                    ts_ns=self._clock.timestamp_ns(),
+                    instrument_id=instrument_id,
+                    who=who,
+                    why=why,
+                )
+            )
+        return held or collar
+
+    def pause_for_data(self, instrument_id: str, pause_ms: int, reason: str, key: str) -> bool:
         """Pause new orders on a ``pausable`` instrument for ``pause_ms`` (a market data
         validator's ``pause`` action; ``key`` names the setting); False if it is not one."""
         market = self._market
@@ -520,6 +583,15 @@ class RiskGate:
                 f"strategy {order.strategy_id} is disabled until an operator enables it: "
                 f"{disabled[order.strategy_id]}",
             )
+        held = self.operator_pauses
+        if held and order.instrument_id in held and (is_increase or price != order.price):
+            until, why = held[order.instrument_id]
+            left_ns = until - self._clock.timestamp_ns()
+            if left_ns > 0:
+                return Denial(
+                    DenyReason.INSTRUMENT_PAUSED,
+                    f"{order.instrument_id} is paused for another {left_ns / 1e9:g} s: {why}",
+                )
         return self._check_order(
             order,
             side,

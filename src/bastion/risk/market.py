@@ -10,7 +10,7 @@
   percentage extends it.
 - Feed pauses: a market data validator with the ``pause`` action
   (``bastion.feeds.validation``) pauses an instrument the same way
-  (``RiskGate.pause_instrument``), for ``validation.pause_ms``.
+  (``RiskGate.pause_for_data``), for ``validation.pause_ms``.
 - Stale data (``stale_data_ms``): the same orders on an instrument whose last quote is
   older than that (or that has no quote yet) are denied ``STALE_MARKET_DATA``.
 

@@ -81,6 +81,8 @@ class Bounds(Protocol):
 
     def check_raise(self, base: RiskConfig, path: str, value: str) -> tuple[Decimal, Decimal]: ...
 
+    def ceiling(self, base: RiskConfig, path: str) -> Decimal | None: ...
+
 
 class Override(msgspec.Struct, frozen=True, kw_only=True):
     """One active override: ``path`` set to ``value`` until ``expires_ns``."""

@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_FOUR_EYES_S",
     "DEFAULT_OVERRIDE_FACTOR",
     "DEFAULT_USERS_NAME",
+    "OPERATOR_NAME_PATTERN",
     "USERS_KEY",
     "AccessConfig",
     "FourEyes",
@@ -38,6 +39,10 @@ USERS_KEY: Final = "users/key"
 DEFAULT_FOUR_EYES_S: Final = 900.0
 """A live node's approval window for each four-eyes action, unless configured."""
 MAX_FOUR_EYES_S: Final = 86_400.0
+OPERATOR_NAME_PATTERN: Final = r"[a-z][a-z0-9._-]{0,31}"
+"""An operator's name: a lowercase letter then up to 31 lowercase letters, digits, '.',
+'_' or '-' (the store's rule, ``bastion.security.users.check_name``)."""
+MAX_UID: Final = 2**32 - 2
 DEFAULT_OVERRIDE_FACTOR: Final = Decimal(2)
 MAX_OVERRIDE_FACTOR: Final = Decimal(1000)
 
@@ -134,14 +139,25 @@ class AccessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     that is looser lower, such as a window); an admin raises one limit's bound with
     ``raise_ceiling``. ``socket``: who may connect to the control socket at all:
     ``group`` (mode 0660: the node's group; the kernel's uid then decides), ``owner``
-    (0600: only the node's account, as without ``[access]``)."""
+    (0600: only the node's account, as without ``[access]``). ``consoles``: the uids of
+    the accounts a ``bastion console`` runs as: only a request from one of them may act
+    on behalf of a store operator (``on_behalf``) or journal a console sign-in
+    (``record_auth``)."""
 
     users: UsersConfig = msgspec.field(default_factory=UsersConfig)
     four_eyes: FourEyesConfig = msgspec.field(default_factory=FourEyesConfig)
     max_override_factor: Decimal = DEFAULT_OVERRIDE_FACTOR
     socket: Literal["group", "owner"] = "group"
+    consoles: list[int] = []
 
     def __post_init__(self) -> None:
+        for uid in self.consoles:
+            if isinstance(uid, bool) or not 0 <= uid <= MAX_UID:
+                raise ConfigError(
+                    f"key 'access.consoles': each entry is a uid (0 to {MAX_UID}), got {uid!r}"
+                )
+        if len(set(self.consoles)) != len(self.consoles):
+            raise ConfigError(f"key 'access.consoles': a uid is listed twice: {self.consoles}")
         factor = self.max_override_factor
         if not factor.is_finite() or not 1 <= factor <= MAX_OVERRIDE_FACTOR:
             raise ConfigError(

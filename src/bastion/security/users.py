@@ -25,6 +25,7 @@ import msgspec
 
 from bastion.errors import UsageError
 from bastion.security import totp
+from bastion.security.config import OPERATOR_NAME_PATTERN
 from bastion.security.roles import Command, Role, allowed_any
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
     "check_strategy",
 ]
 
-_NAME: Final = re.compile(r"[a-z][a-z0-9._-]{0,31}")
+_NAME: Final = re.compile(OPERATOR_NAME_PATTERN)
 _STRATEGY: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 PUBLIC_REFUSAL: Final = (

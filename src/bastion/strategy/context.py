@@ -120,6 +120,13 @@ class StrategyHost(Protocol):
 
     def stop_all(self) -> None: ...
 
+    def stop_strategy(self, strategy_id: str) -> str | None:
+        """Stop one running strategy (an operator's ``strategy_stop``): no more events
+        for it, ``on_stop`` called. None when done, else why it cannot be."""
+
+    def start_strategy(self, strategy_id: str) -> str | None:
+        """Run a stopped strategy again (``on_start``). None when done, else why not."""
+
     def save_states(self) -> dict[str, bytes]: ...
 
     async def refresh_states(self, timeout_s: float) -> None:

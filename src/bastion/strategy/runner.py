@@ -150,6 +150,7 @@ class StrategyRunner:
         # instrument id -> bound handlers of running strategies, as tuples for the hot path
         self.quote_subscribers: dict[str, tuple[Callable[[Any], None], ...]] = {}
         self.bar_subscribers: dict[str, tuple[Callable[[Any], None], ...]] = {}
+        self._order_events_subscribed = False
 
     def add(
         self, strategy: Strategy, strategy_id: str, params: dict[str, Any], on_error: str = "stop"
@@ -174,7 +175,10 @@ class StrategyRunner:
         """Listen to order events only if some strategy has a hook for them: with none,
         an order event costs the bus one dict lookup. Fills come from the kernel's fill
         pipeline (``risk.fills``), after the portfolio and the risk gate have them."""
+        if self._order_events_subscribed:
+            return
         if any(on_event is not None for on_event, _ in self._event_hooks.values()):
+            self._order_events_subscribed = True
             for event_type in ORDER_EVENT_TYPES:
                 if event_type is not OrderFilled:
                     self._bus.subscribe(event_type, self.on_order_event)
@@ -182,13 +186,7 @@ class StrategyRunner:
     # -- lifecycle ----------------------------------------------------------------------
     def start_all(self) -> None:
         for sid, strategy in self.strategies.items():
-            self.running.add(sid)
-            cls = type(strategy)
-            overrides = cls.on_order_event is not Strategy.on_order_event
-            on_event = strategy.on_order_event if overrides else None
-            on_fill = strategy.on_fill if cls.on_fill is not Strategy.on_fill else None
-            if on_event is not None or on_fill is not None:
-                self._event_hooks[sid] = (on_event, on_fill)
+            self._attach(sid, strategy)
         if self._event_hooks:
             self._subscribe_order_events()
         for sid, strategy in self.strategies.items():
@@ -201,6 +199,48 @@ class StrategyRunner:
                 self._call(strategy, strategy.on_start)
             if sid in self.running:
                 log.info("strategy_started", strategy=sid)
+
+    def _attach(self, sid: str, strategy: Strategy) -> None:
+        self.running.add(sid)
+        cls = type(strategy)
+        overrides = cls.on_order_event is not Strategy.on_order_event
+        on_event = strategy.on_order_event if overrides else None
+        on_fill = strategy.on_fill if cls.on_fill is not Strategy.on_fill else None
+        if on_event is not None or on_fill is not None:
+            self._event_hooks[sid] = (on_event, on_fill)
+
+    def stop_strategy(self, strategy_id: str) -> str | None:
+        """Stop one running strategy: detached from its quotes, bars and order events,
+        then ``on_stop``. None when done, else why not."""
+        strategy = self.strategies.get(strategy_id)
+        if strategy is None:
+            return f"no strategy {strategy_id!r}"
+        if strategy_id not in self.running:
+            return f"strategy {strategy_id} is not running"
+        self._detach(strategy)
+        try:
+            strategy.on_stop()
+        except Exception as error:
+            detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+            log.error("strategy_on_stop_failed", strategy=strategy_id, error=detail)
+        log.info("strategy_stopped", strategy=strategy_id)
+        return None
+
+    def start_strategy(self, strategy_id: str) -> str | None:
+        """Run a stopped (or failed) strategy again: its hooks attached, ``on_start``
+        (which subscribes it to its data again). None when done, else why not."""
+        strategy = self.strategies.get(strategy_id)
+        if strategy is None:
+            return f"no strategy {strategy_id!r}"
+        if strategy_id in self.running:
+            return f"strategy {strategy_id} is running already"
+        self._attach(strategy_id, strategy)
+        self._subscribe_order_events()
+        self._call(strategy, strategy.on_start)
+        if strategy_id not in self.running:
+            return f"strategy {strategy_id} failed as it started (on_start)"
+        log.info("strategy_started", strategy=strategy_id)
+        return None
 
     def save_states(self) -> dict[str, bytes]:
         """Each strategy's ``on_save`` state, encoded (msgpack), for a snapshot.

@@ -181,6 +181,7 @@ def test_when_serving_then_mode_0600_requests_answered_and_file_removed_on_stop(
                 "uid": os.geteuid(),
                 "source": "local socket",
                 "owner": True,
+                "delegated": False,
             }
             assert status["access"]["operators"] == "owner only"
             many = await asyncio.to_thread(

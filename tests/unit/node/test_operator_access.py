@@ -199,6 +199,7 @@ def test_when_a_status_is_asked_then_it_says_who_you_are(desk: Desk) -> None:
         "uid": UIDS["tom"],
         "source": "local socket",
         "owner": False,
+        "delegated": False,
     }
     assert status["access"]["four_eyes_s"]["resume"] == 60.0
     assert status["state"] == "ACTIVE"

@@ -4,7 +4,7 @@
 ``ValidatedFeed`` is the ``FeedSink`` a feed is given instead of the kernel. A quote
 that passes goes on to ``Kernel.on_quote`` unchanged; one that a validator drops goes
 no further, and a ``pause`` action also pauses new orders on its instrument through
-the risk gate (``RiskGate.pause_instrument``, for ``validation.pause_ms``; renewed once
+the risk gate (``RiskGate.pause_for_data``, for ``validation.pause_ms``; renewed once
 half of it has run while bad data keeps coming). Every hit is counted by instrument and
 reason (``counts``, read by the monitor as ``bastion_feed_rejected_total`` and
 ``bastion_feed_flagged_total``); the first hit of each reason per instrument per
@@ -28,7 +28,7 @@ from bastion.model.instruments import Instrument
 log = structlog.get_logger("bastion.feeds")
 
 Pauser = Callable[[str, int, str, str], bool]
-"""``RiskGate.pause_instrument``: (instrument, pause_ms, reason, key) -> paused."""
+"""``RiskGate.pause_for_data``: (instrument, pause_ms, reason, key) -> paused."""
 
 
 class Hits(NamedTuple):
