@@ -43,7 +43,18 @@ CSP: Final = (
 COOKIE: Final = "__Host-bastion_session"
 STEP_UP_MS: Final = 120_000
 TICK_S: Final = 0.5
-STEP_UP_ACTIONS: Final = frozenset({"kill", "resume", "overrides", "ceilings", "approve"})
+STEP_UP: Final = frozenset(
+    {
+        Command.KILL,
+        Command.FLATTEN,
+        Command.RESUME,
+        Command.RESUME_INSTRUMENT,
+        Command.RISK_SET,
+        Command.RAISE_CEILING,
+        Command.APPROVE,
+    }
+)
+"""The commands the contract puts behind step-up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +329,7 @@ class FakeConsole:
             return 404, {"error": "no such action"}
         if not allowed_any(user.roles, command, strategy=strategy, assigned=user.strategies):
             return 403, {"error": f"{user.name} may not {command.value}"}
-        if parts[0] in STEP_UP_ACTIONS and (session.step_up_until_ms or 0) < _now_ms():
+        if command in STEP_UP and (session.step_up_until_ms or 0) < _now_ms():
             return 403, {"error": "step-up needed", "step_up": True}
         answer = _apply(view, parts, body, user.name)
         self._publish(name)

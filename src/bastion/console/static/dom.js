@@ -30,6 +30,13 @@ function append(el, children) {
   }
 }
 
+/** Append children (skipping null, false and undefined, which Element.append would
+ * write out as text). */
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}
+
 /** Replace an element's children. */
 export function fill(el, ...children) {
   el.replaceChildren();

@@ -4,7 +4,7 @@
 
 import { get, seg } from "./api.js";
 import { drawEquity } from "./chart.js";
-import { dec, h, sign, table, when } from "./dom.js";
+import { add, dec, h, sign, table, when } from "./dom.js";
 
 const nodeLink = (name) => h("a", { href: `#/node/${seg(name)}`, testid: "node-link" }, name);
 const badge = (text, cls, testid) => h("span", { class: `badge ${cls || ""}`, testid }, text);
@@ -35,11 +35,11 @@ function nodeHeader(entry) {
 
 function eachNode(ctx, main, render) {
   const nodes = [...ctx.nodes.values()];
-  if (nodes.length === 0) main.append(h("p", { class: "empty" }, "No nodes yet."));
+  if (nodes.length === 0) add(main, h("p", { class: "empty" }, "No nodes yet."));
   for (const entry of nodes) {
     const card = h("section", { class: "card", testid: `node-${entry.name}` }, nodeHeader(entry));
     if (entry.view) render(entry, entry.view, card);
-    main.append(card);
+    add(main, card);
   }
 }
 
@@ -64,11 +64,11 @@ function alertsList(ctx, entry, alerts) {
 }
 
 export function overview(ctx, main) {
-  main.append(h("h1", {}, "Overview"));
+  add(main, h("h1", {}, "Overview"));
   const grid = h("div", { class: "grid" });
-  main.append(grid);
+  add(main, grid);
   eachNode(ctx, grid, (entry, view, card) => {
-    card.append(
+    add(card, 
       h(
         "dl",
         { class: "facts" },
@@ -104,15 +104,15 @@ export function overview(ctx, main) {
 export function node(ctx, main, name) {
   const entry = ctx.nodes.get(name);
   if (!entry) {
-    main.append(h("h1", {}, name), h("p", { class: "empty" }, "No such node."));
+    add(main, h("h1", {}, name), h("p", { class: "empty" }, "No such node."));
     return;
   }
-  main.append(h("h1", { testid: "node-title" }, entry.name));
+  add(main, h("h1", { testid: "node-title" }, entry.name));
   const head = h("section", { class: "card" }, nodeHeader(entry));
-  main.append(head);
+  add(main, head);
   const view = entry.view;
   if (!view) return;
-  head.append(
+  add(head, 
     h(
       "dl",
       { class: "facts" },
@@ -123,17 +123,17 @@ export function node(ctx, main, name) {
     ),
   );
   const canvas = h("canvas", { class: "chart", testid: "equity-chart", role: "img", "aria-label": `equity of ${name}` });
-  main.append(section("Equity", "equity", canvas));
+  add(main, section("Equity", "equity-section", canvas));
   requestAnimationFrame(() => drawEquity(canvas, ctx.equity.get(name)));
-  main.append(
-    section("Positions", "positions", table("positions", [
+  add(main, 
+    section("Positions", "positions-section", table("positions", [
       { label: "Instrument", cell: (p) => p.instrument },
       { label: "Quantity", cell: (p) => money(p.quantity), cls: "num" },
       { label: "Avg price", cell: (p) => dec(p.avg_price), cls: "num" },
       { label: "Mark", cell: (p) => dec(p.mark), cls: "num" },
       { label: "Unrealized", cell: (p) => money(p.unrealized), cls: "num" },
     ], view.positions, "flat")),
-    section("Working orders", "orders", table("orders", [
+    section("Working orders", "orders-section", table("orders", [
       { label: "Id", cell: (o) => o.id },
       { label: "Instrument", cell: (o) => o.instrument },
       { label: "Side", cell: (o) => badge(o.side, `side-${String(o.side).toLowerCase()}`) },
@@ -164,9 +164,9 @@ function strategyButtons(ctx, entry, s) {
 }
 
 export function strategies(ctx, main) {
-  main.append(h("h1", {}, "Strategies"));
+  add(main, h("h1", {}, "Strategies"));
   eachNode(ctx, main, (entry, view, card) => {
-    card.append(table("strategies", [
+    add(card, table("strategies", [
       { label: "Strategy", cell: (s) => h("span", { testid: "strategy-name" }, s.name) },
       { label: "State", cell: (s) => badge(s.running ? "running" : "stopped", s.running ? "state-active" : "state-reducing") },
       {
@@ -188,7 +188,7 @@ function utilisation(value) {
 }
 
 export function risk(ctx, main) {
-  main.append(h("h1", {}, "Risk limits"));
+  add(main, h("h1", {}, "Risk limits"));
   eachNode(ctx, main, (entry, view, card) => {
     const base = `/api/nodes/${seg(entry.name)}`;
     const override = (limit) =>
@@ -206,7 +206,7 @@ export function risk(ctx, main) {
         fields: [{ name: "value", label: "Ceiling", value: limit.ceiling ?? limit.configured }],
         extra: { path: limit.path },
       });
-    card.append(
+    add(card, 
       table("limits", [
         { label: "Limit", cell: (l) => l.path },
         { label: "Configured", cell: (l) => dec(l.configured), cls: "num" },
@@ -274,7 +274,7 @@ function instruments(view) {
 }
 
 export function kill(ctx, main) {
-  main.append(
+  add(main, 
     h("h1", {}, "Kill switch"),
     h("p", { class: "muted" }, "Kill cancels every working order and halts trading; kill + flatten also closes the positions. Both ask for a reason and a fresh authenticator code."),
   );
@@ -293,7 +293,7 @@ export function kill(ctx, main) {
         confirm: flatten ? "Kill + flatten" : "Kill",
         testid: "kill-dialog",
       });
-    card.append(
+    add(card, 
       h(
         "div",
         { class: "buttons big" },
@@ -316,12 +316,12 @@ export function kill(ctx, main) {
 }
 
 export function approvals(ctx, main) {
-  main.append(
+  add(main, 
     h("h1", {}, "Approvals"),
     h("p", { class: "muted" }, "Four-eyes: these actions wait for a second, different operator before they take effect."),
   );
   eachNode(ctx, main, (entry, view, card) => {
-    card.append(table("approvals", [
+    add(card, table("approvals", [
       { label: "Command", cell: (a) => a.command },
       { label: "Summary", cell: (a) => a.summary },
       { label: "Requested by", cell: (a) => a.requested_by },
@@ -363,7 +363,7 @@ export function audit(ctx, main, params) {
     state.pages = [null];
     load();
   });
-  main.append(h("h1", {}, "Audit trail"), form, results);
+  add(main, h("h1", {}, "Audit trail"), form, results);
 
   async function load() {
     const before = state.pages[state.pages.length - 1];
