@@ -10,6 +10,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, expect
 
 from kit.browser import (
+    DESKTOP,
     PHONE,
     ConsoleUnderTest,
     Watch,
@@ -307,3 +308,32 @@ def test_when_on_a_phone_then_every_page_fits_the_screen_width(
     finally:
         context.close()
     assert watch.problems == []
+
+
+def test_when_something_tries_inline_script_then_the_csp_blocks_it_and_the_watch_sees_it(
+    browser: Browser, console: ConsoleUnderTest
+) -> None:
+    """The watch is not blind: an injected inline script is refused by the CSP, and the
+    violation is reported (so "no problems" in the other tests means something)."""
+    context = browser.new_context(viewport=DESKTOP, ignore_https_errors=True)
+    watch = Watch()
+    try:
+        page = context.new_page()
+        watch.attach(page)
+        page.goto(console.base_url + "/")
+        page.evaluate(
+            """() => {
+                const s = document.createElement("script");
+                s.textContent = "window.ran = true";
+                document.body.appendChild(s);
+            }"""
+        )
+
+        def reported() -> bool:
+            page.wait_for_timeout(20)  # the sync API delivers page events only inside a call
+            return any(p.startswith("CSP: script-src") for p in watch.problems)
+
+        eventually(reported, what="the CSP violation reported")
+        assert page.evaluate("window.ran") is None
+    finally:
+        context.close()

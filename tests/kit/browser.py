@@ -88,7 +88,9 @@ document.addEventListener("securitypolicyviolation", (e) => {
 class Watch:
     """What went wrong in a page: console errors, uncaught errors, CSP violations and
     JavaScript dialogs (a dialog would mean node data ran as script). Failed requests
-    the browser logs as console errors are allowed only when expected (``expect``)."""
+    the browser logs as console errors are allowed only when expected (``expect``).
+    Playwright's sync API delivers page events only while a Playwright call runs: a
+    test polling ``problems`` makes such a call in its predicate."""
 
     problems: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
