@@ -1,29 +1,24 @@
-"""Build hook: compile the risk gate's per-order path to C with mypyc.
+"""Build hook: compile the per-order risk gate and the market data validators to C
+with mypyc.
 
-Everything else in ``pyproject.toml``. The modules listed in ``COMPILED`` are plain,
-fully typed Python that mypyc turns into C extensions (the same source runs
-interpreted when they are not built: ``BASTION_PURE_PYTHON=1``, or no C compiler).
+Everything else in ``pyproject.toml``. The modules listed in
+``bastion.native.COMPILED_MODULES`` are plain, fully typed Python that mypyc turns into
+C extensions (the same source runs interpreted when they are not built:
+``BASTION_PURE_PYTHON=1``, or no C compiler).
 """
 
 from __future__ import annotations
 
-import ast
 import os
+import runpy
 from pathlib import Path
 
 from setuptools import setup
 
-# the list lives in bastion.risk.native (which reports what runs compiled)
-_NATIVE = Path(__file__).parent / "src" / "bastion" / "risk" / "native.py"
-_NAMES = ast.literal_eval(
-    next(
-        node.value
-        for node in ast.parse(_NATIVE.read_text()).body
-        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "COMPILED_MODULES"
-    )
-)
-COMPILED = [f"src/bastion/risk/{name}.py" for name in _NAMES]
-_GROUP = "bastion_risk"  # the library is ``bastion_risk__mypyc`` (``native.LIBRARY``)
+# the list lives in bastion.native (which reports what runs compiled)
+_NATIVE = runpy.run_path(str(Path(__file__).parent / "src" / "bastion" / "native.py"))
+COMPILED = [_NATIVE["source_path"](module) for module in _NATIVE["COMPILED_MODULES"]]
+_GROUP = "bastion_native"  # the library is ``bastion_native__mypyc`` (``native.LIBRARY``)
 
 
 def _ext_modules() -> list[object]:

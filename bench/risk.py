@@ -49,6 +49,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+from bastion import native
 from bastion.bus import MessageBus
 from bastion.clock import SimClock
 from bastion.config import InstrumentConfig, PaperConfig
@@ -63,7 +64,6 @@ from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.node.kernel import Kernel
 from bastion.portfolio.portfolio import Portfolio
-from bastion.risk import native
 from bastion.risk.config import (
     AccountRiskConfig,
     InstrumentRiskConfig,
@@ -396,7 +396,7 @@ def main() -> int:
         raise SystemExit(f"kill switch bench: not every order was canceled: {kill}")
     result = {
         "bench": "risk",
-        "compiled": native.compiled(),
+        "compiled": native.compiled("bastion.risk"),
         "n_orders": args.orders,
         "open_orders": args.open,
         "p50_us": full["check"][0],

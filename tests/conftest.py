@@ -16,13 +16,13 @@ from kit.strategies import IDLE_STRATEGY
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Refuse to test a compiled risk gate built from older sources than the checkout's."""
-    from bastion.risk import native
+    """Refuse to test compiled modules built from older sources than the checkout's."""
+    from bastion import native
 
     stale = native.stale()
     if stale:
         pytest.exit(
-            f"the compiled risk modules {', '.join(stale)} are older than their sources: "
+            f"the compiled modules {', '.join(stale)} are older than their sources: "
             "./test rebuilds them (or run: .venv/bin/pip install -e .)",
             returncode=2,
         )

@@ -43,6 +43,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from bastion import native
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
 from bastion.feeds import Feed
@@ -76,7 +77,6 @@ from bastion.node.kernel import Kernel
 from bastion.recovery.reconcile import reconcile, refuse_unknown_venues
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
-from bastion.risk import native
 from bastion.tasks import TaskManager
 from bastion.vault.refs import SecretSource
 from bastion.venues.base import VenueAdapter
@@ -299,7 +299,8 @@ class _Node:
             venues=list(kernel.venues),
             feeds={feed.name: sorted(feed.instruments) for feed in kernel.feeds},
             recover_only=self.recover_only,
-            risk_gate_compiled=native.compiled(),
+            risk_gate_compiled=native.compiled("bastion.risk"),
+            validation_compiled=native.compiled("bastion.feeds.validation"),
         )
         try:
             if alerting is not None:
