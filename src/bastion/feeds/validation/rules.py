@@ -71,7 +71,9 @@ FLAG: Final = 1
 DROP: Final = 2
 PAUSE: Final = 3
 
-_NEVER: Final = 2**62  # a threshold that is not set
+# a threshold that is not set: the largest int compiled code keeps unboxed (a larger one
+# turns every comparison with it into a call)
+_NEVER: Final = 2**62 - 1
 _MAD_TO_SIGMA: Final = 1.4826  # MAD of a normal distribution, in standard deviations
 _Z_REFRESH: Final = 16  # accepted quotes between two refreshes of median and MAD
 
@@ -185,7 +187,7 @@ class InstrumentRules:
         if now - ts > self.age_ns and self.hit(STALE, now, q):
             return STALE
         seq = q.seq
-        if seq:
+        if seq and seq != self.last_seq + 1:  # the next one in order needs no more
             reason = self._sequence(seq, self.last_seq)
             if reason and self.hit(reason, now, q):
                 return reason
@@ -219,10 +221,7 @@ class InstrumentRules:
         """A new accepted mid: the spike threshold around it, the z-score's window."""
         first = self.mid2 == 0
         self.mid2 = mid2
-        limit = self.ticks_limit2
-        if self.pct_den100:
-            limit = min(limit, mid2 * self.pct_num // self.pct_den100)
-        self.limit2 = limit
+        self.limit2 = self._limit_at(mid2)
         if self.z and not first:
             self._z_add(move)
 
@@ -258,9 +257,12 @@ class InstrumentRules:
         return self.pending_n >= self.confirm
 
     def _limit_at(self, mid2: int) -> int:
+        """The spike threshold around the doubled mid ``mid2``."""
         limit = self.ticks_limit2
         if self.pct_den100:
-            limit = min(limit, mid2 * self.pct_num // self.pct_den100)
+            pct = mid2 * self.pct_num // self.pct_den100
+            if pct < limit:
+                limit = pct
         return limit
 
     # -- trades ---------------------------------------------------------------------------

@@ -43,7 +43,16 @@ class Hits(NamedTuple):
 class ValidatedFeed:
     """The sink of feed ``feed``: validates, then delivers to ``sink`` (the kernel)."""
 
-    __slots__ = ("_clock", "_pause", "_pause_state", "_rules", "_sink", "_trade_sink", "feed")
+    __slots__ = (
+        "_deliver",
+        "_now",
+        "_pause",
+        "_pause_state",
+        "_rules",
+        "_sink",
+        "_trade_sink",
+        "feed",
+    )
 
     def __init__(
         self,
@@ -58,8 +67,10 @@ class ValidatedFeed:
     ) -> None:
         self.feed = feed
         self._sink = sink
+        # bound once: the per-quote path makes two calls and no lookups
+        self._deliver = sink.on_quote
+        self._now = clock.timestamp_ns
         self._trade_sink = trade_sink
-        self._clock = clock
         self._pause = pause
         self._pause_state: dict[str, int] = {}  # instrument -> until_ns of our last pause
         self._rules = {
@@ -80,9 +91,9 @@ class ValidatedFeed:
         rules = self._rules.get(quote.instrument_id)
         if rules is None:  # not this feed's instrument: the kernel knows nothing of it
             return
-        reason = rules.check(quote, self._clock.timestamp_ns())
+        reason = rules.check(quote, self._now())
         if not reason:
-            self._sink.on_quote(quote)
+            self._deliver(quote)
         elif rules.actions[reason] == PAUSE:
             self._paused(rules, reason)
 
@@ -90,7 +101,7 @@ class ValidatedFeed:
         rules = self._rules.get(trade.instrument_id)
         if rules is None or self._trade_sink is None:
             return
-        reason = rules.check_trade(trade, self._clock.timestamp_ns())
+        reason = rules.check_trade(trade, self._now())
         if not reason:
             self._trade_sink(trade)
         elif rules.actions[reason] == PAUSE:
@@ -105,7 +116,7 @@ class ValidatedFeed:
         if self._pause is None:
             return
         iid = rules.instrument_id
-        now = self._clock.timestamp_ns()
+        now = self._now()
         pause_ms = rules.settings.pause_ms
         until = self._pause_state.get(iid, 0)
         if now < until - pause_ms * 500_000:  # more than half of our pause still to run
