@@ -4,7 +4,8 @@ JSON line.
 
 A feed's quotes (a random walk on a 0.01 tick, valid) pass through ``ValidatedFeed``
 (``bastion.feeds.validation``) into a sink that does nothing, with the live clock, as a
-node's feed delivers them to its kernel:
+node's feed delivers them to its kernel (``compiled``: whether the validators run as C
+extensions, ``bastion.native``):
 
 - ``validate_p50_ns`` / ``validate_p99_ns``: one quote's ``on_quote``, timed alone
   (``perf_counter_ns`` around the call; the timer's own cost, ``timer_ns``, included);
@@ -12,6 +13,13 @@ node's feed delivers them to its kernel:
   the same loop delivering straight to the sink (``baseline_per_quote_ns``).
 
     python bench/validation.py [--quotes 200000] [--spike-z 6]
+
+``--pass-only validated`` (or ``direct``) runs one untimed pass and prints nothing, for
+counting instructions: the difference of the two runs under callgrind, over
+``--quotes``, is validation's instructions per quote:
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind python bench/validation.py \
+        --quotes 20000 --pass-only validated   # then --pass-only direct
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import random
 import time
 from decimal import Decimal
 
+from bastion import native
 from bastion.clock import LiveClock
 from bastion.feeds.validation import ValidatedFeed, ValidationConfig
 from bastion.model.data import Bar, QuoteTick
@@ -54,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quotes", type=int, default=200_000)
     parser.add_argument("--spike-z", type=Decimal, default=None, help="also the z-score test")
+    parser.add_argument("--pass-only", choices=("validated", "direct"), default=None)
     args = parser.parse_args()
     clock = LiveClock()
     instrument = Instrument(
@@ -75,6 +85,13 @@ def main() -> None:
             feed="bench", instruments=[instrument], config=config, sink=sink, clock=clock
         )
 
+    if args.pass_only is not None:
+        on_quote = fresh().on_quote if args.pass_only == "validated" else sink.on_quote
+        for quote in quotes:
+            on_quote(quote)
+        if sink.n != args.quotes:
+            raise SystemExit(f"{args.quotes - sink.n} valid quotes were dropped")
+        return
     # per-quote samples
     feed = fresh()
     on_quote = feed.on_quote
@@ -113,6 +130,7 @@ def main() -> None:
                 "bench": "validation",
                 "quotes": args.quotes,
                 "spike_z": None if args.spike_z is None else str(args.spike_z),
+                "compiled": native.compiled("bastion.feeds.validation"),
                 "validate_p50_ns": samples[n // 2],
                 "validate_p99_ns": samples[int(n * 0.99)],
                 "timer_ns": timer[len(timer) // 2],
