@@ -43,7 +43,16 @@ class Hits(NamedTuple):
 class ValidatedFeed:
     """The sink of feed ``feed``: validates, then delivers to ``sink`` (the kernel)."""
 
-    __slots__ = ("_clock", "_pause", "_pause_state", "_rules", "_sink", "_trade_sink", "feed")
+    __slots__ = (
+        "_clock",
+        "_on_reject",
+        "_pause",
+        "_pause_state",
+        "_rules",
+        "_sink",
+        "_trade_sink",
+        "feed",
+    )
 
     def __init__(
         self,
@@ -55,8 +64,11 @@ class ValidatedFeed:
         clock: Clock,
         pause: Pauser | None = None,
         trade_sink: Callable[[TradeTick], None] | None = None,
+        on_reject: Callable[[str], None] | None = None,
     ) -> None:
         self.feed = feed
+        self._on_reject = on_reject
+        """Told the instrument of each quote stopped (the feed arbiter's ``rejected``)."""
         self._sink = sink
         self._trade_sink = trade_sink
         self._clock = clock
@@ -83,7 +95,10 @@ class ValidatedFeed:
         reason = rules.check(quote, self._clock.timestamp_ns())
         if not reason:
             self._sink.on_quote(quote)
-        elif rules.actions[reason] == PAUSE:
+            return
+        if self._on_reject is not None:
+            self._on_reject(quote.instrument_id)
+        if rules.actions[reason] == PAUSE:
             self._paused(rules, reason)
 
     def on_trade(self, trade: TradeTick) -> None:
