@@ -191,11 +191,11 @@ class TradingReadings:
         if kernel.arbiter is not None:
             for line in kernel.arbiter.states():
                 iid = line.instrument_id
-                for feed, healthy in zip(line.feeds, line.healthy, strict=True):
+                for name, healthy in zip(line.feeds, line.healthy, strict=True):
                     b.set(
-                        "bastion_feed_active", int(feed == line.active), instrument=iid, feed=feed
+                        "bastion_feed_active", int(name == line.active), instrument=iid, feed=name
                     )
-                    b.set("bastion_feed_healthy", int(healthy), instrument=iid, feed=feed)
+                    b.set("bastion_feed_healthy", int(healthy), instrument=iid, feed=name)
                 b.set("bastion_feed_failed_over", int(line.active != line.feeds[0]), instrument=iid)
                 b.set("bastion_feed_switches_total", line.switches, instrument=iid)
         for iid, n in totals.items():
