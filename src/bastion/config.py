@@ -23,6 +23,7 @@ import msgspec
 from bastion._toml_errors import describe_validation_error
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
+from bastion.feeds.arbiter.config import ArbitrationConfig
 from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
 from bastion.feeds.validation.config import ValidationConfig
 from bastion.journal.config import JournalConfig
@@ -144,7 +145,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     simulated venue, the default) or ``[fix_venue]``; not both forms at once.
 
     Market data: ``[[feeds]]`` tables, each with a ``kind`` (``synthetic``, ``replay``,
-    ``venue``) and the instruments it supplies, at most one feed per instrument. The
+    ``venue``) and the instruments it supplies; several feeds of one instrument each
+    have their own ``priority`` and the feed arbiter follows the preferred healthy one
+    (``[arbitration]``). The
     single-feed forms ``[feed]`` (synthetic) or ``[[replay]]`` (recorded files) still
     work; with ``[fix_venue]`` the FIX venue's own market data supplies its instruments
     that no other feed does.
@@ -168,6 +171,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     validation: ValidationConfig = msgspec.field(default_factory=ValidationConfig)
     """``[validation]``: the checks every live quote and trade passes before the node
     sees it (``bastion.feeds.validation``)."""
+    arbitration: ArbitrationConfig = msgspec.field(default_factory=ArbitrationConfig)
+    """``[arbitration]``: when an instrument that several feeds supply leaves its feed
+    for another, and when it goes back (``bastion.feeds.arbiter``)."""
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
     account: AccountConfig = msgspec.field(default_factory=AccountConfig)
@@ -529,9 +535,10 @@ def _check_feeds(
     instruments: list[InstrumentConfig],
     venue_keys: dict[str, str],
 ) -> None:
-    """Names unique, instruments known, at most one feed per instrument."""
+    """Names unique, instruments known; an instrument's feeds each with a priority of
+    their own."""
     names: dict[str, int] = {}
-    supplier: dict[str, int] = {}
+    supplier: dict[tuple[str, int], int] = {}
     for n, feed in enumerate(feeds):
         key = f"feeds[{n}]"
         if not feed.name:
@@ -547,6 +554,8 @@ def _check_feeds(
                 f"key '{key}.venue': venue '{feed.venue}' is not configured "
                 f"(venues: {', '.join(venue_keys)})"
             )
+        if isinstance(feed.priority, bool) or not isinstance(feed.priority, int):
+            raise ConfigError(f"key '{key}.priority': must be an integer, got {feed.priority!r}")
         if isinstance(feed, SyntheticFeedEntry):
             if not feed.instruments:
                 raise ConfigError(f"key '{key}.instruments': name at least one instrument")
@@ -561,12 +570,13 @@ def _check_feeds(
                         f"key '{key}.instruments': instrument '{iid}' is on venue '{venue}', "
                         f"not '{feed.venue}'"
                     )
-            if iid in supplier:
+            if (iid, feed.priority) in supplier:
                 raise ConfigError(
                     f"key '{key}.{field}': instrument '{iid}' already has a feed "
-                    f"(feeds[{supplier[iid]}]); one feed per instrument"
+                    f"(feeds[{supplier[iid, feed.priority]}]) of priority {feed.priority}; "
+                    "give each feed of an instrument its own priority (lower is preferred)"
                 )
-            supplier[iid] = n
+            supplier[iid, feed.priority] = n
 
 
 def _resolve_venue_feed(feed: FeedEntry, instruments: list[InstrumentConfig]) -> FeedEntry:

@@ -127,7 +127,11 @@ class FakeWorker:
     def events(self) -> list[OrderEvent]:
         """The order events the host sent so far."""
         self.read()
-        return [m.event for m in self.received if isinstance(m, p.EventMsg)]
+        return [
+            m.event
+            for m in self.received
+            if isinstance(m, p.EventMsg) and isinstance(m.event, OrderEvent)
+        ]
 
     async def start(self) -> p.Start:
         """Take the host's ``Start`` and answer ``Ready``, as a confined worker does."""

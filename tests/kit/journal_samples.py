@@ -265,6 +265,21 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             uid=1005,
             pid=4646,
         ),
+        ev.FeedSwitched(
+            ts_ns=ts_ns + 43,
+            instrument_id="XYZ.SIM",
+            from_feed="primary",
+            to_feed="backup",
+            reason="stale",
+            preferred=False,
+        ),
+        ev.FeedStatus(
+            ts_ns=ts_ns + 44,
+            instrument_id="XYZ.SIM",
+            healthy=False,
+            feed="",
+            reason="no feed ticked for 1000 ms",
+        ),
     ]
 
 

@@ -3,7 +3,10 @@
 ``kind`` picks the source: ``synthetic`` (a seeded random walk per instrument, paced in
 real time), ``replay`` (a recorded file, paced at its recorded rate), ``venue`` (the
 market data a venue sends over its own session, e.g. a FIX venue's top of book).
-Each instrument has at most one feed.
+
+Several feeds may supply one instrument, each with its own ``priority`` (lower is
+preferred; 1 by default): the feed arbiter (``bastion.feeds.arbiter``) follows the
+preferred healthy one.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class SyntheticFeedEntry(
     spread_ticks: int = 1
     size: Decimal = Decimal(100)
     interval_ms: int = 100
+    priority: int = 1
 
     def walk(self, instrument_id: str) -> SyntheticFeedConfig:
         """The walk of one instrument."""
@@ -66,6 +70,7 @@ class ReplayFeedEntry(
     data: Literal["quotes", "bars"] = "quotes"
     on_bad_row: Literal["fail", "skip"] = "fail"
     bar_interval_s: int = 60
+    priority: int = 1
 
     @property
     def instruments(self) -> list[str]:
@@ -95,6 +100,7 @@ class VenueFeedEntry(
     name: str
     venue: str
     instruments: list[str] = []
+    priority: int = 1
 
 
 FeedEntry = SyntheticFeedEntry | ReplayFeedEntry | VenueFeedEntry

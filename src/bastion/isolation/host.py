@@ -49,6 +49,7 @@ from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import TradingState
 from bastion.model.events import (
     ORDER_EVENT_TYPES,
+    FeedStatus,
     OrderCancelRejected,
     OrderEvent,
     OrderFilled,
@@ -236,6 +237,7 @@ class ProcessStrategyHost:
             for event_type in ORDER_EVENT_TYPES:
                 if event_type is not OrderFilled:  # fills come from the fill pipeline
                     self._bus.subscribe(event_type, self.on_order_event)
+            self._bus.subscribe(FeedStatus, self.on_feed_status)
             self._events_subscribed = True
         for proc in self.processes.values():
             self._spawn(proc)
@@ -344,6 +346,12 @@ class ProcessStrategyHost:
             # held to the end of this callback: the events of a burst (the kill's
             # cancels, an order's fills) go in one write, not one each
             self._send_input(proc, p.frame(p.EventMsg(event)), hold=True)  # type: ignore[arg-type]
+
+    def on_feed_status(self, status: FeedStatus) -> None:
+        """To the processes subscribed to the instrument's quotes."""
+        for proc in self.processes.values():
+            if status.instrument_id in proc.subscribed:
+                self._send_input(proc, p.frame(p.EventMsg(status)), hold=True)
 
     def fail(self, target: object, error: BaseException) -> None:
         """The kernel's hook for a handler that raised; a process's never does."""

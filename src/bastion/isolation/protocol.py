@@ -21,6 +21,7 @@ from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.model.events import (
     ORDER_EVENT_TYPES,
+    FeedStatus,
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -123,7 +124,7 @@ if set(get_args(OrderEvents)) != set(ORDER_EVENT_TYPES):  # a new order event: a
 
 
 class EventMsg(_Msg, frozen=True, tag=4):
-    event: OrderEvents
+    event: OrderEvents | FeedStatus
 
 
 class Ids(_Msg, frozen=True, tag=5):

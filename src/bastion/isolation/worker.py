@@ -11,6 +11,7 @@ messages; nothing in this process reaches the core except through the channel.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import select
@@ -33,6 +34,7 @@ from bastion.logs import configure_logging
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import TERMINAL_STATUSES, OrderSide, OrderStatus, OrderType, TimeInForce
 from bastion.model.events import (
+    FeedStatus,
     OrderDenied,
     OrderEvent,
     OrderFilled,
@@ -456,7 +458,11 @@ class Worker:
             return False
         return True
 
-    def _on_event(self, event: OrderEvent) -> None:
+    def _on_event(self, event: OrderEvent | FeedStatus) -> None:
+        if isinstance(event, FeedStatus):
+            for listener in tuple(self.quote_handlers.get(event.instrument_id, ())):
+                self._call(listener, functools.partial(listener.on_feed_status, event))
+            return
         self.orders.apply(event)
         if type(event) is OrderFilled:
             self.portfolio.on_fill(event)

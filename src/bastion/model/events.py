@@ -466,6 +466,32 @@ class OperatorAuth(Event, frozen=True, kw_only=True):
     pid: int
 
 
+class FeedSwitched(Event, frozen=True, kw_only=True):
+    """The feed arbiter now delivers ``instrument_id``'s quotes from feed ``to_feed``
+    instead of ``from_feed``, because of ``reason``: ``stale`` (no quote while another
+    feed ticked), ``gap`` (a sequence gap), ``rejects`` (repeated validation failures),
+    ``diverged`` (outvoted by the other feeds' mids) or ``return`` (a preferred feed
+    healthy for ``arbitration.hold_ms``). ``preferred``: ``to_feed`` is the instrument's
+    first feed by priority (a return to normal), else a failover."""
+
+    instrument_id: str
+    from_feed: str
+    to_feed: str
+    reason: str
+    preferred: bool
+
+
+class FeedStatus(Event, frozen=True, kw_only=True):
+    """Whether ``instrument_id`` has a healthy feed: ``healthy`` false when none of its
+    feeds ticked for ``arbitration.stale_ms`` (no quote reaches the strategies), true
+    again with the ``feed`` that brought it back. ``reason`` says why."""
+
+    instrument_id: str
+    healthy: bool
+    feed: str
+    reason: str
+
+
 class JournaledBy(enum.Enum):
     """Who writes an event type to the journal."""
 
@@ -536,6 +562,8 @@ EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(ApprovalGranted, "ApprovalGranted", _BUS),
     EventKind(RiskCeilingRaised, "RiskCeilingRaised", _BUS),
     EventKind(OperatorAuth, "OperatorAuth", _BUS),
+    EventKind(FeedSwitched, "FeedSwitched", _BUS),
+    EventKind(FeedStatus, "FeedStatus", _BUS),
 )
 """Every event type, stated once: the journal codec decodes exactly these, the execution
 engine journals the order events and the node subscribes the journal to the others.

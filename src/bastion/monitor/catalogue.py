@@ -243,6 +243,31 @@ _ALL: Final = (
         "Quotes and trades a validator flagged and let through, by reason",
         ("feed", "instrument", "reason"),
     ),
+    Metric(
+        "bastion_feed_active",
+        _G,
+        "1 for the feed the arbiter follows for the instrument, 0 for its other feeds",
+        ("instrument", "feed"),
+    ),
+    Metric(
+        "bastion_feed_healthy",
+        _G,
+        "1 while the feed ticks within arbitration.stale_ms and is not outvoted",
+        ("instrument", "feed"),
+    ),
+    Metric(
+        "bastion_feed_failed_over",
+        _G,
+        "1 while the instrument's quotes come from a feed other than its preferred one, "
+        "or from none",
+        ("instrument",),
+    ),
+    Metric(
+        "bastion_feed_switches_total",
+        _C,
+        "Switches of the instrument's followed feed (failovers and returns)",
+        ("instrument",),
+    ),
     # -- journal --------------------------------------------------------------------------
     Metric("bastion_journal_events_total", _C, "Events appended to the journal (its last seq)"),
     Metric(

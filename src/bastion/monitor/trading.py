@@ -188,6 +188,16 @@ class TradingReadings:
                     instrument=hits.instrument_id,
                     reason=hits.reason,
                 )
+        if kernel.arbiter is not None:
+            for line in kernel.arbiter.states():
+                iid = line.instrument_id
+                for name, healthy in zip(line.feeds, line.healthy, strict=True):
+                    b.set(
+                        "bastion_feed_active", int(name == line.active), instrument=iid, feed=name
+                    )
+                    b.set("bastion_feed_healthy", int(healthy), instrument=iid, feed=name)
+                b.set("bastion_feed_failed_over", int(line.active != line.feeds[0]), instrument=iid)
+                b.set("bastion_feed_switches_total", line.switches, instrument=iid)
         for iid, n in totals.items():
             b.set("bastion_quotes_total", n, instrument=iid)
             b.set("bastion_quotes_per_second", self._rate(f"q:{iid}", n, now_s), instrument=iid)

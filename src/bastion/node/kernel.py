@@ -24,7 +24,9 @@ from bastion.config import BacktestConfig, PaperConfig, check_fix_stores
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
 from bastion.feeds import Feed, FeedContext, FeedSink, build_feed
+from bastion.feeds.arbiter import Arbiter
 from bastion.feeds.validation import ValidatedFeed
+from bastion.feeds.validation.rules import SEQ_GAP
 from bastion.isolation.host import ProcessStrategyHost
 from bastion.journal.sqlite import SqliteJournal
 from bastion.model.data import Bar, QuoteTick, TradeTick
@@ -227,23 +229,39 @@ class Kernel:
         """The node's market data sources; one that pushes (a venue's) is wired now."""
         self.feed_sinks: dict[str, FeedSink] = {}
         """Where each feed delivers: its ``ValidatedFeed`` (``[validation]``), which hands
-        the quotes that pass to ``on_quote``; the kernel itself with validation off."""
+        the quotes that pass on; the kernel itself with validation off. On means
+        ``on_quote``, or the arbiter for an instrument that several feeds supply."""
         self.validated_feeds: list[ValidatedFeed] = []
+        self.arbiter = _arbiter(config, self.feeds, self.instruments, self, clock)
+        """Chooses the feed of each instrument that several feeds supply; None when every
+        instrument has one feed (nothing is added to the quote path then)."""
+        arbiter = self.arbiter
+        arbitrated = frozenset() if arbiter is None else frozenset(arbiter.lines)
         for feed in self.feeds:
-            sink: FeedSink = self
+            contested = sorted(feed.instruments & arbitrated)
+            port: FeedSink = self
+            on_reject = None
+            if arbiter is not None and contested:
+                feed_port = arbiter.port(feed.name, self)
+                port, on_reject = feed_port, feed_port.rejected
+            sink = port
             if validation is not None:
                 validated = ValidatedFeed(
                     feed=feed.name,
                     instruments=[self.instruments[iid] for iid in sorted(feed.instruments)],
                     config=validation,
-                    sink=self,
+                    sink=port,
                     clock=clock,
                     pause=self.risk.pause_for_data,
                     trade_sink=self.on_trade,
+                    on_reject=on_reject,
                 )
                 self.validated_feeds.append(validated)
                 feed.attach_trades(validated.on_trade)
                 sink = validated
+                if arbiter is not None:
+                    for iid in contested:
+                        arbiter.watch_gaps(feed.name, iid, validated.rules(iid).counts, SEQ_GAP)
             self.feed_sinks[feed.name] = sink
             feed.attach(sink)
         if isinstance(self.strategies, StrategyRunner):
@@ -615,3 +633,32 @@ class Kernel:
             event_type=type(message).__name__,
             error=repr(error),
         )
+
+
+def _arbiter(
+    config: PaperConfig | BacktestConfig,
+    feeds: list[Feed],
+    instruments: dict[str, Instrument],
+    kernel: Kernel,
+    clock: Clock,
+) -> Arbiter | None:
+    """The arbiter of the instruments that two or more feeds supply (by priority, then
+    config order), or None when there are none (a backtest's data are not arbitrated)."""
+    if not isinstance(config, PaperConfig):
+        return None
+    priority = {f.name: f.priority for f in config.feed_configs()}
+    supplied: dict[str, list[str]] = {}
+    for feed in sorted(feeds, key=lambda f: priority.get(f.name, 1)):
+        for iid in feed.instruments:
+            supplied.setdefault(iid, []).append(feed.name)
+    lanes = {iid: names for iid, names in supplied.items() if len(names) > 1}
+    if not lanes:
+        return None
+    return Arbiter(
+        instruments=instruments.values(),
+        lanes=lanes,
+        config=config.arbitration,
+        sink=kernel,
+        clock=clock,
+        publish=kernel.bus.publish,
+    )

@@ -47,6 +47,7 @@ from bastion import native
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
 from bastion.feeds import Feed
+from bastion.feeds.arbiter import Arbiter
 from bastion.isolation.sandbox import harden_core
 from bastion.journal.keys import JournalKeys, journal_keys, require_keys
 from bastion.journal.sqlite import SqliteJournal
@@ -336,6 +337,8 @@ class _Node:
                 self._snapshot(kernel, journal)
                 kernel.start()
                 self.tasks.spawn("risk-timer", self._risk_timer(kernel))
+                if kernel.arbiter is not None:
+                    self.tasks.spawn("feed-arbiter", self._arbiter_timer(kernel.arbiter))
                 for feed in kernel.feeds:
                     if feed.paced:
                         self.tasks.spawn(f"feed-{feed.name}", self._feed(kernel, feed))
@@ -547,6 +550,14 @@ class _Node:
             await asyncio.sleep(RISK_TIMER_S)
             kernel.risk.check_post_trade()
             kernel.risk_overrides.expire()
+
+    async def _arbiter_timer(self, arbiter: Arbiter) -> None:
+        """A followed feed gone silent is left, or its instrument reported without a
+        healthy feed, within ``arbitration.poll_ms`` even when no other feed ticks."""
+        interval_s = arbiter.config.poll_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            arbiter.poll()
 
     def _snapshot(self, kernel: Kernel, journal: SqliteJournal) -> None:
         if journal.last_seq == self._last_snapshot_seq:

@@ -1,7 +1,7 @@
 """The Strategy base class: what a trader subclasses.
 
 Hooks (override what you need): ``on_start``, ``on_quote``, ``on_bar``,
-``on_order_event``, ``on_fill``, ``on_stop``. Actions: ``buy``, ``sell``,
+``on_order_event``, ``on_fill``, ``on_feed_status``, ``on_stop``. Actions: ``buy``, ``sell``,
 ``submit``, ``cancel``, ``modify``, ``set_target_position``. Quantities and prices
 are given in human units (``Decimal``, ``str`` or ``int``); market data arrive as
 raw integers, convert with ``self.instrument(id).price(raw)``.
@@ -19,7 +19,7 @@ from typing import Any
 from bastion.clock import Clock
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
-from bastion.model.events import OrderEvent, OrderFilled
+from bastion.model.events import FeedStatus, OrderEvent, OrderFilled
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.strategy.context import StrategyContext
@@ -59,6 +59,11 @@ class Strategy:
 
     def on_fill(self, fill: OrderFilled) -> None:
         """An execution of one of this strategy's orders (after the position is updated)."""
+
+    def on_feed_status(self, status: FeedStatus) -> None:
+        """A subscribed instrument has no healthy feed (``status.healthy`` false: no
+        quote comes until it has one again), or has one again (true). Only an instrument
+        that several feeds supply has these (``bastion.feeds.arbiter``)."""
 
     def on_stop(self) -> None:
         """Called once when the node stops the strategy."""

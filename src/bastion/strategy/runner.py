@@ -25,7 +25,13 @@ from bastion.errors import ConfigError, StrategyError
 from bastion.execution.engine import ExecutionEngine
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import TradingState
-from bastion.model.events import ORDER_EVENT_TYPES, OrderEvent, OrderFilled, StrategyFailed
+from bastion.model.events import (
+    ORDER_EVENT_TYPES,
+    FeedStatus,
+    OrderEvent,
+    OrderFilled,
+    StrategyFailed,
+)
 from bastion.model.instruments import Instrument
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.gate import RiskGate
@@ -151,6 +157,7 @@ class StrategyRunner:
         self.quote_subscribers: dict[str, tuple[Callable[[Any], None], ...]] = {}
         self.bar_subscribers: dict[str, tuple[Callable[[Any], None], ...]] = {}
         self._order_events_subscribed = False
+        self._feed_status_subscribed = False
 
     def add(
         self, strategy: Strategy, strategy_id: str, params: dict[str, Any], on_error: str = "stop"
@@ -185,6 +192,9 @@ class StrategyRunner:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start_all(self) -> None:
+        if not self._feed_status_subscribed:
+            self._feed_status_subscribed = True
+            self._bus.subscribe(FeedStatus, self.on_feed_status)
         for sid, strategy in self.strategies.items():
             self._attach(sid, strategy)
         if self._event_hooks:
@@ -305,6 +315,15 @@ class StrategyRunner:
                 handler(bar)
             except Exception as error:
                 self.fail(handler.__self__, error)  # type: ignore[attr-defined]
+
+    def on_feed_status(self, status: FeedStatus) -> None:
+        """To the running strategies subscribed to the instrument's quotes."""
+        for handler in self.quote_subscribers.get(status.instrument_id, ()):
+            strategy: Strategy = handler.__self__  # type: ignore[attr-defined]
+            try:
+                strategy.on_feed_status(status)
+            except Exception as error:
+                self.fail(strategy, error)
 
     def on_order_event(self, event: OrderEvent) -> None:
         hooks = self._event_hooks.get(event.strategy_id)

@@ -45,6 +45,8 @@ def test_when_no_alerts_are_configured_then_the_builtin_rules_run(tmp_path: Path
         "reconciliation-mismatch",
         "strategy-failed",
         "instrument-paused",
+        "feed-failover",
+        "no-healthy-feed",
         "stale-market-data",
         "journal-lag",
         "disk-nearly-full",

@@ -22,6 +22,8 @@ from bastion.model.events import (
     AlertResolved,
     AlertSilenced,
     Event,
+    FeedStatus,
+    FeedSwitched,
     InstrumentPaused,
     InstrumentResumed,
     OrderRejected,
@@ -80,6 +82,14 @@ RESUMED = InstrumentResumed(ts_ns=NOW, instrument_id="X")
 FAILED = StrategyFailed(ts_ns=NOW, strategy_id="ema", error="ZeroDivisionError()")
 DISABLED = StrategyDisabled(ts_ns=NOW, strategy_id="ema", reason="11 fills within 1 s")
 ENABLED = StrategyEnabled(ts_ns=NOW, strategy_id="ema", who="ops", why="checked")
+FAILED_OVER = FeedSwitched(
+    ts_ns=NOW, instrument_id="X", from_feed="a", to_feed="b", reason="stale", preferred=False
+)
+RETURNED = FeedSwitched(
+    ts_ns=NOW, instrument_id="X", from_feed="b", to_feed="a", reason="return", preferred=True
+)
+NO_FEED = FeedStatus(ts_ns=NOW, instrument_id="X", healthy=False, feed="", reason="silent")
+FEED_BACK = FeedStatus(ts_ns=NOW, instrument_id="X", healthy=True, feed="b", reason="ticks")
 
 # rule, the events that set it off, what ends it (an event, or seconds of quiet)
 EVENT_RULES: list[tuple[str, list[Event], Event | float]] = [
@@ -89,6 +99,8 @@ EVENT_RULES: list[tuple[str, list[Event], Event | float]] = [
     ("reconciliation-mismatch", [completed(["X position: 1 vs 2"]), MISMATCH], completed([])),
     ("strategy-failed", [FAILED, DISABLED], ENABLED),
     ("instrument-paused", [PAUSED], RESUMED),
+    ("feed-failover", [FAILED_OVER], RETURNED),
+    ("no-healthy-feed", [NO_FEED], FEED_BACK),
 ]
 
 
@@ -445,6 +457,8 @@ def test_when_built_then_the_engine_subscribes_only_to_the_event_types_its_rules
         "StrategyEnabled",
         "InstrumentPaused",
         "InstrumentResumed",
+        "FeedSwitched",
+        "FeedStatus",
     }
     assert subscribed(bench(only=["journal-lag"])) == set()
 

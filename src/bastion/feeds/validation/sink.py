@@ -46,6 +46,7 @@ class ValidatedFeed:
     __slots__ = (
         "_deliver",
         "_now",
+        "_on_reject",
         "_pause",
         "_pause_state",
         "_rules",
@@ -64,8 +65,11 @@ class ValidatedFeed:
         clock: Clock,
         pause: Pauser | None = None,
         trade_sink: Callable[[TradeTick], None] | None = None,
+        on_reject: Callable[[str], None] | None = None,
     ) -> None:
         self.feed = feed
+        self._on_reject = on_reject
+        """Told the instrument of each quote stopped (the feed arbiter's ``rejected``)."""
         self._sink = sink
         # bound once: the per-quote path makes two calls and no lookups
         self._deliver = sink.on_quote
@@ -94,7 +98,10 @@ class ValidatedFeed:
         reason = rules.check(quote, self._now())
         if not reason:
             self._deliver(quote)
-        elif rules.actions[reason] == PAUSE:
+            return
+        if self._on_reject is not None:
+            self._on_reject(quote.instrument_id)
+        if rules.actions[reason] == PAUSE:
             self._paused(rules, reason)
 
     def on_trade(self, trade: TradeTick) -> None:

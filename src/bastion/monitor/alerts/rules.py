@@ -17,6 +17,10 @@ reconciliation-mismatch    critical  ``ReconciliationMismatch``; resolved by a c
 strategy-failed            warning   ``StrategyFailed`` or ``StrategyDisabled``;
                                      resolved by ``StrategyEnabled``
 instrument-paused          warning   ``InstrumentPaused``; resolved by ``InstrumentResumed``
+feed-failover              warning   ``FeedSwitched`` to a feed not preferred; resolved by
+                                     one back to the preferred feed, per instrument
+no-healthy-feed            critical  ``FeedStatus`` healthy false; resolved by one healthy
+                                     true, per instrument
 pnl-drop                   critical  ``bastion_pnl`` fell by more than half the daily
                                      loss limit (``risk.max_daily_loss_node``, else
                                      ``risk.max_daily_loss``) within 15 minutes; off
@@ -218,6 +222,27 @@ def builtin_rules(*, quote_stale_s: float, daily_loss: Decimal | None) -> list[A
             event="InstrumentPaused",
             group_by=["instrument_id"],
             resolve_event="InstrumentResumed",
+        ),
+        R(
+            name="feed-failover",
+            severity="warning",
+            summary="{instrument_id}: quotes now from feed {to_feed}, not {from_feed} ({reason})",
+            event="FeedSwitched",
+            match={"preferred": "false"},
+            group_by=["instrument_id"],
+            resolve_event="FeedSwitched",
+            resolve_match={"preferred": "true"},
+        ),
+        R(
+            name="no-healthy-feed",
+            severity="critical",
+            summary="{instrument_id}: no healthy feed ({reason})",
+            repeat_s=600.0,
+            event="FeedStatus",
+            match={"healthy": "false"},
+            group_by=["instrument_id"],
+            resolve_event="FeedStatus",
+            resolve_match={"healthy": "true"},
         ),
         R(
             name="pnl-drop",
