@@ -307,7 +307,11 @@ class Browser:
     def login(self, name: str, *, password: str = PASSWORD, totp: str | None = None) -> Any:
         response = self.http.post(
             "/api/login",
-            json={"name": name, "password": password, "totp": totp or self.desk.code(name)},
+            json={
+                "name": name,
+                "password": password,
+                "totp": self.desk.code(name) if totp is None else totp,
+            },
         )
         if response.status_code == 200:
             self.csrf = response.json()["csrf"]

@@ -166,26 +166,41 @@ class RequestShape:
         if problem is not None:
             await _send_json(send, problem[0], {"error": problem[1]})
             return
-        received = 0
-        limit = self._max
+        if scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive, self._max)
+        if body is None:
+            await _send_json(send, 413, {"error": f"body over {self._max} bytes"})
+            return
+        replayed = False
 
-        async def bounded() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge
-            return message
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # a disconnect, when the client goes
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        try:
-            await self.app(scope, bounded, send)
-        except BodyTooLarge:
-            await _send_json(send, 413, {"error": f"body over {limit} bytes"})
+        await self.app(scope, replay, send)
 
 
-class BodyTooLarge(Exception):
-    """A body grew past the limit while it was read (no response was started)."""
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None once it passes ``limit`` bytes (whatever
+    ``Content-Length`` said) or the client went away."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _header(scope: Scope, name: bytes) -> str:
