@@ -100,12 +100,12 @@ def decode_body(raw: bytes, schema: type[T]) -> T:
     try:
         return msgspec.json.decode(raw or b"{}", type=schema)
     except msgspec.ValidationError as e:
-        message, _, where = str(e).partition(" - at `$")
-        field = where.rstrip("`").lstrip(".")
-        if not field and "field `" in message:
-            field = message.split("field `", 1)[1].split("`", 1)[0]
+        message, at, where = str(e).partition(" - at `$")
+        field: str | None = where.rstrip("`").lstrip(".") if at else None
+        if field is None and "field `" in message:  # missing or unknown: named in the text
+            field = message.split("field `", 1)[1].rsplit("`", 1)[0]
         text = message[:1].lower() + message[1:]
-        raise BodyError(f"field '{field}': {text}" if field else text) from None
+        raise BodyError(text if field is None else f"field '{field}': {text}") from None
     except msgspec.DecodeError:
         raise BodyError("the body is not valid JSON") from None
 
