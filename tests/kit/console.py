@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import socketserver
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -21,10 +23,12 @@ from typing import Any, Final
 import msgspec
 from starlette.testclient import TestClient
 
+from bastion.certs import create_server_cert
 from bastion.clock import SimClock
 from bastion.console.app import ConsoleApp, create_app
 from bastion.console.client import NodeClient
 from bastion.console.config import ConsoleConfig, NodeEntry, TlsConfig
+from bastion.console.server import uvicorn_server
 from bastion.console.sessions import COOKIE
 from bastion.security.store import UserStore
 from kit.users import PASSWORD, STEP_NS, code, enrolled, store
@@ -41,7 +45,9 @@ __all__ = [
     "console_config",
     "placeholder_static",
     "sample_view",
+    "serving",
     "short_dir",
+    "tls_files",
     "wait_polled",
 ]
 
@@ -336,6 +342,33 @@ class Browser:
     def session_id(self) -> str | None:
         value = self.http.cookies.get(COOKIE)
         return None if value is None else str(value)
+
+
+@contextlib.contextmanager
+def serving(app: ConsoleApp, config: ConsoleConfig, base_dir: Path) -> Iterator[str]:
+    """``app`` served by uvicorn over TLS (as ``bastion console`` serves it) on a free
+    loopback port, in a thread; yields its base URL (``https://127.0.0.1:PORT``)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn_server(app, config, base_dir)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: server.started or not thread.is_alive(), what="uvicorn started")
+        assert server.started, "the console server did not start"
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+def tls_files(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, in ``directory``."""
+    cert, key = directory / "console.pem", directory / "console.key"
+    create_server_cert(cert, key)
+    return cert, key
 
 
 def wait_polled(app: ConsoleApp, at_least: int = 1) -> None:
