@@ -239,6 +239,16 @@ def test_when_cookie_forged_or_replayed_then_refused(browser: Browser, desk: Con
     assert browser.http.get("/api/me").status_code == 401
     browser.http.cookies.clear()
     browser.login("rita")
+    first = browser.session_id
+    desk.next_step()
+    browser.login("rita")  # signing in again: a new id, the old one dead
+    assert browser.session_id != first
+    browser.http.cookies.clear()
+    browser.http.cookies.set(COOKIE, str(first), domain="testserver.local")
+    assert browser.http.get("/api/me").status_code == 401
+    browser.http.cookies.clear()
+    desk.next_step()
+    browser.login("rita")
     before_step_up = browser.session_id
     assert browser.step_up("rita").status_code == 200
     after_step_up = browser.session_id

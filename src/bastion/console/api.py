@@ -198,10 +198,12 @@ async def events(request: Request) -> Response:
                 try:
                     await asyncio.wait_for(subscriber.ready.wait(), console.ping_s)
                 except TimeoutError:
+                    # the operator is re-read at each ping, not at each change
+                    user = console.store.find(found.user.name)
+                    if user is None or not user.may(Command.READ):
+                        return
                     yield b"event: ping\ndata: {}\n\n"
-                live = console.sessions.peek(session_id, console.now_ns()).session
-                user = None if live is None else console.store.find(live.operator)
-                if user is None or not user.may(Command.READ):
+                if console.sessions.peek(session_id, console.now_ns()).session is None:
                     return
                 for _name, data in subscriber.take():
                     yield b"event: node\ndata: " + data + b"\n\n"

@@ -8,7 +8,7 @@ the session's CSRF token. Anything else is refused before the route's own code r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -49,8 +49,8 @@ class Console:
     poller: Poller
     recorder: AuthRecorder
     ping_s: float = 15.0
-    refused: list[str] = field(default_factory=list)
-    """Recent refusal reasons (bounded; for tests and the incident bundle)."""
+    """Seconds between the live-update stream's pings (and its re-reading of the
+    operator from the store)."""
 
     @classmethod
     def build(
