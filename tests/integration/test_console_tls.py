@@ -163,3 +163,28 @@ def test_when_console_init_then_config_cert_and_key_file_serve(
         )
         assert login.status_code == 200, login.text
         assert client.get("/api/me").json()["name"] == "rita"
+
+
+def test_when_signed_out_then_open_stream_ends(tmp_path: Path, node: FakeConsoleNode) -> None:
+    """A live-update stream ends with its session (checked at each ping)."""
+    desk = ConsoleDesk.make(tmp_path)
+    cert, key = tls_files(tmp_path)
+    config = console_config([node], tls=TlsConfig(cert=str(cert), key=str(key)))
+    app = console_app(desk, [node], static_dir=placeholder_static(tmp_path / "s"))
+    app.console.ping_s = 0.2
+    with (
+        serving(app, config, tmp_path) as base,
+        httpx.Client(base_url=base, verify=trust(cert), timeout=10) as client,
+    ):
+        csrf = client.post(
+            "/api/login", json={"name": "vic", "password": PASSWORD, "totp": desk.code("vic")}
+        ).json()["csrf"]
+        with client.stream("GET", "/api/events") as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "event: node"
+            assert client.post("/api/logout", json={}, headers={"x-csrf-token": csrf}).json() == {
+                "ok": True
+            }
+            rest = list(lines)  # ends: no timeout
+        assert "event: node" not in rest
+        assert len(app.console.hub) == 0
