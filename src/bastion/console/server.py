@@ -31,11 +31,10 @@ def build_app(
     config: ConsoleConfig,
     base_dir: Path,
     *,
-    clock: Clock | None = None,
+    clock: Clock,
     static_dir: Path | None = None,
 ) -> ConsoleApp:
     """The console app for ``config`` (relative paths from ``base_dir``)."""
-    clock = clock or LiveClock()
     key = read_users_key(resolve_path(base_dir, config.users_key))
     store = UserStore(
         resolve_path(base_dir, config.users), key, clock=clock, config=config.users_config
@@ -69,7 +68,7 @@ def uvicorn_server(app: ConsoleApp, config: ConsoleConfig, base_dir: Path) -> uv
 def serve(path: Path, *, sockets: list[socket.socket] | None = None) -> None:
     """Run the console of the config at ``path`` until interrupted."""
     config, base_dir = load_console_config(path)
-    app = build_app(config, base_dir)
+    app = build_app(config, base_dir, clock=LiveClock())  # the process's one clock
     server = uvicorn_server(app, config, base_dir)
     log.info(
         "console_listening",
