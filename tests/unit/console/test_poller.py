@@ -83,3 +83,17 @@ def test_when_node_down_then_unreachable_with_error() -> None:
     poller = Poller({node.name: node.client()}, interval_s=0.5, equity_points=10, hub=Hub(1))
     state = asyncio.run(poller.poll_once(node.name))
     assert not state.reachable and state.error is not None and "not listening" in state.error
+
+
+def test_when_many_clients_then_one_view_call_per_poll() -> None:
+    """Fifty live-update clients cost the node one view per poll, not fifty."""
+    node = FakeConsoleNode().start()
+    try:
+        hub = Hub(max_clients=50)
+        clients = [hub.subscribe() for _ in range(50)]
+        poller = Poller({node.name: node.client()}, interval_s=0.5, equity_points=10, hub=hub)
+        asyncio.run(poller.poll_once(node.name))
+        assert len(node.received("view")) == 1
+        assert all(len(c.take()) == 1 for c in clients)
+    finally:
+        node.stop()
