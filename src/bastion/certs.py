@@ -11,6 +11,9 @@
   certificate whose common name is that name, for mutual TLS.
 
 Keys are EC P-256, files 0600; certificates last ``days`` (default 30).
+
+``create_server_cert`` writes one self-signed server certificate and its key (the
+console's HTTPS, ``bastion console init``).
 """
 
 from __future__ import annotations
@@ -150,3 +153,38 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
 def _write_public(path: Path, data: bytes) -> None:
     path.write_bytes(data)
     os.chmod(path, 0o644)
+
+
+def create_server_cert(
+    cert_path: Path,
+    key_path: Path,
+    *,
+    hosts: Sequence[str] = DEFAULT_HOSTS,
+    days: int = 365,
+    now: datetime.datetime | None = None,
+) -> None:
+    """A self-signed server certificate for ``hosts`` (the console's HTTPS), its key
+    (EC P-256) written 0600. A browser asks once to trust it; a desk with its own CA
+    puts that certificate in the console config instead."""
+    if days <= 0:
+        raise UsageError(f"--days must be > 0, got {days}")
+    start = (now or datetime.datetime.now(datetime.UTC)) - datetime.timedelta(minutes=5)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bastion console {hosts[0]}")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=days, minutes=5))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([_general_name(h) for h in hosts]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    _write_key(key, key_path)
+    _write_public(cert_path, cert.public_bytes(Encoding.PEM))

@@ -3,7 +3,7 @@ map the errors it raises to exit codes.
 
 One module per command group: ``desk`` (init), ``backtest``, ``node`` (run, recover), ``arm``,
 ``control`` (kill, resume, status, enable, risk), ``alerts``, ``journal``, ``manifest``,
-``incident``, ``venue``, ``secrets``, ``users``.
+``incident``, ``venue``, ``secrets``, ``users``, ``console``.
 
 Exit codes: 0 success; 2 usage or configuration error; 3 bad market data;
 1 any other bastion error. Expected errors print ``error: <message>`` to stderr,
@@ -31,6 +31,7 @@ from bastion.cli.common import (
     usage,
     wrap,
 )
+from bastion.cli.console import add_console_commands
 from bastion.cli.control import add_operator_commands
 from bastion.cli.desk import add_desk_commands
 from bastion.cli.incident import add_incident_commands
@@ -100,6 +101,7 @@ examples:
   bastion arm live/node.toml --why "..."   # allow one start of a live node
   bastion incident bundle mydesk/paper.toml   # status, journal, metrics, log for a post-mortem
   bastion users add alice --role risk_officer   # an operator: password + TOTP
+  bastion console mydesk/console/console.toml   # the web console (HTTPS)
 
 exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
 docs: docs/cli.md and docs/configuration.md.
@@ -134,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_certs_commands(commands, formatter)
     add_secrets_commands(commands, formatter)
     add_users_commands(commands, formatter)
+    add_console_commands(commands, formatter, logging_options)
     return parser
 
 

@@ -1,0 +1,85 @@
+"""Sign-in, step-up, sign-out, expiry and lockout outcomes, sent to every watched node
+as ``record_auth`` so that each node's journal holds the console's audit trail.
+
+Best effort and off the request path: outcomes wait in a bounded queue that one task
+drains; a node that does not answer, or a full queue, is logged and never delays or
+fails a sign-in. Never a password or a code: only the operator's name (a name that is
+not a valid operator name is not sent as typed: it may be a password in the wrong
+field), the source address, the kind, the outcome and its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Final, Literal
+
+import structlog
+
+from bastion.console.client import NodeClient, NodeUnreachable
+from bastion.errors import UsageError
+from bastion.security.users import check_name
+
+__all__ = ["AuthKind", "AuthRecorder"]
+
+log = structlog.get_logger("bastion.console.recorder")
+
+AuthKind = Literal["login", "step_up", "logout", "expired", "lockout"]
+_QUEUE: Final = 1024
+NOT_A_NAME: Final = "(not an operator name)"
+
+
+def shown_name(name: str) -> str:
+    """``name`` as it may be journaled: itself when it is a valid operator name."""
+    try:
+        check_name(name)
+    except UsageError:
+        return NOT_A_NAME
+    return name
+
+
+class AuthRecorder:
+    """Queues ``record_auth`` requests for ``clients``; ``run`` sends them."""
+
+    def __init__(self, clients: Sequence[NodeClient]) -> None:
+        self._clients = list(clients)
+        self._queue: asyncio.Queue[dict[str, str]] = asyncio.Queue(_QUEUE)
+        self.sent = 0
+
+    def record(self, *, operator: str, source: str, kind: AuthKind, outcome: str, why: str) -> None:
+        req = {
+            "cmd": "record_auth",
+            "operator": shown_name(operator),
+            "source": source,
+            "kind": kind,
+            "outcome": outcome,
+            "why": why,
+        }
+        try:
+            self._queue.put_nowait(req)
+        except asyncio.QueueFull:
+            log.error("console_auth_record_dropped", kind=kind, outcome=outcome)
+
+    async def run(self) -> None:
+        while True:
+            req = await self._queue.get()
+            await asyncio.gather(*(self._send(client, req) for client in self._clients))
+            self.sent += 1
+
+    async def drain(self) -> None:
+        """Send what is queued now (tests; shutdown)."""
+        while not self._queue.empty():
+            req = self._queue.get_nowait()
+            await asyncio.gather(*(self._send(client, req) for client in self._clients))
+            self.sent += 1
+
+    async def _send(self, client: NodeClient, req: dict[str, str]) -> None:
+        try:
+            answer = await client.request(dict(req))
+        except NodeUnreachable as e:
+            log.warning("console_auth_record_failed", node=client.name, error=str(e))
+            return
+        if answer.get("ok") is not True:
+            log.warning(
+                "console_auth_record_refused", node=client.name, error=str(answer.get("error"))
+            )
