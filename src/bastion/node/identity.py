@@ -18,7 +18,10 @@ process that signs operators in with password and TOTP): a request from a uid li
 ``[access] consoles`` may carry ``on_behalf`` (``identify_delegated``), and is then the
 store's operator of that name (who must exist, be enabled and not be locked out; their
 roles and strategies are the store's), with ``source`` ``console <address> (uid N)``.
-From any other uid, ``on_behalf`` is refused.
+From any other uid, ``on_behalf`` is refused. A console's request without
+``on_behalf`` is its own operator's when the store maps its uid to one, else the
+console itself (``CONSOLE_READER``): a viewer, which may read (the console's polling of
+``view`` for every browser at once) and do nothing else.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from bastion.errors import BastionError
 from bastion.security.roles import Command, Role, allowed_any
 
 __all__ = [
+    "CONSOLE_READER",
     "SOURCE_LOCAL",
     "Identities",
     "Operator",
@@ -50,6 +54,8 @@ __all__ = [
 log = structlog.get_logger("bastion.node.identity")
 
 SOURCE_LOCAL: Final = "local socket"
+CONSOLE_READER: Final = "console"
+"""The name of a console's own, read-only, identity (no ``on_behalf``, no operator)."""
 _UCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -233,6 +239,14 @@ class Identities:
             log.error("operator_store_unreadable", error=str(error))
             return f"the operator store cannot be read ({error})"
         if user is None:
+            if self.is_console(peer):  # the console's own polling: reads only
+                return Operator(
+                    name=CONSOLE_READER,
+                    roles=(Role.VIEWER,),
+                    uid=peer.uid,
+                    pid=peer.pid,
+                    source=f"console (uid {peer.uid})",
+                )
             return f"uid {peer.uid} ({account_name(peer.uid)}) is not mapped to an operator"
         if user.disabled:
             return f"operator {user.name} (uid {peer.uid}) is disabled"

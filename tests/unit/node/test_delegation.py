@@ -124,12 +124,31 @@ def test_when_a_console_sends_who_then_still_refused(desk: tuple[Guarded, UserSt
     assert guard.node.calls == []
 
 
-def test_when_a_console_asks_without_on_behalf_then_it_is_its_own_uid(
+def test_when_a_console_asks_without_on_behalf_then_it_may_read_and_nothing_else(
     desk: tuple[Guarded, UserStore],
 ) -> None:
-    """The console's account maps to no operator: refused as any unmapped uid."""
+    """The console's account maps to no operator: it reads (its polling of ``view`` for
+    every browser) as the read-only ``console``, and every command is refused."""
     guard, _ = desk
     response = guard.ask({"cmd": "status"}, peer(CONSOLE))
+    assert response["ok"] is True
+    for request in (
+        {"cmd": "kill", "why": "x"},
+        {"cmd": "resume", "why": "x"},
+        {"cmd": "disable", "strategy": "ema", "why": "x"},
+        {"cmd": "risk_set", "path": "max_order_notional", "value": "1", "for_s": 60.0, "why": "x"},
+        {"cmd": "approve", "id": "1.a1", "why": "x"},
+    ):
+        refused = guard.ask(request, peer(CONSOLE))
+        assert refused["ok"] is False and "console (viewer) may not" in refused["error"]
+    assert guard.node.calls == [("status", {})]
+
+
+def test_when_an_unmapped_uid_that_is_no_console_asks_then_refused(
+    desk: tuple[Guarded, UserStore],
+) -> None:
+    guard, _ = desk
+    response = guard.ask({"cmd": "status"}, peer(CONSOLE + 1))
     assert response["ok"] is False and "not mapped to an operator" in response["error"]
 
 
