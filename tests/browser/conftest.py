@@ -13,9 +13,11 @@ from kit import fake_console
 from kit.browser import DESKTOP, ConsoleUnderTest, Operator, Watch, launch_chromium, shots_dir
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless; a missing browser fails the tests, never skips them."""
+    """Debian's chromium, headless; a missing browser fails the tests, never skips them.
+    One per module, not per session: Playwright's sync API holds an event loop on the
+    main thread while it runs, which later tests' ``asyncio.run`` would trip over."""
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         yield browser

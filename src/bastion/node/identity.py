@@ -30,7 +30,6 @@ import os
 import pwd
 import socket
 import struct
-import time
 from collections.abc import Callable, Collection
 from typing import Final, NamedTuple, Protocol
 
@@ -157,6 +156,10 @@ def account_name(uid: int) -> str:
         return f"uid {uid}"
 
 
+def _no_clock() -> int:  # without a store nobody is locked out: never read
+    raise AssertionError("no operator store: no lockout to read")
+
+
 class Identities:
     """Peers to operators for one node: from ``store`` (None: the owner alone, the
     account ``owner_uid``, by default the node's own). ``consoles``: the uids that may
@@ -169,12 +172,14 @@ class Identities:
         *,
         owner_uid: int | None = None,
         consoles: Collection[int] = (),
-        now_ns: Callable[[], int] = time.time_ns,
+        now_ns: Callable[[], int] | None = None,
     ) -> None:
+        if store is not None and now_ns is None:
+            raise ValueError("Identities with an operator store need now_ns (the node's clock)")
         self.store = store
         self.owner_uid = os.geteuid() if owner_uid is None else owner_uid
         self.consoles = frozenset(consoles)
-        self._now_ns = now_ns
+        self._now_ns: Callable[[], int] = now_ns or _no_clock
         self._owner_name = account_name(self.owner_uid)
 
     def is_console(self, peer: PeerCredentials) -> bool:
