@@ -92,8 +92,8 @@ def test_when_fix_roundtrip_runs_then_it_prints_latency_and_rate(tls: bool) -> N
 
 
 def test_when_secrets_bench_runs_then_it_prints_each_cost() -> None:
-    """secrets.py --quick prints the unlock time and each plain/encrypted pair."""
-    result = _bench("secrets.py")
+    """secrets_at_rest.py --quick prints the unlock time and each plain/encrypted pair."""
+    result = _bench("secrets_at_rest.py")
     for key in (
         "unlock_s",
         "journal_events_per_s_plain",
