@@ -43,8 +43,9 @@ journal beside it, at ``SOCKET`` without ``.sock``, as a node's is), ``NodeOpera
 behind its guard as ``bastion run`` serves it: the node's own account is its owner and
 is listed in ``[access] consoles``, so a ``bastion console`` running as it polls
 ``view`` and records its sign-ins. ``control_requests`` says how many requests it
-answered during the run (``bench/console.py`` runs it so, with and without a console
-and its live-update clients).
+answered during the run; ``control_p50_us`` / ``control_max_us`` how long the guard
+and the command took on the loop for each (the quotes wait meanwhile; ``bench/console.py``
+runs it so, with and without a console and its live-update clients).
 
     python bench/tick_to_order.py [--isolation inline|process] [--quotes 200000] [--every 10]
         [--monitoring] [--control SOCKET]
@@ -223,16 +224,17 @@ async def _monitored(
         await monitor.stop()
 
 
-class _Counted:
-    """The guard in front of the control socket, counting the requests it answered."""
+class _Timed:
+    """The guard in front of the control socket, timing each request it answers."""
 
     def __init__(self, guard: Any) -> None:
         self._guard = guard
-        self.answered = 0
+        self.spans_ns: list[int] = []
 
     async def handle(self, req: Request, peer: PeerCredentials) -> dict[str, Any]:
+        t0 = time.perf_counter_ns()
         answer: dict[str, Any] = await self._guard.handle(req, peer)
-        self.answered += 1
+        self.spans_ns.append(time.perf_counter_ns() - t0)
         return answer
 
 
@@ -247,7 +249,7 @@ async def _controlled(
         yield extra
         return
     me = os.geteuid()
-    guard = _Counted(
+    guard = _Timed(
         command_guard(
             NodeOperator(kernel),
             identities=Identities(None, consoles=[me]),
@@ -259,7 +261,11 @@ async def _controlled(
     server = asyncio.create_task(serve_control(sock, args.control, guard), name="control")
     try:
         yield extra
-        extra["control_requests"] = guard.answered
+        spans = sorted(guard.spans_ns)
+        extra["control_requests"] = len(spans)
+        if spans:
+            extra["control_p50_us"] = _pct(spans, 0.50)
+            extra["control_max_us"] = round(spans[-1] / 1000, 1)
     finally:
         server.cancel()
         await asyncio.gather(server, return_exceptions=True)
