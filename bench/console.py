@@ -36,7 +36,9 @@ console (a viewer of its own signs in: a TOTP code is good once). The figures ar
 medians of the runs' ``p99_us``; ``worse_pct`` compares them. ``views_served_*``: the
 requests the node answered (none alone); ``view_p50_us`` / ``view_max_us``: the time
 one took on the node's loop (guard and ``view``), when quotes wait;
-``updates_per_client_min``: the fewest updates a stream read in a run.
+``updates_per_client_min``: the fewest updates a stream read in a run;
+``console_cpu_pct`` / ``clients_cpu_pct``: the CPU the console process and the
+clients' process used during the runs with clients (median; % of one core).
 
     python bench/console.py [--part kill|streaming|both] [--runs 30] [--orders 20]
         [--stream-runs 5] [--quotes 1000000] [--clients 50] [--quick]
@@ -514,9 +516,9 @@ def _tick_to_order(args: argparse.Namespace, sock: Path) -> dict[str, Any]:
 @contextlib.contextmanager
 def _streaming_console(
     root: Path, config: Path, port: int, viewer: _Operator, clients: int
-) -> Iterator[subprocess.Popen[str]]:
+) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[str]]]:
     """A console process and a process holding ``clients`` live-update streams, all
-    reading; yields the clients' process (stdin: a line to stop)."""
+    reading; yields both (the clients' stdin: a line to stop)."""
     log = root / "console.log"
     with _bastion("console", config, cwd=root, log=log, env=_env()) as console:
         _until(lambda: _alive(console, log) and _listening(port), 60, "the console")
@@ -540,17 +542,24 @@ def _streaming_console(
                 raise SystemExit(
                     f"the live-update clients did not start:\n{log.read_text()[-2000:]}"
                 )
-            yield streams
+            yield console, streams
         finally:
             if streams.poll() is None:
                 streams.kill()
             streams.wait()
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _median_of(results: list[dict[str, Any]], key: str) -> float | None:
     """The median of ``key`` over the runs that have it (None: none has)."""
     values = [r[key] for r in results if key in r]
-    return statistics.median(values) if values else None
+    return round(statistics.median(values), 1) if values else None
 
 
 def _part_streaming(args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -571,10 +580,16 @@ def _part_streaming(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     alone: list[dict[str, Any]] = []
     with_clients: list[dict[str, Any]] = []
     updates: list[int] = []
+    console_cpu: list[float] = []
+    clients_cpu: list[float] = []
     for viewer in viewers:
         alone.append(_tick_to_order(args, sock))
-        with _streaming_console(root, config, port, viewer, args.clients) as streams:
+        with _streaming_console(root, config, port, viewer, args.clients) as (console, streams):
+            started, cpu = time.monotonic(), (_cpu_s(console.pid), _cpu_s(streams.pid))
             with_clients.append(_tick_to_order(args, sock))
+            wall = time.monotonic() - started
+            console_cpu.append((_cpu_s(console.pid) - cpu[0]) / wall * 100)
+            clients_cpu.append((_cpu_s(streams.pid) - cpu[1]) / wall * 100)
             assert streams.stdin is not None and streams.stdout is not None
             streams.stdin.write("stop\n")
             streams.stdin.flush()
@@ -582,8 +597,9 @@ def _part_streaming(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         if read["open"] != args.clients:
             raise SystemExit(f"{args.clients - read['open']} live-update streams ended early")
         updates.extend(read["updates"])
-    p99_alone = statistics.median(r["p99_us"] for r in alone)
-    p99_with = statistics.median(r["p99_us"] for r in with_clients)
+    p99_alone = _median_of(alone, "p99_us")
+    p99_with = _median_of(with_clients, "p99_us")
+    assert p99_alone is not None and p99_with is not None
     return {
         "bench": "console",
         "part": "streaming",
@@ -593,8 +609,8 @@ def _part_streaming(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "tick_p99_us_alone": p99_alone,
         "tick_p99_us_with_clients": p99_with,
         "worse_pct": round((p99_with - p99_alone) / p99_alone * 100, 1),
-        "tick_p50_us_alone": statistics.median(r["p50_us"] for r in alone),
-        "tick_p50_us_with_clients": statistics.median(r["p50_us"] for r in with_clients),
+        "tick_p50_us_alone": _median_of(alone, "p50_us"),
+        "tick_p50_us_with_clients": _median_of(with_clients, "p50_us"),
         "p99_us_alone_runs": [r["p99_us"] for r in alone],
         "p99_us_with_clients_runs": [r["p99_us"] for r in with_clients],
         "views_served_alone": sum(r["control_requests"] for r in alone),
@@ -602,6 +618,8 @@ def _part_streaming(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "view_p50_us": _median_of(with_clients, "control_p50_us"),
         "view_max_us": max((r.get("control_max_us", 0.0) for r in with_clients), default=0.0),
         "updates_per_client_min": min(updates),
+        "console_cpu_pct": round(statistics.median(console_cpu), 1),
+        "clients_cpu_pct": round(statistics.median(clients_cpu), 1),
     }
 
 
