@@ -16,7 +16,8 @@ runs). Each run, over HTTPS with one kept-alive connection:
   order's state before it sends the report, so the ledger is the venue's own word):
   ``kill_*_ms`` is from the request leaving this process to the ledger first showing
   none of the account's orders open; ``reply_*_ms`` to the API's answer (the node's
-  answer, after its journal commit);
+  answer, after its journal commit); ``node_kill_p50_ms``: the node's own time from
+  its halt to that commit (the answer's ``committed_ms``);
 - ``POST /api/nodes/{node}/resume``, then wait until the ledger shows the ``--orders``
   orders open again and the node (its ``view``, asked on its control socket, where
   this account reads as the read-only console) holds them all ``ACCEPTED``.
@@ -388,6 +389,7 @@ async def _kill_runs(
 ) -> dict[str, Any]:
     kill_ms: list[float] = []
     reply_ms: list[float] = []
+    node_ms: list[float] = []
     perf = time.perf_counter_ns
     why = {"why": "console bench"}
     async with httpx.AsyncClient(base_url=base_url, verify=str(cert), timeout=30) as client:
@@ -417,6 +419,7 @@ async def _kill_runs(
             if killed.status_code != 200 or killed.json().get("cancels_sent") != args.orders:
                 raise SystemExit(f"run {run}: kill answered {killed.status_code} {killed.text}")
             kill_ms.append((canceled - sent) / 1e6)
+            node_ms.append(float(killed.json()["committed_ms"]))
             reply_ms.append((replied - sent) / 1e6)
             resumed = await client.post(f"/api/nodes/{NODE}/resume", json={"why": "bench run"})
             if resumed.status_code != 200 or resumed.json().get("state") != "ACTIVE":
@@ -431,6 +434,7 @@ async def _kill_runs(
         "kill_max_ms": _pct(kill_ms, 1.0),
         "reply_p50_ms": _pct(reply_ms, 0.50),
         "reply_p99_ms": _pct(reply_ms, 0.99),
+        "node_kill_p50_ms": _pct(node_ms, 0.50),
     }
 
 
