@@ -642,7 +642,7 @@ def main() -> None:
     parts = ("kill", "streaming") if args.part == "both" else (args.part,)
     for part in parts:
         # a short path: a Unix socket's path holds at most 107 bytes
-        with tempfile.TemporaryDirectory(prefix="bc-", dir="/tmp") as tmp:
+        with tempfile.TemporaryDirectory(prefix="bastion-console-bench-", dir="/tmp") as tmp:
             run = _part_kill if part == "kill" else _part_streaming
             print(json.dumps(run(args, Path(tmp))), flush=True)
 
