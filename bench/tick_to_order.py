@@ -38,8 +38,17 @@ loop, its HTTP listener on a thread) and a scraper thread fetches ``/metrics`` e
 100 ms for the whole run, as Prometheus would (far more often): compare ``p99_us`` with
 and without it. ``scrapes`` says how many answered.
 
+``--control SOCKET``: the node also serves its control socket at ``SOCKET`` (its
+journal beside it, at ``SOCKET`` without ``.sock``, as a node's is), ``NodeOperator``
+behind its guard as ``bastion run`` serves it: the node's own account is its owner and
+is listed in ``[access] consoles``, so a ``bastion console`` running as it polls
+``view`` and records its sign-ins. ``control_requests`` says how many requests it
+answered during the run; ``control_p50_us`` / ``control_max_us`` how long the guard
+and the command took on the loop for each (the quotes wait meanwhile; ``bench/console.py``
+runs it so, with and without a console and its live-update clients).
+
     python bench/tick_to_order.py [--isolation inline|process] [--quotes 200000] [--every 10]
-        [--monitoring]
+        [--monitoring] [--control SOCKET]
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from bastion.clock import LiveClock
 from bastion.config import InstrumentConfig, NodeSection, PaperConfig
@@ -70,6 +80,15 @@ from bastion.model.data import QuoteTick
 from bastion.model.orders import Order
 from bastion.monitor.config import MonitoringConfig
 from bastion.monitor.node import NodeMonitor
+from bastion.node.access import command_guard
+from bastion.node.actions import NodeOperator
+from bastion.node.control import (
+    Request,
+    journal_of,
+    open_control_socket,
+    serve_control,
+)
+from bastion.node.identity import Identities, PeerCredentials
 from bastion.node.kernel import Kernel
 from bastion.strategy.config import StrategyConfig
 
@@ -122,7 +141,8 @@ def _node(args: argparse.Namespace, root: Path) -> tuple[Kernel, SqliteJournal, 
     keys = JournalKeys()
     if args.encrypt:  # the file encrypted and the chain keyed, as a node with a vault runs
         keys = JournalKeys(encryption=os.urandom(32), chain=os.urandom(32))
-    journal = SqliteJournal.from_config(root / "journal.sqlite", config.journal, keys=keys)
+    journal_path = root / "journal.sqlite" if args.control is None else journal_of(args.control)
+    journal = SqliteJournal.from_config(journal_path, config.journal, keys=keys)
     epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
     holder: list[Kernel] = []
 
@@ -204,6 +224,53 @@ async def _monitored(
         await monitor.stop()
 
 
+class _Timed:
+    """The guard in front of the control socket, timing each request it answers."""
+
+    def __init__(self, guard: Any) -> None:
+        self._guard = guard
+        self.spans_ns: list[int] = []
+
+    async def handle(self, req: Request, peer: PeerCredentials) -> dict[str, Any]:
+        t0 = time.perf_counter_ns()
+        answer: dict[str, Any] = await self._guard.handle(req, peer)
+        self.spans_ns.append(time.perf_counter_ns() - t0)
+        return answer
+
+
+@asynccontextmanager
+async def _controlled(
+    args: argparse.Namespace, kernel: Kernel, journal: SqliteJournal
+) -> AsyncIterator[dict[str, object]]:
+    """With ``--control``: the node's control socket served on the loop; yields the
+    fields it adds to the result (filled in when the block ends)."""
+    extra: dict[str, object] = {"control": args.control is not None}
+    if args.control is None:
+        yield extra
+        return
+    me = os.geteuid()
+    guard = _Timed(
+        command_guard(
+            NodeOperator(kernel),
+            identities=Identities(None, consoles=[me]),
+            epoch=1,  # the prefix of approval ids; this run approves nothing
+            mode="paper",
+        )
+    )
+    sock = open_control_socket(args.control)
+    server = asyncio.create_task(serve_control(sock, args.control, guard), name="control")
+    try:
+        yield extra
+        spans = sorted(guard.spans_ns)
+        extra["control_requests"] = len(spans)
+        if spans:
+            extra["control_p50_us"] = _pct(spans, 0.50)
+            extra["control_max_us"] = round(spans[-1] / 1000, 1)
+    finally:
+        server.cancel()
+        await asyncio.gather(server, return_exceptions=True)
+
+
 def _quotes(clock: LiveClock) -> Iterator[QuoteTick]:
     mid = 10_000
     i = 0
@@ -227,7 +294,10 @@ async def _run_inline(args: argparse.Namespace, root: Path) -> dict[str, object]
     mid = 10_000
     (feed_sink,) = kernel.feed_sinks.values()  # validation, then the kernel
     try:
-        async with _monitored(args, kernel, journal) as monitoring:
+        async with (
+            _monitored(args, kernel, journal) as monitoring,
+            _controlled(args, kernel, journal) as control,
+        ):
             t_start = time.perf_counter()
             for i in range(args.quotes):
                 mid += 1 if (i * 7919) % 3 else -1
@@ -246,6 +316,7 @@ async def _run_inline(args: argparse.Namespace, root: Path) -> dict[str, object]
     latencies.sort()
     return {
         **monitoring,
+        **control,
         "bench": "tick_to_order",
         "isolation": "inline",
         "quotes": args.quotes,
@@ -417,9 +488,24 @@ def main() -> None:
         action="store_true",
         help="journal encrypted (SQLCipher) with a keyed chain (HMAC-SHA256) and anchors",
     )
+    parser.add_argument(
+        "--control",
+        type=Path,
+        metavar="SOCKET",
+        help="inline: serve the control socket at SOCKET (ends in .sock; the journal is "
+        "SOCKET without it, and must not exist yet)",
+    )
     args = parser.parse_args()
     if args.monitoring and args.isolation == "process":
         parser.error("--monitoring: with --isolation inline only")
+    if args.control is not None:
+        if args.isolation == "process":
+            parser.error("--control: with --isolation inline only")
+        if args.control.suffix != ".sock":
+            parser.error("--control: the socket's name ends in .sock")
+        args.control = args.control.absolute()
+        if journal_of(args.control).exists():
+            parser.error(f"--control: {journal_of(args.control)} exists; give a fresh path")
     if args.quick:
         args.quotes, args.warmup = 2_000, 200
     configure_logging("warning", "console")

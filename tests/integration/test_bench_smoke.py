@@ -18,7 +18,8 @@ from kit.node_process import child_env
 from kit.paths import REPO_ROOT
 
 
-def _bench(name: str, *args: str) -> dict[str, Any]:
+def _bench_lines(name: str, *args: str) -> list[dict[str, Any]]:
+    """Every JSON line ``bench/NAME --quick ARGS`` prints."""
     done = subprocess.run(
         [sys.executable, str(REPO_ROOT / "bench" / name), "--quick", *args],
         env=child_env(),
@@ -29,8 +30,11 @@ def _bench(name: str, *args: str) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return [json.loads(line) for line in done.stdout.strip().splitlines()]
+
+
+def _bench(name: str, *args: str) -> dict[str, Any]:
+    return _bench_lines(name, *args)[-1]
 
 
 @pytest.mark.parametrize("isolation", ["inline", "process"])
@@ -92,8 +96,8 @@ def test_when_fix_roundtrip_runs_then_it_prints_latency_and_rate(tls: bool) -> N
 
 
 def test_when_secrets_bench_runs_then_it_prints_each_cost() -> None:
-    """secrets.py --quick prints the unlock time and each plain/encrypted pair."""
-    result = _bench("secrets.py")
+    """secrets_at_rest.py --quick prints the unlock time and each plain/encrypted pair."""
+    result = _bench("secrets_at_rest.py")
     for key in (
         "unlock_s",
         "journal_events_per_s_plain",
@@ -123,3 +127,18 @@ def test_when_alerts_bench_runs_then_it_prints_webhook_and_smtp_latencies() -> N
     ):
         assert result[key] > 0, key
     assert result["alert_p50_ms"] <= result["alert_p99_ms"]
+
+
+def test_when_console_bench_runs_then_it_prints_kill_and_streaming_figures() -> None:
+    """console.py --quick: kills sent through the console's API timed to the venue's
+    ledger, and tick-to-order alone and while the console's clients stream updates."""
+    kill, streaming = _bench_lines("console.py")
+    assert (kill["part"], kill["runs"]) == ("kill", 3)
+    assert 0 < kill["kill_p50_ms"] <= kill["kill_p99_ms"]
+    assert 0 < kill["reply_p50_ms"] <= kill["reply_p99_ms"]
+    assert (streaming["part"], streaming["clients"]) == ("streaming", 50)
+    for key in ("tick_p99_us_alone", "tick_p99_us_with_clients"):
+        assert streaming[key] > 0, key
+    assert isinstance(streaming["worse_pct"], float)
+    assert streaming["views_served_alone"] == 0 < streaming["views_served_with_clients"]
+    assert streaming["updates_per_client_min"] >= 1  # every stream read live updates

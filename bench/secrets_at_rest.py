@@ -14,7 +14,7 @@
 
 Each bench runs as its own process, as it does alone.
 
-    python bench/secrets.py [--quick] [--pairs 3] [--fix-pairs 2]
+    python bench/secrets_at_rest.py [--quick] [--pairs 3] [--fix-pairs 2]
 """
 
 from __future__ import annotations
