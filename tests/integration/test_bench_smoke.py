@@ -123,3 +123,12 @@ def test_when_alerts_bench_runs_then_it_prints_webhook_and_smtp_latencies() -> N
     ):
         assert result[key] > 0, key
     assert result["alert_p50_ms"] <= result["alert_p99_ms"]
+
+
+def test_when_the_nats_feed_bench_runs_then_it_prints_latency_and_rate() -> None:
+    """nats_feed.py --quick: a real server, a handler process, every quote delivered."""
+    result = _bench("nats_feed.py")
+    assert result["nats_dropped"] == 0
+    assert result["nats_burst_delivered"] == result["nats_burst"]
+    for key in ("nats_latency_p50_us", "nats_latency_p99_us", "nats_quotes_per_s"):
+        assert result[key] > 0, key
