@@ -202,20 +202,6 @@ async def run_handler(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    client = await connect(
-        config.nats,
-        key="nats",
-        name=f"handler-{config.handler.id}",
-        base_dir=base_dir,
-        secrets=secrets,
-    )
-    log.info(
-        "feed_handler_started",
-        handler=config.handler.id,
-        source=config.handler.source,
-        feed=feed.kind,
-        subjects=publisher.subjects,
-    )
     crashed: list[str] = []
 
     def on_crash(name: str, error: BaseException) -> None:
@@ -223,6 +209,37 @@ async def run_handler(
         stop.set()
 
     tasks = TaskManager(on_crash=on_crash)
+    deadline = None if config.run_for_s is None else clock.monotonic_s() + config.run_for_s
+    # a handler waiting for its server still stops on a signal or at run_for_s
+    connecting = tasks.spawn(
+        "connect",
+        connect(
+            config.nats,
+            key="nats",
+            name=f"handler-{config.handler.id}",
+            base_dir=base_dir,
+            secrets=secrets,
+        ),
+    )
+    stopping = tasks.spawn("stop", stop.wait())
+    await asyncio.wait(
+        {connecting, stopping}, timeout=config.run_for_s, return_when=asyncio.FIRST_COMPLETED
+    )
+    if not connecting.done() or connecting.cancelled() or connecting.exception() is not None:
+        error = None if not connecting.done() else connecting.exception()
+        await tasks.cancel_all()
+        if error is not None:
+            raise error  # a secret or TLS file that cannot be read: the operator fixes it
+        log.info("feed_handler_stopped", handler=config.handler.id, connected=False)
+        return 0
+    client = connecting.result()
+    log.info(
+        "feed_handler_started",
+        handler=config.handler.id,
+        source=config.handler.source,
+        feed=feed.kind,
+        subjects=publisher.subjects,
+    )
     tasks.spawn("publisher", publisher.run(client))
     tasks.spawn("stats", _log_stats(config, feed, validated, publisher))
     if feed.paced:
@@ -231,8 +248,9 @@ async def run_handler(
         feed.attach(validated)
         for venue in venues.values():
             await venue.connect()
+    left = None if deadline is None else max(0.0, deadline - clock.monotonic_s())
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=config.run_for_s)
+        await asyncio.wait_for(stop.wait(), timeout=left)
     for venue in venues.values():
         await venue.disconnect()
     await tasks.cancel_all()
