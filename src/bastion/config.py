@@ -25,6 +25,7 @@ from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
 from bastion.feeds.arbiter.config import ArbitrationConfig
 from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
+from bastion.feeds.nats.config import NatsFeedEntry
 from bastion.feeds.validation.config import ValidationConfig
 from bastion.journal.config import JournalConfig
 from bastion.model.instruments import Instrument
@@ -359,7 +360,13 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             for n, route in enumerate(self.alert_routes)
             for ref in route.secret_refs(f"alert_routes[{n}]")
         ]
-        return venues + self.journal.secret_refs() + monitoring + routes
+        feeds = [
+            ref
+            for n, feed in enumerate(self.feeds)
+            if isinstance(feed, NatsFeedEntry)
+            for ref in feed.nats.secret_refs(f"feeds[{n}].nats")
+        ]
+        return venues + feeds + self.journal.secret_refs() + monitoring + routes
 
     def check_secrets(self, secrets: SecretSource | None = None) -> None:
         """Every FIX venue's password can be read now: its ``password_env`` variable is
@@ -369,6 +376,10 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         for key, venue in self._fix_venues():
             venue.resolve_password(key, secrets)
             resolve_key(venue.store_encryption_key, f"{key}.store_encryption_key", secrets)
+        for n, feed in enumerate(self.feeds):
+            if isinstance(feed, NatsFeedEntry):
+                for field in ("password", "token"):
+                    feed.nats.secret(field, f"feeds[{n}].nats", secrets)
 
     def venue_configs(self) -> list[VenueConfig]:
         """Every venue of the node, whichever form the config used."""

@@ -142,3 +142,12 @@ def test_when_console_bench_runs_then_it_prints_kill_and_streaming_figures() -> 
     assert isinstance(streaming["worse_pct"], float)
     assert streaming["views_served_alone"] == 0 < streaming["views_served_with_clients"]
     assert streaming["updates_per_client_min"] >= 1  # every stream read live updates
+
+
+def test_when_the_nats_feed_bench_runs_then_it_prints_latency_and_rate() -> None:
+    """nats_feed.py --quick: a real server, a handler process, every quote delivered."""
+    result = _bench("nats_feed.py")
+    assert result["nats_dropped"] == 0
+    assert result["nats_burst_delivered"] == result["nats_burst"]
+    for key in ("nats_latency_p50_us", "nats_latency_p99_us", "nats_quotes_per_s"):
+        assert result[key] > 0, key

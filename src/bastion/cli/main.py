@@ -3,7 +3,7 @@ map the errors it raises to exit codes.
 
 One module per command group: ``desk`` (init), ``backtest``, ``node`` (run, recover), ``arm``,
 ``control`` (kill, resume, status, enable, risk), ``alerts``, ``journal``, ``manifest``,
-``incident``, ``venue``, ``secrets``, ``users``, ``console``.
+``incident``, ``venue``, ``feed``, ``secrets``, ``users``, ``console``.
 
 Exit codes: 0 success; 2 usage or configuration error; 3 bad market data;
 1 any other bastion error. Expected errors print ``error: <message>`` to stderr,
@@ -34,6 +34,7 @@ from bastion.cli.common import (
 from bastion.cli.console import add_console_commands
 from bastion.cli.control import add_operator_commands
 from bastion.cli.desk import add_desk_commands
+from bastion.cli.feed import add_feed_commands
 from bastion.cli.incident import add_incident_commands
 from bastion.cli.journal import add_journal_commands
 from bastion.cli.manifest import add_manifest_commands
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_manifest_commands(commands, formatter)
     add_incident_commands(commands, formatter)
     add_venue_commands(commands, formatter, logging_options)
+    add_feed_commands(commands, formatter, logging_options)
     add_certs_commands(commands, formatter)
     add_secrets_commands(commands, formatter)
     add_users_commands(commands, formatter)

@@ -2,7 +2,8 @@
 
 ``Feed`` (``bastion.feeds.base``) is what a source implements; ``build_feed`` makes one
 from a ``[[feeds]]`` table (``bastion.feeds.config``). Kinds: ``synthetic``,
-``replay``, ``venue``. Adding a kind means adding its module (a ``Feed`` and a
+``replay``, ``venue``, ``nats`` (a feed handler's quotes; ``bastion.feeds.nats``).
+Adding a kind means adding its module (a ``Feed`` and a
 ``build``), its config entry and one line in ``_KINDS``. The file readers and the
 random walk the feeds use live in ``bastion.data``.
 """
@@ -15,6 +16,8 @@ from typing import Any
 from bastion.feeds import replay, synthetic, venue
 from bastion.feeds.base import Feed, FeedContext, FeedSink, FeedStats
 from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
+from bastion.feeds.nats import feed as nats_feed
+from bastion.feeds.nats.config import NatsFeedEntry
 
 __all__ = ["Feed", "FeedContext", "FeedEntry", "FeedSink", "FeedStats", "build_feed"]
 
@@ -22,6 +25,7 @@ _KINDS: dict[type[Any], Callable[[Any, FeedContext], Feed]] = {
     SyntheticFeedEntry: synthetic.build,
     ReplayFeedEntry: replay.build,
     VenueFeedEntry: venue.build,
+    NatsFeedEntry: nats_feed.build,
 }
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bastion.clock import Clock
 from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.instruments import Instrument
+from bastion.vault import SecretSource
 from bastion.venues.base import VenueAdapter
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class FeedContext:
     instruments: dict[str, Instrument]
     venues: dict[str, VenueAdapter]
     base_dir: Path
+    secrets: SecretSource | None = None
+    """The vault's secrets the feeds refer to (a NATS feed's credentials)."""
 
 
 @dataclass(frozen=True, slots=True)

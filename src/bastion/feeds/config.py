@@ -2,7 +2,8 @@
 
 ``kind`` picks the source: ``synthetic`` (a seeded random walk per instrument, paced in
 real time), ``replay`` (a recorded file, paced at its recorded rate), ``venue`` (the
-market data a venue sends over its own session, e.g. a FIX venue's top of book).
+market data a venue sends over its own session, e.g. a FIX venue's top of book),
+``nats`` (the validated quotes a feed handler, ``bastion feed``, publishes on NATS).
 
 Several feeds may supply one instrument, each with its own ``priority`` (lower is
 preferred; 1 by default): the feed arbiter (``bastion.feeds.arbiter``) follows the
@@ -17,6 +18,7 @@ from typing import Literal
 import msgspec
 
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
+from bastion.feeds.nats.config import NatsFeedEntry
 
 
 class SyntheticFeedEntry(
@@ -103,5 +105,5 @@ class VenueFeedEntry(
     priority: int = 1
 
 
-FeedEntry = SyntheticFeedEntry | ReplayFeedEntry | VenueFeedEntry
+FeedEntry = SyntheticFeedEntry | ReplayFeedEntry | VenueFeedEntry | NatsFeedEntry
 """A ``[[feeds]]`` table, chosen by ``kind``."""

@@ -223,7 +223,7 @@ class Kernel:
             for event_type in BUS_JOURNALED_EVENT_TYPES:
                 self.bus.subscribe(event_type, journal.append)
         feed_context = FeedContext(
-            instruments=self.instruments, venues=self.venues, base_dir=base_dir
+            instruments=self.instruments, venues=self.venues, base_dir=base_dir, secrets=secrets
         )
         self.feeds: list[Feed] = [build_feed(f, feed_context) for f in config.feed_configs()]
         """The node's market data sources; one that pushes (a venue's) is wired now."""
