@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from kit import fake_console
-from kit.browser import DESKTOP, ConsoleUnderTest, Operator, Watch, launch_chromium, shots_dir
+from kit.browser import DESKTOP, ConsoleUnderTest, Watch, launch_chromium, shots_dir
+from kit.console_stage import Stage, staged
 
 
 @pytest.fixture(scope="session")
@@ -23,26 +23,17 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def fake(tmp_path: Path) -> Iterator[tuple[fake_console.FakeConsole, str]]:
-    """The stand-in backend with fresh state, served over HTTPS: (console, base URL)."""
-    console = fake_console.FakeConsole(fake_console.users())
-    with fake_console.serving(console, tmp_path / "certs") as base_url:
-        yield console, base_url
+def stage(tmp_path: Path) -> Iterator[Stage]:
+    """The real console app over TLS, watching fake nodes fed canned views (fresh for
+    each test): kit.console_stage."""
+    with staged(tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
-def console(fake: tuple[fake_console.FakeConsole, str]) -> ConsoleUnderTest:
-    """The console under test (today the fake; later the real console and a node)."""
-    backend, base_url = fake
-    roles = {
-        "risk_officer": "rita",
-        "second_risk_officer": "omar",
-        "admin": "ada",
-        "trader": "tom",
-        "viewer": "vic",
-    }
-    operators = {role: Operator(name, backend.users[name].password) for role, name in roles.items()}
-    return ConsoleUnderTest(base_url, operators, backend.code)
+def console(stage: Stage) -> ConsoleUnderTest:
+    """The console under test."""
+    return stage.console
 
 
 @pytest.fixture

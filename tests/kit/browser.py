@@ -3,9 +3,9 @@ under test as a swappable description, and a watch that fails a test on any cons
 error, uncaught exception, CSP violation or JavaScript dialog.
 
 The console under test is a ``ConsoleUnderTest``: a base URL, the operators one may
-sign in as, and a way to make a TOTP code for each. Today the fixture serves the fake
-backend (kit.fake_console); pointed at the real ``bastion console`` and a node, the
-same tests run unchanged.
+sign in as, and a way to make a TOTP code for each. The browser tests serve the real
+console app over fake nodes (kit.console_stage); the end-to-end test points it at a
+``bastion console`` process watching a real node.
 
 Playwright never downloads a browser here: it launches /usr/bin/chromium (./test
 installs the Debian package when it is missing), and a missing browser fails the
