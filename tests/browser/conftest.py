@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from kit.browser import DESKTOP, ConsoleUnderTest, Watch, launch_chromium, shots_dir
+from kit.browser import ConsoleUnderTest, Watch, launch_chromium, shots_dir, watched_page
 from kit.console_stage import Stage, staged
 
 
@@ -45,18 +45,9 @@ def watch() -> Watch:
 @pytest.fixture
 def page(browser: Browser, watch: Watch, console: ConsoleUnderTest) -> Iterator[Page]:
     """A desktop-sized page in a fresh browser context, watched for errors; closed before
-    the console under test stops. The console's certificate is self-signed, so the
-    context accepts it."""
-    context = browser.new_context(viewport=DESKTOP, ignore_https_errors=True)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    watch.attach(page)
-    # Opening the console signed out asks /api/me and gets 401: that is the design.
-    watch.expect(401, r"/api/me$")
-    yield page
-    context.close()
-    assert watch.problems == [], "the page logged errors or violated its CSP"
-    assert watch.dialogs == [], "a JavaScript dialog opened: node data ran as script?"
+    the console under test stops."""
+    with watched_page(browser, watch) as page:
+        yield page
 
 
 @pytest.fixture
