@@ -38,7 +38,7 @@ def london(now_ms: int) -> Json:
         "ts_ms": now_ms,
         "state": "ACTIVE",
         "reason": None,
-        "venues": [{"name": "sim", "session": "LOGGED_ON", "halted": False, "open_orders": 3}],
+        "venues": [{"name": "sim", "session": "logged_on", "halted": False, "open_orders": 3}],
         "feeds": [
             {
                 "name": "primary",
@@ -156,7 +156,7 @@ def new_york(now_ms: int) -> Json:
         "ts_ms": now_ms,
         "state": "REDUCING",
         "reason": "venue cme: session lost",
-        "venues": [{"name": "cme", "session": "DISCONNECTED", "halted": True, "open_orders": 0}],
+        "venues": [{"name": "cme", "session": "disconnected", "halted": True, "open_orders": 0}],
         "feeds": [
             {"name": "cme-md", "instruments": ["ES"], "last_quote_age_ms": 5, "stale": False}
         ],
@@ -270,10 +270,11 @@ def moving() -> Callable[[Json], None]:
 
 
 def equity_history(now: int, count: int = 120) -> list[tuple[int, str]]:
-    """An hour of ``(ts_ms, equity)`` samples up to ``now`` (what a console watching
-    since then would hold)."""
+    """An hour of ``(ts_ms, pnl.total)`` samples up to ``now``, climbing to where
+    ``london``'s PnL stands (what a console watching since then would hold)."""
     return [
-        (now - (count - i) * 30_000, f"{100_000 + (i * 37 % 90) * 11}.00") for i in range(count)
+        (now - (count - i) * 30_000, f"{400 + i * 9 // 2 + (i * 37 % 23) - 11}.25")
+        for i in range(count)
     ]
 
 
