@@ -30,7 +30,6 @@ import os
 import pwd
 import socket
 import struct
-import time
 from collections.abc import Callable, Collection
 from typing import Final, NamedTuple, Protocol
 
@@ -169,7 +168,7 @@ class Identities:
         *,
         owner_uid: int | None = None,
         consoles: Collection[int] = (),
-        now_ns: Callable[[], int] = time.time_ns,
+        now_ns: Callable[[], int],
     ) -> None:
         self.store = store
         self.owner_uid = os.geteuid() if owner_uid is None else owner_uid

@@ -97,7 +97,7 @@ def desk(tmp_path: Path) -> tuple[Guarded, UserStore]:
     """A guard with a store of one operator per role (two risk officers, two admins)."""
     clock = SimClock(T0)
     users = desk_store(tmp_path, clock)
-    return guarded(identities=Identities(users), clock=clock), users
+    return guarded(identities=Identities(users, now_ns=clock.timestamp_ns), clock=clock), users
 
 
 def test_when_request_types_are_listed_then_each_has_its_pinned_command() -> None:

@@ -154,7 +154,7 @@ class Desk:
         users = desk_store(tmp_path / "users", SimClock(self.kernel.clock.timestamp_ns()))
         self.guard = CommandGuard(
             commands=self.operator,
-            identities=Identities(users),
+            identities=Identities(users, now_ns=self.kernel.clock.timestamp_ns),
             approvals=Approvals(clock=self.kernel.clock, id_prefix="1."),
             window_s=lambda _action: 60.0,
             publish=self.kernel.bus.publish,
