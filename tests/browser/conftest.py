@@ -1,4 +1,4 @@
-"""Fixtures of the console's browser tests: one chromium for the session, a fresh
+"""Fixtures of the console's browser tests: one chromium per module, a fresh
 console under test and a watched page per test (kit.browser says what they are)."""
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from kit.browser import ConsoleUnderTest, Watch, launch_chromium, shots_dir, wat
 from kit.console_stage import Stage, staged
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless; a missing browser fails the tests, never skips them."""
+    """Debian's chromium, headless; a missing browser fails the tests, never skips them.
+    One per module, not per session: Playwright's sync API keeps an event loop running
+    in this thread while it is open, and the asyncio tests collected after these would
+    find it there (``asyncio.run() cannot be called from a running event loop``)."""
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         yield browser
