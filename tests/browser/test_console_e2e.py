@@ -220,7 +220,7 @@ def journaled(events: list[tuple[int, Any]]) -> None:
     console; nothing from the viewer but signing in."""
     me = os.getuid()
     auths = [e for _, e in events if isinstance(e, ev.OperatorAuth)]
-    assert all(e.uid == me for e in auths)
+    assert all(e.uid == me and e.source.startswith("console 127.0.0.1") for e in auths)
     signed = {(e.operator, e.kind, e.outcome) for e in auths}
     assert {
         ("rita", "login", "ok"),
