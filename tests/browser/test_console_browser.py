@@ -1,6 +1,10 @@
 """The web console in a real browser (Debian's chromium): sign-in, every page, the kill
 switch behind confirmation and step-up, four-eyes approvals, audit search, the live
-equity chart, a phone-sized screen; no console error and no CSP violation anywhere."""
+equity chart, a phone-sized screen; no console error and no CSP violation anywhere.
+
+The console is the real app (sessions, CSRF, step-up, the role matrix) watching fake
+nodes fed canned views (kit.console_stage); what an action did is read from what the
+node received."""
 
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ from kit.browser import (
     horizontal_overflow,
     sign_in,
 )
+from kit.console_stage import Stage
 from kit.console_views import HOSTILE_NAME, NODES, UNREACHABLE
-from kit.fake_console import FakeConsole
 from kit.waiting import eventually
 
 
@@ -99,15 +103,11 @@ def test_when_a_risk_officer_stops_a_strategy_then_it_shows_stopped(
 
 
 def test_when_killing_a_node_then_confirmation_then_step_up_then_the_kill_is_sent(
-    page: Page,
-    console: ConsoleUnderTest,
-    fake: tuple[FakeConsole, str],
-    watch: Watch,
-    shots: Path,
+    page: Page, console: ConsoleUnderTest, stage: Stage, watch: Watch, shots: Path
 ) -> None:
     """Kill asks for confirmation; the console's 403 step_up brings the code prompt; after
     a good code the kill is sent again, with the CSRF token, and the node shows HALTED."""
-    backend, _ = fake
+    node = stage.nodes["ldn-1"]
     watch.expect(403, r"/api/nodes/ldn-1/kill$")
     watch.expect(401, r"/api/step-up$")
     operator = sign_in(page, console, "risk_officer")
@@ -121,22 +121,27 @@ def test_when_killing_a_node_then_confirmation_then_step_up_then_the_kill_is_sen
     dialog.get_by_test_id("kill-dialog-ok").click()
     prompt = page.get_by_test_id("step-up")
     expect(prompt).to_be_visible()
-    prompt.get_by_test_id("step-up-code").fill(
-        "000000" if console.totp(operator.name) != "000000" else "111111"
-    )
+    assert node.actions() == []  # refused for want of a step-up: nothing sent
+    good = console.totp(operator.name)
+    prompt.get_by_test_id("step-up-code").fill("000000" if good != "000000" else "111111")
     prompt.get_by_test_id("step-up-ok").click()
     expect(prompt.get_by_test_id("step-up-error")).to_contain_text("Wrong code")
     page.screenshot(path=shots / "step-up.png")
-    prompt.get_by_test_id("step-up-code").fill(console.totp(operator.name))
+    prompt.get_by_test_id("step-up-code").fill(good)
     prompt.get_by_test_id("step-up-ok").click()
     expect(card.get_by_test_id("node-state")).to_have_text("HALTED")
     expect(page.get_by_test_id("step-up-state")).to_contain_text(
         re.compile(r"stepped up for \d+ s")
     )
-    kills = [p for p in backend.posted if p.path == "/api/nodes/ldn-1/kill"]
-    assert [p.status for p in kills] == [403, 200]
-    assert all(p.csrf_ok and p.user == operator.name for p in kills)
-    assert kills[-1].body == {"flatten": True, "venue": None, "why": "runaway quoting"}
+    (kill,) = node.actions()
+    source = kill.pop("on_behalf")
+    assert kill == {"cmd": "kill", "flatten": True, "why": "runaway quoting"}
+    assert source == {"operator": operator.name, "source": "127.0.0.1"}
+    assert [(r["kind"], r["outcome"]) for r in node.received("record_auth")] == [
+        ("login", "ok"),
+        ("step_up", "refused"),
+        ("step_up", "ok"),
+    ]
     page.get_by_test_id("nav-overview").click()
     page.get_by_test_id("node-ldn-1").get_by_test_id("node-link").click()
     expect(page.get_by_test_id("orders-empty")).to_be_visible()
@@ -144,27 +149,22 @@ def test_when_killing_a_node_then_confirmation_then_step_up_then_the_kill_is_sen
 
 
 def test_when_cancelling_the_kill_dialog_then_nothing_is_sent(
-    page: Page, console: ConsoleUnderTest, fake: tuple[FakeConsole, str]
+    page: Page, console: ConsoleUnderTest, stage: Stage
 ) -> None:
     """Cancel at the confirmation sends nothing."""
-    backend, _ = fake
     sign_in(page, console, "risk_officer")
     page.get_by_test_id("nav-kill").click()
     page.get_by_test_id("node-ldn-1").get_by_test_id("kill").click()
     page.get_by_test_id("kill-dialog-cancel").click()
     expect(page.get_by_test_id("kill-dialog")).to_have_count(0)
-    assert [p.path for p in backend.posted if "kill" in p.path] == []
+    assert [n.actions() for n in stage.nodes.values()] == [[], []]
 
 
 def test_when_a_second_operator_approves_then_the_request_leaves_the_list(
-    page: Page,
-    console: ConsoleUnderTest,
-    fake: tuple[FakeConsole, str],
-    watch: Watch,
-    shots: Path,
+    page: Page, console: ConsoleUnderTest, stage: Stage, watch: Watch, shots: Path
 ) -> None:
     """Four-eyes: the pending request shows with its requester; approving needs step-up."""
-    backend, _ = fake
+    node = stage.nodes["ldn-1"]
     watch.expect(403, r"/approvals/ap-1/approve$")
     operator = sign_in(page, console, "risk_officer")
     page.get_by_test_id("nav-approvals").click()
@@ -178,8 +178,9 @@ def test_when_a_second_operator_approves_then_the_request_leaves_the_list(
     page.get_by_test_id("step-up-code").fill(console.totp(operator.name))
     page.get_by_test_id("step-up-ok").click()
     expect(rows).to_have_count(0)
-    approvals = [p for p in backend.posted if p.path.endswith("/approve")]
-    assert [p.status for p in approvals] == [403, 200]
+    assert [(a["cmd"], a["id"], a["on_behalf"]["operator"]) for a in node.actions()] == [
+        ("approve", "ap-1", operator.name)
+    ]
 
 
 def test_when_requesting_an_override_above_the_configured_value_then_it_waits_for_approval(
@@ -265,25 +266,32 @@ def test_when_the_code_is_wrong_then_sign_in_is_refused(
 
 
 def test_when_the_session_expires_then_the_page_returns_to_sign_in(
-    page: Page, console: ConsoleUnderTest, fake: tuple[FakeConsole, str], watch: Watch
+    page: Page, console: ConsoleUnderTest, stage: Stage, watch: Watch
 ) -> None:
     """The live stream ends with the session; the page finds out and asks to sign in."""
-    backend, _ = fake
     watch.expect(401, r"/api/(events|me|nodes.*)$")
     sign_in(page, console, "risk_officer")
-    backend.expire_sessions()
+    stage.end_sessions_by_idling()
     expect(page.get_by_test_id("login-form")).to_be_visible(timeout=15_000)
+    kinds = [r["kind"] for r in stage.nodes["ldn-1"].received("record_auth")]
+    assert kinds[0] == "login" and "expired" in kinds
 
 
 def test_when_signing_out_then_the_sign_in_form_is_back(
-    page: Page, console: ConsoleUnderTest, fake: tuple[FakeConsole, str]
+    page: Page, console: ConsoleUnderTest, stage: Stage
 ) -> None:
-    """Sign out ends the session (sent with its CSRF token) and shows sign-in."""
-    backend, _ = fake
-    sign_in(page, console, "risk_officer")
+    """Sign out ends the session (sent with its CSRF token: the console accepted it)
+    and shows sign-in; both are in the node's journal, and nothing else was sent."""
+    node = stage.nodes["ldn-1"]
+    operator = sign_in(page, console, "risk_officer")
     page.get_by_test_id("sign-out").click()
     expect(page.get_by_test_id("login-form")).to_be_visible()
-    assert [(p.path, p.csrf_ok) for p in backend.posted] == [("/api/logout", True)]
+    eventually(lambda: len(node.received("record_auth")) == 2, what="the sign-out journaled")
+    assert [(r["kind"], r["operator"]) for r in node.received("record_auth")] == [
+        ("login", operator.name),
+        ("logout", operator.name),
+    ]
+    assert node.actions() == []
 
 
 def test_when_on_a_phone_then_every_page_fits_the_screen_width(

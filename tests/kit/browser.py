@@ -3,9 +3,9 @@ under test as a swappable description, and a watch that fails a test on any cons
 error, uncaught exception, CSP violation or JavaScript dialog.
 
 The console under test is a ``ConsoleUnderTest``: a base URL, the operators one may
-sign in as, and a way to make a TOTP code for each. Today the fixture serves the fake
-backend (kit.fake_console); pointed at the real ``bastion console`` and a node, the
-same tests run unchanged.
+sign in as, and a way to make a TOTP code for each. The browser tests serve the real
+console app over fake nodes (kit.console_stage); the end-to-end test points it at a
+``bastion console`` process watching a real node.
 
 Playwright never downloads a browser here: it launches /usr/bin/chromium (./test
 installs the Debian package when it is missing), and a missing browser fails the
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -125,6 +126,30 @@ class Watch:
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
+
+
+@contextmanager
+def watched_page(
+    browser: Browser, watch: Watch, viewport: Mapping[str, int] = DESKTOP
+) -> Iterator[Page]:
+    """A page in a fresh browser context, watched by ``watch`` from the start; the
+    context accepts the console's self-signed certificate. Fails, once the context is
+    closed, if the page logged an error, violated its CSP or opened a dialog."""
+    context = browser.new_context(
+        viewport={"width": viewport["width"], "height": viewport["height"]},
+        ignore_https_errors=True,
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    watch.attach(page)
+    # Opening the console signed out asks /api/me and gets 401: that is the design.
+    watch.expect(401, r"/api/me$")
+    try:
+        yield page
+    finally:
+        context.close()
+    assert watch.problems == [], "the page logged errors or violated its CSP"
+    assert watch.dialogs == [], "a JavaScript dialog opened: node data ran as script?"
 
 
 def shots_dir(default: Path) -> Path:

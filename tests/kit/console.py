@@ -10,12 +10,13 @@ against a node whose view they set.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import socket
 import socketserver
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -31,6 +32,7 @@ from bastion.console.config import ConsoleConfig, NodeEntry, TlsConfig
 from bastion.console.server import uvicorn_server
 from bastion.console.sessions import COOKIE
 from bastion.security.store import UserStore
+from kit.console_views import audit_page
 from kit.users import PASSWORD, STEP_NS, code, enrolled, store
 from kit.vaults import T0
 from kit.waiting import eventually
@@ -147,19 +149,29 @@ def sample_view(
     }
 
 
+Json = dict[str, Any]
+
+
 @dataclass
 class FakeConsoleNode:
     """A node on a real Unix socket (``socket``, beside a journal file this process
-    owns): answers ``view`` with ``view``, ``audit`` with ``audit_records``, every other
-    command ``{"ok": true, "cmd": ...}`` (or ``answers[cmd]``); ``requests`` holds every
-    request line it received, decoded, in order."""
+    owns): answers ``view`` with ``view``, ``audit`` from ``audit_records`` (oldest
+    first; searched and paged as the node does), every other command ``{"ok": true,
+    "cmd": ...}`` (or ``answers[cmd]``); ``requests`` holds every request line it
+    received, decoded, in order.
+
+    ``on_view`` changes ``view`` before each ``view`` answer (time moving on);
+    ``react`` answers a command other than ``view``, ``audit`` and ``record_auth``
+    and changes ``view`` as the node would (``kit.console_views.act``)."""
 
     name: str = "paper-1"
     directory: Path = field(default_factory=short_dir)
-    view: dict[str, Any] = field(default_factory=sample_view)
-    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    audit_records: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
+    view: Json = field(default_factory=sample_view)
+    answers: dict[str, Json] = field(default_factory=dict)
+    audit_records: list[Json] = field(default_factory=list)
+    requests: list[Json] = field(default_factory=list)
+    on_view: Callable[[Json], None] | None = None
+    react: Callable[[Json, Json], Json] | None = None
     _server: socketserver.ThreadingUnixStreamServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -196,24 +208,34 @@ class FakeConsoleNode:
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
 
-    def answer(self, req: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, req: Json) -> Json:
         with self._lock:
             self.requests.append(req)
             cmd = str(req.get("cmd"))
             if cmd in self.answers:
                 return self.answers[cmd]
             if cmd == "view":
-                return {"ok": True, "view": self.view}
+                if self.on_view is not None:
+                    self.on_view(self.view)
+                return {"ok": True, "view": copy.deepcopy(self.view)}
             if cmd == "audit":
-                return {"ok": True, "records": self.audit_records, "more": False}
+                page = audit_page(
+                    self.audit_records,
+                    query=str(req.get("query") or ""),
+                    limit=int(req.get("limit") or 100),
+                    before_seq=req.get("before_seq"),
+                )
+                return {"ok": True, **page}
+            if self.react is not None and cmd != "record_auth":
+                return self.react(self.view, req)
             return {"ok": True, "cmd": cmd}
 
-    def received(self, cmd: str) -> list[dict[str, Any]]:
+    def received(self, cmd: str) -> list[Json]:
         """The requests named ``cmd`` received so far."""
         with self._lock:
             return [r for r in self.requests if r.get("cmd") == cmd]
 
-    def actions(self) -> list[dict[str, Any]]:
+    def actions(self) -> list[Json]:
         """The requests other than ``view`` and ``record_auth``."""
         with self._lock:
             return [r for r in self.requests if r.get("cmd") not in ("view", "record_auth")]
@@ -232,14 +254,23 @@ class ConsoleDesk:
     clock: SimClock
 
     @classmethod
-    def make(cls, directory: Path, clock: SimClock | None = None) -> ConsoleDesk:
+    def make(
+        cls,
+        directory: Path,
+        clock: SimClock | None = None,
+        *,
+        roles: Mapping[str, tuple[str, ...]] = ROLES,
+        strategies: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> ConsoleDesk:
+        """The desk of ``roles`` (operator: roles); ``strategies``: those assigned to
+        each operator (default: tom trades ``ema``)."""
         clock = clock or SimClock(T0)
+        assigned = {"tom": ("ema",)} if strategies is None else strategies
         users = store(directory, clock=clock)
         seeds: dict[str, str] = {}
-        for name, roles in ROLES.items():
-            seed, confirmed = enrolled(name)
-            strategies = ("ema",) if name == "tom" else ()
-            users.add(name, PASSWORD, roles=roles, strategies=strategies, totp=confirmed)
+        for name, held in roles.items():
+            seed, confirmed = enrolled(name, clock.timestamp_ns())
+            users.add(name, PASSWORD, roles=held, strategies=assigned.get(name, ()), totp=confirmed)
             seeds[name] = seed
         desk = cls(users, seeds, clock)
         desk.next_step()  # the enrolment used the code of this step
@@ -252,6 +283,12 @@ class ConsoleDesk:
     def next_step(self) -> None:
         """Move the clock to the next TOTP step (a code is good once)."""
         self.clock.set_time(self.clock.timestamp_ns() + STEP_NS)
+
+    def fresh_code(self, name: str) -> str:
+        """A code the store has not seen yet: the clock moves to the next step first
+        (the store takes a code once, and one step's code is the same all step long)."""
+        self.next_step()
+        return self.code(name)
 
 
 def placeholder_static(directory: Path) -> Path:

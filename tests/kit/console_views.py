@@ -1,11 +1,19 @@
 """Canned node views for the console's browser tests, shaped as the console contract's
 VIEW (decimal strings, ISO times with ``ts_ms`` where a chart needs them, ``null`` for
 missing data). One node has a strategy named like markup, to prove the page shows node
-data as text; one node is unreachable."""
+data as text; one node is unreachable.
+
+The views move as a node's would: ``moving`` brings a view to now with a new PnL at
+each ``view`` request, ``act`` changes it as the node would for a command (a kill
+halts it, a resume waits for a second operator), ``audit_page`` reads the records as
+the node's ``audit`` does (search, newest first, paged by sequence number)."""
 
 from __future__ import annotations
 
 import datetime
+import itertools
+import time
+from collections.abc import Callable
 from typing import Any, Final
 
 Json = dict[str, Any]
@@ -30,7 +38,7 @@ def london(now_ms: int) -> Json:
         "ts_ms": now_ms,
         "state": "ACTIVE",
         "reason": None,
-        "venues": [{"name": "sim", "session": "LOGGED_ON", "halted": False, "open_orders": 3}],
+        "venues": [{"name": "sim", "session": "logged_on", "halted": False, "open_orders": 3}],
         "feeds": [
             {
                 "name": "primary",
@@ -148,7 +156,7 @@ def new_york(now_ms: int) -> Json:
         "ts_ms": now_ms,
         "state": "REDUCING",
         "reason": "venue cme: session lost",
-        "venues": [{"name": "cme", "session": "DISCONNECTED", "halted": True, "open_orders": 0}],
+        "venues": [{"name": "cme", "session": "disconnected", "halted": True, "open_orders": 0}],
         "feeds": [
             {"name": "cme-md", "instruments": ["ES"], "last_quote_age_ms": 5, "stale": False}
         ],
@@ -242,3 +250,98 @@ def _limit(path: str, configured: str, effective: str, ceiling: str | None, used
         "ceiling": ceiling,
         "utilisation": used,
     }
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def moving() -> Callable[[Json], None]:
+    """A ``FakeConsoleNode.on_view``: each view is of now, its PnL a little changed."""
+    steps = itertools.count(1)
+
+    def move(view: Json) -> None:
+        n = next(steps)
+        now = now_ms()
+        view["ts"], view["ts_ms"] = iso(now), now
+        view["pnl"]["total"] = f"{940 + (n * 7 % 23) - 11}.25"
+
+    return move
+
+
+def equity_history(now: int, count: int = 120) -> list[tuple[int, str]]:
+    """An hour of ``(ts_ms, pnl.total)`` samples up to ``now``, climbing to where
+    ``london``'s PnL stands (what a console watching since then would hold)."""
+    return [
+        (now - (count - i) * 30_000, f"{400 + i * 9 // 2 + (i * 37 % 23) - 11}.25")
+        for i in range(count)
+    ]
+
+
+def act(view: Json, req: Json) -> Json:
+    """Change ``view`` as the node would for the command ``req``; the node's answer."""
+    now = now_ms()
+    who = str(req.get("on_behalf", {}).get("operator"))
+    cmd = req["cmd"]
+    if cmd == "kill":
+        view["state"], view["reason"] = "HALTED", f"kill by {who}: {req.get('why')}"
+        view["orders"] = []
+        for venue in view["venues"]:
+            venue["halted"], venue["open_orders"] = True, 0
+        if req.get("flatten"):
+            view["positions"] = []
+        return {"ok": True, "state": "HALTED"}
+    if cmd == "resume" and req.get("instrument"):
+        view["paused_instruments"] = [
+            p for p in view["paused_instruments"] if p["instrument"] != req["instrument"]
+        ]
+    elif cmd in ("resume", "risk_set"):
+        expires = now + 300_000
+        approval = {
+            "id": f"ap-{now}",
+            "command": cmd,
+            "summary": f"{cmd} by {who}: {req.get('why')}",
+            "requested_by": who,
+            "expires": iso(expires),
+            "expires_ms": expires,
+        }
+        view["approvals"].append(approval)
+        return {"ok": True, "pending": approval["id"]}
+    elif cmd == "pause_instrument":
+        until = iso(now + int(req["for_s"] * 1000))
+        pause = {"instrument": req["instrument"], "until": until, "reason": req["why"]}
+        view["paused_instruments"].append(pause)
+    elif cmd in ("enable", "disable", "strategy_start", "strategy_stop"):
+        for s in view["strategies"]:
+            if s["name"] == req["strategy"]:
+                if cmd in ("enable", "disable"):
+                    s["disabled"] = cmd == "disable"
+                    s["disabled_reason"] = req["why"] if s["disabled"] else None
+                else:
+                    s["running"] = cmd == "strategy_start"
+    elif cmd == "risk_clear":
+        view["overrides"] = [o for o in view["overrides"] if o["id"] != req["id"]]
+    elif cmd == "approve":
+        view["approvals"] = [a for a in view["approvals"] if a["id"] != req["id"]]
+    elif cmd == "alert_ack":
+        for a in view["alerts"]:
+            if a["id"] == req["id"]:
+                a["acknowledged_by"] = who
+    return {"ok": True}
+
+
+def audit_page(records: list[Json], *, query: str, limit: int, before_seq: int | None) -> Json:
+    """The node's ``audit`` answer over ``records`` (oldest first): up to ``limit``
+    older than ``before_seq``, newest first, whose type, operator, source or summary
+    holds ``query`` (any case)."""
+    needle = query.casefold()
+    fields = ("type", "operator", "source", "summary")
+    found = [
+        r
+        for r in reversed(records)
+        if (before_seq is None or r["seq"] < before_seq)
+        and any(needle in str(r[k] or "").casefold() for k in fields)
+    ]
+    page = found[:limit]
+    more = len(found) > limit
+    return {"records": page, "more": more, "next_before_seq": page[-1]["seq"] if more else None}

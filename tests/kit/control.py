@@ -237,9 +237,10 @@ def guarded(
 ) -> Guarded:
     """A guard in front of ``node``: the owner alone (this process's uid) unless
     ``identities`` says otherwise; every four-eyes action's window ``window_s`` (0: off)."""
+    clock = clock or SimClock(T0)
     return Guarded(
         node or FakeNode(),
-        identities or Identities(None, owner_uid=os.geteuid()),
-        clock=clock or SimClock(T0),
+        identities or Identities(None, owner_uid=os.geteuid(), now_ns=clock.timestamp_ns),
+        clock=clock,
         window_s=lambda _action: window_s,
     )

@@ -9,7 +9,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,21 @@ PROCESS_STOP_TIMEOUT_S = 15.0  # a node's own shutdown deadline is 10 s
 
 @contextmanager
 def fix_process(
-    *args: str | Path, cwd: Path, log: Path, password: str
+    *args: str | Path,
+    cwd: Path,
+    log: Path,
+    password: str,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``bastion ARGS`` as a child process with ``password`` as the FIX password in its
-    environment (never on its command line); stderr appended to ``log``. Killed if still
-    running when the block ends."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BASTION_FIX_PASSWORD": password}
+    environment (never on its command line), and ``env`` (say, a vault key file); stderr
+    appended to ``log``. Killed if still running when the block ends."""
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "BASTION_FIX_PASSWORD": password,
+        **(env or {}),
+    }
     with log.open("ab") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bastion", *(str(a) for a in args)],

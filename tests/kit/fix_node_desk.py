@@ -4,7 +4,7 @@ processes (with the FIX password in their environment) and the venue's ledger re
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -100,9 +100,11 @@ def write_desk(
 
 
 @contextmanager
-def process(*args: str | Path, cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``bastion ARGS`` with this module's FIX password; stderr to ``log``."""
-    with fix_process(*args, cwd=cwd, log=log, password=PASSWORD) as proc:
+def process(
+    *args: str | Path, cwd: Path, log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``bastion ARGS`` with this module's FIX password (and ``env``); stderr to ``log``."""
+    with fix_process(*args, cwd=cwd, log=log, password=PASSWORD, env=env) as proc:
         yield proc
 
 

@@ -111,12 +111,21 @@ def add_operators(
 ) -> UserStore:
     """Operators ``{name: (uid, role)}`` in the store beside the vault at ``vault_path``
     (made with its ``users/key``, as ``bastion users add`` does; cheap hashes)."""
+    return enrol_operators(vault_path, operators, passphrase)[0]
+
+
+def enrol_operators(
+    vault_path: Path, operators: dict[str, tuple[int, str]], passphrase: str = PASSPHRASE
+) -> tuple[UserStore, dict[str, str]]:
+    """As ``add_operators`` (password ``PASSWORD``, TOTP enrolled at ``T0``); also their
+    TOTP seeds, by name (to sign in to a console as them)."""
     vault = Vault.open(vault_path, passphrase, clock=SimClock(T0))
     users = UserStore.for_vault(vault, clock=SimClock(T0), config=FAST_USERS, create_key=True)
+    seeds: dict[str, str] = {}
     for name, (uid, role) in operators.items():
-        _, confirmed = enrolled(name)
+        seeds[name], confirmed = enrolled(name)
         users.add(name, PASSWORD, roles=(role,), os_uid=uid, totp=confirmed)
-    return users
+    return users, seeds
 
 
 def git(desk: Path, *args: str) -> None:

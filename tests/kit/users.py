@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -58,3 +61,22 @@ def add_operator(users: UserStore, name: str, *roles: str, strategies: tuple[str
     seed, confirmed = enrolled(name)
     users.add(name, PASSWORD, roles=roles or ("viewer",), strategies=strategies, totp=confirmed)
     return seed
+
+
+@dataclass
+class FreshCodes:
+    """TOTP codes by the wall clock that a store takes (a code is good once): each of
+    a later step than the last one given for that operator, the current step or the
+    next (the store accepts one step either side). Never waits: a third code for one
+    operator within a step fails the test."""
+
+    seeds: Mapping[str, str]
+    _last: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, name: str) -> str:
+        now = step_at(time.time_ns())
+        step = max(now, self._last.get(name, now - 1) + 1)
+        if step > now + 1:
+            raise AssertionError(f"{name}: no unused TOTP code until the next step")
+        self._last[name] = step
+        return code_at(self.seeds[name], step)

@@ -23,7 +23,7 @@ from bastion.console.actions import STRATEGY_ACTIONS, Action, BodyError, decode_
 from bastion.console.client import NodeClient, NodeUnreachable, OnBehalf
 from bastion.console.poller import TooManyClients
 from bastion.console.sessions import COOKIE
-from bastion.console.state import Caller, Console, caller, console_of, error
+from bastion.console.state import Caller, Console, caller, console_of, error, record_end
 from bastion.security.roles import Command
 
 __all__ = ["action_endpoint", "audit", "equity", "events", "node", "nodes"]
@@ -203,7 +203,9 @@ async def events(request: Request) -> Response:
                     if user is None or not user.may(Command.READ):
                         return
                     yield b"event: ping\ndata: {}\n\n"
-                if console.sessions.peek(session_id, console.now_ns()).session is None:
+                lookup = console.sessions.peek(session_id, console.now_ns())
+                if lookup.session is None:
+                    record_end(console, lookup, found.source)
                     return
                 for _name, data in subscriber.take():
                     yield b"event: node\ndata: " + data + b"\n\n"

@@ -22,12 +22,12 @@ from bastion.console.config import ConsoleConfig
 from bastion.console.poller import Hub, Poller
 from bastion.console.ratelimit import SourceLimiter
 from bastion.console.recorder import AuthRecorder
-from bastion.console.sessions import COOKIE, Session, Sessions
+from bastion.console.sessions import COOKIE, Lookup, Session, Sessions
 from bastion.security.roles import STRATEGY_COMMANDS, Command
 from bastion.security.store import UserStore
 from bastion.security.users import User
 
-__all__ = ["Caller", "Console", "caller", "error", "may_map", "me"]
+__all__ = ["Caller", "Console", "caller", "error", "may_map", "me", "record_end"]
 
 log = structlog.get_logger("bastion.console")
 
@@ -121,15 +121,7 @@ def caller(request: Request, *, csrf: bool) -> Caller | JSONResponse:
     found = console.sessions.get(session_id, now)
     source = source_of(request)
     if found.session is None or session_id is None:
-        if found.ended is not None and found.why is not None:
-            console.recorder.record(
-                operator=found.ended.operator,
-                source=source,
-                kind="expired",
-                outcome=found.why.value,
-                why="session ended",
-            )
-            log.info("console_session_ended", operator=found.ended.operator, why=found.why.value)
+        record_end(console, found, source)
         return error(401, SIGN_IN_AGAIN)
     user = console.store.find(found.session.operator)
     if user is None or user.disabled:
@@ -140,6 +132,21 @@ def caller(request: Request, *, csrf: bool) -> Caller | JSONResponse:
         log.warning("console_csrf_refused", operator=user.name, source=source)
         return error(403, "missing or wrong CSRF token")
     return Caller(session_id, found.session, user, source)
+
+
+def record_end(console: Console, found: Lookup, source: str) -> None:
+    """Journal a session that a lookup found expired or idle (the lookup removed it:
+    whichever request finds it first, a page's or a live-update stream's, says so)."""
+    if found.ended is None or found.why is None:
+        return
+    console.recorder.record(
+        operator=found.ended.operator,
+        source=source,
+        kind="expired",
+        outcome=found.why.value,
+        why="session ended",
+    )
+    log.info("console_session_ended", operator=found.ended.operator, why=found.why.value)
 
 
 def may_map(user: User) -> dict[str, bool]:

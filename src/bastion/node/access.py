@@ -30,7 +30,7 @@ def node_identities(
     the vault has no operators, the store cannot be read, or it maps no local account."""
     access = config.access
     if access is None:
-        return Identities(None)
+        return Identities(None, now_ns=clock.timestamp_ns)
     vault = config.vault.resolve(base_dir)
     try:
         if secrets is None:

@@ -25,6 +25,7 @@ command, what it acted on, the reason given and why it was refused. Reads (``sta
 
 from __future__ import annotations
 
+import json
 import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
@@ -247,7 +248,7 @@ class CommandGuard:
             {
                 "id": p["id"],
                 "command": p["command"],
-                "summary": f"{p['command']} {p['detail']}" + (f": {p['why']}" if p["why"] else ""),
+                "summary": _summary(p["command"], p["detail"], p["why"]),
                 "requested_by": p["requested_by"],
                 "expires": p["expires"],
                 "expires_ms": p["expires_ns"] // 1_000_000,
@@ -441,3 +442,18 @@ class CommandGuard:
         if reason.startswith("command failed: "):
             return {"ok": False, "error": reason}
         return {"ok": False, "error": f"refused: {reason}"}
+
+
+def _summary(command: str, detail: str, why: str) -> str:
+    """A pending request in words: ``risk_set path=max_order_quantity value=20: more``
+    (the request's fields, not their JSON; a resume of the whole node has none)."""
+    try:
+        fields = json.loads(detail)
+    except ValueError:
+        fields = detail
+    if isinstance(fields, dict):
+        shown = " ".join(f"{key}={value}" for key, value in fields.items())
+    else:
+        shown = str(fields)
+    said = f"{command} {shown}".rstrip()
+    return f"{said}: {why}" if why else said

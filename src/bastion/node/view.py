@@ -33,6 +33,7 @@ _ORDERED: Final = LOOSER_HIGHER | LOOSER_LOWER
 _TABLES: Final = ("instruments", "strategies", "venues", "accounts")
 _RATIO: Final = Decimal("0.0001")
 _PRICE: Final = Decimal("1e-10")
+_MONEY: Final = Decimal("1e-8")
 _DEFAULT_STALE_S: Final = MonitoringConfig().quote_stale_s
 
 
@@ -106,6 +107,12 @@ def iso(ts_ns: int) -> str:
 def text(value: Decimal) -> str:
     """A decimal string without an exponent (``0.00000001``, never ``1E-8``)."""
     return format(value, "f")
+
+
+def money(value: Decimal) -> str:
+    """An amount of money to 8 decimals, without trailing zeros: PnL divides (an average
+    cost), and 28 digits of a repeating fraction tell an operator nothing."""
+    return text(value.quantize(_MONEY).normalize())
 
 
 def _session(connected: bool, reconciled: bool) -> str:
@@ -197,17 +204,17 @@ def _money(kernel: Kernel) -> dict[str, Any]:
                 "quantity": text(instrument.size(quantity)),
                 "avg_price": text(avg.quantize(_PRICE).normalize()),
                 "mark": None if mark is None else text(instrument.price(mark)),
-                "unrealized": None if mark is None else text(portfolio.unrealized_pnl(iid)),
+                "unrealized": None if mark is None else money(portfolio.unrealized_pnl(iid)),
             }
         )
     return {
         "pnl": {
-            "realized": text(realized),
-            "unrealized": text(unrealized),
-            "total": text(realized + unrealized - portfolio.fees),
+            "realized": money(realized),
+            "unrealized": money(unrealized),
+            "total": money(realized + unrealized - portfolio.fees),
             "currency": currency,
         },
-        "exposure": {"gross": text(gross), "net": text(net), "currency": currency},
+        "exposure": {"gross": money(gross), "net": money(net), "currency": currency},
         "positions": positions,
     }
 
@@ -239,7 +246,7 @@ def _strategies(kernel: Kernel, open_orders: list[Any]) -> list[dict[str, Any]]:
                 "running": name in running,
                 "disabled": name in risk.disabled,
                 "disabled_reason": risk.disabled.get(name),
-                "pnl": None if mine is None else text(mine - fees),
+                "pnl": None if mine is None else money(mine - fees),
                 "open_orders": sum(1 for o in open_orders if o.strategy_id == name),
             }
         )

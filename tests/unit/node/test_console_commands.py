@@ -234,6 +234,10 @@ def test_when_a_trading_node_is_viewed_then_every_contract_key_has_its_type(desk
     assert (position["instrument"], position["quantity"]) == (IID, "1")
     assert position["avg_price"] == "100.01"  # bought at the ask
     assert view["approvals"][0]["requested_by"] == "rita"
+    assert (
+        view["approvals"][0]["summary"]
+        == "risk_set for_s=60.0 path=max_order_quantity value=20: more"
+    )
     limit = {row["path"]: row for row in view["limits"]}["max_order_quantity"]
     assert (limit["configured"], limit["effective"], limit["ceiling"]) == ("10", "5", "20")
     assert {row["path"] for row in view["limits"]} >= {"max_long_quantity"}

@@ -245,9 +245,8 @@ def test_when_four_eyes_is_off_then_the_command_runs_at_once(tmp_path: Path) -> 
     """Window 0 (a paper node's default): the resume runs, journaled as an
     OperatorCommand; nothing is pending."""
     clock = SimClock(T0)
-    guard = guarded(
-        identities=Identities(desk_store(tmp_path, clock), now_ns=clock.timestamp_ns), clock=clock
-    )
+    users = desk_store(tmp_path, clock)
+    guard = guarded(identities=Identities(users, now_ns=clock.timestamp_ns), clock=clock)
     guard.node.halted = True
     assert ask(guard, "rita", RESUME) == {"ok": True, "state": "ACTIVE"}
     assert [e.command for e in guard.of(OperatorCommand)] == ["resume"]

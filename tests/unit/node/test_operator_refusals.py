@@ -64,7 +64,7 @@ def test_when_a_command_is_refused_then_the_channel_answers_ok_false(
     """The refusal's reason goes back to the operator; the channel does not raise."""
     guard = CommandGuard(
         commands=operator,
-        identities=Identities(None),
+        identities=Identities(None, now_ns=operator.kernel.clock.timestamp_ns),
         approvals=Approvals(clock=operator.kernel.clock, id_prefix="1."),
         window_s=lambda _action: 0.0,
         publish=operator.kernel.bus.publish,
