@@ -2,7 +2,7 @@
 
 ``Feed`` (``bastion.feeds.base``) is what a source implements; ``build_feed`` makes one
 from a ``[[feeds]]`` table (``bastion.feeds.config``). Kinds: ``synthetic``,
-``replay``, ``venue``. Adding a kind means adding its module (a ``Feed`` and a
+``replay``, ``venue``, ``recording``. Adding a kind means adding its module (a ``Feed`` and a
 ``build``), its config entry and one line in ``_KINDS``. The file readers and the
 random walk the feeds use live in ``bastion.data``.
 """
@@ -12,9 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bastion.feeds import replay, synthetic, venue
+from bastion.feeds import recording, replay, synthetic, venue
 from bastion.feeds.base import Feed, FeedContext, FeedSink, FeedStats
-from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
+from bastion.feeds.config import (
+    FeedEntry,
+    RecordingFeedEntry,
+    ReplayFeedEntry,
+    SyntheticFeedEntry,
+    VenueFeedEntry,
+)
 
 __all__ = ["Feed", "FeedContext", "FeedEntry", "FeedSink", "FeedStats", "build_feed"]
 
@@ -22,6 +28,7 @@ _KINDS: dict[type[Any], Callable[[Any, FeedContext], Feed]] = {
     SyntheticFeedEntry: synthetic.build,
     ReplayFeedEntry: replay.build,
     VenueFeedEntry: venue.build,
+    RecordingFeedEntry: recording.build,
 }
 
 
