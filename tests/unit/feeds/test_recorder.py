@@ -327,3 +327,22 @@ def test_when_any_valid_quotes_are_recorded_then_they_read_back_exactly(
             assert [msgspec.structs.astuple(q) for q in got] == [
                 msgspec.structs.astuple(q) for q in expected
             ]
+
+
+def test_when_a_write_fails_then_its_rows_are_counted_and_recording_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A partition that cannot be written (here: the recording's path is a file) is
+    logged and counted as failed; the buffer is freed, the node never sees an error."""
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a directory")
+    rec = recorder(blocked, streams=["delivered"])
+    rec.start()
+    tap = rec.delivered(Collect())
+    with capture_logs() as logs:
+        for i in range(3):
+            tap.on_quote(quote(X, T0 + i))
+        rec.close()
+    stats = rec.stats()
+    assert (stats.failed, stats.written, stats.buffered) == (3, 0, 0)
+    assert [e["rows"] for e in logs if e["event"] == "recording_write_failed"] == [3]

@@ -4,6 +4,7 @@ in the verdicts; nothing added without it; ``[recording]`` errors name their key
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -155,3 +156,29 @@ def test_when_a_backtest_names_a_missing_recording_then_the_key_is_named(tmp_pat
     config = load_config(path, BacktestConfig)
     (feed,) = config.feed_configs()
     assert feed == RecordingFeedEntry(name="recording-0", path="nowhere", instruments=[X])
+
+
+def test_when_a_live_node_plays_a_recording_then_its_quotes_reach_the_kernel(
+    tmp_path: Path,
+) -> None:
+    """``kind = "recording"``: the delivered stream played at its pace, re-stamped to now,
+    through the node's validators."""
+    k = kernel(tmp_path, [SyntheticFeedEntry(name="syn", instruments=[X])])
+    assert k.recorder is not None
+    k.recorder.start()
+    sent = [QuoteTick(X, T0 + i * 1_000, 10_000 + 2 * i, 10_002 + 2 * i, 5, 5) for i in range(5)]
+    for q in sent:
+        k.feed_sinks["syn"].on_quote(q)
+    k.recorder.close()
+    player = PaperConfig(
+        instruments=[InstrumentConfig(id=X, tick_size=Decimal("0.01"))],
+        strategies=[],
+        feeds=[RecordingFeedEntry(name="rec", path="rec", instruments=[X])],
+    )
+    clock = SimClock(T0 + 10**9)
+    replaying = Kernel(config=player, base_dir=tmp_path, clock=clock, epoch=1)
+    (feed,) = replaying.feeds
+    asyncio.run(feed.run(replaying.feed_sinks["rec"], clock))
+    assert feed.stats().quotes == {X: 5}
+    last = replaying.last_quotes[X]
+    assert (last.bid, last.ask, last.ts_ns) == (sent[-1].bid, sent[-1].ask, T0 + 10**9)
