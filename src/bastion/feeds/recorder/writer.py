@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -55,7 +54,8 @@ Batch = tuple[Stream, str, list[Any]]
 
 
 class RecordingWriter:
-    """Writes ``submit``-ted batches under ``root`` on its own thread (``start``)."""
+    """Writes ``submit``-ted batches under ``root`` on its own thread (``start``);
+    ``monotonic_s`` (the node clock's) paces the dropped-records log."""
 
     def __init__(
         self,
@@ -66,7 +66,7 @@ class RecordingWriter:
         flush_interval_ms: int,
         max_rows_per_file: int,
         max_buffered_rows: int,
-        monotonic_s: Callable[[], float] = time.monotonic,
+        monotonic_s: Callable[[], float],
     ) -> None:
         self.root = root
         self.session_ns = session_ns
