@@ -8,6 +8,12 @@
   feed it follows, delivered; ``arbiter_other_us_per_quote``: on a quote of the other
   feed (kept, dropped); both less the same baseline. An instrument with one feed never
   reaches the arbiter: its cost there is 0;
+- ``recorder_us_per_quote``: the recorder's tap (``[recording]``, the delivered
+  stream) in front of the sink, its writer thread running and writing to a temporary
+  directory, less the same baseline: the trading loop's share of recording a quote
+  (an append, a batch handed over every 1,024, and what the writer's thread takes of
+  the GIL meanwhile); ``recorder_writer_rows_per_s``: the writer alone, from quotes
+  handed over to closed Parquet files on disk (Arrow conversion, zstd, fsync);
 - ``failover_p50_ms`` / ``failover_p99_ms``: two feeds quote every ``--interval-ms`` on
   the event loop (live clock); the primary stops; the time from its last quote to the
   first quote of the backup delivered, with ``stale_ms`` = ``--stale-ms`` and the
@@ -22,12 +28,15 @@ import argparse
 import asyncio
 import json
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 from bastion.clock import LiveClock
 from bastion.feeds.arbiter import Arbiter, ArbitrationConfig
+from bastion.feeds.recorder import Recorder, RecordingConfig
 from bastion.feeds.validation import ValidatedFeed, ValidationConfig
 from bastion.logs import configure_logging
 from bastion.model.data import Bar, QuoteTick
@@ -107,10 +116,45 @@ def costs(n: int) -> dict[str, float]:
         if sink.n:
             raise SystemExit("the arbiter delivered quotes of the feed it does not follow")
     return {
+        **recorder_costs(n, direct),
         "validator_us_per_quote": round((min(validated) - direct) / n / 1000, 3),
         "arbiter_us_per_quote": round((min(followed) - direct) / n / 1000, 3),
         "arbiter_other_us_per_quote": round((min(other) - direct) / n / 1000, 3),
         "baseline_us_per_quote": round(direct / n / 1000, 3),
+    }
+
+
+def recorder_costs(n: int, direct_ns: int) -> dict[str, float]:
+    clock = LiveClock()
+    sink = _Sink()
+    taps, written = [], []
+    for _ in range(3):
+        with tempfile.TemporaryDirectory() as directory:
+            config = RecordingConfig(path=directory, streams=["delivered"], max_buffered_rows=2 * n)
+            recorder = Recorder(
+                config, root=Path(directory), instruments={IID: INSTRUMENT}, clock=clock
+            )
+            recorder.start()
+            taps.append(_batch_ns(recorder.delivered(sink).on_quote, _quotes(n, 0)))
+            recorder.close()
+            stats = recorder.stats()
+            if stats.written != n or stats.dropped:
+                raise SystemExit(f"the recorder wrote {stats.written} of {n} quotes")
+            # the writer alone: everything handed over first, then written
+            idle = Recorder(
+                config, root=Path(directory) / "idle", instruments={IID: INSTRUMENT}, clock=clock
+            )
+            tap = idle.delivered(sink)
+            for quote in _quotes(n, 0):
+                tap.on_quote(quote)
+            idle.flush()
+            t0 = time.perf_counter()
+            idle.start()
+            idle.close()
+            written.append(n / (time.perf_counter() - t0))
+    return {
+        "recorder_us_per_quote": round((min(taps) - direct_ns) / n / 1000, 3),
+        "recorder_writer_rows_per_s": round(max(written)),
     }
 
 

@@ -24,8 +24,15 @@ from bastion._toml_errors import describe_validation_error
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
 from bastion.feeds.arbiter.config import ArbitrationConfig
-from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
+from bastion.feeds.config import (
+    FeedEntry,
+    RecordingFeedEntry,
+    ReplayFeedEntry,
+    SyntheticFeedEntry,
+    VenueFeedEntry,
+)
 from bastion.feeds.nats.config import NatsFeedEntry
+from bastion.feeds.recorder.config import RecordingConfig, RecordingSourceConfig
 from bastion.feeds.validation.config import ValidationConfig
 from bastion.journal.config import JournalConfig
 from bastion.model.instruments import Instrument
@@ -175,6 +182,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     arbitration: ArbitrationConfig = msgspec.field(default_factory=ArbitrationConfig)
     """``[arbitration]``: when an instrument that several feeds supply leaves its feed
     for another, and when it goes back (``bastion.feeds.arbiter``)."""
+    recording: RecordingConfig | None = None
+    """``[recording]``: the node's market data written to Parquet
+    (``bastion.feeds.recorder``); None: not given, nothing recorded."""
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
     account: AccountConfig = msgspec.field(default_factory=AccountConfig)
@@ -446,7 +456,9 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     strategies: list[StrategyConfig]
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     venue: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
-    data: list[ReplaySourceConfig]
+    data: list[ReplaySourceConfig] = []
+    recordings: list[RecordingSourceConfig] = []
+    """``[[recordings]]``: a node's recordings (``[recording]``) as data."""
     account: AccountConfig = msgspec.field(default_factory=AccountConfig)
     output_dir: str = "backtest-out"
     journal: JournalConfig | None = None
@@ -458,11 +470,16 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ConfigError(f"key 'node.{key}': a backtest replays data; it never runs live")
         _check_sim_venue(self.venue, "venue")
         _check_common(self.instruments, self.strategies, {self.venue.name: "venue.name"})
-        if not self.data:
-            raise ConfigError("key 'data': at least one [[data]] file is required")
+        if not self.data and not self.recordings:
+            raise ConfigError(
+                "key 'data': at least one [[data]] file (or [[recordings]] table) is required"
+            )
         ids = {i.id for i in self.instruments}
         for n, source in enumerate(self.data):
             _check_instrument_ref(f"data[{n}].instrument", source.instrument, ids)
+        for n, recording in enumerate(self.recordings):
+            for iid in recording.instruments:
+                _check_instrument_ref(f"recordings[{n}].instruments", iid, ids)
         if not self.output_dir:
             raise ConfigError("key 'output_dir': must not be empty")
         if self.node.isolation == "process":
@@ -476,8 +493,20 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         return [self.venue]
 
     def feed_configs(self) -> list[FeedEntry]:
-        """The ``[[data]]`` files as replay feeds (``data-0``, ``data-1``, ...)."""
-        return [
+        """The ``[[data]]`` files as replay feeds (``data-0``, ``data-1``, ...), then the
+        ``[[recordings]]`` as recording feeds (``recording-0``, ...)."""
+        every = [i.id for i in self.instruments]
+        recordings: list[FeedEntry] = [
+            RecordingFeedEntry(
+                name=f"recording-{n}",
+                path=r.path,
+                instruments=r.instruments or every,
+                stream=r.stream,
+                feed=r.feed,
+            )
+            for n, r in enumerate(self.recordings)
+        ]
+        replays: list[FeedEntry] = [
             ReplayFeedEntry(
                 name=f"data-{n}",
                 path=source.path,
@@ -488,6 +517,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             )
             for n, source in enumerate(self.data)
         ]
+        return replays + recordings
 
     def instrument_map(self) -> dict[str, Instrument]:
         """Engine instruments by id."""
@@ -567,9 +597,9 @@ def _check_feeds(
             )
         if isinstance(feed.priority, bool) or not isinstance(feed.priority, int):
             raise ConfigError(f"key '{key}.priority': must be an integer, got {feed.priority!r}")
+        if isinstance(feed, SyntheticFeedEntry | RecordingFeedEntry) and not feed.instruments:
+            raise ConfigError(f"key '{key}.instruments': name at least one instrument")
         if isinstance(feed, SyntheticFeedEntry):
-            if not feed.instruments:
-                raise ConfigError(f"key '{key}.instruments': name at least one instrument")
             _check_positive(f"{key}.interval_ms", feed.interval_ms)
         field = "instrument" if isinstance(feed, ReplayFeedEntry) else "instruments"
         for iid in _resolve_venue_feed(feed, instruments).instruments:
@@ -659,12 +689,25 @@ def _check_files(config: msgspec.Struct, base_dir: Path) -> None:
             for n, f in enumerate(config.feeds)
             if isinstance(f, ReplayFeedEntry)
         ]
+    directories: list[tuple[str, str]] = []
+    if isinstance(config, PaperConfig):
+        directories += [
+            (f"feeds[{n}].path", f.path)
+            for n, f in enumerate(config.feeds)
+            if isinstance(f, RecordingFeedEntry)
+        ]
     if isinstance(config, BacktestConfig):
         checks += [(f"data[{n}].path", s.path) for n, s in enumerate(config.data)]
+        directories += [(f"recordings[{n}].path", r.path) for n, r in enumerate(config.recordings)]
     for key, p in checks:
         resolved = resolve_path(base_dir, p)
         if not resolved.is_file():
             what = "is not a file" if resolved.exists() else "file not found"
+            raise ConfigError(f"key '{key}': {what}: {resolved}")
+    for key, p in directories:
+        resolved = resolve_path(base_dir, p)
+        if not resolved.is_dir():
+            what = "is not a directory" if resolved.exists() else "recording not found"
             raise ConfigError(f"key '{key}': {what}: {resolved}")
 
 

@@ -2,8 +2,8 @@
 
 ``Feed`` (``bastion.feeds.base``) is what a source implements; ``build_feed`` makes one
 from a ``[[feeds]]`` table (``bastion.feeds.config``). Kinds: ``synthetic``,
-``replay``, ``venue``, ``nats`` (a feed handler's quotes; ``bastion.feeds.nats``).
-Adding a kind means adding its module (a ``Feed`` and a
+``replay``, ``venue``, ``nats`` (a feed handler's quotes; ``bastion.feeds.nats``),
+``recording``. Adding a kind means adding its module (a ``Feed`` and a
 ``build``), its config entry and one line in ``_KINDS``. The file readers and the
 random walk the feeds use live in ``bastion.data``.
 """
@@ -13,9 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bastion.feeds import replay, synthetic, venue
+from bastion.feeds import recording, replay, synthetic, venue
 from bastion.feeds.base import Feed, FeedContext, FeedSink, FeedStats
-from bastion.feeds.config import FeedEntry, ReplayFeedEntry, SyntheticFeedEntry, VenueFeedEntry
+from bastion.feeds.config import (
+    FeedEntry,
+    RecordingFeedEntry,
+    ReplayFeedEntry,
+    SyntheticFeedEntry,
+    VenueFeedEntry,
+)
 from bastion.feeds.nats import feed as nats_feed
 from bastion.feeds.nats.config import NatsFeedEntry
 
@@ -26,6 +32,7 @@ _KINDS: dict[type[Any], Callable[[Any, FeedContext], Feed]] = {
     ReplayFeedEntry: replay.build,
     VenueFeedEntry: venue.build,
     NatsFeedEntry: nats_feed.build,
+    RecordingFeedEntry: recording.build,
 }
 
 

@@ -3,7 +3,8 @@
 ``kind`` picks the source: ``synthetic`` (a seeded random walk per instrument, paced in
 real time), ``replay`` (a recorded file, paced at its recorded rate), ``venue`` (the
 market data a venue sends over its own session, e.g. a FIX venue's top of book),
-``nats`` (the validated quotes a feed handler, ``bastion feed``, publishes on NATS).
+``nats`` (the validated quotes a feed handler, ``bastion feed``, publishes on NATS),
+``recording`` (a node's own recording, ``bastion.feeds.recorder``).
 
 Several feeds may supply one instrument, each with its own ``priority`` (lower is
 preferred; 1 by default): the feed arbiter (``bastion.feeds.arbiter``) follows the
@@ -105,5 +106,28 @@ class VenueFeedEntry(
     priority: int = 1
 
 
-FeedEntry = SyntheticFeedEntry | ReplayFeedEntry | VenueFeedEntry | NatsFeedEntry
+class RecordingFeedEntry(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="recording",
+    tag_field="kind",
+):
+    """A node's recording (``[recording]``, directory ``path``) played back for
+    ``instruments``: its ``stream`` ``delivered`` (what the node got: a backtest of it
+    makes the node's decisions again) or ``raw`` (as the feeds sent it; of feed ``feed``
+    only, when given). Live, at its recorded pace, re-stamped to now."""
+
+    name: str
+    path: str
+    instruments: list[str]
+    stream: Literal["delivered", "raw"] = "delivered"
+    feed: str = ""
+    priority: int = 1
+
+
+FeedEntry = (
+    SyntheticFeedEntry | ReplayFeedEntry | VenueFeedEntry | NatsFeedEntry | RecordingFeedEntry
+)
 """A ``[[feeds]]`` table, chosen by ``kind``."""

@@ -8,6 +8,7 @@ first use.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from bastion.clock import Clock
 from bastion.data.config import ReplaySourceConfig
 from bastion.feeds.base import Feed, FeedContext, FeedSink, FeedStats
 from bastion.feeds.config import ReplayFeedEntry
-from bastion.model.data import QuoteTick
+from bastion.model.data import Bar, QuoteTick
 from bastion.model.instruments import Instrument
 
 
@@ -47,26 +48,34 @@ class ReplayFeed(Feed):
         return self._opened
 
     async def run(self, sink: FeedSink, clock: Clock) -> None:
-        first_ts: int | None = None
-        start = clock.monotonic_s()
-        for event in self.recorded():
-            if first_ts is None:
-                first_ts = event.ts_ns
-            delay = start + (event.ts_ns - first_ts) / 1e9 - clock.monotonic_s()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            event = msgspec.structs.replace(event, ts_ns=clock.timestamp_ns())
-            if type(event) is QuoteTick:
-                self.quote_counts[event.instrument_id] += 1
-                sink.on_quote(event)
-            else:
-                sink.on_bar(event)
+        await play(self.recorded(), sink, clock, self.quote_counts)
 
     def stats(self) -> FeedStats:
         """Quotes replayed, and the file's bad rows skipped by reason (``on_bad_row =
         "skip"``)."""
         skipped = {} if self._opened is None else dict(self._opened.stats.skipped_by_reason)
         return FeedStats(dict(self.quote_counts), skipped)
+
+
+async def play(
+    events: Iterable[QuoteTick | Bar], sink: FeedSink, clock: Clock, counts: dict[str, int]
+) -> None:
+    """Deliver recorded ``events`` to ``sink`` at their recorded pace, re-stamped to now
+    (counting quotes per instrument in ``counts``)."""
+    first_ts: int | None = None
+    start = clock.monotonic_s()
+    for event in events:
+        if first_ts is None:
+            first_ts = event.ts_ns
+        delay = start + (event.ts_ns - first_ts) / 1e9 - clock.monotonic_s()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        event = msgspec.structs.replace(event, ts_ns=clock.timestamp_ns())
+        if isinstance(event, QuoteTick):
+            counts[event.instrument_id] += 1
+            sink.on_quote(event)
+        else:
+            sink.on_bar(event)
 
 
 def build(config: ReplayFeedEntry, context: FeedContext) -> ReplayFeed:

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import structlog
 
 from bastion.bus import Handler, MessageBus
 from bastion.clock import Clock
-from bastion.config import BacktestConfig, PaperConfig, check_fix_stores
+from bastion.config import BacktestConfig, PaperConfig, check_fix_stores, resolve_path
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
 from bastion.feeds import Feed, FeedContext, FeedSink, build_feed
@@ -51,6 +51,9 @@ from bastion.strategy.runner import StrategyRunner, load_strategy
 from bastion.vault.refs import SecretSource
 from bastion.venues.base import QuoteSink, VenueAdapter, VenueContext
 from bastion.venues.registry import build_venue
+
+if TYPE_CHECKING:
+    from bastion.feeds.recorder.recorder import Recorder
 
 _PENDING_CANCEL = OrderStatus.PENDING_CANCEL
 _PENDING_REPLACE = OrderStatus.PENDING_REPLACE
@@ -232,17 +235,22 @@ class Kernel:
         the quotes that pass on; the kernel itself with validation off. On means
         ``on_quote``, or the arbiter for an instrument that several feeds supply."""
         self.validated_feeds: list[ValidatedFeed] = []
-        self.arbiter = _arbiter(config, self.feeds, self.instruments, self, clock)
+        self.recorder = _recorder(config, base_dir, self.instruments, clock)
+        """Records the feeds (``[recording]``); None when nothing is recorded (nothing is
+        added to the quote path then)."""
+        recorder = self.recorder
+        delivery: FeedSink = self if recorder is None else recorder.delivered(self)
+        self.arbiter = _arbiter(config, self.feeds, self.instruments, delivery, self.bus, clock)
         """Chooses the feed of each instrument that several feeds supply; None when every
         instrument has one feed (nothing is added to the quote path then)."""
         arbiter = self.arbiter
         arbitrated = frozenset() if arbiter is None else frozenset(arbiter.lines)
         for feed in self.feeds:
             contested = sorted(feed.instruments & arbitrated)
-            port: FeedSink = self
+            port: FeedSink = delivery
             on_reject = None
             if arbiter is not None and contested:
-                feed_port = arbiter.port(feed.name, self)
+                feed_port = arbiter.port(feed.name, delivery)
                 port, on_reject = feed_port, feed_port.rejected
             sink = port
             if validation is not None:
@@ -255,6 +263,7 @@ class Kernel:
                     pause=self.risk.pause_for_data,
                     trade_sink=self.on_trade,
                     on_reject=on_reject,
+                    on_verdict=None if recorder is None else recorder.verdicts(feed.name),
                 )
                 self.validated_feeds.append(validated)
                 feed.attach_trades(validated.on_trade)
@@ -262,6 +271,8 @@ class Kernel:
                 if arbiter is not None:
                     for iid in contested:
                         arbiter.watch_gaps(feed.name, iid, validated.rules(iid).counts, SEQ_GAP)
+            if recorder is not None:
+                sink = recorder.raw(feed.name, sink)
             self.feed_sinks[feed.name] = sink
             feed.attach(sink)
         if isinstance(self.strategies, StrategyRunner):
@@ -635,11 +646,27 @@ class Kernel:
         )
 
 
+def _recorder(
+    config: PaperConfig | BacktestConfig,
+    base_dir: Path,
+    instruments: dict[str, Instrument],
+    clock: Clock,
+) -> Recorder | None:
+    """The recorder of ``[recording]`` (a live node's), or None."""
+    if not isinstance(config, PaperConfig) or config.recording is None:
+        return None
+    from bastion.feeds.recorder.recorder import Recorder  # pyarrow: only when recording
+
+    root = resolve_path(base_dir, config.recording.path)
+    return Recorder(config.recording, root=root, instruments=instruments, clock=clock)
+
+
 def _arbiter(
     config: PaperConfig | BacktestConfig,
     feeds: list[Feed],
     instruments: dict[str, Instrument],
-    kernel: Kernel,
+    sink: FeedSink,
+    bus: MessageBus,
     clock: Clock,
 ) -> Arbiter | None:
     """The arbiter of the instruments that two or more feeds supply (by priority, then
@@ -658,7 +685,7 @@ def _arbiter(
         instruments=instruments.values(),
         lanes=lanes,
         config=config.arbitration,
-        sink=kernel,
+        sink=sink,
         clock=clock,
-        publish=kernel.bus.publish,
+        publish=bus.publish,
     )

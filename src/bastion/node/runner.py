@@ -36,6 +36,7 @@ reconciliation: no strategy runs, nothing is canceled.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from pathlib import Path
 from typing import Any
@@ -303,6 +304,10 @@ class _Node:
             risk_gate_compiled=native.compiled("bastion.risk"),
             validation_compiled=native.compiled("bastion.feeds.validation"),
         )
+        recorder = kernel.recorder
+        if recorder is not None:
+            recorder.start()
+            log.info("recording_started", path=str(recorder.root), streams=sorted(recorder.streams))
         try:
             if alerting is not None:
                 operator.alerts = alerting.engine
@@ -339,6 +344,8 @@ class _Node:
                 self.tasks.spawn("risk-timer", self._risk_timer(kernel))
                 if kernel.arbiter is not None:
                     self.tasks.spawn("feed-arbiter", self._arbiter_timer(kernel.arbiter))
+                if recorder is not None:
+                    self.tasks.spawn("recorder", recorder.run())
                 for feed in kernel.feeds:
                     if feed.paced:
                         self.tasks.spawn(f"feed-{feed.name}", self._feed(kernel, feed))
@@ -371,6 +378,9 @@ class _Node:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.tasks.cancel_all()
+            if recorder is not None:  # the feeds have stopped: what they sent is written
+                recorder.close()
+                log.info("recording_closed", **dataclasses.asdict(recorder.stats()))
             if alerting is not None:
                 alerting.close()
             if monitor is not None:

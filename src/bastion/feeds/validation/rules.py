@@ -79,6 +79,8 @@ _Z_REFRESH: Final = 16  # accepted quotes between two refreshes of median and MA
 
 Reporter = Callable[["InstrumentRules", int, int, object], None]
 """Called on the first hit of a reason per log interval: (rules, reason, action, data)."""
+Verdict = Callable[[str, int, int, int, object], None]
+"""Told every hit (a recorder's): (instrument_id, reason, action, now_ns, data)."""
 
 
 class InstrumentRules:
@@ -110,6 +112,7 @@ class InstrumentRules:
         "suppressed",
         "tick_raw",
         "ticks_limit2",
+        "verdict",
         "z",
         "z_center",
         "z_changes",
@@ -125,6 +128,7 @@ class InstrumentRules:
         *,
         log_interval_ms: int,
         report: Reporter,
+        verdict: Verdict | None = None,
     ) -> None:
         self.instrument_id = instrument.id
         self.settings = settings
@@ -134,6 +138,8 @@ class InstrumentRules:
         self.logged_ns = [-_NEVER] * len(REASONS)
         self.log_interval_ns = log_interval_ms * 1_000_000
         self.report = report
+        self.verdict = verdict
+        """Told every hit, not only the logged ones (the market data recorder)."""
         self.tick_raw = instrument.tick_raw
         ms = 1_000_000
         self.ahead_ns = _NEVER if settings.max_ahead_ms is None else settings.max_ahead_ms * ms
@@ -308,6 +314,8 @@ class InstrumentRules:
         if action == OFF:
             return False
         self.counts[reason] += 1
+        if self.verdict is not None:
+            self.verdict(self.instrument_id, reason, action, now, data)
         if now - self.logged_ns[reason] >= self.log_interval_ns:
             self.logged_ns[reason] = now
             self.report(self, reason, action, data)

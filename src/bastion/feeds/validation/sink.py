@@ -8,7 +8,8 @@ the risk gate (``RiskGate.pause_for_data``, for ``validation.pause_ms``; renewed
 half of it has run while bad data keeps coming). Every hit is counted by instrument and
 reason (``counts``, read by the monitor as ``bastion_feed_rejected_total`` and
 ``bastion_feed_flagged_total``); the first hit of each reason per instrument per
-``log_interval_ms`` is logged (``feed_data_rejected`` / ``feed_data_flagged``).
+``log_interval_ms`` is logged (``feed_data_rejected`` / ``feed_data_flagged``), and
+every hit is told to ``on_verdict`` when given (the market data recorder's verdicts).
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ import structlog
 from bastion.clock import Clock
 from bastion.feeds.base import FeedSink
 from bastion.feeds.validation.config import ValidationConfig
-from bastion.feeds.validation.rules import ACTIONS, FLAG, PAUSE, REASONS, InstrumentRules
+from bastion.feeds.validation.rules import (
+    ACTIONS,
+    FLAG,
+    PAUSE,
+    REASONS,
+    InstrumentRules,
+    Verdict,
+)
 from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.instruments import Instrument
 
@@ -66,6 +74,7 @@ class ValidatedFeed:
         pause: Pauser | None = None,
         trade_sink: Callable[[TradeTick], None] | None = None,
         on_reject: Callable[[str], None] | None = None,
+        on_verdict: Verdict | None = None,
     ) -> None:
         self.feed = feed
         self._on_reject = on_reject
@@ -83,6 +92,7 @@ class ValidatedFeed:
                 config.for_instrument(i.id),
                 log_interval_ms=config.log_interval_ms,
                 report=self._report,
+                verdict=on_verdict,
             )
             for i in instruments
         }
