@@ -195,7 +195,7 @@ def test_when_instrument_on_unknown_venue_then_error_lists_the_venues(tmp_path: 
         (
             '[[feeds]]\nkind = "radio"\nname = "x"\n',
             "key 'feeds[0].kind': invalid value 'radio' "
-            "(expected one of: synthetic, replay, venue, nats)",
+            "(expected one of: synthetic, replay, venue, nats, recording)",
         ),
     ],
 )
