@@ -56,6 +56,9 @@ NOT_EXPOSED_HERE = {
     "bastion_orders_rejected_total",
     # the first heartbeat round trip is timed 5 s after the logon
     "bastion_venue_heartbeat_rtt_seconds",
+    # one feed per instrument here: no arbiter, whose failover the rules watch
+    "bastion_feed_failed_over",
+    "bastion_feed_healthy",
 }
 """What the dashboard and the rules name that this test's first scrape cannot show, and
 why; everything else they name, the node exposes."""
