@@ -48,7 +48,9 @@ class StorageKeyError(ConfigError):
 
 class NotArmed(ConfigError):
     """A live node may not start: it was not armed (``bastion arm``), or its arming is
-    expired, used, forged, or for another config or node. The message says which."""
+    expired, used, forged, or for another config or node; or ``bastion arm`` refused
+    the person (not an enabled admin, or their TOTP step-up refused). The message says
+    which, naming the operator, never a code."""
 
 
 class UsageError(BastionError):

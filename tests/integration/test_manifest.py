@@ -15,12 +15,13 @@ from kit.live_desk import (
     NODE,
     ONE_ADMIN,
     STRATEGY,
-    add_operators,
     bastion,
     commit_desk,
+    enrol_operators,
     write_desk,
 )
 from kit.node_process import run_to_end
+from kit.users import FreshCodes
 from kit.vaults import FAST_KDF, PASSPHRASE, T0, key_file
 
 
@@ -68,7 +69,7 @@ def test_when_live_desk_tree_is_dirty_then_node_refuses_to_start(tmp_path: Path)
     desk = tmp_path / "desk"
     config = write_desk(desk, 'mode = "live"', access=ONE_ADMIN)
     Vault.create(desk / "vault.bastion", PASSPHRASE, clock=SimClock(T0), scope="live", kdf=FAST_KDF)
-    add_operators(desk / "vault.bastion", {"ada": (ME, "admin")})
+    _, seeds = enrol_operators(desk / "vault.bastion", {"ada": (ME, "admin")})
     commit_desk(desk)
     (desk / "strategies" / "idle.py").write_text(STRATEGY + "\n# not committed\n")
 
@@ -87,7 +88,7 @@ def test_when_live_desk_tree_is_dirty_then_node_refuses_to_start(tmp_path: Path)
     )
     armed = bastion(
         "arm", config.name, "--why", "dirty drill", "--passphrase-stdin",
-        cwd=desk, key=None, stdin=PASSPHRASE + "\n",
+        cwd=desk, key=None, stdin=f"{PASSPHRASE}\n{FreshCodes(seeds)('ada')}\n",
     )  # fmt: skip
     assert armed.returncode == 0, armed.stderr
     started = bastion("run", config.name, "--duration-s", "0.5", cwd=desk, key=key)

@@ -4,6 +4,8 @@ The live vault's passphrase is asked on the terminal, or read from stdin with
 ``--passphrase-stdin``; never from ``BASTION_VAULT_KEY_FILE`` or the systemd
 credential, which the node reads unattended: arming with them would be automatic, and
 arming is there to prove that a person who knows the passphrase asked for this start.
+The admin then steps up with a fresh TOTP code (the terminal, or the second line of
+stdin), checked before anything is written.
 
 The person must be an admin of the desk's operators (``[access]``: the local account
 running it maps to one, ``bastion.live.arm_request.invoking_uid``); with four-eyes on
@@ -60,6 +62,13 @@ first admin's command writes a request (<journal>.arm-request) and prints its id
 a second, different admin approves it within that window with --approve ID, and
 only then is the node armed (who: "alice, approved by bob").
 
+Each admin, asking or approving, steps up with their current TOTP code once they
+are identified: asked on the terminal after the passphrase, or with
+--passphrase-stdin read from the second line of stdin (the first is the
+passphrase). A wrong, replayed or expired code, an admin locked out or without a
+second factor: refused (exit 2), nothing written; each refusal counts towards the
+operator's lockout ([access.users] max_failures).
+
 examples:
   sudo -u bastion bastion arm live/node.toml --why "go live after the 2026-03 review"
   sudo -u bastion bastion arm live/node.toml --approve 3f9a0c1d2e4b --why "config reviewed"
@@ -99,7 +108,10 @@ def add_arm_commands(commands: Commands, formatter: Formatter) -> None:
     arm.add_argument(
         "--passphrase-stdin",
         action="store_true",
-        help="read the passphrase from the first line of stdin instead of the terminal",
+        help=(
+            "read the passphrase from the first line of stdin, and the admin's TOTP code "
+            "from the second, instead of the terminal"
+        ),
     )
     arm.set_defaults(handler=cmd_arm)
 
@@ -141,6 +153,11 @@ def cmd_arm(args: argparse.Namespace) -> int:
     users = UserStore.for_vault(vault, clock=clock, config=access.users)
     uid = current_uid()
     admin = arm_request.arming_admin(users.by_uid(uid), uid, account_name(uid))
+    code = _totp_code(args.passphrase_stdin, admin.name, config_path)
+    stepped_up = users.verify_totp(
+        admin.name, code, now_ns=clock.timestamp_ns(), source=f"bastion arm (uid {uid})"
+    )
+    arm_request.require_step_up(stepped_up, uid)  # before anything is written
     vault.ensure_key(ARM_KEY_NAME)
     key = mac_key(vault.get(ARM_KEY_NAME))
     config_sha256 = sha256_file(config_path)
@@ -268,3 +285,20 @@ def _passphrase(from_stdin: bool, config_path: Path) -> str:
     return keysource.ask(
         getpass.getpass, f"live vault passphrase to arm {config_path}: ", confirm=False
     )
+
+
+def _totp_code(from_stdin: bool, name: str, config_path: Path) -> str:
+    """The arming admin's current TOTP code: the second line of stdin with
+    ``--passphrase-stdin``, else the terminal (where the passphrase was asked)."""
+    if from_stdin:
+        code = sys.stdin.readline().strip()
+        if not code:
+            raise UsageError(
+                f"--passphrase-stdin: no TOTP code of {name} on the second line of stdin "
+                "(after the passphrase); nothing armed"
+            )
+        return code
+    code = getpass.getpass(f"TOTP code of {name} to arm {config_path}: ").strip()
+    if not code:
+        raise UsageError(f"no TOTP code of {name} given; nothing armed")
+    return code

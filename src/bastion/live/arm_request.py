@@ -3,16 +3,18 @@ approval that turns it into the arming (``bastion.live.arming``).
 
 On a desk with operators (``[access]``), ``bastion arm`` is given by an admin: the
 local account running it (``invoking_uid``) must map to an enabled operator allowed
-``arm_live`` (``arming_admin``). With four-eyes on for ``arm_live`` (the default of a
-live node), ``bastion arm CONFIG --why TEXT`` does not arm: it writes a request beside
-the journal (``<journal>.arm-request``, 0600) naming the config's SHA-256, the node,
-who asked (name and uid) and why, valid for the approval window, MACed with the live
-vault's ``live/arm`` key like an arming. ``bastion arm CONFIG --approve ID --why TEXT``
-by another admin (another name and another uid) within the window, for the same config
-and node, verifies it (``approve``), writes the arming (who: ``alice, approved by
-bob``) and deletes the request, so it cannot be approved twice. A new request replaces
-a pending one. The node journals the arming's who and why (``LiveArmed``) when it
-starts.
+``arm_live`` (``arming_admin``), who then steps up with a fresh TOTP code before
+anything is written (``UserStore.verify_totp``; ``require_step_up`` turns a refusal
+into ``NotArmed``), requester and approver alike. With four-eyes on for ``arm_live``
+(the default of a live node), ``bastion arm CONFIG --why TEXT`` does not arm: it
+writes a request beside the journal (``<journal>.arm-request``, 0600) naming the
+config's SHA-256, the node, who asked (name and uid) and why, valid for the approval
+window, MACed with the live vault's ``live/arm`` key like an arming. ``bastion arm
+CONFIG --approve ID --why TEXT`` by another admin (another name and another uid) within
+the window, for the same config and node, verifies it (``approve``), writes the arming
+(who: ``alice, approved by bob``) and deletes the request, so it cannot be approved
+twice. A new request replaces a pending one. The node journals the arming's who and why
+(``LiveArmed``) when it starts.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -28,6 +31,7 @@ import msgspec
 
 from bastion.errors import NotArmed
 from bastion.security.roles import Command, Role, allowed_any
+from bastion.security.users import LoginReason, LoginResult
 from bastion.vault.files import write_private
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
     "new_request",
     "read_request",
     "request_path",
+    "require_step_up",
     "write_request",
 ]
 
@@ -106,6 +111,37 @@ def arming_admin(user: _Operator | None, uid: int, account: str) -> _Operator:
         roles = ", ".join(r.value for r in user.roles)
         raise NotArmed(f"{user.name} ({roles}) may not {Command.ARM_LIVE.value}")
     return user
+
+
+_STEP_UP_REFUSALS: Final = {
+    LoginReason.BAD_TOTP: "the code is wrong",
+    LoginReason.TOTP_REPLAYED: "the code was used already (each is good once): give the next",
+    LoginReason.TOTP_EXPIRED: "the code is too old: give the current one (check the phone's clock)",
+    LoginReason.MFA_NOT_ENROLLED: "no second factor is enrolled (bastion users reset-mfa {name})",
+    LoginReason.DISABLED: "the operator is disabled",
+    LoginReason.UNKNOWN_USER: "the operator is no longer in the store",
+}
+
+
+def require_step_up(result: LoginResult, uid: int) -> None:
+    """Nothing when the arming admin's step-up (``UserStore.verify_totp``, whose outcome
+    is ``result``) passed; ``NotArmed`` naming the operator and why not, never the code."""
+    if result.ok:
+        return
+    name = result.name
+    if result.reason is LoginReason.LOCKED:
+        why = f"locked out until {_utc(result.locked_until_ns)} UTC after repeated refusals"
+    else:
+        why = _STEP_UP_REFUSALS.get(result.reason, "refused").format(name=name)
+    if result.locked_out:  # this refusal started the lockout
+        why += f"; {name} is now locked out until {_utc(result.locked_until_ns)} UTC"
+    locked = result.reason is LoginReason.LOCKED or result.locked_out
+    hint = f" (an admin's `bastion users enable {name}` ends the lockout)" if locked else ""
+    raise NotArmed(f"step-up refused for {name} (uid {uid}): {why}; nothing armed{hint}")
+
+
+def _utc(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def request_path(journal: Path) -> Path:

@@ -1,7 +1,8 @@
 """Four-eyes arming: only an enabled admin asks or approves; a request is approved once,
 by another admin (name and uid), within its window, for the config and node it names,
 and only as the live vault's key made it. The arming admin is the account that ran
-sudo, else the real uid."""
+sudo, else the real uid. Each admin steps up with a fresh TOTP code; a refusal names
+the operator and why, never the code."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from bastion.clock import SimClock
 from bastion.errors import NotArmed
 from bastion.live.arm_request import (
     ArmRequest,
@@ -21,10 +23,13 @@ from bastion.live.arm_request import (
     new_request,
     read_request,
     request_path,
+    require_step_up,
     write_request,
 )
 from bastion.security.roles import Role
+from bastion.security.store import UserStore
 from bastion.security.users import User
+from kit.users import PASSWORD, STEP_NS, code, enrolled, store
 
 KEY = bytes(range(32))
 NODE = "live-1"
@@ -154,3 +159,66 @@ def test_when_run_through_sudo_then_the_admin_is_the_account_that_ran_it() -> No
     assert invoking_uid({}) == os.getuid()
     assert invoking_uid({"SUDO_UID": "-1"}) == os.getuid()
     assert invoking_uid({"SUDO_UID": ""}) == os.getuid()
+
+
+def admin_store(tmp_path: Path) -> tuple[UserStore, str]:
+    """A store (3 refusals lock out) with ada, an admin enrolled at T0; her seed."""
+    users = store(tmp_path, clock=SimClock(T0))
+    seed, confirmed = enrolled("ada", T0 - STEP_NS)
+    users.add("ada", PASSWORD, roles=("admin",), os_uid=2005, totp=confirmed)
+    return users, seed
+
+
+def step_up(users: UserStore, given: str, now_ns: int = T0) -> None:
+    require_step_up(users.verify_totp("ada", given, now_ns=now_ns, source="test"), 2005)
+
+
+def test_when_the_admin_gives_the_current_code_then_the_step_up_passes(tmp_path: Path) -> None:
+    """The current code passes once, the next step's too; the first again is a replay."""
+    users, seed = admin_store(tmp_path)
+    step_up(users, code(seed, T0))
+    step_up(users, code(seed, T0, steps=1))
+    with pytest.raises(NotArmed, match=r"ada \(uid 2005\): the code was used already"):
+        step_up(users, code(seed, T0))
+
+
+def test_when_the_code_is_wrong_or_old_then_refused_naming_the_admin_not_the_code(
+    tmp_path: Path,
+) -> None:
+    """Wrong, and too old (a step outside the window): refused naming ada, without the
+    code; each refusal counts towards her lockout."""
+    users, seed = admin_store(tmp_path)
+    wrong = "000000" if code(seed, T0) != "000000" else "111111"
+    with pytest.raises(NotArmed, match="step-up refused for ada") as refused:
+        step_up(users, wrong)
+    assert "the code is wrong" in str(refused.value) and wrong not in str(refused.value)
+    old = code(seed, T0, steps=-3)
+    with pytest.raises(NotArmed, match="the code is too old") as refused:
+        step_up(users, old)
+    assert old not in str(refused.value)
+    found = users.find("ada")
+    assert found is not None and found.failed_logins == 2
+
+
+def test_when_the_refusals_reach_the_limit_then_the_admin_is_locked_out(tmp_path: Path) -> None:
+    """The third refusal in a row locks ada out (saying until when and how to end it);
+    then even the right code is refused as locked out."""
+    users, seed = admin_store(tmp_path)
+    for _ in range(2):
+        with pytest.raises(NotArmed, match="the code is wrong"):
+            step_up(users, "not-a-code")
+    with pytest.raises(NotArmed, match="ada is now locked out until") as locked:
+        step_up(users, "not-a-code")
+    assert "bastion users enable ada" in str(locked.value)
+    with pytest.raises(NotArmed, match=r"locked out until .* after repeated refusals"):
+        step_up(users, code(seed, T0))
+
+
+def test_when_the_admin_has_no_second_factor_then_refused_saying_how_to_enrol(
+    tmp_path: Path,
+) -> None:
+    """An admin mapped by uid but never enrolled cannot step up: refused, naming reset-mfa."""
+    users = store(tmp_path, clock=SimClock(T0))
+    users.add("ada", PASSWORD, roles=("admin",), os_uid=2005, totp=None)
+    with pytest.raises(NotArmed, match=r"no second factor .*bastion users reset-mfa ada"):
+        step_up(users, "123456")
