@@ -15,7 +15,8 @@ under its reason (``REASONS``):
 - ``clock_ahead``: the timestamp more than ``max_ahead_ms`` ahead of the node's clock;
   ``stale``: more than ``max_age_ms`` behind it;
 - timestamps: earlier than the last accepted quote's is ``out_of_order``; the same
-  timestamp with the same prices and sizes is ``duplicate``;
+  timestamp with the same prices and sizes is ``duplicate`` (under any sequence number:
+  a resend);
 - ``spike``: the mid more than ``spike_ticks`` ticks or ``spike_pct`` percent from the
   last accepted mid, or (``spike_z``) a mid change more than that many robust standard
   deviations (1.4826 x MAD, at least one tick) from the median of the last
@@ -208,7 +209,10 @@ class InstrumentRules:
         if now - ts > self.age_ns and self.hit(STALE, now, q):
             return STALE
         if ts <= self.last_ts:
-            reason = OUT_OF_ORDER if ts < self.last_ts else DUPLICATE if q == self.last else OK
+            if ts < self.last_ts:
+                reason = OUT_OF_ORDER
+            else:  # the same book again, whatever its sequence number: a resend
+                reason = DUPLICATE if _same_book(q, self.last) else OK
             if reason and self.hit(reason, now, q):
                 return reason
         mid2 = bid + ask
@@ -335,6 +339,16 @@ class InstrumentRules:
         else:
             self.suppressed[reason] += 1
         return action != FLAG
+
+
+def _same_book(q: QuoteTick, last: QuoteTick | None) -> bool:
+    return (
+        last is not None
+        and q.bid == last.bid
+        and q.ask == last.ask
+        and q.bid_size == last.bid_size
+        and q.ask_size == last.ask_size
+    )
 
 
 def _median(ordered: list[int] | list[float]) -> float:
