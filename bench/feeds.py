@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Cost of the feed path per quote, and failover time. Prints one JSON line.
+"""Cost of the feed path per quote, failover time, and the NATS feed path's latency and
+throughput. Prints two JSON lines.
 
 - ``validator_us_per_quote``: ``ValidatedFeed`` with the default validators (as
   ``bench/validation.py``), mean over a batch, less the batch delivered straight to a
@@ -19,7 +20,13 @@
   first quote of the backup delivered, with ``stale_ms`` = ``--stale-ms`` and the
   arbiter's timer at ``poll_ms`` 20 (``--trials`` trials).
 
-    python bench/feeds.py [--quotes 200000] [--trials 30] [--stale-ms 100]
+A second line (``"part": "nats"``, unless ``--no-nats``) has ``bench/nats_feed.py``'s
+figures, run as a process of its own (a real NATS server, a ``bastion feed`` process):
+the end-to-end latency handler -> node (``nats_latency_p50_us`` / ``_p99_us``), the
+throughput of one handler publishing (``nats_handler_quotes_per_s``) and of a node
+consuming (``nats_node_quotes_per_s``).
+
+    python bench/feeds.py [--quotes 200000] [--trials 30] [--stale-ms 100] [--quick]
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import argparse
 import asyncio
 import json
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -199,9 +208,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--stale-ms", type=int, default=100)
     parser.add_argument("--interval-ms", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a short run (smoke tests)")
+    parser.add_argument("--no-nats", action="store_true", help="skip the NATS part")
     args = parser.parse_args()
+    if args.quick:
+        args.quotes, args.trials = 20_000, 5
     configure_logging("error", "json")  # each trial's switch is logged: not here
-    result: dict[str, object] = {"bench": "feeds", "quotes": args.quotes}
+    result: dict[str, object] = {"bench": "feeds", "part": "path", "quotes": args.quotes}
     result.update(costs(args.quotes))
     rng = random.Random(11)
     times = sorted(
@@ -216,7 +229,27 @@ def main() -> None:
             "failover_p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 1),
         }
     )
-    print(json.dumps(result))
+    print(json.dumps(result), flush=True)
+    if not args.no_nats:
+        print(json.dumps({"bench": "feeds", "part": "nats", **_nats(quick=args.quick)}))
+
+
+def _nats(*, quick: bool) -> dict[str, object]:
+    """``bench/nats_feed.py``'s figures: it starts a NATS server and a handler process,
+    so it runs as a process of its own."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("nats_feed.py"))]
+        + (["--quick"] if quick else []),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench/nats_feed.py failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
 
 
 if __name__ == "__main__":

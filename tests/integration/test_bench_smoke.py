@@ -144,10 +144,37 @@ def test_when_console_bench_runs_then_it_prints_kill_and_streaming_figures() -> 
     assert streaming["updates_per_client_min"] >= 1  # every stream read live updates
 
 
+NATS_KEYS = (
+    "nats_latency_p50_us",
+    "nats_latency_p99_us",
+    "nats_handler_quotes_per_s",
+    "nats_node_quotes_per_s",
+)
+
+
 def test_when_the_nats_feed_bench_runs_then_it_prints_latency_and_rate() -> None:
     """nats_feed.py --quick: a real server, a handler process, every quote delivered."""
     result = _bench("nats_feed.py")
     assert result["nats_dropped"] == 0
     assert result["nats_burst_delivered"] == result["nats_burst"]
-    for key in ("nats_latency_p50_us", "nats_latency_p99_us", "nats_quotes_per_s"):
+    for key in NATS_KEYS:
         assert result[key] > 0, key
+
+
+def test_when_the_feeds_bench_runs_then_it_prints_every_figure_of_the_feed_path() -> None:
+    """feeds.py --quick: validators, arbiter, recorder and failover, then the NATS part
+    (latency handler -> node, a handler's and a node's quotes/s) on a second line."""
+    path, nats = _bench_lines("feeds.py")
+    assert (path["part"], nats["part"]) == ("path", "nats")
+    for key in (
+        "validator_us_per_quote",
+        "arbiter_us_per_quote",
+        "recorder_us_per_quote",
+        "failover_p50_ms",
+        "failover_p99_ms",
+    ):
+        assert path[key] > 0, key
+    assert path["failover_p50_ms"] <= path["failover_p99_ms"]
+    assert nats["nats_burst_delivered"] == nats["nats_burst"]
+    for key in NATS_KEYS:
+        assert nats[key] > 0, key

@@ -31,6 +31,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("isolation/worker.py", "time.monotonic"): "a strategy process's own live clock",
     ("node/runner.py", "LiveClock()"): "the live node's composition root picks its clock",
     ("venue_server/server.py", "LiveClock()"): "the venue simulator process picks its clock",
+    ("feeds/nats/handler.py", "LiveClock()"): "the feed handler process picks its clock",
     ("console/server.py", "LiveClock()"): "the console process picks its clock",
     ("feeds/nats/handler.py", "LiveClock()"): "the feed handler process picks its clock",
     ("backtest/engine.py", "time.perf_counter"): (

@@ -162,6 +162,31 @@ def test_when_sequence_repeats_goes_back_or_jumps_then_each_has_its_reason() -> 
     assert {c.reason: c.action for c in h.feed.counts()}["seq_gap"] == "flag"
 
 
+def test_when_a_quote_in_sequence_is_dropped_for_its_content_then_the_next_is_no_gap() -> None:
+    """Seq 1, 2 (crossed: dropped), 3: the crossed quote consumed its number, so 3 is in
+    order; a gap dropped (action drop) consumes its number too."""
+    h = Harness()
+    assert h.passed(h.quote(10_000, 10_002, seq=1, ts=T0))
+    assert not h.passed(h.quote(10_003, 10_002, seq=2, ts=T0 + 1))
+    assert h.passed(h.quote(10_000, 10_002, seq=3, ts=T0 + 2))
+    assert (h.count("crossed"), h.count("seq_gap")) == (1, 0)
+    h = Harness(actions={"seq_gap": "drop"})
+    assert h.passed(h.quote(10_000, 10_002, seq=1, ts=T0))
+    assert not h.passed(h.quote(10_000, 10_002, seq=5, ts=T0 + 1))
+    assert h.passed(h.quote(10_000, 10_002, seq=6, ts=T0 + 2))
+    assert h.count("seq_gap") == 1
+
+
+def test_when_the_same_book_comes_again_under_a_new_sequence_number_then_duplicate() -> None:
+    """Seq 1, then the same time, prices and sizes as seq 2: a resend, dropped; the same
+    time with another price passes."""
+    h = Harness()
+    assert h.passed(h.quote(10_000, 10_002, seq=1, ts=T0))
+    assert not h.passed(h.quote(10_000, 10_002, seq=2, ts=T0))
+    assert h.count("duplicate") == 1
+    assert h.passed(h.quote(10_001, 10_002, seq=3, ts=T0))
+
+
 def test_when_mid_moves_beyond_ticks_then_spike_dropped_at_limit_passes() -> None:
     """``spike_ticks = 10``: a mid 10 ticks away passes, 11 ticks away is a spike."""
     h = Harness(spike_ticks=10, spike_pct=None)

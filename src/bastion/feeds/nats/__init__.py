@@ -6,5 +6,5 @@
 - ``feed``: the node's side, a ``Feed`` that checks each message and delivers quotes;
 - ``handler``: the ``bastion feed`` process, a source, the validators, a publisher.
 
-Layout and guarantees: docs/market-data.md ("Feed handlers on NATS").
+Layout and guarantees: docs/feeds.md ("Feed handlers on NATS").
 """

@@ -8,7 +8,7 @@ reading prices ten times off.
 
 Subjects: ``<prefix>.<source>.<handler>.<instrument>`` (prefix ``bastion.md``). Each
 handler publishes under its own id, so a node subscribes to one handler per feed and
-never receives the same quote twice from two handlers (docs/market-data.md).
+never receives the same quote twice from two handlers (docs/feeds.md).
 
 ``decode`` is the edge of the node: bytes from the network become a ``QuoteTick`` or a
 ``Rejected`` reason, never an exception.

@@ -3,17 +3,20 @@
 ``InstrumentRules.check`` runs every validator on a quote in this order, each counting
 under its reason (``REASONS``):
 
+- sequence numbers (when the source numbers its quotes, ``seq > 0``): the last one
+  again is ``duplicate``, a lower one ``out_of_order``, a jump past the next one
+  ``seq_gap`` (data was missed: flagged by default, the quote itself is good). They
+  come first because a number is the transport's: a quote in sequence consumes it even
+  when a later check drops the quote, so a dropped bad quote is no gap on the next one;
 - ``non_positive_price``: bid or ask <= 0;
 - ``bad_size``: bid or ask size <= 0;
 - ``off_tick``: bid or ask not a multiple of the instrument's tick;
 - ``crossed``: bid > ask; ``locked``: bid == ask;
 - ``clock_ahead``: the timestamp more than ``max_ahead_ms`` ahead of the node's clock;
   ``stale``: more than ``max_age_ms`` behind it;
-- sequence numbers (when the source numbers its quotes, ``seq > 0``): the last one
-  again is ``duplicate``, a lower one ``out_of_order``, a jump past the next one
-  ``seq_gap`` (data was missed: flagged by default, the quote itself is good);
 - timestamps: earlier than the last accepted quote's is ``out_of_order``; the same
-  timestamp with the same prices and sizes is ``duplicate``;
+  timestamp with the same prices and sizes is ``duplicate`` (under any sequence number:
+  a resend);
 - ``spike``: the mid more than ``spike_ticks`` ticks or ``spike_pct`` percent from the
   last accepted mid, or (``spike_z``) a mid change more than that many robust standard
   deviations (1.4826 x MAD, at least one tick) from the median of the last
@@ -174,6 +177,19 @@ class InstrumentRules:
     # -- quotes ---------------------------------------------------------------------------
     def check(self, q: QuoteTick, now: int) -> int:
         """OK to deliver ``q`` (received at ``now``), else the reason that stops it."""
+        # The sequence first: a quote in sequence consumes its number even when a later
+        # check drops it, so dropping a bad quote never shows as a gap on the next one.
+        seq = q.seq
+        if seq:
+            last_seq = self.last_seq
+            if seq != last_seq + 1:  # the next one in order needs no more
+                reason = self._sequence(seq, last_seq)
+                if reason and self.hit(reason, now, q):
+                    if seq > last_seq:  # a gap dropped (its action drop): numbers go on
+                        self.last_seq = seq
+                    return reason
+            if seq > last_seq:
+                self.last_seq = seq
         bid = q.bid
         ask = q.ask
         if (bid <= 0 or ask <= 0) and self.hit(NON_POSITIVE_PRICE, now, q):
@@ -192,13 +208,11 @@ class InstrumentRules:
             return CLOCK_AHEAD
         if now - ts > self.age_ns and self.hit(STALE, now, q):
             return STALE
-        seq = q.seq
-        if seq and seq != self.last_seq + 1:  # the next one in order needs no more
-            reason = self._sequence(seq, self.last_seq)
-            if reason and self.hit(reason, now, q):
-                return reason
         if ts <= self.last_ts:
-            reason = OUT_OF_ORDER if ts < self.last_ts else DUPLICATE if q == self.last else OK
+            if ts < self.last_ts:
+                reason = OUT_OF_ORDER
+            else:  # the same book again, whatever its sequence number: a resend
+                reason = DUPLICATE if _same_book(q, self.last) else OK
             if reason and self.hit(reason, now, q):
                 return reason
         mid2 = bid + ask
@@ -211,8 +225,6 @@ class InstrumentRules:
         # accepted
         self.last = q
         self.last_ts = ts
-        if seq:
-            self.last_seq = seq
         self.pending_n = 0
         if move:
             self._moved(mid2, move)
@@ -276,6 +288,17 @@ class InstrumentRules:
         """OK to deliver the trade print ``t``, else the reason that stops it: price and
         size, clock, sequence and time order as for quotes; a spike is a price beyond the
         spike threshold from the last accepted quote's mid."""
+        seq = t.seq
+        if seq:  # first, as for quotes: a trade in sequence consumes its number
+            last_seq = self.last_trade_seq
+            if seq != last_seq + 1:
+                reason = self._sequence(seq, last_seq)
+                if reason and self.hit(reason, now, t):
+                    if seq > last_seq:
+                        self.last_trade_seq = seq
+                    return reason
+            if seq > last_seq:
+                self.last_trade_seq = seq
         price = t.price
         if price <= 0 and self.hit(NON_POSITIVE_PRICE, now, t):
             return NON_POSITIVE_PRICE
@@ -288,11 +311,6 @@ class InstrumentRules:
             return CLOCK_AHEAD
         if now - ts > self.age_ns and self.hit(STALE, now, t):
             return STALE
-        seq = t.seq
-        if seq:
-            reason = self._sequence(seq, self.last_trade_seq)
-            if reason and self.hit(reason, now, t):
-                return reason
         if ts <= self.last_trade_ts:
             last = self.last_trade_ts
             reason = OUT_OF_ORDER if ts < last else DUPLICATE if t == self.last_trade else OK
@@ -302,8 +320,6 @@ class InstrumentRules:
             return SPIKE
         self.last_trade = t
         self.last_trade_ts = ts
-        if seq:
-            self.last_trade_seq = seq
         return OK
 
     # -- hits -----------------------------------------------------------------------------
@@ -323,6 +339,16 @@ class InstrumentRules:
         else:
             self.suppressed[reason] += 1
         return action != FLAG
+
+
+def _same_book(q: QuoteTick, last: QuoteTick | None) -> bool:
+    return (
+        last is not None
+        and q.bid == last.bid
+        and q.ask == last.ask
+        and q.bid_size == last.bid_size
+        and q.ask_size == last.ask_size
+    )
 
 
 def _median(ordered: list[int] | list[float]) -> float:

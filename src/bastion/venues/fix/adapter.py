@@ -16,9 +16,11 @@ rather than queued: an order must never reach a venue late, nor before the node
 knows what the venue holds.
 
 Market data: on logon, a MarketDataRequest (V) subscribes to top of book and
-trades for every instrument of this venue; snapshots (W) and incremental refreshes
-(X) become ``QuoteTick`` s handed to ``on_quote_sink`` (set by ``subscribe_quotes``: a
-venue feed, ``bastion.feeds``) and ``TradeTick`` s handed to ``on_trade_sink``.
+trades for every instrument of this venue, and after a sequence gap on the session a
+V asks for snapshots of every book (``bastion.venues.fix.marketdata``); snapshots (W)
+and incremental refreshes (X) become ``QuoteTick`` s handed to ``on_quote_sink`` (set
+by ``subscribe_quotes``: a venue feed, ``bastion.feeds``) and ``TradeTick`` s handed to
+``on_trade_sink``.
 OrderStatusRequest (H) and OrderMassStatusRequest (AF) answer reconciliation
 queries (``order_status``, ``open_order_ids``; ``bastion.venues.fix.reconcile``).
 Cancel-on-disconnect (``bastion.venues.fix.disconnect``) runs on ``session_lost`` and
@@ -78,7 +80,12 @@ from bastion.venues.base import (
 from bastion.venues.fix import recovery
 from bastion.venues.fix.config import CancelOnDisconnect, FixVenueConfig
 from bastion.venues.fix.disconnect import DisconnectCancels
-from bastion.venues.fix.marketdata import TopOfBook
+from bastion.venues.fix.marketdata import (
+    SNAPSHOT,
+    SUBSCRIBE,
+    TopOfBook,
+    market_data_request,
+)
 from bastion.venues.fix.reconcile import reconcile
 from bastion.venues.fix.reports import already_applied, report_event
 
@@ -193,6 +200,8 @@ class FixVenueAdapter(VenueAdapter):
         self._request_ids = itertools.count(clock.timestamp_ns() // 1_000_000)
         self._sent: dict[int, tuple[str, str]] = {}  # MsgSeqNum -> (MsgType, client order id)
         self._book = TopOfBook(self)
+        self._md_gaps = 0
+        """The session's ``gaps_detected`` already answered with snapshots."""
         self._mass_status: dict[str, tuple[asyncio.Future[list[FixMessage]], list[FixMessage]]] = {}
         self._status: dict[str, asyncio.Future[FixMessage]] = {}
         self.position_requests: dict[
@@ -522,21 +531,22 @@ class FixVenueAdapter(VenueAdapter):
         self._track_submitted = True
         self.logged_off.clear()
         self.logged_on.set()
+        # a gap before this logon is not one in this subscription: it starts from snapshots
+        self._md_gaps = session.counters["gaps_detected"]
         if self.subscribe_market_data and self.instruments:
-            symbols = sorted(self.instruments)
-            fields: list[tuple[int, object]] = [
-                (262, f"MD-{next(self._request_ids):x}"),
-                (263, "1"),
-                (264, "1"),
-                (265, "1"),
-                (267, "3"),
-                (269, "0"),
-                (269, "1"),
-                (269, "2"),
-                (146, len(symbols)),
-            ]
-            fields += [(55, s) for s in symbols]
-            session.send(FixMessage.of("V", *fields))
+            request = f"MD-{next(self._request_ids):x}"
+            session.send(market_data_request(request, sorted(self.instruments), kind=SUBSCRIBE))
+
+    def _on_gap(self, session: FixSession) -> None:
+        """The session found a sequence gap: market data in it is lost (resent as stale, or
+        gap-filled), so every book is refreshed from a snapshot."""
+        if not (self.subscribe_market_data and self.instruments):
+            return
+        request = f"MD-{next(self._request_ids):x}"
+        symbols = sorted(self.instruments)
+        self.counters["market_data_snapshots_requested"] += 1
+        log.warning("fix_market_data_gap", venue=self.name, request=request, symbols=symbols)
+        session.send(market_data_request(request, symbols, kind=SNAPSHOT))
 
     def on_logout(self, session: FixSession, reason: str) -> None:
         self.logged_on.clear()
@@ -554,6 +564,10 @@ class FixVenueAdapter(VenueAdapter):
         return None  # initiator side: the venue authenticates us
 
     def on_message(self, session: FixSession, message: FixMessage) -> None:
+        gaps = session.counters["gaps_detected"]
+        if gaps != self._md_gaps:
+            self._md_gaps = gaps
+            self._on_gap(session)
         msg_type = message.msg_type
         if msg_type == "8":
             self._on_execution_report(message)

@@ -7,6 +7,14 @@ and carry their own MDEntryType (269) and Symbol (55). A crossed or one-sided bo
 publishes nothing (a crossed one is counted); a malformed entry is answered with a
 session Reject (and counted).
 
+Requests (``market_data_request``): on each logon a subscription (V, 263=1) to top of
+book and trades of every instrument, answered by a W per symbol then X on each change;
+after a sequence gap on the session a snapshot (V, 263=0) of top of book of every
+instrument, whose W replaces each book. A gap is where FIX market data goes missing
+while the session lives: the venue resends what the gap held (PossDup, stale: ignored)
+or gap-fills over it, and either way a book may now be wrong until its next change, which
+on a quiet instrument may be a long time; the snapshot corrects it at once.
+
 A Trade entry (269=2) is a print, handed to ``on_trade_sink`` at once. In an X it is
 new: stamped with the time it arrived, as a quote is. In a W it is the last trade,
 possibly old: stamped with its MDEntryDate (272) and MDEntryTime (273), never later
@@ -26,6 +34,23 @@ from bastion.fix.codec import INCORRECT_DATA_FORMAT, FixMessage
 from bastion.fix.session import RejectMessage, parse_utc_timestamp
 from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.instruments import Instrument
+
+SUBSCRIBE = "1"  # SubscriptionRequestType (263): snapshot and updates
+SNAPSHOT = "0"  # SubscriptionRequestType (263): a snapshot only
+
+
+def market_data_request(req_id: str, symbols: list[str], *, kind: str) -> FixMessage:
+    """A MarketDataRequest (V) for top of book (bid, offer) of ``symbols``: ``kind``
+    ``SUBSCRIBE`` (with trade prints, incremental updates) or ``SNAPSHOT``."""
+    fields: list[tuple[int, object]] = [(262, req_id), (263, kind), (264, "1")]
+    if kind == SUBSCRIBE:
+        fields.append((265, "1"))  # MDUpdateType: incremental refresh
+    entry_types = ["0", "1", "2"] if kind == SUBSCRIBE else ["0", "1"]
+    fields.append((267, len(entry_types)))
+    fields += [(269, t) for t in entry_types]
+    fields.append((146, len(symbols)))
+    fields += [(55, s) for s in symbols]
+    return FixMessage.of("V", *fields)
 
 
 class BookOwner(Protocol):
