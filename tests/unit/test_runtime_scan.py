@@ -33,7 +33,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("venue_server/server.py", "LiveClock()"): "the venue simulator process picks its clock",
     ("feeds/nats/handler.py", "LiveClock()"): "the feed handler process picks its clock",
     ("console/server.py", "LiveClock()"): "the console process picks its clock",
-    ("feeds/nats/handler.py", "LiveClock()"): "the feed handler process picks its clock",
     ("backtest/engine.py", "time.perf_counter"): (
         "a backtest reports its own wall-clock speed; its simulated clock cannot"
     ),
