@@ -122,6 +122,7 @@ async def _forward(client: NodeClient, req: dict[str, Any], who: Caller) -> JSON
             req, on_behalf=OnBehalf(operator=who.user.name, source=who.source)
         )
     except NodeUnreachable as e:
+        log.warning("console_node_unreachable", node=client.name, detail=e.detail)
         return error(502, str(e))
     return _answer(answer)
 
