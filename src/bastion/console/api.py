@@ -22,7 +22,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from bastion.console.actions import STRATEGY_ACTIONS, Action, BodyError, decode_body
 from bastion.console.client import NodeClient, NodeUnreachable, OnBehalf
 from bastion.console.poller import TooManyClients
-from bastion.console.sessions import COOKIE
 from bastion.console.state import Caller, Console, caller, console_of, error, record_end
 from bastion.security.roles import Command
 
@@ -91,7 +90,7 @@ def _int_param(request: Request, key: str, low: int, high: int) -> int | str | N
     raw = request.query_params.get(key, "")
     if raw == "":
         return None
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         return f"parameter '{key}': an integer from {low} to {high}"
     return int(raw)
 
@@ -191,7 +190,7 @@ async def events(request: Request) -> Response:
         return error(429, str(e))
     for state in console.poller.states.values():
         console.hub.publish_to(subscriber, state)
-    session_id = request.cookies.get(COOKIE)
+    session_id = found.session_id
 
     async def stream() -> AsyncIterator[bytes]:
         try:
