@@ -193,15 +193,23 @@ async def events(request: Request) -> Response:
     session_id = found.session_id
 
     async def stream() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         try:
             while True:
                 try:
                     await asyncio.wait_for(subscriber.ready.wait(), console.ping_s)
+                    pinged = False
                 except TimeoutError:
-                    # the operator is re-read at each ping, not at each change
+                    pinged = True
+                # the operator is re-read every ping_s, whether or not changes kept the
+                # stream busy in between (a node's view changes at every poll)
+                if loop.time() - checked >= console.ping_s:
+                    checked = loop.time()
                     user = console.store.find(found.user.name)
-                    if user is None or not user.may(Command.READ):
+                    if user is None or not user.may(Command.READ):  # disabled: may nothing
                         return
+                if pinged:
                     yield b"event: ping\ndata: {}\n\n"
                 lookup = console.sessions.peek(session_id, console.now_ns())
                 if lookup.session is None:
