@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 from starlette.testclient import TestClient
+from structlog.testing import capture_logs
 
 from bastion.console.app import ConsoleApp
 from bastion.console.config import LoginConfig
@@ -408,7 +409,6 @@ def test_when_a_node_is_unreachable_then_operators_see_no_path_and_the_log_has_i
     app: ConsoleApp,
     desk: ConsoleDesk,
     node: FakeConsoleNode,
-    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """The node's journal is gone and its socket silent: every signed-in operator sees
     the node unreachable, by name, with no filesystem path nor OS error text; the
@@ -417,7 +417,8 @@ def test_when_a_node_is_unreachable_then_operators_see_no_path_and_the_log_has_i
     node.journal.unlink()
     vic = signed_in("vic")
     rita = signed_in("rita", step_up=True)
-    poll(app, node.name)
+    with capture_logs() as logs:
+        poll(app, node.name)
     shown = vic.http.get("/api/nodes/paper-1").json()
     assert shown["reachable"] is False and shown["error"].startswith("node paper-1: ")
     answers = [
@@ -429,7 +430,7 @@ def test_when_a_node_is_unreachable_then_operators_see_no_path_and_the_log_has_i
     for text in answers:
         assert str(node.directory) not in text and "j.sqlite" not in text
         assert "Errno" not in text
-    assert str(node.directory) in capfd.readouterr().out
+    assert any(str(node.directory) in str(entry.get("detail")) for entry in logs)
 
 
 def test_when_the_socket_is_not_listening_then_shown_as_such_without_detail(
@@ -448,7 +449,6 @@ def test_when_the_node_refuses_the_view_then_its_reason_stays_in_the_log(
     app: ConsoleApp,
     desk: ConsoleDesk,
     node: FakeConsoleNode,
-    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """A node's refusal of the console's view (which may name its store's path or an
     account) is logged, not shown to every operator."""
@@ -457,7 +457,8 @@ def test_when_the_node_refuses_the_view_then_its_reason_stays_in_the_log(
         "error": "refused: the operator store cannot be read (/srv/desk/users.bastion)",
     }
     vic = signed_in("vic")
-    poll(app, node.name)
+    with capture_logs() as logs:
+        poll(app, node.name)
     state = vic.http.get("/api/nodes/paper-1").json()
     assert state["reachable"] is True and "/srv/desk" not in state["error"]
-    assert "/srv/desk/users.bastion" in capfd.readouterr().out
+    assert any("/srv/desk/users.bastion" in str(entry.get("detail")) for entry in logs)
