@@ -345,3 +345,43 @@ def test_when_something_tries_inline_script_then_the_csp_blocks_it_and_the_watch
         assert page.evaluate("window.ran") is None
     finally:
         context.close()
+
+
+def test_when_node_data_would_make_a_link_or_a_handler_then_the_page_refuses(
+    page: Page, console: ConsoleUnderTest
+) -> None:
+    """The one element builder (``dom.js``'s ``h``) is where node data meets the page:
+    a ``javascript:`` link, a URL-loading attribute or a handler given as text is
+    refused; markup in text stays text. A malformed ``%`` in a link's route draws the
+    page anyway (the page fixture fails on any page error)."""
+    sign_in(page, console, "viewer")
+    outcome = page.evaluate(
+        """async () => {
+          const { h } = await import("/static/dom.js");
+          const tries = {
+            javascript_href: () => h("a", { href: "javascript:alert(1)" }),
+            absolute_href: () => h("a", { href: "https://evil.example/" }),
+            src: () => h("img", { src: "x" }),
+            action: () => h("form", { action: "https://evil.example/" }),
+            text_handler: () => h("div", { onclick: "alert(1)" }),
+            style: () => h("div", { style: "color: red" }),
+          };
+          const refused = {};
+          for (const [name, make] of Object.entries(tries)) {
+            try { make(); refused[name] = false; } catch { refused[name] = true; }
+          }
+          const text = h("td", {}, "<img src=x onerror=alert(1)>");
+          const route = h("a", { href: "#/node/x" }, "x");
+          return {
+            refused,
+            children: text.children.length,
+            text: text.textContent,
+            route: route.getAttribute("href"),
+          };
+        }"""
+    )
+    assert all(outcome["refused"].values()), outcome["refused"]
+    assert outcome["children"] == 0 and outcome["text"] == "<img src=x onerror=alert(1)>"
+    assert outcome["route"] == "#/node/x"
+    page.goto(console.base_url + "/#/node/%E0%A4%A")
+    expect(page.get_by_test_id("main")).to_contain_text("No such node")

@@ -3,10 +3,12 @@ live updates streamed, and ``bastion console init`` making a console that serves
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 
 from bastion.cli.main import main
 from bastion.clock import SimClock
-from bastion.console.config import TlsConfig, load_console_config
+from bastion.console.config import LoginConfig, TlsConfig, load_console_config
 from bastion.console.guards import CSP
 from bastion.console.server import build_app
 from bastion.security.config import USERS_KEY
@@ -188,3 +190,102 @@ def test_when_signed_out_then_open_stream_ends(tmp_path: Path, node: FakeConsole
             rest = list(lines)  # ends: no timeout
         assert "event: node" not in rest
         assert len(app.console.hub) == 0
+
+
+def test_when_stream_busy_and_operator_disabled_then_stream_ends(
+    tmp_path: Path, node: FakeConsoleNode
+) -> None:
+    """A node whose view changes at every poll keeps the stream busy, so it never waits
+    a whole ping: the operator is re-read every ``ping_s`` all the same, and a disabled
+    operator's stream ends."""
+    desk = ConsoleDesk.make(tmp_path)
+    cert, key = tls_files(tmp_path)
+    config = console_config([node], tls=TlsConfig(cert=str(cert), key=str(key)))
+
+    def tick(view: dict[str, object]) -> None:
+        view["ts_ms"] = int(str(view["ts_ms"])) + 1
+
+    node.on_view = tick
+    app = console_app(
+        desk, [node], static_dir=placeholder_static(tmp_path / "s"), poll=True, poll_interval_ms=50
+    )
+    app.console.ping_s = 0.3
+    with (
+        serving(app, config, tmp_path) as base,
+        httpx.Client(base_url=base, verify=trust(cert), timeout=10) as client,
+    ):
+        client.post(
+            "/api/login", json={"name": "vic", "password": PASSWORD, "totp": desk.code("vic")}
+        )
+        with client.stream("GET", "/api/events") as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "event: node"
+            desk.users.disable("vic")
+            deadline = time.monotonic() + 5
+            for _line in lines:  # ends: the operator is gone
+                assert time.monotonic() < deadline, "the stream outlived its operator"
+        assert len(app.console.hub) == 0
+        assert client.get("/api/me").status_code == 401
+
+
+def test_when_refusals_rotate_proxy_headers_then_the_source_is_still_blocked(
+    served: tuple[str, Path, ConsoleDesk], node: FakeConsoleNode
+) -> None:
+    """``X-Forwarded-For``, ``X-Real-IP`` and ``Forwarded`` are not read: a client
+    rotating them is one source, blocked after ``max_per_source_per_min`` refusals."""
+    base, cert, desk = served
+    with httpx.Client(base_url=base, verify=trust(cert), timeout=10) as client:
+        for n in range(LoginConfig().max_per_source_per_min):
+            forged = f"198.51.100.{n + 1}"
+            refused = client.post(
+                "/api/login",
+                json={"name": f"nobody{n}", "password": "wrong-password", "totp": "000000"},
+                headers={
+                    "x-forwarded-for": forged,
+                    "x-real-ip": forged,
+                    "forwarded": f"for={forged}",
+                },
+            )
+            assert refused.status_code == 401
+        blocked = client.post(
+            "/api/login",
+            json={"name": "vic", "password": PASSWORD, "totp": desk.code("vic")},
+            headers={"x-forwarded-for": "198.51.100.200"},
+        )
+        assert blocked.status_code == 429
+
+
+def raw_tls(base: str, cert: Path, data: bytes) -> bytes:
+    """Send ``data`` on one TLS connection to the console; everything it answers."""
+    port = int(base.rsplit(":", 1)[1])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        trust(cert).wrap_socket(sock, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(data)
+        answer = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError, ssl.SSLError):
+            while chunk := tls.recv(65536):
+                answer += chunk
+    return answer
+
+
+def test_when_headers_are_huge_or_framing_ambiguous_then_refused_and_served_after(
+    served: tuple[str, Path, ConsoleDesk], node: FakeConsoleNode
+) -> None:
+    """2 MB of headers: 400, the connection closed (memory bounded by one read); a
+    body framed by both ``Content-Length`` and chunked encoding is read as chunked (the
+    JSON that ``Content-Length`` covers is never a sign-in). The server serves on."""
+    base, cert, desk = served
+    huge = b"GET /api/me HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2_000_000 + b"\r\n\r\n"
+    assert raw_tls(base, cert, huge).startswith(b"HTTP/1.1 400 ")
+    body = b'{"name": "rita", "password": "wrong-password", "totp": "000000"}'
+    ambiguous = (
+        b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n%s"
+        % (len(body), b"0\r\n\r\n" + body)
+    )
+    assert raw_tls(base, cert, ambiguous).startswith(b"HTTP/1.1 400 ")
+    assert desk.users.get("rita").failed_logins == 0
+    with httpx.Client(base_url=base, verify=trust(cert), timeout=10) as client:
+        assert client.get("/api/me").status_code == 401

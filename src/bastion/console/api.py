@@ -22,7 +22,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from bastion.console.actions import STRATEGY_ACTIONS, Action, BodyError, decode_body
 from bastion.console.client import NodeClient, NodeUnreachable, OnBehalf
 from bastion.console.poller import TooManyClients
-from bastion.console.sessions import COOKIE
 from bastion.console.state import Caller, Console, caller, console_of, error, record_end
 from bastion.security.roles import Command
 
@@ -91,7 +90,7 @@ def _int_param(request: Request, key: str, low: int, high: int) -> int | str | N
     raw = request.query_params.get(key, "")
     if raw == "":
         return None
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         return f"parameter '{key}': an integer from {low} to {high}"
     return int(raw)
 
@@ -122,6 +121,7 @@ async def _forward(client: NodeClient, req: dict[str, Any], who: Caller) -> JSON
             req, on_behalf=OnBehalf(operator=who.user.name, source=who.source)
         )
     except NodeUnreachable as e:
+        log.warning("console_node_unreachable", node=client.name, detail=e.detail)
         return error(502, str(e))
     return _answer(answer)
 
@@ -190,18 +190,26 @@ async def events(request: Request) -> Response:
         return error(429, str(e))
     for state in console.poller.states.values():
         console.hub.publish_to(subscriber, state)
-    session_id = request.cookies.get(COOKIE)
+    session_id = found.session_id
 
     async def stream() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         try:
             while True:
                 try:
                     await asyncio.wait_for(subscriber.ready.wait(), console.ping_s)
+                    pinged = False
                 except TimeoutError:
-                    # the operator is re-read at each ping, not at each change
+                    pinged = True
+                # the operator is re-read every ping_s, whether or not changes kept the
+                # stream busy in between (a node's view changes at every poll)
+                if loop.time() - checked >= console.ping_s:
+                    checked = loop.time()
                     user = console.store.find(found.user.name)
-                    if user is None or not user.may(Command.READ):
+                    if user is None or not user.may(Command.READ):  # disabled: may nothing
                         return
+                if pinged:
                     yield b"event: ping\ndata: {}\n\n"
                 lookup = console.sessions.peek(session_id, console.now_ns())
                 if lookup.session is None:

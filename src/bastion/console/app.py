@@ -131,6 +131,9 @@ def create_app(
             await tasks.cancel_all()
 
     starlette = Starlette(routes=_routes(console), lifespan=lifespan)
+    # Starlette answers a path off by a trailing slash with a redirect to a URL built
+    # from the Host header: a forged Host would choose where the browser goes. 404.
+    starlette.router.redirect_slashes = False
     starlette.state.console = console
     guarded = SecurityHeaders(
         Allowlist(RequestShape(starlette, max_body_bytes=config.max_body_bytes), config.networks())

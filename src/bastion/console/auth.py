@@ -19,7 +19,15 @@ from starlette.responses import JSONResponse, Response
 
 from bastion.console.actions import BodyError, LoginBody, StepUpBody, decode_body
 from bastion.console.sessions import COOKIE
-from bastion.console.state import Console, caller, console_of, error, me, source_of
+from bastion.console.state import (
+    Console,
+    caller,
+    console_of,
+    error,
+    me,
+    session_cookie,
+    source_of,
+)
 from bastion.security.users import LoginResult
 
 __all__ = ["login", "logout", "me_route", "step_up"]
@@ -92,7 +100,7 @@ async def login(request: Request) -> Response:
     if not result.ok or result.user is None:
         _refused(console, source, result)
         return error(401, REFUSED)
-    old = request.cookies.get(COOKIE)
+    old = session_cookie(request)
     if old:
         console.sessions.destroy(old)
     session_id, session = console.sessions.create(result.user.name, source, console.now_ns())

@@ -30,7 +30,15 @@ _encoder = msgspec.json.Encoder()
 
 class NodeUnreachable(BastionError):
     """The node did not answer (no socket, refused, timed out, hung up, not JSON, or
-    not the journal's owner answering). The message is safe to show an operator."""
+    not the journal's owner answering).
+
+    ``str()`` is what every signed-in operator may see: the node's name and the kind of
+    failure, never a path, an account or an OS error's text. ``detail`` is the whole
+    story (paths, uids), for the console's log only."""
+
+    def __init__(self, shown: str, detail: str | None = None) -> None:
+        super().__init__(shown)
+        self.detail = detail or shown
 
 
 class OnBehalf(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,7 +73,9 @@ class NodeClient:
             line["on_behalf"] = {"operator": on_behalf.operator, "source": on_behalf.source}
         data = _encoder.encode(line) + b"\n"
         if len(data) > MAX_REQUEST_BYTES:
-            raise NodeUnreachable(f"request longer than {MAX_REQUEST_BYTES} bytes")
+            raise NodeUnreachable(
+                f"node {self.name}: request longer than {MAX_REQUEST_BYTES} bytes"
+            )
         try:
             return await asyncio.wait_for(self._exchange(data), self._timeout_s)
         except TimeoutError:
@@ -73,34 +83,37 @@ class NodeClient:
                 f"node {self.name}: no answer within {self._timeout_s:g} s"
             ) from None
 
+    def _unreachable(self, why: str, detail: str) -> NodeUnreachable:
+        return NodeUnreachable(
+            f"node {self.name}: {why}", f"node {self.name} ({self.path}): {detail}"
+        )
+
     async def _exchange(self, data: bytes) -> dict[str, Any]:
         try:
             expected = (
                 journal_owner(self.path) if self._expected_uid is None else self._expected_uid
             )
         except BastionError as e:
-            raise NodeUnreachable(f"node {self.name}: {e}") from None
+            raise self._unreachable("no journal to check the node against", str(e)) from None
         try:
             reader, writer = await asyncio.open_unix_connection(
                 str(self.path), limit=_MAX_RESPONSE_BYTES
             )
         except OSError as e:
-            raise NodeUnreachable(
-                f"node {self.name}: not listening ({e.strerror or type(e).__name__})"
-            ) from None
+            raise self._unreachable("not listening", str(e)) from None
         try:
             sock: socket.socket = writer.get_extra_info("socket")
             server = peer_credentials(sock)
             if server is None or server.uid != expected:
-                raise NodeUnreachable(
-                    f"node {self.name}: the process on its socket is not the node's account "
-                    f"(uid {expected}); nothing was sent"
+                raise self._unreachable(
+                    "the process on its socket is not the node's account; nothing was sent",
+                    f"peer uid {None if server is None else server.uid}, expected {expected}",
                 )
             writer.write(data)
             await writer.drain()
             line = await reader.readline()
         except (OSError, ValueError) as e:
-            raise NodeUnreachable(f"node {self.name}: connection failed: {e}") from None
+            raise self._unreachable("connection failed", str(e)) from None
         finally:
             writer.close()
             with contextlib.suppress(OSError):

@@ -154,7 +154,7 @@ class RequestShape:
             if content_type != "application/json":
                 return 415, "a POST body must be application/json"
         length = _header(scope, b"content-length")
-        if length and (not length.isdigit() or int(length) > self._max):
+        if length and (not (length.isascii() and length.isdigit()) or int(length) > self._max):
             return 413, f"body over {self._max} bytes"
         return None
 

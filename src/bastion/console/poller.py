@@ -163,14 +163,21 @@ class Poller:
             answer = await client.request({"cmd": "view"})
         except NodeUnreachable as e:
             state = NodeState(name, reachable=False, error=str(e))
+            if self.states[name].error != state.error:  # the detail is the log's alone
+                log.warning("console_node_unreachable", node=name, detail=e.detail)
         else:
             view = answer.get("view")
             if answer.get("ok") is True and isinstance(view, dict):
                 state = NodeState(name, reachable=True, error=None, view=view)
                 self._record_equity(name, view)
             else:
-                error = answer.get("error")
-                state = NodeState(name, reachable=True, error=str(error or "the node sent no view"))
+                state = NodeState(
+                    name,
+                    reachable=True,
+                    error=f"node {name}: answered without a view (why: the console's log)",
+                )
+                if self.states[name].error != state.error:  # the node's reason may name paths
+                    log.warning("console_node_no_view", node=name, detail=str(answer.get("error")))
         self.polls += 1
         if state != self.states[name]:
             if state.reachable != self.states[name].reachable:

@@ -77,7 +77,7 @@ class AuthRecorder:
         try:
             answer = await client.request(dict(req))
         except NodeUnreachable as e:
-            log.warning("console_auth_record_failed", node=client.name, error=str(e))
+            log.warning("console_auth_record_failed", node=client.name, error=e.detail)
             return
         if answer.get("ok") is not True:
             log.warning(

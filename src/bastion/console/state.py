@@ -1,7 +1,7 @@
 """The console's parts, wired once (``Console``), and who is asking (``caller``).
 
 ``caller`` is the one gate in front of every route that needs a session: the session
-cookie must name a live session; the operator is read afresh from the store (a
+cookie, sent once, must name a live session; the operator is read afresh from the store (a
 disabled or removed operator's sessions end at their next request); a POST must carry
 the session's CSRF token. Anything else is refused before the route's own code runs.
 """
@@ -27,7 +27,16 @@ from bastion.security.roles import STRATEGY_COMMANDS, Command
 from bastion.security.store import UserStore
 from bastion.security.users import User
 
-__all__ = ["Caller", "Console", "caller", "error", "may_map", "me", "record_end"]
+__all__ = [
+    "Caller",
+    "Console",
+    "caller",
+    "error",
+    "may_map",
+    "me",
+    "record_end",
+    "session_cookie",
+]
 
 log = structlog.get_logger("bastion.console")
 
@@ -108,6 +117,20 @@ def source_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def session_cookie(request: Request) -> str | None:
+    """The session id the request's cookie holds; None when there is none, or more than
+    one: a second cookie of the same name is planted (cookie tossing by a sibling host,
+    or a nameless cookie whose value reads as ours) and must not pick the session."""
+    names = [
+        chunk.partition("=")[0].strip()
+        for header in request.headers.getlist("cookie")
+        for chunk in header.split(";")
+    ]
+    if names.count(COOKIE) != 1:
+        return None
+    return request.cookies.get(COOKIE)
+
+
 def console_of(request: Request) -> Console:
     console: Console = request.app.state.console
     return console
@@ -117,7 +140,7 @@ def caller(request: Request, *, csrf: bool) -> Caller | JSONResponse:
     """The signed-in operator behind ``request``, or the refusal to send."""
     console = console_of(request)
     now = console.now_ns()
-    session_id = request.cookies.get(COOKIE)
+    session_id = session_cookie(request)
     found = console.sessions.get(session_id, now)
     source = source_of(request)
     if found.session is None or session_id is None:

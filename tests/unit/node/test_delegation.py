@@ -168,6 +168,23 @@ def test_when_delegated_then_a_second_operator_approves_through_the_same_console
     assert guard.node.calls[-1][1]["who"] == "rita, approved by rob"
 
 
+def test_when_one_operator_approves_from_a_second_session_then_refused(
+    desk: tuple[Guarded, UserStore],
+) -> None:
+    """rita asks from one browser and approves from another (another address, another
+    session): one person is one pair of eyes; an upper-case name is no other operator."""
+    guard, _ = desk
+    guard.node.halted = True
+    pending = guard.ask(via("rita", {"cmd": "resume", "why": "x"}), peer(CONSOLE))["pending"]
+    other = guard.ask(
+        via("rita", {"cmd": "approve", "id": pending, "why": "ok"}, "198.51.100.9"), peer(CONSOLE)
+    )
+    assert other["ok"] is False and "may not approve it" in other["error"]
+    upper = guard.ask(via("RITA", {"cmd": "approve", "id": pending, "why": "ok"}), peer(CONSOLE))
+    assert upper["ok"] is False
+    assert guard.node.calls == []
+
+
 def test_when_the_console_account_itself_approves_its_users_request_then_refused(
     tmp_path: Path,
 ) -> None:

@@ -195,17 +195,26 @@ async function formAct(title, path, options) {
 
 let current = null;
 
+// A link's "%E0%A4%A" must not stop the page from drawing: kept as typed.
+function decodeSegment(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 function route() {
   if (!ctx.me) return;
   const [path, query] = (location.hash.replace(/^#\/?/, "") || "").split("?");
-  const parts = path.split("/").map(decodeURIComponent);
+  const parts = path.split("/").map(decodeSegment);
   const params = new URLSearchParams(query || "");
   const page = parts[0] || "overview";
   current = { page, arg: parts[1], params };
   for (const link of el.nav.querySelectorAll("a")) {
     link.classList.toggle("active", link.dataset.testid === `nav-${page === "node" ? "overview" : page}`);
   }
-  if (page === "node" && current.arg) loadEquity(current.arg, true);
+  if (page === "node" && ctx.nodes.has(current.arg)) loadEquity(current.arg, true);
   render(true);
 }
 window.addEventListener("hashchange", route);

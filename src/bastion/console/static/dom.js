@@ -2,18 +2,26 @@
 // a hostile strategy name, alert text or audit "why" cannot execute (and the strict CSP
 // would refuse inline script and style anyway).
 
-/** Make an element. attrs: class, testid (-> data-testid), on<event> handlers, and other
- * attributes set with setAttribute (never "style": the CSP forbids inline style). */
+// Attributes that load or navigate to a URL: a name from a node must never become one
+// (a "javascript:" link). Links are "#/..." routes only (checked below).
+const URL_ATTRIBUTES = new Set(["src", "action", "formaction", "srcset", "data", "xlink:href", "ping", "background", "poster"]);
+
+/** Make an element. attrs: class, testid (-> data-testid), on<event> handlers (functions
+ * only), href ("#/..." only), and other attributes set with setAttribute (never "style":
+ * the CSP forbids inline style; never one that loads a URL). */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
     if (key === "class") el.className = value;
     else if (key === "testid") el.dataset.testid = value;
-    else if (key.startsWith("on") && typeof value === "function") {
+    else if (key.startsWith("on")) {
+      if (typeof value !== "function") throw new Error(`h(): ${key} must be a function`);
       el.addEventListener(key.slice(2), value);
-    } else if (key === "style" || key === "innerHTML" || key === "srcdoc") {
+    } else if (key === "style" || key === "innerHTML" || key === "srcdoc" || URL_ATTRIBUTES.has(key)) {
       throw new Error(`h(): refusing attribute ${key}`);
+    } else if (key === "href" && !String(value).startsWith("#")) {
+      throw new Error("h(): a link is a route of this page (#/...), never a URL");
     } else if (key === "value" || key === "checked" || key === "disabled") el[key] = value;
     else el.setAttribute(key, value === true ? "" : String(value));
   }
