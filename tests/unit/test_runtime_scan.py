@@ -33,6 +33,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("venue_server/server.py", "LiveClock()"): "the venue simulator process picks its clock",
     ("feeds/nats/handler.py", "LiveClock()"): "the feed handler process picks its clock",
     ("console/server.py", "LiveClock()"): "the console process picks its clock",
+    ("console/api.py", "loop.time()"): (
+        "a live-update stream re-reads its operator every ping_s on the loop's monotonic "
+        "time, the time its waits (asyncio.wait_for) are measured in"
+    ),
     ("backtest/engine.py", "time.perf_counter"): (
         "a backtest reports its own wall-clock speed; its simulated clock cannot"
     ),
