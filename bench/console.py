@@ -578,6 +578,7 @@ def _part_streaming(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     config = root / "console.toml"
     config.write_text(
         f'users = "users.bastion"\nusers_key = "users.key"\nmax_event_clients = {args.clients}\n'
+        f"max_event_clients_per_operator = {args.clients}\n"
         f'[listen]\nport = {port}\n[tls]\ncert = "console.pem"\nkey = "console.key"\n'
         f'[[nodes]]\nname = "t2o"\nsocket = "{sock}"\n'
     )

@@ -185,7 +185,7 @@ async def events(request: Request) -> Response:
         return found
     console = console_of(request)
     try:
-        subscriber = console.hub.subscribe()
+        subscriber = console.hub.subscribe(found.user.name)
     except TooManyClients as e:
         return error(429, str(e))
     for state in console.poller.states.values():

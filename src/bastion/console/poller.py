@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -81,8 +82,9 @@ class EquitySeries:
 
 @dataclass(slots=True, eq=False)
 class Subscriber:
-    """One live-update client: the newest unsent state of each node."""
+    """One live-update client (of ``operator``): the newest unsent state of each node."""
 
+    operator: str = ""
     pending: dict[str, bytes] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -99,24 +101,38 @@ class Subscriber:
 
 
 class Hub:
-    """The live-update subscribers (at most ``max_clients``)."""
+    """The live-update subscribers: at most ``max_clients``, and at most
+    ``max_per_operator`` of one operator (so one signed-in account cannot take every
+    slot and keep the others' consoles from updating)."""
 
-    def __init__(self, max_clients: int) -> None:
+    def __init__(self, max_clients: int, max_per_operator: int | None = None) -> None:
         self._max = max_clients
+        self._max_per_operator = max_clients if max_per_operator is None else max_per_operator
         self._subscribers: set[Subscriber] = set()
+        self._per_operator: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self) -> Subscriber:
+    def subscribe(self, operator: str = "") -> Subscriber:
         if len(self._subscribers) >= self._max:
             raise TooManyClients(f"at most {self._max} live-update clients")
-        subscriber = Subscriber()
+        if self._per_operator[operator] >= self._max_per_operator:
+            raise TooManyClients(
+                f"at most {self._max_per_operator} live-update clients per operator"
+            )
+        subscriber = Subscriber(operator=operator)
         self._subscribers.add(subscriber)
+        self._per_operator[operator] += 1
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        """Idempotent: the stream's end and its background task both call it."""
+        if subscriber in self._subscribers:
+            self._subscribers.discard(subscriber)
+            self._per_operator[subscriber.operator] -= 1
+            if self._per_operator[subscriber.operator] <= 0:
+                del self._per_operator[subscriber.operator]
 
     def publish(self, state: NodeState) -> None:
         data = _encoder.encode(state.to_json())

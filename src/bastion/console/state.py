@@ -71,7 +71,7 @@ class Console:
         clock: Clock,
         static_dir: Path,
     ) -> Console:
-        hub = Hub(config.max_event_clients)
+        hub = Hub(config.max_event_clients, config.max_event_clients_per_operator)
         return cls(
             config=config,
             store=store,

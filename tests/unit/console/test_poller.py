@@ -54,6 +54,24 @@ def test_when_max_clients_then_next_refused_until_one_leaves() -> None:
     hub.subscribe()
 
 
+def test_when_one_operator_opens_too_many_streams_then_refused_and_others_still_served() -> None:
+    """One signed-in account cannot take every slot: at most max_per_operator streams
+    each; a stream that ends twice (its end and its background task) frees one slot."""
+    hub = Hub(max_clients=5, max_per_operator=2)
+    first = hub.subscribe("vic")
+    hub.subscribe("vic")
+    with pytest.raises(TooManyClients, match="per operator"):
+        hub.subscribe("vic")
+    hub.subscribe("rita")
+    hub.subscribe("rita")
+    hub.unsubscribe(first)
+    hub.unsubscribe(first)
+    hub.subscribe("vic")
+    with pytest.raises(TooManyClients, match="per operator"):
+        hub.subscribe("vic")
+    assert len(hub) == 4
+
+
 def test_when_node_polled_then_state_cached_published_and_equity_recorded() -> None:
     """One view call updates the cache, tells the hub once, records equity."""
     node = FakeConsoleNode().start()
