@@ -129,6 +129,7 @@ def create_app(
         finally:
             await console.poller.stop()
             await tasks.cancel_all()
+            await console.recorder.close(console.config.node_timeout_s)
 
     starlette = Starlette(routes=_routes(console), lifespan=lifespan)
     # Starlette answers a path off by a trailing slash with a redirect to a URL built

@@ -136,12 +136,7 @@ class ConsoleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         _range("login.source_lockout_s", self.login.source_lockout_s, 1, _MAX_TTL_S)
         _range("poll_interval_ms", self.poll_interval_ms, 50, 60_000)
         _range("max_event_clients", self.max_event_clients, 1, 10_000)
-        _range(
-            "max_event_clients_per_operator",
-            self.max_event_clients_per_operator,
-            1,
-            self.max_event_clients,
-        )
+        _range("max_event_clients_per_operator", self.max_event_clients_per_operator, 1, 10_000)
         _range("max_body_bytes", self.max_body_bytes, 1024, 1024 * 1024)
         _range("equity_points", self.equity_points, 10, 100_000)
         if not 0.1 <= self.node_timeout_s <= 120:

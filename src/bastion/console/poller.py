@@ -107,7 +107,7 @@ class Hub:
 
     def __init__(self, max_clients: int, max_per_operator: int | None = None) -> None:
         self._max = max_clients
-        self._max_per_operator = max_clients if max_per_operator is None else max_per_operator
+        self._max_per_operator = min(max_clients, max_per_operator or max_clients)
         self._subscribers: set[Subscriber] = set()
         self._per_operator: Counter[str] = Counter()
 

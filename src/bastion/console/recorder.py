@@ -3,9 +3,10 @@ as ``record_auth`` so that each node's journal holds the console's audit trail.
 
 Best effort and off the request path: outcomes wait in a bounded queue that one task
 drains; a node that does not answer, or a full queue, is logged and never delays or
-fails a sign-in. Never a password or a code: only the operator's name (a name that is
-not a valid operator name is not sent as typed: it may be a password in the wrong
-field), the source address, the kind, the outcome and its reason.
+fails a sign-in. At shutdown what is queued is still sent (``close``, bounded in
+time). Never a password or a code: only the operator's name (a name that is not a
+valid operator name is not sent as typed: it may be a password in the wrong field), the
+source address, the kind, the outcome and its reason.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class AuthRecorder:
     def __init__(self, clients: Sequence[NodeClient]) -> None:
         self._clients = list(clients)
         self._queue: asyncio.Queue[dict[str, str]] = asyncio.Queue(_QUEUE)
+        self._current: dict[str, str] | None = None  # being sent by ``run``
         self.sent = 0
 
     def record(self, *, operator: str, source: str, kind: AuthKind, outcome: str, why: str) -> None:
@@ -62,16 +64,31 @@ class AuthRecorder:
 
     async def run(self) -> None:
         while True:
-            req = await self._queue.get()
-            await asyncio.gather(*(self._send(client, req) for client in self._clients))
-            self.sent += 1
+            self._current = await self._queue.get()
+            await self._send_all(self._current)
+            self._current = None
 
     async def drain(self) -> None:
         """Send what is queued now (tests; shutdown)."""
         while not self._queue.empty():
-            req = self._queue.get_nowait()
-            await asyncio.gather(*(self._send(client, req) for client in self._clients))
-            self.sent += 1
+            await self._send_all(self._queue.get_nowait())
+
+    async def close(self, timeout_s: float) -> None:
+        """At shutdown, once ``run`` is cancelled: send what it was sending when it was
+        (again: a node may then journal one outcome twice, rather than none) and what
+        is still queued, for at most ``timeout_s``; what is left is logged."""
+        current, self._current = self._current, None
+        try:
+            async with asyncio.timeout(timeout_s):
+                if current is not None:
+                    await self._send_all(current)
+                await self.drain()
+        except TimeoutError:
+            log.error("console_auth_records_unsent", left=self._queue.qsize())
+
+    async def _send_all(self, req: dict[str, str]) -> None:
+        await asyncio.gather(*(self._send(client, req) for client in self._clients))
+        self.sent += 1
 
     async def _send(self, client: NodeClient, req: dict[str, str]) -> None:
         try:
