@@ -329,6 +329,8 @@ class ProcessStrategyHost:
                     bar.close,
                     bar.volume,
                     bar.interval_ns,
+                    bar.gap_before,
+                    bar.backfilled,
                 )
             )
             for proc in procs:

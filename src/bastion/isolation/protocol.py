@@ -101,6 +101,8 @@ class BarMsg(_Msg, frozen=True, tag=3):
     close: int
     volume: int
     interval_ns: int
+    gap_before: int = 0
+    backfilled: bool = False
 
 
 OrderEvents = (

@@ -446,8 +446,9 @@ class Worker:
         elif kind is p.BarMsg:
             b: p.BarMsg = message  # type: ignore[assignment]
             bar = Bar(
-                b.instrument_id, b.ts_ns, b.open, b.high, b.low, b.close, b.volume, b.interval_ns
-            )
+                b.instrument_id, b.ts_ns, b.open, b.high, b.low, b.close, b.volume,
+                b.interval_ns, b.gap_before, b.backfilled,
+            )  # fmt: skip
             for strategy in tuple(self.bar_handlers.get(b.instrument_id, ())):
                 self._call(strategy, lambda s=strategy: s.on_bar(bar))  # type: ignore[misc]
         elif kind is p.Ids:

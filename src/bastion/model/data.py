@@ -36,6 +36,10 @@ class Bar(msgspec.Struct, frozen=True, gc=False):
     close: int
     volume: int
     interval_ns: int
+    gap_before: int = 0
+    """Bars missing right before this one in the stream delivered (set by the feed arbiter)."""
+    backfilled: bool = False
+    """The followed feed missed this bar; the arbiter took it from another feed."""
 
 
 class TradeTick(msgspec.Struct, frozen=True, gc=False):

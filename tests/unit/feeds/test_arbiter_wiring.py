@@ -13,7 +13,7 @@ from bastion.config import InstrumentConfig, PaperConfig
 from bastion.feeds.arbiter import ArbitrationConfig, FeedPort
 from bastion.feeds.config import SyntheticFeedEntry
 from bastion.feeds.validation import ValidatedFeed
-from bastion.model.data import QuoteTick
+from bastion.model.data import Bar, QuoteTick
 from bastion.model.events import FeedSwitched
 from bastion.monitor.catalogue import check_series
 from bastion.monitor.orders import OrderStats
@@ -115,6 +115,33 @@ def test_when_the_preferred_feed_gaps_then_the_validators_gap_moves_the_node(
     a.on_quote(QuoteTick(X, T0 + 1, 10_000, 10_002, 5, 5))
     b.on_quote(QuoteTick(X, T0 + 2, 10_000, 10_002, 5, 5, seq=5))
     assert [(s.to_feed, s.reason) for s in switched] == [("a", "gap")]
+
+
+def test_when_the_preferred_feeds_bars_gap_then_the_strategies_get_the_backup_ones_first(
+    tmp_path: Path,
+) -> None:
+    """Through the validators and the kernel: b (preferred) skips a minute, a's bar for it
+    reaches the strategies marked backfilled, before b's next one."""
+    k = kernel(
+        tmp_path,
+        [
+            SyntheticFeedEntry(name="a", instruments=[X], priority=2),
+            SyntheticFeedEntry(name="b", instruments=[X], priority=1),
+        ],
+    )
+    seen: list[Bar] = []
+    k.strategies.on_bar = seen.append  # type: ignore[method-assign]
+    a, b = k.feed_sinks["a"], k.feed_sinks["b"]
+    minute = 60_000_000_000
+    b.on_bar(Bar(X, T0, 1, 2, 1, 2, 10, minute))
+    a.on_bar(Bar(X, T0 + minute, 1, 3, 1, 3, 10, minute))
+    b.on_bar(Bar(X, T0 + 2 * minute, 1, 4, 1, 4, 10, minute))
+    assert [(bar.close, bar.gap_before, bar.backfilled) for bar in seen] == [
+        (2, 0, False),
+        (3, 0, True),
+        (4, 0, False),
+    ]
+    assert k.last_quotes[X].bid == 4
 
 
 def test_when_sampled_then_the_arbiters_state_is_in_the_catalogues_series(tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ Every switch is a ``FeedSwitched`` on the bus (journaled; the strategies hear
 ``FeedStatus``). What the node sees stays clean: a quote whose timestamp is not after
 the last one delivered for its instrument is dropped (``dropped_old``), so time never
 goes backwards and no quote (known by its timestamp) is delivered twice, also across
-a switch to a feed that lags. Bars go on from the active lane only.
+a switch to a feed that lags. Bars go on from the active lane only; a gap in them is
+marked and filled from the other lanes' recent bars (``bars.BarLine``).
 
 Instruments with a single feed never reach the arbiter: their feed delivers to the
 kernel as before.
@@ -41,6 +42,7 @@ from typing import NamedTuple
 import structlog
 
 from bastion.clock import Clock
+from bastion.feeds.arbiter.bars import BarLine
 from bastion.feeds.arbiter.config import ArbitrationConfig
 from bastion.feeds.base import FeedSink
 from bastion.model.data import Bar, QuoteTick
@@ -95,6 +97,7 @@ class InstrumentLine:
 
     __slots__ = (
         "active",
+        "bars",
         "dropped_old",
         "held",
         "instrument_id",
@@ -115,6 +118,7 @@ class InstrumentLine:
         self.limit2 = 2 * diverge_ticks * instrument.tick_raw  # on doubled mids
         self.switches = 0
         self.dropped_old = 0
+        self.bars = BarLine(instrument.id, len(feeds))
 
 
 class LineState(NamedTuple):
@@ -130,6 +134,12 @@ class LineState(NamedTuple):
     switches: int
     dropped_old: int
     """Quotes of the followed feed not stamped after the last one delivered."""
+    bar_gaps: int = 0
+    """Gaps in the followed feed's bars."""
+    bars_backfilled: int = 0
+    """Bars delivered from another feed into such a gap."""
+    bars_missing: int = 0
+    """Bars no feed had (the sum of the delivered bars' ``gap_before``)."""
 
 
 class Arbiter:
@@ -207,8 +217,8 @@ class Arbiter:
         self._sink.on_quote(quote)
 
     def on_bar(self, lane: Lane, bar: Bar) -> None:
-        if lane is lane.line.active:
-            self._sink.on_bar(bar)
+        line = lane.line
+        line.bars.on_bar(lane.rank, bar, lane is line.active, self._sink.on_bar)
 
     def rejected(self, lane: Lane) -> None:
         """The validators stopped one of the lane's quotes."""
@@ -365,6 +375,9 @@ class Arbiter:
                 ),
                 line.switches,
                 line.dropped_old,
+                line.bars.gaps,
+                line.bars.backfilled,
+                line.bars.missing,
             )
             for iid, line in self.lines.items()
         ]
