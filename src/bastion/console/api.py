@@ -50,6 +50,18 @@ def _node(console: Console, request: Request) -> NodeClient | JSONResponse:
     return client
 
 
+def _read_node(request: Request) -> tuple[Caller, Console, NodeClient] | JSONResponse:
+    """A read of one node's data: the caller may read, and the node is the config's."""
+    found = _reader(request)
+    if isinstance(found, JSONResponse):
+        return found
+    console = console_of(request)
+    client = _node(console, request)
+    if isinstance(client, JSONResponse):
+        return client
+    return found, console, client
+
+
 def _answer(answer: dict[str, Any]) -> JSONResponse:
     return JSONResponse(answer, status_code=200 if answer.get("ok") is True else 409)
 
@@ -63,24 +75,18 @@ async def nodes(request: Request) -> Response:
 
 
 async def node(request: Request) -> Response:
-    found = _reader(request)
-    if isinstance(found, JSONResponse):
-        return found
-    console = console_of(request)
-    client = _node(console, request)
-    if isinstance(client, JSONResponse):
-        return client
+    read = _read_node(request)
+    if isinstance(read, JSONResponse):
+        return read
+    _, console, client = read
     return JSONResponse(console.poller.states[client.name].to_json())
 
 
 async def equity(request: Request) -> Response:
-    found = _reader(request)
-    if isinstance(found, JSONResponse):
-        return found
-    console = console_of(request)
-    client = _node(console, request)
-    if isinstance(client, JSONResponse):
-        return client
+    read = _read_node(request)
+    if isinstance(read, JSONResponse):
+        return read
+    _, console, client = read
     return JSONResponse({"points": console.poller.equity[client.name].points()})
 
 
@@ -96,13 +102,10 @@ def _int_param(request: Request, key: str, low: int, high: int) -> int | str | N
 
 
 async def audit(request: Request) -> Response:
-    found = _reader(request)
-    if isinstance(found, JSONResponse):
-        return found
-    console = console_of(request)
-    client = _node(console, request)
-    if isinstance(client, JSONResponse):
-        return client
+    read = _read_node(request)
+    if isinstance(read, JSONResponse):
+        return read
+    found, _, client = read
     query = request.query_params.get("q", "")
     if len(query) > 200:
         return error(400, "parameter 'q': at most 200 characters")

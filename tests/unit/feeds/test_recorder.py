@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -233,7 +234,10 @@ def test_when_the_flush_interval_passes_then_closed_files_are_on_disk_before_sto
         flusher = asyncio.get_running_loop().create_task(rec.run())
         for q in sent:
             tap.on_quote(q)
-        await asyncio.sleep(0.05)
+        deadline = time.monotonic() + 5.0  # the interval's flush, polled, not slept on
+        while not [f for f in files(tmp_path) if f.endswith(".parquet")]:
+            assert time.monotonic() < deadline, "no flush within 5 s"
+            await asyncio.sleep(0.005)
         flusher.cancel()
 
     asyncio.run(session())
