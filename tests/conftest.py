@@ -3,16 +3,24 @@ strategy. Helpers live in the test kit (tests/kit), never here."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from bastion.vault import redact
 from kit import bench_data
 from kit.node_process import RunBastion, bastion_cmd, child_env
 from kit.strategies import IDLE_STRATEGY
+
+# Property tests draw the same examples on every run, so a failure in CI is one
+# anyone can reproduce; BASTION_HYPOTHESIS=explore draws new ones (and keeps them).
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("BASTION_HYPOTHESIS", "deterministic"))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

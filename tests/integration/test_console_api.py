@@ -263,3 +263,10 @@ def test_when_body_not_json_then_400(browser: Browser) -> None:
         headers={"content-type": "application/json", "x-csrf-token": browser.csrf},
     )
     assert response.json() == {"error": "the body is not valid JSON"}
+    response = browser.http.post(
+        "/api/nodes/paper-1/pause",
+        content=b'{"instrument": "\x80", "for_s": 60, "why": "x"}',  # not UTF-8
+        headers={"content-type": "application/json", "x-csrf-token": browser.csrf},
+    )
+    assert response.status_code == 400
+    assert response.json() == {"error": "the body is not valid JSON"}

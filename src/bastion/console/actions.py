@@ -106,7 +106,7 @@ def decode_body(raw: bytes, schema: type[T]) -> T:
             field = message.split("field `", 1)[1].rsplit("`", 1)[0]
         text = message[:1].lower() + message[1:]
         raise BodyError(text if field is None else f"field '{field}': {text}") from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise BodyError("the body is not valid JSON") from None
 
 

@@ -120,7 +120,7 @@ class NodeClient:
                 await writer.wait_closed()
         try:
             answer = msgspec.json.decode(line)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raise NodeUnreachable(f"node {self.name}: no valid answer") from None
         if not isinstance(answer, dict):
             raise NodeUnreachable(f"node {self.name}: no valid answer")

@@ -558,7 +558,12 @@ class ProcessStrategyHost:
                     handled += 1
                     if handled >= MAX_MESSAGES_PER_TURN:
                         break
-            except (p.ProtocolError, msgspec.DecodeError, msgspec.ValidationError) as error:
+            except (
+                p.ProtocolError,
+                msgspec.DecodeError,
+                msgspec.ValidationError,
+                UnicodeDecodeError,
+            ) as error:
                 self._fail(proc, f"protocol violation: {error}")
             except _Violation as error:
                 self._fail(proc, f"protocol violation: {error}")

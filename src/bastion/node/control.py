@@ -389,7 +389,7 @@ def parse_request(line: bytes) -> Request | str:
     except msgspec.ValidationError as error:
         try:
             raw = msgspec.json.decode(line)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raw = None
         if isinstance(raw, dict) and raw.get("cmd") not in COMMANDS:
             return f"unknown cmd {raw.get('cmd')!r}; expected one of {', '.join(COMMANDS)}"
@@ -399,7 +399,7 @@ def parse_request(line: bytes) -> Request | str:
                 "the operator from the kernel (the socket's peer uid)"
             )
         return f"bad request: {error}"
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
         return f"not JSON: {error}"
 
 
@@ -722,7 +722,7 @@ def request(
         sock.close()
     try:
         response = msgspec.json.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise OperationalError(f"the node at {path} sent no valid response: {data!r}") from None
     if not isinstance(response, dict):
         raise OperationalError(f"the node at {path} sent no valid response: {data!r}")

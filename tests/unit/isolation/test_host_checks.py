@@ -87,6 +87,7 @@ Bad = Callable[[Scene], bytes]
 VIOLATIONS: list[tuple[str, Bad, str]] = [
     ("not msgpack", lambda s: p.HEADER.pack(3) + b"\xc1\xc1\xc1", "protocol violation"),
     ("not an array", lambda s: p.HEADER.pack(1) + b"\x80", "Expected `array`"),
+    ("a string not UTF-8", lambda s: p.HEADER.pack(4) + b"\x92\x15\xa1\x80", "protocol violation"),
     ("unknown tag", lambda s: raw(99, "s1"), "Invalid value 99"),
     ("a core's message", lambda s: p.frame(p.Ping()), "Invalid value 6"),
     (

@@ -93,6 +93,7 @@ def raw_exchange(path: Path, payload: bytes) -> list[dict[str, Any]]:
         (b'{"cmd": "approve", "id": "7.a1"}', "missing required field `why`"),
         (b'{"cmd": "status", "extra": 1}', "unknown field `extra`"),
         (b"\xff\xfe", "not JSON"),
+        (b'{"cmd": "kill", "why": "\x80"}', "not JSON"),  # a string not UTF-8
         (b'{"cmd": "status", "pad": "' + b"x" * MAX_REQUEST_BYTES + b'"}', "longer than"),
     ],
 )

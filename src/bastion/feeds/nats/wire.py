@@ -110,13 +110,13 @@ def decode(data: bytes) -> WireQuote | str:
     ``VERSION_MISMATCH``)."""
     try:
         wire = _quote.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         pass
     else:
         return wire if wire.v == VERSION and wire.kind == KIND_QUOTE else VERSION_MISMATCH
     try:
         header = _header.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return MALFORMED
     return VERSION_MISMATCH if header.v != VERSION else MALFORMED
 
