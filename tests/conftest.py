@@ -14,6 +14,7 @@ from hypothesis import settings
 from bastion.vault import redact
 from kit import bench_data
 from kit.node_process import RunBastion, bastion_cmd, child_env
+from kit.postgres import PostgresServer, postgres_server
 from kit.strategies import IDLE_STRATEGY
 
 # Property tests draw the same examples on every run, so a failure in CI is one
@@ -77,3 +78,17 @@ def _no_secret_outlives_its_test() -> Iterator[None]:
     test fills (a vault opened, a password read) does not mask another test's logs."""
     yield
     redact.forget_all()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (tests that stop or kill theirs
+    start their own with ``kit.postgres.postgres_server``)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_dsn(postgres: PostgresServer) -> str:
+    """A libpq URL to a new, empty database of its own on the session's server."""
+    return postgres.dsn(postgres.create_database())
