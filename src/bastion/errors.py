@@ -103,6 +103,13 @@ class IntegrityError(OperationalError):
     message names the first bad record; the node refuses to start from the file."""
 
 
+class StandbyTailBroken(IntegrityError):
+    """A standby following the journal met a record it must not apply (a gap in seq, a
+    broken chain link or hash, a record that does not decode): it stops there, its state
+    as of the last good record, rather than apply events out of order. The message names
+    the seq."""
+
+
 class StrategyError(BastionError):
     """A user strategy could not be loaded or raised while running."""
 

@@ -169,32 +169,45 @@ def record_problem(
     decoder: msgspec.msgpack.Decoder[JournalEvent],
     chain: Chain = UNKEYED,
 ) -> str | None:
-    """What is wrong with one stored record, or None: the checks ``verify`` makes.
+    """What is wrong with one stored record, or None: the checks ``verify`` makes."""
+    return check_record(row, expected_seq, expected_prev, decoder, chain)[1]
+
+
+def check_record(
+    row: tuple[int, int, str, str | None, bytes, Any, Any],
+    expected_seq: int,
+    expected_prev: bytes,
+    decoder: msgspec.msgpack.Decoder[JournalEvent],
+    chain: Chain = UNKEYED,
+) -> tuple[JournalEvent | None, str | None]:
+    """One stored record checked: (its event, None), or (None, what is wrong with it).
 
     Checked in order: seq continuity, the link to the previous hash, that the payload
     decodes, the record's own hash, then that the payload agrees with the columns.
     """
     seq, ts_ns, type_name, client_order_id, payload, prev_hash, digest = row
     if seq != expected_seq:
-        return f"gap in seq: expected {expected_seq}, found {seq}"
+        return None, f"gap in seq: expected {expected_seq}, found {seq}"
     if prev_hash != expected_prev:
-        return "prev_hash does not match the previous record's hash"
+        return None, "prev_hash does not match the previous record's hash"
     if not isinstance(payload, bytes):
-        return "undecodable payload: not a blob"
+        return None, "undecodable payload: not a blob"
     try:
         event = decoder.decode(payload)
     except msgspec.DecodeError as error:
-        return f"undecodable payload: {error}"
+        return None, f"undecodable payload: {error}"
     try:
         computed = chain.link(expected_prev, seq, ts_ns, type_name, payload)
     except (struct.error, TypeError, AttributeError):
         computed = None  # a column of the wrong type: it cannot match
     if digest != computed:
-        return "hash mismatch" if not chain.keyed else "hash mismatch (HMAC with the chain key)"
+        return None, (
+            "hash mismatch" if not chain.keyed else "hash mismatch (HMAC with the chain key)"
+        )
     if type(event).__name__ != type_name:
-        return f"type column {type_name!r} but payload is {type(event).__name__}"
+        return None, f"type column {type_name!r} but payload is {type(event).__name__}"
     if event.ts_ns != ts_ns:
-        return f"ts_ns column {ts_ns} but payload has {event.ts_ns}"
+        return None, f"ts_ns column {ts_ns} but payload has {event.ts_ns}"
     if getattr(event, "client_order_id", None) != client_order_id:
-        return "client_order_id column does not match the payload"
-    return None
+        return None, "client_order_id column does not match the payload"
+    return event, None

@@ -114,14 +114,36 @@ class SnapshotError(Exception):
 
 def capture(kernel: RecoverableNode, *, node_id: str, epoch: int) -> bytes:
     """The kernel's state, encoded."""
+    return _encode(snapshot_of(kernel, node_id=node_id, epoch=epoch))
+
+
+def snapshot_of(
+    kernel: RecoverableNode,
+    *,
+    node_id: str,
+    epoch: int,
+    recent_orders: int | None = None,
+    recent_exec_ids: int | None = None,
+) -> NodeSnapshot:
+    """The kernel's state (``capture`` encodes it). A standby handing its state over
+    keeps every order and ExecID (``recent_orders=n_orders``): nothing is lost that a
+    replay of the whole journal would have rebuilt. None: ``RECENT_ORDERS``,
+    ``RECENT_EXEC_IDS``."""
     positions, cash_raw, fees, n_fills = kernel.portfolio.export_state()
     marks = [venue.recovery_mark() for venue in kernel.venues.values()]
-    snapshot = NodeSnapshot(
+    return NodeSnapshot(
         node_id=node_id,
         epoch=epoch,
         ts_ns=kernel.clock.timestamp_ns(),
-        orders=[order_state(o) for o in kernel.execution.recent_orders(RECENT_ORDERS)],
-        exec_ids=kernel.execution.recent_exec_ids(RECENT_EXEC_IDS),
+        orders=[
+            order_state(o)
+            for o in kernel.execution.recent_orders(
+                RECENT_ORDERS if recent_orders is None else recent_orders
+            )
+        ],
+        exec_ids=kernel.execution.recent_exec_ids(
+            RECENT_EXEC_IDS if recent_exec_ids is None else recent_exec_ids
+        ),
         positions=[position_state(p) for p in positions],
         cash_raw={iid: str(raw) for iid, raw in cash_raw.items()},
         fees=fees,
@@ -139,7 +161,6 @@ def capture(kernel: RecoverableNode, *, node_id: str, epoch: int) -> bytes:
             name: venue.halted for name, venue in kernel.venues.items() if venue.halted is not None
         },
     )
-    return _encode(snapshot)
 
 
 def decode(payload: bytes) -> NodeSnapshot:
@@ -177,6 +198,19 @@ def restore(kernel: RecoverableNode, snapshot: NodeSnapshot) -> None:
         if venue is not None:
             venue.restore_mark(mark)
     restore_venue_halts(kernel, snapshot.halted_venues)
+
+
+def adopt_unjournaled(kernel: RecoverableNode, snapshot: NodeSnapshot) -> None:
+    """Take from a newer snapshot what no journal event carries: the strategies' saved
+    states, the post-trade limits' trading day and the venues' recovery marks. A warm
+    standby (``bastion.ha.tail``) does this as each snapshot appears, so its state stays
+    what a restart from that snapshot would rebuild."""
+    kernel.strategies.restored_states = dict(snapshot.strategies)
+    kernel.risk.restore_post_trade(snapshot.post_trade)
+    for mark in snapshot.venues:
+        venue = kernel.venues.get(mark.venue)
+        if venue is not None:
+            venue.restore_mark(mark)
 
 
 def restore_venue_halts(kernel: RecoverableNode, halted: dict[str, str]) -> None:

@@ -268,8 +268,11 @@ class RiskOverrides:
     def restore(self, active: list[Override], journaled_config: str | None) -> None:
         """Recovery: the overrides active when the node stopped (an expired one ends,
         journaled, at the next ``expire``) and the last journaled ``[risk]``. One that no
-        longer applies to this config (its strategy is gone, say) ends now, journaled."""
+        longer applies to this config (its strategy is gone, say) ends now, journaled.
+        Called again (a standby following the journal), the overrides that ended since
+        stop applying: the config file's limits are back once none is left."""
         self.journaled_config = journaled_config
+        had_overrides = bool(self.active)
         self.active = {}
         config = self.base
         for override in sorted(active, key=lambda o: o.set_ns):
@@ -279,7 +282,7 @@ class RiskOverrides:
                 self._publish_end(override, how="dropped", who="bastion", why=str(error))
                 continue
             self.active[override.id] = override
-        if self.active:
+        if self.active or had_overrides:
             self._apply(config)
 
     def audit_config(self, *, who: str, source: str) -> list[str]:
