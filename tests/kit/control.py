@@ -175,6 +175,14 @@ class FakeNode:
         self._record("strategy_stop", strategy=strategy, who=who, why=why)
         return {"stopped": strategy}
 
+    async def ha_status(self) -> dict[str, Any]:
+        self._record("ha_status")
+        return {"ha": {"name": "a", "role": "leader", "epoch": 3}}
+
+    async def ha_switchover(self, *, to: str | None, who: str, why: str) -> dict[str, Any]:
+        self._record("ha_switchover", to=to, who=who, why=why)
+        return {"to": to}
+
     def four_eyes(self, req: Request) -> FourEyes | None:
         if isinstance(req, ResumeRequest):
             node_wide = req.instrument is None and req.venue is None

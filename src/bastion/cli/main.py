@@ -2,7 +2,7 @@
 map the errors it raises to exit codes.
 
 One module per command group: ``desk`` (init), ``backtest``, ``node`` (run, recover), ``arm``,
-``control`` (kill, resume, status, enable, risk), ``alerts``, ``journal``, ``manifest``,
+``control`` (kill, resume, status, enable, risk), ``alerts``, ``journal``, ``ha``, ``manifest``,
 ``incident``, ``venue``, ``feed``, ``secrets``, ``users``, ``console``.
 
 Exit codes: 0 success; 2 usage or configuration error; 3 bad market data;
@@ -35,6 +35,7 @@ from bastion.cli.console import add_console_commands
 from bastion.cli.control import add_operator_commands
 from bastion.cli.desk import add_desk_commands
 from bastion.cli.feed import add_feed_commands
+from bastion.cli.ha import add_ha_commands
 from bastion.cli.incident import add_incident_commands
 from bastion.cli.journal import add_journal_commands
 from bastion.cli.manifest import add_manifest_commands
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_operator_commands(commands, formatter)
     add_alerts_commands(commands, formatter)
     add_journal_commands(commands, formatter)
+    add_ha_commands(commands, formatter)
     add_manifest_commands(commands, formatter)
     add_incident_commands(commands, formatter)
     add_venue_commands(commands, formatter, logging_options)

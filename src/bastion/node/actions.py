@@ -15,9 +15,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import msgspec
 import structlog
 
 from bastion.errors import CommandRefused, ConfigError
+from bastion.ha.standby import HaMember
 from bastion.isolation.host import ProcessStrategyHost
 from bastion.model.enums import TradingState
 from bastion.model.events import TradingStateChanged
@@ -45,6 +47,8 @@ class NodeOperator:
         self.reason = ""
         self.restored = False
         self.alerts: AlertEngine | None = None
+        self.ha: HaMember | None = None
+        """This node in its HA group (None: a node on its own)."""
         """The node's alert engine (None: its monitoring is off)."""
         self.audit_trail: AuditTrail | None = None
         """Where ``audit`` reads (the node's journal; None: no journal)."""
@@ -209,6 +213,18 @@ class NodeOperator:
             return {"disabled": False, "strategy": strategy, "note": "it was disabled already"}
         await _committed(self.kernel)
         return {"disabled": True, "strategy": strategy, "reason": reason}
+
+    async def ha_status(self) -> dict[str, Any]:
+        if self.ha is None:
+            return {"ha": {"name": self.kernel.config.node.id, "role": "single"}}
+        return {"ha": msgspec.to_builtins(self.ha.status())}
+
+    async def ha_switchover(self, *, to: str | None, who: str, why: str) -> dict[str, Any]:
+        if self.ha is None:
+            raise CommandRefused("this node is not in an HA group: there is no one to hand over to")
+        answer = self.ha.switchover(to=to)
+        log.warning("ha_switchover_requested", to=to, who=who, why=why)
+        return answer
 
     async def strategy_stop(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
         kernel = self.kernel

@@ -54,6 +54,8 @@ from bastion.node.control import (
     ControlCommands,
     DisableRequest,
     EnableRequest,
+    HaStatusRequest,
+    HaSwitchoverRequest,
     KillRequest,
     PauseInstrumentRequest,
     RaiseCeilingRequest,
@@ -114,9 +116,12 @@ def required(req: Request) -> Need:
         return Need(Command.STRATEGY_START, req.strategy)
     if isinstance(req, StrategyStopRequest):
         return Need(Command.STRATEGY_STOP, req.strategy)
+    if isinstance(req, HaSwitchoverRequest):
+        return Need(Command.HA_SWITCHOVER)
     if isinstance(
         req,
         StatusRequest
+        | HaStatusRequest
         | RiskListRequest
         | AlertsListRequest
         | ApprovalsListRequest

@@ -16,13 +16,14 @@ str}``, ``{"cmd": "approvals_list"}``, ``{"cmd": "approve", "id": str, "why": st
 "audit", "query": str, "limit": int, "before_seq": int | null}`` (the audit trail,
 newest first: ``bastion.node.audit``), ``{"cmd": "pause_instrument", "instrument": str,
 "for_s": float, "why": str}``, ``{"cmd": "strategy_start" | "strategy_stop",
-"strategy": str, "why": str}`` or ``{"cmd": "record_auth", "operator": str, "source":
-str, "kind": str, "outcome": str, "why": str}`` (a console's sign-in event; from a
-console's account only) gets one response ``{"ok": true, ...}`` (``{"ok": true,
-"pending": ID, ...}`` for a command that waits for a second operator), or ``{"ok":
-false, "error": "..."}`` for a request that is not JSON, names an unknown command, has
-a field of the wrong type or is longer than ``MAX_REQUEST_BYTES``, or that the node
-refuses. A bad request never reaches the node.
+"strategy": str, "why": str}``, ``{"cmd": "ha_status"}``, ``{"cmd": "ha_switchover",
+"to": str | null, "why": str}`` (``bastion.ha.standby``) or ``{"cmd": "record_auth",
+"operator": str, "source": str, "kind": str, "outcome": str, "why": str}`` (a
+console's sign-in event; from a console's account only) gets one response ``{"ok":
+true, ...}`` (``{"ok": true, "pending": ID, ...}`` for a command that waits for a
+second operator), or ``{"ok": false, "error": "..."}`` for a request that is not JSON,
+names an unknown command, has a field of the wrong type or is longer than
+``MAX_REQUEST_BYTES``, or that the node refuses. A bad request never reaches the node.
 
 Who asks is the kernel's to say (``SO_PEERCRED``, ``bastion.node.identity``): a request
 naming its own ``who`` is refused. Any request may carry ``"on_behalf": {"operator":
@@ -270,6 +271,18 @@ class RecordAuthRequest(_Request, tag="record_auth", frozen=True, kw_only=True):
     why: Annotated[str, msgspec.Meta(max_length=512)] = ""
 
 
+class HaStatusRequest(_Request, tag="ha_status", frozen=True, kw_only=True):
+    """This node's role in its HA group, its epoch or (a standby) its lag."""
+
+
+class HaSwitchoverRequest(_Request, tag="ha_switchover", frozen=True, kw_only=True):
+    """The leader hands the lead over (to member ``to``, or the first standby to take
+    it): a planned switchover."""
+
+    to: Annotated[str, msgspec.Meta(max_length=64, pattern=_PRINTABLE)] | None = None
+    why: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
 Request = (
     KillRequest
     | ResumeRequest
@@ -291,6 +304,8 @@ Request = (
     | StrategyStartRequest
     | StrategyStopRequest
     | RecordAuthRequest
+    | HaStatusRequest
+    | HaSwitchoverRequest
 )
 REQUEST_TYPES: Final[tuple[type[Request], ...]] = typing.get_args(Request)
 """Every request type, from the one union: what the authorisation test walks."""
@@ -351,6 +366,12 @@ class ControlCommands(Protocol):
     async def strategy_start(self, *, strategy: str, who: str, why: str) -> dict[str, Any]: ...
 
     async def strategy_stop(self, *, strategy: str, who: str, why: str) -> dict[str, Any]: ...
+
+    async def ha_status(self) -> dict[str, Any]:
+        """``{"ha": MEMBER}`` (``bastion.ha.standby.MemberStatus``)."""
+        ...
+
+    async def ha_switchover(self, *, to: str | None, who: str, why: str) -> dict[str, Any]: ...
 
     def four_eyes(self, req: Request) -> FourEyes | None:
         """The four-eyes action ``req`` is on the node as it is now (a node-wide resume
@@ -453,6 +474,10 @@ async def dispatch(req: Request, commands: ControlCommands, *, who: str) -> dict
         return await commands.strategy_start(strategy=req.strategy, who=who, why=req.why)
     if isinstance(req, StrategyStopRequest):
         return await commands.strategy_stop(strategy=req.strategy, who=who, why=req.why)
+    if isinstance(req, HaStatusRequest):
+        return await commands.ha_status()
+    if isinstance(req, HaSwitchoverRequest):
+        return await commands.ha_switchover(to=req.to, who=who, why=req.why)
     if isinstance(req, ApprovalsListRequest | ApproveRequest | RecordAuthRequest):
         raise TypeError(f"{req.__struct_config__.tag} is answered by the guard, not the node")
     typing.assert_never(req)

@@ -82,6 +82,8 @@ class Command(StrEnum):
     """Acknowledge an alert (it keeps firing until its cause ends)."""
     ALERT_SILENCE = "alert_silence"
     """Silence an alert's notifications for a while."""
+    HA_SWITCHOVER = "ha_switchover"
+    """Hand the lead of an HA group to a standby (``bastion ha switchover``)."""
 
 
 class Grant(StrEnum):
@@ -126,6 +128,7 @@ _TABLE: Final[dict[Command, tuple[Grant, Grant, Grant, Grant]]] = {
     Command.ARM_LIVE: (_N, _N, _N, _Y),
     Command.ALERT_ACK: (_N, _Y, _Y, _Y),
     Command.ALERT_SILENCE: (_N, _N, _Y, _Y),
+    Command.HA_SWITCHOVER: (_N, _N, _N, _Y),
 }
 
 MATRIX: Final[Mapping[Command, Mapping[Role, Grant]]] = MappingProxyType(

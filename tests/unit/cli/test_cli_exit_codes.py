@@ -18,6 +18,7 @@ from bastion.errors import (
     NotArmed,
     OperationalError,
     PasswordRejected,
+    StandbyTailBroken,
     StorageKeyError,
     StrategyError,
     TemporaryError,
@@ -46,6 +47,7 @@ README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
     (VenueRequestFailed, 1),
     (OperationalError, 1),
     (IntegrityError, 1),
+    (StandbyTailBroken, 1),  # the standby stopped at a bad record
     (StrategyError, 1),
     (CommandRefused, 1),
     (InsecureFile, 2),  # the user fixes the file's permissions

@@ -50,6 +50,8 @@ EXPECTED: dict[str, Command] = {
     "pause_instrument": Command.PAUSE_INSTRUMENT,
     "strategy_start": Command.STRATEGY_START,
     "strategy_stop": Command.STRATEGY_STOP,
+    "ha_status": Command.READ,
+    "ha_switchover": Command.HA_SWITCHOVER,
 }
 PEER_GATED = {"record_auth"}
 """Not an operator's command: only a console's account may send it (test_delegation)."""

@@ -44,6 +44,7 @@ EXPECTED_YES: dict[Command, set[Role]] = {
     Command.ARM_LIVE: {A},
     Command.ALERT_ACK: {T, R, A},
     Command.ALERT_SILENCE: {R, A},
+    Command.HA_SWITCHOVER: {A},
 }
 EXPECTED_ASSIGNED: dict[Command, set[Role]] = {c: {T} for c in STRATEGY_COMMANDS}
 

@@ -1,0 +1,175 @@
+"""The operator's view of a high-availability group: who leads, at which epoch, and
+each member's role and lag (``gather_status``, behind ``bastion ha status``), and the
+node's side of the control socket's ``ha_status`` and ``ha_switchover`` (``HaMember``).
+
+The leader lease itself (``bastion.ha.lease``: a row per group in PostgreSQL, with its
+fencing epoch) is reached through ``LeaseView``, the two things the operator side needs
+of it; ``open_lease`` is where the real lease is plugged in.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from bastion.errors import BastionError, CommandRefused, OperationalError
+from bastion.ha.tail import JournalTail
+
+
+class LeaseStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One lease as stored (``bastion_leases(name, epoch, holder, expires_at,
+    renewed_at)``), times in ns since the epoch."""
+
+    name: str
+    epoch: int
+    holder: str | None
+    expires_ns: int
+    renewed_ns: int
+
+
+class LeaseView(Protocol):
+    """What ``ha status`` and ``ha switchover`` need of the leader lease."""
+
+    def status(self) -> LeaseStatus | None:
+        """The lease as stored now (None: never taken)."""
+        ...
+
+    def release(self, *, to: str | None) -> LeaseStatus:
+        """The leader gives the lease up now (for ``to`` only, if given: another member
+        may not take it first); ``CommandRefused`` if this member does not hold it."""
+        ...
+
+
+def open_lease(config: object) -> LeaseView:
+    """The node's leader lease from its config: wired to ``bastion.ha.lease`` once it
+    lands; until then no config has one."""
+    del config
+    raise CommandRefused("this node has no [ha] lease configured")
+
+
+class Role(enum.StrEnum):
+    LEADER = "leader"
+    STANDBY = "standby"
+    SINGLE = "single"
+    """No HA: a node on its own."""
+    UNREACHABLE = "unreachable"
+    """Its control socket did not answer (shown, never an error)."""
+
+
+class MemberStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One member as it reports itself (``ha_status``), or as unreachable."""
+
+    name: str
+    role: Role
+    epoch: int | None = None
+    applied_seq: int | None = None
+    committed_seq: int | None = None
+    lag_events: int | None = None
+    lag_s: float | None = None
+    error: str | None = None
+
+
+class GroupStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """``bastion ha status``: the lease and every member asked."""
+
+    lease: LeaseStatus | None
+    members: list[MemberStatus]
+
+
+class HaMember:
+    """This node in its HA group: the control socket's ``ha_status`` (any operator) and
+    ``ha_switchover`` (admin; journaled by the guard, ``OperatorCommand``, before it runs).
+
+    ``name``: this member's; ``lease``: the group's lease; ``tail``: while a standby,
+    its journal tail (None on the leader); ``epoch``: the leader's fencing epoch."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        lease: LeaseView,
+        tail: JournalTail | None = None,
+        epoch: int | None = None,
+    ) -> None:
+        self.name = name
+        self.lease = lease
+        self.tail = tail
+        self.epoch = epoch
+
+    def status(self) -> MemberStatus:
+        if self.tail is None:
+            return MemberStatus(name=self.name, role=Role.LEADER, epoch=self.epoch)
+        tail = self.tail.status()
+        return MemberStatus(
+            name=self.name,
+            role=Role.STANDBY,
+            applied_seq=tail.applied_seq,
+            committed_seq=tail.committed_seq,
+            lag_events=tail.lag_events,
+            lag_s=tail.lag_s,
+            error=tail.error,
+        )
+
+    def switchover(self, *, to: str | None) -> dict[str, Any]:
+        """Hand the lead over: only the leader can; the lease is released for ``to`` (or
+        the first standby to take it), which promotes its tail and starts trading."""
+        if self.tail is not None:
+            raise CommandRefused(f"{self.name} is a standby: ask the leader to switch over")
+        if to == self.name:
+            raise CommandRefused(f"{self.name} leads already")
+        released = self.lease.release(to=to)
+        return {"released": msgspec.to_builtins(released), "to": to}
+
+
+Ask = Callable[[Path], dict[str, Any]]
+
+
+def gather_status(lease: LeaseView | None, sockets: Mapping[str, Path], ask: Ask) -> GroupStatus:
+    """The lease as stored and each member's own answer to ``ha_status`` on its control
+    socket (``ask``); a member that does not answer is ``unreachable``."""
+    members: list[MemberStatus] = []
+    for name, path in sockets.items():
+        try:
+            answer = ask(path)
+        except (BastionError, OSError) as error:
+            members.append(MemberStatus(name=name, role=Role.UNREACHABLE, error=str(error)))
+            continue
+        if answer.get("ok") is not True or not isinstance(answer.get("ha"), dict):
+            reason = str(answer.get("error", "no ha status in its answer"))
+            members.append(MemberStatus(name=name, role=Role.UNREACHABLE, error=reason))
+            continue
+        try:
+            members.append(msgspec.convert(answer["ha"], MemberStatus))
+        except msgspec.ValidationError as error:
+            members.append(MemberStatus(name=name, role=Role.UNREACHABLE, error=str(error)))
+    try:
+        stored = None if lease is None else lease.status()
+    except OperationalError as error:
+        members.append(MemberStatus(name="lease", role=Role.UNREACHABLE, error=str(error)))
+        stored = None
+    return GroupStatus(lease=stored, members=members)
+
+
+def render(status: GroupStatus) -> str:
+    """``ha status`` for a person."""
+    lease = status.lease
+    if lease is None:
+        lines = ["lease: none (no leader)"]
+    else:
+        lines = [f"lease {lease.name}: leader {lease.holder or '-'}, epoch {lease.epoch}"]
+    for m in status.members:
+        line = f"  {m.name:<16} {m.role.value:<11}"
+        if m.role is Role.LEADER and m.epoch is not None:
+            line += f" epoch {m.epoch}"
+        if m.role is Role.STANDBY:
+            lag_s = "?" if m.lag_s is None else f"{m.lag_s:.1f}s"
+            lag = "?" if m.lag_events is None else str(m.lag_events)
+            line += f" applied {m.applied_seq} lag {lag} events, {lag_s}"
+        if m.error:
+            line += f" ({m.error})"
+        lines.append(line)
+    return "\n".join(lines)
