@@ -17,11 +17,13 @@ from kit.node_process import RunBastion, bastion_cmd, child_env
 from kit.postgres import PostgresServer, postgres_server
 from kit.strategies import IDLE_STRATEGY
 
-# Property tests draw the same examples on every run, so a failure in CI is one
-# anyone can reproduce; BASTION_HYPOTHESIS=explore draws new ones (and keeps them).
-settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
-settings.register_profile("explore", print_blob=True)
-settings.load_profile(os.environ.get("BASTION_HYPOTHESIS", "deterministic"))
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Property tests draw the same examples on every run, so a failure in CI is one
+    anyone can reproduce; ``BASTION_HYPOTHESIS=explore`` draws new ones (and keeps them)."""
+    settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+    settings.register_profile("explore", print_blob=True)
+    settings.load_profile(os.environ.get("BASTION_HYPOTHESIS", "deterministic"))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
