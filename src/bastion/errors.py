@@ -90,6 +90,11 @@ class VenueRequestFailed(TemporaryError):
     it would have told is unknown. Ask again later."""
 
 
+class LeaseUnavailable(TemporaryError):
+    """The PostgreSQL of an HA group's lease cannot be reached or did not answer in
+    time. A standby tries again; a leader keeps trading only until its own deadline."""
+
+
 # -- halt and notify -------------------------------------------------------------------
 
 
@@ -101,6 +106,11 @@ class IntegrityError(OperationalError):
     """A journal, snapshot or anchor fails its check: a record was edited, deleted or
     forged, the journal was cut short of an anchor, or its chain was downgraded. The
     message names the first bad record; the node refuses to start from the file."""
+
+
+class Deposed(OperationalError):
+    """This member's fencing epoch is no longer its HA group's current one: another
+    member leads. It must never send or journal again under that epoch."""
 
 
 class StrategyError(BastionError):
