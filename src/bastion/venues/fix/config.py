@@ -25,7 +25,7 @@ Coinbase use, and ``bastion venue sim`` honours it."""
 
 FENCING_EPOCH = 8014
 """Logon tag carrying an HA member's fencing epoch (``bastion.ha``), user-defined like
-8013. A venue that honours it (``bastion venue sim`` does) keeps the highest epoch that
+8013 (sent only by an HA member). A venue that honours it keeps the highest epoch that
 logged on per session: a Logon with a lower one is refused, one with a higher or
 equal one takes the session over (the older connection is dropped), and an order,
 cancel or amend whose ClOrdID (``{node}-{epoch}-{seq}``) carries a lower epoch is
