@@ -34,6 +34,7 @@ from bastion.feeds.config import (
 from bastion.feeds.nats.config import NatsFeedEntry
 from bastion.feeds.recorder.config import RecordingConfig, RecordingSourceConfig
 from bastion.feeds.validation.config import ValidationConfig
+from bastion.ha.config import HaConfig
 from bastion.journal.config import JournalConfig
 from bastion.model.instruments import Instrument
 from bastion.monitor.alerts.config import AlertRouteConfig, AlertRuleConfig, check_routes
@@ -202,6 +203,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Operators, four-eyes and override bounds (``bastion.security.config``); None: not
     given, only the node's own OS account commands it (a live node refuses to start
     without it)."""
+    ha: HaConfig | None = None
+    """``[ha]``: this node is one member of a logical node (``group``) whose members
+    elect a leader through a lease in PostgreSQL (``bastion.ha``); None: it runs alone."""
 
     @property
     def isolation(self) -> Isolation:
@@ -266,6 +270,24 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         if self.run_for_s is not None:
             _check_positive("run_for_s", self.run_for_s)
         self._check_alerting()
+        self._check_ha()
+
+    def _check_ha(self) -> None:
+        """An HA member journals to PostgreSQL (the journal is fenced by the same lease);
+        its lease lives there too unless ``[ha] url`` names another server."""
+        if self.ha is None:
+            return
+        if ha_database_from_journal(self.journal) is None and self.ha.url is None:
+            raise ConfigError(
+                "key 'ha': an HA member needs a PostgreSQL journal ([journal] backend = "
+                '"postgres") or at least a lease database (ha.url)'
+            )
+
+    def ha_database(self, secrets: SecretSource | None) -> tuple[str, str | None]:
+        """The lease's PostgreSQL ``(url, password)`` (``[ha]``'s, else the journal's)."""
+        if self.ha is None:
+            raise ConfigError("key 'ha': this node is not an HA member")
+        return self.ha.database(secrets, fallback=ha_database_from_journal(self.journal))
 
     def _check_alerting(self) -> None:
         if self.monitoring is None and (self.alerts or self.alert_routes):
@@ -376,7 +398,8 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             if isinstance(feed, NatsFeedEntry)
             for ref in feed.nats.secret_refs(f"feeds[{n}].nats")
         ]
-        return venues + feeds + self.journal.secret_refs() + monitoring + routes
+        ha = self.ha.secret_refs() if self.ha is not None else []
+        return venues + feeds + self.journal.secret_refs() + monitoring + routes + ha
 
     def check_secrets(self, secrets: SecretSource | None = None) -> None:
         """Every FIX venue's password can be read now: its ``password_env`` variable is
@@ -525,6 +548,20 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 # -- cross-section checks ----------------------------------------------------------
+
+
+def ha_database_from_journal(journal: JournalConfig) -> tuple[str, str | None] | None:
+    """The journal's PostgreSQL ``(url, password reference)`` when it journals to
+    PostgreSQL, else None: the hook between ``[ha]`` and the PostgreSQL journal's
+    settings (``backend``, ``url``, ``password``), read by name so that either side
+    can land first."""
+    if getattr(journal, "backend", None) != "postgres":
+        return None
+    url = getattr(journal, "url", None)
+    password = getattr(journal, "password", None)
+    if not isinstance(url, str):
+        return None
+    return url, password if isinstance(password, str) else None
 
 
 def _check_common(

@@ -90,6 +90,11 @@ class VenueRequestFailed(TemporaryError):
     it would have told is unknown. Ask again later."""
 
 
+class LeaseUnavailable(TemporaryError):
+    """The PostgreSQL of an HA group's lease cannot be reached or did not answer in
+    time. A standby tries again; a leader keeps trading only until its own deadline."""
+
+
 # -- halt and notify -------------------------------------------------------------------
 
 
@@ -108,6 +113,11 @@ class StandbyTailBroken(IntegrityError):
     broken chain link or hash, a record that does not decode): it stops there, its state
     as of the last good record, rather than apply events out of order. The message names
     the seq."""
+
+
+class Deposed(OperationalError):
+    """This member's fencing epoch is no longer its HA group's current one: another
+    member leads. It must never send or journal again under that epoch."""
 
 
 class StrategyError(BastionError):

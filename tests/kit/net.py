@@ -25,7 +25,9 @@ def listening(port: int) -> bool:
 class Relay:
     """A TCP relay between the node and the venue, to drop the FIX session while both
     processes live: ``cut`` closes the live connections (each side sees its peer go);
-    while ``refusing`` is set, new connections are closed as soon as they arrive."""
+    while ``refusing`` is set, new connections are closed as soon as they arrive; while
+    ``blackholed`` is set, connections (old and new) stay open and what either side
+    sends is dropped: a network partition, seen by neither side until a timeout."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -33,6 +35,7 @@ class Relay:
         self.listener.settimeout(0.1)  # so close() is noticed by the accept loop
         self.port = int(self.listener.getsockname()[1])
         self.refusing = False
+        self.blackholed = False
         self.connections = 0
         self._closed = False
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
@@ -62,9 +65,21 @@ class Relay:
                 self.connections += 1
                 self._pairs.append((client, upstream))
             for src, dst in ((client, upstream), (upstream, client)):
-                thread = threading.Thread(target=_pump, args=(src, dst), daemon=True)
+                thread = threading.Thread(target=self._pump, args=(src, dst), daemon=True)
                 thread.start()
                 self._threads.append(thread)
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if not self.blackholed:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
         """Drop every live connection now."""
@@ -87,18 +102,6 @@ def _shut(sock: socket.socket) -> None:
     with suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(1 << 16):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for sock in (src, dst):
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 @contextmanager

@@ -199,6 +199,35 @@ class PostgresServer:
         the next start)."""
         self._signal(signal.SIGKILL)
 
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and every backend (each backend is a process group of
+        its own): the server keeps its sockets open and answers nothing."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what ``freeze`` stopped."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
+    def _processes(self) -> list[int]:
+        """The postmaster's pid and its children's (from /proc)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return []
+        children = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rpartition(")")[2].split()[1])
+            if ppid == process.pid:
+                children.append(int(entry.name))
+        return [process.pid, *children]
+
     def restart(self) -> None:
         self.stop()
         self.start()

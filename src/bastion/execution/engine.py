@@ -10,6 +10,12 @@ Duplicate fills (an ``exec_id`` seen before from the same venue) are dropped and
 counted, never applied twice: ExecIDs are unique only per venue (two venues may both
 number their first execution ``E1``), so they are keyed by ``(venue, exec_id)``.
 Events for unknown orders are counted and logged.
+
+An HA member's engine holds its lease's ``fence`` (``bastion.ha.fence``): once the
+fence's deadline passed, nothing more leaves for a venue. A new order is denied
+(``OrderDenied``, reason ``lease_lost``), a cancel or an amend is refused
+(``OrderCancelRejected`` / ``OrderModifyRejected`` with the fence's reason), each
+counted in ``fenced`` and told to ``on_fenced`` (the kernel halts trading).
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ import structlog
 from bastion.bus import MessageBus
 from bastion.clock import Clock
 from bastion.execution.ids import ClientOrderIdGenerator
+from bastion.ha.fence import LEASE_LOST, Fence
 from bastion.model.enums import TERMINAL_STATUSES, OrderSide, OrderStatus, OrderType, TimeInForce
 from bastion.model.events import (
+    OrderCancelRejected,
     OrderDenied,
     OrderEvent,
     OrderFilled,
     OrderInitialized,
+    OrderModifyRejected,
     OrderPendingCancel,
     OrderPendingReplace,
     OrderSubmitted,
@@ -45,6 +54,7 @@ _GTC = TimeInForce.GTC
 log = structlog.get_logger("bastion.execution")
 
 JournalSink = Callable[[object], None]
+FenceRefused = Callable[[str], None]
 
 
 class ExecutionEngine:
@@ -58,8 +68,14 @@ class ExecutionEngine:
         ids: ClientOrderIdGenerator,
         venues: dict[str, VenueAdapter],
         journal: JournalSink | None = None,
+        fence: Fence | None = None,
+        on_fenced: FenceRefused | None = None,
     ) -> None:
         self._bus = bus
+        self._fence = fence
+        self._on_fenced = on_fenced
+        self.fenced = 0
+        """Orders, cancels and amends the fence kept from a venue."""
         self._clock = clock
         self._ids = ids
         self._venues = venues
@@ -161,6 +177,10 @@ class ExecutionEngine:
         )
 
     def submit(self, order: Order) -> None:
+        fence = self._fence
+        if fence is not None and not fence.may_send():
+            self._fenced_deny(order, fence)
+            return
         venue = self._venues[order.venue]
         submitted = self._apply(
             order,
@@ -200,6 +220,10 @@ class ExecutionEngine:
         )
         if not self._apply(order, event):
             return False
+        fence = self._fence
+        if fence is not None and not fence.may_send():
+            self._fenced_refuse(order, fence, OrderCancelRejected)
+            return True
         venue.cancel(order)
         return True
 
@@ -212,6 +236,10 @@ class ExecutionEngine:
             return False
         venue = self._venue_of(order, "cancel")
         if venue is None:
+            return False
+        fence = self._fence
+        if fence is not None and not fence.may_send():
+            self._fenced_refuse(order, fence, OrderCancelRejected)
             return False
         venue.cancel(order)
         return True
@@ -228,8 +256,49 @@ class ExecutionEngine:
         )
         if not self._apply(order, event):
             return False
+        fence = self._fence
+        if fence is not None and not fence.may_send():
+            self._fenced_refuse(order, fence, OrderModifyRejected)
+            return True
         venue.modify(order, quantity, price)
         return True
+
+    # -- the HA fence ---------------------------------------------------------------
+    def _fenced_deny(self, order: Order, fence: Fence) -> None:
+        reason = fence.refusal() or "lease lost"
+        self.fenced += 1
+        log.error("order_fenced", client_order_id=order.client_order_id, reason=reason)
+        self.deny(order, LEASE_LOST, reason)
+        if self._on_fenced is not None:
+            self._on_fenced(reason)
+
+    def _fenced_refuse(
+        self,
+        order: Order,
+        fence: Fence,
+        refused: type[OrderCancelRejected | OrderModifyRejected],
+    ) -> None:
+        """A cancel or amend (its pending state applied) that the fence kept back."""
+        reason = fence.refusal() or "lease lost"
+        self.fenced += 1
+        log.error(
+            "request_fenced",
+            client_order_id=order.client_order_id,
+            request=refused.__name__,
+            reason=reason,
+        )
+        self._apply(
+            order,
+            refused(
+                ts_ns=self._clock.timestamp_ns(),
+                client_order_id=order.client_order_id,
+                strategy_id=order.strategy_id,
+                instrument_id=order.instrument_id,
+                reason=reason,
+            ),
+        )
+        if self._on_fenced is not None:
+            self._on_fenced(reason)
 
     def _venue_of(self, order: Order, request: str) -> VenueAdapter | None:
         """The order's venue, looked up before its state changes; None (logged) if the

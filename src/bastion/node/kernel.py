@@ -27,6 +27,7 @@ from bastion.feeds import Feed, FeedContext, FeedSink, build_feed
 from bastion.feeds.arbiter import Arbiter
 from bastion.feeds.validation import ValidatedFeed
 from bastion.feeds.validation.rules import SEQ_GAP
+from bastion.ha.fence import Fence
 from bastion.isolation.host import ProcessStrategyHost
 from bastion.journal.sqlite import SqliteJournal
 from bastion.model.data import Bar, QuoteTick, TradeTick
@@ -87,7 +88,13 @@ class Kernel:
         journal: SqliteJournal | None = None,
         request_flush: Callable[[], None] | None = None,
         secrets: SecretSource | None = None,
+        fence: Fence | None = None,
     ) -> None:
+        """``fence``: an HA member's lease (``bastion.ha``): its epoch is ``epoch`` (the
+        one in every client order id and in each FIX Logon), and once its deadline
+        passes nothing more leaves for a venue and trading halts (``lease_lost``)."""
+        if fence is not None and fence.epoch != epoch:
+            raise ValueError(f"the fence's epoch {fence.epoch} is not the node's {epoch}")
         if isinstance(config, PaperConfig):  # a config built in code skipped the file check
             check_fix_stores(config, base_dir)
         self.config = config
@@ -116,7 +123,9 @@ class Kernel:
             live=isinstance(config, PaperConfig),
             request_flush=request_flush,
             secrets=secrets,
+            fencing_epoch=None if fence is None else fence.epoch,
         )
+        self.fence = fence
         self.venues: dict[str, VenueAdapter] = {}
         for venue_config in config.venue_configs():
             venue = build_venue(venue_config, context)
@@ -155,6 +164,8 @@ class Kernel:
             ids=ids,
             venues=self.venues,
             journal=journal.append if journal is not None else None,
+            fence=fence,
+            on_fenced=None if fence is None else self.lease_lost,
         )
         self.risk = RiskGate(
             config=config.risk,
@@ -629,6 +640,15 @@ class Kernel:
                 left -= order.quantity
         self.flush()
         return sent, denied
+
+    def lease_lost(self, reason: str) -> None:
+        """The HA lease is lost (its deadline passed, or another member leads): HALTED
+        with reason ``lease lost: ...`` (the fence already keeps every order, cancel
+        and amend from the venues; call on the trading loop)."""
+        if self.fence is not None:
+            self.fence.revoke(reason)
+        if self.risk.state is not TradingState.HALTED:
+            self.risk.set_trading_state(TradingState.HALTED, f"lease lost: {reason}")
 
     def restore_trading_state(self, state: TradingState, reason: str) -> None:
         """Take over the state the journal last recorded (no new event: nothing changed)."""

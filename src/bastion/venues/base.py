@@ -151,6 +151,10 @@ class VenueContext:
     request_flush: Callable[[], None] | None = None
     secrets: SecretSource | None = None
     """Where a venue's credentials come from (the vault's, resolved at node start)."""
+    fencing_epoch: int | None = None
+    """An HA member's lease epoch (``bastion.ha``): a venue with a session announces it
+    at logon (FIX: ``FencingEpoch``, tag 8014) so the venue drops an older leader's
+    session; None for a node that runs alone."""
 
 
 class VenueAdapter(ABC):

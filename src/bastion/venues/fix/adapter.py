@@ -112,7 +112,7 @@ def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
     """A venue reached over FIX 4.4 (``kind = "fix"``)."""
     return FixVenueAdapter(
         name=config.name,
-        settings=config.settings(context.secrets),
+        settings=config.settings(context.secrets, fencing_epoch=context.fencing_epoch),
         store_path=_resolve(context.base_dir, config.store_path),
         store_key=resolve_key(
             config.store_encryption_key,

@@ -23,6 +23,15 @@ no such field; 8013 (CancelOrdersOnDisconnect, Y) is the user-defined tag venues
 Coinbase use, and ``bastion venue sim`` honours it."""
 
 
+FENCING_EPOCH = 8014
+"""Logon tag carrying an HA member's fencing epoch (``bastion.ha``), user-defined like
+8013 (sent only by an HA member). A venue that honours it keeps the highest epoch that
+logged on per session: a Logon with a lower one is refused, one with a higher or
+equal one takes the session over (the older connection is dropped), and an order,
+cancel or amend whose ClOrdID (``{node}-{epoch}-{seq}``) carries a lower epoch is
+rejected. See docs/ha.md for what to ask of a broker without it."""
+
+
 class CancelOnDisconnect(enum.Enum):
     """What happens to the venue's open orders when the session drops.
 
@@ -195,9 +204,17 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         except SecretNotFound as e:
             raise SecretNotFound(f"{where('password')}: {e}") from None
 
-    def settings(self, secrets: SecretSource | None = None) -> SessionSettings:
-        """The session's settings, its password resolved through ``secrets``."""
+    def settings(
+        self, secrets: SecretSource | None = None, *, fencing_epoch: int | None = None
+    ) -> SessionSettings:
+        """The session's settings, its password resolved through ``secrets``;
+        ``fencing_epoch``: an HA member's, sent in every Logon (``FENCING_EPOCH``)."""
         password = self.resolve_password(secrets=secrets)
+        logon_fields: tuple[tuple[int, str], ...] = ()
+        if self.cancel_on_disconnect is CancelOnDisconnect.VENUE:
+            logon_fields += ((CANCEL_ORDERS_ON_DISCONNECT, "Y"),)
+        if fencing_epoch is not None:
+            logon_fields += ((FENCING_EPOCH, str(fencing_epoch)),)
         return SessionSettings(
             sender_comp_id=self.sender_comp_id,
             target_comp_id=self.target_comp_id,
@@ -208,9 +225,7 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             max_sending_time_skew_s=self.max_sending_time_skew_s,
             logon_timeout_s=self.logon_timeout_ms / 1000,
             schedule=None if self.schedule is None else self.schedule.to_schedule(),
-            logon_fields=((CANCEL_ORDERS_ON_DISCONNECT, "Y"),)
-            if self.cancel_on_disconnect is CancelOnDisconnect.VENUE
-            else (),
+            logon_fields=logon_fields,
         )
 
 
