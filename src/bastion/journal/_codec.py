@@ -180,7 +180,8 @@ def record_problem(
     if prev_hash != expected_prev:
         return "prev_hash does not match the previous record's hash"
     if not isinstance(payload, bytes):
-        return "undecodable payload: not a blob"
+        # a sealed payload that did not open says why (``_pg_records.SealBroken``)
+        return str(getattr(payload, "problem", "undecodable payload: not a blob"))
     try:
         event = decoder.decode(payload)
     except msgspec.DecodeError as error:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from bastion.journal.sqlite import SqliteJournal
+from bastion.journal.base import Journal
 from bastion.model.events import (
     OrderEvent,
     OrderFilled,
@@ -46,7 +46,7 @@ class RecoveryReport(msgspec.Struct, kw_only=True):
     """Venues the operator had halted (name: reason): they stay halted until resumed."""
 
 
-def recover_state(kernel: RecoverableNode, journal: SqliteJournal) -> RecoveryReport:
+def recover_state(kernel: RecoverableNode, journal: Journal) -> RecoveryReport:
     """Load the newest usable snapshot into ``kernel`` and replay the events after it."""
     started = kernel.clock.monotonic_s()
     after = 0
