@@ -10,7 +10,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from bastion.journal.keys import PLAINTEXT, JournalKeys
-from bastion.journal.postgres import PostgresJournal
+from bastion.journal.postgres import LEASES_DDL, PostgresJournal
 from kit.postgres import PostgresServer
 
 NAME = "node-1"
@@ -55,16 +55,20 @@ def as_superuser(server: PostgresServer, dsn: str, query: str, *params: object) 
 
 
 def set_lease(server: PostgresServer, dsn: str, name: str, epoch: int) -> None:
-    """Write the lease row as the HA package does on a takeover."""
-    as_superuser(
-        server,
-        dsn,
-        "INSERT INTO bastion_leases VALUES (%s, %s, 'test', now() + interval '10 s', now()) "
-        "ON CONFLICT (name) DO UPDATE SET epoch = EXCLUDED.epoch, holder = EXCLUDED.holder",
-        name,
-        epoch,
-    )
+    """Write the lease row as the HA package does on a takeover (as the node's role)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(LEASES_DDL)
+        conn.execute(
+            "INSERT INTO bastion_leases VALUES (%s, %s, 'test', now() + interval '10 s', now()) "
+            "ON CONFLICT (name) DO UPDATE SET epoch = EXCLUDED.epoch, holder = EXCLUDED.holder",
+            (name, epoch),
+        )
 
 
 def connect_as_node(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
     return psycopg.connect(dsn, autocommit=True)
+
+
+def journal_backend_pid(journal: PostgresJournal) -> int:
+    """The server process serving ``journal``'s connection (to stop it: a stalled server)."""
+    return int(journal._db.info.backend_pid)

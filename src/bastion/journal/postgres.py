@@ -69,6 +69,7 @@ from bastion.journal._pg_records import (
     stored_row,
 )
 from bastion.journal._pg_schema import (
+    LEASES_DDL,
     connect,
     describe,
     notify_channel,
@@ -78,13 +79,14 @@ from bastion.journal._pg_schema import (
     write_meta,
     writer_lock_key,
 )
+from bastion.journal._pg_watchdog import Watchdog
 from bastion.journal.anchors import AnchorWriter, anchor_path, read_anchors
 from bastion.journal.base import JournalStats, StoredSnapshot
 from bastion.journal.config import Durability
 from bastion.journal.keys import PLAINTEXT, JournalKeys
 from bastion.model.events import JournalTailSetAside
 
-__all__ = ["KEEP_SNAPSHOTS", "PostgresJournal"]
+__all__ = ["KEEP_SNAPSHOTS", "LEASES_DDL", "PostgresJournal", "notify_channel"]
 
 log = structlog.get_logger("bastion.journal")
 
@@ -146,6 +148,8 @@ class PostgresJournal:
             statement_timeout_ms=statement_timeout_ms,
         )
         self.where = describe(self._db, name)
+        # the server bounds statements; this bounds a server that never answers
+        self._watchdog = Watchdog(self._db, statement_timeout_ms / 1000 + 1.0, self.where)
         self._anchors: AnchorWriter | None = None
         try:
             self.migrated_from = prepare(self._db)
@@ -392,7 +396,7 @@ class PostgresJournal:
         fencing the fencing epoch (which then makes client order ids unique)."""
         self._refuse_if_failed()
         try:
-            with self._db_lock, self._db.transaction():
+            with self._db_lock, self._watchdog.armed(), self._db.transaction():
                 self._check_fence(self._db)
                 row = self._db.execute(
                     "SELECT COALESCE(MAX(run), 0) + 1 FROM bastion_runs WHERE name = %s",
@@ -450,7 +454,7 @@ class PostgresJournal:
         self._snapshot_ts_ns = ts_ns
         if self._writer is None:
             try:
-                with self._db_lock, self._db.transaction():
+                with self._db_lock, self._watchdog.armed(), self._db.transaction():
                     self._check_fence(self._db)
                     self._insert_snapshot(self._db, seq, self._encoder.last_hash, marker)
             except Exception as error:
@@ -522,6 +526,7 @@ class PostgresJournal:
             if self._error is None:
                 self._write_anchor()
             self._anchors.close()
+        self._watchdog.close()
         with self._db_lock:
             self._db.close()
         if self._error is not None:
@@ -530,7 +535,7 @@ class PostgresJournal:
     def _write_now(self, event: Any) -> None:
         try:
             row = self._encoder.encode(event)
-            with self._db_lock, self._db.transaction():
+            with self._db_lock, self._watchdog.armed(), self._db.transaction():
                 self._check_fence(self._db)
                 self._db.execute(_INSERT, (self.name, *stored_row(row, self._sealer)))
                 self._db.execute("SELECT pg_notify(%s, %s)", (self._channel, str(row[0])))
@@ -592,7 +597,7 @@ class PostgresJournal:
             self._queued_since = time.monotonic()
         db = self._db
         size = 0
-        with self._db_lock, db.transaction():
+        with self._db_lock, self._watchdog.armed(), db.transaction():
             self._check_fence(db)
             if rows:
                 with db.cursor() as cursor, cursor.copy(_COPY) as copy:
@@ -610,7 +615,12 @@ class PostgresJournal:
             self.commits += 1
 
     def _fail(self, error: BaseException) -> None:
-        if isinstance(error, psycopg.Error):
+        if self._watchdog.fired:
+            error = OperationalError(
+                f"{self.where}: the database did not answer within "
+                f"{self._watchdog.limit_s:g} s (stalled or partitioned): {error}"
+            )
+        elif isinstance(error, psycopg.Error):
             error = pg_error(self.where, error, self._password)
         self._error = error
         self._refused = f"write failed: {error}; the journal accepts no more events"
