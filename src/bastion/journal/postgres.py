@@ -27,6 +27,7 @@ record) and sets aside a last record that fails (``bastion_torn_records``).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -85,6 +86,7 @@ from bastion.journal.base import JournalStats, StoredSnapshot
 from bastion.journal.config import Durability
 from bastion.journal.keys import PLAINTEXT, JournalKeys
 from bastion.model.events import JournalTailSetAside
+from bastion.vault.files import make_private_dir
 
 __all__ = ["KEEP_SNAPSHOTS", "LEASES_DDL", "PostgresJournal", "notify_channel"]
 
@@ -105,6 +107,16 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 class _Snapshot(NamedTuple):
     ts_ns: int
     payload: bytes
+
+
+def _write_marker(path: Path, where: str) -> None:
+    """The journal's local path: a small file (0600, in a private directory) naming the
+    database journal. The node's control socket and anchors sit beside it, and the
+    control channel takes its owner as the node's uid, as for a SQLite file."""
+    make_private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as marker:
+        marker.write(f"bastion {where}: the events are in the database\n")
 
 
 class PostgresJournal:
@@ -148,6 +160,11 @@ class PostgresJournal:
             statement_timeout_ms=statement_timeout_ms,
         )
         self.where = describe(self._db, name)
+        try:
+            _write_marker(path, self.where)
+        except OSError as error:
+            self._db.close()
+            raise OperationalError(f"{self.where}: local path {path}: {error}") from error
         # the server bounds statements; this bounds a server that never answers
         self._watchdog = Watchdog(self._db, statement_timeout_ms / 1000 + 1.0, self.where)
         self._anchors: AnchorWriter | None = None

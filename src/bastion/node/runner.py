@@ -213,7 +213,9 @@ class _Node:
             secrets=self.secrets,
             now_ns=clock.timestamp_ns(),
             trading=not self.recover_only,
-            journal_key=self.keys.encryption,
+            # a PostgreSQL journal's local path is a marker, not a file of records: its
+            # directory's mode marker still keeps paper and live apart
+            journal_key=self.keys.encryption if config.journal.backend == "sqlite" else None,
         )
         journal = open_journal(
             config.journal,
