@@ -15,6 +15,10 @@ the OMS journals per order) to a fresh SQLite journal and prints one JSON line:
     python bench/journal.py [--n-group 100000] [--n-fsync-each 2000] [--dir DIR]
 
 Use ``--dir`` on the disk a real journal would live on: fsync cost is the disk's.
+
+The same figures follow for a PostgreSQL journal (one more JSON line; each line says its
+``backend``), on a local server started with the test kit's ``kit.postgres`` (fsync on;
+over TCP on 127.0.0.1). ``--no-postgres`` skips it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -85,8 +90,18 @@ def percentile_us(samples_ns: list[int], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 2)
 
 
-def run(path: Path, events: list[Any], durability: Any, keys: JournalKeys) -> dict[str, float]:
-    journal = SqliteJournal(path, durability=durability, keys=keys)
+def run(
+    path: Path,
+    events: list[Any],
+    durability: Any,
+    keys: JournalKeys,
+    pg: Callable[[Any], tuple[Any, Callable[[], Any]]] | None = None,
+) -> dict[str, float]:
+    """``pg(durability)``: a PostgreSQL journal and how to verify it (else SQLite)."""
+    if pg is None:
+        journal: Any = SqliteJournal(path, durability=durability, keys=keys)
+    else:
+        journal, check = pg(durability)
     append = journal.append
     clock = time.perf_counter_ns
     samples = [0] * len(events)
@@ -97,7 +112,7 @@ def run(path: Path, events: list[Any], durability: Any, keys: JournalKeys) -> di
         samples[n] = clock() - t
     journal.close()
     wall_s = (clock() - started) / 1e9
-    result = verify_journal(path, keys=keys)
+    result = verify_journal(path, keys=keys) if pg is None else check()
     if not result.ok or result.events != len(events):
         raise SystemExit(f"journal check failed: {result}")
     return {
@@ -107,6 +122,66 @@ def run(path: Path, events: list[Any], durability: Any, keys: JournalKeys) -> di
         "max_us": round(max(samples) / 1000, 2),
         "commits": journal.commits,
     }
+
+
+def postgres_runs(
+    args: argparse.Namespace, keys: JournalKeys
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The group and fsync_each runs on a local PostgreSQL server of the test kit's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from bastion.journal.pg_reader import PostgresJournalReader
+    from bastion.journal.postgres import PostgresJournal
+    from kit.postgres import postgres_server
+
+    with postgres_server() as server, tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+
+        def opener(durability: Any) -> tuple[Any, Callable[[], Any]]:
+            params = conninfo_to_dict(server.dsn(server.create_database()))
+            password = str(params.pop("password"))
+            url = make_conninfo(**params)  # type: ignore[arg-type]
+            journal = PostgresJournal(
+                url,
+                name="bench",
+                path=Path(tmp) / f"{durability}.pg",
+                password=password,
+                durability=durability,
+                keys=keys,
+            )
+
+            def check() -> Any:
+                with PostgresJournalReader(url, name="bench", password=password, keys=keys) as r:
+                    return r.verify()
+
+            return journal, check
+
+        group = run(Path(tmp), order_flow(args.n_group), "group", keys, opener)
+        each = run(Path(tmp), order_flow(args.n_fsync_each), "fsync_each", keys, opener)
+    return group, each
+
+
+def line(
+    backend: str, args: argparse.Namespace, group: dict[str, float], each: dict[str, float]
+) -> str:
+    return json.dumps(
+        {
+            "bench": "journal",
+            "backend": backend,
+            "encrypted": args.encrypt,
+            "n_group": args.n_group,
+            "group_events_per_s": group["events_per_s"],
+            "group_commits": group["commits"],
+            "append_p50_us": group["p50_us"],
+            "append_p99_us": group["p99_us"],
+            "append_max_us": group["max_us"],
+            "n_fsync_each": args.n_fsync_each,
+            "fsync_each_events_per_s": each["events_per_s"],
+            "fsync_each_p50_us": each["p50_us"],
+            "fsync_each_p99_us": each["p99_us"],
+            "python": sys.version.split()[0],
+        }
+    )
 
 
 def main() -> None:
@@ -119,6 +194,7 @@ def main() -> None:
         action="store_true",
         help="encrypted (SQLCipher) with a keyed chain (HMAC-SHA256) and anchors",
     )
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = parser.parse_args()
     keys = JournalKeys()
     if args.encrypt:
@@ -127,26 +203,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         group = run(Path(tmp) / "group.sqlite", order_flow(args.n_group), "group", keys)
         each = run(Path(tmp) / "each.sqlite", order_flow(args.n_fsync_each), "fsync_each", keys)
-    print(
-        json.dumps(
-            {
-                "bench": "journal",
-                "encrypted": args.encrypt,
-                "n_group": args.n_group,
-                "group_events_per_s": group["events_per_s"],
-                "group_commits": group["commits"],
-                "append_p50_us": group["p50_us"],
-                "append_p99_us": group["p99_us"],
-                "append_max_us": group["max_us"],
-                "n_fsync_each": args.n_fsync_each,
-                "fsync_each_events_per_s": each["events_per_s"],
-                "fsync_each_p50_us": each["p50_us"],
-                "fsync_each_p99_us": each["p99_us"],
-                "python": sys.version.split()[0],
-            }
-        ),
-        flush=True,
-    )
+    print(line("sqlite", args, group, each), flush=True)
+    if not args.no_postgres:
+        print(line("postgres", args, *postgres_runs(args, keys)), flush=True)
 
 
 if __name__ == "__main__":

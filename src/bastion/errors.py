@@ -10,7 +10,8 @@ adapter, a socket, a file) translates what it catches with ``raise Ours(...) fro
 - transient trouble (exit code 1 if it reaches the command line): ``TemporaryError``
   (``VenueUnavailable``, ``VenueRequestFailed``): back off and retry;
 - the node cannot go on safely (exit code 1): ``OperationalError``: halt and notify
-  (``IntegrityError``: a stored file was tampered with);
+  (``IntegrityError``: a stored file was tampered with; ``FencedError``: a deposed
+  leader's journal write was refused);
   ``StrategyError``: a user strategy failed to load or run;
 - an operator command refused (exit code 1): ``CommandRefused``: nothing changed, the
   reason goes back to the operator;
@@ -118,6 +119,13 @@ class StandbyTailBroken(IntegrityError):
 class Deposed(OperationalError):
     """This member's fencing epoch is no longer its HA group's current one: another
     member leads. It must never send or journal again under that epoch."""
+
+
+class FencedError(OperationalError):
+    """A journal write found that its writer's fencing epoch is no longer the current
+    one: another node took the lease over. The write was rolled back, the journal
+    accepts no more events, and the node must halt trading at once. The message names
+    the journal, the writer's epoch and the current one."""
 
 
 class StrategyError(BastionError):

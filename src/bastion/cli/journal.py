@@ -12,11 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from bastion.cli.common import EXIT_ERROR, EXIT_OK, Commands, Formatter, usage, wall_clock, wrap
-from bastion.cli.journal_keys import KEY_OPTIONS_HINT, add_key_options, journal_and_keys
+from bastion.cli.journal_keys import (
+    KEY_OPTIONS_HINT,
+    PostgresSource,
+    add_key_options,
+    journal_and_keys,
+    postgres_source,
+)
 from bastion.errors import BastionError, UsageError
 
 if TYPE_CHECKING:
     from bastion.journal import VerifyResult
+    from bastion.journal.pg_reader import PostgresJournalReader
 
 T = TypeVar("T")
 
@@ -36,6 +43,10 @@ examples:
   bastion journal export --config mydesk/paper.toml --from-seq 1000 | jq .type
   bastion journal stats mydesk/journal.sqlite --vault mydesk/vault.bastion
   bastion journal verify backtest-journal.sqlite      # plaintext: no keys needed
+
+A PostgreSQL journal ([journal] backend = "postgres") is read with --config: the
+URL, journal name, password and keys all come from the node's config and vault
+(the password is never given on the command line).
 """
 
 
@@ -117,8 +128,15 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
     """Check a journal's whole hash chain; exit 1 naming the first broken record."""
     from bastion.journal import verify_journal
 
-    path, keys = journal_and_keys(args, clock=wall_clock())
-    result = _journal_call(lambda: verify_journal(path, keys=keys))
+    source = postgres_source(args, clock=wall_clock())
+    if source is not None:
+        keys = source.keys
+        with _pg_reader(source) as reader:
+            result = reader.verify(anchors=source.anchors)
+        path: object = result.path
+    else:
+        path, keys = journal_and_keys(args, clock=wall_clock())
+        result = _journal_call(lambda: verify_journal(path, keys=keys))
     if result.ok:
         seqs = f"seq {result.first_seq}..{result.last_seq}" if result.events else "empty"
         print(
@@ -154,6 +172,9 @@ def cmd_journal_export(args: argparse.Namespace) -> int:
     """Write a journal's events as JSON lines, to --out or stdout."""
     from bastion.journal import export_jsonl
 
+    source = postgres_source(args, clock=wall_clock())
+    if source is not None:
+        return _pg_export(source, args)
     path, keys = journal_and_keys(args, clock=wall_clock())
     if args.out is None:
         _journal_call(
@@ -184,8 +205,14 @@ def cmd_journal_stats(args: argparse.Namespace) -> int:
     """Print a journal's counts, runs, time extent, size and schema version."""
     from bastion.journal import journal_stats
 
-    path, keys = journal_and_keys(args, clock=wall_clock())
-    stats = _journal_call(lambda: journal_stats(path, keys=keys))
+    source = postgres_source(args, clock=wall_clock())
+    if source is not None:
+        with _pg_reader(source) as reader:
+            stats = reader.stats()
+        path: object = stats.path
+    else:
+        path, keys = journal_and_keys(args, clock=wall_clock())
+        stats = _journal_call(lambda: journal_stats(path, keys=keys))
     print(f"journal:        {path}")
     print(f"schema version: {stats.schema_version}")
     print(f"file size:      {stats.file_bytes:,} bytes")
@@ -204,6 +231,38 @@ def cmd_journal_stats(args: argparse.Namespace) -> int:
         width = max(len(name) for name in stats.by_type)
         for name, count in sorted(stats.by_type.items(), key=lambda kv: (-kv[1], kv[0])):
             print(f"  {name:<{width}}  {count:,}")
+    return EXIT_OK
+
+
+def _pg_reader(source: PostgresSource) -> PostgresJournalReader:
+    """A read-only view of the config's PostgreSQL journal; a database that holds no
+    journals is a usage error, as a file that is not one."""
+    from bastion.journal.pg_reader import PostgresJournalReader
+
+    return _journal_call(
+        lambda: PostgresJournalReader(
+            source.url,
+            name=source.name,
+            password=source.password,
+            keys=source.keys,
+            connect_timeout_s=source.connect_timeout_s,
+        )
+    )
+
+
+def _pg_export(source: PostgresSource, args: argparse.Namespace) -> int:
+    with _pg_reader(source) as reader:
+        if args.out is None:
+            reader.export_jsonl(sys.stdout.buffer, from_seq=args.from_seq)
+            sys.stdout.buffer.flush()
+            return EXIT_OK
+        out = Path(args.out)
+        try:
+            with out.open("wb") as f:
+                n = reader.export_jsonl(f, from_seq=args.from_seq)
+        except OSError as e:
+            raise BastionError(f"cannot write {out}: {e.strerror or e}") from e
+    print(f"exported {n:,} events to {out}")
     return EXIT_OK
 
 

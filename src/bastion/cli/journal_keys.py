@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from bastion.clock import Clock
 from bastion.config import PaperConfig, load_config, resolve_path
@@ -93,6 +93,62 @@ def _from_config(config_path: Path, named: str | None, clock: Clock) -> tuple[Pa
         return path, journal_keys(config.journal, secrets)
     except ConfigError as error:
         raise type(error)(f"{config_path}: {error}") from None
+
+
+class PostgresSource(NamedTuple):
+    """A PostgreSQL journal named by a node's config, with what reading it takes."""
+
+    url: str
+    name: str
+    password: str | None
+    keys: JournalKeys
+    anchors: Path
+    connect_timeout_s: int
+
+
+def postgres_source(args: argparse.Namespace, *, clock: Clock) -> PostgresSource | None:
+    """The PostgreSQL journal ``--config`` names (``[journal] backend = "postgres"``),
+    its password and keys from the config's vault; None for a SQLite journal."""
+    if args.config is None:
+        return None
+    config_path = Path(args.config)
+    config = load_config(config_path, PaperConfig)
+    journal = config.journal
+    if journal.backend != "postgres":
+        return None
+    if getattr(args, args.journal_path_dest) is not None:
+        raise UsageError(
+            f"{config_path}: its journal is in PostgreSQL (journal.backend); "
+            "leave out the journal file"
+        )
+    from bastion.journal.anchors import anchor_path
+    from bastion.journal.factory import journal_local_path, journal_password
+
+    base_dir = config_path.resolve().parent
+    refs = journal.secret_refs()
+    keys, password = PLAINTEXT, None
+    if refs:
+        try:
+            secrets = load_secrets(
+                refs,
+                vault=config.vault,
+                base_dir=base_dir,
+                scope="live" if config.node.mode == "live" else "paper",
+                clock=clock,
+            )
+            keys = journal_keys(journal, secrets)
+            password = journal_password(journal, secrets)
+        except ConfigError as error:
+            raise type(error)(f"{config_path}: {error}") from None
+    assert journal.url is not None
+    return PostgresSource(
+        url=journal.url,
+        name=journal.name or config.node.id,
+        password=password,
+        keys=keys,
+        anchors=anchor_path(journal_local_path(journal, base_dir)),
+        connect_timeout_s=journal.connect_timeout_s,
+    )
 
 
 def _from_vault(vault_path: Path, path: Path, clock: Clock) -> JournalKeys:

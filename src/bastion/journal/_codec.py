@@ -191,7 +191,8 @@ def check_record(
     if prev_hash != expected_prev:
         return None, "prev_hash does not match the previous record's hash"
     if not isinstance(payload, bytes):
-        return None, "undecodable payload: not a blob"
+        # a sealed payload that did not open says why (``_pg_records.SealBroken``)
+        return None, str(getattr(payload, "problem", "undecodable payload: not a blob"))
     try:
         event = decoder.decode(payload)
     except msgspec.DecodeError as error:

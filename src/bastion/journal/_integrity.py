@@ -12,9 +12,9 @@ record.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from bastion.errors import IntegrityError, StorageKeyError
 from bastion.journal._codec import (
@@ -60,7 +60,7 @@ def write_keying(db: sqlite3.Connection, chain: Chain) -> None:
 
 
 def check_keying(
-    path: Path, stored: Keying, chain: Chain, *, events: int, anchors_exist: bool
+    path: Path | str, stored: Keying, chain: Chain, *, events: int, anchors_exist: bool
 ) -> bool:
     """Refuse a journal whose keying does not go with ``chain``; True if it is to be keyed
     now (a journal with no events yet, opened with a chain key).
@@ -117,10 +117,36 @@ class ScanResult(NamedTuple):
 
 
 def scan(db: sqlite3.Connection, chain: Chain, anchors: Sequence[Anchor]) -> ScanResult:
-    """Check every record, every snapshot and every anchor of a journal."""
+    """Check every record, every snapshot and every anchor of a SQLite journal."""
     events, first_seq, last_seq = db.execute(
         "SELECT COUNT(*), MIN(seq), MAX(seq) FROM events"
     ).fetchone()
+    return scan_records(
+        (events, first_seq, last_seq),
+        db.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq"),
+        lambda: db.execute(
+            "SELECT s.seq, s.event_hash, s.payload, s.digest, e.hash FROM snapshots s "
+            "LEFT JOIN events e ON e.seq = s.seq ORDER BY s.seq"
+        ),
+        chain,
+        anchors,
+    )
+
+
+# seq, event_hash, payload, digest, the chain's hash at seq (None: no such event)
+SnapshotRow = tuple[int, object, object, object, object]
+
+
+def scan_records(
+    counts: tuple[int, int | None, int | None],
+    records: Iterable[tuple[int, int, str, str | None, bytes, Any, Any]],
+    snapshots: Callable[[], Iterable[SnapshotRow]],
+    chain: Chain,
+    anchors: Sequence[Anchor],
+) -> ScanResult:
+    """Check every record (in seq order), every snapshot and every anchor, whatever
+    stores them: ``counts`` is (events, first seq, last seq)."""
+    events, first_seq, last_seq = counts
     by_seq = {anchor.seq: anchor for anchor in anchors}
     top = max(anchors, key=lambda a: a.seq, default=None)
     top_seq = top.seq if top is not None else 0
@@ -129,7 +155,7 @@ def scan(db: sqlite3.Connection, chain: Chain, anchors: Sequence[Anchor]) -> Sca
     broken_seq: int | None = None
     problem: str | None = None
     torn = False
-    for row in db.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq"):
+    for row in records:
         seq = row[0]
         problem = record_problem(row, expected_seq, prev, decoder, chain)
         anchor = by_seq.get(seq)
@@ -153,7 +179,7 @@ def scan(db: sqlite3.Connection, chain: Chain, anchors: Sequence[Anchor]) -> Sca
             if anchor.seq == 0 and anchor.hash != GENESIS_HASH:
                 problem = f"anchor {anchor.n} names seq 0 with a hash that is not the genesis"
                 break
-    snapshots, snapshot_problem = _scan_snapshots(db, chain, below=broken_seq)
+    snapshot_count, snapshot_problem = _scan_snapshots(snapshots(), chain, below=broken_seq)
     return ScanResult(
         events=events,
         first_seq=first_seq,
@@ -162,21 +188,18 @@ def scan(db: sqlite3.Connection, chain: Chain, anchors: Sequence[Anchor]) -> Sca
         broken_seq=broken_seq,
         problem=problem,
         torn_tail=torn,
-        snapshots=snapshots,
+        snapshots=snapshot_count,
         snapshot_problem=snapshot_problem,
         anchors=len(anchors),
     )
 
 
 def _scan_snapshots(
-    db: sqlite3.Connection, chain: Chain, *, below: int | None
+    rows: Iterable[SnapshotRow], chain: Chain, *, below: int | None
 ) -> tuple[int, str | None]:
     """How many snapshots, and the first one that does not check out (before ``below``)."""
     count = 0
-    for seq, event_hash, payload, digest, chained in db.execute(
-        "SELECT s.seq, s.event_hash, s.payload, s.digest, e.hash FROM snapshots s "
-        "LEFT JOIN events e ON e.seq = s.seq ORDER BY s.seq"
-    ):
+    for seq, event_hash, payload, digest, chained in rows:
         if below is not None and seq >= below:
             break
         count += 1

@@ -66,6 +66,7 @@ from bastion.journal._codec import (
 from bastion.journal._integrity import check_keying, read_keying, scan, write_keying
 from bastion.journal._schema import SCHEMA_VERSION, prepare
 from bastion.journal.anchors import AnchorWriter, anchor_path, read_anchors
+from bastion.journal.base import JournalStats, StoredSnapshot
 from bastion.journal.config import Durability, JournalConfig
 from bastion.journal.keys import PLAINTEXT, JournalKeys
 from bastion.model.events import JournalTailSetAside
@@ -86,36 +87,6 @@ _PRUNE_SNAPSHOTS: Final = (
 )
 _READ_CHUNK: Final = 4096
 KEEP_SNAPSHOTS: Final = 3
-
-
-class StoredSnapshot(NamedTuple):
-    """A snapshot as stored: it covers every event with seq <= ``seq``."""
-
-    seq: int
-    ts_ns: int
-    payload: bytes
-
-
-class JournalStats(NamedTuple):
-    """The journal's figures for monitoring (``SqliteJournal.stats``)."""
-
-    last_seq: int
-    """Seq of the last event appended (committed or queued)."""
-    committed_seq: int
-    queue_depth: int
-    """Events and snapshots waiting for the writer thread."""
-    bytes: int
-    """The database file and its write-ahead log."""
-    commit_lag_s: float
-    """Age of the oldest event appended and not committed yet (0: none waits)."""
-    writable: bool
-    """False once closed or after a failed write (``append`` raises)."""
-    snapshot_ts_ns: int | None
-    """When the newest snapshot was taken (None: never)."""
-
-    @property
-    def commit_lag_events(self) -> int:
-        return self.last_seq - self.committed_seq
 
 
 class _Snapshot(NamedTuple):

@@ -41,7 +41,7 @@ from bastion.monitor.trading import TradingReadings
 from bastion.tasks import spawn
 
 if TYPE_CHECKING:
-    from bastion.journal.sqlite import SqliteJournal
+    from bastion.journal.base import Journal
     from bastion.node.kernel import Kernel
 
 RTT_PROBE_S: Final = 5.0
@@ -75,7 +75,7 @@ class NodeMonitor:
         self._wedged_after_s = max(2.0, WEDGED_AFTER_SAMPLES * interval_s)
         self._started_s = self.clock.monotonic_s()
         self._kernel: Kernel | None = None
-        self._journal: SqliteJournal | None = None
+        self._journal: Journal | None = None
         self._trading: TradingReadings | None = None
         self._host: HostWatch | None = None
         self._gc = GcWatch(self.clock.monotonic_s)
@@ -129,7 +129,7 @@ class NodeMonitor:
         nothing is served before ``start``."""
         return self._server.bind()
 
-    def attach(self, kernel: Kernel, *, journal: SqliteJournal | None, epoch: int) -> None:
+    def attach(self, kernel: Kernel, *, journal: Journal | None, epoch: int) -> None:
         """Watch this kernel (its bus's order events from now on) and its journal."""
         orders = OrderStats(
             bus=kernel.bus,

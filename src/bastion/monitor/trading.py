@@ -19,7 +19,7 @@ from bastion.monitor.sample import SampleBuilder
 from bastion.portfolio.portfolio import to_decimal
 
 if TYPE_CHECKING:
-    from bastion.journal.sqlite import SqliteJournal
+    from bastion.journal.base import Journal
     from bastion.node.kernel import Kernel
 
 _NS = 1e9
@@ -47,9 +47,7 @@ class _Rate:
 class TradingReadings:
     """The sources that read a kernel (and its journal) into samples."""
 
-    def __init__(
-        self, *, kernel: Kernel, journal: SqliteJournal | None, orders: OrderStats
-    ) -> None:
+    def __init__(self, *, kernel: Kernel, journal: Journal | None, orders: OrderStats) -> None:
         self.kernel = kernel
         self.journal = journal
         self.orders = orders
@@ -206,7 +204,7 @@ class TradingReadings:
                 "bastion_quote_age_seconds", max(0.0, (now_ns - quote.ts_ns) / _NS), instrument=iid
             )
 
-    def journal_stats(self, b: SampleBuilder, journal: SqliteJournal) -> None:
+    def journal_stats(self, b: SampleBuilder, journal: Journal) -> None:
         clock = self.kernel.clock
         stats = journal.stats()
         b.set("bastion_journal_events_total", stats.last_seq)

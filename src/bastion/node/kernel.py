@@ -29,7 +29,7 @@ from bastion.feeds.validation import ValidatedFeed
 from bastion.feeds.validation.rules import SEQ_GAP
 from bastion.ha.fence import Fence
 from bastion.isolation.host import ProcessStrategyHost
-from bastion.journal.sqlite import SqliteJournal
+from bastion.journal.base import Journal
 from bastion.model.data import Bar, QuoteTick, TradeTick
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TradingState
 from bastion.model.events import (
@@ -85,7 +85,7 @@ class Kernel:
         base_dir: Path,
         clock: Clock,
         epoch: int,
-        journal: SqliteJournal | None = None,
+        journal: Journal | None = None,
         request_flush: Callable[[], None] | None = None,
         secrets: SecretSource | None = None,
         fence: Fence | None = None,

@@ -50,8 +50,9 @@ from bastion.config import PaperConfig, resolve_path
 from bastion.feeds import Feed
 from bastion.feeds.arbiter import Arbiter
 from bastion.isolation.sandbox import harden_core
+from bastion.journal.base import Journal
+from bastion.journal.factory import open_journal
 from bastion.journal.keys import JournalKeys, journal_keys, require_keys
-from bastion.journal.sqlite import SqliteJournal
 from bastion.live.preflight import admit_start, check_live_start, node_manifest
 from bastion.model.events import (
     OrderCanceled,
@@ -212,9 +213,17 @@ class _Node:
             secrets=self.secrets,
             now_ns=clock.timestamp_ns(),
             trading=not self.recover_only,
-            journal_key=self.keys.encryption,
+            # a PostgreSQL journal's local path is a marker, not a file of records: its
+            # directory's mode marker still keeps paper and live apart
+            journal_key=self.keys.encryption if config.journal.backend == "sqlite" else None,
         )
-        journal = SqliteJournal.from_config(journal_path, config.journal, keys=self.keys)
+        journal = open_journal(
+            config.journal,
+            base_dir=self.base_dir,
+            keys=self.keys,
+            secrets=self.secrets,
+            name=config.node.id,
+        )
         try:
             epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
         except BaseException:
@@ -569,7 +578,7 @@ class _Node:
             await asyncio.sleep(interval_s)
             arbiter.poll()
 
-    def _snapshot(self, kernel: Kernel, journal: SqliteJournal) -> None:
+    def _snapshot(self, kernel: Kernel, journal: Journal) -> None:
         if journal.last_seq == self._last_snapshot_seq:
             return
         started = self.clock.monotonic_s()
@@ -584,7 +593,7 @@ class _Node:
             ms=round((self.clock.monotonic_s() - started) * 1000, 3),
         )
 
-    async def _snapshots(self, kernel: Kernel, journal: SqliteJournal) -> None:
+    async def _snapshots(self, kernel: Kernel, journal: Journal) -> None:
         cfg = self.config.journal
         poll_s = min(1.0, cfg.snapshot_interval_s)
         while True:

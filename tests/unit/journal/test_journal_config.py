@@ -55,3 +55,30 @@ def test_when_journal_key_is_bad_then_config_error_names_it(
     """Bad or unknown journal keys are config errors naming the key."""
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load_config(paper_with_journal(tmp_path, lines), PaperConfig)
+
+
+def test_when_postgres_without_url_then_refused_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"key 'journal\.url': required"):
+        JournalConfig(backend="postgres")
+
+
+def test_when_url_holds_a_password_then_refused_without_echoing_it() -> None:
+    """The password belongs in the vault: the error names the keys, never the value."""
+    for url in ("postgresql://bastion:hunter2x@db/desk", "host=db user=bastion password=hunter2x"):
+        with pytest.raises(ConfigError, match=r"key 'journal\.url': holds a password") as caught:
+            JournalConfig(backend="postgres", url=url)
+        assert "hunter2x" not in str(caught.value) and "journal.password" in str(caught.value)
+
+
+def test_when_postgres_keys_on_sqlite_then_refused_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"key 'journal\.url': only for backend"):
+        JournalConfig(url="postgresql://bastion@db/desk")
+    with pytest.raises(ConfigError, match=r"key 'journal\.password'"):
+        JournalConfig(backend="postgres", url="postgresql://db/x", password="hunter2x")
+
+
+def test_when_postgres_configured_then_password_is_a_secret_ref() -> None:
+    config = JournalConfig(
+        backend="postgres", url="postgresql://bastion@db/desk", password="secret:journal/pw"
+    )
+    assert ("journal.password", "journal/pw") in config.secret_refs()
