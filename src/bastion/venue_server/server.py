@@ -135,6 +135,10 @@ class _AccountSession:
         if msg_type in ORDER_MSG_TYPES:
             if msg_type == "D":
                 self.server.counters["orders_received"] += 1
+            if msg_type == "AN" and message.get(1) == self.account.comp_id:
+                # Account (1) is required in AN: a node with no account configured names
+                # its session's (one account per session)
+                message.set(1, self.account.name)
             self.server.engine.handle(self.account.name, parse_request(message))
         elif msg_type == "V":
             self._on_market_data_request(session, message)
