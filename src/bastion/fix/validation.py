@@ -154,6 +154,17 @@ def _layout(members: dd.Members, count_tag: int = 0, skip: frozenset[int] = froz
     )
 
 
+def _all_tags(members: dd.Members) -> frozenset[int]:
+    flat = _flatten(members)
+    return frozenset(tag for tag, _, _ in flat).union(
+        *(group.tags for _, _, group in flat if group is not None)
+    )
+
+
+ENVELOPE_TAGS = _all_tags(dd.HEADER) | _all_tags(dd.TRAILER)
+"""Every tag of the standard header and trailer (and their groups): what a reply rebuilds."""
+
+
 class Validator:
     """Checks messages against the FIX 4.4 dictionary; see the module docstring."""
 
