@@ -28,6 +28,7 @@ from bastion.fix.codec import (
     TAG_APPEARS_MORE_THAN_ONCE,
     TAG_NOT_DEFINED_FOR_MSG_TYPE,
     TAG_OUT_OF_ORDER,
+    TAG_WITHOUT_VALUE,
     VALUE_INCORRECT,
     FixMessage,
     encode,
@@ -160,6 +161,15 @@ def test_14c_tag_not_defined_for_message_type_is_rejected(tmp_path: Path) -> Non
 
     async def case(client: RawCounterparty, server: VenueSimServer) -> None:
         await rejected(client, [*ORDER, (112, "x")], TAG_NOT_DEFINED_FOR_MSG_TYPE, 112)
+
+    run(tmp_path, case)
+
+
+def test_14d_tag_without_value_is_rejected(tmp_path: Path) -> None:
+    """Text (58) with an empty value: Reject 373=4."""
+
+    async def case(client: RawCounterparty, server: VenueSimServer) -> None:
+        await rejected(client, [*ORDER, (58, "")], TAG_WITHOUT_VALUE, 58)
 
     run(tmp_path, case)
 

@@ -112,3 +112,18 @@ def test_when_configured_then_user_defined_and_unknown_fields_pass() -> None:
     still = allowing.check([*ORDER, (21, "4")])
     assert still is not None and still.reason == VALUE_INCORRECT
     assert ValidationConfig(enabled=False).validator() is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0", "12", "-3", "+5", "1.5", ".5", "5.", "-.5", ".", "-", "", "1.2.3", "²", "a", "1e5"],
+)
+def test_fast_format_checks_agree_with_the_patterns(value: str) -> None:
+    """The str-method checks and the regular expressions say the same of each value."""
+    import re
+
+    from bastion.fix import validation
+
+    for kind, fast in validation._FAST.items():
+        pattern = re.compile(validation._PATTERNS[kind], re.ASCII | re.DOTALL)
+        assert fast(value) == bool(pattern.fullmatch(value)), (kind, value)
