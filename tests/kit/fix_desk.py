@@ -90,8 +90,10 @@ def venue_sim_toml(
     seed: int = 3,
     feed_interval_ms: int = 20,
     cancel_on_disconnect: bool = False,
+    extra: str = "",
 ) -> str:
-    """``bastion venue sim`` TOML listening on ``port`` (0: any free port)."""
+    """``bastion venue sim`` TOML listening on ``port`` (0: any free port); ``extra``: more
+    top-level keys and tables (``[limits]``), placed before the accounts."""
     return f"""
 host = "127.0.0.1"
 port = {port}
@@ -99,6 +101,7 @@ comp_id = "SIM"
 ledger_path = "venue/ledger.sqlite"
 session_store_path = "venue/sessions.sqlite"
 cancel_on_disconnect = {"true" if cancel_on_disconnect else "false"}
+{extra}
 
 [[accounts]]
 name = "acct"

@@ -21,6 +21,43 @@ from bastion.fix.store import SqliteSessionStore
 T0 = 1_704_205_800_000_000_000  # 2024-01-02T14:30:00Z
 INI, ACC = "CLIENT", "VENUE"
 PASSWORD = "s3cr3t-pw-9f1c"
+TRANSACT_TIME = "20240102-14:30:00.000"
+
+
+def new_order(cl_ord_id: str, *more: tuple[int, object]) -> FixMessage:
+    """A NewOrderSingle the FIX 4.4 dictionary accepts: buy 10 XYZ at the market."""
+    return FixMessage.of(
+        "D",
+        (11, cl_ord_id),
+        (55, "XYZ"),
+        (54, "1"),
+        (60, TRANSACT_TIME),
+        (38, "10"),
+        (40, "1"),
+        *more,
+    )
+
+
+def order_body(cl_ord_id: str) -> list[tuple[int, str]]:
+    """The body of ``new_order(cl_ord_id)``, for ``frame("D", *order_body(...), seq=...)``."""
+    return new_order(cl_ord_id).fields[1:]
+
+
+def execution_report(exec_id: str, *more: tuple[int, object]) -> FixMessage:
+    """An ExecutionReport (New) the FIX 4.4 dictionary accepts."""
+    return FixMessage.of(
+        "8",
+        (37, "OID-" + exec_id),
+        (17, exec_id),
+        (150, "0"),
+        (39, "0"),
+        (55, "XYZ"),
+        (54, "1"),
+        (151, "10"),
+        (14, "0"),
+        (6, "0"),
+        *more,
+    )
 
 
 class FakeClock(Clock):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.clock import Clock, LiveClock
-from bastion.fix.codec import encode
+from bastion.fix.codec import FixMessage, FixParser, Garbled, encode
 from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.tls import ClientTls
@@ -106,3 +106,81 @@ async def exchange(
 def acceptor(acc: Node, *, clock: Clock = CLOCK, **kwargs: Any) -> FixAcceptor:
     """An acceptor on 127.0.0.1 (port 0) for the VENUE session of ``acc``."""
     return FixAcceptor({(ACC, INI): acc.session}, "127.0.0.1", 0, clock=clock, **kwargs)
+
+
+class RawCounterparty:
+    """A FIX counterparty written by hand over TCP: it sends exactly the bytes a test
+    makes (``send`` fills in the header, ``send_raw`` sends anything) and reads what comes
+    back, message by message, as a certification test tool does."""
+
+    def __init__(self, sender: str, target: str, *, begin_string: str = "FIX.4.4") -> None:
+        self.sender, self.target, self.begin_string = sender, target, begin_string
+        self.next_seq = 1
+        self._parser = FixParser(begin_string)
+        self._pending: list[FixMessage] = []
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def connect(self, port: int) -> None:
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", port)
+
+    def message(self, msg_type: str, *body: tuple[int, object], seq: int | None = None) -> bytes:
+        """Wire bytes of ``msg_type`` with a standard header (the next MsgSeqNum unless
+        ``seq``), then ``body``; the sequence number is used either way."""
+        if seq is None:
+            seq = self.next_seq
+        self.next_seq = seq + 1
+        fields = [(35, msg_type), (49, self.sender), (56, self.target), (34, str(seq))]
+        fields.append((52, format_utc_timestamp(time.time_ns())))
+        fields += [(tag, str(value)) for tag, value in body]
+        return encode(self.begin_string, fields)
+
+    def send(self, msg_type: str, *body: tuple[int, object], seq: int | None = None) -> None:
+        self.send_raw(self.message(msg_type, *body, seq=seq))
+
+    def send_raw(self, data: bytes) -> None:
+        assert self._writer is not None
+        self._writer.write(data)
+
+    async def receive(self, timeout_s: float = DEADLINE_S) -> FixMessage | None:
+        """The next message; ``None`` when the counterparty closed the connection."""
+        assert self._reader is not None
+        deadline = time.monotonic() + timeout_s
+        while not self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no message within {timeout_s} s")
+            try:
+                data = await asyncio.wait_for(self._reader.read(65536), remaining)
+            except ConnectionError:
+                data = b""
+            if not data:
+                return None
+            self._parser.feed(data)
+            for item in self._parser.messages():
+                assert not isinstance(item, Garbled), item
+                self._pending.append(item)
+        return self._pending.pop(0)
+
+    async def expect(self, msg_type: str, timeout_s: float = DEADLINE_S) -> FixMessage:
+        """The next message, which must be of ``msg_type`` (Heartbeats in between skipped
+        unless a Heartbeat is expected)."""
+        while True:
+            msg = await self.receive(timeout_s)
+            assert msg is not None, f"closed while waiting for MsgType {msg_type}"
+            if msg.msg_type == msg_type:
+                return msg
+            assert msg.msg_type == "0", f"expected MsgType {msg_type}, got {msg!r}"
+
+    async def closed(self, timeout_s: float = DEADLINE_S) -> list[FixMessage]:
+        """Every message until the connection closes (fails if it stays open)."""
+        out = []
+        while (msg := await self.receive(timeout_s)) is not None:
+            out.append(msg)
+        return out
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with suppress(ConnectionError):
+                await self._writer.wait_closed()

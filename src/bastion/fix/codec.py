@@ -2,12 +2,12 @@
 
 A ``FixMessage`` is an ordered list of ``(tag, value)`` fields, values as ``str``
 (FIX is ASCII). ``encode`` adds BeginString, BodyLength and CheckSum. The
-``FixParser`` frames a byte stream: it checks BeginString, BodyLength and
-CheckSum and yields either a message or a ``Garbled`` record naming what was
-wrong, then resynchronises on the next ``8=FIX``; a garbled frame never stops
-the stream. A frame that is well framed but whose fields are malformed (a tag
-that is not a number, a field without ``=`` or without a value) is returned as a
-message with ``defect`` set, so the session can answer it with a Reject.
+``FixParser`` frames a byte stream: it checks BeginString, BodyLength, CheckSum, and
+that MsgType is the third field, and yields either a message or a ``Garbled`` record
+naming what was wrong, then resynchronises on the next ``8=FIX``; a garbled frame
+never stops the stream. A frame that is well framed but whose fields are malformed (a
+tag that is not a number or not above 0, a field without ``=`` or without a value) is
+returned as a message with ``defect`` set, so the session can answer it with a Reject.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ COMPID_PROBLEM = 9
 SENDING_TIME_ACCURACY = 10
 INVALID_MSG_TYPE = 11
 TAG_APPEARS_MORE_THAN_ONCE = 13
+TAG_OUT_OF_ORDER = 14
+GROUP_FIELDS_OUT_OF_ORDER = 15
+INCORRECT_NUM_IN_GROUP_COUNT = 16
 OTHER = 99
 
 
@@ -136,6 +139,8 @@ class Garbled:
 
     reason: str
     raw: bytes
+    begin_string: str | None = None
+    """The BeginString of a frame that carries another version than the session's."""
 
     def __repr__(self) -> str:
         return f"Garbled({self.reason!r}, {redact(self.raw)!r})"
@@ -183,7 +188,9 @@ class FixParser:
         if first_soh < 0:
             return self._wait_or_drop(64, "BeginString field too long")
         if buf[: first_soh + 1] != self._begin:
-            return self._drop_frame(f"unexpected BeginString {bytes(buf[2:first_soh])!r}")
+            seen = bytes(buf[2:first_soh]).decode("latin-1")
+            garbled = self._drop_frame(f"unexpected BeginString {seen!r}")
+            return Garbled(garbled.reason, garbled.raw, seen)
         if len(buf) < first_soh + 3:
             return None
         if buf[first_soh + 1 : first_soh + 3] != b"9=":
@@ -212,6 +219,9 @@ class FixParser:
             return self._drop_frame(
                 f"CheckSum (10) is {expected.decode('latin-1')}, computed {actual:03d}"
             )
+        if buf[body_start : body_start + 3] != b"35=":
+            # not a message of any type: garbled, its sequence number unread
+            return self._drop_frame("MsgType (35) is not the third field")
         frame = bytes(buf[:end])
         del buf[:end]
         return _parse_fields(frame, body_start, trailer)
@@ -254,16 +264,17 @@ def _parse_fields(frame: bytes, body_start: int, trailer: int) -> FixMessage:
     body = frame[body_start:trailer].decode("latin-1")
     for part in body.split("\x01")[:-1]:
         tag_text, sep, value = part.partition("=")
-        if not sep or not (tag_text.isascii() and tag_text.isdigit()):
+        digits = tag_text[1:] if tag_text[:1] == "-" else tag_text
+        if not sep or not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
             if defect is None:
                 defect = Defect(INVALID_TAG_NUMBER, None, f"malformed field {part[:32]!r}")
             continue
         tag = int(tag_text)
+        if tag <= 0 and defect is None:
+            defect = Defect(INVALID_TAG_NUMBER, tag, f"Invalid tag number ({tag})")
         if not value and defect is None:
             defect = Defect(TAG_WITHOUT_VALUE, tag, f"tag {tag} has no value")
         fields.append((tag, value))
-    if defect is None and (not fields or fields[0][0] != 35):
-        defect = Defect(REQUIRED_TAG_MISSING, 35, "MsgType (35) is not the third field")
     return FixMessage(fields, raw=frame, defect=defect)
 
 

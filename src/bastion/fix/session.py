@@ -52,6 +52,7 @@ from bastion.fix.codec import (
 )
 from bastion.fix.schedule import SessionSchedule
 from bastion.fix.store import SqliteSessionStore
+from bastion.fix.validation import ValidationConfig
 
 log = structlog.get_logger("bastion.fix")
 
@@ -70,6 +71,8 @@ TEST_REQUEST_FACTOR = 1.2
 PROBE_PREFIX = "RTT-"
 """TestReqID (112) of the TestRequests that only measure the round trip (``rtt_probe_s``)."""
 _TESTS_REMEMBERED = 8  # TestRequests awaiting their Heartbeat, at most (oldest forgotten)
+_ROUTING_REVERSED = {115: 128, 116: 129, 144: 145, 128: 115, 129: 116, 145: 144}
+"""OnBehalfOf (115, 116, 144) and DeliverTo (128, 129, 145): a reply swaps them."""
 
 
 class SessionState(enum.Enum):
@@ -96,6 +99,12 @@ class SessionSettings:
     schedule: SessionSchedule | None = None
     logon_fields: tuple[tuple[int, str], ...] = ()
     """Extra tags on the initiator's Logon, after 553/554 (e.g. 8013=Y, cancel on disconnect)."""
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    """How inbound messages are checked against the FIX 4.4 data dictionary."""
+    reset_on_logout: bool = False
+    """Sequence numbers back to 1 once a Logout has been exchanged."""
+    reset_on_disconnect: bool = False
+    """Sequence numbers back to 1 whenever the connection drops."""
 
     @property
     def key(self) -> str:
@@ -213,6 +222,8 @@ class FixSession:
         self.counters: Counter[str] = Counter()
         self.disconnect_reason = ""
         self._parser = FixParser(settings.begin_string)
+        self._validator = settings.validation.validator()
+        self._logged_out = False  # a Logout was exchanged on this connection
         self._write: Writer | None = None
         self._close: Closer | None = None
         self._queue: dict[int, FixMessage | None] = {}
@@ -273,6 +284,7 @@ class FixSession:
         self._tests_out.clear()
         self._probe_at = now
         self._logout_deadline = None
+        self._logged_out = False
         self._queue.clear()
         self._resend_pending_to = None
         self.heartbeat_s = self.settings.heartbeat_s
@@ -295,6 +307,9 @@ class FixSession:
             self.gate.flush(only=write)
         self._queue.clear()
         self._resend_pending_to = None
+        settings = self.settings
+        if settings.reset_on_disconnect or (settings.reset_on_logout and self._logged_out):
+            self.store.reset(self._now_ns())
         if close is not None:
             close()
         log.info("fix_disconnected", session=self.settings.key, reason=self.disconnect_reason)
@@ -353,6 +368,10 @@ class FixSession:
                     reason=item.reason,
                     raw=redact(item.raw),
                 )
+                if item.begin_string is not None and self.state is not SessionState.AWAITING_LOGON:
+                    self._fatal(f"BeginString changed to {item.begin_string!r}")
+                elif self.state is SessionState.AWAITING_LOGON and not self.initiator:
+                    self.disconnect(f"invalid Logon: {item.reason}")
                 continue
             self.counters["received"] += 1
             self._test_request_at = None
@@ -384,15 +403,20 @@ class FixSession:
             else:
                 self._fatal(f"first message was MsgType {msg_type!r}, not a Logon", logout=False)
             return
-        if msg.defect is not None:
-            self._reject(msg, msg.defect.reason, msg.defect.ref_tag, msg.defect.text)
-            if seq == self.store.next_target_seq:
-                self.store.set_next_target_seq(seq + 1)
+        defect = msg.defect
+        if defect is None and self._validator is not None:
+            defect = self._validator.check(msg.fields)
+        if defect is not None and seq >= self.store.next_target_seq:  # too low: as below
+            self._reject(msg, defect.reason, defect.ref_tag, defect.text)
+            self._consume(seq)
             return
         if not self._header_ok(msg, seq):
             return
         if msg_type == "A" and self.state is SessionState.AWAITING_LOGON:
             self._on_logon(msg, seq)
+            return
+        if msg_type == "A" and msg.get(141) == "Y" and self.state is SessionState.ACTIVE:
+            self._on_reset_logon(msg, seq)
             return
         if msg_type == "4" and msg.get(123) != "Y":
             self._on_sequence_reset(msg, seq)
@@ -412,6 +436,11 @@ class FixSession:
 
     def _header_ok(self, msg: FixMessage, seq: int) -> bool:
         settings = self.settings
+        for tag in (49, 56):
+            if tag not in msg:
+                self._reject(msg, REQUIRED_TAG_MISSING, tag, "Required tag missing")
+                self._consume(seq)
+                return False
         if msg.get(49) != settings.target_comp_id or msg.get(56) != settings.sender_comp_id:
             self._reject(
                 msg,
@@ -578,12 +607,17 @@ class FixSession:
             return
         reset = msg.get(141) == "Y"
         if not self.initiator:  # screened by ``screen_logon`` already
-            if reset:
+            if reset or self.settings.reset_on_logon:
                 self.store.reset(self._now_ns())
+            elif seq < self.store.next_target_seq:  # answered by a Logout alone
+                expected = self.store.next_target_seq
+                self._fatal(f"MsgSeqNum too low, expecting {expected} but received {seq}")
+                return
             self.heartbeat_s = int(heartbeat)
-            self._send_logon(reset=reset)
+            self._send_logon(reset=reset or self.settings.reset_on_logon)
         elif reset and not self._reset_requested:
             self.store.set_next_target_seq(1)
+        self._reset_requested = False
         self.state = SessionState.ACTIVE
         self.counters["logons"] += 1
         if self.gap_fill_before_logon:
@@ -599,6 +633,20 @@ class FixSession:
         else:
             self.store.set_next_target_seq(seq + 1)
         self.app.on_logon(self)
+
+    def _on_reset_logon(self, msg: FixMessage, seq: int) -> None:
+        """A Logon with ResetSeqNumFlag (141=Y) during the session: both sides start again
+        at 1. The one that asked gets our Logon with 141=Y; the answer to ours ends it."""
+        self.counters["sequence_resets_received"] += 1
+        log.warning("fix_logon_reset", session=self.settings.key, asked_by_us=self._reset_requested)
+        if self._reset_requested:
+            self._reset_requested = False
+        else:
+            self.store.reset(self._now_ns())
+            self._send_logon(reset=True)
+        self._queue.clear()
+        self._resend_pending_to = None
+        self.store.set_next_target_seq(seq + 1)
 
     def screen_logon(self, msg: FixMessage) -> str | None:
         """Why an acceptor refuses the Logon ``msg``, or ``None`` to accept it.
@@ -617,8 +665,11 @@ class FixSession:
         settings = self.settings
         if msg.msg_type != "A":
             return "first message is not a Logon"
-        if msg.defect is not None:
-            return f"malformed Logon: {msg.defect.text}"
+        defect = msg.defect
+        if defect is None and self._validator is not None:
+            defect = self._validator.check(msg.fields)
+        if defect is not None:
+            return f"malformed Logon: {defect.text}"
         if msg.get(49) != settings.target_comp_id or msg.get(56) != settings.sender_comp_id:
             return "CompID problem"
         seq_text = msg.get(34)
@@ -651,6 +702,7 @@ class FixSession:
 
     def _on_logout(self, msg: FixMessage) -> None:
         text = msg.get(58) or ""
+        self._logged_out = True
         if self.state is SessionState.LOGGING_OUT:
             self.disconnect("logout confirmed")
             return
@@ -841,7 +893,7 @@ class FixSession:
 
     def _reject(self, msg: FixMessage, reason: int, ref_tag: int | None, text: str) -> None:
         self._log_answer("reject", msg, reason, text, ref_tag=ref_tag)
-        body: list[tuple[int, str]] = []
+        body = [(_ROUTING_REVERSED[t], v) for t, v in msg.fields if t in _ROUTING_REVERSED]
         ref_seq = msg.get(34)
         body.append((45, ref_seq if ref_seq and ref_seq.isdigit() else "0"))
         if ref_tag is not None:

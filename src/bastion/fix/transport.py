@@ -452,8 +452,9 @@ class FixAcceptor:
                 return "no Logon in the first 64 KiB"
             parser.feed(data)
             for item in parser.messages():
-                if not isinstance(item, Garbled):
-                    return item, buffered
+                if isinstance(item, Garbled):  # an invalid Logon: closed at once
+                    return f"garbled first message: {item.reason}"
+                return item, buffered
 
     def _failed(self, address: str, reason: str) -> None:
         """A failed logon: refused, and counted against the address."""

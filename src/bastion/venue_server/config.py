@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import msgspec
 
@@ -11,6 +12,7 @@ from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
 from bastion.fix.admission import AcceptorLimits, AccessRule
 from bastion.fix.tls import TlsServerConfig
+from bastion.fix.validation import ValidationConfig
 from bastion.monitor.config import MonitoringConfig
 from bastion.vault.config import VaultConfig
 from bastion.vault.redact import register
@@ -95,6 +97,12 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
       (``vault.bastion`` beside this file by default).
     - ``monitoring``: its own ``/metrics``, ``/healthz`` and ``/readyz``
       (``bastion_venuesim_*``); a dead-man's switch is not used here.
+    - ``mode``: ``"venue"`` (orders are matched) or ``"echo"``: every application
+      message is sent back as it came (a reflector for FIX certification tests).
+    - ``reset_on_logon`` / ``reset_on_logout`` / ``reset_on_disconnect``: sequence
+      numbers back to 1 at every Logon, after a Logout, at every disconnect.
+    - ``validation``: how inbound messages are checked against the FIX 4.4 dictionary
+      (``bastion.fix.validation.ValidationConfig``); on by default.
     """
 
     host: str = "127.0.0.1"
@@ -117,6 +125,11 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     vault: VaultConfig = msgspec.field(default_factory=VaultConfig)
     monitoring: MonitoringConfig | None = None
     """Its metrics and health over HTTP (``bastion.venue_server.monitoring``); None: off."""
+    mode: Literal["venue", "echo"] = "venue"
+    reset_on_logon: bool = False
+    reset_on_logout: bool = False
+    reset_on_disconnect: bool = False
+    validation: ValidationConfig = msgspec.field(default_factory=ValidationConfig)
 
     def secret_refs(self) -> list[tuple[str, str]]:
         """The vault secrets the simulator needs: ``(config key, secret name)`` pairs
@@ -193,6 +206,7 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         if self.tls is not None:
             self.tls.check("tls")
         self.limits.check("limits")
+        self.validation.check("validation")
         if self.run_for_s is not None and not self.run_for_s > 0:
             raise ConfigError(f"key 'run_for_s': must be > 0, got {self.run_for_s}")
         if self.monitoring is not None and self.monitoring.deadman is not None:

@@ -12,6 +12,10 @@ to each subscribed session (V → W snapshot, then X on every change). A session
 V asks for Trade entries (269=2) also gets each match of the venue (any account's)
 as a trade print, X with 269=2, and the last one in its W snapshot.
 
+In echo mode (``mode = "echo"``) every application message goes back as it came, a
+reflector for certification tests; the session options ``reset_on_logon``,
+``reset_on_logout`` and ``reset_on_disconnect`` start sequence numbers again at 1.
+
 With ``[monitoring]`` the simulator serves its own metrics and health over HTTP
 (``bastion.venue_server.monitoring``).
 
@@ -50,6 +54,7 @@ from bastion.fix.session import (
 )
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixAcceptor
+from bastion.fix.validation import ENVELOPE_TAGS
 from bastion.model.data import QuoteTick
 from bastion.model.instruments import Instrument
 from bastion.storage.keys import resolve_key
@@ -132,9 +137,19 @@ class _AccountSession:
 
     def on_message(self, session: FixSession, message: FixMessage) -> None:
         msg_type = message.msg_type
+        if self.server.config.mode == "echo" and msg_type not in ("3", "j"):
+            # the reflector: the message goes back as it came, in a header of ours
+            session.send(
+                FixMessage((t, v) for t, v in message.fields if t not in ENVELOPE_TAGS or t == 35)
+            )
+            return
         if msg_type in ORDER_MSG_TYPES:
             if msg_type == "D":
                 self.server.counters["orders_received"] += 1
+            if msg_type == "AN" and message.get(1) == self.account.comp_id:
+                # Account (1) is required in AN: a node with no account configured names
+                # its session's (one account per session)
+                message.set(1, self.account.name)
             self.server.engine.handle(self.account.name, parse_request(message))
         elif msg_type == "V":
             self._on_market_data_request(session, message)
@@ -209,6 +224,10 @@ class VenueSimServer:
                 sender_comp_id=config.comp_id,
                 target_comp_id=account.comp_id,
                 max_sending_time_skew_s=config.max_sending_time_skew_s,
+                reset_on_logon=config.reset_on_logon,
+                reset_on_logout=config.reset_on_logout,
+                reset_on_disconnect=config.reset_on_disconnect,
+                validation=config.validation,
             )
             store = SqliteSessionStore(
                 store_path, settings.key, now_ns=self.clock.timestamp_ns(), encryption_key=store_key

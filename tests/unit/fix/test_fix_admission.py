@@ -11,9 +11,9 @@ import pytest
 
 from bastion.clock import LiveClock
 from bastion.fix.admission import AcceptorLimits, AccessRule, AddressGuard
-from bastion.fix.codec import FixMessage, encode
+from bastion.fix.codec import encode
 from bastion.fix.session import format_utc_timestamp
-from kit.fix_pair import ACC, INI, parse_all
+from kit.fix_pair import ACC, INI, new_order, parse_all
 from kit.fix_tcp import DEADLINE_S, acceptor, exchange, initiator, logon, nodes, run
 from kit.waiting import until
 
@@ -61,7 +61,7 @@ def test_when_3000_bad_logons_then_real_account_logs_on_with_sequence_numbers_un
             task = asyncio.create_task(client.run())
             try:
                 await until(lambda: acc.session.logged_on, timeout_s=DEADLINE_S)
-                ini.session.send(FixMessage.of("D", (11, "O1")))
+                ini.session.send(new_order("O1"))
                 await until(lambda: len(acc.app.messages) == 1, timeout_s=DEADLINE_S)
                 await client.stop()
                 await task
@@ -88,7 +88,7 @@ def test_when_3000_bad_logons_then_real_account_logs_on_with_sequence_numbers_un
                 again = initiator(ini.session, port)
                 task = asyncio.create_task(again.run())
                 await until(lambda: acc.session.logged_on, timeout_s=DEADLINE_S)
-                ini.session.send(FixMessage.of("D", (11, "O2")))
+                ini.session.send(new_order("O2"))
                 await until(lambda: len(acc.app.messages) == 2, timeout_s=DEADLINE_S)
                 assert acc.session.counters["fatal_errors"] == 0
                 await again.stop()

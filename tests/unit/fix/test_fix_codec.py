@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from bastion.fix.codec import (
     INVALID_TAG_NUMBER,
-    REQUIRED_TAG_MISSING,
     TAG_WITHOUT_VALUE,
     FixMessage,
     FixParser,
@@ -221,10 +220,10 @@ def framed(body: bytes) -> bytes:
     [
         (b"35=D\x01novalue\x0111=a\x01", INVALID_TAG_NUMBER, None, "malformed field 'novalue'"),
         (b"35=D\x01abc=1\x0111=a\x01", INVALID_TAG_NUMBER, None, "malformed field 'abc=1'"),
-        (b"35=D\x01-5=1\x01", INVALID_TAG_NUMBER, None, "malformed field '-5=1'"),
+        (b"35=D\x01-5=1\x01", INVALID_TAG_NUMBER, -5, "Invalid tag number (-5)"),
+        (b"35=D\x010=1\x01", INVALID_TAG_NUMBER, 0, "Invalid tag number (0)"),
+        (b"35=D\x01--5=1\x01", INVALID_TAG_NUMBER, None, "malformed field '--5=1'"),
         (b"35=D\x0111=\x0155=X\x01", TAG_WITHOUT_VALUE, 11, "tag 11 has no value"),
-        (b"11=a\x0135=D\x01", REQUIRED_TAG_MISSING, 35, "MsgType (35) is not the third field"),
-        (b"", REQUIRED_TAG_MISSING, 35, "MsgType (35) is not the third field"),
     ],
 )
 def test_when_field_malformed_then_message_with_defect(
@@ -235,6 +234,16 @@ def test_when_field_malformed_then_message_with_defect(
     assert isinstance(msg, FixMessage)
     assert msg.defect is not None
     assert (msg.defect.reason, msg.defect.ref_tag, msg.defect.text) == (reason, ref_tag, text)
+
+
+@pytest.mark.parametrize("body", [b"11=a\x0135=D\x01", b""])
+def test_when_msg_type_not_third_field_then_garbled_and_next_message_parsed(body: bytes) -> None:
+    """A frame whose third field is not MsgType is garbled (no sequence number is read from
+    it); the message after it is parsed."""
+    good = framed(b"35=0\x0134=2\x01")
+    garbled, msg = parse(framed(body) + good)
+    assert isinstance(garbled, Garbled) and "MsgType (35)" in garbled.reason
+    assert isinstance(msg, FixMessage) and msg.msg_type == "0"
 
 
 def test_when_several_defects_then_first_one_reported_and_good_fields_kept() -> None:

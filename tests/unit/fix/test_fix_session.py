@@ -24,7 +24,22 @@ from bastion.fix.codec import (
 )
 from bastion.fix.schedule import SessionSchedule
 from bastion.fix.session import BusinessReject, RejectMessage, SessionState
-from kit.fix_pair import ACC, INI, PASSWORD, T0, FakeClock, Pair, Pipe, frame, parse_all, settings
+from kit.fix_pair import (
+    ACC,
+    INI,
+    PASSWORD,
+    T0,
+    TRANSACT_TIME,
+    FakeClock,
+    Pair,
+    Pipe,
+    execution_report,
+    frame,
+    new_order,
+    order_body,
+    parse_all,
+    settings,
+)
 
 S = 1_000_000_000
 
@@ -39,11 +54,11 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
 
 
 def order(coid: str) -> FixMessage:
-    return FixMessage.of("D", (11, coid), (55, "XYZ"), (54, "1"), (38, "10"))
+    return new_order(coid)
 
 
 def report(exec_id: str) -> FixMessage:
-    return FixMessage.of("8", (17, exec_id), (150, "0"))
+    return execution_report(exec_id)
 
 
 def sent(pipe: Pipe) -> list[FixMessage]:
@@ -116,7 +131,7 @@ def test_when_first_message_is_not_logon_then_acceptor_disconnects(tmp_path: Pat
     """An acceptor drops a connection whose first message is not a Logon, without a Logout."""
     p = Pair(tmp_path)
     p.acc.connection_made(p.to_ini.write, p.to_ini.close, initiator=False)
-    p.acc.data_received(frame("D", (11, "x"), seq=1))
+    p.acc.data_received(frame("D", *order_body("x"), seq=1))
     assert not p.acc.connected
     assert "not a Logon" in p.acc.disconnect_reason
     assert p.to_ini.wire == []
@@ -280,7 +295,9 @@ def test_when_poss_dup_below_expected_then_ignored(pair: Pair) -> None:
     pair.ini.send(order("O2"))
     pair.pump()
     assert len(pair.acc_app.messages) == 1
-    pair.acc.data_received(frame("D", (11, "O2"), seq=2, sending_ns=T0 + S, orig_sending_ns=T0))
+    pair.acc.data_received(
+        frame("D", *order_body("O2"), seq=2, sending_ns=T0 + S, orig_sending_ns=T0)
+    )
     assert len(pair.acc_app.messages) == 1
     assert pair.acc.counters["poss_dup_ignored"] == 1
     assert pair.acc.logged_on and pair.to_ini.pending == []
@@ -290,7 +307,7 @@ def test_when_seq_too_low_without_poss_dup_then_logout_and_disconnect(pair: Pair
     """MsgSeqNum below the expected one, without PossDupFlag, is fatal: Logout, then drop."""
     pair.ini.send(order("O2"))
     pair.pump()
-    pair.acc.data_received(frame("D", (11, "again"), seq=2))
+    pair.acc.data_received(frame("D", *order_body("again"), seq=2))
     (logout,) = sent(pair.to_ini)
     assert logout.msg_type == "5"
     assert logout.get(58) == "MsgSeqNum too low, expecting 3 but received 2"
@@ -304,7 +321,7 @@ def test_when_sequence_reset_then_next_expected_is_new_seq_no(pair: Pair) -> Non
     pair.acc.data_received(frame("4", (36, 10), seq=999))
     assert pair.acc.store.next_target_seq == 10
     assert pair.acc.counters["sequence_resets_received"] == 1
-    pair.acc.data_received(frame("D", (11, "O10"), seq=10))
+    pair.acc.data_received(frame("D", *order_body("O10"), seq=10))
     assert [m.get(11) for m in pair.acc_app.messages] == ["O10"]
     assert pair.to_ini.pending == []  # no ResendRequest
 
@@ -321,7 +338,7 @@ def test_when_sequence_reset_goes_backwards_then_reject(pair: Pair) -> None:
 def test_when_gap_fill_then_skipped_numbers_are_not_requested(pair: Pair) -> None:
     """A SequenceReset-GapFill at the expected number moves the expected number to 36."""
     pair.acc.data_received(frame("4", (123, "Y"), (36, 5), seq=2, orig_sending_ns=T0))
-    pair.acc.data_received(frame("D", (11, "O5"), seq=5))
+    pair.acc.data_received(frame("D", *order_body("O5"), seq=5))
     assert pair.acc.store.next_target_seq == 6
     assert [m.get(11) for m in pair.acc_app.messages] == ["O5"]
     assert pair.acc.counters["gap_fills_received"] == 1
@@ -330,7 +347,7 @@ def test_when_gap_fill_then_skipped_numbers_are_not_requested(pair: Pair) -> Non
 # -- rejects ----------------------------------------------------------------------------------
 def test_when_comp_id_wrong_then_reject_373_9_then_logout(pair: Pair) -> None:
     """A message from an unexpected SenderCompID gets Reject 373=9, then Logout and a drop."""
-    pair.acc.data_received(frame("D", (11, "x"), seq=2, sender="INTRUDER"))
+    pair.acc.data_received(frame("D", *order_body("x"), seq=2, sender="INTRUDER"))
     reject, logout = sent(pair.to_ini)
     assert reject.msg_type == "3"
     assert (reject.get(373), reject.get(371), reject.get(45)) == (str(COMPID_PROBLEM), "49", "2")
@@ -341,7 +358,7 @@ def test_when_comp_id_wrong_then_reject_373_9_then_logout(pair: Pair) -> None:
 
 def test_when_target_comp_id_wrong_then_reject_names_tag_56(pair: Pair) -> None:
     """A wrong TargetCompID is the same CompID problem, naming tag 56."""
-    pair.acc.data_received(frame("D", (11, "x"), seq=2, target="SOMEONE"))
+    pair.acc.data_received(frame("D", *order_body("x"), seq=2, target="SOMEONE"))
     reject, logout = sent(pair.to_ini)
     assert (reject.get(373), reject.get(371)) == (str(COMPID_PROBLEM), "56")
     assert logout.msg_type == "5"
@@ -349,7 +366,7 @@ def test_when_target_comp_id_wrong_then_reject_names_tag_56(pair: Pair) -> None:
 
 def test_when_sending_time_off_then_reject_373_10_then_logout(pair: Pair) -> None:
     """SendingTime more than ``max_sending_time_skew_s`` away is Reject 373=10 + Logout."""
-    pair.acc.data_received(frame("D", (11, "x"), seq=2, sending_ns=T0 - 121 * S))
+    pair.acc.data_received(frame("D", *order_body("x"), seq=2, sending_ns=T0 - 121 * S))
     reject, logout = sent(pair.to_ini)
     assert reject.msg_type == "3"
     assert (reject.get(373), reject.get(371)) == (str(SENDING_TIME_ACCURACY), "52")
@@ -359,7 +376,7 @@ def test_when_sending_time_off_then_reject_373_10_then_logout(pair: Pair) -> Non
 
 def test_when_sending_time_within_skew_then_accepted(pair: Pair) -> None:
     """SendingTime 119 s off is within the default 120 s."""
-    pair.acc.data_received(frame("D", (11, "x"), seq=2, sending_ns=T0 + 119 * S))
+    pair.acc.data_received(frame("D", *order_body("x"), seq=2, sending_ns=T0 + 119 * S))
     assert [m.get(11) for m in pair.acc_app.messages] == ["x"]
 
 
@@ -469,8 +486,8 @@ def test_when_message_malformed_then_reject_with_defect_reason(pair: Pair) -> No
 
 def test_when_garbled_bytes_arrive_then_counted_and_ignored(pair: Pair) -> None:
     """Junk and a frame with a bad CheckSum are counted; the session goes on."""
-    good = frame("D", (11, "O2"), seq=2)
-    bad = frame("D", (11, "O3"), seq=3)
+    good = frame("D", *order_body("O2"), seq=2)
+    bad = frame("D", *order_body("O3"), seq=3)
     bad = bad[:-4] + (b"000" if bad[-4:-1] != b"000" else b"001") + b"\x01"
     pair.acc.data_received(b"noise\x01noise" + bad + good)
     assert pair.acc.counters["garbled"] == 2
@@ -672,7 +689,7 @@ def test_when_type_resent_below_floor_then_only_it_goes_out_again_after_a_drop(
     p.ini.resent_below_floor = frozenset({"F"})
     p.logon()
     p.ini.send(order("O2"))
-    p.ini.send(FixMessage.of("F", (11, "O1/1"), (41, "O1")))
+    p.ini.send(FixMessage.of("F", (41, "O1"), (11, "O1/1"), (54, "1"), (60, TRANSACT_TIME)))
     p.ini.send(order("O4"))
     p.drop()
     p.logon()

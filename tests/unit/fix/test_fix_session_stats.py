@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bastion.fix.codec import FixMessage
 from bastion.fix.session import PROBE_PREFIX
-from kit.fix_pair import Pair, parse_all
+from kit.fix_pair import Pair, execution_report, parse_all
 
 
 @pytest.fixture
@@ -38,7 +37,7 @@ def test_when_probe_interval_set_then_busy_session_is_probed_and_timed(pair: Pai
     counterparty keeps talking; a Heartbeat without our TestReqID times nothing."""
     pair.ini.rtt_probe_s = 5.0
     pair.clock.advance(4.9)
-    pair.acc.send(FixMessage.of("8", (17, "E1"), (150, "0")))  # the venue is busy
+    pair.acc.send(execution_report("E1"))  # the venue is busy
     pair.pump()
     pair.ini.tick()
     assert not [m for m in parse_all(b"".join(pair.to_acc.pending)) if m.msg_type == "1"]
@@ -66,6 +65,6 @@ def test_when_logged_on_session_drops_then_disconnect_counted_once(pair: Pair) -
 def test_when_bytes_arrive_then_last_received_is_the_clock_then(pair: Pair) -> None:
     """``last_received_s`` moves with what arrives, on the session's monotonic clock."""
     pair.clock.advance(3)
-    pair.acc.send(FixMessage.of("8", (17, "E2"), (150, "0")))
+    pair.acc.send(execution_report("E2"))
     pair.pump()
     assert pair.ini.last_received_s == pair.clock.monotonic_s()

@@ -13,11 +13,20 @@ import pytest
 import structlog
 
 from bastion.clock import LiveClock
-from bastion.fix.codec import FixMessage, encode
+from bastion.fix.codec import encode
 from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixAcceptor, FixInitiator
-from kit.fix_pair import ACC, INI, PASSWORD, RecordingApp, parse_all, settings
+from kit.fix_pair import (
+    ACC,
+    INI,
+    PASSWORD,
+    RecordingApp,
+    execution_report,
+    new_order,
+    parse_all,
+    settings,
+)
 from kit.waiting import until
 
 DEADLINE_S = 5.0
@@ -80,8 +89,8 @@ def test_when_connection_dropped_then_initiator_reconnects_and_resend_delivers(
                 await until(
                     lambda: ini.session.logged_on and acc.session.logged_on, timeout_s=DEADLINE_S
                 )
-                ini.session.send(FixMessage.of("D", (11, "O1")))
-                acc.session.send(FixMessage.of("8", (17, "E1")))
+                ini.session.send(new_order("O1"))
+                acc.session.send(execution_report("E1"))
                 await until(
                     lambda: len(acc.app.messages) == 1 and len(ini.app.messages) == 1,
                     timeout_s=DEADLINE_S,
@@ -89,8 +98,8 @@ def test_when_connection_dropped_then_initiator_reconnects_and_resend_delivers(
 
                 acc.session.disconnect("venue drops the line")
                 assert not acc.session.connected
-                acc.session.send(FixMessage.of("8", (17, "E2")))  # stored while down
-                acc.session.send(FixMessage.of("8", (17, "E3")))
+                acc.session.send(execution_report("E2"))  # stored while down
+                acc.session.send(execution_report("E3"))
                 await until(
                     lambda: initiator.connects == 2 and ini.session.logged_on, timeout_s=DEADLINE_S
                 )
@@ -100,7 +109,7 @@ def test_when_connection_dropped_then_initiator_reconnects_and_resend_delivers(
                 assert ini.app.logouts == ["connection closed by counterparty"]
                 assert ini.session.counters["resend_requests_sent"] == 1
 
-                ini.session.send(FixMessage.of("D", (11, "O2")))
+                ini.session.send(new_order("O2"))
                 await until(lambda: len(acc.app.messages) == 2, timeout_s=DEADLINE_S)
                 assert [m.get(11) for m in acc.app.messages] == ["O1", "O2"]
                 assert acc.app.logons == 2
@@ -133,8 +142,8 @@ def test_when_initiator_down_then_sent_messages_delivered_after_reconnect(
                 rng=random.Random(2),
                 clock=CLOCK,
             )
-            ini.session.send(FixMessage.of("D", (11, "early-1")))
-            ini.session.send(FixMessage.of("D", (11, "early-2")))
+            ini.session.send(new_order("early-1"))
+            ini.session.send(new_order("early-2"))
             task = asyncio.create_task(initiator.run())
             try:
                 await until(lambda: initiator.failures >= 2, timeout_s=DEADLINE_S)

@@ -14,6 +14,7 @@ from bastion.errors import ConfigError
 from bastion.fix.schedule import SessionSchedule
 from bastion.fix.session import SessionSettings
 from bastion.fix.tls import TlsClientConfig
+from bastion.fix.validation import ValidationConfig
 from bastion.vault.redact import register
 from bastion.vault.refs import Secret, SecretNotFound, SecretSource, secret_name
 
@@ -82,6 +83,8 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``tls``: connect over TLS (``bastion.fix.tls.TlsClientConfig``). A password is
       refused over plain TCP to a host that is not loopback, unless
       ``allow_plaintext_password`` says so.
+    - ``validation``: how the venue's messages are checked against the FIX 4.4 data
+      dictionary (``bastion.fix.validation.ValidationConfig``); on by default.
     """
 
     name: str = "FIX"
@@ -106,6 +109,7 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     cancel_on_disconnect: CancelOnDisconnect = CancelOnDisconnect.OFF
     tls: TlsClientConfig | None = None
     allow_plaintext_password: bool = False
+    validation: ValidationConfig = msgspec.field(default_factory=ValidationConfig)
 
     def __repr__(self) -> str:
         return (
@@ -147,6 +151,7 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             self.schedule.to_schedule(key)
         if self.tls is not None:
             self.tls.check(f"{key}.tls")
+        self.validation.check(f"{key}.validation")
         self._check_plaintext_password(key)
 
     def _check_plaintext_password(self, key: str) -> None:
@@ -226,6 +231,7 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             logon_timeout_s=self.logon_timeout_ms / 1000,
             schedule=None if self.schedule is None else self.schedule.to_schedule(),
             logon_fields=logon_fields,
+            validation=self.validation,
         )
 
 

@@ -186,9 +186,10 @@ async def positions(adapter: RecoveringVenue, timeout_s: float = 5.0) -> dict[st
     loop = asyncio.get_running_loop()
     future: asyncio.Future[list[FixMessage]] = loop.create_future()
     adapter.position_requests[req_id] = (future, [])
-    fields: list[tuple[int, object]] = [(710, req_id), (724, "0")]
-    if adapter.account:
-        fields.append((1, adapter.account))
+    # Account (1) is required in FIX 4.4's AN: without one configured, the session's own
+    # SenderCompID names it (the account a venue keys its sessions by)
+    account = adapter.account or adapter.session.settings.sender_comp_id
+    fields: list[tuple[int, object]] = [(710, req_id), (724, "0"), (1, account)]
     now = adapter.clock.timestamp_ns()
     fields += [(581, "1"), (715, format_utc_timestamp(now)[:8]), (60, format_utc_timestamp(now))]
     adapter.send_request(FixMessage.of("AN", *fields), req_id)

@@ -150,7 +150,7 @@ def test_when_exec_id_repeated_then_fill_emitted_once(link: Link) -> None:
     trade = execution(o.client_order_id, "F", "T-9", (32, "0.5"), (31, "101"), status="1")
     link.send(trade)
     again = trade.copy()
-    again.append(97, "Y")
+    again.fields.insert(1, (97, "Y"))  # PossResend, a header field
     link.send(again)
     fills = [e for e in link.events if isinstance(e, OrderFilled)]
     assert len(fills) == 1
@@ -347,7 +347,7 @@ def test_when_trade_side_unknown_then_value_incorrect(link: Link) -> None:
 
 def test_when_unsupported_message_type_then_business_reject(link: Link) -> None:
     """A message type the adapter does not handle is answered with 35=j, 380=3."""
-    link.send(FixMessage.of("B", (148, "news")))
+    link.send(FixMessage.of("B", (148, "news"), (33, "1"), (58, "text")))
     business_reject = next(m for m in link.venue_app.messages if m.msg_type == "j")
     assert (business_reject.get(380), business_reject.get(372)) == ("3", "B")
 

@@ -49,17 +49,15 @@ def test_when_session_drops_and_logs_on_again_then_both_counted(link: Link) -> N
 
 def test_when_bad_market_data_then_dropped_by_reason(link: Link) -> None:
     """A crossed book and an unknown symbol each count under their reason; a malformed
-    entry is rejected and counted too."""
+    price is answered by the session with a Reject (373=6) and never reaches the book."""
     link.send(book("101.40", "101.30"))
     unknown = book("1", "2")
     unknown.set(55, "NOPE")
     link.send(unknown)
     link.send(book("x", "2"))
-    assert link.adapter.stats().md_rejects == {
-        "crossed_book": 1,
-        "unknown_symbol": 1,
-        "malformed_entry": 1,
-    }
+    assert link.adapter.stats().md_rejects == {"crossed_book": 1, "unknown_symbol": 1}
+    reject = link.venue_app.last("3")
+    assert (reject.get(373), reject.get(371)) == ("6", "270")
 
 
 def test_when_round_trip_probed_then_session_probes_at_that_interval(link: Link) -> None:
