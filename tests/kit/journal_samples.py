@@ -280,6 +280,33 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             feed="",
             reason="no feed ticked for 1000 ms",
         ),
+        ev.LeaderTookOver(
+            ts_ns=ts_ns + 45,
+            group="desk-1",
+            member="nyc-b",
+            epoch=8,
+            previous_epoch=7,
+            previous_holder="nyc-a",
+            wait_ms=412,
+            reason="lease expired",
+        ),
+        ev.LeaderStepDown(
+            ts_ns=ts_ns + 46,
+            group="desk-1",
+            member="nyc-b",
+            epoch=8,
+            reason="switchover",
+        ),
+        ev.StandbyStatus(
+            ts_ns=ts_ns + 47,
+            group="desk-1",
+            member="nyc-a",
+            state="lagging",
+            reason="1500 events behind (ha.max_lag_events 1000)",
+            lag_events=1500,
+            lag_ms=2300,
+            heartbeat_age_ms=180,
+        ),
     ]
 
 

@@ -3,6 +3,7 @@ timing that keeps two members from trading at once (``bastion.ha.lease``)."""
 
 from __future__ import annotations
 
+import math
 import socket
 from typing import Final
 from urllib.parse import urlsplit
@@ -14,6 +15,10 @@ from bastion.vault.refs import SecretSource, secret_name
 
 DEFAULT_LEASE_MS: Final = 1000
 DEFAULT_MARGIN_MS: Final = 250
+DEFAULT_HEARTBEAT_MS: Final = 1000
+DEFAULT_STANDBY_LOST_S: Final = 10.0
+DEFAULT_MAX_LAG_EVENTS: Final = 1000
+DEFAULT_MAX_LAG_MS: Final = 5000
 _MEMBER_MAX: Final = 64
 
 
@@ -34,6 +39,13 @@ class HaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
       password and a vault reference (``"secret:ha/postgres"``); unset, the
       journal's PostgreSQL settings (``[journal]``).
 
+    - ``heartbeat_ms``: how often each member writes its row of ``bastion_ha_members``
+      (role, applied seq, lag) and the leader reads the group's rows
+      (``bastion.ha.members``).
+    - ``standby_lost_s``: a standby not heard from for this long is lost;
+      ``max_lag_events`` / ``max_lag_ms``: a standby further behind than either is
+      lagging (the leader's ``StandbyStatus`` events and the ``ha-*`` alerts).
+
     Failover (leader SIGKILLed to the standby's first order) takes at most
     ``lease_ms + margin_ms`` plus one acquire poll (``renew_ms``) plus the venue
     logon: 1.5 s and a logon with the defaults.
@@ -47,6 +59,10 @@ class HaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     timeout_ms: int | None = None
     url: str | None = None
     password: str | None = None
+    heartbeat_ms: int = DEFAULT_HEARTBEAT_MS
+    standby_lost_s: float = DEFAULT_STANDBY_LOST_S
+    max_lag_events: int = DEFAULT_MAX_LAG_EVENTS
+    max_lag_ms: int = DEFAULT_MAX_LAG_MS
 
     def __post_init__(self) -> None:
         self.check("ha")
@@ -67,10 +83,29 @@ class HaConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 raise ConfigError(
                     f"key '{key}.{field}': must be 1 to {_MEMBER_MAX} printable characters"
                 )
-        for field in ("lease_ms", "margin_ms", "renew_ms", "timeout_ms"):
+        for field in (
+            "lease_ms",
+            "margin_ms",
+            "renew_ms",
+            "timeout_ms",
+            "heartbeat_ms",
+            "standby_lost_s",
+            "max_lag_events",
+            "max_lag_ms",
+        ):
             number = getattr(self, field)
-            if number is not None and number <= 0:
+            if number is not None and not number > 0:  # not > 0: NaN too
                 raise ConfigError(f"key '{key}.{field}': must be > 0, got {number}")
+        if not math.isfinite(self.standby_lost_s):
+            raise ConfigError(
+                f"key '{key}.standby_lost_s': must be finite, got {self.standby_lost_s}"
+            )
+        if self.standby_lost_s * 1000 < 2 * self.heartbeat_ms:
+            raise ConfigError(
+                f"key '{key}.standby_lost_s': must be at least two heartbeats "
+                f"(2 * heartbeat_ms = {2 * self.heartbeat_ms} ms), got {self.standby_lost_s}: "
+                "one late heartbeat would count a live standby as lost"
+            )
         if 2 * self.margin_ms >= self.lease_ms:
             raise ConfigError(
                 f"key '{key}.margin_ms': must be under half of lease_ms ({self.lease_ms}), "

@@ -15,16 +15,13 @@ safety on its monotonic clock (``bastion.ha.fence``):
 Every statement runs under a statement timeout and a local watchdog that shuts the
 connection's socket if no answer came in time (a partition fails in
 ``timeout_ms``, it never hangs the caller); connecting is bounded by libpq's
-``connect_timeout``. ``LeaseKeeper`` renews in a thread of its own every ``renew_ms``
-and revokes the fence, then calls ``on_lost``, as soon as the deadline passes
+``connect_timeout`` (``bastion.ha.pg``). ``LeaseKeeper`` renews in a thread of its own
+every ``renew_ms`` and revokes the fence, then calls ``on_lost``, as soon as the deadline passes
 without a renewal or a renewal finds the member deposed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -33,13 +30,13 @@ import msgspec
 import psycopg
 import structlog
 
-from bastion.errors import ConfigError, Deposed, LeaseUnavailable
+from bastion.errors import Deposed, LeaseUnavailable
 from bastion.ha.config import HaConfig
 from bastion.ha.fence import Fence, MonotonicNs, monotonic_ns
+from bastion.ha.pg import BoundedConnection, Connect
 
 log = structlog.get_logger("bastion.ha")
 
-CONNECT_TIMEOUT_S: Final = 2  # libpq's smallest
 _MS: Final = "* interval '1 millisecond'"
 
 TABLE_DDL: Final = (
@@ -103,9 +100,6 @@ class LeaseStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Until a standby may take it (0: now)."""
 
 
-Connect = Callable[..., psycopg.Connection[Any]]
-
-
 class Lease:
     """One member's handle on its group's lease (one connection, used by one thread at a
     time; the methods hold a lock)."""
@@ -121,11 +115,17 @@ class Lease:
     ) -> None:
         self.config = config
         self._url = url
-        self._password = password
         self._now = now_ns
-        self._connect = connect
-        self._conn: psycopg.Connection[Any] | None = None
-        self._lock = threading.Lock()
+        self._db = BoundedConnection(
+            group=config.group,
+            member=config.member,
+            what="the lease",
+            url=url,
+            password=password,
+            timeout_ms=config.statement_timeout_ms,
+            ddl=TABLE_DDL,
+            connect=connect,
+        )
         self._params: dict[str, object] = {
             "group": config.group,
             "member": config.member,
@@ -212,99 +212,11 @@ class Lease:
             return None
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self._db.close()
 
-    # -- the connection -----------------------------------------------------------------
     def _one(self, query: str, params: Mapping[str, object]) -> tuple[Any, ...] | None:
         """One statement, bounded by the statement timeout and the watchdog."""
-        with self._lock:
-            conn = self._connection()
-            budget_s = self.config.statement_timeout_ms / 1000
-            watchdog = threading.Timer(budget_s + 0.05, _shut, args=(conn,))
-            watchdog.daemon = True
-            watchdog.start()
-            try:
-                row: tuple[Any, ...] | None = conn.execute(query, params).fetchone()
-                return row
-            except psycopg.Error as error:
-                self._drop()
-                raise LeaseUnavailable(
-                    f"HA group '{self.config.group}': the lease's PostgreSQL did not answer "
-                    f"in time or failed: {_first_line(error)}"
-                ) from None
-            finally:
-                watchdog.cancel()
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is not None and not self._conn.closed:
-            return self._conn
-        timeout_ms = self.config.statement_timeout_ms
-        try:
-            conn = self._connect(
-                self._url,
-                password=self._password,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                application_name=f"bastion-ha {self.config.member}"[:63],
-                options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
-                keepalives=1,
-                keepalives_idle=1,
-                keepalives_interval=1,
-                keepalives_count=2,
-                tcp_user_timeout=timeout_ms + 100,
-            )
-        except psycopg.Error as error:
-            text = _first_line(error)
-            if "password authentication failed" in text or "no password supplied" in text:
-                raise ConfigError(
-                    f"HA group '{self.config.group}': PostgreSQL refused the lease's "
-                    "credentials (password authentication failed): check ha.password "
-                    "(or journal.password) and the role in the URL"
-                ) from None
-            raise LeaseUnavailable(
-                f"HA group '{self.config.group}': cannot connect to the lease's PostgreSQL: {text}"
-            ) from None
-        try:
-            conn.execute(TABLE_DDL)
-        except (
-            psycopg.errors.UniqueViolation,
-            psycopg.errors.DuplicateTable,
-            psycopg.errors.DuplicateObject,
-        ):
-            pass  # another member created it at the same moment
-        except psycopg.Error as error:
-            conn.close()
-            raise LeaseUnavailable(
-                f"HA group '{self.config.group}': cannot prepare the lease table: "
-                f"{_first_line(error)}"
-            ) from None
-        self._conn = conn
-        return conn
-
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                log.debug("ha_lease_close_failed", group=self.config.group)
-
-
-def _shut(conn: psycopg.Connection[Any]) -> None:
-    """Shut the connection's socket (from the watchdog's thread): a statement blocked
-    on a silent network returns at once with an error."""
-    try:
-        fd = os.dup(conn.fileno())
-    except (OSError, psycopg.Error):
-        return
-    with socket.socket(fileno=fd) as sock, contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        return self._db.one(query, params)
 
 
 # -- leadership -------------------------------------------------------------------------

@@ -492,6 +492,55 @@ class FeedStatus(Event, frozen=True, kw_only=True):
     reason: str
 
 
+class LeaderTookOver(Event, frozen=True, kw_only=True):
+    """``member`` now leads HA group ``group`` under fencing ``epoch`` (the group's lease
+    was held at ``previous_epoch`` by ``previous_holder``; 0 and "" when it never was),
+    ``wait_ms`` after it won the lease (its state recovered, its venues reconciled).
+    ``reason``: ``lease expired`` (the leader stopped renewing: a failover),
+    ``switchover`` (the leader released it) or ``first start`` (the group had no
+    leader). Journaled by the new leader as its first event of the epoch."""
+
+    group: str
+    member: str
+    epoch: int
+    previous_epoch: int
+    previous_holder: str
+    wait_ms: int
+    reason: str
+
+
+class LeaderStepDown(Event, frozen=True, kw_only=True):
+    """``member`` no longer leads HA group ``group`` (its ``epoch``) and sends nothing
+    more: ``reason`` is ``switchover`` (it released the lease; journaled before the
+    release), ``deposed`` (another member holds a newer epoch), ``lease lost`` (its
+    local deadline passed without a renewal) or ``fenced`` (a journal write or a venue
+    refused its epoch). Once deposed its journal refuses it, so the last three may
+    reach only its bus (its alerts, its log), not the group's journal."""
+
+    group: str
+    member: str
+    epoch: int
+    reason: str
+
+
+class StandbyStatus(Event, frozen=True, kw_only=True):
+    """The leader's view of standby ``member`` of ``group`` changed, as read from the
+    members table (``bastion_ha_members``): ``state`` ``ok`` (heartbeating, caught
+    up), ``lagging`` (more than ``ha.max_lag_events`` or ``ha.max_lag_ms`` behind),
+    ``lost`` (no heartbeat for ``ha.standby_lost_s``) or ``left`` (its row is gone
+    or no longer a standby's). ``lag_events``, ``lag_ms`` (None: unknown) and
+    ``heartbeat_age_ms`` as read; ``reason`` says why in words. A standby writes no
+    journal: its leader journals this."""
+
+    group: str
+    member: str
+    state: str
+    reason: str
+    lag_events: int | None
+    lag_ms: int | None
+    heartbeat_age_ms: int
+
+
 class JournaledBy(enum.Enum):
     """Who writes an event type to the journal."""
 
@@ -564,6 +613,9 @@ EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(OperatorAuth, "OperatorAuth", _BUS),
     EventKind(FeedSwitched, "FeedSwitched", _BUS),
     EventKind(FeedStatus, "FeedStatus", _BUS),
+    EventKind(LeaderTookOver, "LeaderTookOver", _BUS),
+    EventKind(LeaderStepDown, "LeaderStepDown", _BUS),
+    EventKind(StandbyStatus, "StandbyStatus", _BUS),
 )
 """Every event type, stated once: the journal codec decodes exactly these, the execution
 engine journals the order events and the node subscribes the journal to the others.

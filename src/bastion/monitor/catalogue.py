@@ -317,6 +317,64 @@ _ALL: Final = (
         ("node", "mode", "version", "epoch"),
     ),
     Metric("bastion_node_up_seconds", _G, "Time since the node process started its run"),
+    # -- high availability (bastion.ha.metrics.HaReadings through NodeMonitor.add_source) -
+    Metric(
+        "bastion_ha_role",
+        _G,
+        "1 for this HA member's role now (leader, standby), 0 for the other",
+        ("role",),
+    ),
+    Metric("bastion_ha_epoch", _G, "The leader's fencing epoch (the leader only)"),
+    Metric(
+        "bastion_ha_lease_remaining_seconds",
+        _G,
+        "Until the leader's own deadline (lease_ms - margin_ms after its last renewal "
+        "began) passes and it stops sending; 0 once passed (the leader only)",
+    ),
+    Metric(
+        "bastion_ha_standby_lag_events",
+        _G,
+        "Events a standby has still to apply, as its last heartbeat said (the leader only)",
+        ("member",),
+    ),
+    Metric(
+        "bastion_ha_standby_lag_seconds",
+        _G,
+        "How far behind a standby's state is, as its last heartbeat said, plus that "
+        "report's age (the leader only)",
+        ("member",),
+    ),
+    Metric(
+        "bastion_ha_standby_heartbeat_age_seconds",
+        _G,
+        "Time since a standby's last heartbeat, on the database's clock (the leader only)",
+        ("member",),
+    ),
+    Metric(
+        "bastion_ha_standbys",
+        _G,
+        "Standbys heartbeating within ha.standby_lost_s (the leader only)",
+    ),
+    Metric(
+        "bastion_ha_takeovers_total",
+        _C,
+        "Times this process took the lead of its HA group (LeaderTookOver)",
+    ),
+    Metric(
+        "bastion_ha_step_downs_total",
+        _C,
+        "Times this process stopped leading its HA group (LeaderStepDown)",
+    ),
+    Metric(
+        "bastion_ha_heartbeat_failures_total",
+        _C,
+        "Heartbeats of this member to the members table that failed",
+    ),
+    Metric(
+        "bastion_ha_members_read_failures_total",
+        _C,
+        "Reads of the members table by the leader that failed",
+    ),
     # -- alerting (added by the alert engine through NodeMonitor.add_source) -------------
     Metric("bastion_alerts_firing", _G, "Alerts firing now", ("severity",)),
     Metric("bastion_notifications_sent_total", _C, "Notifications delivered", ("route",)),

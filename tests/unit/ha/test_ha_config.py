@@ -33,6 +33,13 @@ def test_defaults_fail_over_within_two_seconds() -> None:
         ({"url": "postgresql://bastion:hunter2hunter2@db/x"}, "ha.url"),
         ({"url": "postgresql://db/x", "password": "plain"}, "ha.password"),
         ({"password": "secret:ha/pg"}, "ha.password"),  # without a url
+        ({"heartbeat_ms": 0}, "ha.heartbeat_ms"),
+        ({"standby_lost_s": 0.0}, "ha.standby_lost_s"),
+        ({"standby_lost_s": float("nan")}, "ha.standby_lost_s"),
+        ({"standby_lost_s": float("inf")}, "ha.standby_lost_s"),
+        ({"standby_lost_s": 1.999}, "ha.standby_lost_s"),  # under two heartbeats
+        ({"max_lag_events": 0}, "ha.max_lag_events"),
+        ({"max_lag_ms": -1}, "ha.max_lag_ms"),
     ],
 )
 def test_when_a_value_is_bad_then_the_error_names_its_key(
@@ -41,6 +48,13 @@ def test_when_a_value_is_bad_then_the_error_names_its_key(
     with pytest.raises(ConfigError, match=f"key '{key}'") as raised:
         HaConfig(**{"group": "desk", "member": "a", **fields})  # type: ignore[arg-type]
     assert "hunter2" not in str(raised.value)
+
+
+def test_when_standby_lost_is_two_heartbeats_then_it_is_accepted() -> None:
+    """The standby thresholds: at the limit (two heartbeats) accepted, defaults sane."""
+    config = HaConfig(group="desk", member="a", heartbeat_ms=500, standby_lost_s=1.0)
+    assert (config.max_lag_events, config.max_lag_ms) == (1000, 5000)
+    assert HaConfig(group="desk", member="a").standby_lost_s == 10.0
 
 
 def test_margin_just_under_half_the_lease_is_accepted() -> None:

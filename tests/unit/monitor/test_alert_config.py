@@ -53,6 +53,11 @@ def test_when_no_alerts_are_configured_then_the_builtin_rules_run(tmp_path: Path
         "clock-offset",
         "node-not-ready",
         "notifier-failing",
+        "ha-takeover",
+        "ha-step-down",
+        "ha-standby-lagging",
+        "ha-standby-lost",
+        "ha-no-standby",
     ]
     assert all(r.runbook == f"docs/runbooks/{r.name}.md" for r in rules)
 

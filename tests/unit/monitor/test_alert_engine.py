@@ -459,6 +459,9 @@ def test_when_built_then_the_engine_subscribes_only_to_the_event_types_its_rules
         "InstrumentResumed",
         "FeedSwitched",
         "FeedStatus",
+        "LeaderTookOver",
+        "LeaderStepDown",
+        "StandbyStatus",
     }
     assert subscribed(bench(only=["journal-lag"])) == set()
 

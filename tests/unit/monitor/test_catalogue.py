@@ -110,7 +110,7 @@ def test_when_node_sampled_then_every_series_is_in_the_catalogue_with_its_labels
         name
         for name, metric in METRICS.items()
         if metric.kind != "histogram"
-        and not re.match(r"bastion_(venuesim|alerts|notification|deadman)", name)
+        and not re.match(r"bastion_(venuesim|alerts|notification|deadman|ha_)", name)
     }
     assert node_metrics - set(sample.values) == set(NOT_IN_THIS_NODE)
     assert sample.get("bastion_venue_heartbeat_rtt_seconds", venue=VENUE) == 0.0

@@ -33,6 +33,17 @@ clock-offset               warning   abs(``bastion_clock_offset_seconds``) > 0.0
 node-not-ready             critical  ``bastion_node_ready`` < 1 for 30 s
 notifier-failing           warning   ``bastion_notifications_failed_total`` rose within
                                      5 minutes, per route
+ha-takeover                critical  ``LeaderTookOver`` after a lease expired or a
+                                     switchover (not a group's first start); resolved
+                                     after 15 minutes
+ha-step-down               critical  ``LeaderStepDown`` deposed, lease lost or fenced
+                                     (not a switchover); resolved by a
+                                     ``LeaderTookOver`` of the group or after 15 minutes
+ha-standby-lagging         warning   ``StandbyStatus`` lagging; resolved by one ok, lost
+                                     or left, per standby
+ha-standby-lost            warning   ``StandbyStatus`` lost; resolved by one ok, lagging
+                                     or left, per standby
+ha-no-standby              critical  ``bastion_ha_standbys`` < 1 (the leader only)
 =========================  ========  ===============================================
 """
 
@@ -307,6 +318,59 @@ def builtin_rules(*, quote_stale_s: float, daily_loss: Decimal | None) -> list[A
             metric="bastion_notifications_failed_total",
             rise=0.0,
             window_s=300.0,
+        ),
+        R(
+            name="ha-takeover",
+            severity="critical",
+            summary="HA group {group}: {member} took over at epoch {epoch} ({reason}) from "
+            "{previous_holder} (epoch {previous_epoch}); trading {wait_ms} ms after it won "
+            "the lease",
+            repeat_s=600.0,
+            event="LeaderTookOver",
+            match={"reason": ["lease expired", "switchover"]},
+            group_by=["group"],
+            resolve_after_s=DEFAULT_WINDOW_S,
+        ),
+        R(
+            name="ha-step-down",
+            severity="critical",
+            summary="HA group {group}: {member} stopped leading (epoch {epoch}): {reason}",
+            repeat_s=600.0,
+            event="LeaderStepDown",
+            match={"reason": ["deposed", "lease lost", "fenced"]},
+            group_by=["group"],
+            resolve_event="LeaderTookOver",
+            resolve_after_s=DEFAULT_WINDOW_S,
+        ),
+        R(
+            name="ha-standby-lagging",
+            severity="warning",
+            summary="HA group {group}: standby {member} is lagging: {reason}",
+            event="StandbyStatus",
+            match={"state": "lagging"},
+            group_by=["group", "member"],
+            resolve_event="StandbyStatus",
+            resolve_match={"state": ["ok", "lost", "left"]},
+        ),
+        R(
+            name="ha-standby-lost",
+            severity="warning",
+            summary="HA group {group}: standby {member} is lost: {reason}",
+            event="StandbyStatus",
+            match={"state": "lost"},
+            group_by=["group", "member"],
+            resolve_event="StandbyStatus",
+            resolve_match={"state": ["ok", "lagging", "left"]},
+        ),
+        R(
+            name="ha-no-standby",
+            severity="critical",
+            summary="no standby is heartbeating ({value} alive): if this leader fails, "
+            "nobody takes over",
+            repeat_s=600.0,
+            metric="bastion_ha_standbys",
+            op="<",
+            threshold=1.0,
         ),
     ]
 
