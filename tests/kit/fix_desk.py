@@ -90,8 +90,11 @@ def venue_sim_toml(
     seed: int = 3,
     feed_interval_ms: int = 20,
     cancel_on_disconnect: bool = False,
+    fencing: str | None = None,
 ) -> str:
-    """``bastion venue sim`` TOML listening on ``port`` (0: any free port)."""
+    """``bastion venue sim`` TOML listening on ``port`` (0: any free port); ``fencing``:
+    its mode ("off", "tag", "strict"; default: the simulator's)."""
+    fence = "" if fencing is None else f'fencing = "{fencing}"'
     return f"""
 host = "127.0.0.1"
 port = {port}
@@ -99,6 +102,7 @@ comp_id = "SIM"
 ledger_path = "venue/ledger.sqlite"
 session_store_path = "venue/sessions.sqlite"
 cancel_on_disconnect = {"true" if cancel_on_disconnect else "false"}
+{fence}
 
 [[accounts]]
 name = "acct"
