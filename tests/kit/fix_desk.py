@@ -91,9 +91,12 @@ def venue_sim_toml(
     feed_interval_ms: int = 20,
     cancel_on_disconnect: bool = False,
     extra: str = "",
+    fencing: str | None = None,
 ) -> str:
     """``bastion venue sim`` TOML listening on ``port`` (0: any free port); ``extra``: more
-    top-level keys and tables (``[limits]``), placed before the accounts."""
+    top-level keys and tables (``[limits]``), placed before the accounts; ``fencing``: its
+    mode ("off", "tag", "strict"; default: the simulator's)."""
+    fence = "" if fencing is None else f'fencing = "{fencing}"'
     return f"""
 host = "127.0.0.1"
 port = {port}
@@ -102,6 +105,7 @@ ledger_path = "venue/ledger.sqlite"
 session_store_path = "venue/sessions.sqlite"
 cancel_on_disconnect = {"true" if cancel_on_disconnect else "false"}
 {extra}
+{fence}
 
 [[accounts]]
 name = "acct"

@@ -1,5 +1,6 @@
-"""A FIX initiator and acceptor session over real loopback sockets, raw Logons, and a
-client that speaks from a chosen source address."""
+"""A FIX initiator and acceptor session over real loopback sockets, raw Logons, a
+client that speaks from a chosen source address, and ``RawPeer``: a FIX peer that writes
+exactly the messages (and sequence numbers) a test gives it."""
 
 from __future__ import annotations
 
@@ -184,3 +185,88 @@ class RawCounterparty:
             self._writer.close()
             with suppress(ConnectionError):
                 await self._writer.wait_closed()
+
+
+class RawPeer:
+    """One TCP connection to a FIX acceptor, speaking as ``sender`` to ``target``: each
+    ``send`` writes one message with the next MsgSeqNum (or the one given), and what
+    comes back is parsed into ``received``."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        sender: str,
+        target: str,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.sender = sender
+        self.target = target
+        self.next_seq = 1
+        self.received: list[FixMessage] = []
+        self.closed = False
+        self._parser = FixParser()
+        self._seen = 0  # of ``received``, the messages ``expect`` has looked at
+
+    @classmethod
+    async def connect(cls, port: int, *, sender: str, target: str) -> RawPeer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer, sender=sender, target=target)
+
+    def send(self, msg_type: str, *fields: tuple[int, object], seq: int | None = None) -> int:
+        """Write one message; returns its MsgSeqNum (the next ones follow it)."""
+        number = self.next_seq if seq is None else seq
+        self.next_seq = number + 1
+        header = [(35, msg_type), (49, self.sender), (56, self.target), (34, str(number))]
+        header.append((52, format_utc_timestamp(time.time_ns())))
+        self.writer.write(encode("FIX.4.4", header + [(t, str(v)) for t, v in fields]))
+        return number
+
+    async def expect(
+        self, msg_type: str, *, timeout_s: float = DEADLINE_S, **tags: str
+    ) -> FixMessage:
+        """The next message of ``msg_type`` (whose tags ``t<N>=value`` match), skipping
+        others; fails if the connection closes or the deadline passes first."""
+        want = {int(k[1:]): v for k, v in tags.items()}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            while self._seen < len(self.received):
+                message = self.received[self._seen]
+                self._seen += 1
+                if message.msg_type == msg_type and all(
+                    message.get(t) == v for t, v in want.items()
+                ):
+                    return message
+            if self.closed:
+                raise AssertionError(f"closed before a {msg_type} {want}: {self.received}")
+            await self._read(deadline)
+
+    async def wait_closed(self, timeout_s: float = DEADLINE_S) -> list[FixMessage]:
+        """Everything received until the acceptor closes the connection."""
+        deadline = time.monotonic() + timeout_s
+        while not self.closed:
+            await self._read(deadline)
+        return self.received
+
+    async def _read(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"nothing more in time; received {self.received}")
+        try:
+            data = await asyncio.wait_for(self.reader.read(1 << 16), remaining)
+        except TimeoutError:
+            raise AssertionError(f"nothing more in time; received {self.received}") from None
+        except ConnectionError:
+            data = b""
+        if not data:
+            self.closed = True
+            return
+        self._parser.feed(data)
+        self.received += [m for m in self._parser.messages() if not isinstance(m, Garbled)]
+
+    async def close(self) -> None:
+        self.writer.close()
+        with suppress(ConnectionError):
+            await self.writer.wait_closed()

@@ -7,7 +7,8 @@ jitter (reset by a successful logon); started with ``start``, a loop that dies i
 started again after the backoff. ``FixAcceptor`` listens, reads the first
 message of each connection, which must be a Logon, and hands the connection to
 the session named by its CompIDs; unknown sessions and second connections for a
-session already connected are dropped. Both read time from the ``Clock`` they are
+session already connected are dropped, unless its ``LogonGate`` lets the newer Logon take
+the session over. Both read time from the ``Clock`` they are
 given, as their sessions do.
 
 TLS: the initiator connects with the ``ssl.SSLContext`` it is given and, when a
@@ -18,6 +19,12 @@ closed unread; then the TLS handshake and the first message, a Logon, must come 
 the logon timeout; the session's ``AccessRule`` (source network, client certificate)
 and its ``screen_logon`` (a well-formed Logon with good credentials) must pass. A
 refusal is counted against the address and touches no session state.
+
+Takeover: a ``LogonGate`` (the venue simulator's fence, ``bastion.venue_server.fencing``)
+may refuse a Logon whose credentials passed (not counted against the address), or let
+it replace the session's live connection: that connection is dropped, and its task must
+have finished before the new one is served, since the old task's last act,
+``connection_lost``, would otherwise drop the connection that took over.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import random
 import ssl
 from collections import Counter
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import structlog
 
@@ -45,6 +53,19 @@ LoopFailed = Callable[[BaseException, float], None]
 TICK_S = 0.1
 READ_CHUNK = 1 << 16
 MAX_FIRST_MESSAGE_BYTES = 1 << 16
+
+
+class LogonGate(Protocol):
+    """Decides, once its credentials passed, whether a Logon gets its session."""
+
+    def admit(self, session: FixSession, logon: FixMessage) -> str | None:
+        """``None`` admits ``logon``; a text refuses it (a Logout with the text)."""
+        ...
+
+    def takes_over(self, session: FixSession, logon: FixMessage) -> str | None:
+        """Why the admitted ``logon`` replaces the session's live connection, or ``None``
+        to refuse it as a second connection."""
+        ...
 
 
 async def run_connection(
@@ -272,10 +293,13 @@ class FixAcceptor:
         limits: AcceptorLimits | None = None,
         ssl_context: ssl.SSLContext | None = None,
         access: Mapping[tuple[str, str], AccessRule] | None = None,
+        gate: LogonGate | None = None,
         clock: Clock,
     ) -> None:
         """``sessions`` (and ``access``, each session's conditions) are keyed by (our
-        SenderCompID, their SenderCompID). ``ssl_context``: serve TLS only."""
+        SenderCompID, their SenderCompID). ``ssl_context``: serve TLS only. ``gate``:
+        the last word on a Logon, and whether it takes a live session over."""
+        self.gate = gate
         self.sessions = dict(sessions)
         self._clock = clock
         self.host = host
@@ -288,6 +312,7 @@ class FixAcceptor:
         self.counters: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._serving: dict[FixSession, asyncio.Task[None]] = {}  # the task serving each
         self._unauthenticated: Counter[str] = Counter()
 
     @property
@@ -350,9 +375,14 @@ class FixAcceptor:
                     del self._unauthenticated[address]
             if found is not None:
                 session, first_data = found
-                await run_connection(
-                    session, reader, writer, initiator=False, first_data=first_data
-                )
+                self._serving[session] = task
+                try:
+                    await run_connection(
+                        session, reader, writer, initiator=False, first_data=first_data
+                    )
+                finally:
+                    if self._serving.get(session) is task:
+                        del self._serving[session]
         except asyncio.CancelledError:
             # stopping: end normally (asyncio before 3.13 logs a cancelled handler as an error)
             pass
@@ -426,11 +456,45 @@ class FixAcceptor:
             writer.write(session.refusal_logout(refusal))
             self._failed(address, f"session {session.settings.key}: {refusal}")
             return None
-        if session.connected:
-            self._refuse(address, f"session {session.settings.key} is already connected")
+        if not await self._claim(session, first, writer, address):
             return None
         self.guard.succeeded(address)
         return session, buffered
+
+    async def _claim(
+        self, session: FixSession, logon: FixMessage, writer: asyncio.StreamWriter, address: str
+    ) -> bool:
+        """Whether the connection of ``logon`` (credentials good) gets ``session``: the
+        gate's word, and the session free or taken over."""
+        gate = self.gate
+        while True:  # asked again after each takeover: a newer Logon may have come meanwhile
+            refusal = None if gate is None else gate.admit(session, logon)
+            if refusal is not None:
+                writer.write(session.refusal_logout(refusal))
+                self._refuse(address, f"session {session.settings.key}: {refusal}")
+                return False
+            if not session.connected:
+                return True
+            reason = None if gate is None else gate.takes_over(session, logon)
+            if reason is None:
+                self._refuse(address, f"session {session.settings.key} is already connected")
+                return False
+            await self._take_over(session, reason)
+
+    async def _take_over(self, session: FixSession, reason: str) -> None:
+        """Drop the session's live connection, and return once its task has finished."""
+        self.counters["takeovers"] += 1
+        log.warning("fix_session_taken_over", session=session.settings.key, reason=reason)
+        task = self._serving.get(session)
+        # no Logout to the old peer: it would use a sequence number of the session that
+        # the new connection continues
+        session.disconnect(reason)
+        if task is None or task is asyncio.current_task():
+            return
+        done, _ = await asyncio.wait({task}, timeout=self.limits.logon_timeout_ms / 1000)
+        if not done:  # still not out of its read: it must not outlive the takeover
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _first_message(
         self, reader: asyncio.StreamReader, deadline: float

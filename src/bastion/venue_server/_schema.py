@@ -4,6 +4,11 @@
 appends one step. Creation or migration runs in one transaction together with the
 new ``user_version``, so a file is never left half-migrated.
 
+Version 2 adds the venue's fence (``bastion.venue_server.fencing``): ``session_epochs``,
+the highest fencing epoch that logged on per session, and ``order_epochs``, every order,
+cancel and replace with the epoch its ClOrdID carries, when it arrived, and whether the
+fence refused it.
+
 Money columns are exact text: ``Decimal`` strings for quantities, prices, notionals
 and fees, ``Fraction`` strings ("p/q") for position cost and realized PnL.
 """
@@ -17,7 +22,26 @@ from typing import Final
 
 from bastion.errors import OperationalError
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+
+_FENCE_TABLES: Final = (
+    """CREATE TABLE session_epochs (
+        session TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        updated_ns INTEGER NOT NULL
+    )""",
+    """CREATE TABLE order_epochs (
+        account TEXT NOT NULL,
+        msg_type TEXT NOT NULL,
+        cl_ord_id TEXT NOT NULL,
+        epoch INTEGER,
+        session_epoch INTEGER,
+        received_ns INTEGER NOT NULL,
+        refused TEXT
+    )""",
+    "CREATE INDEX order_epochs_account ON order_epochs (account)",
+)
 
 _SCHEMA: Final = (
     """CREATE TABLE orders (
@@ -75,10 +99,18 @@ _SCHEMA: Final = (
         PRIMARY KEY (account, symbol)
     )""",
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    *_FENCE_TABLES,
 )
 
 Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: Final[list[Migration]] = []
+
+
+def _add_fence_tables(db: sqlite3.Connection) -> None:
+    for statement in _FENCE_TABLES:
+        db.execute(statement)
+
+
+MIGRATIONS: Final[list[Migration]] = [_add_fence_tables]
 assert len(MIGRATIONS) == SCHEMA_VERSION - 1
 
 

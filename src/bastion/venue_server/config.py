@@ -87,6 +87,13 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``cancel_on_disconnect``: when an account's session drops, cancel its open orders
       (every account). Without it a session still gets this by asking in its Logon
       (CancelOrdersOnDisconnect, 8013=Y).
+    - ``fencing``: the fence against a deposed HA leader (``bastion.venue_server.fencing``,
+      docs/ha.md "At the venue"): ``"tag"`` (default) fences a session whose Logon carries
+      FencingEpoch (8014): a lower epoch than the session's highest is refused, a higher
+      or equal one takes the session over, and an order, cancel or replace whose ClOrdID
+      carries a lower epoch is rejected; a Logon without the tag is served as before.
+      ``"strict"``: the same, and a Logon must carry the tag and an order's, cancel's or
+      replace's ClOrdID an epoch. ``"off"``: the tag is ignored.
     - ``matching``: the matching engine's rules (the same as the in-process venue).
     - ``feeds`` (synthetic quotes) and ``replay`` (recorded files): the market the
       simulator matches against and publishes over FIX market data.
@@ -113,6 +120,7 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     ledger_encryption_key: str | None = None
     store_encryption_key: str | None = None
     cancel_on_disconnect: bool = False
+    fencing: Literal["off", "tag", "strict"] = "tag"
     max_sending_time_skew_s: float = 120.0
     matching: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
     accounts: list[AccountConfig]

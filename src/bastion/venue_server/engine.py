@@ -339,6 +339,23 @@ class VenueSimEngine:
         self._venue.submit(sim_order(order, instrument, self.name))
         self._venue.flush()
 
+    def refuse(
+        self, account: str, request: NewOrderRequest | CancelRequest | ReplaceRequest, text: str
+    ) -> None:
+        """Refuse a request before the books see it (the venue's fence): a new order gets
+        ExecType 8 (OrdRejReason 0, broker option) and is not recorded as an order; a
+        cancel or replace gets an OrderCancelReject, the order untouched."""
+        if isinstance(request, NewOrderRequest):
+            order = order_row(account, NONE_ID, request, self._clock.timestamp_ns())
+            order.status = STATUS_REJECTED
+            exec_id = self._exec_id()
+            self._ledger.save_counters()
+            report = self._report(order, EXEC_REJECTED, exec_id, REJ_BROKER_OPTION, text)
+            self._on_report(account, report)
+        else:
+            target = self._ledger.find(account, request.orig_cl_ord_id)
+            self._cancel_reject(account, request, target, CXL_OTHER, text)
+
     def _reject_duplicate(self, account: str, request: NewOrderRequest) -> None:
         """ExecType 8 for the request itself; the order that holds the id is untouched."""
         order = order_row(account, NONE_ID, request, self._clock.timestamp_ns())

@@ -35,6 +35,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Counter",
     "FillRow",
+    "OrderEpochRow",
     "OrderRow",
     "PositionRow",
     "VenueLedger",
@@ -54,6 +55,7 @@ _FILL_COLUMNS: Final = (
     "liquidity, ts_ns"
 )
 _POSITION_COLUMNS: Final = "account, symbol, net_qty, cost, realized, fees, n_fills, updated_ns"
+_EPOCH_COLUMNS: Final = "account, msg_type, cl_ord_id, epoch, session_epoch, received_ns, refused"
 _OPEN: Final = "status IN ('0', '1')"
 
 
@@ -120,6 +122,22 @@ class PositionRow:
     fees: Decimal
     n_fills: int
     updated_ns: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderEpochRow:
+    """An order, cancel or replace as the venue's fence saw it (``bastion.venue_server.
+    fencing``): the epoch its ClOrdID carries (None: none that names its sender), the
+    session's highest epoch then (None: the session was not fenced), when it arrived, and
+    why the fence refused it (None: passed on to the books)."""
+
+    account: str
+    msg_type: str
+    cl_ord_id: str
+    epoch: int | None
+    session_epoch: int | None
+    received_ns: int
+    refused: str | None
 
 
 def apply_fill(position: PositionRow | None, fill: FillRow) -> PositionRow:
@@ -267,7 +285,57 @@ class VenueLedger:
             self._positions[key] = position  # kept only if the transaction commits
         return position
 
+    def raise_session_epoch(self, session: str, account: str, epoch: int, ts_ns: int) -> None:
+        """Remember ``epoch`` as the highest that logged on to ``session`` (if it is)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO session_epochs (session, account, epoch, updated_ns) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (session) DO UPDATE SET "
+                "epoch = excluded.epoch, updated_ns = excluded.updated_ns "
+                "WHERE excluded.epoch > session_epochs.epoch",
+                (session, account, epoch, ts_ns),
+            )
+
+    def record_order_epoch(self, row: OrderEpochRow) -> None:
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT INTO order_epochs ({_EPOCH_COLUMNS}) VALUES ({_marks(7)})",
+                (
+                    row.account,
+                    row.msg_type,
+                    row.cl_ord_id,
+                    row.epoch,
+                    row.session_epoch,
+                    row.received_ns,
+                    row.refused,
+                ),
+            )
+
     # -- queries ----------------------------------------------------------------------
+    def session_epochs(self) -> dict[str, int]:
+        """The highest fencing epoch that logged on, per session key."""
+        return dict(self._db.execute("SELECT session, epoch FROM session_epochs").fetchall())
+
+    def order_epochs(self, account: str | None = None) -> list[OrderEpochRow]:
+        """What the fence saw, in the order it arrived."""
+        rows = self._db.execute(
+            f"SELECT {_EPOCH_COLUMNS} FROM order_epochs WHERE (? IS NULL OR account = ?) "
+            "ORDER BY rowid",
+            (account, account),
+        )
+        return [
+            OrderEpochRow(
+                account=r[0],
+                msg_type=r[1],
+                cl_ord_id=r[2],
+                epoch=r[3],
+                session_epoch=r[4],
+                received_ns=r[5],
+                refused=r[6],
+            )
+            for r in rows
+        ]
+
     def order(self, order_id: str) -> OrderRow | None:
         row = self._db.execute(
             f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = ?", (order_id,)

@@ -24,6 +24,11 @@ if the simulator's ``cancel_on_disconnect`` is set, or if that session's Logon a
 for it with CancelOrdersOnDisconnect (8013) Y or S (both mean the account's orders:
 one session per account). 8013=N or absent leaves them working; any other value
 refuses the Logon.
+
+Fencing (``bastion.venue_server.fencing``, the simulator's ``fencing``): a Logon with
+FencingEpoch (8014) older than the session's highest is refused, a newer or equal one
+takes the session over, and the orders of a fenced session are checked for the epoch
+their ClOrdID carries.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from bastion.tasks import TaskManager
 from bastion.vault.refs import Secret, SecretSource
 from bastion.venue_server.config import AccountConfig, VenueSimConfig
 from bastion.venue_server.engine import VenueSimEngine
+from bastion.venue_server.fencing import FENCED_REQUESTS, VenueFence, logon_epoch
 from bastion.venue_server.fixmap import (
     ORDER_MSG_TYPES,
     market_data_incremental,
@@ -93,6 +99,9 @@ class _AccountSession:
         self.cancel_on_disconnect = False
         """Asked for by the current Logon (8013=Y); the venue-wide setting applies too."""
         self._cod_asked = False
+        self.fenced = False
+        """The current connection's Logon carried FencingEpoch (8014): its orders are checked."""
+        self._fence_asked = False
 
     def authenticate(self, session: FixSession, logon: FixMessage) -> str | None:
         """Check the credentials, and the Logon's CancelOrdersOnDisconnect (8013)."""
@@ -106,10 +115,15 @@ class _AccountSession:
         if cod is None:
             return "CancelOrdersOnDisconnect (8013) must be Y, S or N"
         self._cod_asked = cod
+        try:  # refused, if malformed, by the fence (the acceptor's gate) before this
+            self._fence_asked = logon_epoch(logon) is not None
+        except ValueError:
+            self._fence_asked = False
         return None
 
     def on_logon(self, session: FixSession) -> None:
         self.cancel_on_disconnect = self._cod_asked
+        self.fenced = self._fence_asked
         venue_wide = self.server.config.cancel_on_disconnect
         log.info(
             "account_logged_on",
@@ -121,6 +135,7 @@ class _AccountSession:
         self.subscriptions.clear()
         self.trade_subscriptions.clear()
         asked, self.cancel_on_disconnect = self.cancel_on_disconnect, False
+        self.fenced = False
         canceled = 0
         if self.server.config.cancel_on_disconnect or asked:
             canceled = self.server.engine.cancel_all(self.account.name, "cancel on disconnect")
@@ -150,7 +165,13 @@ class _AccountSession:
                 # Account (1) is required in AN: a node with no account configured names
                 # its session's (one account per session)
                 message.set(1, self.account.name)
-            self.server.engine.handle(self.account.name, parse_request(message))
+            request = parse_request(message)
+            if isinstance(request, FENCED_REQUESTS):
+                refusal = self.server.fence.check(session, self.fenced, request)
+                if refusal is not None:
+                    self.server.engine.refuse(self.account.name, request, refusal)
+                    return
+            self.server.engine.handle(self.account.name, request)
         elif msg_type == "V":
             self._on_market_data_request(session, message)
         elif msg_type in ("3", "j"):
@@ -217,6 +238,7 @@ class VenueSimServer:
         self.apps: dict[str, _AccountSession] = {}
         sessions: dict[tuple[str, str], FixSession] = {}
         access: dict[tuple[str, str], AccessRule] = {}
+        session_accounts: dict[str, str] = {}  # session key -> account name
         for n, account in enumerate(config.accounts):
             password = account.resolve_password(f"accounts[{n}]", secrets)
             app = _AccountSession(self, account, password)
@@ -235,8 +257,17 @@ class VenueSimServer:
             app.session = FixSession(settings, store, app, clock=self.clock, gate=self.gate)
             app.session.unit_of_work = self.ledger.batch  # reports leave after the ledger commits
             sessions[(config.comp_id, account.comp_id)] = app.session
+            session_accounts[settings.key] = account.name
             access[(config.comp_id, account.comp_id)] = account.access_rule(f"accounts[{n}]")
             self.apps[account.name] = app
+        self.counters: Counter[str] = Counter()
+        self.fence = VenueFence(
+            config.fencing,
+            ledger=self.ledger,
+            clock=self.clock,
+            accounts=session_accounts,
+            counters=self.counters,
+        )
         self.acceptor = FixAcceptor(
             sessions,
             config.host,
@@ -246,10 +277,10 @@ class VenueSimServer:
             if config.tls is None
             else config.tls.context(base_dir, "tls", secrets=secrets),
             access=access,
+            gate=None if config.fencing == "off" else self.fence,
             clock=self.clock,
         )
         self.tasks = TaskManager(on_crash=self._on_task_crash)
-        self.counters: Counter[str] = Counter()
         self.stop_requested = asyncio.Event()
         self.exit_code = 0
         self.port = config.port

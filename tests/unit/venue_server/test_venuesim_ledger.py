@@ -11,7 +11,13 @@ import pytest
 
 from bastion.errors import OperationalError
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
-from bastion.venue_server.ledger import SCHEMA_VERSION, FillRow, OrderRow, VenueLedger
+from bastion.venue_server.ledger import (
+    SCHEMA_VERSION,
+    FillRow,
+    OrderEpochRow,
+    OrderRow,
+    VenueLedger,
+)
 
 T0 = 1_704_205_800_000_000_000
 
@@ -174,6 +180,39 @@ def test_when_new_file_then_schema_version_in_user_version(tmp_path: Path) -> No
     db.close()
     with VenueLedger(path) as ledger:
         assert ledger.migrated_from == SCHEMA_VERSION
+
+
+def test_when_version_1_file_then_fence_tables_added_and_books_kept(tmp_path: Path) -> None:
+    """A ledger of schema 1 (before the fence) is migrated in place: its orders stay, and
+    the session epochs and order epochs are recorded from then on."""
+    path = tmp_path / "venue.db"
+    with VenueLedger(path) as ledger:
+        ledger.insert_order(order())
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE order_epochs")
+    db.execute("DROP TABLE session_epochs")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with VenueLedger(path) as ledger:
+        assert ledger.migrated_from == 1
+        assert [o.order_id for o in ledger.orders()] == ["SIM-1"]
+        ledger.raise_session_epoch("FIX.4.4:SIM->NODE", "A", 3, T0)
+        ledger.raise_session_epoch("FIX.4.4:SIM->NODE", "A", 2, T0 + 1)  # never lowered
+        row = OrderEpochRow(
+            account="A",
+            msg_type="D",
+            cl_ord_id="n-3-1",
+            epoch=3,
+            session_epoch=3,
+            received_ns=T0,
+            refused=None,
+        )
+        ledger.record_order_epoch(row)
+    with VenueLedger(path) as ledger:
+        assert ledger.migrated_from == SCHEMA_VERSION
+        assert ledger.session_epochs() == {"FIX.4.4:SIM->NODE": 3}
+        assert ledger.order_epochs("A") == [row]
 
 
 def test_when_file_from_newer_bastion_then_refused(tmp_path: Path) -> None:
