@@ -17,8 +17,12 @@ on the same machine: alternate the two. ``--encrypt-stores``: the simulator's le
 and session stores and the client's session store encrypted (SQLCipher), the
 simulator's keys read from a vault as ``bastion venue sim`` reads them.
 
+``--no-validation`` turns the FIX 4.4 data-dictionary check off at both ends, to compare
+with a default run (alternate the two); ``validation_us_per_msg`` is the check's cost of
+one NewOrderSingle or fill as received.
+
 Prints one JSON line. Usage: python bench/fix_roundtrip.py [--orders 5000] [--tls]
-[--encrypt-stores]
+[--encrypt-stores] [--no-validation]
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.tls import ClientTls, TlsClientConfig
 from bastion.fix.transport import FixInitiator
+from bastion.fix.validation import ValidationConfig
 from bastion.logs import configure_logging
 
 PASSWORD_ENV = "BASTION_BENCH_FIX_PASSWORD"
@@ -77,7 +82,7 @@ start_price = "100"
 volatility_bps = "1"
 size = "1000000000"
 interval_ms = 20
-{tls}"""
+{tls}{validation}"""
 
 _SERVER_TLS = """
 [tls]
@@ -94,6 +99,7 @@ class _Client:
         self.filled = 0
         self.waiters: dict[str, asyncio.Future[None]] = {}
         self.logged_on = asyncio.Event()
+        self.last_fill: FixMessage | None = None
 
     def on_logon(self, session: FixSession) -> None:
         self.logged_on.set()
@@ -113,6 +119,7 @@ class _Client:
         if sent is None:
             return
         if message.get(150) == "F":
+            self.last_fill = message
             self.filled += 1
             self.latencies_ns.append(now - sent)
         waiter = self.waiters.pop(cl_ord_id, None)
@@ -143,6 +150,18 @@ def _order(n: int) -> FixMessage:
         (40, "1"),
         (59, "3"),
     )
+
+
+def _validation_us(messages: list[list[tuple[int, str]]], rounds: int = 20_000) -> float:
+    """The data-dictionary check's mean cost of a NewOrderSingle and a fill, as a received
+    message (header included), in microseconds."""
+    validator = ValidationConfig().validator()
+    assert validator is not None
+    start = time.perf_counter_ns()
+    for _ in range(rounds):
+        for fields in messages:
+            validator.check(fields)
+    return round((time.perf_counter_ns() - start) / rounds / len(messages) / 1000, 2)
 
 
 def _client_tls(workdir: Path) -> ClientTls:
@@ -190,6 +209,7 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         env=PASSWORD_ENV,
         account_tls='client_cert_cn = "bench"\n' if args.tls else "",
         tls=_SERVER_TLS if args.tls else "",
+        validation="" if args.validation else "\n[validation]\nenabled = false\n",
     )
     env = dict(os.environ, **{PASSWORD_ENV: "bench-only-password"})
     client_key = None
@@ -222,6 +242,7 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             heartbeat_s=30,
             username="bench",
             password="bench-only-password",
+            validation=ValidationConfig(enabled=args.validation),
         )
         store = SqliteSessionStore(
             workdir / "client.sqlite",
@@ -284,6 +305,9 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         await asyncio.wait_for(asyncio.gather(*in_flight), 10)
         elapsed = time.perf_counter() - t0
         orders_per_s = (client.filled - filled_before) / elapsed
+        assert client.last_fill is not None
+        order = [(35, "D"), *client.last_fill.fields[1:5], *_order(1).fields[1:]]
+        validation_us = _validation_us([order, client.last_fill.fields])
         await initiator.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -309,6 +333,8 @@ async def _run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         "sessions_stored": "sqlite",
         "tls": args.tls,
         "encrypted_stores": args.encrypt_stores,
+        "validation": args.validation,
+        "validation_us_per_msg": validation_us,
     }
 
 
@@ -325,6 +351,12 @@ def main() -> None:
         "--encrypt-stores",
         action="store_true",
         help="the simulator's ledger and session stores and the client's store encrypted",
+    )
+    parser.add_argument(
+        "--no-validation",
+        dest="validation",
+        action="store_false",
+        help="no data-dictionary validation at either end (to compare with the default)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a short run (300 orders, 1 s): a smoke test"

@@ -1,7 +1,8 @@
 """Which modules run compiled, and whether a compiled build is out of date.
 
-The modules in ``COMPILED_MODULES`` (the risk gate's per-order path, and the market
-data validators every quote passes) are plain typed Python that ``setup.py`` also
+The modules in ``COMPILED_MODULES`` (the risk gate's per-order path, the market
+data validators every quote passes, and the FIX data-dictionary check every inbound
+FIX message passes) are plain typed Python that ``setup.py`` also
 compiles to C extensions with mypyc when bastion is installed; an extension module
 beside its ``.py`` file is the one Python imports. ``./test`` and ``./run`` rebuild
 when one of ``build_inputs()`` changes; ``stale()`` tells a checkout whose build is
@@ -31,6 +32,7 @@ COMPILED_MODULES = (
     "bastion.risk.size",
     "bastion.risk.throttle",
     "bastion.feeds.validation.rules",
+    "bastion.fix.validator",
     "bastion.feeds.validation.sink",
 )
 

@@ -11,14 +11,11 @@ sequence number is consumed, a Logout, or a closed connection.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from bastion.config import load_config
 from bastion.fix.codec import (
     GROUP_FIELDS_OUT_OF_ORDER,
     INCORRECT_DATA_FORMAT,
@@ -34,70 +31,14 @@ from bastion.fix.codec import (
     encode,
 )
 from bastion.fix.session import format_utc_timestamp
-from bastion.venue_server.config import VenueSimConfig
 from bastion.venue_server.server import VenueSimServer
-from kit.fix_desk import listening_port, venue_sim_toml
+from kit.fix_conformance import LOGON, ORDER, PASSWORD, logon, run, still_in_step
 from kit.fix_tcp import RawCounterparty
-
-PASSWORD = "conformance-pw-41d7"
-LIMITS = "[limits]\nmax_logon_failures = 1000\n"
-ORDER = [
-    (11, "C1"),
-    (21, "1"),
-    (55, "XYZ.SIM"),
-    (54, "1"),
-    (60, "20240102-14:30:00.000"),
-    (38, "5"),
-    (40, "2"),
-    (44, "1.00"),
-    (59, "0"),
-]
-
-Case = Callable[[RawCounterparty, VenueSimServer], Awaitable[None]]
-
-
-def run(tmp_path: Path, case: Case, *, extra: str = "") -> VenueSimServer:
-    """``case`` against a simulator logged on to (unless it logs on itself)."""
-    (tmp_path / "venue-sim.toml").write_text(venue_sim_toml(0, extra=extra + LIMITS))
-    server = VenueSimServer(load_config(tmp_path / "venue-sim.toml", VenueSimConfig), tmp_path)
-
-    async def main() -> None:
-        task = asyncio.create_task(server.run())
-        try:
-            await listening_port(server, task)
-            client = RawCounterparty("NODE", "SIM")
-            await client.connect(server.port)
-            try:
-                await case(client, server)
-            finally:
-                await client.close()
-        finally:
-            server.stop_requested.set()
-            await asyncio.wait_for(task, 10)
-
-    asyncio.run(asyncio.wait_for(main(), 60))
-    return server
 
 
 @pytest.fixture(autouse=True)
 def _password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BASTION_FIX_PASSWORD", PASSWORD)
-
-
-LOGON = ((98, "0"), (108, "30"), (553, "trader"), (554, PASSWORD))
-
-
-async def logon(client: RawCounterparty, *more: tuple[int, object]) -> FixMessage:
-    client.send("A", *LOGON, *more)
-    return await client.expect("A")
-
-
-async def still_in_step(client: RawCounterparty) -> None:
-    """A TestRequest with the next sequence number is answered: nothing was lost or
-    skipped (a number the venue did not consume would make this one too high)."""
-    client.send("1", (112, "STEP"))
-    heartbeat = await client.expect("0")
-    assert heartbeat.get(112) == "STEP"
 
 
 async def rejected(

@@ -1,5 +1,6 @@
 """A FIX initiator and acceptor session over real loopback sockets, raw Logons, a
-client that speaks from a chosen source address, and ``RawPeer``: a FIX peer that writes
+client that speaks from a chosen source address, a hand-written counterparty that
+connects or accepts (``RawCounterparty``), and ``RawPeer``: a FIX peer that writes
 exactly the messages (and sequence numbers) a test gives it."""
 
 from __future__ import annotations
@@ -119,11 +120,37 @@ class RawCounterparty:
         self.next_seq = 1
         self._parser = FixParser(begin_string)
         self._pending: list[FixMessage] = []
+        self._parser_begin = begin_string
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: (
+            asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None
+        ) = None
 
     async def connect(self, port: int) -> None:
         self._reader, self._writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def listen(self) -> int:
+        """Play the acceptor: listen on a free loopback port and return it. Each
+        connection made to it waits for ``accept``."""
+        connections: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+        connections = self._connections = asyncio.Queue()
+
+        async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await connections.put((reader, writer))
+
+        self._server = await asyncio.start_server(connected, "127.0.0.1", 0)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def accept(self, timeout_s: float = DEADLINE_S) -> None:
+        """Take the next connection made to ``listen``'s port (the previous one closed)."""
+        assert self._connections is not None, "listen first"
+        await self.close()
+        self._reader, self._writer = await asyncio.wait_for(self._connections.get(), timeout_s)
+        self._parser = FixParser(self._parser_begin)
+        self._pending.clear()
 
     def message(self, msg_type: str, *body: tuple[int, object], seq: int | None = None) -> bytes:
         """Wire bytes of ``msg_type`` with a standard header (the next MsgSeqNum unless
@@ -181,10 +208,18 @@ class RawCounterparty:
         return out
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        """Close the connection (``stop`` also stops listening)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
             with suppress(ConnectionError):
-                await self._writer.wait_closed()
+                await writer.wait_closed()
+
+    async def stop(self) -> None:
+        await self.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
 
 
 class RawPeer:

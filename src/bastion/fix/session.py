@@ -233,6 +233,7 @@ class FixSession:
         self._resend_retries = 0
         self._connected_at = self._last_sent = self._last_received = 0.0
         self._test_request_at: float | None = None
+        self._test_request_id = ""  # TestReqID (112) the outstanding TestRequest asked with
         self._test_seq = 0
         self._tests_out: dict[str, float] = {}  # TestReqID -> when sent, until answered
         self._probe_at = 0.0
@@ -281,6 +282,7 @@ class FixSession:
         self.disconnect_reason = ""
         self._connected_at = self._last_sent = self._last_received = now
         self._test_request_at = None
+        self._test_request_id = ""
         self._tests_out.clear()
         self._probe_at = now
         self._logout_deadline = None
@@ -374,7 +376,6 @@ class FixSession:
                     self.disconnect(f"invalid Logon: {item.reason}")
                 continue
             self.counters["received"] += 1
-            self._test_request_at = None
             if self.message_log:
                 log.debug("fix_in", session=self.settings.key, msg=redact(item.raw or b""))
             self._on_message(item)
@@ -536,8 +537,7 @@ class FixSession:
     def _process(self, msg: FixMessage, seq: int) -> None:
         msg_type = msg.msg_type
         if msg_type == "0":
-            if self._tests_out:
-                self._on_heartbeat(msg)
+            self._on_heartbeat(msg)
         elif msg_type == "1":
             self._send_admin("0", [(112, msg.get(112) or "")])
         elif msg_type == "2":
@@ -584,8 +584,25 @@ class FixSession:
 
     # -- admin messages ---------------------------------------------------------------
     def _on_heartbeat(self, msg: FixMessage) -> None:
-        """A Heartbeat that answers one of our TestRequests: the round trip."""
-        sent_at = self._tests_out.pop(msg.get(112) or "", None)
+        """A Heartbeat: the answer to the outstanding TestRequest only if it carries its
+        TestReqID (FIX 4.4 test case 6); any answer to one of ours gives the round trip.
+
+        One without the right TestReqID leaves the TestRequest outstanding, so a
+        counterparty that does not answer it is still disconnected when the grace period
+        ends (``tick``); such a Heartbeat is counted (``heartbeats_not_answering``)."""
+        test_id = msg.get(112) or ""
+        if self._test_request_at is not None:
+            if test_id == self._test_request_id:
+                self._test_request_at = None
+            else:
+                self.counters["heartbeats_not_answering"] += 1
+                log.warning(
+                    "fix_heartbeat_not_answering_test_request",
+                    session=self.settings.key,
+                    expected=self._test_request_id,
+                    received=test_id or None,
+                )
+        sent_at = self._tests_out.pop(test_id, None) if test_id else None
         if sent_at is not None:
             self.heartbeat_rtt_s = self._monotonic() - sent_at
             self.counters["round_trips_measured"] += 1
@@ -950,8 +967,9 @@ class FixSession:
         elif now - self._last_received >= heartbeat * TEST_REQUEST_FACTOR:
             self._test_seq += 1
             self._test_request_at = now
+            self._test_request_id = f"TEST-{self._test_seq}"
             self.counters["test_requests_sent"] += 1
-            self._send_test_request(f"TEST-{self._test_seq}", now)
+            self._send_test_request(self._test_request_id, now)
         probe_s = self.rtt_probe_s
         if probe_s is not None and now - self._probe_at >= probe_s:
             self._probe_at = now

@@ -217,6 +217,41 @@ def test_when_test_request_answered_then_session_stays_up(pair: Pair) -> None:
     assert pair.ini.logged_on and pair.ini.counters["heartbeat_timeouts"] == 0
 
 
+@pytest.mark.parametrize("test_req_id", ["WRONG", None])
+def test_when_heartbeat_lacks_the_test_req_id_then_test_request_still_times_out(
+    pair: Pair, test_req_id: str | None
+) -> None:
+    """A Heartbeat with another TestReqID, or none, does not answer the TestRequest: it is
+    counted, and the session drops when the grace period ends."""
+    pair.clock.advance(36)
+    pair.ini.tick()
+    assert types(sent(pair.to_acc)) == ["1"]
+    body = [] if test_req_id is None else [(112, test_req_id)]
+    pair.ini.data_received(
+        frame("0", *body, seq=2, sender=ACC, target=INI, sending_ns=pair.clock.ns)
+    )
+    assert pair.ini.counters["heartbeats_not_answering"] == 1
+    pair.clock.advance(30)
+    pair.ini.tick()
+    assert not pair.ini.connected
+    assert pair.ini.counters["heartbeat_timeouts"] == 1
+
+
+def test_when_application_message_arrives_then_test_request_still_awaits_its_heartbeat(
+    pair: Pair,
+) -> None:
+    """Only the Heartbeat with the TestReqID answers a TestRequest (it may come after
+    other messages): an ExecutionReport in between does not."""
+    pair.clock.advance(36)
+    pair.ini.tick()
+    sent(pair.to_acc)
+    pair.acc.send(report("E1"))
+    pair.pump()
+    pair.clock.advance(30)
+    pair.ini.tick()
+    assert not pair.ini.connected and pair.ini.counters["heartbeat_timeouts"] == 1
+
+
 # -- sequence numbers, gaps and resends ------------------------------------------------------
 def test_when_inbound_gap_then_resend_request_and_messages_delivered_in_order(
     pair: Pair,

@@ -116,14 +116,20 @@ def test_when_configured_then_user_defined_and_unknown_fields_pass() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["0", "12", "-3", "+5", "1.5", ".5", "5.", "-.5", ".", "-", "", "1.2.3", "²", "a", "1e5"],
+    [
+        *("0", "12", "-3", "+5", "1.5", ".5", "5.", "-.5", ".", "-", "", "1.2.3", "²", "a"),
+        *("1e5", "20240102-14:30:00", "20240102-14:30:00.123", "20240102-23:59:60.123456789"),
+        *("20240102-14:30:00.", "20240102-14:30:00.1234567890", "20241302-14:30:00"),
+        *("20240100-14:30:00", "20240102-24:00:00", "20240102-14:60:00", "20240102 14:30:00"),
+        *("2024010²-14:30:00", "20240102-14:30:00.12a", "20240102-14:30:00Z"),
+    ],
 )
 def test_fast_format_checks_agree_with_the_patterns(value: str) -> None:
     """The str-method checks and the regular expressions say the same of each value."""
     import re
 
-    from bastion.fix import validation
+    from bastion.fix.validator import FAST, PATTERNS
 
-    for kind, fast in validation._FAST.items():
-        pattern = re.compile(validation._PATTERNS[kind], re.ASCII | re.DOTALL)
+    for kind, fast in FAST.items():
+        pattern = re.compile(PATTERNS[kind], re.ASCII | re.DOTALL)
         assert fast(value) == bool(pattern.fullmatch(value)), (kind, value)
