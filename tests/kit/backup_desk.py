@@ -76,10 +76,10 @@ def dir_destination(path: Path) -> str:
     return f'[backup.destination]\nkind = "dir"\npath = "{path}"\n'
 
 
-def s3_destination(bucket: str, endpoint: str) -> str:
+def s3_destination(bucket: str, endpoint: str, prefix: str = "") -> str:
     return (
         f'[backup.destination]\nkind = "s3"\nbucket = "{bucket}"\nendpoint = "{endpoint}"\n'
-        "allow_http = true\n"
+        f'prefix = "{prefix}"\nallow_http = true\n'
     )
 
 
