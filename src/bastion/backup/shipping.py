@@ -180,14 +180,20 @@ def ship_forever(
 ) -> int:
     """Ship every ``interval_s`` (``rounds`` times, or until interrupted); how many
     segments were shipped. A failed round is logged (``backup_failed``) and retried at
-    the next interval; the caller's exit status reports the last round."""
+    the next interval from the same seq; the last of ``rounds`` raises instead."""
     shipped = 0
     after = shipped_through(destination)
     n = 0
     while rounds is None or n < rounds:
         n += 1
         started = time.monotonic()
-        record = ship_once(desk, destination, after_seq=after, clock=clock)
+        try:
+            record = ship_once(desk, destination, after_seq=after, clock=clock)
+        except BackupError as error:
+            if rounds is not None and n >= rounds:
+                raise
+            log.error("backup_failed", command="ship", error=str(error))
+            record = None
         if record is not None:
             after = record.last_seq
             shipped += 1
