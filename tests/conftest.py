@@ -15,6 +15,7 @@ from bastion.vault import redact
 from kit import bench_data
 from kit.node_process import RunBastion, bastion_cmd, child_env
 from kit.postgres import PostgresServer, postgres_server
+from kit.s3_server import S3Server, s3_server
 from kit.strategies import IDLE_STRATEGY
 
 
@@ -94,3 +95,10 @@ def postgres() -> Iterator[PostgresServer]:
 def pg_dsn(postgres: PostgresServer) -> str:
     """A libpq URL to a new, empty database of its own on the session's server."""
     return postgres.dsn(postgres.create_database())
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3-compatible object store (SeaweedFS) on loopback for the session."""
+    with s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server

@@ -21,6 +21,7 @@ from typing import Final, Literal, TypeVar
 import msgspec
 
 from bastion._toml_errors import describe_validation_error
+from bastion.backup.config import BackupConfig
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
 from bastion.feeds.arbiter.config import ArbitrationConfig
@@ -203,6 +204,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Operators, four-eyes and override bounds (``bastion.security.config``); None: not
     given, only the node's own OS account commands it (a live node refuses to start
     without it)."""
+    backup: BackupConfig | None = None
+    """``[backup]``: where backups of this desk go, encrypted to whom, how often the
+    journal ships and how long backups are kept (``bastion.backup``); None: not given."""
     ha: HaConfig | None = None
     """``[ha]``: this node is one member of a logical node (``group``) whose members
     elect a leader through a lease in PostgreSQL (``bastion.ha``); None: it runs alone."""

@@ -4,13 +4,14 @@ Errors that cross a component boundary are these classes; code at an edge (a ven
 adapter, a socket, a file) translates what it catches with ``raise Ours(...) from e``.
 
 - the user fixes the input (exit code 2): ``ConfigError`` (``InsecureFile``,
-  ``StorageKeyError``, ``NotArmed``), ``UsageError`` (``UnknownUser``,
+  ``StorageKeyError``, ``NotArmed``, ``BackupKeyError``), ``UsageError`` (``UnknownUser``,
   ``PasswordRejected``), ``VaultLocked`` (a wrong passphrase);
 - bad market data (exit code 3): ``DataError``, report or skip it;
 - transient trouble (exit code 1 if it reaches the command line): ``TemporaryError``
   (``VenueUnavailable``, ``VenueRequestFailed``): back off and retry;
 - the node cannot go on safely (exit code 1): ``OperationalError``: halt and notify
-  (``IntegrityError``: a stored file was tampered with; ``FencedError``: a deposed
+  (``IntegrityError``: a stored file was tampered with; ``BackupError``: a backup
+  could not be made or restored; ``FencedError``: a deposed
   leader's journal write was refused);
   ``StrategyError``: a user strategy failed to load or run;
 - an operator command refused (exit code 1): ``CommandRefused``: nothing changed, the
@@ -52,6 +53,11 @@ class NotArmed(ConfigError):
     expired, used, forged, or for another config or node; or ``bastion arm`` refused
     the person (not an enabled admin, or their TOTP step-up refused). The message says
     which, naming the operator, never a code."""
+
+
+class BackupKeyError(ConfigError):
+    """A backup's identity (private key) file is missing, unreadable, open to other
+    users, or not the key the backup was encrypted to. Never echoes the key."""
 
 
 class UsageError(BastionError):
@@ -101,6 +107,12 @@ class LeaseUnavailable(TemporaryError):
 
 class OperationalError(BastionError):
     """The node cannot continue safely: halt trading and notify an operator."""
+
+
+class BackupError(OperationalError):
+    """A backup could not be made, stored, fetched, verified or restored: a destination
+    that fails, a blob that is damaged, truncated or incomplete, a piece missing. The
+    message names the backup; a failed restore leaves nothing behind."""
 
 
 class IntegrityError(OperationalError):

@@ -3,7 +3,7 @@ map the errors it raises to exit codes.
 
 One module per command group: ``desk`` (init), ``backtest``, ``node`` (run, recover), ``arm``,
 ``control`` (kill, resume, status, enable, risk), ``alerts``, ``journal``, ``ha``, ``manifest``,
-``incident``, ``venue``, ``feed``, ``secrets``, ``users``, ``console``.
+``incident``, ``backup``, ``venue``, ``feed``, ``secrets``, ``users``, ``console``.
 
 Exit codes: 0 success; 2 usage or configuration error; 3 bad market data;
 1 any other bastion error. Expected errors print ``error: <message>`` to stderr,
@@ -21,6 +21,7 @@ from bastion import __version__
 from bastion.cli.alerts import add_alerts_commands
 from bastion.cli.arm import add_arm_commands
 from bastion.cli.backtest import add_backtest_commands
+from bastion.cli.backup import add_backup_commands
 from bastion.cli.certs import add_certs_commands
 from bastion.cli.common import (
     EXIT_DATA,
@@ -103,6 +104,7 @@ examples:
   bastion arm live/node.toml --why "..."   # allow one start of a live node
   bastion incident bundle mydesk/paper.toml   # status, journal, metrics, log for a post-mortem
   bastion users add alice --role risk_officer   # an operator: password + TOTP
+  bastion backup create mydesk/paper.toml  # an encrypted backup to [backup] destination
   bastion console mydesk/console/console.toml   # the web console (HTTPS)
 
 exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
@@ -133,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alerts_commands(commands, formatter)
     add_journal_commands(commands, formatter)
     add_ha_commands(commands, formatter)
+    add_backup_commands(commands, formatter)
     add_manifest_commands(commands, formatter)
     add_incident_commands(commands, formatter)
     add_venue_commands(commands, formatter, logging_options)

@@ -9,6 +9,8 @@ import importlib
 import pytest
 
 from bastion.errors import (
+    BackupError,
+    BackupKeyError,
     BastionError,
     CommandRefused,
     ConfigError,
@@ -38,6 +40,7 @@ cli_main = importlib.import_module("bastion.cli.main")
 README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
     (ConfigError, 2),
     (StorageKeyError, 2),
+    (BackupKeyError, 2),
     (UsageError, 2),
     (UnknownUser, 2),  # an administration names no operator
     (PasswordRejected, 2),  # the new password breaks the rule
@@ -47,6 +50,7 @@ README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
     (VenueRequestFailed, 1),
     (OperationalError, 1),
     (IntegrityError, 1),
+    (BackupError, 1),
     (StandbyTailBroken, 1),  # the standby stopped at a bad record
     (StrategyError, 1),
     (CommandRefused, 1),

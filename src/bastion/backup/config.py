@@ -1,0 +1,169 @@
+"""The ``[backup]`` config section: where backups go, to whom they are encrypted, how
+often the journal ships, how long backups are kept, and how gently a backup reads the
+node's files.
+
+```toml
+[backup]
+recipients = ["age1..."]          # public keys; the private key stays offline
+ship_interval_s = 5.0             # journal segments between full backups (the RPO)
+venue_config = "venue-sim.toml"   # optional: also the venue simulator's ledger and stores
+
+[backup.destination]
+kind = "s3"                       # or kind = "dir", path = "/mnt/offsite/bastion"
+bucket = "desk-backups"
+endpoint = "https://s3.example.net"
+access_key_id = "secret:backup/s3-key-id"
+secret_access_key = "secret:backup/s3-secret"
+
+[backup.retention]
+hourly = 48
+daily = 30
+monthly = 12
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from bastion.errors import ConfigError
+from bastion.vault import secret_name
+
+_AGE_PREFIX = "age1"
+
+
+class RetentionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Grandfather-father-son: the newest full backup of each of the last ``hourly``
+    hours, ``daily`` days and ``monthly`` months is kept (the newest backup always)."""
+
+    hourly: int = 48
+    daily: int = 30
+    monthly: int = 12
+
+    def __post_init__(self) -> None:
+        for key in ("hourly", "daily", "monthly"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or value < 0:
+                raise ConfigError(f"key 'backup.retention.{key}': must be 0 or more, got {value}")
+
+
+class DirDestinationConfig(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="dir",
+    tag_field="kind",
+):
+    """A directory: mounted off-site storage (NFS, SMB, a removable disk). ``path`` is
+    relative to the config file's directory."""
+
+    path: str
+
+    def __post_init__(self) -> None:
+        if not self.path.strip():
+            raise ConfigError("key 'backup.destination.path': must not be empty")
+
+
+class S3DestinationConfig(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="s3",
+    tag_field="kind",
+):
+    """An S3-compatible object store. ``access_key_id`` and ``secret_access_key`` are
+    vault references; left out, they come from ``AWS_ACCESS_KEY_ID`` and
+    ``AWS_SECRET_ACCESS_KEY`` in the environment. ``allow_http`` only for an endpoint
+    on loopback (a test store)."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    allow_http: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.bucket.strip():
+            raise ConfigError("key 'backup.destination.bucket': must not be empty")
+        for field in ("access_key_id", "secret_access_key"):
+            value = getattr(self, field)
+            if value is not None:
+                secret_name(value, f"backup.destination.{field}")
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ConfigError(
+                "key 'backup.destination.access_key_id': give both access_key_id and "
+                "secret_access_key, or neither (then they come from the environment)"
+            )
+        if self.allow_http and self.endpoint is not None:
+            host = self.endpoint.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+            if host not in ("127.0.0.1", "localhost", "[::1]"):
+                raise ConfigError(
+                    "key 'backup.destination.allow_http': plain HTTP only to a store on "
+                    f"loopback, not {host}"
+                )
+
+    def secret_refs(self) -> list[tuple[str, str]]:
+        return [
+            (f"backup.destination.{field}", secret_name(value, f"backup.destination.{field}"))
+            for field in ("access_key_id", "secret_access_key")
+            if (value := getattr(self, field)) is not None
+        ]
+
+
+DestinationConfig = DirDestinationConfig | S3DestinationConfig
+
+
+class BackupConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[backup]``. ``copy_pages_per_step`` and ``copy_pause_ms``: a database is
+    copied that many pages at a time with that pause between steps, from one read
+    snapshot (the node's writer is never blocked; see docs/dr.md for the bound)."""
+
+    destination: DestinationConfig
+    recipients: list[str]
+    ship_interval_s: float = 5.0
+    venue_config: str | None = None
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    copy_pages_per_step: int = 1024
+    copy_pause_ms: float = 2.0
+    include: list[str] = []
+    """More files or directories to back up (relative to the config's directory)."""
+
+    def __post_init__(self) -> None:
+        if not self.recipients:
+            raise ConfigError(
+                "key 'backup.recipients': name at least one age public key (age1...), "
+                "made with `bastion backup keygen`"
+            )
+        for n, recipient in enumerate(self.recipients):
+            if not recipient.startswith(_AGE_PREFIX):
+                raise ConfigError(
+                    f"key 'backup.recipients[{n}]': not an age public key (it starts with "
+                    f"'{_AGE_PREFIX}'); never put a private key (AGE-SECRET-KEY-...) here"
+                )
+        if not 0 < self.ship_interval_s < float("inf"):
+            raise ConfigError(
+                f"key 'backup.ship_interval_s': must be a positive number, got "
+                f"{self.ship_interval_s}"
+            )
+        if self.copy_pages_per_step < 1 and self.copy_pages_per_step != -1:
+            raise ConfigError(
+                "key 'backup.copy_pages_per_step': must be 1 or more (or -1: all at once)"
+            )
+        if self.copy_pause_ms < 0:
+            raise ConfigError("key 'backup.copy_pause_ms': must be 0 or more")
+
+    def secret_refs(self) -> list[tuple[str, str]]:
+        if isinstance(self.destination, S3DestinationConfig):
+            return self.destination.secret_refs()
+        return []
+
+    def destination_dir(self, base_dir: Path) -> Path:
+        assert isinstance(self.destination, DirDestinationConfig)
+        path = Path(self.destination.path).expanduser()
+        return path if path.is_absolute() else base_dir / path

@@ -1,0 +1,161 @@
+"""What a desk is, for a backup: the files its config names and the keys that open them.
+
+``open_desk`` loads the node's config (and the venue simulator's, when ``[backup]
+venue_config`` names one), resolves every path against the config's directory, and
+reads from the vault only the keys the backup needs: the encrypted databases' (so they
+are copied online through SQLite, and stay encrypted in the copy), the journal's chain
+key (to read its head), and the object store's credentials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bastion.backup.config import BackupConfig
+from bastion.backup.manifest import PieceKind
+from bastion.clock import Clock
+from bastion.config import PaperConfig, load_config, resolve_path
+from bastion.errors import ConfigError
+from bastion.journal.anchors import anchor_path
+from bastion.storage.keys import resolve_key
+from bastion.vault.config import load_secrets
+from bastion.vault.refs import SecretSource
+from bastion.venue_server.config import VenueSimConfig
+from bastion.venues.fix.config import FixVenueConfig
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file to back up; ``database`` files are copied online (SQLite backup API)."""
+
+    path: Path
+    kind: PieceKind
+    database: bool = False
+    key: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Desk:
+    config_path: Path
+    base_dir: Path
+    config: PaperConfig
+    backup: BackupConfig
+    secrets: SecretSource | None
+    journal: Path
+    journal_key: bytes | None
+    sources: list[Source]
+
+    @property
+    def node_id(self) -> str:
+        return self.config.node.id
+
+
+def load_backup_config(config_path: Path) -> tuple[PaperConfig, BackupConfig]:
+    config = load_config(config_path, PaperConfig)
+    if config.backup is None:
+        raise ConfigError(f"{config_path}: no [backup] section (docs/dr.md shows one)")
+    return config, config.backup
+
+
+def open_desk(config_path: Path, *, clock: Clock) -> Desk:
+    config, backup = load_backup_config(config_path)
+    base_dir = config_path.resolve().parent
+    if config.journal.backend != "sqlite":
+        raise ConfigError(
+            f"{config_path}: key 'journal.backend': backups of a PostgreSQL journal are "
+            "not supported yet (back up the database with its own tools; docs/dr.md)"
+        )
+    refs = [*backup.secret_refs()]
+    if config.journal.encryption_key is not None:
+        refs += [r for r in config.journal.secret_refs() if r[0] == "journal.encryption_key"]
+    fix_venues = [v for v in config.venue_configs() if isinstance(v, FixVenueConfig)]
+    for n, venue in enumerate(fix_venues):
+        refs += [
+            r for r in venue.secret_refs(f"venues[{n}]") if r[0].endswith("store_encryption_key")
+        ]
+    secrets = _secrets(config, base_dir, refs, clock)
+    journal = resolve_path(base_dir, config.journal.path)
+    journal_key = resolve_key(config.journal.encryption_key, "journal.encryption_key", secrets)
+    sources = [Source(config_path.resolve(), "config")]
+    sources += [Source(resolve_path(base_dir, s.path), "strategy") for s in config.strategies]
+    vault = config.vault.resolve(base_dir)
+    if vault.is_file():
+        sources.append(Source(vault, "vault"))
+    anchors = anchor_path(journal)
+    # the anchors first: every anchor then names a record the journal copy holds
+    sources.append(Source(anchors, "journal_anchors"))
+    sources.append(Source(journal, "journal", database=True, key=journal_key))
+    seen_stores: set[Path] = set()
+    for n, venue in enumerate(fix_venues):
+        store = resolve_path(base_dir, venue.store_path).resolve()
+        if store in seen_stores:
+            continue
+        seen_stores.add(store)
+        key = resolve_key(venue.store_encryption_key, f"venues[{n}].store_encryption_key", secrets)
+        sources.append(Source(store, "fix_store", database=True, key=key))
+    if backup.venue_config is not None:
+        sources += _venue_sources(resolve_path(base_dir, backup.venue_config), clock)
+    for extra in backup.include:
+        path = resolve_path(base_dir, extra)
+        if path.is_dir():
+            sources += [Source(p, "file") for p in sorted(path.rglob("*")) if p.is_file()]
+        else:
+            sources.append(Source(path, "file"))
+    return Desk(
+        config_path=config_path.resolve(),
+        base_dir=base_dir,
+        config=config,
+        backup=backup,
+        secrets=secrets,
+        journal=journal,
+        journal_key=journal_key,
+        sources=sources,
+    )
+
+
+def _secrets(
+    config: PaperConfig, base_dir: Path, refs: list[tuple[str, str]], clock: Clock
+) -> SecretSource | None:
+    if not refs:
+        return None
+    return load_secrets(
+        refs,
+        vault=config.vault,
+        base_dir=base_dir,
+        scope="live" if config.node.mode == "live" else "paper",
+        clock=clock,
+    )
+
+
+def _venue_sources(venue_path: Path, clock: Clock) -> list[Source]:
+    """The venue simulator's config, ledger, session stores and vault."""
+    venue = load_config(venue_path, VenueSimConfig)
+    base = venue_path.resolve().parent
+    refs = [
+        r for r in venue.secret_refs() if r[0] in ("ledger_encryption_key", "store_encryption_key")
+    ]
+    secrets = None
+    if refs:
+        secrets = load_secrets(refs, vault=venue.vault, base_dir=base, scope="paper", clock=clock)
+    sources = [Source(venue_path.resolve(), "venue_config")]
+    vault = venue.vault.resolve(base)
+    if vault.is_file():
+        sources.append(Source(vault, "vault"))
+    sources.append(
+        Source(
+            resolve_path(base, venue.ledger_path),
+            "venue_ledger",
+            database=True,
+            key=resolve_key(venue.ledger_encryption_key, "ledger_encryption_key", secrets),
+        )
+    )
+    sources.append(
+        Source(
+            resolve_path(base, venue.session_store_path),
+            "venue_store",
+            database=True,
+            key=resolve_key(venue.store_encryption_key, "store_encryption_key", secrets),
+        )
+    )
+    return sources

@@ -1,0 +1,60 @@
+"""Retention, grandfather-father-son: keep the newest full backup of each of the last
+``hourly`` hours, ``daily`` days and ``monthly`` months that have one, and always the
+newest full backup; delete the other full backups, and the journal segments that end
+at or before the oldest full backup kept (no kept backup needs them to roll forward).
+A segment after the newest full backup is never deleted, nor the full backup it
+continues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from bastion.backup.catalog import Entry, fulls, segments
+from bastion.backup.config import RetentionConfig
+from bastion.backup.destinations import Destination
+from bastion.backup.manifest import BLOB_SUFFIX, RECORD_SUFFIX
+
+log = structlog.get_logger("bastion.backup")
+
+
+@dataclass(frozen=True)
+class Plan:
+    keep: list[Entry]
+    delete: list[Entry]
+
+
+def plan(full: list[Entry], segs: list[Entry], policy: RetentionConfig) -> Plan:
+    """Which backups to keep and delete (``full`` oldest first, as ``catalog.fulls``)."""
+    if not full:
+        return Plan(keep=list(segs), delete=[])
+    newest_first = sorted(full, key=lambda e: e.stamp, reverse=True)
+    kept: dict[str, Entry] = {newest_first[0].id: newest_first[0]}
+    for width, count in ((11, policy.hourly), (8, policy.daily), (6, policy.monthly)):
+        # the stamp's prefix: YYYYMMDDTHH (hour), YYYYMMDD (day), YYYYMM (month)
+        periods: set[str] = set()
+        for entry in newest_first:
+            period = entry.stamp[:width]
+            if period in periods:
+                continue
+            if len(periods) == count:
+                break
+            periods.add(period)
+            kept[entry.id] = entry
+    floor = min(e.last_seq for e in kept.values())
+    keep_full = [e for e in full if e.id in kept]
+    keep_segs = [s for s in segs if s.last_seq > floor]
+    delete = [e for e in full if e.id not in kept] + [s for s in segs if s.last_seq <= floor]
+    return Plan(keep=keep_full + keep_segs, delete=delete)
+
+
+def prune(destination: Destination, policy: RetentionConfig) -> Plan:
+    """Apply the policy: each deleted backup's record goes first, then its blob (a blob
+    without its record is no longer listed, so a prune cut short leaves no half backup)."""
+    chosen = plan(fulls(destination), segments(destination), policy)
+    for entry in chosen.delete:
+        destination.delete(entry.id + RECORD_SUFFIX)
+        destination.delete(entry.id + BLOB_SUFFIX)
+        log.info("backup_pruned", id=entry.id, kind=entry.kind)
+    return chosen

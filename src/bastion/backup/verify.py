@@ -1,0 +1,63 @@
+"""``bastion backup verify``: check backups where they are stored.
+
+Without the private key (integrity): each record's checksum, and its blob's size and
+SHA-256 against it, so the machine that stores backups can check them daily. With the
+identity (contents): the blob decrypted, the manifest inside checked against the
+record, every piece's SHA-256, and a full backup's journal chain verified on a
+temporary copy (``bastion.journal.verify_journal``)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bastion.backup.catalog import entries, find
+from bastion.backup.destinations import Destination
+from bastion.backup.restore import KeysFor, fetch_verified, open_contents, plaintext_keys
+from bastion.errors import BackupError
+
+
+@dataclass(frozen=True)
+class Checked:
+    id: str
+    kind: str
+    contents: bool
+    """True when the blob was decrypted and its contents checked too."""
+    last_seq: int
+
+
+def verify(
+    destination: Destination,
+    backup_id: str | None,
+    *,
+    identities: list[Any] | None,
+    keys_for: KeysFor = plaintext_keys,
+) -> list[Checked]:
+    """Check one backup (``latest`` for the newest full one), or all (``None``);
+    ``BackupError`` naming the first that fails."""
+    from bastion.journal import verify_journal
+
+    chosen = entries(destination) if backup_id is None else [find(destination, backup_id)]
+    checked = []
+    for entry in chosen:
+        scratch = Path(tempfile.mkdtemp(prefix="bastion-verify-"))
+        try:
+            record, unpacked = fetch_verified(destination, entry.id, scratch, identities)
+            if identities is not None:
+                manifest = open_contents(record, unpacked)
+                if manifest.kind == "full" and manifest.journal.path is not None:
+                    config = unpacked / manifest.config_path
+                    result = verify_journal(
+                        unpacked / manifest.journal.path, keys=keys_for(config, manifest)
+                    )
+                    if not result.ok:
+                        raise BackupError(
+                            f"backup {record.id}: its journal fails its check: {result.problem}"
+                        )
+            checked.append(Checked(record.id, record.kind, identities is not None, record.last_seq))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return checked

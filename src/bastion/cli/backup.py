@@ -1,0 +1,349 @@
+"""``bastion backup keygen|create|ship|list|verify|prune|restore``: backups of a desk
+(``bastion.backup``; docs/dr.md).
+
+A command that fails logs ``backup_failed`` (an error line the alert rules and log
+shipping match) and exits non-zero; a systemd timer that runs it then marks the unit
+failed too (deploy/systemd)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from bastion.cli.common import (
+    EXIT_OK,
+    Commands,
+    Formatter,
+    positive_seconds,
+    usage,
+    wall_clock,
+    wrap,
+)
+from bastion.errors import BastionError, UsageError
+
+if TYPE_CHECKING:
+    from bastion.backup.destinations import Destination
+    from bastion.backup.manifest import Manifest
+    from bastion.journal.keys import JournalKeys
+
+log = structlog.get_logger("bastion.backup")
+
+_EPILOG: Final = """\
+Backups are encrypted with age to the public keys in [backup] recipients; only the
+private key (an identity file made by `bastion backup keygen`, kept offline) reads
+them. --identity takes that file's path, never the key itself.
+
+A failed create, ship, prune or verify logs backup_failed and exits 1.
+
+examples:
+  bastion backup keygen --out /media/offline/desk-backup.key
+  bastion backup create mydesk/paper.toml
+  bastion backup ship mydesk/paper.toml --every 5
+  bastion backup list mydesk/paper.toml
+  bastion backup verify mydesk/paper.toml                       # integrity, no key
+  bastion backup verify mydesk/paper.toml latest --identity KEY # contents and journal
+  bastion backup prune mydesk/paper.toml
+  bastion backup restore latest --from /mnt/offsite/bastion/node-1 --to /srv/desk --identity KEY
+  bastion backup restore latest --from s3://desk-backups/node-1 --endpoint https://s3.example.net \\
+      --to /srv/desk --identity KEY          # credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+"""
+
+
+def add_backup_commands(commands: Commands, formatter: Formatter) -> None:
+    backup = commands.add_parser(
+        "backup",
+        help="backups of a desk: create, ship the journal, verify, prune, restore",
+        description=wrap(
+            "bastion backup: encrypted, online backups of a desk's journal, stores, "
+            "vault, configs and strategy code, and their restore."
+        ),
+        epilog=_EPILOG,
+        formatter_class=formatter,
+    )
+    backup.set_defaults(handler=lambda _args: usage(backup))
+    sub = backup.add_subparsers(dest="backup_command", metavar="COMMAND", title="commands")
+
+    keygen = sub.add_parser("keygen", help="make an age identity; print its public key")
+    keygen.add_argument("--out", required=True, metavar="FILE", help="identity file (0600)")
+    keygen.set_defaults(handler=cmd_keygen)
+
+    create = sub.add_parser("create", help="one full backup now, then prune")
+    create.add_argument("config", metavar="CONFIG")
+    create.add_argument("--no-prune", action="store_true", help="keep every older backup")
+    create.set_defaults(handler=_alerting("create", cmd_create))
+
+    ship = sub.add_parser("ship", help="ship the journal's new events as segments")
+    ship.add_argument("config", metavar="CONFIG")
+    ship.add_argument(
+        "--every",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="ship every SECONDS until stopped (default: backup.ship_interval_s)",
+    )
+    ship.add_argument("--once", action="store_true", help="ship once and exit")
+    ship.set_defaults(handler=_alerting("ship", cmd_ship))
+
+    listing = sub.add_parser("list", help="the backups at the destination")
+    listing.add_argument("config", metavar="CONFIG")
+    listing.set_defaults(handler=cmd_list)
+
+    verify = sub.add_parser(
+        "verify", help="check backups: integrity without the key, contents with it"
+    )
+    verify.add_argument("config", metavar="CONFIG")
+    verify.add_argument(
+        "backup_id", metavar="BACKUP", nargs="?", help="an id, or latest (default: all)"
+    )
+    verify.add_argument("--identity", metavar="FILE", help="the age identity file")
+    verify.set_defaults(handler=_alerting("verify", cmd_verify))
+
+    prune = sub.add_parser("prune", help="delete backups the retention policy does not keep")
+    prune.add_argument("config", metavar="CONFIG")
+    prune.set_defaults(handler=_alerting("prune", cmd_prune))
+
+    restore = sub.add_parser(
+        "restore",
+        help="rebuild a desk in a new directory from a backup and the segments after it",
+    )
+    restore.add_argument("backup_id", metavar="BACKUP", help="an id, or latest")
+    restore.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="DEST",
+        help="the node's backups: a directory, s3://BUCKET/PREFIX/NODE, or the node's config",
+    )
+    restore.add_argument("--to", required=True, metavar="DIR", help="a new or empty directory")
+    restore.add_argument("--identity", required=True, metavar="FILE", help="the age identity file")
+    restore.add_argument("--endpoint", metavar="URL", help="the S3 endpoint (with s3://)")
+    restore.add_argument("--region", default="us-east-1", help="the S3 region (with s3://)")
+    restore.add_argument(
+        "--allow-http", action="store_true", help="plain HTTP to an S3 endpoint on loopback"
+    )
+    restore.add_argument(
+        "--no-segments", action="store_true", help="the full backup only, no shipped journal"
+    )
+    restore.set_defaults(handler=_alerting("restore", cmd_restore))
+
+
+def _alerting(
+    command: str, handler: Callable[[argparse.Namespace], int]
+) -> Callable[[argparse.Namespace], int]:
+    """Log ``backup_failed`` for an error (the alert rules match it), then let it exit."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except BastionError as error:
+            log.error("backup_failed", command=command, error=str(error))
+            raise
+
+    return run
+
+
+def _low_priority() -> None:
+    """A backup competes with the node for CPU and disk as little as the OS allows."""
+    import psutil
+
+    os.nice(10)
+    try:
+        psutil.Process().ionice(psutil.IOPRIO_CLASS_BE, 7)
+    except (AttributeError, OSError, psutil.Error):
+        log.debug("backup_ionice_unavailable")
+
+
+def _desk_and_destination(config: str) -> tuple[Any, Destination]:
+    from bastion.backup.desk import open_desk
+    from bastion.backup.destinations import open_destination
+
+    desk = open_desk(Path(config), clock=wall_clock())
+    destination = open_destination(
+        desk.backup, base_dir=desk.base_dir, node_id=desk.node_id, secrets=desk.secrets
+    )
+    return desk, destination
+
+
+def _destination_only(config: str) -> Destination:
+    """The config's destination, opening the vault only for the store's credentials."""
+    from bastion.backup.desk import load_backup_config
+    from bastion.backup.destinations import open_destination
+    from bastion.vault.config import load_secrets
+
+    path = Path(config)
+    node, backup = load_backup_config(path)
+    base_dir = path.resolve().parent
+    secrets = None
+    if backup.secret_refs():
+        secrets = load_secrets(
+            backup.secret_refs(),
+            vault=node.vault,
+            base_dir=base_dir,
+            scope="live" if node.node.mode == "live" else "paper",
+            clock=wall_clock(),
+        )
+    return open_destination(backup, base_dir=base_dir, node_id=node.node.id, secrets=secrets)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from bastion.backup.encryption import new_identity
+
+    public = new_identity(Path(args.out))
+    print(f"identity written to {args.out} (keep it offline); its public key:")
+    print(public)
+    return EXIT_OK
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from bastion.backup.create import create_backup
+    from bastion.backup.retention import prune
+
+    _low_priority()
+    desk, destination = _desk_and_destination(args.config)
+    created = create_backup(desk, destination, clock=wall_clock())
+    record = created.record
+    print(
+        f"backup {record.id}: {len(created.manifest.pieces)} pieces, journal through seq "
+        f"{record.last_seq}, {record.blob_size:,} bytes encrypted, {created.seconds:.2f} s, "
+        f"at {destination.where}"
+    )
+    if not args.no_prune:
+        plan = prune(destination, desk.backup.retention)
+        print(f"retention: {len(plan.keep)} kept, {len(plan.delete)} deleted")
+    return EXIT_OK
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    from bastion.backup.shipping import ship_forever
+
+    _low_priority()
+    desk, destination = _desk_and_destination(args.config)
+    interval = args.every or desk.backup.ship_interval_s
+    shipped = ship_forever(
+        desk, destination, interval_s=interval, clock=wall_clock(), rounds=1 if args.once else None
+    )
+    print(f"shipped {shipped} segment(s) to {destination.where}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bastion.backup.catalog import entries
+
+    destination = _destination_only(args.config)
+    for entry in entries(destination):
+        print(f"{entry.id}  {entry.kind:<7}  seq {entry.first_seq}..{entry.last_seq}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from bastion.backup.encryption import load_identities
+    from bastion.backup.verify import verify
+
+    destination = _destination_only(args.config)
+    identities = load_identities(Path(args.identity)) if args.identity else None
+    checked = verify(destination, args.backup_id, identities=identities, keys_for=desk_journal_keys)
+    for item in checked:
+        what = "contents, pieces and journal" if item.contents else "integrity (no key)"
+        print(f"ok: {item.id} ({item.kind}, seq ..{item.last_seq}): {what}")
+    if not checked:
+        print(f"no backups at {destination.where}")
+    return EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from bastion.backup.desk import load_backup_config
+    from bastion.backup.retention import prune
+
+    _, backup = load_backup_config(Path(args.config))
+    plan = prune(_destination_only(args.config), backup.retention)
+    print(f"retention: {len(plan.keep)} kept, {len(plan.delete)} deleted")
+    for entry in plan.delete:
+        print(f"deleted {entry.id}")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from bastion.backup.encryption import load_identities
+    from bastion.backup.restore import restore
+
+    identities = load_identities(Path(args.identity))
+    destination = source_destination(args)
+    restored = restore(
+        destination,
+        args.backup_id,
+        Path(args.to),
+        identities=identities,
+        keys_for=desk_journal_keys,
+        with_segments=not args.no_segments,
+    )
+    print(
+        json.dumps(
+            {
+                "restored": str(restored.target),
+                "backup": restored.backup_id,
+                "segments": len(restored.segments),
+                "last_seq": restored.last_seq,
+                "head_hash": restored.head_hash,
+                "config": str(restored.config),
+                "seconds": round(restored.seconds, 3),
+            }
+        )
+    )
+    return EXIT_OK
+
+
+def source_destination(args: argparse.Namespace) -> Destination:
+    """``--from``: a directory, ``s3://BUCKET/PREFIX``, or a node config (its [backup])."""
+    from bastion.backup.config import S3DestinationConfig
+    from bastion.backup.destinations import DirDestination, S3Destination
+
+    source: str = args.source
+    if source.startswith("s3://"):
+        bucket, _, prefix = source[len("s3://") :].partition("/")
+        config = S3DestinationConfig(
+            bucket=bucket,
+            endpoint=args.endpoint,
+            region=args.region,
+            allow_http=args.allow_http,
+        )
+        return S3Destination(
+            config,
+            node_prefix=prefix.strip("/"),
+            access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        )
+    path = Path(source)
+    if path.is_file():
+        return _destination_only(source)
+    if not path.is_dir():
+        raise UsageError(f"--from {source}: no such directory or config")
+    return DirDestination(path)
+
+
+def desk_journal_keys(config: Path, manifest: Manifest) -> JournalKeys:
+    """The restored journal's keys, from the restored desk's config and vault (opened
+    only when the journal is encrypted or keyed)."""
+    from bastion.config import PaperConfig, load_config
+    from bastion.journal.keys import PLAINTEXT, journal_keys
+    from bastion.vault.config import load_secrets
+
+    del manifest
+    node = load_config(config, PaperConfig) if config.is_file() else None
+    if node is None or not node.journal.secret_refs():
+        return PLAINTEXT
+    refs = [r for r in node.journal.secret_refs() if r[0] != "journal.password"]
+    if not refs:
+        return PLAINTEXT
+    secrets = load_secrets(
+        refs,
+        vault=node.vault,
+        base_dir=config.parent,
+        scope="live" if node.node.mode == "live" else "paper",
+        clock=wall_clock(),
+    )
+    return journal_keys(node.journal, secrets)
