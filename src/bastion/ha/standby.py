@@ -101,6 +101,10 @@ class HaMember:
         self.epoch = epoch
 
     def status(self) -> MemberStatus:
+        if self.tail is None and self.epoch is None:
+            return MemberStatus(
+                name=self.name, role=Role.STANDBY, error="not following the journal (yet)"
+            )
         if self.tail is None:
             return MemberStatus(name=self.name, role=Role.LEADER, epoch=self.epoch)
         tail = self.tail.status()
@@ -117,7 +121,7 @@ class HaMember:
     def switchover(self, *, to: str | None) -> dict[str, Any]:
         """Hand the lead over: only the leader can; the lease is released for ``to`` (or
         the first standby to take it), which promotes its tail and starts trading."""
-        if self.tail is not None:
+        if self.tail is not None or self.epoch is None:
             raise CommandRefused(f"{self.name} is a standby: ask the leader to switch over")
         if to == self.name:
             raise CommandRefused(f"{self.name} leads already")
