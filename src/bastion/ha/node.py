@@ -38,7 +38,7 @@ from bastion.ha.fix_seqs import SenderSeqBlock, SeqReservations
 from bastion.ha.lease import Lease, LeaseKeeper, wait_until_leader
 from bastion.ha.lease import LeaseStatus as StoredLease
 from bastion.ha.pg_source import PostgresTailSource
-from bastion.ha.standby import HaMember, LeaseStatus
+from bastion.ha.standby import HaMember, LeaseStatus, ReadOnlyLease, lease_view
 from bastion.ha.tail import JournalTail
 from bastion.journal._codec import Chain
 from bastion.journal._pg_schema import describe
@@ -196,7 +196,7 @@ class LeaderLease:
         self._deposed = deposed
 
     def status(self) -> LeaseStatus | None:
-        return view(self.leadership.lease.status())
+        return lease_view(self.leadership.lease.status())
 
     def release(self, *, to: str | None) -> LeaseStatus:
         leadership = self.leadership
@@ -217,33 +217,6 @@ class LeaderLease:
         status = self.status()
         assert status is not None
         return status
-
-
-def view(stored: StoredLease | None) -> LeaseStatus | None:
-    """The lease as ``bastion ha status`` shows it (times in ns since the epoch)."""
-    if stored is None:
-        return None
-    now = time.time_ns()
-    return LeaseStatus(
-        name=stored.group,
-        epoch=stored.epoch,
-        holder=stored.holder or None,
-        expires_ns=now + stored.expires_in_ms * 1_000_000,
-        renewed_ns=now - stored.renewed_ms_ago * 1_000_000,
-    )
-
-
-class StandbyLease:
-    """A standby's ``LeaseView``: the lease as stored; it has nothing to release."""
-
-    def __init__(self, lease: Lease) -> None:
-        self.lease = lease
-
-    def status(self) -> LeaseStatus | None:
-        return view(self.lease.status())
-
-    def release(self, *, to: str | None) -> LeaseStatus:
-        raise CommandRefused(NOT_LEADER)
 
 
 class StandbyGuard:
@@ -302,7 +275,7 @@ class Standby:
         self.broken: str | None = None
         """Why the journal could not be followed from the start (it is not retried)."""
         self.lease = Lease(ha, url=self.url, password=self.password)
-        self.ha = HaMember(name=ha.member, lease=StandbyLease(self.lease))
+        self.ha = HaMember(name=ha.member, lease=ReadOnlyLease(self.lease))
 
     async def run(self, stop: asyncio.Event) -> Leadership | None:
         """Follow the journal until this member wins the lease (its ``Leadership``) or

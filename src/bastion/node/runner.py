@@ -84,7 +84,7 @@ from bastion.node.kernel import Kernel
 from bastion.recovery.reconcile import reconcile, refuse_unknown_venues
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
-from bastion.tasks import TaskManager
+from bastion.tasks import TaskManager, spawn
 from bastion.vault.refs import SecretSource
 from bastion.venues.base import VenueAdapter
 
@@ -172,6 +172,7 @@ class _Node:
         self.deposed: str | None = None
         """Why this HA leader was deposed: it sends and journals nothing more, and exits."""
         self.kernel: Kernel | None = None
+        self._abandoning: asyncio.Task[None] | None = None
 
     async def run(self) -> int:
         config = self.config
@@ -414,6 +415,8 @@ class _Node:
                 if not reconciled or self.report.get("reconciliation", {}).get("mismatches"):
                     self.exit_code = 1
         finally:
+            if self._abandoning is not None:
+                await asyncio.gather(self._abandoning, return_exceptions=True)
             for venue in kernel.venues.values():
                 await (venue.disconnect() if self.deposed is None else venue.abandon())
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -496,10 +499,16 @@ class _Node:
         )
         if self.kernel is not None:
             self.kernel.lease_lost(reason)
+            # at once: a session that drops now must not reconnect (a Logon) meanwhile
+            self._abandoning = spawn("ha-abandon-venues", self._abandon(self.kernel))
         elif self.leader is not None:
             self.leader.fence.revoke(reason)
         self.exit_code = EXIT_DEPOSED
         self.stop_requested.set()
+
+    async def _abandon(self, kernel: Kernel) -> None:
+        for venue in kernel.venues.values():
+            await venue.abandon()
 
     def _close_journal(self, journal: Journal) -> None:
         if self.deposed is None:
