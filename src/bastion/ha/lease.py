@@ -222,10 +222,16 @@ class Lease:
 # -- leadership -------------------------------------------------------------------------
 
 
-def wait_until_leader(lease: Lease, stop: threading.Event | None = None) -> Fence | None:
+def wait_until_leader(
+    lease: Lease,
+    stop: threading.Event | None = None,
+    *,
+    seen: Callable[[LeaseStatus], None] | None = None,
+) -> Fence | None:
     """A standby's acquire loop: try until the lease is ours (its fence) or ``stop`` is
     set (None). Between tries it waits until the lease may be free on the server's
-    clock, at most ``renew_ms``; an unreachable server is retried as often."""
+    clock, at most ``renew_ms``; an unreachable server is retried as often. ``seen``
+    is given each status read (who led before)."""
     stop = stop or threading.Event()
     poll_s = lease.config.renew_interval_ms / 1000
     while not stop.is_set():
@@ -236,6 +242,8 @@ def wait_until_leader(lease: Lease, stop: threading.Event | None = None) -> Fenc
                 return fence
             status = lease.status()
             if status is not None:
+                if seen is not None:
+                    seen(status)
                 wait_s = min(poll_s, max(0.001, status.free_in_ms / 1000))
         except LeaseUnavailable as error:
             log.warning("ha_lease_unreachable", group=lease.config.group, error=str(error))

@@ -10,6 +10,7 @@ of it; ``open_lease`` is where the real lease is plugged in.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +18,8 @@ from typing import Any, Protocol
 import msgspec
 
 from bastion.errors import BastionError, CommandRefused, OperationalError
+from bastion.ha.lease import Lease
+from bastion.ha.lease import LeaseStatus as StoredLease
 from bastion.ha.tail import JournalTail
 
 
@@ -44,11 +47,57 @@ class LeaseView(Protocol):
         ...
 
 
-def open_lease(config: object) -> LeaseView:
-    """The node's leader lease from its config: wired to ``bastion.ha.lease`` once it
-    lands; until then no config has one."""
-    del config
-    raise CommandRefused("this node has no [ha] lease configured")
+def lease_view(stored: StoredLease | None) -> LeaseStatus | None:
+    """The lease as ``bastion ha status`` shows it (times in ns since the epoch)."""
+    if stored is None:
+        return None
+    now = time.time_ns()
+    return LeaseStatus(
+        name=stored.group,
+        epoch=stored.epoch,
+        holder=stored.holder or None,
+        expires_ns=now + stored.expires_in_ms * 1_000_000,
+        renewed_ns=now - stored.renewed_ms_ago * 1_000_000,
+    )
+
+
+class ReadOnlyLease:
+    """A ``LeaseView`` that only reads (a standby's, the CLI's): it holds no lease to
+    release."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+
+    def status(self) -> LeaseStatus | None:
+        return lease_view(self.lease.status())
+
+    def release(self, *, to: str | None) -> LeaseStatus:
+        raise CommandRefused("standby: not the leader")
+
+
+def open_lease(config: str | None) -> LeaseView:
+    """The group's lease named by the node config at path ``config`` (its database and
+    password from the config and its vault), read-only; ``CommandRefused`` when the
+    node has no ``[ha]``."""
+    from bastion.clock import LiveClock
+    from bastion.config import PaperConfig, load_config
+    from bastion.vault.config import load_secrets
+
+    if config is None:
+        raise CommandRefused("this node has no [ha] lease configured")
+    path = Path(config)
+    node = load_config(path, PaperConfig)
+    if node.ha is None:
+        raise CommandRefused("this node has no [ha] lease configured")
+    secrets = load_secrets(
+        node.secret_refs(),
+        vault=node.vault,
+        base_dir=path.resolve().parent,
+        scope="live" if node.node.mode == "live" else "paper",
+        clock=LiveClock(),
+    )
+    url, password = node.ha_database(secrets)
+    return ReadOnlyLease(Lease(node.ha, url=url, password=password))
 
 
 class Role(enum.StrEnum):
@@ -101,6 +150,10 @@ class HaMember:
         self.epoch = epoch
 
     def status(self) -> MemberStatus:
+        if self.tail is None and self.epoch is None:
+            return MemberStatus(
+                name=self.name, role=Role.STANDBY, error="not following the journal (yet)"
+            )
         if self.tail is None:
             return MemberStatus(name=self.name, role=Role.LEADER, epoch=self.epoch)
         tail = self.tail.status()
@@ -117,7 +170,7 @@ class HaMember:
     def switchover(self, *, to: str | None) -> dict[str, Any]:
         """Hand the lead over: only the leader can; the lease is released for ``to`` (or
         the first standby to take it), which promotes its tail and starts trading."""
-        if self.tail is not None:
+        if self.tail is not None or self.epoch is None:
             raise CommandRefused(f"{self.name} is a standby: ask the leader to switch over")
         if to == self.name:
             raise CommandRefused(f"{self.name} leads already")
@@ -160,7 +213,11 @@ def render(status: GroupStatus) -> str:
     if lease is None:
         lines = ["lease: none (no leader)"]
     else:
-        lines = [f"lease {lease.name}: leader {lease.holder or '-'}, epoch {lease.epoch}"]
+        left_ms = (lease.expires_ns - time.time_ns()) / 1e6
+        expiry = (
+            f"expires in {left_ms:.0f} ms" if left_ms >= 0 else f"ran out {-left_ms:.0f} ms ago"
+        )
+        lines = [f"lease {lease.name}: leader {lease.holder or '-'}, epoch {lease.epoch}, {expiry}"]
     for m in status.members:
         line = f"  {m.name:<16} {m.role.value:<11}"
         if m.role is Role.LEADER and m.epoch is not None:

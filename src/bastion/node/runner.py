@@ -36,6 +36,7 @@ reconciliation: no strategy runs, nothing is canceled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import signal
 from pathlib import Path
@@ -47,8 +48,11 @@ import structlog
 from bastion import native
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
+from bastion.errors import ConfigError, FencedError, OperationalError
 from bastion.feeds import Feed
 from bastion.feeds.arbiter import Arbiter
+from bastion.ha.node import EXIT_DEPOSED, LeaderLease, Leadership, Standby, ha_journal_name
+from bastion.ha.standby import HaMember
 from bastion.isolation.sandbox import harden_core
 from bastion.journal.base import Journal
 from bastion.journal.factory import open_journal
@@ -80,7 +84,7 @@ from bastion.node.kernel import Kernel
 from bastion.recovery.reconcile import reconcile, refuse_unknown_venues
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
-from bastion.tasks import TaskManager
+from bastion.tasks import TaskManager, spawn
 from bastion.vault.refs import SecretSource
 from bastion.venues.base import VenueAdapter
 
@@ -163,10 +167,17 @@ class _Node:
         self._last_snapshot_at = 0.0
         self._logons_journaled: dict[str, int] = {}
         self._sessions_down: set[str] = set()
+        self.leader: Leadership | None = None
+        """An HA member's lead, once it won the lease (``bastion.ha.node``)."""
+        self.deposed: str | None = None
+        """Why this HA leader was deposed: it sends and journals nothing more, and exits."""
+        self.kernel: Kernel | None = None
+        self._abandoning: asyncio.Task[None] | None = None
 
     async def run(self) -> int:
         config = self.config
         clock = self.clock
+        self._loop = asyncio.get_running_loop()
         manifest = node_manifest(
             config,
             base_dir=self.base_dir,
@@ -217,17 +228,29 @@ class _Node:
             # directory's mode marker still keeps paper and live apart
             journal_key=self.keys.encryption if config.journal.backend == "sqlite" else None,
         )
+        leader = None
+        if config.ha is not None:  # a standby until it holds the lease
+            leader = await self._stand_by()
+            if leader is None:
+                return self.exit_code
         journal = open_journal(
             config.journal,
             base_dir=self.base_dir,
             keys=self.keys,
             secrets=self.secrets,
-            name=config.node.id,
+            name=config.node.id if leader is None else ha_journal_name(config),
+            fence_epoch=None if leader is None else leader.epoch,
+            on_fenced=None if leader is None else self._on_fenced,
         )
         try:
             epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
-        except BaseException:
-            journal.close()  # stops its writer thread
+        except BaseException as error:
+            with contextlib.suppress(OperationalError):
+                journal.close()  # stops its writer thread
+            if leader is not None:
+                leader.close()
+                if isinstance(error, FencedError):
+                    return EXIT_DEPOSED
             raise
         kernel_ref: list[Kernel] = []
 
@@ -242,8 +265,11 @@ class _Node:
             journal=journal,
             request_flush=request_flush,
             secrets=self.secrets,
+            fence=None if leader is None else leader.fence,
+            sender_seqs=None if leader is None else leader.sender_seqs,
         )
         kernel_ref.append(kernel)
+        self.kernel = kernel
         self.epoch = epoch
         if kernel.isolation == "process":
             refused = harden_core()
@@ -261,7 +287,11 @@ class _Node:
             monitor.attach(kernel, journal=journal, epoch=epoch)
         operator = NodeOperator(kernel, monitoring=None if monitor is None else monitor.url)
         operator.audit_trail = AuditTrail(journal.path, self.keys.encryption)
-        recovered = recover_state(kernel, journal)
+        recovered = recover_state(
+            kernel, journal, start=None if leader is None else leader.handover
+        )
+        if leader is not None:
+            operator.ha = self._lead(leader, kernel, journal)
         try:
             refuse_unknown_venues(kernel.execution.open_orders(), kernel.venues)
             alerting = None if self.recover_only else self._alerting(kernel, epoch)
@@ -350,6 +380,8 @@ class _Node:
                         kernel.cancel_if_halted(name)
                 self._snapshot(kernel, journal)
                 kernel.start()
+                if leader is not None:
+                    leader.took_over(self.clock.monotonic_s())
                 self.tasks.spawn("risk-timer", self._risk_timer(kernel))
                 if kernel.arbiter is not None:
                     self.tasks.spawn("feed-arbiter", self._arbiter_timer(kernel.arbiter))
@@ -374,7 +406,8 @@ class _Node:
                 except TimeoutError:
                     log.info("run_time_elapsed", run_for_s=config.run_for_s)
                 await self._shutdown(kernel)
-                self._snapshot(kernel, journal)
+                if self.deposed is None:
+                    self._snapshot(kernel, journal)
             elif self.recover_only:
                 journal.flush()
                 self._snapshot(kernel, journal)
@@ -382,8 +415,10 @@ class _Node:
                 if not reconciled or self.report.get("reconciliation", {}).get("mismatches"):
                     self.exit_code = 1
         finally:
+            if self._abandoning is not None:
+                await asyncio.gather(self._abandoning, return_exceptions=True)
             for venue in kernel.venues.values():
-                await venue.disconnect()
+                await (venue.disconnect() if self.deposed is None else venue.abandon())
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.tasks.cancel_all()
@@ -394,9 +429,95 @@ class _Node:
                 alerting.close()
             if monitor is not None:
                 await monitor.stop()  # it reads the journal
-            journal.close()
+            self._close_journal(journal)
+            if leader is not None:
+                leader.close(release=self.deposed is None)
         log.info("node_stopped", exit_code=self.exit_code, journal_events=journal.last_seq)
         return self.exit_code
+
+    # -- HA (bastion.ha.node) ------------------------------------------------------------
+    async def _stand_by(self) -> Leadership | None:
+        """Follow the journal as a standby until this member leads (None: stopped first)."""
+        if self.recover_only:
+            raise ConfigError(
+                "bastion recover: an HA member recovers by taking the lease (bastion run); "
+                "recovering beside a leader would write its journal"
+            )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        standby = Standby(
+            self.config,
+            base_dir=self.base_dir,
+            keys=self.keys,
+            secrets=self.secrets,
+            clock=self.clock,
+            identities=self.identities,
+            tasks=self.tasks,
+        )
+        leader = await standby.run(self.stop_requested)
+        if leader is None:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.tasks.cancel_all()
+            log.info("node_stopped", exit_code=self.exit_code, role="standby")
+            return None
+        self.leader = leader
+
+        def lost(reason: str) -> None:  # on a keeper's thread
+            loop.call_soon_threadsafe(self._deposed, reason)
+
+        leader.on_lost(lost)
+        return leader
+
+    def _lead(self, leader: Leadership, kernel: Kernel, journal: Journal) -> HaMember:
+        """The leader's side of ``ha_status`` and ``ha_switchover``."""
+
+        def prepare() -> None:  # no new strategy order; the open ones keep working
+            kernel.stop_strategies()
+            journal.flush()
+
+        lease = LeaderLease(leader, prepare=prepare, deposed=self._deposed)
+        return HaMember(name=leader.member, lease=lease, epoch=leader.epoch)
+
+    def _on_fenced(self, error: FencedError) -> None:
+        """The journal found another epoch (on its writer thread)."""
+        loop = self._loop
+        loop.call_soon_threadsafe(self._deposed, f"journal fenced: {error}")
+
+    def _deposed(self, reason: str) -> None:
+        """No longer the leader: halt now (nothing journaled, nothing sent), then exit
+        with ``EXIT_DEPOSED`` for the supervisor to restart this member as a standby."""
+        if self.deposed is not None:
+            return
+        self.deposed = reason
+        log.critical(
+            "ha_deposed",
+            reason=reason,
+            epoch=self.epoch,
+            note="no order, cancel, Logout or journal write from here on; exiting",
+        )
+        if self.kernel is not None:
+            self.kernel.lease_lost(reason)
+            # at once: a session that drops now must not reconnect (a Logon) meanwhile
+            self._abandoning = spawn("ha-abandon-venues", self._abandon(self.kernel))
+        elif self.leader is not None:
+            self.leader.fence.revoke(reason)
+        self.exit_code = EXIT_DEPOSED
+        self.stop_requested.set()
+
+    async def _abandon(self, kernel: Kernel) -> None:
+        for venue in kernel.venues.values():
+            await venue.abandon()
+
+    def _close_journal(self, journal: Journal) -> None:
+        if self.deposed is None:
+            journal.close()
+            return
+        try:
+            journal.close()
+        except OperationalError as error:  # fenced: nothing more was written
+            log.warning("journal_closed_deposed", error=str(error))
 
     def _alerting(self, kernel: Kernel, epoch: int) -> Alerting | None:
         """The node's alert rules, notifiers and dead-man's switch (None: monitoring off)."""
@@ -615,6 +736,13 @@ class _Node:
     async def _shutdown(self, kernel: Kernel) -> None:
         await self.tasks.cancel_all()  # no more data into strategies
         kernel.stop_strategies()
+        if self.deposed is not None:  # another member leads: nothing is canceled from here
+            log.warning(
+                "shutdown_deposed",
+                reason=self.deposed,
+                open_orders=len(kernel.execution.open_orders()),
+            )
+            return
         asked = kernel.cancel_all_orders()
         deadline = self.clock.monotonic_s() + SHUTDOWN_TIMEOUT_S
         while kernel.execution.open_orders() and self.clock.monotonic_s() < deadline:
