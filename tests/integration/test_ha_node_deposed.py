@@ -81,6 +81,8 @@ def test_when_paused_leader_wakes_then_it_sends_nothing_and_exits_deposed(
         if isinstance(e, ev.TradingStateChanged) and e.reason.startswith("lease lost")
     ]
     assert halts == [], "the deposed leader's halt reached the group's journal"
+    step_downs = [e for _, e in events if isinstance(e, ev.LeaderStepDown)]
+    assert step_downs == [], "the deposed leader's step-down reached the group's journal"
 
 
 @pytest.mark.timeout(240)

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from bastion.ha.node import EXIT_DEPOSED
+from bastion.model import events as ev
 from kit.ha_desk import (
     alive,
     epoch_of,
     first_order_of,
+    journal_events,
     processes,
     role,
     run_cli,
@@ -63,6 +65,17 @@ def test_when_switched_over_then_standby_trades_after_a_short_gap(
         print("\n" + status.stdout)
         procs["b"].send_signal(signal.SIGTERM)
         assert procs["b"].wait(timeout=STOP_TIMEOUT_S) == 0
+    # the hand-over in the group's journal: a's step-down before b's takeover
+    leadership = [
+        (type(e).__name__, e.member, e.epoch, e.reason)
+        for _, e in journal_events(desk)
+        if isinstance(e, ev.LeaderStepDown | ev.LeaderTookOver)
+    ]
+    assert leadership == [
+        ("LeaderTookOver", "a", 1, "first start"),
+        ("LeaderStepDown", "a", 1, "switchover"),
+        ("LeaderTookOver", "b", 2, "switchover"),
+    ]
     orders = venue_orders(desk)
     last_old = max(ts for coid, ts in orders if epoch_of(coid) == 1)
     gap_s = (first_ns - last_old) / 1e9

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,9 +106,17 @@ class HaDesk:
 
 
 def write_desk(
-    root: Path, dsn: str, *, members: tuple[str, ...] = ("a", "b"), every_quotes: int = 5
+    root: Path,
+    dsn: str,
+    *,
+    members: tuple[str, ...] = ("a", "b"),
+    every_quotes: int = 5,
+    extra_toml: str = "",
+    secrets: Mapping[str, str] | None = None,
 ) -> HaDesk:
-    """The venue's config and each member's (and vault) under ``root``."""
+    """The venue's config and each member's (and vault) under ``root``; ``extra_toml``
+    is appended to each member's config, ``secrets`` (keyword form: ``notify__ops`` is
+    ``notify/ops``) added to each vault."""
     url, password = split_password(dsn)
     desk = HaDesk(root=root, port=free_tcp_port(), url=url, password=password)
     desk.venue_dir.mkdir(parents=True)
@@ -124,6 +132,7 @@ def write_desk(
             directory / "vault.bastion",
             journal__password=password,
             journal__chain=CHAIN_KEY.hex(),
+            **(secrets or {}),
         )
         desk.config(member).write_text(
             NODE_TOML.format(
@@ -136,7 +145,8 @@ def write_desk(
                 url=url,
                 group=GROUP,
                 member=member,
-            ),
+            )
+            + extra_toml,
             encoding="utf-8",
         )
     return desk

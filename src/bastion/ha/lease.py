@@ -46,8 +46,11 @@ TABLE_DDL: Final = (
 
 # A released row expires before its renewal: it is free at once, for the member it
 # names (holder) or anyone (holder ''); a handover nobody claims is free to all after
-# one lease and margin.
+# one lease and margin. ``before`` says whether the row taken was released (the
+# statement's snapshot: a takeover's reason, nothing decided on it).
 _ACQUIRE: Final = f"""
+WITH before AS (SELECT expires_at < renewed_at AS released FROM bastion_leases
+                WHERE name = %(group)s)
 INSERT INTO bastion_leases AS l (name, epoch, holder, expires_at, renewed_at)
 VALUES (%(group)s, 1, %(member)s, clock_timestamp() + %(lease)s {_MS}, clock_timestamp())
 ON CONFLICT (name) DO UPDATE SET
@@ -59,7 +62,7 @@ WHERE l.expires_at + %(margin)s {_MS} < clock_timestamp()
   AND (l.expires_at >= l.renewed_at
        OR l.holder IN (%(member)s, '')
        OR l.renewed_at + (%(lease)s + %(margin)s) {_MS} < clock_timestamp())
-RETURNING l.epoch
+RETURNING l.epoch, (SELECT released FROM before)
 """
 _RENEW: Final = f"""
 UPDATE bastion_leases
@@ -116,6 +119,9 @@ class Lease:
         self.config = config
         self._url = url
         self._now = now_ns
+        self.took_released = False
+        """The last ``acquire`` that won took a released lease (a switchover, or a
+        leader's clean stop), not one that ran out."""
         self._db = BoundedConnection(
             group=config.group,
             member=config.member,
@@ -146,6 +152,7 @@ class Lease:
         if row is None:
             return None
         epoch = int(row[0])
+        self.took_released = bool(row[1])
         config = self.config
         fence = Fence(
             epoch, started + (config.lease_ms - config.margin_ms) * 1_000_000, now_ns=self._now

@@ -30,7 +30,9 @@ policy decides what becomes of the orders the drop left open (for a FIX venue,
 ``bastion.venues.fix.disconnect``). While running, a snapshot is stored every
 ``journal.snapshot_interval_s`` or ``journal.snapshot_every_events``, and once more
 at shutdown. ``recover_only`` (``bastion recover``) stops after the
-reconciliation: no strategy runs, nothing is canceled.
+reconciliation: no strategy runs, nothing is canceled. A member of an HA group
+(``[ha]``) starts as a standby and takes this start path once it wins the lease
+(``bastion.node.ha_member``).
 """
 
 from __future__ import annotations
@@ -51,8 +53,7 @@ from bastion.config import PaperConfig, resolve_path
 from bastion.errors import ConfigError, FencedError, OperationalError
 from bastion.feeds import Feed
 from bastion.feeds.arbiter import Arbiter
-from bastion.ha.node import EXIT_DEPOSED, LeaderLease, Leadership, Standby, ha_journal_name
-from bastion.ha.standby import HaMember
+from bastion.ha.node import EXIT_DEPOSED, ha_journal_name
 from bastion.isolation.sandbox import harden_core
 from bastion.journal.base import Journal
 from bastion.journal.factory import open_journal
@@ -80,11 +81,12 @@ from bastion.node.control import (
     serve_control,
     socket_path,
 )
+from bastion.node.ha_member import HaNode
 from bastion.node.kernel import Kernel
 from bastion.recovery.reconcile import reconcile, refuse_unknown_venues
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
-from bastion.tasks import TaskManager, spawn
+from bastion.tasks import TaskManager
 from bastion.vault.refs import SecretSource
 from bastion.venues.base import VenueAdapter
 
@@ -167,17 +169,12 @@ class _Node:
         self._last_snapshot_at = 0.0
         self._logons_journaled: dict[str, int] = {}
         self._sessions_down: set[str] = set()
-        self.leader: Leadership | None = None
-        """An HA member's lead, once it won the lease (``bastion.ha.node``)."""
-        self.deposed: str | None = None
-        """Why this HA leader was deposed: it sends and journals nothing more, and exits."""
-        self.kernel: Kernel | None = None
-        self._abandoning: asyncio.Task[None] | None = None
+        self.ha: HaNode | None = None
+        """An HA member's standby phase and lead (``bastion.node.ha_member``)."""
 
     async def run(self) -> int:
         config = self.config
         clock = self.clock
-        self._loop = asyncio.get_running_loop()
         manifest = node_manifest(
             config,
             base_dir=self.base_dir,
@@ -228,10 +225,14 @@ class _Node:
             # directory's mode marker still keeps paper and live apart
             journal_key=self.keys.encryption if config.journal.backend == "sqlite" else None,
         )
-        leader = None
+        leader = ha = None
         if config.ha is not None:  # a standby until it holds the lease
-            leader = await self._stand_by()
+            ha = self.ha = self._ha_member()
+            leader = await ha.stand_by(
+                self.stop_requested, monitor=monitor, on_signal=self._on_signal
+            )
             if leader is None:
+                log.info("node_stopped", exit_code=self.exit_code, role="standby")
                 return self.exit_code
         journal = open_journal(
             config.journal,
@@ -240,15 +241,15 @@ class _Node:
             secrets=self.secrets,
             name=config.node.id if leader is None else ha_journal_name(config),
             fence_epoch=None if leader is None else leader.epoch,
-            on_fenced=None if leader is None else self._on_fenced,
+            on_fenced=None if ha is None else ha.on_fenced,
         )
         try:
             epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
         except BaseException as error:
             with contextlib.suppress(OperationalError):
                 journal.close()  # stops its writer thread
-            if leader is not None:
-                leader.close()
+            if ha is not None:
+                ha.close(release=False)
                 if isinstance(error, FencedError):
                     return EXIT_DEPOSED
             raise
@@ -269,7 +270,6 @@ class _Node:
             sender_seqs=None if leader is None else leader.sender_seqs,
         )
         kernel_ref.append(kernel)
-        self.kernel = kernel
         self.epoch = epoch
         if kernel.isolation == "process":
             refused = harden_core()
@@ -290,8 +290,8 @@ class _Node:
         recovered = recover_state(
             kernel, journal, start=None if leader is None else leader.handover
         )
-        if leader is not None:
-            operator.ha = self._lead(leader, kernel, journal)
+        if ha is not None:
+            operator.ha = ha.lead(kernel, journal)
         try:
             refuse_unknown_venues(kernel.execution.open_orders(), kernel.venues)
             alerting = None if self.recover_only else self._alerting(kernel, epoch)
@@ -380,8 +380,8 @@ class _Node:
                         kernel.cancel_if_halted(name)
                 self._snapshot(kernel, journal)
                 kernel.start()
-                if leader is not None:
-                    leader.took_over(self.clock.monotonic_s())
+                if ha is not None:
+                    ha.took_over(kernel)
                 self.tasks.spawn("risk-timer", self._risk_timer(kernel))
                 if kernel.arbiter is not None:
                     self.tasks.spawn("feed-arbiter", self._arbiter_timer(kernel.arbiter))
@@ -415,8 +415,8 @@ class _Node:
                 if not reconciled or self.report.get("reconciliation", {}).get("mismatches"):
                     self.exit_code = 1
         finally:
-            if self._abandoning is not None:
-                await asyncio.gather(self._abandoning, return_exceptions=True)
+            if ha is not None:
+                await ha.settle()
             for venue in kernel.venues.values():
                 await (venue.disconnect() if self.deposed is None else venue.abandon())
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -429,24 +429,22 @@ class _Node:
                 alerting.close()
             if monitor is not None:
                 await monitor.stop()  # it reads the journal
-            self._close_journal(journal)
-            if leader is not None:
-                leader.close(release=self.deposed is None)
+            if ha is None:
+                journal.close()
+            else:
+                ha.close_journal(journal)
+                ha.close(release=True)
         log.info("node_stopped", exit_code=self.exit_code, journal_events=journal.last_seq)
         return self.exit_code
 
-    # -- HA (bastion.ha.node) ------------------------------------------------------------
-    async def _stand_by(self) -> Leadership | None:
-        """Follow the journal as a standby until this member leads (None: stopped first)."""
+    # -- HA (bastion.node.ha_member) -------------------------------------------------------
+    def _ha_member(self) -> HaNode:
         if self.recover_only:
             raise ConfigError(
                 "bastion recover: an HA member recovers by taking the lease (bastion run); "
                 "recovering beside a leader would write its journal"
             )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal, sig)
-        standby = Standby(
+        return HaNode(
             self.config,
             base_dir=self.base_dir,
             keys=self.keys,
@@ -454,70 +452,17 @@ class _Node:
             clock=self.clock,
             identities=self.identities,
             tasks=self.tasks,
+            stop=self._stop_with,
         )
-        leader = await standby.run(self.stop_requested)
-        if leader is None:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await self.tasks.cancel_all()
-            log.info("node_stopped", exit_code=self.exit_code, role="standby")
-            return None
-        self.leader = leader
 
-        def lost(reason: str) -> None:  # on a keeper's thread
-            loop.call_soon_threadsafe(self._deposed, reason)
-
-        leader.on_lost(lost)
-        return leader
-
-    def _lead(self, leader: Leadership, kernel: Kernel, journal: Journal) -> HaMember:
-        """The leader's side of ``ha_status`` and ``ha_switchover``."""
-
-        def prepare() -> None:  # no new strategy order; the open ones keep working
-            kernel.stop_strategies()
-            journal.flush()
-
-        lease = LeaderLease(leader, prepare=prepare, deposed=self._deposed)
-        return HaMember(name=leader.member, lease=lease, epoch=leader.epoch)
-
-    def _on_fenced(self, error: FencedError) -> None:
-        """The journal found another epoch (on its writer thread)."""
-        loop = self._loop
-        loop.call_soon_threadsafe(self._deposed, f"journal fenced: {error}")
-
-    def _deposed(self, reason: str) -> None:
-        """No longer the leader: halt now (nothing journaled, nothing sent), then exit
-        with ``EXIT_DEPOSED`` for the supervisor to restart this member as a standby."""
-        if self.deposed is not None:
-            return
-        self.deposed = reason
-        log.critical(
-            "ha_deposed",
-            reason=reason,
-            epoch=self.epoch,
-            note="no order, cancel, Logout or journal write from here on; exiting",
-        )
-        if self.kernel is not None:
-            self.kernel.lease_lost(reason)
-            # at once: a session that drops now must not reconnect (a Logon) meanwhile
-            self._abandoning = spawn("ha-abandon-venues", self._abandon(self.kernel))
-        elif self.leader is not None:
-            self.leader.fence.revoke(reason)
-        self.exit_code = EXIT_DEPOSED
+    def _stop_with(self, exit_code: int) -> None:
+        self.exit_code = exit_code
         self.stop_requested.set()
 
-    async def _abandon(self, kernel: Kernel) -> None:
-        for venue in kernel.venues.values():
-            await venue.abandon()
-
-    def _close_journal(self, journal: Journal) -> None:
-        if self.deposed is None:
-            journal.close()
-            return
-        try:
-            journal.close()
-        except OperationalError as error:  # fenced: nothing more was written
-            log.warning("journal_closed_deposed", error=str(error))
+    @property
+    def deposed(self) -> str | None:
+        """Why this HA leader was deposed: it sends and journals nothing more, and exits."""
+        return None if self.ha is None else self.ha.deposed
 
     def _alerting(self, kernel: Kernel, epoch: int) -> Alerting | None:
         """The node's alert rules, notifiers and dead-man's switch (None: monitoring off)."""
