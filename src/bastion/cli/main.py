@@ -24,6 +24,7 @@ from bastion.cli.backtest import add_backtest_commands
 from bastion.cli.certs import add_certs_commands
 from bastion.cli.common import (
     EXIT_DATA,
+    EXIT_DEPOSED,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -48,6 +49,8 @@ from bastion.errors import (
     CommandRefused,
     ConfigError,
     DataError,
+    Deposed,
+    FencedError,
     OperationalError,
     StrategyError,
     TemporaryError,
@@ -59,6 +62,7 @@ from bastion.logs import configure_logging
 
 __all__ = [
     "EXIT_DATA",
+    "EXIT_DEPOSED",
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -73,6 +77,8 @@ _EXIT_CODES: Final[tuple[tuple[type[BastionError], int], ...]] = (
     (UsageError, EXIT_USAGE),
     (DataError, EXIT_DATA),  # bad market data
     (TemporaryError, EXIT_ERROR),  # the venue was not reachable: try again later
+    (Deposed, EXIT_DEPOSED),  # another HA member leads: restart this one as a standby
+    (FencedError, EXIT_DEPOSED),
     (OperationalError, EXIT_ERROR),  # the node had to halt
     (StrategyError, EXIT_ERROR),
     (CommandRefused, EXIT_ERROR),  # the node refused an operator command
@@ -105,7 +111,8 @@ examples:
   bastion users add alice --role risk_officer   # an operator: password + TOTP
   bastion console mydesk/console/console.toml   # the web console (HTTPS)
 
-exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
+exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data, 4 deposed
+(an HA leader another member replaced: restart it, as a standby).
 docs: docs/cli.md and docs/configuration.md.
 """
 
