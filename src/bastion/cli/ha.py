@@ -20,7 +20,10 @@ status reads the leader lease (who holds it, at which fencing epoch) and asks ea
 member on its control socket for its own view (ha_status): the leader its epoch, a
 standby how far it has applied the journal and its lag in events and seconds. A
 member that does not answer is shown as unreachable (status still exits 0). The
-node's own socket is asked; --member NAME=SOCKET adds another member's.
+node's own socket is asked; --member NAME=SOCKET adds another member's. Every member's
+row in the group's members table is read too, so members on other hosts appear with
+their role, lag, host and heartbeat age (lost once it is older than
+ha.standby_lost_s).
 
 switchover asks the leader (the node of CONFIG) to hand over: it releases the lease
 (for --to MEMBER only, if given) and the standby that takes it promotes its state and
@@ -33,10 +36,10 @@ examples:
 """
 
 
-def _lease(config: str) -> standby.LeaseView | None:
-    """The group's lease, or None when the node has none configured."""
+def _group(config: str) -> standby.Group | None:
+    """The group's lease and members table, or None when the node has no ``[ha]``."""
     try:
-        return standby.open_lease(config)
+        return standby.open_group(config)
     except CommandRefused:
         return None
 
@@ -47,8 +50,9 @@ def _ask(path: Path) -> dict[str, Any]:
     return request(path, {"cmd": "ha_status"}, timeout_s=5.0)
 
 
-def _members(args: argparse.Namespace) -> dict[str, Path]:
-    sockets = {"this node": control_socket(args.config)}
+def _members(args: argparse.Namespace, group: standby.Group | None) -> dict[str, Path]:
+    own = "this node" if group is None else group.member
+    sockets = {own: control_socket(args.config)}
     for item in args.member:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
@@ -58,7 +62,13 @@ def _members(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = standby.gather_status(_lease(args.config), _members(args), _ask)
+    group = _group(args.config)
+    status = standby.gather_status(
+        None if group is None else group.lease,
+        _members(args, group),
+        _ask,
+        members=None if group is None else group.members,
+    )
     if args.json:
         print(msgspec.json.encode(status).decode(), flush=True)
     else:
