@@ -12,8 +12,12 @@ import msgspec
 
 from bastion.cli.common import EXIT_OK, Commands, Formatter, usage, wrap
 from bastion.cli.control import control_socket, send
-from bastion.errors import CommandRefused, UsageError
+from bastion.clock import LiveClock
+from bastion.config import PaperConfig, load_config
+from bastion.errors import UsageError
 from bastion.ha import standby
+from bastion.ha.lease import Lease
+from bastion.vault.config import load_secrets
 
 _HA_EPILOG: Final = """\
 status reads the leader lease (who holds it, at which fencing epoch) and asks each
@@ -36,12 +40,28 @@ examples:
 """
 
 
-def _group(config: str) -> standby.Group | None:
-    """The group's lease and members table, or None when the node has no ``[ha]``."""
-    try:
-        return standby.open_group(config)
-    except CommandRefused:
+def open_group(config: str) -> standby.Group | None:
+    """The group of the node config at path ``config``: its lease and members table,
+    read-only (the database and password from the config and its vault); None when the
+    node has no ``[ha]``."""
+    path = Path(config)
+    node = load_config(path, PaperConfig)
+    if node.ha is None:
         return None
+    secrets = load_secrets(
+        node.secret_refs(),
+        vault=node.vault,
+        base_dir=path.resolve().parent,
+        scope="live" if node.node.mode == "live" else "paper",
+        clock=LiveClock(),
+    )
+    url, password = node.ha_database(secrets)
+    lease = Lease(node.ha, url=url, password=password)
+    return standby.Group(
+        member=node.ha.member,
+        lease=standby.ReadOnlyLease(lease),
+        members=standby.MembersTable(lease, url=url, password=password),
+    )
 
 
 def _ask(path: Path) -> dict[str, Any]:
@@ -62,7 +82,7 @@ def _members(args: argparse.Namespace, group: standby.Group | None) -> dict[str,
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    group = _group(args.config)
+    group = open_group(args.config)
     status = standby.gather_status(
         None if group is None else group.lease,
         _members(args, group),

@@ -22,8 +22,8 @@ from typing import Final
 
 import structlog
 
-from bastion.config import PaperConfig
 from bastion.errors import CommandRefused, OperationalError
+from bastion.ha.config import HaConfig
 from bastion.ha.fence import Fence
 from bastion.ha.fix_seqs import SenderSeqBlock, SeqReservations
 from bastion.ha.lease import Lease, LeaseKeeper
@@ -50,10 +50,10 @@ LEASE_LOST: Final = "lease lost"
 FENCED: Final = "fenced"
 
 
-def ha_journal_name(config: PaperConfig) -> str:
+def ha_journal_name(ha: HaConfig | None) -> str:
     """The group's journal name: the lease's name, which the journal's fence reads."""
-    assert config.ha is not None
-    return config.ha.group
+    assert ha is not None
+    return ha.group
 
 
 class LeaseHistory:
@@ -87,7 +87,7 @@ class Leadership:
     def __init__(
         self,
         *,
-        config: PaperConfig,
+        config: HaConfig,
         lease: Lease,
         fence: Fence,
         handover: Handover | None,
@@ -97,7 +97,6 @@ class Leadership:
         password: str | None,
         source: PostgresTailSource | None,
     ) -> None:
-        assert config.ha is not None
         self.config = config
         self.lease = lease
         self.fence = fence
@@ -114,9 +113,9 @@ class Leadership:
         self.reservations = SeqReservations(
             url=url,
             password=password,
-            group=config.ha.group,
+            group=config.group,
             epoch=self.fence.epoch,
-            timeout_ms=max(1_000, config.ha.statement_timeout_ms),
+            timeout_ms=max(1_000, config.statement_timeout_ms),
         )
         self.keeper = LeaseKeeper(lease, self.fence, on_lost=self._lost)
 
@@ -126,8 +125,7 @@ class Leadership:
 
     @property
     def member(self) -> str:
-        assert self.config.ha is not None
-        return self.config.ha.member
+        return self.config.member
 
     def sender_seqs(self, session_key: str) -> SenderSeqBlock:
         return self.reservations.session(session_key)
@@ -165,10 +163,9 @@ class Leadership:
             handed_over_seq=None if self.handover is None else self.handover.seq,
             lease_to_ready_ms=wait_ms,
         )
-        assert self.config.ha is not None
         return LeaderTookOver(
             ts_ns=ts_ns,
-            group=self.config.ha.group,
+            group=self.config.group,
             member=self.member,
             epoch=self.epoch,
             previous_epoch=previous_epoch,
@@ -180,10 +177,9 @@ class Leadership:
     def step_down(self, reason: str, *, ts_ns: int) -> LeaderStepDown:
         """The event of this member leaving the lead (``reason``: switchover, deposed,
         lease lost, fenced)."""
-        assert self.config.ha is not None
         return LeaderStepDown(
             ts_ns=ts_ns,
-            group=self.config.ha.group,
+            group=self.config.group,
             member=self.member,
             epoch=self.epoch,
             reason=reason,

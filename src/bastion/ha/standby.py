@@ -5,7 +5,7 @@ node's side of the control socket's ``ha_status`` and ``ha_switchover`` (``HaMem
 The leader lease itself (``bastion.ha.lease``: a row per group in PostgreSQL, with its
 fencing epoch) is reached through ``LeaseView``, the two things the operator side needs
 of it; the members table (``bastion.ha.members``: each member's own row, on any host)
-through a ``MembersView``. ``open_group`` is where the real ones are plugged in.
+through a ``MembersView``; the command line plugs the real ones in (``bastion.cli.ha``).
 """
 
 from __future__ import annotations
@@ -109,36 +109,6 @@ class Group:
     member: str
     lease: LeaseView
     members: MembersView | None = None
-
-
-def open_group(config: str | None) -> Group:
-    """The group of the node config at path ``config`` (its database and password from
-    the config and its vault), read-only; ``CommandRefused`` when the node has no
-    ``[ha]``."""
-    from bastion.clock import LiveClock
-    from bastion.config import PaperConfig, load_config
-    from bastion.vault.config import load_secrets
-
-    if config is None:
-        raise CommandRefused("this node has no [ha] lease configured")
-    path = Path(config)
-    node = load_config(path, PaperConfig)
-    if node.ha is None:
-        raise CommandRefused("this node has no [ha] lease configured")
-    secrets = load_secrets(
-        node.secret_refs(),
-        vault=node.vault,
-        base_dir=path.resolve().parent,
-        scope="live" if node.node.mode == "live" else "paper",
-        clock=LiveClock(),
-    )
-    url, password = node.ha_database(secrets)
-    lease = Lease(node.ha, url=url, password=password)
-    return Group(
-        member=node.ha.member,
-        lease=ReadOnlyLease(lease),
-        members=MembersTable(lease, url=url, password=password),
-    )
 
 
 class Role(enum.StrEnum):

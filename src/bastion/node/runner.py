@@ -239,7 +239,7 @@ class _Node:
             base_dir=self.base_dir,
             keys=self.keys,
             secrets=self.secrets,
-            name=config.node.id if leader is None else ha_journal_name(config),
+            name=config.node.id if leader is None else ha_journal_name(config.ha),
             fence_epoch=None if leader is None else leader.epoch,
             on_fenced=None if ha is None else ha.on_fenced,
         )

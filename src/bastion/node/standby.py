@@ -159,7 +159,7 @@ class Standby:
             return None
         won_at = self.clock.monotonic_s()
         leadership = Leadership(
-            config=self.config,
+            config=self.lease.config,
             lease=self.lease,
             fence=fence,
             handover=None,
@@ -247,7 +247,7 @@ class Standby:
             source = await asyncio.to_thread(
                 PostgresTailSource,
                 config.journal.url or "",
-                name=ha_journal_name(config),
+                name=ha_journal_name(config.ha),
                 password=self.journal_password,
                 keys=self.keys,
                 statement_timeout_ms=config.journal.statement_timeout_ms,
@@ -288,7 +288,7 @@ class Standby:
         marker = journal_local_path(config.journal, self.base_dir)
         path = socket_path(marker)
         if not marker.exists():  # the control client looks for it beside the socket
-            write_marker(marker, describe(None, ha_journal_name(config)))
+            write_marker(marker, describe(None, ha_journal_name(config.ha)))
         operator = NodeOperator(self.kernel)
         operator.ha = self.ha
         guard = command_guard(operator, identities=self.identities, epoch=0, mode=config.node.mode)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bastion.cli import ha as cli_ha
 from bastion.cli.main import main
 from bastion.errors import CommandRefused, LeaseUnavailable
 from bastion.ha import standby
@@ -151,7 +152,7 @@ def test_when_no_node_answers_then_ha_status_shows_it_unreachable_and_exits_0(
 ) -> None:
     config = write_desk(tmp_path)
     monkeypatch.setattr(
-        standby, "open_group", lambda _config: standby.Group(member="node-a", lease=FakeLease())
+        cli_ha, "open_group", lambda _config: standby.Group(member="node-a", lease=FakeLease())
     )
     assert main(["ha", "status", str(config), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
