@@ -59,17 +59,7 @@ from bastion.journal.base import Journal
 from bastion.journal.factory import open_journal
 from bastion.journal.keys import JournalKeys, journal_keys, require_keys
 from bastion.live.preflight import admit_start, check_live_start, node_manifest
-from bastion.model.events import (
-    OrderCanceled,
-    OrderDenied,
-    OrderEvent,
-    OrderFilled,
-    OrderRejected,
-    OrderSubmitted,
-    RunManifest,
-    VenueLoggedOn,
-    VenueSessionLost,
-)
+from bastion.model.events import RunManifest, VenueLoggedOn, VenueSessionLost
 from bastion.monitor.alerts.node import Alerting
 from bastion.monitor.node import NodeMonitor
 from bastion.node.access import command_guard, node_identities, socket_mode
@@ -83,7 +73,8 @@ from bastion.node.control import (
 )
 from bastion.node.ha_member import HaNode
 from bastion.node.kernel import Kernel
-from bastion.recovery.reconcile import reconcile, refuse_unknown_venues
+from bastion.node.order_log import log_order_events
+from bastion.recovery.reconcile import combined_reports, reconcile, refuse_unknown_venues
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
 from bastion.tasks import TaskManager
@@ -282,7 +273,7 @@ class _Node:
                 "where a strategy can reach the risk gate, read the node's secrets and stall "
                 'the kill switch; a node trading money runs them isolated ("process")',
             )
-        _log_order_events(kernel)
+        log_order_events(kernel)
         if monitor is not None:
             monitor.attach(kernel, journal=journal, epoch=epoch)
         operator = NodeOperator(kernel, monitoring=None if monitor is None else monitor.url)
@@ -549,7 +540,7 @@ class _Node:
             )
             reports.append(msgspec.structs.asdict(report))
             self.report["venues"][venue.name]["reconciliation"] = reports[-1]
-        self.report["reconciliation"] = _combined(reports)
+        self.report["reconciliation"] = combined_reports(reports)
         return deferred
 
     async def _until_any_connected(self, venues: list[VenueAdapter]) -> bool:
@@ -726,63 +717,3 @@ class _Node:
                     for iid in portfolio.instruments_traded()
                 },
             )
-
-
-def _combined(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """The venues' reconciliation reports as one (with one venue: its report)."""
-    if len(reports) == 1:
-        return reports[0]
-    return {
-        "venue": ", ".join(r["venue"] for r in reports),
-        "orders_checked": sum(r["orders_checked"] for r in reports),
-        "adopted": sum(r["adopted"] for r in reports),
-        "resolved": sum(r["resolved"] for r in reports),
-        "positions_compared": all(r["positions_compared"] for r in reports),
-        "node_wide": any(r["node_wide"] for r in reports),
-        "mismatches": [f"{r['venue']}: {m}" for r in reports for m in r["mismatches"]],
-    }
-
-
-def _log_order_events(kernel: Kernel) -> None:
-    """Log what an operator needs to see: orders sent, fills, rejects, denials, failures."""
-    instruments = kernel.instruments
-
-    def on_event(event: OrderEvent) -> None:
-        inst = instruments.get(event.instrument_id)
-        fields: dict[str, object] = {
-            "client_order_id": event.client_order_id,
-            "strategy": event.strategy_id,
-            "instrument": event.instrument_id,
-        }
-        if type(event) is OrderSubmitted:
-            order = kernel.execution.order(event.client_order_id)
-            if order is not None and inst is not None:
-                fields.update(
-                    side=order.side.value,
-                    qty=str(inst.size(order.quantity)),
-                    type=order.order_type.value,
-                )
-        elif type(event) is OrderFilled and inst is not None:
-            fields.update(
-                side=event.side.value,
-                qty=str(inst.size(event.last_qty)),
-                price=str(inst.price(event.last_px)),
-                fee=str(event.fee),
-                position=str(inst.size(kernel.portfolio.net_quantity(event.instrument_id))),
-                realized_pnl=str(kernel.portfolio.realized_pnl(event.instrument_id)),
-            )
-        elif isinstance(event, OrderRejected | OrderDenied | OrderCanceled):
-            fields["reason"] = getattr(event, "reason", "")
-        log.info(_EVENT_NAMES[type(event)], **fields)
-
-    for event_type in _EVENT_NAMES:
-        kernel.bus.subscribe(event_type, on_event)
-
-
-_EVENT_NAMES: dict[type[OrderEvent], str] = {
-    OrderSubmitted: "order_submitted",
-    OrderFilled: "order_filled",
-    OrderRejected: "order_rejected",
-    OrderDenied: "order_denied",
-    OrderCanceled: "order_canceled",
-}
