@@ -10,9 +10,8 @@ from typing import Any, Final
 
 import msgspec
 
-from bastion.cli.common import EXIT_OK, Commands, Formatter, usage, wrap
+from bastion.cli.common import EXIT_OK, Commands, Formatter, usage, wall_clock, wrap
 from bastion.cli.control import control_socket, send
-from bastion.clock import LiveClock
 from bastion.config import PaperConfig, load_config
 from bastion.errors import UsageError
 from bastion.ha import standby
@@ -53,7 +52,7 @@ def open_group(config: str) -> standby.Group | None:
         vault=node.vault,
         base_dir=path.resolve().parent,
         scope="live" if node.node.mode == "live" else "paper",
-        clock=LiveClock(),
+        clock=wall_clock(),
     )
     url, password = node.ha_database(secrets)
     lease = Lease(node.ha, url=url, password=password)
