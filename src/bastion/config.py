@@ -286,6 +286,11 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 "key 'ha': an HA member needs a PostgreSQL journal ([journal] backend = "
                 '"postgres") or at least a lease database (ha.url)'
             )
+        if self.journal.name is not None and self.journal.name != self.ha.group:
+            raise ConfigError(
+                f"key 'journal.name': an HA member's journal is its group's "
+                f"('{self.ha.group}'), whose lease fences it; got '{self.journal.name}'"
+            )
 
     def ha_database(self, secrets: SecretSource | None) -> tuple[str, str | None]:
         """The lease's PostgreSQL ``(url, password)`` (``[ha]``'s, else the journal's)."""

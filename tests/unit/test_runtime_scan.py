@@ -48,6 +48,43 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("journal/sqlite.py", "time.monotonic"): (
         "the journal's writer thread times its anchors; no node clock reaches that thread"
     ),
+    ("journal/postgres.py", "time.time_ns"): (
+        "as journal/sqlite.py: a bad last record set aside at open, and the writer thread's anchors"
+    ),
+    ("journal/postgres.py", "time.monotonic"): (
+        "as journal/sqlite.py: the writer thread times its anchors and the commit lag"
+    ),
+    ("journal/_pg_watchdog.py", "time.monotonic"): (
+        "the watchdog thread that shuts a stalled database socket keeps its own deadline"
+    ),
+    ("journal/pg_reader.py", "time.monotonic"): (
+        "a reader waiting for a commit notification bounds the wait (any thread, no clock)"
+    ),
+    ("ha/fence.py", "time.monotonic_ns"): (
+        "the leader's own fence reads the boot-time clock (monotonic_ns where the kernel "
+        "has none), which keeps counting while the host is suspended: no node clock does"
+    ),
+    ("ha/fix_seqs.py", "time.monotonic"): (
+        "a send waiting for a sequence block bounds its wait on the FIX sender's thread"
+    ),
+    ("ha/members.py", "time.monotonic_ns"): (
+        "the heartbeat thread ages its own report (a default an injected clock replaces)"
+    ),
+    ("ha/members.py", "time.time_ns"): (
+        "the standby watch's default wall clock; the leader injects its kernel's"
+    ),
+    ("ha/node.py", "time.monotonic"): "a switchover times its own release for the log",
+    ("ha/standby.py", "time.time_ns"): (
+        "`bastion ha status` runs no node: it shows the lease's expiry against wall time"
+    ),
+    ("ha/tail.py", "time.time_ns"): (
+        "a standby's lag in seconds defaults to wall time when the caller gives none"
+    ),
+    ("backup/create.py", "time.monotonic"): "a backup reports how long it took",
+    ("backup/restore.py", "time.monotonic"): "a restore reports how long it took",
+    ("backup/shipping.py", "time.monotonic"): (
+        "`bastion backup ship --every` paces its own loop (a CLI process, no node clock)"
+    ),
 }
 
 

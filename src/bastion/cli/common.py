@@ -14,6 +14,8 @@ EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_DATA: Final = 3
+EXIT_DEPOSED: Final = 4
+"""An HA leader was deposed (``bastion.ha.node.EXIT_DEPOSED``): restart it, as a standby."""
 EXIT_INTERRUPTED: Final = 130
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"

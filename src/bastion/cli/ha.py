@@ -10,17 +10,23 @@ from typing import Any, Final
 
 import msgspec
 
-from bastion.cli.common import EXIT_OK, Commands, Formatter, usage, wrap
+from bastion.cli.common import EXIT_OK, Commands, Formatter, usage, wall_clock, wrap
 from bastion.cli.control import control_socket, send
-from bastion.errors import CommandRefused, UsageError
+from bastion.config import PaperConfig, load_config
+from bastion.errors import UsageError
 from bastion.ha import standby
+from bastion.ha.lease import Lease
+from bastion.vault.config import load_secrets
 
 _HA_EPILOG: Final = """\
 status reads the leader lease (who holds it, at which fencing epoch) and asks each
 member on its control socket for its own view (ha_status): the leader its epoch, a
 standby how far it has applied the journal and its lag in events and seconds. A
 member that does not answer is shown as unreachable (status still exits 0). The
-node's own socket is asked; --member NAME=SOCKET adds another member's.
+node's own socket is asked; --member NAME=SOCKET adds another member's. Every member's
+row in the group's members table is read too, so members on other hosts appear with
+their role, lag, host and heartbeat age (lost once it is older than
+ha.standby_lost_s).
 
 switchover asks the leader (the node of CONFIG) to hand over: it releases the lease
 (for --to MEMBER only, if given) and the standby that takes it promotes its state and
@@ -33,12 +39,28 @@ examples:
 """
 
 
-def _lease(config: str) -> standby.LeaseView | None:
-    """The group's lease, or None when the node has none configured."""
-    try:
-        return standby.open_lease(config)
-    except CommandRefused:
+def open_group(config: str) -> standby.Group | None:
+    """The group of the node config at path ``config``: its lease and members table,
+    read-only (the database and password from the config and its vault); None when the
+    node has no ``[ha]``."""
+    path = Path(config)
+    node = load_config(path, PaperConfig)
+    if node.ha is None:
         return None
+    secrets = load_secrets(
+        node.secret_refs(),
+        vault=node.vault,
+        base_dir=path.resolve().parent,
+        scope="live" if node.node.mode == "live" else "paper",
+        clock=wall_clock(),
+    )
+    url, password = node.ha_database(secrets)
+    lease = Lease(node.ha, url=url, password=password)
+    return standby.Group(
+        member=node.ha.member,
+        lease=standby.ReadOnlyLease(lease),
+        members=standby.MembersTable(lease, url=url, password=password),
+    )
 
 
 def _ask(path: Path) -> dict[str, Any]:
@@ -47,8 +69,9 @@ def _ask(path: Path) -> dict[str, Any]:
     return request(path, {"cmd": "ha_status"}, timeout_s=5.0)
 
 
-def _members(args: argparse.Namespace) -> dict[str, Path]:
-    sockets = {"this node": control_socket(args.config)}
+def _members(args: argparse.Namespace, group: standby.Group | None) -> dict[str, Path]:
+    own = "this node" if group is None else group.member
+    sockets = {own: control_socket(args.config)}
     for item in args.member:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
@@ -58,7 +81,13 @@ def _members(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = standby.gather_status(_lease(args.config), _members(args), _ask)
+    group = open_group(args.config)
+    status = standby.gather_status(
+        None if group is None else group.lease,
+        _members(args, group),
+        _ask,
+        members=None if group is None else group.members,
+    )
     if args.json:
         print(msgspec.json.encode(status).decode(), flush=True)
     else:

@@ -25,6 +25,7 @@ from bastion.cli.backup import add_backup_commands
 from bastion.cli.certs import add_certs_commands
 from bastion.cli.common import (
     EXIT_DATA,
+    EXIT_DEPOSED,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -49,6 +50,8 @@ from bastion.errors import (
     CommandRefused,
     ConfigError,
     DataError,
+    Deposed,
+    FencedError,
     OperationalError,
     StrategyError,
     TemporaryError,
@@ -60,6 +63,7 @@ from bastion.logs import configure_logging
 
 __all__ = [
     "EXIT_DATA",
+    "EXIT_DEPOSED",
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -74,6 +78,8 @@ _EXIT_CODES: Final[tuple[tuple[type[BastionError], int], ...]] = (
     (UsageError, EXIT_USAGE),
     (DataError, EXIT_DATA),  # bad market data
     (TemporaryError, EXIT_ERROR),  # the venue was not reachable: try again later
+    (Deposed, EXIT_DEPOSED),  # another HA member leads: restart this one as a standby
+    (FencedError, EXIT_DEPOSED),
     (OperationalError, EXIT_ERROR),  # the node had to halt
     (StrategyError, EXIT_ERROR),
     (CommandRefused, EXIT_ERROR),  # the node refused an operator command
@@ -107,7 +113,8 @@ examples:
   bastion backup create mydesk/paper.toml  # an encrypted backup to [backup] destination
   bastion console mydesk/console/console.toml   # the web console (HTTPS)
 
-exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data.
+exit codes: 0 ok, 1 error, 2 usage or config error, 3 bad market data, 4 deposed
+(an HA leader another member replaced: restart it, as a standby).
 docs: docs/cli.md and docs/configuration.md.
 """
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -125,9 +125,15 @@ class SqliteSessionStore:
         self.next_sender_seq: int = row[0]
         self.next_target_seq: int = row[1]
         self.creation_ns: int = row[2]
+        self.sender_guard: Callable[[int], None] | None = None
+        """Called with each outgoing number before it is used; raises if it may not be
+        (an HA group's reserved numbers: ``bastion.ha.fix_seqs``), and then nothing is
+        stored or sent."""
 
     def store_sent(self, seq: int, raw: bytes | None) -> None:
         """Record that ``seq`` was used (with its bytes for an application message)."""
+        if self.sender_guard is not None:
+            self.sender_guard(seq)
         with self._lock, self._transaction():
             if raw is not None:
                 self._db.execute(

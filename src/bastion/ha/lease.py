@@ -46,8 +46,11 @@ TABLE_DDL: Final = (
 
 # A released row expires before its renewal: it is free at once, for the member it
 # names (holder) or anyone (holder ''); a handover nobody claims is free to all after
-# one lease and margin.
+# one lease and margin. ``before`` says whether the row taken was released (the
+# statement's snapshot: a takeover's reason, nothing decided on it).
 _ACQUIRE: Final = f"""
+WITH before AS (SELECT expires_at < renewed_at AS released FROM bastion_leases
+                WHERE name = %(group)s)
 INSERT INTO bastion_leases AS l (name, epoch, holder, expires_at, renewed_at)
 VALUES (%(group)s, 1, %(member)s, clock_timestamp() + %(lease)s {_MS}, clock_timestamp())
 ON CONFLICT (name) DO UPDATE SET
@@ -59,7 +62,7 @@ WHERE l.expires_at + %(margin)s {_MS} < clock_timestamp()
   AND (l.expires_at >= l.renewed_at
        OR l.holder IN (%(member)s, '')
        OR l.renewed_at + (%(lease)s + %(margin)s) {_MS} < clock_timestamp())
-RETURNING l.epoch
+RETURNING l.epoch, (SELECT released FROM before)
 """
 _RENEW: Final = f"""
 UPDATE bastion_leases
@@ -116,6 +119,9 @@ class Lease:
         self.config = config
         self._url = url
         self._now = now_ns
+        self.took_released = False
+        """The last ``acquire`` that won took a released lease (a switchover, or a
+        leader's clean stop), not one that ran out."""
         self._db = BoundedConnection(
             group=config.group,
             member=config.member,
@@ -146,6 +152,7 @@ class Lease:
         if row is None:
             return None
         epoch = int(row[0])
+        self.took_released = bool(row[1])
         config = self.config
         fence = Fence(
             epoch, started + (config.lease_ms - config.margin_ms) * 1_000_000, now_ns=self._now
@@ -222,10 +229,16 @@ class Lease:
 # -- leadership -------------------------------------------------------------------------
 
 
-def wait_until_leader(lease: Lease, stop: threading.Event | None = None) -> Fence | None:
+def wait_until_leader(
+    lease: Lease,
+    stop: threading.Event | None = None,
+    *,
+    seen: Callable[[LeaseStatus], None] | None = None,
+) -> Fence | None:
     """A standby's acquire loop: try until the lease is ours (its fence) or ``stop`` is
     set (None). Between tries it waits until the lease may be free on the server's
-    clock, at most ``renew_ms``; an unreachable server is retried as often."""
+    clock, at most ``renew_ms``; an unreachable server is retried as often. ``seen``
+    is given each status read (who led before)."""
     stop = stop or threading.Event()
     poll_s = lease.config.renew_interval_ms / 1000
     while not stop.is_set():
@@ -236,6 +249,8 @@ def wait_until_leader(lease: Lease, stop: threading.Event | None = None) -> Fenc
                 return fence
             status = lease.status()
             if status is not None:
+                if seen is not None:
+                    seen(status)
                 wait_s = min(poll_s, max(0.001, status.free_in_ms / 1000))
         except LeaseUnavailable as error:
             log.warning("ha_lease_unreachable", group=lease.config.group, error=str(error))

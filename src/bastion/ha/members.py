@@ -197,6 +197,12 @@ class MemberHeartbeat:
         if previous is None or previous[0].role != report.role:
             self._wake.set()
 
+    @property
+    def reported(self) -> MemberReport | None:
+        """The last report (None before the first)."""
+        current = self._report
+        return None if current is None else current[0]
+
     def start(self) -> None:
         self._thread.start()
 

@@ -1,7 +1,8 @@
 """The HA metrics of a member (``bastion_ha_*``), sampled on the node's loop: its role,
-the leader's epoch and lease time left (its own fence's deadline), each standby's lag
-and heartbeat age as the leader read them (``bastion.ha.members.StandbyWatch``), the
-standbys alive, and the takeovers and step-downs this process saw.
+a standby's own applied seq and lag (as it last reported them), the leader's epoch and
+lease time left (its own fence's deadline), each standby's lag and heartbeat age as the
+leader read them (``bastion.ha.members.StandbyWatch``), the standbys alive, and the
+takeovers and step-downs this process saw.
 
 The runner makes one ``HaReadings`` per process, says which role the member has now
 (``as_standby``, ``as_leader``), lets it count ``LeaderTookOver`` and ``LeaderStepDown``
@@ -61,6 +62,14 @@ class HaReadings:
             return
         for role in ROLES:
             b.set("bastion_ha_role", self.role == role, role=role)
+        report = None if self.heartbeat is None else self.heartbeat.reported
+        if self.role == "standby" and report is not None and report.role == "standby":
+            if report.applied_seq is not None:
+                b.set("bastion_ha_applied_seq", report.applied_seq)
+            if report.lag_events is not None:
+                b.set("bastion_ha_lag_events", report.lag_events)
+            if report.lag_ms is not None:
+                b.set("bastion_ha_lag_seconds", report.lag_ms / 1000)
         fence = self.fence
         if fence is not None:
             b.set("bastion_ha_epoch", fence.epoch)

@@ -85,6 +85,12 @@ class Journal(Protocol):
 
     def close(self) -> None: ...
 
+    def refuse(self, reason: str) -> None:
+        """Accept no more events from now on (``append`` and ``snapshot`` raise
+        ``OperationalError`` with ``reason``); those appended before are still committed.
+        A deposed HA leader's halt must stay its own, never reach the group's journal."""
+        ...
+
     def stats(self) -> JournalStats: ...
 
     def read(self, after: int = 0) -> Iterator[tuple[int, JournalEvent]]:

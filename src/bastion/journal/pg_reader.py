@@ -36,6 +36,7 @@ from bastion.journal._pg_records import (
     EVENT,
     META_SEAL_CHECK,
     SNAPSHOT,
+    SealBroken,
     Sealer,
     iter_stored,
     plain_row,
@@ -155,6 +156,33 @@ class PostgresJournalReader:
                     f"{self.where}: record {found} does not decode ({error})"
                 ) from error
         return out
+
+    def records_after(self, seq: int) -> Iterator[tuple[Any, ...]]:
+        """The committed records with seq > ``seq`` as every backend chains them (raw,
+        payload opened: ``seq, ts_ns, type, client_order_id, payload, prev_hash, hash``),
+        unchecked, in seq order: a warm standby checks each itself
+        (``bastion.ha.pg_source``). A payload that does not open is a ``SealBroken``."""
+        try:
+            for raw in iter_stored(self._conn, self.name, after=seq):
+                yield plain_row(raw, self._sealer)
+        except psycopg.Error as error:
+            raise pg_error(self.where, error, self._password) from error
+
+    def newest_snapshot(self) -> tuple[int, int, bytes, bytes, bytes] | None:
+        """The newest stored snapshot, unchecked: ``(seq, ts_ns, payload opened,
+        event_hash, digest)``, or None."""
+        rows = self._query(
+            "SELECT seq, ts_ns, payload, event_hash, digest FROM bastion_snapshots "
+            "WHERE name = %s ORDER BY seq DESC LIMIT 1",
+            (self.name,),
+        )
+        if not rows:
+            return None
+        seq, ts_ns, payload, event_hash, digest = rows[0]
+        plain = self._sealer.open(SNAPSHOT, seq, bytes(payload))
+        if isinstance(plain, SealBroken):  # its seal check fails: the standby replays instead
+            plain = b""
+        return int(seq), int(ts_ns), plain, bytes(event_hash), bytes(digest)
 
     def wait_for_commit(self, after: int, timeout_s: float) -> int | None:
         """The committed seq once it passes ``after`` (announced or already there), or

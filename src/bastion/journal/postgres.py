@@ -109,7 +109,7 @@ class _Snapshot(NamedTuple):
     payload: bytes
 
 
-def _write_marker(path: Path, where: str) -> None:
+def write_marker(path: Path, where: str) -> None:
     """The journal's local path: a small file (0600, in a private directory) naming the
     database journal. The node's control socket and anchors sit beside it, and the
     control channel takes its owner as the node's uid, as for a SQLite file."""
@@ -161,7 +161,7 @@ class PostgresJournal:
         )
         self.where = describe(self._db, name)
         try:
-            _write_marker(path, self.where)
+            write_marker(path, self.where)
         except OSError as error:
             self._db.close()
             raise OperationalError(f"{self.where}: local path {path}: {error}") from error
@@ -526,6 +526,11 @@ class PostgresJournal:
         if self._error is not None:
             self._refuse_if_failed()
         return self._committed_seq
+
+    def refuse(self, reason: str) -> None:
+        """Accept no more events (those appended before are still committed)."""
+        if self._refused is None:
+            self._refused = reason
 
     def close(self) -> None:
         """Commit everything queued, stop the writer thread, close the connection

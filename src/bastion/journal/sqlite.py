@@ -469,6 +469,11 @@ class SqliteJournal:
             raise OperationalError(f"journal {self.path}: {self._refused}") from self._error
         return self._committed_seq
 
+    def refuse(self, reason: str) -> None:
+        """Accept no more events (those appended before are still committed)."""
+        if self._refused is None:
+            self._refused = reason
+
     def close(self) -> None:
         """Commit everything queued, stop the writer thread and close the file."""
         if self._closed:

@@ -498,7 +498,7 @@ class LeaderTookOver(Event, frozen=True, kw_only=True):
     ``wait_ms`` after it won the lease (its state recovered, its venues reconciled).
     ``reason``: ``lease expired`` (the leader stopped renewing: a failover),
     ``switchover`` (the leader released it) or ``first start`` (the group had no
-    leader). Journaled by the new leader as its first event of the epoch."""
+    leader). Journaled by the new leader once it trades (recovered, reconciled)."""
 
     group: str
     member: str

@@ -324,6 +324,22 @@ _ALL: Final = (
         "1 for this HA member's role now (leader, standby), 0 for the other",
         ("role",),
     ),
+    Metric(
+        "bastion_ha_applied_seq",
+        _G,
+        "The last journal event a standby applied to its state (the standby only)",
+    ),
+    Metric(
+        "bastion_ha_lag_events",
+        _G,
+        "Events committed to the journal that a standby has not applied yet (the standby only)",
+    ),
+    Metric(
+        "bastion_ha_lag_seconds",
+        _G,
+        "How far behind a standby's state is: 0 when caught up, else the age of its last "
+        "applied event (the standby only)",
+    ),
     Metric("bastion_ha_epoch", _G, "The leader's fencing epoch (the leader only)"),
     Metric(
         "bastion_ha_lease_remaining_seconds",

@@ -19,6 +19,11 @@ The API other parts of the observability plane use (the alert engine, notifiers)
   not alive (None: alive); ``address`` / ``url``: where it listens;
 - ``bind()`` (at start, so a bad address stops the node), ``attach(kernel, ...)``,
   ``start()`` (on the running loop), ``trading_started()``, ``await stop()``.
+
+An HA standby (``standing_by()``) is served before it has a kernel: its own series
+(the HA readings it adds as a source, the process's), ``/healthz`` as for any node and
+``/readyz`` not ready (``STANDBY``); when it leads, ``attach`` and ``start`` again
+serve it as any node.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ RTT_PROBE_S: Final = 5.0
 WEDGED_AFTER_SAMPLES: Final = 10
 """``/healthz`` fails once the loop has not sampled for this many intervals (2 s at least)."""
 NOT_RECOVERED: Final = "not reconciled: the node is still recovering and reconciling its venues"
+STANDBY: Final = "standby: an HA member that does not lead (it trades once it wins the lease)"
 
 
 class NodeMonitor:
@@ -81,6 +87,8 @@ class NodeMonitor:
         self._gc = GcWatch(self.clock.monotonic_s)
         self._epoch = 0
         self._recovered = False
+        self._standby = False
+        self._served = False
         self._task: asyncio.Task[None] | None = None
 
     # -- the API ------------------------------------------------------------------------
@@ -129,8 +137,13 @@ class NodeMonitor:
         nothing is served before ``start``."""
         return self._server.bind()
 
+    def standing_by(self) -> None:
+        """An HA standby: served (``start``) without a kernel, never ready."""
+        self._standby = True
+
     def attach(self, kernel: Kernel, *, journal: Journal | None, epoch: int) -> None:
         """Watch this kernel (its bus's order events from now on) and its journal."""
+        self._standby = False
         orders = OrderStats(
             bus=kernel.bus,
             order=kernel.execution.order,
@@ -145,17 +158,20 @@ class NodeMonitor:
         self._host = HostWatch(disk_path=None if journal is None else journal.path.parent)
 
     def start(self) -> None:
-        """Sample once, then serve and sample every interval (on the running loop)."""
+        """Sample once, then serve and sample every interval (on the running loop); again
+        after an ``attach`` (a standby that now leads): the new kernel's parts start."""
         self.bind()
         if self._kernel is not None:
             for venue in self._kernel.venues.values():
                 venue.probe_round_trip(RTT_PROBE_S)
-        if self._host is not None:
+        if self._host is not None:  # made by attach, which comes once
             self._host.start()
         self._gc.install()
         self._sampler.sample()
-        self._server.start()
-        self._task = spawn("monitor-sampler", self._sampler.run())
+        if not self._served:
+            self._served = True
+            self._server.start()
+            self._task = spawn("monitor-sampler", self._sampler.run())
 
     def trading_started(self) -> None:
         """Recovery and the first reconciliation are done (readiness then looks at the
@@ -212,7 +228,7 @@ class NodeMonitor:
     def _not_ready(self) -> list[str]:
         kernel = self._kernel
         if kernel is None:
-            return [NOT_RECOVERED]
+            return [STANDBY if self._standby else NOT_RECOVERED]
         reasons = [] if self._recovered else [NOT_RECOVERED]
         for name, venue in kernel.venues.items():
             if not venue.connected:

@@ -50,7 +50,7 @@ from bastion.security.config import DEFAULT_OVERRIDE_FACTOR
 from bastion.strategy.context import StrategyHost
 from bastion.strategy.runner import StrategyRunner, load_strategy
 from bastion.vault.refs import SecretSource
-from bastion.venues.base import QuoteSink, VenueAdapter, VenueContext
+from bastion.venues.base import QuoteSink, SenderSeqs, VenueAdapter, VenueContext
 from bastion.venues.registry import build_venue
 
 if TYPE_CHECKING:
@@ -89,10 +89,13 @@ class Kernel:
         request_flush: Callable[[], None] | None = None,
         secrets: SecretSource | None = None,
         fence: Fence | None = None,
+        sender_seqs: Callable[[str], SenderSeqs] | None = None,
     ) -> None:
         """``fence``: an HA member's lease (``bastion.ha``): its epoch is ``epoch`` (the
         one in every client order id and in each FIX Logon), and once its deadline
-        passes nothing more leaves for a venue and trading halts (``lease_lost``)."""
+        passes nothing more leaves for a venue, the journal takes nothing more, and
+        trading halts (``lease_lost``). ``sender_seqs``: the group's reserved FIX
+        sequence numbers (``bastion.ha.fix_seqs``)."""
         if fence is not None and fence.epoch != epoch:
             raise ValueError(f"the fence's epoch {fence.epoch} is not the node's {epoch}")
         if isinstance(config, PaperConfig):  # a config built in code skipped the file check
@@ -124,6 +127,7 @@ class Kernel:
             request_flush=request_flush,
             secrets=secrets,
             fencing_epoch=None if fence is None else fence.epoch,
+            sender_seqs=sender_seqs,
         )
         self.fence = fence
         self.venues: dict[str, VenueAdapter] = {}
@@ -647,6 +651,9 @@ class Kernel:
         and amend from the venues; call on the trading loop)."""
         if self.fence is not None:
             self.fence.revoke(reason)
+        if self.journal is not None:
+            # the halt is this member's alone: journaled, a standby would take it over
+            self.journal.refuse(f"lease lost: {reason}")
         if self.risk.state is not TradingState.HALTED:
             self.risk.set_trading_state(TradingState.HALTED, f"lease lost: {reason}")
 

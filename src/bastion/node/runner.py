@@ -30,12 +30,15 @@ policy decides what becomes of the orders the drop left open (for a FIX venue,
 ``bastion.venues.fix.disconnect``). While running, a snapshot is stored every
 ``journal.snapshot_interval_s`` or ``journal.snapshot_every_events``, and once more
 at shutdown. ``recover_only`` (``bastion recover``) stops after the
-reconciliation: no strategy runs, nothing is canceled.
+reconciliation: no strategy runs, nothing is canceled. A member of an HA group
+(``[ha]``) starts as a standby and takes this start path once it wins the lease
+(``bastion.node.ha_member``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import signal
 from pathlib import Path
@@ -47,24 +50,16 @@ import structlog
 from bastion import native
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
+from bastion.errors import ConfigError, FencedError, OperationalError
 from bastion.feeds import Feed
 from bastion.feeds.arbiter import Arbiter
+from bastion.ha.node import EXIT_DEPOSED, ha_journal_name
 from bastion.isolation.sandbox import harden_core
 from bastion.journal.base import Journal
 from bastion.journal.factory import open_journal
 from bastion.journal.keys import JournalKeys, journal_keys, require_keys
 from bastion.live.preflight import admit_start, check_live_start, node_manifest
-from bastion.model.events import (
-    OrderCanceled,
-    OrderDenied,
-    OrderEvent,
-    OrderFilled,
-    OrderRejected,
-    OrderSubmitted,
-    RunManifest,
-    VenueLoggedOn,
-    VenueSessionLost,
-)
+from bastion.model.events import RunManifest, VenueLoggedOn, VenueSessionLost
 from bastion.monitor.alerts.node import Alerting
 from bastion.monitor.node import NodeMonitor
 from bastion.node.access import command_guard, node_identities, socket_mode
@@ -76,8 +71,10 @@ from bastion.node.control import (
     serve_control,
     socket_path,
 )
+from bastion.node.ha_member import HaNode
 from bastion.node.kernel import Kernel
-from bastion.recovery.reconcile import reconcile, refuse_unknown_venues
+from bastion.node.order_log import log_order_events
+from bastion.recovery.reconcile import combined_reports, reconcile, refuse_unknown_venues
 from bastion.recovery.replay import recover_state
 from bastion.recovery.state import capture
 from bastion.tasks import TaskManager
@@ -163,6 +160,8 @@ class _Node:
         self._last_snapshot_at = 0.0
         self._logons_journaled: dict[str, int] = {}
         self._sessions_down: set[str] = set()
+        self.ha: HaNode | None = None
+        """An HA member's standby phase and lead (``bastion.node.ha_member``)."""
 
     async def run(self) -> int:
         config = self.config
@@ -217,17 +216,33 @@ class _Node:
             # directory's mode marker still keeps paper and live apart
             journal_key=self.keys.encryption if config.journal.backend == "sqlite" else None,
         )
+        leader = ha = None
+        if config.ha is not None:  # a standby until it holds the lease
+            ha = self.ha = self._ha_member()
+            leader = await ha.stand_by(
+                self.stop_requested, monitor=monitor, on_signal=self._on_signal
+            )
+            if leader is None:
+                log.info("node_stopped", exit_code=self.exit_code, role="standby")
+                return self.exit_code
         journal = open_journal(
             config.journal,
             base_dir=self.base_dir,
             keys=self.keys,
             secrets=self.secrets,
-            name=config.node.id,
+            name=config.node.id if leader is None else ha_journal_name(config.ha),
+            fence_epoch=None if leader is None else leader.epoch,
+            on_fenced=None if ha is None else ha.on_fenced,
         )
         try:
             epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
-        except BaseException:
-            journal.close()  # stops its writer thread
+        except BaseException as error:
+            with contextlib.suppress(OperationalError):
+                journal.close()  # stops its writer thread
+            if ha is not None:
+                ha.close(release=False)
+                if isinstance(error, FencedError):
+                    return EXIT_DEPOSED
             raise
         kernel_ref: list[Kernel] = []
 
@@ -242,6 +257,8 @@ class _Node:
             journal=journal,
             request_flush=request_flush,
             secrets=self.secrets,
+            fence=None if leader is None else leader.fence,
+            sender_seqs=None if leader is None else leader.sender_seqs,
         )
         kernel_ref.append(kernel)
         self.epoch = epoch
@@ -256,12 +273,16 @@ class _Node:
                 "where a strategy can reach the risk gate, read the node's secrets and stall "
                 'the kill switch; a node trading money runs them isolated ("process")',
             )
-        _log_order_events(kernel)
+        log_order_events(kernel)
         if monitor is not None:
             monitor.attach(kernel, journal=journal, epoch=epoch)
         operator = NodeOperator(kernel, monitoring=None if monitor is None else monitor.url)
         operator.audit_trail = AuditTrail(journal.path, self.keys.encryption)
-        recovered = recover_state(kernel, journal)
+        recovered = recover_state(
+            kernel, journal, start=None if leader is None else leader.handover
+        )
+        if ha is not None:
+            operator.ha = ha.lead(kernel, journal)
         try:
             refuse_unknown_venues(kernel.execution.open_orders(), kernel.venues)
             alerting = None if self.recover_only else self._alerting(kernel, epoch)
@@ -350,6 +371,8 @@ class _Node:
                         kernel.cancel_if_halted(name)
                 self._snapshot(kernel, journal)
                 kernel.start()
+                if ha is not None:
+                    ha.took_over(kernel)
                 self.tasks.spawn("risk-timer", self._risk_timer(kernel))
                 if kernel.arbiter is not None:
                     self.tasks.spawn("feed-arbiter", self._arbiter_timer(kernel.arbiter))
@@ -374,7 +397,8 @@ class _Node:
                 except TimeoutError:
                     log.info("run_time_elapsed", run_for_s=config.run_for_s)
                 await self._shutdown(kernel)
-                self._snapshot(kernel, journal)
+                if self.deposed is None:
+                    self._snapshot(kernel, journal)
             elif self.recover_only:
                 journal.flush()
                 self._snapshot(kernel, journal)
@@ -382,8 +406,10 @@ class _Node:
                 if not reconciled or self.report.get("reconciliation", {}).get("mismatches"):
                     self.exit_code = 1
         finally:
+            if ha is not None:
+                await ha.settle()
             for venue in kernel.venues.values():
-                await venue.disconnect()
+                await (venue.disconnect() if self.deposed is None else venue.abandon())
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             await self.tasks.cancel_all()
@@ -394,9 +420,40 @@ class _Node:
                 alerting.close()
             if monitor is not None:
                 await monitor.stop()  # it reads the journal
-            journal.close()
+            if ha is None:
+                journal.close()
+            else:
+                ha.close_journal(journal)
+                ha.close(release=True)
         log.info("node_stopped", exit_code=self.exit_code, journal_events=journal.last_seq)
         return self.exit_code
+
+    # -- HA (bastion.node.ha_member) -------------------------------------------------------
+    def _ha_member(self) -> HaNode:
+        if self.recover_only:
+            raise ConfigError(
+                "bastion recover: an HA member recovers by taking the lease (bastion run); "
+                "recovering beside a leader would write its journal"
+            )
+        return HaNode(
+            self.config,
+            base_dir=self.base_dir,
+            keys=self.keys,
+            secrets=self.secrets,
+            clock=self.clock,
+            identities=self.identities,
+            tasks=self.tasks,
+            stop=self._stop_with,
+        )
+
+    def _stop_with(self, exit_code: int) -> None:
+        self.exit_code = exit_code
+        self.stop_requested.set()
+
+    @property
+    def deposed(self) -> str | None:
+        """Why this HA leader was deposed: it sends and journals nothing more, and exits."""
+        return None if self.ha is None else self.ha.deposed
 
     def _alerting(self, kernel: Kernel, epoch: int) -> Alerting | None:
         """The node's alert rules, notifiers and dead-man's switch (None: monitoring off)."""
@@ -483,7 +540,7 @@ class _Node:
             )
             reports.append(msgspec.structs.asdict(report))
             self.report["venues"][venue.name]["reconciliation"] = reports[-1]
-        self.report["reconciliation"] = _combined(reports)
+        self.report["reconciliation"] = combined_reports(reports)
         return deferred
 
     async def _until_any_connected(self, venues: list[VenueAdapter]) -> bool:
@@ -615,6 +672,13 @@ class _Node:
     async def _shutdown(self, kernel: Kernel) -> None:
         await self.tasks.cancel_all()  # no more data into strategies
         kernel.stop_strategies()
+        if self.deposed is not None:  # another member leads: nothing is canceled from here
+            log.warning(
+                "shutdown_deposed",
+                reason=self.deposed,
+                open_orders=len(kernel.execution.open_orders()),
+            )
+            return
         asked = kernel.cancel_all_orders()
         deadline = self.clock.monotonic_s() + SHUTDOWN_TIMEOUT_S
         while kernel.execution.open_orders() and self.clock.monotonic_s() < deadline:
@@ -653,63 +717,3 @@ class _Node:
                     for iid in portfolio.instruments_traded()
                 },
             )
-
-
-def _combined(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """The venues' reconciliation reports as one (with one venue: its report)."""
-    if len(reports) == 1:
-        return reports[0]
-    return {
-        "venue": ", ".join(r["venue"] for r in reports),
-        "orders_checked": sum(r["orders_checked"] for r in reports),
-        "adopted": sum(r["adopted"] for r in reports),
-        "resolved": sum(r["resolved"] for r in reports),
-        "positions_compared": all(r["positions_compared"] for r in reports),
-        "node_wide": any(r["node_wide"] for r in reports),
-        "mismatches": [f"{r['venue']}: {m}" for r in reports for m in r["mismatches"]],
-    }
-
-
-def _log_order_events(kernel: Kernel) -> None:
-    """Log what an operator needs to see: orders sent, fills, rejects, denials, failures."""
-    instruments = kernel.instruments
-
-    def on_event(event: OrderEvent) -> None:
-        inst = instruments.get(event.instrument_id)
-        fields: dict[str, object] = {
-            "client_order_id": event.client_order_id,
-            "strategy": event.strategy_id,
-            "instrument": event.instrument_id,
-        }
-        if type(event) is OrderSubmitted:
-            order = kernel.execution.order(event.client_order_id)
-            if order is not None and inst is not None:
-                fields.update(
-                    side=order.side.value,
-                    qty=str(inst.size(order.quantity)),
-                    type=order.order_type.value,
-                )
-        elif type(event) is OrderFilled and inst is not None:
-            fields.update(
-                side=event.side.value,
-                qty=str(inst.size(event.last_qty)),
-                price=str(inst.price(event.last_px)),
-                fee=str(event.fee),
-                position=str(inst.size(kernel.portfolio.net_quantity(event.instrument_id))),
-                realized_pnl=str(kernel.portfolio.realized_pnl(event.instrument_id)),
-            )
-        elif isinstance(event, OrderRejected | OrderDenied | OrderCanceled):
-            fields["reason"] = getattr(event, "reason", "")
-        log.info(_EVENT_NAMES[type(event)], **fields)
-
-    for event_type in _EVENT_NAMES:
-        kernel.bus.subscribe(event_type, on_event)
-
-
-_EVENT_NAMES: dict[type[OrderEvent], str] = {
-    OrderSubmitted: "order_submitted",
-    OrderFilled: "order_filled",
-    OrderRejected: "order_rejected",
-    OrderDenied: "order_denied",
-    OrderCanceled: "order_canceled",
-}

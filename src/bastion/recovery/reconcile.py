@@ -27,6 +27,7 @@ trade beside an order it cannot reach.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from typing import Any
 
 import msgspec
 import structlog
@@ -159,3 +160,18 @@ def _halt_venue(kernel: RecoverableNode, venue: VenueAdapter, mismatches: list[s
         who="node",
         why="reconciliation mismatch at this venue",
     )
+
+
+def combined_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The venues' reconciliation reports as one (with one venue: its report)."""
+    if len(reports) == 1:
+        return reports[0]
+    return {
+        "venue": ", ".join(r["venue"] for r in reports),
+        "orders_checked": sum(r["orders_checked"] for r in reports),
+        "adopted": sum(r["adopted"] for r in reports),
+        "resolved": sum(r["resolved"] for r in reports),
+        "positions_compared": all(r["positions_compared"] for r in reports),
+        "node_wide": any(r["node_wide"] for r in reports),
+        "mismatches": [f"{r['venue']}: {m}" for r in reports for m in r["mismatches"]],
+    }

@@ -57,6 +57,20 @@ QuoteSink = Callable[[QuoteTick], None]
 TradeSink = Callable[[TradeTick], None]
 
 
+class SenderSeqs(Protocol):
+    """A session's outgoing sequence numbers reserved for the HA group's leader."""
+
+    def begin(self, next_seq: int) -> int:
+        """Reserve the first block (blocking); the number to send next."""
+        ...
+
+    def check(self, seq: int) -> None:
+        """Before ``seq`` is used: return when it is reserved, else raise."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class VenueMark(msgspec.Struct, frozen=True, kw_only=True):
     """Where a venue's inbound stream stood when a snapshot was taken: recovery asks
     the venue to resend from here (the journal may have lost what followed)."""
@@ -155,6 +169,10 @@ class VenueContext:
     """An HA member's lease epoch (``bastion.ha``): a venue with a session announces it
     at logon (FIX: ``FencingEpoch``, tag 8014) so the venue drops an older leader's
     session; None for a node that runs alone."""
+    sender_seqs: Callable[[str], SenderSeqs] | None = None
+    """An HA member's outgoing sequence numbers, shared by the group (``bastion.ha.
+    fix_seqs``): a venue with a sequenced session gets its block keeper by session key;
+    None for a node that runs alone."""
 
 
 class VenueAdapter(ABC):
@@ -224,6 +242,11 @@ class VenueAdapter(ABC):
 
     async def disconnect(self) -> None:  # noqa: B027 - optional hook
         """Close the session."""
+
+    async def abandon(self) -> None:
+        """Close the session without a word to the venue (no Logout, nothing at all): a
+        deposed HA leader must not send anything more. By default ``disconnect``."""
+        await self.disconnect()
 
     @property
     def connected(self) -> bool:

@@ -1,10 +1,12 @@
 """Errors reaching the command line map to the exit codes the README states, by the
-error's handling group: 2 the user fixes the input, 3 bad market data, 1 the rest."""
+error's handling group: 2 the user fixes the input, 3 bad market data, 4 a deposed HA
+leader, 1 the rest."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +17,11 @@ from bastion.errors import (
     CommandRefused,
     ConfigError,
     DataError,
+    Deposed,
+    FencedError,
     InsecureFile,
     IntegrityError,
+    LeaseUnavailable,
     NotArmed,
     OperationalError,
     PasswordRejected,
@@ -33,6 +38,7 @@ from bastion.errors import (
     VenueRequestFailed,
     VenueUnavailable,
 )
+from bastion.ha.node import EXIT_DEPOSED
 
 # the module, not the ``main`` function that ``bastion.cli`` exports under its name
 cli_main = importlib.import_module("bastion.cli.main")
@@ -48,10 +54,13 @@ README_EXIT_CODES: list[tuple[type[BastionError], int]] = [
     (TemporaryError, 1),
     (VenueUnavailable, 1),
     (VenueRequestFailed, 1),
+    (LeaseUnavailable, 1),  # the HA lease's database: a standby tries again
     (OperationalError, 1),
     (IntegrityError, 1),
     (BackupError, 1),
     (StandbyTailBroken, 1),  # the standby stopped at a bad record
+    (Deposed, 4),  # another HA member leads: the supervisor restarts it as a standby
+    (FencedError, 4),  # the journal refused the epoch: deposed
     (StrategyError, 1),
     (CommandRefused, 1),
     (InsecureFile, 2),  # the user fixes the file's permissions
@@ -103,3 +112,12 @@ def test_when_an_error_group_is_added_then_it_has_an_exit_code() -> None:
         if isinstance(value, type) and issubclass(value, BastionError)
     }
     assert classes == {error_type for error_type, _ in README_EXIT_CODES}
+
+
+def test_when_a_leader_is_deposed_then_run_and_an_error_exit_alike() -> None:
+    """The runner's deposed exit and the CLI's for a Deposed error are one code, and the
+    README and docs/cli.md state it."""
+    assert cli_main.EXIT_DEPOSED == EXIT_DEPOSED == 4
+    root = Path(__file__).resolve().parents[3]
+    for doc in ("README.md", "docs/cli.md"):
+        assert "| 4 | deposed" in (root / doc).read_text(encoding="utf-8"), doc

@@ -7,7 +7,13 @@ from __future__ import annotations
 from bastion.bus import MessageBus
 from bastion.ha.config import HaConfig
 from bastion.ha.fence import Fence
-from bastion.ha.members import MemberHeartbeat, MemberRow, StandbyWatch, members_table
+from bastion.ha.members import (
+    MemberHeartbeat,
+    MemberReport,
+    MemberRow,
+    StandbyWatch,
+    members_table,
+)
 from bastion.ha.metrics import HaReadings
 from bastion.model.events import Event, LeaderStepDown, LeaderTookOver
 from bastion.monitor.catalogue import check_series
@@ -147,3 +153,20 @@ def test_when_heartbeats_or_reads_fail_then_their_failures_are_counted() -> None
     heartbeat.failures, watch.failures = 3, 2
     assert _sample(readings).get("bastion_ha_heartbeat_failures_total") == 3
     assert _sample(readings2).get("bastion_ha_members_read_failures_total") == 2
+
+
+def test_when_standby_reported_then_its_applied_seq_and_lag_are_sampled() -> None:
+    """A standby's last report (its tail's status): bastion_ha_applied_seq, _lag_events
+    and _lag_seconds; none before a report, none on a leader."""
+    heartbeat = MemberHeartbeat(members_table(CONFIG, url=NOWHERE, password=None), CONFIG)
+    readings = HaReadings(heartbeat=heartbeat)
+    readings.as_standby()
+    assert _sample(readings).get("bastion_ha_applied_seq") is None
+    heartbeat.report(MemberReport(role="standby", applied_seq=90, lag_events=10, lag_ms=1500))
+    sample = _sample(readings)
+    assert sample.get("bastion_ha_applied_seq") == 90
+    assert sample.get("bastion_ha_lag_events") == 10
+    assert sample.get("bastion_ha_lag_seconds") == 1.5
+    heartbeat.report(MemberReport.leader())
+    readings.as_leader(Fence(7, 2_000_000_000, now_ns=Clock()))
+    assert _sample(readings).get("bastion_ha_applied_seq") is None

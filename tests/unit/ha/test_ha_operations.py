@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from bastion.cli import ha as cli_ha
 from bastion.cli.main import main
-from bastion.errors import CommandRefused
+from bastion.errors import CommandRefused, LeaseUnavailable
 from bastion.ha import standby
+from bastion.ha.members import MemberRow
 from bastion.ha.sqlite_source import SqliteTailSource
 from bastion.ha.standby import (
     GroupStatus,
@@ -149,14 +151,16 @@ def test_when_no_node_answers_then_ha_status_shows_it_unreachable_and_exits_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = write_desk(tmp_path)
-    monkeypatch.setattr(standby, "open_lease", lambda _config: FakeLease())
+    monkeypatch.setattr(
+        cli_ha, "open_group", lambda _config: standby.Group(member="node-a", lease=FakeLease())
+    )
     assert main(["ha", "status", str(config), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["lease"]["holder"] == "node-a" and status["lease"]["epoch"] == 7
     (member,) = status["members"]
-    assert member["name"] == "this node" and member["role"] == "unreachable"
+    assert member["name"] == "node-a" and member["role"] == "unreachable"
     assert main(["ha", "status", str(config)]) == 0
-    assert "this node" in capsys.readouterr().out
+    assert "node-a" in capsys.readouterr().out
 
 
 def test_when_switchover_has_no_node_listening_then_exit_2(tmp_path: Path) -> None:
@@ -168,3 +172,76 @@ def test_when_switchover_has_no_node_listening_then_exit_2(tmp_path: Path) -> No
 def test_when_a_node_has_no_ha_then_ha_status_says_single() -> None:
     status = GroupStatus(lease=None, members=[MemberStatus(name="n", role=Role.SINGLE)])
     assert render(status).startswith("lease: none (no leader)")
+
+
+class FakeMembers:
+    """The members table's rows as given (``MembersView``)."""
+
+    lost_after_ms = 10_000
+
+    def __init__(self, *rows: MemberRow) -> None:
+        self._rows = list(rows)
+
+    def rows(self) -> list[MemberRow]:
+        return self._rows
+
+
+def _row(
+    member: str, role: str, *, age_ms: int, host: str, applied: int | None = None
+) -> MemberRow:
+    return MemberRow(
+        member=member,
+        role=role,
+        applied_seq=applied,
+        lag_events=None if applied is None else 100 - applied,
+        lag_ms=None if applied is None else 250,
+        heartbeat_age_ms=age_ms,
+        pid=42,
+        host=host,
+    )
+
+
+def test_when_members_table_has_rows_then_hosts_without_a_socket_appear_and_stale_is_lost() -> None:
+    """node-a answers on its socket (its host and heartbeat added); node-b on another
+    host has no socket here: its row's role and lag; node-c stopped heartbeating past
+    lost_after_ms: lost; node-d's socket is unreachable but its row is fresh."""
+
+    def ask(path: Path) -> dict[str, Any]:
+        if path == Path("/a.sock"):
+            return {"ok": True, "ha": {"name": "node-a", "role": "leader", "epoch": 7}}
+        raise NoNodeListening(f"no node is listening on {path}")
+
+    rows = FakeMembers(
+        _row("node-a", "leader", age_ms=300, host="nyc-1", applied=100),
+        _row("node-b", "standby", age_ms=800, host="nyc-2", applied=90),
+        _row("node-c", "standby", age_ms=12_500, host="ldn-1", applied=40),
+        _row("node-d", "standby", age_ms=100, host="nyc-3", applied=100),
+    )
+    sockets = {"node-a": Path("/a.sock"), "node-d": Path("/d.sock")}
+    status = gather_status(FakeLease(), sockets, ask, members=rows)
+    by_name = {m.name: m for m in status.members}
+    assert [m.name for m in status.members] == ["node-a", "node-d", "node-b", "node-c"]
+    a, b, c, d = (by_name[n] for n in ("node-a", "node-b", "node-c", "node-d"))
+    assert (a.role, a.epoch, a.host, a.heartbeat_age_ms) == (Role.LEADER, 7, "nyc-1", 300)
+    assert (b.role, b.applied_seq, b.lag_events, b.lag_s) == (Role.STANDBY, 90, 10, 0.25)
+    assert (b.host, b.heartbeat_age_ms, b.error) == ("nyc-2", 800, None)
+    assert c.role is Role.LOST and c.error == "no heartbeat for 12.5s"
+    assert d.role is Role.STANDBY and d.error is not None and "/d.sock" in d.error
+    text = render(status)
+    assert "node-b           standby     applied 90 lag 10 events, 0.2s on nyc-2" in text
+    assert "heartbeat 0.8s ago" in text
+    assert "node-c           lost" in text and "(no heartbeat for 12.5s)" in text
+
+
+def test_when_members_table_is_unreachable_then_status_still_answers_and_says_so() -> None:
+    """The table's database not answering is one unreachable line, never an error."""
+
+    class Down:
+        lost_after_ms = 10_000
+
+        def rows(self) -> list[MemberRow]:
+            raise LeaseUnavailable("the members table: connection refused")
+
+    status = gather_status(FakeLease(), {}, lambda _p: {}, members=Down())
+    assert [(m.name, m.role) for m in status.members] == [("members", Role.UNREACHABLE)]
+    assert "connection refused" in render(status)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderType
-from bastion.monitor.node import NOT_RECOVERED
+from bastion.monitor.node import NOT_RECOVERED, STANDBY, NodeMonitor
 from bastion.monitor.sample import Sample, SampleBuilder
 from kit.fix_link import IID, VENUE
 from kit.fix_venue_node import T0, X, fix_venue_kernel
@@ -202,3 +202,42 @@ def test_when_orders_flow_then_counted_and_timed_from_their_events(tmp_path: Pat
     assert sums["bastion_tick_to_order_seconds_sum"] == 0.002
     assert sums["bastion_order_to_ack_seconds_sum"] == 0.001
     assert sums["bastion_order_to_fill_seconds_sum"] == 0.001
+
+
+def test_when_standby_then_served_without_a_kernel_never_ready_until_it_leads(
+    tmp_path: Path,
+) -> None:
+    """An HA standby's monitor: started with no kernel, its sources sampled, alive and
+    not ready (standby); attached and started again once it leads, the kernel's series
+    join and the standby reason is gone."""
+
+    async def main() -> tuple[Sample, list[str], str | None, Sample, list[str]]:
+        kernel, link = fix_venue_kernel(tmp_path)
+        monitor = NodeMonitor(MONITORING, node_id="node-1", mode="paper", clock=kernel.clock)
+
+        def ha(builder: SampleBuilder) -> None:
+            builder.set("bastion_ha_role", 1, role="standby")
+
+        try:
+            monitor.add_source(ha)
+            monitor.standing_by()
+            monitor.start()
+            standby = monitor.sample_now()
+            reasons, health = monitor.readiness(), monitor.health()
+            monitor.attach(kernel, journal=None, epoch=2)
+            monitor.start()
+            leading = monitor.sample_now()
+            return standby, reasons, health, leading, monitor.readiness()
+        finally:
+            await monitor.stop()
+            link.close()
+
+    standby, reasons, health, leading, after = asyncio.run(main())
+    assert reasons == [STANDBY]
+    assert health is None
+    assert standby.get("bastion_ha_role", role="standby") == 1
+    assert standby.get("bastion_node_ready") == 0
+    assert set(leading.values) - set(standby.values), "the kernel's series join"
+    assert leading.get("bastion_ha_role", role="standby") == 1
+    assert STANDBY not in after
+    assert NOT_RECOVERED in after

@@ -71,6 +71,7 @@ from bastion.venues.base import (
     NodeOrders,
     QuoteSink,
     ReconcileContext,
+    SenderSeqs,
     VenueAdapter,
     VenueContext,
     VenueMark,
@@ -114,6 +115,7 @@ def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
         name=config.name,
         settings=config.settings(context.secrets, fencing_epoch=context.fencing_epoch),
         store_path=_resolve(context.base_dir, config.store_path),
+        sender_seqs=context.sender_seqs,
         store_key=resolve_key(
             config.store_encryption_key,
             f"venues[name={config.name}].store_encryption_key",
@@ -163,6 +165,7 @@ class FixVenueAdapter(VenueAdapter):
         cancel_on_disconnect: CancelOnDisconnect = CancelOnDisconnect.OFF,
         tls: ClientTls | None = None,
         store_key: bytes | None = None,
+        sender_seqs: Callable[[str], SenderSeqs] | None = None,
     ) -> None:
         super().__init__(name)
         self.clock = clock
@@ -173,6 +176,14 @@ class FixVenueAdapter(VenueAdapter):
         self.store = SqliteSessionStore(
             store_path, settings.key, now_ns=clock.timestamp_ns(), encryption_key=store_key
         )
+        self.sender_seqs: SenderSeqs | None = None
+        """An HA member's outgoing numbers, shared by the group: raised at the first
+        logon above every number an older leader may have used, then checked before
+        each is used (``bastion.ha.fix_seqs``). None: alone, or reset at every logon."""
+        if sender_seqs is not None and not settings.reset_on_logon:
+            self.sender_seqs = sender_seqs(settings.key)
+            self.store.sender_guard = self.sender_seqs.check
+        self._seqs_begun = False
         # every logon gap-fills the orders and amends sent before it: one lost with a
         # dropped connection never reaches the venue late (reconciliation settles it by
         # ClOrdID); a lost cancel is still resent, late does no harm
@@ -223,7 +234,26 @@ class FixVenueAdapter(VenueAdapter):
 
     # -- lifecycle ----------------------------------------------------------------------
     async def connect(self) -> None:
-        """Start keeping the session connected (returns at once; see ``wait_logged_on``)."""
+        """Start keeping the session connected (returns at once; see ``wait_logged_on``).
+
+        An HA member first reserves its outgoing numbers (``sender_seqs``) and raises
+        the store's next one above every number an older leader may have sent."""
+        seqs = self.sender_seqs
+        if seqs is not None and not self._seqs_begun:
+            store = self.store
+            own = store.next_sender_seq
+            first = await asyncio.to_thread(seqs.begin, own)
+            self._seqs_begun = True
+            if first > own:
+                store.set_next_sender_seq(first)
+                log.warning(
+                    "fix_sender_seq_raised",
+                    venue=self.name,
+                    from_seq=own,
+                    to_seq=first,
+                    note="numbers an older leader reserved are skipped: the venue asks for "
+                    "them and is answered with a GapFill",
+                )
         self.initiator.start(f"fix-{self.name}", on_failure=self._connection_loop_failed)
 
     def _connection_loop_failed(self, error: BaseException, restart_in_s: float) -> None:
@@ -266,6 +296,17 @@ class FixVenueAdapter(VenueAdapter):
 
     async def disconnect(self) -> None:
         await self.initiator.stop()
+        self._close_store()
+
+    async def abandon(self) -> None:
+        """Drop the connection without a Logout (a deposed HA leader sends nothing)."""
+        self.session.disconnect("deposed: no longer the HA group's leader")
+        await self.initiator.stop()
+        self._close_store()
+
+    def _close_store(self) -> None:
+        if self.sender_seqs is not None:
+            self.sender_seqs.close()
         self.store.close()
 
     def subscribe_quotes(self, sink: QuoteSink) -> bool:

@@ -35,7 +35,7 @@ from bastion.fix.store import SqliteSessionStore
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from bastion.model.instruments import Instrument
 from bastion.model.orders import UNKNOWN_STRATEGY, Order
-from bastion.venues.base import NodeOrders, VenueMark
+from bastion.venues.base import NodeOrders, SenderSeqs, VenueMark
 
 log = structlog.get_logger("bastion.venues.fix")
 
@@ -53,6 +53,13 @@ class RecoveringVenue(Protocol):
     instruments: dict[str, Instrument]
     store: SqliteSessionStore
     session: FixSession
+    resume_mark: VenueMark | None
+    sender_seqs: SenderSeqs | None
+    """Set on an HA member: the session is the group's, each member keeps a store."""
+
+    @property
+    def logons(self) -> int: ...
+
     position_requests: dict[str, tuple[asyncio.Future[list[FixMessage]], list[FixMessage]]]
     position_expected: dict[str, int]
 
@@ -75,6 +82,10 @@ class FixRecoveryPrep(msgspec.Struct, kw_only=True):
 
 
 def mark(adapter: RecoveringVenue) -> VenueMark:
+    """Where the session stands; before its first logon in this process, the mark it was
+    restored from (a warm standby hands on the leader's mark, not its own idle store's)."""
+    if adapter.logons == 0 and adapter.resume_mark is not None:
+        return adapter.resume_mark
     store = adapter.store
     return VenueMark(
         venue=adapter.name,
@@ -101,7 +112,27 @@ def prepare(
     )
     target_from = store.next_target_seq
     sender_from = 1
-    if resume is None or same_session:
+    group_session = (
+        adapter.sender_seqs is not None
+        and resume is not None
+        and resume.session_key == store.session_key
+        and not same_session
+    )
+    if group_session:
+        # the mark is another member's (an HA takeover): its inbound position holds for
+        # the group's session; what this member's own store sent is older than the mark
+        assert resume is not None
+        store.set_next_target_seq(resume.next_target_seq)
+        sender_from = store.next_sender_seq
+        log.info(
+            "fix_inbound_taken_over",
+            venue=adapter.name,
+            from_seq=target_from,
+            to_seq=resume.next_target_seq,
+            note="the previous leader's mark: the venue resends from here; reports the "
+            "journal holds are skipped",
+        )
+    elif resume is None or same_session:
         rewind_to = resume.next_target_seq if resume is not None else 1
         if resume is not None:
             sender_from = resume.next_sender_seq
