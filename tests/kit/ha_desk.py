@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +70,7 @@ chain_key = "secret:journal/chain"
 path = "j/desk.pg"
 snapshot_every_events = 50
 snapshot_interval_s = 1.0
+durability = "{durability}"
 
 [ha]
 group = "{group}"
@@ -106,9 +107,16 @@ class HaDesk:
 
 
 def write_desk(
-    root: Path, dsn: str, *, members: tuple[str, ...] = ("a", "b"), every_quotes: int = 5
+    root: Path,
+    dsn: str,
+    *,
+    members: tuple[str, ...] = ("a", "b"),
+    every_quotes: int = 5,
+    member_dsns: Mapping[str, str] | None = None,
+    durability: str = "group",
 ) -> HaDesk:
-    """The venue's config and each member's (and vault) under ``root``."""
+    """The venue's config and each member's (and vault) under ``root``; a member of
+    ``member_dsns`` reaches the database at its own address (a relay in front of it)."""
     url, password = split_password(dsn)
     desk = HaDesk(root=root, port=free_tcp_port(), url=url, password=password)
     desk.venue_dir.mkdir(parents=True)
@@ -133,9 +141,10 @@ def write_desk(
                 every_quotes=every_quotes,
                 mode="mixed",
                 fix_venue=node_fix_venue_toml(desk.port, heartbeat_s=1, logon_timeout_ms=5000),
-                url=url,
+                url=split_password((member_dsns or {}).get(member, dsn))[0],
                 group=GROUP,
                 member=member,
+                durability=durability,
             ),
             encoding="utf-8",
         )
