@@ -47,16 +47,22 @@ answered during the run; ``control_p50_us`` / ``control_max_us`` how long the gu
 and the command took on the loop for each (the quotes wait meanwhile; ``bench/console.py``
 runs it so, with and without a console and its live-update clients).
 
+``--journal postgres``: the journal is a PostgreSQL one (a local server started with
+the test kit's ``kit.postgres``, fsync on, over TCP on 127.0.0.1), committing on its
+writer thread as the SQLite one does: what an HA member pays on the order path.
+
     python bench/tick_to_order.py [--isolation inline|process] [--quotes 200000] [--every 10]
-        [--monitoring] [--control SOCKET]
+        [--monitoring] [--control SOCKET] [--journal sqlite|postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -72,6 +78,7 @@ from bastion.config import InstrumentConfig, NodeSection, PaperConfig
 from bastion.data.config import SyntheticFeedConfig
 from bastion.isolation import protocol as p
 from bastion.isolation.host import ProcessStrategyHost, StrategyProcess
+from bastion.journal.base import Journal
 from bastion.journal.config import JournalConfig
 from bastion.journal.keys import JournalKeys
 from bastion.journal.sqlite import SqliteJournal
@@ -133,7 +140,7 @@ def _config(root: Path, every: int, isolation: str) -> PaperConfig:
     )
 
 
-def _node(args: argparse.Namespace, root: Path) -> tuple[Kernel, SqliteJournal, list[int]]:
+def _node(args: argparse.Namespace, root: Path) -> tuple[Kernel, Journal, list[int]]:
     """The node (not started), and the list its venue's ``submit`` stamps each order in."""
     config = _config(root, args.every, args.isolation)
     loop = asyncio.get_running_loop()
@@ -142,7 +149,13 @@ def _node(args: argparse.Namespace, root: Path) -> tuple[Kernel, SqliteJournal, 
     if args.encrypt:  # the file encrypted and the chain keyed, as a node with a vault runs
         keys = JournalKeys(encryption=os.urandom(32), chain=os.urandom(32))
     journal_path = root / "journal.sqlite" if args.control is None else journal_of(args.control)
-    journal = SqliteJournal.from_config(journal_path, config.journal, keys=keys)
+    journal: Journal
+    if args.pg_dsn is not None:
+        from kit.pg_journal import open_pg
+
+        journal = open_pg(args.pg_dsn, root, keys=keys)
+    else:
+        journal = SqliteJournal.from_config(journal_path, config.journal, keys=keys)
     epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
     holder: list[Kernel] = []
 
@@ -202,7 +215,7 @@ class _Scraper:
 
 @asynccontextmanager
 async def _monitored(
-    args: argparse.Namespace, kernel: Kernel, journal: SqliteJournal
+    args: argparse.Namespace, kernel: Kernel, journal: Journal
 ) -> AsyncIterator[dict[str, object]]:
     """With ``--monitoring``: the node's monitor running and a scraper on its /metrics;
     yields the fields it adds to the result (filled in when the block ends)."""
@@ -240,7 +253,7 @@ class _Timed:
 
 @asynccontextmanager
 async def _controlled(
-    args: argparse.Namespace, kernel: Kernel, journal: SqliteJournal
+    args: argparse.Namespace, kernel: Kernel, journal: Journal
 ) -> AsyncIterator[dict[str, object]]:
     """With ``--control``: the node's control socket served on the loop; yields the
     fields it adds to the result (filled in when the block ends)."""
@@ -495,7 +508,9 @@ def main() -> None:
         help="inline: serve the control socket at SOCKET (ends in .sock; the journal is "
         "SOCKET without it, and must not exist yet)",
     )
+    parser.add_argument("--journal", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
+    args.pg_dsn = None
     if args.monitoring and args.isolation == "process":
         parser.error("--monitoring: with --isolation inline only")
     if args.control is not None:
@@ -510,9 +525,17 @@ def main() -> None:
         args.quotes, args.warmup = 2_000, 200
     configure_logging("warning", "console")
     run = _run_process if args.isolation == "process" else _run_inline
-    with tempfile.TemporaryDirectory(prefix="bastion-t2o-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.journal == "postgres":
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from kit.postgres import postgres_server
+
+            server = stack.enter_context(postgres_server())
+            args.pg_dsn = server.dsn(server.create_database())
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bastion-t2o-"))
         result = asyncio.run(run(args, Path(tmp)))
     result["encrypted"] = args.encrypt
+    result["journal"] = args.journal
     print(json.dumps(result), flush=True)
 
 

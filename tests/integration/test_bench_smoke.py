@@ -178,3 +178,13 @@ def test_when_the_feeds_bench_runs_then_it_prints_every_figure_of_the_feed_path(
     assert nats["nats_burst_delivered"] == nats["nats_burst"]
     for key in NATS_KEYS:
         assert nats[key] > 0, key
+
+
+def test_when_failover_bench_runs_then_it_prints_rto_and_rpo() -> None:
+    """failover.py --quick: two SIGKILLed leaders, each takeover timed to the venue's
+    first order of the new epoch; the summary has the RTO percentiles and the RPO."""
+    *takeovers, summary = _bench_lines("failover.py")
+    assert [t["part"] for t in takeovers] == ["takeover", "takeover"]
+    assert summary["takeovers"] == 2
+    assert 0 < summary["rto_p50_s"] <= summary["rto_p99_s"]
+    assert summary["rpo_events"] >= 0

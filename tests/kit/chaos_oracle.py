@@ -1,13 +1,18 @@
 """The chaos tests' oracle: the node's journal against the venue's ledger, exactly.
 
-Both files are read read-only (``mode=ro``), and the journal's msgpack payloads are
-decoded into plain dicts, so the oracle shares no code with the node's recovery: it
+Both are read read-only (SQLite files with ``mode=ro``; a PostgreSQL journal through
+``PostgresJournalReader``, its records as stored), and the journal's msgpack payloads
+are decoded into plain dicts, so the oracle shares no code with the node's recovery: it
 folds the order events itself. ``compare`` returns the mismatches as sentences; an
 empty list means the books agree: every venue order of the account is a journaled
 order with the same client order id, side, type, quantity, price, status and filled
 quantity; a journaled order the venue never saw ended REJECTED or DENIED; the fills
 (ExecID, order, side, quantity, price) are the same sets with no ExecID journaled
-twice; the net positions are equal; and no ClOrdID was used twice.
+twice; the net positions are equal; and no ClOrdID was used twice. ``compare`` reads
+a single node's desk; ``compare_books`` any journal's events (an HA group's, from
+``pg_journal_events``) with several members' FIX stores. ``epoch_violations`` checks
+the venue's ledger for an order of an older fencing epoch accepted after a newer one's
+first.
 """
 
 from __future__ import annotations
@@ -22,15 +27,33 @@ from typing import Any
 
 import msgspec
 
+from bastion.journal.pg_reader import PostgresJournalReader
 from kit.chaos_harness import ACCOUNT, NODE_ID, PRICE_DECIMALS, SIZE_DECIMALS, Desk, read_only
+
+Events = list[tuple[int, str, dict[str, Any]]]
 
 # -- the node's journal ---------------------------------------------------------------------
 
 
-def journal_events(journal: Path) -> tuple[list[tuple[int, str, dict[str, Any]]], list[str]]:
-    """Every record as (seq, type, payload as a plain dict), and the undecodable ones."""
+def journal_events(journal: Path) -> tuple[Events, list[str]]:
+    """Every record of a SQLite journal as (seq, type, payload as a plain dict), and the
+    undecodable ones."""
     with closing(read_only(journal)) as db:
         rows = db.execute("SELECT seq, type, payload FROM events ORDER BY seq").fetchall()
+    return _decoded(rows)
+
+
+def pg_journal_events(url: str, *, name: str, password: str) -> tuple[Events, list[str]]:
+    """The same for PostgreSQL journal ``name`` (its committed records, as stored)."""
+    with PostgresJournalReader(url, name=name, password=password) as reader:
+        rows = [
+            (seq, type_name, payload)
+            for seq, _ts, type_name, _coid, payload, *_ in reader.records_after(0)
+        ]
+    return _decoded(rows)
+
+
+def _decoded(rows: list[tuple[int, str, bytes]]) -> tuple[Events, list[str]]:
     events, problems = [], []
     for seq, type_name, payload in rows:
         try:
@@ -108,7 +131,7 @@ def _px(raw: int | None) -> Decimal | None:
 
 
 def fold_orders(
-    events: list[tuple[int, str, dict[str, Any]]],
+    events: Events,
 ) -> tuple[dict[str, NodeOrder], list[dict[str, Any]], list[str]]:
     """The node's orders and fills as its journal tells them, and what does not add up."""
     orders: dict[str, NodeOrder] = {}
@@ -239,29 +262,59 @@ def _stored_messages(store: Path) -> list[tuple[str, int, dict[int, str]]]:
 
 
 def duplicate_cl_ord_ids(desk: Desk) -> list[str]:
+    """``duplicates_in`` the desk's venue and node stores."""
+    return duplicates_in(desk.venue_store, [desk.node_store])
+
+
+def duplicates_in(venue_store: Path, node_stores: list[Path]) -> list[str]:
     """ClOrdIDs the account used twice. The venue's ledger cannot show them (it records a
     ClOrdID once, and a duplicate's reject is not written to it), so they are counted
     from the FIX messages both sides stored: the venue's rejects for a duplicate
     ClOrdID (ExecutionReport OrdRejReason 6, OrderCancelReject CxlRejReason 6), and the
-    node's new, cancel and replace requests carrying an id it had sent before."""
+    new, cancel and replace requests carrying an id sent before, over every node store
+    (each HA member stores only what it sent itself)."""
     problems = []
-    if not desk.venue_store.is_file():
-        return [f"no venue session store at {desk.venue_store}"]
-    for _key, seq, f in _stored_messages(desk.venue_store):
+    if not venue_store.is_file():
+        return [f"no venue session store at {venue_store}"]
+    for _key, seq, f in _stored_messages(venue_store):
         if f.get(35) == "8" and f.get(150) == "8" and f.get(103) == "6":
             problems.append(f"venue rejected a duplicate ClOrdID {f.get(11)} (venue seq {seq})")
         elif f.get(35) == "9" and f.get(102) == "6":
             problems.append(f"venue refused a duplicate ClOrdID {f.get(11)} (venue seq {seq})")
-    if desk.node_store.is_file():
-        sent: dict[str, list[int]] = {}
-        for _key, seq, f in _stored_messages(desk.node_store):
+    sent: dict[str, list[int]] = {}
+    for store in node_stores:
+        if not store.is_file():
+            continue
+        for _key, seq, f in _stored_messages(store):
             if f.get(35) in ("D", "F", "G") and f.get(11) is not None:
                 sent.setdefault(f[11], []).append(seq)
-        problems += [
-            f"node sent ClOrdID {cl_ord_id} in {len(seqs)} messages (seqs {seqs})"
-            for cl_ord_id, seqs in sent.items()
-            if len(seqs) > 1
-        ]
+    problems += [
+        f"node sent ClOrdID {cl_ord_id} in {len(seqs)} messages (seqs {seqs})"
+        for cl_ord_id, seqs in sent.items()
+        if len(seqs) > 1
+    ]
+    return problems
+
+
+def epoch_of(cl_ord_id: str) -> int:
+    """The fencing epoch in ``{node}-{epoch}-{seq}`` (a chain id ``.../N`` is its root's)."""
+    return int(cl_ord_id.split("/")[0].split("-")[-2])
+
+
+def epoch_violations(ledger: Path) -> list[str]:
+    """Orders the venue accepted from an epoch older than one it had already accepted an
+    order from, in the order it received them: two epochs sending at once."""
+    with closing(read_only(ledger)) as db:
+        rows = db.execute(
+            "SELECT root_cl_ord_id FROM orders WHERE account = ? ORDER BY rowid", (ACCOUNT,)
+        ).fetchall()
+    problems, newest, first_of = [], 0, ""
+    for (root,) in rows:
+        epoch = epoch_of(root)
+        if epoch < newest:
+            problems.append(f"venue accepted {root} (epoch {epoch}) after {first_of}")
+        elif epoch > newest:
+            newest, first_of = epoch, root
     return problems
 
 
@@ -286,14 +339,24 @@ def compare(desk: Desk) -> Comparison:
     missing = [f"no such file: {p}" for p in (desk.journal, desk.ledger) if not p.is_file()]
     if missing:
         return Comparison(missing, 0, 0, 0, 0, 0, 0)
-    events, problems = journal_events(desk.journal)
-    orders, node_fills, folded = fold_orders(events)
-    problems += folded
-    venue = read_ledger(desk.ledger)
-    problems += _compare_orders(orders, venue)
+    events, undecodable = journal_events(desk.journal)
+    books = compare_books(events, desk.ledger, duplicate_cl_ord_ids(desk))
+    books.mismatches[:0] = undecodable
+    return books
+
+
+def compare_books(
+    events: Events, ledger: Path, duplicates: list[str], *, node_id: str = NODE_ID
+) -> Comparison:
+    """A journal's events (of node ``node_id``) versus the venue's ledger, and the
+    duplicate ClOrdIDs found in the FIX stores (``duplicates_in``)."""
+    if not ledger.is_file():
+        return Comparison([f"no such file: {ledger}"], 0, 0, 0, 0, 0, 0)
+    orders, node_fills, problems = fold_orders(events)
+    venue = read_ledger(ledger)
+    problems += _compare_orders(orders, venue, node_id)
     problems += _compare_fills(node_fills, venue)
     problems += _compare_positions(node_fills, venue)
-    duplicates = duplicate_cl_ord_ids(desk)
     return Comparison(
         mismatches=problems + duplicates,
         venue_orders=len(venue.orders),
@@ -307,7 +370,9 @@ def compare(desk: Desk) -> Comparison:
     )
 
 
-def _compare_orders(orders: dict[str, NodeOrder], venue: VenueBooks) -> list[str]:
+def _compare_orders(
+    orders: dict[str, NodeOrder], venue: VenueBooks, node_id: str = NODE_ID
+) -> list[str]:
     problems = []
     at_venue: set[str] = set()
     for v in venue.orders:
@@ -315,8 +380,8 @@ def _compare_orders(orders: dict[str, NodeOrder], venue: VenueBooks) -> list[str
         at_venue.add(root)
         where = f"venue order {v['order_id']} ({root})"
         chain = venue.chains.get(v["order_id"], [])
-        if not root.startswith(f"{NODE_ID}-") or len(root.split("-")) != 3:
-            problems.append(f"{where}: ClOrdID not of the form {NODE_ID}-EPOCH-N")
+        if not root.startswith(f"{node_id}-") or len(root.split("-")) != 3:
+            problems.append(f"{where}: ClOrdID not of the form {node_id}-EPOCH-N")
         strays = [c for c in chain if c != root and not c.startswith(f"{root}/")]
         if strays:
             problems.append(f"{where}: chain ids {strays} not of the form {root}/N")

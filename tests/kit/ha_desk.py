@@ -70,6 +70,7 @@ chain_key = "secret:journal/chain"
 path = "j/desk.pg"
 snapshot_every_events = 50
 snapshot_interval_s = 1.0
+durability = "{durability}"
 
 [ha]
 group = "{group}"
@@ -113,10 +114,13 @@ def write_desk(
     every_quotes: int = 5,
     extra_toml: str = "",
     secrets: Mapping[str, str] | None = None,
+    member_dsns: Mapping[str, str] | None = None,
+    durability: str = "group",
 ) -> HaDesk:
     """The venue's config and each member's (and vault) under ``root``; ``extra_toml``
     is appended to each member's config, ``secrets`` (keyword form: ``notify__ops`` is
-    ``notify/ops``) added to each vault."""
+    ``notify/ops``) added to each vault; a member of ``member_dsns`` reaches the database
+    at its own address (a relay in front of it)."""
     url, password = split_password(dsn)
     desk = HaDesk(root=root, port=free_tcp_port(), url=url, password=password)
     desk.venue_dir.mkdir(parents=True)
@@ -142,9 +146,10 @@ def write_desk(
                 every_quotes=every_quotes,
                 mode="mixed",
                 fix_venue=node_fix_venue_toml(desk.port, heartbeat_s=1, logon_timeout_ms=5000),
-                url=url,
+                url=split_password((member_dsns or {}).get(member, dsn))[0],
                 group=GROUP,
                 member=member,
+                durability=durability,
             )
             + extra_toml,
             encoding="utf-8",
