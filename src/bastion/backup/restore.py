@@ -28,7 +28,7 @@ from typing import Any, Final
 import msgspec
 import structlog
 
-from bastion.backup import archive, encryption
+from bastion.backup import archive, encryption, fix_state
 from bastion.backup.catalog import Entry, fetch_record, find, segments
 from bastion.backup.destinations import Destination
 from bastion.backup.manifest import (
@@ -52,6 +52,9 @@ RESTORE_MANIFEST: Final = ".bastion-restore.json"
 KeysFor = Callable[[Path, Manifest], JournalKeys]
 """The restored journal's keys, given the restored desk and the manifest (an encrypted
 or keyed journal needs them from the desk's vault); ``PLAINTEXT`` otherwise."""
+StoreKeysFor = Callable[[Path], dict[str, bytes | None]]
+"""The restored FIX session stores' keys by their path in the backup, given the restored
+config (an encrypted store's from the desk's vault)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ class Restored:
     journal: Path
     config: Path
     seconds: float
+    fix_sessions: int = 0
+
+
+def no_store_keys(_config: Path) -> dict[str, bytes | None]:
+    return {}
 
 
 def plaintext_keys(_desk: Path, _manifest: Manifest) -> JournalKeys:
@@ -142,8 +150,10 @@ def restore(
     identities: list[Any],
     keys_for: KeysFor = plaintext_keys,
     with_segments: bool = True,
+    store_keys_for: StoreKeysFor = no_store_keys,
 ) -> Restored:
-    """Restore ``backup_id`` (or ``latest``) and the segments after it into ``target``."""
+    """Restore ``backup_id`` (or ``latest``) and the segments after it into ``target``; the
+    FIX session stores are brought to the last segment's state (``fix_state``)."""
     from bastion.journal import verify_journal
 
     started = time.monotonic()
@@ -163,6 +173,7 @@ def restore(
         config = unpacked / manifest.config_path
         keys = keys_for(config, manifest)
         applied: list[str] = []
+        sessions: list[fix_state.ShippedSession] = []
         last_seq, head = manifest.journal.last_seq, manifest.journal.head_hash
         if with_segments:
             for seg in _segments_after(destination, manifest.journal.last_seq):
@@ -172,6 +183,7 @@ def restore(
                     (seg_dir / SEGMENT_NAME).read_bytes(), type=SegmentData
                 )
                 last_seq, head = _apply(journal, keys, data, last_seq, head, seg.id)
+                sessions += data.fix_sessions
                 applied.append(seg.id)
                 shutil.rmtree(seg_dir)
         result = verify_journal(journal, keys=keys)
@@ -179,6 +191,9 @@ def restore(
             raise BackupError(
                 f"backup {record.id}: the restored journal fails its check: {result.problem}"
             )
+        fix_sessions = (
+            fix_state.apply(unpacked, sessions, store_keys_for(config)) if sessions else 0
+        )
         (unpacked / MANIFEST_NAME).rename(tree / RESTORE_MANIFEST)
         outside = unpacked / "outside"
         if outside.is_dir():
@@ -207,6 +222,7 @@ def restore(
         journal=target / Path(manifest.journal.path or "").relative_to("desk"),
         config=target / rel if rel is not None else target,
         seconds=time.monotonic() - started,
+        fix_sessions=fix_sessions,
     )
     log.info(
         "backup_restored",
