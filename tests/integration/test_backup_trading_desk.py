@@ -18,6 +18,7 @@ import pytest
 
 from bastion.backup.encryption import new_identity
 from kit.chaos_harness import (
+    ACCOUNT,
     Desk,
     alive,
     journal_verify,
@@ -181,3 +182,51 @@ def test_when_the_node_is_killed_after_unshipped_fills_then_the_restore_catches_
     assert comparison.node_fills == comparison.venue_fills >= after_ship + 3
     verified = journal_verify(rebuilt)
     assert verified.returncode == 0, verified.stdout
+
+
+@pytest.mark.timeout(240)
+def test_when_a_drill_runs_then_it_restores_recovers_and_agrees_with_the_venue(
+    tmp_path: Path, s3: S3Server
+) -> None:
+    """``bastion dr drill`` on a desk backed up while trading: passed, measured, and the
+    source desk's journal and the venue's session store are untouched by it."""
+    desk, identity, _prefix = _backed_up_desk(tmp_path, s3)
+    with desk.node_config.open("a") as config:
+        config.write(
+            '\n[dr]\nrto_target_s = 60\n\n[dr.venue_positions]\nkind = "venue_sim_ledger"\n'
+            f'path = "{desk.ledger}"\naccount = "{ACCOUNT}"\n'
+        )
+    with venue_process(desk):
+        node = start_node(desk)
+        try:
+            wait_reconciled(desk, node, 1)
+            eventually(lambda: fills_at_least(desk, node, 3), 60, what="3 fills")
+            created = bastion("backup", "create", desk.node_config, cwd=desk.root)
+            assert created.returncode == 0, created.stderr
+            assert terminate(node) == 0
+        finally:
+            kill(node)
+        shipped = bastion("backup", "ship", desk.node_config, "--once", cwd=desk.root)
+        assert shipped.returncode == 0, shipped.stderr
+        watched = [desk.journal, desk.root / "venue" / "sessions.sqlite"]
+        watched += sorted((desk.root / "fix").glob("*.sqlite"))
+        untouched = {p: p.read_bytes() for p in watched}
+        drilled = bastion(
+            "dr",
+            "drill",
+            desk.node_config,
+            "--identity",
+            identity,
+            "--scratch",
+            tmp_path / "drill",
+            "--report",
+            tmp_path / "drill.json",
+            cwd=tmp_path,
+        )
+        assert drilled.returncode == 0, drilled.stdout + drilled.stderr[-3000:]
+        assert {p: p.read_bytes() for p in untouched} == untouched
+    report = json.loads((tmp_path / "drill.json").read_text())
+    assert report["ok"] and report["reconciled"] is True and report["rpo_events"] == 0
+    assert report["venue_positions"] == report["node_positions"] != {}
+    assert 0 < report["rto_s"] < 60
+    assert "DR drill PASSED" in drilled.stdout

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -70,6 +70,9 @@ class Restored:
     config: Path
     seconds: float
     fix_sessions: int = 0
+    phases_s: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase: ``fetch`` (the full backup fetched, checked, decrypted,
+    unpacked), ``segments`` (fetched and applied), ``verify`` (the journal's chain)."""
 
 
 def no_store_keys(_config: Path) -> dict[str, bytes | None]:
@@ -166,6 +169,7 @@ def restore(
             raise UsageError(f"backup {entry.id}: a journal segment; restore a full backup")
         record, unpacked = fetch_verified(destination, entry.id, scratch, identities)
         manifest = open_contents(record, unpacked)
+        phases = {"fetch": time.monotonic() - started}
         tree = unpacked / "desk"
         journal = unpacked / manifest.journal.path if manifest.journal.path else None
         if journal is None or not journal.is_file():
@@ -186,7 +190,9 @@ def restore(
                 sessions += data.fix_sessions
                 applied.append(seg.id)
                 shutil.rmtree(seg_dir)
+        phases["segments"] = time.monotonic() - started - phases["fetch"]
         result = verify_journal(journal, keys=keys)
+        phases["verify"] = time.monotonic() - started - phases["fetch"] - phases["segments"]
         if not result.ok:
             raise BackupError(
                 f"backup {record.id}: the restored journal fails its check: {result.problem}"
@@ -223,6 +229,7 @@ def restore(
         config=target / rel if rel is not None else target,
         seconds=time.monotonic() - started,
         fix_sessions=fix_sessions,
+        phases_s=phases,
     )
     log.info(
         "backup_restored",
