@@ -21,7 +21,7 @@ from typing import Final, Literal, TypeVar
 import msgspec
 
 from bastion._toml_errors import describe_validation_error
-from bastion.backup.config import BackupConfig
+from bastion.backup.config import BackupConfig, DrConfig
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.errors import ConfigError
 from bastion.feeds.arbiter.config import ArbitrationConfig
@@ -207,6 +207,9 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     backup: BackupConfig | None = None
     """``[backup]``: where backups of this desk go, encrypted to whom, how often the
     journal ships and how long backups are kept (``bastion.backup``); None: not given."""
+    dr: DrConfig | None = None
+    """``[dr]``: the disaster-recovery drill's targets and where it reads the venue's
+    positions (``bastion.backup.drill``); None: defaults, no reconciliation."""
     ha: HaConfig | None = None
     """``[ha]``: this node is one member of a logical node (``group``) whose members
     elect a leader through a lease in PostgreSQL (``bastion.ha``); None: it runs alone."""

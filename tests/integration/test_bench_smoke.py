@@ -188,3 +188,13 @@ def test_when_failover_bench_runs_then_it_prints_rto_and_rpo() -> None:
     assert summary["takeovers"] == 2
     assert 0 < summary["rto_p50_s"] <= summary["rto_p99_s"]
     assert summary["rpo_events"] >= 0
+
+
+def test_when_dr_runs_then_it_prints_backup_restore_drill_rto_rpo_and_tick_to_order() -> None:
+    """dr.py --quick: backup, restore, a passing drill with its RTO, the RPO of shipping,
+    and tick-to-order p99 with and without a backup running."""
+    result = _bench("dr.py")
+    assert result["drill_ok"] is True and result["drill_reconciled"] is True
+    for key in ("backup_s", "backup_bytes", "restore_s", "drill_rto_s", "rpo_s"):
+        assert result[key] > 0, key
+    assert result["tick_to_order_p99_us_idle"] > 0 and result["tick_to_order_p99_ratio"] > 0

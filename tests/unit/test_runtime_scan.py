@@ -82,6 +82,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
     ("backup/create.py", "time.monotonic"): "a backup reports how long it took",
     ("backup/restore.py", "time.monotonic"): "a restore reports how long it took",
+    ("backup/drill.py", "time.monotonic"): "a DR drill measures its phases and its RTO",
+    ("backup/drill.py", "LiveClock()"): (
+        "the drill recovers a scratch node in its own process: its composition root"
+    ),
     ("backup/shipping.py", "time.monotonic"): (
         "`bastion backup ship --every` paces its own loop (a CLI process, no node clock)"
     ),

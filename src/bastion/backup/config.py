@@ -167,3 +167,42 @@ class BackupConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         assert isinstance(self.destination, DirDestinationConfig)
         path = Path(self.destination.path).expanduser()
         return path if path.is_absolute() else base_dir / path
+
+
+class VenuePositionsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[dr.venue_positions]``: where a drill reads the venue's positions without
+    touching the live node's venue session. ``kind = "positions_file"``: a JSON object
+    ``{"INSTRUMENT": "net quantity"}`` (a broker's end-of-day statement or drop-copy
+    export); ``kind = "venue_sim_ledger"``: the venue simulator's ledger (SQLite, read
+    only), ``account`` naming the desk's account there."""
+
+    kind: str
+    path: str
+    account: str | None = None
+    encryption_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("positions_file", "venue_sim_ledger"):
+            raise ConfigError(
+                f"key 'dr.venue_positions.kind': 'positions_file' or 'venue_sim_ledger', "
+                f"got {self.kind!r}"
+            )
+        if self.kind == "venue_sim_ledger" and not self.account:
+            raise ConfigError("key 'dr.venue_positions.account': the desk's account at the venue")
+
+
+class DrConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[dr]``: the disaster-recovery drill (``bastion dr drill``; docs/dr.md).
+    ``rto_target_s``: a drill slower than this fails; ``venue_positions``: where the
+    drill reads the venue's positions to reconcile with (none: no reconciliation, the
+    drill reports it as not checked)."""
+
+    rto_target_s: float = 60.0
+    rpo_target_s: float = 5.0
+    venue_positions: VenuePositionsConfig | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("rto_target_s", "rpo_target_s"):
+            value = getattr(self, key)
+            if not 0 < value < float("inf"):
+                raise ConfigError(f"key 'dr.{key}': must be a positive number, got {value}")

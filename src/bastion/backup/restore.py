@@ -21,14 +21,14 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 import structlog
 
-from bastion.backup import archive, encryption
+from bastion.backup import archive, encryption, fix_state
 from bastion.backup.catalog import Entry, fetch_record, find, segments
 from bastion.backup.destinations import Destination
 from bastion.backup.manifest import (
@@ -52,6 +52,9 @@ RESTORE_MANIFEST: Final = ".bastion-restore.json"
 KeysFor = Callable[[Path, Manifest], JournalKeys]
 """The restored journal's keys, given the restored desk and the manifest (an encrypted
 or keyed journal needs them from the desk's vault); ``PLAINTEXT`` otherwise."""
+StoreKeysFor = Callable[[Path], dict[str, bytes | None]]
+"""The restored FIX session stores' keys by their path in the backup, given the restored
+config (an encrypted store's from the desk's vault)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,14 @@ class Restored:
     journal: Path
     config: Path
     seconds: float
+    fix_sessions: int = 0
+    phases_s: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase: ``fetch`` (the full backup fetched, checked, decrypted,
+    unpacked), ``segments`` (fetched and applied), ``verify`` (the journal's chain)."""
+
+
+def no_store_keys(_config: Path) -> dict[str, bytes | None]:
+    return {}
 
 
 def plaintext_keys(_desk: Path, _manifest: Manifest) -> JournalKeys:
@@ -142,8 +153,10 @@ def restore(
     identities: list[Any],
     keys_for: KeysFor = plaintext_keys,
     with_segments: bool = True,
+    store_keys_for: StoreKeysFor = no_store_keys,
 ) -> Restored:
-    """Restore ``backup_id`` (or ``latest``) and the segments after it into ``target``."""
+    """Restore ``backup_id`` (or ``latest``) and the segments after it into ``target``; the
+    FIX session stores are brought to the last segment's state (``fix_state``)."""
     from bastion.journal import verify_journal
 
     started = time.monotonic()
@@ -156,6 +169,7 @@ def restore(
             raise UsageError(f"backup {entry.id}: a journal segment; restore a full backup")
         record, unpacked = fetch_verified(destination, entry.id, scratch, identities)
         manifest = open_contents(record, unpacked)
+        phases = {"fetch": time.monotonic() - started}
         tree = unpacked / "desk"
         journal = unpacked / manifest.journal.path if manifest.journal.path else None
         if journal is None or not journal.is_file():
@@ -163,6 +177,7 @@ def restore(
         config = unpacked / manifest.config_path
         keys = keys_for(config, manifest)
         applied: list[str] = []
+        sessions: list[fix_state.ShippedSession] = []
         last_seq, head = manifest.journal.last_seq, manifest.journal.head_hash
         if with_segments:
             for seg in _segments_after(destination, manifest.journal.last_seq):
@@ -172,13 +187,19 @@ def restore(
                     (seg_dir / SEGMENT_NAME).read_bytes(), type=SegmentData
                 )
                 last_seq, head = _apply(journal, keys, data, last_seq, head, seg.id)
+                sessions += data.fix_sessions
                 applied.append(seg.id)
                 shutil.rmtree(seg_dir)
+        phases["segments"] = time.monotonic() - started - phases["fetch"]
         result = verify_journal(journal, keys=keys)
+        phases["verify"] = time.monotonic() - started - phases["fetch"] - phases["segments"]
         if not result.ok:
             raise BackupError(
                 f"backup {record.id}: the restored journal fails its check: {result.problem}"
             )
+        fix_sessions = (
+            fix_state.apply(unpacked, sessions, store_keys_for(config)) if sessions else 0
+        )
         (unpacked / MANIFEST_NAME).rename(tree / RESTORE_MANIFEST)
         outside = unpacked / "outside"
         if outside.is_dir():
@@ -207,6 +228,8 @@ def restore(
         journal=target / Path(manifest.journal.path or "").relative_to("desk"),
         config=target / rel if rel is not None else target,
         seconds=time.monotonic() - started,
+        fix_sessions=fix_sessions,
+        phases_s=phases,
     )
     log.info(
         "backup_restored",

@@ -5,9 +5,10 @@ node loses at most that interval (the RPO), not the time since the last full bac
 A segment holds the journal's rows as they are stored (seq, time, type, payload, and
 each row's ``prev_hash`` and ``hash``), the snapshots taken in that range, the runs
 table and the anchors file as read before the rows (every anchor names a shipped or
-earlier record). Its record states its seq range, the hash its first row chains from
-(``prev_hash``) and its last row's hash: restore applies a segment only where it
-continues the restored journal's chain.
+earlier record), and the FIX session stores' sequence numbers and last sent messages
+(``bastion.backup.fix_state``: restore brings the stores current). Its record states
+its seq range, the hash its first row chains from (``prev_hash``) and its last row's
+hash: restore applies a segment only where it continues the restored journal's chain.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import msgspec
 import structlog
 
 from bastion import __version__
+from bastion.backup import fix_state
 from bastion.backup.catalog import fulls, segments
-from bastion.backup.create import seal_and_store, work_dir
+from bastion.backup.create import archive_path, seal_and_store, work_dir
 from bastion.backup.desk import Desk
 from bastion.backup.destinations import Destination
 from bastion.backup.manifest import (
@@ -54,6 +56,7 @@ class SegmentData(msgspec.Struct, frozen=True, kw_only=True):
     snapshots: list[SnapshotRow]
     runs: list[RunRow]
     anchors: bytes | None
+    fix_sessions: list[fix_state.ShippedSession] = msgspec.field(default_factory=list)
 
 
 def shipped_through(destination: Destination) -> int:
@@ -94,11 +97,19 @@ def read_segment(desk: Desk, after_seq: int) -> SegmentData:
         raise BackupError(f"journal {desk.journal}: cannot read to ship: {error}") from None
     finally:
         db.close()
+    # after the rows: the stores are then at or ahead of every order the rows hold
+    sessions = [
+        session
+        for source in desk.sources
+        if source.kind == "fix_store"
+        for session in fix_state.read(source.path, archive_path(desk, source.path), source.key)
+    ]
     return SegmentData(
         events=events,
         snapshots=snapshots,
         runs=runs,
         anchors=anchor_bytes,
+        fix_sessions=sessions,
     )
 
 

@@ -280,6 +280,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         identities=identities,
         keys_for=desk_journal_keys,
         with_segments=not args.no_segments,
+        store_keys_for=desk_store_keys,
     )
     print(
         json.dumps(
@@ -287,6 +288,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 "restored": str(restored.target),
                 "backup": restored.backup_id,
                 "segments": len(restored.segments),
+                "fix_sessions": restored.fix_sessions,
                 "last_seq": restored.last_seq,
                 "head_hash": restored.head_hash,
                 "config": str(restored.config),
@@ -347,3 +349,44 @@ def desk_journal_keys(config: Path, manifest: Manifest) -> JournalKeys:
         clock=wall_clock(),
     )
     return journal_keys(node.journal, secrets)
+
+
+def desk_store_keys(config: Path) -> dict[str, bytes | None]:
+    """The restored FIX session stores' keys by their path in the backup (``desk/REL``),
+    from the restored config and vault (opened only when a store is encrypted)."""
+    from bastion.config import PaperConfig, load_config, resolve_path
+    from bastion.storage.keys import resolve_key
+    from bastion.vault.config import load_secrets
+    from bastion.venues.fix.config import FixVenueConfig
+
+    if not config.is_file():
+        return {}
+    node = load_config(config, PaperConfig)
+    unpacked = config.parent.parent  # the config is at desk/NAME in the backup
+    venues = [v for v in node.venue_configs() if isinstance(v, FixVenueConfig)]
+    refs = [
+        r
+        for n, v in enumerate(venues)
+        for r in v.secret_refs(f"venues[{n}]")
+        if r[0].endswith("store_encryption_key")
+    ]
+    secrets = None
+    if refs:
+        secrets = load_secrets(
+            refs,
+            vault=node.vault,
+            base_dir=config.parent,
+            scope="live" if node.node.mode == "live" else "paper",
+            clock=wall_clock(),
+        )
+    keys: dict[str, bytes | None] = {}
+    for n, venue in enumerate(venues):
+        store = resolve_path(config.parent, venue.store_path).resolve()
+        try:
+            name = store.relative_to(unpacked.resolve()).as_posix()
+        except ValueError:
+            continue
+        keys[name] = resolve_key(
+            venue.store_encryption_key, f"venues[{n}].store_encryption_key", secrets
+        )
+    return keys

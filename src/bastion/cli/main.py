@@ -36,6 +36,7 @@ from bastion.cli.common import (
 from bastion.cli.console import add_console_commands
 from bastion.cli.control import add_operator_commands
 from bastion.cli.desk import add_desk_commands
+from bastion.cli.dr import add_dr_commands
 from bastion.cli.feed import add_feed_commands
 from bastion.cli.ha import add_ha_commands
 from bastion.cli.incident import add_incident_commands
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_journal_commands(commands, formatter)
     add_ha_commands(commands, formatter)
     add_backup_commands(commands, formatter)
+    add_dr_commands(commands, formatter)
     add_manifest_commands(commands, formatter)
     add_incident_commands(commands, formatter)
     add_venue_commands(commands, formatter, logging_options)

@@ -208,6 +208,8 @@ class FixVenueAdapter(VenueAdapter):
         self._orders: dict[str, Order] = {}
         self._venue_cl_ord_id: dict[str, str] = {}
         self._exec_ids: set[str] = set()
+        # set by recovery: takes over an order a resent report names and the journal lost
+        self.adopt_reported: Callable[[FixMessage], Order | None] | None = None
         self._request_ids = itertools.count(clock.timestamp_ns() // 1_000_000)
         self._sent: dict[int, tuple[str, str]] = {}  # MsgSeqNum -> (MsgType, client order id)
         self._book = TopOfBook(self)
@@ -644,6 +646,8 @@ class FixVenueAdapter(VenueAdapter):
             raise RejectMessage(REQUIRED_TAG_MISSING, 11, "Required tag missing: 11")
         coid = _order_key(cl_ord_id)
         order = self._orders.get(coid)
+        if order is None and msg.get(43) == "Y" and self.adopt_reported is not None:
+            order = self.adopt_reported(msg)
         if order is None and msg.get(43) == "Y":
             self.counters["resent_reports_unknown_order"] += 1  # closed before the snapshot
             return

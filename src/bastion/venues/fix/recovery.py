@@ -12,6 +12,10 @@ send and with every inbound batch) has moved on. Recovery therefore:
 - adopts orders whose NewOrderSingle is in the session store but whose journal
   records were lost: the order exists at the venue, so the node takes it over from
   the stored message (strategy from SecondaryClOrdID 526) instead of forgetting it;
+- adopts, from the venue's resent reports, orders neither the journal nor the store
+  knows (sent after the last backup segment of a desk restored from backup): a resent
+  report names an order of this node's ClOrdID prefix, with its symbol, side,
+  quantity, type and price;
 - sets the resend floor: messages stored before this start are never resent (a
   ResendRequest for them gets a GapFill), so an old order never reaches the venue
   late; reconciliation resolves it by ClOrdID instead.
@@ -20,7 +24,7 @@ send and with every inbound batch) has moved on. Recovery therefore:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Protocol
 
@@ -70,6 +74,8 @@ class RecoveringVenue(Protocol):
     def next_request_id(self) -> int: ...
 
     def send_request(self, msg: FixMessage, ref: str) -> None: ...
+
+    adopt_reported: Callable[[FixMessage], Order | None] | None
 
 
 class FixRecoveryPrep(msgspec.Struct, kw_only=True):
@@ -164,6 +170,18 @@ def prepare(
             adapter.register(lost)
             adopted.append(lost.client_order_id)
     adapter.session.resend_floor = store.next_sender_seq
+
+    def adopt_reported(msg: FixMessage) -> Order | None:
+        coid = msg.get(11) or ""
+        if not coid.startswith(order_id_prefix) or execution.order(coid) is not None:
+            return None
+        order = _order_of(adapter, msg, coid)
+        if order is not None:
+            execution.adopt(order, reason="reported by the venue; its journal records were lost")
+            adapter.register(order)
+        return order
+
+    adapter.adopt_reported = adopt_reported
     return FixRecoveryPrep(
         rewound_from=target_from,
         rewound_to=store.next_target_seq,
@@ -188,6 +206,11 @@ def _lost_order(
         return known if known.status is OrderStatus.INITIALIZED else None
     if not coid.startswith(prefix):
         return None
+    return _order_of(adapter, msg, coid)
+
+
+def _order_of(adapter: RecoveringVenue, msg: FixMessage, coid: str) -> Order | None:
+    """The order a NewOrderSingle or an ExecutionReport describes (same tags)."""
     instrument = adapter.instruments.get(msg.get(55) or "")
     side, order_type = _SIDE.get(msg.get(54) or ""), _TYPE.get(msg.get(40) or "")
     if instrument is None or side is None or order_type is None:

@@ -1,0 +1,133 @@
+"""``bastion dr drill``: the disaster-recovery drill on a scratch location, measured
+(``bastion.backup.drill``; docs/dr.md).
+
+Exit 0: the drill passed (recovered within the RTO target, and reconciled with the
+venue's positions when ``[dr.venue_positions]`` names them); 1: it failed (logged as
+``dr_drill_failed``; a timer that runs it marks its unit failed)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import structlog
+
+from bastion.cli.common import (
+    EXIT_OK,
+    Commands,
+    Formatter,
+    positive_seconds,
+    usage,
+    wall_clock,
+    wrap,
+)
+from bastion.errors import BastionError, UsageError
+
+log = structlog.get_logger("bastion.backup")
+
+EXIT_DRILL_FAILED: Final = 1
+
+_EPILOG: Final = """\
+The drill restores the latest backup (and the journal shipped after it) into
+SCRATCH/desk, recovers the node's state from it without connecting to any venue, and
+compares its positions with the venue's from [dr.venue_positions]. It never writes
+the source desk's files nor uses its venue session.
+
+examples:
+  bastion dr drill mydesk/paper.toml --identity /media/offline/desk-backup.key \\
+      --scratch /srv/drill-2026-12-07 --report drill.json
+"""
+
+
+def add_dr_commands(commands: Commands, formatter: Formatter) -> None:
+    dr = commands.add_parser(
+        "dr",
+        help="disaster recovery: the measured drill",
+        description=wrap("bastion dr: disaster-recovery drills (RTO, RPO, reconciliation)."),
+        epilog=_EPILOG,
+        formatter_class=formatter,
+    )
+    dr.set_defaults(handler=lambda _args: usage(dr))
+    sub = dr.add_subparsers(dest="dr_command", metavar="COMMAND", title="commands")
+    drill = sub.add_parser("drill", help="restore, recover and reconcile on a scratch location")
+    drill.add_argument("config", metavar="CONFIG", help="the node's config (a copy will do)")
+    drill.add_argument(
+        "--from",
+        dest="source",
+        metavar="DEST",
+        help="the node's backups (default: the config's [backup] destination)",
+    )
+    drill.add_argument("--identity", required=True, metavar="FILE", help="the age identity file")
+    drill.add_argument("--scratch", required=True, metavar="DIR", help="a new or empty directory")
+    drill.add_argument(
+        "--rto-target-s",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="fail a drill slower than this (default: dr.rto_target_s, 60)",
+    )
+    drill.add_argument("--report", metavar="FILE", help="also write the report as JSON here")
+    drill.add_argument("--endpoint", metavar="URL", help="the S3 endpoint (with s3://)")
+    drill.add_argument("--region", default="us-east-1", help="the S3 region (with s3://)")
+    drill.add_argument(
+        "--allow-http", action="store_true", help="plain HTTP to an S3 endpoint on loopback"
+    )
+    drill.set_defaults(handler=cmd_drill)
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    try:
+        return _drill(args)
+    except BastionError as error:
+        log.error("dr_drill_failed", error=str(error))
+        raise
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from bastion.backup.config import DrConfig
+    from bastion.backup.drill import run_drill
+    from bastion.backup.encryption import load_identities
+    from bastion.cli.backup import (
+        desk_journal_keys,
+        desk_store_keys,
+        source_destination,
+    )
+    from bastion.config import PaperConfig, load_config
+
+    config_path = Path(args.config)
+    if not config_path.is_file():
+        raise UsageError(f"{config_path}: no such config")
+    config = load_config(config_path, PaperConfig)
+    identities = load_identities(Path(args.identity))
+    if args.source is None:
+        args.source = str(config_path)
+    destination = source_destination(args)
+    report = run_drill(
+        destination,
+        identities=identities,
+        scratch=Path(args.scratch),
+        dr=config.dr or DrConfig(),
+        clock=wall_clock(),
+        source=_source_journal(config_path),
+        keys_for=desk_journal_keys,
+        store_keys_for=desk_store_keys,
+        positions_base=config_path.resolve().parent,
+        rto_target_s=args.rto_target_s,
+    )
+    if args.report:
+        Path(args.report).write_bytes(msgspec.json.format(msgspec.json.encode(report)) + b"\n")
+    print(report.text(), end="")
+    return EXIT_OK if report.ok else EXIT_DRILL_FAILED
+
+
+def _source_journal(config_path: Path) -> tuple[Path, bytes | None] | None:
+    """The source desk's journal and key, read only, when this host can read it."""
+    from bastion.backup.desk import open_desk
+
+    try:
+        desk = open_desk(config_path, clock=wall_clock())
+    except (BastionError, OSError) as error:
+        log.info("dr_drill_source_not_reachable", config=str(config_path), error=str(error))
+        return None
+    return (desk.journal, desk.journal_key) if desk.journal.is_file() else None
