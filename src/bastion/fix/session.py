@@ -407,10 +407,19 @@ class FixSession:
         defect = msg.defect
         if defect is None and self._validator is not None:
             defect = self._validator.check(msg.fields)
-        if defect is not None and seq >= self.store.next_target_seq:  # too low: as below
-            self._reject(msg, defect.reason, defect.ref_tag, defect.text)
-            self._consume(seq)
-            return
+        if defect is not None:  # too low: ignored or fatal as any other, below
+            expected = self.store.next_target_seq
+            if seq == expected:
+                self._reject(msg, defect.reason, defect.ref_tag, defect.text)
+                self._consume(seq)
+                return
+            if seq > expected:
+                # messages were missed: asked for first, and this one is rejected in its
+                # turn, as it would be had they arrived (its number then used in order)
+                if self._header_ok(msg, seq):
+                    msg.defect = defect
+                    self._on_seq_too_high(msg, seq, expected)
+                return
         if not self._header_ok(msg, seq):
             return
         if msg_type == "A" and self.state is SessionState.AWAITING_LOGON:
@@ -449,6 +458,7 @@ class FixSession:
                 49 if msg.get(49) != settings.target_comp_id else 56,
                 "CompID problem",
             )
+            self._consume(seq, drain=False)
             self._fatal("CompID problem")
             return False
         sending_time = msg.get(52)
@@ -465,6 +475,7 @@ class FixSession:
         skew_ns = abs(self._now_ns() - sent_ns)
         if not poss_dup and skew_ns > settings.max_sending_time_skew_s * 1e9:
             self._reject(msg, SENDING_TIME_ACCURACY, 52, "SendingTime accuracy problem")
+            self._consume(seq, drain=False)
             self._fatal("SendingTime accuracy problem")
             return False
         if poss_dup and msg.msg_type != "4":
@@ -476,15 +487,18 @@ class FixSession:
             orig_ns = parse_utc_timestamp(orig)
             if orig_ns is None or orig_ns > sent_ns:
                 self._reject(msg, SENDING_TIME_ACCURACY, 122, "SendingTime accuracy problem")
+                self._consume(seq, drain=False)
                 self._fatal("OrigSendingTime later than SendingTime")
                 return False
         return True
 
-    def _consume(self, seq: int) -> None:
-        """An answered (rejected) message still uses its sequence number."""
+    def _consume(self, seq: int, *, drain: bool = True) -> None:
+        """An answered (rejected) message still uses its sequence number, also one whose
+        Reject is followed by a Logout (``drain=False``: nothing queued is processed)."""
         if seq == self.store.next_target_seq:
             self.store.set_next_target_seq(seq + 1)
-            self._drain_queue()
+            if drain:
+                self._drain_queue()
 
     def _on_seq_too_high(self, msg: FixMessage, seq: int, expected: int) -> None:
         msg_type = msg.msg_type
@@ -524,6 +538,10 @@ class FixSession:
                 break
             msg = queue.pop(expected)
             if msg is None:
+                self.store.set_next_target_seq(expected + 1)
+            elif msg.defect is not None:  # queued across a gap: rejected in its turn
+                defect = msg.defect
+                self._reject(msg, defect.reason, defect.ref_tag, defect.text)
                 self.store.set_next_target_seq(expected + 1)
             else:
                 self._process(msg, expected)

@@ -66,7 +66,7 @@ def parse_request(msg: FixMessage) -> Request:
             quantity=_quantity(msg, 38),
             price=price,
             time_in_force=_enum(msg, 59, _TIF_IN, default="0"),
-            poss_dup=msg.get(43) == "Y",
+            poss_dup=msg.get(43) == "Y" or msg.get(97) == "Y",  # PossDupFlag, PossResend
         )
     if msg_type == "F":
         return CancelRequest(
