@@ -20,7 +20,7 @@ from bastion.fix.codec import (
     FixMessage,
     encode,
 )
-from bastion.fix.session import format_utc_timestamp
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.venue_server.server import VenueSimServer
 from kit.fix_conformance import LOGON, ORDER, PASSWORD, logon, run, still_in_step
 from kit.fix_tcp import RawCounterparty

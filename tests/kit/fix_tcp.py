@@ -16,8 +16,9 @@ from typing import Any
 
 from bastion.clock import Clock, LiveClock
 from bastion.fix.codec import FixMessage, FixParser, Garbled, encode
-from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
+from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.fix.tls import ClientTls
 from bastion.fix.transport import FixAcceptor, FixInitiator
 from kit.fix_pair import ACC, INI, PASSWORD, RecordingApp, settings
