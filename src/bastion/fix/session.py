@@ -22,7 +22,8 @@ sequence number and in order; the handler may raise ``RejectMessage`` or
 ``BusinessReject`` to answer with a Reject or a BusinessMessageReject.
 
 Beside it: ``bastion.fix.rejects`` (the header and Logon checks, the Reject bodies),
-``bastion.fix.resend`` (what answers a ResendRequest), ``bastion.fix.gate`` (output
+``bastion.fix.resend`` (what answers a ResendRequest), ``bastion.fix.heartbeats``
+(Heartbeat and TestRequest timing), ``bastion.fix.gate`` (output
 held until committed) and ``bastion.fix.timestamps`` (UTCTimestamp text).
 """
 
@@ -50,6 +51,7 @@ from bastion.fix.codec import (
     redact,
 )
 from bastion.fix.gate import Closer, OutputGate, Writer
+from bastion.fix.heartbeats import Liveness
 from bastion.fix.rejects import (
     FIX44_MSG_TYPES,
     BusinessReject,
@@ -71,11 +73,6 @@ log = structlog.get_logger("bastion.fix")
 ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
 RESEND_RETRIES = 2
 """A ResendRequest that brings nothing is repeated this many times, then the session drops."""
-TEST_REQUEST_FACTOR = 1.2
-"""Silence longer than HeartBtInt times this triggers a TestRequest."""
-PROBE_PREFIX = "RTT-"
-"""TestReqID (112) of the TestRequests that only measure the round trip (``rtt_probe_s``)."""
-_TESTS_REMEMBERED = 8  # TestRequests awaiting their Heartbeat, at most (oldest forgotten)
 
 
 class SessionState(enum.Enum):
@@ -168,12 +165,8 @@ class FixSession:
         self._resend_asked_at = 0.0
         self._resend_asked_from = 0
         self._resend_retries = 0
-        self._connected_at = self._last_sent = self._last_received = 0.0
-        self._test_request_at: float | None = None
-        self._test_request_id = ""  # TestReqID (112) the outstanding TestRequest asked with
-        self._test_seq = 0
-        self._tests_out: dict[str, float] = {}  # TestReqID -> when sent, until answered
-        self._probe_at = 0.0
+        self._connected_at = 0.0
+        self._liveness = Liveness()
         self.rtt_probe_s: float | None = None
         """Send a TestRequest this often while logged on, to measure the round trip
         (``heartbeat_rtt_s``) even when the counterparty is never silent; None: only the
@@ -217,11 +210,8 @@ class FixSession:
         self.initiator = initiator
         self.state = SessionState.AWAITING_LOGON
         self.disconnect_reason = ""
-        self._connected_at = self._last_sent = self._last_received = now
-        self._test_request_at = None
-        self._test_request_id = ""
-        self._tests_out.clear()
-        self._probe_at = now
+        self._connected_at = now
+        self._liveness.restart(now)
         self._logout_deadline = None
         self._logged_out = False
         self._queue.clear()
@@ -280,7 +270,7 @@ class FixSession:
         ``unit_of_work`` covers, such as a venue's ledger) are committed once, and only
         then is the output of the batch written to the socket, in one write.
         """
-        self._last_received = self.last_received_s = self._monotonic()
+        self._liveness.last_received = self.last_received_s = self._monotonic()
         self._parser.feed(data)
         with self.batch():
             self._process_buffered()
@@ -512,28 +502,18 @@ class FixSession:
         counterparty that does not answer it is still disconnected when the grace period
         ends (``tick``); such a Heartbeat is counted (``heartbeats_not_answering``)."""
         test_id = msg.get(112) or ""
-        if self._test_request_at is not None:
-            if test_id == self._test_request_id:
-                self._test_request_at = None
-            else:
-                self.counters["heartbeats_not_answering"] += 1
-                log.warning(
-                    "fix_heartbeat_not_answering_test_request",
-                    session=self.settings.key,
-                    expected=self._test_request_id,
-                    received=test_id or None,
-                )
-        sent_at = self._tests_out.pop(test_id, None) if test_id else None
-        if sent_at is not None:
-            self.heartbeat_rtt_s = self._monotonic() - sent_at
+        still_awaited, round_trip_s = self._liveness.heartbeat(test_id, self._monotonic())
+        if still_awaited is not None:
+            self.counters["heartbeats_not_answering"] += 1
+            log.warning(
+                "fix_heartbeat_not_answering_test_request",
+                session=self.settings.key,
+                expected=still_awaited,
+                received=test_id or None,
+            )
+        if round_trip_s is not None:
+            self.heartbeat_rtt_s = round_trip_s
             self.counters["round_trips_measured"] += 1
-
-    def _send_test_request(self, test_id: str, now: float) -> None:
-        tests = self._tests_out
-        if len(tests) >= _TESTS_REMEMBERED:  # never answered: forget the oldest
-            del tests[next(iter(tests))]
-        tests[test_id] = now
-        self._send_admin("1", [(112, test_id)])
 
     def _on_logon(self, msg: FixMessage, seq: int) -> None:
         heartbeat = msg.get(108)
@@ -733,7 +713,7 @@ class FixSession:
         write = self._write
         if write is None:
             return
-        self._last_sent = self._monotonic()
+        self._liveness.last_sent = self._monotonic()
         self.counters["sent"] += 1
         if self.message_log:
             log.debug("fix_out", session=self.settings.key, msg=redact(raw))
@@ -808,24 +788,20 @@ class FixSession:
         heartbeat = self.heartbeat_s
         if self._resend_pending_to is not None and not self._resend_progressing(now):
             return
-        if self._test_request_at is not None:
-            if now - self._test_request_at >= heartbeat:
-                self.counters["heartbeat_timeouts"] += 1
-                self.disconnect("heartbeat timeout: no answer to TestRequest")
-                return
-        elif now - self._last_received >= heartbeat * TEST_REQUEST_FACTOR:
-            self._test_seq += 1
-            self._test_request_at = now
-            self._test_request_id = f"TEST-{self._test_seq}"
+        live = self._liveness
+        if live.timed_out(now, heartbeat):
+            self.counters["heartbeat_timeouts"] += 1
+            self.disconnect("heartbeat timeout: no answer to TestRequest")
+            return
+        test_id = live.silence_test(now, heartbeat)
+        if test_id is not None:
             self.counters["test_requests_sent"] += 1
-            self._send_test_request(self._test_request_id, now)
-        probe_s = self.rtt_probe_s
-        if probe_s is not None and now - self._probe_at >= probe_s:
-            self._probe_at = now
-            self._test_seq += 1
+            self._send_admin("1", [(112, test_id)])
+        probe_id = live.probe(now, self.rtt_probe_s)
+        if probe_id is not None:
             self.counters["rtt_probes_sent"] += 1
-            self._send_test_request(f"{PROBE_PREFIX}{self._test_seq}", now)
-        if now - self._last_sent >= heartbeat:
+            self._send_admin("1", [(112, probe_id)])
+        if live.heartbeat_due(now, heartbeat):
             self._send_admin("0", [])
 
     def _resend_progressing(self, now: float) -> bool:
