@@ -258,6 +258,27 @@ def test_2r_message_type_not_supported_gets_business_message_reject(tmp_path: Pa
     run(tmp_path, case)
 
 
+def test_2b_messages_after_a_gap_are_queued_and_processed_in_order(tmp_path: Path) -> None:
+    """Two orders with MsgSeqNum too high: one ResendRequest from the expected number,
+    nothing booked; once the missing message comes (resent, PossDup), the three are
+    processed in sequence order."""
+
+    async def case(client: RawCounterparty, server: VenueSimServer) -> None:
+        await logon(client)
+        client.send("D", *_order("C3"), seq=3)
+        client.send("D", *_order("C4"), seq=4)
+        resend = await client.expect("2")
+        assert (resend.get(7), resend.get(16)) == ("2", "0")
+        assert server.counters["orders_received"] == 0
+        client.send("D", (43, "Y"), (122, _in(0)), *_order("C2"), seq=2)
+        reports = [await client.expect("8") for _ in range(3)]
+        assert [m.get(11) for m in reports] == ["C2", "C3", "C4"]
+        client.next_seq = 5
+        await still_in_step(client)
+
+    run(tmp_path, case)
+
+
 def test_defective_message_with_seq_too_high_is_asked_for_then_rejected_in_turn(
     tmp_path: Path,
 ) -> None:
