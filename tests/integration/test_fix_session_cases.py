@@ -279,24 +279,35 @@ def test_2b_messages_after_a_gap_are_queued_and_processed_in_order(tmp_path: Pat
     run(tmp_path, case)
 
 
+@pytest.mark.parametrize(
+    ("defect", "reason", "ref_tag"),
+    [
+        ("undefined_tag", INVALID_TAG_NUMBER, 9999),
+        ("poss_dup_without_122", REQUIRED_TAG_MISSING, 122),
+    ],
+)
 def test_defective_message_with_seq_too_high_is_asked_for_then_rejected_in_turn(
-    tmp_path: Path,
+    tmp_path: Path, defect: str, reason: int, ref_tag: int
 ) -> None:
-    """An invalid message whose MsgSeqNum is too high shows a gap first: a ResendRequest
-    from the expected number, no Reject yet; once the gap is filled it is rejected in its
-    turn (RefSeqNum its number, which is used), and the session is in step."""
+    """An invalid message (by the dictionary, or by its header) whose MsgSeqNum is too
+    high shows a gap first: a ResendRequest from the expected number, no Reject yet;
+    once the gap is filled it is rejected in its turn (RefSeqNum its number, which is
+    used), and the session is in step."""
 
     async def case(client: RawCounterparty, server: VenueSimServer) -> None:
         await logon(client)
-        bad = client.send("D", *ORDER, (9999, "x"), seq=5)
+        if defect == "undefined_tag":
+            bad = client.send("D", *ORDER, (9999, "x"), seq=5)
+        else:
+            bad = client.send("D", (43, "Y"), *ORDER, seq=5)
         resend = await client.expect("2")
         assert (resend.get(7), resend.get(16)) == ("2", "0")
         client.send("4", (43, "Y"), (122, _in(0)), (123, "Y"), (36, bad), seq=2)
         reject = await client.expect("3")
         assert (reject.get(45), reject.get(371), reject.get(373)) == (
             str(bad),
-            "9999",
-            str(INVALID_TAG_NUMBER),
+            str(ref_tag),
+            str(reason),
         )
         client.next_seq = bad + 1
         await still_in_step(client)

@@ -373,10 +373,16 @@ class FixSession:
 
     def _header_ok(self, msg: FixMessage, seq: int) -> bool:
         """Reject a message whose standard header is wrong (its number used), and end the
-        session after the Reject where the specification says so."""
+        session after the Reject where the specification says so. One whose MsgSeqNum is
+        too high is queued across the gap and rejected in its turn, unless it is fatal."""
         problem = header_problem(msg, self._expected, self._now_ns())
         if problem is None:
             return True
+        expected = self.store.next_target_seq
+        if problem.fatal is None and seq > expected:  # a gap first: rejected in its turn
+            msg.defect = Defect(problem.reason, problem.ref_tag, problem.text)
+            self._on_seq_too_high(msg, seq, expected)
+            return False
         self._reject(msg, problem.reason, problem.ref_tag, problem.text)
         if problem.fatal is None:
             self._consume(seq)
