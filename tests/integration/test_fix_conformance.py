@@ -30,7 +30,7 @@ from bastion.fix.codec import (
     FixMessage,
     encode,
 )
-from bastion.fix.session import format_utc_timestamp
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.venue_server.server import VenueSimServer
 from kit.fix_conformance import LOGON, ORDER, PASSWORD, logon, run, still_in_step
 from kit.fix_tcp import RawCounterparty
@@ -138,6 +138,32 @@ def test_14f_incorrect_data_format_is_rejected(tmp_path: Path, tag: int, value: 
         if tag not in dict(ORDER):
             body.append((tag, value))
         await rejected(client, body, INCORRECT_DATA_FORMAT, tag)
+
+    server = run(tmp_path, case)
+    assert server.counters["orders_received"] == 0
+
+
+def test_data_field_with_soh_inside_is_read_by_its_length(tmp_path: Path) -> None:
+    """XmlData (213) holding SOH and '=', read by XmlDataLen (212): the order is taken."""
+
+    async def case(client: RawCounterparty, server: VenueSimServer) -> None:
+        await logon(client)
+        xml = "<a b='1'>\x0154=2\x01</a>"
+        client.send("D", (212, len(xml)), (213, xml), *ORDER)
+        report = await client.expect("8")
+        assert (report.get(11), report.get(150), report.get(54)) == ("C1", "0", "1")
+        await still_in_step(client)
+
+    run(tmp_path, case)
+
+
+def test_data_field_with_wrong_length_is_rejected(tmp_path: Path) -> None:
+    """XmlDataLen (212) one byte short of XmlData: Reject 373=5 naming 212, its number
+    used; no order."""
+
+    async def case(client: RawCounterparty, server: VenueSimServer) -> None:
+        xml = "<a>\x01</a>"
+        await rejected(client, [(212, len(xml) - 1), (213, xml), *ORDER], VALUE_INCORRECT, 212)
 
     server = run(tmp_path, case)
     assert server.counters["orders_received"] == 0

@@ -18,7 +18,8 @@ import pytest
 
 from bastion.clock import LiveClock
 from bastion.fix.codec import INVALID_TAG_NUMBER, FixMessage, encode
-from bastion.fix.session import SessionSettings, format_utc_timestamp
+from bastion.fix.session import SessionSettings
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.venues.fix.adapter import FixVenueAdapter
 from kit.fix_tcp import RawCounterparty
 

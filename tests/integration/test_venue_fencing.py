@@ -19,7 +19,7 @@ from bastion.venue_server.config import VenueSimConfig
 from bastion.venue_server.ledger import VenueLedger
 from bastion.venue_server.server import VenueSimServer
 from kit.fix_desk import fix_process, listening_port, venue_sim_toml
-from kit.fix_tcp import RawPeer, run
+from kit.fix_tcp import RawCounterparty, run
 from kit.ha_oracle import epoch_violations
 from kit.net import free_tcp_port, listening
 from kit.node_process import START_TIMEOUT_S, still_running
@@ -47,15 +47,16 @@ async def venue(root: Path, *, fencing: str | None = None) -> AsyncIterator[Venu
         await task
 
 
-async def leader(port: int, epoch: object | None, *, seq: int = 1) -> RawPeer:
+async def leader(port: int, epoch: object | None, *, seq: int = 1) -> RawCounterparty:
     """A connection that sends a Logon (with FencingEpoch ``epoch`` unless None)."""
-    peer = await RawPeer.connect(port, sender="NODE", target="SIM")
+    peer = RawCounterparty("NODE", "SIM")
+    await peer.connect(port)
     fence = () if epoch is None else ((8014, epoch),)
     peer.send("A", (98, 0), (108, 30), (553, "trader"), (554, PASSWORD), *fence, seq=seq)
     return peer
 
 
-def buy(peer: RawPeer, cl_ord_id: str) -> None:
+def buy(peer: RawCounterparty, cl_ord_id: str) -> None:
     """A limit BUY far under the synthetic market: it rests."""
     peer.send(
         "D",
@@ -70,14 +71,14 @@ def buy(peer: RawPeer, cl_ord_id: str) -> None:
     )
 
 
-def cancel(peer: RawPeer, cl_ord_id: str, orig: str) -> None:
+def cancel(peer: RawCounterparty, cl_ord_id: str, orig: str) -> None:
     peer.send("F", (11, cl_ord_id), (41, orig), (55, SYM), (54, 1), (60, "20240102-14:30:00.000"))
 
 
-async def round_trip(peer: RawPeer, test_id: str) -> None:
+async def round_trip(peer: RawCounterparty, test_id: str) -> None:
     """The session answers a TestRequest: the connection is logged on and served."""
     peer.send("1", (112, test_id))
-    await peer.expect("0", t112=test_id)
+    await peer.expect("0", t112=test_id, skip_others=True)
 
 
 def test_when_newer_epoch_logs_on_then_older_is_dropped_refused_and_its_orders_rejected(
@@ -91,33 +92,33 @@ def test_when_newer_epoch_logs_on_then_older_is_dropped_refused_and_its_orders_r
     async def main() -> None:
         async with venue(tmp_path) as server:
             one = await leader(server.port, 1)
-            await one.expect("A")
+            await one.expect("A", skip_others=True)
             buy(one, "desk-1-1")
-            await one.expect("8", t11="desk-1-1", t150="0")
+            await one.expect("8", t11="desk-1-1", t150="0", skip_others=True)
 
             two = await leader(server.port, 2, seq=10)
-            await two.expect("A")
-            resend = await two.expect("2")
+            await two.expect("A", skip_others=True)
+            resend = await two.expect("2", skip_others=True)
             assert resend.get(7) == str(one.next_seq)  # the session's numbers go on
             two.send("4", (43, "Y"), (123, "Y"), (36, 11), seq=one.next_seq)
             two.next_seq = 11
-            await one.wait_closed()  # dropped without a Logout
+            await one.closed()  # dropped without a Logout
             assert all(m.msg_type != "5" for m in one.received)
 
             buy(two, "desk-2-1")
-            await two.expect("8", t11="desk-2-1", t150="0")
+            await two.expect("8", t11="desk-2-1", t150="0", skip_others=True)
             buy(two, "desk-1-2")  # the deposed leader's order, late
-            rejected = await two.expect("8", t11="desk-1-2")
+            rejected = await two.expect("8", t11="desk-1-2", skip_others=True)
             assert (rejected.get(150), rejected.get(39), rejected.get(37)) == ("8", "8", "NONE")
             assert "epoch 1" in (rejected.get(58) or "") and "2" in (rejected.get(58) or "")
             cancel(two, "desk-1-3", orig="desk-2-1")
-            refused = await two.expect("9", t11="desk-1-3")
+            refused = await two.expect("9", t11="desk-1-3", skip_others=True)
             assert "epoch 1" in (refused.get(58) or "")
             cancel(two, "desk-1-1/1", orig="desk-1-1")  # the new leader cleans up
-            await two.expect("8", t11="desk-1-1/1", t150="4")
+            await two.expect("8", t11="desk-1-1/1", t150="4", skip_others=True)
 
             three = await leader(server.port, 1)
-            (logout,) = await three.wait_closed()
+            (logout,) = await three.closed()
             assert logout.msg_type == "5"
             assert "epoch 1 is older than the session's newest, 2" in (logout.get(58) or "")
             await round_trip(two, "still-2")
@@ -149,19 +150,19 @@ def test_when_same_epoch_logs_on_again_then_it_takes_over_and_keeps_the_session(
             expected = 1  # the venue's next inbound MsgSeqNum
             for round_ in range(3):  # each takeover races the old task's cleanup
                 old = await leader(server.port, 7, seq=expected)
-                await old.expect("A")
+                await old.expect("A", skip_others=True)
                 new = await leader(server.port, 7, seq=old.next_seq + 5)
-                await new.expect("A")
+                await new.expect("A", skip_others=True)
                 after_logon = new.next_seq
                 new.send("4", (43, "Y"), (123, "Y"), (36, after_logon), seq=old.next_seq)
                 new.next_seq = after_logon
-                await old.wait_closed()
+                await old.closed()
                 await asyncio.sleep(0.3)  # several ticks: a late cleanup would have run
                 await round_trip(new, f"after-{round_}")
                 session = server.apps["acct"].session
                 assert session is not None and session.logged_on
                 new.send("5", (58, "bye"))
-                await new.wait_closed()
+                await new.closed()
                 expected = new.next_seq
                 await old.close()
                 await new.close()
@@ -177,15 +178,15 @@ def test_when_logon_has_no_tag_then_sessions_behave_as_without_fencing(tmp_path:
     async def main() -> None:
         async with venue(tmp_path) as server:
             first = await leader(server.port, None)
-            await first.expect("A")
+            await first.expect("A", skip_others=True)
             second = await leader(server.port, None, seq=50)
-            assert await second.wait_closed() == []
+            assert await second.closed() == []
             buy(first, "desk-1-1")
-            await first.expect("8", t11="desk-1-1", t150="0")
+            await first.expect("8", t11="desk-1-1", t150="0", skip_others=True)
             buy(first, "desk-0-1")  # an older epoch: not fenced, taken
-            await first.expect("8", t11="desk-0-1", t150="0")
+            await first.expect("8", t11="desk-0-1", t150="0", skip_others=True)
             buy(first, "no epoch here")
-            await first.expect("8", t11="no epoch here", t150="0")
+            await first.expect("8", t11="no epoch here", t150="0", skip_others=True)
             await round_trip(first, "still")
             assert server.counters["fence_orders_refused"] == 0
             await first.close()
@@ -214,11 +215,11 @@ def test_when_fencing_epoch_is_malformed_then_logout_names_the_reason(
         async with venue(tmp_path) as server:
             for _ in range(server.config.limits.max_logon_failures + 1):
                 peer = await leader(server.port, value)
-                (logout,) = await peer.wait_closed()
+                (logout,) = await peer.closed()
                 assert logout.msg_type == "5" and reason in (logout.get(58) or "")
                 await peer.close()
             good = await leader(server.port, 1)
-            await good.expect("A")
+            await good.expect("A", skip_others=True)
             await good.close()
 
     run(main)
@@ -231,14 +232,15 @@ def test_when_strict_then_logon_needs_the_tag_and_orders_an_epoch(tmp_path: Path
     async def main() -> None:
         async with venue(tmp_path, fencing="strict") as server:
             bare = await leader(server.port, None)
-            (logout,) = await bare.wait_closed()
+            (logout,) = await bare.closed()
             assert "FencingEpoch (8014) required" in (logout.get(58) or "")
             peer = await leader(server.port, 4)
-            await peer.expect("A")
+            await peer.expect("A", skip_others=True)
             buy(peer, "no-epoch")
-            assert "carries no epoch" in ((await peer.expect("8", t11="no-epoch")).get(58) or "")
+            refused = await peer.expect("8", t11="no-epoch", skip_others=True)
+            assert "carries no epoch" in (refused.get(58) or "")
             buy(peer, "desk-4-1")
-            await peer.expect("8", t11="desk-4-1", t150="0")
+            await peer.expect("8", t11="desk-4-1", t150="0", skip_others=True)
             for p in (bare, peer):
                 await p.close()
 
@@ -252,11 +254,11 @@ def test_when_fencing_off_then_tag_ignored(tmp_path: Path) -> None:
     async def main() -> None:
         async with venue(tmp_path, fencing="off") as server:
             two = await leader(server.port, 2)
-            await two.expect("A")
+            await two.expect("A", skip_others=True)
             one = await leader(server.port, 1, seq=20)
-            assert await one.wait_closed() == []  # a second connection, as ever
+            assert await one.closed() == []  # a second connection, as ever
             buy(two, "desk-1-1")
-            await two.expect("8", t11="desk-1-1", t150="0")
+            await two.expect("8", t11="desk-1-1", t150="0", skip_others=True)
             await one.close()
             await two.close()
 
@@ -279,7 +281,10 @@ def test_when_venue_sim_restarts_then_highest_epoch_still_fences(tmp_path: Path)
 
     async def logon_answer(epoch: int, seq: int) -> tuple[str, str]:
         peer = await leader(port, epoch, seq=seq)
-        first = (await peer.expect("A")) if epoch >= 5 else (await peer.wait_closed())[0]
+        if epoch >= 5:
+            first = await peer.expect("A", skip_others=True)
+        else:
+            first = (await peer.closed())[0]
         await peer.close()
         return first.msg_type, first.get(58) or ""
 

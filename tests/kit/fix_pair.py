@@ -15,8 +15,9 @@ from pathlib import Path
 
 from bastion.clock import Cancelable, Clock, TimerCallback
 from bastion.fix.codec import FixMessage, FixParser, Garbled, encode
-from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
+from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
+from bastion.fix.timestamps import format_utc_timestamp
 
 T0 = 1_704_205_800_000_000_000  # 2024-01-02T14:30:00Z
 INI, ACC = "CLIENT", "VENUE"

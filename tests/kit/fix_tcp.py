@@ -1,7 +1,7 @@
 """A FIX initiator and acceptor session over real loopback sockets, raw Logons, a
 client that speaks from a chosen source address, a hand-written counterparty that
-connects or accepts (``RawCounterparty``), and ``RawPeer``: a FIX peer that writes
-exactly the messages (and sequence numbers) a test gives it."""
+connects or accepts and writes exactly the messages (and sequence numbers) a test gives
+it (``RawCounterparty``)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from typing import Any
 
 from bastion.clock import Clock, LiveClock
 from bastion.fix.codec import FixMessage, FixParser, Garbled, encode
-from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
+from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.fix.tls import ClientTls
 from bastion.fix.transport import FixAcceptor, FixInitiator
 from kit.fix_pair import ACC, INI, PASSWORD, RecordingApp, settings
@@ -112,12 +113,16 @@ def acceptor(acc: Node, *, clock: Clock = CLOCK, **kwargs: Any) -> FixAcceptor:
 
 class RawCounterparty:
     """A FIX counterparty written by hand over TCP: it sends exactly the bytes a test
-    makes (``send`` fills in the header, ``send_raw`` sends anything) and reads what comes
-    back, message by message, as a certification test tool does."""
+    makes (``send`` fills in the header with the next MsgSeqNum or the one given,
+    ``send_raw`` sends anything) and reads what comes back, message by message, as a
+    certification test tool does. It connects (``connect``) or plays the acceptor
+    (``listen``/``accept``); every message received is kept in ``received``."""
 
     def __init__(self, sender: str, target: str, *, begin_string: str = "FIX.4.4") -> None:
         self.sender, self.target, self.begin_string = sender, target, begin_string
         self.next_seq = 1
+        self.received: list[FixMessage] = []
+        """Every message received on any connection, in order."""
         self._parser = FixParser(begin_string)
         self._pending: list[FixMessage] = []
         self._parser_begin = begin_string
@@ -163,8 +168,11 @@ class RawCounterparty:
         fields += [(tag, str(value)) for tag, value in body]
         return encode(self.begin_string, fields)
 
-    def send(self, msg_type: str, *body: tuple[int, object], seq: int | None = None) -> None:
+    def send(self, msg_type: str, *body: tuple[int, object], seq: int | None = None) -> int:
+        """Write one message; returns its MsgSeqNum (the next ones follow it)."""
+        number = self.next_seq if seq is None else seq
         self.send_raw(self.message(msg_type, *body, seq=seq))
+        return number
 
     def send_raw(self, data: bytes) -> None:
         assert self._writer is not None
@@ -180,6 +188,8 @@ class RawCounterparty:
                 raise AssertionError(f"no message within {timeout_s} s")
             try:
                 data = await asyncio.wait_for(self._reader.read(65536), remaining)
+            except TimeoutError:
+                raise AssertionError(f"no message within {timeout_s} s") from None
             except ConnectionError:
                 data = b""
             if not data:
@@ -188,20 +198,30 @@ class RawCounterparty:
             for item in self._parser.messages():
                 assert not isinstance(item, Garbled), item
                 self._pending.append(item)
+                self.received.append(item)
         return self._pending.pop(0)
 
-    async def expect(self, msg_type: str, timeout_s: float = DEADLINE_S) -> FixMessage:
-        """The next message, which must be of ``msg_type`` (Heartbeats in between skipped
-        unless a Heartbeat is expected)."""
+    async def expect(
+        self,
+        msg_type: str,
+        timeout_s: float = DEADLINE_S,
+        *,
+        skip_others: bool = False,
+        **tags: str,
+    ) -> FixMessage:
+        """The next message of ``msg_type`` whose tags ``t<N>=value`` match. Only
+        Heartbeats may come before it (unless a Heartbeat is expected), or, with
+        ``skip_others``, any message; fails if the connection closes first."""
+        want = {int(k[1:]): v for k, v in tags.items()}
         while True:
             msg = await self.receive(timeout_s)
-            assert msg is not None, f"closed while waiting for MsgType {msg_type}"
-            if msg.msg_type == msg_type:
+            assert msg is not None, f"closed while waiting for MsgType {msg_type} {want}"
+            if msg.msg_type == msg_type and all(msg.get(t) == v for t, v in want.items()):
                 return msg
-            assert msg.msg_type == "0", f"expected MsgType {msg_type}, got {msg!r}"
+            assert skip_others or msg.msg_type == "0", f"expected MsgType {msg_type}, got {msg!r}"
 
     async def closed(self, timeout_s: float = DEADLINE_S) -> list[FixMessage]:
-        """Every message until the connection closes (fails if it stays open)."""
+        """Every message not yet read until the connection closes (fails if it stays open)."""
         out = []
         while (msg := await self.receive(timeout_s)) is not None:
             out.append(msg)
@@ -220,88 +240,3 @@ class RawCounterparty:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-
-
-class RawPeer:
-    """One TCP connection to a FIX acceptor, speaking as ``sender`` to ``target``: each
-    ``send`` writes one message with the next MsgSeqNum (or the one given), and what
-    comes back is parsed into ``received``."""
-
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        sender: str,
-        target: str,
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.sender = sender
-        self.target = target
-        self.next_seq = 1
-        self.received: list[FixMessage] = []
-        self.closed = False
-        self._parser = FixParser()
-        self._seen = 0  # of ``received``, the messages ``expect`` has looked at
-
-    @classmethod
-    async def connect(cls, port: int, *, sender: str, target: str) -> RawPeer:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer, sender=sender, target=target)
-
-    def send(self, msg_type: str, *fields: tuple[int, object], seq: int | None = None) -> int:
-        """Write one message; returns its MsgSeqNum (the next ones follow it)."""
-        number = self.next_seq if seq is None else seq
-        self.next_seq = number + 1
-        header = [(35, msg_type), (49, self.sender), (56, self.target), (34, str(number))]
-        header.append((52, format_utc_timestamp(time.time_ns())))
-        self.writer.write(encode("FIX.4.4", header + [(t, str(v)) for t, v in fields]))
-        return number
-
-    async def expect(
-        self, msg_type: str, *, timeout_s: float = DEADLINE_S, **tags: str
-    ) -> FixMessage:
-        """The next message of ``msg_type`` (whose tags ``t<N>=value`` match), skipping
-        others; fails if the connection closes or the deadline passes first."""
-        want = {int(k[1:]): v for k, v in tags.items()}
-        deadline = time.monotonic() + timeout_s
-        while True:
-            while self._seen < len(self.received):
-                message = self.received[self._seen]
-                self._seen += 1
-                if message.msg_type == msg_type and all(
-                    message.get(t) == v for t, v in want.items()
-                ):
-                    return message
-            if self.closed:
-                raise AssertionError(f"closed before a {msg_type} {want}: {self.received}")
-            await self._read(deadline)
-
-    async def wait_closed(self, timeout_s: float = DEADLINE_S) -> list[FixMessage]:
-        """Everything received until the acceptor closes the connection."""
-        deadline = time.monotonic() + timeout_s
-        while not self.closed:
-            await self._read(deadline)
-        return self.received
-
-    async def _read(self, deadline: float) -> None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"nothing more in time; received {self.received}")
-        try:
-            data = await asyncio.wait_for(self.reader.read(1 << 16), remaining)
-        except TimeoutError:
-            raise AssertionError(f"nothing more in time; received {self.received}") from None
-        except ConnectionError:
-            data = b""
-        if not data:
-            self.closed = True
-            return
-        self._parser.feed(data)
-        self.received += [m for m in self._parser.messages() if not isinstance(m, Garbled)]
-
-    async def close(self) -> None:
-        self.writer.close()
-        with suppress(ConnectionError):
-            await self.writer.wait_closed()

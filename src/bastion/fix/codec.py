@@ -8,6 +8,11 @@ naming what was wrong, then resynchronises on the next ``8=FIX``; a garbled fram
 never stops the stream. A frame that is well framed but whose fields are malformed (a
 tag that is not a number or not above 0, a field without ``=`` or without a value) is
 returned as a message with ``defect`` set, so the session can answer it with a Reject.
+
+A field of the dictionary's ``DATA`` type (RawData 96, Signature 89, XmlData 213,
+EncodedText 355, ...) is read by the length its ``LENGTH`` partner, the field just
+before it, gives: its value may hold SOH and ``=``. A length that does not end at an
+SOH is a defect (373=5 on the length field): the frame is sound, its fields are not.
 """
 
 from __future__ import annotations
@@ -16,12 +21,30 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
+from bastion.fix.dictionary44 import FIELDS
+
 SOH = b"\x01"
 MAX_BODY_LENGTH = 1 << 20
 """A BodyLength above this is treated as garbage, not buffered for."""
 
 SECRET_TAGS = frozenset({554, 925, 95, 96})
 """Password (554), NewPassword (925), RawDataLength/RawData (95/96): never logged."""
+
+
+def _data_after_length() -> dict[int, int]:
+    """LENGTH tag -> the DATA tag whose length it gives: the LENGTH field named after the
+    DATA field (``RawData`` and ``RawDataLength``, ``XmlData`` and ``XmlDataLen``)."""
+    by_name = {name: tag for tag, (name, kind, _) in FIELDS.items() if kind == "LENGTH"}
+    pairs: dict[int, int] = {}
+    for tag, (name, kind, _) in FIELDS.items():
+        if kind == "DATA":
+            length = by_name.get(name + "Length") or by_name.get(name + "Len") or tag - 1
+            pairs[length] = tag
+    return pairs
+
+
+DATA_AFTER_LENGTH = _data_after_length()
+"""RawDataLength (95) -> RawData (96), SignatureLength (93) -> Signature (89), ..."""
 
 # SessionRejectReason (373) codes used by the session layer and the handlers
 INVALID_TAG_NUMBER = 0
@@ -262,14 +285,38 @@ def _parse_fields(frame: bytes, body_start: int, trailer: int) -> FixMessage:
     defect: Defect | None = None
     # one decode per message; latin-1 maps every byte, so nothing is lost or refused
     body = frame[body_start:trailer].decode("latin-1")
+    data_after = DATA_AFTER_LENGTH
+    data_tag = data_length = length_tag = 0  # the DATA field the previous one announced
+    pos = resume = 0  # where the current part starts; parts before ``resume`` were data
     for part in body.split("\x01")[:-1]:
+        start = pos
+        pos += len(part) + 1
+        if start < resume:
+            continue
         tag_text, sep, value = part.partition("=")
         digits = tag_text[1:] if tag_text[:1] == "-" else tag_text
         if not sep or not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
             if defect is None:
                 defect = Defect(INVALID_TAG_NUMBER, None, f"malformed field {part[:32]!r}")
+            data_tag = 0
             continue
         tag = int(tag_text)
+        if data_tag:
+            if tag == data_tag:
+                value_start = start + len(tag_text) + 1
+                value_end = value_start + data_length
+                if body[value_end : value_end + 1] == "\x01":
+                    value = body[value_start:value_end]
+                    resume = value_end + 1
+                elif defect is None:
+                    defect = Defect(
+                        VALUE_INCORRECT,
+                        length_tag,
+                        f"tag {tag} is not {data_length} bytes long as tag {length_tag} says",
+                    )
+            data_tag = 0
+        if tag in data_after and value.isascii() and value.isdigit():
+            data_tag, data_length, length_tag = data_after[tag], int(value), tag
         if tag <= 0 and defect is None:
             defect = Defect(INVALID_TAG_NUMBER, tag, f"Invalid tag number ({tag})")
         if not value and defect is None:
@@ -284,14 +331,29 @@ def redact_fields(fields: Iterable[tuple[int, str]]) -> str:
 
 
 def redact(raw: bytes) -> str:
-    """Wire bytes as ``tag=value|...`` text with credential fields replaced."""
+    """Wire bytes as ``tag=value|...`` text with credential fields replaced (a data field
+    by its length, so an SOH inside RawData hides nothing)."""
+    text = raw.decode("latin-1")
     out = []
-    for part in raw.split(SOH):
-        if not part:
-            continue
-        tag, sep, _value = part.partition(b"=")
-        if sep and tag.isdigit() and int(tag) in SECRET_TAGS:
-            out.append(tag.decode("latin-1") + "=***")
-        else:
-            out.append(part.decode("latin-1"))
+    data_tag = data_length = 0
+    pos = 0
+    while pos < len(text):
+        end = text.find("\x01", pos)
+        if end < 0:
+            end = len(text)
+        tag, sep, value = text[pos:end].partition("=")
+        number = int(tag) if sep and tag.isascii() and tag.isdigit() and len(tag) < 10 else 0
+        if data_tag and number == data_tag:
+            value_end = pos + len(tag) + 1 + data_length
+            if text[value_end : value_end + 1] in ("\x01", ""):
+                end = value_end
+                value = text[pos + len(tag) + 1 : end]
+        data_tag = 0
+        if number in DATA_AFTER_LENGTH and value.isascii() and value.isdigit():
+            data_tag, data_length = DATA_AFTER_LENGTH[number], int(value)
+        if number in SECRET_TAGS:
+            out.append(f"{tag}=***")
+        elif end > pos:
+            out.append(text[pos:end])
+        pos = end + 1
     return "|".join(out)

@@ -20,14 +20,17 @@ end the session with a Logout.
 Application messages reach ``Application.on_message`` exactly once per
 sequence number and in order; the handler may raise ``RejectMessage`` or
 ``BusinessReject`` to answer with a Reject or a BusinessMessageReject.
+
+Beside it: ``bastion.fix.rejects`` (the header and Logon checks, the Reject bodies),
+``bastion.fix.resend`` (what answers a ResendRequest), ``bastion.fix.heartbeats``
+(Heartbeat and TestRequest timing), ``bastion.fix.gate`` (output
+held until committed) and ``bastion.fix.timestamps`` (UTCTimestamp text).
 """
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import enum
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,42 +40,39 @@ import structlog
 
 from bastion.clock import Clock
 from bastion.fix.codec import (
-    COMPID_PROBLEM,
-    INCORRECT_DATA_FORMAT,
     INVALID_MSG_TYPE,
     OTHER,
-    REQUIRED_TAG_MISSING,
-    SENDING_TIME_ACCURACY,
     VALUE_INCORRECT,
+    Defect,
     FixMessage,
     FixParser,
     Garbled,
     encode,
     redact,
 )
+from bastion.fix.gate import Closer, OutputGate, Writer
+from bastion.fix.heartbeats import Liveness
+from bastion.fix.rejects import (
+    FIX44_MSG_TYPES,
+    BusinessReject,
+    Expected,
+    RejectMessage,
+    business_reject_body,
+    header_problem,
+    logon_problem,
+    reject_body,
+)
+from bastion.fix.resend import gap_fill_fields, poss_dup_copy, replay, seq_number
 from bastion.fix.schedule import SessionSchedule
 from bastion.fix.store import SqliteSessionStore
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.fix.validation import ValidationConfig
 
 log = structlog.get_logger("bastion.fix")
 
 ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
-_FIX44_MSG_TYPES_TEXT = (
-    "0 1 2 3 4 5 6 7 8 9 A B C D E F G H J K L M N P Q R S T V W X Y Z "
-    "a b c d e f g h i j k l m n o p q r s t u v w x y z "
-    "AA AB AC AD AE AF AG AH AI AJ AK AL AM AN AO AP AQ AR AS AT AU AV AW AX AY AZ "
-    "BA BB BC BD BE BF BG BH"
-)
-FIX44_MSG_TYPES = frozenset(_FIX44_MSG_TYPES_TEXT.split())
 RESEND_RETRIES = 2
 """A ResendRequest that brings nothing is repeated this many times, then the session drops."""
-TEST_REQUEST_FACTOR = 1.2
-"""Silence longer than HeartBtInt times this triggers a TestRequest."""
-PROBE_PREFIX = "RTT-"
-"""TestReqID (112) of the TestRequests that only measure the round trip (``rtt_probe_s``)."""
-_TESTS_REMEMBERED = 8  # TestRequests awaiting their Heartbeat, at most (oldest forgotten)
-_ROUTING_REVERSED = {115: 128, 116: 129, 144: 145, 128: 115, 129: 116, 145: 144}
-"""OnBehalfOf (115, 116, 144) and DeliverTo (128, 129, 145): a reply swaps them."""
 
 
 class SessionState(enum.Enum):
@@ -111,31 +111,6 @@ class SessionSettings:
         return f"{self.begin_string}:{self.sender_comp_id}->{self.target_comp_id}"
 
 
-class RejectMessage(Exception):
-    """Raised by a handler: answer the message with a session-level Reject (35=3)."""
-
-    def __init__(self, reason: int, ref_tag: int | None, text: str) -> None:
-        super().__init__(text)
-        self.reason = reason
-        self.ref_tag = ref_tag
-        self.text = text
-
-
-class BusinessReject(Exception):
-    """Raised by a handler: answer with a BusinessMessageReject (35=j).
-
-    ``reason`` is BusinessRejectReason (380): 0 other, 1 unknown ID, 2 unknown
-    security, 3 unsupported message type, 4 application not available,
-    5 conditionally required field missing.
-    """
-
-    def __init__(self, reason: int, text: str, ref_id: str | None = None) -> None:
-        super().__init__(text)
-        self.reason = reason
-        self.text = text
-        self.ref_id = ref_id
-
-
 class Application(Protocol):
     """What a session calls back into."""
 
@@ -148,52 +123,6 @@ class Application(Protocol):
     def authenticate(self, session: FixSession, logon: FixMessage) -> str | None:
         """Acceptor side: ``None`` accepts the Logon, a string refuses it with that text."""
         ...
-
-
-Writer = Callable[[bytes], None]
-Closer = Callable[[], None]
-
-
-class OutputGate:
-    """Holds outgoing bytes while state changes are being committed.
-
-    While any ``hold()`` is open, writes of every session sharing the gate are queued;
-    when the outermost closes without error they go out, one write per connection.
-    If it closes with an error they are dropped: a counterparty never sees what was
-    not committed. Sessions of one acceptor share a gate with the venue's ledger
-    writes, so a fill reported to a second account waits for the same commit.
-    """
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.pending: list[tuple[Writer, bytes]] = []
-
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        self.depth += 1
-        try:
-            yield
-        except BaseException:
-            self.depth -= 1
-            if self.depth == 0:
-                self.pending.clear()
-            raise
-        self.depth -= 1
-        if self.depth == 0 and self.pending:
-            self.flush()
-
-    def flush(self, only: Writer | None = None) -> None:
-        """Write what is queued (for one writer, or all), in order, one write per writer."""
-        by_writer: dict[Writer, list[bytes]] = {}
-        keep: list[tuple[Writer, bytes]] = []
-        for write, raw in self.pending:
-            if only is None or write is only:
-                by_writer.setdefault(write, []).append(raw)
-            else:
-                keep.append((write, raw))
-        self.pending = keep
-        for write, chunks in by_writer.items():
-            write(b"".join(chunks))
 
 
 class FixSession:
@@ -223,6 +152,11 @@ class FixSession:
         self.disconnect_reason = ""
         self._parser = FixParser(settings.begin_string)
         self._validator = settings.validation.validator()
+        self._expected = Expected(
+            their_comp_id=settings.target_comp_id,
+            our_comp_id=settings.sender_comp_id,
+            max_sending_time_skew_s=settings.max_sending_time_skew_s,
+        )
         self._logged_out = False  # a Logout was exchanged on this connection
         self._write: Writer | None = None
         self._close: Closer | None = None
@@ -231,12 +165,8 @@ class FixSession:
         self._resend_asked_at = 0.0
         self._resend_asked_from = 0
         self._resend_retries = 0
-        self._connected_at = self._last_sent = self._last_received = 0.0
-        self._test_request_at: float | None = None
-        self._test_request_id = ""  # TestReqID (112) the outstanding TestRequest asked with
-        self._test_seq = 0
-        self._tests_out: dict[str, float] = {}  # TestReqID -> when sent, until answered
-        self._probe_at = 0.0
+        self._connected_at = 0.0
+        self._liveness = Liveness()
         self.rtt_probe_s: float | None = None
         """Send a TestRequest this often while logged on, to measure the round trip
         (``heartbeat_rtt_s``) even when the counterparty is never silent; None: only the
@@ -280,11 +210,8 @@ class FixSession:
         self.initiator = initiator
         self.state = SessionState.AWAITING_LOGON
         self.disconnect_reason = ""
-        self._connected_at = self._last_sent = self._last_received = now
-        self._test_request_at = None
-        self._test_request_id = ""
-        self._tests_out.clear()
-        self._probe_at = now
+        self._connected_at = now
+        self._liveness.restart(now)
         self._logout_deadline = None
         self._logged_out = False
         self._queue.clear()
@@ -343,7 +270,7 @@ class FixSession:
         ``unit_of_work`` covers, such as a venue's ledger) are committed once, and only
         then is the output of the batch written to the socket, in one write.
         """
-        self._last_received = self.last_received_s = self._monotonic()
+        self._liveness.last_received = self.last_received_s = self._monotonic()
         self._parser.feed(data)
         with self.batch():
             self._process_buffered()
@@ -407,10 +334,19 @@ class FixSession:
         defect = msg.defect
         if defect is None and self._validator is not None:
             defect = self._validator.check(msg.fields)
-        if defect is not None and seq >= self.store.next_target_seq:  # too low: as below
-            self._reject(msg, defect.reason, defect.ref_tag, defect.text)
-            self._consume(seq)
-            return
+        if defect is not None:  # too low: ignored or fatal as any other, below
+            expected = self.store.next_target_seq
+            if seq == expected:
+                self._reject(msg, defect.reason, defect.ref_tag, defect.text)
+                self._consume(seq)
+                return
+            if seq > expected:
+                # messages were missed: asked for first, and this one is rejected in its
+                # turn, as it would be had they arrived (its number then used in order)
+                if self._header_ok(msg, seq):
+                    msg.defect = defect
+                    self._on_seq_too_high(msg, seq, expected)
+                return
         if not self._header_ok(msg, seq):
             return
         if msg_type == "A" and self.state is SessionState.AWAITING_LOGON:
@@ -436,55 +372,32 @@ class FixSession:
         self._drain_queue()
 
     def _header_ok(self, msg: FixMessage, seq: int) -> bool:
-        settings = self.settings
-        for tag in (49, 56):
-            if tag not in msg:
-                self._reject(msg, REQUIRED_TAG_MISSING, tag, "Required tag missing")
-                self._consume(seq)
-                return False
-        if msg.get(49) != settings.target_comp_id or msg.get(56) != settings.sender_comp_id:
-            self._reject(
-                msg,
-                COMPID_PROBLEM,
-                49 if msg.get(49) != settings.target_comp_id else 56,
-                "CompID problem",
-            )
-            self._fatal("CompID problem")
+        """Reject a message whose standard header is wrong (its number used), and end the
+        session after the Reject where the specification says so. One whose MsgSeqNum is
+        too high is queued across the gap and rejected in its turn, unless it is fatal."""
+        problem = header_problem(msg, self._expected, self._now_ns())
+        if problem is None:
+            return True
+        expected = self.store.next_target_seq
+        if problem.fatal is None and seq > expected:  # a gap first: rejected in its turn
+            msg.defect = Defect(problem.reason, problem.ref_tag, problem.text)
+            self._on_seq_too_high(msg, seq, expected)
             return False
-        sending_time = msg.get(52)
-        if sending_time is None:
-            self._reject(msg, REQUIRED_TAG_MISSING, 52, "Required tag missing")
+        self._reject(msg, problem.reason, problem.ref_tag, problem.text)
+        if problem.fatal is None:
             self._consume(seq)
-            return False
-        sent_ns = parse_utc_timestamp(sending_time)
-        if sent_ns is None:
-            self._reject(msg, INCORRECT_DATA_FORMAT, 52, "Incorrect data format for value")
-            self._consume(seq)
-            return False
-        poss_dup = msg.get(43) == "Y"
-        skew_ns = abs(self._now_ns() - sent_ns)
-        if not poss_dup and skew_ns > settings.max_sending_time_skew_s * 1e9:
-            self._reject(msg, SENDING_TIME_ACCURACY, 52, "SendingTime accuracy problem")
-            self._fatal("SendingTime accuracy problem")
-            return False
-        if poss_dup and msg.msg_type != "4":
-            orig = msg.get(122)
-            if orig is None:
-                self._reject(msg, REQUIRED_TAG_MISSING, 122, "Required tag missing")
-                self._consume(seq)
-                return False
-            orig_ns = parse_utc_timestamp(orig)
-            if orig_ns is None or orig_ns > sent_ns:
-                self._reject(msg, SENDING_TIME_ACCURACY, 122, "SendingTime accuracy problem")
-                self._fatal("OrigSendingTime later than SendingTime")
-                return False
-        return True
+        else:
+            self._consume(seq, drain=False)
+            self._fatal(problem.fatal)
+        return False
 
-    def _consume(self, seq: int) -> None:
-        """An answered (rejected) message still uses its sequence number."""
+    def _consume(self, seq: int, *, drain: bool = True) -> None:
+        """An answered (rejected) message still uses its sequence number, also one whose
+        Reject is followed by a Logout (``drain=False``: nothing queued is processed)."""
         if seq == self.store.next_target_seq:
             self.store.set_next_target_seq(seq + 1)
-            self._drain_queue()
+            if drain:
+                self._drain_queue()
 
     def _on_seq_too_high(self, msg: FixMessage, seq: int, expected: int) -> None:
         msg_type = msg.msg_type
@@ -524,6 +437,10 @@ class FixSession:
                 break
             msg = queue.pop(expected)
             if msg is None:
+                self.store.set_next_target_seq(expected + 1)
+            elif msg.defect is not None:  # queued across a gap: rejected in its turn
+                defect = msg.defect
+                self._reject(msg, defect.reason, defect.ref_tag, defect.text)
                 self.store.set_next_target_seq(expected + 1)
             else:
                 self._process(msg, expected)
@@ -591,28 +508,18 @@ class FixSession:
         counterparty that does not answer it is still disconnected when the grace period
         ends (``tick``); such a Heartbeat is counted (``heartbeats_not_answering``)."""
         test_id = msg.get(112) or ""
-        if self._test_request_at is not None:
-            if test_id == self._test_request_id:
-                self._test_request_at = None
-            else:
-                self.counters["heartbeats_not_answering"] += 1
-                log.warning(
-                    "fix_heartbeat_not_answering_test_request",
-                    session=self.settings.key,
-                    expected=self._test_request_id,
-                    received=test_id or None,
-                )
-        sent_at = self._tests_out.pop(test_id, None) if test_id else None
-        if sent_at is not None:
-            self.heartbeat_rtt_s = self._monotonic() - sent_at
+        still_awaited, round_trip_s = self._liveness.heartbeat(test_id, self._monotonic())
+        if still_awaited is not None:
+            self.counters["heartbeats_not_answering"] += 1
+            log.warning(
+                "fix_heartbeat_not_answering_test_request",
+                session=self.settings.key,
+                expected=still_awaited,
+                received=test_id or None,
+            )
+        if round_trip_s is not None:
+            self.heartbeat_rtt_s = round_trip_s
             self.counters["round_trips_measured"] += 1
-
-    def _send_test_request(self, test_id: str, now: float) -> None:
-        tests = self._tests_out
-        if len(tests) >= _TESTS_REMEMBERED:  # never answered: forget the oldest
-            del tests[next(iter(tests))]
-        tests[test_id] = now
-        self._send_admin("1", [(112, test_id)])
 
     def _on_logon(self, msg: FixMessage, seq: int) -> None:
         heartbeat = msg.get(108)
@@ -679,7 +586,6 @@ class FixSession:
         return refusal
 
     def _logon_problem(self, msg: FixMessage) -> str | None:
-        settings = self.settings
         if msg.msg_type != "A":
             return "first message is not a Logon"
         defect = msg.defect
@@ -687,22 +593,7 @@ class FixSession:
             defect = self._validator.check(msg.fields)
         if defect is not None:
             return f"malformed Logon: {defect.text}"
-        if msg.get(49) != settings.target_comp_id or msg.get(56) != settings.sender_comp_id:
-            return "CompID problem"
-        seq_text = msg.get(34)
-        if seq_text is None or not seq_text.isdigit() or int(seq_text) <= 0:
-            return "MsgSeqNum (34) missing or not a number"
-        sent_ns = parse_utc_timestamp(msg.get(52) or "")
-        if sent_ns is None:
-            return "SendingTime (52) missing or malformed"
-        if abs(self._now_ns() - sent_ns) > settings.max_sending_time_skew_s * 1e9:
-            return "SendingTime accuracy problem"
-        heartbeat = msg.get(108)
-        if heartbeat is None or not heartbeat.isdigit() or int(heartbeat) <= 0:
-            return "HeartBtInt (108) missing or invalid"
-        if msg.get(98) not in ("0", None):
-            return "EncryptMethod (98) not supported"
-        return None
+        return logon_problem(msg, self._expected, self._now_ns())
 
     def refusal_logout(self, text: str) -> bytes:
         """The Logout that answers a refused Logon, outside the session: it carries the
@@ -727,85 +618,46 @@ class FixSession:
         self.disconnect(f"logout by counterparty: {text}" if text else "logout by counterparty")
 
     def _on_resend_request(self, msg: FixMessage) -> None:
-        begin_text, end_text = msg.get(7), msg.get(16)
-        if begin_text is None or not begin_text.isdigit():
-            self._reject(
-                msg,
-                REQUIRED_TAG_MISSING if begin_text is None else VALUE_INCORRECT,
-                7,
-                "BeginSeqNo (7) missing or invalid",
-            )
-            return
-        if end_text is None or not end_text.isdigit():
-            self._reject(
-                msg,
-                REQUIRED_TAG_MISSING if end_text is None else VALUE_INCORRECT,
-                16,
-                "EndSeqNo (16) missing or invalid",
-            )
+        begin = seq_number(msg, 7, "BeginSeqNo")
+        end = seq_number(msg, 16, "EndSeqNo") if isinstance(begin, int) else begin
+        if isinstance(begin, Defect) or isinstance(end, Defect):
+            defect = begin if isinstance(begin, Defect) else end
+            assert isinstance(defect, Defect)
+            self._reject(msg, defect.reason, defect.ref_tag, defect.text)
             return
         self.counters["resend_requests_received"] += 1
         last_sent = self.store.next_sender_seq - 1
-        begin, end = int(begin_text), int(end_text)
         if end == 0 or end > last_sent:
             end = last_sent
         begin = max(begin, 1)
         if begin > end:
             return
         log.info("fix_resending", session=self.settings.key, begin=begin, end=end)
-        gap_start: int | None = begin
-        floor = self.resend_floor
-        lowest = begin if self.resent_below_floor else max(begin, floor)
-        for seq, raw in self.store.sent_messages(lowest, end):
-            if seq < floor and _msg_type(raw) not in self.resent_below_floor:
-                continue
-            if gap_start is not None and gap_start < seq:
-                self._send_gap_fill(gap_start, seq)
-            gap_start = None
-            self._resend(raw)
-            gap_start = seq + 1
-        if gap_start is not None and gap_start <= end:
-            self._send_gap_fill(gap_start, end + 1)
-
-    def _resend(self, raw: bytes) -> None:
-        parser = FixParser(self.settings.begin_string)
-        parser.feed(raw)
-        original = next(iter(parser.messages()))
-        assert isinstance(original, FixMessage)
-        fields = [(t, v) for t, v in original.fields if t not in (43, 122, 52)]
-        orig_time = original.get(52) or format_utc_timestamp(self._now_ns())
-        at = next(i for i, (t, _) in enumerate(fields) if t == 34) + 1
-        fields[at:at] = [(43, "Y"), (52, format_utc_timestamp(self._now_ns())), (122, orig_time)]
-        self.counters["messages_resent"] += 1
-        self._write_raw(encode(self.settings.begin_string, fields))
-
-    def _send_gap_fill(self, seq: int, new_seq: int) -> None:
-        self.counters["gap_fills_sent"] += 1
-        fields = [
-            (35, "4"),
-            (49, self.settings.sender_comp_id),
-            (56, self.settings.target_comp_id),
-            (34, str(seq)),
-            (43, "Y"),
-            (52, format_utc_timestamp(self._now_ns())),
-            (122, format_utc_timestamp(self._now_ns())),
-            (123, "Y"),
-            (36, str(new_seq)),
-        ]
-        self._write_raw(encode(self.settings.begin_string, fields))
+        steps = replay(
+            self.store,
+            begin,
+            end,
+            floor=self.resend_floor,
+            resent_below_floor=self.resent_below_floor,
+        )
+        settings = self.settings
+        for step in steps:
+            now = format_utc_timestamp(self._now_ns())
+            if isinstance(step, bytes):
+                self.counters["messages_resent"] += 1
+                self._write_raw(poss_dup_copy(step, settings.begin_string, now))
+            else:
+                self.counters["gap_fills_sent"] += 1
+                sender, target = settings.sender_comp_id, settings.target_comp_id
+                fields = gap_fill_fields(sender, target, *step, now)
+                self._write_raw(encode(settings.begin_string, fields))
 
     def _on_gap_fill(self, msg: FixMessage, seq: int) -> None:
-        new_text = msg.get(36)
-        if new_text is None or not new_text.isdigit():
-            self._reject(
-                msg,
-                REQUIRED_TAG_MISSING if new_text is None else VALUE_INCORRECT,
-                36,
-                "NewSeqNo (36) missing or invalid",
-            )
+        new_seq = seq_number(msg, 36, "NewSeqNo")
+        if isinstance(new_seq, Defect):
+            self._reject(msg, new_seq.reason, new_seq.ref_tag, new_seq.text)
             self.store.set_next_target_seq(seq + 1)
             return
-        new_seq = int(new_text)
         if new_seq <= seq:
             self._reject(msg, VALUE_INCORRECT, 36, "NewSeqNo must be above MsgSeqNum")
             self.store.set_next_target_seq(seq + 1)
@@ -815,17 +667,11 @@ class FixSession:
 
     def _on_sequence_reset(self, msg: FixMessage, seq: int) -> None:
         """SequenceReset-Reset: the next expected number is NewSeqNo, whatever MsgSeqNum says."""
-        new_text = msg.get(36)
+        new_seq = seq_number(msg, 36, "NewSeqNo")
         expected = self.store.next_target_seq
-        if new_text is None or not new_text.isdigit():
-            self._reject(
-                msg,
-                REQUIRED_TAG_MISSING if new_text is None else VALUE_INCORRECT,
-                36,
-                "NewSeqNo (36) missing or invalid",
-            )
+        if isinstance(new_seq, Defect):
+            self._reject(msg, new_seq.reason, new_seq.ref_tag, new_seq.text)
             return
-        new_seq = int(new_text)
         if new_seq < expected:
             self._reject(msg, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} below expected {expected}")
             return
@@ -873,7 +719,7 @@ class FixSession:
         write = self._write
         if write is None:
             return
-        self._last_sent = self._monotonic()
+        self._liveness.last_sent = self._monotonic()
         self.counters["sent"] += 1
         if self.message_log:
             log.debug("fix_out", session=self.settings.key, msg=redact(raw))
@@ -910,23 +756,12 @@ class FixSession:
 
     def _reject(self, msg: FixMessage, reason: int, ref_tag: int | None, text: str) -> None:
         self._log_answer("reject", msg, reason, text, ref_tag=ref_tag)
-        body = [(_ROUTING_REVERSED[t], v) for t, v in msg.fields if t in _ROUTING_REVERSED]
-        ref_seq = msg.get(34)
-        body.append((45, ref_seq if ref_seq and ref_seq.isdigit() else "0"))
-        if ref_tag is not None:
-            body.append((371, str(ref_tag)))
-        if msg.get(35):
-            body.append((372, msg.get(35) or ""))
-        body += [(373, str(reason)), (58, text)]
         if self._write is not None:
-            self._send_admin("3", body, force=True)
+            self._send_admin("3", reject_body(msg, reason, ref_tag, text), force=True)
 
     def _business_reject(self, msg: FixMessage, reason: int, text: str, ref_id: str | None) -> None:
         self._log_answer("business_reject", msg, reason, text)
-        body = [(45, msg.get(34) or "0"), (372, msg.get(35) or "")]
-        if ref_id is not None:
-            body.append((379, ref_id))
-        body += [(380, str(reason)), (58, text)]
+        body = business_reject_body(msg, reason, text, ref_id)
         self._send("j", body, store=True, force=False)
 
     def _fatal(self, text: str, *, logout: bool = True) -> None:
@@ -959,24 +794,20 @@ class FixSession:
         heartbeat = self.heartbeat_s
         if self._resend_pending_to is not None and not self._resend_progressing(now):
             return
-        if self._test_request_at is not None:
-            if now - self._test_request_at >= heartbeat:
-                self.counters["heartbeat_timeouts"] += 1
-                self.disconnect("heartbeat timeout: no answer to TestRequest")
-                return
-        elif now - self._last_received >= heartbeat * TEST_REQUEST_FACTOR:
-            self._test_seq += 1
-            self._test_request_at = now
-            self._test_request_id = f"TEST-{self._test_seq}"
+        live = self._liveness
+        if live.timed_out(now, heartbeat):
+            self.counters["heartbeat_timeouts"] += 1
+            self.disconnect("heartbeat timeout: no answer to TestRequest")
+            return
+        test_id = live.silence_test(now, heartbeat)
+        if test_id is not None:
             self.counters["test_requests_sent"] += 1
-            self._send_test_request(self._test_request_id, now)
-        probe_s = self.rtt_probe_s
-        if probe_s is not None and now - self._probe_at >= probe_s:
-            self._probe_at = now
-            self._test_seq += 1
+            self._send_admin("1", [(112, test_id)])
+        probe_id = live.probe(now, self.rtt_probe_s)
+        if probe_id is not None:
             self.counters["rtt_probes_sent"] += 1
-            self._send_test_request(f"{PROBE_PREFIX}{self._test_seq}", now)
-        if now - self._last_sent >= heartbeat:
+            self._send_admin("1", [(112, probe_id)])
+        if live.heartbeat_due(now, heartbeat):
             self._send_admin("0", [])
 
     def _resend_progressing(self, now: float) -> bool:
@@ -1010,44 +841,3 @@ class FixSession:
         if start is not None and self.store.creation_ns < start:
             log.info("fix_new_session_period", session=self.settings.key)
             self.store.reset(now)
-
-
-def _msg_type(raw: bytes) -> str:
-    """MsgType of an encoded message (35 is its third field)."""
-    start = raw.find(b"\x0135=") + 4
-    return raw[start : raw.find(b"\x01", start)].decode("ascii")
-
-
-_last_second: list[object] = [None, ""]
-
-
-def format_utc_timestamp(ts_ns: int) -> str:
-    """FIX UTCTimestamp with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
-    seconds, rest = divmod(ts_ns, 1_000_000_000)
-    if _last_second[0] != seconds:  # one gmtime per second, not per message
-        tm = time.gmtime(seconds)
-        _last_second[0] = seconds
-        _last_second[1] = (
-            f"{tm.tm_year:04d}{tm.tm_mon:02d}{tm.tm_mday:02d}-"
-            f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}."
-        )
-    return f"{_last_second[1]}{rest // 1_000_000:03d}"
-
-
-def parse_utc_timestamp(text: str) -> int | None:
-    """Nanoseconds since the epoch of a FIX UTCTimestamp, or ``None`` if malformed."""
-    if len(text) < 17 or text[8] != "-" or text[11] != ":" or text[14] != ":":
-        return None
-    date, hh, mm, ss = text[:8], text[9:11], text[12:14], text[15:17]
-    fraction = text[17:]
-    if not (date.isdigit() and hh.isdigit() and mm.isdigit() and ss.isdigit()):
-        return None
-    if fraction and (fraction[0] != "." or not fraction[1:].isdigit() or len(fraction) > 10):
-        return None
-    year, month, day = int(date[:4]), int(date[4:6]), int(date[6:8])
-    hour, minute, second = int(hh), int(mm), int(ss)
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second <= 60):
-        return None
-    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-    frac_ns = int(fraction[1:].ljust(9, "0")) if fraction else 0
-    return seconds * 1_000_000_000 + frac_ns

@@ -9,9 +9,11 @@ after the body or a body field after the trailer (14), a tag repeated (13), a gr
 that does not start with its delimiter (15), a NumInGroup count that is not the number of
 entries (16).
 
-It is one pass over the fields: each MsgType gets, on first use, one dict from tag to
-everything known of that field in that message (header, body or trailer; its format;
-its enumeration; the group it opens), so a field costs one lookup and a few compares.
+It is one pass over the fields: each MsgType gets, on first use, one table (a list
+indexed by tag) of everything known of each field in that message (header, body or
+trailer; its format; its enumeration; the group it opens), so a field costs one index
+and a few compares. Nothing is made per message: the fields seen are stamps in tables
+kept from one check to the next (``_Plan.stamps``, ``_Layout.stamps``).
 The tables come from ``bastion.fix.dictionary44`` (generated from QuickFIX's FIX44.xml,
 plain data this module imports). Which fields a session allows beyond the dictionary is
 ``bastion.fix.validation.ValidationConfig``'s to say.
@@ -96,8 +98,22 @@ def signed_text(value: str) -> bool:
 
 
 def decimal_text(value: str) -> bool:
-    digits = (value[1:] if value[:1] == "-" else value).replace(".", "", 1)
-    return digits.isdigit() and digits.isascii()
+    """An optional '-', ASCII digits with at most one '.', at least one digit (one pass,
+    no slicing: this runs on every price and quantity)."""
+    n = len(value)
+    k = 1 if n and value[0] == "-" else 0
+    dot = False
+    digits = 0
+    while k < n:
+        c = ord(value[k])
+        if 48 <= c <= 57:
+            digits += 1
+        elif c == 46 and not dot:
+            dot = True
+        else:
+            return False
+        k += 1
+    return digits > 0
 
 
 def char_text(value: str) -> bool:
@@ -172,6 +188,21 @@ class _Layout:
         self.groups = groups
         self.delimiter = delimiter
         self.count_tag = count_tag
+        size = max(tags, default=0) + 1
+        self.member = bytearray(size)  # by tag: 1 for the tags of this layout
+        for tag in tags:
+            self.member[tag] = 1
+        self.stamps = bytearray(size)  # by tag: ``generation`` for those seen in an entry
+        self.generation = 0
+
+    def next_generation(self) -> int:
+        """A new group entry: no tag of the layout seen in it yet."""
+        generation = self.generation + 1
+        if generation > 255:
+            self.stamps = bytearray(len(self.member))
+            generation = 1
+        self.generation = generation
+        return generation
 
 
 class _Field:
@@ -198,13 +229,32 @@ class _Field:
 
 
 class _Plan:
-    """One MsgType's fields (header, body, trailer) and its required tags."""
+    """One MsgType's fields (header, body, trailer) and its required tags.
+
+    ``stamps`` is the table of fields seen, kept from one check to the next rather than
+    made for each message: a field was seen in this check if its stamp is this check's
+    ``generation`` (1 to 255; the table is cleared when the count wraps)."""
 
     def __init__(self, fields: dict[int, _Field], required: tuple[int, ...]) -> None:
         self.fields = fields
         self.required = required
         self.required_slots = tuple(fields[tag].slot for tag in required)
         self.size = len(fields)
+        self.type_slot = fields[35].slot
+        by_tag: list[_Field | None] = [None] * (max(fields) + 1)
+        for tag, field in fields.items():
+            by_tag[tag] = field
+        self.by_tag = by_tag  # a field by its tag: an index, no hashing of a boxed int
+        self.stamps = bytearray(self.size)
+        self.generation = 0
+
+    def next_generation(self) -> int:
+        generation = self.generation + 1
+        if generation > 255:
+            self.stamps = bytearray(self.size)
+            generation = 1
+        self.generation = generation
+        return generation
 
 
 Member = tuple[int, bool, "_Layout | None"]
@@ -315,7 +365,8 @@ class Validator:
         self._trailer = _layout(dd.TRAILER, skip=frozenset({10}))
         self._bodies: dict[str, dd.Members] = {t: spec[2] for t, spec in dd.MESSAGES.items()}
         self._plans: dict[str, _Plan] = {}
-        self._fields: dict[int, _Field] = {}  # every field, where it is not in a plan
+        # every field whose value is checked, by tag, where it is not in a plan
+        self._fields: list[_Field | None] = [None] * (max(dd.FIELDS) + 1)
         for tag in dd.FIELDS:
             field = _field(tag, 1, None)
             if field.checked:
@@ -353,17 +404,19 @@ class Validator:
         plan = self._plan(msg_type)
         if plan is None:
             return None  # an unknown MsgType is the session's to answer (reason 11)
-        known = plan.fields
+        known = plan.by_tag
+        top = len(known)
         section = 0  # 0 header, 1 body, 2 trailer
-        seen = bytearray(plan.size)  # by slot: the fields of the plan seen
-        seen[known[35].slot] = 1
-        others: set[int] = set()  # the tags seen that are not in the plan
+        now = plan.next_generation()
+        seen = plan.stamps  # by slot: ``now`` for the fields of the plan seen
+        seen[plan.type_slot] = now
+        others: set[int] | None = None  # the tags seen that are not in the plan
         n = len(fields)
         i = 1
         while i < n:
             tag, value = fields[i]
             i += 1
-            field = known.get(tag)
+            field = known[tag] if 0 <= tag < top else None
             if field is None:
                 if section == 2:
                     return _defect(TAG_OUT_OF_ORDER, tag, "Tag specified out of required order")
@@ -371,10 +424,13 @@ class Validator:
                 problem = self._undefined(tag, msg_type)
                 if problem is not None:
                     return problem
-                if tag in others:
+                if others is None:
+                    others = {tag}
+                elif tag in others:
                     return _defect(TAG_APPEARS_MORE_THAN_ONCE, tag, "Tag appears more than once")
-                others.add(tag)
-                field = self._fields.get(tag)
+                else:
+                    others.add(tag)
+                field = self._checked_field(tag)
                 if field is not None:
                     problem = _value(tag, field, value)
                     if problem is not None:
@@ -390,9 +446,9 @@ class Validator:
             else:
                 section = 2
             slot = field.slot
-            if seen[slot]:
+            if seen[slot] == now:
                 return _defect(TAG_APPEARS_MORE_THAN_ONCE, tag, "Tag appears more than once")
-            seen[slot] = 1
+            seen[slot] = now
             if field.checked:
                 problem = _value(tag, field, value)
                 if problem is not None:
@@ -404,7 +460,7 @@ class Validator:
                     return problem
         required = plan.required
         for j, slot in enumerate(plan.required_slots):
-            if not seen[slot]:
+            if seen[slot] != now:
                 return _defect(REQUIRED_TAG_MISSING, required[j], "Required tag missing")
         return None
 
@@ -420,8 +476,12 @@ class Validator:
             return _defect(INVALID_TAG_NUMBER, tag, "Invalid tag number")
         return _defect(TAG_NOT_DEFINED_FOR_MSG_TYPE, tag, "Tag not defined for this message type")
 
+    def _checked_field(self, tag: int) -> _Field | None:
+        fields = self._fields
+        return fields[tag] if 0 <= tag < len(fields) else None
+
     def _group_value(self, tag: int, value: str) -> Defect | None:
-        field = self._fields.get(tag)
+        field = self._checked_field(tag)
         return None if field is None else _value(tag, field, value)
 
     def _group(
@@ -430,26 +490,29 @@ class Validator:
         """Reads the entries of ``group`` from ``fields[i]``; returns where it ends."""
         entries = 0
         n = len(fields)
-        delimiter, tags = group.delimiter, group.tags
+        delimiter, member = group.delimiter, group.member
+        top = len(member)
         while i < n:
             tag, value = fields[i]
             if tag != delimiter:
-                if tag in tags:
+                if 0 <= tag < top and member[tag]:
                     return i, _defect(
                         GROUP_FIELDS_OUT_OF_ORDER, tag, "Repeating group fields out of order"
                     )
                 break
             entries += 1
-            seen = {tag}
+            now = group.next_generation()
+            seen = group.stamps
+            seen[tag] = now
             problem = self._group_value(tag, value)
             i += 1
             while problem is None and i < n:
                 tag, value = fields[i]
-                if tag == delimiter or tag not in tags:
+                if tag == delimiter or not (0 <= tag < top and member[tag]):
                     break
-                if tag in seen:
+                if seen[tag] == now:
                     return i, _defect(TAG_APPEARS_MORE_THAN_ONCE, tag, "Tag appears more than once")
-                seen.add(tag)
+                seen[tag] = now
                 i += 1
                 problem = self._group_value(tag, value)
                 sub = group.groups.get(tag)
@@ -458,7 +521,7 @@ class Validator:
             if problem is not None:
                 return i, problem
             for tag in group.required:
-                if tag not in seen:
+                if seen[tag] != now:
                     return i, _defect(REQUIRED_TAG_MISSING, tag, "Required tag missing")
         if entries != count:
             return i, _defect(

@@ -19,7 +19,8 @@ from bastion.fix.codec import (
     VALUE_INCORRECT,
     FixMessage,
 )
-from bastion.fix.session import RejectMessage, format_utc_timestamp
+from bastion.fix.rejects import RejectMessage
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.venue_server.messages import (
     CancelReject,
@@ -66,7 +67,7 @@ def parse_request(msg: FixMessage) -> Request:
             quantity=_quantity(msg, 38),
             price=price,
             time_in_force=_enum(msg, 59, _TIF_IN, default="0"),
-            poss_dup=msg.get(43) == "Y",
+            poss_dup=msg.get(43) == "Y" or msg.get(97) == "Y",  # PossDupFlag, PossResend
         )
     if msg_type == "F":
         return CancelRequest(

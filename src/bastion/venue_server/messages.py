@@ -81,7 +81,8 @@ class _Message(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 # -- requests (from an account) ---------------------------------------------------------
 class NewOrderRequest(_Message, frozen=True, kw_only=True):
-    """NewOrderSingle (D). ``poss_dup`` is PossDupFlag (43) of a resent message."""
+    """NewOrderSingle (D). ``poss_dup``: PossDupFlag (43) or PossResend (97) says it may
+    have been sent before (a ClOrdID already known is answered with its status)."""
 
     cl_ord_id: str
     symbol: str

@@ -49,14 +49,9 @@ from bastion.data import SyntheticQuoteFeed
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.fix.admission import AccessRule
 from bastion.fix.codec import REQUIRED_TAG_MISSING, VALUE_INCORRECT, FixMessage
-from bastion.fix.session import (
-    BusinessReject,
-    FixSession,
-    OutputGate,
-    RejectMessage,
-    SessionSettings,
-    SessionState,
-)
+from bastion.fix.gate import OutputGate
+from bastion.fix.rejects import BusinessReject, RejectMessage
+from bastion.fix.session import FixSession, SessionSettings, SessionState
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixAcceptor
 from bastion.fix.validation import ENVELOPE_TAGS

@@ -12,7 +12,7 @@ import pytest
 from bastion.clock import LiveClock
 from bastion.fix.admission import AcceptorLimits, AccessRule, AddressGuard
 from bastion.fix.codec import encode
-from bastion.fix.session import format_utc_timestamp
+from bastion.fix.timestamps import format_utc_timestamp
 from kit.fix_pair import ACC, INI, new_order, parse_all
 from kit.fix_tcp import DEADLINE_S, acceptor, exchange, initiator, logon, nodes, run
 from kit.waiting import until

@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bastion.fix.codec import (
+    DATA_AFTER_LENGTH,
     INVALID_TAG_NUMBER,
     TAG_WITHOUT_VALUE,
+    VALUE_INCORRECT,
     FixMessage,
     FixParser,
     Garbled,
@@ -252,6 +254,89 @@ def test_when_several_defects_then_first_one_reported_and_good_fields_kept() -> 
     assert isinstance(msg, FixMessage) and msg.defect is not None
     assert msg.defect.reason == INVALID_TAG_NUMBER
     assert msg.fields == [(35, "D"), (11, ""), (55, "XYZ")]
+
+
+# -- data fields, read by their length ------------------------------------------------------------
+def _with_data(length_tag: int, data: str, length: int | None = None) -> list[tuple[int, str]]:
+    """A Heartbeat carrying ``data`` in the DATA field of ``length_tag``, then Text (58)."""
+    size = len(data) if length is None else length
+    data_fields = [(length_tag, str(size)), (DATA_AFTER_LENGTH[length_tag], data)]
+    return [*HEARTBEAT_FIELDS, *data_fields, (58, "after")]
+
+
+def test_data_fields_pair_with_their_length_fields() -> None:
+    """Each DATA field of the dictionary is read by its LENGTH partner: the field just
+    before it, and SignatureLength (93) for Signature (89)."""
+    assert DATA_AFTER_LENGTH[95] == 96 and DATA_AFTER_LENGTH[93] == 89
+    assert DATA_AFTER_LENGTH[212] == 213 and DATA_AFTER_LENGTH[354] == 355
+    assert len(DATA_AFTER_LENGTH) == 16
+
+
+@pytest.mark.parametrize("length_tag", sorted(DATA_AFTER_LENGTH))
+def test_when_data_field_holds_soh_and_equals_then_read_whole_by_its_length(
+    length_tag: int,
+) -> None:
+    """RawData, XmlData, EncodedText, Signature...: SOH and '=' inside the value are data,
+    not field boundaries; the fields after it are read as usual."""
+    fields = _with_data(length_tag, "a\x01b=c\x0110=000\x01")
+    (msg,) = parse(encode("FIX.4.4", fields))
+    assert isinstance(msg, FixMessage) and msg.defect is None
+    assert msg.fields == fields
+
+
+@pytest.mark.parametrize("wrong", [-1, 1, 40])
+def test_when_data_length_wrong_then_defect_373_5_on_the_length_field(wrong: int) -> None:
+    """A length that does not end the data at an SOH: the frame is sound (BodyLength and
+    CheckSum right), so a defect to reject (373=5 on the length tag), not a garbled frame;
+    the header is still read."""
+    data = "x\x01y=z"
+    (msg,) = parse(encode("FIX.4.4", _with_data(95, data, len(data) + wrong)))
+    assert isinstance(msg, FixMessage)
+    assert msg.defect is not None
+    assert (msg.defect.reason, msg.defect.ref_tag) == (VALUE_INCORRECT, 95)
+    assert (msg.get(34), msg.msg_type) == ("1", "0")
+
+
+def test_when_data_without_its_length_field_then_read_to_the_next_soh() -> None:
+    """A DATA field not preceded by its length is read like any other field."""
+    fields = [*HEARTBEAT_FIELDS, (96, "plain"), (58, "after")]
+    (msg,) = parse(encode("FIX.4.4", fields))
+    assert isinstance(msg, FixMessage) and msg.fields == fields and msg.defect is None
+
+
+def test_when_raw_data_holds_soh_then_redaction_hides_all_of_it() -> None:
+    """RawData (96) is a credential: redacted by its length, no piece after an SOH leaks."""
+    raw = encode("FIX.4.4", [(35, "A"), (95, "13"), (96, "key\x01secret=99"), (58, "hi")])
+    text = redact(raw)
+    assert "secret" not in text and "96=***" in text and "58=hi" in text
+
+
+_DATA = st.binary(min_size=1, max_size=60).map(lambda b: b.decode("latin-1"))
+
+
+@PROPERTY
+@given(
+    data=st.lists(st.tuples(st.sampled_from(sorted(DATA_AFTER_LENGTH)), _DATA), max_size=3),
+    cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=6),
+)
+def test_when_data_fields_hold_any_bytes_then_parsed_back_identically(
+    data: list[tuple[int, str]], cuts: list[int]
+) -> None:
+    """Data fields with any bytes (SOH, '=', '10=', '8=FIX' included), in messages cut
+    anywhere: every message parses back field for field, without a defect."""
+    body = [f for length_tag, value in data for f in _with_data(length_tag, value)[5:7]]
+    messages = [[*HEARTBEAT_FIELDS, *body], HEARTBEAT_FIELDS]
+    stream = b"".join(encode("FIX.4.4", m) for m in messages)
+    bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    parser = FixParser()
+    out: list[FixMessage | Garbled] = []
+    for start, end in itertools.pairwise(bounds):
+        parser.feed(stream[start:end])
+        out.extend(parser.messages())
+    assert [(m.fields, m.defect) for m in out if isinstance(m, FixMessage)] == [
+        (m, None) for m in messages
+    ]
+    assert len(out) == 2
 
 
 # -- redaction ----------------------------------------------------------------------------------

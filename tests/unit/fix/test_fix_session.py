@@ -22,8 +22,9 @@ from bastion.fix.codec import (
     FixMessage,
     encode,
 )
+from bastion.fix.rejects import BusinessReject, RejectMessage
 from bastion.fix.schedule import SessionSchedule
-from bastion.fix.session import BusinessReject, RejectMessage, SessionState
+from bastion.fix.session import SessionState
 from kit.fix_pair import (
     ACC,
     INI,

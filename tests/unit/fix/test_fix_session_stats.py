@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bastion.fix.session import PROBE_PREFIX
+from bastion.fix.heartbeats import PROBE_PREFIX
 from kit.fix_pair import Pair, execution_report, parse_all
 
 

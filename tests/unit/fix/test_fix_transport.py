@@ -14,8 +14,9 @@ import structlog
 
 from bastion.clock import LiveClock
 from bastion.fix.codec import encode
-from bastion.fix.session import FixSession, SessionSettings, format_utc_timestamp
+from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.fix.transport import FixAcceptor, FixInitiator
 from kit.fix_pair import (
     ACC,

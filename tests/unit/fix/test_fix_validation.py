@@ -133,3 +133,28 @@ def test_fast_format_checks_agree_with_the_patterns(value: str) -> None:
     for kind, fast in FAST.items():
         pattern = re.compile(PATTERNS[kind], re.ASCII | re.DOTALL)
         assert fast(value) == bool(pattern.fullmatch(value)), (kind, value)
+
+
+def test_when_checks_outnumber_the_stamp_generations_then_each_check_starts_clean() -> None:
+    """The tables of fields seen are kept between checks and stamped per check (and per
+    group entry), wrapping at 255: past several wraps, a repeated tag, a missing one and
+    a tag repeated in a group entry are still found, and a valid message still passes."""
+    validator = ValidationConfig().validator()
+    assert validator is not None
+    entry = [(269, "0"), (270, "100.25"), (271, "5")]
+    snapshot = fields("W", [(55, "XYZ.SIM"), (268, "300"), *(entry * 300)])
+    for _ in range(3):
+        assert validator.check(snapshot) is None
+        for _ in range(300):
+            assert validator.check(ORDER) is None
+        repeated = validator.check([*ORDER, (11, "again")])
+        missing = validator.check([f for f in ORDER if f[0] != 54])
+        assert repeated is not None and repeated.reason == TAG_APPEARS_MORE_THAN_ONCE
+        assert missing is not None and (missing.reason, missing.ref_tag) == (
+            REQUIRED_TAG_MISSING,
+            54,
+        )
+        twice = [(269, "1"), (270, "1"), (270, "5")]
+        in_entry = validator.check(fields("W", [(55, "XYZ.SIM"), (268, "2"), *entry, *twice]))
+        assert in_entry is not None
+        assert (in_entry.reason, in_entry.ref_tag) == (TAG_APPEARS_MORE_THAN_ONCE, 270)

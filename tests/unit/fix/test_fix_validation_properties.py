@@ -10,7 +10,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from bastion.fix.codec import FixMessage, encode
-from bastion.fix.session import format_utc_timestamp
+from bastion.fix.timestamps import format_utc_timestamp
 from kit.fix_pair import ACC, INI, T0, FakeClock, Pair, execution_report, new_order, parse_all
 
 _MUTATION = st.one_of(

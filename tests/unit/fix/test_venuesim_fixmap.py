@@ -14,7 +14,8 @@ from bastion.fix.codec import (
     VALUE_INCORRECT,
     FixMessage,
 )
-from bastion.fix.session import RejectMessage, format_utc_timestamp
+from bastion.fix.rejects import RejectMessage
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.model.enums import OrderSide, OrderType, TimeInForce
 from bastion.venue_server.fixmap import (
     market_data_incremental,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bastion.clock import SimClock
 from bastion.config import InstrumentConfig
 from bastion.fix.codec import INCORRECT_DATA_FORMAT, REQUIRED_TAG_MISSING, FixMessage
-from bastion.fix.session import RejectMessage
+from bastion.fix.rejects import RejectMessage
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderType
 from bastion.model.instruments import Instrument

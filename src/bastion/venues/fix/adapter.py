@@ -46,14 +46,10 @@ from bastion.fix.codec import (
     REQUIRED_TAG_MISSING,
     FixMessage,
 )
-from bastion.fix.session import (
-    BusinessReject,
-    FixSession,
-    RejectMessage,
-    SessionSettings,
-    format_utc_timestamp,
-)
+from bastion.fix.rejects import BusinessReject, RejectMessage
+from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.fix.tls import ClientTls
 from bastion.fix.transport import FixInitiator
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce

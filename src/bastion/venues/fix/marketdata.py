@@ -31,7 +31,8 @@ from typing import Protocol
 
 from bastion.clock import Clock
 from bastion.fix.codec import INCORRECT_DATA_FORMAT, FixMessage
-from bastion.fix.session import RejectMessage, parse_utc_timestamp
+from bastion.fix.rejects import RejectMessage
+from bastion.fix.timestamps import parse_utc_timestamp
 from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.instruments import Instrument
 

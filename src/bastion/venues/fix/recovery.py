@@ -34,8 +34,9 @@ import structlog
 from bastion.clock import Clock
 from bastion.errors import VenueRequestFailed, VenueUnavailable
 from bastion.fix.codec import FixMessage, FixParser
-from bastion.fix.session import FixSession, format_utc_timestamp, parse_utc_timestamp
+from bastion.fix.session import FixSession
 from bastion.fix.store import SqliteSessionStore
+from bastion.fix.timestamps import format_utc_timestamp, parse_utc_timestamp
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from bastion.model.instruments import Instrument
 from bastion.model.orders import UNKNOWN_STRATEGY, Order

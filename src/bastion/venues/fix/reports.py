@@ -19,7 +19,7 @@ from bastion.fix.codec import (
     VALUE_INCORRECT,
     FixMessage,
 )
-from bastion.fix.session import RejectMessage
+from bastion.fix.rejects import RejectMessage
 from bastion.model.enums import LiquiditySide, OrderSide
 from bastion.model.events import (
     OrderAccepted,

@@ -23,11 +23,9 @@ from bastion.fix.codec import (
     VALUE_INCORRECT,
     FixMessage,
 )
-from bastion.fix.session import (
-    FixSession,
-    RejectMessage,
-    format_utc_timestamp,
-)
+from bastion.fix.rejects import RejectMessage
+from bastion.fix.session import FixSession
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.model.data import QuoteTick, TradeTick
 from bastion.model.enums import LiquiditySide, TimeInForce
 from bastion.model.events import (
