@@ -233,6 +233,7 @@ class _Node:
             name=config.node.id if leader is None else ha_journal_name(config.ha),
             fence_epoch=None if leader is None else leader.epoch,
             on_fenced=None if ha is None else ha.on_fenced,
+            on_failed=None if ha is None else ha.on_journal_failed,
         )
         try:
             epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
@@ -666,6 +667,8 @@ class _Node:
         self.stop_requested.set()
 
     def _on_task_crash(self, name: str, error: BaseException) -> None:
+        if self.deposed is not None:
+            return  # a deposed leader's refused journal: its own exit (deposed) stands
         self.exit_code = 1
         self.stop_requested.set()
 
