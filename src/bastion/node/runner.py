@@ -406,6 +406,12 @@ class _Node:
                 self.report["state"] = kernel.risk.state.value
                 if not reconciled or self.report.get("reconciliation", {}).get("mismatches"):
                     self.exit_code = 1
+        except OperationalError as error:
+            if self.deposed is None:
+                raise
+            # deposed: its journal refuses, so whatever still tried to journal on the way
+            # out (a failed strategy's cancels, a last state change) fails; expected
+            log.warning("shutdown_deposed_refused", reason=self.deposed, error=str(error))
         finally:
             if ha is not None:
                 await ha.settle()
