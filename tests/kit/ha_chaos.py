@@ -6,9 +6,9 @@ a supervisor thread that restarts a member whenever it exits, as systemd would
 ``ha_group`` yields a ``Group``; the faults are its methods (``kill``, ``pause``,
 ``partition``, ``restart_postgres``), what the tests read is in ``kit.ha_desk``, and
 the oracle is ``kit.chaos_oracle``. The supervisor records every exit with its code:
-SIGKILL (by the test), 4 (deposed) and 0 (SIGTERM) are expected, and 1 after a failed
-journal write (``JOURNAL_FAILED``); any other is a finding (``Group.problems``, with
-the member's log tail).
+SIGKILL (by the test), 4 (deposed; counted as ``journal_failed`` when the member's
+journal failed first, ``JOURNAL_FAILED``) and 0 (SIGTERM) are expected; any other is a
+finding (``Group.problems``, with the member's log tail).
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ MEMBERS = ("a", "b")
 EXPECTED_EXITS = (0, EXIT_DEPOSED, -signal.SIGKILL)
 LOG_TAIL_CHARS = 3000
 SUPERVISE_EVERY_S = 0.05
-JOURNAL_FAILED = "' (t_"  # in "postgresql journal 'desk' (t_...@host:port): write failed"
-"""A leader whose PostgreSQL connection broke (a partition, a restart) before its lease
-ran out fails on its next journal write and exits 1, not 4 (deposed)."""
+JOURNAL_FAILED = "journal failed: "
+"""In the ``ha_deposed`` line of a leader whose PostgreSQL connection broke (a partition,
+a restart) before its lease ran out: its next journal write failed, and it stepped down
+(exit 4)."""
 LEAD_TIMEOUT_S = 45.0  # interpreter start, logon, reconciliation on a shared 2-core box
 
 
@@ -80,7 +81,7 @@ class Group:
     def _exited(self, member: str, code: int) -> None:
         tail = self.desk.log(member).read_text(encoding="utf-8", errors="replace")
         tail = tail[-LOG_TAIL_CHARS:]
-        if code == 1 and "write failed" in tail and JOURNAL_FAILED in tail:
+        if code == EXIT_DEPOSED and JOURNAL_FAILED in tail:
             self.exits["journal_failed"] += 1  # a leader whose database went away
             return
         self.exits[_exit_name(code)] += 1

@@ -12,6 +12,10 @@ leader's side of ``ha_status`` and ``ha_switchover``.
 A leader that loses the lease, is fenced by the journal or switches over is
 *deposed*: it halts at once, journals nothing more, sends nothing more (no cancel,
 no Logout) and exits with ``EXIT_DEPOSED``; its supervisor restarts it, as a standby.
+So does a leader whose journal can no longer write (its connection dropped, the
+server restarted): nothing it sends could be journaled first, so it stops at once,
+and releases the lease on its way out if the database answers, so that a standby
+need not wait for the lease to run out.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Final
 
 import structlog
 
-from bastion.errors import CommandRefused, OperationalError
+from bastion.errors import CommandRefused, LeaseUnavailable, OperationalError
 from bastion.ha.config import HaConfig
 from bastion.ha.fence import Fence
 from bastion.ha.fix_seqs import SenderSeqBlock, SeqReservations
@@ -48,6 +52,7 @@ LEASE_EXPIRED: Final = "lease expired"
 DEPOSED: Final = "deposed"
 LEASE_LOST: Final = "lease lost"
 FENCED: Final = "fenced"
+JOURNAL_FAILED: Final = "journal failed"
 
 
 def ha_journal_name(ha: HaConfig | None) -> str:
@@ -108,6 +113,9 @@ class Leadership:
         self.lost_as = LEASE_LOST
         """``LeaderStepDown.reason`` for ``lost``: ``deposed`` (a renewal found another
         epoch) or ``lease lost`` (the local deadline passed)."""
+        self.journal_failed: str | None = None
+        """Why the journal can no longer write, once it cannot (the lease is then
+        released on close, if the database answers)."""
         self._on_lost: Callable[[str], None] | None = None
         self._source = source
         self.reservations = SeqReservations(
@@ -146,6 +154,13 @@ class Leadership:
         if handler is not None:
             handler(reason)
 
+    def stop_after_journal_failed(self, reason: str) -> None:
+        """The journal failed (any thread): never send again (the keeper stops renewing
+        once the fence is revoked); ``close(release=True)`` still releases the lease."""
+        if self.journal_failed is None:
+            self.journal_failed = reason
+        self.fence.revoke(f"journal failed: {reason}")
+
     def took_over(self, *, ready_at_s: float, ts_ns: int) -> LeaderTookOver:
         """The node trades: ``ha_took_over`` logged, and the event that tells it (the
         runner publishes it, once its alerting listens)."""
@@ -176,7 +191,7 @@ class Leadership:
 
     def step_down(self, reason: str, *, ts_ns: int) -> LeaderStepDown:
         """The event of this member leaving the lead (``reason``: switchover, deposed,
-        lease lost, fenced)."""
+        lease lost, fenced, journal failed)."""
         return LeaderStepDown(
             ts_ns=ts_ns,
             group=self.config.group,
@@ -191,13 +206,14 @@ class Leadership:
         return self.lease.release(self.fence, to=to)
 
     def close(self, *, release: bool = False) -> None:
-        """Stop the keeper, close the connections; ``release``: a clean stop hands the
-        lease to anyone at once (the fence is revoked first)."""
+        """Stop the keeper, close the connections; ``release``: a clean stop (or one after
+        the journal failed, while this member may still hold the lease) hands the lease
+        to anyone at once (the fence is revoked first)."""
         self.keeper.stop()
-        if release and self.lost is None:
+        if release and (self.lost is None or self.journal_failed is not None):
             try:
                 self.lease.release(self.fence)
-            except OperationalError as error:
+            except (OperationalError, LeaseUnavailable) as error:
                 log.warning("ha_release_failed", error=str(error))
         self.lease.close()
         self.reservations.close()

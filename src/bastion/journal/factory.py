@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bastion.errors import ConfigError, FencedError
+from bastion.errors import ConfigError, FencedError, OperationalError
 from bastion.journal.base import Journal
 from bastion.journal.config import JournalConfig
 from bastion.journal.keys import JournalKeys
@@ -47,11 +47,12 @@ def open_journal(
     name: str,
     fence_epoch: int | None = None,
     on_fenced: Callable[[FencedError], None] | None = None,
+    on_failed: Callable[[OperationalError], None] | None = None,
 ) -> Journal:
     """The configured journal, open for writing. ``name``: the journal's name in a
     PostgreSQL database when ``journal.name`` is unset (the node id, or the HA group).
 
-    ``fence_epoch``/``on_fenced`` (PostgreSQL only): see ``PostgresJournal``."""
+    ``fence_epoch``/``on_fenced``/``on_failed`` (PostgreSQL only): see ``PostgresJournal``."""
     path = journal_local_path(config, base_dir)
     if config.backend == "sqlite":
         if fence_epoch is not None:
@@ -78,4 +79,5 @@ def open_journal(
         connect_timeout_s=config.connect_timeout_s,
         fence_epoch=fence_epoch,
         on_fenced=on_fenced,
+        on_failed=on_failed,
     )

@@ -11,9 +11,13 @@ Fencing (``fence_epoch``): every write transaction first reads the lease row
 ``SELECT epoch FROM bastion_leases WHERE name = %s FOR SHARE``; unless it is this
 writer's epoch the transaction rolls back with ``FencedError``, the journal refuses
 every later event and ``on_fenced(error)`` is called once (on the thread that wrote:
-the caller hands it to its own loop). The share lock makes a takeover, which updates
-that row, wait for a batch in flight, and every batch after the takeover fail. Without
-fencing, a session advisory lock per journal name keeps a second writer out.
+the caller hands it to its own loop). Any other failed write (the connection dropped,
+the server restarted or stopped answering) refuses every later event too and calls
+``on_failed(error)`` once, on the thread that wrote, before the refusal is in force: a
+leader must stop sending at once, since no later event can be journaled before its send.
+The share lock makes a takeover, which updates that row, wait for a batch in flight, and
+every batch after the takeover fail. Without fencing, a session advisory lock per journal
+name keeps a second writer out.
 
 Keys: the encryption key seals payloads before they leave the process
 (``_pg_records``); the chain key makes the chain HMAC-SHA256 and seals snapshots, as
@@ -138,6 +142,7 @@ class PostgresJournal:
         connect_timeout_s: int = 5,
         fence_epoch: int | None = None,
         on_fenced: Callable[[FencedError], None] | None = None,
+        on_failed: Callable[[OperationalError], None] | None = None,
     ) -> None:
         if durability not in ("group", "fsync_each"):
             raise ValueError(f"unknown durability {durability!r}")
@@ -148,6 +153,7 @@ class PostgresJournal:
         self.commits = 0
         self.torn_tail: int | None = None
         self._on_fenced = on_fenced
+        self._on_failed = on_failed
         self._password = password
         self._chain = Chain(keys.chain)
         self._sealer = Sealer(keys.encryption, name)
@@ -194,7 +200,7 @@ class PostgresJournal:
         self._committed_hash = last_hash
         self._refused: str | None = None
         self._error: BaseException | None = None
-        self._fenced_called = False
+        self._failure_told = False
         self._closed = False
         self._queue: deque[Any] = deque()
         self._queued_since = 0.0
@@ -644,6 +650,11 @@ class PostgresJournal:
             )
         elif isinstance(error, psycopg.Error):
             error = pg_error(self.where, error, self._password)
+        if not isinstance(error, FencedError) and not self._failure_told:
+            self._failure_told = True  # one call, of either kind
+            if self._on_failed is not None:
+                failed = error if isinstance(error, OperationalError) else None
+                self._on_failed(failed or OperationalError(f"{self.where}: {error!r}"))
         self._error = error
         self._refused = f"write failed: {error}; the journal accepts no more events"
         if isinstance(error, FencedError):
@@ -652,8 +663,8 @@ class PostgresJournal:
             log.error("journal_write_failed", journal=self.where, error=repr(error))
         with self._committed:
             self._committed.notify_all()
-        if isinstance(error, FencedError) and not self._fenced_called:
-            self._fenced_called = True
+        if isinstance(error, FencedError) and not self._failure_told:
+            self._failure_told = True
             if self._on_fenced is not None:
                 self._on_fenced(error)
 

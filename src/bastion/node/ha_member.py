@@ -10,10 +10,10 @@ its standby phase to its last moment as a leader.
   takeovers and step-downs counted), ``took_over`` once it trades (``LeaderTookOver``
   published, after the alerting subscribed; the leader's ``StandbyWatch`` started);
 - deposed (``depose``: the lease lost, another epoch, the journal's fence, a
-  switchover): it halts, drops its venue sessions without a Logout, publishes
-  ``LeaderStepDown`` (on a switchover before the release, so it is journaled; else
-  after the journal refuses, so it reaches only the bus, the alerts and the log) and
-  asks the runner to stop with ``EXIT_DEPOSED``.
+  switchover, a journal that can no longer write): it halts, drops its venue sessions
+  without a Logout, publishes ``LeaderStepDown`` (on a switchover before the release,
+  so it is journaled; else after the journal refuses, so it reaches only the bus, the
+  alerts and the log) and asks the runner to stop with ``EXIT_DEPOSED``.
 
 The composition root imports this; nothing under ``bastion.ha`` imports the node.
 """
@@ -36,6 +36,7 @@ from bastion.ha.node import (
     DEPOSED,
     EXIT_DEPOSED,
     FENCED,
+    JOURNAL_FAILED,
     SWITCHOVER,
     LeaderLease,
     Leadership,
@@ -194,6 +195,19 @@ class HaNode:
         assert loop is not None
         loop.call_soon_threadsafe(self.depose, f"journal fenced: {error}", FENCED)
 
+    def on_journal_failed(self, error: OperationalError) -> None:
+        """The journal can no longer write (its connection dropped, the server restarted
+        or stopped answering; on the thread that wrote, before the journal refuses): the
+        journal-before-send rule cannot hold, so the fence is revoked now (nothing more
+        to the venues, the lease no longer renewed) and the member steps down as a
+        deposed one does; the lease is released on the way out if the database answers."""
+        loop = self._loop
+        assert loop is not None
+        reason = f"journal failed: {error}"
+        loop.call_soon_threadsafe(self.depose, reason, JOURNAL_FAILED)  # before the keeper's
+        if self.leader is not None:
+            self.leader.stop_after_journal_failed(str(error))
+
     def depose(self, reason: str, as_: str = DEPOSED) -> None:
         """No longer the leader (on the loop): halt now (nothing journaled, nothing sent),
         tell it (``LeaderStepDown``, reason ``as_``), then stop the run with
@@ -245,8 +259,10 @@ class HaNode:
         at once, a clean stop), leave the members table."""
         if self._watch is not None:
             self._watch.stop()
-        if self.leader is not None:
-            self.leader.close(release=release and self.deposed is None)
+        leader = self.leader
+        if leader is not None:
+            may_release = self.deposed is None or leader.journal_failed is not None
+            leader.close(release=release and may_release)
         self.heartbeat.stop()
 
 

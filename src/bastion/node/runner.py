@@ -233,6 +233,7 @@ class _Node:
             name=config.node.id if leader is None else ha_journal_name(config.ha),
             fence_epoch=None if leader is None else leader.epoch,
             on_fenced=None if ha is None else ha.on_fenced,
+            on_failed=None if ha is None else ha.on_journal_failed,
         )
         try:
             epoch = journal.begin_run(config.node.id, clock.timestamp_ns())
@@ -405,6 +406,12 @@ class _Node:
                 self.report["state"] = kernel.risk.state.value
                 if not reconciled or self.report.get("reconciliation", {}).get("mismatches"):
                     self.exit_code = 1
+        except OperationalError as error:
+            if self.deposed is None:
+                raise
+            # deposed: its journal refuses, so whatever still tried to journal on the way
+            # out (a failed strategy's cancels, a last state change) fails; expected
+            log.warning("shutdown_deposed_refused", reason=self.deposed, error=str(error))
         finally:
             if ha is not None:
                 await ha.settle()
@@ -666,6 +673,8 @@ class _Node:
         self.stop_requested.set()
 
     def _on_task_crash(self, name: str, error: BaseException) -> None:
+        if self.deposed is not None:
+            return  # a deposed leader's refused journal: its own exit (deposed) stands
         self.exit_code = 1
         self.stop_requested.set()
 

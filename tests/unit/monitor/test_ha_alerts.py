@@ -89,14 +89,15 @@ def test_when_a_group_first_starts_then_no_takeover_alert() -> None:
 
 
 def test_when_the_leader_is_deposed_then_step_down_fires_and_a_takeover_resolves_it() -> None:
-    """ha-step-down: deposed, lease lost or fenced fire (a switchover does not); this
-    member leading the group again resolves it."""
+    """ha-step-down: deposed, lease lost, fenced or journal failed fire (a switchover does
+    not); this member leading the group again resolves it."""
     b = bench(only=["ha-step-down"])
     b.publish(step_down("switchover"))
     assert b.active() == []
     b.publish(step_down("deposed"))
     assert summaries(b, "ha-step-down") == ["HA group desk: a stopped leading (epoch 8): deposed"]
     b.publish(step_down("lease lost"))  # counts in the same alert
+    b.publish(step_down("journal failed"))
     assert len(b.alert_events(AlertFired)) == 1
     b.publish(took_over(member="a"))
     assert resolved(b, "ha-step-down") == ["LeaderTookOver"]

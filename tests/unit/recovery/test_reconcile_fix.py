@@ -197,6 +197,61 @@ def test_when_an_open_order_never_reached_the_venue_then_rejected_not_resent(
         assert ledger.find("acct", f"{PREFIX}1-1") is None  # asked about, never sent
 
 
+def _journal_intent_only(kernel: Kernel, price: int) -> Order:
+    """An order journaled as created (``OrderInitialized``) by a node that died before
+    its submission: never submitted, never sent by this process."""
+    return kernel.execution.create_order(
+        strategy_id="s",
+        instrument_id=IID,
+        venue="FIXSIM",
+        side=OrderSide.BUY,
+        order_type=OrderType.LIMIT,
+        quantity=2,
+        price=price,
+        client_order_id=f"{PREFIX}3-4",
+    )
+
+
+def test_when_an_order_was_journaled_but_never_submitted_then_rejected_not_known_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An INITIALIZED order (its node died between journaling it and sending it) is asked
+    about like an open one, rejected as not known at the venue, and never sent."""
+    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-reconcile")
+
+    async def intent_only(kernel: Kernel, server: VenueSimServer) -> None:
+        _journal_intent_only(kernel, price=100)
+
+    report, kernel, published = run(tmp_path, intent_only)
+    order = kernel.execution.order(f"{PREFIX}3-4")
+    assert order is not None and order.status is OrderStatus.REJECTED
+    assert (report.resolved, report.mismatches) == (1, [])
+    rejected = [e for e in published if isinstance(e, OrderRejected)]
+    assert [(e.client_order_id, e.reason) for e in rejected] == [
+        (f"{PREFIX}3-4", NOT_KNOWN_AT_VENUE)
+    ]
+    with VenueLedger(tmp_path / "venue" / "ledger.sqlite") as ledger:
+        assert ledger.find("acct", f"{PREFIX}3-4") is None  # asked about, never sent
+
+
+def test_when_an_order_journaled_only_as_created_is_open_at_the_venue_then_it_is_taken_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its submission's record lost (group commit), the order reached the venue: the
+    venue's listing makes it submitted and accepted, not a mismatch."""
+    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-reconcile")
+
+    async def sent_unrecorded(kernel: Kernel, server: VenueSimServer) -> None:
+        _journal_intent_only(kernel, price=100)
+        rest_at_venue(server, f"{PREFIX}3-4")
+
+    report, kernel, _ = run(tmp_path, sent_unrecorded)
+    assert (report.adopted, report.mismatches) == (1, [])
+    order = kernel.execution.order(f"{PREFIX}3-4")
+    assert order is not None and order.status is OrderStatus.ACCEPTED
+    assert order in kernel.execution.open_orders()
+
+
 def test_when_positions_disagree_beyond_tolerance_then_mismatch_names_both(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

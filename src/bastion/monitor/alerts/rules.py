@@ -36,8 +36,8 @@ notifier-failing           warning   ``bastion_notifications_failed_total`` rose
 ha-takeover                critical  ``LeaderTookOver`` after a lease expired or a
                                      switchover (not a group's first start); resolved
                                      after 15 minutes
-ha-step-down               critical  ``LeaderStepDown`` deposed, lease lost or fenced
-                                     (not a switchover); resolved by a
+ha-step-down               critical  ``LeaderStepDown`` deposed, lease lost, fenced or
+                                     journal failed (not a switchover); resolved by a
                                      ``LeaderTookOver`` of the group or after 15 minutes
 ha-standby-lagging         warning   ``StandbyStatus`` lagging; resolved by one ok, lost
                                      or left, per standby
@@ -337,7 +337,7 @@ def builtin_rules(*, quote_stale_s: float, daily_loss: Decimal | None) -> list[A
             summary="HA group {group}: {member} stopped leading (epoch {epoch}): {reason}",
             repeat_s=600.0,
             event="LeaderStepDown",
-            match={"reason": ["deposed", "lease lost", "fenced"]},
+            match={"reason": ["deposed", "lease lost", "fenced", "journal failed"]},
             group_by=["group"],
             resolve_event="LeaderTookOver",
             resolve_after_s=DEFAULT_WINDOW_S,

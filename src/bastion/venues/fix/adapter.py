@@ -642,8 +642,14 @@ class FixVenueAdapter(VenueAdapter):
             raise RejectMessage(REQUIRED_TAG_MISSING, 11, "Required tag missing: 11")
         coid = _order_key(cl_ord_id)
         order = self._orders.get(coid)
-        if order is None and msg.get(43) == "Y" and self.adopt_reported is not None:
-            order = self.adopt_reported(msg)
+        adopt = self.adopt_reported
+        if adopt is not None and (
+            (order is None and msg.get(43) == "Y")
+            or (order is not None and order.status is OrderStatus.INITIALIZED)
+        ):
+            # a report on an order the journal lost (resent: the venue's resend after a
+            # restart or takeover), or on one journaled as created only: it was sent
+            order = adopt(msg) or order
         if order is None and msg.get(43) == "Y":
             self.counters["resent_reports_unknown_order"] += 1  # closed before the snapshot
             return

@@ -7,7 +7,11 @@
 2. OrderStatusRequest for each order the node holds open at this venue that the venue
    did not list: the venue's final state (canceled, expired, rejected) is applied; an
    order the venue does not know never reached it and is rejected ("not known at
-   venue") - it is never re-sent.
+   venue") - it is never re-sent. So is each order the journal holds as created but
+   not submitted (``INITIALIZED``: a node that died between journaling an order and
+   its submission; under group commit the order may even have been sent): the
+   venue's answer decides, and its submission is journaled first (``adopt``) so that
+   the state that follows applies as to any order sent.
 3. RequestForPositions: the venue's net position per instrument against the node's,
    for this venue's instruments only (a position the venue reports in another
    venue's instrument is a mismatch, never compared with the node's position there).
@@ -45,6 +49,9 @@ from bastion.venues.base import ReconcileContext, VenueReconciliation, order_eve
 NOT_KNOWN_AT_VENUE: Final = "not known at venue (reconciliation): it never reached the venue"
 _OPEN_STATUSES = frozenset({"0", "1", "5", "6", "9", "A", "D", "E"})
 _SIDE = {"1": "BUY", "2": "SELL"}
+_SUBMISSION_LOST = (
+    "journaled as created, its submission not: the venue's status decides (never re-sent)"
+)
 
 
 class _Venue(Protocol):
@@ -92,6 +99,9 @@ async def _reconcile(venue: _Venue, context: ReconcileContext, report: VenueReco
             )
             report.node_wide = True
             continue
+        if order is not None and order.status is OrderStatus.INITIALIZED:
+            orders.adopt(order, reason=_SUBMISSION_LOST)
+            report.adopted += 1
         if order is None:
             if not coid.startswith(context.order_id_prefix):
                 mismatches.append(f"venue holds open order {cl_ord_id} that this node never sent")
@@ -111,6 +121,13 @@ async def _reconcile(venue: _Venue, context: ReconcileContext, report: VenueReco
     missing = [
         o for o in orders.open_orders() if o.venue == venue.name and o.client_order_id not in listed
     ]
+    missing += [
+        o
+        for o in orders.orders()
+        if o.status is OrderStatus.INITIALIZED
+        and o.venue == venue.name
+        and o.client_order_id not in listed
+    ]
     answers = await asyncio.gather(
         *(venue.order_status(o, context.timeout_s) for o in missing), return_exceptions=True
     )
@@ -119,6 +136,8 @@ async def _reconcile(venue: _Venue, context: ReconcileContext, report: VenueReco
         if isinstance(answer, BaseException):
             mismatches.append(f"{order.client_order_id}: no status from the venue ({answer!r})")
             continue
+        if order.status is OrderStatus.INITIALIZED:
+            orders.adopt(order, reason=_SUBMISSION_LOST)
         problem = _resolve_closed(context, order, answer)
         if problem is None:
             report.resolved += 1

@@ -13,9 +13,11 @@ send and with every inbound batch) has moved on. Recovery therefore:
   records were lost: the order exists at the venue, so the node takes it over from
   the stored message (strategy from SecondaryClOrdID 526) instead of forgetting it;
 - adopts, from the venue's resent reports, orders neither the journal nor the store
-  knows (sent after the last backup segment of a desk restored from backup): a resent
-  report names an order of this node's ClOrdID prefix, with its symbol, side,
-  quantity, type and price;
+  knows (sent after the last backup segment of a desk restored from backup, or by a
+  previous HA leader whose last records never committed: a new leader cannot read the
+  old leader's store): a resent report names an order of this node's ClOrdID prefix,
+  with its symbol, side, quantity, type and price; and takes as sent an order the
+  journal holds as created only (``INITIALIZED``) once the venue reports on it;
 - sets the resend floor: messages stored before this start are never resent (a
   ResendRequest for them gets a GapFill), so an old order never reaches the venue
   late; reconciliation resolves it by ClOrdID instead.
@@ -173,8 +175,15 @@ def prepare(
     adapter.session.resend_floor = store.next_sender_seq
 
     def adopt_reported(msg: FixMessage) -> Order | None:
-        coid = msg.get(11) or ""
-        if not coid.startswith(order_id_prefix) or execution.order(coid) is not None:
+        coid = (msg.get(11) or "").split("/", 1)[0]
+        known = execution.order(coid)
+        if known is not None:
+            if known.status is not OrderStatus.INITIALIZED:
+                return None
+            # journaled as created, its submission lost, and the venue has it: it was sent
+            execution.adopt(known, reason="reported by the venue; its submission was lost")
+            return known
+        if not coid.startswith(order_id_prefix):
             return None
         order = _order_of(adapter, msg, coid)
         if order is not None:
