@@ -30,6 +30,7 @@ from bastion.errors import BastionError, UsageError
 if TYPE_CHECKING:
     from bastion.backup.destinations import Destination
     from bastion.backup.manifest import Manifest
+    from bastion.backup.restore import PgTarget
     from bastion.journal.keys import JournalKeys
 
 log = structlog.get_logger("bastion.backup")
@@ -50,6 +51,8 @@ examples:
   bastion backup verify mydesk/paper.toml latest --identity KEY # contents and journal
   bastion backup prune mydesk/paper.toml
   bastion backup restore latest --from /mnt/offsite/bastion/node-1 --to /srv/desk --identity KEY
+  bastion backup restore latest --from /mnt/offsite/bastion/node-1 --to /srv/desk \\
+      --identity KEY --to-url postgresql://bastion@dr-db:5432/desk   # a PostgreSQL journal
   bastion backup restore latest --from s3://desk-backups/node-1 --endpoint https://s3.example.net \\
       --to /srv/desk --identity KEY          # credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
 """
@@ -128,6 +131,12 @@ def add_backup_commands(commands: Commands, formatter: Formatter) -> None:
     )
     restore.add_argument(
         "--no-segments", action="store_true", help="the full backup only, no shipped journal"
+    )
+    restore.add_argument(
+        "--to-url",
+        metavar="URL",
+        help="a PostgreSQL journal's backup: the database to write it into (a libpq URL "
+        "without a password: PGPASSWORD, else the restored vault's journal.password)",
     )
     restore.set_defaults(handler=_alerting("restore", cmd_restore))
 
@@ -281,11 +290,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
         keys_for=desk_journal_keys,
         with_segments=not args.no_segments,
         store_keys_for=desk_store_keys,
+        to_pg=_pg_target(args.to_url),
     )
     print(
         json.dumps(
             {
                 "restored": str(restored.target),
+                **({"journal": restored.journal_where} if restored.journal_where else {}),
                 "backup": restored.backup_id,
                 "segments": len(restored.segments),
                 "fix_sessions": restored.fix_sessions,
@@ -297,6 +308,43 @@ def cmd_restore(args: argparse.Namespace) -> int:
         )
     )
     return EXIT_OK
+
+
+def _pg_target(url: str | None) -> PgTarget | None:
+    """``--to-url``: checked to hold no password (it would be on a command line)."""
+    from bastion.backup.restore import PgTarget
+    from bastion.journal.config import check_url
+
+    if url is None:
+        return None
+    try:
+        check_url(url)
+    except BastionError as error:
+        raise UsageError(str(error).replace("key 'journal.url'", "--to-url")) from None
+    return PgTarget(url=url, password_for=restore_password)
+
+
+def restore_password(config: Path) -> str | None:
+    """The restored database's password: ``PGPASSWORD``, else the restored desk's vault
+    (``journal.password``), else none (libpq's ``~/.pgpass``)."""
+    from bastion.config import PaperConfig, load_config
+    from bastion.journal.factory import journal_password
+    from bastion.vault.config import load_secrets
+
+    if os.environ.get("PGPASSWORD"):
+        return os.environ["PGPASSWORD"]
+    node = load_config(config, PaperConfig) if config.is_file() else None
+    if node is None or node.journal.password is None:
+        return None
+    refs = [r for r in node.journal.secret_refs() if r[0] == "journal.password"]
+    secrets = load_secrets(
+        refs,
+        vault=node.vault,
+        base_dir=config.parent,
+        scope="live" if node.node.mode == "live" else "paper",
+        clock=wall_clock(),
+    )
+    return journal_password(node.journal, secrets)
 
 
 def source_destination(args: argparse.Namespace) -> Destination:

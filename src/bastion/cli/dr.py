@@ -130,4 +130,6 @@ def _source_journal(config_path: Path) -> tuple[Path, bytes | None] | None:
     except (BastionError, OSError) as error:
         log.info("dr_drill_source_not_reachable", config=str(config_path), error=str(error))
         return None
+    if desk.pg is not None:  # the RPO is read from a SQLite journal only
+        return None
     return (desk.journal, desk.journal_key) if desk.journal.is_file() else None
