@@ -184,8 +184,9 @@ def test_when_a_postgres_node_is_backed_up_then_a_fresh_database_restores_it_and
     restored_local = restored_dir / "j" / "pgb-1.pg"
     with running_node("run", "node.toml", cwd=restored_dir) as (proc, log):
         eventually(
-            lambda: still_running(proc, log)
-            and _fills_after(fresh_url, password, source_rows[-1][0]),
+            lambda: (
+                still_running(proc, log) and _fills_after(fresh_url, password, source_rows[-1][0])
+            ),
             timeout_s=START_TIMEOUT_S,
         )
         assert eventually(lambda: status(restored_local), timeout_s=5)["ok"] is True
