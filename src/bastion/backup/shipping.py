@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -201,6 +202,11 @@ def ship_once(
     return record
 
 
+OnRound = Callable[[Record | None, BackupError | None, int], None]
+"""Told after each round: the segment shipped (None: nothing new), the error (None: the
+round worked) and the last seq at the destination."""
+
+
 def ship_forever(
     desk: Desk,
     destination: Destination,
@@ -208,6 +214,7 @@ def ship_forever(
     interval_s: float,
     clock: Clock,
     rounds: int | None = None,
+    on_round: OnRound | None = None,
 ) -> int:
     """Ship every ``interval_s`` (``rounds`` times, or until interrupted); how many
     segments were shipped. A failed round is logged (``backup_failed``) and retried at
@@ -218,16 +225,19 @@ def ship_forever(
     while rounds is None or n < rounds:
         n += 1
         started = time.monotonic()
+        failed: BackupError | None = None
         try:
             record = ship_once(desk, destination, after_seq=after, clock=clock)
         except BackupError as error:
             if rounds is not None and n >= rounds:
                 raise
             log.error("backup_failed", command="ship", error=str(error))
-            record = None
+            record, failed = None, error
         if record is not None:
             after = record.last_seq
             shipped += 1
+        if on_round is not None:
+            on_round(record, failed, after)
         if rounds is not None and n >= rounds:
             break
         time.sleep(max(0.0, interval_s - (time.monotonic() - started)))

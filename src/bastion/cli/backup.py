@@ -29,11 +29,14 @@ from bastion.errors import BastionError, UsageError
 
 if TYPE_CHECKING:
     from bastion.backup.destinations import Destination
-    from bastion.backup.manifest import Manifest
+    from bastion.backup.manifest import Manifest, Record
     from bastion.backup.restore import PgTarget
+    from bastion.errors import BackupError
     from bastion.journal.keys import JournalKeys
 
 log = structlog.get_logger("bastion.backup")
+
+DEFAULT_SHIP_INTERVAL_S: Final = 5.0
 
 _EPILOG: Final = """\
 Backups are encrypted with age to the public keys in [backup] recipients; only the
@@ -90,6 +93,12 @@ def add_backup_commands(commands: Commands, formatter: Formatter) -> None:
         help="ship every SECONDS until stopped (default: backup.ship_interval_s)",
     )
     ship.add_argument("--once", action="store_true", help="ship once and exit")
+    ship.add_argument(
+        "--report-rounds",
+        action="store_true",
+        help="print one JSON line per round and raise no alert (the node's shipping "
+        "runs it so, and counts the failures itself)",
+    )
     ship.set_defaults(handler=_alerting("ship", cmd_ship))
 
     listing = sub.add_parser("list", help="the backups at the destination")
@@ -151,6 +160,11 @@ def _alerting(
             return handler(args)
         except BastionError as error:
             log.error("backup_failed", command=command, error=str(error))
+            config = getattr(args, "config", None)
+            if config is not None and not getattr(args, "report_rounds", False):
+                from bastion.monitor.alerts.oneshot import raise_backup_failed
+
+                raise_backup_failed(Path(config), command, clock=wall_clock())
             raise
 
     return run
@@ -232,11 +246,44 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
     _low_priority()
     desk, destination = _desk_and_destination(args.config)
-    interval = args.every or desk.backup.ship_interval_s
-    shipped = ship_forever(
-        desk, destination, interval_s=interval, clock=wall_clock(), rounds=1 if args.once else None
-    )
-    print(f"shipped {shipped} segment(s) to {destination.where}")
+    interval = args.every or desk.backup.ship_interval_s or DEFAULT_SHIP_INTERVAL_S
+    alerts = None
+    if not args.once and not args.report_rounds:  # one engine for the process's rounds
+        from bastion.monitor.alerts.oneshot import command_alerts
+
+        alerts = command_alerts(Path(args.config), clock=wall_clock())
+    failures = 0
+
+    def on_round(record: Record | None, error: BackupError | None, last_seq: int) -> None:
+        nonlocal failures
+        failures += error is not None
+        if args.report_rounds:
+            round_ = {
+                "ok": error is None,
+                "segment": None if record is None else record.id,
+                "last_seq": last_seq,
+                "error": None if error is None else str(error),
+            }
+            print(json.dumps(round_), flush=True)
+        if alerts is not None:
+            alerts.observe("bastion_backup_failures_total", failures, command="ship")
+
+    if alerts is not None:
+        alerts.observe("bastion_backup_failures_total", 0, command="ship")
+    try:
+        shipped = ship_forever(
+            desk,
+            destination,
+            interval_s=interval,
+            clock=wall_clock(),
+            rounds=1 if args.once else None,
+            on_round=on_round,
+        )
+    finally:
+        if alerts is not None:
+            alerts.close()
+    if not args.report_rounds:
+        print(f"shipped {shipped} segment(s) to {destination.where}")
     return EXIT_OK
 
 
