@@ -20,6 +20,7 @@ from bastion.journal.pg_reader import PostgresJournalReader
 from bastion.journal.reader import NotAJournalError
 from bastion.model import events as ev
 from bastion.vault.keysource import KEY_FILE_ENV
+from kit.journal_samples import fills
 from kit.node_process import (
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,
@@ -28,7 +29,7 @@ from kit.node_process import (
     status,
     still_running,
 )
-from kit.pg_journal import split_password, stored_rows
+from kit.pg_journal import as_superuser, dbname, open_pg, split_password, stored_rows
 from kit.postgres import PostgresServer
 from kit.strategies import HOARDER
 from kit.vaults import key_file, new_vault
@@ -172,6 +173,17 @@ def test_when_a_postgres_node_is_backed_up_then_a_fresh_database_restores_it_and
     assert password not in restored.stdout + restored.stderr
     # the rows as stored, sealed payloads included, byte for byte
     assert stored_rows(postgres, fresh_dsn, NAME) == source_rows
+    again = run_bastion(
+        "backup", "restore", "latest", "--from", "node.toml", "--to", tmp_path / "again",
+        "--identity", tmp_path / "backup.key", "--to-url", fresh_url, cwd=desk,
+    )  # fmt: skip
+    assert again.returncode != 0 and "already exists" in again.stderr
+    assert not (tmp_path / "again").exists()
+    verified_backup = run_bastion(
+        "backup", "verify", "node.toml", "latest", "--identity", tmp_path / "backup.key", cwd=desk
+    )  # offline: the dump's chain, snapshots and anchors with the vault's keys
+    assert verified_backup.returncode == 0, verified_backup.stdout + verified_backup.stderr
+    assert "contents, pieces and journal" in verified_backup.stdout
     assert all(row[3] is None for row in source_rows)  # sealed: no order id in the clear
 
     config = restored_dir / "node.toml"
@@ -195,3 +207,30 @@ def test_when_a_postgres_node_is_backed_up_then_a_fresh_database_restores_it_and
     manifests = [e for _, e in _events(fresh_url, password) if isinstance(e, ev.RunManifest)]
     assert [m.epoch for m in manifests] == [1, 2]
     assert local.exists()
+
+
+def test_when_a_row_was_edited_in_the_database_then_restore_refuses_before_writing_any(
+    desk: Path, tmp_path: Path, pg_dsn: str, postgres: PostgresServer, run_bastion: RunBastion
+) -> None:
+    """The dump is checked offline with the keys first: an edited row names its seq and
+    the target database is left without the journal."""
+    journal = open_pg(pg_dsn, desk / "j", name=NAME, keys=KEYS)
+    journal.begin_run(NAME, 1)
+    for event in fills(30):
+        journal.append(event)
+    journal.close()
+    as_superuser(postgres, pg_dsn, "UPDATE bastion_events SET ts_ns = ts_ns + 1 WHERE seq = 17")
+    created = run_bastion("backup", "create", "node.toml", cwd=desk)
+    assert created.returncode == 0, created.stdout + created.stderr  # copied as stored
+    fresh_dsn = postgres.dsn(postgres.create_database())
+    refused = run_bastion(
+        "backup", "restore", "latest", "--from", "node.toml", "--to", tmp_path / "restored",
+        "--identity", tmp_path / "backup.key", "--to-url", split_password(fresh_dsn)[0],
+        cwd=desk,
+    )  # fmt: skip
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "fails its check: seq 17" in refused.stderr
+    assert not (tmp_path / "restored").exists()
+    with postgres.superuser(dbname(fresh_dsn)) as conn:
+        found = conn.execute("SELECT to_regclass('bastion_events')").fetchone()
+    assert found == (None,)  # not even the tables
