@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from bastion.clock import SimClock
 from bastion.errors import CommandRefused
-from bastion.model.events import Event
+from bastion.model.events import DrDrillCompleted, Event
 from bastion.node.approvals import Approvals
 from bastion.node.authz import CommandGuard
 from bastion.node.control import (
@@ -182,6 +182,10 @@ class FakeNode:
     async def ha_switchover(self, *, to: str | None, who: str, why: str) -> dict[str, Any]:
         self._record("ha_switchover", to=to, who=who, why=why)
         return {"to": to}
+
+    async def record_drill(self, *, drill: DrDrillCompleted, who: str) -> dict[str, Any]:
+        self._record("record_drill", ok=drill.ok, backup_id=drill.backup_id, who=who)
+        return {"recorded": "DrDrillCompleted", "drill_ok": drill.ok}
 
     def four_eyes(self, req: Request) -> FourEyes | None:
         if isinstance(req, ResumeRequest):

@@ -307,6 +307,18 @@ def one_of_each(ts_ns: int = T0) -> list[Any]:
             lag_ms=2300,
             heartbeat_age_ms=180,
         ),
+        ev.DrDrillCompleted(
+            ts_ns=ts_ns + 48,
+            ok=False,
+            backup_id="full-20261207T063029696Z-000000001234",
+            rto_s=71.5,
+            rto_target_s=60.0,
+            rpo_events=12,
+            rpo_s=2.5,
+            reconciled=False,
+            mismatches=["XYZ.SIM: 3 in the restored node, 4 at the venue"],
+            report="/srv/drills/drill.json",
+        ),
     ]
 
 

@@ -5,7 +5,7 @@ node's files.
 ```toml
 [backup]
 recipients = ["age1..."]          # public keys; the private key stays offline
-ship_interval_s = 5.0             # journal segments between full backups (the RPO)
+ship_interval_s = 5.0             # optional: the node ships its journal this often (the RPO)
 venue_config = "venue-sim.toml"   # optional: also the venue simulator's ledger and stores
 
 [backup.destination]
@@ -122,11 +122,14 @@ DestinationConfig = DirDestinationConfig | S3DestinationConfig
 class BackupConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[backup]``. ``copy_pages_per_step`` and ``copy_pause_ms``: a database is
     copied that many pages at a time with that pause between steps, from one read
-    snapshot (the node's writer is never blocked; see docs/dr.md for the bound)."""
+    snapshot (the node's writer is never blocked; see docs/dr.md for the bound).
+    ``ship_interval_s``: set, the running node ships its journal that often (a niced
+    process of its own, ``bastion.backup.scheduled``); unset, nothing ships but
+    ``bastion backup ship`` (every 5 s unless ``--every`` says otherwise)."""
 
     destination: DestinationConfig
     recipients: list[str]
-    ship_interval_s: float = 5.0
+    ship_interval_s: float | None = None
     venue_config: str | None = None
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     copy_pages_per_step: int = 1024
@@ -146,7 +149,7 @@ class BackupConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                     f"key 'backup.recipients[{n}]': not an age public key (it starts with "
                     f"'{_AGE_PREFIX}'); never put a private key (AGE-SECRET-KEY-...) here"
                 )
-        if not 0 < self.ship_interval_s < float("inf"):
+        if self.ship_interval_s is not None and not 0 < self.ship_interval_s < float("inf"):
             raise ConfigError(
                 f"key 'backup.ship_interval_s': must be a positive number, got "
                 f"{self.ship_interval_s}"

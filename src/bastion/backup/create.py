@@ -21,7 +21,7 @@ import msgspec
 import structlog
 
 from bastion import __version__
-from bastion.backup import archive, encryption
+from bastion.backup import archive, encryption, pg_journal
 from bastion.backup.desk import Desk, Source
 from bastion.backup.destinations import Destination
 from bastion.backup.manifest import (
@@ -30,6 +30,7 @@ from bastion.backup.manifest import (
     RECORD_SUFFIX,
     Manifest,
     Piece,
+    PieceKind,
     Record,
     encode_manifest,
     encode_record,
@@ -79,10 +80,18 @@ def create_backup(desk: Desk, destination: Destination, *, clock: Clock) -> Crea
         created_ns = clock.timestamp_ns()
         pieces = [_stage(desk, source, staging) for source in desk.sources]
         kept = [p for p in pieces if p is not None]
-        journal_piece = next(p for p in kept if p.kind == "journal")
-        head = journal_head(
-            staging / journal_piece.path, key=desk.journal_key, archive_path=journal_piece.path
-        )
+        if desk.pg is not None:  # after the anchors: each names a record the dump holds
+            head = pg_journal.dump(
+                desk.pg,
+                staging / pg_journal.DUMP_NAME,
+                encrypted=desk.config.journal.encryption_key is not None,
+            )
+            kept.append(_piece(staging, pg_journal.DUMP_NAME, "journal", desk.pg.url))
+        else:
+            journal_piece = next(p for p in kept if p.kind == "journal")
+            head = journal_head(
+                staging / journal_piece.path, key=desk.journal_key, archive_path=journal_piece.path
+            )
         kept.append(_run_manifest(desk, staging, created_ns))
         config_piece = next(p for p in kept if p.kind == "config")
         backup_id = full_id(created_ns, head.last_seq)
@@ -177,13 +186,14 @@ def _stage(desk: Desk, source: Source, staging: Path) -> Piece | None:
         )
     else:
         shutil.copyfile(source.path, target)
+    return _piece(staging, where, source.kind, str(source.path))
+
+
+def _piece(staging: Path, where: str, kind: PieceKind, source: str) -> Piece:
+    target = staging / where
     os.chmod(target, 0o600)
     return Piece(
-        path=where,
-        kind=source.kind,
-        size=target.stat().st_size,
-        sha256=sha256_file(target),
-        source=str(source.path),
+        path=where, kind=kind, size=target.stat().st_size, sha256=sha256_file(target), source=source
     )
 
 

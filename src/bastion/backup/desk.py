@@ -14,10 +14,12 @@ from pathlib import Path
 
 from bastion.backup.config import BackupConfig
 from bastion.backup.manifest import PieceKind
+from bastion.backup.pg_journal import PgJournalSource
 from bastion.clock import Clock
 from bastion.config import PaperConfig, load_config, resolve_path
 from bastion.errors import ConfigError
 from bastion.journal.anchors import anchor_path
+from bastion.journal.factory import journal_password
 from bastion.storage.keys import resolve_key
 from bastion.vault.config import load_secrets
 from bastion.vault.refs import SecretSource
@@ -45,6 +47,8 @@ class Desk:
     journal: Path
     journal_key: bytes | None
     sources: list[Source]
+    pg: PgJournalSource | None = None
+    """A PostgreSQL journal (``journal`` is then its local path: anchors beside it)."""
 
     @property
     def node_id(self) -> str:
@@ -61,14 +65,11 @@ def load_backup_config(config_path: Path) -> tuple[PaperConfig, BackupConfig]:
 def open_desk(config_path: Path, *, clock: Clock) -> Desk:
     config, backup = load_backup_config(config_path)
     base_dir = config_path.resolve().parent
-    if config.journal.backend != "sqlite":
-        raise ConfigError(
-            f"{config_path}: key 'journal.backend': backups of a PostgreSQL journal are "
-            "not supported yet (back up the database with its own tools; docs/dr.md)"
-        )
+    postgres = config.journal.backend == "postgres"
     refs = [*backup.secret_refs()]
-    if config.journal.encryption_key is not None:
-        refs += [r for r in config.journal.secret_refs() if r[0] == "journal.encryption_key"]
+    # a PostgreSQL journal's rows are backed up as stored (sealed): only its password
+    wanted = "journal.password" if postgres else "journal.encryption_key"
+    refs += [r for r in config.journal.secret_refs() if r[0] == wanted]
     fix_venues = [v for v in config.venue_configs() if isinstance(v, FixVenueConfig)]
     for n, venue in enumerate(fix_venues):
         refs += [
@@ -76,7 +77,17 @@ def open_desk(config_path: Path, *, clock: Clock) -> Desk:
         ]
     secrets = _secrets(config, base_dir, refs, clock)
     journal = resolve_path(base_dir, config.journal.path)
-    journal_key = resolve_key(config.journal.encryption_key, "journal.encryption_key", secrets)
+    pg = None
+    if postgres:
+        assert config.journal.url is not None  # JournalConfig checks it
+        pg = PgJournalSource(
+            url=config.journal.url,
+            name=config.journal.name or (config.node.id if config.ha is None else config.ha.group),
+            password=journal_password(config.journal, secrets),
+        )
+        journal_key = None
+    else:
+        journal_key = resolve_key(config.journal.encryption_key, "journal.encryption_key", secrets)
     sources = [Source(config_path.resolve(), "config")]
     sources += [Source(resolve_path(base_dir, s.path), "strategy") for s in config.strategies]
     vault = config.vault.resolve(base_dir)
@@ -85,7 +96,8 @@ def open_desk(config_path: Path, *, clock: Clock) -> Desk:
     anchors = anchor_path(journal)
     # the anchors first: every anchor then names a record the journal copy holds
     sources.append(Source(anchors, "journal_anchors"))
-    sources.append(Source(journal, "journal", database=True, key=journal_key))
+    if pg is None:  # a PostgreSQL journal is dumped after the files (``pg_journal``)
+        sources.append(Source(journal, "journal", database=True, key=journal_key))
     seen_stores: set[Path] = set()
     for n, venue in enumerate(fix_venues):
         store = resolve_path(base_dir, venue.store_path).resolve()
@@ -111,6 +123,7 @@ def open_desk(config_path: Path, *, clock: Clock) -> Desk:
         journal=journal,
         journal_key=journal_key,
         sources=sources,
+        pg=pg,
     )
 
 

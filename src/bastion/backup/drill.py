@@ -76,6 +76,8 @@ class DrillReport(msgspec.Struct, kw_only=True):
     venue_positions: dict[str, str] | None
     scratch: str
     ok: bool
+    journaled: bool | None = None
+    """Recorded on the running source node as ``DrDrillCompleted`` (None: not tried)."""
 
     def text(self) -> str:
         verdict = "PASSED" if self.ok else "FAILED"

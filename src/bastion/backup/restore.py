@@ -28,7 +28,7 @@ from typing import Any, Final
 import msgspec
 import structlog
 
-from bastion.backup import archive, encryption, fix_state
+from bastion.backup import archive, encryption, fix_state, pg_journal
 from bastion.backup.catalog import Entry, fetch_record, find, segments
 from bastion.backup.destinations import Destination
 from bastion.backup.manifest import (
@@ -71,6 +71,8 @@ class Restored:
     seconds: float
     fix_sessions: int = 0
     phases_s: dict[str, float] = field(default_factory=dict)
+    journal_where: str | None = None
+    """A PostgreSQL journal: the database and name it was restored into."""
     """Seconds per phase: ``fetch`` (the full backup fetched, checked, decrypted,
     unpacked), ``segments`` (fetched and applied), ``verify`` (the journal's chain)."""
 
@@ -154,11 +156,12 @@ def restore(
     keys_for: KeysFor = plaintext_keys,
     with_segments: bool = True,
     store_keys_for: StoreKeysFor = no_store_keys,
+    to_pg: PgTarget | None = None,
 ) -> Restored:
     """Restore ``backup_id`` (or ``latest``) and the segments after it into ``target``; the
-    FIX session stores are brought to the last segment's state (``fix_state``)."""
-    from bastion.journal import verify_journal
-
+    FIX session stores are brought to the last segment's state (``fix_state``). A
+    PostgreSQL journal's backup writes the journal into ``to_pg``'s database instead of
+    a file (the desk's other files still go to ``target``)."""
     started = time.monotonic()
     check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -171,35 +174,30 @@ def restore(
         manifest = open_contents(record, unpacked)
         phases = {"fetch": time.monotonic() - started}
         tree = unpacked / "desk"
-        journal = unpacked / manifest.journal.path if manifest.journal.path else None
-        if journal is None or not journal.is_file():
-            raise BackupError(f"backup {record.id}: holds no journal")
         config = unpacked / manifest.config_path
         keys = keys_for(config, manifest)
-        applied: list[str] = []
-        sessions: list[fix_state.ShippedSession] = []
-        last_seq, head = manifest.journal.last_seq, manifest.journal.head_hash
-        if with_segments:
-            for seg in _segments_after(destination, manifest.journal.last_seq):
-                seg_record, seg_dir = fetch_verified(destination, seg.id, scratch, identities)
-                open_contents(seg_record, seg_dir)
-                data = msgspec.msgpack.decode(
-                    (seg_dir / SEGMENT_NAME).read_bytes(), type=SegmentData
+        segs = _segments_after(destination, manifest.journal.last_seq) if with_segments else []
+        fetching = _Fetching(destination, scratch, identities)
+        if manifest.journal.backend == "postgres":
+            if to_pg is None:
+                raise UsageError(
+                    f"backup {record.id}: holds a PostgreSQL journal; name the database to "
+                    "restore it into (bastion backup restore --to-url; the drill does not "
+                    "restore one yet)"
                 )
-                last_seq, head = _apply(journal, keys, data, last_seq, head, seg.id)
-                sessions += data.fix_sessions
-                applied.append(seg.id)
-                shutil.rmtree(seg_dir)
-        phases["segments"] = time.monotonic() - started - phases["fetch"]
-        result = verify_journal(journal, keys=keys)
-        phases["verify"] = time.monotonic() - started - phases["fetch"] - phases["segments"]
-        if not result.ok:
-            raise BackupError(
-                f"backup {record.id}: the restored journal fails its check: {result.problem}"
-            )
+            done = _restore_pg(fetching, record, manifest, unpacked, segs, keys, phases)
+        else:
+            done = _restore_sqlite(fetching, record, manifest, unpacked, segs, keys, phases)
+        last_seq, head, applied = done.last_seq, done.head, done.applied
         fix_sessions = (
-            fix_state.apply(unpacked, sessions, store_keys_for(config)) if sessions else 0
+            fix_state.apply(unpacked, done.sessions, store_keys_for(config)) if done.sessions else 0
         )
+        where = None
+        if done.pg is not None:  # last: a restore that failed before wrote no database
+            assert to_pg is not None
+            mark = time.monotonic()
+            where = done.pg.load(to_pg.url, to_pg.password_for(config))
+            phases["load"] = time.monotonic() - mark
         (unpacked / MANIFEST_NAME).rename(tree / RESTORE_MANIFEST)
         outside = unpacked / "outside"
         if outside.is_dir():
@@ -225,11 +223,12 @@ def restore(
         segments=applied,
         last_seq=last_seq,
         head_hash=head,
-        journal=target / Path(manifest.journal.path or "").relative_to("desk"),
+        journal=_restored_journal(target, manifest),
         config=target / rel if rel is not None else target,
         seconds=time.monotonic() - started,
         fix_sessions=fix_sessions,
         phases_s=phases,
+        journal_where=where,
     )
     log.info(
         "backup_restored",
@@ -240,6 +239,124 @@ def restore(
         seconds=round(restored.seconds, 3),
     )
     return restored
+
+
+@dataclass(frozen=True)
+class PgTarget:
+    """Where a PostgreSQL journal's backup is restored: a libpq URL without a password,
+    and the password given the restored config (``PGPASSWORD``, or its vault's)."""
+
+    url: str
+    password_for: Callable[[Path], str | None]
+
+
+@dataclass(frozen=True)
+class _Fetching:
+    destination: Destination
+    scratch: Path
+    identities: list[Any]
+
+    def segment(self, seg: Entry) -> SegmentData:
+        seg_record, seg_dir = fetch_verified(
+            self.destination, seg.id, self.scratch, self.identities
+        )
+        open_contents(seg_record, seg_dir)
+        data = msgspec.msgpack.decode((seg_dir / SEGMENT_NAME).read_bytes(), type=SegmentData)
+        shutil.rmtree(seg_dir)
+        return data
+
+
+@dataclass
+class _Journal:
+    last_seq: int
+    head: str | None
+    applied: list[str] = field(default_factory=list)
+    sessions: list[fix_state.ShippedSession] = field(default_factory=list)
+    pg: pg_journal.Restoring | None = None
+
+
+def _restore_sqlite(
+    fetching: _Fetching,
+    record: Record,
+    manifest: Manifest,
+    unpacked: Path,
+    segs: list[Entry],
+    keys: JournalKeys,
+    phases: dict[str, float],
+) -> _Journal:
+    from bastion.journal import verify_journal
+
+    mark = time.monotonic()
+    journal = unpacked / manifest.journal.path if manifest.journal.path else None
+    if journal is None or not journal.is_file():
+        raise BackupError(f"backup {record.id}: holds no journal")
+    done = _Journal(manifest.journal.last_seq, manifest.journal.head_hash)
+    for seg in segs:
+        data = fetching.segment(seg)
+        done.last_seq, done.head = _apply(journal, keys, data, done.last_seq, done.head, seg.id)
+        done.sessions += data.fix_sessions
+        done.applied.append(seg.id)
+    phases["segments"] = time.monotonic() - mark
+    mark = time.monotonic()
+    result = verify_journal(journal, keys=keys)
+    phases["verify"] = time.monotonic() - mark
+    if not result.ok:
+        raise BackupError(
+            f"backup {record.id}: the restored journal fails its check: {result.problem}"
+        )
+    return done
+
+
+def _restore_pg(
+    fetching: _Fetching,
+    record: Record,
+    manifest: Manifest,
+    unpacked: Path,
+    segs: list[Entry],
+    keys: JournalKeys,
+    phases: dict[str, float],
+) -> _Journal:
+    """The dump and the segments' rows checked (offline, with the restored keys), to be
+    loaded into the database once the rest of the desk is in place."""
+    mark = time.monotonic()
+    pg = pg_journal.Restoring.open(unpacked / (manifest.journal.path or pg_journal.DUMP_NAME))
+    anchors = local_anchors(unpacked, manifest)
+    done = _Journal(pg.last_seq, pg.head_hash, pg=pg)
+    for seg in segs:
+        data = fetching.segment(seg)
+        if data.backend != "postgres":
+            raise BackupError(f"segment {seg.id}: not of a PostgreSQL journal")
+        pg.add_segment(seg.id, data.events, data.snapshots, data.pg_runs)
+        if anchors is not None:
+            _apply_anchors(anchors, data.anchors)
+        done.sessions += data.fix_sessions
+        done.applied.append(seg.id)
+    done.last_seq, done.head = pg.last_seq, pg.head_hash
+    phases["segments"] = time.monotonic() - mark
+    mark = time.monotonic()
+    problem = pg.check(keys, anchors)
+    phases["verify"] = time.monotonic() - mark
+    if problem is not None:
+        raise BackupError(f"backup {record.id}: the restored journal fails its check: {problem}")
+    return done
+
+
+def local_anchors(unpacked: Path, manifest: Manifest) -> Path | None:
+    """The restored anchors file of a PostgreSQL journal (beside its local path)."""
+    from bastion.config import PaperConfig, load_config
+    from bastion.journal.factory import journal_local_path
+
+    config = unpacked / manifest.config_path
+    if not config.is_file():
+        return None
+    node = load_config(config, PaperConfig)
+    return anchor_path(journal_local_path(node.journal, config.parent))
+
+
+def _restored_journal(target: Path, manifest: Manifest) -> Path:
+    if manifest.journal.backend == "postgres" or not manifest.journal.path:
+        return target
+    return target / Path(manifest.journal.path).relative_to("desk")
 
 
 def _segments_after(destination: Destination, last_seq: int) -> list[Entry]:
@@ -290,10 +407,13 @@ def _apply(
         raise
     finally:
         db.close()
-    anchors = anchor_path(journal)
-    if data.anchors is not None and (
-        not anchors.is_file() or len(data.anchors) > anchors.stat().st_size
-    ):
-        anchors.write_bytes(data.anchors)
-        anchors.chmod(0o600)
+    _apply_anchors(anchor_path(journal), data.anchors)
     return last_seq, head
+
+
+def _apply_anchors(anchors: Path, shipped: bytes | None) -> None:
+    """The shipped anchors file, when it holds more than the restored one."""
+    if shipped is not None and (not anchors.is_file() or len(shipped) > anchors.stat().st_size):
+        anchors.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        anchors.write_bytes(shipped)
+        anchors.chmod(0o600)

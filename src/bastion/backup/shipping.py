@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
 import structlog
 
 from bastion import __version__
-from bastion.backup import fix_state
+from bastion.backup import fix_state, pg_journal
 from bastion.backup.catalog import fulls, segments
 from bastion.backup.create import archive_path, seal_and_store, work_dir
 from bastion.backup.desk import Desk
@@ -57,6 +58,10 @@ class SegmentData(msgspec.Struct, frozen=True, kw_only=True):
     runs: list[RunRow]
     anchors: bytes | None
     fix_sessions: list[fix_state.ShippedSession] = msgspec.field(default_factory=list)
+    backend: str = "sqlite"
+    """``postgres``: ``events`` and ``snapshots`` are rows as that journal stores them
+    (sealed payloads stay sealed), and ``runs`` is empty: they are in ``pg_runs``."""
+    pg_runs: list[pg_journal.PgRunRow] = msgspec.field(default_factory=list)
 
 
 def shipped_through(destination: Destination) -> int:
@@ -68,6 +73,19 @@ def shipped_through(destination: Destination) -> int:
 def read_segment(desk: Desk, after_seq: int) -> SegmentData:
     anchors = anchor_path(desk.journal)
     anchor_bytes = anchors.read_bytes() if anchors.is_file() else None
+    if desk.pg is not None:
+        pg_events, pg_snapshots, pg_runs = pg_journal.rows_after(
+            desk.pg, after_seq, MAX_SEGMENT_EVENTS
+        )
+        return SegmentData(
+            events=pg_events,
+            snapshots=pg_snapshots,
+            runs=[],
+            anchors=anchor_bytes,
+            fix_sessions=_fix_sessions(desk),
+            backend="postgres",
+            pg_runs=pg_runs,
+        )
     try:
         db = connect(desk.journal, key=desk.journal_key, readonly=True, what="journal")
     except DB_ERRORS as error:
@@ -97,20 +115,23 @@ def read_segment(desk: Desk, after_seq: int) -> SegmentData:
         raise BackupError(f"journal {desk.journal}: cannot read to ship: {error}") from None
     finally:
         db.close()
-    # after the rows: the stores are then at or ahead of every order the rows hold
-    sessions = [
-        session
-        for source in desk.sources
-        if source.kind == "fix_store"
-        for session in fix_state.read(source.path, archive_path(desk, source.path), source.key)
-    ]
     return SegmentData(
         events=events,
         snapshots=snapshots,
         runs=runs,
         anchors=anchor_bytes,
-        fix_sessions=sessions,
+        fix_sessions=_fix_sessions(desk),
     )
+
+
+def _fix_sessions(desk: Desk) -> list[fix_state.ShippedSession]:
+    """Read after the rows: the stores are then at or ahead of every order they hold."""
+    return [
+        session
+        for source in desk.sources
+        if source.kind == "fix_store"
+        for session in fix_state.read(source.path, archive_path(desk, source.path), source.key)
+    ]
 
 
 def ship_once(
@@ -150,12 +171,12 @@ def ship_once(
             config_path="",
             config_sha256="",
             journal=JournalHead(
-                backend="sqlite",
+                backend=data.backend,
                 path=None,
                 events=len(data.events),
                 last_seq=last,
                 head_hash=head.hex() if head else None,
-                encrypted=desk.journal_key is not None,
+                encrypted=desk.config.journal.encryption_key is not None,
             ),
             pieces=[piece],
             first_seq=first,
@@ -181,6 +202,11 @@ def ship_once(
     return record
 
 
+OnRound = Callable[[Record | None, BackupError | None, int], None]
+"""Told after each round: the segment shipped (None: nothing new), the error (None: the
+round worked) and the last seq at the destination."""
+
+
 def ship_forever(
     desk: Desk,
     destination: Destination,
@@ -188,6 +214,7 @@ def ship_forever(
     interval_s: float,
     clock: Clock,
     rounds: int | None = None,
+    on_round: OnRound | None = None,
 ) -> int:
     """Ship every ``interval_s`` (``rounds`` times, or until interrupted); how many
     segments were shipped. A failed round is logged (``backup_failed``) and retried at
@@ -198,16 +225,19 @@ def ship_forever(
     while rounds is None or n < rounds:
         n += 1
         started = time.monotonic()
+        failed: BackupError | None = None
         try:
             record = ship_once(desk, destination, after_seq=after, clock=clock)
         except BackupError as error:
             if rounds is not None and n >= rounds:
                 raise
             log.error("backup_failed", command="ship", error=str(error))
-            record = None
+            record, failed = None, error
         if record is not None:
             after = record.last_seq
             shipped += 1
+        if on_round is not None:
+            on_round(record, failed, after)
         if rounds is not None and n >= rounds:
             break
         time.sleep(max(0.0, interval_s - (time.monotonic() - started)))

@@ -16,8 +16,17 @@ from typing import Any
 
 from bastion.backup.catalog import entries, find
 from bastion.backup.destinations import Destination
-from bastion.backup.restore import KeysFor, fetch_verified, open_contents, plaintext_keys
+from bastion.backup.manifest import Manifest
+from bastion.backup.pg_journal import Restoring
+from bastion.backup.restore import (
+    KeysFor,
+    fetch_verified,
+    local_anchors,
+    open_contents,
+    plaintext_keys,
+)
 from bastion.errors import BackupError
+from bastion.journal.keys import JournalKeys
 
 
 @dataclass(frozen=True)
@@ -38,8 +47,6 @@ def verify(
 ) -> list[Checked]:
     """Check one backup (``latest`` for the newest full one), or all (``None``);
     ``BackupError`` naming the first that fails."""
-    from bastion.journal import verify_journal
-
     chosen = entries(destination) if backup_id is None else [find(destination, backup_id)]
     checked = []
     for entry in chosen:
@@ -50,14 +57,23 @@ def verify(
                 manifest = open_contents(record, unpacked)
                 if manifest.kind == "full" and manifest.journal.path is not None:
                     config = unpacked / manifest.config_path
-                    result = verify_journal(
-                        unpacked / manifest.journal.path, keys=keys_for(config, manifest)
-                    )
-                    if not result.ok:
+                    problem = _journal_problem(unpacked, manifest, keys_for(config, manifest))
+                    if problem is not None:
                         raise BackupError(
-                            f"backup {record.id}: its journal fails its check: {result.problem}"
+                            f"backup {record.id}: its journal fails its check: {problem}"
                         )
             checked.append(Checked(record.id, record.kind, identities is not None, record.last_seq))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return checked
+
+
+def _journal_problem(unpacked: Path, manifest: Manifest, keys: JournalKeys) -> str | None:
+    """The backed-up journal's first problem (chain, snapshots, anchors), or None."""
+    from bastion.journal import verify_journal
+
+    assert manifest.journal.path is not None
+    if manifest.journal.backend == "postgres":
+        dump = Restoring.open(unpacked / manifest.journal.path)
+        return dump.check(keys, local_anchors(unpacked, manifest))
+    return verify_journal(unpacked / manifest.journal.path, keys=keys).problem

@@ -29,10 +29,14 @@ from bastion.errors import BastionError, UsageError
 
 if TYPE_CHECKING:
     from bastion.backup.destinations import Destination
-    from bastion.backup.manifest import Manifest
+    from bastion.backup.manifest import Manifest, Record
+    from bastion.backup.restore import PgTarget
+    from bastion.errors import BackupError
     from bastion.journal.keys import JournalKeys
 
 log = structlog.get_logger("bastion.backup")
+
+DEFAULT_SHIP_INTERVAL_S: Final = 5.0
 
 _EPILOG: Final = """\
 Backups are encrypted with age to the public keys in [backup] recipients; only the
@@ -50,6 +54,8 @@ examples:
   bastion backup verify mydesk/paper.toml latest --identity KEY # contents and journal
   bastion backup prune mydesk/paper.toml
   bastion backup restore latest --from /mnt/offsite/bastion/node-1 --to /srv/desk --identity KEY
+  bastion backup restore latest --from /mnt/offsite/bastion/node-1 --to /srv/desk \\
+      --identity KEY --to-url postgresql://bastion@dr-db:5432/desk   # a PostgreSQL journal
   bastion backup restore latest --from s3://desk-backups/node-1 --endpoint https://s3.example.net \\
       --to /srv/desk --identity KEY          # credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
 """
@@ -87,6 +93,12 @@ def add_backup_commands(commands: Commands, formatter: Formatter) -> None:
         help="ship every SECONDS until stopped (default: backup.ship_interval_s)",
     )
     ship.add_argument("--once", action="store_true", help="ship once and exit")
+    ship.add_argument(
+        "--report-rounds",
+        action="store_true",
+        help="print one JSON line per round and raise no alert (the node's shipping "
+        "runs it so, and counts the failures itself)",
+    )
     ship.set_defaults(handler=_alerting("ship", cmd_ship))
 
     listing = sub.add_parser("list", help="the backups at the destination")
@@ -129,6 +141,12 @@ def add_backup_commands(commands: Commands, formatter: Formatter) -> None:
     restore.add_argument(
         "--no-segments", action="store_true", help="the full backup only, no shipped journal"
     )
+    restore.add_argument(
+        "--to-url",
+        metavar="URL",
+        help="a PostgreSQL journal's backup: the database to write it into (a libpq URL "
+        "without a password: PGPASSWORD, else the restored vault's journal.password)",
+    )
     restore.set_defaults(handler=_alerting("restore", cmd_restore))
 
 
@@ -142,6 +160,11 @@ def _alerting(
             return handler(args)
         except BastionError as error:
             log.error("backup_failed", command=command, error=str(error))
+            config = getattr(args, "config", None)
+            if config is not None and not getattr(args, "report_rounds", False):
+                from bastion.monitor.alerts.oneshot import raise_backup_failed
+
+                raise_backup_failed(Path(config), command, clock=wall_clock())
             raise
 
     return run
@@ -223,11 +246,44 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
     _low_priority()
     desk, destination = _desk_and_destination(args.config)
-    interval = args.every or desk.backup.ship_interval_s
-    shipped = ship_forever(
-        desk, destination, interval_s=interval, clock=wall_clock(), rounds=1 if args.once else None
-    )
-    print(f"shipped {shipped} segment(s) to {destination.where}")
+    interval = args.every or desk.backup.ship_interval_s or DEFAULT_SHIP_INTERVAL_S
+    alerts = None
+    if not args.once and not args.report_rounds:  # one engine for the process's rounds
+        from bastion.monitor.alerts.oneshot import command_alerts
+
+        alerts = command_alerts(Path(args.config), clock=wall_clock())
+    failures = 0
+
+    def on_round(record: Record | None, error: BackupError | None, last_seq: int) -> None:
+        nonlocal failures
+        failures += error is not None
+        if args.report_rounds:
+            round_ = {
+                "ok": error is None,
+                "segment": None if record is None else record.id,
+                "last_seq": last_seq,
+                "error": None if error is None else str(error),
+            }
+            print(json.dumps(round_), flush=True)
+        if alerts is not None:
+            alerts.observe("bastion_backup_failures_total", failures, command="ship")
+
+    if alerts is not None:
+        alerts.observe("bastion_backup_failures_total", 0, command="ship")
+    try:
+        shipped = ship_forever(
+            desk,
+            destination,
+            interval_s=interval,
+            clock=wall_clock(),
+            rounds=1 if args.once else None,
+            on_round=on_round,
+        )
+    finally:
+        if alerts is not None:
+            alerts.close()
+    if not args.report_rounds:
+        print(f"shipped {shipped} segment(s) to {destination.where}")
     return EXIT_OK
 
 
@@ -281,11 +337,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
         keys_for=desk_journal_keys,
         with_segments=not args.no_segments,
         store_keys_for=desk_store_keys,
+        to_pg=_pg_target(args.to_url),
     )
     print(
         json.dumps(
             {
                 "restored": str(restored.target),
+                **({"journal": restored.journal_where} if restored.journal_where else {}),
                 "backup": restored.backup_id,
                 "segments": len(restored.segments),
                 "fix_sessions": restored.fix_sessions,
@@ -297,6 +355,43 @@ def cmd_restore(args: argparse.Namespace) -> int:
         )
     )
     return EXIT_OK
+
+
+def _pg_target(url: str | None) -> PgTarget | None:
+    """``--to-url``: checked to hold no password (it would be on a command line)."""
+    from bastion.backup.restore import PgTarget
+    from bastion.journal.config import check_url
+
+    if url is None:
+        return None
+    try:
+        check_url(url)
+    except BastionError as error:
+        raise UsageError(str(error).replace("key 'journal.url'", "--to-url")) from None
+    return PgTarget(url=url, password_for=restore_password)
+
+
+def restore_password(config: Path) -> str | None:
+    """The restored database's password: ``PGPASSWORD``, else the restored desk's vault
+    (``journal.password``), else none (libpq's ``~/.pgpass``)."""
+    from bastion.config import PaperConfig, load_config
+    from bastion.journal.factory import journal_password
+    from bastion.vault.config import load_secrets
+
+    if os.environ.get("PGPASSWORD"):
+        return os.environ["PGPASSWORD"]
+    node = load_config(config, PaperConfig) if config.is_file() else None
+    if node is None or node.journal.password is None:
+        return None
+    refs = [r for r in node.journal.secret_refs() if r[0] == "journal.password"]
+    secrets = load_secrets(
+        refs,
+        vault=node.vault,
+        base_dir=config.parent,
+        scope="live" if node.node.mode == "live" else "paper",
+        clock=wall_clock(),
+    )
+    return journal_password(node.journal, secrets)
 
 
 def source_destination(args: argparse.Namespace) -> Destination:

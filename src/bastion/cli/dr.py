@@ -8,8 +8,9 @@ venue's positions when ``[dr.venue_positions]`` names them); 1: it failed (logge
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 import structlog
@@ -24,6 +25,10 @@ from bastion.cli.common import (
     wrap,
 )
 from bastion.errors import BastionError, UsageError
+
+if TYPE_CHECKING:
+    from bastion.backup.drill import DrillReport
+    from bastion.model.events import DrDrillCompleted
 
 log = structlog.get_logger("bastion.backup")
 
@@ -77,10 +82,29 @@ def add_dr_commands(commands: Commands, formatter: Formatter) -> None:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
+    started = time.monotonic()
     try:
         return _drill(args)
     except BastionError as error:
         log.error("dr_drill_failed", error=str(error))
+        config_path = Path(args.config)
+        if config_path.is_file():  # the drill could not even restore: journal and alert it
+            from bastion.backup.config import DrConfig
+            from bastion.model.events import DrDrillCompleted
+
+            failed = DrDrillCompleted(
+                ts_ns=0,
+                ok=False,
+                backup_id="",
+                rto_s=round(time.monotonic() - started, 4),
+                rto_target_s=args.rto_target_s or DrConfig().rto_target_s,
+                rpo_events=None,
+                rpo_s=None,
+                reconciled=None,
+                mismatches=[_printable(f"the drill failed: {error}")],
+                report=args.report or "",
+            )
+            _record_or_alert(config_path, failed)
         raise
 
 
@@ -115,10 +139,65 @@ def _drill(args: argparse.Namespace) -> int:
         positions_base=config_path.resolve().parent,
         rto_target_s=args.rto_target_s,
     )
+    report.journaled = _record_or_alert(config_path, drill_event(report, args.report or ""))
     if args.report:
         Path(args.report).write_bytes(msgspec.json.format(msgspec.json.encode(report)) + b"\n")
     print(report.text(), end="")
+    if report.journaled:
+        print("  journaled:      on the running node (DrDrillCompleted)")
+    else:
+        print(
+            "  journaled:      no: the node is not running here; the result is in the report only"
+        )
     return EXIT_OK if report.ok else EXIT_DRILL_FAILED
+
+
+def drill_event(report: DrillReport, report_path: str) -> DrDrillCompleted:
+    from bastion.model.events import DrDrillCompleted
+
+    return DrDrillCompleted(
+        ts_ns=0,
+        ok=report.ok,
+        backup_id=report.backup_id,
+        rto_s=report.rto_s,
+        rto_target_s=report.rto_target_s,
+        rpo_events=report.rpo_events,
+        rpo_s=report.rpo_s,
+        reconciled=report.reconciled,
+        mismatches=[_printable(m) for m in report.mismatches[:100]],
+        report=str(Path(report_path).resolve()) if report_path else "",
+    )
+
+
+def _printable(text: str) -> str:
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:256]
+
+
+def _record_or_alert(config_path: Path, event: DrDrillCompleted) -> bool:
+    """Journal the drill's result on the node running with ``config_path`` (its alert
+    rules then see it); True if it did. Not running (or refusing): False, and a failed
+    drill's alert is sent from here through the config's routes."""
+    from bastion.cli.control import control_socket
+    from bastion.monitor.alerts.oneshot import raise_for_event
+    from bastion.node.control import request
+
+    fields = msgspec.structs.asdict(event)
+    del fields["ts_ns"]
+    try:
+        response = request(control_socket(str(config_path)), {"cmd": "record_drill", **fields})
+    except (BastionError, OSError) as error:
+        log.info("dr_drill_not_journaled", reason=str(error))
+        response = {"ok": False}
+    if response.get("ok") is True:
+        return True
+    if response.get("error"):
+        log.warning("dr_drill_not_journaled", reason=response["error"])
+    if not event.ok:
+        clock = wall_clock()
+        raise_for_event(
+            config_path, msgspec.structs.replace(event, ts_ns=clock.timestamp_ns()), clock=clock
+        )
+    return False
 
 
 def _source_journal(config_path: Path) -> tuple[Path, bytes | None] | None:
@@ -129,5 +208,7 @@ def _source_journal(config_path: Path) -> tuple[Path, bytes | None] | None:
         desk = open_desk(config_path, clock=wall_clock())
     except (BastionError, OSError) as error:
         log.info("dr_drill_source_not_reachable", config=str(config_path), error=str(error))
+        return None
+    if desk.pg is not None:  # the RPO is read from a SQLite journal only
         return None
     return (desk.journal, desk.journal_key) if desk.journal.is_file() else None

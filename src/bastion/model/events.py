@@ -541,6 +541,26 @@ class StandbyStatus(Event, frozen=True, kw_only=True):
     heartbeat_age_ms: int
 
 
+class DrDrillCompleted(Event, frozen=True, kw_only=True):
+    """A disaster-recovery drill of this node (``bastion dr drill``, run elsewhere on its
+    backups) ended: ``ok`` when it recovered within ``rto_target_s`` and, where the
+    venue's positions were read, agreed with them (``reconciled``; None: not checked;
+    ``mismatches`` per instrument). ``rto_s`` measured; ``rpo_events``/``rpo_s`` the
+    journal the backups lacked (None: not measurable where the drill ran).
+    ``backup_id`` the full backup restored, ``report`` where the drill wrote its JSON
+    report ("" for none). Recorded through the control socket (``record_drill``)."""
+
+    ok: bool
+    backup_id: str
+    rto_s: float
+    rto_target_s: float
+    rpo_events: int | None
+    rpo_s: float | None
+    reconciled: bool | None
+    mismatches: list[str]
+    report: str
+
+
 class JournaledBy(enum.Enum):
     """Who writes an event type to the journal."""
 
@@ -616,6 +636,7 @@ EVENT_REGISTRY: tuple[EventKind, ...] = (
     EventKind(LeaderTookOver, "LeaderTookOver", _BUS),
     EventKind(LeaderStepDown, "LeaderStepDown", _BUS),
     EventKind(StandbyStatus, "StandbyStatus", _BUS),
+    EventKind(DrDrillCompleted, "DrDrillCompleted", _BUS),
 )
 """Every event type, stated once: the journal codec decodes exactly these, the execution
 engine journals the order events and the node subscribes the journal to the others.

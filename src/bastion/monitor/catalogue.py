@@ -391,6 +391,19 @@ _ALL: Final = (
         _C,
         "Reads of the members table by the leader that failed",
     ),
+    # -- journal shipping by the node ([backup] ship_interval_s; bastion.backup.scheduled) -
+    Metric(
+        "bastion_backup_segments_total",
+        _C,
+        "Journal segments the node's shipping stored at the backup destination",
+    ),
+    Metric(
+        "bastion_backup_failures_total",
+        _C,
+        "Backup rounds that failed (backup_failed), by command",
+        ("command",),
+    ),
+    Metric("bastion_backup_shipped_seq", _G, "The last journal seq at the backup destination"),
     # -- alerting (added by the alert engine through NodeMonitor.add_source) -------------
     Metric("bastion_alerts_firing", _G, "Alerts firing now", ("severity",)),
     Metric("bastion_notifications_sent_total", _C, "Notifications delivered", ("route",)),

@@ -22,7 +22,7 @@ from bastion.errors import CommandRefused, ConfigError
 from bastion.ha.standby import HaMember
 from bastion.isolation.host import ProcessStrategyHost
 from bastion.model.enums import TradingState
-from bastion.model.events import TradingStateChanged
+from bastion.model.events import DrDrillCompleted, TradingStateChanged
 from bastion.monitor.alerts.engine import AlertEngine
 from bastion.node.audit import AuditTrail
 from bastion.node.control import RaiseCeilingRequest, Request, ResumeRequest, RiskSetRequest
@@ -225,6 +225,15 @@ class NodeOperator:
         answer = self.ha.switchover(to=to)
         log.warning("ha_switchover_requested", to=to, who=who, why=why)
         return answer
+
+    async def record_drill(self, *, drill: DrDrillCompleted, who: str) -> dict[str, Any]:
+        kernel = self.kernel
+        event = msgspec.structs.replace(drill, ts_ns=kernel.clock.timestamp_ns())
+        kernel.bus.publish(event)  # journaled from the bus; the dr-drill-failed rule sees it
+        kernel.flush()
+        await _committed(kernel)
+        log.info("dr_drill_recorded", ok=event.ok, backup_id=event.backup_id, who=who)
+        return {"recorded": "DrDrillCompleted", "drill_ok": event.ok}
 
     async def strategy_stop(self, *, strategy: str, who: str, why: str) -> dict[str, Any]:
         kernel = self.kernel

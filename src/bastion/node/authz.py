@@ -60,6 +60,7 @@ from bastion.node.control import (
     PauseInstrumentRequest,
     RaiseCeilingRequest,
     RecordAuthRequest,
+    RecordDrillRequest,
     Request,
     ResumeRequest,
     RiskClearRequest,
@@ -118,6 +119,8 @@ def required(req: Request) -> Need:
         return Need(Command.STRATEGY_STOP, req.strategy)
     if isinstance(req, HaSwitchoverRequest):
         return Need(Command.HA_SWITCHOVER)
+    if isinstance(req, RecordDrillRequest):
+        return Need(Command.RECORD_DRILL)
     if isinstance(
         req,
         StatusRequest

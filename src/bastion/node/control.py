@@ -17,7 +17,11 @@ str}``, ``{"cmd": "approvals_list"}``, ``{"cmd": "approve", "id": str, "why": st
 newest first: ``bastion.node.audit``), ``{"cmd": "pause_instrument", "instrument": str,
 "for_s": float, "why": str}``, ``{"cmd": "strategy_start" | "strategy_stop",
 "strategy": str, "why": str}``, ``{"cmd": "ha_status"}``, ``{"cmd": "ha_switchover",
-"to": str | null, "why": str}`` (``bastion.ha.standby``) or ``{"cmd": "record_auth",
+"to": str | null, "why": str}`` (``bastion.ha.standby``), ``{"cmd": "record_drill",
+"ok": bool, "backup_id": str, "rto_s": float, "rto_target_s": float, "rpo_events": int
+| null, "rpo_s": float | null, "reconciled": bool | null, "mismatches": [str],
+"report": str}`` (a DR drill's result, journaled as ``DrDrillCompleted``) or
+``{"cmd": "record_auth",
 "operator": str, "source": str, "kind": str, "outcome": str, "why": str}`` (a
 console's sign-in event; from a console's account only) gets one response ``{"ok":
 true, ...}`` (``{"ok": true, "pending": ID, ...}`` for a command that waits for a
@@ -54,6 +58,7 @@ import structlog
 
 from bastion.errors import BastionError, OperationalError
 from bastion.isolation.sandbox import is_descendant, process_exists
+from bastion.model.events import DrDrillCompleted
 from bastion.node.identity import PeerCredentials, account_name, peer_credentials
 from bastion.security.config import OPERATOR_NAME_PATTERN, FourEyes
 from bastion.vault.files import ensure_safe_parent
@@ -283,6 +288,25 @@ class HaSwitchoverRequest(_Request, tag="ha_switchover", frozen=True, kw_only=Tr
     why: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
 
+class RecordDrillRequest(_Request, tag="record_drill", frozen=True, kw_only=True):
+    """Journal a disaster-recovery drill's result (``DrDrillCompleted``): what ``bastion
+    dr drill`` measured on this node's backups."""
+
+    ok: bool
+    backup_id: Annotated[str, msgspec.Meta(max_length=128, pattern=_PRINTABLE)]
+    rto_s: Annotated[float, msgspec.Meta(ge=0)]
+    rto_target_s: Annotated[float, msgspec.Meta(gt=0)]
+    rpo_events: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    rpo_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    reconciled: bool | None = None
+    mismatches: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=256, pattern=_PRINTABLE)]],
+        msgspec.Meta(max_length=100),
+    ] = []
+    report: Annotated[str, msgspec.Meta(max_length=1024, pattern=_PRINTABLE)] = ""
+    why: Annotated[str, msgspec.Meta(max_length=512)] = ""
+
+
 Request = (
     KillRequest
     | ResumeRequest
@@ -306,6 +330,7 @@ Request = (
     | RecordAuthRequest
     | HaStatusRequest
     | HaSwitchoverRequest
+    | RecordDrillRequest
 )
 REQUEST_TYPES: Final[tuple[type[Request], ...]] = typing.get_args(Request)
 """Every request type, from the one union: what the authorisation test walks."""
@@ -372,6 +397,8 @@ class ControlCommands(Protocol):
         ...
 
     async def ha_switchover(self, *, to: str | None, who: str, why: str) -> dict[str, Any]: ...
+
+    async def record_drill(self, *, drill: DrDrillCompleted, who: str) -> dict[str, Any]: ...
 
     def four_eyes(self, req: Request) -> FourEyes | None:
         """The four-eyes action ``req`` is on the node as it is now (a node-wide resume
@@ -478,9 +505,19 @@ async def dispatch(req: Request, commands: ControlCommands, *, who: str) -> dict
         return await commands.ha_status()
     if isinstance(req, HaSwitchoverRequest):
         return await commands.ha_switchover(to=req.to, who=who, why=req.why)
+    if isinstance(req, RecordDrillRequest):
+        return await commands.record_drill(drill=drill_event(req), who=who)
     if isinstance(req, ApprovalsListRequest | ApproveRequest | RecordAuthRequest):
         raise TypeError(f"{req.__struct_config__.tag} is answered by the guard, not the node")
     typing.assert_never(req)
+
+
+def drill_event(req: RecordDrillRequest) -> DrDrillCompleted:
+    """The event a ``record_drill`` request journals (stamped by the node)."""
+    fields = msgspec.structs.asdict(req)
+    for key in ("on_behalf", "why"):
+        fields.pop(key)
+    return DrDrillCompleted(ts_ns=0, **fields)
 
 
 async def handle_line(line: bytes, handler: RequestHandler, peer: PeerCredentials) -> bytes:

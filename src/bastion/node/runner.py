@@ -48,6 +48,7 @@ import msgspec
 import structlog
 
 from bastion import native
+from bastion.backup.scheduled import scheduled_shipping
 from bastion.clock import LiveClock
 from bastion.config import PaperConfig, resolve_path
 from bastion.errors import ConfigError, FencedError, OperationalError
@@ -383,6 +384,8 @@ class _Node:
                     if feed.paced:
                         self.tasks.spawn(f"feed-{feed.name}", self._feed(kernel, feed))
                 self.tasks.spawn("pnl-log", self._log_pnl(kernel))
+                if (shipping := scheduled_shipping(config, self.source, monitor)) is not None:
+                    self.tasks.spawn("backup-shipping", shipping.run())  # a niced child
                 self.tasks.spawn("snapshots", self._snapshots(kernel, journal))
                 if monitor is not None:
                     monitor.trading_started()

@@ -84,6 +84,8 @@ class Command(StrEnum):
     """Silence an alert's notifications for a while."""
     HA_SWITCHOVER = "ha_switchover"
     """Hand the lead of an HA group to a standby (``bastion ha switchover``)."""
+    RECORD_DRILL = "record_drill"
+    """Journal a disaster-recovery drill's result (``bastion dr drill`` does)."""
 
 
 class Grant(StrEnum):
@@ -129,6 +131,7 @@ _TABLE: Final[dict[Command, tuple[Grant, Grant, Grant, Grant]]] = {
     Command.ALERT_ACK: (_N, _Y, _Y, _Y),
     Command.ALERT_SILENCE: (_N, _N, _Y, _Y),
     Command.HA_SWITCHOVER: (_N, _N, _N, _Y),
+    Command.RECORD_DRILL: (_N, _N, _Y, _Y),
 }
 
 MATRIX: Final[Mapping[Command, Mapping[Role, Grant]]] = MappingProxyType(

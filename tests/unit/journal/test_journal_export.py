@@ -57,11 +57,11 @@ def test_when_stats_then_counts_runs_extent_and_version_are_reported(tmp_path: P
     path = tmp_path / "j.sqlite"
     events = make_journal(path, runs=3)
     stats = journal_stats(path)
-    assert stats.events == len(events) == 51  # one of each of the 48 event types, 3 more fills
+    assert stats.events == len(events) == 52  # one of each of the 49 event types, 3 more fills
     assert stats.by_type["OrderFilled"] == 4
-    assert sum(stats.by_type.values()) == 51
+    assert sum(stats.by_type.values()) == 52
     assert stats.runs == 3
-    assert (stats.first_seq, stats.last_seq) == (1, 51)
+    assert (stats.first_seq, stats.last_seq) == (1, 52)
     assert (stats.first_ts_ns, stats.last_ts_ns) == (T0, T0 + 102)
     assert stats.schema_version == SCHEMA_VERSION == 3
     assert stats.file_bytes >= path.stat().st_size > 0

@@ -58,6 +58,8 @@ def test_when_no_alerts_are_configured_then_the_builtin_rules_run(tmp_path: Path
         "ha-standby-lagging",
         "ha-standby-lost",
         "ha-no-standby",
+        "backup-failed",
+        "dr-drill-failed",
     ]
     assert all(r.runbook == f"docs/runbooks/{r.name}.md" for r in rules)
 

@@ -462,6 +462,7 @@ def test_when_built_then_the_engine_subscribes_only_to_the_event_types_its_rules
         "LeaderTookOver",
         "LeaderStepDown",
         "StandbyStatus",
+        "DrDrillCompleted",
     }
     assert subscribed(bench(only=["journal-lag"])) == set()
 

@@ -97,7 +97,7 @@ def test_when_node_sampled_then_every_series_is_in_the_catalogue_with_its_labels
     tmp_path: Path,
 ) -> None:
     """Every series fits its catalogue entry; every node metric is there (bar the ones
-    this node has no reason to report), none of the alerting or simulator ones."""
+    this node has no reason to report), none of the alerting, HA, backup or simulator ones."""
     sample = asyncio.run(busy_node_sample(tmp_path))
     problems = [
         problem
@@ -110,7 +110,7 @@ def test_when_node_sampled_then_every_series_is_in_the_catalogue_with_its_labels
         name
         for name, metric in METRICS.items()
         if metric.kind != "histogram"
-        and not re.match(r"bastion_(venuesim|alerts|notification|deadman|ha_)", name)
+        and not re.match(r"bastion_(venuesim|alerts|notification|deadman|ha_|backup_)", name)
     }
     assert node_metrics - set(sample.values) == set(NOT_IN_THIS_NODE)
     assert sample.get("bastion_venue_heartbeat_rtt_seconds", venue=VENUE) == 0.0

@@ -170,11 +170,11 @@ def test_when_rules_read_then_each_has_severity_summary_and_an_existing_runbook(
 
 def test_when_rules_read_then_they_are_the_builtin_alerts_promql_can_express() -> None:
     """Each rule is a built-in alert of the same name (node-down excepted: a node that is
-    down cannot raise it), and only the event-only alert is missing."""
+    down cannot raise it), and only the event-only alerts are missing."""
     names = [rule["alert"] for rule in rules()]
     assert len(names) == len(set(names))
     assert set(names) - set(BUILTIN_ALERTS) == {"node-down"}
-    assert set(BUILTIN_ALERTS) - set(names) == {"reconciliation-mismatch"}
+    assert set(BUILTIN_ALERTS) - set(names) == {"reconciliation-mismatch", "dr-drill-failed"}
 
 
 def test_when_scrape_config_read_then_node_down_matches_its_job() -> None:

@@ -52,6 +52,7 @@ EXPECTED: dict[str, Command] = {
     "strategy_stop": Command.STRATEGY_STOP,
     "ha_status": Command.READ,
     "ha_switchover": Command.HA_SWITCHOVER,
+    "record_drill": Command.RECORD_DRILL,
 }
 PEER_GATED = {"record_auth"}
 """Not an operator's command: only a console's account may send it (test_delegation)."""
@@ -74,6 +75,10 @@ SAMPLE_VALUES: dict[str, Any] = {
     "source": "203.0.113.7",
     "kind": "login",
     "outcome": "ok",
+    "ok": False,
+    "backup_id": "full-20261207T063029696Z-000000001234",
+    "rto_s": 71.5,
+    "rto_target_s": 60.0,
 }
 
 

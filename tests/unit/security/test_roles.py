@@ -45,6 +45,7 @@ EXPECTED_YES: dict[Command, set[Role]] = {
     Command.ALERT_ACK: {T, R, A},
     Command.ALERT_SILENCE: {R, A},
     Command.HA_SWITCHOVER: {A},
+    Command.RECORD_DRILL: {R, A},
 }
 EXPECTED_ASSIGNED: dict[Command, set[Role]] = {c: {T} for c in STRATEGY_COMMANDS}
 

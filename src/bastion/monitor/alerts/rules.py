@@ -44,6 +44,11 @@ ha-standby-lagging         warning   ``StandbyStatus`` lagging; resolved by one 
 ha-standby-lost            warning   ``StandbyStatus`` lost; resolved by one ok, lagging
                                      or left, per standby
 ha-no-standby              critical  ``bastion_ha_standbys`` < 1 (the leader only)
+backup-failed              warning   ``bastion_backup_failures_total`` rose within 15
+                                     minutes, per command (the node's journal shipping;
+                                     a ``bastion backup`` command raises it itself)
+dr-drill-failed            warning   ``DrDrillCompleted`` not ok (RTO over its target,
+                                     or the positions disagreed); resolved by one ok
 =========================  ========  ===============================================
 """
 
@@ -371,6 +376,26 @@ def builtin_rules(*, quote_stale_s: float, daily_loss: Decimal | None) -> list[A
             metric="bastion_ha_standbys",
             op="<",
             threshold=1.0,
+        ),
+        R(
+            name="backup-failed",
+            severity="warning",
+            summary="backup {command} failed ({value} failures so far): the desk's RPO grows "
+            "until one succeeds",
+            repeat_s=3600.0,
+            metric="bastion_backup_failures_total",
+            rise=0.0,
+            window_s=DEFAULT_WINDOW_S,
+        ),
+        R(
+            name="dr-drill-failed",
+            severity="warning",
+            summary="DR drill of backup {backup_id} failed: RTO {rto_s} s (target "
+            "{rto_target_s} s), positions reconciled: {reconciled}",
+            event="DrDrillCompleted",
+            match={"ok": "false"},
+            resolve_event="DrDrillCompleted",
+            resolve_match={"ok": "true"},
         ),
     ]
 
