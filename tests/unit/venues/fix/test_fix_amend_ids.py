@@ -17,8 +17,10 @@ from bastion.fix.codec import FixMessage
 from bastion.fix.session import FixSession
 from bastion.model.enums import OrderStatus
 from bastion.model.events import OrderAccepted, OrderCanceled, OrderEvent, OrderUpdated
+from bastion.venue_server.fencing import cl_ord_id_epoch
 from bastion.venues.base import ReconcileContext
 from kit.fix_link import IID, INSTRUMENT, VENUE, Link, execution, order
+from kit.ha_oracle import epoch_of
 
 
 def test_when_amend_ids_made_then_the_order_id_and_the_senders_epoch_are_read_back() -> None:
@@ -36,8 +38,8 @@ def test_when_successor_replaces_and_cancels_then_ids_carry_its_epoch_and_map_to
     tmp_path: Path,
 ) -> None:
     """A node of epoch 2 replaces, then cancels, an order of epoch 1: each ClOrdID is
-    ``{order}/2.{n}``, n growing, and the venue's reports on them become the order's
-    events."""
+    ``{order}/2.{n}``, n growing; the venue's fence and the HA oracle read epoch 2 in
+    them, and the venue's reports on them become the order's events."""
     link = Link(tmp_path, epoch=2)
     link.connect()
     o = order()
@@ -62,6 +64,8 @@ def test_when_successor_replaces_and_cancels_then_ids_carry_its_epoch_and_map_to
         match = shape.fullmatch(cl_ord_id)
         assert match is not None, cl_ord_id
         numbers.append(int(match.group(1), 16))
+        assert cl_ord_id_epoch(cl_ord_id) == (2, False)
+        assert epoch_of(cl_ord_id) == 2
     assert numbers[0] < numbers[1]
     assert cancel.get(41) == replace_id
     assert [type(e) for e in link.events] == [OrderAccepted, OrderUpdated, OrderCanceled]
