@@ -47,6 +47,7 @@ def run(tmp_path: Path, case: Case, *, heartbeat_s: int = 30) -> FixVenueAdapter
         port = await venue.listen()
         adapter = FixVenueAdapter(
             name="SIM",
+            epoch=1,
             settings=SessionSettings(
                 sender_comp_id="NODE",
                 target_comp_id="SIM",

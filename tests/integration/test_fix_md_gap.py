@@ -57,6 +57,7 @@ class Pipes:
         self.quotes: list[QuoteTick] = []
         self.adapter = FixVenueAdapter(
             name="SIM",
+            epoch=1,
             settings=SessionSettings(
                 sender_comp_id="NODE", target_comp_id="SIM", username="u", password=PASSWORD
             ),

@@ -75,6 +75,30 @@ def cancel(peer: RawCounterparty, cl_ord_id: str, orig: str) -> None:
     peer.send("F", (11, cl_ord_id), (41, orig), (55, SYM), (54, 1), (60, "20240102-14:30:00.000"))
 
 
+def replace(peer: RawCounterparty, cl_ord_id: str, orig: str, quantity: int) -> None:
+    """A replace of the resting BUY with a new quantity, at the same price."""
+    peer.send(
+        "G",
+        (11, cl_ord_id),
+        (41, orig),
+        (55, SYM),
+        (54, 1),
+        (60, "20240102-14:30:00.000"),
+        (38, quantity),
+        (40, 2),
+        (44, "1.00"),
+        (59, 1),
+    )
+
+
+async def take_over(old: RawCounterparty, port: int, epoch: int) -> RawCounterparty:
+    """A Logon with ``epoch`` that goes on with ``old``'s numbers: ``old`` is dropped."""
+    new = await leader(port, epoch, seq=old.next_seq)
+    await new.expect("A", skip_others=True)
+    await old.closed()
+    return new
+
+
 async def round_trip(peer: RawCounterparty, test_id: str) -> None:
     """The session answers a TestRequest: the connection is logged on and served."""
     peer.send("1", (112, test_id))
@@ -87,7 +111,7 @@ def test_when_newer_epoch_logs_on_then_older_is_dropped_refused_and_its_orders_r
     """Epoch 1 trades; epoch 2 takes over with a higher MsgSeqNum (ResendRequest, then
     GapFill): epoch 1 is dropped and cannot log on again; on epoch 2's connection an
     order or cancel minted by epoch 1 is rejected, never booked, while a cancel of
-    epoch 1's order by epoch 2 (``{order}/{n}``) goes through."""
+    epoch 1's order by epoch 2 (``{order}/{epoch}.{n}``) goes through."""
 
     async def main() -> None:
         async with venue(tmp_path) as server:
@@ -114,8 +138,8 @@ def test_when_newer_epoch_logs_on_then_older_is_dropped_refused_and_its_orders_r
             cancel(two, "desk-1-3", orig="desk-2-1")
             refused = await two.expect("9", t11="desk-1-3", skip_others=True)
             assert "epoch 1" in (refused.get(58) or "")
-            cancel(two, "desk-1-1/1", orig="desk-1-1")  # the new leader cleans up
-            await two.expect("8", t11="desk-1-1/1", t150="4", skip_others=True)
+            cancel(two, "desk-1-1/2.1", orig="desk-1-1")  # the new leader cleans up
+            await two.expect("8", t11="desk-1-1/2.1", t150="4", skip_others=True)
 
             three = await leader(server.port, 1)
             (logout,) = await three.closed()
@@ -135,6 +159,65 @@ def test_when_newer_epoch_logs_on_then_older_is_dropped_refused_and_its_orders_r
         assert booked == {"desk-1-1": "4", "desk-2-1": "0"}
         assert refused == {"desk-1-2", "desk-1-3"}
         assert epoch_violations(tmp_path / "venue" / "ledger.sqlite") == []
+
+    run(main)
+
+
+def test_when_deposed_leader_cancels_or_replaces_late_then_refused_and_successors_taken(
+    tmp_path: Path,
+) -> None:
+    """On epoch 2's session, a cancel and a replace whose ClOrdID says epoch 1 sent them
+    (``{order}/1.{n}``) get an OrderCancelReject naming both epochs and leave the order
+    as it was; epoch 2's replace and cancel of epoch 1's orders (``{order}/2.{n}``) go
+    through, and so does an older node's ``{order}/{n}``, which names no sender. The
+    ledger records each with its sender's epoch, and the oracle finds no violation."""
+
+    async def main() -> None:
+        async with venue(tmp_path) as server:
+            one = await leader(server.port, 1)
+            await one.expect("A", skip_others=True)
+            for order in ("desk-1-1", "desk-1-2"):
+                buy(one, order)
+                await one.expect("8", t11=order, t150="0", skip_others=True)
+            two = await take_over(one, server.port, 2)
+
+            cancel(two, "desk-1-1/1.a", orig="desk-1-1")  # the deposed leader's, late
+            refused = await two.expect("9", t11="desk-1-1/1.a", skip_others=True)
+            assert (refused.get(41), refused.get(434), refused.get(39)) == ("desk-1-1", "1", "0")
+            text = refused.get(58) or ""
+            assert "carries epoch 1, older than the session's newest, 2" in text, text
+            replace(two, "desk-1-1/1.b", orig="desk-1-1", quantity=5)
+            refused = await two.expect("9", t11="desk-1-1/1.b", skip_others=True)
+            assert refused.get(434) == "2"
+            assert "carries epoch 1" in (refused.get(58) or "")
+
+            replace(two, "desk-1-2/2.1", orig="desk-1-2", quantity=3)  # the successor's
+            await two.expect("8", t11="desk-1-2/2.1", t150="5", skip_others=True)
+            cancel(two, "desk-1-1/2.2", orig="desk-1-1")
+            await two.expect("8", t11="desk-1-1/2.2", t150="4", skip_others=True)
+            cancel(two, "desk-1-2/3f", orig="desk-1-2/2.1")  # an older node's cancel id
+            await two.expect("8", t11="desk-1-2/3f", t150="4", skip_others=True)
+            assert server.counters["fence_orders_refused"] == 2
+            await one.close()
+            await two.close()
+
+        ledger_path = tmp_path / "venue" / "ledger.sqlite"
+        with VenueLedger(ledger_path) as ledger:
+            books = {o.root_cl_ord_id: (o.status, o.quantity) for o in ledger.orders("acct")}
+            logged = {
+                r.cl_ord_id: (r.msg_type, r.epoch, r.refused) for r in ledger.order_epochs("acct")
+            }
+        assert books == {"desk-1-1": ("4", 1), "desk-1-2": ("4", 3)}
+        assert {c: (m, e, r is not None) for c, (m, e, r) in logged.items()} == {
+            "desk-1-1": ("D", 1, False),
+            "desk-1-2": ("D", 1, False),
+            "desk-1-1/1.a": ("F", 1, True),
+            "desk-1-1/1.b": ("G", 1, True),
+            "desk-1-2/2.1": ("G", 2, False),
+            "desk-1-1/2.2": ("F", 2, False),
+            "desk-1-2/3f": ("F", None, False),
+        }
+        assert epoch_violations(ledger_path) == []
 
     run(main)
 
@@ -226,8 +309,9 @@ def test_when_fencing_epoch_is_malformed_then_logout_names_the_reason(
 
 
 def test_when_strict_then_logon_needs_the_tag_and_orders_an_epoch(tmp_path: Path) -> None:
-    """``fencing = "strict"``: a Logon without 8014 is refused, and an order whose
-    ClOrdID carries no epoch is rejected."""
+    """``fencing = "strict"``: a Logon without 8014 is refused, an order whose ClOrdID
+    carries no epoch is rejected, and so is a cancel whose ClOrdID names no sender's
+    epoch (an older node's ``{order}/{n}``)."""
 
     async def main() -> None:
         async with venue(tmp_path, fencing="strict") as server:
@@ -241,6 +325,11 @@ def test_when_strict_then_logon_needs_the_tag_and_orders_an_epoch(tmp_path: Path
             assert "carries no epoch" in (refused.get(58) or "")
             buy(peer, "desk-4-1")
             await peer.expect("8", t11="desk-4-1", t150="0", skip_others=True)
+            cancel(peer, "desk-4-1/1f", orig="desk-4-1")  # an older node's: no sender epoch
+            refused = await peer.expect("9", t11="desk-4-1/1f", skip_others=True)
+            assert "carries its order's epoch, not its sender's" in (refused.get(58) or "")
+            cancel(peer, "desk-4-1/4.20", orig="desk-4-1")
+            await peer.expect("8", t11="desk-4-1/4.20", t150="4", skip_others=True)
             for p in (bare, peer):
                 await p.close()
 
@@ -249,7 +338,7 @@ def test_when_strict_then_logon_needs_the_tag_and_orders_an_epoch(tmp_path: Path
 
 def test_when_fencing_off_then_tag_ignored(tmp_path: Path) -> None:
     """``fencing = "off"``: 8014 changes nothing, a lower epoch logs on once the session
-    is free and its orders are taken."""
+    is free and its orders and cancels are taken (the oracle names the late cancel)."""
 
     async def main() -> None:
         async with venue(tmp_path, fencing="off") as server:
@@ -259,8 +348,16 @@ def test_when_fencing_off_then_tag_ignored(tmp_path: Path) -> None:
             assert await one.closed() == []  # a second connection, as ever
             buy(two, "desk-1-1")
             await two.expect("8", t11="desk-1-1", t150="0", skip_others=True)
+            buy(two, "desk-2-1")
+            await two.expect("8", t11="desk-2-1", t150="0", skip_others=True)
+            cancel(two, "desk-2-1/1.5", orig="desk-2-1")  # epoch 1's, after epoch 2's order
+            await two.expect("8", t11="desk-2-1/1.5", t150="4", skip_others=True)
             await one.close()
             await two.close()
+        found = epoch_violations(tmp_path / "venue" / "ledger.sqlite")
+        assert [f.split(" accepted")[0] for f in found] == [
+            "fence log: account acct: F desk-2-1/1.5 (epoch 1)"
+        ]
 
     run(main)
 

@@ -55,6 +55,7 @@ class Desk:
         )
         self.adapter = FixVenueAdapter(
             name=VENUE,
+            epoch=1,
             settings=settings,
             store_path=tmp_path / "bastion-fix.sqlite",
             host="127.0.0.1",

@@ -297,7 +297,8 @@ def duplicates_in(venue_store: Path, node_stores: list[Path]) -> list[str]:
 
 
 def epoch_of(cl_ord_id: str) -> int:
-    """The fencing epoch in ``{node}-{epoch}-{seq}`` (a chain id ``.../N`` is its root's)."""
+    """The fencing epoch in ``{node}-{epoch}-{seq}``; for a cancel's or replace's id
+    (``{order id}/...``), its order's (``kit.ha_oracle.epoch_of`` reads the sender's)."""
     return int(cl_ord_id.split("/")[0].split("-")[-2])
 
 

@@ -73,9 +73,12 @@ class VenueApp:
 class Link:
     """A FixVenueAdapter and a venue acceptor session, connected through in-memory pipes."""
 
-    def __init__(self, tmp_path: Path, adapter: FixVenueAdapter | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, adapter: FixVenueAdapter | None = None, *, epoch: int = 1
+    ) -> None:
         """``adapter``: a node's own FIX venue (a kernel's, already bound to its OMS; its
-        settings must be ``NODE`` -> ``EXCH`` with ``PASSWORD``); by default a new one."""
+        settings must be ``NODE`` -> ``EXCH`` with ``PASSWORD``); by default a new one, of
+        the run ``epoch`` (``order`` makes epoch 1's client order ids)."""
         self.events: list[OrderEvent] = []
         self.quotes: list[QuoteTick] = []
         self.trades: list[TradeTick] = []
@@ -87,6 +90,7 @@ class Link:
             self.clock = SimClock(T0)
             self.adapter = FixVenueAdapter(
                 name=VENUE,
+                epoch=epoch,
                 settings=SessionSettings(
                     sender_comp_id="NODE",
                     target_comp_id="EXCH",

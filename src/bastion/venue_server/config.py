@@ -93,7 +93,8 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
       or equal one takes the session over, and an order, cancel or replace whose ClOrdID
       carries a lower epoch is rejected; a Logon without the tag is served as before.
       ``"strict"``: the same, and a Logon must carry the tag and an order's, cancel's or
-      replace's ClOrdID an epoch. ``"off"``: the tag is ignored.
+      replace's ClOrdID its sender's epoch (an older node's ``{order}/{n}`` names only its
+      order's). ``"off"``: the tag is ignored.
     - ``matching``: the matching engine's rules (the same as the in-process venue).
     - ``feeds`` (synthetic quotes) and ``replay`` (recorded files): the market the
       simulator matches against and publishes over FIX market data.

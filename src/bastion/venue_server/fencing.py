@@ -17,12 +17,13 @@ keeps it, and decides:
 - an order, cancel or replace (``check``) on a fenced session: refused if its ClOrdID
   carries an older epoch than the session's highest.
 
-The epoch of a request is that of a ClOrdID its sender minted. bastion's cancels and
-replaces carry ``{order's ClOrdID}/{n}`` (``bastion.venues.fix.adapter``): the epoch
-there is the order's, which a new leader cancelling its predecessor's order sends as
-well, so it says nothing of who sent it and is not compared; the session takeover is
-what keeps a deposed leader's cancels out. Anything else that does not parse carries no
-epoch: passed on, unless the mode is ``strict``.
+The epoch of a request is its sender's: that of a ClOrdID it minted, or for bastion's
+cancels and replaces, ``{order's ClOrdID}/{epoch}.{n}`` (``bastion.execution.ids.
+amend_id``), the one after the ``/``; the order's epoch before it is not compared (a new
+leader cancels its predecessor's orders). An older node version's ``{order's
+ClOrdID}/{n}`` names only the order's epoch, which says nothing of who sent it: such a
+"derived" id, and anything else that does not parse, carries no epoch and is passed on,
+unless the mode is ``strict``.
 
 Every order, cancel and replace is recorded with its epoch and arrival time, refused or
 not (``VenueLedger.order_epochs``), so a test can check that no order of an epoch was
@@ -62,6 +63,8 @@ MAX_EPOCH: Final = 2**63 - 1
 # {node}-{epoch}-{seq}: the node id as ``bastion.execution.ids`` allows it; at most 18
 # digits each, so a hostile id cannot make a huge integer
 _MINTED: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}-(\d{1,18})-\d{1,18}")
+# what follows the '/' of a cancel's or replace's ClOrdID: {sender's epoch}.{n in hex}
+_AMEND_TAIL: Final = re.compile(r"(\d{1,18})\.[0-9a-f]{1,16}")
 
 OrderRequest = NewOrderRequest | CancelRequest | ReplaceRequest
 FENCED_REQUESTS: Final = (NewOrderRequest, CancelRequest, ReplaceRequest)
@@ -84,13 +87,19 @@ def logon_epoch(logon: FixMessage) -> int | None:
 
 def cl_ord_id_epoch(cl_ord_id: str) -> tuple[int | None, bool]:
     """The epoch of the sender of a request with ``cl_ord_id`` (None if it names none),
-    and whether the id is derived from an order's (``{node}-{epoch}-{seq}/{n}``, whose
-    epoch is the order's, not the sender's: then the epoch is None)."""
+    and whether the id is derived from an order's without one of its sender's (an older
+    node's ``{node}-{epoch}-{seq}/{n}``, whose epoch is the order's: then the epoch is
+    None). A cancel's or replace's ``{order's ClOrdID}/{epoch}.{n}`` names its sender's."""
     match = _MINTED.fullmatch(cl_ord_id)
     if match is not None:
         return int(match.group(1)), False
-    base, slash, _ = cl_ord_id.partition("/")
-    return None, bool(slash) and _MINTED.fullmatch(base) is not None
+    base, slash, tail = cl_ord_id.partition("/")
+    if not slash:
+        return None, False
+    sender = _AMEND_TAIL.fullmatch(tail)
+    if sender is not None and base:
+        return int(sender.group(1)), False
+    return None, _MINTED.fullmatch(base) is not None
 
 
 class VenueFence:
@@ -172,8 +181,13 @@ class VenueFence:
                     f"fenced: ClOrdID {request.cl_ord_id} carries epoch {epoch}, "
                     f"older than the session's newest, {highest}"
                 )
-            elif epoch is None and not derived and self.mode == "strict":
-                refused = f"fenced: ClOrdID {request.cl_ord_id} carries no epoch"
+            elif epoch is None and self.mode == "strict":
+                refused = (
+                    f"fenced: ClOrdID {request.cl_ord_id} carries its order's epoch, not its "
+                    "sender's"
+                    if derived
+                    else f"fenced: ClOrdID {request.cl_ord_id} carries no epoch"
+                )
         self._ledger.record_order_epoch(
             OrderEpochRow(
                 account=self._accounts[key],

@@ -22,7 +22,15 @@ T0 = 1_704_205_800_000_000_000
     [
         ("desk-3-17", (3, False)),
         ("desk.a_b-c-12-4", (12, False)),  # a node id may hold '-'
-        ("desk-3-17/1a2b", (None, True)),  # a cancel's: the order's epoch, not the sender's
+        ("desk-3-17/5.1a2b", (5, False)),  # a cancel's: its sender's epoch after the '/'
+        ("desk-3-17/0.0", (0, False)),
+        ("desk-3-17/1a2b", (None, True)),  # an older node's: the order's epoch only
+        ("desk-3-17/5.", (None, True)),
+        ("desk-3-17/5.1A", (None, True)),  # the node writes n in lower-case hex
+        ("desk-3-17/5.1/2", (None, True)),
+        ("desk-3-17/" + "9" * 19 + ".1", (None, True)),  # no huge integers either
+        ("desk-3-17/5." + "f" * 17, (None, True)),
+        ("/5.1", (None, False)),
         ("desk-3", (None, False)),
         ("desk-x-1", (None, False)),
         ("-3-1", (None, False)),
@@ -36,7 +44,8 @@ T0 = 1_704_205_800_000_000_000
 def test_when_cl_ord_id_parsed_then_epoch_only_from_a_minted_id(
     cl_ord_id: str, expected: tuple[int | None, bool]
 ) -> None:
-    """Only ``{node}-{epoch}-{seq}`` names its sender's epoch; anything else carries none."""
+    """``{node}-{epoch}-{seq}`` and a cancel's ``{order}/{epoch}.{n}`` name their sender's
+    epoch; an older node's ``{order}/{n}`` is derived; anything else carries none."""
     assert cl_ord_id_epoch(cl_ord_id) == expected
 
 
@@ -72,10 +81,12 @@ def _order(order_id: str, cl_ord_id: str, status: str = "0") -> OrderRow:
     )
 
 
-def _logged(cl_ord_id: str, epoch: int | None, refused: str | None = None) -> OrderEpochRow:
+def _logged(
+    cl_ord_id: str, epoch: int | None, refused: str | None = None, *, msg_type: str = "D"
+) -> OrderEpochRow:
     return OrderEpochRow(
         account="acct",
-        msg_type="D",
+        msg_type=msg_type,
         cl_ord_id=cl_ord_id,
         epoch=epoch,
         session_epoch=2,
@@ -86,7 +97,8 @@ def _logged(cl_ord_id: str, epoch: int | None, refused: str | None = None) -> Or
 
 def test_when_older_epoch_accepted_after_newer_then_oracle_names_it(tmp_path: Path) -> None:
     """An order of epoch 1 taken after epoch 2's first is reported from both the fence's
-    log and the books; refused or rejected ones, and cancels, are not."""
+    log and the books; refused or rejected ones, and an older node's cancels (no sender
+    epoch), are not."""
     path = tmp_path / "ledger.sqlite"
     with VenueLedger(path) as ledger:
         assert epoch_violations(path) == []
@@ -104,4 +116,27 @@ def test_when_older_epoch_accepted_after_newer_then_oracle_names_it(tmp_path: Pa
     assert len(found) == 2
     assert found[0].startswith("fence log: account acct: D desk-1-4 (epoch 1)")
     assert found[1].startswith("books: account acct: D desk-1-4 (epoch 1)")
-    assert all("after epoch 2's first order desk-2-1" in f for f in found)
+    assert all("after epoch 2's first request desk-2-1" in f for f in found)
+
+
+def test_when_older_senders_cancel_or_replace_accepted_after_newer_then_oracle_names_it(
+    tmp_path: Path,
+) -> None:
+    """The oracle reads a cancel's or replace's epoch after the '/': epoch 2 cancelling
+    epoch 1's order is fine, epoch 1's cancel or replace after epoch 2's cancel is not,
+    nor a refused one."""
+    path = tmp_path / "ledger.sqlite"
+    with VenueLedger(path) as ledger:
+        ledger.record_order_epoch(_logged("desk-1-1", 1))
+        ledger.record_order_epoch(_logged("desk-1-1/1.a", 1, msg_type="G"))
+        ledger.record_order_epoch(_logged("desk-1-1/2.b", 2, msg_type="F"))
+        ledger.record_order_epoch(_logged("desk-1-2/1.c", 1, refused="fenced", msg_type="F"))
+        assert epoch_violations(path) == []
+        ledger.record_order_epoch(_logged("desk-1-2/1.d", 1, msg_type="G"))
+        ledger.record_order_epoch(_logged("desk-1-2/1.e", 1, msg_type="F"))
+        found = epoch_violations(path)
+    assert found == [
+        f"fence log: account acct: {kind} desk-1-2/1.{n} (epoch 1) accepted at {T0} after "
+        f"epoch 2's first request desk-1-1/2.b at {T0}"
+        for kind, n in (("G", "d"), ("F", "e"))
+    ]

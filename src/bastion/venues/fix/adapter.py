@@ -2,9 +2,11 @@
 
 Orders map to NewOrderSingle (D), OrderCancelRequest (F) and
 OrderCancelReplaceRequest (G). Cancel and replace requests carry a new ClOrdID
-``<client order id>/<request number>`` and name the venue's current ClOrdID of the
-order as OrigClOrdID, so any ClOrdID the venue reports maps back to the node's
-order by what precedes the ``/``, without state that a restart would lose.
+``<client order id>/<epoch>.<request number>`` (``bastion.execution.ids.amend_id``: the
+epoch is the sending run's, so a venue can fence a deposed HA leader's cancels) and name
+the venue's current ClOrdID of the order as OrigClOrdID, so any ClOrdID the venue
+reports maps back to the node's order by what precedes the ``/``, without state that a
+restart would lose.
 
 Events emitted (through the execution engine's sink): OrderAccepted,
 OrderRejected, OrderFilled, OrderCanceled, OrderExpired, OrderUpdated,
@@ -42,6 +44,7 @@ import structlog
 
 from bastion.clock import Clock
 from bastion.errors import VenueRequestFailed, VenueUnavailable
+from bastion.execution.ids import amend_id, order_id_of
 from bastion.fix.codec import (
     REQUIRED_TAG_MISSING,
     FixMessage,
@@ -109,6 +112,7 @@ def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
     """A venue reached over FIX 4.4 (``kind = "fix"``)."""
     return FixVenueAdapter(
         name=config.name,
+        epoch=context.epoch,
         settings=config.settings(context.secrets, fencing_epoch=context.fencing_epoch),
         store_path=_resolve(context.base_dir, config.store_path),
         sender_seqs=context.sender_seqs,
@@ -148,6 +152,7 @@ class FixVenueAdapter(VenueAdapter):
         self,
         *,
         name: str,
+        epoch: int,
         settings: SessionSettings,
         store_path: Path,
         host: str,
@@ -163,7 +168,10 @@ class FixVenueAdapter(VenueAdapter):
         store_key: bytes | None = None,
         sender_seqs: Callable[[str], SenderSeqs] | None = None,
     ) -> None:
+        """``epoch``: the node's run (an HA member's fencing epoch), the one in its client
+        order ids; its cancels and replaces carry it too."""
         super().__init__(name)
+        self.epoch = epoch
         self.clock = clock
         self.instruments = {iid: i for iid, i in instruments.items() if i.venue == name}
         self.account = account
@@ -206,6 +214,9 @@ class FixVenueAdapter(VenueAdapter):
         self._exec_ids: set[str] = set()
         # set by recovery: takes over an order a resent report names and the journal lost
         self.adopt_reported: Callable[[FixMessage], Order | None] | None = None
+        # only grows within a run (amend ids need that; the epoch sets runs apart), and
+        # starts at the clock's milliseconds so the MS-, MD- and POS- request ids, which
+        # carry no epoch, do not repeat an earlier run's either
         self._request_ids = itertools.count(clock.timestamp_ns() // 1_000_000)
         self._sent: dict[int, tuple[str, str]] = {}  # MsgSeqNum -> (MsgType, client order id)
         self._book = TopOfBook(self)
@@ -396,7 +407,7 @@ class FixVenueAdapter(VenueAdapter):
         self._sent_request(FixMessage.of(msg_type, *fields), coid)
 
     def _request_id(self, coid: str) -> str:
-        return f"{coid}/{next(self._request_ids):x}"
+        return amend_id(coid, self.epoch, next(self._request_ids))
 
     def send_request(self, msg: FixMessage, ref: str) -> None:
         """Send a request whose session-level reject must reach whoever waits on ``ref``."""
@@ -426,7 +437,7 @@ class FixVenueAdapter(VenueAdapter):
         """Client order ids the venue reports open (OrderMassStatusRequest)."""
         reports = await self.mass_status()
         return {
-            _order_key(r.get(11) or "")
+            order_id_of(r.get(11) or "")
             for r in reports
             if r.get(39) in _OPEN_STATUSES and r.get(11) not in (None, "NONE")
         }
@@ -550,7 +561,7 @@ class FixVenueAdapter(VenueAdapter):
 
     def set_venue_cl_ord_id(self, client_order_id: str, cl_ord_id: str) -> None:
         """The ClOrdID the venue knows the order by now (after replaces)."""
-        if _order_key(cl_ord_id) == client_order_id:
+        if order_id_of(cl_ord_id) == client_order_id:
             self._venue_cl_ord_id[client_order_id] = cl_ord_id
 
     def logon_settled(self) -> None:
@@ -640,7 +651,7 @@ class FixVenueAdapter(VenueAdapter):
         cl_ord_id = msg.get(11)
         if cl_ord_id is None:
             raise RejectMessage(REQUIRED_TAG_MISSING, 11, "Required tag missing: 11")
-        coid = _order_key(cl_ord_id)
+        coid = order_id_of(cl_ord_id)
         order = self._orders.get(coid)
         adopt = self.adopt_reported
         if adopt is not None and (
@@ -706,7 +717,7 @@ class FixVenueAdapter(VenueAdapter):
             if msg.get(912) == "Y" and not future.done():
                 future.set_result(reports)
             return
-        coid = _order_key(msg.get(11) or "")
+        coid = order_id_of(msg.get(11) or "")
         status = self._status.get(coid)
         if status is not None and not status.done():
             status.set_result(msg)
@@ -715,7 +726,7 @@ class FixVenueAdapter(VenueAdapter):
         cl_ord_id = msg.get(11)
         if cl_ord_id is None:
             raise RejectMessage(REQUIRED_TAG_MISSING, 11, "Required tag missing: 11")
-        coid = _order_key(cl_ord_id)
+        coid = order_id_of(cl_ord_id)
         order = self._orders.get(coid)
         if order is None:
             self.counters["unknown_order_reports"] += 1
@@ -761,10 +772,6 @@ class FixVenueAdapter(VenueAdapter):
                 reason=reason,
             )
         )
-
-
-def _order_key(cl_ord_id: str) -> str:
-    return cl_ord_id.split("/", 1)[0]
 
 
 def _transact_time(clock: Clock) -> str:

@@ -33,6 +33,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final, NamedTuple, Protocol
 
 from bastion.errors import TemporaryError
+from bastion.execution.ids import order_id_of
 from bastion.fix.codec import FixMessage
 from bastion.model.enums import OrderSide, OrderStatus, OrderType
 from bastion.model.events import (
@@ -88,7 +89,7 @@ async def _reconcile(venue: _Venue, context: ReconcileContext, report: VenueReco
     listed: set[str] = set()
     for status in await venue.mass_status(context.timeout_s):
         cl_ord_id = status.get(11) or ""
-        coid = cl_ord_id.split("/", 1)[0]
+        coid = order_id_of(cl_ord_id)
         listed.add(coid)
         report.orders_checked += 1
         order = orders.order(coid)
@@ -267,7 +268,7 @@ def _adopt_reported(context: ReconcileContext, venue: _Venue, status: FixMessage
     except (InvalidOperation, ValueError):
         return None
     order = Order(
-        client_order_id=(status.get(11) or "").split("/", 1)[0],
+        client_order_id=order_id_of(status.get(11) or ""),
         strategy_id=status.get(526) or UNKNOWN_STRATEGY,
         instrument_id=instrument.id,
         venue=venue.name,

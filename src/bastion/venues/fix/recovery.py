@@ -35,6 +35,7 @@ import structlog
 
 from bastion.clock import Clock
 from bastion.errors import VenueRequestFailed, VenueUnavailable
+from bastion.execution.ids import order_id_of
 from bastion.fix.codec import FixMessage, FixParser
 from bastion.fix.session import FixSession
 from bastion.fix.store import SqliteSessionStore
@@ -175,7 +176,7 @@ def prepare(
     adapter.session.resend_floor = store.next_sender_seq
 
     def adopt_reported(msg: FixMessage) -> Order | None:
-        coid = (msg.get(11) or "").split("/", 1)[0]
+        coid = order_id_of(msg.get(11) or "")
         known = execution.order(coid)
         if known is not None:
             if known.status is not OrderStatus.INITIALIZED:

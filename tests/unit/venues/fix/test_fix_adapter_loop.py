@@ -40,6 +40,7 @@ def test_when_connection_loop_fails_then_venue_down_logged_and_loop_restarted(
         port = await acceptor.start()
         adapter = FixVenueAdapter(
             name=VENUE,
+            epoch=1,
             settings=SessionSettings(
                 sender_comp_id="NODE",
                 target_comp_id="EXCH",

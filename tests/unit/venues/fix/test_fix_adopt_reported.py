@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bastion.bus import MessageBus
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
@@ -49,18 +51,20 @@ def _fill(cl_ord_id: str, exec_id: str) -> FixMessage:
     return _resent(cl_ord_id, "F", exec_id, (32, "1.5"), (31, "101.25"), (39, "2"))
 
 
+@pytest.mark.parametrize("acked_as", ["node-2-9/2.1f", "node-2-9/1"])
 def test_when_a_previous_leaders_unjournaled_order_is_resent_then_adopted_and_filled_once(
-    tmp_path: Path,
+    tmp_path: Path, acked_as: str
 ) -> None:
     """An order of an older epoch the journal never got: adopted from its resent ack
-    (under its own ClOrdID, not a replace's), its fill applied once though resent twice."""
-    link = Link(tmp_path)
+    (under its own ClOrdID, not a replace's, of this version or an older one), its fill
+    applied once though resent twice."""
+    link = Link(tmp_path, epoch=3)
     journaled: list[OrderEvent] = []
     engine = _engine(link, journaled)
     link.adapter.prepare_recovery(engine, order_id_prefix="node-")
     try:
         link.connect()
-        for report in (_resent("node-2-9/1", "0", "E-ack"), _fill("node-2-9", "E-fill")):
+        for report in (_resent(acked_as, "0", "E-ack"), _fill("node-2-9", "E-fill")):
             link.adapter.on_message(link.session, report)
         link.adapter.on_message(link.session, _fill("node-2-9", "E-fill"))
     finally:
