@@ -33,7 +33,7 @@ from bastion.errors import BastionError
 from bastion.ha.node import EXIT_DEPOSED
 from bastion.node.control import request
 from kit.chaos_harness import chaos_pause
-from kit.chaos_oracle import compare_books, epoch_of, epoch_violations, read_ledger, summary
+from kit.chaos_oracle import compare_books, epoch_of, read_ledger, summary
 from kit.ha_chaos import MEMBERS, Group, ha_group
 from kit.ha_desk import (
     NODE_ID,
@@ -43,6 +43,7 @@ from kit.ha_desk import (
     venue_orders,
     verify_journal,
 )
+from kit.ha_oracle import epoch_violations
 from kit.node_process import STOP_TIMEOUT_S
 from kit.waiting import eventually
 

@@ -10,9 +10,9 @@ quantity; a journaled order the venue never saw ended REJECTED or DENIED; the fi
 (ExecID, order, side, quantity, price) are the same sets with no ExecID journaled
 twice; the net positions are equal; and no ClOrdID was used twice. ``compare`` reads
 a single node's desk; ``compare_books`` any journal's events (an HA group's, from
-``pg_journal_events``) with several members' FIX stores. ``epoch_violations`` checks
-the venue's ledger for an order of an older fencing epoch accepted after a newer one's
-first.
+``pg_journal_events``) with several members' FIX stores. The venue's ledger is checked
+for a request of an older fencing epoch accepted after a newer one's first by
+``kit.ha_oracle.epoch_violations``.
 """
 
 from __future__ import annotations
@@ -300,23 +300,6 @@ def epoch_of(cl_ord_id: str) -> int:
     """The fencing epoch in ``{node}-{epoch}-{seq}``; for a cancel's or replace's id
     (``{order id}/...``), its order's (``kit.ha_oracle.epoch_of`` reads the sender's)."""
     return int(cl_ord_id.split("/")[0].split("-")[-2])
-
-
-def epoch_violations(ledger: Path) -> list[str]:
-    """Orders the venue accepted from an epoch older than one it had already accepted an
-    order from, in the order it received them: two epochs sending at once."""
-    with closing(read_only(ledger)) as db:
-        rows = db.execute(
-            "SELECT root_cl_ord_id FROM orders WHERE account = ? ORDER BY rowid", (ACCOUNT,)
-        ).fetchall()
-    problems, newest, first_of = [], 0, ""
-    for (root,) in rows:
-        epoch = epoch_of(root)
-        if epoch < newest:
-            problems.append(f"venue accepted {root} (epoch {epoch}) after {first_of}")
-        elif epoch > newest:
-            newest, first_of = epoch, root
-    return problems
 
 
 # -- the verdict ----------------------------------------------------------------------------
