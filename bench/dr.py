@@ -17,7 +17,15 @@ events of a realistic order flow (``bench/recovery.py``'s, snapshots every tenth
 - ``tick_to_order_p99_us_idle`` / ``_backup`` and ``_ratio``: ``bench/tick_to_order.py``
   alone, then while ``bastion backup create`` of the 1M-event desk runs in a loop.
 
-    python bench/dr.py [--events 1000000] [--ship-interval-s 5] [--quick]
+``--journal postgres``: the same desk journaling to PostgreSQL, on a local server
+started with the test kit's ``kit.postgres`` (as ``bench/journal.py`` does; the
+password reaches every child through ``PGPASSWORD``): ``backup_s`` dumps the rows,
+``restore_s`` loads them into a new database (``--to-url``), ``drill_rto_s`` is the
+drill restoring into a database it creates on ``[dr] scratch_url`` (and drops), and
+``rpo_s`` ships from the database. The tick-to-order figures are the SQLite run's
+(the timed node does not use the desk's journal): left out here.
+
+    python bench/dr.py [--events 1000000] [--ship-interval-s 5] [--journal postgres] [--quick]
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +71,43 @@ def bastion(*args: str | Path, check: bool = True) -> tuple[float, str]:
     return time.perf_counter() - started, done.stdout
 
 
-def make_desk(root: Path, events: int) -> tuple[Path, Path, dict[str, Any]]:
-    """The packaged desk with [backup] and [dr]; its journal; the identity file."""
+@dataclass(frozen=True)
+class PgServer:
+    """The bench's PostgreSQL: the kit's server, a URL per new database (no password:
+    ``PGPASSWORD`` holds it for every child)."""
+
+    server: Any
+    password: str
+
+    def new_database(self) -> str:
+        return self.url(self.server.create_database())
+
+    def url(self, database: str) -> str:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        params = conninfo_to_dict(self.server.dsn(database))
+        del params["password"]
+        return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+@contextmanager
+def postgres() -> Iterator[PgServer]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from kit.postgres import postgres_server
+
+    with postgres_server() as server:
+        os.environ["PGPASSWORD"] = server.password
+        try:
+            yield PgServer(server, server.password)
+        finally:
+            del os.environ["PGPASSWORD"]
+
+
+def make_desk(
+    root: Path, events: int, pg: PgServer | None = None
+) -> tuple[Path, Path, dict[str, Any]]:
+    """The packaged desk with [backup] and [dr]; its journal (in a new database of
+    ``pg``'s, given one); the identity file."""
     shutil.copytree(scaffold_dir(), root)
     keys = root.parent / "keys"
     keys.mkdir(mode=0o700)
@@ -69,11 +115,18 @@ def make_desk(root: Path, events: int) -> tuple[Path, Path, dict[str, Any]]:
     config = root / "paper.toml"
     # the journal is written by a kernel in this process (as bench/recovery.py does)
     text = config.read_text().replace('isolation = "process"', 'isolation = "inline"')
+    scratch = ""
+    if pg is not None:
+        url = pg.new_database()
+        text = text.replace(
+            "[journal]\n", f'[journal]\nbackend = "postgres"\nurl = "{url}"\n', 1
+        ).replace('path = "journal.sqlite"', 'path = "journal.pg"', 1)
+        scratch = f'scratch_url = "{pg.url("postgres")}"\n'
     config.write_text(text)
     with config.open("a") as f:
         f.write(
             f'\n[backup]\nrecipients = ["{recipient}"]\n\n[backup.destination]\nkind = "dir"\n'
-            f'path = "{root.parent / "offsite"}"\n\n[dr]\n\n[dr.venue_positions]\n'
+            f'path = "{root.parent / "offsite"}"\n\n[dr]\n{scratch}\n[dr.venue_positions]\n'
             'kind = "positions_file"\npath = "statement.json"\n'
         )
     node = load_config(config, PaperConfig)
@@ -84,6 +137,7 @@ def make_desk(root: Path, events: int) -> tuple[Path, Path, dict[str, Any]]:
         node,
         root,
         fractional_avg=False,
+        journal=None if pg is None else open_pg(node, root, pg),
     )
     instruments = {i.id: i.to_instrument() for i in node.instruments}
     positions = {
@@ -93,12 +147,32 @@ def make_desk(root: Path, events: int) -> tuple[Path, Path, dict[str, Any]]:
     return config, keys / "backup.key", expected
 
 
-def measure_rpo(root: Path, interval_s: float, rate: int, losses: int, seed: int) -> float:
+def open_pg(node: PaperConfig, root: Path, pg: PgServer) -> Any:
+    from bastion.journal.postgres import PostgresJournal
+
+    assert node.journal.url is not None
+    return PostgresJournal(
+        node.journal.url,
+        name=node.node.id,
+        path=root / node.journal.path,
+        password=pg.password,
+        durability="group",
+    )
+
+
+def measure_rpo(
+    root: Path, interval_s: float, rate: int, losses: int, seed: int, pg: PgServer | None
+) -> float:
     """Worst seconds of journal lost over ``losses`` losses while shipping every
     ``interval_s``."""
     config = root / "paper.toml"
     node = load_config(config, PaperConfig)
     path = root / node.journal.path
+    opener: Callable[[], Any] = (
+        (lambda: SqliteJournal(path, durability="group"))
+        if pg is None
+        else (lambda: open_pg(node, root, pg))
+    )
     rng = random.Random(seed)
     worst = 0.0
     for _ in range(losses):
@@ -107,7 +181,7 @@ def measure_rpo(root: Path, interval_s: float, rate: int, losses: int, seed: int
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        journal = SqliteJournal(path, durability="group")
+        journal = opener()
         last_ts = 0
         stop_at = time.monotonic() + interval_s * (1 + rng.random() * 2)
         state = [TradingState.ACTIVE, TradingState.REDUCING]
@@ -120,17 +194,24 @@ def measure_rpo(root: Path, interval_s: float, rate: int, losses: int, seed: int
         journal.close()  # the loss: nothing more is journaled
         shipper.terminate()  # the shipper dies with the site, at once
         shipper.wait()
-        shipped = _last_shipped_ts(root)
+        shipped = _last_shipped_ts(root, node, pg)
         worst = max(worst, (last_ts - shipped) / 1e9)
     return worst
 
 
-def _last_shipped_ts(root: Path) -> int:
+def _last_shipped_ts(root: Path, node: PaperConfig, pg: PgServer | None) -> int:
     """The time of the last event the destination holds (read from the records)."""
     offsite = root.parent / "offsite"
     records = [json.loads(p.read_text()) for p in offsite.rglob("*.json")]
     last = max(r["last_seq"] for r in records)
-    node = load_config(root / "paper.toml", PaperConfig)
+    if pg is not None:
+        from bastion.journal.pg_reader import PostgresJournalReader
+
+        assert node.journal.url is not None
+        with PostgresJournalReader(
+            node.journal.url, name=node.node.id, password=pg.password
+        ) as reader:
+            return int(next(iter(reader.records_after(last - 1)))[1])
     import sqlite3
 
     db = sqlite3.connect(f"file:{root / node.journal.path}?mode=ro", uri=True)
@@ -158,6 +239,7 @@ def main() -> None:
     parser.add_argument("--losses", type=int, default=3, help="losses simulated for the RPO")
     parser.add_argument("--rto-target-s", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--journal", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--dir", type=Path, help="where to work (default: tmp)")
     parser.add_argument("--quick", action="store_true", help="a small, fast run (smoke test)")
     args = parser.parse_args()
@@ -165,17 +247,29 @@ def main() -> None:
         args.events, args.ship_interval_s, args.losses, args.rate = 2_000, 0.5, 1, 100
     configure_logging("warning", "console")
     os.environ.setdefault("BASTION_LOG_LEVEL", "warning")
-    result: dict[str, Any] = {"bench": "dr", "events": args.events}
+    result: dict[str, Any] = {"bench": "dr", "journal": args.journal, "events": args.events}
+    if args.journal == "postgres":
+        with postgres() as pg:
+            run(args, result, pg)
+    else:
+        run(args, result, None)
+    result["drill_rto_target_s"] = args.rto_target_s
+    emit(result)
+
+
+def run(args: argparse.Namespace, result: dict[str, Any], pg: PgServer | None) -> None:
     with tempfile.TemporaryDirectory(prefix="bastion-dr-", dir=args.dir) as tmp:
         root = Path(tmp) / "desk"
-        config, identity, expected = make_desk(root, args.events)
+        config, identity, expected = make_desk(root, args.events, pg)
         del expected
-        result["journal_bytes"] = sum(p.stat().st_size for p in root.glob("*.sqlite*"))
+        if pg is None:
+            result["journal_bytes"] = sum(p.stat().st_size for p in root.glob("*.sqlite*"))
         seconds, _ = bastion("backup", "create", config, "--no-prune")
         result["backup_s"] = round(seconds, 3)
         blobs = list((Path(tmp) / "offsite").rglob("*.age"))
         result["backup_bytes"] = sum(p.stat().st_size for p in blobs)
         emit({"phase": "backup", **result})
+        to_url = () if pg is None else ("--to-url", pg.new_database())
         result["restore_s"], _ = bastion(
             "backup",
             "restore",
@@ -186,6 +280,7 @@ def main() -> None:
             Path(tmp) / "restored",
             "--identity",
             identity,
+            *to_url,
         )
         result["restore_s"] = round(result["restore_s"], 3)
         emit({"phase": "restore", "restore_s": result["restore_s"]})
@@ -209,12 +304,15 @@ def main() -> None:
         result["drill_phases_s"] = report["phases_s"]
         result["drill_ok"] = report["ok"]
         result["drill_reconciled"] = report["reconciled"]
+        result["drill_rpo_events"] = report["rpo_events"]
         emit({"phase": "drill", "drill_rto_s": report["rto_s"], "report": text})
         result["rpo_s"] = round(
-            measure_rpo(root, args.ship_interval_s, args.rate, args.losses, args.seed), 3
+            measure_rpo(root, args.ship_interval_s, args.rate, args.losses, args.seed, pg), 3
         )
         result["ship_interval_s"] = args.ship_interval_s
         emit({"phase": "rpo", "rpo_s": result["rpo_s"]})
+        if pg is not None:
+            return
         idle = tick_to_order(args.quick)
         stop = threading.Event()
 
@@ -232,8 +330,6 @@ def main() -> None:
         result["tick_to_order_p99_us_idle"] = idle["p99_us"]
         result["tick_to_order_p99_us_backup"] = busy["p99_us"]
         result["tick_to_order_p99_ratio"] = round(busy["p99_us"] / idle["p99_us"], 3)
-    result["drill_rto_target_s"] = args.rto_target_s
-    emit(result)
 
 
 if __name__ == "__main__":

@@ -216,9 +216,12 @@ def write_journal(
     base_dir: Path,
     *,
     fractional_avg: bool,
+    journal: Any = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Write the journal; return the live kernel's state summary and setup figures."""
-    journal = SqliteJournal(path, durability="group")
+    """Write the journal (a SQLite file at ``path``, or ``journal``, opened: a
+    PostgreSQL one); return the live kernel's state summary and setup figures."""
+    if journal is None:
+        journal = SqliteJournal(path, durability="group")
     node_id = config.node.id
     epoch = journal.begin_run(node_id, T0)
     kernel = build_kernel(config, base_dir, epoch)

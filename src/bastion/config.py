@@ -295,6 +295,11 @@ class PaperConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 f"('{self.ha.group}'), whose lease fences it; got '{self.journal.name}'"
             )
 
+    def journal_name(self) -> str:
+        """The journal's name in a PostgreSQL database: ``[journal] name``, else the HA
+        group's (its lease fences it), else the node id."""
+        return self.journal.name or (self.node.id if self.ha is None else self.ha.group)
+
     def ha_database(self, secrets: SecretSource | None) -> tuple[str, str | None]:
         """The lease's PostgreSQL ``(url, password)`` (``[ha]``'s, else the journal's)."""
         if self.ha is None:

@@ -198,3 +198,15 @@ def test_when_dr_runs_then_it_prints_backup_restore_drill_rto_rpo_and_tick_to_or
     for key in ("backup_s", "backup_bytes", "restore_s", "drill_rto_s", "rpo_s"):
         assert result[key] > 0, key
     assert result["tick_to_order_p99_us_idle"] > 0 and result["tick_to_order_p99_ratio"] > 0
+
+
+def test_when_dr_runs_on_postgres_then_it_prints_backup_restore_drill_rto_and_rpo() -> None:
+    """dr.py --quick --journal postgres: the same keys for a journal in PostgreSQL, the
+    drill restoring into a database of its own on the kit's server."""
+    result = _bench("dr.py", "--journal", "postgres")
+    assert result["journal"] == "postgres"
+    assert result["drill_ok"] is True and result["drill_reconciled"] is True
+    assert result["drill_rpo_events"] == 0
+    assert "load" in result["drill_phases_s"] and "scratch_db" in result["drill_phases_s"]
+    for key in ("backup_s", "backup_bytes", "restore_s", "drill_rto_s", "rpo_s"):
+        assert result[key] > 0, key

@@ -198,13 +198,25 @@ class DrConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """``[dr]``: the disaster-recovery drill (``bastion dr drill``; docs/dr.md).
     ``rto_target_s``: a drill slower than this fails; ``venue_positions``: where the
     drill reads the venue's positions to reconcile with (none: no reconciliation, the
-    drill reports it as not checked)."""
+    drill reports it as not checked). A desk journaling to PostgreSQL: ``scratch_url``
+    (a libpq URL without a password) names the server where the drill creates, and then
+    drops, a database of its own to restore the journal into (``bastion.backup.
+    pg_scratch``); ``scratch_password`` a vault reference to its password (else
+    ``PGPASSWORD``, else libpq's ``~/.pgpass``)."""
 
     rto_target_s: float = 60.0
     rpo_target_s: float = 5.0
     venue_positions: VenuePositionsConfig | None = None
+    scratch_url: str | None = None
+    scratch_password: str | None = None
 
     def __post_init__(self) -> None:
+        from bastion.journal.config import check_url
+
+        if self.scratch_url is not None:
+            check_url(self.scratch_url, "dr.scratch_url", "dr.scratch_password")
+        if self.scratch_password is not None:
+            secret_name(self.scratch_password, "dr.scratch_password")
         for key in ("rto_target_s", "rpo_target_s"):
             value = getattr(self, key)
             if not 0 < value < float("inf"):

@@ -82,7 +82,7 @@ def open_desk(config_path: Path, *, clock: Clock) -> Desk:
         assert config.journal.url is not None  # JournalConfig checks it
         pg = PgJournalSource(
             url=config.journal.url,
-            name=config.journal.name or (config.node.id if config.ha is None else config.ha.group),
+            name=config.journal_name(),
             password=journal_password(config.journal, secrets),
         )
         journal_key = None

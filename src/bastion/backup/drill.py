@@ -17,8 +17,14 @@ and a drill must never disturb the desk it tests. A broker's read-only drop-copy
 session would be the faithful way; until one is configured the drill reconciles with
 what the venue says the account holds, read where the live session is not involved.
 
+A PostgreSQL journal's backup is restored into a database the drill creates on
+``[dr] scratch_url``'s server (``pg_scratch``) and drops afterwards (unless kept); the
+recovery is the same code, on a journal opened there. The RTO counts creating that
+database and loading the rows.
+
 The RTO is the time from the drill's start to a recovered, reconciled node (ready to
-trade); the RPO, when the source desk's journal is readable (read only): the events
+trade); the RPO, when the source desk's journal is readable (read only: a SQLite file
+opened ``mode=ro``, a PostgreSQL journal through ``PostgresJournalReader``): the events
 it holds after the restored last seq, and the seconds between its last event and the
 restored last event. Nothing of the source desk is written.
 """
@@ -36,8 +42,12 @@ import structlog
 
 from bastion.backup.config import DrConfig, VenuePositionsConfig
 from bastion.backup.destinations import Destination
+from bastion.backup.pg_journal import PgJournalSource
+from bastion.backup.pg_scratch import ScratchDatabase, ScratchServer
 from bastion.backup.restore import (
     KeysFor,
+    PgTarget,
+    Restored,
     StoreKeysFor,
     no_store_keys,
     plaintext_keys,
@@ -52,8 +62,9 @@ log = structlog.get_logger("bastion.backup")
 
 _SOURCE_ERRORS: Final[tuple[type[Exception], ...]] = (*DB_ERRORS, BastionError, OSError)
 
-SourceJournal = tuple[Path, bytes | None]
-"""The source desk's journal and its encryption key (read only), when reachable."""
+SourceJournal = tuple[Path, bytes | None] | PgJournalSource
+"""The source desk's journal, read only, when reachable: a SQLite file and its
+encryption key, or a PostgreSQL journal (its URL, name and password)."""
 
 
 class DrillReport(msgspec.Struct, kw_only=True):
@@ -78,6 +89,10 @@ class DrillReport(msgspec.Struct, kw_only=True):
     ok: bool
     journaled: bool | None = None
     """Recorded on the running source node as ``DrDrillCompleted`` (None: not tried)."""
+    scratch_journal: str | None = None
+    """A PostgreSQL journal: the scratch database and name it was restored into."""
+    scratch_kept: bool = False
+    """That database was kept (``--keep``); otherwise it was dropped after the drill."""
 
     def text(self) -> str:
         verdict = "PASSED" if self.ok else "FAILED"
@@ -98,6 +113,12 @@ class DrillReport(msgspec.Struct, kw_only=True):
             f"  phases:         {phases}\n"
             f"  RPO:            {rpo}\n"
             f"  reconciliation: {reconciled}\n"
+            + (
+                f"  scratch:        {self.scratch_journal}"
+                f"{' (kept)' if self.scratch_kept else ' (dropped)'}\n"
+                if self.scratch_journal
+                else ""
+            )
         )
 
 
@@ -113,35 +134,52 @@ def run_drill(
     store_keys_for: StoreKeysFor = no_store_keys,
     positions_base: Path | None = None,
     rto_target_s: float | None = None,
+    scratch_server: ScratchServer | None = None,
+    keep: bool = False,
 ) -> DrillReport:
     """Restore the latest backup into ``scratch/desk``, recover, reconcile; measured.
-    ``positions_base``: the directory ``[dr.venue_positions] path`` is relative to."""
+    ``positions_base``: the directory ``[dr.venue_positions] path`` is relative to.
+    ``scratch_server``: where a PostgreSQL journal is restored (a database made for
+    this drill, dropped after it unless ``keep``)."""
     started = time.monotonic()
     started_ns = clock.timestamp_ns()
     phases: dict[str, float] = {}
-    restored = restore(
-        destination,
-        "latest",
-        scratch / "desk",
-        identities=identities,
-        keys_for=keys_for,
-        store_keys_for=store_keys_for,
-    )
-    phases.update(restored.phases_s)
-    mark = time.monotonic()
-    keys = keys_for(restored.config, _manifest_of(restored.target))
-    node_id, positions = recover_positions(restored.config, keys)
-    phases["recover"] = time.monotonic() - mark
-    mark = time.monotonic()
-    venue: dict[str, Decimal] | None = None
-    mismatches: list[str] = []
-    if dr.venue_positions is not None:
-        venue = venue_positions(dr.venue_positions, positions_base or restored.config.parent)
-        mismatches = compare_positions(positions, venue)
-    phases["reconcile"] = time.monotonic() - mark
-    rto_s = time.monotonic() - started
+    database: ScratchDatabase | None = None
+    try:
+        to_pg = None
+        if scratch_server is not None:
+            made = database = scratch_server.create(started_ns)
+            phases["scratch_db"] = time.monotonic() - started
+            to_pg = PgTarget(url=made.url, password_for=lambda _config: made.password)
+        restored = restore(
+            destination,
+            "latest",
+            scratch / "desk",
+            identities=identities,
+            keys_for=keys_for,
+            store_keys_for=store_keys_for,
+            to_pg=to_pg,
+        )
+        phases.update(restored.phases_s)
+        mark = time.monotonic()
+        keys = keys_for(restored.config, _manifest_of(restored.target))
+        node_id, positions = recover_positions(
+            restored.config, keys, scratch=database if restored.journal_where else None
+        )
+        phases["recover"] = time.monotonic() - mark
+        mark = time.monotonic()
+        venue: dict[str, Decimal] | None = None
+        mismatches: list[str] = []
+        if dr.venue_positions is not None:
+            venue = venue_positions(dr.venue_positions, positions_base or restored.config.parent)
+            mismatches = compare_positions(positions, venue)
+        phases["reconcile"] = time.monotonic() - mark
+        rto_s = time.monotonic() - started
+        rpo_events, rpo_s = rpo(source, restored, keys)
+    finally:
+        if database is not None and not keep:
+            database.drop()
     target = rto_target_s if rto_target_s is not None else dr.rto_target_s
-    rpo_events, rpo_s = rpo(source, restored.journal, restored.last_seq, keys)
     reconciled = None if venue is None else not mismatches
     report = DrillReport(
         node_id=node_id,
@@ -161,6 +199,8 @@ def run_drill(
         venue_positions=None if venue is None else {k: str(v) for k, v in sorted(venue.items())},
         scratch=str(scratch),
         ok=rto_s <= target and reconciled is not False,
+        scratch_journal=restored.journal_where,
+        scratch_kept=keep and restored.journal_where is not None,
     )
     log.info(
         "dr_drill_completed" if report.ok else "dr_drill_failed",
@@ -182,9 +222,13 @@ def _manifest_of(target: Path) -> Any:
     return decode_manifest((target / RESTORE_MANIFEST).read_bytes())
 
 
-def recover_positions(config_path: Path, keys: JournalKeys) -> tuple[str, dict[str, Decimal]]:
+def recover_positions(
+    config_path: Path, keys: JournalKeys, *, scratch: ScratchDatabase | None = None
+) -> tuple[str, dict[str, Decimal]]:
     """The restored node's positions, recovered from its journal (snapshot + replay) in
-    a kernel that connects to nothing: what ``bastion recover`` starts from."""
+    a kernel that connects to nothing: what ``bastion recover`` starts from. A
+    PostgreSQL journal is opened in the ``scratch`` database it was restored into, never
+    at the config's ``[journal] url`` (the source)."""
     from bastion.clock import LiveClock
     from bastion.config import PaperConfig, load_config
     from bastion.journal.factory import open_journal
@@ -193,8 +237,23 @@ def recover_positions(config_path: Path, keys: JournalKeys) -> tuple[str, dict[s
 
     config = load_config(config_path, PaperConfig)
     base_dir = config_path.parent
+    journal_config = config.journal
+    if journal_config.backend == "postgres":
+        if scratch is None:
+            raise BackupError(
+                "the restored journal is a PostgreSQL one: the drill opens it only in its "
+                "scratch database ([dr] scratch_url), never at the source's url"
+            )
+        journal_config = msgspec.structs.replace(
+            journal_config, url=scratch.url, password=None, name=config.journal_name()
+        )
     journal = open_journal(
-        config.journal, base_dir=base_dir, keys=keys, secrets=None, name=config.node.id
+        journal_config,
+        base_dir=base_dir,
+        keys=keys,
+        secrets=None,
+        name=config.node.id,
+        password=None if scratch is None else scratch.password,
     )
     try:
         kernel = Kernel(config=config, base_dir=base_dir, clock=LiveClock(), epoch=0)
@@ -244,13 +303,17 @@ def compare_positions(node: dict[str, Decimal], venue: dict[str, Decimal]) -> li
 
 
 def rpo(
-    source: SourceJournal | None, restored: Path, last_seq: int, keys: JournalKeys
+    source: SourceJournal | None, restored: Restored, keys: JournalKeys
 ) -> tuple[int | None, float | None]:
-    """Events in the source journal after ``last_seq``, and the seconds between its last
-    event and the restored last event; (None, None) when the source is not readable."""
+    """Events in the source journal after the restored last seq, and the seconds between
+    its last event and the restored last event; (None, None) when the source is not
+    readable (or holds another history than the restored one)."""
     if source is None:
         return None, None
+    if isinstance(source, PgJournalSource):
+        return _pg_rpo(source, restored, keys)
     path, key = source
+    last_seq = restored.last_seq
     try:
         db = connect(path, key=key, readonly=True, what="source journal")
         try:
@@ -259,7 +322,9 @@ def rpo(
             ).fetchone()
         finally:
             db.close()
-        mine = connect(restored, key=keys.encryption, readonly=True, what="restored journal")
+        mine = connect(
+            restored.journal, key=keys.encryption, readonly=True, what="restored journal"
+        )
         try:
             row = mine.execute("SELECT ts_ns FROM events WHERE seq = ?", (last_seq,)).fetchone()
         finally:
@@ -271,3 +336,37 @@ def rpo(
         return 0, 0.0
     restored_ts = row[0] if row is not None else 0
     return int(count), max(0.0, (int(last_ts) - int(restored_ts)) / 1e9)
+
+
+def _pg_rpo(
+    source: PgJournalSource, restored: Restored, keys: JournalKeys
+) -> tuple[int | None, float | None]:
+    """The RPO from a PostgreSQL source, read only (``PostgresJournalReader`` selects,
+    nothing else): its records from the restored last one on, whose hash must be the
+    restored head (the same history)."""
+    from bastion.journal.pg_reader import PostgresJournalReader
+
+    last_seq = restored.last_seq
+    count, restored_ts, last_ts = 0, 0, 0
+    try:
+        with PostgresJournalReader(
+            source.url, name=source.name, password=source.password, keys=keys
+        ) as reader:
+            for seq, ts_ns, *_rest, digest in reader.records_after(max(0, last_seq - 1)):
+                if seq == last_seq:
+                    if bytes(digest).hex() != restored.head_hash:
+                        log.warning(
+                            "dr_drill_source_unreadable",
+                            journal=reader.where,
+                            error=f"seq {seq} is not the restored record (another history)",
+                        )
+                        return None, None
+                    restored_ts = int(ts_ns)
+                elif seq > last_seq:
+                    count, last_ts = count + 1, int(ts_ns)
+    except _SOURCE_ERRORS as error:
+        log.warning("dr_drill_source_unreadable", journal=source.name, error=str(error))
+        return None, None
+    if not count:
+        return 0, 0.0
+    return count, max(0.0, (last_ts - restored_ts) / 1e9)

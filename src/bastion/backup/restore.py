@@ -182,8 +182,8 @@ def restore(
             if to_pg is None:
                 raise UsageError(
                     f"backup {record.id}: holds a PostgreSQL journal; name the database to "
-                    "restore it into (bastion backup restore --to-url; the drill does not "
-                    "restore one yet)"
+                    "restore it into (bastion backup restore --to-url; the drill: [dr] "
+                    "scratch_url)"
                 )
             done = _restore_pg(fetching, record, manifest, unpacked, segs, keys, phases)
         else:

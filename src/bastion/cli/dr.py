@@ -8,6 +8,7 @@ venue's positions when ``[dr.venue_positions]`` names them); 1: it failed (logge
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -27,7 +28,10 @@ from bastion.cli.common import (
 from bastion.errors import BastionError, UsageError
 
 if TYPE_CHECKING:
-    from bastion.backup.drill import DrillReport
+    from bastion.backup.config import DrConfig
+    from bastion.backup.drill import DrillReport, SourceJournal
+    from bastion.backup.pg_scratch import ScratchServer
+    from bastion.config import PaperConfig
     from bastion.model.events import DrDrillCompleted
 
 log = structlog.get_logger("bastion.backup")
@@ -39,6 +43,10 @@ The drill restores the latest backup (and the journal shipped after it) into
 SCRATCH/desk, recovers the node's state from it without connecting to any venue, and
 compares its positions with the venue's from [dr.venue_positions]. It never writes
 the source desk's files nor uses its venue session.
+
+A desk journaling to PostgreSQL: the journal is restored into a database the drill
+creates on [dr] scratch_url's server (password: PGPASSWORD, else the vault's
+[dr] scratch_password) and drops afterwards unless --keep.
 
 examples:
   bastion dr drill mydesk/paper.toml --identity /media/offline/desk-backup.key \\
@@ -73,6 +81,11 @@ def add_dr_commands(commands: Commands, formatter: Formatter) -> None:
         help="fail a drill slower than this (default: dr.rto_target_s, 60)",
     )
     drill.add_argument("--report", metavar="FILE", help="also write the report as JSON here")
+    drill.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the scratch database a PostgreSQL journal was restored into",
+    )
     drill.add_argument("--endpoint", metavar="URL", help="the S3 endpoint (with s3://)")
     drill.add_argument("--region", default="us-east-1", help="the S3 region (with s3://)")
     drill.add_argument(
@@ -127,17 +140,20 @@ def _drill(args: argparse.Namespace) -> int:
     if args.source is None:
         args.source = str(config_path)
     destination = source_destination(args)
+    dr = config.dr or DrConfig()
     report = run_drill(
         destination,
         identities=identities,
         scratch=Path(args.scratch),
-        dr=config.dr or DrConfig(),
+        dr=dr,
         clock=wall_clock(),
         source=_source_journal(config_path),
         keys_for=desk_journal_keys,
         store_keys_for=desk_store_keys,
         positions_base=config_path.resolve().parent,
         rto_target_s=args.rto_target_s,
+        scratch_server=_scratch_server(config_path, config, dr),
+        keep=args.keep,
     )
     report.journaled = _record_or_alert(config_path, drill_event(report, args.report or ""))
     if args.report:
@@ -200,8 +216,9 @@ def _record_or_alert(config_path: Path, event: DrDrillCompleted) -> bool:
     return False
 
 
-def _source_journal(config_path: Path) -> tuple[Path, bytes | None] | None:
-    """The source desk's journal and key, read only, when this host can read it."""
+def _source_journal(config_path: Path) -> SourceJournal | None:
+    """The source desk's journal (and what opens it), read only, when this host can
+    read it: a SQLite file and its key, or a PostgreSQL journal's URL, name, password."""
     from bastion.backup.desk import open_desk
 
     try:
@@ -209,6 +226,36 @@ def _source_journal(config_path: Path) -> tuple[Path, bytes | None] | None:
     except (BastionError, OSError) as error:
         log.info("dr_drill_source_not_reachable", config=str(config_path), error=str(error))
         return None
-    if desk.pg is not None:  # the RPO is read from a SQLite journal only
-        return None
+    if desk.pg is not None:
+        return desk.pg
     return (desk.journal, desk.journal_key) if desk.journal.is_file() else None
+
+
+def _scratch_server(config_path: Path, config: PaperConfig, dr: DrConfig) -> ScratchServer | None:
+    """Where a PostgreSQL desk's drill restores its journal (``[dr] scratch_url``), with
+    its password: ``PGPASSWORD``, else the vault's ``[dr] scratch_password``, else none
+    (libpq's ``~/.pgpass``). Never on the command line."""
+    from bastion.backup.pg_scratch import ScratchServer
+    from bastion.vault.config import load_secrets
+    from bastion.vault.refs import secret_name
+
+    if config.journal.backend != "postgres":
+        return None
+    if dr.scratch_url is None:
+        raise UsageError(
+            f"{config_path}: the journal is in PostgreSQL; the drill restores it into a "
+            "database it creates on [dr] scratch_url's server (a libpq URL without a "
+            "password; docs/dr.md)"
+        )
+    password = os.environ.get("PGPASSWORD") or None
+    if password is None and dr.scratch_password is not None:
+        name = secret_name(dr.scratch_password, "dr.scratch_password")
+        secrets = load_secrets(
+            [("dr.scratch_password", name)],
+            vault=config.vault,
+            base_dir=config_path.resolve().parent,
+            scope="live" if config.node.mode == "live" else "paper",
+            clock=wall_clock(),
+        )
+        password = secrets.get(name).reveal()
+    return ScratchServer(url=dr.scratch_url, password=password)

@@ -143,7 +143,7 @@ def postgres_source(args: argparse.Namespace, *, clock: Clock) -> PostgresSource
     assert journal.url is not None
     return PostgresSource(
         url=journal.url,
-        name=journal.name or (config.node.id if config.ha is None else config.ha.group),
+        name=config.journal_name(),
         password=password,
         keys=keys,
         anchors=anchor_path(journal_local_path(journal, base_dir)),

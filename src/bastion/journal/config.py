@@ -98,16 +98,16 @@ class JournalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ConfigError("key 'journal.name': must not be empty")
 
 
-def check_url(url: str) -> None:
+def check_url(url: str, key: str = "journal.url", password_key: str = "journal.password") -> None:
     """Refuse a libpq URL that is not one, or that holds a password, never echoing it."""
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         params = conninfo_to_dict(url)
     except Exception:
-        raise ConfigError("key 'journal.url': not a valid libpq URL or connection string") from None
+        raise ConfigError(f"key '{key}': not a valid libpq URL or connection string") from None
     if "password" in params:
         raise ConfigError(
-            "key 'journal.url': holds a password; give it through the vault instead "
-            "(key 'journal.password' = \"secret:NAME\")"
+            f"key '{key}': holds a password; give it through the vault instead "
+            f"(key '{password_key}' = \"secret:NAME\")"
         )

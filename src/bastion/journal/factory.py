@@ -48,9 +48,12 @@ def open_journal(
     fence_epoch: int | None = None,
     on_fenced: Callable[[FencedError], None] | None = None,
     on_failed: Callable[[OperationalError], None] | None = None,
+    password: str | None = None,
 ) -> Journal:
     """The configured journal, open for writing. ``name``: the journal's name in a
     PostgreSQL database when ``journal.name`` is unset (the node id, or the HA group).
+    ``password``: the database's, given here instead of ``journal.password``'s secret
+    (the DR drill's scratch database).
 
     ``fence_epoch``/``on_fenced``/``on_failed`` (PostgreSQL only): see ``PostgresJournal``."""
     path = journal_local_path(config, base_dir)
@@ -69,7 +72,7 @@ def open_journal(
         config.url,
         name=config.name or name,
         path=path,
-        password=journal_password(config, secrets),
+        password=password if password is not None else journal_password(config, secrets),
         durability=config.durability,
         commit_interval_ms=config.flush_interval_ms,
         max_batch=config.group_commit_max_events,

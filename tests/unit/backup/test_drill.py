@@ -13,9 +13,10 @@ from bastion.backup.config import DrConfig, VenuePositionsConfig
 from bastion.backup.create import create_backup
 from bastion.backup.desk import open_desk
 from bastion.backup.destinations import Destination, open_destination
-from bastion.backup.drill import DrillReport, run_drill
+from bastion.backup.drill import DrillReport, recover_positions, run_drill
 from bastion.clock import LiveClock
-from bastion.errors import ConfigError, UsageError
+from bastion.errors import BackupError, ConfigError, UsageError
+from bastion.journal.keys import PLAINTEXT
 from kit.backup_desk import BackupDesk, dir_destination, make_desk
 from kit.journal_samples import fills
 
@@ -133,3 +134,29 @@ def test_when_the_dr_config_is_wrong_then_the_key_is_named() -> None:
         VenuePositionsConfig(kind="ftp", path="x")
     with pytest.raises(ConfigError, match=r"dr\.venue_positions.account"):
         VenuePositionsConfig(kind="venue_sim_ledger", path="x")
+
+
+def test_when_the_scratch_url_holds_a_password_then_it_is_refused_without_echoing_it() -> None:
+    """[dr] scratch_url is a libpq URL without a password; the password is a vault
+    reference (or PGPASSWORD)."""
+    with pytest.raises(ConfigError, match=r"dr\.scratch_url': holds a password") as caught:
+        DrConfig(scratch_url="postgresql://drill:hunter2x@dr-db/postgres")
+    assert "hunter2x" not in str(caught.value) and "dr.scratch_password" in str(caught.value)
+    with pytest.raises(ConfigError, match=r"dr\.scratch_password"):
+        DrConfig(scratch_url="postgresql://drill@dr-db/postgres", scratch_password="hunter2x")
+    assert DrConfig(scratch_url="postgresql://drill@dr-db/postgres").scratch_password is None
+
+
+def test_when_a_restored_postgres_journal_has_no_scratch_database_then_recovery_refuses(
+    desk: BackupDesk,
+) -> None:
+    """The restored config's [journal] url is the source's: recovery never opens it (it
+    would write there), only the drill's own scratch database."""
+    text = desk.config.read_text().replace(
+        '[journal]\npath = "state/journal.sqlite"',
+        '[journal]\nbackend = "postgres"\nurl = "postgresql://bastion@127.0.0.1:1/source"\n'
+        'path = "state/journal.pg"',
+    )
+    desk.config.write_text(text)
+    with pytest.raises(BackupError, match=r"scratch database \(\[dr\] scratch_url\)"):
+        recover_positions(desk.config, PLAINTEXT)
