@@ -5,23 +5,34 @@ its fence lets it send, R when it refuses (and, once refused, it never sends aga
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from bastion.ha.fence import monotonic_ns
 from bastion.ha.lease import LeaseKeeper, wait_until_leader
 from kit.ha import member
 
+_OUT = threading.Lock()
+
+
+def emit(*words: object) -> None:
+    """One whole line, written at once: the keeper's thread writes too."""
+    line = " ".join(str(word) for word in words) + "\n"
+    with _OUT:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
 
 def main(dsn: str, name: str) -> None:
     lease = member(dsn, name)
     fence = wait_until_leader(lease)
     assert fence is not None
-    keeper = LeaseKeeper(lease, fence, on_lost=lambda reason: print("LOST", reason, flush=True))
+    keeper = LeaseKeeper(lease, fence, on_lost=lambda reason: emit("LOST", reason))
     keeper.start()
-    print("LEADER", fence.epoch, flush=True)
+    emit("LEADER", fence.epoch)
     while True:
         mark = "S" if fence.may_send() else "R"
-        print(mark, fence.epoch, monotonic_ns(), flush=True)
+        emit(mark, fence.epoch, monotonic_ns())
         time.sleep(0.005)
 
 
