@@ -76,8 +76,12 @@ class NodeClient:
             raise NodeUnreachable(
                 f"node {self.name}: request longer than {MAX_REQUEST_BYTES} bytes"
             )
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that arrives as the answer does, and the console's shutdown then
+        # waits forever for the task it cancelled (the auth recorder, the poller)
         try:
-            return await asyncio.wait_for(self._exchange(data), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                return await self._exchange(data)
         except TimeoutError:
             raise NodeUnreachable(
                 f"node {self.name}: no answer within {self._timeout_s:g} s"
