@@ -20,6 +20,7 @@ import pytest
 from bastion.backup.encryption import new_identity
 from bastion.model import events as ev
 from bastion.vault.keysource import KEY_FILE_ENV
+from kit.hoarder_node import hoarder_node_toml
 from kit.journal_reading import peek_journal
 from kit.net import free_tcp_port
 from kit.node_process import (
@@ -36,36 +37,9 @@ from kit.strategies import HOARDER
 from kit.vaults import key_file, new_vault
 from kit.waiting import eventually
 
-NODE_TOML = """
-[node]
-id = "bk-1"
-
-[[instruments]]
-id = "XYZ.SIM"
-tick_size = "0.01"
-lot_size = "1"
-
-[[strategies]]
-name = "hoarder"
-path = "strategies/hoarder.py"
-class = "Hoarder"
-[strategies.params]
-instrument = "XYZ.SIM"
-market_every = 10
-
-[risk]
-max_order_quantity = "1000"
-max_order_notional = "1000000"
-collar_pct = "5"
-reference_max_age_ms = 2000
-
-[venue]
-latency_ms = 5
-
-[feed]
-instrument = "XYZ.SIM"
-interval_ms = 20
-
+NODE_TOML = hoarder_node_toml(
+    "bk-1",
+    """
 [journal]
 path = "state/bk-1.sqlite"
 
@@ -85,7 +59,8 @@ name = "ops"
 urls = ["secret:notify/ops"]
 backoff_initial_ms = 50
 backoff_max_ms = 200
-"""
+""",
+)
 
 
 def _desk(tmp_path: Path, receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch) -> Path:

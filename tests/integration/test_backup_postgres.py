@@ -20,6 +20,7 @@ from bastion.journal.pg_reader import PostgresJournalReader
 from bastion.journal.reader import NotAJournalError
 from bastion.model import events as ev
 from bastion.vault.keysource import KEY_FILE_ENV
+from kit.hoarder_node import hoarder_node_toml
 from kit.journal_samples import fills
 from kit.node_process import (
     START_TIMEOUT_S,
@@ -38,36 +39,9 @@ from kit.waiting import eventually
 NAME = "pgb-1"
 KEYS = JournalKeys(encryption=bytes(range(32)), chain=bytes(range(32, 64)))
 
-NODE_TOML = """
-[node]
-id = "pgb-1"
-
-[[instruments]]
-id = "XYZ.SIM"
-tick_size = "0.01"
-lot_size = "1"
-
-[[strategies]]
-name = "hoarder"
-path = "strategies/hoarder.py"
-class = "Hoarder"
-[strategies.params]
-instrument = "XYZ.SIM"
-market_every = 10
-
-[risk]
-max_order_quantity = "1000"
-max_order_notional = "1000000"
-collar_pct = "5"
-reference_max_age_ms = 2000
-
-[venue]
-latency_ms = 5
-
-[feed]
-instrument = "XYZ.SIM"
-interval_ms = 20
-
+NODE_TOML = hoarder_node_toml(
+    "pgb-1",
+    """
 [journal]
 backend = "postgres"
 url = "{url}"
@@ -83,7 +57,8 @@ recipients = ["{recipient}"]
 [backup.destination]
 kind = "dir"
 path = "{backups}"
-"""
+""",
+)
 
 
 def _events(url: str, password: str) -> list[tuple[int, Any]]:

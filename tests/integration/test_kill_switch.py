@@ -17,6 +17,7 @@ import pytest
 from bastion.model import events as ev
 from bastion.model.enums import OrderSide, TradingState
 from bastion.node.control import socket_path
+from kit.hoarder_node import hoarder_node_toml
 from kit.journal_reading import (
     halted_denials_after,
     last_state_change,
@@ -36,39 +37,13 @@ from kit.node_process import (
 from kit.strategies import HOARDER
 from kit.waiting import eventually
 
-KILL_TOML = """
-[node]
-id = "kill-1"
-
-[[instruments]]
-id = "XYZ.SIM"
-tick_size = "0.01"
-lot_size = "1"
-
-[[strategies]]
-name = "hoarder"
-path = "strategies/hoarder.py"
-class = "Hoarder"
-[strategies.params]
-instrument = "XYZ.SIM"
-market_every = 10
-
-[risk]
-max_order_quantity = "1000"
-max_order_notional = "1000000"
-collar_pct = "5"
-reference_max_age_ms = 2000
-
-[venue]
-latency_ms = 5
-
-[feed]
-instrument = "XYZ.SIM"
-interval_ms = 20
-
+KILL_TOML = hoarder_node_toml(
+    "kill-1",
+    """
 [journal]
 path = "j/node.sqlite"
-"""
+""",
+)
 
 
 def write_desk(root: Path) -> tuple[Path, Path]:

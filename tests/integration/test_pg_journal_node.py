@@ -15,49 +15,24 @@ from bastion.journal.pg_reader import PostgresJournalReader
 from bastion.journal.reader import NotAJournalError
 from bastion.model import events as ev
 from bastion.vault.keysource import KEY_FILE_ENV
+from kit.hoarder_node import hoarder_node_toml
 from kit.node_process import START_TIMEOUT_S, STOP_TIMEOUT_S, running_node, status, still_running
 from kit.pg_journal import split_password
 from kit.strategies import HOARDER
 from kit.vaults import key_file, new_vault
 from kit.waiting import eventually
 
-NODE_TOML = """
-[node]
-id = "pg-1"
-
-[[instruments]]
-id = "XYZ.SIM"
-tick_size = "0.01"
-lot_size = "1"
-
-[[strategies]]
-name = "hoarder"
-path = "strategies/hoarder.py"
-class = "Hoarder"
-[strategies.params]
-instrument = "XYZ.SIM"
-market_every = 10
-
-[risk]
-max_order_quantity = "1000"
-max_order_notional = "1000000"
-collar_pct = "5"
-reference_max_age_ms = 2000
-
-[venue]
-latency_ms = 5
-
-[feed]
-instrument = "XYZ.SIM"
-interval_ms = 20
-
+NODE_TOML = hoarder_node_toml(
+    "pg-1",
+    """
 [journal]
 backend = "postgres"
 url = "{url}"
 password = "secret:journal/password"
 path = "j/pg-1.pg"
 chain_key = "secret:journal/chain"
-"""
+""",
+)
 
 
 def _events(url: str, password: str) -> list[tuple[int, Any]]:
