@@ -4,8 +4,9 @@ when the destination breaks, the failures are counted in its metrics and the
 backup-failed alert reaches a real HTTP receiver through the config's route, and
 trading goes on. A drill run while the node runs is journaled on it
 (``DrDrillCompleted``) and, too slow, its dr-drill-failed alert comes from the node;
-with the node stopped, the drill says so, its report says it was not journaled, and
-the command sends the alert itself, as does a ``bastion backup create`` that fails."""
+with the node stopped, the drill says so, its report says it was not journaled on it, and
+the command sends the alert itself, as does a ``bastion backup create`` that fails. Both
+drills are in the drills' own journal on the host that ran them, which verifies."""
 
 from __future__ import annotations
 
@@ -169,8 +170,17 @@ def test_when_a_drill_runs_then_it_is_journaled_on_the_node_or_alerted_by_the_co
         report = tmp_path / "drill-2.json"
         alone = _bastion(*drill, "--scratch", tmp_path / "s2", "--report", report, cwd=root)
         assert alone.returncode == 1, alone.stdout + alone.stderr
-        assert "the node is not running here; the result is in the report only" in alone.stdout
+        assert "not on the node (it is not running here)" in alone.stdout
         assert json.loads(report.read_text())["journaled"] is False
+        # both drills are in the drills' own journal on this host, chained, the node up or not
+        drills_journal = root / "dr-drills.sqlite"
+        assert json.loads(report.read_text())["drill_journal"] == f"{drills_journal}#2"
+        assert [d.report for d in _drills(drills_journal)] == [
+            str((tmp_path / "drill-1.json").resolve()),
+            str(report.resolve()),
+        ]
+        verified = _bastion("journal", "verify", drills_journal, cwd=root)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
         eventually(lambda: len(receiver.about("dr-drill-failed", "firing")) == 2, timeout_s=15)
         (from_command,) = [
             a for a in receiver.about("dr-drill-failed", "firing") if a.alert_id.startswith("cmd.")

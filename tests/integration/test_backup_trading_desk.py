@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
-from bastion.backup.encryption import new_identity
+from kit.backup_trading import BUCKET, backed_up_desk, bastion, fills_at_least
 from kit.chaos_harness import (
     ACCOUNT,
     Desk,
@@ -28,56 +26,11 @@ from kit.chaos_harness import (
     start_node,
     venue_process,
     wait_reconciled,
-    write_desk,
 )
 from kit.chaos_oracle import compare
-from kit.node_process import bastion_cmd, child_env, terminate
-from kit.s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
+from kit.node_process import terminate
+from kit.s3_server import S3Server
 from kit.waiting import eventually
-
-SEED = 20_261_207
-BUCKET = "desk-backups"
-
-
-def bastion(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **child_env(),
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-        "BASTION_FIX_PASSWORD": "chaos-test-password",
-    }
-    return subprocess.run(
-        bastion_cmd(*args),
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def fills_at_least(desk: Desk, node: subprocess.Popen[bytes], n: int) -> bool:
-    alive(node, desk.log("node"))
-    assert node_fill_count(desk.journal) >= n, "not enough fills yet"
-    return True
-
-
-def _backed_up_desk(tmp_path: Path, s3: S3Server) -> tuple[Desk, Path, str]:
-    """A desk whose [backup] goes to a fresh prefix of the S3 server; the identity file."""
-    desk = write_desk(tmp_path / "desk", seed=SEED)
-    keys = tmp_path / "keys"
-    keys.mkdir(mode=0o700)
-    recipient = new_identity(keys / "backup.key")
-    prefix = f"t-{uuid.uuid4().hex[:8]}"
-    with desk.node_config.open("a") as config:
-        config.write(
-            f'\n[backup]\nrecipients = ["{recipient}"]\n\n[backup.destination]\nkind = "s3"\n'
-            f'bucket = "{BUCKET}"\nprefix = "{prefix}"\nendpoint = "{s3.endpoint}"\n'
-            "allow_http = true\n"
-        )
-    return desk, keys / "backup.key", prefix
 
 
 def _destroy(desk: Desk) -> None:
@@ -117,7 +70,7 @@ def test_when_the_node_is_lost_then_a_restore_from_s3_recovers_and_equals_the_ve
     tmp_path: Path, s3: S3Server
 ) -> None:
     """Back up while trading, destroy, restore elsewhere, recover: books equal the venue's."""
-    desk, identity, prefix = _backed_up_desk(tmp_path, s3)
+    desk, identity, prefix = backed_up_desk(tmp_path, s3)
     with venue_process(desk):
         node = start_node(desk)
         try:
@@ -154,7 +107,7 @@ def test_when_the_node_is_killed_after_unshipped_fills_then_the_restore_catches_
 ) -> None:
     """SIGKILL after fills never shipped: restore, recover: the venue's resend fills the
     journal's gap, books equal the venue's, no fill counted twice."""
-    desk, identity, prefix = _backed_up_desk(tmp_path, s3)
+    desk, identity, prefix = backed_up_desk(tmp_path, s3)
     with venue_process(desk):
         node = start_node(desk)
         try:
@@ -190,7 +143,7 @@ def test_when_a_drill_runs_then_it_restores_recovers_and_agrees_with_the_venue(
 ) -> None:
     """``bastion dr drill`` on a desk backed up while trading: passed, measured, and the
     source desk's journal and the venue's session store are untouched by it."""
-    desk, identity, _prefix = _backed_up_desk(tmp_path, s3)
+    desk, identity, _prefix = backed_up_desk(tmp_path, s3)
     with desk.node_config.open("a") as config:
         config.write(
             '\n[dr]\nrto_target_s = 60\n\n[dr.venue_positions]\nkind = "venue_sim_ledger"\n'

@@ -194,11 +194,53 @@ class VenuePositionsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unk
             raise ConfigError("key 'dr.venue_positions.account': the desk's account at the venue")
 
 
+class DrVenueSessionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[dr.venue_sessions.NAME]``: the read-only session at FIX venue ``NAME`` the
+    drill's recover-only node logs on with instead of the desk's own (a broker's
+    drop-copy or query session; the venue simulator's ``[[read_only_sessions]]``): it
+    answers order status, mass status and positions for the desk's account and refuses
+    orders, so the drill reconciles orders, fills and positions without touching the
+    live node's session. ``sender_comp_id`` and ``username`` are the session's;
+    ``password`` a reference to the desk's vault (restored with the backup) or
+    ``password_env`` the environment variable holding it; ``host``/``port``/
+    ``target_comp_id``: where and whom the DR site reaches, when not the config's;
+    ``account``: the account positions are asked for (default: the venue's)."""
+
+    sender_comp_id: str
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    target_comp_id: str | None = None
+    host: str | None = None
+    port: int | None = None
+    account: str | None = None
+
+    def check(self, key: str) -> None:
+        if not self.sender_comp_id:
+            raise ConfigError(f"key '{key}.sender_comp_id': must not be empty")
+        if self.password is not None and self.password_env is not None:
+            raise ConfigError(f"key '{key}': give password or password_env, not both")
+        if self.password is not None:
+            secret_name(self.password, f"{key}.password")
+        if self.port is not None and not 0 < self.port < 65536:
+            raise ConfigError(f"key '{key}.port': must be 1..65535, got {self.port}")
+        for field in ("host", "target_comp_id", "account", "username"):
+            if getattr(self, field) == "":
+                raise ConfigError(f"key '{key}.{field}': must not be empty")
+
+
 class DrConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[dr]``: the disaster-recovery drill (``bastion dr drill``; docs/dr.md).
-    ``rto_target_s``: a drill slower than this fails; ``venue_positions``: where the
-    drill reads the venue's positions to reconcile with (none: no reconciliation, the
-    drill reports it as not checked). A desk journaling to PostgreSQL: ``scratch_url``
+    ``rto_target_s``: a drill slower than this fails; ``rpo_target_s``: the RPO the
+    report checks its measured one against (``rpo_ok``; reported, not a failure: what a
+    drill measures depends on when it ran against the shipping interval).
+    ``venue_sessions``: per FIX venue, the read-only session the drill's recover-only
+    node logs on with to reconcile orders, fills and positions (``DrVenueSessionConfig``);
+    or ``venue_positions``: where the drill reads the venue's positions to reconcile
+    with, for a venue that offers no such session (neither: no reconciliation, the drill
+    reports it as not checked). ``journal_path``: the drills' own journal on the host
+    that runs them (``bastion.backup.drill_log``), relative to the config's directory.
+    A desk journaling to PostgreSQL: ``scratch_url``
     (a libpq URL without a password) names the server where the drill creates, and then
     drops, a database of its own to restore the journal into (``bastion.backup.
     pg_scratch``); ``scratch_password`` a vault reference to its password (else
@@ -207,6 +249,8 @@ class DrConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rto_target_s: float = 60.0
     rpo_target_s: float = 5.0
     venue_positions: VenuePositionsConfig | None = None
+    venue_sessions: dict[str, DrVenueSessionConfig] = {}
+    journal_path: str = "dr-drills.sqlite"
     scratch_url: str | None = None
     scratch_password: str | None = None
 
@@ -217,6 +261,14 @@ class DrConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             check_url(self.scratch_url, "dr.scratch_url", "dr.scratch_password")
         if self.scratch_password is not None:
             secret_name(self.scratch_password, "dr.scratch_password")
+        for name, session in self.venue_sessions.items():
+            session.check(f"dr.venue_sessions.{name}")
+        if self.venue_sessions and self.venue_positions is not None:
+            raise ConfigError(
+                "key 'dr.venue_positions': give [dr.venue_sessions.NAME] (the drill logs "
+                "on and reconciles orders, fills and positions) or [dr.venue_positions] "
+                "(positions read from a statement), not both"
+            )
         for key in ("rto_target_s", "rpo_target_s"):
             value = getattr(self, key)
             if not 0 < value < float("inf"):

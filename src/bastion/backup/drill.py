@@ -4,18 +4,19 @@ measured.
 1. **restore**: fetch the latest full backup and the segments after it from the
    destination, check, decrypt, unpack, apply, verify the journal's chain (everything
    ``bastion.backup.restore`` does), into ``SCRATCH/desk``;
-2. **recover**: build the restored node's kernel and recover its state from the
-   restored journal (snapshot + replay), as ``bastion recover`` does, without
-   connecting to any venue;
-3. **reconcile**: compare the recovered positions with the venue's, read from
-   ``[dr.venue_positions]``: a positions file (a broker's statement or drop-copy
-   export) or the venue simulator's ledger, read only.
+2. **recover and reconcile**, with ``[dr.venue_sessions]``: start the restored node
+   recover-only, as ``bastion recover`` does, logged on to each FIX venue through a
+   read-only session of its own (``bastion.backup.drill_node``): its state recovered
+   from the restored journal (snapshot + replay), then its orders, fills and positions
+   reconciled with the venue's;
+   or, for a venue that offers no such session, ``[dr.venue_positions]``: recover the
+   state in a kernel that connects to nothing, and compare its positions with the
+   venue's from a positions file (a broker's statement) or the venue simulator's
+   ledger, read only.
 
-Why not log on to the venue, as a real recovery does: a second session with the
-desk's CompIDs would take the live node's session over (or be refused, or fence it),
-and a drill must never disturb the desk it tests. A broker's read-only drop-copy
-session would be the faithful way; until one is configured the drill reconciles with
-what the venue says the account holds, read where the live session is not involved.
+Never with the desk's own session: a second logon with its CompIDs would take the live
+node's session over (or be refused, or fence it), and a drill must never disturb the
+desk it tests.
 
 A PostgreSQL journal's backup is restored into a database the drill creates on
 ``[dr] scratch_url``'s server (``pg_scratch``) and drops afterwards (unless kept); the
@@ -42,6 +43,7 @@ import structlog
 
 from bastion.backup.config import DrConfig, VenuePositionsConfig
 from bastion.backup.destinations import Destination
+from bastion.backup.drill_node import confined, recover_against_venues
 from bastion.backup.pg_journal import PgJournalSource
 from bastion.backup.pg_scratch import ScratchDatabase, ScratchServer
 from bastion.backup.restore import (
@@ -85,10 +87,22 @@ class DrillReport(msgspec.Struct, kw_only=True):
     mismatches: list[str]
     node_positions: dict[str, str]
     venue_positions: dict[str, str] | None
+    reconciled_by: str | None = None
+    """How: ``venue sessions (NAMES)`` (logged on, orders, fills and positions),
+    ``positions file`` or ``venue simulator ledger`` (positions only); None: not checked."""
+    reconciliation: dict[str, Any] | None = None
+    """With venue sessions: the recover-only node's reconciliation report (orders
+    checked, adopted, resolved, positions compared, mismatches)."""
+    rpo_target_s: float | None = None
+    rpo_ok: bool | None = None
+    """The measured RPO within ``[dr] rpo_target_s`` (None: not measured). Reported, not
+    part of ``ok``: it depends on when the drill ran against the shipping interval."""
     scratch: str
     ok: bool
     journaled: bool | None = None
     """Recorded on the running source node as ``DrDrillCompleted`` (None: not tried)."""
+    drill_journal: str | None = None
+    """Where the drills' own journal on this host recorded it (``PATH#SEQ``; None: not)."""
     scratch_journal: str | None = None
     """A PostgreSQL journal: the scratch database and name it was restored into."""
     scratch_kept: bool = False
@@ -100,10 +114,26 @@ class DrillReport(msgspec.Struct, kw_only=True):
             "unknown (source journal not readable)"
             if self.rpo_events is None
             else f"{self.rpo_events} events, {self.rpo_s:.3f} s"
+            + (
+                ""
+                if self.rpo_ok is None
+                else f" ({'within' if self.rpo_ok else 'OVER'} target {self.rpo_target_s:g} s)"
+            )
         )
-        reconciled = {None: "not checked (no [dr.venue_positions])", True: "agreed"}.get(
-            self.reconciled, "DISAGREED: " + "; ".join(self.mismatches)
-        )
+        reconciled = {
+            None: "not checked (no [dr.venue_sessions] nor [dr.venue_positions])",
+            True: "agreed",
+        }.get(self.reconciled, "DISAGREED: " + "; ".join(self.mismatches))
+        if self.reconciled is not None:
+            reconciled += f" ({self.reconciled_by}"
+            if self.reconciliation is not None:
+                r = self.reconciliation
+                reconciled += (
+                    f": {r.get('orders_checked', 0)} orders checked, "
+                    f"{r.get('adopted', 0)} adopted, {r.get('resolved', 0)} resolved, "
+                    f"positions {'compared' if r.get('positions_compared') else 'not compared'}"
+                )
+            reconciled += ")"
         phases = ", ".join(f"{k} {v:.3f} s" for k, v in self.phases_s.items())
         return (
             f"DR drill {verdict} for node {self.node_id}\n"
@@ -163,24 +193,40 @@ def run_drill(
         phases.update(restored.phases_s)
         mark = time.monotonic()
         keys = keys_for(restored.config, _manifest_of(restored.target))
-        node_id, positions = recover_positions(
-            restored.config, keys, scratch=database if restored.journal_where else None
-        )
-        phases["recover"] = time.monotonic() - mark
-        mark = time.monotonic()
+        scratch_db = database if restored.journal_where else None
         venue: dict[str, Decimal] | None = None
         mismatches: list[str] = []
-        if dr.venue_positions is not None:
-            venue = venue_positions(dr.venue_positions, positions_base or restored.config.parent)
-            mismatches = compare_positions(positions, venue)
-        phases["reconcile"] = time.monotonic() - mark
+        reconciliation: dict[str, Any] | None = None
+        reconciled_by: str | None = None
+        if dr.venue_sessions:
+            recovery = recover_against_venues(
+                restored.config, keys, dr.venue_sessions, clock=clock, scratch=scratch_db
+            )
+            phases["recover_and_reconcile"] = time.monotonic() - mark
+            node_id, positions = recovery.node_id, recovery.positions
+            mismatches, reconciliation = recovery.mismatches, recovery.reconciliation
+            reconciled_by = f"venue sessions ({', '.join(sorted(dr.venue_sessions))})"
+        else:
+            node_id, positions = recover_positions(restored.config, keys, scratch=scratch_db)
+            phases["recover"] = time.monotonic() - mark
+            mark = time.monotonic()
+            if dr.venue_positions is not None:
+                base = positions_base or restored.config.parent
+                venue = venue_positions(dr.venue_positions, base)
+                mismatches = compare_positions(positions, venue)
+                reconciled_by = (
+                    "positions file"
+                    if dr.venue_positions.kind == "positions_file"
+                    else "venue simulator ledger"
+                )
+            phases["reconcile"] = time.monotonic() - mark
         rto_s = time.monotonic() - started
         rpo_events, rpo_s = rpo(source, restored, keys)
     finally:
         if database is not None and not keep:
             database.drop()
     target = rto_target_s if rto_target_s is not None else dr.rto_target_s
-    reconciled = None if venue is None else not mismatches
+    reconciled = None if reconciled_by is None else not mismatches
     report = DrillReport(
         node_id=node_id,
         started_ns=started_ns,
@@ -197,6 +243,10 @@ def run_drill(
         mismatches=mismatches,
         node_positions={k: str(v) for k, v in sorted(positions.items())},
         venue_positions=None if venue is None else {k: str(v) for k, v in sorted(venue.items())},
+        reconciled_by=reconciled_by,
+        reconciliation=reconciliation,
+        rpo_target_s=dr.rpo_target_s,
+        rpo_ok=None if rpo_s is None else rpo_s <= dr.rpo_target_s,
         scratch=str(scratch),
         ok=rto_s <= target and reconciled is not False,
         scratch_journal=restored.journal_where,
@@ -247,6 +297,9 @@ def recover_positions(
         journal_config = msgspec.structs.replace(
             journal_config, url=scratch.url, password=None, name=config.journal_name()
         )
+    journal_config = msgspec.structs.replace(
+        journal_config, path=confined(base_dir, journal_config.path, "journal.path")
+    )
     journal = open_journal(
         journal_config,
         base_dir=base_dir,

@@ -2,8 +2,9 @@
 (``bastion.backup.drill``; docs/dr.md).
 
 Exit 0: the drill passed (recovered within the RTO target, and reconciled with the
-venue's positions when ``[dr.venue_positions]`` names them); 1: it failed (logged as
-``dr_drill_failed``; a timer that runs it marks its unit failed)."""
+venue through ``[dr.venue_sessions]``, or its positions from ``[dr.venue_positions]``,
+when given); 1: it failed (logged as ``dr_drill_failed``; a timer that runs it marks
+its unit failed)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,11 @@ EXIT_DRILL_FAILED: Final = 1
 
 _EPILOG: Final = """\
 The drill restores the latest backup (and the journal shipped after it) into
-SCRATCH/desk, recovers the node's state from it without connecting to any venue, and
-compares its positions with the venue's from [dr.venue_positions]. It never writes
-the source desk's files nor uses its venue session.
+SCRATCH/desk and starts the restored node recover-only, logged on to each FIX venue
+through the read-only session [dr.venue_sessions.NAME] names: its orders, fills and
+positions are reconciled with the venue's. A venue without such a session: give
+[dr.venue_positions] instead (positions from a statement). It never writes the source
+desk's files nor uses its venue session.
 
 A desk journaling to PostgreSQL: the journal is restored into a database the drill
 creates on [dr] scratch_url's server (password: PGPASSWORD, else the vault's
@@ -118,6 +121,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
                 report=args.report or "",
             )
             _record_or_alert(config_path, failed)
+            _journal_failed(config_path, failed)
         raise
 
 
@@ -155,16 +159,18 @@ def _drill(args: argparse.Namespace) -> int:
         scratch_server=_scratch_server(config_path, config, dr),
         keep=args.keep,
     )
-    report.journaled = _record_or_alert(config_path, drill_event(report, args.report or ""))
+    event = drill_event(report, args.report or "")
+    report.journaled = _record_or_alert(config_path, event)
+    report.drill_journal = _journal_locally(config_path, dr, report.node_id, event)
     if args.report:
         Path(args.report).write_bytes(msgspec.json.format(msgspec.json.encode(report)) + b"\n")
     print(report.text(), end="")
     if report.journaled:
         print("  journaled:      on the running node (DrDrillCompleted)")
     else:
-        print(
-            "  journaled:      no: the node is not running here; the result is in the report only"
-        )
+        print("  journaled:      not on the node (it is not running here)")
+    if report.drill_journal is not None:
+        print(f"  drill journal:  {report.drill_journal}")
     return EXIT_OK if report.ok else EXIT_DRILL_FAILED
 
 
@@ -214,6 +220,38 @@ def _record_or_alert(config_path: Path, event: DrDrillCompleted) -> bool:
             config_path, msgspec.structs.replace(event, ts_ns=clock.timestamp_ns()), clock=clock
         )
     return False
+
+
+def _journal_locally(
+    config_path: Path, dr: DrConfig, node_id: str, event: DrDrillCompleted
+) -> str | None:
+    """Append the drill's result to the drills' journal on this host (``[dr]
+    journal_path``); where it went (``PATH#SEQ``), or None if it could not be written
+    (logged: the report and the alert still stand)."""
+    from bastion.backup.drill_log import drill_journal_path, journal_drill
+
+    path = drill_journal_path(config_path, dr.journal_path)
+    stamped = msgspec.structs.replace(event, ts_ns=wall_clock().timestamp_ns())
+    try:
+        seq = journal_drill(path, node_id, stamped)
+    except (BastionError, OSError) as error:
+        log.error("dr_drill_not_journaled", journal=str(path), error=str(error))
+        return None
+    log.info("dr_drill_journaled", journal=str(path), seq=seq, ok=event.ok)
+    return f"{path}#{seq}"
+
+
+def _journal_failed(config_path: Path, event: DrDrillCompleted) -> None:
+    """A drill that could not restore: journaled on this host too, when its config reads."""
+    from bastion.backup.config import DrConfig
+    from bastion.config import PaperConfig, load_config
+
+    try:
+        config = load_config(config_path, PaperConfig)
+    except BastionError as error:
+        log.error("dr_drill_not_journaled", config=str(config_path), error=str(error))
+        return
+    _journal_locally(config_path, config.dr or DrConfig(), config.node.id, event)
 
 
 def _source_journal(config_path: Path) -> SourceJournal | None:

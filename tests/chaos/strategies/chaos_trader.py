@@ -7,7 +7,7 @@ lots), a limit order priced 20-30% away from the touch (it rests and never fills
 a cancel, or a modify (price or quantity) of one of its resting orders.
 
 ``mode = "market"`` sends only market orders, and ``max_actions`` stops acting after
-that many actions (so a journal can end on a fill).
+that many actions (so a journal can end on a fill), logging ``chaos_trader_done`` once.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ class ChaosTrader(Strategy):
         if self.quotes % self.every:
             return
         if self.max_actions is not None and self.actions_this_run >= self.max_actions:
+            if self.actions_this_run == self.max_actions:
+                self.actions_this_run += 1  # said once
+                self.log.info("chaos_trader_done", counter=self.counter)
             return
         rng = random.Random(self.seed * 1_000_003 + self.counter)
         self.counter += 1

@@ -1,0 +1,240 @@
+"""The drill's recover-only node, logged on to the venues: the restored desk recovers
+from its restored journal and reconciles its orders, fills and positions with each FIX
+venue through a read-only session (``[dr.venue_sessions.NAME]``), exactly as
+``bastion recover`` does with the desk's own session.
+
+Why a session of its own: the desk's session is the live node's. Logging on with its
+CompIDs would take the live session over (a newer fencing epoch), or be refused, and
+would move its sequence numbers; a drill must never disturb the desk it tests. A
+read-only session (a broker's drop-copy or query session; the venue simulator's
+``[[read_only_sessions]]``) answers order status, mass status and positions for the
+desk's account and refuses orders, and its sequence numbers are its own: the drill
+asks for them to start at 1 (``reset_on_logon``) with a session store in the scratch
+desk. Reconciliation then works by order status, as after any change of session
+(``bastion.venues.fix.recovery``): no resend, fills never invented; an order the
+venue works that the restored journal lacks is adopted (the backup's RPO showing),
+a cumulative quantity or a position that differs is a mismatch.
+
+What the drill's node is kept from: every FIX venue of the restored config must have
+its read-only session (one without would log on as the live node: refused); the HA
+member's lease (``[ha]``) is dropped (recover-only never takes one); recording and
+backup shipping are dropped, monitoring and alerting do not run in recover-only; and
+every local path (the journal, its control socket, the vault) must lie in the scratch
+desk, or a path the backup restored under ``outside/`` (a path still pointing at the
+source desk is refused: the drill would write there). A PostgreSQL journal is opened in the drill's
+scratch database, under the journal's own name (its seals bind it).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from bastion.backup.config import DrVenueSessionConfig
+from bastion.backup.pg_scratch import ScratchDatabase
+from bastion.clock import Clock
+from bastion.config import PaperConfig, load_config, resolve_path
+from bastion.errors import BackupError, ConfigError
+from bastion.journal.keys import JournalKeys
+from bastion.vault.config import load_secrets
+from bastion.vault.refs import MemorySecrets, Secret, SecretNotFound, SecretSource
+from bastion.venues.fix.config import CancelOnDisconnect, FixVenueConfig
+
+DRILL_STORE: Final = "dr-drill/fix-{venue}.sqlite"
+"""The drill's FIX session store, in the scratch desk (one per venue)."""
+_SCRATCH_SECRET: Final = "dr/scratch-journal"
+"""The scratch database's password, as the drill's node asks for it."""
+
+
+class VenueRecovery(msgspec.Struct, kw_only=True):
+    """What the drill's recover-only node found."""
+
+    node_id: str
+    positions: dict[str, Decimal]
+    """The recovered positions (instrument units), before reconciliation."""
+    reconciliation: dict[str, Any]
+    """``bastion recover``'s reconciliation report (all venues summed)."""
+    mismatches: list[str]
+    exit_code: int
+
+
+def recover_against_venues(
+    config_path: Path,
+    keys: JournalKeys,
+    sessions: dict[str, DrVenueSessionConfig],
+    *,
+    clock: Clock,
+    scratch: ScratchDatabase | None = None,
+) -> VenueRecovery:
+    """Recover the restored desk at ``config_path`` and reconcile it with its venues
+    through ``sessions``, recover-only (nothing is traded, nothing of the live node's
+    session is used)."""
+    from bastion.node.runner import recover_node
+
+    desk = config_path.parent
+    restored = load_config(config_path, PaperConfig)
+    config = drill_config(restored, sessions, desk=desk, scratch=scratch)
+    secrets = _secrets(config, desk, scratch, clock)
+    code, report = recover_node(
+        config, base_dir=desk, source=f"{config_path} (DR drill)", secrets=secrets, keys=keys
+    )
+    instruments = {i.id: i.to_instrument() for i in config.instruments}
+    positions = {
+        iid: instruments[iid].size(raw)
+        for iid, raw in report.get("positions", {}).items()
+        if iid in instruments
+    }
+    reconciliation = report.get("reconciliation") or {}
+    mismatches = [str(m) for m in reconciliation.get("mismatches", [])]
+    if code != 0 and not mismatches:
+        mismatches = [f"the recover-only node exited {code} without reconciling"]
+    return VenueRecovery(
+        node_id=config.node.id,
+        positions=positions,
+        reconciliation=reconciliation,
+        mismatches=mismatches,
+        exit_code=code,
+    )
+
+
+def drill_config(
+    config: PaperConfig,
+    sessions: dict[str, DrVenueSessionConfig],
+    *,
+    desk: Path,
+    scratch: ScratchDatabase | None,
+) -> PaperConfig:
+    """The restored config as the drill's node runs it: each FIX venue through its
+    read-only session, no HA lease, nothing recorded, every local path in ``desk``;
+    ``BackupError`` naming what would reach the live desk."""
+    fix = {v.name: v for v in config.venue_configs() if isinstance(v, FixVenueConfig)}
+    unknown = sorted(set(sessions) - set(fix))
+    if unknown:
+        raise BackupError(
+            f"[dr.venue_sessions] names {', '.join(unknown)}: not a FIX venue of the "
+            f"restored config (its FIX venues: {', '.join(sorted(fix)) or 'none'})"
+        )
+    missing = sorted(set(fix) - set(sessions))
+    if missing:
+        raise BackupError(
+            f"FIX venue(s) {', '.join(missing)} have no [dr.venue_sessions.NAME]: the "
+            "drill would log on with the live node's session; give each a read-only one"
+        )
+    journal = config.journal
+    if journal.backend == "postgres":
+        if scratch is None:
+            raise BackupError(
+                "the restored journal is a PostgreSQL one: the drill opens it only in its "
+                "scratch database ([dr] scratch_url), never at the source's url"
+            )
+        journal = msgspec.structs.replace(
+            journal,
+            url=scratch.url,
+            password=None if scratch.password is None else f"secret:{_SCRATCH_SECRET}",
+            name=config.journal_name(),
+        )
+    journal = msgspec.structs.replace(journal, path=confined(desk, journal.path, "journal.path"))
+    vault = msgspec.structs.replace(
+        config.vault, path=confined(desk, config.vault.path, "vault.path")
+    )
+    replaced = {name: _through(fix[name], session) for name, session in sessions.items()}
+    venues = [replaced.get(v.name, v) for v in config.venues]
+    fix_venue = None if config.fix_venue is None else replaced[config.fix_venue.name]
+    return msgspec.structs.replace(
+        config,
+        venues=venues,
+        fix_venue=fix_venue,
+        journal=journal,
+        vault=vault,
+        ha=None,
+        recording=None,
+        backup=None,
+        run_for_s=None,
+    )
+
+
+def _through(venue: FixVenueConfig, session: DrVenueSessionConfig) -> Any:
+    """``venue`` logging on with the read-only ``session``: its CompID, credentials,
+    a store of its own in the scratch desk, sequence numbers from 1, no
+    cancel-on-disconnect (it has no orders)."""
+    if session.sender_comp_id == venue.sender_comp_id:
+        raise BackupError(
+            f"[dr.venue_sessions.{venue.name}] sender_comp_id {session.sender_comp_id!r} "
+            "is the live node's session: the drill needs a read-only session of its own"
+        )
+    password = session.password
+    password_env = session.password_env
+    if password is None and password_env is None:  # the same credentials' form is refused
+        raise BackupError(f"[dr.venue_sessions.{venue.name}]: give password or password_env")
+    through = msgspec.structs.replace(
+        venue,
+        sender_comp_id=session.sender_comp_id,
+        target_comp_id=session.target_comp_id or venue.target_comp_id,
+        username=session.username,
+        password=password,
+        password_env=password_env,
+        host=session.host or venue.host,
+        port=session.port or venue.port,
+        account=session.account or venue.account,
+        store_path=DRILL_STORE.format(venue=venue.name),
+        reset_on_logon=True,
+        cancel_on_disconnect=CancelOnDisconnect.OFF,
+    )
+    try:  # replace() does not check: the session's values with the venue's
+        through.check(f"venue {venue.name}")
+    except ConfigError as error:
+        raise ConfigError(f"[dr.venue_sessions.{venue.name}]: {error}") from None
+    return through
+
+
+def confined(desk: Path, path: str, key: str) -> str:
+    """``path`` (a config value, relative to ``desk``) as one inside ``desk``: an absolute
+    path the backup restored under ``desk/outside/`` is pointed there; one still outside
+    the scratch desk is refused (the drill would open the source desk's file)."""
+    resolved = resolve_path(desk, path).resolve()
+    root = desk.resolve()
+    if resolved.is_relative_to(root):
+        return path
+    moved = root / "outside" / resolved.as_posix().lstrip("/")
+    if moved.exists() or moved.parent.is_dir():
+        return str(moved)
+    raise BackupError(
+        f"the restored config's {key} ({path}) is outside the scratch desk and was not "
+        "restored under outside/: the drill would open the source desk's file"
+    )
+
+
+def _secrets(
+    config: PaperConfig, desk: Path, scratch: ScratchDatabase | None, clock: Clock
+) -> SecretSource:
+    """The secrets the drill's node needs, from the restored vault (its passphrase from
+    ``BASTION_VAULT_KEY_FILE`` or the systemd credential), and the scratch database's
+    password."""
+    refs = [r for r in config.secret_refs() if r[1] != _SCRATCH_SECRET]
+    vault = load_secrets(
+        refs,
+        vault=config.vault,
+        base_dir=desk,
+        scope="live" if config.node.mode == "live" else "paper",
+        clock=clock,
+    )
+    if scratch is None or scratch.password is None:
+        return vault
+    return _Overlay(MemorySecrets({_SCRATCH_SECRET: scratch.password}), vault)
+
+
+class _Overlay:
+    """The scratch database's password over the restored vault."""
+
+    def __init__(self, first: SecretSource, then: SecretSource) -> None:
+        self._first = first
+        self._then = then
+
+    def get(self, name: str) -> Secret:
+        try:
+            return self._first.get(name)
+        except SecretNotFound:
+            return self._then.get(name)
