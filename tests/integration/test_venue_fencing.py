@@ -7,8 +7,6 @@ says."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -17,16 +15,15 @@ from bastion.config import load_config
 from bastion.errors import ConfigError
 from bastion.venue_server.config import VenueSimConfig
 from bastion.venue_server.ledger import VenueLedger
-from bastion.venue_server.server import VenueSimServer
-from kit.fix_desk import fix_process, listening_port, venue_sim_toml
+from kit.fix_desk import fix_process, venue_sim_toml
 from kit.fix_tcp import RawCounterparty, run
 from kit.ha_oracle import epoch_violations
 from kit.net import free_tcp_port, listening
 from kit.node_process import START_TIMEOUT_S, still_running
+from kit.venuesim_peers import buy, cancel, logon, replace, round_trip, venue
 from kit.waiting import eventually
 
 PASSWORD = "pw-fence-8014"
-SYM = "XYZ.SIM"
 
 
 @pytest.fixture(autouse=True)
@@ -34,61 +31,10 @@ def _password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BASTION_FIX_PASSWORD", PASSWORD)
 
 
-@asynccontextmanager
-async def venue(root: Path, *, fencing: str | None = None) -> AsyncIterator[VenueSimServer]:
-    (root / "venue-sim.toml").write_text(venue_sim_toml(0, fencing=fencing))
-    server = VenueSimServer(load_config(root / "venue-sim.toml", VenueSimConfig), root)
-    task = asyncio.create_task(server.run())
-    await listening_port(server, task)
-    try:
-        yield server
-    finally:
-        server.stop_requested.set()
-        await task
-
-
 async def leader(port: int, epoch: object | None, *, seq: int = 1) -> RawCounterparty:
     """A connection that sends a Logon (with FencingEpoch ``epoch`` unless None)."""
-    peer = RawCounterparty("NODE", "SIM")
-    await peer.connect(port)
     fence = () if epoch is None else ((8014, epoch),)
-    peer.send("A", (98, 0), (108, 30), (553, "trader"), (554, PASSWORD), *fence, seq=seq)
-    return peer
-
-
-def buy(peer: RawCounterparty, cl_ord_id: str) -> None:
-    """A limit BUY far under the synthetic market: it rests."""
-    peer.send(
-        "D",
-        (11, cl_ord_id),
-        (55, SYM),
-        (54, 1),
-        (60, "20240102-14:30:00.000"),
-        (38, 1),
-        (40, 2),
-        (44, "1.00"),
-        (59, 1),
-    )
-
-
-def cancel(peer: RawCounterparty, cl_ord_id: str, orig: str) -> None:
-    peer.send("F", (11, cl_ord_id), (41, orig), (55, SYM), (54, 1), (60, "20240102-14:30:00.000"))
-
-
-def replace(peer: RawCounterparty, cl_ord_id: str, orig: str, quantity: int) -> None:
-    """A replace of the resting BUY with a new quantity, at the same price."""
-    peer.send(
-        "G",
-        (11, cl_ord_id),
-        (41, orig),
-        (55, SYM),
-        (54, 1),
-        (60, "20240102-14:30:00.000"),
-        (38, quantity),
-        (40, 2),
-        (44, "1.00"),
-        (59, 1),
-    )
+    return await logon(port, password=PASSWORD, seq=seq, fields=fence)
 
 
 async def take_over(old: RawCounterparty, port: int, epoch: int) -> RawCounterparty:
@@ -97,12 +43,6 @@ async def take_over(old: RawCounterparty, port: int, epoch: int) -> RawCounterpa
     await new.expect("A", skip_others=True)
     await old.closed()
     return new
-
-
-async def round_trip(peer: RawCounterparty, test_id: str) -> None:
-    """The session answers a TestRequest: the connection is logged on and served."""
-    peer.send("1", (112, test_id))
-    await peer.expect("0", t112=test_id, skip_others=True)
 
 
 def test_when_newer_epoch_logs_on_then_older_is_dropped_refused_and_its_orders_rejected(

@@ -20,16 +20,17 @@ from bastion.vault.refs import Secret, SecretNotFound, SecretSource, secret_name
 from bastion.venues.sim.config import SimVenueConfig
 
 
-class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A trading account: the FIX session its node logs on with, and its credentials.
+class SessionLogonConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A FIX session the simulator accepts: its CompID, Logon credentials and access
+    conditions (what an account and a read-only session share).
 
-    ``comp_id`` is the node's SenderCompID. The Logon must carry ``username`` (553)
+    ``comp_id`` is the initiator's SenderCompID. The Logon must carry ``username`` (553)
     and the password (554): ``password``, a reference to the vault (``"secret:NAME"``;
     a literal is refused), or ``password_env``, the environment variable a parent
     process (a test harness, a supervisor) hands it down in.
     ``allowed_ips``: the addresses or networks it may connect from (empty: any).
     ``client_cert_cn`` / ``client_cert_sha256``: with mutual TLS, the client
-    certificate (its common name, or its SHA-256) this account must log on with.
+    certificate (its common name, or its SHA-256) it must log on with.
     """
 
     name: str
@@ -50,11 +51,30 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             cert_sha256=self.client_cert_sha256,
         )
 
+    def check(self, key: str, tls: TlsServerConfig | None) -> None:
+        """``ConfigError`` naming the key (``key`` is its table, ``accounts[0]``) if a
+        field is empty, the password is not given exactly once or is a literal, or a
+        client certificate is asked for without mutual TLS."""
+        for field in ("name", "comp_id", "username"):
+            if not getattr(self, field):
+                raise ConfigError(f"key '{key}.{field}': must not be empty")
+        if (self.password is None) == (self.password_env is None):
+            raise ConfigError(f"key '{key}': give exactly one of password_env or password")
+        rule = self.access_rule(key)
+        if rule.needs_certificate and (tls is None or tls.client_ca_file is None):
+            field = "client_cert_cn" if self.client_cert_cn else "client_cert_sha256"
+            raise ConfigError(
+                f"key '{key}.{field}': a client certificate is checked only with "
+                "mutual TLS: set tls.client_ca_file"
+            )
+        if self.password is not None:
+            secret_name(self.password, f"{key}.password")
+
     def __repr__(self) -> str:
-        return f"AccountConfig(name={self.name!r}, comp_id={self.comp_id!r})"
+        return f"{type(self).__name__}(name={self.name!r}, comp_id={self.comp_id!r})"
 
     def resolve_password(self, key: str, secrets: SecretSource | None = None) -> Secret:
-        """The account's password, from its environment variable or through ``secrets``;
+        """The session's password, from its environment variable or through ``secrets``;
         an error names the key and the variable or secret, never a value."""
         if self.password_env is not None:
             value = os.environ.get(self.password_env)
@@ -72,6 +92,29 @@ class AccountConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             return secrets.get(name)
         except SecretNotFound as e:
             raise SecretNotFound(f"key '{key}.password': {e}") from None
+
+
+class AccountConfig(SessionLogonConfig, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A trading account: the FIX session its node logs on with (``comp_id``, the node's
+    SenderCompID), and its credentials and access conditions (``SessionLogonConfig``)."""
+
+
+class ReadOnlySessionConfig(
+    SessionLogonConfig, frozen=True, kw_only=True, forbid_unknown_fields=True
+):
+    """A read-only session on ``account`` (an ``[[accounts]]`` name): a FIX session of its
+    own (``comp_id``, credentials and access conditions as an account's) that may ask for
+    the account's orders and positions (OrderStatusRequest, OrderMassStatusRequest,
+    RequestForPositions) and market data, and may not trade
+    (``bastion.venue_server.read_only``)."""
+
+    account: str
+
+    def __repr__(self) -> str:
+        return (
+            f"ReadOnlySessionConfig(name={self.name!r}, comp_id={self.comp_id!r}, "
+            f"account={self.account!r})"
+        )
 
 
 class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -105,6 +148,19 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
       (``vault.bastion`` beside this file by default).
     - ``monitoring``: its own ``/metrics``, ``/healthz`` and ``/readyz``
       (``bastion_venuesim_*``); a dead-man's switch is not used here.
+    - ``read_only_sessions``: ``[[read_only_sessions]]`` tables, each a FIX session of its
+      own on one account, for disaster-recovery drills and reconciliation tools that must
+      not touch the account's trading session (``bastion.venue_server.read_only``):
+      ``name``, ``comp_id`` (its SenderCompID), ``username``, ``password``
+      (``"secret:NAME"``) or ``password_env``, ``allowed_ips``, ``client_cert_cn`` /
+      ``client_cert_sha256`` (as an account's), and ``account``, the ``[[accounts]]``
+      name whose orders and positions it reads. It is answered OrderStatusRequest (H),
+      OrderMassStatusRequest (AF), RequestForPositions (AN) and market data (V) as the
+      account's own session would be, on its own session; an order, cancel or replace is
+      refused; it is never fenced and never takes the account's session over. The
+      account's own reports (fills, cancels) are not copied to it: it is a query session,
+      not a drop copy. Names and CompIDs are unique across accounts and read-only
+      sessions.
     - ``mode``: ``"venue"`` (orders are matched) or ``"echo"``: every application
       message is sent back as it came (a reflector for FIX certification tests).
     - ``reset_on_logon`` / ``reset_on_logout`` / ``reset_on_disconnect``: sequence
@@ -125,6 +181,7 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_sending_time_skew_s: float = 120.0
     matching: SimVenueConfig = msgspec.field(default_factory=SimVenueConfig)
     accounts: list[AccountConfig]
+    read_only_sessions: list[ReadOnlySessionConfig] = []
     instruments: list[InstrumentConfig]
     feeds: list[SyntheticFeedConfig] = []
     replay: list[ReplaySourceConfig] = []
@@ -142,20 +199,54 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     def secret_refs(self) -> list[tuple[str, str]]:
         """The vault secrets the simulator needs: ``(config key, secret name)`` pairs
-        (the ledger's and stores' keys, the accounts' passwords, the TLS key)."""
+        (the ledger's and stores' keys, the accounts' and read-only sessions' passwords,
+        the TLS key)."""
         refs = [
             (field, secret_name(value, field))
             for field in ("ledger_encryption_key", "store_encryption_key")
             if (value := getattr(self, field)) is not None
         ]
         refs += [
-            (f"accounts[{n}].password", secret_name(a.password, f"accounts[{n}].password"))
-            for n, a in enumerate(self.accounts)
-            if a.password is not None
+            (f"{key}.password", secret_name(logon.password, f"{key}.password"))
+            for key, logon in self.logons()
+            if logon.password is not None
         ]
         if self.tls is not None:
             refs.extend(self.tls.secret_refs("tls"))
         return refs
+
+    def logons(self) -> list[tuple[str, SessionLogonConfig]]:
+        """Every session it accepts, with its config key: the accounts', then the
+        read-only ones."""
+        accounts = [(f"accounts[{n}]", a) for n, a in enumerate(self.accounts)]
+        read_only = [(f"read_only_sessions[{n}]", r) for n, r in enumerate(self.read_only_sessions)]
+        return [*accounts, *read_only]
+
+    def _check_logons(self) -> None:
+        """Each session's own fields; names and CompIDs unique across accounts and
+        read-only sessions; a read-only session's account configured."""
+        names: dict[str, str] = {}  # name -> the key of the table that has it
+        comp_ids: dict[str, str] = {}
+        for key, logon in self.logons():
+            logon.check(key, self.tls)
+            if logon.name in names:
+                raise ConfigError(
+                    f"key '{key}.name': duplicate name '{logon.name}' (also {names[logon.name]})"
+                )
+            if logon.comp_id in comp_ids:
+                raise ConfigError(
+                    f"key '{key}.comp_id': duplicate comp_id '{logon.comp_id}' "
+                    f"(also {comp_ids[logon.comp_id]})"
+                )
+            names[logon.name] = key
+            comp_ids[logon.comp_id] = key
+        accounts = {a.name for a in self.accounts}
+        for n, read_only in enumerate(self.read_only_sessions):
+            if read_only.account not in accounts:
+                raise ConfigError(
+                    f"key 'read_only_sessions[{n}].account': '{read_only.account}' is not an "
+                    f"[[accounts]] name (known: {sorted(accounts)})"
+                )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -167,30 +258,7 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                 secret_name(value, field)
         if not self.accounts:
             raise ConfigError("key 'accounts': at least one [[accounts]] table is required")
-        names: set[str] = set()
-        comp_ids: set[str] = set()
-        for n, account in enumerate(self.accounts):
-            key = f"accounts[{n}]"
-            for field in ("name", "comp_id", "username"):
-                if not getattr(account, field):
-                    raise ConfigError(f"key '{key}.{field}': must not be empty")
-            if account.name in names:
-                raise ConfigError(f"key '{key}.name': duplicate account '{account.name}'")
-            if account.comp_id in comp_ids:
-                raise ConfigError(f"key '{key}.comp_id': duplicate comp_id '{account.comp_id}'")
-            if (account.password is None) == (account.password_env is None):
-                raise ConfigError(f"key '{key}': give exactly one of password_env or password")
-            rule = account.access_rule(key)
-            if rule.needs_certificate and (self.tls is None or self.tls.client_ca_file is None):
-                field = "client_cert_cn" if account.client_cert_cn else "client_cert_sha256"
-                raise ConfigError(
-                    f"key '{key}.{field}': a client certificate is checked only with "
-                    "mutual TLS: set tls.client_ca_file"
-                )
-            if account.password is not None:
-                secret_name(account.password, f"{key}.password")
-            names.add(account.name)
-            comp_ids.add(account.comp_id)
+        self._check_logons()
         if not self.instruments:
             raise ConfigError("key 'instruments': at least one [[instruments]] table is required")
         ids: set[str] = set()

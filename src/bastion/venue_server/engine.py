@@ -27,9 +27,12 @@ books with its filled quantity and time priority. An open order that cannot rest
 (IOC, a market remainder the venue cancels, a symbol no longer configured) is
 canceled then, with a report, so ``on_report`` may be called from the constructor;
 a restored DAY order sets a clock timer there too (with a ``LiveClock``, construct
-the engine inside the running event loop). ``latency_ms`` delays each request
-before it is applied; a second cancel/replace for an order whose first is still in
-flight is refused (CxlRejReason 3). A ledger ``OperationalError`` means the process must
+the engine inside the running event loop). ``latency_ms`` delays each new order,
+cancel and replace before it is applied; a second cancel/replace for an order whose
+first is still in flight is refused (CxlRejReason 3). Status, mass status and positions
+requests, and ``refuse``, are never delayed: their reports are all emitted before the
+call returns (a read-only session's answers are routed by that,
+``bastion.venue_server.read_only``). A ledger ``OperationalError`` means the process must
 stop: the matching engine may be ahead of the ledger, and a restart reconciles.
 """
 
@@ -340,17 +343,23 @@ class VenueSimEngine:
         self._venue.flush()
 
     def refuse(
-        self, account: str, request: NewOrderRequest | CancelRequest | ReplaceRequest, text: str
+        self,
+        account: str,
+        request: NewOrderRequest | CancelRequest | ReplaceRequest,
+        text: str,
+        *,
+        ord_rej_reason: int = REJ_BROKER_OPTION,
     ) -> None:
-        """Refuse a request before the books see it (the venue's fence): a new order gets
-        ExecType 8 (OrdRejReason 0, broker option) and is not recorded as an order; a
-        cancel or replace gets an OrderCancelReject, the order untouched."""
+        """Refuse a request before the books see it (the venue's fence, a read-only
+        session), at once: a new order gets ExecType 8 (``ord_rej_reason``, by default 0,
+        broker option) and is not recorded as an order; a cancel or replace gets an
+        OrderCancelReject (CxlRejReason 99), the order untouched."""
         if isinstance(request, NewOrderRequest):
             order = order_row(account, NONE_ID, request, self._clock.timestamp_ns())
             order.status = STATUS_REJECTED
             exec_id = self._exec_id()
             self._ledger.save_counters()
-            report = self._report(order, EXEC_REJECTED, exec_id, REJ_BROKER_OPTION, text)
+            report = self._report(order, EXEC_REJECTED, exec_id, ord_rej_reason, text)
             self._on_report(account, report)
         else:
             target = self._ledger.find(account, request.orig_cl_ord_id)

@@ -25,6 +25,11 @@ ClOrdID}/{n}`` names only the order's epoch, which says nothing of who sent it: 
 "derived" id, and anything else that does not parse, carries no epoch and is passed on,
 unless the mode is ``strict``.
 
+Only the accounts' sessions are fenced (the ``accounts`` map): any other session the
+acceptor serves, a read-only one (``bastion.venue_server.read_only``), passes the gate
+with its 8014 ignored, whatever the mode; it never moves an account's recorded epoch,
+never takes a session over and is never taken over by a Logon of its own.
+
 Every order, cancel and replace is recorded with its epoch and arrival time, refused or
 not (``VenueLedger.order_epochs``), so a test can check that no order of an epoch was
 accepted after a newer epoch's first.
@@ -129,8 +134,9 @@ class VenueFence:
     # -- logons (the acceptor's LogonGate) -----------------------------------------------
     def admit(self, session: FixSession, logon: FixMessage) -> str | None:
         """Why ``logon`` may not have ``session``, or ``None``; an admitted epoch becomes
-        the session's highest (in the ledger) before this returns."""
-        if self.mode == "off":
+        the session's highest (in the ledger) before this returns. A session that is not
+        an account's passes, its 8014 ignored."""
+        if self.mode == "off" or not self.guards(session):
             return None
         key = session.settings.key
         try:
@@ -156,11 +162,16 @@ class VenueFence:
 
     def takes_over(self, session: FixSession, logon: FixMessage) -> str | None:
         """Why an admitted ``logon`` replaces the session's live connection, or ``None``
-        (refused as a second connection, as without fencing)."""
-        if self.mode == "off" or FENCING_EPOCH not in logon:
+        (refused as a second connection, as without fencing, and always for a session
+        that is not an account's)."""
+        if self.mode == "off" or FENCING_EPOCH not in logon or not self.guards(session):
             return None
         self.counters["fence_takeovers"] += 1
         return f"session taken over by a Logon with fencing epoch {logon.get(FENCING_EPOCH)}"
+
+    def guards(self, session: FixSession) -> bool:
+        """Whether ``session`` is an account's, the only sessions fenced."""
+        return session.settings.key in self._accounts
 
     def _refuse_logon(self, key: str, reason: str) -> str:
         self.counters["fence_logons_refused"] += 1

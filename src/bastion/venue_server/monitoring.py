@@ -1,8 +1,8 @@
 """The venue simulator's own metrics and health (``[monitoring]`` in its config), served
 the same way as a node's (``bastion.monitor.exposition``), under ``bastion_venuesim_*``
-names: its account sessions by state, orders received, fills made, orders resting,
-quotes produced, and the host's process readings. ``/readyz`` is 200 once the FIX
-acceptor listens.
+names: its sessions (the accounts' and the read-only ones) by state, orders received,
+fills made, orders resting, quotes produced, and the host's process readings.
+``/readyz`` is 200 once the FIX acceptor listens.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class VenueSimMonitor:
         counters: Mapping[str, int],
         resting: Callable[[], int | None],
     ) -> None:
-        """``sessions``: the state of each account's session; ``counters``: the
+        """``sessions``: the state of each session (accounts' and read-only); ``counters``: the
         simulator's (``orders_received``, ``fills``, ``quotes``); ``resting``: orders
         resting in its books (None before its engine runs)."""
         self.config = config

@@ -29,13 +29,18 @@ Fencing (``bastion.venue_server.fencing``, the simulator's ``fencing``): a Logon
 FencingEpoch (8014) older than the session's highest is refused, a newer or equal one
 takes the session over, and the orders of a fenced session are checked for the epoch
 their ClOrdID carries.
+
+Read-only sessions (``[[read_only_sessions]]``, ``bastion.venue_server.read_only``): a
+FIX session of their own each, in the same store and with the same session options, on
+one account: its status, mass status and positions queries are answered on it alone
+(``replying_to``), its orders refused; never fenced, and sent none of the account's
+reports.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -48,9 +53,9 @@ from bastion.config import resolve_path
 from bastion.data import SyntheticQuoteFeed
 from bastion.data.config import ReplaySourceConfig, SyntheticFeedConfig
 from bastion.fix.admission import AccessRule
-from bastion.fix.codec import REQUIRED_TAG_MISSING, VALUE_INCORRECT, FixMessage
+from bastion.fix.codec import FixMessage
 from bastion.fix.gate import OutputGate
-from bastion.fix.rejects import BusinessReject, RejectMessage
+from bastion.fix.rejects import BusinessReject
 from bastion.fix.session import FixSession, SessionSettings, SessionState
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.transport import FixAcceptor
@@ -60,13 +65,13 @@ from bastion.model.instruments import Instrument
 from bastion.storage.keys import resolve_key
 from bastion.tasks import TaskManager
 from bastion.vault.refs import Secret, SecretSource
-from bastion.venue_server.config import AccountConfig, VenueSimConfig
+from bastion.venue_server._session_app import SessionApp, SessionHost
+from bastion.venue_server.config import AccountConfig, SessionLogonConfig, VenueSimConfig
 from bastion.venue_server.engine import VenueSimEngine
 from bastion.venue_server.fencing import FENCED_REQUESTS, VenueFence, logon_epoch
 from bastion.venue_server.fixmap import (
     ORDER_MSG_TYPES,
     market_data_incremental,
-    market_data_snapshot,
     market_data_trade,
     parse_request,
     report_to_fix,
@@ -74,6 +79,7 @@ from bastion.venue_server.fixmap import (
 from bastion.venue_server.ledger import VenueLedger
 from bastion.venue_server.messages import ExecReport, QuoteUpdate, Report, TradeUpdate
 from bastion.venue_server.monitoring import VenueSimMonitor
+from bastion.venue_server.read_only import ReadOnlySession
 from bastion.venues.fix.config import CANCEL_ORDERS_ON_DISCONNECT
 
 log = structlog.get_logger("bastion.venue_server")
@@ -81,16 +87,12 @@ log = structlog.get_logger("bastion.venue_server")
 _COD_VALUES = {"Y": True, "S": True, "N": False}
 
 
-class _AccountSession:
+class _AccountSession(SessionApp):
     """The FIX application of one account's session."""
 
-    def __init__(self, server: VenueSimServer, account: AccountConfig, password: Secret) -> None:
-        self.server = server
+    def __init__(self, server: SessionHost, account: AccountConfig, password: Secret) -> None:
+        super().__init__(server, account.username, password)
         self.account = account
-        self._password = password.reveal().encode()
-        self.subscriptions: dict[str, str] = {}  # symbol -> MDReqID
-        self.trade_subscriptions: set[str] = set()  # symbols whose V asked for 269=2
-        self.session: FixSession | None = None
         self.cancel_on_disconnect = False
         """Asked for by the current Logon (8013=Y); the venue-wide setting applies too."""
         self._cod_asked = False
@@ -100,12 +102,9 @@ class _AccountSession:
 
     def authenticate(self, session: FixSession, logon: FixMessage) -> str | None:
         """Check the credentials, and the Logon's CancelOrdersOnDisconnect (8013)."""
-        username = (logon.get(553) or "").encode()
-        password = (logon.get(554) or "").encode()
-        ok_user = hmac.compare_digest(username, self.account.username.encode())
-        ok_password = hmac.compare_digest(password, self._password)
-        if not (ok_user and ok_password):
-            return "invalid username or password"
+        refusal = self.credentials_refusal(logon)
+        if refusal is not None:
+            return refusal
         cod = _COD_VALUES.get(logon.get(CANCEL_ORDERS_ON_DISCONNECT) or "N")
         if cod is None:
             return "CancelOrdersOnDisconnect (8013) must be Y, S or N"
@@ -127,8 +126,7 @@ class _AccountSession:
         )
 
     def on_logout(self, session: FixSession, reason: str) -> None:
-        self.subscriptions.clear()
-        self.trade_subscriptions.clear()
+        self.clear_subscriptions()
         asked, self.cancel_on_disconnect = self.cancel_on_disconnect, False
         self.fenced = False
         canceled = 0
@@ -168,44 +166,11 @@ class _AccountSession:
                     return
             self.server.engine.handle(self.account.name, request)
         elif msg_type == "V":
-            self._on_market_data_request(session, message)
+            self.on_market_data_request(session, message)
         elif msg_type in ("3", "j"):
             log.warning("account_reject_received", account=self.account.name, text=message.get(58))
         else:
             raise BusinessReject(3, f"unsupported message type {msg_type}")
-
-    def _on_market_data_request(self, session: FixSession, message: FixMessage) -> None:
-        req_id = message.get(262)
-        if req_id is None:
-            raise RejectMessage(REQUIRED_TAG_MISSING, 262, "Required tag missing: 262")
-        kind = message.get(263)
-        if kind not in ("0", "1", "2"):
-            raise RejectMessage(VALUE_INCORRECT, 263, "SubscriptionRequestType must be 0, 1 or 2")
-        symbols = message.get_all(55)
-        unknown = [s for s in symbols if s not in self.server.instruments]
-        if not symbols or unknown:
-            session.send(
-                FixMessage.of(
-                    "Y", (262, req_id), (281, "0"), (58, f"unknown symbol(s): {unknown or '-'}")
-                )
-            )
-            return
-        trades = "2" in message.get_all(269)
-        for symbol in symbols:
-            if kind == "2":
-                self.subscriptions.pop(symbol, None)
-                self.trade_subscriptions.discard(symbol)
-                continue
-            last = self.server.last_quotes.get(symbol)
-            if last is not None:
-                trade = self.server.last_trades.get(symbol) if trades else None
-                session.send(market_data_snapshot(req_id, last, trade))
-            if kind == "1":
-                self.subscriptions[symbol] = req_id
-                if trades:
-                    self.trade_subscriptions.add(symbol)
-                else:
-                    self.trade_subscriptions.discard(symbol)
 
 
 class VenueSimServer:
@@ -228,33 +193,27 @@ class VenueSimServer:
             resolve_path(base_dir, config.ledger_path), encryption_key=ledger_key
         )
         self._engine: VenueSimEngine | None = None
-        store_path = resolve_path(base_dir, config.session_store_path)
         self.gate = OutputGate()  # every session's output waits for the ledger's commit
+        self._store_key = store_key
+        self._store_path = resolve_path(base_dir, config.session_store_path)
         self.apps: dict[str, _AccountSession] = {}
-        sessions: dict[tuple[str, str], FixSession] = {}
-        access: dict[tuple[str, str], AccessRule] = {}
-        session_accounts: dict[str, str] = {}  # session key -> account name
+        """The accounts' sessions' applications, by account name."""
+        self.read_only: dict[str, ReadOnlySession] = {}
+        """The read-only sessions' applications, by their name."""
+        self._reply_to: tuple[str, FixSession] | None = None
+        self._sessions: dict[tuple[str, str], FixSession] = {}
+        self._access: dict[tuple[str, str], AccessRule] = {}
+        session_accounts: dict[str, str] = {}  # an account's session key -> its name
         for n, account in enumerate(config.accounts):
-            password = account.resolve_password(f"accounts[{n}]", secrets)
-            app = _AccountSession(self, account, password)
-            settings = SessionSettings(
-                sender_comp_id=config.comp_id,
-                target_comp_id=account.comp_id,
-                max_sending_time_skew_s=config.max_sending_time_skew_s,
-                reset_on_logon=config.reset_on_logon,
-                reset_on_logout=config.reset_on_logout,
-                reset_on_disconnect=config.reset_on_disconnect,
-                validation=config.validation,
-            )
-            store = SqliteSessionStore(
-                store_path, settings.key, now_ns=self.clock.timestamp_ns(), encryption_key=store_key
-            )
-            app.session = FixSession(settings, store, app, clock=self.clock, gate=self.gate)
-            app.session.unit_of_work = self.ledger.batch  # reports leave after the ledger commits
-            sessions[(config.comp_id, account.comp_id)] = app.session
-            session_accounts[settings.key] = account.name
-            access[(config.comp_id, account.comp_id)] = account.access_rule(f"accounts[{n}]")
+            key = f"accounts[{n}]"
+            app = _AccountSession(self, account, account.resolve_password(key, secrets))
+            session_accounts[self._add_session(app, account, key).settings.key] = account.name
             self.apps[account.name] = app
+        for n, read_only in enumerate(config.read_only_sessions):
+            key = f"read_only_sessions[{n}]"
+            ro_app = ReadOnlySession(self, read_only, read_only.resolve_password(key, secrets))
+            self._add_session(ro_app, read_only, key)
+            self.read_only[read_only.name] = ro_app
         self.counters: Counter[str] = Counter()
         self.fence = VenueFence(
             config.fencing,
@@ -264,14 +223,14 @@ class VenueSimServer:
             counters=self.counters,
         )
         self.acceptor = FixAcceptor(
-            sessions,
+            self._sessions,
             config.host,
             config.port,
             limits=config.limits,
             ssl_context=None
             if config.tls is None
             else config.tls.context(base_dir, "tls", secrets=secrets),
-            access=access,
+            access=self._access,
             gate=None if config.fencing == "off" else self.fence,
             clock=self.clock,
         )
@@ -279,6 +238,38 @@ class VenueSimServer:
         self.stop_requested = asyncio.Event()
         self.exit_code = 0
         self.port = config.port
+
+    def _add_session(
+        self, app: _AccountSession | ReadOnlySession, logon: SessionLogonConfig, key: str
+    ) -> FixSession:
+        """The FIX session of ``app`` (our CompID to ``logon.comp_id``), in the session
+        store, with the simulator's session options and ``logon``'s access rule."""
+        config = self.config
+        settings = SessionSettings(
+            sender_comp_id=config.comp_id,
+            target_comp_id=logon.comp_id,
+            max_sending_time_skew_s=config.max_sending_time_skew_s,
+            reset_on_logon=config.reset_on_logon,
+            reset_on_logout=config.reset_on_logout,
+            reset_on_disconnect=config.reset_on_disconnect,
+            validation=config.validation,
+        )
+        store = SqliteSessionStore(
+            self._store_path,
+            settings.key,
+            now_ns=self.clock.timestamp_ns(),
+            encryption_key=self._store_key,
+        )
+        session = FixSession(settings, store, app, clock=self.clock, gate=self.gate)
+        session.unit_of_work = self.ledger.batch  # reports leave after the ledger commits
+        app.session = session
+        self._sessions[(config.comp_id, logon.comp_id)] = session
+        self._access[(config.comp_id, logon.comp_id)] = logon.access_rule(key)
+        return session
+
+    def _apps(self) -> list[SessionApp]:
+        """Every session's application: the accounts', then the read-only ones."""
+        return [*self.apps.values(), *self.read_only.values()]
 
     @property
     def engine(self) -> VenueSimEngine:
@@ -298,7 +289,24 @@ class VenueSimServer:
             on_trade=self._on_trade,
         )
 
+    @contextlib.contextmanager
+    def replying_to(self, account: str, session: FixSession) -> Iterator[None]:
+        """The engine's reports for ``account`` made inside go to ``session`` (a read-only
+        session's query or refusal), not to the account's session. Only around a call
+        that reports before it returns (``VenueSimEngine``: queries and ``refuse``)."""
+        if self._reply_to is not None:
+            raise RuntimeError("replying_to is not reentrant")
+        self._reply_to = (account, session)
+        try:
+            yield
+        finally:
+            self._reply_to = None
+
     def _on_report(self, account: str, report: Report) -> None:
+        reply_to = self._reply_to
+        if reply_to is not None and reply_to[0] == account:
+            reply_to[1].send(report_to_fix(report))
+            return
         if isinstance(report, ExecReport) and report.exec_type == "F":
             self.counters["fills"] += 1
         session = self.apps[account].session
@@ -308,14 +316,10 @@ class VenueSimServer:
     def _on_trade(self, trade: TradeUpdate) -> None:
         """A match: a trade print to every session subscribed to the symbol's trades."""
         self.last_trades[trade.symbol] = trade
-        for app in self.apps.values():
+        for app in self._apps():
             req_id = app.subscriptions.get(trade.symbol)
-            if (
-                req_id is not None
-                and trade.symbol in app.trade_subscriptions
-                and app.session is not None
-                and app.session.logged_on
-            ):
+            if req_id is not None and trade.symbol in app.trade_subscriptions and app.publishing:
+                assert app.session is not None
                 app.session.send(market_data_trade(req_id, trade))
 
     def _on_task_crash(self, name: str, error: BaseException) -> None:
@@ -331,7 +335,8 @@ class VenueSimServer:
             yield
 
     def _session_states(self) -> list[SessionState]:
-        return [app.session.state for app in self.apps.values() if app.session is not None]
+        """Every session's state, the read-only ones' too."""
+        return [app.session.state for app in self._apps() if app.session is not None]
 
     def _resting(self) -> int | None:
         return None if self._engine is None else len(self._engine.open_orders())
@@ -343,9 +348,10 @@ class VenueSimServer:
         if update is None:
             return
         self.last_quotes[update.symbol] = update
-        for app in self.apps.values():
+        for app in self._apps():
             req_id = app.subscriptions.get(update.symbol)
-            if req_id is not None and app.session is not None and app.session.logged_on:
+            if req_id is not None and app.publishing:
+                assert app.session is not None
                 app.session.send(market_data_incremental(req_id, update))
 
     async def run(self) -> int:
@@ -378,6 +384,7 @@ class VenueSimServer:
                 tls=self.config.tls is not None,
                 comp_id=self.config.comp_id,
                 accounts=[a.name for a in self.config.accounts],
+                read_only_sessions=list(self.read_only),
                 open_orders=len(self.engine.open_orders()),
             )
             for feed in self.config.feeds:
@@ -393,7 +400,7 @@ class VenueSimServer:
             if monitor is not None:
                 await monitor.stop()
             await self.acceptor.stop()
-            for app in self.apps.values():
+            for app in self._apps():
                 if app.session is not None:
                     app.session.store.close()
             self.ledger.close()
