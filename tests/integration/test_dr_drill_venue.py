@@ -1,0 +1,172 @@
+"""The DR drill logged on to the venue: a node trades with the venue simulator process
+over FIX and is backed up to S3 while its session stays up; ``bastion dr drill``
+restores the backup, starts the restored node recover-only through the venue's
+read-only session and reconciles its orders, fills and positions there. The live node
+is not disturbed: its session is never logged out nor taken over, it sends on after the
+drill, and the venue's books are unchanged by it. An order the backup does not know
+(filled at the venue after it) makes the next drill disagree, naming the position."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kit.backup_trading import backed_up_desk, bastion
+from kit.chaos_harness import (
+    INSTRUMENT,
+    PASSWORD,
+    Desk,
+    alive,
+    kill,
+    node_logs,
+    read_only,
+    start_node,
+    venue_process,
+    wait_reconciled,
+)
+from kit.chaos_oracle import compare
+from kit.fix_tcp import RawCounterparty
+from kit.node_process import terminate
+from kit.s3_server import S3Server
+from kit.waiting import eventually
+
+ACTIONS = 14
+
+READ_ONLY_SESSION = """
+[[read_only_sessions]]
+name = "acct-drill"
+comp_id = "NODE-DR"
+username = "drill"
+password_env = "BASTION_FIX_PASSWORD"
+account = "acct"
+"""
+
+DR_TOML = """
+[dr]
+rto_target_s = 60
+
+[dr.venue_sessions.FIXSIM]
+sender_comp_id = "NODE-DR"
+username = "drill"
+password_env = "BASTION_FIX_PASSWORD"
+"""
+
+
+def _drill(desk: Desk, identity: Path, scratch: Path) -> tuple[int, dict[str, Any], str]:
+    report = scratch.with_suffix(".json")
+    drilled = bastion(
+        "dr",
+        "drill",
+        desk.node_config,
+        "--identity",
+        identity,
+        "--scratch",
+        scratch,
+        "--report",
+        report,
+        cwd=desk.root.parent,
+    )
+    assert report.is_file(), drilled.stdout + drilled.stderr[-3000:]
+    return drilled.returncode, json.loads(report.read_text()), drilled.stdout + drilled.stderr
+
+
+def _ledger(desk: Desk) -> dict[str, list[tuple[Any, ...]]]:
+    """The venue's orders, fills and positions, read only."""
+    with closing(read_only(desk.ledger)) as db:
+        return {
+            table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("orders", "fills", "positions")
+        }
+
+
+def _venue_log(desk: Desk, event: str) -> int:
+    """How many lines of the venue's log say ``event`` for the desk's account."""
+    text = desk.log("venue").read_text(encoding="utf-8", errors="replace")
+    said = re.compile(rf"\b{event}\b.*\baccount=acct\b")
+    return sum(1 for line in text.splitlines() if said.search(line))
+
+
+def _settled(desk: Desk, node: subprocess.Popen[bytes]) -> bool:
+    """The strategy has taken its last action and the venue's books equal the journal."""
+    alive(node, desk.log("node"))
+    assert node_logs(desk, "chaos_trader_done"), "the strategy still trades"
+    mismatches = compare(desk).mismatches
+    assert mismatches == [], mismatches
+    return True
+
+
+async def _rogue_fill(desk: Desk) -> None:
+    """One market order on the desk's own session (the node stopped), sent by someone
+    else: a fill at the venue that no backup holds."""
+    client = RawCounterparty("NODE", "SIM")
+    await client.connect(desk.port)
+    client.send("A", (98, "0"), (108, "30"), (141, "Y"), (553, "trader"), (554, PASSWORD), seq=1)
+    await client.expect("A", skip_others=True)
+    client.send(
+        "D",
+        (11, "ROGUE-1"),
+        (21, "1"),
+        (55, INSTRUMENT),
+        (54, "1"),
+        (60, "20261207-09:00:00.000"),
+        (38, "1"),
+        (40, "1"),
+    )
+    await client.expect("8", skip_others=True, t39="2")
+    await client.close()
+
+
+@pytest.mark.timeout(300)
+def test_when_a_drill_logs_on_through_the_read_only_session_then_the_live_node_trades_on(
+    tmp_path: Path, s3: S3Server
+) -> None:
+    """A drill while the node is up: restored, recovered, logged on through the read-only
+    session, orders, fills and positions reconciled (agreed); the live session never
+    dropped and the venue's books unchanged. After a fill the backup lacks, the next
+    drill disagrees on the position and fails (exit 1)."""
+    desk, identity, _prefix = backed_up_desk(tmp_path, s3, max_actions=ACTIONS)
+    with desk.venue_config.open("a") as config:
+        config.write(READ_ONLY_SESSION)
+    with desk.node_config.open("a") as config:
+        config.write(DR_TOML)
+    with venue_process(desk):
+        node = start_node(desk)
+        try:
+            wait_reconciled(desk, node, 1)
+            eventually(lambda: _settled(desk, node), 90, what="the strategy's last action")
+            created = bastion("backup", "create", desk.node_config, cwd=desk.root)
+            assert created.returncode == 0, created.stderr
+            shipped = bastion("backup", "ship", desk.node_config, "--once", cwd=desk.root)
+            assert shipped.returncode == 0, shipped.stderr
+            books = _ledger(desk)
+            code, report, output = _drill(desk, identity, tmp_path / "drill-1")
+            assert code == 0, output[-4000:]
+            assert _ledger(desk) == books  # the drill traded nothing, changed nothing
+            alive(node, desk.log("node"))
+            assert _venue_log(desk, "account_logged_out") == 0
+            assert _venue_log(desk, "account_logged_on") == 1
+            assert node_logs(desk, "fix_logged_out") == []
+            assert terminate(node) == 0
+        finally:
+            kill(node)
+        assert _venue_log(desk, "account_logged_out") == 1  # the node's own stop
+        assert report["ok"] and report["reconciled"] is True, report
+        assert report["reconciled_by"] == "venue sessions (FIXSIM)"
+        reconciliation = report["reconciliation"]
+        assert reconciliation["positions_compared"] is True
+        assert reconciliation["orders_checked"] >= 1 and reconciliation["adopted"] == 0
+        assert report["mismatches"] == []
+        assert "recover_and_reconcile" in report["phases_s"]
+        assert 0 < report["rto_s"] < 60
+        asyncio.run(_rogue_fill(desk))
+        code, report, output = _drill(desk, identity, tmp_path / "drill-2")
+    assert code == 1, output[-4000:]
+    assert not report["ok"] and report["reconciled"] is False
+    assert any(INSTRUMENT in m and "position" in m for m in report["mismatches"]), report
