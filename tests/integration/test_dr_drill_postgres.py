@@ -1,8 +1,9 @@
 """The DR drill of a desk journaling to PostgreSQL: a node trades over FIX with the venue
 simulator, its journal (encrypted and keyed) in PostgreSQL, backed up and shipped to a
 directory. ``bastion dr drill`` restores the backup into a database it creates on
-``[dr] scratch_url``'s server, recovers the node from it, agrees with the venue's
-ledger, measures the RPO from the source journal (read only) and drops its database;
+``[dr] scratch_url``'s server, starts the node recover-only on it, logged on through
+the venue's read-only session (its password from the restored vault), agrees with
+the venue, measures the RPO from the source journal (read only) and drops its database;
 the source database is byte for byte what it was. A tampered backup fails the drill
 with the reason, leaves no scratch database, and dr-drill-failed arrives."""
 
@@ -32,6 +33,7 @@ from kit.chaos_harness import (
     venue_process,
     write_desk,
 )
+from kit.chaos_oracle import read_ledger
 from kit.net import free_tcp_port
 from kit.node_process import bastion_cmd, child_env, terminate
 from kit.pg_journal import dbname, open_pg, split_password
@@ -65,10 +67,10 @@ rto_target_s = 60
 scratch_url = "{scratch_url}"
 scratch_password = "secret:dr/scratch"
 
-[dr.venue_positions]
-kind = "venue_sim_ledger"
-path = "venue/ledger.sqlite"
-account = "{account}"
+[dr.venue_sessions.FIXSIM]
+sender_comp_id = "NODE-DR"
+username = "drill"
+password = "secret:venue/drill"
 
 [monitoring]
 listen = "127.0.0.1:{port}"
@@ -78,6 +80,16 @@ name = "ops"
 urls = ["secret:notify/ops"]
 backoff_initial_ms = 50
 backoff_max_ms = 200
+"""
+
+
+READ_ONLY_SESSION = """
+[[read_only_sessions]]
+name = "drill"
+comp_id = "NODE-DR"
+username = "drill"
+password_env = "BASTION_FIX_PASSWORD"
+account = "{account}"
 """
 
 
@@ -94,9 +106,12 @@ def _pg_desk(tmp_path: Path, pg_dsn: str, postgres: PostgresServer, receiver: Ht
         journal__encryption=KEYS.encryption.hex(),
         journal__chain=KEYS.chain.hex(),
         dr__scratch=scratch_password,
+        venue__drill="chaos-test-password",
         notify__ops=receiver.url(),
     )
     recipient = new_identity(tmp_path / "backup.key")
+    with desk.venue_config.open("a", encoding="utf-8") as venue:
+        venue.write(READ_ONLY_SESSION.format(account=ACCOUNT))
     text = desk.node_config.read_text(encoding="utf-8")
     head, _, _ = text.partition("[journal]")
     desk.node_config.write_text(
@@ -106,7 +121,6 @@ def _pg_desk(tmp_path: Path, pg_dsn: str, postgres: PostgresServer, receiver: Ht
             recipient=recipient,
             backups=tmp_path / "backups",
             scratch_url=scratch_url,
-            account=ACCOUNT,
             port=free_tcp_port(),
         ),
         encoding="utf-8",
@@ -192,24 +206,31 @@ def test_when_a_postgres_desk_is_drilled_then_it_recovers_agrees_and_leaves_the_
             shipped = _bastion("backup", "ship", desk.node_config, "--once", cwd=desk.root)
             assert shipped.returncode == 0, shipped.stdout + shipped.stderr
             before = _source_state(postgres, pg_dsn)
-            ledger = desk.ledger.read_bytes()
+            books = read_ledger(desk.ledger)
             drilled = _bastion(
                 *drill, "--scratch", tmp_path / "s1", "--report", tmp_path / "d1.json",
                 cwd=tmp_path,
             )  # fmt: skip
             assert drilled.returncode == 0, drilled.stdout + drilled.stderr[-3000:]
             assert _source_state(postgres, pg_dsn) == before  # not a row written
-            assert desk.ledger.read_bytes() == ledger
+            assert read_ledger(desk.ledger) == books  # queried, never traded
         report = json.loads((tmp_path / "d1.json").read_text())
         assert report["ok"] and report["reconciled"] is True, report
-        assert report["venue_positions"] == report["node_positions"] != {}
+        assert report["reconciled_by"] == "venue sessions (FIXSIM)"
+        assert report["reconciliation"]["positions_compared"] is True
+        assert report["node_positions"] != {}
         assert report["segments"] >= 1 and report["restored_last_seq"] == max(
             r[1] for r in before["bastion_events"]
         )
         assert report["rpo_events"] == 0 and report["rpo_s"] == 0.0
-        assert {"scratch_db", "fetch", "segments", "verify", "load", "recover"} <= set(
-            report["phases_s"]
-        )
+        assert {
+            "scratch_db",
+            "fetch",
+            "segments",
+            "verify",
+            "load",
+            "recover_and_reconcile",
+        } <= set(report["phases_s"])
         assert 0 < report["rto_s"] < 60
         assert PREFIX in report["scratch_journal"] and report["scratch_kept"] is False
         assert "DR drill PASSED" in drilled.stdout and "(dropped)" in drilled.stdout
@@ -227,10 +248,11 @@ def test_when_a_postgres_desk_is_drilled_then_it_recovers_agrees_and_leaves_the_
             )  # fmt: skip
         journal.close()
         before = _source_state(postgres, pg_dsn)
-        kept = _bastion(
-            *drill, "--scratch", tmp_path / "s2", "--report", tmp_path / "d2.json", "--keep",
-            cwd=tmp_path,
-        )  # fmt: skip
+        with venue_process(desk):
+            kept = _bastion(
+                *drill, "--scratch", tmp_path / "s2", "--report", tmp_path / "d2.json",
+                "--keep", cwd=tmp_path,
+            )  # fmt: skip
         assert kept.returncode == 0, kept.stdout + kept.stderr[-3000:]
         assert _source_state(postgres, pg_dsn) == before
         report = json.loads((tmp_path / "d2.json").read_text())
@@ -239,9 +261,12 @@ def test_when_a_postgres_desk_is_drilled_then_it_recovers_agrees_and_leaves_the_
         assert report["scratch_kept"] is True and database in report["scratch_journal"]
         with postgres.superuser(database) as conn:
             restored = conn.execute(
-                "SELECT max(seq) FROM bastion_events WHERE name = %s", (NODE_ID,)
+                "SELECT count(*) FILTER (WHERE seq <= %s), max(seq) FROM bastion_events "
+                "WHERE name = %s",
+                (report["restored_last_seq"], NODE_ID),
             ).fetchone()
-            assert restored == (report["restored_last_seq"],)
+            # the restored rows, then the drill's recover-only node's own (its reconciliation)
+            assert restored[0] == report["restored_last_seq"] < restored[1], restored
         with postgres.superuser() as conn:
             conn.execute(f'DROP DATABASE "{database}"')
 

@@ -12,7 +12,6 @@ import asyncio
 import json
 import re
 import subprocess
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,11 @@ from kit.chaos_harness import (
     alive,
     kill,
     node_logs,
-    read_only,
     start_node,
     venue_process,
     wait_reconciled,
 )
-from kit.chaos_oracle import compare
+from kit.chaos_oracle import compare, read_ledger
 from kit.fix_tcp import RawCounterparty
 from kit.node_process import terminate
 from kit.s3_server import S3Server
@@ -75,15 +73,6 @@ def _drill(desk: Desk, identity: Path, scratch: Path) -> tuple[int, dict[str, An
     )
     assert report.is_file(), drilled.stdout + drilled.stderr[-3000:]
     return drilled.returncode, json.loads(report.read_text()), drilled.stdout + drilled.stderr
-
-
-def _ledger(desk: Desk) -> dict[str, list[tuple[Any, ...]]]:
-    """The venue's orders, fills and positions, read only."""
-    with closing(read_only(desk.ledger)) as db:
-        return {
-            table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("orders", "fills", "positions")
-        }
 
 
 def _venue_log(desk: Desk, event: str) -> int:
@@ -145,10 +134,10 @@ def test_when_a_drill_logs_on_through_the_read_only_session_then_the_live_node_t
             assert created.returncode == 0, created.stderr
             shipped = bastion("backup", "ship", desk.node_config, "--once", cwd=desk.root)
             assert shipped.returncode == 0, shipped.stderr
-            books = _ledger(desk)
+            books = read_ledger(desk.ledger)
             code, report, output = _drill(desk, identity, tmp_path / "drill-1")
             assert code == 0, output[-4000:]
-            assert _ledger(desk) == books  # the drill traded nothing, changed nothing
+            assert read_ledger(desk.ledger) == books  # the drill traded nothing, changed nothing
             alive(node, desk.log("node"))
             assert _venue_log(desk, "account_logged_out") == 0
             assert _venue_log(desk, "account_logged_on") == 1
