@@ -1,6 +1,9 @@
-"""Runtime code starts background tasks only through ``bastion.tasks`` and reads time
-only through the injected clock (``bastion.clock``): a scan of every module under
-src/bastion, with a short allow-list, each entry with its reason."""
+"""Runtime code starts background tasks only through ``bastion.tasks``, reads time only
+through the injected clock (``bastion.clock``) and bounds an await with
+``asyncio.timeout``, never ``asyncio.wait_for`` (on Python 3.11 it can swallow the
+cancellation of a task whose awaited call completes at that moment: a stop that never
+stops, a connection opened and leaked): a scan of every module under src/bastion, with
+a short allow-list, each entry with its reason."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ TIME_READS = {
     "process_time_ns",
 }
 TASK_STARTS = {"create_task", "ensure_future"}
+BANNED_ASYNCIO = {"wait_for"}
 DATETIME_READS = {"now", "utcnow", "today"}
 
 ALLOWED: dict[tuple[str, str], str] = {
@@ -35,7 +39,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("console/server.py", "LiveClock()"): "the console process picks its clock",
     ("console/api.py", "loop.time()"): (
         "a live-update stream re-reads its operator every ping_s on the loop's monotonic "
-        "time, the time its waits (asyncio.wait_for) are measured in"
+        "time, the time its waits (asyncio.timeout) are measured in"
     ),
     ("backtest/engine.py", "time.perf_counter"): (
         "a backtest reports its own wall-clock speed; its simulated clock cannot"
@@ -127,13 +131,15 @@ def _uses(tree: ast.AST) -> set[str]:
             base = node.value.id if isinstance(node.value, ast.Name) else None
             if node.attr in TASK_STARTS:
                 found.add(node.attr)
+            elif base == "asyncio" and node.attr in BANNED_ASYNCIO:
+                found.add(f"asyncio.{node.attr}")
             elif base == "time" and node.attr in TIME_READS:
                 found.add(f"time.{node.attr}")
             elif base in ("datetime", "date") and node.attr in DATETIME_READS:
                 found.add(f"{base}.{node.attr}")
         elif isinstance(node, ast.ImportFrom) and node.module in ("time", "asyncio"):
             for alias in node.names:
-                if alias.name in TIME_READS | TASK_STARTS:
+                if alias.name in TIME_READS | TASK_STARTS | BANNED_ASYNCIO:
                     found.add(f"from {node.module} import {alias.name}")
         elif isinstance(node, ast.Name) and node.id in TASK_STARTS:
             found.add(node.id)
@@ -149,7 +155,8 @@ def _scan() -> set[tuple[str, str]]:
 
 
 def test_when_runtime_code_starts_a_task_or_reads_time_then_through_the_helpers() -> None:
-    """No bare create_task/ensure_future and no direct time read outside the allow-list."""
+    """No bare create_task/ensure_future, no direct time read and no asyncio.wait_for
+    outside the allow-list."""
     assert sorted(_scan() - ALLOWED.keys()) == []
 
 
@@ -167,6 +174,7 @@ def test_when_a_module_reads_time_directly_then_the_scan_finds_it() -> None:
         "d = loop.time()\ne = asyncio.get_running_loop().time()\n"
         "def g(clock=None, now=time.monotonic):\n    return clock or LiveClock()\n"
         "h = datetime.time()\n"
+        "async def w():\n    await asyncio.wait_for(x, 1)\nfrom asyncio import wait_for\n"
     )
     assert _uses(ast.parse(source)) == {
         "loop.time()",
@@ -177,4 +185,6 @@ def test_when_a_module_reads_time_directly_then_the_scan_finds_it() -> None:
         "create_task",
         "datetime.now",
         "from time import perf_counter",
+        "asyncio.wait_for",
+        "from asyncio import wait_for",
     }

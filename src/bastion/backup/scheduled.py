@@ -123,7 +123,8 @@ async def _stop(proc: asyncio.subprocess.Process) -> int | None:
     with contextlib.suppress(ProcessLookupError):
         proc.terminate()
     try:
-        return await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            return await proc.wait()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()

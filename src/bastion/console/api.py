@@ -201,7 +201,8 @@ async def events(request: Request) -> Response:
         try:
             while True:
                 try:
-                    await asyncio.wait_for(subscriber.ready.wait(), console.ping_s)
+                    async with asyncio.timeout(console.ping_s):
+                        await subscriber.ready.wait()
                     pinged = False
                 except TimeoutError:
                     pinged = True

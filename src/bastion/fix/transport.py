@@ -233,16 +233,14 @@ class FixInitiator:
         where = f"{self.host}:{self.port}"
         tls = self.tls
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
+            async with asyncio.timeout(self.connect_timeout_s):
+                reader, writer = await asyncio.open_connection(
                     self.host,
                     self.port,
                     ssl=None if tls is None else tls.context,
                     server_hostname=None if tls is None else (tls.server_hostname or self.host),
                     ssl_handshake_timeout=None if tls is None else self.connect_timeout_s,
-                ),
-                self.connect_timeout_s,
-            )
+                )
         except ssl.SSLError as error:
             log.error("fix_tls_failed", session=self.session.settings.key, error=str(error))
             detail = getattr(error, "verify_message", None)
@@ -506,7 +504,8 @@ class FixAcceptor:
         while True:
             remaining = deadline - self._clock.monotonic_s()
             try:
-                data = await asyncio.wait_for(reader.read(READ_CHUNK), max(remaining, 0.001))
+                async with asyncio.timeout(max(remaining, 0.001)):
+                    data = await reader.read(READ_CHUNK)
             except (TimeoutError, ConnectionError, OSError):
                 return "no Logon received in time"
             if not data:

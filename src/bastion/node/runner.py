@@ -397,7 +397,8 @@ class _Node:
                     )
                     self.tasks.spawn(f"venue-{venue.name}", watch)
                 try:
-                    await asyncio.wait_for(self.stop_requested.wait(), timeout=config.run_for_s)
+                    async with asyncio.timeout(config.run_for_s):
+                        await self.stop_requested.wait()
                 except TimeoutError:
                     log.info("run_time_elapsed", run_for_s=config.run_for_s)
                 await self._shutdown(kernel)

@@ -392,7 +392,8 @@ class VenueSimServer:
             for n, source in enumerate(self.config.replay):
                 self.tasks.spawn(f"replay-{n}", self._replay(source))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_requested.wait(), timeout=self.config.run_for_s)
+                async with asyncio.timeout(self.config.run_for_s):
+                    await self.stop_requested.wait()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

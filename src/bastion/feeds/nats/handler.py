@@ -250,7 +250,8 @@ async def run_handler(
             await venue.connect()
     left = None if deadline is None else max(0.0, deadline - clock.monotonic_s())
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=left)
+        async with asyncio.timeout(left):
+            await stop.wait()
     for venue in venues.values():
         await venue.disconnect()
     await tasks.cancel_all()

@@ -279,7 +279,8 @@ class FixVenueAdapter(VenueAdapter):
 
     async def wait_logged_on(self, timeout_s: float | None) -> bool:
         try:
-            await asyncio.wait_for(self.logged_on.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self.logged_on.wait()
         except TimeoutError:
             return False
         return True
@@ -451,7 +452,8 @@ class FixVenueAdapter(VenueAdapter):
         self._mass_status[req_id] = (future, [])
         self.session.send(FixMessage.of("AF", (584, req_id), (585, "7")))
         try:
-            return await asyncio.wait_for(future, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await future
         except TimeoutError as error:
             raise VenueRequestFailed(f"no OrderMassStatus answer in {timeout_s} s") from error
         finally:
@@ -473,7 +475,8 @@ class FixVenueAdapter(VenueAdapter):
             )
         )
         try:
-            return await asyncio.wait_for(future, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await future
         except TimeoutError as error:
             raise VenueRequestFailed(f"no OrderStatus answer in {timeout_s} s") from error
         finally:

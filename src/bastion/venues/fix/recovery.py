@@ -259,7 +259,8 @@ async def positions(adapter: RecoveringVenue, timeout_s: float = 5.0) -> dict[st
     fields += [(581, "1"), (715, format_utc_timestamp(now)[:8]), (60, format_utc_timestamp(now))]
     adapter.send_request(FixMessage.of("AN", *fields), req_id)
     try:
-        reports = await asyncio.wait_for(future, timeout_s)
+        async with asyncio.timeout(timeout_s):
+            reports = await future
     except TimeoutError as error:
         raise VenueRequestFailed(f"no RequestForPositions answer in {timeout_s} s") from error
     finally:
