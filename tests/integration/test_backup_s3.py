@@ -5,7 +5,6 @@ partial, or opened with the wrong key; no secret readable in any stored object."
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -15,27 +14,9 @@ from obstore.store import S3Store
 
 from bastion.backup.encryption import new_identity
 from kit.backup_desk import CANARY, BackupDesk, make_desk, s3_destination, secret_forms
+from kit.backup_trading import bastion as run
 from kit.journal_samples import fills
-from kit.node_process import bastion_cmd, child_env
 from kit.s3_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, S3Server
-
-
-def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **child_env(),
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-    }
-    return subprocess.run(
-        bastion_cmd(*args),
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 def store(s3: S3Server, bucket: str) -> S3Store:

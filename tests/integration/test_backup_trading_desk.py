@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.backup_trading import BUCKET, backed_up_desk, bastion, fills_at_least
+from kit.backup_trading import BUCKET, backed_up_desk, bastion, drill, fills_at_least
 from kit.chaos_harness import (
     ACCOUNT,
     Desk,
@@ -164,22 +164,10 @@ def test_when_a_drill_runs_then_it_restores_recovers_and_agrees_with_the_venue(
         watched = [desk.journal, desk.root / "venue" / "sessions.sqlite"]
         watched += sorted((desk.root / "fix").glob("*.sqlite"))
         untouched = {p: p.read_bytes() for p in watched}
-        drilled = bastion(
-            "dr",
-            "drill",
-            desk.node_config,
-            "--identity",
-            identity,
-            "--scratch",
-            tmp_path / "drill",
-            "--report",
-            tmp_path / "drill.json",
-            cwd=tmp_path,
-        )
-        assert drilled.returncode == 0, drilled.stdout + drilled.stderr[-3000:]
+        code, report, output = drill(desk, identity, tmp_path / "drill")
+        assert code == 0, output[-3000:]
         assert {p: p.read_bytes() for p in untouched} == untouched
-    report = json.loads((tmp_path / "drill.json").read_text())
     assert report["ok"] and report["reconciled"] is True and report["rpo_events"] == 0
     assert report["venue_positions"] == report["node_positions"] != {}
     assert 0 < report["rto_s"] < 60
-    assert "DR drill PASSED" in drilled.stdout
+    assert "DR drill PASSED" in output

@@ -9,15 +9,13 @@ drill, and the venue's books are unchanged by it. An order the backup does not k
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from kit.backup_trading import backed_up_desk, bastion
+from kit.backup_trading import backed_up_desk, bastion, drill
 from kit.chaos_harness import (
     INSTRUMENT,
     PASSWORD,
@@ -55,24 +53,6 @@ sender_comp_id = "NODE-DR"
 username = "drill"
 password_env = "BASTION_FIX_PASSWORD"
 """
-
-
-def _drill(desk: Desk, identity: Path, scratch: Path) -> tuple[int, dict[str, Any], str]:
-    report = scratch.with_suffix(".json")
-    drilled = bastion(
-        "dr",
-        "drill",
-        desk.node_config,
-        "--identity",
-        identity,
-        "--scratch",
-        scratch,
-        "--report",
-        report,
-        cwd=desk.root.parent,
-    )
-    assert report.is_file(), drilled.stdout + drilled.stderr[-3000:]
-    return drilled.returncode, json.loads(report.read_text()), drilled.stdout + drilled.stderr
 
 
 def _venue_log(desk: Desk, event: str) -> int:
@@ -135,7 +115,7 @@ def test_when_a_drill_logs_on_through_the_read_only_session_then_the_live_node_t
             shipped = bastion("backup", "ship", desk.node_config, "--once", cwd=desk.root)
             assert shipped.returncode == 0, shipped.stderr
             books = read_ledger(desk.ledger)
-            code, report, output = _drill(desk, identity, tmp_path / "drill-1")
+            code, report, output = drill(desk, identity, tmp_path / "drill-1")
             assert code == 0, output[-4000:]
             assert read_ledger(desk.ledger) == books  # the drill traded nothing, changed nothing
             alive(node, desk.log("node"))
@@ -155,7 +135,7 @@ def test_when_a_drill_logs_on_through_the_read_only_session_then_the_live_node_t
         assert "recover_and_reconcile" in report["phases_s"]
         assert 0 < report["rto_s"] < 60
         asyncio.run(_rogue_fill(desk))
-        code, report, output = _drill(desk, identity, tmp_path / "drill-2")
+        code, report, output = drill(desk, identity, tmp_path / "drill-2")
     assert code == 1, output[-4000:]
     assert not report["ok"] and report["reconciled"] is False
     assert any(INSTRUMENT in m and "position" in m for m in report["mismatches"]), report

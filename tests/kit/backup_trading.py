@@ -4,9 +4,11 @@ store's and the FIX session's credentials."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 from bastion.backup.encryption import new_identity
 from kit.chaos_harness import Desk, alive, node_fill_count, write_desk
@@ -59,3 +61,15 @@ def backed_up_desk(
             "allow_http = true\n"
         )
     return desk, keys / "backup.key", prefix
+
+
+def drill(desk: Desk, identity: Path, scratch: Path) -> tuple[int, dict[str, Any], str]:
+    """``bastion dr drill`` of ``desk`` into ``scratch``: exit code, JSON report (beside
+    the scratch directory), what it printed."""
+    report = scratch.with_suffix(".json")
+    drilled = bastion(
+        "dr", "drill", desk.node_config, "--identity", identity, "--scratch", scratch,
+        "--report", report, cwd=desk.root.parent,
+    )  # fmt: skip
+    assert report.is_file(), drilled.stdout + drilled.stderr[-3000:]
+    return drilled.returncode, json.loads(report.read_text()), drilled.stdout + drilled.stderr
