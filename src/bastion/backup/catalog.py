@@ -1,6 +1,7 @@
 """The backups at a destination, read from their names (no blob is fetched to list
 them): full backups by time, journal segments by seq range. A blob without its record
-is an unfinished upload and is not listed."""
+is an unfinished upload and is not listed. ``fetch_record`` reads one record back,
+checked for damage and, when public keys are given, for its signature."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from pathlib import Path
 from typing import Final
 
 from bastion.backup.destinations import Destination
-from bastion.backup.manifest import BLOB_SUFFIX, RECORD_SUFFIX, Record, decode_record
+from bastion.backup.manifest import (
+    BLOB_SUFFIX,
+    RECORD_SUFFIX,
+    Record,
+    check_signature,
+    decode_record,
+)
+from bastion.backup.signing import Signers
 from bastion.errors import BackupError
 
 _FULL: Final = re.compile(r"full-(\d{8}T\d{9}Z)-(\d{12})")
@@ -81,11 +89,14 @@ def find(destination: Destination, backup_id: str) -> Entry:
     raise BackupError(f"backup {backup_id}: not found at {destination.where}")
 
 
-def fetch_record(destination: Destination, backup_id: str) -> Record:
+def fetch_record(destination: Destination, backup_id: str, signers: Signers) -> Record:
+    """The record of ``backup_id``: ``IntegrityError`` if it is damaged, names another
+    backup, or lacks a valid signature by one of ``signers`` (when any is given)."""
     with tempfile.TemporaryDirectory(prefix="bastion-record-") as tmp:
         path = Path(tmp) / "record.json"
         destination.get(backup_id + RECORD_SUFFIX, path)
         record = decode_record(path.read_bytes(), backup_id + RECORD_SUFFIX)
     if record.id != backup_id or record.blob != backup_id + BLOB_SUFFIX:
         raise BackupError(f"backup record {backup_id}: names another backup ({record.id})")
+    check_signature(record, signers, backup_id)
     return record

@@ -1,10 +1,12 @@
-"""The ``[backup]`` config section: where backups go, to whom they are encrypted, how
-often the journal ships, how long backups are kept, and how gently a backup reads the
-node's files.
+"""The ``[backup]`` config section: where backups go, to whom they are encrypted, who
+signs their records, how often the journal ships, how long backups are kept, and how
+gently a backup reads the node's files.
 
 ```toml
 [backup]
 recipients = ["age1..."]          # public keys; the private key stays offline
+signing_key = "secret:backup/signing"        # the machine that makes backups signs
+signing_public_keys = ["ed25519:..."]        # verifiers require one of these signatures
 ship_interval_s = 5.0             # optional: the node ships its journal this often (the RPO)
 venue_config = "venue-sim.toml"   # optional: also the venue simulator's ledger and stores
 
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import msgspec
 
+from bastion.backup.signing import Signers
 from bastion.errors import ConfigError
 from bastion.vault import secret_name
 
@@ -125,10 +128,18 @@ class BackupConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     snapshot (the node's writer is never blocked; see docs/dr.md for the bound).
     ``ship_interval_s``: set, the running node ships its journal that often (a niced
     process of its own, ``bastion.backup.scheduled``); unset, nothing ships but
-    ``bastion backup ship`` (every 5 s unless ``--every`` says otherwise)."""
+    ``bastion backup ship`` (every 5 s unless ``--every`` says otherwise).
+    ``signing_key``: a vault reference to the Ed25519 key ``create`` and ``ship`` sign
+    every record with (``bastion backup keygen --signing`` makes it); read only by
+    them, so a verifier's vault need not hold it. ``signing_public_keys``: when one is
+    given, ``verify``, ``restore``, ``list``, ``prune`` and the drill refuse a record
+    not signed by one of them (a list: old and new keys while rotating; see
+    ``bastion.backup.signing`` and docs/dr.md)."""
 
     destination: DestinationConfig
     recipients: list[str]
+    signing_key: str | None = None
+    signing_public_keys: list[str] = []
     ship_interval_s: float | None = None
     venue_config: str | None = None
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
@@ -160,11 +171,28 @@ class BackupConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             )
         if self.copy_pause_ms < 0:
             raise ConfigError("key 'backup.copy_pause_ms': must be 0 or more")
+        if self.signing_key is not None:
+            secret_name(self.signing_key, "backup.signing_key")
+        self.signers()
 
     def secret_refs(self) -> list[tuple[str, str]]:
+        """The store's credentials (what every command on the backups needs)."""
         if isinstance(self.destination, S3DestinationConfig):
             return self.destination.secret_refs()
         return []
+
+    def signing_ref(self) -> tuple[str, str] | None:
+        """The signing key's reference (only the commands that make backups read it)."""
+        if self.signing_key is None:
+            return None
+        return ("backup.signing_key", secret_name(self.signing_key, "backup.signing_key"))
+
+    def signers(self) -> Signers:
+        """``signing_public_keys`` as the keys a record must be signed by."""
+        return Signers(
+            (text, f"key 'backup.signing_public_keys[{n}]'")
+            for n, text in enumerate(self.signing_public_keys)
+        )
 
     def destination_dir(self, base_dir: Path) -> Path:
         assert isinstance(self.destination, DirDestinationConfig)

@@ -3,7 +3,8 @@
 Steps: copy every piece into a private staging directory (databases through SQLite's
 backup API from one read snapshot, files as they are), write ``manifest.json``, tar
 the lot, encrypt the tar with age to the configured recipients, delete the plaintext,
-then put the blob and, last, its record to the destination. The staging directory is
+then put the blob and, last, its record (signed with ``[backup] signing_key`` when one
+is set) to the destination. The staging directory is
 in the desk's own directory (same disk, same permissions as what it copies) and is
 removed whatever happens.
 """
@@ -38,6 +39,7 @@ from bastion.backup.manifest import (
     sha256_file,
 )
 from bastion.backup.online import copy_database, journal_head
+from bastion.backup.signing import RecordSigner
 from bastion.clock import Clock
 from bastion.errors import BackupError, BastionError
 from bastion.vault.files import make_private_dir
@@ -110,7 +112,13 @@ def create_backup(desk: Desk, destination: Destination, *, clock: Clock) -> Crea
         )
         (staging / MANIFEST_NAME).write_bytes(encode_manifest(manifest))
         record = seal_and_store(
-            work, staging, manifest, desk.backup.recipients, destination, head_hash=head.head_hash
+            work,
+            staging,
+            manifest,
+            desk.backup.recipients,
+            destination,
+            head_hash=head.head_hash,
+            signer=desk.signer,
         )
     except BackupError:
         raise
@@ -138,8 +146,10 @@ def seal_and_store(
     destination: Destination,
     *,
     head_hash: str | None,
+    signer: RecordSigner | None,
 ) -> Record:
-    """Tar ``staging``, encrypt it, put the blob then its record; the record."""
+    """Tar ``staging``, encrypt it, put the blob then its record (signed by ``signer``);
+    the record as stored."""
     tar = work / "archive.tar"
     archive.pack(staging, tar)
     shutil.rmtree(staging)
@@ -160,11 +170,12 @@ def seal_and_store(
         prev_hash=manifest.prev_hash,
         recipients=list(recipients),
     )
+    record = record.sealed() if signer is None else record.signed_by(signer)
     record_file = work / (manifest.id + RECORD_SUFFIX)
     record_file.write_bytes(encode_record(record))
     destination.put(blob.name, blob)
     destination.put(record_file.name, record_file)  # last: the backup now exists
-    return record.sealed()
+    return record
 
 
 def _stage(desk: Desk, source: Source, staging: Path) -> Piece | None:

@@ -4,7 +4,8 @@
 venue_config`` names one), resolves every path against the config's directory, and
 reads from the vault only the keys the backup needs: the encrypted databases' (so they
 are copied online through SQLite, and stay encrypted in the copy), the journal's chain
-key (to read its head), and the object store's credentials.
+key (to read its head), the object store's credentials, and the key that signs the
+backups' records (``[backup] signing_key``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from bastion.backup.config import BackupConfig
 from bastion.backup.manifest import PieceKind
 from bastion.backup.pg_journal import PgJournalSource
+from bastion.backup.signing import RecordSigner, signer_from_secret
 from bastion.clock import Clock
 from bastion.config import PaperConfig, load_config, resolve_path
 from bastion.errors import ConfigError
@@ -49,6 +51,8 @@ class Desk:
     sources: list[Source]
     pg: PgJournalSource | None = None
     """A PostgreSQL journal (``journal`` is then its local path: anchors beside it)."""
+    signer: RecordSigner | None = None
+    """Signs every record stored (``[backup] signing_key``); None: records unsigned."""
 
     @property
     def node_id(self) -> str:
@@ -62,11 +66,22 @@ def load_backup_config(config_path: Path) -> tuple[PaperConfig, BackupConfig]:
     return config, config.backup
 
 
-def open_desk(config_path: Path, *, clock: Clock) -> Desk:
+def open_desk(config_path: Path, *, clock: Clock, sign: bool = True) -> Desk:
+    """The desk to back up; ``sign``: also its signing key, for a command that stores
+    backups (``create``, ``ship``), not one that only reads the desk."""
     config, backup = load_backup_config(config_path)
     base_dir = config_path.resolve().parent
     postgres = config.journal.backend == "postgres"
     refs = [*backup.secret_refs()]
+    signing = backup.signing_ref() if sign else None
+    if sign and signing is None and backup.signing_public_keys:
+        raise ConfigError(
+            "key 'backup.signing_key': not set, and backup.signing_public_keys makes "
+            "every verifier refuse an unsigned record; name the signing key in the vault "
+            "(bastion backup keygen --signing)"
+        )
+    if signing is not None:
+        refs.append(signing)
     # a PostgreSQL journal's rows are backed up as stored (sealed): only its password
     wanted = "journal.password" if postgres else "journal.encryption_key"
     refs += [r for r in config.journal.secret_refs() if r[0] == wanted]
@@ -76,6 +91,7 @@ def open_desk(config_path: Path, *, clock: Clock) -> Desk:
             r for r in venue.secret_refs(f"venues[{n}]") if r[0].endswith("store_encryption_key")
         ]
     secrets = _secrets(config, base_dir, refs, clock)
+    signer = _signer(backup, signing, secrets)
     journal = resolve_path(base_dir, config.journal.path)
     pg = None
     if postgres:
@@ -124,7 +140,26 @@ def open_desk(config_path: Path, *, clock: Clock) -> Desk:
         journal_key=journal_key,
         sources=sources,
         pg=pg,
+        signer=signer,
     )
+
+
+def _signer(
+    backup: BackupConfig, signing: tuple[str, str] | None, secrets: SecretSource | None
+) -> RecordSigner | None:
+    """The signing key, which must be one the config's verifiers trust (when it names
+    any): a key they do not would make backups every restore refuses."""
+    if signing is None:
+        return None
+    assert secrets is not None  # opened: the reference is among the refs
+    signer = signer_from_secret(secrets.get(signing[1]), signing[0])
+    if backup.signing_public_keys and signer.public not in backup.signers():
+        raise ConfigError(
+            f"key 'backup.signing_key': its public key {signer.public} is not in "
+            "backup.signing_public_keys; add it there (every verifier would refuse the "
+            "backups it signs)"
+        )
+    return signer
 
 
 def _secrets(

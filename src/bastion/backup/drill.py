@@ -55,6 +55,7 @@ from bastion.backup.restore import (
     plaintext_keys,
     restore,
 )
+from bastion.backup.signing import Signers
 from bastion.clock import Clock
 from bastion.errors import BackupError, BastionError
 from bastion.journal.keys import JournalKeys
@@ -156,6 +157,7 @@ def run_drill(
     destination: Destination,
     *,
     identities: list[Any],
+    signers: Signers,
     scratch: Path,
     dr: DrConfig,
     clock: Clock,
@@ -170,7 +172,8 @@ def run_drill(
     """Restore the latest backup into ``scratch/desk``, recover, reconcile; measured.
     ``positions_base``: the directory ``[dr.venue_positions] path`` is relative to.
     ``scratch_server``: where a PostgreSQL journal is restored (a database made for
-    this drill, dropped after it unless ``keep``)."""
+    this drill, dropped after it unless ``keep``). ``signers``: the public keys every
+    record restored must be signed by (none: not checked)."""
     started = time.monotonic()
     started_ns = clock.timestamp_ns()
     phases: dict[str, float] = {}
@@ -186,6 +189,7 @@ def run_drill(
             "latest",
             scratch / "desk",
             identities=identities,
+            signers=signers,
             keys_for=keys_for,
             store_keys_for=store_keys_for,
             to_pg=to_pg,

@@ -4,9 +4,11 @@ Two manifests:
 
 - the **record** (``<id>.json``, plaintext beside the encrypted blob): what a machine
   without the private key can check, the blob's size and SHA-256, the backup's kind
-  (``full`` or a journal ``segment``), its journal seq range and chain head, and a
-  checksum of the record itself. It is written last: a backup without its record was
-  never finished (a partial upload) and is not listed.
+  (``full`` or a journal ``segment``), its journal seq range and chain head, a checksum
+  of the record itself and, with ``[backup] signing_key``, the signer's public key and
+  an Ed25519 signature (``bastion.backup.signing``) of the record's canonical bytes
+  (``signed_bytes``). It is written last: a backup without its record was never
+  finished (a partial upload) and is not listed.
 - the **manifest** (``manifest.json`` inside the encrypted archive): every piece's
   path, kind, size and SHA-256, the journal's last seq and head hash, the node, the
   config's SHA-256, the time and the bastion version. Restore checks that it agrees
@@ -16,6 +18,7 @@ Two manifests:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 from pathlib import Path
@@ -23,9 +26,16 @@ from typing import Final, Literal
 
 import msgspec
 
+from bastion.backup.signing import RecordSigner, Signers
 from bastion.errors import IntegrityError
 
 FORMAT: Final = "bastion-backup/1"
+SIGNING_CONTEXT: Final = b"bastion-backup-record/1\n"
+"""Prefixed to what a record's signature covers: the key signs nothing else that could
+be taken for a record."""
+_OPTIONAL: Final = ("signer", "signature")
+"""Left out of a record's bytes when unset, so that records made before signing keep
+their checksum."""
 RECORD_SUFFIX: Final = ".json"
 BLOB_SUFFIX: Final = ".age"
 MANIFEST_NAME: Final = "manifest.json"
@@ -103,19 +113,48 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
     head_hash: str | None
     prev_hash: str | None = None
     recipients: list[str] = []
+    signer: str | None = None
+    """The public key (``ed25519:...``) that signed the record; None: unsigned."""
+    signature: str | None = None
+    """Base64 Ed25519 signature of ``signed_bytes``; None: unsigned."""
     checksum: str = ""
 
     def sealed(self) -> Record:
         return msgspec.structs.replace(self, checksum=_record_checksum(self))
 
+    def signed_by(self, signer: RecordSigner) -> Record:
+        """This record signed by ``signer`` (and sealed)."""
+        named = msgspec.structs.replace(self, signer=signer.public, signature=None)
+        signature = base64.b64encode(signer.sign(signed_bytes(named))).decode("ascii")
+        return msgspec.structs.replace(named, signature=signature).sealed()
+
+
+def _canonical(record: Record, *, leave_out: tuple[str, ...]) -> bytes:
+    """The record as sorted, compact JSON without ``leave_out`` and the unset optional
+    fields (the bytes a checksum or a signature covers)."""
+    fields = msgspec.structs.asdict(record)
+    for name in leave_out:
+        del fields[name]
+    for name in _OPTIONAL:
+        if name in fields and fields[name] is None:
+            del fields[name]
+    return msgspec.json.encode(fields, order="sorted")
+
+
+def signed_bytes(record: Record) -> bytes:
+    """What a record's signature covers: every field but the signature and the checksum
+    (which covers the signature), after ``SIGNING_CONTEXT``. The blob's SHA-256 is one
+    of them, so the signature authenticates the blob too."""
+    return SIGNING_CONTEXT + _canonical(record, leave_out=("signature", "checksum"))
+
 
 def _record_checksum(record: Record) -> str:
-    body = msgspec.json.encode(msgspec.structs.replace(record, checksum=""), order="sorted")
+    body = _canonical(msgspec.structs.replace(record, checksum=""), leave_out=())
     return hashlib.sha256(body).hexdigest()
 
 
 def encode_record(record: Record) -> bytes:
-    return msgspec.json.format(msgspec.json.encode(record.sealed(), order="sorted"), indent=2)
+    return msgspec.json.format(_canonical(record.sealed(), leave_out=()), indent=2)
 
 
 def decode_record(data: bytes, name: str) -> Record:
@@ -129,6 +168,12 @@ def decode_record(data: bytes, name: str) -> Record:
     if record.checksum != _record_checksum(record):
         raise IntegrityError(f"backup record {name}: checksum does not match (edited or damaged)")
     return record
+
+
+def check_signature(record: Record, signers: Signers, backup_id: str) -> None:
+    """``IntegrityError`` naming ``backup_id`` unless ``record`` carries a valid
+    signature by one of ``signers`` (none given: nothing is checked)."""
+    signers.check(backup_id, record.signer, record.signature, signed_bytes(record))
 
 
 def encode_manifest(manifest: Manifest) -> bytes:

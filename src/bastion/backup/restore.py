@@ -2,7 +2,8 @@
 the journal segments shipped after it.
 
 Everything happens in a scratch directory beside the target (same filesystem): fetch
-the record and the blob, check the blob's size and SHA-256 against the record, decrypt
+the record (its signature checked when public keys are given: ``bastion.backup.
+signing``) and the blob, check the blob's size and SHA-256 against the record, decrypt
 it, unpack it, check that the manifest inside agrees with the record and that every
 piece is there with its size and SHA-256 (and nothing else), apply the segments whose
 rows continue the journal's chain, check the restored journal's whole chain, and only
@@ -40,6 +41,7 @@ from bastion.backup.manifest import (
     sha256_file,
 )
 from bastion.backup.shipping import SEGMENT_NAME, SegmentData
+from bastion.backup.signing import Signers
 from bastion.errors import BackupError, UsageError
 from bastion.journal.anchors import anchor_path
 from bastion.journal.keys import PLAINTEXT, JournalKeys
@@ -91,11 +93,16 @@ def check_target(target: Path) -> None:
 
 
 def fetch_verified(
-    destination: Destination, entry_id: str, scratch: Path, identities: list[Any] | None
+    destination: Destination,
+    entry_id: str,
+    scratch: Path,
+    identities: list[Any] | None,
+    signers: Signers,
 ) -> tuple[Record, Path]:
-    """The record and the blob, the blob checked against the record; with identities,
-    also decrypted and unpacked into ``scratch/<id>`` (the path returned then)."""
-    record = fetch_record(destination, entry_id)
+    """The record (signed by one of ``signers``, when any is given) and the blob, the
+    blob checked against the record; with identities, also decrypted and unpacked into
+    ``scratch/<id>`` (the path returned then)."""
+    record = fetch_record(destination, entry_id, signers)
     blob = scratch / record.blob
     destination.get(record.blob, blob)
     size = blob.stat().st_size
@@ -153,6 +160,7 @@ def restore(
     target: Path,
     *,
     identities: list[Any],
+    signers: Signers,
     keys_for: KeysFor = plaintext_keys,
     with_segments: bool = True,
     store_keys_for: StoreKeysFor = no_store_keys,
@@ -161,7 +169,8 @@ def restore(
     """Restore ``backup_id`` (or ``latest``) and the segments after it into ``target``; the
     FIX session stores are brought to the last segment's state (``fix_state``). A
     PostgreSQL journal's backup writes the journal into ``to_pg``'s database instead of
-    a file (the desk's other files still go to ``target``)."""
+    a file (the desk's other files still go to ``target``). With ``signers``, the full
+    backup's record and every segment's must be signed by one of them."""
     started = time.monotonic()
     check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -170,14 +179,14 @@ def restore(
         entry = find(destination, backup_id)
         if entry.kind != "full":
             raise UsageError(f"backup {entry.id}: a journal segment; restore a full backup")
-        record, unpacked = fetch_verified(destination, entry.id, scratch, identities)
+        record, unpacked = fetch_verified(destination, entry.id, scratch, identities, signers)
         manifest = open_contents(record, unpacked)
         phases = {"fetch": time.monotonic() - started}
         tree = unpacked / "desk"
         config = unpacked / manifest.config_path
         keys = keys_for(config, manifest)
         segs = _segments_after(destination, manifest.journal.last_seq) if with_segments else []
-        fetching = _Fetching(destination, scratch, identities)
+        fetching = _Fetching(destination, scratch, identities, signers)
         if manifest.journal.backend == "postgres":
             if to_pg is None:
                 raise UsageError(
@@ -255,10 +264,11 @@ class _Fetching:
     destination: Destination
     scratch: Path
     identities: list[Any]
+    signers: Signers
 
     def segment(self, seg: Entry) -> SegmentData:
         seg_record, seg_dir = fetch_verified(
-            self.destination, seg.id, self.scratch, self.identities
+            self.destination, seg.id, self.scratch, self.identities, self.signers
         )
         open_contents(seg_record, seg_dir)
         data = msgspec.msgpack.decode((seg_dir / SEGMENT_NAME).read_bytes(), type=SegmentData)

@@ -3,7 +3,13 @@
 newest full backup; delete the other full backups, and the journal segments that end
 at or before the oldest full backup kept (no kept backup needs them to roll forward).
 A segment after the newest full backup is never deleted, nor the full backup it
-continues."""
+continues.
+
+With public signing keys, every full backup's record is checked before anything is
+deleted: a forged one (dated ahead, say) would otherwise count as the newest of its
+hour, day or month and push real backups out; one refused stops the prune. Segments
+are not read: a segment is deleted by its own seq range, so a forged one changes the
+fate of no other."""
 
 from __future__ import annotations
 
@@ -11,10 +17,11 @@ from dataclasses import dataclass
 
 import structlog
 
-from bastion.backup.catalog import Entry, fulls, segments
+from bastion.backup.catalog import Entry, fetch_record, fulls, segments
 from bastion.backup.config import RetentionConfig
 from bastion.backup.destinations import Destination
 from bastion.backup.manifest import BLOB_SUFFIX, RECORD_SUFFIX
+from bastion.backup.signing import Signers
 
 log = structlog.get_logger("bastion.backup")
 
@@ -49,10 +56,16 @@ def plan(full: list[Entry], segs: list[Entry], policy: RetentionConfig) -> Plan:
     return Plan(keep=keep_full + keep_segs, delete=delete)
 
 
-def prune(destination: Destination, policy: RetentionConfig) -> Plan:
+def prune(destination: Destination, policy: RetentionConfig, *, signers: Signers) -> Plan:
     """Apply the policy: each deleted backup's record goes first, then its blob (a blob
-    without its record is no longer listed, so a prune cut short leaves no half backup)."""
-    chosen = plan(fulls(destination), segments(destination), policy)
+    without its record is no longer listed, so a prune cut short leaves no half backup).
+    With ``signers``, ``IntegrityError`` naming the first full backup whose record is
+    not validly signed, before anything is deleted."""
+    full = fulls(destination)
+    if signers.required:
+        for entry in full:
+            fetch_record(destination, entry.id, signers)
+    chosen = plan(full, segments(destination), policy)
     for entry in chosen.delete:
         destination.delete(entry.id + RECORD_SUFFIX)
         destination.delete(entry.id + BLOB_SUFFIX)

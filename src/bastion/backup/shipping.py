@@ -23,7 +23,7 @@ import structlog
 
 from bastion import __version__
 from bastion.backup import fix_state, pg_journal
-from bastion.backup.catalog import fulls, segments
+from bastion.backup.catalog import fetch_record, fulls, segments
 from bastion.backup.create import archive_path, seal_and_store, work_dir
 from bastion.backup.desk import Desk
 from bastion.backup.destinations import Destination
@@ -37,6 +37,7 @@ from bastion.backup.manifest import (
     segment_id,
     sha256_file,
 )
+from bastion.backup.signing import Signers
 from bastion.clock import Clock
 from bastion.errors import BackupError, BastionError
 from bastion.journal.anchors import anchor_path
@@ -64,10 +65,17 @@ class SegmentData(msgspec.Struct, frozen=True, kw_only=True):
     pg_runs: list[pg_journal.PgRunRow] = msgspec.field(default_factory=list)
 
 
-def shipped_through(destination: Destination) -> int:
-    """The last seq already at the destination (a segment's or else a full backup's)."""
-    last = [e.last_seq for e in segments(destination)] + [e.last_seq for e in fulls(destination)]
-    return max(last, default=0)
+def shipped_through(destination: Destination, signers: Signers) -> int:
+    """The last seq already at the destination (a segment's or else a full backup's).
+    With ``signers``, the record that says so must be signed by one of them: a forged
+    name far ahead would otherwise stop the shipping of every event up to it."""
+    found = [*segments(destination), *fulls(destination)]
+    if not found:
+        return 0
+    newest = max(found, key=lambda e: e.last_seq)
+    if signers.required:
+        fetch_record(destination, newest.id, signers)
+    return newest.last_seq
 
 
 def read_segment(desk: Desk, after_seq: int) -> SegmentData:
@@ -191,6 +199,7 @@ def ship_once(
             desk.backup.recipients,
             destination,
             head_hash=manifest.journal.head_hash,
+            signer=desk.signer,
         )
     except BackupError:
         raise
@@ -220,7 +229,7 @@ def ship_forever(
     segments were shipped. A failed round is logged (``backup_failed``) and retried at
     the next interval from the same seq; the last of ``rounds`` raises instead."""
     shipped = 0
-    after = shipped_through(destination)
+    after = shipped_through(destination, desk.backup.signers())
     n = 0
     while rounds is None or n < rounds:
         n += 1

@@ -1,10 +1,11 @@
 """``bastion backup verify``: check backups where they are stored.
 
-Without the private key (integrity): each record's checksum, and its blob's size and
-SHA-256 against it, so the machine that stores backups can check them daily. With the
-identity (contents): the blob decrypted, the manifest inside checked against the
-record, every piece's SHA-256, and a full backup's journal chain verified on a
-temporary copy (``bastion.journal.verify_journal``)."""
+Without the private key (integrity): each record's checksum and, when public signing
+keys are given, its signature, and its blob's size and SHA-256 against it, so the
+machine that stores backups can check them daily. With the identity (contents): the
+blob decrypted, the manifest inside checked against the record, every piece's
+SHA-256, and a full backup's journal chain verified on a temporary copy
+(``bastion.journal.verify_journal``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from bastion.backup.restore import (
     open_contents,
     plaintext_keys,
 )
+from bastion.backup.signing import Signers
 from bastion.errors import BackupError
 from bastion.journal.keys import JournalKeys
 
@@ -36,6 +38,8 @@ class Checked:
     contents: bool
     """True when the blob was decrypted and its contents checked too."""
     last_seq: int
+    signed: bool = False
+    """The record carries a signature (checked when signers were given)."""
 
 
 def verify(
@@ -43,16 +47,18 @@ def verify(
     backup_id: str | None,
     *,
     identities: list[Any] | None,
+    signers: Signers,
     keys_for: KeysFor = plaintext_keys,
 ) -> list[Checked]:
     """Check one backup (``latest`` for the newest full one), or all (``None``);
-    ``BackupError`` naming the first that fails."""
+    ``BackupError`` (``IntegrityError``) naming the first that fails. With ``signers``,
+    each record must be signed by one of them."""
     chosen = entries(destination) if backup_id is None else [find(destination, backup_id)]
     checked = []
     for entry in chosen:
         scratch = Path(tempfile.mkdtemp(prefix="bastion-verify-"))
         try:
-            record, unpacked = fetch_verified(destination, entry.id, scratch, identities)
+            record, unpacked = fetch_verified(destination, entry.id, scratch, identities, signers)
             if identities is not None:
                 manifest = open_contents(record, unpacked)
                 if manifest.kind == "full" and manifest.journal.path is not None:
@@ -62,7 +68,15 @@ def verify(
                         raise BackupError(
                             f"backup {record.id}: its journal fails its check: {problem}"
                         )
-            checked.append(Checked(record.id, record.kind, identities is not None, record.last_seq))
+            checked.append(
+                Checked(
+                    record.id,
+                    record.kind,
+                    identities is not None,
+                    record.last_seq,
+                    signed=record.signature is not None,
+                )
+            )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return checked

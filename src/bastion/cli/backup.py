@@ -2,8 +2,9 @@
 (``bastion.backup``; docs/dr.md).
 
 A command that fails logs ``backup_failed`` (an error line the alert rules and log
-shipping match) and exits non-zero; a systemd timer that runs it then marks the unit
-failed too (deploy/systemd)."""
+shipping match), raises the ``backup-failed`` alert through the config's routes when it
+has a config (a restore: ``--config``, or ``--from`` a config), and exits non-zero; a
+systemd timer that runs it then marks the unit failed too (deploy/systemd)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
+from bastion.cli.backup_keys import cmd_keygen
 from bastion.cli.common import (
     EXIT_OK,
     Commands,
@@ -25,9 +27,11 @@ from bastion.cli.common import (
     wall_clock,
     wrap,
 )
-from bastion.errors import BastionError, UsageError
+from bastion.cli.vault import vault_options
+from bastion.errors import BastionError, IntegrityError, UsageError
 
 if TYPE_CHECKING:
+    from bastion.backup.config import BackupConfig
     from bastion.backup.destinations import Destination
     from bastion.backup.manifest import Manifest, Record
     from bastion.backup.restore import PgTarget
@@ -43,10 +47,17 @@ Backups are encrypted with age to the public keys in [backup] recipients; only t
 private key (an identity file made by `bastion backup keygen`, kept offline) reads
 them. --identity takes that file's path, never the key itself.
 
-A failed create, ship, prune or verify logs backup_failed and exits 1.
+With [backup] signing_key, create and ship sign every record (Ed25519, the key in the
+vault: `bastion backup keygen --signing`); with [backup] signing_public_keys (or
+restore --signer), a record not signed by one of them is refused.
+
+A failed create, ship, prune, verify or restore logs backup_failed, raises the
+backup-failed alert through the config's routes (restore: with --config, or --from a
+config) and exits 1 (2 for a wrong key or config).
 
 examples:
   bastion backup keygen --out /media/offline/desk-backup.key
+  bastion backup keygen --signing --config mydesk/paper.toml   # into the desk's vault
   bastion backup create mydesk/paper.toml
   bastion backup ship mydesk/paper.toml --every 5
   bastion backup list mydesk/paper.toml
@@ -57,7 +68,7 @@ examples:
   bastion backup restore latest --from /mnt/offsite/bastion/node-1 --to /srv/desk \\
       --identity KEY --to-url postgresql://bastion@dr-db:5432/desk   # a PostgreSQL journal
   bastion backup restore latest --from s3://desk-backups/node-1 --endpoint https://s3.example.net \\
-      --to /srv/desk --identity KEY          # credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+      --to /srv/desk --identity KEY --config dr/paper.toml   # credentials: AWS_ACCESS_KEY_ID/...
 """
 
 
@@ -75,9 +86,26 @@ def add_backup_commands(commands: Commands, formatter: Formatter) -> None:
     backup.set_defaults(handler=lambda _args: usage(backup))
     sub = backup.add_subparsers(dest="backup_command", metavar="COMMAND", title="commands")
 
-    keygen = sub.add_parser("keygen", help="make an age identity; print its public key")
-    keygen.add_argument("--out", required=True, metavar="FILE", help="identity file (0600)")
-    keygen.set_defaults(handler=cmd_keygen)
+    keygen = sub.add_parser(
+        "keygen",
+        help="make an age identity (--out), or a record signing key (--signing); print "
+        "its public key",
+        parents=[vault_options()],
+    )
+    keygen.add_argument("--out", metavar="FILE", help="the age identity file to write (0600)")
+    keygen.add_argument(
+        "--signing",
+        action="store_true",
+        help="an Ed25519 key that signs the backups' records, written into the vault "
+        "(--vault or --config; never shown)",
+    )
+    keygen.add_argument(
+        "--name",
+        metavar="NAME",
+        help="--signing: the vault entry (default: the config's [backup] signing_key, "
+        "else backup/signing)",
+    )
+    keygen.set_defaults(handler=cmd_keygen)  # bastion.cli.backup_keys
 
     create = sub.add_parser("create", help="one full backup now, then prune")
     create.add_argument("config", metavar="CONFIG")
@@ -142,32 +170,72 @@ def add_backup_commands(commands: Commands, formatter: Formatter) -> None:
         "--no-segments", action="store_true", help="the full backup only, no shipped journal"
     )
     restore.add_argument(
+        "--config",
+        metavar="CONFIG",
+        help="the desk's config (a copy at the DR site): a failed restore raises "
+        "backup-failed through its alert routes, and its [backup] signing_public_keys "
+        "are required (default: --from, when it is a config)",
+    )
+    restore.add_argument(
+        "--signer",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a trusted public signing key (ed25519:...; repeat for more): every record "
+        "must be signed by one of these or the config's signing_public_keys",
+    )
+    restore.add_argument(
         "--to-url",
         metavar="URL",
         help="a PostgreSQL journal's backup: the database to write it into (a libpq URL "
         "without a password: PGPASSWORD, else the restored vault's journal.password)",
     )
-    restore.set_defaults(handler=_alerting("restore", cmd_restore))
+    restore.set_defaults(handler=_alerting("restore", cmd_restore, config_of=restore_config))
+
+
+def _config_arg(args: argparse.Namespace) -> Path | None:
+    return Path(args.config)
 
 
 def _alerting(
-    command: str, handler: Callable[[argparse.Namespace], int]
+    command: str,
+    handler: Callable[[argparse.Namespace], int],
+    *,
+    config_of: Callable[[argparse.Namespace], Path | None] = _config_arg,
 ) -> Callable[[argparse.Namespace], int]:
-    """Log ``backup_failed`` for an error (the alert rules match it), then let it exit."""
+    """Log ``backup_failed`` for an error (the alert rules match it) and raise the
+    ``backup-failed`` alert through the routes of the config ``config_of`` names (none:
+    logged only), then let it exit."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
         except BastionError as error:
             log.error("backup_failed", command=command, error=str(error))
-            config = getattr(args, "config", None)
-            if config is not None and not getattr(args, "report_rounds", False):
+            if getattr(args, "report_rounds", False):
+                raise  # the node counts the child's failures and alerts itself
+            config = config_of(args)
+            if config is None:
+                log.warning(
+                    "backup_alert_not_sent",
+                    command=command,
+                    reason="no config to take alert routes from (restore --config CONFIG)",
+                )
+            else:
                 from bastion.monitor.alerts.oneshot import raise_backup_failed
 
-                raise_backup_failed(Path(config), command, clock=wall_clock())
+                raise_backup_failed(config, command, clock=wall_clock(), error=str(error))
             raise
 
     return run
+
+
+def restore_config(args: argparse.Namespace) -> Path | None:
+    """The desk's config a restore has: ``--config``, else ``--from`` when it is one."""
+    if args.config is not None:
+        return Path(args.config)
+    source = Path(args.source)
+    return source if source.is_file() else None
 
 
 def _low_priority() -> None:
@@ -192,8 +260,9 @@ def _desk_and_destination(config: str) -> tuple[Any, Destination]:
     return desk, destination
 
 
-def _destination_only(config: str) -> Destination:
-    """The config's destination, opening the vault only for the store's credentials."""
+def _destination_only(config: str) -> tuple[BackupConfig, Destination]:
+    """The config's ``[backup]`` and destination, opening the vault only for the
+    store's credentials."""
     from bastion.backup.desk import load_backup_config
     from bastion.backup.destinations import open_destination
     from bastion.vault.config import load_secrets
@@ -210,16 +279,8 @@ def _destination_only(config: str) -> Destination:
             scope="live" if node.node.mode == "live" else "paper",
             clock=wall_clock(),
         )
-    return open_destination(backup, base_dir=base_dir, node_id=node.node.id, secrets=secrets)
-
-
-def cmd_keygen(args: argparse.Namespace) -> int:
-    from bastion.backup.encryption import new_identity
-
-    public = new_identity(Path(args.out))
-    print(f"identity written to {args.out} (keep it offline); its public key:")
-    print(public)
-    return EXIT_OK
+    destination = open_destination(backup, base_dir=base_dir, node_id=node.node.id, secrets=secrets)
+    return backup, destination
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -236,7 +297,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         f"at {destination.where}"
     )
     if not args.no_prune:
-        plan = prune(destination, desk.backup.retention)
+        plan = prune(destination, desk.backup.retention, signers=desk.backup.signers())
         print(f"retention: {len(plan.keep)} kept, {len(plan.delete)} deleted")
     return EXIT_OK
 
@@ -288,11 +349,29 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bastion.backup.catalog import entries
+    """The backups by name; with signing keys configured, each record is read and
+    checked too, and one refused is shown and makes the command fail."""
+    from bastion.backup.catalog import entries, fetch_record
 
-    destination = _destination_only(args.config)
+    backup, destination = _destination_only(args.config)
+    signers = backup.signers()
+    refused = []
     for entry in entries(destination):
-        print(f"{entry.id}  {entry.kind:<7}  seq {entry.first_seq}..{entry.last_seq}")
+        line = f"{entry.id}  {entry.kind:<7}  seq {entry.first_seq}..{entry.last_seq}"
+        if signers.required:
+            try:
+                fetch_record(destination, entry.id, signers)
+            except BastionError as error:
+                refused.append(entry.id)
+                line += f"  REFUSED: {error}"
+            else:
+                line += "  signed"
+        print(line)
+    if refused:
+        raise IntegrityError(
+            f"backup destination {destination.where}: {len(refused)} record(s) refused "
+            f"(first: {refused[0]}); nothing there can be trusted until they are explained"
+        )
     return EXIT_OK
 
 
@@ -300,23 +379,37 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from bastion.backup.encryption import load_identities
     from bastion.backup.verify import verify
 
-    destination = _destination_only(args.config)
+    backup, destination = _destination_only(args.config)
+    signers = backup.signers()
     identities = load_identities(Path(args.identity)) if args.identity else None
-    checked = verify(destination, args.backup_id, identities=identities, keys_for=desk_journal_keys)
+    checked = verify(
+        destination,
+        args.backup_id,
+        identities=identities,
+        signers=signers,
+        keys_for=desk_journal_keys,
+    )
     for item in checked:
         what = "contents, pieces and journal" if item.contents else "integrity (no key)"
-        print(f"ok: {item.id} ({item.kind}, seq ..{item.last_seq}): {what}")
+        signed = ", signed by a trusted key" if signers.required else ""
+        print(f"ok: {item.id} ({item.kind}, seq ..{item.last_seq}): {what}{signed}")
     if not checked:
         print(f"no backups at {destination.where}")
+    elif not signers.required:
+        unsigned = sum(not item.signed for item in checked)
+        print(
+            f"unsigned: {unsigned} of {len(checked)} record(s) carry no signature and no "
+            "signature is checked ([backup] signing_public_keys is not set): anyone who "
+            "can write to the store can forge a backup that decrypts (docs/dr.md)"
+        )
     return EXIT_OK
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from bastion.backup.desk import load_backup_config
     from bastion.backup.retention import prune
 
-    _, backup = load_backup_config(Path(args.config))
-    plan = prune(_destination_only(args.config), backup.retention)
+    backup, destination = _destination_only(args.config)
+    plan = prune(destination, backup.retention, signers=backup.signers())
     print(f"retention: {len(plan.keep)} kept, {len(plan.delete)} deleted")
     for entry in plan.delete:
         print(f"deleted {entry.id}")
@@ -326,7 +419,18 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from bastion.backup.encryption import load_identities
     from bastion.backup.restore import restore
+    from bastion.cli.backup_keys import restore_signers
 
+    config = restore_config(args)
+    if config is not None and not config.is_file():
+        raise UsageError(f"--config {config}: no such config")
+    signers = restore_signers(config, args.signer)
+    if not signers.required:
+        log.warning(
+            "backup_signatures_unchecked",
+            reason="no signing public key (--signer, or [backup] signing_public_keys "
+            "in --config): the records' signatures are not checked",
+        )
     identities = load_identities(Path(args.identity))
     destination = source_destination(args)
     restored = restore(
@@ -334,6 +438,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         args.backup_id,
         Path(args.to),
         identities=identities,
+        signers=signers,
         keys_for=desk_journal_keys,
         with_segments=not args.no_segments,
         store_keys_for=desk_store_keys,
@@ -416,7 +521,7 @@ def source_destination(args: argparse.Namespace) -> Destination:
         )
     path = Path(source)
     if path.is_file():
-        return _destination_only(source)
+        return _destination_only(source)[1]
     if not path.is_dir():
         raise UsageError(f"--from {source}: no such directory or config")
     return DirDestination(path)

@@ -47,6 +47,9 @@ positions are reconciled with the venue's. A venue without such a session: give
 [dr.venue_positions] instead (positions from a statement). It never writes the source
 desk's files nor uses its venue session.
 
+Every record restored must be signed by one of the config's [backup]
+signing_public_keys when it names any (docs/dr.md, "Signed records").
+
 A desk journaling to PostgreSQL: the journal is restored into a database the drill
 creates on [dr] scratch_url's server (password: PGPASSWORD, else the vault's
 [dr] scratch_password) and drops afterwards unless --keep.
@@ -129,6 +132,7 @@ def _drill(args: argparse.Namespace) -> int:
     from bastion.backup.config import DrConfig
     from bastion.backup.drill import run_drill
     from bastion.backup.encryption import load_identities
+    from bastion.backup.signing import UNCHECKED
     from bastion.cli.backup import (
         desk_journal_keys,
         desk_store_keys,
@@ -145,9 +149,16 @@ def _drill(args: argparse.Namespace) -> int:
         args.source = str(config_path)
     destination = source_destination(args)
     dr = config.dr or DrConfig()
+    signers = config.backup.signers() if config.backup is not None else UNCHECKED
+    if not signers.required:
+        log.warning(
+            "backup_signatures_unchecked",
+            reason="no [backup] signing_public_keys: the records' signatures are not checked",
+        )
     report = run_drill(
         destination,
         identities=identities,
+        signers=signers,
         scratch=Path(args.scratch),
         dr=dr,
         clock=wall_clock(),
@@ -260,7 +271,7 @@ def _source_journal(config_path: Path) -> SourceJournal | None:
     from bastion.backup.desk import open_desk
 
     try:
-        desk = open_desk(config_path, clock=wall_clock())
+        desk = open_desk(config_path, clock=wall_clock(), sign=False)
     except (BastionError, OSError) as error:
         log.info("dr_drill_source_not_reachable", config=str(config_path), error=str(error))
         return None

@@ -22,6 +22,7 @@ from bastion.backup.manifest import (
     encode_record,
 )
 from bastion.backup.restore import RESTORE_MANIFEST, restore
+from bastion.backup.signing import UNCHECKED
 from bastion.backup.verify import verify
 from bastion.clock import LiveClock
 from bastion.errors import BackupError, BackupKeyError, IntegrityError, UsageError
@@ -70,7 +71,9 @@ def test_when_restored_then_every_file_is_back_and_the_journal_verifies(
     """A restore gives back the config, strategy, vault and journal, chain intact."""
     destination, backup_id = backup(desk)
     target = tmp_path / "restored"
-    restored = restore(destination, "latest", target, identities=identities(desk))
+    restored = restore(
+        destination, "latest", target, identities=identities(desk), signers=UNCHECKED
+    )
     assert restored.backup_id == backup_id
     assert restored.last_seq == 50
     for name in ("paper.toml", "strategies/idle.py", "vault.bastion"):
@@ -93,7 +96,14 @@ def test_when_the_journal_is_encrypted_and_keyed_then_the_copy_stays_encrypted(
     target = tmp_path / "restored"
     from bastion.cli.backup import desk_journal_keys
 
-    restore(destination, "latest", target, identities=identities(desk), keys_for=desk_journal_keys)
+    restore(
+        destination,
+        "latest",
+        target,
+        identities=identities(desk),
+        signers=UNCHECKED,
+        keys_for=desk_journal_keys,
+    )
     journal = target / "state" / "journal.sqlite"
     assert not journal.read_bytes().startswith(b"SQLite format 3")
     result = verify_journal(journal, keys=desk.keys)
@@ -109,7 +119,7 @@ def test_when_restoring_into_a_non_empty_directory_then_it_is_refused(
     target.mkdir()
     (target / "keep.txt").write_text("x")
     with pytest.raises(UsageError, match="not an empty directory"):
-        restore(destination, "latest", target, identities=identities(desk))
+        restore(destination, "latest", target, identities=identities(desk), signers=UNCHECKED)
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
 
 
@@ -127,7 +137,13 @@ def test_when_the_key_is_wrong_then_the_restore_is_refused_and_leaves_nothing(
     encryption.new_identity(other)
     target = tmp_path / "restored"
     with pytest.raises(BackupKeyError, match="not one the backup was encrypted to"):
-        restore(destination, "latest", target, identities=encryption.load_identities(other))
+        restore(
+            destination,
+            "latest",
+            target,
+            identities=encryption.load_identities(other),
+            signers=UNCHECKED,
+        )
     assert_nothing_restored(tmp_path, target)
 
 
@@ -142,10 +158,10 @@ def test_when_a_byte_of_the_blob_is_flipped_then_it_is_refused(
     flip_byte(blob, offset)
     target = tmp_path / "restored"
     with pytest.raises(BackupError, match="SHA-256 does not match"):
-        restore(destination, "latest", target, identities=identities(desk))
+        restore(destination, "latest", target, identities=identities(desk), signers=UNCHECKED)
     assert_nothing_restored(tmp_path, target)
     with pytest.raises(BackupError, match="SHA-256"):
-        verify(destination, backup_id, identities=None)
+        verify(destination, backup_id, identities=None, signers=UNCHECKED)
 
 
 def test_when_the_blob_is_truncated_then_it_is_refused(desk: BackupDesk, tmp_path: Path) -> None:
@@ -155,7 +171,7 @@ def test_when_the_blob_is_truncated_then_it_is_refused(desk: BackupDesk, tmp_pat
     blob.write_bytes(blob.read_bytes()[:-4096])
     target = tmp_path / "restored"
     with pytest.raises(BackupError, match="truncated or replaced"):
-        restore(destination, "latest", target, identities=identities(desk))
+        restore(destination, "latest", target, identities=identities(desk), signers=UNCHECKED)
     assert_nothing_restored(tmp_path, target)
 
 
@@ -167,7 +183,13 @@ def test_when_the_record_is_edited_then_its_checksum_refuses_it(
     path = destination.root / (backup_id + RECORD_SUFFIX)
     path.write_bytes(path.read_bytes().replace(b'"last_seq": 50', b'"last_seq": 99'))
     with pytest.raises(IntegrityError, match="checksum does not match"):
-        restore(destination, "latest", tmp_path / "restored", identities=identities(desk))
+        restore(
+            destination,
+            "latest",
+            tmp_path / "restored",
+            identities=identities(desk),
+            signers=UNCHECKED,
+        )
     assert_nothing_restored(tmp_path, tmp_path / "restored")
 
 
@@ -178,11 +200,17 @@ def test_when_the_record_is_resealed_with_other_values_then_the_manifest_inside_
     import msgspec
 
     destination, backup_id = backup(desk)
-    record = fetch_record(destination, backup_id)
+    record = fetch_record(destination, backup_id, UNCHECKED)
     forged = msgspec.structs.replace(record, head_hash="00" * 32)
     (destination.root / (backup_id + RECORD_SUFFIX)).write_bytes(encode_record(forged))
     with pytest.raises(IntegrityError, match="disagree on head_hash"):
-        restore(destination, "latest", tmp_path / "restored", identities=identities(desk))
+        restore(
+            destination,
+            "latest",
+            tmp_path / "restored",
+            identities=identities(desk),
+            signers=UNCHECKED,
+        )
     assert_nothing_restored(tmp_path, tmp_path / "restored")
 
 
@@ -209,7 +237,7 @@ def reseal_without(
     (unpacked / MANIFEST_NAME).write_bytes(encode_manifest(manifest))
     archive.pack(unpacked, work / "b.tar")
     encryption.encrypt_file(work / "b.tar", blob, [desk.recipient])
-    record = fetch_record(destination, backup_id)
+    record = fetch_record(destination, backup_id, UNCHECKED)
     record = msgspec.structs.replace(
         record, blob_size=blob.stat().st_size, blob_sha256=sha256_file(blob)
     )
@@ -226,7 +254,7 @@ def test_when_a_piece_is_missing_then_the_restore_is_refused(
     reseal_without(desk, destination, backup_id, kind)
     target = tmp_path / "restored"
     with pytest.raises(BackupError, match=f"\\({kind}\\) is missing"):
-        restore(destination, "latest", target, identities=identities(desk))
+        restore(destination, "latest", target, identities=identities(desk), signers=UNCHECKED)
     assert_nothing_restored(tmp_path, target)
 
 
@@ -239,9 +267,21 @@ def test_when_an_upload_did_not_finish_then_the_backup_is_not_listed_nor_restore
     (destination.root / "full-20990101T000000000Z-000000000099.age.partial").write_bytes(b"x")
     assert entries(destination) == []
     with pytest.raises(BackupError, match="incomplete"):
-        restore(destination, backup_id, tmp_path / "restored", identities=identities(desk))
+        restore(
+            destination,
+            backup_id,
+            tmp_path / "restored",
+            identities=identities(desk),
+            signers=UNCHECKED,
+        )
     with pytest.raises(BackupError, match="no full backup"):
-        restore(destination, "latest", tmp_path / "restored", identities=identities(desk))
+        restore(
+            destination,
+            "latest",
+            tmp_path / "restored",
+            identities=identities(desk),
+            signers=UNCHECKED,
+        )
     assert_nothing_restored(tmp_path, tmp_path / "restored")
 
 
@@ -250,9 +290,9 @@ def test_when_verified_with_the_key_then_contents_and_journal_are_checked(
 ) -> None:
     """verify: integrity without the key, contents and journal chain with it."""
     destination, backup_id = backup(desk)
-    (checked,) = verify(destination, None, identities=None)
+    (checked,) = verify(destination, None, identities=None, signers=UNCHECKED)
     assert (checked.id, checked.contents) == (backup_id, False)
-    (checked,) = verify(destination, "latest", identities=identities(desk))
+    (checked,) = verify(destination, "latest", identities=identities(desk), signers=UNCHECKED)
     assert checked.contents and checked.last_seq == 50
 
 

@@ -14,6 +14,7 @@ from bastion.backup.create import create_backup
 from bastion.backup.desk import open_desk
 from bastion.backup.destinations import Destination, open_destination
 from bastion.backup.drill import DrillReport, recover_positions, run_drill
+from bastion.backup.signing import UNCHECKED
 from bastion.clock import LiveClock
 from bastion.errors import BackupError, ConfigError, UsageError
 from bastion.journal.keys import PLAINTEXT
@@ -43,6 +44,7 @@ def drill(
     return run_drill(
         destination,
         identities=encryption.load_identities(desk.identity),
+        signers=UNCHECKED,
         scratch=scratch,
         dr=dr,
         clock=CLOCK,
@@ -106,6 +108,7 @@ def test_when_the_source_is_unreachable_then_the_rpo_is_unknown(
     report = run_drill(
         destination,
         identities=encryption.load_identities(desk.identity),
+        signers=UNCHECKED,
         scratch=tmp_path / "scratch",
         dr=DrConfig(),
         clock=CLOCK,

@@ -13,6 +13,7 @@ from bastion.backup.desk import open_desk
 from bastion.backup.destinations import DirDestination, open_destination
 from bastion.backup.restore import restore
 from bastion.backup.shipping import ship_once, shipped_through
+from bastion.backup.signing import UNCHECKED
 from bastion.clock import LiveClock
 from bastion.errors import BackupError
 from bastion.journal import verify_journal
@@ -36,7 +37,7 @@ def opened(desk: BackupDesk) -> tuple[object, DirDestination]:
 
 def ship(desk: BackupDesk) -> None:
     d, destination = opened(desk)
-    ship_once(d, destination, after_seq=shipped_through(destination), clock=CLOCK)  # type: ignore[arg-type]
+    ship_once(d, destination, after_seq=shipped_through(destination, UNCHECKED), clock=CLOCK)  # type: ignore[arg-type]
 
 
 def test_when_segments_follow_a_full_backup_then_restore_reaches_the_last_shipped_event(
@@ -56,6 +57,7 @@ def test_when_segments_follow_a_full_backup_then_restore_reaches_the_last_shippe
         "latest",
         tmp_path / "restored",
         identities=encryption.load_identities(desk.identity),
+        signers=UNCHECKED,
     )
     assert restored.last_seq == 45 and len(restored.segments) == 2
     result = verify_journal(tmp_path / "restored" / "state" / "journal.sqlite")
@@ -82,6 +84,7 @@ def test_when_a_full_backup_falls_inside_a_segment_then_only_its_newer_rows_appl
         "latest",
         tmp_path / "restored",
         identities=encryption.load_identities(desk.identity),
+        signers=UNCHECKED,
     )
     assert restored.last_seq == 33
     assert verify_journal(tmp_path / "restored" / "state" / "journal.sqlite").ok
@@ -105,6 +108,7 @@ def test_when_a_segment_is_missing_then_the_restore_is_refused(
             "latest",
             tmp_path / "restored",
             identities=encryption.load_identities(desk.identity),
+            signers=UNCHECKED,
         )
     assert not (tmp_path / "restored").exists()
 
@@ -130,6 +134,7 @@ def test_when_a_segment_does_not_continue_the_chain_then_the_restore_is_refused(
             "latest",
             tmp_path / "restored",
             identities=encryption.load_identities(desk.identity),
+            signers=UNCHECKED,
         )
     assert not (tmp_path / "restored").exists()
 
@@ -140,9 +145,9 @@ def test_when_shipping_resumes_then_it_starts_after_what_the_destination_holds(
     """A restarted shipper reads where it left off from the destination, not from memory."""
     d, destination = opened(desk)
     create_backup(d, destination, clock=CLOCK)  # type: ignore[arg-type]
-    assert shipped_through(destination) == 20
+    assert shipped_through(destination, UNCHECKED) == 20
     desk.append(fills(2, ts_ns=2))
     ship(desk)
-    assert shipped_through(destination) == 22
+    assert shipped_through(destination, UNCHECKED) == 22
     (segment,) = segments(destination)
     assert (segment.first_seq, segment.last_seq) == (21, 22)

@@ -9,6 +9,11 @@ deliveries. A journal event is published on the engine's bus (``event``); a coun
 read as two samples of the command's own series, before it counted and after
 (``counted``), as a node's sampler would read it.
 
+A failed backup command's one reading of ``bastion_backup_failures_total`` also
+carries its error as the label ``error`` (one line, every secret the process loaded
+masked, cut at ``MAX_ERROR_CHARS``), so the notification says what failed; the node's
+own series never carry it.
+
 Nothing is raised when the config has no ``[monitoring]`` (or turns it off), as on the
 node; an alert that cannot be sent (a route's secret missing, a receiver down) is logged
 and never turns the command's own outcome into another.
@@ -30,12 +35,14 @@ from bastion.monitor.alerts.engine import AlertEngine
 from bastion.monitor.alerts.node import route_urls
 from bastion.monitor.notify import Notifier
 from bastion.monitor.sample import SampleBuilder
+from bastion.vault import redact
 from bastion.vault.config import load_secrets
 
 log = structlog.get_logger("bastion.monitor.alerts")
 
 DRAIN_S: Final = 30.0
 """How long a command waits for its alert's deliveries (retries included) on exit."""
+MAX_ERROR_CHARS: Final = 300
 
 
 class CommandAlerts:
@@ -109,16 +116,29 @@ def command_alerts(config_path: Path, *, clock: Clock) -> CommandAlerts | None:
         return None
 
 
-def raise_backup_failed(config_path: Path, command: str, *, clock: Clock) -> list[str]:
-    """``backup-failed`` for one failed ``bastion backup COMMAND``; the alerts fired."""
+def raise_backup_failed(
+    config_path: Path, command: str, *, clock: Clock, error: str | None = None
+) -> list[str]:
+    """``backup-failed`` for one failed ``bastion backup COMMAND`` (``error``: what
+    failed, as the alert's ``error`` label); the alerts fired."""
     alerts = command_alerts(config_path, clock=clock)
     if alerts is None:
         return []
+    labels = {"command": command}
+    if error:
+        labels["error"] = error_label(error)
     try:
-        alerts.counted("bastion_backup_failures_total", 1.0, command=command)
+        alerts.counted("bastion_backup_failures_total", 1.0, **labels)
         return alerts.firing
     finally:
         alerts.close()
+
+
+def error_label(error: str) -> str:
+    """An error as one printable line, secrets masked, at most ``MAX_ERROR_CHARS``."""
+    line = " ".join(redact.redact(error).split())
+    line = "".join(c if c.isprintable() else "?" for c in line)
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
 
 
 def raise_for_event(config_path: Path, event: Event, *, clock: Clock) -> list[str]:
