@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from kit.chaos_harness import (
     journal_verify,
     kill,
     node_fill_count,
+    read_only,
     run_recover,
     start_node,
     venue_process,
@@ -31,6 +33,15 @@ from kit.chaos_oracle import compare
 from kit.node_process import terminate
 from kit.s3_server import S3Server
 from kit.waiting import eventually
+
+
+def _rows(store: Path) -> list[tuple[object, ...]]:
+    """A FIX session store's sessions and stored messages, read only."""
+    with closing(read_only(store)) as db:
+        return (
+            db.execute("SELECT * FROM fix_sessions ORDER BY 1").fetchall()
+            + db.execute("SELECT * FROM fix_messages ORDER BY 1, 2").fetchall()
+        )
 
 
 def _destroy(desk: Desk) -> None:
@@ -161,12 +172,13 @@ def test_when_a_drill_runs_then_it_restores_recovers_and_agrees_with_the_venue(
             kill(node)
         shipped = bastion("backup", "ship", desk.node_config, "--once", cwd=desk.root)
         assert shipped.returncode == 0, shipped.stderr
-        watched = [desk.journal, desk.root / "venue" / "sessions.sqlite"]
-        watched += sorted((desk.root / "fix").glob("*.sqlite"))
-        untouched = {p: p.read_bytes() for p in watched}
+        watched = [desk.journal, *sorted((desk.root / "fix").glob("*.sqlite"))]
+        untouched = {p: p.read_bytes() for p in watched}  # the stopped node's files
+        venue_sessions = _rows(desk.venue_store)  # the running venue's: rows, not pages
         code, report, output = drill(desk, identity, tmp_path / "drill")
         assert code == 0, output[-3000:]
         assert {p: p.read_bytes() for p in untouched} == untouched
+        assert _rows(desk.venue_store) == venue_sessions
     assert report["ok"] and report["reconciled"] is True and report["rpo_events"] == 0
     assert report["venue_positions"] == report["node_positions"] != {}
     assert 0 < report["rto_s"] < 60
