@@ -43,7 +43,7 @@ import structlog
 
 from bastion.backup.config import DrConfig, VenuePositionsConfig
 from bastion.backup.destinations import Destination
-from bastion.backup.drill_node import confined, recover_against_venues
+from bastion.backup.drill_node import drill_journal, recover_against_venues
 from bastion.backup.pg_journal import PgJournalSource
 from bastion.backup.pg_scratch import ScratchDatabase, ScratchServer
 from bastion.backup.restore import (
@@ -291,19 +291,7 @@ def recover_positions(
 
     config = load_config(config_path, PaperConfig)
     base_dir = config_path.parent
-    journal_config = config.journal
-    if journal_config.backend == "postgres":
-        if scratch is None:
-            raise BackupError(
-                "the restored journal is a PostgreSQL one: the drill opens it only in its "
-                "scratch database ([dr] scratch_url), never at the source's url"
-            )
-        journal_config = msgspec.structs.replace(
-            journal_config, url=scratch.url, password=None, name=config.journal_name()
-        )
-    journal_config = msgspec.structs.replace(
-        journal_config, path=confined(base_dir, journal_config.path, "journal.path")
-    )
+    journal_config = drill_journal(config, base_dir, scratch, password=None)
     journal = open_journal(
         journal_config,
         base_dir=base_dir,

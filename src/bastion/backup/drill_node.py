@@ -38,6 +38,7 @@ from bastion.backup.pg_scratch import ScratchDatabase
 from bastion.clock import Clock
 from bastion.config import PaperConfig, load_config, resolve_path
 from bastion.errors import BackupError, ConfigError
+from bastion.journal.config import JournalConfig
 from bastion.journal.keys import JournalKeys
 from bastion.vault.config import load_secrets
 from bastion.vault.refs import MemorySecrets, Secret, SecretNotFound, SecretSource
@@ -123,20 +124,10 @@ def drill_config(
             f"FIX venue(s) {', '.join(missing)} have no [dr.venue_sessions.NAME]: the "
             "drill would log on with the live node's session; give each a read-only one"
         )
-    journal = config.journal
-    if journal.backend == "postgres":
-        if scratch is None:
-            raise BackupError(
-                "the restored journal is a PostgreSQL one: the drill opens it only in its "
-                "scratch database ([dr] scratch_url), never at the source's url"
-            )
-        journal = msgspec.structs.replace(
-            journal,
-            url=scratch.url,
-            password=None if scratch.password is None else f"secret:{_SCRATCH_SECRET}",
-            name=config.journal_name(),
-        )
-    journal = msgspec.structs.replace(journal, path=confined(desk, journal.path, "journal.path"))
+    has_password = scratch is not None and scratch.password is not None
+    journal = drill_journal(
+        config, desk, scratch, password=f"secret:{_SCRATCH_SECRET}" if has_password else None
+    )
     vault = msgspec.structs.replace(
         config.vault, path=confined(desk, config.vault.path, "vault.path")
     )
@@ -154,6 +145,26 @@ def drill_config(
         backup=None,
         run_for_s=None,
     )
+
+
+def drill_journal(
+    config: PaperConfig, desk: Path, scratch: ScratchDatabase | None, *, password: str | None
+) -> JournalConfig:
+    """The restored config's ``[journal]`` as the drill opens it: its local path in
+    ``desk`` (``confined``); a PostgreSQL journal in the ``scratch`` database, under the
+    journal's own name, ``password`` its reference (None: given when opened, or none).
+    ``BackupError`` for a PostgreSQL journal without a scratch database."""
+    journal = config.journal
+    if journal.backend == "postgres":
+        if scratch is None:
+            raise BackupError(
+                "the restored journal is a PostgreSQL one: the drill opens it only in its "
+                "scratch database ([dr] scratch_url), never at the source's url"
+            )
+        journal = msgspec.structs.replace(
+            journal, url=scratch.url, password=password, name=config.journal_name()
+        )
+    return msgspec.structs.replace(journal, path=confined(desk, journal.path, "journal.path"))
 
 
 def _through(venue: FixVenueConfig, session: DrVenueSessionConfig) -> Any:
