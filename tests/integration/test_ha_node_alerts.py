@@ -118,4 +118,4 @@ def test_when_leader_dies_then_standby_metrics_were_served_and_takeover_is_journ
             leader = metrics(_url(desk, "b"))
             assert value(leader, "bastion_ha_role", role="leader") == 1.0
             assert value(leader, "bastion_ha_epoch") == 2.0
-            assert value(leader, "bastion_ha_takeovers_total") == 1.0
+            assert value(leader, "bastion_ha_takeovers_total", reason="failover") == 1.0

@@ -2,7 +2,8 @@
 a standby's own applied seq and lag (as it last reported them), the leader's epoch and
 lease time left (its own fence's deadline), each standby's lag and heartbeat age as the
 leader read them (``bastion.ha.members.StandbyWatch``), the standbys alive, and the
-takeovers and step-downs this process saw.
+takeovers (by reason: ``failover``, ``switchover``, ``first_start``) and step-downs this
+process saw.
 
 The runner makes one ``HaReadings`` per process, says which role the member has now
 (``as_standby``, ``as_leader``), lets it count ``LeaderTookOver`` and ``LeaderStepDown``
@@ -16,10 +17,14 @@ from __future__ import annotations
 from bastion.bus import MessageBus
 from bastion.ha.fence import Fence
 from bastion.ha.members import MemberHeartbeat, StandbyWatch
+from bastion.ha.node import FIRST_START, LEASE_EXPIRED, SWITCHOVER
 from bastion.model.events import LeaderStepDown, LeaderTookOver
 from bastion.monitor.sample import SampleBuilder
 
 ROLES = ("leader", "standby")
+TAKEOVER_REASONS = {LEASE_EXPIRED: "failover", SWITCHOVER: "switchover", FIRST_START: "first_start"}
+"""``LeaderTookOver.reason`` as the ``reason`` label of ``bastion_ha_takeovers_total``: a
+rule on takeovers leaves out ``first_start`` (a group's first leader is no incident)."""
 
 
 class HaReadings:
@@ -30,7 +35,7 @@ class HaReadings:
         self.role: str | None = None
         self.fence: Fence | None = None
         self.watch: StandbyWatch | None = None
-        self.takeovers = 0
+        self.takeovers = dict.fromkeys(TAKEOVER_REASONS.values(), 0)
         self.step_downs = 0
 
     def as_standby(self) -> None:
@@ -47,14 +52,16 @@ class HaReadings:
         bus.subscribe(LeaderStepDown, self._stepped_down)
 
     def _took_over(self, event: LeaderTookOver) -> None:
-        self.takeovers += 1
+        reason = TAKEOVER_REASONS.get(event.reason, "failover")  # unknown: worth an alert
+        self.takeovers[reason] += 1
 
     def _stepped_down(self, event: LeaderStepDown) -> None:
         self.step_downs += 1
 
     def source(self, b: SampleBuilder) -> None:
         """The ``bastion_ha_*`` series (``NodeMonitor.add_source``)."""
-        b.set("bastion_ha_takeovers_total", self.takeovers)
+        for reason, count in self.takeovers.items():
+            b.set("bastion_ha_takeovers_total", count, reason=reason)
         b.set("bastion_ha_step_downs_total", self.step_downs)
         if self.heartbeat is not None:
             b.set("bastion_ha_heartbeat_failures_total", self.heartbeat.failures)

@@ -374,7 +374,9 @@ _ALL: Final = (
     Metric(
         "bastion_ha_takeovers_total",
         _C,
-        "Times this process took the lead of its HA group (LeaderTookOver)",
+        "Times this process took the lead of its HA group (LeaderTookOver), by reason: "
+        "failover, switchover, first_start",
+        ("reason",),
     ),
     Metric(
         "bastion_ha_step_downs_total",

@@ -67,7 +67,8 @@ def _leader(clock: Clock) -> tuple[HaReadings, StandbyWatch, list[Event]]:
 def test_when_a_member_has_no_role_yet_then_only_its_counters_are_sampled() -> None:
     """Before the runner says leader or standby: the takeover counters, at 0."""
     sample = _sample(HaReadings())
-    assert sample.get("bastion_ha_takeovers_total") == 0
+    for reason in ("failover", "switchover", "first_start"):
+        assert sample.get("bastion_ha_takeovers_total", reason=reason) == 0
     assert sample.get("bastion_ha_role", role="leader") is None
 
 
@@ -124,7 +125,8 @@ def test_when_a_standby_is_lost_then_standbys_counts_only_the_living() -> None:
 
 
 def test_when_leaders_change_on_the_bus_then_takeovers_and_step_downs_count() -> None:
-    """bastion_ha_takeovers_total and _step_downs_total count the bus's events."""
+    """bastion_ha_takeovers_total (by reason) and _step_downs_total count the bus's
+    events; a group's first start is its own reason, which the rules leave out."""
     readings, bus = HaReadings(), MessageBus()
     readings.attach(bus)
     bus.publish(
@@ -140,8 +142,15 @@ def test_when_leaders_change_on_the_bus_then_takeovers_and_step_downs_count() ->
         )
     )
     bus.publish(LeaderStepDown(ts_ns=2, group="desk", member="a", epoch=2, reason="switchover"))
+    first = LeaderTookOver(
+        ts_ns=3, group="d2", member="a", epoch=1, previous_epoch=0, previous_holder="",
+        wait_ms=5, reason="first start",
+    )  # fmt: skip
+    bus.publish(first)
     sample = _sample(readings)
-    assert sample.get("bastion_ha_takeovers_total") == 1
+    assert sample.get("bastion_ha_takeovers_total", reason="failover") == 1
+    assert sample.get("bastion_ha_takeovers_total", reason="first_start") == 1
+    assert sample.get("bastion_ha_takeovers_total", reason="switchover") == 0
     assert sample.get("bastion_ha_step_downs_total") == 1
 
 
