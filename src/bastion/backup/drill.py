@@ -36,7 +36,7 @@ import json
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 import structlog
@@ -195,44 +195,26 @@ def run_drill(
             to_pg=to_pg,
         )
         phases.update(restored.phases_s)
-        mark = time.monotonic()
         keys = keys_for(restored.config, _manifest_of(restored.target))
-        scratch_db = database if restored.journal_where else None
-        venue: dict[str, Decimal] | None = None
-        mismatches: list[str] = []
-        reconciliation: dict[str, Any] | None = None
-        reconciled_by: str | None = None
-        if dr.venue_sessions:
-            recovery = recover_against_venues(
-                restored.config, keys, dr.venue_sessions, clock=clock, scratch=scratch_db
-            )
-            phases["recover_and_reconcile"] = time.monotonic() - mark
-            node_id, positions = recovery.node_id, recovery.positions
-            mismatches, reconciliation = recovery.mismatches, recovery.reconciliation
-            reconciled_by = f"venue sessions ({', '.join(sorted(dr.venue_sessions))})"
-        else:
-            node_id, positions = recover_positions(restored.config, keys, scratch=scratch_db)
-            phases["recover"] = time.monotonic() - mark
-            mark = time.monotonic()
-            if dr.venue_positions is not None:
-                base = positions_base or restored.config.parent
-                venue = venue_positions(dr.venue_positions, base)
-                mismatches = compare_positions(positions, venue)
-                reconciled_by = (
-                    "positions file"
-                    if dr.venue_positions.kind == "positions_file"
-                    else "venue simulator ledger"
-                )
-            phases["reconcile"] = time.monotonic() - mark
+        found = _recover_and_reconcile(
+            restored.config,
+            keys,
+            dr,
+            clock=clock,
+            scratch=database if restored.journal_where else None,
+            positions_base=positions_base or restored.config.parent,
+            phases=phases,
+        )
         rto_s = time.monotonic() - started
         rpo_events, rpo_s = rpo(source, restored, keys)
     finally:
         if database is not None and not keep:
             database.drop()
     target = rto_target_s if rto_target_s is not None else dr.rto_target_s
-    reconciled = None if reconciled_by is None else not mismatches
+    reconciled = None if found.reconciled_by is None else not found.mismatches
+    venue = found.venue
     report = DrillReport(
-        node_id=node_id,
+        node_id=found.node_id,
         started_ns=started_ns,
         backup_id=restored.backup_id,
         segments=len(restored.segments),
@@ -244,11 +226,11 @@ def run_drill(
         rpo_events=rpo_events,
         rpo_s=None if rpo_s is None else round(rpo_s, 4),
         reconciled=reconciled,
-        mismatches=mismatches,
-        node_positions={k: str(v) for k, v in sorted(positions.items())},
+        mismatches=found.mismatches,
+        node_positions={k: str(v) for k, v in sorted(found.positions.items())},
         venue_positions=None if venue is None else {k: str(v) for k, v in sorted(venue.items())},
-        reconciled_by=reconciled_by,
-        reconciliation=reconciliation,
+        reconciled_by=found.reconciled_by,
+        reconciliation=found.reconciliation,
         rpo_target_s=dr.rpo_target_s,
         rpo_ok=None if rpo_s is None else rpo_s <= dr.rpo_target_s,
         scratch=str(scratch),
@@ -258,15 +240,72 @@ def run_drill(
     )
     log.info(
         "dr_drill_completed" if report.ok else "dr_drill_failed",
-        node=node_id,
+        node=found.node_id,
         rto_s=report.rto_s,
         rto_target_s=target,
         rpo_events=rpo_events,
         rpo_s=report.rpo_s,
         reconciled=reconciled,
-        mismatches=mismatches,
+        mismatches=found.mismatches,
     )
     return report
+
+
+class _Found(NamedTuple):
+    """What recovering and reconciling the restored node found."""
+
+    node_id: str
+    positions: dict[str, Decimal]
+    mismatches: list[str]
+    reconciled_by: str | None
+    venue: dict[str, Decimal] | None = None
+    reconciliation: dict[str, Any] | None = None
+
+
+def _recover_and_reconcile(
+    config: Path,
+    keys: JournalKeys,
+    dr: DrConfig,
+    *,
+    clock: Clock,
+    scratch: ScratchDatabase | None,
+    positions_base: Path,
+    phases: dict[str, float],
+) -> _Found:
+    """The restored node recovered and reconciled: recover-only against the venues
+    through their read-only sessions (``[dr.venue_sessions]``), or recovered offline and
+    its positions compared with ``[dr.venue_positions]`` (or neither: not reconciled).
+    Each step's seconds go into ``phases``."""
+    mark = time.monotonic()
+    if dr.venue_sessions:
+        recovery = recover_against_venues(
+            config, keys, dr.venue_sessions, clock=clock, scratch=scratch
+        )
+        phases["recover_and_reconcile"] = time.monotonic() - mark
+        return _Found(
+            node_id=recovery.node_id,
+            positions=recovery.positions,
+            mismatches=recovery.mismatches,
+            reconciled_by=f"venue sessions ({', '.join(sorted(dr.venue_sessions))})",
+            reconciliation=recovery.reconciliation,
+        )
+    node_id, positions = recover_positions(config, keys, scratch=scratch)
+    phases["recover"] = time.monotonic() - mark
+    mark = time.monotonic()
+    if dr.venue_positions is None:
+        phases["reconcile"] = time.monotonic() - mark
+        return _Found(node_id=node_id, positions=positions, mismatches=[], reconciled_by=None)
+    venue = venue_positions(dr.venue_positions, positions_base)
+    mismatches = compare_positions(positions, venue)
+    phases["reconcile"] = time.monotonic() - mark
+    kind = dr.venue_positions.kind
+    return _Found(
+        node_id=node_id,
+        positions=positions,
+        mismatches=mismatches,
+        reconciled_by="positions file" if kind == "positions_file" else "venue simulator ledger",
+        venue=venue,
+    )
 
 
 def _manifest_of(target: Path) -> Any:
