@@ -545,8 +545,9 @@ class DrDrillCompleted(Event, frozen=True, kw_only=True):
     """A disaster-recovery drill of this node (``bastion dr drill``, run elsewhere on its
     backups) ended: ``ok`` when it recovered within ``rto_target_s`` and, where it was
     reconciled with the venue (through a read-only session, or the venue's positions),
-    agreed with it (``reconciled``; None: not checked; ``mismatches`` as found). ``rto_s`` measured; ``rpo_events``/``rpo_s`` the
-    journal the backups lacked (None: not measurable where the drill ran).
+    agreed with it (``reconciled``; None: not checked; ``mismatches`` as found).
+    ``rto_s`` measured; ``rpo_events``/``rpo_s`` the journal the backups lacked (None:
+    not measurable where the drill ran).
     ``backup_id`` the full backup restored, ``report`` where the drill wrote its JSON
     report ("" for none). Recorded through the control socket (``record_drill``), and
     in the drills' own journal on the host that ran it (``bastion.backup.drill_log``)."""
