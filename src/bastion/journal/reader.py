@@ -29,6 +29,11 @@ class NotAJournalError(BastionError):
     """The path is missing or is not a bastion journal (a usage error)."""
 
 
+class NoJournalYet(NotAJournalError):
+    """Nothing is journaled there yet: the SQLite file does not exist, or the PostgreSQL
+    database holds none of bastion's tables (a node creates them at its first start)."""
+
+
 class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     """The outcome of checking a journal's whole chain.
 
@@ -89,7 +94,7 @@ def open_readonly(path: Path, key: bytes | None = None) -> Iterator[tuple[sqlite
     """The journal opened read-only (decrypted with ``key``), with its schema version;
     else ``NotAJournalError`` (or ``StorageKeyError`` for a key that does not fit)."""
     if not path.exists():
-        raise NotAJournalError(f"{path}: journal file not found")
+        raise NoJournalYet(f"{path}: journal file not found")
     if not path.is_file():
         raise NotAJournalError(f"{path}: not a file")
     try:
@@ -285,6 +290,7 @@ __all__ = [
     "HASH_NAME",
     "ExportedRecord",
     "JournalStats",
+    "NoJournalYet",
     "NotAJournalError",
     "VerifyResult",
     "export_jsonl",
