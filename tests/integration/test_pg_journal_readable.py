@@ -55,9 +55,12 @@ def test_when_the_same_events_are_in_both_then_both_readers_answer_alike(
         assert {k: v for k, v in msgspec.to_builtins(pg_stats).items() if k not in ignored} == {
             k: v for k, v in msgspec.to_builtins(lite_stats).items() if k not in ignored
         }
-        lite_out, pg_out = io.BytesIO(), io.BytesIO()
-        assert pg.export_jsonl(pg_out, from_seq=30) == lite.export_jsonl(lite_out, from_seq=30)
-        assert pg_out.getvalue() == lite_out.getvalue()
+        for to_seq in (None, 40):
+            lite_out, pg_out = io.BytesIO(), io.BytesIO()
+            written = lite.export_jsonl(lite_out, from_seq=30, to_seq=to_seq)
+            assert pg.export_jsonl(pg_out, from_seq=30, to_seq=to_seq) == written
+            assert pg_out.getvalue() == lite_out.getvalue()
+        assert written == 11  # 30..40
 
 
 def test_when_nothing_is_journaled_yet_then_it_is_no_journal_yet(

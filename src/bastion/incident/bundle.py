@@ -244,7 +244,10 @@ def _journal_parts(journal: ReadableJournal, events: int) -> list[Part]:
     stats = journal.stats()
     first = max(stats.first_seq or 1, (stats.last_seq or 0) - events + 1)
     out = io.BytesIO()
-    written = journal.export_jsonl(out, from_seq=first) if stats.events else 0
+    # up to the stats' last seq: a running node commits on meanwhile
+    written = (
+        journal.export_jsonl(out, from_seq=first, to_seq=stats.last_seq) if stats.events else 0
+    )
     detail = f"{written} event(s) from seq {first}" if written else "the journal has no events"
     return [
         Part("journal-events.jsonl", out.getvalue(), True, detail),

@@ -55,8 +55,9 @@ from bastion.journal._pg_schema import (
 )
 from bastion.journal.anchors import read_anchors
 from bastion.journal.keys import PLAINTEXT, JournalKeys
-from bastion.journal.readable import MAX_SEQ, EventRecord, decoded
+from bastion.journal.readable import EventRecord, decoded
 from bastion.journal.reader import (
+    MAX_SEQ,
     ExportedRecord,
     JournalStats,
     NoJournalYet,
@@ -371,8 +372,9 @@ class PostgresJournalReader:
             torn_records=int(torn),
         )
 
-    def export_jsonl(self, out: IO[bytes], *, from_seq: int = 1) -> int:
-        """Write events with seq >= ``from_seq`` as JSON lines (as ``export_jsonl``)."""
+    def export_jsonl(self, out: IO[bytes], *, from_seq: int = 1, to_seq: int | None = None) -> int:
+        """Write events with ``from_seq <= seq <= to_seq`` (None: to the last) as JSON
+        lines (as ``export_jsonl``)."""
         decoder = new_decoder()
         encoder = msgspec.json.Encoder()
         n = 0
@@ -381,6 +383,8 @@ class PostgresJournalReader:
                 seq, ts_ns, type_name, client_order_id, payload, _prev, _hash = plain_row(
                     raw, self._sealer
                 )
+                if to_seq is not None and seq > to_seq:
+                    break
                 try:
                     event = decoder.decode(payload)
                 except (msgspec.DecodeError, TypeError) as error:

@@ -13,14 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Final, NamedTuple, Protocol
+from typing import IO, NamedTuple, Protocol
 
 import msgspec
 
 from bastion.errors import OperationalError
 from bastion.journal._codec import JournalEvent, new_decoder
 from bastion.journal.keys import PLAINTEXT, JournalKeys
-from bastion.journal.reader import JournalStats, export_jsonl, journal_stats, open_readonly
+from bastion.journal.reader import (
+    MAX_SEQ,
+    JournalStats,
+    export_jsonl,
+    journal_stats,
+    open_readonly,
+)
 
 __all__ = [
     "EventRecord",
@@ -29,9 +35,6 @@ __all__ = [
     "decoded",
     "events_of_type",
 ]
-
-MAX_SEQ: Final = 2**63 - 1
-"""Above every seq either backend stores (both keep it in a signed 64-bit integer)."""
 
 
 class EventRecord(NamedTuple):
@@ -70,9 +73,9 @@ class ReadableJournal(Protocol):
         """Counts and extents, as ``bastion journal stats`` prints them."""
         ...
 
-    def export_jsonl(self, out: IO[bytes], *, from_seq: int = 1) -> int:
-        """Write events with seq >= ``from_seq`` to ``out`` as ``bastion journal export``
-        does; return how many."""
+    def export_jsonl(self, out: IO[bytes], *, from_seq: int = 1, to_seq: int | None = None) -> int:
+        """Write events with ``from_seq <= seq <= to_seq`` (None: to the last) to ``out``
+        as ``bastion journal export`` does; return how many."""
         ...
 
     def close(self) -> None: ...
@@ -144,8 +147,8 @@ class SqliteJournalReader:
     def stats(self) -> JournalStats:
         return journal_stats(self.path, keys=self._keys)
 
-    def export_jsonl(self, out: IO[bytes], *, from_seq: int = 1) -> int:
-        return export_jsonl(self.path, out, from_seq=from_seq, keys=self._keys)
+    def export_jsonl(self, out: IO[bytes], *, from_seq: int = 1, to_seq: int | None = None) -> int:
+        return export_jsonl(self.path, out, from_seq=from_seq, to_seq=to_seq, keys=self._keys)
 
     def close(self) -> None:
         """Nothing stays open between calls."""

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
 import msgspec
 
@@ -23,6 +23,9 @@ from bastion.journal._schema import SCHEMA_VERSION, read_version
 from bastion.journal.anchors import anchor_path, read_anchors
 from bastion.journal.keys import PLAINTEXT, JournalKeys
 from bastion.storage.connect import DB_DATABASE_ERRORS, DB_ERRORS, connect, is_encrypted
+
+MAX_SEQ: Final = 2**63 - 1
+"""Above every seq either backend stores (both keep it in a signed 64-bit integer)."""
 
 
 class NotAJournalError(BastionError):
@@ -234,9 +237,15 @@ def journal_stats(path: Path, *, keys: JournalKeys = PLAINTEXT) -> JournalStats:
 
 
 def export_jsonl(
-    path: Path, out: IO[bytes], *, from_seq: int = 1, keys: JournalKeys = PLAINTEXT
+    path: Path,
+    out: IO[bytes],
+    *,
+    from_seq: int = 1,
+    to_seq: int | None = None,
+    keys: JournalKeys = PLAINTEXT,
 ) -> int:
-    """Write events with ``seq >= from_seq`` to ``out`` as JSON lines; return how many.
+    """Write events with ``from_seq <= seq <= to_seq`` (None: to the last) to ``out`` as
+    JSON lines; return how many.
 
     An undecodable payload stops the export with ``OperationalError`` naming its seq
     (the lines before it are written).
@@ -247,8 +256,8 @@ def export_jsonl(
     with open_readonly(path, keys.encryption) as (db, _version):
         rows = db.execute(
             "SELECT seq, ts_ns, type, client_order_id, payload FROM events "
-            "WHERE seq >= ? ORDER BY seq",
-            (from_seq,),
+            "WHERE seq >= ? AND seq <= ? ORDER BY seq",
+            (from_seq, MAX_SEQ if to_seq is None else to_seq),
         )
         for seq, ts_ns, type_name, client_order_id, payload in rows:
             try:

@@ -5,6 +5,8 @@ decode; a journal not created yet; a locator that never shows its secrets."""
 
 from __future__ import annotations
 
+import io
+import json
 from contextlib import closing
 from pathlib import Path
 
@@ -51,6 +53,15 @@ def test_when_types_and_bounds_are_asked_then_only_those_come_in_order(journal: 
         between = list(reader.events_of(wanted, after=low, before=high))
         assert [r.seq for r in between] == sorted(seqs)[1:-1]
         assert list(reader.events_of(())) == []
+
+
+def test_when_exported_up_to_a_seq_then_nothing_after_it_is(journal: Path) -> None:
+    """An export bounded at both ends (the incident bundle's last events, up to the
+    seq its stats saw) holds exactly those."""
+    with closing(JournalLocator.sqlite(journal).open()) as reader:
+        out = io.BytesIO()
+        assert reader.export_jsonl(out, from_seq=3, to_seq=5) == 3
+        assert [json.loads(line)["seq"] for line in out.getvalue().splitlines()] == [3, 4, 5]
 
 
 def test_when_a_payload_does_not_decode_then_it_is_named_not_skipped(journal: Path) -> None:
