@@ -34,6 +34,16 @@ from kit.waiting import eventually
 LEAD_TIMEOUT_S = 45.0
 
 
+def audited_kill(socket: Path) -> str:
+    """The type of the newest audit record about the kill called "drill", as ``audit``
+    on ``socket`` answers it."""
+    answer = request(socket, {"cmd": "audit", "query": "drill", "limit": 5}, timeout_s=10)
+    assert answer["ok"] is True, answer
+    kinds = [r["type"] for r in answer["records"] if r["operator"] is not None]
+    assert kinds, answer
+    return str(kinds[0])
+
+
 @pytest.mark.timeout(240)
 def test_when_paused_leader_wakes_then_it_sends_nothing_and_exits_deposed(
     tmp_path: Path, pg_dsn: str
@@ -90,7 +100,8 @@ def test_when_killed_before_failover_then_new_leader_stays_halted(
     tmp_path: Path, pg_dsn: str
 ) -> None:
     """A kill on the leader, then SIGKILL: the standby takes over HALTED and sends no
-    order."""
+    order. The standby's audit trail, read from the group's journal, shows the kill
+    before it leads, and after."""
     desk = write_desk(tmp_path, pg_dsn)
     with processes(desk) as procs:
         start_venue(desk, procs)
@@ -110,6 +121,7 @@ def test_when_killed_before_failover_then_new_leader_stays_halted(
             ),
             10,
         )
+        assert audited_kill(desk.socket("b")) == "OperatorCommand"  # read as a standby
         orders_before = len(venue_orders(desk))
         procs["a"].send_signal(signal.SIGKILL)
         procs["a"].wait(timeout=STOP_TIMEOUT_S)
@@ -117,6 +129,7 @@ def test_when_killed_before_failover_then_new_leader_stays_halted(
         status = request(desk.socket("b"), {"cmd": "status"}, timeout_s=10)
         assert status["ok"] is True and status["state"] == "HALTED", status
         assert role(desk, "b", "leader")["epoch"] == 2
+        assert audited_kill(desk.socket("b")) == "OperatorCommand"  # and as the leader
         procs["b"].send_signal(signal.SIGTERM)
         assert procs["b"].wait(timeout=STOP_TIMEOUT_S) == 0
     assert [c for c, _ in venue_orders(desk)[orders_before:] if epoch_of(c) == 2] == []

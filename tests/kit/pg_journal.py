@@ -1,16 +1,22 @@
 """PostgreSQL journals for tests: opened from a kit URL (the password split off, as a
-node gets it from the vault), and their stored rows read or edited as a superuser."""
+node gets it from the vault), located for the features that read them, written as a
+twin of a SQLite journal (the same events in both, to compare what readers answer),
+and their stored rows read or edited as a superuser."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bastion.journal.base import Journal
 from bastion.journal.keys import PLAINTEXT, JournalKeys
+from bastion.journal.locator import JournalLocator
 from bastion.journal.postgres import LEASES_DDL, PostgresJournal
+from bastion.journal.sqlite import SqliteJournal
 from kit.postgres import PostgresServer
 
 NAME = "node-1"
@@ -30,6 +36,45 @@ def open_pg(
     return PostgresJournal(
         url, name=name, path=state_dir / f"{name}.pg", password=password, keys=keys, **kw
     )
+
+
+def pg_locator(
+    dsn: str, state_dir: Path, *, name: str = NAME, keys: JournalKeys = PLAINTEXT
+) -> JournalLocator:
+    """Journal ``name`` as the features that read it find it (``open_pg``'s local path)."""
+    url, password = split_password(dsn)
+    return JournalLocator.postgres(
+        url, name=name, path=state_dir / f"{name}.pg", password=password, keys=keys
+    )
+
+
+def twin_journals(
+    root: Path,
+    dsn: str,
+    events: Iterable[Any],
+    *,
+    keys: JournalKeys = PLAINTEXT,
+    node_id: str = NAME,
+    started_ns: int = 1,
+) -> tuple[JournalLocator, JournalLocator]:
+    """One run of ``events`` journaled to the SQLite file ``root/twin.sqlite`` and to
+    the PostgreSQL journal ``NAME`` (both with ``keys``): (SQLite, PostgreSQL) located
+    for reading."""
+    events = list(events)
+    sqlite = SqliteJournal(root / "twin.sqlite", keys=keys)
+    postgres = open_pg(dsn, root, keys=keys)
+    for journal in (sqlite, postgres):
+        _write(journal, node_id, started_ns, events)
+    return JournalLocator.sqlite(sqlite.path, keys), pg_locator(dsn, root, keys=keys)
+
+
+def _write(journal: Journal, node_id: str, started_ns: int, events: list[Any]) -> None:
+    try:
+        journal.begin_run(node_id, started_ns)
+        for event in events:
+            journal.append(event)
+    finally:
+        journal.close()
 
 
 def dbname(dsn: str) -> str:

@@ -11,6 +11,7 @@ from bastion.clock import SimClock
 from bastion.config import BacktestConfig, InstrumentConfig
 from bastion.data.config import ReplaySourceConfig
 from bastion.journal import SqliteJournal
+from bastion.journal.base import Journal
 from bastion.model.data import QuoteTick
 from bastion.model.enums import OrderSide, OrderType
 from bastion.model.orders import Order
@@ -31,7 +32,7 @@ RISK = RiskConfig(
 )
 
 
-def build(base: Path, journal: SqliteJournal | None, risk: RiskConfig = RISK) -> Kernel:
+def build(base: Path, journal: Journal | None, risk: RiskConfig = RISK) -> Kernel:
     """A kernel on a ``SimClock`` at ``T0``, epoch 1, journaling to ``journal`` if given."""
     config = BacktestConfig(
         instruments=[InstrumentConfig(id=IID, tick_size=Decimal("0.01"))],

@@ -54,6 +54,12 @@ def run_backtest(
     clock = SimClock()
     journal = None
     if config.journal is not None:
+        if config.journal.backend != "sqlite":
+            # written to a file of its own, never into a desk's shared database
+            raise ConfigError(
+                "key 'journal.backend': a backtest journals to a SQLite file only; remove "
+                "backend (and url, password, name), or the [journal] section"
+            )
         journal_path = resolve_path(base_dir, config.journal.path)
         check_backtest_journal(journal_path)
         # a backtest opens no vault: a journal config that refers to keys is refused

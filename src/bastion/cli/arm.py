@@ -27,6 +27,7 @@ import structlog
 from bastion.cli.common import EXIT_OK, Commands, Formatter, positive_seconds, wall_clock, wrap
 from bastion.config import PaperConfig, load_config, resolve_path
 from bastion.errors import UsageError
+from bastion.journal.factory import journal_locator
 from bastion.journal.keys import journal_keys
 from bastion.live import arm_request
 from bastion.live.arming import (
@@ -148,8 +149,18 @@ def cmd_arm(args: argparse.Namespace) -> int:
     passphrase = _passphrase(args.passphrase_stdin, config_path)
     vault = Vault.open(vault_path, passphrase, clock=clock)
     require_scope(vault, "live", "vault.path")
-    # said now, not only when the node starts (an encrypted journal is read with its key)
-    check_journal_mode(journal, "live", journal_keys(config.journal, vault).encryption)
+    # said now, not only when the node starts (an encrypted journal is read with its
+    # key; a PostgreSQL one with its password, both from the vault just opened)
+    check_journal_mode(
+        journal_locator(
+            config.journal,
+            base_dir=base_dir,
+            keys=journal_keys(config.journal, vault),
+            secrets=vault,
+            name=config.journal_name(),
+        ),
+        "live",
+    )
     users = UserStore.for_vault(vault, clock=clock, config=access.users)
     uid = current_uid()
     admin = arm_request.arming_admin(users.by_uid(uid), uid, account_name(uid))

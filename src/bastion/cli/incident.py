@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bastion.cli.common import EXIT_OK, Commands, Formatter, usage, wall_clock, wrap
-from bastion.config import PaperConfig, load_config, resolve_path
+from bastion.config import PaperConfig, load_config
 from bastion.errors import ConfigError
 from bastion.incident import (
     DEFAULT_EVENTS,
@@ -22,7 +22,9 @@ from bastion.incident import (
     make_bundle,
     register_env_secrets,
 )
-from bastion.journal.keys import PLAINTEXT, JournalKeys, journal_keys
+from bastion.journal.factory import journal_locator
+from bastion.journal.keys import PLAINTEXT, journal_keys
+from bastion.journal.locator import JournalLocator
 from bastion.node.control import NoNodeListening, operator_name, request, socket_path
 from bastion.vault.config import load_secrets, refuse_live_vault
 
@@ -44,12 +46,14 @@ The bundle (a tar.gz, mode 0600) holds:
 
 The journal is read with its keys from the vault, as `bastion journal export
 --config` does; the vault's passphrase comes from BASTION_VAULT_KEY_FILE, systemd's
-credential bastion-vault, or a prompt. Every member is scanned for the values of the
-vault (and a password the environment hands down), which are masked. A part that
-cannot be had is recorded as unavailable; an unreadable config or journal is an error,
-and then nothing is written.
+credential bastion-vault, or a prompt. A PostgreSQL journal ([journal] backend =
+"postgres") is read with selects only, its password from the vault. Every member is
+scanned for the values of the vault (and a password the environment hands down),
+which are masked. A part that cannot be had is recorded as unavailable; an unreadable
+config or journal is an error, and then nothing is written.
 
-exit codes: 0 written, 1 error, 2 bad arguments, config or journal.
+exit codes: 0 written, 1 error (a journal database that does not answer), 2 bad
+arguments, config or journal.
 
 examples:
   bastion incident bundle mydesk/paper.toml
@@ -119,14 +123,13 @@ def cmd_incident_bundle(args: argparse.Namespace) -> int:
     check_destination(out)  # before a passphrase is asked for
     if log is not None:
         check_log(log)
-    journal = resolve_path(base_dir, config.journal.path)
+    journal = _journal(config, config_path, base_dir)
     source = BundleSource(
         config_path=config_path,
         config_text=text,
         node_id=config.node.id,
         journal=journal,
-        keys=_keys(config, config_path, base_dir),
-        control_socket=socket_path(journal),
+        control_socket=socket_path(journal.path),
         monitoring=config.monitoring,
         log=log,
     )
@@ -151,24 +154,31 @@ def cmd_incident_bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _keys(config: PaperConfig, config_path: Path, base_dir: Path) -> JournalKeys:
-    """The journal's keys, and every secret the config refers to loaded (so the scan of
-    the bundle knows them); no vault is opened for a config that refers to none."""
+def _journal(config: PaperConfig, config_path: Path, base_dir: Path) -> JournalLocator:
+    """The config's journal (SQLite or PostgreSQL) with its keys and password, and every
+    secret the config refers to loaded (so the scan of the bundle knows them); no vault
+    is opened for a config that refers to none."""
     refs = config.secret_refs()
-    if not refs:
-        return PLAINTEXT
+    secrets = None
     live = config.node.mode == "live"
     try:
-        if not live:
-            refuse_live_vault(config.vault, base_dir)
-        secrets = load_secrets(
-            refs,
-            vault=config.vault,
+        if refs:
+            if not live:
+                refuse_live_vault(config.vault, base_dir)
+            secrets = load_secrets(
+                refs,
+                vault=config.vault,
+                base_dir=base_dir,
+                scope="live" if live else "paper",
+                clock=wall_clock(),
+            )
+        return journal_locator(
+            config.journal,
             base_dir=base_dir,
-            scope="live" if live else "paper",
-            clock=wall_clock(),
+            keys=PLAINTEXT if secrets is None else journal_keys(config.journal, secrets),
+            secrets=secrets,
+            name=config.journal_name(),
         )
-        return journal_keys(config.journal, secrets)
     except ConfigError as error:
         raise type(error)(f"{config_path}: {error}") from None
 

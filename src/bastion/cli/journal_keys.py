@@ -1,7 +1,8 @@
 """Which journal a read-only command reads, and with which keys.
 
 ``bastion journal verify|export|stats`` and ``bastion manifest show|diff`` take the
-journal's keys one of two ways:
+journal's keys one of two ways (a PostgreSQL journal only the first: its URL, name and
+password come from the config and its vault, ``postgres_source``):
 
 - ``--config CONFIG`` (the primary way): the node's config. It names the journal (so
   the PATH argument may be left out), the vault (``[vault] path``) and the secrets the
@@ -25,6 +26,7 @@ from bastion.clock import Clock
 from bastion.config import PaperConfig, load_config, resolve_path
 from bastion.errors import ConfigError, UsageError
 from bastion.journal.keys import PLAINTEXT, JournalKeys, journal_keys
+from bastion.journal.locator import JournalLocator
 from bastion.storage.connect import is_encrypted
 from bastion.storage.keys import key_from_secret
 from bastion.vault.config import load_secrets, unlock
@@ -104,6 +106,19 @@ class PostgresSource(NamedTuple):
     keys: JournalKeys
     anchors: Path
     connect_timeout_s: int
+    local_path: Path
+    """The local path the node names its own files after (``journal.path``)."""
+
+    def locator(self) -> JournalLocator:
+        """What the features that read a journal take (``bastion.journal.readable``)."""
+        return JournalLocator.postgres(
+            self.url,
+            name=self.name,
+            path=self.local_path,
+            password=self.password,
+            keys=self.keys,
+            connect_timeout_s=self.connect_timeout_s,
+        )
 
 
 def postgres_source(args: argparse.Namespace, *, clock: Clock) -> PostgresSource | None:
@@ -141,14 +156,26 @@ def postgres_source(args: argparse.Namespace, *, clock: Clock) -> PostgresSource
         except ConfigError as error:
             raise type(error)(f"{config_path}: {error}") from None
     assert journal.url is not None
+    local_path = journal_local_path(journal, base_dir)
     return PostgresSource(
         url=journal.url,
         name=config.journal_name(),
         password=password,
         keys=keys,
-        anchors=anchor_path(journal_local_path(journal, base_dir)),
+        anchors=anchor_path(local_path),
         connect_timeout_s=journal.connect_timeout_s,
+        local_path=local_path,
     )
+
+
+def journal_locator_of(args: argparse.Namespace, *, clock: Clock) -> JournalLocator:
+    """The journal a read-only command names, SQLite or PostgreSQL (``--config`` with
+    ``[journal] backend = "postgres"``), with what reading it takes from the vault."""
+    source = postgres_source(args, clock=clock)
+    if source is not None:
+        return source.locator()
+    path, keys = journal_and_keys(args, clock=clock)
+    return JournalLocator.sqlite(path, keys)
 
 
 def _from_vault(vault_path: Path, path: Path, clock: Clock) -> JournalKeys:

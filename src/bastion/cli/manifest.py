@@ -1,18 +1,20 @@
 """``bastion manifest show|diff [JOURNAL] [--config CONFIG | --vault VAULT]``: what a node
 ran at each start, and what changed between two starts (read-only, from the journal's
-``RunManifest`` events; an encrypted journal with its key from the vault)."""
+``RunManifest`` events; an encrypted journal with its key from the vault; a PostgreSQL
+journal with ``--config``, its password from the vault)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from contextlib import closing
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
 from bastion.cli.common import EXIT_ERROR, EXIT_OK, Commands, Formatter, usage, wall_clock, wrap
-from bastion.cli.journal_keys import add_key_options, journal_and_keys
+from bastion.cli.journal_keys import add_key_options, journal_locator_of
 from bastion.errors import UsageError
 from bastion.model.events import RunManifest
 
@@ -21,6 +23,8 @@ A start is named by its epoch (the journal's run number); by default `show` prin
 the latest start and `diff` compares the last two. An encrypted journal (a `bastion
 init` desk's) is read with its key from the vault: --config CONFIG (the node's config;
 JOURNAL may then be left out) or --vault VAULT (the key named journal/encryption).
+A PostgreSQL journal ([journal] backend = "postgres") is read with --config only:
+its URL, name, password and keys come from the node's config and vault.
 
 examples:
   bastion manifest show --config mydesk/paper.toml
@@ -64,29 +68,32 @@ def add_manifest_commands(commands: Commands, formatter: Formatter) -> None:
     diff.set_defaults(handler=cmd_manifest_diff)
 
 
-_JOURNAL_HELP: Final = "journal file (SQLite); default with --config: the config's journal"
+_JOURNAL_HELP: Final = (
+    "journal file (SQLite); default with --config: the config's journal (SQLite or PostgreSQL)"
+)
 
 
-def _manifests(args: argparse.Namespace) -> tuple[Path, list[RunManifest]]:
+def _manifests(args: argparse.Namespace) -> tuple[str, list[RunManifest]]:
     from bastion.journal import NotAJournalError
     from bastion.manifest import read_manifests
 
-    path, keys = journal_and_keys(args, clock=wall_clock())
+    journal = journal_locator_of(args, clock=wall_clock())
     try:
-        found = read_manifests(path, keys=keys)
+        with closing(journal.open()) as reader:
+            found = read_manifests(reader)
     except NotAJournalError as error:
         raise UsageError(str(error)) from None
     if not found:
-        raise UsageError(f"{path}: no run manifest (no node started on this journal yet)")
-    return path, found
+        raise UsageError(f"{journal.where}: no run manifest (no node started on this journal yet)")
+    return journal.where, found
 
 
-def _by_epoch(found: list[RunManifest], epoch: int, path: Path) -> RunManifest:
+def _by_epoch(found: list[RunManifest], epoch: int, where: str) -> RunManifest:
     for manifest in reversed(found):
         if manifest.epoch == epoch:
             return manifest
     epochs = ", ".join(str(m.epoch) for m in found)
-    raise UsageError(f"{path}: no start with epoch {epoch} (epochs: {epochs})")
+    raise UsageError(f"{where}: no start with epoch {epoch} (epochs: {epochs})")
 
 
 def cmd_manifest_show(args: argparse.Namespace) -> int:

@@ -13,6 +13,11 @@ Parts (each a member of the archive, under one directory named after the bundle)
 | ``manifest.json`` | the latest run manifest, and what changed since the start before it |
 | ``config.toml`` | the config file with its secret literals masked (references kept) |
 
+The journal is read through ``bastion.journal.readable``: the SQLite file read-only, or
+a PostgreSQL journal (``[journal] backend = "postgres"``) with selects only, its
+password from the vault. The node's control socket is found beside the journal's local
+path either way.
+
 A part that cannot be had (no node running, monitoring off, no log file given) is in
 the bundle all the same, saying why. What cannot be read that the bundle is for (the
 config, the journal) is an error, and then no file is written: the archive is built in
@@ -32,7 +37,8 @@ import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from contextlib import closing
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -42,7 +48,8 @@ import msgspec
 from bastion import __version__
 from bastion.errors import BastionError, UsageError
 from bastion.incident.masking import mask_config
-from bastion.journal.keys import JournalKeys
+from bastion.journal.locator import JournalLocator
+from bastion.journal.readable import ReadableJournal
 from bastion.monitor.config import MonitoringConfig
 from bastion.vault import redact
 from bastion.vault.files import write_private
@@ -70,14 +77,14 @@ class Part:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BundleSource:
-    """Where a node's parts come from: its config (path and text), its journal and the
-    journal's keys, its control socket, its monitoring listener and its log file."""
+    """Where a node's parts come from: its config (path and text), its journal (SQLite
+    or PostgreSQL, with its keys and password), its control socket, its monitoring
+    listener and its log file."""
 
     config_path: Path
     config_text: str
     node_id: str
-    journal: Path
-    keys: JournalKeys = field(repr=False)
+    journal: JournalLocator
     control_socket: Path
     monitoring: MonitoringConfig | None
     log: Path | None = None
@@ -124,8 +131,7 @@ def make_bundle(
     parts = [
         status,
         *_monitoring_parts(source.monitoring, running=running),
-        *_journal_parts(source.journal, source.keys, events),
-        _manifest_part(source.journal, source.keys),
+        *_read_journal(source.journal, events),
         _log_part(source.log, log_lines),
     ]
     masked_config, literals = mask_config(source.config_text)
@@ -221,27 +227,38 @@ def _http_part(name: str, url: str) -> Part:
     return Part(name, body, True, url)
 
 
-def _journal_parts(path: Path, keys: JournalKeys, events: int) -> list[Part]:
-    from bastion.journal import NotAJournalError, export_jsonl, journal_stats
+def _read_journal(locator: JournalLocator, events: int) -> list[Part]:
+    """The journal's parts, read through one read-only view of it (SQLite or
+    PostgreSQL); a journal that cannot be read is a ``UsageError`` (the bundle is for
+    it), a database that does not answer an ``OperationalError``."""
+    from bastion.journal import NotAJournalError
 
     try:
-        stats = journal_stats(path, keys=keys)
-        first = max(stats.first_seq or 1, (stats.last_seq or 0) - events + 1)
-        out = io.BytesIO()
-        written = export_jsonl(path, out, from_seq=first, keys=keys) if stats.events else 0
+        with closing(locator.open()) as journal:
+            return [*_journal_parts(journal, events), _manifest_part(journal)]
     except NotAJournalError as error:
         raise UsageError(str(error)) from None
+
+
+def _journal_parts(journal: ReadableJournal, events: int) -> list[Part]:
+    stats = journal.stats()
+    first = max(stats.first_seq or 1, (stats.last_seq or 0) - events + 1)
+    out = io.BytesIO()
+    # up to the stats' last seq: a running node commits on meanwhile
+    written = (
+        journal.export_jsonl(out, from_seq=first, to_seq=stats.last_seq) if stats.events else 0
+    )
     detail = f"{written} event(s) from seq {first}" if written else "the journal has no events"
     return [
         Part("journal-events.jsonl", out.getvalue(), True, detail),
-        _json_part("journal-stats.json", msgspec.to_builtins(stats), True, str(path)),
+        _json_part("journal-stats.json", msgspec.to_builtins(stats), True, journal.where),
     ]
 
 
-def _manifest_part(path: Path, keys: JournalKeys) -> Part:
+def _manifest_part(journal: ReadableJournal) -> Part:
     from bastion.manifest import diff_manifests, read_manifests
 
-    found = read_manifests(path, keys=keys)
+    found = read_manifests(journal)
     if not found:
         why = "no run manifest in the journal (no node started on it yet)"
         return _json_part("manifest.json", {"unavailable": why}, False, why)
@@ -309,7 +326,7 @@ def _index(
         "bastion": __version__,
         "node": source.node_id,
         "config": str(source.config_path),
-        "journal": str(source.journal),
+        "journal": source.journal.where,
         "parts": {p.name: {"available": p.available, "detail": p.detail} for p in parts},
         "secrets_masked": masked,
     }

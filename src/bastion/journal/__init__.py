@@ -1,4 +1,5 @@
-"""The event journal (SQLite): append-only, hash-chained, with read-only inspection tools."""
+"""The event journal (a SQLite file, or PostgreSQL): append-only, hash-chained, with
+read-only inspection tools (``readable``: what the features that read it take)."""
 
 from bastion.journal.config import JournalConfig
 from bastion.journal.reader import (

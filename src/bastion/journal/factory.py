@@ -1,6 +1,7 @@
-"""``open_journal``: the journal a ``[journal]`` table configures, SQLite or PostgreSQL.
+"""``open_journal``: the journal a ``[journal]`` table configures, SQLite or PostgreSQL;
+``journal_locator``: the same journal, for the features that only read it.
 
-The composition root calls it with the keys resolved from the vault (``journal_keys``)
+The composition root calls them with the keys resolved from the vault (``journal_keys``)
 and the vault itself (for ``journal.password``). The HA package passes the fencing
 epoch it holds and what to do once fenced (halt trading).
 """
@@ -14,6 +15,7 @@ from bastion.errors import ConfigError, FencedError, OperationalError
 from bastion.journal.base import Journal
 from bastion.journal.config import JournalConfig
 from bastion.journal.keys import JournalKeys
+from bastion.journal.locator import JournalLocator
 from bastion.vault import SecretSource
 from bastion.vault.refs import SecretNotFound, secret_name
 
@@ -83,4 +85,31 @@ def open_journal(
         fence_epoch=fence_epoch,
         on_fenced=on_fenced,
         on_failed=on_failed,
+    )
+
+
+def journal_locator(
+    config: JournalConfig,
+    *,
+    base_dir: Path,
+    keys: JournalKeys,
+    secrets: SecretSource | None,
+    name: str,
+    password: str | None = None,
+) -> JournalLocator:
+    """Where the configured journal is and what reading it takes, for the features that
+    read it beside (or without) its writer: the SQLite file, or the PostgreSQL journal
+    ``journal.name`` (else ``name``: ``PaperConfig.journal_name()``) with the password
+    ``journal.password`` refers to (or ``password``, given)."""
+    path = journal_local_path(config, base_dir)
+    if config.backend == "sqlite":
+        return JournalLocator.sqlite(path, keys)
+    assert config.url is not None  # JournalConfig checks it
+    return JournalLocator.postgres(
+        config.url,
+        name=config.name or name,
+        path=path,
+        password=password if password is not None else journal_password(config, secrets),
+        keys=keys,
+        connect_timeout_s=config.connect_timeout_s,
     )

@@ -9,15 +9,18 @@ connection (autocommit: each query sees the latest commit):
 - ``committed_seq()``: the journal's last committed seq;
 - ``wait_for_commit(after, timeout_s)``: block until a commit past ``after`` is
   announced on the journal's channel (or found already there); the committed seq, or
-  None on timeout. A tailer loops ``wait_for_commit`` then ``events_after``.
+  None on timeout. A tailer loops ``wait_for_commit`` then ``events_after``;
+- ``events_of(types, ...)``, ``stats()``, ``export_jsonl(out)``: what the features that
+  read a journal take (``bastion.journal.readable.ReadableJournal``: the audit trail,
+  the start checks, the incident bundle, ``bastion manifest``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import msgspec
 import psycopg
@@ -35,6 +38,7 @@ from bastion.journal._integrity import (
 from bastion.journal._pg_records import (
     EVENT,
     META_SEAL_CHECK,
+    READ_CHUNK,
     SNAPSHOT,
     SealBroken,
     Sealer,
@@ -51,9 +55,24 @@ from bastion.journal._pg_schema import (
 )
 from bastion.journal.anchors import read_anchors
 from bastion.journal.keys import PLAINTEXT, JournalKeys
-from bastion.journal.reader import ExportedRecord, JournalStats, NotAJournalError, VerifyResult
+from bastion.journal.readable import EventRecord, decoded
+from bastion.journal.reader import (
+    MAX_SEQ,
+    ExportedRecord,
+    JournalStats,
+    NoJournalYet,
+    NotAJournalError,
+    VerifyResult,
+)
 
 __all__ = ["PostgresJournalReader"]
+
+_TYPED: Final = (
+    "SELECT seq, ts_ns, type, payload FROM bastion_events "
+    "WHERE name = %s AND type = ANY(%s) AND seq > %s AND seq < %s ORDER BY seq "
+)
+_TYPED_OLDEST_FIRST: Final = _TYPED + "LIMIT %s"
+_TYPED_NEWEST_FIRST: Final = _TYPED + "DESC LIMIT %s"
 
 
 class PostgresJournalReader:
@@ -105,7 +124,7 @@ class PostgresJournalReader:
     def _version(self) -> int:
         row = self._conn.execute("SELECT to_regclass('bastion_meta') IS NOT NULL").fetchone()
         if row is None or not row[0]:
-            raise NotAJournalError(f"{self.where}: the database holds no bastion journals")
+            raise NoJournalYet(f"{self.where}: the database holds no bastion journals")
         found = self._conn.execute(
             "SELECT value FROM bastion_meta WHERE name = '' AND key = 'schema_version'"
         ).fetchone()
@@ -156,6 +175,34 @@ class PostgresJournalReader:
                     f"{self.where}: record {found} does not decode ({error})"
                 ) from error
         return out
+
+    def events_of(
+        self,
+        types: Sequence[str],
+        *,
+        after: int = 0,
+        before: int | None = None,
+        newest_first: bool = False,
+    ) -> Iterator[EventRecord]:
+        """The events whose type is one of ``types`` with ``after < seq < before`` (None:
+        no upper bound), by seq (descending if ``newest_first``), fetched in chunks; an
+        event whose payload does not open or decode has ``event`` None
+        (``bastion.journal.readable.ReadableJournal``)."""
+        decode = new_decoder().decode
+        low, high = after, MAX_SEQ if before is None else before
+        query = _TYPED_NEWEST_FIRST if newest_first else _TYPED_OLDEST_FIRST
+        while types:
+            rows = self._query(query, (self.name, list(types), low, high, READ_CHUNK))
+            for seq, ts_ns, type_name, payload in rows:
+                plain = self._sealer.open(EVENT, seq, bytes(payload))
+                event = None if isinstance(plain, SealBroken) else decoded(decode, plain)
+                yield EventRecord(int(seq), int(ts_ns), str(type_name), event)
+            if len(rows) < READ_CHUNK:
+                return
+            if newest_first:
+                high = int(rows[-1][0])
+            else:
+                low = int(rows[-1][0])
 
     def records_after(self, seq: int) -> Iterator[tuple[Any, ...]]:
         """The committed records with seq > ``seq`` as every backend chains them (raw,
@@ -325,8 +372,9 @@ class PostgresJournalReader:
             torn_records=int(torn),
         )
 
-    def export_jsonl(self, out: IO[bytes], *, from_seq: int = 1) -> int:
-        """Write events with seq >= ``from_seq`` as JSON lines (as ``export_jsonl``)."""
+    def export_jsonl(self, out: IO[bytes], *, from_seq: int = 1, to_seq: int | None = None) -> int:
+        """Write events with ``from_seq <= seq <= to_seq`` (None: to the last) as JSON
+        lines (as ``export_jsonl``)."""
         decoder = new_decoder()
         encoder = msgspec.json.Encoder()
         n = 0
@@ -335,6 +383,8 @@ class PostgresJournalReader:
                 seq, ts_ns, type_name, client_order_id, payload, _prev, _hash = plain_row(
                     raw, self._sealer
                 )
+                if to_seq is not None and seq > to_seq:
+                    break
                 try:
                     event = decoder.decode(payload)
                 except (msgspec.DecodeError, TypeError) as error:

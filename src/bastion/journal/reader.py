@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
 import msgspec
 
@@ -24,9 +24,17 @@ from bastion.journal.anchors import anchor_path, read_anchors
 from bastion.journal.keys import PLAINTEXT, JournalKeys
 from bastion.storage.connect import DB_DATABASE_ERRORS, DB_ERRORS, connect, is_encrypted
 
+MAX_SEQ: Final = 2**63 - 1
+"""Above every seq either backend stores (both keep it in a signed 64-bit integer)."""
+
 
 class NotAJournalError(BastionError):
     """The path is missing or is not a bastion journal (a usage error)."""
+
+
+class NoJournalYet(NotAJournalError):
+    """Nothing is journaled there yet: the SQLite file does not exist, or the PostgreSQL
+    database holds none of bastion's tables (a node creates them at its first start)."""
 
 
 class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,7 +97,7 @@ def open_readonly(path: Path, key: bytes | None = None) -> Iterator[tuple[sqlite
     """The journal opened read-only (decrypted with ``key``), with its schema version;
     else ``NotAJournalError`` (or ``StorageKeyError`` for a key that does not fit)."""
     if not path.exists():
-        raise NotAJournalError(f"{path}: journal file not found")
+        raise NoJournalYet(f"{path}: journal file not found")
     if not path.is_file():
         raise NotAJournalError(f"{path}: not a file")
     try:
@@ -229,9 +237,15 @@ def journal_stats(path: Path, *, keys: JournalKeys = PLAINTEXT) -> JournalStats:
 
 
 def export_jsonl(
-    path: Path, out: IO[bytes], *, from_seq: int = 1, keys: JournalKeys = PLAINTEXT
+    path: Path,
+    out: IO[bytes],
+    *,
+    from_seq: int = 1,
+    to_seq: int | None = None,
+    keys: JournalKeys = PLAINTEXT,
 ) -> int:
-    """Write events with ``seq >= from_seq`` to ``out`` as JSON lines; return how many.
+    """Write events with ``from_seq <= seq <= to_seq`` (None: to the last) to ``out`` as
+    JSON lines; return how many.
 
     An undecodable payload stops the export with ``OperationalError`` naming its seq
     (the lines before it are written).
@@ -242,8 +256,8 @@ def export_jsonl(
     with open_readonly(path, keys.encryption) as (db, _version):
         rows = db.execute(
             "SELECT seq, ts_ns, type, client_order_id, payload FROM events "
-            "WHERE seq >= ? ORDER BY seq",
-            (from_seq,),
+            "WHERE seq >= ? AND seq <= ? ORDER BY seq",
+            (from_seq, MAX_SEQ if to_seq is None else to_seq),
         )
         for seq, ts_ns, type_name, client_order_id, payload in rows:
             try:
@@ -285,6 +299,7 @@ __all__ = [
     "HASH_NAME",
     "ExportedRecord",
     "JournalStats",
+    "NoJournalYet",
     "NotAJournalError",
     "VerifyResult",
     "export_jsonl",

@@ -12,6 +12,17 @@ is not in the journal's ``LiveArmed`` events); then it deletes the token and jou
 arming.
 
 Any refusal is a ``NotArmed`` (a ``ConfigError``, exit 2) saying to run ``bastion arm``.
+
+Both journal backends work alike. The token is a local file beside the journal's local
+path (``journal.path``: for a PostgreSQL journal, the path the node names its own files
+after), on the host that starts. Which armings were used is read from the journal
+itself through ``bastion.journal.readable`` (SQLite read-only, or PostgreSQL selects on
+``journal.name``), before the journal is opened for writing. Consuming one writes no
+table of its own: it is the ``LiveArmed`` event, journaled through the node's journal
+writer like any event (committed in a PostgreSQL transaction, hash-chained), so a
+backup, a restore and an HA group's shared journal all carry it, and ``journal verify``
+covers it. A journal not created yet has used none; one that cannot be read (not a
+journal, a wrong key, a database that does not answer) refuses the start.
 """
 
 from __future__ import annotations
@@ -19,14 +30,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from contextlib import closing
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
 from bastion.errors import NotArmed
-from bastion.journal.keys import JournalKeys
-from bastion.journal.reader import NotAJournalError, read_events
+from bastion.journal.locator import JournalLocator
+from bastion.journal.readable import events_of_type
+from bastion.journal.reader import NotAJournalError
 from bastion.model.events import LiveArmed
 from bastion.vault.files import write_private
 from bastion.vault.refs import Secret
@@ -127,14 +140,17 @@ def read_token(path: Path) -> ArmToken:
         ) from None
 
 
-def used_token_ids(journal: Path, journal_key: bytes | None = None) -> set[str]:
-    """The ids of the armings earlier starts on ``journal`` consumed."""
-    if not journal.exists():
-        return set()
+def used_token_ids(journal: JournalLocator) -> set[str]:
+    """The ids of the armings earlier starts on ``journal`` consumed (its ``LiveArmed``
+    events; a journal with nothing journaled yet: none)."""
     try:
-        events = read_events(journal, "LiveArmed", keys=JournalKeys(encryption=journal_key))
+        reader = journal.open_existing()
+        if reader is None:
+            return set()
+        with closing(reader):
+            events = events_of_type(reader, "LiveArmed")
     except NotAJournalError as error:
-        raise NotArmed(f"key 'journal.path': {error}") from None
+        raise NotArmed(f"key '{journal.config_key}': {error}") from None
     return {event.token_id for _, event in events if isinstance(event, LiveArmed)}
 
 
@@ -176,19 +192,18 @@ def verify_token(
 
 
 def consume_token(
-    journal: Path,
+    journal: JournalLocator,
     *,
     key: Secret | None,
     node_id: str,
     config_sha256: str,
     now_ns: int,
-    journal_key: bytes | None = None,
 ) -> LiveArmed:
-    """Verify the arming beside ``journal`` and delete it: the ``LiveArmed`` the node
-    journals (``ts_ns`` = ``now_ns``). ``key``: the vault's ``live/arm`` (None: the
-    vault has none, so nothing was ever armed with it); ``journal_key``: the journal's
-    encryption key, to read the armings it already consumed."""
-    path = token_path(journal)
+    """Verify the arming beside ``journal``'s local path and delete it: the ``LiveArmed``
+    the node journals (``ts_ns`` = ``now_ns``). ``key``: the vault's ``live/arm`` (None:
+    the vault has none, so nothing was ever armed with it). The armings already used
+    are read from ``journal`` (with its keys; PostgreSQL with its password)."""
+    path = token_path(journal.path)
     token = read_token(path)
     if key is None:
         raise NotArmed(
@@ -201,7 +216,7 @@ def consume_token(
         node_id=node_id,
         config_sha256=config_sha256,
         now_ns=now_ns,
-        used_ids=used_token_ids(journal, journal_key),
+        used_ids=used_token_ids(journal),
     )
     try:
         path.unlink()

@@ -10,6 +10,7 @@ import msgspec
 
 from bastion.config import PaperConfig, resolve_path
 from bastion.errors import ConfigError
+from bastion.journal.locator import JournalLocator
 from bastion.live.arming import ARM_KEY_NAME, consume_token
 from bastion.live.separation import JournalMode, check_journal_mode, mark_journal_dir
 from bastion.manifest import collect_manifest
@@ -91,22 +92,21 @@ def admit_start(
     config: PaperConfig,
     manifest: RunManifest,
     *,
-    journal: Path,
+    journal: JournalLocator,
     secrets: SecretSource | None,
     now_ns: int,
     trading: bool,
-    journal_key: bytes | None = None,
 ) -> LiveArmed | None:
-    """Admit this start on ``journal``, or refuse it before the journal is opened.
+    """Admit this start on ``journal`` (SQLite or PostgreSQL, read only), or refuse it
+    before the journal is opened for writing.
 
-    Every node: the journal (and its directory) must not be the other mode's
-    (``bastion.live.separation``); the directory is marked with this mode. A live node
-    that will trade (``trading``; ``bastion recover`` sends no order) consumes its
+    Every node: the journal (and the directory of its local path) must not be the other
+    mode's (``bastion.live.separation``); the directory is marked with this mode. A live
+    node that will trade (``trading``; ``bastion recover`` sends no order) consumes its
     arming (``bastion.live.arming``), verified with the vault's ``live/arm`` key from
-    ``secrets``: the returned ``LiveArmed`` is journaled once the journal is open.
-    ``journal_key``: the journal's encryption key (None: plaintext)."""
+    ``secrets``: the returned ``LiveArmed`` is journaled once the journal is open."""
     mode: JournalMode = "live" if config.node.mode == "live" else "paper"
-    check_journal_mode(journal, mode, journal_key)
+    check_journal_mode(journal, mode)
     armed = None
     if mode == "live" and trading:
         armed = consume_token(
@@ -115,9 +115,8 @@ def admit_start(
             node_id=config.node.id,
             config_sha256=manifest.config_sha256,
             now_ns=now_ns,
-            journal_key=journal_key,
         )
-    mark_journal_dir(journal, mode)
+    mark_journal_dir(journal.path, mode)
     return armed
 
 

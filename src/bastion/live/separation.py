@@ -11,6 +11,11 @@ on either:
   sits beside a journal (the control socket, the arming, FIX stores a desk keeps there)
   is then shared as well.
 
+The journal's manifests are read through ``bastion.journal.readable``, so a PostgreSQL
+journal (``journal.name`` in its database) is checked as a SQLite file is; its marker
+sits in the directory of its local path (``journal.path``), beside the node's socket
+and arming.
+
 A backtest with a journal only reads the marker: it refuses a live directory and
 writes none. The checks guard against mistakes (a paper config pointed at the live
 journal, a desk switched to live in place); a user who can write the directory can
@@ -19,14 +24,14 @@ delete the marker, and the manifests still speak.
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Final, Literal
 
 from bastion.errors import ConfigError
-from bastion.journal.keys import JournalKeys
+from bastion.journal.locator import JournalLocator
 from bastion.journal.reader import NotAJournalError
 from bastion.manifest import read_manifests
-from bastion.storage.connect import is_encrypted
 from bastion.vault.files import write_private
 
 MARKER_NAME: Final = ".bastion-mode"
@@ -57,37 +62,38 @@ def directory_mode(journal: Path) -> JournalMode | None:
     )
 
 
-def journal_modes(journal: Path, key: bytes | None = None) -> set[str]:
-    """The modes of the nodes that started on ``journal`` (empty: a new journal);
-    ``key``: the journal's encryption key."""
-    if not journal.exists():
-        return set()
-    if key is None and is_encrypted(journal):
-        # unreadable without its key: the journal's own open says so (StorageKeyError);
-        # the directory's marker still tells the modes apart
+def journal_modes(journal: JournalLocator) -> set[str]:
+    """The modes of the nodes that started on ``journal`` (empty: a new journal)."""
+    if journal.unreadable_without_key():
+        # the journal's own open says so (StorageKeyError); the directory's marker
+        # still tells the modes apart
         return set()
     try:
-        return {m.mode for m in read_manifests(journal, keys=JournalKeys(encryption=key))}
+        reader = journal.open_existing()
+        if reader is None:
+            return set()
+        with closing(reader):
+            return {m.mode for m in read_manifests(reader)}
     except NotAJournalError as error:
-        raise ConfigError(f"key 'journal.path': {error}") from None
+        raise ConfigError(f"key '{journal.config_key}': {error}") from None
 
 
-def check_journal_mode(journal: Path, mode: JournalMode, key: bytes | None = None) -> None:
+def check_journal_mode(journal: JournalLocator, mode: JournalMode) -> None:
     """Refuse a ``mode`` node on a journal, or in a journal directory, of the other
     mode. Reads only: ``mark_journal_dir`` writes the marker once the start is
     admitted."""
     other = "live" if mode == "paper" else "paper"
-    marked = directory_mode(journal)
+    marked = directory_mode(journal.path)
     if marked is not None and marked != mode:
         raise ConfigError(
-            f"key 'journal.path': {journal.parent} holds a {marked} node's journal "
-            f"({marker_path(journal)} says {marked}); a {mode} node keeps its journal in a "
-            f"directory of its own, never one a {other} node uses"
+            f"key 'journal.path': {journal.path.parent} holds a {marked} node's journal "
+            f"({marker_path(journal.path)} says {marked}); a {mode} node keeps its journal "
+            f"in a directory of its own, never one a {other} node uses"
         )
-    if other in journal_modes(journal, key):
+    if other in journal_modes(journal):
         raise ConfigError(
-            f"key 'journal.path': {journal} was written by a {other} node; a {mode} node "
-            "needs a journal of its own"
+            f"key '{journal.config_key}': {journal.where} was written by a {other} node; "
+            f"a {mode} node needs a journal of its own"
         )
 
 
@@ -99,8 +105,9 @@ def mark_journal_dir(journal: Path, mode: JournalMode) -> None:
 
 
 def check_backtest_journal(journal: Path) -> None:
-    """A backtest never journals into a live node's directory or journal."""
-    if directory_mode(journal) == "live" or "live" in journal_modes(journal):
+    """A backtest (whose journal is a SQLite file) never journals into a live node's
+    directory or journal."""
+    if directory_mode(journal) == "live" or "live" in journal_modes(JournalLocator.sqlite(journal)):
         raise ConfigError(
             f"key 'journal.path': {journal} is a live node's journal (or in its "
             "directory); a backtest journals elsewhere"

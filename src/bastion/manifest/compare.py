@@ -1,11 +1,9 @@
-"""Read the run manifests back from a journal and say what changed between two."""
+"""Read the run manifests back from a journal (SQLite or PostgreSQL, through
+``bastion.journal.readable``) and say what changed between two."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from bastion.journal.keys import PLAINTEXT, JournalKeys
-from bastion.journal.reader import read_events
+from bastion.journal.readable import ReadableJournal, events_of_type
 from bastion.model.events import RunManifest
 
 # the fields that say what ran (the time, epoch and host of a start are not changes)
@@ -22,12 +20,10 @@ _COMPARED: tuple[str, ...] = (
 )
 
 
-def read_manifests(journal: Path, *, keys: JournalKeys = PLAINTEXT) -> list[RunManifest]:
-    """Every start's manifest in ``journal`` (decrypted with ``keys``), oldest first."""
+def read_manifests(journal: ReadableJournal) -> list[RunManifest]:
+    """Every start's manifest in ``journal``, oldest first."""
     return [
-        event
-        for _, event in read_events(journal, "RunManifest", keys=keys)
-        if type(event) is RunManifest
+        event for _, event in events_of_type(journal, "RunManifest") if type(event) is RunManifest
     ]
 
 

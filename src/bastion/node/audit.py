@@ -1,8 +1,9 @@
 """The audit trail a console searches: the control socket's ``audit``.
 
-``AuditTrail.read`` answers from the node's own journal, opened read-only with its
-own connection (``bastion.journal.reader.open_readonly``; an encrypted journal with
-its key), on a worker thread so the trading loop never waits on it. It reads only the
+``AuditTrail.read`` answers from the node's own journal, opened for reading with its
+own connection (``bastion.journal.readable``: the SQLite file ``mode=ro``, an encrypted
+one with its key; a PostgreSQL journal through ``PostgresJournalReader``, selects only),
+on a worker thread so the trading loop never waits on it. It reads only the
 audit events (``AUDIT_TYPES``: operators' commands and refusals, approvals, overrides
 and ceilings, trading-state changes, kills and resumes of venues and instruments,
 strategies disabled and enabled, alerts fired, resolved, acknowledged and silenced,
@@ -12,13 +13,12 @@ per call: ``more`` and ``next_before_seq`` say where the next page starts.
 
 from __future__ import annotations
 
-from pathlib import Path
+from contextlib import closing
 from typing import Any, Final
 
 import msgspec
 
-from bastion.journal._codec import new_decoder
-from bastion.journal.reader import open_readonly
+from bastion.journal.locator import JournalLocator
 from bastion.model import events as ev
 from bastion.node.view import iso
 
@@ -58,38 +58,26 @@ _NOT_SUMMARY: Final = frozenset(
 
 
 class AuditTrail:
-    """The audit records of the journal at ``path`` (``key``: its encryption key)."""
+    """The audit records of the journal ``journal`` locates (SQLite or PostgreSQL)."""
 
-    def __init__(self, path: Path, key: bytes | None) -> None:
-        self.path = path
-        self._key = key
+    def __init__(self, journal: JournalLocator) -> None:
+        self.journal = journal
 
     def __repr__(self) -> str:
-        return f"AuditTrail({str(self.path)!r})"
+        return f"AuditTrail({self.journal.where!r})"
 
     def read(self, *, query: str, limit: int, before_seq: int | None) -> dict[str, Any]:
         """Up to ``limit`` records older than ``before_seq`` (None: from the newest),
         newest first, whose type, operator, source or summary holds ``query`` (any
         case). Blocking: call it off the trading loop."""
         needle = query.casefold()
-        decoder = new_decoder()
         records: list[dict[str, Any]] = []
-        marks = ",".join("?" * len(_TAGS))
-        with open_readonly(self.path, self._key) as (db, _version):
+        with closing(self.journal.open()) as journal:
             if before_seq is None:
-                (last,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-                before_seq = last + 1
+                before_seq = journal.committed_seq() + 1
             floor = max(1, before_seq - MAX_SCAN)
-            rows = db.execute(
-                f"SELECT seq, ts_ns, type, payload FROM events WHERE seq < ? AND seq >= ? "
-                f"AND type IN ({marks}) ORDER BY seq DESC",
-                (before_seq, floor, *_TAGS),
-            )
-            for seq, ts_ns, type_name, payload in rows:
-                try:
-                    event = decoder.decode(payload)
-                except (msgspec.DecodeError, TypeError):
-                    event = None
+            found = journal.events_of(_TAGS, after=floor - 1, before=before_seq, newest_first=True)
+            for seq, ts_ns, type_name, event in found:
                 record = _record(seq, ts_ns, type_name, event)
                 if needle and not any(
                     needle in (record[k] or "").casefold()

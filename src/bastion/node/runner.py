@@ -50,14 +50,14 @@ import structlog
 from bastion import native
 from bastion.backup.scheduled import scheduled_shipping
 from bastion.clock import LiveClock
-from bastion.config import PaperConfig, resolve_path
+from bastion.config import PaperConfig
 from bastion.errors import ConfigError, FencedError, OperationalError
 from bastion.feeds import Feed
 from bastion.feeds.arbiter import Arbiter
 from bastion.ha.node import EXIT_DEPOSED, ha_journal_name
 from bastion.isolation.sandbox import harden_core
 from bastion.journal.base import Journal
-from bastion.journal.factory import open_journal
+from bastion.journal.factory import journal_locator, open_journal
 from bastion.journal.keys import JournalKeys, journal_keys, require_keys
 from bastion.live.preflight import admit_start, check_live_start, node_manifest
 from bastion.model.events import RunManifest, VenueLoggedOn, VenueSessionLost
@@ -205,17 +205,22 @@ class _Node:
         config = self.config
         loop = asyncio.get_running_loop()
         clock = self.clock
-        journal_path = resolve_path(self.base_dir, config.journal.path)
+        # the journal as its readers see it (SQLite or PostgreSQL): the start checks
+        # read its run manifests and used armings, the audit trail its operator events
+        readable = journal_locator(
+            config.journal,
+            base_dir=self.base_dir,
+            keys=self.keys,
+            secrets=self.secrets,
+            name=config.journal_name(),
+        )
         armed = admit_start(
             config,
             manifest,
-            journal=journal_path,
+            journal=readable,
             secrets=self.secrets,
             now_ns=clock.timestamp_ns(),
             trading=not self.recover_only,
-            # a PostgreSQL journal's local path is a marker, not a file of records: its
-            # directory's mode marker still keeps paper and live apart
-            journal_key=self.keys.encryption if config.journal.backend == "sqlite" else None,
         )
         leader = ha = None
         if config.ha is not None:  # a standby until it holds the lease
@@ -279,7 +284,7 @@ class _Node:
         if monitor is not None:
             monitor.attach(kernel, journal=journal, epoch=epoch)
         operator = NodeOperator(kernel, monitoring=None if monitor is None else monitor.url)
-        operator.audit_trail = AuditTrail(journal.path, self.keys.encryption)
+        operator.audit_trail = AuditTrail(readable)
         recovered = recover_state(
             kernel, journal, start=None if leader is None else leader.handover
         )

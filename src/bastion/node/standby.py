@@ -3,15 +3,16 @@ it holds the group's lease.
 
 ``Standby.run`` is the standby's life: a journal-less kernel kept current by a
 ``JournalTail`` on the PostgreSQL journal (woken by each commit's NOTIFY, every wait
-bounded), the control socket answering reads and ``ha_status`` (anything else:
-"standby: not the leader"), and, concurrently, the lease's acquire loop
-(``wait_until_leader``). No journal is opened for writing, no venue connected, no
-strategy started. After each poll the tail's status goes to ``on_poll`` (the member's
-heartbeat). When it wins: a last ``poll``, ``promote`` (a broken tail or none at all:
-the new leader starts cold from the journal), the standby's kernel closed, and the
-lease keeper started at once (the fence's deadline runs from the acquire). It returns
-a ``Leadership`` (``bastion.ha.node``), and the runner takes the normal start path
-with it (``bastion.node.ha_member``).
+bounded), the control socket answering reads (``audit`` from the group's journal, as
+the leader wrote it) and ``ha_status`` (anything else: "standby: not the leader"),
+and, concurrently, the lease's acquire loop (``wait_until_leader``). No journal is
+opened for writing, no venue connected, no strategy started. After each poll the
+tail's status goes to ``on_poll`` (the member's heartbeat). When it wins: a last
+``poll``, ``promote`` (a broken tail or none at all: the new leader starts cold from
+the journal), the standby's kernel closed, and the lease keeper started at once (the
+fence's deadline runs from the acquire). It returns a ``Leadership``
+(``bastion.ha.node``), and the runner takes the normal start path with it
+(``bastion.node.ha_member``).
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ from bastion.ha.standby import HaMember, ReadOnlyLease
 from bastion.ha.tail import JournalTail, TailStatus
 from bastion.journal._codec import Chain
 from bastion.journal._pg_schema import describe
-from bastion.journal.factory import journal_local_path, journal_password
+from bastion.journal.factory import journal_local_path, journal_locator, journal_password
 from bastion.journal.keys import JournalKeys
 from bastion.journal.postgres import write_marker
 from bastion.journal.reader import NotAJournalError
 from bastion.node.access import command_guard, socket_mode
 from bastion.node.actions import NodeOperator
+from bastion.node.audit import AuditTrail
 from bastion.node.authz import required
 from bastion.node.control import (
     HaStatusRequest,
@@ -291,6 +293,17 @@ class Standby:
             write_marker(marker, describe(None, ha_journal_name(config.ha)))
         operator = NodeOperator(self.kernel)
         operator.ha = self.ha
+        # the group's audit trail, read from its journal as the leader wrote it
+        operator.audit_trail = AuditTrail(
+            journal_locator(
+                config.journal,
+                base_dir=self.base_dir,
+                keys=self.keys,
+                secrets=self.secrets,
+                name=config.journal_name(),
+                password=self.journal_password,
+            )
+        )
         guard = command_guard(operator, identities=self.identities, epoch=0, mode=config.node.mode)
         sock = open_control_socket(path, mode=socket_mode(config))
         return self.tasks.spawn("control-standby", serve_control(sock, path, StandbyGuard(guard)))

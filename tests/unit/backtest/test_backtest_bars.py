@@ -96,3 +96,16 @@ def test_when_backtest_journal_refers_to_vault_keys_then_refused_not_plaintext(
     with pytest.raises(ConfigError, match=r"journal\.encryption_key"):
         run_backtest(_config(tmp_path, journal), base_dir=tmp_path, progress=False)
     assert not (tmp_path / "bt.sqlite").exists()
+
+
+def test_when_backtest_journal_is_postgres_then_refused_not_a_file_instead(
+    tmp_path: Path,
+) -> None:
+    """A backtest journals to a SQLite file only: a PostgreSQL journal table is refused
+    by name, and no file is written in its place."""
+    journal = JournalConfig(
+        path="bt.sqlite", backend="postgres", url="postgresql://bastion@db.invalid/desk"
+    )
+    with pytest.raises(ConfigError, match=r"journal\.backend': a backtest journals to a SQLite"):
+        run_backtest(_config(tmp_path, journal), base_dir=tmp_path, progress=False)
+    assert not (tmp_path / "bt.sqlite").exists()

@@ -18,6 +18,7 @@ import pytest
 from bastion.errors import OperationalError, UsageError
 from bastion.incident import BundleSource, NodeNotRunning, make_bundle
 from bastion.journal.keys import PLAINTEXT
+from bastion.journal.locator import JournalLocator
 from bastion.monitor.config import MonitoringConfig
 from bastion.vault import redact
 from kit.journal_attacks import keyed_journal
@@ -72,8 +73,7 @@ def source(
         config_path=root / "node.toml",
         config_text=CONFIG,
         node_id="n-1",
-        journal=journal,
-        keys=PLAINTEXT,
+        journal=JournalLocator.sqlite(journal, PLAINTEXT),
         control_socket=root / "j.sqlite.sock",
         monitoring=monitoring,
         log=log,
@@ -204,7 +204,9 @@ def test_when_journal_is_not_readable_then_usage_error_and_no_file(tmp_path: Pat
     out = tmp_path / "b.tar.gz"
     with pytest.raises(UsageError, match=r"j\.sqlite"):
         make_bundle(source(tmp_path, None), out, now_ns=NOW_NS, who="f", node_status=running)
-    missing = replace(source(tmp_path, None), journal=tmp_path / "missing.sqlite")
+    missing = replace(
+        source(tmp_path, None), journal=JournalLocator.sqlite(tmp_path / "missing.sqlite")
+    )
     with pytest.raises(UsageError, match=r"missing\.sqlite: journal file not found"):
         make_bundle(missing, out, now_ns=NOW_NS, who="f", node_status=running)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["j.sqlite"]

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from bastion.errors import NotArmed
+from bastion.journal.locator import JournalLocator
 from bastion.journal.sqlite import SqliteJournal
 from bastion.live.arming import (
     ARM_KEY_NAME,
@@ -61,7 +62,11 @@ def consume(
     config_sha256: str = CONFIG_SHA,
 ) -> LiveArmed:
     return consume_token(
-        journal, key=key, node_id=node_id, config_sha256=config_sha256, now_ns=now_ns
+        JournalLocator.sqlite(journal),
+        key=key,
+        node_id=node_id,
+        config_sha256=config_sha256,
+        now_ns=now_ns,
     )
 
 
@@ -176,7 +181,7 @@ def test_when_a_consumed_token_is_replayed_from_a_copy_then_refused(tmp_path: Pa
     store.begin_run(NODE, T0)
     store.append(armed)
     store.close()
-    assert used_token_ids(journal) == {armed.token_id}
+    assert used_token_ids(JournalLocator.sqlite(journal)) == {armed.token_id}
     token_path(journal).write_bytes(copy)
     with pytest.raises(NotArmed, match="already used"):
         consume(journal, now_ns=T0 + 120 * S)

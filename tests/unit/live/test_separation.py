@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bastion.errors import ConfigError
+from bastion.journal.locator import JournalLocator
 from bastion.journal.sqlite import SqliteJournal
 from bastion.live.separation import (
     check_backtest_journal,
@@ -20,6 +21,7 @@ from bastion.live.separation import (
 from bastion.model.events import RunManifest
 
 T0 = 1_767_225_600_000_000_000
+sqlite = JournalLocator.sqlite
 
 
 def journal_with_manifest(path: Path, mode: str) -> Path:
@@ -63,7 +65,7 @@ def test_when_the_directory_is_the_other_modes_then_refused(
     journal file in it."""
     mark_journal_dir(tmp_path / "paper-journal.sqlite", marked)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=f"holds a {marked} node's journal"):
-        check_journal_mode(tmp_path / "journal.sqlite", starting)  # type: ignore[arg-type]
+        check_journal_mode(sqlite(tmp_path / "journal.sqlite"), starting)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("written", "starting"), [("paper", "live"), ("live", "paper")])
@@ -74,8 +76,8 @@ def test_when_the_journal_was_written_by_the_other_mode_then_refused(
     refuse a node of the other mode."""
     journal = journal_with_manifest(tmp_path / "journal.sqlite", written)
     with pytest.raises(ConfigError, match=f"was written by a {written} node"):
-        check_journal_mode(journal, starting)  # type: ignore[arg-type]
-    check_journal_mode(journal, written)  # type: ignore[arg-type]
+        check_journal_mode(sqlite(journal), starting)  # type: ignore[arg-type]
+    check_journal_mode(sqlite(journal), written)  # type: ignore[arg-type]
 
 
 def test_when_the_marker_is_garbage_then_refused_naming_it(tmp_path: Path) -> None:
@@ -83,7 +85,7 @@ def test_when_the_marker_is_garbage_then_refused_naming_it(tmp_path: Path) -> No
     journal = tmp_path / "journal.sqlite"
     marker_path(journal).write_text("both\n")
     with pytest.raises(ConfigError, match=r"\.bastion-mode: says 'both'"):
-        check_journal_mode(journal, "paper")
+        check_journal_mode(sqlite(journal), "paper")
 
 
 def test_when_a_backtest_journals_into_a_live_directory_then_refused(tmp_path: Path) -> None:

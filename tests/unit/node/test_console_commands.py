@@ -5,8 +5,6 @@ first, searched and paged from the journal), ``pause_instrument`` and
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,19 +12,11 @@ from typing import Any
 
 import pytest
 
-from bastion.clock import SimClock
 from bastion.journal import SqliteJournal
-from bastion.model.enums import OrderSide, OrderStatus, OrderType
-from bastion.node.actions import NodeOperator
-from bastion.node.approvals import Approvals
-from bastion.node.audit import AuditTrail
-from bastion.node.authz import CommandGuard
-from bastion.node.control import handle_line
-from bastion.node.identity import Identities
-from bastion.risk.config import RiskConfig
-from kit.control import UIDS, desk_store, peer
-from kit.risk_kernel import IID, build, market, quote
-from kit.strategies import IDLE_STRATEGY
+from bastion.journal.locator import JournalLocator
+from bastion.model.enums import OrderStatus
+from kit.operator_desk import Desk, audit_drill
+from kit.risk_kernel import IID, market, quote
 
 STR, INT, BOOL, NULL = str, int, bool, type(None)
 ISO = "iso"
@@ -142,52 +132,11 @@ def check(value: Any, shape: Any, where: str) -> None:
         assert isinstance(value, shape), f"{where}: {value!r} is not {shape}"
 
 
-class Desk:
-    def __init__(self, tmp_path: Path, journal: SqliteJournal) -> None:
-        (tmp_path / "idle.py").write_text(IDLE_STRATEGY)
-        risk = RiskConfig(max_order_quantity=Decimal(10), max_long_quantity=Decimal(4))
-        self.kernel = build(tmp_path, journal, risk)
-        self.kernel.start()
-        self.journal = journal
-        self.operator = NodeOperator(self.kernel)
-        self.operator.audit_trail = AuditTrail(journal.path, None)
-        users = desk_store(tmp_path / "users", SimClock(self.kernel.clock.timestamp_ns()))
-        self.guard = CommandGuard(
-            commands=self.operator,
-            identities=Identities(users, now_ns=self.kernel.clock.timestamp_ns),
-            approvals=Approvals(clock=self.kernel.clock, id_prefix="1."),
-            window_s=lambda _action: 60.0,
-            publish=self.kernel.bus.publish,
-            commit=self.operator.committed,
-            clock=self.kernel.clock,
-        )
-
-    def ask(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
-        line = json.dumps(request).encode()
-        answer = asyncio.run(handle_line(line, self.guard, peer(UIDS[name])))
-        decoded: dict[str, Any] = json.loads(answer)
-        return decoded
-
-    def limit_buy(self, strategy: str) -> Any:
-        order = self.kernel.execution.create_order(
-            strategy_id=strategy,
-            instrument_id=IID,
-            venue="SIM",
-            side=OrderSide.BUY,
-            order_type=OrderType.LIMIT,
-            quantity=1,
-            price=9_000,
-        )
-        sent = self.kernel.risk.submit_order(order)
-        self.kernel.venue.flush()
-        return order if sent else None
-
-
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
     journal = SqliteJournal(tmp_path / "j.sqlite")
     try:
-        yield Desk(tmp_path, journal)
+        yield Desk(tmp_path, journal, JournalLocator.sqlite(journal.path))
     finally:
         journal.close()
 
@@ -245,25 +194,22 @@ def test_when_a_trading_node_is_viewed_then_every_contract_key_has_its_type(desk
 
 
 def test_when_audited_then_newest_first_searched_and_paged(desk: Desk) -> None:
-    for name in ("vic", "rita"):
-        desk.ask(name, {"cmd": "kill", "why": f"drill by {name}"})
-    answer = desk.ask("vic", {"cmd": "audit", "query": "", "limit": 500})
+    """Newest first, who and where from; a search finds the refusal; pages of one
+    follow each other; a limit out of range is refused."""
+    answers = audit_drill(desk)
+    answer = answers["all"]
     records = answer["records"]
     assert answer["ok"] is True and answer["more"] is False
     assert [r["seq"] for r in records] == sorted((r["seq"] for r in records), reverse=True)
     types = [r["type"] for r in records]
     assert types[:3] == ["TradingStateChanged", "OperatorCommand", "OperatorRefused"]
     assert records[1]["operator"] == "rita" and records[1]["source"] == "local socket"
-    refused = desk.ask("vic", {"cmd": "audit", "query": "REFUSED", "limit": 10})["records"]
+    refused = answers["refused"]["records"]
     assert [r["type"] for r in refused] == ["OperatorRefused"]
-    first = desk.ask("vic", {"cmd": "audit", "query": "", "limit": 1})
+    first, older = answers["first"], answers["older"]
     assert first["more"] is True and len(first["records"]) == 1
-    older = desk.ask(
-        "vic", {"cmd": "audit", "query": "", "limit": 1, "before_seq": first["records"][0]["seq"]}
-    )
     assert older["records"][0]["seq"] < first["records"][0]["seq"]
-    for bad in (0, 501):
-        assert desk.ask("vic", {"cmd": "audit", "limit": bad})["ok"] is False
+    assert [bad["ok"] for bad in answers["bad"]] == [False, False]
 
 
 def test_when_an_instrument_is_paused_then_orders_are_denied_until_it_ends(desk: Desk) -> None:
