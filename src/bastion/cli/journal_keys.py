@@ -109,6 +109,9 @@ class PostgresSource(NamedTuple):
     local_path: Path
     """The local path the node names its own files after (``journal.path``)."""
 
+    def __repr__(self) -> str:  # the password and keys never: it may reach a log or error
+        return f"PostgresSource(url={self.url!r}, name={self.name!r})"
+
     def locator(self) -> JournalLocator:
         """What the features that read a journal take (``bastion.journal.readable``)."""
         return JournalLocator.postgres(
