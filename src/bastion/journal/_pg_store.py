@@ -139,11 +139,12 @@ class PgStore:
 
     def write_event(self, row: Row) -> None:
         db = self._db
+        stored = stored_row(row, self._sealer)
         with self._lock, self._watchdog.armed(), db.transaction():
             self.check_fence(db)
-            db.execute(_INSERT, (self._name, *stored_row(row, self._sealer)))
+            db.execute(_INSERT, (self._name, *stored))
             db.execute(_NOTIFY, (self._channel, str(row[0])))
-        self.bytes += len(row[4]) + len(row[2]) + 80
+        self.bytes += len(stored[4]) + len(stored[2]) + 80  # as stored, as a batch counts
 
     def write_snapshot(self, snapshot: PendingSnapshot) -> None:
         db = self._db
