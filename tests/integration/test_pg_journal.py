@@ -84,6 +84,25 @@ def test_when_group_durability_then_a_batch_is_one_commit(pg_dsn: str, tmp_path:
         journal.close()
 
 
+@pytest.mark.parametrize("durability", ["group", "fsync_each"])
+def test_when_encrypted_then_stats_bytes_count_the_rows_as_stored(
+    pg_dsn: str, tmp_path: Path, durability: str
+) -> None:
+    """``stats().bytes`` counts sealed payloads as stored, in either durability: the
+    figure a journal keeps up while writing is the one it reads when opened again."""
+    journal = open_pg(pg_dsn, tmp_path, keys=KEYED, durability=durability)
+    for event in fills(20):
+        journal.append(event)
+    journal.flush()
+    written = journal.stats().bytes
+    journal.close()
+    again = open_pg(pg_dsn, tmp_path, keys=KEYED)
+    try:
+        assert written == again.stats().bytes > 0
+    finally:
+        again.close()
+
+
 def test_when_many_snapshots_then_only_the_newest_three_are_kept(
     postgres: PostgresServer, pg_dsn: str, tmp_path: Path
 ) -> None:

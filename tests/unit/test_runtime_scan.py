@@ -46,17 +46,17 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
     ("cli/common.py", "LiveClock()"): "commands that run no node stamp vault entries with it",
     ("journal/sqlite.py", "time.time_ns"): (
-        "opening a journal stamps a torn last record set aside, before any node clock; "
-        "the writer thread stamps its anchors (no node clock reaches that thread)"
-    ),
-    ("journal/sqlite.py", "time.monotonic"): (
-        "the journal's writer thread times its anchors; no node clock reaches that thread"
+        "opening a journal stamps a torn last record set aside, before any node clock"
     ),
     ("journal/postgres.py", "time.time_ns"): (
-        "as journal/sqlite.py: a bad last record set aside at open, and the writer thread's anchors"
+        "as journal/sqlite.py: a bad last record set aside at open"
     ),
-    ("journal/postgres.py", "time.monotonic"): (
-        "as journal/sqlite.py: the writer thread times its anchors and the commit lag"
+    ("journal/_writer.py", "time.time_ns"): (
+        "the journal's writer thread stamps its anchors (no node clock reaches that thread)"
+    ),
+    ("journal/_writer.py", "time.monotonic"): (
+        "the journal's writer thread times its anchors and the commit lag; no node clock "
+        "reaches that thread"
     ),
     ("journal/_pg_watchdog.py", "time.monotonic"): (
         "the watchdog thread that shuts a stalled database socket keeps its own deadline"

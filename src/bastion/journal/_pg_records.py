@@ -23,7 +23,9 @@ import psycopg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from bastion.errors import StorageKeyError
 from bastion.journal._codec import Row, new_decoder
+from bastion.journal._pg_schema import write_meta
 
 NONCE_BYTES: Final = 12
 META_SEAL: Final = "seal"
@@ -137,3 +139,36 @@ def iter_stored(
             return
         yield from rows
         last = rows[-1][0]
+
+
+def check_sealing(
+    db: psycopg.Connection[Any],
+    name: str,
+    where: str,
+    sealer: Sealer,
+    meta: dict[str, str],
+    *,
+    events: int,
+) -> None:
+    """Opening journal ``name`` (``meta`` as stored, ``events`` records): refuse a key
+    that does not match the stored key check, a missing key, or a key for a journal of
+    plaintext records; a new journal opened with a key records its key check."""
+    stored_check = meta.get(META_SEAL_CHECK)
+    if stored_check is not None:
+        if not sealer.sealed:
+            raise StorageKeyError(f"{where} is encrypted: its encryption key is needed")
+        if stored_check != sealer.key_check:
+            raise StorageKeyError(
+                f"{where}: wrong encryption key (the journal's key check value does "
+                "not match the key given)"
+            )
+        return
+    if sealer.sealed:
+        if events:
+            raise StorageKeyError(
+                f"{where} holds plaintext records but an encryption key is "
+                "configured (start a new journal name for an encrypted journal)"
+            )
+        assert sealer.key_check is not None
+        with db.transaction():
+            write_meta(db, name, {META_SEAL: SEAL_NAME, META_SEAL_CHECK: sealer.key_check})

@@ -57,9 +57,13 @@ class Journal(Protocol):
 
     path: Path
     durability: Durability
-    commits: int
     torn_tail: int | None
     migrated_from: int
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed (a group batch is one)."""
+        ...
 
     @property
     def last_seq(self) -> int: ...

@@ -2,10 +2,12 @@
 ``SqliteJournal``, in a database that several machines (an HA group) can reach.
 
 Every table is keyed by the journal's ``name`` (``_pg_schema``). Writing works as in
-SQLite: ``group`` durability queues events for a writer thread that commits each batch
-in one transaction (snapshots in the same transaction as the events before them, the
-last ``KEEP_SNAPSHOTS`` kept); ``fsync_each`` commits before ``append`` returns. Each
-commit announces its last seq on ``notify_channel(name)`` for tailers.
+SQLite, through the same ``GroupCommitWriter`` (``_writer``): ``group`` durability
+queues events for a writer thread that commits each batch in one transaction
+(snapshots in the same transaction as the events before them, the last
+``KEEP_SNAPSHOTS`` kept); ``fsync_each`` commits before ``append`` returns. The
+transactions are ``_pg_store``'s; each commit announces its last seq on
+``notify_channel(name)`` for tailers.
 
 Fencing (``fence_epoch``): every write transaction first reads the lease row
 ``SELECT epoch FROM bastion_leases WHERE name = %s FOR SHARE``; unless it is this
@@ -34,22 +36,20 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import msgspec
 import psycopg
 import structlog
 
-from bastion.errors import FencedError, IntegrityError, OperationalError, StorageKeyError
+from bastion.errors import FencedError, IntegrityError, OperationalError
 from bastion.journal._codec import (
     GENESIS_HASH,
     Chain,
     JournalEvent,
     RecordEncoder,
-    Row,
     new_decoder,
     record_problem,
 )
@@ -62,16 +62,13 @@ from bastion.journal._integrity import (
 )
 from bastion.journal._pg_records import (
     EVENT,
-    META_SEAL,
-    META_SEAL_CHECK,
     RAW_COLUMNS,
     READ_CHUNK,
-    SEAL_NAME,
     SNAPSHOT,
     Sealer,
+    check_sealing,
     iter_stored,
     plain_row,
-    stored_row,
 )
 from bastion.journal._pg_schema import (
     LEASES_DDL,
@@ -82,9 +79,10 @@ from bastion.journal._pg_schema import (
     prepare,
     read_meta,
     write_meta,
-    writer_lock_key,
 )
+from bastion.journal._pg_store import KEEP_SNAPSHOTS, Conn, PgStore
 from bastion.journal._pg_watchdog import Watchdog
+from bastion.journal._writer import GroupCommitWriter, WriterBacked
 from bastion.journal.anchors import AnchorWriter, anchor_path, read_anchors
 from bastion.journal.base import JournalStats, StoredSnapshot
 from bastion.journal.config import Durability
@@ -97,20 +95,6 @@ __all__ = ["KEEP_SNAPSHOTS", "LEASES_DDL", "PostgresJournal", "notify_channel"]
 log = structlog.get_logger("bastion.journal")
 
 WRITER_THREAD_NAME: Final = "bastion-pg-journal-writer"
-KEEP_SNAPSHOTS: Final = 3
-_COPY: Final = (
-    "COPY bastion_events (name, seq, ts_ns, type, client_order_id, payload, prev_hash, hash) "
-    "FROM STDIN"
-)
-_INSERT: Final = "INSERT INTO bastion_events VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-_FENCE: Final = "SELECT epoch FROM bastion_leases WHERE name = %s FOR SHARE"
-
-Conn = psycopg.Connection[tuple[Any, ...]]
-
-
-class _Snapshot(NamedTuple):
-    ts_ns: int
-    payload: bytes
 
 
 def write_marker(path: Path, where: str) -> None:
@@ -123,8 +107,13 @@ def write_marker(path: Path, where: str) -> None:
         marker.write(f"bastion {where}: the events are in the database\n")
 
 
-class PostgresJournal:
+class PostgresJournal(WriterBacked):
     """Append-only, hash-chained event journal ``name`` in a PostgreSQL database."""
+
+    append: Callable[[Any], None]
+    """Journal one event: queued (``group``) or committed before returning (``fsync_each``).
+    Raises ``OperationalError`` (``FencedError`` once fenced) after a failed write. The
+    writer's own bound method (``GroupCommitWriter.append``): the order path calls it."""
 
     def __init__(
         self,
@@ -150,14 +139,10 @@ class PostgresJournal:
         self.path = path
         self.durability: Durability = durability
         self.fence_epoch = fence_epoch
-        self.commits = 0
         self.torn_tail: int | None = None
-        self._on_fenced = on_fenced
-        self._on_failed = on_failed
         self._password = password
         self._chain = Chain(keys.chain)
         self._sealer = Sealer(keys.encryption, name)
-        self._channel = notify_channel(name)
         self._db_lock = threading.Lock()
         self._db: Conn = connect(
             url,
@@ -173,70 +158,57 @@ class PostgresJournal:
             raise OperationalError(f"{self.where}: local path {path}: {error}") from error
         # the server bounds statements; this bounds a server that never answers
         self._watchdog = Watchdog(self._db, statement_timeout_ms / 1000 + 1.0, self.where)
-        self._anchors: AnchorWriter | None = None
+        self._store = PgStore(
+            self._db,
+            self._db_lock,
+            self._watchdog,
+            name=name,
+            where=self.where,
+            password=password,
+            chain=self._chain,
+            sealer=self._sealer,
+            fence_epoch=fence_epoch,
+            on_fenced=on_fenced,
+            on_failed=on_failed,
+        )
+        anchors: AnchorWriter | None = None
         try:
             self.migrated_from = prepare(self._db)
             if fence_epoch is None:
-                self._lock_writer()
+                self._store.lock_writer()
             last_seq, last_hash, torn = self._check_integrity(keys.chain)
-            self._bytes = self._stored_bytes()
+            self._store.bytes = self._stored_bytes()
             torn_event = self._set_aside(*torn) if torn is not None else None
-            self._snapshot_ts_ns = self._newest_snapshot_ts()
+            snapshot_ts_ns = self._newest_snapshot_ts()
             if self._chain.keyed:
                 assert keys.chain is not None
-                self._anchors = AnchorWriter(
-                    anchor_path(path), keys.chain, written=self._anchors_read
-                )
+                anchors = AnchorWriter(anchor_path(path), keys.chain, written=self._anchors_read)
         except psycopg.Error as error:
             self._db.close()
             raise pg_error(self.where, error, password) from None
         except BaseException:
             self._db.close()
             raise
-        self._encoder = RecordEncoder(last_seq, last_hash, self._chain)
-        self._base_seq = last_seq
-        self._appended = 0
-        self._committed_seq = last_seq
-        self._committed_hash = last_hash
-        self._refused: str | None = None
-        self._error: BaseException | None = None
-        self._failure_told = False
-        self._closed = False
-        self._queue: deque[Any] = deque()
-        self._queued_since = 0.0
-        self._committing_since: float | None = None
-        self._snapshots_queued = 0
-        self._max_batch = max_batch
-        self._interval_s = commit_interval_ms / 1000
-        self._wake = threading.Event()
-        self._committed = threading.Condition()
-        self._stopping = False
-        self._anchor_interval_s = anchor_interval_s
-        self._next_anchor_at = time.monotonic() + anchor_interval_s
-        self._anchored_seq = -1
-        self._writer: threading.Thread | None = None
-        if self._anchors is not None:
-            self._write_anchor()
-        if durability == "group":
-            self._writer = threading.Thread(
-                target=self._run_writer, name=WRITER_THREAD_NAME, daemon=False
-            )
-            self._writer.start()
+        self._writer = GroupCommitWriter(
+            self._store,
+            RecordEncoder(last_seq, last_hash, self._chain),
+            durability=durability,
+            commit_interval_ms=commit_interval_ms,
+            max_batch=max_batch,
+            thread_name=WRITER_THREAD_NAME,
+            where=self.where,
+            log_at={"journal": self.where},
+            error_text=str,
+            snapshot_ts_ns=snapshot_ts_ns,
+            anchors=anchors,
+            anchor_interval_s=anchor_interval_s,
+        )
+        self.append = self._writer.append
         if torn_event is not None:
             self.torn_tail = torn_event.first_seq
             self.append(torn_event)
 
     # -- opening -----------------------------------------------------------------------
-    def _lock_writer(self) -> None:
-        row = self._db.execute(
-            "SELECT pg_try_advisory_lock(%s)", (writer_lock_key(self.name),)
-        ).fetchone()
-        if row is None or not row[0]:
-            raise OperationalError(
-                f"{self.where} is in use by another bastion process; a journal has one "
-                "writer at a time (an HA group fences its writers with an epoch instead)"
-            )
-
     def _check_integrity(
         self, chain_key: bytes | None
     ) -> tuple[int, bytes, tuple[int, str] | None]:
@@ -247,7 +219,7 @@ class PostgresJournal:
         assert count_row is not None
         events, first_seq, last_seq = int(count_row[0]), count_row[1], count_row[2]
         meta = read_meta(db, name)
-        self._check_sealing(meta, events)
+        check_sealing(db, name, self.where, sealer, meta, events=events)
         anchors_file = anchor_path(self.path)
         stored = Keying(meta.get(META_CHAIN, "sha256"), meta.get(META_KEY_CHECK))
         if check_keying(
@@ -298,30 +270,6 @@ class PostgresJournal:
             return result.broken_seq - 1, result.last_hash, (result.broken_seq, result.problem)
         return result.last_seq or 0, result.last_hash, None
 
-    def _check_sealing(self, meta: dict[str, str], events: int) -> None:
-        stored_check = meta.get(META_SEAL_CHECK)
-        sealer = self._sealer
-        if stored_check is not None:
-            if not sealer.sealed:
-                raise StorageKeyError(f"{self.where} is encrypted: its encryption key is needed")
-            if stored_check != sealer.key_check:
-                raise StorageKeyError(
-                    f"{self.where}: wrong encryption key (the journal's key check value does "
-                    "not match the key given)"
-                )
-            return
-        if sealer.sealed:
-            if events:
-                raise StorageKeyError(
-                    f"{self.where} holds plaintext records but an encryption key is "
-                    "configured (start a new journal name for an encrypted journal)"
-                )
-            assert sealer.key_check is not None
-            with self._db.transaction():
-                write_meta(
-                    self._db, self.name, {META_SEAL: SEAL_NAME, META_SEAL_CHECK: sealer.key_check}
-                )
-
     def _snapshot_rows(self, db: Conn) -> Iterator[tuple[int, object, object, object, object]]:
         rows = db.execute(
             "SELECT s.seq, s.event_hash, s.payload, s.digest, e.hash FROM bastion_snapshots s "
@@ -349,25 +297,7 @@ class PostgresJournal:
 
     def _set_aside(self, seq: int, problem: str) -> JournalTailSetAside:
         """Move a failing last record to ``bastion_torn_records``; the event that says so."""
-        db = self._db
-        with db.transaction():
-            self._check_fence(db)
-            row = db.execute(
-                "SELECT octet_length(payload) + octet_length(type) + 80 FROM bastion_events "
-                "WHERE name = %s AND seq = %s",
-                (self.name, seq),
-            ).fetchone()
-            size = 0 if row is None else int(row[0])
-            db.execute(
-                "INSERT INTO bastion_torn_records SELECT name, seq, %s, %s, ts_ns, type, "
-                "client_order_id, payload, prev_hash, hash FROM bastion_events "
-                "WHERE name = %s AND seq = %s",
-                (time.time_ns(), problem, self.name, seq),
-            )
-            db.execute("DELETE FROM bastion_events WHERE name = %s AND seq = %s", (self.name, seq))
-            db.execute(
-                "DELETE FROM bastion_snapshots WHERE name = %s AND seq >= %s", (self.name, seq)
-            )
+        size = self._store.set_aside(seq, problem, time.time_ns())
         log.error(
             "journal_tail_set_aside",
             journal=self.where,
@@ -387,40 +317,14 @@ class PostgresJournal:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    # -- fencing -----------------------------------------------------------------------
-    def _check_fence(self, db: Conn) -> None:
-        """Inside a write transaction: refuse unless the lease still holds our epoch."""
-        if self.fence_epoch is None:
-            return
-        row = db.execute(_FENCE, (self.name,)).fetchone()
-        current = None if row is None else int(row[0])
-        if current != self.fence_epoch:
-            raise FencedError(
-                f"{self.where}: fenced: this writer's epoch is {self.fence_epoch} but the "
-                f"lease's current epoch is {current}; another node leads, nothing was written"
-            )
-
-    # -- anchors -----------------------------------------------------------------------
-    def _write_anchor(self) -> None:
-        self._next_anchor_at = time.monotonic() + self._anchor_interval_s
-        if self._anchors is None or self._committed_seq == self._anchored_seq:
-            return
-        seq, digest = self._committed_seq, self._committed_hash
-        try:
-            self._anchors.write(seq, digest, time.time_ns())
-        except OSError as error:
-            log.error("journal_anchor_failed", journal=self.where, seq=seq, error=repr(error))
-            return
-        self._anchored_seq = seq
-
     # -- writing -----------------------------------------------------------------------
     def begin_run(self, node_id: str, started_ns: int) -> int:
         """Record a new run; return its epoch: the run number (1, 2, 3…), or with
         fencing the fencing epoch (which then makes client order ids unique)."""
-        self._refuse_if_failed()
+        self._writer.check()
         try:
             with self._db_lock, self._watchdog.armed(), self._db.transaction():
-                self._check_fence(self._db)
+                self._store.check_fence(self._db)
                 row = self._db.execute(
                     "SELECT COALESCE(MAX(run), 0) + 1 FROM bastion_runs WHERE name = %s",
                     (self.name,),
@@ -433,240 +337,24 @@ class PostgresJournal:
                     (self.name, run, node_id, started_ns, epoch),
                 )
         except FencedError as error:
-            self._fail(error)
+            self._writer.fail(error)
             raise
         except psycopg.Error as error:
             raise pg_error(self.where, error, self._password) from error
         return epoch
 
-    @property
-    def last_seq(self) -> int:
-        return self._base_seq + self._appended
-
-    @property
-    def committed_seq(self) -> int:
-        return self._committed_seq
-
-    def _refuse_if_failed(self) -> None:
-        if self._refused is not None:
-            if isinstance(self._error, FencedError):
-                raise FencedError(f"{self.where}: {self._refused}") from self._error
-            raise OperationalError(f"{self.where}: {self._refused}") from self._error
-
-    def append(self, event: Any) -> None:
-        """Journal one event: queued (``group``) or committed before returning (``fsync_each``).
-
-        Raises ``OperationalError`` (``FencedError`` once fenced) after a failed write."""
-        self._refuse_if_failed()
-        self._appended += 1
-        if self._writer is None:
-            self._write_now(event)
-            return
-        queue = self._queue
-        if not queue:
-            self._queued_since = time.monotonic()
-        queue.append(event)
-        if len(queue) >= self._max_batch and not self._wake.is_set():
-            self._wake.set()
-
-    def snapshot(self, payload: bytes, ts_ns: int) -> int:
-        """Store a snapshot covering every event appended so far; return its seq."""
-        self._refuse_if_failed()
-        seq = self.last_seq
-        marker = _Snapshot(ts_ns, payload)
-        self._snapshot_ts_ns = ts_ns
-        if self._writer is None:
-            try:
-                with self._db_lock, self._watchdog.armed(), self._db.transaction():
-                    self._check_fence(self._db)
-                    self._insert_snapshot(self._db, seq, self._encoder.last_hash, marker)
-            except Exception as error:
-                self._fail(error)
-                self._refuse_if_failed()
-            return seq
-        self._snapshots_queued += 1
-        if not self._queue:
-            self._queued_since = time.monotonic()
-        self._queue.append(marker)
-        self._wake.set()
-        return seq
-
-    def _insert_snapshot(self, db: Conn, seq: int, event_hash: bytes, marker: _Snapshot) -> None:
-        digest = self._chain.seal(seq, event_hash, marker.payload)
-        sealed = self._sealer.seal(SNAPSHOT, seq, marker.payload)
-        db.execute(
-            "INSERT INTO bastion_snapshots VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (name, seq) DO UPDATE SET ts_ns = EXCLUDED.ts_ns, "
-            "event_hash = EXCLUDED.event_hash, payload = EXCLUDED.payload, "
-            "digest = EXCLUDED.digest",
-            (self.name, seq, marker.ts_ns, event_hash, sealed, digest),
-        )
-        db.execute(
-            "DELETE FROM bastion_snapshots WHERE name = %s AND seq NOT IN (SELECT seq FROM "
-            "bastion_snapshots WHERE name = %s ORDER BY seq DESC LIMIT %s)",
-            (self.name, self.name, KEEP_SNAPSHOTS),
-        )
-
     def stats(self) -> JournalStats:
-        committing = self._committing_since
-        oldest = (
-            committing if committing is not None else (self._queued_since if self._queue else None)
-        )
-        return JournalStats(
-            last_seq=self.last_seq,
-            committed_seq=self._committed_seq,
-            queue_depth=len(self._queue),
-            bytes=self._bytes,
-            commit_lag_s=0.0 if oldest is None else max(0.0, time.monotonic() - oldest),
-            writable=self._refused is None,
-            snapshot_ts_ns=self._snapshot_ts_ns,
-        )
-
-    def flush(self) -> int:
-        target = self.last_seq
-        if self._writer is None:
-            return self._committed_seq
-        self._wake.set()
-        with self._committed:
-            self._committed.wait_for(lambda: self._committed_seq >= target or self._error)
-        if self._error is not None:
-            self._refuse_if_failed()
-        return self._committed_seq
-
-    def refuse(self, reason: str) -> None:
-        """Accept no more events (those appended before are still committed)."""
-        if self._refused is None:
-            self._refused = reason
+        return self._writer.stats(self._store.bytes)
 
     def close(self) -> None:
         """Commit everything queued, stop the writer thread, close the connection
         (which releases the writer's advisory lock)."""
-        if self._closed:
+        if not self._writer.close():
             return
-        self._closed = True
-        if self._refused is None:
-            self._refused = "journal is closed"
-        if self._writer is not None:
-            self._stopping = True
-            self._wake.set()
-            self._writer.join()
-        if self._anchors is not None:
-            if self._error is None:
-                self._write_anchor()
-            self._anchors.close()
         self._watchdog.close()
         with self._db_lock:
             self._db.close()
-        if self._error is not None:
-            self._refuse_if_failed()
-
-    def _write_now(self, event: Any) -> None:
-        try:
-            row = self._encoder.encode(event)
-            with self._db_lock, self._watchdog.armed(), self._db.transaction():
-                self._check_fence(self._db)
-                self._db.execute(_INSERT, (self.name, *stored_row(row, self._sealer)))
-                self._db.execute("SELECT pg_notify(%s, %s)", (self._channel, str(row[0])))
-        except Exception as error:
-            self._fail(error)
-            self._refuse_if_failed()
-        self._committed_to(row, len(row[4]) + len(row[2]) + 80)
-        if self._anchors is not None and time.monotonic() >= self._next_anchor_at:
-            self._write_anchor()
-
-    def _committed_to(self, last: Row, size: int) -> None:
-        with self._committed:
-            self._committed_seq = last[0]
-            self._committed_hash = last[6]
-            self._committed.notify_all()
-        self._bytes += size
-        self.commits += 1
-
-    def _run_writer(self) -> None:
-        main = threading.main_thread()
-        while True:
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
-            stopping = self._stopping or not main.is_alive()
-            try:
-                self._commit_queued()
-            except Exception as error:
-                self._fail(error)
-                return
-            if self._anchors is not None and time.monotonic() >= self._next_anchor_at:
-                self._write_anchor()
-            if stopping:
-                return
-
-    def _commit_queued(self) -> None:
-        n = len(self._queue)
-        if n == 0:
-            return
-        self._committing_since = self._queued_since
-        try:
-            self._commit_batch(n)
-        finally:
-            self._committing_since = None
-
-    def _commit_batch(self, n: int) -> None:
-        encoder, queue, sealer, name = self._encoder, self._queue, self._sealer, self.name
-        rows: list[Row] = []
-        snapshots: list[tuple[int, bytes, _Snapshot]] = []
-        for i in range(n):
-            item = queue.popleft()
-            if type(item) is _Snapshot:
-                self._snapshots_queued -= 1
-                snapshots.append((encoder.last_seq, encoder.last_hash, item))
-            else:
-                rows.append(encoder.encode(item))
-            if i % 128 == 127:
-                time.sleep(0)  # encoding holds the GIL: let the trading thread in
-        if queue:
-            self._queued_since = time.monotonic()
-        db = self._db
-        size = 0
-        with self._db_lock, self._watchdog.armed(), db.transaction():
-            self._check_fence(db)
-            if rows:
-                with db.cursor() as cursor, cursor.copy(_COPY) as copy:
-                    for row in rows:
-                        stored = stored_row(row, sealer)
-                        size += len(stored[4]) + len(stored[2]) + 80
-                        copy.write_row((name, *stored))
-            for seq, event_hash, marker in snapshots:
-                self._insert_snapshot(db, seq, event_hash, marker)
-            if rows:
-                db.execute("SELECT pg_notify(%s, %s)", (self._channel, str(rows[-1][0])))
-        if rows:
-            self._committed_to(rows[-1], size)
-        else:
-            self.commits += 1
-
-    def _fail(self, error: BaseException) -> None:
-        if self._watchdog.fired:
-            error = OperationalError(
-                f"{self.where}: the database did not answer within "
-                f"{self._watchdog.limit_s:g} s (stalled or partitioned): {error}"
-            )
-        elif isinstance(error, psycopg.Error):
-            error = pg_error(self.where, error, self._password)
-        if not isinstance(error, FencedError) and not self._failure_told:
-            self._failure_told = True  # one call, of either kind
-            if self._on_failed is not None:
-                failed = error if isinstance(error, OperationalError) else None
-                self._on_failed(failed or OperationalError(f"{self.where}: {error!r}"))
-        self._error = error
-        self._refused = f"write failed: {error}; the journal accepts no more events"
-        if isinstance(error, FencedError):
-            log.critical("journal_fenced", journal=self.where, error=str(error))
-        else:
-            log.error("journal_write_failed", journal=self.where, error=repr(error))
-        with self._committed:
-            self._committed.notify_all()
-        if isinstance(error, FencedError) and not self._failure_told:
-            self._failure_told = True
-            if self._on_fenced is not None:
-                self._on_fenced(error)
+        self._writer.raise_failure()
 
     # -- reading -----------------------------------------------------------------------
     def read(self, after: int = 0) -> Iterator[tuple[int, JournalEvent]]:

@@ -260,10 +260,10 @@ def test_when_a_keyed_tail_is_torn_past_the_last_anchor_then_it_is_set_aside_and
     journal = SqliteJournal(path, keys=KEYED, durability="fsync_each", anchor_interval_s=3600)
     for fill in fills(4):
         journal.append(fill)
-    anchors = journal._anchors
+    anchors = journal._writer.anchors
     assert anchors is not None
     anchors.close()  # the process dies before its closing anchor (the last one: seq 0)
-    journal._anchors = None
+    journal._writer.anchors = None
     journal.close()
     execute(path, "UPDATE events SET hash = substr(hash, 1, 7) WHERE seq = 4")
     assert verify_journal(path, keys=KEYED).torn_tail
