@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from bastion.backup.encryption import new_identity
-from bastion.journal.keys import JournalKeys
 from bastion.journal.pg_reader import PostgresJournalReader
 from bastion.journal.reader import NotAJournalError
 from bastion.model import events as ev
@@ -30,14 +29,14 @@ from kit.node_process import (
     status,
     still_running,
 )
-from kit.pg_journal import as_superuser, dbname, open_pg, split_password, stored_rows
+from kit.pg_journal import SEALED_KEYS, as_superuser, dbname, open_pg, split_password, stored_rows
 from kit.postgres import PostgresServer
 from kit.strategies import HOARDER
 from kit.vaults import key_file, new_vault
 from kit.waiting import eventually
 
 NAME = "pgb-1"
-KEYS = JournalKeys(encryption=bytes(range(32)), chain=bytes(range(32, 64)))
+KEYS = SEALED_KEYS
 
 NODE_TOML = hoarder_node_toml(
     "pgb-1",

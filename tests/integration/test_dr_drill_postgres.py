@@ -18,7 +18,6 @@ import pytest
 
 from bastion.backup.encryption import new_identity
 from bastion.backup.pg_scratch import PREFIX
-from bastion.journal.keys import JournalKeys
 from bastion.journal.pg_reader import PostgresJournalReader
 from bastion.journal.reader import NotAJournalError
 from bastion.model import events as ev
@@ -36,14 +35,14 @@ from kit.chaos_harness import (
 from kit.chaos_oracle import read_ledger
 from kit.net import free_tcp_port
 from kit.node_process import bastion_cmd, child_env, terminate
-from kit.pg_journal import dbname, open_pg, split_password
+from kit.pg_journal import SEALED_KEYS, dbname, open_pg, split_password
 from kit.postgres import PostgresServer
 from kit.receivers import HttpReceiver, http_receiver
 from kit.vaults import key_file, new_vault
 from kit.waiting import eventually
 
 SEED = 20_261_208
-KEYS = JournalKeys(encryption=bytes(range(32)), chain=bytes(range(32, 64)))
+KEYS = SEALED_KEYS
 
 PG_SECTIONS = """
 [journal]

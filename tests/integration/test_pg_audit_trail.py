@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from bastion.journal.keys import JournalKeys
 from bastion.journal.locator import JournalLocator
 from bastion.journal.sqlite import SqliteJournal
 from bastion.node.control import request, socket_path
@@ -18,12 +17,12 @@ from bastion.vault.keysource import KEY_FILE_ENV
 from kit.hoarder_node import hoarder_node_toml
 from kit.node_process import START_TIMEOUT_S, STOP_TIMEOUT_S, running_node, status, still_running
 from kit.operator_desk import Desk, audit_drill
-from kit.pg_journal import open_pg, pg_locator, split_password
+from kit.pg_journal import SEALED_KEYS, open_pg, pg_locator, split_password
 from kit.strategies import HOARDER
 from kit.vaults import key_file, new_vault
 from kit.waiting import eventually
 
-KEYS = JournalKeys(encryption=bytes(range(32)), chain=bytes(range(32, 64)))
+KEYS = SEALED_KEYS
 
 
 def test_when_audited_on_postgres_then_the_answers_are_those_on_sqlite(

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from bastion.incident import BundleSource, NodeNotRunning, make_bundle
-from bastion.journal.keys import JournalKeys
 from bastion.journal.locator import JournalLocator
 from bastion.model.events import RunManifest
 from bastion.vault.keysource import KEY_FILE_ENV
@@ -21,12 +20,12 @@ from kit.journal_samples import T0, fills
 from kit.leaks import Witness
 from kit.net import free_tcp_port
 from kit.node_process import START_TIMEOUT_S, RunBastion, running_node, status, still_running
-from kit.pg_journal import split_password, twin_journals
+from kit.pg_journal import SEALED_KEYS, split_password, twin_journals
 from kit.strategies import HOARDER
 from kit.vaults import PASSPHRASE, key_file, new_vault
 from kit.waiting import eventually
 
-KEYS = JournalKeys(encryption=bytes(range(32)), chain=bytes(range(32, 64)))
+KEYS = SEALED_KEYS
 NOW_NS = 1_767_225_600_000_000_000
 PARTS = {
     "bundle.json",

@@ -9,35 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from bastion.journal.keys import JournalKeys
 from bastion.vault.keysource import KEY_FILE_ENV
 from kit.journal_samples import fills
 from kit.node_process import RunBastion
-from kit.pg_journal import as_superuser, open_pg, split_password
+from kit.pg_journal import PG_NODE_CONFIG, SEALED_KEYS, as_superuser, open_pg, split_password
 from kit.postgres import PostgresServer
 from kit.vaults import key_file, new_vault
 
-KEYS = JournalKeys(encryption=bytes(range(32)), chain=bytes(range(32, 64)))
+KEYS = SEALED_KEYS
 
-CONFIG = """
-strategies = []
-
-[[instruments]]
-id = "X.A"
-tick_size = "0.01"
-
-[feed]
-instrument = "X.A"
-
-[journal]
-backend = "postgres"
-url = "{url}"
-password = "secret:journal/password"
-name = "node-1"
-path = "node-1.pg"
-encryption_key = "secret:journal/encryption"
-chain_key = "secret:journal/chain"
-"""
+CONFIG = PG_NODE_CONFIG
 
 
 @pytest.fixture

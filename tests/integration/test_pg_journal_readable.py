@@ -14,15 +14,14 @@ import pytest
 
 from bastion.errors import OperationalError
 from bastion.journal import pg_reader
-from bastion.journal.keys import JournalKeys
 from bastion.journal.locator import JournalLocator
 from bastion.journal.readable import EventRecord, ReadableJournal, events_of_type
 from bastion.journal.reader import NoJournalYet
 from kit.journal_samples import fills, one_of_each
-from kit.pg_journal import as_superuser, pg_locator, split_password, twin_journals
+from kit.pg_journal import SEALED_KEYS, as_superuser, pg_locator, split_password, twin_journals
 from kit.postgres import PostgresServer
 
-KEYS = JournalKeys(encryption=bytes(range(32)), chain=bytes(range(32, 64)))
+KEYS = SEALED_KEYS
 EVENTS = [*one_of_each(), *fills(12)]
 ASKED = ("OrderFilled", "RunManifest", "LiveArmed", "OperatorCommand", "NoSuchType")
 

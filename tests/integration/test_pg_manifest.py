@@ -9,36 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from bastion.journal.keys import JournalKeys
 from bastion.model.events import RunManifest
 from bastion.vault.keysource import KEY_FILE_ENV
 from kit.journal_samples import T0, fills
 from kit.node_process import RunBastion
-from kit.pg_journal import split_password, twin_journals
+from kit.pg_journal import PG_NODE_CONFIG, SEALED_KEYS, split_password, twin_journals
 from kit.postgres import PostgresServer
 from kit.vaults import key_file, new_vault
 
-KEYS = JournalKeys(encryption=bytes(range(32)), chain=bytes(range(32, 64)))
+KEYS = SEALED_KEYS
 
-CONFIG = """
-strategies = []
-
-[[instruments]]
-id = "X.A"
-tick_size = "0.01"
-
-[feed]
-instrument = "X.A"
-
-[journal]
-backend = "postgres"
-url = "{url}"
-password = "secret:journal/password"
-name = "node-1"
-path = "node-1.pg"
-encryption_key = "secret:journal/encryption"
-chain_key = "secret:journal/chain"
-"""
+CONFIG = PG_NODE_CONFIG
 
 
 def started(epoch: int, strategy_sha: str, version: str) -> RunManifest:

@@ -20,6 +20,29 @@ from bastion.journal.sqlite import SqliteJournal
 from kit.postgres import PostgresServer
 
 NAME = "node-1"
+SEALED_KEYS = JournalKeys(encryption=bytes(range(32)), chain=bytes(range(32, 64)))
+"""The sealed and keyed PostgreSQL journals' keys in the tests (a vault holds them)."""
+
+PG_NODE_CONFIG = """
+strategies = []
+
+[[instruments]]
+id = "X.A"
+tick_size = "0.01"
+
+[feed]
+instrument = "X.A"
+
+[journal]
+backend = "postgres"
+url = "{url}"
+password = "secret:journal/password"
+name = "node-1"
+path = "node-1.pg"
+encryption_key = "secret:journal/encryption"
+chain_key = "secret:journal/chain"
+"""
+"""A node config journaling to PostgreSQL, sealed and keyed (``{url}``: the database)."""
 
 
 def split_password(dsn: str) -> tuple[str, str]:
