@@ -1,7 +1,8 @@
 """The alert engine on a test clock: config tables in, its journaled events and the
-notifications it hands over recorded (``Bench``); ``sample`` builds a node reading by
-hand and ``sample_node`` reads a kernel the way the node's sampler does for the metrics
-the alert tests need (quote ages, PnL, readiness)."""
+notifications it hands over recorded (``Bench``); ``restarted`` starts another engine,
+after the node was down a while, on what the first one journaled (an ``AlertBook``);
+``sample`` builds a node reading by hand and ``sample_node`` reads a kernel the way the
+node's sampler does for the metrics the alert tests need (quote ages, PnL, readiness)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bastion.bus import MessageBus
 from bastion.clock import SimClock
 from bastion.model.enums import TradingState
 from bastion.model.events import Event
+from bastion.monitor.alerts.book import AlertBook
 from bastion.monitor.alerts.config import AlertRouteConfig, AlertRuleConfig, check_routes
 from bastion.monitor.alerts.engine import AlertEngine
 from bastion.monitor.alerts.known import ALERT_EVENTS
@@ -91,17 +93,21 @@ def bench(
     quote_stale_s: float = 5.0,
     daily_loss: Decimal | None = None,
     only: Iterable[str] | None = None,
+    clock: SimClock | None = None,
+    bus: MessageBus | None = None,
+    id_prefix: str = "1.",
 ) -> Bench:
     """An engine running the built-in rules with ``alerts`` over them (``only``: just
-    these rules), notifying ``routes``."""
+    these rules), notifying ``routes``; on ``clock`` and ``bus`` if given (a kernel's),
+    else its own (starting at ``T0``)."""
     routes = list(routes)
     check_routes(routes)
     rules = alert_rules(list(alerts), quote_stale_s=quote_stale_s, daily_loss=daily_loss)
     if only is not None:
         keep = set(only)
         rules = [r for r in rules if r.name in keep]
-    clock = SimClock(T0)
-    bus = MessageBus()
+    clock = SimClock(T0) if clock is None else clock
+    bus = MessageBus() if bus is None else bus
     notifier = RecordingNotifier()
     engine = AlertEngine(
         bus=bus,
@@ -110,12 +116,42 @@ def bench(
         routes=routes,
         notifier=notifier,
         node="node-1",
-        id_prefix="1.",
+        id_prefix=id_prefix,
     )
     recorded = Bench(clock=clock, bus=bus, engine=engine, notifier=notifier)
     for kind in ALERT_EVENTS:
         bus.subscribe(kind, recorded.journaled.append)
     return recorded
+
+
+def journaled_book(events: Iterable[Event]) -> AlertBook:
+    """The ``AlertBook`` recovery rebuilds from ``events`` (a run's journaled ones)."""
+    book = AlertBook()
+    for event in events:
+        book.apply(event)
+    return book
+
+
+def restarted(
+    before: Bench,
+    *,
+    down_s: float,
+    alerts: Iterable[AlertRuleConfig] = (),
+    routes: Iterable[AlertRouteConfig] = (route("ops"),),
+    **keys: Any,
+) -> Bench:
+    """The node's next run, ``down_s`` after ``before`` stopped: a new engine (ids
+    ``2.``, ``bench`` ``keys``) that took over what ``before`` journaled; nothing
+    evaluated yet."""
+    after = bench(
+        alerts,
+        routes,
+        clock=SimClock(before.now_ns() + round(down_s * S)),
+        id_prefix="2.",
+        **keys,
+    )
+    after.engine.take_over(journaled_book(before.journaled))
+    return after
 
 
 def labels(**values: str) -> tuple[tuple[str, str], ...]:

@@ -40,6 +40,7 @@ from bastion.model.events import (
 )
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
+from bastion.monitor.alerts.book import AlertBook
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.ceilings import Ceilings
 from bastion.risk.config import RiskConfig
@@ -240,6 +241,10 @@ class Kernel:
         if journal is not None:
             for event_type in BUS_JOURNALED_EVENT_TYPES:
                 self.bus.subscribe(event_type, journal.append)
+        self.alerts = AlertBook()
+        """The alerts firing and the silences running, as journaled (recovered at start,
+        then followed on the bus): the alert engine carries them over a restart."""
+        self.alerts.attach(self.bus)
         feed_context = FeedContext(
             instruments=self.instruments, venues=self.venues, base_dir=base_dir, secrets=secrets
         )

@@ -351,7 +351,7 @@ class _Node:
                 if monitor is not None:  # metric rules read each sample; its own series
                     monitor.add_listener(alerting.on_sample)
                     monitor.add_source(alerting.sources)
-                alerting.start(kernel.risk)
+                alerting.start(kernel)
                 self.tasks.spawn("alerts", alerting.run())
             if monitor is not None:
                 monitor.start()

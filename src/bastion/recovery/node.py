@@ -11,6 +11,7 @@ from bastion.clock import Clock
 from bastion.execution.engine import ExecutionEngine
 from bastion.model.enums import TradingState
 from bastion.model.instruments import Instrument
+from bastion.monitor.alerts.book import AlertBook
 from bastion.portfolio.portfolio import Portfolio
 from bastion.risk.gate import RiskGate
 from bastion.risk.overrides import RiskOverrides
@@ -29,6 +30,7 @@ class RecoverableNode(Protocol):
     risk_overrides: RiskOverrides
     strategies: StrategyHost
     instruments: dict[str, Instrument]
+    alerts: AlertBook
     venues: dict[str, VenueAdapter]
 
     @property

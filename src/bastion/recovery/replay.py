@@ -31,6 +31,7 @@ from bastion.model.events import (
     VenueHalted,
     VenueResumed,
 )
+from bastion.monitor.alerts.known import ALERT_EVENTS
 from bastion.recovery.node import RecoverableNode
 from bastion.recovery.state import (
     NodeSnapshot,
@@ -43,6 +44,8 @@ from bastion.recovery.state import (
 from bastion.risk.overrides import Override
 
 log = structlog.get_logger("bastion.recovery")
+
+_ALERT_TYPES: frozenset[type] = frozenset(ALERT_EVENTS)
 
 
 class RecoveryReport(msgspec.Struct, kw_only=True):
@@ -89,9 +92,10 @@ class Handover(NamedTuple):
 class Replayer:
     """Applies journaled events to a kernel restored from a snapshot (or empty), in
     order; nothing is sent, published or journaled. Order events, fills and positions
-    apply at once; the trading state, disabled strategies, operator overrides and venue
-    halts are gathered and put into the kernel by ``settle`` (after a batch: cheap when
-    nothing of them changed)."""
+    apply at once, as do the alerts firing and the silences (``kernel.alerts``); the
+    trading state, disabled strategies, operator overrides and venue halts are gathered
+    and put into the kernel by ``settle`` (after a batch: cheap when nothing of them
+    changed)."""
 
     def __init__(self, kernel: RecoverableNode, halted: dict[str, str]) -> None:
         self.kernel = kernel
@@ -104,6 +108,7 @@ class Replayer:
         self._halts_changed = True
         self._replay = kernel.execution.replay
         self._on_fill = kernel.portfolio.on_fill
+        self._alerts = kernel.alerts
 
     def apply_all(self, events: Iterable[tuple[int, JournalEvent]]) -> int:
         """Apply ``events``; return how many."""
@@ -149,6 +154,8 @@ class Replayer:
         elif event_type is VenueResumed:
             self.halted.pop(event.venue, None)  # type: ignore[attr-defined]
             self._halts_changed = True
+        elif event_type in _ALERT_TYPES:
+            self._alerts.apply(event)
         elif isinstance(event, OrderEvent):
             self._replay(event)
 

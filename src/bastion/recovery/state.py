@@ -12,7 +12,9 @@ older fills cannot come back. Taking one costs the same at any age of the node.
 ``SNAPSHOT_VERSION`` changes when the layout does; a snapshot of another version is
 not used (recovery reports it and replays the whole journal instead, which the
 journal always holds). Version 2 keys ExecIDs by venue (``[venue, exec_id]``):
-version 1 held bare ExecIDs, which are unique only per venue.
+version 1 held bare ExecIDs, which are unique only per venue. A field added since
+(``alerts``, ``silences``, ...) has a default, so an older snapshot of the same version
+still loads.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import structlog
 
 from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TradingState
 from bastion.model.orders import Order
+from bastion.monitor.alerts.book import FiringAlert, SilenceState
 from bastion.portfolio.position import Exact, Position
 from bastion.recovery.node import RecoverableNode
 from bastion.risk.gate import CONFIGURED_STATE_REASON
@@ -94,6 +97,9 @@ class NodeSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     strategy_fees: dict[str, Decimal] = msgspec.field(default_factory=dict)
     # venues the operator halted, and why (``kill --venue``; older snapshots: none)
     halted_venues: dict[str, str] = msgspec.field(default_factory=dict)
+    # the alerts firing and the silences running (older snapshots: none)
+    alerts: list[FiringAlert] = msgspec.field(default_factory=list)
+    silences: list[SilenceState] = msgspec.field(default_factory=list)
 
 
 class _Versioned(msgspec.Struct):
@@ -160,6 +166,8 @@ def snapshot_of(
         halted_venues={
             name: venue.halted for name, venue in kernel.venues.items() if venue.halted is not None
         },
+        alerts=sorted(kernel.alerts.firing.values(), key=lambda a: (a.fired_ns, a.alert_id)),
+        silences=kernel.alerts.running_silences(kernel.clock.timestamp_ns()),
     )
 
 
@@ -198,6 +206,7 @@ def restore(kernel: RecoverableNode, snapshot: NodeSnapshot) -> None:
         if venue is not None:
             venue.restore_mark(mark)
     restore_venue_halts(kernel, snapshot.halted_venues)
+    kernel.alerts.restore(snapshot.alerts, snapshot.silences)
 
 
 def adopt_unjournaled(kernel: RecoverableNode, snapshot: NodeSnapshot) -> None:

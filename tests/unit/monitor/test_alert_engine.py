@@ -37,7 +37,7 @@ from bastion.model.events import (
     VenueSessionLost,
 )
 from bastion.monitor.alerts.config import AlertRuleConfig
-from bastion.monitor.alerts.node import standing_conditions
+from bastion.monitor.alerts.restart import standing_conditions
 from bastion.node.kernel import Kernel
 from kit.alerts import T0, bench, labels, route, sample_node
 

@@ -176,6 +176,10 @@ class Arbiter:
             (lane.feed, iid): lane for iid, line in self.lines.items() for lane in line.lanes
         }
 
+    def preferred_feeds(self) -> dict[str, str]:
+        """Each instrument's preferred feed: the one it starts on, taken as healthy."""
+        return {iid: line.lanes[0].feed for iid, line in self.lines.items()}
+
     def lane(self, feed: str, instrument_id: str) -> Lane:
         return self._lanes[feed, instrument_id]
 

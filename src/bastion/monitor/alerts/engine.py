@@ -17,13 +17,18 @@ and resolves once (``AlertResolved``; every route it reached notified). ``acknow
 itself. Every state change is also a log line (the ``log`` route). Notifications are
 handed to the notifier's queues (``bastion.monitor.notify``): nothing here waits on a
 receiver.
+
+On start, ``take_over`` carries the alerts the journal says were firing (the node's
+``AlertBook``) into the engine with their ids, start times, acknowledgements and the
+silences still running: one still holding is not announced again, one whose condition
+cleared while the node was down resolves at the first evaluation, one whose rule is gone
+resolves at once (``bastion.monitor.alerts.restart``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import structlog
@@ -38,7 +43,10 @@ from bastion.model.events import (
     AlertSilenced,
     Event,
 )
+from bastion.monitor.alerts.alert import Alert, Key, Silence, common_values, metric_values
+from bastion.monitor.alerts.book import AlertBook
 from bastion.monitor.alerts.config import LOG_ROUTE, SEVERITIES, AlertRouteConfig
+from bastion.monitor.alerts.restart import carried_over, series_of
 from bastion.monitor.alerts.rules import (
     AlertRule,
     Change,
@@ -47,7 +55,7 @@ from bastion.monitor.alerts.rules import (
     event_fields,
     matches,
 )
-from bastion.monitor.alerts.template import format_value, render
+from bastion.monitor.alerts.template import format_value
 from bastion.monitor.alerts.window import SlidingExtremes
 from bastion.monitor.notify import Notification, Status
 from bastion.monitor.sample import Labels, Sample, SampleBuilder
@@ -55,56 +63,12 @@ from bastion.monitor.sample import Labels, Sample, SampleBuilder
 log = structlog.get_logger("bastion.monitor.alerts")
 
 MAX_SILENCE_S: Final = 7 * 86_400.0
-Key = tuple[str, Labels]
-"""An alert's identity while active: its rule and its series (or event group)."""
 
 
 class Deliver(Protocol):
     """Where notifications go (``bastion.monitor.notify.Notifier``)."""
 
     def send(self, route: str, notification: Notification) -> None: ...
-
-
-@dataclass
-class Alert:
-    """An active alert."""
-
-    id: str
-    rule: AlertRule
-    series: Labels
-    values: dict[str, str]
-    """What its summary is rendered from (the event's fields, the series' labels, ...)."""
-    value: float
-    fired_ns: int
-    last_seen_s: float
-    next_repeat_s: float
-    silenced: bool
-    routes: dict[str, float] = field(default_factory=dict)
-    """Every route that had it, with when it first did (monotonic seconds)."""
-    acknowledged: tuple[str, str] | None = None
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return {**dict(self.series), **self.rule.labels}
-
-    def summary(self) -> str:
-        return render(self.rule.summary, {**self.values, "value": format_value(self.value)})
-
-
-@dataclass(frozen=True)
-class Silence:
-    id: str
-    alert: str
-    labels: dict[str, str]
-    until_ns: int
-    who: str
-    why: str
-
-    def covers(self, alert: Alert) -> bool:
-        labels = alert.labels
-        return alert.rule.name == self.alert and all(
-            labels.get(k) == v for k, v in self.labels.items()
-        )
 
 
 class AlertEngine:
@@ -179,11 +143,12 @@ class AlertEngine:
                 since = self._pending.setdefault(key, now_s)
                 for_s = condition.for_s if isinstance(condition, Threshold) else 0.0
                 if now_s - since >= for_s:
-                    self._fire(rule, series, value, self._metric_values(rule, series))
+                    self._fire(rule, series, value, metric_values(rule, series))
             for key in [k for k in self._pending if k[0] == rule.name and k[1] not in holding]:
                 del self._pending[key]
             for key in [k for k in self.active if k[0] == rule.name and k[1] not in holding]:
-                self._resolve(self.active[key], "cleared")
+                if self.active[key].hold_until_s <= now_s:
+                    self._resolve(self.active[key], "cleared")
             if isinstance(condition, Change):
                 for key in [k for k in self._windows if k[0] == rule.name and k[1] not in seen]:
                     del self._windows[key]  # the series is gone: start again if it returns
@@ -200,30 +165,11 @@ class AlertEngine:
         assert condition.rise is not None
         return value - window.lowest > condition.rise
 
-    def _metric_values(self, rule: AlertRule, series: Labels) -> dict[str, str]:
-        condition = rule.condition
-        values = {**self._common_values(rule, series), **dict(series)}
-        if isinstance(condition, Threshold):
-            values.update(metric=condition.metric, threshold=format_value(condition.threshold))
-        elif isinstance(condition, Change):
-            values.update(
-                metric=condition.metric,
-                window_s=format_value(condition.window_s),
-                drop="" if condition.drop is None else format_value(condition.drop),
-                rise="" if condition.rise is None else format_value(condition.rise),
-            )
-        return values
-
-    def _common_values(self, rule: AlertRule, series: Labels) -> dict[str, str]:
-        labels = {**dict(series), **rule.labels}
-        return {
-            **rule.labels,
-            "alert": rule.name,
-            "severity": rule.severity,
-            "labels": ", ".join(f"{k}={v}" for k, v in labels.items()),
-        }
-
     def _on_event(self, event: Event) -> None:
+        self._fire_on_event(event, standing=False)
+        self._resolve_on_event(event, type(event).__name__)
+
+    def _fire_on_event(self, event: Event, *, standing: bool) -> None:
         event_type = type(event)
         fields = event_fields(event)
         for rule in self._fire_on.get(event_type, ()):
@@ -233,41 +179,95 @@ class AlertEngine:
                 continue
             series = tuple((f, fields[f]) for f in condition.group_by)
             values = {
-                **self._common_values(rule, series),
+                **common_values(rule, series),
                 **fields,
                 "event": event_type.__name__,
             }
             alert = self.active.get((rule.name, series))
             if alert is None:
                 self._fire(rule, series, 1.0, {**values, "count": "1"})
-            else:
+            elif not standing:  # standing: the same condition, carried over from the last run
                 alert.value += 1
                 alert.last_seen_s = self.clock.monotonic_s()
                 alert.values = {**values, "count": format_value(alert.value)}
-        for rule in self._resolve_on.get(event_type, ()):
+                alert.fixed_summary = None
+
+    def _resolve_on_event(self, event: Event, how: str) -> None:
+        fields = event_fields(event)
+        for rule in self._resolve_on.get(type(event), ()):
             condition = rule.condition
             assert isinstance(condition, EventMatch)
             if matches(condition.resolve_match, fields):
                 series = tuple((f, fields[f]) for f in condition.group_by)
                 alert = self.active.get((rule.name, series))
                 if alert is not None:
-                    self._resolve(alert, event_type.__name__)
+                    self._resolve(alert, how)
 
-    def standing(self, events: Iterable[Event]) -> None:
+    def standing(self, events: Iterable[Event], clearing: Iterable[Event] = ()) -> None:
         """Conditions the node starts in, recovered from its journal (HALTED, a strategy
         disabled, an instrument paused), as events: each sets off its rule as if it had
-        just happened, so it is announced again and resolved when it clears (the events
-        themselves are not published: they happened in an earlier run)."""
+        just happened, so it is announced again and resolved when it clears, unless its
+        alert was carried over (``take_over``: it goes on as it was). ``clearing``: the
+        state it starts in that ends such conditions (trading, a strategy enabled, ...),
+        as events that only resolve an alert carried over, never fire one. Neither is
+        published: they happened in an earlier run, or describe the start."""
         for event in events:
-            self._on_event(event)
+            self._fire_on_event(event, standing=True)
+            self._resolve_on_event(event, type(event).__name__)
+        for event in clearing:
+            self._resolve_on_event(event, f"{type(event).__name__} at start")
+
+    def take_over(self, book: AlertBook) -> None:
+        """Carry over the alerts ``book`` holds as firing (the journal's, from the
+        node's last run) and the silences still running: call once, at start, before
+        the first evaluation. Each keeps its id, start time, acknowledgement and the
+        routes it reached; nothing is journaled nor sent for it now, unless its rule is
+        gone or changed (resolved, saying so) or it fired silenced and its silence has
+        run out since (sent now, as at the end of a silence)."""
+        clock = self.clock
+        now_ns, now_s = clock.timestamp_ns(), clock.monotonic_s()
+        for s in book.running_silences(now_ns):
+            self.silences[s.silence_id] = Silence(
+                id=s.silence_id,
+                alert=s.alert,
+                labels=dict(s.labels),
+                until_ns=s.until_ns,
+                who=s.who,
+                why=s.why,
+            )
+        for firing in sorted(book.firing.values(), key=lambda f: (f.fired_ns, f.alert_id)):
+            rule = self.rules.get(firing.alert)
+            series = None if rule is None else series_of(rule, firing.labels)
+            alert = carried_over(
+                firing,
+                rule if series is not None else None,
+                series or (),
+                routes=self._routes,
+                now_ns=now_ns,
+                now_s=now_s,
+            )
+            alert.silenced = any(s.covers(alert) for s in self.silences.values())
+            other = self.active.get(alert.key)
+            self.by_id[alert.id] = alert
+            if other is None:
+                self.active[alert.key] = alert
+            log.info("alert_taken_over", alert_id=alert.id, alert=firing.alert)
+            if rule is None:
+                self._resolve(alert, f"rule {firing.alert} no longer exists")
+            elif series is None:
+                self._resolve(alert, f"rule {firing.alert} changed: it groups by other fields")
+            elif other is not None:
+                self._resolve(alert, f"alert {other.id} of the same series is firing")
+            elif firing.silenced and not alert.silenced:
+                self._notify(alert, "firing", self._routes_for(rule), now_s)
+                alert.next_repeat_s = now_s + rule.repeat_s
 
     # -- alert lifecycle ---------------------------------------------------------------
     def _fire(self, rule: AlertRule, series: Labels, value: float, values: dict[str, str]) -> None:
         clock = self.clock
         now_s = clock.monotonic_s()
-        self._ids += 1
         alert = Alert(
-            id=f"{self._prefix}{self._ids}",
+            id=self._next_id(""),
             rule=rule,
             series=series,
             values=values,
@@ -297,9 +297,18 @@ class AlertEngine:
         )
         self._notify(alert, "firing", self._routes_for(rule), now_s)
 
+    def _next_id(self, kind: str) -> str:
+        """A new alert (``kind`` "") or silence ("s") id: the run's prefix (its epoch)
+        keeps it apart from an earlier run's, and one already known is skipped."""
+        while True:
+            self._ids += 1
+            new = f"{self._prefix}{kind}{self._ids}"
+            if new not in self.by_id and new not in self.silences:
+                return new
+
     def _resolve(self, alert: Alert, how: str) -> None:
-        key = (alert.rule.name, alert.series)
-        del self.active[key]
+        if self.active.get(alert.key) is alert:
+            del self.active[alert.key]
         del self.by_id[alert.id]
         self._bus.publish(
             AlertResolved(
@@ -414,9 +423,8 @@ class AlertEngine:
             raise CommandRefused(f"no alert rule {alert!r} on this node (rules: {known})")
         if not 0 < for_s <= MAX_SILENCE_S:
             raise CommandRefused(f"a silence lasts more than 0 s and at most 7 days, not {for_s}")
-        self._ids += 1
         silence = Silence(
-            id=f"{self._prefix}s{self._ids}",
+            id=self._next_id("s"),
             alert=alert,
             labels=dict(labels),
             until_ns=self.clock.timestamp_ns() + round(for_s * 1e9),

@@ -2,11 +2,11 @@
 dead-man's switch, built from the node's config and vault.
 
 The node runner builds it (``Alerting.for_node``, None when the config has no
-``[monitoring]`` or turns it off), starts it once its state is recovered (the alerts
-that state calls for fire then), runs ``run()`` as one of its tasks (the
-heartbeat of the dead-man's switch, and the engine's ``tick``) and closes it on the way
-out. The node's sampler hands it each sample (``on_sample``) and asks it for its own
-series (``sources``).
+``[monitoring]`` or turns it off), starts it once its state is recovered (the alerts of
+its last run are carried over, and those that state calls for fire then), runs
+``run()`` as one of its tasks (the heartbeat of the dead-man's switch, and the engine's
+``tick``) and closes it on the way out. The node's sampler hands it each sample
+(``on_sample``) and asks it for its own series (``sources``).
 """
 
 from __future__ import annotations
@@ -19,19 +19,12 @@ from bastion.bus import MessageBus
 from bastion.clock import Clock
 from bastion.config import PaperConfig
 from bastion.errors import ConfigError
-from bastion.model.enums import TradingState
-from bastion.model.events import (
-    Event,
-    InstrumentPaused,
-    StrategyDisabled,
-    TradingStateChanged,
-)
 from bastion.monitor.alerts.config import AlertRouteConfig
 from bastion.monitor.alerts.engine import AlertEngine
+from bastion.monitor.alerts.restart import StartingNode, clearing_of, standing_conditions
 from bastion.monitor.deadman import DeadmanSwitch, check_ping_url
 from bastion.monitor.notify import Notifier, Transport
 from bastion.monitor.sample import Sample, SampleBuilder
-from bastion.risk.gate import RiskGate
 from bastion.vault.refs import MemorySecrets, Secret, SecretSource, secret_name
 
 TICK_S: Final = 0.25
@@ -48,24 +41,6 @@ def route_urls(config: PaperConfig, secrets: SecretSource | None) -> dict[str, l
             _secret(source, key, name) for key, name in route.secret_refs(f"alert_routes[{n}]")
         ]
     return urls
-
-
-def standing_conditions(risk: RiskGate, clock: Clock) -> list[Event]:
-    """The state the risk gate recovered, as the events that would have set it: HALTED,
-    each disabled strategy, each paused instrument."""
-    now_ns = clock.timestamp_ns()
-    events: list[Event] = []
-    if risk.state is TradingState.HALTED:
-        events.append(TradingStateChanged(ts_ns=now_ns, state=risk.state, reason=risk.state_reason))
-    events += [
-        StrategyDisabled(ts_ns=now_ns, strategy_id=strategy, reason=reason)
-        for strategy, reason in sorted(risk.disabled.items())
-    ]
-    events += [
-        InstrumentPaused(ts_ns=now_ns, instrument_id=iid, reason=reason, until_ns=until_ns)
-        for iid, (until_ns, reason) in sorted(risk.paused_instruments.items())
-    ]
-    return events
 
 
 def _secret(source: SecretSource, key: str, name: str) -> Secret:
@@ -126,13 +101,17 @@ class Alerting:
         )
         return cls(engine=engine, notifier=notifier, deadman=deadman)
 
-    def start(self, risk: RiskGate) -> None:
-        """Start the delivery threads and the dead-man's switch; alert on the conditions
-        the node recovered (``standing_conditions``)."""
+    def start(self, node: StartingNode) -> None:
+        """Start the delivery threads and the dead-man's switch; carry over the alerts
+        of the node's last run (its ``AlertBook``), alert on the conditions it recovered
+        and end those of its last run that the state it starts in clears
+        (``bastion.monitor.alerts.restart``)."""
         self.notifier.start()
         if self.deadman is not None:
             self.deadman.start()
-        self.engine.standing(standing_conditions(risk, self.engine.clock))
+        engine = self.engine
+        engine.take_over(node.alerts)
+        engine.standing(standing_conditions(node.risk, engine.clock), clearing_of(node))
 
     async def run(self) -> None:
         """On the trading loop until canceled: the heartbeat and the engine's tick."""
