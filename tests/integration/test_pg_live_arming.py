@@ -17,10 +17,11 @@ from bastion.errors import ConfigError, NotArmed
 from bastion.journal.pg_reader import PostgresJournalReader
 from bastion.live.arming import (
     ARM_KEY_NAME,
-    consume_token,
+    discard_arming,
     new_claims,
     token_path,
     used_token_ids,
+    verify_arming,
     write_token,
 )
 from bastion.live.separation import check_journal_mode
@@ -40,13 +41,15 @@ S = 1_000_000_000
 
 
 def consume(locator_dir: Path, dsn: str, now_ns: int) -> LiveArmed:
-    return consume_token(
+    armed = verify_arming(
         pg_locator(dsn, locator_dir),
         key=SECRET,
         node_id=NODE,
         config_sha256=CONFIG_SHA,
         now_ns=now_ns,
     )
+    discard_arming(pg_locator(dsn, locator_dir).path)  # its LiveArmed committed
+    return armed
 
 
 def test_when_a_consumed_token_is_replayed_from_a_copy_then_refused(

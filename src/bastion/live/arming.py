@@ -7,9 +7,9 @@ when, the config's SHA-256 and the node id, MACed (HMAC-SHA256) with a key kept 
 live vault (``live/arm``, made at the first arming). The node, at start, verifies the
 MAC with that key (read from the vault it unlocks unattended), checks the token is not
 expired on the wall clock, names this config and node, and was not used before (its id
-is not in the journal's ``LiveArmed`` events); then it deletes the token and journals a
-``LiveArmed``. A token is single-use: a restart, also after a crash, needs a new
-arming.
+is not in the journal's ``LiveArmed`` events); then it journals a ``LiveArmed``, and
+deletes the token once that is committed (``verify_arming``, then ``discard_arming``).
+A token is single-use: a restart, also after a crash, needs a new arming.
 
 Any refusal is a ``NotArmed`` (a ``ConfigError``, exit 2) saying to run ``bastion arm``.
 
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Final
 
 import msgspec
+import structlog
 
 from bastion.errors import NotArmed
 from bastion.journal.locator import JournalLocator
@@ -43,6 +44,8 @@ from bastion.journal.reader import NotAJournalError
 from bastion.model.events import LiveArmed
 from bastion.vault.files import write_private
 from bastion.vault.refs import Secret
+
+log = structlog.get_logger("bastion.live")
 
 ARM_KEY_NAME: Final = "live/arm"
 """The vault entry whose value (hex) keys the arming tokens' MAC."""
@@ -191,7 +194,7 @@ def verify_token(
     return claims
 
 
-def consume_token(
+def verify_arming(
     journal: JournalLocator,
     *,
     key: Secret | None,
@@ -199,10 +202,16 @@ def consume_token(
     config_sha256: str,
     now_ns: int,
 ) -> LiveArmed:
-    """Verify the arming beside ``journal``'s local path and delete it: the ``LiveArmed``
-    the node journals (``ts_ns`` = ``now_ns``). ``key``: the vault's ``live/arm`` (None:
-    the vault has none, so nothing was ever armed with it). The armings already used
-    are read from ``journal`` (with its keys; PostgreSQL with its password)."""
+    """Verify the arming beside ``journal``'s local path: the ``LiveArmed`` the node
+    journals (``ts_ns`` = ``now_ns``). ``key``: the vault's ``live/arm`` (None: the vault
+    has none, so nothing was ever armed with it). The armings already used are read from
+    ``journal`` (with its keys; PostgreSQL with its password).
+
+    The token file is left in place: the node deletes it (``discard_arming``) only once
+    its ``LiveArmed`` is committed to the journal. Deleted first, a crash before that
+    commit would leave no record of the use, and a copy of the token saved earlier could
+    arm one more start while it is valid; kept until then, a crash leaves a token whose
+    id the journal names as used, which the next start refuses."""
     path = token_path(journal.path)
     token = read_token(path)
     if key is None:
@@ -218,12 +227,6 @@ def consume_token(
         now_ns=now_ns,
         used_ids=used_token_ids(journal),
     )
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass  # taken by a start that raced this one: its id is journaled
-    except OSError as error:
-        raise NotArmed(f"arming {path}: cannot consume it: {error.strerror or error}") from None
     return LiveArmed(
         ts_ns=now_ns,
         token_id=claims.token_id,
@@ -234,3 +237,16 @@ def consume_token(
         expires_ns=claims.expires_ns,
         config_sha256=claims.config_sha256,
     )
+
+
+def discard_arming(journal: Path) -> None:
+    """Delete the arming beside ``journal`` (the local path), its ``LiveArmed`` committed:
+    it has been used. One that cannot be deleted is left, logged: its id is in the
+    journal, so no start accepts it again."""
+    path = token_path(journal)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        log.warning("live_arming_not_deleted", path=str(path), error=error.strerror or str(error))

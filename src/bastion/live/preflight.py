@@ -11,7 +11,7 @@ import msgspec
 from bastion.config import PaperConfig, resolve_path
 from bastion.errors import ConfigError
 from bastion.journal.locator import JournalLocator
-from bastion.live.arming import ARM_KEY_NAME, consume_token
+from bastion.live.arming import ARM_KEY_NAME, verify_arming
 from bastion.live.separation import JournalMode, check_journal_mode, mark_journal_dir
 from bastion.manifest import collect_manifest
 from bastion.model.events import LiveArmed, RunManifest
@@ -102,14 +102,15 @@ def admit_start(
 
     Every node: the journal (and the directory of its local path) must not be the other
     mode's (``bastion.live.separation``); the directory is marked with this mode. A live
-    node that will trade (``trading``; ``bastion recover`` sends no order) consumes its
-    arming (``bastion.live.arming``), verified with the vault's ``live/arm`` key from
-    ``secrets``: the returned ``LiveArmed`` is journaled once the journal is open."""
+    node that will trade (``trading``; ``bastion recover`` sends no order) has its
+    arming verified (``bastion.live.arming``) with the vault's ``live/arm`` key from
+    ``secrets``: the returned ``LiveArmed`` is journaled once the journal is open, and
+    the token deleted once that is committed (``discard_arming``)."""
     mode: JournalMode = "live" if config.node.mode == "live" else "paper"
     check_journal_mode(journal, mode)
     armed = None
     if mode == "live" and trading:
-        armed = consume_token(
+        armed = verify_arming(
             journal,
             key=_arm_key(secrets),
             node_id=config.node.id,

@@ -59,6 +59,7 @@ from bastion.isolation.sandbox import harden_core
 from bastion.journal.base import Journal
 from bastion.journal.factory import journal_locator, open_journal
 from bastion.journal.keys import JournalKeys, journal_keys, require_keys
+from bastion.live.arming import discard_arming
 from bastion.live.preflight import admit_start, check_live_start, node_manifest
 from bastion.model.events import RunManifest, VenueLoggedOn, VenueSessionLost
 from bastion.monitor.alerts.node import Alerting
@@ -310,6 +311,8 @@ class _Node:
         )
         if armed is not None:
             kernel.bus.publish(msgspec.structs.replace(armed, ts_ns=clock.timestamp_ns()))
+            journal.flush()  # committed before the token goes: its use is on record
+            discard_arming(readable.path)
             log.info(
                 "live_arming_used",
                 token_id=armed.token_id,

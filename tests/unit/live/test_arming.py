@@ -16,11 +16,12 @@ from bastion.journal.sqlite import SqliteJournal
 from bastion.live.arming import (
     ARM_KEY_NAME,
     ArmClaims,
-    consume_token,
+    discard_arming,
     new_claims,
     read_token,
     token_path,
     used_token_ids,
+    verify_arming,
     write_token,
 )
 from bastion.model.events import LiveArmed
@@ -61,13 +62,17 @@ def consume(
     node_id: str = NODE,
     config_sha256: str = CONFIG_SHA,
 ) -> LiveArmed:
-    return consume_token(
+    """What a start does with its arming and nothing failing between: verified, then
+    (its LiveArmed committed) deleted."""
+    armed = verify_arming(
         JournalLocator.sqlite(journal),
         key=key,
         node_id=node_id,
         config_sha256=config_sha256,
         now_ns=now_ns,
     )
+    discard_arming(journal)
+    return armed
 
 
 def test_when_armed_then_the_start_consumes_the_token_once(tmp_path: Path) -> None:
@@ -198,3 +203,31 @@ def test_when_no_reason_is_given_then_no_claims(tmp_path: Path) -> None:
 def test_when_two_armings_are_made_then_their_ids_differ() -> None:
     """Each arming has a fresh random id (what replay protection keys on)."""
     assert claims().token_id != claims().token_id
+
+
+def test_when_a_start_dies_around_its_live_armed_commit_then_the_token_is_used_once(
+    tmp_path: Path,
+) -> None:
+    """The token stays until the start's LiveArmed is committed: a start that dies
+    before the commit used nothing (the same token arms the next start); one that dies
+    after it but before deleting the token leaves a token the journal names as used,
+    refused."""
+    journal = arm(tmp_path)
+    locator = JournalLocator.sqlite(journal)
+    first = verify_arming(
+        locator, key=SECRET, node_id=NODE, config_sha256=CONFIG_SHA, now_ns=T0 + 60 * S
+    )
+    assert token_path(journal).exists()  # died here: nothing journaled, nothing used
+    second = verify_arming(
+        locator, key=SECRET, node_id=NODE, config_sha256=CONFIG_SHA, now_ns=T0 + 61 * S
+    )
+    assert second.token_id == first.token_id
+    store = SqliteJournal(journal)
+    store.begin_run(NODE, T0)
+    store.append(second)
+    store.close()  # committed; died before discard_arming
+    assert token_path(journal).exists()
+    with pytest.raises(NotArmed, match="already used"):
+        verify_arming(
+            locator, key=SECRET, node_id=NODE, config_sha256=CONFIG_SHA, now_ns=T0 + 62 * S
+        )
