@@ -168,12 +168,14 @@ def run_drill(
     rto_target_s: float | None = None,
     scratch_server: ScratchServer | None = None,
     keep: bool = False,
+    node_id: str | None = None,
 ) -> DrillReport:
     """Restore the latest backup into ``scratch/desk``, recover, reconcile; measured.
     ``positions_base``: the directory ``[dr.venue_positions] path`` is relative to.
     ``scratch_server``: where a PostgreSQL journal is restored (a database made for
     this drill, dropped after it unless ``keep``). ``signers``: the public keys every
-    record restored must be signed by (none: not checked)."""
+    record restored must be signed by (none: not checked); ``node_id``: the node whose
+    backups these must be (None: the newest full backup's, whichever)."""
     started = time.monotonic()
     started_ns = clock.timestamp_ns()
     phases: dict[str, float] = {}
@@ -193,6 +195,7 @@ def run_drill(
             keys_for=keys_for,
             store_keys_for=store_keys_for,
             to_pg=to_pg,
+            node_id=node_id,
         )
         phases.update(restored.phases_s)
         keys = keys_for(restored.config, _manifest_of(restored.target))
