@@ -43,7 +43,7 @@ import structlog
 
 from bastion.backup.config import DrConfig, VenuePositionsConfig
 from bastion.backup.destinations import Destination
-from bastion.backup.drill_node import drill_journal, recover_against_venues
+from bastion.backup.drill_node import offline_config, recover_against_venues
 from bastion.backup.pg_journal import PgJournalSource
 from bastion.backup.pg_scratch import ScratchDatabase, ScratchServer
 from bastion.backup.restore import (
@@ -324,18 +324,18 @@ def recover_positions(
     """The restored node's positions, recovered from its journal (snapshot + replay) in
     a kernel that connects to nothing: what ``bastion recover`` starts from. A
     PostgreSQL journal is opened in the ``scratch`` database it was restored into, never
-    at the config's ``[journal] url`` (the source)."""
+    at the config's ``[journal] url`` (the source); every local file the kernel opens is
+    the scratch desk's (``drill_node.offline_config``)."""
     from bastion.clock import LiveClock
     from bastion.config import PaperConfig, load_config
     from bastion.journal.factory import open_journal
     from bastion.node.kernel import Kernel
     from bastion.recovery.replay import recover_state
 
-    config = load_config(config_path, PaperConfig)
     base_dir = config_path.parent
-    journal_config = drill_journal(config, base_dir, scratch, password=None)
+    config = offline_config(load_config(config_path, PaperConfig), desk=base_dir, scratch=scratch)
     journal = open_journal(
-        journal_config,
+        config.journal,
         base_dir=base_dir,
         keys=keys,
         secrets=None,
