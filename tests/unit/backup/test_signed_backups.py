@@ -489,3 +489,46 @@ def test_when_a_record_or_blob_is_huge_then_it_is_refused_before_it_is_read_whol
     with pytest.raises(BackupError, match=f"backup {backup_id}: the blob is over its record's"):
         restore_into(desk, destination, target, TRUSTED)
     assert_nothing_restored(target)
+
+
+_ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "full-20991231T235959999Z-000000000050",  # the same backup, dated ahead: "latest"
+        "full-20991231T235959999Z-000000999999",  # ... and claiming far more journal
+        "seg-000000000051-000000999999-20991231T235959999Z",  # a segment far ahead
+        # digits Python's \d also matches: sorted after every ASCII-dated name
+        "full-20991231T235959999Z-000000000050".translate(_ARABIC_INDIC),
+    ],
+)
+def test_when_a_signed_backup_is_stored_again_under_another_name_then_it_is_refused(
+    desk: BackupDesk, tmp_path: Path, name: str
+) -> None:
+    """The desk's own signed record and blob, copied under a newer name: listed by its
+    name, refused by restore (it would be "latest", or a segment to apply), prune and
+    ship (when it claims more journal); nothing deleted."""
+    destination, backup_id = backup(desk)
+    for suffix in (RECORD_SUFFIX, BLOB_SUFFIX):
+        (destination.root / (name + suffix)).write_bytes(
+            (destination.root / (backup_id + suffix)).read_bytes()
+        )
+    assert name in {e.id for e in entries(destination)}
+    refused = f"backup record {name}: names another backup"
+    with pytest.raises(BackupError, match=refused):
+        fetch_record(destination, name, TRUSTED)
+    target = tmp_path / "restored"
+    with pytest.raises(BackupError, match=refused):  # the newest full, or a segment after it
+        restore_into(desk, destination, target, TRUSTED)
+    assert_nothing_restored(target)
+    if name.startswith("full"):
+        with pytest.raises(BackupError, match=refused):
+            prune(destination, RetentionConfig(hourly=1, daily=0, monthly=0), signers=TRUSTED)
+        restored = restore_into(desk, destination, target, TRUSTED, backup_id=backup_id)
+        assert restored.last_seq == 50
+    if "999999" in name:
+        with pytest.raises(BackupError, match=refused):
+            shipped_through(destination, TRUSTED, node_id="desk-1")
+    assert backup_id in {e.id for e in entries(destination)}
