@@ -9,6 +9,7 @@ drill, and the venue's books are unchanged by it. An order the backup does not k
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -118,6 +119,12 @@ def test_when_a_drill_logs_on_through_the_read_only_session_then_the_live_node_t
             code, report, output = drill(desk, identity, tmp_path / "drill-1")
             assert code == 0, output[-4000:]
             assert read_ledger(desk.ledger) == books  # the drill traded nothing, changed nothing
+            assert _venue_log(desk, "read_only_refused") == 0  # nor tried to: no D, F or G
+            drilled = [output, json.dumps(report), (desk.node_config.parent / "dr-drills.sqlite")]
+            drilled += sorted((tmp_path / "drill-1").rglob("dr-drill/*"))
+            for where in drilled:  # the read-only session's password: in none of them
+                data = where.read_bytes() if isinstance(where, Path) else where.encode()
+                assert PASSWORD.encode() not in data, where
             alive(node, desk.log("node"))
             assert _venue_log(desk, "account_logged_out") == 0
             assert _venue_log(desk, "account_logged_on") == 1

@@ -290,3 +290,204 @@ def test_when_read_only_asks_another_accounts_positions_then_not_authorized(
             await drill.close()
 
     run(main)
+
+
+OTHER_ACCOUNT = """
+[[accounts]]
+name = "other"
+comp_id = "OTHER"
+username = "other"
+password_env = "BASTION_FIX_PASSWORD"
+"""
+
+_NOW = TRANSACT_TIME
+_RESEND = ((43, "Y"), (97, "Y"), (122, _NOW))  # PossDupFlag, PossResend, OrigSendingTime
+_BUY = ((55, SYM), (54, 1), (60, _NOW))
+_MARKET = (*_BUY, (38, 1), (40, 1))
+_LIMIT = (*_BUY, (38, 1), (40, 2), (44, "1.00"), (59, 1))
+HOSTILE: list[tuple[str, tuple[tuple[int, object], ...]]] = [
+    # an order, in every dress: a resend (PossDup, PossResend) of the account's own
+    # ClOrdID and of a new one, on behalf of the account's CompID, naming the account,
+    # for the other account, with ClOrdID twice, with a message smuggled into its Text,
+    # with the account's SenderCompID in its body
+    ("D", (*_RESEND, (11, "acct-2"), *_LIMIT)),
+    ("D", ((43, "Y"), (122, _NOW), (11, "ro-0"), *_MARKET)),
+    ("D", ((115, "NODE"), (1, "acct"), (11, "ro-1"), *_MARKET)),
+    ("D", ((1, "other"), (11, "ro-2"), (55, SYM), (54, 2), (60, _NOW), (38, 1), (40, 1))),
+    ("D", ((11, "ro-3"), *_LIMIT, (11, "ro-4"))),
+    ("D", ((11, "ro-5"), (58, "x\x0135=F\x0141=acct-2"), *_MARKET)),
+    ("D", ((11, "ro-13"), (49, "NODE"), (56, "SIM"), *_MARKET)),  # the account's, in the body
+    # cancels and replaces of the account's resting order (a resend too), the other's
+    ("F", (*_RESEND, (11, "ro-6"), (41, "acct-2"), *_BUY)),
+    ("F", ((11, "ro-7"), (41, "other-1"), *_BUY, (1, "other"))),
+    ("G", ((11, "ro-8"), (41, "acct-2"), *_BUY, (38, 3), (40, 2), (44, "1.00"))),
+    # what the venue does not serve at all: mass cancel, lists, crosses, a user request
+    ("q", ((11, "ro-9"), (530, 7), (60, _NOW))),
+    ("q", ((11, "ro-10"), (530, 1), (55, SYM), (60, _NOW))),
+    ("E", ((66, "l1"), (394, 3), (68, 1), (73, 1), (11, "ro-11"), (67, 1), *_MARKET)),
+    ("BE", ((923, "u1"), (924, 3), (553, "trader"), (554, "x"), (925, "y"))),
+    ("8", ((37, "o"), (17, "e"), (150, "4"), (39, "4"), *_BUY[:2], (151, 0), (14, 0), (6, 0))),
+    ("AB", ((11, "ro-12"), (555, 1), (600, SYM), (60, _NOW), (54, 1), (38, 1), (40, 1))),
+    # queries for what is not its account's
+    ("H", ((11, "other-1"), (55, SYM), (54, 1))),
+    ("H", ((11, "other-1"), (55, SYM), (54, 1), (1, "other"))),
+    ("AF", ((584, "m-other"), (585, 7), (1, "other"))),
+    ("AN", ((710, "p"), (724, 0), (1, "acct"), (1, "other"), (581, 1), (715, "20240102"))),
+    # session-level: a reset Logon mid-session, a SequenceReset, a resend, a logout
+    ("A", ((98, 0), (108, 30), (141, "Y"), (553, "trader"), (554, PASSWORD), (8014, 99))),
+    ("4", ((123, "N"), (36, 500))),
+    ("2", ((7, 1), (16, 0))),
+    ("5", ((58, "bye"),)),
+]
+"""Messages a holder of the read-only session's credentials sends, one per logon: each
+must change nothing of the account's (or the other account's) orders and session."""
+
+
+async def answered_or_closed(peer: RawCounterparty, test_id: str) -> list[FixMessage] | None:
+    """What came before the answer to a TestRequest; None if the connection closed."""
+    peer.send("1", (112, test_id))
+    got: list[FixMessage] = []
+    while (msg := await peer.receive()) is not None:
+        if msg.msg_type == "0" and msg.get(112) == test_id:
+            return got
+        got.append(msg)
+    return None
+
+
+def test_when_read_only_sends_anything_at_all_then_no_account_changes_and_nothing_crashes(
+    tmp_path: Path,
+) -> None:
+    """Every message of ``HOSTILE`` (and one whose header names the account's CompID), on
+    a fresh logon each: the two accounts' orders, the fence's epochs, the ledger's order
+    epochs, the account's session and its sequence numbers are as they were; the
+    account's session got nothing but Heartbeats; the simulator still serves. A query
+    answers only the read-only session's own account ("unknown order" for the other's)."""
+
+    async def main() -> None:
+        async with venue(tmp_path, fencing="tag", tail=READ_ONLY + OTHER_ACCOUNT) as server:
+            account = await logon(server.port, password=PASSWORD, fields=((8014, 3),))
+            await account.expect("A", skip_others=True)
+            other = await logon(server.port, password=PASSWORD, sender="OTHER", username="other")
+            await other.expect("A", skip_others=True)
+            buy(account, "acct-2")
+            await account.expect("8", t11="acct-2", t150="0", skip_others=True)
+            buy(other, "other-1")
+            await other.expect("8", t11="other-1", t150="0", skip_others=True)
+            await round_trip(account, "before")
+            state = (
+                server.ledger.orders("acct"),
+                server.ledger.orders("other"),
+                server.ledger.order_epochs("acct"),
+                server.ledger.session_epochs(),
+                dict(server.fence.highest),
+                server.counters["orders_received"],
+            )
+            seqs = account_seqs(server)
+            received = len(account.received)
+
+            answers: dict[str, list[FixMessage] | None] = {}
+            for n, (msg_type, body) in enumerate(HOSTILE):
+                drill = await drill_logon(server.port, (141, "Y"))
+                await drill.expect("A")
+                drill.send(msg_type, *body)
+                answers[f"{n}:{msg_type}"] = await answered_or_closed(drill, f"t{n}")
+                await drill.close()
+            posing = await drill_logon(server.port, (141, "Y"))
+            await posing.expect("A")
+            posing.sender = "NODE"  # the account's CompID in the header, on this connection
+            posing.send("D", (11, "ro-pose"), (55, SYM), (54, 1), (60, _NOW), (38, 1), (40, 1))
+            assert await answered_or_closed(posing, "pose") is None
+            await posing.close()
+
+            refused = [
+                m
+                for a in answers.values()
+                if a
+                for m in a
+                if m.msg_type in ("8", "9", "j") and m.get(150) != "I"
+            ]
+            assert all(
+                (m.get(58) or "").startswith(("read-only session:", "unsupported")) for m in refused
+            )
+            assert server.counters["read_only_refused"] == 11  # 4 D, 2 F, 1 G, 2 q, E, AB
+            assert not any(
+                m.msg_type == "8" and m.get(150) in ("0", "F", "4", "5")
+                for a in answers.values()
+                if a
+                for m in a
+            )
+            status = [m for a in answers.values() if a for m in a if m.get(150) == "I"]
+            assert status and all(m.get(39) == "8" for m in status if m.get(11) == "other-1")
+            assert all(m.get(11) != "other-1" for m in status if m.get(584) == "m-other")
+            assert (
+                server.ledger.orders("acct"),
+                server.ledger.orders("other"),
+                server.ledger.order_epochs("acct"),
+                server.ledger.session_epochs(),
+                dict(server.fence.highest),
+                server.counters["orders_received"],
+            ) == state
+            assert account_seqs(server) == seqs
+            assert server.acceptor.counters["takeovers"] == 0
+            await round_trip(account, "after")
+            between = account.received[received:]
+            assert all(m.msg_type == "0" for m in between), between
+            session = server.apps["acct"].session
+            assert session is not None and session.logged_on
+            assert sorted(o.cl_ord_id for o in server.engine.open_orders()) == ["acct-2", "other-1"]
+            for peer in (account, other):
+                await peer.close()
+
+    run(main)
+
+
+def test_when_read_only_floods_mass_status_then_the_account_session_is_served_and_it_is_throttled(
+    tmp_path: Path,
+) -> None:
+    """An account with 40 resting orders; the read-only session (budget: 100 reports, 50
+    a second) sends 2,000 mass status requests in one write (each would be answered by
+    40 reports). It is sent no more than its budget allows (the rest get a
+    BusinessMessageReject), the account's TestRequest is answered meanwhile, and once
+    the budget refills a mass status is answered whole again."""
+    budget = "max_reports_per_s = 50\nmax_reports_burst = 100\n"
+
+    async def main() -> None:
+        async with venue(tmp_path, tail=READ_ONLY + budget) as server:
+            account = await logon(server.port, password=PASSWORD)
+            await account.expect("A", skip_others=True)
+            for i in range(40):
+                buy(account, f"acct-{i}")
+            await until(lambda: len(server.engine.open_orders("acct")) == 40)
+            drill = await drill_logon(server.port)
+            await drill.expect("A")
+            started = server.clock.monotonic_s()
+            drill.send_raw(
+                b"".join(drill.message("AF", (584, f"m{i}"), (585, 7)) for i in range(2000))
+            )
+            await round_trip(account, "during")
+            answered = await answered_or_closed(drill, "flood")
+            elapsed = server.clock.monotonic_s() - started
+            assert answered is not None
+            reports = [m for m in answered if m.msg_type == "8"]
+            throttled = [m for m in answered if m.msg_type == "j"]
+            # the burst, the refill while it ran, and one request's overshoot
+            assert len(reports) <= 100 + 50 * elapsed + 40, (len(reports), elapsed)
+            assert len(reports) + len(throttled) <= 2000 * 40
+            assert throttled and "max_reports_per_s" in (throttled[0].get(58) or "")
+            assert server.counters["read_only_throttled"] == len(throttled)
+
+            # the budget refills at 50 a second: ask (each ask a round trip) until a mass
+            # status is answered whole, within a deadline; a throttled ask costs nothing
+            deadline = server.clock.monotonic_s() + 30
+            while True:
+                drill.send("AF", (584, "again"), (585, 7))
+                got = await answered_or_closed(drill, f"again-{drill.next_seq}")
+                assert got is not None
+                if sum(m.get(584) == "again" for m in got) == 40:
+                    break
+                assert all(m.msg_type == "j" for m in got), got
+                assert server.clock.monotonic_s() < deadline, "the budget never refilled"
+            for peer in (account, drill):
+                await peer.close()
+
+    run(main)

@@ -1,7 +1,9 @@
 """The backups at a destination, read from their names (no blob is fetched to list
 them): full backups by time, journal segments by seq range. A blob without its record
 is an unfinished upload and is not listed. ``fetch_record`` reads one record back,
-checked for damage and, when public keys are given, for its signature."""
+checked for damage and, when public keys are given, for its signature; given the node
+it must belong to, for that too: each desk's backups have a folder of their own, and a
+record copied in from another desk's (signed by a key both desks share) is refused."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from bastion.backup.destinations import Destination
+from bastion.backup.destinations import Destination, ObjectTooLarge
 from bastion.backup.manifest import (
     BLOB_SUFFIX,
     RECORD_SUFFIX,
@@ -20,10 +22,13 @@ from bastion.backup.manifest import (
     decode_record,
 )
 from bastion.backup.signing import Signers
-from bastion.errors import BackupError
+from bastion.errors import BackupError, IntegrityError
 
 _FULL: Final = re.compile(r"full-(\d{8}T\d{9}Z)-(\d{12})")
 _SEGMENT: Final = re.compile(r"seg-(\d{12})-(\d{12})-(\d{8}T\d{9}Z)")
+MAX_RECORD_BYTES: Final = 1 << 20
+"""A record is a few hundred bytes (each recipient adds one line): one larger is not
+read (it would be held in memory whole by every command that lists or checks backups)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -89,14 +94,26 @@ def find(destination: Destination, backup_id: str) -> Entry:
     raise BackupError(f"backup {backup_id}: not found at {destination.where}")
 
 
-def fetch_record(destination: Destination, backup_id: str, signers: Signers) -> Record:
-    """The record of ``backup_id``: ``IntegrityError`` if it is damaged, names another
-    backup, or lacks a valid signature by one of ``signers`` (when any is given)."""
+def fetch_record(
+    destination: Destination, backup_id: str, signers: Signers, *, node_id: str | None = None
+) -> Record:
+    """The record of ``backup_id``: ``IntegrityError`` if it is damaged, over
+    ``MAX_RECORD_BYTES``, names another backup, lacks a valid signature by one of
+    ``signers`` (when any is given) or, with ``node_id``, is another node's."""
+    name = backup_id + RECORD_SUFFIX
     with tempfile.TemporaryDirectory(prefix="bastion-record-") as tmp:
         path = Path(tmp) / "record.json"
-        destination.get(backup_id + RECORD_SUFFIX, path)
-        record = decode_record(path.read_bytes(), backup_id + RECORD_SUFFIX)
+        try:
+            destination.get(name, path, max_bytes=MAX_RECORD_BYTES)
+        except ObjectTooLarge as error:
+            raise IntegrityError(f"backup record {name}: not a backup record ({error})") from None
+        record = decode_record(path.read_bytes(), name)
     if record.id != backup_id or record.blob != backup_id + BLOB_SUFFIX:
         raise BackupError(f"backup record {backup_id}: names another backup ({record.id})")
     check_signature(record, signers, backup_id)
+    if node_id is not None and record.node_id != node_id:
+        raise IntegrityError(
+            f"backup {backup_id}: its record is of node {record.node_id[:64]!r}, not "
+            f"{node_id!r} (copied in from another desk's backups)"
+        )
     return record

@@ -11,8 +11,9 @@ blob, so a backup is listed only once both are whole.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Final, Protocol
+from typing import BinaryIO, Final, Protocol
 
 from bastion.backup.config import BackupConfig, DirDestinationConfig, S3DestinationConfig
 from bastion.errors import BackupError, ConfigError
@@ -20,6 +21,12 @@ from bastion.vault.files import make_private_dir
 from bastion.vault.refs import SecretSource
 
 PARTIAL_SUFFIX: Final = ".partial"
+
+
+class ObjectTooLarge(BackupError):
+    """An object read back is larger than the reader allows (``Destination.get``)."""
+
+
 _CHUNK: Final = 1 << 20
 
 
@@ -29,7 +36,11 @@ class Destination(Protocol):
     where: str
 
     def put(self, name: str, source: Path) -> None: ...
-    def get(self, name: str, target: Path) -> None: ...
+    def get(self, name: str, target: Path, *, max_bytes: int | None = None) -> None:
+        """``name`` into ``target``; ``BackupError`` as soon as it is over ``max_bytes``
+        (a store's object is the store's writer's to size, not ours)."""
+        ...
+
     def names(self) -> list[str]: ...
     def delete(self, name: str) -> None: ...
 
@@ -60,11 +71,10 @@ class DirDestination:
                 f"backup destination {self.where}: cannot write {name}: {error}"
             ) from None
 
-    def get(self, name: str, target: Path) -> None:
+    def get(self, name: str, target: Path, *, max_bytes: int | None = None) -> None:
         try:
             with (self.root / name).open("rb") as src, target.open("wb") as out:
-                while block := src.read(_CHUNK):
-                    out.write(block)
+                _copy_bounded(iter(lambda: src.read(_CHUNK), b""), out, name, max_bytes, self)
         except FileNotFoundError:
             raise BackupError(f"backup destination {self.where}: no {name}") from None
         except OSError as error:
@@ -91,6 +101,25 @@ class DirDestination:
             raise BackupError(
                 f"backup destination {self.where}: cannot delete {name}: {error}"
             ) from None
+
+
+def _copy_bounded(
+    chunks: Iterator[bytes],
+    out: BinaryIO,
+    name: str,
+    max_bytes: int | None,
+    destination: Destination,
+) -> None:
+    """Write ``chunks`` to ``out``, refusing (``ObjectTooLarge``) once more than
+    ``max_bytes`` came."""
+    written = 0
+    for chunk in chunks:
+        written += len(chunk)
+        if max_bytes is not None and written > max_bytes:
+            raise ObjectTooLarge(
+                f"backup destination {destination.where}: {name} is over {max_bytes:,} bytes"
+            )
+        out.write(chunk)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -143,16 +172,18 @@ class S3Destination:
                 f"backup destination {self.where}: cannot put {name}: {_describe(error)}"
             ) from None
 
-    def get(self, name: str, target: Path) -> None:
+    def get(self, name: str, target: Path, *, max_bytes: int | None = None) -> None:
         import obstore
 
         try:
             result = obstore.get(self._store, self._key(name))
             with target.open("wb") as out:
-                for chunk in result.stream(min_chunk_size=_CHUNK):
-                    out.write(chunk)
+                chunks = (bytes(c) for c in result.stream(min_chunk_size=_CHUNK))
+                _copy_bounded(chunks, out, name, max_bytes, self)
         except FileNotFoundError:
             raise BackupError(f"backup destination {self.where}: no {name}") from None
+        except BackupError:
+            raise
         except Exception as error:
             raise BackupError(
                 f"backup destination {self.where}: cannot get {name}: {_describe(error)}"

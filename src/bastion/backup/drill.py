@@ -43,7 +43,7 @@ import structlog
 
 from bastion.backup.config import DrConfig, VenuePositionsConfig
 from bastion.backup.destinations import Destination
-from bastion.backup.drill_node import drill_journal, recover_against_venues
+from bastion.backup.drill_node import offline_config, recover_against_venues
 from bastion.backup.pg_journal import PgJournalSource
 from bastion.backup.pg_scratch import ScratchDatabase, ScratchServer
 from bastion.backup.restore import (
@@ -168,12 +168,14 @@ def run_drill(
     rto_target_s: float | None = None,
     scratch_server: ScratchServer | None = None,
     keep: bool = False,
+    node_id: str | None = None,
 ) -> DrillReport:
     """Restore the latest backup into ``scratch/desk``, recover, reconcile; measured.
     ``positions_base``: the directory ``[dr.venue_positions] path`` is relative to.
     ``scratch_server``: where a PostgreSQL journal is restored (a database made for
     this drill, dropped after it unless ``keep``). ``signers``: the public keys every
-    record restored must be signed by (none: not checked)."""
+    record restored must be signed by (none: not checked); ``node_id``: the node whose
+    backups these must be (None: the newest full backup's, whichever)."""
     started = time.monotonic()
     started_ns = clock.timestamp_ns()
     phases: dict[str, float] = {}
@@ -193,6 +195,7 @@ def run_drill(
             keys_for=keys_for,
             store_keys_for=store_keys_for,
             to_pg=to_pg,
+            node_id=node_id,
         )
         phases.update(restored.phases_s)
         keys = keys_for(restored.config, _manifest_of(restored.target))
@@ -321,18 +324,18 @@ def recover_positions(
     """The restored node's positions, recovered from its journal (snapshot + replay) in
     a kernel that connects to nothing: what ``bastion recover`` starts from. A
     PostgreSQL journal is opened in the ``scratch`` database it was restored into, never
-    at the config's ``[journal] url`` (the source)."""
+    at the config's ``[journal] url`` (the source); every local file the kernel opens is
+    the scratch desk's (``drill_node.offline_config``)."""
     from bastion.clock import LiveClock
     from bastion.config import PaperConfig, load_config
     from bastion.journal.factory import open_journal
     from bastion.node.kernel import Kernel
     from bastion.recovery.replay import recover_state
 
-    config = load_config(config_path, PaperConfig)
     base_dir = config_path.parent
-    journal_config = drill_journal(config, base_dir, scratch, password=None)
+    config = offline_config(load_config(config_path, PaperConfig), desk=base_dir, scratch=scratch)
     journal = open_journal(
-        journal_config,
+        config.journal,
         base_dir=base_dir,
         keys=keys,
         secrets=None,

@@ -16,13 +16,18 @@ venue works that the restored journal lacks is adopted (the backup's RPO showing
 a cumulative quantity or a position that differs is a mismatch.
 
 What the drill's node is kept from: every FIX venue of the restored config must have
-its read-only session (one without would log on as the live node: refused); the HA
+its read-only session (one without would log on as the live node: refused), whose
+SenderCompID is none of the restored config's FIX sessions', in any case; the HA
 member's lease (``[ha]``) is dropped (recover-only never takes one); recording and
 backup shipping are dropped, monitoring and alerting do not run in recover-only; and
-every local path (the journal, its control socket, the vault) must lie in the scratch
-desk, or a path the backup restored under ``outside/`` (a path still pointing at the
-source desk is refused: the drill would write there). A PostgreSQL journal is opened in the drill's
-scratch database, under the journal's own name (its seals bind it).
+every local path (the journal, its control socket and anchors, the vault, the
+strategies' files, which an inline strategy's import writes a bytecode cache beside)
+must lie in the scratch desk, or a path the backup restored under ``outside/`` (a path
+still pointing at the source desk is refused: the drill would write there). Each FIX
+venue's session store is the drill's own, in the scratch desk, also when the drill
+recovers without logging on (``offline_config``: its kernel still opens the stores). A
+PostgreSQL journal is opened in the drill's scratch database, under the journal's own
+name (its seals bind it).
 """
 
 from __future__ import annotations
@@ -125,13 +130,52 @@ def drill_config(
             "drill would log on with the live node's session; give each a read-only one"
         )
     has_password = scratch is not None and scratch.password is not None
-    journal = drill_journal(
-        config, desk, scratch, password=f"secret:{_SCRATCH_SECRET}" if has_password else None
+    live = {v.sender_comp_id.casefold(): v.name for v in fix.values()}
+    replaced = {
+        name: _through(fix[name], session, desk=desk, live=live)
+        for name, session in sessions.items()
+    }
+    return _local(
+        config,
+        desk=desk,
+        scratch=scratch,
+        password=f"secret:{_SCRATCH_SECRET}" if has_password else None,
+        replaced=replaced,
     )
+
+
+def offline_config(
+    config: PaperConfig, *, desk: Path, scratch: ScratchDatabase | None
+) -> PaperConfig:
+    """The restored config as the drill recovers it without logging on (its kernel
+    connects to nothing, but builds every venue): each FIX venue's session store the
+    drill's own, every local path in ``desk``, no HA lease, nothing recorded."""
+    fix = [v for v in config.venue_configs() if isinstance(v, FixVenueConfig)]
+    replaced = {
+        v.name: msgspec.structs.replace(v, store_path=_drill_store(desk, v.name)) for v in fix
+    }
+    return _local(config, desk=desk, scratch=scratch, password=None, replaced=replaced)
+
+
+def _local(
+    config: PaperConfig,
+    *,
+    desk: Path,
+    scratch: ScratchDatabase | None,
+    password: str | None,
+    replaced: dict[str, Any],
+) -> PaperConfig:
+    """``config`` with the FIX venues ``replaced`` (by name), its journal, vault and
+    strategies' files in ``desk`` (``confined``), and nothing that reaches the live
+    desk's HA group, recording or backups."""
+    journal = drill_journal(config, desk, scratch, password=password)
     vault = msgspec.structs.replace(
         config.vault, path=confined(desk, config.vault.path, "vault.path")
     )
-    replaced = {name: _through(fix[name], session) for name, session in sessions.items()}
+    strategies = [
+        msgspec.structs.replace(s, path=confined(desk, s.path, f"strategies[{n}].path"))
+        for n, s in enumerate(config.strategies)
+    ]
     venues = [replaced.get(v.name, v) for v in config.venues]
     fix_venue = None if config.fix_venue is None else replaced[config.fix_venue.name]
     return msgspec.structs.replace(
@@ -140,6 +184,7 @@ def drill_config(
         fix_venue=fix_venue,
         journal=journal,
         vault=vault,
+        strategies=strategies,
         ha=None,
         recording=None,
         backup=None,
@@ -167,14 +212,21 @@ def drill_journal(
     return msgspec.structs.replace(journal, path=confined(desk, journal.path, "journal.path"))
 
 
-def _through(venue: FixVenueConfig, session: DrVenueSessionConfig) -> Any:
+def _through(
+    venue: FixVenueConfig, session: DrVenueSessionConfig, *, desk: Path, live: dict[str, str]
+) -> Any:
     """``venue`` logging on with the read-only ``session``: its CompID, credentials,
     a store of its own in the scratch desk, sequence numbers from 1, no
-    cancel-on-disconnect (it has no orders)."""
-    if session.sender_comp_id == venue.sender_comp_id:
+    cancel-on-disconnect (it has no orders). ``live``: the restored config's FIX
+    sessions' SenderCompIDs (casefolded; a venue may compare them so), with their venue:
+    the session's may be none of them, at this venue or another."""
+    at = live.get(session.sender_comp_id.casefold())
+    if at is not None:
+        where = "" if at == venue.name else f" at venue {at}"
         raise BackupError(
             f"[dr.venue_sessions.{venue.name}] sender_comp_id {session.sender_comp_id!r} "
-            "is the live node's session: the drill needs a read-only session of its own"
+            f"is the live node's session{where}: the drill needs a read-only session of "
+            "its own"
         )
     password = session.password
     password_env = session.password_env
@@ -190,7 +242,7 @@ def _through(venue: FixVenueConfig, session: DrVenueSessionConfig) -> Any:
         host=session.host or venue.host,
         port=session.port or venue.port,
         account=session.account or venue.account,
-        store_path=DRILL_STORE.format(venue=venue.name),
+        store_path=_drill_store(desk, venue.name),
         reset_on_logon=True,
         cancel_on_disconnect=CancelOnDisconnect.OFF,
     )
@@ -199,6 +251,19 @@ def _through(venue: FixVenueConfig, session: DrVenueSessionConfig) -> Any:
     except ConfigError as error:
         raise ConfigError(f"[dr.venue_sessions.{venue.name}]: {error}") from None
     return through
+
+
+def _drill_store(desk: Path, venue: str) -> str:
+    """The drill's FIX session store for ``venue``, in the scratch desk's ``dr-drill``;
+    ``BackupError`` for a venue name that would place it elsewhere (``/..`` in it)."""
+    store = DRILL_STORE.format(venue=venue)
+    root = (desk / DRILL_STORE).parent.resolve()
+    if (desk / store).resolve().parent != root:
+        raise BackupError(
+            f"the restored config's venue name {venue[:64]!r} cannot name the drill's FIX "
+            f"session store (it would not be in {root})"
+        )
+    return store
 
 
 def confined(desk: Path, path: str, key: str) -> str:

@@ -31,7 +31,7 @@ import structlog
 
 from bastion.backup import archive, encryption, fix_state, pg_journal
 from bastion.backup.catalog import Entry, fetch_record, find, segments
-from bastion.backup.destinations import Destination
+from bastion.backup.destinations import Destination, ObjectTooLarge
 from bastion.backup.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -98,13 +98,21 @@ def fetch_verified(
     scratch: Path,
     identities: list[Any] | None,
     signers: Signers,
+    *,
+    node_id: str | None = None,
 ) -> tuple[Record, Path]:
-    """The record (signed by one of ``signers``, when any is given) and the blob, the
-    blob checked against the record; with identities, also decrypted and unpacked into
-    ``scratch/<id>`` (the path returned then)."""
-    record = fetch_record(destination, entry_id, signers)
+    """The record (signed by one of ``signers``, when any is given; ``node_id``'s, when
+    given) and the blob, the blob checked against the record; with identities, also
+    decrypted and unpacked into ``scratch/<id>`` (the path returned then)."""
+    record = fetch_record(destination, entry_id, signers, node_id=node_id)
     blob = scratch / record.blob
-    destination.get(record.blob, blob)
+    try:
+        destination.get(record.blob, blob, max_bytes=record.blob_size)
+    except ObjectTooLarge:
+        raise BackupError(
+            f"backup {record.id}: the blob is over its record's {record.blob_size:,} bytes "
+            "(replaced)"
+        ) from None
     size = blob.stat().st_size
     if size != record.blob_size:
         raise BackupError(
@@ -165,12 +173,15 @@ def restore(
     with_segments: bool = True,
     store_keys_for: StoreKeysFor = no_store_keys,
     to_pg: PgTarget | None = None,
+    node_id: str | None = None,
 ) -> Restored:
     """Restore ``backup_id`` (or ``latest``) and the segments after it into ``target``; the
     FIX session stores are brought to the last segment's state (``fix_state``). A
     PostgreSQL journal's backup writes the journal into ``to_pg``'s database instead of
     a file (the desk's other files still go to ``target``). With ``signers``, the full
-    backup's record and every segment's must be signed by one of them."""
+    backup's record and every segment's must be signed by one of them. Every segment
+    must be of the full backup's node, and that one ``node_id``'s when given (a
+    record copied in from another desk's backups is refused, signed or not)."""
     started = time.monotonic()
     check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -179,14 +190,16 @@ def restore(
         entry = find(destination, backup_id)
         if entry.kind != "full":
             raise UsageError(f"backup {entry.id}: a journal segment; restore a full backup")
-        record, unpacked = fetch_verified(destination, entry.id, scratch, identities, signers)
+        record, unpacked = fetch_verified(
+            destination, entry.id, scratch, identities, signers, node_id=node_id
+        )
         manifest = open_contents(record, unpacked)
         phases = {"fetch": time.monotonic() - started}
         tree = unpacked / "desk"
         config = unpacked / manifest.config_path
         keys = keys_for(config, manifest)
         segs = _segments_after(destination, manifest.journal.last_seq) if with_segments else []
-        fetching = _Fetching(destination, scratch, identities, signers)
+        fetching = _Fetching(destination, scratch, identities, signers, record.node_id)
         if manifest.journal.backend == "postgres":
             if to_pg is None:
                 raise UsageError(
@@ -265,10 +278,17 @@ class _Fetching:
     scratch: Path
     identities: list[Any]
     signers: Signers
+    node_id: str
+    """The full backup's node: every segment applied must be of it."""
 
     def segment(self, seg: Entry) -> SegmentData:
         seg_record, seg_dir = fetch_verified(
-            self.destination, seg.id, self.scratch, self.identities, self.signers
+            self.destination,
+            seg.id,
+            self.scratch,
+            self.identities,
+            self.signers,
+            node_id=self.node_id,
         )
         open_contents(seg_record, seg_dir)
         data = msgspec.msgpack.decode((seg_dir / SEGMENT_NAME).read_bytes(), type=SegmentData)

@@ -7,7 +7,9 @@ continues.
 
 With public signing keys, every full backup's record is checked before anything is
 deleted: a forged one (dated ahead, say) would otherwise count as the newest of its
-hour, day or month and push real backups out; one refused stops the prune. Segments
+hour, day or month and push real backups out, and so would another desk's genuine one
+copied in (signed by a key both desks share: it must be of this desk's node); one
+refused stops the prune. Segments
 are not read: a segment is deleted by its own seq range, so a forged one changes the
 fate of no other."""
 
@@ -56,15 +58,22 @@ def plan(full: list[Entry], segs: list[Entry], policy: RetentionConfig) -> Plan:
     return Plan(keep=keep_full + keep_segs, delete=delete)
 
 
-def prune(destination: Destination, policy: RetentionConfig, *, signers: Signers) -> Plan:
+def prune(
+    destination: Destination,
+    policy: RetentionConfig,
+    *,
+    signers: Signers,
+    node_id: str | None = None,
+) -> Plan:
     """Apply the policy: each deleted backup's record goes first, then its blob (a blob
     without its record is no longer listed, so a prune cut short leaves no half backup).
     With ``signers``, ``IntegrityError`` naming the first full backup whose record is
-    not validly signed, before anything is deleted."""
+    not validly signed (or, with ``node_id``, is another node's), before anything is
+    deleted."""
     full = fulls(destination)
     if signers.required:
         for entry in full:
-            fetch_record(destination, entry.id, signers)
+            fetch_record(destination, entry.id, signers, node_id=node_id)
     chosen = plan(full, segments(destination), policy)
     for entry in chosen.delete:
         destination.delete(entry.id + RECORD_SUFFIX)

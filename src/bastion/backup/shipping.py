@@ -65,16 +65,19 @@ class SegmentData(msgspec.Struct, frozen=True, kw_only=True):
     pg_runs: list[pg_journal.PgRunRow] = msgspec.field(default_factory=list)
 
 
-def shipped_through(destination: Destination, signers: Signers) -> int:
+def shipped_through(
+    destination: Destination, signers: Signers, *, node_id: str | None = None
+) -> int:
     """The last seq already at the destination (a segment's or else a full backup's).
-    With ``signers``, the record that says so must be signed by one of them: a forged
-    name far ahead would otherwise stop the shipping of every event up to it."""
+    With ``signers``, the record that says so must be signed by one of them, and with
+    ``node_id`` be that node's: a forged name far ahead, or another desk's genuine
+    record copied in, would otherwise stop the shipping of every event up to it."""
     found = [*segments(destination), *fulls(destination)]
     if not found:
         return 0
     newest = max(found, key=lambda e: e.last_seq)
     if signers.required:
-        fetch_record(destination, newest.id, signers)
+        fetch_record(destination, newest.id, signers, node_id=node_id)
     return newest.last_seq
 
 
@@ -229,7 +232,7 @@ def ship_forever(
     segments were shipped. A failed round is logged (``backup_failed``) and retried at
     the next interval from the same seq; the last of ``rounds`` raises instead."""
     shipped = 0
-    after = shipped_through(destination, desk.backup.signers())
+    after = shipped_through(destination, desk.backup.signers(), node_id=desk.node_id)
     n = 0
     while rounds is None or n < rounds:
         n += 1

@@ -49,16 +49,19 @@ def verify(
     identities: list[Any] | None,
     signers: Signers,
     keys_for: KeysFor = plaintext_keys,
+    node_id: str | None = None,
 ) -> list[Checked]:
     """Check one backup (``latest`` for the newest full one), or all (``None``);
     ``BackupError`` (``IntegrityError``) naming the first that fails. With ``signers``,
-    each record must be signed by one of them."""
+    each record must be signed by one of them; with ``node_id``, be that node's."""
     chosen = entries(destination) if backup_id is None else [find(destination, backup_id)]
     checked = []
     for entry in chosen:
         scratch = Path(tempfile.mkdtemp(prefix="bastion-verify-"))
         try:
-            record, unpacked = fetch_verified(destination, entry.id, scratch, identities, signers)
+            record, unpacked = fetch_verified(
+                destination, entry.id, scratch, identities, signers, node_id=node_id
+            )
             if identities is not None:
                 manifest = open_contents(record, unpacked)
                 if manifest.kind == "full" and manifest.journal.path is not None:

@@ -238,6 +238,13 @@ def restore_config(args: argparse.Namespace) -> Path | None:
     return source if source.is_file() else None
 
 
+def restore_node(config: Path | None) -> str | None:
+    """The node whose backups a restore takes: the config's (None without one)."""
+    from bastion.config import PaperConfig, load_config
+
+    return None if config is None else load_config(config, PaperConfig).node.id
+
+
 def _low_priority() -> None:
     """A backup competes with the node for CPU and disk as little as the OS allows."""
     import psutil
@@ -260,9 +267,9 @@ def _desk_and_destination(config: str) -> tuple[Any, Destination]:
     return desk, destination
 
 
-def _destination_only(config: str) -> tuple[BackupConfig, Destination]:
-    """The config's ``[backup]`` and destination, opening the vault only for the
-    store's credentials."""
+def _destination_only(config: str) -> tuple[BackupConfig, Destination, str]:
+    """The config's ``[backup]``, destination and node id, opening the vault only for
+    the store's credentials."""
     from bastion.backup.desk import load_backup_config
     from bastion.backup.destinations import open_destination
     from bastion.vault.config import load_secrets
@@ -280,7 +287,7 @@ def _destination_only(config: str) -> tuple[BackupConfig, Destination]:
             clock=wall_clock(),
         )
     destination = open_destination(backup, base_dir=base_dir, node_id=node.node.id, secrets=secrets)
-    return backup, destination
+    return backup, destination, node.node.id
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -297,7 +304,12 @@ def cmd_create(args: argparse.Namespace) -> int:
         f"at {destination.where}"
     )
     if not args.no_prune:
-        plan = prune(destination, desk.backup.retention, signers=desk.backup.signers())
+        plan = prune(
+            destination,
+            desk.backup.retention,
+            signers=desk.backup.signers(),
+            node_id=desk.node_id,
+        )
         print(f"retention: {len(plan.keep)} kept, {len(plan.delete)} deleted")
     return EXIT_OK
 
@@ -353,14 +365,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     checked too, and one refused is shown and makes the command fail."""
     from bastion.backup.catalog import entries, fetch_record
 
-    backup, destination = _destination_only(args.config)
+    backup, destination, node_id = _destination_only(args.config)
     signers = backup.signers()
     refused = []
     for entry in entries(destination):
         line = f"{entry.id}  {entry.kind:<7}  seq {entry.first_seq}..{entry.last_seq}"
         if signers.required:
             try:
-                fetch_record(destination, entry.id, signers)
+                fetch_record(destination, entry.id, signers, node_id=node_id)
             except BastionError as error:
                 refused.append(entry.id)
                 line += f"  REFUSED: {error}"
@@ -379,7 +391,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from bastion.backup.encryption import load_identities
     from bastion.backup.verify import verify
 
-    backup, destination = _destination_only(args.config)
+    backup, destination, node_id = _destination_only(args.config)
     signers = backup.signers()
     identities = load_identities(Path(args.identity)) if args.identity else None
     checked = verify(
@@ -388,6 +400,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         identities=identities,
         signers=signers,
         keys_for=desk_journal_keys,
+        node_id=node_id,
     )
     for item in checked:
         what = "contents, pieces and journal" if item.contents else "integrity (no key)"
@@ -408,8 +421,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     from bastion.backup.retention import prune
 
-    backup, destination = _destination_only(args.config)
-    plan = prune(destination, backup.retention, signers=backup.signers())
+    backup, destination, node_id = _destination_only(args.config)
+    plan = prune(destination, backup.retention, signers=backup.signers(), node_id=node_id)
     print(f"retention: {len(plan.keep)} kept, {len(plan.delete)} deleted")
     for entry in plan.delete:
         print(f"deleted {entry.id}")
@@ -425,6 +438,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if config is not None and not config.is_file():
         raise UsageError(f"--config {config}: no such config")
     signers = restore_signers(config, args.signer)
+    node_id = restore_node(config)
     if not signers.required:
         log.warning(
             "backup_signatures_unchecked",
@@ -443,6 +457,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         with_segments=not args.no_segments,
         store_keys_for=desk_store_keys,
         to_pg=_pg_target(args.to_url),
+        node_id=node_id,
     )
     print(
         json.dumps(

@@ -169,6 +169,7 @@ def _drill(args: argparse.Namespace) -> int:
         rto_target_s=args.rto_target_s,
         scratch_server=_scratch_server(config_path, config, dr),
         keep=args.keep,
+        node_id=config.node.id,
     )
     event = drill_event(report, args.report or "")
     report.journaled = _record_or_alert(config_path, event)

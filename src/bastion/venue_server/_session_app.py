@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from bastion.clock import Clock
 from bastion.fix.codec import REQUIRED_TAG_MISSING, VALUE_INCORRECT, FixMessage
 from bastion.fix.rejects import RejectMessage
 from bastion.fix.session import FixSession
@@ -29,6 +30,9 @@ class SessionHost(Protocol):
 
     @property
     def config(self) -> VenueSimConfig: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
     @property
     def engine(self) -> VenueSimEngine: ...

@@ -106,9 +106,29 @@ class ReadOnlySessionConfig(
     own (``comp_id``, credentials and access conditions as an account's) that may ask for
     the account's orders and positions (OrderStatusRequest, OrderMassStatusRequest,
     RequestForPositions) and market data, and may not trade
-    (``bastion.venue_server.read_only``)."""
+    (``bastion.venue_server.read_only``).
+
+    ``max_reports_per_s`` / ``max_reports_burst``: what its messages may make the
+    simulator send it, a token bucket of messages (a mass status answers one report per
+    open order): that many a second, up to that many at once. A message that comes when
+    the bucket is empty gets a BusinessMessageReject and does no work, so a holder of
+    its credentials cannot stall the account's session by asking fast."""
 
     account: str
+    max_reports_per_s: float = 1_000.0
+    max_reports_burst: int = 20_000
+
+    def check(self, key: str, tls: TlsServerConfig | None) -> None:
+        super().check(key, tls)
+        if not 0 < self.max_reports_per_s < float("inf"):
+            raise ConfigError(
+                f"key '{key}.max_reports_per_s': must be a positive number, "
+                f"got {self.max_reports_per_s}"
+            )
+        if self.max_reports_burst < 1:
+            raise ConfigError(
+                f"key '{key}.max_reports_burst': must be at least 1, got {self.max_reports_burst}"
+            )
 
     def __repr__(self) -> str:
         return (
@@ -154,7 +174,8 @@ class VenueSimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
       ``name``, ``comp_id`` (its SenderCompID), ``username``, ``password``
       (``"secret:NAME"``) or ``password_env``, ``allowed_ips``, ``client_cert_cn`` /
       ``client_cert_sha256`` (as an account's), and ``account``, the ``[[accounts]]``
-      name whose orders and positions it reads. It is answered OrderStatusRequest (H),
+      name whose orders and positions it reads, and ``max_reports_per_s`` /
+      ``max_reports_burst``, its budget of answers. It is answered OrderStatusRequest (H),
       OrderMassStatusRequest (AF), RequestForPositions (AN) and market data (V) as the
       account's own session would be, on its own session; an order, cancel or replace is
       refused; it is never fenced and never takes the account's session over. The

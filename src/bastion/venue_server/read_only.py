@@ -20,6 +20,13 @@ positions on a session of its own, without touching the account's trading sessio
   session; each is counted (``read_only_refused``) and logged as a warning. A message too
   malformed to read is rejected by the session layer first, as on any session.
 - MarketDataRequest (V) is served as for an account.
+- Its budget (``max_reports_per_s``, ``max_reports_burst``): each message it sends is
+  charged what it made the simulator send it (one report per open order for a mass
+  status, at least one); a message that comes when the budget is spent gets a
+  BusinessMessageReject and nothing else is done for it (counted,
+  ``read_only_throttled``). Without it, a few hundred kilobytes of mass status requests
+  on an account with open orders kept the event loop, and so the account's session,
+  busy for seconds per request burst.
 
 The account's own reports (fills, cancels, replaces) are not copied here: this is a query
 session, not a drop copy. In echo mode it is served the same way (nothing is reflected).
@@ -65,6 +72,7 @@ _OTHER_TRADING: Final = frozenset({"q", "E", "AB", "AC", "s", "t", "u"})
 """FIX 4.4 order entry the venue does not serve at all (mass cancel, lists, multileg,
 crosses): refused on a read-only session as trading, not as merely unsupported."""
 _NOT_AUTHORIZED: Final = 6  # BusinessRejectReason (380)
+_OTHER: Final = 0  # BusinessRejectReason (380)
 _QUERIES: Final = (StatusRequest, MassStatusRequest, PositionsRequest)
 
 
@@ -76,6 +84,9 @@ class ReadOnlySession(SessionApp):
     ) -> None:
         super().__init__(server, config.username, password)
         self.config = config
+        self._budget = _Budget(
+            config.max_reports_per_s, config.max_reports_burst, server.clock.monotonic_s()
+        )
 
     def authenticate(self, session: FixSession, logon: FixMessage) -> str | None:
         """The credentials, and no CancelOrdersOnDisconnect (8013) but N."""
@@ -103,6 +114,20 @@ class ReadOnlySession(SessionApp):
         )
 
     def on_message(self, session: FixSession, message: FixMessage) -> None:
+        if not self._budget.available(self.server.clock.monotonic_s()):
+            self.server.counters["read_only_throttled"] += 1
+            raise BusinessReject(
+                _OTHER,
+                f"read-only session: over {self.config.max_reports_per_s:g} reports a second "
+                "(max_reports_per_s); ask again later",
+            )
+        sent = session.store.next_sender_seq
+        try:
+            self._handle(session, message)
+        finally:  # what it made us send (a refused message: its reject)
+            self._budget.charge(max(1, session.store.next_sender_seq - sent))
+
+    def _handle(self, session: FixSession, message: FixMessage) -> None:
         msg_type = message.msg_type
         if msg_type in QUERY_MSG_TYPES:
             self._query(session, message)
@@ -146,3 +171,23 @@ class ReadOnlySession(SessionApp):
             msg_type=msg_type,
             cl_ord_id=cl_ord_id,
         )
+
+
+class _Budget:
+    """A token bucket of messages sent: ``rate`` a second, at most ``burst`` saved. A
+    message is served while the bucket is not empty, and may take it below zero (one
+    mass status is answered whole); the next waits until it refills."""
+
+    def __init__(self, rate: float, burst: int, now_s: float) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._at = now_s
+
+    def available(self, now_s: float) -> bool:
+        self._tokens = min(self._burst, self._tokens + (now_s - self._at) * self._rate)
+        self._at = now_s
+        return self._tokens >= 1
+
+    def charge(self, sent: int) -> None:
+        self._tokens -= sent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,48 @@ def test_when_a_restored_postgres_journal_has_no_scratch_database_then_recovery_
     desk.config.write_text(text)
     with pytest.raises(BackupError, match=r"scratch database \(\[dr\] scratch_url\)"):
         recover_positions(desk.config, PLAINTEXT)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root``, by its relative path, with its bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_when_the_restored_config_points_strategies_and_stores_at_the_source_then_none_is_written(
+    desk: BackupDesk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk runs its strategy inline from a directory outside it and has a FIX venue
+    whose session store is there too (absolute paths, as a desk deployed under /srv
+    has). The drill's node recovers from the copies the backup restored under outside/:
+    it imports no source file (no bytecode cache written beside it) and opens no
+    source store (no row, no WAL, no schema written)."""
+    monkeypatch.setenv("BASTION_FIX_PASSWORD", "pw-drill-desk")
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as a node's Python does
+    live = tmp_path / "live"
+    (live / "strategies").mkdir(parents=True)
+    strategy = (desk.root / "strategies" / "idle.py").read_bytes()
+    (live / "strategies" / "idle.py").write_bytes(strategy)
+    store = live / "fix" / "session.sqlite"
+    store.parent.mkdir()
+    from bastion.fix.store import SqliteSessionStore
+
+    SqliteSessionStore(store, "FIX.4.4:NODE->SIM", now_ns=1).close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{store}{suffix}").unlink(missing_ok=True)
+    text = desk.config.read_text()
+    text = text.replace('id = "desk-1"', 'id = "desk-1"\nisolation = "inline"', 1)
+    text = text.replace('path = "strategies/idle.py"', f'path = "{live}/strategies/idle.py"')
+    text = text.replace('id = "X"', 'id = "X"\nvenue = "SIM"', 1)
+    text += (
+        '\n[[venues]]\nkind = "sim"\nname = "SIM"\n'
+        '\n[[venues]]\nkind = "fix"\nname = "FIXSIM"\nport = 9\nsender_comp_id = "NODE"\n'
+        'target_comp_id = "SIM"\nusername = "trader"\npassword_env = "BASTION_FIX_PASSWORD"\n'
+        f'store_path = "{store}"\n'
+    )
+    desk.config.write_text(text)
+    destination = backed_up(desk)
+    before = _tree(live)
+    report = drill(desk, destination, tmp_path / "scratch", positions_file(desk, {}))
+    assert report.ok and report.reconciled is True
+    assert _tree(live) == before
+    assert not (live / "strategies" / "__pycache__").exists()

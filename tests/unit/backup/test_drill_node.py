@@ -3,6 +3,7 @@ nothing pointing at the live desk."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import msgspec
@@ -169,3 +170,188 @@ def test_when_dr_venue_sessions_are_wrong_then_the_key_is_named() -> None:
             venue_sessions={"FIXSIM": SESSION},
             venue_positions=VenuePositionsConfig(kind="positions_file", path="s.json"),
         )
+
+
+TWO_VENUES = """
+[node]
+id = "desk-1"
+
+[[instruments]]
+id = "A.SIM"
+venue = "{a}"
+tick_size = "0.01"
+
+[[instruments]]
+id = "B.SIM"
+venue = "FIXB"
+tick_size = "0.01"
+
+[[strategies]]
+name = "idle"
+path = "idle.py"
+class = "Idle"
+
+[[venues]]
+kind = "fix"
+name = "{a}"
+port = 9999
+sender_comp_id = "NODE-A"
+target_comp_id = "SIM"
+username = "trader"
+password_env = "BASTION_FIX_PASSWORD"
+store_path = "fix/a.sqlite"
+
+[[venues]]
+kind = "fix"
+name = "FIXB"
+port = 9999
+sender_comp_id = "NODE-B"
+target_comp_id = "SIM"
+username = "trader"
+password_env = "BASTION_FIX_PASSWORD"
+store_path = "fix/b.sqlite"
+
+[[feeds]]
+kind = "venue"
+name = "a"
+venue = "{a}"
+
+[[feeds]]
+kind = "venue"
+name = "b"
+venue = "FIXB"
+"""
+
+
+def two_venues(tmp_path: Path, *, a: str = "FIXA") -> PaperConfig:
+    """A restored desk with two FIX venues at one venue server, sessions NODE-A, NODE-B."""
+    desk = tmp_path / "desk"
+    desk.mkdir(exist_ok=True)
+    (desk / "idle.py").write_text("")
+    (desk / "paper.toml").write_text(TWO_VENUES.format(a=a))
+    return load_config(desk / "paper.toml", PaperConfig)
+
+
+def session(sender: str) -> DrVenueSessionConfig:
+    return msgspec.structs.replace(SESSION, sender_comp_id=sender)
+
+
+@pytest.mark.parametrize(
+    ("sessions", "refused"),
+    [
+        (
+            {"FIXA": session("NODE-B"), "FIXB": session("NODE-DR")},
+            "NODE-B' is the live node's session at venue FIXB",
+        ),
+        (
+            {"FIXA": session("NODE-DR"), "FIXB": session("node-b")},
+            "'node-b' is the live node's session:",
+        ),
+        (
+            {"FIXA": session("node-a"), "FIXB": session("NODE-DR")},
+            "'node-a' is the live node's session:",
+        ),
+        ({"FIXA": session("NODE-DR"), "FIXB": session("NODE-ß".upper())}, None),
+    ],
+)
+def test_when_a_read_only_session_would_use_any_live_session_then_the_drill_refuses(
+    tmp_path: Path, sessions: dict[str, DrVenueSessionConfig], refused: str | None
+) -> None:
+    """Two FIX venues of one desk: a read-only session may not be the other venue's live
+    session, nor its own venue's in another case (a venue may compare CompIDs so)."""
+    config = two_venues(tmp_path)
+    if refused is None:
+        drilled = drill_config(config, sessions, desk=tmp_path / "desk", scratch=None)
+        assert sorted(v.sender_comp_id for v in drilled.venues) == ["NODE-DR", "NODE-SS"]
+        return
+    with pytest.raises(BackupError, match=re.escape(refused)):
+        drill_config(config, sessions, desk=tmp_path / "desk", scratch=None)
+
+
+def test_when_a_venue_name_climbs_out_then_the_drill_store_is_refused(tmp_path: Path) -> None:
+    """A venue named ``x/../../..``: its drill store would land outside ``dr-drill``."""
+    desk = tmp_path / "desk"
+    for name in ("X/../../../live/fix", "../fix", "A/../../x"):
+        config = two_venues(tmp_path, a=name)
+        sessions = {name: session("DR-A"), "FIXB": session("DR-B")}
+        with pytest.raises(BackupError, match="cannot name the drill's FIX session store"):
+            drill_config(config, sessions, desk=desk, scratch=None)
+    config = two_venues(tmp_path, a="FIX.A-1")
+    drilled = drill_config(
+        config, {"FIX.A-1": session("DR-A"), "FIXB": session("DR-B")}, desk=desk, scratch=None
+    )
+    assert {v.store_path for v in drilled.venues} == {
+        DRILL_STORE.format(venue="FIX.A-1"),
+        DRILL_STORE.format(venue="FIXB"),
+    }
+
+
+def test_when_a_strategy_file_is_outside_the_scratch_desk_then_the_restored_copy_is_used(
+    tmp_path: Path,
+) -> None:
+    """An absolute strategy path (or one with ``..``) is the source desk's file: the drill
+    imports the copy the backup restored under outside/, or refuses."""
+    desk = tmp_path / "desk"
+    config = restored(tmp_path)
+    source = tmp_path / "live" / "strategies" / "idle.py"
+    for path in (str(source), "../live/strategies/idle.py"):
+        outside = msgspec.structs.replace(
+            config, strategies=[msgspec.structs.replace(config.strategies[0], path=path)]
+        )
+        with pytest.raises(BackupError, match=r"strategies\[0\]\.path .* outside the scratch"):
+            drill_config(outside, {"FIXSIM": SESSION}, desk=desk, scratch=None)
+    moved = desk / "outside" / source.as_posix().lstrip("/")
+    moved.parent.mkdir(parents=True)
+    outside = msgspec.structs.replace(
+        config, strategies=[msgspec.structs.replace(config.strategies[0], path=str(source))]
+    )
+    drilled = drill_config(outside, {"FIXSIM": SESSION}, desk=desk, scratch=None)
+    assert drilled.strategies[0].path == str(moved.resolve())
+    assert (
+        drill_config(config, {"FIXSIM": SESSION}, desk=desk, scratch=None).strategies[0].path
+        == "idle.py"
+    )
+
+
+def test_when_the_restored_journal_is_halted_with_orders_open_then_recover_only_cancels_none(
+    tmp_path: Path,
+) -> None:
+    """A journal HALTED (a kill the venues never heard) with an order open at each of two
+    venues, one of them halted too: started to trade, the node cancels both once
+    reconciled (``cancel_if_halted``); recovering only, as the drill's node does, it
+    sends nothing: no cancel is journaled and both orders stay open."""
+    from bastion.config import resolve_path
+    from bastion.journal import SqliteJournal
+    from bastion.journal.reader import read_events
+    from bastion.model.enums import TradingState
+    from bastion.node.runner import recover_node, run_node
+    from kit.two_venues import X, Y, send, two_venue_config, two_venue_kernel
+
+    def halted_desk(root: Path) -> Path:
+        path = resolve_path(root, two_venue_config().journal.path)
+        journal = SqliteJournal(path)
+        try:
+            kernel = two_venue_kernel(root, journal)
+            send(kernel, X)
+            send(kernel, Y)
+            kernel.risk.set_trading_state(TradingState.HALTED, "kill while the venues were down")
+            kernel.halt_venue("B", "reconciliation mismatch", who="node", why="test")
+            kernel.flush()
+        finally:
+            journal.close()
+        return path
+
+    def cancels(path: Path) -> int:
+        return sum(len(read_events(path, t)) for t in ("OrderPendingCancel", "OrderCanceled"))
+
+    recovering = halted_desk(tmp_path / "recover")
+    code, report = recover_node(two_venue_config(), base_dir=tmp_path / "recover")
+    assert code == 0 and report["state"] == "HALTED" and report["open_orders"] == 2
+    assert cancels(recovering) == 0
+    again, _ = recover_node(two_venue_config(), base_dir=tmp_path / "recover")
+    assert again == 0 and cancels(recovering) == 0  # both still open to cancel
+
+    trading = halted_desk(tmp_path / "trade")
+    config = msgspec.structs.replace(two_venue_config(), run_for_s=0.2)
+    assert run_node(config, base_dir=tmp_path / "trade") == 0
+    assert cancels(trading) >= 2  # the contrast: a trading start does cancel them

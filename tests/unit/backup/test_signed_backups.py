@@ -19,11 +19,11 @@ from bastion.backup.destinations import DirDestination, open_destination
 from bastion.backup.manifest import BLOB_SUFFIX, RECORD_SUFFIX, encode_record, sha256_file
 from bastion.backup.restore import Restored, restore
 from bastion.backup.retention import prune
-from bastion.backup.shipping import ship_once, shipped_through
+from bastion.backup.shipping import ship_forever, ship_once, shipped_through
 from bastion.backup.signing import UNCHECKED, Signers
 from bastion.backup.verify import verify
 from bastion.clock import LiveClock, SimClock
-from bastion.errors import ConfigError, IntegrityError
+from bastion.errors import BackupError, ConfigError, IntegrityError
 from bastion.vault.keysource import KEY_FILE_ENV
 from bastion.vault.vault import Vault
 from kit.backup_desk import (
@@ -365,3 +365,170 @@ def test_when_the_drill_meets_a_forged_backup_then_it_restores_nothing(
             clock=CLOCK,
         )
     assert_nothing_restored(tmp_path / "scratch" / "desk")
+
+
+def other_desk(tmp_path: Path, desk: BackupDesk, *, events: int) -> BackupDesk:
+    """Another desk (node ``desk-2``) that signs with the same key and encrypts to the
+    same recipient: its backups are genuine, only not this desk's."""
+    return make_desk(
+        tmp_path / "other",
+        dir_destination(tmp_path / "other-store"),
+        events=events,
+        node_id="desk-2",
+        signing=SIGNING_SEEDS["desk"],
+        recipient=desk.recipient,
+        keys_dir=tmp_path / "other-keys",
+    )
+
+
+def copy_backups(source: DirDestination, into: DirDestination) -> list[str]:
+    """Every file of ``source`` copied into ``into`` (an insider with write access to
+    the store); the ids copied."""
+    copied = []
+    for path in sorted(source.root.iterdir()):
+        (into.root / path.name).write_bytes(path.read_bytes())
+        if path.name.endswith(RECORD_SUFFIX):
+            copied.append(path.name.removesuffix(RECORD_SUFFIX))
+    return copied
+
+
+def test_when_another_desks_signed_full_backup_is_copied_in_then_no_command_takes_it(
+    desk: BackupDesk, tmp_path: Path
+) -> None:
+    """The other desk's full backup, newer and further in seq, signed by the shared key:
+    restore (and the drill) would restore the other desk as this one, prune would keep
+    it as the newest and delete this desk's, ship would skip every event up to its seq.
+    Each refuses it by its node, and nothing is deleted or restored."""
+    from bastion.backup.config import DrConfig
+    from bastion.backup.drill import run_drill
+
+    destination, own_id = backup(desk)
+    other = other_desk(tmp_path, desk, events=80)
+    other_store, _ = backup(other)
+    (other_id,) = copy_backups(other_store, destination)
+    assert fetch_record(destination, other_id, TRUSTED).node_id == "desk-2"  # genuine
+    assert restore_into(desk, destination, tmp_path / "anyone", TRUSTED).backup_id == other_id
+
+    refused = f"backup {other_id}: .*node 'desk-2', not 'desk-1'"
+    target = tmp_path / "restored"
+    with pytest.raises(IntegrityError, match=refused):
+        restore(
+            destination,
+            "latest",
+            target,
+            identities=encryption.load_identities(desk.identity),
+            signers=TRUSTED,
+            node_id="desk-1",
+        )
+    assert_nothing_restored(target)
+    with pytest.raises(IntegrityError, match=refused):
+        verify(destination, None, identities=None, signers=TRUSTED, node_id="desk-1")
+    policy = RetentionConfig(hourly=1, daily=0, monthly=0)
+    with pytest.raises(IntegrityError, match=refused):
+        prune(destination, policy, signers=TRUSTED, node_id="desk-1")
+    assert {e.id for e in entries(destination)} == {own_id, other_id}
+    with pytest.raises(IntegrityError, match=refused):
+        shipped_through(destination, TRUSTED, node_id="desk-1")
+    d, _ = opened(desk)
+    with pytest.raises(IntegrityError, match=refused):  # the node's shipping: its desk's node
+        ship_forever(d, destination, interval_s=0.0, clock=CLOCK, rounds=1)
+    with pytest.raises(IntegrityError, match=refused):
+        run_drill(
+            destination,
+            identities=encryption.load_identities(desk.identity),
+            signers=TRUSTED,
+            scratch=tmp_path / "scratch",
+            dr=DrConfig(),
+            clock=CLOCK,
+            node_id="desk-1",
+        )
+    assert_nothing_restored(tmp_path / "scratch" / "desk")
+
+
+def test_when_another_desks_signed_segment_is_copied_in_then_restore_refuses_it(
+    desk: BackupDesk, tmp_path: Path
+) -> None:
+    """A segment of the other desk (same key) whose rows this desk's own segment already
+    covers: they would be skipped, and what else it carries (its FIX sessions, its runs)
+    applied to this desk. The restore refuses it by its node, whatever its rows."""
+    destination, _ = backup(desk)
+    desk.append(fills(5, ts_ns=2))
+    ship(desk)  # 51..55
+    other = other_desk(tmp_path, desk, events=50)
+    other.append(fills(4, ts_ns=3))
+    d, other_store = opened(other)
+    ship_once(d, other_store, after_seq=51, clock=CLOCK)  # 52..54, inside 51..55
+    (foreign,) = copy_backups(other_store, destination)
+    assert fetch_record(destination, foreign, TRUSTED).node_id == "desk-2"
+    target = tmp_path / "restored"
+    with pytest.raises(IntegrityError, match=f"backup {foreign}: .*node 'desk-2', not 'desk-1'"):
+        restore_into(desk, destination, target, TRUSTED)
+    assert_nothing_restored(target)
+    (destination.root / (foreign + RECORD_SUFFIX)).unlink()
+    restored = restore_into(desk, destination, target, TRUSTED)
+    assert restored.last_seq == 55 and len(restored.segments) == 1
+
+
+def test_when_a_record_or_blob_is_huge_then_it_is_refused_before_it_is_read_whole(
+    desk: BackupDesk, tmp_path: Path
+) -> None:
+    """A record of many megabytes (any command reads records) and a blob far larger
+    than its signed size: refused at the bound, never held in memory or on disk whole."""
+    destination, backup_id = backup(desk)
+    record_file = destination.root / (backup_id + RECORD_SUFFIX)
+    genuine = record_file.read_bytes()
+    record_file.write_bytes(genuine + b" " * (16 << 20))  # still a valid record, 16 MiB
+    with pytest.raises(IntegrityError, match=rf"backup record {backup_id}.json: .* over"):
+        fetch_record(destination, backup_id, TRUSTED)
+    record_file.write_bytes(genuine)
+    blob = destination.root / (backup_id + BLOB_SUFFIX)
+    size = blob.stat().st_size
+    with blob.open("ab") as f:
+        f.truncate(size + (256 << 20))  # sparse: 256 MiB more
+    target = tmp_path / "restored"
+    with pytest.raises(BackupError, match=f"backup {backup_id}: the blob is over its record's"):
+        restore_into(desk, destination, target, TRUSTED)
+    assert_nothing_restored(target)
+
+
+_ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "full-20991231T235959999Z-000000000050",  # the same backup, dated ahead: "latest"
+        "full-20991231T235959999Z-000000999999",  # ... and claiming far more journal
+        "seg-000000000051-000000999999-20991231T235959999Z",  # a segment far ahead
+        # digits Python's \d also matches: sorted after every ASCII-dated name
+        "full-20991231T235959999Z-000000000050".translate(_ARABIC_INDIC),
+    ],
+)
+def test_when_a_signed_backup_is_stored_again_under_another_name_then_it_is_refused(
+    desk: BackupDesk, tmp_path: Path, name: str
+) -> None:
+    """The desk's own signed record and blob, copied under a newer name: listed by its
+    name, refused by restore (it would be "latest", or a segment to apply), prune and
+    ship (when it claims more journal); nothing deleted."""
+    destination, backup_id = backup(desk)
+    for suffix in (RECORD_SUFFIX, BLOB_SUFFIX):
+        (destination.root / (name + suffix)).write_bytes(
+            (destination.root / (backup_id + suffix)).read_bytes()
+        )
+    assert name in {e.id for e in entries(destination)}
+    refused = f"backup record {name}: names another backup"
+    with pytest.raises(BackupError, match=refused):
+        fetch_record(destination, name, TRUSTED)
+    target = tmp_path / "restored"
+    with pytest.raises(BackupError, match=refused):  # the newest full, or a segment after it
+        restore_into(desk, destination, target, TRUSTED)
+    assert_nothing_restored(target)
+    if name.startswith("full"):
+        with pytest.raises(BackupError, match=refused):
+            prune(destination, RetentionConfig(hourly=1, daily=0, monthly=0), signers=TRUSTED)
+        restored = restore_into(desk, destination, target, TRUSTED, backup_id=backup_id)
+        assert restored.last_seq == 50
+    if "999999" in name:
+        with pytest.raises(BackupError, match=refused):
+            shipped_through(destination, TRUSTED, node_id="desk-1")
+    assert backup_id in {e.id for e in entries(destination)}

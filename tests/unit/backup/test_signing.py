@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import pickle
 from typing import Any
 
@@ -219,3 +221,72 @@ def test_when_a_record_names_a_malformed_signer_then_the_error_does_not_echo_it(
     with pytest.raises(IntegrityError, match="signed by a malformed key") as caught:
         check_signature(odd, TRUSTED, RECORD.id)
     assert "\x1b" not in str(caught.value)
+
+
+def _json_text(items: list[tuple[str, Any]], *, escape: bool) -> bytes:
+    """A JSON object written by hand from ``items`` (keys may repeat); ``escape``: every
+    character of every string as a ``\\uXXXX`` escape."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, str) and escape:
+            units = value.encode("utf-16-be")
+            pairs = (units[i : i + 2].hex() for i in range(0, len(units), 2))
+            return '"' + "".join(f"\\u{unit}" for unit in pairs) + '"'
+        return json.dumps(value)
+
+    return ("{" + ",".join(f"{text(k)}:{text(v)}" for k, v in items) + "}").encode()
+
+
+@given(data=st.data())
+def test_when_a_signed_record_is_rewritten_with_repeated_keys_then_what_verifies_is_what_is_read(
+    data: st.DataObject,
+) -> None:
+    """Duplicate keys, escapes and any order: the checksum and the signature cover the
+    record as parsed, never the text. A forged value before the genuine one is read as
+    the genuine one (and verifies); after it, it is read and refused."""
+    signed = RECORD.signed_by(DESK)
+    genuine = json.loads(encode_record(signed))
+    field = data.draw(st.sampled_from(sorted(_CHANGES)), label="field")
+    value = data.draw(_CHANGES[field], label="value")
+    assume(genuine.get(field) != value)
+    items = data.draw(st.permutations(sorted(genuine.items())), label="order")
+    escape = data.draw(st.booleans(), label="escape")
+    read = decode_record(_json_text([(field, value), *items], escape=escape), "r.json")
+    assert read == signed
+    check_signature(read, TRUSTED, RECORD.id)
+    resealed = msgspec.structs.replace(signed, **{field: value}).sealed().checksum  # anyone can
+    items = [(k, resealed if k == "checksum" else v) for k, v in items]
+    forged = decode_record(_json_text([*items, (field, value)], escape=escape), "r.json")
+    assert getattr(forged, field) == value  # the parser reads the last: the forgery
+    both = Signers([(DESK.public, "a"), (NEXT.public, "b")])
+    with pytest.raises(IntegrityError, match="signature does not verify"):
+        check_signature(forged, both, RECORD.id)
+
+
+def test_when_the_signature_is_written_another_way_then_only_the_same_bytes_verify() -> None:
+    """URL-safe base64, hex, unpadded, wrapped: refused. Base64 spelling the same 64
+    bytes otherwise (its last character's unused bits) verifies: it signs nothing new."""
+    signed = RECORD.signed_by(DESK)
+    assert signed.signature is not None
+    raw = base64.b64decode(signed.signature)
+    bad_forms = [
+        base64.urlsafe_b64encode(raw).decode().replace("=", "") + "==",
+        raw.hex(),
+        signed.signature.rstrip("="),
+        signed.signature[:40] + "\n" + signed.signature[40:],
+        " " + signed.signature,
+        base64.b64encode(raw + b"\0").decode(),
+        base64.b64encode(raw[:-1]).decode(),
+    ]
+    for form in bad_forms:
+        if form == signed.signature:
+            continue
+        rewritten = stored(msgspec.structs.replace(signed, signature=form))
+        with pytest.raises(IntegrityError, match="signature does not verify"):
+            check_signature(rewritten, TRUSTED, RECORD.id)
+    last = signed.signature[-3]  # ...X== : X's low 4 bits are not data
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    other = alphabet[alphabet.index(last) ^ 1]
+    respelled = signed.signature[:-3] + other + "=="
+    assert base64.b64decode(respelled) == raw
+    check_signature(stored(msgspec.structs.replace(signed, signature=respelled)), TRUSTED, "x")

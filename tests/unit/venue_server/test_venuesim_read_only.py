@@ -32,6 +32,7 @@ from bastion.venue_server.messages import (
     PositionsRequest,
     StatusRequest,
 )
+from bastion.venue_server.read_only import _Budget
 from kit.venuesim_desk import BUY, SYM, T0, Desk
 from kit.venuesim_wire import NodeApp
 
@@ -94,6 +95,13 @@ def test_when_read_only_session_configured_then_its_password_is_a_secret_ref() -
             r"read_only_sessions\[0\]\.client_cert_sha256",
             "client_ca_file",
         ),
+        ({"max_reports_per_s": 0.0}, r"read_only_sessions\[0\]\.max_reports_per_s", "positive"),
+        (
+            {"max_reports_per_s": float("inf")},
+            r"read_only_sessions\[0\]\.max_reports_per_s",
+            "positive",
+        ),
+        ({"max_reports_burst": 0}, r"read_only_sessions\[0\]\.max_reports_burst", "at least 1"),
     ],
 )
 def test_when_read_only_session_invalid_then_error_names_the_key(
@@ -239,3 +247,22 @@ def test_when_engine_has_latency_then_queries_and_refusals_still_answer_before_r
         assert [o.cl_ord_id for o in desk.ledger.orders("A")] == ["o1"]
     finally:
         desk.close()
+
+
+def test_when_the_answer_budget_is_spent_then_the_next_message_waits_for_its_refill() -> None:
+    """The burst exactly, then nothing until one token refills (one step before: not);
+    a mass status is answered whole (the bucket below zero) and repaid by the rate;
+    a long idle saves the burst, no more."""
+    budget = _Budget(2.0, 3, 0.0)
+    assert budget.available(0.0)
+    budget.charge(3)
+    assert not budget.available(0.0)
+    assert not budget.available(0.49)
+    assert budget.available(0.5)
+    budget.charge(40)
+    assert not budget.available(10.0)  # 1 - 40 + 19
+    assert not budget.available(20.0)  # 1 - 40 + 39: 0
+    assert budget.available(20.5)
+    assert budget.available(1_000.0)
+    budget.charge(3)
+    assert not budget.available(1_000.0)
