@@ -201,11 +201,14 @@ def verify_arming(
     node_id: str,
     config_sha256: str,
     now_ns: int,
+    check_used: bool = True,
 ) -> LiveArmed:
     """Verify the arming beside ``journal``'s local path: the ``LiveArmed`` the node
     journals (``ts_ns`` = ``now_ns``). ``key``: the vault's ``live/arm`` (None: the vault
     has none, so nothing was ever armed with it). The armings already used are read from
-    ``journal`` (with its keys; PostgreSQL with its password).
+    ``journal`` (with its keys; PostgreSQL with its password); ``check_used=False``
+    leaves that to ``refuse_used`` (an HA member, which reads the group's journal only
+    once it holds the lease: a standby starts while the database may be away).
 
     The token file is left in place: the node deletes it (``discard_arming``) only once
     its ``LiveArmed`` is committed to the journal. Deleted first, a crash before that
@@ -225,7 +228,7 @@ def verify_arming(
         node_id=node_id,
         config_sha256=config_sha256,
         now_ns=now_ns,
-        used_ids=used_token_ids(journal),
+        used_ids=used_token_ids(journal) if check_used else set(),
     )
     return LiveArmed(
         ts_ns=now_ns,
@@ -237,6 +240,15 @@ def verify_arming(
         expires_ns=claims.expires_ns,
         config_sha256=claims.config_sha256,
     )
+
+
+def refuse_used(armed: LiveArmed, journal: JournalLocator) -> None:
+    """``NotArmed`` if ``journal`` already holds the use of ``armed``'s token."""
+    if armed.token_id in used_token_ids(journal):
+        raise NotArmed(
+            f"the arming {armed.token_id} was already used by an earlier start (an arming "
+            "is good for one start): run `bastion arm CONFIG --why TEXT` again"
+        )
 
 
 def discard_arming(journal: Path) -> None:

@@ -11,8 +11,13 @@ import msgspec
 from bastion.config import PaperConfig, resolve_path
 from bastion.errors import ConfigError
 from bastion.journal.locator import JournalLocator
-from bastion.live.arming import ARM_KEY_NAME, verify_arming
-from bastion.live.separation import JournalMode, check_journal_mode, mark_journal_dir
+from bastion.live.arming import ARM_KEY_NAME, refuse_used, verify_arming
+from bastion.live.separation import (
+    JournalMode,
+    check_journal_dir,
+    check_journal_runs,
+    mark_journal_dir,
+)
 from bastion.manifest import collect_manifest
 from bastion.model.events import LiveArmed, RunManifest
 from bastion.vault.refs import Secret, SecretNotFound, SecretSource
@@ -96,6 +101,7 @@ def admit_start(
     secrets: SecretSource | None,
     now_ns: int,
     trading: bool,
+    read_journal: bool = True,
 ) -> LiveArmed | None:
     """Admit this start on ``journal`` (SQLite or PostgreSQL, read only), or refuse it
     before the journal is opened for writing.
@@ -105,9 +111,18 @@ def admit_start(
     node that will trade (``trading``; ``bastion recover`` sends no order) has its
     arming verified (``bastion.live.arming``) with the vault's ``live/arm`` key from
     ``secrets``: the returned ``LiveArmed`` is journaled once the journal is open, and
-    the token deleted once that is committed (``discard_arming``)."""
-    mode: JournalMode = "live" if config.node.mode == "live" else "paper"
-    check_journal_mode(journal, mode)
+    the token deleted once that is committed (``discard_arming``).
+
+    ``read_journal=False`` (an HA member, before it stands by): only the local checks
+    (the directory's marker; the arming's MAC, expiry, node and config); what reads the
+    group's journal (the other mode's runs, an arming already used) is ``admit_writer``,
+    once the member holds the lease. A standby starts while the database may be away,
+    and waits for it; the arming is checked for expiry when the member starts, not when
+    it takes over hours later."""
+    mode = _mode(config)
+    check_journal_dir(journal.path, mode)
+    if read_journal:
+        check_journal_runs(journal, mode)
     armed = None
     if mode == "live" and trading:
         armed = verify_arming(
@@ -116,9 +131,22 @@ def admit_start(
             node_id=config.node.id,
             config_sha256=manifest.config_sha256,
             now_ns=now_ns,
+            check_used=read_journal,
         )
     mark_journal_dir(journal.path, mode)
     return armed
+
+
+def admit_writer(config: PaperConfig, journal: JournalLocator, armed: LiveArmed | None) -> None:
+    """What ``admit_start(read_journal=False)`` left for the member about to write the
+    group's journal: not the other mode's, and its arming not used already."""
+    check_journal_runs(journal, _mode(config))
+    if armed is not None:
+        refuse_used(armed, journal)
+
+
+def _mode(config: PaperConfig) -> JournalMode:
+    return "live" if config.node.mode == "live" else "paper"
 
 
 def _arm_key(secrets: SecretSource | None) -> Secret | None:

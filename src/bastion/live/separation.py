@@ -82,14 +82,27 @@ def check_journal_mode(journal: JournalLocator, mode: JournalMode) -> None:
     """Refuse a ``mode`` node on a journal, or in a journal directory, of the other
     mode. Reads only: ``mark_journal_dir`` writes the marker once the start is
     admitted."""
+    check_journal_dir(journal.path, mode)
+    check_journal_runs(journal, mode)
+
+
+def check_journal_dir(path: Path, mode: JournalMode) -> None:
+    """Refuse a ``mode`` node in a journal directory marked with the other mode (local:
+    reads the marker beside ``path`` only)."""
     other = "live" if mode == "paper" else "paper"
-    marked = directory_mode(journal.path)
+    marked = directory_mode(path)
     if marked is not None and marked != mode:
         raise ConfigError(
-            f"key 'journal.path': {journal.path.parent} holds a {marked} node's journal "
-            f"({marker_path(journal.path)} says {marked}); a {mode} node keeps its journal "
+            f"key 'journal.path': {path.parent} holds a {marked} node's journal "
+            f"({marker_path(path)} says {marked}); a {mode} node keeps its journal "
             f"in a directory of its own, never one a {other} node uses"
         )
+
+
+def check_journal_runs(journal: JournalLocator, mode: JournalMode) -> None:
+    """Refuse a ``mode`` node on a journal the other mode's runs wrote (reads the
+    journal's run manifests: SQLite read only, PostgreSQL selects)."""
+    other = "live" if mode == "paper" else "paper"
     if other in journal_modes(journal):
         raise ConfigError(
             f"key '{journal.config_key}': {journal.where} was written by a {other} node; "

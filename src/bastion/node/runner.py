@@ -60,7 +60,7 @@ from bastion.journal.base import Journal
 from bastion.journal.factory import journal_locator, open_journal
 from bastion.journal.keys import JournalKeys, journal_keys, require_keys
 from bastion.live.arming import discard_arming
-from bastion.live.preflight import admit_start, check_live_start, node_manifest
+from bastion.live.preflight import admit_start, admit_writer, check_live_start, node_manifest
 from bastion.model.events import RunManifest, VenueLoggedOn, VenueSessionLost
 from bastion.monitor.alerts.node import Alerting
 from bastion.monitor.node import NodeMonitor
@@ -222,6 +222,7 @@ class _Node:
             secrets=self.secrets,
             now_ns=clock.timestamp_ns(),
             trading=not self.recover_only,
+            read_journal=config.ha is None,  # an HA member reads it once it leads
         )
         leader = ha = None
         if config.ha is not None:  # a standby until it holds the lease
@@ -232,6 +233,11 @@ class _Node:
             if leader is None:
                 log.info("node_stopped", exit_code=self.exit_code, role="standby")
                 return self.exit_code
+            try:
+                admit_writer(config, readable, armed)
+            except BaseException:
+                ha.close(release=True)  # it never wrote: hand the lease on at once
+                raise
         journal = open_journal(
             config.journal,
             base_dir=self.base_dir,
