@@ -1,32 +1,26 @@
 """A venue reached over FIX 4.4: orders out, execution reports and market data in.
 
-Orders map to NewOrderSingle (D), OrderCancelRequest (F) and
-OrderCancelReplaceRequest (G). Cancel and replace requests carry a new ClOrdID
-``<client order id>/<epoch>.<request number>`` (``bastion.execution.ids.amend_id``: the
-epoch is the sending run's, so a venue can fence a deposed HA leader's cancels) and name
-the venue's current ClOrdID of the order as OrigClOrdID, so any ClOrdID the venue
-reports maps back to the node's order by what precedes the ``/``, without state that a
-restart would lose.
-
 Events emitted (through the execution engine's sink): OrderAccepted,
 OrderRejected, OrderFilled, OrderCanceled, OrderExpired, OrderUpdated,
-OrderCancelRejected, OrderModifyRejected. An ExecutionReport whose ExecID was
-seen before (a PossDup resend, or a venue repeating itself) never becomes a
-second fill. While the session is not logged on, and from each logon until the node
-has reconciled the venue on it (``reconciled``), new orders are rejected at once
-rather than queued: an order must never reach a venue late, nor before the node
-knows what the venue holds.
+OrderCancelRejected, OrderModifyRejected. While the session is not logged on, and from
+each logon until the node has reconciled the venue on it (``reconciled``), new orders
+are rejected at once rather than queued: an order must never reach a venue late, nor
+before the node knows what the venue holds.
 
-Market data: on logon, a MarketDataRequest (V) subscribes to top of book and
-trades for every instrument of this venue, and after a sequence gap on the session a
-V asks for snapshots of every book (``bastion.venues.fix.marketdata``); snapshots (W)
-and incremental refreshes (X) become ``QuoteTick`` s handed to ``on_quote_sink`` (set
-by ``subscribe_quotes``: a venue feed, ``bastion.feeds``) and ``TradeTick`` s handed to
-``on_trade_sink``.
-OrderStatusRequest (H) and OrderMassStatusRequest (AF) answer reconciliation
-queries (``order_status``, ``open_order_ids``; ``bastion.venues.fix.reconcile``).
-Cancel-on-disconnect (``bastion.venues.fix.disconnect``) runs on ``session_lost`` and
-``after_reconcile``.
+``FixVenueAdapter`` is built of parts, each in a module of its own:
+``bastion.venues.fix._order_entry`` (orders out: NewOrderSingle, cancel and replace
+requests, the ClOrdIDs they carry), ``bastion.venues.fix._executions`` (execution
+reports and cancel rejects into events, each ExecID applied once; the status queries
+of reconciliation: OrderStatusRequest (H), OrderMassStatusRequest (AF)) and
+``bastion.venues.fix._session_events`` (the session's callbacks: the adapter is its
+application; market data subscribed on logon, snapshots after a gap); here, building
+it, its lifecycle, and what it hands recovery, reconciliation and monitoring.
+
+Market data (``bastion.venues.fix.marketdata``): snapshots (W) and incremental
+refreshes (X) become ``QuoteTick`` s handed to ``on_quote_sink`` (set by
+``subscribe_quotes``: a venue feed, ``bastion.feeds``) and ``TradeTick`` s handed to
+``on_trade_sink``. Cancel-on-disconnect (``bastion.venues.fix.disconnect``) runs on
+``session_lost`` and ``after_reconcile``.
 """
 
 from __future__ import annotations
@@ -43,26 +37,11 @@ import msgspec
 import structlog
 
 from bastion.clock import Clock
-from bastion.errors import VenueRequestFailed, VenueUnavailable
-from bastion.execution.ids import amend_id, order_id_of
-from bastion.fix.codec import (
-    REQUIRED_TAG_MISSING,
-    FixMessage,
-)
-from bastion.fix.rejects import BusinessReject, RejectMessage
+from bastion.fix.codec import FixMessage
 from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
-from bastion.fix.timestamps import format_utc_timestamp
 from bastion.fix.tls import ClientTls
 from bastion.fix.transport import FixInitiator
-from bastion.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
-from bastion.model.events import (
-    OrderCancelRejected,
-    OrderEvent,
-    OrderFilled,
-    OrderModifyRejected,
-    OrderRejected,
-)
 from bastion.model.instruments import Instrument
 from bastion.model.orders import Order
 from bastion.storage.keys import resolve_key
@@ -78,25 +57,19 @@ from bastion.venues.base import (
     VenueStats,
 )
 from bastion.venues.fix import recovery
+from bastion.venues.fix._order_entry import NOT_LOGGED_ON, OrderEntry
+from bastion.venues.fix._session_events import SessionEvents
 from bastion.venues.fix.config import CancelOnDisconnect, FixVenueConfig
 from bastion.venues.fix.disconnect import DisconnectCancels
 from bastion.venues.fix.marketdata import (
-    SNAPSHOT,
-    SUBSCRIBE,
     TopOfBook,
-    market_data_request,
 )
 from bastion.venues.fix.reconcile import reconcile
-from bastion.venues.fix.reports import already_applied, report_event
+
+__all__ = ["NOT_LOGGED_ON", "NOT_RECONCILED", "FixVenueAdapter", "build"]
 
 log = structlog.get_logger("bastion.venues.fix")
 
-_SIDE_OUT = {OrderSide.BUY: "1", OrderSide.SELL: "2"}
-_TYPE_OUT = {OrderType.MARKET: "1", OrderType.LIMIT: "2"}
-_TIF_OUT = {TimeInForce.DAY: "0", TimeInForce.GTC: "1", TimeInForce.IOC: "3"}
-_OPEN_STATUSES = frozenset({"0", "1", "5", "6", "9", "A", "D", "E"})
-_EXEC_REPORT_REQUIRED = (37, 17, 150, 39, 54, 151, 14, 6)
-NOT_LOGGED_ON = "venue session not logged on"
 _MD_REJECTS = {  # reason (bastion_md_rejects_total) -> the adapter's counter
     "crossed_book": "market_data_crossed",
     "invalid_entry": "market_data_invalid",
@@ -143,7 +116,7 @@ def _resolve(base_dir: Path, path: str) -> Path:
     return resolved if resolved.is_absolute() else base_dir / resolved
 
 
-class FixVenueAdapter(VenueAdapter):
+class FixVenueAdapter(OrderEntry, SessionEvents, VenueAdapter):
     """One venue over one FIX 4.4 initiator session."""
 
     kind = "fix"
@@ -324,45 +297,7 @@ class FixVenueAdapter(VenueAdapter):
         self.on_quote_sink = sink
         return self.subscribe_market_data
 
-    # -- orders out ----------------------------------------------------------------------
-    def submit(self, order: Order) -> None:
-        instrument = self.instruments.get(order.instrument_id)
-        reason = (
-            f"{order.instrument_id} is not on {self.name}" if instrument is None else self.refusal()
-        )
-        if reason is not None or instrument is None:
-            self._emit_later(OrderRejected, order, reason=reason or "")
-            return
-        coid = order.client_order_id
-        self._orders[coid] = order
-        self._venue_cl_ord_id[coid] = coid
-        if self._track_submitted:
-            self.submitted_since_logon.add(coid)
-        msg = FixMessage.of(
-            "D",
-            (11, coid),
-            *(((1, self.account),) if self.account else ()),
-            (55, instrument.id),
-            (54, _SIDE_OUT[order.side]),
-            (60, _transact_time(self.clock)),
-            (38, instrument.size(order.quantity)),
-            (40, _TYPE_OUT[order.order_type]),
-            *(((44, instrument.price(order.price)),) if order.price is not None else ()),
-            (59, _TIF_OUT[order.time_in_force]),
-            (526, order.strategy_id),
-        )
-        self._sent_request(msg, coid)
-
-    def cancel(self, order: Order) -> None:
-        self._amend(order, "F", OrderCancelRejected, order.quantity, None)
-
-    def modify(self, order: Order, quantity: int, price: int | None) -> None:
-        reason = self.refusal()
-        if reason is not None:
-            self._emit_later(OrderModifyRejected, order, reason=reason)
-            return
-        self._amend(order, "G", OrderModifyRejected, quantity, price)
-
+    # -- orders ---------------------------------------------------------------------------
     def refusal(self) -> str | None:
         """Halted, not logged on, or logged on but not yet reconciled (what the venue
         holds is not known yet: an order or amend now could double what it works)."""
@@ -374,120 +309,9 @@ class FixVenueAdapter(VenueAdapter):
             return NOT_RECONCILED
         return None
 
-    def _amend(
-        self,
-        order: Order,
-        msg_type: str,
-        refused: type[OrderCancelRejected | OrderModifyRejected],
-        quantity: int,
-        price: int | None,
-    ) -> None:
-        """A cancel (F) or cancel/replace (G) of the order the venue knows by its last ClOrdID."""
-        coid = order.client_order_id
-        if not self.session.logged_on or coid not in self._venue_cl_ord_id:
-            reason = "order unknown to venue" if self.session.logged_on else NOT_LOGGED_ON
-            self._emit_later(refused, order, reason=reason)
-            return
-        instrument = self.instruments[order.instrument_id]
-        fields: list[tuple[int, object]] = [
-            (11, self._request_id(coid)),
-            (41, self._venue_cl_ord_id[coid]),
-            *(((1, self.account),) if self.account else ()),
-            (55, instrument.id),
-            (54, _SIDE_OUT[order.side]),
-            (60, _transact_time(self.clock)),
-            (38, instrument.size(quantity)),
-        ]
-        if msg_type == "G":
-            new_price = price if price is not None else order.price
-            fields.append((40, _TYPE_OUT[order.order_type]))
-            if new_price is not None:
-                fields.append((44, instrument.price(new_price)))
-            fields.append((59, _TIF_OUT[order.time_in_force]))
-            self._amend_logons[coid] = self._logons
-        self._sent_request(FixMessage.of(msg_type, *fields), coid)
-
-    def _request_id(self, coid: str) -> str:
-        return amend_id(coid, self.epoch, next(self._request_ids))
-
-    def send_request(self, msg: FixMessage, ref: str) -> None:
-        """Send a request whose session-level reject must reach whoever waits on ``ref``."""
-        self._sent_request(msg, ref)
-
-    def _sent_request(self, msg: FixMessage, coid: str) -> None:
-        seq = self.session.send(msg)
-        self._sent[seq] = (msg.msg_type, coid)
-        if len(self._sent) > 100_000:  # only recent requests can be rejected
-            for old in list(self._sent)[:50_000]:
-                del self._sent[old]
-
-    def _emit_later(self, event_type: type[OrderEvent], order: Order, **fields: Any) -> None:
-        """Answer a request we refuse locally after the caller returns, as a venue would."""
-        event = event_type(
-            ts_ns=self.clock.timestamp_ns(),
-            client_order_id=order.client_order_id,
-            strategy_id=order.strategy_id,
-            instrument_id=order.instrument_id,
-            **fields,
-        )
-        self.counters["refused_locally"] += 1
-        asyncio.get_running_loop().call_soon(self.emit, event)
-
-    # -- reconciliation queries -----------------------------------------------------------
-    async def open_order_ids(self) -> set[str]:
-        """Client order ids the venue reports open (OrderMassStatusRequest)."""
-        reports = await self.mass_status()
-        return {
-            order_id_of(r.get(11) or "")
-            for r in reports
-            if r.get(39) in _OPEN_STATUSES and r.get(11) not in (None, "NONE")
-        }
-
-    async def mass_status(self, timeout_s: float = 5.0) -> list[FixMessage]:
-        """Every open order's ExecutionReport (ExecType I), as the venue reports it."""
-        if not self.session.logged_on:
-            raise VenueUnavailable(NOT_LOGGED_ON)
-        req_id = f"MS-{next(self._request_ids):x}"
-        future: asyncio.Future[list[FixMessage]] = asyncio.get_running_loop().create_future()
-        self._mass_status[req_id] = (future, [])
-        self.session.send(FixMessage.of("AF", (584, req_id), (585, "7")))
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await future
-        except TimeoutError as error:
-            raise VenueRequestFailed(f"no OrderMassStatus answer in {timeout_s} s") from error
-        finally:
-            self._mass_status.pop(req_id, None)
-
-    async def order_status(self, order: Order, timeout_s: float = 5.0) -> FixMessage:
-        """The venue's ExecutionReport (ExecType I) for one order (OrderStatusRequest)."""
-        if not self.session.logged_on:
-            raise VenueUnavailable(NOT_LOGGED_ON)
-        coid = order.client_order_id
-        future: asyncio.Future[FixMessage] = asyncio.get_running_loop().create_future()
-        self._status[coid] = future
-        self.session.send(
-            FixMessage.of(
-                "H",
-                (11, self._venue_cl_ord_id.get(coid, coid)),
-                (55, order.instrument_id),
-                (54, _SIDE_OUT[order.side]),
-            )
-        )
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await future
-        except TimeoutError as error:
-            raise VenueRequestFailed(f"no OrderStatus answer in {timeout_s} s") from error
-        finally:
-            self._status.pop(coid, None)
-
     async def positions(self, timeout_s: float = 5.0) -> dict[str, Decimal]:
         """The account's net position per symbol, as the venue reports (RequestForPositions)."""
         return await recovery.positions(self, timeout_s)
-
-    def next_request_id(self) -> int:
-        return next(self._request_ids)
 
     # -- recovery ---------------------------------------------------------------------------
     def recovery_mark(self) -> VenueMark:
@@ -506,21 +330,6 @@ class FixVenueAdapter(VenueAdapter):
     async def reconcile(self, context: ReconcileContext) -> VenueReconciliation:
         """Orders and positions against the venue's (``bastion.venues.fix.reconcile``)."""
         return await reconcile(self, context)
-
-    def lost_amends(self) -> list[Order]:
-        """Amends (G) sent on a logon before the one last reconciled and still unanswered:
-        the drop lost them (the next logon gap-fills them, never resends them), and the
-        venue's answer to one it had received came back with the resend, before the
-        reconciliation's answers. Amends sent on the reconciled logon are left alone."""
-        lost: list[Order] = []
-        for coid, logon in list(self._amend_logons.items()):
-            order = self._orders.get(coid)
-            if order is None or order.status is not OrderStatus.PENDING_REPLACE:
-                del self._amend_logons[coid]  # answered
-            elif logon < self.reconciled_logon:
-                del self._amend_logons[coid]
-                lost.append(order)
-        return lost
 
     def session_lost(self, open_orders: Iterable[Order]) -> None:
         self.disconnect_cancels.session_lost(open_orders)
@@ -555,227 +364,3 @@ class FixVenueAdapter(VenueAdapter):
             "refused_locally": self.counters["refused_locally"],
             "connection_loop_failures": self.counters["connection_loop_failures"],
         }
-
-    def register(self, order: Order) -> None:
-        """Know a recovered order, so reports about it map back to it."""
-        coid = order.client_order_id
-        self._orders[coid] = order
-        self._venue_cl_ord_id.setdefault(coid, coid)
-
-    def set_venue_cl_ord_id(self, client_order_id: str, cl_ord_id: str) -> None:
-        """The ClOrdID the venue knows the order by now (after replaces)."""
-        if order_id_of(cl_ord_id) == client_order_id:
-            self._venue_cl_ord_id[client_order_id] = cl_ord_id
-
-    def logon_settled(self) -> None:
-        """The logon's reconciliation is done: stop noting the orders sent since."""
-        self.submitted_since_logon.clear()
-        self._track_submitted = False
-
-    def seed_exec_ids(self, exec_ids: Iterable[str]) -> None:
-        """This venue's ExecIDs already applied (from the journal): a resend of them is
-        skipped."""
-        self._exec_ids.update(exec_ids)
-
-    # -- session callbacks ------------------------------------------------------------------
-    def on_logon(self, session: FixSession) -> None:
-        self._logons += 1  # new orders wait for this logon's reconciliation
-        self.submitted_since_logon.clear()
-        self._track_submitted = True
-        self.logged_off.clear()
-        self.logged_on.set()
-        # a gap before this logon is not one in this subscription: it starts from snapshots
-        self._md_gaps = session.counters["gaps_detected"]
-        if self.subscribe_market_data and self.instruments:
-            request = f"MD-{next(self._request_ids):x}"
-            session.send(market_data_request(request, sorted(self.instruments), kind=SUBSCRIBE))
-
-    def _on_gap(self, session: FixSession) -> None:
-        """The session found a sequence gap: market data in it is lost (resent as stale, or
-        gap-filled), so every book is refreshed from a snapshot."""
-        if not (self.subscribe_market_data and self.instruments):
-            return
-        request = f"MD-{next(self._request_ids):x}"
-        symbols = sorted(self.instruments)
-        self.counters["market_data_snapshots_requested"] += 1
-        log.warning("fix_market_data_gap", venue=self.name, request=request, symbols=symbols)
-        session.send(market_data_request(request, symbols, kind=SNAPSHOT))
-
-    def on_logout(self, session: FixSession, reason: str) -> None:
-        self.logged_on.clear()
-        self.logged_off.set()
-        self._book.clear()
-        error = VenueUnavailable(f"session closed: {reason}")
-        for future, _ in self._mass_status.values():
-            if not future.done():
-                future.set_exception(error)
-        for status in self._status.values():
-            if not status.done():
-                status.set_exception(error)
-
-    def authenticate(self, session: FixSession, logon: FixMessage) -> str | None:
-        return None  # initiator side: the venue authenticates us
-
-    def on_message(self, session: FixSession, message: FixMessage) -> None:
-        gaps = session.counters["gaps_detected"]
-        if gaps != self._md_gaps:
-            self._md_gaps = gaps
-            self._on_gap(session)
-        msg_type = message.msg_type
-        if msg_type == "8":
-            self._on_execution_report(message)
-        elif msg_type == "9":
-            self._on_cancel_reject(message)
-        elif msg_type in ("W", "X"):
-            if message.get(43) == "Y":
-                self.counters["resent_market_data_ignored"] += 1  # stale: a resend
-                return
-            self._book.on_market_data(message, snapshot=msg_type == "W")
-        elif msg_type == "3" or msg_type == "j":
-            self._on_reject(message)
-        elif msg_type == "AO" or msg_type == "AP":
-            recovery.on_position_message(self, message)
-        elif msg_type == "Y":
-            self.counters["market_data_rejects"] += 1
-            log.warning("fix_market_data_rejected", venue=self.name, text=message.get(58))
-        else:
-            raise BusinessReject(3, f"unsupported message type {msg_type}")
-
-    # -- execution reports ------------------------------------------------------------------
-    def _on_execution_report(self, msg: FixMessage) -> None:
-        for tag in _EXEC_REPORT_REQUIRED:
-            if msg.get(tag) is None:
-                raise RejectMessage(REQUIRED_TAG_MISSING, tag, f"Required tag missing: {tag}")
-        exec_type = msg.get(150) or ""
-        mass_id = msg.get(584)
-        if exec_type == "I":
-            self._on_status_report(msg, mass_id)
-            return
-        cl_ord_id = msg.get(11)
-        if cl_ord_id is None:
-            raise RejectMessage(REQUIRED_TAG_MISSING, 11, "Required tag missing: 11")
-        coid = order_id_of(cl_ord_id)
-        order = self._orders.get(coid)
-        adopt = self.adopt_reported
-        if adopt is not None and (
-            (order is None and msg.get(43) == "Y")
-            or (order is not None and order.status is OrderStatus.INITIALIZED)
-        ):
-            # a report on an order the journal lost (resent: the venue's resend after a
-            # restart or takeover), or on one journaled as created only: it was sent
-            order = adopt(msg) or order
-        if order is None and msg.get(43) == "Y":
-            self.counters["resent_reports_unknown_order"] += 1  # closed before the snapshot
-            return
-        if order is None:
-            self.counters["unknown_order_reports"] += 1
-            log.warning(
-                "fix_report_for_unknown_order",
-                venue=self.name,
-                cl_ord_id=cl_ord_id,
-                exec_type=exec_type,
-            )
-            return
-        instrument = self.instruments[order.instrument_id]
-        event = report_event(msg, order, instrument, self.clock.timestamp_ns())
-        if event is None:
-            self.counters[f"exec_type_{exec_type}_ignored"] += 1
-            return
-        if type(event) is OrderFilled:
-            if not self._once(msg):
-                return  # a resend of a fill already applied
-            self.counters["fills"] += 1
-            self.emit(event)
-            return
-        if exec_type == "5":
-            if not self._once(msg):
-                return
-            self._venue_cl_ord_id[coid] = cl_ord_id
-        else:
-            self._once(msg)
-        if msg.get(43) == "Y" and already_applied(order, event):
-            # a resend (after a restart rewound the inbound stream) of a report whose
-            # effect the journal already holds
-            self.counters["resent_reports_already_applied"] += 1
-            return
-        self.emit(event)
-
-    def _once(self, msg: FixMessage) -> bool:
-        """False for an ExecID already seen; the OMS refuses repeated state changes anyway."""
-        exec_id = msg.get(17) or ""
-        if exec_id in self._exec_ids:
-            self.counters["duplicate_exec_ids"] += 1
-            return False
-        self._exec_ids.add(exec_id)
-        return True
-
-    def _on_status_report(self, msg: FixMessage, mass_id: str | None) -> None:
-        if mass_id is not None:
-            entry = self._mass_status.get(mass_id)
-            if entry is None:
-                return
-            future, reports = entry
-            if msg.get(911) != "0":
-                reports.append(msg)
-            if msg.get(912) == "Y" and not future.done():
-                future.set_result(reports)
-            return
-        coid = order_id_of(msg.get(11) or "")
-        status = self._status.get(coid)
-        if status is not None and not status.done():
-            status.set_result(msg)
-
-    def _on_cancel_reject(self, msg: FixMessage) -> None:
-        cl_ord_id = msg.get(11)
-        if cl_ord_id is None:
-            raise RejectMessage(REQUIRED_TAG_MISSING, 11, "Required tag missing: 11")
-        coid = order_id_of(cl_ord_id)
-        order = self._orders.get(coid)
-        if order is None:
-            self.counters["unknown_order_reports"] += 1
-            return
-        event_type = OrderModifyRejected if msg.get(434) == "2" else OrderCancelRejected
-        self.emit(
-            event_type(
-                ts_ns=self.clock.timestamp_ns(),
-                client_order_id=coid,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                reason=msg.get(58) or f"CxlRejReason {msg.get(102) or 'unknown'}",
-            )
-        )
-
-    def _on_reject(self, msg: FixMessage) -> None:
-        """A Reject or BusinessMessageReject of one of our order requests fails that request."""
-        ref_seq = msg.get(45)
-        sent = self._sent.pop(int(ref_seq), None) if ref_seq and ref_seq.isdigit() else None
-        if sent is None:
-            return
-        msg_type, coid = sent
-        if msg_type == "AN":
-            entry = self.position_requests.get(coid)
-            if entry is not None and not entry[0].done():
-                entry[0].set_exception(VenueRequestFailed(f"venue rejected AN: {msg.get(58)}"))
-            return
-        order = self._orders.get(coid)
-        if order is None:
-            return
-        reason = f"venue rejected {msg_type}: {msg.get(58) or msg.get(373) or msg.get(380)}"
-        event_type = {"D": OrderRejected, "F": OrderCancelRejected, "G": OrderModifyRejected}.get(
-            msg_type
-        )
-        if event_type is None:
-            return
-        self.emit(
-            event_type(
-                ts_ns=self.clock.timestamp_ns(),
-                client_order_id=coid,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                reason=reason,
-            )
-        )
-
-
-def _transact_time(clock: Clock) -> str:
-    return format_utc_timestamp(clock.timestamp_ns())

@@ -82,6 +82,13 @@ class RecoveringVenue(Protocol):
     adopt_reported: Callable[[FixMessage], Order | None] | None
 
 
+class PositionAnswers(Protocol):
+    """What the answers to a RequestForPositions need of the FIX venue adapter."""
+
+    position_requests: dict[str, tuple[asyncio.Future[list[FixMessage]], list[FixMessage]]]
+    position_expected: dict[str, int]
+
+
 class FixRecoveryPrep(msgspec.Struct, kw_only=True):
     """What preparing a FIX venue for recovery did."""
 
@@ -274,7 +281,7 @@ async def positions(adapter: RecoveringVenue, timeout_s: float = 5.0) -> dict[st
     return net
 
 
-def on_position_message(adapter: RecoveringVenue, msg: FixMessage) -> None:
+def on_position_message(adapter: PositionAnswers, msg: FixMessage) -> None:
     """AO (the request's ack: how many reports follow) and AP (one report)."""
     entry = adapter.position_requests.get(msg.get(710) or "")
     if entry is None:

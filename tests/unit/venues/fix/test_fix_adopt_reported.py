@@ -14,7 +14,7 @@ from bastion.bus import MessageBus
 from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
 from bastion.fix.codec import FixMessage
-from bastion.fix.session import format_utc_timestamp
+from bastion.fix.timestamps import format_utc_timestamp
 from bastion.model.enums import OrderStatus
 from bastion.model.events import OrderEvent, OrderFilled, OrderInitialized, OrderSubmitted
 from kit.fix_link import T0, Link, execution, order
