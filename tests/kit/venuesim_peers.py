@@ -63,7 +63,8 @@ async def logon(
     receive_buffer_bytes: int | None = None,
 ) -> RawCounterparty:
     """A connection from ``sender`` that sends a Logon with these credentials and
-    ``fields`` after them (8013, 8014, ...)."""
+    ``fields`` after them (8013, 8014, ...); ``receive_buffer_bytes``: its socket's
+    receive buffer, shrunk for a peer that will stop reading."""
     peer = RawCounterparty(sender, "SIM")
     await peer.connect(port, receive_buffer_bytes=receive_buffer_bytes)
     peer.send("A", (98, 0), (108, 30), (553, username), (554, password), *fields, seq=seq)
