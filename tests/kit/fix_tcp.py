@@ -1,12 +1,14 @@
 """A FIX initiator and acceptor session over real loopback sockets, raw Logons, a
 client that speaks from a chosen source address, a hand-written counterparty that
 connects or accepts and writes exactly the messages (and sequence numbers) a test gives
-it (``RawCounterparty``)."""
+it (``RawCounterparty``), and a way to make the kernel hold little of what a peer does
+not read (``shrink_send_buffer``)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,6 +18,7 @@ from typing import Any
 
 from bastion.clock import Clock, LiveClock
 from bastion.fix.codec import FixMessage, FixParser, Garbled, encode
+from bastion.fix.outbound import OutboundWatch
 from bastion.fix.session import FixSession, SessionSettings
 from bastion.fix.store import SqliteSessionStore
 from bastion.fix.timestamps import format_utc_timestamp
@@ -116,7 +119,10 @@ class RawCounterparty:
     makes (``send`` fills in the header with the next MsgSeqNum or the one given,
     ``send_raw`` sends anything) and reads what comes back, message by message, as a
     certification test tool does. It connects (``connect``) or plays the acceptor
-    (``listen``/``accept``); every message received is kept in ``received``."""
+    (``listen``/``accept``); every message received is kept in ``received``. It stops
+    reading whenever a test stops calling ``receive``; ``receive_buffer_bytes`` shrinks
+    its socket's receive buffer, so that little of what it does not read is taken off
+    the other side."""
 
     def __init__(self, sender: str, target: str, *, begin_string: str = "FIX.4.4") -> None:
         self.sender, self.target, self.begin_string = sender, target, begin_string
@@ -133,12 +139,32 @@ class RawCounterparty:
             asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None
         ) = None
 
-    async def connect(self, port: int) -> None:
-        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", port)
+    async def connect(
+        self,
+        port: int,
+        *,
+        receive_buffer_bytes: int | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """Connect to ``port`` on loopback (over TLS with ``tls``, checking the name
+        127.0.0.1)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer_bytes is not None:  # before the connection: it sets the window
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        except BaseException:
+            sock.close()
+            raise
+        self._reader, self._writer = await asyncio.open_connection(
+            sock=sock, ssl=tls, server_hostname=None if tls is None else "127.0.0.1"
+        )
 
-    async def listen(self) -> int:
+    async def listen(self, *, receive_buffer_bytes: int | None = None) -> int:
         """Play the acceptor: listen on a free loopback port and return it. Each
-        connection made to it waits for ``accept``."""
+        connection made to it waits for ``accept``; ``receive_buffer_bytes`` is
+        inherited by each."""
         connections: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
         connections = self._connections = asyncio.Queue()
 
@@ -146,6 +172,9 @@ class RawCounterparty:
             await connections.put((reader, writer))
 
         self._server = await asyncio.start_server(connected, "127.0.0.1", 0)
+        if receive_buffer_bytes is not None:
+            listening = self._server.sockets[0]
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
@@ -232,7 +261,7 @@ class RawCounterparty:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
-            with suppress(ConnectionError):
+            with suppress(ConnectionError, ssl.SSLError):  # the other side aborted
                 await writer.wait_closed()
 
     async def stop(self) -> None:
@@ -240,3 +269,11 @@ class RawCounterparty:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+def shrink_send_buffer(watch: OutboundWatch, send_buffer_bytes: int = 4096) -> None:
+    """Shrink the kernel's send buffer under ``watch``'s connection: what its peer does
+    not read then stays in the transport's buffer, the one the watch bounds, instead of
+    the few MiB the kernel would otherwise take first."""
+    sock = watch.transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)

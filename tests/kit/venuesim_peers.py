@@ -23,11 +23,24 @@ TRANSACT_TIME = "20240102-14:30:00.000"
 
 @asynccontextmanager
 async def venue(
-    root: Path, *, fencing: str | None = None, cancel_on_disconnect: bool = False, tail: str = ""
+    root: Path,
+    *,
+    fencing: str | None = None,
+    cancel_on_disconnect: bool = False,
+    tail: str = "",
+    extra: str = "",
+    feed_interval_ms: int = 20,
 ) -> AsyncIterator[VenueSimServer]:
     """A simulator from ``venue_sim_toml`` (port 0) with ``tail`` (more tables, e.g.
-    ``[[read_only_sessions]]``) appended, listening until the block ends."""
-    toml = venue_sim_toml(0, fencing=fencing, cancel_on_disconnect=cancel_on_disconnect)
+    ``[[read_only_sessions]]``) appended and ``extra`` (``[limits]``) before its
+    accounts, listening until the block ends."""
+    toml = venue_sim_toml(
+        0,
+        fencing=fencing,
+        cancel_on_disconnect=cancel_on_disconnect,
+        extra=extra,
+        feed_interval_ms=feed_interval_ms,
+    )
     (root / "venue-sim.toml").write_text(toml + tail)
     server = VenueSimServer(load_config(root / "venue-sim.toml", VenueSimConfig), root)
     task = asyncio.create_task(server.run())
@@ -47,11 +60,13 @@ async def logon(
     username: str = "trader",
     seq: int = 1,
     fields: tuple[tuple[int, object], ...] = (),
+    receive_buffer_bytes: int | None = None,
 ) -> RawCounterparty:
     """A connection from ``sender`` that sends a Logon with these credentials and
-    ``fields`` after them (8013, 8014, ...)."""
+    ``fields`` after them (8013, 8014, ...); ``receive_buffer_bytes``: its socket's
+    receive buffer, shrunk for a peer that will stop reading."""
     peer = RawCounterparty(sender, "SIM")
-    await peer.connect(port)
+    await peer.connect(port, receive_buffer_bytes=receive_buffer_bytes)
     peer.send("A", (98, 0), (108, 30), (553, username), (554, password), *fields, seq=seq)
     return peer
 

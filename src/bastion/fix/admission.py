@@ -1,10 +1,12 @@
 """Who the FIX acceptor lets in, before any session hears of a connection.
 
 ``AcceptorLimits`` caps connections (all, and those not yet logged on, in total and per
-address), bounds how long a connection may take to log on, and locks an address out
-after repeated failed logons. ``AddressGuard`` keeps that count per source address on
-the acceptor's clock, in a table of bounded size. ``AccessRule`` is one session's own
-conditions: the networks it may connect from, and the client certificate it must show.
+address), bounds how long a connection may take to log on, locks an address out after
+repeated failed logons, and says how far behind in reading a logged-on peer may fall
+before its connection is dropped (``bastion.fix.outbound``). ``AddressGuard`` keeps the
+count of failed logons per source address on the acceptor's clock, in a table of
+bounded size. ``AccessRule`` is one session's own conditions: the networks it may
+connect from, and the client certificate it must show.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from dataclasses import dataclass
 import msgspec
 
 from bastion.errors import ConfigError
+from bastion.fix.outbound import (
+    DEFAULT_MAX_OUTBOUND_BUFFER_BYTES,
+    DEFAULT_SLOW_CONSUMER_TIMEOUT_MS,
+    OutboundLimits,
+)
 from bastion.fix.tls import PeerCertificate
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -37,6 +44,10 @@ class AcceptorLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     - ``max_tracked_addresses``: addresses whose failures are remembered at once; one
       more forgets the one whose last failure is oldest (bounds the memory a flood
       from many addresses can take).
+    - ``max_outbound_buffer_bytes`` / ``slow_consumer_timeout_ms``: a logged-on
+      connection whose unsent bytes pass this mark and do not fall back to a quarter of
+      it within the timeout (or grow by as much again meanwhile) is dropped, a slow
+      consumer (``bastion.fix.outbound.OutboundLimits``).
     """
 
     max_connections: int = 64
@@ -46,6 +57,14 @@ class AcceptorLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_logon_failures: int = 5
     lockout_s: float = 60.0
     max_tracked_addresses: int = 10_000
+    max_outbound_buffer_bytes: int = DEFAULT_MAX_OUTBOUND_BUFFER_BYTES
+    slow_consumer_timeout_ms: int = DEFAULT_SLOW_CONSUMER_TIMEOUT_MS
+
+    def outbound(self) -> OutboundLimits:
+        return OutboundLimits(
+            max_outbound_buffer_bytes=self.max_outbound_buffer_bytes,
+            slow_consumer_timeout_ms=self.slow_consumer_timeout_ms,
+        )
 
     def check(self, key: str) -> None:
         for field in (
@@ -60,6 +79,7 @@ class AcceptorLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                 raise ConfigError(f"key '{key}.{field}': must be > 0, got {getattr(self, field)}")
         if not self.lockout_s > 0:
             raise ConfigError(f"key '{key}.lockout_s': must be > 0, got {self.lockout_s}")
+        self.outbound().check(key)
 
 
 @dataclass(frozen=True, slots=True)

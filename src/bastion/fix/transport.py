@@ -25,6 +25,12 @@ may refuse a Logon whose credentials passed (not counted against the address), o
 it replace the session's live connection: that connection is dropped, and its task must
 have finished before the new one is served, since the old task's last act,
 ``connection_lost``, would otherwise drop the connection that took over.
+
+Slow consumers (``bastion.fix.outbound``): at both ends each connection's unsent bytes
+are watched against ``OutboundLimits`` (the acceptor's from its ``AcceptorLimits``); a
+peer that stops reading has its connection aborted (``fix_slow_consumer``, counted in
+the session's ``slow_consumer_drops`` and the acceptor's ``slow_consumers``) and its
+session dropped as by any disconnect: the initiator reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import structlog
 from bastion.clock import Clock
 from bastion.fix.admission import AcceptorLimits, AccessRule, AddressGuard, Peer
 from bastion.fix.codec import FixMessage, FixParser, Garbled
+from bastion.fix.outbound import OutboundLimits, OutboundWatch, open_connection, start_server
 from bastion.fix.session import FixSession
 from bastion.fix.tls import ClientTls, PeerCertificate
 from bastion.tasks import spawn
@@ -71,16 +78,13 @@ class LogonGate(Protocol):
 async def run_connection(
     session: FixSession,
     reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    watch: OutboundWatch,
     *,
     initiator: bool,
     first_data: bytes = b"",
 ) -> str:
-    """Serve one TCP connection until it closes; returns why it closed."""
-    transport = writer.transport
-
-    def close() -> None:
-        transport.close()
+    """Serve one TCP connection until it closes; returns why it closed. The session
+    writes and closes through ``watch``."""
 
     def ticker_crashed(name: str, error: BaseException) -> None:
         # without its timer a session sends no heartbeat and never notices a dead peer:
@@ -90,7 +94,7 @@ async def run_connection(
 
     ticker: asyncio.Task[None] | None = None
     try:
-        session.connection_made(transport.write, close, initiator=initiator)
+        session.connection_made(watch.write, watch.close, initiator=initiator)
         ticker = spawn(f"fix-tick-{session.settings.key}", _tick(session), on_crash=ticker_crashed)
         if first_data:
             session.data_received(first_data)
@@ -98,18 +102,36 @@ async def run_connection(
             try:
                 data = await reader.read(READ_CHUNK)
             except (ConnectionError, OSError) as error:
-                session.connection_lost(f"connection error: {error}")
+                session.connection_lost(watch.dropped or f"connection error: {error}")
                 break
-            if not data:
-                session.connection_lost("connection closed by counterparty")
+            if not data:  # also after the watch aborted the connection
+                session.connection_lost(watch.dropped or "connection closed by counterparty")
                 break
             session.data_received(data)
     finally:
         if ticker is not None:
             ticker.cancel()
-        session.connection_lost("connection closed")
-        transport.close()
+        session.connection_lost(watch.dropped or "connection closed")
+        watch.close()
     return session.disconnect_reason
+
+
+def _watch(
+    session: FixSession,
+    writer: asyncio.StreamWriter,
+    limits: OutboundLimits,
+    clock: Clock,
+    counters: Counter[str] | None = None,
+) -> OutboundWatch:
+    """The watch of ``session``'s new connection: a drop counted in the session's
+    ``slow_consumer_drops`` and in ``counters``' ``slow_consumers``."""
+
+    def dropped() -> None:
+        session.counters["slow_consumer_drops"] += 1
+        if counters is not None:
+            counters["slow_consumers"] += 1
+
+    return OutboundWatch(writer, limits, name=session.settings.key, clock=clock, on_drop=dropped)
 
 
 async def _tick(session: FixSession) -> None:
@@ -132,13 +154,19 @@ class FixInitiator:
         connect_timeout_s: float = 5.0,
         rng: random.Random | None = None,
         tls: ClientTls | None = None,
+        outbound: OutboundLimits | None = None,
         clock: Clock,
     ) -> None:
         """``tls``: connect over TLS; its ``server_hostname`` is the name checked against
         the venue's certificate (default ``host``), its ``pin`` the certificate or
-        public key the venue must show, checked before the Logon is sent."""
+        public key the venue must show, checked before the Logon is sent. ``outbound``:
+        how far behind the venue may fall in reading before the connection is dropped."""
         self.session = session
         self.tls = tls
+        self.outbound = outbound or OutboundLimits()
+        """Read at each connection."""
+        self.watch: OutboundWatch | None = None
+        """The current connection's (the last one's once it closed)."""
         self.last_failure = ""
         self._clock = clock
         self.host = host
@@ -214,7 +242,9 @@ class FixInitiator:
                     port=self.port,
                     tls=self.tls is not None,
                 )
-                reason = await run_connection(session, *connection, initiator=True)
+                reader, writer = connection
+                self.watch = _watch(session, writer, self.outbound, self._clock)
+                reason = await run_connection(session, reader, self.watch, initiator=True)
             if self._stopping:
                 break
             attempt = 1 if session.counters["logons"] > logons_before else attempt + 1
@@ -234,10 +264,10 @@ class FixInitiator:
         tls = self.tls
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                reader, writer = await asyncio.open_connection(
+                reader, writer = await open_connection(
                     self.host,
                     self.port,
-                    ssl=None if tls is None else tls.context,
+                    ssl_context=None if tls is None else tls.context,
                     server_hostname=None if tls is None else (tls.server_hostname or self.host),
                     ssl_handshake_timeout=None if tls is None else self.connect_timeout_s,
                 )
@@ -279,7 +309,8 @@ class FixAcceptor:
     """Listens for initiators of the configured sessions.
 
     ``counters``: ``refused`` (every connection closed before a session got it), and
-    why: ``locked_out``, ``over_capacity``, ``logon_failures``, ``lockouts``."""
+    why: ``locked_out``, ``over_capacity``, ``logon_failures``, ``lockouts``;
+    ``slow_consumers``: logged-on connections dropped for not reading."""
 
     def __init__(
         self,
@@ -311,17 +342,26 @@ class FixAcceptor:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._serving: dict[FixSession, asyncio.Task[None]] = {}  # the task serving each
+        self._watches: dict[FixSession, OutboundWatch] = {}  # its connection's unsent bytes
         self._unauthenticated: Counter[str] = Counter()
 
     @property
     def refused(self) -> int:
         return self.counters["refused"]
 
+    def watch(self, session: FixSession) -> OutboundWatch | None:
+        """The unsent bytes of ``session``'s connection, while one serves it."""
+        return self._watches.get(session)
+
+    def unsent_bytes(self) -> int:
+        """Bytes written to every connection and not yet sent."""
+        return sum(watch.unsent_bytes for watch in self._watches.values())
+
     async def start(self) -> int:
         """Start listening; returns the bound port (useful with port 0)."""
         # TLS is started per connection, after the caps and the lockout are checked:
         # a refused address costs no handshake
-        self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
+        self._server = await start_server(self._on_connection, self.host, self.port)
         port: int = self._server.sockets[0].getsockname()[1]
         self.port = port
         return port
@@ -373,14 +413,18 @@ class FixAcceptor:
                     del self._unauthenticated[address]
             if found is not None:
                 session, first_data = found
+                watch = _watch(session, writer, self.limits.outbound(), self._clock, self.counters)
                 self._serving[session] = task
+                self._watches[session] = watch
                 try:
                     await run_connection(
-                        session, reader, writer, initiator=False, first_data=first_data
+                        session, reader, watch, initiator=False, first_data=first_data
                     )
                 finally:
                     if self._serving.get(session) is task:
                         del self._serving[session]
+                    if self._watches.get(session) is watch:
+                        del self._watches[session]
         except asyncio.CancelledError:
             # stopping: end normally (asyncio before 3.13 logs a cancelled handler as an error)
             pass

@@ -1,7 +1,9 @@
 """The venue simulator's own metrics and health (``[monitoring]`` in its config), served
 the same way as a node's (``bastion.monitor.exposition``), under ``bastion_venuesim_*``
 names: its sessions (the accounts' and the read-only ones) by state, orders received,
-fills made, orders resting, quotes produced, and the host's process readings.
+fills made, orders resting, quotes produced, the FIX acceptor's unsent bytes and the
+connections it dropped for not reading them (slow consumers), and the host's process
+readings.
 ``/readyz`` is 200 once the FIX acceptor listens.
 """
 
@@ -16,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from bastion.clock import Clock
 from bastion.fix.session import SessionState
+from bastion.fix.transport import FixAcceptor
 from bastion.monitor.config import MonitoringConfig
 from bastion.monitor.exposition import MonitorServer, SampleCollector, monitor_app
 from bastion.monitor.host import HostWatch
@@ -43,15 +46,18 @@ class VenueSimMonitor:
         sessions: Callable[[], Iterable[SessionState]],
         counters: Mapping[str, int],
         resting: Callable[[], int | None],
+        acceptor: FixAcceptor | None = None,
     ) -> None:
         """``sessions``: the state of each session (accounts' and read-only); ``counters``: the
         simulator's (``orders_received``, ``fills``, ``quotes``); ``resting``: orders
-        resting in its books (None before its engine runs)."""
+        resting in its books (None before its engine runs); ``acceptor``: its FIX
+        acceptor (unsent bytes, slow consumers dropped)."""
         self.config = config
         self._clock = clock
         self._sessions = sessions
         self._counters = counters
         self._resting = resting
+        self._acceptor = acceptor
         self.latest: Sample | None = None
         self.listening = False
         self.registry = CollectorRegistry(auto_describe=False)
@@ -118,6 +124,10 @@ class VenueSimMonitor:
         b.set("bastion_venuesim_orders_total", counters.get("orders_received", 0))
         b.set("bastion_venuesim_fills_total", counters.get("fills", 0))
         b.set("bastion_venuesim_quotes_total", counters.get("quotes", 0))
+        acceptor = self._acceptor
+        if acceptor is not None:
+            b.set("bastion_venuesim_unsent_bytes", acceptor.unsent_bytes())
+            b.set("bastion_venuesim_slow_consumers_total", acceptor.counters["slow_consumers"])
         resting = self._resting()
         if resting is not None:
             b.set("bastion_venuesim_resting_orders", resting)

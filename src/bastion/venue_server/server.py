@@ -365,6 +365,7 @@ class VenueSimServer:
                 sessions=self._session_states,
                 counters=self.counters,
                 resting=self._resting,
+                acceptor=self.acceptor,
             )
             monitor.bind()  # before anything starts: an address it cannot take stops it
         for sig in (signal.SIGINT, signal.SIGTERM):

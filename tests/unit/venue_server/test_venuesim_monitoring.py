@@ -1,5 +1,6 @@
 """The venue simulator's own monitoring: its [monitoring] table (no dead-man's switch),
-its sample (sessions by state, orders, fills, quotes, resting orders) and readiness."""
+its sample (sessions by state, orders, fills, quotes, resting orders, the acceptor's
+unsent bytes and slow consumers) and readiness."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bastion.clock import SimClock
 from bastion.config import load_config
 from bastion.errors import ConfigError
 from bastion.fix.session import SessionState
+from bastion.fix.transport import FixAcceptor
 from bastion.monitor.config import MonitoringConfig
 from bastion.monitor.sample import Sample
 from bastion.venue_server.config import VenueSimConfig
@@ -39,6 +41,8 @@ def test_when_simulator_sampled_then_sessions_by_state_and_counters_reported() -
     counters: Counter[str] = Counter(orders_received=4, fills=2, quotes=10)
     states = [SessionState.ACTIVE, SessionState.ACTIVE, SessionState.DISCONNECTED]
     resting: list[int | None] = [None]
+    acceptor = FixAcceptor({}, "127.0.0.1", 0, clock=SimClock(T0))
+    acceptor.counters["slow_consumers"] = 2
 
     async def main() -> tuple[Sample, Sample, list[str], list[str]]:
         monitor = VenueSimMonitor(
@@ -47,6 +51,7 @@ def test_when_simulator_sampled_then_sessions_by_state_and_counters_reported() -
             sessions=lambda: states,
             counters=counters,
             resting=lambda: resting[0],
+            acceptor=acceptor,
         )
         monitor.start()
         try:
@@ -67,5 +72,7 @@ def test_when_simulator_sampled_then_sessions_by_state_and_counters_reported() -
     assert before.get("bastion_venuesim_orders_total") == 4
     assert before.get("bastion_venuesim_fills_total") == 2
     assert before.get("bastion_venuesim_resting_orders") is None
+    assert before.get("bastion_venuesim_slow_consumers_total") == 2
+    assert before.get("bastion_venuesim_unsent_bytes") == 0
     assert after.get("bastion_venuesim_resting_orders") == 3
     assert (not_listening, listening) == ([NOT_LISTENING], [])

@@ -83,7 +83,7 @@ NOT_RECONCILED = "venue not reconciled since its logon"
 
 def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
     """A venue reached over FIX 4.4 (``kind = "fix"``)."""
-    return FixVenueAdapter(
+    adapter = FixVenueAdapter(
         name=config.name,
         epoch=context.epoch,
         settings=config.settings(context.secrets, fencing_epoch=context.fencing_epoch),
@@ -109,6 +109,8 @@ def build(config: FixVenueConfig, context: VenueContext) -> FixVenueAdapter:
             context.base_dir, f"venues[name={config.name}].tls", secrets=context.secrets
         ),
     )
+    adapter.initiator.outbound = config.outbound()  # a venue that stops reading: dropped
+    return adapter
 
 
 def _resolve(base_dir: Path, path: str) -> Path:

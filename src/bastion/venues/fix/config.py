@@ -11,6 +11,11 @@ import os
 import msgspec
 
 from bastion.errors import ConfigError
+from bastion.fix.outbound import (
+    DEFAULT_MAX_OUTBOUND_BUFFER_BYTES,
+    DEFAULT_SLOW_CONSUMER_TIMEOUT_MS,
+    OutboundLimits,
+)
 from bastion.fix.schedule import SessionSchedule
 from bastion.fix.session import SessionSettings
 from bastion.fix.tls import TlsClientConfig
@@ -85,6 +90,11 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
       ``allow_plaintext_password`` says so.
     - ``validation``: how the venue's messages are checked against the FIX 4.4 data
       dictionary (``bastion.fix.validation.ValidationConfig``); on by default.
+    - ``max_outbound_buffer_bytes`` / ``slow_consumer_timeout_ms``: a venue that stops
+      reading what the node sends: once the connection's unsent bytes pass this mark and
+      do not fall back to a quarter of it within the timeout (or grow by as much again
+      meanwhile), the connection is dropped and the node reconnects
+      (``bastion.fix.outbound.OutboundLimits``).
     """
 
     name: str = "FIX"
@@ -110,6 +120,8 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     tls: TlsClientConfig | None = None
     allow_plaintext_password: bool = False
     validation: ValidationConfig = msgspec.field(default_factory=ValidationConfig)
+    max_outbound_buffer_bytes: int = DEFAULT_MAX_OUTBOUND_BUFFER_BYTES
+    slow_consumer_timeout_ms: int = DEFAULT_SLOW_CONSUMER_TIMEOUT_MS
 
     def __repr__(self) -> str:
         return (
@@ -152,7 +164,15 @@ class FixVenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         if self.tls is not None:
             self.tls.check(f"{key}.tls")
         self.validation.check(f"{key}.validation")
+        self.outbound().check(key)
         self._check_plaintext_password(key)
+
+    def outbound(self) -> OutboundLimits:
+        """How far behind the venue may fall in reading (``FixInitiator``'s ``outbound``)."""
+        return OutboundLimits(
+            max_outbound_buffer_bytes=self.max_outbound_buffer_bytes,
+            slow_consumer_timeout_ms=self.slow_consumer_timeout_ms,
+        )
 
     def _check_plaintext_password(self, key: str) -> None:
         """A password in clear text is readable by anyone on the path: only to loopback."""
