@@ -16,22 +16,13 @@ from bastion.backup.encryption import new_identity
 from kit.backup_desk import CANARY, BackupDesk, make_desk, s3_destination, secret_forms
 from kit.backup_trading import bastion as run
 from kit.journal_samples import fills
-from kit.s3_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, S3Server
+from kit.s3_server import S3Server
 
 
 def store(s3: S3Server, bucket: str) -> S3Store:
     """The test's prefix of the bucket, as an obstore store."""
     name, prefix = bucket.split("/")
-    return S3Store(
-        name,
-        prefix=prefix,
-        endpoint=s3.endpoint,
-        access_key_id=ACCESS_KEY_ID,
-        secret_access_key=SECRET_ACCESS_KEY,
-        region=REGION,
-        virtual_hosted_style_request=False,
-        client_options={"allow_http": True},
-    )
+    return s3.store(name, prefix)
 
 
 BUCKET = "desk-backups"  # one bucket: SeaweedFS gives each its own volumes

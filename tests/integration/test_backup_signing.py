@@ -26,7 +26,7 @@ from kit.backup_desk import (
 )
 from kit.journal_samples import fills
 from kit.node_process import bastion_cmd
-from kit.s3_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, S3Server
+from kit.s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server
 from kit.vaults import PASSPHRASE, vault_env
 
 BUCKET = "desk-backups"
@@ -76,16 +76,7 @@ class Cli:
 
 
 def objects(s3: S3Server, prefix: str) -> S3Store:
-    return S3Store(
-        BUCKET,
-        prefix=prefix,
-        endpoint=s3.endpoint,
-        access_key_id=ACCESS_KEY_ID,
-        secret_access_key=SECRET_ACCESS_KEY,
-        region=REGION,
-        virtual_hosted_style_request=False,
-        client_options={"allow_http": True},
-    )
+    return s3.store(BUCKET, prefix)
 
 
 def enable_signing(cli: Cli) -> tuple[str, str]:

@@ -22,6 +22,19 @@ instrument = "XYZ.SIM"
 """
 
 
+LIVE_LIMITS = """
+[risk]
+max_order_quantity = "100"
+max_order_notional = "100000"
+max_long_quantity = "500"
+max_short_quantity = "500"
+stale_data_ms = 2000
+max_daily_loss_node = "5000"
+max_messages_per_s = 50
+"""
+"""The [risk] limits a live node must set (``RiskConfig.check_live``)."""
+
+
 def load(tmp_path: Path, risk: str) -> PaperConfig:
     """A paper config of one instrument and one strategy with ``risk`` (TOML) added."""
     (tmp_path / "s.py").write_text("# placeholder\n")

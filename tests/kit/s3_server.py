@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
+from obstore.store import S3Store
+
 from kit.net import free_tcp_port
 from kit.waiting import eventually
 
@@ -49,6 +51,20 @@ class S3Server:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def store(self, bucket: str, prefix: str = "") -> S3Store:
+        """``bucket`` (under ``prefix``) of this server, as an obstore store: what a test
+        reads and tampers with beside the product's own client."""
+        return S3Store(
+            bucket,
+            prefix=prefix or None,
+            endpoint=self.endpoint,
+            access_key_id=ACCESS_KEY_ID,
+            secret_access_key=SECRET_ACCESS_KEY,
+            region=REGION,
+            virtual_hosted_style_request=False,
+            client_options={"allow_http": True},
+        )
 
     def start(self) -> None:
         data = self.workdir / "weed-data"

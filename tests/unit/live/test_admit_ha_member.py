@@ -18,36 +18,21 @@ from bastion.live.arming import ARM_KEY_NAME, new_claims, token_path, write_toke
 from bastion.live.preflight import admit_start, admit_writer, node_manifest
 from bastion.model.events import RunManifest
 from bastion.vault.refs import MemorySecrets
+from kit.risk_config import HEAD, LIVE_LIMITS
 
 T0 = 1_767_225_600_000_000_000
 S = 1_000_000_000
 KEY_HEX = "11" * 32
-NODE = """
+NODE = (
+    """
 [node]
 id = "desk-a"
 {mode}
 
-[[instruments]]
-id = "XYZ.SIM"
-tick_size = "0.01"
-
-[[strategies]]
-name = "s1"
-path = "s.py"
-class = "S"
-
-[risk]
-max_order_quantity = "100"
-max_order_notional = "100000"
-max_long_quantity = "500"
-max_short_quantity = "500"
-stale_data_ms = 2000
-max_daily_loss_node = "5000"
-max_messages_per_s = 50
-
-[feed]
-instrument = "XYZ.SIM"
 """
+    + HEAD
+    + LIVE_LIMITS
+)
 
 
 def node(tmp_path: Path, mode: str) -> tuple[PaperConfig, RunManifest]:

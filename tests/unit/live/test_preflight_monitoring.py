@@ -10,32 +10,17 @@ import pytest
 from bastion.config import PaperConfig, load_config
 from bastion.errors import ConfigError
 from bastion.live.preflight import check_live_start, node_manifest
+from kit.risk_config import HEAD, LIVE_LIMITS
 
-NODE = """
+NODE = (
+    """
 [node]
 {mode}
 
-[[instruments]]
-id = "XYZ.SIM"
-tick_size = "0.01"
-
-[[strategies]]
-name = "s1"
-path = "s.py"
-class = "S"
-
-[risk]
-max_order_quantity = "100"
-max_order_notional = "100000"
-max_long_quantity = "500"
-max_short_quantity = "500"
-stale_data_ms = 2000
-max_daily_loss_node = "5000"
-max_messages_per_s = 50
-
-[feed]
-instrument = "XYZ.SIM"
 """
+    + HEAD
+    + LIVE_LIMITS
+)
 
 
 def start(tmp_path: Path, mode: str, monitoring: str) -> None:
