@@ -182,6 +182,7 @@ def test_when_venue_stops_reading_then_node_drops_and_reconnects(tmp_path: Path)
             assert adapter.session.disconnect_reason.startswith("slow consumer: ")
             assert adapter.session.counters["slow_consumer_drops"] == 1
             assert adapter.stats().disconnects == 1
+            assert adapter.stats().slow_consumer_drops == 1  # the node's venue metrics
 
             await answer_logon(fake_venue, adapter)  # it reconnected by itself
             assert adapter.initiator.connects == 2

@@ -72,6 +72,12 @@ _ALL: Final = (
         ("venue",),
     ),
     Metric(
+        "bastion_venue_slow_consumer_drops_total",
+        _C,
+        "Connections dropped because the venue stopped reading what the node sent",
+        ("venue",),
+    ),
+    Metric(
         "bastion_venue_heartbeat_rtt_seconds",
         _G,
         "Last round trip measured: a TestRequest to the venue's Heartbeat",

@@ -71,6 +71,7 @@ class TradingReadings:
             b.set("bastion_venue_halted", venue.halted is not None, venue=name)
             b.set("bastion_venue_logons_total", stats.logons, venue=name)
             b.set("bastion_venue_disconnects_total", stats.disconnects, venue=name)
+            b.set("bastion_venue_slow_consumer_drops_total", stats.slow_consumer_drops, venue=name)
             b.set("bastion_venue_resend_requests_total", stats.resend_requests, venue=name)
             b.set("bastion_venue_gap_fills_total", stats.gap_fills, venue=name)
             if stats.heartbeat_rtt_s is not None:

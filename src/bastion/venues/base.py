@@ -140,6 +140,9 @@ class VenueStats:
     logons: int = 0
     disconnects: int = 0
     """Logged-on sessions that dropped (by either side, or a lost connection)."""
+    slow_consumer_drops: int = 0
+    """Connections this node dropped because the venue stopped reading what it sent
+    (``bastion.fix.outbound``); each is also a disconnect."""
     heartbeat_rtt_s: float | None = None
     """The last round trip measured: a TestRequest to its Heartbeat (None: none yet)."""
     last_received_s: float | None = None

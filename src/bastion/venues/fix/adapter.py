@@ -348,6 +348,7 @@ class FixVenueAdapter(OrderEntry, SessionEvents, VenueAdapter):
         return VenueStats(
             logons=self._logons,
             disconnects=counters["disconnects"],
+            slow_consumer_drops=counters["slow_consumer_drops"],
             heartbeat_rtt_s=session.heartbeat_rtt_s,
             last_received_s=session.last_received_s,
             resend_requests=counters["resend_requests_sent"] + counters["resend_requests_received"],
