@@ -37,6 +37,7 @@ from bastion.feeds.recorder.config import RecordingConfig, RecordingSourceConfig
 from bastion.feeds.validation.config import ValidationConfig
 from bastion.ha.config import HaConfig
 from bastion.journal.config import JournalConfig
+from bastion.logs import LogFile
 from bastion.model.instruments import Instrument
 from bastion.monitor.alerts.config import AlertRouteConfig, AlertRuleConfig, check_routes
 from bastion.monitor.alerts.rules import AlertRule, alert_rules, daily_loss_limit
@@ -72,6 +73,8 @@ LogFormat = Literal["console", "json"]
 DEFAULT_JOURNAL_NAME: Final = "bastion-journal.sqlite"
 _MAX_DECIMALS: Final = 12
 MAX_ARM_VALID_S: Final = 86_400.0
+DEFAULT_LOG_MAX_BYTES: Final = 50 * 1024 * 1024
+DEFAULT_LOG_BACKUPS: Final = 10
 
 
 Isolation = Literal["process", "inline"]
@@ -84,6 +87,15 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     id: str = "node-1"
     log_level: LogLevel = "info"
     log_format: LogFormat = "console"
+    log_file: str | None = None
+    """Where the node also writes its log, in ``log_format`` (relative to the config's
+    directory; created 0600, its directory 0700 if missing); None: stderr only."""
+    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
+    """Rotate ``log_file`` when a line would take it past this size (``PATH.1`` is the
+    newest backup); 0: never rotate it here (an external logrotate moves it, and the
+    node reopens it)."""
+    log_backups: int = DEFAULT_LOG_BACKUPS
+    """How many rotated files to keep besides ``log_file`` (at least 1 when it rotates)."""
     isolation: Isolation | None = None
     """Where strategies run: ``process`` (each in its own sandboxed process; the default
     of a live node) or ``inline`` (in the node's process: backtests, and paper nodes
@@ -98,6 +110,35 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     arm_valid_s: float = 900.0
     """Live only: how long an arming (``bastion arm``) stays good if the node is not
     started, in seconds (at most a day); ``bastion arm --for-s`` may only shorten it."""
+
+    def __post_init__(self) -> None:
+        if self.log_file is not None and not self.log_file.strip():
+            raise ConfigError(
+                "key 'node.log_file': must not be empty (leave it out for stderr only)"
+            )
+        if self.log_max_bytes < 0:
+            raise ConfigError(
+                "key 'node.log_max_bytes': must be 0 (no rotation) or more, "
+                f"got {self.log_max_bytes}"
+            )
+        if self.log_backups < 0:
+            raise ConfigError(f"key 'node.log_backups': must be 0 or more, got {self.log_backups}")
+        if self.log_backups == 0 and self.log_max_bytes > 0:
+            raise ConfigError(
+                "key 'node.log_backups': must be 1 or more when the log rotates "
+                f"(log_max_bytes > 0), got {self.log_backups}"
+            )
+
+    def log_file_at(self, base_dir: Path) -> LogFile | None:
+        """The log file the node writes besides stderr (``base_dir``: the config's
+        directory), or None."""
+        if self.log_file is None:
+            return None
+        return LogFile(
+            path=resolve_path(base_dir, self.log_file),
+            max_bytes=self.log_max_bytes,
+            backups=self.log_backups,
+        )
 
 
 class InstrumentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -753,6 +794,10 @@ def _check_files(config: msgspec.Struct, base_dir: Path) -> None:
     if isinstance(config, BacktestConfig):
         checks += [(f"data[{n}].path", s.path) for n, s in enumerate(config.data)]
         directories += [(f"recordings[{n}].path", r.path) for n, r in enumerate(config.recordings)]
+    if isinstance(config, PaperConfig | BacktestConfig) and config.node.log_file is not None:
+        log_file = resolve_path(base_dir, config.node.log_file)
+        if log_file.is_dir():
+            raise ConfigError(f"key 'node.log_file': is a directory, expected a file: {log_file}")
     for key, p in checks:
         resolved = resolve_path(base_dir, p)
         if not resolved.is_file():

@@ -55,8 +55,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from bastion.backtest.engine import run_backtest
     from bastion.backtest.report import format_report, write_outputs
 
-    configure_command_logging(args, config.node.log_level, config.node.log_format)
     base_dir = config_path.resolve().parent
+    configure_command_logging(
+        args, config.node.log_level, config.node.log_format, config.node.log_file_at(base_dir)
+    )
     progress = config.progress and not args.no_progress
     log.info("backtest.start", config=str(config_path), node=config.node.id)
     result = run_backtest(config, base_dir=base_dir, progress=progress)

@@ -8,7 +8,8 @@ import textwrap
 from typing import Final, TypeAlias
 
 from bastion.clock import Clock, LiveClock
-from bastion.logs import configure_logging
+from bastion.errors import ConfigError
+from bastion.logs import LogFile, configure_logging
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -33,9 +34,18 @@ def usage(parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
-def configure_command_logging(args: argparse.Namespace, level: str, fmt: str) -> None:
-    """Logging as the command line asks, else as the config says."""
-    configure_logging(args.log_level or level, args.log_format or fmt)
+def configure_command_logging(
+    args: argparse.Namespace, level: str, fmt: str, file: LogFile | None = None
+) -> None:
+    """Logging as the command line asks, else as the config says; ``file``: the
+    config's ``[node] log_file``, which must be writable now."""
+    try:
+        configure_logging(args.log_level or level, args.log_format or fmt, file)
+    except OSError as error:
+        path = error.filename or (file.path if file is not None else "")
+        raise ConfigError(
+            f"key 'node.log_file': cannot write the log to {path}: {error.strerror or error}"
+        ) from None
 
 
 def positive_seconds(text: str) -> float:

@@ -38,8 +38,8 @@ The bundle (a tar.gz, mode 0600) holds:
   journal-stats.json    the journal's counts, seq range and size
   metrics.txt           GET /metrics of the node's [monitoring] listen address
   readyz.json           GET /readyz (why the node is not ready, if it is not)
-  log-tail.txt          the last lines of --log FILE (the node logs to stderr: give
-                        the file its supervisor writes)
+  log-tail.txt          the last lines of --log FILE, else of the config's [node]
+                        log_file and its rotated backups (FILE.1, FILE.2, ...)
   manifest.json         the latest run manifest and what changed since the start before
   config.toml           the config, secret references kept, secret literals masked
   bundle.json           the index: who, when, where, and each part's state
@@ -99,7 +99,11 @@ def add_incident_commands(commands: Commands, formatter: Formatter) -> None:
         default=DEFAULT_EVENTS,
         help=f"how many of the journal's last events (default: {DEFAULT_EVENTS})",
     )
-    bundle.add_argument("--log", metavar="FILE", help="the node's log file, for its tail")
+    bundle.add_argument(
+        "--log",
+        metavar="FILE",
+        help="the node's log file, for its tail (default: the config's [node] log_file)",
+    )
     bundle.add_argument(
         "--log-lines",
         metavar="N",
@@ -132,6 +136,7 @@ def cmd_incident_bundle(args: argparse.Namespace) -> int:
         control_socket=socket_path(journal.path),
         monitoring=config.monitoring,
         log=log,
+        config_log=None if log is not None else _config_log(config, base_dir),
     )
     register_env_secrets(text)
     report = make_bundle(
@@ -181,6 +186,11 @@ def _journal(config: PaperConfig, config_path: Path, base_dir: Path) -> JournalL
         )
     except ConfigError as error:
         raise type(error)(f"{config_path}: {error}") from None
+
+
+def _config_log(config: PaperConfig, base_dir: Path) -> Path | None:
+    log_file = config.node.log_file_at(base_dir)
+    return None if log_file is None else log_file.path
 
 
 def _node_status(path: Path) -> dict[str, Any]:

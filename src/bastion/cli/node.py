@@ -148,7 +148,9 @@ def _node_config(
         source = "embedded defaults"
     if getattr(args, "duration_s", None) is not None:
         config = msgspec.structs.replace(config, run_for_s=args.duration_s)
-    configure_command_logging(args, config.node.log_level, config.node.log_format)
+    configure_command_logging(
+        args, config.node.log_level, config.node.log_format, config.node.log_file_at(base_dir)
+    )
     log.info(
         "node.config",
         config=source,

@@ -9,7 +9,7 @@ Parts (each a member of the archive, under one directory named after the bundle)
 | ``journal-events.jsonl`` | the last N journal events, as ``bastion journal export`` writes them |
 | ``journal-stats.json`` | the journal's counts, seq range, runs and size |
 | ``metrics.txt``, ``readyz.json`` | ``/metrics`` and ``/readyz`` of its monitoring listener |
-| ``log-tail.txt`` | the last lines of the node's log file |
+| ``log-tail.txt`` | the last lines of ``--log``, else of ``[node] log_file`` and its backups |
 | ``manifest.json`` | the latest run manifest, and what changed since the start before it |
 | ``config.toml`` | the config file with its secret literals masked (references kept) |
 
@@ -18,7 +18,7 @@ a PostgreSQL journal (``[journal] backend = "postgres"``) with selects only, its
 password from the vault. The node's control socket is found beside the journal's local
 path either way.
 
-A part that cannot be had (no node running, monitoring off, no log file given) is in
+A part that cannot be had (no node running, monitoring off, no log file) is in
 the bundle all the same, saying why. What cannot be read that the bundle is for (the
 config, the journal) is an error, and then no file is written: the archive is built in
 memory and written once, atomically, mode 0600 (``bastion.vault.files``).
@@ -31,6 +31,7 @@ each is masked (``bastion.vault.redact``); the index counts what was.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import socket
 import tarfile
@@ -88,6 +89,9 @@ class BundleSource:
     control_socket: Path
     monitoring: MonitoringConfig | None
     log: Path | None = None
+    config_log: Path | None = None
+    """The config's ``[node] log_file``: read, with its rotated backups, when ``log``
+    (``--log``) is not given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +136,9 @@ def make_bundle(
         status,
         *_monitoring_parts(source.monitoring, running=running),
         *_read_journal(source.journal, events),
-        _log_part(source.log, log_lines),
+        _log_part(source.log, log_lines)
+        if source.log is not None or source.config_log is None
+        else _config_log_part(source.config_log, log_lines),
     ]
     masked_config, literals = mask_config(source.config_text)
     parts.append(
@@ -273,8 +279,9 @@ def _log_part(path: Path | None, lines: int) -> Part:
     if path is None:
         return _unavailable(
             "log-tail.txt",
-            "no log file given (--log FILE): the node logs to stderr; give the file its "
-            "supervisor writes it to (e.g. journalctl -u UNIT > node.log)",
+            "no log file given (--log FILE) and no [node] log_file in the config: the node "
+            "logs to stderr; give the file its supervisor writes it to "
+            "(e.g. journalctl -u UNIT > node.log)",
         )
     try:
         tail = tail_lines(path, lines)
@@ -282,6 +289,43 @@ def _log_part(path: Path | None, lines: int) -> Part:
         raise UsageError(f"cannot read the log {path}: {error.strerror or error}") from None
     count = tail.count(b"\n") + (0 if tail.endswith(b"\n") or not tail else 1)
     return Part("log-tail.txt", tail, True, f"the last {count} line(s) of {path}")
+
+
+def _config_log_part(path: Path, lines: int) -> Part:
+    """The last lines of the config's log file, continued into its rotated backups
+    (``PATH.1``, the newest, then ``PATH.2``, ...) while fewer than ``lines`` were had."""
+    try:
+        tail, files = tail_rotated(path, lines)
+    except OSError as error:
+        return _unavailable(
+            "log-tail.txt", f"cannot read the config's log_file {path}: {error.strerror or error}"
+        )
+    if not files:
+        return _unavailable("log-tail.txt", f"the config's log_file {path} does not exist (yet)")
+    count = tail.count(b"\n") + (0 if tail.endswith(b"\n") or not tail else 1)
+    backups = f" and {files - 1} rotated backup(s)" if files > 1 else ""
+    return Part("log-tail.txt", tail, True, f"the last {count} line(s) of {path}{backups}")
+
+
+def tail_rotated(path: Path, lines: int) -> tuple[bytes, int]:
+    """The last ``lines`` lines of ``path`` and, before them, of its rotated backups
+    (newest first: ``PATH.1``, ``PATH.2``, ...), in the order they were written; and how
+    many files were read."""
+    chunks: list[bytes] = []
+    need, files = lines, 0
+    for n in itertools.count():
+        if need <= 0:
+            break
+        current = path if n == 0 else path.with_name(f"{path.name}.{n}")
+        if not current.is_file():
+            break
+        tail = tail_lines(current, need)
+        files += 1
+        if tail and not tail.endswith(b"\n"):
+            tail += b"\n"  # a line the node was writing when it rotated
+        chunks.append(tail)
+        need -= tail.count(b"\n")
+    return b"".join(reversed(chunks)), files
 
 
 def tail_lines(path: Path, lines: int) -> bytes:

@@ -45,6 +45,7 @@ from bastion.execution.engine import ExecutionEngine
 from bastion.execution.ids import ClientOrderIdGenerator
 from bastion.isolation import protocol as p
 from bastion.isolation.sandbox import Confinement, python_dirs, scrubbed_env
+from bastion.logs import relay_lines
 from bastion.model.data import Bar, QuoteTick
 from bastion.model.enums import TradingState
 from bastion.model.events import (
@@ -744,8 +745,8 @@ class ProcessStrategyHost:
         log.info("strategy_started", landlock_abi=confinement.landlock_abi, **fields)
 
     def _on_output(self, proc: StrategyProcess, fd: int) -> None:
-        """Relay the process's stdout/stderr lines (pipe ``fd``) to the node's stderr,
-        bounded."""
+        """Relay the process's stdout/stderr lines (pipe ``fd``) to the node's stderr
+        (and its log file), bounded."""
         try:
             data = os.read(fd, 1 << 16)
         except BlockingIOError:
@@ -775,8 +776,7 @@ class ProcessStrategyHost:
             out.append("".join(c if c.isprintable() or c == "\t" else "?" for c in text))
         proc.output_window = (window_start, count)
         if out:
-            sys.stderr.write("\n".join(out) + "\n")
-            sys.stderr.flush()
+            relay_lines("\n".join(out) + "\n")
 
     # -- failure ------------------------------------------------------------------------
     def _lost(self, proc: StrategyProcess) -> None:

@@ -236,3 +236,60 @@ def test_when_out_exists_or_log_is_missing_then_refused_before_anything(tmp_path
             node_status=counting,
         )
     assert asked == [] and not (tmp_path / "c.tar.gz").exists()
+
+
+def test_when_config_log_rotated_then_tail_continues_into_backups_newest_first(
+    tmp_path: Path,
+) -> None:
+    """No --log: the config's log_file is read, then node.log.1, then node.log.2, until
+    the line limit; the tail is in written order and a secret in a backup is masked."""
+    log = tmp_path / "node.log"
+    log.write_text("line 8\nline 9\n")
+    (tmp_path / "node.log.1").write_text(f"line 5\nline 6 {SECRET}\nline 7\n")
+    (tmp_path / "node.log.2").write_text("line 1\nline 2\nline 3\nline 4\n")
+    (tmp_path / "node.log.3").write_text("line 0\n")
+    redact.forget_all()
+    redact.register(SECRET)
+    try:
+        report = make_bundle(
+            replace(source(tmp_path, None), config_log=log),
+            tmp_path / "b.tar.gz",
+            now_ns=NOW_NS,
+            who="e",
+            log_lines=7,
+            node_status=not_running,
+        )
+    finally:
+        redact.forget_all()
+    got = members(report.path)
+    lines = [f"line {n}" for n in (3, 4, 5, 6, 7, 8, 9)]
+    assert got["log-tail.txt"].decode() == "\n".join(lines).replace("6", f"6 {redact.MASK}") + "\n"
+    assert report.parts["log-tail.txt"] == (
+        True,
+        f"the last 7 line(s) of {log} and 2 rotated backup(s)",
+    )
+    assert report.secrets_masked == {"log-tail.txt": 1}
+
+
+def test_when_config_log_missing_then_part_says_so(tmp_path: Path) -> None:
+    """A log_file the node has not written yet is unavailable, not an error; --log wins."""
+    missing = tmp_path / "node.log"
+    src = replace(source(tmp_path, None), config_log=missing)
+    report = make_bundle(
+        src, tmp_path / "b.tar.gz", now_ns=NOW_NS, who="e", node_status=not_running
+    )
+    assert report.parts["log-tail.txt"] == (
+        False,
+        f"the config's log_file {missing} does not exist (yet)",
+    )
+    given = tmp_path / "given.log"
+    given.write_text("from --log\n")
+    missing.write_text("from log_file\n")
+    report = make_bundle(
+        replace(src, log=given),
+        tmp_path / "c.tar.gz",
+        now_ns=NOW_NS,
+        who="e",
+        node_status=not_running,
+    )
+    assert members(report.path)["log-tail.txt"] == b"from --log\n"
