@@ -7,23 +7,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from bastion.cli.common import EXIT_ERROR, EXIT_OK, Commands, Formatter, usage, wall_clock, wrap
-from bastion.cli.journal_keys import (
-    KEY_OPTIONS_HINT,
-    PostgresSource,
-    add_key_options,
-    journal_and_keys,
-    postgres_source,
-)
+from bastion.cli.journal_keys import KEY_OPTIONS_HINT, add_key_options, journal_locator_of
 from bastion.errors import BastionError, UsageError
 
 if TYPE_CHECKING:
     from bastion.journal import VerifyResult
-    from bastion.journal.pg_reader import PostgresJournalReader
 
 T = TypeVar("T")
 
@@ -107,7 +101,8 @@ _PATH_HELP: Final = "journal file (SQLite); default with --config: the config's 
 
 
 def _journal_call(fn: Callable[[], T]) -> T:
-    """Run a read-only journal tool; a missing file or a non-journal is a usage error."""
+    """Run a read-only journal tool; a missing file, a non-journal or a database that
+    holds no journals is a usage error (found on opening, before ``--out`` is created)."""
     from bastion.journal import NotAJournalError
 
     try:
@@ -126,17 +121,9 @@ def _iso_ns(ts_ns: int | None) -> str:
 
 def cmd_journal_verify(args: argparse.Namespace) -> int:
     """Check a journal's whole hash chain; exit 1 naming the first broken record."""
-    from bastion.journal import verify_journal
-
-    source = postgres_source(args, clock=wall_clock())
-    if source is not None:
-        keys = source.keys
-        with _pg_reader(source) as reader:
-            result = reader.verify(anchors=source.anchors)
-        path: object = result.path
-    else:
-        path, keys = journal_and_keys(args, clock=wall_clock())
-        result = _journal_call(lambda: verify_journal(path, keys=keys))
+    journal = journal_locator_of(args, clock=wall_clock())
+    result = _journal_call(journal.verify)
+    path = result.path
     if result.ok:
         seqs = f"seq {result.first_seq}..{result.last_seq}" if result.events else "empty"
         print(
@@ -154,7 +141,7 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
         print(f"broken: {path}: first bad record seq {result.broken_seq}{tail}: {result.problem}")
     print(f"records: {result.events:,} (seq {result.first_seq}..{result.last_seq})")
     print(f"chain: {_chain_summary(result)}")
-    if result.keyed and keys.chain is None:
+    if result.keyed and journal.keys.chain is None:
         print(f"to check it: {KEY_OPTIONS_HINT}")
     return EXIT_ERROR
 
@@ -170,49 +157,28 @@ def _chain_summary(result: VerifyResult) -> str:
 
 def cmd_journal_export(args: argparse.Namespace) -> int:
     """Write a journal's events as JSON lines, to --out or stdout."""
-    from bastion.journal import export_jsonl
-
-    source = postgres_source(args, clock=wall_clock())
-    if source is not None:
-        return _pg_export(source, args)
-    path, keys = journal_and_keys(args, clock=wall_clock())
-    if args.out is None:
-        _journal_call(
-            lambda: export_jsonl(path, sys.stdout.buffer, from_seq=args.from_seq, keys=keys)
-        )
-        sys.stdout.buffer.flush()
-        return EXIT_OK
-    _journal_call(lambda: verify_readable(path, keys.encryption))
-    out = Path(args.out)
-    try:
-        with out.open("wb") as f:
-            n = _journal_call(lambda: export_jsonl(path, f, from_seq=args.from_seq, keys=keys))
-    except OSError as e:
-        raise BastionError(f"cannot write {out}: {e.strerror or e}") from e
+    journal = journal_locator_of(args, clock=wall_clock())
+    with closing(_journal_call(journal.open)) as reader:
+        if args.out is None:
+            _journal_call(lambda: reader.export_jsonl(sys.stdout.buffer, from_seq=args.from_seq))
+            sys.stdout.buffer.flush()
+            return EXIT_OK
+        out = Path(args.out)
+        try:
+            with out.open("wb") as f:
+                n = _journal_call(lambda: reader.export_jsonl(f, from_seq=args.from_seq))
+        except OSError as e:
+            raise BastionError(f"cannot write {out}: {e.strerror or e}") from e
     print(f"exported {n:,} events to {out}")
     return EXIT_OK
 
 
-def verify_readable(path: Path, key: bytes | None = None) -> None:
-    """Fail before creating an output file if ``path`` is not a journal."""
-    from bastion.journal.reader import open_readonly
-
-    with open_readonly(path, key):
-        pass
-
-
 def cmd_journal_stats(args: argparse.Namespace) -> int:
     """Print a journal's counts, runs, time extent, size and schema version."""
-    from bastion.journal import journal_stats
-
-    source = postgres_source(args, clock=wall_clock())
-    if source is not None:
-        with _pg_reader(source) as reader:
-            stats = reader.stats()
-        path: object = stats.path
-    else:
-        path, keys = journal_and_keys(args, clock=wall_clock())
-        stats = _journal_call(lambda: journal_stats(path, keys=keys))
+    journal = journal_locator_of(args, clock=wall_clock())
+    with closing(_journal_call(journal.open)) as reader:
+        stats = _journal_call(reader.stats)
+    path = stats.path
     print(f"journal:        {path}")
     print(f"schema version: {stats.schema_version}")
     print(f"file size:      {stats.file_bytes:,} bytes")
@@ -231,38 +197,6 @@ def cmd_journal_stats(args: argparse.Namespace) -> int:
         width = max(len(name) for name in stats.by_type)
         for name, count in sorted(stats.by_type.items(), key=lambda kv: (-kv[1], kv[0])):
             print(f"  {name:<{width}}  {count:,}")
-    return EXIT_OK
-
-
-def _pg_reader(source: PostgresSource) -> PostgresJournalReader:
-    """A read-only view of the config's PostgreSQL journal; a database that holds no
-    journals is a usage error, as a file that is not one."""
-    from bastion.journal.pg_reader import PostgresJournalReader
-
-    return _journal_call(
-        lambda: PostgresJournalReader(
-            source.url,
-            name=source.name,
-            password=source.password,
-            keys=source.keys,
-            connect_timeout_s=source.connect_timeout_s,
-        )
-    )
-
-
-def _pg_export(source: PostgresSource, args: argparse.Namespace) -> int:
-    with _pg_reader(source) as reader:
-        if args.out is None:
-            reader.export_jsonl(sys.stdout.buffer, from_seq=args.from_seq)
-            sys.stdout.buffer.flush()
-            return EXIT_OK
-        out = Path(args.out)
-        try:
-            with out.open("wb") as f:
-                n = reader.export_jsonl(f, from_seq=args.from_seq)
-        except OSError as e:
-            raise BastionError(f"cannot write {out}: {e.strerror or e}") from e
-    print(f"exported {n:,} events to {out}")
     return EXIT_OK
 
 

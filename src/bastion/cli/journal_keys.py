@@ -1,8 +1,9 @@
 """Which journal a read-only command reads, and with which keys.
 
-``bastion journal verify|export|stats`` and ``bastion manifest show|diff`` take the
-journal's keys one of two ways (a PostgreSQL journal only the first: its URL, name and
-password come from the config and its vault, ``postgres_source``):
+``bastion journal verify|export|stats`` and ``bastion manifest show|diff`` read the
+``JournalLocator`` that ``journal_locator_of`` makes, and take the journal's keys one of
+two ways (a PostgreSQL journal only the first: its URL, name and password come from the
+config and its vault):
 
 - ``--config CONFIG`` (the primary way): the node's config. It names the journal (so
   the PATH argument may be left out), the vault (``[vault] path``) and the secrets the
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Final
 
 from bastion.clock import Clock
-from bastion.config import PaperConfig, load_config, resolve_path
+from bastion.config import PaperConfig, load_config
 from bastion.errors import ConfigError, UsageError
+from bastion.journal.factory import journal_locator
 from bastion.journal.keys import PLAINTEXT, JournalKeys, journal_keys
 from bastion.journal.locator import JournalLocator
 from bastion.storage.connect import is_encrypted
@@ -58,9 +60,10 @@ def add_key_options(parser: argparse.ArgumentParser, *, path_dest: str) -> None:
     parser.set_defaults(journal_path_dest=path_dest)
 
 
-def journal_and_keys(args: argparse.Namespace, *, clock: Clock) -> tuple[Path, JournalKeys]:
-    """The journal a command names (its argument, else ``--config``'s journal) and its
-    keys, read from the vault the options name (none opened when none is needed)."""
+def journal_locator_of(args: argparse.Namespace, *, clock: Clock) -> JournalLocator:
+    """The journal a read-only command names (its argument, else ``--config``'s journal:
+    SQLite, or PostgreSQL with ``[journal] backend = "postgres"``) and what reading it
+    takes, from the vault the options name (none opened when none is needed)."""
     named: str | None = getattr(args, args.journal_path_dest)
     if args.config is not None:
         return _from_config(Path(args.config), named, clock)
@@ -68,117 +71,45 @@ def journal_and_keys(args: argparse.Namespace, *, clock: Clock) -> tuple[Path, J
         raise UsageError("name the journal file, or give the node's config (--config CONFIG)")
     path = Path(named)
     if args.vault is not None:
-        return path, _from_vault(Path(args.vault), path, clock)
+        return JournalLocator.sqlite(path, _from_vault(Path(args.vault), path, clock))
     if is_encrypted(path):
         raise UsageError(
             f"{path}: not a bastion journal, or an encrypted one (its first bytes are not "
             f"SQLite's): to read an encrypted journal, {KEY_OPTIONS_HINT}"
         )
-    return path, PLAINTEXT
+    return JournalLocator.sqlite(path, PLAINTEXT)
 
 
-def _from_config(config_path: Path, named: str | None, clock: Clock) -> tuple[Path, JournalKeys]:
-    config = load_config(config_path, PaperConfig)
-    base_dir = config_path.resolve().parent
-    path = Path(named) if named is not None else resolve_path(base_dir, config.journal.path)
-    refs = config.journal.secret_refs()
-    if not refs:
-        return path, PLAINTEXT
-    try:
-        secrets = load_secrets(
-            refs,
-            vault=config.vault,
-            base_dir=base_dir,
-            scope="live" if config.node.mode == "live" else "paper",
-            clock=clock,
-        )
-        return path, journal_keys(config.journal, secrets)
-    except ConfigError as error:
-        raise type(error)(f"{config_path}: {error}") from None
-
-
-class PostgresSource(NamedTuple):
-    """A PostgreSQL journal named by a node's config, with what reading it takes."""
-
-    url: str
-    name: str
-    password: str | None
-    keys: JournalKeys
-    anchors: Path
-    connect_timeout_s: int
-    local_path: Path
-    """The local path the node names its own files after (``journal.path``)."""
-
-    def __repr__(self) -> str:  # the password and keys never: it may reach a log or error
-        return f"PostgresSource(url={self.url!r}, name={self.name!r})"
-
-    def locator(self) -> JournalLocator:
-        """What the features that read a journal take (``bastion.journal.readable``)."""
-        return JournalLocator.postgres(
-            self.url,
-            name=self.name,
-            path=self.local_path,
-            password=self.password,
-            keys=self.keys,
-            connect_timeout_s=self.connect_timeout_s,
-        )
-
-
-def postgres_source(args: argparse.Namespace, *, clock: Clock) -> PostgresSource | None:
-    """The PostgreSQL journal ``--config`` names (``[journal] backend = "postgres"``),
-    its password and keys from the config's vault; None for a SQLite journal."""
-    if args.config is None:
-        return None
-    config_path = Path(args.config)
+def _from_config(config_path: Path, named: str | None, clock: Clock) -> JournalLocator:
     config = load_config(config_path, PaperConfig)
     journal = config.journal
-    if journal.backend != "postgres":
-        return None
-    if getattr(args, args.journal_path_dest) is not None:
+    if journal.backend == "postgres" and named is not None:
         raise UsageError(
             f"{config_path}: its journal is in PostgreSQL (journal.backend); "
             "leave out the journal file"
         )
-    from bastion.journal.anchors import anchor_path
-    from bastion.journal.factory import journal_local_path, journal_password
-
     base_dir = config_path.resolve().parent
     refs = journal.secret_refs()
-    keys, password = PLAINTEXT, None
-    if refs:
-        try:
-            secrets = load_secrets(
+    try:
+        secrets = (
+            load_secrets(
                 refs,
                 vault=config.vault,
                 base_dir=base_dir,
                 scope="live" if config.node.mode == "live" else "paper",
                 clock=clock,
             )
-            keys = journal_keys(journal, secrets)
-            password = journal_password(journal, secrets)
-        except ConfigError as error:
-            raise type(error)(f"{config_path}: {error}") from None
-    assert journal.url is not None
-    local_path = journal_local_path(journal, base_dir)
-    return PostgresSource(
-        url=journal.url,
-        name=config.journal_name(),
-        password=password,
-        keys=keys,
-        anchors=anchor_path(local_path),
-        connect_timeout_s=journal.connect_timeout_s,
-        local_path=local_path,
-    )
-
-
-def journal_locator_of(args: argparse.Namespace, *, clock: Clock) -> JournalLocator:
-    """The journal a read-only command names, SQLite or PostgreSQL (``--config`` with
-    ``[journal] backend = "postgres"``), with what reading it takes from the vault."""
-    source = postgres_source(args, clock=clock)
-    if source is not None:
-        return source.locator()
-    path, keys = journal_and_keys(args, clock=clock)
-    return JournalLocator.sqlite(path, keys)
+            if refs
+            else None
+        )
+        keys = PLAINTEXT if secrets is None else journal_keys(journal, secrets)
+        if named is not None:
+            return JournalLocator.sqlite(Path(named), keys)
+        return journal_locator(
+            journal, base_dir=base_dir, keys=keys, secrets=secrets, name=config.journal_name()
+        )
+    except ConfigError as error:
+        raise type(error)(f"{config_path}: {error}") from None
 
 
 def _from_vault(vault_path: Path, path: Path, clock: Clock) -> JournalKeys:

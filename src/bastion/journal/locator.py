@@ -7,14 +7,20 @@ shows neither the keys nor the password.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from bastion.journal.anchors import anchor_path
 from bastion.journal.config import Backend
 from bastion.journal.keys import PLAINTEXT, JournalKeys
 from bastion.journal.readable import ReadableJournal, SqliteJournalReader
-from bastion.journal.reader import NoJournalYet
+from bastion.journal.reader import NoJournalYet, VerifyResult, verify_journal
 from bastion.storage.connect import is_encrypted
+
+if TYPE_CHECKING:
+    from bastion.journal.pg_reader import PostgresJournalReader
 
 __all__ = ["JournalLocator"]
 
@@ -77,6 +83,18 @@ class JournalLocator:
         database cannot be reached; never holding its password)."""
         if self.backend == "sqlite":
             return SqliteJournalReader(self.path, self.keys)
+        return self._postgres_reader()
+
+    def verify(self) -> VerifyResult:
+        """Check the whole journal, as ``bastion journal verify`` does: every record's
+        seq, chain, payload and seal, every snapshot, and each anchor in the local
+        anchors file (``anchor_path(path)``). Raises as ``open`` does."""
+        if self.backend == "sqlite":
+            return verify_journal(self.path, keys=self.keys)
+        with closing(self._postgres_reader()) as reader:
+            return reader.verify(anchors=anchor_path(self.path))
+
+    def _postgres_reader(self) -> PostgresJournalReader:
         from bastion.journal.pg_reader import PostgresJournalReader
 
         assert self.url is not None and self.name is not None

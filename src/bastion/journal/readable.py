@@ -1,12 +1,12 @@
 """Reading the node's journal whichever backend holds it: ``ReadableJournal``.
 
 The features that read a journal beside its writer (the audit trail, the paper/live and
-arming checks at start, the incident bundle, ``bastion manifest``) read through
-``ReadableJournal``. ``SqliteJournalReader`` (the file opened ``mode=ro`` for each read)
-and ``bastion.journal.pg_reader.PostgresJournalReader`` (one autocommit connection,
-selects only) implement it and give the same answers for the same events; neither
-writes. Such a feature keeps a ``bastion.journal.locator.JournalLocator`` and opens
-the journal when it reads.
+arming checks at start, the incident bundle, ``bastion manifest``, ``bastion journal
+export|stats``) read through ``ReadableJournal``. ``SqliteJournalReader`` (the file
+opened ``mode=ro`` for each read) and ``bastion.journal.pg_reader.PostgresJournalReader``
+(one autocommit connection, selects only) implement it and give the same answers for the
+same events; neither writes. Such a feature keeps a ``bastion.journal.locator.JournalLocator``
+and opens the journal when it reads (``JournalLocator.verify`` is the full check).
 """
 
 from __future__ import annotations
