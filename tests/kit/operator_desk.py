@@ -31,9 +31,17 @@ from kit.strategies import IDLE_STRATEGY
 class Desk:
     """The kernel (strategies ``a`` and ``b``), its operator and the guard before it."""
 
-    def __init__(self, tmp_path: Path, journal: Journal, readable: JournalLocator) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        journal: Journal,
+        readable: JournalLocator,
+        *,
+        risk: RiskConfig | None = None,
+    ) -> None:
         (tmp_path / "idle.py").write_text(IDLE_STRATEGY)
-        risk = RiskConfig(max_order_quantity=Decimal(10), max_long_quantity=Decimal(4))
+        if risk is None:
+            risk = RiskConfig(max_order_quantity=Decimal(10), max_long_quantity=Decimal(4))
         self.kernel = build(tmp_path, journal, risk)
         self.kernel.start()
         self.journal = journal

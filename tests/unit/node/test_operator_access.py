@@ -6,8 +6,6 @@ operator disabling a strategy; every decision in the journal with the identity."
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bastion.clock import SimClock
 from bastion.journal import SqliteJournal
+from bastion.journal.locator import JournalLocator
 from bastion.model.enums import TradingState
 from bastion.model.events import (
     ApprovalGranted,
@@ -28,49 +26,25 @@ from bastion.model.events import (
     StrategyDisabled,
     TradingStateChanged,
 )
-from bastion.node.actions import NodeOperator
-from bastion.node.approvals import Approvals
-from bastion.node.authz import CommandGuard
-from bastion.node.control import handle_line
-from bastion.node.identity import Identities
 from bastion.risk.config import RiskConfig
-from kit.control import UIDS, desk_store, peer
+from kit.control import UIDS
 from kit.journal_reading import peek_journal
-from kit.risk_kernel import RISK, build
-from kit.strategies import IDLE_STRATEGY
+from kit.operator_desk import Desk as OperatorDesk
+from kit.risk_kernel import RISK
 
 
-class Desk:
+class Desk(OperatorDesk):
     """A backtest kernel (max_order_quantity 10, [risk]'s factor 2) behind a guard with
     one operator per role and four-eyes at 60 s."""
 
     def __init__(self, tmp_path: Path, journal: SqliteJournal) -> None:
-        (tmp_path / "idle.py").write_text(IDLE_STRATEGY)
         risk = RiskConfig(**{**_fields(RISK), "max_order_quantity": Decimal(10)})
-        self.kernel = build(tmp_path, journal, risk)
-        self.kernel.start()
-        self.journal = journal
-        self.operator = NodeOperator(self.kernel)
-        users = desk_store(tmp_path / "users", SimClock(self.kernel.clock.timestamp_ns()))
-        self.guard = CommandGuard(
-            commands=self.operator,
-            identities=Identities(users, now_ns=self.kernel.clock.timestamp_ns),
-            approvals=Approvals(clock=self.kernel.clock, id_prefix="1."),
-            window_s=lambda _action: 60.0,
-            publish=self.kernel.bus.publish,
-            commit=self.operator.committed,
-            clock=self.kernel.clock,
-        )
-
-    def ask(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
-        line = json.dumps(request).encode()
-        answer = asyncio.run(handle_line(line, self.guard, peer(UIDS[name])))
-        decoded: dict[str, Any] = json.loads(answer)
-        return decoded
+        super().__init__(tmp_path, journal, JournalLocator.sqlite(journal.path), risk=risk)
+        self.sqlite = journal
 
     def journaled(self, kind: type) -> list[Any]:
-        self.journal.flush()
-        return [e for _, e in peek_journal(self.journal.path) if isinstance(e, kind)]
+        self.sqlite.flush()
+        return [e for _, e in peek_journal(self.sqlite.path) if isinstance(e, kind)]
 
 
 def _fields(config: RiskConfig) -> dict[str, Any]:
