@@ -64,7 +64,7 @@ class VenueRecovery(msgspec.Struct, kw_only=True):
     reconciliation: dict[str, Any]
     """``bastion recover``'s reconciliation report (all venues summed)."""
     mismatches: list[str]
-    exit_code: int
+    """The reconciliation's; a node that exited without reconciling says so here."""
 
 
 def recover_against_venues(
@@ -102,7 +102,6 @@ def recover_against_venues(
         positions=positions,
         reconciliation=reconciliation,
         mismatches=mismatches,
-        exit_code=code,
     )
 
 
